@@ -1,0 +1,61 @@
+"""Irreversible anonymisation rules, as SQL expressions.
+
+Anonymisation here means generalising or removing values so that a row can no longer be
+tied to a person (GDPR recital 26; WP29 opinion 05/2014): a keyed hash or encryption is
+only pseudonymisation and is deliberately not offered. Rules:
+
+* ``null`` - remove the value;
+* ``keep`` - a column judged non-identifying (a product, a country); never allowed on a
+  subject identifier;
+* ``year`` / ``month`` - a date or timestamp truncated to the first day of its year or month;
+* ``{prefix: N}`` - the first N characters (a postcode's département);
+* ``{round: R}`` - a number truncated towards zero to a multiple of R.
+
+An anonymised row also loses the dates that would date the person's history
+(``retention_start``, ``retention_until``, ``archived_at``) and its ``run_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, cast, func, null, type_coerce
+from sqlalchemy.sql.elements import ColumnElement
+
+from .policy import AnonymizeRule, PrefixRule, RoundRule
+
+_SQLITE_TRUNCATE = {"year": "start of year", "month": "start of month"}
+
+
+def rule_expression(column: Any, rule: AnonymizeRule, dialect: str) -> ColumnElement[Any] | None:
+    """The new value of ``column`` under ``rule``; ``None`` means leave it as it is."""
+    if rule == "keep":
+        return None
+    if rule == "null":
+        return null()
+    if isinstance(rule, PrefixRule):
+        return func.substr(column, 1, rule.prefix)
+    if isinstance(rule, RoundRule):
+        if dialect == "sqlite":
+            return type_coerce(cast(column / rule.round, Integer) * rule.round, column.type)
+        return cast(func.trunc(column / rule.round) * rule.round, column.type)
+    if rule in _SQLITE_TRUNCATE:
+        return _truncate(column, rule, dialect)
+    raise ValueError(f"unknown anonymisation rule {rule!r}")
+
+
+def _truncate(column: Any, unit: str, dialect: str) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        # SQLite stores text: keep the column's own format (date or date and time).
+        fn = func.datetime if isinstance(column.type, DateTime) else func.date
+        return type_coerce(fn(column, _SQLITE_TRUNCATE[unit]), column.type)
+    return cast(func.date_trunc(unit, column), column.type)
+
+
+ANONYMISED_METADATA = {
+    "retention_start": None,
+    "retention_until": None,
+    "archived_at": None,
+    "run_id": None,
+    "anonymized": True,
+}

@@ -1,0 +1,139 @@
+"""Move rows whose active period has ended into the restricted archive.
+
+Per batch, in one transaction:
+
+1. (PostgreSQL) lock the batch's parent rows, so the application cannot change or give
+   them new children between the copy and the delete;
+2. copy the parents, then each level of children, keeping only the archive columns and
+   stamping ``retention_until = start + active period + archive period`` - counted from
+   the start event, not from today, so a late run never extends retention;
+3. delete children bottom-up, then parents, and only rows whose copy is in the archive;
+4. check that every table removed exactly as many rows as it copied, and write one
+   audit event per table.
+
+If anything fails the whole batch rolls back: no row is ever in neither place or in both.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .batches import BatchResult, child_condition, in_batches, same_key
+from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
+from .clock import is_due, retention_dates
+from .errors import BatchIntegrityError
+from .policy import TablePolicy
+from .steps import StepContext, open_step
+
+log = logging.getLogger(__name__)
+
+
+def archive_category(step: StepContext, batch_size: int | None = None) -> dict[str, int]:
+    """Archive every due row of the category; returns rows archived per table."""
+    category, policy = step.category, step.policy
+    totals: dict[str, int] = {}
+    if not category.has_archive:
+        log.info("%s has no archive period: rows go straight to end of life in purge", category.key)
+        return totals
+    nodes = open_step(step, create_archive=not step.ctx.dry_run)
+    size = batch_size or policy.batch_size_for(category)
+    for root in nodes:
+        due = _due_for_archive(root, step)
+        if step.ctx.dry_run:
+            _log_would_archive(step, root, due)
+            continue
+        for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
+                                where=due, batch_size=size,
+                                work=lambda conn, cond, root=root: _move_batch(conn, root, cond, step)):
+            _add(totals, batch)
+            log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
+    return totals
+
+
+def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
+    policy: TablePolicy = root.policy  # type: ignore[assignment]
+    start = root.source.c[policy.start_event.column]
+    return is_due(start, step.category.active_period, step.ctx.as_of, step.policy.zone)
+
+
+def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
+    if step.target.dialect == "postgresql":
+        _lock(conn, root, cond)
+    copied = _copy_tree(conn, root, cond, step, parent=None)
+    removed = _delete_copied_tree(conn, root, cond)
+    if copied != removed:
+        raise BatchIntegrityError(
+            f"archive of {root.name}: copied {copied} but removed {removed} rows; the batch was rolled back"
+        )
+    for table_name, count in copied.items():
+        if count:
+            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="archive",
+                         table_name=table_name, row_count=count)
+    return copied
+
+
+def _lock(conn: Connection, root: TableNode, cond: ColumnElement[bool]) -> None:
+    locked = select(literal(1)).select_from(root.source).where(cond).with_for_update().subquery()
+    conn.execute(select(func.count()).select_from(locked))
+
+
+def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
+               parent: TableNode | None) -> dict[str, int]:
+    kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
+    source_columns = [node.source.c[name] for name in kept]
+    if parent is None:
+        dates = _root_dates(node, step)
+        query = select(*source_columns, *dates).where(cond)
+    else:
+        # Children inherit their parent's dates: they live and die with it.
+        parent_copy = parent.archive
+        query = (select(*source_columns, parent_copy.c.retention_start, parent_copy.c.retention_until)
+                 .select_from(node.source.join(parent_copy, same_key(node.source, parent_copy, node.foreign_key, parent.key_columns)))
+                 .where(cond))
+    stamp = [literal(datetime.now(timezone.utc), type_=node.archive.c.archived_at.type),
+             literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
+    query = query.add_columns(*stamp)
+    # preserve_rowcount: SQLAlchemy only guarantees rowcount for UPDATE/DELETE otherwise.
+    statement = insert(node.archive).from_select([*kept, *ARCHIVE_METADATA_COLUMNS], query)
+    result = conn.execute(statement.execution_options(preserve_rowcount=True))
+    counts = {node.name: result.rowcount}
+    for child in node.children:
+        counts.update(_copy_tree(conn, child, child_condition(child, node, "source", cond), step, node))
+    return counts
+
+
+def _root_dates(root: TableNode, step: StepContext) -> list[ColumnElement[Any]]:
+    policy: TablePolicy = root.policy  # type: ignore[assignment]
+    return list(retention_dates(root.source.c[policy.start_event.column], step.category.active_period,
+                                step.category.archive_or_zero, step.target.dialect, step.policy.zone))
+
+
+def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]) -> dict[str, int]:
+    """Delete children first, then the parents; only rows whose archive copy exists."""
+    counts: dict[str, int] = {}
+    for child in node.children:
+        counts.update(_delete_copied_tree(conn, child, child_condition(child, node, "source", cond)))
+    # Aliased: on SQLite the archive table has the same name as its source.
+    copy = node.archive.alias("archived_copy")
+    copy_exists = exists().where(same_key(copy, node.source, node.key_columns, node.key_columns))
+    counts[node.name] = conn.execute(delete(node.source).where(and_(cond, copy_exists))).rowcount
+    return counts
+
+
+def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bool]) -> None:
+    with step.target.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
+    log.info("Would archive %d rows from %s (category %s, as of %s)", count, root.name,
+             step.category.key, step.ctx.as_of)
+
+
+def _add(totals: dict[str, int], batch: BatchResult) -> None:
+    for name, count in batch.counts.items():
+        totals[name] = totals.get(name, 0) + count

@@ -1,0 +1,144 @@
+"""What is due, per table, on a given day - counted, never changed.
+
+The plan is what a dry run shows and what the DAG logs before anything moves: rows due
+for the archive, rows at end of life, rows that cannot be aged because their start date
+is missing, and the child rows that will move with their parents. It writes a ``plan``
+audit event per table and, for defective missing dates, a ``quality_finding`` event -
+counts only, never the rows themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import false, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .batches import child_condition
+from .catalog import TableNode, archive_exists
+from .clock import is_due, retention_dates
+from .policy import TablePolicy
+from .steps import StepContext, open_step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: str
+    active_rows: int
+    due_for_archive: int
+    due_for_end_of_life: int
+    missing_start: int
+    missing_start_means: str
+    last_due_start: date
+    children: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def defective(self) -> int:
+        return self.missing_start if self.missing_start_means == "defect" else 0
+
+
+@dataclass(frozen=True)
+class CategoryPlan:
+    category: str
+    as_of: date
+    policy_version: str
+    has_archive: bool
+    end_action: str
+    tables: list[TablePlan]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (dates as ISO strings), for XCom and the task log."""
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        for table in data["tables"]:
+            table["last_due_start"] = table["last_due_start"].isoformat()
+        return data
+
+
+def plan_category(step: StepContext) -> CategoryPlan:
+    """Count what the category's run would do on ``step.ctx.as_of``; audit the counts."""
+    nodes = open_step(step, create_archive=False)
+    with step.target.engine.connect() as conn:
+        tables = [_plan_table(conn, root, step) for root in nodes]
+    plan = CategoryPlan(step.category.key, step.ctx.as_of, step.policy.version, step.category.has_archive,
+                        step.category.end_action, tables)
+    with step.target.engine.begin() as conn:
+        for table in tables:
+            _audit_plan(conn, step, table)
+    return plan
+
+
+def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePlan:
+    policy: TablePolicy = root.policy  # type: ignore[assignment]
+    category, as_of = step.category, step.ctx.as_of
+    start = root.source.c[policy.start_event.column]
+    due = is_due(start, category.active_period, as_of, step.policy.zone)
+    active_rows, due_rows, missing = conn.execute(select(
+        func.count(),
+        func.count().filter(due),
+        func.count().filter(start.is_(None)),
+    ).select_from(root.source)).one()
+    if category.has_archive:
+        due_for_archive = due_rows
+        end_of_life = _archive_end_of_life(conn, root, step) + _due_and_already_expired(conn, root, step, due)
+    else:
+        due_for_archive, end_of_life = 0, due_rows
+    children = {
+        node.name: conn.execute(select(func.count()).select_from(node.source).where(cond)).scalar_one()
+        for node, cond in _descendant_conditions(root, due)
+    }
+    return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
+                     policy.start_event.when_missing, category.active_period.last_due_start(as_of), children)
+
+
+def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -> int:
+    if not archive_exists(conn, root):
+        return 0
+    archive = root.archive
+    return conn.execute(select(func.count()).select_from(archive).where(
+        archive.c.retention_until <= literal(step.ctx.as_of, type_=archive.c.retention_until.type),
+        archive.c.anonymized == false(),
+    )).scalar_one()
+
+
+def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
+    """Active rows so late that their archive period has also ended: purged the same run."""
+    policy: TablePolicy = root.policy  # type: ignore[assignment]
+    _, until = retention_dates(root.source.c[policy.start_event.column], step.category.active_period,
+                               step.category.archive_or_zero, step.target.dialect, step.policy.zone)
+    return conn.execute(select(func.count()).select_from(root.source).where(
+        due, until <= literal(step.ctx.as_of))).scalar_one()
+
+
+def _descendant_conditions(node: TableNode, cond: ColumnElement[bool]) -> list[tuple[TableNode, ColumnElement[bool]]]:
+    out = []
+    for child in node.children:
+        child_cond = child_condition(child, node, "source", cond)
+        out.append((child, child_cond))
+        out += _descendant_conditions(child, child_cond)
+    return out
+
+
+def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
+    details = {
+        "active_rows": table.active_rows,
+        "due_for_archive": table.due_for_archive,
+        "due_for_end_of_life": table.due_for_end_of_life,
+        "missing_start": table.missing_start,
+        "last_due_start": table.last_due_start,
+        "children": table.children,
+    }
+    audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",
+                 table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life, details=details)
+    if table.defective:
+        log.warning("%d rows of %s have no start date (%s): they cannot be aged and need fixing",
+                    table.defective, table.table, "defect")
+        audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="quality_finding",
+                     table_name=table.table, row_count=table.defective, details={"missing_start_date": table.defective})

@@ -1,0 +1,305 @@
+"""The retention policy: the charter's schedule as validated, frozen data.
+
+A policy is a YAML file (``include/policy/retention_policy.yaml``, or the file named by
+the ``RETENTION_POLICY`` environment variable). Loading it checks types, unknown keys,
+periods, identifiers and the rules that tie keys together, and reports *every* mistake
+with the file, the key path and the bad value. ``catalog.check_against_database`` then
+checks that the schemas, tables and columns it names exist.
+
+The engine knows nothing about any particular schema: everything it touches is named
+here. Tables are a tree (``children``) so that child rows move and die with their parent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from .errors import PolicyError, Problem
+from .periods import Period
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policy" / "retention_policy.yaml"
+POLICY_ENV_VAR = "RETENTION_POLICY"
+
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+
+_CRON_FIELD = r"[0-9A-Za-z*/,\-?LW#]+"
+_CRON = re.compile(rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}\s*$")
+
+
+def _as_list(value: Any) -> Any:
+    """Let a single column be written as a plain string: ``primary_key: id``."""
+    return [value] if isinstance(value, str) else value
+
+
+def _parse_period(value: Any) -> Any:
+    return Period.parse(value) if isinstance(value, str) else value
+
+
+ColumnList = Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)]
+PeriodField = Annotated[Period, BeforeValidator(_parse_period), PlainSerializer(str)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently disable a rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Label(_Strict):
+    fr: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class StartEvent(_Strict):
+    """Where a row's retention clock starts, and what a missing value means.
+
+    ``when_missing: ongoing`` - the event has not happened yet (a contract still
+    running, a request still open): the row stays active.
+    ``when_missing: defect`` - the event always exists, so a missing value is a data
+    defect: the row cannot be aged, stays where it is, and is reported.
+    """
+
+    column: Identifier
+    when_missing: Literal["ongoing", "defect"]
+
+
+class PrefixRule(_Strict):
+    """Keep the first ``prefix`` characters (a postcode's département: ``75``)."""
+
+    prefix: int = Field(ge=1)
+
+
+class RoundRule(_Strict):
+    """Round a number down to a multiple of ``round`` (an amount to the nearest 100)."""
+
+    round: float = Field(gt=0)
+
+
+AnonymizeRule = Union[Literal["null", "keep", "year", "month"], PrefixRule, RoundRule]
+
+
+class _TableBase(_Strict):
+    table: Identifier
+    schema_name: Identifier | None = Field(default=None, alias="schema")
+    primary_key: ColumnList
+    archive_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
+    subject_identifiers: dict[Identifier, ColumnList] = {}
+    anonymize: dict[Identifier, AnonymizeRule] = {}
+    children: list["ChildTable"] = []
+
+    def walk(self) -> list["_TableBase"]:
+        """This table and all its descendants, parents before children."""
+        return [self] + [t for child in self.children for t in child.walk()]
+
+
+class ChildTable(_TableBase):
+    """A table whose rows belong to a parent row and share its fate.
+
+    ``foreign_key`` lists this table's columns that hold the parent's primary key, in
+    the same order. Foreign keys are not discovered from the database on purpose: the
+    policy states the tree, and ``catalog`` checks that no undeclared foreign key points
+    at a table the engine deletes from.
+    """
+
+    foreign_key: ColumnList
+
+
+class TablePolicy(_TableBase):
+    """A table whose rows carry their own retention clock."""
+
+    start_event: StartEvent
+
+
+class Category(_Strict):
+    """One row of the charter's schedule."""
+
+    key: str = ""
+    label: Label
+    legal_basis: str = Field(min_length=1)
+    archive_purpose: str | None = None
+    schedule: str
+    active_period: PeriodField
+    archive_period: PeriodField | None = None
+    end_action: Literal["delete", "anonymize"]
+    batch_size: int | None = Field(default=None, ge=1)
+    tables: list[TablePolicy] = Field(min_length=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise ValueError("must be a 5-field cron expression such as '30 2 * * *'")
+        return value
+
+    @property
+    def has_archive(self) -> bool:
+        return self.archive_period is not None and not self.archive_period.is_zero
+
+    @property
+    def archive_or_zero(self) -> Period:
+        return self.archive_period or Period()
+
+
+class RetentionPolicy(_Strict):
+    """The whole schedule. ``version`` is stamped on every archived row and audit event."""
+
+    version: str = Field(min_length=1)
+    timezone: str = "Europe/Paris"
+    source_schema: Identifier = "public"
+    archive_schema: Identifier = "archive"
+    audit_table: Identifier = "retention_audit"
+    batch_size: int = Field(default=10_000, ge=1)
+    categories: dict[Identifier, Category] = Field(min_length=1)
+    source: str = Field(default="<memory>", exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown IANA time zone; the charter's is 'Europe/Paris'") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def category(self, key: str) -> Category:
+        try:
+            return self.categories[key]
+        except KeyError:
+            known = ", ".join(sorted(self.categories))
+            raise PolicyError(self.source, [Problem("categories", f"no category {key!r}; known: {known}")]) from None
+
+    def batch_size_for(self, category: Category) -> int:
+        return category.batch_size or self.batch_size
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:
+    """Load and validate a policy: ``path``, else ``$RETENTION_POLICY``, else the default."""
+    chosen = Path(path or os.environ.get(POLICY_ENV_VAR) or DEFAULT_POLICY_PATH)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(chosen), [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(chosen), [Problem("", f"not valid YAML: {exc}")]) from None
+    return parse_policy(data, source=str(chosen))
+
+
+def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
+    """Validate already-parsed YAML. Raises ``PolicyError`` listing every problem."""
+    if not isinstance(data, dict):
+        raise PolicyError(source, [Problem("", "the file must hold a mapping with version and categories", type(data).__name__)])
+    try:
+        policy = RetentionPolicy.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise PolicyError(source, [_problem_from_pydantic(err) for err in exc.errors()]) from None
+    policy = policy.model_copy(
+        update={"categories": {k: c.model_copy(update={"key": k}) for k, c in policy.categories.items()}}
+    )
+    problems = _consistency_problems(policy)
+    if problems:
+        raise PolicyError(source, problems)
+    return policy
+
+
+def _problem_from_pydantic(err: dict[str, Any]) -> Problem:
+    path = ""
+    for part in err["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule"}:
+            continue  # union branch names: noise for a YAML author
+        else:
+            path += f".{part}" if path else str(part)
+    value = err.get("input")
+    if isinstance(value, (dict, list)):
+        value = None  # do not echo a whole sub-tree back
+    return Problem(path, err["msg"], value)
+
+
+def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
+    """Rules that tie several keys together; each problem names its key path."""
+    problems: list[Problem] = []
+    owner: dict[str, str] = {}
+    for key, category in policy.categories.items():
+        base = f"categories.{key}"
+        if category.has_archive and not category.archive_purpose:
+            problems.append(Problem(f"{base}.archive_purpose", "required when there is an archive period"))
+        for t_index, table in enumerate(category.tables):
+            for path, node in _walk_with_paths(table, f"{base}.tables[{t_index}]"):
+                # Archive tables are named after their source table, so a name is taken once.
+                if node.table in owner:
+                    problems.append(Problem(
+                        f"{path}.table",
+                        f"table already governed by category {owner[node.table]!r}; a table belongs to one category",
+                        node.table,
+                    ))
+                owner.setdefault(node.table, key)
+                problems += _table_problems(node, path, category)
+    return problems
+
+
+def _walk_with_paths(node: _TableBase, path: str) -> list[tuple[str, _TableBase]]:
+    out = [(path, node)]
+    for i, child in enumerate(node.children):
+        out += _walk_with_paths(child, f"{path}.children[{i}]")
+    return out
+
+
+def _table_problems(node: _TableBase, path: str, category: Category) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, child in enumerate(node.children):
+        if len(child.foreign_key) != len(node.primary_key):
+            problems.append(Problem(
+                f"{path}.children[{i}].foreign_key",
+                f"has {len(child.foreign_key)} column(s) but the parent's primary key has {len(node.primary_key)}",
+                child.foreign_key,
+            ))
+    if category.end_action != "anonymize":
+        if node.anonymize:
+            problems.append(Problem(f"{path}.anonymize", "only allowed when the category's end_action is anonymize"))
+        return problems
+    if not category.has_archive:
+        # Anonymised rows are kept in the archive schema; with no archive there is nowhere to keep them.
+        problems.append(Problem(f"categories.{category.key}.end_action",
+                                "anonymize needs an archive_period: anonymised rows are kept in the archive"))
+    keys = set(node.primary_key) | set(getattr(node, "foreign_key", []))
+    for column in node.archive_columns:
+        if column not in node.anonymize and column not in keys:
+            problems.append(Problem(f"{path}.anonymize",
+                                    "every archive column needs a rule (null, keep, year, month, prefix, round)", column))
+    identifiers = {c for cols in node.subject_identifiers.values() for c in cols}
+    for column, rule in node.anonymize.items():
+        if column not in node.archive_columns:
+            problems.append(Problem(f"{path}.anonymize.{column}", "not one of this table's archive_columns", column))
+        elif column in keys:
+            problems.append(Problem(f"{path}.anonymize.{column}", "key columns cannot be rewritten", column))
+        elif column in identifiers and rule == "keep":
+            problems.append(Problem(f"{path}.anonymize.{column}", "a subject identifier cannot be kept in an anonymised row", rule))
+    return problems
+
+
+for _model in (_TableBase, ChildTable, TablePolicy):
+    _model.model_rebuild()

@@ -1,0 +1,119 @@
+"""End of life: destroy or anonymise rows whose whole retention has run out.
+
+* Categories with an archive: archive rows with ``retention_until <= as_of`` are deleted
+  (children first) or anonymised in place, by the category's ``end_action``.
+* Categories without an archive (navigation tracking): active rows whose active period
+  has ended are deleted directly, with their children - they never reach the archive.
+
+Each batch is one transaction with its audit events; a failing batch rolls back whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import and_, delete, false, func, literal, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .anonymize import ANONYMISED_METADATA, rule_expression
+from .batches import child_condition, in_batches
+from .catalog import TableNode, archive_exists
+from .clock import is_due
+from .policy import TablePolicy
+from .steps import StepContext, open_step
+
+log = logging.getLogger(__name__)
+
+
+def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str, dict[str, int]]:
+    """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``."""
+    nodes = open_step(step, create_archive=False)
+    size = batch_size or step.policy.batch_size_for(step.category)
+    action = "anonymized" if step.category.end_action == "anonymize" else "deleted"
+    totals: dict[str, int] = {}
+    for root in nodes:
+        side, where = _end_of_life(step, root)
+        if where is None:
+            continue
+        table = getattr(root, side)
+        if step.ctx.dry_run:
+            _log_would_purge(step, root, table, where, action)
+            continue
+        work = _anonymize_batch if action == "anonymized" else _delete_batch
+        for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
+                                batch_size=size,
+                                work=lambda conn, cond, root=root, side=side, work=work: work(conn, root, side, cond, step)):
+            for name, count in batch.counts.items():
+                totals[name] = totals.get(name, 0) + count
+            log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
+                     batch.seconds, batch.counts)
+    return {action: totals}
+
+
+def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement[bool] | None]:
+    """Which side holds the rows at end of life, and the condition that selects them."""
+    if not step.category.has_archive:
+        policy: TablePolicy = root.policy  # type: ignore[assignment]
+        start = root.source.c[policy.start_event.column]
+        return "source", is_due(start, step.category.active_period, step.ctx.as_of, step.policy.zone)
+    with step.target.engine.connect() as conn:
+        if not archive_exists(conn, root):
+            return "archive", None
+    archive = root.archive
+    return "archive", and_(archive.c.retention_until <= literal(step.ctx.as_of, type_=archive.c.retention_until.type),
+                           archive.c.anonymized == false())
+
+
+def _delete_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],
+                  step: StepContext) -> dict[str, int]:
+    counts = _delete_tree(conn, root, side, cond)
+    _audit(conn, step, "delete", counts)
+    return counts
+
+
+def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnElement[bool]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for child in node.children:
+        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond)))
+    counts[node.name] = conn.execute(delete(getattr(node, side)).where(cond)).rowcount
+    return counts
+
+
+def _anonymize_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],
+                     step: StepContext) -> dict[str, int]:
+    counts = _anonymize_tree(conn, root, cond, step.target.dialect)
+    _audit(conn, step, "anonymize", counts)
+    return counts
+
+
+def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], dialect: str) -> dict[str, int]:
+    # Children first: the parent's condition stops matching once the parent is anonymised.
+    counts: dict[str, int] = {}
+    for child in node.children:
+        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), dialect))
+    archive = node.archive
+    values: dict[str, Any] = dict(ANONYMISED_METADATA)
+    for column, rule in node.policy.anonymize.items():
+        expression = rule_expression(archive.c[column], rule, dialect)
+        if expression is not None:
+            values[column] = expression
+    counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount
+    return counts
+
+
+def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, int]) -> None:
+    for table_name, count in counts.items():
+        if count:
+            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action=action,
+                         table_name=table_name, row_count=count)
+
+
+def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str) -> None:
+    with step.target.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+    verb = "anonymise" if action == "anonymized" else "delete"
+    log.info("Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key,
+             step.ctx.as_of)

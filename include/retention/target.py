@@ -1,0 +1,90 @@
+"""The target database: one SQLAlchemy engine, and where active and archive tables live.
+
+PostgreSQL keeps active tables in ``policy.source_schema`` (or a table's own ``schema``)
+and the archive in the schema ``policy.archive_schema``. SQLite has no schemas: active
+tables are in the main database and the archive is a second database file ATTACHed
+under the archive schema's name, so the archive can be handed to the DPO, or locked
+down, as a file of its own. One transaction spans both files (rollback journal mode),
+which is what keeps a batch's copy and delete atomic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+
+@dataclass(frozen=True)
+class Target:
+    """An engine plus the schema naming rules of its dialect."""
+
+    engine: Engine
+    archive_schema: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def source_schema(self, schema: str | None) -> str | None:
+        """The schema to use for an active table (SQLite: always the main database)."""
+        return None if self.is_sqlite else schema
+
+    def ensure_archive_schema(self) -> None:
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.archive_schema}"'))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def sqlite_archive_path(database: str) -> Path:
+    """``/data/crm.db`` -> ``/data/crm.archive.db``: the archive sits beside its source."""
+    path = Path(database)
+    return path.with_name(f"{path.stem}.archive{path.suffix or '.db'}")
+
+
+def connect(url: str, archive_schema: str = "archive") -> Target:
+    """Open the target database named by a SQLAlchemy URL.
+
+    ``archive_schema`` must already be a validated identifier (it comes from the policy).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return Target(_sqlite_engine(url, archive_schema), archive_schema)
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return Target(create_engine(parsed, pool_pre_ping=True), archive_schema)
+
+
+def _sqlite_engine(url: str, archive_schema: str) -> Engine:
+    parsed = make_url(url)
+    if not parsed.database or parsed.database == ":memory:":
+        raise ValueError("the SQLite target must be a file: the archive is attached beside it")
+    archive_file = str(sqlite_archive_path(parsed.database))
+    engine = create_engine(parsed, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001 - DB-API objects
+        # Hand transaction control to SQLAlchemy (pysqlite's implicit BEGIN only covers
+        # DML, which would leave the batch's boundary query outside the transaction).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f'ATTACH DATABASE ? AS "{archive_schema}"', (archive_file,))
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001
+        # IMMEDIATE takes the write lock up front: a batch never fails half-way on
+        # "database is locked" when upgrading a read lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
