@@ -1,0 +1,73 @@
+"""
+# Retention schedule DAGs
+
+One DAG per category of `include/policy/retention_policy.yaml` (or `$RETENTION_POLICY`),
+named `retention_<category>`. Each runs on its category's cron in Europe/Paris and
+wires four tasks to the engine in `include/retention`: `plan` → `archive` → `purge` →
+`summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
+
+Parsing reads the policy file only; the database is touched when a task runs.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+
+from include.retention.describe import category_doc
+from include.retention.policy import Category, RetentionPolicy, load_policy
+from include.retention_airflow import tasks as engine
+
+POLICY = load_policy()
+
+
+def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
+    """The DAG that enforces one category of the schedule."""
+    with DAG(
+        dag_id=f"retention_{category.key}",
+        description=f"{category.label.en}: retention schedule",
+        doc_md=category_doc(policy, category),
+        schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
+        start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone),
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=True,
+        tags=["retention", "gdpr", category.key],
+        default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
+        params={
+            "dry_run": Param(False, type="boolean", description="Plan only: count what is due, change nothing."),
+            "as_of": Param(None, type=["null", "string"], format="date",
+                           description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date."),
+            "batch_size": Param(policy.batch_size_for(category), type="integer", minimum=1, maximum=1_000_000,
+                                description="Rows per transaction when moving or destroying data."),
+        },
+    ) as dag:
+
+        @task
+        def plan() -> dict:
+            """Count rows due for the archive and for end of life; changes nothing."""
+            return engine.plan(category.key)
+
+        @task
+        def archive() -> dict:
+            """Move due rows and their children to the archive, one transaction per batch."""
+            return engine.archive(category.key)
+
+        @task
+        def purge() -> dict:
+            """Delete or anonymise rows whose retention has ended."""
+            return engine.purge(category.key)
+
+        @task
+        def summary(archived: dict, purged: dict) -> dict:
+            """Record what the run did, and what is still active, in the audit log."""
+            return engine.summary(category.key, archived, purged)
+
+        planned, archived, purged = plan(), archive(), purge()
+        planned >> archived >> purged
+        summary(archived, purged)
+    return dag
+
+
+for _category in POLICY.categories.values():
+    globals()[f"retention_{_category.key}"] = build_dag(POLICY, _category)

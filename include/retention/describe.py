@@ -1,0 +1,64 @@
+"""The schedule in words, for DAG docs (``doc_md``) and the README.
+
+A data engineer reading a DAG in the Airflow UI should see, without opening the policy,
+what it enforces: how long rows stay active, from which event, how long the archive
+keeps them, what happens at the end, and which tables are involved.
+"""
+
+from __future__ import annotations
+
+from .policy import Category, RetentionPolicy, TablePolicy, _TableBase
+
+
+def category_doc(policy: RetentionPolicy, category: Category) -> str:
+    """Markdown describing one category's rule, rendered from the policy."""
+    lines = [
+        f"# {category.label.en} / {category.label.fr}",
+        "",
+        f"Enforces the retention rule **{category.key}** of policy version `{policy.version}`.",
+        "",
+        f"- **Legal basis:** {category.legal_basis}",
+        f"- **Schedule:** `{category.schedule}` ({policy.timezone})",
+        f"- **Rule:** {schedule_sentence(category)}",
+    ]
+    if category.has_archive:
+        lines.append(f"- **Purpose of the archive:** {category.archive_purpose}")
+    lines += ["", "## Tables", ""]
+    for table in category.tables:
+        lines += _table_lines(table, 0)
+    lines += [
+        "",
+        "## Tasks",
+        "",
+        "`plan` counts what is due (nothing changes) → `archive` moves due rows to the restricted archive →",
+        "`purge` destroys what reached end of life → `summary` records the run in the audit log.",
+        "",
+        "Params: `dry_run` (plan only), `as_of` (a date that replaces the run's date), `batch_size`.",
+    ]
+    return "\n".join(lines)
+
+
+def schedule_sentence(category: Category) -> str:
+    """E.g. "kept active 3 years from last_inbound_contact_at, then 5 years in the archive, then deleted"."""
+    starts = ", ".join(sorted({t.start_event.column for t in category.tables}))
+    active = (f"kept active {category.active_period.in_words()} from `{starts}`"
+              if not category.active_period.is_zero else f"kept active until `{starts}` is set")
+    end = "deleted" if category.end_action == "delete" else "anonymised"
+    if category.has_archive:
+        return f"{active}, then {category.archive_or_zero.in_words()} in the archive, then {end}."
+    return f"{active}, then {end} (no archive)."
+
+
+def _table_lines(table: _TableBase, depth: int) -> list[str]:
+    indent = "  " * depth
+    kind = ""
+    if isinstance(table, TablePolicy):
+        meaning = "still ongoing" if table.start_event.when_missing == "ongoing" else "a data defect, reported"
+        kind = f" - clock: `{table.start_event.column}` (missing means {meaning})"
+    else:
+        kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]
+    archived = ", ".join(table.archive_columns) or "nothing"
+    out = [f"{indent}- `{table.table}`{kind}; archived columns: {archived}"]
+    for child in table.children:
+        out += _table_lines(child, depth + 1)
+    return out

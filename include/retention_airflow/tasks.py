@@ -1,0 +1,101 @@
+"""One function per DAG task; each resolves the run from Airflow, then calls the engine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy.engine import URL
+
+from include.retention.archive import archive_category
+from include.retention.audit import RunContext
+from include.retention.plan import plan_category
+from include.retention.policy import RetentionPolicy, load_policy
+from include.retention.purge import purge_category
+from include.retention.report import summarize_run
+from include.retention.steps import StepContext
+from include.retention.target import connect
+
+TARGET_CONN_ID = "retention_target"
+log = logging.getLogger(__name__)
+
+
+def connection_url(conn: Any) -> str:
+    """A SQLAlchemy URL from an Airflow connection (``postgres`` or ``sqlite``)."""
+    if conn.conn_type == "sqlite":
+        if not conn.host:
+            raise ValueError(f"connection {conn.conn_id!r}: a sqlite connection needs the database file path as host")
+        return f"sqlite:///{conn.host}"
+    if conn.conn_type in ("postgres", "postgresql"):
+        return URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
+                          host=conn.host or None, port=conn.port or None,
+                          database=conn.schema or None).render_as_string(hide_password=False)
+    raise ValueError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}; use postgres or sqlite")
+
+
+def resolve_as_of(context: dict[str, Any], policy: RetentionPolicy) -> date:
+    """``params.as_of`` if given, else the run's date in the company's time zone.
+
+    A run triggered from the UI has no logical date in Airflow 3: ``run_after`` is used.
+    """
+    chosen = context["params"].get("as_of")
+    if chosen:
+        return date.fromisoformat(chosen)
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.astimezone(policy.zone).date()
+
+
+@contextmanager
+def _opened(category: str) -> Iterator[StepContext]:
+    """The engine's view of the running task; the target is closed when the task ends."""
+    from airflow.sdk import Connection, get_current_context
+
+    context = get_current_context()
+    policy = load_policy()
+    params = context["params"]
+    ctx = RunContext(
+        run_id=context["run_id"],
+        dag_id=context["dag"].dag_id,
+        as_of=resolve_as_of(context, policy),
+        policy_version=policy.version,
+        dry_run=bool(params.get("dry_run")),
+    )
+    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+    try:
+        yield StepContext.build(target, policy, category, ctx)
+    finally:
+        target.dispose()
+
+
+def _batch_size() -> int | None:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["params"].get("batch_size")
+
+
+def plan(category: str) -> dict[str, Any]:
+    with _opened(category) as step:
+        result = plan_category(step).to_dict()
+    log.info("Plan for %s as of %s%s:\n%s", category, step.ctx.as_of, " (dry run)" if step.ctx.dry_run else "",
+             json.dumps(result["tables"], indent=2))
+    return result
+
+
+def archive(category: str) -> dict[str, int]:
+    with _opened(category) as step:
+        return archive_category(step, _batch_size())
+
+
+def purge(category: str) -> dict[str, dict[str, int]]:
+    with _opened(category) as step:
+        return purge_category(step, _batch_size())
+
+
+def summary(category: str, archived: dict[str, int], purged: dict[str, dict[str, int]]) -> dict[str, Any]:
+    with _opened(category) as step:
+        result = summarize_run(step, archived or {}, purged or {})
+    log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
+    return result
