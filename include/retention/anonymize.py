@@ -18,8 +18,9 @@ An anonymised row also loses the dates that would date the person's history
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Integer, cast, func, null, type_coerce
+from sqlalchemy import DateTime, Integer, cast, func, literal, null, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
 from .policy import AnonymizeRule, PrefixRule, RoundRule
@@ -27,7 +28,7 @@ from .policy import AnonymizeRule, PrefixRule, RoundRule
 _SQLITE_TRUNCATE = {"year": "start of year", "month": "start of month"}
 
 
-def rule_expression(column: Any, rule: AnonymizeRule, dialect: str) -> ColumnElement[Any] | None:
+def rule_expression(column: Any, rule: AnonymizeRule, dialect: str, zone: ZoneInfo) -> ColumnElement[Any] | None:
     """The new value of ``column`` under ``rule``; ``None`` means leave it as it is."""
     if rule == "keep":
         return None
@@ -40,15 +41,19 @@ def rule_expression(column: Any, rule: AnonymizeRule, dialect: str) -> ColumnEle
             return type_coerce(cast(column / rule.round, Integer) * rule.round, column.type)
         return cast(func.trunc(column / rule.round) * rule.round, column.type)
     if rule in _SQLITE_TRUNCATE:
-        return _truncate(column, rule, dialect)
+        return _truncate(column, rule, dialect, zone)
     raise ValueError(f"unknown anonymisation rule {rule!r}")
 
 
-def _truncate(column: Any, unit: str, dialect: str) -> ColumnElement[Any]:
+def _truncate(column: Any, unit: str, dialect: str, zone: ZoneInfo) -> ColumnElement[Any]:
     if dialect == "sqlite":
         # SQLite stores text: keep the column's own format (date or date and time).
         fn = func.datetime if isinstance(column.type, DateTime) else func.date
         return type_coerce(fn(column, _SQLITE_TRUNCATE[unit]), column.type)
+    if isinstance(column.type, DateTime) and column.type.timezone:
+        # Truncate in the company's time zone, not the server's: 1 June 00:00 in Paris
+        # is still 31 May in UTC.
+        return func.date_trunc(unit, column, literal(zone.key))
     return cast(func.date_trunc(unit, column), column.type)
 
 

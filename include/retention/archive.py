@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
-from .batches import BatchResult, child_condition, in_batches, same_key
+from .batches import add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
 from .clock import is_due, retention_dates
 from .errors import BatchIntegrityError
@@ -52,7 +52,7 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
         for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
                                 where=due, batch_size=size,
                                 work=lambda conn, cond, root=root: _move_batch(conn, root, cond, step)):
-            _add(totals, batch)
+            add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
     return totals
 
@@ -132,8 +132,3 @@ def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bo
         count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
     log.info("Would archive %d rows from %s (category %s, as of %s)", count, root.name,
              step.category.key, step.ctx.as_of)
-
-
-def _add(totals: dict[str, int], batch: BatchResult) -> None:
-    for name, count in batch.counts.items():
-        totals[name] = totals.get(name, 0) + count

@@ -27,6 +27,13 @@ class BatchResult:
     seconds: float
 
 
+def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    """Accumulate per-table row counts, leaving out tables where nothing happened."""
+    for name, n in counts.items():
+        if n:
+            totals[name] = totals.get(name, 0) + n
+
+
 def key_of(table: Any, columns: Sequence[str]) -> ColumnElement[Any]:
     """A table's key as one comparable expression (a row value for composite keys)."""
     cols = [table.c[name] for name in columns]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
@@ -19,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from .anonymize import ANONYMISED_METADATA, rule_expression
-from .batches import child_condition, in_batches
+from .batches import add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
 from .clock import is_due
 from .policy import TablePolicy
@@ -46,8 +47,7 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
         for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
                                 batch_size=size,
                                 work=lambda conn, cond, root=root, side=side, work=work: work(conn, root, side, cond, step)):
-            for name, count in batch.counts.items():
-                totals[name] = totals.get(name, 0) + count
+            add_counts(totals, batch.counts)
             log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
                      batch.seconds, batch.counts)
     return {action: totals}
@@ -84,20 +84,21 @@ def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnEleme
 
 def _anonymize_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],
                      step: StepContext) -> dict[str, int]:
-    counts = _anonymize_tree(conn, root, cond, step.target.dialect)
+    counts = _anonymize_tree(conn, root, cond, step.target.dialect, step.policy.zone)
     _audit(conn, step, "anonymize", counts)
     return counts
 
 
-def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], dialect: str) -> dict[str, int]:
+def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], dialect: str,
+                    zone: ZoneInfo) -> dict[str, int]:
     # Children first: the parent's condition stops matching once the parent is anonymised.
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), dialect))
+        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), dialect, zone))
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
     for column, rule in node.policy.anonymize.items():
-        expression = rule_expression(archive.c[column], rule, dialect)
+        expression = rule_expression(archive.c[column], rule, dialect, zone)
         if expression is not None:
             values[column] = expression
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount

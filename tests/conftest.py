@@ -1,0 +1,61 @@
+"""Shared fixtures: a throwaway PostgreSQL server, fresh targets on both backends.
+
+Airflow reads its configuration when first imported, so the environment for the DAG
+tests is set here, before any test module can import it: a private AIRFLOW_HOME (never
+the demo's), the project's dags and plugins folders, no example DAGs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="retention-test-airflow-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("RETENTION_POLICY", None)
+
+from include.retention.target import Target, connect  # noqa: E402
+from throwaway_postgres import throwaway_postgres  # noqa: E402
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real PostgreSQL server for the whole session."""
+    with throwaway_postgres() as url:
+        yield url
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=BACKENDS)
+def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty target database, on SQLite then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.db'}"
+    return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def target(target_url: str) -> Iterator[Target]:
+    t = connect(target_url, "archive")
+    yield t
+    t.dispose()

@@ -1,0 +1,182 @@
+"""A small schema the engine has never heard of - a club's members, their events and the
+files attached to them - and the helpers to run the engine's steps on it.
+
+Using a schema that is not the demo's proves that a policy file alone drives the engine.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    text,
+)
+
+from include.retention.archive import archive_category
+from include.retention.audit import RunContext, audit_table, events
+from include.retention.plan import CategoryPlan, plan_category
+from include.retention.policy import RetentionPolicy, parse_policy
+from include.retention.purge import purge_category
+from include.retention.report import summarize_run
+from include.retention.steps import StepContext
+from include.retention.target import Target
+
+PARIS = ZoneInfo("Europe/Paris")
+AS_OF = date(2026, 11, 26)
+
+CLUB_POLICY: dict[str, Any] = {
+    "version": "club-1",
+    "source_schema": "club",
+    "archive_schema": "archive",
+    "categories": {
+        "members": {
+            "label": {"fr": "Adhérents", "en": "Members"},
+            "legal_basis": "Contrat",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 1 * * *",
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [{
+                "table": "members",
+                "primary_key": "member_id",
+                "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+                "archive_columns": ["email", "full_name", "postcode", "spend", "joined_on"],
+                "subject_identifiers": {"email": ["email"]},
+                "children": [{
+                    "table": "member_events",
+                    "primary_key": "event_id",
+                    "foreign_key": "member_id",
+                    "archive_columns": ["happened_at"],
+                    "children": [{
+                        "table": "member_event_files",
+                        "primary_key": "file_id",
+                        "foreign_key": "event_id",
+                        "archive_columns": ["file_name"],
+                    }],
+                }],
+            }],
+        },
+    },
+}
+
+# member_id -> last contact day (10:00 in Paris); None is a defect.
+CONTACTS: dict[int, date | None] = {
+    1: date(2023, 11, 26),  # exactly 3 years: due today
+    2: date(2023, 11, 27),  # one day short: stays active
+    3: date(2023, 11, 25),  # one day past: due
+    4: date(2018, 11, 26),  # exactly 3 + 5 years: archived and destroyed in the same run
+    5: date(2018, 11, 27),  # one day short of 8 years: archived, kept one more day
+    6: None,                # missing date: a defect, never moved, reported
+    7: date(2020, 2, 29),   # leap day: retention_until 2028-02-28
+    8: date(2026, 1, 1),    # recent: active
+}
+
+
+def club_policy(**category_changes: Any) -> RetentionPolicy:
+    data = copy.deepcopy(CLUB_POLICY)
+    data["categories"]["members"].update(category_changes)
+    return parse_policy(data, source="club.yaml")
+
+
+def create_club(target: Target, contacts: dict[int, date | None] = CONTACTS) -> dict[str, Table]:
+    """Create the club schema and fill it: two events per member, one file per event."""
+    schema = None if target.is_sqlite else "club"
+    if schema:
+        with target.engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS club"))
+    md = MetaData(schema=schema)
+    prefix = f"{schema}." if schema else ""
+    members = Table("members", md,
+                    Column("member_id", Integer, primary_key=True),
+                    Column("email", String(200)), Column("full_name", String(100)),
+                    Column("postcode", String(10)), Column("notes", Text), Column("spend", Numeric(10, 2)),
+                    Column("joined_on", Date), Column("last_contact_at", DateTime(timezone=True)))
+    member_events = Table("member_events", md,
+                          Column("event_id", Integer, primary_key=True),
+                          Column("member_id", Integer, ForeignKey(prefix + "members.member_id"), nullable=False),
+                          Column("happened_at", DateTime(timezone=True)), Column("detail", Text))
+    files = Table("member_event_files", md,
+                  Column("file_id", Integer, primary_key=True),
+                  Column("event_id", Integer, ForeignKey(prefix + "member_events.event_id"), nullable=False),
+                  Column("file_name", String(100)))
+    md.create_all(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(members), [
+            {"member_id": m, "email": f"member{m}@example.fr", "full_name": f"Adhérent Numéro{m}",
+             "postcode": "75011", "notes": f"secret note {m}", "spend": 1234.56, "joined_on": date(2015, 5, m),
+             "last_contact_at": datetime(d.year, d.month, d.day, 10, tzinfo=PARIS) if d else None}
+            for m, d in contacts.items()])
+        conn.execute(insert(member_events), [
+            {"event_id": m * 10 + k, "member_id": m, "happened_at": datetime(2015, 6, 17, 14, 5, tzinfo=PARIS),
+             "detail": f"detail {m}"} for m in contacts for k in (1, 2)])
+        conn.execute(insert(files), [
+            {"file_id": m * 100 + k, "event_id": m * 10 + k, "file_name": f"scan-{m}-{k}.pdf"}
+            for m in contacts for k in (1, 2)])
+    return {"members": members, "member_events": member_events, "member_event_files": files}
+
+
+@dataclass
+class RunResult:
+    plan: CategoryPlan
+    archived: dict[str, int]
+    purged: dict[str, dict[str, int]]
+    summary: dict[str, Any]
+
+
+def run_category(target: Target, policy: RetentionPolicy, as_of: date = AS_OF, *, category: str = "members",
+                 dry_run: bool = False, batch_size: int | None = None, run_id: str = "run-1") -> RunResult:
+    """Plan, archive, purge and summarise, as the DAG does."""
+    ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
+                     policy_version=policy.version, dry_run=dry_run)
+    step = StepContext.build(target, policy, category, ctx)
+    plan = plan_category(step)
+    archived = archive_category(step, batch_size)
+    purged = purge_category(step, batch_size)
+    return RunResult(plan, archived, purged, summarize_run(step, archived, purged))
+
+
+def ids(target: Target, table: str, *, archive: bool = False, schema: str = "club") -> list[int]:
+    """Primary keys present in an active table or its archive twin."""
+    owner = "archive" if archive else (None if target.is_sqlite else schema)
+    md = MetaData()
+    t = Table(table, md, schema=owner, autoload_with=target.engine)
+    pk = list(t.primary_key.columns)[0]
+    with target.engine.connect() as conn:
+        return sorted(conn.execute(select(pk)).scalars())
+
+
+def count(target: Target, table: str, *, archive: bool = False, schema: str = "club") -> int:
+    return len(ids(target, table, archive=archive, schema=schema))
+
+
+def archive_rows(target: Target, table: str) -> list[dict[str, Any]]:
+    t = Table(table, MetaData(), schema="archive", autoload_with=target.engine)
+    with target.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+
+
+def audit_events(target: Target, policy: RetentionPolicy, **filters: Any) -> list[dict[str, Any]]:
+    with target.engine.connect() as conn:
+        return events(conn, audit_table("archive", policy.audit_table), **filters)
+
+
+def total_rows(target: Target, table: str) -> int:
+    return count(target, table) + count(target, table, archive=True)
+
