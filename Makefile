@@ -26,7 +26,9 @@ test: install
 	$(PY) -m pytest
 
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
+# standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
 airflow: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	AIRFLOW_CONN_RETENTION_TARGET='{"conn_type": "sqlite", "host": "$(CURDIR)/.demo/target.db"}' \
 	AIRFLOW__CORE__PARALLELISM=4 \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \

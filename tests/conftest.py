@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="retention-test-airflow-")
@@ -24,7 +22,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("RETENTION_POLICY", None)
 
 from include.retention.target import Target, connect  # noqa: E402
-from throwaway_postgres import throwaway_postgres  # noqa: E402
+from throwaway_postgres import fresh_postgres_database, throwaway_postgres  # noqa: E402
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -34,16 +32,6 @@ def postgres_server() -> Iterator[str]:
     """One real PostgreSQL server for the whole session."""
     with throwaway_postgres() as url:
         yield url
-
-
-def fresh_postgres_database(server_url: str) -> str:
-    """A new, empty database on the test server; returns its URL."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,8 +14,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
+
+from sqlalchemy import create_engine, text
 
 
 def find_bindir() -> Path:
@@ -65,3 +68,13 @@ def throwaway_postgres() -> Iterator[str]:
         subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"]),
                        capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -1,0 +1,75 @@
+"""The DAG folder parses, and every retention DAG is wired the way the brief says."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.retention.policy import DEFAULT_POLICY_PATH, load_policy
+
+POLICY = load_policy()
+DAG_IDS = sorted(f"retention_{key}" for key in POLICY.categories)
+
+
+def test_dag_folder_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_one_dag_per_category_of_the_charter(dagbag):
+    assert sorted(d for d in dagbag.dag_ids if d.startswith("retention_")) == DAG_IDS
+    assert len(DAG_IDS) == 7
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_dag_runs_on_its_cron_in_europe_paris_paused_and_one_run_at_a_time(dagbag, dag_id):
+    from airflow.sdk import CronTriggerTimetable
+
+    dag = dagbag.dags[dag_id]
+    category = POLICY.categories[dag_id.removeprefix("retention_")]
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == category.schedule
+    assert str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)) == "Europe/Paris"
+    assert dag.max_active_runs == 1
+    assert dag.is_paused_upon_creation is True
+    assert {"retention", "gdpr", category.key} <= set(dag.tags)
+    assert all(task.retries >= 2 for task in dag.tasks)
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_tasks_are_plan_archive_purge_summary_in_that_order(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert {t.task_id for t in dag.tasks} == {"plan", "archive", "purge", "summary"}
+    assert dag.get_task("plan").downstream_task_ids == {"archive"}
+    assert dag.get_task("archive").downstream_task_ids == {"purge", "summary"}
+    assert dag.get_task("purge").downstream_task_ids == {"summary"}
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_params_are_dry_run_as_of_and_batch_size(dagbag, dag_id):
+    params = dagbag.dags[dag_id].params
+    assert set(params.keys()) == {"dry_run", "as_of", "batch_size"}
+    assert params["dry_run"] is False
+    assert params["batch_size"] == POLICY.batch_size
+
+
+def test_doc_md_states_the_schedule_in_words(dagbag):
+    doc = dagbag.dags["retention_prospection"].doc_md
+    assert "kept active 3 years from `last_inbound_contact_at`, then 5 years in the archive, then deleted" in doc
+    tracking = dagbag.dags["retention_navigation_tracking"].doc_md
+    assert "13 months" in tracking and "no archive" in tracking
+
+
+def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    data["categories"]["suppliers"]["active_period"] = "three years"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("RETENTION_POLICY", str(broken))
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    (error,) = bag.import_errors.values()
+    assert "categories.suppliers.active_period" in error and "broken.yaml" in error

@@ -1,0 +1,124 @@
+"""A whole DAG run through Airflow against a real PostgreSQL, on the seeded demo CRM.
+
+The expected rows are worked out independently of the engine: each prospect's last
+inbound contact is turned into a Paris calendar day in Python and aged with
+``Period.add_to``; the edge-case prospects are also checked by their literal ids.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+from sqlalchemy import MetaData, Table, select
+
+from include.demo.seed import PARIS, seed_demo
+from include.retention.audit import audit_table, events
+from include.retention.periods import Period
+from include.retention.target import connect
+from throwaway_postgres import fresh_postgres_database
+
+AS_OF = date(2026, 11, 26)
+PER_PHASE = 6
+# Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, then the edges.
+MISSING = [19, 20]
+LEAP_2020, LEAP_2024, ON_BOUNDARY, DAY_AFTER_BOUNDARY = 21, 22, 23, 24
+
+
+@pytest.fixture
+def seeded_postgres(postgres_server, airflow_db, monkeypatch):
+    url = fresh_postgres_database(postgres_server)
+    target = connect(url)
+    seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.replace("postgresql+psycopg://", "postgresql://"))
+    yield target
+    target.dispose()
+
+
+def _rows(target, schema, table, *columns):
+    t = Table(table, MetaData(), schema=schema, autoload_with=target.engine)
+    with target.engine.connect() as conn:
+        return conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c[columns[0]])).all()
+
+
+def _expected_phases(target) -> dict[str, set[int]]:
+    """Age each prospect in Python: the oracle the SQL engine is checked against."""
+    phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
+    for prospect_id, contact in _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at"):
+        if contact is None:
+            phases["active"].add(prospect_id)
+            continue
+        end_active = Period(3).add_to(contact.astimezone(PARIS).date())
+        if end_active > AS_OF:
+            phases["active"].add(prospect_id)
+        elif Period(5).add_to(end_active) > AS_OF:
+            phases["archive"].add(prospect_id)
+        else:
+            phases["destroyed"].add(prospect_id)
+    return phases
+
+
+def _run(dagbag, **conf):
+    dag = dagbag.dags["retention_prospection"]
+    return dag.test(logical_date=datetime.now(timezone.utc), run_conf={"as_of": AS_OF.isoformat(), **conf})
+
+
+def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):
+    target = seeded_postgres
+    expected = _expected_phases(target)
+    owners = {iid: pid for iid, pid in _rows(target, "crm", "prospect_interactions", "interaction_id", "prospect_id")}
+    assert all(expected.values()), "the seed must put prospects in every phase"
+
+    dag_run = _run(dagbag)
+
+    assert dag_run.state == "success"
+    assert {pid for (pid,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
+    assert {pid for (pid,) in _rows(target, "archive", "prospects", "prospect_id")} == expected["archive"]
+    archived_children = {iid for (iid,) in _rows(target, "archive", "prospect_interactions", "interaction_id")}
+    assert archived_children == {iid for iid, pid in owners.items() if pid in expected["archive"]}
+    active_children = {iid for (iid,) in _rows(target, "crm", "prospect_interactions", "interaction_id")}
+    assert active_children == {iid for iid, pid in owners.items() if pid in expected["active"]}
+
+    assert set(MISSING) | {LEAP_2024, DAY_AFTER_BOUNDARY} <= expected["active"]
+    assert {LEAP_2020, ON_BOUNDARY} <= expected["archive"]
+    until = dict(_rows(target, "archive", "prospects", "prospect_id", "retention_until"))
+    assert until[LEAP_2020] == date(2028, 2, 28)
+    assert until[ON_BOUNDARY] == date(2031, 11, 26)
+
+
+def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag, seeded_postgres):
+    target = seeded_postgres
+    expected = _expected_phases(target)
+    first = _run(dagbag)
+    second = _run(dagbag)
+    assert (first.state, second.state) == ("success", "success")
+    with target.engine.connect() as conn:
+        summaries = events(conn, audit_table("archive", "retention_audit"), action="run_summary")
+    assert [s["run_id"] for s in summaries] == [first.run_id, second.run_id]
+    assert summaries[0]["details"]["archived"] == len(expected["archive"]) + len(expected["destroyed"])
+    assert summaries[0]["details"]["deleted"] == len(expected["destroyed"])
+    assert summaries[0]["details"]["missing_start"] == len(MISSING)
+    assert (summaries[1]["details"]["archived"], summaries[1]["details"]["deleted"]) == (0, 0)
+    assert {pid for (pid,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
+
+
+def test_dry_run_through_airflow_changes_nothing(dagbag, seeded_postgres):
+    target = seeded_postgres
+    before = _rows(target, "crm", "prospects", "prospect_id")
+    dag_run = _run(dagbag, dry_run=True)
+    assert dag_run.state == "success"
+    assert _rows(target, "crm", "prospects", "prospect_id") == before
+    with target.engine.connect() as conn:
+        logged = events(conn, audit_table("archive", "retention_audit"))
+    assert logged and all(e["dry_run"] for e in logged)
+    assert {e["action"] for e in logged} == {"plan", "quality_finding", "run_summary"}
+
+
+def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        dagbag.dags["retention_prospection"].test(logical_date=datetime.now(timezone.utc),
+                                                  run_conf={"batch_size": 0})
+
+
