@@ -94,9 +94,10 @@ def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], ste
     else:
         # Children inherit their parent's dates: they live and die with it.
         parent_copy = parent.archive
+        joined = node.source.join(parent_copy, same_key(node.source, parent_copy, node.foreign_key,
+                                                         parent.key_columns))
         query = (select(*source_columns, parent_copy.c.retention_start, parent_copy.c.retention_until)
-                 .select_from(node.source.join(parent_copy, same_key(node.source, parent_copy, node.foreign_key, parent.key_columns)))
-                 .where(cond))
+                 .select_from(joined).where(cond))
     stamp = [literal(datetime.now(timezone.utc), type_=node.archive.c.archived_at.type),
              literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
     query = query.add_columns(*stamp)

@@ -46,7 +46,7 @@ def keys_in(table: Any, columns: Sequence[str], keys: Select[Any]) -> ColumnElem
 
 
 def same_key(left: Any, right: Any, left_columns: Sequence[str], right_columns: Sequence[str]) -> ColumnElement[bool]:
-    return and_(*(left.c[a] == right.c[b] for a, b in zip(left_columns, right_columns)))
+    return and_(*(left.c[a] == right.c[b] for a, b in zip(left_columns, right_columns, strict=True)))
 
 
 def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where: ColumnElement[bool],
@@ -87,6 +87,7 @@ def tree_keys(node: TableNode, side: str, where: ColumnElement[bool]) -> Select[
     return select(*(table.c[c] for c in node.key_columns)).where(where)
 
 
-def child_condition(child: TableNode, parent: TableNode, side: str, parent_where: ColumnElement[bool]) -> ColumnElement[bool]:
+def child_condition(child: TableNode, parent: TableNode, side: str,
+                    parent_where: ColumnElement[bool]) -> ColumnElement[bool]:
     """The child rows that belong to the parent rows selected by ``parent_where``."""
     return keys_in(getattr(child, side), child.foreign_key, tree_keys(parent, side, parent_where))

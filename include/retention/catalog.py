@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from .clock import is_temporal
 from .errors import PolicyError, Problem
-from .policy import Category, PrefixRule, RetentionPolicy, RoundRule, TablePolicy, _TableBase
+from .policy import Category, PrefixRule, RetentionPolicy, RoundRule, TablePolicy, TableBase
 
 ARCHIVE_METADATA_COLUMNS = (
     "retention_start", "retention_until", "archived_at", "policy_version", "run_id", "anonymized",
@@ -43,7 +43,7 @@ ARCHIVE_METADATA_COLUMNS = (
 class TableNode:
     """One table of a category's tree, with everything needed to build its SQL."""
 
-    policy: _TableBase
+    policy: TableBase
     source: Table
     archive: Table
     foreign_key: list[str] = field(default_factory=list)  # columns pointing at the parent
@@ -61,12 +61,19 @@ class TableNode:
         return [self] + [n for child in self.children for n in child.walk()]
 
 
-def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: str) -> None:
-    """Raise ``PolicyError`` naming every schema, table or column the database lacks."""
+def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: str,
+                           categories: list[str] | None = None) -> None:
+    """Raise ``PolicyError`` naming every schema, table or column the database lacks.
+
+    ``categories`` limits the check to those categories: a run checks its own, so that
+    one category broken by a schema change does not stop the others from being enforced.
+    """
     problems: list[Problem] = []
     inspector = inspect(conn)
     schemas = None if dialect == "sqlite" else set(inspector.get_schema_names())
     for key, category in policy.categories.items():
+        if categories is not None and key not in categories:
+            continue
         for t_index, table in enumerate(category.tables):
             path = f"categories.{key}.tables[{t_index}]"
             problems += _node_problems(inspector, policy, table, path, schemas, dialect)
@@ -74,7 +81,7 @@ def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: s
         raise PolicyError(policy.source, problems)
 
 
-def _node_problems(inspector: Any, policy: RetentionPolicy, node: _TableBase, path: str,
+def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, path: str,
                    schemas: set[str] | None, dialect: str) -> list[Problem]:
     schema = None if dialect == "sqlite" else (node.schema_name or policy.source_schema)
     where = f"{schema}.{node.table}" if schema else node.table
@@ -105,7 +112,7 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: _TableBase, pa
     return problems
 
 
-def _named_columns(node: _TableBase) -> list[tuple[str, str]]:
+def _named_columns(node: TableBase) -> list[tuple[str, str]]:
     named = [("primary_key", c) for c in node.primary_key]
     named += [("archive_columns", c) for c in node.archive_columns]
     named += [(f"subject_identifiers.{kind}", c) for kind, cols in node.subject_identifiers.items() for c in cols]
@@ -115,7 +122,7 @@ def _named_columns(node: _TableBase) -> list[tuple[str, str]]:
     return named
 
 
-def _anonymize_type_problems(node: _TableBase, path: str, columns: dict[str, Any], where: str) -> list[Problem]:
+def _anonymize_type_problems(node: TableBase, path: str, columns: dict[str, Any], where: str) -> list[Problem]:
     """A rule must fit its column's type: dates are truncated, numbers rounded, text cut."""
     problems = []
     for column, rule in node.anonymize.items():
@@ -137,7 +144,7 @@ def _anonymize_type_problems(node: _TableBase, path: str, columns: dict[str, Any
     return problems
 
 
-def _undeclared_children(inspector: Any, node: _TableBase, path: str, schema: str | None,
+def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str | None,
                          where: str) -> list[Problem]:
     """Foreign keys pointing at this table from tables the policy does not declare.
 
@@ -169,7 +176,7 @@ def reflect_category(conn: Connection, policy: RetentionPolicy, category: Catego
             for table in category.tables]
 
 
-def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: _TableBase,
+def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: TableBase,
                   source_schema_of: Callable[[str | None], str | None], archive_schema: str) -> TableNode:
     schema = source_schema_of(node.schema_name or policy.source_schema)
     source = Table(node.table, metadata, schema=schema, autoload_with=conn)
@@ -183,7 +190,7 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
     return table_node
 
 
-def _archive_table(metadata: MetaData, source: Table, node: _TableBase, foreign_key: list[str],
+def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_key: list[str],
                    archive_schema: str) -> Table:
     keep = list(dict.fromkeys([*node.primary_key, *foreign_key, *node.archive_columns]))
     columns = [
@@ -234,7 +241,7 @@ def open_category(conn: Connection, policy: RetentionPolicy, category: Category,
 
     Identifiers reach SQL only after this check has passed.
     """
-    check_against_database(policy, conn, dialect)
+    check_against_database(policy, conn, dialect, [category.key])
     return reflect_category(conn, policy, category, source_schema_of, archive_schema)
 
 

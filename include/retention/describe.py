@@ -7,7 +7,7 @@ keeps them, what happens at the end, and which tables are involved.
 
 from __future__ import annotations
 
-from .policy import Category, RetentionPolicy, TablePolicy, _TableBase
+from .policy import Category, RetentionPolicy, TablePolicy, TableBase
 
 
 def category_doc(policy: RetentionPolicy, category: Category) -> str:
@@ -49,7 +49,7 @@ def schedule_sentence(category: Category) -> str:
     return f"{active}, then {end} (no archive)."
 
 
-def _table_lines(table: _TableBase, depth: int) -> list[str]:
+def _table_lines(table: TableBase, depth: int) -> list[str]:
     indent = "  " * depth
     kind = ""
     if isinstance(table, TablePolicy):

@@ -95,7 +95,7 @@ class RoundRule(_Strict):
 AnonymizeRule = Union[Literal["null", "keep", "year", "month"], PrefixRule, RoundRule]
 
 
-class _TableBase(_Strict):
+class TableBase(_Strict):
     table: Identifier
     schema_name: Identifier | None = Field(default=None, alias="schema")
     primary_key: ColumnList
@@ -104,12 +104,12 @@ class _TableBase(_Strict):
     anonymize: dict[Identifier, AnonymizeRule] = {}
     children: list["ChildTable"] = []
 
-    def walk(self) -> list["_TableBase"]:
+    def walk(self) -> list["TableBase"]:
         """This table and all its descendants, parents before children."""
         return [self] + [t for child in self.children for t in child.walk()]
 
 
-class ChildTable(_TableBase):
+class ChildTable(TableBase):
     """A table whose rows belong to a parent row and share its fate.
 
     ``foreign_key`` lists this table's columns that hold the parent's primary key, in
@@ -121,7 +121,7 @@ class ChildTable(_TableBase):
     foreign_key: ColumnList
 
 
-class TablePolicy(_TableBase):
+class TablePolicy(TableBase):
     """A table whose rows carry their own retention clock."""
 
     start_event: StartEvent
@@ -187,7 +187,8 @@ class RetentionPolicy(_Strict):
             return self.categories[key]
         except KeyError:
             known = ", ".join(sorted(self.categories))
-            raise PolicyError(self.source, [Problem("categories", f"no category {key!r}; known: {known}")]) from None
+            problem = Problem("categories", f"no category {key!r}; known: {known}")
+            raise PolicyError(self.source, [problem]) from None
 
     def batch_size_for(self, category: Category) -> int:
         return category.batch_size or self.batch_size
@@ -210,7 +211,8 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:
 def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
     """Validate already-parsed YAML. Raises ``PolicyError`` listing every problem."""
     if not isinstance(data, dict):
-        raise PolicyError(source, [Problem("", "the file must hold a mapping with version and categories", type(data).__name__)])
+        problem = Problem("", "the file must hold a mapping with version and categories", type(data).__name__)
+        raise PolicyError(source, [problem])
     try:
         policy = RetentionPolicy.model_validate({**data, "source": source})
     except ValidationError as exc:
@@ -261,14 +263,14 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     return problems
 
 
-def _walk_with_paths(node: _TableBase, path: str) -> list[tuple[str, _TableBase]]:
+def _walk_with_paths(node: TableBase, path: str) -> list[tuple[str, TableBase]]:
     out = [(path, node)]
     for i, child in enumerate(node.children):
         out += _walk_with_paths(child, f"{path}.children[{i}]")
     return out
 
 
-def _table_problems(node: _TableBase, path: str, category: Category) -> list[Problem]:
+def _table_problems(node: TableBase, path: str, category: Category) -> list[Problem]:
     problems: list[Problem] = []
     for i, child in enumerate(node.children):
         if len(child.foreign_key) != len(node.primary_key):
@@ -288,8 +290,8 @@ def _table_problems(node: _TableBase, path: str, category: Category) -> list[Pro
     keys = set(node.primary_key) | set(getattr(node, "foreign_key", []))
     for column in node.archive_columns:
         if column not in node.anonymize and column not in keys:
-            problems.append(Problem(f"{path}.anonymize",
-                                    "every archive column needs a rule (null, keep, year, month, prefix, round)", column))
+            rule_names = "null, keep, year, month, prefix, round"
+            problems.append(Problem(f"{path}.anonymize", f"every archive column needs a rule ({rule_names})", column))
     identifiers = {c for cols in node.subject_identifiers.values() for c in cols}
     for column, rule in node.anonymize.items():
         if column not in node.archive_columns:
@@ -297,9 +299,10 @@ def _table_problems(node: _TableBase, path: str, category: Category) -> list[Pro
         elif column in keys:
             problems.append(Problem(f"{path}.anonymize.{column}", "key columns cannot be rewritten", column))
         elif column in identifiers and rule == "keep":
-            problems.append(Problem(f"{path}.anonymize.{column}", "a subject identifier cannot be kept in an anonymised row", rule))
+            problems.append(Problem(f"{path}.anonymize.{column}",
+                                    "a subject identifier cannot be kept in an anonymised row", rule))
     return problems
 
 
-for _model in (_TableBase, ChildTable, TablePolicy):
+for _model in (TableBase, ChildTable, TablePolicy):
     _model.model_rebuild()

@@ -44,9 +44,12 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
             _log_would_purge(step, root, table, where, action)
             continue
         work = _anonymize_batch if action == "anonymized" else _delete_batch
+        def run_batch(conn: Connection, cond: ColumnElement[bool], root: TableNode = root, side: str = side,
+                      work: Any = work) -> dict[str, int]:
+            return work(conn, root, side, cond, step)
+
         for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
-                                batch_size=size,
-                                work=lambda conn, cond, root=root, side=side, work=work: work(conn, root, side, cond, step)):
+                                batch_size=size, work=run_batch):
             add_counts(totals, batch.counts)
             log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
                      batch.seconds, batch.counts)

@@ -93,7 +93,10 @@ def format_summary(summaries: list[CategorySummary]) -> str:
     body = [(s.category + (" (dry run)" if s.dry_run else ""), s.archived, s.deleted, s.anonymized,
              s.child_rows, s.still_active, s.missing_start) for s in summaries]
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
-             for r in [header, *body]]
+    lines = [
+        "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                  for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        for row in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

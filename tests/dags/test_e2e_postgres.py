@@ -114,11 +114,15 @@ def test_dry_run_through_airflow_changes_nothing(dagbag, seeded_postgres):
     assert {e["action"] for e in logged} == {"plan", "quality_finding", "run_summary"}
 
 
-def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db):
+@pytest.mark.parametrize("conf, message", [
+    pytest.param({"batch_size": 0}, "less than the minimum", id="batch_size_zero"),
+    pytest.param({"as_of": "26/11/2026"}, "is not a 'date'", id="as_of_not_iso"),
+    pytest.param({"dry_run": "yes"}, "is not of type 'boolean'", id="dry_run_not_boolean"),
+])
+def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db, conf, message):
     from airflow.sdk.definitions.param import ParamValidationError
 
-    with pytest.raises(ParamValidationError):
-        dagbag.dags["retention_prospection"].test(logical_date=datetime.now(timezone.utc),
-                                                  run_conf={"batch_size": 0})
+    with pytest.raises(ParamValidationError, match=message):
+        dagbag.dags["retention_prospection"].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
 
 

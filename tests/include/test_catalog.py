@@ -87,6 +87,20 @@ def test_anonymisation_rule_must_fit_the_column_type(target):
         _check(target, policy)
 
 
+def test_a_category_broken_by_a_schema_change_does_not_stop_the_others(target):
+    create_club(target)
+    data = copy.deepcopy(CLUB_POLICY)
+    broken = copy.deepcopy(data["categories"]["members"])
+    broken["tables"] = [_table(table="former_members", children=[])]
+    data["categories"]["former_members"] = broken
+    policy = parse_policy(data)
+    with pytest.raises(PolicyError, match="former_members does not exist"):
+        _check(target, policy)
+    run_category(target, policy)  # the members category is still enforced
+    with pytest.raises(PolicyError, match=r"categories\.former_members\.tables\[0\]\.table"):
+        run_category(target, policy, category="former_members")
+
+
 def test_an_existing_archive_table_missing_a_column_is_refused_not_altered(target):
     create_club(target)
     run_category(target, club_policy())

@@ -1,6 +1,6 @@
 """The SQL clock agrees with the Python one, on SQLite and on PostgreSQL."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest

@@ -1,11 +1,13 @@
 """The engine on a schema it has never seen, on SQLite and on a real PostgreSQL."""
 
+import copy
 from datetime import date
 
 import pytest
-from sqlalchemy import MetaData, Table, insert, select, update
+from sqlalchemy import MetaData, Table, insert, select
 
 from engine_helpers import (
+    CLUB_POLICY,
     CONTACTS,
     PARIS,
     archive_rows,
@@ -173,7 +175,7 @@ def test_batches_are_bounded_and_each_writes_its_own_audit_events(target):
 
 def test_a_failing_batch_rolls_back_whole_and_earlier_batches_stay_complete(target):
     """A stray archive copy of member 5 makes the second batch fail on its primary key."""
-    tables = create_club(target)
+    create_club(target)
     run_category(target, club_policy(), as_of=date(2000, 1, 1))  # creates the archive tables, moves nothing
     archive_members = Table("members", MetaData(), schema="archive", autoload_with=target.engine)
     with target.engine.begin() as conn:
@@ -208,6 +210,4 @@ def test_policy_naming_a_missing_column_fails_before_any_sql(target):
 
 
 def _members_table() -> dict:
-    import copy
-    from engine_helpers import CLUB_POLICY
     return copy.deepcopy(CLUB_POLICY["categories"]["members"]["tables"][0])

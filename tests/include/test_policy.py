@@ -1,7 +1,6 @@
 """Loading a policy: the shipped schedule, and clear errors for every kind of mistake."""
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
