@@ -27,9 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import audit
 from .batches import add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
-from .clock import is_due, retention_dates
+from .clock import retention_dates
 from .errors import BatchIntegrityError
-from .policy import TablePolicy
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -58,9 +57,7 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
 
 
 def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
-    policy: TablePolicy = root.policy  # type: ignore[assignment]
-    start = root.source.c[policy.start_event.column]
-    return is_due(start, step.category.active_period, step.ctx.as_of, step.policy.zone)
+    return root.due(step.category.active_period, step.ctx.as_of, step.policy.zone)
 
 
 def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
@@ -111,9 +108,8 @@ def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], ste
 
 
 def _root_dates(root: TableNode, step: StepContext) -> list[ColumnElement[Any]]:
-    policy: TablePolicy = root.policy  # type: ignore[assignment]
-    return list(retention_dates(root.source.c[policy.start_event.column], step.category.active_period,
-                                step.category.archive_or_zero, step.target.dialect, step.policy.zone))
+    return list(retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
+                                step.target.dialect, step.policy.zone))
 
 
 def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]) -> dict[str, int]:

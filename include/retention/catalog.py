@@ -13,7 +13,9 @@ is there and until when: ``retention_start``, ``retention_until``, ``archived_at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Boolean,
@@ -26,13 +28,29 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    and_,
+    false,
     inspect,
+    true,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
-from .clock import is_temporal
+from .clock import is_due, is_temporal
+from .conditions import columns_of, is_not_true, to_sql
 from .errors import PolicyError, Problem
-from .policy import Category, PrefixRule, RetentionPolicy, RoundRule, TablePolicy, TableBase
+from .periods import Period
+from .policy import (
+    Category,
+    PrefixRule,
+    RelationStep,
+    RetentionPolicy,
+    RoundRule,
+    TableBase,
+    TablePolicy,
+    category_precedence,
+)
+from .start_events import ongoing_expression, start_expression
 
 ARCHIVE_METADATA_COLUMNS = (
     "retention_start", "retention_until", "archived_at", "policy_version", "run_id", "anonymized",
@@ -48,10 +66,29 @@ class TableNode:
     archive: Table
     foreign_key: list[str] = field(default_factory=list)  # columns pointing at the parent
     children: list["TableNode"] = field(default_factory=list)
+    # Root tables only: the start expression, the "still open" test and the row scope.
+    start: Any = None
+    ongoing: ColumnElement[bool] | None = None
+    scope: ColumnElement[bool] = field(default_factory=true)
 
     @property
     def name(self) -> str:
         return self.policy.table
+
+    def due(self, period: Period, as_of: date, zone: ZoneInfo) -> ColumnElement[bool]:
+        """Rows of this category whose period has ended and that nothing keeps ongoing."""
+        return and_(self.scope, is_due(self.start, period, as_of, zone), self._not_ongoing())
+
+    def missing_start(self) -> ColumnElement[bool]:
+        """Rows of this category with no start date (and no open related row)."""
+        return and_(self.scope, self.start.is_(None), self._not_ongoing())
+
+    def held_open(self) -> ColumnElement[bool]:
+        """Rows of this category kept active by an open related row."""
+        return and_(self.scope, self.ongoing) if self.ongoing is not None else false()
+
+    def _not_ongoing(self) -> ColumnElement[bool]:
+        return is_not_true(self.ongoing) if self.ongoing is not None else true()
 
     @property
     def key_columns(self) -> list[str]:
@@ -90,26 +127,22 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, pat
     if not inspector.has_table(node.table, schema=schema):
         return [Problem(f"{path}.table", f"table {where} does not exist in the database", node.table)]
     columns = {c["name"]: c for c in inspector.get_columns(node.table, schema=schema)}
-    problems = [
-        Problem(f"{path}.{key}", f"column {column!r} not in table {where}; columns are: {', '.join(columns)}", column)
-        for key, column in _named_columns(node)
-        if column not in columns
-    ]
-    if isinstance(node, TablePolicy) and node.start_event.column in columns:
-        column_type = columns[node.start_event.column]["type"]
-        if not is_temporal(column_type):
-            dated = [n for n, c in columns.items() if is_temporal(c["type"])]
-            problems.append(Problem(
-                f"{path}.start_event.column",
-                f"column {node.start_event.column!r} of {where} is {column_type}, not a date or timestamp; "
-                f"date columns are: {', '.join(dated) or 'none'}",
-                node.start_event.column,
-            ))
+    problems = _missing_columns(_named_columns(node), columns, path, where)
+    if isinstance(node, TablePolicy):
+        problems += _start_event_problems(inspector, node, path, schema, columns, where)
     problems += _anonymize_type_problems(node, path, columns, where)
     problems += _undeclared_children(inspector, node, path, schema, where)
     for i, child in enumerate(node.children):
         problems += _node_problems(inspector, policy, child, f"{path}.children[{i}]", schemas, dialect)
     return problems
+
+
+def _missing_columns(named: list[tuple[str, str]], columns: dict[str, Any], path: str, where: str) -> list[Problem]:
+    return [
+        Problem(f"{path}.{key}", f"column {column!r} not in table {where}; columns are: {', '.join(columns)}", column)
+        for key, column in named
+        if column not in columns
+    ]
 
 
 def _named_columns(node: TableBase) -> list[tuple[str, str]]:
@@ -118,8 +151,96 @@ def _named_columns(node: TableBase) -> list[tuple[str, str]]:
     named += [(f"subject_identifiers.{kind}", c) for kind, cols in node.subject_identifiers.items() for c in cols]
     named += [("foreign_key", c) for c in getattr(node, "foreign_key", [])]
     if isinstance(node, TablePolicy):
-        named.append(("start_event.column", node.start_event.column))
+        named += [("scope", c) for c in columns_of(node.scope)]
     return named
+
+
+def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: str | None,
+                          columns: dict[str, Any], where: str) -> list[Problem]:
+    """Every clock source exists, holds dates, and all fallbacks share one type."""
+    event = node.start_event
+    problems: list[Problem] = []
+    kinds: list[tuple[str, str]] = []
+    for i, source in enumerate(event.sources):
+        base = f"{path}.start_event" + (f".first_of[{i}]" if event.first_of else "")
+        if source.column:
+            found = _temporal(columns, source.column, f"{base}.column", where, problems)
+            key = f"{base}.column"
+        else:
+            name = "latest" if source.latest else "earliest"
+            aggregate = source.latest or source.earliest
+            key = f"{base}.{name}"
+            reached = _path_problems(inspector, aggregate.path, f"{key}.path", schema, node, columns, problems)
+            found = None
+            if reached is not None:
+                last_columns, last_where = reached
+                problems += _missing_columns([("where", c) for c in columns_of(aggregate.where)], last_columns,
+                                             key, last_where)
+                found = _temporal(last_columns, aggregate.column, f"{key}.column", last_where, problems)
+        if found is not None:
+            kinds.append((key, _kind(found)))
+    if len({kind for _, kind in kinds}) > 1:
+        listed = "; ".join(f"{key} is {kind}" for key, kind in kinds)
+        problems.append(Problem(f"{path}.start_event.first_of",
+                                f"fallbacks must all be dates or all be timestamps of one kind: {listed}"))
+    rule = event.ongoing_if_open
+    if rule is not None:
+        key = f"{path}.start_event.ongoing_if_open"
+        reached = _path_problems(inspector, rule.path, f"{key}.path", schema, node, columns, problems)
+        if reached is not None:
+            last_columns, last_where = reached
+            named = [("column", rule.column)] + [("where", c) for c in columns_of(rule.where)]
+            problems += _missing_columns(named, last_columns, key, last_where)
+    return problems
+
+
+def _temporal(columns: dict[str, Any], column: str, key: str, where: str, problems: list[Problem]) -> Any:
+    """The column's type if it holds dates; otherwise record why not and return None."""
+    if column not in columns:
+        problems.append(Problem(key, f"column {column!r} not in table {where}; columns are: {', '.join(columns)}",
+                                column))
+        return None
+    column_type = columns[column]["type"]
+    if not is_temporal(column_type):
+        dated = [n for n, c in columns.items() if is_temporal(c["type"])]
+        problems.append(Problem(key, f"column {column!r} of {where} is {column_type}, not a date or timestamp; "
+                                     f"date columns are: {', '.join(dated) or 'none'}", column))
+        return None
+    return column_type
+
+
+def _kind(column_type: Any) -> str:
+    if isinstance(column_type, DateTime):
+        return "a timestamp with time zone" if column_type.timezone else "a timestamp"
+    return "a date"
+
+
+def _path_problems(inspector: Any, steps: list[RelationStep], key: str, schema: str | None, node: TablePolicy,
+                   columns: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any], str] | None:
+    """Check each hop of a relation path; return the last table's columns and name, if it exists."""
+    previous_columns, previous_key = columns, list(node.primary_key)
+    previous_where = f"{schema}.{node.table}" if schema else node.table
+    for j, step in enumerate(steps):
+        step_key = f"{key}[{j}]"
+        step_schema = schema if schema is None else (step.schema_name or schema)
+        where = f"{step_schema}.{step.table}" if step_schema else step.table
+        if not inspector.has_table(step.table, schema=step_schema):
+            problems.append(Problem(f"{step_key}.table", f"table {where} does not exist in the database", step.table))
+            return None
+        step_columns = {c["name"]: c for c in inspector.get_columns(step.table, schema=step_schema)}
+        references = list(step.references or previous_key)
+        found = len(problems)
+        problems += _missing_columns([("foreign_key", c) for c in step.foreign_key], step_columns, step_key, where)
+        problems += _missing_columns([("references", c) for c in references], previous_columns, step_key,
+                                     previous_where)
+        if len(references) != len(step.foreign_key):
+            problems.append(Problem(f"{step_key}.foreign_key", f"has {len(step.foreign_key)} column(s) but "
+                                    f"references {len(references)} of {previous_where}", step.foreign_key))
+        if len(problems) > found:
+            return None
+        previous_columns, previous_where = step_columns, where
+        previous_key = inspector.get_pk_constraint(step.table, schema=step_schema)["constrained_columns"]
+    return previous_columns, previous_where
 
 
 def _anonymize_type_problems(node: TableBase, path: str, columns: dict[str, Any], where: str) -> list[Problem]:
@@ -172,22 +293,44 @@ def reflect_category(conn: Connection, policy: RetentionPolicy, category: Catego
                      archive_schema: str) -> list[TableNode]:
     """Reflect a category's active tables and define (not create) their archive twins."""
     metadata = MetaData()
-    return [_reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema)
+    return [_reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema, category)
             for table in category.tables]
 
 
 def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: TableBase,
-                  source_schema_of: Callable[[str | None], str | None], archive_schema: str) -> TableNode:
-    schema = source_schema_of(node.schema_name or policy.source_schema)
-    source = Table(node.table, metadata, schema=schema, autoload_with=conn)
+                  source_schema_of: Callable[[str | None], str | None], archive_schema: str,
+                  category: Category) -> TableNode:
+    schema_name = node.schema_name or policy.source_schema
+    source = Table(node.table, metadata, schema=source_schema_of(schema_name), autoload_with=conn)
     foreign_key = list(getattr(node, "foreign_key", []))
     archive = _archive_table(metadata, source, node, foreign_key, archive_schema)
     table_node = TableNode(node, source, archive, foreign_key)
+    if isinstance(node, TablePolicy):
+        def reflect(step: RelationStep) -> Table:
+            step_schema = source_schema_of(step.schema_name or schema_name)
+            return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
+
+        table_node.start = start_expression(node.start_event, source, node.primary_key, reflect)
+        table_node.ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
+        table_node.scope = _effective_scope(policy, category, node, source)
     table_node.children = [
-        _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema)
+        _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema, category)
         for child in node.children
     ]
     return table_node
+
+
+def _effective_scope(policy: RetentionPolicy, category: Category, node: TablePolicy,
+                     source: Table) -> ColumnElement[bool]:
+    """The category's own scope, less the rows a category with precedence claims."""
+    winners = category_precedence(policy, category.key)
+    excluded = [
+        is_not_true(to_sql(source, other.scope))
+        for key in winners
+        for other in policy.categories[key].tables
+        if other.table == node.table
+    ]
+    return and_(to_sql(source, node.scope), *excluded)
 
 
 def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_key: list[str],
@@ -205,10 +348,10 @@ def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_k
         Column("run_id", String(250)),
         Column("anonymized", Boolean, nullable=False, default=False),
     ]
-    table = Table(node.table, metadata, *columns, schema=archive_schema)
-    Index(f"ix_{node.table}_retention_until", table.c.retention_until)
+    table = Table(node.archive_name, metadata, *columns, schema=archive_schema)
+    Index(f"ix_{node.archive_name}_retention_until", table.c.retention_until)
     if foreign_key:
-        Index(f"ix_{node.table}_parent", *(table.c[c] for c in foreign_key))
+        Index(f"ix_{node.archive_name}_parent", *(table.c[c] for c in foreign_key))
     return table
 
 

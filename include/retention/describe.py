@@ -40,7 +40,7 @@ def category_doc(policy: RetentionPolicy, category: Category) -> str:
 
 def schedule_sentence(category: Category) -> str:
     """E.g. "kept active 3 years from last_inbound_contact_at, then 5 years in the archive, then deleted"."""
-    starts = ", ".join(sorted({t.start_event.column for t in category.tables}))
+    starts = ", ".join(sorted({t.start_event.describe() for t in category.tables}))
     active = (f"kept active {category.active_period.in_words()} from `{starts}`"
               if not category.active_period.is_zero else f"kept active until `{starts}` is set")
     end = "deleted" if category.end_action == "delete" else "anonymised"
@@ -54,7 +54,7 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
     kind = ""
     if isinstance(table, TablePolicy):
         meaning = "still ongoing" if table.start_event.when_missing == "ongoing" else "a data defect, reported"
-        kind = f" - clock: `{table.start_event.column}` (missing means {meaning})"
+        kind = f" - clock: `{table.start_event.describe()}` (missing means {meaning})"
     else:
         kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]
     archived = ", ".join(table.archive_columns) or "nothing"

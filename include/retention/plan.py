@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import audit
 from .batches import child_condition
 from .catalog import TableNode, archive_exists
-from .clock import is_due, retention_dates
+from .clock import retention_dates
 from .policy import TablePolicy
 from .steps import StepContext, open_step
 
@@ -38,6 +38,7 @@ class TablePlan:
     missing_start_means: str
     last_due_start: date
     children: dict[str, int] = field(default_factory=dict)
+    held_open: int = 0  # kept active by an open related row (ongoing_if_open)
 
     @property
     def defective(self) -> int:
@@ -78,12 +79,12 @@ def plan_category(step: StepContext) -> CategoryPlan:
 def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePlan:
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
-    start = root.source.c[policy.start_event.column]
-    due = is_due(start, category.active_period, as_of, step.policy.zone)
-    active_rows, due_rows, missing = conn.execute(select(
-        func.count(),
+    due = root.due(category.active_period, as_of, step.policy.zone)
+    active_rows, due_rows, missing, held_open = conn.execute(select(
+        func.count().filter(root.scope),
         func.count().filter(due),
-        func.count().filter(start.is_(None)),
+        func.count().filter(root.missing_start()),
+        func.count().filter(root.held_open()),
     ).select_from(root.source)).one()
     if category.has_archive:
         due_for_archive = due_rows
@@ -95,7 +96,8 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePl
         for node, cond in _descendant_conditions(root, due)
     }
     return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
-                     policy.start_event.when_missing, category.active_period.last_due_start(as_of), children)
+                     policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
+                     held_open)
 
 
 def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -> int:
@@ -110,9 +112,8 @@ def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -
 
 def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
     """Active rows so late that their archive period has also ended: purged the same run."""
-    policy: TablePolicy = root.policy  # type: ignore[assignment]
-    _, until = retention_dates(root.source.c[policy.start_event.column], step.category.active_period,
-                               step.category.archive_or_zero, step.target.dialect, step.policy.zone)
+    _, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
+                               step.target.dialect, step.policy.zone)
     return conn.execute(select(func.count()).select_from(root.source).where(
         due, until <= literal(step.ctx.as_of))).scalar_one()
 
@@ -132,6 +133,7 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "due_for_archive": table.due_for_archive,
         "due_for_end_of_life": table.due_for_end_of_life,
         "missing_start": table.missing_start,
+        "held_open": table.held_open,
         "last_due_start": table.last_due_start,
         "children": table.children,
     }

@@ -28,8 +28,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from .conditions import ALL_OF, ANY_OF, COLUMN_TEST, Condition, provably_disjoint
 from .errors import PolicyError, Problem
 from .periods import Period
 
@@ -67,8 +69,56 @@ class Label(_Strict):
     en: str = Field(min_length=1)
 
 
+class RelationStep(_Strict):
+    """One hop from a table to related rows of another table.
+
+    ``foreign_key`` names this step's columns that hold the previous table's key
+    (``references``, by default the previous table's primary key).
+    """
+
+    table: Identifier
+    schema_name: Identifier | None = Field(default=None, alias="schema")
+    foreign_key: ColumnList
+    references: Annotated[list[Identifier], BeforeValidator(_as_list)] | None = None
+
+
+class Aggregate(_Strict):
+    """The latest or earliest ``column`` over rows reached by ``path``, filtered by ``where``."""
+
+    column: Identifier
+    path: list[RelationStep] = Field(min_length=1)
+    where: Condition | None = None
+
+
+class ClockSource(_Strict):
+    """One candidate start date: a column of the row, or an aggregate over related rows."""
+
+    column: Identifier | None = None
+    latest: Aggregate | None = None
+    earliest: Aggregate | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ClockSource":
+        given = [k for k in ("column", "latest", "earliest") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of column, latest, earliest")
+        return self
+
+
+class OpenRelated(_Strict):
+    """Related rows whose ``column`` (an end date) is empty keep the row ongoing."""
+
+    column: Identifier
+    path: list[RelationStep] = Field(min_length=1)
+    where: Condition | None = None
+
+
 class StartEvent(_Strict):
     """Where a row's retention clock starts, and what a missing value means.
+
+    The start is one ``column`` of the row, the ``latest`` / ``earliest`` value over
+    related rows, or ``first_of`` an ordered list of those (the first that is not empty
+    wins). ``ongoing_if_open`` keeps the row active while a related row is still open.
 
     ``when_missing: ongoing`` - the event has not happened yet (a contract still
     running, a request still open): the row stays active.
@@ -76,8 +126,37 @@ class StartEvent(_Strict):
     defect: the row cannot be aged, stays where it is, and is reported.
     """
 
-    column: Identifier
+    column: Identifier | None = None
+    latest: Aggregate | None = None
+    earliest: Aggregate | None = None
+    first_of: list[ClockSource] | None = Field(default=None, min_length=1)
     when_missing: Literal["ongoing", "defect"]
+    ongoing_if_open: OpenRelated | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "StartEvent":
+        given = [k for k in ("column", "latest", "earliest", "first_of") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of column, latest, earliest, first_of")
+        return self
+
+    @property
+    def sources(self) -> list[ClockSource]:
+        """The candidates in order (one, unless ``first_of``)."""
+        if self.first_of is not None:
+            return list(self.first_of)
+        return [ClockSource(column=self.column, latest=self.latest, earliest=self.earliest)]
+
+    def describe(self) -> str:
+        """``last_inbound_contact_at``, or ``latest crm_lead.date_closed``... for docs."""
+        return " else ".join(_describe_source(s) for s in self.sources)
+
+
+def _describe_source(source: ClockSource) -> str:
+    if source.column:
+        return source.column
+    kind, agg = ("latest", source.latest) if source.latest else ("earliest", source.earliest)
+    return f"{kind} {agg.path[-1].table}.{agg.column}"  # type: ignore[union-attr]
 
 
 class PrefixRule(_Strict):
@@ -98,6 +177,7 @@ AnonymizeRule = Union[Literal["null", "keep", "year", "month"], PrefixRule, Roun
 class TableBase(_Strict):
     table: Identifier
     schema_name: Identifier | None = Field(default=None, alias="schema")
+    archive_table: Identifier | None = None
     primary_key: ColumnList
     archive_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
     subject_identifiers: dict[Identifier, ColumnList] = {}
@@ -107,6 +187,11 @@ class TableBase(_Strict):
     def walk(self) -> list["TableBase"]:
         """This table and all its descendants, parents before children."""
         return [self] + [t for child in self.children for t in child.walk()]
+
+    @property
+    def archive_name(self) -> str:
+        """The archive table's name: ``archive_table``, else the table's own name."""
+        return self.archive_table or self.table
 
 
 class ChildTable(TableBase):
@@ -122,9 +207,14 @@ class ChildTable(TableBase):
 
 
 class TablePolicy(TableBase):
-    """A table whose rows carry their own retention clock."""
+    """A table whose rows carry their own retention clock.
+
+    ``scope`` selects which of its rows the category governs, when one table holds
+    several kinds of people (prospects, customers and suppliers in one partner table).
+    """
 
     start_event: StartEvent
+    scope: Condition | None = None
 
 
 class Category(_Strict):
@@ -166,6 +256,7 @@ class RetentionPolicy(_Strict):
     archive_schema: Identifier = "archive"
     audit_table: Identifier = "retention_audit"
     batch_size: int = Field(default=10_000, ge=1)
+    precedence: list[Identifier] = []
     categories: dict[Identifier, Category] = Field(min_length=1)
     source: str = Field(default="<memory>", exclude=True)
 
@@ -226,12 +317,16 @@ def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
     return policy
 
 
+_UNION_BRANCHES = {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule", COLUMN_TEST, ALL_OF, ANY_OF,
+                   "function-after[_exactly_one_test(), ColumnTest]"}
+
+
 def _problem_from_pydantic(err: dict[str, Any]) -> Problem:
     path = ""
     for part in err["loc"]:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule"}:
+        elif part in _UNION_BRANCHES:
             continue  # union branch names: noise for a YAML author
         else:
             path += f".{part}" if path else str(part)
@@ -244,23 +339,67 @@ def _problem_from_pydantic(err: dict[str, Any]) -> Problem:
 def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     """Rules that tie several keys together; each problem names its key path."""
     problems: list[Problem] = []
-    owner: dict[str, str] = {}
+    appearances: dict[str, list[tuple[str, str, TableBase]]] = {}
+    archive_names: dict[str, str] = {}
+    for i, name in enumerate(policy.precedence):
+        if name not in policy.categories:
+            problems.append(Problem(f"precedence[{i}]", "not a category of this policy", name))
     for key, category in policy.categories.items():
         base = f"categories.{key}"
         if category.has_archive and not category.archive_purpose:
             problems.append(Problem(f"{base}.archive_purpose", "required when there is an archive period"))
         for t_index, table in enumerate(category.tables):
             for path, node in _walk_with_paths(table, f"{base}.tables[{t_index}]"):
-                # Archive tables are named after their source table, so a name is taken once.
-                if node.table in owner:
+                appearances.setdefault(node.table, []).append((key, path, node))
+                if node.archive_name in archive_names:
                     problems.append(Problem(
-                        f"{path}.table",
-                        f"table already governed by category {owner[node.table]!r}; a table belongs to one category",
-                        node.table,
+                        f"{path}.archive_table",
+                        f"archive table {node.archive_name!r} is already used at {archive_names[node.archive_name]}; "
+                        "a table shared by several categories needs a distinct archive_table in each",
+                        node.archive_name,
                     ))
-                owner.setdefault(node.table, key)
+                archive_names.setdefault(node.archive_name, path)
                 problems += _table_problems(node, path, category)
+    for table, places in appearances.items():
+        problems += _shared_table_problems(policy, table, places)
     return problems
+
+
+def _shared_table_problems(policy: RetentionPolicy, table: str,
+                           places: list[tuple[str, str, TableBase]]) -> list[Problem]:
+    """A table may serve several categories as scoped, non-overlapping root tables.
+
+    Overlap is allowed when both categories appear in ``precedence``: the earlier wins.
+    A child table may appear under several categories (its rows follow whichever
+    category their parent row belongs to), but not also as a root with a clock of its own.
+    """
+    problems = []
+    for i, (key_a, path_a, node_a) in enumerate(places):
+        for key_b, path_b, node_b in places[i + 1:]:
+            roots = isinstance(node_a, TablePolicy), isinstance(node_b, TablePolicy)
+            if roots == (False, False):
+                continue
+            if roots != (True, True):
+                problems.append(Problem(path_b, f"table {table} is both a child and a table with its own clock "
+                                                f"(see {path_a})", table))
+            elif key_a == key_b:
+                problems.append(Problem(path_b, f"table {table} appears twice in category {key_a!r}", table))
+            elif not (key_a in policy.precedence and key_b in policy.precedence) and not provably_disjoint(
+                    node_a.scope, node_b.scope):
+                problems.append(Problem(
+                    path_b,
+                    f"categories {key_a!r} and {key_b!r} may both match a row of table {table}; make their "
+                    "scopes exclusive (equals/in/is_null on the same column) or list both in precedence",
+                    table,
+                ))
+    return problems
+
+
+def category_precedence(policy: RetentionPolicy, key: str) -> list[str]:
+    """Categories that win over ``key`` on rows both would match."""
+    if key not in policy.precedence:
+        return []
+    return policy.precedence[: policy.precedence.index(key)]
 
 
 def _walk_with_paths(node: TableBase, path: str) -> list[tuple[str, TableBase]]:

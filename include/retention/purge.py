@@ -22,8 +22,6 @@ from . import audit
 from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
-from .clock import is_due
-from .policy import TablePolicy
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -59,9 +57,7 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
 def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement[bool] | None]:
     """Which side holds the rows at end of life, and the condition that selects them."""
     if not step.category.has_archive:
-        policy: TablePolicy = root.policy  # type: ignore[assignment]
-        start = root.source.c[policy.start_event.column]
-        return "source", is_due(start, step.category.active_period, step.ctx.as_of, step.policy.zone)
+        return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zone)
     with step.target.engine.connect() as conn:
         if not archive_exists(conn, root):
             return "archive", None

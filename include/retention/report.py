@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 
 from . import audit
 from .catalog import TableNode
-from .policy import TablePolicy
 from .steps import StepContext, open_step
 
 
@@ -58,10 +57,8 @@ def summarize_run(step: StepContext, archived: dict[str, int], purged: dict[str,
 def _active_counts(conn: Connection, nodes: list[TableNode]) -> tuple[int, int]:
     still_active = missing = 0
     for root in nodes:
-        policy: TablePolicy = root.policy  # type: ignore[assignment]
-        start = root.source.c[policy.start_event.column]
         total, nulls = conn.execute(
-            select(func.count(), func.count().filter(start.is_(None))).select_from(root.source)
+            select(func.count().filter(root.scope), func.count().filter(root.missing_start())).select_from(root.source)
         ).one()
         still_active += total
         missing += nulls

@@ -100,10 +100,18 @@ def test_every_problem_is_listed_at_once(shipped):
     assert "web_forms.active_period" in message and "suppliers.schedule" in message
 
 
-def test_a_table_belongs_to_one_category_only(shipped):
+def test_two_categories_on_one_table_need_exclusive_scopes_or_a_precedence(shipped):
     shipped["categories"]["web_forms"]["tables"][0]["table"] = "prospects"
+    shipped["categories"]["web_forms"]["tables"][0]["archive_table"] = "web_prospects"
     message = _errors(shipped)
-    assert "already governed by category" in message
+    assert "categories 'web_forms' and 'prospection' may both match a row of table prospects" in message
+
+
+def test_a_shared_table_needs_a_distinct_archive_table_per_category(shipped):
+    shipped["categories"]["web_forms"]["tables"][0]["table"] = "prospects"
+    shipped["precedence"] = ["web_forms", "prospection"]
+    message = _errors(shipped)
+    assert "archive table 'prospects' is already used" in message
 
 
 def test_archive_purpose_is_required_when_there_is_an_archive(shipped):

@@ -1,0 +1,88 @@
+"""Where a row's clock starts, as one SQL expression evaluated by the database.
+
+Real schemas rarely hold a ready-made start date. The start can be:
+
+* a column of the row (``last_inbound_contact_at``);
+* the latest or earliest value of a column over related rows, reached through a path of
+  foreign keys and filtered (``latest mail_message.date where message_type = 'email'
+  and author is the partner``) - a correlated aggregate subquery;
+* the first non-empty of an ordered list of those (``COALESCE``);
+
+and the row is *ongoing* - it stays active whatever its start - while a related row is
+still open (an end date is empty): an ``EXISTS`` subquery.
+
+``plan``, ``archive``, ``purge`` and the reports all use these same expressions, so they
+can never disagree about a row's clock. Nothing is computed row by row in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import Table, and_, exists, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from .conditions import to_sql
+from .policy import Aggregate, ClockSource, RelationStep, StartEvent
+
+Reflect = Callable[[RelationStep], Table]
+
+
+def start_expression(event: StartEvent, source: Table, key_columns: Sequence[str],
+                     reflect: Reflect) -> ColumnElement[Any]:
+    """The row's start date or timestamp; NULL when it has none."""
+    candidates = [_source_expression(s, source, key_columns, reflect) for s in event.sources]
+    return candidates[0] if len(candidates) == 1 else func.coalesce(*candidates)
+
+
+def ongoing_expression(event: StartEvent, source: Table, key_columns: Sequence[str],
+                       reflect: Reflect) -> ColumnElement[bool] | None:
+    """True while a related row is still open (``ongoing_if_open``); None when not declared."""
+    rule = event.ongoing_if_open
+    if rule is None:
+        return None
+    last, joined, correlation = _walk(rule.path, source, key_columns, reflect)
+    return exists(select(1).select_from(joined).where(correlation, last.c[rule.column].is_(None),
+                                                      to_sql(last, rule.where)))
+
+
+def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],
+                       reflect: Reflect) -> ColumnElement[Any]:
+    if source_spec.column:
+        return source.c[source_spec.column]
+    aggregate, pick = (source_spec.latest, func.max) if source_spec.latest else (source_spec.earliest, func.min)
+    return _aggregate(aggregate, pick, source, key_columns, reflect)  # type: ignore[arg-type]
+
+
+def _aggregate(aggregate: Aggregate, pick: Any, source: Table, key_columns: Sequence[str],
+               reflect: Reflect) -> ColumnElement[Any]:
+    last, joined, correlation = _walk(aggregate.path, source, key_columns, reflect)
+    column = last.c[aggregate.column]
+    query = select(pick(column)).select_from(joined).where(correlation, to_sql(last, aggregate.where))
+    return query.scalar_subquery()
+
+
+def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str],
+          reflect: Reflect) -> tuple[Any, Any, ColumnElement[bool]]:
+    """Join the path's tables; return the last one, the join, and the link to ``source``.
+
+    Every step is aliased, so a path may come back to the source table itself.
+    """
+    previous: Any = source
+    previous_key = list(key_columns)
+    joined: Any = None
+    correlation: ColumnElement[bool] | None = None
+    for i, step in enumerate(path):
+        reflected = reflect(step)
+        table = reflected.alias(f"clock_{i}")
+        references = list(step.references or previous_key)
+        link = and_(*(table.c[fk] == previous.c[ref] for fk, ref in zip(step.foreign_key, references, strict=True)))
+        if joined is None:
+            joined, correlation = table, link
+        else:
+            joined = joined.join(table, link)
+        previous = table
+        previous_key = [c.name for c in reflected.primary_key.columns]
+    assert correlation is not None  # a path has at least one step (policy validation)
+    return previous, joined, correlation
+
