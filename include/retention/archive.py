@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
 from sqlalchemy.engine import Connection
@@ -29,6 +28,7 @@ from .batches import add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
 from .clock import retention_dates
 from .errors import BatchIntegrityError
+from .policy import Category
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -61,19 +61,29 @@ def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
 
 
 def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
+    """Copy the batch's rows, their children and their retained dependants; then delete them."""
     if step.target.dialect == "postgresql":
         _lock(conn, root, cond)
-    copied = _copy_tree(conn, root, cond, step, parent=None)
-    removed = _delete_copied_tree(conn, root, cond)
-    if copied != removed:
+    copied = {step.category.key: _copy_tree(conn, root, cond, step, step.category)}
+    for dep in root.dependants:
+        # A dependant keeps its own category's clock: retention counted from its own start.
+        linked = dep.linked("source", root, cond)
+        copied.setdefault(dep.category.key, {}).update(_copy_tree(conn, dep.node, linked, step, dep.category))
+    removed: dict[str, int] = {}
+    for dep in root.dependants:  # before the parent: their foreign keys point at it
+        removed.update(_delete_copied_tree(conn, dep.node, dep.linked("source", root, cond)))
+    removed.update(_delete_copied_tree(conn, root, cond))
+    all_copied = {table: n for counts in copied.values() for table, n in counts.items()}
+    if all_copied != removed:
         raise BatchIntegrityError(
-            f"archive of {root.name}: copied {copied} but removed {removed} rows; the batch was rolled back"
+            f"archive of {root.name}: copied {all_copied} but removed {removed} rows; the batch was rolled back"
         )
-    for table_name, count in copied.items():
-        if count:
-            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="archive",
-                         table_name=table_name, row_count=count)
-    return copied
+    for category_key, counts in copied.items():
+        for table_name, count in counts.items():
+            if count:
+                audit.record(conn, step.audit_table, step.ctx, category=category_key, action="archive",
+                             table_name=table_name, row_count=count)
+    return all_copied
 
 
 def _lock(conn: Connection, root: TableNode, cond: ColumnElement[bool]) -> None:
@@ -82,11 +92,12 @@ def _lock(conn: Connection, root: TableNode, cond: ColumnElement[bool]) -> None:
 
 
 def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
-               parent: TableNode | None) -> dict[str, int]:
+               category: Category, parent: TableNode | None = None) -> dict[str, int]:
     kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
     source_columns = [node.source.c[name] for name in kept]
     if parent is None:
-        dates = _root_dates(node, step)
+        dates = retention_dates(node.start, category.active_period, category.archive_or_zero,
+                                step.target.dialect, step.policy.zone)
         query = select(*source_columns, *dates).where(cond)
     else:
         # Children inherit their parent's dates: they live and die with it.
@@ -103,13 +114,8 @@ def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], ste
     result = conn.execute(statement.execution_options(preserve_rowcount=True))
     counts = {node.name: result.rowcount}
     for child in node.children:
-        counts.update(_copy_tree(conn, child, child_condition(child, node, "source", cond), step, node))
+        counts.update(_copy_tree(conn, child, child_condition(child, node, "source", cond), step, category, node))
     return counts
-
-
-def _root_dates(root: TableNode, step: StepContext) -> list[ColumnElement[Any]]:
-    return list(retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
-                                step.target.dialect, step.policy.zone))
 
 
 def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]) -> dict[str, int]:

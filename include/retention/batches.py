@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
-from .catalog import TableNode
+from .catalog import TableNode, key_of
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,6 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
     for name, n in counts.items():
         if n:
             totals[name] = totals.get(name, 0) + n
-
-
-def key_of(table: Any, columns: Sequence[str]) -> ColumnElement[Any]:
-    """A table's key as one comparable expression (a row value for composite keys)."""
-    cols = [table.c[name] for name in columns]
-    return cols[0] if len(cols) == 1 else tuple_(*cols)
 
 
 def keys_in(table: Any, columns: Sequence[str], keys: Select[Any]) -> ColumnElement[bool]:

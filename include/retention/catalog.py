@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -29,9 +29,13 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    exists,
     false,
     inspect,
+    or_,
+    select,
     true,
+    tuple_,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -70,6 +74,8 @@ class TableNode:
     start: Any = None
     ongoing: ColumnElement[bool] | None = None
     scope: ColumnElement[bool] = field(default_factory=true)
+    # Rows of other categories archived with this table's rows (``archived_with``).
+    dependants: list["Dependant"] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -96,6 +102,36 @@ class TableNode:
 
     def walk(self) -> list["TableNode"]:
         return [self] + [n for child in self.children for n in child.walk()]
+
+    def walk_all(self) -> list["TableNode"]:
+        """This tree and the trees of its dependants: every table a batch may write."""
+        return self.walk() + [n for dep in self.dependants for n in dep.node.walk()]
+
+
+@dataclass
+class Dependant:
+    """A table of another category whose rows are archived with this table's rows."""
+
+    node: TableNode
+    category: Category
+    foreign_key: list[str]
+
+    def linked(self, side: str, parent: TableNode, parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
+        """The dependant rows of the parent rows selected by ``parent_rows`` (on one side)."""
+        keys = select(*(getattr(parent, side).c[c] for c in parent.key_columns)).where(parent_rows)
+        return key_of(getattr(self.node, side), self.foreign_key).in_(keys)
+
+    def retained(self, parent: TableNode) -> ColumnElement[bool]:
+        """Archive rows of ``parent`` that still have a dependant in the archive."""
+        archive = self.node.archive
+        return exists().where(*(archive.c[fk] == parent.archive.c[pk]
+                                for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)))
+
+
+def key_of(table: Any, columns: Sequence[str]) -> Any:
+    """A table's key as one comparable expression (a row value for composite keys)."""
+    cols = [table.c[name] for name in columns]
+    return cols[0] if len(cols) == 1 else tuple_(*cols)
 
 
 def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: str,
@@ -131,7 +167,8 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, pat
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
     problems += _anonymize_type_problems(node, path, columns, where)
-    problems += _undeclared_children(inspector, node, path, schema, where)
+    dependants = {t.table for _, t in _dependants_of(policy, node)} if isinstance(node, TablePolicy) else set()
+    problems += _undeclared_children(inspector, node, path, schema, where, dependants)
     for i, child in enumerate(node.children):
         problems += _node_problems(inspector, policy, child, f"{path}.children[{i}]", schemas, dialect)
     return problems
@@ -152,6 +189,8 @@ def _named_columns(node: TableBase) -> list[tuple[str, str]]:
     named += [("foreign_key", c) for c in getattr(node, "foreign_key", [])]
     if isinstance(node, TablePolicy):
         named += [("scope", c) for c in columns_of(node.scope)]
+        if node.archived_with:
+            named += [("archived_with.foreign_key", c) for c in node.archived_with.foreign_key]
     return named
 
 
@@ -266,13 +305,13 @@ def _anonymize_type_problems(node: TableBase, path: str, columns: dict[str, Any]
 
 
 def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str | None,
-                         where: str) -> list[Problem]:
+                         where: str, dependants: set[str]) -> list[Problem]:
     """Foreign keys pointing at this table from tables the policy does not declare.
 
     Deleting the parent would then fail on the foreign key, cascade silently, or leave
     orphans: the policy must say what happens to those rows.
     """
-    declared = {child.table for child in node.children}
+    declared = {child.table for child in node.children} | set(dependants)
     problems = []
     for other in inspector.get_table_names(schema=schema):
         if other in declared or other == node.table:
@@ -311,13 +350,39 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
             return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
 
         table_node.start = start_expression(node.start_event, source, node.primary_key, reflect)
-        table_node.ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
+        table_node.ongoing = _any_of(ongoing_expression(node.start_event, source, node.primary_key, reflect),
+                                     _parent_still_active(node, source, reflect))
         table_node.scope = _effective_scope(policy, category, node, source)
+        table_node.dependants = [
+            Dependant(_reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
+                      dep_category, list(dep.archived_with.foreign_key))  # type: ignore[union-attr]
+            for dep_category, dep in _dependants_of(policy, node)
+        ]
     table_node.children = [
         _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema, category)
         for child in node.children
     ]
     return table_node
+
+
+def _dependants_of(policy: RetentionPolicy, node: TablePolicy) -> list[tuple[Category, TablePolicy]]:
+    return [(category, table) for category in policy.categories.values() for table in category.tables
+            if table.archived_with is not None and table.archived_with.table == node.table]
+
+
+def _parent_still_active(node: TablePolicy, source: Table, reflect: Callable[[Any], Table]) -> Any:
+    """A retained dependant waits in the active base while its parent row is there."""
+    link = node.archived_with
+    if link is None:
+        return None
+    parent = reflect(RelationStep(table=link.table, foreign_key=link.foreign_key))
+    parent_key = [c.name for c in parent.primary_key.columns]
+    return exists().where(*(parent.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))
+
+
+def _any_of(*conditions: Any) -> Any:
+    present = [c for c in conditions if c is not None]
+    return or_(*present) if present else None
 
 
 def _effective_scope(policy: RetentionPolicy, category: Category, node: TablePolicy,
@@ -335,7 +400,8 @@ def _effective_scope(policy: RetentionPolicy, category: Category, node: TablePol
 
 def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_key: list[str],
                    archive_schema: str) -> Table:
-    keep = list(dict.fromkeys([*node.primary_key, *foreign_key, *node.archive_columns]))
+    parent_link = node.archived_with.foreign_key if isinstance(node, TablePolicy) and node.archived_with else []
+    keep = list(dict.fromkeys([*node.primary_key, *foreign_key, *parent_link, *node.archive_columns]))
     columns = [
         Column(name, source.c[name].type, primary_key=name in node.primary_key, autoincrement=False)
         for name in keep
@@ -362,7 +428,7 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
     must be migrated by a person (the engine never alters archived evidence by itself).
     """
     inspector = inspect(conn)
-    for node in (n for root in nodes for n in root.walk()):
+    for node in (n for root in nodes for n in root.walk_all()):
         archive = node.archive
         if not inspector.has_table(archive.name, schema=archive.schema):
             archive.create(conn)

@@ -8,6 +8,7 @@ against the live table and values always travel as bound parameters.
     {column: date_end, is_null: true}
     {all: [cond, cond, ...]}     # and
     {any: [cond, cond, ...]}     # or
+    {not: cond}                  # not (a NULL result counts as not matching)
 """
 
 from __future__ import annotations
@@ -54,23 +55,34 @@ class AnyOf(_Strict):
     any: list["Condition"] = Field(min_length=1)
 
 
+class NoneOf(_Strict):
+    """``{not: cond}``: rows for which ``cond`` is not true (NULL counts as not true)."""
+
+    not_: "Condition" = Field(alias="not")
+
+
 def _condition_kind(value: Any) -> str:
     """Pick the model by its key, so an error speaks of one shape, not of all three."""
     if isinstance(value, dict):
-        return ALL_OF if "all" in value else ANY_OF if "any" in value else COLUMN_TEST
-    return {AllOf: ALL_OF, AnyOf: ANY_OF}.get(type(value), COLUMN_TEST)
+        for key, tag in (("all", ALL_OF), ("any", ANY_OF), ("not", NOT)):
+            if key in value:
+                return tag
+        return COLUMN_TEST
+    return {AllOf: ALL_OF, AnyOf: ANY_OF, NoneOf: NOT}.get(type(value), COLUMN_TEST)
 
 
 # Tag names appear in pydantic's error locations; policy.py leaves them out of key paths.
-COLUMN_TEST, ALL_OF, ANY_OF = "<column test>", "<all of>", "<any of>"
+COLUMN_TEST, ALL_OF, ANY_OF, NOT = "<column test>", "<all of>", "<any of>", "<not>"
 
 
 Condition = Annotated[
-    Union[Annotated[ColumnTest, Tag(COLUMN_TEST)], Annotated[AllOf, Tag(ALL_OF)], Annotated[AnyOf, Tag(ANY_OF)]],
+    Union[Annotated[ColumnTest, Tag(COLUMN_TEST)], Annotated[AllOf, Tag(ALL_OF)], Annotated[AnyOf, Tag(ANY_OF)],
+          Annotated[NoneOf, Tag(NOT)]],
     Discriminator(_condition_kind),
 ]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
+NoneOf.model_rebuild()
 
 
 def to_sql(table: Any, condition: Condition | None) -> ColumnElement[bool]:
@@ -81,6 +93,8 @@ def to_sql(table: Any, condition: Condition | None) -> ColumnElement[bool]:
         return and_(*(to_sql(table, c) for c in condition.all))
     if isinstance(condition, AnyOf):
         return or_(*(to_sql(table, c) for c in condition.any))
+    if isinstance(condition, NoneOf):
+        return is_not_true(to_sql(table, condition.not_))
     column = table.c[condition.column]
     if condition.is_null:
         return column.is_(None)
@@ -104,6 +118,8 @@ def columns_of(condition: Condition | None) -> list[str]:
         return [c for part in condition.all for c in columns_of(part)]
     if isinstance(condition, AnyOf):
         return [c for part in condition.any for c in columns_of(part)]
+    if isinstance(condition, NoneOf):
+        return columns_of(condition.not_)
     return [condition.column]
 
 
@@ -138,7 +154,7 @@ def _pins(condition: Condition | None) -> dict[str, Any]:
             pins.update(_pins(part))
         return pins
     if not isinstance(condition, ColumnTest):
-        return {}  # no condition, or an ``any``: pins nothing for sure
+        return {}  # no condition, an ``any`` or a ``not``: pins nothing for sure
     if condition.is_null:
         return {condition.column: _NULL}
     if condition.is_not_null:

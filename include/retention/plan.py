@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import false, func, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -23,6 +23,7 @@ from .batches import child_condition
 from .catalog import TableNode, archive_exists
 from .clock import retention_dates
 from .policy import TablePolicy
+from .purge import archive_expired
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,13 @@ class TablePlan:
     missing_start_means: str
     last_due_start: date
     children: dict[str, int] = field(default_factory=dict)
-    held_open: int = 0  # kept active by an open related row (ongoing_if_open)
+    held_open: int = 0  # kept active by an open related row, or a parent still active
+    kept_for_dependants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def reasons(self) -> list[str]:
+        """Why expired rows are still kept, in words: for the task log and the reports."""
+        return [f"{kept['rows']} {self.table} kept because {kept['dependants']} {table} are retained until "
+                f"{kept['until']}" for table, kept in self.kept_for_dependants.items()]
 
     @property
     def defective(self) -> int:
@@ -60,6 +67,8 @@ class CategoryPlan:
         data["as_of"] = self.as_of.isoformat()
         for table in data["tables"]:
             table["last_due_start"] = table["last_due_start"].isoformat()
+            for kept in table["kept_for_dependants"].values():
+                kept["until"] = kept["until"].isoformat() if kept["until"] else None
         return data
 
 
@@ -73,6 +82,8 @@ def plan_category(step: StepContext) -> CategoryPlan:
     with step.target.engine.begin() as conn:
         for table in tables:
             _audit_plan(conn, step, table)
+    for reason in (r for table in tables for r in table.reasons()):
+        log.info("%s (category %s, as of %s)", reason, step.category.key, step.ctx.as_of)
     return plan
 
 
@@ -95,19 +106,42 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePl
         node.name: conn.execute(select(func.count()).select_from(node.source).where(cond)).scalar_one()
         for node, cond in _descendant_conditions(root, due)
     }
+    kept = _kept_for_dependants(conn, root, step) if category.has_archive else {}
     return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
                      policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
-                     held_open)
+                     held_open, kept)
 
 
 def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -> int:
     if not archive_exists(conn, root):
         return 0
-    archive = root.archive
-    return conn.execute(select(func.count()).select_from(archive).where(
-        archive.c.retention_until <= literal(step.ctx.as_of, type_=archive.c.retention_until.type),
-        archive.c.anonymized == false(),
-    )).scalar_one()
+    not_retained = [~dep.retained(root) for dep in root.dependants]
+    return conn.execute(select(func.count()).select_from(root.archive).where(
+        archive_expired(root, step.ctx.as_of), *not_retained)).scalar_one()
+
+
+def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -> dict[str, dict[str, Any]]:
+    """Expired archive rows kept because a dependant is still retained, per dependant table.
+
+    E.g. ``{"invoices": {"rows": 1, "dependants": 3, "until": 2031-03-31}}``: one customer
+    is kept because 3 invoices are retained until 31 March 2031.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    if not archive_exists(conn, root):
+        return kept
+    for dep in root.dependants:
+        if not archive_exists(conn, dep.node):
+            continue
+        waiting = archive_expired(root, step.ctx.as_of) & dep.retained(root)
+        rows = conn.execute(select(func.count()).select_from(root.archive).where(waiting)).scalar_one()
+        if not rows:
+            continue
+        dependants, until = conn.execute(
+            select(func.count(), func.max(dep.node.archive.c.retention_until))
+            .where(dep.linked("archive", root, waiting))
+        ).one()
+        kept[dep.node.name] = {"rows": rows, "dependants": dependants, "until": until}
+    return kept
 
 
 def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
@@ -134,6 +168,7 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "due_for_end_of_life": table.due_for_end_of_life,
         "missing_start": table.missing_start,
         "held_open": table.held_open,
+        "kept_for_dependants": table.kept_for_dependants,
         "last_due_start": table.last_due_start,
         "children": table.children,
     }

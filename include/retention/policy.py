@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from .conditions import ALL_OF, ANY_OF, COLUMN_TEST, Condition, provably_disjoint
+from .conditions import ALL_OF, ANY_OF, COLUMN_TEST, NOT, Condition, provably_disjoint
 from .errors import PolicyError, Problem
 from .periods import Period
 
@@ -206,15 +206,30 @@ class ChildTable(TableBase):
     foreign_key: ColumnList
 
 
+class ArchivedWith(_Strict):
+    """The parent row whose archiving carries this row to the archive.
+
+    A customer's invoices belong to billing, with billing's clock, but they cannot stay
+    in the active base once the customer has left it: they are moved in the same
+    transaction as the customer, and the customer is not destroyed while they are kept.
+    ``foreign_key`` lists this table's columns holding the parent's primary key.
+    """
+
+    table: Identifier
+    foreign_key: ColumnList
+
+
 class TablePolicy(TableBase):
     """A table whose rows carry their own retention clock.
 
     ``scope`` selects which of its rows the category governs, when one table holds
     several kinds of people (prospects, customers and suppliers in one partner table).
+    ``archived_with`` makes it a retained dependant of a table of another category.
     """
 
     start_event: StartEvent
     scope: Condition | None = None
+    archived_with: ArchivedWith | None = None
 
 
 class Category(_Strict):
@@ -317,7 +332,7 @@ def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
     return policy
 
 
-_UNION_BRANCHES = {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule", COLUMN_TEST, ALL_OF, ANY_OF,
+_UNION_BRANCHES = {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule", COLUMN_TEST, ALL_OF, ANY_OF, NOT,
                    "function-after[_exactly_one_test(), ColumnTest]"}
 
 
@@ -362,6 +377,39 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
                 problems += _table_problems(node, path, category)
     for table, places in appearances.items():
         problems += _shared_table_problems(policy, table, places)
+    problems += _archived_with_problems(policy, appearances)
+    return problems
+
+
+def _archived_with_problems(policy: RetentionPolicy,
+                            appearances: dict[str, list[tuple[str, str, TableBase]]]) -> list[Problem]:
+    """``archived_with`` must name a root table of another category that has an archive."""
+    problems = []
+    for key, category in policy.categories.items():
+        for t_index, table in enumerate(category.tables):
+            link = table.archived_with
+            if link is None:
+                continue
+            path = f"categories.{key}.tables[{t_index}].archived_with"
+            parents = [(k, node) for k, _, node in appearances.get(link.table, []) if isinstance(node, TablePolicy)]
+            if not parents or all(k == key for k, _ in parents):
+                problems.append(Problem(f"{path}.table", "must be a table with its own clock in another category",
+                                        link.table))
+                continue
+            if not category.has_archive:
+                problems.append(Problem(path, "a dependant is moved to the archive: its category needs an "
+                                              "archive_period"))
+            for parent_key, parent in parents:
+                if not policy.categories[parent_key].has_archive:
+                    problems.append(Problem(path, f"category {parent_key!r} deletes {link.table} without archiving "
+                                                  "it; a retained dependant needs its parent archived", link.table))
+                if len(link.foreign_key) != len(parent.primary_key):
+                    problems.append(Problem(f"{path}.foreign_key", f"has {len(link.foreign_key)} column(s) but "
+                                            f"the primary key of {link.table} has {len(parent.primary_key)}",
+                                            link.foreign_key))
+                if parent.archived_with is not None:  # type: ignore[union-attr]
+                    problems.append(Problem(path, f"{link.table} is itself archived with another table; "
+                                                  "chains of retained dependants are not supported", link.table))
     return problems
 
 

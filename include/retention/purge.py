@@ -11,6 +11,7 @@ Each batch is one transaction with its audit events; a failing batch rolls back 
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,15 +56,24 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
 
 
 def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement[bool] | None]:
-    """Which side holds the rows at end of life, and the condition that selects them."""
+    """Which side holds the rows at end of life, and the condition that selects them.
+
+    An archive row whose retained dependants are still in the archive (a customer whose
+    invoices must be kept) waits for them: destroying it would leave them dangling.
+    """
     if not step.category.has_archive:
         return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zone)
     with step.target.engine.connect() as conn:
         if not archive_exists(conn, root):
             return "archive", None
+    return "archive", and_(archive_expired(root, step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+
+
+def archive_expired(root: TableNode, as_of: date) -> ColumnElement[bool]:
+    """Archive rows whose retention has run out and that are not yet anonymised."""
     archive = root.archive
-    return "archive", and_(archive.c.retention_until <= literal(step.ctx.as_of, type_=archive.c.retention_until.type),
-                           archive.c.anonymized == false())
+    return and_(archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
+                archive.c.anonymized == false())
 
 
 def _delete_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],

@@ -1,9 +1,10 @@
 """Real CRM/ERP shapes: one partner table for several categories, clocks derived from
-related tables, fallbacks, and rows kept ongoing by an open related row.
+related tables, fallbacks, rows kept ongoing by an open related row, and invoices that
+follow billing's clock while their customer is archived.
 
-The schema is an ERP's in miniature: ``partners`` flags prospects, customers and
-suppliers; ``interactions`` record contacts in both directions; a customer's clock ends
-with the last line of its last contract.
+The schema is an ERP's in miniature: ``partners`` flags prospects and customers;
+``interactions`` record contacts in both directions; a customer's clock ends with the
+last line of its last contract; ``invoices`` (with ``invoice_lines``) point at partners.
 """
 
 from __future__ import annotations
@@ -65,7 +66,28 @@ ERP_POLICY = {
                 "children": [{**INTERACTIONS_CHILD, "archive_table": "customer_interactions"}],
             }],
         },
+        "billing": {
+            "label": {"fr": "Facturation", "en": "Billing"}, "legal_basis": "Obligation légale",
+            "archive_purpose": "Obligation comptable (10 ans)", "schedule": "0 4 * * *",
+            "active_period": "P0D", "archive_period": "P10Y", "end_action": "delete",
+            "tables": [{
+                "table": "invoices", "primary_key": "invoice_id",
+                "start_event": {"column": "invoice_date", "when_missing": "defect"},
+                "archived_with": {"table": "partners", "foreign_key": "partner_id"},
+                "archive_columns": ["number", "invoice_date"],
+                "children": [{"table": "invoice_lines", "primary_key": "line_id", "foreign_key": "invoice_id",
+                              "archive_columns": ["amount"]}],
+            }],
+        },
     },
+}
+
+# invoice_id: (partner_id, invoice date, number of lines)
+INVOICES = {
+    61: (6, date(2021, 3, 31), 2),   # customer 6 archived today: invoice kept until 2031-03-31
+    71: (7, date(2024, 5, 2), 1),    # customer 7 still active: its invoice waits with it
+    81: (8, date(2016, 6, 30), 1),   # kept until 2026-06-30: destroyed today by billing
+    82: (8, date(2019, 3, 31), 2),   # kept until 2029-03-31: keeps customer 8 in the archive until then
 }
 
 # partner_id: (is_prospect, is_customer, created_at, [(interaction day, direction)], [[line end dates per contract]])
@@ -108,8 +130,20 @@ def create_erp(target) -> None:
     lines = Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
                   Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id")),
                   Column("end_date", Date))
+    invoices = Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
+                     Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
+                     Column("number", String(20)), Column("invoice_date", Date))
+    invoice_lines = Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
+                          Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
+                          Column("amount", Integer))
     md.create_all(target.engine)
-    rows: dict[str, list[dict]] = {"partners": [], "interactions": [], "contracts": [], "contract_lines": []}
+    rows: dict[str, list[dict]] = {t: [] for t in ("partners", "interactions", "contracts", "contract_lines",
+                                                   "invoices", "invoice_lines")}
+    for invoice_id, (partner_id, day, line_count) in INVOICES.items():
+        rows["invoices"].append({"invoice_id": invoice_id, "partner_id": partner_id, "number": f"F-{invoice_id}",
+                                 "invoice_date": day})
+        rows["invoice_lines"] += [{"line_id": invoice_id * 10 + k, "invoice_id": invoice_id, "amount": 100}
+                                  for k in range(line_count)]
     for pid, (prospect, customer, created, contacts, contract_list) in PARTNERS.items():
         rows["partners"].append({"partner_id": pid, "name": f"Partenaire {pid}", "email": f"p{pid}@example.fr",
                                  "is_prospect": prospect, "is_customer": customer,
@@ -123,7 +157,7 @@ def create_erp(target) -> None:
                 rows["contract_lines"].append({"line_id": pid * 100 + c * 10 + k, "contract_id": pid * 10 + c,
                                                "end_date": end})
     with target.engine.begin() as conn:
-        for table in (partners, interactions, contracts, lines):
+        for table in (partners, interactions, contracts, lines, invoices, invoice_lines):
             if rows[table.name]:
                 conn.execute(insert(table), rows[table.name])
 
@@ -147,7 +181,7 @@ def test_prospects_and_customers_of_one_partner_table_follow_their_own_rules(erp
     _run_both(erp, parse_policy(ERP_POLICY))
     assert ids(erp, "partners", schema="erp") == [2, 7, 9, 10]
     assert _archived(erp, "prospect_partners") == [1, 3, 4, 5]
-    assert _archived(erp, "customer_partners") == [6]  # 8 was archived and destroyed in the same run
+    assert _archived(erp, "customer_partners") == [6, 8]  # 8 has expired, but its invoices are retained
 
 
 def test_a_converted_prospect_is_treated_as_a_customer(erp):
@@ -157,7 +191,7 @@ def test_a_converted_prospect_is_treated_as_a_customer(erp):
     assert plan.active_rows == 5  # partners 1-5: partner 6 is claimed by customer_relationship
     assert 6 in ids(erp, "partners", schema="erp")
     run_category(erp, policy, category="customer_relationship", run_id="run-2")
-    assert _archived(erp, "customer_partners") == [6]
+    assert _archived(erp, "customer_partners") == [6, 8]
 
 
 @pytest.mark.parametrize("partner, archived", [
@@ -190,8 +224,9 @@ def test_customer_clock_is_the_last_line_of_its_last_contract(erp):
     result = run_category(erp, parse_policy(ERP_POLICY), category="customer_relationship")
     rows = {r["partner_id"]: r for r in archive_rows(erp, "customer_partners")}
     assert rows[6]["retention_start"] == date(2022, 6, 30)
-    assert 8 not in rows and 8 not in ids(erp, "partners", schema="erp")  # 2016-12-31 + 8 years has passed
-    assert result.purged == {"deleted": {"partners": 1}}  # counts name the source table
+    assert rows[8]["retention_start"] == date(2016, 12, 31)  # latest of 2015-03-31, 2016-12-31, 2014-01-01
+    assert rows[8]["retention_until"] == date(2024, 12, 31)  # expired, kept for its invoices (see below)
+    assert result.purged == {"deleted": {}}
 
 
 def test_an_open_contract_line_keeps_the_customer_active(erp):
@@ -266,3 +301,66 @@ def test_fallbacks_of_different_types_are_refused(erp):
     first_of[1] = {"latest": {"column": "end_date", "path": CONTRACT_LINES}}
     with pytest.raises(PolicyError, match=r"start_event\.first_of: fallbacks must all be dates or all be timestamps"):
         run_category(erp, parse_policy(data), category="prospection")
+
+
+def test_invoices_move_with_their_customer_but_keep_billings_clock(erp):
+    policy = parse_policy(ERP_POLICY)
+    run_category(erp, policy, category="customer_relationship")
+    invoices = {r["invoice_id"]: r for r in archive_rows(erp, "invoices")}
+    assert sorted(invoices) == [61, 81, 82]
+    assert invoices[61]["retention_until"] == date(2031, 3, 31)  # invoice date + 10 years, not the customer's
+    assert invoices[82]["retention_until"] == date(2029, 3, 31)
+    assert ids(erp, "invoice_lines", archive=True, schema="erp") == [610, 611, 810, 820, 821]
+    assert ids(erp, "invoices", schema="erp") == [71]
+    archived = {(e["category"], e["table_name"]): e["row_count"]
+                for e in audit_events(erp, policy, action="archive")}
+    assert archived[("billing", "invoices")] == 3 and archived[("customer_relationship", "partners")] == 2
+
+
+def test_an_invoice_waits_in_the_active_base_while_its_customer_is_active(erp):
+    result = run_category(erp, parse_policy(ERP_POLICY), category="billing")
+    assert ids(erp, "invoices", schema="erp") == sorted(INVOICES)
+    (plan,) = result.plan.tables
+    assert (plan.due_for_archive, plan.held_open) == (0, 4)
+
+
+def test_a_customer_stays_in_the_archive_until_its_last_retained_invoice_goes(erp):
+    policy = parse_policy(ERP_POLICY)
+    run_category(erp, policy, category="customer_relationship")
+    assert _archived(erp, "customer_partners") == [6, 8]  # 8 expired on 2024-12-31, but its invoices are kept
+    run_category(erp, policy, category="billing", run_id="billing-1")
+    assert sorted(r["invoice_id"] for r in archive_rows(erp, "invoices")) == [61, 82]  # 81 reached 2026-06-30
+    second = run_category(erp, policy, category="customer_relationship", run_id="customer-2")
+    (plan,) = second.plan.tables
+    assert plan.reasons() == ["1 partners kept because 1 invoices are retained until 2029-03-31"]
+    assert _archived(erp, "customer_partners") == [6, 8]
+    for day, customers in [(date(2029, 3, 30), [6, 8]), (date(2029, 3, 31), [6])]:
+        run_category(erp, policy, as_of=day, category="billing", run_id=f"billing-{day}")
+        run_category(erp, policy, as_of=day, category="customer_relationship", run_id=f"customer-{day}")
+        assert _archived(erp, "customer_partners") == customers
+
+
+def test_no_archived_invoice_ever_points_at_a_destroyed_customer(erp):
+    policy = parse_policy(ERP_POLICY)
+    for day in (date(2026, 11, 26), date(2029, 3, 31), date(2031, 3, 30), date(2031, 3, 31), date(2035, 1, 1)):
+        for key in ("customer_relationship", "billing", "prospection"):
+            run_category(erp, policy, as_of=day, category=key, run_id=f"{key}-{day}")
+        customers = set(_archived(erp, "customer_partners")) | set(_archived(erp, "prospect_partners"))
+        assert {r["partner_id"] for r in archive_rows(erp, "invoices")} <= customers
+        lines_parents = {r["invoice_id"] for r in archive_rows(erp, "invoice_lines")}
+        assert lines_parents <= {r["invoice_id"] for r in archive_rows(erp, "invoices")}
+    assert archive_rows(erp, "invoices") == [] and _archived(erp, "customer_partners") == []
+
+
+@pytest.mark.parametrize("change, message", [
+    pytest.param({"table": "contracts"}, "must be a table with its own clock in another category",
+                 id="parent_without_clock"),
+    pytest.param({"foreign_key": ["partner_id", "number"]}, "has 2 column(s) but the primary key of partners has 1",
+                 id="key_width"),
+])
+def test_archived_with_mistakes_fail_at_load_time(change, message):
+    data = erp_policy()
+    data["categories"]["billing"]["tables"][0]["archived_with"].update(change)
+    with pytest.raises(PolicyError, match=r"categories\.billing\.tables\[0\]\.archived_with") as info:
+        parse_policy(data)
+    assert message in str(info.value)
