@@ -57,7 +57,7 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
 
 
 def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
-    return root.due(step.category.active_period, step.ctx.as_of, step.policy.zone)
+    return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
 
 
 def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
@@ -97,7 +97,7 @@ def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], ste
     source_columns = [node.source.c[name] for name in kept]
     if parent is None:
         dates = retention_dates(node.start, category.active_period, category.archive_or_zero,
-                                step.target.dialect, step.policy.zone)
+                                step.target.dialect, step.policy.zones)
         query = select(*source_columns, *dates).where(cond)
     else:
         # Children inherit their parent's dates: they live and die with it.

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Boolean,
@@ -40,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from .clock import is_due, is_temporal
+from .clock import Zones, is_due, is_temporal
 from .conditions import columns_of, is_not_true, to_sql
 from .errors import PolicyError, Problem
 from .periods import Period
@@ -81,9 +80,9 @@ class TableNode:
     def name(self) -> str:
         return self.policy.table
 
-    def due(self, period: Period, as_of: date, zone: ZoneInfo) -> ColumnElement[bool]:
+    def due(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
         """Rows of this category whose period has ended and that nothing keeps ongoing."""
-        return and_(self.scope, is_due(self.start, period, as_of, zone), self._not_ongoing())
+        return and_(self.scope, is_due(self.start, period, as_of, zones), self._not_ongoing())
 
     def missing_start(self) -> ColumnElement[bool]:
         """Rows of this category with no start date (and no open related row)."""
@@ -142,6 +141,9 @@ def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: s
     one category broken by a schema change does not stop the others from being enforced.
     """
     problems: list[Problem] = []
+    if dialect == "sqlite" and not policy.zones.naive_is_wall_clock:
+        problems.append(Problem("naive_timezone", "SQLite cannot convert between time zones in SQL: store "
+                                f"timestamps as {policy.timezone} wall-clock time there", policy.naive_timezone))
     inspector = inspect(conn)
     schemas = None if dialect == "sqlite" else set(inspector.get_schema_names())
     for key, category in policy.categories.items():
@@ -167,8 +169,7 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, pat
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
     problems += _anonymize_type_problems(node, path, columns, where)
-    dependants = {t.table for _, t in _dependants_of(policy, node)} if isinstance(node, TablePolicy) else set()
-    problems += _undeclared_children(inspector, node, path, schema, where, dependants)
+    problems += _undeclared_children(inspector, node, path, schema, where, _moved_with(policy, node))
     for i, child in enumerate(node.children):
         problems += _node_problems(inspector, policy, child, f"{path}.children[{i}]", schemas, dialect)
     return problems
@@ -304,14 +305,26 @@ def _anonymize_type_problems(node: TableBase, path: str, columns: dict[str, Any]
     return problems
 
 
+def _moved_with(policy: RetentionPolicy, node: TableBase) -> set[str]:
+    """Tables whose rows the policy moves in the same batch as ``node``'s rows.
+
+    Its children, its retained dependants, and their descendants. A row of one of those
+    that points at ``node`` without belonging to it would make the batch fail on the
+    foreign key and roll back - loud and safe - so those links are accepted here.
+    """
+    trees: list[TableBase] = list(node.children)
+    if isinstance(node, TablePolicy):
+        trees += [dep for _, dep in _dependants_of(policy, node)]
+    return {t.table for tree in trees for t in tree.walk()}
+
+
 def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str | None,
-                         where: str, dependants: set[str]) -> list[Problem]:
+                         where: str, declared: set[str]) -> list[Problem]:
     """Foreign keys pointing at this table from tables the policy does not declare.
 
     Deleting the parent would then fail on the foreign key, cascade silently, or leave
     orphans: the policy must say what happens to those rows.
     """
-    declared = {child.table for child in node.children} | set(dependants)
     problems = []
     for other in inspector.get_table_names(schema=schema):
         if other in declared or other == node.table:

@@ -11,11 +11,14 @@ Two questions are answered here, for PostgreSQL and SQLite alike:
 
 Dates are counted in the company's time zone. ``timestamp with time zone`` columns are
 converted to it; naive timestamps (PostgreSQL ``timestamp``, every SQLite timestamp) are
-taken to be wall-clock time in that zone already; ``date`` columns are used as they are.
+read in the policy's ``naive_timezone`` - by default the company's own, i.e. wall-clock
+time; Odoo and many frameworks store UTC there - and converted; ``date`` columns are used
+as they are.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +34,19 @@ def is_temporal(column_type: Any) -> bool:
     return isinstance(column_type, (Date, DateTime))
 
 
-def is_due(column: ColumnElement[Any], period: Period, as_of: date, zone: ZoneInfo) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class Zones:
+    """The company's time zone, and the one naive timestamps are stored in."""
+
+    company: ZoneInfo
+    naive: ZoneInfo
+
+    @property
+    def naive_is_wall_clock(self) -> bool:
+        return self.naive.key == self.company.key
+
+
+def is_due(column: ColumnElement[Any], period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
     """``local_date(column) + period <= as_of``, as an index-friendly comparison.
 
     NULL never compares true, so rows without a start are never due.
@@ -39,19 +54,23 @@ def is_due(column: ColumnElement[Any], period: Period, as_of: date, zone: ZoneIn
     first_not_due = period.last_due_start(as_of) + timedelta(days=1)
     column_type = column.type
     if isinstance(column_type, DateTime):
-        midnight = datetime.combine(first_not_due, time.min)
-        bound = midnight.replace(tzinfo=zone) if column_type.timezone else midnight
+        midnight = datetime.combine(first_not_due, time.min, tzinfo=zones.company)
+        bound = midnight if column_type.timezone else midnight.astimezone(zones.naive).replace(tzinfo=None)
         return column < literal(bound, type_=column_type)
     return column < literal(first_not_due, type_=column_type)
 
 
-def local_date(column: ColumnElement[Any], dialect: str, zone: ZoneInfo) -> ColumnElement[date]:
+def local_date(column: ColumnElement[Any], dialect: str, zones: Zones) -> ColumnElement[date]:
     """The calendar day of a start event, in the company's time zone."""
     column_type = column.type
     if dialect == "sqlite":
+        # SQLite cannot convert between named zones: catalog refuses a naive_timezone there.
         return type_coerce(func.date(column), Date)
     if isinstance(column_type, DateTime) and column_type.timezone:
-        return cast(func.timezone(literal(zone.key), column), Date)
+        return cast(func.timezone(literal(zones.company.key), column), Date)
+    if isinstance(column_type, DateTime) and not zones.naive_is_wall_clock:
+        as_instant = func.timezone(literal(zones.naive.key), column)
+        return cast(func.timezone(literal(zones.company.key), as_instant), Date)
     return cast(column, Date)
 
 
@@ -86,9 +105,9 @@ def _sqlite_add_period(day: ColumnElement[date], period: Period) -> ColumnElemen
 
 
 def retention_dates(start: ColumnElement[Any], active: Period, archive: Period, dialect: str,
-                    zone: ZoneInfo) -> tuple[ColumnElement[date], ColumnElement[date]]:
+                    zones: Zones) -> tuple[ColumnElement[date], ColumnElement[date]]:
     """``(retention_start, retention_until)`` for a row: its start day, and
     ``start + active period + archive period`` - the archive period follows the active
     one, so each is added in turn with its own month clamping."""
-    start_day = local_date(start, dialect, zone)
+    start_day = local_date(start, dialect, zones)
     return start_day, add_period(add_period(start_day, active, dialect), archive, dialect)

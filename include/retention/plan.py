@@ -90,7 +90,7 @@ def plan_category(step: StepContext) -> CategoryPlan:
 def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePlan:
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
-    due = root.due(category.active_period, as_of, step.policy.zone)
+    due = root.due(category.active_period, as_of, step.policy.zones)
     active_rows, due_rows, missing, held_open = conn.execute(select(
         func.count().filter(root.scope),
         func.count().filter(due),
@@ -147,7 +147,7 @@ def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -
 def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
     """Active rows so late that their archive period has also ended: purged the same run."""
     _, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
-                               step.target.dialect, step.policy.zone)
+                               step.target.dialect, step.policy.zones)
     return conn.execute(select(func.count()).select_from(root.source).where(
         due, until <= literal(step.ctx.as_of))).scalar_one()
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from .conditions import ALL_OF, ANY_OF, COLUMN_TEST, NOT, Condition, provably_disjoint
+from .clock import Zones
 from .errors import PolicyError, Problem
 from .periods import Period
 
@@ -267,6 +268,7 @@ class RetentionPolicy(_Strict):
 
     version: str = Field(min_length=1)
     timezone: str = "Europe/Paris"
+    naive_timezone: str | None = None
     source_schema: Identifier = "public"
     archive_schema: Identifier = "archive"
     audit_table: Identifier = "retention_audit"
@@ -275,9 +277,11 @@ class RetentionPolicy(_Strict):
     categories: dict[Identifier, Category] = Field(min_length=1)
     source: str = Field(default="<memory>", exclude=True)
 
-    @field_validator("timezone")
+    @field_validator("timezone", "naive_timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -287,6 +291,11 @@ class RetentionPolicy(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def zones(self) -> Zones:
+        """Days are counted in ``timezone``; naive timestamps are read in ``naive_timezone``."""
+        return Zones(self.zone, ZoneInfo(self.naive_timezone or self.timezone))
 
     def category(self, key: str) -> Category:
         try:

@@ -62,7 +62,7 @@ def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement
     invoices must be kept) waits for them: destroying it would leave them dangling.
     """
     if not step.category.has_archive:
-        return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zone)
+        return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     with step.target.engine.connect() as conn:
         if not archive_exists(conn, root):
             return "archive", None

@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, insert, select
 
-from include.retention.clock import add_period, is_due, local_date, retention_dates
+from include.retention.clock import Zones, add_period, is_due, local_date, retention_dates
 from include.retention.periods import Period
 
 PARIS = ZoneInfo("Europe/Paris")
+ZONES = Zones(PARIS, PARIS)
 START_DAYS = [date(2020, 2, 29), date(2021, 1, 31), date(2023, 3, 31), date(2024, 2, 29), date(2024, 12, 31),
               date(2025, 8, 31), date(2019, 10, 27), date(2026, 11, 26)]
 
@@ -35,7 +36,7 @@ def test_sql_calendar_arithmetic_matches_python(target, period):
 
 def test_retention_until_adds_archive_period_after_active_period_in_sql(target):
     table = _days_table(target)
-    start, until = retention_dates(table.c.d, Period(3), Period(5), target.dialect, PARIS)
+    start, until = retention_dates(table.c.d, Period(3), Period(5), target.dialect, ZONES)
     with target.engine.connect() as conn:
         got = conn.execute(select(until).where(table.c.d == date(2020, 2, 29))).scalar_one()
     assert got == date(2028, 2, 28)
@@ -58,8 +59,8 @@ def test_due_dates_are_counted_in_europe_paris_for_timestamps_with_time_zone(tar
     stored = moment if target.dialect == "postgresql" else moment.astimezone(PARIS)  # SQLite keeps Paris wall time
     with target.engine.begin() as conn:
         conn.execute(insert(table), [{"id": 1, "at": stored}])
-        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), PARIS))).all()
-        day = conn.execute(select(local_date(table.c.at, target.dialect, PARIS))).scalar_one()
+        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES))).all()
+        day = conn.execute(select(local_date(table.c.at, target.dialect, ZONES))).scalar_one()
     assert bool(selected) is due
     assert day == moment.astimezone(PARIS).date()
 
@@ -69,13 +70,28 @@ def test_naive_timestamps_are_read_as_paris_wall_clock_time(target):
     with target.engine.begin() as conn:
         conn.execute(insert(table), [{"id": 1, "at": datetime(2023, 11, 26, 23, 59)},
                                      {"id": 2, "at": datetime(2023, 11, 27, 0, 0)}])
-        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), PARIS))).scalars().all()
+        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES))).scalars().all()
     assert selected == [1]
 
 
 def test_date_columns_are_due_on_the_anniversary(target):
     table = _days_table(target)
     with target.engine.connect() as conn:
-        selected = conn.execute(select(table.c.d).where(is_due(table.c.d, Period(1), date(2021, 2, 28), PARIS))).scalars().all()
+        selected = conn.execute(select(table.c.d).where(is_due(table.c.d, Period(1), date(2021, 2, 28), ZONES))).scalars().all()
     assert date(2020, 2, 29) in selected
     assert all(d <= date(2020, 2, 29) for d in selected)
+
+
+def test_naive_timestamps_stored_in_utc_are_counted_in_paris_on_postgresql(target):
+    """Odoo stores naive UTC: 23:30 UTC on 26 November 2023 is already 27 November in Paris."""
+    if target.is_sqlite:
+        pytest.skip("SQLite cannot convert between time zones; the catalog refuses naive_timezone there")
+    table = _stamped_table(target, tz_aware=False)
+    zones = Zones(PARIS, ZoneInfo("UTC"))
+    with target.engine.begin() as conn:
+        conn.execute(insert(table), [{"id": 1, "at": datetime(2023, 11, 26, 22, 59)},
+                                     {"id": 2, "at": datetime(2023, 11, 26, 23, 30)}])
+        due = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), zones))).all()
+        days = conn.execute(select(local_date(table.c.at, target.dialect, zones)).order_by(table.c.id)).scalars().all()
+    assert [row.id for row in due] == [1]
+    assert days == [date(2023, 11, 26), date(2023, 11, 27)]
