@@ -2,14 +2,16 @@
 
 Per batch, in one transaction:
 
-1. (PostgreSQL) lock the batch's parent rows, so the application cannot change or give
-   them new children between the copy and the delete;
+1. choose the batch's parent rows once (``batches.in_batches``; locked on PostgreSQL, so
+   the application cannot change them or give them new children before the commit);
 2. copy the parents, then each level of children, keeping only the archive columns and
    stamping ``retention_until = start + active period + archive period`` - counted from
-   the start event, not from today, so a late run never extends retention;
-3. delete children bottom-up, then parents, and only rows whose copy is in the archive;
+   the start event, not from today, so a late run never extends retention; copy the
+   parents' retained dependants (``archived_with``) with their own category's clock;
+3. delete dependants and children bottom-up, then parents - only rows whose copy is in
+   the archive;
 4. check that every table removed exactly as many rows as it copied, and write one
-   audit event per table.
+   audit event per table (under the category whose rule applied).
 
 If anything fails the whole batch rolls back: no row is ever in neither place or in both.
 """
@@ -49,8 +51,8 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
             _log_would_archive(step, root, due)
             continue
         for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
-                                where=due, batch_size=size,
-                                work=lambda conn, cond, root=root: _move_batch(conn, root, cond, step)):
+                                where=due, batch_size=size, lock=True,
+                                work=lambda conn, rows, root=root: _move_batch(conn, root, rows, step)):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
     return totals
@@ -62,8 +64,6 @@ def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
 
 def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
     """Copy the batch's rows, their children and their retained dependants; then delete them."""
-    if step.target.dialect == "postgresql":
-        _lock(conn, root, cond)
     copied = {step.category.key: _copy_tree(conn, root, cond, step, step.category)}
     for dep in root.dependants:
         # A dependant keeps its own category's clock: retention counted from its own start.
@@ -84,11 +84,6 @@ def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], st
                 audit.record(conn, step.audit_table, step.ctx, category=category_key, action="archive",
                              table_name=table_name, row_count=count)
     return all_copied
-
-
-def _lock(conn: Connection, root: TableNode, cond: ColumnElement[bool]) -> None:
-    locked = select(literal(1)).select_from(root.source).where(cond).with_for_update().subquery()
-    conn.execute(select(func.count()).select_from(locked))
 
 
 def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,

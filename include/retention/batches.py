@@ -4,6 +4,14 @@ A long ``DELETE`` over millions of rows holds locks for minutes and, if it fails
 away all its work. Here the rows a step selects are walked in primary-key order, at most
 ``batch_size`` at a time; each batch runs in its own transaction, so a failure leaves
 the database as it was before that batch, and every earlier batch complete.
+
+A batch's rows are chosen once, at its start: their keys go into a temporary table, and
+every statement of the batch works from those keys. The selecting condition is never
+evaluated again - it could change meaning half-way (a customer's clock derived from its
+invoices stops matching once the invoices have moved) - and a clock derived from related
+tables is computed once per batch, not once per statement. On PostgreSQL the chosen rows
+are locked (``FOR UPDATE``) as they are chosen, so the application cannot change them
+before the batch commits.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, and_, select, true, tuple_
+from sqlalchemy import Column, Engine, MetaData, Table, and_, insert, select, true, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -44,12 +52,12 @@ def same_key(left: Any, right: Any, left_columns: Sequence[str], right_columns: 
 
 
 def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where: ColumnElement[bool],
-               batch_size: int, work: Callable[[Connection, ColumnElement[bool]], dict[str, int]]
-               ) -> Iterator[BatchResult]:
-    """Run ``work(conn, batch_condition)`` once per key range, one transaction each.
+               batch_size: int, work: Callable[[Connection, ColumnElement[bool]], dict[str, int]],
+               lock: bool = False) -> Iterator[BatchResult]:
+    """Run ``work(conn, batch_rows)`` on successive batches, one transaction each.
 
-    The upper bound of a batch is the key of its ``batch_size``-th selected row, found
-    inside the batch's own transaction; the last batch has no upper bound.
+    ``batch_rows`` selects exactly the (at most ``batch_size``) rows chosen for the batch,
+    in key order after the previous batch. ``lock`` locks them on PostgreSQL.
     """
     key = key_of(table, key_columns)
     lower: Any = None
@@ -59,16 +67,41 @@ def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where:
         started = time.perf_counter()
         with engine.begin() as conn:
             after = true() if lower is None else key > _as_key(lower)
-            upper = conn.execute(
-                select(*(table.c[c] for c in key_columns)).where(where, after)
-                .order_by(*(table.c[c] for c in key_columns)).offset(batch_size - 1).limit(1)
-            ).first()
-            until = true() if upper is None else key <= _as_key(tuple(upper))
-            counts = work(conn, and_(where, after, until))
+            chosen = (select(*(table.c[c] for c in key_columns)).where(where, after)
+                      .order_by(*(table.c[c] for c in key_columns)).limit(batch_size))
+            if lock and conn.dialect.name == "postgresql":
+                chosen = chosen.with_for_update(of=table)
+            keys, count = _materialize(conn, table, key_columns, chosen)
+            if count == 0:
+                _drop(conn, keys)
+                return
+            last = conn.execute(select(keys).order_by(*(keys.c[c].desc() for c in key_columns)).limit(1)).one()
+            counts = work(conn, key.in_(select(keys)))
+            _drop(conn, keys)
         yield BatchResult(number, counts, time.perf_counter() - started)
-        if upper is None:
+        if count < batch_size:
             return
-        lower = tuple(upper)
+        lower = tuple(last)
+
+
+_BATCH_KEYS = "retention_batch_keys"
+
+
+def _materialize(conn: Connection, table: Any, key_columns: Sequence[str], chosen: Select[Any]) -> tuple[Table, int]:
+    """Store the chosen keys in a temporary table that lives for the transaction."""
+    keys = Table(_BATCH_KEYS, MetaData(), *(Column(c, table.c[c].type, primary_key=True) for c in key_columns),
+                 prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    keys.create(conn)
+    inserted = conn.execute(insert(keys).from_select(list(key_columns), chosen)
+                            .execution_options(preserve_rowcount=True)).rowcount
+    return keys, inserted
+
+
+def _drop(conn: Connection, keys: Table) -> None:
+    # PostgreSQL drops it at commit (ON COMMIT DROP); SQLite keeps temporary tables for
+    # the whole connection, and pooled connections are reused.
+    if conn.dialect.name != "postgresql":
+        keys.drop(conn)
 
 
 def _as_key(values: tuple[Any, ...]) -> Any:
