@@ -63,7 +63,13 @@ ERP_POLICY = {
                     "ongoing_if_open": {"column": "end_date", "path": CONTRACT_LINES},
                 },
                 "archive_columns": ["name", "email"],
-                "children": [{**INTERACTIONS_CHILD, "archive_table": "customer_interactions"}],
+                "children": [
+                    {**INTERACTIONS_CHILD, "archive_table": "customer_interactions"},
+                    # Declared in the policy only: the database has no foreign key here.
+                    {"table": "contracts", "primary_key": "contract_id", "foreign_key": "partner_id",
+                     "children": [{"table": "contract_lines", "primary_key": "line_id", "foreign_key": "contract_id",
+                                   "archive_columns": ["end_date"]}]},
+                ],
             }],
         },
         "billing": {
@@ -364,3 +370,13 @@ def test_archived_with_mistakes_fail_at_load_time(change, message):
     with pytest.raises(PolicyError, match=r"categories\.billing\.tables\[0\]\.archived_with") as info:
         parse_policy(data)
     assert message in str(info.value)
+
+
+def test_a_relation_declared_only_in_the_policy_moves_children_to_any_depth(erp):
+    """Contracts have no foreign key to partners; the policy declares the link. The
+    customer's clock is read from those same contract lines, which move with it."""
+    run_category(erp, parse_policy(ERP_POLICY), category="customer_relationship")
+    assert _archived(erp, "contracts") == [60, 80, 81]
+    assert _archived(erp, "contract_lines") == [600, 800, 810, 811]
+    assert ids(erp, "contracts", schema="erp") == [70]
+    assert ids(erp, "contract_lines", schema="erp") == [700, 701]
