@@ -55,6 +55,12 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
     if isinstance(table, TablePolicy):
         meaning = "still ongoing" if table.start_event.when_missing == "ongoing" else "a data defect, reported"
         kind = f" - clock: `{table.start_event.describe()}` (missing means {meaning})"
+        if table.scope is not None:
+            kind += "; only the rows in its scope"
+        if table.start_event.ongoing_if_open is not None:
+            kind += f"; ongoing while a `{table.start_event.ongoing_if_open.path[-1].table}` row is open"
+        if table.archived_with is not None:
+            kind += f"; archived together with its `{table.archived_with.table}` row"
     else:
         kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]
     archived = ", ".join(table.archive_columns) or "nothing"

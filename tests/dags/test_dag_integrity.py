@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -72,3 +73,16 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     (error,) = bag.import_errors.values()
     assert "categories.suppliers.active_period" in error and "broken.yaml" in error
+
+
+def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
+    """A user's own policy (here the Odoo example) needs no code change: its categories become the DAGs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
+    monkeypatch.setenv("RETENTION_POLICY", str(example))
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["retention_accounting", "retention_customer_relationship",
+                                   "retention_prospection", "retention_suppliers"]
+    assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md
