@@ -95,14 +95,19 @@ def club_policy(**category_changes: Any) -> RetentionPolicy:
     return parse_policy(data, source="club.yaml")
 
 
+def schema_metadata(target: Target, schema: str) -> tuple[MetaData, str]:
+    """MetaData for a test schema (created on PostgreSQL; SQLite's main database otherwise),
+    and the prefix its foreign keys need."""
+    if target.is_sqlite:
+        return MetaData(), ""
+    with target.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    return MetaData(schema=schema), f"{schema}."
+
+
 def create_club(target: Target, contacts: dict[int, date | None] = CONTACTS) -> dict[str, Table]:
     """Create the club schema and fill it: two events per member, one file per event."""
-    schema = None if target.is_sqlite else "club"
-    if schema:
-        with target.engine.begin() as conn:
-            conn.execute(text("CREATE SCHEMA IF NOT EXISTS club"))
-    md = MetaData(schema=schema)
-    prefix = f"{schema}." if schema else ""
+    md, prefix = schema_metadata(target, "club")
     members = Table("members", md,
                     Column("member_id", Integer, primary_key=True),
                     Column("email", String(200)), Column("full_name", String(100)),

@@ -22,7 +22,6 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
-    MetaData,
     Numeric,
     String,
     Table,
@@ -30,7 +29,7 @@ from sqlalchemy import (
     insert,
 )
 
-from engine_helpers import archive_rows, ids, run_category
+from engine_helpers import archive_rows, ids, run_category, schema_metadata
 from include.retention.policy import parse_policy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
@@ -91,9 +90,8 @@ def _stamp(wall: datetime | date, sqlite: bool) -> datetime:
 
 
 def create_odoo(target) -> None:
-    schema = None if target.is_sqlite else "public"
-    md = MetaData(schema=schema)
-    fk = lambda ref: ForeignKey(f"{schema + '.' if schema else ''}{ref}")  # noqa: E731
+    md, prefix = schema_metadata(target, "public")
+    fk = lambda ref: ForeignKey(prefix + ref)  # noqa: E731
     partner = Table("res_partner", md, Column("id", Integer, primary_key=True), Column("name", String(80)),
                     Column("email", String(120)), Column("phone", String(30)), Column("mobile", String(30)),
                     Column("vat", String(20)), Column("zip", String(10)), Column("city", String(60)),

@@ -13,9 +13,9 @@ import copy
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, text
+from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
-from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category
+from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, schema_metadata
 from include.retention.errors import PolicyError
 from include.retention.policy import parse_policy
 
@@ -118,12 +118,7 @@ def erp_policy(**changes) -> dict:
 
 
 def create_erp(target) -> None:
-    schema = None if target.is_sqlite else "erp"
-    if schema:
-        with target.engine.begin() as conn:
-            conn.execute(text("CREATE SCHEMA IF NOT EXISTS erp"))
-    md = MetaData(schema=schema)
-    prefix = f"{schema}." if schema else ""
+    md, prefix = schema_metadata(target, "erp")
     partners = Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("name", String(50)),
                      Column("email", String(100)), Column("is_prospect", Boolean), Column("is_customer", Boolean),
                      Column("created_at", DateTime(timezone=True)))
