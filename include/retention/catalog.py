@@ -31,6 +31,7 @@ from sqlalchemy import (
     exists,
     false,
     inspect,
+    literal,
     or_,
     select,
     true,
@@ -87,6 +88,12 @@ class TableNode:
     def missing_start(self) -> ColumnElement[bool]:
         """Rows of this category with no start date (and no open related row)."""
         return and_(self.scope, self.start.is_(None), self._not_ongoing())
+
+    def expired(self, as_of: date) -> ColumnElement[bool]:
+        """Archive rows whose retention has run out and that are not yet anonymised."""
+        archive = self.archive
+        return and_(archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
+                    archive.c.anonymized == false())
 
     def held_open(self) -> ColumnElement[bool]:
         """Rows of this category kept active by an open related row."""
@@ -459,12 +466,33 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
 def open_category(conn: Connection, policy: RetentionPolicy, category: Category,
                   source_schema_of: Callable[[str | None], str | None], archive_schema: str,
                   dialect: str) -> list[TableNode]:
-    """Check the whole policy against the live database, then reflect one category.
+    """Check a category against the live database, then reflect it.
 
-    Identifiers reach SQL only after this check has passed.
+    Identifiers reach SQL only after this check has passed: the check covers the
+    category and every category whose tables its SQL reads (see ``related_categories``).
     """
-    check_against_database(policy, conn, dialect, [category.key])
+    check_against_database(policy, conn, dialect, related_categories(policy, category.key))
     return reflect_category(conn, policy, category, source_schema_of, archive_schema)
+
+
+def related_categories(policy: RetentionPolicy, key: str) -> list[str]:
+    """``key`` and the categories whose tables a run of ``key`` touches.
+
+    Those sharing one of its tables (their scopes decide precedence), those whose rows
+    are archived with its rows (``archived_with``), and those its rows are archived with.
+    """
+    def tables(k: str) -> set[str]:
+        return {n.table for t in policy.categories[k].tables for n in t.walk()}
+
+    def parents(k: str) -> set[str]:
+        return {t.archived_with.table for t in policy.categories[k].tables if t.archived_with}
+
+    mine = tables(key)
+    related = [key]
+    for other in policy.categories:
+        if other != key and (tables(other) & mine or parents(other) & mine or parents(key) & tables(other)):
+            related.append(other)
+    return related
 
 
 def archive_exists(conn: Connection, node: TableNode) -> bool:

@@ -23,7 +23,6 @@ from .batches import child_condition
 from .catalog import TableNode, archive_exists
 from .clock import retention_dates
 from .policy import TablePolicy
-from .purge import archive_expired
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -
         return 0
     not_retained = [~dep.retained(root) for dep in root.dependants]
     return conn.execute(select(func.count()).select_from(root.archive).where(
-        archive_expired(root, step.ctx.as_of), *not_retained)).scalar_one()
+        root.expired(step.ctx.as_of), *not_retained)).scalar_one()
 
 
 def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -> dict[str, dict[str, Any]]:
@@ -132,7 +131,7 @@ def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -
     for dep in root.dependants:
         if not archive_exists(conn, dep.node):
             continue
-        waiting = archive_expired(root, step.ctx.as_of) & dep.retained(root)
+        waiting = root.expired(step.ctx.as_of) & dep.retained(root)
         rows = conn.execute(select(func.count()).select_from(root.archive).where(waiting)).scalar_one()
         if not rows:
             continue

@@ -11,11 +11,10 @@ Each batch is one transaction with its audit events; a failing batch rolls back 
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, false, func, literal, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -66,14 +65,7 @@ def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement
     with step.target.engine.connect() as conn:
         if not archive_exists(conn, root):
             return "archive", None
-    return "archive", and_(archive_expired(root, step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
-
-
-def archive_expired(root: TableNode, as_of: date) -> ColumnElement[bool]:
-    """Archive rows whose retention has run out and that are not yet anonymised."""
-    archive = root.archive
-    return and_(archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
-                archive.c.anonymized == false())
+    return "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
 
 
 def _delete_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],

@@ -375,3 +375,12 @@ def test_a_relation_declared_only_in_the_policy_moves_children_to_any_depth(erp)
     assert _archived(erp, "contract_lines") == [600, 800, 810, 811]
     assert ids(erp, "contracts", schema="erp") == [70]
     assert ids(erp, "contract_lines", schema="erp") == [700, 701]
+
+
+def test_a_run_checks_the_categories_its_sql_reads(erp):
+    """Billing's invoices move with customers: a customer run must refuse a broken billing entry."""
+    data = erp_policy()
+    data["categories"]["billing"]["tables"][0]["archive_columns"] = ["number", "invoice_total"]
+    with pytest.raises(PolicyError, match=r"categories\.billing\.tables\[0\]\.archive_columns: column 'invoice_total'"):
+        run_category(erp, parse_policy(data), category="customer_relationship")
+    assert ids(erp, "partners", schema="erp") == sorted(PARTNERS)
