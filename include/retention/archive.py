@@ -19,6 +19,7 @@ If anything fails the whole batch rolls back: no row is ever in neither place or
 from __future__ import annotations
 
 import logging
+from functools import partial
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
@@ -52,7 +53,7 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
             continue
         for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
                                 where=due, batch_size=size, lock=True,
-                                work=lambda conn, rows, root=root: _move_batch(conn, root, rows, step)):
+                                work=partial(_move_batch, root=root, step=step)):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
     return totals
@@ -62,7 +63,7 @@ def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
     return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
 
 
-def _move_batch(conn: Connection, root: TableNode, cond: ColumnElement[bool], step: StepContext) -> dict[str, int]:
+def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, step: StepContext) -> dict[str, int]:
     """Copy the batch's rows, their children and their retained dependants; then delete them."""
     copied = {step.category.key: _copy_tree(conn, root, cond, step, step.category)}
     for dep in root.dependants:

@@ -11,6 +11,7 @@ Each batch is one transaction with its audit events; a failing batch rolls back 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,12 +43,8 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
             _log_would_purge(step, root, table, where, action)
             continue
         work = _anonymize_batch if action == "anonymized" else _delete_batch
-        def run_batch(conn: Connection, cond: ColumnElement[bool], root: TableNode = root, side: str = side,
-                      work: Any = work) -> dict[str, int]:
-            return work(conn, root, side, cond, step)
-
         for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
-                                batch_size=size, work=run_batch):
+                                batch_size=size, work=partial(work, root=root, side=side, step=step)):
             add_counts(totals, batch.counts)
             log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
                      batch.seconds, batch.counts)
@@ -68,7 +65,7 @@ def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement
     return "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
 
 
-def _delete_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],
+def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
                   step: StepContext) -> dict[str, int]:
     counts = _delete_tree(conn, root, side, cond)
     _audit(conn, step, "delete", counts)
@@ -83,7 +80,7 @@ def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnEleme
     return counts
 
 
-def _anonymize_batch(conn: Connection, root: TableNode, side: str, cond: ColumnElement[bool],
+def _anonymize_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
                      step: StepContext) -> dict[str, int]:
     counts = _anonymize_tree(conn, root, cond, step.target.dialect, step.policy.zone)
     _audit(conn, step, "anonymize", counts)
