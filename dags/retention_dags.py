@@ -3,8 +3,8 @@
 
 One DAG per category of `include/policy/retention_policy.yaml` (or `$RETENTION_POLICY`),
 named `retention_<category>`. Each runs on its category's cron in Europe/Paris and
-wires four tasks to the engine in `include/retention`: `plan` → `archive` → `purge` →
-`summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
+wires its tasks to the engine in `include/retention`: `preflight_checks` → `plan` →
+`archive` → `purge` → `summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
 
 Parsing reads the policy file only; the database is touched when a task runs.
 """
@@ -44,6 +44,11 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
     ) as dag:
 
         @task
+        def preflight_checks() -> list:
+            """Data-quality gate (Great Expectations): a failing blocking check stops the run before any row moves."""
+            return engine.preflight_checks(category.key)
+
+        @task
         def plan() -> dict:
             """Count rows due for the archive and for end of life; changes nothing."""
             return engine.plan(category.key)
@@ -63,8 +68,8 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             """Record what the run did, and what is still active, in the audit log."""
             return engine.summary(category.key, archived, purged)
 
-        planned, archived, purged = plan(), archive(), purge()
-        planned >> archived >> purged
+        checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()
+        checked >> planned >> archived >> purged
         summary(archived, purged)
     return dag
 

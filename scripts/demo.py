@@ -51,7 +51,7 @@ def main() -> int:
           f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {sqlite_archive_path(str(TARGET))})")
     run_ids = run_all_dags(policy.categories)
     target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         summaries = summary_table(conn, audit_table(target.archive_schema, policy.audit_table), run_ids)
     target.dispose()
     print(f"\n==> What the schedule did on {as_of} (policy {policy.version}), read from the audit log:\n")

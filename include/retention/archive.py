@@ -127,7 +127,7 @@ def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[b
 
 
 def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bool]) -> None:
-    with step.target.engine.connect() as conn:
+    with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
     log.info("Would archive %d rows from %s (category %s, as of %s)", count, root.name,
              step.category.key, step.ctx.as_of)

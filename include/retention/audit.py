@@ -12,6 +12,7 @@ row cannot slip in by accident.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "run_summary")
+ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary")
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,22 @@ def _serialise_details(details: Mapping[str, Any]) -> str:
     return json.dumps(_only_counts(details, "details"), sort_keys=True, separators=(",", ":"))
 
 
+# The only text an event may carry: names of checks, never values from a row.
+_LABEL_KEYS = {"suite", "expectation"}
+_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
 def _only_counts(value: Any, path: str) -> Any:
-    """Numbers, booleans, dates and nested mappings of them; anything else is refused."""
+    """Numbers, booleans, dates and nested mappings of them; anything else is refused
+    (except check names under ``suite`` and ``expectation``)."""
     if isinstance(value, Mapping):
         return {str(k): _only_counts(v, f"{path}.{k}") for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str) and path.rsplit(".", 1)[-1] in _LABEL_KEYS and _LABEL.match(value):
+        return value
     raise TypeError(f"audit {path}: only counts, flags and dates may be logged, not {type(value).__name__}")
 
 

@@ -30,8 +30,9 @@ def category_doc(policy: RetentionPolicy, category: Category) -> str:
         "",
         "## Tasks",
         "",
-        "`plan` counts what is due (nothing changes) → `archive` moves due rows to the restricted archive →",
-        "`purge` destroys what reached end of life → `summary` records the run in the audit log.",
+        "`preflight_checks` validates the tables (Great Expectations; a failure stops the run before any row",
+        "moves) → `plan` counts what is due (nothing changes) → `archive` moves due rows to the restricted",
+        "archive → `purge` destroys what reached end of life → `summary` records the run in the audit log.",
         "",
         "Params: `dry_run` (plan only), `as_of` (a date that replaces the run's date), `batch_size`.",
     ]

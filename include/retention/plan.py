@@ -40,6 +40,9 @@ class TablePlan:
     children: dict[str, int] = field(default_factory=dict)
     held_open: int = 0  # kept active by an open related row, or a parent still active
     kept_for_dependants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A few keys of the rows with a defective (missing) start, for the engineer who fixes
+    # them: in the XCom and the task log only, never in the audit log.
+    missing_start_sample: list[Any] = field(default_factory=list)
 
     def reasons(self) -> list[str]:
         """Why expired rows are still kept, in words: for the task log and the reports."""
@@ -74,7 +77,7 @@ class CategoryPlan:
 def plan_category(step: StepContext) -> CategoryPlan:
     """Count what the category's run would do on ``step.ctx.as_of``; audit the counts."""
     nodes = open_step(step, create_archive=False)
-    with step.target.engine.connect() as conn:
+    with step.target.read() as conn:
         tables = [_plan_table(conn, root, step) for root in nodes]
     plan = CategoryPlan(step.category.key, step.ctx.as_of, step.policy.version, step.category.has_archive,
                         step.category.end_action, tables)
@@ -106,9 +109,24 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePl
         for node, cond in _descendant_conditions(root, due)
     }
     kept = _kept_for_dependants(conn, root, step) if category.has_archive else {}
+    sample = _missing_start_sample(conn, root) if missing and policy.start_event.when_missing == "defect" else []
     return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
                      policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
-                     held_open, kept)
+                     held_open, kept, sample)
+
+
+MISSING_SAMPLE_SIZE = 20
+
+
+def _missing_start_sample(conn: Connection, root: TableNode) -> list[Any]:
+    keys = [root.source.c[c] for c in root.key_columns]
+    rows = conn.execute(select(*keys).where(root.missing_start()).order_by(*keys).limit(MISSING_SAMPLE_SIZE)).all()
+    return [_json_key(row) for row in rows]
+
+
+def _json_key(row: Any) -> Any:
+    values = [v if isinstance(v, (int, str)) else str(v) for v in row]
+    return values[0] if len(values) == 1 else values
 
 
 def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -> int:
@@ -174,7 +192,7 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
     audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",
                  table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life, details=details)
     if table.defective:
-        log.warning("%d rows of %s have no start date (%s): they cannot be aged and need fixing",
-                    table.defective, table.table, "defect")
+        log.warning("%d rows of %s have no start date: they cannot be aged and need fixing; first keys: %s",
+                    table.defective, table.table, table.missing_start_sample)
         audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="quality_finding",
                      table_name=table.table, row_count=table.defective, details={"missing_start_date": table.defective})

@@ -59,7 +59,7 @@ def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement
     """
     if not step.category.has_archive:
         return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
-    with step.target.engine.connect() as conn:
+    with step.target.read() as conn:
         if not archive_exists(conn, root):
             return "archive", None
     return "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
@@ -111,7 +111,7 @@ def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, i
 
 
 def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str) -> None:
-    with step.target.engine.connect() as conn:
+    with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     verb = "anonymise" if action == "anonymized" else "delete"
     log.info("Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key,

@@ -36,7 +36,7 @@ def summarize_run(step: StepContext, archived: dict[str, int], purged: dict[str,
     roots = {root.name for root in nodes}
     deleted = purged.get("deleted", {})
     anonymized = purged.get("anonymized", {})
-    with step.target.engine.connect() as conn:
+    with step.target.read() as conn:
         still_active, missing = _active_counts(conn, nodes)
     details = {
         "archived": _sum(archived, roots),

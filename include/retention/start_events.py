@@ -46,6 +46,19 @@ def ongoing_expression(event: StartEvent, source: Table, key_columns: Sequence[s
                                                       to_sql(last, rule.where)))
 
 
+def clock_inputs(event: StartEvent) -> list[tuple[str | None, str]]:
+    """The columns a clock reads: ``(None, column)`` on the row's own table, or
+    ``(table, column)`` on the last table of a related path."""
+    inputs: list[tuple[str | None, str]] = []
+    for source in event.sources:
+        if source.column:
+            inputs.append((None, source.column))
+        else:
+            aggregate = source.latest or source.earliest
+            inputs.append((aggregate.path[-1].table, aggregate.column))  # type: ignore[union-attr]
+    return inputs
+
+
 def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],
                        reflect: Reflect) -> ColumnElement[Any]:
     if source_spec.column:

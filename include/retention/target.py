@@ -10,11 +10,15 @@ which is what keeps a batch's copy and delete atomic.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+
+_READ_ONLY = "retention_read_only"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,13 @@ class Target:
     def source_schema(self, schema: str | None) -> str | None:
         """The schema to use for an active table (SQLite: always the main database)."""
         return None if self.is_sqlite else schema
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading only. On SQLite its transaction is a plain (deferred)
+        BEGIN, so counting rows never takes the write lock from the application."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**{_READ_ONLY: True})
 
     def ensure_archive_schema(self) -> None:
         if not self.is_sqlite:
@@ -83,8 +94,9 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        # IMMEDIATE takes the write lock up front: a batch never fails half-way on
-        # "database is locked" when upgrading a read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (IMMEDIATE): a batch never fails half-way on
+        # "database is locked" when upgrading a read lock. Readers (Target.read) do not.
+        read_only = conn.get_execution_options().get(_READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

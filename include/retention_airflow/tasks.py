@@ -12,9 +12,11 @@ from sqlalchemy.engine import URL
 
 from include.retention.archive import archive_category
 from include.retention.audit import RunContext
+from include.retention.errors import RetentionError
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.purge import purge_category
+from include.retention.quality import pre_archive_gate, results_as_dicts
 from include.retention.report import summarize_run
 from include.retention.steps import StepContext
 from include.retention.target import connect
@@ -50,30 +52,43 @@ def resolve_as_of(context: dict[str, Any], policy: RetentionPolicy) -> date:
 
 @contextmanager
 def _opened(category: str) -> Iterator[StepContext]:
-    """The engine's view of the running task; the target is closed when the task ends."""
+    """The engine's view of the running task; the target is closed when the task ends.
+
+    A wrong policy, a failed data-quality gate or a batch that did not add up will not
+    mend itself by retrying: those fail the task at once (no retry), with the engine's
+    message. Anything else - a lost connection, a lock timeout - is retried by Airflow.
+    """
     from airflow.sdk import Connection, get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
 
     context = get_current_context()
-    policy = load_policy()
-    params = context["params"]
-    ctx = RunContext(
-        run_id=context["run_id"],
-        dag_id=context["dag"].dag_id,
-        as_of=resolve_as_of(context, policy),
-        policy_version=policy.version,
-        dry_run=bool(params.get("dry_run")),
-    )
-    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
     try:
-        yield StepContext.build(target, policy, category, ctx)
-    finally:
-        target.dispose()
+        policy = load_policy()
+        ctx = RunContext(
+            run_id=context["run_id"],
+            dag_id=context["dag"].dag_id,
+            as_of=resolve_as_of(context, policy),
+            policy_version=policy.version,
+            dry_run=bool(context["params"].get("dry_run")),
+        )
+        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+        try:
+            yield StepContext.build(target, policy, category, ctx)
+        finally:
+            target.dispose()
+    except RetentionError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _batch_size() -> int | None:
     from airflow.sdk import get_current_context
 
     return get_current_context()["params"].get("batch_size")
+
+
+def preflight_checks(category: str) -> list[dict[str, Any]]:
+    with _opened(category) as step:
+        return results_as_dicts(pre_archive_gate(step))
 
 
 def plan(category: str) -> dict[str, Any]:

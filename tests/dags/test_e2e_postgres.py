@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import MetaData, Table, select
+from sqlalchemy import MetaData, Table, select, update
 
 from include.demo.seed import PARIS, seed_demo
 from include.retention.audit import audit_table, events
 from include.retention.periods import Period
 from include.retention.target import connect
+from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
 
 AS_OF = date(2026, 11, 26)
@@ -37,7 +38,7 @@ def seeded_postgres(postgres_server, airflow_db, monkeypatch):
 
 def _rows(target, schema, table, *columns):
     t = Table(table, MetaData(), schema=schema, autoload_with=target.engine)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         return conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c[columns[0]])).all()
 
 
@@ -92,7 +93,7 @@ def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag,
     first = _run(dagbag)
     second = _run(dagbag)
     assert (first.state, second.state) == ("success", "success")
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         summaries = events(conn, audit_table("archive", "retention_audit"), action="run_summary")
     assert [s["run_id"] for s in summaries] == [first.run_id, second.run_id]
     assert summaries[0]["details"]["archived"] == len(expected["archive"]) + len(expected["destroyed"])
@@ -108,10 +109,30 @@ def test_dry_run_through_airflow_changes_nothing(dagbag, seeded_postgres):
     dag_run = _run(dagbag, dry_run=True)
     assert dag_run.state == "success"
     assert _rows(target, "crm", "prospects", "prospect_id") == before
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         logged = events(conn, audit_table("archive", "retention_audit"))
     assert logged and all(e["dry_run"] for e in logged)
-    assert {e["action"] for e in logged} == {"plan", "quality_finding", "run_summary"}
+    assert {e["action"] for e in logged} == {"validation", "plan", "quality_finding", "run_summary"}
+
+
+def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, seeded_postgres):
+    target = seeded_postgres
+    prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(update(prospects).where(prospects.c.prospect_id == 1)
+                     .values(last_inbound_contact_at=datetime(2031, 1, 1, tzinfo=PARIS)))
+    before = checksum(target)
+    dag_run = _run(dagbag)
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert dag_run.state == "failed"
+    assert states["preflight_checks"] == "failed"
+    assert states["archive"] != "success" and states["purge"] != "success"
+    assert checksum(target) == before
+    with target.read() as conn:
+        failed = [e for e in events(conn, audit_table("archive", "retention_audit"), action="validation")
+                  if not e["details"]["success"]]
+    assert [(e["table_name"], e["details"]["expectation"], e["row_count"]) for e in failed] == [
+        ("prospects", "no_future_last_inbound_contact_at", 1)]
 
 
 @pytest.mark.parametrize("conf, message", [

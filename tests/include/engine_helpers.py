@@ -163,7 +163,7 @@ def ids(target: Target, table: str, *, archive: bool = False, schema: str = "clu
     md = MetaData()
     t = Table(table, md, schema=owner, autoload_with=target.engine)
     pk = list(t.primary_key.columns)[0]
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         return sorted(conn.execute(select(pk)).scalars())
 
 
@@ -173,12 +173,12 @@ def count(target: Target, table: str, *, archive: bool = False, schema: str = "c
 
 def archive_rows(target: Target, table: str) -> list[dict[str, Any]]:
     t = Table(table, MetaData(), schema="archive", autoload_with=target.engine)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         return [dict(r._mapping) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
 
 
 def audit_events(target: Target, policy: RetentionPolicy, **filters: Any) -> list[dict[str, Any]]:
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         return events(conn, audit_table("archive", policy.audit_table), **filters)
 
 

@@ -12,7 +12,7 @@ from include.retention.policy import parse_policy
 
 
 def _check(target, policy):
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         check_against_database(policy, conn, target.dialect)
 
 

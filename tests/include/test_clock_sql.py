@@ -29,7 +29,7 @@ def test_sql_calendar_arithmetic_matches_python(target, period):
     table = _days_table(target)
     p = Period.parse(period)
     query = select(table.c.d, add_period(table.c.d, p, target.dialect)).order_by(table.c.id)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         rows = conn.execute(query).all()
     assert [(start, end) for start, end in rows] == [(d, p.add_to(d)) for d in START_DAYS]
 
@@ -37,7 +37,7 @@ def test_sql_calendar_arithmetic_matches_python(target, period):
 def test_retention_until_adds_archive_period_after_active_period_in_sql(target):
     table = _days_table(target)
     start, until = retention_dates(table.c.d, Period(3), Period(5), target.dialect, ZONES)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         got = conn.execute(select(until).where(table.c.d == date(2020, 2, 29))).scalar_one()
     assert got == date(2028, 2, 28)
 
@@ -76,7 +76,7 @@ def test_naive_timestamps_are_read_as_paris_wall_clock_time(target):
 
 def test_date_columns_are_due_on_the_anniversary(target):
     table = _days_table(target)
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         selected = conn.execute(select(table.c.d).where(is_due(table.c.d, Period(1), date(2021, 2, 28), ZONES))).scalars().all()
     assert date(2020, 2, 29) in selected
     assert all(d <= date(2020, 2, 29) for d in selected)

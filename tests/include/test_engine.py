@@ -193,7 +193,7 @@ def test_a_failing_batch_rolls_back_whole_and_earlier_batches_stay_complete(targ
 def test_audit_events_hold_counts_not_personal_data(target):
     tables = create_club(target)
     run_category(target, club_policy())
-    with target.engine.connect() as conn:
+    with target.read() as conn:
         personal = conn.execute(select(tables["members"].c.email, tables["members"].c.full_name)).all()
     text_of_log = repr(audit_events(target, club_policy()))
     assert "example.fr" not in text_of_log and "Numéro" not in text_of_log

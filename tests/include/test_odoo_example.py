@@ -219,7 +219,7 @@ def test_odoo_policy_refuses_naive_utc_on_sqlite(tmp_path):
 
     target = connect(f"sqlite:///{tmp_path / 'odoo.db'}")
     create_odoo(target)
-    with target.engine.connect() as conn, pytest.raises(PolicyError, match="naive_timezone: SQLite cannot convert"):
+    with target.read() as conn, pytest.raises(PolicyError, match="naive_timezone: SQLite cannot convert"):
         check_against_database(odoo_policy(sqlite=False), conn, "sqlite")
     target.dispose()
 

@@ -1,0 +1,198 @@
+"""Data-quality gates: Great Expectations suites, generated from the policy, that must pass
+before any row moves.
+
+The pre-archive gate runs first in every DAG run. It checks, per table of the category
+(children and retained dependants included):
+
+* the live schema matches the policy - every table and column it names exists, and every
+  clock input holds dates or timestamps (``catalog.check_against_database``, which names
+  the key path of each mistake);
+* the key columns and the archive columns exist (``expect_column_to_exist``);
+* the primary key is unique (``expect_column_values_to_be_unique`` /
+  ``expect_compound_columns_to_be_unique``);
+* no clock input lies in the future beyond a small tolerance (``unexpected_rows_expectation``):
+  a start date in the future means a wrong clock, and a wrong clock destroys data.
+
+Missing start dates that the policy calls a defect are not a gate failure: ``plan``
+counts them as a ``quality_finding`` and lists a few of their keys in its XCom.
+
+No suite is written by hand for a table: a user's own tables get the same gates. Each
+expectation is a single query in the database; nothing is pulled into pandas. Each
+outcome goes to the audit log - suite, table, expectation, success and counts only; the
+rows themselves never leave the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Date, DateTime, literal
+from sqlalchemy.engine import Engine
+
+from . import audit
+from .catalog import TableNode
+from .errors import RetentionError
+from .policy import TablePolicy
+from .start_events import clock_inputs
+from .steps import StepContext, open_step
+
+log = logging.getLogger(__name__)
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One expectation's outcome on one table. Counts only."""
+
+    suite: str
+    table: str
+    expectation: str
+    success: bool
+    unexpected: int = 0
+    blocking: bool = True
+
+    def describe(self) -> str:
+        return f"{self.expectation} on {self.table}: {self.unexpected} row(s)" if self.unexpected else \
+            f"{self.expectation} on {self.table}"
+
+
+class QualityGateFailed(RetentionError):
+    """A blocking expectation failed: nothing was moved or destroyed."""
+
+    def __init__(self, gate: str, failed: list[CheckResult]):
+        self.failed = failed
+        listed = "; ".join(r.describe() for r in failed[:10])
+        more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+        super().__init__(f"{gate} gate failed, no row was moved: {listed}{more}; see the audit log (action "
+                         "'validation') and the task log")
+
+
+def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[CheckResult]:
+    """Validate the category's tables; raise ``QualityGateFailed`` if a blocking check fails."""
+    nodes = open_step(step, create_archive=False)  # the schema check: raises PolicyError naming key paths
+    moment = now or datetime.now(timezone.utc)
+    results: list[CheckResult] = []
+    with _GxValidator(step.target.engine) as gx_run:
+        for root in nodes:
+            for node in root.walk_all():
+                results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
+    with step.target.engine.begin() as conn:
+        for result in results:
+            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
+                         table_name=result.table, row_count=result.unexpected,
+                         details={"suite": result.suite, "expectation": result.expectation,
+                                  "success": result.success, "blocking": result.blocking})
+    failed = [r for r in results if r.blocking and not r.success]
+    for result in results:
+        log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
+    if failed:
+        raise QualityGateFailed("pre-archive", failed)
+    return results
+
+
+def results_as_dicts(results: list[CheckResult]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]
+
+
+def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    expectations: list[Any] = [gxe.ExpectColumnToExist(column=c)
+                               for c in dict.fromkeys([*node.key_columns, *node.policy.archive_columns])]
+    if len(node.key_columns) == 1:
+        expectations.append(gxe.ExpectColumnValuesToBeUnique(column=node.key_columns[0]))
+    else:
+        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=node.key_columns))
+    if isinstance(node.policy, TablePolicy):
+        for table, column in clock_inputs(node.policy.start_event):
+            if table is None:  # a column of this table; related tables are checked where they live
+                expectations.append(_no_future_dates(node, column, step, now))
+    return expectations
+
+
+def _no_future_dates(node: TableNode, column: str, step: StepContext, now: datetime) -> Any:
+    """Rows whose ``column`` lies after now + tolerance, as a single query on the table."""
+    import great_expectations.expectations as gxe
+
+    dialect = step.target.engine.dialect
+    quote = dialect.identifier_preparer.quote
+    column_type = node.source.c[column].type
+    bound = _future_bound(column_type, now + FUTURE_TOLERANCE, step)
+    # The bound is computed here, never taken from the policy; SQLAlchemy renders it.
+    rendered = literal(bound, type_=column_type).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    keys = ", ".join(quote(c) for c in node.key_columns)
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {quote(column)} > {rendered}",
+        description=f"no_future_{column}",
+    )
+
+
+def _future_bound(column_type: Any, moment: datetime, step: StepContext) -> datetime | date:
+    zones = step.policy.zones
+    if isinstance(column_type, DateTime):
+        return moment if column_type.timezone else moment.astimezone(zones.naive).replace(tzinfo=None)
+    if isinstance(column_type, Date):
+        return moment.astimezone(zones.company).date()
+    return moment
+
+
+class _GxValidator:
+    """An ephemeral Great Expectations context on the target's active tables."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def __enter__(self) -> "_GxValidator":
+        logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        url = self.engine.url.render_as_string(hide_password=False)
+        if self.engine.dialect.name == "sqlite":
+            self.source = self.context.data_sources.add_sqlite("target", connection_string=url)
+        elif self.engine.dialect.name == "postgresql":
+            self.source = self.context.data_sources.add_postgres("target", connection_string=url)
+        else:
+            self.source = self.context.data_sources.add_sql("target", connection_string=url)
+        self.assets: dict[str, Any] = {}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # GX keeps its own engine; on SQLite an idle pooled connection of it can hold the
+        # file's lock, which would block the batches that follow.
+        self.source.get_execution_engine().engine.dispose()
+        self.source.get_engine().dispose()
+
+    def __call__(self, table: Any, suite_name: str, expectations: list[Any]) -> list[CheckResult]:
+        asset_name = f"{table.schema}.{table.name}" if table.schema else table.name
+        if asset_name not in self.assets:
+            asset = self.source.add_table_asset(asset_name, table_name=table.name, schema_name=table.schema)
+            self.assets[asset_name] = asset.add_batch_definition_whole_table("all")
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=suite_name))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        outcome = self.assets[asset_name].get_batch().validate(suite, result_format="SUMMARY")
+        return [_result(suite_name, table.name, r) for r in outcome.results]
+
+
+def _result(suite: str, table: str, result: Any) -> CheckResult:
+    config = result.expectation_config
+    name = config.description if config.type == "unexpected_rows_expectation" and config.description else config.type
+    raised = bool(result.exception_info and result.exception_info.get("raised_exception"))
+    count = result.result.get("unexpected_count")
+    if count is None and config.type == "unexpected_rows_expectation":
+        count = result.result.get("observed_value")
+    return CheckResult(suite, table, _label(name), bool(result.success) and not raised, int(count or 0))
+
+
+def _label(name: str) -> str:
+    """Expectation names go to the audit log: keep them to plain identifiers."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:128]
+
