@@ -4,7 +4,7 @@
 One DAG per category of `include/policy/retention_policy.yaml` (or `$RETENTION_POLICY`),
 named `retention_<category>`. Each runs on its category's cron in Europe/Paris and
 wires its tasks to the engine in `include/retention`: `preflight_checks` → `plan` →
-`archive` → `purge` → `summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
+`archive` → `purge` → `postflight_checks` → `summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
 
 Parsing reads the policy file only; the database is touched when a task runs.
 """
@@ -12,7 +12,7 @@ Parsing reads the policy file only; the database is touched when a task runs.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 
 from include.retention.describe import category_doc
 from include.retention.policy import Category, RetentionPolicy, load_policy
@@ -64,13 +64,19 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             return engine.purge(category.key)
 
         @task
-        def summary(archived: dict, purged: dict) -> dict:
-            """Record what the run did, and what is still active, in the audit log."""
-            return engine.summary(category.key, archived, purged)
+        def postflight_checks() -> list:
+            """Prove the schedule holds now: nothing overdue, retention dates right, counts reconciled."""
+            return engine.postflight_checks(category.key)
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def summary(archived: dict | None, purged: dict | None, verified: list | None) -> dict:
+            """Record what the run did - even a failed one - and write its HTML report under reports/."""
+            return engine.summary(category.key, archived, purged, verified)
 
         checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()
-        checked >> planned >> archived >> purged
-        summary(archived, purged)
+        verified = postflight_checks()
+        checked >> planned >> archived >> purged >> verified
+        summary(archived, purged, verified)
     return dag
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from include.demo.seed import seed_demo  # noqa: E402
 from include.retention.audit import audit_table  # noqa: E402
 from include.retention.policy import load_policy  # noqa: E402
-from include.retention.report import format_summary, summary_table  # noqa: E402
+from include.retention.report import format_summary, reports_dir, summary_table  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
 
 
@@ -58,6 +58,10 @@ def main() -> int:
     print(format_summary(summaries))
     print("\n'missing start' rows cannot be aged: for an ongoing event (contract running, request open) they stay")
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
+    reports = sorted(reports_dir().glob("retention_*/*.html"), key=lambda p: p.stat().st_mtime)[-len(run_ids):]
+    print(f"\n==> Data-quality checks and actions of each run, as HTML: {reports_dir()}/")
+    for report in reports:
+        print(f"    {report.relative_to(reports_dir())}")
     return 0
 
 

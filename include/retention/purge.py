@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -67,47 +66,60 @@ def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement
 
 def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
                   step: StepContext) -> dict[str, int]:
-    counts = _delete_tree(conn, root, side, cond)
-    _audit(conn, step, "delete", counts)
+    same_run: dict[str, int] = {}
+    counts = _delete_tree(conn, root, side, cond, step.ctx.run_id, same_run)
+    _audit(conn, step, "delete", counts, same_run)
     return counts
 
 
-def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnElement[bool]) -> dict[str, int]:
+def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnElement[bool], run_id: str,
+                 same_run: dict[str, int]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond)))
-    counts[node.name] = conn.execute(delete(getattr(node, side)).where(cond)).rowcount
+        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond), run_id, same_run))
+    table = getattr(node, side)
+    if side == "archive":
+        same_run[node.name] = _archived_by(conn, table, cond, run_id)
+    counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
     return counts
 
 
 def _anonymize_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
                      step: StepContext) -> dict[str, int]:
-    counts = _anonymize_tree(conn, root, cond, step.target.dialect, step.policy.zone)
-    _audit(conn, step, "anonymize", counts)
+    same_run: dict[str, int] = {}
+    counts = _anonymize_tree(conn, root, cond, step, same_run)
+    _audit(conn, step, "anonymize", counts, same_run)
     return counts
 
 
-def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], dialect: str,
-                    zone: ZoneInfo) -> dict[str, int]:
-    # Children first: the parent's condition stops matching once the parent is anonymised.
+def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
+                    same_run: dict[str, int]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), dialect, zone))
+        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), step, same_run))
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
     for column, rule in node.policy.anonymize.items():
-        expression = rule_expression(archive.c[column], rule, dialect, zone)
+        expression = rule_expression(archive.c[column], rule, step.target.dialect, step.policy.zone)
         if expression is not None:
             values[column] = expression
+    same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id)
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount
     return counts
 
 
-def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, int]) -> None:
+def _archived_by(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> int:
+    """How many of these archive rows the same run archived (for the post-run reconciliation)."""
+    return conn.execute(select(func.count()).select_from(archive).where(
+        cond, archive.c.run_id == literal(run_id))).scalar_one()
+
+
+def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, int],
+           same_run: dict[str, int]) -> None:
     for table_name, count in counts.items():
         if count:
             audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action=action,
-                         table_name=table_name, row_count=count)
+                         table_name=table_name, row_count=count, details={"same_run": same_run.get(table_name, 0)})
 
 
 def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str) -> None:

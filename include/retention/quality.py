@@ -11,7 +11,9 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 * the primary key is unique (``expect_column_values_to_be_unique`` /
   ``expect_compound_columns_to_be_unique``);
 * no clock input lies in the future beyond a small tolerance (``unexpected_rows_expectation``):
-  a start date in the future means a wrong clock, and a wrong clock destroys data.
+  a contact dated in the future means a wrong clock, and a wrong clock destroys data. This
+  applies to events that have happened (``when_missing: defect``); end events that may
+  be missing (``ongoing``) may legitimately be scheduled ahead.
 
 Missing start dates that the policy calls a defect are not a gate failure: ``plan``
 counts them as a ``quality_finding`` and lists a few of their keys in its XCom.
@@ -61,13 +63,13 @@ class CheckResult:
 
 
 class QualityGateFailed(RetentionError):
-    """A blocking expectation failed: nothing was moved or destroyed."""
+    """A blocking expectation failed. Says what failed, where, on how many rows."""
 
-    def __init__(self, gate: str, failed: list[CheckResult]):
+    def __init__(self, gate: str, failed: list[CheckResult], consequence: str):
         self.failed = failed
         listed = "; ".join(r.describe() for r in failed[:10])
         more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
-        super().__init__(f"{gate} gate failed, no row was moved: {listed}{more}; see the audit log (action "
+        super().__init__(f"{gate} gate failed, {consequence}: {listed}{more}; see the audit log (action "
                          "'validation') and the task log")
 
 
@@ -90,7 +92,7 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
     for result in results:
         log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
     if failed:
-        raise QualityGateFailed("pre-archive", failed)
+        raise QualityGateFailed("pre-archive", failed, "no row was moved")
     return results
 
 
@@ -107,7 +109,10 @@ def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> li
         expectations.append(gxe.ExpectColumnValuesToBeUnique(column=node.key_columns[0]))
     else:
         expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=node.key_columns))
-    if isinstance(node.policy, TablePolicy):
+    # Only for events that have happened (a contact, a submission: ``when_missing: defect``).
+    # An end event that may be missing (``ongoing``) may also be scheduled ahead - a
+    # contract cancelled for the end of next month - and is then simply not due yet.
+    if isinstance(node.policy, TablePolicy) and node.policy.start_event.when_missing == "defect":
         for table, column in clock_inputs(node.policy.start_event):
             if table is None:  # a column of this table; related tables are checked where they live
                 expectations.append(_no_future_dates(node, column, step, now))
@@ -185,6 +190,8 @@ class _GxValidator:
 def _result(suite: str, table: str, result: Any) -> CheckResult:
     config = result.expectation_config
     name = config.description if config.type == "unexpected_rows_expectation" and config.description else config.type
+    columns = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
+    name = f"{name}:{columns}" if columns else name
     raised = bool(result.exception_info and result.exception_info.get("raised_exception"))
     count = result.result.get("unexpected_count")
     if count is None and config.type == "unexpected_rows_expectation":

@@ -7,7 +7,11 @@ category. ``summary_table`` reads those events back - the DPO's view of the last
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from html import escape
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -97,3 +101,58 @@ def format_summary(summaries: list[CategorySummary]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+REPORTS_ENV_VAR = "RETENTION_REPORTS_DIR"
+DEFAULT_REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
+
+
+def reports_dir() -> Path:
+    """Where run reports go: ``$RETENTION_REPORTS_DIR``, else ``reports/`` (not committed)."""
+    return Path(os.environ.get(REPORTS_ENV_VAR) or DEFAULT_REPORTS_DIR)
+
+
+def write_run_report(step: StepContext) -> Path:
+    """A self-contained HTML page of one run: its checks and what it did, from the audit log.
+
+    Like the log it is read from, it holds counts and names of checks, no personal data.
+    """
+    table = audit.audit_table(step.target.archive_schema, step.policy.audit_table)
+    with step.target.read() as conn:
+        logged = audit.events(conn, table, run_id=step.ctx.run_id)
+    checks = [e for e in logged if e["action"] == "validation"]
+    actions = [e for e in logged if e["action"] not in ("validation", "run_summary")]
+    safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", step.ctx.run_id)
+    path = reports_dir() / step.ctx.dag_id / f"{safe_run}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_render(step, checks, actions), encoding="utf-8")
+    return path
+
+
+def _render(step: StepContext, checks: list[dict[str, Any]], actions: list[dict[str, Any]]) -> str:
+    failed = [c for c in checks if not c["details"].get("success")]
+    verdict = f"{len(failed)} check(s) failed" if failed else f"all {len(checks)} checks passed"
+    check_rows = "".join(
+        f"<tr class='{'ok' if c['details'].get('success') else 'ko'}'><td>{escape(c['details'].get('suite', ''))}</td>"
+        f"<td>{escape(c['table_name'] or '')}</td><td>{escape(c['details'].get('expectation', ''))}</td>"
+        f"<td>{'passed' if c['details'].get('success') else 'FAILED'}</td><td>{c['row_count']}</td></tr>"
+        for c in checks)
+    action_rows = "".join(
+        f"<tr><td>{escape(a['action'])}</td><td>{escape(a['category'])}</td><td>{escape(a['table_name'] or '')}</td>"
+        f"<td>{a['row_count']}</td><td>{'yes' if a['dry_run'] else ''}</td></tr>" for a in actions)
+    title = f"{step.category.label.en} - run {step.ctx.run_id}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} tr.ko td{{background:#fdd}} tr.ok td:nth-child(4){{color:#070}}</style>
+</head><body>
+<h1>{escape(title)}</h1>
+<p>Category <b>{escape(step.category.key)}</b>, policy version <b>{escape(step.policy.version)}</b>,
+as of <b>{step.ctx.as_of.isoformat()}</b>{' (dry run)' if step.ctx.dry_run else ''}: {verdict}.</p>
+<h2>Data-quality checks</h2>
+<table><tr><th>suite</th><th>table</th><th>check</th><th>result</th><th>rows</th></tr>{check_rows}</table>
+<h2>What the run did</h2>
+<table><tr><th>action</th><th>category</th><th>table</th><th>rows</th><th>dry run</th></tr>{action_rows}</table>
+<p>Read from the audit log ({escape(step.target.archive_schema)}.{escape(step.policy.audit_table)}); counts only.</p>
+</body></html>
+"""

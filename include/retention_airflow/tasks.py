@@ -17,7 +17,8 @@ from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.purge import purge_category
 from include.retention.quality import pre_archive_gate, results_as_dicts
-from include.retention.report import summarize_run
+from include.retention.postflight import post_run_gate
+from include.retention.report import summarize_run, write_run_report
 from include.retention.steps import StepContext
 from include.retention.target import connect
 
@@ -109,8 +110,25 @@ def purge(category: str) -> dict[str, dict[str, int]]:
         return purge_category(step, _batch_size())
 
 
-def summary(category: str, archived: dict[str, int], purged: dict[str, dict[str, int]]) -> dict[str, Any]:
+def postflight_checks(category: str) -> list[dict[str, Any]]:
+    with _opened(category) as step:
+        return results_as_dicts(post_run_gate(step))
+
+
+def summary(category: str, archived: dict[str, int] | None, purged: dict[str, dict[str, int]] | None,
+            verified: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Summarise the run and write its report - also when an earlier task failed, and then
+    fail too, so that the run is not shown as a success."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     with _opened(category) as step:
         result = summarize_run(step, archived or {}, purged or {})
+        report = write_run_report(step)
     log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
-    return result
+    log.info("Run report: %s", report)
+    missing = [name for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
+               if value is None]
+    if missing:
+        raise AirflowFailException(f"the run did not complete ({', '.join(missing)} did not succeed); "
+                                   f"summary written to the audit log, report at {report}")
+    return {**result, "report": str(report)}

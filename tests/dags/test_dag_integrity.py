@@ -39,13 +39,16 @@ def test_dag_runs_on_its_cron_in_europe_paris_paused_and_one_run_at_a_time(dagba
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_tasks_are_preflight_checks_plan_archive_purge_summary_in_that_order(dagbag, dag_id):
+def test_tasks_are_preflight_plan_archive_purge_postflight_summary_in_that_order(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert {t.task_id for t in dag.tasks} == {"preflight_checks", "plan", "archive", "purge", "summary"}
+    assert {t.task_id for t in dag.tasks} == {"preflight_checks", "plan", "archive", "purge", "postflight_checks",
+                                              "summary"}
     assert dag.get_task("preflight_checks").downstream_task_ids == {"plan"}
     assert dag.get_task("plan").downstream_task_ids == {"archive"}
     assert dag.get_task("archive").downstream_task_ids == {"purge", "summary"}
-    assert dag.get_task("purge").downstream_task_ids == {"summary"}
+    assert dag.get_task("purge").downstream_task_ids == {"postflight_checks", "summary"}
+    assert dag.get_task("postflight_checks").downstream_task_ids == {"summary"}
+    assert dag.get_task("summary").trigger_rule == "all_done"  # a failed run is still summarised
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)

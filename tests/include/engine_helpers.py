@@ -185,3 +185,14 @@ def audit_events(target: Target, policy: RetentionPolicy, **filters: Any) -> lis
 def total_rows(target: Target, table: str) -> int:
     return count(target, table) + count(target, table, archive=True)
 
+
+
+def _members_table_policy(anonymized: bool = False) -> dict[str, Any]:
+    """The members table of the club policy; with ``anonymized``, with a rule per archived column."""
+    table = copy.deepcopy(CLUB_POLICY["categories"]["members"]["tables"][0])
+    if anonymized:
+        table["anonymize"] = {"email": "null", "full_name": "null", "postcode": {"prefix": 2},
+                              "spend": {"round": 100}, "joined_on": "year"}
+        table["children"][0]["anonymize"] = {"happened_at": "month"}
+        table["children"][0]["children"][0]["anonymize"] = {"file_name": "null"}
+    return table

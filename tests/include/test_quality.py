@@ -45,9 +45,9 @@ def test_clean_data_passes_every_pre_archive_check(target):
     results = gate(target, club_policy())
     assert results and all(r.success for r in results)
     checked = {(r.table, r.expectation) for r in results}
-    assert ("members", "expect_column_values_to_be_unique") in checked
+    assert ("members", "expect_column_values_to_be_unique:member_id") in checked
     assert ("members", "no_future_last_contact_at") in checked
-    assert ("member_event_files", "expect_column_to_exist") in checked
+    assert ("member_event_files", "expect_column_to_exist:file_name") in checked
 
 
 def test_a_future_start_date_stops_the_run_before_any_row_moves(target):
@@ -84,7 +84,8 @@ def test_a_duplicate_primary_key_stops_the_run_before_any_row_moves(target):
                                         {"contact_id": 2, "email": "c@example.fr", "last_contact_at": old}])
     policy = parse_policy(_legacy_policy())
     before = checksum(target)
-    with pytest.raises(QualityGateFailed, match=r"expect_column_values_to_be_unique on newsletter_contacts: 2 row"):
+    with pytest.raises(QualityGateFailed,
+                       match=r"expect_column_values_to_be_unique:contact_id on newsletter_contacts: 2 row"):
         gated_run(target, policy)
     assert checksum(target) == before
 
@@ -115,7 +116,7 @@ def test_each_validation_is_audited_with_counts_and_check_names_only(target):
     results = gate(target, club_policy())
     logged = audit_events(target, club_policy(), action="validation")
     assert len(logged) == len(results)
-    assert {e["details"]["expectation"] for e in logged} >= {"expect_column_to_exist",
-                                                            "expect_column_values_to_be_unique"}
+    assert {e["details"]["expectation"] for e in logged} >= {"expect_column_to_exist:email",
+                                                            "expect_column_values_to_be_unique:member_id"}
     assert all(set(e["details"]) == {"suite", "expectation", "success", "blocking"} for e in logged)
     assert "example.fr" not in repr(logged)

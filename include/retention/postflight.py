@@ -1,0 +1,146 @@
+"""The post-run gate: after ``purge``, prove that the schedule now holds.
+
+Per table of the category, with the same clock expressions as ``plan``:
+
+* ``no_overdue_active_rows`` - no active row is older than its category allows (rows
+  kept by an open related row, or with a missing start, are not due and so not counted);
+* ``retention_until_matches_policy`` - every archive row stamped with the current policy
+  version has ``retention_until = retention_start + active period + archive period``
+  (rows of older versions are counted apart, in ``details``);
+* ``no_expired_archive_rows`` - no archive row is past its ``retention_until`` (unless a
+  retained dependant keeps it);
+* ``anonymised_columns_follow_rules`` - anonymised rows hold only NULLs or generalised
+  values;
+* ``archive_counts_reconcile`` - rows this run removed from the active base arrived in
+  the archive: those still there, plus those the same run then destroyed or anonymised.
+
+Every check is one query with bound parameters, run in the database. Outcomes go to the
+audit log (action ``validation``, counts only); any failure fails the task after the
+outcomes are written.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, or_, select, true
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .catalog import TableNode, archive_exists
+from .clock import add_period
+from .policy import Category, PrefixRule, RoundRule
+from .quality import CheckResult, QualityGateFailed
+from .steps import StepContext, open_step
+
+log = logging.getLogger(__name__)
+SUITE = "post_run"
+
+
+def post_run_gate(step: StepContext) -> list[CheckResult]:
+    """Run the post-run checks; audit them; raise ``QualityGateFailed`` if one fails."""
+    nodes = open_step(step, create_archive=False)
+    results: list[CheckResult] = []
+    with step.target.read() as conn:
+        for root in nodes:
+            # A dry run changed nothing, so overdue rows are expected: reported, not blocking.
+            results.append(_overdue_active(conn, root, step, blocking=not step.ctx.dry_run))
+            for node, category in _archived_trees(conn, root, step.category):
+                results += _archive_checks(conn, node, category, step, is_root=node is root)
+    with step.target.engine.begin() as conn:
+        for result in results:
+            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
+                         table_name=result.table, row_count=result.unexpected,
+                         details={"suite": result.suite, "expectation": result.expectation,
+                                  "success": result.success, "blocking": result.blocking})
+    for result in results:
+        log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
+    failed = [r for r in results if r.blocking and not r.success]
+    if failed:
+        raise QualityGateFailed("post-run", failed, "the run's batches are committed - investigate before the next run")
+    return results
+
+
+def _check(table: str, expectation: str, unexpected: int, blocking: bool = True) -> CheckResult:
+    return CheckResult(SUITE, table, expectation, unexpected == 0, unexpected, blocking)
+
+
+def _overdue_active(conn: Connection, root: TableNode, step: StepContext, blocking: bool) -> CheckResult:
+    due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
+    return _check(root.name, "no_overdue_active_rows", count, blocking)
+
+
+def _archived_trees(conn: Connection, root: TableNode, category: Category) -> list[tuple[TableNode, Category]]:
+    """The archive tables this run wrote to: its own tree and its dependants' trees."""
+    if not category.has_archive:
+        return []
+    trees = [(n, category) for n in root.walk()] + [(n, dep.category) for dep in root.dependants
+                                                     for n in dep.node.walk()]
+    return [(node, owner) for node, owner in trees if archive_exists(conn, node)]
+
+
+def _archive_checks(conn: Connection, node: TableNode, category: Category, step: StepContext,
+                    is_root: bool) -> list[CheckResult]:
+    archive = node.archive
+    results = [_reconcile(conn, node, step)]
+    if is_root:
+        expected = add_period(add_period(archive.c.retention_start, category.active_period, step.target.dialect),
+                              category.archive_or_zero, step.target.dialect)
+        current = and_(archive.c.policy_version == step.policy.version, archive.c.anonymized == false())
+        wrong = conn.execute(select(func.count()).select_from(archive).where(
+            current, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))).scalar_one()
+        results.append(_check(node.name, "retention_until_matches_policy", wrong))
+        not_retained = [~dep.retained(node) for dep in node.dependants]
+        expired = conn.execute(select(func.count()).select_from(archive).where(
+            node.expired(step.ctx.as_of), *not_retained)).scalar_one()
+        results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
+    if node.policy.anonymize:
+        broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)
+                  for column, rule in node.policy.anonymize.items() if rule != "keep"]
+        count = conn.execute(select(func.count()).select_from(archive).where(
+            archive.c.anonymized == true(), or_(*broken) if broken else false())).scalar_one()
+        results.append(_check(node.name, "anonymised_columns_follow_rules", count))
+    return results
+
+
+def _breaks_rule(column: Any, rule: Any, dialect: str, zone: str) -> ColumnElement[bool]:
+    """True for a value an anonymised row must not hold under ``rule``.
+
+    Dates are read in the company's zone, where ``anonymize`` truncated them.
+    """
+    if rule == "null":
+        return column.is_not(None)
+    if isinstance(rule, PrefixRule):
+        return func.length(column) > rule.prefix
+    if isinstance(rule, RoundRule):
+        whole = cast(column / rule.round, Integer) if dialect == "sqlite" else func.trunc(column / rule.round)
+        return column != whole * rule.round
+    if dialect != "sqlite" and isinstance(column.type, DateTime) and column.type.timezone:
+        column = func.timezone(literal(zone), column)
+    day = func.strftime("%d", column) if dialect == "sqlite" else func.extract("day", column)
+    month = func.strftime("%m", column) if dialect == "sqlite" else func.extract("month", column)
+    first = "01" if dialect == "sqlite" else 1
+    if rule == "month":
+        return day != first
+    return or_(day != first, month != first)  # year
+
+
+def _reconcile(conn: Connection, node: TableNode, step: StepContext) -> CheckResult:
+    """Archived by this run = still in the archive from this run + destroyed/anonymised by it."""
+    table = audit.audit_table(step.target.archive_schema, step.policy.audit_table)
+    moved = _audited(conn, table, step, node.name, "archive", "row_count")
+    gone = _audited(conn, table, step, node.name, "delete", "same_run") + \
+        _audited(conn, table, step, node.name, "anonymize", "same_run")
+    present = conn.execute(select(func.count()).select_from(node.archive).where(
+        node.archive.c.run_id == literal(step.ctx.run_id))).scalar_one()
+    return _check(node.name, "archive_counts_reconcile", abs(moved - present - gone))
+
+
+def _audited(conn: Connection, table: Any, step: StepContext, table_name: str, action: str, field: str) -> int:
+    total = 0
+    for event in audit.events(conn, table, run_id=step.ctx.run_id, table_name=table_name, action=action):
+        total += event["row_count"] if field == "row_count" else int(event["details"].get(field, 0))
+    return total
