@@ -82,6 +82,10 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
         for root in nodes:
             for node in root.walk_all():
                 results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
+            for related, column in _related_clock_inputs(root):
+                keys = [c.name for c in related.primary_key.columns]
+                results += gx_run(related, f"pre_archive.{related.name}.clock",
+                                  [_no_future_dates(related, keys, column, step, moment)])
     with step.target.engine.begin() as conn:
         for result in results:
             audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
@@ -103,8 +107,10 @@ def results_as_dicts(results: list[CheckResult]) -> list[dict[str, Any]]:
 def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> list[Any]:
     import great_expectations.expectations as gxe
 
+    own_clock = [c for t, c in clock_inputs(node.policy.start_event) if t is None] \
+        if isinstance(node.policy, TablePolicy) else []
     expectations: list[Any] = [gxe.ExpectColumnToExist(column=c)
-                               for c in dict.fromkeys([*node.key_columns, *node.policy.archive_columns])]
+                               for c in dict.fromkeys([*node.key_columns, *own_clock, *node.policy.archive_columns])]
     if len(node.key_columns) == 1:
         expectations.append(gxe.ExpectColumnValuesToBeUnique(column=node.key_columns[0]))
     else:
@@ -113,23 +119,35 @@ def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> li
     # An end event that may be missing (``ongoing``) may also be scheduled ahead - a
     # contract cancelled for the end of next month - and is then simply not due yet.
     if isinstance(node.policy, TablePolicy) and node.policy.start_event.when_missing == "defect":
-        for table, column in clock_inputs(node.policy.start_event):
-            if table is None:  # a column of this table; related tables are checked where they live
-                expectations.append(_no_future_dates(node, column, step, now))
+        for column in own_clock:
+            expectations.append(_no_future_dates(node.source, node.key_columns, column, step, now))
     return expectations
 
 
-def _no_future_dates(node: TableNode, column: str, step: StepContext, now: datetime) -> Any:
+def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str]]:
+    """Columns of related tables that a defect-type clock reads (``latest``/``earliest``)."""
+    if not isinstance(root.policy, TablePolicy) or root.policy.start_event.when_missing != "defect":
+        return []
+    reflected = root.source.metadata.tables.values()
+    inputs = []
+    for table_name, column in clock_inputs(root.policy.start_event):
+        if table_name is not None:
+            related = next(t for t in reflected if t.name == table_name)
+            inputs.append((related, column))
+    return inputs
+
+
+def _no_future_dates(table: Any, key_columns: list[str], column: str, step: StepContext, now: datetime) -> Any:
     """Rows whose ``column`` lies after now + tolerance, as a single query on the table."""
     import great_expectations.expectations as gxe
 
     dialect = step.target.engine.dialect
     quote = dialect.identifier_preparer.quote
-    column_type = node.source.c[column].type
+    column_type = table.c[column].type
     bound = _future_bound(column_type, now + FUTURE_TOLERANCE, step)
     # The bound is computed here, never taken from the policy; SQLAlchemy renders it.
     rendered = literal(bound, type_=column_type).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    keys = ", ".join(quote(c) for c in node.key_columns)
+    keys = ", ".join(quote(c) for c in key_columns)
     return gxe.UnexpectedRowsExpectation(
         unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {quote(column)} > {rendered}",
         description=f"no_future_{column}",

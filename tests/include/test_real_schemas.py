@@ -384,3 +384,24 @@ def test_a_run_checks_the_categories_its_sql_reads(erp):
     with pytest.raises(PolicyError, match=r"categories\.billing\.tables\[0\]\.archive_columns: column 'invoice_total'"):
         run_category(erp, parse_policy(data), category="customer_relationship")
     assert ids(erp, "partners", schema="erp") == sorted(PARTNERS)
+
+
+def test_a_future_date_among_related_rows_stops_the_gate(erp):
+    """The prospect clock reads interactions: a contact dated next year there is a wrong clock."""
+    from datetime import datetime as dt
+
+    from sqlalchemy import MetaData as Md, Table as Tb, update as upd
+
+    from include.retention.audit import RunContext
+    from include.retention.quality import QualityGateFailed, pre_archive_gate
+    from include.retention.steps import StepContext
+
+    interactions = Tb("interactions", Md(), schema=None if erp.is_sqlite else "erp", autoload_with=erp.engine)
+    with erp.engine.begin() as conn:
+        conn.execute(upd(interactions).where(interactions.c.interaction_id == 20)
+                     .values(occurred_at=dt(2027, 6, 1, 10, tzinfo=PARIS)))
+    policy = parse_policy(ERP_POLICY)
+    ctx = RunContext(run_id="gate", dag_id="retention_prospection", as_of=date(2026, 11, 26),
+                     policy_version=policy.version)
+    with pytest.raises(QualityGateFailed, match=r"no_future_occurred_at on interactions: 1 row"):
+        pre_archive_gate(StepContext.build(erp, policy, "prospection", ctx), now=dt(2026, 11, 26, 12, tzinfo=PARIS))
