@@ -6,7 +6,8 @@ Per table of the category, with the same clock expressions as ``plan``:
   kept by an open related row, or with a missing start, are not due and so not counted);
 * ``retention_until_matches_policy`` - every archive row stamped with the current policy
   version has ``retention_until = retention_start + active period + archive period``
-  (rows of older versions are counted apart, in ``details``);
+  (rows archived under an earlier version are not re-checked: only the current policy
+  is known here);
 * ``no_expired_archive_rows`` - no archive row is past its ``retention_until`` (unless a
   retained dependant keeps it);
 * ``anonymised_columns_follow_rules`` - anonymised rows hold only NULLs or generalised
@@ -14,9 +15,11 @@ Per table of the category, with the same clock expressions as ``plan``:
 * ``archive_counts_reconcile`` - rows this run removed from the active base arrived in
   the archive: those still there, plus those the same run then destroyed or anonymised.
 
-Every check is one query with bound parameters, run in the database. Outcomes go to the
-audit log (action ``validation``, counts only); any failure fails the task after the
-outcomes are written.
+Every check is one query with bound parameters, run in the database - plain SQLAlchemy
+rather than Great Expectations, whose custom-SQL expectations take SQL text: these checks
+use the policy's scopes and clocks, whose values must stay bound parameters. Outcomes go
+to the audit log (action ``validation``, counts only) and into the run's report, like the
+pre-archive gate's; any failure fails the task after the outcomes are written.
 """
 
 from __future__ import annotations
