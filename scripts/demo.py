@@ -35,7 +35,7 @@ os.environ["AIRFLOW_CONN_RETENTION_TARGET"] = json.dumps({"conn_type": "sqlite",
 sys.path.insert(0, str(ROOT))
 
 from include.demo.seed import seed_demo  # noqa: E402
-from include.retention.audit import audit_table  # noqa: E402
+from include.retention.audit import audit_table, verify_chain  # noqa: E402
 from include.retention.policy import load_policy  # noqa: E402
 from include.retention.report import format_summary, reports_dir, summary_table  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
@@ -52,12 +52,16 @@ def main() -> int:
     run_ids = run_all_dags(policy.categories)
     target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
     with target.read() as conn:
-        summaries = summary_table(conn, audit_table(target.archive_schema, policy.audit_table), run_ids)
+        trail = audit_table(target.archive_schema, policy.audit_table)
+        summaries = summary_table(conn, trail, run_ids)
+        chain = verify_chain(conn, trail)
     target.dispose()
     print(f"\n==> What the schedule did on {as_of} (policy {policy.version}), read from the audit log:\n")
     print(format_summary(summaries))
     print("\n'missing start' rows cannot be aged: for an ongoing event (contract running, request open) they stay")
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
+    state = "intact" if chain.intact else f"BROKEN at event {chain.broken_at}: {chain.reason}"
+    print(f"\n==> Audit log: {chain.events} events, hash chain {state}")
     reports = sorted(reports_dir().glob("retention_*/*.html"), key=lambda p: p.stat().st_mtime)[-len(run_ids):]
     print(f"\n==> Data-quality checks and actions of each run, as HTML: {reports_dir()}/")
     for report in reports:

@@ -7,10 +7,18 @@ leaves no event behind, and a committed batch always has one.
 Events never hold personal data. They carry counts, dates and names from the policy;
 ``details`` accepts numbers, booleans and dates only (no free text), so a value from a
 row cannot slip in by accident.
+
+The trail is tamper-evident: each event stores the SHA-256 of a canonical serialisation
+of its fields and of the previous event's hash (``prev_hash``, ``event_hash``), with
+contiguous ids; ``verify_chain`` recomputes it and names the first event that was
+altered, removed, reordered or forged. Writers are serialised while they append (an
+advisory lock on PostgreSQL; SQLite's write transaction already is exclusive), and the
+database itself refuses UPDATE and DELETE on the table (triggers on both backends).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -27,10 +35,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     inspect,
     select,
 )
 from sqlalchemy.engine import Connection
+
+from .errors import RetentionError
 
 ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary")
 
@@ -61,34 +72,134 @@ def audit_table(schema: str | None, name: str) -> Table:
         Column("as_of", Date, nullable=False),
         Column("dry_run", Boolean, nullable=False),
         Column("details", Text),
+        Column("prev_hash", String(64), nullable=False),
+        Column("event_hash", String(64), nullable=False),
         schema=schema,
     )
 
 
 def ensure_audit_table(conn: Connection, table: Table) -> None:
-    if not inspect(conn).has_table(table.name, schema=table.schema):
+    """Create the audit table with its append-only triggers; refuse an older layout."""
+    inspector = inspect(conn)
+    if not inspector.has_table(table.name, schema=table.schema):
         table.create(conn)
+        _create_append_only_triggers(conn, table)
+        return
+    existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+    missing = [c.name for c in table.columns if c.name not in existing]
+    if missing:
+        raise RetentionError(f"audit table {table.schema}.{table.name} lacks column(s) {', '.join(missing)}: it was "
+                             "created by an earlier version without the hash chain; keep it as evidence under "
+                             "another name (ALTER TABLE ... RENAME) and let the next run create a new one")
+
+
+def _create_append_only_triggers(conn: Connection, table: Table) -> None:
+    """The database itself refuses to change or remove an event (names are validated identifiers)."""
+    name, schema = table.name, table.schema
+    if conn.dialect.name == "postgresql":
+        function = f'"{schema}"."{name}_append_only"'
+        conn.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION 'the audit log {schema}.{name} is append-only: %% refused', TG_OP; END $$")
+        conn.exec_driver_sql(f'CREATE TRIGGER "{name}_append_only" BEFORE UPDATE OR DELETE ON "{schema}"."{name}" '
+                             f"FOR EACH ROW EXECUTE FUNCTION {function}()")
+        conn.exec_driver_sql(f'CREATE TRIGGER "{name}_no_truncate" BEFORE TRUNCATE ON "{schema}"."{name}" '
+                             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
+    elif conn.dialect.name == "sqlite":
+        for operation in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
+                f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END")
 
 
 def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, action: str,
            row_count: int, table_name: str | None = None,
            details: Mapping[str, Any] | None = None) -> None:
-    """Append one event, inside the caller's transaction."""
+    """Append one event to the chain, inside the caller's transaction."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; known: {', '.join(ACTIONS)}")
-    conn.execute(table.insert().values(
-        recorded_at=datetime.now(timezone.utc),
-        run_id=ctx.run_id,
-        dag_id=ctx.dag_id,
-        category=category,
-        table_name=table_name,
-        action=action,
-        row_count=int(row_count),
-        policy_version=ctx.policy_version,
-        as_of=ctx.as_of,
-        dry_run=ctx.dry_run,
-        details=_serialise_details(details) if details else None,
-    ))
+    if conn.dialect.name == "postgresql":
+        # Held until the caller's transaction ends: appends never interleave.
+        conn.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+    last = conn.execute(select(table.c.event_id, table.c.event_hash)
+                        .order_by(table.c.event_id.desc()).limit(1)).first()
+    event = {
+        "event_id": (last.event_id + 1) if last else 1,
+        "recorded_at": datetime.now(timezone.utc),
+        "run_id": ctx.run_id,
+        "dag_id": ctx.dag_id,
+        "category": category,
+        "table_name": table_name,
+        "action": action,
+        "row_count": int(row_count),
+        "policy_version": ctx.policy_version,
+        "as_of": ctx.as_of,
+        "dry_run": ctx.dry_run,
+        "details": _serialise_details(details) if details else None,
+        "prev_hash": last.event_hash if last else GENESIS,
+    }
+    event["event_hash"] = event_hash(event)
+    conn.execute(table.insert().values(**event))
+
+
+GENESIS = "0" * 64
+_CHAIN_LOCK = 0x52455441  # "RETA": one advisory lock for every appender of the trail
+_HASHED = ("event_id", "recorded_at", "run_id", "dag_id", "category", "table_name", "action", "row_count",
+           "policy_version", "as_of", "dry_run", "details", "prev_hash")
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of the event's canonical serialisation (which includes the previous hash)."""
+    return hashlib.sha256(canonical(event).encode("utf-8")).hexdigest()
+
+
+def canonical(event: Mapping[str, Any]) -> str:
+    """Field order, types and time zone fixed, so the same event always gives the same bytes,
+    whichever database it was read back from."""
+    def normal(name: str, value: Any) -> Any:
+        if name == "recorded_at":
+            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+            return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if name == "as_of":
+            return value.isoformat()
+        if name == "dry_run":
+            return bool(value)
+        return value
+    return json.dumps([normal(n, event[n]) for n in _HASHED], separators=(",", ":"), ensure_ascii=True)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of ``verify_chain``: ``broken_at`` is the first event that does not hold."""
+
+    events: int
+    broken_at: int | None = None
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+
+def verify_chain(conn: Connection, table: Table) -> ChainReport:
+    """Recompute the whole chain in id order; stop at the first event that does not hold.
+
+    An altered event no longer matches its hash; a removed one leaves a gap in the ids and
+    a ``prev_hash`` that points at nothing; reordered or forged events break the link to
+    their predecessor (re-hashing them would break every later link instead).
+    """
+    expected_id, previous, count = 1, GENESIS, 0
+    for row in conn.execute(select(table).order_by(table.c.event_id)):
+        event = dict(row._mapping)
+        count += 1
+        if event["event_id"] != expected_id:
+            return ChainReport(count, expected_id, f"event {expected_id} is missing (next is {event['event_id']})")
+        if event["prev_hash"] != previous:
+            return ChainReport(count, event["event_id"], "does not link to the event before it")
+        if event_hash(event) != event["event_hash"]:
+            return ChainReport(count, event["event_id"], "its content no longer matches its hash")
+        expected_id, previous = expected_id + 1, event["event_hash"]
+    return ChainReport(count)
 
 
 def _serialise_details(details: Mapping[str, Any]) -> str:

@@ -8,10 +8,11 @@ from datetime import date
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
 from include.retention.archive import archive_category
-from include.retention.audit import RunContext
+from include.retention.audit import RunContext, audit_table, verify_chain
 from include.retention.errors import RetentionError
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
@@ -132,3 +133,26 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
         raise AirflowFailException(f"the run did not complete ({', '.join(missing)} did not succeed); "
                                    f"summary written to the audit log, report at {report}")
     return {**result, "report": str(report)}
+
+
+def verify_audit_chain() -> dict[str, Any]:
+    """Recompute the audit trail's hash chain; fail naming the first event that does not hold."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowFailException
+
+    policy = load_policy()
+    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+    try:
+        table = audit_table(target.archive_schema, policy.audit_table)
+        with target.read() as conn:
+            if not inspect(conn).has_table(table.name, schema=table.schema):
+                log.info("No audit log yet in %s.%s: nothing to verify", table.schema, table.name)
+                return {"events": 0, "intact": True}
+            report = verify_chain(conn, table)
+    finally:
+        target.dispose()
+    if not report.intact:
+        raise AirflowFailException(f"audit log {table.schema}.{table.name} was tampered with: event "
+                                   f"{report.broken_at} {report.reason} ({report.events} events read)")
+    log.info("Audit log %s.%s intact: %d events verified", table.schema, table.name, report.events)
+    return {"events": report.events, "intact": True}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import MetaData, Table, select, update
+from sqlalchemy import MetaData, Table, select, text, update
 
 from include.demo.seed import PARIS, seed_demo
 from include.retention.audit import audit_table, events
@@ -147,3 +147,16 @@ def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db, conf, message
         dagbag.dags["retention_prospection"].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
 
 
+
+
+def test_the_audit_verification_dag_passes_then_names_a_tampered_event(dagbag, seeded_postgres):
+    target = seeded_postgres
+    assert _run(dagbag).state == "success"
+    verify = dagbag.dags["retention_audit_verify"]
+    assert verify.test(logical_date=datetime.now(timezone.utc)).state == "success"
+    audit = audit_table("archive", "retention_audit")
+    with target.engine.begin() as conn:
+        conn.execute(text('DROP TRIGGER "retention_audit_append_only" ON "archive"."retention_audit"'))
+        conn.execute(update(audit).where(audit.c.event_id == 5).values(row_count=12345))
+    dag_run = verify.test(logical_date=datetime.now(timezone.utc))
+    assert dag_run.state == "failed"
