@@ -60,7 +60,7 @@ class RunContext:
 def audit_table(schema: str | None, name: str) -> Table:
     return Table(
         name, MetaData(),
-        Column("event_id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", Integer, primary_key=True, autoincrement=False),  # assigned by record(): contiguous
         Column("recorded_at", DateTime(timezone=True), nullable=False),
         Column("run_id", String(250), nullable=False),
         Column("dag_id", String(250), nullable=False),
@@ -83,7 +83,9 @@ def ensure_audit_table(conn: Connection, table: Table) -> None:
     inspector = inspect(conn)
     if not inspector.has_table(table.name, schema=table.schema):
         table.create(conn)
-        _create_append_only_triggers(conn, table)
+        for statement in append_only_trigger_sql(conn.dialect.name, table):
+            # No parameters: psycopg still reads % as a placeholder marker, hence %%.
+            conn.exec_driver_sql(statement.replace("%", "%%") if conn.dialect.name == "postgresql" else statement)
         return
     existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
     missing = [c.name for c in table.columns if c.name not in existing]
@@ -93,23 +95,27 @@ def ensure_audit_table(conn: Connection, table: Table) -> None:
                              "another name (ALTER TABLE ... RENAME) and let the next run create a new one")
 
 
-def _create_append_only_triggers(conn: Connection, table: Table) -> None:
-    """The database itself refuses to change or remove an event (names are validated identifiers)."""
+def append_only_trigger_sql(dialect: str, table: Table) -> list[str]:
+    """Triggers by which the database itself refuses to change or remove an event.
+
+    Names come from the policy and are validated identifiers.
+    """
     name, schema = table.name, table.schema
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         function = f'"{schema}"."{name}_append_only"'
-        conn.exec_driver_sql(
+        return [
             f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"RAISE EXCEPTION 'the audit log {schema}.{name} is append-only: %% refused', TG_OP; END $$")
-        conn.exec_driver_sql(f'CREATE TRIGGER "{name}_append_only" BEFORE UPDATE OR DELETE ON "{schema}"."{name}" '
-                             f"FOR EACH ROW EXECUTE FUNCTION {function}()")
-        conn.exec_driver_sql(f'CREATE TRIGGER "{name}_no_truncate" BEFORE TRUNCATE ON "{schema}"."{name}" '
-                             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
-    elif conn.dialect.name == "sqlite":
-        for operation in ("UPDATE", "DELETE"):
-            conn.exec_driver_sql(
-                f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
-                f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END")
+            f"RAISE EXCEPTION 'the audit log {schema}.{name} is append-only: % refused', TG_OP; END $$",
+            f'CREATE OR REPLACE TRIGGER "{name}_append_only" BEFORE UPDATE OR DELETE ON "{schema}"."{name}" '
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+            f'CREATE OR REPLACE TRIGGER "{name}_no_truncate" BEFORE TRUNCATE ON "{schema}"."{name}" '
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        ]
+    if dialect == "sqlite":
+        return [f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
+                f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END"
+                for operation in ("UPDATE", "DELETE")]
+    return []
 
 
 def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, action: str,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 _READ_ONLY = "retention_read_only"
@@ -48,9 +48,13 @@ class Target:
             yield conn.execution_options(**{_READ_ONLY: True})
 
     def ensure_archive_schema(self) -> None:
-        if not self.is_sqlite:
-            with self.engine.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.archive_schema}"'))
+        """Create the archive schema if it is missing. Looked up first: even CREATE SCHEMA IF
+        NOT EXISTS needs CREATE on the database, which a least-privilege role lacks."""
+        if self.is_sqlite:
+            return
+        with self.engine.begin() as conn:
+            if self.archive_schema not in inspect(conn).get_schema_names():
+                conn.execute(text(f'CREATE SCHEMA "{self.archive_schema}"'))
 
     def dispose(self) -> None:
         self.engine.dispose()
