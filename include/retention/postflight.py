@@ -35,7 +35,7 @@ from . import audit
 from .catalog import TableNode, archive_exists
 from .clock import add_period
 from .policy import Category, PrefixRule, RoundRule
-from .quality import CheckResult, QualityGateFailed
+from .quality import CheckResult, conclude_gate
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -52,18 +52,7 @@ def post_run_gate(step: StepContext) -> list[CheckResult]:
             results.append(_overdue_active(conn, root, step, blocking=not step.ctx.dry_run))
             for node, category in _archived_trees(conn, root, step.category):
                 results += _archive_checks(conn, node, category, step, is_root=node is root)
-    with step.target.engine.begin() as conn:
-        for result in results:
-            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
-                         table_name=result.table, row_count=result.unexpected,
-                         details={"suite": result.suite, "expectation": result.expectation,
-                                  "success": result.success, "blocking": result.blocking})
-    for result in results:
-        log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
-    failed = [r for r in results if r.blocking and not r.success]
-    if failed:
-        raise QualityGateFailed("post-run", failed, "the run's batches are committed - investigate before the next run")
-    return results
+    return conclude_gate(step, results, "post-run", "the run's batches are committed - investigate before the next run")
 
 
 def _check(table: str, expectation: str, unexpected: int, blocking: bool = True) -> CheckResult:

@@ -86,17 +86,22 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
                 keys = [c.name for c in related.primary_key.columns]
                 results += gx_run(related, f"pre_archive.{related.name}.clock",
                                   [_no_future_dates(related, keys, column, step, moment)])
+    return conclude_gate(step, results, "pre-archive", "no row was moved")
+
+
+def conclude_gate(step: StepContext, results: list[CheckResult], gate: str, consequence: str) -> list[CheckResult]:
+    """Audit and log every outcome, then raise if a blocking check failed."""
     with step.target.engine.begin() as conn:
         for result in results:
             audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
                          table_name=result.table, row_count=result.unexpected,
                          details={"suite": result.suite, "expectation": result.expectation,
                                   "success": result.success, "blocking": result.blocking})
-    failed = [r for r in results if r.blocking and not r.success]
     for result in results:
         log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
+    failed = [r for r in results if r.blocking and not r.success]
     if failed:
-        raise QualityGateFailed("pre-archive", failed, "no row was moved")
+        raise QualityGateFailed(gate, failed, consequence)
     return results
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateTable
 
 from .audit import append_only_trigger_sql, audit_table
 from .policy import RetentionPolicy, load_policy
