@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
-from .catalog import TableNode, key_of
+from .catalog import TableNode, key_of, linked_rows
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,6 @@ def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
     for name, n in counts.items():
         if n:
             totals[name] = totals.get(name, 0) + n
-
-
-def keys_in(table: Any, columns: Sequence[str], keys: Select[Any]) -> ColumnElement[bool]:
-    """``columns IN (keys)``, for single or composite keys."""
-    return key_of(table, columns).in_(keys)
 
 
 def same_key(left: Any, right: Any, left_columns: Sequence[str], right_columns: Sequence[str]) -> ColumnElement[bool]:
@@ -108,13 +103,7 @@ def _as_key(values: tuple[Any, ...]) -> Any:
     return values[0] if len(values) == 1 else tuple_(*values)
 
 
-def tree_keys(node: TableNode, side: str, where: ColumnElement[bool]) -> Select[Any]:
-    """The keys of ``node``'s rows selected by ``where`` on the active or archive side."""
-    table = getattr(node, side)
-    return select(*(table.c[c] for c in node.key_columns)).where(where)
-
-
 def child_condition(child: TableNode, parent: TableNode, side: str,
                     parent_where: ColumnElement[bool]) -> ColumnElement[bool]:
     """The child rows that belong to the parent rows selected by ``parent_where``."""
-    return keys_in(getattr(child, side), child.foreign_key, tree_keys(parent, side, parent_where))
+    return linked_rows(child, side, child.foreign_key, parent, parent_where)

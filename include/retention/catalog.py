@@ -124,8 +124,7 @@ class Dependant:
 
     def linked(self, side: str, parent: TableNode, parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
         """The dependant rows of the parent rows selected by ``parent_rows`` (on one side)."""
-        keys = select(*(getattr(parent, side).c[c] for c in parent.key_columns)).where(parent_rows)
-        return key_of(getattr(self.node, side), self.foreign_key).in_(keys)
+        return linked_rows(self.node, side, self.foreign_key, parent, parent_rows)
 
     def retained(self, parent: TableNode) -> ColumnElement[bool]:
         """Archive rows of ``parent`` that still have a dependant in the archive."""
@@ -138,6 +137,14 @@ def key_of(table: Any, columns: Sequence[str]) -> Any:
     """A table's key as one comparable expression (a row value for composite keys)."""
     cols = [table.c[name] for name in columns]
     return cols[0] if len(cols) == 1 else tuple_(*cols)
+
+
+def linked_rows(node: TableNode, side: str, foreign_key: Sequence[str], parent: TableNode,
+                parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Rows of ``node`` (active or archive side) whose ``foreign_key`` holds the key of one of
+    the ``parent`` rows selected by ``parent_rows``: children, or retained dependants."""
+    keys = select(*(getattr(parent, side).c[c] for c in parent.key_columns)).where(parent_rows)
+    return key_of(getattr(node, side), foreign_key).in_(keys)
 
 
 def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: str,
