@@ -70,7 +70,7 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def summary(archived: dict | None, purged: dict | None, verified: list | None) -> dict:
-            """Record what the run did - even a failed one - and write its HTML report under reports/."""
+            """Record what the run did - even a failed one - and issue its deletion certificate under reports/."""
             return engine.summary(category.key, archived, purged, verified)
 
         checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()

@@ -4,7 +4,7 @@
 2. recreates and seeds the SQLite demo target (``.demo/target.db`` and its archive file
    ``.demo/target.archive.db``) - every run starts from the same fresh data;
 3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today;
-4. prints one row per category, read back from the audit log.
+4. prints one row per category, read back from the audit log, and each run's certificate.
 
 Run it with ``make demo``, which sets the Airflow environment before Python starts.
 """
@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 from include.demo.seed import seed_demo  # noqa: E402
 from include.retention.audit import audit_table, verify_chain  # noqa: E402
 from include.retention.policy import load_policy  # noqa: E402
-from include.retention.report import format_summary, reports_dir, summary_table  # noqa: E402
+from include.retention import certificate  # noqa: E402
+from include.retention.report import format_summary, summary_table  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def main() -> int:
     target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
     with target.read() as conn:
         trail = audit_table(target.archive_schema, policy.audit_table)
-        summaries = summary_table(conn, trail, run_ids)
+        summaries = summary_table(conn, trail, [run_id for _, run_id in run_ids])
         chain = verify_chain(conn, trail)
     target.dispose()
     print(f"\n==> What the schedule did on {as_of} (policy {policy.version}), read from the audit log:\n")
@@ -62,10 +63,10 @@ def main() -> int:
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
     state = "intact" if chain.intact else f"BROKEN at event {chain.broken_at}: {chain.reason}"
     print(f"\n==> Audit log: {chain.events} events, hash chain {state}")
-    reports = sorted(reports_dir().glob("retention_*/*.html"), key=lambda p: p.stat().st_mtime)[-len(run_ids):]
-    print(f"\n==> Data-quality checks and actions of each run, as HTML: {reports_dir()}/")
-    for report in reports:
-        print(f"    {report.relative_to(reports_dir())}")
+    print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
+    for dag_id, run_id in run_ids:
+        _, html_path = certificate.paths(dag_id, run_id)
+        print(f"    {html_path.relative_to(ROOT)}  (+ .json)")
     return 0
 
 
@@ -80,7 +81,7 @@ def reseed(as_of: date) -> dict[str, int]:
         target.dispose()
 
 
-def run_all_dags(categories: dict) -> list[str]:
+def run_all_dags(categories: dict) -> list[tuple[str, str]]:
     """``dag.test`` every retention DAG; stop at the first failed run."""
     RUN_LOG.unlink(missing_ok=True)
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
@@ -99,7 +100,7 @@ def run_all_dags(categories: dict) -> list[str]:
         print(dag_run.state)
         if dag_run.state != "success":
             raise SystemExit(f"{dag.dag_id} ended {dag_run.state}; the task logs are in {RUN_LOG}")
-        run_ids.append(dag_run.run_id)
+        run_ids.append((dag.dag_id, dag_run.run_id))
     print(f"==> Task logs of these runs: {RUN_LOG}")
     return run_ids
 

@@ -43,7 +43,8 @@ from sqlalchemy.engine import Connection
 
 from .errors import RetentionError
 
-ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary")
+ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary",
+           "rights_request", "legal_hold")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def audit_table(schema: str | None, name: str) -> Table:
         Column("as_of", Date, nullable=False),
         Column("dry_run", Boolean, nullable=False),
         Column("details", Text),
+        # HMAC-SHA256 of the person's normalised identifier (see subjects.py), never the identifier.
+        Column("subject_hash", String(64), index=True),
         Column("prev_hash", String(64), nullable=False),
         Column("event_hash", String(64), nullable=False),
         schema=schema,
@@ -120,10 +123,16 @@ def append_only_trigger_sql(dialect: str, table: Table) -> list[str]:
 
 def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, action: str,
            row_count: int, table_name: str | None = None,
-           details: Mapping[str, Any] | None = None) -> None:
-    """Append one event to the chain, inside the caller's transaction."""
+           details: Mapping[str, Any] | None = None, subject_hash: str | None = None) -> None:
+    """Append one event to the chain, inside the caller's transaction.
+
+    ``subject_hash`` says whom the event is about, as a keyed hash (``subjects.subject_hash``):
+    anything but 64 hex digits is refused, so an identifier itself cannot be stored by mistake.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; known: {', '.join(ACTIONS)}")
+    if subject_hash is not None and not _SUBJECT_HASH.match(subject_hash):
+        raise TypeError("audit subject_hash: only a keyed hash (64 hex digits) may be logged, never an identifier")
     if conn.dialect.name == "postgresql":
         # Held until the caller's transaction ends: appends never interleave.
         conn.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
@@ -142,6 +151,7 @@ def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, ac
         "as_of": ctx.as_of,
         "dry_run": ctx.dry_run,
         "details": _serialise_details(details) if details else None,
+        "subject_hash": subject_hash,
         "prev_hash": last.event_hash if last else GENESIS,
     }
     event["event_hash"] = event_hash(event)
@@ -151,7 +161,8 @@ def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, ac
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x52455441  # "RETA": one advisory lock for every appender of the trail
 _HASHED = ("event_id", "recorded_at", "run_id", "dag_id", "category", "table_name", "action", "row_count",
-           "policy_version", "as_of", "dry_run", "details", "prev_hash")
+           "policy_version", "as_of", "dry_run", "details", "subject_hash", "prev_hash")
+_SUBJECT_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
@@ -229,6 +240,10 @@ def _only_counts(value: Any, path: str) -> Any:
     if isinstance(value, str) and path.rsplit(".", 1)[-1] in _LABEL_KEYS and _LABEL.match(value):
         return value
     raise TypeError(f"audit {path}: only counts, flags and dates may be logged, not {type(value).__name__}")
+
+
+def table_exists(conn: Connection, table: Table) -> bool:
+    return inspect(conn).has_table(table.name, schema=table.schema)
 
 
 def events(conn: Connection, table: Table, *conditions: Any, **filters: Any) -> list[dict[str, Any]]:

@@ -1,5 +1,7 @@
 """Run summaries: what one run did, and the table ``make demo`` prints.
 
+(The per-run evidence a DPO keeps, the deletion certificate, is ``certificate.py``.)
+
 ``summarize_run`` closes a run: it counts what is still active and what cannot be aged,
 now, in the database (not from memory), and writes one ``run_summary`` audit event per
 category. ``summary_table`` reads those events back - the DPO's view of the last runs.
@@ -8,9 +10,7 @@ category. ``summary_table`` reads those events back - the DPO's view of the last
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,12 @@ class CategorySummary:
     dry_run: bool
 
 
-def summarize_run(step: StepContext, archived: dict[str, int], purged: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """Write the run's ``run_summary`` event and return its content."""
+def summarize_run(step: StepContext, archived: dict[str, int], purged: dict[str, dict[str, int]],
+                  incomplete: bool = False) -> dict[str, Any]:
+    """Write the run's ``run_summary`` event and return its content.
+
+    ``incomplete``: a step of the run failed before the summary (the certificate says so).
+    """
     nodes = open_step(step, create_archive=False)
     roots = {root.name for root in nodes}
     deleted = purged.get("deleted", {})
@@ -51,6 +55,7 @@ def summarize_run(step: StepContext, archived: dict[str, int], purged: dict[str,
         "still_active": still_active,
         "missing_start": missing,
         "tables": {"archived": archived, "deleted": deleted, "anonymized": anonymized},
+        "incomplete": incomplete,
     }
     with step.target.engine.begin() as conn:
         audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="run_summary",
@@ -110,49 +115,3 @@ DEFAULT_REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
 def reports_dir() -> Path:
     """Where run reports go: ``$RETENTION_REPORTS_DIR``, else ``reports/`` (not committed)."""
     return Path(os.environ.get(REPORTS_ENV_VAR) or DEFAULT_REPORTS_DIR)
-
-
-def write_run_report(step: StepContext) -> Path:
-    """A self-contained HTML page of one run: its checks and what it did, from the audit log.
-
-    Like the log it is read from, it holds counts and names of checks, no personal data.
-    """
-    table = audit.audit_table(step.target.archive_schema, step.policy.audit_table)
-    with step.target.read() as conn:
-        logged = audit.events(conn, table, run_id=step.ctx.run_id)
-    checks = [e for e in logged if e["action"] == "validation"]
-    actions = [e for e in logged if e["action"] not in ("validation", "run_summary")]
-    safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", step.ctx.run_id)
-    path = reports_dir() / step.ctx.dag_id / f"{safe_run}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_render(step, checks, actions), encoding="utf-8")
-    return path
-
-
-def _render(step: StepContext, checks: list[dict[str, Any]], actions: list[dict[str, Any]]) -> str:
-    failed = [c for c in checks if not c["details"].get("success")]
-    verdict = f"{len(failed)} check(s) failed" if failed else f"all {len(checks)} checks passed"
-    check_rows = "".join(
-        f"<tr class='{'ok' if c['details'].get('success') else 'ko'}'><td>{escape(c['details'].get('suite', ''))}</td>"
-        f"<td>{escape(c['table_name'] or '')}</td><td>{escape(c['details'].get('expectation', ''))}</td>"
-        f"<td>{'passed' if c['details'].get('success') else 'FAILED'}</td><td>{c['row_count']}</td></tr>"
-        for c in checks)
-    action_rows = "".join(
-        f"<tr><td>{escape(a['action'])}</td><td>{escape(a['category'])}</td><td>{escape(a['table_name'] or '')}</td>"
-        f"<td>{a['row_count']}</td><td>{'yes' if a['dry_run'] else ''}</td></tr>" for a in actions)
-    title = f"{step.category.label.en} - run {step.ctx.run_id}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} tr.ko td{{background:#fdd}} tr.ok td:nth-child(4){{color:#070}}</style>
-</head><body>
-<h1>{escape(title)}</h1>
-<p>Category <b>{escape(step.category.key)}</b>, policy version <b>{escape(step.policy.version)}</b>,
-as of <b>{step.ctx.as_of.isoformat()}</b>{' (dry run)' if step.ctx.dry_run else ''}: {verdict}.</p>
-<h2>Data-quality checks</h2>
-<table><tr><th>suite</th><th>table</th><th>check</th><th>result</th><th>rows</th></tr>{check_rows}</table>
-<h2>What the run did</h2>
-<table><tr><th>action</th><th>category</th><th>table</th><th>rows</th><th>dry run</th></tr>{action_rows}</table>
-<p>Read from the audit log ({escape(step.target.archive_schema)}.{escape(step.policy.audit_table)}); counts only.</p>
-</body></html>
-"""

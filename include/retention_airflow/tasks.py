@@ -8,18 +8,18 @@ from datetime import date
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
 from include.retention.archive import archive_category
-from include.retention.audit import RunContext, audit_table, verify_chain
+from include.retention import certificate
+from include.retention.audit import RunContext, audit_table, table_exists, verify_chain
 from include.retention.errors import RetentionError
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.purge import purge_category
 from include.retention.quality import pre_archive_gate, results_as_dicts
 from include.retention.postflight import post_run_gate
-from include.retention.report import summarize_run, write_run_report
+from include.retention.report import summarize_run
 from include.retention.steps import StepContext
 from include.retention.target import connect
 
@@ -118,21 +118,21 @@ def postflight_checks(category: str) -> list[dict[str, Any]]:
 
 def summary(category: str, archived: dict[str, int] | None, purged: dict[str, dict[str, int]] | None,
             verified: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """Summarise the run and write its report - also when an earlier task failed, and then
-    fail too, so that the run is not shown as a success."""
+    """Summarise the run and issue its deletion certificate - also when an earlier task
+    failed, and then fail too, so that the run is not shown as a success."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    with _opened(category) as step:
-        result = summarize_run(step, archived or {}, purged or {})
-        report = write_run_report(step)
-    log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
-    log.info("Run report: %s", report)
     missing = [name for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
                if value is None]
+    with _opened(category) as step:
+        result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
+        json_path, html_path = certificate.issue(step)
+    log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
+    log.info("Deletion certificate: %s (and %s)", html_path, json_path.name)
     if missing:
         raise AirflowFailException(f"the run did not complete ({', '.join(missing)} did not succeed); "
-                                   f"summary written to the audit log, report at {report}")
-    return {**result, "report": str(report)}
+                                   f"summary written to the audit log, certificate at {html_path}")
+    return {**result, "certificate": str(json_path)}
 
 
 def verify_audit_chain() -> dict[str, Any]:
@@ -145,7 +145,7 @@ def verify_audit_chain() -> dict[str, Any]:
     try:
         table = audit_table(target.archive_schema, policy.audit_table)
         with target.read() as conn:
-            if not inspect(conn).has_table(table.name, schema=table.schema):
+            if not table_exists(conn, table):
                 log.info("No audit log yet in %s.%s: nothing to verify", table.schema, table.name)
                 return {"events": 0, "intact": True}
             report = verify_chain(conn, table)

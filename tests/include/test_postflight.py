@@ -95,24 +95,3 @@ def test_a_dry_run_reports_overdue_rows_without_failing(target):
     results = post(target, club_policy(), dry_run=True)
     overdue = next(r for r in results if r.expectation == "no_overdue_active_rows")
     assert (overdue.success, overdue.unexpected, overdue.blocking) == (False, 5, False)
-
-
-def test_each_run_writes_an_html_report_of_its_checks_without_personal_data(target, tmp_path, monkeypatch):
-    from include.retention.quality import pre_archive_gate
-    from include.retention.report import write_run_report
-
-    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
-    create_club(target)
-    policy = club_policy()
-    ctx = RunContext(run_id="manual__2026-11-26T02:00:00+00:00", dag_id="retention_members", as_of=AS_OF,
-                     policy_version=policy.version)
-    step = StepContext.build(target, policy, "members", ctx)
-    checks = len(pre_archive_gate(step))
-    run_category(target, policy, run_id=ctx.run_id)
-    checks += len(post_run_gate(step))
-    report = write_run_report(step)
-    assert report.parent == tmp_path / "retention_members" and report.suffix == ".html"
-    html = report.read_text()
-    assert f"all {checks} checks passed" in html
-    assert "no_overdue_active_rows" in html and "archive_counts_reconcile" in html
-    assert "example.fr" not in html and "Numéro" not in html

@@ -1,0 +1,198 @@
+"""Deletion certificates: one per DAG run, the DPO's evidence of what that run did.
+
+A certificate is derived from the audit log alone (``build``), so it can be issued again
+at any time and checked against the log: it names the first and last event of the run
+and their hashes, and ``verify_chain`` proves those events were not altered since. It
+says, per table, how many rows were archived, deleted, anonymised, held back (kept
+active by an open related row or retained for an archived dependant) and quarantined
+(no start date: cannot be aged, waiting for a person to fix it), and which checks ran
+with their results. Like the log, it holds counts and names, no personal data.
+
+``write`` renders it as JSON (for machines) and HTML (for people) under
+``reports/<dag_id>/<run_id>.certificate.{json,html}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection
+
+from . import audit, html
+from .policy import RetentionPolicy
+from .report import reports_dir
+from .steps import StepContext
+
+_DESTRUCTIVE = ("archive", "delete", "anonymize")
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    archived: int = 0
+    deleted: int = 0
+    anonymized: int = 0
+    held: int = 0
+    quarantined: int = 0
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    suite: str
+    table: str | None
+    check: str
+    success: bool
+    blocking: bool
+    unexpected_rows: int
+
+
+@dataclass
+class Certificate:
+    category: str
+    category_label: str
+    dag_id: str
+    run_id: str
+    as_of: date
+    policy_version: str
+    dry_run: bool
+    completed: bool  # the run reached its summary, and every check passed
+    first_event: int
+    last_event: int
+    first_hash: str
+    last_hash: str
+    issued_at: datetime
+    tables: list[TableOutcome] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        data["issued_at"] = self.issued_at.isoformat()
+        return data
+
+
+class NoSuchRun(LookupError):
+    """The audit log holds no event for this run."""
+
+
+def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) -> Certificate:
+    """The certificate of ``run_id``, from its events in the audit log."""
+    logged = audit.events(conn, table, run_id=run_id)
+    if not logged:
+        raise NoSuchRun(f"the audit log holds no event for run {run_id!r}")
+    first, last = logged[0], logged[-1]
+    category = policy.categories.get(first["category"])
+    checks = [_check(e) for e in logged if e["action"] == "validation"]
+    return Certificate(
+        category=first["category"],
+        category_label=category.label.en if category else first["category"],
+        dag_id=first["dag_id"], run_id=run_id, as_of=first["as_of"], policy_version=first["policy_version"],
+        dry_run=first["dry_run"],
+        completed=any(e["action"] == "run_summary" for e in logged) and all(c.success for c in checks)
+        and _summary_says_complete(logged),
+        first_event=first["event_id"], last_event=last["event_id"],
+        first_hash=first["event_hash"], last_hash=last["event_hash"],
+        issued_at=datetime.now(timezone.utc), tables=_tables(logged), checks=checks,
+    )
+
+
+def _summary_says_complete(logged: list[dict[str, Any]]) -> bool:
+    summary = next(e for e in reversed(logged) if e["action"] == "run_summary")
+    return not summary["details"].get("incomplete")
+
+
+def _check(event: dict[str, Any]) -> CheckOutcome:
+    details = event["details"]
+    return CheckOutcome(details.get("suite", ""), event["table_name"], details.get("expectation", ""),
+                        bool(details.get("success")), bool(details.get("blocking", True)), event["row_count"])
+
+
+def _tables(logged: list[dict[str, Any]]) -> list[TableOutcome]:
+    """Per table, in the order the run met them: counts of what was done and what was kept."""
+    outcomes: dict[str, TableOutcome] = {}
+
+    def outcome(name: str) -> TableOutcome:
+        return outcomes.setdefault(name, TableOutcome(name))
+
+    for event in logged:
+        name, details = event["table_name"], event["details"]
+        if name is None:
+            continue
+        if event["action"] == "plan":
+            kept = details.get("kept_for_dependants", {})  # per dependant table: {"rows": ..., ...}
+            outcome(name).held += details.get("held_open", 0) + sum(k["rows"] for k in kept.values())
+            outcome(name).quarantined += details.get("missing_start", 0)
+            for child in details.get("children", {}):
+                outcome(child)
+        elif event["action"] in _DESTRUCTIVE and not event["dry_run"]:
+            counted = {"archive": "archived", "delete": "deleted", "anonymize": "anonymized"}[event["action"]]
+            setattr(outcome(name), counted, getattr(outcome(name), counted) + event["row_count"])
+    return list(outcomes.values())
+
+
+def latest_runs(conn: Connection, table: Table, limit: int = 200) -> list[dict[str, Any]]:
+    """The most recent runs that reached their summary: the certificates one can issue."""
+    rows = conn.execute(
+        select(table.c.run_id, table.c.dag_id, table.c.category, table.c.as_of, table.c.dry_run,
+               func.max(table.c.event_id).label("last_event"))
+        .where(table.c.action == "run_summary")
+        .group_by(table.c.run_id, table.c.dag_id, table.c.category, table.c.as_of, table.c.dry_run)
+        .order_by(func.max(table.c.event_id).desc()).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def paths(dag_id: str, run_id: str) -> tuple[Path, Path]:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+    folder = reports_dir() / re.sub(r"[^A-Za-z0-9_.-]", "_", dag_id)
+    return folder / f"{safe}.certificate.json", folder / f"{safe}.certificate.html"
+
+
+def write(certificate: Certificate) -> tuple[Path, Path]:
+    """Write the certificate as JSON and as HTML; return both paths."""
+    json_path, html_path = paths(certificate.dag_id, certificate.run_id)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(certificate.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    html_path.write_text(render(certificate), encoding="utf-8")
+    return json_path, html_path
+
+
+def render(c: Certificate) -> str:
+    """The certificate as a self-contained HTML page."""
+    failed = [k for k in c.checks if not k.success]
+    status = ("<span class='ko'>INCOMPLETE: the run did not finish or a check failed</span>" if not c.completed
+              else "<span class='ok'>completed, every check passed</span>")
+    facts = html.table(("", ""), [
+        ("Category", f"{c.category_label} ({c.category})"), ("Run", c.run_id), ("DAG", c.dag_id),
+        ("As of", c.as_of.isoformat()), ("Policy version", c.policy_version),
+        ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"), ("Status", html.Raw(status)),
+        ("Audit events", f"{c.first_event} to {c.last_event}"),
+        ("First event hash", html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
+        ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
+        ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+    ])
+    tables = html.table(("table", "archived", "deleted", "anonymised", "held", "quarantined"),
+                        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.quarantined) for t in c.tables])
+    checks = html.table(("suite", "table", "check", "result", "blocking", "rows failing"),
+                        [(k.suite, k.table, k.check, "passed" if k.success else "FAILED", k.blocking,
+                          k.unexpected_rows) for k in c.checks],
+                        row_class=lambda r: "ko" if r[3] == "FAILED" else "")
+    body = (f"{facts}<h2>What was done, per table</h2>{tables}"
+            "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
+            "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
+            f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
+            "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
+            "(<code>retention_audit_verify</code>). Counts only: no personal data.</p>")
+    return html.page(f"Deletion certificate - {c.category_label} - {c.as_of.isoformat()}", body)
+
+
+def issue(step: StepContext) -> tuple[Path, Path]:
+    """Build the running step's certificate from the log and write it; return (json, html)."""
+    with step.target.read() as conn:
+        certificate = build(conn, step.audit_table, step.policy, step.ctx.run_id)
+    return write(certificate)

@@ -1,0 +1,208 @@
+"""Who a row is about: normalised identifiers, their keyed hashes, and where a person's rows are.
+
+The audit trail must be able to say "this rights request, this legal hold was about
+person P" without holding P's e-mail address. It stores ``HMAC-SHA256(key, kind:value)``
+of the *normalised* identifier instead: the same person always gives the same hash
+(``  Alice@Example.COM `` and ``alice@example.com`` are one person), nobody without the
+key can test a guess against the log, and the DPO, who has the key, can answer "was
+person X erased?" by hashing X's identifier (``was_erased``).
+
+Keyed hashing is pseudonymisation, not anonymisation: the hashes stay personal data
+and the key is a secret. It is read from an Airflow Variable or a secrets backend by the
+Airflow glue, or from ``$RETENTION_SUBJECT_SECRET``; it never appears in a log or a repr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, false, func, literal, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .catalog import TableNode, archive_exists, linked_rows, open_category
+from .errors import RetentionError
+from .policy import RetentionPolicy
+from .target import Target
+
+KEY_ENV_VAR = "RETENTION_SUBJECT_SECRET"
+# "secret" in the name: Airflow masks the value in task logs and the UI by itself.
+KEY_VARIABLE = "retention_subject_secret"
+MIN_KEY_LENGTH = 32
+# National numbers ("06 12 34 56 78") are read as French ones: the company is French.
+DEFAULT_COUNTRY_CODE = "33"
+
+
+class SubjectKey:
+    """The HMAC key. Its repr and str never show it, so it cannot leak through a log line."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str | bytes, source: str) -> None:
+        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+        if len(raw.strip()) < MIN_KEY_LENGTH:
+            raise RetentionError(f"the subject key from {source} is shorter than {MIN_KEY_LENGTH} characters: "
+                                 "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`")
+        self._secret = raw.strip()
+
+    def digest(self, message: str) -> str:
+        return hmac.new(self._secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "SubjectKey(<hidden>)"
+
+    __str__ = __repr__
+
+
+def key_from_env(environ: dict[str, str] | None = None) -> SubjectKey:
+    """The key from ``$RETENTION_SUBJECT_SECRET``; a clear error says where to set it if absent."""
+    secret = (environ if environ is not None else os.environ).get(KEY_ENV_VAR)
+    if not secret:
+        raise RetentionError(f"no subject key: set the Airflow Variable {KEY_VARIABLE!r} (or a secrets backend "
+                             f"entry of that name) or the environment variable {KEY_ENV_VAR}")
+    return SubjectKey(secret, f"${KEY_ENV_VAR}")
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE_SEPARATORS = " .-()/"
+
+
+def normalise(kind: str, value: str) -> str:
+    """The canonical form of an identifier, so that one person always hashes the same.
+
+    E-mail: trimmed and lower-cased. Phone: separators removed, ``00`` read as ``+``, a
+    10-digit national number starting with 0 given the default country code. Anything
+    else (customer numbers, visitor ids): trimmed. A malformed value is refused, naming it
+    by kind only (the value itself is personal data).
+    """
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if kind == "email":
+        text = text.lower()
+        if not _EMAIL.match(text):
+            raise RetentionError("the e-mail address given is not of the form name@domain.tld")
+        return text
+    if kind == "phone":
+        digits = text.translate({ord(c): None for c in _PHONE_SEPARATORS})
+        if not re.fullmatch(r"\+?\d{6,15}", digits):
+            raise RetentionError("the phone number given must hold 6 to 15 digits, optionally after a leading +")
+        return _international(digits)
+    if not text:
+        raise RetentionError(f"the {kind} given is empty")
+    return text
+
+
+def _international(digits: str) -> str:
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    if digits.startswith("0") and len(digits) == 10:
+        return f"+{DEFAULT_COUNTRY_CODE}{digits[1:]}"
+    return digits
+
+
+def subject_hash(key: SubjectKey, kind: str, value: str) -> str:
+    """HMAC-SHA256 of ``kind:normalised value``: an e-mail and a phone never collide."""
+    return key.digest(f"{kind}:{normalise(kind, value)}")
+
+
+def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
+    """The same normalisation as ``normalise``, in SQL, so that matching is set-based."""
+    if kind == "email":
+        return func.lower(func.trim(column))
+    if kind == "phone":
+        digits: Any = func.trim(column)
+        for separator in _PHONE_SEPARATORS:
+            digits = func.replace(digits, separator, "")
+        return case(
+            (func.substr(digits, 1, 2) == "00", literal("+") + func.substr(digits, 3)),
+            (and_(func.substr(digits, 1, 1) == "0", func.length(digits) == 10),
+             literal(f"+{DEFAULT_COUNTRY_CODE}") + func.substr(digits, 2)),
+            else_=digits,
+        )
+    return func.trim(column)
+
+
+@dataclass(frozen=True)
+class Presence:
+    """How many rows about the subject one table holds now, active and archived."""
+
+    category: str
+    table: str
+    active: int
+    archived: int
+
+
+@dataclass
+class ErasureAnswer:
+    """The answer to "was person X erased?": where X's rows are now, and what the log says."""
+
+    subject_hash: str
+    presence: list[Presence] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def active_rows(self) -> int:
+        return sum(p.active for p in self.presence)
+
+    @property
+    def archived_rows(self) -> int:
+        return sum(p.archived for p in self.presence)
+
+    @property
+    def verdict(self) -> str:
+        """``none_held``: no row about the person is left anywhere (erased, or never held);
+        ``archived``: only in the restricted archive; ``active``: still in the active base."""
+        if self.active_rows:
+            return "active"
+        return "archived" if self.archived_rows else "none_held"
+
+
+def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: str, value: str) -> ErasureAnswer:
+    """Answer "was person X erased?" from the database as it is now, plus the log.
+
+    Counts X's rows in every table whose policy declares a ``kind`` identifier (and the
+    child rows of those), active and archive, and lists the audit events stored under X's
+    keyed hash (rights requests, legal holds). It returns counts and events, never rows.
+    """
+    normalised = normalise(kind, value)
+    answer = ErasureAnswer(subject_hash(key, kind, value))
+    with target.read() as conn:
+        for category in policy.categories.values():
+            if not any(kind in node.subject_identifiers for table in category.tables for node in table.walk()):
+                continue
+            for root in open_category(conn, policy, category, target.source_schema,
+                                      target.archive_schema, target.dialect):
+                answer.presence += _presence(conn, category.key, root, kind, normalised)
+        table = audit.audit_table(target.archive_schema, policy.audit_table)
+        if audit.table_exists(conn, table):
+            answer.events = audit.events(conn, table, subject_hash=answer.subject_hash)
+    return answer
+
+
+def _presence(conn: Connection, category: str, node: TableNode, kind: str, value: str,
+              parent: tuple[TableNode, dict[str, ColumnElement[bool]]] | None = None) -> list[Presence]:
+    """Counts for ``node`` and its children: rows matching the identifier, or whose parent does."""
+    has_archive = archive_exists(conn, node)
+    sides = ("source", "archive") if has_archive else ("source",)
+    matches: dict[str, ColumnElement[bool]] = {}
+    for side in sides:
+        table = getattr(node, side)
+        own = [normalised_sql(kind, table.c[c]) == value
+               for c in node.policy.subject_identifiers.get(kind, []) if c in table.c]
+        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
+            if parent and side in parent[1] else []
+        match = or_(*own, *inherited) if own or inherited else false()
+        # A table shared between categories: count only this category's rows.
+        matches[side] = and_(node.scope, match) if side == "source" and parent is None else match
+    counts = {side: conn.execute(select(func.count()).select_from(getattr(node, side)).where(matches[side]))
+              .scalar_one() for side in sides}
+    found = [Presence(category, node.name, counts["source"], counts.get("archive", 0))]
+    for child in node.children:
+        found += _presence(conn, category, child, kind, value, (node, matches))
+    return found

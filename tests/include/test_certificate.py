@@ -1,0 +1,130 @@
+"""Each run's deletion certificate: exact counts per table, the checks with their results and
+the run's first and last audit hashes - derived from the log, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from sqlalchemy import update
+
+from engine_helpers import AS_OF, PARIS, club_policy, create_club, run_category
+from include.retention import audit, certificate
+from include.retention.audit import RunContext
+from include.retention.postflight import post_run_gate
+from include.retention.quality import QualityGateFailed, pre_archive_gate
+from include.retention.report import summarize_run
+from include.retention.steps import StepContext
+
+RUN = "scheduled__2026-11-26T01:00:00+00:00"
+
+
+def _step(target, policy, run_id=RUN, dry_run=False):
+    ctx = RunContext(run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version,
+                     dry_run=dry_run)
+    return StepContext.build(target, policy, "members", ctx)
+
+
+def _full_run(target, policy, run_id=RUN):
+    """The DAG's order: pre-gate, plan/archive/purge/summary, post-gate, certificate."""
+    step = _step(target, policy, run_id)
+    pre_archive_gate(step)
+    run_category(target, policy, run_id=run_id)
+    post_run_gate(step)
+    return step
+
+
+def test_a_run_certificate_gives_exact_counts_per_table(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    step = _full_run(target, club_policy())
+    json_path, html_path = certificate.issue(step)
+    data = json.loads(json_path.read_text())
+    assert (data["category"], data["policy_version"], data["as_of"], data["run_id"]) == \
+        ("members", "club-1", "2026-11-26", RUN)
+    # Members 1, 3, 4, 5 and 7 are due; 4 (exactly 8 years) is destroyed the same run; 6 has no date.
+    assert {t["table"]: (t["archived"], t["deleted"], t["anonymized"], t["held"], t["quarantined"])
+            for t in data["tables"]} == {
+        "members": (5, 1, 0, 0, 1),
+        "member_events": (10, 2, 0, 0, 0),
+        "member_event_files": (10, 2, 0, 0, 0),
+    }
+    assert html_path.parent == json_path.parent == tmp_path / "retention_members"
+    assert json_path.name == "scheduled__2026-11-26T01_00_00_00_00.certificate.json"
+    assert html_path.name == "scheduled__2026-11-26T01_00_00_00_00.certificate.html"
+
+
+def test_the_certificate_names_the_runs_first_and_last_audit_hash_and_they_verify(target):
+    create_club(target)
+    _full_run(target, club_policy(), run_id="earlier")
+    step = _full_run(target, club_policy())
+    with target.read() as conn:
+        cert = certificate.build(conn, step.audit_table, step.policy, RUN)
+        mine = audit.events(conn, step.audit_table, run_id=RUN)
+        assert audit.verify_chain(conn, step.audit_table).intact
+    assert (cert.first_hash, cert.last_hash) == (mine[0]["event_hash"], mine[-1]["event_hash"])
+    assert (cert.first_event, cert.last_event) == (mine[0]["event_id"], mine[-1]["event_id"])
+    assert cert.first_event > 1  # not the earlier run's events
+
+
+def test_the_certificate_lists_every_check_that_ran_with_its_result(target):
+    create_club(target)
+    step = _full_run(target, club_policy())
+    with target.read() as conn:
+        cert = certificate.build(conn, step.audit_table, step.policy, RUN)
+    checked = {(c.table, c.check) for c in cert.checks}
+    assert ("members", "expect_column_values_to_be_unique:member_id") in checked  # pre-archive gate
+    assert ("members", "no_overdue_active_rows") in checked                       # post-run gate
+    assert cert.checks and all(c.success for c in cert.checks) and cert.completed
+
+
+def test_a_run_stopped_by_a_failed_gate_gets_an_incomplete_certificate(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    tables = create_club(target)
+    with target.engine.begin() as conn:  # a last contact in the future: the pre-archive gate fails
+        conn.execute(update(tables["members"]).where(tables["members"].c.member_id == 8)
+                     .values(last_contact_at=datetime(2099, 1, 1, 10, tzinfo=PARIS)))
+    step = _step(target, club_policy())
+    with pytest.raises(QualityGateFailed):
+        pre_archive_gate(step)
+    summarize_run(step, {}, {}, incomplete=True)  # what the DAG's summary task does after a failure
+    json_path, html_path = certificate.issue(step)
+    data = json.loads(json_path.read_text())
+    assert data["completed"] is False
+    assert [c["check"] for c in data["checks"] if not c["success"]] == ["no_future_last_contact_at"]
+    assert all(t["archived"] == t["deleted"] == 0 for t in data["tables"])
+    assert "INCOMPLETE" in html_path.read_text()
+
+
+def test_a_dry_run_certificate_counts_nothing_as_done(target):
+    create_club(target)
+    run_category(target, club_policy(), dry_run=True, run_id="dry")
+    with target.read() as conn:
+        cert = certificate.build(conn, audit.audit_table("archive", "retention_audit"), club_policy(), "dry")
+    assert cert.dry_run and all(t.archived == t.deleted == t.anonymized == 0 for t in cert.tables)
+    assert "dry run" in certificate.render(cert)
+
+
+def test_certificates_hold_no_personal_data(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    json_path, html_path = certificate.issue(_full_run(target, club_policy()))
+    for text in (json_path.read_text(), html_path.read_text()):
+        assert "example.fr" not in text and "Numéro" not in text and "secret note" not in text
+
+
+def test_an_unknown_run_has_no_certificate(target):
+    create_club(target)
+    run_category(target, club_policy())
+    with target.read() as conn, pytest.raises(certificate.NoSuchRun, match="no-such-run"):
+        certificate.build(conn, audit.audit_table("archive", "retention_audit"), club_policy(), "no-such-run")
+
+
+def test_the_latest_runs_are_listed_newest_first(target):
+    create_club(target)
+    for run_id in ("first", "second"):
+        run_category(target, club_policy(), run_id=run_id)
+    with target.read() as conn:
+        runs = certificate.latest_runs(conn, audit.audit_table("archive", "retention_audit"))
+    assert [r["run_id"] for r in runs] == ["second", "first"]

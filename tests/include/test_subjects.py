@@ -1,0 +1,141 @@
+"""Pseudonymous subjects: the log says whom an event is about by a keyed hash, and the DPO
+can answer "was person X erased?" - on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import literal, select
+
+from engine_helpers import AS_OF, club_policy, create_club, run_category
+from include.retention import audit
+from include.retention.audit import RunContext
+from include.retention.errors import RetentionError
+from include.retention.subjects import (
+    KEY_ENV_VAR,
+    KEY_VARIABLE,
+    SubjectKey,
+    key_from_env,
+    normalise,
+    normalised_sql,
+    subject_hash,
+    was_erased,
+)
+
+KEY = SubjectKey("k" * 40, "test")
+
+
+def test_email_matching_ignores_case_and_surrounding_whitespace():
+    assert normalise("email", "  Alice.Martin@Example.FR \t") == "alice.martin@example.fr"
+    assert subject_hash(KEY, "email", " ALICE.martin@example.fr") == subject_hash(KEY, "email", "alice.martin@example.fr")
+
+
+@pytest.mark.parametrize("written", ["06 12 34 56 78", "06.12.34.56.78", "+33 6 12 34 56 78", "0033612345678",
+                                     "(06) 12-34-56-78"])
+def test_a_french_phone_number_has_one_normal_form_however_it_is_written(written):
+    assert normalise("phone", written) == "+33612345678"
+
+
+@pytest.mark.parametrize("kind, value", [("email", "not-an-address"), ("email", "a@b"), ("phone", "12"),
+                                         ("phone", "06 12 AB 56 78"), ("customer_number", "   ")])
+def test_a_malformed_identifier_is_refused_without_echoing_it(kind, value):
+    with pytest.raises(RetentionError) as error:
+        normalise(kind, value)
+    assert value.strip() == "" or value not in str(error.value)
+
+
+def test_the_same_value_as_two_kinds_of_identifier_gives_two_hashes():
+    assert subject_hash(KEY, "customer_number", "0612345678") != subject_hash(KEY, "phone", "0612345678")
+
+
+def test_another_key_gives_another_hash_so_a_guess_cannot_be_tested_without_the_key():
+    other = SubjectKey("z" * 40, "test")
+    assert subject_hash(KEY, "email", "a@b.fr") != subject_hash(other, "email", "a@b.fr")
+
+
+def test_the_key_never_shows_in_a_repr_or_a_log_line():
+    key = SubjectKey("s3cr3t-" * 6, "test")
+    assert "s3cr3t" not in repr(key) and "s3cr3t" not in f"{key}" and "s3cr3t" not in str([key])
+
+
+def test_a_short_key_is_refused():
+    with pytest.raises(RetentionError, match="shorter than 32"):
+        SubjectKey("short", "test")
+
+
+def test_a_missing_key_names_where_to_set_it():
+    with pytest.raises(RetentionError) as error:
+        key_from_env({})
+    assert KEY_VARIABLE in str(error.value) and KEY_ENV_VAR in str(error.value)
+    assert key_from_env({KEY_ENV_VAR: "x" * 32}).digest("a") == SubjectKey("x" * 32, "t").digest("a")
+
+
+@pytest.mark.parametrize("written", ["06 12 34 56 78", " +33 6.12.34.56.78 ", "0033612345678", "(06) 12-34-56-78",
+                                     "+44 20 7946 0958", "612345678"])
+def test_sql_normalises_phone_numbers_exactly_as_python_does(target, written):
+    with target.read() as conn:
+        assert conn.execute(select(normalised_sql("phone", literal(written)))).scalar_one() == normalise("phone", written)
+
+
+def test_sql_normalises_emails_exactly_as_python_does(target):
+    with target.read() as conn:
+        value = conn.execute(select(normalised_sql("email", literal("  Bob@Example.COM ")))).scalar_one()
+    assert value == normalise("email", "  Bob@Example.COM ")
+
+
+def test_the_audit_log_refuses_a_raw_identifier_as_subject(target):
+    create_club(target)
+    run_category(target, club_policy())
+    table = audit.audit_table("archive", "retention_audit")
+    ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
+    with pytest.raises(TypeError, match="keyed hash"), target.engine.begin() as conn:
+        audit.record(conn, table, ctx, category="members", action="rights_request", row_count=0,
+                     subject_hash="member8@example.fr")
+
+
+@pytest.fixture
+def club_after_a_run(target):
+    """Member 4 destroyed (8 years), member 5 in the archive, member 8 active."""
+    create_club(target)
+    run_category(target, club_policy())
+    return target
+
+
+def test_a_destroyed_member_is_reported_as_no_longer_held(club_after_a_run):
+    answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "  MEMBER4@Example.FR ")
+    assert answer.verdict == "none_held"
+    assert (answer.active_rows, answer.archived_rows) == (0, 0)
+    assert answer.subject_hash == subject_hash(KEY, "email", "member4@example.fr")
+
+
+def test_an_archived_member_is_reported_archived_with_its_children(club_after_a_run):
+    answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "member5@example.fr")
+    assert answer.verdict == "archived"
+    assert {(p.table, p.active, p.archived) for p in answer.presence} == {
+        ("members", 0, 1), ("member_events", 0, 2), ("member_event_files", 0, 2)}
+
+
+def test_an_active_member_is_reported_active(club_after_a_run):
+    answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "member8@example.fr")
+    assert answer.verdict == "active"
+    assert {(p.table, p.active, p.archived) for p in answer.presence} == {
+        ("members", 1, 0), ("member_events", 2, 0), ("member_event_files", 2, 0)}
+
+
+def test_the_answer_lists_the_events_logged_under_the_persons_hash_only(club_after_a_run):
+    table = audit.audit_table("archive", "retention_audit")
+    ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
+    with club_after_a_run.engine.begin() as conn:
+        for email in ("member4@example.fr", "member8@example.fr"):
+            audit.record(conn, table, ctx, category="members", action="rights_request", row_count=5,
+                         subject_hash=subject_hash(KEY, "email", email))
+    answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "Member4@example.fr")
+    assert [(e["action"], e["row_count"]) for e in answer.events] == [("rights_request", 5)]
+    with club_after_a_run.read() as conn:
+        assert audit.verify_chain(conn, table).intact
+        logged = " ".join(str(e) for e in audit.events(conn, table))
+    assert "member4@example.fr" not in logged and "member8" not in logged
+
+
+def test_a_kind_of_identifier_no_table_declares_finds_nothing(club_after_a_run):
+    answer = was_erased(club_after_a_run, club_policy(), KEY, "phone", "0612345678")
+    assert answer.presence == [] and answer.verdict == "none_held"
