@@ -4,7 +4,8 @@
 2. recreates and seeds the SQLite demo target (``.demo/target.db`` and its archive file
    ``.demo/target.archive.db``) - every run starts from the same fresh data;
 3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today;
-4. prints one row per category, read back from the audit log, and each run's certificate.
+4. prints one row per category, read back from the audit log, and each run's certificate;
+5. answers "was person X erased?" for two prospects, and writes the DPO report.
 
 Run it with ``make demo``, which sets the Airflow environment before Python starts.
 """
@@ -15,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from datetime import date, datetime, timezone
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".demo"
 TARGET = DEMO_DIR / "target.db"
 RUN_LOG = DEMO_DIR / "airflow-runs.log"
+SECRET_FILE = DEMO_DIR / "subject_secret"
 
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
@@ -38,8 +41,10 @@ from include.demo.seed import seed_demo  # noqa: E402
 from include.retention.audit import audit_table, verify_chain  # noqa: E402
 from include.retention.policy import load_policy  # noqa: E402
 from include.retention import certificate  # noqa: E402
-from include.retention.report import format_summary, summary_table  # noqa: E402
+from include.retention.report import format_summary, reports_dir, summary_table  # noqa: E402
+from include.retention.subjects import KEY_ENV_VAR, KEY_VARIABLE, key_from_env, was_erased  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 
 def main() -> int:
@@ -50,6 +55,8 @@ def main() -> int:
     seeded = reseed(as_of)
     print(f"==> Demo target {TARGET} reseeded for {as_of}: "
           f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {sqlite_archive_path(str(TARGET))})")
+    ensure_subject_secret()
+    people = pick_people(policy)
     run_ids = run_all_dags(policy.categories)
     target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
     with target.read() as conn:
@@ -63,11 +70,60 @@ def main() -> int:
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
     state = "intact" if chain.intact else f"BROKEN at event {chain.broken_at}: {chain.reason}"
     print(f"\n==> Audit log: {chain.events} events, hash chain {state}")
+    answer_erasure_questions(policy, people)
     print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
     for dag_id, run_id in run_ids:
         _, html_path = certificate.paths(dag_id, run_id)
         print(f"    {html_path.relative_to(ROOT)}  (+ .json)")
+    print(f"\n==> DPO report for {as_of:%B %Y} (French; English with the DAG's language param):")
+    print(f"    {run_dpo_report(as_of).relative_to(ROOT)}")
     return 0
+
+
+def ensure_subject_secret() -> None:
+    """The demo's HMAC key for pseudonymous subjects: generated once, kept in .demo/ (not committed)."""
+    DEMO_DIR.mkdir(exist_ok=True)
+    if not SECRET_FILE.exists():
+        SECRET_FILE.write_text(secrets.token_hex(32))
+        SECRET_FILE.chmod(0o600)
+    secret = SECRET_FILE.read_text().strip()
+    os.environ["AIRFLOW_VAR_" + KEY_VARIABLE.upper()] = secret
+    os.environ[KEY_ENV_VAR] = secret
+
+
+def pick_people(policy) -> list[str]:
+    """Two prospects' e-mails before the runs: the longest silent (due for destruction) and the latest."""
+    target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
+    with target.read() as conn:
+        column = text("last_inbound_contact_at")
+        query = "SELECT email FROM prospects WHERE last_inbound_contact_at IS NOT NULL ORDER BY {} LIMIT 1"
+        people = [conn.execute(text(query.format(f"{column} {order}"))).scalar_one() for order in ("ASC", "DESC")]
+    target.dispose()
+    return people
+
+
+def answer_erasure_questions(policy, people: list[str]) -> None:
+    """"Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased)."""
+    target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
+    print("\n==> 'Was person X erased?' (answered by hashing X's e-mail with the subject key):")
+    for email in people:
+        answer = was_erased(target, policy, key_from_env(), "email", email)
+        masked = email[0] + "***@" + email.split("@", 1)[1]
+        print(f"    {masked:<28} {answer.verdict:<10} active rows {answer.active_rows}, "
+              f"archived rows {answer.archived_rows}, hash {answer.subject_hash[:16]}...")
+    target.dispose()
+
+
+def run_dpo_report(as_of: date) -> Path:
+    from airflow.dag_processing.dagbag import DagBag
+
+    with _output_to(RUN_LOG):
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dpo_report.py")).get_dag("retention_dpo_report")
+        conf = {"period_start": as_of.replace(day=1).isoformat(), "period_end": as_of.isoformat(), "language": "fr"}
+        dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    if dag_run.state != "success":
+        raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {RUN_LOG}")
+    return reports_dir() / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
 
 
 def reseed(as_of: date) -> dict[str, int]:

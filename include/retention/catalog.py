@@ -95,6 +95,10 @@ class TableNode:
         return and_(archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
                     archive.c.anonymized == false())
 
+    def ageable(self) -> ColumnElement[bool]:
+        """Rows of this category whose clock runs: a start date, and nothing keeping them open."""
+        return and_(self.scope, self.start.is_not(None), self._not_ongoing())
+
     def held_open(self) -> ColumnElement[bool]:
         """Rows of this category kept active by an open related row."""
         return and_(self.scope, self.ongoing) if self.ongoing is not None else false()

@@ -238,6 +238,9 @@ class Category(_Strict):
 
     key: str = ""
     label: Label
+    # The charter's words for the start event ("the last contact initiated by the
+    # person"), shown next to the policy's columns in the DPO report.
+    counted_from: Label | None = None
     legal_basis: str = Field(min_length=1)
     archive_purpose: str | None = None
     schedule: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, datetime
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from include.retention.archive import archive_category
 from include.retention import certificate
+from include.retention import dpo_report as dpo
 from include.retention.audit import RunContext, audit_table, table_exists, verify_chain
 from include.retention.errors import RetentionError
 from include.retention.plan import plan_category
@@ -46,8 +47,11 @@ def resolve_as_of(context: dict[str, Any], policy: RetentionPolicy) -> date:
     A run triggered from the UI has no logical date in Airflow 3: ``run_after`` is used.
     """
     chosen = context["params"].get("as_of")
-    if chosen:
-        return date.fromisoformat(chosen)
+    return date.fromisoformat(chosen) if chosen else run_day(context, policy)
+
+
+def run_day(context: dict[str, Any], policy: RetentionPolicy) -> date:
+    """The run's date in the company's time zone (``run_after`` for a run triggered by hand)."""
     moment = context.get("logical_date") or context["dag_run"].run_after
     return moment.astimezone(policy.zone).date()
 
@@ -156,3 +160,34 @@ def verify_audit_chain() -> dict[str, Any]:
                                    f"{report.broken_at} {report.reason} ({report.events} events read)")
     log.info("Audit log %s.%s intact: %d events verified", table.schema, table.name, report.events)
     return {"events": report.events, "intact": True}
+
+
+def dpo_report() -> dict[str, Any]:
+    """Write the DPO report for ``params.period_start``..``period_end`` (default: the month
+    before the run) in ``params.language``; compliance is counted at the time of the run."""
+    from airflow.sdk import Connection, get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = get_current_context()
+    params = context["params"]
+    try:
+        policy = load_policy()
+        default_start, default_end = dpo.previous_month(run_day(context, policy))
+        start = date.fromisoformat(params["period_start"]) if params.get("period_start") else default_start
+        end = date.fromisoformat(params["period_end"]) if params.get("period_end") else default_end
+        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+        try:
+            report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date())
+        finally:
+            target.dispose()
+        path = dpo.write(report, params.get("language") or "fr")
+    except (RetentionError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    failing = [f"{c.category}.{c.table}" for c in report.compliance if not c.compliant]
+    if failing:
+        log.warning("Not compliant today: %s", ", ".join(failing))
+    if not report.chain.intact:
+        log.error("Audit log chain broken at event %s: %s", report.chain.broken_at, report.chain.reason)
+    log.info("DPO report for %s to %s: %s", start, end, path)
+    return {"report": str(path), "period_start": start.isoformat(), "period_end": end.isoformat(),
+            "not_compliant": failing, "chain_intact": report.chain.intact}

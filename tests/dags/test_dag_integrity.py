@@ -18,8 +18,8 @@ def test_dag_folder_has_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
-def test_one_dag_per_category_of_the_charter_and_the_audit_verification(dagbag):
-    assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify"])
+def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_report(dagbag):
+    assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify", "retention_dpo_report"])
     assert len(DAG_IDS) == 7
 
 
@@ -28,6 +28,13 @@ def test_the_audit_verification_runs_daily_paused_and_read_only(dagbag):
     assert dag.timetable.expression == "0 5 * * *" and dag.is_paused_upon_creation is True
     assert [t.task_id for t in dag.tasks] == ["verify_chain"]
     assert {"retention", "audit"} <= set(dag.tags)
+
+
+def test_the_dpo_report_runs_monthly_paused_and_read_only(dagbag):
+    dag = dagbag.dags["retention_dpo_report"]
+    assert dag.timetable.expression == "0 6 1 * *" and dag.is_paused_upon_creation is True
+    assert [t.task_id for t in dag.tasks] == ["write_report"]
+    assert dag.params["language"] == "fr"
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -83,7 +90,7 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("RETENTION_POLICY", str(broken))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     errors = list(bag.import_errors.values())
-    assert len(errors) == 2  # the schedule DAGs and the audit verification both read the policy
+    assert len(errors) == 3  # the schedule DAGs, the audit verification and the DPO report read the policy
     assert all("categories.suppliers.active_period" in e and "broken.yaml" in e for e in errors)
 
 
@@ -96,5 +103,6 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["retention_accounting", "retention_audit_verify",
-                                   "retention_customer_relationship", "retention_prospection", "retention_suppliers"]
+                                   "retention_customer_relationship", "retention_dpo_report", "retention_prospection",
+                                   "retention_suppliers"]
     assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md

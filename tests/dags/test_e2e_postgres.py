@@ -7,12 +7,16 @@ inbound contact is turned into a Paris calendar day in Python and aged with
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, Table, select, text, update
 
 from include.demo.seed import PARIS, seed_demo
+from include.retention import certificate
 from include.retention.audit import audit_table, events
 from include.retention.periods import Period
 from include.retention.target import connect
@@ -27,7 +31,8 @@ LEAP_2020, LEAP_2024, ON_BOUNDARY, DAY_AFTER_BOUNDARY = 21, 22, 23, 24
 
 
 @pytest.fixture
-def seeded_postgres(postgres_server, airflow_db, monkeypatch):
+def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     url = fresh_postgres_database(postgres_server)
     target = connect(url)
     seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
@@ -101,6 +106,13 @@ def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag,
     assert summaries[0]["details"]["missing_start"] == len(MISSING)
     assert (summaries[1]["details"]["archived"], summaries[1]["details"]["deleted"]) == (0, 0)
     assert {pid for (pid,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
+    json_path, html_path = certificate.paths("retention_prospection", first.run_id)
+    issued = json.loads(json_path.read_text())
+    prospects = next(t for t in issued["tables"] if t["table"] == "prospects")
+    assert (prospects["archived"], prospects["deleted"], prospects["quarantined"]) == (
+        len(expected["archive"]) + len(expected["destroyed"]), len(expected["destroyed"]), len(MISSING))
+    assert issued["completed"] is True and issued["last_hash"] == summaries[0]["event_hash"]
+    assert html_path.exists()
 
 
 def test_dry_run_through_airflow_changes_nothing(dagbag, seeded_postgres):
@@ -133,6 +145,8 @@ def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, se
                   if not e["details"]["success"]]
     assert [(e["table_name"], e["details"]["expectation"], e["row_count"]) for e in failed] == [
         ("prospects", "no_future_last_inbound_contact_at", 1)]
+    issued = json.loads(certificate.paths("retention_prospection", dag_run.run_id)[0].read_text())
+    assert issued["completed"] is False
 
 
 @pytest.mark.parametrize("conf, message", [
@@ -160,3 +174,30 @@ def test_the_audit_verification_dag_passes_then_names_a_tampered_event(dagbag, s
         conn.execute(update(audit).where(audit.c.event_id == 5).values(row_count=12345))
     dag_run = verify.test(logical_date=datetime.now(timezone.utc))
     assert dag_run.state == "failed"
+
+
+def test_the_dpo_report_dag_writes_the_report_for_a_chosen_period_in_english(dagbag, seeded_postgres, tmp_path):
+    assert _run(dagbag).state == "success"
+    report_dag = dagbag.dags["retention_dpo_report"]
+    conf = {"period_start": "2026-11-01", "period_end": "2026-11-30", "language": "en"}
+    dag_run = report_dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    assert dag_run.state == "success"
+    page = (tmp_path / "reports" / "dpo" / "retention-dpo-report_2026-11-01_2026-11-30.en.html").read_text()
+    assert "Compliance today" in page and "Hash chain intact" in page and "<svg" in page
+
+
+def test_the_monthly_dpo_report_covers_the_previous_month_in_french(seeded_postgres, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    # A DAG of its own: dag.test(run_conf=...) in another test leaves its params on the shared DagBag's DAG.
+    bag = DagBag(dag_folder=str(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "retention_dpo_report.py"))
+    dag_run = bag.dags["retention_dpo_report"].test(logical_date=datetime(2026, 12, 1, 5, tzinfo=timezone.utc))
+    assert dag_run.state == "success"
+    assert (tmp_path / "reports" / "dpo" / "retention-dpo-report_2026-11-01_2026-11-30.fr.html").exists()
+
+
+def test_a_dpo_report_with_an_unknown_language_is_refused(dagbag, airflow_db):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="'de' is not one of"):
+        dagbag.dags["retention_dpo_report"].test(logical_date=datetime.now(timezone.utc), run_conf={"language": "de"})

@@ -1,0 +1,49 @@
+"""
+# DPO report
+
+Every month (on the 1st, 06:00 Europe/Paris) write the Data Protection Officer's report for
+the previous month under `reports/dpo/`; trigger it by hand for any period and in English.
+
+It shows the retention schedule as configured (laid out like the charter's table), the
+rows archived, destroyed and anonymised per category and month (from the audit log), the
+compliance status counted now in the `retention_target` database (oldest active record
+against the allowed age, overdue rows, rows without a start date), the findings of the
+period and the state of the audit log's hash chain. Read-only: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+
+from include.retention.policy import load_policy
+from include.retention_airflow import tasks as engine
+
+POLICY = load_policy()
+
+with DAG(
+    dag_id="retention_dpo_report",
+    description="Monthly retention report for the DPO (FR/EN, self-contained HTML)",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("0 6 1 * *", timezone=POLICY.timezone),
+    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=True,
+    tags=["retention", "gdpr", "dpo"],
+    default_args={"owner": "data-protection", "retries": 1, "retry_delay": pendulum.duration(minutes=10)},
+    params={
+        "period_start": Param(None, type=["null", "string"], format="date",
+                              description="First day reported (YYYY-MM-DD); empty: the month before the run."),
+        "period_end": Param(None, type=["null", "string"], format="date",
+                            description="Last day reported (YYYY-MM-DD); empty: the month before the run."),
+        "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
+    },
+) as dag:
+
+    @task
+    def write_report() -> dict:
+        """Gather the period's volumes and today's compliance; write the HTML report."""
+        return engine.dpo_report()
+
+    write_report()
