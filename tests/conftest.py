@@ -7,7 +7,11 @@ the demo's), the project's dags and plugins folders, no example DAGs.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +24,13 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("RETENTION_POLICY", None)
+# Two UI users with known passwords: an admin, and the DPO as a read-only viewer.
+os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin,dpo:viewer"
+UI_PASSWORDS = {"admin": "admin-test-password", "dpo": "dpo-test-password"}
+_passwords_file = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json"
+_passwords_file.write_text(json.dumps(UI_PASSWORDS))
+os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(_passwords_file)
+os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
 
 from include.retention.target import Target, connect  # noqa: E402
 from throwaway_postgres import fresh_postgres_database, throwaway_postgres  # noqa: E402
@@ -47,3 +58,10 @@ def target(target_url: str) -> Iterator[Target]:
     t = connect(target_url, "archive")
     yield t
     t.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the (temporary, SQLite) Airflow metadata database once per session."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy())

@@ -251,6 +251,16 @@ def events(conn: Connection, table: Table, *conditions: Any, **filters: Any) -> 
     query = select(table).where(*conditions).order_by(table.c.event_id)
     for name, value in filters.items():
         query = query.where(table.c[name] == value)
+    return _decoded(conn, query)
+
+
+def latest_events(conn: Connection, table: Table, *conditions: Any, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """One page of events, newest first (for browsing the log)."""
+    query = select(table).where(*conditions).order_by(table.c.event_id.desc()).limit(limit).offset(offset)
+    return _decoded(conn, query)
+
+
+def _decoded(conn: Connection, query: Any) -> list[dict[str, Any]]:
     rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
         row["details"] = json.loads(row["details"]) if row["details"] else {}

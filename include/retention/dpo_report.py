@@ -210,7 +210,7 @@ def render(report: DpoReport, lang: str = "fr") -> str:
     intro = t["intro"].format(start=report.period_start, end=report.period_end, version=policy.version,
                               today=report.today)
     body = [f"<p>{html.text(intro)}</p>",
-            f"<h2>{t['schedule']}</h2>", _schedule_table(policy, lang),
+            f"<h2>{t['schedule']}</h2>", schedule_table(policy, lang),
             f"<h2>{t['volumes']}</h2>", _volumes_section(report, lang),
             f"<h2>{t['compliance']}</h2>", _compliance_table(report, lang),
             f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>",
@@ -225,7 +225,7 @@ def _label(category: Category, lang: str) -> str:
     return getattr(category.label, lang)
 
 
-def _schedule_table(policy: RetentionPolicy, lang: str) -> str:
+def schedule_table(policy: RetentionPolicy, lang: str) -> str:
     t = TEXT[lang]
     rows = []
     for category in policy.categories.values():

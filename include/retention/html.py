@@ -34,7 +34,7 @@ def cell(value: Any) -> str:
     if isinstance(value, Raw):
         return f"<td>{value.html}</td>"
     if isinstance(value, bool):
-        return f"<td>{'✓' if value else '✗'}</td>"
+        return f"<td>{'yes' if value else 'no'}</td>"
     if isinstance(value, (int, float)):
         return f"<td class='n'>{value:,}</td>".replace(",", "\u202f")
     return f"<td>{escape('' if value is None else str(value))}</td>"

@@ -1,20 +1,11 @@
-"""Airflow fixtures: a migrated metadata database in the test AIRFLOW_HOME, and the DagBag."""
+"""Airflow fixtures: the DagBag (the metadata database fixture is in the root conftest)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Migrate the (temporary, SQLite) Airflow metadata database once per session."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env=os.environ.copy())
 
 
 @pytest.fixture(scope="session")

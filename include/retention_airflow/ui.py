@@ -1,0 +1,253 @@
+"""The Retention view in the Airflow UI: the DPO's window on the audit trail.
+
+A FastAPI app that the plugin in ``plugins/retention_view.py`` mounts under ``/retention``
+in Airflow's API server. Pages: an audit browser (filter by category, action, date range,
+run), the run certificates, the schedule, the chain status and the "was X erased?" lookup.
+
+Every route requires an authenticated Airflow user: the dependency is set on the app
+itself, so a route added later cannot forget it. Anonymous requests get 401; Airflow's
+read-only users (the DPO) see everything, and nothing here changes data. The lookup is a
+POST form, so an identifier never lands in a URL or in the access log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from urllib.parse import quote
+from typing import Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from airflow.api_fastapi.core_api.security import get_user
+from include.retention import audit, certificate, dpo_report, html
+from include.retention.audit import ACTIONS
+from include.retention.errors import RetentionError
+from include.retention.policy import RetentionPolicy, load_policy
+from include.retention.subjects import KEY_VARIABLE, SubjectKey, key_from_env, was_erased
+from include.retention.target import Target, connect
+from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 200
+IDENTIFIER_KINDS = ("email", "phone", "customer_number", "visitor_id")
+
+app = FastAPI(title="Retention", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None,
+              openapi_url=None)
+
+
+# -- resources -------------------------------------------------------------------------------
+
+def _policy() -> RetentionPolicy:
+    return load_policy()
+
+
+@lru_cache(maxsize=4)
+def _connect(url: str, archive_schema: str) -> Target:
+    return connect(url, archive_schema)
+
+
+def _target(policy: RetentionPolicy) -> Target:
+    """The ``retention_target`` connection, read by the API server (secrets backends, env, DB)."""
+    from airflow.models.connection import Connection
+
+    try:
+        conn = Connection.get_connection_from_secrets(TARGET_CONN_ID)
+    except Exception as exc:  # Airflow raises its own NotFound type, version-dependent
+        raise HTTPException(503, f"the Airflow connection {TARGET_CONN_ID!r} is not defined") from exc
+    return _connect(connection_url(conn), policy.archive_schema)
+
+
+def _subject_key() -> SubjectKey:
+    """Airflow Variable (or secrets backend) first, then the environment; never logged."""
+    from airflow.models.variable import Variable
+
+    secret = Variable.get(KEY_VARIABLE, default_var=None)
+    return SubjectKey(secret, f"Airflow Variable {KEY_VARIABLE!r}") if secret else key_from_env()
+
+
+def _page(request: Request, title: str, body: str) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    links = [("", "Overview"), ("/audit", "Audit log"), ("/certificates", "Run certificates"),
+             ("/schedule", "Schedule"), ("/chain", "Chain status"), ("/lookup", "Was X erased?")]
+    nav = "<nav>" + "".join(f"<a href='{html.text(root + path + '/' if not path else root + path)}'>{label}</a>"
+                            for path, label in links) + "</nav>"
+    return HTMLResponse(html.page(title, body, nav=nav))
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+@app.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> HTMLResponse:
+    policy = _policy()
+    target = _target(policy)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    with target.read() as conn:
+        exists = audit.table_exists(conn, trail)
+        chain = audit.verify_chain(conn, trail) if exists else audit.ChainReport(0)
+        runs = certificate.latest_runs(conn, trail, limit=10) if exists else []
+    body = (f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
+            f"<h2>Audit chain</h2>{_chain_html(chain)}"
+            f"<h2>Latest runs</h2>{_runs_table(request, runs)}")
+    return _page(request, "Retention", body)
+
+
+@app.get("/audit", response_class=HTMLResponse)
+def audit_browser(request: Request, category: str | None = None, action: str | None = None,
+                  run_id: str | None = None, date_from: date | None = None, date_to: date | None = None,
+                  page: int = 0) -> HTMLResponse:
+    """Events, newest first, filtered; ``date_from``/``date_to`` are days the events were recorded (UTC)."""
+    policy = _policy()
+    if category and category not in policy.categories:
+        raise HTTPException(400, f"unknown category {category!r}; known: {', '.join(policy.categories)}")
+    if action and action not in ACTIONS:
+        raise HTTPException(400, f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+    if date_from and date_to and date_to < date_from:
+        raise HTTPException(400, f"date_to ({date_to}) is before date_from ({date_from})")
+    target = _target(policy)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    conditions = [trail.c[name] == value for name, value in
+                  (("category", category), ("action", action), ("run_id", run_id)) if value]
+    if date_from:
+        conditions.append(trail.c.recorded_at >= datetime.combine(date_from, time(), timezone.utc))
+    if date_to:
+        conditions.append(trail.c.recorded_at < datetime.combine(date_to + timedelta(days=1), time(), timezone.utc))
+    with target.read() as conn:
+        found = audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=max(page, 0) * PAGE_SIZE) \
+            if audit.table_exists(conn, trail) else []
+    rows = [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M:%S"), e["category"], e["action"],
+             e["table_name"], e["row_count"], e["dry_run"], e["run_id"], e["policy_version"], e["as_of"].isoformat(),
+             (e["subject_hash"] or "")[:12], html.Raw(f"<code>{html.text(json.dumps(e['details']))}</code>"))
+            for e in found]
+    body = (_filters_form(policy, category, action, run_id, date_from, date_to)
+            + html.table(("#", "recorded (UTC)", "category", "action", "table", "rows", "dry run", "run",
+                          "policy", "as of", "subject (hash)", "details"), rows)
+            + f"<p>{len(rows)} event(s) shown (page {page}, {PAGE_SIZE} per page).</p>")
+    return _page(request, "Audit log", body)
+
+
+def _filters_form(policy: RetentionPolicy, category: str | None, action: str | None, run_id: str | None,
+                  date_from: date | None, date_to: date | None) -> str:
+    def options(values: Any, chosen: str | None) -> str:
+        return "<option value=''>any</option>" + "".join(
+            f"<option{' selected' if v == chosen else ''}>{html.text(v)}</option>" for v in values)
+    return ("<form method='get'>"
+            f"<label>Category <select name='category'>{options(policy.categories, category)}</select></label>"
+            f"<label>Action <select name='action'>{options(ACTIONS, action)}</select></label>"
+            f"<label>Run <input name='run_id' value='{html.text(run_id or '')}' size='40'></label>"
+            f"<label>From <input type='date' name='date_from' value='{date_from or ''}'></label>"
+            f"<label>To <input type='date' name='date_to' value='{date_to or ''}'></label>"
+            "<button>Filter</button></form>")
+
+
+@app.get("/certificates", response_class=HTMLResponse)
+def certificates(request: Request) -> HTMLResponse:
+    policy = _policy()
+    target = _target(policy)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    with target.read() as conn:
+        runs = certificate.latest_runs(conn, trail) if audit.table_exists(conn, trail) else []
+    return _page(request, "Run certificates", _runs_table(request, runs))
+
+
+@app.get("/certificates/{run_id}", response_model=None)
+def run_certificate(request: Request, run_id: str, format: str = "html") -> HTMLResponse | JSONResponse:
+    """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines)."""
+    policy = _policy()
+    target = _target(policy)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    try:
+        with target.read() as conn:
+            issued = certificate.build(conn, trail, policy, run_id)
+    except certificate.NoSuchRun as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if format == "json":
+        return JSONResponse(issued.to_dict())
+    return HTMLResponse(certificate.render(issued))
+
+
+@app.get("/schedule", response_class=HTMLResponse)
+def schedule(request: Request, lang: str = "en") -> HTMLResponse:
+    if lang not in dpo_report.LANGUAGES:
+        raise HTTPException(400, f"language {lang!r}: use one of {', '.join(dpo_report.LANGUAGES)}")
+    policy = _policy()
+    other = "fr" if lang == "en" else "en"
+    body = (f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
+            f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_report.schedule_table(policy, lang))
+    return _page(request, "Retention schedule", body)
+
+
+@app.get("/chain", response_class=HTMLResponse)
+def chain_status(request: Request) -> HTMLResponse:
+    return _page(request, "Audit chain status", _chain_html(_verify(_policy())))
+
+
+@app.get("/api/chain")
+def chain_status_json() -> dict[str, Any]:
+    chain = _verify(_policy())
+    return {"events": chain.events, "intact": chain.intact, "broken_at": chain.broken_at, "reason": chain.reason}
+
+
+def _verify(policy: RetentionPolicy) -> audit.ChainReport:
+    target = _target(policy)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    with target.read() as conn:
+        return audit.verify_chain(conn, trail) if audit.table_exists(conn, trail) else audit.ChainReport(0)
+
+
+@app.get("/lookup", response_class=HTMLResponse)
+def lookup_form(request: Request) -> HTMLResponse:
+    return _page(request, "Was X erased?", _lookup_form())
+
+
+@app.post("/lookup", response_class=HTMLResponse)
+def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...)) -> HTMLResponse:
+    """Hash the identifier with the subject key; count the person's rows now; list events about them."""
+    if kind not in IDENTIFIER_KINDS:
+        raise HTTPException(400, f"unknown identifier kind {kind!r}; known: {', '.join(IDENTIFIER_KINDS)}")
+    policy = _policy()
+    try:
+        answer = was_erased(_target(policy), policy, _subject_key(), kind, identifier)
+    except RetentionError as exc:
+        return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}")
+    verdicts = {"none_held": ("ok", "No data about this person is held any more, active or archived."),
+                "archived": ("warn", "Only in the restricted archive (kept for its legal purpose, then destroyed)."),
+                "active": ("ko", "Still in the active base.")}
+    css, sentence = verdicts[answer.verdict]
+    presence = html.table(("category", "table", "active rows", "archived rows"),
+                          [(p.category, p.table, p.active, p.archived) for p in answer.presence])
+    events = html.table(("#", "recorded (UTC)", "action", "category", "table", "rows", "run"),
+                        [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M"), e["action"], e["category"],
+                          e["table_name"], e["row_count"], e["run_id"]) for e in answer.events])
+    body = (f"<p class='{css}'><b>{html.text(sentence)}</b></p>"
+            f"<p>Keyed hash of the {html.text(kind)}: <code>{answer.subject_hash}</code></p>"
+            f"<h2>Rows about this person now</h2>{presence}<h2>Events logged about this person</h2>{events}"
+            f"{_lookup_form()}")
+    return _page(request, "Was X erased?", body)
+
+
+def _lookup_form() -> str:
+    kinds = "".join(f"<option>{k}</option>" for k in IDENTIFIER_KINDS)
+    return ("<form method='post'><label>Identifier <select name='kind'>" + kinds + "</select></label>"
+            "<label><input name='identifier' size='40' autocomplete='off' required></label>"
+            "<button>Look up</button></form><p><small>The identifier is hashed with the subject key and "
+            "compared in the database; it is neither stored nor logged.</small></p>")
+
+
+def _chain_html(chain: audit.ChainReport) -> str:
+    if chain.intact:
+        return f"<p class='ok'>Hash chain intact: {chain.events} events verified.</p>"
+    return (f"<p class='ko'>Hash chain BROKEN at event {chain.broken_at}: {html.text(chain.reason)} "
+            f"({chain.events} events read).</p>")
+
+
+def _runs_table(request: Request, runs: list[dict[str, Any]]) -> str:
+    root = request.scope.get("root_path", "")
+    def link(run_id: str) -> html.Raw:
+        href = html.text(f"{root}/certificates/{quote(run_id, safe='')}")
+        return html.Raw(f"<a href='{href}'>{html.text(run_id)}</a> (<a href='{href}?format=json'>json</a>)")
+    rows = [(r["as_of"].isoformat(), r["category"], r["dag_id"], r["dry_run"], link(r["run_id"])) for r in runs]
+    return html.table(("as of", "category", "DAG", "dry run", "certificate"), rows)

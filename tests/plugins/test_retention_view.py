@@ -1,0 +1,152 @@
+"""The Retention view, over HTTP through Airflow's own API server app (plugin loading, auth
+manager and all): every route needs a logged-in user, and the read-only DPO sees everything."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pytest
+
+from conftest import UI_PASSWORDS
+from include.retention.subjects import KEY_ENV_VAR, SubjectKey, subject_hash
+from ui_target import RUNS, SECRET, seeded_target
+
+ROUTES = [("get", "/retention/"), ("get", "/retention/audit"), ("get", "/retention/certificates"),
+          ("get", f"/retention/certificates/{RUNS['prospection']}"), ("get", "/retention/schedule"),
+          ("get", "/retention/chain"), ("get", "/retention/api/chain"), ("get", "/retention/lookup"),
+          ("post", "/retention/lookup")]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory, airflow_db):
+    """Airflow's API app with the plugin mounted, over the seeded target."""
+    from fastapi.testclient import TestClient
+
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    connection, people = seeded_target(tmp_path_factory.mktemp("ui") / "target.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_RETENTION_TARGET", connection)
+        patch.setenv(KEY_ENV_VAR, SECRET)
+        purge_cached_app()
+        with TestClient(create_app("core")) as client:
+            client.people = people
+            yield client
+        purge_cached_app()
+
+
+def _token(client, user="dpo") -> dict[str, str]:
+    response = client.post("/auth/token", json={"username": user, "password": UI_PASSWORDS[user]})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.mark.parametrize("method, path", ROUTES)
+def test_every_route_refuses_an_anonymous_request(ui, method, path):
+    response = getattr(ui, method)(path, **({"data": {"kind": "email", "identifier": "a@b.fr"}}
+                                            if method == "post" else {}))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("method, path", [r for r in ROUTES if r[0] == "get"])
+def test_the_read_only_dpo_sees_every_page(ui, method, path):
+    assert ui.get(path, headers=_token(ui)).status_code == 200
+
+
+def test_the_airflow_ui_session_cookie_is_accepted_as_in_the_embedded_view(ui):
+    token = _token(ui)["Authorization"].removeprefix("Bearer ")
+    ui.cookies.set("_token", token)
+    try:
+        assert ui.get("/retention/").status_code == 200
+    finally:
+        ui.cookies.clear()
+
+
+def test_the_overview_shows_the_chain_and_the_latest_runs(ui):
+    page = ui.get("/retention/", headers=_token(ui)).text
+    assert "Hash chain intact" in page
+    assert RUNS["prospection"] in page and RUNS["web_forms"] in page
+
+
+def test_the_audit_browser_filters_by_category_and_action(ui):
+    page = ui.get("/retention/audit", params={"category": "web_forms", "action": "archive"}, headers=_token(ui)).text
+    rows = [line for line in page.split("<tr>") if "<td" in line]
+    assert rows and all("web_forms" in r and ">archive<" in r for r in rows)
+    assert "prospection" not in "".join(rows)
+
+
+def test_the_audit_browser_filters_by_run(ui):
+    page = ui.get("/retention/audit", params={"run_id": RUNS["web_forms"]}, headers=_token(ui)).text
+    rows = [line for line in page.split("<tr>") if "<td" in line]
+    assert rows and all(RUNS["web_forms"] in r for r in rows)
+
+
+def test_the_audit_browser_filters_by_date_range(ui):
+    today = datetime.now(timezone.utc).date()
+    headers = _token(ui)
+    inside = ui.get("/retention/audit", params={"date_from": str(today), "date_to": str(today)}, headers=headers)
+    before = ui.get("/retention/audit", params={"date_to": str(today - timedelta(days=1))}, headers=headers)
+    assert inside.text.count("<tr>") > 10 and "0 event(s) shown" in before.text
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"category": "marketing"}, "unknown category 'marketing'"),
+    ({"action": "drop"}, "unknown action 'drop'"),
+    ({"date_from": "2026-11-26", "date_to": "2026-11-01"}, "is before date_from"),
+])
+def test_a_bad_filter_is_refused_naming_the_value(ui, params, message):
+    response = ui.get("/retention/audit", params=params, headers=_token(ui))
+    assert response.status_code == 400 and message in response.text
+
+
+def test_a_run_certificate_is_served_as_html_and_json(ui):
+    headers = _token(ui)
+    path = f"/retention/certificates/{quote(RUNS['prospection'], safe='')}"
+    page = ui.get(path, headers=headers).text
+    data = ui.get(path, params={"format": "json"}, headers=headers).json()
+    assert "Deletion certificate" in page and data["category"] == "prospection"
+    assert data["last_hash"] in page and {t["table"] for t in data["tables"]} >= {"prospects", "prospect_interactions"}
+    assert ui.get("/retention/certificates/nope", headers=headers).status_code == 404
+
+
+def test_the_schedule_is_shown_in_english_and_in_french(ui):
+    headers = _token(ui)
+    assert "Commercial prospection" in ui.get("/retention/schedule", headers=headers).text
+    assert "Gestion et suivi de la prospection commerciale" in ui.get(
+        "/retention/schedule", params={"lang": "fr"}, headers=headers).text
+
+
+def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_request(ui):
+    email = ui.people["destroyed"]
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": f"  {email.upper()} "},
+                   headers=_token(ui)).text
+    assert "No data about this person is held any more" in page
+    assert "rights_request" in page and subject_hash(SubjectKey(SECRET, "t"), "email", email) in page
+    assert email not in page.lower()  # the answer does not echo the identifier
+
+
+def test_the_lookup_says_an_active_prospect_is_still_active(ui):
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]},
+                   headers=_token(ui)).text
+    assert "Still in the active base" in page
+
+
+def test_the_lookup_explains_a_malformed_identifier(ui):
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=_token(ui)).text
+    assert "not of the form name@domain.tld" in page
+
+
+def test_the_chain_status_is_served_for_machines(ui):
+    data = ui.get("/retention/api/chain", headers=_token(ui)).json()
+    assert data["intact"] is True and data["events"] > 10
+
+
+def test_the_plugin_adds_the_view_to_the_airflow_menu_and_to_each_dag_run(ui):
+    plugins = ui.get("/api/v2/plugins", headers=_token(ui)).json()["plugins"]
+    (mine,) = [p for p in plugins if p["name"] == "retention_view"]
+    views = {v["name"]: v for v in mine["external_views"]}
+    assert views["Retention"]["href"] == "/retention/" and views["Retention"]["category"] == "browse"
+    assert views["Retention certificate"]["destination"] == "dag_run"
+    assert mine["fastapi_apps"][0]["url_prefix"] == "/retention"
+    assert ui.get("/api/v2/plugins/importErrors", headers=_token(ui)).json()["total_entries"] == 0

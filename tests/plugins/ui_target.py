@@ -1,0 +1,49 @@
+"""The target the UI tests look at: the demo CRM on SQLite after two categories' runs, and a
+pseudonymised rights-request event about a prospect whose data was destroyed."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+
+from include.demo.seed import seed_demo
+from include.retention import audit
+from include.retention.archive import archive_category
+from include.retention.audit import RunContext
+from include.retention.plan import plan_category
+from include.retention.policy import load_policy
+from include.retention.purge import purge_category
+from include.retention.report import summarize_run
+from include.retention.steps import StepContext
+from include.retention.subjects import SubjectKey, subject_hash
+from include.retention.target import connect
+
+AS_OF = date(2026, 11, 26)
+SECRET = "ui-test-subject-secret-" + "x" * 20
+RUNS = {"prospection": "scheduled__prospection", "web_forms": "scheduled__web_forms"}
+
+
+def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
+    """The demo CRM on SQLite after two categories' runs; returns the connection and two e-mails."""
+    target = connect(f"sqlite:///{path}")
+    seed_demo(target.engine, None, AS_OF)
+    policy = load_policy()
+    with target.read() as conn:
+        oldest, newest = (conn.execute(text(
+            f"SELECT email FROM prospects WHERE last_inbound_contact_at IS NOT NULL "
+            f"ORDER BY last_inbound_contact_at {order} LIMIT 1")).scalar_one() for order in ("ASC", "DESC"))
+    for category, run_id in RUNS.items():  # what the DAG's tasks do, without Airflow
+        step = StepContext.build(target, policy, category,
+                                 RunContext(run_id, f"retention_{category}", AS_OF, policy.version))
+        plan_category(step)
+        summarize_run(step, archive_category(step), purge_category(step))
+    with target.engine.begin() as conn:  # a rights request about the oldest prospect, pseudonymised
+        audit.record(conn, audit.audit_table("archive", policy.audit_table),
+                     RunContext("manual__request", "subject_request", AS_OF, policy.version),
+                     category="prospection", action="rights_request", row_count=1,
+                     subject_hash=subject_hash(SubjectKey(SECRET, "test"), "email", oldest))
+    target.dispose()
+    return json.dumps({"conn_type": "sqlite", "host": str(path)}), {"destroyed": oldest, "active": newest}
