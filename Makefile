@@ -31,7 +31,8 @@ airflow: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	AIRFLOW_CONN_RETENTION_TARGET='{"conn_type": "sqlite", "host": "$(CURDIR)/.demo/target.db"}' \
 	AIRFLOW__CORE__PARALLELISM=4 \
-	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,dpo:viewer \
+	AIRFLOW_VAR_RETENTION_SUBJECT_SECRET="$$(cat .demo/subject_secret)" \
 	$(VENV)/bin/airflow standalone
 
 clean:

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import (
     Boolean,
@@ -217,6 +217,23 @@ def verify_chain(conn: Connection, table: Table) -> ChainReport:
             return ChainReport(count, event["event_id"], "its content no longer matches its hash")
         expected_id, previous = expected_id + 1, event["event_hash"]
     return ChainReport(count)
+
+
+def check_anchors(conn: Connection, table: Table, anchors: Iterable[tuple[int, str, str]]) -> list[str]:
+    """Compare hashes kept outside the database with the log; return what does not match.
+
+    The chain alone cannot reveal a log rewritten from the first event on, hashes
+    recomputed (someone with DDL rights could). Hashes copied elsewhere when they were
+    written - each run's certificate names its first and last - pin the log down:
+    ``anchors`` are ``(event_id, event_hash, where the copy is)``.
+    """
+    anchors = list(anchors)
+    wanted = {event_id for event_id, _, _ in anchors}
+    stored = dict(conn.execute(select(table.c.event_id, table.c.event_hash).where(table.c.event_id.in_(wanted))).all()) \
+        if wanted else {}
+    return [f"event {event_id} named in {source} " + ("is missing from the log" if event_id not in stored
+                                                     else "has another hash in the log")
+            for event_id, event_hash, source in anchors if stored.get(event_id) != event_hash]
 
 
 def _serialise_details(details: Mapping[str, Any]) -> str:

@@ -196,3 +196,13 @@ def issue(step: StepContext) -> tuple[Path, Path]:
     with step.target.read() as conn:
         certificate = build(conn, step.audit_table, step.policy, step.ctx.run_id)
     return write(certificate)
+
+
+def anchors(directory: Path | None = None) -> list[tuple[int, str, str]]:
+    """The audit hashes named by every certificate under ``directory`` (default: the reports
+    folder), as anchors for ``audit.check_anchors``."""
+    found: list[tuple[int, str, str]] = []
+    for path in sorted((directory or reports_dir()).glob("*/*.certificate.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
+    return found

@@ -33,7 +33,7 @@ def category_doc(policy: RetentionPolicy, category: Category) -> str:
         "`preflight_checks` validates the tables (Great Expectations; a failure stops the run before any row",
         "moves) → `plan` counts what is due (nothing changes) → `archive` moves due rows to the restricted",
         "archive → `purge` destroys what reached end of life → `postflight_checks` proves nothing is overdue",
-        "and every count reconciles → `summary` records the run in the audit log and writes its report.",
+        "and every count reconciles → `summary` records the run in the audit log and issues its deletion certificate.",
         "",
         "Params: `dry_run` (plan only), `as_of` (a date that replaces the run's date), `batch_size`.",
     ]

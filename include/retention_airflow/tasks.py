@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 from include.retention.archive import archive_category
 from include.retention import certificate
 from include.retention import dpo_report as dpo
-from include.retention.audit import RunContext, audit_table, table_exists, verify_chain
+from include.retention.audit import RunContext, audit_table, check_anchors, table_exists, verify_chain
 from include.retention.errors import RetentionError
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
@@ -140,7 +140,8 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
 
 
 def verify_audit_chain() -> dict[str, Any]:
-    """Recompute the audit trail's hash chain; fail naming the first event that does not hold."""
+    """Recompute the audit trail's hash chain, then compare it with the hashes the run
+    certificates hold outside the database; fail naming the first thing that does not hold."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -151,15 +152,21 @@ def verify_audit_chain() -> dict[str, Any]:
         with target.read() as conn:
             if not table_exists(conn, table):
                 log.info("No audit log yet in %s.%s: nothing to verify", table.schema, table.name)
-                return {"events": 0, "intact": True}
+                return {"events": 0, "intact": True, "anchors": 0}
             report = verify_chain(conn, table)
+            anchors = certificate.anchors()
+            mismatches = check_anchors(conn, table, anchors)
     finally:
         target.dispose()
     if not report.intact:
         raise AirflowFailException(f"audit log {table.schema}.{table.name} was tampered with: event "
                                    f"{report.broken_at} {report.reason} ({report.events} events read)")
-    log.info("Audit log %s.%s intact: %d events verified", table.schema, table.name, report.events)
-    return {"events": report.events, "intact": True}
+    if mismatches:
+        raise AirflowFailException(f"audit log {table.schema}.{table.name} does not match the run certificates "
+                                   f"(it was rewritten): {mismatches[0]} ({len(mismatches)} mismatch(es))")
+    log.info("Audit log %s.%s intact: %d events verified, %d certificate hashes matched",
+             table.schema, table.name, report.events, len(anchors))
+    return {"events": report.events, "intact": True, "anchors": len(anchors)}
 
 
 def dpo_report() -> dict[str, Any]:

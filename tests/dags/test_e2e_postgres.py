@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, Table, select, text, update
 
 from include.demo.seed import PARIS, seed_demo
 from include.retention import certificate
-from include.retention.audit import audit_table, events
+from include.retention.audit import GENESIS, audit_table, event_hash, events, verify_chain
 from include.retention.periods import Period
 from include.retention.target import connect
 from table_checksums import checksum
@@ -173,6 +173,25 @@ def test_the_audit_verification_dag_passes_then_names_a_tampered_event(dagbag, s
         conn.execute(text('DROP TRIGGER "retention_audit_append_only" ON "archive"."retention_audit"'))
         conn.execute(update(audit).where(audit.c.event_id == 5).values(row_count=12345))
     dag_run = verify.test(logical_date=datetime.now(timezone.utc))
+    assert dag_run.state == "failed"
+
+
+def test_the_audit_verification_dag_catches_a_log_rewritten_with_valid_hashes(dagbag, seeded_postgres):
+    target = seeded_postgres
+    assert _run(dagbag).state == "success"
+    audit = audit_table("archive", "retention_audit")
+    with target.engine.begin() as conn:  # alter event 5 and re-hash the whole chain, as an insider could
+        conn.execute(text('DROP TRIGGER "retention_audit_append_only" ON "archive"."retention_audit"'))
+        rows = [dict(r._mapping) for r in conn.execute(select(audit).order_by(audit.c.event_id))]
+        conn.execute(audit.delete())
+        previous = GENESIS
+        for row in rows:
+            row.update({"row_count": 12345} if row["event_id"] == 5 else {}, prev_hash=previous)
+            row["event_hash"] = previous = event_hash(row)
+            conn.execute(audit.insert().values(**row))
+    with target.read() as conn:
+        assert verify_chain(conn, audit).intact
+    dag_run = dagbag.dags["retention_audit_verify"].test(logical_date=datetime.now(timezone.utc))
     assert dag_run.state == "failed"
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DatabaseError
 
 from engine_helpers import club_policy, create_club, run_category
-from include.retention.audit import GENESIS, audit_table, event_hash, verify_chain
+from include.retention import certificate
+from include.retention.audit import GENESIS, audit_table, check_anchors, event_hash, verify_chain
 
 
 @pytest.fixture
@@ -105,3 +106,33 @@ def test_the_first_event_links_to_the_genesis_hash(logged):
     with logged.read() as conn:
         first = conn.execute(select(_table()).order_by(_table().c.event_id).limit(1)).one()
     assert first.prev_hash == GENESIS and first.event_id == 1
+
+
+def _rewrite_whole_chain(target, event_id: int, **changes) -> None:
+    """The attack the chain alone cannot see: change one event, then re-hash every event."""
+    _drop_triggers(target)
+    table = _table()
+    with target.engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(table).order_by(table.c.event_id))]
+        conn.execute(delete(table))
+        previous = GENESIS
+        for row in rows:
+            row.update(changes if row["event_id"] == event_id else {})
+            row["prev_hash"] = previous
+            row["event_hash"] = previous = event_hash(row)
+            conn.execute(insert(table).values(**row))
+
+
+def test_a_log_rewritten_from_the_start_is_caught_by_the_certificates_hashes(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    for run_id in ("run-1", "run-2"):
+        with logged.read() as conn:
+            certificate.write(certificate.build(conn, _table(), club_policy(), run_id))
+    with logged.read() as conn:
+        assert check_anchors(conn, _table(), certificate.anchors()) == []
+    _rewrite_whole_chain(logged, 3, row_count=12345)
+    assert _verify(logged).intact  # consistent again: the chain alone is fooled
+    with logged.read() as conn:
+        mismatches = check_anchors(conn, _table(), certificate.anchors())
+    assert mismatches and all("has another hash in the log" in m for m in mismatches)
+    assert "run-1.certificate.json" in mismatches[0]

@@ -150,3 +150,21 @@ def test_the_plugin_adds_the_view_to_the_airflow_menu_and_to_each_dag_run(ui):
     assert views["Retention certificate"]["destination"] == "dag_run"
     assert mine["fastapi_apps"][0]["url_prefix"] == "/retention"
     assert ui.get("/api/v2/plugins/importErrors", headers=_token(ui)).json()["total_entries"] == 0
+
+
+def test_the_subject_key_comes_from_the_airflow_variable_before_the_environment(monkeypatch):
+    from include.retention_airflow import ui
+
+    monkeypatch.setenv(KEY_ENV_VAR, "e" * 40)
+    assert ui._subject_key().digest("x") == SubjectKey("e" * 40, "t").digest("x")
+    # AIRFLOW_VAR_* is Airflow's environment secrets backend: what a Variable or Vault entry gives.
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", "v" * 40)
+    assert ui._subject_key().digest("x") == SubjectKey("v" * 40, "t").digest("x")
+
+
+def test_a_lookup_logs_neither_the_identifier_nor_the_key(ui, caplog):
+    email = ui.people["active"]
+    with caplog.at_level("DEBUG"):
+        ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert email not in logged and SECRET not in logged
