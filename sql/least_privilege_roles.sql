@@ -26,10 +26,12 @@ CREATE TABLE IF NOT EXISTS archive.retention_audit (
 	as_of DATE NOT NULL, 
 	dry_run BOOLEAN NOT NULL, 
 	details TEXT, 
+	subject_hash VARCHAR(64), 
 	prev_hash VARCHAR(64) NOT NULL, 
 	event_hash VARCHAR(64) NOT NULL, 
 	PRIMARY KEY (event_id)
 );
+CREATE INDEX IF NOT EXISTS ix_archive_retention_audit_subject_hash ON archive.retention_audit (subject_hash);
 CREATE OR REPLACE FUNCTION "archive"."retention_audit_append_only"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log archive.retention_audit is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE TRIGGER "retention_audit_append_only" BEFORE UPDATE OR DELETE ON "archive"."retention_audit" FOR EACH ROW EXECUTE FUNCTION "archive"."retention_audit_append_only"();
 CREATE OR REPLACE TRIGGER "retention_audit_no_truncate" BEFORE TRUNCATE ON "archive"."retention_audit" FOR EACH STATEMENT EXECUTE FUNCTION "archive"."retention_audit_append_only"();

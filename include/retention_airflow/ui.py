@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import Table
 
 from airflow.api_fastapi.core_api.security import get_user
 from include.retention import audit, certificate, dpo_report, html
@@ -61,6 +62,13 @@ def _target(policy: RetentionPolicy) -> Target:
     return _connect(connection_url(conn), policy.archive_schema)
 
 
+def _audit_log() -> tuple[RetentionPolicy, Target, Table]:
+    """The policy, the target and its audit table: what every page reads."""
+    policy = _policy()
+    target = _target(policy)
+    return policy, target, audit.audit_table(target.archive_schema, policy.audit_table)
+
+
 def _subject_key() -> SubjectKey:
     """Airflow Variable (or secrets backend) first, then the environment; never logged."""
     from airflow.models.variable import Variable
@@ -82,9 +90,7 @@ def _page(request: Request, title: str, body: str) -> HTMLResponse:
 
 @app.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
-    policy = _policy()
-    target = _target(policy)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    policy, target, trail = _audit_log()
     with target.read() as conn:
         exists = audit.table_exists(conn, trail)
         chain = audit.verify_chain(conn, trail) if exists else audit.ChainReport(0)
@@ -107,8 +113,7 @@ def audit_browser(request: Request, category: str | None = None, action: str | N
         raise HTTPException(400, f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     if date_from and date_to and date_to < date_from:
         raise HTTPException(400, f"date_to ({date_to}) is before date_from ({date_from})")
-    target = _target(policy)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    _, target, trail = _audit_log()
     conditions = [trail.c[name] == value for name, value in
                   (("category", category), ("action", action), ("run_id", run_id)) if value]
     if date_from:
@@ -145,9 +150,7 @@ def _filters_form(policy: RetentionPolicy, category: str | None, action: str | N
 
 @app.get("/certificates", response_class=HTMLResponse)
 def certificates(request: Request) -> HTMLResponse:
-    policy = _policy()
-    target = _target(policy)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    _, target, trail = _audit_log()
     with target.read() as conn:
         runs = certificate.latest_runs(conn, trail) if audit.table_exists(conn, trail) else []
     return _page(request, "Run certificates", _runs_table(request, runs))
@@ -156,9 +159,7 @@ def certificates(request: Request) -> HTMLResponse:
 @app.get("/certificates/{run_id}", response_model=None)
 def run_certificate(request: Request, run_id: str, format: str = "html") -> HTMLResponse | JSONResponse:
     """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines)."""
-    policy = _policy()
-    target = _target(policy)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    policy, target, trail = _audit_log()
     try:
         with target.read() as conn:
             issued = certificate.build(conn, trail, policy, run_id)
@@ -182,18 +183,17 @@ def schedule(request: Request, lang: str = "en") -> HTMLResponse:
 
 @app.get("/chain", response_class=HTMLResponse)
 def chain_status(request: Request) -> HTMLResponse:
-    return _page(request, "Audit chain status", _chain_html(_verify(_policy())))
+    return _page(request, "Audit chain status", _chain_html(_verify()))
 
 
 @app.get("/api/chain")
 def chain_status_json() -> dict[str, Any]:
-    chain = _verify(_policy())
+    chain = _verify()
     return {"events": chain.events, "intact": chain.intact, "broken_at": chain.broken_at, "reason": chain.reason}
 
 
-def _verify(policy: RetentionPolicy) -> audit.ChainReport:
-    target = _target(policy)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+def _verify() -> audit.ChainReport:
+    _, target, trail = _audit_log()
     with target.read() as conn:
         return audit.verify_chain(conn, trail) if audit.table_exists(conn, trail) else audit.ChainReport(0)
 

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
 from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, schema_metadata
+from include.retention import certificate
+from include.retention.audit import audit_table
 from include.retention.errors import PolicyError
 from include.retention.policy import parse_policy
 
@@ -236,6 +238,8 @@ def test_an_open_contract_line_keeps_the_customer_active(erp):
     (plan,) = result.plan.tables
     assert plan.held_open == 1
     assert (plan.missing_start, plan.missing_start_means) == (1, "defect")  # partner 10: no contract at all
+    partners = _certified(erp, parse_policy(ERP_POLICY), "run-1")["partners"]
+    assert (partners.held, partners.quarantined) == (1, 1)
     findings = audit_events(erp, parse_policy(ERP_POLICY), action="quality_finding")
     assert [(f["category"], f["row_count"]) for f in findings] == [("customer_relationship", 1)]
 
@@ -335,6 +339,8 @@ def test_a_customer_stays_in_the_archive_until_its_last_retained_invoice_goes(er
     (plan,) = second.plan.tables
     assert plan.reasons() == ["1 partners kept because 1 invoices are retained until 2029-03-31"]
     assert _archived(erp, "customer_partners") == [6, 8]
+    # The certificate counts both: partner 7 (open contract line) and partner 8 (kept for its invoice).
+    assert _certified(erp, policy, "customer-2")["partners"].held == 2
     for day, customers in [(date(2029, 3, 30), [6, 8]), (date(2029, 3, 31), [6])]:
         run_category(erp, policy, as_of=day, category="billing", run_id=f"billing-{day}")
         run_category(erp, policy, as_of=day, category="customer_relationship", run_id=f"customer-{day}")
@@ -405,3 +411,10 @@ def test_a_future_date_among_related_rows_stops_the_gate(erp):
                      policy_version=policy.version)
     with pytest.raises(QualityGateFailed, match=r"no_future_occurred_at on interactions: 1 row"):
         pre_archive_gate(StepContext.build(erp, policy, "prospection", ctx), now=dt(2026, 11, 26, 12, tzinfo=PARIS))
+
+
+def _certified(target, policy, run_id):
+    """The run's deletion certificate, per table."""
+    with target.read() as conn:
+        issued = certificate.build(conn, audit_table("archive", policy.audit_table), policy, run_id)
+    return {t.table: t for t in issued.tables}

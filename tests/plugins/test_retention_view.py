@@ -3,15 +3,19 @@ manager and all): every route needs a logged-in user, and the read-only DPO sees
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from conftest import UI_PASSWORDS
 from include.retention.subjects import KEY_ENV_VAR, SubjectKey, subject_hash
 from ui_target import RUNS, SECRET, seeded_target
 
+# Written by the root conftest before Airflow starts: known passwords for admin and dpo.
+UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
 ROUTES = [("get", "/retention/"), ("get", "/retention/audit"), ("get", "/retention/certificates"),
           ("get", f"/retention/certificates/{RUNS['prospection']}"), ("get", "/retention/schedule"),
           ("get", "/retention/chain"), ("get", "/retention/api/chain"), ("get", "/retention/lookup"),
