@@ -67,9 +67,11 @@ def test_the_airflow_ui_session_cookie_is_accepted_as_in_the_embedded_view(ui):
         ui.cookies.clear()
 
 
-def test_the_overview_shows_the_chain_and_the_latest_runs(ui):
+def test_the_overview_shows_the_last_event_and_the_latest_runs_and_the_chain_page_verifies(ui):
     page = ui.get("/retention/", headers=_token(ui)).text
-    assert "Hash chain intact" in page
+    chain = ui.get("/retention/api/chain", headers=_token(ui)).json()
+    assert f"Last audit event <b>#{chain['events']}</b>" in page
+    assert "Hash chain intact" in ui.get("/retention/chain", headers=_token(ui)).text
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
 
 

@@ -126,8 +126,10 @@ def test_the_dpo_logs_in_opens_the_retention_view_and_asks_whether_a_person_was_
 
     browser.get(f"{base}/plugin/retention")  # Browse → Retention: the view inside the Airflow UI
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
-    page = _wait_for_text(browser, "Hash chain intact")
+    page = _wait_for_text(browser, "Last audit event")
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
+    browser.find_element(By.LINK_TEXT, "Chain status").click()
+    _wait_for_text(browser, "Hash chain intact")
 
     browser.find_element(By.LINK_TEXT, "Was X erased?").click()
     browser.find_element(By.NAME, "identifier").send_keys(people["destroyed"])
