@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 from .errors import RetentionError
 
 ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary",
-           "rights_request", "legal_hold")
+           "rights_request", "erase", "legal_hold")
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def _serialise_details(details: Mapping[str, Any]) -> str:
 
 
 # The only text an event may carry: names of checks, never values from a row.
-_LABEL_KEYS = {"suite", "expectation"}
+_LABEL_KEYS = {"suite", "expectation", "request_type", "outcome"}
 _LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 

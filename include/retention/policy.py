@@ -247,6 +247,10 @@ class Category(_Strict):
     active_period: PeriodField
     archive_period: PeriodField | None = None
     end_action: Literal["delete", "anonymize"]
+    # What a data subject's erasure request does to this category's rows: ``delete`` them,
+    # or ``keep`` them because a legal obligation requires it (accounting records, evidence
+    # that a request was handled); the answer to the person then names ``legal_basis``.
+    on_erasure: Literal["delete", "keep"] = "delete"
     batch_size: int | None = Field(default=None, ge=1)
     tables: list[TablePolicy] = Field(min_length=1)
 

@@ -20,9 +20,9 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import and_, case, false, func, literal, or_, select
+from sqlalchemy import and_, case, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -129,6 +129,121 @@ def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """A person, as the identifiers given for them (kind, normalised value).
+
+    Several identifiers (an e-mail and a customer number...) all designate the same
+    person: a row matching any of them is about them.
+    """
+
+    identifiers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, given: dict[str, str | list[str]]) -> "Subject":
+        """Normalise every identifier given; refuse none, or a malformed one, before anything runs."""
+        pairs = [(kind, normalise(kind, value)) for kind, values in given.items()
+                 for value in ([values] if isinstance(values, str) else values)]
+        if not pairs:
+            raise RetentionError("no subject identifier given: at least one e-mail, phone or customer number")
+        return cls(tuple(dict.fromkeys(pairs)))
+
+    def hashes(self, key: SubjectKey) -> list[str]:
+        """One keyed hash per identifier (so a later lookup by any of them finds the events)."""
+        return [key.digest(f"{kind}:{value}") for kind, value in self.identifiers]
+
+    @property
+    def kinds(self) -> set[str]:
+        return {kind for kind, _ in self.identifiers}
+
+
+@dataclass
+class Found:
+    """One table side (active ``source`` or ``archive``) holding rows about the subject.
+
+    ``where`` selects exactly those rows: identifier matches for a table that declares
+    identifiers, else (children) the rows linked to the parent's matching rows.
+    """
+
+    category: str
+    node: TableNode
+    side: str
+    where: ColumnElement[bool]
+    rows: int
+    depth: int
+
+    @property
+    def table(self) -> Any:
+        return getattr(self.node, self.side)
+
+
+def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
+           restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
+    """Every table side of every category with the subject's rows and child rows (counts > 0).
+
+    The policy's identifiers are checked against the live database first (``open_category``).
+    Matching is set-based SQL on normalised values: case and spaces of e-mails, separators
+    and national form of phone numbers do not matter. ``restrict(root, side)`` narrows the
+    root rows (and so their children): erasure uses it to spare rows it must keep.
+    """
+    found: list[Found] = []
+    for category in policy.categories.values():
+        declared = {kind for table in category.tables for node in table.walk() for kind in node.subject_identifiers}
+        if not declared & subject.kinds:
+            continue
+        for root in open_category(conn, policy, category, target.source_schema, target.archive_schema,
+                                  target.dialect):
+            found += _locate_node(conn, category.key, root, subject, None, 0, restrict)
+    return [f for f in found if f.rows]
+
+
+def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subject,
+                 parent: tuple[TableNode, dict[str, ColumnElement[bool]]] | None, depth: int,
+                 restrict: Callable[[TableNode, str], ColumnElement[bool]] | None) -> list[Found]:
+    sides = ("source", "archive") if archive_exists(conn, node) else ("source",)
+    matches: dict[str, ColumnElement[bool]] = {}
+    found: list[Found] = []
+    for side in sides:
+        table = getattr(node, side)
+        own = _matches(node, table, subject)
+        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
+            if parent and side in parent[1] else []
+        match = or_(*own, *inherited) if own or inherited else false()
+        # A table shared between categories: only this category's rows.
+        matches[side] = and_(node.scope, match) if side == "source" and parent is None else match
+        if restrict is not None and parent is None:
+            matches[side] = and_(matches[side], restrict(node, side))
+        rows = conn.execute(select(func.count()).select_from(table).where(matches[side])).scalar_one()
+        found.append(Found(category, node, side, matches[side], rows, depth))
+    for child in node.children:
+        found += _locate_node(conn, category, child, subject, (node, matches), depth + 1, restrict)
+    return found
+
+
+# Identifiers that may be shared by several people (a household's or a switchboard's phone).
+SHARED_KINDS = frozenset({"phone"})
+
+
+def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElement[bool]]:
+    """The rows about the subject: those holding one of their unique identifiers (e-mail,
+    customer number...), and those holding a shared one (phone) unless another identifier
+    of the row names someone else - two people who share a phone are told apart by their
+    e-mails. (A request that gives only a phone number cannot tell them apart.)"""
+    columns = {kind: [table.c[c] for c in node.policy.subject_identifiers.get(kind, []) if c in table.c]
+               for kind in subject.kinds}
+    values = {kind: [v for k, v in subject.identifiers if k == kind] for kind in subject.kinds}
+
+    def hit(kinds: set[str]) -> list[ColumnElement[bool]]:
+        return [normalised_sql(kind, column).in_(values[kind]) for kind in kinds for column in columns[kind]]
+
+    unique, shared = hit(subject.kinds - SHARED_KINDS), hit(subject.kinds & SHARED_KINDS)
+    someone_else = [and_(column.is_not(None), normalised_sql(kind, column).not_in(values[kind]))
+                    for kind in subject.kinds - SHARED_KINDS for column in columns[kind]]
+    if shared:
+        unique.append(and_(or_(*shared), not_(or_(*someone_else))) if someone_else else or_(*shared))
+    return [or_(*unique)] if unique else []
+
+
+@dataclass(frozen=True)
 class Presence:
     """How many rows about the subject one table holds now, active and archived."""
 
@@ -170,39 +285,15 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
     child rows of those), active and archive, and lists the audit events stored under X's
     keyed hash (rights requests, legal holds). It returns counts and events, never rows.
     """
-    normalised = normalise(kind, value)
-    answer = ErasureAnswer(subject_hash(key, kind, value))
+    subject = Subject.of({kind: value})
+    answer = ErasureAnswer(subject.hashes(key)[0])
     with target.read() as conn:
-        for category in policy.categories.values():
-            if not any(kind in node.subject_identifiers for table in category.tables for node in table.walk()):
-                continue
-            for root in open_category(conn, policy, category, target.source_schema,
-                                      target.archive_schema, target.dialect):
-                answer.presence += _presence(conn, category.key, root, kind, normalised)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for found in locate(conn, target, policy, subject):
+            counts.setdefault((found.category, found.node.name), {})[found.side] = found.rows
+        answer.presence = [Presence(category, table, c.get("source", 0), c.get("archive", 0))
+                           for (category, table), c in counts.items()]
         table = audit.audit_table(target.archive_schema, policy.audit_table)
         if audit.table_exists(conn, table):
             answer.events = audit.events(conn, table, subject_hash=answer.subject_hash)
     return answer
-
-
-def _presence(conn: Connection, category: str, node: TableNode, kind: str, value: str,
-              parent: tuple[TableNode, dict[str, ColumnElement[bool]]] | None = None) -> list[Presence]:
-    """Counts for ``node`` and its children: rows matching the identifier, or whose parent does."""
-    has_archive = archive_exists(conn, node)
-    sides = ("source", "archive") if has_archive else ("source",)
-    matches: dict[str, ColumnElement[bool]] = {}
-    for side in sides:
-        table = getattr(node, side)
-        own = [normalised_sql(kind, table.c[c]) == value
-               for c in node.policy.subject_identifiers.get(kind, []) if c in table.c]
-        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
-            if parent and side in parent[1] else []
-        match = or_(*own, *inherited) if own or inherited else false()
-        # A table shared between categories: count only this category's rows.
-        matches[side] = and_(node.scope, match) if side == "source" and parent is None else match
-    counts = {side: conn.execute(select(func.count()).select_from(getattr(node, side)).where(matches[side]))
-              .scalar_one() for side in sides}
-    found = [Presence(category, node.name, counts["source"], counts.get("archive", 0))]
-    for child in node.children:
-        found += _presence(conn, category, child, kind, value, (node, matches))
-    return found

@@ -1,0 +1,152 @@
+"""Erasure on request (GDPR art. 17): delete a person's rows wherever no obligation keeps them.
+
+One request is one transaction: every row about the person, in every category, active
+and archive, children first, is deleted - or nothing is, if anything fails. What must
+be kept is kept and said, per table:
+
+- a category whose policy says ``on_erasure: keep`` (a legal obligation: invoices for
+  their 10 years, the evidence that a request was handled) keeps its rows where they
+  are, and the outcome names its legal basis;
+- a row that a kept row of another category depends on (``archived_with``: a customer
+  whose invoices are kept) is kept with its children, because deleting it would break
+  the kept evidence;
+- a row under a legal hold is kept (``under_legal_hold``, the hook the legal-holds
+  feature fills in).
+
+The audit trail gets one ``erase`` event per table and one ``rights_request`` event per
+identifier, all under the person's keyed hash, with counts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, delete, exists, false, not_
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from . import audit
+from .audit import RunContext
+from .catalog import TableNode
+from .errors import RetentionError
+from .policy import RetentionPolicy
+from .subjects import Found, Subject, SubjectKey, locate
+from .target import Target
+
+# The audit ``category`` of request-level events: a request spans the policy's categories.
+REQUEST_EVENTS = "subject_request"
+
+
+@dataclass(frozen=True)
+class TableErasure:
+    """What happened to one table side's rows about the person."""
+
+    category: str
+    table: str
+    archive: bool
+    found: int
+    erased: int
+    kept_because: str | None  # None when nothing was kept
+
+    @property
+    def kept(self) -> int:
+        return self.found - self.erased
+
+
+@dataclass
+class ErasureResult:
+    subject_hashes: list[str]
+    tables: list[TableErasure] = field(default_factory=list)
+
+    @property
+    def erased(self) -> int:
+        return sum(t.erased for t in self.tables)
+
+    @property
+    def kept(self) -> int:
+        return sum(t.kept for t in self.tables)
+
+    @property
+    def no_data_held(self) -> bool:
+        return not self.tables
+
+
+def under_legal_hold(node: TableNode, side: str) -> ColumnElement[bool]:
+    """HOOK for legal holds: the rows of ``node`` (``side``) that a hold protects.
+
+    No hold register exists yet, so nothing is held; the legal-holds feature returns its
+    condition here, and erasure then keeps those rows and says so.
+    """
+    return false()
+
+
+def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext) -> ErasureResult:
+    """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
+    result = ErasureResult(subject.hashes(key))
+    with target.engine.begin() as conn:
+        held = locate(conn, target, policy, subject)
+        erasable = locate(conn, target, policy, subject, restrict=_erasable(policy))
+        erased = _delete(conn, policy, erasable)
+        result.tables = [_outcome(policy, found, erased) for found in held]
+        _audit(conn, target, policy, ctx, result)
+    return result
+
+
+def _erasable(policy: RetentionPolicy):
+    """Root rows that may go: not held, and not needed by a kept row of another category."""
+    def restrict(root: TableNode, side: str) -> ColumnElement[bool]:
+        needed = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
+        return and_(not_(under_legal_hold(root, side)), *(not_(n) for n in needed))
+    return restrict
+
+
+def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: str) -> ColumnElement[bool]:
+    table, parent_table = getattr(dependant, side), getattr(parent, side)
+    return exists().where(*(table.c[fk] == parent_table.c[pk]
+                            for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
+
+
+def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found]) -> dict[tuple[str, str, str], int]:
+    """Children before parents, dependants' categories before their parents' categories, so
+    that no foreign key is left dangling and a kept dependant still protects its parent."""
+    def order(found: Found) -> tuple[int, int]:
+        has_parent_elsewhere = any(t.archived_with for t in policy.categories[found.category].tables)
+        return (0 if has_parent_elsewhere else 1, -found.depth)
+
+    erased: dict[tuple[str, str, str], int] = {}
+    for found in sorted(erasable, key=order):
+        if policy.categories[found.category].on_erasure == "keep":
+            continue
+        removed = conn.execute(delete(found.table).where(found.where)).rowcount
+        erased[(found.category, found.node.name, found.side)] = removed
+    return erased
+
+
+def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str, str], int]) -> TableErasure:
+    category = policy.categories[found.category]
+    removed = erased.get((found.category, found.node.name, found.side), 0)
+    if removed > found.rows:
+        raise RetentionError(f"erasure of {found.node.name}: {removed} rows deleted but {found.rows} were found; "
+                             "rolled back")
+    reason = None
+    if category.on_erasure == "keep":
+        reason = f"legal obligation: {category.legal_basis}"
+    elif removed < found.rows:
+        reason = "needed by kept rows of another category (or under a legal hold)"
+    return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
+
+
+def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult) -> None:
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    audit.ensure_audit_table(conn, trail)
+    first_hash = result.subject_hashes[0]
+    for table in result.tables:
+        audit.record(conn, trail, ctx, category=table.category, action="erase", table_name=table.table,
+                     row_count=table.erased, subject_hash=first_hash,
+                     details={"archive": table.archive, "found": table.found, "kept": table.kept})
+    for subject_hash in result.subject_hashes:
+        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request",
+                     row_count=result.erased, subject_hash=subject_hash,
+                     details={"request_type": "erasure", "erased": result.erased, "kept": result.kept,
+                              "tables": len(result.tables)})
+
