@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
 )
 
+from include.retention.requests import register_table
+
 
 def build_metadata(schema: str | None) -> MetaData:
     """All demo tables in ``schema`` (``None`` for SQLite's main database)."""
@@ -149,16 +151,6 @@ def build_metadata(schema: str | None) -> MetaData:
           Column("ended_at", Date),
           Column("amount", Numeric(12, 2)))
 
-    Table("rights_requests", md,
-          Column("request_id", Integer, primary_key=True),
-          Column("reference", String(30), nullable=False, unique=True),
-          Column("request_type", String(30), nullable=False),
-          Column("requester_email", String(200)),
-          Column("requester_name", String(120)),
-          Column("received_at", ts, nullable=False),
-          Column("due_at", Date, nullable=False),
-          Column("identity_verified", Boolean, nullable=False, default=False),
-          Column("closed_at", ts),
-          Column("outcome", String(200)),
-          Column("notes", Text))
+    # The register of data-subject requests is the project's own table (include/retention/requests.py).
+    register_table(schema, "rights_requests").to_metadata(md)
     return md

@@ -22,6 +22,7 @@ from faker import Faker
 from sqlalchemy import Engine, MetaData, insert, text
 
 from include.retention.periods import Period
+from include.retention.requests import due_date
 
 from .schema import build_metadata
 
@@ -259,12 +260,10 @@ def _rights_requests(rows: dict, faker: Faker, rng: random.Random, as_of: date, 
         rows["rights_requests"].append({
             "request_id": i, "reference": f"DDP-{received.year}-{i:04d}",
             "request_type": rng.choice(["access", "erasure", "rectification", "opposition", "portability"]),
-            "requester_email": faker.email(), "requester_name": faker.name(), "received_at": at_paris(received),
-            "due_at": _one_month_after(received), "identity_verified": True,
-            "closed_at": _stamp(day, rng), "outcome": None if day is None else "traitée",
-            "notes": faker.sentence(nb_words=8),
+            "requester_email": faker.email(), "received_at": at_paris(received),
+            "due_at": due_date(received), "extended": False, "identity_verified": True,
+            "status": "in_progress" if day is None else "completed",
+            "closed_at": _stamp(day, rng), "outcome": None if day is None else '{"answered": true}',
         })
 
 
-def _one_month_after(received: date) -> date:
-    return Period(months=1).add_to(received)

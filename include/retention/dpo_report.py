@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Connection
 
 from . import audit, charts, html
@@ -31,6 +31,7 @@ from .catalog import TableNode, archive_exists, open_category
 from .clock import local_date
 from .policy import Category, RetentionPolicy
 from .report import reports_dir
+from .requests import Deadline, open_deadlines, register_table
 from .target import Target
 
 LANGUAGES = ("fr", "en")
@@ -66,6 +67,7 @@ class DpoReport:
     compliance: list[Compliance]
     findings: dict[str, dict[str, int]]                 # category -> finding -> count (in the period)
     chain: ChainReport
+    open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -82,8 +84,19 @@ def build(target: Target, policy: RetentionPolicy, period_start: date, period_en
         period_events = audit.events(conn, trail, trail.c.as_of >= period_start, trail.c.as_of <= period_end,
                                      trail.c.dry_run.is_(False)) if logged else []
         chain = audit.verify_chain(conn, trail) if logged else ChainReport(0)
+        requests = _open_requests(conn, target, policy, today)
     return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events, months),
-                     compliance, _findings(period_events), chain)
+                     compliance, _findings(period_events), chain, requests)
+
+
+def _open_requests(conn: Connection, target: Target, policy: RetentionPolicy, today: date) -> list[Deadline]:
+    """Every open request in the register with its deadline (none without a register)."""
+    if not policy.rights_register:
+        return []
+    register = register_table(target.source_schema(policy.source_schema), policy.rights_register)
+    if not inspect(conn).has_table(register.name, schema=register.schema):
+        return []
+    return open_deadlines(conn, register, today, within_days=100_000)
 
 
 def _months(start: date, end: date) -> list[str]:
@@ -160,8 +173,11 @@ TEXT = {
                             "Archive échue non détruite", "Statut"),
         "ok": "conforme", "ko": "NON CONFORME",
         "holds": "4. Gels juridiques et demandes de droits",
-        "holds_text": "Le registre des gels juridiques et celui des demandes de droits ne sont pas encore "
-                      "gérés par cette version : aucun gel n'est appliqué par le pipeline.",
+        "holds_text": "Les gels juridiques ne sont pas encore gérés par cette version : aucun gel n'est "
+                      "appliqué par le pipeline.",
+        "requests_cols": ("Référence", "Type", "Échéance", "Jours restants"),
+        "no_requests": "Aucune demande de droits ouverte.",
+        "overdue": "EN RETARD",
         "findings": "5. Constats de qualité des données sur la période",
         "findings_cols": ("Catégorie", "Enregistrements sans date de départ signalés", "Contrôles en échec"),
         "no_findings": "Aucun constat sur la période.",
@@ -187,8 +203,10 @@ TEXT = {
                             "Overdue", "No start date", "Held (open link)", "Expired in archive", "Status"),
         "ok": "compliant", "ko": "NOT COMPLIANT",
         "holds": "4. Legal holds and rights requests",
-        "holds_text": "Legal holds and the rights-request register are not handled by this version yet: "
-                      "the pipeline applies no hold.",
+        "holds_text": "Legal holds are not handled by this version yet: the pipeline applies no hold.",
+        "requests_cols": ("Reference", "Type", "Due", "Days left"),
+        "no_requests": "No open rights request.",
+        "overdue": "OVERDUE",
         "findings": "5. Data-quality findings in the period",
         "findings_cols": ("Category", "Records without a start date reported", "Failed checks"),
         "no_findings": "No finding in the period.",
@@ -213,7 +231,7 @@ def render(report: DpoReport, lang: str = "fr") -> str:
             f"<h2>{t['schedule']}</h2>", schedule_table(policy, lang),
             f"<h2>{t['volumes']}</h2>", _volumes_section(report, lang),
             f"<h2>{t['compliance']}</h2>", _compliance_table(report, lang),
-            f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>",
+            f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_requests_table(report, lang)}",
             f"<h2>{t['findings']}</h2>", _findings_table(report, lang),
             f"<h2>{t['chain']}</h2>", _chain_paragraph(report.chain, lang),
             f"<p><small>{html.text(t['footer'].format(at=report.generated_at.strftime('%Y-%m-%d %H:%M UTC')))}"
@@ -264,6 +282,16 @@ def _compliance_table(report: DpoReport, lang: str) -> str:
                                             else f"<span class='ko'>{t['ko']}</span>"))
             for c in report.compliance]
     return html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[7] == 0 else "ko")
+
+
+def _requests_table(report: DpoReport, lang: str) -> str:
+    t = TEXT[lang]
+    if not report.open_requests:
+        return f"<p>{html.text(t['no_requests'])}</p>"
+    rows = [(d.reference, d.request_type, d.due.isoformat(),
+             html.Raw(f"<span class='ko'>{t['overdue']} ({d.days_left})</span>") if d.days_left < 0 else d.days_left)
+            for d in report.open_requests]
+    return html.table(t["requests_cols"], rows)
 
 
 def _findings_table(report: DpoReport, lang: str) -> str:

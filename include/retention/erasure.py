@@ -19,7 +19,7 @@ identifier, all under the person's keyed hash, with counts only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import and_, delete, exists, false, not_
 from sqlalchemy.engine import Connection
@@ -58,6 +58,11 @@ class ErasureResult:
     subject_hashes: list[str]
     tables: list[TableErasure] = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        """The outcome per table, for the request register (counts and the reasons for keeping)."""
+        return {"no_data_held": self.no_data_held, "erased": self.erased, "kept": self.kept,
+                "tables": [{**asdict(t), "kept": t.kept} for t in self.tables]}
+
     @property
     def erased(self) -> int:
         return sum(t.erased for t in self.tables)
@@ -82,13 +87,20 @@ def under_legal_hold(node: TableNode, side: str) -> ColumnElement[bool]:
 
 def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext) -> ErasureResult:
     """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
-    result = ErasureResult(subject.hashes(key))
+    target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        held = locate(conn, target, policy, subject)
-        erasable = locate(conn, target, policy, subject, restrict=_erasable(policy))
-        erased = _delete(conn, policy, erasable)
-        result.tables = [_outcome(policy, found, erased) for found in held]
-        _audit(conn, target, policy, ctx, result)
+        return erase_in(conn, target, policy, subject, key, ctx)
+
+
+def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey,
+             ctx: RunContext) -> ErasureResult:
+    """``erase`` inside the caller's transaction (the request register closes in the same one)."""
+    result = ErasureResult(subject.hashes(key))
+    held = locate(conn, target, policy, subject)
+    erasable = locate(conn, target, policy, subject, restrict=_erasable(policy))
+    erased = _delete(conn, policy, erasable)
+    result.tables = [_outcome(policy, found, erased) for found in held]
+    _audit(conn, target, policy, ctx, result)
     return result
 
 
@@ -147,6 +159,6 @@ def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunCo
     for subject_hash in result.subject_hashes:
         audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request",
                      row_count=result.erased, subject_hash=subject_hash,
-                     details={"request_type": "erasure", "erased": result.erased, "kept": result.kept,
-                              "tables": len(result.tables)})
+                     details={"request_type": "erasure", "outcome": "completed", "erased": result.erased,
+                              "kept": result.kept, "tables": len(result.tables)})
 

@@ -281,6 +281,9 @@ class RetentionPolicy(_Strict):
     audit_table: Identifier = "retention_audit"
     batch_size: int = Field(default=10_000, ge=1)
     precedence: list[Identifier] = []
+    # The project's register of data-subject requests (``requests.register_table``): a root
+    # table of one of the categories, which then governs its retention.
+    rights_register: Identifier | None = None
     categories: dict[Identifier, Category] = Field(min_length=1)
     source: str = Field(default="<memory>", exclude=True)
 
@@ -311,6 +314,10 @@ class RetentionPolicy(_Strict):
             known = ", ".join(sorted(self.categories))
             problem = Problem("categories", f"no category {key!r}; known: {known}")
             raise PolicyError(self.source, [problem]) from None
+
+    def register_category(self) -> Category | None:
+        """The category that governs the rights-request register (None without a register)."""
+        return next((c for c in self.categories.values() for t in c.tables if t.table == self.rights_register), None)
 
     def batch_size_for(self, category: Category) -> int:
         return category.batch_size or self.batch_size
@@ -394,6 +401,11 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     for table, places in appearances.items():
         problems += _shared_table_problems(policy, table, places)
     problems += _archived_with_problems(policy, appearances)
+    if policy.rights_register and policy.register_category() is None:
+        roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
+        problems.append(Problem("rights_register", "must be a table with its own clock in one of the categories "
+                                f"(one of: {', '.join(roots)}), so that the register's retention is enforced",
+                                policy.rights_register))
     return problems
 
 

@@ -21,7 +21,9 @@ from include.retention.purge import purge_category
 from include.retention.quality import pre_archive_gate, results_as_dicts
 from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
+from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
+from include.retention.subjects import KEY_VARIABLE, Subject, SubjectKey, key_from_env
 from include.retention.target import connect
 
 TARGET_CONN_ID = "retention_target"
@@ -198,3 +200,76 @@ def dpo_report() -> dict[str, Any]:
     log.info("DPO report for %s to %s: %s", start, end, path)
     return {"report": str(path), "period_start": start.isoformat(), "period_end": end.isoformat(),
             "not_compliant": failing, "chain_intact": report.chain.intact}
+
+
+IDENTIFIER_PARAMS = ("email", "phone", "customer_number", "visitor_id")
+
+
+def subject_key() -> SubjectKey:
+    """The HMAC key: Airflow Variable (or secrets backend) first, then the environment."""
+    from airflow.sdk import Variable
+
+    secret = Variable.get(KEY_VARIABLE, default=None)
+    return SubjectKey(secret, f"Airflow Variable {KEY_VARIABLE!r}") if secret else key_from_env()
+
+
+def subject_request() -> dict[str, Any]:
+    """Record a data-subject request from the trigger form, then carry it out if the identity is
+    verified. Identifiers are validated before anything is written; none is logged."""
+    from airflow.sdk import Connection, get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = get_current_context()
+    params = context["params"]
+    try:
+        policy = load_policy()
+        subject = Subject.of({kind: params[kind] for kind in IDENTIFIER_PARAMS if params.get(kind)})
+        request = RequestRecord(params["reference"], params["request_type"], date.fromisoformat(params["received"]),
+                                params["identity"] == "verified", requester_email=params.get("email"),
+                                extension_reason=params.get("extension_reason") or None)
+        ctx = RunContext(run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=run_day(context, policy),
+                         policy_version=policy.version)
+        received_at = datetime.combine(request.received, datetime.min.time(), policy.zone)
+        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+        try:
+            handled = handle(target, policy, subject_key(), request, subject, ctx, received_at)
+        finally:
+            target.dispose()
+    except RetentionError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    outcome = handled.outcome
+    log.info("Request %s (%s): %s, due %s; %s rows erased, %s kept", request.reference, request.request_type,
+             handled.status, request.due, outcome.get("erased", 0), outcome.get("kept", 0))
+    for table in outcome.get("tables", []):
+        log.info("  %s.%s%s: %d found, %d erased%s", table["category"], table["table"],
+                 " (archive)" if table["archive"] else "", table["found"], table["erased"],
+                 f"; kept: {table['kept_because']}" if table["kept_because"] else "")
+    return {"request_id": handled.request_id, "reference": request.reference, "status": handled.status,
+            "due": request.due.isoformat(), "no_data_held": outcome.get("no_data_held"),
+            "erased": outcome.get("erased", 0), "kept": outcome.get("kept", 0)}
+
+
+def rights_deadlines() -> list[dict[str, Any]]:
+    """Fail if a request is overdue; list those due within 7 days (references and dates only)."""
+    from airflow.sdk import Connection, get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    policy = load_policy()
+    today = run_day(get_current_context(), policy)
+    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+    try:
+        register = ensure_register(target, policy)
+        with target.read() as conn:
+            deadlines = open_deadlines(conn, register, today)
+    except RetentionError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        target.dispose()
+    for d in deadlines:
+        log.warning("Request %s (%s) due %s: %s", d.reference, d.request_type, d.due,
+                    f"OVERDUE by {-d.days_left} day(s)" if d.days_left < 0 else f"{d.days_left} day(s) left")
+    overdue = [d.reference for d in deadlines if d.days_left < 0]
+    if overdue:
+        raise AirflowFailException(f"{len(overdue)} rights request(s) overdue: {', '.join(overdue)}")
+    return [{"reference": d.reference, "request_type": d.request_type, "due": d.due.isoformat(),
+             "days_left": d.days_left} for d in deadlines]

@@ -19,7 +19,8 @@ def test_dag_folder_has_no_import_errors(dagbag):
 
 
 def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_report(dagbag):
-    assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify", "retention_dpo_report"])
+    assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify", "retention_dpo_report",
+                                             "retention_rights_deadlines", "subject_request"])
     assert len(DAG_IDS) == 7
 
 
@@ -90,7 +91,7 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("RETENTION_POLICY", str(broken))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     errors = list(bag.import_errors.values())
-    assert len(errors) == 3  # the schedule DAGs, the audit verification and the DPO report read the policy
+    assert len(errors) == 4  # the schedule DAGs, the audit verification, the DPO report, the deadlines check
     assert all("categories.suppliers.active_period" in e and "broken.yaml" in e for e in errors)
 
 
@@ -104,5 +105,5 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["retention_accounting", "retention_audit_verify",
                                    "retention_customer_relationship", "retention_dpo_report", "retention_prospection",
-                                   "retention_suppliers"]
+                                   "retention_rights_deadlines", "retention_suppliers", "subject_request"]
     assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md

@@ -220,3 +220,49 @@ def test_a_dpo_report_with_an_unknown_language_is_refused(dagbag, airflow_db):
 
     with pytest.raises(ParamValidationError, match="'de' is not one of"):
         dagbag.dags["retention_dpo_report"].test(logical_date=datetime.now(timezone.utc), run_conf={"language": "de"})
+
+
+SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
+
+
+def _request(dagbag, **conf):
+    base = {"request_type": "erasure", "reference": "DDP-E2E-1", "received": "2026-11-20", "identity": "verified"}
+    return dagbag.dags["subject_request"].test(logical_date=datetime.now(timezone.utc), run_conf={**base, **conf})
+
+
+def _email_of_first(target, table, column):
+    (email,) = _rows(target, "crm", table, column)[0]
+    return email
+
+
+def test_a_verified_erasure_request_through_airflow_erases_and_records_it(dagbag, seeded_postgres, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+    target = seeded_postgres
+    email = _email_of_first(target, "prospects", "email")
+    before = len(_rows(target, "crm", "prospects", "prospect_id"))
+    dag_run = _request(dagbag, email=f"  {email.upper()} ")
+    assert dag_run.state == "success"
+    assert len(_rows(target, "crm", "prospects", "prospect_id")) == before - 1
+    register = Table("rights_requests", MetaData(), schema="crm", autoload_with=target.engine)
+    with target.read() as conn:
+        row = conn.execute(select(register).where(register.c.reference == "DDP-E2E-1")).one()._mapping
+        logged = " ".join(str(e) for e in events(conn, audit_table("archive", "retention_audit")))
+    assert row["status"] == "completed" and row["due_at"] == date(2026, 12, 20)
+    assert email.lower() not in logged.lower()
+
+
+def test_a_malformed_identifier_fails_the_request_before_anything_is_recorded(dagbag, seeded_postgres, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+    before = checksum(seeded_postgres)
+    dag_run = _request(dagbag, email="not an address")
+    assert dag_run.state == "failed"
+    assert checksum(seeded_postgres) == before
+
+
+def test_an_overdue_request_fails_the_daily_deadline_check(dagbag, seeded_postgres, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+    deadlines = dagbag.dags["retention_rights_deadlines"]
+    assert deadlines.test(logical_date=datetime(2026, 11, 26, 6, tzinfo=timezone.utc)).state == "success"
+    assert _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending",
+                    email="late@example.fr").state == "success"  # recorded, waiting for the identity check
+    assert deadlines.test(logical_date=datetime(2026, 11, 27, 6, tzinfo=timezone.utc)).state == "failed"

@@ -4,60 +4,19 @@ half-erased."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
-from sqlalchemy import MetaData, Table, select, text, update
+from sqlalchemy import select, text, update
 
-from engine_helpers import run_category
-from include.demo.seed import seed_demo
+from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, VISITOR, crm_table as _table
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.erasure import erase
 from include.retention.errors import RetentionError
 from include.retention.policy import load_policy
-from include.retention.subjects import Subject, SubjectKey, normalised_sql, subject_hash
+from include.retention.subjects import Subject, normalised_sql, subject_hash
 from table_checksums import checksum
 
-AS_OF = date(2026, 11, 26)
-KEY = SubjectKey("erasure-test-key-" + "k" * 30, "test")
-EMAIL, PHONE, VISITOR = "Jeanne.Martin@Example.FR", "06 12 34 56 78", "visitor-jeanne-0001"
-# Where the demo holds an e-mail (active table -> its column; archive tables keep the same name).
-EMAIL_COLUMNS = {"web_form_submissions": "email", "prospects": "email", "customers": "email",
-                 "subscriptions": "billing_email", "suppliers": "contact_email", "rights_requests": "requester_email"}
 CTX = RunContext("manual__erasure-1", "subject_request", AS_OF, "test")
-
-
-def _table(target, name, archive=False):
-    schema = "archive" if archive else (None if target.is_sqlite else "crm")
-    return Table(name, MetaData(), schema=schema, autoload_with=target.engine)
-
-
-def _first_key(conn, table):
-    (pk,) = table.primary_key.columns
-    return pk, conn.execute(select(pk).order_by(pk).limit(1)).scalar_one()
-
-
-@pytest.fixture
-def crm(target):
-    """The demo CRM after one run of every category, Jeanne in one active and one archived row
-    of every table that holds e-mails, and in the tracking data."""
-    seed_demo(target.engine, None if target.is_sqlite else "crm", AS_OF)
-    policy = load_policy()
-    for key in policy.categories:
-        run_category(target, policy, AS_OF, category=key, run_id=f"schedule-{key}")
-    tables = {(name, archive): _table(target, name, archive) for name in EMAIL_COLUMNS for archive in (False, True)}
-    cookies = _table(target, "tracking_cookies")
-    with target.engine.begin() as conn:
-        for name, column in EMAIL_COLUMNS.items():
-            for archive in (False, True):
-                table = tables[(name, archive)]
-                pk, first = _first_key(conn, table)
-                written = f"  {EMAIL.upper()} " if archive else EMAIL  # case and spaces do not matter
-                conn.execute(update(table).where(pk == first).values({column: written}))
-        pk, first = _first_key(conn, cookies)
-        conn.execute(update(cookies).where(pk == first).values(visitor_key=VISITOR))
-    return target
 
 
 def _erase(target, **identifiers):

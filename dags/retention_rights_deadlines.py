@@ -1,0 +1,37 @@
+"""
+# Rights-request deadlines
+
+Every morning, list the open data-subject requests that are due within 7 days, and fail
+if one is overdue (GDPR art. 12(3): one month from receipt, three when extended). Reads
+the register named by the policy key `rights_register`; changes nothing.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable, task
+
+from include.retention.policy import load_policy
+from include.retention_airflow import tasks as engine
+
+POLICY = load_policy()
+
+with DAG(
+    dag_id="retention_rights_deadlines",
+    description="Fail on overdue data-subject requests; list those due within 7 days",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("0 7 * * *", timezone=POLICY.timezone),
+    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=True,
+    tags=["retention", "gdpr", "rights"],
+    default_args={"owner": "data-protection", "retries": 1, "retry_delay": pendulum.duration(minutes=10)},
+) as dag:
+
+    @task
+    def check_deadlines() -> list:
+        """Overdue requests fail the run; those due within 7 days are listed in the log."""
+        return engine.rights_deadlines()
+
+    check_deadlines()

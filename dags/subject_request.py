@@ -1,0 +1,65 @@
+"""
+# Data-subject request
+
+Trigger it from the UI with the form when a person exercises a right. The request is
+recorded in the rights-request register (policy key `rights_register`) with its deadline:
+one month from receipt, three months when extended (give the reason). A request whose
+identity check is `pending` is recorded and stops (its deadline runs). A reference is
+handled once: a second run with the same reference is refused.
+
+Carried out automatically in this version: **erasure** - the person's rows are deleted
+in every category, active and archive, children included, in one transaction, except
+where a legal obligation keeps them (categories with `on_erasure: keep`, e.g. invoices
+for 10 years): the outcome per table, with the legal basis, is in the register and the
+task log. Other request types are recorded with their deadline and the task fails saying
+so: handle them by hand until they are automated.
+
+Identifiers are validated before anything is written. The audit trail stores only their
+keyed hashes (Variable `retention_subject_secret`); the task log shows counts, never an
+identifier.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from include.retention.requests import REQUEST_TYPES
+from include.retention_airflow import tasks as engine
+
+IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
+
+with DAG(
+    dag_id="subject_request",
+    description="Record and carry out a data-subject request (GDPR art. 15-21)",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Paris"),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,  # only ever triggered by hand
+    tags=["retention", "gdpr", "rights"],
+    default_args={"owner": "data-protection", "retries": 0},
+    params={
+        "request_type": Param("erasure", enum=list(REQUEST_TYPES),
+                              description="What the person asks for (erasure is carried out automatically)."),
+        "reference": Param("", type="string", minLength=1, maxLength=64, pattern=r"^[A-Za-z0-9_.:/-]+$",
+                           description="The request's reference (unique), e.g. DDP-2026-0042."),
+        "received": Param("", type="string", format="date", description="Date the request was received (YYYY-MM-DD)."),
+        "identity": Param("pending", enum=["verified", "pending"],
+                          description="Identity check: a pending request is recorded and stops."),
+        "email": Param(None, **IDENTIFIER, description="The person's e-mail address, if given."),
+        "phone": Param(None, **IDENTIFIER, description="The person's phone number, if given."),
+        "customer_number": Param(None, **IDENTIFIER, description="The person's customer number, if given."),
+        "visitor_id": Param(None, **IDENTIFIER, description="The web visitor's tracking id, if given."),
+        "extension_reason": Param(None, type=["null", "string"], maxLength=500,
+                                  description="Why the deadline is extended by two months (complex request)."),
+    },
+) as dag:
+
+    @task
+    def handle_request() -> dict:
+        """Record the request, then carry it out once the identity is verified."""
+        return engine.subject_request()
+
+    handle_request()

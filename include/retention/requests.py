@@ -1,0 +1,206 @@
+"""The register of data-subject requests: what was asked, by when it must be answered, and
+what was done, per table.
+
+Every request is recorded, whatever happens next: a request whose identity check is still
+pending is recorded and stops there; a verified one is handled and its outcome written.
+The register is a table of the project (``register_table``) named by the policy key
+``rights_register``; the category whose table it is governs its retention (kept while the
+request is open, then archived as evidence). It holds what the answer needs (reference,
+type, dates, outcome per table, the requester's e-mail to reply to) - the audit trail only
+holds keyed hashes.
+
+Deadlines (GDPR art. 12(3)): one month from receipt, calendar arithmetic in the company's
+time zone (received 31 January -> due 28 February); extendable by two more months for a
+complex request, with its reason recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from . import audit
+from .audit import RunContext
+from .erasure import REQUEST_EVENTS, erase_in
+from .errors import RetentionError
+from .periods import Period
+from .policy import RetentionPolicy
+from .subjects import Subject, SubjectKey
+from .target import Target
+
+REQUEST_TYPES = ("access", "portability", "rectification", "erasure", "opposition", "consent_withdrawal")
+STATUSES = ("pending_identity", "in_progress", "completed", "failed")
+RESPONSE_PERIOD = Period(months=1)
+EXTENDED_PERIOD = Period(months=3)  # the month, plus two more (art. 12(3))
+
+
+def register_table(schema: str | None, name: str) -> Table:
+    """The register's layout (the project's own table, in the active schema)."""
+    return Table(
+        name, MetaData(),
+        Column("request_id", Integer, primary_key=True, autoincrement=True),
+        Column("reference", String(64), nullable=False, unique=True),
+        Column("request_type", String(30), nullable=False),
+        Column("requester_email", String(200)),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("due_at", Date, nullable=False),
+        Column("extended", Boolean, nullable=False, default=False),
+        Column("extension_reason", Text),
+        Column("identity_verified", Boolean, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("closed_at", DateTime(timezone=True)),
+        Column("outcome", Text),
+        schema=schema,
+    )
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request as received: what the form says."""
+
+    reference: str
+    request_type: str
+    received: date
+    identity_verified: bool
+    requester_email: str | None = None
+    extension_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.request_type not in REQUEST_TYPES:
+            raise RetentionError(f"request type {self.request_type!r}: use one of {', '.join(REQUEST_TYPES)}")
+        if not self.reference.strip():
+            raise RetentionError("the request reference is empty")
+
+    @property
+    def due(self) -> date:
+        return due_date(self.received, extended=self.extension_reason is not None)
+
+
+def due_date(received: date, *, extended: bool = False) -> date:
+    """One month after receipt, three when extended (art. 12(3)), counted from receipt."""
+    return (EXTENDED_PERIOD if extended else RESPONSE_PERIOD).add_to(received)
+
+
+def record(conn: Connection, register: Table, request: RequestRecord, received_at: datetime) -> int:
+    """Write the request (status ``pending_identity`` or ``in_progress``); refuse a reference
+    that is already registered, so a retried trigger never handles a request twice."""
+    known = conn.execute(select(register.c.request_id, register.c.status)
+                         .where(register.c.reference == request.reference)).first()
+    if known:
+        raise RetentionError(f"request {request.reference!r} is already in the register "
+                             f"(id {known.request_id}, status {known.status})")
+    return conn.execute(insert(register).values(
+        reference=request.reference, request_type=request.request_type, requester_email=request.requester_email,
+        received_at=received_at, due_at=request.due, extended=request.extension_reason is not None,
+        extension_reason=request.extension_reason, identity_verified=request.identity_verified,
+        status="in_progress" if request.identity_verified else "pending_identity",
+    ).returning(register.c.request_id)).scalar_one()
+
+
+def close(conn: Connection, register: Table, request_id: int, status: str, outcome: dict[str, Any]) -> None:
+    """Write the outcome (per table) and close the request."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    conn.execute(update(register).where(register.c.request_id == request_id).values(
+        status=status, outcome=json.dumps(outcome, sort_keys=True, default=str),
+        closed_at=datetime.now(timezone.utc) if status in ("completed", "failed") else None))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    reference: str
+    request_type: str
+    due: date
+    days_left: int  # negative: overdue
+
+
+def open_deadlines(conn: Connection, register: Table, today: date, within_days: int = 7) -> list[Deadline]:
+    """Open requests that are overdue or due within ``within_days``, most urgent first."""
+    rows = conn.execute(select(register.c.reference, register.c.request_type, register.c.due_at)
+                        .where(register.c.closed_at.is_(None)).order_by(register.c.due_at))
+    deadlines = [Deadline(r.reference, r.request_type, r.due_at, (r.due_at - today).days) for r in rows]
+    return [d for d in deadlines if d.days_left <= within_days]
+
+
+@dataclass
+class Handled:
+    """What the handling of one request did."""
+
+    request_id: int
+    status: str
+    outcome: dict[str, Any]
+
+
+def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: RequestRecord, subject: Subject,
+           ctx: RunContext, received_at: datetime) -> Handled:
+    """Record the request, then - once the identity is verified - carry it out.
+
+    The record is committed first, so that every request is in the register even if its
+    handling fails; the handling and the closing of the request are one transaction, so a
+    request is either fully carried out and marked ``completed``, or not at all.
+    """
+    register = ensure_register(target, policy)
+    target.ensure_archive_schema()  # where the audit log lives, even before any scheduled run
+    hashes = subject.hashes(key)
+    with target.engine.begin() as conn:
+        request_id = record(conn, register, request, received_at)
+        status = "in_progress" if request.identity_verified else "pending_identity"
+        _audit_request(conn, target, policy, ctx, request, hashes, status)
+    if not request.identity_verified:
+        return Handled(request_id, status, {})
+    if request.request_type != "erasure":
+        raise RetentionError(f"request type {request.request_type!r} is not handled by this version: "
+                             f"request {request.reference} is recorded, handle it by hand")
+    with target.engine.begin() as conn:
+        result = erase_in(conn, target, policy, subject, key, ctx)
+        close(conn, register, request_id, "completed", result.to_dict())
+    return Handled(request_id, "completed", result.to_dict())
+
+
+def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
+    """The register named by the policy, created with the project's layout if missing; an
+    existing one must have every column of that layout."""
+    if not policy.rights_register:
+        raise RetentionError(f"{policy.source}: rights_register is not set: name the table that records "
+                             "data-subject requests (a table of the category that governs them)")
+    register = register_table(target.source_schema(policy.source_schema), policy.rights_register)
+    with target.engine.begin() as conn:
+        inspector = inspect(conn)
+        if not inspector.has_table(register.name, schema=register.schema):
+            register.create(conn)
+            return register
+        present = {c["name"] for c in inspector.get_columns(register.name, schema=register.schema)}
+    missing = [c.name for c in register.columns if c.name not in present]
+    if missing:
+        raise RetentionError(f"rights register {register.name} lacks column(s) {', '.join(missing)} "
+                             "of the project's layout (include/retention/requests.py: register_table)")
+    return register
+
+
+def _audit_request(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,
+                   request: RequestRecord, hashes: list[str], status: str) -> None:
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    audit.ensure_audit_table(conn, trail)
+    for subject_hash in hashes:
+        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request", row_count=0,
+                     subject_hash=subject_hash, details={"request_type": request.request_type, "outcome": status,
+                                                        "due": request.due})

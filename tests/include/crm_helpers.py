@@ -1,0 +1,52 @@
+"""The demo CRM as a test bed for data-subject requests: Jeanne is in one active and one archived
+row of every table that holds an e-mail, and in the tracking data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import MetaData, Table, select, update
+
+from engine_helpers import run_category
+from include.demo.seed import seed_demo
+from include.retention.policy import load_policy
+from include.retention.subjects import SubjectKey
+
+AS_OF = date(2026, 11, 26)
+KEY = SubjectKey("erasure-test-key-" + "k" * 30, "test")
+EMAIL, PHONE, VISITOR = "Jeanne.Martin@Example.FR", "06 12 34 56 78", "visitor-jeanne-0001"
+# Where the demo holds an e-mail (active table -> its column; archive tables keep the same name).
+EMAIL_COLUMNS = {"web_form_submissions": "email", "prospects": "email", "customers": "email",
+                 "subscriptions": "billing_email", "suppliers": "contact_email", "rights_requests": "requester_email"}
+
+
+def crm_table(target, name, archive=False):
+    schema = "archive" if archive else (None if target.is_sqlite else "crm")
+    return Table(name, MetaData(), schema=schema, autoload_with=target.engine)
+
+
+def _first_key(conn, table):
+    (pk,) = table.primary_key.columns
+    return pk, conn.execute(select(pk).order_by(pk).limit(1)).scalar_one()
+
+
+@pytest.fixture
+def crm(target):
+    """The demo CRM after one run of every category, with Jeanne in it."""
+    seed_demo(target.engine, None if target.is_sqlite else "crm", AS_OF)
+    policy = load_policy()
+    for key in policy.categories:
+        run_category(target, policy, AS_OF, category=key, run_id=f"schedule-{key}")
+    tables = {(name, archive): crm_table(target, name, archive) for name in EMAIL_COLUMNS for archive in (False, True)}
+    cookies = crm_table(target, "tracking_cookies")
+    with target.engine.begin() as conn:
+        for name, column in EMAIL_COLUMNS.items():
+            for archive in (False, True):
+                table = tables[(name, archive)]
+                pk, first = _first_key(conn, table)
+                written = f"  {EMAIL.upper()} " if archive else EMAIL  # case and spaces do not matter
+                conn.execute(update(table).where(pk == first).values({column: written}))
+        pk, first = _first_key(conn, cookies)
+        conn.execute(update(cookies).where(pk == first).values(visitor_key=VISITOR))
+    return target
