@@ -7,12 +7,20 @@ one month from receipt, three months when extended (give the reason). A request 
 identity check is `pending` is recorded and stops (its deadline runs). A reference is
 handled once: a second run with the same reference is refused.
 
-Carried out automatically in this version: **erasure** - the person's rows are deleted
-in every category, active and archive, children included, in one transaction, except
-where a legal obligation keeps them (categories with `on_erasure: keep`, e.g. invoices
-for 10 years): the outcome per table, with the legal basis, is in the register and the
-task log. Other request types are recorded with their deadline and the task fails saying
-so: handle them by hand until they are automated.
+What each type does once the identity is verified (the outcome per table is in the
+register and the task log):
+
+- **access** / **portability**: a zip (JSON + one CSV per table) in `$RETENTION_EXPORTS_DIR`,
+  with each category's purpose, legal basis and periods; portability holds only the
+  columns the person provided (`provided_columns`);
+- **rectification**: `changes` (`{"table": {"column": "new value"}}`) applied to the person's
+  active rows after every value is checked; a start date needs `correct_start_date`;
+- **erasure**: the person's rows deleted in every category, active and archive, children
+  included, in one transaction - except where a legal obligation keeps them
+  (`on_erasure: keep`, e.g. invoices for 10 years), which the outcome says with the basis;
+- **opposition** (to prospection): the prospection data deleted and the e-mail/phone put on
+  the suppression list (keyed hashes), which imports and a post-run check honour;
+- **consent_withdrawal**: the visitor's tracking data deleted at once, whatever its age.
 
 Identifiers are validated before anything is written. The audit trail stores only their
 keyed hashes (Variable `retention_subject_secret`); the task log shows counts, never an
@@ -41,8 +49,7 @@ with DAG(
     tags=["retention", "gdpr", "rights"],
     default_args={"owner": "data-protection", "retries": 0},
     params={
-        "request_type": Param("erasure", enum=list(REQUEST_TYPES),
-                              description="What the person asks for (erasure is carried out automatically)."),
+        "request_type": Param("erasure", enum=list(REQUEST_TYPES), description="What the person asks for."),
         "reference": Param("", type="string", minLength=1, maxLength=64, pattern=r"^[A-Za-z0-9_.:/-]+$",
                            description="The request's reference (unique), e.g. DDP-2026-0042."),
         "received": Param("", type="string", format="date", description="Date the request was received (YYYY-MM-DD)."),
@@ -54,6 +61,10 @@ with DAG(
         "visitor_id": Param(None, **IDENTIFIER, description="The web visitor's tracking id, if given."),
         "extension_reason": Param(None, type=["null", "string"], maxLength=500,
                                   description="Why the deadline is extended by two months (complex request)."),
+        "changes": Param(None, type=["null", "object"],
+                         description='Rectification only: {"table": {"column": "new value"}}.'),
+        "correct_start_date": Param(False, type="boolean",
+                                    description="Rectification only: the request corrects a retention start date."),
     },
 ) as dag:
 

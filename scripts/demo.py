@@ -5,7 +5,8 @@
    ``.demo/target.archive.db``) - every run starts from the same fresh data;
 3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today;
 4. prints one row per category, read back from the audit log, and each run's certificate;
-5. answers "was person X erased?" for two prospects, and writes the DPO report.
+5. erases the most recent prospect through the subject_request DAG, answers "was person X
+   erased?" for two prospects, and writes the DPO report.
 
 Run it with ``make demo``, which sets the Airflow environment before Python starts.
 """
@@ -70,6 +71,13 @@ def main() -> int:
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
     state = "intact" if chain.intact else f"BROKEN at event {chain.broken_at}: {chain.reason}"
     print(f"\n==> Audit log: {chain.events} events, hash chain {state}")
+    request = run_erasure_request(people[1], as_of)
+    print(f"\n==> Erasure request {request['reference']} for the most recent prospect, through the subject_request DAG:")
+    print(f"    {request['status']}: {request['erased']} rows erased, {request['kept']} kept")
+    for table in request["tables"]:
+        kept = f", kept: {table['kept_because']}" if table["kept_because"] else ""
+        print(f"      {table['category']}.{table['table']}{' (archive)' if table['archive'] else ''}: "
+              f"{table['found']} found, {table['erased']} erased{kept}")
     answer_erasure_questions(policy, people)
     print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
     for dag_id, run_id in run_ids:
@@ -112,6 +120,25 @@ def answer_erasure_questions(policy, people: list[str]) -> None:
         print(f"    {masked:<28} {answer.verdict:<10} active rows {answer.active_rows}, "
               f"archived rows {answer.archived_rows}, hash {answer.subject_hash[:16]}...")
     target.dispose()
+
+
+def run_erasure_request(email: str, as_of: date) -> dict:
+    """What the DPO does when a person asks to be erased: trigger subject_request with the form."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    conf = {"request_type": "erasure", "reference": f"DDP-DEMO-{as_of:%Y%m%d}", "received": as_of.isoformat(),
+            "identity": "verified", "email": email}
+    with _output_to(RUN_LOG):
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "subject_request.py")).get_dag("subject_request")
+        dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    if dag_run.state != "success":
+        raise SystemExit(f"subject_request ended {dag_run.state}; the task logs are in {RUN_LOG}")
+    target = connect(f"sqlite:///{TARGET}")  # the outcome, as the DPO reads it in the register
+    with target.read() as conn:
+        status, outcome = conn.execute(text("SELECT status, outcome FROM rights_requests WHERE reference = :r"),
+                                       {"r": conf["reference"]}).one()
+    target.dispose()
+    return {"reference": conf["reference"], "status": status, **json.loads(outcome)}
 
 
 def run_dpo_report(as_of: date) -> Path:

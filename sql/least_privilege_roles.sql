@@ -11,6 +11,9 @@ GRANT USAGE ON SCHEMA "crm" TO retention_pipeline;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "crm" TO retention_pipeline;
 DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO retention_pipeline', current_database()); END $$;
 
+-- Keyed hashes in SQL: the post-run check compares prospects with the suppression list.
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+
 -- The archive schema and the audit log belong to the administrator, not to the pipeline.
 CREATE SCHEMA IF NOT EXISTS "archive";
 CREATE TABLE IF NOT EXISTS archive.retention_audit (

@@ -19,10 +19,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from faker import Faker
-from sqlalchemy import Engine, MetaData, insert, text
+from sqlalchemy import Engine, MetaData, Table, insert, text
 
 from include.retention.periods import Period
 from include.retention.requests import due_date
+from include.retention.subjects import SubjectKey
+from include.retention.suppression import CONTACT_KINDS, refuse_suppressed
 
 from .schema import build_metadata
 
@@ -72,15 +74,25 @@ def create_demo_schema(engine: Engine, schema: str | None) -> MetaData:
     return metadata
 
 
-def seed_demo(engine: Engine, schema: str | None, as_of: date, seed: int = 42, per_phase: int = 6) -> dict[str, int]:
-    """Create and fill the demo CRM; returns rows inserted per table."""
-    metadata = create_demo_schema(engine, schema)
+def seed_demo(engine: Engine, schema: str | None, as_of: date, seed: int = 42, per_phase: int = 6,
+              suppression: tuple[Table, SubjectKey] | None = None) -> dict[str, int]:
+    """Create and fill the demo CRM; returns rows inserted per table.
+
+    With ``suppression`` (the list and the subject key), prospects are imported the way any
+    import must be: a batch holding an address of someone who opposed prospection is
+    refused before anything is written.
+    """
     faker = Faker("fr_FR")
     faker.seed_instance(seed)
     rng = random.Random(seed)
-    rows: dict[str, list[dict[str, Any]]] = {name.split(".")[-1]: [] for name in metadata.tables}
+    rows: dict[str, list[dict[str, Any]]] = {name.split(".")[-1]: [] for name in build_metadata(schema).tables}
     for build in (_web_forms, _tracking, _prospects, _customers, _subscriptions, _suppliers, _rights_requests):
         build(rows, faker, rng, as_of, per_phase)
+    if suppression is not None:
+        with engine.connect() as conn:
+            for kind in CONTACT_KINDS:
+                refuse_suppressed(conn, *suppression, kind, (r[kind] for r in rows["prospects"]))
+    metadata = create_demo_schema(engine, schema)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             data = rows[table.name]

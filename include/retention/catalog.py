@@ -205,6 +205,7 @@ def _named_columns(node: TableBase) -> list[tuple[str, str]]:
     named = [("primary_key", c) for c in node.primary_key]
     named += [("archive_columns", c) for c in node.archive_columns]
     named += [(f"subject_identifiers.{kind}", c) for kind, cols in node.subject_identifiers.items() for c in cols]
+    named += [("provided_columns", c) for c in node.provided_columns]
     named += [("foreign_key", c) for c in getattr(node, "foreign_key", [])]
     if isinstance(node, TablePolicy):
         named += [("scope", c) for c in columns_of(node.scope)]

@@ -1,5 +1,8 @@
 """Erasure on request (GDPR art. 17): delete a person's rows wherever no obligation keeps them.
 
+(Also what a withdrawn consent and an opposition to prospection delete: the categories that
+list those requests in ``deleted_on``, at once, whatever the age of the rows.)
+
 One request is one transaction: every row about the person, in every category, active
 and archive, children first, is deleted - or nothing is, if anything fails. What must
 be kept is kept and said, per table:
@@ -85,23 +88,40 @@ def under_legal_hold(node: TableNode, side: str) -> ColumnElement[bool]:
     return false()
 
 
-def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext) -> ErasureResult:
+def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext,
+          request_type: str = "erasure") -> ErasureResult:
     """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        return erase_in(conn, target, policy, subject, key, ctx)
+        return erase_in(conn, target, policy, subject, key, ctx, request_type)
 
 
 def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey,
-             ctx: RunContext) -> ErasureResult:
-    """``erase`` inside the caller's transaction (the request register closes in the same one)."""
+             ctx: RunContext, request_type: str = "erasure") -> ErasureResult:
+    """``erase`` inside the caller's transaction (the request register closes in the same one).
+
+    ``erasure`` covers every category and honours ``on_erasure: keep``; ``consent_withdrawal``
+    and ``opposition`` cover the categories that list them in ``deleted_on``, whatever the
+    age of the rows.
+    """
+    categories = _categories_for(policy, request_type)
     result = ErasureResult(subject.hashes(key))
-    held = locate(conn, target, policy, subject)
-    erasable = locate(conn, target, policy, subject, restrict=_erasable(policy))
-    erased = _delete(conn, policy, erasable)
+    held = locate(conn, target, policy, subject, categories=categories)
+    erasable = locate(conn, target, policy, subject, restrict=_erasable(policy), categories=categories)
+    erased = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
     result.tables = [_outcome(policy, found, erased) for found in held]
-    _audit(conn, target, policy, ctx, result)
+    _audit(conn, target, policy, ctx, result, request_type)
     return result
+
+
+def _categories_for(policy: RetentionPolicy, request_type: str) -> list[str]:
+    if request_type == "erasure":
+        return list(policy.categories)
+    chosen = [key for key, category in policy.categories.items() if request_type in category.deleted_on]
+    if not chosen:
+        raise RetentionError(f"{policy.source}: no category lists {request_type!r} in deleted_on, so this request "
+                             "would delete nothing; say which categories it concerns")
+    return chosen
 
 
 def _erasable(policy: RetentionPolicy):
@@ -118,7 +138,8 @@ def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNo
                             for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
 
 
-def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found]) -> dict[tuple[str, str, str], int]:
+def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
+            honour_keep: bool) -> dict[tuple[str, str, str], int]:
     """Children before parents, dependants' categories before their parents' categories, so
     that no foreign key is left dangling and a kept dependant still protects its parent."""
     def order(found: Found) -> tuple[int, int]:
@@ -127,7 +148,7 @@ def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found]) ->
 
     erased: dict[tuple[str, str, str], int] = {}
     for found in sorted(erasable, key=order):
-        if policy.categories[found.category].on_erasure == "keep":
+        if honour_keep and policy.categories[found.category].on_erasure == "keep":
             continue
         removed = conn.execute(delete(found.table).where(found.where)).rowcount
         erased[(found.category, found.node.name, found.side)] = removed
@@ -141,14 +162,15 @@ def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str,
         raise RetentionError(f"erasure of {found.node.name}: {removed} rows deleted but {found.rows} were found; "
                              "rolled back")
     reason = None
-    if category.on_erasure == "keep":
+    if category.on_erasure == "keep" and removed == 0:
         reason = f"legal obligation: {category.legal_basis}"
     elif removed < found.rows:
         reason = "needed by kept rows of another category (or under a legal hold)"
     return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
 
 
-def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult) -> None:
+def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult,
+           request_type: str) -> None:
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     first_hash = result.subject_hashes[0]
@@ -159,6 +181,6 @@ def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunCo
     for subject_hash in result.subject_hashes:
         audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request",
                      row_count=result.erased, subject_hash=subject_hash,
-                     details={"request_type": "erasure", "outcome": "completed", "erased": result.erased,
+                     details={"request_type": request_type, "outcome": "completed", "erased": result.erased,
                               "kept": result.kept, "tables": len(result.tables)})
 

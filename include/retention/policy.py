@@ -182,6 +182,8 @@ class TableBase(_Strict):
     primary_key: ColumnList
     archive_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
     subject_identifiers: dict[Identifier, ColumnList] = {}
+    # The columns the person gave us (a form's fields): what a portability export holds.
+    provided_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
     anonymize: dict[Identifier, AnonymizeRule] = {}
     children: list["ChildTable"] = []
 
@@ -251,6 +253,10 @@ class Category(_Strict):
     # or ``keep`` them because a legal obligation requires it (accounting records, evidence
     # that a request was handled); the answer to the person then names ``legal_basis``.
     on_erasure: Literal["delete", "keep"] = "delete"
+    # Requests other than erasure that delete this category's rows at once, whatever their
+    # age: ``consent_withdrawal`` (tracking that exists only by consent), ``opposition``
+    # (prospection; the person is also put on the suppression list).
+    deleted_on: list[Literal["consent_withdrawal", "opposition"]] = []
     batch_size: int | None = Field(default=None, ge=1)
     tables: list[TablePolicy] = Field(min_length=1)
 

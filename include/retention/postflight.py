@@ -13,7 +13,9 @@ Per table of the category, with the same clock expressions as ``plan``:
 * ``anonymised_columns_follow_rules`` - anonymised rows hold only NULLs or generalised
   values;
 * ``archive_counts_reconcile`` - rows this run removed from the active base arrived in
-  the archive: those still there, plus those the same run then destroyed or anonymised.
+  the archive: those still there, plus those the same run then destroyed or anonymised;
+* ``no_suppressed_subjects`` (categories with ``deleted_on: [opposition]``) - no active row
+  belongs to a person on the suppression list.
 
 Every check is one query with bound parameters, run in the database - plain SQLAlchemy
 rather than Great Expectations, whose custom-SQL expectations take SQL text: these checks
@@ -36,7 +38,10 @@ from .catalog import TableNode, archive_exists
 from .clock import add_period
 from .policy import Category, PrefixRule, RoundRule
 from .quality import CheckResult, conclude_gate
+from .errors import RetentionError
 from .steps import StepContext, open_step
+from .subjects import KEY_ENV_VAR, KEY_VARIABLE
+from .suppression import suppressed_active_rows, suppression_table
 
 log = logging.getLogger(__name__)
 SUITE = "post_run"
@@ -50,6 +55,8 @@ def post_run_gate(step: StepContext) -> list[CheckResult]:
         for root in nodes:
             # A dry run changed nothing, so overdue rows are expected: reported, not blocking.
             results.append(_overdue_active(conn, root, step, blocking=not step.ctx.dry_run))
+            if "opposition" in step.category.deleted_on:
+                results.append(_suppressed(conn, root, step))
             for node, category in _archived_trees(conn, root, step.category):
                 results += _archive_checks(conn, node, category, step, is_root=node is root)
     return conclude_gate(step, results, "post-run", "the run's batches are committed - investigate before the next run")
@@ -63,6 +70,17 @@ def _overdue_active(conn: Connection, root: TableNode, step: StepContext, blocki
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
+
+
+def _suppressed(conn: Connection, root: TableNode, step: StepContext) -> CheckResult:
+    """Active rows of a prospection category whose person opposed prospection: they came back
+    by some path other than the guarded import, and must not be contacted."""
+    if step.subject_key is None:
+        raise RetentionError(f"category {step.category.key} lists opposition in deleted_on: its post-run check "
+                             f"needs the subject key ({KEY_VARIABLE!r} Variable or ${KEY_ENV_VAR})")
+    found = suppressed_active_rows(conn, suppression_table(step.target.archive_schema), step.subject_key, root,
+                                   step.target.dialect)
+    return _check(root.name, "no_suppressed_subjects", found.rows)
 
 
 def _archived_trees(conn: Connection, root: TableNode, category: Category) -> list[tuple[TableNode, Category]]:

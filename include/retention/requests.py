@@ -42,9 +42,12 @@ from . import audit
 from .audit import RunContext
 from .erasure import REQUEST_EVENTS, erase_in
 from .errors import RetentionError
+from .export import export_subject
 from .periods import Period
 from .policy import RetentionPolicy
+from .rectify import rectify_in
 from .subjects import Subject, SubjectKey
+from .suppression import suppress, suppression_table
 from .target import Target
 
 REQUEST_TYPES = ("access", "portability", "rectification", "erasure", "opposition", "consent_withdrawal")
@@ -151,7 +154,8 @@ class Handled:
 
 
 def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: RequestRecord, subject: Subject,
-           ctx: RunContext, received_at: datetime) -> Handled:
+           ctx: RunContext, received_at: datetime, changes: dict[str, dict[str, Any]] | None = None,
+           correct_start_date: bool = False) -> Handled:
     """Record the request, then - once the identity is verified - carry it out.
 
     The record is committed first, so that every request is in the register even if its
@@ -167,13 +171,27 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
         _audit_request(conn, target, policy, ctx, request, hashes, status)
     if not request.identity_verified:
         return Handled(request_id, status, {})
-    if request.request_type != "erasure":
-        raise RetentionError(f"request type {request.request_type!r} is not handled by this version: "
-                             f"request {request.reference} is recorded, handle it by hand")
+    if request.request_type in ("access", "portability"):
+        with target.read() as conn:
+            path, counts = export_subject(conn, target, policy, subject, request.reference, request.request_type)
+        outcome = {"export": str(path), "rows": counts, "no_data_held": not counts}
+        with target.engine.begin() as conn:
+            close(conn, register, request_id, "completed", outcome)
+            _audit_request(conn, target, policy, ctx, request, hashes, "completed", sum(counts.values()))
+        return Handled(request_id, "completed", outcome)
     with target.engine.begin() as conn:
-        result = erase_in(conn, target, policy, subject, key, ctx)
-        close(conn, register, request_id, "completed", result.to_dict())
-    return Handled(request_id, "completed", result.to_dict())
+        if request.request_type == "rectification":
+            done = rectify_in(conn, target, policy, subject, key, ctx, changes or {}, correct_start_date)
+            outcome = {"tables": [{"table": d.table, "columns": d.columns, "rows": d.rows} for d in done]}
+            _audit_request(conn, target, policy, ctx, request, hashes, "completed", sum(d.rows for d in done))
+        else:
+            result = erase_in(conn, target, policy, subject, key, ctx, request.request_type)
+            outcome = result.to_dict()
+            if request.request_type == "opposition":
+                outcome["suppressed"] = suppress(conn, suppression_table(target.archive_schema), subject, key,
+                                                 ctx.as_of, request.reference)
+        close(conn, register, request_id, "completed", outcome)
+    return Handled(request_id, "completed", outcome)
 
 
 def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
@@ -197,10 +215,12 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
 
 
 def _audit_request(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,
-                   request: RequestRecord, hashes: list[str], status: str) -> None:
+                   request: RequestRecord, hashes: list[str], status: str, rows: int = 0) -> None:
+    """One ``rights_request`` event per identifier hash (a lookup by any of them finds it).
+    (Erasures write theirs in ``erasure``, with the counts per table.)"""
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     for subject_hash in hashes:
-        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request", row_count=0,
+        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request", row_count=rows,
                      subject_hash=subject_hash, details={"request_type": request.request_type, "outcome": status,
                                                         "due": request.due})

@@ -52,6 +52,9 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         f"DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {PIPELINE_ROLE}', current_database()); "
         "END $$;",
         "",
+        "-- Keyed hashes in SQL: the post-run check compares prospects with the suppression list.",
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
+        "",
         "-- The archive schema and the audit log belong to the administrator, not to the pipeline.",
         f'CREATE SCHEMA IF NOT EXISTS "{archive}";',
         f"{create_trail};",

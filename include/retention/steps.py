@@ -15,6 +15,7 @@ from . import audit
 from .audit import RunContext
 from .catalog import TableNode, ensure_archive_tables, open_category
 from .policy import Category, RetentionPolicy
+from .subjects import SubjectKey
 from .target import Target
 
 
@@ -24,10 +25,13 @@ class StepContext:
     policy: RetentionPolicy
     category: Category
     ctx: RunContext
+    # The HMAC key, for the categories whose checks compare rows with the suppression list.
+    subject_key: SubjectKey | None = None
 
     @classmethod
-    def build(cls, target: Target, policy: RetentionPolicy, category_key: str, ctx: RunContext) -> "StepContext":
-        return cls(target, policy, policy.category(category_key), ctx)
+    def build(cls, target: Target, policy: RetentionPolicy, category_key: str, ctx: RunContext,
+              subject_key: SubjectKey | None = None) -> "StepContext":
+        return cls(target, policy, policy.category(category_key), ctx, subject_key)
 
     @property
     def audit_table(self) -> Table:

@@ -20,9 +20,9 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import and_, case, false, func, literal, not_, or_, select
+from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,6 +54,10 @@ class SubjectKey:
 
     def digest(self, message: str) -> str:
         return hmac.new(self._secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def as_sql_parameter(self) -> Any:
+        """The key as a bound parameter, for ``keyed_hash_sql`` (never inlined in the SQL text)."""
+        return bindparam("subject_key", self._secret.decode("utf-8"), type_=String, literal_execute=False)
 
     def __repr__(self) -> str:
         return "SubjectKey(<hidden>)"
@@ -128,6 +132,17 @@ def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
     return func.trim(column)
 
 
+def keyed_hash_sql(key: SubjectKey, kind: str, column: Any, dialect: str) -> ColumnElement[str]:
+    """``subject_hash`` computed by the database, so that a whole table can be compared with
+    the suppression list in one statement: pgcrypto's ``hmac()`` on PostgreSQL (the extension
+    must be installed), a function the target registers on SQLite."""
+    message = literal(f"{kind}:") + normalised_sql(kind, column)
+    if dialect == "sqlite":
+        return func.retention_hmac_sha256(key.as_sql_parameter(), message)
+    return func.encode(func.hmac(func.convert_to(message, "UTF8"), func.convert_to(key.as_sql_parameter(), "UTF8"),
+                                 literal("sha256", Text)), "hex")
+
+
 @dataclass(frozen=True)
 class Subject:
     """A person, as the identifiers given for them (kind, normalised value).
@@ -177,16 +192,19 @@ class Found:
 
 
 def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
-           restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
+           restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None,
+           categories: Iterable[str] | None = None) -> list[Found]:
     """Every table side of every category with the subject's rows and child rows (counts > 0).
 
     The policy's identifiers are checked against the live database first (``open_category``).
     Matching is set-based SQL on normalised values: case and spaces of e-mails, separators
     and national form of phone numbers do not matter. ``restrict(root, side)`` narrows the
     root rows (and so their children): erasure uses it to spare rows it must keep.
+    ``categories`` limits the search (default: every category).
     """
     found: list[Found] = []
-    for category in policy.categories.values():
+    wanted = set(policy.categories if categories is None else categories)
+    for category in (c for c in policy.categories.values() if c.key in wanted):
         declared = {kind for table in category.tables for node in table.walk() for kind in node.subject_identifiers}
         if not declared & subject.kinds:
             continue

@@ -10,6 +10,8 @@ which is what keeps a batch's copy and delete atomic.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,12 @@ def connect(url: str, archive_schema: str = "archive") -> Target:
     return Target(create_engine(parsed, pool_pre_ping=True), archive_schema)
 
 
+def _hmac_sha256(key: str | None, message: str | None) -> str | None:
+    if key is None or message is None:
+        return None
+    return hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def _sqlite_engine(url: str, archive_schema: str) -> Engine:
     parsed = make_url(url)
     if not parsed.database or parsed.database == ":memory:":
@@ -91,6 +99,8 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
         # Hand transaction control to SQLAlchemy (pysqlite's implicit BEGIN only covers
         # DML, which would leave the batch's boundary query outside the transaction).
         dbapi_conn.isolation_level = None
+        # Keyed hashes in SQL (subjects.keyed_hash_sql), as pgcrypto's hmac() does on PostgreSQL.
+        dbapi_conn.create_function("retention_hmac_sha256", 2, _hmac_sha256, deterministic=True)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f'ATTACH DATABASE ? AS "{archive_schema}"', (archive_file,))

@@ -79,9 +79,10 @@ def _opened(category: str) -> Iterator[StepContext]:
             policy_version=policy.version,
             dry_run=bool(context["params"].get("dry_run")),
         )
+        key = subject_key() if "opposition" in policy.category(category).deleted_on else None
         target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
         try:
-            yield StepContext.build(target, policy, category, ctx)
+            yield StepContext.build(target, policy, category, ctx, key)
         finally:
             target.dispose()
     except RetentionError as exc:
@@ -232,18 +233,18 @@ def subject_request() -> dict[str, Any]:
         received_at = datetime.combine(request.received, datetime.min.time(), policy.zone)
         target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
         try:
-            handled = handle(target, policy, subject_key(), request, subject, ctx, received_at)
+            handled = handle(target, policy, subject_key(), request, subject, ctx, received_at,
+                             params.get("changes"), bool(params.get("correct_start_date")))
         finally:
             target.dispose()
     except RetentionError as exc:
         raise AirflowFailException(str(exc)) from exc
     outcome = handled.outcome
-    log.info("Request %s (%s): %s, due %s; %s rows erased, %s kept", request.reference, request.request_type,
-             handled.status, request.due, outcome.get("erased", 0), outcome.get("kept", 0))
-    for table in outcome.get("tables", []):
-        log.info("  %s.%s%s: %d found, %d erased%s", table["category"], table["table"],
-                 " (archive)" if table["archive"] else "", table["found"], table["erased"],
-                 f"; kept: {table['kept_because']}" if table["kept_because"] else "")
+    log.info("Request %s (%s): %s, due %s", request.reference, request.request_type, handled.status, request.due)
+    for table in outcome.get("tables", []):  # counts and reasons only: never a value
+        log.info("  %s", {k: v for k, v in table.items() if k != "columns"})
+    if "export" in outcome:
+        log.info("  export written: %s (%d rows)", outcome["export"], sum(outcome["rows"].values()))
     return {"request_id": handled.request_id, "reference": request.reference, "status": handled.status,
             "due": request.due.isoformat(), "no_data_held": outcome.get("no_data_held"),
             "erased": outcome.get("erased", 0), "kept": outcome.get("kept", 0)}

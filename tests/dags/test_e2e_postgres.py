@@ -24,6 +24,7 @@ from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
 
 AS_OF = date(2026, 11, 26)
+SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
 PER_PHASE = 6
 # Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, then the edges.
 MISSING = [19, 20]
@@ -33,8 +34,11 @@ LEAP_2020, LEAP_2024, ON_BOUNDARY, DAY_AFTER_BOUNDARY = 21, 22, 23, 24
 @pytest.fixture
 def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)  # prospection's post-run check
     url = fresh_postgres_database(postgres_server)
     target = connect(url)
+    with target.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as sql/least_privilege_roles.sql does
     seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.replace("postgresql+psycopg://", "postgresql://"))
     yield target
@@ -222,8 +226,6 @@ def test_a_dpo_report_with_an_unknown_language_is_refused(dagbag, airflow_db):
         dagbag.dags["retention_dpo_report"].test(logical_date=datetime.now(timezone.utc), run_conf={"language": "de"})
 
 
-SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
-
 
 def _request(dagbag, **conf):
     base = {"request_type": "erasure", "reference": "DDP-E2E-1", "received": "2026-11-20", "identity": "verified"}
@@ -235,8 +237,7 @@ def _email_of_first(target, table, column):
     return email
 
 
-def test_a_verified_erasure_request_through_airflow_erases_and_records_it(dagbag, seeded_postgres, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+def test_a_verified_erasure_request_through_airflow_erases_and_records_it(dagbag, seeded_postgres):
     target = seeded_postgres
     email = _email_of_first(target, "prospects", "email")
     before = len(_rows(target, "crm", "prospects", "prospect_id"))
@@ -251,18 +252,31 @@ def test_a_verified_erasure_request_through_airflow_erases_and_records_it(dagbag
     assert email.lower() not in logged.lower()
 
 
-def test_a_malformed_identifier_fails_the_request_before_anything_is_recorded(dagbag, seeded_postgres, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+def test_a_malformed_identifier_fails_the_request_before_anything_is_recorded(dagbag, seeded_postgres):
     before = checksum(seeded_postgres)
     dag_run = _request(dagbag, email="not an address")
     assert dag_run.state == "failed"
     assert checksum(seeded_postgres) == before
 
 
-def test_an_overdue_request_fails_the_daily_deadline_check(dagbag, seeded_postgres, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)
+def test_an_overdue_request_fails_the_daily_deadline_check(dagbag, seeded_postgres):
     deadlines = dagbag.dags["retention_rights_deadlines"]
     assert deadlines.test(logical_date=datetime(2026, 11, 26, 6, tzinfo=timezone.utc)).state == "success"
     assert _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending",
                     email="late@example.fr").state == "success"  # recorded, waiting for the identity check
     assert deadlines.test(logical_date=datetime(2026, 11, 27, 6, tzinfo=timezone.utc)).state == "failed"
+
+
+def test_a_rectification_and_an_access_request_through_airflow(dagbag, seeded_postgres, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path / "exports"))
+    target = seeded_postgres
+    email = _email_of_first(target, "prospects", "email")
+    changed = _request(dagbag, request_type="rectification", reference="DDP-RECT", email=email,
+                       changes={"prospects": {"company": "Nouvelle Société"}})
+    assert changed.state == "success"
+    prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
+    with target.read() as conn:
+        assert conn.execute(select(prospects.c.company).where(prospects.c.email == email)).scalar_one() == \
+            "Nouvelle Société"
+    assert _request(dagbag, request_type="access", reference="DDP-ACCESS", email=email).state == "success"
+    assert (tmp_path / "exports" / "DDP-ACCESS.access.zip").exists()

@@ -8,9 +8,10 @@ import json
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, inspect, select, text
 
 from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table
+from include.demo.seed import seed_demo
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.errors import RetentionError
@@ -22,16 +23,23 @@ from include.retention.requests import (
     handle,
     open_deadlines,
 )
-from include.retention.subjects import Subject, subject_hash
+from include.retention.postflight import post_run_gate
+from include.retention.quality import QualityGateFailed
+from include.retention.steps import StepContext
+from include.retention.subjects import Subject, normalised_sql, subject_hash
+from include.retention.suppression import suppress, suppression_table
+from include.retention.target import connect
 from table_checksums import checksum
 
 RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
 
-def _handle(target, reference="DDP-2026-0900", identity_verified=True, request_type="erasure", **identifiers):
+def _handle(target, reference="DDP-2026-0900", identity_verified=True, request_type="erasure", changes=None,
+            correct_start_date=False, **identifiers):
     request = RequestRecord(reference, request_type, RECEIVED.date(), identity_verified, requester_email=EMAIL)
     ctx = RunContext(f"manual__{reference}", "subject_request", AS_OF, "test")
-    return handle(target, load_policy(), KEY, request, Subject.of(identifiers or {"email": EMAIL}), ctx, RECEIVED)
+    return handle(target, load_policy(), KEY, request, Subject.of(identifiers or {"email": EMAIL}), ctx, RECEIVED,
+                  changes, correct_start_date)
 
 
 def _register_row(target, reference):
@@ -96,12 +104,6 @@ def test_an_erasure_that_fails_leaves_the_request_recorded_and_open_and_the_data
     assert (row["status"], row["closed_at"]) == ("in_progress", None)  # still open: its deadline still runs
 
 
-def test_a_request_type_this_version_does_not_carry_out_is_recorded_and_refused_clearly(crm):
-    with pytest.raises(RetentionError, match="'access' is not handled by this version.*recorded"):
-        _handle(crm, request_type="access")
-    assert _register_row(crm, "DDP-2026-0900")["status"] == "in_progress"
-
-
 def test_an_unknown_request_type_is_refused_before_anything_is_recorded():
     with pytest.raises(RetentionError, match="request type 'forget-me'"):
         RequestRecord("DDP-1", "forget-me", date(2026, 11, 20), True)
@@ -138,3 +140,161 @@ def test_the_dpo_report_lists_open_requests_with_their_deadlines(crm):
     assert ("DDP-PENDING", date(2026, 12, 20), -1) in [(d.reference, d.due, d.days_left) for d in report.open_requests]
     page = dpo_report.render(report, "en")
     assert "DDP-PENDING" in page and "OVERDUE (-1)" in page
+
+
+def test_a_withdrawn_consent_deletes_the_visitors_tracking_at_once_and_nothing_else(crm):
+    cookies = crm_table(crm, "tracking_cookies")
+    with crm.engine.begin() as conn:  # a tracker set yesterday: far from its 13 months
+        conn.execute(cookies.update().where(cookies.c.visitor_key == VISITOR)
+                     .values(first_set_at=datetime(2026, 11, 25, 10, tzinfo=timezone.utc)))
+    before = {k: v for k, v in checksum(crm).items() if "tracking" not in k and "rights_requests" not in k}
+    handled = _handle(crm, request_type="consent_withdrawal", visitor_id=VISITOR)
+    tables = {t["table"]: t for t in handled.outcome["tables"]}
+    assert tables["tracking_cookies"]["erased"] == 1 and tables["tracking_events"]["erased"] > 0
+    assert set(tables) <= {"tracking_cookies", "tracking_events", "tracking_consents"}
+    with crm.read() as conn:
+        assert conn.execute(select(cookies).where(cookies.c.visitor_key == VISITOR)).first() is None
+    assert {k: v for k, v in checksum(crm).items() if "tracking" not in k and "rights_requests" not in k} == before
+
+
+def test_an_opposition_deletes_the_prospection_data_and_suppresses_the_address_for_good(crm):
+    handled = _handle(crm, request_type="opposition", email=EMAIL, phone="06 12 34 56 78")
+    tables = {(t["table"], t["archive"]): t for t in handled.outcome["tables"]}
+    assert tables[("prospects", False)]["erased"] == 1 and tables[("prospects", True)]["erased"] == 1
+    assert {t for t, _ in tables} <= {"prospects", "prospect_interactions"}  # customers, billing: untouched
+    assert handled.outcome["suppressed"] == 2  # the e-mail and the phone
+    assert len(_left_rows(crm, "customers", "email")) == 1
+    with crm.read() as conn:
+        listed = set(conn.execute(select(suppression_table("archive").c.subject_hash)).scalars())
+    assert listed == {subject_hash(KEY, "email", EMAIL), subject_hash(KEY, "phone", "0612345678")}
+
+
+def test_an_import_that_would_re_add_a_suppressed_address_is_refused_before_writing(target, tmp_path):
+    probe = connect(f"sqlite:///{tmp_path / 'probe.db'}")
+    seed_demo(probe.engine, None, AS_OF)
+    with probe.read() as conn:
+        opposed = conn.execute(text("SELECT email FROM prospects ORDER BY prospect_id LIMIT 1")).scalar_one()
+    probe.dispose()
+    target.ensure_archive_schema()
+    listed = suppression_table("archive")
+    with target.engine.begin() as conn:
+        suppress(conn, listed, Subject.of({"email": opposed.upper()}), KEY, AS_OF, "DDP-OPP-1")
+    with pytest.raises(RetentionError, match="import refused: 1 email value"):
+        seed_demo(target.engine, None if target.is_sqlite else "crm", AS_OF, suppression=(listed, KEY))
+    with target.read() as conn:
+        assert not inspect(conn).has_table("prospects", schema=None if target.is_sqlite else "crm")
+
+
+def test_the_post_run_check_flags_an_active_prospect_who_opposed_prospection(crm):
+    _handle(crm, request_type="opposition", email=EMAIL)
+    prospects = crm_table(crm, "prospects")
+    with crm.engine.begin() as conn:  # the address comes back by a path that bypassed the import guard
+        next_id = conn.execute(select(func.max(prospects.c.prospect_id))).scalar_one() + 1
+        conn.execute(prospects.insert().values(prospect_id=next_id, first_name="J", last_name="M",
+                                               email=" jeanne.martin@example.fr", commercial_consent=False,
+                                               created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                               last_inbound_contact_at=datetime(2026, 11, 1, tzinfo=timezone.utc)))
+    policy = load_policy()
+    ctx = RunContext("scheduled__post", "retention_prospection", AS_OF, policy.version)
+    with pytest.raises(QualityGateFailed, match="no_suppressed_subjects on prospects: 1 row"):
+        post_run_gate(StepContext.build(crm, policy, "prospection", ctx, KEY))
+    with pytest.raises(RetentionError, match="needs the subject key"):
+        post_run_gate(StepContext.build(crm, policy, "prospection", ctx))
+
+
+def _left_rows(target, name, column):
+    table = crm_table(target, name)
+    with target.read() as conn:
+        return conn.execute(select(table.c[column]).where(normalised_sql("email", table.c[column]) == EMAIL.lower())
+                            ).all()
+
+
+def test_without_pgcrypto_the_suppression_check_says_what_to_install(crm):
+    if crm.is_sqlite:
+        pytest.skip("SQLite computes keyed hashes with a function the target registers")
+    _handle(crm, request_type="opposition", email=EMAIL)  # the list now exists
+    with crm.engine.begin() as conn:
+        conn.exec_driver_sql("DROP EXTENSION pgcrypto")
+    policy = load_policy()
+    ctx = RunContext("scheduled__post", "retention_prospection", AS_OF, policy.version)
+    with pytest.raises(RetentionError, match="needs PostgreSQL's pgcrypto extension: CREATE EXTENSION pgcrypto"):
+        post_run_gate(StepContext.build(crm, policy, "prospection", ctx, KEY))
+
+
+def _zip(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name).decode("utf-8") for name in archive.namelist()}
+
+
+def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_each_category(crm, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
+    handled = _handle(crm, request_type="access", email=EMAIL, visitor_id=VISITOR)
+    path = tmp_path / "DDP-2026-0900.access.zip"
+    assert handled.outcome["export"] == str(path) and oct(path.stat().st_mode & 0o777) == "0o600"
+    files = _zip(path)
+    document = json.loads(files["subject.json"])
+    facts = {c["category"]: c for c in document["categories"]}
+    assert facts["prospection"]["legal_basis"].startswith("Intérêt légitime")
+    assert (facts["prospection"]["active_period"], facts["prospection"]["archive_period"]) == ("P3Y", "P5Y")
+    assert facts["subscription_billing"]["archive_period"] == "P10Y"
+    assert {"web_forms", "prospection", "customer_relationship", "subscription_billing", "suppliers",
+            "rights_requests", "navigation_tracking"} <= set(facts)
+    (active,) = document["data"]["prospection"]["prospects"]["active"]
+    assert active["email"] == EMAIL and "marketing_notes" in active  # access: everything held
+    assert len(document["data"]["prospection"]["prospects"]["archive"]) == 1
+    assert "prospection/prospects.active.csv" in files and EMAIL in files["prospection/prospects.active.csv"]
+    assert handled.outcome["rows"]["prospection.prospects.active"] == 1
+    with crm.read() as conn:
+        done = [e for e in audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
+                if e["details"]["outcome"] == "completed"]
+    assert {e["subject_hash"] for e in done} == {subject_hash(KEY, "email", EMAIL), subject_hash(KEY, "visitor_id", VISITOR)}
+    assert all(e["row_count"] == sum(handled.outcome["rows"].values()) for e in done)
+
+
+def test_a_portability_export_holds_only_what_the_person_provided(crm, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
+    _handle(crm, request_type="portability")
+    document = json.loads(_zip(tmp_path / "DDP-2026-0900.portability.zip")["subject.json"])
+    assert set(document["data"]) == {"web_forms", "prospection", "customer_relationship"}
+    (row,) = document["data"]["prospection"]["prospects"]["active"]
+    assert set(row) == {"first_name", "last_name", "email", "phone", "company"}
+    assert all(set(sides) == {"active"} for tables in document["data"].values() for sides in tables.values())
+
+
+def test_a_rectification_changes_the_persons_active_rows_after_checking_every_value(crm):
+    handled = _handle(crm, request_type="rectification", changes={"prospects": {"last_name": "Martin-Durand"},
+                                                                  "customers": {"city": "Lyon"}})
+    assert {t["table"]: t["rows"] for t in handled.outcome["tables"]} == {"prospects": 1, "customers": 1}
+    prospects = crm_table(crm, "prospects")
+    with crm.read() as conn:
+        names = conn.execute(select(prospects.c.last_name).where(prospects.c.email == EMAIL)).scalars().all()
+        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify",
+                                table_name="prospects")
+    assert names == ["Martin-Durand"]
+    assert event["details"] == {"columns": 1, "start_date_corrected": False}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"prospects": {"prospect_id": 7}}, "prospects.prospect_id: a key column cannot be rectified"),
+    ({"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}}, "starts the retention clock"),
+    ({"prospects": {"shoe_size": 42}}, "prospects.shoe_size: no such column"),
+    ({"prospects": {"commercial_consent": "yes"}}, "commercial_consent: the value is not a valid boolean"),
+    ({"prospects": {"first_name": "x" * 81}}, "first_name: at most 80 characters"),
+    ({"tracking_events": {"page_url": "x"}}, "no active row in table 'tracking_events'"),
+])
+def test_a_bad_rectification_is_refused_naming_table_and_column_and_nothing_changes(crm, changes, message):
+    before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
+    with pytest.raises(RetentionError, match=message):
+        _handle(crm, request_type="rectification", changes={"customers": {"city": "Lyon"}, **changes})
+    assert {k: v for k, v in checksum(crm).items() if "rights_requests" not in k} == before
+
+
+def test_a_start_date_correction_is_applied_when_flagged_and_audited_as_such(crm):
+    _handle(crm, request_type="rectification", correct_start_date=True,
+            changes={"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}})
+    with crm.read() as conn:
+        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify")
+    assert event["details"]["start_date_corrected"] is True
