@@ -70,11 +70,11 @@ def throwaway_postgres() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def fresh_postgres_database(server_url: str) -> str:
-    """A new, empty database on the test server; returns its URL."""
+def fresh_postgres_database(server_url: str, template: str | None = None) -> str:
+    """A new database on the test server - empty, or a copy of ``template`` - and its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"

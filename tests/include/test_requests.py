@@ -298,3 +298,12 @@ def test_a_start_date_correction_is_applied_when_flagged_and_audited_as_such(crm
     with crm.read() as conn:
         (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify")
     assert event["details"]["start_date_corrected"] is True
+
+
+def test_a_request_about_an_unknown_person_records_no_data_held(crm, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
+    _handle(crm, reference="DDP-UNKNOWN-E", email="nobody@nowhere.example")
+    _handle(crm, reference="DDP-UNKNOWN-A", request_type="access", email="nobody@nowhere.example")
+    for reference in ("DDP-UNKNOWN-E", "DDP-UNKNOWN-A"):
+        row = _register_row(crm, reference)
+        assert row["status"] == "completed" and json.loads(row["outcome"])["no_data_held"] is True

@@ -104,11 +104,21 @@ def browser():
 
 
 def _wait_for_text(driver, text: str, timeout: float = 30) -> str:
+    """The page's text once it shows ``text``; the page may be replaced while we look (a link
+    was followed), so a stale element is read again rather than failing."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
-    return driver.find_element(By.TAG_NAME, "body").text
+    deadline, seen = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            seen = driver.find_element(By.TAG_NAME, "body").text
+        except (StaleElementReferenceException, NoSuchElementException):
+            seen = ""
+        if text in seen:
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} did not appear within {timeout} s; the page shows: {seen[:500]!r}")
 
 
 def test_the_dpo_logs_in_opens_the_retention_view_and_asks_whether_a_person_was_erased(airflow_standalone, browser):
