@@ -39,14 +39,14 @@ def rectify_in(conn: Connection, target: Target, policy: RetentionPolicy, subjec
     if not changes:
         raise RetentionError("a rectification needs changes: {table: {column: new value}}")
     found = {f.node.name: f for f in locate(conn, target, policy, subject) if f.side == "source"}
-    planned = [(found_for(found, table), _checked(found_for(found, table), column, value, correct_start_date))
-               for table, columns in changes.items() for column, value in columns.items()]
+    checked = {table: dict(_checked(_found_for(found, table), column, value, correct_start_date)
+                           for column, value in columns.items())
+               for table, columns in changes.items()}  # every change checked before the first is written
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     done: list[Rectified] = []
-    for table in changes:
+    for table, values in checked.items():
         f = found[table]
-        values = {column: value for g, (column, value) in planned if g is f}
         rows = conn.execute(update(f.table).where(f.where).values(values)).rowcount
         done.append(Rectified(table, sorted(values), rows))
         dates = [c for c in values if c in _start_columns(f)]
@@ -56,7 +56,7 @@ def rectify_in(conn: Connection, target: Target, policy: RetentionPolicy, subjec
     return done
 
 
-def found_for(found: dict[str, Found], table: str) -> Found:
+def _found_for(found: dict[str, Found], table: str) -> Found:
     if table not in found:
         raise RetentionError(f"rectification: the person has no active row in table {table!r} "
                              f"(tables where they were found: {', '.join(sorted(found)) or 'none'})")

@@ -32,6 +32,8 @@ from .errors import RetentionError
 from .policy import RetentionPolicy
 from .target import Target
 
+# The kinds of identifier a request or a lookup may give (a policy declares its columns per kind).
+IDENTIFIER_KINDS = ("email", "phone", "customer_number", "visitor_id")
 KEY_ENV_VAR = "RETENTION_SUBJECT_SECRET"
 # "secret" in the name: Airflow masks the value in task logs and the UI by itself.
 KEY_VARIABLE = "retention_subject_secret"

@@ -23,7 +23,7 @@ from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
 from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
-from include.retention.subjects import KEY_VARIABLE, Subject, SubjectKey, key_from_env
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, key_from_env
 from include.retention.target import connect
 
 TARGET_CONN_ID = "retention_target"
@@ -203,9 +203,6 @@ def dpo_report() -> dict[str, Any]:
             "not_compliant": failing, "chain_intact": report.chain.intact}
 
 
-IDENTIFIER_PARAMS = ("email", "phone", "customer_number", "visitor_id")
-
-
 def subject_key() -> SubjectKey:
     """The HMAC key: Airflow Variable (or secrets backend) first, then the environment."""
     from airflow.sdk import Variable
@@ -224,7 +221,7 @@ def subject_request() -> dict[str, Any]:
     params = context["params"]
     try:
         policy = load_policy()
-        subject = Subject.of({kind: params[kind] for kind in IDENTIFIER_PARAMS if params.get(kind)})
+        subject = Subject.of({kind: params[kind] for kind in IDENTIFIER_KINDS if params.get(kind)})
         request = RequestRecord(params["reference"], params["request_type"], date.fromisoformat(params["received"]),
                                 params["identity"] == "verified", requester_email=params.get("email"),
                                 extension_reason=params.get("extension_reason") or None)

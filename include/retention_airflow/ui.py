@@ -28,13 +28,12 @@ from include.retention import audit, certificate, dpo_report, html
 from include.retention.audit import ACTIONS
 from include.retention.errors import RetentionError
 from include.retention.policy import RetentionPolicy, load_policy
-from include.retention.subjects import KEY_VARIABLE, SubjectKey, key_from_env, was_erased
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from_env, was_erased
 from include.retention.target import Target, connect
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
-IDENTIFIER_KINDS = ("email", "phone", "customer_number", "visitor_id")
 
 app = FastAPI(title="Retention", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None,
               openapi_url=None)

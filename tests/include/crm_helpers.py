@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, Table, select, update
+from sqlalchemy import MetaData, Table, select, text, update
 from sqlalchemy.engine import make_url
 
 from engine_helpers import run_category
@@ -98,3 +98,14 @@ def _postgres_copy(server_url: str, templates: dict[str, str]):
     target = connect(fresh_postgres_database(server_url, template=templates["postgresql"]))
     yield target
     target.dispose()
+
+
+def make_supplier_deletes_fail(target) -> None:
+    """A trigger that makes any DELETE on suppliers fail with 'boom': a failure half-way through."""
+    with target.engine.begin() as conn:
+        if target.is_sqlite:
+            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON suppliers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
+            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON crm.suppliers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))

@@ -5,9 +5,10 @@ half-erased."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
-from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, VISITOR, crm_table as _table
+from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, VISITOR, make_supplier_deletes_fail
+from crm_helpers import crm_table as _table
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.erasure import erase
@@ -106,13 +107,7 @@ def test_a_malformed_identifier_is_refused_before_anything_runs(crm, identifiers
 
 def test_an_erasure_that_fails_halfway_leaves_nothing_erased(crm):
     """A trigger makes the suppliers' delete fail after other tables were already deleted from."""
-    with crm.engine.begin() as conn:
-        if crm.is_sqlite:
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON suppliers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
-        else:
-            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON crm.suppliers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))
+    make_supplier_deletes_fail(crm)
     before = checksum(crm)
     with pytest.raises(Exception, match="boom"):
         _erase(crm, email=EMAIL, visitor_id=VISITOR)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table
+from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail
 from include.demo.seed import seed_demo
 from include.retention import audit
 from include.retention.audit import RunContext
@@ -89,13 +89,7 @@ def test_the_same_reference_is_never_handled_twice(crm):
 
 
 def test_an_erasure_that_fails_leaves_the_request_recorded_and_open_and_the_data_whole(crm):
-    with crm.engine.begin() as conn:
-        if crm.is_sqlite:
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON suppliers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
-        else:
-            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON crm.suppliers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))
+    make_supplier_deletes_fail(crm)
     before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
     with pytest.raises(Exception, match="boom"):
         _handle(crm)
