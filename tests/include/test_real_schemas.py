@@ -418,3 +418,29 @@ def _certified(target, policy, run_id):
     with target.read() as conn:
         issued = certificate.build(conn, audit_table("archive", policy.audit_table), policy, run_id)
     return {t.table: t for t in issued.tables}
+
+
+def _erp_with_identifiers() -> dict:
+    data = copy.deepcopy(ERP_POLICY)
+    for key in ("prospection", "customer_relationship"):
+        data["categories"][key]["tables"][0]["subject_identifiers"] = {"email": ["email"]}
+    data["categories"]["billing"]["on_erasure"] = "keep"
+    return data
+
+
+def test_an_erasure_keeps_a_customer_whose_invoices_are_kept_and_erases_one_without(erp):
+    from include.retention.audit import RunContext
+    from include.retention.erasure import erase
+    from include.retention.subjects import Subject, SubjectKey
+
+    policy = parse_policy(_erp_with_identifiers())
+    run_category(erp, policy, category="customer_relationship")  # customer 8 archived with its invoices
+    key, ctx = SubjectKey("k" * 40, "test"), RunContext("manual__erp", "subject_request", date(2026, 11, 26), "erp-1")
+    kept = erase(erp, policy, Subject.of({"email": "P8@example.fr"}), key, ctx)
+    (partner,) = [t for t in kept.tables if t.table == "partners"]
+    assert (partner.archive, partner.found, partner.erased) == (True, 1, 0)
+    assert partner.kept_because.startswith("needed by kept rows")
+    assert 8 in _archived(erp, "customer_partners")
+    erased = erase(erp, policy, Subject.of({"email": "p10@example.fr"}), key, ctx)  # no contract, no invoice
+    assert [(t.table, t.archive, t.found, t.erased) for t in erased.tables] == [("partners", False, 1, 1)]
+    assert 10 not in ids(erp, "partners", schema="erp")
