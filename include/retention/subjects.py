@@ -150,7 +150,8 @@ class Subject:
     """A person, as the identifiers given for them (kind, normalised value).
 
     Several identifiers (an e-mail and a customer number...) all designate the same
-    person: a row matching any of them is about them.
+    person: a row matching any of them is about them - except a shared kind (a phone) on a
+    row whose other identifiers name someone else (see ``_matches``).
     """
 
     identifiers: tuple[tuple[str, str], ...]
