@@ -15,7 +15,6 @@ with their results. Like the log, it holds counts and names, no personal data.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -26,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from . import audit, html
 from .policy import RetentionPolicy
-from .report import reports_dir
+from .report import reports_dir, safe_name
 from .steps import StepContext
 
 _DESTRUCTIVE = ("archive", "delete", "anonymize")
@@ -148,8 +147,8 @@ def latest_runs(conn: Connection, table: Table, limit: int = 200) -> list[dict[s
 
 
 def paths(dag_id: str, run_id: str) -> tuple[Path, Path]:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
-    folder = reports_dir() / re.sub(r"[^A-Za-z0-9_.-]", "_", dag_id)
+    safe = safe_name(run_id)
+    folder = reports_dir() / safe_name(dag_id)
     return folder / f"{safe}.certificate.json", folder / f"{safe}.certificate.html"
 
 

@@ -17,7 +17,6 @@ It renders in French (default) or English, as one self-contained HTML file.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from .audit import ChainReport
 from .catalog import TableNode, archive_exists, open_category
 from .clock import local_date
 from .policy import Category, RetentionPolicy
-from .report import reports_dir
+from .report import reports_dir, safe_name
 from .requests import Deadline, open_deadlines, register_table
 from .target import Target
 
@@ -314,7 +313,7 @@ def _chain_paragraph(chain: ChainReport, lang: str) -> str:
 def write(report: DpoReport, lang: str = "fr") -> Path:
     """Render and write under ``reports/dpo/``; return the file's path."""
     name = f"retention-dpo-report_{report.period_start}_{report.period_end}.{lang}.html"
-    path = reports_dir() / "dpo" / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    path = reports_dir() / "dpo" / safe_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report, lang), encoding="utf-8")
     return path

@@ -33,7 +33,7 @@ from .audit import RunContext
 from .catalog import TableNode
 from .errors import RetentionError
 from .policy import RetentionPolicy
-from .subjects import Found, Subject, SubjectKey, locate
+from .subjects import Found, Subject, SubjectKey, locate_in, open_trees
 from .target import Target
 
 # The audit ``category`` of request-level events: a request spans the policy's categories.
@@ -106,8 +106,9 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
     """
     categories = _categories_for(policy, request_type)
     result = ErasureResult(subject.hashes(key))
-    held = locate(conn, target, policy, subject, categories=categories)
-    erasable = locate(conn, target, policy, subject, restrict=_erasable(policy), categories=categories)
+    trees = open_trees(conn, target, policy, subject, categories)  # checked and reflected once
+    held = locate_in(conn, trees, subject)
+    erasable = locate_in(conn, trees, subject, restrict=_erasable(policy))
     erased = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
     result.tables = [_outcome(policy, found, erased) for found in held]
     _audit(conn, target, policy, ctx, result, request_type)

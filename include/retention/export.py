@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import os
-import re
 import zipfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -30,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .policy import Category, RetentionPolicy
+from .report import safe_name
 from .subjects import Found, Subject, locate
 from .target import Target
 
@@ -93,8 +93,7 @@ def _category_facts(category: Category) -> dict[str, Any]:
 
 
 def _write_zip(reference: str, request_type: str, document: dict[str, Any]) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", reference)
-    path = exports_dir() / f"{safe}.{request_type}.zip"
+    path = exports_dir() / f"{safe_name(reference)}.{request_type}.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -10,6 +10,7 @@ category. ``summary_table`` reads those events back - the DPO's view of the last
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,11 @@ def format_summary(summaries: list[CategorySummary]) -> str:
 
 REPORTS_ENV_VAR = "RETENTION_REPORTS_DIR"
 DEFAULT_REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file-name part: run ids hold ``:`` and ``+``, references may hold ``/``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
 
 def reports_dir() -> Path:

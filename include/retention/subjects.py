@@ -67,6 +67,14 @@ class SubjectKey:
     __str__ = __repr__
 
 
+def key_from(variable_value: str | None) -> SubjectKey:
+    """The key from the Airflow Variable ``KEY_VARIABLE`` when it is set (the caller reads it,
+    task or API server side), else from the environment."""
+    if variable_value:
+        return SubjectKey(variable_value, f"Airflow Variable {KEY_VARIABLE!r}")
+    return key_from_env()
+
+
 def key_from_env(environ: dict[str, str] | None = None) -> SubjectKey:
     """The key from ``$RETENTION_SUBJECT_SECRET``; a clear error says where to set it if absent."""
     secret = (environ if environ is not None else os.environ).get(KEY_ENV_VAR)
@@ -205,15 +213,27 @@ def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: S
     root rows (and so their children): erasure uses it to spare rows it must keep.
     ``categories`` limits the search (default: every category).
     """
-    found: list[Found] = []
+    return locate_in(conn, open_trees(conn, target, policy, subject, categories), subject, restrict)
+
+
+def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
+               categories: Iterable[str] | None = None) -> list[tuple[str, TableNode]]:
+    """The checked and reflected root tables of the categories that declare one of the
+    subject's kinds of identifier: opened once, searched as often as needed (``locate_in``)."""
     wanted = set(policy.categories if categories is None else categories)
+    trees: list[tuple[str, TableNode]] = []
     for category in (c for c in policy.categories.values() if c.key in wanted):
         declared = {kind for table in category.tables for node in table.walk() for kind in node.subject_identifiers}
-        if not declared & subject.kinds:
-            continue
-        for root in open_category(conn, policy, category, target.source_schema, target.archive_schema,
-                                  target.dialect):
-            found += _locate_node(conn, category.key, root, subject, None, 0, restrict)
+        if declared & subject.kinds:
+            trees += [(category.key, root) for root in open_category(
+                conn, policy, category, target.source_schema, target.archive_schema, target.dialect)]
+    return trees
+
+
+def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Subject,
+              restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
+    """``locate`` over trees already opened by ``open_trees``."""
+    found = [f for category, root in trees for f in _locate_node(conn, category, root, subject, None, 0, restrict)]
     return [f for f in found if f.rows]
 
 

@@ -23,8 +23,8 @@ from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
 from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, key_from_env
-from include.retention.target import connect
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, key_from
+from include.retention.target import Target, connect
 
 TARGET_CONN_ID = "retention_target"
 log = logging.getLogger(__name__)
@@ -59,18 +59,37 @@ def run_day(context: dict[str, Any], policy: RetentionPolicy) -> date:
 
 
 @contextmanager
-def _opened(category: str) -> Iterator[StepContext]:
-    """The engine's view of the running task; the target is closed when the task ends.
-
-    A wrong policy, a failed data-quality gate or a batch that did not add up will not
-    mend itself by retrying: those fail the task at once (no retry), with the engine's
-    message. Anything else - a lost connection, a lock timeout - is retried by Airflow.
-    """
-    from airflow.sdk import Connection, get_current_context
+def _failing_fast(*also: type[Exception]) -> Iterator[None]:
+    """A wrong policy, a failed data-quality gate, a batch that did not add up, a bad request
+    will not mend itself by retrying: those fail the task at once (no retry), with the
+    engine's message. Anything else - a lost connection, a lock timeout - is retried by Airflow."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    context = get_current_context()
     try:
+        yield
+    except (RetentionError, *also) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+@contextmanager
+def _target(policy: RetentionPolicy) -> Iterator[Target]:
+    """The ``retention_target`` connection as the engine's target, closed when the block ends."""
+    from airflow.sdk import Connection
+
+    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
+    try:
+        yield target
+    finally:
+        target.dispose()
+
+
+@contextmanager
+def _opened(category: str) -> Iterator[StepContext]:
+    """The engine's view of the running task; the target is closed when the task ends."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    with _failing_fast():
         policy = load_policy()
         ctx = RunContext(
             run_id=context["run_id"],
@@ -80,13 +99,8 @@ def _opened(category: str) -> Iterator[StepContext]:
             dry_run=bool(context["params"].get("dry_run")),
         )
         key = subject_key() if "opposition" in policy.category(category).deleted_on else None
-        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
-        try:
+        with _target(policy) as target:
             yield StepContext.build(target, policy, category, ctx, key)
-        finally:
-            target.dispose()
-    except RetentionError as exc:
-        raise AirflowFailException(str(exc)) from exc
 
 
 def _batch_size() -> int | None:
@@ -145,22 +159,17 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
 def verify_audit_chain() -> dict[str, Any]:
     """Recompute the audit trail's hash chain, then compare it with the hashes the run
     certificates hold outside the database; fail naming the first thing that does not hold."""
-    from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowFailException
 
     policy = load_policy()
-    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
-    try:
+    with _target(policy) as target, target.read() as conn:
         table = audit_table(target.archive_schema, policy.audit_table)
-        with target.read() as conn:
-            if not table_exists(conn, table):
-                log.info("No audit log yet in %s.%s: nothing to verify", table.schema, table.name)
-                return {"events": 0, "intact": True, "anchors": 0}
-            report = verify_chain(conn, table)
-            anchors = certificate.anchors()
-            mismatches = check_anchors(conn, table, anchors)
-    finally:
-        target.dispose()
+        if not table_exists(conn, table):
+            log.info("No audit log yet in %s.%s: nothing to verify", table.schema, table.name)
+            return {"events": 0, "intact": True, "anchors": 0}
+        report = verify_chain(conn, table)
+        anchors = certificate.anchors()
+        mismatches = check_anchors(conn, table, anchors)
     if not report.intact:
         raise AirflowFailException(f"audit log {table.schema}.{table.name} was tampered with: event "
                                    f"{report.broken_at} {report.reason} ({report.events} events read)")
@@ -175,24 +184,18 @@ def verify_audit_chain() -> dict[str, Any]:
 def dpo_report() -> dict[str, Any]:
     """Write the DPO report for ``params.period_start``..``period_end`` (default: the month
     before the run) in ``params.language``; compliance is counted at the time of the run."""
-    from airflow.sdk import Connection, get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import get_current_context
 
     context = get_current_context()
     params = context["params"]
-    try:
+    with _failing_fast(ValueError):
         policy = load_policy()
         default_start, default_end = dpo.previous_month(run_day(context, policy))
         start = date.fromisoformat(params["period_start"]) if params.get("period_start") else default_start
         end = date.fromisoformat(params["period_end"]) if params.get("period_end") else default_end
-        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
-        try:
+        with _target(policy) as target:
             report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date())
-        finally:
-            target.dispose()
         path = dpo.write(report, params.get("language") or "fr")
-    except (RetentionError, ValueError) as exc:
-        raise AirflowFailException(str(exc)) from exc
     failing = [f"{c.category}.{c.table}" for c in report.compliance if not c.compliant]
     if failing:
         log.warning("Not compliant today: %s", ", ".join(failing))
@@ -207,19 +210,17 @@ def subject_key() -> SubjectKey:
     """The HMAC key: Airflow Variable (or secrets backend) first, then the environment."""
     from airflow.sdk import Variable
 
-    secret = Variable.get(KEY_VARIABLE, default=None)
-    return SubjectKey(secret, f"Airflow Variable {KEY_VARIABLE!r}") if secret else key_from_env()
+    return key_from(Variable.get(KEY_VARIABLE, default=None))
 
 
 def subject_request() -> dict[str, Any]:
     """Record a data-subject request from the trigger form, then carry it out if the identity is
     verified. Identifiers are validated before anything is written; none is logged."""
-    from airflow.sdk import Connection, get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import get_current_context
 
     context = get_current_context()
     params = context["params"]
-    try:
+    with _failing_fast():
         policy = load_policy()
         subject = Subject.of({kind: params[kind] for kind in IDENTIFIER_KINDS if params.get(kind)})
         request = RequestRecord(params["reference"], params["request_type"], date.fromisoformat(params["received"]),
@@ -228,14 +229,9 @@ def subject_request() -> dict[str, Any]:
         ctx = RunContext(run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=run_day(context, policy),
                          policy_version=policy.version)
         received_at = datetime.combine(request.received, datetime.min.time(), policy.zone)
-        target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
-        try:
+        with _target(policy) as target:
             handled = handle(target, policy, subject_key(), request, subject, ctx, received_at,
                              params.get("changes"), bool(params.get("correct_start_date")))
-        finally:
-            target.dispose()
-    except RetentionError as exc:
-        raise AirflowFailException(str(exc)) from exc
     outcome = handled.outcome
     log.info("Request %s (%s): %s, due %s", request.reference, request.request_type, handled.status, request.due)
     for table in outcome.get("tables", []):  # counts and reasons only: never a value
@@ -249,20 +245,15 @@ def subject_request() -> dict[str, Any]:
 
 def rights_deadlines() -> list[dict[str, Any]]:
     """Fail if a request is overdue; list those due within 7 days (references and dates only)."""
-    from airflow.sdk import Connection, get_current_context
+    from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
     policy = load_policy()
     today = run_day(get_current_context(), policy)
-    target = connect(connection_url(Connection.get(TARGET_CONN_ID)), policy.archive_schema)
-    try:
+    with _failing_fast(), _target(policy) as target:
         register = ensure_register(target, policy)
         with target.read() as conn:
             deadlines = open_deadlines(conn, register, today)
-    except RetentionError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    finally:
-        target.dispose()
     for d in deadlines:
         log.warning("Request %s (%s) due %s: %s", d.reference, d.request_type, d.due,
                     f"OVERDUE by {-d.days_left} day(s)" if d.days_left < 0 else f"{d.days_left} day(s) left")

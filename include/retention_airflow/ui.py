@@ -28,7 +28,7 @@ from include.retention import audit, certificate, dpo_report, html
 from include.retention.audit import ACTIONS
 from include.retention.errors import RetentionError
 from include.retention.policy import RetentionPolicy, load_policy
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from_env, was_erased
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, was_erased
 from include.retention.target import Target, connect
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
 
@@ -72,8 +72,7 @@ def _subject_key() -> SubjectKey:
     """Airflow Variable (or secrets backend) first, then the environment; never logged."""
     from airflow.models.variable import Variable
 
-    secret = Variable.get(KEY_VARIABLE, default_var=None)
-    return SubjectKey(secret, f"Airflow Variable {KEY_VARIABLE!r}") if secret else key_from_env()
+    return key_from(Variable.get(KEY_VARIABLE, default_var=None))
 
 
 def _page(request: Request, title: str, body: str) -> HTMLResponse:
