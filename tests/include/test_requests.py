@@ -301,3 +301,20 @@ def test_a_request_about_an_unknown_person_records_no_data_held(crm, tmp_path, m
     for reference in ("DDP-UNKNOWN-E", "DDP-UNKNOWN-A"):
         row = _register_row(crm, reference)
         assert row["status"] == "completed" and json.loads(row["outcome"])["no_data_held"] is True
+
+
+def test_a_rectification_that_fails_halfway_changes_nothing(crm):
+    """Prospects are updated first; a trigger then makes the customers' update fail."""
+    with crm.engine.begin() as conn:
+        if crm.is_sqlite:
+            conn.execute(text("CREATE TRIGGER boom BEFORE UPDATE ON customers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
+            conn.execute(text("CREATE TRIGGER boom BEFORE UPDATE ON crm.customers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))
+    before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
+    with pytest.raises(Exception, match="boom"):
+        _handle(crm, request_type="rectification", changes={"prospects": {"last_name": "Martin-Durand"},
+                                                            "customers": {"city": "Lyon"}})
+    assert {k: v for k, v in checksum(crm).items() if "rights_requests" not in k} == before
+    assert _register_row(crm, "DDP-2026-0900")["status"] == "in_progress"  # recorded, still open
