@@ -22,7 +22,7 @@ import logging
 from functools import partial
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
+from sqlalchemy import and_, delete, exists, false, func, insert, literal, not_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,7 +32,8 @@ from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
 from .clock import retention_dates
 from .errors import BatchIntegrityError
 from .policy import Category
-from .steps import StepContext, open_step
+from .holds import HoldsInForce
+from .steps import StepContext, holds_of, open_step
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
         return totals
     nodes = open_step(step, create_archive=not step.ctx.dry_run)
     size = batch_size or policy.batch_size_for(category)
+    holds = holds_of(step)
     for root in nodes:
-        due = _due_for_archive(root, step)
+        due = due_for_archive(root, step, holds)
         if step.ctx.dry_run:
             _log_would_archive(step, root, due)
             continue
@@ -59,8 +61,10 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
     return totals
 
 
-def _due_for_archive(root: TableNode, step: StepContext) -> ColumnElement[bool]:
-    return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
+    """Rows whose active period has ended, less those a legal hold keeps where they are."""
+    due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    return and_(due, not_(holds.held(root, "source", step.category.key))) if holds.any else due
 
 
 def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, step: StepContext) -> dict[str, int]:

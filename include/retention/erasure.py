@@ -13,8 +13,8 @@ be kept is kept and said, per table:
 - a row that a kept row of another category depends on (``archived_with``: a customer
   whose invoices are kept) is kept with its children, because deleting it would break
   the kept evidence;
-- a row under a legal hold is kept (``under_legal_hold``, the hook the legal-holds
-  feature fills in).
+- a row under a legal hold (``holds.py``: the person, the category, or the row itself)
+  is kept with its children, and the outcome says so.
 
 The audit trail gets one ``erase`` event per table and one ``rights_request`` event per
 identifier, all under the person's keyed hash, with counts only.
@@ -23,8 +23,9 @@ identifier, all under the person's keyed hash, with counts only.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, false, not_
+from sqlalchemy import and_, delete, exists, not_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,6 +33,7 @@ from . import audit
 from .audit import RunContext
 from .catalog import TableNode
 from .errors import RetentionError
+from .holds import HoldsInForce, hold_day, hold_tables, holds_in_force
 from .policy import RetentionPolicy
 from .subjects import Found, Subject, SubjectKey, locate_in, open_trees
 from .target import Target
@@ -79,15 +81,6 @@ class ErasureResult:
         return not self.tables
 
 
-def under_legal_hold(node: TableNode, side: str) -> ColumnElement[bool]:
-    """HOOK for legal holds: the rows of ``node`` (``side``) that a hold protects.
-
-    No hold register exists yet, so nothing is held; the legal-holds feature returns its
-    condition here, and erasure then keeps those rows and says so.
-    """
-    return false()
-
-
 def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext,
           request_type: str = "erasure") -> ErasureResult:
     """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
@@ -107,10 +100,14 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
     categories = _categories_for(policy, request_type)
     result = ErasureResult(subject.hashes(key))
     trees = open_trees(conn, target, policy, subject, categories)  # checked and reflected once
-    held = locate_in(conn, trees, subject)
-    erasable = locate_in(conn, trees, subject, restrict=_erasable(policy))
+    holds = holds_in_force(conn, hold_tables(target.archive_schema),
+                           hold_day(ctx.as_of, datetime.now(policy.zone).date()), key, target.dialect)
+    present = locate_in(conn, trees, subject)
+    on_hold = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side:
+                                  holds.held(root, side, category))) if holds.any else {}
+    erasable = locate_in(conn, trees, subject, restrict=_erasable(holds))
     erased = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
-    result.tables = [_outcome(policy, found, erased) for found in held]
+    result.tables = [_outcome(policy, found, erased, on_hold) for found in present]
     _audit(conn, target, policy, ctx, result, request_type)
     return result
 
@@ -125,12 +122,16 @@ def _categories_for(policy: RetentionPolicy, request_type: str) -> list[str]:
     return chosen
 
 
-def _erasable(policy: RetentionPolicy):
-    """Root rows that may go: not held, and not needed by a kept row of another category."""
-    def restrict(root: TableNode, side: str) -> ColumnElement[bool]:
+def _erasable(holds: HoldsInForce):
+    """Root rows that may go: not under a legal hold, and not needed by a kept row of another category."""
+    def restrict(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
         needed = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
-        return and_(not_(under_legal_hold(root, side)), *(not_(n) for n in needed))
+        return and_(not_(holds.held(root, side, category)), *(not_(n) for n in needed))
     return restrict
+
+
+def _counts(found: list[Found]) -> dict[tuple[str, str, str], int]:
+    return {(f.category, f.node.name, f.side): f.rows for f in found}
 
 
 def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: str) -> ColumnElement[bool]:
@@ -156,17 +157,21 @@ def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
     return erased
 
 
-def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str, str], int]) -> TableErasure:
+def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str, str], int],
+             on_hold: dict[tuple[str, str, str], int]) -> TableErasure:
     category = policy.categories[found.category]
-    removed = erased.get((found.category, found.node.name, found.side), 0)
+    where = (found.category, found.node.name, found.side)
+    removed = erased.get(where, 0)
     if removed > found.rows:
         raise RetentionError(f"erasure of {found.node.name}: {removed} rows deleted but {found.rows} were found; "
                              "rolled back")
     reason = None
     if category.on_erasure == "keep" and removed == 0:
         reason = f"legal obligation: {category.legal_basis}"
+    elif removed < found.rows and on_hold.get(where):
+        reason = f"legal hold: {on_hold[where]} row(s) kept until the hold is lifted or expires"
     elif removed < found.rows:
-        reason = "needed by kept rows of another category (or under a legal hold)"
+        reason = "needed by kept rows of another category"
     return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
 
 

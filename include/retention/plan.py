@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import and_, func, literal, not_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -23,7 +23,8 @@ from .batches import child_condition
 from .catalog import TableNode, archive_exists
 from .clock import retention_dates
 from .policy import TablePolicy
-from .steps import StepContext, open_step
+from .holds import HoldsInForce, record_expiries
+from .steps import StepContext, holds_of, open_step
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ class TablePlan:
     # A few keys of the rows with a defective (missing) start, for the engineer who fixes
     # them: in the XCom and the task log only, never in the audit log.
     missing_start_sample: list[Any] = field(default_factory=list)
+    # Rows a legal hold keeps where they are: due for the archive, and at end of life.
+    legal_hold_due: int = 0
+    legal_hold_end_of_life: int = 0
+    # Rows in the archive now (the base of the deletion limit's fraction there).
+    archive_rows: int = 0
+    # Archive rows whose retention_until is on or before this day reach end of life.
+    end_of_life_horizon: date | None = None
+    # A few keys of the rows that would move or go (XCom and task log only).
+    sample_keys: dict[str, list[Any]] = field(default_factory=dict)
 
     def reasons(self) -> list[str]:
         """Why expired rows are still kept, in words: for the task log and the reports."""
@@ -69,6 +79,8 @@ class CategoryPlan:
         data["as_of"] = self.as_of.isoformat()
         for table in data["tables"]:
             table["last_due_start"] = table["last_due_start"].isoformat()
+            if table["end_of_life_horizon"]:
+                table["end_of_life_horizon"] = table["end_of_life_horizon"].isoformat()
             for kept in table["kept_for_dependants"].values():
                 kept["until"] = kept["until"].isoformat() if kept["until"] else None
         return data
@@ -77,31 +89,47 @@ class CategoryPlan:
 def plan_category(step: StepContext) -> CategoryPlan:
     """Count what the category's run would do on ``step.ctx.as_of``; audit the counts."""
     nodes = open_step(step, create_archive=False)
+    holds = holds_of(step)
     with step.target.read() as conn:
-        tables = [_plan_table(conn, root, step) for root in nodes]
+        tables = [_plan_table(conn, root, step, holds) for root in nodes]
     plan = CategoryPlan(step.category.key, step.ctx.as_of, step.policy.version, step.category.has_archive,
                         step.category.end_action, tables)
     with step.target.engine.begin() as conn:
         for table in tables:
             _audit_plan(conn, step, table)
+        expired = record_expiries(conn, step.target, step.policy, step.ctx, datetime.now(step.policy.zone).date())
+    if expired:
+        log.info("%d legal hold(s) expired since the last check: recorded in the audit log", expired)
+    for table in tables:
+        if table.legal_hold_due or table.legal_hold_end_of_life:
+            log.info("%s: %d rows due for the archive and %d at end of life are kept by a legal hold",
+                     table.table, table.legal_hold_due, table.legal_hold_end_of_life)
     for reason in (r for table in tables for r in table.reasons()):
         log.info("%s (category %s, as of %s)", reason, step.category.key, step.ctx.as_of)
     return plan
 
 
-def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePlan:
+def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> TablePlan:
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
-    due = root.due(category.active_period, as_of, step.policy.zones)
-    active_rows, due_rows, missing, held_open = conn.execute(select(
+    overdue = root.due(category.active_period, as_of, step.policy.zones)
+    held = holds.held(root, "source", category.key)
+    due = and_(overdue, not_(held)) if holds.any else overdue
+    active_rows, due_rows, held_due, missing, held_open = conn.execute(select(
         func.count().filter(root.scope),
         func.count().filter(due),
+        func.count().filter(and_(overdue, held)),
         func.count().filter(root.missing_start()),
         func.count().filter(root.held_open()),
     ).select_from(root.source)).one()
+    archive_rows = held_end = 0
+    sample = {"archive" if category.has_archive else "end_of_life": _sample(conn, root.source, root, due)}
     if category.has_archive:
         due_for_archive = due_rows
-        end_of_life = _archive_end_of_life(conn, root, step) + _due_and_already_expired(conn, root, step, due)
+        eol, archive_rows, held_end = _archive_end_of_life(conn, root, step, holds)
+        end_of_life = eol + _due_and_already_expired(conn, root, step, due)
+        if archive_exists(conn, root):
+            sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(root, step, holds))
     else:
         due_for_archive, end_of_life = 0, due_rows
     children = {
@@ -109,18 +137,23 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext) -> TablePl
         for node, cond in _descendant_conditions(root, due)
     }
     kept = _kept_for_dependants(conn, root, step) if category.has_archive else {}
-    sample = _missing_start_sample(conn, root) if missing and policy.start_event.when_missing == "defect" else []
+    missing_sample = _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE) \
+        if missing and policy.start_event.when_missing == "defect" else []
     return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
                      policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
-                     held_open, kept, sample)
+                     held_open, kept, missing_sample, held_due, held_end, archive_rows,
+                     as_of if category.has_archive else None, sample)
 
 
 MISSING_SAMPLE_SIZE = 20
+SAMPLE_SIZE = 5
 
 
-def _missing_start_sample(conn: Connection, root: TableNode) -> list[Any]:
-    keys = [root.source.c[c] for c in root.key_columns]
-    rows = conn.execute(select(*keys).where(root.missing_start()).order_by(*keys).limit(MISSING_SAMPLE_SIZE)).all()
+def _sample(conn: Connection, table: Any, root: TableNode, where: ColumnElement[bool],
+            size: int = SAMPLE_SIZE) -> list[Any]:
+    """The first few keys (in key order) of the rows ``where`` selects: enough to check by hand."""
+    keys = [table.c[c] for c in root.key_columns]
+    rows = conn.execute(select(*keys).where(where).order_by(*keys).limit(size)).all()
     return [_json_key(row) for row in rows]
 
 
@@ -129,12 +162,26 @@ def _json_key(row: Any) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext) -> int:
+def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
+                         holds: HoldsInForce) -> tuple[int, int, int]:
+    """Archive rows at end of life (not held), rows in the archive, and end-of-life rows held."""
     if not archive_exists(conn, root):
-        return 0
-    not_retained = [~dep.retained(root) for dep in root.dependants]
-    return conn.execute(select(func.count()).select_from(root.archive).where(
-        root.expired(step.ctx.as_of), *not_retained)).scalar_one()
+        return 0, 0, 0
+    at_end = _expired(root, step)
+    held = holds.held(root, "archive", step.category.key)
+    return conn.execute(select(
+        func.count().filter(and_(at_end, not_(held))),
+        func.count(),
+        func.count().filter(and_(at_end, held)),
+    ).select_from(root.archive)).one()
+
+
+def _expired(root: TableNode, step: StepContext) -> ColumnElement[bool]:
+    return and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+
+
+def _expired_not_held(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
+    return and_(_expired(root, step), not_(holds.held(root, "archive", step.category.key)))
 
 
 def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -> dict[str, dict[str, Any]]:
@@ -188,6 +235,8 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "kept_for_dependants": table.kept_for_dependants,
         "last_due_start": table.last_due_start,
         "children": table.children,
+        "legal_hold_due": table.legal_hold_due,
+        "legal_hold_end_of_life": table.legal_hold_end_of_life,
     }
     audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",
                  table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life, details=details)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, or_, select, true
+from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, not_, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,7 +39,8 @@ from .clock import add_period
 from .policy import Category, PrefixRule, RoundRule
 from .quality import CheckResult, conclude_gate
 from .errors import RetentionError
-from .steps import StepContext, open_step
+from .holds import HoldsInForce
+from .steps import StepContext, holds_of, open_step
 from .subjects import KEY_ENV_VAR, KEY_VARIABLE
 from .suppression import suppressed_active_rows, suppression_table
 
@@ -50,15 +51,16 @@ SUITE = "post_run"
 def post_run_gate(step: StepContext) -> list[CheckResult]:
     """Run the post-run checks; audit them; raise ``QualityGateFailed`` if one fails."""
     nodes = open_step(step, create_archive=False)
+    holds = holds_of(step)
     results: list[CheckResult] = []
     with step.target.read() as conn:
         for root in nodes:
             # A dry run changed nothing, so overdue rows are expected: reported, not blocking.
-            results.append(_overdue_active(conn, root, step, blocking=not step.ctx.dry_run))
+            results.append(_overdue_active(conn, root, step, holds, blocking=not step.ctx.dry_run))
             if "opposition" in step.category.deleted_on:
-                results.append(_suppressed(conn, root, step))
+                results.append(_suppressed(conn, root, step, holds))
             for node, category in _archived_trees(conn, root, step.category):
-                results += _archive_checks(conn, node, category, step, is_root=node is root)
+                results += _archive_checks(conn, node, category, step, holds, is_root=node is root)
     return conclude_gate(step, results, "post-run", "the run's batches are committed - investigate before the next run")
 
 
@@ -66,20 +68,27 @@ def _check(table: str, expectation: str, unexpected: int, blocking: bool = True)
     return CheckResult(SUITE, table, expectation, unexpected == 0, unexpected, blocking)
 
 
-def _overdue_active(conn: Connection, root: TableNode, step: StepContext, blocking: bool) -> CheckResult:
+def _not_held(holds: HoldsInForce, node: TableNode, side: str, step: StepContext) -> list[ColumnElement[bool]]:
+    """Rows a legal hold keeps are not overdue: the hold outranks the schedule."""
+    return [not_(holds.held(node, side, step.category.key))] if holds.any else []
+
+
+def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
+                    blocking: bool) -> CheckResult:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
-    count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
+    count = conn.execute(select(func.count()).select_from(root.source).where(
+        due, *_not_held(holds, root, "source", step))).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
 
 
-def _suppressed(conn: Connection, root: TableNode, step: StepContext) -> CheckResult:
+def _suppressed(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> CheckResult:
     """Active rows of a prospection category whose person opposed prospection: they came back
     by some path other than the guarded import, and must not be contacted."""
     if step.subject_key is None:
         raise RetentionError(f"category {step.category.key} lists opposition in deleted_on: its post-run check "
                              f"needs the subject key ({KEY_VARIABLE!r} Variable or ${KEY_ENV_VAR})")
     found = suppressed_active_rows(conn, suppression_table(step.target.archive_schema), step.subject_key, root,
-                                   step.target.dialect)
+                                   step.target.dialect, _not_held(holds, root, "source", step))
     return _check(root.name, "no_suppressed_subjects", found.rows)
 
 
@@ -93,7 +102,7 @@ def _archived_trees(conn: Connection, root: TableNode, category: Category) -> li
 
 
 def _archive_checks(conn: Connection, node: TableNode, category: Category, step: StepContext,
-                    is_root: bool) -> list[CheckResult]:
+                    holds: HoldsInForce, is_root: bool) -> list[CheckResult]:
     archive = node.archive
     results = [_reconcile(conn, node, step)]
     if is_root:
@@ -105,7 +114,7 @@ def _archive_checks(conn: Connection, node: TableNode, category: Category, step:
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
         not_retained = [~dep.retained(node) for dep in node.dependants]
         expired = conn.execute(select(func.count()).select_from(archive).where(
-            node.expired(step.ctx.as_of), *not_retained)).scalar_one()
+            node.expired(step.ctx.as_of), *not_retained, *_not_held(holds, node, "archive", step))).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
     if node.policy.anonymize:
         broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)

@@ -14,7 +14,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, select, update
+from sqlalchemy import and_, delete, func, literal, not_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -22,7 +22,8 @@ from . import audit
 from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
-from .steps import StepContext, open_step
+from .holds import HoldsInForce
+from .steps import StepContext, holds_of, open_step
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
     size = batch_size or step.policy.batch_size_for(step.category)
     action = "anonymized" if step.category.end_action == "anonymize" else "deleted"
     totals: dict[str, int] = {}
+    holds = holds_of(step)
     for root in nodes:
-        side, where = _end_of_life(step, root)
+        side, where = end_of_life(step, root, holds)
         if where is None:
             continue
         table = getattr(root, side)
@@ -50,18 +52,23 @@ def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str
     return {action: totals}
 
 
-def _end_of_life(step: StepContext, root: TableNode) -> tuple[str, ColumnElement[bool] | None]:
+def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tuple[str, ColumnElement[bool] | None]:
     """Which side holds the rows at end of life, and the condition that selects them.
 
     An archive row whose retained dependants are still in the archive (a customer whose
-    invoices must be kept) waits for them: destroying it would leave them dangling.
+    invoices must be kept) waits for them: destroying it would leave them dangling. A row
+    under a legal hold waits for the hold to end.
     """
     if not step.category.has_archive:
-        return "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
-    with step.target.read() as conn:
-        if not archive_exists(conn, root):
-            return "archive", None
-    return "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+        side, where = "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    else:
+        with step.target.read() as conn:
+            if not archive_exists(conn, root):
+                return "archive", None
+        side, where = "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+    if holds.any:
+        where = and_(where, not_(holds.held(root, side, step.category.key)))
+    return side, where
 
 
 def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,

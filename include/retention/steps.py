@@ -8,12 +8,14 @@ sure the audit table (and, for a real run, the archive tables) exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Table
 
 from . import audit
 from .audit import RunContext
 from .catalog import TableNode, ensure_archive_tables, open_category
+from .holds import HoldsInForce, hold_day, hold_tables, holds_in_force
 from .policy import Category, RetentionPolicy
 from .subjects import SubjectKey
 from .target import Target
@@ -25,7 +27,8 @@ class StepContext:
     policy: RetentionPolicy
     category: Category
     ctx: RunContext
-    # The HMAC key, for the categories whose checks compare rows with the suppression list.
+    # The HMAC key: for the categories whose checks compare rows with the suppression list,
+    # and for legal holds that protect a person by keyed hash.
     subject_key: SubjectKey | None = None
 
     @classmethod
@@ -49,3 +52,11 @@ def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
         if create_archive:
             ensure_archive_tables(conn, nodes)
     return nodes
+
+
+def holds_of(step: StepContext) -> HoldsInForce:
+    """The legal holds in force for this step (read once per step, before any batch)."""
+    today = datetime.now(step.policy.zone).date()
+    with step.target.read() as conn:
+        return holds_in_force(conn, hold_tables(step.target.archive_schema), hold_day(step.ctx.as_of, today),
+                              step.subject_key, step.target.dialect)

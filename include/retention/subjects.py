@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select
+from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -153,6 +153,14 @@ def keyed_hash_sql(key: SubjectKey, kind: str, column: Any, dialect: str) -> Col
                                  literal("sha256", Text)), "hex")
 
 
+def require_keyed_hash_sql(conn: Connection, why: str) -> None:
+    """Refuse clearly when PostgreSQL lacks pgcrypto, which ``keyed_hash_sql`` needs there."""
+    if conn.dialect.name == "postgresql" and not conn.execute(
+            text("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")).scalar_one():
+        raise RetentionError(f"{why} needs PostgreSQL's pgcrypto extension: CREATE EXTENSION pgcrypto "
+                             "(sql/least_privilege_roles.sql does it)")
+
+
 @dataclass(frozen=True)
 class Subject:
     """A person, as the identifiers given for them (kind, normalised value).
@@ -203,13 +211,13 @@ class Found:
 
 
 def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
-           restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None,
+           restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
            categories: Iterable[str] | None = None) -> list[Found]:
     """Every table side of every category with the subject's rows and child rows (counts > 0).
 
     The policy's identifiers are checked against the live database first (``open_category``).
     Matching is set-based SQL on normalised values: case and spaces of e-mails, separators
-    and national form of phone numbers do not matter. ``restrict(root, side)`` narrows the
+    and national form of phone numbers do not matter. ``restrict(category, root, side)`` narrows the
     root rows (and so their children): erasure uses it to spare rows it must keep.
     ``categories`` limits the search (default: every category).
     """
@@ -231,7 +239,7 @@ def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subjec
 
 
 def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Subject,
-              restrict: Callable[[TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
+              restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
     """``locate`` over trees already opened by ``open_trees``."""
     found = [f for category, root in trees for f in _locate_node(conn, category, root, subject, None, 0, restrict)]
     return [f for f in found if f.rows]
@@ -239,7 +247,7 @@ def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Sub
 
 def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subject,
                  parent: tuple[TableNode, dict[str, ColumnElement[bool]]] | None, depth: int,
-                 restrict: Callable[[TableNode, str], ColumnElement[bool]] | None) -> list[Found]:
+                 restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None) -> list[Found]:
     sides = ("source", "archive") if archive_exists(conn, node) else ("source",)
     matches: dict[str, ColumnElement[bool]] = {}
     found: list[Found] = []
@@ -252,7 +260,7 @@ def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subj
         # A table shared between categories: only this category's rows.
         matches[side] = and_(node.scope, match) if side == "source" and parent is None else match
         if restrict is not None and parent is None:
-            matches[side] = and_(matches[side], restrict(node, side))
+            matches[side] = and_(matches[side], restrict(category, node, side))
         rows = conn.execute(select(func.count()).select_from(table).where(matches[side])).scalar_one()
         found.append(Found(category, node, side, matches[side], rows, depth))
     for child in node.children:

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from sqlalchemy import Column, Date, MetaData, String, Table, func, insert, inspect, or_, select, text
+from sqlalchemy import Column, Date, MetaData, String, Table, func, insert, inspect, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from .catalog import TableNode
 from .errors import RetentionError
-from .subjects import Subject, SubjectKey, keyed_hash_sql, subject_hash
+from .subjects import Subject, SubjectKey, keyed_hash_sql, require_keyed_hash_sql, subject_hash
 
 SUPPRESSION_TABLE = "retention_suppression"
 # Identifiers by which a prospect is contacted: those are suppressed.
@@ -82,19 +83,17 @@ class SuppressedRows:
 
 
 def suppressed_active_rows(conn: Connection, suppressed: Table, key: SubjectKey, root: TableNode,
-                           dialect: str) -> SuppressedRows:
-    """Active rows of ``root`` whose contact identifier hash is on the list, counted in SQL."""
+                           dialect: str, also: Sequence[ColumnElement[bool]] = ()) -> SuppressedRows:
+    """Active rows of ``root`` whose contact identifier hash is on the list, counted in SQL
+    (``also``: further conditions, e.g. not under a legal hold)."""
     if not inspect(conn).has_table(suppressed.name, schema=suppressed.schema):
         return SuppressedRows(root.name, 0)
     columns = [(kind, root.source.c[c]) for kind in CONTACT_KINDS
                for c in root.policy.subject_identifiers.get(kind, []) if c in root.source.c]
     if not columns:
         return SuppressedRows(root.name, 0)
-    if dialect == "postgresql" and not conn.execute(
-            text("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")).scalar_one():
-        raise RetentionError("comparing active rows with the suppression list needs PostgreSQL's pgcrypto "
-                             "extension: CREATE EXTENSION pgcrypto (sql/least_privilege_roles.sql does it)")
+    require_keyed_hash_sql(conn, "comparing active rows with the suppression list")
     listed = select(suppressed.c.subject_hash)
     hit = [keyed_hash_sql(key, kind, column, dialect).in_(listed) for kind, column in columns]
-    rows = conn.execute(select(func.count()).select_from(root.source).where(root.scope, or_(*hit))).scalar_one()
+    rows = conn.execute(select(func.count()).select_from(root.source).where(root.scope, or_(*hit), *also)).scalar_one()
     return SuppressedRows(root.name, rows)

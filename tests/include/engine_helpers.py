@@ -35,6 +35,7 @@ from include.retention.policy import RetentionPolicy, parse_policy
 from include.retention.purge import purge_category
 from include.retention.report import summarize_run
 from include.retention.steps import StepContext
+from include.retention.subjects import SubjectKey
 from include.retention.target import Target
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -146,11 +147,12 @@ class RunResult:
 
 
 def run_category(target: Target, policy: RetentionPolicy, as_of: date = AS_OF, *, category: str = "members",
-                 dry_run: bool = False, batch_size: int | None = None, run_id: str = "run-1") -> RunResult:
+                 dry_run: bool = False, batch_size: int | None = None, run_id: str = "run-1",
+                 subject_key: SubjectKey | None = None) -> RunResult:
     """Plan, archive, purge and summarise, as the DAG does."""
     ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
                      policy_version=policy.version, dry_run=dry_run)
-    step = StepContext.build(target, policy, category, ctx)
+    step = StepContext.build(target, policy, category, ctx, subject_key)
     plan = plan_category(step)
     archived = archive_category(step, batch_size)
     purged = purge_category(step, batch_size)

@@ -1,0 +1,166 @@
+"""Legal holds on both backends: a held row is never archived, deleted or anonymised - by the
+schedule or by an erasure request - and adding, lifting and expiring a hold are audited."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from crm_helpers import KEY
+from engine_helpers import AS_OF, audit_events, club_policy, create_club, ids, run_category
+from include.retention.audit import RunContext, audit_table, verify_chain
+from include.retention.erasure import erase
+from include.retention.errors import RetentionError
+from include.retention.holds import NewHold, add_hold, lift_hold, list_holds
+from include.retention.postflight import post_run_gate
+from include.retention.steps import StepContext
+from include.retention.subjects import Subject
+
+HOLD_CTX = RunContext("manual__hold-1", "legal_hold", AS_OF, "club-1")
+TODAY = AS_OF
+
+
+def _hold(target, policy=None, *, today=TODAY, **fields):
+    values = {"reference": "RG-2026-001", "scope": "rows", "reason": "Litige prud'homal en cours",
+              "created_by": "dpo@example.fr", "table": "members", "keys": [1]}
+    values.update(fields)
+    return add_hold(target, policy or club_policy(), NewHold(**values), KEY, HOLD_CTX, today)
+
+
+@pytest.fixture
+def club(target):
+    create_club(target)
+    if not target.is_sqlite:  # keyed hashes in SQL (subject holds) use pgcrypto there
+        with target.engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgcrypto"))
+    return target
+
+
+def test_a_held_member_due_for_the_archive_stays_active_and_the_plan_counts_it(club):
+    _hold(club, keys=[1])
+    result = run_category(club, club_policy())
+    members = result.plan.tables[0]
+    assert members.legal_hold_due == 1 and members.due_for_archive == 4  # 3, 4, 5, 7 move; 1 is held
+    assert 1 in ids(club, "members") and 1 not in ids(club, "members", archive=True)
+    assert ids(club, "member_events", archive=True) == [31, 32, 51, 52, 71, 72]  # 4 was destroyed
+
+
+def test_a_held_member_past_its_whole_retention_is_neither_archived_nor_destroyed(club):
+    _hold(club, keys=[4])
+    result = run_category(club, club_policy())
+    assert 4 in ids(club, "members") and result.purged["deleted"].get("members", 0) == 0
+
+
+def test_a_held_archive_row_at_end_of_life_is_not_destroyed_and_the_checks_accept_it(club):
+    policy = club_policy()
+    run_category(club, policy)  # member 5 is archived, retained until 27 November 2026
+    _hold(club, keys=[5])
+    later = date(2026, 11, 27)
+    result = run_category(club, policy, later, run_id="run-2")
+    assert 5 in ids(club, "members", archive=True)
+    assert result.plan.tables[0].legal_hold_end_of_life == 1
+    step = StepContext.build(club, policy, "members", RunContext("run-2", "retention_members", later, policy.version))
+    assert all(r.success for r in post_run_gate(step))
+
+
+def test_a_hold_on_a_child_row_keeps_its_whole_tree(club):
+    _hold(club, table="member_event_files", keys=[301])
+    run_category(club, club_policy())
+    assert 3 in ids(club, "members") and {31, 32} <= set(ids(club, "member_events"))
+    assert {301, 302} <= set(ids(club, "member_event_files"))
+
+
+def test_a_category_hold_stops_every_move_and_every_deletion(club):
+    _hold(club, scope="category", category="members", table=None, keys=[])
+    result = run_category(club, club_policy())
+    assert result.archived == {} and result.purged == {"deleted": {}}
+    assert result.plan.tables[0].legal_hold_due == 5
+
+
+def test_a_subject_hold_keeps_the_person_found_by_keyed_hash(club):
+    _hold(club, scope="subject", table=None, keys=[], subject=Subject.of({"email": " Member7@Example.fr"}))
+    run_category(club, club_policy(), subject_key=KEY)
+    assert 7 in ids(club, "members") and 3 not in ids(club, "members")
+
+
+def test_a_subject_hold_without_the_key_fails_the_run_before_anything_moves(club):
+    _hold(club, scope="subject", table=None, keys=[], subject=Subject.of({"email": "member7@example.fr"}))
+    with pytest.raises(RetentionError, match="retention_subject_secret"):
+        run_category(club, club_policy())
+    assert 7 in ids(club, "members") and 3 in ids(club, "members")
+
+
+def test_an_expired_hold_protects_nothing_and_its_expiry_is_audited_once(club):
+    _hold(club, keys=[1], today=date(2020, 1, 1), expires_on=date(2021, 1, 1))
+    run_category(club, club_policy())
+    run_category(club, club_policy(), run_id="run-2")
+    assert 1 in ids(club, "members", archive=True)
+    outcomes = [e["details"]["outcome"] for e in audit_events(club, club_policy(), action="legal_hold")]
+    assert outcomes == ["added", "expired"]
+    with club.read() as conn:
+        assert [h.status for h in list_holds(conn, "archive", TODAY)] == ["expired"]
+
+
+def test_lifting_a_hold_is_audited_and_the_rows_follow_the_schedule_again(club):
+    policy = club_policy()
+    _hold(club, keys=[1])
+    lifted = lift_hold(club, policy, "RG-2026-001", "legal@example.fr", "Affaire close", HOLD_CTX, TODAY)
+    assert lifted.status == "lifted"
+    run_category(club, policy)
+    assert 1 in ids(club, "members", archive=True)
+    events = audit_events(club, policy, action="legal_hold")
+    assert [e["details"]["outcome"] for e in events] == ["added", "lifted"]
+    assert all("Litige" not in str(e) and "Affaire" not in str(e) for e in events)  # the reason stays out
+    with club.read() as conn:
+        assert verify_chain(conn, audit_table("archive", policy.audit_table)).intact
+
+
+def test_a_hold_cannot_be_lifted_twice(club):
+    policy = club_policy()
+    _hold(club, keys=[1])
+    lift_hold(club, policy, "RG-2026-001", "legal@example.fr", "Affaire close", HOLD_CTX, TODAY)
+    with pytest.raises(RetentionError, match="already lifted"):
+        lift_hold(club, policy, "RG-2026-001", "legal@example.fr", "again", HOLD_CTX, TODAY)
+
+
+def test_an_erasure_keeps_the_rows_under_a_hold_and_says_why(club):
+    policy = club_policy()
+    _hold(club, scope="subject", table=None, keys=[], subject=Subject.of({"email": "member1@example.fr"}))
+    result = erase(club, policy, Subject.of({"email": "member1@example.fr"}), KEY, HOLD_CTX)
+    members = next(t for t in result.tables if t.table == "members" and not t.archive)
+    assert members.erased == 0 and members.kept == 1 and members.kept_because.startswith("legal hold")
+    assert 1 in ids(club, "members") and {11, 12} <= set(ids(club, "member_events"))
+
+
+def test_a_subject_hold_is_audited_under_the_keyed_hash_only(club):
+    subject = Subject.of({"email": "member1@example.fr"})
+    _hold(club, scope="subject", table=None, keys=[], subject=subject)
+    events = audit_events(club, club_policy(), action="legal_hold")
+    assert [e["subject_hash"] for e in events] == subject.hashes(KEY)
+    assert all("member1" not in str(e) for e in events)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"keys": [1, 999]}, r"1 key\(s\) of .*members name no row, active or archived: 999"),
+    ({"table": "payroll"}, r"table 'payroll' is not in the policy"),
+    ({"scope": "category", "category": "staff", "table": None}, r"category 'staff' is not in the policy"),
+    ({"reference": "RG'; DROP TABLE members; --"}, r"reference .* letters, digits"),
+    ({"keys": []}, r"lists the primary keys"),
+    ({"keys": [[1, 2]]}, r"does not fit the primary key"),
+    ({"expires_on": TODAY}, r"expires_on 2026-11-26 is not after today"),
+    ({"reason": "  "}, r"give the reason"),
+    ({"scope": "everything"}, r"scope 'everything' is unknown"),
+])
+def test_a_bad_hold_is_refused_naming_the_problem_and_nothing_is_recorded(club, fields, message):
+    with pytest.raises(RetentionError, match=message):
+        _hold(club, **fields)
+    with club.read() as conn:
+        assert list_holds(conn, "archive", TODAY) == []
+
+
+def test_a_reference_is_used_once(club):
+    _hold(club, keys=[1])
+    with pytest.raises(RetentionError, match="already exists"):
+        _hold(club, keys=[2])
