@@ -4,7 +4,12 @@
 One DAG per category of `include/policy/retention_policy.yaml` (or `$RETENTION_POLICY`),
 named `retention_<category>`. Each runs on its category's cron in Europe/Paris and
 wires its tasks to the engine in `include/retention`: `preflight_checks` → `plan` →
-`archive` → `purge` → `postflight_checks` → `summary`. The DAGs are paused at creation: nothing destructive runs on deploy.
+`approve_deletions` → `archive` → `purge` → `postflight_checks` → `summary`. The DAGs are
+paused at creation: nothing destructive runs on deploy.
+
+A run triggered by hand is a dry run unless its `dry_run` param is `false`; scheduled runs
+execute. A run whose plan passes the category's deletion limit waits in `approve_deletions`
+for a person (Required Actions); a rejection, or no answer in time, fails it unchanged.
 
 Parsing reads the policy file only; the database is touched when a task runs.
 """
@@ -17,6 +22,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 from include.retention.describe import category_doc
 from include.retention.policy import Category, RetentionPolicy, load_policy
 from include.retention_airflow import tasks as engine
+from include.retention_airflow.approval import DeletionApproval
 
 POLICY = load_policy()
 
@@ -35,7 +41,9 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         tags=["retention", "gdpr", category.key],
         default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
         params={
-            "dry_run": Param(False, type="boolean", description="Plan only: count what is due, change nothing."),
+            "dry_run": Param(None, type=["null", "boolean"],
+                             description="Plan only: count what is due, change nothing. Empty: a run triggered "
+                                         "by hand is a dry run, a scheduled run executes; false executes."),
             "as_of": Param(None, type=["null", "string"], format="date",
                            description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date."),
             "batch_size": Param(policy.batch_size_for(category), type="integer", minimum=1, maximum=1_000_000,
@@ -52,6 +60,9 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         def plan() -> dict:
             """Count rows due for the archive and for end of life; changes nothing."""
             return engine.plan(category.key)
+
+        approve_deletions = DeletionApproval(task_id="approve_deletions", category=category.key,
+                                             timeout_hours=policy.approval_timeout_hours, retries=0)
 
         @task
         def archive() -> dict:
@@ -75,7 +86,7 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
 
         checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()
         verified = postflight_checks()
-        checked >> planned >> archived >> purged >> verified
+        checked >> planned >> approve_deletions >> archived >> purged >> verified
         summary(archived, purged, verified)
     return dag
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, delete, exists, false, func, insert, literal, not_,
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
+from . import audit, limits
 from .batches import add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
 from .clock import retention_dates
@@ -38,8 +38,12 @@ from .steps import StepContext, holds_of, open_step
 log = logging.getLogger(__name__)
 
 
-def archive_category(step: StepContext, batch_size: int | None = None) -> dict[str, int]:
-    """Archive every due row of the category; returns rows archived per table."""
+def archive_category(step: StepContext, batch_size: int | None = None,
+                     approved: dict[str, int] | None = None) -> dict[str, int]:
+    """Archive every due row of the category; returns rows archived per table.
+
+    ``approved``: the removals a person approved (``limits.approved_counts``); past the
+    category's deletion limit without it, nothing moves (``limits.check``)."""
     category, policy = step.category, step.policy
     totals: dict[str, int] = {}
     if not category.has_archive:
@@ -48,8 +52,11 @@ def archive_category(step: StepContext, batch_size: int | None = None) -> dict[s
     nodes = open_step(step, create_archive=not step.ctx.dry_run)
     size = batch_size or policy.batch_size_for(category)
     holds = holds_of(step)
-    for root in nodes:
-        due = due_for_archive(root, step, holds)
+    due_by_root = [(root, due_for_archive(root, step, holds)) for root in nodes]
+    if not step.ctx.dry_run:
+        for root, due in due_by_root:  # every table is checked before the first row moves
+            _check_limit(step, root, due, approved)
+    for root, due in due_by_root:
         if step.ctx.dry_run:
             _log_would_archive(step, root, due)
             continue
@@ -65,6 +72,14 @@ def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> 
     """Rows whose active period has ended, less those a legal hold keeps where they are."""
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     return and_(due, not_(holds.held(root, "source", step.category.key))) if holds.any else due
+
+
+def _check_limit(step: StepContext, root: TableNode, due: ColumnElement[bool],
+                 approved: dict[str, int] | None) -> None:
+    with step.target.read() as conn:
+        rows, base = conn.execute(select(func.count().filter(due), func.count().filter(root.scope))
+                                  .select_from(root.source)).one()
+    limits.check(root.name, "active", rows, base, step.policy.deletion_limit_for(step.category), approved)
 
 
 def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, step: StepContext) -> dict[str, int]:

@@ -77,9 +77,15 @@ def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where:
         if count < batch_size:
             return
         lower = tuple(last)
+        if engine.dialect.name == "sqlite":
+            # SQLite has one write lock and no queue: a waiting writer polls for it (every
+            # 100 ms at most). This gap lets the application's writes in between two batches,
+            # so they wait for one batch at most, not for the whole run.
+            time.sleep(SQLITE_WRITER_GAP)
 
 
 _BATCH_KEYS = "retention_batch_keys"
+SQLITE_WRITER_GAP = 0.1  # seconds between two batches on SQLite
 
 
 def _materialize(conn: Connection, table: Any, key_columns: Sequence[str], chosen: Select[Any]) -> tuple[Table, int]:

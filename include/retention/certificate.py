@@ -4,7 +4,8 @@ A certificate is derived from the audit log alone (``build``), so it can be issu
 at any time and checked against the log: it names the first and last event of the run
 and their hashes, and ``verify_chain`` proves those events were not altered since. It
 says, per table, how many rows were archived, deleted, anonymised, held back (kept
-active by an open related row or retained for an archived dependant) and quarantined
+active by an open related row or retained for an archived dependant), kept by a legal
+hold, and quarantined
 (no start date: cannot be aged, waiting for a person to fix it), and which checks ran
 with their results. Like the log, it holds counts and names, no personal data.
 
@@ -38,6 +39,7 @@ class TableOutcome:
     deleted: int = 0
     anonymized: int = 0
     held: int = 0
+    legal_hold: int = 0
     quarantined: int = 0
 
 
@@ -126,6 +128,7 @@ def _tables(logged: list[dict[str, Any]]) -> list[TableOutcome]:
         if event["action"] == "plan":
             kept = details.get("kept_for_dependants", {})  # per dependant table: {"rows": ..., ...}
             outcome(name).held += details.get("held_open", 0) + sum(k["rows"] for k in kept.values())
+            outcome(name).legal_hold += details.get("legal_hold_due", 0) + details.get("legal_hold_end_of_life", 0)
             outcome(name).quarantined += details.get("missing_start", 0)
             for child in details.get("children", {}):
                 outcome(child)
@@ -175,14 +178,16 @@ def render(c: Certificate) -> str:
         ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
         ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
     ])
-    tables = html.table(("table", "archived", "deleted", "anonymised", "held", "quarantined"),
-                        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.quarantined) for t in c.tables])
+    tables = html.table(("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined"),
+                        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined)
+                         for t in c.tables])
     checks = html.table(("suite", "table", "check", "result", "blocking", "rows failing"),
                         [(k.suite, k.table, k.check, "passed" if k.success else "FAILED", k.blocking,
                           k.unexpected_rows) for k in c.checks],
                         row_class=lambda r: "ko" if r[3] == "FAILED" else "")
     body = (f"{facts}<h2>What was done, per table</h2>{tables}"
             "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
+            "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
             "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
             f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
             "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "

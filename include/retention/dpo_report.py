@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import and_, func, inspect, not_, select
 from sqlalchemy.engine import Connection
 
 from . import audit, charts, html
 from .audit import ChainReport
 from .catalog import TableNode, archive_exists, open_category
 from .clock import local_date
+from .holds import HoldsInForce, HoldView, hold_tables, holds_in_force, list_holds
 from .policy import Category, RetentionPolicy
 from .report import reports_dir, safe_name
 from .requests import Deadline, open_deadlines, register_table
+from .subjects import SubjectKey
 from .target import Target
 
 LANGUAGES = ("fr", "en")
@@ -49,6 +51,7 @@ class Compliance:
     missing_start: int          # rows that cannot be aged (defects, or ongoing by design)
     held_open: int              # rows past their date kept active by an open related row
     expired_in_archive: int     # archive rows past retention_until, not yet destroyed
+    legal_hold: int = 0         # rows past their date (active or archive) that a legal hold keeps
 
     @property
     def compliant(self) -> bool:
@@ -67,25 +70,31 @@ class DpoReport:
     findings: dict[str, dict[str, int]]                 # category -> finding -> count (in the period)
     chain: ChainReport
     open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
+    holds: list[HoldView] = field(default_factory=list)  # the legal-hold register, every hold and its status
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-def build(target: Target, policy: RetentionPolicy, period_start: date, period_end: date, today: date) -> DpoReport:
-    """Gather the report's facts: the log for the period, the database for today."""
+def build(target: Target, policy: RetentionPolicy, period_start: date, period_end: date, today: date,
+          key: SubjectKey | None = None) -> DpoReport:
+    """Gather the report's facts: the log for the period, the database for today.
+
+    ``key`` (the subject key) is needed only when a legal hold protects a person."""
     if period_end < period_start:
         raise ValueError(f"the report period ends ({period_end}) before it starts ({period_start})")
     months = _months(period_start, period_end)
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:
+        holds = holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect)
         compliance = [c for category in policy.categories.values()
-                      for c in _compliance(conn, target, policy, category, today)]
+                      for c in _compliance(conn, target, policy, category, today, holds)]
         logged = audit.table_exists(conn, trail)
         period_events = audit.events(conn, trail, trail.c.as_of >= period_start, trail.c.as_of <= period_end,
                                      trail.c.dry_run.is_(False)) if logged else []
         chain = audit.verify_chain(conn, trail) if logged else ChainReport(0)
         requests = _open_requests(conn, target, policy, today)
+        registered = list_holds(conn, target.archive_schema, today)
     return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events, months),
-                     compliance, _findings(period_events), chain, requests)
+                     compliance, _findings(period_events), chain, requests, registered)
 
 
 def _open_requests(conn: Connection, target: Target, policy: RetentionPolicy, today: date) -> list[Deadline]:
@@ -131,26 +140,35 @@ def _findings(events: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def _compliance(conn: Connection, target: Target, policy: RetentionPolicy, category: Category,
-                today: date) -> list[Compliance]:
+                today: date, holds: HoldsInForce) -> list[Compliance]:
     nodes = open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
-    return [_table_compliance(conn, target, policy, category, root, today) for root in nodes]
+    return [_table_compliance(conn, target, policy, category, root, today, holds) for root in nodes]
 
 
 def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy, category: Category,
-                      root: TableNode, today: date) -> Compliance:
+                      root: TableNode, today: date, holds: HoldsInForce) -> Compliance:
+    """Rows a legal hold keeps past their date are counted apart: the hold outranks the schedule."""
     day = local_date(root.start, target.dialect, policy.zones)
-    oldest, overdue, missing, held = conn.execute(select(
+    due = root.due(category.active_period, today, policy.zones)
+    on_hold = holds.held(root, "source", category.key)
+    oldest, overdue, missing, held, legal = conn.execute(select(
         func.min(day).filter(root.ageable()),
-        func.count().filter(root.due(category.active_period, today, policy.zones)),
+        func.count().filter(and_(due, not_(on_hold))),
         func.count().filter(root.missing_start()),
         func.count().filter(root.held_open()),
+        func.count().filter(and_(due, on_hold)),
     ).select_from(root.source)).one()
     oldest = date.fromisoformat(oldest) if isinstance(oldest, str) else oldest
     expired = 0
     if category.has_archive and archive_exists(conn, root):
-        expired = conn.execute(select(func.count()).select_from(root.archive).where(root.expired(today))).scalar_one()
+        archived_hold = holds.held(root, "archive", category.key)
+        expired, legal_archived = conn.execute(select(
+            func.count().filter(and_(root.expired(today), not_(archived_hold))),
+            func.count().filter(and_(root.expired(today), archived_hold)),
+        ).select_from(root.archive)).one()
+        legal += legal_archived
     return Compliance(category.key, root.name, oldest, category.active_period.add_to(oldest) if oldest else None,
-                      overdue, missing, held, expired)
+                      overdue, missing, held, expired, legal)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -169,11 +187,15 @@ TEXT = {
         "compliance": "3. Conformité aujourd'hui",
         "compliance_cols": ("Catégorie", "Table", "Plus ancien enregistrement actif", "Devait quitter la base "
                             "active le", "En retard", "Sans date de départ", "Maintenus (lien ouvert)",
-                            "Archive échue non détruite", "Statut"),
+                            "Archive échue non détruite", "Gel juridique", "Statut"),
         "ok": "conforme", "ko": "NON CONFORME",
         "holds": "4. Gels juridiques et demandes de droits",
-        "holds_text": "Les gels juridiques ne sont pas encore gérés par cette version : aucun gel n'est "
-                      "appliqué par le pipeline.",
+        "holds_text": "Un enregistrement sous gel juridique n'est ni archivé, ni détruit, ni anonymisé, par le "
+                      "calendrier comme par une demande d'effacement, jusqu'à la levée ou l'échéance du gel.",
+        "holds_cols": ("Référence", "Portée", "Catégorie / table", "Éléments", "Créé le",
+                       "Échéance", "Statut"),
+        "no_holds": "Aucun gel juridique enregistré.",
+        "hold_status": {"in_force": "en vigueur", "lifted": "levé", "expired": "échu"},
         "requests_cols": ("Référence", "Type", "Échéance", "Jours restants"),
         "no_requests": "Aucune demande de droits ouverte.",
         "overdue": "EN RETARD",
@@ -199,10 +221,16 @@ TEXT = {
         "series": ("archived", "destroyed", "anonymised"),
         "compliance": "3. Compliance today",
         "compliance_cols": ("Category", "Table", "Oldest active record", "Had to leave the active base on",
-                            "Overdue", "No start date", "Held (open link)", "Expired in archive", "Status"),
+                            "Overdue", "No start date", "Held (open link)", "Expired in archive", "Legal hold",
+                            "Status"),
         "ok": "compliant", "ko": "NOT COMPLIANT",
         "holds": "4. Legal holds and rights requests",
-        "holds_text": "Legal holds are not handled by this version yet: the pipeline applies no hold.",
+        "holds_text": "A record under a legal hold is neither archived, destroyed nor anonymised - by the "
+                      "schedule or by an erasure request - until the hold is lifted or expires.",
+        "holds_cols": ("Reference", "Scope", "Category / table", "Items", "Created",
+                       "Expires", "Status"),
+        "no_holds": "No legal hold recorded.",
+        "hold_status": {"in_force": "in force", "lifted": "lifted", "expired": "expired"},
         "requests_cols": ("Reference", "Type", "Due", "Days left"),
         "no_requests": "No open rights request.",
         "overdue": "OVERDUE",
@@ -230,7 +258,8 @@ def render(report: DpoReport, lang: str = "fr") -> str:
             f"<h2>{t['schedule']}</h2>", schedule_table(policy, lang),
             f"<h2>{t['volumes']}</h2>", _volumes_section(report, lang),
             f"<h2>{t['compliance']}</h2>", _compliance_table(report, lang),
-            f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_requests_table(report, lang)}",
+            f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_holds_table(report, lang)}"
+            f"{_requests_table(report, lang)}",
             f"<h2>{t['findings']}</h2>", _findings_table(report, lang),
             f"<h2>{t['chain']}</h2>", _chain_paragraph(report.chain, lang),
             f"<p><small>{html.text(t['footer'].format(at=report.generated_at.strftime('%Y-%m-%d %H:%M UTC')))}"
@@ -277,10 +306,23 @@ def _compliance_table(report: DpoReport, lang: str) -> str:
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
     rows = [(labels[c.category], c.table, c.oldest_start.isoformat() if c.oldest_start else t["none"],
              c.limit_date.isoformat() if c.limit_date else "", c.overdue, c.missing_start, c.held_open,
-             c.expired_in_archive, html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant
+             c.expired_in_archive, c.legal_hold, html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant
                                             else f"<span class='ko'>{t['ko']}</span>"))
             for c in report.compliance]
     return html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[7] == 0 else "ko")
+
+
+def _holds_table(report: DpoReport, lang: str) -> str:
+    """The register of legal holds. Reasons and requesters stay in the register: free text and
+    people's names are not for a report that holds only counts, dates and policy names."""
+    t = TEXT[lang]
+    if not report.holds:
+        return f"<p>{html.text(t['no_holds'])}</p>"
+    rows = [(h.reference, h.scope, h.category or h.table or "", h.items,
+             h.created_at.strftime("%Y-%m-%d") if h.created_at else "",
+             h.expires_on.isoformat() if h.expires_on else t["none"], t["hold_status"][h.status])
+            for h in report.holds]
+    return html.table(t["holds_cols"], rows)
 
 
 def _requests_table(report: DpoReport, lang: str) -> str:

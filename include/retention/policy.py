@@ -235,6 +235,16 @@ class TablePolicy(TableBase):
     archived_with: ArchivedWith | None = None
 
 
+class DeletionLimit(_Strict):
+    """The most rows one run may remove from the active base, or from the archive, per table,
+    without a person approving it first (``limits.py``): as a number, and as a fraction of
+    what the table holds. A wrong clock or a period shortened by mistake shows up as a run
+    far over its usual volume; it then waits for approval instead of destroying data."""
+
+    rows: int | None = Field(default=None, ge=0)
+    fraction: float | None = Field(default=None, gt=0, le=1)
+
+
 class Category(_Strict):
     """One row of the charter's schedule."""
 
@@ -257,7 +267,8 @@ class Category(_Strict):
     # age: ``consent_withdrawal`` (tracking that exists only by consent), ``opposition``
     # (prospection; the person is also put on the suppression list).
     deleted_on: list[Literal["consent_withdrawal", "opposition"]] = []
-    batch_size: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    deletion_limit: DeletionLimit | None = None  # this category's own limit (else the policy's)
     tables: list[TablePolicy] = Field(min_length=1)
 
     @field_validator("schedule")
@@ -285,7 +296,12 @@ class RetentionPolicy(_Strict):
     source_schema: Identifier = "public"
     archive_schema: Identifier = "archive"
     audit_table: Identifier = "retention_audit"
-    batch_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Above this, a run pauses for a person's approval (``limits.py``); the default stops a
+    # run that would empty a fifth of a table, or move 100,000 rows, at once.
+    deletion_limit: DeletionLimit = DeletionLimit(rows=100_000, fraction=0.2)
+    # How long a run waits for that approval before it fails, changing nothing.
+    approval_timeout_hours: int = Field(default=24, ge=1, le=24 * 14)
     precedence: list[Identifier] = []
     # The project's register of data-subject requests (``requests.register_table``): a root
     # table of one of the categories, which then governs its retention.
@@ -327,6 +343,9 @@ class RetentionPolicy(_Strict):
 
     def batch_size_for(self, category: Category) -> int:
         return category.batch_size or self.batch_size
+
+    def deletion_limit_for(self, category: Category) -> DeletionLimit:
+        return category.deletion_limit or self.deletion_limit
 
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:

@@ -14,11 +14,11 @@ import logging
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, not_, select, update
+from sqlalchemy import and_, delete, func, literal, not_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
+from . import audit, limits
 from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
@@ -28,15 +28,22 @@ from .steps import StepContext, holds_of, open_step
 log = logging.getLogger(__name__)
 
 
-def purge_category(step: StepContext, batch_size: int | None = None) -> dict[str, dict[str, int]]:
-    """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``."""
+def purge_category(step: StepContext, batch_size: int | None = None,
+                   approved: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
+    """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``.
+
+    ``approved``: as for ``archive_category``, the removals a person approved past the limit."""
     nodes = open_step(step, create_archive=False)
     size = batch_size or step.policy.batch_size_for(step.category)
     action = "anonymized" if step.category.end_action == "anonymize" else "deleted"
     totals: dict[str, int] = {}
     holds = holds_of(step)
-    for root in nodes:
-        side, where = end_of_life(step, root, holds)
+    ends = [(root, *end_of_life(step, root, holds)) for root in nodes]
+    if not step.ctx.dry_run:
+        for root, side, where in ends:  # every table is checked before the first row goes
+            if where is not None:
+                _check_limit(step, root, side, where, approved)
+    for root, side, where in ends:
         if where is None:
             continue
         table = getattr(root, side)
@@ -69,6 +76,17 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
     if holds.any:
         where = and_(where, not_(holds.held(root, side, step.category.key)))
     return side, where
+
+
+def _check_limit(step: StepContext, root: TableNode, side: str, where: ColumnElement[bool],
+                 approved: dict[str, int] | None) -> None:
+    table = getattr(root, side)
+    base = root.scope if side == "source" else true()
+    with step.target.read() as conn:
+        rows, held = conn.execute(select(func.count().filter(where), func.count().filter(base))
+                                  .select_from(table)).one()
+    limits.check(root.name, "active" if side == "source" else "archive", rows, held,
+                 step.policy.deletion_limit_for(step.category), approved)
 
 
 def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date, datetime
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -15,6 +16,9 @@ from include.retention import certificate
 from include.retention import dpo_report as dpo
 from include.retention.audit import RunContext, audit_table, check_anchors, table_exists, verify_chain
 from include.retention.errors import RetentionError
+from include.retention.locks import category_step, release_lease
+from include.retention.limits import approved_counts, excesses
+from include.retention.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.purge import purge_category
@@ -23,7 +27,7 @@ from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
 from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, key_from
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_ENV_VAR, KEY_VARIABLE, Subject, SubjectKey, key_from
 from include.retention.target import Target, connect
 
 TARGET_CONN_ID = "retention_target"
@@ -56,6 +60,15 @@ def run_day(context: dict[str, Any], policy: RetentionPolicy) -> date:
     """The run's date in the company's time zone (``run_after`` for a run triggered by hand)."""
     moment = context.get("logical_date") or context["dag_run"].run_after
     return moment.astimezone(policy.zone).date()
+
+
+def resolve_dry_run(context: dict[str, Any]) -> bool:
+    """``params.dry_run`` when it is set; otherwise a run triggered by hand is a dry run and a
+    scheduled run executes. Changing data by hand takes an explicit ``dry_run: false``."""
+    chosen = context["params"].get("dry_run")
+    if chosen is not None:
+        return bool(chosen)
+    return str(getattr(context["dag_run"], "run_type", "")) != "scheduled"
 
 
 @contextmanager
@@ -96,10 +109,10 @@ def _opened(category: str) -> Iterator[StepContext]:
             dag_id=context["dag"].dag_id,
             as_of=resolve_as_of(context, policy),
             policy_version=policy.version,
-            dry_run=bool(context["params"].get("dry_run")),
+            dry_run=resolve_dry_run(context),
         )
-        key = subject_key() if "opposition" in policy.category(category).deleted_on else None
-        with _target(policy) as target:
+        key = subject_key() if "opposition" in policy.category(category).deleted_on else optional_subject_key()
+        with _target(policy) as target, category_step(target, category, ctx.run_id, ctx.dag_id):
             yield StepContext.build(target, policy, category, ctx, key)
 
 
@@ -115,21 +128,40 @@ def preflight_checks(category: str) -> list[dict[str, Any]]:
 
 
 def plan(category: str) -> dict[str, Any]:
+    """The plan (counts, horizon dates, sample keys) in the task log and XCom, with the
+    deletion limits it passes: ``approve_deletions`` asks a person about those."""
     with _opened(category) as step:
-        result = plan_category(step).to_dict()
-    log.info("Plan for %s as of %s%s:\n%s", category, step.ctx.as_of, " (dry run)" if step.ctx.dry_run else "",
-             json.dumps(result["tables"], indent=2))
+        planned = plan_category(step)
+        over = excesses(planned, step.policy.deletion_limit_for(step.category))
+    result = {**planned.to_dict(), "dry_run": step.ctx.dry_run,
+              "over_limit": [{**e.to_dict(), "text": str(e)} for e in over]}
+    mode = "DRY RUN - nothing will change" if step.ctx.dry_run else "executing"
+    log.info("Plan for %s as of %s (%s):\n%s", category, step.ctx.as_of, mode, json.dumps(result["tables"], indent=2))
+    for e in over:
+        log.warning("Over the deletion limit: %s%s", e, "" if step.ctx.dry_run else " - the run waits for approval")
     return result
+
+
+def _approved() -> dict[str, int] | None:
+    """The removals a person approved (the plan's counts), or None when no approval was given."""
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    approval = ti.xcom_pull(task_ids="approve_deletions")
+    if not approval or not approval.get("approved"):
+        return None
+    log.info("Removals approved by %s, up to the planned counts", approval.get("approved_by") or "a user")
+    return approved_counts(ti.xcom_pull(task_ids="plan"))
 
 
 def archive(category: str) -> dict[str, int]:
     with _opened(category) as step:
-        return archive_category(step, _batch_size())
+        return archive_category(step, _batch_size(), _approved())
 
 
 def purge(category: str) -> dict[str, dict[str, int]]:
     with _opened(category) as step:
-        return purge_category(step, _batch_size())
+        return purge_category(step, _batch_size(), _approved())
 
 
 def postflight_checks(category: str) -> list[dict[str, Any]]:
@@ -148,6 +180,7 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
     with _opened(category) as step:
         result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
         json_path, html_path = certificate.issue(step)
+        release_lease(step.target, category, step.ctx.run_id)  # the run is over: the next one may start
     log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
     log.info("Deletion certificate: %s (and %s)", html_path, json_path.name)
     if missing:
@@ -194,7 +227,7 @@ def dpo_report() -> dict[str, Any]:
         start = date.fromisoformat(params["period_start"]) if params.get("period_start") else default_start
         end = date.fromisoformat(params["period_end"]) if params.get("period_end") else default_end
         with _target(policy) as target:
-            report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date())
+            report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date(), optional_subject_key())
         path = dpo.write(report, params.get("language") or "fr")
     failing = [f"{c.category}.{c.table}" for c in report.compliance if not c.compliant]
     if failing:
@@ -211,6 +244,17 @@ def subject_key() -> SubjectKey:
     from airflow.sdk import Variable
 
     return key_from(Variable.get(KEY_VARIABLE, default=None))
+
+
+def optional_subject_key() -> SubjectKey | None:
+    """The HMAC key if one is configured: a step that may meet a legal hold on a person
+    needs it then, and says so (``holds.py``); without such a hold it is not needed."""
+    from airflow.sdk import Variable
+
+    configured = Variable.get(KEY_VARIABLE, default=None)
+    if not configured and not os.environ.get(KEY_ENV_VAR):
+        return None
+    return key_from(configured)  # a key that is set but too short is still an error
 
 
 def subject_request() -> dict[str, Any]:
@@ -262,3 +306,52 @@ def rights_deadlines() -> list[dict[str, Any]]:
         raise AirflowFailException(f"{len(overdue)} rights request(s) overdue: {', '.join(overdue)}")
     return [{"reference": d.reference, "request_type": d.request_type, "due": d.due.isoformat(),
              "days_left": d.days_left} for d in deadlines]
+
+
+def legal_hold() -> dict[str, Any]:
+    """Add, list or lift a legal hold from the trigger form; every change is audited.
+
+    The hold's creator is the user who triggered the run (or ``params.requested_by``). The
+    task log shows references, scopes and counts - never an identifier or a reason.
+    """
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    params = context["params"]
+    action = params["action"]
+    with _failing_fast():
+        policy = load_policy()
+        today = run_day(context, policy)
+        ctx = RunContext(run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=today,
+                         policy_version=policy.version)
+        who = params.get("requested_by") or getattr(context["dag_run"], "triggering_user_name", None)
+        with _target(policy) as target:
+            if action == "add":
+                changed = add_hold(target, policy, _new_hold(params, who), optional_subject_key(), ctx, today)
+            elif action == "lift":
+                changed = lift_hold(target, policy, params["reference"], who or "", params.get("lift_reason") or "",
+                                    ctx, today)
+            with target.engine.begin() as conn:
+                expired = record_expiries(conn, target, policy, ctx, today)
+                registered = list_holds(conn, target.archive_schema, today)
+    if action != "list":
+        log.info("Legal hold %s %s: scope %s, %d item(s), expires %s", changed.reference, changed.status,
+                 changed.scope, changed.items, changed.expires_on or "when lifted")
+    if expired:
+        log.info("%d hold(s) expired since the last check (audited)", expired)
+    for hold in registered:
+        log.info("  %-24s %-9s %-8s %-28s %5d item(s)  expires %s", hold.reference, hold.status, hold.scope,
+                 hold.category or hold.table or "", hold.items, hold.expires_on or "-")
+    return {"action": action, "holds": [{k: v for k, v in h.to_dict().items() if k != "reason"} for h in registered]}
+
+
+def _new_hold(params: dict[str, Any], who: str | None) -> NewHold:
+    """The hold the form describes; identifiers are normalised (and checked) before anything is written."""
+    identifiers = {kind: params[kind] for kind in IDENTIFIER_KINDS if params.get(kind)}
+    if not who:
+        raise RetentionError("say who asks for the hold: requested_by (the run was not triggered by a named user)")
+    return NewHold(
+        reference=params.get("reference") or "", scope=params.get("scope") or "", reason=params.get("reason") or "",
+        created_by=who, expires_on=date.fromisoformat(params["expires_on"]) if params.get("expires_on") else None,
+        category=params.get("category"), table=params.get("table"), keys=list(params.get("keys") or []),
+        subject=Subject.of(identifiers) if params.get("scope") == "subject" else None)

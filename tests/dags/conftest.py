@@ -14,3 +14,38 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+@pytest.fixture
+def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
+    """The demo CRM seeded on a fresh PostgreSQL database, as the ``retention_target`` connection,
+    with the shipped schedule minus its deletion limit (see ``policy_without_deletion_limit``)."""
+    from dag_helpers import AS_OF, PER_PHASE, SUBJECT_SECRET, policy_without_deletion_limit
+    from include.demo.seed import seed_demo
+    from include.retention.target import connect
+    from throwaway_postgres import fresh_postgres_database
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("RETENTION_POLICY", str(policy_without_deletion_limit(tmp_path)))
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)  # prospection's post-run check
+    url = fresh_postgres_database(postgres_server)
+    target = connect(url)
+    with target.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as sql/least_privilege_roles.sql does
+    seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.replace("postgresql+psycopg://", "postgresql://"))
+    yield target
+    target.dispose()
+
+
+@pytest.fixture
+def api_client(airflow_db):
+    """Airflow's REST API in-process, on the tests' metadata database (to answer approvals)."""
+    from fastapi.testclient import TestClient
+
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    purge_cached_app()
+    with TestClient(create_app("core")) as client:
+        yield client
+    purge_cached_app()

@@ -20,7 +20,7 @@ def test_dag_folder_has_no_import_errors(dagbag):
 
 def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_report(dagbag):
     assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify", "retention_dpo_report",
-                                             "retention_rights_deadlines", "subject_request"])
+                                             "retention_rights_deadlines", "subject_request", "legal_hold"])
     assert len(DAG_IDS) == 7
 
 
@@ -50,16 +50,18 @@ def test_dag_runs_on_its_cron_in_europe_paris_paused_and_one_run_at_a_time(dagba
     assert dag.max_active_runs == 1
     assert dag.is_paused_upon_creation is True
     assert {"retention", "gdpr", category.key} <= set(dag.tags)
-    assert all(task.retries >= 2 for task in dag.tasks)
+    assert all(task.retries >= 2 for task in dag.tasks if task.task_id != "approve_deletions")
+    assert dag.get_task("approve_deletions").retries == 0  # a rejection is final: never asked again by a retry
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_tasks_are_preflight_plan_archive_purge_postflight_summary_in_that_order(dagbag, dag_id):
+def test_tasks_are_preflight_plan_approval_archive_purge_postflight_summary_in_that_order(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert {t.task_id for t in dag.tasks} == {"preflight_checks", "plan", "archive", "purge", "postflight_checks",
-                                              "summary"}
+    assert {t.task_id for t in dag.tasks} == {"preflight_checks", "plan", "approve_deletions", "archive", "purge",
+                                              "postflight_checks", "summary"}
     assert dag.get_task("preflight_checks").downstream_task_ids == {"plan"}
-    assert dag.get_task("plan").downstream_task_ids == {"archive"}
+    assert dag.get_task("plan").downstream_task_ids == {"approve_deletions"}
+    assert dag.get_task("approve_deletions").downstream_task_ids == {"archive"}
     assert dag.get_task("archive").downstream_task_ids == {"purge", "summary"}
     assert dag.get_task("purge").downstream_task_ids == {"postflight_checks", "summary"}
     assert dag.get_task("postflight_checks").downstream_task_ids == {"summary"}
@@ -70,7 +72,7 @@ def test_tasks_are_preflight_plan_archive_purge_postflight_summary_in_that_order
 def test_params_are_dry_run_as_of_and_batch_size(dagbag, dag_id):
     params = dagbag.dags[dag_id].params
     assert set(params.keys()) == {"dry_run", "as_of", "batch_size"}
-    assert params["dry_run"] is False
+    assert params["dry_run"] is None  # by hand: a dry run; scheduled: executes (resolve_dry_run)
     assert params["batch_size"] == POLICY.batch_size
 
 
@@ -91,7 +93,7 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("RETENTION_POLICY", str(broken))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     errors = list(bag.import_errors.values())
-    assert len(errors) == 4  # the schedule DAGs, the audit verification, the DPO report, the deadlines check
+    assert len(errors) == 5  # the schedule DAGs, audit verification, DPO report, deadlines check, legal holds
     assert all("categories.suppliers.active_period" in e and "broken.yaml" in e for e in errors)
 
 
@@ -103,7 +105,22 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
     monkeypatch.setenv("RETENTION_POLICY", str(example))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["retention_accounting", "retention_audit_verify",
+    assert sorted(bag.dag_ids) == ["legal_hold", "retention_accounting", "retention_audit_verify",
                                    "retention_customer_relationship", "retention_dpo_report", "retention_prospection",
                                    "retention_rights_deadlines", "retention_suppliers", "subject_request"]
     assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md
+
+
+@pytest.mark.parametrize("run_type, param, dry", [
+    ("manual", None, True),      # by hand: a dry run unless it says otherwise
+    ("manual", False, False),
+    ("scheduled", None, False),  # the nightly run executes
+    ("scheduled", True, True),
+    ("backfill", None, True),
+])
+def test_a_run_is_a_dry_run_when_triggered_by_hand_unless_it_says_otherwise(run_type, param, dry):
+    from types import SimpleNamespace
+
+    from include.retention_airflow.tasks import resolve_dry_run
+
+    assert resolve_dry_run({"params": {"dry_run": param}, "dag_run": SimpleNamespace(run_type=run_type)}) is dry

@@ -15,34 +15,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, Table, select, text, update
 
-from include.demo.seed import PARIS, seed_demo
+from include.demo.seed import PARIS
 from include.retention import certificate
 from include.retention.audit import GENESIS, audit_table, event_hash, events, verify_chain
 from include.retention.periods import Period
-from include.retention.target import connect
 from table_checksums import checksum
-from throwaway_postgres import fresh_postgres_database
 
-AS_OF = date(2026, 11, 26)
-SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
-PER_PHASE = 6
+from dag_helpers import AS_OF
 # Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, then the edges.
 MISSING = [19, 20]
 LEAP_2020, LEAP_2024, ON_BOUNDARY, DAY_AFTER_BOUNDARY = 21, 22, 23, 24
-
-
-@pytest.fixture
-def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
-    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", SUBJECT_SECRET)  # prospection's post-run check
-    url = fresh_postgres_database(postgres_server)
-    target = connect(url)
-    with target.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as sql/least_privilege_roles.sql does
-    seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
-    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.replace("postgresql+psycopg://", "postgresql://"))
-    yield target
-    target.dispose()
 
 
 def _rows(target, schema, table, *columns):
@@ -70,7 +52,8 @@ def _expected_phases(target) -> dict[str, set[int]]:
 
 def _run(dagbag, **conf):
     dag = dagbag.dags["retention_prospection"]
-    return dag.test(logical_date=datetime.now(timezone.utc), run_conf={"as_of": AS_OF.isoformat(), **conf})
+    return dag.test(logical_date=datetime.now(timezone.utc),
+                    run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf})
 
 
 def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):
@@ -156,7 +139,7 @@ def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, se
 @pytest.mark.parametrize("conf, message", [
     pytest.param({"batch_size": 0}, "less than the minimum", id="batch_size_zero"),
     pytest.param({"as_of": "26/11/2026"}, "is not a 'date'", id="as_of_not_iso"),
-    pytest.param({"dry_run": "yes"}, "is not of type 'boolean'", id="dry_run_not_boolean"),
+    pytest.param({"dry_run": "yes"}, "is not of type 'null', 'boolean'", id="dry_run_not_boolean"),
 ])
 def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db, conf, message):
     from airflow.sdk.definitions.param import ParamValidationError

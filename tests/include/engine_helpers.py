@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from include.retention.archive import archive_category
 from include.retention.audit import RunContext, audit_table, events
+from include.retention.limits import approved_counts
 from include.retention.plan import CategoryPlan, plan_category
 from include.retention.policy import RetentionPolicy, parse_policy
 from include.retention.purge import purge_category
@@ -126,7 +127,7 @@ def create_club(target: Target, contacts: dict[int, date | None] = CONTACTS) -> 
     with target.engine.begin() as conn:
         conn.execute(insert(members), [
             {"member_id": m, "email": f"member{m}@example.fr", "full_name": f"Adhérent Numéro{m}",
-             "postcode": "75011", "notes": f"secret note {m}", "spend": 1234.56, "joined_on": date(2015, 5, m),
+             "postcode": "75011", "notes": f"secret note {m}", "spend": 1234.56, "joined_on": date(2015, 5, 1) + timedelta(days=m - 1),
              "last_contact_at": datetime(d.year, d.month, d.day, 10, tzinfo=PARIS) if d else None}
             for m, d in contacts.items()])
         conn.execute(insert(member_events), [
@@ -148,14 +149,18 @@ class RunResult:
 
 def run_category(target: Target, policy: RetentionPolicy, as_of: date = AS_OF, *, category: str = "members",
                  dry_run: bool = False, batch_size: int | None = None, run_id: str = "run-1",
-                 subject_key: SubjectKey | None = None) -> RunResult:
-    """Plan, archive, purge and summarise, as the DAG does."""
+                 subject_key: SubjectKey | None = None, approve: bool = True) -> RunResult:
+    """Plan, archive, purge and summarise, as the DAG does.
+
+    ``approve``: a person approves the plan, as ``approve_deletions`` asks when it passes the
+    deletion limit (most fixtures move a large share of a small table); False: no approval."""
     ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
                      policy_version=policy.version, dry_run=dry_run)
     step = StepContext.build(target, policy, category, ctx, subject_key)
     plan = plan_category(step)
-    archived = archive_category(step, batch_size)
-    purged = purge_category(step, batch_size)
+    approved = approved_counts(plan.to_dict()) if approve else None
+    archived = archive_category(step, batch_size, approved)
+    purged = purge_category(step, batch_size, approved)
     return RunResult(plan, archived, purged, summarize_run(step, archived, purged))
 
 

@@ -10,6 +10,8 @@ from sqlalchemy import text
 
 from crm_helpers import KEY
 from engine_helpers import AS_OF, audit_events, club_policy, create_club, ids, run_category
+from include.retention import certificate
+from include.retention import dpo_report as dpo
 from include.retention.audit import RunContext, audit_table, verify_chain
 from include.retention.erasure import erase
 from include.retention.errors import RetentionError
@@ -164,3 +166,18 @@ def test_a_reference_is_used_once(club):
     _hold(club, keys=[1])
     with pytest.raises(RetentionError, match="already exists"):
         _hold(club, keys=[2])
+
+
+def test_the_certificate_and_the_dpo_report_count_the_rows_a_hold_keeps(club):
+    policy = club_policy()
+    _hold(club, keys=[1])
+    run_category(club, policy)
+    with club.read() as conn:
+        issued = certificate.build(conn, audit_table("archive", policy.audit_table), policy, "run-1")
+    assert next(t for t in issued.tables if t.table == "members").legal_hold == 1
+    report = dpo.build(club, policy, date(2026, 11, 1), date(2026, 11, 30), TODAY)
+    members = report.compliance[0]
+    assert (members.legal_hold, members.overdue, members.compliant) == (1, 0, True)
+    page = dpo.render(report, "en")
+    assert "RG-2026-001" in page and "in force" in page
+    assert "Litige" not in page and "dpo@example.fr" not in page  # reason and requester stay in the register

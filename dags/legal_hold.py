@@ -1,0 +1,78 @@
+"""
+# Legal hold
+
+Trigger it from the UI to **add**, **list** or **lift** a legal hold: data that must be kept
+whatever the retention schedule says (litigation, a regulator's inquiry, a tax audit).
+
+A hold protects, until it is lifted or its `expires_on` date:
+
+- **subject**: every row about a person (give their e-mail, phone, customer number or
+  visitor id; the register stores only the keyed hash);
+- **category**: every row of one category of the schedule;
+- **rows**: the listed primary keys (`keys`, e.g. `[1042, 1043]`; a composite key as a list)
+  of one table of the policy; each key must name a row, active or archived.
+
+Held rows are never archived, deleted or anonymised - by the nightly `retention_*` runs or by
+a `subject_request` erasure - and plans, certificates and the DPO report count them. A hold
+on a child row keeps its parent's whole tree. Adding, lifting and each expiry are written to
+the audit log (reference, scope, counts; the reason stays in the register).
+
+The hold's creator is the user who triggered the run, or `requested_by` when given.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from include.retention.holds import SCOPES
+from include.retention.policy import load_policy
+from include.retention_airflow import tasks as engine
+
+POLICY = load_policy()
+TABLES = sorted({n.table for c in POLICY.categories.values() for t in c.tables for n in t.walk()})
+IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
+
+with DAG(
+    dag_id="legal_hold",
+    description="Add, list or lift a legal hold (data kept whatever the schedule says)",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,  # only ever triggered by hand
+    tags=["retention", "gdpr", "legal-hold"],
+    default_args={"owner": "data-protection", "retries": 0},
+    params={
+        "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
+        "reference": Param(None, type=["null", "string"], maxLength=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                           description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
+                                       "it is written to the audit log."),
+        "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),
+        "category": Param(None, type=["null", "string"], enum=[None, *POLICY.categories],
+                          description="Scope 'category': the category held."),
+        "table": Param(None, type=["null", "string"], enum=[None, *TABLES],
+                       description="Scope 'rows': the table whose rows are held."),
+        "keys": Param(None, type=["null", "array"], maxItems=100_000,
+                      description="Scope 'rows': the primary keys held, e.g. [1042, 1043]."),
+        "email": Param(None, **IDENTIFIER, description="Scope 'subject': the person's e-mail address."),
+        "phone": Param(None, **IDENTIFIER, description="Scope 'subject': the person's phone number."),
+        "customer_number": Param(None, **IDENTIFIER, description="Scope 'subject': the customer number."),
+        "visitor_id": Param(None, **IDENTIFIER, description="Scope 'subject': the web visitor's tracking id."),
+        "reason": Param(None, type=["null", "string"], maxLength=2000,
+                        description="Why (the proceedings, the inquiry): kept in the register, not in the log."),
+        "expires_on": Param(None, type=["null", "string"], format="date",
+                            description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted."),
+        "lift_reason": Param(None, type=["null", "string"], maxLength=2000, description="Lift only: why."),
+        "requested_by": Param(None, type=["null", "string"], maxLength=128,
+                              description="Who asks, when not the user triggering the run."),
+    },
+) as dag:
+
+    @task
+    def change_holds() -> dict:
+        """Add or lift the hold (audited), record expiries, and list the register."""
+        return engine.legal_hold()
+
+    change_holds()

@@ -1,0 +1,105 @@
+"""Deletion limits: a run that would remove far more rows than usual waits for a person.
+
+Per root table and per side - rows leaving the active base (archived, or deleted when the
+category has no archive) and rows leaving the archive (deleted or anonymised) - a run may
+remove at most ``deletion_limit.rows`` rows and ``deletion_limit.fraction`` of the rows
+that side holds. Past either, the run needs an approval (the DAG's ``approve_deletions``
+task, Airflow's human-in-the-loop ``ApprovalOperator``). A wrong clock, a start column
+swapped by a schema change or a period shortened by mistake all look like that.
+
+The plan says which limits a run would pass (``excesses``). The destructive steps check
+again, in the database, just before their first batch (``check``): without an approval,
+or beyond the counts that were approved, they refuse and change nothing. So the limit
+holds even if the DAG were wired wrongly, or if more rows fell due after the approval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import RetentionError
+from .plan import CategoryPlan
+from .policy import DeletionLimit
+
+SIDES = ("active", "archive")
+
+
+class DeletionLimitExceeded(RetentionError):
+    """A step would remove more rows than its limit allows, and no approval covers them."""
+
+
+@dataclass(frozen=True)
+class Excess:
+    """One table side whose removals pass the limit."""
+
+    table: str
+    side: str  # active: leaving the active base; archive: leaving the archive
+    rows: int
+    base: int  # rows that side holds (the archive: plus those arriving in the same run)
+    limit_rows: int | None
+    limit_fraction: float | None
+
+    def __str__(self) -> str:
+        share = f"{self.rows / self.base:.1%}" if self.base else "all"
+        limits = []
+        if self.limit_rows is not None:
+            limits.append(f"{self.limit_rows} rows")
+        if self.limit_fraction is not None:
+            limits.append(f"{self.limit_fraction:.0%}")
+        where = "the active base" if self.side == "active" else "the archive"
+        return (f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
+                f"the limit is {' and '.join(limits)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def over_limit(rows: int, base: int, limit: DeletionLimit) -> bool:
+    if limit.rows is not None and rows > limit.rows:
+        return True
+    return limit.fraction is not None and rows > 0 and rows > limit.fraction * base
+
+
+def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int]]:
+    """(table, side, rows removed, rows that side holds) for every root table of the plan."""
+    out = []
+    for t in plan.tables:
+        if plan.has_archive:
+            out.append((t.table, "active", t.due_for_archive, t.active_rows))
+            out.append((t.table, "archive", t.due_for_end_of_life, t.archive_rows + t.due_for_archive))
+        else:
+            out.append((t.table, "active", t.due_for_end_of_life, t.active_rows))
+    return out
+
+
+def excesses(plan: CategoryPlan, limit: DeletionLimit) -> list[Excess]:
+    """The table sides whose planned removals pass the limit (none: no approval needed)."""
+    return [Excess(table, side, rows, base, limit.rows, limit.fraction)
+            for table, side, rows, base in removals(plan) if over_limit(rows, base, limit)]
+
+
+def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
+    """What an approval of ``plan`` (its XCom form) allows: its planned removals, per table side."""
+    out: dict[str, int] = {}
+    for t in plan["tables"]:
+        if plan["has_archive"]:
+            out[f"{t['table']}:active"] = t["due_for_archive"]
+            out[f"{t['table']}:archive"] = t["due_for_end_of_life"]
+        else:
+            out[f"{t['table']}:active"] = t["due_for_end_of_life"]
+    return out
+
+
+def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
+          approved: dict[str, int] | None) -> None:
+    """Refuse, before the first batch, removals past the limit that no approval covers."""
+    if not over_limit(rows, base, limit):
+        return
+    excess = Excess(table, side, rows, base, limit.rows, limit.fraction)
+    if approved is None:
+        raise DeletionLimitExceeded(f"{excess}: this needs an approval (task approve_deletions); nothing was changed")
+    allowed = approved.get(f"{table}:{side}", 0)
+    if rows > allowed:
+        raise DeletionLimitExceeded(f"{excess}, and only {allowed} were approved (more rows fell due since the "
+                                    "plan, or the plan was for another day); nothing was changed - run again")

@@ -1,0 +1,35 @@
+"""What the DAG tests share: the seeded demo CRM on PostgreSQL, and a policy for small seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from include.retention.policy import DEFAULT_POLICY_PATH
+
+AS_OF = date(2026, 11, 26)
+SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
+PER_PHASE = 6
+
+
+def policy_without_deletion_limit(folder: Path) -> Path:
+    """The shipped schedule with no deletion limit: a small seed moves most of each table in
+    one run, which the shipped limit (rightly) stops for approval. The approval tests use the
+    shipped policy itself."""
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["deletion_limit"] = {"rows": None, "fraction": 1.0}
+    path = folder / "retention_policy_no_limit.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def admin_headers(client) -> dict[str, str]:
+    """A Bearer token for the test ``admin`` user (the passwords file of the root conftest)."""
+    passwords = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
+    response = client.post("/auth/token", json={"username": "admin", "password": passwords["admin"]})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
