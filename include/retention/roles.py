@@ -1,13 +1,15 @@
 """Least-privilege PostgreSQL roles for a policy, as a SQL script an administrator runs.
 
-* ``retention_pipeline`` - what the DAGs connect as: reads and changes the governed active
-  tables, creates and writes the archive tables, and may only INSERT into (and read) the
-  audit log - never UPDATE, DELETE or TRUNCATE it, on top of the triggers that refuse it.
+* ``retention_pipeline`` - what the DAGs connect as: SELECT, INSERT, UPDATE and DELETE on
+  the tables the policy names (SELECT only on those it merely reads), creates and writes
+  the archive tables in the archive schema, and may only INSERT into (and read) the audit
+  log - never UPDATE, DELETE or TRUNCATE it, on top of the triggers that refuse it. It may
+  create nothing outside the archive schema, and read no other table.
 * ``dpo_reader`` - the DPO: reads the audit log and the archive, and nothing else.
 
-The script creates the archive schema and the audit table itself, owned by the
-administrator who runs it, so that the pipeline is not their owner (an owner could grant
-itself back what was revoked). ``sql/least_privilege_roles.sql`` is this module's output
+The script creates the archive schema and the project's tables (audit log, legal holds,
+suppression list, run leases) itself, owned by the administrator who runs it, so that the
+pipeline is not their owner (an owner could grant itself back what was revoked). ``include/sql/least_privilege_roles.sql`` is this module's output
 for the shipped policy; a test keeps the two identical.
 
     python -m include.retention.roles [policy.yaml] > roles.sql
@@ -17,52 +19,105 @@ from __future__ import annotations
 
 import sys
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from .audit import append_only_trigger_sql, audit_table
+from .holds import hold_tables
+from .locks import locks_table
 from .policy import RetentionPolicy, load_policy
+from .suppression import suppression_table
 
 PIPELINE_ROLE = "retention_pipeline"
 READER_ROLE = "dpo_reader"
 
 
+def governed_tables(policy: RetentionPolicy) -> list[str]:
+    """Every active table the policy moves, destroys or changes, schema-qualified and quoted."""
+    return sorted({_qualified(n.schema_name or policy.source_schema, n.table)
+                   for c in policy.categories.values() for root in c.tables for n in root.walk()})
+
+
+def read_only_tables(policy: RetentionPolicy) -> list[str]:
+    """Tables the policy only reads, to date a row (``latest``/``earliest`` over a path) or to
+    see that it is still open (``ongoing_if_open``): SELECT, nothing else."""
+    found = set()
+    for category in policy.categories.values():
+        for root in category.tables:
+            schema = root.schema_name or policy.source_schema
+            paths = [agg.path for source in root.start_event.sources for agg in (source.latest, source.earliest) if agg]
+            if root.start_event.ongoing_if_open:
+                paths.append(root.start_event.ongoing_if_open.path)
+            found |= {_qualified(step.schema_name or schema, step.table) for path in paths for step in path}
+    return sorted(found - set(governed_tables(policy)))
+
+
+def _qualified(schema: str, table: str) -> str:
+    return f'"{schema}"."{table}"'
+
+
 def least_privilege_sql(policy: RetentionPolicy) -> str:
     """The whole script, idempotent where PostgreSQL allows it."""
     archive = policy.archive_schema
+    governed, read_only = governed_tables(policy), read_only_tables(policy)
     sources = sorted({t.schema_name or policy.source_schema for c in policy.categories.values()
                       for root in c.tables for t in root.walk()})
     trail = audit_table(archive, policy.audit_table)
+    holds = hold_tables(archive)
+    project = [  # the project's own tables, with what the pipeline may do to each
+        (trail, "SELECT, INSERT"),                      # append-only: the triggers refuse the rest too
+        (holds.holds, "SELECT, INSERT, UPDATE"),        # lifted or expired, never deleted
+        (holds.items, "SELECT, INSERT"),
+        (suppression_table(archive), "SELECT, INSERT"),  # an opposition is for good
+        (locks_table(archive), "SELECT, INSERT, UPDATE, DELETE"),
+    ]
     dialect = postgresql.dialect()
-    create_trail = str(CreateTable(trail, if_not_exists=True).compile(dialect=dialect)).strip()
-    create_indexes = [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip()
-                      for index in sorted(trail.indexes, key=lambda i: str(i.name))]
+
+    def create(table: Table) -> list[str]:
+        statements = [str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()]
+        statements += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip()
+                       for index in sorted(table.indexes, key=lambda i: str(i.name))]
+        return [f"{statement};" for statement in statements]
+
     lines = [
         f"-- Least-privilege roles for retention policy {policy.version}. Generated by",
-        "-- `python -m include.retention.roles`; run it as an administrator of the target database.",
-        "-- Give the roles a way to log in afterwards, e.g.:",
+        "-- `python -m include.retention.roles`; run it as an administrator of the target database,",
+        "-- after the application's tables exist. Give the roles a way to log in afterwards, e.g.:",
         f"--   ALTER ROLE {PIPELINE_ROLE} LOGIN PASSWORD '...';  ALTER ROLE {READER_ROLE} LOGIN PASSWORD '...';",
         "",
         *(f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
           for role in (PIPELINE_ROLE, READER_ROLE)),
         "",
-        "-- The pipeline reads and changes the governed active tables (and creates temporary tables).",
+        "-- The pipeline reads and changes the tables the policy governs - those only - and reads the",
+        "-- tables it dates rows by. It creates temporary tables (a batch's keys).",
         *(f'GRANT USAGE ON SCHEMA "{s}" TO {PIPELINE_ROLE};' for s in sources),
-        *(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{s}" TO {PIPELINE_ROLE};' for s in sources),
+        *(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {PIPELINE_ROLE};" for t in governed),
+        *(f"GRANT SELECT ON {t} TO {PIPELINE_ROLE};" for t in read_only),
+        "-- Their id sequences (the rights-request register inserts rows).",
+        "DO $$ DECLARE s regclass; BEGIN",
+        "  FOR s IN SELECT seq.oid::regclass FROM pg_class seq JOIN pg_depend d ON d.objid = seq.oid",
+        "           AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')",
+        f"           WHERE seq.relkind = 'S' AND d.refobjid = ANY (ARRAY[{', '.join(repr(t) for t in governed)}]"
+        "::regclass[])",
+        f"  LOOP EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO {PIPELINE_ROLE}', s); END LOOP;",
+        "END $$;",
         f"DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {PIPELINE_ROLE}', current_database()); "
         "END $$;",
         "",
-        "-- Keyed hashes in SQL: the post-run check compares prospects with the suppression list.",
+        "-- Keyed hashes in SQL: the post-run check and legal holds on a person compare hashes.",
         "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
         "",
-        "-- The archive schema and the audit log belong to the administrator, not to the pipeline.",
+        "-- The archive schema and the project's tables (audit log, legal holds, suppression list,",
+        "-- run leases) belong to the administrator, not to the pipeline: an owner could grant",
+        "-- itself back what is revoked here. The pipeline creates the archive tables themselves.",
         f'CREATE SCHEMA IF NOT EXISTS "{archive}";',
-        f"{create_trail};",
-        *(f"{statement};" for statement in create_indexes),
+        *(statement for table, _ in project for statement in create(table)),
         *(f"{statement};" for statement in append_only_trigger_sql("postgresql", trail)),
         f'REVOKE ALL ON SCHEMA "{archive}" FROM PUBLIC;',
         f'GRANT USAGE, CREATE ON SCHEMA "{archive}" TO {PIPELINE_ROLE};',
-        f'GRANT SELECT, INSERT ON "{archive}"."{trail.name}" TO {PIPELINE_ROLE};',
+        *(f'GRANT {rights} ON "{archive}"."{table.name}" TO {PIPELINE_ROLE};' for table, rights in project),
+        f'GRANT USAGE, SELECT ON SEQUENCE "{archive}"."{holds.holds.name}_hold_id_seq" TO {PIPELINE_ROLE};',
         f'REVOKE UPDATE, DELETE, TRUNCATE ON "{archive}"."{trail.name}" FROM {PIPELINE_ROLE};',
         "",
         "-- The DPO reads the audit log and the archive - including archive tables the pipeline creates later.",

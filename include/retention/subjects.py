@@ -158,7 +158,7 @@ def require_keyed_hash_sql(conn: Connection, why: str) -> None:
     if conn.dialect.name == "postgresql" and not conn.execute(
             text("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")).scalar_one():
         raise RetentionError(f"{why} needs PostgreSQL's pgcrypto extension: CREATE EXTENSION pgcrypto "
-                             "(sql/least_privilege_roles.sql does it)")
+                             "(include/sql/least_privilege_roles.sql does it)")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
     url = fresh_postgres_database(postgres_server)
     target = connect(url)
     with target.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as sql/least_privilege_roles.sql does
+        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as include/sql/least_privilege_roles.sql does
     seed_demo(target.engine, "crm", AS_OF, per_phase=PER_PHASE)
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.replace("postgresql+psycopg://", "postgresql://"))
     yield target

@@ -4,6 +4,7 @@ unchanged on a rejection or when nobody answers in time."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,14 @@ from dag_helpers import AS_OF, admin_headers
 from table_checksums import checksum
 
 DAG_ID = "retention_prospection"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    """A DagBag of this module's own: ``dag.test(run_conf=...)`` leaves its params on the DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
 @pytest.fixture

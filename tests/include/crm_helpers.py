@@ -38,7 +38,7 @@ def _first_key(conn, table):
 
 def _build_crm(target) -> None:
     """Seed the demo CRM, run every category once, and put Jeanne in it."""
-    if not target.is_sqlite:  # what sql/least_privilege_roles.sql installs: keyed hashes in SQL
+    if not target.is_sqlite:  # what include/sql/least_privilege_roles.sql installs: keyed hashes in SQL
         with target.engine.begin() as conn:
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     seed_demo(target.engine, None if target.is_sqlite else "crm", AS_OF)
