@@ -33,7 +33,14 @@ from .clock import retention_dates
 from .errors import BatchIntegrityError
 from .policy import Category
 from .holds import HoldsInForce
-from .steps import StepContext, holds_of, open_step
+from .steps import (
+    StepContext,
+    batch_size_of,
+    check_policy_unchanged,
+    create_archive_tables,
+    holds_of,
+    open_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +51,21 @@ def archive_category(step: StepContext, batch_size: int | None = None,
 
     ``approved``: the removals a person approved (``limits.approved_counts``); past the
     category's deletion limit without it, nothing moves (``limits.check``)."""
-    category, policy = step.category, step.policy
+    category = step.category
     totals: dict[str, int] = {}
     if not category.has_archive:
         log.info("%s has no archive period: rows go straight to end of life in purge", category.key)
         return totals
-    nodes = open_step(step, create_archive=not step.ctx.dry_run)
-    size = batch_size or policy.batch_size_for(category)
+    size = batch_size_of(step, batch_size)
+    if not step.ctx.dry_run:
+        check_policy_unchanged(step)
+    nodes = open_step(step, create_archive=False)
     holds = holds_of(step)
     due_by_root = [(root, due_for_archive(root, step, holds)) for root in nodes]
     if not step.ctx.dry_run:
-        for root, due in due_by_root:  # every table is checked before the first row moves
+        for root, due in due_by_root:  # every table is checked before anything is created or moved
             _check_limit(step, root, due, approved)
+        create_archive_tables(step, nodes)
     for root, due in due_by_root:
         if step.ctx.dry_run:
             _log_would_archive(step, root, due)

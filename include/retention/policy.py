@@ -411,6 +411,9 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
         base = f"categories.{key}"
         if category.has_archive and not category.archive_purpose:
             problems.append(Problem(f"{base}.archive_purpose", "required when there is an archive period"))
+        if category.active_period.is_zero:
+            problems.append(Problem(f"{base}.active_period", "must be longer than zero: P0D would take every row "
+                                    "out of the active base the day it is created", str(category.active_period)))
         for t_index, table in enumerate(category.tables):
             for path, node in _walk_with_paths(table, f"{base}.tables[{t_index}]"):
                 appearances.setdefault(node.table, []).append((key, path, node))

@@ -23,7 +23,7 @@ from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
 from .holds import HoldsInForce
-from .steps import StepContext, holds_of, open_step
+from .steps import StepContext, batch_size_of, check_policy_unchanged, holds_of, open_step
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ def purge_category(step: StepContext, batch_size: int | None = None,
     """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``.
 
     ``approved``: as for ``archive_category``, the removals a person approved past the limit."""
+    size = batch_size_of(step, batch_size)
+    if not step.ctx.dry_run:
+        check_policy_unchanged(step)
     nodes = open_step(step, create_archive=False)
-    size = batch_size or step.policy.batch_size_for(step.category)
     action = "anonymized" if step.category.end_action == "anonymize" else "deleted"
     totals: dict[str, int] = {}
     holds = holds_of(step)

@@ -10,6 +10,7 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 * the key columns and the archive columns exist (``expect_column_to_exist``);
 * the primary key is unique (``expect_column_values_to_be_unique`` /
   ``expect_compound_columns_to_be_unique``);
+* on SQLite, every clock value is a date SQLite can read (dates are text there);
 * no clock input lies in the future beyond a small tolerance (``unexpected_rows_expectation``):
   a contact dated in the future means a wrong clock, and a wrong clock destroys data. This
   applies to events that have happened (``when_missing: defect``); end events that may
@@ -126,7 +127,24 @@ def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> li
     if isinstance(node.policy, TablePolicy) and node.policy.start_event.when_missing == "defect":
         for column in own_clock:
             expectations.append(_no_future_dates(node.source, node.key_columns, column, step, now))
+    if step.target.is_sqlite:
+        expectations += [_readable_dates(node.source, node.key_columns, column, step) for column in own_clock]
     return expectations
+
+
+def _readable_dates(table: Any, key_columns: list[str], column: str, step: StepContext) -> Any:
+    """SQLite stores dates as text, and compares text as text: '26/11/2019' would sort after
+    '2023-...' and never fall due, or fall due at random. Every clock value must be a date
+    SQLite itself can read (``julianday``); anything else stops the run."""
+    import great_expectations.expectations as gxe
+
+    quote = step.target.engine.dialect.identifier_preparer.quote
+    keys = ", ".join(quote(c) for c in key_columns)
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {quote(column)} IS NOT NULL "
+                              f"AND julianday({quote(column)}) IS NULL",
+        description=f"readable_dates_{column}",
+    )
 
 
 def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str]]:

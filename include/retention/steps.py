@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 
 from . import audit
 from .audit import RunContext
 from .catalog import TableNode, ensure_archive_tables, open_category
+from .errors import RetentionError
 from .holds import HoldsInForce, hold_day, hold_tables, holds_in_force
 from .policy import Category, RetentionPolicy
 from .subjects import SubjectKey
@@ -54,9 +55,43 @@ def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
     return nodes
 
 
+def create_archive_tables(step: StepContext, nodes: list[TableNode]) -> None:
+    """Create the archive tables a step is about to write to (after its checks have passed)."""
+    with step.target.engine.begin() as conn:
+        ensure_archive_tables(conn, nodes)
+
+
 def holds_of(step: StepContext) -> HoldsInForce:
     """The legal holds in force for this step (read once per step, before any batch)."""
     today = datetime.now(step.policy.zone).date()
     with step.target.read() as conn:
         return holds_in_force(conn, hold_tables(step.target.archive_schema), hold_day(step.ctx.as_of, today),
                               step.subject_key, step.target.dialect)
+
+
+MAX_BATCH_SIZE = 1_000_000
+
+
+def batch_size_of(step: StepContext, requested: int | None) -> int:
+    """The batch size a step uses: the one asked for, else the policy's; refused outside
+    1..1,000,000 (0 would loop on nothing, a huge batch is one endless transaction)."""
+    size = step.policy.batch_size_for(step.category) if requested is None else requested
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise RetentionError(f"batch_size {size!r} for category {step.category.key}: give a whole number from 1 "
+                             f"to {MAX_BATCH_SIZE:,} (rows per transaction)")
+    return size
+
+
+def check_policy_unchanged(step: StepContext) -> None:
+    """Refuse to move or destroy rows under another policy version than the run's plan: an
+    edit deployed in the middle of a run must not act on a plan (and an approval) made
+    under the previous rules. The next run plans under the new version."""
+    trail = step.audit_table
+    with step.target.read() as conn:
+        if not audit.table_exists(conn, trail):
+            return
+        planned = conn.execute(select(trail.c.policy_version).where(
+            trail.c.run_id == step.ctx.run_id, trail.c.action == "plan").limit(1)).scalar()
+    if planned is not None and planned != step.policy.version:
+        raise RetentionError(f"the policy changed during run {step.ctx.run_id}: planned under version {planned!r}, "
+                             f"now {step.policy.version!r}; nothing was changed - start a new run")
