@@ -31,11 +31,14 @@ def category_doc(policy: RetentionPolicy, category: Category) -> str:
         "## Tasks",
         "",
         "`preflight_checks` validates the tables (Great Expectations; a failure stops the run before any row",
-        "moves) → `plan` counts what is due (nothing changes) → `archive` moves due rows to the restricted",
-        "archive → `purge` destroys what reached end of life → `postflight_checks` proves nothing is overdue",
-        "and every count reconciles → `summary` records the run in the audit log and issues its deletion certificate.",
+        "moves) → `plan` counts what is due (nothing changes) → `approve_deletions` waits for a person when the",
+        "plan passes the deletion limit (Required Actions; reject or no answer: nothing changes) → `archive`",
+        "moves due rows to the restricted archive → `purge` destroys what reached end of life →",
+        "`postflight_checks` proves nothing is overdue and every count reconciles → `summary` records the run",
+        "in the audit log and issues its deletion certificate. Rows under a legal hold (`legal_hold` DAG) stay.",
         "",
-        "Params: `dry_run` (plan only), `as_of` (a date that replaces the run's date), `batch_size`.",
+        "Params: `dry_run` (plan only; empty: a run triggered by hand is a dry run, a scheduled run executes),",
+        "`as_of` (a date that replaces the run's date), `batch_size`.",
     ]
     return "\n".join(lines)
 

@@ -411,9 +411,16 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
         base = f"categories.{key}"
         if category.has_archive and not category.archive_purpose:
             problems.append(Problem(f"{base}.archive_purpose", "required when there is an archive period"))
-        if category.active_period.is_zero:
-            problems.append(Problem(f"{base}.active_period", "must be longer than zero: P0D would take every row "
-                                    "out of the active base the day it is created", str(category.active_period)))
+        # P0D: "as long as the relationship lasts" - counted from its end (a contract's end,
+        # ``when_missing: ongoing``), or for rows that wait for the parent they are archived
+        # with (``archived_with``). Counted from a contact, it would empty the active base.
+        waits = all(t.start_event.when_missing == "ongoing" or t.archived_with for t in category.tables)
+        if category.active_period.is_zero and not waits:
+            problems.append(Problem(f"{base}.active_period", "P0D is only allowed when every table counts from an "
+                                    "end event (when_missing: ongoing, e.g. a contract's end) or waits for the "
+                                    "row it is archived with (archived_with); counted from a contact or a "
+                                    "creation date it would take every row out of the active base the day it "
+                                    "is created", str(category.active_period)))
         for t_index, table in enumerate(category.tables):
             for path, node in _walk_with_paths(table, f"{base}.tables[{t_index}]"):
                 appearances.setdefault(node.table, []).append((key, path, node))

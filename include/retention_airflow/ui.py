@@ -2,7 +2,8 @@
 
 A FastAPI app that the plugin in ``plugins/retention_view.py`` mounts under ``/retention``
 in Airflow's API server. Pages: an audit browser (filter by category, action, date range,
-run), the run certificates, the schedule, the chain status and the "was X erased?" lookup.
+run), the run certificates, the schedule, the legal holds, the chain status and the "was X
+erased?" lookup.
 
 Every route requires an authenticated Airflow user: the dependency is set on the app
 itself, so a route added later cannot forget it. Anonymous requests get 401; Airflow's
@@ -27,6 +28,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from include.retention import audit, certificate, dpo_report, html
 from include.retention.audit import ACTIONS
 from include.retention.errors import RetentionError
+from include.retention.holds import list_holds
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, was_erased
 from include.retention.target import Target, connect
@@ -78,7 +80,8 @@ def _subject_key() -> SubjectKey:
 def _page(request: Request, title: str, body: str) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     links = [("", "Overview"), ("/audit", "Audit log"), ("/certificates", "Run certificates"),
-             ("/schedule", "Schedule"), ("/chain", "Chain status"), ("/lookup", "Was X erased?")]
+             ("/schedule", "Schedule"), ("/holds", "Legal holds"), ("/chain", "Chain status"),
+             ("/lookup", "Was X erased?")]
     nav = "<nav>" + "".join(f"<a href='{html.text(root + path + '/' if not path else root + path)}'>{label}</a>"
                             for path, label in links) + "</nav>"
     return HTMLResponse(html.page(title, body, nav=nav))
@@ -184,6 +187,27 @@ def schedule(request: Request, lang: str = "en") -> HTMLResponse:
     body = (f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
             f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_report.schedule_table(policy, lang))
     return _page(request, "Retention schedule", body)
+
+
+@app.get("/holds", response_class=HTMLResponse)
+def legal_holds(request: Request) -> HTMLResponse:
+    """The legal-hold register: every hold, in force or not, with its reason (for the DPO; the
+    audit log and the reports carry only references). Holds are changed by the legal_hold DAG."""
+    policy, target, _ = _audit_log()
+    today = datetime.now(policy.zone).date()
+    with target.read() as conn:
+        holds = list_holds(conn, target.archive_schema, today)
+    rows = [(h.reference, h.status.replace("_", " "), h.scope, h.category or h.table or "", h.items, h.reason,
+             h.created_by, f"{h.created_at:%Y-%m-%d}" if h.created_at else "",
+             h.expires_on.isoformat() if h.expires_on else "until lifted", h.lifted_by or "") for h in holds]
+    table = html.table(("reference", "status", "scope", "category / table", "items", "reason", "requested by",
+                        "created", "expires", "lifted by"), rows,
+                       row_class=lambda r: "ok" if r[1] == "in force" else "") if rows \
+        else "<p>No legal hold recorded.</p>"
+    body = (f"<p>{sum(h.status == 'in_force' for h in holds)} hold(s) in force on {today}. Held rows are never "
+            "archived, deleted or anonymised. Add, list or lift holds with the <code>legal_hold</code> DAG.</p>"
+            + table)
+    return _page(request, "Legal holds", body)
 
 
 @app.get("/chain", response_class=HTMLResponse)

@@ -100,8 +100,10 @@ def test_a_bad_period_is_named_with_its_key_and_value(tmp_path, period):
         load_policy(_write(tmp_path, _club(active_period=period)))
 
 
-def test_a_zero_active_period_is_refused(tmp_path):
-    with pytest.raises(PolicyError, match=r"(?s)categories\.members\.active_period.*P0D"):
+def test_a_zero_active_period_counted_from_a_contact_is_refused(tmp_path):
+    """P0D is for periods counted from an end event (a contract's end: archive at once); from
+    a contact date it would empty the active base."""
+    with pytest.raises(PolicyError, match=r"(?s)categories\.members\.active_period: P0D is only allowed"):
         load_policy(_write(tmp_path, _club(active_period="P0D")))
 
 

@@ -17,7 +17,7 @@ from ui_target import RUNS, SECRET, seeded_target
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
 UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
 ROUTES = [("get", "/retention/"), ("get", "/retention/audit"), ("get", "/retention/certificates"),
-          ("get", f"/retention/certificates/{RUNS['prospection']}"), ("get", "/retention/schedule"),
+          ("get", f"/retention/certificates/{RUNS['prospection']}"), ("get", "/retention/schedule"), ("get", "/retention/holds"),
           ("get", "/retention/chain"), ("get", "/retention/api/chain"), ("get", "/retention/lookup"),
           ("post", "/retention/lookup")]
 
@@ -174,3 +174,9 @@ def test_a_lookup_logs_neither_the_identifier_nor_the_key(ui, caplog):
         ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert email not in logged and SECRET not in logged
+
+
+def test_the_legal_holds_page_lists_the_register_with_its_reasons(ui):
+    page = ui.get("/retention/holds", headers=_token(ui)).text
+    assert "RG-UI-1" in page and "Enquete CNIL en cours" in page and "in force" in page
+    assert "1 hold(s) in force" in page

@@ -13,6 +13,7 @@ from include.demo.seed import seed_demo
 from include.retention import audit
 from include.retention.archive import archive_category
 from include.retention.audit import RunContext
+from include.retention.holds import NewHold, add_hold
 from include.retention.limits import approved_counts
 from include.retention.plan import plan_category
 from include.retention.policy import load_policy
@@ -46,5 +47,8 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
                      RunContext("manual__request", "subject_request", AS_OF, policy.version),
                      category="prospection", action="rights_request", row_count=1,
                      subject_hash=subject_hash(SubjectKey(SECRET, "test"), "email", oldest))
+    add_hold(target, policy, NewHold("RG-UI-1", "category", "Enquete CNIL en cours", "dpo@example.fr",
+                                     category="suppliers"), None,
+             RunContext("manual__hold", "legal_hold", AS_OF, policy.version), AS_OF)
     target.dispose()
     return json.dumps({"conn_type": "sqlite", "host": str(path)}), {"destroyed": oldest, "active": newest}

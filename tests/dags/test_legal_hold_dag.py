@@ -1,0 +1,87 @@
+"""The legal_hold DAG through Airflow on PostgreSQL: a hold added from the form keeps a due
+prospect out of the nightly run, is counted on its certificate, and is lifted - each step audited."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import MetaData, Table, select
+
+from dag_helpers import AS_OF
+from include.retention.audit import audit_table, events, table_exists
+
+HOLD = {"action": "add", "reference": "RG-2026-0042", "scope": "rows", "table": "prospects",
+        "reason": "Contentieux prud'homal", "requested_by": "juridique@example.fr"}
+
+
+@pytest.fixture(scope="module")
+def bag():
+    """A DagBag of this module's own: ``dag.test(run_conf=...)`` leaves its params on the DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def _prospects(target, schema):
+    t = Table("prospects", MetaData(), schema=schema, autoload_with=target.engine)
+    with target.read() as conn:
+        return set(conn.execute(select(t.c.prospect_id)).scalars())
+
+
+def _run(bag, dag_id, conf):
+    return bag.dags[dag_id].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+
+
+def _due_prospect(target):
+    """The oldest prospect: due for the archive, and past its whole retention."""
+    t = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
+    with target.read() as conn:
+        return conn.execute(select(t.c.prospect_id).where(t.c.last_inbound_contact_at.is_not(None))
+                            .order_by(t.c.last_inbound_contact_at).limit(1)).scalar_one()
+
+
+def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until_lifted(bag, seeded_postgres):
+    target = seeded_postgres
+    held = _due_prospect(target)
+    assert _run(bag, "legal_hold", {**HOLD, "keys": [held]}).state == "success"
+
+    run = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
+    assert run.state == "success"
+    assert held in _prospects(target, "crm") and held not in _prospects(target, "archive")
+    certificate = json.loads(next((tmp for tmp in _certificates(run.run_id))).read_text())
+    assert next(t for t in certificate["tables"] if t["table"] == "prospects")["legal_hold"] == 1
+
+    assert _run(bag, "legal_hold", {"action": "lift", "reference": HOLD["reference"], "lift_reason": "Affaire close",
+                                     "requested_by": "juridique@example.fr"}).state == "success"
+    again = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
+    assert again.state == "success" and held not in _prospects(target, "crm")
+    with target.read() as conn:
+        logged = events(conn, audit_table("archive", "retention_audit"), action="legal_hold")
+    assert [e["details"]["outcome"] for e in logged] == ["added", "lifted"]
+    assert all("prud'homal" not in str(e) and "juridique" not in str(e) for e in logged)
+
+
+def _certificates(run_id):
+    from include.retention.certificate import paths
+
+    json_path, _ = paths("retention_prospection", run_id)
+    return [json_path]
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"keys": [999999]}, "name no row"),
+    ({"scope": "category", "category": None, "table": None}, "category None is not in the policy"),
+    ({"scope": "subject", "table": None, "email": "not an address"}, "e-mail address"),
+])
+def test_a_bad_hold_fails_the_task_naming_the_problem_and_records_nothing(bag, seeded_postgres, capfd, conf,
+                                                                          message):
+    run = _run(bag, "legal_hold", {**HOLD, "keys": [1], **conf})
+    assert run.state == "failed"
+    assert message in capfd.readouterr().out
+    assert _run(bag, "legal_hold", {"action": "list"}).state == "success"
+    trail = audit_table("archive", "retention_audit")
+    with seeded_postgres.read() as conn:
+        assert not table_exists(conn, trail) or events(conn, trail, action="legal_hold") == []
