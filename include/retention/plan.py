@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, not_, select
+from sqlalchemy import and_, false, func, literal, not_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -164,14 +164,15 @@ def _json_key(row: Any) -> Any:
 
 def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
                          holds: HoldsInForce) -> tuple[int, int, int]:
-    """Archive rows at end of life (not held), rows in the archive, and end-of-life rows held."""
+    """Archive rows at end of life (not held), rows in the archive not yet anonymised, and
+    end-of-life rows held."""
     if not archive_exists(conn, root):
         return 0, 0, 0
     at_end = _expired(root, step)
     held = holds.held(root, "archive", step.category.key)
     return conn.execute(select(
         func.count().filter(and_(at_end, not_(held))),
-        func.count(),
+        func.count().filter(root.archive.c.anonymized == false()),  # anonymised rows are no one's data
         func.count().filter(and_(at_end, held)),
     ).select_from(root.archive)).one()
 

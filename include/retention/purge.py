@@ -14,7 +14,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, not_, select, true, update
+from sqlalchemy import and_, delete, false, func, literal, not_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -83,7 +83,7 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
 def _check_limit(step: StepContext, root: TableNode, side: str, where: ColumnElement[bool],
                  approved: dict[str, int] | None) -> None:
     table = getattr(root, side)
-    base = root.scope if side == "source" else true()
+    base = root.scope if side == "source" else table.c.anonymized == false()  # as plan counts it
     with step.target.read() as conn:
         rows, held = conn.execute(select(func.count().filter(where), func.count().filter(base))
                                   .select_from(table)).one()
