@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 from .errors import RetentionError
 
 ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary",
-           "rights_request", "erase", "rectify", "legal_hold")
+           "rights_request", "erase", "rectify", "legal_hold", "approval")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class Certificate:
     policy_version: str
     dry_run: bool
     completed: bool  # the run reached its summary, and every check passed
+    approved_past_limit: int | None  # rows a person approved past the deletion limit (None: within it)
     first_event: int
     last_event: int
     first_hash: str
@@ -97,6 +98,7 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
         dry_run=first["dry_run"],
         completed=any(e["action"] == "run_summary" for e in logged) and all(c.success for c in checks)
         and _summary_says_complete(logged),
+        approved_past_limit=next((e["row_count"] for e in logged if e["action"] == "approval"), None),
         first_event=first["event_id"], last_event=last["event_id"],
         first_hash=first["event_hash"], last_hash=last["event_hash"],
         issued_at=datetime.now(timezone.utc), tables=_tables(logged), checks=checks,
@@ -173,6 +175,8 @@ def render(c: Certificate) -> str:
         ("Category", f"{c.category_label} ({c.category})"), ("Run", c.run_id), ("DAG", c.dag_id),
         ("As of", c.as_of.isoformat()), ("Policy version", c.policy_version),
         ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"), ("Status", html.Raw(status)),
+        ("Deletion limit", "within the limit" if c.approved_past_limit is None else
+         f"passed: {c.approved_past_limit} removals approved by a person (task approve_deletions)"),
         ("Audit events", f"{c.first_event} to {c.last_event}"),
         ("First event hash", html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
         ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),

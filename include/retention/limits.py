@@ -18,9 +18,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import audit
 from .errors import RetentionError
 from .plan import CategoryPlan
 from .policy import DeletionLimit
+from .steps import StepContext
 
 SIDES = ("active", "archive")
 
@@ -103,3 +105,14 @@ def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
     if rows > allowed:
         raise DeletionLimitExceeded(f"{excess}, and only {allowed} were approved (more rows fell due since the "
                                     "plan, or the plan was for another day); nothing was changed - run again")
+
+
+def record_approval(step: StepContext, approved: dict[str, int]) -> None:
+    """Write, once per run, that a person approved removals past the limit, and how many per
+    table side (who approved stays in Airflow's record of the request: not a count)."""
+    trail = step.audit_table
+    with step.target.engine.begin() as conn:
+        if audit.events(conn, trail, run_id=step.ctx.run_id, action="approval"):
+            return
+        audit.record(conn, trail, step.ctx, category=step.category.key, action="approval",
+                     row_count=sum(approved.values()), details={"outcome": "approved", "approved": approved})

@@ -17,7 +17,7 @@ from include.retention import dpo_report as dpo
 from include.retention.audit import RunContext, audit_table, check_anchors, table_exists, verify_chain
 from include.retention.errors import RetentionError
 from include.retention.locks import category_step, release_lease
-from include.retention.limits import approved_counts, excesses
+from include.retention.limits import approved_counts, excesses, record_approval
 from include.retention.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, load_policy
@@ -156,7 +156,10 @@ def _approved() -> dict[str, int] | None:
 
 def archive(category: str) -> dict[str, int]:
     with _opened(category) as step:
-        return archive_category(step, _batch_size(), _approved())
+        approved = _approved()
+        if approved is not None and not step.ctx.dry_run:
+            record_approval(step, approved)  # in the audit log and on the certificate
+        return archive_category(step, _batch_size(), approved)
 
 
 def purge(category: str) -> dict[str, dict[str, int]]:

@@ -4,6 +4,7 @@ unchanged on a rejection or when nobody answers in time."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import MetaData, Table, func, select
 
 from dag_helpers import AS_OF, admin_headers
+from include.retention import certificate
 from table_checksums import checksum
 
 DAG_ID = "retention_prospection"
@@ -119,6 +121,10 @@ def test_a_run_past_the_deletion_limit_proceeds_once_approved(dagbag, shipped_li
     dag_run, states, _ = _run_answered(dagbag, shipped_limits, _answer(api_client, "Approve"))
     assert dag_run.state == "success" and states["archive"] == states["purge"] == "success"
     assert _count(shipped_limits, "crm", "prospects") < active
+    plan = _xcom(dag_run, "plan")
+    prospects = next(t for t in plan["tables"] if t["table"] == "prospects")
+    issued = json.loads(certificate.paths(DAG_ID, dag_run.run_id)[0].read_text())
+    assert issued["approved_past_limit"] == prospects["due_for_archive"] + prospects["due_for_end_of_life"]
 
 
 def test_a_rejected_run_fails_and_changes_nothing(dagbag, shipped_limits, api_client):
