@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test airflow install clean
+.PHONY: demo test bench airflow install clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Engine vs hand-written SQL on a throwaway PostgreSQL (N=1M by default; BENCH_ARGS="--rows 5000000"
+# for more); writes docs/benchmarks.md. Not part of `make test`.
+bench: install
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
 # standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
