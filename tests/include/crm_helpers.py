@@ -100,12 +100,19 @@ def _postgres_copy(server_url: str, templates: dict[str, str]):
     target.dispose()
 
 
-def make_supplier_deletes_fail(target) -> None:
-    """A trigger that makes any DELETE on suppliers fail with 'boom': a failure half-way through."""
+def make_writes_fail(target, table: str, operation: str = "DELETE") -> None:
+    """A trigger that makes any ``operation`` on the demo CRM's ``table`` fail with 'boom':
+    a failure half-way through. (Names come from the tests, never from input.)"""
     with target.engine.begin() as conn:
         if target.is_sqlite:
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON suppliers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+            conn.execute(text(f"CREATE TRIGGER boom BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END"))
         else:
             conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
                               "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text("CREATE TRIGGER boom BEFORE DELETE ON crm.suppliers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))
+            conn.execute(text(f"CREATE TRIGGER boom BEFORE {operation} ON crm.{table} FOR EACH ROW "
+                              "EXECUTE FUNCTION crm.boom()"))
+
+
+def make_supplier_deletes_fail(target) -> None:
+    """Any DELETE on suppliers fails: an erasure breaks after its first tables."""
+    make_writes_fail(target, "suppliers", "DELETE")

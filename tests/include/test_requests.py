@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail
+from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail, make_writes_fail
 from include.demo.seed import seed_demo
 from include.retention import audit
 from include.retention.audit import RunContext
@@ -305,13 +305,7 @@ def test_a_request_about_an_unknown_person_records_no_data_held(crm, tmp_path, m
 
 def test_a_rectification_that_fails_halfway_changes_nothing(crm):
     """Prospects are updated first; a trigger then makes the customers' update fail."""
-    with crm.engine.begin() as conn:
-        if crm.is_sqlite:
-            conn.execute(text("CREATE TRIGGER boom BEFORE UPDATE ON customers BEGIN SELECT RAISE(ABORT, 'boom'); END"))
-        else:
-            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text("CREATE TRIGGER boom BEFORE UPDATE ON crm.customers FOR EACH ROW EXECUTE FUNCTION crm.boom()"))
+    make_writes_fail(crm, "customers", "UPDATE")
     before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
     with pytest.raises(Exception, match="boom"):
         _handle(crm, request_type="rectification", changes={"prospects": {"last_name": "Martin-Durand"},
