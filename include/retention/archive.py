@@ -22,7 +22,7 @@ import logging
 from functools import partial
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, delete, exists, false, func, insert, literal, not_, select
+from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -64,7 +64,7 @@ def archive_category(step: StepContext, batch_size: int | None = None,
     due_by_root = [(root, due_for_archive(root, step, holds)) for root in nodes]
     if not step.ctx.dry_run:
         for root, due in due_by_root:  # every table is checked before anything is created or moved
-            _check_limit(step, root, due, approved)
+            limits.check_in_database(step, root.name, root.source, "active", due, root.scope, approved)
         create_archive_tables(step, nodes)
     for root, due in due_by_root:
         if step.ctx.dry_run:
@@ -80,16 +80,8 @@ def archive_category(step: StepContext, batch_size: int | None = None,
 
 def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
     """Rows whose active period has ended, less those a legal hold keeps where they are."""
-    due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
-    return and_(due, not_(holds.held(root, "source", step.category.key))) if holds.any else due
-
-
-def _check_limit(step: StepContext, root: TableNode, due: ColumnElement[bool],
-                 approved: dict[str, int] | None) -> None:
-    with step.target.read() as conn:
-        rows, base = conn.execute(select(func.count().filter(due), func.count().filter(root.scope))
-                                  .select_from(root.source)).one()
-    limits.check(root.name, "active", rows, base, step.policy.deletion_limit_for(step.category), approved)
+    return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones),
+                *holds.not_held(root, "source", step.category.key))
 
 
 def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, step: StepContext) -> dict[str, int]:

@@ -47,6 +47,7 @@ from sqlalchemy import (
     insert,
     inspect,
     literal,
+    not_,
     or_,
     select,
     true,
@@ -158,6 +159,10 @@ class HoldsInForce:
             return true()
         tree = self._tree(node, side)
         return false() if tree is None else tree
+
+    def not_held(self, node: TableNode, side: str, category: str) -> list[ColumnElement[bool]]:
+        """``[NOT held]`` to add to a step's condition - nothing at all when no hold is in force."""
+        return [not_(self.held(node, side, category))] if self.any else []
 
     def _tree(self, node: TableNode, side: str) -> ColumnElement[bool] | None:
         """None when no hold can reach this table or its children: no SQL added."""

@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.sql.elements import ColumnElement
+
 from . import audit
 from .errors import RetentionError
 from .plan import CategoryPlan
@@ -105,6 +108,16 @@ def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
     if rows > allowed:
         raise DeletionLimitExceeded(f"{excess}, and only {allowed} were approved (more rows fell due since the "
                                     "plan, or the plan was for another day); nothing was changed - run again")
+
+
+def check_in_database(step: StepContext, name: str, table: Any, side: str, removed: ColumnElement[bool],
+                      held: ColumnElement[bool], approved: dict[str, int] | None) -> None:
+    """``check`` on counts taken now, in one query: the rows ``removed`` selects and the rows
+    that side of the table holds (``held``)."""
+    with step.target.read() as conn:
+        rows, base = conn.execute(select(func.count().filter(removed), func.count().filter(held))
+                                  .select_from(table)).one()
+    check(name, side, rows, base, step.policy.deletion_limit_for(step.category), approved)
 
 
 def record_approval(step: StepContext, approved: dict[str, int]) -> None:

@@ -114,7 +114,7 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
     held = holds.held(root, "source", category.key)
-    due = and_(overdue, not_(held)) if holds.any else overdue
+    due = and_(overdue, *holds.not_held(root, "source", category.key))
     active_rows, due_rows, held_due, missing, held_open = conn.execute(select(
         func.count().filter(root.scope),
         func.count().filter(due),
@@ -182,7 +182,7 @@ def _expired(root: TableNode, step: StepContext) -> ColumnElement[bool]:
 
 
 def _expired_not_held(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
-    return and_(_expired(root, step), not_(holds.held(root, "archive", step.category.key)))
+    return and_(_expired(root, step), *holds.not_held(root, "archive", step.category.key))
 
 
 def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, not_, or_, select, true
+from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -68,16 +68,12 @@ def _check(table: str, expectation: str, unexpected: int, blocking: bool = True)
     return CheckResult(SUITE, table, expectation, unexpected == 0, unexpected, blocking)
 
 
-def _not_held(holds: HoldsInForce, node: TableNode, side: str, step: StepContext) -> list[ColumnElement[bool]]:
-    """Rows a legal hold keeps are not overdue: the hold outranks the schedule."""
-    return [not_(holds.held(node, side, step.category.key))] if holds.any else []
-
-
 def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
                     blocking: bool) -> CheckResult:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
     count = conn.execute(select(func.count()).select_from(root.source).where(
-        due, *_not_held(holds, root, "source", step))).scalar_one()
+        due, *holds.not_held(root, "source", step.category.key))).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
 
 
@@ -88,7 +84,7 @@ def _suppressed(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         raise RetentionError(f"category {step.category.key} lists opposition in deleted_on: its post-run check "
                              f"needs the subject key ({KEY_VARIABLE!r} Variable or ${KEY_ENV_VAR})")
     found = suppressed_active_rows(conn, suppression_table(step.target.archive_schema), step.subject_key, root,
-                                   step.target.dialect, _not_held(holds, root, "source", step))
+                                   step.target.dialect, holds.not_held(root, "source", step.category.key))
     return _check(root.name, "no_suppressed_subjects", found.rows)
 
 
@@ -114,7 +110,7 @@ def _archive_checks(conn: Connection, node: TableNode, category: Category, step:
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
         not_retained = [~dep.retained(node) for dep in node.dependants]
         expired = conn.execute(select(func.count()).select_from(archive).where(
-            node.expired(step.ctx.as_of), *not_retained, *_not_held(holds, node, "archive", step))).scalar_one()
+            node.expired(step.ctx.as_of), *not_retained, *holds.not_held(node, "archive", step.category.key))).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
     if node.policy.anonymize:
         broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)

@@ -14,7 +14,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, literal, not_, select, update
+from sqlalchemy import and_, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -75,20 +75,15 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
             if not archive_exists(conn, root):
                 return "archive", None
         side, where = "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
-    if holds.any:
-        where = and_(where, not_(holds.held(root, side, step.category.key)))
-    return side, where
+    return side, and_(where, *holds.not_held(root, side, step.category.key))
 
 
 def _check_limit(step: StepContext, root: TableNode, side: str, where: ColumnElement[bool],
                  approved: dict[str, int] | None) -> None:
     table = getattr(root, side)
-    base = root.scope if side == "source" else table.c.anonymized == false()  # as plan counts it
-    with step.target.read() as conn:
-        rows, held = conn.execute(select(func.count().filter(where), func.count().filter(base))
-                                  .select_from(table)).one()
-    limits.check(root.name, "active" if side == "source" else "archive", rows, held,
-                 step.policy.deletion_limit_for(step.category), approved)
+    held = root.scope if side == "source" else table.c.anonymized == false()  # as plan counts it
+    limits.check_in_database(step, root.name, table, "active" if side == "source" else "archive", where, held,
+                             approved)
 
 
 def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
