@@ -75,6 +75,14 @@ def key_from(variable_value: str | None) -> SubjectKey:
     return key_from_env()
 
 
+def configured_key(variable_value: str | None) -> SubjectKey | None:
+    """``key_from`` when a key is configured, None when neither the Variable nor the
+    environment holds one (a key that is set but too short is still an error)."""
+    if not variable_value and not os.environ.get(KEY_ENV_VAR):
+        return None
+    return key_from(variable_value)
+
+
 def key_from_env(environ: dict[str, str] | None = None) -> SubjectKey:
     """The key from ``$RETENTION_SUBJECT_SECRET``; a clear error says where to set it if absent."""
     secret = (environ if environ is not None else os.environ).get(KEY_ENV_VAR)

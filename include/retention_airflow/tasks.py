@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import date, datetime
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -27,7 +26,7 @@ from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
 from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_ENV_VAR, KEY_VARIABLE, Subject, SubjectKey, key_from
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, configured_key, key_from
 from include.retention.target import Target, connect
 
 TARGET_CONN_ID = "retention_target"
@@ -254,10 +253,7 @@ def optional_subject_key() -> SubjectKey | None:
     needs it then, and says so (``holds.py``); without such a hold it is not needed."""
     from airflow.sdk import Variable
 
-    configured = Variable.get(KEY_VARIABLE, default=None)
-    if not configured and not os.environ.get(KEY_ENV_VAR):
-        return None
-    return key_from(configured)  # a key that is set but too short is still an error
+    return configured_key(Variable.get(KEY_VARIABLE, default=None))
 
 
 def subject_request() -> dict[str, Any]:

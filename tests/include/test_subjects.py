@@ -139,3 +139,14 @@ def test_the_answer_lists_the_events_logged_under_the_persons_hash_only(club_aft
 def test_a_kind_of_identifier_no_table_declares_finds_nothing(club_after_a_run):
     answer = was_erased(club_after_a_run, club_policy(), KEY, "phone", "0612345678")
     assert answer.presence == [] and answer.verdict == "none_held"
+
+
+def test_an_optional_key_is_none_only_when_none_is_configured(monkeypatch):
+    from include.retention.subjects import KEY_ENV_VAR, configured_key
+
+    monkeypatch.delenv(KEY_ENV_VAR, raising=False)
+    assert configured_key(None) is None
+    monkeypatch.setenv(KEY_ENV_VAR, "too-short")
+    with pytest.raises(RetentionError, match="shorter than"):
+        configured_key(None)
+    assert configured_key("v" * 40) is not None
