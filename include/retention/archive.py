@@ -2,14 +2,17 @@
 
 Per batch, in one transaction:
 
-1. choose the batch's parent rows once (``batches.in_batches``; locked on PostgreSQL, so
-   the application cannot change them or give them new children before the commit);
-2. copy the parents, then each level of children, keeping only the archive columns and
-   stamping ``retention_until = start + active period + archive period`` - counted from
-   the start event, not from today, so a late run never extends retention; copy the
-   parents' retained dependants (``archived_with``) with their own category's clock;
-3. delete dependants and children bottom-up, then parents - only rows whose copy is in
-   the archive;
+1. choose the batch's parent rows once, with their retention dates
+   (``batches.in_batches``; locked on PostgreSQL, so the application cannot change them
+   or give them new children before the commit): ``retention_until = start + active
+   period + archive period`` - counted from the start event, not from today, so a late
+   run never extends retention;
+2. move the parents' retained dependants (``archived_with``), with their own category's
+   clock: copied, then deleted where their copy is in the archive;
+3. move the children bottom-up, then the parents, keeping only the archive columns; the
+   children take their parent's dates. On PostgreSQL each table moves in one statement
+   (``DELETE ... RETURNING`` feeding the ``INSERT``); elsewhere it is copied, then
+   deleted where its copy is in the archive;
 4. check that every table removed exactly as many rows as it copied, and write one
    audit event per table (under the category whose rule applied).
 
@@ -21,13 +24,15 @@ from __future__ import annotations
 import logging
 from functools import partial
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, func, insert, literal, select
+from sqlalchemy import and_, delete, exists, false, func, insert, literal, select, type_coerce
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.sql.selectable import Select
 
-from . import audit, limits
-from .batches import add_counts, child_condition, in_batches, same_key
+from . import audit, limits, partitions
+from .batches import ChosenRows, add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
 from .clock import retention_dates
 from .errors import BatchIntegrityError
@@ -67,11 +72,14 @@ def archive_category(step: StepContext, batch_size: int | None = None,
             limits.check_in_database(step, root.name, root.source, "active", due, root.scope, approved)
         create_archive_tables(step, nodes)
     for root, due in due_by_root:
+        whole = partitions.whole_partitions(step, root, holds)
         if step.ctx.dry_run:
-            _log_would_archive(step, root, due)
+            _log_would_archive(step, root, due, whole)
             continue
+        for partition in whole:
+            add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
         for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
-                                where=due, batch_size=size, lock=True,
+                                where=due, batch_size=size, lock=True, carry=_root_dates(root, step),
                                 work=partial(_move_batch, root=root, step=step)):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
@@ -84,17 +92,20 @@ def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> 
                 *holds.not_held(root, "source", step.category.key))
 
 
-def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, step: StepContext) -> dict[str, int]:
-    """Copy the batch's rows, their children and their retained dependants; then delete them."""
-    copied = {step.category.key: _copy_tree(conn, root, cond, step, step.category)}
-    for dep in root.dependants:
-        # A dependant keeps its own category's clock: retention counted from its own start.
-        linked = dep.linked("source", root, cond)
-        copied.setdefault(dep.category.key, {}).update(_copy_tree(conn, dep.node, linked, step, dep.category))
+def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: StepContext) -> dict[str, int]:
+    """Move the batch's retained dependants, then its rows with their children."""
+    copied: dict[str, dict[str, int]] = {}
     removed: dict[str, int] = {}
-    for dep in root.dependants:  # before the parent: their foreign keys point at it
-        removed.update(_delete_copied_tree(conn, dep.node, dep.linked("source", root, cond)))
-    removed.update(_delete_copied_tree(conn, root, cond))
+    rows = chosen.rows_of(root.source, root.key_columns)
+    for dep in root.dependants:
+        # A dependant keeps its own category's clock, counted from its own start: copied
+        # first, while every row its clock may derive from is still in place.
+        linked = dep.linked("source", root, rows)
+        copied.setdefault(dep.category.key, {}).update(_copy_tree(conn, dep.node, linked, step, dep.category))
+        removed.update(_delete_copied_tree(conn, dep.node, linked))
+    moved = _move_tree(conn, root, rows, chosen, step, [])
+    copied.setdefault(step.category.key, {}).update({name: n for name, (n, _) in moved.items()})
+    removed.update({name: n for name, (_, n) in moved.items()})
     all_copied = {table: n for counts in copied.values() for table, n in counts.items()}
     if all_copied != removed:
         raise BatchIntegrityError(
@@ -108,8 +119,71 @@ def _move_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode,
     return all_copied
 
 
+def _root_dates(root: TableNode, step: StepContext) -> list[Label[Any]]:
+    """A root row's retention dates, computed once as the batch chooses it (``in_batches``
+    carries them beside its key): its children take the same dates, and a clock derived
+    from related rows is not re-evaluated while they move."""
+    start, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
+                                   step.target.dialect, step.policy.zones)
+    return [type_coerce(start, root.archive.c.retention_start.type).label("retention_start"),
+            type_coerce(until, root.archive.c.retention_until.type).label("retention_until")]
+
+
+def _move_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], chosen: ChosenRows,
+               step: StepContext, path: list[TableNode]) -> dict[str, tuple[int, int]]:
+    """Children first (their foreign keys point at the parent): ``{table: (copied, removed)}``."""
+    counts: dict[str, tuple[int, int]] = {}
+    for child in node.children:
+        if path:
+            child_cond = child_condition(child, node, "source", cond)
+        else:  # children of the batch's own rows: straight from its keys
+            child_cond = chosen.rows_of(child.source, child.foreign_key)
+        counts.update(_move_tree(conn, child, child_cond, chosen, step, [*path, node]))
+    counts[node.name] = _move_rows(conn, node, cond, chosen, step, path)
+    return counts
+
+
+def _move_rows(conn: Connection, node: TableNode, cond: ColumnElement[bool], chosen: ChosenRows,
+               step: StepContext, path: list[TableNode]) -> tuple[int, int]:
+    """Copy the rows selected by ``cond`` to the archive and delete them: ``(copied, removed)``.
+
+    PostgreSQL does both in one statement (``DELETE ... RETURNING`` feeding the ``INSERT``,
+    as a DBA would write it), and returns both counts. Elsewhere the rows are copied, then
+    deleted only where their copy exists."""
+    kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
+    target = [*kept, *ARCHIVE_METADATA_COLUMNS]
+    if conn.dialect.name == "postgresql":
+        moved = delete(node.source).where(cond).returning(*node.source.c).cte("moved")
+        copy = insert(node.archive).from_select(target, _with_dates(moved, node, path, chosen, kept, step))
+        copied = copy.returning(literal(1)).cte("copied")
+        counts = select(select(func.count()).select_from(copied).scalar_subquery(),
+                        select(func.count()).select_from(moved).scalar_subquery())
+        n_copied, n_removed = conn.execute(counts).one()
+        return n_copied, n_removed
+    copy = insert(node.archive).from_select(target, _with_dates(node.source, node, path, chosen, kept, step))
+    n_copied = conn.execute(copy.execution_options(preserve_rowcount=True)).rowcount
+    return n_copied, _delete_copied(conn, node, cond)
+
+
+def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: ChosenRows, kept: list[str],
+                step: StepContext) -> Select[Any]:
+    """``rows``' archive columns with the dates of the batch row they belong to: joined up
+    through their (still present) ancestors to the batch's keys."""
+    joined, below, below_fk = rows, rows, node.foreign_key
+    for ancestor in reversed(path[1:]):
+        joined = joined.join(ancestor.source, same_key(below, ancestor.source, below_fk, ancestor.key_columns))
+        below, below_fk = ancestor.source, ancestor.foreign_key
+    up = below_fk if path else node.key_columns
+    joined = joined.join(chosen.keys, same_key(below, chosen.keys, up, chosen.key_columns))
+    stamp = [literal(datetime.now(timezone.utc), type_=node.archive.c.archived_at.type),
+             literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
+    return select(*(rows.c[name] for name in kept), chosen.keys.c.retention_start, chosen.keys.c.retention_until,
+                  *stamp).select_from(joined)
+
+
 def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
                category: Category, parent: TableNode | None = None) -> dict[str, int]:
+    """Copy a retained dependant's rows and their children, with the dependant's own clock."""
     kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
     source_columns = [node.source.c[name] for name in kept]
     if parent is None:
@@ -140,15 +214,22 @@ def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[b
     counts: dict[str, int] = {}
     for child in node.children:
         counts.update(_delete_copied_tree(conn, child, child_condition(child, node, "source", cond)))
-    # Aliased: on SQLite the archive table has the same name as its source.
-    copy = node.archive.alias("archived_copy")
-    copy_exists = exists().where(same_key(copy, node.source, node.key_columns, node.key_columns))
-    counts[node.name] = conn.execute(delete(node.source).where(and_(cond, copy_exists))).rowcount
+    counts[node.name] = _delete_copied(conn, node, cond)
     return counts
 
 
-def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bool]) -> None:
+def _delete_copied(conn: Connection, node: TableNode, cond: ColumnElement[bool]) -> int:
+    # Aliased: on SQLite the archive table has the same name as its source.
+    copy = node.archive.alias("archived_copy")
+    copy_exists = exists().where(same_key(copy, node.source, node.key_columns, node.key_columns))
+    return conn.execute(delete(node.source).where(and_(cond, copy_exists))).rowcount
+
+
+def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bool],
+                       whole: list[partitions.Partition]) -> None:
     with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
     log.info("Would archive %d rows from %s (category %s, as of %s)", count, root.name,
              step.category.key, step.ctx.as_of)
+    if whole:
+        log.info("Would move %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

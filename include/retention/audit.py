@@ -241,7 +241,7 @@ def _serialise_details(details: Mapping[str, Any]) -> str:
 
 
 # The only text an event may carry: names of checks, never values from a row.
-_LABEL_KEYS = {"suite", "expectation", "request_type", "outcome", "hold_reference", "hold_scope"}
+_LABEL_KEYS = {"suite", "expectation", "request_type", "outcome", "hold_reference", "hold_scope", "partition"}
 _LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 

@@ -43,6 +43,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from .clock import Zones, is_due, is_temporal
 from .conditions import columns_of, is_not_true, to_sql
 from .errors import PolicyError, Problem
+from .partitions import layout_problems
 from .periods import Period
 from .policy import (
     Category,
@@ -186,6 +187,9 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, pat
     problems = _missing_columns(_named_columns(node), columns, path, where)
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
+        if node.partitioned and dialect == "postgresql" and node.start_event.column in columns:
+            problems += layout_problems(inspector.bind, schema, node.table, node.start_event.column,
+                                        f"{path}.partitioned")
     problems += _anonymize_type_problems(node, path, columns, where)
     problems += _undeclared_children(inspector, node, path, schema, where, _moved_with(policy, node))
     for i, child in enumerate(node.children):

@@ -51,13 +51,17 @@ def is_due(column: ColumnElement[Any], period: Period, as_of: date, zones: Zones
 
     NULL never compares true, so rows without a start are never due.
     """
-    first_not_due = period.last_due_start(as_of) + timedelta(days=1)
-    column_type = column.type
+    return column < literal(first_not_due(column.type, period, as_of, zones), type_=column.type)
+
+
+def first_not_due(column_type: Any, period: Period, as_of: date, zones: Zones) -> date | datetime:
+    """The earliest start value that is not yet due, in the column's own type: every start
+    before it is due (a partition whose upper bound is at most this value is due whole)."""
+    first = period.last_due_start(as_of) + timedelta(days=1)
     if isinstance(column_type, DateTime):
-        midnight = datetime.combine(first_not_due, time.min, tzinfo=zones.company)
-        bound = midnight if column_type.timezone else midnight.astimezone(zones.naive).replace(tzinfo=None)
-        return column < literal(bound, type_=column_type)
-    return column < literal(first_not_due, type_=column_type)
+        midnight = datetime.combine(first, time.min, tzinfo=zones.company)
+        return midnight if column_type.timezone else midnight.astimezone(zones.naive).replace(tzinfo=None)
+    return first
 
 
 def local_date(column: ColumnElement[Any], dialect: str, zones: Zones) -> ColumnElement[date]:

@@ -228,11 +228,15 @@ class TablePolicy(TableBase):
     ``scope`` selects which of its rows the category governs, when one table holds
     several kinds of people (prospects, customers and suppliers in one partner table).
     ``archived_with`` makes it a retained dependant of a table of another category.
+    ``partitioned``: the table is range-partitioned on its start-event column (PostgreSQL
+    declarative partitioning); whole partitions past their horizon then move or are
+    dropped at once (``partitions.py``), the others go by batches.
     """
 
     start_event: StartEvent
     scope: Condition | None = None
     archived_with: ArchivedWith | None = None
+    partitioned: bool = False
 
 
 class DeletionLimit(_Strict):
@@ -436,6 +440,7 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     for table, places in appearances.items():
         problems += _shared_table_problems(policy, table, places)
     problems += _archived_with_problems(policy, appearances)
+    problems += _partitioned_problems(policy)
     if policy.rights_register and policy.register_category() is None:
         roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
         problems.append(Problem("rights_register", "must be a table with its own clock in one of the categories "
@@ -473,6 +478,30 @@ def _archived_with_problems(policy: RetentionPolicy,
                 if parent.archived_with is not None:  # type: ignore[union-attr]
                     problems.append(Problem(path, f"{link.table} is itself archived with another table; "
                                                   "chains of retained dependants are not supported", link.table))
+    return problems
+
+
+def _partitioned_problems(policy: RetentionPolicy) -> list[Problem]:
+    """A partition moves whole only if "past the horizon" is a fact about its bounds: the
+    start is the partition column itself, and every row of the table belongs to the
+    category, with nothing else moving with it."""
+    problems = []
+    kept_with = {t.archived_with.table for c in policy.categories.values() for t in c.tables if t.archived_with}
+    for key, category in policy.categories.items():
+        for t_index, table in enumerate(category.tables):
+            if not table.partitioned:
+                continue
+            path = f"categories.{key}.tables[{t_index}].partitioned"
+            reasons = [
+                (table.start_event.column is None, "start_event.column (the partition column): a start derived "
+                                                   "from other rows cannot be read from partition bounds"),
+                (table.start_event.ongoing_if_open is not None, "no start_event.ongoing_if_open"),
+                (table.scope is not None, "no scope: every row of the table must belong to the category"),
+                (bool(table.children), "no children (they would have to move first, row by row)"),
+                (table.archived_with is not None, "no archived_with"),
+                (table.table in kept_with, "no table archived with it"),
+            ]
+            problems += [Problem(path, f"a partitioned table needs {why}", table.table) for bad, why in reasons if bad]
     return problems
 
 

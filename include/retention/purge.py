@@ -18,9 +18,9 @@ from sqlalchemy import and_, delete, false, func, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit, limits
+from . import audit, limits, partitions
 from .anonymize import ANONYMISED_METADATA, rule_expression
-from .batches import add_counts, child_condition, in_batches
+from .batches import ChosenRows, add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
 from .holds import HoldsInForce
 from .steps import StepContext, batch_size_of, check_policy_unchanged, holds_of, open_step
@@ -49,9 +49,13 @@ def purge_category(step: StepContext, batch_size: int | None = None,
         if where is None:
             continue
         table = getattr(root, side)
+        # Without an archive to go to, partitions past their horizon are destroyed whole.
+        whole = partitions.whole_partitions(step, root, holds) if side == "source" and action == "deleted" else []
         if step.ctx.dry_run:
-            _log_would_purge(step, root, table, where, action)
+            _log_would_purge(step, root, table, where, action, whole)
             continue
+        for partition in whole:
+            add_counts(totals, {root.name: partitions.drop_partition(step, root, partition)})
         work = _anonymize_batch if action == "anonymized" else _delete_batch
         for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
                                 batch_size=size, work=partial(work, root=root, side=side, step=step)):
@@ -86,39 +90,53 @@ def _check_limit(step: StepContext, root: TableNode, side: str, where: ColumnEle
                              approved)
 
 
-def _delete_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
+def _delete_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,
                   step: StepContext) -> dict[str, int]:
     same_run: dict[str, int] = {}
-    counts = _delete_tree(conn, root, side, cond, step.ctx.run_id, same_run)
+    counts = _delete_tree(conn, root, side, chosen.rows_of(getattr(root, side), root.key_columns), step.ctx.run_id,
+                          same_run, chosen)
     _audit(conn, step, "delete", counts, same_run)
     return counts
 
 
 def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnElement[bool], run_id: str,
-                 same_run: dict[str, int]) -> dict[str, int]:
+                 same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond), run_id, same_run))
+        counts.update(_delete_tree(conn, child, side, _children(child, node, side, cond, chosen), run_id, same_run))
     table = getattr(node, side)
-    if side == "archive":
-        same_run[node.name] = _archived_by(conn, table, cond, run_id)
-    counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
+    if side == "source":
+        counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
+    else:
+        counts[node.name], same_run[node.name] = _delete_archived(conn, table, cond, run_id)
     return counts
 
 
-def _anonymize_batch(conn: Connection, cond: ColumnElement[bool], *, root: TableNode, side: str,
+def _delete_archived(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> tuple[int, int]:
+    """Delete archive rows: ``(deleted, of which this same run archived)``. PostgreSQL counts
+    both from the deleted rows themselves (``DELETE ... RETURNING``), in one statement."""
+    if conn.dialect.name == "postgresql":
+        gone = delete(archive).where(cond).returning(archive.c.run_id).cte("gone")
+        deleted, same = conn.execute(select(func.count(), func.count().filter(gone.c.run_id == literal(run_id)))
+                                     .select_from(gone)).one()
+        return deleted, same
+    same = _archived_by(conn, archive, cond, run_id)
+    return conn.execute(delete(archive).where(cond)).rowcount, same
+
+
+def _anonymize_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,
                      step: StepContext) -> dict[str, int]:
     same_run: dict[str, int] = {}
-    counts = _anonymize_tree(conn, root, cond, step, same_run)
+    counts = _anonymize_tree(conn, root, chosen.rows_of(root.archive, root.key_columns), step, same_run, chosen)
     _audit(conn, step, "anonymize", counts, same_run)
     return counts
 
 
 def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
-                    same_run: dict[str, int]) -> dict[str, int]:
+                    same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond), step, same_run))
+        counts.update(_anonymize_tree(conn, child, _children(child, node, "archive", cond, chosen), step, same_run))
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
     for column, rule in node.policy.anonymize.items():
@@ -128,6 +146,15 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
     same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id)
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount
     return counts
+
+
+def _children(child: TableNode, node: TableNode, side: str, cond: ColumnElement[bool],
+              chosen: ChosenRows | None) -> ColumnElement[bool]:
+    """The child rows of the rows ``cond`` selects: straight from the batch's keys (and key
+    range) for the children of the batch's own rows."""
+    if chosen is not None:
+        return chosen.rows_of(getattr(child, side), child.foreign_key)
+    return child_condition(child, node, side, cond)
 
 
 def _archived_by(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> int:
@@ -144,9 +171,12 @@ def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, i
                          table_name=table_name, row_count=count, details={"same_run": same_run.get(table_name, 0)})
 
 
-def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str) -> None:
+def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str,
+                     whole: list[partitions.Partition]) -> None:
     with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     verb = "anonymise" if action == "anonymized" else "delete"
     log.info("Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key,
              step.ctx.as_of)
+    if whole:
+        log.info("Would drop %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

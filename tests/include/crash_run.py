@@ -26,9 +26,12 @@ from include.retention.target import connect  # noqa: E402
 
 # The statement that deletes a batch's members: from the active table during ``archive``, from
 # the archive during ``purge`` (both come after the batch's first writes, before its commit).
+# On PostgreSQL the DELETE is inside the statement that moves or counts the rows
+# (``WITH moved AS (DELETE ... RETURNING ...)``).
+_IN_CTE = r'^(WITH \w+ AS\s*\(\s*)?'
 STATEMENTS = {
-    "archive": re.compile(r'^DELETE FROM (club\.)?members\b'),
-    "purge": re.compile(r'^DELETE FROM "?archive"?\.members\b'),
+    "archive": re.compile(_IN_CTE + r'DELETE FROM (club\.)?members\b'),
+    "purge": re.compile(_IN_CTE + r'DELETE FROM "?archive"?\.members\b'),
 }
 BATCH_SIZE = 50
 
