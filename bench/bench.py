@@ -1,28 +1,37 @@
 """Benchmark: the engine against the database's own limit, on a throwaway PostgreSQL.
 
-    python bench/bench.py [--rows 1000000 ...] [--out docs/benchmarks.md]
+    python bench/bench.py [--rows 1000000 --rows 5000000] [--partition-rows 10000000] [--out docs/benchmarks.md]
 
 For each N it seeds N prospects with three interactions each (generated in SQL), keeps the
 seeded database as a template, and measures on a fresh copy each time:
 
-- ``reference archive``: one ``WITH moved AS (DELETE ... RETURNING *) INSERT INTO archive ...``
+- ``reference_archive``: one ``WITH moved AS (DELETE ... RETURNING *) INSERT INTO archive ...``
   statement per table (interactions, then prospects): the hand-written limit;
-- ``engine archive``: ``archive_category`` through the public API, default batch size;
-- ``reference delete`` / ``engine purge``: the archive's expired rows destroyed, by one
-  DELETE per table, and by ``purge_category``;
-- ``pandas``: ``read_sql`` then ``to_sql`` then ``DELETE ... IN``, at most 1M parents.
+- ``engine_archive``: ``archive_category`` through the public API, default batch size;
+- ``pandas_archive``: ``read_sql`` then ``to_sql`` then ``DELETE ... IN``, at most 1M parents;
+- ``engine_dag``: a whole ``retention_prospection`` DAG run through Airflow (``dag.test``):
+  pre-archive gate, plan, archive, purge, post-run checks, summary; compared with the
+  reference archive and delete together;
+- on the archived copy: ``reference_delete`` / ``engine_purge`` (one DELETE per table), and
+  ``reference_anonymize`` / ``engine_anonymize`` (one UPDATE per table; the same category
+  with ``end_action: anonymize``);
+- ``sqlite_archive`` / ``sqlite_purge``: the engine on SQLite, at most 1M parents, to say
+  how much slower the embedded default is than PostgreSQL.
+
+``--partition-rows`` adds a page-views table range-partitioned by month (no children) and
+compares, on the same table, whole partitions (``partitioned: true``) with the row path,
+for a category without archive (drop) and one with an archive (move).
 
 Each measured step runs in a process of its own, which reports its peak RSS. It prints
 rows/s, the engine-to-reference ratios, peak RSS and per-batch latency p50/p95, and writes
-them to ``--out``. Not part of ``make test``: timings belong here, never in assertions.
-
-(Issue 8, first step: the anonymisation path, a whole DAG run, 5M and partitioned tables
-are still to come.)
+them to ``--out`` with a chart (``benchmarks.svg`` beside it). Not part of ``make test``:
+timings belong here, never in assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -30,6 +39,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -52,6 +62,9 @@ POLICY = {
                                   "foreign_key": "prospect_id", "archive_columns": ["happened_at", "channel"]}]}],
     }},
 }
+ANONYMIZE = {"end_action": "anonymize"}
+ANONYMIZE_RULES = [{"email": "null", "full_name": "null", "last_inbound_contact_at": "year"},
+                   {"happened_at": "month", "channel": "keep"}]
 SEED = """
 CREATE SCHEMA crm;
 CREATE TABLE crm.prospects (prospect_id bigint PRIMARY KEY, email text, full_name text, phone text,
@@ -68,6 +81,21 @@ SELECT p * 3 + k, p, TIMESTAMPTZ '2016-03-01 10:00+01', CASE k WHEN 0 THEN 'emai
        'note ' || p
 FROM generate_series(1, :n) AS p, generate_series(0, 2) AS k;
 CREATE INDEX ON crm.prospect_interactions (prospect_id);
+ANALYZE;
+"""
+# SQLite: the same rows (dates as Paris wall-clock text, which is how SQLite stores them).
+SQLITE_SEED = """
+CREATE TABLE prospects (prospect_id INTEGER PRIMARY KEY, email TEXT, full_name TEXT, phone TEXT, company TEXT,
+    last_inbound_contact_at TIMESTAMP, created_at TIMESTAMP);
+CREATE TABLE prospect_interactions (interaction_id INTEGER PRIMARY KEY,
+    prospect_id INTEGER NOT NULL REFERENCES prospects, happened_at TIMESTAMP, channel TEXT, note TEXT);
+WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < :n)
+INSERT INTO prospects SELECT n, 'prospect' || n || '@example.fr', 'Prénom Nom ' || n, '06' || n, 'Société ' || (n % 5000),
+    datetime('2026-11-26 10:00:00', '-' || ((n * 7919) % 3650) || ' days'), '2015-01-01 10:00:00' FROM i;
+INSERT INTO prospect_interactions SELECT p.prospect_id * 3 + k.k, p.prospect_id, '2016-03-01 10:00:00',
+    CASE k.k WHEN 0 THEN 'email' WHEN 1 THEN 'phone' ELSE 'form' END, 'note ' || p.prospect_id
+FROM prospects p, (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2) k;
+CREATE INDEX ix_interactions_prospect ON prospect_interactions (prospect_id);
 ANALYZE;
 """
 # The reference: what a DBA would write by hand for this one schema (no checks, no audit).
@@ -91,12 +119,65 @@ DELETE FROM archive.prospect_interactions WHERE prospect_id IN
   (SELECT prospect_id FROM archive.prospects WHERE retention_until <= :as_of);
 DELETE FROM archive.prospects WHERE retention_until <= :as_of;
 """
+REFERENCE_ANONYMIZE = """
+UPDATE archive.prospect_interactions SET happened_at = date_trunc('month', happened_at, 'Europe/Paris'),
+    retention_start = NULL, retention_until = NULL, archived_at = NULL, run_id = NULL, anonymized = true
+WHERE prospect_id IN (SELECT prospect_id FROM archive.prospects WHERE retention_until <= :as_of AND NOT anonymized);
+UPDATE archive.prospects SET email = NULL, full_name = NULL,
+    last_inbound_contact_at = date_trunc('year', last_inbound_contact_at, 'Europe/Paris'),
+    retention_start = NULL, retention_until = NULL, archived_at = NULL, run_id = NULL, anonymized = true
+WHERE retention_until <= :as_of AND NOT anonymized;
+"""
 HORIZON = "2023-11-27 00:00+01"  # the engine's rule for P3Y on 26 Nov 2026, in Paris
+
+# Partitions: page views over five years, one partition a month, no children.
+PARTITION_SEED = """
+CREATE SCHEMA web;
+CREATE TABLE web.page_views (view_id bigint NOT NULL, viewed_at timestamptz NOT NULL, page text, visitor_key text,
+    PRIMARY KEY (view_id, viewed_at)) PARTITION BY RANGE (viewed_at);
+:partitions
+CREATE TABLE web.page_views_default PARTITION OF web.page_views DEFAULT;
+INSERT INTO web.page_views SELECT i, TIMESTAMPTZ '2022-01-01 00:00+01' + (i * (INTERVAL '1770 days' / :n)),
+    '/offer/' || (i % 97), 'visitor-' || (i % 500000)
+FROM generate_series(1::bigint, :n) AS i;
+ANALYZE;
+"""
+PAGE_VIEWS = {
+    "version": "bench-1", "source_schema": "web", "archive_schema": "archive",
+    "deletion_limit": {"rows": None, "fraction": 1.0},
+    "categories": {"page_views": {
+        "label": {"fr": "Pages vues", "en": "Page views"}, "legal_basis": "Consentement",
+        "schedule": "0 3 * * *", "active_period": "P13M", "end_action": "delete",
+        "tables": [{"table": "page_views", "primary_key": ["view_id"], "partitioned": True,
+                    "start_event": {"column": "viewed_at", "when_missing": "defect"},
+                    "archive_columns": ["page"]}],
+    }},
+}
+PAGE_VIEWS_ARCHIVED = {"archive_period": "P5Y", "archive_purpose": "Preuve"}
+
+
+def policy_data(step: str) -> dict:
+    """The policy a step runs under (the prospects one, or a page-views variant)."""
+    if step.startswith("partition_") or step.startswith("rows_"):
+        data = copy.deepcopy(PAGE_VIEWS)
+        category = data["categories"]["page_views"]
+        category["tables"][0]["partitioned"] = step.startswith("partition_")
+        if step.endswith("_archive"):
+            category.update(PAGE_VIEWS_ARCHIVED)
+        return data
+    data = copy.deepcopy(POLICY)
+    if "anonymize" in step:
+        category = data["categories"]["prospection"]
+        category.update(ANONYMIZE)
+        table = category["tables"][0]
+        table["anonymize"], table["children"][0]["anonymize"] = ANONYMIZE_RULES
+    return data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", help="parents per run (repeatable); default 1000000")
+    parser.add_argument("--partition-rows", type=int, default=0, help="page views for the partition comparison")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     from throwaway_postgres import throwaway_postgres
@@ -105,10 +186,25 @@ def main() -> None:
     with throwaway_postgres() as server:
         for n in args.rows or [1_000_000]:
             results += measure(server, n)
+        if args.partition_rows:
+            results += measure_partitions(server, args.partition_rows)
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(document(results), encoding="utf-8")
-    print(f"\nwritten to {args.out}")
+    chart_path = args.out.with_suffix(".svg")
+    chart_path.write_text(chart(results), encoding="utf-8")
+    args.out.write_text(document(results, chart_path.name), encoding="utf-8")
+    print(f"\nwritten to {args.out} and {chart_path}")
+
+
+def _copy(server: str, template: str) -> str:
+    from throwaway_postgres import fresh_postgres_database
+
+    return fresh_postgres_database(server, template=template.rsplit("/", 1)[1])
+
+
+def _run(out: list[dict], n: int, step: str, url: str) -> None:
+    out.append({"n": n, **_worker(step, url)})
+    print(f"  {step}: {out[-1]['rows']:,} rows in {out[-1]['seconds']:.1f} s", flush=True)
 
 
 def measure(server: str, n: int) -> list[dict]:
@@ -119,21 +215,39 @@ def measure(server: str, n: int) -> list[dict]:
     _sql(template, SEED.replace(":n", str(n)))
     _worker("create_archive", template)  # the engine's archive tables, empty, in the template
     print(f"N={n:,}: seeded {4 * n:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
-    template_name = template.rsplit("/", 1)[1]
-    out = []
-    for step in ("reference_archive", "engine_archive", "pandas_archive"):
+    out: list[dict] = []
+    for step in ("reference_archive", "engine_archive", "pandas_archive", "engine_dag"):
         if step == "pandas_archive" and n > 1_000_000:
             continue
-        url = fresh_postgres_database(server, template=template_name)
-        out.append({"n": n, **_worker(step, url)})
-        print(f"  {out[-1]['step']}: {out[-1]['rows']:,} rows in {out[-1]['seconds']:.1f} s", flush=True)
-    archived = fresh_postgres_database(server, template=template_name)
-    _worker("engine_archive", archived)  # then destroy what is past its whole retention
-    archived_name = archived.rsplit("/", 1)[1]
-    for step in ("reference_delete", "engine_purge"):
-        url = fresh_postgres_database(server, template=archived_name)
-        out.append({"n": n, **_worker(step, url)})
-        print(f"  {out[-1]['step']}: {out[-1]['rows']:,} rows in {out[-1]['seconds']:.1f} s", flush=True)
+        _run(out, n, step, _copy(server, template))
+    archived = _copy(server, template)
+    _worker("engine_archive", archived)  # then end of life for what is past its whole retention
+    for step in ("reference_delete", "engine_purge", "reference_anonymize", "engine_anonymize"):
+        _run(out, n, step, _copy(server, archived))
+    if n <= 1_000_000:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            _sqlite_seed(url, n)
+            for step in ("sqlite_archive", "sqlite_purge"):
+                _run(out, n, step, url)
+    return out
+
+
+def measure_partitions(server: str, n: int) -> list[dict]:
+    from throwaway_postgres import fresh_postgres_database
+
+    template = fresh_postgres_database(server)
+    started = time.perf_counter()
+    months = [date(2022 + m // 12, 1 + m % 12, 1) for m in range(61)]
+    partitions = "\n".join(
+        f"CREATE TABLE web.page_views_{start:%Y_%m} PARTITION OF web.page_views "
+        f"FOR VALUES FROM ('{start} 00:00 Europe/Paris') TO ('{end} 00:00 Europe/Paris');"
+        for start, end in zip(months, months[1:]))
+    _sql(template, PARTITION_SEED.replace(":partitions", partitions).replace(":n", str(n)))
+    print(f"partitions, N={n:,}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    out: list[dict] = []
+    for step in ("partition_drop", "rows_drop", "partition_archive", "rows_archive"):
+        _run(out, n, step, _copy(server, template))
     return out
 
 
@@ -148,6 +262,13 @@ def _sql(url: str, script: str, **params: object) -> int:
             total += max(result.rowcount, 0)
     engine.dispose()
     return total
+
+
+def _sqlite_seed(url: str, n: int) -> None:
+    import sqlite3
+
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.executescript(SQLITE_SEED.replace(":n", str(n)))
 
 
 def _worker(step: str, url: str) -> dict:
@@ -165,36 +286,38 @@ def work(step: str, url: str) -> dict:
     from include.retention.steps import StepContext, open_step
     from include.retention.target import connect
 
-    policy = parse_policy(POLICY, "bench")
-    target = connect(url)
-    step_ctx = StepContext.build(target, policy, "prospection",
-                                 RunContext(f"bench-{step}", "retention_prospection", AS_OF, policy.version))
-    batches: list[float] = []
+    if step == "engine_dag":
+        return _dag(url)
+    policy = parse_policy(policy_data(step), "bench")
+    target = connect(url, "archive")
+    category = next(iter(policy.categories))
+    step_ctx = StepContext.build(target, policy, category,
+                                 RunContext(f"bench-{step}", f"retention_{category}", AS_OF, policy.version))
+    batches: list[tuple[float, int]] = []
     started = time.perf_counter()
     if step == "create_archive":
         open_step(step_ctx, create_archive=True)
         rows = 0
-    elif step == "reference_archive":
-        rows = _sql(url, REFERENCE_ARCHIVE, horizon=HORIZON)
-    elif step == "reference_delete":
-        rows = _sql(url, REFERENCE_DELETE, as_of=AS_OF)
-    elif step in ("engine_archive", "engine_purge"):
-        batches = _engine(step_ctx, step)
-        rows = int(sum(b[1] for b in batches))
+    elif step.startswith("reference_"):
+        script = {"reference_archive": REFERENCE_ARCHIVE, "reference_delete": REFERENCE_DELETE,
+                  "reference_anonymize": REFERENCE_ANONYMIZE}[step]
+        rows = _sql(url, script, horizon=HORIZON, as_of=AS_OF)
     elif step == "pandas_archive":
         rows = _pandas(url)
     else:
-        raise SystemExit(f"unknown step {step}")
+        batches, rows = _engine(step_ctx, "archive" if step.endswith("archive") else "purge")
     seconds = time.perf_counter() - started
     target.dispose()
+    durations = [b[0] for b in batches]
     return {"step": step, "rows": rows, "seconds": seconds,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "batch_p50": statistics.median([b[0] for b in batches]) if batches else None,
-            "batch_p95": _p95([b[0] for b in batches]) if batches else None}
+            "batch_p50": statistics.median(durations) if durations else None,
+            "batch_p95": _p95(durations) if durations else None}
 
 
-def _engine(step_ctx, step: str) -> list[tuple[float, int]]:
-    """Run archive or purge; the batches' durations and row counts, read from the engine's log."""
+def _engine(step_ctx, step: str) -> tuple[list[tuple[float, int]], int]:
+    """Run archive or purge: the batches' durations and row counts (read from the engine's
+    log), and the rows moved or destroyed (batches and whole partitions)."""
     from include.retention.archive import archive_category
     from include.retention.purge import purge_category
 
@@ -202,7 +325,7 @@ def _engine(step_ctx, step: str) -> list[tuple[float, int]]:
 
     class Batches(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "batch" in record.msg and isinstance(record.args, tuple) and len(record.args) >= 4:
+            if " batch " in record.msg and isinstance(record.args, tuple) and len(record.args) >= 4:
                 seconds, counts = record.args[-2], record.args[-1]
                 if isinstance(seconds, float) and isinstance(counts, dict):
                     seen.append((seconds, sum(counts.values())))
@@ -210,11 +333,43 @@ def _engine(step_ctx, step: str) -> list[tuple[float, int]]:
     for name in ("include.retention.archive", "include.retention.purge"):
         logging.getLogger(name).addHandler(Batches())
         logging.getLogger(name).setLevel(logging.INFO)
-    if step == "engine_archive":
-        archive_category(step_ctx)
+    if step == "archive":
+        totals = archive_category(step_ctx)
     else:
-        purge_category(step_ctx)
-    return seen
+        totals = {t: n for counts in purge_category(step_ctx).values() for t, n in counts.items()}
+    return seen, sum(totals.values())
+
+
+def _dag(url: str) -> dict:
+    """A whole ``retention_prospection`` run through Airflow, gates included (``dag.test``)."""
+    home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+    policy_file = home / "policy.json"  # JSON is YAML
+    policy_file.write_text(json.dumps(POLICY), encoding="utf-8")
+    os.environ.update({
+        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "RETENTION_POLICY": str(policy_file),
+        "RETENTION_REPORTS_DIR": str(home / "reports"),
+        "AIRFLOW_CONN_RETENTION_TARGET": url.replace("postgresql+psycopg://", "postgresql://"),
+    })
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    from airflow.dag_processing.dagbag import DagBag
+    from sqlalchemy import create_engine, text
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dags.py")).get_dag("retention_prospection")
+    started = time.perf_counter()
+    dag_run = dag.test(run_conf={"dry_run": False, "as_of": AS_OF.isoformat()})
+    seconds = time.perf_counter() - started
+    if dag_run.state != "success":
+        raise SystemExit(f"retention_prospection ended {dag_run.state}")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT coalesce(sum(row_count), 0) FROM archive.retention_audit "
+                                 "WHERE run_id = :r AND action IN ('archive', 'delete')"),
+                            {"r": dag_run.run_id}).scalar_one()
+    engine.dispose()
+    return {"step": "engine_dag", "rows": int(rows), "seconds": seconds,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "batch_p50": None,
+            "batch_p95": None}
 
 
 def _pandas(url: str) -> int:
@@ -248,39 +403,85 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-PAIRS = {"engine_archive": "reference_archive", "engine_purge": "reference_delete", "pandas_archive": None}
+# What each measured step is compared with ("vs" column): a reference, or a list of them
+# whose rows and seconds add up (a whole DAG run does the archive and the delete).
+PAIRS = {"engine_archive": ["reference_archive"], "engine_purge": ["reference_delete"],
+         "engine_anonymize": ["reference_anonymize"], "engine_dag": ["reference_archive", "reference_delete"],
+         "sqlite_archive": ["engine_archive"], "sqlite_purge": ["engine_purge"],
+         "partition_drop": ["rows_drop"], "partition_archive": ["rows_archive"]}
+
+
+def rate(r: dict) -> float:
+    return r["rows"] / r["seconds"] if r["seconds"] else 0.0
+
+
+def ratio(results: list[dict], r: dict) -> float | None:
+    """``r``'s rows/s over what it is compared with (``PAIRS``); for pandas, the engine's over pandas'."""
+    by = {(x["n"], x["step"]): x for x in results}
+    if r["step"] == "pandas_archive":
+        engine = by.get((r["n"], "engine_archive"))
+        return rate(engine) / rate(r) if engine and rate(r) else None
+    refs = [by.get((r["n"], name)) for name in PAIRS.get(r["step"], [])]
+    if not refs or None in refs:
+        return None
+    ref_rate = sum(x["rows"] for x in refs) / sum(x["seconds"] for x in refs)
+    return rate(r) / ref_rate if ref_rate else None
+
+
+def _vs(results: list[dict], r: dict) -> str:
+    value = ratio(results, r)
+    if value is None:
+        return ""
+    if r["step"] == "pandas_archive":
+        return f"engine {value:.1f}x faster"
+    return f"{value:.2f}x {' + '.join(PAIRS[r['step']])}"
 
 
 def table(results: list[dict]) -> str:
-    by = {(r["n"], r["step"]): r for r in results}
-    lines = ["| N parents | step | rows | seconds | rows/s | vs reference | peak RSS (MB) | batch p50 / p95 (s) |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| N | step | rows | seconds | rows/s | vs | peak RSS (MB) | batch p50 / p95 (s) |",
+             "|---:|---|---:|---:|---:|---|---:|---|"]
     for r in results:
-        rate = r["rows"] / r["seconds"] if r["seconds"] else 0
-        ref = by.get((r["n"], PAIRS.get(r["step"]) or ""))
-        ratio = f"{rate / (ref['rows'] / ref['seconds']):.2f}x" if ref and ref["rows"] else ""
-        if r["step"] == "pandas_archive":
-            engine = by.get((r["n"], "engine_archive"))
-            ratio = f"engine {(engine['rows'] / engine['seconds']) / rate:.1f}x faster" if engine and rate else ""
         batch = f"{r['batch_p50']:.3f} / {r['batch_p95']:.3f}" if r["batch_p50"] is not None else ""
-        lines.append(f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['seconds']:.1f} | {rate:,.0f} | {ratio} | "
-                     f"{r['rss_mb']:.0f} | {batch} |")
+        lines.append(f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['seconds']:.1f} | {rate(r):,.0f} | "
+                     f"{_vs(results, r)} | {r['rss_mb']:.0f} | {batch} |")
     return "\n".join(lines)
 
 
-def document(results: list[dict]) -> str:
+def chart(results: list[dict]) -> str:
+    """A horizontal bar chart of rows/s per step and N, as a standalone SVG file."""
+    from html import escape
+
+    bar, gap, left, width = 16, 4, 260, 420
+    top = max((rate(r) for r in results), default=1) or 1
+    height = 40 + len(results) * (bar + gap)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
+             'font-family="sans-serif" font-size="12">',
+             '<text x="8" y="20" font-size="14">rows/s per step (PostgreSQL 15 unless the step says sqlite)</text>']
+    for i, r in enumerate(results):
+        y = 34 + i * (bar + gap)
+        length = max(1.0, width * rate(r) / top)
+        colour = "#7f8c8d" if r["step"].startswith(("reference", "rows_")) else \
+            "#c0392b" if r["step"].startswith(("pandas", "sqlite")) else "#3b6ea5"
+        parts += [f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(r["step"])} (N={r["n"]:,})</text>',
+                  f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" fill="{colour}"/>',
+                  f'<text x="{left + length + 4:.1f}" y="{y + 12}">{rate(r):,.0f}</text>']
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def document(results: list[dict], chart_name: str) -> str:
     return "\n".join([
         "# Benchmarks",
         "",
         "Written by `make bench` (`bench/bench.py`) on a throwaway PostgreSQL 15 started by the script, on",
         "this project's build machine (2 cores, noisy: quote the ratios, not the absolute figures).",
-        "Rows are parents plus children (three interactions per prospect). *vs reference*: the engine's",
-        "rows/s over the hand-written single statement's. Peak RSS is the measuring process's.",
+        "N is parents (prospects, three interactions each; rows are parents plus children), or page",
+        "views for the partition steps. *vs*: the step's rows/s over that of the step(s) named. Peak",
+        "RSS is the measuring process's.",
         "",
         table(results),
         "",
-        "Still to measure (issue 8): anonymisation against a single UPDATE, a whole DAG run with its",
-        "gates, N = 5M, and partitioned tables.",
+        f"![rows/s per step]({chart_name})",
         "",
     ])
 

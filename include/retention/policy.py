@@ -300,7 +300,7 @@ class RetentionPolicy(_Strict):
     source_schema: Identifier = "public"
     archive_schema: Identifier = "archive"
     audit_table: Identifier = "retention_audit"
-    batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    batch_size: int = Field(default=5_000, ge=1, le=1_000_000)
     # Above this, a run pauses for a person's approval (``limits.py``); the default stops a
     # run that would empty a fifth of a table, or move 100,000 rows, at once.
     deletion_limit: DeletionLimit = DeletionLimit(rows=100_000, fraction=0.2)
