@@ -80,6 +80,7 @@ def archive_category(step: StepContext, batch_size: int | None = None,
             add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
         for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
                                 where=due, batch_size=size, lock=True, carry=_root_dates(root, step),
+                                workers=step.policy.batch_workers,
                                 work=partial(_move_batch, root=root, step=step)):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)

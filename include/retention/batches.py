@@ -16,8 +16,10 @@ before the batch commits.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Column, Engine, MetaData, Table, and_, insert, select, true, tuple_
@@ -74,42 +76,120 @@ def same_key(left: Any, right: Any, left_columns: Sequence[str], right_columns: 
 
 def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where: ColumnElement[bool],
                batch_size: int, work: Callable[[Connection, ChosenRows], dict[str, int]],
-               lock: bool = False, carry: Sequence[Label[Any]] = ()) -> Iterator[BatchResult]:
+               lock: bool = False, carry: Sequence[Label[Any]] = (), workers: int = 1) -> Iterator[BatchResult]:
     """Run ``work(conn, chosen)`` on successive batches, one transaction each.
 
     ``chosen`` holds exactly the (at most ``batch_size``) rows chosen for the batch, in key
     order after the previous batch. ``lock`` locks them on PostgreSQL. ``carry``: values
     computed once per row as it is chosen (a row's retention dates) and kept beside its key.
+    ``workers``: batches run side by side on PostgreSQL, each on its own connection (SQLite
+    has one writer: always one there).
     """
-    key = key_of(table, key_columns)
-    lower: Any = None
-    number = 0
-    while True:
-        number += 1
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            after = true() if lower is None else key > _as_key(lower)
-            chosen = (select(*(table.c[c] for c in key_columns), *carry).where(where, after)
-                      .order_by(*(table.c[c] for c in key_columns)).limit(batch_size))
-            if lock and conn.dialect.name == "postgresql":
-                chosen = chosen.with_for_update(of=table)
-            keys, count = _materialize(conn, table, key_columns, carry, chosen)
-            if count == 0:
-                _drop(conn, keys)
-                return
-            last = tuple(conn.execute(select(*(keys.c[c] for c in key_columns))
-                                      .order_by(*(keys.c[c].desc() for c in key_columns)).limit(1)).one())
-            counts = work(conn, ChosenRows(keys, tuple(key_columns), lower, last))
-            _drop(conn, keys)
-        yield BatchResult(number, counts, time.perf_counter() - started)
-        if count < batch_size:
-            return
-        lower = last
-        if engine.dialect.name == "sqlite":
+    walk = _Walk(engine, table, tuple(key_columns), where, batch_size, work, lock, tuple(carry))
+    if workers > 1 and engine.dialect.name == "postgresql":
+        yield from _side_by_side(walk, workers)
+        return
+    while (batch := walk.next_batch()) is not None:
+        yield batch
+        if engine.dialect.name == "sqlite" and not walk.done:
             # SQLite has one write lock and no queue: a waiting writer polls for it (every
             # 100 ms at most). This gap lets the application's writes in between two batches,
             # so they wait for one batch at most, not for the whole run.
             time.sleep(SQLITE_WRITER_GAP)
+
+
+@dataclass
+class _Walk:
+    """The walk through a table in key order, shared by the workers: each batch chooses its
+    rows (and locks them) under ``mutex``, so that batches never overlap, then does its work
+    on its own connection while the next batch is chosen."""
+    engine: Engine
+    table: Any
+    key_columns: tuple[str, ...]
+    where: ColumnElement[bool]
+    batch_size: int
+    work: Callable[[Connection, ChosenRows], dict[str, int]]
+    lock: bool
+    carry: tuple[Label[Any], ...]
+    lower: tuple[Any, ...] | None = None
+    number: int = 0
+    done: bool = False
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_batch(self) -> BatchResult | None:
+        """Choose and process the next batch in one transaction; None when the walk is over."""
+        started = time.perf_counter()
+        with self.engine.begin() as conn:
+            with self.mutex:
+                if self.done:
+                    return None
+                lower = self.lower
+                keys, count = _materialize(conn, self.table, self.key_columns, self.carry, self._chosen(conn, lower))
+                if count == 0:
+                    self.done = True
+                    _drop(conn, keys)
+                    return None
+                last = tuple(conn.execute(select(*(keys.c[c] for c in self.key_columns))
+                                          .order_by(*(keys.c[c].desc() for c in self.key_columns)).limit(1)).one())
+                self.lower, self.number, self.done = last, self.number + 1, count < self.batch_size
+                number = self.number
+            counts = self.work(conn, ChosenRows(keys, self.key_columns, lower, last))
+            _drop(conn, keys)
+        return BatchResult(number, counts, time.perf_counter() - started)
+
+    def stop(self) -> None:
+        with self.mutex:
+            self.done = True
+
+    def _chosen(self, conn: Connection, lower: tuple[Any, ...] | None) -> Select[Any]:
+        key = key_of(self.table, self.key_columns)
+        after = true() if lower is None else key > _as_key(lower)
+        ordered = [self.table.c[c] for c in self.key_columns]
+        chosen = select(*ordered, *self.carry).where(self.where, after).order_by(*ordered).limit(self.batch_size)
+        if self.lock and conn.dialect.name == "postgresql":
+            chosen = chosen.with_for_update(of=self.table)
+        return chosen
+
+
+_FINISHED = object()
+
+
+def _side_by_side(walk: _Walk, workers: int) -> Iterator[BatchResult]:
+    """Run the walk on ``workers`` threads (the database does the work; each waits on its
+    connection) and yield each batch as it commits. A failing batch rolls back alone: the
+    others stop after their current batch, which commits whole, and the error is raised."""
+    results: queue.Queue[Any] = queue.Queue()
+
+    def run() -> None:
+        try:
+            while (batch := walk.next_batch()) is not None:
+                results.put(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            walk.stop()
+            results.put(exc)
+        finally:
+            results.put(_FINISHED)
+
+    threads = [threading.Thread(target=run, name=f"retention-batch-{i + 1}", daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    error: BaseException | None = None
+    try:
+        finished = 0
+        while finished < workers:
+            item = results.get()
+            if item is _FINISHED:
+                finished += 1
+            elif isinstance(item, BaseException):
+                error = error or item
+            else:
+                yield item
+    finally:
+        walk.stop()
+        for thread in threads:
+            thread.join()
+    if error is not None:
+        raise error
 
 
 _BATCH_KEYS = "retention_batch_keys"

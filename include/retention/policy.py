@@ -301,6 +301,9 @@ class RetentionPolicy(_Strict):
     archive_schema: Identifier = "archive"
     audit_table: Identifier = "retention_audit"
     batch_size: int = Field(default=5_000, ge=1, le=1_000_000)
+    # Batches run side by side on PostgreSQL (each its own transaction on its own
+    # connection): a single statement uses one core, the server has more.
+    batch_workers: int = Field(default=2, ge=1, le=8)
     # Above this, a run pauses for a person's approval (``limits.py``); the default stops a
     # run that would empty a fifth of a table, or move 100,000 rows, at once.
     deletion_limit: DeletionLimit = DeletionLimit(rows=100_000, fraction=0.2)

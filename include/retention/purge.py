@@ -14,7 +14,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, literal, select, update
+from sqlalchemy import and_, delete, false, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -56,13 +56,27 @@ def purge_category(step: StepContext, batch_size: int | None = None,
             continue
         for partition in whole:
             add_counts(totals, {root.name: partitions.drop_partition(step, root, partition)})
+        if side == "archive":
+            _refresh_statistics(step, root)
         work = _anonymize_batch if action == "anonymized" else _delete_batch
         for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
-                                batch_size=size, work=partial(work, root=root, side=side, step=step)):
+                                batch_size=size, workers=step.policy.batch_workers,
+                                work=partial(work, root=root, side=side, step=step)):
             add_counts(totals, batch.counts)
             log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
                      batch.seconds, batch.counts)
     return {action: totals}
+
+
+def _refresh_statistics(step: StepContext, root: TableNode) -> None:
+    """``ANALYZE`` the archive table on PostgreSQL before walking it. The archive step has
+    just added what may be millions of rows; with the statistics of the smaller table it
+    was, the planner chooses each batch by scanning and sorting the whole table - once per
+    batch, which makes the purge quadratic."""
+    if step.target.dialect != "postgresql":
+        return
+    with step.target.engine.begin() as conn:  # the root only: children are reached by their parent's key
+        conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(root.archive)}"))
 
 
 def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tuple[str, ColumnElement[bool] | None]:
@@ -126,8 +140,11 @@ def _delete_archived(conn: Connection, archive: Any, cond: ColumnElement[bool], 
 
 def _anonymize_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,
                      step: StepContext) -> dict[str, int]:
-    same_run: dict[str, int] = {}
-    counts = _anonymize_tree(conn, root, chosen.rows_of(root.archive, root.key_columns), step, same_run, chosen)
+    rows = chosen.rows_of(root.archive, root.key_columns)
+    # Children are archived in the same batch as their parent, so with the same run id:
+    # when this run archived none of the batch's parents, it archived none of their children.
+    same_run = {root.name: _archived_by(conn, root.archive, rows, step.ctx.run_id)}
+    counts = _anonymize_tree(conn, root, rows, step, same_run, chosen)
     _audit(conn, step, "anonymize", counts, same_run)
     return counts
 
@@ -143,7 +160,8 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
         expression = rule_expression(archive.c[column], rule, step.target.dialect, step.policy.zone)
         if expression is not None:
             values[column] = expression
-    same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id)
+    if node.name not in same_run:
+        same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id) if any(same_run.values()) else 0
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount
     return counts
 
