@@ -1,6 +1,7 @@
 """Benchmark: the engine against the database's own limit, on a throwaway PostgreSQL.
 
-    python bench/bench.py [--rows 1000000 --rows 5000000] [--partition-rows 10000000] [--out docs/benchmarks.md]
+    python bench/bench.py [--rows 1000000 --rows 5000000] [--partition-rows 10000000] [--batch-size N]
+                          [--out docs/benchmarks.md]
 
 For each N it seeds N prospects with three interactions each (generated in SQL), keeps the
 seeded database as a template, and measures on a fresh copy each time:
@@ -166,6 +167,8 @@ def policy_data(step: str) -> dict:
             category.update(PAGE_VIEWS_ARCHIVED)
         return data
     data = copy.deepcopy(POLICY)
+    if os.environ.get("BENCH_BATCH_SIZE"):  # --batch-size, handed to the worker processes
+        data["batch_size"] = int(os.environ["BENCH_BATCH_SIZE"])
     if "anonymize" in step:
         category = data["categories"]["prospection"]
         category.update(ANONYMIZE)
@@ -180,7 +183,10 @@ def main() -> None:
     parser.add_argument("--partition-rows", type=int, default=0, help="page views for the partition comparison")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--render", type=Path, help="only rewrite --out from the figures of an earlier run (JSON)")
+    parser.add_argument("--batch-size", type=int, help="the prospects policy's batch_size (default: the policy's)")
     args = parser.parse_args()
+    if args.batch_size:
+        os.environ["BENCH_BATCH_SIZE"] = str(args.batch_size)
     if args.render:
         results = json.loads(args.render.read_text(encoding="utf-8"))
     else:
@@ -512,7 +518,8 @@ def document(results: list[dict], chart_name: str) -> str:
         "this project's build machine (2 cores, noisy: quote the ratios, not the absolute figures).",
         "N is parents (prospects, three interactions each; rows are parents plus children), or page",
         "views for the partition steps. *vs*: the step's rows/s over that of the step(s) named. Peak",
-        "RSS is the measuring process's.",
+        "RSS is the measuring process's. The engine ran with `batch_size`",
+        f"{os.environ.get('BENCH_BATCH_SIZE') or 5000} parents and `batch_workers` 2 (the defaults: 5000 and 2).",
         "",
         table(results),
         "",
