@@ -127,8 +127,8 @@ def archive_partition(step: "StepContext", root: "TableNode", partition: Partiti
         kept = [c.name for c in root.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
         dates = retention_dates(rows.c[root.policy.start_event.column], step.category.active_period,
                                 step.category.archive_or_zero, step.target.dialect, step.policy.zones)
-        stamp = [literal(datetime.now(timezone.utc), type_=root.archive.c.archived_at.type), literal(step.ctx.policy_version),
-                 literal(step.ctx.run_id), false()]
+        stamp = [literal(datetime.now(timezone.utc), type_=root.archive.c.archived_at.type),
+                 literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
         copy = insert(root.archive).from_select(
             [*kept, *ARCHIVE_METADATA_COLUMNS],
             select(*(rows.c[c] for c in kept), *dates, *stamp))
