@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from engine_helpers import CLUB_POLICY, audit_events, create_club, ids, run_category
+from include.retention.audit import audit_table, verify_chain
 from include.retention.policy import parse_policy
 from include.retention.target import connect
 from throwaway_postgres import fresh_postgres_database
@@ -49,6 +50,8 @@ def test_four_workers_archive_every_due_row_exactly_once(pg):
     assert len([e for e in events if e["table_name"] == "members"]) == -(-len(DUE) // 7)  # one event a batch
     for table in TABLES:
         assert sum(e["row_count"] for e in events if e["table_name"] == table) == result.archived[table]
+    with pg.read() as conn:  # batches committing side by side still chain their events one after another
+        assert verify_chain(conn, audit_table("archive", policy(4).audit_table)).intact
 
 
 def test_a_batch_that_fails_beside_others_rolls_back_alone_and_the_walk_stops(pg):
