@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, func, insert, literal, select, type_coerce
+from sqlalchemy import and_, delete, exists, func, insert, literal, select, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
 from . import audit, limits, partitions
 from .batches import ChosenRows, add_counts, child_condition, in_batches, same_key
-from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode
+from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp
 from .clock import retention_dates
 from .errors import BatchIntegrityError
 from .policy import Category
@@ -135,10 +134,7 @@ def _move_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], cho
     """Children first (their foreign keys point at the parent): ``{table: (copied, removed)}``."""
     counts: dict[str, tuple[int, int]] = {}
     for child in node.children:
-        if path:
-            child_cond = child_condition(child, node, "source", cond)
-        else:  # children of the batch's own rows: straight from its keys
-            child_cond = chosen.rows_of(child.source, child.foreign_key)
+        child_cond = child_condition(child, node, "source", cond, None if path else chosen)
         counts.update(_move_tree(conn, child, child_cond, chosen, step, [*path, node]))
     counts[node.name] = _move_rows(conn, node, cond, chosen, step, path)
     return counts
@@ -151,22 +147,21 @@ def _move_rows(conn: Connection, node: TableNode, cond: ColumnElement[bool], cho
     PostgreSQL does both in one statement (``DELETE ... RETURNING`` feeding the ``INSERT``,
     as a DBA would write it), and returns both counts. Elsewhere the rows are copied, then
     deleted only where their copy exists."""
-    kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
-    target = [*kept, *ARCHIVE_METADATA_COLUMNS]
+    target = [*node.copied_columns, *ARCHIVE_METADATA_COLUMNS]
     if conn.dialect.name == "postgresql":
         moved = delete(node.source).where(cond).returning(*node.source.c).cte("moved")
-        copy = insert(node.archive).from_select(target, _with_dates(moved, node, path, chosen, kept, step))
+        copy = insert(node.archive).from_select(target, _with_dates(moved, node, path, chosen, step))
         copied = copy.returning(literal(1)).cte("copied")
         counts = select(select(func.count()).select_from(copied).scalar_subquery(),
                         select(func.count()).select_from(moved).scalar_subquery())
         n_copied, n_removed = conn.execute(counts).one()
         return n_copied, n_removed
-    copy = insert(node.archive).from_select(target, _with_dates(node.source, node, path, chosen, kept, step))
+    copy = insert(node.archive).from_select(target, _with_dates(node.source, node, path, chosen, step))
     n_copied = conn.execute(copy.execution_options(preserve_rowcount=True)).rowcount
     return n_copied, _delete_copied(conn, node, cond)
 
 
-def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: ChosenRows, kept: list[str],
+def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: ChosenRows,
                 step: StepContext) -> Select[Any]:
     """``rows``' archive columns with the dates of the batch row they belong to: joined up
     through their (still present) ancestors to the batch's keys."""
@@ -176,16 +171,15 @@ def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: Chose
         below, below_fk = ancestor.source, ancestor.foreign_key
     up = below_fk if path else node.key_columns
     joined = joined.join(chosen.keys, same_key(below, chosen.keys, up, chosen.key_columns))
-    stamp = [literal(datetime.now(timezone.utc), type_=node.archive.c.archived_at.type),
-             literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
-    return select(*(rows.c[name] for name in kept), chosen.keys.c.retention_start, chosen.keys.c.retention_until,
-                  *stamp).select_from(joined)
+    return select(*(rows.c[name] for name in node.copied_columns), chosen.keys.c.retention_start,
+                  chosen.keys.c.retention_until, *archive_stamp(node.archive, step.ctx.policy_version, step.ctx.run_id)
+                  ).select_from(joined)
 
 
 def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
                category: Category, parent: TableNode | None = None) -> dict[str, int]:
     """Copy a retained dependant's rows and their children, with the dependant's own clock."""
-    kept = [c.name for c in node.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
+    kept = node.copied_columns
     source_columns = [node.source.c[name] for name in kept]
     if parent is None:
         dates = retention_dates(node.start, category.active_period, category.archive_or_zero,
@@ -198,9 +192,7 @@ def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], ste
                                                          parent.key_columns))
         query = (select(*source_columns, parent_copy.c.retention_start, parent_copy.c.retention_until)
                  .select_from(joined).where(cond))
-    stamp = [literal(datetime.now(timezone.utc), type_=node.archive.c.archived_at.type),
-             literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
-    query = query.add_columns(*stamp)
+    query = query.add_columns(*archive_stamp(node.archive, step.ctx.policy_version, step.ctx.run_id))
     # preserve_rowcount: SQLAlchemy only guarantees rowcount for UPDATE/DELETE otherwise.
     statement = insert(node.archive).from_select([*kept, *ARCHIVE_METADATA_COLUMNS], query)
     result = conn.execute(statement.execution_options(preserve_rowcount=True))

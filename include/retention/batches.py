@@ -219,7 +219,10 @@ def _as_key(values: tuple[Any, ...]) -> Any:
     return values[0] if len(values) == 1 else tuple_(*values)
 
 
-def child_condition(child: TableNode, parent: TableNode, side: str,
-                    parent_where: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The child rows that belong to the parent rows selected by ``parent_where``."""
+def child_condition(child: TableNode, parent: TableNode, side: str, parent_where: ColumnElement[bool],
+                    chosen: ChosenRows | None = None) -> ColumnElement[bool]:
+    """The child rows that belong to the parent rows selected by ``parent_where``; when the
+    parents are a batch's own rows (``chosen``), straight from its keys and key range."""
+    if chosen is not None:
+        return chosen.rows_of(getattr(child, side), child.foreign_key)
     return linked_rows(child, side, child.foreign_key, parent, parent_where)

@@ -13,7 +13,7 @@ is there and until when: ``retention_start``, ``retention_until``, ``archived_at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import (
@@ -62,6 +62,13 @@ ARCHIVE_METADATA_COLUMNS = (
 )
 
 
+def archive_stamp(archive: Table, policy_version: str, run_id: str) -> list[ColumnElement[Any]]:
+    """What every row archived now carries after its retention dates: ``archived_at``,
+    ``policy_version``, ``run_id``, and ``anonymized`` false."""
+    return [literal(datetime.now(timezone.utc), type_=archive.c.archived_at.type), literal(policy_version),
+            literal(run_id), false()]
+
+
 @dataclass
 class TableNode:
     """One table of a category's tree, with everything needed to build its SQL."""
@@ -81,6 +88,12 @@ class TableNode:
     @property
     def name(self) -> str:
         return self.policy.table
+
+    @property
+    def copied_columns(self) -> list[str]:
+        """The source columns an archive row keeps (its archive columns and keys), in the
+        archive table's order; ``ARCHIVE_METADATA_COLUMNS`` follow them."""
+        return [c.name for c in self.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
 
     def due(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
         """Rows of this category whose period has ended and that nothing keeps ongoing."""

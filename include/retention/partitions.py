@@ -28,10 +28,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Integer, MetaData, Table, cast, false, func, insert, literal, literal_column, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, cast, func, insert, literal, literal_column, select, text
 from sqlalchemy.engine import Connection
 
 from . import audit
@@ -118,20 +117,18 @@ def _whole(conn: Connection, root: "TableNode", step: "StepContext", holds: "Hol
 
 def archive_partition(step: "StepContext", root: "TableNode", partition: Partition) -> int:
     """Copy a due partition's rows to the archive, then detach and drop it; one transaction."""
-    from .catalog import ARCHIVE_METADATA_COLUMNS  # catalog imports this module
+    from .catalog import ARCHIVE_METADATA_COLUMNS, archive_stamp  # catalog imports this module
 
     started = time.perf_counter()
     with step.target.engine.begin() as conn:
         rows = _as_table(root.source, partition)
         conn.execute(text(f"LOCK TABLE {_quoted(conn, partition.schema, partition.name)} IN SHARE MODE"))
-        kept = [c.name for c in root.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
         dates = retention_dates(rows.c[root.policy.start_event.column], step.category.active_period,
                                 step.category.archive_or_zero, step.target.dialect, step.policy.zones)
-        stamp = [literal(datetime.now(timezone.utc), type_=root.archive.c.archived_at.type),
-                 literal(step.ctx.policy_version), literal(step.ctx.run_id), false()]
+        stamp = archive_stamp(root.archive, step.ctx.policy_version, step.ctx.run_id)
         copy = insert(root.archive).from_select(
-            [*kept, *ARCHIVE_METADATA_COLUMNS],
-            select(*(rows.c[c] for c in kept), *dates, *stamp))
+            [*root.copied_columns, *ARCHIVE_METADATA_COLUMNS],
+            select(*(rows.c[c] for c in root.copied_columns), *dates, *stamp))
         copied = conn.execute(copy.execution_options(preserve_rowcount=True)).rowcount
         present = conn.execute(select(func.count()).select_from(rows)).scalar_one()
         if copied != present:

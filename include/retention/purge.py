@@ -117,7 +117,7 @@ def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnEleme
                  same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_delete_tree(conn, child, side, _children(child, node, side, cond, chosen), run_id, same_run))
+        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond, chosen), run_id, same_run))
     table = getattr(node, side)
     if side == "source":
         counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
@@ -153,7 +153,7 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
                     same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_anonymize_tree(conn, child, _children(child, node, "archive", cond, chosen), step, same_run))
+        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond, chosen), step, same_run))
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
     for column, rule in node.policy.anonymize.items():
@@ -164,15 +164,6 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
         same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id) if any(same_run.values()) else 0
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount
     return counts
-
-
-def _children(child: TableNode, node: TableNode, side: str, cond: ColumnElement[bool],
-              chosen: ChosenRows | None) -> ColumnElement[bool]:
-    """The child rows of the rows ``cond`` selects: straight from the batch's keys (and key
-    range) for the children of the batch's own rows."""
-    if chosen is not None:
-        return chosen.rows_of(getattr(child, side), child.foreign_key)
-    return child_condition(child, node, side, cond)
 
 
 def _archived_by(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> int:
