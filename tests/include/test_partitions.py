@@ -23,7 +23,7 @@ from include.retention.holds import NewHold, add_hold
 from include.retention.policy import parse_policy
 from include.retention.postflight import post_run_gate
 from include.retention.quality import pre_archive_gate
-from include.retention.steps import StepContext
+from include.retention.steps import StepContext, open_step
 from include.retention.target import Target, connect
 from throwaway_postgres import fresh_postgres_database
 
@@ -151,6 +151,47 @@ def test_a_partition_holding_a_row_under_legal_hold_is_not_taken_whole(pg):
     assert "web.page_views_2023_05" not in dropped and "web.page_views_2023_04" in dropped
 
 
+def test_a_partition_whose_copy_fails_halfway_stays_attached_and_whole(pg):
+    create_views(pg)
+    policy = views_policy(**ARCHIVED)
+    open_step(step(pg, policy), create_archive=True)
+    failing = next(i for i in sorted(DUE) if VIEWS[i].date() >= date(2023, 5, 15))  # mid-May 2023
+    refuse_writes(pg, "archive.page_views", "INSERT", f"NEW.view_id = {failing}")
+    with pytest.raises(Exception, match="boom"):
+        run_category(pg, policy, category="page_views", batch_size=7)
+    may_2023 = {i for i, at in VIEWS.items() if (at.year, at.month) == (2023, 5)}
+    assert "page_views_2023_05" in partitions(pg) and may_2023 <= present(pg)  # attached, every row in place
+    moved = {e["details"]["partition"] for e in audit_events(pg, policy, action="archive")}
+    assert moved == {f"web.page_views_{m:%Y_%m}" for m in DUE_WHOLE if m < date(2023, 5, 1)}  # those before
+    archived = present(pg, "archive.page_views")
+    assert not archived & present(pg) and archived | present(pg) == set(VIEWS)  # once each, nothing lost
+    assert len(archived) == sum(e["row_count"] for e in audit_events(pg, policy, action="archive"))
+
+
+def test_a_partition_whose_audit_event_cannot_be_written_is_not_dropped(pg):
+    create_views(pg)
+    policy = views_policy()
+    open_step(step(pg, policy), create_archive=False)  # creates the audit table
+    refuse_writes(pg, "archive.retention_audit", "INSERT", "NEW.details LIKE '%page_views_2023_05%'")
+    with pytest.raises(Exception, match="boom"):
+        run_category(pg, policy, category="page_views", batch_size=7)
+    may_2023 = {i for i, at in VIEWS.items() if (at.year, at.month) == (2023, 5)}
+    assert "page_views_2023_05" in partitions(pg) and may_2023 <= present(pg)
+    dropped = {e["details"]["partition"] for e in audit_events(pg, policy, action="delete")}
+    assert dropped == {f"web.page_views_{m:%Y_%m}" for m in DUE_WHOLE if m < date(2023, 5, 1)}
+    assert present(pg) == set(VIEWS) - {i for i in DUE if VIEWS[i] < datetime(2023, 5, 1, tzinfo=PARIS)}
+
+
+def refuse_writes(target: Target, table: str, operation: str, when: str) -> None:
+    """A trigger that fails the statement half-way, on the row matching ``when``."""
+    row = "NEW" if operation == "INSERT" else "OLD"
+    with target.engine.begin() as conn:
+        conn.execute(text(f"CREATE FUNCTION web.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                          f"$$ BEGIN IF {when} THEN RAISE EXCEPTION 'boom'; END IF; RETURN {row}; END $$"))
+        conn.execute(text(f"CREATE TRIGGER refuse BEFORE {operation} ON {table} FOR EACH ROW "
+                          "EXECUTE FUNCTION web.refuse()"))
+
+
 def test_a_dry_run_names_the_partitions_it_would_drop_and_changes_nothing(pg, caplog):
     create_views(pg)
     caplog.set_level(logging.INFO, logger="include.retention")
@@ -169,10 +210,7 @@ def test_a_table_the_policy_calls_partitioned_must_be_partitioned_on_its_start_e
 
 
 def test_a_table_partitioned_on_another_column_is_refused(pg):
-    with pg.engine.begin() as conn:
-        conn.execute(text("CREATE SCHEMA web"))
-        conn.execute(text("CREATE TABLE web.page_views (view_id bigint, viewed_at timestamptz, created_at "
-                          "timestamptz, page text, visitor_key text) PARTITION BY RANGE (created_at)"))
+    create_views(pg, partitioned_by="created_at")
     with pytest.raises(PolicyError, match=r"partitioned by RANGE \(created_at\), not by RANGE \(viewed_at\)"):
         run_category(pg, views_policy(), category="page_views")
 
