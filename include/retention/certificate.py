@@ -11,6 +11,12 @@ with their results. Like the log, it holds counts and names, no personal data.
 
 ``write`` renders it as JSON (for machines) and HTML (for people) under
 ``reports/<dag_id>/<run_id>.certificate.{json,html}``.
+
+A certificate names the audit log it was taken from (``audit_log``: database and table,
+never credentials), so that its hashes are only ever compared with that log: several
+targets may share a reports folder, and a target that is recreated (the demo) takes its
+certificates with it. ``chain_status`` is the one verdict on a log - hash chain and
+certificates together - that every screen, report and the daily verification show.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from . import audit, html
+from .errors import RetentionError
 from .policy import RetentionPolicy
 from .report import reports_dir, safe_name
 from .steps import StepContext
@@ -69,6 +76,8 @@ class Certificate:
     first_hash: str
     last_hash: str
     issued_at: datetime
+    # The log the hashes belong to (``log_identity``); "" on certificates written before it existed.
+    audit_log: str = ""
     tables: list[TableOutcome] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
 
@@ -101,7 +110,8 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
         approved_past_limit=next((e["row_count"] for e in logged if e["action"] == "approval"), None),
         first_event=first["event_id"], last_event=last["event_id"],
         first_hash=first["event_hash"], last_hash=last["event_hash"],
-        issued_at=datetime.now(timezone.utc), tables=_tables(logged), checks=checks,
+        issued_at=datetime.now(timezone.utc), audit_log=log_identity(conn, table),
+        tables=_tables(logged), checks=checks,
     )
 
 
@@ -158,8 +168,17 @@ def paths(dag_id: str, run_id: str) -> tuple[Path, Path]:
 
 
 def write(certificate: Certificate) -> tuple[Path, Path]:
-    """Write the certificate as JSON and as HTML; return both paths."""
+    """Write the certificate as JSON and as HTML; return both paths.
+
+    A certificate of another audit log at the same path (two targets sharing a reports
+    folder, with the same DAG and run id) is refused, not overwritten: it is that log's evidence.
+    """
     json_path, html_path = paths(certificate.dag_id, certificate.run_id)
+    if json_path.exists():
+        existing = json.loads(json_path.read_text(encoding="utf-8")).get("audit_log", "")
+        if existing and existing != certificate.audit_log:
+            raise RetentionError(f"{json_path} is the certificate of another audit log ({existing}), not of "
+                                 f"{certificate.audit_log}: give each target its own $RETENTION_REPORTS_DIR")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(certificate.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     html_path.write_text(render(certificate), encoding="utf-8")
@@ -173,6 +192,7 @@ def render(c: Certificate) -> str:
               else "<span class='ok'>completed, every check passed</span>")
     facts = html.table(("", ""), [
         ("Category", f"{c.category_label} ({c.category})"), ("Run", c.run_id), ("DAG", c.dag_id),
+        ("Audit log", c.audit_log or "not named (certificate written before the log was named)"),
         ("As of", c.as_of.isoformat()), ("Policy version", c.policy_version),
         ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"), ("Status", html.Raw(status)),
         ("Deletion limit", "within the limit" if c.approved_past_limit is None else
@@ -206,11 +226,111 @@ def issue(step: StepContext) -> tuple[Path, Path]:
     return write(certificate)
 
 
-def anchors(directory: Path | None = None) -> list[tuple[int, str, str]]:
-    """The audit hashes named by every certificate under ``directory`` (default: the reports
-    folder), as anchors for ``audit.check_anchors``."""
+def log_identity(conn: Connection, table: Table) -> str:
+    """Which audit log ``table`` is, as the certificates name it: database and table, no
+    credentials (the DPO's read-only role and the runs' role read the same log).
+
+    ``sqlite:///<absolute path> archive.retention_audit``, or
+    ``postgresql://<host>:<port>/<database> archive.retention_audit``: the host is the one
+    the connection gives, so every component must reach the database by the same name.
+    """
+    url = conn.engine.url
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        where = f"sqlite:///{Path(url.database or '').resolve()}"
+    else:
+        where = f"{backend}://{url.host or 'localhost'}:{url.port or _DEFAULT_PORTS.get(backend, '')}/{url.database}"
+    return f"{where} {table.schema}.{table.name}" if table.schema else f"{where} {table.name}"
+
+
+_DEFAULT_PORTS = {"postgresql": 5432}
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """The hashes to compare with one log: ``(event_id, event_hash, certificate file)``,
+    and how many certificates were compared or left aside as another log's."""
+
+    hashes: list[tuple[int, str, str]]
+    certificates: int
+    other_logs: int
+
+
+def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anchors:
+    """The audit hashes named by the certificates under ``directory`` (default: the reports
+    folder) that belong to ``audit_log`` (None: every certificate), for ``audit.check_anchors``.
+
+    A certificate that names no log (written before certificates named theirs) is compared:
+    it can only come from the log its folder served.
+    """
     found: list[tuple[int, str, str]] = []
+    compared = others = 0
     for path in sorted((directory or reports_dir()).glob("*/*.certificate.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
+        if audit_log is not None and data.get("audit_log") and data["audit_log"] != audit_log:
+            others += 1
+            continue
+        compared += 1
         found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
-    return found
+    return Anchors(found, compared, others)
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """Whether an audit log can be trusted: its hash chain holds, and it agrees with the
+    hashes its run certificates copied when they were written (``chain_status``).
+
+    ``broken_at``/``reason``: the first event that does not hold in the chain itself;
+    ``mismatches``: certificate hashes the log no longer has (a log rewritten from the
+    first event, hashes recomputed, is consistent in itself and caught only there).
+    """
+
+    audit_log: str
+    events: int
+    broken_at: int | None = None
+    reason: str = ""
+    certificates: int = 0
+    mismatches: tuple[str, ...] = ()
+    other_logs: int = 0
+
+    @property
+    def chain_holds(self) -> bool:
+        return self.broken_at is None
+
+    @property
+    def intact(self) -> bool:
+        return self.chain_holds and not self.mismatches
+
+    def sentence(self) -> str:
+        """One line for people: what every screen and the daily verification say."""
+        if not self.chain_holds:
+            return (f"BROKEN: the hash chain does not hold at event {self.broken_at}: {self.reason} "
+                    f"({self.events} events read)")
+        if self.mismatches:
+            return (f"REWRITTEN: the log does not match the run certificates: {self.mismatches[0]} "
+                    f"({len(self.mismatches)} mismatch(es); its hash chain is consistent, so it was re-hashed)")
+        return (f"intact: {self.events} events, hash chain verified, "
+                f"hashes of {self.certificates} run certificate(s) matched")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"audit_log": self.audit_log, "events": self.events, "intact": self.intact,
+                "broken_at": self.broken_at, "reason": self.reason, "certificates": self.certificates,
+                "mismatches": list(self.mismatches), "other_logs": self.other_logs, "status": self.sentence()}
+
+
+def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
+    """The status of the audit log ``table``: its hash chain recomputed, then compared with
+    the certificates of this log under ``directory`` (default: the reports folder).
+
+    The one function behind the daily ``retention_audit_verify``, the demo's output, the
+    Retention view's overview and Chain status page: they cannot disagree. A log that does
+    not exist yet is intact with no event.
+    """
+    identity = log_identity(conn, table)
+    if not audit.table_exists(conn, table):
+        return ChainStatus(identity, 0)
+    chain = audit.verify_chain(conn, table)
+    kept = anchors(directory, identity)
+    mismatches = audit.check_anchors(conn, table, kept.hashes)
+    return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, kept.certificates,
+                       tuple(mismatches), kept.other_logs)

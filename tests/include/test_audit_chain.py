@@ -129,10 +129,97 @@ def test_a_log_rewritten_from_the_start_is_caught_by_the_certificates_hashes(log
         with logged.read() as conn:
             certificate.write(certificate.build(conn, _table(), club_policy(), run_id))
     with logged.read() as conn:
-        assert check_anchors(conn, _table(), certificate.anchors()) == []
+        assert check_anchors(conn, _table(), certificate.anchors().hashes) == []
     _rewrite_whole_chain(logged, 3, row_count=12345)
     assert _verify(logged).intact  # consistent again: the chain alone is fooled
     with logged.read() as conn:
-        mismatches = check_anchors(conn, _table(), certificate.anchors())
+        mismatches = check_anchors(conn, _table(), certificate.anchors().hashes)
     assert mismatches and all("has another hash in the log" in m for m in mismatches)
     assert "run-1.certificate.json" in mismatches[0]
+
+
+def _certify(target, *run_ids):
+    for run_id in run_ids:
+        with target.read() as conn:
+            certificate.write(certificate.build(conn, _table(), club_policy(), run_id))
+
+
+def _status(target, directory=None):
+    with target.read() as conn:
+        return certificate.chain_status(conn, _table(), directory)
+
+
+def test_a_log_that_agrees_with_its_certificates_is_intact(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1", "run-2")
+    status = _status(logged)
+    assert status.intact and status.certificates == 2 and status.events == _verify(logged).events
+    assert status.sentence().startswith("intact:")
+
+
+def test_a_log_rewritten_consistently_is_not_intact_though_its_chain_verifies(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1", "run-2")
+    _rewrite_whole_chain(logged, 3, row_count=12345)
+    status = _status(logged)
+    assert status.chain_holds and not status.intact
+    assert status.sentence().startswith("REWRITTEN") and "run-1.certificate.json" in status.sentence()
+
+
+def test_a_broken_chain_is_not_intact_and_names_the_event(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _drop_triggers(logged)
+    with logged.engine.begin() as conn:
+        conn.execute(update(_table()).where(_table().c.event_id == 3).values(row_count=999))
+    status = _status(logged)
+    assert (status.intact, status.broken_at) == (False, 3) and "event 3" in status.sentence()
+
+
+def test_a_recreated_log_is_not_compared_with_the_certificates_of_another_log(tmp_path, monkeypatch):
+    """Two SQLite targets share one reports folder: each log is compared with its own
+    certificates only, though their DAG, run ids and event ids are the same."""
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
+    try:
+        for target, run_id in ((first, "run-a"), (second, "run-b")):
+            create_club(target)
+            run_category(target, club_policy(), run_id=run_id)
+            _certify(target, run_id)
+        one, other = _status(first), _status(second)
+    finally:
+        first.dispose()
+        second.dispose()
+    assert one.intact and other.intact
+    assert (one.certificates, one.other_logs) == (1, 1) and (other.certificates, other.other_logs) == (1, 1)
+    assert one.audit_log.endswith("a.db archive.retention_audit") and one.audit_log != other.audit_log
+
+
+def test_a_certificate_of_another_log_is_never_overwritten(tmp_path, monkeypatch):
+    from include.retention.errors import RetentionError
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
+    try:
+        for target in (first, second):
+            create_club(target)
+            run_category(target, club_policy(), run_id="scheduled__same")
+        _certify(first, "scheduled__same")
+        with pytest.raises(RetentionError, match="another audit log .*a.db"):
+            _certify(second, "scheduled__same")
+        _certify(first, "scheduled__same")  # the same log may issue its certificate again
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_the_certificate_names_its_log_without_credentials(logged):
+    with logged.read() as conn:
+        named = certificate.build(conn, _table(), club_policy(), "run-1").audit_log
+    assert named.endswith(" archive.retention_audit")
+    url = logged.engine.url
+    if url.password:
+        assert url.password not in named and f"{url.username}@" not in named
+        assert named.startswith(f"postgresql://{url.host}:{url.port or 5432}/{url.database} ")
