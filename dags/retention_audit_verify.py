@@ -1,10 +1,14 @@
 """
 # Audit trail verification
 
-Every day, recompute the hash chain of the retention audit log
-(`<archive_schema>.<audit_table>` in the `retention_target` database). The run fails, and
-names the first event that does not hold, if any event was altered, removed, reordered or
-forged. Read-only: it changes nothing.
+Every day, the audit log's chain status (`certificate.chain_status`, the same verdict the
+Retention view and `make demo` show): recompute the hash chain of the retention audit log
+(`<archive_schema>.<audit_table>` in the `retention_target` database), then compare it with
+the first and last hash of every run certificate of *this* log under `$RETENTION_REPORTS_DIR`
+(certificates name their log; those of other logs are left aside). The run fails, naming
+the first event or certificate that does not hold, if any event was altered, removed,
+reordered or forged, or if the log was rewritten with recomputed hashes. Read-only: it
+changes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ with DAG(
 
     @task
     def verify_chain() -> dict:
-        """Recompute every event's hash; fail on the first that does not hold."""
+        """The chain status: hash chain and certificates; fail on the first that does not hold."""
         return engine.verify_audit_chain()
 
     verify_chain()
