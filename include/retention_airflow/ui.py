@@ -30,6 +30,7 @@ from include.retention.audit import ACTIONS
 from include.retention.errors import RetentionError
 from include.retention.holds import list_holds
 from include.retention.policy import RetentionPolicy, load_policy
+from include.retention.report import reports_dir
 from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, was_erased
 from include.retention.target import Target, connect
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
@@ -91,20 +92,21 @@ def _page(request: Request, title: str, body: str) -> HTMLResponse:
 
 @app.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
-    """The latest runs and the log's last event; the chain itself is verified on the Chain status
-    page (on request: it reads every event, too much for each visit on a years-old log)."""
+    """The audit log's chain status (the verdict of the daily verification, computed now),
+    its last event and the latest runs."""
     policy, target, trail = _audit_log()
     with target.read() as conn:
-        exists = audit.table_exists(conn, trail)
+        status = certificate.chain_status(conn, trail)
+        exists = status.events > 0
         last = audit.latest_events(conn, trail, limit=1) if exists else []
         runs = certificate.latest_runs(conn, trail, limit=10) if exists else []
     root = request.scope.get("root_path", "")
     latest = (f"<p>Last audit event <b>#{last[0]['event_id']}</b>, recorded "
               f"{last[0]['recorded_at']:%Y-%m-%d %H:%M} UTC, hash <code>{last[0]['event_hash']}</code>. "
-              f"<a href='{html.text(root)}/chain'>Verify the whole chain now</a>.</p>") if last \
+              f"<a href='{html.text(root)}/chain'>Chain status in detail</a>.</p>") if last \
         else "<p>The audit log is empty: no run has been recorded yet.</p>"
     body = (f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
-            f"<h2>Audit log</h2>{latest}"
+            f"<h2>Audit log</h2>{_status_line(status)}{latest}"
             f"<h2>Latest runs</h2>{_runs_table(request, runs)}")
     return _page(request, "Retention", body)
 
@@ -217,14 +219,15 @@ def chain_status(request: Request) -> HTMLResponse:
 
 @app.get("/api/chain")
 def chain_status_json() -> dict[str, Any]:
-    chain = _verify()
-    return {"events": chain.events, "intact": chain.intact, "broken_at": chain.broken_at, "reason": chain.reason}
+    """For monitoring: ``intact`` is the daily verification's verdict (chain and certificates)."""
+    return _verify().to_dict()
 
 
-def _verify() -> audit.ChainReport:
+def _verify() -> certificate.ChainStatus:
+    """``certificate.chain_status``: the one verdict, shared with retention_audit_verify and the demo."""
     _, target, trail = _audit_log()
     with target.read() as conn:
-        return audit.verify_chain(conn, trail) if audit.table_exists(conn, trail) else audit.ChainReport(0)
+        return certificate.chain_status(conn, trail)
 
 
 @app.get("/lookup", response_class=HTMLResponse)
@@ -266,11 +269,24 @@ def _lookup_form() -> str:
             "compared in the database; it is neither stored nor logged.</small></p>")
 
 
-def _chain_html(chain: audit.ChainReport) -> str:
-    if chain.intact:
-        return f"<p class='ok'>Hash chain intact: {chain.events} events verified.</p>"
-    return (f"<p class='ko'>Hash chain BROKEN at event {chain.broken_at}: {html.text(chain.reason)} "
-            f"({chain.events} events read).</p>")
+def _status_line(status: certificate.ChainStatus) -> str:
+    return f"<p class='{'ok' if status.intact else 'ko'}'><b>Audit log {html.text(status.sentence())}</b></p>"
+
+
+def _chain_html(status: certificate.ChainStatus) -> str:
+    """The verdict, then what it was checked against."""
+    facts = html.table(("", ""), [
+        ("Audit log", status.audit_log), ("Events read", status.events),
+        ("Hash chain", "holds" if status.chain_holds else f"breaks at event {status.broken_at}: {status.reason}"),
+        ("Run certificates compared", f"{status.certificates} (under {reports_dir()})"),
+        ("Hashes that do not match", len(status.mismatches)),
+        ("Certificates of other audit logs, left aside", status.other_logs),
+    ])
+    mismatches = "".join(f"<li>{html.text(m)}</li>" for m in status.mismatches[:50])
+    return (_status_line(status) + facts + (f"<ul>{mismatches}</ul>" if mismatches else "")
+            + "<p>The same verdict as the daily <code>retention_audit_verify</code> DAG: the hash chain is "
+            "recomputed, then the first and last hash each run certificate copied outside the database are "
+            "compared with the log (a log rewritten with recomputed hashes is caught only there).</p>")
 
 
 def _runs_table(request: Request, runs: list[dict[str, Any]]) -> str:

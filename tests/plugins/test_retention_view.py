@@ -29,9 +29,11 @@ def ui(tmp_path_factory, airflow_db):
 
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
-    connection, people = seeded_target(tmp_path_factory.mktemp("ui") / "target.db")
+    home = tmp_path_factory.mktemp("ui")
+    connection, people = seeded_target(home / "target.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW_CONN_RETENTION_TARGET", connection)
+        patch.setenv("RETENTION_REPORTS_DIR", str(home / "reports"))
         patch.setenv(KEY_ENV_VAR, SECRET)
         purge_cached_app()
         with TestClient(create_app("core")) as client:
@@ -71,7 +73,7 @@ def test_the_overview_shows_the_last_event_and_the_latest_runs_and_the_chain_pag
     page = ui.get("/retention/", headers=_token(ui)).text
     chain = ui.get("/retention/api/chain", headers=_token(ui)).json()
     assert f"Last audit event <b>#{chain['events']}</b>" in page
-    assert "Hash chain intact" in ui.get("/retention/chain", headers=_token(ui)).text
+    assert "Audit log intact" in page and "Audit log intact" in ui.get("/retention/chain", headers=_token(ui)).text
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
 
 
@@ -180,3 +182,67 @@ def test_the_legal_holds_page_lists_the_register_with_its_reasons(ui):
     page = ui.get("/retention/holds", headers=_token(ui)).text
     assert "RG-UI-1" in page and "Enquete CNIL en cours" in page and "in force" in page
     assert "1 hold(s) in force" in page
+
+
+@pytest.fixture
+def certified_copy(ui, tmp_path, monkeypatch):
+    """A copy of the UI's target whose runs have their certificates, the view pointed at it."""
+    import shutil
+
+    from include.retention import audit, certificate
+    from include.retention.policy import load_policy
+    from include.retention.target import connect
+
+    source = Path(json.loads(os.environ["AIRFLOW_CONN_RETENTION_TARGET"])["host"])
+    for name in ("target.db", "target.archive.db"):
+        shutil.copy(source.with_name(name), tmp_path / name)
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "sqlite",
+                                                                     "host": str(tmp_path / "target.db")}))
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    target = connect(f"sqlite:///{tmp_path / 'target.db'}")
+    trail = audit.audit_table("archive", load_policy().audit_table)
+    with target.read() as conn:
+        for run_id in RUNS.values():
+            certificate.write(certificate.build(conn, trail, load_policy(), run_id))
+    yield target, trail
+    target.dispose()
+
+
+def _rewrite_consistently(target, trail, event_id: int) -> None:
+    """What an insider with DDL rights could do: alter one event and re-hash the whole chain."""
+    from sqlalchemy import select, text
+
+    from include.retention.audit import GENESIS, event_hash
+
+    with target.engine.begin() as conn:
+        for operation in ("update", "delete"):
+            conn.execute(text(f'DROP TRIGGER "archive"."{trail.name}_no_{operation}"'))
+        rows = [dict(r._mapping) for r in conn.execute(select(trail).order_by(trail.c.event_id))]
+        conn.execute(trail.delete())
+        previous = GENESIS
+        for row in rows:
+            row.update({"row_count": 4242} if row["event_id"] == event_id else {}, prev_hash=previous)
+            row["event_hash"] = previous = event_hash(row)
+            conn.execute(trail.insert().values(**row))
+
+
+def test_a_log_that_agrees_with_its_certificates_is_intact_on_every_page(ui, certified_copy):
+    headers = _token(ui)
+    assert ui.get("/retention/api/chain", headers=headers).json()["certificates"] == len(RUNS)
+    for path in ("/retention/", "/retention/chain"):
+        assert "Audit log intact" in ui.get(path, headers=headers).text
+
+
+def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_copy):
+    from include.retention.audit import verify_chain
+
+    target, trail = certified_copy
+    _rewrite_consistently(target, trail, 3)
+    with target.read() as conn:
+        assert verify_chain(conn, trail).intact  # the chain alone is fooled
+    headers = _token(ui)
+    data = ui.get("/retention/api/chain", headers=headers).json()
+    assert data["intact"] is False and data["mismatches"] and data["status"].startswith("REWRITTEN")
+    for path in ("/retention/", "/retention/chain"):
+        page = ui.get(path, headers=headers).text
+        assert "Audit log REWRITTEN" in page and "intact" not in page
