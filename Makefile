@@ -35,10 +35,13 @@ bench: install
 airflow: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	AIRFLOW_CONN_RETENTION_TARGET='{"conn_type": "sqlite", "host": "$(CURDIR)/.demo/target.db"}' \
+	RETENTION_REPORTS_DIR="$(CURDIR)/.demo/reports" \
 	AIRFLOW__CORE__PARALLELISM=4 \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,dpo:viewer \
 	AIRFLOW_VAR_RETENTION_SUBJECT_SECRET="$$(cat .demo/subject_secret)" \
 	$(VENV)/bin/airflow standalone
 
+# The demo's home (target, its certificates and reports) and Airflow's; never reports/, where
+# certificates of a real target may be kept.
 clean:
-	rm -rf .airflow .demo reports .pytest_cache
+	rm -rf .airflow .demo .pytest_cache
