@@ -4,11 +4,18 @@
 Every month (on the 1st, 06:00 Europe/Paris) write the Data Protection Officer's report for
 the previous month under `reports/dpo/`; trigger it by hand for any period and in English.
 
-It shows the retention schedule as configured (laid out like the charter's table), the
-rows archived, destroyed and anonymised per category and month (from the audit log), the
-compliance status counted now in the `retention_target` database (oldest active record
-against the allowed age, overdue rows, rows without a start date), the findings of the
-period and the state of the audit log's hash chain. Read-only: it changes nothing.
+It shows the retention schedule as configured (laid out like the charter's table); the
+records handled per category, table and month by the executed runs dated in the period
+(from the audit log), each counted once - archived and kept, archived then destroyed or
+anonymised by the same run, destroyed or anonymised from the archive (archived by an
+earlier run), destroyed directly in the active base (categories without an archive) -, as
+charts of non-overlapping segments and a table; the compliance status counted now in the
+`retention_target` database (oldest active record against the allowed age, overdue rows,
+rows without a start date); the findings of the period and the state of the audit log's
+hash chain. Read-only: it changes nothing.
+
+The period is given in words: a single day reads "le 1er décembre 2026", a calendar month
+"novembre 2026", anything else "du ... au ...".
 """
 
 from __future__ import annotations

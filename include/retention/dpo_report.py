@@ -4,8 +4,10 @@ Four questions a regulator asks, answered from two sources:
 
 - *What is your schedule?* The policy, laid out like the charter's table (one row per
   category, same columns), so the two can be compared line by line.
-- *What did you do?* Rows archived, destroyed and anonymised per category and month,
-  read from the audit log (executed runs only, not dry runs).
+- *What did you do?* Records handled per category, table and month, read from the audit
+  log (executed runs only, not dry runs), each counted once: archived and kept, archived
+  then destroyed or anonymised by the same run, destroyed or anonymised from the archive
+  (archived by an earlier run), destroyed directly in the active base (no archive).
 - *Does it hold today?* Counted now in the database, not taken from the log: per table,
   the oldest active record's age against the allowed age, rows overdue, rows that cannot
   be aged (missing start date), rows held open, expired rows left in the archive.
@@ -28,6 +30,7 @@ from . import audit, charts, html
 from .audit import ChainReport
 from .catalog import TableNode, archive_exists, open_category
 from .clock import local_date
+from .errors import RetentionError
 from .holds import HoldsInForce, HoldView, hold_tables, holds_in_force, list_holds
 from .policy import Category, RetentionPolicy
 from .report import reports_dir, safe_name
@@ -37,6 +40,56 @@ from .target import Target
 
 LANGUAGES = ("fr", "en")
 _VOLUME_ACTIONS = ("archive", "delete", "anonymize")
+_VERB = {"delete": "deleted", "anonymize": "anonymized"}
+
+# What happened to a record in one run, one of these and only one: the report's segments.
+SEGMENTS = ("archived_kept", "deleted_same_run", "anonymized_same_run", "deleted_from_archive",
+            "anonymized_from_archive", "deleted_directly")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """Records of one root table handled by the executed runs of one month.
+
+    A run's audit events count its rows per step: the archive step's ``archive`` events, the
+    end-of-life step's ``delete``/``anonymize`` events, whose ``details.same_run`` says how
+    many of those rows the same run had just archived. Adding the steps would count those
+    rows twice; here each of a run's rows is in exactly one segment. A row archived by one
+    run and destroyed by a later one is in each run's count (two operations, two runs).
+    """
+
+    category: str
+    table: str
+    month: str                      # YYYY-MM: the month of the runs' date (as_of)
+    archived_kept: int = 0          # archived, and still in the archive after the run
+    deleted_same_run: int = 0       # archived, then destroyed by the same run
+    anonymized_same_run: int = 0    # archived, then anonymised by the same run
+    deleted_from_archive: int = 0   # destroyed from the archive, archived by an earlier run
+    anonymized_from_archive: int = 0  # anonymised in the archive, archived by an earlier run
+    deleted_directly: int = 0       # destroyed in the active base: a category without archive
+
+    @property
+    def archived(self) -> int:
+        """Every row the month's runs archived (kept or not)."""
+        return self.archived_kept + self.deleted_same_run + self.anonymized_same_run
+
+    @property
+    def ended_same_run(self) -> int:
+        """Of the archived rows, those destroyed or anonymised by the run that archived them."""
+        return self.deleted_same_run + self.anonymized_same_run
+
+    @property
+    def ended_from_archive(self) -> int:
+        return self.deleted_from_archive + self.anonymized_from_archive
+
+    @property
+    def rows(self) -> int:
+        """Records handled, each once: the segments do not overlap."""
+        return sum(getattr(self, name) for name in SEGMENTS)
+
+    def plus(self, other: "Volume") -> "Volume":
+        return Volume(self.category, self.table, self.month,
+                      **{name: getattr(self, name) + getattr(other, name) for name in SEGMENTS})
 
 
 @dataclass(frozen=True)
@@ -64,14 +117,22 @@ class DpoReport:
     period_start: date
     period_end: date
     today: date
-    months: list[str]
-    volumes: dict[str, dict[str, list[int]]]            # category -> action -> count per month
+    months: list[str]                                   # YYYY-MM, every month the period touches
+    volumes: list[Volume]                               # per category, root table and month (non-empty only)
     compliance: list[Compliance]
     findings: dict[str, dict[str, int]]                 # category -> finding -> count (in the period)
     chain: ChainReport
     open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
     holds: list[HoldView] = field(default_factory=list)  # the legal-hold register, every hold and its status
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def volume(self, category: str, month: str, table: str | None = None) -> Volume:
+        """The category's records handled in ``month``: one root table, or all of them."""
+        total = Volume(category, table or "*", month)
+        for volume in self.volumes:
+            if (volume.category, volume.month) == (category, month) and table in (None, volume.table):
+                total = total.plus(volume)
+        return total
 
 
 def build(target: Target, policy: RetentionPolicy, period_start: date, period_end: date, today: date,
@@ -93,7 +154,7 @@ def build(target: Target, policy: RetentionPolicy, period_start: date, period_en
         chain = audit.verify_chain(conn, trail) if logged else ChainReport(0)
         requests = _open_requests(conn, target, policy, today)
         registered = list_holds(conn, target.archive_schema, today)
-    return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events, months),
+    return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events),
                      compliance, _findings(period_events), chain, requests, registered)
 
 
@@ -115,15 +176,56 @@ def _months(start: date, end: date) -> list[str]:
     return months
 
 
-def _volumes(policy: RetentionPolicy, events: list[dict], months: list[str]) -> dict[str, dict[str, list[int]]]:
-    """Records (root-table rows) archived, destroyed and anonymised, per category and month."""
-    volumes = {key: {action: [0] * len(months) for action in _VOLUME_ACTIONS} for key in policy.categories}
-    roots = {key: {t.table for t in category.tables} for key, category in policy.categories.items()}
+def _volumes(policy: RetentionPolicy, events: list[dict]) -> list[Volume]:
+    """Records (root-table rows) handled per category, table and month, each once per run.
+
+    Child rows follow their parent and are not counted apart. Events are grouped by run
+    first: a run cannot have destroyed more of the rows it archived than it archived, and a
+    log that says so is refused rather than drawn."""
+    by_run: dict[tuple[str, str, str, str], dict[str, int]] = {}
     for event in events:
-        category = event["category"]
-        if event["action"] in _VOLUME_ACTIONS and category in volumes and event["table_name"] in roots[category]:
-            volumes[category][event["action"]][months.index(event["as_of"].strftime("%Y-%m"))] += event["row_count"]
-    return volumes
+        category = policy.categories.get(event["category"])
+        if (event["action"] not in _VOLUME_ACTIONS or category is None
+                or event["table_name"] not in {t.table for t in category.tables}):
+            continue
+        key = (event["run_id"], category.key, event["table_name"], _month_of(event["as_of"]))
+        _count_event(by_run.setdefault(key, dict.fromkeys(("archived", *SEGMENTS), 0)), event, category)
+    totals: dict[tuple[str, str, str], Volume] = {}
+    for (run_id, category_key, table, month), counts in by_run.items():
+        ended = counts["deleted_same_run"] + counts["anonymized_same_run"]
+        if ended > counts["archived"]:
+            raise RetentionError(
+                f"audit log: run {run_id} (category {category_key}, table {table}) destroyed or anonymised "
+                f"{ended} rows it archived, but archived {counts['archived']}: the log is inconsistent, "
+                "the report would count rows that were never archived")
+        counts["archived_kept"] = counts["archived"] - ended
+        volume = Volume(category_key, table, month, **{name: counts[name] for name in SEGMENTS})
+        key = (category_key, table, month)
+        totals[key] = totals[key].plus(volume) if key in totals else volume
+    return [totals[key] for key in sorted(totals)]
+
+
+def _count_event(counts: dict[str, int], event: dict, category: Category) -> None:
+    """Add one event's rows to its run's counts, in the segment each row belongs to."""
+    rows = event["row_count"]
+    if event["action"] == "archive":
+        counts["archived"] += rows
+        return
+    verb = _VERB[event["action"]]
+    same_run = int(event["details"].get("same_run", 0))  # events before same_run existed: none
+    if not 0 <= same_run <= rows:
+        raise RetentionError(f"audit log: event {event['event_id']} ({event['action']} of {event['table_name']}) "
+                             f"says {same_run} of its {rows} rows were archived by the same run")
+    counts[f"{verb}_same_run"] += same_run
+    # The rest was archived by an earlier run - or, without an archive, never archived at all.
+    # Anonymised rows are always in the archive (a policy cannot anonymise without one).
+    direct = not category.has_archive and verb == "deleted"
+    counts["deleted_directly" if direct else f"{verb}_from_archive"] += rows - same_run
+
+
+def _month_of(as_of: object) -> str:
+    """``YYYY-MM`` of a run's date, whether the driver returns a date, a datetime or ISO text."""
+    return str(as_of)[:7]
 
 
 def _findings(events: list[dict]) -> dict[str, dict[str, int]]:
@@ -176,14 +278,32 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
 TEXT = {
     "fr": {
         "title": "Rapport de conservation des données personnelles",
-        "intro": "Période du {start} au {end} · politique version {version} · état calculé le {today} "
-                 "dans la base, pas dans le journal.",
+        "intro": "Période couverte : {period} (passages datés de cette période, d'après le journal d'audit) · "
+                 "politique version {version} · état compté le {today} dans la base, pas dans le journal.",
         "schedule": "1. Durées de conservation (telles que configurées)",
         "schedule_cols": ("Catégorie", "Finalité (charte)", "Base active : durée, à compter de",
                           "Archive intermédiaire", "Finalité de l'archive / base légale", "Sort final"),
-        "volumes": "2. Volumes traités par mois",
-        "volume_cols": ("Catégorie", "Mois", "Archivés", "Détruits", "Anonymisés"),
-        "series": ("archivés", "détruits", "anonymisés"),
+        "volumes": "2. Enregistrements traités par mois",
+        "volumes_text": "Enregistrements des tables principales de chaque catégorie (leurs lignes liées les "
+                        "suivent), traités par les passages exécutés (pas les simulations). Un passage compte "
+                        "chaque enregistrement une seule fois : archivé et conservé, ou archivé puis détruit "
+                        "(ou anonymisé) par ce même passage, ou détruit depuis l'archive où un passage antérieur "
+                        "l'avait mis, ou détruit directement dans la base active pour une catégorie sans archive. "
+                        "Un enregistrement archivé par un passage puis détruit par un passage ultérieur compte "
+                        "pour chacun des deux.",
+        "chart_title": "{label} : enregistrements traités par les passages {during}, chacun compté une fois",
+        "volume_cols": ("Catégorie", "Table", "Mois", "Archivés",
+                        "dont détruits ou anonymisés dans le même passage",
+                        "Détruits ou anonymisés depuis l'archive (archivés auparavant)",
+                        "Détruits directement dans la base active (sans archive)",
+                        "Enregistrements traités (chacun une fois)"),
+        "segments": {"archived_kept": "archivés et conservés",
+                     "deleted_same_run": "archivés puis détruits dans le même passage",
+                     "anonymized_same_run": "archivés puis anonymisés dans le même passage",
+                     "deleted_from_archive": "détruits depuis l'archive (archivés lors d'un passage antérieur)",
+                     "anonymized_from_archive": "anonymisés dans l'archive (archivés lors d'un passage antérieur)",
+                     "deleted_directly": "détruits directement dans la base active"},
+        "no_volume": "Aucun enregistrement traité sur la période.",
         "compliance": "3. Conformité aujourd'hui",
         "compliance_cols": ("Catégorie", "Table", "Plus ancien enregistrement actif", "Devait quitter la base "
                             "active le", "En retard", "Sans date de départ", "Maintenus (lien ouvert)",
@@ -211,14 +331,31 @@ TEXT = {
     },
     "en": {
         "title": "Personal data retention report",
-        "intro": "Period {start} to {end} · policy version {version} · state counted on {today} "
-                 "in the database, not taken from the log.",
+        "intro": "Period covered: {period} (runs dated in this period, from the audit log) · "
+                 "policy version {version} · state counted on {today} in the database, not taken from the log.",
         "schedule": "1. Retention schedule (as configured)",
         "schedule_cols": ("Category", "Purpose (charter)", "Active base: period, counted from",
                           "Intermediate archive", "Purpose of the archive / legal basis", "End of life"),
-        "volumes": "2. Volumes handled per month",
-        "volume_cols": ("Category", "Month", "Archived", "Destroyed", "Anonymised"),
-        "series": ("archived", "destroyed", "anonymised"),
+        "volumes": "2. Records handled per month",
+        "volumes_text": "Records of each category's main tables (their linked rows follow them), handled by "
+                        "executed runs (not dry runs). A run counts each record once: archived and kept, or "
+                        "archived then destroyed (or anonymised) by that same run, or destroyed from the archive "
+                        "where an earlier run had put it, or destroyed directly in the active base for a "
+                        "category without an archive. A record archived by one run and destroyed by a later "
+                        "run counts for each of the two.",
+        "chart_title": "{label}: records handled by the runs {during}, each counted once",
+        "volume_cols": ("Category", "Table", "Month", "Archived",
+                        "of which destroyed or anonymised in the same run",
+                        "Destroyed or anonymised from the archive (archived before)",
+                        "Destroyed directly in the active base (no archive)",
+                        "Records handled (each once)"),
+        "segments": {"archived_kept": "archived and kept",
+                     "deleted_same_run": "archived then destroyed in the same run",
+                     "anonymized_same_run": "archived then anonymised in the same run",
+                     "deleted_from_archive": "destroyed from the archive (archived by an earlier run)",
+                     "anonymized_from_archive": "anonymised in the archive (archived by an earlier run)",
+                     "deleted_directly": "destroyed directly in the active base"},
+        "no_volume": "No record handled in the period.",
         "compliance": "3. Compliance today",
         "compliance_cols": ("Category", "Table", "Oldest active record", "Had to leave the active base on",
                             "Overdue", "No start date", "Held (open link)", "Expired in archive", "Legal hold",
@@ -252,8 +389,8 @@ def render(report: DpoReport, lang: str = "fr") -> str:
     if lang not in LANGUAGES:
         raise ValueError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
     t, policy = TEXT[lang], report.policy
-    intro = t["intro"].format(start=report.period_start, end=report.period_end, version=policy.version,
-                              today=report.today)
+    intro = t["intro"].format(period=period_words(report.period_start, report.period_end, lang),
+                              version=policy.version, today=day_words(report.today, lang))
     body = [f"<p>{html.text(intro)}</p>",
             f"<h2>{t['schedule']}</h2>", schedule_table(policy, lang),
             f"<h2>{t['volumes']}</h2>", _volumes_section(report, lang),
@@ -289,16 +426,32 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
 
 
 def _volumes_section(report: DpoReport, lang: str) -> str:
+    """Per category, a chart of disjoint segments (a bar per month, its total the records
+    handled); then one table row per category, root table and month."""
     t = TEXT[lang]
-    parts, rows = [], []
+    spans = [_month_span(month, report.period_start, report.period_end) for month in report.months]
+    during = _during(report.period_start, report.period_end, lang)
+    parts, rows = [f"<p>{html.text(t['volumes_text'])}</p>"], []
     for key, category in report.policy.categories.items():
-        by_action = report.volumes[key]
-        series = dict(zip(t["series"], (by_action[a] for a in _VOLUME_ACTIONS), strict=True))
-        parts.append(f"<h3>{html.text(_label(category, lang))}</h3>")
-        parts.append(charts.stacked_bars(report.months, series, title=_label(category, lang), height=150))
-        rows += [(_label(category, lang), month, *(by_action[a][i] for a in _VOLUME_ACTIONS))
-                 for i, month in enumerate(report.months) if any(by_action[a][i] for a in _VOLUME_ACTIONS)]
-    return "".join(parts) + html.table(t["volume_cols"], rows)
+        label = _label(category, lang)
+        parts.append(f"<h3>{html.text(label)}</h3>")
+        by_month = [report.volume(key, month) for month in report.months]
+        shown = [name for name in SEGMENTS if any(getattr(v, name) for v in by_month)]
+        if not shown:
+            parts.append(f"<p>{html.text(t['no_volume'])}</p>")
+            continue
+        series = {t["segments"][name]: [getattr(v, name) for v in by_month] for name in shown}
+        colours = [charts.COLOURS[SEGMENTS.index(name)] for name in shown]  # one colour per segment, everywhere
+        parts.append(charts.stacked_bars([_bar_label(first, last, lang) for first, last in spans], series,
+                                         title=t["chart_title"].format(label=label, during=during),
+                                         colours=colours))
+        for table in category.tables:
+            for month, (first, last) in zip(report.months, spans, strict=True):
+                v = report.volume(key, month, table.table)
+                if v.rows:
+                    rows.append((label, table.table, _span_words(first, last, lang), v.archived, v.ended_same_run,
+                                 v.ended_from_archive, v.deleted_directly, v.rows))
+    return "".join(parts) + (html.table(t["volume_cols"], rows) if rows else "")
 
 
 def _compliance_table(report: DpoReport, lang: str) -> str:
@@ -359,6 +512,93 @@ def write(report: DpoReport, lang: str = "fr") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report, lang), encoding="utf-8")
     return path
+
+
+# -- the period in words -----------------------------------------------------------------------
+
+_MONTHS = {
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+}
+_SHORT_MONTHS = {
+    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+
+def _day_number(day: date, lang: str) -> str:
+    return "1er" if lang == "fr" and day.day == 1 else str(day.day)
+
+
+def day_words(day: date, lang: str) -> str:
+    """``1er décembre 2026`` / ``1 December 2026``."""
+    return f"{_day_number(day, lang)} {_MONTHS[lang][day.month - 1]} {day.year}"
+
+
+def _whole_month(start: date, end: date) -> bool:
+    return start.day == 1 and (start.year, start.month) == (end.year, end.month) and \
+        date.fromordinal(end.toordinal() + 1).month != end.month
+
+
+def _span_words(start: date, end: date, lang: str) -> str:
+    """A span as a label: ``1er décembre 2026``, ``novembre 2026``, ``1er-15 décembre 2026``..."""
+    if start == end:
+        return day_words(start, lang)
+    if _whole_month(start, end):
+        return f"{_MONTHS[lang][start.month - 1]} {start.year}"
+    if (start.year, start.month) == (end.year, end.month):
+        return f"{_day_number(start, lang)}-{day_words(end, lang)}"
+    return f"{day_words(start, lang)} - {day_words(end, lang)}"
+
+
+def period_words(start: date, end: date, lang: str) -> str:
+    """The reported period as a reader says it: one day, one calendar month, or from ... to ...
+
+    ``le 1er décembre 2026``, ``novembre 2026``, ``du 1er au 15 décembre 2026``,
+    ``du 1er octobre au 30 novembre 2026`` (``1 December 2026``, ``November 2026``,
+    ``1 to 15 December 2026``, ``1 October to 30 November 2026`` in English)."""
+    if start == end:
+        return f"le {day_words(start, lang)}" if lang == "fr" else day_words(start, lang)
+    if _whole_month(start, end):
+        return _span_words(start, end, lang)
+    if start.year != end.year:
+        first = day_words(start, lang)
+    elif start.month != end.month:
+        first = f"{_day_number(start, lang)} {_MONTHS[lang][start.month - 1]}"
+    else:
+        first = _day_number(start, lang)
+    return f"du {first} au {day_words(end, lang)}" if lang == "fr" else f"{first} to {day_words(end, lang)}"
+
+
+def _during(start: date, end: date, lang: str) -> str:
+    """The period after "the runs ...": ``de novembre 2026``, ``du 1er décembre 2026``, ``from 1 to 15 ...``."""
+    words = period_words(start, end, lang)
+    if lang == "en":
+        return f"of {words}" if start == end or _whole_month(start, end) else f"from {words}"
+    if start == end:
+        return f"du {day_words(start, lang)}"
+    if _whole_month(start, end):
+        return f"d'{words}" if words[0] in "aeiou" else f"de {words}"
+    return words
+
+
+def _month_span(month: str, start: date, end: date) -> tuple[date, date]:
+    """The days of ``month`` (YYYY-MM) inside the period: a bar may cover part of a month."""
+    year, number = int(month[:4]), int(month[5:])
+    first = date(year, number, 1)
+    last = date.fromordinal((date(year + number // 12, number % 12 + 1, 1)).toordinal() - 1)
+    return max(first, start), min(last, end)
+
+
+def _bar_label(first: date, last: date, lang: str) -> tuple[str, str]:
+    """Two short lines under a bar: ``nov.`` / ``2026``, or ``1er-15 déc.`` / ``2026`` for part of a month."""
+    month = _SHORT_MONTHS[lang][first.month - 1]
+    if _whole_month(first, last):
+        return month, str(first.year)
+    days = _day_number(first, lang) if first == last else f"{_day_number(first, lang)}-{last.day}"
+    return f"{days} {month}", str(first.year)
 
 
 def previous_month(day: date) -> tuple[date, date]:

@@ -3,17 +3,29 @@ now in the database, and the chain's status - in French by default, English on r
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from html import unescape
 
 import pytest
 from sqlalchemy import text
 
-from engine_helpers import AS_OF, club_policy, create_club, run_category
-from include.retention import dpo_report
+from engine_helpers import AS_OF, _members_table_policy, club_policy, create_club, run_category
+from include.retention import audit, dpo_report
+from include.retention.audit import RunContext
 from include.retention.dpo_report import previous_month
+from include.retention.errors import RetentionError
 
 OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
+NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
+
+# 14 members due on AS_OF (3 years active), 6 of them past their whole horizon (3 + 5 years):
+# one run archives the 14 and destroys those 6 - each of the 14 rows once.
+PAST_HORIZON = {10: date(2012, 2, 29), 11: date(2015, 1, 10), 12: date(2016, 3, 5), 13: date(2017, 6, 30),
+                14: date(2018, 1, 15), 15: date(2018, 11, 26)}
+IN_ARCHIVE_PERIOD = {20: date(2018, 11, 27), 21: date(2019, 5, 5), 22: date(2020, 2, 29), 23: date(2021, 7, 14),
+                     24: date(2022, 3, 27), 25: date(2022, 10, 30), 26: date(2023, 6, 1), 27: date(2023, 11, 26)}
+FOURTEEN_DUE = {**PAST_HORIZON, **IN_ARCHIVE_PERIOD, 30: date(2023, 11, 27), 31: date(2026, 1, 1), 32: None}
 
 
 def _report(target, policy=None, period=OCT_NOV, today=AS_OF):
@@ -54,9 +66,7 @@ def test_volumes_per_month_come_from_executed_runs_only(target):
     run_category(target, club_policy(), run_id="november")
     report = _report(target)
     assert report.months == ["2026-10", "2026-11"]
-    # October: members 3, 4 and 5 are archived. November: 1 and 7 are archived, and 4 reaches
-    # exactly 8 years on 2026-11-26 and is destroyed.
-    assert report.volumes["members"] == {"archive": [3, 2], "delete": [0, 1], "anonymize": [0, 0]}
+    assert [report.volume("members", month).rows for month in report.months] == [3, 3]
 
 
 def test_the_report_lists_missing_start_dates_found_in_the_period(target):
@@ -120,3 +130,142 @@ def test_an_unknown_language_is_refused(target):
 ])
 def test_the_monthly_report_covers_the_previous_calendar_month(day, expected):
     assert previous_month(day) == expected
+
+
+# -- volumes: each row counted once -------------------------------------------------------
+
+def _bars(page: str) -> list[tuple[int, dict[str, int]]]:
+    """Each bar of the page's charts: the total printed above it and its segments' numbers."""
+    bars = []
+    for bar in re.findall(r'<g class="bar">(.*?)</g>', page, flags=re.S):
+        total = int(re.search(r'<text class="total"[^>]*>(\d+)</text>', bar).group(1))
+        segments = {name: int(n) for name, n in re.findall(r'<rect data-segment="([^"]+)" data-rows="(\d+)"', bar)}
+        bars.append((total, segments))
+    return bars
+
+
+def _segments(volume: dpo_report.Volume) -> dict[str, int]:
+    return {name: getattr(volume, name) for name in dpo_report.SEGMENTS if getattr(volume, name)}
+
+
+def test_a_run_that_archives_14_rows_and_destroys_6_of_them_counts_14_rows_of_which_6_destroyed(target):
+    create_club(target, FOURTEEN_DUE)
+    run = run_category(target, club_policy())
+    assert (run.archived["members"], run.purged["deleted"]["members"]) == (14, 6)  # what the log says
+    report = _report(target, period=NOVEMBER)
+    november = report.volume("members", "2026-11")
+    assert (november.archived, november.deleted_same_run, november.archived_kept) == (14, 6, 8)
+    assert (november.deleted_from_archive, november.deleted_directly, november.rows) == (0, 0, 14)
+    page = unescape(dpo_report.render(report))
+    assert _bars(page) == [(14, {"archivés et conservés": 8, "archivés puis détruits dans le même passage": 6})]
+    assert "20" not in re.findall(r'<text class="total"[^>]*>(\d+)</text>', page)
+
+
+def test_rows_archived_by_an_earlier_run_and_destroyed_now_count_as_destroyed_from_the_archive(target):
+    create_club(target)
+    run_category(target, club_policy(), as_of=date(2026, 10, 15), run_id="october")
+    run_category(target, club_policy(), run_id="november")
+    report = _report(target)
+    # October archives members 4, 5 and 7 and keeps them; on 2026-11-26 member 4 reaches
+    # exactly 8 years and is destroyed from the archive, while 1 and 3 are archived and kept.
+    assert _segments(report.volume("members", "2026-10")) == {"archived_kept": 3}
+    assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 2, "deleted_from_archive": 1}
+    assert [total for total, _ in _bars(unescape(dpo_report.render(report, "en")))] == [3, 3]
+    only_november = _report(target, period=NOVEMBER)
+    assert _segments(only_november.volume("members", "2026-11")) == {"archived_kept": 2, "deleted_from_archive": 1}
+
+
+def test_a_category_without_an_archive_counts_rows_destroyed_directly_in_the_active_base(target):
+    create_club(target)
+    policy = club_policy(archive_period=None, archive_purpose=None)
+    run_category(target, policy)
+    report = _report(target, policy, period=NOVEMBER)
+    # Members 1, 3, 4, 5 and 7 are past 3 years: destroyed where they are, never archived.
+    assert _segments(report.volume("members", "2026-11")) == {"deleted_directly": 5}
+    assert _bars(unescape(dpo_report.render(report))) == [(5, {"détruits directement dans la base active": 5})]
+
+
+def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
+    create_club(target)
+    policy = club_policy(end_action="anonymize", tables=[_members_table_policy(anonymized=True)])
+    run_category(target, policy)
+    report = _report(target, policy, period=NOVEMBER)
+    # Members 1, 3, 4, 5 and 7 are archived; member 4, past 8 years, is anonymised at once.
+    assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 4, "anonymized_same_run": 1}
+    assert _bars(unescape(dpo_report.render(report))) == [
+        (5, {"archivés et conservés": 4, "archivés puis anonymisés dans le même passage": 1})]
+
+
+def test_the_volume_table_gives_each_table_archived_of_which_destroyed_and_rows_in_all(target):
+    create_club(target, FOURTEEN_DUE)
+    run_category(target, club_policy())
+    page = unescape(dpo_report.render(_report(target, period=NOVEMBER)))
+    table = page[page.index("<h2>2."):page.index("<h2>3.")]
+    assert "dont détruits ou anonymisés dans le même passage" in table
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
+    assert cells == ["Adhérents", "members", "novembre 2026", "14", "6", "0", "0", "14"]
+
+
+def test_every_chart_adds_up_to_the_rows_it_counts_never_more(target):
+    create_club(target, FOURTEEN_DUE)
+    run_category(target, club_policy(), as_of=date(2026, 10, 15), run_id="october")
+    run_category(target, club_policy(), run_id="november")
+    report = _report(target)
+    for lang in dpo_report.LANGUAGES:
+        bars = _bars(unescape(dpo_report.render(report, lang)))
+        assert [total for total, _ in bars] == [report.volume("members", m).rows for m in report.months]
+        for total, segments in bars:
+            assert sum(segments.values()) == total
+    # October archives the 13 members due then and destroys the 5 past 8 years; November archives
+    # member 27 and destroys member 15 (archived in October): 14 members archived, each once.
+    assert [report.volume("members", m).rows for m in report.months] == [13, 2]
+    assert sum(report.volume("members", m).archived for m in report.months) == 14
+
+
+def test_the_chart_says_what_it_counts_over_which_period_with_a_legend(target):
+    create_club(target, FOURTEEN_DUE)
+    run_category(target, club_policy())
+    report = _report(target, period=NOVEMBER)
+    french, english = unescape(dpo_report.render(report)), unescape(dpo_report.render(report, "en"))
+    assert "Adhérents : enregistrements traités par les passages de novembre 2026, chacun compté une fois" in french
+    assert "Members: records handled by the runs of November 2026, each counted once" in english
+    assert 'class="legend"' in french and "archivés puis détruits dans le même passage" in french
+    assert "archived then destroyed in the same run" in english
+
+
+def test_a_run_that_destroys_more_rows_it_archived_than_it_archived_is_refused_naming_it(target):
+    create_club(target)
+    policy = club_policy()
+    run_category(target, policy, as_of=date(2026, 10, 15), run_id="october")  # creates the log where it lives
+    trail = audit.audit_table("archive", policy.audit_table)
+    ctx = RunContext("run-x", "retention_members", AS_OF, policy.version)
+    with target.engine.begin() as conn:
+        audit.record(conn, trail, ctx, category="members", action="archive", table_name="members", row_count=1)
+        audit.record(conn, trail, ctx, category="members", action="delete", table_name="members", row_count=3,
+                     details={"same_run": 3})
+    with pytest.raises(RetentionError, match="run run-x.*members.*members.*3 rows it archived.*archived 1"):
+        _report(target, period=NOVEMBER)
+
+
+# -- the period, in words ------------------------------------------------------------------
+
+@pytest.mark.parametrize("start, end, french, english", [
+    (date(2026, 12, 1), date(2026, 12, 1), "le 1er décembre 2026", "1 December 2026"),
+    (date(2026, 11, 1), date(2026, 11, 30), "novembre 2026", "November 2026"),
+    (date(2026, 12, 1), date(2026, 12, 15), "du 1er au 15 décembre 2026", "1 to 15 December 2026"),
+    (date(2026, 10, 1), date(2026, 11, 30), "du 1er octobre au 30 novembre 2026", "1 October to 30 November 2026"),
+    (date(2025, 12, 15), date(2026, 1, 14), "du 15 décembre 2025 au 14 janvier 2026",
+     "15 December 2025 to 14 January 2026"),
+])
+def test_the_period_reads_as_words(start, end, french, english):
+    assert dpo_report.period_words(start, end, "fr") == french
+    assert dpo_report.period_words(start, end, "en") == english
+
+
+def test_a_one_day_report_says_it_covers_one_day(target):
+    create_club(target)
+    run_category(target, club_policy())
+    page = unescape(dpo_report.render(_report(target, period=(AS_OF, AS_OF))))
+    assert "Période couverte : le 26 novembre 2026" in page and "les passages du 26 novembre 2026" in page
+    assert "état compté le 26 novembre 2026" in page
+    assert "2026-11-26 au 2026-11-26" not in page and "du 26 novembre 2026 au" not in page
