@@ -2,12 +2,15 @@
 
 1. migrates an Airflow home with SQLite metadata (``.airflow/``);
 2. recreates and seeds the SQLite demo target (``.demo/target.db`` and its archive file
-   ``.demo/target.archive.db``) - every run starts from the same fresh data;
+   ``.demo/target.archive.db``) and empties its reports folder (``.demo/reports``: run
+   certificates, DPO report) - every run starts from the same fresh data, and the
+   certificates compared with the target's audit log are that log's own;
 3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today - each is a
    first run on a years-long backlog, so it passes the deletion limit and waits for
    approval: the demo approves it through Airflow's REST API, as a person would in
    Required Actions, and prints what it approved;
-4. prints one row per category, read back from the audit log, and each run's certificate;
+4. prints one row per category, read back from the audit log, the log's chain status (as
+   ``retention_audit_verify`` computes it) and each run's certificate;
 5. erases the most recent prospect through the subject_request DAG, answers "was person X
    erased?" for two prospects, and writes the DPO report.
 
@@ -21,61 +24,130 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = ROOT / ".demo"
-TARGET = DEMO_DIR / "target.db"
-RUN_LOG = DEMO_DIR / "airflow-runs.log"
-SECRET_FILE = DEMO_DIR / "subject_secret"
-
-os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ["AIRFLOW_CONN_RETENTION_TARGET"] = json.dumps({"conn_type": "sqlite", "host": str(TARGET)})
-# The demo's approver: a user of Airflow's simple auth manager (its password is generated).
-os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,dpo:viewer")
 sys.path.insert(0, str(ROOT))
 
 from include.demo.seed import seed_demo  # noqa: E402
-from include.retention.audit import audit_table, verify_chain  # noqa: E402
-from include.retention.policy import load_policy  # noqa: E402
+from include.retention.audit import audit_table  # noqa: E402
+from include.retention.policy import RetentionPolicy, load_policy  # noqa: E402
 from include.retention import certificate  # noqa: E402
-from include.retention.report import format_summary, reports_dir, summary_table  # noqa: E402
+from include.retention.report import REPORTS_ENV_VAR, format_summary, reports_dir, summary_table  # noqa: E402
 from include.retention.subjects import KEY_ENV_VAR, KEY_VARIABLE, key_from_env, was_erased  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 
+@dataclass(frozen=True)
+class DemoHome:
+    """The demo's own folder: its target, the target's archive file, and what belongs to that
+    target - its run certificates and reports (``reports``), the task logs, the subject key.
+    ``reset`` recreates the target and empties ``reports`` with it; nothing outside ``folder``
+    is ever removed."""
+
+    folder: Path
+
+    @property
+    def target(self) -> Path:
+        return self.folder / "target.db"
+
+    @property
+    def archive(self) -> Path:
+        return sqlite_archive_path(str(self.target))
+
+    @property
+    def reports(self) -> Path:
+        return self.folder / "reports"
+
+    @property
+    def run_log(self) -> Path:
+        return self.folder / "airflow-runs.log"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.folder / "subject_secret"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.target}"
+
+    def environment(self) -> dict[str, str]:
+        """What the demo's Airflow runs read: the target connection and the reports folder
+        (``make airflow`` sets the same two)."""
+        return {"AIRFLOW_CONN_RETENTION_TARGET": json.dumps({"conn_type": "sqlite", "host": str(self.target)}),
+                REPORTS_ENV_VAR: str(self.reports)}
+
+    def reset(self, as_of: date) -> dict[str, int]:
+        """A fresh target seeded for ``as_of``, with no certificate or report of an earlier one:
+        a certificate names its log by file path, and the old log's hashes are not the new one's."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in (self.target, self.archive):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.reports, ignore_errors=True)
+        target = connect(self.url)
+        try:
+            return seed_demo(target.engine, None, as_of)
+        finally:
+            target.dispose()
+
+
+HOME = DemoHome(ROOT / ".demo")
+
+
+def configure_environment(home: DemoHome) -> None:
+    """The Airflow environment of the demo (``make demo`` sets the same before Python starts)."""
+    os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    # The demo's approver: a user of Airflow's simple auth manager (its password is generated).
+    os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,dpo:viewer")
+    os.environ.update(home.environment())  # never the caller's reports folder: the demo empties its own
+
+
+def chain_line(home: DemoHome, policy: RetentionPolicy) -> str:
+    """The audit log's chain status, as retention_audit_verify and the Retention view give it."""
+    target = connect(home.url, policy.archive_schema)
+    try:
+        with target.read() as conn:
+            status = certificate.chain_status(conn, audit_table(target.archive_schema, policy.audit_table),
+                                              home.reports)
+    finally:
+        target.dispose()
+    return f"Audit log {status.sentence()}"
+
+
 def main() -> int:
+    configure_environment(HOME)
     policy = load_policy()
     as_of = datetime.now(ZoneInfo(policy.timezone)).date()
     print(f"==> Airflow metadata in {os.environ['AIRFLOW_HOME']} (SQLite)")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    seeded = reseed(as_of)
-    print(f"==> Demo target {TARGET} reseeded for {as_of}: "
-          f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {sqlite_archive_path(str(TARGET))})")
+    seeded = HOME.reset(as_of)
+    print(f"==> Demo target {HOME.target} recreated and seeded for {as_of}: "
+          f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {HOME.archive}); "
+          f"its certificates and reports: {HOME.reports.relative_to(ROOT)}/ (emptied)")
     ensure_subject_secret()
     people = pick_people(policy)
     run_ids = run_all_dags(policy.categories)
-    target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
+    target = connect(HOME.url, policy.archive_schema)
     with target.read() as conn:
         trail = audit_table(target.archive_schema, policy.audit_table)
         summaries = summary_table(conn, trail, [run_id for _, run_id in run_ids])
-        chain = verify_chain(conn, trail)
     target.dispose()
     print(f"\n==> What the schedule did on {as_of} (policy {policy.version}), read from the audit log:\n")
     print(format_summary(summaries))
     print("\n'missing start' rows cannot be aged: for an ongoing event (contract running, request open) they stay")
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
-    state = "intact" if chain.intact else f"BROKEN at event {chain.broken_at}: {chain.reason}"
-    print(f"\n==> Audit log: {chain.events} events, hash chain {state}")
+    print(f"\n==> {chain_line(HOME, policy)}")
     request = run_erasure_request(people[1], as_of)
     print(f"\n==> Erasure request {request['reference']} for the most recent prospect, through the subject_request DAG:")
     print(f"    {request['status']}: {request['erased']} rows erased, {request['kept']} kept")
@@ -95,18 +167,18 @@ def main() -> int:
 
 def ensure_subject_secret() -> None:
     """The demo's HMAC key for pseudonymous subjects: generated once, kept in .demo/ (not committed)."""
-    DEMO_DIR.mkdir(exist_ok=True)
-    if not SECRET_FILE.exists():
-        SECRET_FILE.write_text(secrets.token_hex(32))
-        SECRET_FILE.chmod(0o600)
-    secret = SECRET_FILE.read_text().strip()
+    HOME.folder.mkdir(exist_ok=True)
+    if not HOME.secret_file.exists():
+        HOME.secret_file.write_text(secrets.token_hex(32))
+        HOME.secret_file.chmod(0o600)
+    secret = HOME.secret_file.read_text().strip()
     os.environ["AIRFLOW_VAR_" + KEY_VARIABLE.upper()] = secret
     os.environ[KEY_ENV_VAR] = secret
 
 
 def pick_people(policy) -> list[str]:
     """Two prospects' e-mails before the runs: the longest silent (due for destruction) and the latest."""
-    target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
+    target = connect(HOME.url, policy.archive_schema)
     with target.read() as conn:
         column = text("last_inbound_contact_at")
         query = "SELECT email FROM prospects WHERE last_inbound_contact_at IS NOT NULL ORDER BY {} LIMIT 1"
@@ -117,7 +189,7 @@ def pick_people(policy) -> list[str]:
 
 def answer_erasure_questions(policy, people: list[str]) -> None:
     """"Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased)."""
-    target = connect(f"sqlite:///{TARGET}", policy.archive_schema)
+    target = connect(HOME.url, policy.archive_schema)
     print("\n==> 'Was person X erased?' (answered by hashing X's e-mail with the subject key):")
     for email in people:
         answer = was_erased(target, policy, key_from_env(), "email", email)
@@ -133,12 +205,12 @@ def run_erasure_request(email: str, as_of: date) -> dict:
 
     conf = {"request_type": "erasure", "reference": f"DDP-DEMO-{as_of:%Y%m%d}", "received": as_of.isoformat(),
             "identity": "verified", "email": email}
-    with _output_to(RUN_LOG):
+    with _output_to(HOME.run_log):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "subject_request.py")).get_dag("subject_request")
         dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
     if dag_run.state != "success":
-        raise SystemExit(f"subject_request ended {dag_run.state}; the task logs are in {RUN_LOG}")
-    target = connect(f"sqlite:///{TARGET}")  # the outcome, as the DPO reads it in the register
+        raise SystemExit(f"subject_request ended {dag_run.state}; the task logs are in {HOME.run_log}")
+    target = connect(HOME.url)  # the outcome, as the DPO reads it in the register
     with target.read() as conn:
         status, outcome = conn.execute(text("SELECT status, outcome FROM rights_requests WHERE reference = :r"),
                                        {"r": conf["reference"]}).one()
@@ -149,33 +221,22 @@ def run_erasure_request(email: str, as_of: date) -> dict:
 def run_dpo_report(as_of: date) -> Path:
     from airflow.dag_processing.dagbag import DagBag
 
-    with _output_to(RUN_LOG):
+    with _output_to(HOME.run_log):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dpo_report.py")).get_dag("retention_dpo_report")
         conf = {"period_start": as_of.replace(day=1).isoformat(), "period_end": as_of.isoformat(), "language": "fr"}
         dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
     if dag_run.state != "success":
-        raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {RUN_LOG}")
+        raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {HOME.run_log}")
     return reports_dir() / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
-
-
-def reseed(as_of: date) -> dict[str, int]:
-    DEMO_DIR.mkdir(exist_ok=True)
-    for path in (TARGET, sqlite_archive_path(str(TARGET))):
-        path.unlink(missing_ok=True)
-    target = connect(f"sqlite:///{TARGET}")
-    try:
-        return seed_demo(target.engine, None, as_of)
-    finally:
-        target.dispose()
 
 
 def run_all_dags(categories: dict) -> list[tuple[str, str]]:
     """``dag.test`` every retention DAG; stop at the first failed run."""
-    RUN_LOG.unlink(missing_ok=True)
+    HOME.run_log.unlink(missing_ok=True)
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
 
-    with _output_to(RUN_LOG):
+    with _output_to(HOME.run_log):
         bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
@@ -186,9 +247,9 @@ def run_all_dags(categories: dict) -> list[tuple[str, str]]:
         dag_run = _run_approving(dag)
         print(f"    {dag_run.state}")
         if dag_run.state != "success":
-            raise SystemExit(f"{dag.dag_id} ended {dag_run.state}; the task logs are in {RUN_LOG}")
+            raise SystemExit(f"{dag.dag_id} ended {dag_run.state}; the task logs are in {HOME.run_log}")
         run_ids.append((dag.dag_id, dag_run.run_id))
-    print(f"==> Task logs of these runs: {RUN_LOG}")
+    print(f"==> Task logs of these runs: {HOME.run_log}")
     return run_ids
 
 
@@ -203,7 +264,7 @@ def _run_approving(dag):
     approver = threading.Thread(target=_approve_when_asked, args=(dag.dag_id, done, said), daemon=True)
     approver.start()
     try:
-        with _output_to(RUN_LOG):
+        with _output_to(HOME.run_log):
             dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf={"dry_run": False})
     finally:
         done.set()

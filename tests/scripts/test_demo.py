@@ -1,0 +1,112 @@
+"""`make demo` twice in a row: the second demo starts from a fresh target *and* from no
+certificate of the first, so the daily verification passes after it and the demo prints the
+same table. The demo's own steps (``DemoHome.reset``, ``chain_line``) are driven here; the
+category runs are what the DAG's tasks do, without Airflow's scheduler (``make demo`` runs
+them through ``dag.test``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from include.retention import certificate
+from include.retention.audit import RunContext, audit_table
+from include.retention.limits import approved_counts
+from include.retention.archive import archive_category
+from include.retention.plan import plan_category
+from include.retention.policy import load_policy
+from include.retention.purge import purge_category
+from include.retention.report import format_summary, summarize_run, summary_table
+from include.retention.steps import StepContext
+from include.retention.target import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = date(2026, 11, 26)
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location("retention_demo", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    """The demo script, its home in a temporary folder, and the environment it gives Airflow."""
+    module = _demo_module()
+    home = module.DemoHome(tmp_path / ".demo")
+    for name, value in home.environment().items():
+        monkeypatch.setenv(name, value)
+    return module, home
+
+
+def _one_demo(home, run: int) -> str:
+    """The demo's reset, then every category's run with its certificate; return its table."""
+    policy = load_policy()
+    home.reset(AS_OF)
+    target = connect(home.url, policy.archive_schema)
+    try:
+        run_ids = []
+        for category in policy.categories:
+            run_id = f"manual__demo-{run}-{category}"
+            step = StepContext.build(target, policy, category,
+                                     RunContext(run_id, f"retention_{category}", AS_OF, policy.version))
+            approved = approved_counts(plan_category(step).to_dict())  # the demo approves the backlog
+            summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
+            certificate.issue(step)
+            run_ids.append(run_id)
+        with target.read() as conn:
+            return format_summary(summary_table(conn, audit_table(target.archive_schema, policy.audit_table), run_ids))
+    finally:
+        target.dispose()
+
+
+def test_a_second_demo_prints_the_same_table_and_the_daily_verification_passes_after_it(demo, airflow_db):
+    module, home = demo
+    first = _one_demo(home, 1)
+    kept = home.folder.parent / "first-certificates"
+    shutil.copytree(home.reports, kept)  # what the reseed used to leave behind
+    second = _one_demo(home, 2)
+    assert second == first
+    from include.retention_airflow.tasks import verify_audit_chain
+
+    verified = verify_audit_chain()  # what retention_audit_verify runs, on the demo's connection
+    assert verified["intact"] and verified["certificates"] == len(load_policy().categories)
+    assert module.chain_line(home, load_policy()).startswith("Audit log intact:")
+    assert not list(home.reports.glob("*/*demo-1*")), "the first demo's certificates outlived its target"
+
+    # The regression: the first demo's certificates, compared with the second demo's log.
+    policy = load_policy()
+    target = connect(home.url, policy.archive_schema)
+    with target.read() as conn:
+        stale = certificate.chain_status(conn, audit_table(target.archive_schema, policy.audit_table), kept)
+    target.dispose()
+    assert not stale.intact and stale.sentence().startswith("REWRITTEN")
+
+
+def test_the_demo_removes_nothing_outside_its_own_folder(demo, tmp_path):
+    module, home = demo
+    beside = tmp_path / "reports" / "retention_x"
+    beside.mkdir(parents=True)
+    (beside / "run.certificate.json").write_text("{}")
+    (home.folder / "reports" / "retention_x").mkdir(parents=True)
+    home.reset(AS_OF)
+    assert (beside / "run.certificate.json").exists()
+    assert not (home.folder / "reports").exists() and home.target.exists()
+
+
+def test_the_demo_writes_its_reports_in_its_own_folder_whatever_the_callers_setting(demo, monkeypatch, tmp_path):
+    module, home = demo
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "production-reports"))
+    monkeypatch.setattr(module, "HOME", home)
+    module.configure_environment(home)
+    from include.retention.report import reports_dir
+
+    assert reports_dir() == home.reports
