@@ -10,11 +10,13 @@ from html import unescape
 import pytest
 from sqlalchemy import text
 
-from engine_helpers import AS_OF, _members_table_policy, club_policy, create_club, run_category
+from engine_helpers import AS_OF, _members_table_policy, club_policy, count, create_club, run_category
+from test_real_schemas import create_erp, erp_policy
 from include.retention import audit, dpo_report
 from include.retention.audit import RunContext
 from include.retention.dpo_report import previous_month
 from include.retention.errors import RetentionError
+from include.retention.policy import parse_policy
 
 OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
@@ -245,6 +247,33 @@ def test_a_run_that_destroys_more_rows_it_archived_than_it_archived_is_refused_n
                      details={"same_run": 3})
     with pytest.raises(RetentionError, match="run run-x.*members.*members.*3 rows it archived.*archived 1"):
         _report(target, period=NOVEMBER)
+
+
+@pytest.mark.parametrize("order", [("customer_relationship", "prospection", "billing"),
+                                   ("billing", "prospection", "customer_relationship")])
+def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_once(target, order):
+    """On an ERP schema: a partner table shared by two categories, and invoices that the customer
+    run archives with their customer (audited under billing) - some already past billing's horizon."""
+    create_erp(target)
+    policy = parse_policy(erp_policy(), source="erp.yaml")
+    roots = [(key, table) for key, category in policy.categories.items() for table in category.tables]
+    active_before = {table.table: count(target, table.table, schema="erp") for _, table in roots}
+    for key in order:
+        run_category(target, policy, category=key, run_id=f"run-{key}")
+    report = _report(target, policy, period=NOVEMBER)
+    moved = {name: 0 for name in active_before}
+    for key, table in roots:
+        volume = report.volume(key, "2026-11", table.table)
+        moved[table.table] += volume.archived + volume.deleted_directly
+        # The archive was empty this morning: what it holds now is what the day archived, less
+        # what the day destroyed from it - by the run that archived it or by a later one.
+        in_archive = count(target, table.archive_name, archive=True, schema="erp")
+        assert volume.archived - volume.ended_same_run - volume.ended_from_archive == in_archive, (key, table.table)
+        assert volume.rows == volume.archived + volume.ended_from_archive + volume.deleted_directly
+    # Every row that left the active base is archived (or destroyed directly) exactly once.
+    assert moved == {name: n - count(target, name, schema="erp") for name, n in active_before.items()}
+    assert moved["invoices"] == 3 and report.volume("billing", "2026-11").ended_same_run \
+        + report.volume("billing", "2026-11").ended_from_archive == 1  # invoice 81, past 10 years
 
 
 # -- the period, in words ------------------------------------------------------------------
