@@ -22,14 +22,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -41,7 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from . import instants
 from .errors import RetentionError
+from .instants import UtcDateTime
 
 ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary",
            "rights_request", "erase", "rectify", "legal_hold", "approval")
@@ -62,7 +63,7 @@ def audit_table(schema: str | None, name: str) -> Table:
     return Table(
         name, MetaData(),
         Column("event_id", Integer, primary_key=True, autoincrement=False),  # assigned by record(): contiguous
-        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("recorded_at", UtcDateTime(), nullable=False),
         Column("run_id", String(250), nullable=False),
         Column("dag_id", String(250), nullable=False),
         Column("category", String(64), nullable=False),
@@ -140,7 +141,7 @@ def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, ac
                         .order_by(table.c.event_id.desc()).limit(1)).first()
     event = {
         "event_id": (last.event_id + 1) if last else 1,
-        "recorded_at": datetime.now(timezone.utc),
+        "recorded_at": instants.utc_now(),
         "run_id": ctx.run_id,
         "dag_id": ctx.dag_id,
         "category": category,
@@ -175,8 +176,9 @@ def canonical(event: Mapping[str, Any]) -> str:
     whichever database it was read back from."""
     def normal(name: str, value: Any) -> Any:
         if name == "recorded_at":
-            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-            return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            # The same bytes for an aware UTC instant, for its '+00:00' text on SQLite, and for
+            # the naive UTC text earlier versions wrote there: logs written before still verify.
+            return instants.read_instant(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if name == "as_of":
             return value.isoformat()
         if name == "dry_run":

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Sequence
 
 from sqlalchemy import (
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -56,10 +55,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
+from . import audit, instants
 from .audit import RunContext
 from .catalog import TableNode, archive_exists, open_category
 from .errors import RetentionError
+from .instants import UtcDateTime
 from .policy import RetentionPolicy, TableBase
 from .subjects import Subject, SubjectKey, keyed_hash_sql, require_keyed_hash_sql
 from .target import Target
@@ -92,12 +92,12 @@ def hold_tables(archive_schema: str | None) -> HoldTables:
         Column("table_name", String(128)),
         Column("reason", Text, nullable=False),
         Column("created_by", String(128), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
         Column("expires_on", Date),
-        Column("lifted_at", DateTime(timezone=True)),
+        Column("lifted_at", UtcDateTime()),
         Column("lifted_by", String(128)),
         Column("lift_reason", Text),
-        Column("expiry_recorded_at", DateTime(timezone=True)),
+        Column("expiry_recorded_at", UtcDateTime()),
         schema=archive_schema,
     )
     items = Table(
@@ -296,7 +296,7 @@ def add_hold(target: Target, policy: RetentionPolicy, new: NewHold, key: Subject
         items = _items_of(conn, target, policy, new, key)
         hold_id = conn.execute(insert(tables.holds).values(
             reference=new.reference, scope=new.scope, category=new.category, table_name=new.table,
-            reason=new.reason, created_by=new.created_by, created_at=datetime.now(timezone.utc),
+            reason=new.reason, created_by=new.created_by, created_at=instants.utc_now(),
             expires_on=new.expires_on)).inserted_primary_key[0]
         if items:
             conn.execute(insert(tables.items), [{"hold_id": hold_id, **item} for item in items])
@@ -401,7 +401,7 @@ def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by
         if row.expires_on is not None and row.expires_on <= today:
             raise RetentionError(f"legal hold {reference!r} already expired on {row.expires_on}")
         conn.execute(update(holds).where(holds.c.hold_id == row.hold_id).values(
-            lifted_at=datetime.now(timezone.utc), lifted_by=lifted_by, lift_reason=reason))
+            lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason))
         _audit(conn, target, policy, ctx, reference, row.scope, row.category, row.table_name,
                _item_count(conn, tables, row.hold_id), "lifted", row.expires_on, [])
         return _views(conn, tables, today, holds.c.hold_id == row.hold_id)[0]
@@ -418,7 +418,7 @@ def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, c
         holds.c.lifted_at.is_(None), holds.c.expires_on <= today, holds.c.expiry_recorded_at.is_(None))).all()
     for row in expired:
         conn.execute(update(holds).where(holds.c.hold_id == row.hold_id)
-                     .values(expiry_recorded_at=datetime.now(timezone.utc)))
+                     .values(expiry_recorded_at=instants.utc_now()))
         _audit(conn, target, policy, ctx, row.reference, row.scope, row.category, row.table_name,
                _item_count(conn, tables, row.hold_id), "expired", row.expires_on, [])
     return len(expired)

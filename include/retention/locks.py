@@ -25,12 +25,14 @@ import logging
 import os
 import socket
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Iterator
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, func, insert, inspect, select, update
+from sqlalchemy import Column, MetaData, String, Table, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
+from . import instants
+from .instants import UtcDateTime
 from .target import Target
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,8 @@ def locks_table(archive_schema: str | None) -> Table:
         Column("run_id", String(250), nullable=False),
         Column("dag_id", String(250), nullable=False),
         Column("holder", String(250), nullable=False),  # host:pid of the step that last renewed it
-        Column("acquired_at", DateTime(timezone=True), nullable=False),
-        Column("renewed_at", DateTime(timezone=True), nullable=False),
+        Column("acquired_at", UtcDateTime(), nullable=False),
+        Column("renewed_at", UtcDateTime(), nullable=False),
         schema=archive_schema,
     )
 
@@ -86,7 +88,7 @@ def category_step(target: Target, category: str, run_id: str, dag_id: str) -> It
 def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
     table = locks_table(target.archive_schema)
     target.ensure_archive_schema()
-    now = datetime.now(timezone.utc)
+    now = instants.utc_now()
     with target.engine.begin() as conn:
         _ensure(conn, table)
         if conn.dialect.name == "postgresql":
@@ -97,8 +99,7 @@ def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
                                               acquired_at=now, renewed_at=now))
             return
         if held.run_id != run_id:
-            renewed = held.renewed_at if held.renewed_at.tzinfo else held.renewed_at.replace(tzinfo=timezone.utc)
-            if now - renewed < STALE_AFTER:
+            if now - held.renewed_at < STALE_AFTER:  # two aware UTC instants, on either backend
                 raise CategoryBusy(f"category {category!r} is being enforced by run {held.run_id!r} of {held.dag_id} "
                                    f"({held.holder}, since {held.acquired_at:%Y-%m-%d %H:%M} UTC); two runs must "
                                    "not interleave - this one retries later")

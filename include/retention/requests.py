@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -38,11 +37,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from . import audit
+from . import audit, instants
 from .audit import RunContext
 from .erasure import REQUEST_EVENTS, erase_in
 from .errors import RetentionError
 from .export import export_subject
+from .instants import UtcDateTime
 from .periods import Period
 from .policy import RetentionPolicy
 from .rectify import rectify_in
@@ -64,13 +64,13 @@ def register_table(schema: str | None, name: str) -> Table:
         Column("reference", String(64), nullable=False, unique=True),
         Column("request_type", String(30), nullable=False),
         Column("requester_email", String(200)),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", UtcDateTime(), nullable=False),
         Column("due_at", Date, nullable=False),
         Column("extended", Boolean, nullable=False, default=False),
         Column("extension_reason", Text),
         Column("identity_verified", Boolean, nullable=False),
         Column("status", String(20), nullable=False),
-        Column("closed_at", DateTime(timezone=True)),
+        Column("closed_at", UtcDateTime()),
         Column("outcome", Text),
         schema=schema,
     )
@@ -125,7 +125,7 @@ def close(conn: Connection, register: Table, request_id: int, status: str, outco
         raise ValueError(f"unknown status {status!r}")
     conn.execute(update(register).where(register.c.request_id == request_id).values(
         status=status, outcome=json.dumps(outcome, sort_keys=True, default=str),
-        closed_at=datetime.now(timezone.utc) if status in ("completed", "failed") else None))
+        closed_at=instants.utc_now() if status in ("completed", "failed") else None))
 
 
 @dataclass(frozen=True)

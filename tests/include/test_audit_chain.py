@@ -223,3 +223,60 @@ def test_the_certificate_names_its_log_without_credentials(logged):
     if url.password:
         assert url.password not in named and f"{url.username}@" not in named
         assert named.startswith(f"postgresql://{url.host}:{url.port or 5432}/{url.database} ")
+
+
+# -- recorded_at across the change of column type (include/retention/instants.py) ----------
+
+def _legacy_events(target) -> list[dict]:
+    """Two events as the version before ``UtcDateTime`` wrote them: ``DateTime(timezone=True)``,
+    which on SQLite keeps UTC text without its offset. Their hashes are computed here, from the
+    canonical form the chain has always used, not by the code under test."""
+    import hashlib
+    import json
+    from datetime import date, datetime, timezone
+
+    from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
+
+    from include.retention.audit import ensure_audit_table
+
+    legacy = Table("retention_audit", MetaData(), Column("event_id", Integer, primary_key=True),
+                   Column("recorded_at", DateTime(timezone=True)), *(Column(n, String) for n in (
+                       "run_id", "dag_id", "category", "table_name", "action", "policy_version")),
+                   Column("row_count", Integer), Column("as_of", Date), Column("dry_run", Boolean),
+                   Column("details", Text), Column("subject_hash", String), Column("prev_hash", String),
+                   Column("event_hash", String), schema="archive")
+    moments = [datetime(2026, 11, 30, 23, 30, 0, 123456, tzinfo=timezone.utc),  # 1 December in Paris
+               datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)]                # no fraction of a second
+    events, previous = [], GENESIS
+    for event_id, moment in enumerate(moments, start=1):
+        event = {"event_id": event_id, "recorded_at": moment, "run_id": "legacy-run", "dag_id": "retention_members",
+                 "category": "members", "table_name": "members", "action": "archive", "row_count": 3,
+                 "policy_version": "club-0", "as_of": date(2026, 12, 1), "dry_run": False,
+                 "details": '{"batches":1}', "subject_hash": None, "prev_hash": previous}
+        serialised = json.dumps([event_id, moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "legacy-run", "retention_members",
+                                 "members", "members", "archive", 3, "club-0", "2026-12-01", False, '{"batches":1}',
+                                 None, previous], separators=(",", ":"), ensure_ascii=True)
+        event["event_hash"] = previous = hashlib.sha256(serialised.encode()).hexdigest()
+        events.append(event)
+    target.ensure_archive_schema()
+    with target.engine.begin() as conn:
+        ensure_audit_table(conn, _table())
+        conn.execute(insert(legacy), events)
+    return events
+
+
+def test_a_log_written_before_recorded_at_kept_its_zone_still_verifies_and_grows(target):
+    legacy = _legacy_events(target)
+    if target.is_sqlite:  # the old representation really is what is stored: UTC text, no offset
+        with target.read() as conn:
+            stored = conn.execute(text("SELECT recorded_at FROM archive.retention_audit ORDER BY event_id")).scalars()
+            assert list(stored) == ["2026-11-30 23:30:00.123456", "2026-12-01 02:00:00.000000"]
+    assert _verify(target).intact and _verify(target).events == 2
+    with target.read() as conn:
+        read = [dict(r._mapping) for r in conn.execute(select(_table()).order_by(_table().c.event_id))]
+    assert [r["recorded_at"] for r in read] == [e["recorded_at"] for e in legacy]
+    assert [event_hash(r) for r in read] == [e["event_hash"] for e in legacy]
+    create_club(target)
+    run_category(target, club_policy())  # the new version appends to the same chain
+    report = _verify(target)
+    assert report.intact and report.events > 2

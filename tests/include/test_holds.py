@@ -181,3 +181,35 @@ def test_the_certificate_and_the_dpo_report_count_the_rows_a_hold_keeps(club):
     page = dpo.render(report, "en")
     assert "RG-2026-001" in page and "in force" in page
     assert "Litige" not in page and "dpo@example.fr" not in page  # reason and requester stay in the register
+
+
+def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_in_utc(club, monkeypatch):
+    """In force until the day before ``expires_on``; its own timestamps (created, expiry
+    recorded) read back as the aware UTC instants they were stamped at, on both backends."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from include.retention import instants
+    from include.retention.holds import hold_tables
+
+    created = datetime(2026, 11, 26, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 25 November, 23:30 UTC
+    monkeypatch.setattr(instants, "utc_now", lambda: created)
+    _hold(club, keys=[1], today=TODAY - timedelta(days=1), expires_on=TODAY)
+    with club.read() as conn:
+        assert [h.status for h in list_holds(conn, "archive", TODAY - timedelta(days=1))] == ["in_force"]
+        assert [h.status for h in list_holds(conn, "archive", TODAY)] == ["expired"]
+        assert list_holds(conn, "archive", TODAY, in_force_only=True) == []
+    expired_at = created + timedelta(minutes=5)
+    monkeypatch.setattr(instants, "utc_now", lambda: expired_at)
+    run_category(club, club_policy())  # as of TODAY: the day the hold expires
+    assert 1 in ids(club, "members", archive=True)
+    holds = hold_tables("archive").holds
+    with club.read() as conn:
+        row = conn.execute(select(holds)).one()
+        if club.is_sqlite:
+            assert conn.execute(text("SELECT created_at FROM archive.retention_legal_holds")).scalar_one() \
+                == "2026-11-25 23:30:00.000000+00:00"
+    assert (row.created_at, row.expiry_recorded_at, row.lifted_at) == (created, expired_at, None)
+    assert row.created_at.tzinfo == row.expiry_recorded_at.tzinfo == timezone.utc
