@@ -20,6 +20,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select, text
@@ -28,7 +29,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from .catalog import TableNode, archive_exists, linked_rows, open_category
+from .clock import retention_dates
 from .errors import RetentionError
+from .periods import Period
 from .policy import RetentionPolicy
 from .target import Target
 
@@ -300,57 +303,209 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
     return [or_(*unique)] if unique else []
 
 
+# What a row found about a person is, for the answer to "was X erased?".
+PERSONAL_DATA = "personal_data"            # the person's own data
+KEPT_BY_OBLIGATION = "kept_by_obligation"  # their data in a category an erasure keeps (on_erasure: keep)
+REQUEST_EVIDENCE = "request_evidence"      # the rights-request register: evidence a request was handled
+RECORD_KINDS = (PERSONAL_DATA, KEPT_BY_OBLIGATION, REQUEST_EVIDENCE)
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """Until when a category keeps the person's rows: the latest ``until`` among rows whose
+    clock runs (the day the run destroys them, as the engine computes it: archive rows'
+    ``retention_until``, active rows' start + active + archive period), and how many rows
+    wait for their start event (a request still open, a contract running), which are kept
+    ``after`` it happens."""
+
+    until: date | None
+    waiting: int
+    after: str
+
+    def text(self) -> str:
+        if self.waiting and self.until is None:
+            return f"until {self.after}"
+        if self.waiting:
+            return f"until {self.until.isoformat()}, and {self.waiting} row(s) until {self.after}"
+        return f"until {self.until.isoformat()}" if self.until else "until their end of life"
+
+
 @dataclass(frozen=True)
 class Presence:
-    """How many rows about the subject one table holds now, active and archived."""
+    """How many rows about the subject one table holds now, active and archived, what kind
+    of record they are, and until when their category keeps them."""
 
     category: str
     table: str
     active: int
     archived: int
+    kind: str = PERSONAL_DATA
+    horizon: Horizon | None = None
 
 
 @dataclass
 class ErasureAnswer:
-    """The answer to "was person X erased?": where X's rows are now, and what the log says."""
+    """The answer to "was person X erased?", per kind of record: the person's data (active,
+    archive; what a legal obligation keeps apart), the evidence kept about their requests
+    (the register entry), and the day an erasure request was carried out (from the log)."""
 
     subject_hash: str
     presence: list[Presence] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    erased_on: date | None = None  # the last completed erasure request, in the company's time zone
+    labels: dict[str, str] = field(default_factory=dict)  # category key -> its English label
+
+    def _of(self, *kinds: str) -> list[Presence]:
+        return [p for p in self.presence if p.kind in kinds]
 
     @property
     def active_rows(self) -> int:
-        return sum(p.active for p in self.presence)
+        """The person's data in the active base (evidence about requests not counted)."""
+        return sum(p.active for p in self._of(PERSONAL_DATA, KEPT_BY_OBLIGATION))
 
     @property
     def archived_rows(self) -> int:
-        return sum(p.archived for p in self.presence)
+        """The person's data in the restricted archive (evidence about requests not counted)."""
+        return sum(p.archived for p in self._of(PERSONAL_DATA, KEPT_BY_OBLIGATION))
+
+    @property
+    def evidence_rows(self) -> int:
+        return sum(p.active + p.archived for p in self._of(REQUEST_EVIDENCE))
 
     @property
     def verdict(self) -> str:
-        """``none_held``: no row about the person is left anywhere (erased, or never held);
-        ``archived``: only in the restricted archive; ``active``: still in the active base."""
+        """``erased``: an erasure was carried out and none of the person's data is left;
+        ``erased_except_kept``: ... and what is left is what a legal obligation keeps;
+        ``active``: some of the person's data is in the active base (erased or not);
+        ``archived``: only in the restricted archive; ``none_held``: none of the person's
+        data is held (destroyed by the schedule, or never held). The register entry of a
+        request is evidence, not the person's data: it never makes a person "active"."""
+        kept = sum(p.active + p.archived for p in self._of(KEPT_BY_OBLIGATION))
+        other_active = sum(p.active for p in self._of(PERSONAL_DATA))
+        other_archived = sum(p.archived for p in self._of(PERSONAL_DATA))
+        if self.erased_on and not other_active and not other_archived:
+            return "erased_except_kept" if kept else "erased"
         if self.active_rows:
             return "active"
         return "archived" if self.archived_rows else "none_held"
+
+    def sentence(self) -> str:
+        """The answer in one paragraph (English), as the Retention view and the demo give it."""
+        verdict, erased = self.verdict, self.erased_on.isoformat() if self.erased_on else None
+        if verdict == "erased":
+            head = f"Erased on {erased}"
+        elif verdict == "erased_except_kept":
+            head = f"Erased on {erased}, except what a legal obligation keeps: {self._listed(KEPT_BY_OBLIGATION)}"
+        elif verdict == "active":
+            head = f"Still in the active base: {self.active_rows} row(s) of the person's data"
+            if erased:
+                head += (f" (an erasure was carried out on {erased}: kept by a legal hold or for a record a legal "
+                         "obligation keeps, or added since - see the request's outcome in the register)")
+        elif verdict == "archived":
+            head = (f"Only in the restricted archive, kept for its legal purpose and then destroyed: "
+                    f"{self._listed(PERSONAL_DATA, KEPT_BY_OBLIGATION)}")
+        else:
+            head = "No data about this person is held any more, active or archived"
+            if not self.events:
+                head = ("No data about this person is held, active or archived, and no event is logged about them "
+                        "(never held, or destroyed by the schedule, whose events hold counts, not people)")
+        return f"{head}; {self._evidence()}." if self.evidence_rows else f"{head}."
+
+    def _listed(self, *kinds: str) -> str:
+        """Per category: rows, where, and until when."""
+        parts: dict[str, list[Presence]] = {}
+        for p in self._of(*kinds):
+            parts.setdefault(p.category, []).append(p)
+        return ", ".join(
+            f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
+            f"{_where(found)}, kept {found[0].horizon.text() if found[0].horizon else 'until their end of life'})"
+            for category, found in parts.items())
+
+    def _evidence(self) -> str:
+        horizons = [p.horizon for p in self._of(REQUEST_EVIDENCE) if p.horizon]
+        until = max((h.until for h in horizons if h.until), default=None)
+        waiting = next((h for h in horizons if h.waiting), None)
+        record = "the request record is" if self.evidence_rows == 1 else f"the {self.evidence_rows} request records are"
+        if waiting:
+            return f"{record} kept as evidence {Horizon(until, waiting.waiting, waiting.after).text()}"
+        return f"{record} kept as evidence until {until.isoformat()}" if until else f"{record} kept as evidence"
+
+
+def _where(found: list[Presence]) -> str:
+    active, archived = sum(p.active for p in found), sum(p.archived for p in found)
+    return "active" if not archived else "archive" if not active else "active and archive"
 
 
 def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: str, value: str) -> ErasureAnswer:
     """Answer "was person X erased?" from the database as it is now, plus the log.
 
     Counts X's rows in every table whose policy declares a ``kind`` identifier (and the
-    child rows of those), active and archive, and lists the audit events stored under X's
-    keyed hash (rights requests, legal holds). It returns counts and events, never rows.
+    child rows of those), active and archive, each with its kind of record and until when
+    its category keeps it; lists the audit events stored under X's keyed hash (rights
+    requests, legal holds) and takes from them the day an erasure was carried out. It
+    returns counts, dates and events, never rows, and logs nothing about X.
     """
     subject = Subject.of({kind: value})
-    answer = ErasureAnswer(subject.hashes(key)[0])
+    answer = ErasureAnswer(subject.hashes(key)[0], labels={k: c.label.en for k, c in policy.categories.items()})
+    register = policy.register_category()
     with target.read() as conn:
+        found = locate(conn, target, policy, subject)
+        horizons = {category: _horizon(conn, target, policy, category, [f for f in found if f.category == category])
+                    for category in dict.fromkeys(f.category for f in found)}
         counts: dict[tuple[str, str], dict[str, int]] = {}
-        for found in locate(conn, target, policy, subject):
-            counts.setdefault((found.category, found.node.name), {})[found.side] = found.rows
-        answer.presence = [Presence(category, table, c.get("source", 0), c.get("archive", 0))
-                           for (category, table), c in counts.items()]
+        for one in found:
+            counts.setdefault((one.category, one.node.name), {})[one.side] = one.rows
+        answer.presence = [
+            Presence(category, table, c.get("source", 0), c.get("archive", 0),
+                     _kind(policy, category, register.key if register else None), horizons[category])
+            for (category, table), c in counts.items()]
         table = audit.audit_table(target.archive_schema, policy.audit_table)
         if audit.table_exists(conn, table):
             answer.events = audit.events(conn, table, subject_hash=answer.subject_hash)
+    answer.erased_on = _erased_on(answer.events, policy)
     return answer
+
+
+def _kind(policy: RetentionPolicy, category: str, register: str | None) -> str:
+    if category == register:
+        return REQUEST_EVIDENCE
+    return KEPT_BY_OBLIGATION if policy.categories[category].on_erasure == "keep" else PERSONAL_DATA
+
+
+def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str, found: list["Found"]) -> Horizon:
+    """Until when the category keeps the subject's rows, from its root rows (children share
+    their root's dates): the same clock the runs use (``clock.retention_dates``), so the date
+    said is the day the row is destroyed."""
+    category = policy.categories[key]
+    until: list[date] = []
+    waiting = 0
+    for root in (f for f in found if f.depth == 0):
+        node = root.node
+        if root.side == "archive":
+            latest = conn.execute(select(func.max(node.archive.c.retention_until)).where(root.where)).scalar_one()
+        else:
+            _, end = retention_dates(node.start, category.active_period, category.archive_or_zero, target.dialect,
+                                     policy.zones)
+            runs = node.ageable()
+            latest, open_rows = conn.execute(
+                select(func.max(case((runs, end))), func.count().filter(not_(runs))).select_from(node.source)
+                .where(root.where)).one()
+            waiting += open_rows
+        if latest is not None:
+            until.append(date.fromisoformat(latest) if isinstance(latest, str) else latest)
+    total = Period(category.active_period.years + category.archive_or_zero.years,
+                   category.active_period.months + category.archive_or_zero.months,
+                   category.active_period.days + category.archive_or_zero.days)
+    start = category.counted_from.en if category.counted_from else "its start event"
+    return Horizon(max(until, default=None), waiting,
+                   f"{total.in_words('en')} after {start}" if not total.is_zero else start)
+
+
+def _erased_on(events: list[dict[str, Any]], policy: RetentionPolicy) -> date | None:
+    """The day (company time zone) of the last completed erasure request logged under the hash."""
+    moments = [e["recorded_at"] for e in events if e["action"] == "rights_request"
+               and e["details"].get("request_type") == "erasure" and e["details"].get("outcome") == "completed"]
+    if not moments:
+        return None
+    latest = max(m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments)  # SQLite drops the zone: UTC
+    return latest.astimezone(policy.zone).date()

@@ -10,6 +10,9 @@ from engine_helpers import AS_OF, club_policy, create_club, run_category
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.errors import RetentionError
+from datetime import date
+
+from include.retention.periods import Period
 from include.retention.subjects import (
     KEY_ENV_VAR,
     KEY_VARIABLE,
@@ -150,3 +153,127 @@ def test_an_optional_key_is_none_only_when_none_is_configured(monkeypatch):
     with pytest.raises(RetentionError, match="shorter than"):
         configured_key(None)
     assert configured_key("v" * 40) is not None
+
+
+# -- "Was X erased?" per kind of record, on the demo CRM (crm_helpers: Jeanne is in one active and
+# one archived row of every table that holds an e-mail, the register included) ------------------
+
+def _erase(target, email, reference="DDP-LOOKUP-1"):
+    from datetime import datetime, timezone
+
+    from crm_helpers import AS_OF as CRM_DAY
+    from include.retention.policy import load_policy
+    from include.retention.requests import RequestRecord, handle
+    from include.retention.subjects import Subject
+
+    request = RequestRecord(reference, "erasure", CRM_DAY, True, requester_email=email)
+    ctx = RunContext(f"manual__{reference}", "subject_request", CRM_DAY, "test")
+    return handle(target, load_policy(), CRM_KEY, request, Subject.of({"email": email}), ctx,
+                  datetime.now(timezone.utc))
+
+
+def _ask(target, email):
+    from include.retention.policy import load_policy
+
+    return was_erased(target, load_policy(), CRM_KEY, "email", email)
+
+
+def _register_until(target, reference):
+    """The register entry's end of life: closed (company's day) + P0D active + P5Y archive."""
+    from datetime import timezone
+
+    from crm_helpers import crm_table
+    from include.retention.periods import Period
+    from include.retention.policy import load_policy
+
+    register = crm_table(target, "rights_requests")
+    with target.read() as conn:
+        closed = conn.execute(select(register.c.closed_at).where(register.c.reference == reference)).scalar_one()
+    closed = closed if closed.tzinfo else closed.replace(tzinfo=timezone.utc)
+    return Period(years=5).add_to(closed.astimezone(load_policy().zone).date())
+
+
+def _one_table_prospect(target, archive: bool) -> str:
+    """A prospect's e-mail held in one side of one table only (not Jeanne's, not the register's)."""
+    from crm_helpers import EMAIL, EMAIL_COLUMNS, crm_table
+
+    prospects = crm_table(target, "prospects", archive)
+    others = [crm_table(target, name, side) for name in EMAIL_COLUMNS for side in (False, True)
+              if (name, side) != ("prospects", archive)]
+    with target.read() as conn:
+        taken = {str(e).strip().lower() for t in others for e in conn.execute(
+            select(t.c[EMAIL_COLUMNS[t.name]])).scalars() if e}
+        candidates = sorted(str(e) for e in conn.execute(select(prospects.c.email)).scalars() if e)
+    return next(e for e in candidates if e.strip().lower() not in taken and e.strip().lower() != EMAIL.lower())
+
+
+from crm_helpers import KEY as CRM_KEY  # noqa: E402
+
+
+def test_an_erased_person_reads_erased_on_the_day_and_the_request_record_kept_as_evidence_until_its_horizon(crm):
+    email = _one_table_prospect(crm, archive=False)
+    _erase(crm, email)
+    answer = _ask(crm, email)
+    until = _register_until(crm, "DDP-LOOKUP-1")
+    assert answer.verdict == "erased" and (answer.active_rows, answer.archived_rows, answer.evidence_rows) == (0, 0, 1)
+    assert until == Period(years=5).add_to(answer.erased_on)  # closed and erased the same day
+    assert answer.sentence() == f"Erased on {answer.erased_on}; the request record is kept as evidence until {until}."
+    (evidence,) = answer.presence
+    assert (evidence.table, evidence.kind, evidence.active) == ("rights_requests", "request_evidence", 1)
+
+
+def test_a_person_still_active_reads_still_in_the_active_base_and_their_request_records_are_not_their_data(crm):
+    from crm_helpers import EMAIL
+
+    answer = _ask(crm, EMAIL)
+    assert answer.verdict == "active" and answer.erased_on is None
+    assert answer.evidence_rows == 2  # the register's active and archived entries about Jeanne
+    assert answer.active_rows == sum(p.active for p in answer.presence if p.table != "rights_requests")
+    assert answer.sentence().startswith(f"Still in the active base: {answer.active_rows} row(s) of the person's data")
+    assert "the 2 request records are kept as evidence" in answer.sentence()
+
+
+def test_a_person_only_in_the_archive_reads_kept_there_until_the_end_of_life_of_their_rows(crm):
+    from crm_helpers import crm_table
+    from include.retention.subjects import normalised_sql
+
+    email = _one_table_prospect(crm, archive=True)
+    answer = _ask(crm, email)
+    archive = crm_table(crm, "prospects", archive=True)
+    with crm.read() as conn:
+        until = conn.execute(select(archive.c.retention_until)
+                             .where(normalised_sql("email", archive.c.email) == email.strip().lower())).scalar_one()
+    until = until if isinstance(until, date) else date.fromisoformat(until)
+    assert answer.verdict == "archived" and (answer.active_rows, answer.evidence_rows) == (0, 0)
+    assert answer.sentence().startswith("Only in the restricted archive")
+    assert f"Commercial prospection ({answer.archived_rows} row(s), archive, kept until {until})" in answer.sentence()
+
+
+def test_an_erased_person_whose_invoices_a_legal_obligation_keeps_reads_erased_except_those_with_until_when(crm):
+    from crm_helpers import EMAIL
+
+    _erase(crm, EMAIL)
+    answer = _ask(crm, EMAIL)
+    kept = {(p.table, p.kind) for p in answer.presence if p.kind != "request_evidence"}
+    assert answer.verdict == "erased_except_kept"
+    assert kept == {("subscriptions", "kept_by_obligation"), ("invoices", "kept_by_obligation")}
+    sentence = answer.sentence()
+    assert sentence.startswith(f"Erased on {answer.erased_on}, except what a legal obligation keeps: "
+                               "Subscription billing (")
+    assert "active and archive, kept until" in sentence  # an archived subscription has a date
+    assert "the 3 request records are kept as evidence" in sentence  # Jeanne's two, and this one
+
+
+def test_an_unknown_person_reads_that_nothing_is_held_and_nothing_logged(crm):
+    answer = _ask(crm, "nobody-ever@example.org")
+    assert (answer.verdict, answer.presence, answer.events, answer.erased_on) == ("none_held", [], [], None)
+    assert answer.sentence().startswith("No data about this person is held, active or archived, and no event")
+
+
+def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
+    from crm_helpers import EMAIL
+
+    with caplog.at_level("DEBUG"):
+        _erase(crm, EMAIL)
+        answer = _ask(crm, EMAIL)
+    assert EMAIL.lower() not in caplog.text.lower() and EMAIL.lower() not in answer.sentence().lower()
