@@ -7,8 +7,14 @@ wires its tasks to the engine in `include/retention`: `preflight_checks` → `pl
 `approve_deletions` → `archive` → `purge` → `postflight_checks` → `summary`. The DAGs are
 paused at creation: nothing destructive runs on deploy.
 
-A run triggered by hand is a dry run unless its `dry_run` param is `false`; scheduled runs
-execute. A run whose plan passes the category's deletion limit waits in `approve_deletions`
+Whether a run changes data: its `dry_run` param when set (`true`: plan only; `false`:
+execute). Left empty, only the DAG's own schedule executes - a *scheduled* run (the
+nightly cron) or an *asset-triggered* one. Every run someone starts is a dry run unless it
+says `dry_run: false`: a manual trigger (UI, CLI, REST), a backfill, a run triggered by
+another DAG, an asset materialisation; an unknown run type is a dry run too (see
+`resolve_dry_run` in `include/retention_airflow/tasks.py`).
+
+A run whose plan passes the category's deletion limit waits in `approve_deletions`
 for a person (Required Actions); a rejection, or no answer in time, fails it unchanged.
 
 Parsing reads the policy file only; the database is touched when a task runs.
@@ -26,13 +32,23 @@ from include.retention_airflow.approval import DeletionApproval
 
 POLICY = load_policy()
 
+RUN_TYPE_RULE = """
+
+#### Dry run or not
+
+Left empty, `dry_run` follows the run type: the **scheduled** run (and an asset-triggered
+one) **executes**; a run triggered by hand, a backfill, or a run triggered by another DAG
+is a **dry run** - it plans and changes nothing. To change data by hand, trigger with
+`dry_run: false`.
+"""
+
 
 def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
     """The DAG that enforces one category of the schedule."""
     with DAG(
         dag_id=f"retention_{category.key}",
         description=f"{category.label.en}: retention schedule",
-        doc_md=category_doc(policy, category),
+        doc_md=category_doc(policy, category) + RUN_TYPE_RULE,
         schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
         start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone),
         catchup=False,
@@ -42,8 +58,11 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
         params={
             "dry_run": Param(None, type=["null", "boolean"],
-                             description="Plan only: count what is due, change nothing. Empty: a run triggered "
-                                         "by hand is a dry run, a scheduled run executes; false executes."),
+                             description="true: plan only - count what is due, change nothing. false: execute - "
+                                         "archive and destroy what is due. Empty: the nightly scheduled run "
+                                         "(and an asset-triggered one) executes; a run you trigger here, a "
+                                         "backfill or a run triggered by another DAG is a dry run. To change "
+                                         "data by hand, set false."),
             "as_of": Param(None, type=["null", "string"], format="date",
                            description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date."),
             "batch_size": Param(policy.batch_size_for(category), type="integer", minimum=1, maximum=1_000_000,

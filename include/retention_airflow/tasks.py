@@ -61,13 +61,52 @@ def run_day(context: dict[str, Any], policy: RetentionPolicy) -> date:
     return moment.astimezone(policy.zone).date()
 
 
+# Whether a run that leaves ``params.dry_run`` empty is a dry run, per Airflow run type
+# (the ``DagRunType`` values of Airflow 3.3; see ``resolve_dry_run``). Only the DAG's own
+# schedule executes unattended: whoever starts a run must say ``dry_run: false`` to change data.
+DRY_RUN_DEFAULTS: dict[str, bool] = {
+    "scheduled": False, "asset_triggered": False,
+    "manual": True, "backfill": True, "operator_triggered": True, "asset_materialization": True,
+}
+
+
+def run_type_value(run_type: Any) -> str | None:
+    """The run type as its plain value (``"scheduled"``...), whatever form it arrives in.
+
+    The task runtime hands ``context["dag_run"].run_type`` as the task SDK's ``DagRunType``, a
+    ``str`` enum without Airflow core's ``__str__``: ``str()`` of it is ``'DagRunType.SCHEDULED'``,
+    not ``'scheduled'`` (issue 14: every nightly run was a dry run). So the enum's ``.value`` is
+    read; a plain string is taken as it is."""
+    value = getattr(run_type, "value", run_type)
+    return value if isinstance(value, str) else None
+
+
 def resolve_dry_run(context: dict[str, Any]) -> bool:
-    """``params.dry_run`` when it is set; otherwise a run triggered by hand is a dry run and a
-    scheduled run executes. Changing data by hand takes an explicit ``dry_run: false``."""
+    """``params.dry_run`` when it is set; otherwise the default of the run's type.
+
+    =====================  ==========  ============================================================
+    run type               default     why
+    =====================  ==========  ============================================================
+    scheduled              executes    the nightly run of the schedule: nobody is there to say so
+    asset_triggered        executes    the DAG's own (data-driven) schedule, unattended like a cron
+    manual                 dry run     started by a person: changing data takes ``dry_run: false``
+    backfill               dry run     started by a person, over past dates; never needed to catch
+                                       up (the next run, as of its own day, does everything due),
+                                       so a backfill that changes data must say so explicitly
+    operator_triggered     dry run     started by another DAG: its author passes ``dry_run: false``
+    asset_materialization  dry run     a person clicked "materialize"
+    anything else          dry run     unknown: fail safe, and say so in the task log
+    =====================  ==========  ============================================================
+    """
     chosen = context["params"].get("dry_run")
     if chosen is not None:
         return bool(chosen)
-    return str(getattr(context["dag_run"], "run_type", "")) != "scheduled"
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    default = DRY_RUN_DEFAULTS.get(run_type_value(run_type) or "")
+    if default is None:
+        log.warning("Unknown run type %r: a dry run (set dry_run: false to execute)", run_type)
+        return True
+    return default
 
 
 @contextmanager

@@ -33,3 +33,13 @@ def admin_headers(client) -> dict[str, str]:
     response = client.post("/auth/token", json={"username": "admin", "password": passwords["admin"]})
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def policy_with_schedule(folder: Path, base: Path, category: str, cron: str) -> Path:
+    """A copy of the policy ``base`` in which ``category`` runs on ``cron`` (the other
+    categories keep theirs): to make the scheduler start that category's run when a test wants."""
+    data = yaml.safe_load(base.read_text(encoding="utf-8"))
+    data["categories"][category]["schedule"] = cron
+    path = folder / f"retention_policy_{category}_on_{cron.replace(' ', '_').replace('*', 'x')}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path

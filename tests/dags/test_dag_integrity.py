@@ -109,18 +109,3 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
                                    "retention_customer_relationship", "retention_dpo_report", "retention_prospection",
                                    "retention_rights_deadlines", "retention_suppliers", "subject_request"]
     assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md
-
-
-@pytest.mark.parametrize("run_type, param, dry", [
-    ("manual", None, True),      # by hand: a dry run unless it says otherwise
-    ("manual", False, False),
-    ("scheduled", None, False),  # the nightly run executes
-    ("scheduled", True, True),
-    ("backfill", None, True),
-])
-def test_a_run_is_a_dry_run_when_triggered_by_hand_unless_it_says_otherwise(run_type, param, dry):
-    from types import SimpleNamespace
-
-    from include.retention_airflow.tasks import resolve_dry_run
-
-    assert resolve_dry_run({"params": {"dry_run": param}, "dag_run": SimpleNamespace(run_type=run_type)}) is dry
