@@ -245,20 +245,27 @@ def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...))
         answer = was_erased(_target(policy), policy, _subject_key(), kind, identifier)
     except RetentionError as exc:
         return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}")
-    verdicts = {"none_held": ("ok", "No data about this person is held any more, active or archived."),
-                "archived": ("warn", "Only in the restricted archive (kept for its legal purpose, then destroyed)."),
-                "active": ("ko", "Still in the active base.")}
-    css, sentence = verdicts[answer.verdict]
-    presence = html.table(("category", "table", "active rows", "archived rows"),
-                          [(p.category, p.table, p.active, p.archived) for p in answer.presence])
+    css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn",
+           "active": "ko"}[answer.verdict]
+    presence = html.table(("category", "table", "kind of record", "active rows", "archived rows", "kept"),
+                          [(p.category, p.table, RECORD_KINDS_SHOWN[p.kind], p.active, p.archived,
+                            p.horizon.text() if p.horizon else "") for p in answer.presence])
     events = html.table(("#", "recorded (UTC)", "action", "category", "table", "rows", "run"),
                         [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M"), e["action"], e["category"],
                           e["table_name"], e["row_count"], e["run_id"]) for e in answer.events])
-    body = (f"<p class='{css}'><b>{html.text(sentence)}</b></p>"
+    body = (f"<p class='{css}'><b>{html.text(answer.sentence())}</b></p>"
             f"<p>Keyed hash of the {html.text(kind)}: <code>{answer.subject_hash}</code></p>"
-            f"<h2>Rows about this person now</h2>{presence}<h2>Events logged about this person</h2>{events}"
-            f"{_lookup_form()}")
+            f"<h2>Rows about this person now, per kind of record</h2>{presence}"
+            "<p><small>The person's data: their rows in the active base and the restricted archive. Kept by legal "
+            "obligation: their rows in a category an erasure keeps (<code>on_erasure: keep</code>, e.g. invoices). "
+            "Evidence of a request: the rights-request register entry, kept to prove the request was handled, "
+            "then destroyed with its category.</small></p>"
+            f"<h2>Events logged about this person</h2>{events}{_lookup_form()}")
     return _page(request, "Was X erased?", body)
+
+
+RECORD_KINDS_SHOWN = {"personal_data": "the person's data", "kept_by_obligation": "kept by legal obligation",
+                      "request_evidence": "evidence of a request (register)"}
 
 
 def _lookup_form() -> str:

@@ -137,7 +137,29 @@ def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_re
 def test_the_lookup_says_an_active_prospect_is_still_active(ui):
     page = ui.post("/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]},
                    headers=_token(ui)).text
-    assert "Still in the active base" in page
+    assert "Still in the active base" in page and "the person&#x27;s data" in page
+
+
+def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is_kept_as_evidence(
+        ui, tmp_path, monkeypatch):
+    """The demo's case: the prospect's rows are gone, the register entry about the request stays."""
+    from datetime import date
+
+    from include.retention.audit import RunContext
+    from include.retention.policy import load_policy
+    from include.retention.requests import RequestRecord, handle
+    from include.retention.subjects import Subject
+
+    email = ui.people["active"]
+    target = _copy_of_the_target(tmp_path, monkeypatch)
+    request = RequestRecord("DDP-UI-1", "erasure", date(2026, 11, 26), True, requester_email=email)
+    handle(target, load_policy(), SubjectKey(SECRET, "t"), request, Subject.of({"email": email}),
+           RunContext("manual__DDP-UI-1", "subject_request", date(2026, 11, 26), "test"), datetime.now(timezone.utc))
+    target.dispose()
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui)).text
+    assert "Still in the active base" not in page and "class='ko'" not in page
+    assert "Erased on " in page and "; the request record is kept as evidence until " in page
+    assert "evidence of a request (register)" in page and email not in page.lower()
 
 
 def test_the_lookup_explains_a_malformed_identifier(ui):
@@ -184,13 +206,10 @@ def test_the_legal_holds_page_lists_the_register_with_its_reasons(ui):
     assert "1 hold(s) in force" in page
 
 
-@pytest.fixture
-def certified_copy(ui, tmp_path, monkeypatch):
-    """A copy of the UI's target whose runs have their certificates, the view pointed at it."""
+def _copy_of_the_target(tmp_path, monkeypatch):
+    """A copy of the UI's target, the view pointed at it (tests that change it)."""
     import shutil
 
-    from include.retention import audit, certificate
-    from include.retention.policy import load_policy
     from include.retention.target import connect
 
     source = Path(json.loads(os.environ["AIRFLOW_CONN_RETENTION_TARGET"])["host"])
@@ -199,7 +218,16 @@ def certified_copy(ui, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "sqlite",
                                                                      "host": str(tmp_path / "target.db")}))
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
-    target = connect(f"sqlite:///{tmp_path / 'target.db'}")
+    return connect(f"sqlite:///{tmp_path / 'target.db'}")
+
+
+@pytest.fixture
+def certified_copy(ui, tmp_path, monkeypatch):
+    """A copy of the UI's target whose runs have their certificates."""
+    from include.retention import audit, certificate
+    from include.retention.policy import load_policy
+
+    target = _copy_of_the_target(tmp_path, monkeypatch)
     trail = audit.audit_table("archive", load_policy().audit_table)
     with target.read() as conn:
         for run_id in RUNS.values():

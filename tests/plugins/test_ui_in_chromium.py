@@ -53,7 +53,8 @@ def airflow_standalone(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]
            "AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__API__PORT": str(port),
            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
            "AIRFLOW__TRIGGERER__LOG_SERVER_PORT": str(_free_port()),
-           "AIRFLOW_CONN_RETENTION_TARGET": connection, "RETENTION_SUBJECT_SECRET": SECRET}
+           "AIRFLOW_CONN_RETENTION_TARGET": connection, "RETENTION_SUBJECT_SECRET": SECRET,
+           "RETENTION_REPORTS_DIR": str(home / "reports")}
     env.pop("AIRFLOW__API_AUTH__JWT_SECRET", None)
     log = (home / "standalone.log").open("w")
     process = subprocess.Popen([str(Path(venv_bin) / "airflow"), "standalone"], env=env, stdout=log,
@@ -139,7 +140,7 @@ def test_the_dpo_logs_in_opens_the_retention_view_and_asks_whether_a_person_was_
     page = _wait_for_text(browser, "Last audit event")
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
     browser.find_element(By.LINK_TEXT, "Chain status").click()
-    _wait_for_text(browser, "Hash chain intact")
+    _wait_for_text(browser, "Audit log intact")
 
     browser.find_element(By.LINK_TEXT, "Was X erased?").click()
     browser.find_element(By.NAME, "identifier").send_keys(people["destroyed"])
