@@ -188,14 +188,14 @@ def pick_people(policy) -> list[str]:
 
 
 def answer_erasure_questions(policy, people: list[str]) -> None:
-    """"Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased)."""
+    """"Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased):
+    the same sentence the Retention view gives, per kind of record."""
     target = connect(HOME.url, policy.archive_schema)
     print("\n==> 'Was person X erased?' (answered by hashing X's e-mail with the subject key):")
     for email in people:
         answer = was_erased(target, policy, key_from_env(), "email", email)
         masked = email[0] + "***@" + email.split("@", 1)[1]
-        print(f"    {masked:<28} {answer.verdict:<10} active rows {answer.active_rows}, "
-              f"archived rows {answer.archived_rows}, hash {answer.subject_hash[:16]}...")
+        print(f"    {masked} (hash {answer.subject_hash[:16]}...): {answer.sentence()}")
     target.dispose()
 
 
