@@ -10,7 +10,11 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 * the key columns and the archive columns exist (``expect_column_to_exist``);
 * the primary key is unique (``expect_column_values_to_be_unique`` /
   ``expect_compound_columns_to_be_unique``);
-* on SQLite, every clock value is a date SQLite can read (dates are text there);
+* on SQLite, every clock value (of the table, or of a related table a clock reads) is text
+  the clock reads as a date: ``YYYY-MM-DD``, optionally ``[ T]HH:MM[:SS[.fff]]``, optionally
+  ``Z`` or ``+HH:MM``/``-HH:MM`` (``clock.sqlite_readable``, the clock's own grammar). Anything
+  else - ``''``, ``N/A``, ``31/12/2020``, ``2024-02-30``, a number - would never fall due, or
+  fall due at random;
 * no clock input lies in the future beyond a small tolerance (``unexpected_rows_expectation``):
   a contact dated in the future means a wrong clock, and a wrong clock destroys data. This
   applies to events that have happened (``when_missing: defect``); end events that may
@@ -29,15 +33,16 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Date, DateTime, literal
+from sqlalchemy import Date, DateTime, column, literal, select, text
 from sqlalchemy.engine import Engine
 
 from . import audit
 from .catalog import TableNode
+from .clock import sqlite_later_than, sqlite_readable
 from .errors import RetentionError
 from .policy import TablePolicy
 from .start_events import clock_inputs
@@ -57,10 +62,13 @@ class CheckResult:
     success: bool
     unexpected: int = 0
     blocking: bool = True
+    sample: str = ""  # the key of one failing row ("member_id=12"), so it can be found and fixed
 
     def describe(self) -> str:
-        return f"{self.expectation} on {self.table}: {self.unexpected} row(s)" if self.unexpected else \
-            f"{self.expectation} on {self.table}"
+        if not self.unexpected:
+            return f"{self.expectation} on {self.table}"
+        example = f", e.g. {self.sample}" if self.sample else ""
+        return f"{self.expectation} on {self.table}: {self.unexpected} row(s){example}"
 
 
 class QualityGateFailed(RetentionError):
@@ -83,10 +91,13 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
         for root in nodes:
             for node in root.walk_all():
                 results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
-            for related, column in _related_clock_inputs(root):
+            for related, column, defect in _related_clock_inputs(root):
                 keys = [c.name for c in related.primary_key.columns]
-                results += gx_run(related, f"pre_archive.{related.name}.clock",
-                                  [_no_future_dates(related, keys, column, step, moment)])
+                checks = [_no_future_dates(related, keys, column, step, moment)] if defect else []
+                if step.target.is_sqlite:
+                    checks.append(_readable_dates(related, keys, column, step))
+                if checks:
+                    results += gx_run(related, f"pre_archive.{related.name}.clock", checks)
     return conclude_gate(step, results, "pre-archive", "no row was moved")
 
 
@@ -132,49 +143,77 @@ def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> li
     return expectations
 
 
-def _readable_dates(table: Any, key_columns: list[str], column: str, step: StepContext) -> Any:
+@dataclass(frozen=True)
+class _RowCheck:
+    """A check written as "these rows are wrong": one SQL condition on one table's own
+    columns. Great Expectations counts the rows; when there are some, one key is looked up
+    so that the failure says which row to fix (a key, never the value)."""
+
+    table: Any
+    key_columns: list[str]
+    condition: str
+    description: str
+
+    def expectation(self, quote: Any) -> Any:
+        import great_expectations.expectations as gxe
+
+        keys = ", ".join(quote(c) for c in self.key_columns)
+        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE "
+                                                                  f"{self.condition}",
+                                             description=self.description)
+
+    def sample(self, engine: Engine) -> str:
+        keys = [self.table.c[c] for c in self.key_columns]
+        query = select(*keys).where(text(self.condition)).order_by(*keys).limit(1)
+        with engine.connect() as conn:
+            row = conn.execute(query).first()
+        return ", ".join(f"{c}={v}" for c, v in zip(self.key_columns, row, strict=True)) if row else ""
+
+
+def _condition(expression: Any, step: StepContext) -> str:
+    """A condition built by SQLAlchemy (identifiers quoted, values computed here and never
+    taken from the policy) as SQL text for Great Expectations."""
+    dialect = step.target.engine.dialect
+    return str(expression.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _readable_dates(table: Any, key_columns: list[str], column_name: str, step: StepContext) -> _RowCheck:
     """SQLite stores dates as text, and compares text as text: '26/11/2019' would sort after
-    '2023-...' and never fall due, or fall due at random. Every clock value must be a date
-    SQLite itself can read (``julianday``); anything else stops the run."""
-    import great_expectations.expectations as gxe
-
-    quote = step.target.engine.dialect.identifier_preparer.quote
-    keys = ", ".join(quote(c) for c in key_columns)
-    return gxe.UnexpectedRowsExpectation(
-        unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {quote(column)} IS NOT NULL "
-                              f"AND julianday({quote(column)}) IS NULL",
-        description=f"readable_dates_{column}",
-    )
+    '2023-...' and never fall due, '2024-02-30' would fall due at random. Every clock value
+    must be text the clock reads as a date (``clock.sqlite_readable`` is its grammar in
+    SQL); anything else stops the run."""
+    value = column(column_name)
+    unreadable = value.is_not(None) & ~sqlite_readable(value)
+    return _RowCheck(table, key_columns, _condition(unreadable, step), f"readable_dates_{column_name}")
 
 
-def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str]]:
-    """Columns of related tables that a defect-type clock reads (``latest``/``earliest``)."""
-    if not isinstance(root.policy, TablePolicy) or root.policy.start_event.when_missing != "defect":
+def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
+    """Columns of related tables that the root's clock reads (``latest``/``earliest``), and
+    whether the clock is a defect-type one (an event that has happened)."""
+    if not isinstance(root.policy, TablePolicy):
         return []
+    defect = root.policy.start_event.when_missing == "defect"
     reflected = root.source.metadata.tables.values()
     inputs = []
-    for table_name, column in clock_inputs(root.policy.start_event):
+    for table_name, column_name in clock_inputs(root.policy.start_event):
         if table_name is not None:
             related = next(t for t in reflected if t.name == table_name)
-            inputs.append((related, column))
+            inputs.append((related, column_name, defect))
     return inputs
 
 
-def _no_future_dates(table: Any, key_columns: list[str], column: str, step: StepContext, now: datetime) -> Any:
-    """Rows whose ``column`` lies after now + tolerance, as a single query on the table."""
-    import great_expectations.expectations as gxe
-
-    dialect = step.target.engine.dialect
-    quote = dialect.identifier_preparer.quote
-    column_type = table.c[column].type
-    bound = _future_bound(column_type, now + FUTURE_TOLERANCE, step)
-    # The bound is computed here, never taken from the policy; SQLAlchemy renders it.
-    rendered = literal(bound, type_=column_type).compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    keys = ", ".join(quote(c) for c in key_columns)
-    return gxe.UnexpectedRowsExpectation(
-        unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {quote(column)} > {rendered}",
-        description=f"no_future_{column}",
-    )
+def _no_future_dates(table: Any, key_columns: list[str], column_name: str, step: StepContext,
+                     now: datetime) -> _RowCheck:
+    """Rows whose ``column`` lies after now + tolerance, as a single query on the table. On
+    SQLite the text is read as the clock reads it (an instant when it has a zone)."""
+    moment = now + FUTURE_TOLERANCE
+    if step.target.is_sqlite:
+        later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment,
+                                                                         step.policy.zones)
+    else:
+        column_type = table.c[column_name].type
+        later = column(column_name) > literal(_future_bound(column_type, moment, step), type_=column_type)
+    return _RowCheck(table, key_columns, _condition(later, step), f"no_future_{column_name}")
 
 
 def _future_bound(column_type: Any, moment: datetime, step: StepContext) -> datetime | date:
@@ -216,16 +255,25 @@ class _GxValidator:
         self.source.get_execution_engine().engine.dispose()
         self.source.get_engine().dispose()
 
-    def __call__(self, table: Any, suite_name: str, expectations: list[Any]) -> list[CheckResult]:
+    def __call__(self, table: Any, suite_name: str, checks: list[Any]) -> list[CheckResult]:
+        """Validate ``checks`` (Great Expectations expectations, or ``_RowCheck``) on ``table``."""
         asset_name = f"{table.schema}.{table.name}" if table.schema else table.name
         if asset_name not in self.assets:
             asset = self.source.add_table_asset(asset_name, table_name=table.name, schema_name=table.schema)
             self.assets[asset_name] = asset.add_batch_definition_whole_table("all")
         suite = self.context.suites.add(self.gx.ExpectationSuite(name=suite_name))
-        for expectation in expectations:
-            suite.add_expectation(expectation)
+        quote = self.engine.dialect.identifier_preparer.quote
+        row_checks = {_label(c.description): c for c in checks if isinstance(c, _RowCheck)}
+        for check in checks:
+            suite.add_expectation(check.expectation(quote) if isinstance(check, _RowCheck) else check)
         outcome = self.assets[asset_name].get_batch().validate(suite, result_format="SUMMARY")
-        return [_result(suite_name, table.name, r) for r in outcome.results]
+        results = [_result(suite_name, table.name, r) for r in outcome.results]
+        return [self._with_sample(r, row_checks.get(r.expectation)) for r in results]
+
+    def _with_sample(self, result: CheckResult, check: "_RowCheck | None") -> CheckResult:
+        if check is None or result.success or not result.unexpected:
+            return result
+        return replace(result, sample=check.sample(self.engine))
 
 
 def _result(suite: str, table: str, result: Any) -> CheckResult:

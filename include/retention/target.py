@@ -20,6 +20,8 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from .clock import register_sqlite_functions
+
 _READ_ONLY = "retention_read_only"
 
 
@@ -101,6 +103,8 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
         dbapi_conn.isolation_level = None
         # Keyed hashes in SQL (subjects.keyed_hash_sql), as pgcrypto's hmac() does on PostgreSQL.
         dbapi_conn.create_function("retention_hmac_sha256", 2, _hmac_sha256, deterministic=True)
+        # Dates stored as text, dated in the company's time zone (clock.local_day_of_text).
+        register_sqlite_functions(dbapi_conn)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f'ATTACH DATABASE ? AS "{archive_schema}"', (archive_file,))
