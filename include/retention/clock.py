@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -152,34 +153,58 @@ def parse_stored_text(value: Any) -> date | datetime | None:
 
     Fractional seconds are cut to microseconds: only the day is ever used.
     """
-    match = _STORED_TEXT.fullmatch(value) if isinstance(value, str) else None
+    match = _checked(value)
     if match is None:
         return None
-    try:
-        day = date.fromisoformat(match["day"])  # refuses 2024-02-30, month 13, year 0
-    except ValueError:
-        return None
     if match["hour"] is None:
-        return day
-    microsecond = int((match["fraction"] or "0")[:6].ljust(6, "0"))
-    try:  # time() refuses hour 24 and second 60
-        moment = time(int(match["hour"]), int(match["minute"]), int(match["second"] or 0), microsecond)
-        return datetime.combine(day, moment, _zone(match["zone"]))
+        return date.fromisoformat(match["day"])
+    return _moment(match)
+
+
+def _checked(value: Any) -> re.Match[str] | None:
+    """The grammar's match for ``value`` when every field is in range, else None. Fields are
+    two ASCII digits each, so they compare as text."""
+    match = _STORED_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not _is_calendar_day(match["day"]):
+        return None
+    if match["hour"] is not None and (match["hour"] > "23" or match["minute"] > "59"
+                                      or (match["second"] or "00") > "59"):
+        return None
+    zone = match["zone"]
+    if zone is not None and zone != "Z" and (zone[1:3] > f"{_MAX_OFFSET_HOURS:02d}" or zone[4:6] > "59"):
+        return None
+    return match
+
+
+@lru_cache(maxsize=65536)
+def _is_calendar_day(text: str) -> bool:
+    """A real day: refuses 2024-02-30, month 13, year 0 (many rows share a day: cached)."""
+    try:
+        date.fromisoformat(text)
     except ValueError:
-        return None
+        return False
+    return True
 
 
-def _zone(text: str | None) -> timezone | None:
-    """The zone of a stored value: None when naive; ValueError when the offset is impossible."""
-    if text is None:
-        return None
-    if text == "Z":
+def _moment(match: re.Match[str]) -> datetime:
+    """The datetime of checked text with a time: naive, or aware with its offset."""
+    day, zone, fraction = match["day"], match["zone"], match["fraction"] or "0"
+    return datetime(int(day[:4]), int(day[5:7]), int(day[8:]), int(match["hour"]), int(match["minute"]),
+                    int(match["second"] or 0), int(fraction[:6].ljust(6, "0")), _offset(zone) if zone else None)
+
+
+@lru_cache(maxsize=256)
+def _offset(zone: str) -> timezone:
+    """'Z', '+02:00' or '-03:30' as a fixed offset (checked text: in range)."""
+    if zone == "Z":
         return _UTC
-    hours, minutes = int(text[1:3]), int(text[4:6])
-    if hours > _MAX_OFFSET_HOURS or minutes > 59:
-        raise ValueError(f"offset {text} is out of range")
-    offset = timedelta(hours=hours, minutes=minutes)
-    return timezone(-offset if text[0] == "-" else offset)
+    size = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return timezone(-size if zone[0] == "-" else size)
+
+
+@lru_cache(maxsize=64)
+def _zone_named(key: str) -> ZoneInfo:
+    return ZoneInfo(key)
 
 
 def local_day_of_text(value: Any, company_zone: str, naive_zone: str) -> str | None:
@@ -187,19 +212,21 @@ def local_day_of_text(value: Any, company_zone: str, naive_zone: str) -> str | N
     it is not a date (``parse_stored_text``).
 
     Registered on every SQLite connection as ``retention_local_day`` (deterministic: the
-    same text and zones give the same day). Naive text is read in ``naive_zone``.
+    same text and zones give the same day). Naive text is read in ``naive_zone``. A day,
+    and wall-clock text in the company's own zone, are their own day: no conversion.
     """
-    parsed = parse_stored_text(value)
-    if parsed is None or not isinstance(parsed, datetime):
-        return parsed.isoformat() if parsed is not None else None
-    if parsed.tzinfo is None:
-        if naive_zone == company_zone:
-            return parsed.date().isoformat()
-        parsed = parsed.replace(tzinfo=ZoneInfo(naive_zone))
+    match = _checked(value)
+    if match is None:
+        return None
+    if match["hour"] is None or (match["zone"] is None and naive_zone == company_zone):
+        return match["day"]
+    moment = _moment(match)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone_named(naive_zone))
     try:
-        return parsed.astimezone(ZoneInfo(company_zone)).date().isoformat()
+        return moment.astimezone(_zone_named(company_zone)).date().isoformat()
     except OverflowError:  # within hours of 0001-01-01 or 9999-12-31: its own day will do
-        return parsed.date().isoformat()
+        return match["day"]
 
 
 def register_sqlite_functions(dbapi_connection: Any) -> None:
@@ -288,6 +315,14 @@ class _ByDialect(ColumnElement[bool]):
     @property
     def _from_objects(self) -> list[Any]:
         return self.default._from_objects
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        # Each alternative is a comparison already: no "(...) = 1" around it on SQLite,
+        # which would hide the range on the start column from the index.
+        return self
+
+    def _negate(self) -> ColumnElement[Any]:
+        return _ByDialect(~self.default, ~self.sqlite)
 
 
 @compiles(_ByDialect)
