@@ -22,10 +22,10 @@ programming error (which zone did the caller mean?), not something to guess.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import DateTime
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, String, Table, not_, select, type_coerce, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 # Fixed width: 'YYYY-MM-DD HH:MM:SS.ffffff+00:00' (32 characters).
@@ -109,3 +109,33 @@ class UtcDateTime(TypeDecorator):
     @property
     def python_type(self) -> type:
         return datetime
+
+
+def normalise_sqlite_text(conn: Connection, table: Table, columns: Sequence[str]) -> int:
+    """Rewrite, in place, what earlier versions wrote in ``columns`` of a project table on
+    SQLite (UTC text without its offset) as this module's text; return how many values changed.
+
+    ``UtcDateTime`` already reads such text as UTC, but SQL that reads the column directly -
+    the retention clock, for the rights register that is also a policy table - reads naive
+    text as wall-clock time in ``naive_timezone``. After this, every value says its zone.
+    Not for the audit log: it is append-only, and its readers all go through this type.
+    """
+    if conn.dialect.name != "sqlite":
+        return 0
+    key = list(table.primary_key.columns)
+    changed = 0
+    for name in columns:
+        raw = type_coerce(table.c[name], String)
+        rows = conn.execute(select(*key, raw.label("raw")).where(
+            raw.is_not(None), not_(raw.like(_STORED_PATTERN)))).all()
+        for row in rows:
+            try:
+                instant = read_instant(row.raw)
+            except ValueError:  # not a date at all: left as it is, for the pre-archive gate to name
+                continue
+            conn.execute(update(table).where(*(c == row._mapping[c.name] for c in key)).values({name: instant}))
+            changed += 1
+    return changed
+
+
+_STORED_PATTERN = "____-__-__ __:__:__.______+00:00"

@@ -42,7 +42,7 @@ from .audit import RunContext
 from .erasure import REQUEST_EVENTS, erase_in
 from .errors import RetentionError
 from .export import export_subject
-from .instants import UtcDateTime
+from .instants import UtcDateTime, normalise_sqlite_text
 from .periods import Period
 from .policy import RetentionPolicy
 from .rectify import rectify_in
@@ -54,6 +54,7 @@ REQUEST_TYPES = ("access", "portability", "rectification", "erasure", "oppositio
 STATUSES = ("pending_identity", "in_progress", "completed", "failed")
 RESPONSE_PERIOD = Period(months=1)
 EXTENDED_PERIOD = Period(months=3)  # the month, plus two more (art. 12(3))
+INSTANT_COLUMNS = ("received_at", "closed_at")  # instants.UtcDateTime: stored with their zone
 
 
 def register_table(schema: str | None, name: str) -> Table:
@@ -211,6 +212,8 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
     if missing:
         raise RetentionError(f"rights register {register.name} lacks column(s) {', '.join(missing)} "
                              "of the project's layout (include/retention/requests.py: register_table)")
+    with target.engine.begin() as conn:  # SQLite: what earlier versions wrote gets its zone
+        normalise_sqlite_text(conn, register, INSTANT_COLUMNS)
     return register
 
 

@@ -209,3 +209,29 @@ def test_the_demo_register_is_seeded_with_offsets(target):
             assert {(len(s), s[-6:]) for s in stored} == {(32, "+00:00")}
     assert rows and all(r.received_at.tzinfo == timezone.utc for r in rows)
     assert any(r.closed_at for r in rows) and all(r.closed_at.tzinfo == timezone.utc for r in rows if r.closed_at)
+
+
+def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_back(tmp_path):
+    """The register is also a policy table, read by the retention clock in SQL: its legacy
+    UTC text (no offset) would be read there as Paris time. ``ensure_register`` rewrites it."""
+    from include.retention.policy import load_policy
+    from include.retention.requests import ensure_register
+    from include.retention.target import connect
+
+    target = connect(f"sqlite:///{tmp_path / 'register.db'}", "archive")
+    register = register_table(None, "rights_requests")
+    with target.engine.begin() as conn:
+        register.create(conn)
+        for request_id, closed in ((1, "2026-11-30 23:30:00.000000"), (2, None), (3, "2026-11-30T23:30:00Z"),
+                                   (4, "2026-11-30 23:30:00.000000+00:00"), (5, "last Tuesday")):
+            conn.execute(text("INSERT INTO rights_requests (request_id, reference, request_type, received_at, "
+                              "due_at, extended, identity_verified, status, closed_at) VALUES (:id, :ref, 'access', "
+                              "'2026-11-01 00:00:00.000000', '2026-12-01', 0, 1, 'completed', :closed)"),
+                         {"id": request_id, "ref": f"DDP-{request_id}", "closed": closed})
+    ensure_register(target, load_policy())
+    with target.read() as conn:
+        stored = conn.execute(text("SELECT received_at, closed_at FROM rights_requests ORDER BY request_id")).all()
+    target.dispose()
+    utc = "2026-11-30 23:30:00.000000+00:00"
+    assert [tuple(r) for r in stored] == [("2026-11-01 00:00:00.000000+00:00", closed) for closed in (
+        utc, None, utc, utc, "last Tuesday")]
