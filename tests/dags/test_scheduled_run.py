@@ -37,16 +37,18 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, insert, select, t
 from dag_helpers import PER_PHASE, SUBJECT_SECRET, policy_with_schedule, policy_without_deletion_limit
 from include.demo.seed import PARIS, at_paris, seed_demo
 from include.retention.audit import audit_table, events
-from include.retention.periods import Period
 from include.retention.target import Target, connect
 from table_checksums import checksum
 from throwaway_postgres import _free_port, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "retention_prospection"
+CLI_TIMEOUT = 300  # seconds: an ``airflow`` command (``db migrate`` is the longest)
 STARTUP_TIMEOUT = 180  # seconds: the dag-processor has parsed the DAGs
 RUN_TIMEOUT = 240  # seconds: a run of seven tasks, each in a fresh task process, on a busy machine
-ACTIVE, ARCHIVE = Period(3), Period(5)  # prospection: 3 years active, then 5 in the archive (the spec)
+# Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, 2 leap days, then these two.
+ON_BOUNDARY, DAY_AFTER_BOUNDARY = 3 * PER_PHASE + 5, 3 * PER_PHASE + 6
+ACTIVE_YEARS, ARCHIVE_YEARS = 3, 5  # prospection (the spec): 3 years active, then 5 in the archive
 
 
 @dataclass
@@ -64,8 +66,12 @@ class Cluster:
 
     def airflow(self, *args: str) -> str:
         """Run an ``airflow`` CLI command against this cluster; fail with its output."""
-        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"airflow {' '.join(args)} took more than {CLI_TIMEOUT}s:\n{exc.stdout}\n{exc.stderr}"
+                        f"{self.diagnostics()}")
         if done.returncode:
             pytest.fail(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
                         f"{self.diagnostics()}")
@@ -115,17 +121,24 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
-    """Stop every component and the processes each started (its process group): TERM to all,
-    a bounded wait, then KILL to what is left."""
+    """Stop every component and the processes each started (its process group, task processes
+    included): TERM to all, a bounded wait for the groups to empty, then KILL to what is left."""
+    def alive(proc: subprocess.Popen) -> bool:
+        proc.poll()  # reap the leader, so that only live members keep its group
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
         deadline = time.monotonic() + 20
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        if all(proc.poll() is not None for proc in procs):
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not any(alive(p) for p in procs):
             return
 
 
@@ -217,18 +230,27 @@ def _rows(target: Target, schema: str, table: str, *columns: str) -> list[tuple]
         return [tuple(r) for r in conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c[columns[0]]))]
 
 
+def _plus_years(day: date, years: int) -> date:
+    """Calendar years, as the spec says: 29 February lands on 28 February in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
 def _expected(target: Target, as_of: date) -> dict[str, Any]:
-    """Where each prospect (and its interactions) must be after a run for ``as_of``: aged in
-    Python from the spec's periods on the Paris calendar day, not by the engine's SQL."""
+    """Where each prospect (and its interactions) must be after a run for ``as_of``, from the
+    spec alone: the last inbound contact's Paris calendar day, plus the active period, then the
+    archive period from where the active one ends; past a period when that day <= ``as_of``."""
     phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
     for prospect_id, contact in _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at"):
         if contact is None:
             phases["active"].add(prospect_id)
             continue
-        end_active = ACTIVE.add_to(contact.astimezone(PARIS).date())
+        end_active = _plus_years(contact.astimezone(PARIS).date(), ACTIVE_YEARS)
         if end_active > as_of:
             phases["active"].add(prospect_id)
-        elif ARCHIVE.add_to(end_active) > as_of:
+        elif _plus_years(end_active, ARCHIVE_YEARS) > as_of:
             phases["archive"].add(prospect_id)
         else:
             phases["destroyed"].add(prospect_id)
@@ -255,8 +277,16 @@ def _destructive_events(target: Target, run_id: str) -> dict[tuple[str, str], in
 def test_the_scheduled_run_executes_and_moves_exactly_the_due_prospects(cluster, scheduled_run, reports_env):
     run, expected = scheduled_run, scheduled_run["expected"]
     target = cluster.target
+    # The seed's edge prospects (include/demo/seed.py), last heard from at 00:30 in Paris - the
+    # day before in UTC: exactly 3 years before the run's Paris day is due, a day later is not.
+    assert ON_BOUNDARY in expected["archive"] and DAY_AFTER_BOUNDARY in expected["active"]
     assert (run["run_type"], run["state"]) == ("scheduled", "success"), f"{run}{cluster.diagnostics()}"
     assert run["logical_date"] == cluster.tick, "the run is the tick of the policy's cron, an hour ago"
+    with target.read() as conn:
+        logged = events(conn, audit_table("archive", "retention_audit"), run_id=run["run_id"])
+    assert logged, f"the scheduled run wrote no audit event{cluster.diagnostics()}"
+    assert not any(e["dry_run"] for e in logged), "the scheduled run, with default params, was a dry run"
+    assert {e["as_of"] for e in logged} == {cluster.tick.date()}, "a scheduled run is as of its logical date"
 
     assert {p for (p,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
     assert {p for (p,) in _rows(target, "archive", "prospects", "prospect_id")} == expected["archive"]
@@ -272,10 +302,6 @@ def test_the_scheduled_run_executes_and_moves_exactly_the_due_prospects(cluster,
         ("delete", "prospects"): len(destroyed),
         ("delete", "prospect_interactions"): len(expected["children"]["destroyed"]),
     }
-    with target.read() as conn:
-        logged = events(conn, audit_table("archive", "retention_audit"), run_id=run["run_id"])
-    assert logged and not any(e["dry_run"] for e in logged)
-    assert {e["as_of"] for e in logged} == {cluster.tick.date()}
 
     issued = _certificate(cluster, run["run_id"])
     assert (issued["dry_run"], issued["completed"], issued["as_of"]) == (False, True, cluster.tick.date().isoformat())
