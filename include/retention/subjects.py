@@ -20,7 +20,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select, text
@@ -321,13 +321,18 @@ class Horizon:
     until: date | None
     waiting: int
     after: str
+    today: date | None = None  # the company's day when asked: an ``until`` not after it is overdue
 
     def text(self) -> str:
         if self.waiting and self.until is None:
             return f"until {self.after}"
-        if self.waiting:
-            return f"until {self.until.isoformat()}, and {self.waiting} row(s) until {self.after}"
-        return f"until {self.until.isoformat()}" if self.until else "until their end of life"
+        if self.until is None:
+            return "until their end of life"
+        if self.today and self.until <= self.today:
+            dated = f"past their end of life ({self.until.isoformat()}): the next run destroys them"
+        else:
+            dated = f"until {self.until.isoformat()}"
+        return f"{dated}, and {self.waiting} row(s) until {self.after}" if self.waiting else dated
 
 
 @dataclass(frozen=True)
@@ -498,7 +503,8 @@ def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str
                    category.active_period.days + category.archive_or_zero.days)
     start = category.counted_from.en if category.counted_from else "its start event"
     return Horizon(max(until, default=None), waiting,
-                   f"{total.in_words('en')} after {start}" if not total.is_zero else start)
+                   f"{total.in_words('en')} after {start}" if not total.is_zero else start,
+                   datetime.now(policy.zone).date())
 
 
 def _erased_on(events: list[dict[str, Any]], policy: RetentionPolicy) -> date | None:

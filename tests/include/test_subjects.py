@@ -277,3 +277,16 @@ def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
         _erase(crm, EMAIL)
         answer = _ask(crm, EMAIL)
     assert EMAIL.lower() not in caplog.text.lower() and EMAIL.lower() not in answer.sentence().lower()
+
+
+@pytest.mark.parametrize("until, waiting, said", [
+    (date(2031, 12, 1), 0, "until 2031-12-01"),
+    (None, 2, "until 5 years after the closure of the request"),
+    (date(2031, 12, 1), 1, "until 2031-12-01, and 1 row(s) until 5 years after the closure of the request"),
+    (date(2026, 11, 30), 0, "past their end of life (2026-11-30): the next run destroys them"),
+    (date(2026, 12, 1), 0, "past their end of life (2026-12-01): the next run destroys them"),
+])
+def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, said):
+    from include.retention.subjects import Horizon
+
+    assert Horizon(until, waiting, "5 years after the closure of the request", date(2026, 12, 1)).text() == said
