@@ -336,3 +336,46 @@ def test_a_zoned_text_date_in_the_future_is_caught_by_its_instant(sqlite_target)
     with pytest.raises(QualityGateFailed, match=r"no_future_last_contact_at on members: 1 row\(s\).*member_id=8"):
         pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
                          now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+
+
+def test_the_due_test_on_text_lets_sqlite_use_an_index_on_the_start_column(sqlite_target):
+    table = _text_table(sqlite_target, ["2020-01-01 10:00:00"])
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("CREATE INDEX events_at ON events (at)"))
+    boundary = BOUNDARIES["winter"]
+    query = select(table.c.id).where(is_due(table.c.at, boundary.period, boundary.as_of, ZONES))
+    sql = str(query.compile(sqlite_target.engine, compile_kwargs={"literal_binds": True}))
+    with sqlite_target.read() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+    assert "USING COVERING INDEX events_at (at<?)" in plan, plan
+
+
+def test_derived_and_negated_text_clocks_read_each_value_by_its_paris_day(sqlite_target):
+    """The start may be a COALESCE of columns or the latest related value (a correlated
+    subquery), and the engine also asks for rows that are *not* due: every form reads the
+    text the same way. (Within one subquery, MAX compares the text: keep one format per
+    column for ``latest``/``earliest`` clocks.)"""
+    from sqlalchemy import func
+
+    boundary = BOUNDARIES["winter"]  # first day not due: 27 November 2023
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (id INTEGER PRIMARY KEY, seen DATETIME, joined DATETIME)"))
+        conn.execute(text("CREATE TABLE visits (id INTEGER PRIMARY KEY, person_id INTEGER, at DATETIME)"))
+        conn.execute(text("INSERT INTO people VALUES (1, NULL, '2023-11-27 00:00:00'), "
+                          "(2, '2023-11-26T23:30:00Z', '2000-01-01'), (3, '2023-11-26 23:59:59', NULL), "
+                          "(4, NULL, NULL)"))
+        conn.execute(text("INSERT INTO visits VALUES (1, 1, '2023-11-26T22:59:59Z'), (2, 1, '2023-11-20'), "
+                          "(3, 2, '2023-11-26T23:00:00+00:00'), (4, 3, '2023-11-26 12:00:00')"))
+    people = Table("people", MetaData(), autoload_with=sqlite_target.engine)
+    visits = Table("visits", MetaData(), autoload_with=sqlite_target.engine)
+    latest = select(func.max(visits.c.at)).where(visits.c.person_id == people.c.id).scalar_subquery()
+    coalesced = func.coalesce(people.c.seen, people.c.joined)
+    with sqlite_target.read() as conn:
+        def split(start):
+            due = is_due(start, boundary.period, boundary.as_of, ZONES)
+            return (set(conn.execute(select(people.c.id).where(due)).scalars()),
+                    set(conn.execute(select(people.c.id).where(~due)).scalars()))
+        # 2: 23:30 UTC on the 26th is the 27th in Paris; 1: joined at midnight on the 27th.
+        assert split(coalesced) == ({3}, {1, 2})
+        # 1: 22:59:59 UTC is 23:59:59 in Paris, still the 26th; 2: midnight in Paris, the 27th.
+        assert split(latest) == ({1, 3}, {2})
