@@ -266,7 +266,12 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
     found: list[tuple[int, str, str]] = []
     compared = others = 0
     for path in sorted((directory or reports_dir()).glob("*/*.certificate.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["first_event"], data["first_hash"], data["last_event"], data["last_hash"]  # noqa: B018
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RetentionError(f"{path} is not a run certificate that can be read ({exc!r}): restore it from a "
+                                 "backup, or move it out of the reports folder if it is not one") from exc
         if audit_log is not None and data.get("audit_log") and data["audit_log"] != audit_log:
             others += 1
             continue
@@ -324,13 +329,17 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
 
     The one function behind the daily ``retention_audit_verify``, the demo's output, the
     Retention view's overview and Chain status page: they cannot disagree. A log that does
-    not exist yet is intact with no event.
+    not exist yet is intact with no event, unless certificates name it (then it was dropped).
     """
     identity = log_identity(conn, table)
-    if not audit.table_exists(conn, table):
-        return ChainStatus(identity, 0)
-    chain = audit.verify_chain(conn, table)
     kept = anchors(directory, identity)
+    if not audit.table_exists(conn, table):
+        # No log yet is intact; no log while certificates name it means it was removed.
+        missing = (f"the audit log is missing, though {kept.certificates} run certificate(s) name it "
+                   f"(first: {kept.hashes[0][2]})",) if kept.hashes else ()
+        return ChainStatus(identity, 0, certificates=kept.certificates, mismatches=missing,
+                           other_logs=kept.other_logs)
+    chain = audit.verify_chain(conn, table)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
     return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, kept.certificates,
                        tuple(mismatches), kept.other_logs)

@@ -280,3 +280,29 @@ def test_a_log_written_before_recorded_at_kept_its_zone_still_verifies_and_grows
     run_category(target, club_policy())  # the new version appends to the same chain
     report = _verify(target)
     assert report.intact and report.events > 2
+
+
+def test_a_dropped_log_whose_certificates_remain_is_not_intact(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1")
+    with logged.engine.begin() as conn:
+        _table().drop(conn)
+    status = _status(logged)
+    assert not status.intact and status.events == 0
+    assert "the audit log is missing, though 1 run certificate(s) name it" in status.sentence()
+
+
+def test_a_log_not_written_yet_with_no_certificate_is_intact(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    status = _status(target)
+    assert status.intact and (status.events, status.certificates) == (0, 0)
+
+
+def test_an_unreadable_certificate_is_named(logged, tmp_path, monkeypatch):
+    from include.retention.errors import RetentionError
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    (tmp_path / "retention_members").mkdir()
+    (tmp_path / "retention_members" / "broken.certificate.json").write_text("{not json")
+    with pytest.raises(RetentionError, match="broken.certificate.json is not a run certificate"):
+        _status(logged)
