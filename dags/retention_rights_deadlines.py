@@ -3,7 +3,13 @@
 
 Every morning, list the open data-subject requests that are due within 7 days, and fail
 if one is overdue (GDPR art. 12(3): one month from receipt, three when extended). Reads
-the register named by the policy key `rights_register`; changes nothing.
+the register named by the policy key `rights_register`; changes nothing (on SQLite it
+first gives the register's timestamps written by earlier versions their '+00:00').
+
+Days are calendar days in the company's time zone: the run's day is its logical date in
+that zone, and a request is overdue from the day after its due date. A closed request is
+never listed, however recently it was closed (its `closed_at` is an instant stored with
+its zone, see include/retention/instants.py).
 """
 
 from __future__ import annotations
