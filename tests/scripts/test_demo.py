@@ -110,3 +110,36 @@ def test_the_demo_writes_its_reports_in_its_own_folder_whatever_the_callers_sett
     from include.retention.report import reports_dir
 
     assert reports_dir() == home.reports
+
+
+def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_nor_the_daily_verification(
+        demo, airflow_db):
+    """The demo's line and retention_audit_verify's task give the same verdict: chain_status's."""
+    from sqlalchemy import select, text
+
+    from include.retention.audit import GENESIS, event_hash, verify_chain
+    from include.retention_airflow.tasks import verify_audit_chain
+
+    module, home = demo
+    _one_demo(home, 1)
+    policy = load_policy()
+    target = connect(home.url, policy.archive_schema)
+    trail = audit_table(target.archive_schema, policy.audit_table)
+    with target.engine.begin() as conn:  # an insider alters event 3 and re-hashes the whole chain
+        for operation in ("update", "delete"):
+            conn.execute(text(f'DROP TRIGGER "archive"."{trail.name}_no_{operation}"'))
+        rows = [dict(r._mapping) for r in conn.execute(select(trail).order_by(trail.c.event_id))]
+        conn.execute(trail.delete())
+        previous = GENESIS
+        for row in rows:
+            row.update({"row_count": 4242} if row["event_id"] == 3 else {}, prev_hash=previous)
+            row["event_hash"] = previous = event_hash(row)
+            conn.execute(trail.insert().values(**row))
+    with target.read() as conn:
+        assert verify_chain(conn, trail).intact  # the chain alone is fooled
+    target.dispose()
+    assert module.chain_line(home, policy).startswith("Audit log REWRITTEN")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="does not match the run certificates"):
+        verify_audit_chain()
