@@ -4,7 +4,8 @@ Two questions are answered here, for PostgreSQL and SQLite alike:
 
 * *Is this row past its period?*  ``start + period <= as_of`` is turned into a plain
   comparison of the raw column with a bound parameter (``periods.last_due_start``), so
-  the database can use an index on the start column.
+  the database can use an index on the start column (on SQLite: a range on the raw text,
+  then the row's day - see below).
 * *Until when must this row be kept?*  ``retention_until = start + active + archive`` is
   computed in SQL for every archived row at once, with the same calendar rules as
   ``Period.add_to`` (month clamping, 29 February -> 28 February).
@@ -31,8 +32,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -243,9 +244,10 @@ def _sqlite_is_due(column: ColumnElement[Any], period: Period, as_of: date, zone
     """The row's day in the company's zone is before the first day not yet due.
 
     The first comparison only lets SQLite use an index on the raw text: every accepted
-    value starts with its own ``YYYY-MM-DD``, which is within a day of its day in any zone
-    (offsets are at most 14 hours), so text from two days after that first day on cannot be
-    due. Numbers and blobs sort before text and pass it; the day function rejects them.
+    value starts with its own ``YYYY-MM-DD``, less than two days from its day in any zone
+    (offsets are at most 14:59 either way), so text dated two days after that first day or
+    later cannot be due. Numbers and blobs sort before text and pass it; the day function
+    rejects them.
     """
     first = period.last_due_start(as_of) + timedelta(days=1)
     index_range = column < literal((first + timedelta(days=2)).isoformat(), String)

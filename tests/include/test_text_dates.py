@@ -316,7 +316,8 @@ def test_the_gate_and_the_clock_agree_on_what_is_readable(sqlite_target):
         st.text(alphabet="0123456789-:T .Z+", max_size=32),
     )
 
-    @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=600, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(candidates)
     def agree(value):
         assert sql_says(value) == (parse_stored_text(value) is not None), value
