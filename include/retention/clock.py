@@ -39,7 +39,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, Date, DateTime, String, and_, case, cast, func, literal, type_coerce
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from .periods import Period
@@ -319,9 +320,12 @@ class _ByDialect(ColumnElement[bool]):
         return self.default._from_objects
 
     def self_group(self, against: Any = None) -> ColumnElement[Any]:
-        # Each alternative is a comparison already: no "(...) = 1" around it on SQLite,
-        # which would hide the range on the start column from the index.
-        return self
+        # A condition on its own or in AND/OR stays as it is: no "(...) = 1" around it on
+        # SQLite, which would hide the range on the start column from the index. Under any
+        # other operator (IS NULL, =) it is parenthesised.
+        if against in (None, operators._asbool, operators.and_, operators.or_):
+            return self
+        return Grouping(self)
 
     def _negate(self) -> ColumnElement[Any]:
         return _ByDialect(~self.default, ~self.sqlite)
