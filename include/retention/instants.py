@@ -131,7 +131,7 @@ def normalise_sqlite_text(conn: Connection, table: Table, columns: Sequence[str]
         for row in rows:
             try:
                 instant = read_instant(row.raw)
-            except ValueError:  # not a date at all: left as it is, for the pre-archive gate to name
+            except (TypeError, ValueError):  # not a date at all: left for the pre-archive gate to name
                 continue
             conn.execute(update(table).where(*(c == row._mapping[c.name] for c in key)).values({name: instant}))
             changed += 1

@@ -223,7 +223,7 @@ def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_bac
     with target.engine.begin() as conn:
         register.create(conn)
         for request_id, closed in ((1, "2026-11-30 23:30:00.000000"), (2, None), (3, "2026-11-30T23:30:00Z"),
-                                   (4, "2026-11-30 23:30:00.000000+00:00"), (5, "last Tuesday")):
+                                   (4, "2026-11-30 23:30:00.000000+00:00"), (5, "last Tuesday"), (6, 1764545400)):
             conn.execute(text("INSERT INTO rights_requests (request_id, reference, request_type, received_at, "
                               "due_at, extended, identity_verified, status, closed_at) VALUES (:id, :ref, 'access', "
                               "'2026-11-01 00:00:00.000000', '2026-12-01', 0, 1, 'completed', :closed)"),
@@ -234,4 +234,4 @@ def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_bac
     target.dispose()
     utc = "2026-11-30 23:30:00.000000+00:00"
     assert [tuple(r) for r in stored] == [("2026-11-01 00:00:00.000000+00:00", closed) for closed in (
-        utc, None, utc, utc, "last Tuesday")]
+        utc, None, utc, utc, "last Tuesday", 1764545400)]
