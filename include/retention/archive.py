@@ -8,7 +8,9 @@ Per batch, in one transaction:
    period + archive period`` - counted from the start event, not from today, so a late
    run never extends retention;
 2. move the parents' retained dependants (``archived_with``), with their own category's
-   clock: copied, then deleted where their copy is in the archive;
+   clock: copied, then deleted where their copy is in the archive (those already past
+   their own horizon too: the purge of the same run destroys them, see ``dependants``;
+   a parent with a held dependant is held, and moves nowhere);
 3. move the children bottom-up, then the parents, keeping only the archive columns; the
    children take their parent's dates. On PostgreSQL each table moves in one statement
    (``DELETE ... RETURNING`` feeding the ``INSERT``); elsewhere it is copied, then
@@ -30,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
-from . import audit, limits, partitions
+from . import audit, dependants, limits, partitions
 from .batches import ChosenRows, add_counts, child_condition, in_batches, same_key
 from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp
 from .clock import retention_dates
@@ -87,9 +89,10 @@ def archive_category(step: StepContext, batch_size: int | None = None,
 
 
 def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
-    """Rows whose active period has ended, less those a legal hold keeps where they are."""
+    """Rows whose active period has ended, less those a legal hold keeps where they are -
+    held themselves, or with a held retained dependant, which must not move either."""
     return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones),
-                *holds.not_held(root, "source", step.category.key))
+                *dependants.not_held(holds, root, "source", step.category.key))
 
 
 def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: StepContext) -> dict[str, int]:

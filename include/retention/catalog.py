@@ -145,10 +145,13 @@ class Dependant:
         return linked_rows(self.node, side, self.foreign_key, parent, parent_rows)
 
     def retained(self, parent: TableNode) -> ColumnElement[bool]:
-        """Archive rows of ``parent`` that still have a dependant in the archive."""
+        """Archive rows of ``parent`` that still have a dependant in the archive (not anonymised:
+        an anonymised row is no one's data, and needs no one kept). A parent with one is never
+        destroyed: the dependant would point at nothing."""
         archive = self.node.archive
         return exists().where(*(archive.c[fk] == parent.archive.c[pk]
-                                for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)))
+                                for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)),
+                              archive.c.anonymized == false())
 
 
 def key_of(table: Any, columns: Sequence[str]) -> Any:
@@ -467,6 +470,8 @@ def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_k
     Index(f"ix_{node.archive_name}_retention_until", table.c.retention_until)
     if foreign_key:
         Index(f"ix_{node.archive_name}_parent", *(table.c[c] for c in foreign_key))
+    if parent_link:  # "does this parent still have a dependant here?", asked per parent row
+        Index(f"ix_{node.archive_name}_archived_with", *(table.c[c] for c in parent_link))
     return table
 
 

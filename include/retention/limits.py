@@ -1,7 +1,8 @@
 """Deletion limits: a run that would remove far more rows than usual waits for a person.
 
 Per root table and per side - rows leaving the active base (archived, or deleted when the
-category has no archive) and rows leaving the archive (deleted or anonymised) - a run may
+category has no archive) and rows leaving the archive (deleted or anonymised; a root's
+retained dependants that the run destroys count on their own table's archive side) - a run may
 remove at most ``deletion_limit.rows`` rows and ``deletion_limit.fraction`` of the rows
 that side holds. Past either, the run needs an approval (the DAG's ``approve_deletions``
 task, Airflow's human-in-the-loop ``ApprovalOperator``). A wrong clock, a start column
@@ -75,6 +76,9 @@ def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int]]:
             out.append((t.table, "archive", t.due_for_end_of_life, t.archive_rows + t.due_for_archive))
         else:
             out.append((t.table, "active", t.due_for_end_of_life, t.active_rows))
+        # Retained dependants the run destroys with (or before) their parents: under the
+        # run's limit too, as the run destroys them.
+        out += [(table, "archive", d["rows"], d["archive_rows"]) for table, d in t.dependants_end_of_life.items()]
     return out
 
 
@@ -93,6 +97,8 @@ def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
             out[f"{t['table']}:archive"] = t["due_for_end_of_life"]
         else:
             out[f"{t['table']}:active"] = t["due_for_end_of_life"]
+        for table, d in t.get("dependants_end_of_life", {}).items():
+            out[f"{table}:archive"] = out.get(f"{table}:archive", 0) + d["rows"]
     return out
 
 

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, literal, not_, select
+from sqlalchemy import and_, exists, false, func, literal, not_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
+from . import audit, dependants
 from .batches import child_condition
-from .catalog import TableNode, archive_exists
+from .catalog import Dependant, TableNode, archive_exists
 from .clock import retention_dates
 from .policy import TablePolicy
 from .holds import HoldsInForce, record_expiries
@@ -53,6 +53,11 @@ class TablePlan:
     end_of_life_horizon: date | None = None
     # A few keys of the rows that would move or go (XCom and task log only).
     sample_keys: dict[str, list[Any]] = field(default_factory=dict)
+    # Retained dependants this run destroys (or anonymises), per dependant table: past their
+    # own horizon, in the archive already or arriving with their parent tonight.
+    # ``{"invoices": {"rows": 3, "archive_rows": 40}}``; ``archive_rows``: the rows of that
+    # archive table (not anonymised), plus those arriving: the base of the deletion limit.
+    dependants_end_of_life: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def reasons(self) -> list[str]:
         """Why expired rows are still kept, in words: for the task log and the reports."""
@@ -113,8 +118,8 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
-    held = holds.held(root, "source", category.key)
-    due = and_(overdue, *holds.not_held(root, "source", category.key))
+    held = dependants.held(holds, root, "source", category.key)
+    due = and_(overdue, *dependants.not_held(holds, root, "source", category.key))
     active_rows, due_rows, held_due, missing, held_open = conn.execute(select(
         func.count().filter(root.scope),
         func.count().filter(due),
@@ -136,13 +141,14 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         node.name: conn.execute(select(func.count()).select_from(node.source).where(cond)).scalar_one()
         for node, cond in _descendant_conditions(root, due)
     }
-    kept = _kept_for_dependants(conn, root, step) if category.has_archive else {}
+    kept = _kept_for_dependants(conn, root, step, holds) if category.has_archive else {}
+    dependant_ends = _dependants_end_of_life(conn, root, step, holds, due) if category.has_archive else {}
     missing_sample = _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE) \
         if missing and policy.start_event.when_missing == "defect" else []
     return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
                      policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
                      held_open, kept, missing_sample, held_due, held_end, archive_rows,
-                     as_of if category.has_archive else None, sample)
+                     as_of if category.has_archive else None, sample, dependant_ends)
 
 
 MISSING_SAMPLE_SIZE = 20
@@ -168,7 +174,7 @@ def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
     end-of-life rows held."""
     if not archive_exists(conn, root):
         return 0, 0, 0
-    at_end = _expired(root, step)
+    at_end = _expired(root, step, holds)
     held = holds.held(root, "archive", step.category.key)
     return conn.execute(select(
         func.count().filter(and_(at_end, not_(held))),
@@ -177,16 +183,21 @@ def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
     ).select_from(root.archive)).one()
 
 
-def _expired(root: TableNode, step: StepContext) -> ColumnElement[bool]:
-    return and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+def _expired(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
+    """Archive rows past their horizon that no dependant staying in the archive keeps (those
+    past their own horizon go first, in the same run)."""
+    if not root.dependants:
+        return root.expired(step.ctx.as_of)
+    return and_(root.expired(step.ctx.as_of), ~dependants.kept_by_any(root, step.ctx.as_of, holds))
 
 
 def _expired_not_held(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
-    return and_(_expired(root, step), *holds.not_held(root, "archive", step.category.key))
+    return and_(_expired(root, step, holds), *holds.not_held(root, "archive", step.category.key))
 
 
-def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -> dict[str, dict[str, Any]]:
-    """Expired archive rows kept because a dependant is still retained, per dependant table.
+def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext,
+                         holds: HoldsInForce) -> dict[str, dict[str, Any]]:
+    """Expired archive rows kept because a dependant stays in the archive, per dependant table.
 
     E.g. ``{"invoices": {"rows": 1, "dependants": 3, "until": 2031-03-31}}``: one customer
     is kept because 3 invoices are retained until 31 March 2031.
@@ -197,24 +208,65 @@ def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext) -
     for dep in root.dependants:
         if not archive_exists(conn, dep.node):
             continue
-        waiting = root.expired(step.ctx.as_of) & dep.retained(root)
+        waiting = root.expired(step.ctx.as_of) & dependants.kept(dep, root, step.ctx.as_of, holds)
         rows = conn.execute(select(func.count()).select_from(root.archive).where(waiting)).scalar_one()
         if not rows:
             continue
-        dependants, until = conn.execute(
+        count, until = conn.execute(
             select(func.count(), func.max(dep.node.archive.c.retention_until))
-            .where(dep.linked("archive", root, waiting))
+            .where(dep.linked("archive", root, waiting), dependants.staying(dep, step.ctx.as_of, holds))
         ).one()
-        kept[dep.node.name] = {"rows": rows, "dependants": dependants, "until": until}
+        kept[dep.node.name] = {"rows": rows, "dependants": count, "until": until}
     return kept
 
 
+def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
+                            due: ColumnElement[bool]) -> dict[str, dict[str, int]]:
+    """Per dependant table, the rows this run destroys: in the archive past their own horizon
+    (under a parent in this category's archive), and those arriving tonight with their
+    parents already past it. The base: that archive table, plus the arrivals."""
+    out: dict[str, dict[str, int]] = {}
+    root_archived = archive_exists(conn, root)
+    for dep in root.dependants:
+        node, category = dep.node, dep.category
+        _, until = retention_dates(node.start, category.active_period, category.archive_or_zero,
+                                   step.target.dialect, step.policy.zones)
+        arriving = dep.linked("source", root, due)
+        arriving_ends = and_(arriving, until <= literal(step.ctx.as_of),
+                             *holds.not_held(node, "source", category.key))
+        now_rows, now_arriving = conn.execute(select(func.count().filter(arriving_ends), func.count().filter(arriving))
+                                              .select_from(node.source)).one()
+        in_archive = base = 0
+        if root_archived and archive_exists(conn, node):
+            ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds)
+            in_archive, base = conn.execute(select(func.count().filter(ends),
+                                                   func.count().filter(node.archive.c.anonymized == false()))
+                                            .select_from(node.archive)).one()
+        if now_rows + in_archive:
+            out[node.name] = {"rows": now_rows + in_archive, "archive_rows": base + now_arriving}
+    return out
+
+
 def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
-    """Active rows so late that their archive period has also ended: purged the same run."""
+    """Active rows so late that their archive period has also ended: purged the same run,
+    unless a dependant moving with them stays in the archive (within its own horizon)."""
     _, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
                                step.target.dialect, step.policy.zones)
     return conn.execute(select(func.count()).select_from(root.source).where(
-        due, until <= literal(step.ctx.as_of))).scalar_one()
+        due, until <= literal(step.ctx.as_of), *(~_keeps_when_moved(root, dep, step) for dep in root.dependants)
+    )).scalar_one()
+
+
+def _keeps_when_moved(root: TableNode, dep: Dependant, step: StepContext) -> ColumnElement[bool]:
+    """Active rows of ``root`` with a dependant that, moved with them tonight, stays in the
+    archive: its own horizon is after ``as_of``. (A held dependant holds its parent, which
+    is then not due at all.)"""
+    node, category = dep.node, dep.category
+    _, until = retention_dates(node.start, category.active_period, category.archive_or_zero,
+                               step.target.dialect, step.policy.zones)
+    return exists().where(*(node.source.c[fk] == root.source.c[pk]
+                            for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
+                          until > literal(step.ctx.as_of))
 
 
 def _descendant_conditions(node: TableNode, cond: ColumnElement[bool]) -> list[tuple[TableNode, ColumnElement[bool]]]:
@@ -238,9 +290,12 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "children": table.children,
         "legal_hold_due": table.legal_hold_due,
         "legal_hold_end_of_life": table.legal_hold_end_of_life,
+        "dependants_end_of_life": table.dependants_end_of_life,
     }
+    dependant_rows = sum(d["rows"] for d in table.dependants_end_of_life.values())
     audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",
-                 table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life, details=details)
+                 table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life + dependant_rows,
+                 details=details)
     if table.defective:
         log.warning("%d rows of %s have no start date: they cannot be aged and need fixing; first keys: %s",
                     table.defective, table.table, table.missing_start_sample)

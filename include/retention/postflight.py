@@ -9,7 +9,13 @@ Per table of the category, with the same clock expressions as ``plan``:
   (rows archived under an earlier version are not re-checked: only the current policy
   is known here);
 * ``no_expired_archive_rows`` - no archive row is past its ``retention_until`` (unless a
-  retained dependant keeps it);
+  retained dependant that stays - within its own horizon, or held - keeps it);
+* for each retained dependant (``archived_with``) of the category's tables - rows of another
+  category that this run moved, or that keep this category's rows in the archive - the same
+  two checks on the dependant's table, by its own category's clock: no row left in the
+  active base past its active period while its parent is in this category's archive
+  (``no_overdue_active_rows``), and no row past its own horizon in the archive under such
+  a parent or moved by this run (``no_expired_archive_rows``);
 * ``anonymised_columns_follow_rules`` - anonymised rows hold only NULLs or generalised
   values;
 * ``archive_counts_reconcile`` - rows this run removed from the active base arrived in
@@ -33,8 +39,8 @@ from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, or_,
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit
-from .catalog import TableNode, archive_exists
+from . import audit, dependants
+from .catalog import Dependant, TableNode, archive_exists, key_of
 from .clock import add_period
 from .policy import Category, PrefixRule, RoundRule
 from .quality import CheckResult, conclude_gate
@@ -61,6 +67,9 @@ def post_run_gate(step: StepContext) -> list[CheckResult]:
                 results.append(_suppressed(conn, root, step, holds))
             for node, category in _archived_trees(conn, root, step.category):
                 results += _archive_checks(conn, node, category, step, holds, is_root=node is root)
+            if step.category.has_archive and archive_exists(conn, root):
+                for dep in root.dependants:
+                    results += _dependant_checks(conn, root, dep, step, holds)
     return conclude_gate(step, results, "post-run", "the run's batches are committed - investigate before the next run")
 
 
@@ -73,8 +82,34 @@ def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
     count = conn.execute(select(func.count()).select_from(root.source).where(
-        due, *holds.not_held(root, "source", step.category.key))).scalar_one()
+        due, *dependants.not_held(holds, root, "source", step.category.key))).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
+
+
+def _dependant_checks(conn: Connection, root: TableNode, dep: Dependant, step: StepContext,
+                      holds: HoldsInForce) -> list[CheckResult]:
+    """The retained dependants this run moved or keeps: none left in the active base past its
+    active period while its parent is in the archive, and none in the archive past its own
+    horizon under a parent of this category (or moved by this run), unless a hold keeps it."""
+    node, owner, as_of = dep.node, dep.category, step.ctx.as_of
+    blocking = not step.ctx.dry_run
+    left_behind = conn.execute(select(func.count()).select_from(node.source).where(
+        _under_archived_parent(dep, root),
+        node.due(owner.active_period, as_of, step.policy.zones),
+        *holds.not_held(node, "source", owner.key))).scalar_one()
+    results = [_check(node.name, "no_overdue_active_rows", left_behind, blocking)]
+    if archive_exists(conn, node):
+        mine = or_(dep.linked("archive", root, true()), node.archive.c.run_id == literal(step.ctx.run_id))
+        expired = conn.execute(select(func.count()).select_from(node.archive).where(
+            mine, node.expired(as_of), *holds.not_held(node, "archive", owner.key))).scalar_one()
+        results.append(_check(node.name, "no_expired_archive_rows", expired, blocking))
+    return results
+
+
+def _under_archived_parent(dep: Dependant, root: TableNode) -> ColumnElement[bool]:
+    """Active rows of ``dep`` whose parent row is in ``root``'s archive."""
+    source = dep.node.source
+    return key_of(source, dep.foreign_key).in_(select(*(root.archive.c[c] for c in root.key_columns)))
 
 
 def _suppressed(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> CheckResult:
@@ -108,9 +143,11 @@ def _archive_checks(conn: Connection, node: TableNode, category: Category, step:
         wrong = conn.execute(select(func.count()).select_from(archive).where(
             current, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))).scalar_one()
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
-        not_retained = [~dep.retained(node) for dep in node.dependants]
+        # Kept only by a dependant that stays (within its horizon, or held): one past its own
+        # horizon should have gone first, in this same run.
         expired = conn.execute(select(func.count()).select_from(archive).where(
-            node.expired(step.ctx.as_of), *not_retained, *holds.not_held(node, "archive", step.category.key))).scalar_one()
+            node.expired(step.ctx.as_of), ~dependants.kept_by_any(node, step.ctx.as_of, holds),
+            *holds.not_held(node, "archive", step.category.key))).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
     if node.policy.anonymize:
         broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)

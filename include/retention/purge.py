@@ -1,7 +1,9 @@
 """End of life: destroy or anonymise rows whose whole retention has run out.
 
 * Categories with an archive: archive rows with ``retention_until <= as_of`` are deleted
-  (children first) or anonymised in place, by the category's ``end_action``.
+  (children first) or anonymised in place, by the category's ``end_action``. Their retained
+  dependants past their own horizon go first, by their own category's end action and
+  audited under it (``dependants``); a parent waits only for dependants that stay.
 * Categories without an archive (navigation tracking): active rows whose active period
   has ended are deleted directly, with their children - they never reach the archive.
 
@@ -11,6 +13,7 @@ Each batch is one transaction with its audit events; a failing batch rolls back 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -18,7 +21,7 @@ from sqlalchemy import and_, delete, false, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import audit, limits, partitions
+from . import audit, dependants, limits, partitions
 from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import ChosenRows, add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
@@ -32,40 +35,77 @@ def purge_category(step: StepContext, batch_size: int | None = None,
                    approved: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
     """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``.
 
+    Retained dependants past their own horizon go first, by their own category's end action
+    (``dependants``): the parents they kept are then released in the same walk.
     ``approved``: as for ``archive_category``, the removals a person approved past the limit."""
     size = batch_size_of(step, batch_size)
     if not step.ctx.dry_run:
         check_policy_unchanged(step)
     nodes = open_step(step, create_archive=False)
-    action = "anonymized" if step.category.end_action == "anonymize" else "deleted"
-    totals: dict[str, int] = {}
     holds = holds_of(step)
-    ends = [(root, *end_of_life(step, root, holds)) for root in nodes]
+    walks = [walk for root in nodes for walk in _walks(step, root, holds)]
     if not step.ctx.dry_run:
-        for root, side, where in ends:  # every table is checked before the first row goes
-            if where is not None:
-                _check_limit(step, root, side, where, approved)
-    for root, side, where in ends:
-        if where is None:
-            continue
-        table = getattr(root, side)
+        for walk in walks:  # every table is checked before the first row goes
+            _check_limit(step, walk, approved)
+    totals: dict[str, dict[str, int]] = {_action(step): {}}
+    for walk in walks:
+        action = _action(walk.step)
+        table = getattr(walk.node, walk.side)
         # Without an archive to go to, partitions past their horizon are destroyed whole.
-        whole = partitions.whole_partitions(step, root, holds) if side == "source" and action == "deleted" else []
+        whole = partitions.whole_partitions(step, walk.node, holds) \
+            if walk.side == "source" and action == "deleted" else []
         if step.ctx.dry_run:
-            _log_would_purge(step, root, table, where, action, whole)
+            _log_would_purge(walk.step, walk.node, table, walk.where, action, whole)
             continue
+        done = totals.setdefault(action, {})
         for partition in whole:
-            add_counts(totals, {root.name: partitions.drop_partition(step, root, partition)})
-        if side == "archive":
-            _refresh_statistics(step, root)
+            add_counts(done, {walk.node.name: partitions.drop_partition(step, walk.node, partition)})
+        if walk.side == "archive":
+            _refresh_statistics(step, walk.node)
         work = _anonymize_batch if action == "anonymized" else _delete_batch
-        for batch in in_batches(step.target.engine, table=table, key_columns=root.key_columns, where=where,
-                                batch_size=size, workers=step.policy.batch_workers,
-                                work=partial(work, root=root, side=side, step=step)):
-            add_counts(totals, batch.counts)
-            log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, root.name,
+        for batch in in_batches(step.target.engine, table=table, key_columns=walk.node.key_columns,
+                                where=walk.where, batch_size=size, workers=step.policy.batch_workers,
+                                work=partial(work, root=walk.node, side=walk.side, step=walk.step)):
+            add_counts(done, batch.counts)
+            log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, walk.node.name,
                      batch.seconds, batch.counts)
-    return {action: totals}
+    return totals
+
+
+def _action(step: StepContext) -> str:
+    return "anonymized" if step.category.end_action == "anonymize" else "deleted"
+
+
+@dataclass(frozen=True)
+class _EndWalk:
+    """One walk of the purge: the rows of ``node`` (on ``side``) that ``where`` selects, under
+    ``step``'s category (its end action, its audit events); ``counted`` selects what the
+    deletion limit counts before anything goes."""
+    node: TableNode
+    side: str
+    where: ColumnElement[bool]
+    counted: ColumnElement[bool]
+    step: StepContext
+
+
+def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_EndWalk]:
+    """The root's dependants past their own horizon first, then the root's rows at end of life."""
+    side, where = end_of_life(step, root, holds)
+    if where is None:
+        return []
+    if side == "source":
+        return [_EndWalk(root, side, where, where, step)]
+    walks = []
+    with step.target.read() as conn:
+        present = [dep for dep in root.dependants if archive_exists(conn, dep.node)]
+    for dep in present:
+        ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds)
+        walks.append(_EndWalk(dep.node, "archive", ends, ends, replace(step, category=dep.category)))
+    # Counted before the dependants go: the parents they release are destroyed in this run too.
+    counted = and_(root.expired(step.ctx.as_of), ~dependants.kept_by_any(root, step.ctx.as_of, holds),
+                   *holds.not_held(root, "archive", step.category.key))
+    walks.append(_EndWalk(root, side, where, counted, step))
+    return walks
 
 
 def _refresh_statistics(step: StepContext, root: TableNode) -> None:
@@ -96,12 +136,12 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
     return side, and_(where, *holds.not_held(root, side, step.category.key))
 
 
-def _check_limit(step: StepContext, root: TableNode, side: str, where: ColumnElement[bool],
-                 approved: dict[str, int] | None) -> None:
-    table = getattr(root, side)
-    held = root.scope if side == "source" else table.c.anonymized == false()  # as plan counts it
-    limits.check_in_database(step, root.name, table, "active" if side == "source" else "archive", where, held,
-                             approved)
+def _check_limit(step: StepContext, walk: _EndWalk, approved: dict[str, int] | None) -> None:
+    """The run's deletion limit (its category's, as the plan applied it), per table side."""
+    table = getattr(walk.node, walk.side)
+    held = walk.node.scope if walk.side == "source" else table.c.anonymized == false()  # as plan counts it
+    limits.check_in_database(step, walk.node.name, table, "active" if walk.side == "source" else "archive",
+                             walk.counted, held, approved)
 
 
 def _delete_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,

@@ -203,3 +203,23 @@ def _members_table_policy(anonymized: bool = False) -> dict[str, Any]:
         table["children"][0]["anonymize"] = {"happened_at": "month"}
         table["children"][0]["children"][0]["anonymize"] = {"file_name": "null"}
     return table
+
+
+def run_whole(target: Target, policy: RetentionPolicy, category: str, as_of: date, run_id: str,
+              subject_key: SubjectKey | None = None) -> dict[str, Any]:
+    """One whole DAG run of ``category``, through the steps its tasks call, in their order:
+    pre-archive gate, plan, approval of the plan (a person approves), archive, purge,
+    post-run gate, summary. A failing gate raises, as it fails the task."""
+    from include.retention.postflight import post_run_gate
+    from include.retention.quality import pre_archive_gate
+
+    ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
+                     policy_version=policy.version, dry_run=False)
+    step = StepContext.build(target, policy, category, ctx, subject_key)
+    pre_archive_gate(step)  # against the real clock, as the task does: a future date is future today
+    plan = plan_category(step)
+    approved = approved_counts(plan.to_dict())
+    archived = archive_category(step, None, approved)
+    purged = purge_category(step, None, approved)
+    post_run_gate(step)
+    return summarize_run(step, archived, purged)

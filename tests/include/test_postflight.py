@@ -95,3 +95,109 @@ def test_a_dry_run_reports_overdue_rows_without_failing(target):
     results = post(target, club_policy(), dry_run=True)
     overdue = next(r for r in results if r.expectation == "no_overdue_active_rows")
     assert (overdue.success, overdue.unexpected, overdue.blocking) == (False, 5, False)
+
+
+# --- Retained dependants (archived_with): the gate covers what the category touched -----------
+
+def _erp_step(target, run_id="customers-1"):
+    from include.retention.policy import parse_policy
+    from test_real_schemas import ERP_POLICY
+
+    policy = parse_policy(ERP_POLICY)
+    ctx = RunContext(run_id=run_id, dag_id="retention_customer_relationship", as_of=AS_OF,
+                     policy_version=policy.version)
+    return StepContext.build(target, policy, "customer_relationship", ctx)
+
+
+def _validations(target, step):
+    from engine_helpers import audit_events
+
+    return {(e["table_name"], e["details"]["expectation"]): e["row_count"]
+            for e in audit_events(target, step.policy, run_id=step.ctx.run_id, action="validation")}
+
+
+def test_a_customer_run_checks_the_invoices_it_moved_and_keeps(target):
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    step = _erp_step(target)
+    run_category(target, step.policy, category="customer_relationship", run_id=step.ctx.run_id)
+    results = post_run_gate(step)
+    assert all(r.success for r in results)
+    checked = {(r.table, r.expectation) for r in results}
+    assert {("invoices", "no_expired_archive_rows"), ("invoices", "no_overdue_active_rows")} <= checked
+
+
+def test_an_invoice_past_its_horizon_left_in_the_archive_fails_the_customer_gate(target):
+    """The customer run archived invoice 81 (kept until 2026-06-30) with customer 8; if it is
+    still in the archive after the run, the customer run's gate fails, naming the table and
+    the count - no key, no name, no e-mail."""
+    from include.retention.archive import archive_category
+    from include.retention.limits import approved_counts
+    from include.retention.plan import plan_category
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    step = _erp_step(target)
+    archive_category(step, None, approved_counts(plan_category(step).to_dict()))  # and no purge
+    with pytest.raises(QualityGateFailed, match=r"no_expired_archive_rows on invoices: 1 row\(s\)") as info:
+        post_run_gate(step)
+    message = str(info.value)
+    assert "81" not in message and "@" not in message and "Partenaire" not in message
+    assert _validations(target, step)[("invoices", "no_expired_archive_rows")] == 1
+
+
+def test_an_invoice_left_in_the_active_base_after_its_customer_left_fails_the_customer_gate(target):
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    step = _erp_step(target)
+    run_category(target, step.policy, category="customer_relationship", run_id=step.ctx.run_id)
+    invoices = Table("invoices", MetaData(), schema=None if target.is_sqlite else "erp", autoload_with=target.engine)
+    # An application whose database does not enforce the link (the policy declares it) writes
+    # an invoice for customer 6, who is in the archive: that invoice should be there too.
+    if target.is_sqlite:
+        raw = target.engine.raw_connection()
+        try:  # SQLite enforces foreign keys per connection; outside any transaction
+            raw.driver_connection.execute("PRAGMA foreign_keys = OFF")
+            raw.driver_connection.execute("INSERT INTO invoices (invoice_id, partner_id, number, invoice_date) "
+                                          "VALUES (69, 6, 'F-69', '2022-01-01')")
+            raw.driver_connection.execute("PRAGMA foreign_keys = ON")
+        finally:
+            raw.close()
+    else:
+        with target.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE erp.invoices DROP CONSTRAINT invoices_partner_id_fkey")
+            conn.execute(insert(invoices).values(invoice_id=69, partner_id=6, number="F-69",
+                                                 invoice_date=date(2022, 1, 1)))
+    with pytest.raises(QualityGateFailed, match=r"no_overdue_active_rows on invoices: 1 row\(s\)"):
+        post_run_gate(step)
+
+
+def test_a_held_invoice_past_its_horizon_keeps_its_customer_and_passes_the_gate(target):
+    from include.retention.holds import NewHold, add_hold
+    from include.retention.subjects import SubjectKey
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    step = _erp_step(target)
+    run_category(target, step.policy, category="customer_relationship", run_id="before")
+    assert 82 in [r for r in _archive_ids(target, "invoices")]
+    add_hold(target, step.policy, NewHold(reference="LIT-82", scope="rows", reason="litige", created_by="juriste",
+                                          table="invoices", keys=[82]), SubjectKey("k" * 40, "test"), step.ctx,
+             date.today())
+    later = _erp_step(target, run_id="customers-2029")
+    later = StepContext.build(target, later.policy, "customer_relationship",
+                              RunContext("customers-2029", "retention_customer_relationship", date(2029, 6, 1),
+                                         later.policy.version))
+    run_category(target, later.policy, as_of=date(2029, 6, 1), category="customer_relationship",
+                 run_id="customers-2029")
+    assert all(r.success for r in post_run_gate(later))
+    assert 82 in _archive_ids(target, "invoices") and 8 in _archive_ids(target, "customer_partners")
+
+
+def _archive_ids(target, name):
+    table = _archive(target, name)
+    (pk,) = table.primary_key.columns
+    with target.read() as conn:
+        return [k for (k,) in conn.execute(pk.table.select().with_only_columns(pk))]

@@ -94,7 +94,7 @@ ERP_POLICY = {
 INVOICES = {
     61: (6, date(2021, 3, 31), 2),   # customer 6 archived today: invoice kept until 2031-03-31
     71: (7, date(2024, 5, 2), 1),    # customer 7 still active: its invoice waits with it
-    81: (8, date(2016, 6, 30), 1),   # kept until 2026-06-30: destroyed today by billing
+    81: (8, date(2016, 6, 30), 1),   # kept until 2026-06-30: destroyed today, in the customer's run
     82: (8, date(2019, 3, 31), 2),   # kept until 2029-03-31: keeps customer 8 in the archive until then
 }
 
@@ -229,7 +229,8 @@ def test_customer_clock_is_the_last_line_of_its_last_contract(erp):
     assert rows[6]["retention_start"] == date(2022, 6, 30)
     assert rows[8]["retention_start"] == date(2016, 12, 31)  # latest of 2015-03-31, 2016-12-31, 2014-01-01
     assert rows[8]["retention_until"] == date(2024, 12, 31)  # expired, kept for its invoices (see below)
-    assert result.purged == {"deleted": {}}
+    # Only invoice 81, past its own horizon, goes: customer 8 waits for invoice 82.
+    assert result.purged == {"deleted": {"invoices": 1, "invoice_lines": 1}}
 
 
 def test_an_open_contract_line_keeps_the_customer_active(erp):
@@ -312,14 +313,40 @@ def test_invoices_move_with_their_customer_but_keep_billings_clock(erp):
     policy = parse_policy(ERP_POLICY)
     run_category(erp, policy, category="customer_relationship")
     invoices = {r["invoice_id"]: r for r in archive_rows(erp, "invoices")}
-    assert sorted(invoices) == [61, 81, 82]
+    assert sorted(invoices) == [61, 82]
     assert invoices[61]["retention_until"] == date(2031, 3, 31)  # invoice date + 10 years, not the customer's
     assert invoices[82]["retention_until"] == date(2029, 3, 31)
-    assert ids(erp, "invoice_lines", archive=True, schema="erp") == [610, 611, 810, 820, 821]
+    assert ids(erp, "invoice_lines", archive=True, schema="erp") == [610, 611, 820, 821]
     assert ids(erp, "invoices", schema="erp") == [71]
     archived = {(e["category"], e["table_name"]): e["row_count"]
                 for e in audit_events(erp, policy, action="archive")}
     assert archived[("billing", "invoices")] == 3 and archived[("customer_relationship", "partners")] == 2
+
+
+def test_an_invoice_past_its_own_horizon_is_destroyed_in_its_customers_run_under_billing(erp):
+    """Invoice 81 (2016-06-30, kept until 2026-06-30) leaves with customer 8: archived and
+    destroyed in the same run, both audited under billing, the deletion counted as same-run."""
+    policy = parse_policy(ERP_POLICY)
+    result = run_category(erp, policy, category="customer_relationship")
+    assert 81 not in ids(erp, "invoices", schema="erp") + _archived(erp, "invoices")
+    deleted = {(e["category"], e["table_name"]): (e["row_count"], e["details"]["same_run"])
+               for e in audit_events(erp, policy, action="delete")}
+    assert deleted == {("billing", "invoices"): (1, 1), ("billing", "invoice_lines"): (1, 1)}
+    (plan,) = result.plan.tables
+    assert plan.dependants_end_of_life == {"invoices": {"rows": 1, "archive_rows": 3}}
+    assert _certified(erp, policy, "run-1")["invoices"].deleted == 1
+
+
+def test_a_customer_whose_invoices_are_all_past_their_horizon_goes_with_them_in_one_run(erp):
+    """Customer 8's last invoice is retained until 2029-03-31: on that day one customer run,
+    before billing's, destroys the invoice and releases the customer."""
+    policy = parse_policy(ERP_POLICY)
+    run_category(erp, policy, category="customer_relationship")
+    result = run_category(erp, policy, as_of=date(2029, 3, 31), category="customer_relationship", run_id="run-2")
+    assert 8 not in _archived(erp, "customer_partners") and 82 not in _archived(erp, "invoices")
+    (plan,) = result.plan.tables
+    assert (plan.due_for_end_of_life, plan.dependants_end_of_life["invoices"]["rows"]) == (1, 1)
+    assert plan.kept_for_dependants == {}
 
 
 def test_an_invoice_waits_in_the_active_base_while_its_customer_is_active(erp):
@@ -334,7 +361,7 @@ def test_a_customer_stays_in_the_archive_until_its_last_retained_invoice_goes(er
     run_category(erp, policy, category="customer_relationship")
     assert _archived(erp, "customer_partners") == [6, 8]  # 8 expired on 2024-12-31, but its invoices are kept
     run_category(erp, policy, category="billing", run_id="billing-1")
-    assert sorted(r["invoice_id"] for r in archive_rows(erp, "invoices")) == [61, 82]  # 81 reached 2026-06-30
+    assert sorted(r["invoice_id"] for r in archive_rows(erp, "invoices")) == [61, 82]  # 81 went with customer 8's run
     second = run_category(erp, policy, category="customer_relationship", run_id="customer-2")
     (plan,) = second.plan.tables
     assert plan.reasons() == ["1 partners kept because 1 invoices are retained until 2029-03-31"]
