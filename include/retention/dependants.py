@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import and_, exists, false, literal, not_, or_
+from sqlalchemy import and_, exists, false, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from .catalog import Dependant, TableNode
@@ -53,7 +53,7 @@ def not_held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> 
 def at_end_of_life(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:
     """Archive rows of ``dep`` past their own horizon, not held, whose parent is in ``root``'s
     archive: the parent's purge destroys them first."""
-    return and_(dep.node.expired(as_of), dep.linked("archive", root, literal(True)),
+    return and_(dep.node.expired(as_of), dep.linked("archive", root, true()),
                 *holds.not_held(dep.node, "archive", dep.category.key))
 
 

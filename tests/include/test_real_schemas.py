@@ -471,3 +471,31 @@ def test_an_erasure_keeps_a_customer_whose_invoices_are_kept_and_erases_one_with
     erased = erase(erp, policy, Subject.of({"email": "p10@example.fr"}), key, ctx)  # no contract, no invoice
     assert [(t.table, t.archive, t.found, t.erased) for t in erased.tables] == [("partners", False, 1, 1)]
     assert 10 not in ids(erp, "partners", schema="erp")
+
+
+def test_the_deletion_limit_counts_the_invoices_a_customer_run_destroys(erp):
+    """Invoice 81 leaves with customer 8 and is past its horizon: the customer run destroys it,
+    so its plan counts it on the invoices' archive side, and the purge refuses, before any row
+    goes, when the approval does not cover it."""
+    from include.retention.archive import archive_category
+    from include.retention.audit import RunContext
+    from include.retention.limits import DeletionLimitExceeded, approved_counts, excesses
+    from include.retention.plan import plan_category
+    from include.retention.purge import purge_category
+    from include.retention.steps import StepContext
+
+    data = erp_policy()
+    data["categories"]["customer_relationship"]["deletion_limit"] = {"rows": 0}
+    policy = parse_policy(data)
+    ctx = RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version)
+    step = StepContext.build(erp, policy, "customer_relationship", ctx)
+    plan = plan_category(step)
+    over = {(e.table, e.side): (e.rows, e.base) for e in excesses(plan, policy.deletion_limit_for(step.category))}
+    assert over[("invoices", "archive")] == (1, 3)  # 3 invoices arrive tonight, 1 of them past its horizon
+    approved = approved_counts(plan.to_dict())
+    assert approved["invoices:archive"] == 1
+    archive_category(step, None, approved)
+    del approved["invoices:archive"]
+    with pytest.raises(DeletionLimitExceeded, match=r"1 of 3 rows of invoices \(33.3%\) would leave the archive"):
+        purge_category(step, None, approved)
+    assert 81 in _archived(erp, "invoices")  # nothing went
