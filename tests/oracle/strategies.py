@@ -1,0 +1,156 @@
+"""Hypothesis strategies: a policy, run dates, and rows whose dates sit on the boundaries.
+
+Dates are aimed at each horizon that matters (the active period and the whole horizon, on
+each run date): the last due day, the day before and the day after; plus 29 February and
+its neighbours, the days Paris changes clocks, and anything in a 15-year backlog. Times
+of day are midnight, a microsecond after, noon, 23:59 and a microsecond before midnight
+(wall clock); for columns with a time zone, half an hour either side of Paris midnight and
+02:30 on the day the clocks go forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+
+from include.retention.periods import Period
+from include.retention.policy import RetentionPolicy
+
+from oracle.model import Holds, add_period, last_due_start, plus
+from oracle.world import CATEGORIES, TEXT_FORMS, PolicyKnobs, Stamp, build_policy
+
+RUN_DAYS = [
+    date(2026, 11, 26), date(2027, 2, 28), date(2027, 3, 1), date(2028, 2, 29), date(2028, 2, 28),
+    date(2026, 3, 29), date(2026, 3, 30), date(2026, 10, 25), date(2026, 10, 26), date(2026, 12, 31),
+]
+LEAP_DAYS = [date(y, 2, 29) for y in (2012, 2016, 2020, 2024)]
+DST_DAYS = [date(2019, 3, 31), date(2019, 10, 27), date(2021, 3, 28), date(2021, 10, 31), date(2023, 3, 26),
+            date(2023, 10, 29), date(2024, 3, 31), date(2024, 10, 27), date(2025, 3, 30), date(2025, 10, 26)]
+NAIVE_TIMES = [time(0, 0), time(0, 0, 0, 1), time(12, 0), time(23, 59), time(23, 59, 59, 999999)]
+AWARE_TIMES = NAIVE_TIMES + [time(0, 30), time(23, 30), time(2, 30)]
+
+
+@dataclass
+class World:
+    """One example: the policy, its knobs, the run dates, each night's category order, the
+    rows (as Python values; ``Stamp`` for timestamps) and the legal holds."""
+
+    knobs: PolicyKnobs
+    policy: RetentionPolicy = field(repr=False)
+    nights: list[tuple[date, tuple[str, ...]]]
+    rows: dict[str, list[dict[str, Any]]]
+    holds: Holds = field(default_factory=Holds)
+
+    def keys(self) -> dict[str, list[Any]]:
+        from oracle.world import PRIMARY_KEYS
+        return {t: [r[PRIMARY_KEYS[t]] for r in rows] for t, rows in self.rows.items()}
+
+
+def knobs() -> st.SearchStrategy[PolicyKnobs]:
+    return st.builds(
+        PolicyKnobs,
+        prospect_active=st.sampled_from(["P3Y", "P13M", "P1Y6M", "P30D"]),
+        prospect_archive=st.sampled_from(["P5Y", "P2Y", "P1M"]),
+        customer_active=st.sampled_from(["P3Y", "P1Y"]),
+        customer_archive=st.sampled_from(["P5Y", "P2Y"]),
+        customer_end=st.sampled_from(["delete", "anonymize"]),
+        billing_archive=st.sampled_from(["P10Y", "P6Y"]),
+        requests_end=st.sampled_from(["delete", "anonymize"]),
+        tracking_active=st.sampled_from(["P13M", "P6M"]),
+        customers_first=st.booleans(),
+    )
+
+
+@st.composite
+def day_near(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]]) -> date:
+    """A day on, just before or just after a horizon, or from the leap/DST lists or the backlog."""
+    kind = draw(st.sampled_from(["boundary", "boundary", "boundary", "leap", "dst", "backlog"]))
+    if kind == "boundary":
+        anchor = last_due_start(draw(st.sampled_from(run_days)), *draw(st.sampled_from(horizons)))
+        return anchor + timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+    if kind == "leap":
+        return draw(st.sampled_from(LEAP_DAYS)) + timedelta(days=draw(st.sampled_from([-1, 0, 1])))
+    if kind == "dst":
+        return draw(st.sampled_from(DST_DAYS)) + timedelta(days=draw(st.sampled_from([-1, 0])))
+    return run_days[0] - timedelta(days=draw(st.integers(0, 15 * 366)))
+
+
+@st.composite
+def stamp(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]], aware: bool,
+          nullable: bool = True) -> Stamp | None:
+    if nullable and draw(st.integers(0, 5)) == 0:
+        return None
+    day = draw(day_near(run_days, horizons))
+    moment = draw(st.sampled_from(AWARE_TIMES if aware else NAIVE_TIMES))
+    return Stamp(datetime.combine(day, moment), draw(st.sampled_from(TEXT_FORMS)))
+
+
+@st.composite
+def worlds(draw: Any, gap: bool | None = None, holds: bool = True) -> World:
+    k = draw(knobs())
+    policy = build_policy(k)
+    c = policy.categories
+    first = draw(st.sampled_from(RUN_DAYS))
+    with_gap = draw(st.booleans()) if gap is None else gap
+    run_days = [first] + ([add_period(first, years=3)] if with_gap else [])
+    nights = [(day, tuple(draw(st.permutations(CATEGORIES)))) for day in run_days]
+
+    def horizons(category: str) -> list[tuple[Period, ...]]:
+        cat = c[category]
+        return [(cat.active_period,), (cat.active_period, cat.archive_or_zero)]
+
+    prospect_h, customer_h, billing_h = horizons("prospection"), horizons("customer_relationship"), horizons("billing")
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
+        "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
+        "requests", "visits")}
+    for pid in range(1, draw(st.integers(0, 10)) + 1):
+        rows["partners"].append({
+            "partner_id": pid, "name": f"Partenaire {pid}", "email": f"p{pid}@example.fr",
+            "is_prospect": draw(st.sampled_from([True, True, False, None])),
+            "customer_rank": draw(st.sampled_from([0, None, 1, 3])),
+            "created_at": draw(stamp(run_days, prospect_h, aware=False))})
+        for n in range(draw(st.integers(0, 2))):
+            iid = pid * 10 + n
+            rows["interactions"].append({
+                "interaction_id": iid, "partner_id": pid,
+                "occurred_at": draw(stamp(run_days, prospect_h, aware=False)),
+                "direction": draw(st.sampled_from(["inbound", "inbound", "outbound", None]))})
+            for f in range(draw(st.integers(0, 1))):
+                rows["interaction_files"].append({"file_id": iid * 10 + f, "interaction_id": iid,
+                                                  "file_name": f"scan-{iid}-{f}.pdf"})
+        for n in range(draw(st.integers(0, 2))):
+            cid = pid * 10 + n
+            rows["contracts"].append({"contract_id": cid, "partner_id": pid})
+            for line in range(draw(st.integers(1, 2))):
+                end = None if draw(st.integers(0, 4)) == 0 else draw(day_near(run_days, customer_h))
+                rows["contract_lines"].append({"line_id": cid * 10 + line, "contract_id": cid, "end_date": end})
+        for n in range(draw(st.integers(0, 2))):
+            inv = pid * 10 + n
+            day = draw(day_near(run_days, draw(st.sampled_from([billing_h, customer_h, prospect_h]))))
+            rows["invoices"].append({"invoice_id": inv, "partner_id": pid, "number": f"F-{inv}",
+                                     "invoice_date": day})
+            for line in range(draw(st.integers(0, 1))):
+                rows["invoice_lines"].append({"line_id": inv * 10 + line, "invoice_id": inv, "amount": 100})
+    for rid in range(1, draw(st.integers(0, 5)) + 1):
+        rows["requests"].append({"request_id": rid, "kind": "erasure",
+                                 "closed_at": draw(stamp(run_days, horizons("rights_requests"), aware=True))})
+    for vid in range(1, draw(st.integers(0, 5)) + 1):
+        rows["visits"].append({"visit_id": vid, "visitor": f"v{vid}",
+                               "first_set_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True))})
+    chosen_holds = Holds()
+    if holds and draw(st.integers(0, 3)) == 0:
+        held_partners = draw(st.sets(st.sampled_from([r["partner_id"] for r in rows["partners"]] or [0]),
+                                     max_size=2)) - {0}
+        held_interactions = draw(st.sets(st.sampled_from([r["interaction_id"] for r in rows["interactions"]] or [0]),
+                                         max_size=1)) - {0}
+        held_categories = draw(st.sets(st.sampled_from(["rights_requests", "navigation_tracking"]), max_size=1))
+        chosen_holds = Holds(frozenset(held_categories),
+                             {"partners": frozenset((p,) for p in held_partners),
+                              "interactions": frozenset((i,) for i in held_interactions)})
+    return World(k, policy, nights, rows, chosen_holds)
+
+
+__all__ = ["World", "worlds", "plus"]

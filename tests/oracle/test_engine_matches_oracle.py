@@ -1,0 +1,31 @@
+"""Property tests: after one night of every category, in any order, every row is where the
+oracle (the spec, in plain Python) says it is, on SQLite and PostgreSQL; a second night for
+the same date changes nothing.
+
+Profiles (``conftest.py``): ``ci`` by default, ``deep`` with ``HYPOTHESIS_PROFILE=deep``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+
+from oracle.harness import Targets, check_world
+from oracle.strategies import World, worlds
+
+
+@pytest.fixture
+def targets(target_url: str, tmp_path: Path) -> Targets:
+    return Targets(target_url, tmp_path)
+
+
+@given(world=worlds(gap=False))
+def test_one_night_on_a_15_year_backlog_puts_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
+    check_world(targets, world)
+
+
+@given(world=worlds(gap=True))
+def test_a_night_after_a_3_year_gap_puts_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
+    check_world(targets, world)
