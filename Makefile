@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test bench airflow install clean
+.PHONY: demo test test-deep bench airflow install clean
 
 install: $(VENV)/.installed
 
@@ -23,7 +23,12 @@ demo: install
 	$(PY) scripts/demo.py
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not deep"
+
+# The oracle's property tests with hundreds of random examples each (HYPOTHESIS_PROFILE=deep),
+# and the slow variants marked `deep`; not part of `make test` (hours, not minutes).
+test-deep: install
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/oracle
 
 # Engine vs hand-written SQL on a throwaway PostgreSQL (N=1M by default; BENCH_ARGS="--rows 5000000"
 # for more); writes docs/benchmarks.md. Not part of `make test`.
