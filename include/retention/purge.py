@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, literal, select, text, update
+from sqlalchemy import and_, delete, false, func, literal, null, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -200,6 +200,10 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
         expression = rule_expression(archive.c[column], rule, step.target.dialect, step.policy.zone)
         if expression is not None:
             values[column] = expression
+    # A retained dependant's link to its parent (an invoice's customer) is the one thing that
+    # would tie the anonymised row back to a person; without it, the row keeps no parent.
+    link = getattr(node.policy, "archived_with", None)
+    values.update({column: null() for column in (link.foreign_key if link else [])})
     if node.name not in same_run:
         same_run[node.name] = _archived_by(conn, archive, cond, step.ctx.run_id) if any(same_run.values()) else 0
     counts[node.name] = conn.execute(update(archive).where(cond).values(**values)).rowcount

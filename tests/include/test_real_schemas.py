@@ -499,3 +499,26 @@ def test_the_deletion_limit_counts_the_invoices_a_customer_run_destroys(erp):
     with pytest.raises(DeletionLimitExceeded, match=r"1 of 3 rows of invoices \(33.3%\) would leave the archive"):
         purge_category(step, None, approved)
     assert 81 in _archived(erp, "invoices")  # nothing went
+
+
+def test_an_invoice_past_its_horizon_is_anonymised_when_billing_anonymises_and_releases_its_customer(erp):
+    """Billing's end action is anonymise: the customer run anonymises invoice 81 (past its
+    horizon) by billing's rules, unlinked from its customer, audited under billing; on the
+    day invoice 82 reaches its horizon, one customer run anonymises it and destroys customer 8."""
+    data = erp_policy()
+    billing = data["categories"]["billing"]
+    billing["end_action"] = "anonymize"
+    billing["tables"][0]["anonymize"] = {"number": "null", "invoice_date": "year"}
+    billing["tables"][0]["children"][0]["anonymize"] = {"amount": {"round": 1000}}
+    policy = parse_policy(data)
+    run_category(erp, policy, category="customer_relationship")
+    invoices = {r["invoice_id"]: r for r in archive_rows(erp, "invoices")}
+    assert (invoices[81]["anonymized"], invoices[81]["partner_id"], invoices[81]["number"]) == (True, None, None)
+    assert invoices[81]["invoice_date"] == date(2016, 1, 1)
+    events = [(e["category"], e["table_name"], e["row_count"], e["details"]["same_run"])
+              for e in audit_events(erp, policy, action="anonymize")]
+    assert events == [("billing", "invoice_lines", 1, 1), ("billing", "invoices", 1, 1)]
+    assert 8 in _archived(erp, "customer_partners")  # invoice 82 is retained until 2029-03-31
+    run_category(erp, policy, as_of=date(2029, 3, 31), category="customer_relationship", run_id="run-2")
+    assert 8 not in _archived(erp, "customer_partners")
+    assert {r["invoice_id"]: r["anonymized"] for r in archive_rows(erp, "invoices")}[82] is True
