@@ -522,3 +522,53 @@ def test_an_invoice_past_its_horizon_is_anonymised_when_billing_anonymises_and_r
     run_category(erp, policy, as_of=date(2029, 3, 31), category="customer_relationship", run_id="run-2")
     assert 8 not in _archived(erp, "customer_partners")
     assert {r["invoice_id"]: r["anonymized"] for r in archive_rows(erp, "invoices")}[82] is True
+
+
+def _make_archive_deletes_fail(target, table: str) -> None:
+    """Any DELETE on the archive's ``table`` fails with 'boom': a failure half-way through."""
+    from sqlalchemy import text
+
+    with target.engine.begin() as conn:
+        if target.is_sqlite:
+            conn.execute(text(f"CREATE TRIGGER archive.boom BEFORE DELETE ON {table} "
+                              "BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION archive.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
+            conn.execute(text(f"CREATE TRIGGER boom BEFORE DELETE ON archive.{table} FOR EACH ROW "
+                              "EXECUTE FUNCTION archive.boom()"))
+
+
+def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_rerun_finishes(erp):
+    """The customer run's purge destroys invoice 81 (its line first) before any customer: if the
+    invoice's delete fails after its line's, the batch rolls back whole - no invoice, line or
+    customer gone, no audit event - and the same run, once the fault is gone, completes and
+    passes its gate."""
+    from sqlalchemy import text
+
+    from include.retention.archive import archive_category
+    from include.retention.audit import RunContext
+    from include.retention.limits import approved_counts
+    from include.retention.plan import plan_category
+    from include.retention.postflight import post_run_gate
+    from include.retention.purge import purge_category
+    from include.retention.steps import StepContext
+    from table_checksums import checksum
+
+    policy = parse_policy(ERP_POLICY)
+    step = StepContext.build(erp, policy, "customer_relationship",
+                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    approved = approved_counts(plan_category(step).to_dict())
+    archive_category(step, None, approved)
+    _make_archive_deletes_fail(erp, "invoices")
+    before = checksum(erp)
+    with pytest.raises(Exception, match="boom"):
+        purge_category(step, None, approved)
+    assert checksum(erp) == before
+    assert audit_events(erp, policy, run_id="run-1", action="delete") == []
+    with erp.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER archive.boom" if erp.is_sqlite else "DROP TRIGGER boom ON archive.invoices"))
+    purge_category(step, None, approved)
+    assert sorted(r["invoice_id"] for r in archive_rows(erp, "invoices")) == [61, 82]
+    assert _archived(erp, "customer_partners") == [6, 8]
+    assert all(r.success for r in post_run_gate(step))
