@@ -28,7 +28,8 @@ The rules it applies, in the spec's words:
   which it was archived if it is already past its whole horizon.
 * **Retained dependants** (``archived_with``). They follow their own category's clock but
   wait in the active base while the row they point at is active; they leave it in the
-  same run as that row, with their own ``retention_until`` (own start + active + archive).
+  same run as that row, with their own ``retention_until`` (own start + active + archive;
+  none when their start is missing: such a row is never destroyed, and keeps its parent).
   While one of them is still retained (not destroyed), the row it points at is neither
   destroyed nor anonymised. A dependant past its own horizon is destroyed in the same run,
   and the parent it held is released in that run, whatever the order of the categories.
@@ -192,6 +193,21 @@ class Holds:
     categories: frozenset[str] = frozenset()
     rows: Mapping[str, frozenset[Key]] = field(default_factory=dict)
 
+    def __bool__(self) -> bool:
+        return bool(self.categories) or any(self.rows.values())
+
+    def union(self, other: "Holds") -> "Holds":
+        tables = set(self.rows) | set(other.rows)
+        return Holds(self.categories | other.categories,
+                     {t: self.rows.get(t, frozenset()) | other.rows.get(t, frozenset()) for t in tables})
+
+    def existing(self, state: "State") -> "Holds":
+        """Only the rows that still exist (active or archived): a hold on a destroyed row is
+        refused, as the legal_hold DAG refuses keys that match nothing."""
+        return Holds(self.categories, {t: frozenset(k for k in keys if state.get(t, {}).get(k) is not None
+                                                    and state[t][k].state != DESTROYED)
+                                       for t, keys in self.rows.items()})
+
 
 @dataclass(frozen=True)
 class _Node:
@@ -301,11 +317,25 @@ class Oracle:
         return candidates[0]
 
     def held(self, category: Category, table: TableBase, row: Mapping[str, Any]) -> bool:
-        """A hold on the category, on the row, or on any row of its tree."""
+        """A hold on the category, on the row, or on any row of its tree - its children, and
+        the retained dependants that point at it (and theirs): "a parent with a held child is
+        held with its whole tree", and a held invoice can neither stay in the active base
+        pointing at a customer that left it nor follow it to the archive."""
         if category.key in self.holds.categories:
             return True
         tree = [(table, row)] + self._children_of(table, row)
-        return any(tuple(r[c] for c in t.primary_key) in self.holds.rows.get(t.table, frozenset()) for t, r in tree)
+        if any(tuple(r[c] for c in t.primary_key) in self.holds.rows.get(t.table, frozenset()) for t, r in tree):
+            return True
+        return any(self.held(dep_category, dependant, dep_row)
+                   for dep_category, dependant, dep_row in self._dependants_of(table, row))
+
+    def _dependants_of(self, table: TableBase, row: Mapping[str, Any]) -> list[tuple[Category, TablePolicy, Any]]:
+        key = tuple(row[c] for c in table.primary_key)
+        return [(category, dependant, dep_row)
+                for category in self.policy.categories.values() for dependant in category.tables
+                if dependant.archived_with is not None and dependant.archived_with.table == table.table
+                for dep_row in self.rows.get(dependant.table, [])
+                if tuple(dep_row[c] for c in dependant.archived_with.foreign_key) == key]
 
     # -- one night -------------------------------------------------------------------------------
 
@@ -366,10 +396,11 @@ class Oracle:
                     parent_place = new.get(parent_table, {}).get(parent_key)
                     if parent_place is None or parent_place.state == ACTIVE:
                         continue
+                    # No start (a defect): it still leaves the active base with the row that
+                    # justified it, but cannot be aged - archived without dates, never destroyed
+                    # silently, and it keeps that row in the archive until a person dates it.
                     start = self.start_day(table, row, state)
-                    if start is None:
-                        continue  # a defect: it cannot be aged (the spec says report it)
-                    until = plus(start, category.active_period, category.archive_period)
+                    until = None if start is None else plus(start, category.active_period, category.archive_period)
                     self._move(new, category, table, row,
                                lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
 
@@ -385,25 +416,17 @@ class Oracle:
                     continue
                 if place.retention_until is None or place.retention_until > as_of:
                     continue
-                if self.held(category, table, row) or self._kept_by_dependants(table, key, new):
+                if self.held(category, table, row) or self._kept_by_dependants(table, row, new):
                     continue
                 if category.end_action == "anonymize":
                     self._move(new, category, table, row, lambda n: Place(ANONYMISED, n.archive_name))
                 else:
                     self._move(new, category, table, row, lambda _n: Place(DESTROYED))
 
-    def _kept_by_dependants(self, table: TableBase, key: Key, new: State) -> bool:
-        for category in self.policy.categories.values():
-            for dependant in category.tables:
-                link = dependant.archived_with
-                if link is None or link.table != table.table:
-                    continue
-                for row in self.rows.get(dependant.table, []):
-                    if tuple(row[c] for c in link.foreign_key) != key:
-                        continue
-                    if new[dependant.table][self.key(dependant.table, row)].state != DESTROYED:
-                        return True
-        return False
+    def _kept_by_dependants(self, table: TableBase, row: Mapping[str, Any], new: State) -> bool:
+        """A dependant not destroyed (retained in the archive, or still active) keeps it."""
+        return any(new[dependant.table][self.key(dependant.table, dep_row)].state != DESTROYED
+                   for _, dependant, dep_row in self._dependants_of(table, row))
 
 
 def describe_differences(expected: State, got: State, limit: int = 20) -> list[str]:

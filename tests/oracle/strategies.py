@@ -43,6 +43,9 @@ class World:
     nights: list[tuple[date, tuple[str, ...]]]
     rows: dict[str, list[dict[str, Any]]]
     holds: Holds = field(default_factory=Holds)
+    # Added after the first night (a litigation starts between two runs): holds on rows
+    # that may already be in the archive.
+    later_holds: Holds = field(default_factory=Holds)
 
     def keys(self) -> dict[str, list[Any]]:
         from oracle.world import PRIMARY_KEYS
@@ -89,13 +92,37 @@ def stamp(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]], a
 
 
 @st.composite
-def worlds(draw: Any, gap: bool | None = None, holds: bool = True) -> World:
+def legal_holds(draw: Any, rows: dict[str, list[dict[str, Any]]]) -> Holds:
+    """Usually none; else a few partners, an interaction (a child), an invoice (a retained
+    dependant), or a whole category."""
+    if draw(st.integers(0, 2)) != 0:
+        return Holds()
+
+    def some(table: str, key: str, most: int) -> frozenset:
+        keys = [r[key] for r in rows[table]]
+        return frozenset((k,) for k in draw(st.sets(st.sampled_from(keys), max_size=most))) if keys else frozenset()
+
+    categories = draw(st.sets(st.sampled_from(["rights_requests", "navigation_tracking", "billing"]), max_size=1))
+    return Holds(frozenset(categories), {"partners": some("partners", "partner_id", 2),
+                                         "interactions": some("interactions", "interaction_id", 1),
+                                         "invoices": some("invoices", "invoice_id", 1)})
+
+
+@st.composite
+def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: int = 0,
+           dateless_invoices: bool = False) -> World:
+    """``dateless_invoices``: some invoices have no date (a defect); off by default while the
+    post-run gate fails on them (see test_oracle_regressions). ``gap``: a second night 3 years after the first (None: either). ``nightly_for``: that
+    many more nights after the first, each 1 day, 1 month, 1 year or 3 years after the last."""
     k = draw(knobs())
     policy = build_policy(k)
     c = policy.categories
     first = draw(st.sampled_from(RUN_DAYS))
-    with_gap = draw(st.booleans()) if gap is None else gap
-    run_days = [first] + ([add_period(first, years=3)] if with_gap else [])
+    with_gap = (draw(st.booleans()) if gap is None else gap) or nightly_for > 0
+    run_days = [first] + ([add_period(first, years=3)] if with_gap and not nightly_for else [])
+    for _ in range(nightly_for):
+        run_days.append(add_period(run_days[-1], **draw(st.sampled_from(
+            [{"days": 1}, {"months": 1}, {"years": 1}, {"years": 3}]))))
     nights = [(day, tuple(draw(st.permutations(CATEGORIES)))) for day in run_days]
 
     def horizons(category: str) -> list[tuple[Period, ...]]:
@@ -129,7 +156,8 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True) -> World:
                 rows["contract_lines"].append({"line_id": cid * 10 + line, "contract_id": cid, "end_date": end})
         for n in range(draw(st.integers(0, 2))):
             inv = pid * 10 + n
-            day = draw(day_near(run_days, draw(st.sampled_from([billing_h, customer_h, prospect_h]))))
+            day = None if dateless_invoices and draw(st.integers(0, 9)) == 0 else draw(day_near(run_days, draw(st.sampled_from(
+                [billing_h, customer_h, prospect_h]))))
             rows["invoices"].append({"invoice_id": inv, "partner_id": pid, "number": f"F-{inv}",
                                      "invoice_date": day})
             for line in range(draw(st.integers(0, 1))):
@@ -140,17 +168,9 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True) -> World:
     for vid in range(1, draw(st.integers(0, 5)) + 1):
         rows["visits"].append({"visit_id": vid, "visitor": f"v{vid}",
                                "first_set_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True))})
-    chosen_holds = Holds()
-    if holds and draw(st.integers(0, 3)) == 0:
-        held_partners = draw(st.sets(st.sampled_from([r["partner_id"] for r in rows["partners"]] or [0]),
-                                     max_size=2)) - {0}
-        held_interactions = draw(st.sets(st.sampled_from([r["interaction_id"] for r in rows["interactions"]] or [0]),
-                                         max_size=1)) - {0}
-        held_categories = draw(st.sets(st.sampled_from(["rights_requests", "navigation_tracking"]), max_size=1))
-        chosen_holds = Holds(frozenset(held_categories),
-                             {"partners": frozenset((p,) for p in held_partners),
-                              "interactions": frozenset((i,) for i in held_interactions)})
-    return World(k, policy, nights, rows, chosen_holds)
+    chosen_holds = draw(legal_holds(rows)) if holds else Holds()
+    later = draw(legal_holds(rows)) if holds and with_gap else Holds()
+    return World(k, policy, nights, rows, chosen_holds, later)
 
 
 __all__ = ["World", "worlds", "plus"]

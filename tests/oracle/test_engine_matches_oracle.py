@@ -29,3 +29,11 @@ def test_one_night_on_a_15_year_backlog_puts_every_row_where_the_schedule_says(t
 @given(world=worlds(gap=True))
 def test_a_night_after_a_3_year_gap_puts_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
     check_world(targets, world)
+
+
+@pytest.mark.deep
+@given(world=worlds(nightly_for=5))
+def test_a_sequence_of_nights_keeps_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
+    """Six nights, a day to three years apart, holds added after the first: slow, so only in
+    ``make test-deep``."""
+    check_world(targets, world)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from include.retention.periods import Period
 
-from oracle.model import ACTIVE, ARCHIVE, DESTROYED, Oracle, Place, add_period, evaluate, last_due_start, local_day
+from oracle.model import ACTIVE, ARCHIVE, DESTROYED, Holds, Oracle, Place, add_period, evaluate, last_due_start, local_day
 from oracle.world import PARIS, PolicyKnobs, build_policy
 
 
@@ -123,3 +123,29 @@ def test_precedence_decides_which_category_governs_a_prospect_who_bought():
     # As a customer it has no contract line: a defect, it stays. As a prospect it is long past.
     assert customers_first.run(customers_first.initial_state(), day)["partners"][(1,)] == Place(ACTIVE)
     assert prospects_first.run(prospects_first.initial_state(), day)["partners"][(1,)] == Place(DESTROYED)
+
+
+def test_a_held_invoice_keeps_its_customer_where_it_is():
+    """A held row never moves; an invoice held in the active base cannot point at a customer
+    that left it, so the hold keeps the customer too (as a held child keeps its parent)."""
+    policy = build_policy(PolicyKnobs())
+    rows = _erp_rows(
+        partners=[{"partner_id": 1, "name": "x", "email": "x", "is_prospect": False, "customer_rank": 1,
+                   "created_at": None}],
+        contracts=[{"contract_id": 10, "partner_id": 1}],
+        contract_lines=[{"line_id": 100, "contract_id": 10, "end_date": date(2010, 1, 1)}],
+        invoices=[{"invoice_id": 10, "partner_id": 1, "number": "F", "invoice_date": date(2012, 1, 1)}])
+    oracle = Oracle(policy, rows, Holds(rows={"invoices": frozenset({(10,)})}))
+    state = oracle.run(oracle.initial_state(), date(2026, 11, 26))
+    assert state["partners"][(1,)] == Place(ACTIVE) and state["invoices"][(10,)] == Place(ACTIVE)
+
+
+def test_a_hold_added_later_keeps_an_archived_row_past_its_horizon():
+    policy = build_policy(PolicyKnobs())
+    rows = _erp_rows(partners=[{"partner_id": 1, "name": "x", "email": "x", "is_prospect": True, "customer_rank": 0,
+                                "created_at": datetime(2020, 1, 1)}])
+    oracle = Oracle(policy, rows)
+    state = oracle.run(oracle.initial_state(), date(2026, 11, 26))
+    assert state["partners"][(1,)] == Place(ARCHIVE, "prospect_partners", date(2020, 1, 1), date(2028, 1, 1))
+    oracle.holds = oracle.holds.union(Holds(rows={"partners": frozenset({(1,)})}).existing(state))
+    assert oracle.run(state, date(2029, 11, 26))["partners"][(1,)] == state["partners"][(1,)]

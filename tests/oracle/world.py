@@ -288,15 +288,16 @@ def seed(target: Target, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> Non
                 conn.execute(insert(tables[name]), list(rows[name]))
 
 
-def add_holds(target: Target, policy: RetentionPolicy, holds: Holds, as_of: date) -> None:
-    ctx = RunContext(run_id="holds", dag_id="legal_hold", as_of=as_of, policy_version=policy.version)
+def add_holds(target: Target, policy: RetentionPolicy, holds: Holds, as_of: date, prefix: str) -> None:
+    """Record the holds through the register's own function, as the legal_hold DAG does."""
+    ctx = RunContext(run_id=f"holds-{prefix}", dag_id="legal_hold", as_of=as_of, policy_version=policy.version)
     today = datetime.now(PARIS).date()
     for n, category in enumerate(sorted(holds.categories)):
-        add_hold(target, policy, NewHold(f"CAT-{n}", "category", "Litige", "legal", category=category),
+        add_hold(target, policy, NewHold(f"{prefix}-CAT-{n}", "category", "Litige", "legal", category=category),
                  None, ctx, today)
     for n, (table, keys) in enumerate(sorted(holds.rows.items())):
         if keys:
-            add_hold(target, policy, NewHold(f"ROWS-{n}", "rows", "Litige", "legal", table=table,
+            add_hold(target, policy, NewHold(f"{prefix}-ROWS-{n}", "rows", "Litige", "legal", table=table,
                                              keys=[k[0] for k in sorted(keys)]), None, ctx, today)
 
 
