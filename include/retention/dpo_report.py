@@ -20,18 +20,19 @@ It renders in French (default) or English, as one self-contained HTML file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import and_, func, inspect, not_, select
 from sqlalchemy.engine import Connection
 
-from . import audit, charts, html
-from .audit import ChainReport
+from . import audit, certificate, charts, html
+from .certificate import ChainStatus
 from .catalog import TableNode, archive_exists, open_category
-from .clock import local_date
+from .clock import is_due, local_date
 from .errors import RetentionError
 from .holds import HoldsInForce, HoldView, hold_tables, holds_in_force, list_holds
+from .periods import Period
 from .policy import Category, RetentionPolicy
 from .report import reports_dir, safe_name
 from .requests import Deadline, open_deadlines, register_table
@@ -121,7 +122,7 @@ class DpoReport:
     volumes: list[Volume]                               # per category, root table and month (non-empty only)
     compliance: list[Compliance]
     findings: dict[str, dict[str, int]]                 # category -> finding -> count (in the period)
-    chain: ChainReport
+    chain: ChainStatus
     open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
     holds: list[HoldView] = field(default_factory=list)  # the legal-hold register, every hold and its status
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -151,7 +152,8 @@ def build(target: Target, policy: RetentionPolicy, period_start: date, period_en
         logged = audit.table_exists(conn, trail)
         period_events = audit.events(conn, trail, trail.c.as_of >= period_start, trail.c.as_of <= period_end,
                                      trail.c.dry_run.is_(False)) if logged else []
-        chain = audit.verify_chain(conn, trail) if logged else ChainReport(0)
+        # The same verdict as retention_audit_verify and the Retention view (chain and certificates).
+        chain = certificate.chain_status(conn, trail)
         requests = _open_requests(conn, target, policy, today)
         registered = list_holds(conn, target.archive_schema, today)
     return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events),
@@ -251,7 +253,11 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
                       root: TableNode, today: date, holds: HoldsInForce) -> Compliance:
     """Rows a legal hold keeps past their date are counted apart: the hold outranks the schedule."""
     day = local_date(root.start, target.dialect, policy.zones)
-    due = root.due(category.active_period, today, policy.zones)
+    # Past its period and started before today, both in the company's zone: a row whose
+    # clock started today (a request closed this morning, zero active period) is due today
+    # and tonight's run moves it - it is not overdue before a run could have moved it.
+    started_before_today = is_due(root.start, Period(), today - timedelta(days=1), policy.zones)
+    due = and_(root.due(category.active_period, today, policy.zones), started_before_today)
     on_hold = holds.held(root, "source", category.key)
     oldest, overdue, missing, held, legal = conn.execute(select(
         func.min(day).filter(root.ageable()),
@@ -323,8 +329,10 @@ TEXT = {
         "findings_cols": ("Catégorie", "Enregistrements sans date de départ signalés", "Contrôles en échec"),
         "no_findings": "Aucun constat sur la période.",
         "chain": "6. Intégrité du journal d'audit",
-        "chain_ok": "Chaîne de hachage intacte : {n} événements vérifiés.",
+        "chain_ok": "Chaîne de hachage intacte : {n} événements vérifiés, empreintes de {c} certificat(s) de passage concordantes.",
         "chain_ko": "CHAÎNE ROMPUE à l'événement {at} : {reason} ({n} événements lus).",
+        "chain_rewritten": "JOURNAL RÉÉCRIT : il ne correspond plus aux certificats de passage ({m} écart(s), "
+                           "le premier : {first}) ; sa chaîne est cohérente, il a donc été recalculé.",
         "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
         "until_end": "jusqu'à",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
@@ -375,8 +383,10 @@ TEXT = {
         "findings_cols": ("Category", "Records without a start date reported", "Failed checks"),
         "no_findings": "No finding in the period.",
         "chain": "6. Audit log integrity",
-        "chain_ok": "Hash chain intact: {n} events verified.",
+        "chain_ok": "Hash chain intact: {n} events verified, hashes of {c} run certificate(s) matched.",
         "chain_ko": "CHAIN BROKEN at event {at}: {reason} ({n} events read).",
+        "chain_rewritten": "LOG REWRITTEN: it no longer matches the run certificates ({m} mismatch(es), "
+                           "the first: {first}); its chain is consistent, so it was re-hashed.",
         "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
         "until_end": "until",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
@@ -498,11 +508,15 @@ def _findings_table(report: DpoReport, lang: str) -> str:
     return html.table(t["findings_cols"], rows)
 
 
-def _chain_paragraph(chain: ChainReport, lang: str) -> str:
+def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
     t = TEXT[lang]
     if chain.intact:
-        return f"<p class='ok'>{html.text(t['chain_ok'].format(n=chain.events))}</p>"
-    return f"<p class='ko'>{html.text(t['chain_ko'].format(at=chain.broken_at, reason=chain.reason, n=chain.events))}</p>"
+        return f"<p class='ok'>{html.text(t['chain_ok'].format(n=chain.events, c=chain.certificates))}</p>"
+    if not chain.chain_holds:
+        text = t["chain_ko"].format(at=chain.broken_at, reason=chain.reason, n=chain.events)
+    else:
+        text = t["chain_rewritten"].format(m=len(chain.mismatches), first=chain.mismatches[0])
+    return f"<p class='ko'>{html.text(text)}</p>"
 
 
 def write(report: DpoReport, lang: str = "fr") -> Path:

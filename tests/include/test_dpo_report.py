@@ -105,6 +105,26 @@ def test_a_tampered_log_shows_in_the_report(target):
     assert "CHAÎNE ROMPUE à l'événement 3" in unescape(dpo_report.render(report))
 
 
+def test_a_log_rewritten_with_recomputed_hashes_shows_in_the_report_as_retention_audit_verify_says(
+        target, tmp_path, monkeypatch):
+    """The report's verdict is the daily verification's (chain and run certificates): a log
+    consistent in itself but no longer matching its certificates is not called intact."""
+    from include.retention import certificate
+    from test_audit_chain import AUDIT, _rewrite_whole_chain
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    run_category(target, club_policy())
+    with target.read() as conn:
+        certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
+    assert _report(target).chain.intact
+    _rewrite_whole_chain(target, 3, row_count=12345)
+    report = _report(target)
+    assert report.chain.chain_holds and not report.chain.intact
+    assert "JOURNAL RÉÉCRIT" in unescape(dpo_report.render(report))
+    assert "LOG REWRITTEN" in unescape(dpo_report.render(report, "en"))
+
+
 def test_the_report_is_written_under_reports_dpo(target, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     create_club(target)

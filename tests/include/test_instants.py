@@ -235,3 +235,27 @@ def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_bac
     utc = "2026-11-30 23:30:00.000000+00:00"
     assert [tuple(r) for r in stored] == [("2026-11-01 00:00:00.000000+00:00", closed) for closed in (
         utc, None, utc, utc, "last Tuesday", 1764545400)]
+
+
+@pytest.mark.parametrize("closed", [LATE_EVENING_UTC, datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)],
+                         ids=["00:30 in Paris", "11:00 in Paris"])
+def test_in_the_dpo_report_a_request_closed_today_is_not_overdue_until_a_nightly_run_could_move_it(
+        crm, frozen, closed):
+    """The register is a policy table (active period P0D from closed_at): a request closed
+    on 1 December in Paris is due that day and tonight's run archives it. The report of
+    1 December does not call it overdue; that of 2 December, with no run between, does."""
+    from crm_helpers import KEY
+    from include.retention import dpo_report
+    from include.retention.policy import load_policy
+    from include.retention.requests import handle
+    from include.retention.subjects import Subject
+
+    frozen(closed)
+    policy, request = load_policy(), RequestRecord("DDP-DPO-1", "access", date(2026, 11, 28), True)
+    handle(crm, policy, KEY, request, Subject.of({"email": "nobody@example.fr"}), CTX, closed)
+
+    def overdue(today: date) -> int:
+        report = dpo_report.build(crm, policy, today.replace(day=1), today, today, KEY)
+        return sum(c.overdue for c in report.compliance if c.category == "rights_requests")
+
+    assert [overdue(day) for day in (date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2))] == [0, 0, 1]
