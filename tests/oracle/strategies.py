@@ -63,6 +63,7 @@ def knobs() -> st.SearchStrategy[PolicyKnobs]:
         billing_archive=st.sampled_from(["P10Y", "P6Y"]),
         requests_end=st.sampled_from(["delete", "anonymize"]),
         tracking_active=st.sampled_from(["P13M", "P6M"]),
+        tracking_clock=st.sampled_from(["column", "earliest"]),
         customers_first=st.booleans(),
     )
 
@@ -132,7 +133,7 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
     prospect_h, customer_h, billing_h = horizons("prospection"), horizons("customer_relationship"), horizons("billing")
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
         "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
-        "requests", "visits")}
+        "requests", "visits", "visit_hits")}
     for pid in range(1, draw(st.integers(0, 10)) + 1):
         rows["partners"].append({
             "partner_id": pid, "name": f"Partenaire {pid}", "email": f"p{pid}@example.fr",
@@ -168,6 +169,9 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
     for vid in range(1, draw(st.integers(0, 5)) + 1):
         rows["visits"].append({"visit_id": vid, "visitor": f"v{vid}",
                                "first_set_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True))})
+        for n in range(draw(st.integers(0, 2))):
+            rows["visit_hits"].append({"hit_id": vid * 10 + n, "visit_id": vid, "seen_at": draw(
+                stamp(run_days, horizons("navigation_tracking"), aware=True))})
     chosen_holds = draw(legal_holds(rows)) if holds else Holds()
     later = draw(legal_holds(rows)) if holds and with_gap else Holds()
     return World(k, policy, nights, rows, chosen_holds, later)

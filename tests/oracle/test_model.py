@@ -77,7 +77,7 @@ def test_conditions_use_three_valued_logic(cond, row, result):
 
 def _erp_rows(**overrides):
     rows = {"partners": [], "interactions": [], "interaction_files": [], "contracts": [], "contract_lines": [],
-            "invoices": [], "invoice_lines": [], "requests": [], "visits": []}
+            "invoices": [], "invoice_lines": [], "requests": [], "visits": [], "visit_hits": []}
     rows.update(overrides)
     return rows
 

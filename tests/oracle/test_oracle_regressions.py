@@ -29,7 +29,7 @@ def targets(target_url: str, tmp_path: Path) -> Targets:
 def world(nights: list[tuple[date, tuple[str, ...]]], knobs: PolicyKnobs = PolicyKnobs(), **tables: Any) -> World:
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
         "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
-        "requests", "visits")}
+        "requests", "visits", "visit_hits")}
     rows.update(tables)
     return World(knobs, build_policy(knobs), nights, rows, Holds())
 

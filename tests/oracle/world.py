@@ -15,6 +15,7 @@ end event, and tracking without an archive):
         invoice_lines(line_id, invoice_id -> invoices, amount)
     requests(request_id, kind, closed_at with time zone)
     visits(visit_id, visitor, first_set_at with time zone)
+      visit_hits(hit_id, visit_id -> visits, seen_at with time zone)  -- the clock may be the first hit
 
 On PostgreSQL values are stored as typed values; on SQLite every date is text in the form
 the example chose (date only, space or ``T``, fractional seconds or not, ``Z`` or an
@@ -65,10 +66,11 @@ PARIS = ZoneInfo("Europe/Paris")
 SCHEMA = "orc"
 CATEGORIES = ("prospection", "customer_relationship", "billing", "rights_requests", "navigation_tracking")
 TABLE_ORDER = ("partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices",
-               "invoice_lines", "requests", "visits")
+               "invoice_lines", "requests", "visits", "visit_hits")
 PRIMARY_KEYS = {"partners": "partner_id", "interactions": "interaction_id", "interaction_files": "file_id",
                 "contracts": "contract_id", "contract_lines": "line_id", "invoices": "invoice_id",
-                "invoice_lines": "line_id", "requests": "request_id", "visits": "visit_id"}
+                "invoice_lines": "line_id", "requests": "request_id", "visits": "visit_id",
+                "visit_hits": "hit_id"}
 
 # --- the policy -------------------------------------------------------------------------------
 
@@ -100,6 +102,7 @@ class PolicyKnobs:
     billing_archive: str = "P10Y"
     requests_end: str = "delete"          # or anonymize
     tracking_active: str = "P13M"
+    tracking_clock: str = "column"        # or earliest: the first hit, else first_set_at
     customers_first: bool = True          # precedence order
 
 
@@ -160,9 +163,18 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
             "rights_requests": _category("Requests", "P0D", "P5Y", knobs.requests_end, [requests]),
             "navigation_tracking": _category("Tracking", knobs.tracking_active, None, "delete", [{
                 "table": "visits", "primary_key": "visit_id",
-                "start_event": {"column": "first_set_at", "when_missing": "defect"}}]),
+                "start_event": _tracking_clock(knobs.tracking_clock),
+                "children": [{"table": "visit_hits", "primary_key": "hit_id", "foreign_key": "visit_id"}]}]),
         },
     }
+
+
+def _tracking_clock(kind: str) -> dict[str, Any]:
+    if kind == "column":
+        return {"column": "first_set_at", "when_missing": "defect"}
+    return {"when_missing": "defect", "first_of": [
+        {"earliest": {"column": "seen_at", "path": [{"table": "visit_hits", "foreign_key": "visit_id"}]}},
+        {"column": "first_set_at"}]}
 
 
 def build_policy(knobs: PolicyKnobs) -> RetentionPolicy:
@@ -203,7 +215,7 @@ class Stamp:
         return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
-AWARE_COLUMNS = {("requests", "closed_at"), ("visits", "first_set_at")}
+AWARE_COLUMNS = {("requests", "closed_at"), ("visits", "first_set_at"), ("visit_hits", "seen_at")}
 NAIVE_COLUMNS = {("partners", "created_at"), ("interactions", "occurred_at")}
 
 
@@ -253,6 +265,9 @@ def _tables(md: MetaData, prefix: str) -> list[Table]:
               Column("closed_at", DateTime(timezone=True))),
         Table("visits", md, Column("visit_id", Integer, primary_key=True), Column("visitor", String(40)),
               Column("first_set_at", DateTime(timezone=True))),
+        Table("visit_hits", md, Column("hit_id", Integer, primary_key=True),
+              Column("visit_id", Integer, ForeignKey(prefix + "visits.visit_id"), nullable=False),
+              Column("seen_at", DateTime(timezone=True))),
     ]
 
 
