@@ -482,7 +482,7 @@ def _holds_table(report: DpoReport, lang: str) -> str:
     if not report.holds:
         return f"<p>{html.text(t['no_holds'])}</p>"
     rows = [(h.reference, h.scope, h.category or h.table or "", h.items,
-             h.created_at.strftime("%Y-%m-%d") if h.created_at else "",
+             h.created_at.astimezone(report.policy.zone).strftime("%Y-%m-%d") if h.created_at else "",
              h.expires_on.isoformat() if h.expires_on else t["none"], t["hold_status"][h.status])
             for h in report.holds]
     return html.table(t["holds_cols"], rows)

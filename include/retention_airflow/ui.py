@@ -200,7 +200,7 @@ def legal_holds(request: Request) -> HTMLResponse:
     with target.read() as conn:
         holds = list_holds(conn, target.archive_schema, today)
     rows = [(h.reference, h.status.replace("_", " "), h.scope, h.category or h.table or "", h.items, h.reason,
-             h.created_by, f"{h.created_at:%Y-%m-%d}" if h.created_at else "",
+             h.created_by, f"{h.created_at.astimezone(policy.zone):%Y-%m-%d}" if h.created_at else "",
              h.expires_on.isoformat() if h.expires_on else "until lifted", h.lifted_by or "") for h in holds]
     table = html.table(("reference", "status", "scope", "category / table", "items", "reason", "requested by",
                         "created", "expires", "lifted by"), rows,

@@ -213,3 +213,19 @@ def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_
                 == "2026-11-25 23:30:00.000000+00:00"
     assert (row.created_at, row.expiry_recorded_at, row.lifted_at) == (created, expired_at, None)
     assert row.created_at.tzinfo == row.expiry_recorded_at.tzinfo == timezone.utc
+
+
+def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkeypatch):
+    """Created at 23:30 UTC on 30 November, i.e. 00:30 on 1 December in Paris: the DPO report's
+    register says 1 December, the company's day, not the UTC one."""
+    from datetime import datetime, timezone
+    from html import unescape
+
+    from include.retention import instants
+
+    monkeypatch.setattr(instants, "utc_now", lambda: datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc))
+    _hold(club, reference="RG-MIDNIGHT")
+    report = dpo.build(club, club_policy(), date(2026, 11, 1), date(2026, 11, 30), TODAY)
+    page = unescape(dpo.render(report))
+    row = page[page.index("RG-MIDNIGHT"):]
+    assert "2026-12-01" in row[:row.index("</tr>")] and "2026-11-30" not in row[:row.index("</tr>")]
