@@ -105,7 +105,9 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
         category_label=category.label.en if category else first["category"],
         dag_id=first["dag_id"], run_id=run_id, as_of=first["as_of"], policy_version=first["policy_version"],
         dry_run=first["dry_run"],
-        completed=any(e["action"] == "run_summary" for e in logged) and all(c.success for c in checks)
+        # Checks that do not block (a dry run's overdue rows: nothing was meant to move) are
+        # listed, but do not make the run incomplete.
+        completed=any(e["action"] == "run_summary" for e in logged) and all(c.success or not c.blocking for c in checks)
         and _summary_says_complete(logged),
         approved_past_limit=next((e["row_count"] for e in logged if e["action"] == "approval"), None),
         first_event=first["event_id"], last_event=last["event_id"],
@@ -185,11 +187,24 @@ def write(certificate: Certificate) -> tuple[Path, Path]:
     return json_path, html_path
 
 
+def status_text(c: Certificate) -> str:
+    """What the run amounts to, in one line: a dry run that reports rows an executing run
+    would move is complete, and says so, rather than looking like a failed run."""
+    if not c.completed:
+        return "INCOMPLETE: the run did not finish or a check failed"
+    reported = sum(1 for k in c.checks if not k.success)
+    if not reported:
+        return "completed, every check passed"
+    if c.dry_run:
+        return (f"dry run completed, nothing was changed; {reported} check(s) report the rows an executing "
+                f"run would act on")
+    return f"completed; {reported} non-blocking check(s) reported rows (listed below)"
+
+
 def render(c: Certificate) -> str:
     """The certificate as a self-contained HTML page."""
     failed = [k for k in c.checks if not k.success]
-    status = ("<span class='ko'>INCOMPLETE: the run did not finish or a check failed</span>" if not c.completed
-              else "<span class='ok'>completed, every check passed</span>")
+    status = f"<span class='{'ok' if c.completed else 'ko'}'>{html.text(status_text(c))}</span>"
     facts = html.table(("", ""), [
         ("Category", f"{c.category_label} ({c.category})"), ("Run", c.run_id), ("DAG", c.dag_id),
         ("Audit log", c.audit_log or "not named (certificate written before the log was named)"),

@@ -106,6 +106,23 @@ def test_a_dry_run_certificate_counts_nothing_as_done(target):
     assert "dry run" in certificate.render(cert)
 
 
+def test_a_dry_run_with_due_rows_is_complete_and_says_what_an_executing_run_would_act_on(target):
+    """A dry run moves nothing, so its post-run gate reports the overdue rows without failing:
+    its certificate is complete and says so, instead of reading INCOMPLETE like a failed run."""
+    create_club(target)
+    policy = club_policy()
+    step = _step(target, policy, "dry", dry_run=True)
+    pre_archive_gate(step)
+    run_category(target, policy, dry_run=True, run_id="dry")
+    results = post_run_gate(step)
+    assert any(not r.success and not r.blocking for r in results)  # the overdue members are reported
+    with target.read() as conn:
+        cert = certificate.build(conn, audit.audit_table("archive", "retention_audit"), policy, "dry")
+    assert cert.completed and cert.dry_run
+    page = certificate.render(cert)
+    assert "INCOMPLETE" not in page and "dry run completed, nothing was changed" in page
+
+
 def test_certificates_hold_no_personal_data(target, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     create_club(target)
