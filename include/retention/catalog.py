@@ -13,7 +13,7 @@ is there and until when: ``retention_start``, ``retention_until``, ``archived_at
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import (
@@ -42,7 +42,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .clock import Zones, is_due, is_temporal
 from .conditions import columns_of, is_not_true, to_sql
+from . import instants
 from .errors import PolicyError, Problem
+from .instants import UtcDateTime
 from .partitions import layout_problems
 from .periods import Period
 from .policy import (
@@ -65,7 +67,7 @@ ARCHIVE_METADATA_COLUMNS = (
 def archive_stamp(archive: Table, policy_version: str, run_id: str) -> list[ColumnElement[Any]]:
     """What every row archived now carries after its retention dates: ``archived_at``,
     ``policy_version``, ``run_id``, and ``anonymized`` false."""
-    return [literal(datetime.now(timezone.utc), type_=archive.c.archived_at.type), literal(policy_version),
+    return [literal(instants.utc_now(), type_=archive.c.archived_at.type), literal(policy_version),
             literal(run_id), false()]
 
 
@@ -461,7 +463,7 @@ def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_k
     columns += [
         Column("retention_start", Date),
         Column("retention_until", Date),
-        Column("archived_at", DateTime(timezone=True)),
+        Column("archived_at", UtcDateTime()),  # an instant of the project: UTC with its offset
         Column("policy_version", String(64)),
         Column("run_id", String(250)),
         Column("anonymized", Boolean, nullable=False, default=False),

@@ -259,3 +259,20 @@ def test_in_the_dpo_report_a_request_closed_today_is_not_overdue_until_a_nightly
         return sum(c.overdue for c in report.compliance if c.category == "rights_requests")
 
     assert [overdue(day) for day in (date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2))] == [0, 0, 1]
+
+
+def test_an_archived_rows_archived_at_is_an_instant_with_its_offset(target, frozen):
+    """``archived_at`` is the project's own instant too: at 23:30 UTC the run archived it on
+    1 December in Paris, and SQLite's text says so with its offset."""
+    from engine_helpers import club_policy, create_club, run_category
+
+    frozen(LATE_EVENING_UTC)
+    create_club(target)
+    run_category(target, club_policy())
+    if target.is_sqlite:
+        assert _raw(target, 'SELECT MIN(archived_at) FROM "archive"."members"') == "2026-11-30 23:30:00.000000+00:00"
+    with target.read() as conn:
+        stamped = conn.execute(text('SELECT DISTINCT archived_at FROM "archive"."members"')).scalars().all()
+    assert len(stamped) == 1
+    if not target.is_sqlite:
+        assert stamped[0] == LATE_EVENING_UTC
