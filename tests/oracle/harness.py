@@ -12,7 +12,7 @@ from include.retention.target import Target
 
 from oracle.model import Oracle, describe_differences
 from oracle.strategies import World
-from oracle.world import add_holds, engine_state, open_target, reset, run_night, seed, snapshot, stored_rows
+from oracle.world import add_holds, engine_state, moving_events, open_target, reset, run_night, seed, snapshot, stored_rows
 
 
 class GateFailed(AssertionError):
@@ -75,6 +75,8 @@ def check_world(targets: Targets, world: World, *, check_gate: bool = True) -> N
         after = snapshot(target, world.policy)
         changed = [name for name in before if before[name] != after.get(name)]
         assert not changed, _report(world, target, last_day, [f"a second run for {last_day} changed {changed}"])
+        moved = moving_events(target, world.policy, "again")
+        assert not moved, _report(world, target, last_day, [f"a second run for {last_day} logged {moved}"])
     finally:
         target.dispose()
 

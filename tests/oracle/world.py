@@ -48,7 +48,7 @@ from sqlalchemy import (
 )
 
 from include.retention.archive import archive_category
-from include.retention.audit import RunContext
+from include.retention.audit import RunContext, audit_table, events
 from include.retention.quality import QualityGateFailed
 from include.retention.holds import NewHold, add_hold
 from include.retention.limits import approved_counts
@@ -388,6 +388,16 @@ def engine_state(target: Target, policy: RetentionPolicy, keys: Mapping[str, Ite
                     problems.append(f"{table} {k} is in {len(found)} places: {[str(p) for p in found]}")
                 state[table][(k,)] = found[0] if found else Place(DESTROYED)
     return state, problems
+
+
+def moving_events(target: Target, policy: RetentionPolicy, run_prefix: str) -> list[str]:
+    """Audit events of the runs named ``run_prefix-*`` that moved, destroyed or anonymised rows
+    (a second night for the same date must have none: only its own bookkeeping)."""
+    trail = audit_table(target.archive_schema, policy.audit_table)
+    with target.read() as conn:
+        found = events(conn, trail, trail.c.run_id.like(f"{run_prefix}-%"),
+                       trail.c.action.in_(["archive", "delete", "anonymize"]), trail.c.row_count > 0)
+    return [f"{e['run_id']} {e['action']} {e['table_name']}: {e['row_count']}" for e in found]
 
 
 def snapshot(target: Target, policy: RetentionPolicy) -> dict[str, list[tuple]]:
