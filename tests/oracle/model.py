@@ -43,7 +43,7 @@ next one; the result does not depend on the order of the categories.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -342,9 +342,8 @@ class Oracle:
     def run(self, state: State, as_of: date) -> State:
         """Every category's run for ``as_of``; the next state."""
         new: State = {table: dict(places) for table, places in state.items()}
-        moved_now: dict[str, set[Key]] = {}
-        self._archive_due(state, new, as_of, moved_now)
-        self._archive_dependants(state, new, moved_now)
+        self._archive_due(state, new, as_of)
+        self._archive_dependants(state, new)
         self._end_of_life(new, as_of)
         return new
 
@@ -353,7 +352,8 @@ class Oracle:
         for node, r in [(table, row)] + self._children_of(table, row):
             new[node.table][self.key(node.table, r)] = place_for(node)
 
-    def _archive_due(self, state: State, new: State, as_of: date, moved_now: dict[str, set[Key]]) -> None:
+    def _archive_due(self, state: State, new: State, as_of: date) -> None:
+        """Governed active rows past their active period: to the archive (or destroyed)."""
         for category in self.policy.categories.values():
             for table in category.tables:
                 if table.archived_with is not None:
@@ -376,13 +376,12 @@ class Oracle:
                     until = plus(start, category.active_period, category.archive_period)
                     self._move(new, category, table, row,
                                lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
-                    moved_now.setdefault(table.table, set()).add(key)
 
     def _parent_of(self, table: TablePolicy, row: Mapping[str, Any]) -> tuple[str, Key]:
         link = table.archived_with
         return link.table, tuple(row[c] for c in link.foreign_key)  # type: ignore[union-attr]
 
-    def _archive_dependants(self, state: State, new: State, moved_now: dict[str, set[Key]]) -> None:
+    def _archive_dependants(self, state: State, new: State) -> None:
         """A dependant leaves the active base when the row it points at does (now or before)."""
         for category in self.policy.categories.values():
             for table in category.tables:
@@ -451,4 +450,4 @@ def states_for(runs: Iterable[date], oracle: Oracle) -> list[State]:
 
 
 __all__ = ["ACTIVE", "ARCHIVE", "ANONYMISED", "DESTROYED", "Holds", "Oracle", "Place", "State", "add_period",
-           "describe_differences", "last_due_start", "local_day", "plus", "replace", "states_for"]
+           "describe_differences", "last_due_start", "local_day", "plus", "states_for"]

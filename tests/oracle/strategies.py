@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from include.retention.periods import Period
 from include.retention.policy import RetentionPolicy
 
-from oracle.model import Holds, add_period, last_due_start, plus
+from oracle.model import Holds, add_period, last_due_start
 from oracle.world import CATEGORIES, TEXT_FORMS, PolicyKnobs, Stamp, build_policy
 
 RUN_DAYS = [
@@ -177,4 +177,4 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
     return World(k, policy, nights, rows, chosen_holds, later)
 
 
-__all__ = ["World", "worlds", "plus"]
+__all__ = ["World", "legal_holds", "worlds"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -49,13 +49,13 @@ from sqlalchemy import (
 
 from include.retention.archive import archive_category
 from include.retention.audit import RunContext, audit_table, events
-from include.retention.quality import QualityGateFailed
 from include.retention.holds import NewHold, add_hold
 from include.retention.limits import approved_counts
 from include.retention.plan import plan_category
 from include.retention.policy import RetentionPolicy, parse_policy
 from include.retention.postflight import post_run_gate
 from include.retention.purge import purge_category
+from include.retention.quality import QualityGateFailed
 from include.retention.report import summarize_run
 from include.retention.steps import StepContext
 from include.retention.target import Target, connect
@@ -111,11 +111,9 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
         **copy.deepcopy(_INTERACTIONS), "archive_table": archive_table,
         **({"anonymize": {"occurred_at": "month", "direction": "keep"}} if anonymize else {})}
     customer_children = interactions("customer_interactions", knobs.customer_end == "anonymize")
+    customer_children["children"][0]["archive_table"] = "customer_interaction_files"
     if knobs.customer_end == "anonymize":
         customer_children["children"][0]["anonymize"] = {"file_name": "null"}
-        customer_children["children"][0]["archive_table"] = "customer_interaction_files"
-    else:
-        customer_children["children"][0]["archive_table"] = "customer_interaction_files"
     prospect_children = interactions("prospect_interactions", False)
     prospect_children["children"][0]["archive_table"] = "prospect_interaction_files"
     customer_partner = {
@@ -427,13 +425,5 @@ def open_target(url: str) -> Target:
     return target
 
 
-def pg_drop_everything(url: str) -> None:
-    target = connect(url, "archive")
-    try:
-        reset(target)
-    finally:
-        target.dispose()
-
-
 __all__ = ["CATEGORIES", "PolicyKnobs", "Stamp", "TEXT_FORMS", "add_holds", "build_policy", "engine_state",
-           "open_target", "reset", "run_night", "seed", "snapshot", "stored_rows", "timedelta"]
+           "moving_events", "open_target", "reset", "run_night", "seed", "snapshot", "stored_rows"]
