@@ -137,7 +137,6 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
         "version": "oracle-1",
         "source_schema": SCHEMA,
         "precedence": order if knobs.customers_first else order[::-1],
-        "deletion_limit": {"rows": None, "fraction": None},
         "categories": {
             "prospection": _category("Prospects", knobs.prospect_active, knobs.prospect_archive, "delete", [{
                 "table": "partners", "archive_table": "prospect_partners", "primary_key": "partner_id",
