@@ -286,13 +286,19 @@ def sqlite_later_than(value: ColumnElement[Any], moment: datetime, zones: Zones)
     """Whether readable stored text lies after the aware ``moment``, in plain SQL (for the
     gate's "no date in the future" check): a day after the moment's day in the company's
     zone, naive text after the moment's wall-clock time in ``naive_timezone``, an instant
-    after the moment. To the second: SQLite's ``datetime`` normalises 'T', 'Z' and offsets."""
+    after the moment. To the second: SQLite's ``datetime`` normalises 'T', 'Z' and offsets.
+
+    Readable text whose instant SQLite cannot compute (``datetime`` is NULL: a day in 9999
+    whose offset carries it past 9999-12-31 UTC) counts as in the future: such a row is never
+    due, and unflagged it would be kept forever with no one told."""
     def stamp(zone: Any) -> str:
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
-    return case((func.length(value) == 10, value > moment.astimezone(zones.company).date().isoformat()),
-                (_sqlite_zone_length(value) > 0, func.datetime(value) > stamp(_UTC)),
-                else_=func.datetime(value) > stamp(zones.naive))
+    return func.coalesce(
+        case((func.length(value) == 10, value > moment.astimezone(zones.company).date().isoformat()),
+             (_sqlite_zone_length(value) > 0, func.datetime(value) > stamp(_UTC)),
+             else_=func.datetime(value) > stamp(zones.naive)),
+        True)
 
 
 def _sqlite_zone_length(value: ColumnElement[Any]) -> ColumnElement[int]:

@@ -380,3 +380,34 @@ def test_derived_and_negated_text_clocks_read_each_value_by_its_paris_day(sqlite
         assert split(coalesced) == ({3}, {1, 2})
         # 1: 22:59:59 UTC is 23:59:59 in Paris, still the 26th; 2: midnight in Paris, the 27th.
         assert split(latest) == ({1, 3}, {2})
+
+
+# Readable text whose instant lies past 9999-12-31 23:59:59 UTC once its offset is applied:
+# SQLite's datetime() gives NULL for it, and the gate must still call it a future date.
+BEYOND_YEAR_9999 = ["9999-12-31 23:59-12:00", "9999-12-31T12:00:00.5-14:59", "9999-12-31 12:00:59-12:00",
+                    "9999-12-31T23:59:59.999-00:01"]
+
+
+@pytest.mark.parametrize("value", BEYOND_YEAR_9999)
+def test_a_readable_date_whose_instant_is_beyond_year_9999_is_flagged_as_in_the_future(sqlite_target, value):
+    """Such a row would never be due: unflagged, it would be kept forever without anyone told."""
+    from include.retention.clock import parse_stored_text, sqlite_later_than, sqlite_readable
+
+    assert parse_stored_text(value) is not None  # readable: the clock reads it, so the gate must judge it
+    table = _text_table(sqlite_target, [value])
+    now = datetime(2026, 11, 26, 12, tzinfo=PARIS)
+    with sqlite_target.read() as conn:
+        flagged = conn.execute(select(table.c.id).where(
+            sqlite_readable(table.c.at) & sqlite_later_than(table.c.at, now, ZONES))).scalars().all()
+    assert flagged == [0]
+
+
+def test_the_gate_stops_on_a_date_beyond_year_9999_after_its_offset(sqlite_target):
+    create_club(sqlite_target)
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("UPDATE members SET last_contact_at = '9999-12-31 23:59-12:00' WHERE member_id = 8"))
+    policy = club_policy()
+    ctx = RunContext(run_id="gate-9999", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
+    with pytest.raises(QualityGateFailed, match=r"no_future_last_contact_at on members: 1 row\(s\).*member_id=8"):
+        pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
+                         now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
