@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select, text
+from sqlalchemy import String, Text, and_, bindparam, case, false, func, literal, not_, or_, select, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
-from .catalog import TableNode, archive_exists, linked_rows, open_category
+from .catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, open_category
 from .clock import retention_dates
 from .errors import RetentionError
 from .periods import Period
@@ -307,7 +307,13 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
 PERSONAL_DATA = "personal_data"            # the person's own data
 KEPT_BY_OBLIGATION = "kept_by_obligation"  # their data in a category an erasure keeps (on_erasure: keep)
 REQUEST_EVIDENCE = "request_evidence"      # the rights-request register: evidence a request was handled
-RECORD_KINDS = (PERSONAL_DATA, KEPT_BY_OBLIGATION, REQUEST_EVIDENCE)
+# Rows of another category attached to the person's rows (``archived_with``: invoices of a
+# customer), kept on their own category's clock, whatever happens to the person's rows.
+RETAINED_DEPENDANT = "retained_dependant"
+RECORD_KINDS = (PERSONAL_DATA, KEPT_BY_OBLIGATION, REQUEST_EVIDENCE, RETAINED_DEPENDANT)
+# What the answer lists as what a legal obligation keeps.
+_KEPT_KINDS = (KEPT_BY_OBLIGATION, RETAINED_DEPENDANT)
+_DATA_KINDS = (PERSONAL_DATA, *_KEPT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -346,6 +352,9 @@ class Presence:
     archived: int
     kind: str = PERSONAL_DATA
     horizon: Horizon | None = None
+    # KEPT_BY_OBLIGATION rows kept in the archive by a staying retained dependant: the
+    # dependant's category (its legal obligation keeps them), else None.
+    kept_for: str | None = None
 
 
 @dataclass
@@ -365,13 +374,15 @@ class ErasureAnswer:
 
     @property
     def active_rows(self) -> int:
-        """The person's data in the active base (evidence about requests not counted)."""
-        return sum(p.active for p in self._of(PERSONAL_DATA, KEPT_BY_OBLIGATION))
+        """The person's data in the active base, their records of other categories included
+        (evidence about requests not counted)."""
+        return sum(p.active for p in self._of(*_DATA_KINDS))
 
     @property
     def archived_rows(self) -> int:
-        """The person's data in the restricted archive (evidence about requests not counted)."""
-        return sum(p.archived for p in self._of(PERSONAL_DATA, KEPT_BY_OBLIGATION))
+        """The person's data in the restricted archive, their records of other categories
+        included (evidence about requests not counted)."""
+        return sum(p.archived for p in self._of(*_DATA_KINDS))
 
     @property
     def evidence_rows(self) -> int:
@@ -385,7 +396,7 @@ class ErasureAnswer:
         ``archived``: only in the restricted archive; ``none_held``: none of the person's
         data is held (destroyed by the schedule, or never held). The register entry of a
         request is evidence, not the person's data: it never makes a person "active"."""
-        kept = sum(p.active + p.archived for p in self._of(KEPT_BY_OBLIGATION))
+        kept = sum(p.active + p.archived for p in self._of(*_KEPT_KINDS))
         other_active = sum(p.active for p in self._of(PERSONAL_DATA))
         other_archived = sum(p.archived for p in self._of(PERSONAL_DATA))
         if self.erased_on and not other_active and not other_archived:
@@ -400,7 +411,7 @@ class ErasureAnswer:
         if verdict == "erased":
             head = f"Erased on {erased}"
         elif verdict == "erased_except_kept":
-            head = f"Erased on {erased}, except what a legal obligation keeps: {self._listed(KEPT_BY_OBLIGATION)}"
+            head = f"Erased on {erased}, except what a legal obligation keeps: {self._listed(*_KEPT_KINDS)}"
         elif verdict == "active":
             head = f"Still in the active base: {self.active_rows} row(s) of the person's data"
             if erased:
@@ -408,7 +419,7 @@ class ErasureAnswer:
                          "obligation keeps, or added since - see the request's outcome in the register)")
         elif verdict == "archived":
             head = (f"Only in the restricted archive, kept for its legal purpose and then destroyed: "
-                    f"{self._listed(PERSONAL_DATA, KEPT_BY_OBLIGATION)}")
+                    f"{self._listed(*_DATA_KINDS)}")
         else:
             head = "No data about this person is held any more, active or archived"
             if not self.events:
@@ -417,14 +428,21 @@ class ErasureAnswer:
         return f"{head}; {self._evidence()}." if self.evidence_rows else f"{head}."
 
     def _listed(self, *kinds: str) -> str:
-        """Per category: rows, where, and until when."""
-        parts: dict[str, list[Presence]] = {}
+        """Per category and kind of record: rows, where, until when, and why when another
+        category's obligation keeps them."""
+        parts: dict[tuple[str, str, str | None], list[Presence]] = {}
         for p in self._of(*kinds):
-            parts.setdefault(p.category, []).append(p)
-        return ", ".join(
-            f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
-            f"{_where(found)}, kept {found[0].horizon.text() if found[0].horizon else 'until their end of life'})"
-            for category, found in parts.items())
+            parts.setdefault((p.category, p.kind, p.kept_for), []).append(p)
+        return ", ".join(self._group(category, kind, kept_for, found)
+                         for (category, kind, kept_for), found in parts.items())
+
+    def _group(self, category: str, kind: str, kept_for: str | None, found: list[Presence]) -> str:
+        kept = found[0].horizon.text() if found[0].horizon else "until their end of life"
+        what = "records attached to theirs, " if kind == RETAINED_DEPENDANT else ""
+        why = (f", needed by records {self.labels.get(kept_for, kept_for)} keeps for its legal obligation"
+               if kept_for else "")
+        return (f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
+                f"{_where(found)}, {what}kept {kept}{why})")
 
     def _evidence(self) -> str:
         horizons = [p.horizon for p in self._of(REQUEST_EVIDENCE) if p.horizon]
@@ -446,29 +464,165 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
 
     Counts X's rows in every table whose policy declares a ``kind`` identifier (and the
     child rows of those), active and archive, each with its kind of record and until when
-    its category keeps it; lists the audit events stored under X's keyed hash (rights
-    requests, legal holds) and takes from them the day an erasure was carried out. It
-    returns counts, dates and events, never rows, and logs nothing about X.
+    its category keeps it. The retained dependants of those rows (``archived_with``: a
+    customer's invoices) are the person's records too: they are listed as their own kind,
+    with their own category's until-date, and an archived row that a staying dependant keeps
+    is said to be kept for that category's obligation, until the dependant's end. Lists the
+    audit events stored under X's keyed hash (rights requests, legal holds) and takes from
+    them the day an erasure was carried out. It returns counts, dates and events, never rows,
+    and logs nothing about X.
     """
     subject = Subject.of({kind: value})
     answer = ErasureAnswer(subject.hashes(key)[0], labels={k: c.label.en for k, c in policy.categories.items()})
     register = policy.register_category()
+    today = datetime.now(policy.zone).date()
     with target.read() as conn:
-        found = locate(conn, target, policy, subject)
-        horizons = {category: _horizon(conn, target, policy, category, [f for f in found if f.category == category])
-                    for category in dict.fromkeys(f.category for f in found)}
-        counts: dict[tuple[str, str], dict[str, int]] = {}
-        for one in found:
-            counts.setdefault((one.category, one.node.name), {})[one.side] = one.rows
-        answer.presence = [
-            Presence(category, table, c.get("source", 0), c.get("archive", 0),
-                     _kind(policy, category, register.key if register else None), horizons[category])
-            for (category, table), c in counts.items()]
+        trees = open_trees(conn, target, policy, subject)
+        keeping = _Keeping.read(conn, target, key, today)
+        groups = _own_groups(conn, target, policy, trees, subject, keeping, register.key if register else None)
+        roots = [f for group in groups for f in group.found if f.depth == 0]
+        groups += _dependant_groups(conn, target, policy, roots, today)
+        answer.presence = [p for group in groups for p in group.presence()]
         table = audit.audit_table(target.archive_schema, policy.audit_table)
         if audit.table_exists(conn, table):
             answer.events = audit.events(conn, table, subject_hash=answer.subject_hash)
     answer.erased_on = _erased_on(answer.events, policy)
     return answer
+
+
+@dataclass
+class _Group:
+    """Table sides of one category that share a kind of record and a horizon."""
+
+    category: str
+    kind: str
+    horizon: Horizon
+    found: list[Found]
+    kept_for: str | None = None
+
+    def presence(self) -> list[Presence]:
+        counts: dict[str, dict[str, int]] = {}
+        for one in self.found:
+            side = counts.setdefault(one.node.name, {})
+            side[one.side] = side.get(one.side, 0) + one.rows
+        return [Presence(self.category, table, c.get("source", 0), c.get("archive", 0), self.kind, self.horizon,
+                         self.kept_for) for table, c in counts.items()]
+
+
+@dataclass(frozen=True)
+class _Keeping:
+    """Which archived rows a retained dependant keeps there: the engine's own test
+    (``dependants.kept_by_any``: a dependant within its horizon, or under a legal hold)."""
+
+    today: date
+    holds: Any
+
+    @classmethod
+    def read(cls, conn: Connection, target: Target, key: SubjectKey, today: date) -> "_Keeping":
+        from .holds import hold_tables, holds_in_force  # holds imports this module
+
+        return cls(today, holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect))
+
+    def kept(self, category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+        """Root rows (archive side) a staying dependant keeps; none on the active side."""
+        from . import dependants
+
+        if side != "archive" or not root.dependants:
+            return false()
+        return dependants.kept_by_any(root, self.today, self.holds)
+
+    def free(self, category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+        return not_(self.kept(category, root, side)) if side == "archive" and root.dependants else true()
+
+    def latest_keeper(self, conn: Connection, root: Found) -> tuple[date | None, str | None]:
+        """The latest until among the staying dependants of ``root``'s rows, and their category."""
+        from . import dependants
+
+        best: tuple[date | None, str | None] = (None, None)
+        for dep in root.node.dependants:
+            until = conn.execute(select(func.max(dep.node.archive.c.retention_until)).where(
+                dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds))
+            ).scalar_one()
+            until = date.fromisoformat(until) if isinstance(until, str) else until
+            if until is not None and (best[0] is None or until > best[0]):
+                best = (until, dep.category.key)
+            elif best[1] is None and conn.execute(select(func.count()).select_from(dep.node.archive).where(
+                    dep.linked("archive", root.node, root.where),
+                    dependants.staying(dep, self.today, self.holds))).scalar_one():
+                best = (best[0], dep.category.key)  # kept by an undated dependant
+        return best
+
+
+def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees: list[tuple[str, TableNode]],
+                subject: Subject, keeping: _Keeping, register: str | None) -> list[_Group]:
+    """The person's rows per category: those nothing else keeps, with their category's kind
+    and horizon; and archived rows a staying dependant keeps, kept by that dependant's
+    category's obligation until the latest end of the dependants that keep them."""
+    free = locate_in(conn, trees, subject, restrict=keeping.free)
+    kept = locate_in(conn, trees, subject, restrict=keeping.kept)
+    groups: list[_Group] = []
+    for category in dict.fromkeys(f.category for f in free + kept):
+        mine = [f for f in free if f.category == category]
+        if mine:
+            groups.append(_Group(category, _kind(policy, category, register),
+                                 _horizon(conn, target, policy, category, mine), mine))
+        held = [f for f in kept if f.category == category]
+        if held:
+            own = _horizon(conn, target, policy, category, held)
+            keepers = [keeping.latest_keeper(conn, f) for f in held if f.depth == 0]
+            until = max([d for d, _ in keepers if d] + ([own.until] if own.until else []), default=None)
+            kept_for = max(keepers, key=lambda k: k[0] or date.min, default=(None, None))[1]
+            groups.append(_Group(category, KEPT_BY_OBLIGATION, Horizon(until, 0, own.after, own.today), held,
+                                 kept_for))
+    return groups
+
+
+def _dependant_groups(conn: Connection, target: Target, policy: RetentionPolicy, roots: list[Found],
+                      today: date) -> list[_Group]:
+    """The retained dependants of the person's root rows, on the same side (an invoice of
+    their customer row), with their children; anonymised rows are no one's data and are left
+    out, and so are rows already found as the person's own. One group per dependant category,
+    dated by that category's clock."""
+    links: dict[tuple[str, str], list[tuple[Dependant, str, ColumnElement[bool]]]] = {}
+    for root in roots:
+        for dep in root.node.dependants:
+            rows = dep.linked(root.side, root.node, root.where)
+            if root.side == "archive":
+                rows = and_(rows, dep.node.archive.c.anonymized == false())
+            links.setdefault((dep.category.key, dep.node.name), []).append((dep, root.side, rows))
+    groups: dict[str, list[Found]] = {}
+    for (category, _), linked in links.items():
+        first = linked[0][0]
+        for side in dict.fromkeys(s for _, s, _ in linked):
+            table = getattr(first.node, side)
+            where = or_(*(_same_rows(first.node, side, dep.node, rows) for dep, s, rows in linked if s == side))
+            where = and_(where, *(not_(_same_rows(first.node, side, own.node, own.where)) for own in roots
+                                  if (own.category, own.node.name, own.side) == (category, first.node.name, side)))
+            groups.setdefault(category, []).extend(_tree_of(conn, category, first.node, side, where, table))
+    return [_Group(category, RETAINED_DEPENDANT,
+                   _horizon(conn, target, policy, category, [f for f in found if f.rows], dependant=True),
+                   [f for f in found if f.rows])
+            for category, found in groups.items() if any(f.rows for f in found)]
+
+
+def _same_rows(node: TableNode, side: str, other: TableNode, where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Rows of ``node`` that ``where`` selects in ``other``, the same table reflected for
+    another tree (its own Table object): matched by key, never mixed in one FROM."""
+    if other is node:
+        return where
+    columns = node.key_columns
+    return key_of(getattr(node, side), columns).in_(select(*(getattr(other, side).c[c] for c in columns)).where(where))
+
+
+def _tree_of(conn: Connection, category: str, node: TableNode, side: str, where: ColumnElement[bool],
+             table: Any, depth: int = 0) -> list[Found]:
+    """``where``'s rows of ``node`` and their children's rows, counted, on one side."""
+    rows = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+    found = [Found(category, node, side, where, rows, depth)]
+    for child in node.children:
+        child_where = linked_rows(child, side, child.foreign_key, node, where)
+        found += _tree_of(conn, category, child, side, child_where, getattr(child, side), depth + 1)
+    return found
 
 
 def _kind(policy: RetentionPolicy, category: str, register: str | None) -> str:
@@ -477,10 +631,13 @@ def _kind(policy: RetentionPolicy, category: str, register: str | None) -> str:
     return KEPT_BY_OBLIGATION if policy.categories[category].on_erasure == "keep" else PERSONAL_DATA
 
 
-def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str, found: list["Found"]) -> Horizon:
+def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str, found: list["Found"],
+             dependant: bool = False) -> Horizon:
     """Until when the category keeps the subject's rows, from its root rows (children share
     their root's dates): the same clock the runs use (``clock.retention_dates``), so the date
-    said is the day the row is destroyed."""
+    said is the day the row is destroyed. An active retained dependant waits for its parent
+    (never "ageable" while it is there) but leaves with it dated by its own start: its end is
+    counted from its start whenever it has one."""
     category = policy.categories[key]
     until: list[date] = []
     waiting = 0
@@ -491,7 +648,7 @@ def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str
         else:
             _, end = retention_dates(node.start, category.active_period, category.archive_or_zero, target.dialect,
                                      policy.zones)
-            runs = node.ageable()
+            runs = node.start.is_not(None) if dependant else node.ageable()
             latest, open_rows = conn.execute(
                 select(func.max(case((runs, end))), func.count().filter(not_(runs))).select_from(node.source)
                 .where(root.where)).one()

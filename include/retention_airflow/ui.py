@@ -31,7 +31,7 @@ from include.retention.errors import RetentionError
 from include.retention.holds import list_holds
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.report import reports_dir
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, was_erased
+from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Presence, SubjectKey, key_from, was_erased
 from include.retention.target import Target, connect
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
 
@@ -248,8 +248,8 @@ def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...))
     css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn",
            "active": "ko"}[answer.verdict]
     presence = html.table(("category", "table", "kind of record", "active rows", "archived rows", "kept"),
-                          [(p.category, p.table, RECORD_KINDS_SHOWN[p.kind], p.active, p.archived,
-                            p.horizon.text() if p.horizon else "") for p in answer.presence])
+                          [(p.category, p.table, RECORD_KINDS_SHOWN[p.kind], p.active, p.archived, _kept(p))
+                           for p in answer.presence])
     events = html.table(("#", "recorded (UTC)", "action", "category", "table", "rows", "run"),
                         [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M"), e["action"], e["category"],
                           e["table_name"], e["row_count"], e["run_id"]) for e in answer.events])
@@ -257,7 +257,11 @@ def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...))
             f"<p>Keyed hash of the {html.text(kind)}: <code>{answer.subject_hash}</code></p>"
             f"<h2>Rows about this person now, per kind of record</h2>{presence}"
             "<p><small>The person's data: their rows in the active base and the restricted archive. Kept by legal "
-            "obligation: their rows in a category an erasure keeps (<code>on_erasure: keep</code>, e.g. invoices). "
+            "obligation: their rows in a category an erasure keeps (<code>on_erasure: keep</code>, e.g. invoices), "
+            "or archived rows a record of another category still needs (a customer row its kept invoices point at), "
+            "kept as long as that record. Records of another category attached to theirs: rows of another category "
+            "archived with theirs (<code>archived_with</code>, e.g. their invoices), kept on that category's "
+            "own clock. "
             "Evidence of a request: the rights-request register entry, kept to prove the request was handled, "
             "then destroyed with its category.</small></p>"
             f"<h2>Events logged about this person</h2>{events}{_lookup_form()}")
@@ -265,7 +269,14 @@ def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...))
 
 
 RECORD_KINDS_SHOWN = {"personal_data": "the person's data", "kept_by_obligation": "kept by legal obligation",
-                      "request_evidence": "evidence of a request (register)"}
+                      "request_evidence": "evidence of a request (register)",
+                      "retained_dependant": "record of another category attached to theirs (archived_with)"}
+
+
+def _kept(presence: Presence) -> str:
+    """Until when, and for which category's obligation when another category keeps the rows."""
+    until = presence.horizon.text() if presence.horizon else ""
+    return f"{until} (needed by kept records of {presence.kept_for})" if presence.kept_for else until
 
 
 def _lookup_form() -> str:

@@ -290,3 +290,106 @@ def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, sai
     from include.retention.subjects import Horizon
 
     assert Horizon(until, waiting, "5 years after the closure of the request", date(2026, 12, 1)).text() == said
+
+
+# -- "Was X erased?" on the ERP schema (test_real_schemas): invoices of Billing are archived with
+# the partners they point at (archived_with) and keep them in the archive while they stay ------
+
+ERP_NIGHT_1 = date(2026, 11, 26)
+INVOICE_82_UNTIL = date(2029, 3, 31)  # invoiced 2019-03-31, P0D + P10Y: keeps customer 8 until then
+
+
+def _erp_policy():
+    import copy
+
+    from include.retention.policy import parse_policy
+    from test_real_schemas import ERP_POLICY
+
+    data = copy.deepcopy(ERP_POLICY)
+    for category in data["categories"].values():
+        category["deletion_limit"] = {"rows": 100000, "fraction": 1.0}
+    for key in ("prospection", "customer_relationship"):
+        data["categories"][key]["tables"][0]["subject_identifiers"] = {"email": ["email"]}
+    return parse_policy(data)
+
+
+@pytest.fixture
+def erp_after_night_1(target):
+    """Customer 8 archived (its own end of life 2024-12-31) with invoice 82 (2 lines, until
+    2029-03-31); invoice 81, past its horizon, destroyed. Customer 7 active with invoice 71."""
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    run_category(target, _erp_policy(), ERP_NIGHT_1, category="customer_relationship", run_id="night-1",
+                 subject_key=KEY)
+    return target
+
+
+def _by_table(answer):
+    return {(p.category, p.table, p.kind): (p.active, p.archived, p.horizon.until if p.horizon else None)
+            for p in answer.presence}
+
+
+def test_a_customer_kept_in_the_archive_by_its_invoice_reads_kept_for_billing_until_the_invoice_horizon(
+        erp_after_night_1):
+    answer = was_erased(erp_after_night_1, _erp_policy(), KEY, "email", "P8@example.fr")
+    assert _by_table(answer) == {
+        ("customer_relationship", "partners", "kept_by_obligation"): (0, 1, INVOICE_82_UNTIL),
+        ("customer_relationship", "contracts", "kept_by_obligation"): (0, 2, INVOICE_82_UNTIL),
+        ("customer_relationship", "contract_lines", "kept_by_obligation"): (0, 3, INVOICE_82_UNTIL),
+        ("billing", "invoices", "retained_dependant"): (0, 1, INVOICE_82_UNTIL),
+        ("billing", "invoice_lines", "retained_dependant"): (0, 2, INVOICE_82_UNTIL),
+    }
+    assert {p.kept_for for p in answer.presence if p.category == "customer_relationship"} == {"billing"}
+    assert (answer.verdict, answer.archived_rows) == ("archived", 9)
+    sentence = answer.sentence()
+    assert "2024-12-31" not in sentence and "past their end of life" not in sentence
+    assert (f"Customers (6 row(s), archive, kept until {INVOICE_82_UNTIL}, needed by records Billing keeps "
+            "for its legal obligation)") in sentence
+    assert f"Billing (3 row(s), archive, records attached to theirs, kept until {INVOICE_82_UNTIL})" in sentence
+
+
+def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoice_and_the_customer_it_keeps(
+        erp_after_night_1):
+    from include.retention.erasure import erase
+    from include.retention.subjects import Subject
+
+    policy = _erp_policy()
+    ctx = RunContext("manual__erase-8", "retention_rights_request", ERP_NIGHT_1, policy.version)
+    outcome = erase(erp_after_night_1, policy, Subject.of({"email": "p8@example.fr"}), KEY, ctx)
+    assert (outcome.erased, outcome.kept) == (0, 6)
+    answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
+    assert answer.verdict == "erased_except_kept"
+    assert answer.sentence() == (
+        f"Erased on {answer.erased_on}, except what a legal obligation keeps: Customers (6 row(s), archive, kept "
+        f"until {INVOICE_82_UNTIL}, needed by records Billing keeps for its legal obligation), Billing (3 row(s), "
+        f"archive, records attached to theirs, kept until {INVOICE_82_UNTIL}).")
+
+
+def test_an_active_customers_invoice_is_listed_with_its_own_horizon_and_the_customer_stays_the_persons_data(
+        erp_after_night_1):
+    answer = was_erased(erp_after_night_1, _erp_policy(), KEY, "email", "p7@example.fr")
+    found = _by_table(answer)
+    assert found[("billing", "invoices", "retained_dependant")] == (1, 0, date(2034, 5, 2))  # 2024-05-02 + P10Y
+    assert found[("customer_relationship", "partners", "personal_data")][:2] == (1, 0)
+    assert answer.verdict == "active" and answer.active_rows == sum(p.active for p in answer.presence)
+
+
+def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_next_run(erp_after_night_1):
+    from sqlalchemy import update
+
+    from include.retention.catalog import reflect_category
+
+    policy = _erp_policy()
+    with erp_after_night_1.engine.begin() as conn:
+        (invoices,) = reflect_category(conn, policy, policy.categories["billing"], erp_after_night_1.source_schema,
+                                       erp_after_night_1.archive_schema)
+        conn.execute(update(invoices.archive).where(invoices.archive.c.invoice_id == 82)
+                     .values(retention_until=date(2026, 11, 30)))
+    answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
+    found = _by_table(answer)
+    assert found[("customer_relationship", "partners", "personal_data")] == (0, 1, date(2024, 12, 31))
+    assert found[("billing", "invoices", "retained_dependant")] == (0, 1, date(2026, 11, 30))
+    assert not [p for p in answer.presence if p.kind == "kept_by_obligation"]
+    assert "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (2026-11-30)" \
+        in answer.sentence()
