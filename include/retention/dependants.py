@@ -12,7 +12,12 @@ the categories run:
   horizon, or one a legal hold protects (an anonymised row is no one's data: it keeps
   nothing);
 * a legal hold on a dependant keeps it and its parent where they are, as a hold on a child
-  keeps its parent: the parent is never moved without it.
+  keeps its parent: the parent is never moved without it;
+* a legal hold on a parent keeps its dependants too: they are about the same person (a hold
+  on a person reaches the customer through its e-mail; the invoice, with no identifier of
+  its own, only through its customer). Neither the parent's run nor the dependant's own run
+  destroys a dependant whose parent a hold protects - in any parent category, archived or
+  still active (``held_by_parent``).
 
 The conditions are SQL expressions on the parent's (``root``) or the dependant's tables,
 built from the same clock and hold conditions as the rest of the engine.
@@ -20,13 +25,73 @@ built from the same clock and hold conditions as the rest of the engine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, exists, false, not_, or_, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import and_, exists, false, not_, or_, select, true
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement, False_
 
-from .catalog import Dependant, TableNode
+from .catalog import Dependant, TableNode, archive_exists, key_of, reflect_category
 from .holds import HoldsInForce
+from .policy import Category, RetentionPolicy
+from .target import Target
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The table a retained dependant is archived with, as one parent category sees it (a
+    partner table serves prospects and customers: two parents, two archives)."""
+
+    category: Category
+    node: TableNode
+    foreign_key: list[str]  # the dependant's columns holding the parent's key
+    archived: bool  # the parent category's archive table exists
+
+
+def parents_of(conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode) -> list[Parent]:
+    """Every parent category's view of ``node``'s ``archived_with`` table (none for a table
+    that is no one's dependant). Reflected here because a dependant's own run knows its
+    parents' tables only by name; ``open_category`` has checked them against the database."""
+    link = getattr(node.policy, "archived_with", None)
+    if link is None:
+        return []
+    out = []
+    for category in policy.categories.values():
+        if not any(t.table == link.table for t in category.tables):
+            continue
+        for parent in reflect_category(conn, policy, category, target.source_schema, target.archive_schema):
+            if parent.name == link.table:
+                out.append(Parent(category, parent, list(link.foreign_key), archive_exists(conn, parent)))
+    return out
+
+
+def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: HoldsInForce) -> ColumnElement[bool]:
+    """Rows of the dependant ``node`` (on ``side``) whose parent row a legal hold protects, in
+    any parent category: in its archive, or in the active base within that category's scope
+    (a parent held there keeps whatever of its dependants is already archived)."""
+    if not holds.any:
+        return false()
+    link = key_of(getattr(node, side), parents[0].foreign_key) if parents else None
+    parts = []
+    for parent in parents:
+        sides = [("source", parent.node.scope)] + ([("archive", true())] if parent.archived else [])
+        for parent_side, scope in sides:
+            protected = holds.held(parent.node, parent_side, parent.category.key)
+            if isinstance(protected, False_):
+                continue
+            table = getattr(parent.node, parent_side)
+            parts.append(link.in_(select(*(table.c[c] for c in parent.node.key_columns)).where(scope, protected)))
+    return or_(false(), *parts)
+
+
+def not_held_dependant(holds: HoldsInForce, node: TableNode, side: str, category: str,
+                       parents: list[Parent]) -> list[ColumnElement[bool]]:
+    """``[NOT held]`` for rows of a table that may be a retained dependant: held themselves (or
+    through a child), or through their parent - nothing at all when no hold is in force."""
+    if not holds.any:
+        return []
+    return [not_(or_(holds.held(node, side, category), held_by_parent(parents, node, side, holds)))]
 
 
 def _link(dep: Dependant, root: TableNode, side: str) -> list[ColumnElement[bool]]:
@@ -50,11 +115,13 @@ def not_held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> 
     return [not_(held(holds, root, side, category))] if holds.any else []
 
 
-def at_end_of_life(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:
-    """Archive rows of ``dep`` past their own horizon, not held, whose parent is in ``root``'s
-    archive: the parent's purge destroys them first."""
+def at_end_of_life(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce,
+                   parents: list[Parent]) -> ColumnElement[bool]:
+    """Archive rows of ``dep`` past their own horizon whose parent is in ``root``'s archive:
+    the parent's purge destroys them first - unless a hold protects them or their parent
+    (``parents``: every parent category's view of their parent table, ``parents_of``)."""
     return and_(dep.node.expired(as_of), dep.linked("archive", root, true()),
-                *holds.not_held(dep.node, "archive", dep.category.key))
+                *not_held_dependant(holds, dep.node, "archive", dep.category.key, parents))
 
 
 def staying(dep: Dependant, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:

@@ -4,7 +4,9 @@ Per root table and per side - rows leaving the active base (archived, or deleted
 category has no archive) and rows leaving the archive (deleted or anonymised; a root's
 retained dependants that the run destroys count on their own table's archive side) - a run may
 remove at most ``deletion_limit.rows`` rows and ``deletion_limit.fraction`` of the rows
-that side holds. Past either, the run needs an approval (the DAG's ``approve_deletions``
+that side holds. A retained dependant destroyed in its parent's run is under the stricter of
+the parent category's limit and its own category's (``limit_for``): billing's limit holds
+whichever run destroys invoices. Past either, the run needs an approval (the DAG's ``approve_deletions``
 task, Airflow's human-in-the-loop ``ApprovalOperator``). A wrong clock, a start column
 swapped by a schema change or a period shortened by mistake all look like that.
 
@@ -25,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import audit
 from .errors import RetentionError
 from .plan import CategoryPlan
-from .policy import DeletionLimit
+from .policy import Category, DeletionLimit, RetentionPolicy
 from .steps import StepContext
 
 SIDES = ("active", "archive")
@@ -67,25 +69,49 @@ def over_limit(rows: int, base: int, limit: DeletionLimit) -> bool:
     return limit.fraction is not None and rows > 0 and rows > limit.fraction * base
 
 
-def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int]]:
-    """(table, side, rows removed, rows that side holds) for every root table of the plan."""
+def stricter(a: DeletionLimit, b: DeletionLimit) -> DeletionLimit:
+    """The limit passed as soon as either is: the smaller row count, the smaller fraction."""
+    def smaller(x: Any, y: Any) -> Any:
+        return y if x is None else x if y is None else min(x, y)
+    return DeletionLimit(rows=smaller(a.rows, b.rows), fraction=smaller(a.fraction, b.fraction))
+
+
+def limit_for(policy: RetentionPolicy, run: Category, owner: Category) -> DeletionLimit:
+    """The limit on removing ``owner``'s rows in a run of ``run``: that category's own, or - a
+    retained dependant destroyed in its parent's run - the stricter of both. A category's
+    limit holds whichever run removes its rows, and the parent's holds for all its run does."""
+    limit = policy.deletion_limit_for(run)
+    return limit if owner.key == run.key else stricter(limit, policy.deletion_limit_for(owner))
+
+
+def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int, str]]:
+    """(table, side, rows removed, rows that side holds, owning category) for every root table
+    of the plan, and for the retained dependants its run destroys."""
     out = []
     for t in plan.tables:
         if plan.has_archive:
-            out.append((t.table, "active", t.due_for_archive, t.active_rows))
-            out.append((t.table, "archive", t.due_for_end_of_life, t.archive_rows + t.due_for_archive))
+            out.append((t.table, "active", t.due_for_archive, t.active_rows, plan.category))
+            out.append((t.table, "archive", t.due_for_end_of_life, t.archive_rows + t.due_for_archive, plan.category))
         else:
-            out.append((t.table, "active", t.due_for_end_of_life, t.active_rows))
+            out.append((t.table, "active", t.due_for_end_of_life, t.active_rows, plan.category))
         # Retained dependants the run destroys with (or before) their parents: under the
-        # run's limit too, as the run destroys them.
-        out += [(table, "archive", d["rows"], d["archive_rows"]) for table, d in t.dependants_end_of_life.items()]
+        # run's limit and their own category's, as the run destroys them.
+        out += [(table, "archive", d["rows"], d["archive_rows"], d.get("category", plan.category))
+                for table, d in t.dependants_end_of_life.items()]
     return out
 
 
-def excesses(plan: CategoryPlan, limit: DeletionLimit) -> list[Excess]:
-    """The table sides whose planned removals pass the limit (none: no approval needed)."""
-    return [Excess(table, side, rows, base, limit.rows, limit.fraction)
-            for table, side, rows, base in removals(plan) if over_limit(rows, base, limit)]
+def excesses(plan: CategoryPlan, policy: RetentionPolicy) -> list[Excess]:
+    """The table sides whose planned removals pass their limit (none: no approval needed): the
+    plan's category's limit, and for retained dependants the stricter of it and their own
+    category's (``limit_for``)."""
+    run = policy.category(plan.category)
+    out = []
+    for table, side, rows, base, owner in removals(plan):
+        limit = limit_for(policy, run, policy.category(owner))
+        if over_limit(rows, base, limit):
+            out.append(Excess(table, side, rows, base, limit.rows, limit.fraction))
+    return out
 
 
 def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
@@ -117,13 +143,14 @@ def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
 
 
 def check_in_database(step: StepContext, name: str, table: Any, side: str, removed: ColumnElement[bool],
-                      held: ColumnElement[bool], approved: dict[str, int] | None) -> None:
+                      held: ColumnElement[bool], approved: dict[str, int] | None,
+                      limit: DeletionLimit | None = None) -> None:
     """``check`` on counts taken now, in one query: the rows ``removed`` selects and the rows
-    that side of the table holds (``held``)."""
+    that side of the table holds (``held``); ``limit``: the step's category's by default."""
     with step.target.read() as conn:
         rows, base = conn.execute(select(func.count().filter(removed), func.count().filter(held))
                                   .select_from(table)).one()
-    check(name, side, rows, base, step.policy.deletion_limit_for(step.category), approved)
+    check(name, side, rows, base, limit or step.policy.deletion_limit_for(step.category), approved)
 
 
 def record_approval(step: StepContext, approved: dict[str, int]) -> None:

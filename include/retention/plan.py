@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, literal, not_, select
+from sqlalchemy import and_, exists, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,9 +55,10 @@ class TablePlan:
     sample_keys: dict[str, list[Any]] = field(default_factory=dict)
     # Retained dependants this run destroys (or anonymises), per dependant table: past their
     # own horizon, in the archive already or arriving with their parent tonight.
-    # ``{"invoices": {"rows": 3, "archive_rows": 40}}``; ``archive_rows``: the rows of that
-    # archive table (not anonymised), plus those arriving: the base of the deletion limit.
-    dependants_end_of_life: dict[str, dict[str, int]] = field(default_factory=dict)
+    # ``{"invoices": {"rows": 3, "archive_rows": 40, "category": "billing"}}``; ``archive_rows``:
+    # the rows of that archive table (not anonymised), plus those arriving: the base of the
+    # deletion limit; ``category``: the dependant's, whose limit applies too.
+    dependants_end_of_life: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reasons(self) -> list[str]:
         """Why expired rows are still kept, in words: for the task log and the reports."""
@@ -134,7 +135,7 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         eol, archive_rows, held_end = _archive_end_of_life(conn, root, step, holds)
         end_of_life = eol + _due_and_already_expired(conn, root, step, due)
         if archive_exists(conn, root):
-            sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(root, step, holds))
+            sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(conn, root, step, holds))
     else:
         due_for_archive, end_of_life = 0, due_rows
     children = {
@@ -175,7 +176,7 @@ def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
     if not archive_exists(conn, root):
         return 0, 0, 0
     at_end = _expired(root, step, holds)
-    held = holds.held(root, "archive", step.category.key)
+    held = _held(conn, root, step, holds)
     return conn.execute(select(
         func.count().filter(and_(at_end, not_(held))),
         func.count().filter(root.archive.c.anonymized == false()),  # anonymised rows are no one's data
@@ -191,8 +192,19 @@ def _expired(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnE
     return and_(root.expired(step.ctx.as_of), ~dependants.kept_by_any(root, step.ctx.as_of, holds))
 
 
-def _expired_not_held(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
-    return and_(_expired(root, step, holds), *holds.not_held(root, "archive", step.category.key))
+def _held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
+    """Archive rows of ``root`` a legal hold protects: held themselves (or through a child), or
+    - a retained dependant - through their parent (a held customer keeps its invoices)."""
+    held = holds.held(root, "archive", step.category.key)
+    if not holds.any:
+        return held
+    parents = dependants.parents_of(conn, step.policy, step.target, root)
+    return or_(held, dependants.held_by_parent(parents, root, "archive", holds))
+
+
+def _expired_not_held(conn: Connection, root: TableNode, step: StepContext,
+                      holds: HoldsInForce) -> ColumnElement[bool]:
+    return and_(_expired(root, step, holds), not_(_held(conn, root, step, holds)))
 
 
 def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext,
@@ -221,11 +233,12 @@ def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext,
 
 
 def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
-                            due: ColumnElement[bool]) -> dict[str, dict[str, int]]:
+                            due: ColumnElement[bool]) -> dict[str, dict[str, Any]]:
     """Per dependant table, the rows this run destroys: in the archive past their own horizon
-    (under a parent in this category's archive), and those arriving tonight with their
-    parents already past it. The base: that archive table, plus the arrivals."""
-    out: dict[str, dict[str, int]] = {}
+    (under a parent in this category's archive, neither held), and those arriving tonight with
+    their parents already past it (a held parent is not due: nothing of it arrives). The base:
+    that archive table, plus the arrivals."""
+    out: dict[str, dict[str, Any]] = {}
     root_archived = archive_exists(conn, root)
     for dep in root.dependants:
         node, category = dep.node, dep.category
@@ -238,12 +251,15 @@ def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext
                                               .select_from(node.source)).one()
         in_archive = base = 0
         if root_archived and archive_exists(conn, node):
-            ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds)
+            parents = dependants.parents_of(conn, step.policy, step.target, node)
+            ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
             in_archive, base = conn.execute(select(func.count().filter(ends),
                                                    func.count().filter(node.archive.c.anonymized == false()))
                                             .select_from(node.archive)).one()
         if now_rows + in_archive:
-            out[node.name] = {"rows": now_rows + in_archive, "archive_rows": base + now_arriving}
+            # ``category``: whose rows they are - its deletion limit applies too (``limits.limit_for``).
+            out[node.name] = {"rows": now_rows + in_archive, "archive_rows": base + now_arriving,
+                              "category": category.key}
     return out
 
 
@@ -290,7 +306,9 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "children": table.children,
         "legal_hold_due": table.legal_hold_due,
         "legal_hold_end_of_life": table.legal_hold_end_of_life,
-        "dependants_end_of_life": table.dependants_end_of_life,
+        # Counts only: the audit log takes no free text (whose category they are is in the policy).
+        "dependants_end_of_life": {name: {k: v for k, v in d.items() if k != "category"}
+                                   for name, d in table.dependants_end_of_life.items()},
     }
     dependant_rows = sum(d["rows"] for d in table.dependants_end_of_life.values())
     audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",

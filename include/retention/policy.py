@@ -470,6 +470,7 @@ def _archived_with_problems(policy: RetentionPolicy,
             if not category.has_archive:
                 problems.append(Problem(path, "a dependant is moved to the archive: its category needs an "
                                               "archive_period"))
+            problems += _anonymised_link_problems(key, category, table, path)
             for parent_key, parent in parents:
                 if not policy.categories[parent_key].has_archive:
                     problems.append(Problem(path, f"category {parent_key!r} deletes {link.table} without archiving "
@@ -482,6 +483,21 @@ def _archived_with_problems(policy: RetentionPolicy,
                     problems.append(Problem(path, f"{link.table} is itself archived with another table; "
                                                   "chains of retained dependants are not supported", link.table))
     return problems
+
+
+def _anonymised_link_problems(key: str, category: Category, table: TablePolicy, path: str) -> list[Problem]:
+    """Anonymising a retained dependant sets its ``archived_with`` link to NULL (the one thing
+    that ties it back to a person). A link column that is part of the primary key - and so of
+    its children's foreign keys - cannot hold NULL: every run would fail on it, so refuse."""
+    if category.end_action != "anonymize":
+        return []
+    in_key = [c for c in table.archived_with.foreign_key if c in table.primary_key]  # type: ignore[union-attr]
+    if not in_key:
+        return []
+    return [Problem(f"{path}.foreign_key", f"column {in_key[0]!r} is part of the primary key of {table.table} "
+                    f"(and of its children's foreign keys), but category {key!r} anonymises at end of life, "
+                    "which sets the link to NULL: a key column cannot hold NULL. Link through columns outside "
+                    "the primary key, or use end_action: delete", in_key)]
 
 
 def _partitioned_problems(policy: RetentionPolicy) -> list[Problem]:

@@ -90,7 +90,8 @@ def _dependant_checks(conn: Connection, root: TableNode, dep: Dependant, step: S
                       holds: HoldsInForce) -> list[CheckResult]:
     """The retained dependants this run moved or keeps: none left in the active base past its
     active period while its parent is in the archive, and none in the archive past its own
-    horizon under a parent of this category (or moved by this run), unless a hold keeps it."""
+    horizon under a parent of this category (or moved by this run), unless a hold keeps it or
+    its parent."""
     node, owner, as_of = dep.node, dep.category, step.ctx.as_of
     blocking = not step.ctx.dry_run
     left_behind = conn.execute(select(func.count()).select_from(node.source).where(
@@ -100,8 +101,10 @@ def _dependant_checks(conn: Connection, root: TableNode, dep: Dependant, step: S
     results = [_check(node.name, "no_overdue_active_rows", left_behind, blocking)]
     if archive_exists(conn, node):
         mine = or_(dep.linked("archive", root, true()), node.archive.c.run_id == literal(step.ctx.run_id))
+        parents = dependants.parents_of(conn, step.policy, step.target, node) if holds.any else []
         expired = conn.execute(select(func.count()).select_from(node.archive).where(
-            mine, node.expired(as_of), *holds.not_held(node, "archive", owner.key))).scalar_one()
+            mine, node.expired(as_of), *dependants.not_held_dependant(holds, node, "archive", owner.key, parents))
+        ).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking))
     return results
 
@@ -145,9 +148,11 @@ def _archive_checks(conn: Connection, node: TableNode, category: Category, step:
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
         # Kept only by a dependant that stays (within its horizon, or held): one past its own
         # horizon should have gone first, in this same run.
+        # A held parent keeps its dependant (billing's own run: its invoices under a held customer).
+        parents = dependants.parents_of(conn, step.policy, step.target, node) if holds.any else []
         expired = conn.execute(select(func.count()).select_from(archive).where(
             node.expired(step.ctx.as_of), ~dependants.kept_by_any(node, step.ctx.as_of, holds),
-            *holds.not_held(node, "archive", step.category.key))).scalar_one()
+            *dependants.not_held_dependant(holds, node, "archive", step.category.key, parents))).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
     if node.policy.anonymize:
         broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)

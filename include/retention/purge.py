@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, literal, null, select, text, update
+from sqlalchemy import and_, delete, false, func, inspect, literal, null, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +25,7 @@ from . import audit, dependants, limits, partitions
 from .anonymize import ANONYMISED_METADATA, rule_expression
 from .batches import ChosenRows, add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
+from .errors import PolicyError, Problem
 from .holds import HoldsInForce
 from .steps import StepContext, batch_size_of, check_policy_unchanged, holds_of, open_step
 
@@ -46,6 +47,7 @@ def purge_category(step: StepContext, batch_size: int | None = None,
     walks = [walk for root in nodes for walk in _walks(step, root, holds)]
     if not step.ctx.dry_run:
         for walk in walks:  # every table is checked before the first row goes
+            _check_link_nullable(step, walk)
             _check_limit(step, walk, approved)
     totals: dict[str, dict[str, int]] = {_action(step): {}}
     for walk in walks:
@@ -97,15 +99,26 @@ def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_End
         return [_EndWalk(root, side, where, where, step)]
     walks = []
     with step.target.read() as conn:
-        present = [dep for dep in root.dependants if archive_exists(conn, dep.node)]
-    for dep in present:
-        ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds)
+        present = [(dep, dependants.parents_of(conn, step.policy, step.target, dep.node))
+                   for dep in root.dependants if archive_exists(conn, dep.node)]
+    for dep, parents in present:
+        ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
         walks.append(_EndWalk(dep.node, "archive", ends, ends, replace(step, category=dep.category)))
     # Counted before the dependants go: the parents they release are destroyed in this run too.
     counted = and_(root.expired(step.ctx.as_of), ~dependants.kept_by_any(root, step.ctx.as_of, holds),
-                   *holds.not_held(root, "archive", step.category.key))
+                   *_not_held(step, root, "archive", holds))
     walks.append(_EndWalk(root, side, where, counted, step))
     return walks
+
+
+def _not_held(step: StepContext, root: TableNode, side: str, holds: HoldsInForce) -> list[ColumnElement[bool]]:
+    """``[NOT held]`` for the category's own rows; a retained dependant (billing's invoices) is
+    also held through its parent (a held customer keeps its invoices)."""
+    if not holds.any:
+        return []
+    with step.target.read() as conn:
+        parents = dependants.parents_of(conn, step.policy, step.target, root)
+    return dependants.not_held_dependant(holds, root, side, step.category.key, parents)
 
 
 def _refresh_statistics(step: StepContext, root: TableNode) -> None:
@@ -133,15 +146,38 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
             if not archive_exists(conn, root):
                 return "archive", None
         side, where = "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
-    return side, and_(where, *holds.not_held(root, side, step.category.key))
+    return side, and_(where, *_not_held(step, root, side, holds))
 
 
 def _check_limit(step: StepContext, walk: _EndWalk, approved: dict[str, int] | None) -> None:
-    """The run's deletion limit (its category's, as the plan applied it), per table side."""
+    """The run's deletion limit, per table side, as the plan applied it: its category's, and
+    for a retained dependant destroyed in its parent's run (an invoice in the customer run)
+    the stricter of both categories' limits - billing's limit must hold whichever run
+    destroys its rows."""
     table = getattr(walk.node, walk.side)
     held = walk.node.scope if walk.side == "source" else table.c.anonymized == false()  # as plan counts it
+    limit = limits.limit_for(step.policy, step.category, walk.step.category)
     limits.check_in_database(step, walk.node.name, table, "active" if walk.side == "source" else "archive",
-                             walk.counted, held, approved)
+                             walk.counted, held, approved, limit)
+
+
+def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
+    """Anonymising a retained dependant sets its link to its parent to NULL (below): refuse,
+    before the first row, an archive table whose link column cannot hold NULL (one created by
+    hand or by another tool), naming the table and the column - not a failed batch every night."""
+    link = getattr(walk.node.policy, "archived_with", None)
+    if link is None or walk.side != "archive" or _action(walk.step) != "anonymized":
+        return
+    archive = walk.node.archive
+    with step.target.read() as conn:
+        columns = {c["name"]: c for c in inspect(conn).get_columns(archive.name, schema=archive.schema)}
+    strict = [c for c in link.foreign_key if c in columns and not columns[c]["nullable"]]
+    if strict:
+        where = f"{archive.schema}.{archive.name}" if archive.schema else archive.name
+        raise PolicyError("<archive>", [Problem(
+            f"table {where}", f"{where}.{strict[0]} is NOT NULL, but anonymising a {walk.node.name} row (category "
+            f"{walk.step.category.key}) sets its link to {link.table} to NULL; make the column nullable "
+            f"(ALTER TABLE ... ALTER COLUMN {strict[0]} DROP NOT NULL) - nothing was changed", strict[0])])
 
 
 def _delete_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,

@@ -11,7 +11,9 @@ asks, the run waits in ``awaiting_input``:
   (there is no default answer on purpose).
 
 The engine checks the limit again before its first batch (``limits.check``), so a run
-without this task, or one whose counts grew since the plan, is refused there too.
+without this task, or one whose counts grew since the plan, is refused there too. Rows of a
+retained dependant that a parent's run destroys (invoices in the customer run) are under the
+stricter of both categories' limits: billing's approval is asked, and given, in that run.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def approval_body(plan: dict[str, Any]) -> str:
                      f"{t['last_due_start']}), {t['due_for_end_of_life']} at end of life, "
                      f"{t['legal_hold_due'] + t['legal_hold_end_of_life']} kept by a legal hold; "
                      f"sample keys {t['sample_keys']}")
+        # Rows of another category this run destroys (an invoice past its horizon, with its
+        # customer): that category's limit applies too, so they may be why the run asks.
+        for table, d in t.get("dependants_end_of_life", {}).items():
+            lines.append(f"  - and {d['rows']} {table} of category {d.get('category', '?')} past their own "
+                         "horizon, destroyed with them (that category's deletion limit applies too)")
     lines += ["", "Approve only if these volumes are expected (a first run on a backlog, a deliberate "
               "policy change). A wrong clock or a shortened period looks exactly like this."]
     return "\n".join(lines)

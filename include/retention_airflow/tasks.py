@@ -170,7 +170,7 @@ def plan(category: str) -> dict[str, Any]:
     deletion limits it passes: ``approve_deletions`` asks a person about those."""
     with _opened(category) as step:
         planned = plan_category(step)
-        over = excesses(planned, step.policy.deletion_limit_for(step.category))
+        over = excesses(planned, step.policy)  # retained dependants: the stricter of both categories' limits
     result = {**planned.to_dict(), "dry_run": step.ctx.dry_run,
               "over_limit": [{**e.to_dict(), "text": str(e)} for e in over]}
     mode = "DRY RUN - nothing will change" if step.ctx.dry_run else "executing"

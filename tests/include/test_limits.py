@@ -41,3 +41,14 @@ def test_a_category_limit_overrides_the_policy_limit(target):
     create_club(target)
     with pytest.raises(RetentionError, match="the limit is 2 rows"):
         run_category(target, club_policy(deletion_limit={"rows": 2, "fraction": None}), approve=False)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (DeletionLimit(rows=100_000, fraction=1.0), DeletionLimit(rows=0), DeletionLimit(rows=0, fraction=1.0)),
+    (DeletionLimit(rows=10, fraction=0.5), DeletionLimit(rows=50, fraction=0.1), DeletionLimit(rows=10, fraction=0.1)),
+    (DeletionLimit(), DeletionLimit(fraction=0.2), DeletionLimit(fraction=0.2)),
+])
+def test_a_dependant_destroyed_in_its_parents_run_is_under_the_stricter_of_both_limits(a, b, expected):
+    from include.retention.limits import stricter
+
+    assert stricter(a, b) == expected and stricter(b, a) == expected

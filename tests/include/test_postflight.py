@@ -201,3 +201,31 @@ def _archive_ids(target, name):
     (pk,) = table.primary_key.columns
     with target.read() as conn:
         return [k for (k,) in conn.execute(pk.table.select().with_only_columns(pk))]
+
+
+@pytest.mark.parametrize("category", ["customer_relationship", "billing"])
+def test_an_invoice_past_its_horizon_under_a_held_customer_passes_the_gate(target, category):
+    """A hold on customer 8 (its person, by e-mail) keeps invoice 82 past its horizon: neither
+    the customer run's gate nor billing's counts it as an expired archive row."""
+    from include.retention.holds import NewHold, add_hold
+    from include.retention.policy import parse_policy
+    from include.retention.subjects import Subject, SubjectKey
+    from test_real_schemas import _erp_with_identifiers, create_erp
+
+    key = SubjectKey("k" * 40, "test")
+    create_erp(target)
+    if not target.is_sqlite:  # keyed hashes in SQL (a hold on a person) use pgcrypto there
+        with target.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    policy = parse_policy(_erp_with_identifiers())
+    run_category(target, policy, category="customer_relationship", run_id="before", subject_key=key)
+    add_hold(target, policy, NewHold(reference="LIT-8", scope="subject", reason="litige", created_by="juriste",
+                                     subject=Subject.of({"email": "p8@example.fr"})), key,
+             RunContext("manual__hold", "legal_hold", AS_OF, policy.version), date.today())
+    step = StepContext.build(target, policy, category,
+                             RunContext(f"{category}-2029", f"retention_{category}", date(2029, 6, 1),
+                                        policy.version), key)
+    results = post_run_gate(step)  # before any purge: the invoice is still there, and rightly so
+    assert all(r.success for r in results), [r for r in results if not r.success]
+    assert ("invoices", "no_expired_archive_rows") in {(r.table, r.expectation) for r in results}
+    assert 82 in _archive_ids(target, "invoices")

@@ -333,7 +333,7 @@ def test_an_invoice_past_its_own_horizon_is_destroyed_in_its_customers_run_under
                for e in audit_events(erp, policy, action="delete")}
     assert deleted == {("billing", "invoices"): (1, 1), ("billing", "invoice_lines"): (1, 1)}
     (plan,) = result.plan.tables
-    assert plan.dependants_end_of_life == {"invoices": {"rows": 1, "archive_rows": 3}}
+    assert plan.dependants_end_of_life == {"invoices": {"rows": 1, "archive_rows": 3, "category": "billing"}}
     assert _certified(erp, policy, "run-1")["invoices"].deleted == 1
 
 
@@ -490,7 +490,7 @@ def test_the_deletion_limit_counts_the_invoices_a_customer_run_destroys(erp):
     ctx = RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version)
     step = StepContext.build(erp, policy, "customer_relationship", ctx)
     plan = plan_category(step)
-    over = {(e.table, e.side): (e.rows, e.base) for e in excesses(plan, policy.deletion_limit_for(step.category))}
+    over = {(e.table, e.side): (e.rows, e.base) for e in excesses(plan, policy)}
     assert over[("invoices", "archive")] == (1, 3)  # 3 invoices arrive tonight, 1 of them past its horizon
     approved = approved_counts(plan.to_dict())
     assert approved["invoices:archive"] == 1
@@ -572,3 +572,156 @@ def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_
     assert sorted(r["invoice_id"] for r in archive_rows(erp, "invoices")) == [61, 82]
     assert _archived(erp, "customer_partners") == [6, 8]
     assert all(r.success for r in post_run_gate(step))
+
+
+# --- A legal hold on a parent holds its retained dependants --------------------------------
+
+HOLD_KEY_VALUE = "k" * 40
+LATER = date(2029, 4, 2)  # invoice 82 (kept until 2029-03-31) is past its horizon
+
+
+def _hold_customer_8(target, policy, scope: str) -> None:
+    """A hold on customer 8 as the legal team writes it: on the person (by e-mail), or on the
+    whole customer category."""
+    from include.retention.audit import RunContext
+    from include.retention.holds import NewHold, add_hold
+    from include.retention.subjects import Subject, SubjectKey
+
+    if not target.is_sqlite:  # keyed hashes in SQL (a hold on a person) use pgcrypto there
+        with target.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    new = NewHold(reference="LIT-8", scope="subject", reason="litige client", created_by="juriste",
+                  subject=Subject.of({"email": "p8@example.fr"})) if scope == "subject" else \
+        NewHold(reference="LIT-8", scope="category", reason="audit des clients", created_by="juriste",
+                category="customer_relationship")
+    add_hold(target, policy, new, SubjectKey(HOLD_KEY_VALUE, "test"),
+             RunContext("manual__hold", "legal_hold", date(2026, 11, 27), policy.version), date.today())
+
+
+@pytest.mark.parametrize("scope", ["subject", "category"])
+@pytest.mark.parametrize("category", ["customer_relationship", "billing"])
+def test_a_hold_on_a_customer_keeps_its_invoices_past_their_horizon(erp, category, scope):
+    """Records under a hold are not destroyed, and a hold on a person covers every row about
+    that person: customer 8's invoice 82 (and its lines) stay in the archive past its horizon,
+    whichever category runs, and both runs pass their post-run gate."""
+    from engine_helpers import run_whole
+    from include.retention.subjects import SubjectKey
+
+    key = SubjectKey(HOLD_KEY_VALUE, "test")
+    policy = parse_policy(_erp_with_identifiers())
+    run_category(erp, policy, category="customer_relationship", subject_key=key)
+    _hold_customer_8(erp, policy, scope)
+    run_whole(erp, policy, category, LATER, f"{category}-later", key)  # its post-run gate passes
+    assert 82 in _archived(erp, "invoices") and [820, 821] == [i for i in _archived(erp, "invoice_lines") if i > 800]
+    assert 8 in _archived(erp, "customer_partners")
+    assert [e for e in audit_events(erp, policy, run_id=f"{category}-later") if e["action"] == "delete"] == []
+
+
+def test_a_held_customers_invoices_are_not_counted_as_destroyed_and_go_once_the_hold_is_lifted(erp):
+    from include.retention.audit import RunContext
+    from include.retention.holds import lift_hold
+    from include.retention.subjects import SubjectKey
+
+    key = SubjectKey(HOLD_KEY_VALUE, "test")
+    policy = parse_policy(_erp_with_identifiers())
+    run_category(erp, policy, category="customer_relationship", subject_key=key)
+    _hold_customer_8(erp, policy, "subject")
+    customers = run_category(erp, policy, as_of=LATER, category="customer_relationship", run_id="c-2",
+                             subject_key=key)
+    (plan,) = customers.plan.tables
+    assert (plan.dependants_end_of_life, plan.legal_hold_end_of_life) == ({}, 1)
+    billing = run_category(erp, policy, as_of=LATER, category="billing", run_id="b-2", subject_key=key)
+    (plan,) = billing.plan.tables
+    assert (plan.due_for_end_of_life, plan.legal_hold_end_of_life) == (0, 1)
+    lift_hold(erp, policy, "LIT-8", "juriste", "affaire close",
+              RunContext("manual__lift", "legal_hold", LATER, policy.version), date.today())
+    run_category(erp, policy, as_of=LATER, category="customer_relationship", run_id="c-3", subject_key=key)
+    assert 82 not in _archived(erp, "invoices") and 8 not in _archived(erp, "customer_partners")
+
+
+# --- An anonymised dependant loses its link: the link cannot be part of a key ----------------
+
+def _anonymising_billing(primary_key: list[str]) -> dict:
+    data = erp_policy()
+    billing = data["categories"]["billing"]
+    billing["end_action"] = "anonymize"
+    billing["tables"][0]["primary_key"] = primary_key
+    billing["tables"][0]["anonymize"] = {"number": "null", "invoice_date": "year"}
+    billing["tables"][0]["children"][0]["foreign_key"] = primary_key
+    billing["tables"][0]["children"][0]["anonymize"] = {"amount": {"round": 1000}}
+    return data
+
+
+def test_an_anonymising_dependant_linked_through_its_primary_key_fails_at_load_time():
+    """Anonymising an invoice sets its link to the customer to NULL; a key column cannot hold
+    NULL (and its lines carry the key): every run would fail, so the policy is refused."""
+    with pytest.raises(PolicyError, match=r"categories\.billing\.tables\[0\]\.archived_with\.foreign_key") as info:
+        parse_policy(_anonymising_billing(["partner_id", "invoice_id"]))
+    assert "'partner_id' is part of the primary key of invoices" in str(info.value)
+    data = _anonymising_billing(["partner_id", "invoice_id"])
+    billing = data["categories"]["billing"]
+    billing["end_action"] = "delete"  # deleting needs no NULL: accepted
+    del billing["tables"][0]["anonymize"], billing["tables"][0]["children"][0]["anonymize"]
+    parse_policy(data)
+
+
+def test_an_existing_archive_whose_link_column_is_not_null_is_refused_before_anything_is_anonymised(erp):
+    """An archive table made by hand (or by an older version) with the link NOT NULL: the purge
+    refuses before its first row, naming the table and the column, instead of failing each night."""
+    from sqlalchemy import MetaData, Table
+
+    from include.retention.archive import archive_category
+    from include.retention.audit import RunContext
+    from include.retention.limits import approved_counts
+    from include.retention.plan import plan_category
+    from include.retention.purge import purge_category
+    from include.retention.steps import StepContext
+    from table_checksums import checksum
+
+    data = _anonymising_billing(["invoice_id"])
+    policy = parse_policy(data)
+    erp.ensure_archive_schema()
+    Table("invoices", MetaData(schema="archive"), Column("invoice_id", Integer, primary_key=True),
+          Column("partner_id", Integer, nullable=False), Column("number", String(20)), Column("invoice_date", Date),
+          Column("retention_start", Date), Column("retention_until", Date),
+          Column("archived_at", DateTime(timezone=True)), Column("policy_version", String(64)),
+          Column("run_id", String(250)), Column("anonymized", Boolean, nullable=False)).create(erp.engine)
+    step = StepContext.build(erp, policy, "customer_relationship",
+                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    approved = approved_counts(plan_category(step).to_dict())
+    archive_category(step, None, approved)
+    before = checksum(erp)
+    with pytest.raises(PolicyError, match=r"archive\.invoices\.partner_id is NOT NULL"):
+        purge_category(step, None, approved)
+    assert checksum(erp) == before
+
+
+# --- The dependant category's own deletion limit holds in its parent's run --------------------
+
+def test_billings_own_deletion_limit_holds_when_the_customer_run_destroys_invoices(erp):
+    """Billing needs an approval for any removal (rows: 0); the customer category's limit is
+    loose. The customer run destroys invoice 81 (past its horizon): that needs billing's
+    approval too - asked in the customer run's plan, and honoured by its purge."""
+    from include.retention.archive import archive_category
+    from include.retention.audit import RunContext
+    from include.retention.limits import DeletionLimitExceeded, approved_counts, excesses
+    from include.retention.plan import plan_category
+    from include.retention.purge import purge_category
+    from include.retention.steps import StepContext
+
+    data = erp_policy()
+    data["categories"]["billing"]["deletion_limit"] = {"rows": 0}
+    data["categories"]["customer_relationship"]["deletion_limit"] = {"rows": 100000, "fraction": 1.0}
+    policy = parse_policy(data)
+    step = StepContext.build(erp, policy, "customer_relationship",
+                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    plan = plan_category(step)
+    over = [(e.table, e.side, e.rows, e.base, e.limit_rows, e.limit_fraction) for e in excesses(plan, policy)]
+    assert over == [("invoices", "archive", 1, 3, 0, 1.0)]  # the stricter of both limits
+    archive_category(step, None, None)  # customers leaving the active base: within the customer limit
+    with pytest.raises(DeletionLimitExceeded, match=r"1 of 3 rows of invoices \(33.3%\) would leave the archive; "
+                                                    r"the limit is 0 rows and 100%: this needs an approval"):
+        purge_category(step, None, None)
+    assert 81 in _archived(erp, "invoices") and audit_events(erp, policy, run_id="run-1", action="delete") == []
+    purge_category(step, None, approved_counts(plan.to_dict()))
+    assert 81 not in _archived(erp, "invoices")
