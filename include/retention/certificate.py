@@ -22,6 +22,8 @@ certificates together - that every screen, report and the daily verification sho
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -178,7 +180,7 @@ def write(certificate: Certificate) -> tuple[Path, Path]:
     json_path, html_path = paths(certificate.dag_id, certificate.run_id)
     if json_path.exists():
         existing = json.loads(json_path.read_text(encoding="utf-8")).get("audit_log", "")
-        if existing and existing != certificate.audit_log:
+        if existing and normal_identity(existing) != normal_identity(certificate.audit_log):
             raise RetentionError(f"{json_path} is the certificate of another audit log ({existing}), not of "
                                  f"{certificate.audit_log}: give each target its own $RETENTION_REPORTS_DIR")
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,19 +248,42 @@ def log_identity(conn: Connection, table: Table) -> str:
     credentials (the DPO's read-only role and the runs' role read the same log).
 
     ``sqlite:///<absolute path> archive.retention_audit``, or
-    ``postgresql://<host>:<port>/<database> archive.retention_audit``: the host is the one
-    the connection gives, so every component must reach the database by the same name.
+    ``postgresql://<host>:<port>/<database> archive.retention_audit``. Spellings of one
+    database that are cheap to tell apart are made one (``normal_identity``): the SQLite
+    path with its links resolved, the host lower-cased, the default port filled in. Other
+    names of one server (an alias, an IP address) stay apart: every component must reach
+    the database by the same name, else ``chain_status`` says the log was NOT VERIFIED.
     """
     url = conn.engine.url
     backend = url.get_backend_name()
     if backend == "sqlite":
-        where = f"sqlite:///{Path(url.database or '').resolve()}"
+        where = f"sqlite:///{url.database or ''}"
     else:
-        where = f"{backend}://{url.host or 'localhost'}:{url.port or _DEFAULT_PORTS.get(backend, '')}/{url.database}"
-    return f"{where} {table.schema}.{table.name}" if table.schema else f"{where} {table.name}"
+        where = f"{backend}://{url.host or 'localhost'}:{url.port or ''}/{url.database}"
+    return normal_identity(f"{where} {table.schema}.{table.name}" if table.schema else f"{where} {table.name}")
 
 
 _DEFAULT_PORTS = {"postgresql": 5432}
+_SERVER_IDENTITY = re.compile(r"(?P<backend>[a-z0-9+]+)://(?P<host>[^:/]*)(?::(?P<port>[0-9]*))?/(?P<rest>.*)")
+
+
+def normal_identity(identity: str) -> str:
+    """One spelling per audit log, for comparing a certificate's ``audit_log`` with the log:
+    ``sqlite:///<path> <table>`` with the path made absolute and its links resolved
+    (``os.path.realpath``); ``<backend>://<host>:<port>/<database> <table>`` with the host
+    lower-cased (host names are case-insensitive) and the backend's default port filled in.
+    Anything else is returned as it is."""
+    where, _, name = identity.rpartition(" ")
+    if not where:
+        return identity
+    if where.startswith("sqlite:///"):
+        return f"sqlite:///{os.path.realpath(where[len('sqlite:///'):])} {name}"
+    server = _SERVER_IDENTITY.fullmatch(where)
+    if server is None:
+        return identity
+    backend = server["backend"].split("+")[0]
+    port = server["port"] or str(_DEFAULT_PORTS.get(backend, ""))
+    return f"{backend}://{(server['host'] or 'localhost').lower()}:{port}/{server['rest']} {name}"
 
 
 @dataclass(frozen=True)
@@ -269,6 +294,7 @@ class Anchors:
     hashes: list[tuple[int, str, str]]
     certificates: int
     other_logs: int
+    other_log: str | None = None  # the log the first certificate left aside names
 
 
 def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anchors:
@@ -280,6 +306,8 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
     """
     found: list[tuple[int, str, str]] = []
     compared = others = 0
+    first_other: str | None = None
+    wanted = normal_identity(audit_log) if audit_log is not None else None
     for path in sorted((directory or reports_dir()).glob("*/*.certificate.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -287,12 +315,14 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
         except (ValueError, KeyError, TypeError) as exc:
             raise RetentionError(f"{path} is not a run certificate that can be read ({exc!r}): restore it from a "
                                  "backup, or move it out of the reports folder if it is not one") from exc
-        if audit_log is not None and data.get("audit_log") and data["audit_log"] != audit_log:
+        named = data.get("audit_log")
+        if wanted is not None and named and normal_identity(str(named)) != wanted:
             others += 1
+            first_other = first_other or str(named)
             continue
         compared += 1
         found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
-    return Anchors(found, compared, others)
+    return Anchors(found, compared, others, first_other)
 
 
 @dataclass(frozen=True)
@@ -302,7 +332,9 @@ class ChainStatus:
 
     ``broken_at``/``reason``: the first event that does not hold in the chain itself;
     ``mismatches``: certificate hashes the log no longer has (a log rewritten from the
-    first event, hashes recomputed, is consistent in itself and caught only there).
+    first event, hashes recomputed, is consistent in itself and caught only there);
+    ``other_logs``/``other_log``: certificates set aside because they name another log
+    (how many, and the first one's log), found in ``reports``.
     """
 
     audit_log: str
@@ -312,14 +344,23 @@ class ChainStatus:
     certificates: int = 0
     mismatches: tuple[str, ...] = ()
     other_logs: int = 0
+    other_log: str | None = None
+    reports: str = ""
 
     @property
     def chain_holds(self) -> bool:
         return self.broken_at is None
 
     @property
+    def unverified(self) -> bool:
+        """A log with events whose certificates all name another log: nothing was compared,
+        so a re-hashed log would pass unseen. Often the same log under another name (a host
+        alias, another mount path): it must not read as verified."""
+        return self.events > 0 and not self.certificates and self.other_logs > 0
+
+    @property
     def intact(self) -> bool:
-        return self.chain_holds and not self.mismatches
+        return self.chain_holds and not self.mismatches and not self.unverified
 
     def sentence(self) -> str:
         """One line for people: what every screen and the daily verification say."""
@@ -329,13 +370,22 @@ class ChainStatus:
         if self.mismatches:
             return (f"REWRITTEN: the log does not match the run certificates: {self.mismatches[0]} "
                     f"({len(self.mismatches)} mismatch(es); its hash chain is consistent, so it was re-hashed)")
-        return (f"intact: {self.events} events, hash chain verified, "
+        if self.unverified:
+            return (f"NOT VERIFIED against certificates: {self.other_logs} certificate(s) in {self.reports} name "
+                    f"another log ({self.other_log}), none this one ({self.audit_log}); its hash chain holds "
+                    f"({self.events} events), but a re-hashed log would pass unseen: if it is this log under "
+                    "another name, reach the database by one name everywhere")
+        said = (f"intact: {self.events} events, hash chain verified, "
                 f"hashes of {self.certificates} run certificate(s) matched")
+        if self.other_logs:
+            said += f"; {self.other_logs} certificate(s) of another log left aside (first: {self.other_log})"
+        return said
 
     def to_dict(self) -> dict[str, Any]:
         return {"audit_log": self.audit_log, "events": self.events, "intact": self.intact,
                 "broken_at": self.broken_at, "reason": self.reason, "certificates": self.certificates,
-                "mismatches": list(self.mismatches), "other_logs": self.other_logs, "status": self.sentence()}
+                "mismatches": list(self.mismatches), "other_logs": self.other_logs, "other_log": self.other_log,
+                "unverified": self.unverified, "reports": self.reports, "status": self.sentence()}
 
 
 def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
@@ -347,14 +397,15 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
     not exist yet is intact with no event, unless certificates name it (then it was dropped).
     """
     identity = log_identity(conn, table)
-    kept = anchors(directory, identity)
+    folder = directory or reports_dir()
+    kept = anchors(folder, identity)
     if not audit.table_exists(conn, table):
         # No log yet is intact; no log while certificates name it means it was removed.
         missing = (f"the audit log is missing, though {kept.certificates} run certificate(s) name it "
                    f"(first: {kept.hashes[0][2]})",) if kept.hashes else ()
         return ChainStatus(identity, 0, certificates=kept.certificates, mismatches=missing,
-                           other_logs=kept.other_logs)
+                           other_logs=kept.other_logs, other_log=kept.other_log, reports=str(folder))
     chain = audit.verify_chain(conn, table)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
     return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, kept.certificates,
-                       tuple(mismatches), kept.other_logs)
+                       tuple(mismatches), kept.other_logs, kept.other_log, str(folder))

@@ -333,6 +333,8 @@ TEXT = {
         "chain_ko": "CHAÎNE ROMPUE à l'événement {at} : {reason} ({n} événements lus).",
         "chain_rewritten": "JOURNAL RÉÉCRIT : il ne correspond plus aux certificats de passage ({m} écart(s), "
                            "le premier : {first}) ; sa chaîne est cohérente, il a donc été recalculé.",
+        "chain_unverified": "NON VÉRIFIÉ par les certificats de passage : sa chaîne tient ({n} événements), mais "
+                            "les {o} certificat(s) de {dir} nomment un autre journal ({other}), aucun celui-ci.",
         "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
         "until_end": "jusqu'à",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
@@ -387,6 +389,8 @@ TEXT = {
         "chain_ko": "CHAIN BROKEN at event {at}: {reason} ({n} events read).",
         "chain_rewritten": "LOG REWRITTEN: it no longer matches the run certificates ({m} mismatch(es), "
                            "the first: {first}); its chain is consistent, so it was re-hashed.",
+        "chain_unverified": "NOT VERIFIED against the run certificates: its chain holds ({n} events), but the "
+                            "{o} certificate(s) in {dir} name another log ({other}), none this one.",
         "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
         "until_end": "until",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
@@ -514,8 +518,11 @@ def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
         return f"<p class='ok'>{html.text(t['chain_ok'].format(n=chain.events, c=chain.certificates))}</p>"
     if not chain.chain_holds:
         text = t["chain_ko"].format(at=chain.broken_at, reason=chain.reason, n=chain.events)
-    else:
+    elif chain.mismatches:
         text = t["chain_rewritten"].format(m=len(chain.mismatches), first=chain.mismatches[0])
+    else:  # chain.unverified: the certificates all name another log
+        text = t["chain_unverified"].format(n=chain.events, o=chain.other_logs, dir=chain.reports,
+                                            other=chain.other_log)
     return f"<p class='ko'>{html.text(text)}</p>"
 
 

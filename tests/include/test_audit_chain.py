@@ -306,3 +306,105 @@ def test_an_unreadable_certificate_is_named(logged, tmp_path, monkeypatch):
     (tmp_path / "retention_members" / "broken.certificate.json").write_text("{not json")
     with pytest.raises(RetentionError, match="broken.certificate.json is not a run certificate"):
         _status(logged)
+
+
+# -- certificates that name another log: an identity spelt differently must not read "intact" ------
+
+def _rename_log_in_certificates(directory, rename):
+    import json
+
+    for path in directory.glob("*/*.certificate.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["audit_log"] = rename(data["audit_log"])
+        path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_log_whose_certificates_all_name_another_log_is_not_verified_and_not_intact(logged, tmp_path, monkeypatch):
+    """The same log reached by another name (a mount path, a host alias): its certificates are
+    set aside, none is compared, and the log must not read as verified against them."""
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1", "run-2")
+    other = "postgresql://db-alias.example.org:5432/elsewhere archive.retention_audit"
+    _rename_log_in_certificates(tmp_path, lambda _: other)
+    status = _status(logged)
+    assert status.chain_holds and (status.certificates, status.other_logs) == (0, 2)
+    assert not status.intact and status.to_dict()["intact"] is False
+    assert status.sentence().startswith(
+        f"NOT VERIFIED against certificates: 2 certificate(s) in {tmp_path} name another log ({other})")
+
+
+def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_what_was_left_aside(
+        tmp_path, monkeypatch):
+    """Several targets may share one reports folder by design: the others' certificates are
+    mentioned, not held against this log."""
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
+    try:
+        for target, run_id in ((first, "run-a"), (second, "run-b")):
+            create_club(target)
+            run_category(target, club_policy(), run_id=run_id)
+            _certify(target, run_id)
+        one = _status(first)
+    finally:
+        first.dispose()
+        second.dispose()
+    assert one.intact and (one.certificates, one.other_logs) == (1, 1)
+    assert one.sentence().startswith("intact: ")
+    assert "hashes of 1 run certificate(s) matched; 1 certificate(s) of another log left aside (" in one.sentence()
+    assert "b.db archive.retention_audit" in one.sentence()
+
+
+def test_an_sqlite_log_reached_through_a_symbolic_link_is_the_same_log(tmp_path, monkeypatch):
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    direct, linked = connect(f"sqlite:///{tmp_path / 'real' / 't.db'}"), connect(f"sqlite:///{tmp_path / 'link' / 't.db'}")
+    try:
+        create_club(direct)
+        run_category(direct, club_policy())
+        _certify(linked, "run-1")  # the certificate written by a component that reaches it by the link
+        status = _status(direct)
+    finally:
+        direct.dispose()
+        linked.dispose()
+    assert status.intact and (status.certificates, status.other_logs) == (1, 0)
+
+
+@pytest.mark.parametrize("written", [
+    "postgresql://DB.Example.ORG:5432/retention archive.retention_audit",
+    "postgresql://db.example.org/retention archive.retention_audit",
+    "postgresql://db.example.org:5432/retention archive.retention_audit",
+])
+def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_port_is_the_same_log(
+        tmp_path, written):
+    import json
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    conn = SimpleNamespace(engine=SimpleNamespace(url=make_url("postgresql://retention:s3cret@DB.example.org/retention")))
+    identity = certificate.log_identity(conn, _table())
+    assert identity == "postgresql://db.example.org:5432/retention archive.retention_audit"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "x.certificate.json").write_text(json.dumps(
+        {"first_event": 1, "first_hash": "a" * 64, "last_event": 2, "last_hash": "b" * 64, "audit_log": written}))
+    found = certificate.anchors(tmp_path, identity)
+    assert (found.certificates, found.other_logs) == (1, 0)
+
+
+@pytest.mark.parametrize("lang, said", [("en", "NOT VERIFIED against the run certificates"),
+                                        ("fr", "NON VÉRIFIÉ par les certificats de passage")])
+def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_verified(lang, said):
+    from html import unescape
+
+    from include.retention import dpo_report
+
+    status = certificate.ChainStatus("sqlite:////data/t.db archive.retention_audit", 12, other_logs=2,
+                                     other_log="sqlite:////mnt/t.db archive.retention_audit", reports="/reports")
+    paragraph = unescape(dpo_report._chain_paragraph(status, lang))
+    assert "class='ko'" in paragraph and said in paragraph
+    assert "2" in paragraph and "sqlite:////mnt/t.db archive.retention_audit" in paragraph
