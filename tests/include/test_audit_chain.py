@@ -408,3 +408,27 @@ def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_v
     paragraph = unescape(dpo_report._chain_paragraph(status, lang))
     assert "class='ko'" in paragraph and said in paragraph
     assert "2" in paragraph and "sqlite:////mnt/t.db archive.retention_audit" in paragraph
+
+
+def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(
+        logged, tmp_path, monkeypatch):
+    """retention_audit_verify's task, on this log (its policy and connection swapped in): the
+    verdict is chain_status's, and a log verified against no certificate must not pass."""
+    from contextlib import contextmanager
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.retention_airflow import tasks
+
+    @contextmanager
+    def this_target(policy):
+        yield logged
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setattr(tasks, "load_policy", club_policy)
+    monkeypatch.setattr(tasks, "_target", this_target)
+    _certify(logged, "run-1")
+    assert tasks.verify_audit_chain()["intact"] is True
+    _rename_log_in_certificates(tmp_path, lambda named: named.replace("archive.", "/mnt/alias archive.", 1))
+    with pytest.raises(AirflowFailException, match="NOT VERIFIED against certificates: 1 certificate"):
+        tasks.verify_audit_chain()
