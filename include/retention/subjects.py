@@ -549,8 +549,11 @@ class _Keeping:
             elif best[1] is None and conn.execute(select(func.count()).select_from(dep.node.archive).where(
                     dep.linked("archive", root.node, root.where),
                     dependants.staying(dep, self.today, self.holds))).scalar_one():
-                best = (best[0], dep.category.key)  # kept by an undated dependant
+                best = (best[0], dep.category.key)  # kept by an undated dependant under a hold
         return best
+
+
+_HELD_KEEPER = "a legal hold on the records that need them is lifted"
 
 
 def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees: list[tuple[str, TableNode]],
@@ -570,10 +573,15 @@ def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees
         if held:
             own = _horizon(conn, target, policy, category, held)
             keepers = [keeping.latest_keeper(conn, f) for f in held if f.depth == 0]
-            until = max([d for d, _ in keepers if d] + ([own.until] if own.until else []), default=None)
+            latest = max((d for d, _ in keepers if d), default=None)
             kept_for = max(keepers, key=lambda k: k[0] or date.min, default=(None, None))[1]
-            groups.append(_Group(category, KEPT_BY_OBLIGATION, Horizon(until, 0, own.after, own.today), held,
-                                 kept_for))
+            if latest is None or latest <= keeping.today:
+                # Kept only by dependants a legal hold keeps past their dates (or with none): no
+                # date can be said, and the next run does not destroy them.
+                horizon = Horizon(None, sum(f.rows for f in held if f.depth == 0), _HELD_KEEPER, own.today)
+            else:
+                horizon = Horizon(max(latest, own.until or latest), 0, own.after, own.today)
+            groups.append(_Group(category, KEPT_BY_OBLIGATION, horizon, held, kept_for))
     return groups
 
 

@@ -393,3 +393,31 @@ def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_ne
     assert not [p for p in answer.presence if p.kind == "kept_by_obligation"]
     assert "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (2026-11-30)" \
         in answer.sentence()
+
+
+def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_until_the_hold_is_lifted(
+        erp_after_night_1):
+    """A legal hold on the invoice keeps it, and so its customer, past their dates: the answer
+    must not say the next run destroys them."""
+    from datetime import datetime
+
+    from sqlalchemy import update
+
+    from include.retention.catalog import reflect_category
+    from include.retention.holds import NewHold, add_hold
+
+    policy = _erp_policy()
+    with erp_after_night_1.engine.begin() as conn:
+        (invoices,) = reflect_category(conn, policy, policy.categories["billing"], erp_after_night_1.source_schema,
+                                       erp_after_night_1.archive_schema)
+        conn.execute(update(invoices.archive).where(invoices.archive.c.invoice_id == 82)
+                     .values(retention_until=date(2026, 11, 30)))
+    today = datetime.now(policy.zone).date()
+    add_hold(erp_after_night_1, policy, NewHold("LIT-82", "rows", "dispute on invoice F-82", "legal",
+                                                category="billing", table="invoices", keys=[82]), KEY,
+             RunContext("manual__hold", "legal_hold", today, policy.version), today)
+    answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
+    (partners,) = [p for p in answer.presence if p.table == "partners"]
+    assert (partners.kind, partners.kept_for, partners.archived) == ("kept_by_obligation", "billing", 1)
+    assert "past their end of life" not in partners.horizon.text()
+    assert partners.horizon.text() == "until a legal hold on the records that need them is lifted"
