@@ -125,9 +125,12 @@ def at_end_of_life(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInF
 
 
 def staying(dep: Dependant, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:
-    """Archive rows of ``dep`` that stay after this run: within their horizon, or held."""
+    """Archive rows of ``dep`` that stay after this run: within their horizon, held, or
+    without a horizon at all (no start date: a defect the post-run gate reports; it cannot
+    be aged, so it is never destroyed silently, and its parent stays with it)."""
     archive = dep.node.archive
-    expired = dep.node.expired(as_of)
+    # Not NULL: in SQL an undated row would be neither expired nor staying.
+    expired = and_(archive.c.retention_until.is_not(None), dep.node.expired(as_of))
     ends = and_(expired, *holds.not_held(dep.node, "archive", dep.category.key)) if holds.any else expired
     return and_(archive.c.anonymized == false(), not_(ends))
 

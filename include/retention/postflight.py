@@ -143,9 +143,17 @@ def _archive_checks(conn: Connection, node: TableNode, category: Category, step:
         expected = add_period(add_period(archive.c.retention_start, category.active_period, step.target.dialect),
                               category.archive_or_zero, step.target.dialect)
         current = and_(archive.c.policy_version == step.policy.version, archive.c.anonymized == false())
+        dated = archive.c.retention_start.is_not(None)
         wrong = conn.execute(select(func.count()).select_from(archive).where(
-            current, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))).scalar_one()
+            current, dated, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))
+        ).scalar_one()
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
+        # A retained dependant without a start date left the active base with its parent:
+        # it cannot be aged, so it stays (with its parent) until a person dates it. Reported
+        # on every run, not blocking - like a defective active row's quality finding.
+        undated = conn.execute(select(func.count()).select_from(archive).where(
+            archive.c.anonymized == false(), archive.c.retention_start.is_(None))).scalar_one()
+        results.append(_check(node.name, "archive_rows_have_a_start_date", undated, blocking=False))
         # Kept only by a dependant that stays (within its horizon, or held): one past its own
         # horizon should have gone first, in this same run.
         # A held parent keeps its dependant (billing's own run: its invoices under a held customer).

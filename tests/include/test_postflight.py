@@ -31,7 +31,8 @@ def test_a_clean_run_passes_every_post_run_check(target):
     results = post(target, club_policy())
     assert results and all(r.success for r in results)
     assert {r.expectation for r in results} == {"no_overdue_active_rows", "retention_until_matches_policy",
-                                                "no_expired_archive_rows", "archive_counts_reconcile"}
+                                                "no_expired_archive_rows", "archive_counts_reconcile",
+                                                "archive_rows_have_a_start_date"}
 
 
 def test_an_over_age_row_left_in_the_active_base_fails(target):
@@ -229,3 +230,26 @@ def test_an_invoice_past_its_horizon_under_a_held_customer_passes_the_gate(targe
     assert all(r.success for r in results), [r for r in results if not r.success]
     assert ("invoices", "no_expired_archive_rows") in {(r.table, r.expectation) for r in results}
     assert 82 in _archive_ids(target, "invoices")
+
+
+def test_an_undated_invoice_leaves_with_its_customer_keeps_it_and_is_reported_not_failed(target):
+    """Invoice 82 has no date (a defect): it leaves the active base with customer 8, undated,
+    and keeps the customer in the archive - it cannot be aged, so it is never destroyed
+    silently nor kept silently: both gates pass, and billing's reports the undated row."""
+    from test_real_schemas import create_erp
+
+    create_erp(target)
+    invoices = Table("invoices", MetaData(), schema=None if target.is_sqlite else "erp", autoload_with=target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(update(invoices).where(invoices.c.invoice_id == 82).values(invoice_date=None))
+    step = _erp_step(target)
+    run_category(target, step.policy, category="customer_relationship", run_id=step.ctx.run_id)
+    assert all(r.success for r in post_run_gate(step))
+    assert 82 in _archive_ids(target, "invoices") and 8 in _archive_ids(target, "customer_partners")
+    billing = StepContext.build(target, step.policy, "billing",
+                                RunContext("billing-1", "retention_billing", AS_OF, step.policy.version))
+    run_category(target, step.policy, category="billing", run_id="billing-1")
+    results = {(r.table, r.expectation): r for r in post_run_gate(billing)}
+    undated = results[("invoices", "archive_rows_have_a_start_date")]
+    assert (undated.success, undated.blocking, undated.unexpected) == (False, False, 1)
+    assert 82 in _archive_ids(target, "invoices") and 8 in _archive_ids(target, "customer_partners")
