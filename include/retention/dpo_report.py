@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import and_, func, inspect, not_, select
+from sqlalchemy import and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
 
-from . import audit, certificate, charts, html
+from . import audit, certificate, charts, dependants, html
 from .certificate import ChainStatus
 from .catalog import TableNode, archive_exists, open_category
 from .clock import is_due, local_date
@@ -269,10 +269,15 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
     oldest = date.fromisoformat(oldest) if isinstance(oldest, str) else oldest
     expired = 0
     if category.has_archive and archive_exists(conn, root):
-        archived_hold = holds.held(root, "archive", category.key)
+        # As the purge decides: a hold on the row, on a dependant of it, or on the parent it
+        # depends on protects it; a retained dependant that stays keeps its parent lawfully.
+        archived_hold = or_(dependants.held(holds, root, "archive", category.key),
+                            dependants.held_by_parent(dependants.parents_of(conn, policy, target, root), root,
+                                                      "archive", holds))
+        past = and_(root.expired(today), not_(dependants.kept_by_any(root, today, holds)))
         expired, legal_archived = conn.execute(select(
-            func.count().filter(and_(root.expired(today), not_(archived_hold))),
-            func.count().filter(and_(root.expired(today), archived_hold)),
+            func.count().filter(and_(past, not_(archived_hold))),
+            func.count().filter(and_(past, archived_hold)),
         ).select_from(root.archive)).one()
         legal += legal_archived
     return Compliance(category.key, root.name, oldest, category.active_period.add_to(oldest) if oldest else None,

@@ -320,3 +320,23 @@ def test_a_one_day_report_says_it_covers_one_day(target):
     assert "Période couverte : le 26 novembre 2026" in page and "les passages du 26 novembre 2026" in page
     assert "état compté le 26 novembre 2026" in page
     assert "2026-11-26 au 2026-11-26" not in page and "du 26 novembre 2026 au" not in page
+
+
+def test_a_customer_kept_by_its_retained_invoices_is_not_counted_as_expired_in_the_archive(target):
+    """After a first day on the ERP schema, customer 8 is past its own horizon but invoice 82
+    keeps it in the archive until 2029-03-31: the purge rightly keeps it, so the report does
+    not call it an expired row left behind."""
+    create_erp(target)
+    policy = parse_policy(erp_policy(), source="erp.yaml")
+    for key in ("billing", "prospection", "customer_relationship"):
+        run_category(target, policy, category=key, run_id=f"run-{key}")
+    assert 8 in [r for r in _archived_partner_ids(target)]
+    report = _report(target, policy, period=NOVEMBER)
+    customers = [c for c in report.compliance if c.category == "customer_relationship"]
+    assert customers and all(c.expired_in_archive == 0 for c in customers)
+
+
+def _archived_partner_ids(target):
+    from engine_helpers import archive_rows
+
+    return [r["partner_id"] for r in archive_rows(target, "customer_partners")]
