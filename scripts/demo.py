@@ -40,6 +40,7 @@ from include.demo.seed import seed_demo  # noqa: E402
 from include.retention.audit import audit_table  # noqa: E402
 from include.retention.policy import RetentionPolicy, load_policy  # noqa: E402
 from include.retention import certificate  # noqa: E402
+from include.retention.dpo_report import period_words  # noqa: E402
 from include.retention.report import REPORTS_ENV_VAR, format_summary, reports_dir, summary_table  # noqa: E402
 from include.retention.subjects import KEY_ENV_VAR, KEY_VARIABLE, key_from_env, was_erased  # noqa: E402
 from include.retention.target import connect, sqlite_archive_path  # noqa: E402
@@ -160,7 +161,8 @@ def main() -> int:
     for dag_id, run_id in run_ids:
         _, html_path = certificate.paths(dag_id, run_id)
         print(f"    {html_path.relative_to(ROOT)}  (+ .json)")
-    print(f"\n==> DPO report for {as_of:%B %Y} (French; English with the DAG's language param):")
+    period = period_words(as_of.replace(day=1), as_of, "en")
+    print(f"\n==> DPO report for {period} (French; English with the DAG's language param):")
     print(f"    {run_dpo_report(as_of).relative_to(ROOT)}")
     return 0
 
