@@ -34,7 +34,8 @@ The rules it applies, in the spec's words:
   destroyed nor anonymised. A dependant past its own horizon is destroyed in the same run,
   and the parent it held is released in that run, whatever the order of the categories.
 * **Legal holds.** A held row is never archived, destroyed or anonymised; a parent with a
-  held child is held with its whole tree.
+  held child is held with its whole tree; a retained dependant whose parent is held is not
+  destroyed either (it is about the same person).
 
 ``run`` applies one night (every category, for one date) to a ``State`` and returns the
 next one; the result does not depend on the order of the categories.
@@ -417,10 +418,34 @@ class Oracle:
                     continue
                 if self.held(category, table, row) or self._kept_by_dependants(table, row, new):
                     continue
+                if table.archived_with is not None and self._parent_held(table, row, new):
+                    continue
                 if category.end_action == "anonymize":
                     self._move(new, category, table, row, lambda n: Place(ANONYMISED, n.archive_name))
                 else:
                     self._move(new, category, table, row, lambda _n: Place(DESTROYED))
+
+    def _parent_held(self, table: TablePolicy, row: Mapping[str, Any], new: State) -> bool:
+        """A hold on the row a dependant is archived with protects the dependant too: it is
+        about the same person (README, "A held parent holds its dependants"). The parent is
+        governed by the category whose archive holds it, or, while active, by its scope."""
+        parent_table, parent_key = self._parent_of(table, row)
+        parent_row = next((r for r in self.rows.get(parent_table, []) if self.key(parent_table, r) == parent_key), None)
+        place = new.get(parent_table, {}).get(parent_key)
+        if parent_row is None or place is None or place.state in (DESTROYED, ANONYMISED):
+            return False
+        if place.state == ARCHIVE:
+            owners = [(c, t) for c in self.policy.categories.values() for t in c.tables
+                      if t.table == parent_table and t.archive_name == place.archive_table]
+        else:
+            owners = [g for g in [self.governing(parent_table, parent_row)] if g is not None]
+        for category, parent in owners:
+            if category.key in self.holds.categories:
+                return True
+            tree = [(parent, parent_row)] + self._children_of(parent, parent_row)
+            if any(self.key(t.table, r) in self.holds.rows.get(t.table, frozenset()) for t, r in tree):
+                return True
+        return False
 
     def _kept_by_dependants(self, table: TableBase, row: Mapping[str, Any], new: State) -> bool:
         """A dependant not destroyed (retained in the archive, or still active) keeps it."""
