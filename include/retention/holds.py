@@ -362,15 +362,13 @@ def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, ne
 
     A key that names no row is refused: a typo would otherwise protect nothing, silently.
     """
-    category_key, entry = _policy_table(policy, new.table, new.reference)
-    node = next(n for root in open_category(conn, policy, policy.categories[category_key], target.source_schema,
-                                            target.archive_schema, target.dialect)
-                for n in root.walk() if n.name == new.table)
-    where = f"{node.source.fullname}"
+    _, entry = _policy_table(policy, new.table, new.reference)
+    nodes = _nodes_of(conn, target, policy, new.table)  # type: ignore[arg-type]
+    where = f"{nodes[0].source.fullname}"
     wanted = list(dict.fromkeys(key_value(k, len(entry.primary_key), where) for k in new.keys))
     found: set[str] = set()
-    sides = [node.source] + ([node.archive] if archive_exists(conn, node) else [])
-    for table in sides:
+    sides = [(nodes[0].source, nodes[0])] + [(n.archive, n) for n in nodes if archive_exists(conn, n)]
+    for table, node in sides:
         text = key_text(table, node.key_columns)
         for start in range(0, len(wanted), 1000):
             chunk = wanted[start:start + 1000]
@@ -381,6 +379,17 @@ def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, ne
         raise RetentionError(f"legal hold {new.reference}: {len(missing)} key(s) of {where} name no row, active "
                              f"or archived: {shown}; nothing was recorded")
     return wanted
+
+
+def _nodes_of(conn: Connection, target: Target, policy: RetentionPolicy, table: str) -> list[TableNode]:
+    """``table`` as each category that names it sees it: a table several categories share
+    (partners: prospects and customers) has one active table but one archive per category,
+    and a held row may be in any of them."""
+    naming = [c for c in policy.categories.values() if any(n.table == table for t in c.tables for n in t.walk())]
+    return [node for category in naming
+            for root in open_category(conn, policy, category, target.source_schema, target.archive_schema,
+                                      target.dialect)
+            for node in root.walk() if node.name == table]
 
 
 def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by: str, reason: str,

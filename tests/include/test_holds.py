@@ -229,3 +229,21 @@ def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkey
     page = unescape(dpo.render(report))
     row = page[page.index("RG-MIDNIGHT"):]
     assert "2026-12-01" in row[:row.index("</tr>")] and "2026-11-30" not in row[:row.index("</tr>")]
+
+
+def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archive(target):
+    """Partners are shared by prospects and customers, each with its own archive: partner 8,
+    archived as a customer, can be held by its key (it was refused as 'no row')."""
+    from engine_helpers import archive_rows
+    from include.retention.policy import parse_policy
+    from test_real_schemas import create_erp, erp_policy
+
+    create_erp(target)
+    policy = parse_policy(erp_policy(), source="erp.yaml")
+    run_category(target, policy, category="customer_relationship", run_id="customers-1")
+    assert 8 in [r["partner_id"] for r in archive_rows(target, "customer_partners")]
+    held = add_hold(target, policy, NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste",
+                                            table="partners", keys=[8]), KEY, HOLD_CTX, TODAY)
+    assert held.items == 1
+    with pytest.raises(RetentionError, match="1 key.s. of .*partners name no row, active or archived: 999"):
+        _hold(target, policy, reference="LIT-P999", table="partners", keys=[999])
