@@ -85,6 +85,15 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: Hol
     return or_(false(), *parts)
 
 
+def held_through_parent(conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode, side: str,
+                        holds: HoldsInForce) -> ColumnElement[bool]:
+    """``held_by_parent`` for ``node``, its parents reflected only when a hold is in force
+    (no reflection, no SQL added, on the nights without any hold)."""
+    if not holds.any:
+        return false()
+    return held_by_parent(parents_of(conn, policy, target, node), node, side, holds)
+
+
 def not_held_dependant(holds: HoldsInForce, node: TableNode, side: str, category: str,
                        parents: list[Parent]) -> list[ColumnElement[bool]]:
     """``[NOT held]`` for rows of a table that may be a retained dependant: held themselves (or

@@ -272,8 +272,7 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
         # As the purge decides: a hold on the row, on a dependant of it, or on the parent it
         # depends on protects it; a retained dependant that stays keeps its parent lawfully.
         archived_hold = or_(dependants.held(holds, root, "archive", category.key),
-                            dependants.held_by_parent(dependants.parents_of(conn, policy, target, root), root,
-                                                      "archive", holds))
+                            dependants.held_through_parent(conn, policy, target, root, "archive", holds))
         past = and_(root.expired(today), not_(dependants.kept_by_any(root, today, holds)))
         expired, legal_archived = conn.execute(select(
             func.count().filter(and_(past, not_(archived_hold))),

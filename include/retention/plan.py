@@ -198,8 +198,7 @@ def _held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInFo
     held = holds.held(root, "archive", step.category.key)
     if not holds.any:
         return held
-    parents = dependants.parents_of(conn, step.policy, step.target, root)
-    return or_(held, dependants.held_by_parent(parents, root, "archive", holds))
+    return or_(held, dependants.held_through_parent(conn, step.policy, step.target, root, "archive", holds))
 
 
 def _expired_not_held(conn: Connection, root: TableNode, step: StepContext,
