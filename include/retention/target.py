@@ -80,7 +80,9 @@ def connect(url: str, archive_schema: str = "archive") -> Target:
         return Target(_sqlite_engine(url, archive_schema), archive_schema)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return Target(create_engine(parsed, pool_pre_ping=True), archive_schema)
+    # hide_parameters: a failing statement's message (which reaches Airflow's task logs) names
+    # the statement, never its bound values (an e-mail being erased, the subject key).
+    return Target(create_engine(parsed, pool_pre_ping=True, hide_parameters=True), archive_schema)
 
 
 def _hmac_sha256(key: str | None, message: str | None) -> str | None:
@@ -94,7 +96,7 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
     if not parsed.database or parsed.database == ":memory:":
         raise ValueError("the SQLite target must be a file: the archive is attached beside it")
     archive_file = str(sqlite_archive_path(parsed.database))
-    engine = create_engine(parsed, connect_args={"timeout": 30})
+    engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # noqa: ANN001 - DB-API objects
