@@ -23,7 +23,7 @@ demo: install
 	$(PY) scripts/demo.py
 
 test: install
-	$(PY) -m pytest -m "not deep"
+	$(PY) -m pytest -m "not deep" --durations=25
 
 # The oracle's property tests with hundreds of random examples each (HYPOTHESIS_PROFILE=deep),
 # and the slow variants marked `deep`; not part of `make test` (hours, not minutes).
