@@ -358,15 +358,109 @@ class RetentionPolicy(_Strict):
 def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:
     """Load and validate a policy: ``path``, else ``$RETENTION_POLICY``, else the default."""
     chosen = Path(path or os.environ.get(POLICY_ENV_VAR) or DEFAULT_POLICY_PATH)
+    return parse_policy(read_policy_yaml(chosen), source=str(chosen))
+
+
+# A policy is a few kilobytes (the shipped one: 8 KB, about 500 YAML nodes). The bounds are
+# generous for any real schedule and stop a hostile or broken file long before it costs
+# seconds or memory: a "billion laughs" of a few hundred bytes expands to 10**12 nodes.
+MAX_POLICY_BYTES = 1_000_000
+MAX_POLICY_NODES = 100_000
+
+
+def read_policy_yaml(path: Path) -> Any:
+    """The YAML data of a policy file, read safely: a bounded size, no duplicate key at any
+    level, aliases allowed only while their expansion stays small. Raises ``PolicyError``
+    naming the file (and the key path and lines, for duplicates)."""
+    source = str(path)
     try:
-        text = chosen.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
-        raise PolicyError(str(chosen), [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+        raise PolicyError(source, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(source, [Problem("", f"the file is larger than {MAX_POLICY_BYTES} bytes; a retention "
+                                               "policy is a few kilobytes")])
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(source, [Problem("", f"not UTF-8 text (byte {exc.start} cannot be decoded); save the "
+                                               "file as UTF-8")]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, {}, set())
+        duplicates = _duplicate_keys(loader, node, "", set())
+        if duplicates:
+            raise PolicyError(source, duplicates)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise PolicyError(str(chosen), [Problem("", f"not valid YAML: {exc}")]) from None
-    return parse_policy(data, source=str(chosen))
+        raise PolicyError(source, [Problem("", f"not valid YAML: {exc}")]) from None
+    except _TooLarge as exc:
+        raise PolicyError(source, [Problem("", str(exc))]) from None
+    except RecursionError:
+        raise PolicyError(source, [Problem("", "the YAML is nested too deeply to be a retention policy")]) from None
+    finally:
+        loader.dispose()
+
+
+class _TooLarge(Exception):
+    """The composed YAML would expand past ``MAX_POLICY_NODES``, or an alias refers to itself."""
+
+
+def _check_expansion(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded (each node is sized
+    once, so this is linear in the file even when the expansion is exponential)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        mark = node.start_mark
+        raise _TooLarge(f"an alias refers to itself (the node at line {mark.line + 1}): a policy is a tree")
+    open_nodes.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    size = 1 + sum(_check_expansion(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(id(node))
+    if size > MAX_POLICY_NODES:
+        raise _TooLarge(f"the YAML node at line {node.start_mark.line + 1} expands to more than "
+                        f"{MAX_POLICY_NODES} nodes once its aliases (*name) are expanded; a retention policy "
+                        "is a few hundred - refusing what looks like an alias bomb")
+    sizes[id(node)] = size
+    return size
+
+
+def _duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> list[Problem]:
+    """Every key given twice in one mapping, at any depth. YAML loaders keep the last value
+    silently: a second ``active_period: P1D`` would shorten a retention without a word."""
+    if id(node) in seen:
+        return []  # an aliased node: checked where its anchor is
+    seen.add(id(node))
+    problems: list[Problem] = []
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(loader, item, f"{path}[{index}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems += _duplicate_keys(loader, value_node, path, seen)
+                continue  # "<<: *defaults": explicit keys override merged ones, as YAML says
+            key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) \
+                else key_node.start_mark.line
+            key_path = f"{path}.{key}" if path else str(key)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                problems.append(Problem(key_path, f"duplicate key: first at line {first_line[key]}, again at "
+                                                  f"line {line}; give each key once"))
+            else:
+                first_line[key] = line
+            problems += _duplicate_keys(loader, value_node, key_path, seen)
+    return problems
 
 
 def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
@@ -375,7 +469,9 @@ def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
         problem = Problem("", "the file must hold a mapping with version and categories", type(data).__name__)
         raise PolicyError(source, [problem])
     try:
-        policy = RetentionPolicy.model_validate({**data, "source": source})
+        # Strict: YAML reads yes/no/on/off as booleans, and a lax model would take them for 1
+        # and 0 (``fraction: yes`` a limit of 100 %); a quoted "5000" is not a number either.
+        policy = RetentionPolicy.model_validate({**data, "source": source}, strict=True)
     except ValidationError as exc:
         raise PolicyError(source, [_problem_from_pydantic(err) for err in exc.errors()]) from None
     policy = policy.model_copy(
@@ -403,7 +499,21 @@ def _problem_from_pydantic(err: dict[str, Any]) -> Problem:
     value = err.get("input")
     if isinstance(value, (dict, list)):
         value = None  # do not echo a whole sub-tree back
-    return Problem(path, err["msg"], value)
+    return Problem(path, _strict_hint(err["type"], value) or err["msg"], value)
+
+
+_NUMBER_ERRORS = {"int_type", "float_type", "int_from_float"}
+
+
+def _strict_hint(error_type: str, value: Any) -> str | None:
+    """Say why a value YAML parsed as a boolean, or a number, is refused where the other is read."""
+    if error_type in _NUMBER_ERRORS and isinstance(value, bool):
+        return "must be a number; YAML reads yes/no/on/off/true/false as a boolean"
+    if error_type in _NUMBER_ERRORS and isinstance(value, str):
+        return "must be a number, written without quotes"
+    if error_type == "bool_type" and not isinstance(value, bool):
+        return "must be true or false (a number or a string is not a boolean)"
+    return None
 
 
 def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:

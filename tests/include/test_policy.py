@@ -177,3 +177,164 @@ def test_anonymize_rules_are_refused_when_the_end_action_is_delete(shipped):
 
 def test_periods_are_parsed_into_calendar_periods():
     assert load_policy().categories["navigation_tracking"].active_period == Period(months=13)
+
+
+# --- Hostile policy files: alias bombs, duplicate keys, booleans taken for numbers -------------
+
+def _shipped_text() -> str:
+    return DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+
+
+def _load_text(tmp_path, text: str, name: str = "policy.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    return str(info.value)
+
+
+def _alias_bomb(levels: int = 12, width: int = 10) -> str:
+    """The 'billion laughs' as a scope: each level is ``any`` of the previous one ``width``
+    times, a few hundred bytes that expand to 10**12 column tests."""
+    parts = ["&b0 {column: state, equals: lol}"]
+    for level in range(1, levels + 1):
+        parts.append(f"&b{level} {{any: [{', '.join([f'*b{level - 1}'] * width)}]}}")
+    return "{all: [" + ", ".join(parts) + "]}"
+
+
+def test_an_alias_bomb_in_a_scope_is_refused_naming_the_file(tmp_path):
+    text = _shipped_text().replace("      - table: prospects\n",
+                                   f"      - table: prospects\n        scope: {_alias_bomb()}\n", 1)
+    message = _load_text(tmp_path, text, "bomb.yaml")
+    assert "bomb.yaml" in message
+    assert "aliases" in message and "expands to more than" in message
+
+
+def test_a_recursive_alias_is_refused_naming_the_file(tmp_path):
+    text = _shipped_text() + "loop: &loop [*loop]\n"
+    message = _load_text(tmp_path, text, "loop.yaml")
+    assert "loop.yaml" in message and "refers to itself" in message
+
+
+def test_an_alias_that_expands_to_a_small_tree_still_loads(tmp_path):
+    """Anchors are plain YAML and cost nothing when they stay small (yaml.safe_dump writes them
+    for shared objects): only the expanded size is bounded."""
+    text = _shipped_text().replace("    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
+                                   "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n", 1)
+    text = text.replace("    label:\n      fr: Gestion et suivi de la prospection commerciale\n"
+                        "      en: Commercial prospection\n", "    label: *forms\n", 1)
+    path = tmp_path / "anchors.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_policy(path).categories["prospection"].label.en == "Web site forms"
+
+
+def test_a_policy_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
+    from include.retention.policy import MAX_POLICY_BYTES
+
+    text = _shipped_text() + "#" * MAX_POLICY_BYTES + "\n"
+    message = _load_text(tmp_path, text, "huge.yaml")
+    assert "huge.yaml" in message and f"larger than {MAX_POLICY_BYTES} bytes" in message
+
+
+def test_a_policy_nested_too_deeply_is_refused_naming_the_file(tmp_path):
+    message = _load_text(tmp_path, "version: x\nscope: " + "[" * 5000 + "]" * 5000 + "\n", "deep.yaml")
+    assert "deep.yaml" in message and "nested" in message
+
+
+def test_a_policy_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(_shipped_text().encode("utf-8") + "# écrit en Latin-1\n".encode("latin-1"))
+    with pytest.raises(PolicyError, match=r"(?s)latin1\.yaml.*not UTF-8"):
+        load_policy(path)
+
+
+def test_a_duplicate_active_period_is_refused_naming_the_key_path_and_the_lines(tmp_path):
+    text = _shipped_text().replace("    active_period: P3Y          # from the last contact initiated by the prospect\n",
+                                   "    active_period: P3Y\n    active_period: P1D\n", 1)
+    first = text.splitlines().index("    active_period: P3Y") + 1
+    message = _load_text(tmp_path, text, "twice.yaml")
+    assert "twice.yaml" in message
+    assert (f"categories.prospection.active_period: duplicate key: first at line {first}, "
+            f"again at line {first + 1}") in message
+
+
+def test_a_duplicate_category_is_refused_naming_the_key_path_and_the_line(tmp_path):
+    text = _shipped_text()
+    suppliers = text[text.index("  suppliers:\n"):text.index("\n\n", text.index("  suppliers:\n")) + 1]
+    text = text.rstrip("\n") + "\n" + suppliers
+    message = _load_text(tmp_path, text, "twice.yaml")
+    assert "categories.suppliers: duplicate key: first at line" in message
+
+
+def test_a_duplicate_version_is_refused_naming_the_line(tmp_path):
+    message = _load_text(tmp_path, _shipped_text() + 'version: "2020-01-01.1"\n', "twice.yaml")
+    lines = len(_shipped_text().splitlines()) + 1
+    assert f"version: duplicate key: first at line 4, again at line {lines}" in message
+
+
+def test_a_duplicate_key_inside_a_list_item_is_refused_with_its_index(tmp_path):
+    text = _shipped_text().replace("        primary_key: prospect_id\n",
+                                   "        primary_key: prospect_id\n        primary_key: email\n", 1)
+    message = _load_text(tmp_path, text)
+    assert "categories.prospection.tables[0].primary_key: duplicate key" in message
+
+
+def test_every_duplicate_key_is_listed_at_once(tmp_path):
+    text = _shipped_text().replace("timezone: Europe/Paris\n", "timezone: Europe/Paris\ntimezone: UTC\n", 1)
+    text += 'version: "again"\n'
+    message = _load_text(tmp_path, text)
+    assert "timezone: duplicate key" in message and "version: duplicate key" in message
+
+
+@pytest.mark.parametrize("key, value", [("fraction", "yes"), ("fraction", "true"), ("rows", "on"),
+                                        ("rows", "false"), ("fraction", '"0.5"'), ("rows", '"100"')])
+def test_a_boolean_or_a_string_is_not_a_deletion_limit(tmp_path, key, value):
+    text = _shipped_text().replace("batch_size: 5000\n", f"batch_size: 5000\ndeletion_limit: {{{key}: {value}}}\n", 1)
+    message = _load_text(tmp_path, text)
+    assert f"deletion_limit.{key}" in message
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "on", '"5000"', "5000.5"])
+def test_a_boolean_a_string_or_a_fraction_is_not_a_batch_size(tmp_path, value):
+    message = _load_text(tmp_path, _shipped_text().replace("batch_size: 5000\n", f"batch_size: {value}\n", 1))
+    assert "batch_size" in message
+
+
+def test_a_boolean_taken_for_a_number_says_that_yaml_read_it_as_a_boolean(tmp_path):
+    message = _load_text(tmp_path, _shipped_text().replace("batch_size: 5000\n", "batch_size: yes\n", 1))
+    assert "batch_size: must be a number; YAML reads yes/no/on/off/true/false as a boolean (got True)" in message
+
+
+@pytest.mark.parametrize("number_field", ["batch_workers", "approval_timeout_hours"])
+def test_a_boolean_is_not_a_count(shipped, number_field):
+    shipped[number_field] = True
+    assert number_field in _errors(shipped)
+
+
+def test_a_boolean_is_not_a_category_batch_size_or_a_prefix_length(shipped):
+    shipped["categories"]["suppliers"]["batch_size"] = True
+    assert "categories.suppliers.batch_size" in _errors(shipped)
+    data = _anonymizing(shipped)
+    data["categories"]["web_forms"]["tables"][0]["anonymize"]["message"] = {"prefix": True}
+    assert "categories.web_forms.tables[0].anonymize.message.prefix" in _errors(data)
+    data["categories"]["web_forms"]["tables"][0]["anonymize"]["message"] = {"round": True}
+    assert "categories.web_forms.tables[0].anonymize.message.round" in _errors(data)
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", "true"])
+def test_a_number_or_a_string_is_not_a_boolean(shipped, value):
+    shipped["categories"]["web_forms"]["tables"][0]["partitioned"] = True
+    assert parse_policy(shipped).categories["web_forms"].tables[0].partitioned is True
+    shipped["categories"]["web_forms"]["tables"][0]["partitioned"] = value
+    assert "categories.web_forms.tables[0].partitioned" in _errors(shipped)
+
+
+@pytest.mark.parametrize("value", [1, "yes"])
+def test_a_number_or_a_string_is_not_is_null_in_a_scope(shipped, value):
+    shipped["categories"]["suppliers"]["tables"][0]["scope"] = {"column": "is_supplier", "is_null": value}
+    assert "categories.suppliers.tables[0].scope" in _errors(shipped)
+
+
+def test_whole_numbers_are_still_accepted_where_a_fraction_is_read(shipped):
+    shipped["deletion_limit"] = {"rows": 10, "fraction": 1}
+    assert parse_policy(shipped).deletion_limit.fraction == 1.0
