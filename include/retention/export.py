@@ -10,7 +10,8 @@ Portability covers only the data the person provided: the columns each table lis
 portability export).
 
 The export is personal data: it is written with owner-only permissions to
-``$RETENTION_EXPORTS_DIR`` (default ``exports/``, not committed), for the DPO to send.
+``$RETENTION_EXPORTS_DIR`` (default ``exports/``, not committed), for the DPO to send, under a
+name of its own per request (``export_path``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import csv
 import io
 import json
 import os
+import tempfile
 import zipfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from .policy import Category, RetentionPolicy
-from .report import safe_name
+from .report import unique_name
 from .subjects import Found, Subject, locate
 from .target import Target
 
@@ -39,6 +41,13 @@ DEFAULT_EXPORTS_DIR = Path(__file__).resolve().parents[2] / "exports"
 
 def exports_dir() -> Path:
     return Path(os.environ.get(EXPORTS_ENV_VAR) or DEFAULT_EXPORTS_DIR)
+
+
+def export_path(reference: str, request_type: str) -> Path:
+    """Where the export of request ``reference`` goes: a name of its own per reference
+    (``report.unique_name``: readable prefix and a hash of the exact reference), so that two
+    requests never share a file - one person's register entry never points to another's data."""
+    return exports_dir() / f"{unique_name(reference)}.{request_type}.zip"
 
 
 def export_subject(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, reference: str,
@@ -93,15 +102,22 @@ def _category_facts(category: Category) -> dict[str, Any]:
 
 
 def _write_zip(reference: str, request_type: str, document: dict[str, Any]) -> Path:
-    path = exports_dir() / f"{safe_name(reference)}.{request_type}.zip"
+    """Write the zip beside its final name, then move it there in one step: a reader never sees
+    half an export, and only this request's own earlier export (a retry) can be replaced."""
+    path = export_path(reference, request_type)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("subject.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
-        for category, tables in document["data"].items():
-            for table, sides in tables.items():
-                for side, rows in sides.items():
-                    archive.writestr(f"{category}/{table}.{side}.csv", _csv(rows))
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".partial")  # owner-only (0600)
+    try:
+        with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("subject.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
+            for category, tables in document["data"].items():
+                for table, sides in tables.items():
+                    for side, rows in sides.items():
+                        archive.writestr(f"{category}/{table}.{side}.csv", _csv(rows))
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return path
 
 

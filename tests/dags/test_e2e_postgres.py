@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, Table, select, text, update
 
 from include.demo.seed import PARIS
 from include.retention import certificate
+from include.retention.export import export_path
 from include.retention.audit import GENESIS, audit_table, event_hash, events, verify_chain
 from include.retention.periods import Period
 from table_checksums import checksum
@@ -262,4 +263,4 @@ def test_a_rectification_and_an_access_request_through_airflow(dagbag, seeded_po
         assert conn.execute(select(prospects.c.company).where(prospects.c.email == email)).scalar_one() == \
             "Nouvelle Société"
     assert _request(dagbag, request_type="access", reference="DDP-ACCESS", email=email).state == "success"
-    assert (tmp_path / "exports" / "DDP-ACCESS.access.zip").exists()
+    assert export_path("DDP-ACCESS", "access").exists()

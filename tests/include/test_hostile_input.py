@@ -8,6 +8,7 @@ compare every table before and after (``checksum``) where the answer is a refusa
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from datetime import date, datetime
 
 import pytest
@@ -344,3 +345,75 @@ def test_an_as_of_date_in_the_future_cannot_end_a_legal_hold_early(club):
              KEY, RunContext("m", "legal_hold", AS_OF, "club-1"), AS_OF)
     run_category(club, club_policy(), date(2027, 6, 1))
     assert 1 in ids(club, "members")
+
+
+# --- File names derived from a reference or a run id (issue 15, item 8) -----------------------
+
+def _access_request(crm, reference: str, email: str):
+    from crm_helpers import AS_OF as CRM_AS_OF
+    from include.retention.requests import RequestRecord, handle
+
+    received = datetime(2026, 11, 20, 9, tzinfo=PARIS)
+    request = RequestRecord(reference, "access", received.date(), True, requester_email=email)
+    ctx = RunContext(f"manual__{len(reference)}", "subject_request", CRM_AS_OF, "test")
+    return handle(crm, load_policy(), KEY, request, Subject.of({"email": email}), ctx, received, None, False)
+
+
+def _exported_emails(path) -> tuple[str, set[str]]:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("subject.json"))
+    emails = {row["email"].strip().lower() for tables in document["data"].values() for sides in tables.values()
+              for rows in sides.values() for row in rows if row.get("email")}
+    return document["request"]["reference"], emails
+
+
+def test_access_requests_whose_references_read_alike_never_share_an_export(crm, tmp_path, monkeypatch):
+    """``DDP/2026/0042`` and ``DDP:2026:0042`` both read ``DDP_2026_0042``: each person's
+    register entry must point to a file holding their own data, not the other's."""
+    from crm_helpers import EMAIL, crm_table
+
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
+    prospects = crm_table(crm, "prospects")
+    with crm.read() as conn:
+        other = conn.execute(select(prospects.c.email).where(prospects.c.email.is_not(None))
+                             .order_by(prospects.c.prospect_id.desc()).limit(1)).scalar_one()
+    jeanne = _access_request(crm, "DDP/2026/0042", EMAIL)
+    someone_else = _access_request(crm, "DDP:2026:0042", other)
+
+    assert jeanne.outcome["export"] != someone_else.outcome["export"]
+    assert _exported_emails(jeanne.outcome["export"]) == ("DDP/2026/0042", {EMAIL.lower()})
+    assert _exported_emails(someone_else.outcome["export"]) == ("DDP:2026:0042", {other.strip().lower()})
+
+
+def test_a_very_long_reference_gets_a_bounded_export_name_of_its_own(crm, tmp_path, monkeypatch):
+    """The register holds references of up to 64 characters; the export itself takes any
+    length (Airflow run ids reach 250) and still writes a name a file system accepts."""
+    from crm_helpers import EMAIL
+    from include.retention.export import export_subject
+
+    monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path / "exports"))
+    long_reference = "DDP-" + "x" * 400
+    with crm.read() as conn:
+        path, counts = export_subject(conn, crm, load_policy(), Subject.of({"email": EMAIL}), long_reference, "access")
+        twin, _ = export_subject(conn, crm, load_policy(), Subject.of({"email": EMAIL}), long_reference[:-1] + "y",
+                                 "access")
+    assert path.parent == tmp_path / "exports" and len(path.name.encode()) <= 100 and path.name.startswith("DDP-xxx")
+    assert counts and _exported_emails(path) == (long_reference, {EMAIL.lower()})
+    assert twin != path and _exported_emails(path)[0] == long_reference  # the twin did not overwrite it
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted([path.name, twin.name])  # no partial file left
+
+
+@pytest.mark.parametrize("text", ["DDP/2026/0042", "DDP:2026:0042", "DDP_2026_0042", "../../etc/passwd",
+                                  "manual__2026-11-26T10:00:00+00:00", "manual__2026-11-26T10_00_00_00_00",
+                                  "é" * 300, "..", ""])
+def test_a_name_made_from_a_reference_or_run_id_is_one_bounded_file_name_part(text):
+    from include.retention.report import unique_name
+
+    name = unique_name(text)
+    assert "/" not in name and not name.startswith(".") and 17 <= len(name.encode()) <= 81
+    others = {"DDP/2026/0042", "DDP:2026:0042", "DDP_2026_0042", "manual__2026-11-26T10:00:00+00:00",
+              "manual__2026-11-26T10_00_00_00_00"} - {text}
+    assert name not in {unique_name(o) for o in others}

@@ -12,6 +12,7 @@ from sqlalchemy import func, inspect, select, text
 
 from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail, make_writes_fail
 from include.demo.seed import seed_demo
+from include.retention.export import export_path
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.errors import RetentionError
@@ -226,7 +227,8 @@ def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_ea
                                                                                            monkeypatch):
     monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
     handled = _handle(crm, request_type="access", email=EMAIL, visitor_id=VISITOR)
-    path = tmp_path / "DDP-2026-0900.access.zip"
+    path = export_path("DDP-2026-0900", "access")
+    assert path.parent == tmp_path
     assert handled.outcome["export"] == str(path) and oct(path.stat().st_mode & 0o777) == "0o600"
     files = _zip(path)
     document = json.loads(files["subject.json"])
@@ -251,7 +253,7 @@ def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_ea
 def test_a_portability_export_holds_only_what_the_person_provided(crm, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
     _handle(crm, request_type="portability")
-    document = json.loads(_zip(tmp_path / "DDP-2026-0900.portability.zip")["subject.json"])
+    document = json.loads(_zip(export_path("DDP-2026-0900", "portability"))["subject.json"])
     assert set(document["data"]) == {"web_forms", "prospection", "customer_relationship"}
     (row,) = document["data"]["prospection"]["prospects"]["active"]
     assert set(row) == {"first_name", "last_name", "email", "phone", "company"}
