@@ -9,6 +9,12 @@ Every route requires an authenticated Airflow user: the dependency is set on the
 itself, so a route added later cannot forget it. Anonymous requests get 401; Airflow's
 read-only users (the DPO) see everything, and nothing here changes data. The lookup is a
 POST form, so an identifier never lands in a URL or in the access log.
+
+Two more app-wide rules, for the same reason: a POST (the lookup names a person) must come
+from this server's own pages - its ``Origin`` (else ``Referer``) is this server; with
+neither, only an explicit ``Authorization: Bearer`` token, which a browser never adds on
+its own, is accepted - so another site cannot make a logged-in DPO's browser ask about
+someone (403). And a bad parameter answers 400 naming it, never a 500.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import json
 import logging
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from urllib.parse import quote
-from typing import Any
+from urllib.parse import quote, urlsplit
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Table
 
@@ -31,15 +38,105 @@ from include.retention.errors import RetentionError
 from include.retention.holds import list_holds
 from include.retention.policy import RetentionPolicy, load_policy
 from include.retention.report import reports_dir
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Presence, SubjectKey, key_from, was_erased
+from include.retention.subjects import (
+    IDENTIFIER_KINDS,
+    KEY_VARIABLE,
+    Presence,
+    SubjectKey,
+    key_from,
+    normalise,
+    was_erased,
+)
 from include.retention.target import Target, connect
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
+# Far beyond any audit log (two billion events), and small enough that the offset stays a
+# 64-bit integer for every database: ?page=99999999999999999999 is a 400, not an overflow.
+MAX_PAGE = 10_000_000
+MAX_RUN_ID = 250          # Airflow's own limit on a run id
+MAX_IDENTIFIER = 320      # an e-mail address is at most 254 characters; room for phone separators
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-app = FastAPI(title="Retention", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None,
-              openapi_url=None)
+
+# -- request guards --------------------------------------------------------------------------
+
+def _netloc(url: str) -> tuple[str, int] | None:
+    """(host, port) of an http(s) URL, the port filled in; None for ``null`` or anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.hostname.lower(), port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def _own_origins(request: Request) -> set[tuple[str, int]]:
+    """This server as the browser reached it (its ``Host``), and as configured (``[api] base_url``).
+
+    A ``Host`` without a port matches either default port: behind a TLS-terminating proxy the
+    server sees http while the browser's Origin says https, and both name this host."""
+    from airflow.configuration import conf
+
+    own: set[tuple[str, int]] = set()
+    host = request.headers.get("host", "")
+    parsed = _netloc(f"http://{host}") if host else None
+    if parsed:
+        explicit = ":" in host.rsplit("]", 1)[-1]
+        own |= {parsed} if explicit else {(parsed[0], 80), (parsed[0], 443)}
+    configured = _netloc(conf.get("api", "base_url", fallback="") or "")
+    if configured:
+        own.add(configured)
+    return own
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a state-changing or person-identifying request that another site's page sent.
+
+    Browsers add ``Origin`` to every POST (``null`` when hidden), and ``Referer`` unless told
+    not to; they never add an ``Authorization`` header by themselves. So: the Origin, else
+    the Referer, must be this server; with neither, only an explicit bearer token passes."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    for header in ("origin", "referer"):
+        claimed = request.headers.get(header)
+        if claimed is None:
+            continue
+        if _netloc(claimed) in _own_origins(request):
+            return
+        raise HTTPException(403, f"cross-origin {request.method} refused: the {header.capitalize()} header "
+                                 f"{claimed[:200]!r} is not this server; use the form on this server's own page")
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    raise HTTPException(403, f"cross-origin {request.method} refused: a request authenticated by the session "
+                             "cookie must carry an Origin or Referer header naming this server")
+
+
+app = FastAPI(title="Retention", dependencies=[Depends(get_user), Depends(_same_origin)], docs_url=None,
+              redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 naming each bad parameter (FastAPI's default is a 422 in its own words). A form
+    field's value is not echoed: it may be the identifier of a person."""
+    problems = []
+    for error in exc.errors():
+        where, name = (error["loc"][0], error["loc"][-1]) if len(error["loc"]) > 1 else ("", error["loc"][0])
+        shown = "" if where == "body" or "input" not in error or error["input"] is None \
+            else f" (got {str(error['input'])[:100]!r})"
+        problems.append(f"{name}: {error['msg']}{shown}")
+    return JSONResponse({"detail": "bad parameter " + "; ".join(problems)}, status_code=400)
+
+
+def _valid_run_id(run_id: str | None, parameter: str = "run_id") -> None:
+    """A run id is printable text of at most 250 characters (Airflow's limit): a NUL byte
+    would be a raw DataError on PostgreSQL."""
+    if run_id is not None and any(ord(c) < 32 or ord(c) == 127 for c in run_id):
+        raise HTTPException(400, f"bad parameter {parameter}: control characters are not allowed in a run id")
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -112,10 +209,12 @@ def overview(request: Request) -> HTMLResponse:
 
 
 @app.get("/audit", response_class=HTMLResponse)
-def audit_browser(request: Request, category: str | None = None, action: str | None = None,
-                  run_id: str | None = None, date_from: date | None = None, date_to: date | None = None,
-                  page: int = 0) -> HTMLResponse:
+def audit_browser(request: Request, category: str | None = Query(None, max_length=100),
+                  action: str | None = Query(None, max_length=100),
+                  run_id: str | None = Query(None, max_length=MAX_RUN_ID), date_from: date | None = None,
+                  date_to: date | None = None, page: int = Query(0, ge=0, le=MAX_PAGE)) -> HTMLResponse:
     """Events, newest first, filtered; ``date_from``/``date_to`` are days the events were recorded (UTC)."""
+    _valid_run_id(run_id)
     policy = _policy()
     if category and category not in policy.categories:
         raise HTTPException(400, f"unknown category {category!r}; known: {', '.join(policy.categories)}")
@@ -128,10 +227,10 @@ def audit_browser(request: Request, category: str | None = None, action: str | N
                   (("category", category), ("action", action), ("run_id", run_id)) if value]
     if date_from:
         conditions.append(trail.c.recorded_at >= datetime.combine(date_from, time(), timezone.utc))
-    if date_to:
+    if date_to and date_to < date.max:  # up to 9999-12-31: no upper bound (the day after does not exist)
         conditions.append(trail.c.recorded_at < datetime.combine(date_to + timedelta(days=1), time(), timezone.utc))
     with target.read() as conn:
-        found = audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=max(page, 0) * PAGE_SIZE) \
+        found = audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=page * PAGE_SIZE) \
             if audit.table_exists(conn, trail) else []
     rows = [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M:%S"), e["category"], e["action"],
              e["table_name"], e["row_count"], e["dry_run"], e["run_id"], e["policy_version"], e["as_of"].isoformat(),
@@ -167,8 +266,10 @@ def certificates(request: Request) -> HTMLResponse:
 
 
 @app.get("/certificates/{run_id}", response_model=None)
-def run_certificate(request: Request, run_id: str, format: str = "html") -> HTMLResponse | JSONResponse:
+def run_certificate(request: Request, run_id: str = Path(max_length=MAX_RUN_ID),
+                    format: Literal["html", "json"] = "html") -> HTMLResponse | JSONResponse:
     """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines)."""
+    _valid_run_id(run_id)
     policy, target, trail = _audit_log()
     try:
         with target.read() as conn:
@@ -181,9 +282,10 @@ def run_certificate(request: Request, run_id: str, format: str = "html") -> HTML
 
 
 @app.get("/schedule", response_class=HTMLResponse)
-def schedule(request: Request, lang: str = "en") -> HTMLResponse:
+def schedule(request: Request, lang: str = Query("en", max_length=10)) -> HTMLResponse:
     if lang not in dpo_report.LANGUAGES:
-        raise HTTPException(400, f"language {lang!r}: use one of {', '.join(dpo_report.LANGUAGES)}")
+        raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of "
+                                 f"{', '.join(dpo_report.LANGUAGES)}")
     policy = _policy()
     other = "fr" if lang == "en" else "en"
     body = (f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
@@ -236,13 +338,25 @@ def lookup_form(request: Request) -> HTMLResponse:
 
 
 @app.post("/lookup", response_class=HTMLResponse)
-def lookup(request: Request, kind: str = Form(...), identifier: str = Form(...)) -> HTMLResponse:
+def lookup(request: Request, kind: str = Form(..., max_length=50),
+           identifier: str = Form(..., max_length=MAX_IDENTIFIER)) -> HTMLResponse:
     """Hash the identifier with the subject key; count the person's rows now; list events about them."""
     if kind not in IDENTIFIER_KINDS:
-        raise HTTPException(400, f"unknown identifier kind {kind!r}; known: {', '.join(IDENTIFIER_KINDS)}")
+        raise HTTPException(400, f"bad parameter kind: unknown identifier kind {kind!r}; known: "
+                                 f"{', '.join(IDENTIFIER_KINDS)}")
+    try:
+        normalise(kind, identifier)
+    except RetentionError as exc:  # the message names the kind, never the value
+        page = _page(request, "Was X erased?", f"<p class='ko'>identifier: {html.text(exc)}</p>{_lookup_form()}")
+        page.status_code = 400
+        return page
     policy = _policy()
     try:
-        answer = was_erased(_target(policy), policy, _subject_key(), kind, identifier)
+        key = _subject_key()
+    except RetentionError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    try:
+        answer = was_erased(_target(policy), policy, key, kind, identifier)
     except RetentionError as exc:
         return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}")
     css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn",

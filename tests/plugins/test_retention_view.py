@@ -282,3 +282,114 @@ def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
     from include.retention_airflow.ui import RECORD_KINDS_SHOWN
 
     assert set(RECORD_KINDS_SHOWN) == set(RECORD_KINDS)
+
+
+# --- Bad parameters: 400 naming the parameter, never a 500 ---------------------------------------
+
+@pytest.mark.parametrize("params, parameter", [
+    ({"page": "99999999999999999999"}, "page"),
+    ({"page": "-1"}, "page"),
+    ({"page": "two"}, "page"),
+    ({"date_from": "2026-13-01"}, "date_from"),
+    ({"date_to": "yesterday"}, "date_to"),
+    ({"run_id": "r" * 251}, "run_id"),
+    ({"run_id": "scheduled__x\x00"}, "run_id"),
+    ({"category": "c" * 300}, "category"),
+])
+def test_a_bad_audit_parameter_answers_400_naming_it(ui, params, parameter):
+    response = ui.get("/retention/audit", params=params, headers=_token(ui))
+    assert response.status_code == 400, response.text
+    assert parameter in response.json()["detail"]
+
+
+def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
+    headers = _token(ui)
+    everything = ui.get("/retention/audit", headers=headers)
+    until_the_end = ui.get("/retention/audit", params={"date_to": "9999-12-31"}, headers=headers)
+    assert until_the_end.status_code == 200
+    assert until_the_end.text.count("<tr>") == everything.text.count("<tr>") > 10
+    from_the_end = ui.get("/retention/audit", params={"date_from": "9999-12-31"}, headers=headers)
+    assert from_the_end.status_code == 200 and "0 event(s) shown" in from_the_end.text
+
+
+@pytest.mark.parametrize("path, params, parameter", [
+    (f"/retention/certificates/{RUNS['prospection']}", {"format": "xml"}, "format"),
+    ("/retention/certificates/" + "r" * 251, {}, "run_id"),
+    ("/retention/certificates/run%00id", {}, "run_id"),
+    ("/retention/schedule", {"lang": "de"}, "lang"),
+])
+def test_a_bad_page_parameter_answers_400_naming_it(ui, path, params, parameter):
+    response = ui.get(path, params=params, headers=_token(ui))
+    assert response.status_code == 400, response.text
+    assert parameter in response.json()["detail"]
+
+
+@pytest.mark.parametrize("data, parameter", [
+    ({"kind": "email"}, "identifier"),
+    ({"identifier": "a@b.fr"}, "kind"),
+    ({"kind": "passport", "identifier": "a@b.fr"}, "kind"),
+    ({"kind": "email", "identifier": "a" * 400 + "@example.fr"}, "identifier"),
+])
+def test_a_bad_lookup_field_answers_400_naming_it_without_echoing_the_identifier(ui, data, parameter):
+    response = ui.post("/retention/lookup", data=data, headers=_token(ui))
+    assert response.status_code == 400, response.text
+    assert parameter in response.text and "a" * 400 not in response.text
+
+
+def test_a_malformed_identifier_answers_400_with_the_form_again(ui):
+    response = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"},
+                       headers=_token(ui))
+    assert response.status_code == 400
+    assert "identifier: the e-mail address given is not of the form name@domain.tld" in response.text
+    assert "<form method='post'" in response.text and "not-an-email" not in response.text
+
+
+# --- Cross-origin POSTs: the session cookie alone is not enough -----------------------------------
+
+@pytest.fixture
+def session_cookie(ui):
+    """The browser's case: the Airflow UI's session cookie, no Authorization header."""
+    ui.cookies.set("_token", _token(ui)["Authorization"].removeprefix("Bearer "))
+    yield
+    ui.cookies.clear()
+
+
+LOOKUP = {"kind": "email", "identifier": "someone@example.fr"}
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "http://testserver.evil.example"},
+    {"Referer": "https://evil.example/page"},
+    {},
+])
+def test_a_cross_origin_lookup_with_the_session_cookie_is_refused(ui, session_cookie, headers):
+    response = ui.post("/retention/lookup", data=LOOKUP, headers=headers)
+    assert response.status_code == 403, response.text
+    assert "cross-origin" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://testserver"},
+    {"Referer": "http://testserver/retention/lookup"},
+    {"Origin": "http://TestServer:80"},
+])
+def test_a_same_origin_lookup_with_the_session_cookie_is_answered(ui, session_cookie, headers):
+    response = ui.post("/retention/lookup", data=LOOKUP, headers=headers)
+    assert response.status_code == 200 and "Keyed hash of the email" in response.text
+
+
+def test_an_explicit_bearer_token_needs_no_origin_but_a_foreign_origin_is_still_refused(ui):
+    headers = _token(ui)
+    assert ui.post("/retention/lookup", data=LOOKUP, headers=headers).status_code == 200
+    assert ui.post("/retention/lookup", data=LOOKUP,
+                   headers={**headers, "Origin": "https://evil.example"}).status_code == 403
+
+
+def test_the_configured_base_url_is_this_server_s_origin_behind_a_proxy(ui, session_cookie, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    proxied = ui.post("/retention/lookup", data=LOOKUP, headers={"Origin": "https://airflow.example.com"})
+    assert proxied.status_code == 200
+    assert ui.post("/retention/lookup", data=LOOKUP,
+                   headers={"Origin": "https://other.example.com"}).status_code == 403
