@@ -15,7 +15,9 @@ rows without a start date); the findings of the period and the state of the audi
 hash chain. Read-only: it changes nothing.
 
 The period is given in words: a single day reads "le 1er décembre 2026", a calendar month
-"novembre 2026", anything else "du ... au ...".
+"novembre 2026", anything else "du ... au ...". An absurd period is refused, naming the
+bound: one starting before 2000, longer than 10 years (the charter's longest retention),
+or ending more than a year after today.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from include.retention.policy import load_policy
 from include.retention_airflow import tasks as engine
 
 POLICY = load_policy()
+PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 
 with DAG(
     dag_id="retention_dpo_report",
@@ -40,10 +43,14 @@ with DAG(
     tags=["retention", "gdpr", "dpo"],
     default_args={"owner": "data-protection", "retries": 1, "retry_delay": pendulum.duration(minutes=10)},
     params={
-        "period_start": Param(None, type=["null", "string"], format="date",
-                              description="First day reported (YYYY-MM-DD); empty: the month before the run."),
-        "period_end": Param(None, type=["null", "string"], format="date",
-                            description="Last day reported (YYYY-MM-DD); empty: the month before the run."),
+        # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
+        # (over 10 years, ending more than a year after today), naming the bound.
+        "period_start": Param(None, type=["null", "string"], format="date", pattern=PERIOD_DAY,
+                              description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
+                                          "the run. A period covers at most 10 years."),
+        "period_end": Param(None, type=["null", "string"], format="date", pattern=PERIOD_DAY,
+                            description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the "
+                                        "month before the run."),
         "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
     },
 ) as dag:

@@ -141,8 +141,7 @@ def build(target: Target, policy: RetentionPolicy, period_start: date, period_en
     """Gather the report's facts: the log for the period, the database for today.
 
     ``key`` (the subject key) is needed only when a legal hold protects a person."""
-    if period_end < period_start:
-        raise ValueError(f"the report period ends ({period_end}) before it starts ({period_start})")
+    check_period(period_start, period_end, today)
     months = _months(period_start, period_end)
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:
@@ -158,6 +157,44 @@ def build(target: Target, policy: RetentionPolicy, period_start: date, period_en
         registered = list_holds(conn, target.archive_schema, today)
     return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events),
                      compliance, _findings(period_events), chain, requests, registered)
+
+
+# The bounds of a report's period. Ten years: the charter's longest retention (accounting
+# records, Code de commerce art. L123-22), so no record the report counts outlives it; it
+# renders as 120 monthly bars. No earlier than 2000: the log's dates are the days its runs
+# were for, and a year 0001 or 1026 is a typing mistake (0001-9999 wrote 49 MB). At most a
+# year after today: "this year" can be asked on any day of it.
+MAX_PERIOD = Period(years=10)
+EARLIEST_PERIOD_START = date(2000, 1, 1)
+LATEST_PERIOD_END = Period(years=1)
+
+
+class ReportPeriodError(RetentionError, ValueError):
+    """A report period that cannot be meant: reversed, before 2000, over 10 years, or far ahead."""
+
+
+def check_period(start: date, end: date, today: date) -> None:
+    """Refuse an absurd period before anything is read, naming the period and the bound."""
+    period = f"the report period {start} to {end}"
+    latest_end = _plus(LATEST_PERIOD_END, today)
+    if end < start:
+        raise ReportPeriodError(f"the report period ends ({end}) before it starts ({start})")
+    if start < EARLIEST_PERIOD_START:
+        raise ReportPeriodError(f"{period} starts before {EARLIEST_PERIOD_START}: no run of the log is dated "
+                                "earlier; check the year")
+    if end > latest_end:
+        raise ReportPeriodError(f"{period} ends after {latest_end}, a year after today ({today}); check the year")
+    if end >= _plus(MAX_PERIOD, start):
+        raise ReportPeriodError(f"{period} is longer than 10 years ({MAX_PERIOD}), the longest retention of the "
+                                "charter; ask for several reports")
+
+
+def _plus(period: Period, day: date) -> date:
+    """``day`` + ``period``, or the last day of the calendar when that is past year 9999."""
+    try:
+        return period.add_to(day)
+    except (OverflowError, ValueError):
+        return date.max
 
 
 def _open_requests(conn: Connection, target: Target, policy: RetentionPolicy, today: date) -> list[Deadline]:

@@ -340,3 +340,45 @@ def _archived_partner_ids(target):
     from engine_helpers import archive_rows
 
     return [r["partner_id"] for r in archive_rows(target, "customer_partners")]
+
+
+# --- Absurd periods: refused before anything is read or written -------------------------------
+
+@pytest.mark.parametrize("period, words", [
+    ((date(1, 1, 1), date(9999, 12, 31)), "starts before 2000-01-01"),
+    ((date(2000, 1, 1), date(2026, 11, 26)), "longer than 10 years"),
+    ((date(2016, 1, 1), date(2026, 1, 1)), "longer than 10 years"),
+    ((date(1, 1, 1), date(1, 1, 31)), "starts before 2000-01-01"),
+    ((date(1999, 12, 31), date(2000, 1, 31)), "starts before 2000-01-01"),
+    ((date(2027, 11, 1), date(2027, 11, 27)), "ends after 2027-11-26, a year after today"),
+    ((date(9999, 1, 1), date(9999, 12, 31)), "ends after 2027-11-26, a year after today"),
+])
+def test_an_absurd_report_period_is_refused_naming_the_bound(target, period, words):
+    create_club(target)
+    with pytest.raises(ValueError, match=words) as info:
+        _report(target, period=period, today=AS_OF)
+    assert str(period[0]) in str(info.value) and str(period[1]) in str(info.value)
+
+
+def test_a_report_over_ten_whole_years_up_to_a_year_after_today_is_accepted(target):
+    create_club(target)
+    report = _report(target, period=(date(2017, 11, 27), date(2027, 11, 26)), today=AS_OF)
+    assert len(report.months) == 121 and report.months[0] == "2017-11" and report.months[-1] == "2027-11"
+    assert "2017" in dpo_report.render(report, "en")
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31"])
+def test_the_dag_trigger_form_refuses_a_report_day_outside_2000_to_2099(day):
+    """The DPO learns it at trigger time; the task's check (above) catches the rest."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "dags" / "retention_dpo_report.py"
+    spec = importlib.util.spec_from_file_location("dpo_report_dag_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = module.dag.params
+    for name in ("period_start", "period_end"):
+        assert params.get_param(name).resolve("2026-11-01") == "2026-11-01"
+        with pytest.raises(Exception, match="does not match"):
+            params.get_param(name).resolve(day)
