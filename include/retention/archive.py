@@ -15,7 +15,13 @@ Per batch, in one transaction:
    children take their parent's dates. On PostgreSQL each table moves in one statement
    (``DELETE ... RETURNING`` feeding the ``INSERT``); elsewhere it is copied, then
    deleted where its copy is in the archive;
-4. check that every table removed exactly as many rows as it copied, and write one
+4. on PostgreSQL, move the late children too: rows the application inserted, while the
+   batch ran, under a parent the batch has moved, through a link the policy declares and
+   no foreign key enforces (nothing in the database made them wait for the batch). They
+   are found again from the parents' archive copies, at every depth, and follow their
+   parent with its dates. A sweep after the last batch moves those committed in the last
+   instant before a batch's commit;
+5. check that every table removed exactly as many rows as it copied, and write one
    audit event per table (under the category whose rule applied).
 
 If anything fails the whole batch rolls back: no row is ever in neither place or in both.
@@ -34,9 +40,10 @@ from sqlalchemy.sql.selectable import Select
 
 from . import audit, dependants, limits, partitions
 from .batches import ChosenRows, add_counts, child_condition, in_batches, same_key
-from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp
+from .catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp, key_of
 from .clock import retention_dates
 from .errors import BatchIntegrityError
+from .locks import batch_in_progress
 from .policy import Category
 from .holds import HoldsInForce
 from .steps import (
@@ -85,6 +92,8 @@ def archive_category(step: StepContext, batch_size: int | None = None,
                                 work=partial(_move_batch, root=root, step=step)):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
+        if step.target.dialect == "postgresql" and (root.children or root.dependants):
+            add_counts(totals, _sweep_late_children(step, root))
     return totals
 
 
@@ -109,8 +118,17 @@ def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: 
     moved = _move_tree(conn, root, rows, chosen, step, [])
     copied.setdefault(step.category.key, {}).update({name: n for name, (n, _) in moved.items()})
     removed.update({name: n for name, (_, n) in moved.items()})
-    all_copied = {table: n for counts in copied.values() for table, n in counts.items()}
-    if all_copied != removed:
+    if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE kept every other writer out
+        _move_late_children(conn, root, chosen.rows_of(root.archive, root.key_columns), step, copied, removed)
+    return _check_and_audit(conn, root, step, copied, removed)
+
+
+def _check_and_audit(conn: Connection, root: TableNode, step: StepContext, copied: dict[str, dict[str, int]],
+                     removed: dict[str, int]) -> dict[str, int]:
+    """Every table removed exactly what it copied, or the transaction rolls back; one audit
+    event per table with rows moved, under the category whose rule applied."""
+    all_copied = {table: n for counts in copied.values() for table, n in counts.items() if n or removed.get(table)}
+    if all_copied != {table: n for table, n in removed.items() if n or all_copied.get(table)}:
         raise BatchIntegrityError(
             f"archive of {root.name}: copied {all_copied} but removed {removed} rows; the batch was rolled back"
         )
@@ -120,6 +138,55 @@ def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: 
                 audit.record(conn, step.audit_table, step.ctx, category=category_key, action="archive",
                              table_name=table_name, row_count=count)
     return all_copied
+
+
+def _add(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        totals[name] = totals.get(name, 0) + n
+
+
+def _move_late_children(conn: Connection, root: TableNode, moved: ColumnElement[bool], step: StepContext,
+                        copied: dict[str, dict[str, int]], removed: dict[str, int]) -> None:
+    """Move what the application inserted under parents already moved (``moved``: their rows
+    in ``root``'s archive): retained dependants with their own clock, children at any depth
+    with their parent's dates. A policy-declared link has no foreign key to make the
+    application wait for the batch, so its children are found again from the archive."""
+    parent_keys = select(*(root.archive.c[c] for c in root.key_columns)).where(moved)
+    for dep in root.dependants:
+        late = key_of(dep.node.source, dep.foreign_key).in_(parent_keys)
+        _add(copied.setdefault(dep.category.key, {}), _copy_tree(conn, dep.node, late, step, dep.category))
+        _add(removed, _delete_copied_tree(conn, dep.node, late))
+        archived = key_of(dep.node.archive, dep.foreign_key).in_(parent_keys)
+        _late_below(conn, dep.node, archived, step, copied.setdefault(dep.category.key, {}), removed)
+    _late_below(conn, root, moved, step, copied.setdefault(step.category.key, {}), removed)
+
+
+def _late_below(conn: Connection, node: TableNode, archived: ColumnElement[bool], step: StepContext,
+                copied: dict[str, int], removed: dict[str, int]) -> None:
+    """Active children of ``node``'s archived rows (``archived``), copied with their parent's
+    dates and deleted where copied; then the same one level down."""
+    parent_keys = select(*(node.archive.c[c] for c in node.key_columns)).where(archived)
+    for child in node.children:
+        late = key_of(child.source, child.foreign_key).in_(parent_keys)
+        _add(copied, _copy_tree(conn, child, late, step, step.category, node))
+        _add(removed, _delete_copied_tree(conn, child, late))
+        _late_below(conn, child, key_of(child.archive, child.foreign_key).in_(parent_keys), step, copied, removed)
+
+
+def _sweep_late_children(step: StepContext, root: TableNode) -> dict[str, int]:
+    """After the last batch, in one transaction: the late children committed in the instant
+    between a batch's own look for them and its commit, found under every row this run
+    archived."""
+    with step.target.engine.begin() as conn:
+        batch_in_progress(conn)
+        copied: dict[str, dict[str, int]] = {}
+        removed: dict[str, int] = {}
+        _move_late_children(conn, root, root.archive.c.run_id == step.ctx.run_id, step, copied, removed)
+        counts = _check_and_audit(conn, root, step, copied, removed)
+    if any(counts.values()):
+        log.warning("Moved %s row(s) the application inserted under rows of %s while they were being archived",
+                    counts, root.name)
+    return counts
 
 
 def _root_dates(root: TableNode, step: StepContext) -> list[Label[Any]]:

@@ -11,7 +11,8 @@ evaluated again - it could change meaning half-way (a customer's clock derived f
 invoices stops matching once the invoices have moved) - and a clock derived from related
 tables is computed once per batch, not once per statement. On PostgreSQL the chosen rows
 are locked (``FOR UPDATE``) as they are chosen, so the application cannot change them
-before the batch commits.
+before the batch commits. Each batch also holds the shared lock that keeps an erasure from
+meeting it half-way (``locks.batch_in_progress``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
 from .catalog import TableNode, key_of, linked_rows
+from .locks import batch_in_progress
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class _Walk:
         """Choose and process the next batch in one transaction; None when the walk is over."""
         started = time.perf_counter()
         with self.engine.begin() as conn:
+            batch_in_progress(conn)  # before the mutex: a worker waiting for an erasure holds no one up
             with self.mutex:
                 if self.done:
                     return None

@@ -16,6 +16,13 @@ be kept is kept and said, per table:
 - a row under a legal hold (``holds.py``: the person, the category, or the row itself)
   is kept with its children, and the outcome says so.
 
+An erasure never meets a nightly batch half-way: on PostgreSQL it first waits (bounded,
+``locks.wait_for_batches``) for the batches in flight to commit and keeps new ones out until
+it commits, so it finds the person's rows wherever the batches put them, active or archive.
+Every row found and not erased is explained - a legal obligation, a hold, or a kept row of
+another category, each counted; anything else (a row that changed under the erasure) rolls
+the erasure back with an error rather than reporting a reason that is not true.
+
 The audit trail gets one ``erase`` event per table and one ``rights_request`` event per
 identifier, all under the person's keyed hash, with counts only.
 """
@@ -25,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, not_
+from sqlalchemy import and_, delete, exists, false, not_, or_
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,6 +41,7 @@ from .audit import RunContext
 from .catalog import TableNode
 from .errors import RetentionError
 from .holds import HoldsInForce, hold_day, hold_tables, holds_in_force
+from .locks import ERASURE_WAIT_SECONDS, wait_for_batches
 from .policy import RetentionPolicy
 from .subjects import Found, Subject, SubjectKey, locate_in, open_trees
 from .target import Target
@@ -82,22 +90,24 @@ class ErasureResult:
 
 
 def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext,
-          request_type: str = "erasure") -> ErasureResult:
+          request_type: str = "erasure", batch_wait: float = ERASURE_WAIT_SECONDS) -> ErasureResult:
     """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        return erase_in(conn, target, policy, subject, key, ctx, request_type)
+        return erase_in(conn, target, policy, subject, key, ctx, request_type, batch_wait)
 
 
 def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey,
-             ctx: RunContext, request_type: str = "erasure") -> ErasureResult:
+             ctx: RunContext, request_type: str = "erasure",
+             batch_wait: float = ERASURE_WAIT_SECONDS) -> ErasureResult:
     """``erase`` inside the caller's transaction (the request register closes in the same one).
 
     ``erasure`` covers every category and honours ``on_erasure: keep``; ``consent_withdrawal``
     and ``opposition`` cover the categories that list them in ``deleted_on``, whatever the
-    age of the rows.
+    age of the rows. ``batch_wait``: seconds to wait for running batches before giving up.
     """
     categories = _categories_for(policy, request_type)
+    wait_for_batches(conn, batch_wait)  # before anything is read: the rows are where the batches left them
     result = ErasureResult(subject.hashes(key))
     trees = open_trees(conn, target, policy, subject, categories)  # checked and reflected once
     holds = holds_in_force(conn, hold_tables(target.archive_schema),
@@ -105,9 +115,11 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
     present = locate_in(conn, trees, subject)
     on_hold = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side:
                                   holds.held(root, side, category))) if holds.any else {}
+    needed = _counts(locate_in(conn, trees, subject, restrict=_needed)) \
+        if any(root.dependants for _, root in trees) else {}
     erasable = locate_in(conn, trees, subject, restrict=_erasable(holds))
     erased = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
-    result.tables = [_outcome(policy, found, erased, on_hold) for found in present]
+    result.tables = [_outcome(policy, found, erased, on_hold, needed) for found in present]
     _audit(conn, target, policy, ctx, result, request_type)
     return result
 
@@ -128,6 +140,11 @@ def _erasable(holds: HoldsInForce):
         needed = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
         return and_(not_(holds.held(root, side, category)), *(not_(n) for n in needed))
     return restrict
+
+
+def _needed(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+    """Root rows a row of another category depends on (``archived_with``)."""
+    return or_(false(), *(_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants))
 
 
 def _counts(found: list[Found]) -> dict[tuple[str, str, str], int]:
@@ -158,20 +175,30 @@ def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
 
 
 def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str, str], int],
-             on_hold: dict[tuple[str, str, str], int]) -> TableErasure:
+             on_hold: dict[tuple[str, str, str], int], needed: dict[tuple[str, str, str], int]) -> TableErasure:
+    """The table's counts and the reason for what was kept - only a reason that was counted:
+    rows found and neither erased nor explained roll the erasure back."""
     category = policy.categories[found.category]
     where = (found.category, found.node.name, found.side)
     removed = erased.get(where, 0)
+    side = "archive" if found.side == "archive" else "active"
     if removed > found.rows:
-        raise RetentionError(f"erasure of {found.node.name}: {removed} rows deleted but {found.rows} were found; "
-                             "rolled back")
+        raise RetentionError(f"erasure of {found.node.name} ({side}): {removed} rows deleted but {found.rows} were "
+                             "found; rolled back")
     reason = None
     if category.on_erasure == "keep" and removed == 0:
         reason = f"legal obligation: {category.legal_basis}"
     elif removed < found.rows and on_hold.get(where):
         reason = f"legal hold: {on_hold[where]} row(s) kept until the hold is lifted or expires"
-    elif removed < found.rows:
+    elif removed < found.rows and needed.get(where):
         reason = "needed by kept rows of another category"
+    explained = found.rows if reason and reason.startswith("legal obligation") else \
+        removed + on_hold.get(where, 0) + needed.get(where, 0)
+    if explained < found.rows:
+        raise RetentionError(
+            f"erasure of {found.node.name} ({side}): {found.rows} row(s) found, {removed} deleted, and no hold or "
+            "kept row of another category explains the rest (the rows changed while being erased?); nothing was "
+            "erased: run the request again")
     return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
 
 

@@ -16,6 +16,16 @@ target database do:
 
 Taking the lease is one short transaction, serialised by a transaction advisory lock on
 PostgreSQL and by SQLite's write lock (``BEGIN IMMEDIATE``).
+
+An erasure must not meet a batch half-way: a batch has locked the person's active row and
+is moving it, the erasure's ``DELETE`` waits for that row lock, and when the batch commits
+the row is gone from where the erasure looked (PostgreSQL re-checks a waiting ``DELETE``
+only against the row it waited for) - the erasure then deletes nothing and the row lives
+on in the archive. So on PostgreSQL every batch holds a **shared** transaction advisory
+lock (``batch_in_progress``) and an erasure takes it **exclusively** (``wait_for_batches``)
+before it looks for anything: it waits for the batches in flight to commit (bounded), new
+batches wait for the erasure's one short transaction, and the erasure then reads the rows
+where the batches put them. On SQLite ``BEGIN IMMEDIATE`` serialises them already.
 """
 
 from __future__ import annotations
@@ -30,8 +40,10 @@ from typing import Iterator
 
 from sqlalchemy import Column, MetaData, String, Table, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from . import instants
+from .errors import RetentionError
 from .instants import UtcDateTime
 from .target import Target
 
@@ -40,8 +52,17 @@ LOCKS_TABLE = "retention_run_locks"
 STALE_AFTER = timedelta(hours=24)
 
 
+# How long an erasure waits for the batches in flight (each is one short transaction).
+ERASURE_WAIT_SECONDS = 120.0
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+
+
 class CategoryBusy(RuntimeError):
     """Another run holds the category. Not a ``RetentionError``: waiting and retrying helps."""
+
+
+class BatchStillRunning(RetentionError):
+    """An erasure waited its bounded time for a running batch; nothing was done."""
 
 
 def locks_table(archive_schema: str | None) -> Table:
@@ -83,6 +104,39 @@ def category_step(target: Target, category: str, run_id: str, dag_id: str) -> It
         finally:
             conn.execute(select(func.pg_advisory_unlock(key)))
             conn.commit()
+
+
+def batch_key() -> int:
+    """The advisory lock key every batch shares and every erasure takes alone (all categories:
+    a batch of one category moves another's retained dependants)."""
+    return lock_key("*", "batch")
+
+
+def batch_in_progress(conn: Connection) -> None:
+    """Called first in each batch's transaction: a running erasure makes the batch wait for it,
+    and an erasure that comes later waits for the batch (``wait_for_batches``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock_shared(batch_key())))
+
+
+def wait_for_batches(conn: Connection, seconds: float = ERASURE_WAIT_SECONDS) -> None:
+    """Wait, at most ``seconds``, until no batch is in flight, and keep batches out until the
+    caller's transaction ends. Raise ``BatchStillRunning`` past the wait (the caller's
+    transaction is then aborted: nothing it did stays)."""
+    if conn.dialect.name != "postgresql":
+        return
+    previous = conn.execute(select(func.current_setting("lock_timeout"))).scalar_one()
+    conn.execute(select(func.set_config("lock_timeout", f"{max(1, round(seconds * 1000))}ms", True)))
+    try:
+        conn.execute(select(func.pg_advisory_xact_lock(batch_key())))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise BatchStillRunning(
+            f"the erasure waited {seconds:g} s for a running retention batch to commit and it is still running; "
+            "nothing was erased: run the request again (with the same reference) once the batch has ended"
+        ) from None
+    conn.execute(select(func.set_config("lock_timeout", previous, True)))
 
 
 def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
