@@ -20,6 +20,14 @@ Where a row must be is computed here, in plain Python, from the seed and the sch
 
 The backlog holds, for each policy: dependants already past their own horizon, dependants
 still retained, parents held by them, parents released in the same run, and legal holds.
+
+Each run of a whole policy takes tens of seconds to minutes, so ``make test`` tries one order
+per test and backend, and ``make test-deep`` every order on both (``backend_orders``): the ERP's
+dependant first on one backend and last on the other, swapped between its two tests, so that
+each backend sees both, after one night and after an earlier one; the Odoo crons' own order
+on both, and after an earlier night on PostgreSQL only (the only database Odoo runs on; the
+ERP's cases cover an earlier night on SQLite); the demo in policy order on SQLite, reversed on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -205,6 +213,19 @@ def _id(order: tuple[str, ...]) -> str:
     return ">".join(order)
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def backend_orders(orders: list[Any], quick: dict[str, int | None], name: Callable[[Any], str] = _id) -> list[Any]:
+    """Parameters (backend, order) for ``target_url`` (indirect) and ``order``, with the ids the
+    backend fixture gives (``sqlite-<order>``). ``quick[backend]`` is the index of the order
+    ``make test`` runs there (None: none); every other order is the same behaviour tried again,
+    slowly, so it is marked ``deep`` (``make test-deep``)."""
+    return [pytest.param(backend, order, id=f"{backend}-{name(order)}",
+                         marks=() if quick[backend] == n else pytest.mark.deep)
+            for backend in BACKENDS for n, order in enumerate(orders)]
+
+
 # --- The ERP schema (tests/include/test_real_schemas.py) ------------------------------------
 
 ERP_SCHEDULES = {
@@ -299,10 +320,11 @@ def erp(target):
     return target, policy
 
 
-ERP_ORDERS = orders_around("billing", ["prospection", "customer_relationship"], [])
+ERP_ORDERS = orders_around("billing", ["prospection", "customer_relationship"], [])  # billing first, last, between
 
 
-@pytest.mark.parametrize("order", ERP_ORDERS, ids=_id)
+@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 0, "postgresql": 1}),
+                         indirect=["target_url"])
 def test_erp_one_run_of_every_category_reaches_the_schedule_in_any_order(erp, order):
     target, policy = erp
     run_everything(target, policy, order, AS_OF, "first")
@@ -311,7 +333,8 @@ def test_erp_one_run_of_every_category_reaches_the_schedule_in_any_order(erp, or
     assert_second_run_changes_nothing(target, policy, order)
 
 
-@pytest.mark.parametrize("order", ERP_ORDERS[:2], ids=_id)
+@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS[:2], {"sqlite": 1, "postgresql": 0}),
+                         indirect=["target_url"])
 def test_erp_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(erp, order):
     """Dependants archived on an earlier night reach their horizon since: one run destroys them
     and releases the parents they kept."""
@@ -421,11 +444,12 @@ def odoo(target):
     return target, policy
 
 
-ODOO_ORDERS_TO_TRY = [tuple(ODOO_CATEGORIES)] + orders_around(
+ODOO_ORDERS_TO_TRY = [tuple(ODOO_CATEGORIES)] + orders_around(  # the crons' order; accounting first, last, between
     "accounting", ["customer_relationship", "suppliers", "prospection"], [])
 
 
-@pytest.mark.parametrize("order", ODOO_ORDERS_TO_TRY, ids=_id)
+@pytest.mark.parametrize(("target_url", "order"), backend_orders(ODOO_ORDERS_TO_TRY, {"sqlite": 0, "postgresql": 0}),
+                         indirect=["target_url"])
 def test_odoo_one_run_of_every_category_reaches_the_schedule_in_any_order(odoo, order):
     target, policy = odoo
     run_everything(target, policy, order, AS_OF, "first")
@@ -434,7 +458,9 @@ def test_odoo_one_run_of_every_category_reaches_the_schedule_in_any_order(odoo, 
     assert_second_run_changes_nothing(target, policy, order)
 
 
-@pytest.mark.parametrize("order", ODOO_ORDERS_TO_TRY[1:3], ids=_id)
+@pytest.mark.parametrize(("target_url", "order"),
+                         backend_orders(ODOO_ORDERS_TO_TRY[1:3], {"sqlite": None, "postgresql": 0}),
+                         indirect=["target_url"])
 def test_odoo_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(odoo, order):
     target, policy = odoo
     run_everything(target, policy, order, EARLIER, "earlier")
@@ -502,7 +528,9 @@ def demo(target):
     return target, load_policy()
 
 
-@pytest.mark.parametrize("reverse", [False, True], ids=["policy_order", "reversed"])
+@pytest.mark.parametrize(("target_url", "reverse"), backend_orders(
+    [False, True], {"sqlite": 0, "postgresql": 1}, lambda reverse: "reversed" if reverse else "policy_order"),
+    indirect=["target_url"])
 def test_demo_one_run_of_every_category_reaches_the_schedule_in_any_order(demo, reverse):
     target, policy = demo
     order = tuple(reversed(policy.categories)) if reverse else tuple(policy.categories)
