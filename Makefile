@@ -28,7 +28,7 @@ test: install
 # The oracle's property tests with hundreds of random examples each (HYPOTHESIS_PROFILE=deep),
 # and the slow variants marked `deep`; not part of `make test` (hours, not minutes).
 test-deep: install
-	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/oracle
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/oracle && $(PY) -m pytest -m deep --ignore=tests/oracle
 
 # Engine vs hand-written SQL on a throwaway PostgreSQL (N=1M by default; BENCH_ARGS="--rows 5000000"
 # for more); writes docs/benchmarks.md. Not part of `make test`.
