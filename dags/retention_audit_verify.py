@@ -1,14 +1,24 @@
 """
-# Audit trail verification
+# Audit trail verification and daily anchor
 
 Every day, the audit log's chain status (`certificate.chain_status`, the same verdict the
-Retention view and `make demo` show): recompute the hash chain of the retention audit log
-(`<archive_schema>.<audit_table>` in the `retention_target` database), then compare it with
-the first and last hash of every run certificate of *this* log under `$RETENTION_REPORTS_DIR`
-(certificates name their log; those of other logs are left aside). The run fails, naming
-the first event or certificate that does not hold, if any event was altered, removed,
-reordered or forged, or if the log was rewritten with recomputed hashes. Read-only: it
-changes nothing.
+Retention view, the DPO report and `make demo` show): recompute the hash chain of the
+retention audit log (`<archive_schema>.<audit_table>` in the `retention_target` database),
+then compare it with every copy of its hashes kept outside the database under
+`$RETENTION_REPORTS_DIR`: the first and last hash of each run certificate, and each daily
+anchor (those of other logs are left aside). The run fails, naming the first event,
+certificate or anchor that does not hold, if any event was altered, removed, reordered or
+forged, if the log was rewritten with recomputed hashes or shortened, or if it is missing
+or empty while certificates or anchors name it.
+
+Once the log is found intact, the task writes a daily anchor: the last event it verified
+(id and hash, which covers every event before it) in
+`$RETENTION_REPORTS_DIR/audit_anchors/`. So events no run certificate names - erasures,
+rights requests, legal holds - are pinned down outside the database within a day. A log
+that fails is never anchored. The database is only read.
+
+Keep this DAG unpaused: while it does not run, events written after the last run
+certificate are anchored nowhere.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
+from include.retention import anchors
 from include.retention.policy import load_policy
 from include.retention_airflow import tasks as engine
 
@@ -23,7 +34,7 @@ POLICY = load_policy()
 
 with DAG(
     dag_id="retention_audit_verify",
-    description="Verify the retention audit log's hash chain",
+    description="Verify the retention audit log and anchor its head outside the database",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("0 5 * * *", timezone=POLICY.timezone),
     start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
@@ -36,7 +47,10 @@ with DAG(
 
     @task
     def verify_chain() -> dict:
-        """The chain status: hash chain and certificates; fail on the first that does not hold."""
-        return engine.verify_audit_chain()
+        """The chain status - hash chain, certificates and anchors; fail on the first that does
+        not hold - then anchor the head of the log it verified (never that of a failed one)."""
+        verdict = engine.verify_audit_chain()
+        anchored = anchors.write_verified(verdict)
+        return {**verdict, "anchor": str(anchored) if anchored else None}
 
     verify_chain()

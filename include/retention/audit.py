@@ -14,6 +14,10 @@ contiguous ids; ``verify_chain`` recomputes it and names the first event that wa
 altered, removed, reordered or forged. Writers are serialised while they append (an
 advisory lock on PostgreSQL; SQLite's write transaction already is exclusive), and the
 database itself refuses UPDATE and DELETE on the table (triggers on both backends).
+
+A log re-hashed from some event on, or cut short, is consistent in itself: only hashes
+copied outside the database when they were written show it (``check_anchors``): the run
+certificates' and the daily anchors' (``anchors.py``), compared by ``certificate.chain_status``.
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ _CHAIN_LOCK = 0x52455441  # "RETA": one advisory lock for every appender of the 
 _HASHED = ("event_id", "recorded_at", "run_id", "dag_id", "category", "table_name", "action", "row_count",
            "policy_version", "as_of", "dry_run", "details", "subject_hash", "prev_hash")
 _SUBJECT_HASH = re.compile(r"^[0-9a-f]{64}$")
+_ANCHOR_CHUNK = 1000  # ids per statement: below SQLite's and PostgreSQL's bound on parameters
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
@@ -189,11 +194,14 @@ def canonical(event: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ChainReport:
-    """The outcome of ``verify_chain``: ``broken_at`` is the first event that does not hold."""
+    """The outcome of ``verify_chain``: ``broken_at`` is the first event that does not hold;
+    ``head_hash`` the hash of the last event read, when the whole chain held (what a daily
+    anchor copies: it covers every event before it)."""
 
     events: int
     broken_at: int | None = None
     reason: str = ""
+    head_hash: str = ""
 
     @property
     def intact(self) -> bool:
@@ -218,21 +226,26 @@ def verify_chain(conn: Connection, table: Table) -> ChainReport:
         if event_hash(event) != event["event_hash"]:
             return ChainReport(count, event["event_id"], "its content no longer matches its hash")
         expected_id, previous = expected_id + 1, event["event_hash"]
-    return ChainReport(count)
+    return ChainReport(count, head_hash=previous if count else "")
 
 
 def check_anchors(conn: Connection, table: Table, anchors: Iterable[tuple[int, str, str]]) -> list[str]:
     """Compare hashes kept outside the database with the log; return what does not match.
 
     The chain alone cannot reveal a log rewritten from the first event on, hashes
-    recomputed (someone with DDL rights could). Hashes copied elsewhere when they were
-    written - each run's certificate names its first and last - pin the log down:
+    recomputed, or shortened by its last events (someone with DDL rights could). Hashes
+    copied elsewhere when they were written - each run's certificate names its first and
+    last, each daily anchor the last event verified - pin the log down up to them: a log
+    shorter than an anchor lacks its event, a re-hashed one has another hash there.
     ``anchors`` are ``(event_id, event_hash, where the copy is)``.
     """
     anchors = list(anchors)
-    wanted = {event_id for event_id, _, _ in anchors}
-    stored = dict(conn.execute(select(table.c.event_id, table.c.event_hash).where(table.c.event_id.in_(wanted))).all()) \
-        if wanted else {}
+    wanted = sorted({event_id for event_id, _, _ in anchors})
+    stored: dict[int, str] = {}
+    for start in range(0, len(wanted), _ANCHOR_CHUNK):  # years of anchors: more ids than one statement may bind
+        chunk = wanted[start:start + _ANCHOR_CHUNK]
+        query = select(table.c.event_id, table.c.event_hash).where(table.c.event_id.in_(chunk))
+        stored.update(conn.execute(query).all())
     return [f"event {event_id} named in {source} " + ("is missing from the log" if event_id not in stored
                                                      else "has another hash in the log")
             for event_id, event_hash, source in anchors if stored.get(event_id) != event_hash]

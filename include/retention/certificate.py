@@ -10,13 +10,14 @@ hold, and quarantined
 with their results. Like the log, it holds counts and names, no personal data.
 
 ``write`` renders it as JSON (for machines) and HTML (for people) under
-``reports/<dag_id>/<run_id>.certificate.{json,html}``.
+``reports/<dag_id>/<run id, readable>~<hash of the run id>.certificate.{json,html}`` (``paths``).
 
 A certificate names the audit log it was taken from (``audit_log``: database and table,
 never credentials), so that its hashes are only ever compared with that log: several
 targets may share a reports folder, and a target that is recreated (the demo) takes its
-certificates with it. ``chain_status`` is the one verdict on a log - hash chain and
-certificates together - that every screen, report and the daily verification show.
+certificates with it. ``chain_status`` is the one verdict on a log - hash chain,
+certificates and the daily anchors (``anchors.py``) together - that every screen, report
+and the daily verification show.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
+from . import anchors as anchor_files
 from . import audit, html
 from .errors import RetentionError
 from .policy import RetentionPolicy
-from .report import reports_dir, safe_name
+from .report import reports_dir, unique_name
 from .steps import StepContext
 
 _DESTRUCTIVE = ("archive", "delete", "anonymize")
@@ -166,9 +168,26 @@ def latest_runs(conn: Connection, table: Table, limit: int = 200) -> list[dict[s
 
 
 def paths(dag_id: str, run_id: str) -> tuple[Path, Path]:
-    safe = safe_name(run_id)
-    folder = reports_dir() / safe_name(dag_id)
-    return folder / f"{safe}.certificate.json", folder / f"{safe}.certificate.html"
+    """Where the certificate of ``run_id`` goes: ``<reports>/<dag_id>/<name>.certificate.{json,html}``.
+
+    ``<name>`` is ``report.unique_name(run_id)``: a readable prefix and a hash of the exact run
+    id, so run ids that read alike (``...T10:00:00+00:00``, ``...T10_00_00_00_00``) never share
+    a file, and a 250-character run id still makes a name the file system accepts.
+    Certificates written before (``<run id with _>.certificate.json``) stay where they are:
+    ``anchors`` reads every ``*.certificate.json``, whatever its name.
+    """
+    name = unique_name(run_id)
+    folder = reports_dir() / _folder_name(dag_id)
+    return folder / f"{name}.certificate.json", folder / f"{name}.certificate.html"
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}$")
+
+
+def _folder_name(dag_id: str) -> str:
+    """The DAG's folder: its id as it is when that is a plain file name (every retention DAG:
+    the folders certificates were always written to), else a unique bounded name."""
+    return dag_id if _PLAIN_NAME.match(dag_id) else unique_name(dag_id)
 
 
 def write(certificate: Certificate) -> tuple[Path, Path]:
@@ -288,27 +307,44 @@ def normal_identity(identity: str) -> str:
 
 @dataclass(frozen=True)
 class Anchors:
-    """The hashes to compare with one log: ``(event_id, event_hash, certificate file)``,
-    and how many certificates were compared or left aside as another log's."""
+    """The hashes to compare with one log: ``(event_id, event_hash, certificate or anchor
+    file)``; how many run certificates and daily anchors (``anchors.py``) were compared, and
+    how many of either were left aside as another log's."""
 
     hashes: list[tuple[int, str, str]]
     certificates: int
     other_logs: int
-    other_log: str | None = None  # the log the first certificate left aside names
+    other_log: str | None = None  # the log the first certificate (or anchor) left aside names
+    daily: int = 0
+
+    @property
+    def anchored_to(self) -> int:
+        """The last event an anchor covers (each hash covers every event before it)."""
+        return max((event_id for event_id, _, _ in self.hashes), default=0)
 
 
 def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anchors:
-    """The audit hashes named by the certificates under ``directory`` (default: the reports
-    folder) that belong to ``audit_log`` (None: every certificate), for ``audit.check_anchors``.
+    """The audit hashes named by the certificates and the daily anchors under ``directory``
+    (default: the reports folder) that belong to ``audit_log`` (None: all of them), for
+    ``audit.check_anchors``.
 
     A certificate that names no log (written before certificates named theirs) is compared:
-    it can only come from the log its folder served.
+    it can only come from the log its folder served. Certificates are found by their suffix
+    in any folder, whatever naming wrote them (before names had a hash suffix, too).
     """
     found: list[tuple[int, str, str]] = []
-    compared = others = 0
+    compared = others = daily = 0
     first_other: str | None = None
     wanted = normal_identity(audit_log) if audit_log is not None else None
-    for path in sorted((directory or reports_dir()).glob("*/*.certificate.json")):
+    folder = directory or reports_dir()
+    for anchor in anchor_files.read(folder):
+        if wanted is not None and normal_identity(anchor.audit_log) != wanted:
+            others += 1
+            first_other = first_other or anchor.audit_log
+            continue
+        daily += 1
+        found.append((anchor.last_event, anchor.last_hash, anchor.file))
+    for path in sorted(folder.glob("*/*.certificate.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             data["first_event"], data["first_hash"], data["last_event"], data["last_hash"]  # noqa: B018
@@ -322,19 +358,23 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
             continue
         compared += 1
         found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
-    return Anchors(found, compared, others, first_other)
+    return Anchors(found, compared, others, first_other, daily)
 
 
 @dataclass(frozen=True)
 class ChainStatus:
     """Whether an audit log can be trusted: its hash chain holds, and it agrees with the
-    hashes its run certificates copied when they were written (``chain_status``).
+    hashes copied outside the database when they were written - its run certificates and
+    its daily anchors (``chain_status``).
 
     ``broken_at``/``reason``: the first event that does not hold in the chain itself;
-    ``mismatches``: certificate hashes the log no longer has (a log rewritten from the
-    first event, hashes recomputed, is consistent in itself and caught only there);
-    ``other_logs``/``other_log``: certificates set aside because they name another log
-    (how many, and the first one's log), found in ``reports``.
+    ``mismatches``: anchored hashes the log no longer has (a log rewritten from the first
+    event, hashes recomputed, or shortened by its last events, is consistent in itself and
+    caught only there), or the log missing or empty though anchors name it;
+    ``other_logs``/``other_log``: certificates and anchors set aside because they name
+    another log (how many, and the first one's log), found in ``reports``;
+    ``anchored_to``: the last event an anchor of this log covers; ``head_event``/``head_hash``:
+    the last event verified, when the chain holds (what the daily verification anchors).
     """
 
     audit_log: str
@@ -346,17 +386,25 @@ class ChainStatus:
     other_logs: int = 0
     other_log: str | None = None
     reports: str = ""
+    daily_anchors: int = 0
+    anchored_to: int = 0
+    head_hash: str = ""
+    exists: bool = True  # False: the log's table is not there
 
     @property
     def chain_holds(self) -> bool:
         return self.broken_at is None
 
     @property
+    def head_event(self) -> int:
+        return self.events if self.head_hash else 0
+
+    @property
     def unverified(self) -> bool:
-        """A log with events whose certificates all name another log: nothing was compared,
-        so a re-hashed log would pass unseen. Often the same log under another name (a host
-        alias, another mount path): it must not read as verified."""
-        return self.events > 0 and not self.certificates and self.other_logs > 0
+        """A log with events whose certificates and anchors all name another log: nothing was
+        compared, so a re-hashed log would pass unseen. Often the same log under another name
+        (a host alias, another mount path): it must not read as verified."""
+        return self.events > 0 and not (self.certificates or self.daily_anchors) and self.other_logs > 0
 
     @property
     def intact(self) -> bool:
@@ -367,45 +415,58 @@ class ChainStatus:
         if not self.chain_holds:
             return (f"BROKEN: the hash chain does not hold at event {self.broken_at}: {self.reason} "
                     f"({self.events} events read)")
+        if self.mismatches and not self.events:
+            return f"{'EMPTIED' if self.exists else 'REMOVED'}: {self.mismatches[0]}"
         if self.mismatches:
-            return (f"REWRITTEN: the log does not match the run certificates: {self.mismatches[0]} "
-                    f"({len(self.mismatches)} mismatch(es); its hash chain is consistent, so it was re-hashed)")
+            return (f"REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
+                    f"{self.mismatches[0]} ({len(self.mismatches)} mismatch(es); its hash chain is consistent, "
+                    "so it was re-hashed or shortened)")
         if self.unverified:
-            return (f"NOT VERIFIED against certificates: {self.other_logs} certificate(s) in {self.reports} name "
-                    f"another log ({self.other_log}), none this one ({self.audit_log}); its hash chain holds "
-                    f"({self.events} events), but a re-hashed log would pass unseen: if it is this log under "
-                    "another name, reach the database by one name everywhere")
-        said = (f"intact: {self.events} events, hash chain verified, "
-                f"hashes of {self.certificates} run certificate(s) matched")
+            return (f"NOT VERIFIED against its anchors: {self.other_logs} certificate(s) or anchor(s) in "
+                    f"{self.reports} name another log ({self.other_log}), none this one ({self.audit_log}); its "
+                    f"hash chain holds ({self.events} events), but a re-hashed log would pass unseen: if it is "
+                    "this log under another name, reach the database by one name everywhere")
+        said = (f"intact: {self.events} events, hash chain verified, hashes of {self.certificates} run "
+                f"certificate(s) and {self.daily_anchors} daily anchor(s) matched")
+        if self.anchored_to < self.events:
+            said += (f"; {self.events - self.anchored_to} event(s) after #{self.anchored_to} not anchored yet "
+                     "(the next run certificate or daily verification anchors them)")
         if self.other_logs:
-            said += f"; {self.other_logs} certificate(s) of another log left aside (first: {self.other_log})"
+            said += f"; {self.other_logs} certificate(s) or anchor(s) of another log left aside (first: {self.other_log})"
         return said
 
     def to_dict(self) -> dict[str, Any]:
         return {"audit_log": self.audit_log, "events": self.events, "intact": self.intact,
                 "broken_at": self.broken_at, "reason": self.reason, "certificates": self.certificates,
+                "daily_anchors": self.daily_anchors, "anchored_to": self.anchored_to,
+                "head_event": self.head_event, "head_hash": self.head_hash,
                 "mismatches": list(self.mismatches), "other_logs": self.other_logs, "other_log": self.other_log,
                 "unverified": self.unverified, "reports": self.reports, "status": self.sentence()}
 
 
 def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
     """The status of the audit log ``table``: its hash chain recomputed, then compared with
-    the certificates of this log under ``directory`` (default: the reports folder).
+    the run certificates and daily anchors of this log under ``directory`` (default: the
+    reports folder).
 
     The one function behind the daily ``retention_audit_verify``, the demo's output, the
-    Retention view's overview and Chain status page: they cannot disagree. A log that does
-    not exist yet is intact with no event, unless certificates name it (then it was dropped).
+    Retention view's overview, Chain status page and JSON, and the DPO report: they cannot
+    disagree. A log that does not exist yet, or has no event, is intact - unless a
+    certificate or anchor names it: then it was dropped or emptied.
     """
     identity = log_identity(conn, table)
     folder = directory or reports_dir()
     kept = anchors(folder, identity)
-    if not audit.table_exists(conn, table):
-        # No log yet is intact; no log while certificates name it means it was removed.
-        missing = (f"the audit log is missing, though {kept.certificates} run certificate(s) name it "
-                   f"(first: {kept.hashes[0][2]})",) if kept.hashes else ()
-        return ChainStatus(identity, 0, certificates=kept.certificates, mismatches=missing,
-                           other_logs=kept.other_logs, other_log=kept.other_log, reports=str(folder))
-    chain = audit.verify_chain(conn, table)
+    counts = dict(certificates=kept.certificates, other_logs=kept.other_logs, other_log=kept.other_log,
+                  reports=str(folder), daily_anchors=kept.daily, anchored_to=kept.anchored_to)
+    exists = audit.table_exists(conn, table)
+    chain = audit.verify_chain(conn, table) if exists else audit.ChainReport(0)
+    if not chain.events:
+        # No log yet is intact; no log, or an empty one, while anchors name it was removed or emptied.
+        gone = (f"the audit log is {'empty' if exists else 'missing'}, though {kept.certificates} run "
+                f"certificate(s) and {kept.daily} daily anchor(s) name it (first: {kept.hashes[0][2]})",) \
+            if kept.hashes else ()
+        return ChainStatus(identity, 0, mismatches=gone, exists=exists, **counts)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
-    return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, kept.certificates,
-                       tuple(mismatches), kept.other_logs, kept.other_log, str(folder))
+    return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, mismatches=tuple(mismatches),
+                       head_hash=chain.head_hash, **counts)

@@ -135,7 +135,7 @@ def test_a_log_rewritten_from_the_start_is_caught_by_the_certificates_hashes(log
     with logged.read() as conn:
         mismatches = check_anchors(conn, _table(), certificate.anchors().hashes)
     assert mismatches and all("has another hash in the log" in m for m in mismatches)
-    assert "run-1.certificate.json" in mismatches[0]
+    assert " named in run-1~" in mismatches[0]
 
 
 def _certify(target, *run_ids):
@@ -163,7 +163,7 @@ def test_a_log_rewritten_consistently_is_not_intact_though_its_chain_verifies(lo
     _rewrite_whole_chain(logged, 3, row_count=12345)
     status = _status(logged)
     assert status.chain_holds and not status.intact
-    assert status.sentence().startswith("REWRITTEN") and "run-1.certificate.json" in status.sentence()
+    assert status.sentence().startswith("REWRITTEN") and " named in run-1~" in status.sentence()
 
 
 def test_a_broken_chain_is_not_intact_and_names_the_event(logged, tmp_path, monkeypatch):
@@ -289,7 +289,38 @@ def test_a_dropped_log_whose_certificates_remain_is_not_intact(logged, tmp_path,
         _table().drop(conn)
     status = _status(logged)
     assert not status.intact and status.events == 0
-    assert "the audit log is missing, though 1 run certificate(s) name it" in status.sentence()
+    assert status.sentence().startswith(
+        "REMOVED: the audit log is missing, though 1 run certificate(s) and 0 daily anchor(s) name it")
+
+
+def test_a_dropped_log_fails_the_daily_verification(logged, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
+    _certify(logged, "run-1")
+    with logged.engine.begin() as conn:
+        conn.execute(text('DROP TABLE "archive"."retention_audit"'))
+    with pytest.raises(AirflowFailException, match="the audit log is missing, though 1 run certificate"):
+        daily()
+
+
+def test_an_emptied_log_whose_certificates_remain_is_not_intact_and_fails_the_daily_verification(
+        logged, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
+    _certify(logged, "run-1", "run-2")
+    _drop_triggers(logged)
+    with logged.engine.begin() as conn:
+        conn.execute(delete(_table()))
+    status = _status(logged)
+    assert (status.intact, status.events) == (False, 0) and status.to_dict()["intact"] is False
+    assert status.sentence().startswith(
+        "EMPTIED: the audit log is empty, though 2 run certificate(s) and 0 daily anchor(s) name it")
+    with pytest.raises(AirflowFailException, match="the audit log is empty, though 2 run certificate"):
+        daily()
 
 
 def test_a_log_not_written_yet_with_no_certificate_is_intact(target, tmp_path, monkeypatch):
@@ -330,7 +361,7 @@ def test_a_log_whose_certificates_all_name_another_log_is_not_verified_and_not_i
     assert status.chain_holds and (status.certificates, status.other_logs) == (0, 2)
     assert not status.intact and status.to_dict()["intact"] is False
     assert status.sentence().startswith(
-        f"NOT VERIFIED against certificates: 2 certificate(s) in {tmp_path} name another log ({other})")
+        f"NOT VERIFIED against its anchors: 2 certificate(s) or anchor(s) in {tmp_path} name another log ({other})")
 
 
 def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_what_was_left_aside(
@@ -352,7 +383,8 @@ def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_
         second.dispose()
     assert one.intact and (one.certificates, one.other_logs) == (1, 1)
     assert one.sentence().startswith("intact: ")
-    assert "hashes of 1 run certificate(s) matched; 1 certificate(s) of another log left aside (" in one.sentence()
+    assert ("hashes of 1 run certificate(s) and 0 daily anchor(s) matched; 1 certificate(s) or anchor(s) of "
+            "another log left aside (") in one.sentence()
     assert "b.db archive.retention_audit" in one.sentence()
 
 
@@ -410,25 +442,229 @@ def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_v
     assert "2" in paragraph and "sqlite:////mnt/t.db archive.retention_audit" in paragraph
 
 
-def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(
-        logged, tmp_path, monkeypatch):
-    """retention_audit_verify's task, on this log (its policy and connection swapped in): the
-    verdict is chain_status's, and a log verified against no certificate must not pass."""
+def _daily_verification(monkeypatch, target):
+    """retention_audit_verify's task as the scheduler runs it - the DAG file's own callable -
+    on this target (its policy and connection swapped in), with the default reports folder."""
+    import importlib.util
     from contextlib import contextmanager
-
-    from airflow.sdk.exceptions import AirflowFailException
+    from pathlib import Path
 
     from include.retention_airflow import tasks
 
     @contextmanager
     def this_target(policy):
-        yield logged
+        yield target
 
-    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     monkeypatch.setattr(tasks, "load_policy", club_policy)
     monkeypatch.setattr(tasks, "_target", this_target)
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "retention_audit_verify.py"
+    spec = importlib.util.spec_from_file_location("retention_audit_verify_under_test", dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag.get_task("verify_chain").python_callable
+
+
+def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(
+        logged, tmp_path, monkeypatch):
+    """The verdict is chain_status's, and a log verified against no certificate must not pass."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
     _certify(logged, "run-1")
-    assert tasks.verify_audit_chain()["intact"] is True
+    assert daily()["intact"] is True
     _rename_log_in_certificates(tmp_path, lambda named: named.replace("archive.", "/mnt/alias archive.", 1))
-    with pytest.raises(AirflowFailException, match="NOT VERIFIED against certificates: 1 certificate"):
-        tasks.verify_audit_chain()
+    for path in (tmp_path / "audit_anchors").glob("*.anchor.json"):  # the anchor of the first day as well
+        path.unlink()
+    with pytest.raises(AirflowFailException, match=r"NOT VERIFIED against its anchors: 1 certificate\(s\) or anchor"):
+        daily()
+
+
+# -- daily anchors: events no run certificate covers (erasures, requests, holds) ------------------
+
+def _log_erasure(target, row_count: int = 1) -> int:
+    """An erasure's event, as subject_request writes it (no category run, no certificate)."""
+    from engine_helpers import AS_OF
+    from include.retention.audit import RunContext, record
+
+    ctx = RunContext(run_id="manual__erasure", dag_id="subject_request", as_of=AS_OF, policy_version="club-1")
+    with target.engine.begin() as conn:
+        record(conn, _table(), ctx, category="members", action="erase", row_count=row_count, subject_hash="ab" * 32)
+        return conn.execute(select(_table().c.event_id).order_by(_table().c.event_id.desc()).limit(1)).scalar_one()
+
+
+def _anchor_files(directory):
+    return sorted((directory / "audit_anchors").glob("*.anchor.json"))
+
+
+def test_the_daily_verification_anchors_the_head_it_verified_beside_the_certificates(logged, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
+    _certify(logged, "run-2")
+    last = _log_erasure(logged)
+    verdict = daily()
+    (anchor,) = _anchor_files(tmp_path)
+    written = json.loads(anchor.read_text(encoding="utf-8"))
+    with logged.read() as conn:
+        head = conn.execute(select(_table().c.event_hash).where(_table().c.event_id == last)).scalar_one()
+    assert (written["last_event"], written["last_hash"], written["events"]) == (last, head, last)
+    assert written["audit_log"] == verdict["audit_log"] and verdict["anchor"] == str(anchor)
+    assert "example" not in anchor.read_text()  # hashes and counts only
+    status = _status(logged)
+    assert status.intact and (status.certificates, status.daily_anchors, status.anchored_to) == (1, 1, last)
+
+
+def test_an_erasure_event_removed_after_the_last_certificate_is_caught_by_the_daily_anchor(
+        logged, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
+    _certify(logged, "run-1", "run-2")
+    last = _log_erasure(logged)
+    daily()
+    _drop_triggers(logged)
+    with logged.engine.begin() as conn:  # the tail no certificate names: the chain still holds without it
+        conn.execute(delete(_table()).where(_table().c.event_id == last))
+    assert _verify(logged).intact
+    status = _status(logged)
+    assert not status.intact and status.sentence().startswith("REWRITTEN")
+    assert f"event {last} named in {_anchor_files(tmp_path)[0].name} is missing from the log" in status.mismatches
+    with pytest.raises(AirflowFailException, match=f"event {last} named in .*anchor.json is missing"):
+        daily()
+    assert len(_anchor_files(tmp_path)) == 1  # a log that fails is never anchored
+
+
+def test_an_erasure_event_edited_and_rehashed_after_the_last_certificate_is_caught_by_the_daily_anchor(
+        logged, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, logged)
+    _certify(logged, "run-1", "run-2")
+    last = _log_erasure(logged)
+    daily()
+    _rewrite_whole_chain(logged, last, row_count=0)  # "nothing was erased", hashes recomputed
+    assert _verify(logged).intact
+    status = _status(logged)
+    assert not status.intact
+    assert status.mismatches == (f"event {last} named in {_anchor_files(tmp_path)[0].name} has another hash in the log",)
+    with pytest.raises(AirflowFailException, match="has another hash in the log"):
+        daily()
+
+
+def test_a_log_of_erasures_only_is_pinned_by_its_daily_anchors(target, tmp_path, monkeypatch):
+    """No category run ever certified it: the daily anchors alone catch a log emptied or rewritten."""
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    daily = _daily_verification(monkeypatch, target)
+    target.ensure_archive_schema()
+    with target.engine.begin() as conn:
+        from include.retention.audit import ensure_audit_table
+
+        ensure_audit_table(conn, _table())
+    _log_erasure(target)
+    daily()
+    _log_erasure(target)
+    daily()
+    status = _status(target)
+    assert status.intact and (status.certificates, status.daily_anchors, status.anchored_to) == (0, 2, 2)
+    _rewrite_whole_chain(target, 1, row_count=7)
+    assert _status(target).sentence().startswith("REWRITTEN") and len(_status(target).mismatches) == 2
+    with target.engine.begin() as conn:
+        conn.execute(delete(_table()))
+    assert _status(target).sentence().startswith(
+        "EMPTIED: the audit log is empty, though 0 run certificate(s) and 2 daily anchor(s) name it")
+
+
+def test_events_after_the_last_anchor_are_named_as_not_anchored_yet(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-2")
+    with logged.read() as conn:
+        certified = certificate.build(conn, _table(), club_policy(), "run-2").last_event
+    last = _log_erasure(logged)
+    status = _status(logged)
+    assert status.intact and status.anchored_to == certified < last
+    assert f"event(s) after #{certified} not anchored yet" in status.sentence()
+
+
+def test_anchors_of_another_log_in_the_same_folder_are_left_aside(tmp_path, monkeypatch):
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
+    try:
+        for one, run_id in ((first, "run-a"), (second, "run-b")):
+            create_club(one)
+            run_category(one, club_policy(), run_id=run_id)
+            _certify(one, run_id)
+            _daily_verification(monkeypatch, one)()
+        status = _status(first)
+    finally:
+        first.dispose()
+        second.dispose()
+    assert len(_anchor_files(tmp_path / "reports")) == 2
+    assert status.intact and (status.certificates, status.daily_anchors, status.other_logs) == (1, 1, 2)
+
+
+def test_a_log_whose_only_anchors_name_another_log_is_not_verified(logged, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _daily_verification(monkeypatch, logged)()
+    (anchor,) = _anchor_files(tmp_path)
+    anchor.write_text(json.dumps({**json.loads(anchor.read_text()), "audit_log": "sqlite:////elsewhere.db x.y"}))
+    status = _status(logged)
+    assert status.unverified and not status.intact and status.other_log == "sqlite:////elsewhere.db x.y"
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"audit_log": "x", "last_event": "1", "last_hash": "ab"}',
+                                     '{"audit_log": "x", "last_event": 0, "last_hash": "' + "a" * 64 + '"}'])
+def test_an_unreadable_anchor_is_named(logged, tmp_path, monkeypatch, content):
+    from include.retention.errors import RetentionError
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    (tmp_path / "audit_anchors").mkdir()
+    (tmp_path / "audit_anchors" / "broken.anchor.json").write_text(content)
+    with pytest.raises(RetentionError, match="broken.anchor.json is not an audit anchor that can be read"):
+        _status(logged)
+
+
+def test_anchors_written_at_the_same_instant_for_two_logs_or_twice_never_overwrite_each_other(tmp_path):
+    from datetime import datetime, timezone
+
+    from include.retention import anchors
+
+    now = datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc)
+    paths = [anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now),
+             anchors.write("sqlite:////b.db archive.retention_audit", 5, "b" * 64, tmp_path, now),
+             anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now)]
+    assert len(set(paths)) == 3 and len(_anchor_files(tmp_path)) == 3
+    assert all(len(p.name) < 100 for p in paths)
+
+
+def test_the_dpo_report_says_what_the_daily_verification_says_after_a_tail_rewrite(logged, tmp_path, monkeypatch):
+    """The report, like the Retention view, reads chain_status: the daily anchors count there too."""
+    from test_dpo_report import _report
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1", "run-2")
+    last = _log_erasure(logged)
+    _daily_verification(monkeypatch, logged)()
+    assert _report(logged).chain.intact
+    _rewrite_whole_chain(logged, last, row_count=0)
+    chain = _report(logged).chain
+    assert chain.chain_holds and not chain.intact and chain.mismatches == _status(logged).mismatches
+
+
+def test_years_of_anchors_are_compared_whatever_their_number(logged):
+    """Ten years of nightly certificates for seven categories and daily anchors name more
+    events than one statement may bind (SQLite 32,766, PostgreSQL 65,535 parameters)."""
+    with logged.read() as conn:
+        head = conn.execute(select(_table().c.event_id, _table().c.event_hash)
+                            .order_by(_table().c.event_id.desc()).limit(1)).one()
+        many = [(event_id, "f" * 64, "old.certificate.json") for event_id in range(head.event_id + 1, 70_001)]
+        mismatches = check_anchors(conn, _table(), [(head.event_id, head.event_hash, "x.anchor.json"), *many])
+    assert len(mismatches) == len(many) and mismatches[0] == f"event {head.event_id + 1} named in old.certificate.json " \
+        "is missing from the log"

@@ -20,6 +20,12 @@ from include.retention.steps import StepContext
 RUN = "scheduled__2026-11-26T01:00:00+00:00"
 
 
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _step(target, policy, run_id=RUN, dry_run=False):
     ctx = RunContext(run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version,
                      dry_run=dry_run)
@@ -51,8 +57,8 @@ def test_a_run_certificate_gives_exact_counts_per_table(target, tmp_path, monkey
         "member_event_files": (10, 2, 0, 0, 0),
     }
     assert html_path.parent == json_path.parent == tmp_path / "retention_members"
-    assert json_path.name == "scheduled__2026-11-26T01_00_00_00_00.certificate.json"
-    assert html_path.name == "scheduled__2026-11-26T01_00_00_00_00.certificate.html"
+    assert json_path.name == f"scheduled__2026-11-26T01_00_00_00_00~{_sha256(RUN)[:16]}.certificate.json"
+    assert html_path.name == json_path.name.replace(".json", ".html")
 
 
 def test_the_certificate_names_the_runs_first_and_last_audit_hash_and_they_verify(target):
@@ -145,3 +151,55 @@ def test_the_latest_runs_are_listed_newest_first(target):
     with target.read() as conn:
         runs = certificate.latest_runs(conn, audit.audit_table("archive", "retention_audit"))
     assert [r["run_id"] for r in runs] == ["second", "first"]
+
+
+# -- file names: one per run id, bounded, and the certificates written before still checked ------
+
+def test_run_ids_that_read_alike_get_certificates_of_their_own_and_both_anchor_the_log(target, tmp_path, monkeypatch):
+    """``manual__2026-11-26T10:00:00+00:00`` and ``manual__2026-11-26T10_00_00_00_00`` gave one
+    file name: the second certificate replaced the first, and its anchor was lost."""
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    run_ids = ("manual__2026-11-26T10:00:00+00:00", "manual__2026-11-26T10_00_00_00_00")
+    written = [certificate.issue(_full_run(target, club_policy(), run_id))[0] for run_id in run_ids]
+    assert written[0] != written[1] and all(p.parent == tmp_path / "retention_members" for p in written)
+    assert [json.loads(p.read_text())["run_id"] for p in written] == list(run_ids)
+    assert [p.name.startswith("manual__2026-11-26T10_00_00_00_00~") for p in written] == [True, True]
+    with target.read() as conn:
+        status = certificate.chain_status(conn, audit.audit_table("archive", "retention_audit"))
+    assert status.intact and status.certificates == 2
+
+
+def test_a_run_id_of_250_characters_gets_a_certificate_with_a_bounded_name(target, tmp_path, monkeypatch):
+    """Airflow allows run ids of 250 characters; a file name may hold 255 bytes (errno 36)."""
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    run_id = "manual__" + "é" * 2 + "x" * 240
+    assert len(run_id) == 250
+    json_path, html_path = certificate.issue(_full_run(target, club_policy(), run_id))
+    assert json.loads(json_path.read_text())["run_id"] == run_id
+    assert len(json_path.name.encode()) <= 100 and len(html_path.name.encode()) <= 100
+    assert certificate.paths("retention_members", run_id) == (json_path, html_path)
+
+
+def test_a_certificate_written_under_the_old_name_is_still_found_and_checked(target, tmp_path, monkeypatch):
+    """Certificates written before names had a hash suffix (``<run id with _>.certificate.json``)
+    are evidence too: verification reads them wherever they are, and a log that no longer
+    matches them is not intact."""
+    from test_audit_chain import _rewrite_whole_chain
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    step = _full_run(target, club_policy())
+    with target.read() as conn:
+        issued = certificate.build(conn, step.audit_table, step.policy, RUN)
+    legacy = tmp_path / "retention_members" / "scheduled__2026-11-26T01_00_00_00_00.certificate.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps(issued.to_dict()), encoding="utf-8")
+    with target.read() as conn:
+        assert certificate.chain_status(conn, step.audit_table).certificates == 1
+    _rewrite_whole_chain(target, issued.last_event, row_count=4242)
+    with target.read() as conn:
+        status = certificate.chain_status(conn, step.audit_table)
+    assert not status.intact and status.mismatches == (
+        f"event {issued.last_event} named in {legacy.name} has another hash in the log",)
