@@ -46,7 +46,8 @@ with DAG(
     default_args={"owner": "data-protection", "retries": 0},
     params={
         "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
-        "reference": Param(None, type=["null", "string"], maxLength=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+        # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.
+        "reference": Param(None, type=["null", "string"], maxLength=64, pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
                            description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
                                        "it is written to the audit log."),
         "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),

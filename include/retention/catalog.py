@@ -34,10 +34,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     tuple_,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from .clock import Zones, is_due, is_temporal
@@ -396,7 +398,7 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
     schema_name = node.schema_name or policy.source_schema
     source = Table(node.table, metadata, schema=source_schema_of(schema_name), autoload_with=conn)
     foreign_key = list(getattr(node, "foreign_key", []))
-    archive = _archive_table(metadata, source, node, foreign_key, archive_schema)
+    archive = _archive_table(metadata, source, node, archive_schema)
     table_node = TableNode(node, source, archive, foreign_key)
     if isinstance(node, TablePolicy):
         def reflect(step: RelationStep) -> Table:
@@ -452,15 +454,38 @@ def _effective_scope(policy: RetentionPolicy, category: Category, node: TablePol
     return and_(to_sql(source, node.scope), *excluded)
 
 
-def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_key: list[str],
-                   archive_schema: str) -> Table:
-    parent_link = node.archived_with.foreign_key if isinstance(node, TablePolicy) and node.archived_with else []
-    keep = list(dict.fromkeys([*node.primary_key, *foreign_key, *parent_link, *node.archive_columns]))
-    columns = [
-        Column(name, source.c[name].type, primary_key=name in node.primary_key, autoincrement=False)
-        for name in keep
-    ]
-    columns += [
+@dataclass(frozen=True)
+class ArchiveLayout:
+    """What an archive table keeps of its active table, known from the policy alone: the
+    administrator's ``roles`` script creates archive tables from it, the engine reflects them."""
+
+    name: str
+    kept: list[str]  # copied columns, in the archive table's order
+    primary_key: list[str]
+    parent_link: list[str]  # foreign key to the parent (a child table)
+    dependant_link: list[str]  # foreign key to the row it is archived with (``archived_with``)
+
+    def indexes(self) -> list[tuple[str, list[str]]]:
+        """(name, columns) of each index besides the primary key."""
+        found = [(f"ix_{self.name}_retention_until", ["retention_until"])]
+        if self.parent_link:
+            found.append((f"ix_{self.name}_parent", self.parent_link))
+        if self.dependant_link:  # "does this parent still have a dependant here?", asked per parent row
+            found.append((f"ix_{self.name}_archived_with", self.dependant_link))
+        return found
+
+
+def archive_layout(node: TableBase) -> ArchiveLayout:
+    parent_link = list(getattr(node, "foreign_key", []))
+    dependant_link = list(node.archived_with.foreign_key) if isinstance(node, TablePolicy) and node.archived_with \
+        else []
+    kept = list(dict.fromkeys([*node.primary_key, *parent_link, *dependant_link, *node.archive_columns]))
+    return ArchiveLayout(node.archive_name, kept, list(node.primary_key), parent_link, dependant_link)
+
+
+def archive_metadata_columns() -> list[Column[Any]]:
+    """The facts each archive row carries after its copied columns (``ARCHIVE_METADATA_COLUMNS``)."""
+    return [
         Column("retention_start", Date),
         Column("retention_until", Date),
         Column("archived_at", UtcDateTime()),  # an instant of the project: UTC with its offset
@@ -468,13 +493,23 @@ def _archive_table(metadata: MetaData, source: Table, node: TableBase, foreign_k
         Column("run_id", String(250)),
         Column("anonymized", Boolean, nullable=False, default=False),
     ]
-    table = Table(node.archive_name, metadata, *columns, schema=archive_schema)
-    Index(f"ix_{node.archive_name}_retention_until", table.c.retention_until)
-    if foreign_key:
-        Index(f"ix_{node.archive_name}_parent", *(table.c[c] for c in foreign_key))
-    if parent_link:  # "does this parent still have a dependant here?", asked per parent row
-        Index(f"ix_{node.archive_name}_archived_with", *(table.c[c] for c in parent_link))
+
+
+def _archive_table(metadata: MetaData, source: Table, node: TableBase, archive_schema: str) -> Table:
+    layout = archive_layout(node)
+    columns = [
+        Column(name, source.c[name].type, primary_key=name in layout.primary_key, autoincrement=False)
+        for name in layout.kept
+    ]
+    table = Table(layout.name, metadata, *columns, *archive_metadata_columns(), schema=archive_schema)
+    for name, indexed in layout.indexes():
+        Index(name, *(table.c[c] for c in indexed))
     return table
+
+
+CREATE_ARCHIVE_FUNCTION = "retention_create_archive_table"
+ROLES_COMMAND = ("python -m include.retention.roles <policy.yaml> | psql <database>, as the database "
+                 "administrator")
 
 
 def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
@@ -487,7 +522,7 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
     for node in (n for root in nodes for n in root.walk_all()):
         archive = node.archive
         if not inspector.has_table(archive.name, schema=archive.schema):
-            archive.create(conn)
+            _create_archive_table(conn, archive)
             continue
         existing = {c["name"] for c in inspector.get_columns(archive.name, schema=archive.schema)}
         missing = [c.name for c in archive.columns if c.name not in existing]
@@ -497,6 +532,42 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
                 f"existing archive table lacks column(s) {', '.join(missing)}; "
                 "add them (ALTER TABLE ... ADD COLUMN) before archiving with this policy",
             )])
+
+
+def _create_archive_table(conn: Connection, archive: Table) -> None:
+    """Create one archive table, as the connected role may.
+
+    On PostgreSQL under the least-privilege roles the pipeline may create nothing: an object
+    it owned could be swapped for a view over its own function, run by whoever reads it next.
+    The administrator's SECURITY DEFINER function (``include/sql/least_privilege_roles.sql``)
+    creates the policy's archive tables instead, owned by the administrator. A role that may
+    create in the schema (an administrator's own connection, SQLite) creates the table itself.
+    """
+    if conn.dialect.name != "postgresql":
+        archive.create(conn)
+        return
+    schema = conn.dialect.identifier_preparer.quote_identifier(archive.schema)
+    callable_, creatable = conn.execute(text(
+        "SELECT coalesce(has_function_privilege(p, 'EXECUTE'), false), has_schema_privilege(:schema, 'CREATE') "
+        "FROM to_regprocedure(:function) AS p"),
+        {"function": f"{schema}.{CREATE_ARCHIVE_FUNCTION}(text)", "schema": archive.schema}).one()
+    if callable_:
+        try:
+            with conn.begin_nested():
+                conn.execute(text(f"SELECT {schema}.{CREATE_ARCHIVE_FUNCTION}(:name)"), {"name": archive.name})
+            return
+        except DBAPIError as refused:
+            why = str(refused.orig).splitlines()[0]
+    elif creatable:
+        archive.create(conn)
+        return
+    else:
+        why = f"role {conn.execute(text('SELECT current_user')).scalar_one()} may not create it"
+    raise PolicyError("<archive>", [Problem(
+        f"table {archive.schema}.{archive.name}",
+        f"archive table {archive.schema}.{archive.name} is missing and cannot be created ({why}); "
+        f"create it with the roles script of this policy: {ROLES_COMMAND}",
+    )])
 
 
 def open_category(conn: Connection, policy: RetentionPolicy, category: Category,

@@ -49,6 +49,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text as sql_text,
     true,
     update,
 )
@@ -61,14 +62,20 @@ from .catalog import TableNode, archive_exists, open_category
 from .errors import RetentionError
 from .instants import UtcDateTime
 from .policy import RetentionPolicy, TableBase
-from .subjects import Subject, SubjectKey, keyed_hash_sql, require_keyed_hash_sql
+from .subjects import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
 from .target import Target
 
 HOLDS_TABLE = "retention_legal_holds"
 ITEMS_TABLE = "retention_legal_hold_items"
 SCOPES = ("subject", "category", "rows")
 # A hold's reference is also written to the audit trail: a case number, never a name.
-REFERENCE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, which would reach the log.
+REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
+REFERENCE_RULE = "1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the audit trail)"
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# On PostgreSQL under the least-privilege roles the pipeline may not UPDATE lifted_at: the
+# administrator's function lifts a hold once its audit event is written (roles.py).
+LIFT_FUNCTION = "retention_lift_hold"
 # Composite keys are stored as their parts joined by the ASCII unit separator.
 KEY_SEPARATOR = "\x1f"
 HOLD_EVENTS = "legal_hold"  # the audit ``category`` of hold events: a hold may span categories
@@ -188,7 +195,7 @@ class HoldsInForce:
                                      "configured: set the Airflow Variable retention_subject_secret")
             held_hashes = self._items("subject", "")
             for kind, columns in node.policy.subject_identifiers.items():
-                parts += [keyed_hash_sql(self.key, kind, table.c[c], self.dialect).in_(held_hashes)
+                parts += [keyed_hash_in(self.key, kind, table.c[c], self.dialect, held_hashes)
                           for c in columns if c in table.c]
         return parts
 
@@ -305,12 +312,21 @@ def add_hold(target: Target, policy: RetentionPolicy, new: NewHold, key: Subject
         return _views(conn, tables, today, tables.holds.c.hold_id == hold_id)[0]
 
 
+def check_reference(reference: str | None) -> None:
+    """Refuse a reference that is not a plain case number, without repeating it: a refused
+    reference may be a person's name, and this message reaches the task log."""
+    value = reference or ""
+    if CONTROL.search(value):
+        raise RetentionError("legal hold reference: contains a newline or another control character (at "
+                             f"position {CONTROL.search(value).start() + 1}); {REFERENCE_RULE}")  # type: ignore[union-attr]
+    if not REFERENCE.match(value):
+        raise RetentionError(f"legal hold reference ({len(value)} characters) refused: {REFERENCE_RULE}")
+
+
 def _check_new(policy: RetentionPolicy, new: NewHold, today: date) -> None:
     if new.scope not in SCOPES:
         raise RetentionError(f"legal hold scope {new.scope!r} is unknown; use one of {', '.join(SCOPES)}")
-    if not REFERENCE.match(new.reference or ""):
-        raise RetentionError(f"legal hold reference {new.reference!r}: 1-64 letters, digits, '_', '.', ':' or '-' "
-                             "(it is written to the audit trail, so a case number, never a name)")
+    check_reference(new.reference)
     if not (new.reason or "").strip():
         raise RetentionError(f"legal hold {new.reference}: give the reason (the proceedings or the inquiry)")
     if not (new.created_by or "").strip():
@@ -395,6 +411,7 @@ def _nodes_of(conn: Connection, target: Target, policy: RetentionPolicy, table: 
 def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by: str, reason: str,
               ctx: RunContext, today: date) -> HoldView:
     """Lift a hold in force (who and why are recorded); its rows follow the schedule again."""
+    check_reference(reference)
     if not (lifted_by or "").strip() or not (reason or "").strip():
         raise RetentionError(f"lifting legal hold {reference!r} needs who lifts it and why")
     tables = hold_tables(target.archive_schema)
@@ -409,11 +426,25 @@ def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by
             raise RetentionError(f"legal hold {reference!r} was already lifted on {row.lifted_at:%Y-%m-%d}")
         if row.expires_on is not None and row.expires_on <= today:
             raise RetentionError(f"legal hold {reference!r} already expired on {row.expires_on}")
-        conn.execute(update(holds).where(holds.c.hold_id == row.hold_id).values(
-            lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason))
         _audit(conn, target, policy, ctx, reference, row.scope, row.category, row.table_name,
                _item_count(conn, tables, row.hold_id), "lifted", row.expires_on, [])
+        _lift(conn, holds, row.hold_id, lifted_by, reason)
         return _views(conn, tables, today, holds.c.hold_id == row.hold_id)[0]
+
+
+def _lift(conn: Connection, holds: Table, hold_id: int, lifted_by: str, reason: str) -> None:
+    """Mark the hold lifted, after its audit event: through the administrator's function where
+    the roles script installed it (it checks the event is there), else directly."""
+    if conn.dialect.name == "postgresql":
+        schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
+        function = f"{schema}.{LIFT_FUNCTION}"
+        if conn.execute(sql_text("SELECT to_regprocedure(:f) IS NOT NULL"),
+                        {"f": f"{function}(integer, text, text)"}).scalar_one():
+            conn.execute(sql_text(f"SELECT {function}(:hold, :by, :why)"),
+                         {"hold": hold_id, "by": lifted_by, "why": reason})
+            return
+    conn.execute(update(holds).where(holds.c.hold_id == hold_id).values(
+        lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason))
 
 
 def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,

@@ -1,16 +1,29 @@
 """Least-privilege PostgreSQL roles for a policy, as a SQL script an administrator runs.
 
 * ``retention_pipeline`` - what the DAGs connect as: SELECT, INSERT, UPDATE and DELETE on
-  the tables the policy names (SELECT only on those it merely reads), creates and writes
-  the archive tables in the archive schema, and may only INSERT into (and read) the audit
-  log - never UPDATE, DELETE or TRUNCATE it, on top of the triggers that refuse it. It may
-  create nothing outside the archive schema, and read no other table.
+  the tables the policy names (SELECT only on those it merely reads) and on the archive
+  tables, and may only INSERT into (and read) the audit log - never UPDATE, DELETE or
+  TRUNCATE it, on top of the triggers that refuse it. It owns nothing and may create in no
+  schema: an object it owned, where a privileged role looks, could be swapped for a view
+  over a function of its own, run with the rights of whoever reads it next (a superuser
+  counting the archive made the pipeline a superuser that way).
 * ``dpo_reader`` - the DPO: reads the audit log and the archive, and nothing else.
 
 The script creates the archive schema and the project's tables (audit log, legal holds,
 suppression list, run leases) itself, owned by the administrator who runs it, so that the
-pipeline is not their owner (an owner could grant itself back what was revoked). ``include/sql/least_privilege_roles.sql`` is this module's output
-for the shipped policy; a test keeps the two identical.
+pipeline is not their owner (an owner could grant itself back what was revoked, drop or
+empty the table). Two SECURITY DEFINER functions, owned by the administrator with a fixed
+``search_path``, do for the pipeline the two things it may not do itself:
+
+* ``retention_create_archive_table(name)`` creates one of the policy's archive tables - only
+  those listed in it when the administrator ran the script - with the column types of its
+  active table at the time of the call (the engine calls it when a run needs a missing one);
+* ``retention_lift_hold(hold_id, lifted_by, reason)`` lifts a hold only when the transaction's
+  audit log has its ``legal_hold`` "lifted" event (the pipeline may not UPDATE ``lifted_at``).
+
+``include/sql/least_privilege_roles.sql`` is this module's output for the shipped policy; a
+test keeps the two identical. Run it again after each policy change that adds an archive
+table (or a column to one: that one is migrated by hand, see the README).
 
     python -m include.retention.roles [policy.yaml] > roles.sql
 """
@@ -19,12 +32,13 @@ from __future__ import annotations
 
 import sys
 
-from sqlalchemy import Table
+from sqlalchemy import MetaData, Table
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from .audit import append_only_trigger_sql, audit_table
-from .holds import hold_tables
+from .catalog import CREATE_ARCHIVE_FUNCTION, ArchiveLayout, archive_layout, archive_metadata_columns
+from .holds import LIFT_FUNCTION, hold_tables
 from .locks import locks_table
 from .policy import RetentionPolicy, load_policy
 from .suppression import suppression_table
@@ -57,6 +71,160 @@ def _qualified(schema: str, table: str) -> str:
     return f'"{schema}"."{table}"'
 
 
+def archive_layouts(policy: RetentionPolicy) -> dict[str, tuple[str, ArchiveLayout]]:
+    """Each archive table the policy may write, by name, with its active table (quoted)."""
+    found: dict[str, tuple[str, ArchiveLayout]] = {}
+    for category in policy.categories.values():
+        for root in category.tables:
+            for node in root.walk():
+                entry = (_qualified(node.schema_name or policy.source_schema, node.table), archive_layout(node))
+                if found.setdefault(entry[1].name, entry) != entry:
+                    raise ValueError(f"archive table {entry[1].name!r} is defined twice, differently: give one "
+                                     "of the policy's tables another archive_name")
+    return dict(sorted(found.items()))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _array(values: list[str]) -> str:
+    return f"ARRAY[{', '.join(_literal(v) for v in values)}]::text[]"
+
+
+def create_archive_function_sql(policy: RetentionPolicy) -> list[str]:
+    """The administrator's function that creates the policy's archive tables, and only them.
+
+    Everything but the copied columns' types is fixed here, when the administrator runs the
+    script: the list of tables, their columns, keys, indexes and grants. The types are read
+    from the active table at the time of the call (the pipeline cannot alter that table).
+    """
+    archive, dialect = policy.archive_schema, postgresql.dialect()
+    facts = ", ".join(str(CreateColumn(c).compile(dialect=dialect))
+                      for c in Table("facts", MetaData(), *archive_metadata_columns()).columns)
+    rows = []
+    for name, (source, layout) in archive_layouts(policy).items():
+        table = _qualified(archive, name)
+        create = f"CREATE TABLE IF NOT EXISTS {table} (%s, {facts}, PRIMARY KEY ({_names(layout.primary_key)}))"
+        after = [f'CREATE INDEX IF NOT EXISTS "{index}" ON {table} ({_names(columns)})'
+                 for index, columns in layout.indexes()]
+        after += [f"REVOKE ALL ON {table} FROM PUBLIC",
+                  f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PIPELINE_ROLE}",
+                  f"GRANT SELECT ON {table} TO {READER_ROLE}"]
+        rows.append(f"    ({_literal(name)}, {_literal(source)}, {_array(layout.kept)},\n"
+                    f"     {_literal(create)},\n"
+                    f"     {_array(after)})")
+    function = f'"{archive}".{CREATE_ARCHIVE_FUNCTION}'
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}(archive_table text) RETURNS void",
+        "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$",
+        "DECLARE",
+        "  spec record;",
+        "  copied text;",
+        "  present integer;",
+        "  statement text;",
+        "BEGIN",
+        "  SELECT * INTO spec FROM (VALUES",
+        ",\n".join(rows),
+        "  ) AS approved (name, source_table, kept, create_table, after) WHERE approved.name = archive_table;",
+        "  IF NOT FOUND THEN",
+        f"    RAISE EXCEPTION 'archive table %: not one the administrator approved for policy {policy.version} "
+        "(run python -m include.retention.roles for the policy in force, as the administrator)',",
+        "      quote_literal(left(archive_table, 128));",
+        "  END IF;",
+        "  SELECT string_agg(format('%I %s', k.name, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY k.position),",
+        "         count(a.attnum)",
+        "    INTO copied, present",
+        "    FROM unnest(spec.kept) WITH ORDINALITY AS k (name, position)",
+        "    LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(spec.source_table) AND a.attname = k.name",
+        "                            AND a.attnum > 0 AND NOT a.attisdropped;",
+        "  IF present < cardinality(spec.kept) THEN",
+        "    RAISE EXCEPTION 'archive table %: its active table % lacks a column it keeps (one of %)',",
+        "      spec.name, spec.source_table, spec.kept;",
+        "  END IF;",
+        "  EXECUTE format(spec.create_table, copied);",
+        "  FOREACH statement IN ARRAY spec.after LOOP EXECUTE statement; END LOOP;",
+        "END $fn$;",
+        f"REVOKE ALL ON FUNCTION {function}(text) FROM PUBLIC;",
+        f"GRANT EXECUTE ON FUNCTION {function}(text) TO {PIPELINE_ROLE};",
+    ]
+
+
+def lift_hold_function_sql(policy: RetentionPolicy) -> list[str]:
+    """The administrator's function that lifts a hold, only once its audit event is written."""
+    archive = policy.archive_schema
+    holds, trail = hold_tables(archive).holds, _qualified(archive, policy.audit_table)
+    register = _qualified(archive, holds.name)
+    function = f'"{archive}".{LIFT_FUNCTION}'
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}(p_hold integer, p_lifted_by text, p_reason text) RETURNS void",
+        "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$",
+        "DECLARE",
+        "  held text;",
+        "BEGIN",
+        f"  SELECT reference INTO held FROM {register} WHERE hold_id = p_hold AND lifted_at IS NULL FOR UPDATE;",
+        "  IF NOT FOUND THEN",
+        "    RAISE EXCEPTION 'legal hold number % is not in the register, or is already lifted', p_hold;",
+        "  END IF;",
+        "  IF coalesce(btrim(p_lifted_by), '') = '' OR coalesce(btrim(p_reason), '') = '' THEN",
+        "    RAISE EXCEPTION 'lifting legal hold % needs who lifts it and why', held;",
+        "  END IF;",
+        f"  IF NOT EXISTS (SELECT 1 FROM {trail} e WHERE e.action = 'legal_hold' AND CASE",
+        "      WHEN e.action = 'legal_hold' AND e.details LIKE '{%' THEN",
+        "        e.details::jsonb ->> 'hold_reference' = held AND e.details::jsonb ->> 'outcome' = 'lifted' END) THEN",
+        "    RAISE EXCEPTION 'legal hold %: no legal_hold event with outcome lifted in the audit log; "
+        "write it first, in the same transaction', held;",
+        "  END IF;",
+        f"  UPDATE {register} SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason WHERE hold_id = p_hold;",
+        "END $fn$;",
+        f"REVOKE ALL ON FUNCTION {function}(integer, text, text) FROM PUBLIC;",
+        f"GRANT EXECUTE ON FUNCTION {function}(integer, text, text) TO {PIPELINE_ROLE};",
+    ]
+
+
+def existing_archive_sql(policy: RetentionPolicy) -> list[str]:
+    """Bring an archive made under the earlier scripts (the pipeline created and owned the
+    archive tables) under the administrator, and refuse what may have been planted there."""
+    archive = policy.archive_schema
+    names = _array(list(archive_layouts(policy)))
+    return [
+        "DO $$ DECLARE planted text; t regclass; archive_table text; BEGIN",
+        "  SELECT string_agg(what, ', ') INTO planted FROM (",
+        "    SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'",
+        "                              WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass) AS what",
+        f"      FROM pg_class c WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
+        f"       AND c.relkind IN ('v', 'm', 'f') AND c.relowner = '{PIPELINE_ROLE}'::regrole",
+        f"    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p WHERE p.proowner = '{PIPELINE_ROLE}'::regrole",
+        "    UNION ALL SELECT format('rule %I on %s', r.rulename, r.ev_class::regclass) FROM pg_rewrite r",
+        f"      JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
+        f"       AND c.relowner = '{PIPELINE_ROLE}'::regrole AND r.rulename <> '_RETURN'",
+        "    UNION ALL SELECT format('trigger %I on %s', g.tgname, g.tgrelid::regclass) FROM pg_trigger g",
+        f"      JOIN pg_class c ON c.oid = g.tgrelid WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
+        f"       AND c.relowner = '{PIPELINE_ROLE}'::regrole AND NOT g.tgisinternal",
+        "  ) AS found;",
+        "  IF planted IS NOT NULL THEN",
+        f"    RAISE EXCEPTION 'owned by {PIPELINE_ROLE}, which may own nothing: %. Look at each (it may have been "
+        "planted to run with the rights of whoever reads it), drop it, then run this script again', planted;",
+        "  END IF;",
+        f"  FOR t IN SELECT c.oid::regclass FROM pg_class c WHERE c.relowner = '{PIPELINE_ROLE}'::regrole",
+        f"           AND c.relnamespace = '\"{archive}\"'::regnamespace AND c.relkind IN ('r', 'p') LOOP",
+        "    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, current_user);",
+        "  END LOOP;",
+        f"  FOREACH archive_table IN ARRAY {names} LOOP",
+        f"    t := to_regclass(format('%I.%I', {_literal(archive)}, archive_table));",
+        "    CONTINUE WHEN t IS NULL;",
+        f"    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, {PIPELINE_ROLE}', t);",
+        f"    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO {PIPELINE_ROLE}', t);",
+        f"    EXECUTE format('GRANT SELECT ON %s TO {READER_ROLE}', t);",
+        "  END LOOP;",
+        "END $$;",
+    ]
+
+
 def least_privilege_sql(policy: RetentionPolicy) -> str:
     """The whole script, idempotent where PostgreSQL allows it."""
     archive = policy.archive_schema
@@ -65,9 +233,13 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
                       for root in c.tables for t in root.walk()})
     trail = audit_table(archive, policy.audit_table)
     holds = hold_tables(archive)
+    lift_columns = {"lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
+    added = ", ".join(c.name for c in holds.holds.columns if c.name not in lift_columns)
     project = [  # the project's own tables, with what the pipeline may do to each
         (trail, "SELECT, INSERT"),                      # append-only: the triggers refuse the rest too
-        (holds.holds, "SELECT, INSERT, UPDATE"),        # lifted or expired, never deleted
+        # Added, never deleted; lifted only through retention_lift_hold (with its audit event);
+        # an expiry is recorded once (the date, not this column, ends the hold).
+        (holds.holds, f"SELECT, INSERT ({added}), UPDATE (expiry_recorded_at)"),
         (holds.items, "SELECT, INSERT"),
         (suppression_table(archive), "SELECT, INSERT"),  # an opposition is for good
         (locks_table(archive), "SELECT, INSERT, UPDATE, DELETE"),
@@ -108,22 +280,34 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "-- Keyed hashes in SQL: the post-run check and legal holds on a person compare hashes.",
         "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
         "",
-        "-- The archive schema and the project's tables (audit log, legal holds, suppression list,",
-        "-- run leases) belong to the administrator, not to the pipeline: an owner could grant",
-        "-- itself back what is revoked here. The pipeline creates the archive tables themselves.",
+        "-- The archive schema, the project's tables (audit log, legal holds, suppression list, run",
+        "-- leases) and the archive tables belong to the administrator, not to the pipeline: an owner",
+        "-- could grant itself back what is revoked here, drop or empty the table, or swap it for a",
+        "-- view over a function of its own that runs with the rights of whoever reads it next.",
+        "-- The pipeline may create in no schema.",
         f'CREATE SCHEMA IF NOT EXISTS "{archive}";',
         *(statement for table, _ in project for statement in create(table)),
         *(f"{statement};" for statement in append_only_trigger_sql("postgresql", trail)),
-        f'REVOKE ALL ON SCHEMA "{archive}" FROM PUBLIC;',
-        f'GRANT USAGE, CREATE ON SCHEMA "{archive}" TO {PIPELINE_ROLE};',
+        f'REVOKE ALL ON SCHEMA "{archive}" FROM PUBLIC, {PIPELINE_ROLE};',
+        f'GRANT USAGE ON SCHEMA "{archive}" TO {PIPELINE_ROLE};',
+        *(f'REVOKE ALL ON "{archive}"."{table.name}" FROM PUBLIC, {PIPELINE_ROLE};' for table, _ in project),
         *(f'GRANT {rights} ON "{archive}"."{table.name}" TO {PIPELINE_ROLE};' for table, rights in project),
         f'GRANT USAGE, SELECT ON SEQUENCE "{archive}"."{holds.holds.name}_hold_id_seq" TO {PIPELINE_ROLE};',
-        f'REVOKE UPDATE, DELETE, TRUNCATE ON "{archive}"."{trail.name}" FROM {PIPELINE_ROLE};',
         "",
-        "-- The DPO reads the audit log and the archive - including archive tables the pipeline creates later.",
+        "-- Archive tables made by an earlier version of this script belonged to the pipeline.",
+        *existing_archive_sql(policy),
+        "",
+        "-- The archive tables: created on demand by the engine through this function, which creates",
+        "-- only the tables listed in it, owned by the administrator. Run this script again when the",
+        "-- policy gains an archive table.",
+        *create_archive_function_sql(policy),
+        "",
+        "-- Lifting a hold: only with its audit event (the pipeline may not UPDATE lifted_at).",
+        *lift_hold_function_sql(policy),
+        "",
+        "-- The DPO reads the audit log and the archive (the function grants it each new archive table).",
         f'GRANT USAGE ON SCHEMA "{archive}" TO {READER_ROLE};',
         f'GRANT SELECT ON ALL TABLES IN SCHEMA "{archive}" TO {READER_ROLE};',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE {PIPELINE_ROLE} IN SCHEMA "{archive}" GRANT SELECT ON TABLES TO {READER_ROLE};',
         "",
     ]
     return "\n".join(lines)

@@ -34,9 +34,11 @@ DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO retention_pipeline
 -- Keyed hashes in SQL: the post-run check and legal holds on a person compare hashes.
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 
--- The archive schema and the project's tables (audit log, legal holds, suppression list,
--- run leases) belong to the administrator, not to the pipeline: an owner could grant
--- itself back what is revoked here. The pipeline creates the archive tables themselves.
+-- The archive schema, the project's tables (audit log, legal holds, suppression list, run
+-- leases) and the archive tables belong to the administrator, not to the pipeline: an owner
+-- could grant itself back what is revoked here, drop or empty the table, or swap it for a
+-- view over a function of its own that runs with the rights of whoever reads it next.
+-- The pipeline may create in no schema.
 CREATE SCHEMA IF NOT EXISTS "archive";
 CREATE TABLE IF NOT EXISTS archive.retention_audit (
 	event_id INTEGER NOT NULL, 
@@ -101,17 +103,146 @@ CREATE TABLE IF NOT EXISTS archive.retention_run_locks (
 CREATE OR REPLACE FUNCTION "archive"."retention_audit_append_only"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log archive.retention_audit is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE TRIGGER "retention_audit_append_only" BEFORE UPDATE OR DELETE ON "archive"."retention_audit" FOR EACH ROW EXECUTE FUNCTION "archive"."retention_audit_append_only"();
 CREATE OR REPLACE TRIGGER "retention_audit_no_truncate" BEFORE TRUNCATE ON "archive"."retention_audit" FOR EACH STATEMENT EXECUTE FUNCTION "archive"."retention_audit_append_only"();
-REVOKE ALL ON SCHEMA "archive" FROM PUBLIC;
-GRANT USAGE, CREATE ON SCHEMA "archive" TO retention_pipeline;
+REVOKE ALL ON SCHEMA "archive" FROM PUBLIC, retention_pipeline;
+GRANT USAGE ON SCHEMA "archive" TO retention_pipeline;
+REVOKE ALL ON "archive"."retention_audit" FROM PUBLIC, retention_pipeline;
+REVOKE ALL ON "archive"."retention_legal_holds" FROM PUBLIC, retention_pipeline;
+REVOKE ALL ON "archive"."retention_legal_hold_items" FROM PUBLIC, retention_pipeline;
+REVOKE ALL ON "archive"."retention_suppression" FROM PUBLIC, retention_pipeline;
+REVOKE ALL ON "archive"."retention_run_locks" FROM PUBLIC, retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_audit" TO retention_pipeline;
-GRANT SELECT, INSERT, UPDATE ON "archive"."retention_legal_holds" TO retention_pipeline;
+GRANT SELECT, INSERT (hold_id, reference, scope, category, table_name, reason, created_by, created_at, expires_on), UPDATE (expiry_recorded_at) ON "archive"."retention_legal_holds" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_legal_hold_items" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_suppression" TO retention_pipeline;
 GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."retention_run_locks" TO retention_pipeline;
 GRANT USAGE, SELECT ON SEQUENCE "archive"."retention_legal_holds_hold_id_seq" TO retention_pipeline;
-REVOKE UPDATE, DELETE, TRUNCATE ON "archive"."retention_audit" FROM retention_pipeline;
 
--- The DPO reads the audit log and the archive - including archive tables the pipeline creates later.
+-- Archive tables made by an earlier version of this script belonged to the pipeline.
+DO $$ DECLARE planted text; t regclass; archive_table text; BEGIN
+  SELECT string_agg(what, ', ') INTO planted FROM (
+    SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                              WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass) AS what
+      FROM pg_class c WHERE c.relnamespace = '"archive"'::regnamespace
+       AND c.relkind IN ('v', 'm', 'f') AND c.relowner = 'retention_pipeline'::regrole
+    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p WHERE p.proowner = 'retention_pipeline'::regrole
+    UNION ALL SELECT format('rule %I on %s', r.rulename, r.ev_class::regclass) FROM pg_rewrite r
+      JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = '"archive"'::regnamespace
+       AND c.relowner = 'retention_pipeline'::regrole AND r.rulename <> '_RETURN'
+    UNION ALL SELECT format('trigger %I on %s', g.tgname, g.tgrelid::regclass) FROM pg_trigger g
+      JOIN pg_class c ON c.oid = g.tgrelid WHERE c.relnamespace = '"archive"'::regnamespace
+       AND c.relowner = 'retention_pipeline'::regrole AND NOT g.tgisinternal
+  ) AS found;
+  IF planted IS NOT NULL THEN
+    RAISE EXCEPTION 'owned by retention_pipeline, which may own nothing: %. Look at each (it may have been planted to run with the rights of whoever reads it), drop it, then run this script again', planted;
+  END IF;
+  FOR t IN SELECT c.oid::regclass FROM pg_class c WHERE c.relowner = 'retention_pipeline'::regrole
+           AND c.relnamespace = '"archive"'::regnamespace AND c.relkind IN ('r', 'p') LOOP
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, current_user);
+  END LOOP;
+  FOREACH archive_table IN ARRAY ARRAY['customer_contracts', 'customers', 'invoices', 'prospect_interactions', 'prospects', 'rights_requests', 'subscriptions', 'supplier_contracts', 'suppliers', 'tracking_consents', 'tracking_cookies', 'tracking_events', 'web_form_submissions']::text[] LOOP
+    t := to_regclass(format('%I.%I', 'archive', archive_table));
+    CONTINUE WHEN t IS NULL;
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, retention_pipeline', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO retention_pipeline', t);
+    EXECUTE format('GRANT SELECT ON %s TO dpo_reader', t);
+  END LOOP;
+END $$;
+
+-- The archive tables: created on demand by the engine through this function, which creates
+-- only the tables listed in it, owned by the administrator. Run this script again when the
+-- policy gains an archive table.
+CREATE OR REPLACE FUNCTION "archive".retention_create_archive_table(archive_table text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  spec record;
+  copied text;
+  present integer;
+  statement text;
+BEGIN
+  SELECT * INTO spec FROM (VALUES
+    ('customer_contracts', '"crm"."customer_contracts"', ARRAY['contract_id', 'customer_id', 'reference', 'product', 'signed_at', 'ended_at', 'amount']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."customer_contracts" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("contract_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_customer_contracts_retention_until" ON "archive"."customer_contracts" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_customer_contracts_parent" ON "archive"."customer_contracts" ("customer_id")', 'REVOKE ALL ON "archive"."customer_contracts" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."customer_contracts" TO retention_pipeline', 'GRANT SELECT ON "archive"."customer_contracts" TO dpo_reader']::text[]),
+    ('customers', '"crm"."customers"', ARRAY['customer_id', 'customer_number', 'company_name', 'contact_name', 'email', 'postcode', 'city', 'relationship_ended_at']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."customers" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("customer_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_customers_retention_until" ON "archive"."customers" ("retention_until")', 'REVOKE ALL ON "archive"."customers" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."customers" TO retention_pipeline', 'GRANT SELECT ON "archive"."customers" TO dpo_reader']::text[]),
+    ('invoices', '"crm"."invoices"', ARRAY['invoice_id', 'subscription_id', 'invoice_number', 'issued_at', 'billing_name', 'billing_address', 'amount_excl_tax', 'vat_amount', 'amount_incl_tax']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."invoices" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("invoice_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_invoices_retention_until" ON "archive"."invoices" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_invoices_parent" ON "archive"."invoices" ("subscription_id")', 'REVOKE ALL ON "archive"."invoices" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."invoices" TO retention_pipeline', 'GRANT SELECT ON "archive"."invoices" TO dpo_reader']::text[]),
+    ('prospect_interactions', '"crm"."prospect_interactions"', ARRAY['interaction_id', 'prospect_id', 'occurred_at', 'direction', 'channel', 'kind']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."prospect_interactions" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("interaction_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_prospect_interactions_retention_until" ON "archive"."prospect_interactions" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_prospect_interactions_parent" ON "archive"."prospect_interactions" ("prospect_id")', 'REVOKE ALL ON "archive"."prospect_interactions" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."prospect_interactions" TO retention_pipeline', 'GRANT SELECT ON "archive"."prospect_interactions" TO dpo_reader']::text[]),
+    ('prospects', '"crm"."prospects"', ARRAY['prospect_id', 'first_name', 'last_name', 'email', 'company', 'commercial_consent', 'last_inbound_contact_at']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."prospects" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("prospect_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_prospects_retention_until" ON "archive"."prospects" ("retention_until")', 'REVOKE ALL ON "archive"."prospects" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."prospects" TO retention_pipeline', 'GRANT SELECT ON "archive"."prospects" TO dpo_reader']::text[]),
+    ('rights_requests', '"crm"."rights_requests"', ARRAY['request_id', 'reference', 'request_type', 'requester_email', 'received_at', 'due_at', 'identity_verified', 'closed_at', 'outcome']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."rights_requests" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("request_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_rights_requests_retention_until" ON "archive"."rights_requests" ("retention_until")', 'REVOKE ALL ON "archive"."rights_requests" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."rights_requests" TO retention_pipeline', 'GRANT SELECT ON "archive"."rights_requests" TO dpo_reader']::text[]),
+    ('subscriptions', '"crm"."subscriptions"', ARRAY['subscription_id', 'customer_number', 'plan', 'billing_email', 'started_at', 'ended_at']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."subscriptions" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("subscription_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_subscriptions_retention_until" ON "archive"."subscriptions" ("retention_until")', 'REVOKE ALL ON "archive"."subscriptions" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."subscriptions" TO retention_pipeline', 'GRANT SELECT ON "archive"."subscriptions" TO dpo_reader']::text[]),
+    ('supplier_contracts', '"crm"."supplier_contracts"', ARRAY['supplier_contract_id', 'supplier_id', 'reference', 'subject', 'signed_at', 'ended_at', 'amount']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."supplier_contracts" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("supplier_contract_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_supplier_contracts_retention_until" ON "archive"."supplier_contracts" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_supplier_contracts_parent" ON "archive"."supplier_contracts" ("supplier_id")', 'REVOKE ALL ON "archive"."supplier_contracts" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."supplier_contracts" TO retention_pipeline', 'GRANT SELECT ON "archive"."supplier_contracts" TO dpo_reader']::text[]),
+    ('suppliers', '"crm"."suppliers"', ARRAY['supplier_id', 'company_name', 'siret', 'contact_name', 'contact_email', 'relationship_ended_at']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."suppliers" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("supplier_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_suppliers_retention_until" ON "archive"."suppliers" ("retention_until")', 'REVOKE ALL ON "archive"."suppliers" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."suppliers" TO retention_pipeline', 'GRANT SELECT ON "archive"."suppliers" TO dpo_reader']::text[]),
+    ('tracking_consents', '"crm"."tracking_consents"', ARRAY['consent_id', 'cookie_id']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."tracking_consents" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("consent_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_consents_retention_until" ON "archive"."tracking_consents" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_tracking_consents_parent" ON "archive"."tracking_consents" ("cookie_id")', 'REVOKE ALL ON "archive"."tracking_consents" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_consents" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_consents" TO dpo_reader']::text[]),
+    ('tracking_cookies', '"crm"."tracking_cookies"', ARRAY['cookie_id']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."tracking_cookies" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("cookie_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_cookies_retention_until" ON "archive"."tracking_cookies" ("retention_until")', 'REVOKE ALL ON "archive"."tracking_cookies" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_cookies" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_cookies" TO dpo_reader']::text[]),
+    ('tracking_events', '"crm"."tracking_events"', ARRAY['event_id', 'cookie_id']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."tracking_events" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("event_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_events_retention_until" ON "archive"."tracking_events" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_tracking_events_parent" ON "archive"."tracking_events" ("cookie_id")', 'REVOKE ALL ON "archive"."tracking_events" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_events" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_events" TO dpo_reader']::text[]),
+    ('web_form_submissions', '"crm"."web_form_submissions"', ARRAY['submission_id', 'form_name', 'full_name', 'email', 'message', 'submitted_at', 'last_inbound_contact_at']::text[],
+     'CREATE TABLE IF NOT EXISTS "archive"."web_form_submissions" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("submission_id"))',
+     ARRAY['CREATE INDEX IF NOT EXISTS "ix_web_form_submissions_retention_until" ON "archive"."web_form_submissions" ("retention_until")', 'REVOKE ALL ON "archive"."web_form_submissions" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."web_form_submissions" TO retention_pipeline', 'GRANT SELECT ON "archive"."web_form_submissions" TO dpo_reader']::text[])
+  ) AS approved (name, source_table, kept, create_table, after) WHERE approved.name = archive_table;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'archive table %: not one the administrator approved for policy 2026-11-26.1 (run python -m include.retention.roles for the policy in force, as the administrator)',
+      quote_literal(left(archive_table, 128));
+  END IF;
+  SELECT string_agg(format('%I %s', k.name, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY k.position),
+         count(a.attnum)
+    INTO copied, present
+    FROM unnest(spec.kept) WITH ORDINALITY AS k (name, position)
+    LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(spec.source_table) AND a.attname = k.name
+                            AND a.attnum > 0 AND NOT a.attisdropped;
+  IF present < cardinality(spec.kept) THEN
+    RAISE EXCEPTION 'archive table %: its active table % lacks a column it keeps (one of %)',
+      spec.name, spec.source_table, spec.kept;
+  END IF;
+  EXECUTE format(spec.create_table, copied);
+  FOREACH statement IN ARRAY spec.after LOOP EXECUTE statement; END LOOP;
+END $fn$;
+REVOKE ALL ON FUNCTION "archive".retention_create_archive_table(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "archive".retention_create_archive_table(text) TO retention_pipeline;
+
+-- Lifting a hold: only with its audit event (the pipeline may not UPDATE lifted_at).
+CREATE OR REPLACE FUNCTION "archive".retention_lift_hold(p_hold integer, p_lifted_by text, p_reason text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  held text;
+BEGIN
+  SELECT reference INTO held FROM "archive"."retention_legal_holds" WHERE hold_id = p_hold AND lifted_at IS NULL FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'legal hold number % is not in the register, or is already lifted', p_hold;
+  END IF;
+  IF coalesce(btrim(p_lifted_by), '') = '' OR coalesce(btrim(p_reason), '') = '' THEN
+    RAISE EXCEPTION 'lifting legal hold % needs who lifts it and why', held;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM "archive"."retention_audit" e WHERE e.action = 'legal_hold' AND CASE
+      WHEN e.action = 'legal_hold' AND e.details LIKE '{%' THEN
+        e.details::jsonb ->> 'hold_reference' = held AND e.details::jsonb ->> 'outcome' = 'lifted' END) THEN
+    RAISE EXCEPTION 'legal hold %: no legal_hold event with outcome lifted in the audit log; write it first, in the same transaction', held;
+  END IF;
+  UPDATE "archive"."retention_legal_holds" SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason WHERE hold_id = p_hold;
+END $fn$;
+REVOKE ALL ON FUNCTION "archive".retention_lift_hold(integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "archive".retention_lift_hold(integer, text, text) TO retention_pipeline;
+
+-- The DPO reads the audit log and the archive (the function grants it each new archive table).
 GRANT USAGE ON SCHEMA "archive" TO dpo_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA "archive" TO dpo_reader;
-ALTER DEFAULT PRIVILEGES FOR ROLE retention_pipeline IN SCHEMA "archive" GRANT SELECT ON TABLES TO dpo_reader;

@@ -85,3 +85,16 @@ def test_a_bad_hold_fails_the_task_naming_the_problem_and_records_nothing(bag, s
     trail = audit_table("archive", "retention_audit")
     with seeded_postgres.read() as conn:
         assert not table_exists(conn, trail) or events(conn, trail, action="legal_hold") == []
+
+
+@pytest.mark.parametrize("reference", ["RG-2026-0042\n", "RG-2026-0042\nforged line"])
+def test_a_reference_with_a_newline_is_refused_by_the_form(bag, reference):
+    """JSON-schema patterns run on Python's re, whose "$" also matches before a final newline."""
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    declared = bag.dags["legal_hold"].params.get_param("reference")
+    form = Param(None, **declared.schema)  # the form's own copy: a resolved value stays on the DAG's
+    assert form.resolve("RG-2026-0042") == "RG-2026-0042"
+    with pytest.raises(ParamValidationError, match="does not match"):
+        form.resolve(reference)

@@ -12,10 +12,10 @@ from crm_helpers import KEY
 from engine_helpers import AS_OF, audit_events, club_policy, create_club, ids, run_category
 from include.retention import certificate
 from include.retention import dpo_report as dpo
-from include.retention.audit import RunContext, audit_table, verify_chain
+from include.retention.audit import RunContext, audit_table, events, table_exists, verify_chain
 from include.retention.erasure import erase
 from include.retention.errors import RetentionError
-from include.retention.holds import NewHold, add_hold, lift_hold, list_holds
+from include.retention.holds import NewHold, add_hold, check_reference, lift_hold, list_holds
 from include.retention.postflight import post_run_gate
 from include.retention.steps import StepContext
 from include.retention.subjects import Subject
@@ -160,6 +160,31 @@ def test_a_bad_hold_is_refused_naming_the_problem_and_nothing_is_recorded(club, 
         _hold(club, **fields)
     with club.read() as conn:
         assert list_holds(conn, "archive", TODAY) == []
+
+
+@pytest.mark.parametrize("reference", [
+    "RG-2026-001\n", "RG-2026\n-001", "RG-2026-001\r", "Jeanne\tMartin", "RG-2026-001\x00", "RG-2026-001\u2028",
+    "RG-2026-001\x1b[2K",
+])
+def test_a_hold_reference_with_a_newline_or_control_character_is_refused_naming_the_field_not_the_value(
+        club, reference):
+    """A reference goes to the audit log and the task log: a line break there forges a line."""
+    with pytest.raises(RetentionError, match="legal hold reference: contains a newline or another control "
+                                             "character") as refused:
+        _hold(club, reference=reference)
+    assert reference.split()[0].strip("\x00\x1b") not in str(refused.value)
+    with pytest.raises(RetentionError, match="legal hold reference: contains a newline"):
+        lift_hold(club, club_policy(), reference, "dpo@example.fr", "closed", HOLD_CTX, TODAY)
+    trail = audit_table("archive", club_policy().audit_table)
+    with club.read() as conn:
+        assert list_holds(conn, "archive", TODAY) == []
+        assert not table_exists(conn, trail) or events(conn, trail, action="legal_hold") == []
+
+
+def test_a_refused_reference_is_not_repeated_in_the_error():
+    with pytest.raises(RetentionError) as refused:
+        check_reference("Jeanne Martin, née Durand")
+    assert "Jeanne" not in str(refused.value) and "25 characters" in str(refused.value)
 
 
 def test_a_reference_is_used_once(club):

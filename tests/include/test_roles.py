@@ -1,5 +1,10 @@
 """Least-privilege roles on a real PostgreSQL: the pipeline can run the schedule but not
-touch the audit log; the DPO can read the audit log and the archive, and nothing else."""
+touch the audit log; the DPO can read the audit log and the archive, and nothing else.
+
+The pipeline's credentials are the ones most exposed (every worker holds them), so each
+test here acts as a hostile holder of them: it owns nothing a privileged role reads, creates
+nothing where others look, cannot drop or empty an archive table, and lifts a hold only
+with its audit event."""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from crm_helpers import AS_OF, KEY
 from engine_helpers import run_category
 from include.retention import dpo_report
-from include.retention.audit import RunContext
+from include.retention.audit import RunContext, audit_table, events
+from include.retention.errors import PolicyError
 from include.retention.holds import NewHold, add_hold, lift_hold
 from include.retention.locks import category_step, release_lease
 from include.retention.postflight import post_run_gate
@@ -47,11 +53,10 @@ def secured(postgres_server):
         raw.commit()
     finally:
         raw.close()
-    admin.dispose()
     as_role = {role: connect(make_url(url).set(username=role).render_as_string(hide_password=False))
                for role in (PIPELINE_ROLE, READER_ROLE)}
-    yield as_role
-    for target in as_role.values():
+    yield {**as_role, "administrator": admin}
+    for target in (*as_role.values(), admin):
         target.dispose()
 
 
@@ -92,6 +97,21 @@ def test_the_pipeline_role_runs_the_whole_pipeline(secured):
 
 
 @pytest.mark.parametrize("statement", [
+    "CREATE TABLE archive.pipeline_notes (id int)",
+    "CREATE VIEW archive.pipeline_view AS SELECT 1 AS one",
+    "CREATE FUNCTION archive.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION public.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "ALTER TABLE archive.prospects RENAME TO prospects_kept",
+    "ALTER TABLE archive.prospects ADD COLUMN note text",
+    "DROP TABLE archive.prospects",
+    "TRUNCATE archive.prospects",
+    "DROP TABLE archive.retention_legal_holds",
+    "TRUNCATE archive.retention_legal_holds CASCADE",
+    "TRUNCATE archive.retention_suppression",
+    "UPDATE archive.retention_legal_holds SET lifted_at = now(), lifted_by = 'x', lift_reason = 'x'",
+    "UPDATE archive.retention_legal_holds SET expires_on = current_date",
+    "INSERT INTO archive.retention_legal_holds (reference, scope, reason, created_by, created_at, lifted_at) "
+    "VALUES ('RG-LIFTED', 'category', 'x', 'x', now(), now())",
     "UPDATE archive.retention_audit SET row_count = 0",
     "DELETE FROM archive.retention_audit",
     "TRUNCATE archive.retention_audit",
@@ -107,7 +127,8 @@ def test_the_pipeline_role_runs_the_whole_pipeline(secured):
     "DROP TABLE crm.prospects",
 ])
 def test_the_pipeline_role_can_do_nothing_else(secured, statement):
-    """In particular, it can neither change nor remove audit events, nor create tables outside the archive."""
+    """In particular, it can neither change nor remove audit events, nor create anything in any
+    schema, nor drop, empty or rename an archive table, nor lift a hold behind the log's back."""
     pipeline = secured[PIPELINE_ROLE]
     run_category(pipeline, load_policy(), category="prospection")
     with pytest.raises(ProgrammingError, match="permission denied|must be owner|privileges"), \
@@ -131,3 +152,118 @@ def test_the_dpo_can_do_nothing_else(secured, statement):
     run_category(secured[PIPELINE_ROLE], load_policy(), category="prospection")
     with pytest.raises(ProgrammingError, match="permission denied"), secured[READER_ROLE].engine.begin() as conn:
         conn.execute(text(statement))
+
+
+def _as_pipeline(secured, statement: str) -> str | None:
+    """Run one statement as the pipeline in its own transaction: None if it passed, else why not."""
+    try:
+        with secured[PIPELINE_ROLE].engine.begin() as conn:
+            conn.execute(text(statement))
+    except DBAPIError as refused:
+        return str(refused.orig).splitlines()[0]
+    return None
+
+
+def _nightly(secured, *categories: str) -> None:
+    policy = load_policy()
+    for category in categories:
+        run_category(secured[PIPELINE_ROLE], policy, category=category, run_id=f"scheduled__{category}",
+                     subject_key=KEY)
+
+
+def test_the_pipeline_role_cannot_make_itself_superuser_through_an_archive_table(secured):
+    """The observed attack: rename archive.suppliers, put a view over a function of the
+    pipeline's in its place, and wait for a superuser to count the archive."""
+    _nightly(secured, "suppliers")
+    attack = [
+        "ALTER TABLE archive.suppliers RENAME TO suppliers_kept",
+        "CREATE FUNCTION archive.promote() RETURNS bigint LANGUAGE plpgsql AS "
+        f"$$ BEGIN ALTER ROLE {PIPELINE_ROLE} SUPERUSER; RETURN 0; END $$",
+        "CREATE FUNCTION public.promote() RETURNS bigint LANGUAGE plpgsql AS "
+        f"$$ BEGIN ALTER ROLE {PIPELINE_ROLE} SUPERUSER; RETURN 0; END $$",
+        "CREATE VIEW archive.suppliers AS SELECT archive.promote() AS supplier_id",
+        "CREATE VIEW archive.suppliers AS SELECT public.promote() AS supplier_id",
+        "CREATE OR REPLACE FUNCTION archive.retention_create_archive_table(archive_table text) RETURNS void "
+        f"LANGUAGE plpgsql AS $$ BEGIN ALTER ROLE {PIPELINE_ROLE} SUPERUSER; END $$",
+    ]
+    outcomes = {statement: _as_pipeline(secured, statement) for statement in attack}
+    admin = secured["administrator"]
+    try:
+        with admin.engine.begin() as conn:
+            conn.execute(text("SELECT count(*) FROM archive.suppliers")).scalar_one()
+            promoted = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"),
+                                    {"r": PIPELINE_ROLE}).scalar_one()
+    finally:
+        with admin.engine.begin() as conn:  # the role is cluster-wide: never leave it promoted
+            conn.execute(text(f"ALTER ROLE {PIPELINE_ROLE} NOSUPERUSER"))
+    assert not promoted
+    assert [s for s, refusal in outcomes.items() if refusal is None] == []
+
+
+def test_the_pipeline_role_owns_nothing_and_may_create_in_no_schema(secured):
+    """The class of the attack above: no relation, view, function or type in any schema
+    belongs to the pipeline, and it may create in none (its own temporary schema aside,
+    which no other session reads)."""
+    _nightly(secured, *load_policy().categories)
+    with secured["administrator"].read() as conn:
+        owned = conn.execute(text(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relowner = to_regrole(:r) AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast%' "
+            "UNION ALL SELECT p.proname FROM pg_proc p WHERE p.proowner = to_regrole(:r) "
+            "UNION ALL SELECT n.nspname FROM pg_namespace n WHERE n.nspowner = to_regrole(:r)"),
+            {"r": PIPELINE_ROLE}).scalars().all()
+        creatable = conn.execute(text(
+            "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(:r, oid, 'CREATE') "
+            "AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast%'"), {"r": PIPELINE_ROLE}).scalars().all()
+    assert owned == [] and creatable == []
+
+
+def test_archive_tables_are_created_by_the_administrators_function_only_from_its_list(secured):
+    """The pipeline asks a SECURITY DEFINER function (fixed search_path) for a missing
+    archive table; it creates only the policy's archive tables, owned by the administrator."""
+    _nightly(secured, "prospection")
+    with secured["administrator"].read() as conn:
+        owner, readers = conn.execute(text(
+            "SELECT tableowner, has_table_privilege(:reader, 'archive.prospects', 'SELECT') "
+            "FROM pg_tables WHERE schemaname = 'archive' AND tablename = 'prospects'"),
+            {"reader": READER_ROLE}).one()
+        definer, settings = conn.execute(text(
+            "SELECT prosecdef, proconfig FROM pg_proc WHERE oid = to_regproc('archive.retention_create_archive_table')"
+        )).one()
+    assert owner != PIPELINE_ROLE and readers
+    assert definer and settings == ["search_path=pg_catalog, pg_temp"]
+    for name in ("payroll", "retention_audit", "prospects; DROP TABLE archive.prospects", "../crm.payroll"):
+        refusal = _as_pipeline(secured, f"SELECT archive.retention_create_archive_table('{name.replace(chr(39), '')}')")
+        assert refusal is not None and "not one the administrator approved" in refusal, (name, refusal)
+
+
+def test_a_missing_archive_table_the_pipeline_may_not_create_fails_naming_it_and_the_command(secured):
+    with secured["administrator"].engine.begin() as conn:
+        conn.execute(text(f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) "
+                          f"FROM {PIPELINE_ROLE}"))
+    with pytest.raises(PolicyError) as refused:
+        run_category(secured[PIPELINE_ROLE], load_policy(), category="prospection")
+    message = str(refused.value)
+    assert "archive.prospects" in message and "python -m include.retention.roles" in message
+    with secured["administrator"].read() as conn:
+        assert conn.execute(text("SELECT to_regclass('archive.prospects')")).scalar_one() is None
+
+
+def test_a_hold_is_lifted_only_through_the_function_that_wants_its_audit_event(secured):
+    """Without a ``legal_hold`` 'lifted' event in the log, the lift is refused and the hold stays."""
+    pipeline, policy = secured[PIPELINE_ROLE], load_policy()
+    ctx = RunContext("manual__roles", "legal_hold", AS_OF, policy.version)
+    add_hold(pipeline, policy, NewHold("RG-ROLES-2", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx,
+             AS_OF)
+    with pipeline.read() as conn:
+        hold_id = conn.execute(text("SELECT hold_id FROM archive.retention_legal_holds")).scalar_one()
+    refusal = _as_pipeline(secured, f"SELECT archive.retention_lift_hold({hold_id}, 'someone', 'no trace')")
+    assert refusal is not None and "legal_hold" in refusal
+    with pipeline.read() as conn:
+        assert conn.execute(text("SELECT lifted_at FROM archive.retention_legal_holds")).scalar_one() is None
+    lift_hold(pipeline, policy, "RG-ROLES-2", "dpo", "closed", ctx, AS_OF)
+    with pipeline.read() as conn:
+        assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
+        lifted = [e["details"]["outcome"] for e in events(conn, audit_table("archive", policy.audit_table),
+                                                          action="legal_hold")]
+    assert lifted == ["added", "lifted"]
