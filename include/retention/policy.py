@@ -365,7 +365,7 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:
 # generous for any real schedule and stop a hostile or broken file long before it costs
 # seconds or memory: a "billion laughs" of a few hundred bytes expands to 10**12 nodes.
 MAX_POLICY_BYTES = 1_000_000
-MAX_POLICY_NODES = 100_000
+MAX_POLICY_NODES = 50_000
 
 
 def read_policy_yaml(path: Path) -> Any:
