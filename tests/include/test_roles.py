@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -267,3 +268,38 @@ def test_a_hold_is_lifted_only_through_the_function_that_wants_its_audit_event(s
         lifted = [e["details"]["outcome"] for e in events(conn, audit_table("archive", policy.audit_table),
                                                           action="legal_hold")]
     assert lifted == ["added", "lifted"]
+
+
+def _as_administrator(secured, sql: str) -> None:
+    raw = secured["administrator"].engine.raw_connection()
+    try:
+        raw.cursor().execute(sql)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def test_running_the_script_again_takes_back_archive_tables_the_pipeline_made_and_refuses_what_it_planted(secured):
+    """An archive made under the earlier script: the pipeline created (and owned) the archive
+    tables, and may have planted a view over its own function. Running the script again stops
+    on the planted objects, naming them; once they are gone it gives every archive table to the
+    administrator, and the pipeline can no longer drop one."""
+    _as_administrator(secured, f"GRANT CREATE ON SCHEMA archive TO {PIPELINE_ROLE}; "
+                               f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) "
+                               f"FROM {PIPELINE_ROLE}")
+    _nightly(secured, "prospection")  # as the earlier script let it: the pipeline creates archive.prospects
+    for statement in ("CREATE FUNCTION archive.promote() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'",
+                      "CREATE VIEW archive.prospects_summary AS SELECT archive.promote() AS n"):
+        assert _as_pipeline(secured, statement) is None
+    with pytest.raises(psycopg.Error, match="owned by retention_pipeline, which may own nothing: .*"
+                                         "view archive.prospects_summary.*function archive.promote"):
+        _as_administrator(secured, SCRIPT.read_text())
+    _as_administrator(secured, "DROP VIEW archive.prospects_summary; DROP FUNCTION archive.promote()")
+    _as_administrator(secured, SCRIPT.read_text())
+    with secured["administrator"].read() as conn:
+        owner = conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'archive' "
+                                  "AND tablename = 'prospects'")).scalar_one()
+    assert owner != PIPELINE_ROLE
+    assert _as_pipeline(secured, "DROP TABLE archive.prospects") is not None
+    assert _as_pipeline(secured, "CREATE TABLE archive.pipeline_notes (id int)") is not None
+    _nightly(secured, "prospection", "web_forms")  # and the next nights still run
