@@ -203,3 +203,13 @@ def test_a_certificate_written_under_the_old_name_is_still_found_and_checked(tar
         status = certificate.chain_status(conn, step.audit_table)
     assert not status.intact and status.mismatches == (
         f"event {issued.last_event} named in {legacy.name} has another hash in the log",)
+
+
+def test_dag_ids_that_read_alike_get_folders_of_their_own(tmp_path, monkeypatch):
+    """Airflow's dag ids may hold letters beyond ASCII: ``rétention`` and ``r_tention`` must not
+    share a folder (their scheduled run ids are the same). Plain ids keep their folder."""
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    run_id = "scheduled__2026-11-26T01:00:00+00:00"
+    folders = [certificate.paths(dag_id, run_id)[0].parent for dag_id in ("rétention", "r_tention")]
+    assert folders[0] != folders[1] and folders[1] == tmp_path / "r_tention"
+    assert folders[0].name.startswith("r_tention~")
