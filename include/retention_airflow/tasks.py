@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from datetime import date, datetime
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy.engine import URL
 
 from include.retention.archive import archive_category
 from include.retention import certificate
 from include.retention import dpo_report as dpo
-from include.retention.audit import RunContext, audit_table, check_anchors, table_exists, verify_chain
-from include.retention.errors import RetentionError
+from include.retention.audit import RunContext, audit_table, check_anchors, record, table_exists, verify_chain
+from include.retention.errors import CertificateNotWritten, RetentionError, describe, scrub, scrubbed
 from include.retention.locks import category_step, release_lease
 from include.retention.limits import approved_counts, excesses, record_approval
 from include.retention.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
@@ -26,11 +28,88 @@ from include.retention.postflight import post_run_gate
 from include.retention.report import summarize_run
 from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
 from include.retention.steps import StepContext
-from include.retention.subjects import IDENTIFIER_KINDS, KEY_VARIABLE, Subject, SubjectKey, configured_key, key_from
+from include.retention.subjects import (IDENTIFIER_KINDS, KEY_ENV_VAR, KEY_VARIABLE, Subject, SubjectKey, configured_key,
+                                       key_from, normalise)
 from include.retention.target import Target, connect
 
 TARGET_CONN_ID = "retention_target"
 log = logging.getLogger(__name__)
+Task = TypeVar("Task", bound=Callable[..., Any])
+
+# Trigger-form fields whose values are personal data (or free text that may hold some): an
+# error text that quotes one of them is scrubbed of it (``scrubbing``).
+PERSONAL_PARAMS = (*IDENTIFIER_KINDS, "reason", "lift_reason", "extension_reason", "changes")
+
+
+def scrubbing(task_function: Task) -> Task:
+    """Every exception that leaves the task leaves it scrubbed of personal data and secrets.
+
+    Airflow writes a failed task's exception - its message and its traceback, with every
+    exception chained to it - to the task log, which operators read and ship elsewhere. A
+    database error can quote row values (``DETAIL:  Key (email)=(...)``), and a message can
+    quote what a user typed. So the exception is replaced: ``AirflowFailException`` by one with
+    the scrubbed message (still no retry), anything else by ``ScrubbedError`` (still retried),
+    raised outside the ``except`` block so that the original is neither the cause nor the
+    context of the new one, and the traceback does not print it. Airflow's own control-flow
+    exceptions (skip, defer, reschedule, timeout) pass unchanged: their text is Airflow's."""
+    @functools.wraps(task_function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        try:
+            return task_function(*args, **kwargs)
+        except AirflowFailException as exc:
+            replacement: Exception = AirflowFailException(scrub(str(exc), known_secrets()))
+        except AirflowException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - replaced, not swallowed: raised below
+            replacement = scrubbed(exc, known_secrets())
+        raise replacement
+
+    return run  # type: ignore[return-value]
+
+
+def known_secrets() -> list[str]:
+    """The values an error text must not show: the personal fields of the trigger form (as
+    typed, and in their canonical form) and the subject key. Best effort: a value that cannot be
+    read is skipped (the scrubber still removes e-mail addresses and phone numbers by shape)."""
+    values: list[str] = []
+    try:
+        from airflow.sdk import get_current_context
+
+        params = get_current_context()["params"]
+    except Exception:  # noqa: BLE001 - outside a task (a test, a script): no form
+        params = {}
+    for name in PERSONAL_PARAMS:
+        values.extend(_strings(params.get(name)))
+    for kind in IDENTIFIER_KINDS:
+        for value in _strings(params.get(kind)):
+            try:
+                values.append(normalise(kind, value))
+            except Exception:  # noqa: BLE001 - a malformed identifier: the raw form is listed
+                pass
+    values.extend(v for v in (os.environ.get(KEY_ENV_VAR), _key_variable()) if v)
+    return values
+
+
+def _key_variable() -> str | None:
+    try:
+        from airflow.sdk import Variable
+
+        return Variable.get(KEY_VARIABLE, default=None)
+    except Exception:  # noqa: BLE001 - no Variable backend reachable: the environment's key is listed
+        return None
+
+
+def _strings(value: Any) -> list[str]:
+    """The text leaves of a form value (a string, or the nested ``changes`` object)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
 
 
 def connection_url(conn: Any) -> str:
@@ -160,11 +239,13 @@ def _batch_size() -> int | None:
     return get_current_context()["params"].get("batch_size")
 
 
+@scrubbing
 def preflight_checks(category: str) -> list[dict[str, Any]]:
     with _opened(category) as step:
         return results_as_dicts(pre_archive_gate(step))
 
 
+@scrubbing
 def plan(category: str) -> dict[str, Any]:
     """The plan (counts, horizon dates, sample keys) in the task log and XCom, with the
     deletion limits it passes: ``approve_deletions`` asks a person about those."""
@@ -192,6 +273,7 @@ def _approved() -> dict[str, int] | None:
     return approved_counts(ti.xcom_pull(task_ids="plan"))
 
 
+@scrubbing
 def archive(category: str) -> dict[str, int]:
     with _opened(category) as step:
         approved = _approved()
@@ -200,16 +282,19 @@ def archive(category: str) -> dict[str, int]:
         return archive_category(step, _batch_size(), approved)
 
 
+@scrubbing
 def purge(category: str) -> dict[str, dict[str, int]]:
     with _opened(category) as step:
         return purge_category(step, _batch_size(), _approved())
 
 
+@scrubbing
 def postflight_checks(category: str) -> list[dict[str, Any]]:
     with _opened(category) as step:
         return results_as_dicts(post_run_gate(step))
 
 
+@scrubbing
 def summary(category: str, archived: dict[str, int] | None, purged: dict[str, dict[str, int]] | None,
             verified: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Summarise the run and issue its deletion certificate - also when an earlier task
@@ -219,9 +304,11 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
     missing = [name for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
                if value is None]
     with _opened(category) as step:
-        result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
-        json_path, html_path = certificate.issue(step)
-        release_lease(step.target, category, step.ctx.run_id)  # the run is over: the next one may start
+        try:
+            result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
+            json_path, html_path = _issue_certificate(step)
+        finally:  # the run is over, certificate or not: the next one may start
+            release_lease(step.target, category, step.ctx.run_id)
     log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
     log.info("Deletion certificate: %s (and %s)", html_path, json_path.name)
     if missing:
@@ -230,6 +317,24 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
     return {**result, "certificate": str(json_path)}
 
 
+def _issue_certificate(step: StepContext) -> tuple[Any, Any]:
+    """Write the run's certificate; if it cannot be written, say so in the audit log (a failed
+    blocking check of the run's evidence) and fail the task naming why."""
+    try:
+        return certificate.issue(step)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {describe(exc)}"
+        with step.target.engine.begin() as conn:  # the audit log takes names and numbers only, not the text
+            record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation", row_count=0,
+                   details={"suite": "certificate", "expectation": "deletion_certificate_written",
+                            "success": False, "blocking": True, "outcome": type(exc).__name__,
+                            "errno": getattr(exc, "errno", None)})
+        raise CertificateNotWritten(f"the deletion certificate of run {step.ctx.run_id!r} was not written ({reason}); "
+                                    "the run's events are in the audit log, which records that the certificate is "
+                                    f"missing; category {step.category.key!r} was released") from exc
+
+
+@scrubbing
 def verify_audit_chain() -> dict[str, Any]:
     """The audit log's chain status (``certificate.chain_status``: the hash chain recomputed,
     then compared with the hashes this log's run certificates hold outside the database) -
@@ -254,6 +359,7 @@ def verify_audit_chain() -> dict[str, Any]:
     return status.to_dict()
 
 
+@scrubbing
 def dpo_report() -> dict[str, Any]:
     """Write the DPO report for ``params.period_start``..``period_end`` (default: the month
     before the run) in ``params.language``; compliance is counted at the time of the run."""
@@ -294,6 +400,7 @@ def optional_subject_key() -> SubjectKey | None:
     return configured_key(Variable.get(KEY_VARIABLE, default=None))
 
 
+@scrubbing
 def subject_request() -> dict[str, Any]:
     """Record a data-subject request from the trigger form, then carry it out if the identity is
     verified. Identifiers are validated before anything is written; none is logged."""
@@ -324,6 +431,7 @@ def subject_request() -> dict[str, Any]:
             "erased": outcome.get("erased", 0), "kept": outcome.get("kept", 0)}
 
 
+@scrubbing
 def rights_deadlines() -> list[dict[str, Any]]:
     """Fail if a request is overdue; list those due within 7 days (references and dates only)."""
     from airflow.sdk import get_current_context
@@ -345,6 +453,7 @@ def rights_deadlines() -> list[dict[str, Any]]:
              "days_left": d.days_left} for d in deadlines]
 
 
+@scrubbing
 def legal_hold() -> dict[str, Any]:
     """Add, list or lift a legal hold from the trigger form; every change is audited.
 
