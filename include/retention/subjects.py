@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable
@@ -31,18 +29,16 @@ from . import audit
 from .catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, open_category
 from .clock import retention_dates
 from .errors import RetentionError
+# IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
+from .identifiers import DEFAULT_COUNTRY_CODE, IDENTIFIER_KINDS, canonical, canonical_sql, legacy_form, legacy_sql  # noqa: F401
 from .periods import Period
 from .policy import RetentionPolicy
 from .target import Target
 
-# The kinds of identifier a request or a lookup may give (a policy declares its columns per kind).
-IDENTIFIER_KINDS = ("email", "phone", "customer_number", "visitor_id")
 KEY_ENV_VAR = "RETENTION_SUBJECT_SECRET"
 # "secret" in the name: Airflow masks the value in task logs and the UI by itself.
 KEY_VARIABLE = "retention_subject_secret"
 MIN_KEY_LENGTH = 32
-# National numbers ("06 12 34 56 78") are read as French ones: the company is French.
-DEFAULT_COUNTRY_CODE = "33"
 
 
 class SubjectKey:
@@ -95,73 +91,65 @@ def key_from_env(environ: dict[str, str] | None = None) -> SubjectKey:
     return SubjectKey(secret, f"${KEY_ENV_VAR}")
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE_SEPARATORS = " .-()/"
-
-
 def normalise(kind: str, value: str) -> str:
-    """The canonical form of an identifier, so that one person always hashes the same.
-
-    E-mail: trimmed and lower-cased. Phone: separators removed, ``00`` read as ``+``, a
-    10-digit national number starting with 0 given the default country code. Anything
-    else (customer numbers, visitor ids): trimmed. A malformed value is refused, naming it
-    by kind only (the value itself is personal data).
-    """
-    text = unicodedata.normalize("NFKC", str(value)).strip()
-    if kind == "email":
-        text = text.lower()
-        if not _EMAIL.match(text):
-            raise RetentionError("the e-mail address given is not of the form name@domain.tld")
-        return text
-    if kind == "phone":
-        digits = text.translate({ord(c): None for c in _PHONE_SEPARATORS})
-        if not re.fullmatch(r"\+?\d{6,15}", digits):
-            raise RetentionError("the phone number given must hold 6 to 15 digits, optionally after a leading +")
-        return _international(digits)
-    if not text:
-        raise RetentionError(f"the {kind} given is empty")
-    return text
-
-
-def _international(digits: str) -> str:
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    if digits.startswith("0") and len(digits) == 10:
-        return f"+{DEFAULT_COUNTRY_CODE}{digits[1:]}"
-    return digits
+    """The canonical form of an identifier someone asks about, so that one person always
+    hashes the same (``identifiers.canonical``: e-mails of any case, Unicode form and
+    surrounding whitespace; phones in any national or international writing). A malformed
+    value is refused, naming it by kind only (the value itself is personal data)."""
+    return canonical(kind, value)
 
 
 def subject_hash(key: SubjectKey, kind: str, value: str) -> str:
-    """HMAC-SHA256 of ``kind:normalised value``: an e-mail and a phone never collide."""
+    """HMAC-SHA256 of ``kind:canonical value``: an e-mail and a phone never collide."""
     return key.digest(f"{kind}:{normalise(kind, value)}")
 
 
+def lookup_hashes(key: SubjectKey, kind: str, value: str) -> list[str]:
+    """The hashes under which stores may hold ``value``: its canonical form, and the form
+    before it (``identifiers.legacy_form``) that older suppression entries, hold items and
+    audit events were written under - for looking up, never for writing."""
+    hashes = [subject_hash(key, kind, value)]
+    legacy = legacy_form(kind, value)
+    if legacy is not None:
+        hashes.append(key.digest(f"{kind}:{legacy}"))
+    return list(dict.fromkeys(hashes))
+
+
 def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
-    """The same normalisation as ``normalise``, in SQL, so that matching is set-based."""
-    if kind == "email":
-        return func.lower(func.trim(column))
-    if kind == "phone":
-        digits: Any = func.trim(column)
-        for separator in _PHONE_SEPARATORS:
-            digits = func.replace(digits, separator, "")
-        return case(
-            (func.substr(digits, 1, 2) == "00", literal("+") + func.substr(digits, 3)),
-            (and_(func.substr(digits, 1, 1) == "0", func.length(digits) == 10),
-             literal(f"+{DEFAULT_COUNTRY_CODE}") + func.substr(digits, 2)),
-            else_=digits,
-        )
-    return func.trim(column)
+    """``normalise`` in SQL, for stored values, so that matching is set-based (the same
+    string as Python's, on every backend: ``identifiers.canonical_sql``)."""
+    return canonical_sql(kind, column)
+
+
+def _hmac_sql(key: SubjectKey, message: Any, dialect: str) -> ColumnElement[str]:
+    if dialect == "sqlite":
+        return func.retention_hmac_sha256(key.as_sql_parameter(), message)
+    return func.encode(func.hmac(func.convert_to(message, "UTF8"), func.convert_to(key.as_sql_parameter(), "UTF8"),
+                                 literal("sha256", Text)), "hex")
 
 
 def keyed_hash_sql(key: SubjectKey, kind: str, column: Any, dialect: str) -> ColumnElement[str]:
     """``subject_hash`` computed by the database, so that a whole table can be compared with
     the suppression list in one statement: pgcrypto's ``hmac()`` on PostgreSQL (the extension
     must be installed), a function the target registers on SQLite."""
-    message = literal(f"{kind}:") + normalised_sql(kind, column)
-    if dialect == "sqlite":
-        return func.retention_hmac_sha256(key.as_sql_parameter(), message)
-    return func.encode(func.hmac(func.convert_to(message, "UTF8"), func.convert_to(key.as_sql_parameter(), "UTF8"),
-                                 literal("sha256", Text)), "hex")
+    return _hmac_sql(key, literal(f"{kind}:", Text) + normalised_sql(kind, column), dialect)
+
+
+def legacy_keyed_hash_sql(key: SubjectKey, kind: str, column: Any, dialect: str) -> ColumnElement[str]:
+    """The keyed hash of a stored value in the form before the canonical one, as the
+    matchers computed it then (``identifiers.legacy_sql``)."""
+    return _hmac_sql(key, literal(f"{kind}:", Text) + legacy_sql(kind, column), dialect)
+
+
+def keyed_hash_in(key: SubjectKey, kind: str, column: Any, dialect: str, hashes: Any) -> ColumnElement[bool]:
+    """Rows whose ``column`` hashes, in the canonical or in the former form, to one of
+    ``hashes`` (a list or a subquery): suppression entries and hold items written before
+    the canonical form keep matching what they matched (the two forms colliding for two
+    different people would take an HMAC collision). False, never NULL, for a NULL value."""
+    # NULL never matches, and says so: a bare ``hash IN (...)`` is NULL there, and under
+    # NOT (a hold's "not held") it would keep a row without a phone out of every run.
+    return and_(column.is_not(None), or_(keyed_hash_sql(key, kind, column, dialect).in_(hashes),
+                                         legacy_keyed_hash_sql(key, kind, column, dialect).in_(hashes)))
 
 
 def require_keyed_hash_sql(conn: Connection, why: str) -> None:
@@ -182,19 +170,29 @@ class Subject:
     """
 
     identifiers: tuple[tuple[str, str], ...]
+    # The same identifiers in the form before the canonical one (where it accepted them): for
+    # looking up what older suppression entries, hold items and audit events hold.
+    legacy: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, given: dict[str, str | list[str]]) -> "Subject":
         """Normalise every identifier given; refuse none, or a malformed one, before anything runs."""
-        pairs = [(kind, normalise(kind, value)) for kind, values in given.items()
+        asked = [(kind, value) for kind, values in given.items()
                  for value in ([values] if isinstance(values, str) else values)]
+        pairs = [(kind, normalise(kind, value)) for kind, value in asked]
         if not pairs:
             raise RetentionError("no subject identifier given: at least one e-mail, phone or customer number")
-        return cls(tuple(dict.fromkeys(pairs)))
+        legacy = [(kind, form) for kind, value in asked if (form := legacy_form(kind, value)) is not None]
+        return cls(tuple(dict.fromkeys(pairs)), tuple(dict.fromkeys(legacy)))
 
     def hashes(self, key: SubjectKey) -> list[str]:
         """One keyed hash per identifier (so a later lookup by any of them finds the events)."""
         return [key.digest(f"{kind}:{value}") for kind, value in self.identifiers]
+
+    def lookup_hashes(self, key: SubjectKey) -> list[str]:
+        """``hashes`` and those of the former form: what to look stored hashes up by."""
+        legacy = [key.digest(f"{kind}:{value}") for kind, value in self.legacy]
+        return list(dict.fromkeys(self.hashes(key) + legacy))
 
     @property
     def kinds(self) -> set[str]:
@@ -296,7 +294,9 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
         return [normalised_sql(kind, column).in_(values[kind]) for kind in kinds for column in columns[kind]]
 
     unique, shared = hit(subject.kinds - SHARED_KINDS), hit(subject.kinds & SHARED_KINDS)
-    someone_else = [and_(column.is_not(None), normalised_sql(kind, column).not_in(values[kind]))
+    # A unique identifier that is only whitespace or invisible characters names no one.
+    someone_else = [and_(column.is_not(None), normalised_sql(kind, column) != "",
+                         normalised_sql(kind, column).not_in(values[kind]))
                     for kind in subject.kinds - SHARED_KINDS for column in columns[kind]]
     if shared:
         unique.append(and_(or_(*shared), not_(or_(*someone_else))) if someone_else else or_(*shared))
@@ -484,8 +484,8 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
         groups += _dependant_groups(conn, target, policy, roots, today)
         answer.presence = [p for group in groups for p in group.presence()]
         table = audit.audit_table(target.archive_schema, policy.audit_table)
-        if audit.table_exists(conn, table):
-            answer.events = audit.events(conn, table, subject_hash=answer.subject_hash)
+        if audit.table_exists(conn, table):  # events written before the canonical form too
+            answer.events = audit.events(conn, table, table.c.subject_hash.in_(subject.lookup_hashes(key)))
     answer.erased_on = _erased_on(answer.events, policy)
     return answer
 

@@ -24,7 +24,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .catalog import TableNode
 from .errors import RetentionError
-from .subjects import Subject, SubjectKey, keyed_hash_sql, require_keyed_hash_sql, subject_hash
+from .identifiers import canonical_form, legacy_form
+from .subjects import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
 
 SUPPRESSION_TABLE = "retention_suppression"
 # Identifiers by which a prospect is contacted: those are suppressed.
@@ -49,18 +50,22 @@ def ensure_suppression_table(conn: Connection, table: Table) -> None:
 
 def suppress(conn: Connection, table: Table, subject: Subject, key: SubjectKey, day: date,
              reference: str | None) -> int:
-    """Put the subject's contact identifiers on the list (idempotent); return how many were new."""
+    """Put the subject's contact identifiers on the list under their canonical-form hash
+    (idempotent); return how many were not listed before, in either form."""
     ensure_suppression_table(conn, table)
     wanted = {key.digest(f"{kind}:{value}"): kind for kind, value in subject.identifiers if kind in CONTACT_KINDS}
     if not wanted:
         raise RetentionError("an opposition to prospection needs the person's e-mail or phone number, "
                              "by which they would be contacted")
-    known = set(conn.execute(select(table.c.subject_hash).where(table.c.subject_hash.in_(wanted))).scalars())
+    legacy = {key.digest(f"{kind}:{value}") for kind, value in subject.legacy if kind in CONTACT_KINDS}
+    known = set(conn.execute(select(table.c.subject_hash).where(table.c.subject_hash.in_(set(wanted) | legacy)))
+                .scalars())
     new = [{"subject_hash": h, "kind": kind, "suppressed_on": day, "request_reference": reference}
            for h, kind in wanted.items() if h not in known]
     if new:
         conn.execute(insert(table), new)
-    return len(new)
+    listed_before = len(known & (legacy - set(wanted)))  # listed in the former form only: not new
+    return max(len(new) - listed_before, 0)
 
 
 def refuse_suppressed(conn: Connection, table: Table, key: SubjectKey, kind: str, values: Iterable[str | None]) -> None:
@@ -69,8 +74,13 @@ def refuse_suppressed(conn: Connection, table: Table, key: SubjectKey, kind: str
     given = [v for v in values if v]
     if not given or not inspect(conn).has_table(table.name, schema=table.schema):
         return
-    hashes = {subject_hash(key, kind, v) for v in given}
-    hits = conn.execute(select(func.count()).select_from(table).where(table.c.subject_hash.in_(hashes))).scalar_one()
+    # Each value under its canonical form and the former one (entries listed before the canonical
+    # form); an import value is stored data, so never refused for being malformed, just hashed.
+    hashes = [{key.digest(f"{kind}:{form}") for form in (canonical_form(kind, v), legacy_form(kind, v)) if form}
+              for v in given]
+    listed = set(conn.execute(select(table.c.subject_hash).where(
+        table.c.subject_hash.in_(set().union(*hashes)))).scalars())
+    hits = sum(1 for value_hashes in hashes if value_hashes & listed)
     if hits:
         raise RetentionError(f"import refused: {hits} {kind} value(s) of this batch belong to people who opposed "
                              "prospection (suppression list); remove them and import again")
@@ -94,6 +104,6 @@ def suppressed_active_rows(conn: Connection, suppressed: Table, key: SubjectKey,
         return SuppressedRows(root.name, 0)
     require_keyed_hash_sql(conn, "comparing active rows with the suppression list")
     listed = select(suppressed.c.subject_hash)
-    hit = [keyed_hash_sql(key, kind, column, dialect).in_(listed) for kind, column in columns]
+    hit = [keyed_hash_in(key, kind, column, dialect, listed) for kind, column in columns]
     rows = conn.execute(select(func.count()).select_from(root.source).where(root.scope, or_(*hit), *also)).scalar_one()
     return SuppressedRows(root.name, rows)

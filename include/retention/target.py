@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 from .clock import register_sqlite_functions
+from .identifiers import sqlite_canonical
 
 _READ_ONLY = "retention_read_only"
 
@@ -105,6 +106,9 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
         dbapi_conn.isolation_level = None
         # Keyed hashes in SQL (subjects.keyed_hash_sql), as pgcrypto's hmac() does on PostgreSQL.
         dbapi_conn.create_function("retention_hmac_sha256", 2, _hmac_sha256, deterministic=True)
+        # The canonical identifier form (identifiers.canonical_sql): the very Python function that
+        # reduces asked values, so SQLite's side is exactly Python's by construction.
+        dbapi_conn.create_function("retention_canonical", 2, sqlite_canonical, deterministic=True)
         # Dates stored as text, dated in the company's time zone (clock.local_day_of_text).
         register_sqlite_functions(dbapi_conn)
         cursor = dbapi_conn.cursor()
