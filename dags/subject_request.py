@@ -5,7 +5,10 @@ Trigger it from the UI with the form when a person exercises a right. The reques
 recorded in the rights-request register (policy key `rights_register`) with its deadline:
 one month from receipt, three months when extended (give the reason). A request whose
 identity check is `pending` is recorded and stops (its deadline runs). A reference is
-handled once: a second run with the same reference is refused.
+handled once: a second run with the same reference is refused once the request is completed.
+A request left `in progress` (its worker died: the handling is one transaction, so nothing of
+it was done) is carried out by triggering it again with the same reference, type and receipt
+date; it is recorded and audited as received only once, and two runs never carry it out twice.
 
 What each type does once the identity is verified (the outcome per table is in the
 register and the task log):
@@ -22,7 +25,8 @@ register and the task log):
   the suppression list (keyed hashes), which imports and a post-run check honour;
 - **consent_withdrawal**: the visitor's tracking data deleted at once, whatever its age.
 
-Identifiers are validated before anything is written. The audit trail stores only their
+Identifiers are validated before anything is written; a NUL byte or an over-long value in
+any field is refused naming the field (never showing the value). The audit trail stores only their
 keyed hashes (Variable `retention_subject_secret`); the task log shows counts, never an
 identifier.
 """

@@ -4,7 +4,9 @@ Per batch, in one transaction:
 
 1. choose the batch's parent rows once, with their retention dates
    (``batches.in_batches``; locked on PostgreSQL, so the application cannot change them
-   or give them new children before the commit): ``retention_until = start + active
+   before the commit - nor give them new children through a foreign key, which waits for
+   the lock; a child added through a link only the policy declares is caught in step 4):
+   ``retention_until = start + active
    period + archive period`` - counted from the start event, not from today, so a late
    run never extends retention;
 2. move the parents' retained dependants (``archived_with``), with their own category's

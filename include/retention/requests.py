@@ -12,6 +12,17 @@ holds keyed hashes.
 Deadlines (GDPR art. 12(3)): one month from receipt, calendar arithmetic in the company's
 time zone (received 31 January -> due 28 February); extendable by two more months for a
 complex request, with its reason recorded.
+
+A request's handling and its closing are one transaction, so a worker that dies half-way
+(SIGKILL, a lost node) leaves it ``in_progress`` with nothing of the handling done. Running
+it again with the same reference resumes it: the handling transaction first claims the
+register row (an ``UPDATE ... WHERE status = 'in_progress'``: on PostgreSQL a row lock held to
+the commit, on SQLite the write lock), so two workers never carry it out twice, and a request
+another worker completed meanwhile is refused as completed. The request is recorded, and
+audited as received, once.
+
+Every text field is checked before any SQL: a NUL byte (PostgreSQL cannot store one) or a
+value longer than its column is refused naming the field, never showing the value.
 """
 
 from __future__ import annotations
@@ -55,6 +66,30 @@ STATUSES = ("pending_identity", "in_progress", "completed", "failed")
 RESPONSE_PERIOD = Period(months=1)
 EXTENDED_PERIOD = Period(months=3)  # the month, plus two more (art. 12(3))
 INSTANT_COLUMNS = ("received_at", "closed_at")  # instants.UtcDateTime: stored with their zone
+REFERENCE_LENGTH = 64
+EXTENSION_REASON_LENGTH = 2000
+IDENTIFIER_LENGTH = 200  # as the trigger form allows (dags/subject_request.py)
+
+
+def check_text(field_name: str, value: object, max_length: int) -> None:
+    """Refuse, before any SQL, a text PostgreSQL cannot store (a NUL byte) or one longer than
+    its column: a clear error naming the field - never the value, which may be personal data."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise RetentionError(f"{field_name}: expected text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise RetentionError(f"{field_name}: contains a NUL byte (\\x00), which cannot be stored; remove it")
+    if len(value) > max_length:
+        raise RetentionError(f"{field_name}: {len(value)} characters, at most {max_length} allowed")
+
+
+def check_identifiers(subject: Subject) -> None:
+    """The person's identifiers, checked as the request's other fields (named by their kind):
+    in their canonical form, and as given (``legacy``: the canonical form drops invisible
+    characters, so a NUL byte is only seen there)."""
+    for kind, value in (*subject.identifiers, *getattr(subject, "legacy", ())):
+        check_text(kind, value, IDENTIFIER_LENGTH)
 
 
 def register_table(schema: str | None, name: str) -> Table:
@@ -62,7 +97,7 @@ def register_table(schema: str | None, name: str) -> Table:
     return Table(
         name, MetaData(),
         Column("request_id", Integer, primary_key=True, autoincrement=True),
-        Column("reference", String(64), nullable=False, unique=True),
+        Column("reference", String(REFERENCE_LENGTH), nullable=False, unique=True),
         Column("request_type", String(30), nullable=False),
         Column("requester_email", String(200)),
         Column("received_at", UtcDateTime(), nullable=False),
@@ -89,10 +124,14 @@ class RequestRecord:
     extension_reason: str | None = None
 
     def __post_init__(self) -> None:
+        check_text("request_type", self.request_type, 30)
         if self.request_type not in REQUEST_TYPES:
             raise RetentionError(f"request type {self.request_type!r}: use one of {', '.join(REQUEST_TYPES)}")
+        check_text("reference", self.reference, REFERENCE_LENGTH)
         if not self.reference.strip():
             raise RetentionError("the request reference is empty")
+        check_text("requester_email", self.requester_email, 200)
+        check_text("extension_reason", self.extension_reason, EXTENSION_REASON_LENGTH)
 
     @property
     def due(self) -> date:
@@ -107,8 +146,23 @@ def due_date(received: date, *, extended: bool = False) -> date:
 def record(conn: Connection, register: Table, request: RequestRecord, received_at: datetime) -> int:
     """Write the request (status ``pending_identity`` or ``in_progress``); refuse a reference
     that is already registered, so a retried trigger never handles a request twice."""
-    known = conn.execute(select(register.c.request_id, register.c.status)
+    return record_or_resume(conn, register, request, received_at, resume=False)[0]
+
+
+def record_or_resume(conn: Connection, register: Table, request: RequestRecord, received_at: datetime,
+                     resume: bool = True) -> tuple[int, bool]:
+    """Write the request, or - with ``resume`` - find it again when a dead worker left it
+    ``in_progress`` (the same request: type and receipt date; the identity verified):
+    ``(request_id, resumed)``. Any other known reference is refused, naming its status."""
+    known = conn.execute(select(register.c.request_id, register.c.status, register.c.request_type,
+                                register.c.received_at)
                          .where(register.c.reference == request.reference)).first()
+    if known and resume and known.status == "in_progress" and request.identity_verified:
+        if known.request_type != request.request_type or known.received_at != received_at:
+            raise RetentionError(f"request {request.reference!r} is in the register as a {known.request_type} "
+                                 f"received {known.received_at:%Y-%m-%d}, still in progress; running it again "
+                                 "must give the same type and receipt date (or use a new reference)")
+        return known.request_id, True
     if known:
         raise RetentionError(f"request {request.reference!r} is already in the register "
                              f"(id {known.request_id}, status {known.status})")
@@ -117,7 +171,19 @@ def record(conn: Connection, register: Table, request: RequestRecord, received_a
         received_at=received_at, due_at=request.due, extended=request.extension_reason is not None,
         extension_reason=request.extension_reason, identity_verified=request.identity_verified,
         status="in_progress" if request.identity_verified else "pending_identity",
-    ).returning(register.c.request_id)).scalar_one()
+    ).returning(register.c.request_id)).scalar_one(), False
+
+
+def claim(conn: Connection, register: Table, request: RequestRecord, request_id: int) -> None:
+    """The handling transaction's first statement: hold the request while it is carried out,
+    or refuse it if another worker has completed it meanwhile (see the module's docstring)."""
+    claimed = conn.execute(update(register).where(register.c.request_id == request_id,
+                                                  register.c.status == "in_progress")
+                           .values(status="in_progress")).rowcount
+    if claimed != 1:
+        status = conn.execute(select(register.c.status).where(register.c.request_id == request_id)).scalar_one()
+        raise RetentionError(f"request {request.reference!r} is already in the register (id {request_id}, "
+                             f"status {status}): another worker carried it out meanwhile")
 
 
 def close(conn: Connection, register: Table, request_id: int, status: str, outcome: dict[str, Any]) -> None:
@@ -161,15 +227,18 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
 
     The record is committed first, so that every request is in the register even if its
     handling fails; the handling and the closing of the request are one transaction, so a
-    request is either fully carried out and marked ``completed``, or not at all.
+    request is either fully carried out and marked ``completed``, or not at all. A request a
+    dead worker left ``in_progress`` is resumed by running it again (``record_or_resume``).
     """
+    check_identifiers(subject)
     register = ensure_register(target, policy)
     target.ensure_archive_schema()  # where the audit log lives, even before any scheduled run
     hashes = subject.hashes(key)
     with target.engine.begin() as conn:
-        request_id = record(conn, register, request, received_at)
+        request_id, resumed = record_or_resume(conn, register, request, received_at)
         status = "in_progress" if request.identity_verified else "pending_identity"
-        _audit_request(conn, target, policy, ctx, request, hashes, status)
+        if not resumed:  # audited as received once, however many times it is run
+            _audit_request(conn, target, policy, ctx, request, hashes, status)
     if not request.identity_verified:
         return Handled(request_id, status, {})
     if request.request_type in ("access", "portability"):
@@ -177,10 +246,12 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
             path, counts = export_subject(conn, target, policy, subject, request.reference, request.request_type)
         outcome = {"export": str(path), "rows": counts, "no_data_held": not counts}
         with target.engine.begin() as conn:
+            claim(conn, register, request, request_id)
             close(conn, register, request_id, "completed", outcome)
             _audit_request(conn, target, policy, ctx, request, hashes, "completed", sum(counts.values()))
         return Handled(request_id, "completed", outcome)
     with target.engine.begin() as conn:
+        claim(conn, register, request, request_id)
         if request.request_type == "rectification":
             done = rectify_in(conn, target, policy, subject, key, ctx, changes or {}, correct_start_date)
             outcome = {"tables": [{"table": d.table, "columns": d.columns, "rows": d.rows} for d in done]}

@@ -314,3 +314,30 @@ def test_a_rectification_that_fails_halfway_changes_nothing(crm):
                                                             "customers": {"city": "Lyon"}})
     assert {k: v for k, v in checksum(crm).items() if "rights_requests" not in k} == before
     assert _register_row(crm, "DDP-2026-0900")["status"] == "in_progress"  # recorded, still open
+
+
+SECRET = "jeanne.secret"
+
+
+@pytest.mark.parametrize("field, fields, identifiers", [
+    ("reference", {"reference": f"DDP-{SECRET}\x00"}, {}),
+    ("reference", {"reference": "DDP-" + SECRET * 10}, {}),
+    ("requester_email", {"requester_email": f"{SECRET}\x00@example.fr"}, {}),
+    ("requester_email", {"requester_email": SECRET * 30 + "@example.fr"}, {}),
+    ("extension_reason", {"extension_reason": f"complex {SECRET}\x00"}, {}),
+    ("extension_reason", {"extension_reason": SECRET * 300}, {}),
+    ("email", {}, {"email": f"{SECRET}\x00@example.fr"}),
+    ("customer_number", {}, {"customer_number": f"C-{SECRET}\x00"}),
+    ("visitor_id", {}, {"visitor_id": SECRET * 30}),
+])
+def test_a_nul_byte_or_an_over_long_value_in_a_request_field_is_refused_naming_the_field_before_any_sql(
+        crm, field, fields, identifiers):
+    before = checksum(crm)
+    form = {"reference": "DDP-2026-0901", "request_type": "erasure", "received": RECEIVED.date(),
+            "identity_verified": True, "requester_email": EMAIL, **fields}
+    with pytest.raises(RetentionError, match=rf"^{field}: ") as refused:
+        request = RequestRecord(**form)
+        ctx = RunContext("manual__DDP-2026-0901", "subject_request", AS_OF, "test")
+        handle(crm, load_policy(), KEY, request, Subject.of(identifiers or {"email": EMAIL}), ctx, RECEIVED)
+    assert SECRET not in str(refused.value) and "\x00" not in str(refused.value)
+    assert checksum(crm) == before  # nothing recorded, nothing audited
