@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, Table, select
@@ -13,6 +14,7 @@ from sqlalchemy import MetaData, Table, select
 from dag_helpers import AS_OF
 from include.retention.audit import audit_table, events, table_exists
 
+ROLES_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 HOLD = {"action": "add", "reference": "RG-2026-0042", "scope": "rows", "table": "prospects",
         "reason": "Contentieux prud'homal", "requested_by": "juridique@example.fr"}
 
@@ -43,8 +45,30 @@ def _due_prospect(target):
                             .order_by(t.c.last_inbound_contact_at).limit(1)).scalar_one()
 
 
-def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until_lifted(bag, seeded_postgres):
+def _as_pipeline_role(target, monkeypatch) -> None:
+    """Apply the shipped roles script as the administrator, and connect Airflow as the pipeline."""
+    from sqlalchemy.engine import make_url
+
+    from include.retention.roles import PIPELINE_ROLE
+
+    raw = target.engine.raw_connection()
+    try:
+        raw.cursor().execute(ROLES_SCRIPT.read_text() + f"ALTER ROLE {PIPELINE_ROLE} LOGIN;")
+        raw.commit()
+    finally:
+        raw.close()
+    url = make_url(target.engine.url).set(drivername="postgresql", username=PIPELINE_ROLE)
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", url.render_as_string(hide_password=False))
+
+
+@pytest.mark.parametrize("role", ["administrator", "least-privilege pipeline"])
+def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until_lifted(bag, seeded_postgres,
+                                                                                         monkeypatch, role):
+    """Also connected as ``retention_pipeline`` under the shipped roles script: the archive
+    tables come from the administrator's function, and the lift goes through its own."""
     target = seeded_postgres
+    if role != "administrator":
+        _as_pipeline_role(target, monkeypatch)
     held = _due_prospect(target)
     assert _run(bag, "legal_hold", {**HOLD, "keys": [held]}).state == "success"
 
