@@ -71,7 +71,8 @@ SCOPES = ("subject", "category", "rows")
 # A hold's reference is also written to the audit trail: a case number, never a name.
 # \Z, not $: "$" also matches before a final newline, which would reach the log.
 REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
-REFERENCE_RULE = "1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the audit trail)"
+REFERENCE_RULE = ("1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the "
+                  "audit trail)")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # On PostgreSQL under the least-privilege roles the pipeline may not UPDATE lifted_at: the
 # administrator's function lifts a hold once its audit event is written (roles.py).
@@ -316,9 +317,10 @@ def check_reference(reference: str | None) -> None:
     """Refuse a reference that is not a plain case number, without repeating it: a refused
     reference may be a person's name, and this message reaches the task log."""
     value = reference or ""
-    if CONTROL.search(value):
+    control = CONTROL.search(value)
+    if control:
         raise RetentionError("legal hold reference: contains a newline or another control character (at "
-                             f"position {CONTROL.search(value).start() + 1}); {REFERENCE_RULE}")  # type: ignore[union-attr]
+                             f"position {control.start() + 1}); {REFERENCE_RULE}")
     if not REFERENCE.match(value):
         raise RetentionError(f"legal hold reference ({len(value)} characters) refused: {REFERENCE_RULE}")
 

@@ -124,7 +124,8 @@ DO $$ DECLARE planted text; t regclass; archive_table text; BEGIN
                               WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass) AS what
       FROM pg_class c WHERE c.relnamespace = '"archive"'::regnamespace
        AND c.relkind IN ('v', 'm', 'f') AND c.relowner = 'retention_pipeline'::regrole
-    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p WHERE p.proowner = 'retention_pipeline'::regrole
+    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p
+      WHERE p.proowner = 'retention_pipeline'::regrole
     UNION ALL SELECT format('rule %I on %s', r.rulename, r.ev_class::regclass) FROM pg_rewrite r
       JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = '"archive"'::regnamespace
        AND c.relowner = 'retention_pipeline'::regrole AND r.rulename <> '_RETURN'
@@ -238,7 +239,8 @@ BEGIN
         e.details::jsonb ->> 'hold_reference' = held AND e.details::jsonb ->> 'outcome' = 'lifted' END) THEN
     RAISE EXCEPTION 'legal hold %: no legal_hold event with outcome lifted in the audit log; write it first, in the same transaction', held;
   END IF;
-  UPDATE "archive"."retention_legal_holds" SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason WHERE hold_id = p_hold;
+  UPDATE "archive"."retention_legal_holds" SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason
+   WHERE hold_id = p_hold;
 END $fn$;
 REVOKE ALL ON FUNCTION "archive".retention_lift_hold(integer, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "archive".retention_lift_hold(integer, text, text) TO retention_pipeline;
