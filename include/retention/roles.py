@@ -72,12 +72,22 @@ def _qualified(schema: str, table: str) -> str:
 
 
 def archive_layouts(policy: RetentionPolicy) -> dict[str, tuple[str, ArchiveLayout]]:
-    """Each archive table the policy may write, by name, with its active table (quoted)."""
+    """Each archive table the policy may write, by name, with its active table (quoted).
+
+    An archive table named like one of the project's tables is refused: the function would
+    grant the pipeline UPDATE and DELETE on the existing table (the audit log, the holds)."""
+    archive = policy.archive_schema
+    holds = hold_tables(archive)
+    reserved = {policy.audit_table, holds.holds.name, holds.items.name, suppression_table(archive).name,
+                locks_table(archive).name}
     found: dict[str, tuple[str, ArchiveLayout]] = {}
     for category in policy.categories.values():
         for root in category.tables:
             for node in root.walk():
                 entry = (_qualified(node.schema_name or policy.source_schema, node.table), archive_layout(node))
+                if entry[1].name in reserved:
+                    raise ValueError(f"archive table {entry[1].name!r} of {node.table} is one of the project's own "
+                                     "tables: give the policy's table another archive_name")
                 if found.setdefault(entry[1].name, entry) != entry:
                     raise ValueError(f"archive table {entry[1].name!r} is defined twice, differently: give one "
                                      "of the policy's tables another archive_name")

@@ -303,3 +303,15 @@ def test_running_the_script_again_takes_back_archive_tables_the_pipeline_made_an
     assert _as_pipeline(secured, "DROP TABLE archive.prospects") is not None
     assert _as_pipeline(secured, "CREATE TABLE archive.pipeline_notes (id int)") is not None
     _nightly(secured, "prospection", "web_forms")  # and the next nights still run
+
+
+@pytest.mark.parametrize("name", ["retention_audit", "retention_legal_holds", "retention_suppression"])
+def test_an_archive_table_named_like_a_project_table_is_refused_by_the_script(tmp_path, name):
+    """The function would grant the pipeline UPDATE and DELETE on the existing table."""
+    shipped = Path(load_policy().source).read_text()
+    assert "      - table: suppliers\n" in shipped
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(shipped.replace("      - table: suppliers\n",
+                                      f"      - table: suppliers\n        archive_table: {name}\n"))
+    with pytest.raises(ValueError, match=f"archive table '{name}' of suppliers is one of the project's own tables"):
+        least_privilege_sql(load_policy(str(policy)))
