@@ -2,8 +2,9 @@
 
 The audit trail must be able to say "this rights request, this legal hold was about
 person P" without holding P's e-mail address. It stores ``HMAC-SHA256(key, kind:value)``
-of the *normalised* identifier instead: the same person always gives the same hash
-(``  Alice@Example.COM `` and ``alice@example.com`` are one person), nobody without the
+of the identifier's canonical form (``identifiers.py``) instead: the same person always
+gives the same hash (``  Alice@Example.COM `` and ``alice@example.com``, ``+33 (0)6 12 34 56 78``
+and ``06.12.34.56.78`` are one person each), nobody without the
 key can test a guess against the log, and the DPO, who has the key, can answer "was
 person X erased?" by hashing X's identifier (``was_erased``).
 
@@ -102,17 +103,6 @@ def normalise(kind: str, value: str) -> str:
 def subject_hash(key: SubjectKey, kind: str, value: str) -> str:
     """HMAC-SHA256 of ``kind:canonical value``: an e-mail and a phone never collide."""
     return key.digest(f"{kind}:{normalise(kind, value)}")
-
-
-def lookup_hashes(key: SubjectKey, kind: str, value: str) -> list[str]:
-    """The hashes under which stores may hold ``value``: its canonical form, and the form
-    before it (``identifiers.legacy_form``) that older suppression entries, hold items and
-    audit events were written under - for looking up, never for writing."""
-    hashes = [subject_hash(key, kind, value)]
-    legacy = legacy_form(kind, value)
-    if legacy is not None:
-        hashes.append(key.digest(f"{kind}:{legacy}"))
-    return list(dict.fromkeys(hashes))
 
 
 def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
