@@ -3,6 +3,10 @@ oracle (the spec, in plain Python) says it is, on SQLite and PostgreSQL; a secon
 the same date changes nothing.
 
 Profiles (``conftest.py``): ``ci`` by default, ``deep`` with ``HYPOTHESIS_PROFILE=deep``.
+``make test`` runs the 15-year backlog on both backends and the 3-year gap on SQLite. The gap
+on PostgreSQL is marked ``deep``, as is the sequence of nights: a night after an earlier one on
+PostgreSQL stays in ``make test`` through the convergence tests' "after an earlier night" cases
+(tests/include/test_convergence.py), and each example here is a whole night or two.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def test_one_night_on_a_15_year_backlog_puts_every_row_where_the_schedule_says(t
     check_world(targets, world)
 
 
+@pytest.mark.parametrize("target_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.deep)],
+                         indirect=True)
 @given(world=worlds(gap=True))
 def test_a_night_after_a_3_year_gap_puts_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
     check_world(targets, world)
