@@ -257,7 +257,7 @@ def _serialise_details(details: Mapping[str, Any]) -> str:
 
 # The only text an event may carry: names of checks, never values from a row.
 _LABEL_KEYS = {"suite", "expectation", "request_type", "outcome", "hold_reference", "hold_scope", "partition"}
-_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # fullmatch: "$" would let a final newline in
 
 
 def _only_counts(value: Any, path: str) -> Any:
@@ -269,7 +269,7 @@ def _only_counts(value: Any, path: str) -> Any:
         return value
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str) and path.rsplit(".", 1)[-1] in _LABEL_KEYS and _LABEL.match(value):
+    if isinstance(value, str) and path.rsplit(".", 1)[-1] in _LABEL_KEYS and _LABEL.fullmatch(value):
         return value
     raise TypeError(f"audit {path}: only counts, flags and dates may be logged, not {type(value).__name__}")
 

@@ -215,11 +215,23 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[0-9]{6,15}$")
 
 
+# An asked address: no space or separator inside (stored ones lose theirs, an asked one with
+# "; DELETE ..." or "jean martin@" is a typing or pasting mistake to refuse, not to read as
+# another address), and a domain of letter/digit labels joined by dots and inner hyphens.
+_ASKED_EMAIL = re.compile(r"^[^@\s;,<>()\[\]\\\"]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}$")
+
+
+def _asked_email_is_whole(value: Any) -> bool:
+    t = tables()
+    text = unicodedata.normalize("NFKC", str(value).strip(t.invisible)).strip(t.invisible)
+    return not any(is_invisible(c) for c in text) and bool(_ASKED_EMAIL.match(text))
+
+
 def canonical(kind: str, value: Any) -> str:
     """``canonical_form`` of an identifier someone asks about (a request, a hold, a lookup),
     refused when malformed - naming its kind only, as the value itself is personal data."""
     form = canonical_form(kind, value)
-    if kind == "email" and not _EMAIL.match(form):
+    if kind == "email" and not (_EMAIL.match(form) and _asked_email_is_whole(value)):
         raise RetentionError("the e-mail address given is not of the form name@domain.tld")
     written = unicodedata.normalize("NFKC", str(value))
     if kind == "phone" and not (tables().phone_characters_re.fullmatch(written)
