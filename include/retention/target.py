@@ -114,6 +114,10 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f'ATTACH DATABASE ? AS "{archive_schema}"', (archive_file,))
+        # Erased and purged rows are overwritten with zeros in both files, not left in free
+        # pages (many SQLite builds default to this, not all). Without a schema name the pragma
+        # applies to every attached database.
+        cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
