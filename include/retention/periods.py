@@ -14,7 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-_ISO_PERIOD = re.compile(r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+# ASCII digits only: ``\d`` alone also matches other scripts' digits (``P٣Y``), which ``int``
+# then reads. At most 9 digits a part: ``int`` refuses 4,300 and more, with a message that
+# says nothing about periods, and no retention period needs more.
+_ISO_PERIOD = re.compile(r"P(?!\Z)(?:([0-9]{1,9})Y)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?\Z",
+                         re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
@@ -29,8 +33,9 @@ class Period:
     def parse(cls, text: str) -> "Period":
         """Parse ``P3Y``, ``P13M``, ``P1Y6M``, ``P30D``, ``P2W`` or ``P0D``.
 
-        Time parts (``PT12H``) and negative or fractional values are refused: a
-        retention period shorter than a day has no meaning in the charter.
+        Time parts (``PT12H``), negative or fractional values, digits other than ASCII
+        ``0-9`` and parts of more than 9 digits are refused: a retention period shorter
+        than a day has no meaning in the charter.
         """
         match = _ISO_PERIOD.match(text.strip()) if isinstance(text, str) else None
         if not match:
@@ -71,6 +76,21 @@ class Period:
         while self.add_to(guess) > as_of:
             guess -= timedelta(days=1)
         return guess
+
+    def is_longer_than(self, other: "Period") -> bool:
+        """Whether this period, counted from 1 January 2001, ends after ``other`` does.
+
+        Calendar periods have no single length (P1M is 28 to 31 days), so they are compared
+        from one date; 2001 starts a century with the fewest leap days (2100 is not a leap
+        year), so a period in days is held to the shortest 100 years. Parts are first
+        compared as numbers, so that a huge period is answered without date overflow.
+        """
+        if self.total_months > other.total_months + (other.days // 28 + 1):
+            return True
+        if self.days > other.days + 31 * (other.total_months + 1):
+            return True
+        start = date(2001, 1, 1)
+        return self.add_to(start) > other.add_to(start)
 
     def __str__(self) -> str:
         if self.is_zero:

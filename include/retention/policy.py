@@ -12,6 +12,7 @@ here. Tables are a tree (``children``) so that child rows move and die with thei
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,7 +45,17 @@ IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 
 _CRON_FIELD = r"[0-9A-Za-z*/,\-?LW#]+"
-_CRON = re.compile(rf"^\s*{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}\s*$")
+# ASCII: a no-break or em space, or a trailing newline, passes Python's ``\s`` and ``$`` but
+# not the cron parser of the scheduler, which would then fail on every DAG file parse.
+_CRON = re.compile(rf"[ \t]*{_CRON_FIELD}([ \t]+{_CRON_FIELD}){{4}}[ \t]*", re.ASCII)
+
+# The longest period a policy may state, for each of active_period and archive_period. The
+# charter's longest is ten years (billing records), and legal retention obligations run to
+# thirty at most; a hundred years is above any of them, and keeps every date the engine
+# computes (a start plus both periods, today minus a period) well inside the calendar that
+# Python and the databases can represent: P99999Y used to load, then fail every run with
+# "year -97973 is out of range".
+MAX_PERIOD = Period(years=100)
 
 
 def _as_list(value: Any) -> Any:
@@ -55,8 +67,18 @@ def _parse_period(value: Any) -> Any:
     return Period.parse(value) if isinstance(value, str) else value
 
 
+def _within_max_period(period: Period) -> Period:
+    """Refuse a period longer than ``MAX_PERIOD`` at load time, not at the first run."""
+    if period.is_longer_than(MAX_PERIOD):
+        raise ValueError(f"longer than {MAX_PERIOD} ({MAX_PERIOD.in_words()}), the longest period a policy may "
+                         "state: no legal retention obligation comes near it, and dates beyond it fall "
+                         "outside the calendar the engine computes in")
+    return period
+
+
 ColumnList = Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)]
-PeriodField = Annotated[Period, BeforeValidator(_parse_period), PlainSerializer(str)]
+PeriodField = Annotated[Period, BeforeValidator(_parse_period), AfterValidator(_within_max_period),
+                        PlainSerializer(str)]
 
 
 class _Strict(BaseModel):
@@ -278,7 +300,7 @@ class Category(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if not _CRON.match(value):
+        if not _CRON.fullmatch(value):
             raise ValueError("must be a 5-field cron expression such as '30 2 * * *'")
         return value
 
@@ -368,10 +390,62 @@ MAX_POLICY_BYTES = 1_000_000
 MAX_POLICY_NODES = 50_000
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# YAML 1.2's core schema, decimal only (its 0x and 0o forms are left out too): an optional
+# sign, ASCII digits, and for a float a point and/or an exponent. YAML 1.1, which PyYAML
+# follows, also reads 1:20 as 80 (base 60), 0x10 as 16, 010 as 8 and 1_000 as 1000.
+_DECIMAL_INT = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_DECIMAL_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_MAX_NUMBER_DIGITS = 30  # int() refuses 4,300 digits with a message about Python, not the policy
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """Safe YAML whose plain numbers are YAML 1.2 decimal numbers; any other scalar that YAML
+    1.1 took for a number is a string, refused where the policy reads a number."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _decimal_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, pattern: re.Pattern[str], kind: str) -> str:
+    """The scalar's text if it is a decimal number; an explicit ``!!int 0x10`` is refused too."""
+    text = loader.construct_scalar(node)
+    if not pattern.fullmatch(text) or len(text) > _MAX_NUMBER_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not a plain decimal {kind} of at most {_MAX_NUMBER_DIGITS} characters "
+            "(this file is read as YAML 1.2: no 0x, 0o, 1:20 or 1_000 forms)", node.start_mark)
+    return text
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return int(_decimal_scalar(loader, node, _DECIMAL_INT, "integer"))
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value = float(_decimal_scalar(loader, node, _DECIMAL_FLOAT, "number"))
+    if math.isinf(value):  # 1e999: no key of a policy reads an infinite number
+        raise yaml.constructor.ConstructorError(None, None, "a number too large to be a policy value",
+                                                node.start_mark)
+    return value
+
+
+_PolicyLoader.add_implicit_resolver(_INT_TAG, re.compile(rf"{_DECIMAL_INT.pattern}\Z", re.ASCII),
+                                    list("-+0123456789"))
+_PolicyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(rf"{_DECIMAL_FLOAT.pattern}\Z", re.ASCII),
+                                    list("-+.0123456789"))
+_PolicyLoader.add_constructor(_INT_TAG, _construct_int)
+_PolicyLoader.add_constructor(_FLOAT_TAG, _construct_float)
+
+
 def read_policy_yaml(path: Path) -> Any:
     """The YAML data of a policy file, read safely: a bounded size, no duplicate key at any
-    level, aliases allowed only while their expansion stays small. Raises ``PolicyError``
-    naming the file (and the key path and lines, for duplicates)."""
+    level, no merge key, numbers as YAML 1.2 reads them, aliases allowed only while their
+    expansion stays small. Raises ``PolicyError`` naming the file (and the key path and
+    lines, for duplicate and merge keys; the line, for a malformed number)."""
     source = str(path)
     try:
         with path.open("rb") as handle:
@@ -386,15 +460,15 @@ def read_policy_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise PolicyError(source, [Problem("", f"not UTF-8 text (byte {exc.start} cannot be decoded); save the "
                                                "file as UTF-8")]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _PolicyLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _check_expansion(node, {}, set())
-        duplicates = _duplicate_keys(loader, node, "", set())
-        if duplicates:
-            raise PolicyError(source, duplicates)
+        key_problems = _key_problems(loader, node, "", set())
+        if key_problems:
+            raise PolicyError(source, key_problems)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise PolicyError(source, [Problem("", f"not valid YAML: {exc}")]) from None
@@ -434,22 +508,31 @@ def _check_expansion(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int
     return size
 
 
-def _duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> list[Problem]:
-    """Every key given twice in one mapping, at any depth. YAML loaders keep the last value
-    silently: a second ``active_period: P1D`` would shorten a retention without a word."""
+def _key_problems(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> list[Problem]:
+    """Every key given twice in one mapping, and every merge key (``<<``), at any depth.
+
+    YAML loaders keep the last of two equal keys silently: a second ``active_period: P1D``
+    would shorten a retention without a word. A merge key lets one value win over another
+    just as silently (the later of two ``<<``, the first mapping of a ``<<`` list, an
+    explicit key over a merged one), and a policy has no need of it: anchors and aliases
+    (``*name``) still share whole values.
+    """
     if id(node) in seen:
         return []  # an aliased node: checked where its anchor is
     seen.add(id(node))
     problems: list[Problem] = []
     if isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            problems += _duplicate_keys(loader, item, f"{path}[{index}]", seen)
+            problems += _key_problems(loader, item, f"{path}[{index}]", seen)
     elif isinstance(node, yaml.MappingNode):
         first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                problems += _duplicate_keys(loader, value_node, path, seen)
-                continue  # "<<: *defaults": explicit keys override merged ones, as YAML says
+            if key_node.tag == _MERGE_TAG:
+                problems.append(Problem(f"{path}.<<" if path else "<<",
+                                        f"merge keys (<<) are not allowed (line {key_node.start_mark.line + 1}): "
+                                        "YAML lets one merged value silently win over another; write each key "
+                                        "out, or share a whole value with an alias (*name)"))
+                continue
             key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) \
                 else key_node.start_mark.line
             key_path = f"{path}.{key}" if path else str(key)
@@ -459,7 +542,7 @@ def _duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: s
                                                   f"line {line}; give each key once"))
             else:
                 first_line[key] = line
-            problems += _duplicate_keys(loader, value_node, key_path, seen)
+            problems += _key_problems(loader, value_node, key_path, seen)
     return problems
 
 
@@ -510,7 +593,8 @@ def _strict_hint(error_type: str, value: Any) -> str | None:
     if error_type in _NUMBER_ERRORS and isinstance(value, bool):
         return "must be a number; YAML reads yes/no/on/off/true/false as a boolean"
     if error_type in _NUMBER_ERRORS and isinstance(value, str):
-        return "must be a number, written without quotes"
+        return ("must be a plain decimal number without quotes, such as 5000 or 0.2 (the file is read as "
+                "YAML 1.2: 0x10, 0o10, 1:20 and 1_000 are strings)")
     if error_type == "bool_type" and not isinstance(value, bool):
         return "must be true or false (a number or a string is not a boolean)"
     return None

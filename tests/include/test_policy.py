@@ -338,3 +338,131 @@ def test_a_number_or_a_string_is_not_is_null_in_a_scope(shipped, value):
 def test_whole_numbers_are_still_accepted_where_a_fraction_is_read(shipped):
     shipped["deletion_limit"] = {"rows": 10, "fraction": 1}
     assert parse_policy(shipped).deletion_limit.fraction == 1.0
+
+
+# --- Merge keys, YAML 1.1 numbers, unbounded and non-ASCII periods ------------------------------
+
+_WEB_FORMS_ACTIVE = "    active_period: P3Y          # from the last contact initiated by the person\n"
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return text[:text.index(fragment)].count("\n") + 1
+
+
+@pytest.mark.parametrize("merge", [
+    "    <<: {active_period: P1D}\n",                                   # supplies the key
+    "    <<: {active_period: P3Y}\n    <<: {active_period: P1D}\n",     # two merges, the last wins
+    "    <<: [{active_period: P1D}, {active_period: P3Y}]\n",           # a list, the first wins
+])
+def test_a_merge_key_is_refused_naming_the_file_the_key_path_and_the_line(tmp_path, merge):
+    """YAML's merge key lets one value silently win over another (the later of two ``<<``, the
+    first of a list): a retention could be shortened without any key being given twice."""
+    text = _shipped_text().replace(_WEB_FORMS_ACTIVE, merge, 1)
+    message = _load_text(tmp_path, text, "merged.yaml")
+    assert "merged.yaml" in message
+    assert f"categories.web_forms.<<: merge keys (<<) are not allowed (line {_line_of(text, '    <<')})" in message
+
+
+def test_a_merge_key_overridden_by_an_explicit_key_is_refused_too(tmp_path):
+    text = _shipped_text().replace(_WEB_FORMS_ACTIVE, "    <<: {active_period: P1D}\n" + _WEB_FORMS_ACTIVE, 1)
+    assert "categories.web_forms.<<: merge keys (<<) are not allowed" in _load_text(tmp_path, text)
+
+
+def test_a_merge_key_through_an_alias_is_refused(tmp_path):
+    text = _shipped_text().replace("    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
+                                   "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n", 1)
+    text = text.replace("    label:\n      fr: Gestion et suivi de la prospection commerciale\n"
+                        "      en: Commercial prospection\n", "    label:\n      <<: *forms\n", 1)
+    assert "categories.prospection.label.<<: merge keys (<<) are not allowed" in _load_text(tmp_path, text)
+
+
+def _with_limit(rows: str = "100000", fraction: str = "0.2") -> str:
+    return _shipped_text().replace("batch_size: 5000\n",
+                                   f"batch_size: 5000\ndeletion_limit: {{rows: {rows}, fraction: {fraction}}}\n", 1)
+
+
+@pytest.mark.parametrize("rows", ["1:20", "0x10", "0o10", "1_000", "+0x10", "１０", "١٠"])
+def test_yaml_1_1_sexagesimal_hex_octal_or_underscored_rows_are_not_a_number(tmp_path, rows):
+    """YAML 1.1 reads ``1:20`` as 80 (base 60), ``0x10`` as 16, ``1_000`` as 1000: the policy
+    reads numbers as YAML 1.2 does (plain decimal), anything else is a string, refused."""
+    message = _load_text(tmp_path, _with_limit(rows=rows))
+    assert "deletion_limit.rows: must be a plain decimal number" in message
+
+
+@pytest.mark.parametrize("fraction", ["0x1", "1:0", "0_5", "0.5_0"])
+def test_yaml_1_1_hex_or_sexagesimal_fraction_is_not_a_number(tmp_path, fraction):
+    message = _load_text(tmp_path, _with_limit(fraction=fraction))
+    assert "deletion_limit.fraction: must be a plain decimal number" in message
+
+
+@pytest.mark.parametrize("tagged", ["!!int 0x10", "!!int 1:20", "!!int 010x", "!!float 0x1", "!!float 1_0.5"])
+def test_an_explicit_number_tag_does_not_bring_back_yaml_1_1_numbers(tmp_path, tagged):
+    text = _with_limit(rows=tagged)
+    message = _load_text(tmp_path, text, "tagged.yaml")
+    assert "tagged.yaml" in message and f"line {_line_of(text, 'deletion_limit:')}" in message
+
+
+def test_numbers_are_read_as_yaml_1_2_decimal_with_an_optional_exponent(tmp_path):
+    path = tmp_path / "numbers.yaml"
+    path.write_text(_with_limit(rows="010", fraction="5e-2"), encoding="utf-8")
+    limit = load_policy(path).deletion_limit
+    assert (limit.rows, limit.fraction) == (10, 0.05)  # YAML 1.1: 8 (octal), and a string
+
+
+@pytest.mark.parametrize("key, period", [("active_period: P3Y ", "P99999Y"), ("archive_period: P5Y", "P9000Y"),
+                                         ("active_period: P3Y ", "P101Y"), ("active_period: P3Y ", "P1201M"),
+                                         ("archive_period: P5Y", "P36525D"),
+                                         ("archive_period: P5Y", "P100Y1D"), ("archive_period: P5Y", "P5300W"),
+                                         ("active_period: P3Y ", "P999999999Y")])
+def test_a_period_over_100_years_is_refused_at_load_saying_why(tmp_path, key, period):
+    """P99999Y used to load and fail at every run (``year -97973 is out of range``)."""
+    field = key.split(":")[0]
+    text = _shipped_text().replace(key, f"{field}: {period} ", 1)
+    message = _load_text(tmp_path, text, "long.yaml")
+    assert "long.yaml" in message
+    assert f"categories.web_forms.{field}: Value error, longer than P100Y" in message
+
+
+def test_a_period_with_thousands_of_digits_is_not_a_period(tmp_path):
+    """Python's ``int`` refuses 4,300 digits and more with a message about integers; a period
+    part has at most 9 digits, and the policy error says what a period looks like."""
+    text = _shipped_text().replace("active_period: P3Y ", "active_period: P" + "9" * 5000 + "Y ", 1)
+    assert "categories.web_forms.active_period: Value error, 'P999" in _load_text(tmp_path, text)
+    assert "is not an ISO-8601 calendar period" in _load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("period", ["P100Y", "P1200M", "P36524D", "P99Y11M30D"])
+def test_a_period_of_up_to_100_years_loads(tmp_path, period):
+    path = tmp_path / "long.yaml"
+    path.write_text(_shipped_text().replace("archive_period: P5Y", f"archive_period: {period}", 1), encoding="utf-8")
+    assert str(load_policy(path).categories["web_forms"].archive_period) == Period.parse(period).__str__()
+
+
+@pytest.mark.parametrize("period", ["P٣Y", "P３Y", "P1٠M", "P1Y٣D"])
+def test_a_period_with_non_ascii_digits_is_not_a_period(period):
+    with pytest.raises(ValueError, match="not an ISO-8601 calendar period"):
+        Period.parse(period)
+
+
+def test_a_period_with_arabic_indic_digits_is_refused_at_load(tmp_path):
+    text = _shipped_text().replace("active_period: P3Y ", "active_period: P٣Y ", 1)
+    assert "categories.web_forms.active_period: Value error, 'P٣Y' is not an ISO-8601" in _load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("schedule", ["0\u20032 * * *", "0 ２ * * *", "0 2 * * *\\n"])
+def test_a_schedule_with_non_ascii_spaces_or_digits_or_a_newline_is_refused(shipped, schedule):
+    shipped["categories"]["web_forms"]["schedule"] = schedule.replace("\\n", "\n")
+    assert "categories.web_forms.schedule: Value error, must be a 5-field cron" in _errors(shipped)
+
+
+def test_a_number_too_large_to_be_finite_is_refused_with_its_line(tmp_path):
+    text = _with_limit(fraction="1e999")
+    message = _load_text(tmp_path, text)
+    assert "too large" in message and f"line {_line_of(text, 'deletion_limit:')}" in message
+
+
+def test_the_policy_reader_leaves_other_yaml_readers_as_they_were():
+    """The YAML 1.2 numbers belong to the policy's own loader, not to PyYAML's SafeLoader."""
+    from include.retention.policy import read_policy_yaml  # noqa: F401 - its import registers the loader
+
+    assert yaml.safe_load("[0x10, 1:20, 1_000]") == [16, 80, 1000]
