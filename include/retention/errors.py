@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -50,11 +51,15 @@ class BatchIntegrityError(RetentionError):
 REDACTED = "<redacted>"
 _MIN_SECRET_LENGTH = 4  # shorter known values would blank out ordinary words and numbers
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_EMAIL = re.compile(r"(?:\"[^\"\n]*\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 # A run of digits and phone separators; a phone if it holds 9 to 15 digits and is not a date.
-_PHONE_SEPARATORS = r"\s().\-\u00a0\u202f\u2009"
+_PHONE_SEPARATORS = r"\s().\-/_\u00a0\u202f\u2009"
 _PHONE_CANDIDATE = re.compile(rf"(?<![\w+])\+?\d[\d{_PHONE_SEPARATORS}]{{6,}}\d(?!\w)")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A date (and its time) is matched first and kept, so "2026-11-26 06 12 34 56 78" keeps its
+# date and loses the phone after it, instead of being read as one date-like number.
+_DATE_OR_PHONE = re.compile(rf"(?P<date>\d{{4}}-\d{{2}}-\d{{2}}(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?)?)"
+                            rf"|(?P<phone>{_PHONE_CANDIDATE.pattern})")
 _PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _LONG_HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")
@@ -89,12 +94,15 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
                          key=len, reverse=True):
         text = re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE)
     text = _PARAMETERS.sub("[parameters hidden]", text)
-    text = _EMAIL.sub(REDACTED, text)
-    return _PHONE_CANDIDATE.sub(_phone_or_not, text)
+    # Full-width and other compatibility forms (＠, ０６) read as what they look like.
+    text = _EMAIL.sub(REDACTED, unicodedata.normalize("NFKC", text))
+    return _DATE_OR_PHONE.sub(_phone_or_not, text)
 
 
 def _phone_or_not(match: re.Match[str]) -> str:
     found = match.group(0)
+    if match.group("date"):
+        return found
     digits = sum(c.isdigit() for c in found)
     return REDACTED if 9 <= digits <= 15 and not _DATE.search(found) else found
 

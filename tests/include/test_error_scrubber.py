@@ -85,6 +85,10 @@ def test_sqlite_errors_are_scrubbed_too(tmp_path):
     ("ERASE ZOÉ.ÉLODIE@EXAMPLE.FR now", ["ZOÉ.ÉLODIE@EXAMPLE.FR"]),
     ("call 06 12 34 56 78, 06.12.34.56.78, +33 (0)6 12 34 56 78 or 0033612345678", ["12 34", "612345678"]),
     (f"the key {KEY.upper()} is wrong", [KEY]),
+    ("phone 06/12/34/56/78 or 06_12_34_56_78 failed", ["12/34", "12_34"]),
+    ("on 2026-11-26 06 12 34 56 78 called", ["12 34"]),
+    ("email jeanne\uff20exemple.fr, \uff10\uff16 12 34 56 78", ["jeanne", "12 34"]),
+    ('email "jeanne martin"@exemple.fr', ["jeanne"]),
 ])
 def test_scrub_removes_emails_phones_parameters_and_known_secrets(text_, values):
     _assert_no_value(scrub(text_, [KEY]), *values)
