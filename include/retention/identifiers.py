@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, case, cast, func, literal, literal_column
+from sqlalchemy import Float, Integer, Numeric, Text, and_, case, cast, func, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -128,6 +128,16 @@ class Tables:
     def phone_characters_re(self) -> re.Pattern[str]:
         return re.compile(bracket("0123456789+" + PHONE_SEPARATORS + self.invisible) + "*")
 
+    @cached_property
+    def overseas_codes(self) -> dict[str, str]:
+        return _overseas_codes()
+
+    def national_code(self, national: str) -> str:
+        """The calling code of a number written in the French national plan (``0`` + 9 digits),
+        from its first 3 national digits: an overseas department's (``0692...`` is Réunion's
+        ``+262``), else France's."""
+        return self.overseas_codes.get(national[:3], DEFAULT_COUNTRY_CODE)
+
     @property
     def trunk_pattern(self) -> str:
         return "^(" + "|".join(self.trunk_zero_codes) + ")0"
@@ -160,6 +170,39 @@ def _trunk_zero_codes() -> tuple[str, ...]:
     return tuple(codes)
 
 
+# Territories dialled within the French national plan (``0`` + 9 digits) under their own calling
+# code: Réunion and Mayotte, Guadeloupe, Saint-Barthélemy and Saint-Martin, Guyane, Martinique,
+# Saint-Pierre-et-Miquelon. Which national prefixes belong to which comes from libphonenumber.
+FRENCH_PLAN_OVERSEAS_CODES = (262, 508, 590, 594, 596)
+# Fixed, mobile and VoIP ranges: toll-free and premium 08 numbers are the national plan's own.
+_OVERSEAS_TYPES = ("fixed_line", "mobile", "voip")
+
+
+def _overseas_codes() -> dict[str, str]:
+    """``{3 national digits: calling code}`` for the prefixes that libphonenumber gives to exactly
+    one overseas calling code (``692`` -> ``262``). A prefix shared by several of them (VoIP
+    ``0709``, ``0939``...) cannot be told apart in national writing and stays French. Each
+    prefix is tried with 100 completions (``XY XY XY``), which reach every 5-digit branch."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    patterns = {}
+    for code in FRENCH_PLAN_OVERSEAS_CODES:
+        alternatives = [desc.national_number_pattern
+                        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+                        for metadata in [PhoneMetadata.metadata_for_region(region)] if metadata is not None
+                        for name in _OVERSEAS_TYPES
+                        for desc in [getattr(metadata, name)] if desc is not None and desc.national_number_pattern]
+        patterns[str(code)] = re.compile("|".join(f"(?:{a})" for a in alternatives))
+    found = {}
+    for prefix in map(str, range(100, 1000)):
+        numbers = [prefix + f"{i:02d}" * 3 for i in range(100)]
+        codes = [code for code, pattern in patterns.items() if any(pattern.fullmatch(n) for n in numbers)]
+        if len(codes) == 1:
+            found[prefix] = codes[0]
+    return found
+
+
 def bracket(chars: str) -> str:
     """A regular-expression bracket expression of ``chars`` that Python and PostgreSQL read
     alike: ranges of literal characters, ``-`` last (no backslash: PostgreSQL's AREs would
@@ -189,21 +232,30 @@ def _phone_form(text: str) -> str:
         return "+" + t.trunk_re.sub(r"\1", digits, count=1)
     if digits.startswith("00"):
         return "+" + t.trunk_re.sub(r"\1", digits[2:], count=1)
-    if not digits:
-        return ""
-    if digits.startswith("0"):
-        return f"+{DEFAULT_COUNTRY_CODE}{digits[1:]}"
+    if len(digits) == 10 and digits.startswith("0"):  # the French national plan: 0 + 9 digits
+        return f"+{t.national_code(digits[1:])}{digits[1:]}"
     if len(digits) == 11 and digits.startswith(DEFAULT_COUNTRY_CODE) and digits[2] != "0":
         return "+" + digits  # the country code written without its +
-    return f"+{DEFAULT_COUNTRY_CODE}{digits}"
+    # Anything else (612 345 678: a Spanish, Portuguese, Polish... national number, or a
+    # truncated one) keeps its digits without +, a form no E.164 number can equal.
+    return digits
 
 
 # --- The form, in Python -------------------------------------------------------------------------
 
+def _text(value: Any) -> str:
+    """The value as text. A float column holding a whole number (a phone imported from a
+    spreadsheet, 612345678.0) reads as its integer digits, as PostgreSQL prints it: Python's
+    ``str`` would add a ``.0``, i.e. one more digit, and make another number of it."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def canonical_form(kind: str, value: Any) -> str:
     """The canonical form of a stored or asked identifier; never refuses anything (stored data
     is what it is). SQLite's ``retention_canonical(kind, value)`` is this very function."""
-    text, t = str(value), tables()
+    text, t = _text(value), tables()
     if kind == "email":
         return unicodedata.normalize("NFKC", text.translate(t.drop)).translate(t.drop_and_lower)
     if kind == "phone":
@@ -212,7 +264,7 @@ def canonical_form(kind: str, value: Any) -> str:
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+[0-9]{6,15}$")
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")  # no + : a national number not in the French plan
 
 
 # An asked address: no space or separator inside (stored ones lose theirs, an asked one with
@@ -269,6 +321,16 @@ class _CanonicalText(_Canonical):
     kind = "text"
 
 
+def names_someone_sql(kind: str, column: Any) -> ColumnElement[bool]:
+    """True when a stored unique identifier can name a person: an e-mail of the form
+    name@domain.tld (``N/A``, ``-``, ``none``, ``inconnu`` are placeholders, naming no one),
+    another kind any non-empty form. Only such a value marks a row as someone else's."""
+    form = canonical_sql(kind, column)
+    if kind == "email":
+        return and_(form.like(_bound("%_@_%._%")), form.not_like(_bound("%@%@%")))
+    return form != _bound("")
+
+
 def canonical_sql(kind: str, column: Any) -> ColumnElement[str]:
     """The SQL twin of ``canonical_form``: the same string for every stored value."""
     if kind == "email":
@@ -298,7 +360,10 @@ def sqlite_canonical(kind: str | None, value: Any) -> str | None:
 @compiles(_Canonical, "postgresql")
 def _postgresql(element: _Canonical, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses
-    return compiler.process(_POSTGRESQL[element.kind](cast(column, Text)), **kw)
+    # A float prints as PostgreSQL's shortest form (6.12345678e+08 beyond 15 digits): through
+    # numeric, a whole number prints as its digits, as Python's ``_text`` gives them.
+    text = cast(cast(column, Numeric), Text) if isinstance(column.type, Float) else cast(column, Text)
+    return compiler.process(_POSTGRESQL[element.kind](text), **kw)
 
 
 def _bound(value: str) -> Any:
@@ -330,16 +395,19 @@ def _pg_phone(column: Any) -> Any:
     written = func.coalesce(func.substring(text, _bound(t.phone_written(t.invisible_sql))), _bound(""))
     digits = func.regexp_replace(written, _bound("[^0-9]"), _bound(""), _bound("g"))
     trunk = _bound(t.trunk_pattern)
-    national = _bound(f"+{DEFAULT_COUNTRY_CODE}")
     plus = _bound("+")
+    overseas = [(func.substr(digits, 2, 3) == _bound(prefix), _bound(f"+{code}"))
+                for prefix, code in sorted(t.overseas_codes.items())]
+    national = case(*overseas, else_=_bound(f"+{DEFAULT_COUNTRY_CODE}")) if overseas \
+        else _bound(f"+{DEFAULT_COUNTRY_CODE}")
     return case(
         (func.left(written, 1) == "+", plus + func.regexp_replace(digits, trunk, _bound("\\1"))),
         (func.left(digits, 2) == "00", plus + func.regexp_replace(func.substr(digits, 3), trunk, _bound("\\1"))),
-        (digits == "", _bound("")),
-        (func.left(digits, 1) == "0", national + func.substr(digits, 2)),
+        (and_(func.length(digits) == literal(10, Integer), func.left(digits, 1) == "0"),
+         national + func.substr(digits, 2)),
         (and_(func.length(digits) == literal(11, Integer), func.left(digits, 2) == DEFAULT_COUNTRY_CODE,
               func.substr(digits, 3, 1) != "0"), plus + digits),
-        else_=national + digits,
+        else_=digits,
     )
 
 

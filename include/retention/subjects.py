@@ -31,7 +31,7 @@ from .catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, 
 from .clock import retention_dates
 from .errors import RetentionError
 # IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
-from .identifiers import DEFAULT_COUNTRY_CODE, IDENTIFIER_KINDS, canonical, canonical_sql, legacy_form, legacy_sql  # noqa: F401
+from .identifiers import DEFAULT_COUNTRY_CODE, IDENTIFIER_KINDS, canonical, canonical_sql, legacy_form, legacy_sql, names_someone_sql  # noqa: F401
 from .periods import Period
 from .policy import RetentionPolicy
 from .target import Target
@@ -284,8 +284,9 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
         return [normalised_sql(kind, column).in_(values[kind]) for kind in kinds for column in columns[kind]]
 
     unique, shared = hit(subject.kinds - SHARED_KINDS), hit(subject.kinds & SHARED_KINDS)
-    # A unique identifier that is only whitespace or invisible characters names no one.
-    someone_else = [and_(column.is_not(None), normalised_sql(kind, column) != "",
+    # Only a unique identifier that can name a person makes the row someone else's: not one
+    # of whitespace or invisible characters, nor a placeholder e-mail (N/A, -, inconnu).
+    someone_else = [and_(column.is_not(None), names_someone_sql(kind, column),
                          normalised_sql(kind, column).not_in(values[kind]))
                     for kind in subject.kinds - SHARED_KINDS for column in columns[kind]]
     if shared:

@@ -17,7 +17,8 @@ import phonenumbers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, literal, select, text
+from sqlalchemy import (BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, insert, literal, select,
+                        text)
 
 from crm_helpers import KEY
 from engine_helpers import run_category
@@ -78,7 +79,7 @@ PHONES = [
     ("0033611223352", "06 11 22 33 52"),
     ("+33611223353", "(0)6 11 22 33 53"),
     ("+330611223354", "06 11 22 33 54"),
-    ("611223355", "06 11 22 33 55"),  # the national number without its 0
+    ("612 345 678", "612345678"),  # a foreign (Spanish) national number: no French reading
     ("33 6 11 22 33 56", "06 11 22 33 56"),  # the country code without its +
     ("\t06 11 22 33 57\n", "06 11 22 33 57"),
     ("０６ １１ ２２ ３３ ５８", "0611223358"),  # full-width digits
@@ -278,12 +279,110 @@ def test_every_countrys_example_numbers_in_every_international_form_give_libphon
             forms += [written.replace(f"+{code} ", f"+{code} (0)", 1), written.replace(f"+{code} ", f"+{code} 0", 1)]
         if region == "FR":
             national = phonenumbers.format_number(number, fmt.NATIONAL)
-            forms += [national, national.replace(" ", "."), national.replace(" ", ""), str(number.national_number)]
+            forms += [national, national.replace(" ", "."), national.replace(" ", "")]
         for form in forms:
             checked += 1
             if canonical_form("phone", form) != e164:
                 wrong.append((region, form, canonical_form("phone", form), e164))
     assert checked > 3000 and wrong == []
+
+
+# --- National numbers: the French plan (0 + 9 digits) and no other -------------------------------
+
+# (a foreign national number written without a trunk 0, the French number of the same digits)
+FOREIGN_NATIONAL = [
+    ("612 345 678", "06 12 34 56 78"),  # Spain, mobile
+    ("912 345 678", "09 12 34 56 78"),  # Portugal, mobile
+    ("512 345 678", "05 12 34 56 78"),  # Poland, mobile
+    ("601 123 456", "06 01 12 34 56"),  # Czechia, mobile
+]
+
+
+@pytest.mark.parametrize(("foreign", "french"), FOREIGN_NATIONAL)
+def test_a_foreign_national_number_without_trunk_0_is_never_read_as_a_french_one(target, foreign, french):
+    from include.retention.identifiers import canonical_form
+
+    digits = foreign.replace(" ", "")
+    with target.read() as conn:
+        in_sql = conn.execute(select(normalised_sql("phone", literal(foreign, Text)))).scalar_one()
+    assert canonical_form("phone", foreign) == in_sql == normalise("phone", digits) == digits
+    assert normalise("phone", french) == "+33" + digits
+
+
+def test_a_french_persons_erasure_leaves_a_foreign_prospect_with_the_same_digits(target):
+    """A Spanish prospect's 612 345 678 is not a French 06 12 34 56 78: erasing the French
+    person (in any French writing) never deletes the Spanish row."""
+    french = ["06 12 34 56 78", "+33 6 12 34 56 78", "0033 (0)6 12 34 56 78", "33 6 12 34 56 78"]
+    _create_contacts(target, [_row(1, "phone", "612 345 678")]
+                     + [_row(10 + i, "phone", w) for i, w in enumerate(french)])
+    result = erase(target, _policy(), Subject.of({"phone": "06.12.34.56.78"}), KEY, CTX)
+    assert result.erased == len(french) and _ids(target) == {1}
+
+
+PLACEHOLDER_EMAILS = ["N/A", "-", "none", "inconnu", "?", "néant", "x@", "@", "pas d'e-mail", "n/a@na"]
+
+
+def test_a_placeholder_email_does_not_make_the_row_holding_the_persons_phone_someone_elses(target):
+    """An erasure by e-mail and phone erases the row holding the person's phone whose e-mail
+    column holds a placeholder (N/A, -, inconnu...); a real other address still spares it."""
+    phone = "06 12 34 56 78"
+    rows = [{**_row(i, "phone", phone), "email": e} for i, e in enumerate(PLACEHOLDER_EMAILS)]
+    rows.append({**_row(100, "phone", phone), "email": "sibling@example.fr"})  # a household's shared phone
+    _create_contacts(target, rows)
+    result = erase(target, _policy(), Subject.of({"email": "jeanne@example.fr", "phone": phone}), KEY, CTX)
+    assert result.erased == len(PLACEHOLDER_EMAILS) and _ids(target) == {100}
+
+
+def _overseas_examples():
+    from include.retention.identifiers import FRENCH_PLAN_OVERSEAS_CODES
+
+    types = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
+    for code in FRENCH_PLAN_OVERSEAS_CODES:
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+            for kind in types:
+                number = phonenumbers.example_number_for_type(region, kind)
+                # Saint-Pierre-et-Miquelon's 6-digit numbers are outside the French national plan.
+                if number is not None and len(str(number.national_number)) == 9:
+                    yield region, number
+
+
+def test_an_overseas_number_written_nationally_has_its_territorys_calling_code(target):
+    """0692 12 34 56 (Réunion) is +262 692 12 34 56, not +33 692...: for every overseas
+    region's example fixed and mobile numbers, the national and E.164 forms are one form."""
+    from include.retention.identifiers import canonical_form
+
+    fmt = phonenumbers.PhoneNumberFormat
+    examples = list(_overseas_examples())
+    assert {r for r, _ in examples} >= {"RE", "YT", "GP", "BL", "MF", "GF", "MQ"}
+    wrong = []
+    with target.read() as conn:
+        for region, number in examples:
+            e164 = phonenumbers.format_number(number, fmt.E164)
+            for form in (phonenumbers.format_number(number, fmt.NATIONAL), e164,
+                         phonenumbers.format_number(number, fmt.INTERNATIONAL)):
+                in_sql = conn.execute(select(normalised_sql("phone", literal(form, Text)))).scalar_one()
+                if not canonical_form("phone", form) == in_sql == e164:
+                    wrong.append((region, form, canonical_form("phone", form), in_sql, e164))
+    assert wrong == []
+
+
+@pytest.mark.parametrize(("value", "column_type"), [(612345678.0, Float), (33612345678.0, Float),
+                                                    (612345678, BigInteger), (336123456789012.0, Float),
+                                                    (612345678.5, Float)])
+def test_a_phone_stored_as_a_number_reads_alike_in_python_and_sql(target, value, column_type):
+    """A spreadsheet import leaves phones in float columns: 612345678.0 is 612345678, on
+    SQLite (Python's form) and PostgreSQL alike, not a 10-digit 6123456780."""
+    from include.retention.identifiers import canonical_form
+
+    table = Table("numbers", MetaData(), Column("id", Integer, primary_key=True), Column("phone", column_type))
+    table.create(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(table), [{"id": 1, "phone": value}])
+    with target.read() as conn:
+        stored, in_sql = conn.execute(select(table.c.phone, normalised_sql("phone", table.c.phone))).one()
+    assert in_sql == canonical_form("phone", stored)
+    if isinstance(value, float) and value.is_integer():
+        assert in_sql == canonical_form("phone", str(int(value)))
 
 
 # --- Python and SQL agree on any string, not only on the corpus -----------------------------------
