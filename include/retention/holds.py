@@ -196,14 +196,26 @@ class HoldsInForce:
                                      "configured: set the Airflow Variable retention_subject_secret")
             held_hashes = self._items("subject", "")
             for kind, columns in node.policy.subject_identifiers.items():
-                parts += [keyed_hash_in(self.key, kind, table.c[c], self.dialect, held_hashes)
-                          for c in columns if c in table.c]
+                parts += [keyed_hash_in(self.key, kind, _identifier_column(table, c), self.dialect, held_hashes)
+                          for c in columns]
         return parts
 
     def _items(self, kind: str, table_name: str) -> Any:
         holds, items = self.tables.holds, self.tables.items
         return (select(items.c.item).join(holds, holds.c.hold_id == items.c.hold_id)
                 .where(in_force_on(holds, self.day), items.c.kind == kind, items.c.table_name == table_name))
+
+
+def _identifier_column(table: Any, name: str) -> Any:
+    """A declared identifier column of ``table``. The archive layout keeps every one
+    (``catalog.archive_layout``); one missing here would leave that person's rows unprotected
+    without a word, so it is an error, never a skip."""
+    if name not in table.c:
+        raise RetentionError(f"{table.schema + '.' if table.schema else ''}{table.name} has no column {name}, "
+                             "which the policy declares in subject_identifiers: a legal hold on a person "
+                             "could not reach its rows (an archive table made before identifiers were "
+                             "archived needs the column added, see the README)")
+    return table.c[name]
 
 
 def holds_in_force(conn: Connection, tables: HoldTables, day: date, key: SubjectKey | None,
@@ -430,21 +442,30 @@ def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by
             raise RetentionError(f"legal hold {reference!r} already expired on {row.expires_on}")
         _audit(conn, target, policy, ctx, reference, row.scope, row.category, row.table_name,
                _item_count(conn, tables, row.hold_id), "lifted", row.expires_on, [])
-        _lift(conn, holds, row.hold_id, lifted_by, reason)
+        # The event just written: audit.record holds the chain's lock until this transaction ends.
+        trail = audit.audit_table(target.archive_schema, policy.audit_table)
+        event_id = conn.execute(select(func.max(trail.c.event_id))).scalar_one()
+        _lift(conn, holds, row.hold_id, event_id, lifted_by, reason)
         return _views(conn, tables, today, holds.c.hold_id == row.hold_id)[0]
 
 
-def _lift(conn: Connection, holds: Table, hold_id: int, lifted_by: str, reason: str) -> None:
-    """Mark the hold lifted, after its audit event: through the administrator's function where
-    the roles script installed it (it checks the event is there), else directly."""
+def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by: str, reason: str) -> None:
+    """Mark the hold lifted, after its audit event ``event_id``: through the administrator's
+    function where the roles script installed it (it checks that event), else directly."""
     if conn.dialect.name == "postgresql":
         schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
         function = f"{schema}.{LIFT_FUNCTION}"
-        if conn.execute(sql_text("SELECT to_regprocedure(:f) IS NOT NULL"),
-                        {"f": f"{function}(integer, text, text)"}).scalar_one():
-            conn.execute(sql_text(f"SELECT {function}(:hold, :by, :why)"),
-                         {"hold": hold_id, "by": lifted_by, "why": reason})
+        installed = conn.execute(sql_text("SELECT to_regprocedure(:new) IS NOT NULL, to_regprocedure(:old) IS NOT NULL"),
+                                 {"new": f"{function}(integer, integer, text, text)",
+                                  "old": f"{function}(integer, text, text)"}).one()
+        if installed[0]:
+            conn.execute(sql_text(f"SELECT {function}(:hold, :event, :by, :why)"),
+                         {"hold": hold_id, "event": event_id, "by": lifted_by, "why": reason})
             return
+        if installed[1]:
+            raise RetentionError(f"{function}(integer, text, text) is the earlier version of the lift function: "
+                                 "have the administrator run the roles script again "
+                                 "(python -m include.retention.roles, see the README)")
     conn.execute(update(holds).where(holds.c.hold_id == hold_id).values(
         lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason))
 

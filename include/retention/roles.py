@@ -165,16 +165,24 @@ def create_archive_function_sql(policy: RetentionPolicy) -> list[str]:
 
 
 def lift_hold_function_sql(policy: RetentionPolicy) -> list[str]:
-    """The administrator's function that lifts a hold, only once its audit event is written."""
+    """The administrator's function that lifts a hold, given the audit event that records it.
+
+    It reads that one event only - never the whole log, where one unreadable ``details`` would
+    stop every later lift - and wants it to be this hold's ``legal_hold`` "lifted" event, not a
+    dry run's, written in the calling transaction (its row's ``xmin``), so an old event, another
+    run's or another hold's lifts nothing."""
     archive = policy.archive_schema
     holds, trail = hold_tables(archive).holds, _qualified(archive, policy.audit_table)
     register = _qualified(archive, holds.name)
     function = f'"{archive}".{LIFT_FUNCTION}'
     return [
-        f"CREATE OR REPLACE FUNCTION {function}(p_hold integer, p_lifted_by text, p_reason text) RETURNS void",
-        "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$",
+        f"DROP FUNCTION IF EXISTS {function}(integer, text, text);  -- the earlier one read every event",
+        f"CREATE OR REPLACE FUNCTION {function}(p_hold integer, p_event integer, p_lifted_by text, p_reason text)",
+        "RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$",
         "DECLARE",
         "  held text;",
+        "  event record;",
+        "  facts jsonb;",
         "BEGIN",
         f"  SELECT reference INTO held FROM {register} WHERE hold_id = p_hold AND lifted_at IS NULL FOR UPDATE;",
         "  IF NOT FOUND THEN",
@@ -183,56 +191,115 @@ def lift_hold_function_sql(policy: RetentionPolicy) -> list[str]:
         "  IF coalesce(btrim(p_lifted_by), '') = '' OR coalesce(btrim(p_reason), '') = '' THEN",
         "    RAISE EXCEPTION 'lifting legal hold % needs who lifts it and why', held;",
         "  END IF;",
-        f"  IF NOT EXISTS (SELECT 1 FROM {trail} e WHERE e.action = 'legal_hold' AND CASE",
-        "      WHEN e.action = 'legal_hold' AND e.details LIKE '{%' THEN",
-        "        e.details::jsonb ->> 'hold_reference' = held AND e.details::jsonb ->> 'outcome' = 'lifted' END) THEN",
-        "    RAISE EXCEPTION 'legal hold %: no legal_hold event with outcome lifted in the audit log; "
-        "write it first, in the same transaction', held;",
+        "  SELECT e.action, e.dry_run, e.details, e.xmin::text::bigint = txid_current() % 4294967296 AS ours",
+        f"    INTO event FROM {trail} e WHERE e.event_id = p_event;",
+        "  BEGIN",
+        "    facts := event.details::jsonb;",
+        "  EXCEPTION WHEN data_exception THEN",
+        "    facts := NULL;  -- not JSON: not a lift event",
+        "  END;",
+        "  IF event.action IS DISTINCT FROM 'legal_hold' OR event.dry_run IS DISTINCT FROM false",
+        "     OR NOT coalesce(event.ours, false) OR jsonb_typeof(facts) IS DISTINCT FROM 'object'",
+        "     OR facts ->> 'hold_reference' IS DISTINCT FROM held OR facts ->> 'outcome' IS DISTINCT FROM 'lifted' THEN",
+        "    RAISE EXCEPTION 'legal hold %: audit event % is not its legal_hold event with outcome lifted, written "
+        "in this transaction and not by a dry run; write that event first, in the same transaction', held, p_event;",
         "  END IF;",
         f"  UPDATE {register} SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason",
         "   WHERE hold_id = p_hold;",
         "END $fn$;",
-        f"REVOKE ALL ON FUNCTION {function}(integer, text, text) FROM PUBLIC;",
-        f"GRANT EXECUTE ON FUNCTION {function}(integer, text, text) TO {PIPELINE_ROLE};",
+        f"REVOKE ALL ON FUNCTION {function}(integer, integer, text, text) FROM PUBLIC;",
+        f"GRANT EXECUTE ON FUNCTION {function}(integer, integer, text, text) TO {PIPELINE_ROLE};",
+    ]
+
+
+def planted_objects_sql(policy: RetentionPolicy) -> list[str]:
+    """Stop, before anything else runs, on whatever the pipeline owns in this database.
+
+    The pipeline may own nothing; anything it owns (a function, operator, type, view, table,
+    rule or trigger, in any schema) may have been planted to run with the administrator's
+    rights: a ``public.format(text, regclass)`` is a better match than the built-in one for an
+    unqualified call. ``pg_shdepend`` lists every object a role owns here, whatever its kind.
+    Only tables of the archive schema made by an earlier version of this script (the pipeline
+    created them) are allowed: they are taken back below, once their rules and triggers are
+    seen to be none of the pipeline's."""
+    archive = _literal(policy.archive_schema)
+    pipeline = f"pg_catalog.to_regrole('{PIPELINE_ROLE}')"
+    return [
+        "DO $$ DECLARE planted text; BEGIN",
+        "  SELECT pg_catalog.string_agg(what, ', ' ORDER BY what) INTO planted FROM (",
+        "    SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS what",
+        "      FROM pg_catalog.pg_shdepend d",
+        "     WHERE d.deptype = 'o' AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass",
+        f"       AND d.refobjid = {pipeline}",
+        "       AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+        "       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+        "                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid",
+        f"                          AND ((n.nspname = {archive} AND c.relkind IN ('r', 'p', 'S'))",
+        "                               OR n.nspname LIKE 'pg\_temp\_%' OR n.nspname LIKE 'pg\_toast\_temp\_%'))",
+        "    UNION ALL SELECT pg_catalog.format('rule %I on %s', r.rulename, r.ev_class::pg_catalog.regclass)",
+        "      FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class",
+        f"     WHERE c.relowner = {pipeline} AND r.rulename <> '_RETURN'",
+        "    UNION ALL SELECT pg_catalog.format('trigger %I on %s', g.tgname, g.tgrelid::pg_catalog.regclass)",
+        "      FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid",
+        f"     WHERE c.relowner = {pipeline} AND NOT g.tgisinternal",
+        "  ) AS found;",
+        "  IF planted IS NOT NULL THEN",
+        f"    RAISE EXCEPTION 'owned by {PIPELINE_ROLE}, which may own nothing: %. Nothing was changed. Look at each "
+        "(it may have been planted to run with the rights of whoever uses it), drop it (DROP OWNED BY "
+        f"{PIPELINE_ROLE} drops them all), then run this script again', planted;",
+        "  END IF;",
+        "END $$;",
     ]
 
 
 def existing_archive_sql(policy: RetentionPolicy) -> list[str]:
     """Bring an archive made under the earlier scripts (the pipeline created and owned the
-    archive tables) under the administrator, and refuse what may have been planted there."""
+    archive tables) under the administrator; ``planted_objects_sql`` has refused the rest."""
     archive = policy.archive_schema
     names = _array(list(archive_layouts(policy)))
     return [
-        "DO $$ DECLARE planted text; t regclass; archive_table text; BEGIN",
-        "  SELECT string_agg(what, ', ') INTO planted FROM (",
-        "    SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'",
-        "                              WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass) AS what",
-        f"      FROM pg_class c WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
-        f"       AND c.relkind IN ('v', 'm', 'f') AND c.relowner = '{PIPELINE_ROLE}'::regrole",
-        "    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p",
-        f"      WHERE p.proowner = '{PIPELINE_ROLE}'::regrole",
-        "    UNION ALL SELECT format('rule %I on %s', r.rulename, r.ev_class::regclass) FROM pg_rewrite r",
-        f"      JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
-        f"       AND c.relowner = '{PIPELINE_ROLE}'::regrole AND r.rulename <> '_RETURN'",
-        "    UNION ALL SELECT format('trigger %I on %s', g.tgname, g.tgrelid::regclass) FROM pg_trigger g",
-        f"      JOIN pg_class c ON c.oid = g.tgrelid WHERE c.relnamespace = '\"{archive}\"'::regnamespace",
-        f"       AND c.relowner = '{PIPELINE_ROLE}'::regrole AND NOT g.tgisinternal",
-        "  ) AS found;",
-        "  IF planted IS NOT NULL THEN",
-        f"    RAISE EXCEPTION 'owned by {PIPELINE_ROLE}, which may own nothing: %. Look at each (it may have been "
-        "planted to run with the rights of whoever reads it), drop it, then run this script again', planted;",
-        "  END IF;",
+        "DO $$ DECLARE t regclass; archive_table text; BEGIN",
         f"  FOR t IN SELECT c.oid::regclass FROM pg_class c WHERE c.relowner = '{PIPELINE_ROLE}'::regrole",
         f"           AND c.relnamespace = '\"{archive}\"'::regnamespace AND c.relkind IN ('r', 'p') LOOP",
-        "    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, current_user);",
+        "    EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', t, current_user);",
         "  END LOOP;",
         f"  FOREACH archive_table IN ARRAY {names} LOOP",
-        f"    t := to_regclass(format('%I.%I', {_literal(archive)}, archive_table));",
+        f"    t := to_regclass(pg_catalog.format('%I.%I', {_literal(archive)}, archive_table));",
         "    CONTINUE WHEN t IS NULL;",
-        f"    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, {PIPELINE_ROLE}', t);",
-        f"    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO {PIPELINE_ROLE}', t);",
-        f"    EXECUTE format('GRANT SELECT ON %s TO {READER_ROLE}', t);",
+        f"    EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC, {PIPELINE_ROLE}', t);",
+        f"    EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO {PIPELINE_ROLE}', t);",
+        f"    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO {READER_ROLE}', t);",
         "  END LOOP;",
+        "END $$;",
+    ]
+
+
+def no_create_anywhere_sql() -> list[str]:
+    """Take CREATE on ``public`` back from PUBLIC, then fail unless the pipeline may create in
+    no schema (and no schema in the database)."""
+    return [
+        "-- Before PostgreSQL 15 every role may create in public (and pg_upgrade keeps that grant):",
+        "-- the pipeline could plant there a function that a privileged role's unqualified call picks.",
+        "-- PostgreSQL's own advice since CVE-2018-1058 is to revoke it. An application that creates",
+        "-- objects in public as another role needs its own grant (GRANT CREATE ON SCHEMA public TO ...).",
+        "DO $$ BEGIN",
+        "  IF pg_catalog.to_regnamespace('public') IS NOT NULL THEN",
+        "    REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+        "  END IF;",
+        "END $$;",
+        "DO $$ DECLARE open_to text; BEGIN",
+        "  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(nspname), ', ' ORDER BY nspname) INTO open_to",
+        "    FROM pg_catalog.pg_namespace",
+        f"   WHERE pg_catalog.has_schema_privilege('{PIPELINE_ROLE}', oid, 'CREATE')",
+        "     AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%';",
+        "  IF open_to IS NOT NULL THEN",
+        f"    RAISE EXCEPTION '{PIPELINE_ROLE} may create objects in schema %: nothing was changed. Revoke CREATE "
+        f"there from PUBLIC or from the role that passes it to {PIPELINE_ROLE}, then run this script again', open_to;",
+        "  END IF;",
+        f"  IF pg_catalog.has_database_privilege('{PIPELINE_ROLE}', pg_catalog.current_database(), 'CREATE') THEN",
+        f"    RAISE EXCEPTION '{PIPELINE_ROLE} may create schemas in this database: nothing was changed. Revoke "
+        "CREATE ON DATABASE, then run this script again';",
+        "  END IF;",
         "END $$;",
     ]
 
@@ -245,7 +312,8 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
                       for root in c.tables for t in root.walk()})
     trail = audit_table(archive, policy.audit_table)
     holds = hold_tables(archive)
-    lift_columns = {"lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
+    # hold_id comes from its sequence: chosen by the pipeline, it could take the ids ahead.
+    lift_columns = {"hold_id", "lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
     added = ", ".join(c.name for c in holds.holds.columns if c.name not in lift_columns)
     project = [  # the project's own tables, with what the pipeline may do to each
         (trail, "SELECT, INSERT"),                      # append-only: the triggers refuse the rest too
@@ -269,6 +337,14 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "-- `python -m include.retention.roles`; run it as an administrator of the target database,",
         "-- after the application's tables exist. Give the roles a way to log in afterwards, e.g.:",
         f"--   ALTER ROLE {PIPELINE_ROLE} LOGIN PASSWORD '...';  ALTER ROLE {READER_ROLE} LOGIN PASSWORD '...';",
+        "-- One transaction: psql -f sends statement after statement, and any error rolls back all.",
+        "-- The search_path holds pg_catalog only, so no call here resolves to another schema's",
+        "-- function or operator (the pipeline may have planted one before this script took CREATE",
+        "-- back), and the first block stops on anything the pipeline owns, before anything runs.",
+        "BEGIN;",
+        "SET LOCAL search_path = pg_catalog, pg_temp;",
+        "",
+        *planted_objects_sql(policy),
         "",
         *(f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
           for role in (PIPELINE_ROLE, READER_ROLE)),
@@ -284,13 +360,14 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "           AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')",
         f"           WHERE seq.relkind = 'S' AND d.refobjid = ANY (ARRAY[{', '.join(repr(t) for t in governed)}]"
         "::regclass[])",
-        f"  LOOP EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO {PIPELINE_ROLE}', s); END LOOP;",
+        f"  LOOP EXECUTE pg_catalog.format('GRANT USAGE, SELECT ON SEQUENCE %s TO {PIPELINE_ROLE}', s); END LOOP;",
         "END $$;",
-        f"DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO {PIPELINE_ROLE}', current_database()); "
+        f"DO $$ BEGIN EXECUTE pg_catalog.format('GRANT TEMPORARY ON DATABASE %I TO {PIPELINE_ROLE}', "
+        "pg_catalog.current_database()); "
         "END $$;",
         "",
         "-- Keyed hashes in SQL: the post-run check and legal holds on a person compare hashes.",
-        "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA public;  -- where the engine's calls find it",
         "",
         "-- The archive schema, the project's tables (audit log, legal holds, suppression list, run",
         "-- leases) and the archive tables belong to the administrator, not to the pipeline: an owner",
@@ -320,6 +397,9 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "-- The DPO reads the audit log and the archive (the function grants it each new archive table).",
         f'GRANT USAGE ON SCHEMA "{archive}" TO {READER_ROLE};',
         f'GRANT SELECT ON ALL TABLES IN SCHEMA "{archive}" TO {READER_ROLE};',
+        "",
+        *no_create_anywhere_sql(),
+        "COMMIT;",
         "",
     ]
     return "\n".join(lines)

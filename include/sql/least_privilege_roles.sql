@@ -2,6 +2,35 @@
 -- `python -m include.retention.roles`; run it as an administrator of the target database,
 -- after the application's tables exist. Give the roles a way to log in afterwards, e.g.:
 --   ALTER ROLE retention_pipeline LOGIN PASSWORD '...';  ALTER ROLE dpo_reader LOGIN PASSWORD '...';
+-- One transaction: psql -f sends statement after statement, and any error rolls back all.
+-- The search_path holds pg_catalog only, so no call here resolves to another schema's
+-- function or operator (the pipeline may have planted one before this script took CREATE
+-- back), and the first block stops on anything the pipeline owns, before anything runs.
+BEGIN;
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+DO $$ DECLARE planted text; BEGIN
+  SELECT pg_catalog.string_agg(what, ', ' ORDER BY what) INTO planted FROM (
+    SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+      FROM pg_catalog.pg_shdepend d
+     WHERE d.deptype = 'o' AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+       AND d.refobjid = pg_catalog.to_regrole('retention_pipeline')
+       AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid
+                          AND ((n.nspname = 'archive' AND c.relkind IN ('r', 'p', 'S'))
+                               OR n.nspname LIKE 'pg\_temp\_%' OR n.nspname LIKE 'pg\_toast\_temp\_%'))
+    UNION ALL SELECT pg_catalog.format('rule %I on %s', r.rulename, r.ev_class::pg_catalog.regclass)
+      FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+     WHERE c.relowner = pg_catalog.to_regrole('retention_pipeline') AND r.rulename <> '_RETURN'
+    UNION ALL SELECT pg_catalog.format('trigger %I on %s', g.tgname, g.tgrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
+     WHERE c.relowner = pg_catalog.to_regrole('retention_pipeline') AND NOT g.tgisinternal
+  ) AS found;
+  IF planted IS NOT NULL THEN
+    RAISE EXCEPTION 'owned by retention_pipeline, which may own nothing: %. Nothing was changed. Look at each (it may have been planted to run with the rights of whoever uses it), drop it (DROP OWNED BY retention_pipeline drops them all), then run this script again', planted;
+  END IF;
+END $$;
 
 DO $$ BEGIN CREATE ROLE retention_pipeline NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 DO $$ BEGIN CREATE ROLE dpo_reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
@@ -27,12 +56,12 @@ DO $$ DECLARE s regclass; BEGIN
   FOR s IN SELECT seq.oid::regclass FROM pg_class seq JOIN pg_depend d ON d.objid = seq.oid
            AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
            WHERE seq.relkind = 'S' AND d.refobjid = ANY (ARRAY['"crm"."customer_contracts"', '"crm"."customers"', '"crm"."invoices"', '"crm"."prospect_interactions"', '"crm"."prospects"', '"crm"."rights_requests"', '"crm"."subscriptions"', '"crm"."supplier_contracts"', '"crm"."suppliers"', '"crm"."tracking_consents"', '"crm"."tracking_cookies"', '"crm"."tracking_events"', '"crm"."web_form_submissions"']::regclass[])
-  LOOP EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO retention_pipeline', s); END LOOP;
+  LOOP EXECUTE pg_catalog.format('GRANT USAGE, SELECT ON SEQUENCE %s TO retention_pipeline', s); END LOOP;
 END $$;
-DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO retention_pipeline', current_database()); END $$;
+DO $$ BEGIN EXECUTE pg_catalog.format('GRANT TEMPORARY ON DATABASE %I TO retention_pipeline', pg_catalog.current_database()); END $$;
 
 -- Keyed hashes in SQL: the post-run check and legal holds on a person compare hashes.
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA public;  -- where the engine's calls find it
 
 -- The archive schema, the project's tables (audit log, legal holds, suppression list, run
 -- leases) and the archive tables belong to the administrator, not to the pipeline: an owner
@@ -111,41 +140,24 @@ REVOKE ALL ON "archive"."retention_legal_hold_items" FROM PUBLIC, retention_pipe
 REVOKE ALL ON "archive"."retention_suppression" FROM PUBLIC, retention_pipeline;
 REVOKE ALL ON "archive"."retention_run_locks" FROM PUBLIC, retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_audit" TO retention_pipeline;
-GRANT SELECT, INSERT (hold_id, reference, scope, category, table_name, reason, created_by, created_at, expires_on), UPDATE (expiry_recorded_at) ON "archive"."retention_legal_holds" TO retention_pipeline;
+GRANT SELECT, INSERT (reference, scope, category, table_name, reason, created_by, created_at, expires_on), UPDATE (expiry_recorded_at) ON "archive"."retention_legal_holds" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_legal_hold_items" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_suppression" TO retention_pipeline;
 GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."retention_run_locks" TO retention_pipeline;
 GRANT USAGE, SELECT ON SEQUENCE "archive"."retention_legal_holds_hold_id_seq" TO retention_pipeline;
 
 -- Archive tables made by an earlier version of this script belonged to the pipeline.
-DO $$ DECLARE planted text; t regclass; archive_table text; BEGIN
-  SELECT string_agg(what, ', ') INTO planted FROM (
-    SELECT format('%s %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-                              WHEN 'f' THEN 'foreign table' ELSE 'relation' END, c.oid::regclass) AS what
-      FROM pg_class c WHERE c.relnamespace = '"archive"'::regnamespace
-       AND c.relkind IN ('v', 'm', 'f') AND c.relowner = 'retention_pipeline'::regrole
-    UNION ALL SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p
-      WHERE p.proowner = 'retention_pipeline'::regrole
-    UNION ALL SELECT format('rule %I on %s', r.rulename, r.ev_class::regclass) FROM pg_rewrite r
-      JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = '"archive"'::regnamespace
-       AND c.relowner = 'retention_pipeline'::regrole AND r.rulename <> '_RETURN'
-    UNION ALL SELECT format('trigger %I on %s', g.tgname, g.tgrelid::regclass) FROM pg_trigger g
-      JOIN pg_class c ON c.oid = g.tgrelid WHERE c.relnamespace = '"archive"'::regnamespace
-       AND c.relowner = 'retention_pipeline'::regrole AND NOT g.tgisinternal
-  ) AS found;
-  IF planted IS NOT NULL THEN
-    RAISE EXCEPTION 'owned by retention_pipeline, which may own nothing: %. Look at each (it may have been planted to run with the rights of whoever reads it), drop it, then run this script again', planted;
-  END IF;
+DO $$ DECLARE t regclass; archive_table text; BEGIN
   FOR t IN SELECT c.oid::regclass FROM pg_class c WHERE c.relowner = 'retention_pipeline'::regrole
            AND c.relnamespace = '"archive"'::regnamespace AND c.relkind IN ('r', 'p') LOOP
-    EXECUTE format('ALTER TABLE %s OWNER TO %I', t, current_user);
+    EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', t, current_user);
   END LOOP;
   FOREACH archive_table IN ARRAY ARRAY['customer_contracts', 'customers', 'invoices', 'prospect_interactions', 'prospects', 'rights_requests', 'subscriptions', 'supplier_contracts', 'suppliers', 'tracking_consents', 'tracking_cookies', 'tracking_events', 'web_form_submissions']::text[] LOOP
-    t := to_regclass(format('%I.%I', 'archive', archive_table));
+    t := to_regclass(pg_catalog.format('%I.%I', 'archive', archive_table));
     CONTINUE WHEN t IS NULL;
-    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, retention_pipeline', t);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO retention_pipeline', t);
-    EXECUTE format('GRANT SELECT ON %s TO dpo_reader', t);
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC, retention_pipeline', t);
+    EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO retention_pipeline', t);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %s TO dpo_reader', t);
   END LOOP;
 END $$;
 
@@ -164,7 +176,7 @@ BEGIN
     ('customer_contracts', '"crm"."customer_contracts"', ARRAY['contract_id', 'customer_id', 'reference', 'product', 'signed_at', 'ended_at', 'amount']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."customer_contracts" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("contract_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_customer_contracts_retention_until" ON "archive"."customer_contracts" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_customer_contracts_parent" ON "archive"."customer_contracts" ("customer_id")', 'REVOKE ALL ON "archive"."customer_contracts" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."customer_contracts" TO retention_pipeline', 'GRANT SELECT ON "archive"."customer_contracts" TO dpo_reader']::text[]),
-    ('customers', '"crm"."customers"', ARRAY['customer_id', 'customer_number', 'company_name', 'contact_name', 'email', 'postcode', 'city', 'relationship_ended_at']::text[],
+    ('customers', '"crm"."customers"', ARRAY['customer_id', 'customer_number', 'company_name', 'contact_name', 'email', 'postcode', 'city', 'relationship_ended_at', 'phone']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."customers" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("customer_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_customers_retention_until" ON "archive"."customers" ("retention_until")', 'REVOKE ALL ON "archive"."customers" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."customers" TO retention_pipeline', 'GRANT SELECT ON "archive"."customers" TO dpo_reader']::text[]),
     ('invoices', '"crm"."invoices"', ARRAY['invoice_id', 'subscription_id', 'invoice_number', 'issued_at', 'billing_name', 'billing_address', 'amount_excl_tax', 'vat_amount', 'amount_incl_tax']::text[],
@@ -173,7 +185,7 @@ BEGIN
     ('prospect_interactions', '"crm"."prospect_interactions"', ARRAY['interaction_id', 'prospect_id', 'occurred_at', 'direction', 'channel', 'kind']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."prospect_interactions" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("interaction_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_prospect_interactions_retention_until" ON "archive"."prospect_interactions" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_prospect_interactions_parent" ON "archive"."prospect_interactions" ("prospect_id")', 'REVOKE ALL ON "archive"."prospect_interactions" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."prospect_interactions" TO retention_pipeline', 'GRANT SELECT ON "archive"."prospect_interactions" TO dpo_reader']::text[]),
-    ('prospects', '"crm"."prospects"', ARRAY['prospect_id', 'first_name', 'last_name', 'email', 'company', 'commercial_consent', 'last_inbound_contact_at']::text[],
+    ('prospects', '"crm"."prospects"', ARRAY['prospect_id', 'first_name', 'last_name', 'email', 'company', 'commercial_consent', 'last_inbound_contact_at', 'phone']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."prospects" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("prospect_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_prospects_retention_until" ON "archive"."prospects" ("retention_until")', 'REVOKE ALL ON "archive"."prospects" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."prospects" TO retention_pipeline', 'GRANT SELECT ON "archive"."prospects" TO dpo_reader']::text[]),
     ('rights_requests', '"crm"."rights_requests"', ARRAY['request_id', 'reference', 'request_type', 'requester_email', 'received_at', 'due_at', 'identity_verified', 'closed_at', 'outcome']::text[],
@@ -185,19 +197,19 @@ BEGIN
     ('supplier_contracts', '"crm"."supplier_contracts"', ARRAY['supplier_contract_id', 'supplier_id', 'reference', 'subject', 'signed_at', 'ended_at', 'amount']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."supplier_contracts" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("supplier_contract_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_supplier_contracts_retention_until" ON "archive"."supplier_contracts" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_supplier_contracts_parent" ON "archive"."supplier_contracts" ("supplier_id")', 'REVOKE ALL ON "archive"."supplier_contracts" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."supplier_contracts" TO retention_pipeline', 'GRANT SELECT ON "archive"."supplier_contracts" TO dpo_reader']::text[]),
-    ('suppliers', '"crm"."suppliers"', ARRAY['supplier_id', 'company_name', 'siret', 'contact_name', 'contact_email', 'relationship_ended_at']::text[],
+    ('suppliers', '"crm"."suppliers"', ARRAY['supplier_id', 'company_name', 'siret', 'contact_name', 'contact_email', 'relationship_ended_at', 'contact_phone']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."suppliers" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("supplier_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_suppliers_retention_until" ON "archive"."suppliers" ("retention_until")', 'REVOKE ALL ON "archive"."suppliers" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."suppliers" TO retention_pipeline', 'GRANT SELECT ON "archive"."suppliers" TO dpo_reader']::text[]),
     ('tracking_consents', '"crm"."tracking_consents"', ARRAY['consent_id', 'cookie_id']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."tracking_consents" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("consent_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_consents_retention_until" ON "archive"."tracking_consents" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_tracking_consents_parent" ON "archive"."tracking_consents" ("cookie_id")', 'REVOKE ALL ON "archive"."tracking_consents" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_consents" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_consents" TO dpo_reader']::text[]),
-    ('tracking_cookies', '"crm"."tracking_cookies"', ARRAY['cookie_id']::text[],
+    ('tracking_cookies', '"crm"."tracking_cookies"', ARRAY['cookie_id', 'visitor_key']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."tracking_cookies" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("cookie_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_cookies_retention_until" ON "archive"."tracking_cookies" ("retention_until")', 'REVOKE ALL ON "archive"."tracking_cookies" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_cookies" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_cookies" TO dpo_reader']::text[]),
     ('tracking_events', '"crm"."tracking_events"', ARRAY['event_id', 'cookie_id']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."tracking_events" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("event_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_tracking_events_retention_until" ON "archive"."tracking_events" ("retention_until")', 'CREATE INDEX IF NOT EXISTS "ix_tracking_events_parent" ON "archive"."tracking_events" ("cookie_id")', 'REVOKE ALL ON "archive"."tracking_events" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."tracking_events" TO retention_pipeline', 'GRANT SELECT ON "archive"."tracking_events" TO dpo_reader']::text[]),
-    ('web_form_submissions', '"crm"."web_form_submissions"', ARRAY['submission_id', 'form_name', 'full_name', 'email', 'message', 'submitted_at', 'last_inbound_contact_at']::text[],
+    ('web_form_submissions', '"crm"."web_form_submissions"', ARRAY['submission_id', 'form_name', 'full_name', 'email', 'message', 'submitted_at', 'last_inbound_contact_at', 'phone']::text[],
      'CREATE TABLE IF NOT EXISTS "archive"."web_form_submissions" (%s, retention_start DATE, retention_until DATE, archived_at TIMESTAMP WITH TIME ZONE, policy_version VARCHAR(64), run_id VARCHAR(250), anonymized BOOLEAN NOT NULL, PRIMARY KEY ("submission_id"))',
      ARRAY['CREATE INDEX IF NOT EXISTS "ix_web_form_submissions_retention_until" ON "archive"."web_form_submissions" ("retention_until")', 'REVOKE ALL ON "archive"."web_form_submissions" FROM PUBLIC', 'GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."web_form_submissions" TO retention_pipeline', 'GRANT SELECT ON "archive"."web_form_submissions" TO dpo_reader']::text[])
   ) AS approved (name, source_table, kept, create_table, after) WHERE approved.name = archive_table;
@@ -222,10 +234,13 @@ REVOKE ALL ON FUNCTION "archive".retention_create_archive_table(text) FROM PUBLI
 GRANT EXECUTE ON FUNCTION "archive".retention_create_archive_table(text) TO retention_pipeline;
 
 -- Lifting a hold: only with its audit event (the pipeline may not UPDATE lifted_at).
-CREATE OR REPLACE FUNCTION "archive".retention_lift_hold(p_hold integer, p_lifted_by text, p_reason text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DROP FUNCTION IF EXISTS "archive".retention_lift_hold(integer, text, text);  -- the earlier one read every event
+CREATE OR REPLACE FUNCTION "archive".retention_lift_hold(p_hold integer, p_event integer, p_lifted_by text, p_reason text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   held text;
+  event record;
+  facts jsonb;
 BEGIN
   SELECT reference INTO held FROM "archive"."retention_legal_holds" WHERE hold_id = p_hold AND lifted_at IS NULL FOR UPDATE;
   IF NOT FOUND THEN
@@ -234,17 +249,47 @@ BEGIN
   IF coalesce(btrim(p_lifted_by), '') = '' OR coalesce(btrim(p_reason), '') = '' THEN
     RAISE EXCEPTION 'lifting legal hold % needs who lifts it and why', held;
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM "archive"."retention_audit" e WHERE e.action = 'legal_hold' AND CASE
-      WHEN e.action = 'legal_hold' AND e.details LIKE '{%' THEN
-        e.details::jsonb ->> 'hold_reference' = held AND e.details::jsonb ->> 'outcome' = 'lifted' END) THEN
-    RAISE EXCEPTION 'legal hold %: no legal_hold event with outcome lifted in the audit log; write it first, in the same transaction', held;
+  SELECT e.action, e.dry_run, e.details, e.xmin::text::bigint = txid_current() % 4294967296 AS ours
+    INTO event FROM "archive"."retention_audit" e WHERE e.event_id = p_event;
+  BEGIN
+    facts := event.details::jsonb;
+  EXCEPTION WHEN data_exception THEN
+    facts := NULL;  -- not JSON: not a lift event
+  END;
+  IF event.action IS DISTINCT FROM 'legal_hold' OR event.dry_run IS DISTINCT FROM false
+     OR NOT coalesce(event.ours, false) OR jsonb_typeof(facts) IS DISTINCT FROM 'object'
+     OR facts ->> 'hold_reference' IS DISTINCT FROM held OR facts ->> 'outcome' IS DISTINCT FROM 'lifted' THEN
+    RAISE EXCEPTION 'legal hold %: audit event % is not its legal_hold event with outcome lifted, written in this transaction and not by a dry run; write that event first, in the same transaction', held, p_event;
   END IF;
   UPDATE "archive"."retention_legal_holds" SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason
    WHERE hold_id = p_hold;
 END $fn$;
-REVOKE ALL ON FUNCTION "archive".retention_lift_hold(integer, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION "archive".retention_lift_hold(integer, text, text) TO retention_pipeline;
+REVOKE ALL ON FUNCTION "archive".retention_lift_hold(integer, integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "archive".retention_lift_hold(integer, integer, text, text) TO retention_pipeline;
 
 -- The DPO reads the audit log and the archive (the function grants it each new archive table).
 GRANT USAGE ON SCHEMA "archive" TO dpo_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA "archive" TO dpo_reader;
+
+-- Before PostgreSQL 15 every role may create in public (and pg_upgrade keeps that grant):
+-- the pipeline could plant there a function that a privileged role's unqualified call picks.
+-- PostgreSQL's own advice since CVE-2018-1058 is to revoke it. An application that creates
+-- objects in public as another role needs its own grant (GRANT CREATE ON SCHEMA public TO ...).
+DO $$ BEGIN
+  IF pg_catalog.to_regnamespace('public') IS NOT NULL THEN
+    REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+  END IF;
+END $$;
+DO $$ DECLARE open_to text; BEGIN
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(nspname), ', ' ORDER BY nspname) INTO open_to
+    FROM pg_catalog.pg_namespace
+   WHERE pg_catalog.has_schema_privilege('retention_pipeline', oid, 'CREATE')
+     AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%';
+  IF open_to IS NOT NULL THEN
+    RAISE EXCEPTION 'retention_pipeline may create objects in schema %: nothing was changed. Revoke CREATE there from PUBLIC or from the role that passes it to retention_pipeline, then run this script again', open_to;
+  END IF;
+  IF pg_catalog.has_database_privilege('retention_pipeline', pg_catalog.current_database(), 'CREATE') THEN
+    RAISE EXCEPTION 'retention_pipeline may create schemas in this database: nothing was changed. Revoke CREATE ON DATABASE, then run this script again';
+  END IF;
+END $$;
+COMMIT;

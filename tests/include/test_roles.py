@@ -8,6 +8,7 @@ with its audit event."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from crm_helpers import AS_OF, KEY
 from engine_helpers import run_category
-from include.retention import dpo_report
+from include.retention import audit, dpo_report, instants
 from include.retention.audit import RunContext, audit_table, events
 from include.retention.errors import PolicyError
 from include.retention.holds import NewHold, add_hold, lift_hold
@@ -33,7 +34,7 @@ from include.demo.seed import seed_demo
 from include.retention.policy import load_policy
 from include.retention.roles import PIPELINE_ROLE, READER_ROLE, least_privilege_sql
 from include.retention.target import connect
-from throwaway_postgres import fresh_postgres_database
+from throwaway_postgres import find_bindir, fresh_postgres_database
 
 SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 
@@ -251,14 +252,16 @@ def test_a_missing_archive_table_the_pipeline_may_not_create_fails_naming_it_and
 
 
 def test_a_hold_is_lifted_only_through_the_function_that_wants_its_audit_event(secured):
-    """Without a ``legal_hold`` 'lifted' event in the log, the lift is refused and the hold stays."""
+    """Without its ``legal_hold`` 'lifted' event (here: the last event, its 'added' one), the lift
+    is refused and the hold stays."""
     pipeline, policy = secured[PIPELINE_ROLE], load_policy()
     ctx = RunContext("manual__roles", "legal_hold", AS_OF, policy.version)
     add_hold(pipeline, policy, NewHold("RG-ROLES-2", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx,
              AS_OF)
     with pipeline.read() as conn:
         hold_id = conn.execute(text("SELECT hold_id FROM archive.retention_legal_holds")).scalar_one()
-    refusal = _as_pipeline(secured, f"SELECT archive.retention_lift_hold({hold_id}, 'someone', 'no trace')")
+    refusal = _as_pipeline(secured, f"SELECT archive.retention_lift_hold({hold_id}, "
+                                    "(SELECT max(event_id) FROM archive.retention_audit), 'someone', 'no trace')")
     assert refusal is not None and "legal_hold" in refusal
     with pipeline.read() as conn:
         assert conn.execute(text("SELECT lifted_at FROM archive.retention_legal_holds")).scalar_one() is None
@@ -292,7 +295,7 @@ def test_running_the_script_again_takes_back_archive_tables_the_pipeline_made_an
                       "CREATE VIEW archive.prospects_summary AS SELECT archive.promote() AS n"):
         assert _as_pipeline(secured, statement) is None
     with pytest.raises(psycopg.Error, match="owned by retention_pipeline, which may own nothing: .*"
-                                         "view archive.prospects_summary.*function archive.promote"):
+                                         "function archive.promote.*view archive.prospects_summary"):
         _as_administrator(secured, SCRIPT.read_text())
     _as_administrator(secured, "DROP VIEW archive.prospects_summary; DROP FUNCTION archive.promote()")
     _as_administrator(secured, SCRIPT.read_text())
@@ -315,3 +318,169 @@ def test_an_archive_table_named_like_a_project_table_is_refused_by_the_script(tm
                                       f"      - table: suppliers\n        archive_table: {name}\n"))
     with pytest.raises(ValueError, match=f"archive table '{name}' of suppliers is one of the project's own tables"):
         least_privilege_sql(load_policy(str(policy)))
+
+
+# --- The script as an administrator runs it: psql -f, on a database older than PostgreSQL 15 --
+
+_PROMOTE = (f"BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN "
+            f"EXECUTE 'ALTER ROLE {PIPELINE_ROLE} SUPERUSER'; END IF; RETURN pg_catalog.format(fmt, x); END")
+# Better matches than pg_catalog.format(text, VARIADIC "any") for the script's own format() calls.
+PLANTED_FORMATS = [f"CREATE FUNCTION public.format(fmt text, x {kind}) RETURNS text LANGUAGE plpgsql AS $${_PROMOTE}$$"
+                   for kind in ("regclass", "name", "regrole", "text")]
+
+
+def _psql_file(url: str) -> subprocess.CompletedProcess:
+    """``psql -f`` without ON_ERROR_STOP, psql's default: each statement is sent in turn and a
+    failed one does not stop the rest."""
+    u = make_url(url)
+    return subprocess.run([str(find_bindir() / "psql"), "-X", "-h", u.host, "-p", str(u.port), "-U", u.username,
+                           "-d", u.database, "-f", str(SCRIPT)], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def legacy(postgres_server):
+    """A database made before PostgreSQL 15 (or pg_upgrade'd since): public grants CREATE to
+    PUBLIC. The administrator applies the script with psql -f."""
+    url = fresh_postgres_database(postgres_server)
+    admin = connect(url)
+    seed_demo(admin.engine, "crm", date(2026, 11, 26))
+    with admin.engine.begin() as conn:
+        conn.execute(text("GRANT CREATE ON SCHEMA public TO PUBLIC"))
+    assert _psql_file(url).returncode == 0
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"ALTER ROLE {PIPELINE_ROLE} LOGIN"))
+    pipeline = connect(make_url(url).set(username=PIPELINE_ROLE).render_as_string(hide_password=False))
+    yield {"url": url, "administrator": admin, PIPELINE_ROLE: pipeline}
+    with admin.engine.begin() as conn:  # the role is cluster-wide: never leave it promoted
+        conn.execute(text(f"ALTER ROLE {PIPELINE_ROLE} NOSUPERUSER"))
+    pipeline.dispose()
+    admin.dispose()
+
+
+def _facts(admin) -> tuple[bool, bool, bool]:
+    """(pipeline is superuser, pipeline may create in public, PUBLIC may create in public)."""
+    with admin.engine.connect() as conn:
+        return tuple(conn.execute(text(
+            "SELECT rolsuper, has_schema_privilege(rolname, 'public', 'CREATE'), "
+            "       coalesce((SELECT bool_or(a.grantee = 0 AND a.privilege_type = 'CREATE') "
+            "                 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public'), false) "
+            "FROM pg_roles WHERE rolname = :r"), {"r": PIPELINE_ROLE}).one())
+
+
+def test_the_script_takes_create_on_public_back_from_public_so_the_pipeline_plants_nothing_there(legacy):
+    assert _facts(legacy["administrator"]) == (False, False, False)
+    for statement in PLANTED_FORMATS[:1] + ["CREATE TABLE public.pipeline_notes (id int)"]:
+        assert _as_pipeline(legacy, statement) is not None, statement
+
+
+@pytest.mark.parametrize("planted", [
+    PLANTED_FORMATS,
+    ["CREATE TYPE public.planted AS (a int)"],
+    ["CREATE FUNCTION public.planted_eq(a text, b text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+     "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.planted_eq)"],
+    ["CREATE TABLE public.planted (id int)", "CREATE VIEW public.planted_view AS SELECT 1 AS one"],
+], ids=["format-functions", "type", "operator", "table-and-view"])
+def test_running_the_script_again_over_objects_the_pipeline_planted_runs_none_and_changes_nothing(legacy, planted):
+    """The observed attack: on a database secured by the earlier script, public still granted
+    CREATE to PUBLIC and the pipeline planted format() overloads that the script's own blocks
+    called as a superuser. psql -f sends each statement in turn: the script is one transaction,
+    with a fixed search_path, that first looks for anything the pipeline owns in any schema."""
+    admin = legacy["administrator"]
+    with admin.engine.begin() as conn:  # as the earlier script left it
+        conn.execute(text("GRANT CREATE ON SCHEMA public TO PUBLIC"))
+    for statement in planted:
+        assert _as_pipeline(legacy, statement) is None, statement
+    rerun = _psql_file(legacy["url"])
+    assert "owned by retention_pipeline, which may own nothing" in rerun.stderr
+    assert _facts(admin) == (False, True, True)  # never promoted; the refused run changed nothing
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"DROP OWNED BY {PIPELINE_ROLE}"))
+    assert _psql_file(legacy["url"]).stderr.count("ERROR") == 0
+    assert _facts(admin) == (False, False, False)
+
+
+def test_the_script_refuses_to_finish_while_the_pipeline_may_create_in_a_schema(legacy):
+    admin = legacy["administrator"]
+    with admin.engine.begin() as conn:
+        conn.execute(text("CREATE SCHEMA reports; GRANT CREATE ON SCHEMA reports TO PUBLIC"))
+    rerun = _psql_file(legacy["url"])
+    assert "may create objects in schema reports" in rerun.stderr
+
+
+# --- Lifting a hold: only with this transaction's own audit event --------------------------
+
+def _append(conn, *, details: str | None, action: str = "legal_hold", dry_run: bool = False) -> int:
+    """Append a well-chained event, as the pipeline can; return its id."""
+    trail = audit_table("archive", load_policy().audit_table)
+    last = conn.execute(text("SELECT event_id, event_hash FROM archive.retention_audit "
+                             "ORDER BY event_id DESC LIMIT 1")).first()
+    event = {"event_id": last[0] + 1 if last else 1, "recorded_at": instants.utc_now(), "run_id": "manual__x",
+             "dag_id": "legal_hold", "category": "suppliers", "table_name": None, "action": action, "row_count": 0,
+             "policy_version": "x", "as_of": AS_OF, "dry_run": dry_run, "details": details, "subject_hash": None,
+             "prev_hash": last[1] if last else audit.GENESIS}
+    event["event_hash"] = audit.event_hash(event)
+    conn.execute(trail.insert().values(**event))
+    return event["event_id"]
+
+
+def _new_hold(secured, reference: str) -> int:
+    policy = load_policy()
+    add_hold(secured[PIPELINE_ROLE], policy, NewHold(reference, "category", "Inquiry", "dpo", category="suppliers"),
+             KEY, RunContext("manual__roles", "legal_hold", AS_OF, policy.version), AS_OF)
+    with secured[PIPELINE_ROLE].read() as conn:
+        return conn.execute(text("SELECT hold_id FROM archive.retention_legal_holds WHERE reference = :r"),
+                            {"r": reference}).scalar_one()
+
+
+def test_one_unreadable_legal_hold_event_does_not_stop_any_hold_from_being_lifted(secured):
+    pipeline, policy = secured[PIPELINE_ROLE], load_policy()
+    _new_hold(secured, "RG-ROLES-3")
+    with pipeline.engine.begin() as conn:
+        _append(conn, details="{not json")
+    lift_hold(pipeline, policy, "RG-ROLES-3", "dpo", "closed",
+              RunContext("manual__roles", "legal_hold", AS_OF, policy.version), AS_OF)
+    with pipeline.read() as conn:
+        assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
+
+
+LIFTED = '{"hold_reference":"RG-ROLES-4","outcome":"lifted"}'
+
+
+@pytest.mark.parametrize("event", [
+    {"details": LIFTED, "earlier": True},
+    {"details": LIFTED, "dry_run": True},
+    {"details": '{"hold_reference":"RG-OTHER","outcome":"lifted"}'},
+    {"details": '{"hold_reference":"RG-ROLES-4","outcome":"added"}'},
+    {"details": LIFTED, "action": "archive"},
+    {"details": "{not json"},
+    {"details": '["RG-ROLES-4", "lifted"]'},
+    {"details": None},
+], ids=["another-transaction", "dry-run", "another-hold", "not-lifted", "not-legal-hold", "not-json", "not-object",
+        "no-details"])
+def test_a_hold_is_lifted_only_with_its_own_lifted_event_written_in_the_same_transaction(secured, event):
+    hold_id = _new_hold(secured, "RG-ROLES-4")
+    event = dict(event)
+    earlier = event.pop("earlier", False)
+    pipeline = secured[PIPELINE_ROLE]
+    if earlier:
+        with pipeline.engine.begin() as conn:
+            event_id = _append(conn, **event)
+    with pytest.raises(DBAPIError, match="legal hold RG-ROLES-4: audit event .* is not"), \
+            pipeline.engine.begin() as conn:
+        if not earlier:
+            event_id = _append(conn, **event)
+        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"),
+                     {"h": hold_id, "e": event_id})
+    with pipeline.engine.begin() as conn:  # the same event, right, in this transaction: lifted
+        event_id = _append(conn, details=LIFTED)
+        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"),
+                     {"h": hold_id, "e": event_id})
+    with pipeline.read() as conn:
+        assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
+
+
+def test_the_pipeline_may_not_choose_a_hold_id(secured):
+    refusal = _as_pipeline(secured, "INSERT INTO archive.retention_legal_holds "
+                                    "(hold_id, reference, scope, reason, created_by, created_at) "
+                                    "VALUES (1000, 'RG-ID', 'category', 'x', 'x', now())")
+    assert refusal is not None and "permission denied" in refusal
