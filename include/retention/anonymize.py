@@ -12,7 +12,12 @@ only pseudonymisation and is deliberately not offered. Rules:
 * ``{round: R}`` - a number truncated towards zero to a multiple of R.
 
 An anonymised row also loses the dates that would date the person's history
-(``retention_start``, ``retention_until``, ``archived_at``) and its ``run_id``.
+(``retention_start``, ``retention_until``, ``archived_at``) and its ``run_id``, and the subject
+identifiers its archive row keeps only so that rights requests and legal holds can find it
+(declared in ``subject_identifiers`` but not in ``archive_columns``): those are set to NULL
+without a rule of their own, since an anonymised row is about no one and the policy never
+chose to keep them (``anonymization_rules``). An identifier the policy does archive needs its
+own rule, and ``keep`` is refused for it.
 """
 
 from __future__ import annotations
@@ -23,9 +28,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import DateTime, Integer, cast, func, literal, null, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
-from .policy import AnonymizeRule, PrefixRule, RoundRule
+from .catalog import identifier_columns
+from .policy import AnonymizeRule, PrefixRule, RoundRule, TableBase
 
 _SQLITE_TRUNCATE = {"year": "start of year", "month": "start of month"}
+
+
+def anonymization_rules(node: TableBase) -> dict[str, AnonymizeRule]:
+    """Every archive column's rule: the policy's ``anonymize``, plus ``null`` for each subject
+    identifier the archive keeps only for rights requests (not an archive column, not a key:
+    a key identifies the row, not the person, and is never rewritten)."""
+    keys = {*node.primary_key, *getattr(node, "foreign_key", [])}
+    implicit: dict[str, AnonymizeRule] = {c: "null" for c in identifier_columns(node)
+                                          if c not in node.archive_columns and c not in keys}
+    return {**implicit, **node.anonymize}
 
 
 def rule_expression(column: Any, rule: AnonymizeRule, dialect: str, zone: ZoneInfo) -> ColumnElement[Any] | None:

@@ -5,9 +5,10 @@ SQL uses it (``check_against_database``). The engine then works on ``TableNode``
 a reflected active table, its archive twin and its children.
 
 An archive table keeps only what the policy allows - the key columns, the foreign key
-to the parent, the ``archive_columns`` - plus the facts a DPO needs to prove why the row
-is there and until when: ``retention_start``, ``retention_until``, ``archived_at``,
-``policy_version``, ``run_id`` and ``anonymized``.
+to the parent, the ``archive_columns`` and the ``subject_identifiers`` (so that rights
+requests and legal holds find archived rows by any of them: ``archive_layout``) - plus
+the facts a DPO needs to prove why the row is there and until when: ``retention_start``,
+``retention_until``, ``archived_at``, ``policy_version``, ``run_id`` and ``anonymized``.
 """
 
 from __future__ import annotations
@@ -476,11 +477,26 @@ class ArchiveLayout:
 
 
 def archive_layout(node: TableBase) -> ArchiveLayout:
+    """The archive table of ``node``: its keys and links, its ``archive_columns``, then every
+    column its ``subject_identifiers`` declare (``identifier_columns``).
+
+    The identifiers are kept even where ``archive_columns`` leaves them out: an archived row is
+    still the person's data until its end of life, and a legal hold, an erasure or "was X
+    erased?" given by any declared identifier (a phone alone) must find it. Anonymisation
+    blanks them (``anonymize.identifier_rules``). The engine's table definition, the archive
+    step's copy and the roles script's creation function all read this one layout.
+    """
     parent_link = list(getattr(node, "foreign_key", []))
     dependant_link = list(node.archived_with.foreign_key) if isinstance(node, TablePolicy) and node.archived_with \
         else []
-    kept = list(dict.fromkeys([*node.primary_key, *parent_link, *dependant_link, *node.archive_columns]))
+    kept = list(dict.fromkeys([*node.primary_key, *parent_link, *dependant_link, *node.archive_columns,
+                               *identifier_columns(node)]))
     return ArchiveLayout(node.archive_name, kept, list(node.primary_key), parent_link, dependant_link)
+
+
+def identifier_columns(node: TableBase) -> list[str]:
+    """The columns ``node`` declares as subject identifiers, in the policy's order, once each."""
+    return list(dict.fromkeys(c for columns in node.subject_identifiers.values() for c in columns))
 
 
 def archive_metadata_columns() -> list[Column[Any]]:
@@ -530,8 +546,21 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
             raise PolicyError("<archive>", [Problem(
                 f"table {archive.schema}.{archive.name}",
                 f"existing archive table lacks column(s) {', '.join(missing)}; "
-                "add them (ALTER TABLE ... ADD COLUMN) before archiving with this policy",
+                "add them (ALTER TABLE ... ADD COLUMN) before archiving with this policy"
+                + _why_identifiers(node.policy, missing),
             )])
+
+
+def _why_identifiers(node: TableBase, missing: list[str]) -> str:
+    """Why a missing identifier column matters, for whoever migrates the table: without it a
+    hold or an erasure by that identifier cannot reach the archived rows."""
+    identifiers = [c for c in identifier_columns(node) if c in missing]
+    if not identifiers:
+        return ""
+    return (f"; {', '.join(identifiers)} is a subject identifier of {node.table} (subject_identifiers): "
+            "archive rows keep it so that legal holds, erasures and \"was X erased?\" find the person's "
+            "archived rows by it (rows archived before the column is added have no value there: "
+            "they can be found only by their other identifiers)")
 
 
 def _create_archive_table(conn: Connection, archive: Table) -> None:

@@ -7,6 +7,7 @@ keeps them, what happens at the end, and which tables are involved.
 
 from __future__ import annotations
 
+from .catalog import identifier_columns
 from .policy import Category, RetentionPolicy, TablePolicy, TableBase
 
 
@@ -54,6 +55,15 @@ def schedule_sentence(category: Category) -> str:
     return f"{active}, then {end} (no archive)."
 
 
+def _identifiers_kept(table: TableBase) -> str:
+    """The subject identifiers an archive row keeps beyond its archive columns (``archive_layout``):
+    the schedule must not say the archive holds less than it does."""
+    extra = [c for c in identifier_columns(table) if c not in table.archive_columns]
+    if not extra:
+        return ""
+    return f"; also kept to find the person on a rights request or legal hold: {', '.join(extra)}"
+
+
 def _table_lines(table: TableBase, depth: int) -> list[str]:
     indent = "  " * depth
     kind = ""
@@ -69,7 +79,7 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
     else:
         kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]
     archived = ", ".join(table.archive_columns) or "nothing"
-    out = [f"{indent}- `{table.table}`{kind}; archived columns: {archived}"]
+    out = [f"{indent}- `{table.table}`{kind}; archived columns: {archived}{_identifiers_kept(table)}"]
     for child in table.children:
         out += _table_lines(child, depth + 1)
     return out

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit, dependants, limits, partitions
-from .anonymize import ANONYMISED_METADATA, rule_expression
+from .anonymize import ANONYMISED_METADATA, anonymization_rules, rule_expression
 from .batches import ChosenRows, add_counts, child_condition, in_batches
 from .catalog import TableNode, archive_exists
 from .errors import PolicyError, Problem
@@ -232,7 +232,8 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
         counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond, chosen), step, same_run))
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
-    for column, rule in node.policy.anonymize.items():
+    # The policy's rules, and NULL for the identifiers kept only for rights requests.
+    for column, rule in anonymization_rules(node.policy).items():
         expression = rule_expression(archive.c[column], rule, step.target.dialect, step.policy.zone)
         if expression is not None:
             values[column] = expression
