@@ -18,11 +18,16 @@ rules that are written once here and can be computed identically by each backend
   first digit or ``+`` up to the first character that cannot belong to a phone number
   (``poste 12``, ``ext.``), separators dropped, ``00`` read as ``+``, the trunk ``0``
   dropped after a country code whose trunk prefix is ``0`` (``+33 (0)6``, ``+44 (0)20``,
-  but Italy keeps its ``0``), a national number given ``+33`` (``06 12 34 56 78``,
-  ``612345678``, ``33612345678``). Which country codes exist and which use a ``0`` trunk
-  prefix comes from Google's libphonenumber metadata (the ``phonenumbers`` package), not
-  from a hand-written list; the tests check the form against ``phonenumbers``' own E.164
-  for every country's example numbers.
+  but Italy keeps its ``0``). Without ``+`` or ``00``, only the French national plan is
+  read as French: ``0`` + 9 digits (``06 12 34 56 78`` -> ``+33612345678``; an overseas
+  department's prefix gives its own code, ``0692 12 34 56`` -> ``+262692123456``) and
+  ``33`` + 9 digits; any other number keeps its bare digits (``612 345 678``, a Spanish
+  mobile written nationally, is ``612345678``, which no E.164 form can equal). Which country
+  codes exist, which use a ``0`` trunk prefix and which national prefixes are overseas comes
+  from Google's libphonenumber metadata (the ``phonenumbers`` package), not from a
+  hand-written list; the tests check the form against ``phonenumbers``' own E.164 for every
+  country's example numbers. A whole number stored in a number column (612345678.0) reads
+  as its integer digits.
 * other kinds (customer numbers, visitor ids) - NFKC, and whitespace and invisible
   characters trimmed at both ends.
 
@@ -43,10 +48,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache, cached_property
 from typing import Any
 
-from sqlalchemy import Float, Integer, Numeric, Text, and_, case, cast, func, literal, literal_column
+from sqlalchemy import Integer, Numeric, Text, and_, case, cast, func, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -244,11 +250,14 @@ def _phone_form(text: str) -> str:
 # --- The form, in Python -------------------------------------------------------------------------
 
 def _text(value: Any) -> str:
-    """The value as text. A float column holding a whole number (a phone imported from a
-    spreadsheet, 612345678.0) reads as its integer digits, as PostgreSQL prints it: Python's
-    ``str`` would add a ``.0``, i.e. one more digit, and make another number of it."""
-    if isinstance(value, float) and value.is_integer():
+    """The value as text. A number column holding a whole number (a phone imported from a
+    spreadsheet, 612345678.0 or numeric 612345678.00) reads as its integer digits: ``str``
+    would add ``.0``, i.e. one more digit, and make another number of it. PostgreSQL reads
+    such columns alike (``trim_scale``); SQLite stores a whole NUMERIC as an integer."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:  # exact: 15 digits at most
         return str(int(value))
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
     return str(value)
 
 
@@ -360,9 +369,10 @@ def sqlite_canonical(kind: str | None, value: Any) -> str | None:
 @compiles(_Canonical, "postgresql")
 def _postgresql(element: _Canonical, compiler: Any, **kw: Any) -> str:
     (column,) = element.clauses
-    # A float prints as PostgreSQL's shortest form (6.12345678e+08 beyond 15 digits): through
-    # numeric, a whole number prints as its digits, as Python's ``_text`` gives them.
-    text = cast(cast(column, Numeric), Text) if isinstance(column.type, Float) else cast(column, Text)
+    # A number column prints as Python's ``_text`` reads it: a whole number as its digits
+    # (a float would print 6.12345678e+08 beyond 15 digits, a numeric(12,2) a final .00).
+    numeric = isinstance(column.type, Numeric)
+    text = cast(func.trim_scale(cast(column, Numeric)), Text) if numeric else cast(column, Text)
     return compiler.process(_POSTGRESQL[element.kind](text), **kw)
 
 
