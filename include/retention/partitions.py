@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from . import audit
 from .clock import first_not_due, retention_dates
 from .errors import BatchIntegrityError, Problem
+from .locks import batch_in_progress
 
 if TYPE_CHECKING:
     from .catalog import TableNode
@@ -121,6 +122,7 @@ def archive_partition(step: "StepContext", root: "TableNode", partition: Partiti
 
     started = time.perf_counter()
     with step.target.engine.begin() as conn:
+        batch_in_progress(conn)  # a running erasure waits for this move, or this move for it
         rows = _as_table(root.source, partition)
         conn.execute(text(f"LOCK TABLE {_quoted(conn, partition.schema, partition.name)} IN SHARE MODE"))
         dates = retention_dates(rows.c[root.policy.start_event.column], step.category.active_period,
@@ -146,6 +148,7 @@ def drop_partition(step: "StepContext", root: "TableNode", partition: Partition)
     """Destroy a due partition (a category without an archive): count, detach, drop."""
     started = time.perf_counter()
     with step.target.engine.begin() as conn:
+        batch_in_progress(conn)
         conn.execute(text(f"LOCK TABLE {_quoted(conn, partition.schema, partition.name)} IN ACCESS EXCLUSIVE MODE"))
         count = conn.execute(select(func.count()).select_from(_as_table(root.source, partition))).scalar_one()
         _detach_and_drop(conn, root.source, partition)
