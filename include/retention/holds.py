@@ -455,7 +455,8 @@ def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by
     if conn.dialect.name == "postgresql":
         schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
         function = f"{schema}.{LIFT_FUNCTION}"
-        installed = conn.execute(sql_text("SELECT to_regprocedure(:new) IS NOT NULL, to_regprocedure(:old) IS NOT NULL"),
+        installed = conn.execute(sql_text("SELECT to_regprocedure(:new) IS NOT NULL, "
+                                          "to_regprocedure(:old) IS NOT NULL"),
                                  {"new": f"{function}(integer, integer, text, text)",
                                   "old": f"{function}(integer, text, text)"}).one()
         if installed[0]:

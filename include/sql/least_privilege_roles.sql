@@ -16,7 +16,8 @@ DO $$ DECLARE planted text; BEGIN
      WHERE d.deptype = 'o' AND d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
        AND d.refobjid = pg_catalog.to_regrole('retention_pipeline')
        AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid
                           AND ((n.nspname = 'archive' AND c.relkind IN ('r', 'p', 'S'))
                                OR n.nspname LIKE 'pg\_temp\_%' OR n.nspname LIKE 'pg\_toast\_temp\_%'))
@@ -258,7 +259,8 @@ BEGIN
   END;
   IF event.action IS DISTINCT FROM 'legal_hold' OR event.dry_run IS DISTINCT FROM false
      OR NOT coalesce(event.ours, false) OR jsonb_typeof(facts) IS DISTINCT FROM 'object'
-     OR facts ->> 'hold_reference' IS DISTINCT FROM held OR facts ->> 'outcome' IS DISTINCT FROM 'lifted' THEN
+     OR facts ->> 'hold_reference' IS DISTINCT FROM held
+     OR facts ->> 'outcome' IS DISTINCT FROM 'lifted' THEN
     RAISE EXCEPTION 'legal hold %: audit event % is not its legal_hold event with outcome lifted, written in this transaction and not by a dry run; write that event first, in the same transaction', held, p_event;
   END IF;
   UPDATE "archive"."retention_legal_holds" SET lifted_at = now(), lifted_by = p_lifted_by, lift_reason = p_reason
