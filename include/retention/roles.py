@@ -306,6 +306,26 @@ def no_create_anywhere_sql() -> list[str]:
     ]
 
 
+def unlogged_parameters_sql() -> list[str]:
+    """The server's log never holds what the roles bind: with a slow-statement threshold or
+    ``log_statement``, PostgreSQL logs each statement's parameters (the e-mail being erased,
+    the subject key) unless ``log_parameter_max_length`` is 0 for the role. Only a superuser
+    may set it; an administrator who is not one gets a warning saying what to ask for."""
+    roles = (PIPELINE_ROLE, READER_ROLE)
+    return [
+        "-- Bound values (an e-mail being erased, the subject key) stay out of the server's log.",
+        "DO $$ BEGIN",
+        "  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) THEN",
+        *(f"    ALTER ROLE {role} SET log_parameter_max_length = 0;" for role in roles),
+        "  ELSE",
+        "    RAISE WARNING 'not a superuser: ask one to run ALTER ROLE ... SET log_parameter_max_length = 0 "
+        f"for {' and '.join(roles)}, or statements logged as slow will show their values';",
+        "  END IF;",
+        *(f"  ALTER ROLE {role} SET log_parameter_max_length_on_error = 0;" for role in roles),
+        "END $$;",
+    ]
+
+
 def least_privilege_sql(policy: RetentionPolicy) -> str:
     """The whole script, idempotent where PostgreSQL allows it."""
     archive = policy.archive_schema
@@ -401,6 +421,8 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         f'GRANT SELECT ON ALL TABLES IN SCHEMA "{archive}" TO {READER_ROLE};',
         "",
         *no_create_anywhere_sql(),
+        "",
+        *unlogged_parameters_sql(),
         "COMMIT;",
         "",
     ]

@@ -294,4 +294,16 @@ DO $$ DECLARE open_to text; BEGIN
     RAISE EXCEPTION 'retention_pipeline may create schemas in this database: nothing was changed. Revoke CREATE ON DATABASE, then run this script again';
   END IF;
 END $$;
+
+-- Bound values (an e-mail being erased, the subject key) stay out of the server's log.
+DO $$ BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) THEN
+    ALTER ROLE retention_pipeline SET log_parameter_max_length = 0;
+    ALTER ROLE dpo_reader SET log_parameter_max_length = 0;
+  ELSE
+    RAISE WARNING 'not a superuser: ask one to run ALTER ROLE ... SET log_parameter_max_length = 0 for retention_pipeline and dpo_reader, or statements logged as slow will show their values';
+  END IF;
+  ALTER ROLE retention_pipeline SET log_parameter_max_length_on_error = 0;
+  ALTER ROLE dpo_reader SET log_parameter_max_length_on_error = 0;
+END $$;
 COMMIT;

@@ -484,3 +484,20 @@ def test_the_pipeline_may_not_choose_a_hold_id(secured):
                                     "(hold_id, reference, scope, reason, created_by, created_at) "
                                     "VALUES (1000, 'RG-ID', 'category', 'x', 'x', now())")
     assert refusal is not None and "permission denied" in refusal
+
+
+def test_the_servers_log_never_shows_the_values_the_pipeline_binds(secured):
+    """A slow-statement threshold (or log_statement) makes PostgreSQL log each statement with its
+    bound parameters - an e-mail being erased, the subject key - unless the role says 0."""
+    marker = "log.probe.4711@example.fr"
+    _as_administrator(secured, f"ALTER ROLE {PIPELINE_ROLE} SET log_min_duration_statement = 0")
+    pipeline = secured[PIPELINE_ROLE]
+    pipeline.engine.dispose()  # role settings apply to new sessions
+    with pipeline.engine.begin() as conn:
+        conn.execute(text("SELECT count(*) FROM crm.prospects WHERE email = :email"), {"email": marker})
+    with secured["administrator"].engine.begin() as conn:
+        server_log = Path(conn.execute(text("SHOW data_directory")).scalar_one()).parent / "server.log"
+    assert server_log.exists()
+    logged = server_log.read_text(errors="replace")
+    assert "SELECT count(*) FROM crm.prospects WHERE email" in logged  # the statement was logged
+    assert marker not in logged
