@@ -66,8 +66,11 @@ def write(audit_log: str, last_event: int, last_hash: str, reports: Path, now: d
                          indent=2) + "\n"
     log_digest = hashlib.sha256(audit_log.encode("utf-8")).hexdigest()[:12]
     stem = f"{moment:%Y%m%dT%H%M%S%fZ}-event-{last_event}-{log_digest}"
+    if not reports.is_dir():  # unmounted, or $RETENTION_REPORTS_DIR wrong: never create a root elsewhere
+        raise RetentionError(f"the reports folder {reports} is missing: no anchor written (mount it, or set "
+                             "$RETENTION_REPORTS_DIR to the folder every worker shares)")
     directory = folder(reports)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(exist_ok=True)
     for attempt in range(1000):
         path = directory / f"{stem}{f'-{attempt}' if attempt else ''}{SUFFIX}"
         try:
@@ -99,6 +102,9 @@ def write_verified(verdict: Mapping[str, Any]) -> Path | None:
 def read(reports: Path) -> list[Anchor]:
     """Every anchor under ``reports``, oldest first; one that cannot be read is named."""
     found = []
+    if folder(reports).exists() and not folder(reports).is_dir():
+        raise RetentionError(f"{folder(reports)} is not a folder: the daily anchors cannot be read; restore the "
+                             "folder from a backup")
     for path in sorted(folder(reports).glob(f"*{SUFFIX}")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -191,7 +191,14 @@ def _folder_name(dag_id: str) -> str:
 
 
 def write(certificate: Certificate) -> tuple[Path, Path]:
-    """Write the certificate as JSON and as HTML; return both paths.
+    """Write the certificate as JSON and as HTML, once; return both paths.
+
+    A certificate is evidence: a file is never replaced. Issued again with the same content
+    (``issued_at`` aside), the file already there is kept; with other content (an old run's
+    summary cleared and run again rebuilds it from the log as it is now), it goes to a new
+    name, ``<name>-<n>.certificate.{json,html}``, beside the earlier one, whose hashes
+    ``anchors`` still compares. Each file is written to a temporary name, flushed to disk and
+    linked to its own name, which fails rather than replace a file.
 
     A certificate of another audit log at the same path (two targets sharing a reports
     folder, with the same DAG and run id) is refused, not overwritten: it is that log's evidence.
@@ -203,9 +210,56 @@ def write(certificate: Certificate) -> tuple[Path, Path]:
             raise RetentionError(f"{json_path} is the certificate of another audit log ({existing}), not of "
                                  f"{certificate.audit_log}: give each target its own $RETENTION_REPORTS_DIR")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(certificate.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    html_path.write_text(render(certificate), encoding="utf-8")
-    return json_path, html_path
+    content = json.dumps(certificate.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    stem = json_path.name.removesuffix(".certificate.json")
+    for attempt in range(1000):
+        name = f"{stem}-{attempt}" if attempt else stem
+        json_at, html_at = (json_path.parent / f"{name}.certificate.{kind}" for kind in ("json", "html"))
+        if json_at.exists():
+            if _same_certificate(json_at, content):
+                return json_at, html_at
+            continue
+        if not _write_new(json_at, content):
+            continue  # taken meanwhile
+        if not _write_new(html_at, render(certificate)):  # an HTML left without its JSON: this JSON's rendering
+            _write_new(html_at, render(certificate), replace=True)
+        return json_at, html_at
+    raise RetentionError(f"{json_path.parent}: 1000 certificates named {stem}: clean the folder of copies")
+
+
+def _same_certificate(path: Path, content: str) -> bool:
+    """Whether ``path`` holds this certificate, but for the instant it was issued."""
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    return {**existing, "issued_at": None} == {**json.loads(content), "issued_at": None}
+
+
+def _write_new(path: Path, content: str, replace: bool = False) -> bool:
+    """Write ``content`` to a temporary file, fsync it, then link it to ``path`` (False if
+    ``path`` exists: never replaced, unless ``replace``); fsync the folder."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def status_text(c: Certificate) -> str:
@@ -316,6 +370,7 @@ class Anchors:
     other_logs: int
     other_log: str | None = None  # the log the first certificate (or anchor) left aside names
     daily: int = 0
+    runs: frozenset[tuple[str, str]] = frozenset()  # (dag_id, run_id) of this log's certificates
 
     @property
     def anchored_to(self) -> int:
@@ -344,10 +399,11 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
             continue
         daily += 1
         found.append((anchor.last_event, anchor.last_hash, anchor.file))
+    runs: set[tuple[str, str]] = set()
     for path in sorted(folder.glob("*/*.certificate.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            data["first_event"], data["first_hash"], data["last_event"], data["last_hash"]  # noqa: B018
+            _check_hashes(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise RetentionError(f"{path} is not a run certificate that can be read ({exc!r}): restore it from a "
                                  "backup, or move it out of the reports folder if it is not one") from exc
@@ -357,8 +413,23 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
             first_other = first_other or str(named)
             continue
         compared += 1
+        runs.add((str(data.get("dag_id", "")), str(data.get("run_id", ""))))
         found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
-    return Anchors(found, compared, others, first_other, daily)
+    return Anchors(found, compared, others, first_other, daily, frozenset(runs))
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_hashes(data: Any) -> None:
+    """A certificate's event ids are integers >= 1 and its hashes SHA-256 hex digests: a null or
+    a string there would otherwise crash the comparison, or compare as nothing."""
+    for key in ("first_event", "last_event"):
+        if type(data[key]) is not int or data[key] < 1:
+            raise ValueError(f"{key} is {data[key]!r}, not an event id (an integer >= 1)")
+    for key in ("first_hash", "last_hash"):
+        if not isinstance(data[key], str) or not _HASH.fullmatch(data[key]):
+            raise ValueError(f"{key} is not a SHA-256 hash (64 hex digits)")
 
 
 @dataclass(frozen=True)
@@ -390,6 +461,8 @@ class ChainStatus:
     anchored_to: int = 0
     head_hash: str = ""
     exists: bool = True  # False: the log's table is not there
+    reports_missing: bool = False  # the reports folder is not there (unmounted, wrong path)
+    missing_certificates: tuple[str, ...] = ()  # "<run id> (<dag id>)" of finished runs with no certificate
 
     @property
     def chain_holds(self) -> bool:
@@ -401,14 +474,19 @@ class ChainStatus:
 
     @property
     def unverified(self) -> bool:
-        """A log with events whose certificates and anchors all name another log: nothing was
-        compared, so a re-hashed log would pass unseen. Often the same log under another name
-        (a host alias, another mount path): it must not read as verified."""
-        return self.events > 0 and not (self.certificates or self.daily_anchors) and self.other_logs > 0
+        """Nothing of this log was compared, though something should have been: a log with events
+        and no reports folder (unmounted, a wrong ``$RETENTION_REPORTS_DIR``, a relative
+        ``reports/`` read from another working directory), or a log - with events or none -
+        whose certificates and anchors all name another log (the connection pointed at another
+        database, or the same log under another name: a host alias, another mount path).
+        A re-hashed log would pass unseen: it must not read as verified."""
+        if self.reports_missing:
+            return self.events > 0
+        return not (self.certificates or self.daily_anchors) and self.other_logs > 0
 
     @property
     def intact(self) -> bool:
-        return self.chain_holds and not self.mismatches and not self.unverified
+        return self.chain_holds and not self.mismatches and not self.unverified and not self.missing_certificates
 
     def sentence(self) -> str:
         """One line for people: what every screen and the daily verification say."""
@@ -421,11 +499,21 @@ class ChainStatus:
             return (f"REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
                     f"{self.mismatches[0]} ({len(self.mismatches)} mismatch(es); its hash chain is consistent, "
                     "so it was re-hashed or shortened)")
+        if self.unverified and self.reports_missing:
+            return (f"NOT VERIFIED against its anchors: the reports folder {self.reports} is missing (not mounted, "
+                    f"or $RETENTION_REPORTS_DIR is wrong); its hash chain holds ({self.events} events), but a "
+                    "re-hashed log would pass unseen")
         if self.unverified:
             return (f"NOT VERIFIED against its anchors: {self.other_logs} certificate(s) or anchor(s) in "
                     f"{self.reports} name another log ({self.other_log}), none this one ({self.audit_log}); its "
                     f"hash chain holds ({self.events} events), but a re-hashed log would pass unseen: if it is "
                     "this log under another name, reach the database by one name everywhere")
+        if self.missing_certificates:
+            return (f"CERTIFICATES MISSING: run {', run '.join(self.missing_certificates[:5])}"
+                    f"{f' and {len(self.missing_certificates) - 5} more' if len(self.missing_certificates) > 5 else ''}"
+                    f" finished (the log holds its summary) but no certificate of this log in {self.reports} "
+                    "names it, and the log records no failure to write it: restore the certificate(s) from a "
+                    "backup, or check that $RETENTION_REPORTS_DIR is the folder the runs wrote to")
         said = (f"intact: {self.events} events, hash chain verified, hashes of {self.certificates} run "
                 f"certificate(s) and {self.daily_anchors} daily anchor(s) matched")
         if self.anchored_to < self.events:
@@ -441,7 +529,8 @@ class ChainStatus:
                 "daily_anchors": self.daily_anchors, "anchored_to": self.anchored_to,
                 "head_event": self.head_event, "head_hash": self.head_hash,
                 "mismatches": list(self.mismatches), "other_logs": self.other_logs, "other_log": self.other_log,
-                "unverified": self.unverified, "reports": self.reports, "status": self.sentence()}
+                "unverified": self.unverified, "reports": self.reports, "reports_missing": self.reports_missing,
+                "missing_certificates": list(self.missing_certificates), "status": self.sentence()}
 
 
 def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
@@ -458,7 +547,8 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
     folder = directory or reports_dir()
     kept = anchors(folder, identity)
     counts = dict(certificates=kept.certificates, other_logs=kept.other_logs, other_log=kept.other_log,
-                  reports=str(folder), daily_anchors=kept.daily, anchored_to=kept.anchored_to)
+                  reports=str(folder), daily_anchors=kept.daily, anchored_to=kept.anchored_to,
+                  reports_missing=not folder.is_dir())
     exists = audit.table_exists(conn, table)
     chain = audit.verify_chain(conn, table) if exists else audit.ChainReport(0)
     if not chain.events:
@@ -469,4 +559,24 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
         return ChainStatus(identity, 0, mismatches=gone, exists=exists, **counts)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
     return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, mismatches=tuple(mismatches),
-                       head_hash=chain.head_hash, **counts)
+                       head_hash=chain.head_hash, missing_certificates=_uncertified_runs(conn, table, kept.runs),
+                       **counts)
+
+
+def _uncertified_runs(conn: Connection, table: Table, certified: frozenset[tuple[str, str]]) -> tuple[str, ...]:
+    """The finished runs (a non-dry-run ``run_summary`` event) that no certificate of this log
+    names and whose failure to write one the log does not record (``tasks.summary``'s failed
+    check ``certificate``/``deletion_certificate_written``): their certificates were deleted,
+    or are in another folder. Named ``<run id> (<dag id>)``, in the order they finished."""
+    finished = conn.execute(
+        select(table.c.dag_id, table.c.run_id, func.max(table.c.event_id).label("last"))
+        .where(table.c.action == "run_summary", table.c.dry_run.is_(False))
+        .group_by(table.c.dag_id, table.c.run_id).order_by(func.max(table.c.event_id)))
+    missing = [(r.dag_id, r.run_id) for r in finished if (r.dag_id, r.run_id) not in certified]
+    if not missing:
+        return ()
+    recorded = {(e["dag_id"], e["run_id"]) for e in audit.events(
+        conn, table, table.c.action == "validation", table.c.details.like('%deletion_certificate_written%'))
+        if e["details"].get("suite") == "certificate"
+        and e["details"].get("expectation") == "deletion_certificate_written" and not e["details"].get("success")}
+    return tuple(f"{run} ({dag})" for dag, run in missing if (dag, run) not in recorded)

@@ -471,12 +471,12 @@ def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_anoth
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     daily = _daily_verification(monkeypatch, logged)
-    _certify(logged, "run-1")
+    _certify(logged, "run-1", "run-2")
     assert daily()["intact"] is True
     _rename_log_in_certificates(tmp_path, lambda named: named.replace("archive.", "/mnt/alias archive.", 1))
     for path in (tmp_path / "audit_anchors").glob("*.anchor.json"):  # the anchor of the first day as well
         path.unlink()
-    with pytest.raises(AirflowFailException, match=r"NOT VERIFIED against its anchors: 1 certificate\(s\) or anchor"):
+    with pytest.raises(AirflowFailException, match=r"NOT VERIFIED against its anchors: 2 certificate\(s\) or anchor"):
         daily()
 
 
@@ -502,7 +502,7 @@ def test_the_daily_verification_anchors_the_head_it_verified_beside_the_certific
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     daily = _daily_verification(monkeypatch, logged)
-    _certify(logged, "run-2")
+    _certify(logged, "run-1", "run-2")
     last = _log_erasure(logged)
     verdict = daily()
     (anchor,) = _anchor_files(tmp_path)
@@ -513,7 +513,7 @@ def test_the_daily_verification_anchors_the_head_it_verified_beside_the_certific
     assert written["audit_log"] == verdict["audit_log"] and verdict["anchor"] == str(anchor)
     assert "example" not in anchor.read_text()  # hashes and counts only
     status = _status(logged)
-    assert status.intact and (status.certificates, status.daily_anchors, status.anchored_to) == (1, 1, last)
+    assert status.intact and (status.certificates, status.daily_anchors, status.anchored_to) == (2, 1, last)
 
 
 def test_an_erasure_event_removed_after_the_last_certificate_is_caught_by_the_daily_anchor(
@@ -580,7 +580,7 @@ def test_a_log_of_erasures_only_is_pinned_by_its_daily_anchors(target, tmp_path,
 
 def test_events_after_the_last_anchor_are_named_as_not_anchored_yet(logged, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
-    _certify(logged, "run-2")
+    _certify(logged, "run-1", "run-2")
     with logged.read() as conn:
         certified = certificate.build(conn, _table(), club_policy(), "run-2").last_event
     last = _log_erasure(logged)
@@ -608,14 +608,21 @@ def test_anchors_of_another_log_in_the_same_folder_are_left_aside(tmp_path, monk
     assert status.intact and (status.certificates, status.daily_anchors, status.other_logs) == (1, 1, 2)
 
 
-def test_a_log_whose_only_anchors_name_another_log_is_not_verified(logged, tmp_path, monkeypatch):
+def test_a_log_whose_only_anchors_name_another_log_is_not_verified(target, tmp_path, monkeypatch):
+    """A log of erasures only (no run, so no certificate to expect): its daily anchor alone pins it."""
     import json
 
+    from include.retention.audit import ensure_audit_table
+
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
-    _daily_verification(monkeypatch, logged)()
+    target.ensure_archive_schema()
+    with target.engine.begin() as conn:
+        ensure_audit_table(conn, _table())
+    _log_erasure(target)
+    _daily_verification(monkeypatch, target)()
     (anchor,) = _anchor_files(tmp_path)
     anchor.write_text(json.dumps({**json.loads(anchor.read_text()), "audit_log": "sqlite:////elsewhere.db x.y"}))
-    status = _status(logged)
+    status = _status(target)
     assert status.unverified and not status.intact and status.other_log == "sqlite:////elsewhere.db x.y"
 
 
@@ -668,3 +675,108 @@ def test_years_of_anchors_are_compared_whatever_their_number(logged):
         mismatches = check_anchors(conn, _table(), [(head.event_id, head.event_hash, "x.anchor.json"), *many])
     assert len(mismatches) == len(many) and mismatches[0] == f"event {head.event_id + 1} named in old.certificate.json " \
         "is missing from the log"
+
+
+# -- fail-closed: a verdict reached by comparing nothing is not "intact" -------------------------
+
+def test_a_log_with_events_and_no_reports_folder_is_not_verified(logged, tmp_path):
+    status = _status(logged, tmp_path / "not-mounted")
+    assert not status.intact and status.unverified and status.reports_missing
+    assert status.sentence().startswith("NOT VERIFIED") and "not-mounted" in status.sentence()
+
+
+def test_the_daily_verification_fails_and_creates_no_reports_folder_when_it_is_missing(
+        logged, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "not-mounted"))
+    daily = _daily_verification(monkeypatch, logged)
+    with pytest.raises(AirflowFailException, match="NOT VERIFIED"):
+        daily()
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_an_anchor_is_never_written_where_the_reports_folder_is_missing(tmp_path):
+    from include.retention import anchors
+    from include.retention.errors import RetentionError
+
+    with pytest.raises(RetentionError, match="reports folder .*missing"):
+        anchors.write("sqlite:////t.db archive.retention_audit", 3, "a" * 64, tmp_path / "not-mounted")
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_an_audit_anchors_folder_replaced_by_a_file_is_named(logged, tmp_path, monkeypatch):
+    from include.retention.errors import RetentionError
+
+    (tmp_path / "audit_anchors").write_text("x")
+    with pytest.raises(RetentionError, match="audit_anchors is not a folder"):
+        _status(logged, tmp_path)
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["no log table", "empty log table"])
+def test_an_empty_or_missing_log_beside_only_another_logs_anchors_is_not_verified(tmp_path, monkeypatch, create):
+    """The connection pointed at another database: every certificate and anchor names the old
+    log; the new one, with no event, must not read as verified."""
+    from include.retention.audit import ensure_audit_table
+    from include.retention.target import connect
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
+    real, other = (connect(f"sqlite:///{tmp_path / name}") for name in ("real.db", "other.db"))
+    try:
+        create_club(real)
+        run_category(real, club_policy())
+        _certify(real, "run-1")
+        create_club(other) if create else None
+        if create:
+            with other.engine.begin() as conn:
+                ensure_audit_table(conn, _table())
+        status = _status(other)
+        assert status.events == 0 and status.unverified and not status.intact
+        assert status.sentence().startswith("NOT VERIFIED")
+    finally:
+        real.dispose()
+        other.dispose()
+
+
+def test_a_run_whose_certificate_was_deleted_is_named_as_missing(logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1", "run-2")
+    assert _status(logged).intact
+    for path in (tmp_path / "retention_members").glob("run-2~*"):
+        path.unlink()
+    status = _status(logged)
+    assert not status.intact and status.missing_certificates == ("run-2 (retention_members)",)
+    assert status.sentence().startswith("CERTIFICATES MISSING: run run-2 (retention_members)")
+
+
+def test_a_dry_run_and_a_run_whose_certificate_failure_was_recorded_need_no_certificate(
+        logged, tmp_path, monkeypatch):
+    from engine_helpers import AS_OF
+    from include.retention.audit import RunContext, record
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1")
+    run_category(logged, club_policy(), run_id="dry", dry_run=True)
+    ctx = RunContext("run-2", "retention_members", AS_OF, "club-1")
+    with logged.engine.begin() as conn:  # what tasks.summary records when the certificate cannot be written
+        record(conn, _table(), ctx, category="members", action="validation", row_count=0,
+               details={"suite": "certificate", "expectation": "deletion_certificate_written",
+                        "success": False, "blocking": True})
+    status = _status(logged)
+    assert status.intact and status.missing_certificates == ()
+
+
+@pytest.mark.parametrize("field, value", [("first_event", None), ("last_event", "3"), ("last_event", 0),
+                                          ("first_hash", None), ("last_hash", "ab"), ("first_event", True)])
+def test_a_certificate_with_a_null_or_malformed_event_id_or_hash_is_named_not_a_crash(
+        logged, tmp_path, monkeypatch, field, value):
+    import json
+
+    from include.retention.errors import RetentionError
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    _certify(logged, "run-1")
+    (path,) = (tmp_path / "retention_members").glob("*.certificate.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    with pytest.raises(RetentionError, match=f"{path.name} is not a run certificate that can be read"):
+        _status(logged)

@@ -213,3 +213,45 @@ def test_dag_ids_that_read_alike_get_folders_of_their_own(tmp_path, monkeypatch)
     folders = [certificate.paths(dag_id, run_id)[0].parent for dag_id in ("rétention", "r_tention")]
     assert folders[0] != folders[1] and folders[1] == tmp_path / "r_tention"
     assert folders[0].name.startswith("r_tention~")
+
+
+AUDIT = audit.audit_table("archive", "retention_audit")
+
+
+def _written(tmp_path):
+    return sorted(p.name for p in (tmp_path / "retention_members").iterdir())
+
+
+def test_a_certificate_issued_again_unchanged_keeps_its_file(target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    run_category(target, club_policy())
+    with target.read() as conn:
+        first = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
+        before = first[0].read_text()
+        again = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
+    assert again == first and first[0].read_text() == before and len(_written(tmp_path)) == 2
+
+
+def test_a_certificate_rebuilt_from_a_grown_run_never_replaces_the_earlier_one(target, tmp_path, monkeypatch):
+    """Clearing an old run's summary task rebuilds its certificate from the log as it is now:
+    the earlier file, with the hashes it copied, stays."""
+    from include.retention.audit import RunContext, record
+
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
+    create_club(target)
+    run_category(target, club_policy())
+    with target.read() as conn:
+        first_json, _ = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
+    before = first_json.read_text()
+    with target.engine.begin() as conn:
+        record(conn, AUDIT, RunContext("run-1", "retention_members", AS_OF, "club-1"), category="members",
+               action="run_summary", row_count=0)
+    with target.read() as conn:
+        second_json, second_html = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
+    assert first_json.read_text() == before and second_json != first_json
+    assert second_json.name.endswith("-1.certificate.json") and second_html.exists()
+    assert json.loads(second_json.read_text())["last_event"] > json.loads(before)["last_event"]
+    assert len(_written(tmp_path)) == 4
+    with target.read() as conn:
+        assert certificate.chain_status(conn, AUDIT).intact
