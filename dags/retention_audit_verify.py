@@ -9,11 +9,15 @@ then compare it with every copy of its hashes kept outside the database under
 anchor (those of other logs are left aside). The run fails, naming the first event,
 certificate or anchor that does not hold, if any event was altered, removed, reordered or
 forged, if the log was rewritten with recomputed hashes or shortened, or if it is missing
-or empty while certificates or anchors name it.
+or empty while certificates or anchors name it. It fails closed, too: if the reports folder
+is missing (not mounted, `$RETENTION_REPORTS_DIR` wrong) while the log has events, if every
+certificate and anchor there names another log, or if a finished run has neither its
+certificate there nor a recorded failure to write it (CERTIFICATES MISSING).
 
 Once the log is found intact, the task writes a daily anchor: the last event it verified
 (id and hash, which covers every event before it) in
-`$RETENTION_REPORTS_DIR/audit_anchors/`. So events no run certificate names - erasures,
+`$RETENTION_REPORTS_DIR/audit_anchors/` (created inside an existing reports folder, never
+the folder itself). So events no run certificate names - erasures,
 rights requests, legal holds - are pinned down outside the database within a day. A log
 that fails is never anchored. The database is only read.
 

@@ -541,7 +541,10 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
     The one function behind the daily ``retention_audit_verify``, the demo's output, the
     Retention view's overview, Chain status page and JSON, and the DPO report: they cannot
     disagree. A log that does not exist yet, or has no event, is intact - unless a
-    certificate or anchor names it: then it was dropped or emptied.
+    certificate or anchor names it (then it was dropped or emptied), or only other logs'
+    do (NOT VERIFIED). It fails closed: a log with events and no reports folder is NOT
+    VERIFIED, and a finished run (a non-dry-run ``run_summary``) with no certificate of this
+    log and no recorded failure to write one is CERTIFICATES MISSING.
     """
     identity = log_identity(conn, table)
     folder = directory or reports_dir()
