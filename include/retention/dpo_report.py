@@ -376,6 +376,13 @@ TEXT = {
                            "le premier : {first}) ; sa chaîne est cohérente, il a donc été recalculé.",
         "chain_unverified": "NON VÉRIFIÉ par les certificats de passage : sa chaîne tient ({n} événements), mais "
                             "les {o} certificat(s) de {dir} nomment un autre journal ({other}), aucun celui-ci.",
+        "chain_emptied": "JOURNAL VIDÉ : {first}",
+        "chain_removed": "JOURNAL SUPPRIMÉ : {first}",
+        "chain_no_reports": "NON VÉRIFIÉ : le dossier des certificats {dir} est absent (non monté, ou "
+                            "$RETENTION_REPORTS_DIR erroné) ; sa chaîne tient ({n} événements), mais un journal "
+                            "recalculé passerait inaperçu.",
+        "chain_missing_certificates": "CERTIFICATS MANQUANTS : {m} passage(s) terminé(s) sans certificat de ce "
+                                      "journal dans {dir} ni échec d'écriture consigné (le premier : {first}).",
         "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
         "until_end": "jusqu'à",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
@@ -432,6 +439,13 @@ TEXT = {
                            "the first: {first}); its chain is consistent, so it was re-hashed.",
         "chain_unverified": "NOT VERIFIED against the run certificates: its chain holds ({n} events), but the "
                             "{o} certificate(s) in {dir} name another log ({other}), none this one.",
+        "chain_emptied": "LOG EMPTIED: {first}",
+        "chain_removed": "LOG REMOVED: {first}",
+        "chain_no_reports": "NOT VERIFIED: the certificates folder {dir} is missing (not mounted, or "
+                            "$RETENTION_REPORTS_DIR is wrong); its chain holds ({n} events), but a re-hashed log "
+                            "would pass unseen.",
+        "chain_missing_certificates": "CERTIFICATES MISSING: {m} finished run(s) with no certificate of this log "
+                                      "in {dir} and no recorded failure to write it (the first: {first}).",
         "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
         "until_end": "until",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
@@ -559,11 +573,18 @@ def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
         return f"<p class='ok'>{html.text(t['chain_ok'].format(n=chain.events, c=chain.certificates))}</p>"
     if not chain.chain_holds:
         text = t["chain_ko"].format(at=chain.broken_at, reason=chain.reason, n=chain.events)
+    elif chain.mismatches and not chain.events:
+        text = t["chain_emptied" if chain.exists else "chain_removed"].format(first=chain.mismatches[0])
     elif chain.mismatches:
         text = t["chain_rewritten"].format(m=len(chain.mismatches), first=chain.mismatches[0])
-    else:  # chain.unverified: the certificates all name another log
+    elif chain.unverified and chain.reports_missing:
+        text = t["chain_no_reports"].format(n=chain.events, dir=chain.reports)
+    elif chain.unverified:  # the certificates and anchors all name another log
         text = t["chain_unverified"].format(n=chain.events, o=chain.other_logs, dir=chain.reports,
                                             other=chain.other_log)
+    else:  # the same order of verdicts as ChainStatus.sentence
+        text = t["chain_missing_certificates"].format(m=len(chain.missing_certificates), dir=chain.reports,
+                                                      first=chain.missing_certificates[0])
     return f"<p class='ko'>{html.text(text)}</p>"
 
 

@@ -382,3 +382,23 @@ def test_the_dag_trigger_form_refuses_a_report_day_outside_2000_to_2099(day):
         assert params.get_param(name).resolve("2026-11-01") == "2026-11-01"
         with pytest.raises(Exception, match="does not match"):
             params.get_param(name).resolve(day)
+
+
+@pytest.mark.parametrize("status, fr, en", [
+    (dict(events=0, exists=False, mismatches=("anchor #7 names event 7; the log has none",)),
+     "JOURNAL SUPPRIMÉ", "LOG REMOVED"),
+    (dict(events=0, mismatches=("anchor #7 names event 7; the log has none",)), "JOURNAL VIDÉ", "LOG EMPTIED"),
+    (dict(events=5, reports_missing=True), "dossier des certificats", "certificates folder"),
+    (dict(events=5, missing_certificates=("run-2 (retention_members)",)), "CERTIFICATS MANQUANTS",
+     "CERTIFICATES MISSING"),
+])
+def test_the_report_names_each_chain_verdict_as_the_daily_verification_does(status, fr, en):
+    """Every failing verdict gets its own words: a missing folder or a deleted certificate is not
+    'the certificates name another log' (which the report said for any failure it did not know)."""
+    from include.retention.certificate import ChainStatus
+    from include.retention.dpo_report import _chain_paragraph
+
+    chain = ChainStatus(audit_log="sqlite:///x.db#archive.retention_audit", reports="/srv/reports", **status)
+    assert not chain.intact
+    assert fr in _chain_paragraph(chain, "fr") and en in _chain_paragraph(chain, "en")
+    assert "another log" not in _chain_paragraph(chain, "en")
