@@ -19,7 +19,10 @@ it again with the same reference resumes it: the handling transaction first clai
 register row (an ``UPDATE ... WHERE status = 'in_progress'``: on PostgreSQL a row lock held to
 the commit, on SQLite the write lock), so two workers never carry it out twice, and a request
 another worker completed meanwhile is refused as completed. The request is recorded, and
-audited as received, once.
+audited as received, once. It is resumed only about the same person: the identifiers given
+again must be exactly those it was received with, compared as the keyed hashes of its
+received events (which carry the register's ``request_id``); another person, or more or
+fewer identifiers, is refused naming the reference - never an identifier.
 
 Every text field is checked before any SQL: a NUL byte (PostgreSQL cannot store one) or a
 value longer than its column is refused naming the field, never showing the value.
@@ -30,7 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import (
     Boolean,
@@ -150,9 +153,12 @@ def record(conn: Connection, register: Table, request: RequestRecord, received_a
 
 
 def record_or_resume(conn: Connection, register: Table, request: RequestRecord, received_at: datetime,
-                     resume: bool = True) -> tuple[int, bool]:
+                     resume: bool = True, *, trail: Table | None = None,
+                     subject_hashes: Sequence[str] = ()) -> tuple[int, bool]:
     """Write the request, or - with ``resume`` - find it again when a dead worker left it
-    ``in_progress`` (the same request: type and receipt date; the identity verified):
+    ``in_progress`` (the same request: type and receipt date; the identity verified; and the
+    same person: ``subject_hashes``, the keyed hashes of the identifiers given now, must be
+    those its received events in the audit ``trail`` recorded - see ``check_same_subject``):
     ``(request_id, resumed)``. Any other known reference is refused, naming its status."""
     known = conn.execute(select(register.c.request_id, register.c.status, register.c.request_type,
                                 register.c.received_at)
@@ -162,6 +168,7 @@ def record_or_resume(conn: Connection, register: Table, request: RequestRecord, 
             raise RetentionError(f"request {request.reference!r} is in the register as a {known.request_type} "
                                  f"received {known.received_at:%Y-%m-%d}, still in progress; running it again "
                                  "must give the same type and receipt date (or use a new reference)")
+        check_same_subject(conn, trail, request, known.request_id, subject_hashes)
         return known.request_id, True
     if known:
         raise RetentionError(f"request {request.reference!r} is already in the register "
@@ -172,6 +179,39 @@ def record_or_resume(conn: Connection, register: Table, request: RequestRecord, 
         extension_reason=request.extension_reason, identity_verified=request.identity_verified,
         status="in_progress" if request.identity_verified else "pending_identity",
     ).returning(register.c.request_id)).scalar_one(), False
+
+
+def check_same_subject(conn: Connection, trail: Table | None, request: RequestRecord, request_id: int,
+                       subject_hashes: Sequence[str]) -> None:
+    """Refuse to resume a request about anyone but the person it was recorded about.
+
+    The reference alone says nothing of whom the request is about: run again with another
+    person's identifiers, it would erase (or export) their data under the first person's
+    entry. The identifiers given now must be exactly those given when it was recorded -
+    compared as keyed hashes, those of its received events (``request_id`` in their
+    details), never as identifiers; fewer or more are refused too. The error names the
+    reference and never an identifier."""
+    recorded = _received_hashes(conn, trail, request_id) if trail is not None else set()
+    if recorded and recorded == set(subject_hashes):
+        return
+    why = ("no received event in the audit log carries its id (recorded by an earlier version, or not by handle)"
+           if not recorded else
+           f"the {len(set(subject_hashes))} identifier(s) given now are not the {len(recorded)} it was received "
+           "with (compared as keyed hashes: or the key changed since)")
+    raise RetentionError(f"request {request.reference!r} (id {request_id}, in progress) was not resumed, as the "
+                         f"person given now may not be the person it was recorded about: {why}. Run it again with "
+                         "exactly the identifiers it was received with, or close it by hand and record the other "
+                         "request under a new reference")
+
+
+def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str]:
+    """The keyed hashes of the request's ``received`` events (one per identifier given)."""
+    if not audit.table_exists(conn, trail):
+        return set()
+    marked = trail.c.details.like(f'%"request_id":{int(request_id)}%')  # narrowed here, checked exactly below
+    events = audit.events(conn, trail, marked, category=REQUEST_EVENTS, action="rights_request")
+    return {e["subject_hash"] for e in events
+            if e["details"].get("request_id") == request_id and e["details"].get("outcome") == "in_progress"}
 
 
 def claim(conn: Connection, register: Table, request: RequestRecord, request_id: int) -> None:
@@ -234,11 +274,13 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
     register = ensure_register(target, policy)
     target.ensure_archive_schema()  # where the audit log lives, even before any scheduled run
     hashes = subject.hashes(key)
+    trail = audit.audit_table(target.archive_schema, policy.audit_table)
     with target.engine.begin() as conn:
-        request_id, resumed = record_or_resume(conn, register, request, received_at)
+        request_id, resumed = record_or_resume(conn, register, request, received_at, trail=trail,
+                                               subject_hashes=hashes)
         status = "in_progress" if request.identity_verified else "pending_identity"
         if not resumed:  # audited as received once, however many times it is run
-            _audit_request(conn, target, policy, ctx, request, hashes, status)
+            _audit_request(conn, target, policy, ctx, request, request_id, hashes, status)
     if not request.identity_verified:
         return Handled(request_id, status, {})
     if request.request_type in ("access", "portability"):
@@ -248,14 +290,16 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
         with target.engine.begin() as conn:
             claim(conn, register, request, request_id)
             close(conn, register, request_id, "completed", outcome)
-            _audit_request(conn, target, policy, ctx, request, hashes, "completed", sum(counts.values()))
+            _audit_request(conn, target, policy, ctx, request, request_id, hashes, "completed",
+                           sum(counts.values()))
         return Handled(request_id, "completed", outcome)
     with target.engine.begin() as conn:
         claim(conn, register, request, request_id)
         if request.request_type == "rectification":
             done = rectify_in(conn, target, policy, subject, key, ctx, changes or {}, correct_start_date)
             outcome = {"tables": [{"table": d.table, "columns": d.columns, "rows": d.rows} for d in done]}
-            _audit_request(conn, target, policy, ctx, request, hashes, "completed", sum(d.rows for d in done))
+            _audit_request(conn, target, policy, ctx, request, request_id, hashes, "completed",
+                           sum(d.rows for d in done))
         else:
             result = erase_in(conn, target, policy, subject, key, ctx, request.request_type)
             outcome = result.to_dict()
@@ -289,12 +333,13 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
 
 
 def _audit_request(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,
-                   request: RequestRecord, hashes: list[str], status: str, rows: int = 0) -> None:
-    """One ``rights_request`` event per identifier hash (a lookup by any of them finds it).
-    (Erasures write theirs in ``erasure``, with the counts per table.)"""
+                   request: RequestRecord, request_id: int, hashes: list[str], status: str, rows: int = 0) -> None:
+    """One ``rights_request`` event per identifier hash (a lookup by any of them finds it),
+    with the register's ``request_id`` (a number, not the reference): what a resumed request
+    is checked against (``check_same_subject``). (Erasures write theirs in ``erasure``.)"""
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     for subject_hash in hashes:
         audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request", row_count=rows,
                      subject_hash=subject_hash, details={"request_type": request.request_type, "outcome": status,
-                                                        "due": request.due})
+                                                        "due": request.due, "request_id": request_id})

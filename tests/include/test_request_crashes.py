@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, crm_table
+from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, crm_table
 from include.retention import audit
 from include.retention.audit import RunContext
 from include.retention.errors import RetentionError
@@ -132,3 +132,51 @@ def test_two_live_workers_on_the_same_request_carry_it_out_once(crm):
     assert sorted(e["details"]["outcome"] for e in requests if e["subject_hash"] == subject_hash(KEY, "email", EMAIL)) \
         == ["completed", "in_progress"]
     assert erasures and len({(e["table_name"], e["details"]["archive"]) for e in erasures}) == len(erasures)
+
+
+def _someone_else(target) -> str:
+    """The e-mail of a prospect who is not Jeanne."""
+    table = crm_table(target, "prospects")
+    with target.read() as conn:
+        return conn.execute(select(table.c.email).where(
+            table.c.email.is_not(None), normalised_sql("email", table.c.email) != EMAIL.lower())).first()[0]
+
+
+def _rows_of(target, email: str) -> int:
+    return len([row for row in _everyone_left(target) if row == email.strip().lower()])
+
+
+def _everyone_left(target) -> list[str]:
+    left = []
+    for name in ("prospects", "customers", "suppliers", "web_form_submissions"):
+        for archive in (False, True):
+            table = crm_table(target, name, archive)
+            column = table.c[EMAIL_COLUMNS[name]]
+            with target.read() as conn:
+                left += [v.strip().lower() for v in conn.execute(select(column).where(column.is_not(None))).scalars()]
+    return left
+
+
+@pytest.mark.parametrize("given", ["someone_else", "jeanne_and_someone_else", "jeanne_and_her_phone"])
+def test_a_request_run_again_about_another_person_than_the_one_recorded_is_refused_and_erases_nothing(
+        crm, tmp_path, given):
+    """The reference names Jeanne's request: run again with someone else's identifiers, or with
+    more than she gave, it would erase (or export) another person's data under her entry."""
+    url = crm.engine.url.render_as_string(hide_password=False)
+    _kill_at(url, "before_erasing", tmp_path)  # recorded about Jeanne (her e-mail), nothing handled
+    other = _someone_else(crm)
+    identifiers = {"someone_else": {"email": other}, "jeanne_and_someone_else": {"email": [EMAIL, other]},
+                   "jeanne_and_her_phone": {"email": EMAIL, "phone": PHONE}}[given]
+    before = (_rows_of(crm, EMAIL), _rows_of(crm, other))
+    policy = load_policy()
+    ctx = RunContext(f"manual__{REFERENCE}__retry", "subject_request", AS_OF, policy.version)
+    with pytest.raises(RetentionError, match=f"{REFERENCE}.*may not be the person it was recorded about") as refused:
+        handle(crm, policy, KEY, request(), Subject.of(identifiers), ctx, RECEIVED)
+    assert other not in str(refused.value) and EMAIL not in str(refused.value) and PHONE not in str(refused.value)
+    assert (_rows_of(crm, EMAIL), _rows_of(crm, other)) == before and before[0] > 0 and before[1] > 0
+    register = crm_table(crm, "rights_requests")
+    with crm.read() as conn:
+        assert conn.execute(select(register.c.status).where(register.c.reference == REFERENCE)).scalar_one() \
+            == "in_progress"
+    assert _retry(crm).status == "completed"  # the same person: resumed
+    assert _rows_of(crm, EMAIL) == 0 and _rows_of(crm, other) == before[1]

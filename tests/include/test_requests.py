@@ -80,7 +80,8 @@ def test_a_request_whose_identity_is_not_verified_is_recorded_and_stops(crm):
     with crm.read() as conn:
         (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
     assert event["subject_hash"] == subject_hash(KEY, "email", EMAIL)
-    assert event["details"] == {"request_type": "erasure", "outcome": "pending_identity", "due": "2026-12-20"}
+    assert event["details"] == {"request_type": "erasure", "outcome": "pending_identity", "due": "2026-12-20",
+                                "request_id": handled.request_id}  # a number: whom a resume must be about
 
 
 def test_the_same_reference_is_never_handled_twice(crm):
@@ -335,7 +336,10 @@ def test_a_nul_byte_or_an_over_long_value_in_a_request_field_is_refused_naming_t
     before = checksum(crm)
     form = {"reference": "DDP-2026-0901", "request_type": "erasure", "received": RECEIVED.date(),
             "identity_verified": True, "requester_email": EMAIL, **fields}
-    with pytest.raises(RetentionError, match=rf"^{field}: ") as refused:
+    # An e-mail with a NUL byte inside is not of an e-mail's form: the identifier parser
+    # (identifiers.py) refuses it first, naming what it is given as.
+    named = {"email": r"^(email: |the e-mail address given is not of the form)"}.get(field, rf"^{field}: ")
+    with pytest.raises(RetentionError, match=named) as refused:
         request = RequestRecord(**form)
         ctx = RunContext("manual__DDP-2026-0901", "subject_request", AS_OF, "test")
         handle(crm, load_policy(), KEY, request, Subject.of(identifiers or {"email": EMAIL}), ctx, RECEIVED)
