@@ -20,8 +20,15 @@ An erasure never meets a nightly batch half-way: on PostgreSQL it first waits (b
 ``locks.wait_for_batches``) for the batches in flight to commit and keeps new ones out until
 it commits, so it finds the person's rows wherever the batches put them, active or archive.
 Every row found and not erased is explained - a legal obligation, a hold, or a kept row of
-another category, each counted; anything else (a row that changed under the erasure) rolls
-the erasure back with an error rather than reporting a reason that is not true.
+another category, each counted (a row both held and needed once); anything else (a row that
+changed under the erasure) rolls the erasure back with an error rather than reporting a
+reason that is not true.
+
+Through links the policy declares but the database does not enforce, the application may
+commit a child under the person's rows while the erasure runs: after the parents are
+deleted, their children are looked for again by the deleted keys, at any depth, until none
+is left, and counted as found and erased; a late row of another category pointing at a
+deleted row rolls the erasure back.
 
 The audit trail gets one ``erase`` event per table and one ``rights_request`` event per
 identifier, all under the person's keyed hash, with counts only.
@@ -29,16 +36,17 @@ identifier, all under the person's keyed hash, with counts only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, not_, or_
+from sqlalchemy import and_, delete, exists, false, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from .audit import RunContext
-from .catalog import TableNode
+from .catalog import TableNode, archive_exists, key_of
 from .errors import RetentionError
 from .holds import HoldsInForce, hold_day, hold_tables, holds_in_force
 from .locks import ERASURE_WAIT_SECONDS, wait_for_batches
@@ -117,9 +125,17 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
                                   holds.held(root, side, category))) if holds.any else {}
     needed = _counts(locate_in(conn, trees, subject, restrict=_needed)) \
         if any(root.dependants for _, root in trees) else {}
+    # Rows held *or* needed, counted once: a row both held and needed explains one row, not two.
+    explained = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side: or_(
+        holds.held(root, side, category), _needed(category, root, side)))) if on_hold or needed else {}
     erasable = locate_in(conn, trees, subject, restrict=_erasable(holds))
-    erased = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
-    result.tables = [_outcome(policy, found, erased, on_hold, needed) for found in present]
+    erased, deleted_keys = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
+    late = _sweep_late_children(conn, erasable, deleted_keys)
+    _check_no_late_dependant(conn, deleted_keys)
+    result.tables = [_outcome(policy, found, erased, on_hold, needed, explained, late) for found in present]
+    result.tables += [TableErasure(category, name, side == "archive", rows, rows, None)
+                      for (category, name, side), rows in late.items()
+                      if (category, name, side) not in {(f.category, f.node.name, f.side) for f in present}]
     _audit(conn, target, policy, ctx, result, request_type)
     return result
 
@@ -157,30 +173,108 @@ def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNo
                             for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
 
 
+Where = tuple[str, str, str]  # (category, table, side)
+
+
 def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
-            honour_keep: bool) -> dict[tuple[str, str, str], int]:
+            honour_keep: bool) -> tuple[dict[Where, int], dict[Where, tuple[Found, list[tuple]]]]:
     """Children before parents, dependants' categories before their parents' categories, so
-    that no foreign key is left dangling and a kept dependant still protects its parent."""
+    that no foreign key is left dangling and a kept dependant still protects its parent.
+
+    Returns the rows deleted per table side, and the keys of the deleted rows of tables that
+    have children (``_sweep_late_children`` looks for children of those keys again)."""
     def order(found: Found) -> tuple[int, int]:
         has_parent_elsewhere = any(t.archived_with for t in policy.categories[found.category].tables)
         return (0 if has_parent_elsewhere else 1, -found.depth)
 
-    erased: dict[tuple[str, str, str], int] = {}
+    erased: dict[Where, int] = {}
+    deleted_keys: dict[Where, tuple[Found, list[tuple]]] = {}
     for found in sorted(erasable, key=order):
         if honour_keep and policy.categories[found.category].on_erasure == "keep":
             continue
-        removed = conn.execute(delete(found.table).where(found.where)).rowcount
-        erased[(found.category, found.node.name, found.side)] = removed
-    return erased
+        where = (found.category, found.node.name, found.side)
+        statement = delete(found.table).where(found.where)
+        if found.node.children or found.node.dependants:
+            keys = [tuple(row) for row in conn.execute(statement.returning(
+                *(found.table.c[c] for c in found.node.key_columns)))]
+            deleted_keys[where] = (found, keys)
+            erased[where] = len(keys)
+        else:
+            erased[where] = conn.execute(statement).rowcount
+    return erased, deleted_keys
 
 
-def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str, str], int],
-             on_hold: dict[tuple[str, str, str], int], needed: dict[tuple[str, str, str], int]) -> TableErasure:
+def _sweep_late_children(conn: Connection, erasable: list[Found],
+                         deleted_keys: dict[Where, tuple[Found, list[tuple]]]) -> dict[Where, int]:
+    """Children the application committed under the person's rows while the erasure ran.
+
+    Through a link the policy declares but the database does not enforce (no foreign key),
+    another session may commit a child between the erasure's deletion of the children and of
+    their parent: found by no earlier statement, it would outlive its parent, pointing at
+    nothing and about no one ``was_erased`` can find. So, after the parents are gone, their
+    children are looked for again by the deleted parents' keys - and theirs, at any depth -
+    pass after pass until a pass finds none, in the erasure's transaction; what they delete is
+    counted as found and erased. (A child committed after the last pass, in the instant
+    before the commit, is not seen: only a foreign key or SERIALIZABLE closes that window.)"""
+    parents = [(found.category, found.node, found.side, keys) for found, keys in deleted_keys.values() if keys]
+    swept: dict[Where, int] = {}
+    while parents:
+        again = []
+        for category, node, side, keys in parents:
+            for child in node.children:
+                if side == "archive" and not archive_exists(conn, child):
+                    continue
+                table = getattr(child, side)
+                rows = [tuple(r) for chunk in _chunks(keys) for r in conn.execute(
+                    delete(table).where(_key_in(table, child.foreign_key, chunk))
+                    .returning(*(table.c[c] for c in child.key_columns)))]
+                if rows:
+                    where = (category, child.name, side)
+                    swept[where] = swept.get(where, 0) + len(rows)
+                    again.append((category, child, side, rows))
+        parents = again
+    return swept
+
+
+def _check_no_late_dependant(conn: Connection, deleted_keys: dict[Where, tuple[Found, list[tuple]]]) -> None:
+    """A row of another category committed while the erasure ran, pointing at a row it has
+    deleted (``archived_with`` through a link the database does not enforce): the rows that
+    needed were spared before, this one came too late - roll back rather than orphan it."""
+    for found, keys in deleted_keys.values():
+        for dep in found.node.dependants:
+            if found.side == "archive" and not archive_exists(conn, dep.node):
+                continue
+            table = getattr(dep.node, found.side)
+            for chunk in _chunks(keys):
+                if conn.execute(select(exists().where(_key_in(table, dep.foreign_key, chunk)))).scalar():
+                    side = "archive" if found.side == "archive" else "active"
+                    raise RetentionError(
+                        f"erasure of {found.node.name} ({side}): a row of {dep.node.name} ({dep.category.key}) that "
+                        "depends on a deleted row was written while the erasure ran; nothing was erased: run the "
+                        "request again")
+
+
+_KEY_CHUNK = 1000  # keys per statement: below SQLite's and PostgreSQL's bound on parameters
+
+
+def _chunks(keys: list[tuple]) -> list[list[tuple]]:
+    return [keys[start:start + _KEY_CHUNK] for start in range(0, len(keys), _KEY_CHUNK)]
+
+
+def _key_in(table: Any, columns: list[str], keys: list[tuple]) -> ColumnElement[bool]:
+    """``columns`` of ``table`` hold one of ``keys`` (a row value for composite keys)."""
+    return key_of(table, columns).in_(keys if len(columns) > 1 else [k[0] for k in keys])
+
+
+def _outcome(policy: RetentionPolicy, found: Found, erased: dict[Where, int], on_hold: dict[Where, int],
+             needed: dict[Where, int], explained_rows: dict[Where, int], late: dict[Where, int]) -> TableErasure:
     """The table's counts and the reason for what was kept - only a reason that was counted:
-    rows found and neither erased nor explained roll the erasure back."""
+    rows found and neither erased nor explained (held or needed, each row once) roll the
+    erasure back. ``late``: children swept after their parents, found and erased."""
     category = policy.categories[found.category]
     where = (found.category, found.node.name, found.side)
-    removed = erased.get(where, 0)
+    removed, rows = erased.get(where, 0) + late.get(where, 0), found.rows + late.get(where, 0)
+    found = replace(found, rows=rows)
     side = "archive" if found.side == "archive" else "active"
     if removed > found.rows:
         raise RetentionError(f"erasure of {found.node.name} ({side}): {removed} rows deleted but {found.rows} were "
@@ -193,7 +287,7 @@ def _outcome(policy: RetentionPolicy, found: Found, erased: dict[tuple[str, str,
     elif removed < found.rows and needed.get(where):
         reason = "needed by kept rows of another category"
     explained = found.rows if reason and reason.startswith("legal obligation") else \
-        removed + on_hold.get(where, 0) + needed.get(where, 0)
+        removed + explained_rows.get(where, 0)
     if explained < found.rows:
         raise RetentionError(
             f"erasure of {found.node.name} ({side}): {found.rows} row(s) found, {removed} deleted, and no hold or "

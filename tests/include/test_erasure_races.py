@@ -218,3 +218,91 @@ def test_a_child_inserted_while_its_parents_batch_runs_moves_with_its_parent_and
         logged = sum(e["row_count"] for e in events(conn, audit_table("archive", "retention_audit"),
                                                      action="archive", table_name="member_events"))
     assert logged == len(_keys(club, "member_events", "member_id", archive=True))
+
+
+def test_a_child_the_application_commits_while_an_erasure_runs_is_erased_with_its_parent_and_counted(
+        club, target_url):
+    """Links declared in the policy only: between the erasure's deletion of the member's events
+    and of the member, the application commits a new event of the member (with a file) and a
+    new file of an event already erased. None is left behind pointing at nothing, and the
+    outcome and the audit count them."""
+    _drop_foreign_keys(club)
+    application = connect(target_url)
+    events_table, files_table = _table(application, "member_events"), _table(application, "member_event_files")
+    erased_event = MEMBER * 10 + 1
+    eraser, inserted = connect(target_url), []
+
+    @event.listens_for(eraser.engine, "before_cursor_execute")
+    def _insert_children(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if MOVING_MEMBERS.match(statement.strip()) and not inserted:
+            inserted.append(statement)
+            with application.engine.begin() as app:  # another session, committed before the member goes
+                app.execute(insert(events_table).values(event_id=9001, member_id=MEMBER, detail="late"))
+                app.execute(insert(files_table).values(file_id=90001, event_id=9001, file_name="late.pdf"))
+                app.execute(insert(files_table).values(file_id=90002, event_id=erased_event, file_name="late2.pdf"))
+
+    policy = club_policy()
+    try:
+        result = erase(eraser, policy, Subject.of({"email": EMAIL}), KEY,
+                       RunContext("manual__erase-late", "subject_request", AS_OF, policy.version))
+    finally:
+        eraser.dispose()
+        application.dispose()
+    assert inserted, "the erasure never deleted the member"
+    members = {m for m, _ in _keys(club, "members", "email")}
+    active_events = _keys(club, "member_events", "member_id")
+    assert MEMBER not in members
+    assert [e for e, m in active_events if m == MEMBER] == [], "an event of the erased member is left"
+    assert [f for f, e in _keys(club, "member_event_files", "event_id")
+            if e not in {e for e, _ in active_events}] == [], "a file without its event"
+    by_table = {(t.table, t.archive): (t.found, t.erased) for t in result.tables}
+    assert by_table[("member_events", False)] == (3, 3)  # its 2 events and the late one
+    assert by_table[("member_event_files", False)] == (4, 4)  # 2 files and the 2 late ones
+    assert result.kept == 0
+    with club.read() as conn:
+        logged = events(conn, audit_table("archive", "retention_audit"), action="erase")
+    assert sum(e["row_count"] for e in logged) == result.erased == 8
+
+
+def test_a_row_both_held_and_needed_explains_one_kept_row_not_two(target, target_url):
+    """Customer 8 is archived with invoices billing keeps, and under a hold on its row: kept,
+    for both reasons. A second archived row of the same person, neither held nor needed,
+    disappears (the application deleted it) between the erasure's counts and its deletions:
+    nothing explains it, so the erasure must roll back - not report it kept under the hold
+    because the one kept row was counted once as held and once as needed."""
+    if target.is_sqlite:
+        pytest.skip("SQLite has one writer: nothing deletes a row under the erasure")
+    from test_real_schemas import _erp_with_identifiers, create_erp
+
+    from engine_helpers import run_category
+    from include.retention.holds import NewHold, add_hold
+    from include.retention.policy import parse_policy
+
+    create_erp(target)
+    policy = parse_policy(_erp_with_identifiers())
+    run_category(target, policy, category="customer_relationship")  # customer 8 archived with its invoices
+    ctx = RunContext("manual__erp", "subject_request", AS_OF, policy.version)
+    add_hold(target, policy, NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste",
+                                     table="partners", keys=[8]), KEY, ctx, AS_OF)
+    archived = _table(target, "customer_partners", archive=True)
+    with target.engine.begin() as conn:  # a second archived row about the same person
+        row = dict(conn.execute(select(archived).where(archived.c.partner_id == 8)).one()._mapping)
+        conn.execute(insert(archived).values({**row, "partner_id": 9008}))
+    application, eraser, vanished = connect(target_url), connect(target_url), []
+
+    @event.listens_for(eraser.engine, "before_cursor_execute")
+    def _application_deletes_it(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.strip().startswith("DELETE FROM") and not vanished:
+            vanished.append(statement)
+            with application.engine.begin() as app:
+                app.execute(archived.delete().where(archived.c.partner_id == 9008))
+
+    try:
+        with pytest.raises(RetentionError, match=r"erasure of partners \(archive\): 2 row\(s\) found, 0 deleted, "
+                                                 "and no hold or kept row"):
+            erase(eraser, policy, Subject.of({"email": "P8@example.fr"}), KEY, ctx)
+    finally:
+        eraser.dispose()
+        application.dispose()
+    assert vanished, "the erasure deleted nothing"
+    assert 8 in [k for k, _ in _keys(target, "customer_partners", "partner_id", archive=True)]
