@@ -4,13 +4,14 @@ pseudonymised rights-request event about a prospect whose data was destroyed."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
 
 from include.demo.seed import seed_demo
-from include.retention import audit
+from include.retention import audit, certificate
 from include.retention.archive import archive_category
 from include.retention.audit import RunContext
 from include.retention.holds import NewHold, add_hold
@@ -18,7 +19,7 @@ from include.retention.limits import approved_counts
 from include.retention.plan import plan_category
 from include.retention.policy import load_policy
 from include.retention.purge import purge_category
-from include.retention.report import summarize_run
+from include.retention.report import REPORTS_ENV_VAR, summarize_run
 from include.retention.steps import StepContext
 from include.retention.subjects import SubjectKey, subject_hash
 from include.retention.target import connect
@@ -42,6 +43,7 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
                                  RunContext(run_id, f"retention_{category}", AS_OF, policy.version))
         approved = approved_counts(plan_category(step).to_dict())  # the demo's backlog passes the limit
         summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
+        _issue_certificate(step, path.parent / "reports")
     with target.engine.begin() as conn:  # a rights request about the oldest prospect, pseudonymised
         audit.record(conn, audit.audit_table("archive", policy.audit_table),
                      RunContext("manual__request", "subject_request", AS_OF, policy.version),
@@ -52,3 +54,17 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
              RunContext("manual__hold", "legal_hold", AS_OF, policy.version), AS_OF)
     target.dispose()
     return json.dumps({"conn_type": "sqlite", "host": str(path)}), {"destroyed": oldest, "active": newest}
+
+
+def _issue_certificate(step: StepContext, reports: Path) -> None:
+    """The run's certificate in the home's reports folder, as the summary task writes it: the
+    chain status wants one for every finished run (else CERTIFICATES MISSING)."""
+    before = os.environ.get(REPORTS_ENV_VAR)
+    os.environ[REPORTS_ENV_VAR] = str(reports)
+    try:
+        certificate.issue(step)
+    finally:
+        if before is None:
+            del os.environ[REPORTS_ENV_VAR]
+        else:
+            os.environ[REPORTS_ENV_VAR] = before
