@@ -238,10 +238,22 @@ class ArchivedWith(_Strict):
     in the active base once the customer has left it: they are moved in the same
     transaction as the customer, and the customer is not destroyed while they are kept.
     ``foreign_key`` lists this table's columns holding the parent's primary key.
+
+    ``leaves_active`` says when the row leaves the active base. ``with_parent`` (the
+    default): with its parent row, in the parent's batch. ``on_parent_event``: as soon as
+    its parent row's start event (the end of the relationship, in the parent category that
+    governs that row) plus this row's own active period has passed - the purpose "manage
+    the customer" is over, even though the customer itself stays active for years. Its end
+    of life stays its own either way (its start + active + archive periods).
     """
 
     table: Identifier
     foreign_key: ColumnList
+    leaves_active: Literal["with_parent", "on_parent_event"] = "with_parent"
+
+    @property
+    def on_parent_event(self) -> bool:
+        return self.leaves_active == "on_parent_event"
 
 
 class TablePolicy(TableBase):
@@ -660,6 +672,11 @@ def _archived_with_problems(policy: RetentionPolicy,
             if not parents or all(k == key for k, _ in parents):
                 problems.append(Problem(f"{path}.table", "must be a table with its own clock in another category",
                                         link.table))
+                if link.on_parent_event:
+                    problems.append(Problem(f"{path}.leaves_active", f"on_parent_event counts from the start event "
+                                            f"of the {link.table} row, but {link.table} is not a root table "
+                                            "(tables[]) of any other category: it has no start event of its own",
+                                            link.leaves_active))
                 continue
             if not category.has_archive:
                 problems.append(Problem(path, "a dependant is moved to the archive: its category needs an "
