@@ -10,12 +10,18 @@ The rules it applies, in the spec's words:
 
 * **Clock.** A row's start is its start column, or the latest/earliest value over related
   rows reached by a foreign-key path (filtered by ``where``), or the first non-empty of
-  ``first_of``. Timestamps count as their date in the policy's zone (Europe/Paris): an aware
+  ``first_of``. The value of a related row is one column, or with ``first_non_null`` the
+  first of its columns that is not empty ("a line ends on its closing date when it was
+  closed, else on its planned end date"); the aggregate is taken over those per-row values,
+  rows with no value left out. A ``where`` on a step of the path keeps only that step's rows
+  that match it (a polymorphic link: ``elementtype = 'contrat'``); the aggregate's own
+  ``where`` is on the last table. Timestamps count as their date in the policy's zone (Europe/Paris): an aware
   value is converted, a naive one (and SQLite text without an offset) is Paris wall-clock
   time, a ``date`` is used as it is. A row is due when ``start + period <= D``; periods are
   calendar periods, months first (clamped to the month's end), then days.
 * **Missing start.** ``ongoing`` or ``defect``: either way the row stays where it is.
-  ``ongoing_if_open``: a related row whose end column is empty keeps the row active.
+  ``ongoing_if_open``: a related row whose end (its column, or every column of its
+  ``first_non_null``) is empty keeps the row active: an open-ended line.
 * **Scopes and precedence.** A root row is governed by the categories whose scope it
   matches (three-valued logic: a NULL result does not match); among them the earliest in
   ``precedence`` wins and the others leave the row alone.
@@ -33,6 +39,18 @@ The rules it applies, in the spec's words:
   While one of them is still retained (not destroyed), the row it points at is neither
   destroyed nor anonymised. A dependant past its own horizon is destroyed in the same run,
   and the parent it held is released in that run, whatever the order of the categories.
+* **Dependants that leave on their parent's event** (``leaves_active: on_parent_event``):
+  records kept for a legal obligation that hang off a customer "leave the active base as
+  soon as the relationship that justified them ends". A dependant whose parent row is in the
+  active base leaves it when that parent has a known start in the category that governs it
+  (scope, then precedence), nothing keeps the parent ongoing, the parent is not held, and
+  parent start + the dependant's active period <= D - whether or not its own start has
+  passed. A dependant whose parent is not in the active base (no parent, or an orphan)
+  follows its own clock. Its dates stay its own (own start + active + archive; undated when
+  its start is missing), it is destroyed in the same run when already past that horizon,
+  and the parent stays in the archive while it is retained. A held dependant, or one whose
+  own ``ongoing_if_open`` is open, stays. Whatever the mode, the parent's archiving carries
+  the dependants still in the active base.
 * **Legal holds.** A held row is never archived, destroyed or anonymised; a parent with a
   held child is held with its whole tree; a retained dependant whose parent is held is not
   destroyed either (it is about the same person).
@@ -164,6 +182,13 @@ def matches(cond: Any, row: Mapping[str, Any]) -> bool:
     return cond is None or evaluate(cond, row) is True
 
 
+def row_value(rule: Any, row: Mapping[str, Any]) -> Any:
+    """A related row's value for an aggregate or ``ongoing_if_open``: its ``column``, or the
+    first of its ``first_non_null`` columns that is not empty (None when all are)."""
+    columns = getattr(rule, "first_non_null", None) or [rule.column]
+    return next((row[c] for c in columns if row[c] is not None), None)
+
+
 # --- state --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -269,6 +294,8 @@ class Oracle:
                 for candidate in self.rows.get(step.table, []):
                     if tuple(candidate[c] for c in step.foreign_key) != wanted:
                         continue
+                    if not matches(getattr(step, "where", None), candidate):
+                        continue
                     place = state.get(step.table, {}).get(self.key(step.table, candidate))
                     if place is None or place.state == ACTIVE:
                         nxt.append((step.table, candidate))
@@ -290,8 +317,8 @@ class Oracle:
         if source.column:
             return local_day(row[source.column], self.zone)
         aggregate: Aggregate = source.latest or source.earliest  # type: ignore[assignment]
-        values = [r[aggregate.column] for r in self._related(table.table, row, aggregate.path, state)
-                  if matches(aggregate.where, r) and r[aggregate.column] is not None]
+        values = [value for r in self._related(table.table, row, aggregate.path, state)
+                  if matches(aggregate.where, r) and (value := row_value(aggregate, r)) is not None]
         if not values:
             return None
         pick = max if source.latest else min
@@ -301,7 +328,7 @@ class Oracle:
         rule = event.ongoing_if_open
         if rule is None:
             return False
-        return any(r[rule.column] is None and matches(rule.where, r)
+        return any(row_value(rule, r) is None and matches(rule.where, r)
                    for r in self._related(table.table, row, rule.path, state))
 
     # -- who governs a row -------------------------------------------------------------------
@@ -344,6 +371,7 @@ class Oracle:
         """Every category's run for ``as_of``; the next state."""
         new: State = {table: dict(places) for table, places in state.items()}
         self._archive_due(state, new, as_of)
+        self._leave_on_parent_event(state, new, as_of)
         self._archive_dependants(state, new)
         self._end_of_life(new, as_of)
         return new
@@ -382,6 +410,58 @@ class Oracle:
         link = table.archived_with
         return link.table, tuple(row[c] for c in link.foreign_key)  # type: ignore[union-attr]
 
+    def _leave_on_parent_event(self, state: State, new: State, as_of: date) -> None:
+        """``leaves_active: on_parent_event``: a dependant leaves the active base when the
+        relationship behind its parent has ended (parent start + its own active period), or,
+        with no parent in the active base, on its own clock; with its own dates."""
+        for category in self.policy.categories.values():
+            for table in category.tables:
+                link = table.archived_with
+                if link is None or getattr(link, "leaves_active", "with_parent") != "on_parent_event":
+                    continue
+                for row in self.rows.get(table.table, []):
+                    if state[table.table][self.key(table.table, row)].state != ACTIVE:
+                        continue
+                    if self.held(category, table, row) or self.is_open(table.start_event, table, row, state):
+                        continue
+                    start = self.start_day(table, row, state)
+                    parent = self._active_parent(table, row, state)
+                    if parent is None:
+                        due = start is not None and plus(start, category.active_period) <= as_of
+                    else:
+                        due = self._parent_event_passed(table, parent, category.active_period, state, as_of)
+                    if not due:
+                        continue
+                    until = None if start is None else plus(start, category.active_period, category.archive_period)
+                    self._move(new, category, table, row,
+                               lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
+
+    def _active_parent(self, table: TablePolicy, row: Mapping[str, Any], state: State) -> Mapping[str, Any] | None:
+        """The row a dependant points at, if it is in the active base at the start of the night."""
+        parent_table, parent_key = self._parent_of(table, row)
+        place = state.get(parent_table, {}).get(parent_key)
+        if place is None or place.state != ACTIVE:
+            return None
+        return next(r for r in self.rows[parent_table] if self.key(parent_table, r) == parent_key)
+
+    def _parent_event_passed(self, table: TablePolicy, parent: Mapping[str, Any], active_period: Any,
+                             state: State, as_of: date) -> bool:
+        """The parent's relationship has ended ``active_period`` ago: it has a known start in
+        the category that governs it, nothing keeps it ongoing, and it is not held."""
+        parent_table = table.archived_with.table  # type: ignore[union-attr]
+        governing = self.governing(parent_table, parent)
+        if governing is None or self._parent_held(table, state, parent):
+            return False
+        _, parent_policy = governing
+        if self.is_open(parent_policy.start_event, parent_policy, parent, state):
+            return False
+        start = self.start_day(parent_policy, parent, state)
+        return start is not None and plus(start, active_period) <= as_of
+
+    def _parent_row(self, table: TablePolicy, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        parent_table, parent_key = self._parent_of(table, row)
+        return next((r for r in self.rows.get(parent_table, []) if self.key(parent_table, r) == parent_key), None)
+
     def _archive_dependants(self, state: State, new: State) -> None:
         """A dependant leaves the active base when the row it points at does (now or before)."""
         for category in self.policy.categories.values():
@@ -390,7 +470,7 @@ class Oracle:
                     continue
                 for row in self.rows.get(table.table, []):
                     key = self.key(table.table, row)
-                    if state[table.table][key].state != ACTIVE or self.held(category, table, row):
+                    if new[table.table][key].state != ACTIVE or self.held(category, table, row):
                         continue
                     parent_table, parent_key = self._parent_of(table, row)
                     parent_place = new.get(parent_table, {}).get(parent_key)
@@ -418,19 +498,23 @@ class Oracle:
                     continue
                 if self.held(category, table, row) or self._kept_by_dependants(table, row, new):
                     continue
-                if table.archived_with is not None and self._parent_held(table, row, new):
+                if table.archived_with is not None and self._parent_held(table, new, self._parent_row(table, row)):
                     continue
                 if category.end_action == "anonymize":
                     self._move(new, category, table, row, lambda n: Place(ANONYMISED, n.archive_name))
                 else:
                     self._move(new, category, table, row, lambda _n: Place(DESTROYED))
 
-    def _parent_held(self, table: TablePolicy, row: Mapping[str, Any], new: State) -> bool:
+    def _parent_held(self, table: TablePolicy, new: State, parent_row: Mapping[str, Any] | None) -> bool:
         """A hold on the row a dependant is archived with protects the dependant too: it is
         about the same person (README, "A held parent holds its dependants"). The parent is
-        governed by the category whose archive holds it, or, while active, by its scope."""
-        parent_table, parent_key = self._parent_of(table, row)
-        parent_row = next((r for r in self.rows.get(parent_table, []) if self.key(parent_table, r) == parent_key), None)
+        governed by the category whose archive holds it, or, while active, by its scope.
+        Held means a hold on the parent's category, on the parent or on a row of its tree (not
+        a hold on another of its dependants: that one keeps the parent, not its siblings)."""
+        if parent_row is None:
+            return False
+        parent_table = table.archived_with.table  # type: ignore[union-attr]
+        parent_key = self.key(parent_table, parent_row)
         place = new.get(parent_table, {}).get(parent_key)
         if parent_row is None or place is None or place.state in (DESTROYED, ANONYMISED):
             return False

@@ -9,9 +9,9 @@ end event, and tracking without an archive):
     partners(partner_id, name, email, is_prospect, customer_rank, created_at naive)
       interactions(interaction_id, partner_id -> partners, occurred_at naive, direction)
         interaction_files(file_id, interaction_id -> interactions, file_name)
-      contracts(contract_id, partner_id)            -- not governed: read by the clock
-        contract_lines(line_id, contract_id -> contracts, end_date date)
-      invoices(invoice_id, partner_id -> partners, invoice_date date, number)
+      contracts(contract_id, partner_id, status)    -- not governed: read by the clock
+        contract_lines(line_id, contract_id -> contracts, end_date date, closed_on date)
+      invoices(invoice_id, partner_id -> partners (NULL: a counter sale), invoice_date date, number)
         invoice_lines(line_id, invoice_id -> invoices, amount)
     requests(request_id, kind, closed_at with time zone)
     visits(visit_id, visitor, first_set_at with time zone)
@@ -80,6 +80,9 @@ _INTERACTIONS = {"table": "interactions", "primary_key": "interaction_id", "fore
                                "foreign_key": "interaction_id", "archive_columns": ["file_name"]}]}
 _CONTRACT_LINES = [{"table": "contracts", "foreign_key": "partner_id"},
                    {"table": "contract_lines", "foreign_key": "contract_id"}]
+# A line ends on its closing date when it was closed (early or late), else on its planned end.
+LINE_END = ["closed_on", "end_date"]
+SIGNED = {"column": "status", "equals": "signed"}
 
 
 def _category(label: str, active: str, archive: str | None, end_action: str, tables: list[dict]) -> dict:
@@ -104,6 +107,10 @@ class PolicyKnobs:
     tracking_active: str = "P13M"
     tracking_clock: str = "column"        # or earliest: the first hit, else first_set_at
     customers_first: bool = True          # precedence order
+    line_end: str = "end_date"            # or first_non_null: closed_on, else end_date
+    signed_only: bool = False             # the path's contracts step keeps status = 'signed'
+    billing_active: str = "P0D"
+    invoices_leave: str = "with_parent"   # or on_parent_event (archived_with.leaves_active)
 
 
 def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
@@ -120,8 +127,7 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
         "table": "partners", "archive_table": "customer_partners", "primary_key": "partner_id",
         "scope": {"not": {"any": [{"column": "customer_rank", "equals": 0},
                                   {"column": "customer_rank", "is_null": True}]}},
-        "start_event": {"when_missing": "defect", "latest": {"column": "end_date", "path": _CONTRACT_LINES},
-                        "ongoing_if_open": {"column": "end_date", "path": _CONTRACT_LINES}},
+        "start_event": {"when_missing": "defect", "latest": _line_ends(knobs), "ongoing_if_open": _line_ends(knobs)},
         "archive_columns": ["name", "email"],
         "children": [customer_children],
     }
@@ -150,10 +156,12 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
                 "children": [prospect_children]}]),
             "customer_relationship": _category("Customers", knobs.customer_active, knobs.customer_archive,
                                                knobs.customer_end, [customer_partner]),
-            "billing": _category("Billing", "P0D", knobs.billing_archive, "delete", [{
+            "billing": _category("Billing", knobs.billing_active, knobs.billing_archive, "delete", [{
                 "table": "invoices", "primary_key": "invoice_id",
                 "start_event": {"column": "invoice_date", "when_missing": "defect"},
-                "archived_with": {"table": "partners", "foreign_key": "partner_id"},
+                "archived_with": {"table": "partners", "foreign_key": "partner_id",
+                                  **({"leaves_active": knobs.invoices_leave}
+                                     if knobs.invoices_leave != "with_parent" else {})},
                 "archive_columns": ["number", "invoice_date"],
                 "children": [{"table": "invoice_lines", "primary_key": "line_id", "foreign_key": "invoice_id",
                               "archive_columns": ["amount"]}]}]),
@@ -164,6 +172,17 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
                 "children": [{"table": "visit_hits", "primary_key": "hit_id", "foreign_key": "visit_id"}]}]),
         },
     }
+
+
+def _line_ends(knobs: PolicyKnobs) -> dict[str, Any]:
+    """The contract lines' end, over the customer's contracts (the signed ones only, when
+    the knob filters the path's first step)."""
+    path = copy.deepcopy(_CONTRACT_LINES)
+    if knobs.signed_only:
+        path[0]["where"] = dict(SIGNED)
+    if knobs.line_end == "first_non_null":
+        return {"first_non_null": list(LINE_END), "path": path}
+    return {"column": "end_date", "path": path}
 
 
 def _tracking_clock(kind: str) -> dict[str, Any]:
@@ -248,12 +267,13 @@ def _tables(md: MetaData, prefix: str) -> list[Table]:
         Table("interaction_files", md, Column("file_id", Integer, primary_key=True),
               Column("interaction_id", Integer, ForeignKey(prefix + "interactions.interaction_id"), nullable=False),
               Column("file_name", String(50))),
-        Table("contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer)),
+        Table("contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer),
+              Column("status", String(10))),
         Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
               Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id"), nullable=False),
-              Column("end_date", Date)),
+              Column("end_date", Date), Column("closed_on", Date)),
         Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
-              Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
+              Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
               Column("number", String(20)), Column("invoice_date", Date)),
         Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
               Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
