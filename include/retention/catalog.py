@@ -33,6 +33,7 @@ from sqlalchemy import (
     false,
     inspect,
     literal,
+    not_,
     or_,
     select,
     text,
@@ -89,6 +90,8 @@ class TableNode:
     scope: ColumnElement[bool] = field(default_factory=true)
     # Rows of other categories archived with this table's rows (``archived_with``).
     dependants: list["Dependant"] = field(default_factory=list)
+    # A retained dependant that leaves on its parent's start event (``on_parent_event``).
+    release: "Release | None" = None
 
     @property
     def name(self) -> str:
@@ -101,7 +104,15 @@ class TableNode:
         return [c.name for c in self.archive.columns if c.name not in ARCHIVE_METADATA_COLUMNS]
 
     def due(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
-        """Rows of this category whose period has ended and that nothing keeps ongoing."""
+        """Rows of this category whose period has ended and that nothing keeps ongoing.
+
+        A dependant released by its parent's event (``Release``) is due once that event plus
+        ``period`` has passed, whatever its own start (undated too: it then moves undated);
+        one whose parent is not in the active base follows its own clock."""
+        if self.release is not None:
+            return and_(self.scope, self.release.not_open_itself(),
+                        or_(self.release.released(period, as_of, zones),
+                            and_(not_(self.release.parent_active), is_due(self.start, period, as_of, zones))))
         return and_(self.scope, is_due(self.start, period, as_of, zones), self._not_ongoing())
 
     def missing_start(self) -> ColumnElement[bool]:
@@ -119,7 +130,10 @@ class TableNode:
         return and_(self.scope, self.start.is_not(None), self._not_ongoing())
 
     def held_open(self) -> ColumnElement[bool]:
-        """Rows of this category kept active by an open related row."""
+        """Rows of this category kept active by an open related row (a dependant released by
+        its parent's event: its own, or one that keeps its parent ongoing)."""
+        if self.release is not None:
+            return and_(self.scope, self.release.open())
         return and_(self.scope, self.ongoing) if self.ongoing is not None else false()
 
     def _not_ongoing(self) -> ColumnElement[bool]:
@@ -157,6 +171,54 @@ class Dependant:
         return exists().where(*(archive.c[fk] == parent.archive.c[pk]
                                 for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)),
                               archive.c.anonymized == false())
+
+
+@dataclass
+class ParentClock:
+    """One parent category's clock, on the parent row of a released dependant (``row``: the
+    alias of the parent table inside the dependant's release subquery)."""
+
+    category: Category
+    policy: TablePolicy
+    start: Any
+    ongoing: ColumnElement[bool] | None
+    scope: ColumnElement[bool]
+
+    def ended(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
+        """The parent row is governed by this category, its start is known, nothing keeps it
+        ongoing, and its start + ``period`` (the dependant's active period) has passed."""
+        return and_(self.scope, self.start.is_not(None), is_not_true(self.ongoing) if self.ongoing is not None
+                    else true(), is_due(self.start, period, as_of, zones))
+
+    def open(self) -> ColumnElement[bool]:
+        return and_(self.scope, self.ongoing) if self.ongoing is not None else false()
+
+
+@dataclass
+class Release:
+    """When a dependant with ``leaves_active: on_parent_event`` leaves the active base: as soon
+    as its parent row, still active, has reached its start event in the category whose
+    effective scope holds it (a partner table serves prospects and customers: the one that
+    governs that row), plus the dependant's own active period. Built on the dependant's active
+    table; ``parent_active`` is the "parent still in the active base" test."""
+
+    row: Any  # the parent table, aliased
+    link: ColumnElement[bool]  # ``row`` is the dependant's parent
+    clocks: list[ParentClock]
+    parent_active: ColumnElement[bool]
+    own_ongoing: ColumnElement[bool] | None  # the dependant's own ``ongoing_if_open``
+
+    def released(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
+        return exists().select_from(self.row).where(
+            self.link, or_(false(), *(clock.ended(period, as_of, zones) for clock in self.clocks)))
+
+    def open(self) -> ColumnElement[bool]:
+        """Kept active by an open related row: its own, or one keeping its parent ongoing."""
+        parent_open = exists().select_from(self.row).where(self.link, or_(false(), *(c.open() for c in self.clocks)))
+        return or_(self.own_ongoing, parent_open) if self.own_ongoing is not None else parent_open
+
+    def not_open_itself(self) -> ColumnElement[bool]:
+        return is_not_true(self.own_ongoing) if self.own_ongoing is not None else true()
 
 
 def key_of(table: Any, columns: Sequence[str]) -> Any:
@@ -254,13 +316,7 @@ def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: 
             name = "latest" if source.latest else "earliest"
             aggregate = source.latest or source.earliest
             key = f"{base}.{name}"
-            reached = _path_problems(inspector, aggregate.path, f"{key}.path", schema, node, columns, problems)
-            found = None
-            if reached is not None:
-                last_columns, last_where = reached
-                problems += _missing_columns([("where", c) for c in columns_of(aggregate.where)], last_columns,
-                                             key, last_where)
-                found = _temporal(last_columns, aggregate.column, f"{key}.column", last_where, problems)
+            found = _related_value_problems(inspector, aggregate, key, schema, node, columns, problems)
         if found is not None:
             kinds.append((key, _kind(found)))
     if len({kind for _, kind in kinds}) > 1:
@@ -270,12 +326,45 @@ def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: 
     rule = event.ongoing_if_open
     if rule is not None:
         key = f"{path}.start_event.ongoing_if_open"
-        reached = _path_problems(inspector, rule.path, f"{key}.path", schema, node, columns, problems)
-        if reached is not None:
-            last_columns, last_where = reached
-            named = [("column", rule.column)] + [("where", c) for c in columns_of(rule.where)]
-            problems += _missing_columns(named, last_columns, key, last_where)
+        if rule.first_non_null is not None:
+            _related_value_problems(inspector, rule, key, schema, node, columns, problems)
+        else:
+            # One column: only that it exists, as before (an end marker need not be a date).
+            reached = _path_problems(inspector, rule.path, f"{key}.path", schema, node, columns, problems)
+            if reached is not None:
+                last_columns, last_where = reached
+                named = [("column", rule.column)] + [("where", c) for c in columns_of(rule.where)]
+                problems += _missing_columns(named, last_columns, key, last_where)  # type: ignore[list-item]
     return problems
+
+
+def _related_value_problems(inspector: Any, spec: Any, key: str, schema: str | None, node: TablePolicy,
+                            columns: dict[str, Any], problems: list[Problem]) -> Any:
+    """Check a value read over a path (``latest``/``earliest``/``ongoing_if_open``): the path,
+    its ``where``, and that every column of it holds dates of one kind. Return that type,
+    or None when something is wrong (already recorded in ``problems``)."""
+    reached = _path_problems(inspector, spec.path, f"{key}.path", schema, node, columns, problems)
+    if reached is None:
+        return None
+    last_columns, last_where = reached
+    problems += _missing_columns([("where", c) for c in columns_of(spec.where)], last_columns, key, last_where)
+    if spec.first_non_null is None:
+        return _temporal(last_columns, spec.column, f"{key}.column", last_where, problems)
+    found = [(f"{key}.first_non_null[{i}]", _temporal(last_columns, c, f"{key}.first_non_null[{i}]", last_where,
+                                                      problems))
+             for i, c in enumerate(spec.first_non_null)]
+    if any(column_type is None for _, column_type in found):
+        return None
+    # The rule ``first_of`` applies to its fallbacks: COALESCE of a date and a timestamp, or
+    # of an aware and a naive timestamp, would silently read one of them in the wrong zone.
+    if len({_kind(column_type) for _, column_type in found}) > 1:
+        listed = "; ".join(f"{column} is {_kind(column_type)}"
+                           for column, (_, column_type) in zip(spec.first_non_null, found))
+        problems.append(Problem(f"{key}.first_non_null", "an expression over columns of different types: "
+                                f"first_non_null needs all dates or all timestamps of one kind ({listed} in "
+                                f"{last_where})", spec.first_non_null))
+        return None
+    return found[0][1]
 
 
 def _temporal(columns: dict[str, Any], column: str, key: str, where: str, problems: list[Problem]) -> Any:
@@ -320,6 +409,8 @@ def _path_problems(inspector: Any, steps: list[RelationStep], key: str, schema: 
         if len(references) != len(step.foreign_key):
             problems.append(Problem(f"{step_key}.foreign_key", f"has {len(step.foreign_key)} column(s) but "
                                     f"references {len(references)} of {previous_where}", step.foreign_key))
+        # A hop's own filter (a polymorphic link's type column) is a condition on this table.
+        problems += _missing_columns([("where", c) for c in columns_of(step.where)], step_columns, step_key, where)
         if len(problems) > found:
             return None
         previous_columns, previous_where = step_columns, where
@@ -369,7 +460,7 @@ def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str
     Deleting the parent would then fail on the foreign key, cascade silently, or leave
     orphans: the policy must say what happens to those rows.
     """
-    problems = []
+    problems = _self_reference_problems(inspector, node, path, schema, where)
     for other in inspector.get_table_names(schema=schema):
         if other in declared or other == node.table:
             continue
@@ -381,6 +472,48 @@ def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str
                     f"but is not declared as a child; declare it so its rows move and die with their parent",
                     other,
                 ))
+    return problems
+
+
+_SELF_REFERENCE_EFFECTS = {
+    "NO ACTION": "archiving or erasing a row that another row still points at fails on the foreign key, and "
+                 "the whole run with it, every time it is tried",
+    "RESTRICT": "archiving or erasing a row that another row still points at fails on the foreign key, and "
+                "the whole run with it, every time it is tried",
+    "CASCADE": "archiving or erasing a row would make the database delete every row pointing at it, rows the "
+               "policy did not choose, without archiving them",
+    "SET DEFAULT": "archiving or erasing a row would make the database point the rows pointing at it at the "
+                   "column's default, a row the policy knows nothing of",
+}
+
+
+def _self_reference_problems(inspector: Any, node: TableBase, path: str, schema: str | None,
+                             where: str) -> list[Problem]:
+    """A foreign key from a governed table to itself (a company's contacts in the same table,
+    ``parent_id``) is safe only with ``ON DELETE SET NULL``.
+
+    A referenced row may leave (archived, destroyed, erased) while a row pointing at it stays:
+    each row has its own clock. The database then does what the constraint says, and only
+    SET NULL - what the application itself does when it deletes a parent row - neither
+    fails every run (NO ACTION, RESTRICT) nor deletes or relinks rows the policy did not
+    choose (CASCADE, SET DEFAULT)."""
+    problems = []
+    for fk in inspector.get_foreign_keys(node.table, schema=schema):
+        if fk["referred_table"] != node.table or fk.get("referred_schema") not in (None, schema):
+            continue
+        action = ((fk.get("options") or {}).get("ondelete") or "NO ACTION").upper()
+        if action == "SET NULL":
+            continue
+        effect = _SELF_REFERENCE_EFFECTS.get(action, f"the database's ON DELETE {action} would act on rows the "
+                                                     "policy did not choose")
+        columns = ", ".join(fk["constrained_columns"])
+        problems.append(Problem(
+            path,
+            f"table {where} has a foreign key to itself ({columns}) with ON DELETE {action}: each row has its "
+            f"own clock, and {effect}; make the constraint ON DELETE SET NULL (what the application does when "
+            f"it deletes the row a {columns} points at)",
+            columns,
+        ))
     return problems
 
 
@@ -407,8 +540,11 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
             return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
 
         table_node.start = start_expression(node.start_event, source, node.primary_key, reflect)
-        table_node.ongoing = _any_of(ongoing_expression(node.start_event, source, node.primary_key, reflect),
-                                     _parent_still_active(node, source, reflect))
+        own_ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
+        parent_active = _parent_still_active(node, source, reflect)
+        table_node.ongoing = _any_of(own_ongoing, parent_active)
+        if node.archived_with is not None and node.archived_with.on_parent_event:
+            table_node.release = _release(policy, node, source, reflect, parent_active, own_ongoing)
         table_node.scope = _effective_scope(policy, category, node, source)
         table_node.dependants = [
             Dependant(_reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
@@ -435,6 +571,30 @@ def _parent_still_active(node: TablePolicy, source: Table, reflect: Callable[[An
     parent = reflect(RelationStep(table=link.table, foreign_key=link.foreign_key))
     parent_key = [c.name for c in parent.primary_key.columns]
     return exists().where(*(parent.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))
+
+
+def _release(policy: RetentionPolicy, node: TablePolicy, source: Table, reflect: Callable[[Any], Table],
+             parent_active: Any, own_ongoing: Any) -> Release:
+    """The parent clocks a released dependant reads: each category of which the parent table
+    is a root, on one alias of it (chains of dependants are refused at load: a parent has no
+    ``archived_with`` wait of its own)."""
+    link = node.archived_with
+    assert link is not None
+    parent = reflect(RelationStep(table=link.table, foreign_key=link.foreign_key))
+    row = parent.alias("released_parent")
+    parent_key = [c.name for c in parent.primary_key.columns]
+    clocks = []
+    for category in policy.categories.values():
+        for table in category.tables:
+            if table.table != link.table:
+                continue
+            clocks.append(ParentClock(
+                category, table,
+                start_expression(table.start_event, row, table.primary_key, reflect),
+                ongoing_expression(table.start_event, row, table.primary_key, reflect),
+                _effective_scope(policy, category, table, row)))
+    joined = and_(*(row.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))
+    return Release(row, joined, clocks, parent_active, own_ongoing)
 
 
 def _any_of(*conditions: Any) -> Any:
