@@ -33,8 +33,9 @@ The rules it applies, in the spec's words:
   ``end_action: anonymize``, anonymised in place), children included, in the same run in
   which it was archived if it is already past its whole horizon.
 * **Retained dependants** (``archived_with``). They follow their own category's clock but
-  wait in the active base while the row they point at is active; they leave it in the
-  same run as that row, with their own ``retention_until`` (own start + active + archive;
+  wait in the active base while the row they point at is active (one that points at no row
+  of the active base - a NULL link, an orphan - just follows its own clock); they leave it
+  in the same run as that row, with their own ``retention_until`` (own start + active + archive;
   none when their start is missing: such a row is never destroyed, and keeps its parent).
   While one of them is still retained (not destroyed), the row it points at is neither
   destroyed nor anonymised. A dependant past its own horizon is destroyed in the same run,
@@ -371,7 +372,7 @@ class Oracle:
         """Every category's run for ``as_of``; the next state."""
         new: State = {table: dict(places) for table, places in state.items()}
         self._archive_due(state, new, as_of)
-        self._leave_on_parent_event(state, new, as_of)
+        self._release_dependants(state, new, as_of)
         self._archive_dependants(state, new)
         self._end_of_life(new, as_of)
         return new
@@ -410,15 +411,17 @@ class Oracle:
         link = table.archived_with
         return link.table, tuple(row[c] for c in link.foreign_key)  # type: ignore[union-attr]
 
-    def _leave_on_parent_event(self, state: State, new: State, as_of: date) -> None:
-        """``leaves_active: on_parent_event``: a dependant leaves the active base when the
-        relationship behind its parent has ended (parent start + its own active period), or,
-        with no parent in the active base, on its own clock; with its own dates."""
+    def _release_dependants(self, state: State, new: State, as_of: date) -> None:
+        """Dependants that leave the active base without their parent, with their own dates:
+        with no parent in the active base (a NULL link, an orphan), on their own clock, in
+        either mode; with ``leaves_active: on_parent_event``, when the relationship behind
+        their parent has ended (the parent's start + their own active period)."""
         for category in self.policy.categories.values():
             for table in category.tables:
                 link = table.archived_with
-                if link is None or getattr(link, "leaves_active", "with_parent") != "on_parent_event":
+                if link is None:
                     continue
+                on_parent_event = getattr(link, "leaves_active", "with_parent") == "on_parent_event"
                 for row in self.rows.get(table.table, []):
                     if state[table.table][self.key(table.table, row)].state != ACTIVE:
                         continue
@@ -428,8 +431,10 @@ class Oracle:
                     parent = self._active_parent(table, row, state)
                     if parent is None:
                         due = start is not None and plus(start, category.active_period) <= as_of
-                    else:
+                    elif on_parent_event:
                         due = self._parent_event_passed(table, parent, category.active_period, state, as_of)
+                    else:
+                        due = False
                     if not due:
                         continue
                     until = None if start is None else plus(start, category.active_period, category.archive_period)
