@@ -650,6 +650,7 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
         problems += _shared_table_problems(policy, table, places)
     problems += _archived_with_problems(policy, appearances)
     problems += _partitioned_problems(policy)
+    problems += _self_reference_problems(policy)
     if policy.rights_register and policy.register_category() is None:
         roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
         problems.append(Problem("rights_register", "must be a table with its own clock in one of the categories "
@@ -693,6 +694,48 @@ def _archived_with_problems(policy: RetentionPolicy,
                 if parent.archived_with is not None:  # type: ignore[union-attr]
                     problems.append(Problem(path, f"{link.table} is itself archived with another table; "
                                                   "chains of retained dependants are not supported", link.table))
+    return problems
+
+
+def _self_reference_problems(policy: RetentionPolicy) -> list[Problem]:
+    """A table declared as its own descendant (``children``), or archived with itself.
+
+    A self-reference (a company's subsidiaries, a contact's manager: ``parent_id`` to the same
+    table) is no tree edge: its rows would be chosen twice, as rows of their own and as
+    children of another row of the same table, copied into two archive tables and deleted
+    from under each other. Each row keeps its own place in the tree instead, and the
+    database link must be ``ON DELETE SET NULL`` (``catalog`` checks it against the database).
+    """
+    problems = []
+    for key, category in policy.categories.items():
+        for t_index, table in enumerate(category.tables):
+            base = f"categories.{key}.tables[{t_index}]"
+            problems += _descendant_problems(table, base, [table.table])
+            link = table.archived_with
+            if link is not None and link.table == table.table:
+                problems.append(Problem(
+                    f"{base}.archived_with.table",
+                    f"table {table.table} is archived with itself (through {', '.join(link.foreign_key)}): a "
+                    "self-reference cannot carry rows of one category with rows of another in the same table; "
+                    f"give each row its own clock, and make the database link ON DELETE SET NULL", link.table))
+    return problems
+
+
+def _descendant_problems(node: TableBase, path: str, ancestors: list[str]) -> list[Problem]:
+    """Children whose table is already on the way down from the root (``ancestors``)."""
+    problems = []
+    for i, child in enumerate(node.children):
+        child_path = f"{path}.children[{i}]"
+        if child.table in ancestors:
+            chain = " -> ".join([*ancestors, child.table])
+            problems.append(Problem(
+                child_path,
+                f"table {child.table} is declared under itself ({chain}, through "
+                f"{', '.join(child.foreign_key)}): a self-reference is not a child, its rows would be chosen twice. "
+                f"Leave it out of children (each row moves with its own parent row), and make the database link "
+                f"ON DELETE SET NULL", child.table))
+            continue
+        problems += _descendant_problems(child, child_path, [*ancestors, child.table])
     return problems
 
 

@@ -164,3 +164,73 @@ def test_erasing_a_group_leaves_its_subsidiaries_unlinked(target):
     assert _ids(target, "companies") == [1, 2, 4, 5]
     left = _parents(target)
     assert left == {1: None, 2: 1, 4: None, 5: None}
+
+
+def test_a_company_clock_read_from_its_subsidiaries_activities_in_the_same_table(target):
+    """A path that comes back to the governed table (group -> its subsidiaries, rows of the same
+    table -> their activities) reads other rows of the table, not the row itself."""
+    companies = _create_companies(target, "SET NULL")
+    activities = Table("activities", MetaData(), schema=None if target.is_sqlite else SCHEMA,
+                       autoload_with=target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(activities), [
+            {"activity_id": 201, "company_id": 2, "occurred_at": _at(date(2026, 2, 1))},  # keeps group 1
+            {"activity_id": 401, "company_id": 4, "occurred_at": _at(date(2020, 1, 1))},  # old: group 3 due
+            {"activity_id": 101, "company_id": 1, "occurred_at": _at(date(2026, 5, 1))},  # group's own: not read
+        ])
+    table = copy.deepcopy(COMPANIES)
+    table["start_event"] = {"when_missing": "defect", "first_of": [
+        {"latest": {"column": "occurred_at", "path": [{"table": "companies", "foreign_key": "parent_id"},
+                                                       {"table": "activities", "foreign_key": "company_id"}]}},
+        {"column": "last_contact_at"},
+    ]}
+    policy = _companies_policy(table)
+    run_category(target, policy, category="companies")
+    # 1: its subsidiary's activity of 2026-02-01 (its own 2022 contact would have made it due);
+    # 2, 5: no subsidiaries, their own recent contact; 3: 2020-01-01 through 4; 4: its own 2021 contact.
+    assert _ids(target, "companies") == [1, 2, 5]
+    assert _ids(target, "companies", archive=True) == [3, 4]
+    assert _ids(target, "activities", archive=True) == [401]
+    assert companies is not None
+
+
+def _contacts_tree() -> dict[str, Any]:
+    table = copy.deepcopy(COMPANIES)
+    table["children"] = [{"table": "contacts", "primary_key": "contact_id", "foreign_key": "company_id",
+                          "children": [{"table": "contacts", "archive_table": "reporting_contacts",
+                                        "primary_key": "contact_id", "foreign_key": "reports_to"}]}]
+    return table
+
+
+def test_a_table_declared_as_its_own_descendant_is_refused_at_load():
+    """contacts -> contacts (reports_to) would copy and delete the same rows twice, in two trees."""
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(_policy(companies=_category([_contacts_tree()])), source="shapes.yaml")
+    message = str(refused.value)
+    assert "categories.companies.tables[0].children[0].children[0]" in message
+    assert "contacts" in message and "reports_to" in message and "ON DELETE SET NULL" in message
+
+
+def test_a_table_declared_as_a_child_of_itself_is_refused_at_load():
+    table = copy.deepcopy(COMPANIES)
+    table["children"] = [{"table": "companies", "archive_table": "subsidiaries", "primary_key": "company_id",
+                          "foreign_key": "parent_id"}]
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(_policy(companies=_category([table])), source="shapes.yaml")
+    assert "categories.companies.tables[0].children[0]" in str(refused.value)
+    assert "itself" in str(refused.value) and "parent_id" in str(refused.value)
+
+
+def test_a_table_archived_with_itself_is_refused_at_load():
+    """Subsidiaries (one scope) archived with their group (another scope of the same table)."""
+    groups = {**copy.deepcopy(COMPANIES), "archive_table": "groups", "scope": {"column": "parent_id", "is_null": True}}
+    subsidiaries = {**copy.deepcopy(COMPANIES), "archive_table": "subsidiaries", "children": [],
+                    "scope": {"column": "parent_id", "is_not_null": True},
+                    "archived_with": {"table": "companies", "foreign_key": "parent_id"}}
+    groups["children"][0]["archive_table"] = "group_activities"
+    data = _policy(groups=_category([groups]), subsidiaries=_category([subsidiaries], label={"fr": "Filiales",
+                                                                                           "en": "Subsidiaries"}))
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(data, source="shapes.yaml")
+    message = str(refused.value)
+    assert "categories.subsidiaries.tables[0].archived_with.table" in message and "parent_id" in message
