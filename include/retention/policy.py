@@ -96,21 +96,67 @@ class RelationStep(_Strict):
     """One hop from a table to related rows of another table.
 
     ``foreign_key`` names this step's columns that hold the previous table's key
-    (``references``, by default the previous table's primary key).
+    (``references``, by default the previous table's primary key). ``where`` is a condition
+    on this step's own table: a polymorphic link (``elementtype = 'contrat'`` beside
+    ``fk_element``) is one hop plus a filter, so that a row of another type with the same id
+    is never taken for a related one.
     """
 
     table: Identifier
     schema_name: Identifier | None = Field(default=None, alias="schema")
     foreign_key: ColumnList
     references: Annotated[list[Identifier], BeforeValidator(_as_list)] | None = None
+    where: Condition | None = None
 
 
-class Aggregate(_Strict):
-    """The latest or earliest ``column`` over rows reached by ``path``, filtered by ``where``."""
+def _distinct_columns(columns: list[str]) -> list[str]:
+    """A repeated column in ``first_non_null`` is a typo for another one, never intended."""
+    for i, column in enumerate(columns):
+        if column in columns[:i]:
+            raise ValueError(f"{column!r} is given twice; list each column once, in order of preference")
+    return columns
 
-    column: Identifier
+
+# At least two columns: one column is ``column``; the first non-NULL of several is the
+# per-row expression (a contract line ends on its closing date, else on its planned end).
+ExpressionColumns = Annotated[list[Identifier], Field(min_length=2), AfterValidator(_distinct_columns)]
+
+
+class _RelatedValue(_Strict):
+    """A value of each row reached by ``path`` and passing ``where``: one ``column``, or
+    ``first_non_null`` of several columns of that row (``COALESCE``), never both."""
+
+    column: Identifier | None = None
+    first_non_null: ExpressionColumns | None = None
     path: list[RelationStep] = Field(min_length=1)
     where: Condition | None = None
+
+    @model_validator(mode="after")
+    def _column_or_expression(self) -> "_RelatedValue":
+        if (self.column is None) == (self.first_non_null is None):
+            raise ValueError("give exactly one of column, first_non_null")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns read on the last table of the path, in order of preference."""
+        return [self.column] if self.column is not None else list(self.first_non_null or [])
+
+    @property
+    def column_key(self) -> str:
+        """The policy key that names the columns (for error messages)."""
+        return "column" if self.column is not None else "first_non_null"
+
+    def describe_value(self) -> str:
+        """``crm_lead.date_closed``, or ``contract_lines.(date_cloture, else date_fin_validite)``."""
+        table = self.path[-1].table
+        if self.column is not None:
+            return f"{table}.{self.column}"
+        return f"{table}.({', else '.join(self.columns)})"
+
+
+class Aggregate(_RelatedValue):
+    """The latest or earliest value over rows reached by ``path``, filtered by ``where``."""
 
 
 class ClockSource(_Strict):
@@ -128,20 +174,19 @@ class ClockSource(_Strict):
         return self
 
 
-class OpenRelated(_Strict):
-    """Related rows whose ``column`` (an end date) is empty keep the row ongoing."""
-
-    column: Identifier
-    path: list[RelationStep] = Field(min_length=1)
-    where: Condition | None = None
+class OpenRelated(_RelatedValue):
+    """Related rows whose value (an end date, or the first non-NULL of several) is empty
+    keep the row ongoing."""
 
 
 class StartEvent(_Strict):
     """Where a row's retention clock starts, and what a missing value means.
 
     The start is one ``column`` of the row, the ``latest`` / ``earliest`` value over
-    related rows, or ``first_of`` an ordered list of those (the first that is not empty
-    wins). ``ongoing_if_open`` keeps the row active while a related row is still open.
+    related rows (of one column, or of ``first_non_null`` of several columns of each related
+    row), or ``first_of`` an ordered list of those (the first that is not empty wins).
+    ``ongoing_if_open`` keeps the row active while a related row is still open (its column,
+    or each column of its expression, is empty).
 
     ``when_missing: ongoing`` - the event has not happened yet (a contract still
     running, a request still open): the row stays active.
@@ -179,7 +224,7 @@ def _describe_source(source: ClockSource) -> str:
     if source.column:
         return source.column
     kind, agg = ("latest", source.latest) if source.latest else ("earliest", source.earliest)
-    return f"{kind} {agg.path[-1].table}.{agg.column}"  # type: ignore[union-attr]
+    return f"{kind} {agg.describe_value()}"  # type: ignore[union-attr]
 
 
 class PrefixRule(_Strict):

@@ -45,7 +45,7 @@ from .catalog import TableNode
 from .clock import sqlite_later_than, sqlite_readable
 from .errors import RetentionError
 from .policy import TablePolicy
-from .start_events import clock_inputs
+from .start_events import clock_inputs, planned_inputs
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -87,17 +87,23 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
     nodes = open_step(step, create_archive=False)  # the schema check: raises PolicyError naming key paths
     moment = now or datetime.now(timezone.utc)
     results: list[CheckResult] = []
+    # One suite per related table, each check once: a clock may read several columns of one
+    # table (a ``first_non_null`` expression, fallbacks over the same rows).
+    related_checks: dict[str, tuple[Any, dict[str, _RowCheck]]] = {}
     with _GxValidator(step.target.engine) as gx_run:
         for root in nodes:
             for node in root.walk_all():
                 results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
             for related, column, defect in _related_clock_inputs(root):
                 keys = [c.name for c in related.primary_key.columns]
-                checks = [_no_future_dates(related, keys, column, step, moment)] if defect else []
-                if step.target.is_sqlite:
-                    checks.append(_readable_dates(related, keys, column, step))
-                if checks:
-                    results += gx_run(related, f"pre_archive.{related.name}.clock", checks)
+                checks = related_checks.setdefault(related.fullname, (related, {}))[1]
+                if defect and f"future {column}" not in checks:
+                    checks[f"future {column}"] = _no_future_dates(related, keys, column, step, moment)
+                if step.target.is_sqlite and f"readable {column}" not in checks:
+                    checks[f"readable {column}"] = _readable_dates(related, keys, column, step)
+        for related, checks in related_checks.values():
+            if checks:
+                results += gx_run(related, f"pre_archive.{related.name}.clock", list(checks.values()))
     return conclude_gate(step, results, "pre-archive", "no row was moved")
 
 
@@ -189,16 +195,20 @@ def _readable_dates(table: Any, key_columns: list[str], column_name: str, step: 
 
 def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
     """Columns of related tables that the root's clock reads (``latest``/``earliest``), and
-    whether the clock is a defect-type one (an event that has happened)."""
+    whether each holds events that have happened (a defect-type clock), so that a future
+    value is a wrong clock. A column of a ``first_non_null`` expression may hold a planned
+    end (a contract line's planned end date): a future value there only means the related
+    row has not ended yet, and the row is simply not due."""
     if not isinstance(root.policy, TablePolicy):
         return []
     defect = root.policy.start_event.when_missing == "defect"
+    planned = planned_inputs(root.policy.start_event)
     reflected = root.source.metadata.tables.values()
     inputs = []
     for table_name, column_name in clock_inputs(root.policy.start_event):
         if table_name is not None:
             related = next(t for t in reflected if t.name == table_name)
-            inputs.append((related, column_name, defect))
+            inputs.append((related, column_name, defect and (table_name, column_name) not in planned))
     return inputs
 
 

@@ -6,10 +6,19 @@ Real schemas rarely hold a ready-made start date. The start can be:
 * the latest or earliest value of a column over related rows, reached through a path of
   foreign keys and filtered (``latest mail_message.date where message_type = 'email'
   and author is the partner``) - a correlated aggregate subquery;
+* the latest or earliest value of a per-row expression over related rows: the first
+  non-NULL of several columns of each related row (``max(coalesce(date_cloture,
+  date_fin_validite))``: a contract line ends when it was closed, else on its planned end).
+  Aggregating the expression row by row is not the same as combining aggregates: one line
+  closed early and another with only a planned end;
 * the first non-empty of an ordered list of those (``COALESCE``);
 
 and the row is *ongoing* - it stays active whatever its start - while a related row is
-still open (an end date is empty): an ``EXISTS`` subquery.
+still open (its value, a column or an expression, is empty): an ``EXISTS`` subquery.
+
+Each hop of a path may carry its own ``where``, a condition on that hop's table: a
+polymorphic link (``elementtype`` + ``fk_element``) is a hop plus a filter, so a row of
+another type that happens to hold the same id is never taken for a related row.
 
 ``plan``, ``archive``, ``purge`` and the reports all use these same expressions, so they
 can never disagree about a row's clock. Nothing is computed row by row in Python.
@@ -23,7 +32,7 @@ from sqlalchemy import Table, and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .conditions import to_sql
-from .policy import Aggregate, ClockSource, RelationStep, StartEvent
+from .policy import Aggregate, ClockSource, OpenRelated, RelationStep, StartEvent
 
 Reflect = Callable[[RelationStep], Table]
 
@@ -42,21 +51,32 @@ def ongoing_expression(event: StartEvent, source: Table, key_columns: Sequence[s
     if rule is None:
         return None
     last, joined, correlation = _walk(rule.path, source, key_columns, reflect)
-    return exists(select(1).select_from(joined).where(correlation, last.c[rule.column].is_(None),
+    return exists(select(1).select_from(joined).where(correlation, _row_value(last, rule).is_(None),
                                                       to_sql(last, rule.where)))
 
 
 def clock_inputs(event: StartEvent) -> list[tuple[str | None, str]]:
     """The columns a clock reads: ``(None, column)`` on the row's own table, or
-    ``(table, column)`` on the last table of a related path."""
+    ``(table, column)`` on the last table of a related path - every column of a
+    ``first_non_null`` expression, since each may be the one a row's value comes from."""
     inputs: list[tuple[str | None, str]] = []
     for source in event.sources:
         if source.column:
             inputs.append((None, source.column))
         else:
             aggregate = source.latest or source.earliest
-            inputs.append((aggregate.path[-1].table, aggregate.column))  # type: ignore[union-attr]
+            table = aggregate.path[-1].table  # type: ignore[union-attr]
+            inputs += [(table, column) for column in aggregate.columns]  # type: ignore[union-attr]
     return inputs
+
+
+def planned_inputs(event: StartEvent) -> set[tuple[str, str]]:
+    """Related columns read through a ``first_non_null`` expression: an end of each related
+    row that may be planned (a contract line's planned end) and so lie ahead of today
+    without being a wrong clock. A future value there only means the row has not ended."""
+    return {(aggregate.path[-1].table, column)
+            for source in event.sources for aggregate in (source.latest, source.earliest)
+            if aggregate is not None and aggregate.first_non_null for column in aggregate.columns}
 
 
 def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],
@@ -70,16 +90,24 @@ def _source_expression(source_spec: ClockSource, source: Table, key_columns: Seq
 def _aggregate(aggregate: Aggregate, pick: Any, source: Table, key_columns: Sequence[str],
                reflect: Reflect) -> ColumnElement[Any]:
     last, joined, correlation = _walk(aggregate.path, source, key_columns, reflect)
-    column = last.c[aggregate.column]
-    query = select(pick(column)).select_from(joined).where(correlation, to_sql(last, aggregate.where))
+    query = select(pick(_row_value(last, aggregate))).select_from(joined).where(correlation,
+                                                                              to_sql(last, aggregate.where))
     return query.scalar_subquery()
+
+
+def _row_value(last: Any, spec: Aggregate | OpenRelated) -> ColumnElement[Any]:
+    """The related row's value: its column, or the first non-NULL of its columns. COALESCE
+    takes the first column's type, which the catalog check made the type of every column."""
+    columns = [last.c[c] for c in spec.columns]
+    return columns[0] if len(columns) == 1 else func.coalesce(*columns)
 
 
 def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str],
           reflect: Reflect) -> tuple[Any, Any, ColumnElement[bool]]:
     """Join the path's tables; return the last one, the join, and the link to ``source``.
 
-    Every step is aliased, so a path may come back to the source table itself.
+    Every step is aliased, so a path may come back to the source table itself. A step's
+    ``where`` belongs to its link: the hop reaches only the rows of that table it selects.
     """
     previous: Any = source
     previous_key = list(key_columns)
@@ -89,7 +117,8 @@ def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str
         reflected = reflect(step)
         table = reflected.alias(f"clock_{i}")
         references = list(step.references or previous_key)
-        link = and_(*(table.c[fk] == previous.c[ref] for fk, ref in zip(step.foreign_key, references, strict=True)))
+        link = and_(*(table.c[fk] == previous.c[ref] for fk, ref in zip(step.foreign_key, references, strict=True)),
+                    to_sql(table, step.where))
         if joined is None:
             joined, correlation = table, link
         else:
