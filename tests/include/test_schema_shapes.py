@@ -234,3 +234,143 @@ def test_a_table_archived_with_itself_is_refused_at_load():
         parse_policy(data, source="shapes.yaml")
     message = str(refused.value)
     assert "categories.subsidiaries.tables[0].archived_with.table" in message and "parent_id" in message
+
+
+# --- Many-to-many link tables, and a child with two possible parents ----------------------
+
+ACCOUNTS = {1: date(2022, 1, 1), 2: date(2026, 1, 1)}                           # 1 due, 2 not
+CONTACTS = {10: date(2026, 2, 2), 11: date(2021, 3, 3), 12: date(2022, 4, 4)}   # 11, 12 due
+LINKS = {100: (1, 10), 101: (1, 11), 102: (2, 10), 103: (2, 11)}                # id: (account, contact)
+# A note may belong to an account, a contact, or both: it goes with whichever leaves first.
+NOTES = {200: (1, 10), 201: (1, None), 202: (None, 11), 203: (2, 11), 204: (2, 10)}
+
+
+def _create_accounts_and_contacts(target) -> None:
+    md, prefix = schema_metadata(target, SCHEMA)
+    accounts = Table("accounts", md, Column("account_id", Integer, primary_key=True), Column("name", String(80)),
+                     Column("email", String(120)), Column("last_activity_at", DateTime(timezone=True)))
+    contacts = Table("contacts", md, Column("contact_id", Integer, primary_key=True),
+                     Column("full_name", String(80)), Column("email", String(120)),
+                     Column("last_contact_at", DateTime(timezone=True)))
+    links = Table("accounts_contacts", md, Column("id", Integer, primary_key=True),
+                  Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+                  Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id"), nullable=False))
+    notes = Table("notes", md, Column("note_id", Integer, primary_key=True),
+                  Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
+                  Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id")),
+                  Column("body", String(200)), Column("created_on", Date))
+    md.create_all(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(accounts), [{"account_id": a, "name": f"Compte {a}", "email": f"compte{a}@client.example",
+                                         "last_activity_at": _at(d)} for a, d in ACCOUNTS.items()])
+        conn.execute(insert(contacts), [{"contact_id": c, "full_name": f"Contact {c}",
+                                         "email": f"contact{c}@client.example", "last_contact_at": _at(d)}
+                                        for c, d in CONTACTS.items()])
+        conn.execute(insert(links), [{"id": i, "account_id": a, "contact_id": c} for i, (a, c) in LINKS.items()])
+        conn.execute(insert(notes), [{"note_id": n, "account_id": a, "contact_id": c, "body": f"note {n}",
+                                      "created_on": date(2020, 1, 1)} for n, (a, c) in NOTES.items()])
+
+
+def _link_child(parent: str, foreign_key: str) -> dict[str, Any]:
+    return {"table": "accounts_contacts", "archive_table": f"{parent}_links", "primary_key": "id",
+            "foreign_key": foreign_key}
+
+
+def _note_child(parent: str, foreign_key: str, **changes: Any) -> dict[str, Any]:
+    return {"table": "notes", "archive_table": f"{parent}_notes", "primary_key": "note_id",
+            "foreign_key": foreign_key, **changes}
+
+
+def _links_policy(account_children=None, contact_children=None, contact_start=None) -> Any:
+    accounts = {"table": "accounts", "primary_key": "account_id", "archive_columns": ["name"],
+                "subject_identifiers": {"email": ["email"]},
+                "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+                "children": account_children if account_children is not None else
+                [_link_child("account", "account_id"), _note_child("account", "account_id")]}
+    contacts = {"table": "contacts", "primary_key": "contact_id", "archive_columns": ["full_name"],
+                "subject_identifiers": {"email": ["email"]},
+                "start_event": contact_start or {"column": "last_contact_at", "when_missing": "defect"},
+                "children": contact_children if contact_children is not None else
+                [_link_child("contact", "contact_id"), _note_child("contact", "contact_id")]}
+    return parse_policy(_policy(customers=_category([accounts]),
+                                contacts=_category([contacts], label={"fr": "Contacts", "en": "Contacts"})),
+                        source="shapes.yaml")
+
+
+def _run_both(target, policy, order, as_of=AS_OF, run="a") -> None:
+    for category in order:
+        run_category(target, policy, as_of=as_of, category=category, run_id=f"run-{run}-{category}")
+
+
+def _state(target) -> dict[str, list[int]]:
+    state = {name: _ids(target, name) for name in ("accounts", "contacts", "accounts_contacts", "notes")}
+    for name in ("accounts", "contacts", "account_links", "contact_links", "account_notes", "contact_notes"):
+        state[f"archive.{name}"] = _ids(target, name, archive=True)
+    return state
+
+
+def test_a_link_table_declared_under_one_side_only_is_refused_naming_the_other_side(target):
+    _create_accounts_and_contacts(target)
+    message = _problems(target, _links_policy(contact_children=[_note_child("contact", "contact_id")]))
+    assert "categories.contacts.tables[0].children" in message
+    assert "accounts_contacts" in message and "contact_id" in message
+
+
+@pytest.mark.parametrize("order", [("customers", "contacts"), ("contacts", "customers")])
+def test_a_link_row_and_a_two_parent_note_go_with_whichever_parent_leaves_first(target, order):
+    _create_accounts_and_contacts(target)
+    policy = _links_policy()
+    _run_both(target, policy, order)
+    state = _state(target)
+    assert state["accounts"] == [2] and state["contacts"] == [10]
+    assert state["accounts_contacts"] == [102] and state["notes"] == [204]  # both parents still active
+    assert state["archive.accounts"] == [1] and state["archive.contacts"] == [11, 12]
+    first, second = ("account", "contact") if order[0] == "customers" else ("contact", "account")
+    # Link 101 and note 200... belong to account 1 and contact 11/10: whichever run came first took them.
+    both_left = {"links": [101], "notes": []}
+    account_only = {"links": [100], "notes": [200, 201]}
+    contact_only = {"links": [103], "notes": [202, 203]}
+    expected = {"account": {k: sorted(account_only[k] + (both_left[k] if first == "account" else []))
+                            for k in both_left},
+                "contact": {k: sorted(contact_only[k] + (both_left[k] if first == "contact" else []))
+                            for k in both_left}}
+    for side in (first, second):
+        assert state[f"archive.{side}_links"] == expected[side]["links"], side
+        assert state[f"archive.{side}_notes"] == expected[side]["notes"], side
+    before = _state(target)
+    _run_both(target, policy, order, run="b")
+    assert _state(target) == before  # a second run changes nothing
+
+
+@pytest.mark.parametrize("order", [("customers", "contacts"), ("contacts", "customers")])
+def test_each_parent_destroys_at_its_end_of_life_only_the_rows_that_left_with_it(target, order):
+    _create_accounts_and_contacts(target)
+    policy = _links_policy()
+    _run_both(target, policy, order)
+    moved = _state(target)
+    # 2029-03-03: contact 11's end of life (2021-03-03 + 3 + 5 years); account 1 ends on 2030-01-01.
+    _run_both(target, policy, order, as_of=date(2029, 3, 3), run="c")
+    state = _state(target)
+    assert 11 not in state["archive.contacts"] and 1 in state["archive.accounts"]
+    # Contact 11's rows are destroyed with it, wherever they were: only the archive it left in holds them.
+    assert not {101, 103} & set(state["archive.contact_links"])
+    assert not {202, 203} & set(state["archive.contact_notes"])
+    # What account 1 (and no one else) took with it stays until account 1's own end of life.
+    assert set(moved["archive.account_links"]) <= set(state["archive.account_links"])
+    assert set(moved["archive.account_notes"]) <= set(state["archive.account_notes"])
+
+
+def test_erasing_either_parent_erases_its_own_rows_in_both_bases(target):
+    _create_accounts_and_contacts(target)
+    policy = _links_policy()
+    _run_both(target, policy, ("customers", "contacts"))
+    ctx = RunContext("manual__erasure-1", "subject_request", AS_OF, "test")
+    erase(target, policy, Subject.of({"email": "contact10@client.example"}), KEY, ctx)  # still active
+    erase(target, policy, Subject.of({"email": "contact11@client.example"}), KEY, ctx)  # archived
+    erase(target, policy, Subject.of({"email": "compte2@client.example"}), KEY, ctx)    # still active
+    state = _state(target)
+    assert state["contacts"] == [] and state["archive.contacts"] == [12] and state["accounts"] == []
+    assert state["accounts_contacts"] == [] and state["notes"] == []
+    assert state["archive.contact_links"] == [] and state["archive.contact_notes"] == []
+    # What account 1 took with it when it left first stays with account 1.
+    assert state["archive.account_links"] == [100, 101] and state["archive.account_notes"] == [200, 201]
