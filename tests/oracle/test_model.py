@@ -149,3 +149,169 @@ def test_a_hold_added_later_keeps_an_archived_row_past_its_horizon():
     assert state["partners"][(1,)] == Place(ARCHIVE, "prospect_partners", date(2020, 1, 1), date(2028, 1, 1))
     oracle.holds = oracle.holds.union(Holds(rows={"partners": frozenset({(1,)})}).existing(state))
     assert oracle.run(state, date(2029, 11, 26))["partners"][(1,)] == state["partners"][(1,)]
+
+
+# --- issue 16: per-row line ends, filtered path steps, dependants released on their parent's event
+
+FIRST_NON_NULL = PolicyKnobs(line_end="first_non_null")
+ON_PARENT_EVENT = PolicyKnobs(line_end="first_non_null", invoices_leave="on_parent_event")
+
+
+def _customer(pid=1, **overrides):
+    return {"partner_id": pid, "name": "x", "email": "x", "is_prospect": False, "customer_rank": 1,
+            "created_at": None, **overrides}
+
+
+def _lines(*ends, contract_id=10):
+    """Contract lines as ``(planned end, closing date)`` pairs."""
+    return [{"line_id": contract_id * 10 + n, "contract_id": contract_id, "end_date": planned, "closed_on": closed}
+            for n, (planned, closed) in enumerate(ends)]
+
+
+def _invoices(*days, partner_id=1):
+    return [{"invoice_id": 10 + n, "partner_id": partner_id, "number": "F", "invoice_date": day}
+            for n, day in enumerate(days)]
+
+
+def _customer_rows(lines, invoices=(), status="signed", **overrides):
+    return _erp_rows(partners=[_customer()], contracts=[{"contract_id": 10, "partner_id": 1, "status": status}],
+                     contract_lines=list(lines), invoices=list(invoices), **overrides)
+
+
+def _night(knobs, rows, day, holds=Holds()):
+    oracle = Oracle(build_policy(knobs), rows, holds)
+    return oracle.run(oracle.initial_state(), day)
+
+
+def test_a_line_closed_early_ends_on_its_closing_date_and_the_relationship_on_the_latest_line_end():
+    """Line 100 was planned until 2030 but closed on 2022-01-10; line 101 only has a planned
+    end, 2021-03-15. The relationship ended on 2022-01-10: neither the latest planned end
+    (2030) nor 'latest planned end of open lines, else latest closing' (2021-03-15)."""
+    rows = _customer_rows(_lines((date(2030, 1, 1), date(2022, 1, 10)), (date(2021, 3, 15), None)))
+    assert _night(FIRST_NON_NULL, rows, date(2025, 1, 9))["partners"][(1,)] == Place(ACTIVE)
+    assert _night(FIRST_NON_NULL, rows, date(2025, 1, 10))["partners"][(1,)] == Place(
+        ARCHIVE, "customer_partners", date(2022, 1, 10), date(2030, 1, 10))
+    # With one column (the planned end), the same customer stays active until 2033.
+    assert _night(PolicyKnobs(), rows, date(2025, 1, 10))["partners"][(1,)] == Place(ACTIVE)
+
+
+def test_a_line_closed_after_its_planned_end_ends_on_its_closing_date():
+    rows = _customer_rows(_lines((date(2020, 1, 1), date(2021, 5, 5))))
+    assert _night(FIRST_NON_NULL, rows, date(2024, 5, 4))["partners"][(1,)] == Place(ACTIVE)
+    assert _night(FIRST_NON_NULL, rows, date(2024, 5, 5))["partners"][(1,)].retention_start == date(2021, 5, 5)
+
+
+def test_a_line_with_neither_date_is_open_ended_and_keeps_the_customer_active():
+    open_ended = _customer_rows(_lines((date(2015, 1, 1), date(2015, 1, 1)), (None, None)))
+    closed_without_planned_end = _customer_rows(_lines((date(2015, 1, 1), None), (None, date(2016, 2, 29))))
+    assert _night(FIRST_NON_NULL, open_ended, date(2026, 11, 26))["partners"][(1,)] == Place(ACTIVE)
+    # Closed on 29 February 2016: + 3 years is 28 February 2019, + 5 more is 28 February 2024.
+    assert _night(FIRST_NON_NULL, closed_without_planned_end, date(2019, 2, 28))["partners"][(1,)] == Place(
+        ARCHIVE, "customer_partners", date(2016, 2, 29), date(2024, 2, 28))
+    assert _night(FIRST_NON_NULL, closed_without_planned_end, date(2019, 2, 27))["partners"][(1,)] == Place(ACTIVE)
+
+
+def test_a_filter_on_a_path_step_keeps_only_that_steps_rows():
+    """Only signed contracts count: a draft contract's open line keeps nobody active and its
+    later end is not the relationship's end; a contract whose status is NULL does not match
+    the filter either (as in SQL)."""
+    knobs = PolicyKnobs(line_end="first_non_null", signed_only=True)
+    rows = _erp_rows(
+        partners=[_customer()],
+        contracts=[{"contract_id": 10, "partner_id": 1, "status": "signed"},
+                   {"contract_id": 11, "partner_id": 1, "status": "draft"},
+                   {"contract_id": 12, "partner_id": 1, "status": None}],
+        contract_lines=_lines((date(2020, 6, 1), None)) + _lines((None, None), contract_id=11)
+        + _lines((date(2023, 1, 1), None), contract_id=12))
+    assert _night(knobs, rows, date(2023, 6, 1))["partners"][(1,)] == Place(
+        ARCHIVE, "customer_partners", date(2020, 6, 1), date(2028, 6, 1))
+    # Without the filter the draft's open line keeps the customer active.
+    assert _night(FIRST_NON_NULL, rows, date(2023, 6, 1))["partners"][(1,)] == Place(ACTIVE)
+
+
+def test_invoices_leave_the_active_base_when_the_relationship_ends_with_their_own_dates():
+    """The relationship ended on 2025-06-30 (a line closed early). On that day the invoices
+    leave the active base (P0D from the parent's end), each dated from its own date; the
+    customer stays active for its 3 years. The day before, they stay. With the default
+    (with_parent) they wait for the customer."""
+    rows = _customer_rows(_lines((date(2027, 1, 1), date(2025, 6, 30))),
+                          _invoices(date(2024, 2, 29), date(2025, 6, 30)))
+    before = _night(ON_PARENT_EVENT, rows, date(2025, 6, 29))
+    assert before["invoices"][(10,)] == before["invoices"][(11,)] == Place(ACTIVE)
+    state = _night(ON_PARENT_EVENT, rows, date(2025, 6, 30))
+    assert state["invoices"][(10,)] == Place(ARCHIVE, "invoices", date(2024, 2, 29), date(2034, 2, 28))
+    assert state["invoices"][(11,)] == Place(ARCHIVE, "invoices", date(2025, 6, 30), date(2035, 6, 30))
+    assert state["partners"][(1,)] == Place(ACTIVE)
+    assert _night(FIRST_NON_NULL, rows, date(2025, 6, 30))["invoices"][(10,)] == Place(ACTIVE)
+
+
+def test_an_invoice_leaves_on_its_parents_event_plus_its_own_active_period_not_its_own_date():
+    knobs = PolicyKnobs(line_end="first_non_null", invoices_leave="on_parent_event", billing_active="P1M")
+    rows = _customer_rows(_lines((date(2025, 1, 31), None)), _invoices(date(2026, 1, 1)))
+    # 31 January + 1 month = 28 February, though the invoice's own date + 1 month is later.
+    assert _night(knobs, rows, date(2025, 2, 27))["invoices"][(10,)] == Place(ACTIVE)
+    assert _night(knobs, rows, date(2025, 2, 28))["invoices"][(10,)] == Place(
+        ARCHIVE, "invoices", date(2026, 1, 1), date(2036, 2, 1))
+
+
+def test_an_invoice_past_its_own_horizon_when_the_relationship_ends_is_destroyed_that_night():
+    rows = _customer_rows(_lines((None, date(2025, 6, 30))), _invoices(date(2015, 6, 30), date(2015, 7, 1)))
+    state = _night(ON_PARENT_EVENT, rows, date(2025, 6, 30))
+    assert state["invoices"][(10,)] == Place(DESTROYED)
+    assert state["invoices"][(11,)] == Place(ARCHIVE, "invoices", date(2015, 7, 1), date(2025, 7, 1))
+    assert state["partners"][(1,)] == Place(ACTIVE)
+
+
+def test_invoices_of_an_ongoing_or_undated_relationship_stay_active():
+    open_ended = _customer_rows(_lines((date(2015, 1, 1), None), (None, None)), _invoices(date(2010, 1, 1)))
+    no_line = _customer_rows([], _invoices(date(2010, 1, 1)))
+    assert _night(ON_PARENT_EVENT, open_ended, date(2026, 11, 26))["invoices"][(10,)] == Place(ACTIVE)
+    assert _night(ON_PARENT_EVENT, no_line, date(2026, 11, 26))["invoices"][(10,)] == Place(ACTIVE)
+
+
+def test_a_hold_on_the_customer_or_on_the_invoice_keeps_the_invoice_active():
+    rows = _customer_rows(_lines((None, date(2025, 6, 30))), _invoices(date(2024, 1, 1), date(2024, 2, 1)))
+    on_customer = _night(ON_PARENT_EVENT, rows, date(2026, 1, 1), Holds(rows={"partners": frozenset({(1,)})}))
+    assert on_customer["invoices"][(10,)] == on_customer["invoices"][(11,)] == Place(ACTIVE)
+    on_invoice = _night(ON_PARENT_EVENT, rows, date(2026, 1, 1), Holds(rows={"invoices": frozenset({(10,)})}))
+    assert on_invoice["invoices"][(10,)] == Place(ACTIVE)
+    assert on_invoice["invoices"][(11,)] == Place(ARCHIVE, "invoices", date(2024, 2, 1), date(2034, 2, 1))
+
+
+@pytest.mark.parametrize("knobs", [ON_PARENT_EVENT, PolicyKnobs()], ids=["on_parent_event", "with_parent"])
+def test_an_invoice_without_a_customer_follows_its_own_clock(knobs):
+    """A counter sale (no customer: nothing in the active base to wait for), in either mode."""
+    rows = _erp_rows(invoices=_invoices(date(2026, 11, 26), date(2026, 11, 27), partner_id=None))
+    state = _night(knobs, rows, date(2026, 11, 26))
+    assert state["invoices"][(10,)] == Place(ARCHIVE, "invoices", date(2026, 11, 26), date(2036, 11, 26))
+    assert state["invoices"][(11,)] == Place(ACTIVE)
+
+
+def test_a_customer_stays_in_the_archive_while_an_invoice_that_left_before_it_is_retained():
+    """Invoices leave on 2020-03-01 (the end); the customer on 2023-03-01, until 2028-03-01;
+    the invoice of 2019-05-01 is kept until 2029-05-01, and the customer with it. An undated
+    invoice leaves too, undated, and keeps the customer after that."""
+    rows = _customer_rows(_lines((date(2020, 3, 1), None)), _invoices(date(2019, 5, 1), None))
+    oracle = Oracle(build_policy(ON_PARENT_EVENT), rows)
+    state = oracle.run(oracle.initial_state(), date(2020, 3, 1))
+    assert state["invoices"][(10,)] == Place(ARCHIVE, "invoices", date(2019, 5, 1), date(2029, 5, 1))
+    assert state["invoices"][(11,)] == Place(ARCHIVE, "invoices", None, None)
+    assert state["partners"][(1,)] == Place(ACTIVE)
+    state = oracle.run(state, date(2028, 3, 1))
+    assert state["partners"][(1,)] == Place(ARCHIVE, "customer_partners", date(2020, 3, 1), date(2028, 3, 1))
+    state = oracle.run(state, date(2029, 5, 1))
+    assert state["invoices"][(10,)] == Place(DESTROYED)
+    assert state["partners"][(1,)] == Place(ARCHIVE, "customer_partners", date(2020, 3, 1), date(2028, 3, 1))
+
+
+def test_the_parents_clock_is_the_one_of_the_category_that_governs_it():
+    """A prospect (not a customer) with an invoice: its category is prospection, whose start
+    is its last inbound contact (else its creation): the invoice leaves on that day."""
+    rows = _erp_rows(partners=[_customer(is_prospect=True, customer_rank=0, created_at=datetime(2024, 3, 1, 9, 0))],
+                     invoices=_invoices(date(2024, 2, 1)))
+    assert _night(ON_PARENT_EVENT, rows, date(2024, 2, 29))["invoices"][(10,)] == Place(ACTIVE)
+    assert _night(ON_PARENT_EVENT, rows, date(2024, 3, 1))["invoices"][(10,)] == Place(
+        ARCHIVE, "invoices", date(2024, 2, 1), date(2034, 2, 1))
+    # A partner no category governs never ends a relationship: its invoices stay.
+    nobody = _erp_rows(partners=[_customer(is_prospect=False, customer_rank=0)], invoices=_invoices(date(2001, 1, 1)))
+    assert _night(ON_PARENT_EVENT, nobody, date(2026, 11, 26))["invoices"][(10,)] == Place(ACTIVE)
