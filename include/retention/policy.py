@@ -696,6 +696,7 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     problems += _archived_with_problems(policy, appearances)
     problems += _partitioned_problems(policy)
     problems += _self_reference_problems(policy)
+    problems += _two_parent_problems(policy)
     if policy.rights_register and policy.register_category() is None:
         roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
         problems.append(Problem("rights_register", "must be a table with its own clock in one of the categories "
@@ -763,6 +764,46 @@ def _self_reference_problems(policy: RetentionPolicy) -> list[Problem]:
                     f"table {table.table} is archived with itself (through {', '.join(link.foreign_key)}): a "
                     "self-reference cannot carry rows of one category with rows of another in the same table; "
                     f"give each row its own clock, and make the database link ON DELETE SET NULL", link.table))
+    return problems
+
+
+def _two_parent_problems(policy: RetentionPolicy) -> list[Problem]:
+    """A child declared under two different parent tables (a link table between accounts and
+    contacts, a note that may belong to either) keeps nothing but its keys in the archive.
+
+    A row pointing at both parents goes with whichever leaves first, into that parent's
+    archive, and is destroyed at that parent's end of life. An erasure, access request or
+    legal hold about the other parent reaches it only through the tree it left in, so it must
+    carry nothing of that person there: no archived column beyond its keys, and no
+    ``subject_identifiers`` (they would also find an active row twice, once in each tree, and
+    make every erasure of that person fail).
+    """
+    declared: dict[str, list[tuple[str, str, TableBase]]] = {}
+    for key, category in policy.categories.items():
+        for t_index, table in enumerate(category.tables):
+            for path, node in _walk_with_paths(table, f"categories.{key}.tables[{t_index}]"):
+                for i, child in enumerate(node.children):
+                    declared.setdefault(child.table, []).append((node.table, f"{path}.children[{i}]", child))
+    problems = []
+    for table, places in declared.items():
+        parents = sorted({parent for parent, _, _ in places})
+        if len(parents) < 2:
+            continue
+        for parent, path, child in places:
+            others = ", ".join(p for p in parents if p != parent)
+            why = (f"table {table} is a child of {' and of '.join(parents)}: a row pointing at several of them "
+                   f"goes with whichever leaves first, and an erasure, access request or legal hold about "
+                   f"{others} cannot reach it in the archive of {parent}")
+            for sub_path, node in _walk_with_paths(child, path):
+                keys = set(node.primary_key) | set(getattr(node, "foreign_key", []))
+                kept = [c for c in node.archive_columns if c not in keys]
+                if kept:
+                    problems.append(Problem(f"{sub_path}.archive_columns", f"{why}, so it may keep only its keys "
+                                            f"there: remove {', '.join(kept)} from archive_columns", kept))
+                for kind, columns in node.subject_identifiers.items():
+                    problems.append(Problem(f"{sub_path}.subject_identifiers.{kind}", f"{why}; identifiers "
+                                            "would find one active row twice (once under each parent) and make "
+                                            "every erasure of that person fail: remove them", columns))
     return problems
 
 

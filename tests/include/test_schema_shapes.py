@@ -258,7 +258,7 @@ def _create_accounts_and_contacts(target) -> None:
     notes = Table("notes", md, Column("note_id", Integer, primary_key=True),
                   Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
                   Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id")),
-                  Column("body", String(200)), Column("created_on", Date))
+                  Column("body", String(200)), Column("author_email", String(120)), Column("created_on", Date))
     md.create_all(target.engine)
     with target.engine.begin() as conn:
         conn.execute(insert(accounts), [{"account_id": a, "name": f"Compte {a}", "email": f"compte{a}@client.example",
@@ -268,6 +268,7 @@ def _create_accounts_and_contacts(target) -> None:
                                         for c, d in CONTACTS.items()])
         conn.execute(insert(links), [{"id": i, "account_id": a, "contact_id": c} for i, (a, c) in LINKS.items()])
         conn.execute(insert(notes), [{"note_id": n, "account_id": a, "contact_id": c, "body": f"note {n}",
+                                      "author_email": f"contact{c}@client.example" if c else None,
                                       "created_on": date(2020, 1, 1)} for n, (a, c) in NOTES.items()])
 
 
@@ -374,3 +375,34 @@ def test_erasing_either_parent_erases_its_own_rows_in_both_bases(target):
     assert state["archive.contact_links"] == [] and state["archive.contact_notes"] == []
     # What account 1 took with it when it left first stays with account 1.
     assert state["archive.account_links"] == [100, 101] and state["archive.account_notes"] == [200, 201]
+
+
+def _notes_with_bodies(**changes: Any) -> Any:
+    return _links_policy(
+        account_children=[_link_child("account", "account_id"),
+                          _note_child("account", "account_id", archive_columns=["body"], **changes)],
+        contact_children=[_link_child("contact", "contact_id"),
+                          _note_child("contact", "contact_id", archive_columns=["body"], **changes)])
+
+
+def test_a_two_parent_child_that_archives_more_than_its_keys_is_refused_at_load():
+    """Note 200 (account 1, contact 10) leaves with account 1 and its body is archived there:
+    contact 10's erasure, access request or legal hold would never find it."""
+    with pytest.raises(PolicyError) as refused:
+        _notes_with_bodies()
+    message = str(refused.value)
+    for where in ("categories.customers.tables[0].children[1].archive_columns",
+                  "categories.contacts.tables[0].children[1].archive_columns"):
+        assert where in message
+    assert "notes" in message and "accounts" in message and "contacts" in message
+    assert "body" in message
+
+
+def test_a_two_parent_child_with_its_own_identifiers_is_refused_at_load():
+    """Declared under both parents, note 204 (account 2, contact 10) was found twice by contact
+    10's e-mail while active - once in each tree - and every erasure of contact 10 failed."""
+    with pytest.raises(PolicyError) as refused:
+        _notes_with_bodies(subject_identifiers={"email": ["author_email"]})
+    message = str(refused.value)
+    assert "categories.contacts.tables[0].children[1].subject_identifiers" in message
+    assert "author_email" in message
