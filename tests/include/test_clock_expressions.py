@@ -284,13 +284,17 @@ def test_a_polymorphic_filter_keeps_a_row_ongoing_only_through_rows_of_its_type(
 
 def test_text_stored_line_ends_are_read_by_their_paris_day(sqlite_target):
     """An application writes its dates as text: a closing at 23:30 UTC on 26 November 2023 is
-    the 27th in Paris (one day short, stays); a planned end written as a naive timestamp on the
-    26th is due; a zoned closing at 22:59:59 UTC is still the 26th in Paris (due)."""
+    the 27th in Paris (customer 1: one day short, stays, though its other line ended on the
+    20th); a planned end written as a naive timestamp on the 26th is the latest of customer
+    2's lines (the other closed on the 25th, written as a bare date): due; a zoned closing
+    at 22:59:59 UTC is still the 26th in Paris (customer 3: due)."""
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
         conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
                           "(100, 10, '2023-11-26T23:30:00Z', '2020-01-01 00:00:00'), "
+                          "(110, 11, NULL, '2023-11-20'), "
                           "(200, 20, NULL, '2023-11-26 18:00:00'), "
+                          "(201, 20, '2023-11-25', '2030-01-01T00:00:00'), "
                           "(300, 30, '2023-11-26T22:59:59Z', '2030-01-01')"))
     run(sqlite_target, policy_data())
     rows = archived(sqlite_target)
