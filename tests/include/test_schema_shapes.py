@@ -406,3 +406,75 @@ def test_a_two_parent_child_with_its_own_identifiers_is_refused_at_load():
     message = str(refused.value)
     assert "categories.contacts.tables[0].children[1].subject_identifiers" in message
     assert "author_email" in message
+
+
+def test_a_contact_clock_read_through_the_link_table_from_its_accounts(target):
+    """contacts -> accounts_contacts (contact_id) -> accounts (account_id = the link's account_id)."""
+    _create_accounts_and_contacts(target)
+    through_links = [{"table": "accounts_contacts", "foreign_key": "contact_id"},
+                     {"table": "accounts", "foreign_key": "account_id", "references": "account_id"}]
+    policy = _links_policy(contact_start={"when_missing": "defect", "first_of": [
+        {"latest": {"column": "last_activity_at", "path": through_links}}, {"column": "last_contact_at"}]})
+    run_category(target, policy, category="contacts")
+    # 10 and 11: account 2's activity of 2026-01-01 (11's own contact of 2021 would have made it due);
+    # 12: no account, its own contact of 2022.
+    assert _ids(target, "contacts") == [10, 11] and _ids(target, "contacts", archive=True) == [12]
+
+
+# --- Polymorphic links -------------------------------------------------------------------
+
+def _create_events(target) -> None:
+    """Events point at an account or a contact (``parent_type`` + ``parent_id``, no database
+    foreign key), and at an account through ``account_id`` (a real one), as Dolibarr's
+    ``llx_actioncomm`` does with ``elementtype`` + ``fk_element`` beside ``fk_soc``."""
+    md, prefix = schema_metadata(target, SCHEMA)
+    events = Table("events", md, Column("event_id", Integer, primary_key=True),
+                   Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
+                   Column("parent_type", String(20)), Column("parent_id", Integer),
+                   Column("occurred_at", DateTime(timezone=True)))
+    Table("accounts", md, Column("account_id", Integer, primary_key=True))  # for the foreign key only
+    events.create(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(events), [
+            # Contact 1 does not exist, but an id of another type collides with account 1's.
+            {"event_id": 300, "account_id": None, "parent_type": "contact", "parent_id": 1,
+             "occurred_at": _at(date(2026, 6, 1))},
+            {"event_id": 301, "account_id": 1, "parent_type": "account", "parent_id": 1,
+             "occurred_at": _at(date(2021, 1, 1))},
+            {"event_id": 302, "account_id": 2, "parent_type": "account", "parent_id": 2,
+             "occurred_at": _at(date(2026, 2, 2))},
+        ])
+
+
+def test_a_polymorphic_link_in_a_clock_is_a_hop_with_a_filter_and_a_child_through_its_real_key(target):
+    _create_accounts_and_contacts(target)
+    _create_events(target)
+    events_child = {"table": "events", "primary_key": "event_id", "foreign_key": "account_id",
+                    "archive_columns": ["occurred_at"]}
+    account_start = {"when_missing": "defect", "first_of": [
+        {"latest": {"column": "occurred_at", "path": [
+            {"table": "events", "foreign_key": "parent_id", "where": {"column": "parent_type", "equals": "account"}}]}},
+        {"column": "last_activity_at"}]}
+    policy = parse_policy(_policy(customers=_category([{
+        "table": "accounts", "primary_key": "account_id", "start_event": account_start,
+        "children": [_link_child("account", "account_id"), _note_child("account", "account_id"), events_child]}])),
+        source="shapes.yaml")
+    run_category(target, policy, category="customers")
+    # Account 1: its own event of 2021 (contact 1's event of 2026 is not its own): due.
+    assert _ids(target, "accounts") == [2] and _ids(target, "accounts", archive=True) == [1]
+    # The event moves with account 1 through account_id; the contact's event with the same id stays.
+    assert _ids(target, "events") == [300, 302] and _ids(target, "events", archive=True) == [301]
+
+
+def test_a_child_has_no_where_a_polymorphic_child_is_refused_at_load():
+    """Ids of different tables collide: declared as a child through ``parent_id`` alone, contact
+    1's events would move and die with account 1. A child takes no ``where``: declare such a
+    table a child through a real single-type foreign key (``account_id``, ``fk_soc``)."""
+    data = _policy(customers=_category([{
+        "table": "accounts", "primary_key": "account_id",
+        "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+        "children": [{"table": "events", "primary_key": "event_id", "foreign_key": "parent_id",
+                      "where": {"column": "parent_type", "equals": "account"}}]}]))
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(data, source="shapes.yaml")
+    assert "categories.customers.tables[0].children[0].where" in str(refused.value)
