@@ -503,6 +503,7 @@ def _self_reference_problems(inspector: Any, node: TableBase, path: str, schema:
             continue
         action = ((fk.get("options") or {}).get("ondelete") or "NO ACTION").upper()
         if action == "SET NULL":
+            problems += _not_null_set_null(inspector, node, fk["constrained_columns"], path, schema, where)
             continue
         effect = _SELF_REFERENCE_EFFECTS.get(action, f"the database's ON DELETE {action} would act on rows the "
                                                      "policy did not choose")
@@ -515,6 +516,19 @@ def _self_reference_problems(inspector: Any, node: TableBase, path: str, schema:
             columns,
         ))
     return problems
+
+
+def _not_null_set_null(inspector: Any, node: TableBase, constrained: list[str], path: str, schema: str | None,
+                       where: str) -> list[Problem]:
+    """ON DELETE SET NULL on a NOT NULL column fails like NO ACTION: every run would stop on it."""
+    nullable = {c["name"]: c["nullable"] for c in inspector.get_columns(node.table, schema=schema)}
+    strict = [c for c in constrained if not nullable.get(c, True)]
+    if not strict:
+        return []
+    return [Problem(path, f"table {where} has a foreign key to itself ({', '.join(constrained)}) with ON DELETE "
+                          f"SET NULL, but {', '.join(strict)} is NOT NULL: archiving or erasing a row that another "
+                          "row still points at fails, and the whole run with it; allow NULL in the column",
+                    strict)]
 
 
 def reflect_category(conn: Connection, policy: RetentionPolicy, category: Category,

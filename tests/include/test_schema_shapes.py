@@ -86,11 +86,12 @@ COMPANY_ROWS = {
 }
 
 
-def _create_companies(target, ondelete: str | None, rows=COMPANY_ROWS) -> Table:
+def _create_companies(target, ondelete: str | None, rows=COMPANY_ROWS, nullable: bool = True) -> Table:
     md, prefix = schema_metadata(target, SCHEMA)
     companies = Table("companies", md, Column("company_id", Integer, primary_key=True),
                       Column("name", String(80)), Column("email", String(120)),
-                      Column("parent_id", Integer, ForeignKey(prefix + "companies.company_id", ondelete=ondelete)),
+                      Column("parent_id", Integer, ForeignKey(prefix + "companies.company_id", ondelete=ondelete),
+                             nullable=nullable),
                       Column("last_contact_at", DateTime(timezone=True)))
     Table("activities", md, Column("activity_id", Integer, primary_key=True),
           Column("company_id", Integer, ForeignKey(prefix + "companies.company_id"), nullable=False),
@@ -125,6 +126,15 @@ def test_a_self_reference_that_would_fail_or_cascade_is_refused_at_the_live_chec
     assert "companies" in message and "parent_id" in message
     assert (ondelete or "NO ACTION") in message
     assert "ON DELETE SET NULL" in message  # the way out
+
+
+def test_a_self_reference_set_null_on_a_not_null_column_is_refused_at_the_live_check(target):
+    """A group row points at itself: deleting a group the engine archives, the database would
+    set its subsidiaries' parent_id to NULL, which the column refuses."""
+    rows = {c: (parent or c, day) for c, (parent, day) in COMPANY_ROWS.items()}
+    _create_companies(target, "SET NULL", rows, nullable=False)
+    message = _problems(target, _companies_policy())
+    assert "categories.companies.tables[0]" in message and "parent_id is NOT NULL" in message
 
 
 @pytest.mark.parametrize("ondelete", [None, "CASCADE"])
