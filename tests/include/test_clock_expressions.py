@@ -108,10 +108,11 @@ def create_erp(target: Any, line_type: Any = Date, with_lines: bool = True) -> N
         for c, contract_lines in enumerate(contract_list):
             contract_id = customer * 10 + c
             contracts.append({"rowid": contract_id, "fk_soc": customer})
-            lines += [] if not with_lines else [{"rowid": contract_id * 10 + k, "fk_contrat": contract_id, "date_cloture": closed,
-                       "date_fin_validite": planned, "description": "ligne",
-                       "date_ouverture": datetime(2015, 1, 1, 9, tzinfo=PARIS)}
-                      for k, (closed, planned) in enumerate(contract_lines)]
+            if with_lines:
+                lines += [{"rowid": contract_id * 10 + k, "fk_contrat": contract_id, "date_cloture": closed,
+                           "date_fin_validite": planned, "description": "ligne",
+                           "date_ouverture": datetime(2015, 1, 1, 9, tzinfo=PARIS)}
+                          for k, (closed, planned) in enumerate(contract_lines)]
     notes = [{"rowid": n, "elementtype": kind, "fk_element": element} for n, (kind, element) in NOTES.items()]
     revisions = [{"rowid": n * 10 + k, "fk_note": n, "revised_on": day}
                  for n, days in REVISIONS.items() for k, day in enumerate(days)]
@@ -377,7 +378,8 @@ FIRST_OF_EVENT = {"when_missing": "defect", "first_of": [
                  r"start_event\.first_of\[0\]\.latest\.first_non_null\[1\]", "not a date or timestamp",
                  id="column_of_text_inside_first_of"),
     pytest.param(None, _set("latest.path[0].where", {"column": "elementtype", "equals": "contrat"}),
-                 r"start_event\.latest\.path\[0\]\.where", "'elementtype' not in table", id="unknown_hop_filter_column"),
+                 r"start_event\.latest\.path\[0\]\.where", "'elementtype' not in table",
+                 id="unknown_hop_filter_column"),
     pytest.param(None, _set("ongoing_if_open.path[1].where", {"column": "statut", "equals": 4}),
                  r"start_event\.ongoing_if_open\.path\[1\]\.where", "'statut' not in table",
                  id="unknown_hop_filter_column_in_open_rule"),
@@ -428,7 +430,7 @@ def test_an_expression_is_refused_at_load_naming_its_key_path(rule, change, key_
 
 # Where the clock is read ----------------------------------------------------------------------
 
-def test_the_schedule_names_the_expression_and_its_open_rule():
+def test_the_schedule_names_the_expression_in_order_of_preference():
     from include.retention.policy import StartEvent
 
     event = StartEvent.model_validate(table_of(policy_data())["start_event"])
