@@ -101,9 +101,13 @@ def archive_category(step: StepContext, batch_size: int | None = None,
 
 def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
     """Rows whose active period has ended, less those a legal hold keeps where they are -
-    held themselves, or with a held retained dependant, which must not move either."""
-    return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones),
-                *dependants.not_held(holds, root, "source", step.category.key))
+    held themselves, with a held retained dependant, which must not move either, or (a
+    dependant released by its parent's event) with a held parent."""
+    if not holds.any:
+        return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    with step.target.read() as conn:  # a released dependant is also held through its parent
+        kept = dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key, holds)
+    return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones), *kept)
 
 
 def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: StepContext) -> dict[str, int]:

@@ -103,6 +103,23 @@ def not_held_dependant(holds: HoldsInForce, node: TableNode, side: str, category
     return [not_(or_(holds.held(node, side, category), held_by_parent(parents, node, side, holds)))]
 
 
+def held_released(conn: Connection, policy: RetentionPolicy, target: Target, root: TableNode, side: str,
+                  category: str, holds: HoldsInForce) -> ColumnElement[bool]:
+    """Rows of ``root`` a legal hold keeps where they are in its own run (``held``) - and, for a
+    dependant released by its parent's event (``on_parent_event``), held through its parent
+    too: a held customer keeps its invoices where they are, active as archived."""
+    parts = [held(holds, root, side, category)]
+    if holds.any and root.release is not None:
+        parts.append(held_through_parent(conn, policy, target, root, side, holds))
+    return or_(*parts)
+
+
+def not_held_released(conn: Connection, policy: RetentionPolicy, target: Target, root: TableNode, side: str,
+                      category: str, holds: HoldsInForce) -> list[ColumnElement[bool]]:
+    """``[NOT held_released]`` - nothing at all when no hold is in force."""
+    return [not_(held_released(conn, policy, target, root, side, category, holds))] if holds.any else []
+
+
 def _link(dep: Dependant, root: TableNode, side: str) -> list[ColumnElement[bool]]:
     """A dependant row of ``side`` points at the parent row of the same side."""
     table, parent = getattr(dep.node, side), getattr(root, side)

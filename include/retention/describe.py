@@ -74,7 +74,11 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
             kind += "; only the rows in its scope"
         if table.start_event.ongoing_if_open is not None:
             kind += f"; ongoing while a `{table.start_event.ongoing_if_open.path[-1].table}` row is open"
-        if table.archived_with is not None:
+        if table.archived_with is not None and table.archived_with.on_parent_event:
+            kind += (f"; leaves the active base when the start event of its `{table.archived_with.table}` row has "
+                     "passed (plus this category's active period; its own clock if that row has left), or with "
+                     "that row; kept in the archive until its own start + both periods")
+        elif table.archived_with is not None:
             kind += f"; archived together with its `{table.archived_with.table}` row"
     else:
         kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]

@@ -294,8 +294,14 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
     # clock started today (a request closed this morning, zero active period) is due today
     # and tonight's run moves it - it is not overdue before a run could have moved it.
     started_before_today = is_due(root.start, Period(), today - timedelta(days=1), policy.zones)
+    if root.release is not None:
+        # Released by its parent's event: overdue once that event (plus the period) was
+        # reached before today, whatever its own start (it may have none).
+        started_before_today = root.due(category.active_period, today - timedelta(days=1), policy.zones)
     due = and_(root.due(category.active_period, today, policy.zones), started_before_today)
     on_hold = holds.held(root, "source", category.key)
+    if root.release is not None and holds.any:  # a held customer keeps its released invoices active
+        on_hold = or_(on_hold, dependants.held_through_parent(conn, policy, target, root, "source", holds))
     oldest, overdue, missing, held, legal = conn.execute(select(
         func.min(day).filter(root.ageable()),
         func.count().filter(and_(due, not_(on_hold))),
@@ -384,7 +390,7 @@ TEXT = {
         "chain_missing_certificates": "CERTIFICATS MANQUANTS : {m} passage(s) terminé(s) sans certificat de ce "
                                       "journal dans {dir} ni échec d'écriture consigné (le premier : {first}).",
         "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
-        "until_end": "jusqu'à",
+        "until_end": "jusqu'à", "from": "à compter de", "or": "ou",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
     },
     "en": {
@@ -447,7 +453,7 @@ TEXT = {
         "chain_missing_certificates": "CERTIFICATES MISSING: {m} finished run(s) with no certificate of this log "
                                       "in {dir} and no recorded failure to write it (the first: {first}).",
         "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
-        "until_end": "until",
+        "until_end": "until", "from": "from", "or": "or",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
     },
 }
@@ -483,15 +489,42 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
     for category in policy.categories.values():
         starts = ", ".join(sorted({table.start_event.describe() for table in category.tables}))
         counted = getattr(category.counted_from, lang) if category.counted_from else starts
-        active = (f"{t['until_end']} {counted}" if category.active_period.is_zero
-                  else f"{category.active_period.in_words(lang)}, {counted}")
+        parent_event = _parent_event_words(policy, category, lang)
+        active = (f"{t['until_end']} {parent_event or counted}" if category.active_period.is_zero
+                  else f"{category.active_period.in_words(lang)}, {parent_event or counted}")
         archive = category.archive_or_zero.in_words(lang) if category.has_archive else t["no_archive"]
+        if parent_event and category.has_archive:
+            # Released by the parent's event, it still ends on its own clock: its own start +
+            # the active period + the archive period ("10 years from the invoice date").
+            archive = f"{_whole_horizon(category).in_words(lang)} {t['from']} {counted}"
         basis = f"{category.archive_purpose} / {category.legal_basis}" if category.archive_purpose \
             else category.legal_basis
         rows.append((html.Raw(f"<code>{html.text(category.key)}</code>"), _label(category, lang),
                      html.Raw(f"{html.text(active)}<br><small><code>{html.text(starts)}</code></small>"),
                      archive, basis, t[category.end_action]))
     return html.table(t["schedule_cols"], rows)
+
+
+def _parent_event_words(policy: RetentionPolicy, category: Category, lang: str) -> str | None:
+    """For a category whose rows leave the active base on their parent's start event
+    (``archived_with.leaves_active: on_parent_event``): that event in the parent categories'
+    words ("the end of the relationship"), in policy order; None otherwise."""
+    parents = {t.archived_with.table for t in category.tables
+               if t.archived_with is not None and t.archived_with.on_parent_event}
+    if not parents:
+        return None
+    words = []
+    for other in policy.categories.values():
+        for table in other.tables:
+            if table.table in parents:
+                words.append(getattr(other.counted_from, lang) if other.counted_from
+                             else table.start_event.describe())
+    return f" {TEXT[lang]['or']} ".join(dict.fromkeys(words))
+
+
+def _whole_horizon(category: Category) -> Period:
+    active, archive = category.active_period, category.archive_or_zero
+    return Period(active.years + archive.years, active.months + archive.months, active.days + archive.days)
 
 
 def _volumes_section(report: DpoReport, lang: str) -> str:

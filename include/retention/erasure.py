@@ -123,12 +123,13 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
     present = locate_in(conn, trees, subject)
     on_hold = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side:
                                   holds.held(root, side, category))) if holds.any else {}
-    needed = _counts(locate_in(conn, trees, subject, restrict=_needed)) \
+    needed_by = _needed_by(_archived_dependants(conn, trees))
+    needed = _counts(locate_in(conn, trees, subject, restrict=needed_by)) \
         if any(root.dependants for _, root in trees) else {}
     # Rows held *or* needed, counted once: a row both held and needed explains one row, not two.
     explained = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side: or_(
-        holds.held(root, side, category), _needed(category, root, side)))) if on_hold or needed else {}
-    erasable = locate_in(conn, trees, subject, restrict=_erasable(holds))
+        holds.held(root, side, category), needed_by(category, root, side)))) if on_hold or needed else {}
+    erasable = locate_in(conn, trees, subject, restrict=_erasable(holds, needed_by))
     erased, deleted_keys = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
     late = _sweep_late_children(conn, erasable, deleted_keys)
     _check_no_late_dependant(conn, deleted_keys)
@@ -150,21 +151,41 @@ def _categories_for(policy: RetentionPolicy, request_type: str) -> list[str]:
     return chosen
 
 
-def _erasable(holds: HoldsInForce):
-    """Root rows that may go: not under a legal hold, and not needed by a kept row of another category."""
+def _erasable(holds: HoldsInForce, needed: Any):
+    """Root rows that may go: not under a legal hold, and not ``needed`` by a kept row of another category."""
     def restrict(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
-        needed = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
-        return and_(not_(holds.held(root, side, category)), *(not_(n) for n in needed))
+        return and_(not_(holds.held(root, side, category)), not_(needed(category, root, side)))
     return restrict
 
 
-def _needed(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
-    """Root rows a row of another category depends on (``archived_with``)."""
-    return or_(false(), *(_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants))
+def _archived_dependants(conn: Connection, trees: list[tuple[str, TableNode]]) -> set[int]:
+    """The retained dependants whose archive table exists, by ``id`` (nodes are not hashable)."""
+    return {id(dep.node) for _, root in trees for dep in root.dependants if archive_exists(conn, dep.node)}
+
+
+def _needed_by(archived: set[int]) -> Any:
+    """Root rows a row of another category depends on (``archived_with``): on the same side;
+    and, for an active row, also from that category's archive - a dependant released by its
+    parent's event (``on_parent_event``: an invoice in billing's archive while its customer is
+    still active) would otherwise be left pointing at a deleted customer."""
+    def needed(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+        parts = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
+        if side == "source":
+            parts += [_referenced_from_archive(dep.node, dep.foreign_key, root) for dep in root.dependants
+                      if id(dep.node) in archived]
+        return or_(false(), *parts)
+    return needed
 
 
 def _counts(found: list[Found]) -> dict[tuple[str, str, str], int]:
     return {(f.category, f.node.name, f.side): f.rows for f in found}
+
+
+def _referenced_from_archive(dependant: TableNode, foreign_key: list[str], parent: TableNode) -> ColumnElement[bool]:
+    """Active rows of ``parent`` that an archive row of ``dependant`` points at."""
+    table, parent_table = dependant.archive, parent.source
+    return exists().where(*(table.c[fk] == parent_table.c[pk]
+                            for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
 
 
 def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: str) -> ColumnElement[bool]:

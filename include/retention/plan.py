@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit, dependants
 from .batches import child_condition
-from .catalog import Dependant, TableNode, archive_exists
+from .catalog import Dependant, TableNode, archive_exists, key_of
 from .clock import retention_dates
 from .policy import TablePolicy
 from .holds import HoldsInForce, record_expiries
@@ -119,8 +119,8 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
-    held = dependants.held(holds, root, "source", category.key)
-    due = and_(overdue, *dependants.not_held(holds, root, "source", category.key))
+    held = dependants.held_released(conn, step.policy, step.target, root, "source", category.key, holds)
+    due = and_(overdue, *([not_(held)] if holds.any else []))
     active_rows, due_rows, held_due, missing, held_open = conn.execute(select(
         func.count().filter(root.scope),
         func.count().filter(due),
@@ -133,7 +133,7 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     if category.has_archive:
         due_for_archive = due_rows
         eol, archive_rows, held_end = _archive_end_of_life(conn, root, step, holds)
-        end_of_life = eol + _due_and_already_expired(conn, root, step, due)
+        end_of_life = eol + _due_and_already_expired(conn, root, step, due, holds)
         if archive_exists(conn, root):
             sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(conn, root, step, holds))
     else:
@@ -249,9 +249,15 @@ def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext
         now_rows, now_arriving = conn.execute(select(func.count().filter(arriving_ends), func.count().filter(arriving))
                                               .select_from(node.source)).one()
         in_archive = base = 0
-        if root_archived and archive_exists(conn, node):
+        if archive_exists(conn, node):
             parents = dependants.parents_of(conn, step.policy, step.target, node)
-            ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
+            # Under a parent in this category's archive, or arriving there tonight (an invoice
+            # released earlier by its customer's event, whose customer now leaves too).
+            ends = and_(node.expired(step.ctx.as_of), key_of(node.archive, dep.foreign_key).in_(
+                select(*(root.source.c[c] for c in root.key_columns)).where(due)),
+                *dependants.not_held_dependant(holds, node, "archive", category.key, parents))
+            if root_archived:
+                ends = or_(ends, dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents))
             in_archive, base = conn.execute(select(func.count().filter(ends),
                                                    func.count().filter(node.archive.c.anonymized == false()))
                                             .select_from(node.archive)).one()
@@ -262,26 +268,42 @@ def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext
     return out
 
 
-def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool]) -> int:
+def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool],
+                             holds: HoldsInForce) -> int:
     """Active rows so late that their archive period has also ended: purged the same run,
-    unless a dependant moving with them stays in the archive (within its own horizon)."""
+    unless a dependant stays in the archive (within its own horizon) - one moving with them
+    tonight, or one already there (released earlier by its parent's event)."""
     _, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
                                step.target.dialect, step.policy.zones)
+    keeps = [_keeps_when_moved(root, dep, step) for dep in root.dependants]
+    keeps += [_kept_from_the_archive(root, dep, step, holds) for dep in root.dependants
+              if archive_exists(conn, dep.node)]
     return conn.execute(select(func.count()).select_from(root.source).where(
-        due, until <= literal(step.ctx.as_of), *(~_keeps_when_moved(root, dep, step) for dep in root.dependants)
+        due, until <= literal(step.ctx.as_of), *(~keep for keep in keeps)
     )).scalar_one()
 
 
 def _keeps_when_moved(root: TableNode, dep: Dependant, step: StepContext) -> ColumnElement[bool]:
     """Active rows of ``root`` with a dependant that, moved with them tonight, stays in the
-    archive: its own horizon is after ``as_of``. (A held dependant holds its parent, which
-    is then not due at all.)"""
+    archive: its own horizon is after ``as_of``, or it has none (no start date: it cannot be
+    aged, so it stays, with its parent). (A held dependant holds its parent, which is then
+    not due at all.)"""
     node, category = dep.node, dep.category
     _, until = retention_dates(node.start, category.active_period, category.archive_or_zero,
                                step.target.dialect, step.policy.zones)
     return exists().where(*(node.source.c[fk] == root.source.c[pk]
                             for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
-                          until > literal(step.ctx.as_of))
+                          or_(until.is_(None), until > literal(step.ctx.as_of)))
+
+
+def _kept_from_the_archive(root: TableNode, dep: Dependant, step: StepContext,
+                           holds: HoldsInForce) -> ColumnElement[bool]:
+    """Active rows of ``root`` with a dependant already in the archive that stays there (a
+    released invoice of a customer still active): the customer, archived tonight, waits."""
+    archive = dep.node.archive
+    return exists().where(*(archive.c[fk] == root.source.c[pk]
+                            for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
+                          dependants.staying(dep, step.ctx.as_of, holds))
 
 
 def _descendant_conditions(node: TableNode, cond: ColumnElement[bool]) -> list[tuple[TableNode, ColumnElement[bool]]]:

@@ -82,7 +82,8 @@ def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
     count = conn.execute(select(func.count()).select_from(root.source).where(
-        due, *dependants.not_held(holds, root, "source", step.category.key))).scalar_one()
+        due, *dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key,
+                                           holds))).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
 
 
