@@ -8,10 +8,12 @@ refuses with an error naming the table and column instead of a wrong result.
   pointing at it, and with CASCADE the database would delete rows the policy did not choose,
   without archiving them. A table declared as its own descendant, or archived with itself,
   is refused at load. A clock read through rows of the same table works.
-- Polymorphic links (``parent_type`` + ``parent_id``): a child has no ``where``; declare
-  such a table a child through a real single-type foreign key.
-- Many-to-many link tables, and a child with two possible parents: a row goes with
-  whichever parent leaves first.
+- Polymorphic links (``parent_type`` + ``parent_id``): in a clock, a path step with a
+  ``where``; a child has no ``where``: declare such a table a child through a real
+  single-type foreign key.
+- Many-to-many link tables, and a child with two possible parents: declared under both, a
+  row goes with whichever parent leaves first, so it may keep only its keys in the archive
+  (no other archive column, no subject identifiers), refused at load otherwise.
 """
 
 from __future__ import annotations
