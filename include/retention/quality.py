@@ -94,7 +94,7 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
         for root in nodes:
             for node in root.walk_all():
                 results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
-            for related, column, defect in _related_clock_inputs(root):
+            for related, column, defect in _related_clock_inputs(root) + _released_parent_clock_inputs(root):
                 keys = [c.name for c in related.primary_key.columns]
                 checks = related_checks.setdefault(related.fullname, (related, {}))[1]
                 if defect and f"future {column}" not in checks:
@@ -209,6 +209,25 @@ def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
         if table_name is not None:
             related = next(t for t in reflected if t.name == table_name)
             inputs.append((related, column_name, defect and (table_name, column_name) not in planned))
+    return inputs
+
+
+def _released_parent_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
+    """The clock inputs of the parent categories of a dependant released by its parent's event
+    (``archived_with.leaves_active: on_parent_event``): its run moves rows by that clock, so it
+    checks those columns as the parent's own run does - the parent table's own and the related
+    ones (a contract line ending in 2999 would otherwise hold invoices back unseen)."""
+    if root.release is None:
+        return []
+    reflected = list(root.source.metadata.tables.values())
+    inputs = []
+    for clock in root.release.clocks:
+        event = clock.policy.start_event
+        defect, planned = event.when_missing == "defect", planned_inputs(event)
+        for table_name, column_name in clock_inputs(event):
+            name = table_name or clock.policy.table
+            related = next(t for t in reflected if t.name == name)
+            inputs.append((related, column_name, defect and (name, column_name) not in planned))
     return inputs
 
 

@@ -589,6 +589,13 @@ def _dependant_groups(conn: Connection, target: Target, policy: RetentionPolicy,
             if root.side == "archive":
                 rows = and_(rows, dep.node.archive.c.anonymized == false())
             links.setdefault((dep.category.key, dep.node.name), []).append((dep, root.side, rows))
+            if root.side == "source" and archive_exists(conn, dep.node):
+                # Released by its parent's event (``on_parent_event``): an invoice already in
+                # billing's archive while its customer is still active.
+                parents = select(*(root.node.source.c[c] for c in root.node.key_columns)).where(root.where)
+                archived = and_(key_of(dep.node.archive, dep.foreign_key).in_(parents),
+                                dep.node.archive.c.anonymized == false())
+                links[(dep.category.key, dep.node.name)].append((dep, "archive", archived))
     groups: dict[str, list[Found]] = {}
     for (category, _), linked in links.items():
         first = linked[0][0]
