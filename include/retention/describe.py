@@ -8,6 +8,7 @@ keeps them, what happens at the end, and which tables are involved.
 from __future__ import annotations
 
 from .catalog import identifier_columns
+from .periods import Period
 from .policy import Category, RetentionPolicy, TablePolicy, TableBase
 
 
@@ -50,6 +51,17 @@ def schedule_sentence(category: Category) -> str:
     active = (f"kept active {category.active_period.in_words()} from `{starts}`"
               if not category.active_period.is_zero else f"kept active until `{starts}` is set")
     end = "deleted" if category.end_action == "delete" else "anonymised"
+    parents = sorted({t.archived_with.table for t in category.tables
+                      if t.archived_with is not None and t.archived_with.on_parent_event})
+    if parents and category.has_archive:
+        # Released by the parent's event, ended by its own clock (``archived_with.leaves_active``).
+        event = f"the start event of its {', '.join(f'`{p}`' for p in parents)} row"
+        active = (f"kept active until {event}" if category.active_period.is_zero
+                  else f"kept active {category.active_period.in_words()} from {event}")
+        whole = Period(category.active_period.years + category.archive_or_zero.years,
+                       category.active_period.months + category.archive_or_zero.months,
+                       category.active_period.days + category.archive_or_zero.days)
+        return f"{active}, then in the archive until {whole.in_words()} from `{starts}`, then {end}."
     if category.has_archive:
         return f"{active}, then {category.archive_or_zero.in_words()} in the archive, then {end}."
     return f"{active}, then {end} (no archive)."

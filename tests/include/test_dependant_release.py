@@ -436,6 +436,8 @@ def test_the_dag_doc_says_when_an_invoice_leaves():
     policy = parse_policy(release_policy())
     doc = category_doc(policy, policy.categories["billing"])
     assert "leaves the active base when the start event of its `partners` row has passed" in doc
+    assert ("kept active until the start event of its `partners` row, then in the archive until 10 years from "
+            "`invoice_date`, then deleted.") in doc
 
 
 # --- Erasure ---------------------------------------------------------------------------------
