@@ -1,7 +1,7 @@
 """One run of every category reaches the schedule, whatever the order of the categories.
 
-For every policy the project ships - the demo's, the ERP schema's and the Odoo example -
-every category runs once for day D, through the steps the DAG tasks call (pre-archive gate,
+For every policy the project ships - the demo's, the ERP schema's, the Odoo and the Dolibarr
+examples - every category runs once for day D, through the steps the DAG tasks call (pre-archive gate,
 plan, approval, archive, purge, post-run gate, summary), in each order of a retained
 dependant's category and its parents' categories. Then every seeded row must be where the
 schedule says it is on D, and a second run of everything for D must change nothing.
@@ -27,11 +27,14 @@ dependant first on one backend and last on the other, swapped between its two te
 each backend sees both, after one night and after an earlier one; the Odoo crons' own order
 on both, and after an earlier night on PostgreSQL only (the only database Odoo runs on; the
 ERP's cases cover an earlier night on SQLite); the demo in policy order on SQLite, reversed on
-PostgreSQL.
+PostgreSQL; Dolibarr's crons' order on SQLite, its reverse on PostgreSQL. The Dolibarr rows'
+places are not computed here but written by hand (``dolibarr_world.EXPECTED``): invoices
+released when the relationship ends and per-line contract ends are outside this model.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -41,6 +44,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import MetaData, Table, insert, inspect, select
 
+from dolibarr_world import EXPECTED as DOLIBARR_EXPECTED
+from dolibarr_world import actual_states, dolibarr_policy, expected_state
+from dolibarr_world import seed as dolibarr_seed
 from engine_helpers import run_whole
 from include.retention.audit import RunContext, audit_table, events
 from include.retention.holds import NewHold, add_hold
@@ -101,9 +107,11 @@ Place = tuple[str, str] | None  # ("active", table), ("archive", archive table),
 
 
 def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: date,
-                    free: list[Row] = ()) -> dict[tuple[str, int], Place]:
+                    free: list[Row] = (), released: bool = False) -> dict[tuple[str, int], Place]:
     """Where every row must be on ``as_of`` after one run of every category (see the module
-    docstring). ``free``: rows outside any governed tree (they stay active)."""
+    docstring). ``free``: rows outside any governed tree (they stay active). ``released``: the
+    dependants leave the active base on their parent's start event (``leaves_active:
+    on_parent_event``) - see ``_released_dependants``."""
     places: dict[tuple[str, int], Place] = {}
 
     def put(row: Row, place: Place) -> None:
@@ -122,6 +130,9 @@ def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: dat
         if not due or root.held or any(d.held for d in root.dependants):
             for row in everything:
                 put(row, (ACTIVE, ""))
+            if released:
+                for dep, place in _released_dependants(root, schedule, schedules, as_of):
+                    put(dep, place)
             continue
         kept_dependant = False
         for dep in root.dependants:
@@ -136,6 +147,24 @@ def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: dat
         else:
             put(root, ("archive", schedule.archive_tables))
     return places
+
+
+def _released_dependants(root: Row, schedule: Schedule | None, schedules: dict[str, Schedule],
+                         as_of: date) -> list[tuple[Row, Place]]:
+    """Dependants of a root that stays active, which leave all the same on its start event
+    (the end of the relationship) plus their own active period: unless the root is held,
+    ongoing or has no start, or they are held themselves. Their horizon is their own (an
+    undated one cannot be aged: it stays in the archive)."""
+    if schedule is None or root.held or root.ongoing or root.start is None:
+        return []
+    out: list[tuple[Row, Place]] = []
+    for dep in root.dependants:
+        dep_schedule = schedules[dep.category]
+        if dep.held or not dep_schedule.due(root.start, as_of):
+            continue
+        gone = dep.start is not None and dep_schedule.horizon_reached(dep.start, as_of)
+        out.append((dep, GONE if gone else ("archive", dep_schedule.archive_tables)))
+    return out
 
 
 # --- Where the rows are -----------------------------------------------------------------
@@ -346,6 +375,25 @@ def test_erp_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(er
     assert_second_run_changes_nothing(target, policy, order)
 
 
+def _erp_released_policy() -> RetentionPolicy:
+    data = copy.deepcopy(ERP_POLICY)
+    data["categories"]["billing"]["tables"][0]["archived_with"]["leaves_active"] = "on_parent_event"
+    return parse_policy(data)
+
+
+@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 1, "postgresql": 0}),
+                         indirect=["target_url"])
+def test_erp_invoices_released_when_the_relationship_ends_reach_the_schedule_in_any_order(erp, order):
+    """The same backlog with ``leaves_active: on_parent_event``: invoices of customers still
+    active leave once the relationship has ended, on their own horizon."""
+    target, _ = erp
+    policy = _erp_released_policy()
+    run_everything(target, policy, order, AS_OF, "first")
+    roots, free = _erp_rows()
+    assert_places(target, "erp", expected_places(roots, ERP_SCHEDULES, AS_OF, free, released=True), ERP_SCHEDULES)
+    assert_second_run_changes_nothing(target, policy, order)
+
+
 # --- The Odoo example (examples/odoo) ---------------------------------------------------------
 
 def _odoo_schedule(prefix: str) -> Schedule:
@@ -552,3 +600,23 @@ def test_the_model_destroys_a_dependant_past_its_horizon_and_releases_its_parent
                                                            ("i", 2): ("archive", "ai")}
     parent.dependants[1].held = True
     assert set(expected_places([parent], schedules, AS_OF).values()) == {("active", "")}
+
+
+# --- The Dolibarr example (examples/dolibarr) -------------------------------------------------
+# Where every row must be is written by hand in dolibarr_world.EXPECTED (on_parent_event
+# releases and per-line ends are outside this file's model); each order must reach it.
+
+DOLIBARR_ORDERS = list(itertools.permutations(("prospection", "customer_relationship", "billing")))
+
+
+@pytest.mark.parametrize(("target_url", "order"), backend_orders(DOLIBARR_ORDERS, {"sqlite": 0, "postgresql": 5}),
+                         indirect=["target_url"])
+def test_dolibarr_one_run_of_every_category_reaches_the_schedule_in_any_order(target, order):
+    dolibarr_seed(target)
+    policy = dolibarr_policy()
+    run_everything(target, policy, order, AS_OF, "first")
+    states = actual_states(target)
+    wrong = {k: {"expected": expected_state(k), "actual": states[k]} for k in DOLIBARR_EXPECTED
+             if states[k] != expected_state(k)}
+    assert not wrong, f"{len(wrong)} row(s) not where the schedule says: {wrong}"
+    assert_second_run_changes_nothing(target, policy, order)
