@@ -125,3 +125,37 @@ def test_an_invoice_without_a_date_goes_to_the_archive_with_its_customer_and_the
     assert expected["invoices"][(11,)] == Place(ARCHIVE, "invoices", None, None)
     assert expected["partners"][(1,)] == Place(ARCHIVE, "customer_partners", date(2016, 3, 1), date(2024, 3, 1))
     check_world(targets, w)
+
+
+def counter_sales_beside_a_held_prospect() -> dict[str, list[dict[str, Any]]]:
+    """Prospect 9 (under a legal hold) with one invoice; invoices 1 and 2 are counter sales
+    (no customer: ``partner_id`` NULL). Invoice 1 (2017-03-01) is past its whole horizon on
+    2027-04-01 (+ P1M + P10Y); invoice 2 (2026-01-01) is past its active period only."""
+    return {
+        "partners": [{**PARTNER, "partner_id": 9, "is_prospect": True, "customer_rank": 0,
+                      "created_at": datetime(2026, 3, 1)}],
+        "invoices": [{"invoice_id": 1, "partner_id": None, "number": "C-1", "invoice_date": date(2017, 3, 1)},
+                     {"invoice_id": 2, "partner_id": None, "number": "C-2", "invoice_date": date(2026, 1, 1)},
+                     {"invoice_id": 90, "partner_id": 9, "number": "F-90", "invoice_date": date(2026, 1, 1)}],
+    }
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "engine bug (issue 16, found by the oracle): dependants.held_by_parent tests the dependant's link with "
+    "`link IN (held parents' keys)`, NULL for a NULL link, so NOT(held) is NULL and a counter sale with no "
+    "customer counts as held whenever any parent row is held: it never leaves the active base "
+    "(on_parent_event) or is never destroyed (with_parent)"))
+@pytest.mark.parametrize("leaves_active", ["on_parent_event", "with_parent"])
+def test_a_hold_on_one_customer_does_not_keep_invoices_that_have_no_customer(targets, leaves_active):
+    """The spec: records under a hold are not destroyed; a counter sale is about nobody the
+    hold names. Expected on 2027-04-01: invoice 1 destroyed (past its horizon), invoice 2 in
+    the archive until 2036-02-01, invoice 90 (its prospect is held) active."""
+    knobs = PolicyKnobs(billing_active="P1M", invoices_leave=leaves_active)
+    w = world([(date(2027, 4, 1), CATEGORIES)], knobs, **counter_sales_beside_a_held_prospect())
+    w.holds = Holds(rows={"partners": frozenset({(9,)})})
+    oracle = Oracle(w.policy, stored_rows(w.rows, False), w.holds)
+    state = oracle.run(oracle.initial_state(), date(2027, 4, 1))
+    assert state["invoices"][(1,)] == Place(DESTROYED)
+    assert state["invoices"][(2,)] == Place(ARCHIVE, "invoices", date(2026, 1, 1), date(2036, 2, 1))
+    assert state["invoices"][(90,)] == Place(ACTIVE)
+    check_world(targets, w)
