@@ -18,6 +18,7 @@ from dolibarr_world import (
     DEFECTS,
     EXPECTED,
     RETENTION,
+    UNDATED_IN_ARCHIVE,
     actual_states,
     dolibarr_policy,
     expected_state,
@@ -98,6 +99,10 @@ def test_dolibarr_rows_without_a_start_date_are_reported(dolibarr_run):
                   for e in events(conn, audit_table("archive", policy.audit_table), run_id=run_id)]
     found = {(e["category"], e["table_name"]): e["row_count"] for e in logged if e["action"] == "quality_finding"}
     assert found == DEFECTS
+    undated = {(e["category"], e["table_name"]): e["row_count"] for e in logged
+               if e["action"] == "validation" and e["details"]["expectation"] == "archive_rows_have_a_start_date"
+               and not e["details"]["success"]}
+    assert undated == UNDATED_IN_ARCHIVE
 
 
 def test_a_second_dolibarr_run_changes_nothing(dolibarr_run):
