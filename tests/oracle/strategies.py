@@ -1,7 +1,7 @@
 """Hypothesis strategies: a policy, run dates, and rows whose dates sit on the boundaries.
 
 Dates are aimed at each horizon that matters (the active period and the whole horizon, on
-each run date): the last due day, the day before and the day after; plus 29 February and
+each run date, and for contract lines the day their customer's invoices leave): the last due day, the day before and the day after; plus 29 February and
 its neighbours, the days Paris changes clocks, and anything in a 15-year backlog. Times
 of day are midnight, a microsecond after, noon, 23:59 and a microsecond before midnight
 (wall clock); for columns with a time zone, half an hour either side of Paris midnight and
@@ -10,7 +10,7 @@ of day are midnight, a microsecond after, noon, 23:59 and a microsecond before m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -31,6 +31,14 @@ DST_DAYS = [date(2019, 3, 31), date(2019, 10, 27), date(2021, 3, 28), date(2021,
             date(2023, 10, 29), date(2024, 3, 31), date(2024, 10, 27), date(2025, 3, 30), date(2025, 10, 26)]
 NAIVE_TIMES = [time(0, 0), time(0, 0, 0, 1), time(12, 0), time(23, 59), time(23, 59, 59, 999999)]
 AWARE_TIMES = NAIVE_TIMES + [time(0, 30), time(23, 30), time(2, 30)]
+
+
+# An engine bug the oracle found: a hold on any partner (or on one of its interactions) keeps
+# every invoice with no customer (a NULL archived_with link) - see
+# test_oracle_regressions.py::test_a_hold_on_one_customer_does_not_keep_invoices_that_have_no_customer
+# (xfail, strict). Until it is fixed, an example with such a hold has no counter sales; set this
+# to True with the fix (and remove that xfail mark), so that the property tests draw both again.
+COUNTER_SALES_BESIDE_HELD_PARTNERS = False
 
 
 @dataclass
@@ -65,7 +73,29 @@ def knobs() -> st.SearchStrategy[PolicyKnobs]:
         tracking_active=st.sampled_from(["P13M", "P6M"]),
         tracking_clock=st.sampled_from(["column", "earliest"]),
         customers_first=st.booleans(),
+        line_end=st.sampled_from(["end_date", "first_non_null", "first_non_null"]),
+        signed_only=st.booleans(),
+        billing_active=st.sampled_from(["P0D", "P0D", "P1M", "P4Y"]),
+        invoices_leave=st.sampled_from(["with_parent", "on_parent_event"]),
     )
+
+
+@st.composite
+def contract_line(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]]) -> tuple[date | None, date | None]:
+    """``(planned end, closing date)``: a line with only a planned end (expired or not), one
+    closed early (before a planned end that may be years away), one closed after its planned
+    end, one closed with no planned end, or an open-ended one (neither date)."""
+    kind = draw(st.sampled_from(["planned", "planned", "closed_early", "closed_early", "closed_late",
+                                 "closed_only", "open"]))
+    if kind == "open":
+        return None, None
+    day = draw(day_near(run_days, horizons))
+    if kind == "planned":
+        return day, None
+    if kind == "closed_only":
+        return None, day
+    gap = timedelta(days=draw(st.sampled_from([1, 30, 365, 3 * 365 + 1])))
+    return (day + gap, day) if kind == "closed_early" else (day - gap, day)
 
 
 @st.composite
@@ -111,11 +141,13 @@ def legal_holds(draw: Any, rows: dict[str, list[dict[str, Any]]]) -> Holds:
 
 @st.composite
 def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: int = 0,
-           dateless_invoices: bool = True) -> World:
+           dateless_invoices: bool = True, **fixed_knobs: Any) -> World:
     """``dateless_invoices``: some invoices have no date (a defect: they leave the active base
-    with their customer, undated, and keep it in the archive). ``gap``: a second night 3 years after the first (None: either). ``nightly_for``: that
-    many more nights after the first, each 1 day, 1 month, 1 year or 3 years after the last."""
-    k = draw(knobs())
+    with their customer, undated, and keep it in the archive). ``gap``: a second night 3 years
+    after the first (None: either). ``nightly_for``: that many more nights after the first,
+    each 1 day, 1 month, 1 year or 3 years after the last. ``fixed_knobs``: ``PolicyKnobs``
+    fields given instead of drawn (``invoices_leave="on_parent_event"``)."""
+    k = replace(draw(knobs()), **fixed_knobs)
     policy = build_policy(k)
     c = policy.categories
     first = draw(st.sampled_from(RUN_DAYS))
@@ -131,6 +163,8 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
         return [(cat.active_period,), (cat.active_period, cat.archive_or_zero)]
 
     prospect_h, customer_h, billing_h = horizons("prospection"), horizons("customer_relationship"), horizons("billing")
+    # A relationship's end also matters where its invoices leave (end + billing's active period).
+    line_h = customer_h + [(c["billing"].active_period,)]
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
         "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
         "requests", "visits", "visit_hits")}
@@ -151,10 +185,12 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
                                                   "file_name": f"scan-{iid}-{f}.pdf"})
         for n in range(draw(st.integers(0, 2))):
             cid = pid * 10 + n
-            rows["contracts"].append({"contract_id": cid, "partner_id": pid})
+            rows["contracts"].append({"contract_id": cid, "partner_id": pid,
+                                      "status": draw(st.sampled_from(["signed", "signed", "draft", None]))})
             for line in range(draw(st.integers(1, 2))):
-                end = None if draw(st.integers(0, 4)) == 0 else draw(day_near(run_days, customer_h))
-                rows["contract_lines"].append({"line_id": cid * 10 + line, "contract_id": cid, "end_date": end})
+                planned, closed = draw(contract_line(run_days, line_h))
+                rows["contract_lines"].append({"line_id": cid * 10 + line, "contract_id": cid, "end_date": planned,
+                                               "closed_on": closed})
         for n in range(draw(st.integers(0, 2))):
             inv = pid * 10 + n
             day = None if dateless_invoices and draw(st.integers(0, 9)) == 0 else draw(day_near(run_days, draw(st.sampled_from(
@@ -163,6 +199,11 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
                                      "invoice_date": day})
             for line in range(draw(st.integers(0, 1))):
                 rows["invoice_lines"].append({"line_id": inv * 10 + line, "invoice_id": inv, "amount": 100})
+    # Counter sales: invoices with no customer (they follow their own clock when they leave
+    # on their parent's event; with their parent, nothing ever carries them).
+    for inv in range(1, draw(st.integers(0, 2)) + 1):
+        rows["invoices"].append({"invoice_id": inv, "partner_id": None, "number": f"C-{inv}",
+                                 "invoice_date": draw(day_near(run_days, billing_h))})
     for rid in range(1, draw(st.integers(0, 5)) + 1):
         rows["requests"].append({"request_id": rid, "kind": "erasure",
                                  "closed_at": draw(stamp(run_days, horizons("rights_requests"), aware=True))})
@@ -174,6 +215,12 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
                 stamp(run_days, horizons("navigation_tracking"), aware=True))})
     chosen_holds = draw(legal_holds(rows)) if holds else Holds()
     later = draw(legal_holds(rows)) if holds and with_gap else Holds()
+    if not COUNTER_SALES_BESIDE_HELD_PARTNERS and any(
+            h.rows.get(t) for h in (chosen_holds, later) for t in ("partners", "interactions")):
+        counter_sales = {(r["invoice_id"],) for r in rows["invoices"] if r["partner_id"] is None}
+        rows["invoices"] = [r for r in rows["invoices"] if r["partner_id"] is not None]
+        chosen_holds, later = (Holds(h.categories, {t: keys - counter_sales if t == "invoices" else keys
+                                                   for t, keys in h.rows.items()}) for h in (chosen_holds, later))
     return World(k, policy, nights, rows, chosen_holds, later)
 
 

@@ -30,6 +30,16 @@ def test_one_night_on_a_15_year_backlog_puts_every_row_where_the_schedule_says(t
     check_world(targets, world)
 
 
+@given(world=worlds(gap=None, invoices_leave="on_parent_event", line_end="first_non_null"))
+def test_invoices_leave_the_active_base_when_the_relationship_ends_and_stay_until_their_own_horizon(
+        targets: Targets, world: World) -> None:
+    """Issue 16: the customer's relationship ends at the latest line end (closing date, else
+    planned end); its invoices leave the active base then (``leaves_active: on_parent_event``)
+    with their own dates, are destroyed that night when past their own horizon, and keep the
+    customer in the archive. The other tests draw this mode too, half the time."""
+    check_world(targets, world)
+
+
 @pytest.mark.parametrize("target_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.deep)],
                          indirect=True)
 @given(world=worlds(gap=True))
