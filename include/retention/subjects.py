@@ -244,27 +244,54 @@ def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Sub
     return [f for f in found if f.rows]
 
 
+# Per side: the rows of a table in one category's tree (``_domain``), or the subject's rows there.
+_Sides = dict[str, ColumnElement[bool]]
+
+
 def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subject,
-                 parent: tuple[TableNode, dict[str, ColumnElement[bool]]] | None, depth: int,
+                 parent: tuple[TableNode, _Sides, _Sides] | None, depth: int,
                  restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None) -> list[Found]:
+    """The subject's rows of ``node`` and of its children, per side, in ``category``'s tree.
+
+    ``parent``: the parent node, its rows in this category (per side) and the subject's rows
+    among them. A child's row is the subject's when it is linked to one of those, or when it
+    holds one of their identifiers itself - and then only under a parent row of this
+    category: a table shared by several categories (partners, scoped prospect or customer)
+    has the same children in each tree, and a contact's active row belongs to the category
+    whose effective scope holds its company's row, at every depth. Found by its own
+    identifiers, a child row also answers to ``restrict`` itself (a legal hold on that row,
+    or on the person): its parent's restriction only reaches the rows linked to it."""
     sides = ("source", "archive") if archive_exists(conn, node) else ("source",)
-    matches: dict[str, ColumnElement[bool]] = {}
+    domain: _Sides = {}
+    matches: _Sides = {}
     found: list[Found] = []
     for side in sides:
         table = getattr(node, side)
-        own = _matches(node, table, subject)
-        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
-            if parent and side in parent[1] else []
-        match = or_(*own, *inherited) if own or inherited else false()
-        # A table shared between categories: only this category's rows.
-        matches[side] = and_(node.scope, match) if side == "source" and parent is None else match
+        domain[side] = _domain(node, side, parent)
+        own = [and_(domain[side], hit) for hit in _matches(node, table, subject)]
+        if own and restrict is not None and parent is not None:
+            own = [and_(own[0], restrict(category, node, side))]
+        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[2][side])] \
+            if parent and side in parent[2] else []
+        matches[side] = or_(*own, *inherited) if own or inherited else false()
         if restrict is not None and parent is None:
             matches[side] = and_(matches[side], restrict(category, node, side))
         rows = conn.execute(select(func.count()).select_from(table).where(matches[side])).scalar_one()
         found.append(Found(category, node, side, matches[side], rows, depth))
     for child in node.children:
-        found += _locate_node(conn, category, child, subject, (node, matches), depth + 1, restrict)
+        found += _locate_node(conn, category, child, subject, (node, domain, matches), depth + 1, restrict)
     return found
+
+
+def _domain(node: TableNode, side: str, parent: tuple[TableNode, _Sides, _Sides] | None) -> ColumnElement[bool]:
+    """The rows of ``node`` that are this category's: in the active base, a root's rows in its
+    effective scope and the children of this category's parent rows, at every depth; in the
+    archive, every row (each category archives a shared table into its own archive table)."""
+    if side == "archive":
+        return true()
+    if parent is None:
+        return node.scope  # a table shared between categories: only this category's rows
+    return linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])
 
 
 # Identifiers that may be shared by several people (a household's or a switchboard's phone).

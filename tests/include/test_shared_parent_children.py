@@ -1,0 +1,193 @@
+"""A child table with its own subject identifiers under a root table several categories share.
+
+Dolibarr's shape: third parties (``partners``) serve prospects and customers through scopes
+(``client``: 1 customer, 2 prospect, 3 both - customers win by precedence, 0 neither), and
+their contacts (``people``, with an e-mail) are declared under both categories, with the
+contact's consents (``consents``, with an e-mail too) under them. A contact's active row
+belongs to the category whose effective scope holds its company's row - at every depth -
+so a request finds it once: erased once, exported once, kept once by a hold. In the archive
+each category has its own tables, so a row archived by one category is found there only.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table, insert, text
+
+from crm_helpers import KEY
+from engine_helpers import PARIS, ids, run_category, schema_metadata
+from include.retention.audit import RunContext
+from include.retention.erasure import erase
+from include.retention.export import EXPORTS_ENV_VAR, export_subject
+from include.retention.holds import NewHold, add_hold
+from include.retention.policy import RetentionPolicy, parse_policy
+from include.retention.subjects import Subject
+
+AS_OF = date(2026, 11, 26)
+SCHEMA = "shared_parent"
+CUSTOMER, PROSPECT, BOTH, NEITHER = 1, 2, 3, 0
+
+# partner_id: (client, last contact day). Partner 1, a prospect last contacted in 2021, is
+# due for prospects' archive (P3Y); the others are recent.
+PARTNERS = {1: (PROSPECT, date(2021, 1, 1)), 2: (CUSTOMER, date(2026, 1, 1)), 3: (BOTH, date(2026, 1, 1)),
+            4: (NEITHER, date(2026, 1, 1))}
+# person_id: (partner_id, e-mail); each contact has one consent row, consent_id = person_id + 10.
+PEOPLE = {11: (1, "paul@prospect.example"), 12: (2, "jeanne@client.example"), 13: (3, "marie@both.example"),
+          14: (4, "luc@supplier.example")}
+
+
+def _create(target) -> None:
+    md, prefix = schema_metadata(target, SCHEMA)
+    partners = Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("client", Integer),
+                     Column("last_contact_at", DateTime(timezone=True)))
+    people = Table("people", md, Column("person_id", Integer, primary_key=True),
+                   Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
+                   Column("email", String(120)))
+    consents = Table("consents", md, Column("consent_id", Integer, primary_key=True),
+                     Column("person_id", Integer, ForeignKey(prefix + "people.person_id")),
+                     Column("email", String(120)))
+    md.create_all(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(partners), [{"partner_id": p, "client": c, "last_contact_at": _at(day)}
+                                        for p, (c, day) in PARTNERS.items()])
+        conn.execute(insert(people), [{"person_id": p, "partner_id": partner, "email": email}
+                                      for p, (partner, email) in PEOPLE.items()])
+        conn.execute(insert(consents), [{"consent_id": p + 10, "person_id": p, "email": email}
+                                        for p, (_, email) in PEOPLE.items()])
+        if not target.is_sqlite:  # keyed hashes in SQL (subject holds) use pgcrypto there
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgcrypto"))
+
+
+def _at(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 10, tzinfo=PARIS)
+
+
+def _partners(kind: str, clients: list[int]) -> dict[str, Any]:
+    return {"table": "partners", "archive_table": f"{kind}_partners", "primary_key": "partner_id",
+            "archive_columns": ["client"], "scope": {"column": "client", "in": clients},
+            "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+            "children": [{"table": "people", "archive_table": f"{kind}_people", "primary_key": "person_id",
+                          "foreign_key": "partner_id", "archive_columns": ["email"],
+                          "subject_identifiers": {"email": ["email"]},
+                          "children": [{"table": "consents", "archive_table": f"{kind}_consents",
+                                        "primary_key": "consent_id", "foreign_key": "person_id",
+                                        "archive_columns": ["email"],
+                                        "subject_identifiers": {"email": ["email"]}}]}]}
+
+
+def _category(kind: str, clients: list[int]) -> dict[str, Any]:
+    return {"label": {"fr": kind, "en": kind}, "legal_basis": "Intérêt légitime", "archive_purpose": "Probatoire",
+            "schedule": "0 2 * * *", "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
+            "tables": [_partners(kind, clients)]}
+
+
+def _policy() -> RetentionPolicy:
+    return parse_policy({"version": "shared-1", "source_schema": SCHEMA, "archive_schema": "archive",
+                         "precedence": ["customers", "prospects"],
+                         "categories": {"prospects": _category("prospect", [PROSPECT, BOTH]),
+                                        "customers": _category("customer", [CUSTOMER, BOTH])}},
+                        source="shared.yaml")
+
+
+def _erase(target, policy: RetentionPolicy, email: str) -> dict[tuple[str, str, bool], tuple[int, int, str | None]]:
+    """The erasure's outcome per (category, table, archive): (found, erased, kept because)."""
+    result = erase(target, policy, Subject.of({"email": email}), KEY,
+                   RunContext("manual__erasure-1", "subject_request", AS_OF, "test"))
+    return {(t.category, t.table, t.archive): (t.found, t.erased, t.kept_because) for t in result.tables}
+
+
+def _ids(target, table: str, archive: bool = False) -> list[int]:
+    return ids(target, table, archive=archive, schema=SCHEMA)
+
+
+@pytest.fixture
+def shared(target):
+    _create(target)
+    return target
+
+
+def test_erasing_a_customers_contact_erases_its_rows_once_under_customers(shared):
+    outcome = _erase(shared, _policy(), "jeanne@client.example")
+
+    assert outcome == {("customers", "people", False): (1, 1, None),
+                       ("customers", "consents", False): (1, 1, None)}
+    assert _ids(shared, "people") == [11, 13, 14]
+    assert _ids(shared, "consents") == [21, 23, 24]
+    assert _ids(shared, "partners") == [1, 2, 3, 4]
+
+
+def test_a_contact_of_a_company_both_prospect_and_customer_is_erased_under_customers_only(shared):
+    outcome = _erase(shared, _policy(), "marie@both.example")
+
+    assert outcome == {("customers", "people", False): (1, 1, None),
+                       ("customers", "consents", False): (1, 1, None)}
+    assert _ids(shared, "people") == [11, 12, 14]
+
+
+def test_a_prospects_contact_is_erased_under_prospects_only(shared):
+    outcome = _erase(shared, _policy(), "paul@prospect.example")
+
+    assert outcome == {("prospects", "people", False): (1, 1, None),
+                       ("prospects", "consents", False): (1, 1, None)}
+    assert _ids(shared, "people") == [12, 13, 14]
+
+
+def test_an_archived_contact_is_found_once_in_its_own_categorys_archive(shared):
+    policy = _policy()
+    run_category(shared, policy, category="prospects", run_id="run-prospects")
+    run_category(shared, policy, category="customers", run_id="run-customers")
+    assert _ids(shared, "prospect_people", archive=True) == [11]
+
+    outcome = _erase(shared, policy, "paul@prospect.example")
+
+    assert outcome == {("prospects", "people", True): (1, 1, None),
+                       ("prospects", "consents", True): (1, 1, None)}
+    assert _ids(shared, "prospect_people", archive=True) == []
+    assert _ids(shared, "prospect_consents", archive=True) == []
+
+
+def test_an_access_export_lists_a_contact_once_under_its_companys_category(shared, tmp_path, monkeypatch):
+    monkeypatch.setenv(EXPORTS_ENV_VAR, str(tmp_path))
+    with shared.read() as conn:
+        path, counts = export_subject(conn, shared, _policy(), Subject.of({"email": "jeanne@client.example"}),
+                                      "ACC-2026-1", "access")
+
+    assert counts == {"customers.people.active": 1, "customers.consents.active": 1}
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("subject.json"))
+    assert [c["category"] for c in document["categories"]] == ["customers"]
+    assert [row["person_id"] for row in document["data"]["customers"]["people"]["active"]] == [12]
+
+
+def _hold(target, policy: RetentionPolicy, **fields: Any) -> None:
+    add_hold(target, policy, NewHold(reference="LIT-2026-7", reason="Litige", created_by="dpo@example.fr", **fields),
+             KEY, RunContext("manual__hold-1", "legal_hold", AS_OF, "test"), AS_OF)
+
+
+def test_a_contact_under_a_legal_hold_on_the_person_is_kept_once_by_the_hold(shared):
+    policy = _policy()
+    _hold(shared, policy, scope="subject", subject=Subject.of({"email": "jeanne@client.example"}))
+
+    outcome = _erase(shared, policy, "jeanne@client.example")
+
+    assert {where: (found, erased) for where, (found, erased, _) in outcome.items()} == {
+        ("customers", "people", False): (1, 0), ("customers", "consents", False): (1, 0)}
+    assert all(why.startswith("legal hold") for _, _, why in outcome.values())
+    assert _ids(shared, "people") == [11, 12, 13, 14]
+    assert _ids(shared, "consents") == [21, 22, 23, 24]
+
+
+def test_a_contact_row_under_a_legal_hold_is_kept_by_the_hold(shared):
+    policy = _policy()
+    _hold(shared, policy, scope="rows", table="people", keys=[12])
+
+    outcome = _erase(shared, policy, "jeanne@client.example")
+
+    assert outcome[("customers", "people", False)][:2] == (1, 0)
+    assert _ids(shared, "people") == [11, 12, 13, 14]
+    assert outcome[("customers", "consents", False)][0] == 1  # found once (erased: no hold reaches it)
