@@ -216,8 +216,11 @@ def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: S
 
     The policy's identifiers are checked against the live database first (``open_category``).
     Matching is set-based SQL on normalised values: case and spaces of e-mails, separators
-    and national form of phone numbers do not matter. ``restrict(category, root, side)`` narrows the
-    root rows (and so their children): erasure uses it to spare rows it must keep.
+    and national form of phone numbers do not matter. ``restrict(category, node, side)`` narrows the
+    root rows (and so the children linked to them), and the child rows found by their own
+    identifiers: erasure uses it to spare rows it must keep (held, or needed by another category).
+    A child's row is found in the category whose tree holds its parent row (``_locate_node``):
+    a child whose parent row no category's scope holds, or with no parent row, is found by none.
     ``categories`` limits the search (default: every category).
     """
     return locate_in(conn, open_trees(conn, target, policy, subject, categories), subject, restrict)

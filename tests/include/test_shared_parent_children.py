@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table, insert, text
 
 from crm_helpers import KEY
+from dolibarr_world import CONTACTS, SCHEMA as DOLIBARR_SCHEMA, dolibarr_policy, seed
 from engine_helpers import PARIS, ids, run_category, schema_metadata
 from include.retention.audit import RunContext
 from include.retention.erasure import erase
@@ -191,3 +192,19 @@ def test_a_contact_row_under_a_legal_hold_is_kept_by_the_hold(shared):
     assert outcome[("customers", "people", False)][:2] == (1, 0)
     assert _ids(shared, "people") == [11, 12, 13, 14]
     assert outcome[("customers", "consents", False)][0] == 1  # found once (erased: no hold reaches it)
+
+
+# --- The real example: Dolibarr's contacts under third parties shared by two categories --------
+
+@pytest.mark.parametrize("contact, category", [(201, "customer_relationship"), (21, "prospection"),
+                                               (301, "customer_relationship")])  # 301: client 3, customer wins
+def test_erasing_a_dolibarr_contact_erases_it_once_in_its_third_partys_category(target, contact, category):
+    seed(target)
+
+    result = erase(target, dolibarr_policy(), Subject.of({"email": f"camille{contact}@example.fr"}), KEY,
+                   RunContext("manual__erasure-1", "subject_request", AS_OF, "test"))
+
+    assert [(t.category, t.table, t.archive, t.found, t.erased) for t in result.tables] == [
+        (category, "llx_socpeople", False, 1, 1)]
+    remaining = ids(target, "llx_socpeople", schema=DOLIBARR_SCHEMA)
+    assert contact not in remaining and len(remaining) == len(CONTACTS) - 1
