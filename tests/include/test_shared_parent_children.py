@@ -27,7 +27,7 @@ from include.retention.erasure import erase
 from include.retention.export import EXPORTS_ENV_VAR, export_subject
 from include.retention.holds import NewHold, add_hold
 from include.retention.policy import RetentionPolicy, parse_policy
-from include.retention.subjects import Subject
+from include.retention.subjects import Subject, was_erased
 
 AS_OF = date(2026, 11, 26)
 SCHEMA = "shared_parent"
@@ -208,3 +208,11 @@ def test_erasing_a_dolibarr_contact_erases_it_once_in_its_third_partys_category(
         (category, "llx_socpeople", False, 1, 1)]
     remaining = ids(target, "llx_socpeople", schema=DOLIBARR_SCHEMA)
     assert contact not in remaining and len(remaining) == len(CONTACTS) - 1
+
+
+def test_was_erased_counts_a_contact_once_under_its_companys_category(shared):
+    answer = was_erased(shared, _policy(), KEY, "email", "jeanne@client.example")
+
+    assert sorted((p.category, p.table, p.active, p.archived) for p in answer.presence) == [
+        ("customers", "consents", 1, 0), ("customers", "people", 1, 0)]
+    assert answer.active_rows == 2
