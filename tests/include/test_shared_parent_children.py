@@ -194,6 +194,17 @@ def test_a_contact_row_under_a_legal_hold_is_kept_by_the_hold(shared):
     assert outcome[("customers", "consents", False)][0] == 1  # found once (erased: no hold reaches it)
 
 
+def test_a_contact_in_a_category_under_a_legal_hold_is_kept_by_the_hold(shared):
+    policy = _policy()
+    _hold(shared, policy, scope="category", category="customers")
+
+    outcome = _erase(shared, policy, "jeanne@client.example")
+
+    assert {where: (found, erased) for where, (found, erased, _) in outcome.items()} == {
+        ("customers", "people", False): (1, 0), ("customers", "consents", False): (1, 0)}
+    assert _ids(shared, "people") == [11, 12, 13, 14]
+
+
 # --- The real example: Dolibarr's contacts under third parties shared by two categories --------
 
 @pytest.mark.parametrize("contact, category", [(201, "customer_relationship"), (21, "prospection"),
@@ -216,3 +227,16 @@ def test_was_erased_counts_a_contact_once_under_its_companys_category(shared):
     assert sorted((p.category, p.table, p.active, p.archived) for p in answer.presence) == [
         ("customers", "consents", 1, 0), ("customers", "people", 1, 0)]
     assert answer.active_rows == 2
+
+
+def test_was_erased_says_a_contact_is_personal_data_not_kept_by_an_obligation(shared):
+    """One category, nothing kept by another: a child row found by its own identifiers was
+    also listed a second time as kept by a legal obligation."""
+    policy = parse_policy({"version": "single-1", "source_schema": SCHEMA, "archive_schema": "archive",
+                           "categories": {"customers": _category("customer", [CUSTOMER, BOTH])}},
+                          source="single.yaml")
+
+    answer = was_erased(shared, policy, KEY, "email", "jeanne@client.example")
+
+    assert sorted((p.table, p.active, p.kind) for p in answer.presence) == [
+        ("consents", 1, "personal_data"), ("people", 1, "personal_data")]
