@@ -5,8 +5,10 @@ Dolibarr's shape: third parties (``partners``) serve prospects and customers thr
 their contacts (``people``, with an e-mail) are declared under both categories, with the
 contact's consents (``consents``, with an e-mail too) under them. A contact's active row
 belongs to the category whose effective scope holds its company's row - at every depth -
-so a request finds it once: erased once, exported once, kept once by a hold. In the archive
-each category has its own tables, so a row archived by one category is found there only.
+so a request finds it once: erased once, exported once, kept once by a hold, counted once
+by "was X erased?". In the archive each category has its own tables, so a row archived by one
+category is found there only. A child row found by its own identifiers answers to a legal
+hold on itself, on the person or on its category, as a root row does.
 """
 
 from __future__ import annotations
