@@ -16,7 +16,12 @@ Where a row must be is computed here, in plain Python, from the seed and the sch
   each dependant is destroyed if its own horizon (its start + its category's active and
   archive periods) is reached, else kept in its category's archive; the parent is
   destroyed if its own horizon is reached and no dependant is kept, else archived;
-* a category without an archive period destroys what is due.
+* a category without an archive period destroys what is due;
+* with ``leaves_active: on_parent_event`` (``released``), a dependant of a root that stays
+  active leaves all the same once the root's start event plus the dependant's active period
+  has passed (unless the root is held, ongoing or undated, or the dependant is held), to its
+  archive or, past its own horizon, destroyed. The ERP schema runs that way too, with four
+  more customers whose relationship ended (``ERP_RELEASED_EXTRA``).
 
 The backlog holds, for each policy: dependants already past their own horizon, dependants
 still retained, parents held by them, parents released in the same run, and legal holds.
@@ -382,16 +387,54 @@ def _erp_released_policy() -> RetentionPolicy:
     return parse_policy(data)
 
 
+# Customers whose relationship ended but who stay active, for the released invoices:
+# partner_id: (contract line end, {invoice_id: invoice date})
+ERP_RELEASED_EXTRA = {
+    15: (date(2026, 1, 10), {151: date(2016, 6, 30), 152: date(2020, 1, 1)}),  # 151 past its horizon: gone
+    16: (date(2026, 11, 26), {161: date(2025, 1, 15)}),                         # ended today: released
+    17: (date(2026, 11, 27), {171: date(2025, 1, 15)}),                         # ends tomorrow: stays
+    18: (date(2023, 6, 30), {181: date(2024, 1, 1)}),                           # customer archived now too
+}
+
+
+def _erp_released_extra(target) -> list[Row]:
+    """Add ``ERP_RELEASED_EXTRA`` to the seeded ERP; return their rows as the schedule sees them."""
+    md = MetaData(schema=None if target.is_sqlite else "erp")
+    tables = {name: Table(name, md, autoload_with=target.engine)
+              for name in ("partners", "contracts", "contract_lines", "invoices", "invoice_lines")}
+    roots = []
+    with target.engine.begin() as conn:
+        for pid, (end, invoices) in ERP_RELEASED_EXTRA.items():
+            conn.execute(insert(tables["partners"]).values(
+                partner_id=pid, name=f"Partenaire {pid}", email=f"p{pid}@example.fr", is_prospect=False,
+                is_customer=True, created_at=datetime(2010, 1, 1, 9, tzinfo=PARIS)))
+            conn.execute(insert(tables["contracts"]).values(contract_id=pid * 10, partner_id=pid))
+            conn.execute(insert(tables["contract_lines"]).values(line_id=pid * 100, contract_id=pid * 10, end_date=end))
+            for invoice_id, day in invoices.items():
+                conn.execute(insert(tables["invoices"]).values(invoice_id=invoice_id, partner_id=pid,
+                                                               number=f"F-{invoice_id}", invoice_date=day))
+                conn.execute(insert(tables["invoice_lines"]).values(line_id=invoice_id * 10, invoice_id=invoice_id,
+                                                                    amount=100))
+            roots.append(Row("partners", pid, "customer_relationship", end,
+                             children=[Row("contracts", pid * 10, children=[Row("contract_lines", pid * 100)])],
+                             dependants=[Row("invoices", iid, "billing", day, children=[Row("invoice_lines", iid * 10)])
+                                         for iid, day in invoices.items()]))
+    return roots
+
+
 @pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 1, "postgresql": 0}),
                          indirect=["target_url"])
 def test_erp_invoices_released_when_the_relationship_ends_reach_the_schedule_in_any_order(erp, order):
-    """The same backlog with ``leaves_active: on_parent_event``: invoices of customers still
-    active leave once the relationship has ended, on their own horizon."""
+    """The same backlog with ``leaves_active: on_parent_event``, and customers still active
+    whose relationship has ended: their invoices leave, on their own horizon."""
     target, _ = erp
+    extra = _erp_released_extra(target)
     policy = _erp_released_policy()
     run_everything(target, policy, order, AS_OF, "first")
     roots, free = _erp_rows()
-    assert_places(target, "erp", expected_places(roots, ERP_SCHEDULES, AS_OF, free, released=True), ERP_SCHEDULES)
+    expected = expected_places(roots + extra, ERP_SCHEDULES, AS_OF, free, released=True)
+    assert expected != expected_places(roots + extra, ERP_SCHEDULES, AS_OF, free)  # the release is exercised
+    assert_places(target, "erp", expected, ERP_SCHEDULES)
     assert_second_run_changes_nothing(target, policy, order)
 
 
