@@ -493,3 +493,24 @@ def test_was_erased_lists_the_invoices_an_active_customer_has_in_billings_archiv
     assert found[("billing", "invoice_lines", "retained_dependant")] == (0, 2, date(2034, 5, 2))
     assert found[("customer_relationship", "partners", "personal_data")][:2] == (1, 0)
     assert answer.verdict == "active"
+
+
+def test_the_customer_plan_counts_what_invoices_released_earlier_keep_or_let_go(rel):
+    """Billing released the invoices of customers 6 and 7 on an earlier night. Today both
+    customers leave, past their own horizon: customer 7 is kept by invoice 71 (retained until
+    2028), customer 6 goes, and so does invoice 61 under it (past its horizon since
+    2026-01-15) - in the customer run, which must plan exactly that."""
+    from include.retention.plan import plan_category
+    from include.retention.steps import StepContext
+
+    policy = parse_policy(release_policy())
+    _run(rel, policy, "billing", as_of=date(2025, 12, 1))
+    assert {61, 71} <= set(_archived(rel, "invoices")) and {6, 7} <= set(_active(rel, "partners"))
+    ctx = RunContext("plan-customers", "retention_customer_relationship", AS_OF, policy.version, dry_run=True)
+    (table,) = plan_category(StepContext.build(rel, policy, "customer_relationship", ctx)).tables
+    assert table.due_for_end_of_life == 1  # customer 6 only
+    assert table.dependants_end_of_life["invoices"]["rows"] == 1  # invoice 61
+    _run(rel, policy, "customer_relationship")  # approved as planned: the deletion limit holds
+    assert 6 not in _active(rel, "partners") + _archived(rel, "customer_partners")
+    assert 61 not in _archived(rel, "invoices")
+    assert 7 in _archived(rel, "customer_partners") and 71 in _archived(rel, "invoices")
