@@ -327,9 +327,8 @@ def test_a_held_customer_keeps_its_invoices_active(rel):
 def test_a_held_invoice_stays_active_and_its_sibling_leaves(rel):
     policy = parse_policy(release_policy())
     _hold(rel, policy, "invoices", [101], "LIT-101")
-    result = _run(rel, policy, "billing")
+    _run(rel, policy, "billing")  # its post-run gate passes: a held invoice is not overdue
     assert 101 in _active(rel, "invoices") and 102 in _archived(rel, "invoices")
-    assert result is not None
 
 
 # --- A parent table several categories share ------------------------------------------------
@@ -428,6 +427,27 @@ def test_the_dpo_reports_schedule_says_until_the_relationship_ends_then_ten_year
     french = unescape(schedule_table(policy, "fr"))
     assert "jusqu'à la date du dernier contact du prospect ou la fin de la relation contractuelle" in french
     assert "10 ans à compter de la date de la facture" in french
+
+
+def test_the_dpo_report_counts_released_invoices_still_active_as_overdue_until_the_run(rel):
+    """Invoice 21's relationship ended today: tonight's run moves it, it is not overdue yet.
+    The others released before today are; invoice 91, whose customer is held, is kept by the
+    hold, not overdue. After billing's run nothing is overdue."""
+    from include.retention import dpo_report
+
+    policy = parse_policy(release_policy())
+    _hold(rel, policy, "partners", [9], "LIT-9")
+
+    def billing():
+        report = dpo_report.build(rel, policy, date(2026, 11, 1), date(2026, 11, 26), AS_OF)
+        (row,) = [c for c in report.compliance if c.category == "billing"]
+        return row
+
+    before = billing()
+    assert (before.overdue, before.legal_hold, before.held_open) == (len(RELEASED | DESTROYED) - 2, 1, 2)
+    _run(rel, policy, "billing")
+    after = billing()
+    assert (after.overdue, after.legal_hold, after.expired_in_archive) == (0, 1, 0)
 
 
 def test_the_dag_doc_says_when_an_invoice_leaves():
