@@ -73,6 +73,9 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: Hol
     if not holds.any:
         return false()
     link = key_of(getattr(node, side), parents[0].foreign_key) if parents else None
+    # A row with no parent (a counter sale: NULL link) is held by no parent: ``NULL IN (...)``
+    # is NULL, and ``NOT held`` would then drop it from every step - never moved, never destroyed.
+    linked = and_(*(getattr(node, side).c[c].is_not(None) for c in parents[0].foreign_key)) if parents else None
     parts = []
     for parent in parents:
         sides = [("source", parent.node.scope)] + ([("archive", true())] if parent.archived else [])
@@ -81,7 +84,8 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: Hol
             if isinstance(protected, False_):
                 continue
             table = getattr(parent.node, parent_side)
-            parts.append(link.in_(select(*(table.c[c] for c in parent.node.key_columns)).where(scope, protected)))
+            parts.append(and_(linked, link.in_(select(*(table.c[c] for c in parent.node.key_columns))
+                                               .where(scope, protected))))
     return or_(false(), *parts)
 
 

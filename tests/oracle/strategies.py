@@ -33,12 +33,11 @@ NAIVE_TIMES = [time(0, 0), time(0, 0, 0, 1), time(12, 0), time(23, 59), time(23,
 AWARE_TIMES = NAIVE_TIMES + [time(0, 30), time(23, 30), time(2, 30)]
 
 
-# An engine bug the oracle found: a hold on any partner (or on one of its interactions) keeps
-# every invoice with no customer (a NULL archived_with link) - see
-# test_oracle_regressions.py::test_a_hold_on_one_customer_does_not_keep_invoices_that_have_no_customer
-# (xfail, strict). Until it is fixed, an example with such a hold has no counter sales; set this
-# to True with the fix (and remove that xfail mark), so that the property tests draw both again.
-COUNTER_SALES_BESIDE_HELD_PARTNERS = False
+# An engine bug the oracle found, now fixed: a hold on any partner (or on one of its
+# interactions) kept every invoice with no customer (a NULL archived_with link) - see
+# test_oracle_regressions.py::test_a_hold_on_one_customer_does_not_keep_invoices_that_have_no_customer.
+# False would leave counter sales out of every example with such a hold again.
+COUNTER_SALES_BESIDE_HELD_PARTNERS = True
 
 
 @dataclass

@@ -140,12 +140,6 @@ def counter_sales_beside_a_held_prospect() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "engine bug (issue 16, found by the oracle): dependants.held_by_parent tests the dependant's link with "
-    "`link IN (held parents' keys)`, NULL for a NULL link, so NOT(held) is NULL and a counter sale with no "
-    "customer counts as held whenever any parent row is held: it never leaves the active base "
-    "(on_parent_event) or is never destroyed (with_parent). With the fix, remove this mark and set "
-    "strategies.COUNTER_SALES_BESIDE_HELD_PARTNERS = True"))
 @pytest.mark.parametrize("leaves_active", ["on_parent_event", "with_parent"])
 def test_a_hold_on_one_customer_does_not_keep_invoices_that_have_no_customer(targets, leaves_active):
     """The spec: records under a hold are not destroyed; a counter sale is about nobody the
