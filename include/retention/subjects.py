@@ -219,82 +219,167 @@ def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: S
     and national form of phone numbers do not matter. ``restrict(category, node, side)`` narrows the
     root rows (and so the children linked to them), and the child rows found by their own
     identifiers: erasure uses it to spare rows it must keep (held, or needed by another category).
-    A child's row is found in the category whose tree holds its parent row (``_locate_node``):
-    a child whose parent row no category's scope holds, or with no parent row, is found by none.
+    An active row is found in one category only (``_Domains``): a root's in the category whose
+    effective scope holds it (none when no scope does); a child's in the category whose tree
+    holds its parent row, else - parent row in no scope, or none - in the first category, in
+    policy order, declaring the table as a child with subject identifiers.
     ``categories`` limits the search (default: every category).
     """
     return locate_in(conn, open_trees(conn, target, policy, subject, categories), subject, restrict)
 
 
+class Trees(list[tuple[str, TableNode]]):
+    """The opened trees a request searches, ``(category, root)``, and ``context``: every
+    category's trees that declare one of their child tables, in policy order (the searched
+    ones included, as the same objects). Which category an active child row belongs to
+    depends on all of them (``_Domains``), not only on the categories searched."""
+
+    def __init__(self, searched: Iterable[tuple[str, TableNode]], context: list[tuple[str, TableNode]]) -> None:
+        super().__init__(searched)
+        self.context = context
+
+
 def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
-               categories: Iterable[str] | None = None) -> list[tuple[str, TableNode]]:
+               categories: Iterable[str] | None = None) -> Trees:
     """The checked and reflected root tables of the categories that declare one of the
-    subject's kinds of identifier: opened once, searched as often as needed (``locate_in``)."""
+    subject's kinds of identifier: opened once, searched as often as needed (``locate_in``).
+    The other categories that declare one of their child tables are opened too, as context:
+    they decide which category holds a child row, never searched themselves."""
     wanted = set(policy.categories if categories is None else categories)
-    trees: list[tuple[str, TableNode]] = []
+    opened: dict[str, list[TableNode]] = {}
     for category in (c for c in policy.categories.values() if c.key in wanted):
         declared = {kind for table in category.tables for node in table.walk() for kind in node.subject_identifiers}
         if declared & subject.kinds:
-            trees += [(category.key, root) for root in open_category(
-                conn, policy, category, target.source_schema, target.archive_schema, target.dialect)]
-    return trees
+            opened[category.key] = open_category(conn, policy, category, target.source_schema,
+                                                 target.archive_schema, target.dialect)
+    searched = set(opened)
+    children = {node.name for roots in opened.values() for root in roots for node in root.walk()[1:]}
+    context: list[tuple[str, TableNode]] = []
+    for category in policy.categories.values():
+        roots = opened.get(category.key)
+        if roots is None and children & {n.table for t in category.tables for n in t.walk()}:
+            roots = open_category(conn, policy, category, target.source_schema, target.archive_schema,
+                                  target.dialect)
+        context += [(category.key, root) for root in roots or []]
+    return Trees([(key, root) for key, root in context if key in searched], context)
 
 
 def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Subject,
               restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
-    """``locate`` over trees already opened by ``open_trees``."""
-    found = [f for category, root in trees for f in _locate_node(conn, category, root, subject, None, 0, restrict)]
+    """``locate`` over trees already opened by ``open_trees`` (a plain list is its own context)."""
+    domains = _Domains(trees.context if isinstance(trees, Trees) else trees)
+    found = [f for category, root in trees
+             for f in _locate_node(conn, category, root, subject, None, 0, restrict, domains)]
     return [f for f in found if f.rows]
 
 
-# Per side: the rows of a table in one category's tree (``_domain``), or the subject's rows there.
+# Per side: the subject's rows of a table in one category's tree.
 _Sides = dict[str, ColumnElement[bool]]
 
 
 def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subject,
-                 parent: tuple[TableNode, _Sides, _Sides] | None, depth: int,
-                 restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None) -> list[Found]:
+                 parent: tuple[TableNode, _Sides] | None, depth: int,
+                 restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None,
+                 domains: "_Domains") -> list[Found]:
     """The subject's rows of ``node`` and of its children, per side, in ``category``'s tree.
 
-    ``parent``: the parent node, its rows in this category (per side) and the subject's rows
-    among them. A child's row is the subject's when it is linked to one of those, or when it
-    holds one of their identifiers itself - and then only under a parent row of this
-    category: a table shared by several categories (partners, scoped prospect or customer)
-    has the same children in each tree, and a contact's active row belongs to the category
-    whose effective scope holds its company's row, at every depth. Found by its own
-    identifiers, a child row also answers to ``restrict`` itself (a legal hold on that row,
-    or on the person): its parent's restriction only reaches the rows linked to it."""
+    ``parent``: the parent node and the subject's rows among its rows (per side). A child's
+    row is the subject's when it is linked to one of those, or when it holds one of their
+    identifiers itself - and then only among this category's rows of the table
+    (``_Domains.of``): a table shared by several categories (partners, scoped prospect or
+    customer) has the same children in each tree, and an active row belongs to one of them.
+    Found by its own identifiers, a child row also answers to ``restrict`` itself (a legal
+    hold on that row, or on the person): its parent's restriction only reaches the rows
+    linked to it."""
     sides = ("source", "archive") if archive_exists(conn, node) else ("source",)
-    domain: _Sides = {}
     matches: _Sides = {}
     found: list[Found] = []
     for side in sides:
         table = getattr(node, side)
-        domain[side] = _domain(node, side, parent)
-        own = [and_(domain[side], hit) for hit in _matches(node, table, subject)]
+        # Archive: every row - each category archives a shared table into its own archive table.
+        domain = domains.of(node) if side == "source" else true()
+        own = [and_(domain, hit) for hit in _matches(node, table, subject)]
         if own and restrict is not None and parent is not None:
             own = [and_(own[0], restrict(category, node, side))]
-        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[2][side])] \
-            if parent and side in parent[2] else []
+        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
+            if parent and side in parent[1] else []
         matches[side] = or_(*own, *inherited) if own or inherited else false()
         if restrict is not None and parent is None:
             matches[side] = and_(matches[side], restrict(category, node, side))
         rows = conn.execute(select(func.count()).select_from(table).where(matches[side])).scalar_one()
         found.append(Found(category, node, side, matches[side], rows, depth))
     for child in node.children:
-        found += _locate_node(conn, category, child, subject, (node, domain, matches), depth + 1, restrict)
+        found += _locate_node(conn, category, child, subject, (node, matches), depth + 1, restrict, domains)
     return found
 
 
-def _domain(node: TableNode, side: str, parent: tuple[TableNode, _Sides, _Sides] | None) -> ColumnElement[bool]:
-    """The rows of ``node`` that are this category's: in the active base, a root's rows in its
-    effective scope and the children of this category's parent rows, at every depth; in the
-    archive, every row (each category archives a shared table into its own archive table)."""
-    if side == "archive":
-        return true()
-    if parent is None:
-        return node.scope  # a table shared between categories: only this category's rows
-    return linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])
+class _Domains:
+    """Which category each active row of a governed table belongs to, so that a request
+    finds every active row holding the person's identifier exactly once.
+
+    A root's rows: those in its effective scope (a root row in no category's scope is
+    governed by none and found by none). A child's rows: the children of its category's
+    rows of the parent table, at every depth (a contact belongs to the category whose scope
+    holds its company); and the rows no category's tree holds that way - parent in no
+    category's scope, or no parent (NULL key, orphan) - belong to the first category, in
+    policy order, declaring the table as a child with subject identifiers (the only category
+    that found them when there was one). ``context``: every category's ``(key, root)``
+    trees that declare the table, in policy order."""
+
+    def __init__(self, context: list[tuple[str, TableNode]]) -> None:
+        self._parent: dict[int, TableNode | None] = {}
+        self._nodes: dict[tuple[str | None, str], list[TableNode]] = {}
+        self._owner: dict[tuple[str | None, str], int] = {}
+        for _, root in context:
+            self._index(root, None)
+        self._memo: dict[int, ColumnElement[bool]] = {}
+        self._busy: set[tuple[str | None, str]] = set()
+
+    def _index(self, node: TableNode, parent: TableNode | None) -> None:
+        self._parent[id(node)] = parent
+        table = _table_id(node)
+        self._nodes.setdefault(table, []).append(node)
+        if parent is not None and node.policy.subject_identifiers:
+            self._owner.setdefault(table, id(node))
+        for child in node.children:
+            self._index(child, node)
+
+    def of(self, node: TableNode) -> ColumnElement[bool]:
+        """The active rows of ``node``'s table that are its category's, at its place in the tree."""
+        if id(node) not in self._memo:
+            held = self._held(node)
+            if self._owner.get(_table_id(node)) == id(node):
+                held = or_(held, self._held_by_none(node))
+            self._memo[id(node)] = held
+        return self._memo[id(node)]
+
+    def _held(self, node: TableNode) -> ColumnElement[bool]:
+        """A root's rows in its scope; a child's rows linked to its category's parent rows."""
+        parent = self._parent.get(id(node))
+        if parent is None:
+            return node.scope
+        return linked_rows(node, "source", node.foreign_key, parent, self.of(parent))
+
+    def _held_by_none(self, node: TableNode) -> ColumnElement[bool]:
+        """Rows of ``node``'s table no category's tree holds (``_held``), matched by key:
+        each tree reflects the table on its own Table object, never mixed in one FROM."""
+        table = _table_id(node)
+        if table in self._busy:  # a table that is its own ancestor through other categories
+            raise RetentionError(f"table {table[1]!r} is declared below itself through several categories: "
+                                 "a request cannot tell which category holds its rows")
+        self._busy.add(table)
+        try:
+            key = key_of(node.source, node.key_columns)
+            held = [key.in_(select(*(other.source.c[c] for c in other.key_columns))
+                            .where(self._held(other)).correlate(None))
+                    for other in self._nodes[table]]
+        finally:
+            self._busy.discard(table)
+        return not_(or_(*held))
+
+
+def _table_id(node: TableNode) -> tuple[str | None, str]:
+    return (node.source.schema, node.source.name)
 
 
 # Identifiers that may be shared by several people (a household's or a switchboard's phone).

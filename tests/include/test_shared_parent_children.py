@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table, insert, text
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, text
 
 from crm_helpers import KEY
 from dolibarr_world import CONTACTS, SCHEMA as DOLIBARR_SCHEMA, dolibarr_policy, seed
@@ -242,3 +242,145 @@ def test_was_erased_says_a_contact_is_personal_data_not_kept_by_an_obligation(sh
 
     assert sorted((p.table, p.active, p.kind) for p in answer.presence) == [
         ("consents", 1, "personal_data"), ("people", 1, "personal_data")]
+
+
+# --- Child rows no category's scope holds: found once, in the first category declaring the table ---
+
+def _single_policy(on_erasure: str | None = None) -> RetentionPolicy:
+    category = _category("customer", [CUSTOMER, BOTH])
+    if on_erasure:
+        category["on_erasure"] = on_erasure
+    return parse_policy({"version": "single-1", "source_schema": SCHEMA, "archive_schema": "archive",
+                         "categories": {"customers": category}}, source="single.yaml")
+
+
+def _add_person(target, person_id: int, partner: int | None, email: str) -> None:
+    """A contact (and its consent, ``person_id + 10``) under ``partner``, or under none."""
+    md = MetaData()
+    schema = None if target.is_sqlite else SCHEMA
+    people = Table("people", md, schema=schema, autoload_with=target.engine)
+    consents = Table("consents", md, schema=schema, autoload_with=target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(people), [{"person_id": person_id, "partner_id": partner, "email": email}])
+        conn.execute(insert(consents), [{"consent_id": person_id + 10, "person_id": person_id, "email": email}])
+
+
+def test_single_category_erases_a_contact_whose_company_is_outside_its_scope(shared):
+    """Paul's company is a prospect; the only category governs customers: his contact row
+    holds his e-mail in a governed table, so the erasure finds and erases it, in customers."""
+    outcome = _erase(shared, _single_policy(), "paul@prospect.example")
+
+    assert outcome == {("customers", "people", False): (1, 1, None),
+                       ("customers", "consents", False): (1, 1, None)}
+    assert _ids(shared, "people") == [12, 13, 14]
+    assert _ids(shared, "consents") == [22, 23, 24]
+    assert _ids(shared, "partners") == [1, 2, 3, 4]
+
+
+def test_single_category_erases_a_contact_attached_to_no_company(shared):
+    _add_person(shared, 15, None, "solo@private.example")
+
+    outcome = _erase(shared, _single_policy(), "solo@private.example")
+
+    assert outcome == {("customers", "people", False): (1, 1, None),
+                       ("customers", "consents", False): (1, 1, None)}
+    assert 15 not in _ids(shared, "people") and 25 not in _ids(shared, "consents")
+
+
+def test_single_category_on_erasure_keep_keeps_a_contact_attached_to_no_company(shared):
+    _add_person(shared, 15, None, "solo@private.example")
+
+    outcome = _erase(shared, _single_policy(on_erasure="keep"), "solo@private.example")
+
+    assert {where: (found, erased) for where, (found, erased, _) in outcome.items()} == {
+        ("customers", "people", False): (1, 0), ("customers", "consents", False): (1, 0)}
+    assert 15 in _ids(shared, "people")
+
+
+@pytest.mark.parametrize("email, person", [("luc@supplier.example", 14), ("solo@private.example", 15)])
+def test_a_contact_no_category_holds_is_erased_once_in_the_first_category_declaring_it(shared, email, person):
+    """Luc's company is neither prospect nor customer (client 0); Solo has no company. Both
+    contacts hold their e-mail in a table prospects and customers declare: the first
+    category in policy order (prospects, whatever the precedence) finds them, once."""
+    _add_person(shared, 15, None, "solo@private.example")
+
+    outcome = _erase(shared, _policy(), email)
+
+    assert outcome == {("prospects", "people", False): (1, 1, None),
+                       ("prospects", "consents", False): (1, 1, None)}
+    assert person not in _ids(shared, "people") and person + 10 not in _ids(shared, "consents")
+    assert len(_ids(shared, "people")) == 4
+
+
+def test_an_access_export_lists_a_contact_attached_to_no_company_once(shared, tmp_path, monkeypatch):
+    monkeypatch.setenv(EXPORTS_ENV_VAR, str(tmp_path))
+    _add_person(shared, 15, None, "solo@private.example")
+    with shared.read() as conn:
+        path, counts = export_subject(conn, shared, _policy(), Subject.of({"email": "solo@private.example"}),
+                                      "ACC-2026-2", "access")
+
+    assert counts == {"prospects.people.active": 1, "prospects.consents.active": 1}
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("subject.json"))
+    assert [row["person_id"] for row in document["data"]["prospects"]["people"]["active"]] == [15]
+
+
+def test_was_erased_lists_a_contact_whose_company_no_category_holds_once(shared):
+    answer = was_erased(shared, _policy(), KEY, "email", "luc@supplier.example")
+
+    assert sorted((p.category, p.table, p.active, p.archived, p.kind) for p in answer.presence) == [
+        ("prospects", "consents", 1, 0, "personal_data"), ("prospects", "people", 1, 0, "personal_data")]
+    assert answer.verdict == "active"
+
+
+def test_a_contact_no_category_holds_is_still_found_once_when_its_company_joins_a_scope(shared):
+    """The same contact, once its company becomes a customer, belongs to customers only."""
+    with shared.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {'' if shared.is_sqlite else SCHEMA + '.'}partners SET client = 1 "
+                          "WHERE partner_id = 4"))
+
+    outcome = _erase(shared, _policy(), "luc@supplier.example")
+
+    assert outcome == {("customers", "people", False): (1, 1, None),
+                       ("customers", "consents", False): (1, 1, None)}
+
+
+@pytest.mark.parametrize("hold", [{"scope": "rows", "table": "people", "keys": [15]},
+                                  {"scope": "category", "category": "prospects"},
+                                  {"scope": "subject", "subject": Subject.of({"email": "solo@private.example"})}])
+def test_a_legal_hold_keeps_a_contact_attached_to_no_company(shared, hold):
+    policy = _policy()
+    _add_person(shared, 15, None, "solo@private.example")
+    _hold(shared, policy, **hold)
+
+    outcome = _erase(shared, policy, "solo@private.example")
+
+    assert outcome[("prospects", "people", False)][:2] == (1, 0)
+    assert outcome[("prospects", "people", False)][2].startswith("legal hold")
+    assert set(outcome) <= {("prospects", "people", False), ("prospects", "consents", False)}
+    assert 15 in _ids(shared, "people")
+
+
+@pytest.mark.parametrize("contact", [901, 101])  # 901: private (fk_soc NULL); 101: a supplier's (client 0)
+def test_erasing_a_dolibarr_contact_no_third_party_category_holds_erases_it_once_in_prospection(target, contact):
+    seed(target)
+
+    result = erase(target, dolibarr_policy(), Subject.of({"email": f"camille{contact}@example.fr"}), KEY,
+                   RunContext("manual__erasure-1", "subject_request", AS_OF, "test"))
+
+    assert [(t.category, t.table, t.archive, t.found, t.erased) for t in result.tables] == [
+        ("prospection", "llx_socpeople", False, 1, 1)]
+    remaining = ids(target, "llx_socpeople", schema=DOLIBARR_SCHEMA)
+    assert contact not in remaining and len(remaining) == len(CONTACTS) - 1
+
+
+def test_a_dolibarr_third_party_in_no_categorys_scope_is_not_found(target):
+    """Roots are what a category governs: a supplier-only third party (client 0) is in no
+    category's scope, so a request does not find it (README: Data-subject requests)."""
+    seed(target)
+
+    result = erase(target, dolibarr_policy(), Subject.of({"email": "contact10@example.fr"}), KEY,
+                   RunContext("manual__erasure-1", "subject_request", AS_OF, "test"))
+
+    assert result.tables == []
+    assert 10 in ids(target, "llx_societe", schema=DOLIBARR_SCHEMA)
