@@ -9,6 +9,12 @@ so a request finds it once: erased once, exported once, kept once by a hold, cou
 by "was X erased?". In the archive each category has its own tables, so a row archived by one
 category is found there only. A child row found by its own identifiers answers to a legal
 hold on itself, on the person or on its category, as a root row does.
+
+A child row no category's tree holds - its company in no category's scope (client 0), or no
+company at all (NULL key: Dolibarr's private contacts) - is found once too, in the first
+category in policy order declaring the table as a child with identifiers (as when there was
+only one category), even when that category is the only one a request covers. A root row in
+no category's scope is governed by none and found by none.
 """
 
 from __future__ import annotations
@@ -384,3 +390,29 @@ def test_a_dolibarr_third_party_in_no_categorys_scope_is_not_found(target):
 
     assert result.tables == []
     assert 10 in ids(target, "llx_societe", schema=DOLIBARR_SCHEMA)
+
+
+def _opposition(target, covered: str, email: str) -> dict[tuple[str, str, bool], tuple[int, int]]:
+    """An opposition where only ``covered`` lists it in ``deleted_on``: (found, erased) per table."""
+    categories = {"prospects": _category("prospect", [PROSPECT, BOTH]),
+                  "customers": _category("customer", [CUSTOMER, BOTH])}
+    categories[covered]["deleted_on"] = ["opposition"]
+    policy = parse_policy({"version": "shared-2", "source_schema": SCHEMA, "archive_schema": "archive",
+                           "precedence": ["customers", "prospects"], "categories": categories}, source="shared.yaml")
+    result = erase(target, policy, Subject.of({"email": email}), KEY,
+                   RunContext("manual__opposition-1", "subject_request", AS_OF, "test"), request_type="opposition")
+    return {(t.category, t.table, t.archive): (t.found, t.erased) for t in result.tables}
+
+
+def test_an_opposition_covering_customers_only_leaves_a_prospects_contact_alone(shared):
+    """Prospects is not searched, yet it still holds Paul's contact: customers must not take
+    it for a contact no category holds."""
+    assert _opposition(shared, "customers", "paul@prospect.example") == {}
+    assert _ids(shared, "people") == [11, 12, 13, 14]
+
+
+def test_an_opposition_reaches_a_contact_no_category_holds_only_through_the_first_category(shared):
+    assert _opposition(shared, "customers", "luc@supplier.example") == {}
+    assert _opposition(shared, "prospects", "luc@supplier.example") == {
+        ("prospects", "people", False): (1, 1), ("prospects", "consents", False): (1, 1)}
+    assert _ids(shared, "people") == [11, 12, 13]
