@@ -243,8 +243,8 @@ def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subjec
                categories: Iterable[str] | None = None) -> Trees:
     """The checked and reflected root tables of the categories that declare one of the
     subject's kinds of identifier: opened once, searched as often as needed (``locate_in``).
-    The other categories that declare one of their child tables are opened too, as context:
-    they decide which category holds a child row, never searched themselves."""
+    The other categories that declare one of their child tables (and so on) are opened too,
+    as context: they decide which category holds a child row, never searched themselves."""
     wanted = set(policy.categories if categories is None else categories)
     opened: dict[str, list[TableNode]] = {}
     for category in (c for c in policy.categories.values() if c.key in wanted):
@@ -253,14 +253,17 @@ def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subjec
             opened[category.key] = open_category(conn, policy, category, target.source_schema,
                                                  target.archive_schema, target.dialect)
     searched = set(opened)
-    children = {node.name for roots in opened.values() for root in roots for node in root.walk()[1:]}
-    context: list[tuple[str, TableNode]] = []
-    for category in policy.categories.values():
-        roots = opened.get(category.key)
-        if roots is None and children & {n.table for t in category.tables for n in t.walk()}:
-            roots = open_category(conn, policy, category, target.source_schema, target.archive_schema,
-                                  target.dialect)
-        context += [(category.key, root) for root in roots or []]
+    # Until no category is added: a context category's own child tables have owners too.
+    added = True
+    while added:
+        children = {node.name for roots in opened.values() for root in roots for node in root.walk()[1:]}
+        added = False
+        for category in policy.categories.values():
+            if category.key not in opened and children & {n.table for t in category.tables for n in t.walk()}:
+                opened[category.key] = open_category(conn, policy, category, target.source_schema,
+                                                     target.archive_schema, target.dialect)
+                added = True
+    context = [(key, root) for key in policy.categories for root in opened.get(key, [])]
     return Trees([(key, root) for key, root in context if key in searched], context)
 
 
