@@ -3,7 +3,9 @@ oracle (the spec, in plain Python) says it is, on SQLite and PostgreSQL; a secon
 the same date changes nothing.
 
 Profiles (``conftest.py``): ``ci`` by default, ``deep`` with ``HYPOTHESIS_PROFILE=deep``.
-``make test`` runs the 15-year backlog on both backends and the 3-year gap on SQLite. The gap
+``make test`` runs the 15-year backlog on both backends, invoices released by their customer's
+end (``leaves_active: on_parent_event``, line ends as ``first_non_null``) on both backends, and
+the 3-year gap on SQLite. The gap
 on PostgreSQL is marked ``deep``, as is the sequence of nights: a night after an earlier one on
 PostgreSQL stays in ``make test`` through the convergence tests' "after an earlier night" cases
 (tests/include/test_convergence.py), and each example here is a whole night or two.
