@@ -696,6 +696,7 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     problems += _archived_with_problems(policy, appearances)
     problems += _partitioned_problems(policy)
     problems += _self_reference_problems(policy)
+    problems += _schema_name_problems(policy)
     problems += _two_parent_problems(policy)
     if policy.rights_register and policy.register_category() is None:
         roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
@@ -767,30 +768,65 @@ def _self_reference_problems(policy: RetentionPolicy) -> list[Problem]:
     return problems
 
 
-def _two_parent_problems(policy: RetentionPolicy) -> list[Problem]:
-    """A child declared under two different parent tables (a link table between accounts and
-    contacts, a note that may belong to either) keeps nothing but its keys in the archive.
+def _qualified(policy: RetentionPolicy, node: TableBase) -> str:
+    """A governed table's identity: ``schema.table``, in its own ``schema`` or the policy's
+    ``source_schema`` (``schema: public`` and no schema name one table when public is the source)."""
+    return f"{node.schema_name or policy.source_schema}.{node.table}"
 
-    A row pointing at both parents goes with whichever leaves first, into that parent's
-    archive, and is destroyed at that parent's end of life. An erasure, access request or
-    legal hold about the other parent reaches it only through the tree it left in, so it must
-    carry nothing of that person there: no archived column beyond its keys, and no
-    ``subject_identifiers`` (they would also find an active row twice, once in each tree, and
-    make every erasure of that person fail).
+
+def _schema_name_problems(policy: RetentionPolicy) -> list[Problem]:
+    """One table name in two schemas (``crm.contacts`` and ``web.contacts``).
+
+    The engine tells governed tables apart by their name at run time: a category with
+    precedence excludes its rows from every table of that name (with ``crm`` first, ``web``
+    never archived one row of ``web.contacts``), ``archived_with`` names a parent by its name
+    alone, a hold on a row names a table, and SQLite has no schemas at all. One policy governs
+    one table of each name.
+    """
+    first: dict[str, tuple[str, str]] = {}
+    problems = []
+    for key, category in policy.categories.items():
+        for t_index, table in enumerate(category.tables):
+            for path, node in _walk_with_paths(table, f"categories.{key}.tables[{t_index}]"):
+                qualified = _qualified(policy, node)
+                seen, seen_at = first.setdefault(node.table, (qualified, path))
+                if seen != qualified:
+                    problems.append(Problem(
+                        f"{path}.schema", f"table {qualified} has the name of {seen} (at {seen_at}): the engine "
+                        "tells governed tables apart by their name (precedence between categories, archived_with, "
+                        "holds on a row; SQLite has no schemas), so one policy may govern only one table of a "
+                        "name; govern the other in a policy of its own", node.schema_name or policy.source_schema))
+    return problems
+
+
+def _two_parent_problems(policy: RetentionPolicy) -> list[Problem]:
+    """A child declared under two different parents (a link table between accounts and
+    contacts, a note that may belong to either, a transfer from one account to another)
+    keeps nothing but its keys in the archive.
+
+    A parent is a link: the parent table, schema-qualified, and the child's foreign key to it;
+    a transfer declared under accounts through ``from_account`` and again through
+    ``to_account`` has two parents. A row pointing at both goes with whichever leaves first,
+    into that parent's archive, and is destroyed at that parent's end of life. An erasure,
+    access request or legal hold about the other parent reaches it only through the tree it
+    left in, so it must carry nothing of that person there: no archived column beyond its
+    keys, and no ``subject_identifiers`` (they would also find an active row twice, once in
+    each tree, and make every erasure of that person fail).
     """
     declared: dict[str, list[tuple[str, str, TableBase]]] = {}
     for key, category in policy.categories.items():
         for t_index, table in enumerate(category.tables):
             for path, node in _walk_with_paths(table, f"categories.{key}.tables[{t_index}]"):
                 for i, child in enumerate(node.children):
-                    declared.setdefault(child.table, []).append((node.table, f"{path}.children[{i}]", child))
+                    link = f"{_qualified(policy, node)} (through {', '.join(child.foreign_key)})"
+                    declared.setdefault(_qualified(policy, child), []).append((link, f"{path}.children[{i}]", child))
     problems = []
     for table, places in declared.items():
-        parents = sorted({parent for parent, _, _ in places})
+        parents = sorted({link for link, _, _ in places})
         if len(parents) < 2:
             continue
         for parent, path, child in places:
-            others = ", ".join(p for p in parents if p != parent)
+            others = " and ".join(p for p in parents if p != parent)
             why = (f"table {table} is a child of {' and of '.join(parents)}: a row pointing at several of them "
                    f"goes with whichever leaves first, and an erasure, access request or legal hold about "
                    f"{others} cannot reach it in the archive of {parent}")

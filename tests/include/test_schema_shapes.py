@@ -420,6 +420,127 @@ def test_a_two_parent_child_with_its_own_identifiers_is_refused_at_load():
     assert "author_email" in message
 
 
+# A transfer between two accounts is a child of accounts twice, once through each foreign key:
+# transfer 400 leaves with due account 1 through from_account, 401 through to_account, and 402
+# (between two active accounts) stays. Account 2's erasure, access request or hold cannot reach
+# 400 in account 1's archive, so a memo about account 2 must not be kept there.
+TRANSFERS = {400: (1, 2), 401: (2, 1), 402: (2, 2)}   # id: (from_account, to_account)
+
+
+def _transfer_child(foreign_key: str, archive_table: str, **changes: Any) -> dict[str, Any]:
+    return {"table": "transfers", "archive_table": archive_table, "primary_key": "transfer_id",
+            "foreign_key": foreign_key, **changes}
+
+
+def _transfers_policy(**changes: Any) -> Any:
+    return _links_policy(account_children=[
+        _link_child("account", "account_id"), _note_child("account", "account_id"),
+        _transfer_child("from_account", "outgoing_transfers", **changes),
+        _transfer_child("to_account", "incoming_transfers", **changes)])
+
+
+def _create_transfers(target) -> None:
+    md, prefix = schema_metadata(target, SCHEMA)
+    Table("accounts", md, Column("account_id", Integer, primary_key=True))  # for the foreign keys only
+    transfers = Table("transfers", md, Column("transfer_id", Integer, primary_key=True),
+                      Column("from_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+                      Column("to_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+                      Column("memo", String(80)))
+    transfers.create(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(insert(transfers), [{"transfer_id": t, "from_account": a, "to_account": b,
+                                          "memo": f"transfer {t}"} for t, (a, b) in TRANSFERS.items()])
+
+
+def test_a_child_of_one_parent_table_through_two_foreign_keys_that_archives_its_memo_is_refused_at_load():
+    """Grouped by parent table name alone, a transfer declared twice under accounts (from_account,
+    to_account) loaded with its memo archived wherever the first account to leave took it."""
+    with pytest.raises(PolicyError) as refused:
+        _transfers_policy(archive_columns=["memo"])
+    message = str(refused.value)
+    for where in ("categories.customers.tables[0].children[2].archive_columns",
+                  "categories.customers.tables[0].children[3].archive_columns"):
+        assert where in message
+    assert "from_account" in message and "to_account" in message and "memo" in message
+
+
+def test_a_child_of_one_parent_table_through_two_foreign_keys_with_identifiers_is_refused_at_load():
+    with pytest.raises(PolicyError) as refused:
+        _transfers_policy(subject_identifiers={"email": ["memo"]})
+    assert "categories.customers.tables[0].children[3].subject_identifiers.email" in str(refused.value)
+
+
+def test_a_transfer_keeping_only_its_keys_goes_with_whichever_account_leaves_first(target):
+    _create_accounts_and_contacts(target)
+    _create_transfers(target)
+    policy = _transfers_policy()
+    with target.engine.connect() as conn:
+        check_against_database(policy, conn, target.dialect)
+    run_category(target, policy, category="customers")
+    assert _ids(target, "accounts") == [2] and _ids(target, "transfers") == [402]
+    assert _ids(target, "outgoing_transfers", archive=True) == [400]
+    assert _ids(target, "incoming_transfers", archive=True) == [401]
+
+
+# The same table name in two schemas. The engine tells governed tables apart by name at run
+# time (a category's precedence over another's rows, archived_with, holds on a row, the
+# tables a run locks), and SQLite has no schemas at all: one name in two schemas is refused.
+
+def _schema_contacts(schema: str, archive_table: str, children: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"table": "contacts", "schema": schema, "archive_table": archive_table, "primary_key": "contact_id",
+            "archive_columns": ["full_name"], "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+            "children": children}
+
+
+def _two_schemas_policy(note_columns: list[str]) -> dict[str, Any]:
+    data = _policy(
+        crm=_category([_schema_contacts("crm", "crm_contacts", [_note_child("crm", "contact_id",
+                                                                            archive_columns=note_columns)])]),
+        web=_category([_schema_contacts("web", "web_contacts", [_note_child("web", "web_contact_id",
+                                                                            archive_columns=note_columns)])],
+                      label={"fr": "Web", "en": "Web"}))
+    data["precedence"] = ["crm", "web"]
+    return data
+
+
+def test_a_child_of_same_named_parents_in_two_schemas_that_archives_its_body_is_refused_at_load():
+    """notes under crm.contacts and under web.contacts has two parent tables, not one."""
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(_two_schemas_policy(["body"]), source="shapes.yaml")
+    message = str(refused.value)
+    for where in ("categories.crm.tables[0].children[0].archive_columns",
+                  "categories.web.tables[0].children[0].archive_columns"):
+        assert where in message
+    assert f"{SCHEMA}.notes" in message and "crm.contacts" in message and "web.contacts" in message
+
+
+def test_one_table_name_in_two_schemas_is_refused_at_load_naming_both():
+    """With precedence [crm, web], web's run excluded every row crm's scope matched - in
+    crm.contacts, taken for the same table - so web.contacts was never archived."""
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(_two_schemas_policy([]), source="shapes.yaml")
+    message = str(refused.value)
+    assert "categories.web.tables[0].schema" in message
+    assert "crm.contacts" in message and "web.contacts" in message
+
+
+def test_a_table_named_with_the_source_schema_is_the_same_table_as_one_without():
+    """``schema: shapes`` (the policy's source_schema) and no schema name one table: a note
+    declared under both spellings of accounts is no two-parent child."""
+    accounts = {"table": "accounts", "schema": SCHEMA, "primary_key": "account_id",
+                "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+                "children": [_note_child("account", "account_id", archive_columns=["body"])]}
+    other = copy.deepcopy(accounts)
+    other.pop("schema")
+    other["archive_table"] = "prospect_accounts"
+    other["children"][0]["archive_table"] = "prospect_notes"
+    other["scope"] = {"column": "email", "is_null": True}
+    accounts["scope"] = {"column": "email", "is_not_null": True}
+    policy = parse_policy(_policy(customers=_category([accounts]),
+                                  prospects=_category([other], label={"fr": "P", "en": "P"})), source="shapes.yaml")
+    assert [c.key for c in policy.categories.values()] == ["customers", "prospects"]
+
+
 def test_a_contact_clock_read_through_the_link_table_from_its_accounts(target):
     """contacts -> accounts_contacts (contact_id) -> accounts (account_id = the link's account_id)."""
     _create_accounts_and_contacts(target)
