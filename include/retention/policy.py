@@ -29,9 +29,11 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .conditions import ALL_OF, ANY_OF, COLUMN_TEST, NOT, Condition, provably_disjoint
 from .clock import Zones
@@ -128,8 +130,28 @@ class _RelatedValue(_Strict):
 
     column: Identifier | None = None
     first_non_null: ExpressionColumns | None = None
+    # The columns that hold a planned end (a contract line's planned end date): they may lie
+    # ahead of today, so the gate checks them only against a far bound; every other column
+    # holds an event that happened and must not lie in the future.
+    planned: Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)] | None = None
     path: list[RelationStep] = Field(min_length=1)
     where: Condition | None = None
+
+    @field_validator("planned")
+    @classmethod
+    def _planned_among_columns(cls, planned: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        """A planned column the source does not read is a typo: it would exempt nothing, and
+        the column meant would stay checked as an event that happened (or the reverse)."""
+        read = [info.data["column"]] if info.data.get("column") else list(info.data.get("first_non_null") or [])
+        if planned is None or not read:
+            return planned
+        errors = [InitErrorDetails(type=PydanticCustomError("planned_column", "{message}", {
+                      "message": f"{name!r} is not one of this source's columns ({', '.join(read)})"}),
+                      loc=(i,), input=name)
+                  for i, name in enumerate(planned) if name not in read]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return planned
 
     @model_validator(mode="after")
     def _column_or_expression(self) -> "_RelatedValue":

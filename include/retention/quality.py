@@ -44,12 +44,13 @@ from . import audit
 from .catalog import TableNode
 from .clock import sqlite_later_than, sqlite_readable
 from .errors import RetentionError
-from .policy import TablePolicy
-from .start_events import clock_inputs, planned_inputs
+from .policy import MAX_PERIOD, TablePolicy
+from .start_events import clock_inputs, future_checks
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE = timedelta(days=1)
+NOW, FAR = "now", "far"  # how far ahead a clock input may lie: the tolerance, or MAX_PERIOD
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,24 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
     results: list[CheckResult] = []
     # One suite per related table, each check once: a clock may read several columns of one
     # table (a ``first_non_null`` expression, fallbacks over the same rows).
-    related_checks: dict[str, tuple[Any, dict[str, _RowCheck]]] = {}
+    related_checks: dict[str, tuple[Any, dict[str, str], dict[str, None]]] = {}
     with _GxValidator(step.target.engine) as gx_run:
         for root in nodes:
             for node in root.walk_all():
                 results += gx_run(node.source, f"pre_archive.{node.name}", _table_expectations(node, step, moment))
-            for related, column, defect in _related_clock_inputs(root) + _released_parent_clock_inputs(root):
-                keys = [c.name for c in related.primary_key.columns]
-                checks = related_checks.setdefault(related.fullname, (related, {}))[1]
-                if defect and f"future {column}" not in checks:
-                    checks[f"future {column}"] = _no_future_dates(related, keys, column, step, moment)
-                if step.target.is_sqlite and f"readable {column}" not in checks:
-                    checks[f"readable {column}"] = _readable_dates(related, keys, column, step)
-        for related, checks in related_checks.values():
+            for related, column, future in _related_clock_inputs(root) + _released_parent_clock_inputs(root):
+                futures, readable = related_checks.setdefault(related.fullname, (related, {}, {}))[1:]
+                if future == NOW or (future == FAR and column not in futures):
+                    futures[column] = future  # an event that happened wins over a planned end
+                if step.target.is_sqlite:
+                    readable[column] = None
+        for related, futures, readable in related_checks.values():
+            keys = [c.name for c in related.primary_key.columns]
+            checks = [_no_future_dates(related, keys, column, step, moment, far=future == FAR)
+                      for column, future in futures.items()]
+            checks += [_readable_dates(related, keys, column, step) for column in readable]
             if checks:
-                results += gx_run(related, f"pre_archive.{related.name}.clock", list(checks.values()))
+                results += gx_run(related, f"pre_archive.{related.name}.clock", checks)
     return conclude_gate(step, results, "pre-archive", "no row was moved")
 
 
@@ -193,56 +197,64 @@ def _readable_dates(table: Any, key_columns: list[str], column_name: str, step: 
     return _RowCheck(table, key_columns, _condition(unreadable, step), f"readable_dates_{column_name}")
 
 
-def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
-    """Columns of related tables that the root's clock reads (``latest``/``earliest``), and
-    whether each holds events that have happened (a defect-type clock), so that a future
-    value is a wrong clock. A column of a ``first_non_null`` expression may hold a planned
-    end (a contract line's planned end date): a future value there only means the related
-    row has not ended yet, and the row is simply not due."""
+def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, str | None]]:
+    """Columns of related tables that the root's clock reads (``latest``/``earliest``), and how
+    far ahead each may lie (``_future_check``)."""
     if not isinstance(root.policy, TablePolicy):
         return []
-    defect = root.policy.start_event.when_missing == "defect"
-    planned = planned_inputs(root.policy.start_event)
     reflected = root.source.metadata.tables.values()
-    inputs = []
-    for table_name, column_name in clock_inputs(root.policy.start_event):
-        if table_name is not None:
-            related = next(t for t in reflected if t.name == table_name)
-            inputs.append((related, column_name, defect and (table_name, column_name) not in planned))
-    return inputs
+    event = root.policy.start_event
+    return [(next(t for t in reflected if t.name == table_name), column_name, _future_check(event, planned))
+            for (table_name, column_name), planned in future_checks(event).items() if table_name is not None]
 
 
-def _released_parent_clock_inputs(root: TableNode) -> list[tuple[Any, str, bool]]:
+def _released_parent_clock_inputs(root: TableNode) -> list[tuple[Any, str, str | None]]:
     """The clock inputs of the parent categories of a dependant released by its parent's event
     (``archived_with.leaves_active: on_parent_event``): its run moves rows by that clock, so it
     checks those columns as the parent's own run does - the parent table's own and the related
-    ones (a contract line ending in 2999 would otherwise hold invoices back unseen)."""
+    ones (a contract line closed in 2205 would otherwise hold invoices back unseen)."""
     if root.release is None:
         return []
     reflected = list(root.source.metadata.tables.values())
     inputs = []
     for clock in root.release.clocks:
         event = clock.policy.start_event
-        defect, planned = event.when_missing == "defect", planned_inputs(event)
-        for table_name, column_name in clock_inputs(event):
-            name = table_name or clock.policy.table
-            related = next(t for t in reflected if t.name == name)
-            inputs.append((related, column_name, defect and (name, column_name) not in planned))
+        for (table_name, column_name), planned in future_checks(event).items():
+            related = next(t for t in reflected if t.name == (table_name or clock.policy.table))
+            inputs.append((related, column_name, _future_check(event, planned)))
     return inputs
 
 
+def _future_check(event: Any, planned: bool) -> str | None:
+    """How far ahead a clock input may lie: a planned end (``planned``) up to the far bound;
+    an event that happened (a ``defect`` clock) up to now, within the tolerance; an end event
+    that may be missing (``ongoing``) is not checked - it may be scheduled ahead."""
+    if planned:
+        return FAR
+    return NOW if event.when_missing == "defect" else None
+
+
 def _no_future_dates(table: Any, key_columns: list[str], column_name: str, step: StepContext,
-                     now: datetime) -> _RowCheck:
-    """Rows whose ``column`` lies after now + tolerance, as a single query on the table. On
-    SQLite the text is read as the clock reads it (an instant when it has a zone)."""
-    moment = now + FUTURE_TOLERANCE
+                     now: datetime, far: bool = False) -> _RowCheck:
+    """Rows whose ``column`` lies after now + tolerance (``no_future_<column>``) or, for a
+    planned end, after now + ``MAX_PERIOD`` (``no_far_future_<column>``: a planned end beyond
+    the longest period a policy may state is a typo, and the row would never fall due), as a
+    single query on the table. On SQLite the text is read as the clock reads it (an instant
+    when it has a zone)."""
+    moment = _far_bound(now) if far else now + FUTURE_TOLERANCE
     if step.target.is_sqlite:
         later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment,
                                                                          step.policy.zones)
     else:
         column_type = table.c[column_name].type
         later = column(column_name) > literal(_future_bound(column_type, moment, step), type_=column_type)
-    return _RowCheck(table, key_columns, _condition(later, step), f"no_future_{column_name}")
+    return _RowCheck(table, key_columns, _condition(later, step),
+                     f"no_{'far_' if far else ''}future_{column_name}")
+
+
+def _far_bound(now: datetime) -> datetime:
+    """Now + ``MAX_PERIOD`` (a hundred years), with the calendar's clamping (29 February)."""
+    return datetime.combine(MAX_PERIOD.add_to(now.date()), now.timetz())
 
 
 def _future_bound(column_type: Any, moment: datetime, step: StepContext) -> datetime | date:

@@ -70,13 +70,29 @@ def clock_inputs(event: StartEvent) -> list[tuple[str | None, str]]:
     return inputs
 
 
-def planned_inputs(event: StartEvent) -> set[tuple[str, str]]:
-    """Related columns read through a ``first_non_null`` expression: an end of each related
-    row that may be planned (a contract line's planned end) and so lie ahead of today
-    without being a wrong clock. A future value there only means the row has not ended."""
-    return {(aggregate.path[-1].table, column)
-            for source in event.sources for aggregate in (source.latest, source.earliest)
-            if aggregate is not None and aggregate.first_non_null for column in aggregate.columns}
+def future_checks(event: StartEvent) -> dict[tuple[str | None, str], bool]:
+    """Each column a clock reads as a date that may be checked for the future, keyed as in
+    ``clock_inputs``, and whether it is *planned*: named in the ``planned`` key of every
+    source that reads it (a contract line's planned end, which may lie ahead without being a
+    wrong clock). A column one source reads as an event that happened is not planned, even
+    if another calls it planned: its typo would keep rows active for ever all the same.
+    ``ongoing_if_open``'s planned columns are listed too (a planned end there is checked
+    against the far bound); its other columns are only tested for emptiness."""
+    checks: dict[tuple[str | None, str], bool] = {}
+    for source in event.sources:
+        aggregate = source.latest or source.earliest
+        if aggregate is None:
+            checks[(None, source.column)] = False  # type: ignore[index]
+            continue
+        planned = set(aggregate.planned or [])
+        for column in aggregate.columns:
+            key = (aggregate.path[-1].table, column)
+            checks[key] = checks.get(key, True) and column in planned
+    rule = event.ongoing_if_open
+    if rule is not None:
+        for column in rule.planned or []:
+            checks.setdefault((rule.path[-1].table, column), True)
+    return checks
 
 
 def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],

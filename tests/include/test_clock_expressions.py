@@ -43,7 +43,8 @@ POLICY: dict[str, Any] = {
                 "table": "customers", "primary_key": "rowid",
                 "start_event": {
                     "when_missing": "defect",
-                    "latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES},
+                    "latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"],
+                               "path": CONTRACT_LINES},
                     "ongoing_if_open": {"first_non_null": LINE_END, "path": CONTRACT_LINES},
                 },
                 "archive_columns": ["nom"],
@@ -334,6 +335,88 @@ def test_a_planned_end_next_year_does_not_stop_the_gate(erp):
     assert 2 in active(erp)  # its line is planned for 2030
 
 
+def _gate(target: Any, data: dict[str, Any]) -> Any:
+    from include.retention.audit import RunContext
+    from include.retention.quality import pre_archive_gate
+    from include.retention.steps import StepContext
+
+    policy = parse_policy(data)
+    ctx = RunContext(run_id="gate", dag_id="retention_customers", as_of=AS_OF, policy_version=policy.version)
+    return pre_archive_gate(StepContext.build(target, policy, "customers", ctx),
+                            now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+
+
+def _set_line(target: Any, column: str, day: date, rowid: int = 100) -> None:
+    table = "contract_lines" if target.is_sqlite else "erp.contract_lines"
+    with target.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {table} SET {column} = :day WHERE rowid = :rowid"), {"day": day, "rowid": rowid})
+
+
+def test_a_closing_date_typed_two_centuries_ahead_stops_the_gate(erp):
+    """Only the planned end may lie ahead: a closing date is an event that happened, and
+    2205 for 2025 would keep customer 1 active (and, released by its clock, its invoices)
+    until 2208 with no one told."""
+    from include.retention.quality import QualityGateFailed
+
+    _set_line(erp, "date_cloture", date(2205, 6, 30))
+    with pytest.raises(QualityGateFailed, match=r"no_future_date_cloture on contract_lines: 1 row\(s\), e\.g\. rowid=100"):
+        _gate(erp, policy_data())
+    assert active(erp) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_a_planned_end_beyond_the_longest_period_stops_the_gate(erp):
+    """A planned end may lie ahead, but not beyond a hundred years (the longest period a
+    policy may state): 2205 is a typo, and the customer would never fall due."""
+    from include.retention.quality import QualityGateFailed
+
+    _set_line(erp, "date_fin_validite", date(2205, 12, 31))
+    with pytest.raises(QualityGateFailed,
+                       match=r"no_far_future_date_fin_validite on contract_lines: 1 row\(s\), e\.g\. rowid=100"):
+        _gate(erp, policy_data())
+
+
+def test_a_planned_end_just_within_a_hundred_years_passes_the_gate(erp):
+    _set_line(erp, "date_fin_validite", date(2126, 11, 26))
+    _gate(erp, policy_data())
+
+
+def test_a_plain_source_reading_a_planned_column_keeps_its_future_check(erp):
+    """``planned`` belongs to the source that declares it: a fallback reading the same column
+    as a plain event still refuses customer 2's 2030 date as a wrong clock."""
+    from include.retention.quality import QualityGateFailed
+
+    data = policy_data(when_missing="defect", first_of=[
+        {"latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"], "path": CONTRACT_LINES}},
+        {"latest": {"column": "date_fin_validite", "path": CONTRACT_LINES}},
+    ])
+    with pytest.raises(QualityGateFailed, match=r"no_future_date_fin_validite on contract_lines: 1 row"):
+        _gate(erp, data)
+
+
+def test_an_expression_without_planned_columns_checks_every_column_for_the_future(erp):
+    """Nothing is planned unless the policy says so: customer 2's line planned for 2030
+    stops the gate when ``planned`` is not given."""
+    from include.retention.quality import QualityGateFailed
+
+    data = policy_data()
+    del table_of(data)["start_event"]["latest"]["planned"]
+    with pytest.raises(QualityGateFailed, match=r"no_future_date_fin_validite on contract_lines: 1 row"):
+        _gate(erp, data)
+
+
+@pytest.mark.parametrize("rule", ["latest", "earliest", "ongoing_if_open"])
+def test_a_planned_column_the_source_does_not_read_is_refused_at_load(rule):
+    event: dict[str, Any] = {"when_missing": "defect", "latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}}
+    if rule == "earliest":
+        event["earliest"] = event.pop("latest")
+    if rule == "ongoing_if_open":
+        event["ongoing_if_open"] = {"first_non_null": LINE_END, "path": CONTRACT_LINES}
+    event[rule]["planned"] = ["date_fin_validite", "date_resiliation"]
+    with pytest.raises(PolicyError, match=rf"start_event\.{rule}\.planned\[1\]") as info:
+        parse_policy(policy_data(**event))
+    assert "'date_resiliation' is not one of this source's columns (date_cloture, date_fin_validite)" in str(info.value)
+
+
 # Refusals ----------------------------------------------------------------------------------
 
 Mutate = Callable[[dict[str, Any]], None]
@@ -387,6 +470,7 @@ FIRST_OF_EVENT = {"when_missing": "defect", "first_of": [
 def test_a_clock_expression_that_cannot_be_evaluated_is_refused_before_any_sql(erp, event, mutate, key_path,
                                                                                  message):
     data = policy_data(**copy.deepcopy(event)) if event else policy_data()
+    table_of(data)["start_event"].get("latest", {}).pop("planned", None)  # may name a replaced column
     mutate(table_of(data)["start_event"])
     with pytest.raises(PolicyError, match=key_path) as info:
         run(erp, data)
