@@ -21,7 +21,15 @@ Per table of the category, with the same clock expressions as ``plan``:
 * ``archive_counts_reconcile`` - rows this run removed from the active base arrived in
   the archive: those still there, plus those the same run then destroyed or anonymised;
 * ``no_suppressed_subjects`` (categories with ``deleted_on: [opposition]``) - no active row
-  belongs to a person on the suppression list.
+  belongs to a person on the suppression list;
+* ``child_rows_without_a_governed_parent`` (non-blocking, per child table at every depth) -
+  active child rows no category's tree holds: no parent row in the active base (NULL key,
+  or a key pointing at no row), or a parent row that no category declaring the table
+  governs (a supplier's contacts, when only prospects and customers are governed). No run
+  ever moves or destroys them, so they are reported on every run for a person to fix,
+  never kept silently. A table several categories declare is checked by the first one in
+  policy order declaring it. Root rows in no category's scope are not reported: a table
+  may hold rows governed by nobody on purpose.
 
 Every check is one query with bound parameters, run in the database - plain SQLAlchemy
 rather than Great Expectations, whose custom-SQL expectations take SQL text: these checks
@@ -40,9 +48,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit, dependants
-from .catalog import Dependant, TableNode, archive_exists, key_of
+from .catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, reflect_category
+from .conditions import is_not_true
 from .clock import add_period
-from .policy import Category, PrefixRule, RoundRule
+from .policy import Category, PrefixRule, RetentionPolicy, RoundRule, TableBase
 from .quality import CheckResult, conclude_gate
 from .errors import RetentionError
 from .holds import HoldsInForce
@@ -60,6 +69,7 @@ def post_run_gate(step: StepContext) -> list[CheckResult]:
     holds = holds_of(step)
     results: list[CheckResult] = []
     with step.target.read() as conn:
+        results += _ungoverned_children(conn, nodes, step)
         for root in nodes:
             # A dry run changed nothing, so overdue rows are expected: reported, not blocking.
             results.append(_overdue_active(conn, root, step, holds, blocking=not step.ctx.dry_run))
@@ -73,8 +83,100 @@ def post_run_gate(step: StepContext) -> list[CheckResult]:
     return conclude_gate(step, results, "post-run", "the run's batches are committed - investigate before the next run")
 
 
-def _check(table: str, expectation: str, unexpected: int, blocking: bool = True) -> CheckResult:
-    return CheckResult(SUITE, table, expectation, unexpected == 0, unexpected, blocking)
+def _check(table: str, expectation: str, unexpected: int, blocking: bool = True, sample: str = "") -> CheckResult:
+    return CheckResult(SUITE, table, expectation, unexpected == 0, unexpected, blocking, sample)
+
+
+def _ungoverned_children(conn: Connection, nodes: list[TableNode], step: StepContext) -> list[CheckResult]:
+    """``child_rows_without_a_governed_parent`` for each child table (any depth) whose first
+    declaring category, in policy order, is this one: one count query per table, and one key
+    of a row to fix (a key, never a value: the task log, not the audit log, shows it)."""
+    mine = [node for root in nodes for node in root.walk()[1:]
+            if _first_declaring(step.policy, node.policy) == step.category.key]
+    if not mine:
+        return []
+    trees = _Trees(conn, step, nodes)
+    results, seen = [], set()
+    for node in mine:
+        if _table_id(node) in seen:  # declared twice in this category: one check
+            continue
+        seen.add(_table_id(node))
+        ungoverned = is_not_true(trees.held_anywhere(node))  # a NULL key matches no parent: counted
+        count = conn.execute(select(func.count()).select_from(node.source).where(ungoverned)).scalar_one()
+        results.append(_check(node.name, "child_rows_without_a_governed_parent", count, blocking=False,
+                              sample=_first_key(conn, node, ungoverned) if count else ""))
+    return results
+
+
+def _first_declaring(policy: RetentionPolicy, table: TableBase) -> str | None:
+    """The first category, in policy order, declaring ``table``'s table as a child."""
+    schema = table.schema_name or policy.source_schema
+    for key, category in policy.categories.items():
+        for root in category.tables:
+            if any(n.table == table.table and (n.schema_name or policy.source_schema) == schema
+                   for n in root.walk()[1:]):
+                return key
+    return None
+
+
+class _Trees:
+    """Which active rows of a child table some category's tree holds: a root's rows in its
+    effective scope, a child's rows linked to its tree's held parent rows, at every depth.
+
+    The trees: this category's, and those of every category declaring one of its child
+    tables (sharing a table with it, they passed ``open_step``'s check against the
+    database). Each category reflects a table on its own Table object: rows are matched
+    across them by key, never mixed in one FROM."""
+
+    def __init__(self, conn: Connection, step: StepContext, nodes: list[TableNode]) -> None:
+        children = {_policy_id(step.policy, n.policy) for root in nodes for n in root.walk()[1:]}
+        self._parent: dict[int, TableNode | None] = {}
+        self._nodes: dict[tuple[str | None, str], list[TableNode]] = {}
+        for key, category in step.policy.categories.items():
+            roots = nodes if key == step.category.key else None
+            if roots is None and any(_policy_id(step.policy, n) in children
+                                     for t in category.tables for n in t.walk()[1:]):
+                roots = reflect_category(conn, step.policy, category, step.target.source_schema,
+                                         step.target.archive_schema)
+            for root in roots or []:
+                self._index(root, None)
+
+    def _index(self, node: TableNode, parent: TableNode | None) -> None:
+        self._parent[id(node)] = parent
+        self._nodes.setdefault(_table_id(node), []).append(node)
+        for child in node.children:
+            self._index(child, node)
+
+    def held(self, node: TableNode) -> ColumnElement[bool]:
+        """Rows of ``node``'s table its tree holds, at its place in the tree."""
+        parent = self._parent[id(node)]
+        if parent is None:
+            return node.scope
+        return linked_rows(node, "source", node.foreign_key, parent, self.held(parent))
+
+    def held_anywhere(self, node: TableNode) -> ColumnElement[bool]:
+        """Rows of ``node``'s table some tree holds, wherever it declares the table: on the
+        same Table object directly, on another category's by key."""
+        key = key_of(node.source, node.key_columns)
+        return or_(*(self.held(other) if other.source is node.source else
+                     key.in_(select(*(other.source.c[c] for c in other.key_columns))
+                             .where(self.held(other)).correlate(None))
+                     for other in self._nodes[_table_id(node)]))
+
+
+def _table_id(node: TableNode) -> tuple[str | None, str]:
+    return (node.source.schema, node.source.name)
+
+
+def _policy_id(policy: RetentionPolicy, table: TableBase) -> tuple[str | None, str]:
+    """``_table_id`` of a declared table, for the tables of categories not reflected yet."""
+    return (table.schema_name or policy.source_schema, table.table)
+
+
+def _first_key(conn: Connection, node: TableNode, where: ColumnElement[bool]) -> str:
+    keys = [node.source.c[c] for c in node.key_columns]
+    row = conn.execute(select(*keys).where(where).order_by(*keys).limit(1)).one()
+    return ", ".join(f"{c}={v}" for c, v in zip(node.key_columns, row, strict=True))
 
 
 def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,

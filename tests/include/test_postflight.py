@@ -32,7 +32,8 @@ def test_a_clean_run_passes_every_post_run_check(target):
     assert results and all(r.success for r in results)
     assert {r.expectation for r in results} == {"no_overdue_active_rows", "retention_until_matches_policy",
                                                 "no_expired_archive_rows", "archive_counts_reconcile",
-                                                "archive_rows_have_a_start_date"}
+                                                "archive_rows_have_a_start_date",
+                                                "child_rows_without_a_governed_parent"}
 
 
 def test_an_over_age_row_left_in_the_active_base_fails(target):
