@@ -553,7 +553,7 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
             step_schema = source_schema_of(step.schema_name or schema_name)
             return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
 
-        table_node.start = start_expression(node.start_event, source, node.primary_key, reflect)
+        table_node.start = start_expression(node.start_event, source, node.primary_key, reflect, policy.zones)
         own_ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
         parent_active = _parent_still_active(node, source, reflect)
         table_node.ongoing = _any_of(own_ongoing, parent_active)
@@ -604,7 +604,7 @@ def _release(policy: RetentionPolicy, node: TablePolicy, source: Table, reflect:
                 continue
             clocks.append(ParentClock(
                 category, table,
-                start_expression(table.start_event, row, table.primary_key, reflect),
+                start_expression(table.start_event, row, table.primary_key, reflect, policy.zones),
                 ongoing_expression(table.start_event, row, table.primary_key, reflect),
                 _effective_scope(policy, category, table, row)))
     joined = and_(*(row.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))

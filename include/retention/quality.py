@@ -10,7 +10,8 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 * the key columns and the archive columns exist (``expect_column_to_exist``);
 * the primary key is unique (``expect_column_values_to_be_unique`` /
   ``expect_compound_columns_to_be_unique``);
-* on SQLite, every clock value (of the table, or of a related table a clock reads) is text
+* on SQLite, every clock value (of the table, of a related table a clock reads, or a column
+  ``ongoing_if_open`` tests for emptiness) is text
   the clock reads as a date: ``YYYY-MM-DD``, optionally ``[ T]HH:MM[:SS[.fff]]``, optionally
   ``Z`` or ``+HH:MM``/``-HH:MM`` (``clock.sqlite_readable``, the clock's own grammar). Anything
   else - ``''``, ``N/A``, ``31/12/2020``, ``2024-02-30``, a number - would never fall due, or
@@ -18,7 +19,9 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 * no clock input lies in the future beyond a small tolerance (``unexpected_rows_expectation``):
   a contact dated in the future means a wrong clock, and a wrong clock destroys data. This
   applies to events that have happened (``when_missing: defect``); end events that may
-  be missing (``ongoing``) may legitimately be scheduled ahead.
+  be missing (``ongoing``) may legitimately be scheduled ahead. A column the policy names
+  ``planned`` (a contract line's planned end) may lie ahead too, but not beyond
+  ``MAX_PERIOD`` (a hundred years): further is a typo, and the row would never fall due.
 
 Missing start dates that the policy calls a defect are not a gate failure: ``plan``
 counts them as a ``quality_finding`` and lists a few of their keys in its XCom.
@@ -45,7 +48,7 @@ from .catalog import TableNode
 from .clock import sqlite_later_than, sqlite_readable
 from .errors import RetentionError
 from .policy import MAX_PERIOD, TablePolicy
-from .start_events import clock_inputs, future_checks
+from .start_events import clock_inputs, future_checks, open_inputs
 from .steps import StepContext, open_step
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,8 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
                     futures[column] = future  # an event that happened wins over a planned end
                 if step.target.is_sqlite:
                     readable[column] = None
+            for related, column in _open_rule_inputs(root) if step.target.is_sqlite else []:
+                related_checks.setdefault(related.fullname, (related, {}, {}))[2][column] = None
         for related, futures, readable in related_checks.values():
             keys = [c.name for c in related.primary_key.columns]
             checks = [_no_future_dates(related, keys, column, step, moment, far=future == FAR)
@@ -223,6 +228,17 @@ def _released_parent_clock_inputs(root: TableNode) -> list[tuple[Any, str, str |
             related = next(t for t in reflected if t.name == (table_name or clock.policy.table))
             inputs.append((related, column_name, _future_check(event, planned)))
     return inputs
+
+
+def _open_rule_inputs(root: TableNode) -> list[tuple[Any, str]]:
+    """The columns ``ongoing_if_open`` tests for emptiness (the root's own rule, and its
+    released parents' rules): on SQLite a value there that is no date (``''``) is neither
+    open (NULL) nor an end, so it must be reported as unreadable like any clock value."""
+    events = [root.policy.start_event] if isinstance(root.policy, TablePolicy) else []
+    events += [clock.policy.start_event for clock in root.release.clocks] if root.release is not None else []
+    reflected = list(root.source.metadata.tables.values())
+    return [(next(t for t in reflected if t.name == table_name), column_name)
+            for event in events for table_name, column_name in open_inputs(event)]
 
 
 def _future_check(event: Any, planned: bool) -> str | None:

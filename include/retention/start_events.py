@@ -29,8 +29,11 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import Table, and_, exists, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
+from .clock import Zones, local_date
 from .conditions import to_sql
 from .policy import Aggregate, ClockSource, OpenRelated, RelationStep, StartEvent
 
@@ -38,9 +41,16 @@ Reflect = Callable[[RelationStep], Table]
 
 
 def start_expression(event: StartEvent, source: Table, key_columns: Sequence[str],
-                     reflect: Reflect) -> ColumnElement[Any]:
-    """The row's start date or timestamp; NULL when it has none."""
-    candidates = [_source_expression(s, source, key_columns, reflect) for s in event.sources]
+                     reflect: Reflect, zones: Zones | None = None) -> ColumnElement[Any]:
+    """The row's start date or timestamp; NULL when it has none.
+
+    ``zones``: the policy's zones, for SQLite, where dates are text and ``max``/``min``
+    compare text as text: ``2023-11-27T00:10:00+02:00`` (the 26th in Paris) would beat
+    ``2023-11-26T23:30:00Z`` (the 27th). There a ``latest``/``earliest`` over related rows
+    aggregates each row's day in the company's zone (the clock's own reading,
+    ``clock.local_date``), and the start is that day: every later use reads a start by its
+    day only. Other databases compare typed values and aggregate them as they are."""
+    candidates = [_source_expression(s, source, key_columns, reflect, zones) for s in event.sources]
     return candidates[0] if len(candidates) == 1 else func.coalesce(*candidates)
 
 
@@ -95,19 +105,29 @@ def future_checks(event: StartEvent) -> dict[tuple[str | None, str], bool]:
     return checks
 
 
+def open_inputs(event: StartEvent) -> list[tuple[str, str]]:
+    """The columns ``ongoing_if_open`` tests for emptiness, as ``(table, column)``: on SQLite
+    they must hold readable dates too, or a line whose end is stored as ``''`` is neither
+    open nor dated."""
+    rule = event.ongoing_if_open
+    return [] if rule is None else [(rule.path[-1].table, column) for column in rule.columns]
+
+
 def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],
-                       reflect: Reflect) -> ColumnElement[Any]:
+                       reflect: Reflect, zones: Zones | None) -> ColumnElement[Any]:
     if source_spec.column:
         return source.c[source_spec.column]
     aggregate, pick = (source_spec.latest, func.max) if source_spec.latest else (source_spec.earliest, func.min)
-    return _aggregate(aggregate, pick, source, key_columns, reflect)  # type: ignore[arg-type]
+    return _aggregate(aggregate, pick, source, key_columns, reflect, zones)  # type: ignore[arg-type]
 
 
 def _aggregate(aggregate: Aggregate, pick: Any, source: Table, key_columns: Sequence[str],
-               reflect: Reflect) -> ColumnElement[Any]:
+               reflect: Reflect, zones: Zones | None) -> ColumnElement[Any]:
     last, joined, correlation = _walk(aggregate.path, source, key_columns, reflect)
-    query = select(pick(_row_value(last, aggregate))).select_from(joined).where(correlation,
-                                                                              to_sql(last, aggregate.where))
+    value = _row_value(last, aggregate)
+    if zones is not None:
+        value = _DayOnSqlite(value, local_date(value, "sqlite", zones))
+    query = select(pick(value)).select_from(joined).where(correlation, to_sql(last, aggregate.where))
     return query.scalar_subquery()
 
 
@@ -144,3 +164,33 @@ def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str
     assert correlation is not None  # a path has at least one step (policy validation)
     return previous, joined, correlation
 
+
+
+class _DayOnSqlite(ColumnElement[Any]):
+    """A related row's value as it is, or on SQLite its day in the company's zone (NULL for
+    NULL or unreadable text, skipped by the aggregate as NULL always was). The compiler picks
+    by the connection's dialect, so the expression is built once for every backend."""
+
+    __visit_name__ = "retention_day_on_sqlite"
+    inherit_cache = True
+    _traverse_internals = [("value", InternalTraversal.dp_clauseelement),
+                           ("day", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, value: ColumnElement[Any], day: ColumnElement[Any]):
+        self.value = value
+        self.day = day
+        self.type = value.type
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.value._from_objects
+
+
+@compiles(_DayOnSqlite)
+def _compile_value(element: _DayOnSqlite, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.value, **kw)
+
+
+@compiles(_DayOnSqlite, "sqlite")
+def _compile_day(element: _DayOnSqlite, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.day, **kw)

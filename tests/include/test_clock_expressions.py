@@ -305,6 +305,37 @@ def test_text_stored_line_ends_are_read_by_their_paris_day(sqlite_target):
     assert rows[3]["retention_start"] == date(2023, 11, 26)
 
 
+@pytest.mark.parametrize("rule, customer_moves, start", [
+    pytest.param("latest", False, None, id="latest"),
+    pytest.param("earliest", True, date(2023, 11, 26), id="earliest"),
+])
+def test_text_stored_line_ends_in_different_offsets_are_compared_by_their_paris_day(sqlite_target, rule,
+                                                                                     customer_moves, start):
+    """SQLite compares text as text: '2023-11-27T00:10:00+02:00' (the 26th, 23:10 in Paris)
+    sorts after '2023-11-26T23:30:00Z' (the 27th, 00:30 in Paris). The latest line end is
+    the 27th - customer 1 is one day short and stays; the earliest is the 26th - due."""
+    create_erp(sqlite_target, line_type=DateTime, with_lines=False)
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                          "(100, 10, '2023-11-26T23:30:00Z', NULL), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"))
+    run(sqlite_target, policy_data(when_missing="defect", **{rule: {"column": "date_cloture", "path": CONTRACT_LINES}}))
+    assert (1 in active(sqlite_target)) is not customer_moves
+    if customer_moves:
+        assert archived(sqlite_target)[1]["retention_start"] == start
+        assert archived(sqlite_target)[1]["retention_until"] == date(2031, 11, 26)
+
+
+def test_text_stored_expression_ends_in_different_offsets_are_compared_by_their_paris_day(sqlite_target):
+    """The same over a ``first_non_null`` expression: the line closed at 00:10+02:00 on the
+    27th (the 26th in Paris) is not later than the planned end at 23:30Z on the 26th (the 27th)."""
+    create_erp(sqlite_target, line_type=DateTime, with_lines=False)
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                          "(100, 10, NULL, '2023-11-26T23:30:00Z'), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"))
+    run(sqlite_target, policy_data())
+    assert 1 in active(sqlite_target)
+
+
 def test_an_unreadable_fallback_date_stops_the_gate_on_sqlite(sqlite_target):
     from include.retention.audit import RunContext
     from include.retention.quality import QualityGateFailed, pre_archive_gate
@@ -318,6 +349,24 @@ def test_an_unreadable_fallback_date_stops_the_gate_on_sqlite(sqlite_target):
     with pytest.raises(QualityGateFailed, match=r"readable_dates_date_fin_validite on contract_lines: 1 row"):
         pre_archive_gate(StepContext.build(sqlite_target, policy, "customers", ctx),
                          now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+
+
+def test_an_open_line_end_stored_as_empty_text_stops_the_gate_on_sqlite(sqlite_target):
+    """A column read only by ``ongoing_if_open`` must hold readable dates too: a closing
+    date stored as '' is neither NULL (open: the customer stays) nor a date, so the line
+    would silently count as closed. NULL stays open and passes."""
+    from include.retention.quality import QualityGateFailed
+
+    create_erp(sqlite_target, line_type=DateTime, with_lines=False)
+    with sqlite_target.engine.begin() as conn:
+        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                          "(100, 10, '2020-01-01', '2020-01-01'), (101, 10, '', '2020-06-01'), "
+                          "(200, 20, NULL, '2020-06-01')"))
+    data = policy_data(when_missing="defect", latest={"column": "date_fin_validite", "path": CONTRACT_LINES},
+                       ongoing_if_open={"column": "date_cloture", "path": CONTRACT_LINES})
+    with pytest.raises(QualityGateFailed, match=r"readable_dates_date_cloture on contract_lines: 1 row\(s\), "
+                                                r"e\.g\. rowid=101"):
+        _gate(sqlite_target, data)
 
 
 def test_a_planned_end_next_year_does_not_stop_the_gate(erp):
