@@ -169,7 +169,7 @@ def _table_id(node: TableNode) -> tuple[str | None, str]:
 
 
 def _policy_id(policy: RetentionPolicy, table: TableBase) -> tuple[str | None, str]:
-    """``_table_id`` of a declared table, for the tables of categories not reflected yet."""
+    """A declared table's schema and name as the policy states them (categories not reflected yet)."""
     return (table.schema_name or policy.source_schema, table.table)
 
 
