@@ -108,16 +108,17 @@ class TableNode:
 
         A dependant released by its parent's event (``Release``) is due once that event plus
         ``period`` has passed, whatever its own start (undated too: it then moves undated);
-        one whose parent is not in the active base follows its own clock."""
+        one whose parent is not in the active base, or is there but governed by no category
+        (no clock will ever release it), follows its own clock."""
         if self.release is not None:
             return and_(self.scope, self.release.not_open_itself(),
                         or_(self.release.released(period, as_of, zones),
-                            and_(not_(self.release.parent_active), is_due(self.start, period, as_of, zones))))
+                            and_(not_(self.release.governed()), is_due(self.start, period, as_of, zones))))
         return and_(self.scope, is_due(self.start, period, as_of, zones), self._not_ongoing())
 
     def missing_start(self) -> ColumnElement[bool]:
         """Rows of this category with no start date (and no open related row)."""
-        return and_(self.scope, self.start.is_(None), self._not_ongoing())
+        return and_(self.scope, self.start.is_(None), self._not_open())
 
     def expired(self, as_of: date) -> ColumnElement[bool]:
         """Archive rows whose retention has run out and that are not yet anonymised."""
@@ -127,7 +128,7 @@ class TableNode:
 
     def ageable(self) -> ColumnElement[bool]:
         """Rows of this category whose clock runs: a start date, and nothing keeping them open."""
-        return and_(self.scope, self.start.is_not(None), self._not_ongoing())
+        return and_(self.scope, self.start.is_not(None), self._not_open())
 
     def held_open(self) -> ColumnElement[bool]:
         """Rows of this category kept active by an open related row (a dependant released by
@@ -138,6 +139,12 @@ class TableNode:
 
     def _not_ongoing(self) -> ColumnElement[bool]:
         return is_not_true(self.ongoing) if self.ongoing is not None else true()
+
+    def _not_open(self) -> ColumnElement[bool]:
+        """Not kept active by an open related row. A released dependant is not kept by its
+        parent merely being active (its parent's clock decides when it leaves), only by what
+        ``held_open`` counts: its own open row, or one keeping its parent ongoing."""
+        return not_(self.release.open()) if self.release is not None else self._not_ongoing()
 
     @property
     def key_columns(self) -> list[str]:
@@ -216,6 +223,11 @@ class Release:
         """Kept active by an open related row: its own, or one keeping its parent ongoing."""
         parent_open = exists().select_from(self.row).where(self.link, or_(false(), *(c.open() for c in self.clocks)))
         return or_(self.own_ongoing, parent_open) if self.own_ongoing is not None else parent_open
+
+    def governed(self) -> ColumnElement[bool]:
+        """The parent row is in the active base and some category's effective scope holds it:
+        a clock that can release the dependant runs on it."""
+        return exists().select_from(self.row).where(self.link, or_(false(), *(c.scope for c in self.clocks)))
 
     def not_open_itself(self) -> ColumnElement[bool]:
         return is_not_true(self.own_ongoing) if self.own_ongoing is not None else true()
@@ -555,10 +567,11 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
 
         table_node.start = start_expression(node.start_event, source, node.primary_key, reflect, policy.zones)
         own_ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
-        parent_active = _parent_still_active(node, source, reflect)
+        parent_reflect = _parent_reflector(conn, metadata, policy, node, source_schema_of)
+        parent_active = _parent_still_active(node, source, parent_reflect)
         table_node.ongoing = _any_of(own_ongoing, parent_active)
         if node.archived_with is not None and node.archived_with.on_parent_event:
-            table_node.release = _release(policy, node, source, reflect, parent_active, own_ongoing)
+            table_node.release = _release(policy, node, source, parent_reflect, parent_active, own_ongoing)
         table_node.scope = _effective_scope(policy, category, node, source)
         table_node.dependants = [
             Dependant(_reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
@@ -575,6 +588,29 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
 def _dependants_of(policy: RetentionPolicy, node: TablePolicy) -> list[tuple[Category, TablePolicy]]:
     return [(category, table) for category in policy.categories.values() for table in category.tables
             if table.archived_with is not None and table.archived_with.table == node.table]
+
+
+def parent_schema(policy: RetentionPolicy, table: str) -> str | None:
+    """The schema of an ``archived_with`` parent: the one its own root entry declares (load
+    refuses one table name in two schemas, and requires the parent to be a root table), never
+    its dependant's - a same-named table beside the dependant is not the parent."""
+    for category in policy.categories.values():
+        for entry in category.tables:
+            if entry.table == table:
+                return entry.schema_name or policy.source_schema
+    return policy.source_schema
+
+
+def _parent_reflector(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: TablePolicy,
+                      source_schema_of: Callable[[str | None], str | None]) -> Callable[[Any], Table]:
+    """Reflect the parent table and the tables of its clocks' paths in the parent's schema
+    (a path step's own ``schema`` first)."""
+    default = parent_schema(policy, node.archived_with.table) if node.archived_with is not None else None
+
+    def reflect(step: RelationStep) -> Table:
+        return Table(step.table, metadata, schema=source_schema_of(step.schema_name or default), autoload_with=conn)
+
+    return reflect
 
 
 def _parent_still_active(node: TablePolicy, source: Table, reflect: Callable[[Any], Table]) -> Any:

@@ -88,7 +88,8 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
             kind += f"; ongoing while a `{table.start_event.ongoing_if_open.path[-1].table}` row is open"
         if table.archived_with is not None and table.archived_with.on_parent_event:
             kind += (f"; leaves the active base when the start event of its `{table.archived_with.table}` row has "
-                     "passed (plus this category's active period; its own clock if that row has left), or with "
+                     "passed (plus this category's active period; its own clock if that row has left or no "
+                     "category governs it), or with "
                      "that row; kept in the archive until its own start + both periods")
         elif table.archived_with is not None:
             kind += f"; archived together with its `{table.archived_with.table}` row"

@@ -390,7 +390,7 @@ TEXT = {
         "chain_missing_certificates": "CERTIFICATS MANQUANTS : {m} passage(s) terminé(s) sans certificat de ce "
                                       "journal dans {dir} ni échec d'écriture consigné (le premier : {first}).",
         "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
-        "until_end": "jusqu'à", "from": "à compter de", "or": "ou",
+        "until_end": "jusqu'à", "from": "à compter de", "or": "ou", "after": "après",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
     },
     "en": {
@@ -453,7 +453,7 @@ TEXT = {
         "chain_missing_certificates": "CERTIFICATES MISSING: {m} finished run(s) with no certificate of this log "
                                       "in {dir} and no recorded failure to write it (the first: {first}).",
         "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
-        "until_end": "until", "from": "from", "or": "or",
+        "until_end": "until", "from": "from", "or": "or", "after": "after",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
     },
 }
@@ -490,8 +490,12 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
         starts = ", ".join(sorted({table.start_event.describe() for table in category.tables}))
         counted = getattr(category.counted_from, lang) if category.counted_from else starts
         parent_event = _parent_event_words(policy, category, lang)
-        active = (f"{t['until_end']} {parent_event or counted}" if category.active_period.is_zero
-                  else f"{category.active_period.in_words(lang)}, {parent_event or counted}")
+        if category.active_period.is_zero:
+            active = f"{t['until_end']} {parent_event or counted}"
+        elif parent_event:  # "1 year after the end of the relationship"
+            active = f"{category.active_period.in_words(lang)} {t['after']} {parent_event}"
+        else:
+            active = f"{category.active_period.in_words(lang)}, {counted}"
         archive = category.archive_or_zero.in_words(lang) if category.has_archive else t["no_archive"]
         if parent_event and category.has_archive:
             # Released by the parent's event, it still ends on its own clock: its own start +

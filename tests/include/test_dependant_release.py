@@ -21,7 +21,7 @@ from datetime import date, datetime
 from html import unescape
 
 import pytest
-from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
+from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert, text
 
 from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, run_whole, schema_metadata
 from include.retention.audit import RunContext
@@ -146,18 +146,23 @@ def release_policy(leaves_active: str | None = "on_parent_event", **billing_chan
     return data
 
 
-def create_schema(target) -> None:
+def create_schema(target, parent_schema: str = "rel") -> None:
+    """The ERP's tables in ``rel``; partners and their contracts in ``parent_schema``."""
     md, prefix = schema_metadata(target, "rel")
+    parent_prefix, there = prefix, {}
+    if parent_schema != "rel":  # PostgreSQL only: SQLite has one schema
+        parent_prefix, there = schema_metadata(target, parent_schema)[1], {"schema": parent_schema}
     partners = Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("name", String(50)),
                      Column("email", String(100)), Column("is_prospect", Boolean), Column("is_customer", Boolean),
-                     Column("created_at", DateTime(timezone=True)))
+                     Column("created_at", DateTime(timezone=True)), **there)
     # No foreign key: the policy declares the link (prospects share the table and have no contracts).
-    contracts = Table("contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer))
+    contracts = Table("contracts", md, Column("contract_id", Integer, primary_key=True),
+                      Column("partner_id", Integer), **there)
     lines = Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
-                  Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id")),
-                  Column("end_date", Date))
+                  Column("contract_id", Integer, ForeignKey(parent_prefix + "contracts.contract_id")),
+                  Column("end_date", Date), **there)
     invoices = Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
-                     Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
+                     Column("partner_id", Integer, ForeignKey(parent_prefix + "partners.partner_id"), nullable=False),
                      Column("number", String(20)), Column("invoice_date", Date))
     invoice_lines = Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
                           Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
@@ -534,3 +539,122 @@ def test_the_customer_plan_counts_what_invoices_released_earlier_keep_or_let_go(
     assert 6 not in _active(rel, "partners") + _archived(rel, "customer_partners")
     assert 61 not in _archived(rel, "invoices")
     assert 7 in _archived(rel, "customer_partners") and 71 in _archived(rel, "invoices")
+
+
+# --- A parent in another schema ----------------------------------------------------------------
+
+def _partners_in_crm(leaves_active: str = "on_parent_event") -> dict:
+    """The release policy with prospects' and customers' tables declared in schema ``crm``."""
+    data = release_policy(leaves_active)
+    for key in ("prospection", "customer_relationship"):
+        (root,) = data["categories"][key]["tables"]
+        root["schema"] = "crm"
+        for child in root.get("children", []):
+            child["schema"] = "crm"
+            for grandchild in child.get("children", []):
+                grandchild["schema"] = "crm"
+    return data
+
+
+@pytest.mark.parametrize("target_url", ["postgresql"], indirect=True)
+def test_invoices_follow_their_customers_clock_in_the_customers_schema_not_same_named_tables_beside_them(target):
+    """Customers live in ``crm``, invoices in ``rel``; ``rel`` also holds empty tables named
+    like the customer's (a stale copy). The release reads the customer's clock where the
+    policy declares it: invoice 41, past its 10 years but whose relationship is ongoing,
+    stays active - it was destroyed when the clock was read in the invoices' schema."""
+    create_schema(target, parent_schema="crm")
+    with target.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE rel.partners (partner_id integer primary key, name varchar(50), "
+                          "email varchar(100), is_prospect boolean, is_customer boolean, created_at timestamptz)"))
+        conn.execute(text("CREATE TABLE rel.contracts (contract_id integer primary key, partner_id integer)"))
+        conn.execute(text("CREATE TABLE rel.contract_lines (line_id integer primary key, contract_id integer, "
+                          "end_date date)"))
+    policy = parse_policy(_partners_in_crm())
+    _run(target, policy, "billing")
+    assert sorted(_active(target, "invoices")) == [31, 41, 121, 141]
+    assert set(_archived(target, "invoices")) == RELEASED
+    _run(target, policy, "customer_relationship")
+    assert 7 in _archived(target, "customer_partners") and 6 not in ids(target, "partners", schema="crm")
+
+
+@pytest.mark.parametrize("target_url", ["postgresql"], indirect=True)
+def test_an_invoice_waiting_for_its_customer_in_another_schema_moves_with_it(target):
+    """``with_parent``: billing's own run finds the customer in ``crm`` (it failed with
+    NoSuchTableError) and moves nothing; the customer run carries the invoices."""
+    create_schema(target, parent_schema="crm")
+    policy = parse_policy(_partners_in_crm("with_parent"))
+    _run(target, policy, "billing")
+    assert _archived(target, "invoices") == []
+    _run(target, policy, "customer_relationship")
+    assert 71 in _archived(target, "invoices") and 7 in _archived(target, "customer_partners")
+
+
+
+# --- A parent row no category governs --------------------------------------------------------
+
+def _add_partner_of_no_category(target) -> None:
+    """Partner 15: neither prospect nor customer any more (the application cleared both flags),
+    with an invoice past its 10 years (151) and one within them (152)."""
+    md, _ = schema_metadata(target, "rel")
+    with target.engine.begin() as conn:
+        partners = Table("partners", md, autoload_with=conn)
+        invoices = Table("invoices", md, autoload_with=conn)
+        conn.execute(insert(partners).values(partner_id=15, name="Partenaire 15", email="p15@example.fr",
+                                             is_prospect=False, is_customer=False,
+                                             created_at=datetime(2005, 1, 1, 9, tzinfo=PARIS)))
+        conn.execute(insert(invoices), [{"invoice_id": 151, "partner_id": 15, "number": "F-151",
+                                         "invoice_date": date(2010, 1, 1)},
+                                        {"invoice_id": 152, "partner_id": 15, "number": "F-152",
+                                         "invoice_date": date(2020, 1, 1)}])
+
+
+def test_an_invoice_whose_customer_no_category_governs_follows_its_own_ten_years(rel):
+    """No category's clock runs on partner 15: nothing will ever release its invoices, so they
+    follow their own clock as if they had no parent - 151 (2010) is destroyed tonight, 152
+    (2020) waits in the archive until 2030 - instead of staying active for ever, overdue for
+    no one. The DPO report counted them as compliant (overdue 0) before the run."""
+    from include.retention import dpo_report
+
+    _add_partner_of_no_category(rel)
+    policy = parse_policy(release_policy())
+    report = dpo_report.build(rel, policy, date(2026, 11, 1), date(2026, 11, 26), AS_OF)
+    (billing,) = [c for c in report.compliance if c.category == "billing"]
+    assert billing.overdue == len(RELEASED | DESTROYED) - 1 + 2  # 21 is due tonight only; 151 and 152
+    _run(rel, policy, "billing")
+    assert not {151, 152} & set(_active(rel, "invoices"))
+    assert 151 not in _archived(rel, "invoices")
+    (row,) = [r for r in archive_rows(rel, "invoices") if r["invoice_id"] == 152]
+    assert row["retention_until"] == date(2030, 1, 1)
+    assert 15 in _active(rel, "partners")
+
+
+def test_with_parent_an_invoice_whose_customer_no_category_governs_waits_for_it(rel):
+    """``with_parent`` (the default) is unchanged: the invoice waits for its parent row."""
+    _add_partner_of_no_category(rel)
+    _run(rel, parse_policy(release_policy("with_parent")), "billing")
+    assert {151, 152} <= set(_active(rel, "invoices"))
+
+
+def test_the_dpo_report_dates_and_counts_undated_released_invoices_still_active(rel):
+    """The oldest invoice date among active invoices nothing keeps open (61, 2016-01-15: 41's
+    and 121's relationships are ongoing), and undated invoice 81 counted as missing its start
+    before it moves - both were blank because "parent still active" counted as ongoing."""
+    from include.retention import dpo_report
+
+    policy = parse_policy(release_policy())
+    report = dpo_report.build(rel, policy, date(2026, 11, 1), date(2026, 11, 26), AS_OF)
+    (billing,) = [c for c in report.compliance if c.category == "billing"]
+    assert (billing.oldest_start, billing.missing_start, billing.held_open) == (date(2016, 1, 15), 1, 2)
+
+
+def test_the_dpo_reports_schedule_says_a_year_after_the_relationship_ends_for_a_non_zero_active_period():
+    from include.retention.dpo_report import schedule_table
+
+    policy = parse_policy(release_policy(active_period="P1Y"))
+    english = unescape(schedule_table(policy, "en"))
+    assert "1 year after the prospect's last contact or the end of the relationship" in english
+    assert "11 years from the invoice date" in english
+    french = unescape(schedule_table(policy, "fr"))
+    assert "1 an après la date du dernier contact du prospect ou la fin de la relation contractuelle" in french
+
+
