@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -590,13 +590,29 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
         keeping = _Keeping.read(conn, target, key, today)
         groups = _own_groups(conn, target, policy, trees, subject, keeping, register.key if register else None)
         roots = [f for group in groups for f in group.found if f.depth == 0]
-        groups += _dependant_groups(conn, target, policy, roots, today)
+        groups = _kept_for_dependants(groups, _dependant_groups(conn, target, policy, roots, today))
         answer.presence = [p for group in groups for p in group.presence()]
         table = audit.audit_table(target.archive_schema, policy.audit_table)
         if audit.table_exists(conn, table):  # events written before the canonical form too
             answer.events = audit.events(conn, table, table.c.subject_hash.in_(subject.lookup_hashes(key)))
     answer.erased_on = _erased_on(answer.events, policy)
     return answer
+
+
+def _kept_for_dependants(own: list["_Group"], retained: list["_Group"]) -> list["_Group"]:
+    """The person's rows, then their retained dependants, each parent group dated no earlier
+    than the dependants it has: a parent row is never destroyed while a dependant stays in
+    the archive (``Dependant.retained``), so a customer whose invoice runs to 2036 is kept
+    until 2036, whatever its own clock says. A dependant past its horizon keeps nothing (the
+    next run destroys both)."""
+    until = {g.category: g.horizon.until for g in retained
+             if g.horizon.until is not None and (g.horizon.today is None or g.horizon.until > g.horizon.today)}
+    for group in own:
+        dependant_categories = {d.category.key for f in group.found if f.depth == 0 for d in f.node.dependants}
+        latest = max((until[c] for c in dependant_categories if c in until), default=None)
+        if latest is not None and group.horizon.until is not None and latest > group.horizon.until:
+            group.horizon = replace(group.horizon, until=latest)
+    return own + retained
 
 
 @dataclass

@@ -658,3 +658,26 @@ def test_the_dpo_reports_schedule_says_a_year_after_the_relationship_ends_for_a_
     assert "1 an après la date du dernier contact du prospect ou la fin de la relation contractuelle" in french
 
 
+
+
+def test_was_erased_keeps_a_kept_customer_until_its_latest_retained_invoice(rel):
+    """Customer 10 asks for erasure: its row is kept, its invoices need it - 101 and 102 in
+    billing's archive (to 2034), 103 issued last week (its own 10 years: 2036-11-20). A parent
+    row is never destroyed while a dependant stays, so the answer keeps the customer until
+    2036-11-20, not its own 2033-01-01 (relationship ended 2025-01-01 + 3 + 5 years)."""
+    from include.retention.erasure import erase
+    from include.retention.subjects import Subject, was_erased
+
+    policy = parse_policy(release_policy())
+    _run(rel, policy, "billing")
+    md, _ = schema_metadata(rel, "rel")
+    with rel.engine.begin() as conn:
+        conn.execute(insert(Table("invoices", md, autoload_with=conn)).values(
+            invoice_id=103, partner_id=10, number="F-103", invoice_date=date(2026, 11, 20)))
+    erase(rel, policy, Subject.of({"email": "p10@example.fr"}), KEY,
+          RunContext("manual__erase", "subject_request", AS_OF, policy.version))
+    assert 10 in _active(rel, "partners")
+    answer = was_erased(rel, policy, KEY, "email", "p10@example.fr")
+    found = {(p.category, p.table): p.horizon.until for p in answer.presence}
+    assert found[("billing", "invoices")] == date(2036, 11, 20)
+    assert found[("customer_relationship", "partners")] == date(2036, 11, 20)
