@@ -46,8 +46,9 @@ The rules it applies, in the spec's words:
   active base leaves it when that parent has a known start in the category that governs it
   (scope, then precedence), nothing keeps the parent ongoing, the parent is not held, and
   parent start + the dependant's active period <= D - whether or not its own start has
-  passed. A dependant whose parent is not in the active base (no parent, or an orphan)
-  follows its own clock. Its dates stay its own (own start + active + archive; undated when
+  passed. A dependant whose parent is not in the active base (no parent, or an orphan), or
+  is there but governed by no category (no clock will ever release it), follows its own
+  clock. Its dates stay its own (own start + active + archive; undated when
   its start is missing), it is destroyed in the same run when already past that horizon,
   and the parent stays in the archive while it is retained. A held dependant, or one whose
   own ``ongoing_if_open`` is open, stays. Whatever the mode, the parent's archiving carries
@@ -430,6 +431,10 @@ class Oracle:
                     start = self.start_day(table, row, state)
                     parent = self._active_parent(table, row, state)
                     if parent is None:
+                        due = start is not None and plus(start, category.active_period) <= as_of
+                    elif on_parent_event and self.governing(link.table, parent) is None:
+                        # No category governs the parent: no clock will ever release the
+                        # dependant, so it follows its own (the README's rule).
                         due = start is not None and plus(start, category.active_period) <= as_of
                     elif on_parent_event:
                         due = self._parent_event_passed(table, parent, category.active_period, state, as_of)

@@ -312,6 +312,11 @@ def test_the_parents_clock_is_the_one_of_the_category_that_governs_it():
     assert _night(ON_PARENT_EVENT, rows, date(2024, 2, 29))["invoices"][(10,)] == Place(ACTIVE)
     assert _night(ON_PARENT_EVENT, rows, date(2024, 3, 1))["invoices"][(10,)] == Place(
         ARCHIVE, "invoices", date(2024, 2, 1), date(2034, 2, 1))
-    # A partner no category governs never ends a relationship: its invoices stay.
-    nobody = _erp_rows(partners=[_customer(is_prospect=False, customer_rank=0)], invoices=_invoices(date(2001, 1, 1)))
-    assert _night(ON_PARENT_EVENT, nobody, date(2026, 11, 26))["invoices"][(10,)] == Place(ACTIVE)
+    # A partner no category governs never ends a relationship: no clock will release its
+    # invoices, so they follow their own - one past its 10 years is destroyed that night,
+    # a recent one is archived with its own dates.
+    nobody = _erp_rows(partners=[_customer(is_prospect=False, customer_rank=0)],
+                       invoices=_invoices(date(2001, 1, 1), date(2026, 1, 1)))
+    night = _night(ON_PARENT_EVENT, nobody, date(2026, 11, 26))["invoices"]
+    assert night[(10,)] == Place(DESTROYED)
+    assert night[(11,)] == Place(ARCHIVE, "invoices", date(2026, 1, 1), date(2036, 1, 1))
