@@ -298,10 +298,10 @@ def _worker(step: str, url: str) -> dict:
 
 
 def work(step: str, url: str) -> dict:
-    from include.retention.audit import RunContext
-    from include.retention.policy import parse_policy
-    from include.retention.steps import StepContext, open_step
-    from include.retention.target import connect
+    from include.retention.database.target import connect
+    from include.retention.policy.model import parse_policy
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext, open_step
 
     if step == "engine_dag":
         return _dag(url)
@@ -335,8 +335,8 @@ def work(step: str, url: str) -> dict:
 def _engine(step_ctx, step: str) -> tuple[list[tuple[float, int]], int]:
     """Run archive or purge: the batches' durations and row counts (read from the engine's
     log), and the rows moved or destroyed (batches and whole partitions)."""
-    from include.retention.archive import archive_category
-    from include.retention.purge import purge_category
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.purge import purge_category
 
     seen: list[tuple[float, int]] = []
 
@@ -347,7 +347,7 @@ def _engine(step_ctx, step: str) -> tuple[list[tuple[float, int]], int]:
                 if isinstance(seconds, float) and isinstance(counts, dict):
                     seen.append((seconds, sum(counts.values())))
 
-    for name in ("include.retention.archive", "include.retention.purge"):
+    for name in ("include.retention.schedule.archive", "include.retention.schedule.purge"):
         logging.getLogger(name).addHandler(Batches())
         logging.getLogger(name).setLevel(logging.INFO)
     if step == "archive":

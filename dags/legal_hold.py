@@ -25,8 +25,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from include.retention.holds import SCOPES
-from include.retention.policy import load_policy
+from include.retention.policy.model import load_policy
+from include.retention.records.holds import SCOPES
 from include.retention_airflow import tasks as engine
 
 POLICY = load_policy()

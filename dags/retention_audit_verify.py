@@ -30,8 +30,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from include.retention import anchors
-from include.retention.policy import load_policy
+from include.retention.policy.model import load_policy
+from include.retention.records import anchors
 from include.retention_airflow import tasks as engine
 
 POLICY = load_policy()

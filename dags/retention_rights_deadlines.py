@@ -9,7 +9,7 @@ first gives the register's timestamps written by earlier versions their '+00:00'
 Days are calendar days in the company's time zone: the run's day is its logical date in
 that zone, and a request is overdue from the day after its due date. A closed request is
 never listed, however recently it was closed (its `closed_at` is an instant stored with
-its zone, see include/retention/instants.py).
+its zone, see include/retention/dates/instants.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from include.retention.policy import load_policy
+from include.retention.policy.model import load_policy
 from include.retention_airflow import tasks as engine
 
 POLICY = load_policy()

@@ -36,7 +36,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from include.retention.requests import REQUEST_TYPES
+from include.retention.rights.requests import REQUEST_TYPES
 from include.retention_airflow import tasks as engine
 
 IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}

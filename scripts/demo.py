@@ -36,15 +36,18 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.demo.seed import seed_demo  # noqa: E402
-from include.retention.audit import audit_table  # noqa: E402
-from include.retention.policy import RetentionPolicy, load_policy  # noqa: E402
-from include.retention import certificate  # noqa: E402
-from include.retention.dpo_report import period_words  # noqa: E402
-from include.retention.report import REPORTS_ENV_VAR, format_summary, reports_dir, summary_table  # noqa: E402
-from include.retention.subjects import KEY_ENV_VAR, KEY_VARIABLE, key_from_env, was_erased  # noqa: E402
-from include.retention.target import connect, sqlite_archive_path  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+
+from include.demo.seed import seed_demo  # noqa: E402
+from include.retention.reports import certificate  # noqa: E402
+from include.retention.database.identity import KEY_ENV_VAR, KEY_VARIABLE, key_from_env
+from include.retention.database.target import connect, sqlite_archive_path  # noqa: E402
+from include.retention.files import REPORTS_ENV_VAR, reports_dir
+from include.retention.policy.model import RetentionPolicy, load_policy  # noqa: E402
+from include.retention.records.audit import audit_table  # noqa: E402
+from include.retention.reports.dpo_report import period_words  # noqa: E402
+from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
+from include.retention.rights.subjects import was_erased  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -277,12 +280,11 @@ def _run_approving(dag):
 
 
 def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
-    from fastapi.testclient import TestClient
-    from sqlalchemy import select
-
     from airflow.api_fastapi.app import create_app
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
 
     while not done.wait(0.5):
         with create_session() as session:

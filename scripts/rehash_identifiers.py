@@ -1,6 +1,6 @@
 """Add canonical-form keyed hashes to the suppression list and subject legal holds.
 
-Run once after upgrading to the canonical identifier form (``include/retention/rehash.py``
+Run once after upgrading to the canonical identifier form (``include/retention/rights/rehash.py``
 says what it does and what it cannot do), as a role that may insert into the archive
 schema's ``retention_suppression`` and ``retention_legal_hold_items``:
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from include.retention.database.identity import key_from_env  # noqa: E402
+from include.retention.database.target import connect  # noqa: E402
 from include.retention.errors import RetentionError  # noqa: E402
-from include.retention.policy import load_policy  # noqa: E402
-from include.retention.rehash import add_canonical_hashes  # noqa: E402
-from include.retention.subjects import key_from_env  # noqa: E402
-from include.retention.target import connect  # noqa: E402
+from include.retention.policy.model import load_policy  # noqa: E402
+from include.retention.rights.rehash import add_canonical_hashes  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-from include.retention.requests import register_table
+from include.retention.rights.requests import register_table
 
 
 def build_metadata(schema: str | None) -> MetaData:
@@ -151,6 +151,6 @@ def build_metadata(schema: str | None) -> MetaData:
           Column("ended_at", Date),
           Column("amount", Numeric(12, 2)))
 
-    # The register of data-subject requests is the project's own table (include/retention/requests.py).
+    # The register of data-subject requests is the project's own table (include/retention/rights/requests.py).
     register_table(schema, "rights_requests").to_metadata(md)
     return md

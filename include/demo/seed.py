@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 from faker import Faker
 from sqlalchemy import Engine, MetaData, Table, insert, text
 
-from include.retention.periods import Period
-from include.retention.requests import due_date
-from include.retention.subjects import SubjectKey
-from include.retention.suppression import CONTACT_KINDS, refuse_suppressed
+from include.retention.database.identity import SubjectKey
+from include.retention.dates.periods import Period
+from include.retention.records.suppression import CONTACT_KINDS, refuse_suppressed
+from include.retention.rights.requests import due_date
 
 from .schema import build_metadata
 

@@ -6,31 +6,39 @@ import functools
 import json
 import logging
 import os
-from datetime import date, datetime
 from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy.engine import URL
 
-from include.retention.archive import archive_category
-from include.retention import certificate
-from include.retention import dpo_report as dpo
-from include.retention.audit import RunContext, audit_table, check_anchors, record, table_exists, verify_chain
+from include.retention.database.identity import (
+    IDENTIFIER_KINDS,
+    KEY_ENV_VAR,
+    KEY_VARIABLE,
+    Subject,
+    SubjectKey,
+    configured_key,
+    key_from,
+    normalise,
+)
+from include.retention.database.target import Target, connect
 from include.retention.errors import CertificateNotWritten, RetentionError, describe, scrub, scrubbed
-from include.retention.locks import category_step, release_lease
-from include.retention.limits import approved_counts, excesses, record_approval
-from include.retention.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
-from include.retention.plan import plan_category
-from include.retention.policy import RetentionPolicy, load_policy
-from include.retention.purge import purge_category
-from include.retention.quality import pre_archive_gate, results_as_dicts
-from include.retention.postflight import post_run_gate
-from include.retention.report import summarize_run
-from include.retention.requests import RequestRecord, ensure_register, handle, open_deadlines
-from include.retention.steps import StepContext
-from include.retention.subjects import (IDENTIFIER_KINDS, KEY_ENV_VAR, KEY_VARIABLE, Subject, SubjectKey, configured_key,
-                                       key_from, normalise)
-from include.retention.target import Target, connect
+from include.retention.policy.model import RetentionPolicy, load_policy
+from include.retention.records.audit import RunContext, audit_table, record
+from include.retention.records.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
+from include.retention.records.locks import category_step, release_lease
+from include.retention.reports import certificate
+from include.retention.reports import dpo_report as dpo
+from include.retention.reports.summary import summarize_run
+from include.retention.rights.requests import RequestRecord, ensure_register, handle, open_deadlines
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts, excesses, record_approval
+from include.retention.schedule.plan import plan_category
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.purge import purge_category
+from include.retention.schedule.quality import pre_archive_gate, results_as_dicts
 
 TARGET_CONN_ID = "retention_target"
 log = logging.getLogger(__name__)

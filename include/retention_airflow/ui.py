@@ -23,31 +23,25 @@ import json
 import logging
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from urllib.parse import quote, urlsplit
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Table
 
-from airflow.api_fastapi.core_api.security import get_user
-from include.retention import audit, certificate, dpo_report, html
-from include.retention.audit import ACTIONS
+from include.retention.database.identity import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, normalise
+from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
-from include.retention.holds import list_holds
-from include.retention.policy import RetentionPolicy, load_policy
-from include.retention.report import reports_dir
-from include.retention.subjects import (
-    IDENTIFIER_KINDS,
-    KEY_VARIABLE,
-    Presence,
-    SubjectKey,
-    key_from,
-    normalise,
-    was_erased,
-)
-from include.retention.target import Target, connect
+from include.retention.files import reports_dir
+from include.retention.policy.model import RetentionPolicy, load_policy
+from include.retention.records import audit
+from include.retention.records.audit import ACTIONS
+from include.retention.records.holds import list_holds
+from include.retention.reports import certificate, dpo_report, html
+from include.retention.rights.subjects import Presence, was_erased
 from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
 
 log = logging.getLogger(__name__)

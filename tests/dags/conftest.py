@@ -21,9 +21,10 @@ def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
     """The demo CRM seeded on a fresh PostgreSQL database, as the ``retention_target`` connection,
     with the shipped schedule minus its deletion limit (see ``policy_without_deletion_limit``)."""
     from dag_helpers import AS_OF, PER_PHASE, SUBJECT_SECRET, policy_without_deletion_limit
-    from include.demo.seed import seed_demo
-    from include.retention.target import connect
     from throwaway_postgres import fresh_postgres_database
+
+    from include.demo.seed import seed_demo
+    from include.retention.database.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("RETENTION_POLICY", str(policy_without_deletion_limit(tmp_path)))
@@ -41,9 +42,8 @@ def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
 @pytest.fixture
 def api_client(airflow_db):
     """Airflow's REST API in-process, on the tests' metadata database (to answer approvals)."""
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
 
     purge_cached_app()
     with TestClient(create_app("core")) as client:

@@ -11,11 +11,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import MetaData, Table, func, select
-
 from dag_helpers import AS_OF, admin_headers
-from include.retention import certificate
+from sqlalchemy import MetaData, Table, func, select
 from table_checksums import checksum
+
+from include.retention.reports import certificate
 
 DAG_ID = "retention_prospection"
 

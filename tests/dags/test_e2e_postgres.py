@@ -13,16 +13,16 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from dag_helpers import AS_OF
 from sqlalchemy import MetaData, Table, select, text, update
-
-from include.demo.seed import PARIS
-from include.retention import certificate
-from include.retention.export import export_path
-from include.retention.audit import GENESIS, audit_table, event_hash, events, verify_chain
-from include.retention.periods import Period
 from table_checksums import checksum
 
-from dag_helpers import AS_OF
+from include.demo.seed import PARIS
+from include.retention.dates.periods import Period
+from include.retention.records.audit import GENESIS, audit_table, event_hash, events, verify_chain
+from include.retention.reports import certificate
+from include.retention.rights.export import export_path
+
 # Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, then the edges.
 MISSING = [19, 20]
 LEAP_2020, LEAP_2024, ON_BOUNDARY, DAY_AFTER_BOUNDARY = 21, 22, 23, 24

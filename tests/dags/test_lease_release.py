@@ -13,11 +13,11 @@ import os
 from datetime import datetime, timezone
 
 import pytest
+from dag_helpers import AS_OF
 from sqlalchemy import select
 
-from dag_helpers import AS_OF
-from include.retention.audit import audit_table, events
-from include.retention.locks import locks_table
+from include.retention.records.audit import audit_table, events
+from include.retention.records.locks import locks_table
 
 DAG_ID = "retention_prospection"
 

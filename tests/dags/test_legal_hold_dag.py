@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from dag_helpers import AS_OF
 from sqlalchemy import MetaData, Table, select
 
-from dag_helpers import AS_OF
-from include.retention.audit import audit_table, events, table_exists
+from include.retention.records.audit import audit_table, events, table_exists
 
 ROLES_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 HOLD = {"action": "add", "reference": "RG-2026-0042", "scope": "rows", "table": "prospects",
@@ -49,7 +49,7 @@ def _as_pipeline_role(target, monkeypatch) -> None:
     """Apply the shipped roles script as the administrator, and connect Airflow as the pipeline."""
     from sqlalchemy.engine import make_url
 
-    from include.retention.roles import PIPELINE_ROLE
+    from include.retention.database.roles import PIPELINE_ROLE
 
     raw = target.engine.raw_connection()
     try:
@@ -89,7 +89,7 @@ def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until
 
 
 def _certificates(run_id):
-    from include.retention.certificate import paths
+    from include.retention.reports.certificate import paths
 
     json_path, _ = paths("retention_prospection", run_id)
     return [json_path]

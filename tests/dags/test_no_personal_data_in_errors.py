@@ -16,10 +16,10 @@ import re
 from datetime import datetime, timezone
 
 import pytest
+from dag_helpers import AS_OF, SUBJECT_SECRET
 from sqlalchemy import MetaData, Table, create_engine, select, text
 
-from dag_helpers import AS_OF, SUBJECT_SECRET
-from include.retention.subjects import normalise
+from include.retention.database.identity import normalise
 
 
 @pytest.fixture(scope="module")

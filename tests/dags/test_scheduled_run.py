@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine, MetaData, Table, create_engine, insert, select, text
-
 from dag_helpers import PER_PHASE, SUBJECT_SECRET, policy_with_schedule, policy_without_deletion_limit
-from include.demo.seed import PARIS, at_paris, seed_demo
-from include.retention.audit import audit_table, events
-from include.retention.target import Target, connect
+from sqlalchemy import Engine, MetaData, Table, create_engine, insert, select, text
 from table_checksums import checksum
 from throwaway_postgres import _free_port, fresh_postgres_database
+
+from include.demo.seed import PARIS, at_paris, seed_demo
+from include.retention.database.target import Target, connect
+from include.retention.records.audit import audit_table, events
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "retention_prospection"
@@ -260,7 +260,7 @@ def _expected(target: Target, as_of: date) -> dict[str, Any]:
 
 
 def _certificate(cluster: Cluster, run_id: str) -> dict[str, Any]:
-    from include.retention import certificate
+    from include.retention.reports import certificate
 
     json_path, _ = certificate.paths(DAG_ID, run_id)
     assert json_path.exists(), f"no certificate at {json_path}{cluster.diagnostics()}"

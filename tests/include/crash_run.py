@@ -19,10 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]
 
+from engine_helpers import club_policy, run_category  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from engine_helpers import club_policy, run_category  # noqa: E402
-from include.retention.target import connect  # noqa: E402
+from include.retention.database.target import connect  # noqa: E402
 
 # The statement that deletes a batch's members: from the active table during ``archive``, from
 # the archive during ``purge`` (both come after the batch's first writes, before its commit).

@@ -28,16 +28,16 @@ from sqlalchemy import (
     text,
 )
 
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.limits import approved_counts
-from include.retention.plan import CategoryPlan, plan_category
-from include.retention.policy import RetentionPolicy, parse_policy
-from include.retention.purge import purge_category
-from include.retention.report import summarize_run
-from include.retention.steps import StepContext
-from include.retention.subjects import SubjectKey
-from include.retention.target import Target
+from include.retention.database.identity import SubjectKey
+from include.retention.database.target import Target
+from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.reports.summary import summarize_run
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import CategoryPlan, plan_category
+from include.retention.schedule.purge import purge_category
 
 PARIS = ZoneInfo("Europe/Paris")
 AS_OF = date(2026, 11, 26)
@@ -210,8 +210,8 @@ def run_whole(target: Target, policy: RetentionPolicy, category: str, as_of: dat
     """One whole DAG run of ``category``, through the steps its tasks call, in their order:
     pre-archive gate, plan, approval of the plan (a person approves), archive, purge,
     post-run gate, summary. A failing gate raises, as it fails the task."""
-    from include.retention.postflight import post_run_gate
-    from include.retention.quality import pre_archive_gate
+    from include.retention.schedule.postflight import post_run_gate
+    from include.retention.schedule.quality import pre_archive_gate
 
     ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
                      policy_version=policy.version, dry_run=False)

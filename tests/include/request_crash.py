@@ -26,14 +26,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]
 
+from crm_helpers import AS_OF, EMAIL, KEY  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from crm_helpers import AS_OF, EMAIL, KEY  # noqa: E402
-from include.retention.audit import RunContext  # noqa: E402
-from include.retention.policy import load_policy  # noqa: E402
-from include.retention.requests import RequestRecord, handle  # noqa: E402
-from include.retention.subjects import Subject  # noqa: E402
-from include.retention.target import connect  # noqa: E402
+from include.retention.database.identity import Subject  # noqa: E402
+from include.retention.database.target import connect  # noqa: E402
+from include.retention.policy.model import load_policy  # noqa: E402
+from include.retention.records.audit import RunContext  # noqa: E402
+from include.retention.rights.requests import RequestRecord, handle  # noqa: E402
 
 REFERENCE = "DDP-CRASH-1"
 RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)

@@ -9,19 +9,20 @@ import copy
 from datetime import date
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, select, update
-
 from crm_helpers import KEY, crm_table
 from engine_helpers import CLUB_POLICY, archive_rows, club_policy, create_club, run_category
-from include.retention.audit import RunContext
-from include.retention.catalog import archive_layout
-from include.retention.describe import category_doc
-from include.retention.erasure import erase
+from sqlalchemy import Column, Integer, MetaData, Table, select, update
+
+from include.retention.database.catalog import archive_layout
+from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError, RetentionError
-from include.retention.holds import HoldsInForce, NewHold, add_hold, hold_tables
-from include.retention.policy import load_policy
-from include.retention.steps import StepContext, open_step
-from include.retention.subjects import Subject, was_erased
+from include.retention.policy.model import load_policy
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import HoldsInForce, NewHold, add_hold, hold_tables
+from include.retention.reports.describe import category_doc
+from include.retention.rights.erasure import erase
+from include.retention.rights.subjects import was_erased
+from include.retention.schedule.context import StepContext, open_step
 
 # A phone written the way a CRM user types it; the request gives it another way.
 STORED_PHONE, ASKED_PHONE = "+33 7.99.88.77.66", "07 99 88 77 66"

@@ -5,12 +5,12 @@ DDL rights could; the chain must still name the first event that does not hold."
 from __future__ import annotations
 
 import pytest
+from engine_helpers import club_policy, create_club, run_category
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DatabaseError
 
-from engine_helpers import club_policy, create_club, run_category
-from include.retention import certificate
-from include.retention.audit import GENESIS, audit_table, check_anchors, event_hash, verify_chain
+from include.retention.records.audit import GENESIS, audit_table, check_anchors, event_hash, verify_chain
+from include.retention.reports import certificate
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_a_broken_chain_is_not_intact_and_names_the_event(logged, tmp_path, monk
 def test_a_recreated_log_is_not_compared_with_the_certificates_of_another_log(tmp_path, monkeypatch):
     """Two SQLite targets share one reports folder: each log is compared with its own
     certificates only, though their DAG, run ids and event ids are the same."""
-    from include.retention.target import connect
+    from include.retention.database.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
@@ -197,8 +197,8 @@ def test_a_recreated_log_is_not_compared_with_the_certificates_of_another_log(tm
 
 
 def test_a_certificate_of_another_log_is_never_overwritten(tmp_path, monkeypatch):
+    from include.retention.database.target import connect
     from include.retention.errors import RetentionError
-    from include.retention.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
@@ -225,7 +225,7 @@ def test_the_certificate_names_its_log_without_credentials(logged):
         assert named.startswith(f"postgresql://{url.host}:{url.port or 5432}/{url.database} ")
 
 
-# -- recorded_at across the change of column type (include/retention/instants.py) ----------
+# -- recorded_at across the change of column type (include/retention/dates/instants.py) ----------
 
 def _legacy_events(target) -> list[dict]:
     """Two events as the version before ``UtcDateTime`` wrote them: ``DateTime(timezone=True)``,
@@ -237,7 +237,7 @@ def _legacy_events(target) -> list[dict]:
 
     from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
 
-    from include.retention.audit import ensure_audit_table
+    from include.retention.records.audit import ensure_audit_table
 
     legacy = Table("retention_audit", MetaData(), Column("event_id", Integer, primary_key=True),
                    Column("recorded_at", DateTime(timezone=True)), *(Column(n, String) for n in (
@@ -368,7 +368,7 @@ def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_
         tmp_path, monkeypatch):
     """Several targets may share one reports folder by design: the others' certificates are
     mentioned, not held against this log."""
-    from include.retention.target import connect
+    from include.retention.database.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
@@ -389,7 +389,7 @@ def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_
 
 
 def test_an_sqlite_log_reached_through_a_symbolic_link_is_the_same_log(tmp_path, monkeypatch):
-    from include.retention.target import connect
+    from include.retention.database.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     (tmp_path / "real").mkdir()
@@ -433,7 +433,7 @@ def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_po
 def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_verified(lang, said):
     from html import unescape
 
-    from include.retention import dpo_report
+    from include.retention.reports import dpo_report
 
     status = certificate.ChainStatus("sqlite:////data/t.db archive.retention_audit", 12, other_logs=2,
                                      other_log="sqlite:////mnt/t.db archive.retention_audit", reports="/reports")
@@ -485,7 +485,8 @@ def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_anoth
 def _log_erasure(target, row_count: int = 1) -> int:
     """An erasure's event, as subject_request writes it (no category run, no certificate)."""
     from engine_helpers import AS_OF
-    from include.retention.audit import RunContext, record
+
+    from include.retention.records.audit import RunContext, record
 
     ctx = RunContext(run_id="manual__erasure", dag_id="subject_request", as_of=AS_OF, policy_version="club-1")
     with target.engine.begin() as conn:
@@ -561,7 +562,7 @@ def test_a_log_of_erasures_only_is_pinned_by_its_daily_anchors(target, tmp_path,
     daily = _daily_verification(monkeypatch, target)
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        from include.retention.audit import ensure_audit_table
+        from include.retention.records.audit import ensure_audit_table
 
         ensure_audit_table(conn, _table())
     _log_erasure(target)
@@ -590,7 +591,7 @@ def test_events_after_the_last_anchor_are_named_as_not_anchored_yet(logged, tmp_
 
 
 def test_anchors_of_another_log_in_the_same_folder_are_left_aside(tmp_path, monkeypatch):
-    from include.retention.target import connect
+    from include.retention.database.target import connect
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     first, second = (connect(f"sqlite:///{tmp_path / name}") for name in ("a.db", "b.db"))
@@ -612,7 +613,7 @@ def test_a_log_whose_only_anchors_name_another_log_is_not_verified(target, tmp_p
     """A log of erasures only (no run, so no certificate to expect): its daily anchor alone pins it."""
     import json
 
-    from include.retention.audit import ensure_audit_table
+    from include.retention.records.audit import ensure_audit_table
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     target.ensure_archive_schema()
@@ -641,7 +642,7 @@ def test_an_unreadable_anchor_is_named(logged, tmp_path, monkeypatch, content):
 def test_anchors_written_at_the_same_instant_for_two_logs_or_twice_never_overwrite_each_other(tmp_path):
     from datetime import datetime, timezone
 
-    from include.retention import anchors
+    from include.retention.records import anchors
 
     now = datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc)
     paths = [anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now),
@@ -697,8 +698,8 @@ def test_the_daily_verification_fails_and_creates_no_reports_folder_when_it_is_m
 
 
 def test_an_anchor_is_never_written_where_the_reports_folder_is_missing(tmp_path):
-    from include.retention import anchors
     from include.retention.errors import RetentionError
+    from include.retention.records import anchors
 
     with pytest.raises(RetentionError, match="reports folder .*missing"):
         anchors.write("sqlite:////t.db archive.retention_audit", 3, "a" * 64, tmp_path / "not-mounted")
@@ -717,8 +718,8 @@ def test_an_audit_anchors_folder_replaced_by_a_file_is_named(logged, tmp_path, m
 def test_an_empty_or_missing_log_beside_only_another_logs_anchors_is_not_verified(tmp_path, monkeypatch, create):
     """The connection pointed at another database: every certificate and anchor names the old
     log; the new one, with no event, must not read as verified."""
-    from include.retention.audit import ensure_audit_table
-    from include.retention.target import connect
+    from include.retention.database.target import connect
+    from include.retention.records.audit import ensure_audit_table
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     real, other = (connect(f"sqlite:///{tmp_path / name}") for name in ("real.db", "other.db"))
@@ -752,7 +753,8 @@ def test_a_run_whose_certificate_was_deleted_is_named_as_missing(logged, tmp_pat
 def test_a_dry_run_and_a_run_whose_certificate_failure_was_recorded_need_no_certificate(
         logged, tmp_path, monkeypatch):
     from engine_helpers import AS_OF
-    from include.retention.audit import RunContext, record
+
+    from include.retention.records.audit import RunContext, record
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     _certify(logged, "run-1")

@@ -7,13 +7,13 @@ import copy
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
-
 from engine_helpers import CLUB_POLICY, audit_events, create_club, ids, run_category
-from include.retention.audit import audit_table, verify_chain
-from include.retention.policy import parse_policy
-from include.retention.target import connect
+from sqlalchemy import text
 from throwaway_postgres import fresh_postgres_database
+
+from include.retention.database.target import connect
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import audit_table, verify_chain
 
 # 300 members, one contact every ten days back from 2026: about two thirds are due.
 CONTACTS = {m: date(2026, 11, 1) - timedelta(days=10 * m) for m in range(1, 301)}

@@ -3,12 +3,12 @@
 import copy
 
 import pytest
+from engine_helpers import CLUB_POLICY, club_policy, create_club, run_category
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, text
 
-from engine_helpers import CLUB_POLICY, club_policy, create_club, run_category
-from include.retention.catalog import check_against_database
+from include.retention.database.catalog import check_against_database
 from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
+from include.retention.policy.model import parse_policy
 
 
 def _check(target, policy):

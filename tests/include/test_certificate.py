@@ -7,15 +7,16 @@ import json
 from datetime import datetime
 
 import pytest
+from engine_helpers import AS_OF, PARIS, club_policy, create_club, run_category
 from sqlalchemy import update
 
-from engine_helpers import AS_OF, PARIS, club_policy, create_club, run_category
-from include.retention import audit, certificate
-from include.retention.audit import RunContext
-from include.retention.postflight import post_run_gate
-from include.retention.quality import QualityGateFailed, pre_archive_gate
-from include.retention.report import summarize_run
-from include.retention.steps import StepContext
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.reports import certificate
+from include.retention.reports.summary import summarize_run
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
 RUN = "scheduled__2026-11-26T01:00:00+00:00"
 
@@ -236,7 +237,7 @@ def test_a_certificate_issued_again_unchanged_keeps_its_file(target, tmp_path, m
 def test_a_certificate_rebuilt_from_a_grown_run_never_replaces_the_earlier_one(target, tmp_path, monkeypatch):
     """Clearing an old run's summary task rebuilds its certificate from the log as it is now:
     the earlier file, with the hashes it copied, stays."""
-    from include.retention.audit import RunContext, record
+    from include.retention.records.audit import RunContext, record
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     create_club(target)

@@ -20,12 +20,12 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, insert, text
-
 from engine_helpers import PARIS, archive_rows, ids, run_category, schema_metadata
+from sqlalchemy import Column, Date, DateTime, Integer, String, Table, insert, text
+
+from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
-from include.retention.target import Target, connect
+from include.retention.policy.model import parse_policy
 
 CONTRACT_LINES = [{"table": "contracts", "foreign_key": "fk_soc"},
                   {"table": "contract_lines", "foreign_key": "fk_contrat"}]
@@ -337,9 +337,9 @@ def test_text_stored_expression_ends_in_different_offsets_are_compared_by_their_
 
 
 def test_an_unreadable_fallback_date_stops_the_gate_on_sqlite(sqlite_target):
-    from include.retention.audit import RunContext
-    from include.retention.quality import QualityGateFailed, pre_archive_gate
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
     create_erp(sqlite_target)
     with sqlite_target.engine.begin() as conn:
@@ -355,7 +355,7 @@ def test_an_open_line_end_stored_as_empty_text_stops_the_gate_on_sqlite(sqlite_t
     """A column read only by ``ongoing_if_open`` must hold readable dates too: a closing
     date stored as '' is neither NULL (open: the customer stays) nor a date, so the line
     would silently count as closed. NULL stays open and passes."""
-    from include.retention.quality import QualityGateFailed
+    from include.retention.schedule.quality import QualityGateFailed
 
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
@@ -373,9 +373,9 @@ def test_a_planned_end_next_year_does_not_stop_the_gate(erp):
     """A planned end is scheduled ahead by nature: the line has not ended, the customer is
     simply not due. Only the gate's future-date check on events that happened must not
     see it as a wrong clock."""
-    from include.retention.audit import RunContext
-    from include.retention.quality import pre_archive_gate
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.quality import pre_archive_gate
 
     policy = parse_policy(policy_data())
     ctx = RunContext(run_id="gate", dag_id="retention_customers", as_of=AS_OF, policy_version=policy.version)
@@ -385,9 +385,9 @@ def test_a_planned_end_next_year_does_not_stop_the_gate(erp):
 
 
 def _gate(target: Any, data: dict[str, Any]) -> Any:
-    from include.retention.audit import RunContext
-    from include.retention.quality import pre_archive_gate
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.quality import pre_archive_gate
 
     policy = parse_policy(data)
     ctx = RunContext(run_id="gate", dag_id="retention_customers", as_of=AS_OF, policy_version=policy.version)
@@ -405,7 +405,7 @@ def test_a_closing_date_typed_two_centuries_ahead_stops_the_gate(erp):
     """Only the planned end may lie ahead: a closing date is an event that happened, and
     2205 for 2025 would keep customer 1 active (and, released by its clock, its invoices)
     until 2208 with no one told."""
-    from include.retention.quality import QualityGateFailed
+    from include.retention.schedule.quality import QualityGateFailed
 
     _set_line(erp, "date_cloture", date(2205, 6, 30))
     with pytest.raises(QualityGateFailed, match=r"no_future_date_cloture on contract_lines: 1 row\(s\), e\.g\. rowid=100"):
@@ -416,7 +416,7 @@ def test_a_closing_date_typed_two_centuries_ahead_stops_the_gate(erp):
 def test_a_planned_end_beyond_the_longest_period_stops_the_gate(erp):
     """A planned end may lie ahead, but not beyond a hundred years (the longest period a
     policy may state): 2205 is a typo, and the customer would never fall due."""
-    from include.retention.quality import QualityGateFailed
+    from include.retention.schedule.quality import QualityGateFailed
 
     _set_line(erp, "date_fin_validite", date(2205, 12, 31))
     with pytest.raises(QualityGateFailed,
@@ -432,7 +432,7 @@ def test_a_planned_end_just_within_a_hundred_years_passes_the_gate(erp):
 def test_a_plain_source_reading_a_planned_column_keeps_its_future_check(erp):
     """``planned`` belongs to the source that declares it: a fallback reading the same column
     as a plain event still refuses customer 2's 2030 date as a wrong clock."""
-    from include.retention.quality import QualityGateFailed
+    from include.retention.schedule.quality import QualityGateFailed
 
     data = policy_data(when_missing="defect", first_of=[
         {"latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"], "path": CONTRACT_LINES}},
@@ -445,7 +445,7 @@ def test_a_plain_source_reading_a_planned_column_keeps_its_future_check(erp):
 def test_an_expression_without_planned_columns_checks_every_column_for_the_future(erp):
     """Nothing is planned unless the policy says so: customer 2's line planned for 2030
     stops the gate when ``planned`` is not given."""
-    from include.retention.quality import QualityGateFailed
+    from include.retention.schedule.quality import QualityGateFailed
 
     data = policy_data()
     del table_of(data)["start_event"]["latest"]["planned"]
@@ -564,22 +564,22 @@ def test_an_expression_is_refused_at_load_naming_its_key_path(rule, change, key_
 # Where the clock is read ----------------------------------------------------------------------
 
 def test_the_schedule_names_the_expression_in_order_of_preference():
-    from include.retention.policy import StartEvent
+    from include.retention.policy.model import StartEvent
 
     event = StartEvent.model_validate(table_of(policy_data())["start_event"])
     assert event.describe() == "latest contract_lines.(date_cloture, else date_fin_validite)"
 
 
 def test_every_column_of_an_expression_is_a_clock_input():
-    from include.retention.start_events import clock_inputs
-    from include.retention.policy import StartEvent
+    from include.retention.database.start_events import clock_inputs
+    from include.retention.policy.model import StartEvent
 
     event = StartEvent.model_validate(table_of(policy_data())["start_event"])
     assert clock_inputs(event) == [("contract_lines", "date_cloture"), ("contract_lines", "date_fin_validite")]
 
 
 def test_the_tables_a_filtered_hop_reads_are_read_only_grants():
-    from include.retention.roles import read_only_tables
+    from include.retention.database.roles import read_only_tables
 
     data = policy_data(when_missing="defect", latest={"column": "revised_on", "path": NOTE_REVISIONS})
     assert read_only_tables(parse_policy(data)) == ['"erp"."note_revisions"', '"erp"."notes"']

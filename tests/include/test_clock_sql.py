@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, Table, insert, select
 
-from include.retention.clock import Zones, add_period, is_due, local_date, retention_dates
-from include.retention.periods import Period
+from include.retention.dates.clock import Zones, add_period, is_due, local_date, retention_dates
+from include.retention.dates.periods import Period
 
 PARIS = ZoneInfo("Europe/Paris")
 ZONES = Zones(PARIS, PARIS)

@@ -48,24 +48,24 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import MetaData, Table, insert, inspect, select
-
 from dolibarr_world import EXPECTED as DOLIBARR_EXPECTED
 from dolibarr_world import actual_states, dolibarr_policy, expected_state
 from dolibarr_world import seed as dolibarr_seed
 from engine_helpers import run_whole
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.holds import NewHold, add_hold
-from include.retention.periods import Period
-from include.retention.policy import RetentionPolicy, load_policy, parse_policy
-from include.retention.subjects import SubjectKey
+from sqlalchemy import MetaData, Table, insert, inspect, select
 from table_checksums import checksum
-from test_odoo_example import MOVES, create_odoo, odoo_policy
-from test_odoo_example import MESSAGES as ODOO_MESSAGES
 from test_odoo_example import LEADS as ODOO_LEADS
+from test_odoo_example import MESSAGES as ODOO_MESSAGES
+from test_odoo_example import MOVES, create_odoo, odoo_policy
 from test_odoo_example import ORDERS as ODOO_ORDERS
 from test_odoo_example import PARTNERS as ODOO_PARTNERS
 from test_real_schemas import ERP_POLICY, INVOICES, PARTNERS, create_erp
+
+from include.retention.database.identity import SubjectKey
+from include.retention.dates.periods import Period
+from include.retention.policy.model import RetentionPolicy, load_policy, parse_policy
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.holds import NewHold, add_hold
 
 PARIS = ZoneInfo("Europe/Paris")
 AS_OF = date(2026, 11, 26)

@@ -21,17 +21,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from engine_helpers import AS_OF, club_policy, create_club, run_category
 from sqlalchemy import MetaData, Table, func, select, update
 
-from engine_helpers import AS_OF, club_policy, create_club, run_category
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext, audit_table, events, verify_chain
-from include.retention.limits import approved_counts
-from include.retention.locks import CategoryBusy, category_step, release_lease, take_lease
-from include.retention.plan import plan_category
-from include.retention.report import reports_dir
-from include.retention.steps import StepContext
-from include.retention.target import connect
+from include.retention.database.target import connect
+from include.retention.files import reports_dir
+from include.retention.records.audit import RunContext, audit_table, events, verify_chain
+from include.retention.records.locks import CategoryBusy, category_step, release_lease, take_lease
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import plan_category
 
 CRASH_RUN = Path(__file__).with_name("crash_run.py")
 MEMBERS = 1500
@@ -194,7 +194,7 @@ def test_the_applications_writes_wait_no_longer_than_about_one_batch(big_club, t
             time.sleep(0.005)  # an application writes often, not back to back
 
     writer = threading.Thread(target=write_continuously, daemon=True)
-    with caplog.at_level(logging.INFO, logger="include.retention.archive"):
+    with caplog.at_level(logging.INFO, logger="include.retention.schedule.archive"):
         writer.start()
         archive_category(step, batch_size=100, approved=approved)
         done.set()

@@ -21,14 +21,14 @@ from datetime import date, datetime
 from html import unescape
 
 import pytest
+from engine_helpers import PARIS, archive_rows, audit_events, ids, run_whole, schema_metadata
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert, text
-
-from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, run_whole, schema_metadata
-from include.retention.audit import RunContext
-from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
-from include.retention.subjects import SubjectKey
 from table_checksums import checksum
+
+from include.retention.database.identity import SubjectKey
+from include.retention.errors import PolicyError
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import RunContext
 
 AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("k" * 40, "test")
@@ -202,7 +202,7 @@ def _archived(target, table):
 
 
 def _hold(target, policy, table, keys, reference):
-    from include.retention.holds import NewHold, add_hold
+    from include.retention.records.holds import NewHold, add_hold
 
     add_hold(target, policy, NewHold(reference=reference, scope="rows", reason="litige en cours",
                                      created_by="juriste", table=table, keys=keys), KEY,
@@ -364,8 +364,8 @@ DESTROYED = {51, 61}                                 # leave tonight past their 
 
 
 def test_the_plan_counts_the_invoices_the_relationship_releases(rel):
-    from include.retention.plan import plan_category
-    from include.retention.steps import StepContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.plan import plan_category
 
     policy = parse_policy(release_policy())
     ctx = RunContext("plan-only", "retention_billing", AS_OF, policy.version, dry_run=True)
@@ -379,9 +379,9 @@ def test_the_plan_counts_the_invoices_the_relationship_releases(rel):
 
 
 def test_the_post_run_gate_fails_while_a_released_invoice_is_still_active(rel):
-    from include.retention.postflight import post_run_gate
-    from include.retention.quality import QualityGateFailed
-    from include.retention.steps import StepContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.postflight import post_run_gate
+    from include.retention.schedule.quality import QualityGateFailed
 
     policy = parse_policy(release_policy())
     ctx = RunContext("gate-only", "retention_billing", AS_OF, policy.version, dry_run=False)
@@ -397,8 +397,8 @@ def test_the_pre_archive_gate_checks_the_parent_clock_the_release_reads(rel):
     typo) would release nothing today but is a wrong clock - billing's gate stops too."""
     from sqlalchemy import MetaData, update
 
-    from include.retention.quality import QualityGateFailed, pre_archive_gate
-    from include.retention.steps import StepContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
     lines = Table("contract_lines", MetaData(), schema=None if rel.is_sqlite else "rel", autoload_with=rel.engine)
     with rel.engine.begin() as conn:
@@ -410,8 +410,8 @@ def test_the_pre_archive_gate_checks_the_parent_clock_the_release_reads(rel):
 
 
 def test_the_certificate_counts_released_and_destroyed_invoices(rel):
-    from include.retention import certificate
-    from include.retention.audit import audit_table
+    from include.retention.records.audit import audit_table
+    from include.retention.reports import certificate
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing", run_id="billing-cert")
@@ -423,7 +423,7 @@ def test_the_certificate_counts_released_and_destroyed_invoices(rel):
 
 
 def test_the_dpo_reports_schedule_says_until_the_relationship_ends_then_ten_years_from_the_invoice_date():
-    from include.retention.dpo_report import schedule_table
+    from include.retention.reports.dpo_report import schedule_table
 
     policy = parse_policy(release_policy())
     english = unescape(schedule_table(policy, "en"))
@@ -438,7 +438,7 @@ def test_the_dpo_report_counts_released_invoices_still_active_as_overdue_until_t
     """Invoice 21's relationship ended today: tonight's run moves it, it is not overdue yet.
     The others released before today are; invoice 91, whose customer is held, is kept by the
     hold, not overdue. After billing's run nothing is overdue."""
-    from include.retention import dpo_report
+    from include.retention.reports import dpo_report
 
     policy = parse_policy(release_policy())
     _hold(rel, policy, "partners", [9], "LIT-9")
@@ -456,7 +456,7 @@ def test_the_dpo_report_counts_released_invoices_still_active_as_overdue_until_t
 
 
 def test_the_dag_doc_says_when_an_invoice_leaves():
-    from include.retention.describe import category_doc
+    from include.retention.reports.describe import category_doc
 
     policy = parse_policy(release_policy())
     doc = category_doc(policy, policy.categories["billing"])
@@ -470,8 +470,8 @@ def test_the_dag_doc_says_when_an_invoice_leaves():
 def test_erasing_an_active_customer_whose_invoices_sit_in_billings_archive_keeps_the_customer(rel):
     """Customer 1's invoice is in billing's archive (kept 10 years, on_erasure: keep): deleting
     the customer row would leave it pointing at nothing, so the row is kept and said why."""
-    from include.retention.erasure import erase
-    from include.retention.subjects import Subject
+    from include.retention.database.identity import Subject
+    from include.retention.rights.erasure import erase
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")
@@ -507,7 +507,7 @@ def test_an_unknown_leaves_active_value_is_refused_with_its_key_path():
 def test_was_erased_lists_the_invoices_an_active_customer_has_in_billings_archive(rel):
     """The answer to "was X erased?" names every record kept about the person: an active
     customer's invoices already in billing's archive, with their own horizon."""
-    from include.retention.subjects import was_erased
+    from include.retention.rights.subjects import was_erased
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")
@@ -525,8 +525,8 @@ def test_the_customer_plan_counts_what_invoices_released_earlier_keep_or_let_go(
     customers leave, past their own horizon: customer 7 is kept by invoice 71 (retained until
     2028), customer 6 goes, and so does invoice 61 under it (past its horizon since
     2026-01-15) - in the customer run, which must plan exactly that."""
-    from include.retention.plan import plan_category
-    from include.retention.steps import StepContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.plan import plan_category
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing", as_of=date(2025, 12, 1))
@@ -613,7 +613,7 @@ def test_an_invoice_whose_customer_no_category_governs_follows_its_own_ten_years
     follow their own clock as if they had no parent - 151 (2010) is destroyed tonight, 152
     (2020) waits in the archive until 2030 - instead of staying active for ever, overdue for
     no one. The DPO report counted them as compliant (overdue 0) before the run."""
-    from include.retention import dpo_report
+    from include.retention.reports import dpo_report
 
     _add_partner_of_no_category(rel)
     policy = parse_policy(release_policy())
@@ -639,7 +639,7 @@ def test_the_dpo_report_dates_and_counts_undated_released_invoices_still_active(
     """The oldest invoice date among active invoices nothing keeps open (61, 2016-01-15: 41's
     and 121's relationships are ongoing), and undated invoice 81 counted as missing its start
     before it moves - both were blank because "parent still active" counted as ongoing."""
-    from include.retention import dpo_report
+    from include.retention.reports import dpo_report
 
     policy = parse_policy(release_policy())
     report = dpo_report.build(rel, policy, date(2026, 11, 1), date(2026, 11, 26), AS_OF)
@@ -648,7 +648,7 @@ def test_the_dpo_report_dates_and_counts_undated_released_invoices_still_active(
 
 
 def test_the_dpo_reports_schedule_says_a_year_after_the_relationship_ends_for_a_non_zero_active_period():
-    from include.retention.dpo_report import schedule_table
+    from include.retention.reports.dpo_report import schedule_table
 
     policy = parse_policy(release_policy(active_period="P1Y"))
     english = unescape(schedule_table(policy, "en"))
@@ -665,8 +665,9 @@ def test_was_erased_keeps_a_kept_customer_until_its_latest_retained_invoice(rel)
     billing's archive (to 2034), 103 issued last week (its own 10 years: 2036-11-20). A parent
     row is never destroyed while a dependant stays, so the answer keeps the customer until
     2036-11-20, not its own 2033-01-01 (relationship ended 2025-01-01 + 3 + 5 years)."""
-    from include.retention.erasure import erase
-    from include.retention.subjects import Subject, was_erased
+    from include.retention.database.identity import Subject
+    from include.retention.rights.erasure import erase
+    from include.retention.rights.subjects import was_erased
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")

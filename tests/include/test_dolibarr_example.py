@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from dolibarr_world import (
     AS_OF,
     CATEGORIES,
@@ -25,11 +24,12 @@ from dolibarr_world import (
     seed,
 )
 from engine_helpers import archive_rows, run_whole
-from include.retention.audit import audit_table, events
-from include.retention.subjects import SubjectKey
-from include.retention.target import connect
 from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
+
+from include.retention.database.identity import SubjectKey
+from include.retention.database.target import connect
+from include.retention.records.audit import audit_table, events
 
 KEY = SubjectKey("k" * 40, "test")
 BOOKKEEPING = {"plan", "validation", "quality_finding", "run_summary"}

@@ -8,15 +8,16 @@ from datetime import date
 from html import unescape
 
 import pytest
-from sqlalchemy import text
-
 from engine_helpers import AS_OF, _members_table_policy, club_policy, count, create_club, run_category
+from sqlalchemy import text
 from test_real_schemas import create_erp, erp_policy
-from include.retention import audit, dpo_report
-from include.retention.audit import RunContext
-from include.retention.dpo_report import previous_month
+
 from include.retention.errors import RetentionError
-from include.retention.policy import parse_policy
+from include.retention.policy.model import parse_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.reports import dpo_report
+from include.retention.reports.dpo_report import previous_month
 
 OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
@@ -109,8 +110,9 @@ def test_a_log_rewritten_with_recomputed_hashes_shows_in_the_report_as_retention
         target, tmp_path, monkeypatch):
     """The report's verdict is the daily verification's (chain and run certificates): a log
     consistent in itself but no longer matching its certificates is not called intact."""
-    from include.retention import certificate
     from test_audit_chain import AUDIT, _rewrite_whole_chain
+
+    from include.retention.reports import certificate
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     create_club(target)
@@ -395,8 +397,8 @@ def test_the_dag_trigger_form_refuses_a_report_day_outside_2000_to_2099(day):
 def test_the_report_names_each_chain_verdict_as_the_daily_verification_does(status, fr, en):
     """Every failing verdict gets its own words: a missing folder or a deleted certificate is not
     'the certificates name another log' (which the report said for any failure it did not know)."""
-    from include.retention.certificate import ChainStatus
-    from include.retention.dpo_report import _chain_paragraph
+    from include.retention.reports.certificate import ChainStatus
+    from include.retention.reports.dpo_report import _chain_paragraph
 
     chain = ChainStatus(audit_log="sqlite:///x.db#archive.retention_audit", reports="/srv/reports", **status)
     assert not chain.intact

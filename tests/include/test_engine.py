@@ -4,8 +4,6 @@ import copy
 from datetime import date
 
 import pytest
-from sqlalchemy import MetaData, Table, insert, select
-
 from engine_helpers import (
     CLUB_POLICY,
     CONTACTS,
@@ -19,6 +17,8 @@ from engine_helpers import (
     run_category,
     total_rows,
 )
+from sqlalchemy import MetaData, Table, insert, select
+
 from include.retention.errors import PolicyError
 
 

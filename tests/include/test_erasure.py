@@ -5,17 +5,17 @@ half-erased."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, update
-
 from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, VISITOR, make_supplier_deletes_fail
 from crm_helpers import crm_table as _table
-from include.retention import audit
-from include.retention.audit import RunContext
-from include.retention.erasure import erase
-from include.retention.errors import RetentionError
-from include.retention.policy import load_policy
-from include.retention.subjects import Subject, normalised_sql, subject_hash
+from sqlalchemy import select, update
 from table_checksums import checksum
+
+from include.retention.database.identity import Subject, normalised_sql, subject_hash
+from include.retention.errors import RetentionError
+from include.retention.policy.model import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.rights.erasure import erase
 
 CTX = RunContext("manual__erasure-1", "subject_request", AS_OF, "test")
 

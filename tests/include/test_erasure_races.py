@@ -18,19 +18,19 @@ import time
 from typing import Callable
 
 import pytest
-from sqlalchemy import MetaData, Table, event, insert, inspect, select, text
-
 from crm_helpers import KEY
 from engine_helpers import AS_OF, club_policy, create_club
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.erasure import erase
+from sqlalchemy import MetaData, Table, event, insert, inspect, select, text
+
+from include.retention.database.identity import Subject
+from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
-from include.retention.limits import approved_counts
-from include.retention.plan import plan_category
-from include.retention.steps import StepContext
-from include.retention.subjects import Subject
-from include.retention.target import Target, connect
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.rights.erasure import erase
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import plan_category
 
 # Inside the batch's transaction, after its children moved, before its parent rows move.
 MOVING_MEMBERS = re.compile(r'^(WITH \w+ AS\s*\(\s*)?DELETE FROM club\.members\b')
@@ -272,11 +272,11 @@ def test_a_row_both_held_and_needed_explains_one_kept_row_not_two(target, target
     because the one kept row was counted once as held and once as needed."""
     if target.is_sqlite:
         pytest.skip("SQLite has one writer: nothing deletes a row under the erasure")
+    from engine_helpers import run_category
     from test_real_schemas import _erp_with_identifiers, create_erp
 
-    from engine_helpers import run_category
-    from include.retention.holds import NewHold, add_hold
-    from include.retention.policy import parse_policy
+    from include.retention.policy.model import parse_policy
+    from include.retention.records.holds import NewHold, add_hold
 
     create_erp(target)
     policy = parse_policy(_erp_with_identifiers())

@@ -6,19 +6,19 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import text
-
 from crm_helpers import KEY
 from engine_helpers import AS_OF, audit_events, club_policy, create_club, ids, run_category
-from include.retention import certificate
-from include.retention import dpo_report as dpo
-from include.retention.audit import RunContext, audit_table, events, table_exists, verify_chain
-from include.retention.erasure import erase
+from sqlalchemy import text
+
+from include.retention.database.identity import Subject
 from include.retention.errors import RetentionError
-from include.retention.holds import NewHold, add_hold, check_reference, lift_hold, list_holds
-from include.retention.postflight import post_run_gate
-from include.retention.steps import StepContext
-from include.retention.subjects import Subject
+from include.retention.records.audit import RunContext, audit_table, events, table_exists, verify_chain
+from include.retention.records.holds import NewHold, add_hold, check_reference, lift_hold, list_holds
+from include.retention.reports import certificate
+from include.retention.reports import dpo_report as dpo
+from include.retention.rights.erasure import erase
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
 
 HOLD_CTX = RunContext("manual__hold-1", "legal_hold", AS_OF, "club-1")
 TODAY = AS_OF
@@ -216,8 +216,8 @@ def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_
 
     from sqlalchemy import select
 
-    from include.retention import instants
-    from include.retention.holds import hold_tables
+    from include.retention.dates import instants
+    from include.retention.records.holds import hold_tables
 
     created = datetime(2026, 11, 26, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 25 November, 23:30 UTC
     monkeypatch.setattr(instants, "utc_now", lambda: created)
@@ -246,7 +246,7 @@ def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkey
     from datetime import datetime, timezone
     from html import unescape
 
-    from include.retention import instants
+    from include.retention.dates import instants
 
     monkeypatch.setattr(instants, "utc_now", lambda: datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc))
     _hold(club, reference="RG-MIDNIGHT")
@@ -260,8 +260,9 @@ def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archiv
     """Partners are shared by prospects and customers, each with its own archive: partner 8,
     archived as a customer, can be held by its key (it was refused as 'no row')."""
     from engine_helpers import archive_rows
-    from include.retention.policy import parse_policy
     from test_real_schemas import create_erp, erp_policy
+
+    from include.retention.policy.model import parse_policy
 
     create_erp(target)
     policy = parse_policy(erp_policy(), source="erp.yaml")

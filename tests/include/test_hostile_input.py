@@ -8,13 +8,10 @@ compare every table before and after (``checksum``) where the answer is a refusa
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from datetime import date, datetime
 
 import pytest
 import yaml
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
-
 from crm_helpers import KEY
 from engine_helpers import (
     AS_OF,
@@ -27,18 +24,20 @@ from engine_helpers import (
     run_category,
     schema_metadata,
 )
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext
-from include.retention.erasure import erase
-from include.retention.errors import PolicyError, RetentionError
-from include.retention.holds import NewHold, add_hold
-from include.retention.plan import plan_category
-from include.retention.policy import load_policy, parse_policy
-from include.retention.purge import purge_category
-from include.retention.quality import QualityGateFailed, pre_archive_gate
-from include.retention.steps import StepContext
-from include.retention.subjects import Subject
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 from table_checksums import checksum
+
+from include.retention.database.identity import Subject
+from include.retention.errors import PolicyError, RetentionError
+from include.retention.policy.model import load_policy, parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.rights.erasure import erase
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.plan import plan_category
+from include.retention.schedule.purge import purge_category
+from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
 
 def _write(tmp_path, data, name="club.yaml"):
@@ -351,7 +350,8 @@ def test_an_as_of_date_in_the_future_cannot_end_a_legal_hold_early(club):
 
 def _access_request(crm, reference: str, email: str):
     from crm_helpers import AS_OF as CRM_AS_OF
-    from include.retention.requests import RequestRecord, handle
+
+    from include.retention.rights.requests import RequestRecord, handle
 
     received = datetime(2026, 11, 20, 9, tzinfo=PARIS)
     request = RequestRecord(reference, "access", received.date(), True, requester_email=email)
@@ -392,7 +392,8 @@ def test_a_very_long_reference_gets_a_bounded_export_name_of_its_own(crm, tmp_pa
     """The register holds references of up to 64 characters; the export itself takes any
     length (Airflow run ids reach 250) and still writes a name a file system accepts."""
     from crm_helpers import EMAIL
-    from include.retention.export import export_subject
+
+    from include.retention.rights.export import export_subject
 
     monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path / "exports"))
     long_reference = "DDP-" + "x" * 400
@@ -410,7 +411,7 @@ def test_a_very_long_reference_gets_a_bounded_export_name_of_its_own(crm, tmp_pa
                                   "manual__2026-11-26T10:00:00+00:00", "manual__2026-11-26T10_00_00_00_00",
                                   "é" * 300, "..", ""])
 def test_a_name_made_from_a_reference_or_run_id_is_one_bounded_file_name_part(text):
-    from include.retention.report import unique_name
+    from include.retention.files import unique_name
 
     name = unique_name(text)
     assert "/" not in name and not name.startswith(".") and 17 <= len(name.encode()) <= 81

@@ -16,26 +16,40 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from sqlalchemy import (BigInteger, Column, DateTime, Float, Integer, MetaData, Numeric, String, Table, Text, insert,
-                        literal, select, text)
-
 from crm_helpers import KEY
 from engine_helpers import run_category
-from include.retention.audit import RunContext
-from include.retention.catalog import open_category
-from include.retention.erasure import erase
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    insert,
+    literal,
+    select,
+    text,
+)
+
+from include.retention.database.catalog import open_category
+from include.retention.database.identity import Subject, normalise, normalised_sql, subject_hash
 from include.retention.errors import RetentionError
-from include.retention.holds import NewHold, add_hold, hold_tables
-from include.retention.policy import parse_policy
-from include.retention.subjects import Subject, normalise, normalised_sql, subject_hash
-from include.retention.suppression import (
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold, hold_tables
+from include.retention.records.suppression import (
     refuse_suppressed,
     suppress,
     suppressed_active_rows,
     suppression_table,
 )
+from include.retention.rights.erasure import erase
 
 PARIS = ZoneInfo("Europe/Paris")
 AS_OF = date(2026, 11, 26)
@@ -177,7 +191,7 @@ def test_the_corpus_has_at_least_40_pairs_each_a_different_person():
 
 @pytest.mark.parametrize(("kind", "stored", "asked"), CORPUS)
 def test_python_gives_the_stored_and_the_asked_form_one_canonical_form(kind, stored, asked):
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     assert canonical_form(kind, stored) == normalise(kind, asked)
 
@@ -190,7 +204,7 @@ def test_sql_gives_every_stored_form_the_canonical_form_of_its_asked_form(target
 
 
 def test_sql_and_python_agree_on_stored_values_read_from_a_table(contacts):
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     table = Table("contacts", MetaData(), schema=None if contacts.is_sqlite else "people", autoload_with=contacts.engine)
     with contacts.read() as conn:
@@ -248,7 +262,7 @@ def test_the_suppression_list_recognises_every_written_form(contacts):
 
 @pytest.mark.parametrize(("kind", "stored", "asked"), CORPUS)
 def test_the_keyed_hash_is_the_same_for_the_stored_and_the_asked_form(kind, stored, asked):
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     assert KEY.digest(f"{kind}:{canonical_form(kind, stored)}") == subject_hash(KEY, kind, asked)
 
@@ -266,7 +280,7 @@ def _example_numbers():
 
 
 def test_every_countrys_example_numbers_in_every_international_form_give_libphonenumbers_e164():
-    from include.retention.identifiers import canonical_form, tables
+    from include.retention.database.identifiers import canonical_form, tables
 
     fmt = phonenumbers.PhoneNumberFormat
     wrong, checked = [], 0
@@ -301,7 +315,7 @@ FOREIGN_NATIONAL = [
 
 @pytest.mark.parametrize(("foreign", "french"), FOREIGN_NATIONAL)
 def test_a_foreign_national_number_without_trunk_0_is_never_read_as_a_french_one(target, foreign, french):
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     digits = foreign.replace(" ", "")
     with target.read() as conn:
@@ -335,7 +349,7 @@ def test_a_placeholder_email_does_not_make_the_row_holding_the_persons_phone_som
 
 
 def _overseas_examples():
-    from include.retention.identifiers import FRENCH_PLAN_OVERSEAS_CODES
+    from include.retention.database.identifiers import FRENCH_PLAN_OVERSEAS_CODES
 
     types = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
     for code in FRENCH_PLAN_OVERSEAS_CODES:
@@ -350,7 +364,7 @@ def _overseas_examples():
 def test_an_overseas_number_written_nationally_has_its_territorys_calling_code(target):
     """0692 12 34 56 (Réunion) is +262 692 12 34 56, not +33 692...: for every overseas
     region's example fixed and mobile numbers, the national and E.164 forms are one form."""
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     fmt = phonenumbers.PhoneNumberFormat
     examples = list(_overseas_examples())
@@ -374,7 +388,7 @@ def test_an_overseas_number_written_nationally_has_its_territorys_calling_code(t
 def test_a_phone_stored_as_a_number_reads_alike_in_python_and_sql(target, value, column_type):
     """A spreadsheet import leaves phones in float columns: 612345678.0 is 612345678, on
     SQLite (Python's form) and PostgreSQL alike, not a 10-digit 6123456780."""
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     table = Table("numbers", MetaData(), Column("id", Integer, primary_key=True), Column("phone", column_type))
     table.create(target.engine)
@@ -396,7 +410,7 @@ _STRINGS = st.lists(_TRICKY, max_size=14).map("".join) | st.text(max_size=12).fi
 
 @pytest.mark.parametrize("kind", ["email", "phone", "customer_number"])
 def test_python_and_sql_agree_on_arbitrary_strings(target, kind):
-    from include.retention.identifiers import canonical_form
+    from include.retention.database.identifiers import canonical_form
 
     with target.read() as conn:
         @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -413,7 +427,7 @@ def test_the_scanned_planes_hold_every_invisible_and_every_cased_character():
     point (2 s) must find the same, or a new Unicode version needs the scan widened."""
     import sys
 
-    from include.retention.identifiers import tables
+    from include.retention.database.identifiers import tables
 
     full = tables((range(0, sys.maxunicode + 1),))
     assert full.invisible == tables().invisible and full.lower == tables().lower
@@ -441,14 +455,14 @@ GONE = "+33 (0)7 00 00 00 03"  # opposed, and no row left
 
 
 def _legacy_hash(kind, value):
-    from include.retention.identifiers import legacy_form
+    from include.retention.database.identifiers import legacy_form
 
     return KEY.digest(f"{kind}:{legacy_form(kind, value)}")
 
 
 def _former_entries(target):
     """A subject hold and suppression entries as the former form wrote them."""
-    from include.retention.holds import ensure_hold_tables
+    from include.retention.records.holds import ensure_hold_tables
 
     policy = _policy()
     add_hold(target, policy, NewHold(reference="RG-OLD-1", scope="subject", reason="Contentieux",
@@ -466,7 +480,7 @@ def _former_entries(target):
 
 
 def _held_and_suppressed(target) -> tuple[set[int], int]:
-    from include.retention.holds import holds_in_force
+    from include.retention.records.holds import holds_in_force
 
     policy = _policy()
     with target.read() as conn:
@@ -496,7 +510,7 @@ def test_entries_in_the_former_form_keep_matching_what_they_matched(former):
 
 
 def test_the_migration_adds_the_new_form_so_every_written_form_matches_and_runs_once(former):
-    from include.retention.rehash import Rehashed, add_canonical_hashes
+    from include.retention.rights.rehash import Rehashed, add_canonical_hashes
 
     assert add_canonical_hashes(former, _policy(), KEY) == Rehashed(suppression_entries=1, hold_items=1)
     assert add_canonical_hashes(former, _policy(), KEY) == Rehashed()
@@ -510,8 +524,8 @@ def test_the_migration_adds_the_new_form_so_every_written_form_matches_and_runs_
 
 
 def test_was_erased_finds_events_logged_under_the_former_form(former):
-    from include.retention import audit
-    from include.retention.subjects import was_erased
+    from include.retention.records import audit
+    from include.retention.rights.subjects import was_erased
 
     trail = audit.audit_table("archive", _policy().audit_table)
     with former.engine.begin() as conn:

@@ -15,10 +15,11 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
 from include.demo.seed import seed_demo
-from include.retention import audit, instants, locks
-from include.retention.audit import RunContext
-from include.retention.instants import UtcDateTime
-from include.retention.requests import RequestRecord, close, open_deadlines, record, register_table
+from include.retention.dates import instants
+from include.retention.dates.instants import UtcDateTime
+from include.retention.records import audit, locks
+from include.retention.records.audit import RunContext
+from include.retention.rights.requests import RequestRecord, close, open_deadlines, record, register_table
 
 PARIS = ZoneInfo("Europe/Paris")
 # 1 December 2026, 00:30 in Paris: still 30 November in UTC.
@@ -131,7 +132,7 @@ def test_instants_given_in_any_zone_sort_and_compare_as_instants(target):
     ("2026-12-01 00:30:00+01:00", LATE_EVENING_UTC),
 ])
 def test_timestamps_written_by_earlier_versions_on_sqlite_are_read_as_utc(tmp_path, stored, read):
-    from include.retention.target import connect
+    from include.retention.database.target import connect
     target = connect(f"sqlite:///{tmp_path / 'legacy.db'}", "archive")
     table = _instants_table(target)
     with target.engine.begin() as conn:
@@ -182,7 +183,7 @@ def test_a_lease_not_renewed_for_just_under_24_hours_is_busy_and_just_over_is_ta
 
 def test_a_lease_renewed_by_an_earlier_version_on_sqlite_is_read_in_utc(tmp_path, frozen):
     """Its naive text was UTC: read as Paris time it would look an hour younger."""
-    from include.retention.target import connect
+    from include.retention.database.target import connect
     target = connect(f"sqlite:///{tmp_path / 'lease.db'}", "archive")
     frozen(datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc))
     locks.take_lease(target, "prospection", "run-a", "retention_prospection")
@@ -214,9 +215,9 @@ def test_the_demo_register_is_seeded_with_offsets(target):
 def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_back(tmp_path):
     """The register is also a policy table, read by the retention clock in SQL: its legacy
     UTC text (no offset) would be read there as Paris time. ``ensure_register`` rewrites it."""
-    from include.retention.policy import load_policy
-    from include.retention.requests import ensure_register
-    from include.retention.target import connect
+    from include.retention.database.target import connect
+    from include.retention.policy.model import load_policy
+    from include.retention.rights.requests import ensure_register
 
     target = connect(f"sqlite:///{tmp_path / 'register.db'}", "archive")
     register = register_table(None, "rights_requests")
@@ -245,10 +246,11 @@ def test_in_the_dpo_report_a_request_closed_today_is_not_overdue_until_a_nightly
     on 1 December in Paris is due that day and tonight's run archives it. The report of
     1 December does not call it overdue; that of 2 December, with no run between, does."""
     from crm_helpers import KEY
-    from include.retention import dpo_report
-    from include.retention.policy import load_policy
-    from include.retention.requests import handle
-    from include.retention.subjects import Subject
+
+    from include.retention.database.identity import Subject
+    from include.retention.policy.model import load_policy
+    from include.retention.reports import dpo_report
+    from include.retention.rights.requests import handle
 
     frozen(closed)
     policy, request = load_policy(), RequestRecord("DDP-DPO-1", "access", date(2026, 11, 28), True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import club_policy, create_club, ids, run_category
+
 from include.retention.errors import RetentionError
-from include.retention.limits import DeletionLimitExceeded, check, over_limit
-from include.retention.policy import DeletionLimit
+from include.retention.policy.model import DeletionLimit
+from include.retention.schedule.limits import DeletionLimitExceeded, check, over_limit
 
 
 @pytest.mark.parametrize("rows, base, limit, over", [
@@ -49,6 +49,6 @@ def test_a_category_limit_overrides_the_policy_limit(target):
     (DeletionLimit(), DeletionLimit(fraction=0.2), DeletionLimit(fraction=0.2)),
 ])
 def test_a_dependant_destroyed_in_its_parents_run_is_under_the_stricter_of_both_limits(a, b, expected):
-    from include.retention.limits import stricter
+    from include.retention.schedule.limits import stricter
 
     assert stricter(a, b) == expected and stricter(b, a) == expected

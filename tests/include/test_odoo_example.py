@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from engine_helpers import archive_rows, ids, run_category, schema_metadata
 from sqlalchemy import (
     Boolean,
     Column,
@@ -29,8 +30,7 @@ from sqlalchemy import (
     insert,
 )
 
-from engine_helpers import archive_rows, ids, run_category, schema_metadata
-from include.retention.policy import parse_policy
+from include.retention.policy.model import parse_policy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
 PARIS, UTC = ZoneInfo("Europe/Paris"), ZoneInfo("UTC")
@@ -213,9 +213,9 @@ def test_odoo_internal_users_and_partnerless_entries_are_never_touched(odoo):
 
 
 def test_odoo_policy_refuses_naive_utc_on_sqlite(tmp_path):
-    from include.retention.catalog import check_against_database
+    from include.retention.database.catalog import check_against_database
+    from include.retention.database.target import connect
     from include.retention.errors import PolicyError
-    from include.retention.target import connect
 
     target = connect(f"sqlite:///{tmp_path / 'odoo.db'}")
     create_odoo(target)

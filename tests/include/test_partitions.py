@@ -14,18 +14,18 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-
 from engine_helpers import AS_OF, PARIS, audit_events, run_category
-from include.retention.audit import RunContext
-from include.retention.errors import PolicyError
-from include.retention.holds import NewHold, add_hold
-from include.retention.policy import parse_policy
-from include.retention.postflight import post_run_gate
-from include.retention.quality import pre_archive_gate
-from include.retention.steps import StepContext, open_step
-from include.retention.target import Target, connect
+from sqlalchemy import text
 from throwaway_postgres import fresh_postgres_database
+
+from include.retention.database.target import Target, connect
+from include.retention.errors import PolicyError
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.schedule.context import StepContext, open_step
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.quality import pre_archive_gate
 
 HORIZON = datetime(2025, 10, 27, tzinfo=PARIS)  # first start not due: 26 Nov 2026 - 13 months + 1 day
 FIRST_DAY = datetime(2022, 1, 1, 12, tzinfo=PARIS)

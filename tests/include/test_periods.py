@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from include.retention.periods import Period
+from include.retention.dates.periods import Period
 
 
 @pytest.mark.parametrize("text, expected", [

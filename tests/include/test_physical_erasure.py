@@ -12,16 +12,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from crm_helpers import AS_OF, KEY
+from crm_helpers import crm_table as _table
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
-from crm_helpers import AS_OF, KEY
-from crm_helpers import crm_table as _table
-from include.retention.audit import RunContext
-from include.retention.erasure import erase
-from include.retention.policy import load_policy
-from include.retention.subjects import Subject
-from include.retention.target import sqlite_archive_path
+from include.retention.database.identity import Subject
+from include.retention.database.target import sqlite_archive_path
+from include.retention.policy.model import load_policy
+from include.retention.records.audit import RunContext
+from include.retention.rights.erasure import erase
 
 # A value found nowhere else in the CRM: the only place its bytes can come from is the row.
 ERASED = "remanence.probe.4711@example.fr"

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from engine_helpers import AS_OF, PARIS, _members_table_policy, club_policy, create_club, run_category
 from sqlalchemy import MetaData, Table, delete, insert, update
 
-from engine_helpers import AS_OF, PARIS, _members_table_policy, club_policy, create_club, run_category
-from include.retention.audit import RunContext
-from include.retention.postflight import post_run_gate
-from include.retention.quality import QualityGateFailed
-from include.retention.steps import StepContext
+from include.retention.records.audit import RunContext
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.quality import QualityGateFailed
 
 
 def post(target, policy, run_id="run-1", dry_run=False):
@@ -102,8 +102,9 @@ def test_a_dry_run_reports_overdue_rows_without_failing(target):
 # --- Retained dependants (archived_with): the gate covers what the category touched -----------
 
 def _erp_step(target, run_id="customers-1"):
-    from include.retention.policy import parse_policy
     from test_real_schemas import ERP_POLICY
+
+    from include.retention.policy.model import parse_policy
 
     policy = parse_policy(ERP_POLICY)
     ctx = RunContext(run_id=run_id, dag_id="retention_customer_relationship", as_of=AS_OF,
@@ -134,10 +135,11 @@ def test_an_invoice_past_its_horizon_left_in_the_archive_fails_the_customer_gate
     """The customer run archived invoice 81 (kept until 2026-06-30) with customer 8; if it is
     still in the archive after the run, the customer run's gate fails, naming the table and
     the count - no key, no name, no e-mail."""
-    from include.retention.archive import archive_category
-    from include.retention.limits import approved_counts
-    from include.retention.plan import plan_category
     from test_real_schemas import create_erp
+
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.limits import approved_counts
+    from include.retention.schedule.plan import plan_category
 
     create_erp(target)
     step = _erp_step(target)
@@ -177,9 +179,10 @@ def test_an_invoice_left_in_the_active_base_after_its_customer_left_fails_the_cu
 
 
 def test_a_held_invoice_past_its_horizon_keeps_its_customer_and_passes_the_gate(target):
-    from include.retention.holds import NewHold, add_hold
-    from include.retention.subjects import SubjectKey
     from test_real_schemas import create_erp
+
+    from include.retention.database.identity import SubjectKey
+    from include.retention.records.holds import NewHold, add_hold
 
     create_erp(target)
     step = _erp_step(target)
@@ -209,10 +212,11 @@ def _archive_ids(target, name):
 def test_an_invoice_past_its_horizon_under_a_held_customer_passes_the_gate(target, category):
     """A hold on customer 8 (its person, by e-mail) keeps invoice 82 past its horizon: neither
     the customer run's gate nor billing's counts it as an expired archive row."""
-    from include.retention.holds import NewHold, add_hold
-    from include.retention.policy import parse_policy
-    from include.retention.subjects import Subject, SubjectKey
     from test_real_schemas import _erp_with_identifiers, create_erp
+
+    from include.retention.database.identity import Subject, SubjectKey
+    from include.retention.policy.model import parse_policy
+    from include.retention.records.holds import NewHold, add_hold
 
     key = SubjectKey("k" * 40, "test")
     create_erp(target)

@@ -8,8 +8,6 @@ import copy
 from datetime import datetime
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, String, Table, insert, update
-
 from engine_helpers import (
     AS_OF,
     CLUB_POLICY,
@@ -20,12 +18,14 @@ from engine_helpers import (
     run_category,
     schema_metadata,
 )
-from include.retention.audit import RunContext
-from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
-from include.retention.quality import QualityGateFailed, pre_archive_gate
-from include.retention.steps import StepContext
+from sqlalchemy import Column, DateTime, Integer, String, Table, insert, update
 from table_checksums import checksum
+
+from include.retention.errors import PolicyError
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
 
 def gate(target, policy, category="members", run_id="gate-1"):

@@ -13,13 +13,13 @@ import copy
 from datetime import date, datetime
 
 import pytest
+from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, schema_metadata
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
-from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, schema_metadata
-from include.retention import certificate
-from include.retention.audit import audit_table
 from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import audit_table
+from include.retention.reports import certificate
 
 INBOUND_ONLY = {"column": "direction", "equals": "inbound"}
 INTERACTIONS_CHILD = {"table": "interactions", "primary_key": "interaction_id", "foreign_key": "partner_id",
@@ -423,11 +423,13 @@ def test_a_future_date_among_related_rows_stops_the_gate(erp):
     """The prospect clock reads interactions: a contact dated next year there is a wrong clock."""
     from datetime import datetime as dt
 
-    from sqlalchemy import MetaData as Md, Table as Tb, update as upd
+    from sqlalchemy import MetaData as Md
+    from sqlalchemy import Table as Tb
+    from sqlalchemy import update as upd
 
-    from include.retention.audit import RunContext
-    from include.retention.quality import QualityGateFailed, pre_archive_gate
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
     interactions = Tb("interactions", Md(), schema=None if erp.is_sqlite else "erp", autoload_with=erp.engine)
     with erp.engine.begin() as conn:
@@ -456,9 +458,9 @@ def _erp_with_identifiers() -> dict:
 
 
 def test_an_erasure_keeps_a_customer_whose_invoices_are_kept_and_erases_one_without(erp):
-    from include.retention.audit import RunContext
-    from include.retention.erasure import erase
-    from include.retention.subjects import Subject, SubjectKey
+    from include.retention.database.identity import Subject, SubjectKey
+    from include.retention.records.audit import RunContext
+    from include.retention.rights.erasure import erase
 
     policy = parse_policy(_erp_with_identifiers())
     run_category(erp, policy, category="customer_relationship")  # customer 8 archived with its invoices
@@ -477,12 +479,12 @@ def test_the_deletion_limit_counts_the_invoices_a_customer_run_destroys(erp):
     """Invoice 81 leaves with customer 8 and is past its horizon: the customer run destroys it,
     so its plan counts it on the invoices' archive side, and the purge refuses, before any row
     goes, when the approval does not cover it."""
-    from include.retention.archive import archive_category
-    from include.retention.audit import RunContext
-    from include.retention.limits import DeletionLimitExceeded, approved_counts, excesses
-    from include.retention.plan import plan_category
-    from include.retention.purge import purge_category
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.limits import DeletionLimitExceeded, approved_counts, excesses
+    from include.retention.schedule.plan import plan_category
+    from include.retention.schedule.purge import purge_category
 
     data = erp_policy()
     data["categories"]["customer_relationship"]["deletion_limit"] = {"rows": 0}
@@ -545,15 +547,15 @@ def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_
     customer gone, no audit event - and the same run, once the fault is gone, completes and
     passes its gate."""
     from sqlalchemy import text
-
-    from include.retention.archive import archive_category
-    from include.retention.audit import RunContext
-    from include.retention.limits import approved_counts
-    from include.retention.plan import plan_category
-    from include.retention.postflight import post_run_gate
-    from include.retention.purge import purge_category
-    from include.retention.steps import StepContext
     from table_checksums import checksum
+
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.limits import approved_counts
+    from include.retention.schedule.plan import plan_category
+    from include.retention.schedule.postflight import post_run_gate
+    from include.retention.schedule.purge import purge_category
 
     policy = parse_policy(ERP_POLICY)
     step = StepContext.build(erp, policy, "customer_relationship",
@@ -583,9 +585,9 @@ LATER = date(2029, 4, 2)  # invoice 82 (kept until 2029-03-31) is past its horiz
 def _hold_customer_8(target, policy, scope: str) -> None:
     """A hold on customer 8 as the legal team writes it: on the person (by e-mail), or on the
     whole customer category."""
-    from include.retention.audit import RunContext
-    from include.retention.holds import NewHold, add_hold
-    from include.retention.subjects import Subject, SubjectKey
+    from include.retention.database.identity import Subject, SubjectKey
+    from include.retention.records.audit import RunContext
+    from include.retention.records.holds import NewHold, add_hold
 
     if not target.is_sqlite:  # keyed hashes in SQL (a hold on a person) use pgcrypto there
         with target.engine.begin() as conn:
@@ -615,7 +617,8 @@ def test_a_hold_on_a_customer_keeps_its_invoices_past_their_horizon(erp, categor
     that person: customer 8's invoice 82 (and its lines) stay in the archive past its horizon,
     whichever category runs, and both runs pass their post-run gate."""
     from engine_helpers import run_whole
-    from include.retention.subjects import SubjectKey
+
+    from include.retention.database.identity import SubjectKey
 
     key = SubjectKey(HOLD_KEY_VALUE, "test")
     policy = parse_policy(_erp_with_identifiers())
@@ -628,9 +631,9 @@ def test_a_hold_on_a_customer_keeps_its_invoices_past_their_horizon(erp, categor
 
 
 def test_a_held_customers_invoices_are_not_counted_as_destroyed_and_go_once_the_hold_is_lifted(erp):
-    from include.retention.audit import RunContext
-    from include.retention.holds import lift_hold
-    from include.retention.subjects import SubjectKey
+    from include.retention.database.identity import SubjectKey
+    from include.retention.records.audit import RunContext
+    from include.retention.records.holds import lift_hold
 
     key = SubjectKey(HOLD_KEY_VALUE, "test")
     policy = parse_policy(_erp_with_identifiers())
@@ -679,14 +682,14 @@ def test_an_existing_archive_whose_link_column_is_not_null_is_refused_before_any
     """An archive table made by hand (or by an older version) with the link NOT NULL: the purge
     refuses before its first row, naming the table and the column, instead of failing each night."""
     from sqlalchemy import MetaData, Table
-
-    from include.retention.archive import archive_category
-    from include.retention.audit import RunContext
-    from include.retention.limits import approved_counts
-    from include.retention.plan import plan_category
-    from include.retention.purge import purge_category
-    from include.retention.steps import StepContext
     from table_checksums import checksum
+
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.limits import approved_counts
+    from include.retention.schedule.plan import plan_category
+    from include.retention.schedule.purge import purge_category
 
     data = _anonymising_billing(["invoice_id"])
     policy = parse_policy(data)
@@ -712,12 +715,12 @@ def test_billings_own_deletion_limit_holds_when_the_customer_run_destroys_invoic
     """Billing needs an approval for any removal (rows: 0); the customer category's limit is
     loose. The customer run destroys invoice 81 (past its horizon): that needs billing's
     approval too - asked in the customer run's plan, and honoured by its purge."""
-    from include.retention.archive import archive_category
-    from include.retention.audit import RunContext
-    from include.retention.limits import DeletionLimitExceeded, approved_counts, excesses
-    from include.retention.plan import plan_category
-    from include.retention.purge import purge_category
-    from include.retention.steps import StepContext
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.archive import archive_category
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.limits import DeletionLimitExceeded, approved_counts, excesses
+    from include.retention.schedule.plan import plan_category
+    from include.retention.schedule.purge import purge_category
 
     data = erp_policy()
     data["categories"]["billing"]["deletion_limit"] = {"rows": 0}

@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
+from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, crm_table
 from sqlalchemy import select
 
-from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, crm_table
-from include.retention import audit
-from include.retention.audit import RunContext
+from include.retention.database.identity import Subject, normalised_sql, subject_hash
+from include.retention.database.target import connect
 from include.retention.errors import RetentionError
-from include.retention.policy import load_policy
-from include.retention.requests import handle
-from include.retention.subjects import Subject, normalised_sql, subject_hash
-from include.retention.target import connect
+from include.retention.policy.model import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.rights.requests import handle
 
 sys.path.insert(0, str(Path(__file__).parent))
 from request_crash import RECEIVED, REFERENCE, request  # noqa: E402
@@ -99,9 +99,8 @@ def test_two_live_workers_on_the_same_request_carry_it_out_once(crm):
     sessions): it waits for the first, then is refused as carried out - no second erasure."""
     if crm.is_sqlite:
         pytest.skip("SQLite's write lock makes the second worker wait at its first write: nothing to race")
-    from sqlalchemy import event
-
     from request_crash import STEPS as KILL_POINTS
+    from sqlalchemy import event
     from test_erasure_races import InThread, _wait_until_blocked_or_done
 
     url = crm.engine.url.render_as_string(hide_password=False)

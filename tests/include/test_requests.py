@@ -8,29 +8,29 @@ import json
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import func, inspect, select, text
-
 from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail, make_writes_fail
+from sqlalchemy import func, inspect, select, text
+from table_checksums import checksum
+
 from include.demo.seed import seed_demo
-from include.retention.export import export_path
-from include.retention import audit
-from include.retention.audit import RunContext
+from include.retention.database.identity import Subject, normalised_sql, subject_hash
+from include.retention.database.target import connect
 from include.retention.errors import RetentionError
-from include.retention.policy import load_policy
-from include.retention.requests import (
+from include.retention.policy.model import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.records.suppression import suppress, suppression_table
+from include.retention.rights.export import export_path
+from include.retention.rights.requests import (
     RequestRecord,
     due_date,
     ensure_register,
     handle,
     open_deadlines,
 )
-from include.retention.postflight import post_run_gate
-from include.retention.quality import QualityGateFailed
-from include.retention.steps import StepContext
-from include.retention.subjects import Subject, normalised_sql, subject_hash
-from include.retention.suppression import suppress, suppression_table
-from include.retention.target import connect
-from table_checksums import checksum
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.quality import QualityGateFailed
 
 RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 
@@ -129,7 +129,7 @@ def test_a_register_without_the_projects_columns_is_refused_naming_them(target):
 
 
 def test_the_dpo_report_lists_open_requests_with_their_deadlines(crm):
-    from include.retention import dpo_report
+    from include.retention.reports import dpo_report
 
     _handle(crm, reference="DDP-PENDING", identity_verified=False)
     report = dpo_report.build(crm, load_policy(), date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 21))

@@ -14,28 +14,29 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from crm_helpers import AS_OF, KEY
+from engine_helpers import run_category
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
-
-from crm_helpers import AS_OF, KEY
-from engine_helpers import run_category
-from include.retention import audit, dpo_report, instants
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.errors import PolicyError
-from include.retention.holds import NewHold, add_hold, lift_hold
-from include.retention.locks import category_step, release_lease
-from include.retention.postflight import post_run_gate
-from include.retention.quality import pre_archive_gate
-from include.retention import certificate
-from include.retention.requests import RequestRecord, handle
-from include.retention.steps import StepContext
-from include.retention.subjects import Subject
-from include.demo.seed import seed_demo
-from include.retention.policy import load_policy
-from include.retention.roles import PIPELINE_ROLE, READER_ROLE, least_privilege_sql
-from include.retention.target import connect
 from throwaway_postgres import find_bindir, fresh_postgres_database
+
+from include.demo.seed import seed_demo
+from include.retention.database.identity import Subject
+from include.retention.database.roles import PIPELINE_ROLE, READER_ROLE, least_privilege_sql
+from include.retention.database.target import connect
+from include.retention.dates import instants
+from include.retention.errors import PolicyError
+from include.retention.policy.model import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.holds import NewHold, add_hold, lift_hold
+from include.retention.records.locks import category_step, release_lease
+from include.retention.reports import certificate, dpo_report
+from include.retention.rights.requests import RequestRecord, handle
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.quality import pre_archive_gate
 
 SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 
@@ -249,7 +250,7 @@ def test_a_missing_archive_table_the_pipeline_may_not_create_fails_naming_it_and
     with pytest.raises(PolicyError) as refused:
         run_category(secured[PIPELINE_ROLE], load_policy(), category="prospection")
     message = str(refused.value)
-    assert "archive.prospects" in message and "python -m include.retention.roles" in message
+    assert "archive.prospects" in message and "python -m include.retention.database.roles" in message
     with secured["administrator"].read() as conn:
         assert conn.execute(text("SELECT to_regclass('archive.prospects')")).scalar_one() is None
 

@@ -23,17 +23,16 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from crm_helpers import KEY
 from engine_helpers import PARIS, archive_rows, ids, run_category, schema_metadata
-from include.retention.audit import RunContext
-from include.retention.catalog import check_against_database
-from include.retention.erasure import erase
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, select
+
+from include.retention.database.catalog import check_against_database
+from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError
-from include.retention.policy import parse_policy
-from include.retention.subjects import Subject
+from include.retention.policy.model import parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.rights.erasure import erase
 
 AS_OF = date(2026, 11, 26)
 SCHEMA = "shapes"

@@ -25,17 +25,19 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
+from crm_helpers import KEY
+from dolibarr_world import CONTACTS, dolibarr_policy, seed
+from dolibarr_world import SCHEMA as DOLIBARR_SCHEMA
+from engine_helpers import PARIS, ids, run_category, schema_metadata
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, text
 
-from crm_helpers import KEY
-from dolibarr_world import CONTACTS, SCHEMA as DOLIBARR_SCHEMA, dolibarr_policy, seed
-from engine_helpers import PARIS, ids, run_category, schema_metadata
-from include.retention.audit import RunContext
-from include.retention.erasure import erase
-from include.retention.export import EXPORTS_ENV_VAR, export_subject
-from include.retention.holds import NewHold, add_hold
-from include.retention.policy import RetentionPolicy, parse_policy
-from include.retention.subjects import Subject, was_erased
+from include.retention.database.identity import Subject
+from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.rights.erasure import erase
+from include.retention.rights.export import EXPORTS_ENV_VAR, export_subject
+from include.retention.rights.subjects import was_erased
 
 AS_OF = date(2026, 11, 26)
 SCHEMA = "shared_parent"

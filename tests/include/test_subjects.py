@@ -3,17 +3,13 @@ can answer "was person X erased?" - on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import literal, select
-
-from engine_helpers import AS_OF, club_policy, create_club, run_category
-from include.retention import audit
-from include.retention.audit import RunContext
-from include.retention.errors import RetentionError
 from datetime import date
 
-from include.retention.periods import Period
-from include.retention.subjects import (
+import pytest
+from engine_helpers import AS_OF, club_policy, create_club, run_category
+from sqlalchemy import literal, select
+
+from include.retention.database.identity import (
     KEY_ENV_VAR,
     KEY_VARIABLE,
     SubjectKey,
@@ -21,8 +17,12 @@ from include.retention.subjects import (
     normalise,
     normalised_sql,
     subject_hash,
-    was_erased,
 )
+from include.retention.dates.periods import Period
+from include.retention.errors import RetentionError
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.rights.subjects import was_erased
 
 KEY = SubjectKey("k" * 40, "test")
 
@@ -145,7 +145,7 @@ def test_a_kind_of_identifier_no_table_declares_finds_nothing(club_after_a_run):
 
 
 def test_an_optional_key_is_none_only_when_none_is_configured(monkeypatch):
-    from include.retention.subjects import KEY_ENV_VAR, configured_key
+    from include.retention.database.identity import KEY_ENV_VAR, configured_key
 
     monkeypatch.delenv(KEY_ENV_VAR, raising=False)
     assert configured_key(None) is None
@@ -162,9 +162,10 @@ def _erase(target, email, reference="DDP-LOOKUP-1"):
     from datetime import datetime, timezone
 
     from crm_helpers import AS_OF as CRM_DAY
-    from include.retention.policy import load_policy
-    from include.retention.requests import RequestRecord, handle
-    from include.retention.subjects import Subject
+
+    from include.retention.database.identity import Subject
+    from include.retention.policy.model import load_policy
+    from include.retention.rights.requests import RequestRecord, handle
 
     request = RequestRecord(reference, "erasure", CRM_DAY, True, requester_email=email)
     ctx = RunContext(f"manual__{reference}", "subject_request", CRM_DAY, "test")
@@ -173,7 +174,7 @@ def _erase(target, email, reference="DDP-LOOKUP-1"):
 
 
 def _ask(target, email):
-    from include.retention.policy import load_policy
+    from include.retention.policy.model import load_policy
 
     return was_erased(target, load_policy(), CRM_KEY, "email", email)
 
@@ -183,8 +184,9 @@ def _register_until(target, reference):
     from datetime import timezone
 
     from crm_helpers import crm_table
-    from include.retention.periods import Period
-    from include.retention.policy import load_policy
+
+    from include.retention.dates.periods import Period
+    from include.retention.policy.model import load_policy
 
     register = crm_table(target, "rights_requests")
     with target.read() as conn:
@@ -235,7 +237,8 @@ def test_a_person_still_active_reads_still_in_the_active_base_and_their_request_
 
 def test_a_person_only_in_the_archive_reads_kept_there_until_the_end_of_life_of_their_rows(crm):
     from crm_helpers import crm_table
-    from include.retention.subjects import normalised_sql
+
+    from include.retention.database.identity import normalised_sql
 
     email = _one_table_prospect(crm, archive=True)
     answer = _ask(crm, email)
@@ -287,7 +290,7 @@ def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
     (date(2026, 12, 1), 0, "past their end of life (2026-12-01): the next run destroys them"),
 ])
 def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, said):
-    from include.retention.subjects import Horizon
+    from include.retention.rights.subjects import Horizon
 
     assert Horizon(until, waiting, "5 years after the closure of the request", date(2026, 12, 1)).text() == said
 
@@ -302,8 +305,9 @@ INVOICE_82_UNTIL = date(2029, 3, 31)  # invoiced 2019-03-31, P0D + P10Y: keeps c
 def _erp_policy():
     import copy
 
-    from include.retention.policy import parse_policy
     from test_real_schemas import ERP_POLICY
+
+    from include.retention.policy.model import parse_policy
 
     data = copy.deepcopy(ERP_POLICY)
     for category in data["categories"].values():
@@ -351,8 +355,8 @@ def test_a_customer_kept_in_the_archive_by_its_invoice_reads_kept_for_billing_un
 
 def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoice_and_the_customer_it_keeps(
         erp_after_night_1):
-    from include.retention.erasure import erase
-    from include.retention.subjects import Subject
+    from include.retention.database.identity import Subject
+    from include.retention.rights.erasure import erase
 
     policy = _erp_policy()
     ctx = RunContext("manual__erase-8", "retention_rights_request", ERP_NIGHT_1, policy.version)
@@ -378,7 +382,7 @@ def test_an_active_customers_invoice_is_listed_with_its_own_horizon_and_the_cust
 def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_next_run(erp_after_night_1):
     from sqlalchemy import update
 
-    from include.retention.catalog import reflect_category
+    from include.retention.database.catalog import reflect_category
 
     policy = _erp_policy()
     with erp_after_night_1.engine.begin() as conn:
@@ -403,8 +407,8 @@ def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_unti
 
     from sqlalchemy import update
 
-    from include.retention.catalog import reflect_category
-    from include.retention.holds import NewHold, add_hold
+    from include.retention.database.catalog import reflect_category
+    from include.retention.records.holds import NewHold, add_hold
 
     policy = _erp_policy()
     with erp_after_night_1.engine.begin() as conn:

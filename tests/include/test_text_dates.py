@@ -17,15 +17,15 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
+from engine_helpers import AS_OF, archive_rows, club_policy, create_club, ids, run_category
 from sqlalchemy import MetaData, String, Table, bindparam, select, text
 
-from engine_helpers import AS_OF, archive_rows, club_policy, create_club, ids, run_category
-from include.retention.audit import RunContext
-from include.retention.clock import Zones, is_due, local_date, retention_dates
-from include.retention.periods import Period
-from include.retention.quality import QualityGateFailed, pre_archive_gate
-from include.retention.steps import StepContext
-from include.retention.target import Target, connect
+from include.retention.database.target import Target, connect
+from include.retention.dates.clock import Zones, is_due, local_date, retention_dates
+from include.retention.dates.periods import Period
+from include.retention.records.audit import RunContext
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -298,7 +298,7 @@ def test_the_gate_and_the_clock_agree_on_what_is_readable(sqlite_target):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from include.retention.clock import parse_stored_text, sqlite_readable
+    from include.retention.dates.clock import parse_stored_text, sqlite_readable
 
     readable = select(sqlite_readable(bindparam("v", type_=String)))
 
@@ -397,7 +397,7 @@ BEYOND_YEAR_9999 = ["9999-12-31 23:59-12:00", "9999-12-31T12:00:00.5-14:59", "99
 @pytest.mark.parametrize("value", BEYOND_YEAR_9999)
 def test_a_readable_date_whose_instant_is_beyond_year_9999_is_flagged_as_in_the_future(sqlite_target, value):
     """Such a row would never be due: unflagged, it would be kept forever without anyone told."""
-    from include.retention.clock import parse_stored_text, sqlite_later_than, sqlite_readable
+    from include.retention.dates.clock import parse_stored_text, sqlite_later_than, sqlite_readable
 
     assert parse_stored_text(value) is not None  # readable: the clock reads it, so the gate must judge it
     table = _text_table(sqlite_target, [value])

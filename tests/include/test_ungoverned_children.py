@@ -24,18 +24,18 @@ from datetime import datetime
 from typing import Any, Iterator
 
 import pytest
-from sqlalchemy import MetaData, Table, insert
-
 from dolibarr_world import AS_OF, CATEGORIES, SCHEMA, at, dolibarr_policy, seed
 from engine_helpers import run_whole
-from include.retention import certificate
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.postflight import post_run_gate
-from include.retention.steps import StepContext
-from include.retention.subjects import SubjectKey
-from include.retention.target import connect
+from sqlalchemy import MetaData, Table, insert
 from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
+
+from include.retention.database.identity import SubjectKey
+from include.retention.database.target import connect
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.reports import certificate
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.postflight import post_run_gate
 
 KEY = SubjectKey("k" * 40, "test")
 CHECK = "child_rows_without_a_governed_parent"

@@ -8,11 +8,20 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from include.retention.target import Target
-
+from include.retention.database.target import Target
 from oracle.model import Oracle, describe_differences
 from oracle.strategies import World
-from oracle.world import add_holds, engine_state, moving_events, open_target, reset, run_night, seed, snapshot, stored_rows
+from oracle.world import (
+    add_holds,
+    engine_state,
+    moving_events,
+    open_target,
+    reset,
+    run_night,
+    seed,
+    snapshot,
+    stored_rows,
+)
 
 
 class GateFailed(AssertionError):

@@ -69,7 +69,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from include.retention.policy import (
+from include.retention.policy.model import (
     Aggregate,
     Category,
     ClockSource,

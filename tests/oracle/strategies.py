@@ -16,9 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from include.retention.periods import Period
-from include.retention.policy import RetentionPolicy
-
+from include.retention.dates.periods import Period
+from include.retention.policy.model import RetentionPolicy
 from oracle.model import Holds, add_period, last_due_start
 from oracle.world import CATEGORIES, TEXT_FORMS, PolicyKnobs, Stamp, build_policy
 

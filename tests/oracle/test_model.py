@@ -11,9 +11,19 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.retention.periods import Period
-
-from oracle.model import ACTIVE, ARCHIVE, DESTROYED, Holds, Oracle, Place, add_period, evaluate, last_due_start, local_day
+from include.retention.dates.periods import Period
+from oracle.model import (
+    ACTIVE,
+    ARCHIVE,
+    DESTROYED,
+    Holds,
+    Oracle,
+    Place,
+    add_period,
+    evaluate,
+    last_due_start,
+    local_day,
+)
 from oracle.world import PARIS, PolicyKnobs, build_policy
 
 

@@ -47,19 +47,18 @@ from sqlalchemy import (
     text,
 )
 
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext, audit_table, events
-from include.retention.holds import NewHold, add_hold
-from include.retention.limits import approved_counts
-from include.retention.plan import plan_category
-from include.retention.policy import RetentionPolicy, parse_policy
-from include.retention.postflight import post_run_gate
-from include.retention.purge import purge_category
-from include.retention.quality import QualityGateFailed
-from include.retention.report import summarize_run
-from include.retention.steps import StepContext
-from include.retention.target import Target, connect
-
+from include.retention.database.target import Target, connect
+from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.reports.summary import summarize_run
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import plan_category
+from include.retention.schedule.postflight import post_run_gate
+from include.retention.schedule.purge import purge_category
+from include.retention.schedule.quality import QualityGateFailed
 from oracle.model import ACTIVE, ANONYMISED, ARCHIVE, DESTROYED, Holds, Place, State, local_day
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
-from include.retention.subjects import KEY_ENV_VAR, SubjectKey, subject_hash
 from ui_target import RUNS, SECRET, seeded_target
+
+from include.retention.database.identity import KEY_ENV_VAR, SubjectKey, subject_hash
 
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
 UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
@@ -25,9 +25,8 @@ ROUTES = [("get", "/retention/"), ("get", "/retention/audit"), ("get", "/retenti
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory, airflow_db):
     """Airflow's API app with the plugin mounted, over the seeded target."""
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
 
     home = tmp_path_factory.mktemp("ui")
     connection, people = seeded_target(home / "target.db")
@@ -46,9 +45,10 @@ def ui(tmp_path_factory, airflow_db):
 def _certify_runs(url: str) -> None:
     """Each finished run's certificate in the reports folder, as tasks.summary writes it: the
     chain status expects one per run."""
-    from include.retention import audit, certificate
-    from include.retention.policy import load_policy
-    from include.retention.target import connect
+    from include.retention.database.target import connect
+    from include.retention.policy.model import load_policy
+    from include.retention.records import audit
+    from include.retention.reports import certificate
 
     policy, target = load_policy(), connect(url)
     table = audit.audit_table("archive", policy.audit_table)
@@ -163,10 +163,10 @@ def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is
     """The demo's case: the prospect's rows are gone, the register entry about the request stays."""
     from datetime import date
 
-    from include.retention.audit import RunContext
-    from include.retention.policy import load_policy
-    from include.retention.requests import RequestRecord, handle
-    from include.retention.subjects import Subject
+    from include.retention.database.identity import Subject
+    from include.retention.policy.model import load_policy
+    from include.retention.records.audit import RunContext
+    from include.retention.rights.requests import RequestRecord, handle
 
     email = ui.people["active"]
     target = _copy_of_the_target(tmp_path, monkeypatch)
@@ -228,7 +228,7 @@ def _copy_of_the_target(tmp_path, monkeypatch):
     """A copy of the UI's target, the view pointed at it (tests that change it)."""
     import shutil
 
-    from include.retention.target import connect
+    from include.retention.database.target import connect
 
     source = Path(json.loads(os.environ["AIRFLOW_CONN_RETENTION_TARGET"])["host"])
     for name in ("target.db", "target.archive.db"):
@@ -242,8 +242,9 @@ def _copy_of_the_target(tmp_path, monkeypatch):
 @pytest.fixture
 def certified_copy(ui, tmp_path, monkeypatch):
     """A copy of the UI's target whose runs have their certificates."""
-    from include.retention import audit, certificate
-    from include.retention.policy import load_policy
+    from include.retention.policy.model import load_policy
+    from include.retention.records import audit
+    from include.retention.reports import certificate
 
     target = _copy_of_the_target(tmp_path, monkeypatch)
     trail = audit.audit_table("archive", load_policy().audit_table)
@@ -258,7 +259,7 @@ def _rewrite_consistently(target, trail, event_id: int) -> None:
     """What an insider with DDL rights could do: alter one event and re-hash the whole chain."""
     from sqlalchemy import select, text
 
-    from include.retention.audit import GENESIS, event_hash
+    from include.retention.records.audit import GENESIS, event_hash
 
     with target.engine.begin() as conn:
         for operation in ("update", "delete"):
@@ -280,7 +281,7 @@ def test_a_log_that_agrees_with_its_certificates_is_intact_on_every_page(ui, cer
 
 
 def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_copy):
-    from include.retention.audit import verify_chain
+    from include.retention.records.audit import verify_chain
 
     target, trail = certified_copy
     _rewrite_consistently(target, trail, 3)
@@ -296,7 +297,7 @@ def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_co
 
 def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
     """A kind the page cannot name (a customer's retained invoices) would fail the whole lookup."""
-    from include.retention.subjects import RECORD_KINDS
+    from include.retention.rights.subjects import RECORD_KINDS
     from include.retention_airflow.ui import RECORD_KINDS_SHOWN
 
     assert set(RECORD_KINDS_SHOWN) == set(RECORD_KINDS)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from ui_target import RUNS, SECRET, seeded_target
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,18 +11,20 @@ from pathlib import Path
 from sqlalchemy import text
 
 from include.demo.seed import seed_demo
-from include.retention import audit, certificate
-from include.retention.archive import archive_category
-from include.retention.audit import RunContext
-from include.retention.holds import NewHold, add_hold
-from include.retention.limits import approved_counts
-from include.retention.plan import plan_category
-from include.retention.policy import load_policy
-from include.retention.purge import purge_category
-from include.retention.report import REPORTS_ENV_VAR, summarize_run
-from include.retention.steps import StepContext
-from include.retention.subjects import SubjectKey, subject_hash
-from include.retention.target import connect
+from include.retention.database.identity import SubjectKey, subject_hash
+from include.retention.database.target import connect
+from include.retention.files import REPORTS_ENV_VAR
+from include.retention.policy.model import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.reports import certificate
+from include.retention.reports.summary import summarize_run
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import plan_category
+from include.retention.schedule.purge import purge_category
 
 AS_OF = date(2026, 11, 26)
 SECRET = "ui-test-subject-secret-" + "x" * 20

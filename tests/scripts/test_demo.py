@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from include.retention import certificate
-from include.retention.audit import RunContext, audit_table
-from include.retention.limits import approved_counts
-from include.retention.archive import archive_category
-from include.retention.plan import plan_category
-from include.retention.policy import load_policy
-from include.retention.purge import purge_category
-from include.retention.report import format_summary, summarize_run, summary_table
-from include.retention.steps import StepContext
-from include.retention.target import connect
+from include.retention.database.target import connect
+from include.retention.policy.model import load_policy
+from include.retention.records.audit import RunContext, audit_table
+from include.retention.reports import certificate
+from include.retention.reports.summary import format_summary, summarize_run, summary_table
+from include.retention.schedule.archive import archive_category
+from include.retention.schedule.context import StepContext
+from include.retention.schedule.limits import approved_counts
+from include.retention.schedule.plan import plan_category
+from include.retention.schedule.purge import purge_category
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 26)
@@ -107,7 +107,7 @@ def test_the_demo_writes_its_reports_in_its_own_folder_whatever_the_callers_sett
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "production-reports"))
     monkeypatch.setattr(module, "HOME", home)
     module.configure_environment(home)
-    from include.retention.report import reports_dir
+    from include.retention.files import reports_dir
 
     assert reports_dir() == home.reports
 
@@ -117,7 +117,7 @@ def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_no
     """The demo's line and retention_audit_verify's task give the same verdict: chain_status's."""
     from sqlalchemy import select, text
 
-    from include.retention.audit import GENESIS, event_hash, verify_chain
+    from include.retention.records.audit import GENESIS, event_hash, verify_chain
     from include.retention_airflow.tasks import verify_audit_chain
 
     module, home = demo

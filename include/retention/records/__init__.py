@@ -1,0 +1,1 @@
+"""The project's own registers in the target database: audit trail, anchors, locks, legal holds, suppression list."""

@@ -1,0 +1,1 @@
+"""What people read: run summaries, certificates, the DPO report, the schedule in words."""

@@ -1,0 +1,97 @@
+"""What every step of a run shares: the target, the policy, the category, the run.
+
+``open_step`` is the one place where a step touches the database before doing its work:
+it checks the policy against the live schema, reflects the category's tables and makes
+sure the audit table (and, for a real run, the archive tables) exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Table, select
+
+from include.retention.database.catalog import TableNode, ensure_archive_tables, open_category
+from include.retention.database.identity import SubjectKey
+from include.retention.database.target import Target
+from include.retention.errors import RetentionError
+from include.retention.policy.model import Category, RetentionPolicy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import HoldsInForce, hold_day, hold_tables, holds_in_force
+
+
+@dataclass(frozen=True)
+class StepContext:
+    target: Target
+    policy: RetentionPolicy
+    category: Category
+    ctx: RunContext
+    # The HMAC key: for the categories whose checks compare rows with the suppression list,
+    # and for legal holds that protect a person by keyed hash.
+    subject_key: SubjectKey | None = None
+
+    @classmethod
+    def build(cls, target: Target, policy: RetentionPolicy, category_key: str, ctx: RunContext,
+              subject_key: SubjectKey | None = None) -> "StepContext":
+        return cls(target, policy, policy.category(category_key), ctx, subject_key)
+
+    @property
+    def audit_table(self) -> Table:
+        return audit.audit_table(self.target.archive_schema, self.policy.audit_table)
+
+
+def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
+    """Validate, reflect, and create what the step will write to."""
+    target = step.target
+    target.ensure_archive_schema()
+    with target.engine.begin() as conn:
+        nodes = open_category(conn, step.policy, step.category, target.source_schema,
+                              target.archive_schema, target.dialect)
+        audit.ensure_audit_table(conn, step.audit_table)
+        if create_archive:
+            ensure_archive_tables(conn, nodes)
+    return nodes
+
+
+def create_archive_tables(step: StepContext, nodes: list[TableNode]) -> None:
+    """Create the archive tables a step is about to write to (after its checks have passed)."""
+    with step.target.engine.begin() as conn:
+        ensure_archive_tables(conn, nodes)
+
+
+def holds_of(step: StepContext) -> HoldsInForce:
+    """The legal holds in force for this step (read once per step, before any batch)."""
+    today = datetime.now(step.policy.zone).date()
+    with step.target.read() as conn:
+        return holds_in_force(conn, hold_tables(step.target.archive_schema), hold_day(step.ctx.as_of, today),
+                              step.subject_key, step.target.dialect)
+
+
+MAX_BATCH_SIZE = 1_000_000
+
+
+def batch_size_of(step: StepContext, requested: int | None) -> int:
+    """The batch size a step uses: the one asked for, else the policy's; refused outside
+    1..1,000,000 (0 would loop on nothing, a huge batch is one endless transaction)."""
+    size = step.policy.batch_size_for(step.category) if requested is None else requested
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise RetentionError(f"batch_size {size!r} for category {step.category.key}: give a whole number from 1 "
+                             f"to {MAX_BATCH_SIZE:,} (rows per transaction)")
+    return size
+
+
+def check_policy_unchanged(step: StepContext) -> None:
+    """Refuse to move or destroy rows under another policy version than the run's plan: an
+    edit deployed in the middle of a run must not act on a plan (and an approval) made
+    under the previous rules. The next run plans under the new version."""
+    trail = step.audit_table
+    with step.target.read() as conn:
+        if not audit.table_exists(conn, trail):
+            return
+        planned = conn.execute(select(trail.c.policy_version).where(
+            trail.c.run_id == step.ctx.run_id, trail.c.action == "plan").limit(1)).scalar()
+    if planned is not None and planned != step.policy.version:
+        raise RetentionError(f"the policy changed during run {step.ctx.run_id}: planned under version {planned!r}, "
+                             f"now {step.policy.version!r}; nothing was changed - start a new run")
