@@ -50,22 +50,43 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 AS_OF = date(2026, 11, 26)
 POLICY = {
-    "version": "bench-1", "source_schema": "crm", "archive_schema": "archive",
+    "version": "bench-1",
+    "source_schema": "crm",
+    "archive_schema": "archive",
     "deletion_limit": {"rows": None, "fraction": 1.0},
-    "categories": {"prospection": {
-        "label": {"fr": "Prospects", "en": "Prospects"}, "legal_basis": "Intérêt légitime",
-        "archive_purpose": "Preuve", "schedule": "0 2 * * *", "active_period": "P3Y", "archive_period": "P5Y",
-        "end_action": "delete",
-        "tables": [{"table": "prospects", "primary_key": "prospect_id",
+    "categories": {
+        "prospection": {
+            "label": {"fr": "Prospects", "en": "Prospects"},
+            "legal_basis": "Intérêt légitime",
+            "archive_purpose": "Preuve",
+            "schedule": "0 2 * * *",
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "prospects",
+                    "primary_key": "prospect_id",
                     "start_event": {"column": "last_inbound_contact_at", "when_missing": "defect"},
                     "archive_columns": ["email", "full_name", "last_inbound_contact_at"],
-                    "children": [{"table": "prospect_interactions", "primary_key": "interaction_id",
-                                  "foreign_key": "prospect_id", "archive_columns": ["happened_at", "channel"]}]}],
-    }},
+                    "children": [
+                        {
+                            "table": "prospect_interactions",
+                            "primary_key": "interaction_id",
+                            "foreign_key": "prospect_id",
+                            "archive_columns": ["happened_at", "channel"],
+                        }
+                    ],
+                }
+            ],
+        }
+    },
 }
 ANONYMIZE = {"end_action": "anonymize"}
-ANONYMIZE_RULES = [{"email": "null", "full_name": "null", "last_inbound_contact_at": "year"},
-                   {"happened_at": "month", "channel": "keep"}]
+ANONYMIZE_RULES = [
+    {"email": "null", "full_name": "null", "last_inbound_contact_at": "year"},
+    {"happened_at": "month", "channel": "keep"},
+]
 SEED = """
 CREATE SCHEMA crm;
 CREATE TABLE crm.prospects (prospect_id bigint PRIMARY KEY, email text, full_name text, phone text,
@@ -144,15 +165,28 @@ FROM generate_series(1::bigint, :n) AS i;
 ANALYZE;
 """
 PAGE_VIEWS = {
-    "version": "bench-1", "source_schema": "web", "archive_schema": "archive",
+    "version": "bench-1",
+    "source_schema": "web",
+    "archive_schema": "archive",
     "deletion_limit": {"rows": None, "fraction": 1.0},
-    "categories": {"page_views": {
-        "label": {"fr": "Pages vues", "en": "Page views"}, "legal_basis": "Consentement",
-        "schedule": "0 3 * * *", "active_period": "P13M", "end_action": "delete",
-        "tables": [{"table": "page_views", "primary_key": ["view_id"], "partitioned": True,
+    "categories": {
+        "page_views": {
+            "label": {"fr": "Pages vues", "en": "Page views"},
+            "legal_basis": "Consentement",
+            "schedule": "0 3 * * *",
+            "active_period": "P13M",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "page_views",
+                    "primary_key": ["view_id"],
+                    "partitioned": True,
                     "start_event": {"column": "viewed_at", "when_missing": "defect"},
-                    "archive_columns": ["page"]}],
-    }},
+                    "archive_columns": ["page"],
+                }
+            ],
+        }
+    },
 }
 PAGE_VIEWS_ARCHIVED = {"archive_period": "P5Y", "archive_purpose": "Preuve"}
 
@@ -259,7 +293,8 @@ def measure_partitions(server: str, n: int) -> list[dict]:
     partitions = "\n".join(
         f"CREATE TABLE web.page_views_{start:%Y_%m} PARTITION OF web.page_views "
         f"FOR VALUES FROM ('{start} 00:00 Europe/Paris') TO ('{end} 00:00 Europe/Paris');"
-        for start, end in zip(months, months[1:]))
+        for start, end in zip(months, months[1:])
+    )
     _sql(template, PARTITION_SEED.replace(":partitions", partitions).replace(":n", str(n)))
     print(f"partitions, N={n:,}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
     out: list[dict] = []
@@ -290,8 +325,12 @@ def _sqlite_seed(url: str, n: int) -> None:
 
 def _worker(step: str, url: str) -> dict:
     """Run one step in a process of its own; it prints its figures as JSON."""
-    done = subprocess.run([sys.executable, __file__, "--worker", step, url], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", step, url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if done.returncode:
         raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -308,16 +347,20 @@ def work(step: str, url: str) -> dict:
     policy = parse_policy(policy_data(step), "bench")
     target = connect(url, "archive")
     category = next(iter(policy.categories))
-    step_ctx = StepContext.build(target, policy, category,
-                                 RunContext(f"bench-{step}", f"retention_{category}", AS_OF, policy.version))
+    step_ctx = StepContext.build(
+        target, policy, category, RunContext(f"bench-{step}", f"retention_{category}", AS_OF, policy.version)
+    )
     batches: list[tuple[float, int]] = []
     started = time.perf_counter()
     if step == "create_archive":
         open_step(step_ctx, create_archive=True)
         rows = 0
     elif step.startswith("reference_"):
-        script = {"reference_archive": REFERENCE_ARCHIVE, "reference_delete": REFERENCE_DELETE,
-                  "reference_anonymize": REFERENCE_ANONYMIZE}[step]
+        script = {
+            "reference_archive": REFERENCE_ARCHIVE,
+            "reference_delete": REFERENCE_DELETE,
+            "reference_anonymize": REFERENCE_ANONYMIZE,
+        }[step]
         rows = _sql(url, script, horizon=HORIZON, as_of=AS_OF)
     elif step == "pandas_archive":
         rows = _pandas(url)
@@ -326,10 +369,14 @@ def work(step: str, url: str) -> dict:
     seconds = time.perf_counter() - started
     target.dispose()
     durations = [b[0] for b in batches]
-    return {"step": step, "rows": rows, "seconds": seconds,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "batch_p50": statistics.median(durations) if durations else None,
-            "batch_p95": _p95(durations) if durations else None}
+    return {
+        "step": step,
+        "rows": rows,
+        "seconds": seconds,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "batch_p50": statistics.median(durations) if durations else None,
+        "batch_p95": _p95(durations) if durations else None,
+    }
 
 
 def _engine(step_ctx, step: str) -> tuple[list[tuple[float, int]], int]:
@@ -362,12 +409,16 @@ def _dag(url: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     policy_file = home / "policy.json"  # JSON is YAML
     policy_file.write_text(json.dumps(POLICY), encoding="utf-8")
-    os.environ.update({
-        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "RETENTION_POLICY": str(policy_file),
-        "RETENTION_REPORTS_DIR": str(home / "reports"),
-        "AIRFLOW_CONN_RETENTION_TARGET": url.replace("postgresql+psycopg://", "postgresql://"),
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "RETENTION_POLICY": str(policy_file),
+            "RETENTION_REPORTS_DIR": str(home / "reports"),
+            "AIRFLOW_CONN_RETENTION_TARGET": url.replace("postgresql+psycopg://", "postgresql://"),
+        }
+    )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
     from sqlalchemy import create_engine, text
@@ -380,13 +431,22 @@ def _dag(url: str) -> dict:
         raise SystemExit(f"retention_prospection ended {dag_run.state}")
     engine = create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT coalesce(sum(row_count), 0) FROM archive.retention_audit "
-                                 "WHERE run_id = :r AND action IN ('archive', 'delete')"),
-                            {"r": dag_run.run_id}).scalar_one()
+        rows = conn.execute(
+            text(
+                "SELECT coalesce(sum(row_count), 0) FROM archive.retention_audit "
+                "WHERE run_id = :r AND action IN ('archive', 'delete')"
+            ),
+            {"r": dag_run.run_id},
+        ).scalar_one()
     engine.dispose()
-    return {"step": "engine_dag", "rows": int(rows), "seconds": seconds,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "batch_p50": None,
-            "batch_p95": None}
+    return {
+        "step": "engine_dag",
+        "rows": int(rows),
+        "seconds": seconds,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "batch_p50": None,
+        "batch_p95": None,
+    }
 
 
 def _pandas(url: str) -> int:
@@ -397,18 +457,30 @@ def _pandas(url: str) -> int:
     engine = create_engine(url)
     moved = 0
     with engine.begin() as conn:
-        parents = pd.read_sql(text("SELECT prospect_id, email, full_name, last_inbound_contact_at FROM crm.prospects "
-                                   "WHERE last_inbound_contact_at < :h"), conn, params={"h": HORIZON})
-        children = pd.read_sql(text("SELECT c.interaction_id, c.prospect_id, c.happened_at, c.channel "
-                                    "FROM crm.prospect_interactions c JOIN crm.prospects p USING (prospect_id) "
-                                    "WHERE p.last_inbound_contact_at < :h"), conn, params={"h": HORIZON})
+        parents = pd.read_sql(
+            text(
+                "SELECT prospect_id, email, full_name, last_inbound_contact_at FROM crm.prospects "
+                "WHERE last_inbound_contact_at < :h"
+            ),
+            conn,
+            params={"h": HORIZON},
+        )
+        children = pd.read_sql(
+            text(
+                "SELECT c.interaction_id, c.prospect_id, c.happened_at, c.channel "
+                "FROM crm.prospect_interactions c JOIN crm.prospects p USING (prospect_id) "
+                "WHERE p.last_inbound_contact_at < :h"
+            ),
+            conn,
+            params={"h": HORIZON},
+        )
         for frame, name in ((parents, "prospects"), (children, "prospect_interactions")):
             frame["anonymized"] = False
             frame.to_sql(name, conn, schema="archive", if_exists="append", index=False, chunksize=10_000)
             moved += len(frame)
         ids = parents["prospect_id"].tolist()
         for start in range(0, len(ids), 10_000):
-            chunk = ids[start:start + 10_000]
+            chunk = ids[start : start + 10_000]
             conn.execute(text("DELETE FROM crm.prospect_interactions WHERE prospect_id = ANY(:ids)"), {"ids": chunk})
             conn.execute(text("DELETE FROM crm.prospects WHERE prospect_id = ANY(:ids)"), {"ids": chunk})
     engine.dispose()
@@ -422,10 +494,16 @@ def _p95(values: list[float]) -> float:
 
 # What each measured step is compared with ("vs" column): a reference, or a list of them
 # whose rows and seconds add up (a whole DAG run does the archive and the delete).
-PAIRS = {"engine_archive": ["reference_archive"], "engine_purge": ["reference_delete"],
-         "engine_anonymize": ["reference_anonymize"], "engine_dag": ["reference_archive", "reference_delete"],
-         "sqlite_archive": ["engine_archive"], "sqlite_purge": ["engine_purge"],
-         "partition_drop": ["rows_drop"], "partition_archive": ["rows_archive"]}
+PAIRS = {
+    "engine_archive": ["reference_archive"],
+    "engine_purge": ["reference_delete"],
+    "engine_anonymize": ["reference_anonymize"],
+    "engine_dag": ["reference_archive", "reference_delete"],
+    "sqlite_archive": ["engine_archive"],
+    "sqlite_purge": ["engine_purge"],
+    "partition_drop": ["rows_drop"],
+    "partition_archive": ["rows_archive"],
+}
 
 
 def rate(r: dict) -> float:
@@ -455,12 +533,16 @@ def _vs(results: list[dict], r: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| N | step | rows | seconds | rows/s | vs | peak RSS (MB) | batch p50 / p95 (s) |",
-             "|---:|---|---:|---:|---:|---|---:|---|"]
+    lines = [
+        "| N | step | rows | seconds | rows/s | vs | peak RSS (MB) | batch p50 / p95 (s) |",
+        "|---:|---|---:|---:|---:|---|---:|---|",
+    ]
     for r in results:
         batch = f"{r['batch_p50']:.3f} / {r['batch_p95']:.3f}" if r["batch_p50"] is not None else ""
-        lines.append(f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['seconds']:.1f} | {rate(r):,.0f} | "
-                     f"{_vs(results, r)} | {r['rss_mb']:.0f} | {batch} |")
+        lines.append(
+            f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['seconds']:.1f} | {rate(r):,.0f} | "
+            f"{_vs(results, r)} | {r['rss_mb']:.0f} | {batch} |"
+        )
     return "\n".join(lines)
 
 
@@ -476,8 +558,13 @@ def targets(results: list[dict]) -> str:
 
     for r in results:
         value = ratio(results, r)
-        goal = {"engine_archive": 1.0, "engine_purge": 0.9, "engine_anonymize": 0.9, "engine_dag": 0.7,
-                "pandas_archive": 10.0}.get(r["step"])
+        goal = {
+            "engine_archive": 1.0,
+            "engine_purge": 0.9,
+            "engine_anonymize": 0.9,
+            "engine_dag": 0.7,
+            "pandas_archive": 10.0,
+        }.get(r["step"])
         if goal is not None and value is not None:
             what = "engine vs pandas" if r["step"] == "pandas_archive" else f"{r['step']} vs reference"
             add(f"{what} >= {goal:g}x", r["n"], f"{value:.2f}x", value >= goal)
@@ -495,45 +582,56 @@ def chart(results: list[dict]) -> str:
     bar, gap, left, width = 16, 4, 260, 420
     top = max((rate(r) for r in results), default=1) or 1
     height = 40 + len(results) * (bar + gap)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
-             'font-family="sans-serif" font-size="12">',
-             '<text x="8" y="20" font-size="14">rows/s per step (PostgreSQL 15 unless the step says sqlite)</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<text x="8" y="20" font-size="14">rows/s per step (PostgreSQL 15 unless the step says sqlite)</text>',
+    ]
     for i, r in enumerate(results):
         y = 34 + i * (bar + gap)
         length = max(1.0, width * rate(r) / top)
-        colour = "#7f8c8d" if r["step"].startswith(("reference", "rows_")) else \
-            "#c0392b" if r["step"].startswith(("pandas", "sqlite")) else "#3b6ea5"
-        parts += [f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(r["step"])} (N={r["n"]:,})</text>',
-                  f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" fill="{colour}"/>',
-                  f'<text x="{left + length + 4:.1f}" y="{y + 12}">{rate(r):,.0f}</text>']
+        colour = (
+            "#7f8c8d"
+            if r["step"].startswith(("reference", "rows_"))
+            else "#c0392b"
+            if r["step"].startswith(("pandas", "sqlite"))
+            else "#3b6ea5"
+        )
+        parts += [
+            f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(r["step"])} (N={r["n"]:,})</text>',
+            f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" fill="{colour}"/>',
+            f'<text x="{left + length + 4:.1f}" y="{y + 12}">{rate(r):,.0f}</text>',
+        ]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
 def document(results: list[dict], chart_name: str) -> str:
-    return "\n".join([
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`bench/bench.py`) on a throwaway PostgreSQL 15 started by the script, on",
-        "this project's build machine (2 cores, noisy: quote the ratios, not the absolute figures).",
-        "N is parents (prospects, three interactions each; rows are parents plus children), or page",
-        "views for the partition steps. *vs*: the step's rows/s over that of the step(s) named. Peak",
-        "RSS is the measuring process's. The engine ran with `batch_size`",
-        f"{os.environ.get('BENCH_BATCH_SIZE') or 5000} parents and `batch_workers` 2 (the defaults: 5000 and 2).",
-        "",
-        table(results),
-        "",
-        f"![rows/s per step]({chart_name})",
-        "",
-        "## Targets (issue 8)",
-        "",
-        targets(results),
-        "",
-        "Where a target is not met, and why: `docs/performance.md`. The figures above are in",
-        "`benchmarks.json`; `python bench/bench.py --render docs/benchmarks.json` rewrites this page",
-        "from them.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Written by `make bench` (`bench/bench.py`) on a throwaway PostgreSQL 15 started by the script, on",
+            "this project's build machine (2 cores, noisy: quote the ratios, not the absolute figures).",
+            "N is parents (prospects, three interactions each; rows are parents plus children), or page",
+            "views for the partition steps. *vs*: the step's rows/s over that of the step(s) named. Peak",
+            "RSS is the measuring process's. The engine ran with `batch_size`",
+            f"{os.environ.get('BENCH_BATCH_SIZE') or 5000} parents and `batch_workers` 2 (the defaults: 5000 and 2).",
+            "",
+            table(results),
+            "",
+            f"![rows/s per step]({chart_name})",
+            "",
+            "## Targets (issue 8)",
+            "",
+            targets(results),
+            "",
+            "Where a target is not met, and why: `docs/performance.md`. The figures above are in",
+            "`benchmarks.json`; `python bench/bench.py --render docs/benchmarks.json` rewrites this page",
+            "from them.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -47,27 +47,53 @@ with DAG(
     params={
         "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
         # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.
-        "reference": Param(None, type=["null", "string"], maxLength=64, pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
-                           description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
-                                       "it is written to the audit log."),
+        "reference": Param(
+            None,
+            type=["null", "string"],
+            maxLength=64,
+            pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
+            description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
+            "it is written to the audit log.",
+        ),
         "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),
-        "category": Param(None, type=["null", "string"], enum=[None, *POLICY.categories],
-                          description="Scope 'category': the category held."),
-        "table": Param(None, type=["null", "string"], enum=[None, *TABLES],
-                       description="Scope 'rows': the table whose rows are held."),
-        "keys": Param(None, type=["null", "array"], maxItems=100_000,
-                      description="Scope 'rows': the primary keys held, e.g. [1042, 1043]."),
+        "category": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *POLICY.categories],
+            description="Scope 'category': the category held.",
+        ),
+        "table": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *TABLES],
+            description="Scope 'rows': the table whose rows are held.",
+        ),
+        "keys": Param(
+            None,
+            type=["null", "array"],
+            maxItems=100_000,
+            description="Scope 'rows': the primary keys held, e.g. [1042, 1043].",
+        ),
         "email": Param(None, **IDENTIFIER, description="Scope 'subject': the person's e-mail address."),
         "phone": Param(None, **IDENTIFIER, description="Scope 'subject': the person's phone number."),
         "customer_number": Param(None, **IDENTIFIER, description="Scope 'subject': the customer number."),
         "visitor_id": Param(None, **IDENTIFIER, description="Scope 'subject': the web visitor's tracking id."),
-        "reason": Param(None, type=["null", "string"], maxLength=2000,
-                        description="Why (the proceedings, the inquiry): kept in the register, not in the log."),
-        "expires_on": Param(None, type=["null", "string"], format="date",
-                            description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted."),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=2000,
+            description="Why (the proceedings, the inquiry): kept in the register, not in the log.",
+        ),
+        "expires_on": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted.",
+        ),
         "lift_reason": Param(None, type=["null", "string"], maxLength=2000, description="Lift only: why."),
-        "requested_by": Param(None, type=["null", "string"], maxLength=128,
-                              description="Who asks, when not the user triggering the run."),
+        "requested_by": Param(
+            None, type=["null", "string"], maxLength=128, description="Who asks, when not the user triggering the run."
+        ),
     },
 ) as dag:
 

@@ -57,16 +57,28 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         tags=["retention", "gdpr", category.key],
         default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
         params={
-            "dry_run": Param(None, type=["null", "boolean"],
-                             description="true: plan only - count what is due, change nothing. false: execute - "
-                                         "archive and destroy what is due. Empty: the nightly scheduled run "
-                                         "(and an asset-triggered one) executes; a run you trigger here, a "
-                                         "backfill or a run triggered by another DAG is a dry run. To change "
-                                         "data by hand, set false."),
-            "as_of": Param(None, type=["null", "string"], format="date",
-                           description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date."),
-            "batch_size": Param(policy.batch_size_for(category), type="integer", minimum=1, maximum=1_000_000,
-                                description="Rows per transaction when moving or destroying data."),
+            "dry_run": Param(
+                None,
+                type=["null", "boolean"],
+                description="true: plan only - count what is due, change nothing. false: execute - "
+                "archive and destroy what is due. Empty: the nightly scheduled run "
+                "(and an asset-triggered one) executes; a run you trigger here, a "
+                "backfill or a run triggered by another DAG is a dry run. To change "
+                "data by hand, set false.",
+            ),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date.",
+            ),
+            "batch_size": Param(
+                policy.batch_size_for(category),
+                type="integer",
+                minimum=1,
+                maximum=1_000_000,
+                description="Rows per transaction when moving or destroying data.",
+            ),
         },
     ) as dag:
 
@@ -80,8 +92,9 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             """Count rows due for the archive and for end of life; changes nothing."""
             return engine.plan(category.key)
 
-        approve_deletions = DeletionApproval(task_id="approve_deletions", category=category.key,
-                                             timeout_hours=policy.approval_timeout_hours, retries=0)
+        approve_deletions = DeletionApproval(
+            task_id="approve_deletions", category=category.key, timeout_hours=policy.approval_timeout_hours, retries=0
+        )
 
         @task
         def archive() -> dict:

@@ -45,12 +45,21 @@ with DAG(
     params={
         # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
         # (over 10 years, ending more than a year after today), naming the bound.
-        "period_start": Param(None, type=["null", "string"], format="date", pattern=PERIOD_DAY,
-                              description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
-                                          "the run. A period covers at most 10 years."),
-        "period_end": Param(None, type=["null", "string"], format="date", pattern=PERIOD_DAY,
-                            description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the "
-                                        "month before the run."),
+        "period_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            pattern=PERIOD_DAY,
+            description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
+            "the run. A period covers at most 10 years.",
+        ),
+        "period_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            pattern=PERIOD_DAY,
+            description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the month before the run.",
+        ),
         "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
     },
 ) as dag:

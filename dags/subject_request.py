@@ -54,21 +54,36 @@ with DAG(
     default_args={"owner": "data-protection", "retries": 0},
     params={
         "request_type": Param("erasure", enum=list(REQUEST_TYPES), description="What the person asks for."),
-        "reference": Param("", type="string", minLength=1, maxLength=64, pattern=r"^[A-Za-z0-9_.:/-]+$",
-                           description="The request's reference (unique), e.g. DDP-2026-0042."),
+        "reference": Param(
+            "",
+            type="string",
+            minLength=1,
+            maxLength=64,
+            pattern=r"^[A-Za-z0-9_.:/-]+$",
+            description="The request's reference (unique), e.g. DDP-2026-0042.",
+        ),
         "received": Param("", type="string", format="date", description="Date the request was received (YYYY-MM-DD)."),
-        "identity": Param("pending", enum=["verified", "pending"],
-                          description="Identity check: a pending request is recorded and stops."),
+        "identity": Param(
+            "pending",
+            enum=["verified", "pending"],
+            description="Identity check: a pending request is recorded and stops.",
+        ),
         "email": Param(None, **IDENTIFIER, description="The person's e-mail address, if given."),
         "phone": Param(None, **IDENTIFIER, description="The person's phone number, if given."),
         "customer_number": Param(None, **IDENTIFIER, description="The person's customer number, if given."),
         "visitor_id": Param(None, **IDENTIFIER, description="The web visitor's tracking id, if given."),
-        "extension_reason": Param(None, type=["null", "string"], maxLength=500,
-                                  description="Why the deadline is extended by two months (complex request)."),
-        "changes": Param(None, type=["null", "object"],
-                         description='Rectification only: {"table": {"column": "new value"}}.'),
-        "correct_start_date": Param(False, type="boolean",
-                                    description="Rectification only: the request corrects a retention start date."),
+        "extension_reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            description="Why the deadline is extended by two months (complex request).",
+        ),
+        "changes": Param(
+            None, type=["null", "object"], description='Rectification only: {"table": {"column": "new value"}}.'
+        ),
+        "correct_start_date": Param(
+            False, type="boolean", description="Rectification only: the request corrects a retention start date."
+        ),
     },
 ) as dag:
 

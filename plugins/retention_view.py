@@ -15,7 +15,12 @@ class RetentionViewPlugin(AirflowPlugin):
     name = "retention_view"
     fastapi_apps = [{"app": app, "url_prefix": "/retention", "name": "Retention"}]
     external_views = [
-        {"name": "Retention", "href": "/retention/", "url_route": "retention", "destination": "nav",
-         "category": "browse"},
+        {
+            "name": "Retention",
+            "href": "/retention/",
+            "url_route": "retention",
+            "destination": "nav",
+            "category": "browse",
+        },
         {"name": "Retention certificate", "href": "/retention/certificates/{RUN_ID}", "destination": "dag_run"},
     ]

@@ -27,10 +27,10 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +39,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from include.demo.seed import seed_demo  # noqa: E402
-from include.retention.reports import certificate  # noqa: E402
 from include.retention.database.identity import KEY_ENV_VAR, KEY_VARIABLE, key_from_env
 from include.retention.database.target import connect, sqlite_archive_path  # noqa: E402
 from include.retention.files import REPORTS_ENV_VAR, reports_dir
 from include.retention.policy.model import RetentionPolicy, load_policy  # noqa: E402
 from include.retention.records.audit import audit_table  # noqa: E402
+from include.retention.reports import certificate  # noqa: E402
 from include.retention.reports.dpo_report import period_words  # noqa: E402
 from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
 from include.retention.rights.subjects import was_erased  # noqa: E402
@@ -86,8 +86,10 @@ class DemoHome:
     def environment(self) -> dict[str, str]:
         """What the demo's Airflow runs read: the target connection and the reports folder
         (``make airflow`` sets the same two)."""
-        return {"AIRFLOW_CONN_RETENTION_TARGET": json.dumps({"conn_type": "sqlite", "host": str(self.target)}),
-                REPORTS_ENV_VAR: str(self.reports)}
+        return {
+            "AIRFLOW_CONN_RETENTION_TARGET": json.dumps({"conn_type": "sqlite", "host": str(self.target)}),
+            REPORTS_ENV_VAR: str(self.reports),
+        }
 
     def reset(self, as_of: date) -> dict[str, int]:
         """A fresh target seeded for ``as_of``, with no certificate or report of an earlier one:
@@ -122,8 +124,9 @@ def chain_line(home: DemoHome, policy: RetentionPolicy) -> str:
     target = connect(home.url, policy.archive_schema)
     try:
         with target.read() as conn:
-            status = certificate.chain_status(conn, audit_table(target.archive_schema, policy.audit_table),
-                                              home.reports)
+            status = certificate.chain_status(
+                conn, audit_table(target.archive_schema, policy.audit_table), home.reports
+            )
     finally:
         target.dispose()
     return f"Audit log {status.sentence()}"
@@ -136,9 +139,11 @@ def main() -> int:
     print(f"==> Airflow metadata in {os.environ['AIRFLOW_HOME']} (SQLite)")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     seeded = HOME.reset(as_of)
-    print(f"==> Demo target {HOME.target} recreated and seeded for {as_of}: "
-          f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {HOME.archive}); "
-          f"its certificates and reports: {HOME.reports.relative_to(ROOT)}/ (emptied)")
+    print(
+        f"==> Demo target {HOME.target} recreated and seeded for {as_of}: "
+        f"{sum(seeded.values())} rows in {len(seeded)} tables (archive: {HOME.archive}); "
+        f"its certificates and reports: {HOME.reports.relative_to(ROOT)}/ (emptied)"
+    )
     ensure_subject_secret()
     people = pick_people(policy)
     run_ids = run_all_dags(policy.categories)
@@ -153,12 +158,16 @@ def main() -> int:
     print("active by design; for a defect (no contact date) they are reported as data-quality findings.")
     print(f"\n==> {chain_line(HOME, policy)}")
     request = run_erasure_request(people[1], as_of)
-    print(f"\n==> Erasure request {request['reference']} for the most recent prospect, through the subject_request DAG:")
+    print(
+        f"\n==> Erasure request {request['reference']} for the most recent prospect, through the subject_request DAG:"
+    )
     print(f"    {request['status']}: {request['erased']} rows erased, {request['kept']} kept")
     for table in request["tables"]:
         kept = f", kept: {table['kept_because']}" if table["kept_because"] else ""
-        print(f"      {table['category']}.{table['table']}{' (archive)' if table['archive'] else ''}: "
-              f"{table['found']} found, {table['erased']} erased{kept}")
+        print(
+            f"      {table['category']}.{table['table']}{' (archive)' if table['archive'] else ''}: "
+            f"{table['found']} found, {table['erased']} erased{kept}"
+        )
     answer_erasure_questions(policy, people)
     print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
     for dag_id, run_id in run_ids:
@@ -193,7 +202,7 @@ def pick_people(policy) -> list[str]:
 
 
 def answer_erasure_questions(policy, people: list[str]) -> None:
-    """"Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased):
+    """ "Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased):
     the same sentence the Retention view gives, per kind of record."""
     target = connect(HOME.url, policy.archive_schema)
     print("\n==> 'Was person X erased?' (answered by hashing X's e-mail with the subject key):")
@@ -208,17 +217,23 @@ def run_erasure_request(email: str, as_of: date) -> dict:
     """What the DPO does when a person asks to be erased: trigger subject_request with the form."""
     from airflow.dag_processing.dagbag import DagBag
 
-    conf = {"request_type": "erasure", "reference": f"DDP-DEMO-{as_of:%Y%m%d}", "received": as_of.isoformat(),
-            "identity": "verified", "email": email}
+    conf = {
+        "request_type": "erasure",
+        "reference": f"DDP-DEMO-{as_of:%Y%m%d}",
+        "received": as_of.isoformat(),
+        "identity": "verified",
+        "email": email,
+    }
     with _output_to(HOME.run_log):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "subject_request.py")).get_dag("subject_request")
-        dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+        dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
     if dag_run.state != "success":
         raise SystemExit(f"subject_request ended {dag_run.state}; the task logs are in {HOME.run_log}")
     target = connect(HOME.url)  # the outcome, as the DPO reads it in the register
     with target.read() as conn:
-        status, outcome = conn.execute(text("SELECT status, outcome FROM rights_requests WHERE reference = :r"),
-                                       {"r": conf["reference"]}).one()
+        status, outcome = conn.execute(
+            text("SELECT status, outcome FROM rights_requests WHERE reference = :r"), {"r": conf["reference"]}
+        ).one()
     target.dispose()
     return {"reference": conf["reference"], "status": status, **json.loads(outcome)}
 
@@ -229,7 +244,7 @@ def run_dpo_report(as_of: date) -> Path:
     with _output_to(HOME.run_log):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dpo_report.py")).get_dag("retention_dpo_report")
         conf = {"period_start": as_of.replace(day=1).isoformat(), "period_end": as_of.isoformat(), "language": "fr"}
-        dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+        dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
     if dag_run.state != "success":
         raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {HOME.run_log}")
     return reports_dir() / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
@@ -270,7 +285,7 @@ def _run_approving(dag):
     approver.start()
     try:
         with _output_to(HOME.run_log):
-            dag_run = dag.test(logical_date=datetime.now(timezone.utc), run_conf={"dry_run": False})
+            dag_run = dag.test(logical_date=datetime.now(UTC), run_conf={"dry_run": False})
     finally:
         done.set()
         approver.join()
@@ -288,14 +303,16 @@ def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
 
     while not done.wait(0.5):
         with create_session() as session:
-            waiting = session.scalars(select(TI).where(TI.dag_id == dag_id, TI.task_id == "approve_deletions",
-                                                       TI.state == "awaiting_input")).first()
+            waiting = session.scalars(
+                select(TI).where(TI.dag_id == dag_id, TI.task_id == "approve_deletions", TI.state == "awaiting_input")
+            ).first()
             run_id = waiting.run_id if waiting else None
         if not run_id:
             continue
         with TestClient(create_app("core")) as client:
-            passwords = json.loads((Path(os.environ["AIRFLOW_HOME"]) /
-                                    "simple_auth_manager_passwords.json.generated").read_text())
+            passwords = json.loads(
+                (Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text()
+            )
             token = client.post("/auth/token", json={"username": "admin", "password": passwords["admin"]}).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
             path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve_deletions/-1/hitlDetails"
@@ -303,8 +320,10 @@ def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
             answer = client.patch(path, json={"chosen_options": ["Approve"]}, headers=headers)
         over = [line[2:] for line in body.splitlines() if "would leave" in line]
         said.append(f"past the deletion limit: {'; '.join(over[:2])}{' ...' if len(over) > 2 else ''}")
-        said.append(f"approved by the demo's admin over the REST API (HTTP {answer.status_code}); in production "
-                    "a person approves in Required Actions")
+        said.append(
+            f"approved by the demo's admin over the REST API (HTTP {answer.status_code}); in production "
+            "a person approves in Required Actions"
+        )
         return
 
 

@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     except RetentionError as error:
         print(f"rehash_identifiers: {error}", file=sys.stderr)
         return 1
-    print(f"canonical-form hashes added: {added.suppression_entries} suppression entries, "
-          f"{added.hold_items} subject hold items")
+    print(
+        f"canonical-form hashes added: {added.suppression_entries} suppression entries, "
+        f"{added.hold_items} subject hold items"
+    )
     return 0
 
 

@@ -13,8 +13,8 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -64,5 +64,6 @@ def target(target_url: str) -> Iterator[Target]:
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """Migrate the (temporary, SQLite) Airflow metadata database once per session."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env=os.environ.copy())
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )

@@ -20,8 +20,11 @@ def checksum(target) -> dict[str, str]:
     digests = {}
     with target.read() as conn:
         inspector = inspect(conn)
-        schemas = [None, "archive"] if target.is_sqlite else [
-            s for s in inspector.get_schema_names() if s not in SYSTEM_SCHEMAS]
+        schemas = (
+            [None, "archive"]
+            if target.is_sqlite
+            else [s for s in inspector.get_schema_names() if s not in SYSTEM_SCHEMAS]
+        )
         for schema in schemas:
             for name in inspector.get_table_names(schema=schema):
                 if name in BOOKKEEPING:

@@ -15,8 +15,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, text
 
@@ -59,14 +59,26 @@ def throwaway_postgres() -> Iterator[str]:
     run = lambda cmd: subprocess.run(_as_server_user(cmd), check=True, capture_output=True, text=True)  # noqa: E731
     try:
         run([str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "--no-sync", "-D", str(datadir)])
-        run([str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-l", str(workdir / "server.log"), "start", "-o",
-             f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"])
+        run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-w",
+                "-l",
+                str(workdir / "server.log"),
+                "start",
+                "-o",
+                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            ]
+        )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"throwaway PostgreSQL failed: {exc.cmd}: {exc.stderr}") from exc
     finally:
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_server_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -74,8 +74,14 @@ def create_demo_schema(engine: Engine, schema: str | None) -> MetaData:
     return metadata
 
 
-def seed_demo(engine: Engine, schema: str | None, as_of: date, seed: int = 42, per_phase: int = 6,
-              suppression: tuple[Table, SubjectKey] | None = None) -> dict[str, int]:
+def seed_demo(
+    engine: Engine,
+    schema: str | None,
+    as_of: date,
+    seed: int = 42,
+    per_phase: int = 6,
+    suppression: tuple[Table, SubjectKey] | None = None,
+) -> dict[str, int]:
     """Create and fill the demo CRM; returns rows inserted per table.
 
     With ``suppression`` (the list and the subject key), prospects are imported the way any
@@ -107,8 +113,12 @@ def _advance_sequences(conn: Any, metadata: MetaData) -> None:
     """Explicit ids were inserted; move each serial sequence past them."""
     for table in metadata.sorted_tables:
         (pk,) = table.primary_key.columns
-        conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, :c), (SELECT coalesce(max({c}), 1) FROM {t}))"
-                          .format(c=pk.name, t=table.fullname)), {"t": table.fullname, "c": pk.name})
+        conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence(:t, :c), (SELECT coalesce(max({pk.name}), 1) FROM {table.fullname}))"
+            ),
+            {"t": table.fullname, "c": pk.name},
+        )
 
 
 def _starts(clock: Clock, rng: random.Random, per_phase: int, missing: int = 2) -> list[date | None]:
@@ -137,12 +147,20 @@ def _web_forms(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int
     for i, start in enumerate(starts, 1):
         contact = _stamp(start, rng, _is_edge(i - 1, starts))
         submitted = contact - timedelta(days=rng.randint(0, 60)) if contact else at_paris(as_of - timedelta(days=400))
-        rows["web_form_submissions"].append({
-            "submission_id": i, "form_name": rng.choice(["contact", "devis", "newsletter", "formation"]),
-            "full_name": faker.name(), "email": faker.email(), "phone": faker.phone_number(),
-            "company": faker.company(), "message": faker.sentence(nb_words=12),
-            "marketing_opt_in": rng.random() < 0.4, "submitted_at": submitted, "last_inbound_contact_at": contact,
-        })
+        rows["web_form_submissions"].append(
+            {
+                "submission_id": i,
+                "form_name": rng.choice(["contact", "devis", "newsletter", "formation"]),
+                "full_name": faker.name(),
+                "email": faker.email(),
+                "phone": faker.phone_number(),
+                "company": faker.company(),
+                "message": faker.sentence(nb_words=12),
+                "marketing_opt_in": rng.random() < 0.4,
+                "submitted_at": submitted,
+                "last_inbound_contact_at": contact,
+            }
+        )
 
 
 def _tracking(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -151,21 +169,32 @@ def _tracking(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int)
     event_id = consent_id = 0
     for i, start in enumerate(starts, 1):
         first_set = _stamp(start, rng, _is_edge(i - 1, starts))
-        rows["tracking_cookies"].append({
-            "cookie_id": i, "visitor_key": faker.sha1()[:32], "first_set_at": first_set,
-            "last_seen_at": at_paris(as_of - timedelta(days=rng.randint(0, 30))),
-            "user_agent": faker.user_agent()[:200], "ip_address": faker.ipv4(),
-        })
+        rows["tracking_cookies"].append(
+            {
+                "cookie_id": i,
+                "visitor_key": faker.sha1()[:32],
+                "first_set_at": first_set,
+                "last_seen_at": at_paris(as_of - timedelta(days=rng.randint(0, 30))),
+                "user_agent": faker.user_agent()[:200],
+                "ip_address": faker.ipv4(),
+            }
+        )
         base = first_set or at_paris(as_of - timedelta(days=30))
         for _ in range(rng.randint(1, 4)):
             event_id += 1
-            rows["tracking_events"].append({
-                "event_id": event_id, "cookie_id": i, "occurred_at": base + timedelta(days=rng.randint(0, 20)),
-                "page_url": faker.uri()[:300], "referrer": rng.choice([None, "https://www.google.fr/"]),
-            })
+            rows["tracking_events"].append(
+                {
+                    "event_id": event_id,
+                    "cookie_id": i,
+                    "occurred_at": base + timedelta(days=rng.randint(0, 20)),
+                    "page_url": faker.uri()[:300],
+                    "referrer": rng.choice([None, "https://www.google.fr/"]),
+                }
+            )
         consent_id += 1
-        rows["tracking_consents"].append({"consent_id": consent_id, "cookie_id": i, "decision": "granted",
-                                          "decided_at": base})
+        rows["tracking_consents"].append(
+            {"consent_id": consent_id, "cookie_id": i, "decision": "granted", "decided_at": base}
+        )
 
 
 def _prospects(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -175,24 +204,38 @@ def _prospects(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int
     for i, start in enumerate(starts, 1):
         last_inbound = _stamp(start, rng, _is_edge(i - 1, starts))
         created = (last_inbound or at_paris(as_of - timedelta(days=900))) - timedelta(days=rng.randint(10, 200))
-        rows["prospects"].append({
-            "prospect_id": i, "first_name": faker.first_name(), "last_name": faker.last_name(),
-            "email": faker.email(), "phone": faker.phone_number(), "company": faker.company(),
-            "job_title": faker.job()[:120], "marketing_notes": faker.sentence(nb_words=10),
-            "preferences": rng.choice(["newsletter", "webinaires", "aucune"]),
-            "commercial_consent": rng.choice([None, True]), "created_at": created,
-            "last_inbound_contact_at": last_inbound,
-        })
+        rows["prospects"].append(
+            {
+                "prospect_id": i,
+                "first_name": faker.first_name(),
+                "last_name": faker.last_name(),
+                "email": faker.email(),
+                "phone": faker.phone_number(),
+                "company": faker.company(),
+                "job_title": faker.job()[:120],
+                "marketing_notes": faker.sentence(nb_words=10),
+                "preferences": rng.choice(["newsletter", "webinaires", "aucune"]),
+                "commercial_consent": rng.choice([None, True]),
+                "created_at": created,
+                "last_inbound_contact_at": last_inbound,
+            }
+        )
         inbound = [last_inbound] if last_inbound else []
         # Our own e-mails come after the prospect's last contact: they never restart the clock.
         outbound = [(last_inbound or created) + timedelta(days=d) for d in sorted(rng.sample(range(5, 400), 2))]
         for occurred, direction in [(t, "inbound") for t in inbound] + [(t, "outbound") for t in outbound]:
             interaction_id += 1
-            rows["prospect_interactions"].append({
-                "interaction_id": interaction_id, "prospect_id": i, "occurred_at": occurred, "direction": direction,
-                "channel": rng.choice(["email", "telephone", "salon"]),
-                "kind": "reply" if direction == "inbound" else "newsletter", "summary": faker.sentence(nb_words=8),
-            })
+            rows["prospect_interactions"].append(
+                {
+                    "interaction_id": interaction_id,
+                    "prospect_id": i,
+                    "occurred_at": occurred,
+                    "direction": direction,
+                    "channel": rng.choice(["email", "telephone", "salon"]),
+                    "kind": "reply" if direction == "inbound" else "newsletter",
+                    "summary": faker.sentence(nb_words=8),
+                }
+            )
 
 
 def _customers(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -200,21 +243,36 @@ def _customers(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int
     ends = _starts(clock, rng, n)
     contract_id = 0
     for i, end in enumerate(ends, 1):
-        rows["customers"].append({
-            "customer_id": i, "customer_number": f"C{100000 + i}", "company_name": faker.company(),
-            "contact_name": faker.name(), "email": faker.company_email(), "phone": faker.phone_number(),
-            "billing_address": faker.street_address(), "postcode": faker.postcode(), "city": faker.city(),
-            "notes": faker.sentence(nb_words=10), "created_at": at_paris((end or as_of) - timedelta(days=1500)),
-            "relationship_ended_at": end,
-        })
+        rows["customers"].append(
+            {
+                "customer_id": i,
+                "customer_number": f"C{100000 + i}",
+                "company_name": faker.company(),
+                "contact_name": faker.name(),
+                "email": faker.company_email(),
+                "phone": faker.phone_number(),
+                "billing_address": faker.street_address(),
+                "postcode": faker.postcode(),
+                "city": faker.city(),
+                "notes": faker.sentence(nb_words=10),
+                "created_at": at_paris((end or as_of) - timedelta(days=1500)),
+                "relationship_ended_at": end,
+            }
+        )
         for k in range(rng.randint(1, 3)):
             contract_id += 1
             signed = (end or as_of) - timedelta(days=rng.randint(400, 1400))
-            rows["customer_contracts"].append({
-                "contract_id": contract_id, "customer_id": i, "reference": f"CT-{i:04d}-{k + 1}",
-                "product": rng.choice(["Licence ERP", "Maintenance", "Formation", "Support premium"]),
-                "signed_at": signed, "ended_at": end, "amount": round(rng.uniform(500, 50000), 2),
-            })
+            rows["customer_contracts"].append(
+                {
+                    "contract_id": contract_id,
+                    "customer_id": i,
+                    "reference": f"CT-{i:04d}-{k + 1}",
+                    "product": rng.choice(["Licence ERP", "Maintenance", "Formation", "Support premium"]),
+                    "signed_at": signed,
+                    "ended_at": end,
+                    "amount": round(rng.uniform(500, 50000), 2),
+                }
+            )
 
 
 def _subscriptions(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -226,20 +284,33 @@ def _subscriptions(rows: dict, faker: Faker, rng: random.Random, as_of: date, n:
     invoice_id = 0
     for i, end in enumerate(ends, 1):
         started = (end or as_of) - timedelta(days=rng.randint(200, 1500))
-        rows["subscriptions"].append({
-            "subscription_id": i, "customer_number": f"C{100000 + rng.randint(1, 40)}",
-            "plan": rng.choice(["Essentiel", "Pro", "Entreprise"]), "billing_email": faker.company_email(),
-            "payment_card_number": faker.credit_card_number(), "started_at": started, "ended_at": end,
-        })
+        rows["subscriptions"].append(
+            {
+                "subscription_id": i,
+                "customer_number": f"C{100000 + rng.randint(1, 40)}",
+                "plan": rng.choice(["Essentiel", "Pro", "Entreprise"]),
+                "billing_email": faker.company_email(),
+                "payment_card_number": faker.credit_card_number(),
+                "started_at": started,
+                "ended_at": end,
+            }
+        )
         for k in range(rng.randint(1, 4)):
             invoice_id += 1
             net = round(rng.uniform(50, 2000), 2)
-            rows["invoices"].append({
-                "invoice_id": invoice_id, "subscription_id": i, "invoice_number": f"F{started.year}-{invoice_id:05d}",
-                "issued_at": started + timedelta(days=30 * k), "billing_name": faker.name(),
-                "billing_address": faker.address().replace("\n", ", ")[:250],
-                "amount_excl_tax": net, "vat_amount": round(net * 0.2, 2), "amount_incl_tax": round(net * 1.2, 2),
-            })
+            rows["invoices"].append(
+                {
+                    "invoice_id": invoice_id,
+                    "subscription_id": i,
+                    "invoice_number": f"F{started.year}-{invoice_id:05d}",
+                    "issued_at": started + timedelta(days=30 * k),
+                    "billing_name": faker.name(),
+                    "billing_address": faker.address().replace("\n", ", ")[:250],
+                    "amount_excl_tax": net,
+                    "vat_amount": round(net * 0.2, 2),
+                    "amount_incl_tax": round(net * 1.2, 2),
+                }
+            )
 
 
 def _suppliers(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -247,20 +318,32 @@ def _suppliers(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int
     ends = _starts(clock, rng, n)
     contract_id = 0
     for i, end in enumerate(ends, 1):
-        rows["suppliers"].append({
-            "supplier_id": i, "company_name": faker.company(), "siret": faker.siret().replace(" ", ""),
-            "contact_name": faker.name(), "contact_email": faker.company_email(), "contact_phone": faker.phone_number(),
-            "iban": faker.iban(), "created_at": at_paris((end or as_of) - timedelta(days=2000)),
-            "relationship_ended_at": end,
-        })
+        rows["suppliers"].append(
+            {
+                "supplier_id": i,
+                "company_name": faker.company(),
+                "siret": faker.siret().replace(" ", ""),
+                "contact_name": faker.name(),
+                "contact_email": faker.company_email(),
+                "contact_phone": faker.phone_number(),
+                "iban": faker.iban(),
+                "created_at": at_paris((end or as_of) - timedelta(days=2000)),
+                "relationship_ended_at": end,
+            }
+        )
         for k in range(rng.randint(1, 2)):
             contract_id += 1
-            rows["supplier_contracts"].append({
-                "supplier_contract_id": contract_id, "supplier_id": i, "reference": f"FO-{i:04d}-{k + 1}",
-                "subject": rng.choice(["Hébergement", "Matériel", "Prestations de formation"]),
-                "signed_at": (end or as_of) - timedelta(days=900), "ended_at": end,
-                "amount": round(rng.uniform(1000, 90000), 2),
-            })
+            rows["supplier_contracts"].append(
+                {
+                    "supplier_contract_id": contract_id,
+                    "supplier_id": i,
+                    "reference": f"FO-{i:04d}-{k + 1}",
+                    "subject": rng.choice(["Hébergement", "Matériel", "Prestations de formation"]),
+                    "signed_at": (end or as_of) - timedelta(days=900),
+                    "ended_at": end,
+                    "amount": round(rng.uniform(1000, 90000), 2),
+                }
+            )
 
 
 def _rights_requests(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
@@ -269,13 +352,18 @@ def _rights_requests(rows: dict, faker: Faker, rng: random.Random, as_of: date, 
     closed += [None] * 3 + [date(2020, 2, 29), clock.boundary()]
     for i, day in enumerate(closed, 1):
         received = (day or as_of) - timedelta(days=rng.randint(2, 25))
-        rows["rights_requests"].append({
-            "request_id": i, "reference": f"DDP-{received.year}-{i:04d}",
-            "request_type": rng.choice(["access", "erasure", "rectification", "opposition", "portability"]),
-            "requester_email": faker.email(), "received_at": at_paris(received),
-            "due_at": due_date(received), "extended": False, "identity_verified": True,
-            "status": "in_progress" if day is None else "completed",
-            "closed_at": _stamp(day, rng), "outcome": None if day is None else '{"answered": true}',
-        })
-
-
+        rows["rights_requests"].append(
+            {
+                "request_id": i,
+                "reference": f"DDP-{received.year}-{i:04d}",
+                "request_type": rng.choice(["access", "erasure", "rectification", "opposition", "portability"]),
+                "requester_email": faker.email(),
+                "received_at": at_paris(received),
+                "due_at": due_date(received),
+                "extended": False,
+                "identity_verified": True,
+                "status": "in_progress" if day is None else "completed",
+                "closed_at": _stamp(day, rng),
+                "outcome": None if day is None else '{"answered": true}',
+            }
+        )

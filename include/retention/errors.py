@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 class RetentionError(Exception):
@@ -58,8 +59,10 @@ _PHONE_CANDIDATE = re.compile(rf"(?<![\w+])\+?\d[\d{_PHONE_SEPARATORS}]{{6,}}\d(
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A date (and its time) is matched first and kept, so "2026-11-26 06 12 34 56 78" keeps its
 # date and loses the phone after it, instead of being read as one date-like number.
-_DATE_OR_PHONE = re.compile(rf"(?P<date>\d{{4}}-\d{{2}}-\d{{2}}(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?)?)"
-                            rf"|(?P<phone>{_PHONE_CANDIDATE.pattern})")
+_DATE_OR_PHONE = re.compile(
+    rf"(?P<date>\d{{4}}-\d{{2}}-\d{{2}}(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?)?)"
+    rf"|(?P<phone>{_PHONE_CANDIDATE.pattern})"
+)
 _PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _LONG_HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")
@@ -90,8 +93,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 
     Secrets are matched case-insensitively, longest first; values shorter than 4 characters
     are left (they would blank out ordinary words and numbers)."""
-    for secret in sorted({s.strip() for s in secrets if s and len(s.strip()) >= _MIN_SECRET_LENGTH},
-                         key=len, reverse=True):
+    for secret in sorted(
+        {s.strip() for s in secrets if s and len(s.strip()) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+    ):
         text = re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE)
     text = _PARAMETERS.sub("[parameters hidden]", text)
     # Full-width and other compatibility forms (＠, ０６) read as what they look like.
@@ -152,8 +156,9 @@ def _describe_database_error(exc: BaseException, orig: BaseException, secrets: l
 def _unquote_values(line: str) -> str:
     """A database message line with quoted values removed; quoted names (a relation, a column)
     are kept when they read as identifiers and are not in a value's place (``for type x: "v"``)."""
+
     def one(match: re.Match[str]) -> str:
-        before = line[:match.start()]
+        before = line[: match.start()]
         if _IDENTIFIER.fullmatch(match.group(1)) and not _VALUE_BEFORE_QUOTE.search(before):
             return match.group(0)
         return f'"{REDACTED}"'
@@ -165,10 +170,12 @@ def _named_objects(diag: Any) -> str:
     """Schema, table, column, constraint and type the database names (names, never values)."""
     if diag is None:
         return ""
-    fields = (("table", ".".join(p for p in (getattr(diag, "schema_name", None),
-                                            getattr(diag, "table_name", None)) if p)),
-              ("column", getattr(diag, "column_name", None)), ("constraint", getattr(diag, "constraint_name", None)),
-              ("type", getattr(diag, "datatype_name", None)))
+    fields = (
+        ("table", ".".join(p for p in (getattr(diag, "schema_name", None), getattr(diag, "table_name", None)) if p)),
+        ("column", getattr(diag, "column_name", None)),
+        ("constraint", getattr(diag, "constraint_name", None)),
+        ("type", getattr(diag, "datatype_name", None)),
+    )
     return ", ".join(f"{label} {value}" for label, value in fields if value)
 
 

@@ -58,20 +58,30 @@ class DeletionApproval(ApprovalOperator):
 
 def approval_body(plan: dict[str, Any]) -> str:
     """What the approver reads: which limits pass, the counts and horizons, a few keys."""
-    lines = [f"Category **{plan['category']}**, as of {plan['as_of']}, policy {plan['policy_version']}.", "",
-             "Over the limit:"]
+    lines = [
+        f"Category **{plan['category']}**, as of {plan['as_of']}, policy {plan['policy_version']}.",
+        "",
+        "Over the limit:",
+    ]
     lines += [f"- {line['text']}" for line in plan["over_limit"]]
     lines += ["", "Planned, per table:"]
     for t in plan["tables"]:
-        lines.append(f"- {t['table']}: {t['due_for_archive']} to the archive (started on or before "
-                     f"{t['last_due_start']}), {t['due_for_end_of_life']} at end of life, "
-                     f"{t['legal_hold_due'] + t['legal_hold_end_of_life']} kept by a legal hold; "
-                     f"sample keys {t['sample_keys']}")
+        lines.append(
+            f"- {t['table']}: {t['due_for_archive']} to the archive (started on or before "
+            f"{t['last_due_start']}), {t['due_for_end_of_life']} at end of life, "
+            f"{t['legal_hold_due'] + t['legal_hold_end_of_life']} kept by a legal hold; "
+            f"sample keys {t['sample_keys']}"
+        )
         # Rows of another category this run destroys (an invoice past its horizon, with its
         # customer): that category's limit applies too, so they may be why the run asks.
         for table, d in t.get("dependants_end_of_life", {}).items():
-            lines.append(f"  - and {d['rows']} {table} of category {d.get('category', '?')} past their own "
-                         "horizon, destroyed with them (that category's deletion limit applies too)")
-    lines += ["", "Approve only if these volumes are expected (a first run on a backlog, a deliberate "
-              "policy change). A wrong clock or a shortened period looks exactly like this."]
+            lines.append(
+                f"  - and {d['rows']} {table} of category {d.get('category', '?')} past their own "
+                "horizon, destroyed with them (that category's deletion limit applies too)"
+            )
+    lines += [
+        "",
+        "Approve only if these volumes are expected (a first run on a backlog, a deliberate "
+        "policy change). A wrong clock or a shortened period looks exactly like this.",
+    ]
     return "\n".join(lines)

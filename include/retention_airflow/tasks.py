@@ -6,9 +6,10 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
 
@@ -60,6 +61,7 @@ def scrubbing(task_function: Task) -> Task:
     raised outside the ``except`` block so that the original is neither the cause nor the
     context of the new one, and the traceback does not print it. Airflow's own control-flow
     exceptions (skip, defer, reschedule, timeout) pass unchanged: their text is Airflow's."""
+
     @functools.wraps(task_function)
     def run(*args: Any, **kwargs: Any) -> Any:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -127,9 +129,14 @@ def connection_url(conn: Any) -> str:
             raise ValueError(f"connection {conn.conn_id!r}: a sqlite connection needs the database file path as host")
         return f"sqlite:///{conn.host}"
     if conn.conn_type in ("postgres", "postgresql"):
-        return URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
-                          host=conn.host or None, port=conn.port or None,
-                          database=conn.schema or None).render_as_string(hide_password=False)
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or None,
+            port=conn.port or None,
+            database=conn.schema or None,
+        ).render_as_string(hide_password=False)
     raise ValueError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}; use postgres or sqlite")
 
 
@@ -152,8 +159,12 @@ def run_day(context: dict[str, Any], policy: RetentionPolicy) -> date:
 # (the ``DagRunType`` values of Airflow 3.3; see ``resolve_dry_run``). Only the DAG's own
 # schedule executes unattended: whoever starts a run must say ``dry_run: false`` to change data.
 DRY_RUN_DEFAULTS: dict[str, bool] = {
-    "scheduled": False, "asset_triggered": False,
-    "manual": True, "backfill": True, "operator_triggered": True, "asset_materialization": True,
+    "scheduled": False,
+    "asset_triggered": False,
+    "manual": True,
+    "backfill": True,
+    "operator_triggered": True,
+    "asset_materialization": True,
 }
 
 
@@ -260,8 +271,11 @@ def plan(category: str) -> dict[str, Any]:
     with _opened(category) as step:
         planned = plan_category(step)
         over = excesses(planned, step.policy)  # retained dependants: the stricter of both categories' limits
-    result = {**planned.to_dict(), "dry_run": step.ctx.dry_run,
-              "over_limit": [{**e.to_dict(), "text": str(e)} for e in over]}
+    result = {
+        **planned.to_dict(),
+        "dry_run": step.ctx.dry_run,
+        "over_limit": [{**e.to_dict(), "text": str(e)} for e in over],
+    }
     mode = "DRY RUN - nothing will change" if step.ctx.dry_run else "executing"
     log.info("Plan for %s as of %s (%s):\n%s", category, step.ctx.as_of, mode, json.dumps(result["tables"], indent=2))
     for e in over:
@@ -303,14 +317,21 @@ def postflight_checks(category: str) -> list[dict[str, Any]]:
 
 
 @scrubbing
-def summary(category: str, archived: dict[str, int] | None, purged: dict[str, dict[str, int]] | None,
-            verified: list[dict[str, Any]] | None) -> dict[str, Any]:
+def summary(
+    category: str,
+    archived: dict[str, int] | None,
+    purged: dict[str, dict[str, int]] | None,
+    verified: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     """Summarise the run and issue its deletion certificate - also when an earlier task
     failed, and then fail too, so that the run is not shown as a success."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    missing = [name for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
-               if value is None]
+    missing = [
+        name
+        for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
+        if value is None
+    ]
     with _opened(category) as step:
         try:
             result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
@@ -320,8 +341,10 @@ def summary(category: str, archived: dict[str, int] | None, purged: dict[str, di
     log.info("Run summary for %s as of %s: %s", category, step.ctx.as_of, json.dumps(result))
     log.info("Deletion certificate: %s (and %s)", html_path, json_path.name)
     if missing:
-        raise AirflowFailException(f"the run did not complete ({', '.join(missing)} did not succeed); "
-                                   f"summary written to the audit log, certificate at {html_path}")
+        raise AirflowFailException(
+            f"the run did not complete ({', '.join(missing)} did not succeed); "
+            f"summary written to the audit log, certificate at {html_path}"
+        )
     return {**result, "certificate": str(json_path)}
 
 
@@ -333,13 +356,27 @@ def _issue_certificate(step: StepContext) -> tuple[Any, Any]:
     except Exception as exc:
         reason = f"{type(exc).__name__}: {describe(exc)}"
         with step.target.engine.begin() as conn:  # the audit log takes names and numbers only, not the text
-            record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation", row_count=0,
-                   details={"suite": "certificate", "expectation": "deletion_certificate_written",
-                            "success": False, "blocking": True, "outcome": type(exc).__name__,
-                            "errno": getattr(exc, "errno", None)})
-        raise CertificateNotWritten(f"the deletion certificate of run {step.ctx.run_id!r} was not written ({reason}); "
-                                    "the run's events are in the audit log, which records that the certificate is "
-                                    f"missing; category {step.category.key!r} was released") from exc
+            record(
+                conn,
+                step.audit_table,
+                step.ctx,
+                category=step.category.key,
+                action="validation",
+                row_count=0,
+                details={
+                    "suite": "certificate",
+                    "expectation": "deletion_certificate_written",
+                    "success": False,
+                    "blocking": True,
+                    "outcome": type(exc).__name__,
+                    "errno": getattr(exc, "errno", None),
+                },
+            )
+        raise CertificateNotWritten(
+            f"the deletion certificate of run {step.ctx.run_id!r} was not written ({reason}); "
+            "the run's events are in the audit log, which records that the certificate is "
+            f"missing; category {step.category.key!r} was released"
+        ) from exc
 
 
 @scrubbing
@@ -355,15 +392,23 @@ def verify_audit_chain() -> dict[str, Any]:
         table = audit_table(target.archive_schema, policy.audit_table)
         status = certificate.chain_status(conn, table)
     if not status.chain_holds:
-        raise AirflowFailException(f"audit log {table.schema}.{table.name} was tampered with: event "
-                                   f"{status.broken_at} {status.reason} ({status.events} events read)")
+        raise AirflowFailException(
+            f"audit log {table.schema}.{table.name} was tampered with: event "
+            f"{status.broken_at} {status.reason} ({status.events} events read)"
+        )
     if status.mismatches:
-        raise AirflowFailException(f"audit log {table.schema}.{table.name} does not match the run certificates "
-                                   f"(it was rewritten): {status.mismatches[0]} ({len(status.mismatches)} mismatch(es))")
+        raise AirflowFailException(
+            f"audit log {table.schema}.{table.name} does not match the run certificates "
+            f"(it was rewritten): {status.mismatches[0]} ({len(status.mismatches)} mismatch(es))"
+        )
     if not status.intact:  # NOT VERIFIED: every certificate names another log, none was compared
         raise AirflowFailException(f"audit log {table.schema}.{table.name} {status.sentence()}")
-    log.info("Audit log %s %s; %d certificate(s) of other logs left aside", status.audit_log, status.sentence(),
-             status.other_logs)
+    log.info(
+        "Audit log %s %s; %d certificate(s) of other logs left aside",
+        status.audit_log,
+        status.sentence(),
+        status.other_logs,
+    )
     return status.to_dict()
 
 
@@ -389,8 +434,13 @@ def dpo_report() -> dict[str, Any]:
     if not report.chain.intact:
         log.error("Audit log chain broken at event %s: %s", report.chain.broken_at, report.chain.reason)
     log.info("DPO report for %s to %s: %s", start, end, path)
-    return {"report": str(path), "period_start": start.isoformat(), "period_end": end.isoformat(),
-            "not_compliant": failing, "chain_intact": report.chain.intact}
+    return {
+        "report": str(path),
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+        "not_compliant": failing,
+        "chain_intact": report.chain.intact,
+    }
 
 
 def subject_key() -> SubjectKey:
@@ -419,24 +469,48 @@ def subject_request() -> dict[str, Any]:
     with _failing_fast():
         policy = load_policy()
         subject = Subject.of({kind: params[kind] for kind in IDENTIFIER_KINDS if params.get(kind)})
-        request = RequestRecord(params["reference"], params["request_type"], date.fromisoformat(params["received"]),
-                                params["identity"] == "verified", requester_email=params.get("email"),
-                                extension_reason=params.get("extension_reason") or None)
-        ctx = RunContext(run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=run_day(context, policy),
-                         policy_version=policy.version)
+        request = RequestRecord(
+            params["reference"],
+            params["request_type"],
+            date.fromisoformat(params["received"]),
+            params["identity"] == "verified",
+            requester_email=params.get("email"),
+            extension_reason=params.get("extension_reason") or None,
+        )
+        ctx = RunContext(
+            run_id=context["run_id"],
+            dag_id=context["dag"].dag_id,
+            as_of=run_day(context, policy),
+            policy_version=policy.version,
+        )
         received_at = datetime.combine(request.received, datetime.min.time(), policy.zone)
         with _target(policy) as target:
-            handled = handle(target, policy, subject_key(), request, subject, ctx, received_at,
-                             params.get("changes"), bool(params.get("correct_start_date")))
+            handled = handle(
+                target,
+                policy,
+                subject_key(),
+                request,
+                subject,
+                ctx,
+                received_at,
+                params.get("changes"),
+                bool(params.get("correct_start_date")),
+            )
     outcome = handled.outcome
     log.info("Request %s (%s): %s, due %s", request.reference, request.request_type, handled.status, request.due)
     for table in outcome.get("tables", []):  # counts and reasons only: never a value
         log.info("  %s", {k: v for k, v in table.items() if k != "columns"})
     if "export" in outcome:
         log.info("  export written: %s (%d rows)", outcome["export"], sum(outcome["rows"].values()))
-    return {"request_id": handled.request_id, "reference": request.reference, "status": handled.status,
-            "due": request.due.isoformat(), "no_data_held": outcome.get("no_data_held"),
-            "erased": outcome.get("erased", 0), "kept": outcome.get("kept", 0)}
+    return {
+        "request_id": handled.request_id,
+        "reference": request.reference,
+        "status": handled.status,
+        "due": request.due.isoformat(),
+        "no_data_held": outcome.get("no_data_held"),
+        "erased": outcome.get("erased", 0),
+        "kept": outcome.get("kept", 0),
+    }
 
 
 @scrubbing
@@ -452,13 +526,20 @@ def rights_deadlines() -> list[dict[str, Any]]:
         with target.read() as conn:
             deadlines = open_deadlines(conn, register, today)
     for d in deadlines:
-        log.warning("Request %s (%s) due %s: %s", d.reference, d.request_type, d.due,
-                    f"OVERDUE by {-d.days_left} day(s)" if d.days_left < 0 else f"{d.days_left} day(s) left")
+        log.warning(
+            "Request %s (%s) due %s: %s",
+            d.reference,
+            d.request_type,
+            d.due,
+            f"OVERDUE by {-d.days_left} day(s)" if d.days_left < 0 else f"{d.days_left} day(s) left",
+        )
     overdue = [d.reference for d in deadlines if d.days_left < 0]
     if overdue:
         raise AirflowFailException(f"{len(overdue)} rights request(s) overdue: {', '.join(overdue)}")
-    return [{"reference": d.reference, "request_type": d.request_type, "due": d.due.isoformat(),
-             "days_left": d.days_left} for d in deadlines]
+    return [
+        {"reference": d.reference, "request_type": d.request_type, "due": d.due.isoformat(), "days_left": d.days_left}
+        for d in deadlines
+    ]
 
 
 @scrubbing
@@ -476,26 +557,41 @@ def legal_hold() -> dict[str, Any]:
     with _failing_fast():
         policy = load_policy()
         today = run_day(context, policy)
-        ctx = RunContext(run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=today,
-                         policy_version=policy.version)
+        ctx = RunContext(
+            run_id=context["run_id"], dag_id=context["dag"].dag_id, as_of=today, policy_version=policy.version
+        )
         who = params.get("requested_by") or getattr(context["dag_run"], "triggering_user_name", None)
         with _target(policy) as target:
             if action == "add":
                 changed = add_hold(target, policy, _new_hold(params, who), optional_subject_key(), ctx, today)
             elif action == "lift":
-                changed = lift_hold(target, policy, params["reference"], who or "", params.get("lift_reason") or "",
-                                    ctx, today)
+                changed = lift_hold(
+                    target, policy, params["reference"], who or "", params.get("lift_reason") or "", ctx, today
+                )
             with target.engine.begin() as conn:
                 expired = record_expiries(conn, target, policy, ctx, today)
                 registered = list_holds(conn, target.archive_schema, today)
     if action != "list":
-        log.info("Legal hold %s %s: scope %s, %d item(s), expires %s", changed.reference, changed.status,
-                 changed.scope, changed.items, changed.expires_on or "when lifted")
+        log.info(
+            "Legal hold %s %s: scope %s, %d item(s), expires %s",
+            changed.reference,
+            changed.status,
+            changed.scope,
+            changed.items,
+            changed.expires_on or "when lifted",
+        )
     if expired:
         log.info("%d hold(s) expired since the last check (audited)", expired)
     for hold in registered:
-        log.info("  %-24s %-9s %-8s %-28s %5d item(s)  expires %s", hold.reference, hold.status, hold.scope,
-                 hold.category or hold.table or "", hold.items, hold.expires_on or "-")
+        log.info(
+            "  %-24s %-9s %-8s %-28s %5d item(s)  expires %s",
+            hold.reference,
+            hold.status,
+            hold.scope,
+            hold.category or hold.table or "",
+            hold.items,
+            hold.expires_on or "-",
+        )
     return {"action": action, "holds": [{k: v for k, v in h.to_dict().items() if k != "reason"} for h in registered]}
 
 
@@ -505,7 +601,13 @@ def _new_hold(params: dict[str, Any], who: str | None) -> NewHold:
     if not who:
         raise RetentionError("say who asks for the hold: requested_by (the run was not triggered by a named user)")
     return NewHold(
-        reference=params.get("reference") or "", scope=params.get("scope") or "", reason=params.get("reason") or "",
-        created_by=who, expires_on=date.fromisoformat(params["expires_on"]) if params.get("expires_on") else None,
-        category=params.get("category"), table=params.get("table"), keys=list(params.get("keys") or []),
-        subject=Subject.of(identifiers) if params.get("scope") == "subject" else None)
+        reference=params.get("reference") or "",
+        scope=params.get("scope") or "",
+        reason=params.get("reason") or "",
+        created_by=who,
+        expires_on=date.fromisoformat(params["expires_on"]) if params.get("expires_on") else None,
+        category=params.get("category"),
+        table=params.get("table"),
+        keys=list(params.get("keys") or []),
+        subject=Subject.of(identifiers) if params.get("scope") == "subject" else None,
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -49,12 +49,13 @@ PAGE_SIZE = 200
 # Far beyond any audit log (two billion events), and small enough that the offset stays a
 # 64-bit integer for every database: ?page=99999999999999999999 is a 400, not an overflow.
 MAX_PAGE = 10_000_000
-MAX_RUN_ID = 250          # Airflow's own limit on a run id
-MAX_IDENTIFIER = 320      # an e-mail address is at most 254 characters; room for phone separators
+MAX_RUN_ID = 250  # Airflow's own limit on a run id
+MAX_IDENTIFIER = 320  # an e-mail address is at most 254 characters; room for phone separators
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 # -- request guards --------------------------------------------------------------------------
+
 
 def _netloc(url: str) -> tuple[str, int] | None:
     """(host, port) of an http(s) URL, the port filled in; None for ``null`` or anything else."""
@@ -101,16 +102,27 @@ def _same_origin(request: Request) -> None:
             continue
         if _netloc(claimed) in _own_origins(request):
             return
-        raise HTTPException(403, f"cross-origin {request.method} refused: the {header.capitalize()} header "
-                                 f"{claimed[:200]!r} is not this server; use the form on this server's own page")
+        raise HTTPException(
+            403,
+            f"cross-origin {request.method} refused: the {header.capitalize()} header "
+            f"{claimed[:200]!r} is not this server; use the form on this server's own page",
+        )
     if request.headers.get("authorization", "").lower().startswith("bearer "):
         return
-    raise HTTPException(403, f"cross-origin {request.method} refused: a request authenticated by the session "
-                             "cookie must carry an Origin or Referer header naming this server")
+    raise HTTPException(
+        403,
+        f"cross-origin {request.method} refused: a request authenticated by the session "
+        "cookie must carry an Origin or Referer header naming this server",
+    )
 
 
-app = FastAPI(title="Retention", dependencies=[Depends(get_user), Depends(_same_origin)], docs_url=None,
-              redoc_url=None, openapi_url=None)
+app = FastAPI(
+    title="Retention",
+    dependencies=[Depends(get_user), Depends(_same_origin)],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 @app.exception_handler(RequestValidationError)
@@ -120,8 +132,11 @@ async def _bad_parameter(request: Request, exc: RequestValidationError) -> JSONR
     problems = []
     for error in exc.errors():
         where, name = (error["loc"][0], error["loc"][-1]) if len(error["loc"]) > 1 else ("", error["loc"][0])
-        shown = "" if where == "body" or "input" not in error or error["input"] is None \
+        shown = (
+            ""
+            if where == "body" or "input" not in error or error["input"] is None
             else f" (got {str(error['input'])[:100]!r})"
+        )
         problems.append(f"{name}: {error['msg']}{shown}")
     return JSONResponse({"detail": "bad parameter " + "; ".join(problems)}, status_code=400)
 
@@ -134,6 +149,7 @@ def _valid_run_id(run_id: str | None, parameter: str = "run_id") -> None:
 
 
 # -- resources -------------------------------------------------------------------------------
+
 
 def _policy() -> RetentionPolicy:
     return load_policy()
@@ -171,15 +187,28 @@ def _subject_key() -> SubjectKey:
 
 def _page(request: Request, title: str, body: str) -> HTMLResponse:
     root = request.scope.get("root_path", "")
-    links = [("", "Overview"), ("/audit", "Audit log"), ("/certificates", "Run certificates"),
-             ("/schedule", "Schedule"), ("/holds", "Legal holds"), ("/chain", "Chain status"),
-             ("/lookup", "Was X erased?")]
-    nav = "<nav>" + "".join(f"<a href='{html.text(root + path + '/' if not path else root + path)}'>{label}</a>"
-                            for path, label in links) + "</nav>"
+    links = [
+        ("", "Overview"),
+        ("/audit", "Audit log"),
+        ("/certificates", "Run certificates"),
+        ("/schedule", "Schedule"),
+        ("/holds", "Legal holds"),
+        ("/chain", "Chain status"),
+        ("/lookup", "Was X erased?"),
+    ]
+    nav = (
+        "<nav>"
+        + "".join(
+            f"<a href='{html.text(root + path + '/' if not path else root + path)}'>{label}</a>"
+            for path, label in links
+        )
+        + "</nav>"
+    )
     return HTMLResponse(html.page(title, body, nav=nav))
 
 
 # -- pages -----------------------------------------------------------------------------------
+
 
 @app.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
@@ -192,21 +221,33 @@ def overview(request: Request) -> HTMLResponse:
         last = audit.latest_events(conn, trail, limit=1) if exists else []
         runs = certificate.latest_runs(conn, trail, limit=10) if exists else []
     root = request.scope.get("root_path", "")
-    latest = (f"<p>Last audit event <b>#{last[0]['event_id']}</b>, recorded "
-              f"{last[0]['recorded_at']:%Y-%m-%d %H:%M} UTC, hash <code>{last[0]['event_hash']}</code>. "
-              f"<a href='{html.text(root)}/chain'>Chain status in detail</a>.</p>") if last \
+    latest = (
+        (
+            f"<p>Last audit event <b>#{last[0]['event_id']}</b>, recorded "
+            f"{last[0]['recorded_at']:%Y-%m-%d %H:%M} UTC, hash <code>{last[0]['event_hash']}</code>. "
+            f"<a href='{html.text(root)}/chain'>Chain status in detail</a>.</p>"
+        )
+        if last
         else "<p>The audit log is empty: no run has been recorded yet.</p>"
-    body = (f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
-            f"<h2>Audit log</h2>{_status_line(status)}{latest}"
-            f"<h2>Latest runs</h2>{_runs_table(request, runs)}")
+    )
+    body = (
+        f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
+        f"<h2>Audit log</h2>{_status_line(status)}{latest}"
+        f"<h2>Latest runs</h2>{_runs_table(request, runs)}"
+    )
     return _page(request, "Retention", body)
 
 
 @app.get("/audit", response_class=HTMLResponse)
-def audit_browser(request: Request, category: str | None = Query(None, max_length=100),
-                  action: str | None = Query(None, max_length=100),
-                  run_id: str | None = Query(None, max_length=MAX_RUN_ID), date_from: date | None = None,
-                  date_to: date | None = None, page: int = Query(0, ge=0, le=MAX_PAGE)) -> HTMLResponse:
+def audit_browser(
+    request: Request,
+    category: str | None = Query(None, max_length=100),
+    action: str | None = Query(None, max_length=100),
+    run_id: str | None = Query(None, max_length=MAX_RUN_ID),
+    date_from: date | None = None,
+    date_to: date | None = None,
+    page: int = Query(0, ge=0, le=MAX_PAGE),
+) -> HTMLResponse:
     """Events, newest first, filtered; ``date_from``/``date_to`` are days the events were recorded (UTC)."""
     _valid_run_id(run_id)
     policy = _policy()
@@ -217,38 +258,84 @@ def audit_browser(request: Request, category: str | None = Query(None, max_lengt
     if date_from and date_to and date_to < date_from:
         raise HTTPException(400, f"date_to ({date_to}) is before date_from ({date_from})")
     _, target, trail = _audit_log()
-    conditions = [trail.c[name] == value for name, value in
-                  (("category", category), ("action", action), ("run_id", run_id)) if value]
+    conditions = [
+        trail.c[name] == value
+        for name, value in (("category", category), ("action", action), ("run_id", run_id))
+        if value
+    ]
     if date_from:
-        conditions.append(trail.c.recorded_at >= datetime.combine(date_from, time(), timezone.utc))
+        conditions.append(trail.c.recorded_at >= datetime.combine(date_from, time(), UTC))
     if date_to and date_to < date.max:  # up to 9999-12-31: no upper bound (the day after does not exist)
-        conditions.append(trail.c.recorded_at < datetime.combine(date_to + timedelta(days=1), time(), timezone.utc))
+        conditions.append(trail.c.recorded_at < datetime.combine(date_to + timedelta(days=1), time(), UTC))
     with target.read() as conn:
-        found = audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=page * PAGE_SIZE) \
-            if audit.table_exists(conn, trail) else []
-    rows = [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M:%S"), e["category"], e["action"],
-             e["table_name"], e["row_count"], e["dry_run"], e["run_id"], e["policy_version"], e["as_of"].isoformat(),
-             (e["subject_hash"] or "")[:12], html.Raw(f"<code>{html.text(json.dumps(e['details']))}</code>"))
-            for e in found]
-    body = (_filters_form(policy, category, action, run_id, date_from, date_to)
-            + html.table(("#", "recorded (UTC)", "category", "action", "table", "rows", "dry run", "run",
-                          "policy", "as of", "subject (hash)", "details"), rows)
-            + f"<p>{len(rows)} event(s) shown (page {page}, {PAGE_SIZE} per page).</p>")
+        found = (
+            audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+            if audit.table_exists(conn, trail)
+            else []
+        )
+    rows = [
+        (
+            e["event_id"],
+            e["recorded_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            e["category"],
+            e["action"],
+            e["table_name"],
+            e["row_count"],
+            e["dry_run"],
+            e["run_id"],
+            e["policy_version"],
+            e["as_of"].isoformat(),
+            (e["subject_hash"] or "")[:12],
+            html.Raw(f"<code>{html.text(json.dumps(e['details']))}</code>"),
+        )
+        for e in found
+    ]
+    body = (
+        _filters_form(policy, category, action, run_id, date_from, date_to)
+        + html.table(
+            (
+                "#",
+                "recorded (UTC)",
+                "category",
+                "action",
+                "table",
+                "rows",
+                "dry run",
+                "run",
+                "policy",
+                "as of",
+                "subject (hash)",
+                "details",
+            ),
+            rows,
+        )
+        + f"<p>{len(rows)} event(s) shown (page {page}, {PAGE_SIZE} per page).</p>"
+    )
     return _page(request, "Audit log", body)
 
 
-def _filters_form(policy: RetentionPolicy, category: str | None, action: str | None, run_id: str | None,
-                  date_from: date | None, date_to: date | None) -> str:
+def _filters_form(
+    policy: RetentionPolicy,
+    category: str | None,
+    action: str | None,
+    run_id: str | None,
+    date_from: date | None,
+    date_to: date | None,
+) -> str:
     def options(values: Any, chosen: str | None) -> str:
         return "<option value=''>any</option>" + "".join(
-            f"<option{' selected' if v == chosen else ''}>{html.text(v)}</option>" for v in values)
-    return ("<form method='get'>"
-            f"<label>Category <select name='category'>{options(policy.categories, category)}</select></label>"
-            f"<label>Action <select name='action'>{options(ACTIONS, action)}</select></label>"
-            f"<label>Run <input name='run_id' value='{html.text(run_id or '')}' size='40'></label>"
-            f"<label>From <input type='date' name='date_from' value='{date_from or ''}'></label>"
-            f"<label>To <input type='date' name='date_to' value='{date_to or ''}'></label>"
-            "<button>Filter</button></form>")
+            f"<option{' selected' if v == chosen else ''}>{html.text(v)}</option>" for v in values
+        )
+
+    return (
+        "<form method='get'>"
+        f"<label>Category <select name='category'>{options(policy.categories, category)}</select></label>"
+        f"<label>Action <select name='action'>{options(ACTIONS, action)}</select></label>"
+        f"<label>Run <input name='run_id' value='{html.text(run_id or '')}' size='40'></label>"
+        f"<label>From <input type='date' name='date_from' value='{date_from or ''}'></label>"
+        f"<label>To <input type='date' name='date_to' value='{date_to or ''}'></label>"
+        "<button>Filter</button></form>"
+    )
 
 
 @app.get("/certificates", response_class=HTMLResponse)
@@ -260,8 +347,9 @@ def certificates(request: Request) -> HTMLResponse:
 
 
 @app.get("/certificates/{run_id}", response_model=None)
-def run_certificate(request: Request, run_id: str = Path(max_length=MAX_RUN_ID),
-                    format: Literal["html", "json"] = "html") -> HTMLResponse | JSONResponse:
+def run_certificate(
+    request: Request, run_id: str = Path(max_length=MAX_RUN_ID), format: Literal["html", "json"] = "html"
+) -> HTMLResponse | JSONResponse:
     """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines)."""
     _valid_run_id(run_id)
     policy, target, trail = _audit_log()
@@ -278,12 +366,13 @@ def run_certificate(request: Request, run_id: str = Path(max_length=MAX_RUN_ID),
 @app.get("/schedule", response_class=HTMLResponse)
 def schedule(request: Request, lang: str = Query("en", max_length=10)) -> HTMLResponse:
     if lang not in dpo_report.LANGUAGES:
-        raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of "
-                                 f"{', '.join(dpo_report.LANGUAGES)}")
+        raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of {', '.join(dpo_report.LANGUAGES)}")
     policy = _policy()
     other = "fr" if lang == "en" else "en"
-    body = (f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
-            f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_report.schedule_table(policy, lang))
+    body = (
+        f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
+        f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_report.schedule_table(policy, lang)
+    )
     return _page(request, "Retention schedule", body)
 
 
@@ -295,16 +384,45 @@ def legal_holds(request: Request) -> HTMLResponse:
     today = datetime.now(policy.zone).date()
     with target.read() as conn:
         holds = list_holds(conn, target.archive_schema, today)
-    rows = [(h.reference, h.status.replace("_", " "), h.scope, h.category or h.table or "", h.items, h.reason,
-             h.created_by, f"{h.created_at.astimezone(policy.zone):%Y-%m-%d}" if h.created_at else "",
-             h.expires_on.isoformat() if h.expires_on else "until lifted", h.lifted_by or "") for h in holds]
-    table = html.table(("reference", "status", "scope", "category / table", "items", "reason", "requested by",
-                        "created", "expires", "lifted by"), rows,
-                       row_class=lambda r: "ok" if r[1] == "in force" else "") if rows \
+    rows = [
+        (
+            h.reference,
+            h.status.replace("_", " "),
+            h.scope,
+            h.category or h.table or "",
+            h.items,
+            h.reason,
+            h.created_by,
+            f"{h.created_at.astimezone(policy.zone):%Y-%m-%d}" if h.created_at else "",
+            h.expires_on.isoformat() if h.expires_on else "until lifted",
+            h.lifted_by or "",
+        )
+        for h in holds
+    ]
+    table = (
+        html.table(
+            (
+                "reference",
+                "status",
+                "scope",
+                "category / table",
+                "items",
+                "reason",
+                "requested by",
+                "created",
+                "expires",
+                "lifted by",
+            ),
+            rows,
+            row_class=lambda r: "ok" if r[1] == "in force" else "",
+        )
+        if rows
         else "<p>No legal hold recorded.</p>"
-    body = (f"<p>{sum(h.status == 'in_force' for h in holds)} hold(s) in force on {today}. Held rows are never "
-            "archived, deleted or anonymised. Add, list or lift holds with the <code>legal_hold</code> DAG.</p>"
-            + table)
+    )
+    body = (
+        f"<p>{sum(h.status == 'in_force' for h in holds)} hold(s) in force on {today}. Held rows are never "
+        "archived, deleted or anonymised. Add, list or lift holds with the <code>legal_hold</code> DAG.</p>" + table
+    )
     return _page(request, "Legal holds", body)
 
 
@@ -332,12 +450,14 @@ def lookup_form(request: Request) -> HTMLResponse:
 
 
 @app.post("/lookup", response_class=HTMLResponse)
-def lookup(request: Request, kind: str = Form(..., max_length=50),
-           identifier: str = Form(..., max_length=MAX_IDENTIFIER)) -> HTMLResponse:
+def lookup(
+    request: Request, kind: str = Form(..., max_length=50), identifier: str = Form(..., max_length=MAX_IDENTIFIER)
+) -> HTMLResponse:
     """Hash the identifier with the subject key; count the person's rows now; list events about them."""
     if kind not in IDENTIFIER_KINDS:
-        raise HTTPException(400, f"bad parameter kind: unknown identifier kind {kind!r}; known: "
-                                 f"{', '.join(IDENTIFIER_KINDS)}")
+        raise HTTPException(
+            400, f"bad parameter kind: unknown identifier kind {kind!r}; known: {', '.join(IDENTIFIER_KINDS)}"
+        )
     try:
         normalise(kind, identifier)
     except RetentionError as exc:  # the message names the kind, never the value
@@ -353,32 +473,51 @@ def lookup(request: Request, kind: str = Form(..., max_length=50),
         answer = was_erased(_target(policy), policy, key, kind, identifier)
     except RetentionError as exc:
         return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}")
-    css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn",
-           "active": "ko"}[answer.verdict]
-    presence = html.table(("category", "table", "kind of record", "active rows", "archived rows", "kept"),
-                          [(p.category, p.table, RECORD_KINDS_SHOWN[p.kind], p.active, p.archived, _kept(p))
-                           for p in answer.presence])
-    events = html.table(("#", "recorded (UTC)", "action", "category", "table", "rows", "run"),
-                        [(e["event_id"], e["recorded_at"].strftime("%Y-%m-%d %H:%M"), e["action"], e["category"],
-                          e["table_name"], e["row_count"], e["run_id"]) for e in answer.events])
-    body = (f"<p class='{css}'><b>{html.text(answer.sentence())}</b></p>"
-            f"<p>Keyed hash of the {html.text(kind)}: <code>{answer.subject_hash}</code></p>"
-            f"<h2>Rows about this person now, per kind of record</h2>{presence}"
-            "<p><small>The person's data: their rows in the active base and the restricted archive. Kept by legal "
-            "obligation: their rows in a category an erasure keeps (<code>on_erasure: keep</code>, e.g. invoices), "
-            "or archived rows a record of another category still needs (a customer row its kept invoices point at), "
-            "kept as long as that record. Records of another category attached to theirs: rows of another category "
-            "archived with theirs (<code>archived_with</code>, e.g. their invoices), kept on that category's "
-            "own clock. "
-            "Evidence of a request: the rights-request register entry, kept to prove the request was handled, "
-            "then destroyed with its category.</small></p>"
-            f"<h2>Events logged about this person</h2>{events}{_lookup_form()}")
+    css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn", "active": "ko"}[
+        answer.verdict
+    ]
+    presence = html.table(
+        ("category", "table", "kind of record", "active rows", "archived rows", "kept"),
+        [(p.category, p.table, RECORD_KINDS_SHOWN[p.kind], p.active, p.archived, _kept(p)) for p in answer.presence],
+    )
+    events = html.table(
+        ("#", "recorded (UTC)", "action", "category", "table", "rows", "run"),
+        [
+            (
+                e["event_id"],
+                e["recorded_at"].strftime("%Y-%m-%d %H:%M"),
+                e["action"],
+                e["category"],
+                e["table_name"],
+                e["row_count"],
+                e["run_id"],
+            )
+            for e in answer.events
+        ],
+    )
+    body = (
+        f"<p class='{css}'><b>{html.text(answer.sentence())}</b></p>"
+        f"<p>Keyed hash of the {html.text(kind)}: <code>{answer.subject_hash}</code></p>"
+        f"<h2>Rows about this person now, per kind of record</h2>{presence}"
+        "<p><small>The person's data: their rows in the active base and the restricted archive. Kept by legal "
+        "obligation: their rows in a category an erasure keeps (<code>on_erasure: keep</code>, e.g. invoices), "
+        "or archived rows a record of another category still needs (a customer row its kept invoices point at), "
+        "kept as long as that record. Records of another category attached to theirs: rows of another category "
+        "archived with theirs (<code>archived_with</code>, e.g. their invoices), kept on that category's "
+        "own clock. "
+        "Evidence of a request: the rights-request register entry, kept to prove the request was handled, "
+        "then destroyed with its category.</small></p>"
+        f"<h2>Events logged about this person</h2>{events}{_lookup_form()}"
+    )
     return _page(request, "Was X erased?", body)
 
 
-RECORD_KINDS_SHOWN = {"personal_data": "the person's data", "kept_by_obligation": "kept by legal obligation",
-                      "request_evidence": "evidence of a request (register)",
-                      "retained_dependant": "record of another category attached to theirs (archived_with)"}
+RECORD_KINDS_SHOWN = {
+    "personal_data": "the person's data",
+    "kept_by_obligation": "kept by legal obligation",
+    "request_evidence": "evidence of a request (register)",
+    "retained_dependant": "record of another category attached to theirs (archived_with)",
+}
 
 
 def _kept(presence: Presence) -> str:
@@ -389,10 +528,12 @@ def _kept(presence: Presence) -> str:
 
 def _lookup_form() -> str:
     kinds = "".join(f"<option>{k}</option>" for k in IDENTIFIER_KINDS)
-    return ("<form method='post'><label>Identifier <select name='kind'>" + kinds + "</select></label>"
-            "<label><input name='identifier' size='40' autocomplete='off' required></label>"
-            "<button>Look up</button></form><p><small>The identifier is hashed with the subject key and "
-            "compared in the database; it is neither stored nor logged.</small></p>")
+    return (
+        "<form method='post'><label>Identifier <select name='kind'>" + kinds + "</select></label>"
+        "<label><input name='identifier' size='40' autocomplete='off' required></label>"
+        "<button>Look up</button></form><p><small>The identifier is hashed with the subject key and "
+        "compared in the database; it is neither stored nor logged.</small></p>"
+    )
 
 
 def _status_line(status: certificate.ChainStatus) -> str:
@@ -401,24 +542,34 @@ def _status_line(status: certificate.ChainStatus) -> str:
 
 def _chain_html(status: certificate.ChainStatus) -> str:
     """The verdict, then what it was checked against."""
-    facts = html.table(("", ""), [
-        ("Audit log", status.audit_log), ("Events read", status.events),
-        ("Hash chain", "holds" if status.chain_holds else f"breaks at event {status.broken_at}: {status.reason}"),
-        ("Run certificates compared", f"{status.certificates} (under {reports_dir()})"),
-        ("Hashes that do not match", len(status.mismatches)),
-        ("Certificates of other audit logs, left aside", status.other_logs),
-    ])
+    facts = html.table(
+        ("", ""),
+        [
+            ("Audit log", status.audit_log),
+            ("Events read", status.events),
+            ("Hash chain", "holds" if status.chain_holds else f"breaks at event {status.broken_at}: {status.reason}"),
+            ("Run certificates compared", f"{status.certificates} (under {reports_dir()})"),
+            ("Hashes that do not match", len(status.mismatches)),
+            ("Certificates of other audit logs, left aside", status.other_logs),
+        ],
+    )
     mismatches = "".join(f"<li>{html.text(m)}</li>" for m in status.mismatches[:50])
-    return (_status_line(status) + facts + (f"<ul>{mismatches}</ul>" if mismatches else "")
-            + "<p>The same verdict as the daily <code>retention_audit_verify</code> DAG: the hash chain is "
-            "recomputed, then the first and last hash each run certificate copied outside the database are "
-            "compared with the log (a log rewritten with recomputed hashes is caught only there).</p>")
+    return (
+        _status_line(status)
+        + facts
+        + (f"<ul>{mismatches}</ul>" if mismatches else "")
+        + "<p>The same verdict as the daily <code>retention_audit_verify</code> DAG: the hash chain is "
+        "recomputed, then the first and last hash each run certificate copied outside the database are "
+        "compared with the log (a log rewritten with recomputed hashes is caught only there).</p>"
+    )
 
 
 def _runs_table(request: Request, runs: list[dict[str, Any]]) -> str:
     root = request.scope.get("root_path", "")
+
     def link(run_id: str) -> html.Raw:
         href = html.text(f"{root}/certificates/{quote(run_id, safe='')}")
         return html.Raw(f"<a href='{href}'>{html.text(run_id)}</a> (<a href='{href}?format=json'>json</a>)")
+
     rows = [(r["as_of"].isoformat(), r["category"], r["dag_id"], r["dry_run"], link(r["run_id"])) for r in runs]
     return html.table(("as of", "category", "DAG", "dry run", "certificate"), rows)

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dag_helpers import AS_OF, admin_headers
@@ -47,16 +47,21 @@ def _xcom(dag_run, task_id):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == dag_run.run_id,
-                                                      XComModel.task_id == task_id,
-                                                      XComModel.key == "return_value")).one()
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == DAG_ID,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+        ).one()
         return XComModel.deserialize_value(row)
 
 
 def test_a_run_triggered_by_hand_is_a_dry_run_that_shows_its_plan(dagbag, shipped_limits):
     seeded_postgres = shipped_limits
     before = checksum(seeded_postgres)
-    dag_run = dagbag.dags[DAG_ID].test(logical_date=datetime.now(timezone.utc), run_conf={"as_of": AS_OF.isoformat()})
+    dag_run = dagbag.dags[DAG_ID].test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat()})
     assert dag_run.state == "success"
     assert checksum(seeded_postgres) == before
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
@@ -77,8 +82,9 @@ def _awaiting(deadline: float) -> str | None:
 
     while time.monotonic() < deadline:
         with create_session() as session:
-            ti = session.scalars(select(TI).where(TI.dag_id == DAG_ID, TI.task_id == "approve_deletions",
-                                                  TI.state == "awaiting_input")).first()
+            ti = session.scalars(
+                select(TI).where(TI.dag_id == DAG_ID, TI.task_id == "approve_deletions", TI.state == "awaiting_input")
+            ).first()
             if ti is not None:
                 return ti.run_id
         time.sleep(0.5)
@@ -101,8 +107,9 @@ def _run_answered(dagbag, target, respond):
 
     helper = threading.Thread(target=answer, daemon=True)
     helper.start()
-    dag_run = dagbag.dags[DAG_ID].test(logical_date=datetime.now(timezone.utc),
-                                       run_conf={"as_of": AS_OF.isoformat(), "dry_run": False})
+    dag_run = dagbag.dags[DAG_ID].test(
+        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False}
+    )
     helper.join(timeout=10)
     assert seen == {"unchanged_while_waiting": True, "answered": True}
     return dag_run, {ti.task_id: ti.state for ti in dag_run.get_task_instances()}, before
@@ -113,6 +120,7 @@ def _answer(client, option: str):
         path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_deletions/-1/hitlDetails"
         response = client.patch(path, json={"chosen_options": [option]}, headers=admin_headers(client))
         assert response.status_code == 200, response.text
+
     return respond
 
 
@@ -142,9 +150,10 @@ def _time_out(run_id: str) -> None:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        ti = session.scalars(select(TI).where(TI.dag_id == DAG_ID, TI.run_id == run_id,
-                                              TI.task_id == "approve_deletions")).one()
-        ti.trigger_timeout = datetime.now(timezone.utc) - timedelta(seconds=1)
+        ti = session.scalars(
+            select(TI).where(TI.dag_id == DAG_ID, TI.run_id == run_id, TI.task_id == "approve_deletions")
+        ).one()
+        ti.trigger_timeout = datetime.now(UTC) - timedelta(seconds=1)
     with create_session() as session:
         SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts(session=session)
 

@@ -19,8 +19,16 @@ def test_dag_folder_has_no_import_errors(dagbag):
 
 
 def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_report(dagbag):
-    assert sorted(dagbag.dag_ids) == sorted([*DAG_IDS, "retention_audit_verify", "retention_dpo_report",
-                                             "retention_rights_deadlines", "subject_request", "legal_hold"])
+    assert sorted(dagbag.dag_ids) == sorted(
+        [
+            *DAG_IDS,
+            "retention_audit_verify",
+            "retention_dpo_report",
+            "retention_rights_deadlines",
+            "subject_request",
+            "legal_hold",
+        ]
+    )
     assert len(DAG_IDS) == 7
 
 
@@ -57,8 +65,15 @@ def test_dag_runs_on_its_cron_in_europe_paris_paused_and_one_run_at_a_time(dagba
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_tasks_are_preflight_plan_approval_archive_purge_postflight_summary_in_that_order(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert {t.task_id for t in dag.tasks} == {"preflight_checks", "plan", "approve_deletions", "archive", "purge",
-                                              "postflight_checks", "summary"}
+    assert {t.task_id for t in dag.tasks} == {
+        "preflight_checks",
+        "plan",
+        "approve_deletions",
+        "archive",
+        "purge",
+        "postflight_checks",
+        "summary",
+    }
     assert dag.get_task("preflight_checks").downstream_task_ids == {"plan"}
     assert dag.get_task("plan").downstream_task_ids == {"approve_deletions"}
     assert dag.get_task("approve_deletions").downstream_task_ids == {"archive"}
@@ -105,7 +120,15 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
     monkeypatch.setenv("RETENTION_POLICY", str(example))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["legal_hold", "retention_accounting", "retention_audit_verify",
-                                   "retention_customer_relationship", "retention_dpo_report", "retention_prospection",
-                                   "retention_rights_deadlines", "retention_suppliers", "subject_request"]
+    assert sorted(bag.dag_ids) == [
+        "legal_hold",
+        "retention_accounting",
+        "retention_audit_verify",
+        "retention_customer_relationship",
+        "retention_dpo_report",
+        "retention_prospection",
+        "retention_rights_deadlines",
+        "retention_suppliers",
+        "subject_request",
+    ]
     assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md

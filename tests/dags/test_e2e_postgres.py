@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -53,8 +53,9 @@ def _expected_phases(target) -> dict[str, set[int]]:
 
 def _run(dagbag, **conf):
     dag = dagbag.dags["retention_prospection"]
-    return dag.test(logical_date=datetime.now(timezone.utc),
-                    run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf})
+    return dag.test(
+        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf}
+    )
 
 
 def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):
@@ -98,7 +99,10 @@ def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag,
     issued = json.loads(json_path.read_text())
     prospects = next(t for t in issued["tables"] if t["table"] == "prospects")
     assert (prospects["archived"], prospects["deleted"], prospects["quarantined"]) == (
-        len(expected["archive"]) + len(expected["destroyed"]), len(expected["destroyed"]), len(MISSING))
+        len(expected["archive"]) + len(expected["destroyed"]),
+        len(expected["destroyed"]),
+        len(MISSING),
+    )
     assert issued["completed"] is True and issued["last_hash"] == summaries[0]["event_hash"]
     assert html_path.exists()
 
@@ -119,8 +123,11 @@ def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, se
     target = seeded_postgres
     prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
     with target.engine.begin() as conn:
-        conn.execute(update(prospects).where(prospects.c.prospect_id == 1)
-                     .values(last_inbound_contact_at=datetime(2031, 1, 1, tzinfo=PARIS)))
+        conn.execute(
+            update(prospects)
+            .where(prospects.c.prospect_id == 1)
+            .values(last_inbound_contact_at=datetime(2031, 1, 1, tzinfo=PARIS))
+        )
     before = checksum(target)
     dag_run = _run(dagbag)
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
@@ -129,38 +136,43 @@ def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, se
     assert states["archive"] != "success" and states["purge"] != "success"
     assert checksum(target) == before
     with target.read() as conn:
-        failed = [e for e in events(conn, audit_table("archive", "retention_audit"), action="validation")
-                  if not e["details"]["success"]]
+        failed = [
+            e
+            for e in events(conn, audit_table("archive", "retention_audit"), action="validation")
+            if not e["details"]["success"]
+        ]
     assert [(e["table_name"], e["details"]["expectation"], e["row_count"]) for e in failed] == [
-        ("prospects", "no_future_last_inbound_contact_at", 1)]
+        ("prospects", "no_future_last_inbound_contact_at", 1)
+    ]
     issued = json.loads(certificate.paths("retention_prospection", dag_run.run_id)[0].read_text())
     assert issued["completed"] is False
 
 
-@pytest.mark.parametrize("conf, message", [
-    pytest.param({"batch_size": 0}, "less than the minimum", id="batch_size_zero"),
-    pytest.param({"as_of": "26/11/2026"}, "is not a 'date'", id="as_of_not_iso"),
-    pytest.param({"dry_run": "yes"}, "is not of type 'null', 'boolean'", id="dry_run_not_boolean"),
-])
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        pytest.param({"batch_size": 0}, "less than the minimum", id="batch_size_zero"),
+        pytest.param({"as_of": "26/11/2026"}, "is not a 'date'", id="as_of_not_iso"),
+        pytest.param({"dry_run": "yes"}, "is not of type 'null', 'boolean'", id="dry_run_not_boolean"),
+    ],
+)
 def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db, conf, message):
     from airflow.sdk.definitions.param import ParamValidationError
 
     with pytest.raises(ParamValidationError, match=message):
-        dagbag.dags["retention_prospection"].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
-
-
+        dagbag.dags["retention_prospection"].test(logical_date=datetime.now(UTC), run_conf=conf)
 
 
 def test_the_audit_verification_dag_passes_then_names_a_tampered_event(dagbag, seeded_postgres):
     target = seeded_postgres
     assert _run(dagbag).state == "success"
     verify = dagbag.dags["retention_audit_verify"]
-    assert verify.test(logical_date=datetime.now(timezone.utc)).state == "success"
+    assert verify.test(logical_date=datetime.now(UTC)).state == "success"
     audit = audit_table("archive", "retention_audit")
     with target.engine.begin() as conn:
         conn.execute(text('DROP TRIGGER "retention_audit_append_only" ON "archive"."retention_audit"'))
         conn.execute(update(audit).where(audit.c.event_id == 5).values(row_count=12345))
-    dag_run = verify.test(logical_date=datetime.now(timezone.utc))
+    dag_run = verify.test(logical_date=datetime.now(UTC))
     assert dag_run.state == "failed"
 
 
@@ -179,7 +191,7 @@ def test_the_audit_verification_dag_catches_a_log_rewritten_with_valid_hashes(da
             conn.execute(audit.insert().values(**row))
     with target.read() as conn:
         assert verify_chain(conn, audit).intact
-    dag_run = dagbag.dags["retention_audit_verify"].test(logical_date=datetime.now(timezone.utc))
+    dag_run = dagbag.dags["retention_audit_verify"].test(logical_date=datetime.now(UTC))
     assert dag_run.state == "failed"
 
 
@@ -187,7 +199,7 @@ def test_the_dpo_report_dag_writes_the_report_for_a_chosen_period_in_english(dag
     assert _run(dagbag).state == "success"
     report_dag = dagbag.dags["retention_dpo_report"]
     conf = {"period_start": "2026-11-01", "period_end": "2026-11-30", "language": "en"}
-    dag_run = report_dag.test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    dag_run = report_dag.test(logical_date=datetime.now(UTC), run_conf=conf)
     assert dag_run.state == "success"
     page = (tmp_path / "reports" / "dpo" / "retention-dpo-report_2026-11-01_2026-11-30.en.html").read_text()
     assert "Compliance today" in page and "Hash chain intact" in page and "<svg" in page
@@ -198,7 +210,7 @@ def test_the_monthly_dpo_report_covers_the_previous_month_in_french(seeded_postg
 
     # A DAG of its own: dag.test(run_conf=...) in another test leaves its params on the shared DagBag's DAG.
     bag = DagBag(dag_folder=str(Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "retention_dpo_report.py"))
-    dag_run = bag.dags["retention_dpo_report"].test(logical_date=datetime(2026, 12, 1, 5, tzinfo=timezone.utc))
+    dag_run = bag.dags["retention_dpo_report"].test(logical_date=datetime(2026, 12, 1, 5, tzinfo=UTC))
     assert dag_run.state == "success"
     assert (tmp_path / "reports" / "dpo" / "retention-dpo-report_2026-11-01_2026-11-30.fr.html").exists()
 
@@ -207,13 +219,12 @@ def test_a_dpo_report_with_an_unknown_language_is_refused(dagbag, airflow_db):
     from airflow.sdk.definitions.param import ParamValidationError
 
     with pytest.raises(ParamValidationError, match="'de' is not one of"):
-        dagbag.dags["retention_dpo_report"].test(logical_date=datetime.now(timezone.utc), run_conf={"language": "de"})
-
+        dagbag.dags["retention_dpo_report"].test(logical_date=datetime.now(UTC), run_conf={"language": "de"})
 
 
 def _request(dagbag, **conf):
     base = {"request_type": "erasure", "reference": "DDP-E2E-1", "received": "2026-11-20", "identity": "verified"}
-    return dagbag.dags["subject_request"].test(logical_date=datetime.now(timezone.utc), run_conf={**base, **conf})
+    return dagbag.dags["subject_request"].test(logical_date=datetime.now(UTC), run_conf={**base, **conf})
 
 
 def _email_of_first(target, table, column):
@@ -245,22 +256,31 @@ def test_a_malformed_identifier_fails_the_request_before_anything_is_recorded(da
 
 def test_an_overdue_request_fails_the_daily_deadline_check(dagbag, seeded_postgres):
     deadlines = dagbag.dags["retention_rights_deadlines"]
-    assert deadlines.test(logical_date=datetime(2026, 11, 26, 6, tzinfo=timezone.utc)).state == "success"
-    assert _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending",
-                    email="late@example.fr").state == "success"  # recorded, waiting for the identity check
-    assert deadlines.test(logical_date=datetime(2026, 11, 27, 6, tzinfo=timezone.utc)).state == "failed"
+    assert deadlines.test(logical_date=datetime(2026, 11, 26, 6, tzinfo=UTC)).state == "success"
+    assert (
+        _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending", email="late@example.fr").state
+        == "success"
+    )  # recorded, waiting for the identity check
+    assert deadlines.test(logical_date=datetime(2026, 11, 27, 6, tzinfo=UTC)).state == "failed"
 
 
 def test_a_rectification_and_an_access_request_through_airflow(dagbag, seeded_postgres, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path / "exports"))
     target = seeded_postgres
     email = _email_of_first(target, "prospects", "email")
-    changed = _request(dagbag, request_type="rectification", reference="DDP-RECT", email=email,
-                       changes={"prospects": {"company": "Nouvelle Société"}})
+    changed = _request(
+        dagbag,
+        request_type="rectification",
+        reference="DDP-RECT",
+        email=email,
+        changes={"prospects": {"company": "Nouvelle Société"}},
+    )
     assert changed.state == "success"
     prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
     with target.read() as conn:
-        assert conn.execute(select(prospects.c.company).where(prospects.c.email == email)).scalar_one() == \
-            "Nouvelle Société"
+        assert (
+            conn.execute(select(prospects.c.company).where(prospects.c.email == email)).scalar_one()
+            == "Nouvelle Société"
+        )
     assert _request(dagbag, request_type="access", reference="DDP-ACCESS", email=email).state == "success"
     assert export_path("DDP-ACCESS", "access").exists()

@@ -10,7 +10,7 @@ loudly, its audit log must say the certificate was not written, and the next run
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from dag_helpers import AS_OF
@@ -35,12 +35,14 @@ def bag():
 
 
 def _run(bag):
-    return bag.dags[DAG_ID].test(logical_date=datetime.now(timezone.utc),
-                                 run_conf={"as_of": AS_OF.isoformat(), "dry_run": False})
+    return bag.dags[DAG_ID].test(
+        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False}
+    )
 
 
 def test_a_run_whose_certificate_cannot_be_written_releases_its_category_and_says_so(
-        bag, seeded_postgres, tmp_path, monkeypatch, capfd):
+    bag, seeded_postgres, tmp_path, monkeypatch, capfd
+):
     target = seeded_postgres
     not_a_folder = tmp_path / "reports-is-a-file"
     not_a_folder.write_text("")

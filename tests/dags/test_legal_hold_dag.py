@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,14 @@ from sqlalchemy import MetaData, Table, select
 from include.retention.records.audit import audit_table, events, table_exists
 
 ROLES_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
-HOLD = {"action": "add", "reference": "RG-2026-0042", "scope": "rows", "table": "prospects",
-        "reason": "Contentieux prud'homal", "requested_by": "juridique@example.fr"}
+HOLD = {
+    "action": "add",
+    "reference": "RG-2026-0042",
+    "scope": "rows",
+    "table": "prospects",
+    "reason": "Contentieux prud'homal",
+    "requested_by": "juridique@example.fr",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +40,19 @@ def _prospects(target, schema):
 
 
 def _run(bag, dag_id, conf):
-    return bag.dags[dag_id].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    return bag.dags[dag_id].test(logical_date=datetime.now(UTC), run_conf=conf)
 
 
 def _due_prospect(target):
     """The oldest prospect: due for the archive, and past its whole retention."""
     t = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
     with target.read() as conn:
-        return conn.execute(select(t.c.prospect_id).where(t.c.last_inbound_contact_at.is_not(None))
-                            .order_by(t.c.last_inbound_contact_at).limit(1)).scalar_one()
+        return conn.execute(
+            select(t.c.prospect_id)
+            .where(t.c.last_inbound_contact_at.is_not(None))
+            .order_by(t.c.last_inbound_contact_at)
+            .limit(1)
+        ).scalar_one()
 
 
 def _as_pipeline_role(target, monkeypatch) -> None:
@@ -62,8 +72,9 @@ def _as_pipeline_role(target, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("role", ["administrator", "least-privilege pipeline"])
-def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until_lifted(bag, seeded_postgres,
-                                                                                         monkeypatch, role):
+def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until_lifted(
+    bag, seeded_postgres, monkeypatch, role
+):
     """Also connected as ``retention_pipeline`` under the shipped roles script: the archive
     tables come from the administrator's function, and the lift goes through its own."""
     target = seeded_postgres
@@ -75,11 +86,22 @@ def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until
     run = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
     assert run.state == "success"
     assert held in _prospects(target, "crm") and held not in _prospects(target, "archive")
-    certificate = json.loads(next((tmp for tmp in _certificates(run.run_id))).read_text())
+    certificate = json.loads(next(tmp for tmp in _certificates(run.run_id)).read_text())
     assert next(t for t in certificate["tables"] if t["table"] == "prospects")["legal_hold"] == 1
 
-    assert _run(bag, "legal_hold", {"action": "lift", "reference": HOLD["reference"], "lift_reason": "Affaire close",
-                                     "requested_by": "juridique@example.fr"}).state == "success"
+    assert (
+        _run(
+            bag,
+            "legal_hold",
+            {
+                "action": "lift",
+                "reference": HOLD["reference"],
+                "lift_reason": "Affaire close",
+                "requested_by": "juridique@example.fr",
+            },
+        ).state
+        == "success"
+    )
     again = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
     assert again.state == "success" and held not in _prospects(target, "crm")
     with target.read() as conn:
@@ -95,13 +117,15 @@ def _certificates(run_id):
     return [json_path]
 
 
-@pytest.mark.parametrize("conf, message", [
-    ({"keys": [999999]}, "name no row"),
-    ({"scope": "category", "category": None, "table": None}, "category None is not in the policy"),
-    ({"scope": "subject", "table": None, "email": "not an address"}, "e-mail address"),
-])
-def test_a_bad_hold_fails_the_task_naming_the_problem_and_records_nothing(bag, seeded_postgres, capfd, conf,
-                                                                          message):
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        ({"keys": [999999]}, "name no row"),
+        ({"scope": "category", "category": None, "table": None}, "category None is not in the policy"),
+        ({"scope": "subject", "table": None, "email": "not an address"}, "e-mail address"),
+    ],
+)
+def test_a_bad_hold_fails_the_task_naming_the_problem_and_records_nothing(bag, seeded_postgres, capfd, conf, message):
     run = _run(bag, "legal_hold", {**HOLD, "keys": [1], **conf})
     assert run.state == "failed"
     assert message in capfd.readouterr().out

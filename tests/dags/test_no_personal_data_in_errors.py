@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from dag_helpers import AS_OF, SUBJECT_SECRET
@@ -36,17 +36,22 @@ def bag():
 
 
 def _run(bag, dag_id: str, conf: dict):
-    return bag.dags[dag_id].test(logical_date=datetime.now(timezone.utc), run_conf=conf)
+    return bag.dags[dag_id].test(logical_date=datetime.now(UTC), run_conf=conf)
 
 
 def _people(target, count: int) -> list[tuple[int, str, str]]:
     """The ``count`` prospects longest without contact (due for the nightly run): id, e-mail, phone."""
     t = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
     with target.read() as conn:
-        return [tuple(r) for r in conn.execute(
-            select(t.c.prospect_id, t.c.email, t.c.phone).where(t.c.last_inbound_contact_at.is_not(None),
-                                                                 t.c.email.is_not(None), t.c.phone.is_not(None))
-            .order_by(t.c.last_inbound_contact_at).limit(count))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(t.c.prospect_id, t.c.email, t.c.phone)
+                .where(t.c.last_inbound_contact_at.is_not(None), t.c.email.is_not(None), t.c.phone.is_not(None))
+                .order_by(t.c.last_inbound_contact_at)
+                .limit(count)
+            )
+        ]
 
 
 def _application_logs_deletions(target, prospect_id: int) -> None:
@@ -55,12 +60,22 @@ def _application_logs_deletions(target, prospect_id: int) -> None:
     fails, and PostgreSQL quotes both values (``DETAIL:  Key (email, phone)=(...)``)."""
     with target.engine.begin() as conn:
         conn.execute(text("CREATE TABLE crm.deleted_contacts (email text, phone text, UNIQUE (email, phone))"))
-        conn.execute(text("INSERT INTO crm.deleted_contacts SELECT email, phone FROM crm.prospects "
-                          "WHERE prospect_id = :p"), {"p": prospect_id})
-        conn.execute(text("CREATE FUNCTION crm.log_deletion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                          "INSERT INTO crm.deleted_contacts VALUES (OLD.email, OLD.phone); RETURN OLD; END $$"))
-        conn.execute(text("CREATE TRIGGER log_deletion AFTER DELETE ON crm.prospects "
-                          "FOR EACH ROW EXECUTE FUNCTION crm.log_deletion()"))
+        conn.execute(
+            text("INSERT INTO crm.deleted_contacts SELECT email, phone FROM crm.prospects WHERE prospect_id = :p"),
+            {"p": prospect_id},
+        )
+        conn.execute(
+            text(
+                "CREATE FUNCTION crm.log_deletion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO crm.deleted_contacts VALUES (OLD.email, OLD.phone); RETURN OLD; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER log_deletion AFTER DELETE ON crm.prospects "
+                "FOR EACH ROW EXECUTE FUNCTION crm.log_deletion()"
+            )
+        )
 
 
 class _RowLocked:
@@ -74,7 +89,9 @@ class _RowLocked:
             conn.exec_driver_sql(f"ALTER DATABASE {self.target.engine.url.database} SET lock_timeout = '300ms'")
         self.engine = create_engine(self.target.engine.url)
         self.conn = self.engine.connect()
-        self.conn.execute(text("SELECT 1 FROM crm.prospects WHERE prospect_id = :p FOR UPDATE"), {"p": self.prospect_id})
+        self.conn.execute(
+            text("SELECT 1 FROM crm.prospects WHERE prospect_id = :p FOR UPDATE"), {"p": self.prospect_id}
+        )
         return self
 
     def __exit__(self, *exc):
@@ -110,8 +127,14 @@ def test_an_erasure_whose_statement_fails_logs_no_personal_data(bag, seeded_post
     (person,) = _people(target, 1)
     prospect_id, email, phone = person
     typed_phone = phone.replace(" ", ".")
-    conf = {"request_type": "erasure", "reference": "DDP-2026-0042", "received": "2026-11-20",
-            "identity": "verified", "email": email.upper(), "phone": typed_phone}
+    conf = {
+        "request_type": "erasure",
+        "reference": "DDP-2026-0042",
+        "received": "2026-11-20",
+        "identity": "verified",
+        "email": email.upper(),
+        "phone": typed_phone,
+    }
     capfd.readouterr()
     if how == "lock timeout":
         with _RowLocked(target, prospect_id):
@@ -127,11 +150,19 @@ def test_an_erasure_whose_statement_fails_logs_no_personal_data(bag, seeded_post
 
 @pytest.mark.parametrize("how", list(ERASURE_FAILURES))
 def test_a_nightly_run_under_a_hold_on_a_person_whose_statement_fails_logs_no_personal_data(
-        bag, seeded_postgres, capfd, how):
+    bag, seeded_postgres, capfd, how
+):
     target = seeded_postgres
     held, failing = _people(target, 2)
-    hold = {"action": "add", "reference": "RG-2026-0007", "scope": "subject", "email": held[1], "phone": held[2],
-            "reason": "Contentieux en cours", "requested_by": "juridique"}
+    hold = {
+        "action": "add",
+        "reference": "RG-2026-0007",
+        "scope": "subject",
+        "email": held[1],
+        "phone": held[2],
+        "reason": "Contentieux en cours",
+        "requested_by": "juridique",
+    }
     assert _run(bag, "legal_hold", hold).state == "success"
     capfd.readouterr()
     conf = {"as_of": AS_OF.isoformat(), "dry_run": False}

@@ -9,7 +9,7 @@ nightly run a dry run. These tests use the real enum members, never hand-written
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -29,13 +29,23 @@ def _context(run_type, dry_run=None) -> dict:
 
 def _runtime_dag_run(run_type: str) -> SdkDagRun:
     """The ``dag_run`` a task receives: the Execution API's JSON validated into the SDK model."""
-    now = datetime.now(timezone.utc).isoformat()
-    return SdkDagRun.model_validate({
-        "dag_id": "retention_prospection", "run_id": f"{run_type}__x", "logical_date": now,
-        "data_interval_start": now, "data_interval_end": now, "run_after": now, "start_date": now,
-        "end_date": None, "run_type": run_type, "state": "running", "consumed_asset_events": [],
-        "partition_key": None,
-    })
+    now = datetime.now(UTC).isoformat()
+    return SdkDagRun.model_validate(
+        {
+            "dag_id": "retention_prospection",
+            "run_id": f"{run_type}__x",
+            "logical_date": now,
+            "data_interval_start": now,
+            "data_interval_end": now,
+            "run_after": now,
+            "start_date": now,
+            "end_date": None,
+            "run_type": run_type,
+            "state": "running",
+            "consumed_asset_events": [],
+            "partition_key": None,
+        }
+    )
 
 
 def test_every_run_type_of_airflow_has_a_decided_default():

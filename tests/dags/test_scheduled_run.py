@@ -26,10 +26,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from dag_helpers import PER_PHASE, SUBJECT_SECRET, policy_with_schedule, policy_without_deletion_limit
@@ -67,21 +68,38 @@ class Cluster:
     def airflow(self, *args: str) -> str:
         """Run an ``airflow`` CLI command against this cluster; fail with its output."""
         try:
-            done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=ROOT,
-                                  capture_output=True, text=True, timeout=CLI_TIMEOUT)
+            done = subprocess.run(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=CLI_TIMEOUT,
+            )
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"airflow {' '.join(args)} took more than {CLI_TIMEOUT}s:\n{exc.stdout}\n{exc.stderr}"
-                        f"{self.diagnostics()}")
+            pytest.fail(
+                f"airflow {' '.join(args)} took more than {CLI_TIMEOUT}s:\n{exc.stdout}\n{exc.stderr}"
+                f"{self.diagnostics()}"
+            )
         if done.returncode:
-            pytest.fail(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-                        f"{self.diagnostics()}")
+            pytest.fail(
+                f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+                f"{self.diagnostics()}"
+            )
         return done.stdout
 
     def runs(self) -> list[dict[str, Any]]:
         with self.metadata.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(
-                "SELECT run_id, run_type, state, logical_date, run_after FROM dag_run "
-                "WHERE dag_id = :dag ORDER BY id"), {"dag": DAG_ID})]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    text(
+                        "SELECT run_id, run_type, state, logical_date, run_after FROM dag_run "
+                        "WHERE dag_id = :dag ORDER BY id"
+                    ),
+                    {"dag": DAG_ID},
+                )
+            ]
 
     def wait_for(self, what: str, found: Callable[[], Any], timeout: float) -> Any:
         """Poll ``found`` until it returns something truthy; fail with the logs after ``timeout``."""
@@ -89,8 +107,9 @@ class Cluster:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    pytest.fail(f"{proc.args[3]} exited with {proc.returncode} while waiting for {what}"
-                                f"{self.diagnostics()}")
+                    pytest.fail(
+                        f"{proc.args[3]} exited with {proc.returncode} while waiting for {what}{self.diagnostics()}"
+                    )
             value = found()
             if value:
                 return value
@@ -99,10 +118,12 @@ class Cluster:
 
     def finished_run(self, run_type: str) -> dict[str, Any]:
         """Wait for the (single) run of ``run_type`` to end, and return it."""
+
         def ended() -> dict[str, Any] | None:
             runs = [r for r in self.runs() if r["run_type"] == run_type]
             assert len(runs) <= 1, f"more than one {run_type} run: {runs}"
             return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
+
         return self.wait_for(f"the {run_type} run of {DAG_ID} to end", ended, RUN_TIMEOUT)
 
     def diagnostics(self) -> str:
@@ -123,6 +144,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 def _stop(procs: list[subprocess.Popen]) -> None:
     """Stop every component and the processes each started (its process group, task processes
     included): TERM to all, a bounded wait for the groups to empty, then KILL to what is left."""
+
     def alive(proc: subprocess.Popen) -> bool:
         proc.poll()  # reap the leader, so that only live members keep its group
         try:
@@ -144,7 +166,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def _last_tick_an_hour_ago() -> datetime:
     """A Paris wall-clock minute one hour ago: a daily cron at that minute has just fired."""
-    return (datetime.now(timezone.utc) - timedelta(hours=1)).astimezone(PARIS).replace(second=0, microsecond=0)
+    return (datetime.now(UTC) - timedelta(hours=1)).astimezone(PARIS).replace(second=0, microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +177,9 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     home, reports = work / "airflow", work / "reports"
     home.mkdir()
     tick = _last_tick_an_hour_ago()
-    policy = policy_with_schedule(work, policy_without_deletion_limit(work), "prospection",
-                                  f"{tick.minute} {tick.hour} * * *")
+    policy = policy_with_schedule(
+        work, policy_without_deletion_limit(work), "prospection", f"{tick.minute} {tick.hour} * * *"
+    )
 
     target_url = fresh_postgres_database(postgres_server)
     target = connect(target_url)
@@ -184,18 +207,39 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     cl = Cluster(env=env, home=home, metadata=metadata, target=target, tick=tick, logs=logs, reports=reports)
     try:
         cl.airflow("db", "migrate")
-        commands = {"scheduler": ["scheduler"], "dag-processor": ["dag-processor"],
-                    "api-server": ["api-server", "--apps", "execution", "--host", "127.0.0.1",
-                                   "--port", str(api_port), "--workers", "1"]}
+        commands = {
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "api-server": [
+                "api-server",
+                "--apps",
+                "execution",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--workers",
+                "1",
+            ],
+        }
         for name, args in commands.items():
             with logs[name].open("w") as out:
-                cl.procs.append(subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, cwd=ROOT,
-                                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+                cl.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "airflow", *args],
+                        env=env,
+                        cwd=ROOT,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
 
         def parsed() -> bool:
             with metadata.connect() as conn:
-                row = conn.execute(text("SELECT is_paused, next_dagrun FROM dag WHERE dag_id = :d"),
-                                   {"d": DAG_ID}).first()
+                row = conn.execute(
+                    text("SELECT is_paused, next_dagrun FROM dag WHERE dag_id = :d"), {"d": DAG_ID}
+                ).first()
             return row is not None and row.next_dagrun is not None
 
         cl.wait_for(f"the dag-processor to serialise {DAG_ID}", parsed, STARTUP_TIMEOUT)
@@ -270,8 +314,11 @@ def _certificate(cluster: Cluster, run_id: str) -> dict[str, Any]:
 def _destructive_events(target: Target, run_id: str) -> dict[tuple[str, str], int]:
     with target.read() as conn:
         logged = events(conn, audit_table("archive", "retention_audit"), run_id=run_id)
-    return {(e["action"], e["table_name"]): e["row_count"] for e in logged
-            if e["action"] in ("archive", "delete", "anonymize")}
+    return {
+        (e["action"], e["table_name"]): e["row_count"]
+        for e in logged
+        if e["action"] in ("archive", "delete", "anonymize")
+    }
 
 
 def test_the_scheduled_run_executes_and_moves_exactly_the_due_prospects(cluster, scheduled_run, reports_env):
@@ -290,15 +337,18 @@ def test_the_scheduled_run_executes_and_moves_exactly_the_due_prospects(cluster,
 
     assert {p for (p,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
     assert {p for (p,) in _rows(target, "archive", "prospects", "prospect_id")} == expected["archive"]
-    assert {i for (i,) in _rows(target, "crm", "prospect_interactions", "interaction_id")} == \
-        expected["children"]["active"]
-    assert {i for (i,) in _rows(target, "archive", "prospect_interactions", "interaction_id")} == \
-        expected["children"]["archive"]
+    assert {i for (i,) in _rows(target, "crm", "prospect_interactions", "interaction_id")} == expected["children"][
+        "active"
+    ]
+    assert {i for (i,) in _rows(target, "archive", "prospect_interactions", "interaction_id")} == expected["children"][
+        "archive"
+    ]
 
     moved, destroyed = expected["archive"] | expected["destroyed"], expected["destroyed"]
     moved_children = expected["children"]["archive"] | expected["children"]["destroyed"]
     assert _destructive_events(target, run["run_id"]) == {
-        ("archive", "prospects"): len(moved), ("archive", "prospect_interactions"): len(moved_children),
+        ("archive", "prospects"): len(moved),
+        ("archive", "prospect_interactions"): len(moved_children),
         ("delete", "prospects"): len(destroyed),
         ("delete", "prospect_interactions"): len(expected["children"]["destroyed"]),
     }
@@ -309,20 +359,26 @@ def test_the_scheduled_run_executes_and_moves_exactly_the_due_prospects(cluster,
     assert (prospects["archived"], prospects["deleted"]) == (len(moved), len(destroyed))
 
 
-def test_a_manual_trigger_with_default_params_is_a_dry_run_that_changes_nothing(cluster, scheduled_run,
-                                                                                 reports_env):
+def test_a_manual_trigger_with_default_params_is_a_dry_run_that_changes_nothing(cluster, scheduled_run, reports_env):
     """After the nightly run, due rows arrive again (two prospects last heard from 4 and 9 years
     ago); a run triggered by hand with no conf plans them and changes nothing."""
     target = cluster.target
     today = datetime.now(PARIS).date()
     prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
     with target.engine.begin() as conn:
-        conn.execute(insert(prospects), [
-            {"prospect_id": pid, "first_name": "Prospect", "last_name": str(pid),
-             "created_at": at_paris(today - timedelta(days=years * 366 + 30)),
-             "last_inbound_contact_at": at_paris(today - timedelta(days=years * 366))}
-            for pid, years in ((9001, 4), (9002, 9))
-        ])
+        conn.execute(
+            insert(prospects),
+            [
+                {
+                    "prospect_id": pid,
+                    "first_name": "Prospect",
+                    "last_name": str(pid),
+                    "created_at": at_paris(today - timedelta(days=years * 366 + 30)),
+                    "last_inbound_contact_at": at_paris(today - timedelta(days=years * 366)),
+                }
+                for pid, years in ((9001, 4), (9002, 9))
+            ],
+        )
     before = checksum(target)
 
     cluster.airflow("dags", "trigger", DAG_ID)

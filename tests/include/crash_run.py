@@ -28,9 +28,9 @@ from include.retention.database.target import connect  # noqa: E402
 # the archive during ``purge`` (both come after the batch's first writes, before its commit).
 # On PostgreSQL the DELETE is inside the statement that moves or counts the rows
 # (``WITH moved AS (DELETE ... RETURNING ...)``).
-_IN_CTE = r'^(WITH \w+ AS\s*\(\s*)?'
+_IN_CTE = r"^(WITH \w+ AS\s*\(\s*)?"
 STATEMENTS = {
-    "archive": re.compile(_IN_CTE + r'DELETE FROM (club\.)?members\b'),
+    "archive": re.compile(_IN_CTE + r"DELETE FROM (club\.)?members\b"),
     "purge": re.compile(_IN_CTE + r'DELETE FROM "?archive"?\.members\b'),
 }
 BATCH_SIZE = 50

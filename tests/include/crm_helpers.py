@@ -22,8 +22,14 @@ AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("erasure-test-key-" + "k" * 30, "test")
 EMAIL, PHONE, VISITOR = "Jeanne.Martin@Example.FR", "06 12 34 56 78", "visitor-jeanne-0001"
 # Where the demo holds an e-mail (active table -> its column; archive tables keep the same name).
-EMAIL_COLUMNS = {"web_form_submissions": "email", "prospects": "email", "customers": "email",
-                 "subscriptions": "billing_email", "suppliers": "contact_email", "rights_requests": "requester_email"}
+EMAIL_COLUMNS = {
+    "web_form_submissions": "email",
+    "prospects": "email",
+    "customers": "email",
+    "subscriptions": "billing_email",
+    "suppliers": "contact_email",
+    "rights_requests": "requester_email",
+}
 
 
 def crm_table(target, name, archive=False):
@@ -81,7 +87,10 @@ def _sqlite_copy(target_url: str, templates: dict[str, str]):
         built.dispose()
         templates["sqlite"] = str(template)
     database = Path(make_url(target_url).database)
-    for source, copy in ((template, database), (sqlite_archive_path(str(template)), sqlite_archive_path(str(database)))):
+    for source, copy in (
+        (template, database),
+        (sqlite_archive_path(str(template)), sqlite_archive_path(str(database))),
+    ):
         shutil.copyfile(source, copy)
     target = connect(target_url)
     yield target
@@ -105,12 +114,19 @@ def make_writes_fail(target, table: str, operation: str = "DELETE") -> None:
     a failure half-way through. (Names come from the tests, never from input.)"""
     with target.engine.begin() as conn:
         if target.is_sqlite:
-            conn.execute(text(f"CREATE TRIGGER boom BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+            conn.execute(
+                text(f"CREATE TRIGGER boom BEFORE {operation} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            )
         else:
-            conn.execute(text("CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text(f"CREATE TRIGGER boom BEFORE {operation} ON crm.{table} FOR EACH ROW "
-                              "EXECUTE FUNCTION crm.boom()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION crm.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"
+                )
+            )
+            conn.execute(
+                text(f"CREATE TRIGGER boom BEFORE {operation} ON crm.{table} FOR EACH ROW EXECUTE FUNCTION crm.boom()")
+            )
 
 
 def make_supplier_deletes_fail(target) -> None:

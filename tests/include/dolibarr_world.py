@@ -86,7 +86,7 @@ def at(day: date, hour: int = 10, minute: int = 0) -> datetime:
 SOCIETES: dict[int, tuple[int, int, datetime | None, int | None]] = {
     1: (2, 0, at(date(2019, 3, 1)), None),
     2: (2, 0, at(date(2019, 3, 1)), None),
-    3: (2, 0, at(date(2019, 3, 1)), 20),     # llx_societe.parent: a subsidiary of customer 20 (no FK)
+    3: (2, 0, at(date(2019, 3, 1)), 20),  # llx_societe.parent: a subsidiary of customer 20 (no FK)
     4: (2, 0, at(date(2020, 2, 29)), None),
     5: (2, 0, at(date(2017, 1, 1)), None),
     6: (2, 0, at(date(2017, 1, 1)), None),
@@ -97,7 +97,7 @@ SOCIETES: dict[int, tuple[int, int, datetime | None, int | None]] = {
     20: (1, 0, at(date(2014, 1, 1)), None),
     21: (1, 0, at(date(2013, 1, 1)), None),
     22: (1, 0, at(date(2020, 1, 1)), None),
-    23: (1, 0, at(date(2011, 1, 1)), 5),     # parent 5 is a prospect destroyed today: left dangling, as Dolibarr does
+    23: (1, 0, at(date(2011, 1, 1)), 5),  # parent 5 is a prospect destroyed today: left dangling, as Dolibarr does
     24: (1, 0, at(date(2015, 1, 1)), None),
     25: (1, 0, at(date(2014, 1, 1)), None),
     26: (1, 0, at(date(2012, 1, 1)), None),
@@ -140,33 +140,62 @@ ACTIONS: dict[int, tuple[int | None, str, datetime, str | None, int | None]] = {
 }
 
 # llx_socpeople: rowid -> fk_soc (None: a private contact attached to no third party)
-CONTACTS: dict[int, int | None] = {11: 1, 21: 2, 41: 4, 51: 5, 52: 5, 61: 6, 91: 9, 101: 10, 201: 20, 202: 20,
-                                   211: 21, 231: 23, 251: 25, 261: 26, 281: 28, 301: 30, 901: None}
+CONTACTS: dict[int, int | None] = {
+    11: 1,
+    21: 2,
+    41: 4,
+    51: 5,
+    52: 5,
+    61: 6,
+    91: 9,
+    101: 10,
+    201: 20,
+    202: 20,
+    211: 21,
+    231: 23,
+    251: 25,
+    261: 26,
+    281: 28,
+    301: 30,
+    901: None,
+}
 
 # llx_contrat: rowid -> (fk_soc, statut). statut: 0 draft, 1 validated, 2 closed.
 CONTRACTS: dict[int, tuple[int, int]] = {
-    41: (4, 0),       # a prospect's draft contract
-    201: (20, 1), 211: (21, 1), 221: (22, 1), 231: (23, 1), 241: (24, 1), 251: (25, 2), 261: (26, 2),
-    271: (27, 1), 281: (28, 2), 301: (30, 2), 311: (31, 0), 312: (31, 2), 321: (32, 2), 322: (32, 1),
+    41: (4, 0),  # a prospect's draft contract
+    201: (20, 1),
+    211: (21, 1),
+    221: (22, 1),
+    231: (23, 1),
+    241: (24, 1),
+    251: (25, 2),
+    261: (26, 2),
+    271: (27, 1),
+    281: (28, 2),
+    301: (30, 2),
+    311: (31, 0),
+    312: (31, 2),
+    321: (32, 2),
+    322: (32, 1),
     331: (33, 2),
 }
 # llx_contratdet: rowid -> (fk_contrat, statut, date_fin_validite (planned end), date_cloture (real end)).
 # statut: 0 inactive, 4 active, 5 closed (ContratLigne::$statut).
 LINES: dict[int, tuple[int, int, datetime | None, datetime | None]] = {
     411: (41, 0, at(date(2027, 1, 1)), None),
-    2011: (201, 5, at(date(2027, 1, 1)), at(date(2022, 3, 15))),   # closed early: ends 2022-03-15, not 2027
-    2012: (201, 4, at(date(2023, 11, 26)), None),                  # expired, never closed: ends 2023-11-26
+    2011: (201, 5, at(date(2027, 1, 1)), at(date(2022, 3, 15))),  # closed early: ends 2022-03-15, not 2027
+    2012: (201, 4, at(date(2023, 11, 26)), None),  # expired, never closed: ends 2023-11-26
     2111: (211, 5, at(date(2024, 12, 31)), at(date(2023, 11, 27))),
     2211: (221, 4, at(date(2023, 11, 25)), None),
     2311: (231, 5, at(date(2019, 1, 1)), at(date(2019, 1, 1))),
-    2312: (231, 4, None, None),                                    # open-ended
-    2411: (241, 4, at(date(2027, 6, 30)), None),                   # ends next year
+    2312: (231, 4, None, None),  # open-ended
+    2411: (241, 4, at(date(2027, 6, 30)), None),  # ends next year
     2511: (251, 5, at(date(2018, 1, 1)), at(date(2017, 5, 5))),
     2611: (261, 5, at(date(2019, 1, 1)), at(date(2018, 11, 26))),
     2711: (271, 4, at(date(2018, 11, 27)), None),
     2811: (281, 5, at(date(2021, 1, 1)), at(date(2020, 2, 29))),
     3011: (301, 5, at(date(2020, 6, 30)), at(date(2020, 6, 30))),
-    3111: (311, 0, None, None),                                    # a draft contract's open line
+    3111: (311, 0, None, None),  # a draft contract's open line
     3121: (312, 5, at(date(2023, 1, 1)), at(date(2022, 1, 10))),
     3211: (321, 5, at(date(2022, 12, 31)), at(date(2021, 5, 5))),
     3221: (322, 4, at(date(2021, 9, 30)), None),
@@ -207,11 +236,13 @@ REPS = {1005: 5, 1008: 8, 1020: 20, 1025: 25, 1026: 26}
 
 # --- Where every row must be on AS_OF, by hand ----------------------------------------------
 
+
 def _with(soc: int, state: Any) -> dict[tuple[str, Any], Any]:
     """Every child row of third party ``soc`` (contacts, events, contracts and their lines, tags,
     sales representatives) in the place ``state`` names: children share their parent's fate.
     ``state`` is ACTIVE, DEFECT (a defective parent's children simply stay: ACTIVE), DELETED,
     or PROSPECT / CUSTOMER (the archive of that category)."""
+
     def place(table: str) -> Any:
         if state in (ACTIVE, DEFECT):
             return ACTIVE
@@ -219,8 +250,9 @@ def _with(soc: int, state: Any) -> dict[tuple[str, Any], Any]:
             return DELETED
         return archived(state + table.removeprefix("llx_"))
 
-    out: dict[tuple[str, Any], Any] = {("llx_societe", soc): (archived(state + "societe")
-                                                               if state in (PROSPECT, CUSTOMER) else state)}
+    out: dict[tuple[str, Any], Any] = {
+        ("llx_societe", soc): (archived(state + "societe") if state in (PROSPECT, CUSTOMER) else state)
+    }
     out.update({("llx_socpeople", k): place("llx_socpeople") for k, s in CONTACTS.items() if s == soc})
     out.update({("llx_actioncomm", k): place("llx_actioncomm") for k, a in ACTIONS.items() if a[0] == soc})
     for contract, (owner, _) in CONTRACTS.items():
@@ -271,17 +303,17 @@ EXPECTED: dict[tuple[str, Any], Any] = {
     # 2023-11-26 without being closed -> the relationship ended 2023-11-26: archived today
     # (exact boundary), until 2031-11-26 - kept there anyway by invoice 202.
     **_with(20, CUSTOMER),
-    **_invoice(201, DELETED),   # released today; 2015-06-30 + 10 years = 2025-06-30: destroyed
-    **_invoice(202, BILLED),    # released today; kept until 2033-10-01
+    **_invoice(201, DELETED),  # released today; 2015-06-30 + 10 years = 2025-06-30: destroyed
+    **_invoice(202, BILLED),  # released today; kept until 2033-10-01
     # Line 2111 closed 2023-11-27: one day short of 3 years -> the customer stays active...
     **_with(21, ACTIVE),
     # ...but its relationship has ended: its invoices leave the active base now.
-    **_invoice(211, BILLED),    # until 2033-01-15
-    **_invoice(212, DELETED),   # 2014-05-05: already past 10 years when the relationship ended
+    **_invoice(211, BILLED),  # until 2033-01-15
+    **_invoice(212, DELETED),  # 2014-05-05: already past 10 years when the relationship ended
     # Line 2211 expired 2023-11-25, never closed -> archived (one day past), until 2031-11-25.
     **_with(22, CUSTOMER),
-    **_invoice(221, BILLED),    # until 2033-11-25
-    **_invoice(222, BILLED),    # no datef: moved undated (a defect reported in the archive), kept
+    **_invoice(221, BILLED),  # until 2033-11-25
+    **_invoice(222, BILLED),  # no datef: moved undated (a defect reported in the archive), kept
     # Line 2312 has neither date: open-ended, the relationship runs -> the customer and its
     # 2012 invoice (older than 10 years) stay active.
     **_with(23, ACTIVE),
@@ -292,19 +324,19 @@ EXPECTED: dict[tuple[str, Any], Any] = {
     # Line 2511 closed 2017-05-05 (planned 2018): the customer's horizon 2025-05-05 has passed,
     # but invoices still retained keep it in the archive.
     **_with(25, CUSTOMER),
-    **_invoice(251, BILLED),    # until 2027-04-30
-    **_invoice(252, DELETED),   # 2016-11-26: 10 years exactly today
-    **_invoice(253, BILLED),    # 2016-11-27: one day short, until 2026-11-27
-    **_invoice(254, BILLED),    # credit note of 251 (fk_facture_source), until 2027-05-02
+    **_invoice(251, BILLED),  # until 2027-04-30
+    **_invoice(252, DELETED),  # 2016-11-26: 10 years exactly today
+    **_invoice(253, BILLED),  # 2016-11-27: one day short, until 2026-11-27
+    **_invoice(254, BILLED),  # credit note of 251 (fk_facture_source), until 2027-05-02
     # Line 2611 closed 2018-11-26: 3 + 5 years exactly today, no invoice -> destroyed.
     **_with(26, DELETED),
     # Line 2711 expired 2018-11-27, never closed: archived, one day short of its horizon.
     **_with(27, CUSTOMER),
     # Line 2811 closed 2020-02-29 -> due 2023-02-28 -> archived until 2028-02-28.
     **_with(28, CUSTOMER),
-    **_invoice(281, DELETED),   # 2016-02-29 + 10 years = 2026-02-28: destroyed
-    **_invoice(282, BILLED),    # 2020-02-29: until 2030-02-28
-    **_invoice(283, BILLED),    # credit note of 282: until 2030-03-15
+    **_invoice(281, DELETED),  # 2016-02-29 + 10 years = 2026-02-28: destroyed
+    **_invoice(282, BILLED),  # 2020-02-29: until 2030-02-28
+    **_invoice(283, BILLED),  # credit note of 282: until 2030-03-15
     # A customer with no contract at all: no end date -> stays, reported (defect); its 2015
     # invoice stays active with it (the relationship is not known to have ended).
     **_with(29, DEFECT),
@@ -313,21 +345,21 @@ EXPECTED: dict[tuple[str, Any], Any] = {
     # would keep a prospect active) does not count; its contract ended 2020-06-30 -> archived
     # as a customer (until 2028-06-30), in the customer archive.
     **_with(30, CUSTOMER),
-    **_invoice(301, BILLED),    # until 2030-06-15
+    **_invoice(301, BILLED),  # until 2030-06-15
     # Contract 311 is a draft (statut 0) with an open line: not a relationship. Contract 312
     # closed 2022-01-10 -> archived (until 2030-01-10); the draft and its line move with it.
     **_with(31, CUSTOMER),
     # Two contracts: lines closed 2021-05-05 and expired 2021-09-30 -> the latest, 2021-09-30:
     # archived (until 2029-09-30).
     **_with(32, CUSTOMER),
-    **_invoice(321, BILLED),    # until 2031-09-01
+    **_invoice(321, BILLED),  # until 2031-09-01
     # Line closed 2017-01-01: past its horizon (2025-01-01), but its undated invoice is moved
     # undated and kept (a defect in the archive): it keeps the customer in the archive.
     **_with(33, CUSTOMER),
     **_invoice(331, BILLED),
     # --- Rows no category governs ---
-    ("llx_socpeople", 901): ACTIVE,     # a private contact: fk_soc NULL
-    ("llx_actioncomm", 9901): ACTIVE,   # an internal meeting: fk_soc NULL
+    ("llx_socpeople", 901): ACTIVE,  # a private contact: fk_soc NULL
+    ("llx_actioncomm", 9901): ACTIVE,  # an internal meeting: fk_soc NULL
     ("llx_categorie", 1): ACTIVE,
     ("llx_categorie", 2): ACTIVE,
 }
@@ -356,6 +388,7 @@ UNDATED_IN_ARCHIVE = {("billing", "llx_facture"): 2}
 
 # --- The schema, on PostgreSQL and SQLite ------------------------------------------------------
 
+
 def create_schema(target: Any) -> dict[str, Table]:
     """Dolibarr's tables (the columns kept) with the foreign keys of its *.key.sql files."""
     if target.is_sqlite:
@@ -366,59 +399,149 @@ def create_schema(target: Any) -> dict[str, Table]:
         md, prefix = MetaData(schema=SCHEMA), f"{SCHEMA}."
     fk = lambda ref: ForeignKey(prefix + ref)  # noqa: E731
     tables = [
-        Table("llx_societe", md, Column("rowid", Integer, primary_key=True), Column("nom", String(128)),
-              Column("name_alias", String(128)), Column("entity", Integer, nullable=False, default=1),
-              Column("statut", SmallInteger), Column("parent", Integer), Column("status", SmallInteger),
-              Column("code_client", String(24)), Column("address", String(255)), Column("zip", String(25)),
-              Column("town", String(50)), Column("phone", String(30)), Column("email", String(128)),
-              Column("tva_intra", String(20)), Column("note_private", Text), Column("client", SmallInteger),
-              Column("fournisseur", SmallInteger), Column("fk_prospectlevel", String(12)),
-              Column("datec", DateTime), Column("tms", DateTime)),
-        Table("llx_socpeople", md, Column("rowid", Integer, primary_key=True), Column("datec", DateTime),
-              Column("fk_soc", Integer, fk("llx_societe.rowid")), Column("civility", String(6)),
-              Column("lastname", String(50)), Column("firstname", String(50)), Column("phone", String(30)),
-              Column("phone_mobile", String(30)), Column("email", String(255)), Column("birthday", Date),
-              Column("poste", String(80)), Column("note_private", Text),
-              Column("statut", SmallInteger, nullable=False, default=1)),
-        Table("llx_actioncomm", md, Column("id", Integer, primary_key=True), Column("datep", DateTime),
-              Column("datep2", DateTime), Column("fk_action", Integer), Column("code", String(50)),
-              Column("datec", DateTime), Column("fk_soc", Integer), Column("fk_contact", Integer),
-              Column("percent", SmallInteger, nullable=False, default=0), Column("label", String(255), nullable=False),
-              Column("note", Text), Column("email_subject", String(255)), Column("email_from", String(255)),
-              Column("fk_element", Integer), Column("elementtype", String(255))),
-        Table("llx_contrat", md, Column("rowid", Integer, primary_key=True), Column("ref", String(30)),
-              Column("entity", Integer, nullable=False, default=1), Column("datec", DateTime),
-              Column("date_contrat", DateTime), Column("statut", SmallInteger),
-              Column("fk_soc", Integer, fk("llx_societe.rowid"), nullable=False), Column("note_private", Text)),
-        Table("llx_contratdet", md, Column("rowid", Integer, primary_key=True),
-              Column("fk_contrat", Integer, fk("llx_contrat.rowid"), nullable=False), Column("statut", SmallInteger),
-              Column("label", Text), Column("description", Text), Column("date_ouverture_prevue", DateTime),
-              Column("date_ouverture", DateTime), Column("date_fin_validite", DateTime),
-              Column("date_cloture", DateTime), Column("qty", Numeric(12, 2), nullable=False),
-              Column("subprice", Numeric(24, 8)), Column("total_ht", Numeric(24, 8))),
-        Table("llx_facture", md, Column("rowid", Integer, primary_key=True), Column("ref", String(30), nullable=False),
-              Column("entity", Integer, nullable=False, default=1), Column("type", SmallInteger, nullable=False),
-              Column("fk_soc", Integer, fk("llx_societe.rowid"), nullable=False), Column("datec", DateTime),
-              Column("datef", Date), Column("paye", SmallInteger, nullable=False, default=0),
-              Column("total_ttc", Numeric(24, 8)), Column("fk_statut", SmallInteger, nullable=False),
-              # Dolibarr declares this self-reference ON DELETE NO ACTION (fk_facture_fk_facture_source);
-              # the engine refuses that shape (a credit note would block its invoice's end of life),
-              # so the example asks for ON DELETE SET NULL: see examples/dolibarr/README.md.
-              Column("fk_facture_source", Integer, ForeignKey(prefix + "llx_facture.rowid", ondelete="SET NULL")),
-              Column("note_private", Text)),
-        Table("llx_facturedet", md, Column("rowid", Integer, primary_key=True),
-              Column("fk_facture", Integer, fk("llx_facture.rowid"), nullable=False), Column("label", String(255)),
-              Column("description", Text), Column("qty", Numeric(12, 2)), Column("total_ht", Numeric(24, 8)),
-              Column("total_ttc", Numeric(24, 8))),
-        Table("llx_categorie", md, Column("rowid", Integer, primary_key=True), Column("label", String(180)),
-              Column("type", Integer)),
-        Table("llx_categorie_societe", md, Column("fk_categorie", Integer, nullable=False),
-              Column("fk_soc", Integer, nullable=False), Column("import_key", String(14)),
-              PrimaryKeyConstraint("fk_categorie", "fk_soc"),
-              ForeignKeyConstraint(["fk_categorie"], [prefix + "llx_categorie.rowid"]),
-              ForeignKeyConstraint(["fk_soc"], [prefix + "llx_societe.rowid"])),
-        Table("llx_societe_commerciaux", md, Column("rowid", Integer, primary_key=True), Column("fk_soc", Integer),
-              Column("fk_user", Integer), Column("import_key", String(14))),
+        Table(
+            "llx_societe",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("nom", String(128)),
+            Column("name_alias", String(128)),
+            Column("entity", Integer, nullable=False, default=1),
+            Column("statut", SmallInteger),
+            Column("parent", Integer),
+            Column("status", SmallInteger),
+            Column("code_client", String(24)),
+            Column("address", String(255)),
+            Column("zip", String(25)),
+            Column("town", String(50)),
+            Column("phone", String(30)),
+            Column("email", String(128)),
+            Column("tva_intra", String(20)),
+            Column("note_private", Text),
+            Column("client", SmallInteger),
+            Column("fournisseur", SmallInteger),
+            Column("fk_prospectlevel", String(12)),
+            Column("datec", DateTime),
+            Column("tms", DateTime),
+        ),
+        Table(
+            "llx_socpeople",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("datec", DateTime),
+            Column("fk_soc", Integer, fk("llx_societe.rowid")),
+            Column("civility", String(6)),
+            Column("lastname", String(50)),
+            Column("firstname", String(50)),
+            Column("phone", String(30)),
+            Column("phone_mobile", String(30)),
+            Column("email", String(255)),
+            Column("birthday", Date),
+            Column("poste", String(80)),
+            Column("note_private", Text),
+            Column("statut", SmallInteger, nullable=False, default=1),
+        ),
+        Table(
+            "llx_actioncomm",
+            md,
+            Column("id", Integer, primary_key=True),
+            Column("datep", DateTime),
+            Column("datep2", DateTime),
+            Column("fk_action", Integer),
+            Column("code", String(50)),
+            Column("datec", DateTime),
+            Column("fk_soc", Integer),
+            Column("fk_contact", Integer),
+            Column("percent", SmallInteger, nullable=False, default=0),
+            Column("label", String(255), nullable=False),
+            Column("note", Text),
+            Column("email_subject", String(255)),
+            Column("email_from", String(255)),
+            Column("fk_element", Integer),
+            Column("elementtype", String(255)),
+        ),
+        Table(
+            "llx_contrat",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("ref", String(30)),
+            Column("entity", Integer, nullable=False, default=1),
+            Column("datec", DateTime),
+            Column("date_contrat", DateTime),
+            Column("statut", SmallInteger),
+            Column("fk_soc", Integer, fk("llx_societe.rowid"), nullable=False),
+            Column("note_private", Text),
+        ),
+        Table(
+            "llx_contratdet",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("fk_contrat", Integer, fk("llx_contrat.rowid"), nullable=False),
+            Column("statut", SmallInteger),
+            Column("label", Text),
+            Column("description", Text),
+            Column("date_ouverture_prevue", DateTime),
+            Column("date_ouverture", DateTime),
+            Column("date_fin_validite", DateTime),
+            Column("date_cloture", DateTime),
+            Column("qty", Numeric(12, 2), nullable=False),
+            Column("subprice", Numeric(24, 8)),
+            Column("total_ht", Numeric(24, 8)),
+        ),
+        Table(
+            "llx_facture",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("ref", String(30), nullable=False),
+            Column("entity", Integer, nullable=False, default=1),
+            Column("type", SmallInteger, nullable=False),
+            Column("fk_soc", Integer, fk("llx_societe.rowid"), nullable=False),
+            Column("datec", DateTime),
+            Column("datef", Date),
+            Column("paye", SmallInteger, nullable=False, default=0),
+            Column("total_ttc", Numeric(24, 8)),
+            Column("fk_statut", SmallInteger, nullable=False),
+            # Dolibarr declares this self-reference ON DELETE NO ACTION (fk_facture_fk_facture_source);
+            # the engine refuses that shape (a credit note would block its invoice's end of life),
+            # so the example asks for ON DELETE SET NULL: see examples/dolibarr/README.md.
+            Column("fk_facture_source", Integer, ForeignKey(prefix + "llx_facture.rowid", ondelete="SET NULL")),
+            Column("note_private", Text),
+        ),
+        Table(
+            "llx_facturedet",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("fk_facture", Integer, fk("llx_facture.rowid"), nullable=False),
+            Column("label", String(255)),
+            Column("description", Text),
+            Column("qty", Numeric(12, 2)),
+            Column("total_ht", Numeric(24, 8)),
+            Column("total_ttc", Numeric(24, 8)),
+        ),
+        Table(
+            "llx_categorie",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("label", String(180)),
+            Column("type", Integer),
+        ),
+        Table(
+            "llx_categorie_societe",
+            md,
+            Column("fk_categorie", Integer, nullable=False),
+            Column("fk_soc", Integer, nullable=False),
+            Column("import_key", String(14)),
+            PrimaryKeyConstraint("fk_categorie", "fk_soc"),
+            ForeignKeyConstraint(["fk_categorie"], [prefix + "llx_categorie.rowid"]),
+            ForeignKeyConstraint(["fk_soc"], [prefix + "llx_societe.rowid"]),
+        ),
+        Table(
+            "llx_societe_commerciaux",
+            md,
+            Column("rowid", Integer, primary_key=True),
+            Column("fk_soc", Integer),
+            Column("fk_user", Integer),
+            Column("import_key", String(14)),
+        ),
     ]
     md.create_all(target.engine)
     return {t.name: t for t in tables}
@@ -428,38 +551,116 @@ def seed(target: Any) -> None:
     """Create the schema and insert every row of this module's tables."""
     t = create_schema(target)
     rows: dict[str, list[dict[str, Any]]] = {
-        "llx_societe": [{"rowid": k, "nom": f"Société {k}", "entity": 1, "client": client, "fournisseur": supplier,
-                         "datec": datec, "parent": parent, "email": f"contact{k}@example.fr", "phone": "0102030405",
-                         "zip": "75011", "town": "Paris", "tva_intra": f"FR{k:011d}", "status": 1,
-                         "code_client": f"CU{k:04d}" if client in (1, 3) else None,
-                         "note_private": "notes commerciales"}
-                        for k, (client, supplier, datec, parent) in SOCIETES.items()],
-        "llx_socpeople": [{"rowid": k, "fk_soc": soc, "lastname": f"Nom{k}", "firstname": "Camille",
-                           "email": f"camille{k}@example.fr", "phone_mobile": "0601020304",
-                           "datec": at(date(2019, 1, 1)), "statut": 1} for k, soc in CONTACTS.items()],
-        "llx_actioncomm": [{"id": k, "fk_soc": soc, "code": code, "datep": when, "datec": when, "percent": -1,
-                            "label": code, "note": "corps du message", "elementtype": etype, "fk_element": element}
-                           for k, (soc, code, when, etype, element) in ACTIONS.items()],
-        "llx_contrat": [{"rowid": k, "ref": f"CT{k}", "entity": 1, "fk_soc": soc, "statut": status,
-                         "date_contrat": at(date(2015, 1, 1)), "datec": at(date(2015, 1, 1))}
-                        for k, (soc, status) in CONTRACTS.items()],
-        "llx_contratdet": [{"rowid": k, "fk_contrat": c, "statut": status, "label": "Maintenance",
-                            "date_ouverture": None if status == 0 else at(date(2015, 1, 1)),
-                            "date_fin_validite": planned, "date_cloture": closed, "qty": 1, "subprice": 100,
-                            "total_ht": 100} for k, (c, status, planned, closed) in LINES.items()],
-        "llx_facture": [{"rowid": k, "ref": f"FA{k}", "entity": 1, "type": kind, "fk_soc": soc, "datef": datef,
-                         "fk_statut": 0 if datef is None else 2, "paye": 0 if datef is None else 1,
-                         "total_ttc": 120, "fk_facture_source": source}
-                        for k, (soc, kind, datef, source, _) in INVOICES.items()],
-        "llx_facturedet": [{"rowid": k * 10 + n, "fk_facture": k, "label": "Licence", "qty": 1, "total_ht": 100,
-                            "total_ttc": 120} for k, inv in INVOICES.items() for n in range(inv[4])],
+        "llx_societe": [
+            {
+                "rowid": k,
+                "nom": f"Société {k}",
+                "entity": 1,
+                "client": client,
+                "fournisseur": supplier,
+                "datec": datec,
+                "parent": parent,
+                "email": f"contact{k}@example.fr",
+                "phone": "0102030405",
+                "zip": "75011",
+                "town": "Paris",
+                "tva_intra": f"FR{k:011d}",
+                "status": 1,
+                "code_client": f"CU{k:04d}" if client in (1, 3) else None,
+                "note_private": "notes commerciales",
+            }
+            for k, (client, supplier, datec, parent) in SOCIETES.items()
+        ],
+        "llx_socpeople": [
+            {
+                "rowid": k,
+                "fk_soc": soc,
+                "lastname": f"Nom{k}",
+                "firstname": "Camille",
+                "email": f"camille{k}@example.fr",
+                "phone_mobile": "0601020304",
+                "datec": at(date(2019, 1, 1)),
+                "statut": 1,
+            }
+            for k, soc in CONTACTS.items()
+        ],
+        "llx_actioncomm": [
+            {
+                "id": k,
+                "fk_soc": soc,
+                "code": code,
+                "datep": when,
+                "datec": when,
+                "percent": -1,
+                "label": code,
+                "note": "corps du message",
+                "elementtype": etype,
+                "fk_element": element,
+            }
+            for k, (soc, code, when, etype, element) in ACTIONS.items()
+        ],
+        "llx_contrat": [
+            {
+                "rowid": k,
+                "ref": f"CT{k}",
+                "entity": 1,
+                "fk_soc": soc,
+                "statut": status,
+                "date_contrat": at(date(2015, 1, 1)),
+                "datec": at(date(2015, 1, 1)),
+            }
+            for k, (soc, status) in CONTRACTS.items()
+        ],
+        "llx_contratdet": [
+            {
+                "rowid": k,
+                "fk_contrat": c,
+                "statut": status,
+                "label": "Maintenance",
+                "date_ouverture": None if status == 0 else at(date(2015, 1, 1)),
+                "date_fin_validite": planned,
+                "date_cloture": closed,
+                "qty": 1,
+                "subprice": 100,
+                "total_ht": 100,
+            }
+            for k, (c, status, planned, closed) in LINES.items()
+        ],
+        "llx_facture": [
+            {
+                "rowid": k,
+                "ref": f"FA{k}",
+                "entity": 1,
+                "type": kind,
+                "fk_soc": soc,
+                "datef": datef,
+                "fk_statut": 0 if datef is None else 2,
+                "paye": 0 if datef is None else 1,
+                "total_ttc": 120,
+                "fk_facture_source": source,
+            }
+            for k, (soc, kind, datef, source, _) in INVOICES.items()
+        ],
+        "llx_facturedet": [
+            {"rowid": k * 10 + n, "fk_facture": k, "label": "Licence", "qty": 1, "total_ht": 100, "total_ttc": 120}
+            for k, inv in INVOICES.items()
+            for n in range(inv[4])
+        ],
         "llx_categorie": [{"rowid": k, "label": label, "type": 2} for k, label in CATEGORIES_TAGS.items()],
         "llx_categorie_societe": [{"fk_categorie": c, "fk_soc": s} for c, s in TAGS],
         "llx_societe_commerciaux": [{"rowid": k, "fk_soc": s, "fk_user": 1} for k, s in REPS.items()],
     }
     with target.engine.begin() as conn:
-        for name in ("llx_societe", "llx_socpeople", "llx_actioncomm", "llx_contrat", "llx_contratdet",
-                     "llx_categorie", "llx_categorie_societe", "llx_societe_commerciaux"):
+        for name in (
+            "llx_societe",
+            "llx_socpeople",
+            "llx_actioncomm",
+            "llx_contrat",
+            "llx_contratdet",
+            "llx_categorie",
+            "llx_categorie_societe",
+            "llx_societe_commerciaux",
+        ):
             conn.execute(insert(t[name]), rows[name])
         # Invoices before the credit notes that point at them (fk_facture_source).
         invoices = sorted(rows["llx_facture"], key=lambda r: r["fk_facture_source"] is not None)
@@ -469,6 +670,7 @@ def seed(target: Any) -> None:
 
 
 # --- Where the rows are -------------------------------------------------------------------------
+
 
 def _keys(conn: Any, table: Table) -> list[Any]:
     columns = list(table.primary_key.columns)
@@ -487,8 +689,15 @@ def actual_states(target: Any, archive_schema: str = "archive") -> dict[tuple[st
             if state[1] not in archives[table]:
                 archives[table].append(state[1])
     for prefix in (PROSPECT, CUSTOMER):  # every archive a child table could land in
-        for table in ("llx_societe", "llx_socpeople", "llx_actioncomm", "llx_contrat", "llx_contratdet",
-                      "llx_categorie_societe", "llx_societe_commerciaux"):
+        for table in (
+            "llx_societe",
+            "llx_socpeople",
+            "llx_actioncomm",
+            "llx_contrat",
+            "llx_contratdet",
+            "llx_categorie_societe",
+            "llx_societe_commerciaux",
+        ):
             name = prefix + table.removeprefix("llx_")
             archives.setdefault(table, [])
             if name not in archives[table]:
@@ -497,8 +706,9 @@ def actual_states(target: Any, archive_schema: str = "archive") -> dict[tuple[st
     with target.read() as conn:
         inspector = inspect(conn)
         for table in sorted({t for t, _ in EXPECTED}):
-            places = [(ACTIVE, table, source_schema)] + [(archived(a), a, archive_schema)
-                                                         for a in archives.get(table, [])]
+            places = [(ACTIVE, table, source_schema)] + [
+                (archived(a), a, archive_schema) for a in archives.get(table, [])
+            ]
             for state, name, owner in places:
                 if not inspector.has_table(name, schema=owner):
                     continue

@@ -55,25 +55,31 @@ CLUB_POLICY: dict[str, Any] = {
             "active_period": "P3Y",
             "archive_period": "P5Y",
             "end_action": "delete",
-            "tables": [{
-                "table": "members",
-                "primary_key": "member_id",
-                "start_event": {"column": "last_contact_at", "when_missing": "defect"},
-                "archive_columns": ["email", "full_name", "postcode", "spend", "joined_on"],
-                "subject_identifiers": {"email": ["email"]},
-                "children": [{
-                    "table": "member_events",
-                    "primary_key": "event_id",
-                    "foreign_key": "member_id",
-                    "archive_columns": ["happened_at"],
-                    "children": [{
-                        "table": "member_event_files",
-                        "primary_key": "file_id",
-                        "foreign_key": "event_id",
-                        "archive_columns": ["file_name"],
-                    }],
-                }],
-            }],
+            "tables": [
+                {
+                    "table": "members",
+                    "primary_key": "member_id",
+                    "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+                    "archive_columns": ["email", "full_name", "postcode", "spend", "joined_on"],
+                    "subject_identifiers": {"email": ["email"]},
+                    "children": [
+                        {
+                            "table": "member_events",
+                            "primary_key": "event_id",
+                            "foreign_key": "member_id",
+                            "archive_columns": ["happened_at"],
+                            "children": [
+                                {
+                                    "table": "member_event_files",
+                                    "primary_key": "file_id",
+                                    "foreign_key": "event_id",
+                                    "archive_columns": ["file_name"],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
         },
     },
 }
@@ -85,9 +91,9 @@ CONTACTS: dict[int, date | None] = {
     3: date(2023, 11, 25),  # one day past: due
     4: date(2018, 11, 26),  # exactly 3 + 5 years: archived and destroyed in the same run
     5: date(2018, 11, 27),  # one day short of 8 years: archived, kept one more day
-    6: None,                # missing date: a defect, never moved, reported
-    7: date(2020, 2, 29),   # leap day: retention_until 2028-02-28
-    8: date(2026, 1, 1),    # recent: active
+    6: None,  # missing date: a defect, never moved, reported
+    7: date(2020, 2, 29),  # leap day: retention_until 2028-02-28
+    8: date(2026, 1, 1),  # recent: active
 }
 
 
@@ -110,32 +116,72 @@ def schema_metadata(target: Target, schema: str) -> tuple[MetaData, str]:
 def create_club(target: Target, contacts: dict[int, date | None] = CONTACTS) -> dict[str, Table]:
     """Create the club schema and fill it: two events per member, one file per event."""
     md, prefix = schema_metadata(target, "club")
-    members = Table("members", md,
-                    Column("member_id", Integer, primary_key=True),
-                    Column("email", String(200)), Column("full_name", String(100)),
-                    Column("postcode", String(10)), Column("notes", Text), Column("spend", Numeric(10, 2)),
-                    Column("joined_on", Date), Column("last_contact_at", DateTime(timezone=True)))
-    member_events = Table("member_events", md,
-                          Column("event_id", Integer, primary_key=True),
-                          Column("member_id", Integer, ForeignKey(prefix + "members.member_id"), nullable=False),
-                          Column("happened_at", DateTime(timezone=True)), Column("detail", Text))
-    files = Table("member_event_files", md,
-                  Column("file_id", Integer, primary_key=True),
-                  Column("event_id", Integer, ForeignKey(prefix + "member_events.event_id"), nullable=False),
-                  Column("file_name", String(100)))
+    members = Table(
+        "members",
+        md,
+        Column("member_id", Integer, primary_key=True),
+        Column("email", String(200)),
+        Column("full_name", String(100)),
+        Column("postcode", String(10)),
+        Column("notes", Text),
+        Column("spend", Numeric(10, 2)),
+        Column("joined_on", Date),
+        Column("last_contact_at", DateTime(timezone=True)),
+    )
+    member_events = Table(
+        "member_events",
+        md,
+        Column("event_id", Integer, primary_key=True),
+        Column("member_id", Integer, ForeignKey(prefix + "members.member_id"), nullable=False),
+        Column("happened_at", DateTime(timezone=True)),
+        Column("detail", Text),
+    )
+    files = Table(
+        "member_event_files",
+        md,
+        Column("file_id", Integer, primary_key=True),
+        Column("event_id", Integer, ForeignKey(prefix + "member_events.event_id"), nullable=False),
+        Column("file_name", String(100)),
+    )
     md.create_all(target.engine)
     with target.engine.begin() as conn:
-        conn.execute(insert(members), [
-            {"member_id": m, "email": f"member{m}@example.fr", "full_name": f"Adhérent Numéro{m}",
-             "postcode": "75011", "notes": f"secret note {m}", "spend": 1234.56, "joined_on": date(2015, 5, 1) + timedelta(days=m - 1),
-             "last_contact_at": datetime(d.year, d.month, d.day, 10, tzinfo=PARIS) if d else None}
-            for m, d in contacts.items()])
-        conn.execute(insert(member_events), [
-            {"event_id": m * 10 + k, "member_id": m, "happened_at": datetime(2015, 6, 17, 14, 5, tzinfo=PARIS),
-             "detail": f"detail {m}"} for m in contacts for k in (1, 2)])
-        conn.execute(insert(files), [
-            {"file_id": m * 100 + k, "event_id": m * 10 + k, "file_name": f"scan-{m}-{k}.pdf"}
-            for m in contacts for k in (1, 2)])
+        conn.execute(
+            insert(members),
+            [
+                {
+                    "member_id": m,
+                    "email": f"member{m}@example.fr",
+                    "full_name": f"Adhérent Numéro{m}",
+                    "postcode": "75011",
+                    "notes": f"secret note {m}",
+                    "spend": 1234.56,
+                    "joined_on": date(2015, 5, 1) + timedelta(days=m - 1),
+                    "last_contact_at": datetime(d.year, d.month, d.day, 10, tzinfo=PARIS) if d else None,
+                }
+                for m, d in contacts.items()
+            ],
+        )
+        conn.execute(
+            insert(member_events),
+            [
+                {
+                    "event_id": m * 10 + k,
+                    "member_id": m,
+                    "happened_at": datetime(2015, 6, 17, 14, 5, tzinfo=PARIS),
+                    "detail": f"detail {m}",
+                }
+                for m in contacts
+                for k in (1, 2)
+            ],
+        )
+        conn.execute(
+            insert(files),
+            [
+                {"file_id": m * 100 + k, "event_id": m * 10 + k, "file_name": f"scan-{m}-{k}.pdf"}
+                for m in contacts
+                for k in (1, 2)
+            ],
+        )
     return {"members": members, "member_events": member_events, "member_event_files": files}
 
 
@@ -147,15 +193,25 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def run_category(target: Target, policy: RetentionPolicy, as_of: date = AS_OF, *, category: str = "members",
-                 dry_run: bool = False, batch_size: int | None = None, run_id: str = "run-1",
-                 subject_key: SubjectKey | None = None, approve: bool = True) -> RunResult:
+def run_category(
+    target: Target,
+    policy: RetentionPolicy,
+    as_of: date = AS_OF,
+    *,
+    category: str = "members",
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    run_id: str = "run-1",
+    subject_key: SubjectKey | None = None,
+    approve: bool = True,
+) -> RunResult:
     """Plan, archive, purge and summarise, as the DAG does.
 
     ``approve``: a person approves the plan, as ``approve_deletions`` asks when it passes the
     deletion limit (most fixtures move a large share of a small table); False: no approval."""
-    ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
-                     policy_version=policy.version, dry_run=dry_run)
+    ctx = RunContext(
+        run_id=run_id, dag_id=f"retention_{category}", as_of=as_of, policy_version=policy.version, dry_run=dry_run
+    )
     step = StepContext.build(target, policy, category, ctx, subject_key)
     plan = plan_category(step)
     approved = approved_counts(plan.to_dict()) if approve else None
@@ -193,28 +249,39 @@ def total_rows(target: Target, table: str) -> int:
     return count(target, table) + count(target, table, archive=True)
 
 
-
 def _members_table_policy(anonymized: bool = False) -> dict[str, Any]:
     """The members table of the club policy; with ``anonymized``, with a rule per archived column."""
     table = copy.deepcopy(CLUB_POLICY["categories"]["members"]["tables"][0])
     if anonymized:
-        table["anonymize"] = {"email": "null", "full_name": "null", "postcode": {"prefix": 2},
-                              "spend": {"round": 100}, "joined_on": "year"}
+        table["anonymize"] = {
+            "email": "null",
+            "full_name": "null",
+            "postcode": {"prefix": 2},
+            "spend": {"round": 100},
+            "joined_on": "year",
+        }
         table["children"][0]["anonymize"] = {"happened_at": "month"}
         table["children"][0]["children"][0]["anonymize"] = {"file_name": "null"}
     return table
 
 
-def run_whole(target: Target, policy: RetentionPolicy, category: str, as_of: date, run_id: str,
-              subject_key: SubjectKey | None = None) -> dict[str, Any]:
+def run_whole(
+    target: Target,
+    policy: RetentionPolicy,
+    category: str,
+    as_of: date,
+    run_id: str,
+    subject_key: SubjectKey | None = None,
+) -> dict[str, Any]:
     """One whole DAG run of ``category``, through the steps its tasks call, in their order:
     pre-archive gate, plan, approval of the plan (a person approves), archive, purge,
     post-run gate, summary. A failing gate raises, as it fails the task."""
     from include.retention.schedule.postflight import post_run_gate
     from include.retention.schedule.quality import pre_archive_gate
 
-    ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=as_of,
-                     policy_version=policy.version, dry_run=False)
+    ctx = RunContext(
+        run_id=run_id, dag_id=f"retention_{category}", as_of=as_of, policy_version=policy.version, dry_run=False
+    )
     step = StepContext.build(target, policy, category, ctx, subject_key)
     pre_archive_gate(step)  # against the real clock, as the task does: a future date is future today
     plan = plan_category(step)

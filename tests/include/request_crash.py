@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +36,7 @@ from include.retention.records.audit import RunContext  # noqa: E402
 from include.retention.rights.requests import RequestRecord, handle  # noqa: E402
 
 REFERENCE = "DDP-CRASH-1"
-RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 # step -> (statement about to run, its occurrence)
 STEPS = {
     "recording": (re.compile(r"^INSERT INTO \S*retention_audit\b"), 1),

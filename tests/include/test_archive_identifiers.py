@@ -36,8 +36,11 @@ def _archive_a_prospect_with_a_phone(crm) -> int:
     prospects = crm_table(crm, "prospects")
     with crm.engine.begin() as conn:
         prospect = conn.execute(select(prospects.c.prospect_id).order_by(prospects.c.prospect_id)).scalars().first()
-        conn.execute(update(prospects).where(prospects.c.prospect_id == prospect).values(
-            phone=STORED_PHONE, email="lone.prospect@example.fr", last_inbound_contact_at=date(2021, 1, 4)))
+        conn.execute(
+            update(prospects)
+            .where(prospects.c.prospect_id == prospect)
+            .values(phone=STORED_PHONE, email="lone.prospect@example.fr", last_inbound_contact_at=date(2021, 1, 4))
+        )
     run_category(crm, load_policy(), ARCHIVED_ON, category="prospection", run_id="r-archive", subject_key=KEY)
     assert _archived(crm, prospect), "the fixture must put the prospect in the archive"
     return prospect
@@ -64,8 +67,20 @@ def test_an_archived_prospect_held_by_phone_alone_outlives_its_end_of_life(crm):
     policy = load_policy()
     prospect = _archive_a_prospect_with_a_phone(crm)
     ctx = RunContext("manual__hold-phone", "legal_hold", date(2026, 11, 27), policy.version)
-    add_hold(crm, policy, NewHold(reference="LIT-PHONE", scope="subject", reason="litige", created_by="juriste",
-                                  subject=Subject.of({"phone": ASKED_PHONE})), KEY, ctx, date(2026, 11, 27))
+    add_hold(
+        crm,
+        policy,
+        NewHold(
+            reference="LIT-PHONE",
+            scope="subject",
+            reason="litige",
+            created_by="juriste",
+            subject=Subject.of({"phone": ASKED_PHONE}),
+        ),
+        KEY,
+        ctx,
+        date(2026, 11, 27),
+    )
     run_category(crm, policy, END_OF_LIFE, category="prospection", run_id="r-eol", subject_key=KEY)
     assert _archived(crm, prospect)
 
@@ -82,8 +97,13 @@ def test_a_phone_only_erasure_erases_the_archived_prospect_and_says_so(crm):
     prospect = _archive_a_prospect_with_a_phone(crm)
     before = was_erased(crm, policy, KEY, "phone", ASKED_PHONE)
     assert before.archived_rows >= 1 and before.verdict != "erased"
-    result = erase(crm, policy, Subject.of({"phone": ASKED_PHONE}), KEY,
-                   RunContext("manual__erase-phone", "subject_request", date(2026, 11, 27), policy.version))
+    result = erase(
+        crm,
+        policy,
+        Subject.of({"phone": ASKED_PHONE}),
+        KEY,
+        RunContext("manual__erase-phone", "subject_request", date(2026, 11, 27), policy.version),
+    )
     assert not result.no_data_held
     assert not _archived(crm, prospect)
     after = was_erased(crm, policy, KEY, "phone", ASKED_PHONE)
@@ -100,8 +120,7 @@ def _club_table_archiving_no_email() -> dict:
 def test_an_identifier_kept_only_for_rights_requests_is_blanked_by_anonymisation(target):
     create_club(target)
     table = _club_table_archiving_no_email()
-    table["anonymize"] = {"full_name": "null", "postcode": {"prefix": 2}, "spend": {"round": 100},
-                          "joined_on": "year"}
+    table["anonymize"] = {"full_name": "null", "postcode": {"prefix": 2}, "spend": {"round": 100}, "joined_on": "year"}
     table["children"][0]["anonymize"] = {"happened_at": "month"}
     table["children"][0]["children"][0]["anonymize"] = {"file_name": "null"}
     run_category(target, club_policy(end_action="anonymize", tables=[table]))
@@ -115,12 +134,13 @@ def test_an_old_archive_table_without_an_identifier_column_is_refused_naming_it_
     policy = club_policy(tables=[_club_table_archiving_no_email()])
     run_category(target, policy, as_of=date(2000, 1, 1))  # creates the archive tables, moves nothing
     with target.engine.begin() as conn:  # the table an earlier engine made: no e-mail column
-        conn.exec_driver_sql('DROP TABLE archive.members')
+        conn.exec_driver_sql("DROP TABLE archive.members")
         conn.exec_driver_sql(
-            'CREATE TABLE archive.members (member_id INTEGER PRIMARY KEY, full_name VARCHAR(100), '
-            'postcode VARCHAR(10), spend NUMERIC(10, 2), joined_on DATE, retention_start DATE, '
-            'retention_until DATE, archived_at TIMESTAMP, policy_version VARCHAR(64), run_id VARCHAR(250), '
-            'anonymized BOOLEAN NOT NULL)')
+            "CREATE TABLE archive.members (member_id INTEGER PRIMARY KEY, full_name VARCHAR(100), "
+            "postcode VARCHAR(10), spend NUMERIC(10, 2), joined_on DATE, retention_start DATE, "
+            "retention_until DATE, archived_at TIMESTAMP, policy_version VARCHAR(64), run_id VARCHAR(250), "
+            "anonymized BOOLEAN NOT NULL)"
+        )
     why = r"archive\.members.*lacks column\(s\) email;.*email is a subject identifier of members"
     with pytest.raises(PolicyError, match=why):
         run_category(target, policy, run_id="run-2")
@@ -129,8 +149,9 @@ def test_an_old_archive_table_without_an_identifier_column_is_refused_naming_it_
 def test_a_hold_meeting_a_table_without_a_declared_identifier_column_fails_instead_of_skipping_it(target):
     create_club(target)
     policy = club_policy()
-    step = StepContext.build(target, policy, "members", RunContext("r", "retention_members", date(2026, 11, 26),
-                                                                   policy.version), KEY)
+    step = StepContext.build(
+        target, policy, "members", RunContext("r", "retention_members", date(2026, 11, 26), policy.version), KEY
+    )
     (root,) = open_step(step, create_archive=False)
     root.archive = Table("members", MetaData(), Column("member_id", Integer, primary_key=True), schema="archive")
     holds = HoldsInForce(hold_tables("archive"), date(2026, 11, 26), subjects=True, key=KEY, dialect=target.dialect)

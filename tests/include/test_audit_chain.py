@@ -4,6 +4,8 @@ DDL rights could; the chain must still name the first event that does not hold."
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from engine_helpers import club_policy, create_club, run_category
 from sqlalchemy import delete, insert, select, text, update
@@ -227,35 +229,76 @@ def test_the_certificate_names_its_log_without_credentials(logged):
 
 # -- recorded_at across the change of column type (include/retention/dates/instants.py) ----------
 
+
 def _legacy_events(target) -> list[dict]:
     """Two events as the version before ``UtcDateTime`` wrote them: ``DateTime(timezone=True)``,
     which on SQLite keeps UTC text without its offset. Their hashes are computed here, from the
     canonical form the chain has always used, not by the code under test."""
     import hashlib
     import json
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
 
     from include.retention.records.audit import ensure_audit_table
 
-    legacy = Table("retention_audit", MetaData(), Column("event_id", Integer, primary_key=True),
-                   Column("recorded_at", DateTime(timezone=True)), *(Column(n, String) for n in (
-                       "run_id", "dag_id", "category", "table_name", "action", "policy_version")),
-                   Column("row_count", Integer), Column("as_of", Date), Column("dry_run", Boolean),
-                   Column("details", Text), Column("subject_hash", String), Column("prev_hash", String),
-                   Column("event_hash", String), schema="archive")
-    moments = [datetime(2026, 11, 30, 23, 30, 0, 123456, tzinfo=timezone.utc),  # 1 December in Paris
-               datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)]                # no fraction of a second
+    legacy = Table(
+        "retention_audit",
+        MetaData(),
+        Column("event_id", Integer, primary_key=True),
+        Column("recorded_at", DateTime(timezone=True)),
+        *(Column(n, String) for n in ("run_id", "dag_id", "category", "table_name", "action", "policy_version")),
+        Column("row_count", Integer),
+        Column("as_of", Date),
+        Column("dry_run", Boolean),
+        Column("details", Text),
+        Column("subject_hash", String),
+        Column("prev_hash", String),
+        Column("event_hash", String),
+        schema="archive",
+    )
+    moments = [
+        datetime(2026, 11, 30, 23, 30, 0, 123456, tzinfo=UTC),  # 1 December in Paris
+        datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
+    ]  # no fraction of a second
     events, previous = [], GENESIS
     for event_id, moment in enumerate(moments, start=1):
-        event = {"event_id": event_id, "recorded_at": moment, "run_id": "legacy-run", "dag_id": "retention_members",
-                 "category": "members", "table_name": "members", "action": "archive", "row_count": 3,
-                 "policy_version": "club-0", "as_of": date(2026, 12, 1), "dry_run": False,
-                 "details": '{"batches":1}', "subject_hash": None, "prev_hash": previous}
-        serialised = json.dumps([event_id, moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "legacy-run", "retention_members",
-                                 "members", "members", "archive", 3, "club-0", "2026-12-01", False, '{"batches":1}',
-                                 None, previous], separators=(",", ":"), ensure_ascii=True)
+        event = {
+            "event_id": event_id,
+            "recorded_at": moment,
+            "run_id": "legacy-run",
+            "dag_id": "retention_members",
+            "category": "members",
+            "table_name": "members",
+            "action": "archive",
+            "row_count": 3,
+            "policy_version": "club-0",
+            "as_of": date(2026, 12, 1),
+            "dry_run": False,
+            "details": '{"batches":1}',
+            "subject_hash": None,
+            "prev_hash": previous,
+        }
+        serialised = json.dumps(
+            [
+                event_id,
+                moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "legacy-run",
+                "retention_members",
+                "members",
+                "members",
+                "archive",
+                3,
+                "club-0",
+                "2026-12-01",
+                False,
+                '{"batches":1}',
+                None,
+                previous,
+            ],
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
         event["event_hash"] = previous = hashlib.sha256(serialised.encode()).hexdigest()
         events.append(event)
     target.ensure_archive_schema()
@@ -290,7 +333,8 @@ def test_a_dropped_log_whose_certificates_remain_is_not_intact(logged, tmp_path,
     status = _status(logged)
     assert not status.intact and status.events == 0
     assert status.sentence().startswith(
-        "REMOVED: the audit log is missing, though 1 run certificate(s) and 0 daily anchor(s) name it")
+        "REMOVED: the audit log is missing, though 1 run certificate(s) and 0 daily anchor(s) name it"
+    )
 
 
 def test_a_dropped_log_fails_the_daily_verification(logged, tmp_path, monkeypatch):
@@ -306,7 +350,8 @@ def test_a_dropped_log_fails_the_daily_verification(logged, tmp_path, monkeypatc
 
 
 def test_an_emptied_log_whose_certificates_remain_is_not_intact_and_fails_the_daily_verification(
-        logged, tmp_path, monkeypatch):
+    logged, tmp_path, monkeypatch
+):
     from airflow.sdk.exceptions import AirflowFailException
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
@@ -318,7 +363,8 @@ def test_an_emptied_log_whose_certificates_remain_is_not_intact_and_fails_the_da
     status = _status(logged)
     assert (status.intact, status.events) == (False, 0) and status.to_dict()["intact"] is False
     assert status.sentence().startswith(
-        "EMPTIED: the audit log is empty, though 2 run certificate(s) and 0 daily anchor(s) name it")
+        "EMPTIED: the audit log is empty, though 2 run certificate(s) and 0 daily anchor(s) name it"
+    )
     with pytest.raises(AirflowFailException, match="the audit log is empty, though 2 run certificate"):
         daily()
 
@@ -341,6 +387,7 @@ def test_an_unreadable_certificate_is_named(logged, tmp_path, monkeypatch):
 
 # -- certificates that name another log: an identity spelt differently must not read "intact" ------
 
+
 def _rename_log_in_certificates(directory, rename):
     import json
 
@@ -361,11 +408,13 @@ def test_a_log_whose_certificates_all_name_another_log_is_not_verified_and_not_i
     assert status.chain_holds and (status.certificates, status.other_logs) == (0, 2)
     assert not status.intact and status.to_dict()["intact"] is False
     assert status.sentence().startswith(
-        f"NOT VERIFIED against its anchors: 2 certificate(s) or anchor(s) in {tmp_path} name another log ({other})")
+        f"NOT VERIFIED against its anchors: 2 certificate(s) or anchor(s) in {tmp_path} name another log ({other})"
+    )
 
 
 def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_what_was_left_aside(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """Several targets may share one reports folder by design: the others' certificates are
     mentioned, not held against this log."""
     from include.retention.database.target import connect
@@ -383,8 +432,10 @@ def test_a_log_with_its_own_certificates_beside_another_logs_is_intact_and_says_
         second.dispose()
     assert one.intact and (one.certificates, one.other_logs) == (1, 1)
     assert one.sentence().startswith("intact: ")
-    assert ("hashes of 1 run certificate(s) and 0 daily anchor(s) matched; 1 certificate(s) or anchor(s) of "
-            "another log left aside (") in one.sentence()
+    assert (
+        "hashes of 1 run certificate(s) and 0 daily anchor(s) matched; 1 certificate(s) or anchor(s) of "
+        "another log left aside ("
+    ) in one.sentence()
     assert "b.db archive.retention_audit" in one.sentence()
 
 
@@ -394,7 +445,10 @@ def test_an_sqlite_log_reached_through_a_symbolic_link_is_the_same_log(tmp_path,
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    direct, linked = connect(f"sqlite:///{tmp_path / 'real' / 't.db'}"), connect(f"sqlite:///{tmp_path / 'link' / 't.db'}")
+    direct, linked = (
+        connect(f"sqlite:///{tmp_path / 'real' / 't.db'}"),
+        connect(f"sqlite:///{tmp_path / 'link' / 't.db'}"),
+    )
     try:
         create_club(direct)
         run_category(direct, club_policy())
@@ -406,37 +460,51 @@ def test_an_sqlite_log_reached_through_a_symbolic_link_is_the_same_log(tmp_path,
     assert status.intact and (status.certificates, status.other_logs) == (1, 0)
 
 
-@pytest.mark.parametrize("written", [
-    "postgresql://DB.Example.ORG:5432/retention archive.retention_audit",
-    "postgresql://db.example.org/retention archive.retention_audit",
-    "postgresql://db.example.org:5432/retention archive.retention_audit",
-])
-def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_port_is_the_same_log(
-        tmp_path, written):
+@pytest.mark.parametrize(
+    "written",
+    [
+        "postgresql://DB.Example.ORG:5432/retention archive.retention_audit",
+        "postgresql://db.example.org/retention archive.retention_audit",
+        "postgresql://db.example.org:5432/retention archive.retention_audit",
+    ],
+)
+def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_port_is_the_same_log(tmp_path, written):
     import json
     from types import SimpleNamespace
 
     from sqlalchemy.engine import make_url
 
-    conn = SimpleNamespace(engine=SimpleNamespace(url=make_url("postgresql://retention:s3cret@DB.example.org/retention")))
+    conn = SimpleNamespace(
+        engine=SimpleNamespace(url=make_url("postgresql://retention:s3cret@DB.example.org/retention"))
+    )
     identity = certificate.log_identity(conn, _table())
     assert identity == "postgresql://db.example.org:5432/retention archive.retention_audit"
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "x.certificate.json").write_text(json.dumps(
-        {"first_event": 1, "first_hash": "a" * 64, "last_event": 2, "last_hash": "b" * 64, "audit_log": written}))
+    (tmp_path / "run" / "x.certificate.json").write_text(
+        json.dumps(
+            {"first_event": 1, "first_hash": "a" * 64, "last_event": 2, "last_hash": "b" * 64, "audit_log": written}
+        )
+    )
     found = certificate.anchors(tmp_path, identity)
     assert (found.certificates, found.other_logs) == (1, 0)
 
 
-@pytest.mark.parametrize("lang, said", [("en", "NOT VERIFIED against the run certificates"),
-                                        ("fr", "NON VÉRIFIÉ par les certificats de passage")])
+@pytest.mark.parametrize(
+    "lang, said",
+    [("en", "NOT VERIFIED against the run certificates"), ("fr", "NON VÉRIFIÉ par les certificats de passage")],
+)
 def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_verified(lang, said):
     from html import unescape
 
     from include.retention.reports import dpo_report
 
-    status = certificate.ChainStatus("sqlite:////data/t.db archive.retention_audit", 12, other_logs=2,
-                                     other_log="sqlite:////mnt/t.db archive.retention_audit", reports="/reports")
+    status = certificate.ChainStatus(
+        "sqlite:////data/t.db archive.retention_audit",
+        12,
+        other_logs=2,
+        other_log="sqlite:////mnt/t.db archive.retention_audit",
+        reports="/reports",
+    )
     paragraph = unescape(dpo_report._chain_paragraph(status, lang))
     assert "class='ko'" in paragraph and said in paragraph
     assert "2" in paragraph and "sqlite:////mnt/t.db archive.retention_audit" in paragraph
@@ -464,8 +532,7 @@ def _daily_verification(monkeypatch, target):
     return module.dag.get_task("verify_chain").python_callable
 
 
-def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(
-        logged, tmp_path, monkeypatch):
+def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(logged, tmp_path, monkeypatch):
     """The verdict is chain_status's, and a log verified against no certificate must not pass."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -481,6 +548,7 @@ def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_anoth
 
 
 # -- daily anchors: events no run certificate covers (erasures, requests, holds) ------------------
+
 
 def _log_erasure(target, row_count: int = 1) -> int:
     """An erasure's event, as subject_request writes it (no category run, no certificate)."""
@@ -518,7 +586,8 @@ def test_the_daily_verification_anchors_the_head_it_verified_beside_the_certific
 
 
 def test_an_erasure_event_removed_after_the_last_certificate_is_caught_by_the_daily_anchor(
-        logged, tmp_path, monkeypatch):
+    logged, tmp_path, monkeypatch
+):
     from airflow.sdk.exceptions import AirflowFailException
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
@@ -539,7 +608,8 @@ def test_an_erasure_event_removed_after_the_last_certificate_is_caught_by_the_da
 
 
 def test_an_erasure_event_edited_and_rehashed_after_the_last_certificate_is_caught_by_the_daily_anchor(
-        logged, tmp_path, monkeypatch):
+    logged, tmp_path, monkeypatch
+):
     from airflow.sdk.exceptions import AirflowFailException
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
@@ -551,7 +621,9 @@ def test_an_erasure_event_edited_and_rehashed_after_the_last_certificate_is_caug
     assert _verify(logged).intact
     status = _status(logged)
     assert not status.intact
-    assert status.mismatches == (f"event {last} named in {_anchor_files(tmp_path)[0].name} has another hash in the log",)
+    assert status.mismatches == (
+        f"event {last} named in {_anchor_files(tmp_path)[0].name} has another hash in the log",
+    )
     with pytest.raises(AirflowFailException, match="has another hash in the log"):
         daily()
 
@@ -575,8 +647,11 @@ def test_a_log_of_erasures_only_is_pinned_by_its_daily_anchors(target, tmp_path,
     assert _status(target).sentence().startswith("REWRITTEN") and len(_status(target).mismatches) == 2
     with target.engine.begin() as conn:
         conn.execute(delete(_table()))
-    assert _status(target).sentence().startswith(
-        "EMPTIED: the audit log is empty, though 0 run certificate(s) and 2 daily anchor(s) name it")
+    assert (
+        _status(target)
+        .sentence()
+        .startswith("EMPTIED: the audit log is empty, though 0 run certificate(s) and 2 daily anchor(s) name it")
+    )
 
 
 def test_events_after_the_last_anchor_are_named_as_not_anchored_yet(logged, tmp_path, monkeypatch):
@@ -627,8 +702,14 @@ def test_a_log_whose_only_anchors_name_another_log_is_not_verified(target, tmp_p
     assert status.unverified and not status.intact and status.other_log == "sqlite:////elsewhere.db x.y"
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"audit_log": "x", "last_event": "1", "last_hash": "ab"}',
-                                     '{"audit_log": "x", "last_event": 0, "last_hash": "' + "a" * 64 + '"}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"audit_log": "x", "last_event": "1", "last_hash": "ab"}',
+        '{"audit_log": "x", "last_event": 0, "last_hash": "' + "a" * 64 + '"}',
+    ],
+)
 def test_an_unreadable_anchor_is_named(logged, tmp_path, monkeypatch, content):
     from include.retention.errors import RetentionError
 
@@ -640,14 +721,16 @@ def test_an_unreadable_anchor_is_named(logged, tmp_path, monkeypatch, content):
 
 
 def test_anchors_written_at_the_same_instant_for_two_logs_or_twice_never_overwrite_each_other(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from include.retention.records import anchors
 
-    now = datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc)
-    paths = [anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now),
-             anchors.write("sqlite:////b.db archive.retention_audit", 5, "b" * 64, tmp_path, now),
-             anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now)]
+    now = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    paths = [
+        anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now),
+        anchors.write("sqlite:////b.db archive.retention_audit", 5, "b" * 64, tmp_path, now),
+        anchors.write("sqlite:////a.db archive.retention_audit", 5, "a" * 64, tmp_path, now),
+    ]
     assert len(set(paths)) == 3 and len(_anchor_files(tmp_path)) == 3
     assert all(len(p.name) < 100 for p in paths)
 
@@ -670,15 +753,19 @@ def test_years_of_anchors_are_compared_whatever_their_number(logged):
     """Ten years of nightly certificates for seven categories and daily anchors name more
     events than one statement may bind (SQLite 32,766, PostgreSQL 65,535 parameters)."""
     with logged.read() as conn:
-        head = conn.execute(select(_table().c.event_id, _table().c.event_hash)
-                            .order_by(_table().c.event_id.desc()).limit(1)).one()
+        head = conn.execute(
+            select(_table().c.event_id, _table().c.event_hash).order_by(_table().c.event_id.desc()).limit(1)
+        ).one()
         many = [(event_id, "f" * 64, "old.certificate.json") for event_id in range(head.event_id + 1, 70_001)]
         mismatches = check_anchors(conn, _table(), [(head.event_id, head.event_hash, "x.anchor.json"), *many])
-    assert len(mismatches) == len(many) and mismatches[0] == f"event {head.event_id + 1} named in old.certificate.json " \
-        "is missing from the log"
+    assert (
+        len(mismatches) == len(many)
+        and mismatches[0] == f"event {head.event_id + 1} named in old.certificate.json is missing from the log"
+    )
 
 
 # -- fail-closed: a verdict reached by comparing nothing is not "intact" -------------------------
+
 
 def test_a_log_with_events_and_no_reports_folder_is_not_verified(logged, tmp_path):
     status = _status(logged, tmp_path / "not-mounted")
@@ -686,8 +773,7 @@ def test_a_log_with_events_and_no_reports_folder_is_not_verified(logged, tmp_pat
     assert status.sentence().startswith("NOT VERIFIED") and "not-mounted" in status.sentence()
 
 
-def test_the_daily_verification_fails_and_creates_no_reports_folder_when_it_is_missing(
-        logged, tmp_path, monkeypatch):
+def test_the_daily_verification_fails_and_creates_no_reports_folder_when_it_is_missing(logged, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "not-mounted"))
@@ -750,8 +836,7 @@ def test_a_run_whose_certificate_was_deleted_is_named_as_missing(logged, tmp_pat
     assert status.sentence().startswith("CERTIFICATES MISSING: run run-2 (retention_members)")
 
 
-def test_a_dry_run_and_a_run_whose_certificate_failure_was_recorded_need_no_certificate(
-        logged, tmp_path, monkeypatch):
+def test_a_dry_run_and_a_run_whose_certificate_failure_was_recorded_need_no_certificate(logged, tmp_path, monkeypatch):
     from engine_helpers import AS_OF
 
     from include.retention.records.audit import RunContext, record
@@ -761,17 +846,38 @@ def test_a_dry_run_and_a_run_whose_certificate_failure_was_recorded_need_no_cert
     run_category(logged, club_policy(), run_id="dry", dry_run=True)
     ctx = RunContext("run-2", "retention_members", AS_OF, "club-1")
     with logged.engine.begin() as conn:  # what tasks.summary records when the certificate cannot be written
-        record(conn, _table(), ctx, category="members", action="validation", row_count=0,
-               details={"suite": "certificate", "expectation": "deletion_certificate_written",
-                        "success": False, "blocking": True})
+        record(
+            conn,
+            _table(),
+            ctx,
+            category="members",
+            action="validation",
+            row_count=0,
+            details={
+                "suite": "certificate",
+                "expectation": "deletion_certificate_written",
+                "success": False,
+                "blocking": True,
+            },
+        )
     status = _status(logged)
     assert status.intact and status.missing_certificates == ()
 
 
-@pytest.mark.parametrize("field, value", [("first_event", None), ("last_event", "3"), ("last_event", 0),
-                                          ("first_hash", None), ("last_hash", "ab"), ("first_event", True)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("first_event", None),
+        ("last_event", "3"),
+        ("last_event", 0),
+        ("first_hash", None),
+        ("last_hash", "ab"),
+        ("first_event", True),
+    ],
+)
 def test_a_certificate_with_a_null_or_malformed_event_id_or_hash_is_named_not_a_crash(
-        logged, tmp_path, monkeypatch, field, value):
+    logged, tmp_path, monkeypatch, field, value
+):
     import json
 
     from include.retention.errors import RetentionError

@@ -36,8 +36,11 @@ def policy(workers: int):
 
 
 def children_of(members: set[int]) -> dict[str, set[int]]:
-    return {"members": members, "member_events": {m * 10 + k for m in members for k in (1, 2)},
-            "member_event_files": {m * 100 + k for m in members for k in (1, 2)}}
+    return {
+        "members": members,
+        "member_events": {m * 10 + k for m in members for k in (1, 2)},
+        "member_event_files": {m * 100 + k for m in members for k in (1, 2)},
+    }
 
 
 def test_four_workers_archive_every_due_row_exactly_once(pg):
@@ -58,11 +61,16 @@ def test_a_batch_that_fails_beside_others_rolls_back_alone_and_the_walk_stops(pg
     create_club(pg, CONTACTS)
     failing = sorted(DUE)[len(DUE) // 2]
     with pg.engine.begin() as conn:
-        conn.execute(text("CREATE FUNCTION club.refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                          f"$$ BEGIN IF OLD.member_id = {failing} THEN RAISE EXCEPTION 'boom'; END IF; "
-                          "RETURN OLD; END $$"))
-        conn.execute(text("CREATE TRIGGER refuse BEFORE DELETE ON club.members FOR EACH ROW "
-                          "EXECUTE FUNCTION club.refuse()"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION club.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN IF OLD.member_id = {failing} THEN RAISE EXCEPTION 'boom'; END IF; "
+                "RETURN OLD; END $$"
+            )
+        )
+        conn.execute(
+            text("CREATE TRIGGER refuse BEFORE DELETE ON club.members FOR EACH ROW EXECUTE FUNCTION club.refuse()")
+        )
     with pytest.raises(Exception, match="boom"):
         run_category(pg, policy(3), batch_size=7)
     archived = set(ids(pg, "members", archive=True))

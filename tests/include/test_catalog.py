@@ -36,14 +36,19 @@ def test_unknown_table_is_named(target):
 def test_unknown_start_column_lists_the_table_columns(target):
     create_club(target)
     bad = _table(start_event={"column": "last_seen", "when_missing": "defect"})
-    with pytest.raises(PolicyError, match=r"start_event\.column: column 'last_seen' not in table .*members; columns are: member_id"):
+    with pytest.raises(
+        PolicyError, match=r"start_event\.column: column 'last_seen' not in table .*members; columns are: member_id"
+    ):
         _check(target, club_policy(tables=[bad]))
 
 
 def test_start_column_must_hold_dates(target):
     create_club(target)
     bad = _table(start_event={"column": "postcode", "when_missing": "defect"})
-    with pytest.raises(PolicyError, match=r"'postcode' of .*members is VARCHAR.*not a date or timestamp; date columns are: joined_on, last_contact_at"):
+    with pytest.raises(
+        PolicyError,
+        match=r"'postcode' of .*members is VARCHAR.*not a date or timestamp; date columns are: joined_on, last_contact_at",
+    ):
         _check(target, club_policy(tables=[bad]))
 
 
@@ -61,10 +66,16 @@ def test_a_foreign_key_from_an_undeclared_table_is_refused(target):
     schema = None if target.is_sqlite else "club"
     md = MetaData(schema=schema)
     Table("members", md, Column("member_id", Integer, primary_key=True))
-    Table("loyalty_cards", md, Column("card_id", Integer, primary_key=True),
-          Column("member_id", Integer, ForeignKey(f"{schema + '.' if schema else ''}members.member_id")))
+    Table(
+        "loyalty_cards",
+        md,
+        Column("card_id", Integer, primary_key=True),
+        Column("member_id", Integer, ForeignKey(f"{schema + '.' if schema else ''}members.member_id")),
+    )
     md.tables[f"{schema + '.' if schema else ''}loyalty_cards"].create(target.engine)
-    with pytest.raises(PolicyError, match=r"table loyalty_cards has a foreign key to .*members \(member_id\) but is not declared"):
+    with pytest.raises(
+        PolicyError, match=r"table loyalty_cards has a foreign key to .*members \(member_id\) but is not declared"
+    ):
         _check(target, club_policy())
 
 
@@ -80,8 +91,10 @@ def test_missing_schema_is_named_on_postgresql(target):
 
 def test_anonymisation_rule_must_fit_the_column_type(target):
     create_club(target)
-    table = _table(anonymize={"email": "year", "full_name": "null", "postcode": "keep", "spend": "keep",
-                              "joined_on": "keep"}, children=[])
+    table = _table(
+        anonymize={"email": "year", "full_name": "null", "postcode": "keep", "spend": "keep", "joined_on": "keep"},
+        children=[],
+    )
     policy = club_policy(end_action="anonymize", tables=[table])
     with pytest.raises(PolicyError, match=r"anonymize\.email: rule does not fit column 'email'"):
         _check(target, policy)

@@ -28,8 +28,9 @@ def _sha256(text: str) -> str:
 
 
 def _step(target, policy, run_id=RUN, dry_run=False):
-    ctx = RunContext(run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version,
-                     dry_run=dry_run)
+    ctx = RunContext(
+        run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version, dry_run=dry_run
+    )
     return StepContext.build(target, policy, "members", ctx)
 
 
@@ -48,11 +49,16 @@ def test_a_run_certificate_gives_exact_counts_per_table(target, tmp_path, monkey
     step = _full_run(target, club_policy())
     json_path, html_path = certificate.issue(step)
     data = json.loads(json_path.read_text())
-    assert (data["category"], data["policy_version"], data["as_of"], data["run_id"]) == \
-        ("members", "club-1", "2026-11-26", RUN)
+    assert (data["category"], data["policy_version"], data["as_of"], data["run_id"]) == (
+        "members",
+        "club-1",
+        "2026-11-26",
+        RUN,
+    )
     # Members 1, 3, 4, 5 and 7 are due; 4 (exactly 8 years) is destroyed the same run; 6 has no date.
-    assert {t["table"]: (t["archived"], t["deleted"], t["anonymized"], t["held"], t["quarantined"])
-            for t in data["tables"]} == {
+    assert {
+        t["table"]: (t["archived"], t["deleted"], t["anonymized"], t["held"], t["quarantined"]) for t in data["tables"]
+    } == {
         "members": (5, 1, 0, 0, 1),
         "member_events": (10, 2, 0, 0, 0),
         "member_event_files": (10, 2, 0, 0, 0),
@@ -82,7 +88,7 @@ def test_the_certificate_lists_every_check_that_ran_with_its_result(target):
         cert = certificate.build(conn, step.audit_table, step.policy, RUN)
     checked = {(c.table, c.check) for c in cert.checks}
     assert ("members", "expect_column_values_to_be_unique:member_id") in checked  # pre-archive gate
-    assert ("members", "no_overdue_active_rows") in checked                       # post-run gate
+    assert ("members", "no_overdue_active_rows") in checked  # post-run gate
     assert cert.checks and all(c.success for c in cert.checks) and cert.completed
 
 
@@ -90,8 +96,11 @@ def test_a_run_stopped_by_a_failed_gate_gets_an_incomplete_certificate(target, t
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     tables = create_club(target)
     with target.engine.begin() as conn:  # a last contact in the future: the pre-archive gate fails
-        conn.execute(update(tables["members"]).where(tables["members"].c.member_id == 8)
-                     .values(last_contact_at=datetime(2099, 1, 1, 10, tzinfo=PARIS)))
+        conn.execute(
+            update(tables["members"])
+            .where(tables["members"].c.member_id == 8)
+            .values(last_contact_at=datetime(2099, 1, 1, 10, tzinfo=PARIS))
+        )
     step = _step(target, club_policy())
     with pytest.raises(QualityGateFailed):
         pre_archive_gate(step)
@@ -156,6 +165,7 @@ def test_the_latest_runs_are_listed_newest_first(target):
 
 # -- file names: one per run id, bounded, and the certificates written before still checked ------
 
+
 def test_run_ids_that_read_alike_get_certificates_of_their_own_and_both_anchor_the_log(target, tmp_path, monkeypatch):
     """``manual__2026-11-26T10:00:00+00:00`` and ``manual__2026-11-26T10_00_00_00_00`` gave one
     file name: the second certificate replaced the first, and its anchor was lost."""
@@ -203,7 +213,8 @@ def test_a_certificate_written_under_the_old_name_is_still_found_and_checked(tar
     with target.read() as conn:
         status = certificate.chain_status(conn, step.audit_table)
     assert not status.intact and status.mismatches == (
-        f"event {issued.last_event} named in {legacy.name} has another hash in the log",)
+        f"event {issued.last_event} named in {legacy.name} has another hash in the log",
+    )
 
 
 def test_dag_ids_that_read_alike_get_folders_of_their_own(tmp_path, monkeypatch):
@@ -246,8 +257,14 @@ def test_a_certificate_rebuilt_from_a_grown_run_never_replaces_the_earlier_one(t
         first_json, _ = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
     before = first_json.read_text()
     with target.engine.begin() as conn:
-        record(conn, AUDIT, RunContext("run-1", "retention_members", AS_OF, "club-1"), category="members",
-               action="run_summary", row_count=0)
+        record(
+            conn,
+            AUDIT,
+            RunContext("run-1", "retention_members", AS_OF, "club-1"),
+            category="members",
+            action="run_summary",
+            row_count=0,
+        )
     with target.read() as conn:
         second_json, second_html = certificate.write(certificate.build(conn, AUDIT, club_policy(), "run-1"))
     assert first_json.read_text() == before and second_json != first_json

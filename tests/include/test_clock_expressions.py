@@ -16,8 +16,9 @@ relationship ended on 26 November 2023 or before moves to the archive.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from engine_helpers import PARIS, archive_rows, ids, run_category, schema_metadata
@@ -27,8 +28,10 @@ from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
 from include.retention.policy.model import parse_policy
 
-CONTRACT_LINES = [{"table": "contracts", "foreign_key": "fk_soc"},
-                  {"table": "contract_lines", "foreign_key": "fk_contrat"}]
+CONTRACT_LINES = [
+    {"table": "contracts", "foreign_key": "fk_soc"},
+    {"table": "contract_lines", "foreign_key": "fk_contrat"},
+]
 LINE_END = ["date_cloture", "date_fin_validite"]
 
 POLICY: dict[str, Any] = {
@@ -36,19 +39,29 @@ POLICY: dict[str, Any] = {
     "source_schema": "erp",
     "categories": {
         "customers": {
-            "label": {"fr": "Clients", "en": "Customers"}, "legal_basis": "Contrat",
-            "archive_purpose": "Probatoire", "schedule": "0 3 * * *",
-            "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
-            "tables": [{
-                "table": "customers", "primary_key": "rowid",
-                "start_event": {
-                    "when_missing": "defect",
-                    "latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"],
-                               "path": CONTRACT_LINES},
-                    "ongoing_if_open": {"first_non_null": LINE_END, "path": CONTRACT_LINES},
-                },
-                "archive_columns": ["nom"],
-            }],
+            "label": {"fr": "Clients", "en": "Customers"},
+            "legal_basis": "Contrat",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 3 * * *",
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "customers",
+                    "primary_key": "rowid",
+                    "start_event": {
+                        "when_missing": "defect",
+                        "latest": {
+                            "first_non_null": LINE_END,
+                            "planned": ["date_fin_validite"],
+                            "path": CONTRACT_LINES,
+                        },
+                        "ongoing_if_open": {"first_non_null": LINE_END, "path": CONTRACT_LINES},
+                    },
+                    "archive_columns": ["nom"],
+                }
+            ],
         },
     },
 }
@@ -93,13 +106,30 @@ def create_erp(target: Any, line_type: Any = Date, with_lines: bool = True) -> N
     md, _ = schema_metadata(target, "erp")
     Table("customers", md, Column("rowid", Integer, primary_key=True), Column("nom", String(50)))
     Table("contracts", md, Column("rowid", Integer, primary_key=True), Column("fk_soc", Integer))
-    Table("contract_lines", md, Column("rowid", Integer, primary_key=True), Column("fk_contrat", Integer),
-          Column("date_cloture", line_type), Column("date_fin_validite", line_type),
-          Column("date_ouverture", DateTime(timezone=True)), Column("description", String(50)))
-    Table("notes", md, Column("rowid", Integer, primary_key=True), Column("elementtype", String(20)),
-          Column("fk_element", Integer))
-    Table("note_revisions", md, Column("rowid", Integer, primary_key=True), Column("fk_note", Integer),
-          Column("revised_on", Date))
+    Table(
+        "contract_lines",
+        md,
+        Column("rowid", Integer, primary_key=True),
+        Column("fk_contrat", Integer),
+        Column("date_cloture", line_type),
+        Column("date_fin_validite", line_type),
+        Column("date_ouverture", DateTime(timezone=True)),
+        Column("description", String(50)),
+    )
+    Table(
+        "notes",
+        md,
+        Column("rowid", Integer, primary_key=True),
+        Column("elementtype", String(20)),
+        Column("fk_element", Integer),
+    )
+    Table(
+        "note_revisions",
+        md,
+        Column("rowid", Integer, primary_key=True),
+        Column("fk_note", Integer),
+        Column("revised_on", Date),
+    )
     md.create_all(target.engine)
     tables = md.tables
     prefix = "" if target.is_sqlite else "erp."
@@ -110,16 +140,31 @@ def create_erp(target: Any, line_type: Any = Date, with_lines: bool = True) -> N
             contract_id = customer * 10 + c
             contracts.append({"rowid": contract_id, "fk_soc": customer})
             if with_lines:
-                lines += [{"rowid": contract_id * 10 + k, "fk_contrat": contract_id, "date_cloture": closed,
-                           "date_fin_validite": planned, "description": "ligne",
-                           "date_ouverture": datetime(2015, 1, 1, 9, tzinfo=PARIS)}
-                          for k, (closed, planned) in enumerate(contract_lines)]
+                lines += [
+                    {
+                        "rowid": contract_id * 10 + k,
+                        "fk_contrat": contract_id,
+                        "date_cloture": closed,
+                        "date_fin_validite": planned,
+                        "description": "ligne",
+                        "date_ouverture": datetime(2015, 1, 1, 9, tzinfo=PARIS),
+                    }
+                    for k, (closed, planned) in enumerate(contract_lines)
+                ]
     notes = [{"rowid": n, "elementtype": kind, "fk_element": element} for n, (kind, element) in NOTES.items()]
-    revisions = [{"rowid": n * 10 + k, "fk_note": n, "revised_on": day}
-                 for n, days in REVISIONS.items() for k, day in enumerate(days)]
+    revisions = [
+        {"rowid": n * 10 + k, "fk_note": n, "revised_on": day}
+        for n, days in REVISIONS.items()
+        for k, day in enumerate(days)
+    ]
     with target.engine.begin() as conn:
-        for name, rows in (("customers", customers), ("contracts", contracts), ("contract_lines", lines),
-                           ("notes", notes), ("note_revisions", revisions)):
+        for name, rows in (
+            ("customers", customers),
+            ("contracts", contracts),
+            ("contract_lines", lines),
+            ("notes", notes),
+            ("note_revisions", revisions),
+        ):
             if rows:
                 conn.execute(insert(tables[prefix + name]), rows)
 
@@ -151,6 +196,7 @@ def active(target: Any) -> list[int]:
 
 # The per-row expression ------------------------------------------------------------------
 
+
 def test_relationship_ends_at_latest_line_end_closed_early_or_planned(erp):
     """Customer 1: a line closed early (2023-06-30, planned for 2025) and a line with only a
     planned end (2023-11-26): the relationship ended on 2023-11-26, the latest per-line end
@@ -161,11 +207,14 @@ def test_relationship_ends_at_latest_line_end_closed_early_or_planned(erp):
     assert rows[1]["retention_until"] == date(2031, 11, 26)
 
 
-@pytest.mark.parametrize("customer, moved", [
-    pytest.param(1, True, id="exactly_3_years_ago"),
-    pytest.param(2, False, id="one_day_short"),
-    pytest.param(3, True, id="one_day_past"),
-])
+@pytest.mark.parametrize(
+    "customer, moved",
+    [
+        pytest.param(1, True, id="exactly_3_years_ago"),
+        pytest.param(2, False, id="one_day_short"),
+        pytest.param(3, True, id="one_day_past"),
+    ],
+)
 def test_the_relationship_end_is_due_on_the_boundary_day(erp, customer, moved):
     run(erp, policy_data())
     assert (customer in archived(erp)) is moved
@@ -190,7 +239,7 @@ def test_a_line_with_neither_date_keeps_the_customer_ongoing(erp):
     result = run(erp, policy_data())
     assert 4 in active(erp)
     (plan,) = result.plan.tables
-    assert plan.held_open == 1                                             # customer 4
+    assert plan.held_open == 1  # customer 4
     # customers 5, 7 and 8: no contract at all, no start - a defect, reported
     assert (plan.missing_start, plan.missing_start_means) == (3, "defect")
 
@@ -217,10 +266,13 @@ def test_an_expression_inside_first_of_falls_back_when_no_line_has_a_date(erp):
     """``first_of`` over two expressions: the first wins where a line has a date (customer 1
     still ends on 2023-11-26, not on its 2025 planned end); a customer with no line at all
     (5, 7, 8) has no start in either, and stays, a defect."""
-    data = policy_data(when_missing="defect", first_of=[
-        {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
-        {"latest": {"first_non_null": ["date_fin_validite", "date_cloture"], "path": CONTRACT_LINES}},
-    ])
+    data = policy_data(
+        when_missing="defect",
+        first_of=[
+            {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
+            {"latest": {"first_non_null": ["date_fin_validite", "date_cloture"], "path": CONTRACT_LINES}},
+        ],
+    )
     result = run(erp, data)
     rows = archived(erp)
     assert rows[1]["retention_start"] == date(2023, 11, 26)
@@ -231,8 +283,9 @@ def test_an_expression_inside_first_of_falls_back_when_no_line_has_a_date(erp):
 
 def test_the_order_of_the_columns_is_the_order_of_preference(erp):
     """Planned end first: customer 1's early-closed line now ends in 2025, and it stays."""
-    data = policy_data(when_missing="defect",
-                       latest={"first_non_null": ["date_fin_validite", "date_cloture"], "path": CONTRACT_LINES})
+    data = policy_data(
+        when_missing="defect", latest={"first_non_null": ["date_fin_validite", "date_cloture"], "path": CONTRACT_LINES}
+    )
     run(erp, data)
     assert 1 in active(erp)
 
@@ -284,6 +337,7 @@ def test_a_polymorphic_filter_keeps_a_row_ongoing_only_through_rows_of_its_type(
 
 # Text-stored dates on SQLite ---------------------------------------------------------------
 
+
 def test_text_stored_line_ends_are_read_by_their_paris_day(sqlite_target):
     """An application writes its dates as text: a closing at 23:30 UTC on 26 November 2023 is
     the 27th in Paris (customer 1: one day short, stays, though its other line ended on the
@@ -292,12 +346,16 @@ def test_text_stored_line_ends_are_read_by_their_paris_day(sqlite_target):
     at 22:59:59 UTC is still the 26th in Paris (customer 3: due)."""
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
-        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
-                          "(100, 10, '2023-11-26T23:30:00Z', '2020-01-01 00:00:00'), "
-                          "(110, 11, NULL, '2023-11-20'), "
-                          "(200, 20, NULL, '2023-11-26 18:00:00'), "
-                          "(201, 20, '2023-11-25', '2030-01-01T00:00:00'), "
-                          "(300, 30, '2023-11-26T22:59:59Z', '2030-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                "(100, 10, '2023-11-26T23:30:00Z', '2020-01-01 00:00:00'), "
+                "(110, 11, NULL, '2023-11-20'), "
+                "(200, 20, NULL, '2023-11-26 18:00:00'), "
+                "(201, 20, '2023-11-25', '2030-01-01T00:00:00'), "
+                "(300, 30, '2023-11-26T22:59:59Z', '2030-01-01')"
+            )
+        )
     run(sqlite_target, policy_data())
     rows = archived(sqlite_target)
     assert sorted(rows) == [2, 3]
@@ -305,19 +363,27 @@ def test_text_stored_line_ends_are_read_by_their_paris_day(sqlite_target):
     assert rows[3]["retention_start"] == date(2023, 11, 26)
 
 
-@pytest.mark.parametrize("rule, customer_moves, start", [
-    pytest.param("latest", False, None, id="latest"),
-    pytest.param("earliest", True, date(2023, 11, 26), id="earliest"),
-])
-def test_text_stored_line_ends_in_different_offsets_are_compared_by_their_paris_day(sqlite_target, rule,
-                                                                                     customer_moves, start):
+@pytest.mark.parametrize(
+    "rule, customer_moves, start",
+    [
+        pytest.param("latest", False, None, id="latest"),
+        pytest.param("earliest", True, date(2023, 11, 26), id="earliest"),
+    ],
+)
+def test_text_stored_line_ends_in_different_offsets_are_compared_by_their_paris_day(
+    sqlite_target, rule, customer_moves, start
+):
     """SQLite compares text as text: '2023-11-27T00:10:00+02:00' (the 26th, 23:10 in Paris)
     sorts after '2023-11-26T23:30:00Z' (the 27th, 00:30 in Paris). The latest line end is
     the 27th - customer 1 is one day short and stays; the earliest is the 26th - due."""
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
-        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
-                          "(100, 10, '2023-11-26T23:30:00Z', NULL), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                "(100, 10, '2023-11-26T23:30:00Z', NULL), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"
+            )
+        )
     run(sqlite_target, policy_data(when_missing="defect", **{rule: {"column": "date_cloture", "path": CONTRACT_LINES}}))
     assert (1 in active(sqlite_target)) is not customer_moves
     if customer_moves:
@@ -330,8 +396,12 @@ def test_text_stored_expression_ends_in_different_offsets_are_compared_by_their_
     27th (the 26th in Paris) is not later than the planned end at 23:30Z on the 26th (the 27th)."""
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
-        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
-                          "(100, 10, NULL, '2023-11-26T23:30:00Z'), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                "(100, 10, NULL, '2023-11-26T23:30:00Z'), (101, 10, '2023-11-27T00:10:00+02:00', NULL)"
+            )
+        )
     run(sqlite_target, policy_data())
     assert 1 in active(sqlite_target)
 
@@ -347,8 +417,9 @@ def test_an_unreadable_fallback_date_stops_the_gate_on_sqlite(sqlite_target):
     policy = parse_policy(policy_data())
     ctx = RunContext(run_id="gate", dag_id="retention_customers", as_of=AS_OF, policy_version=policy.version)
     with pytest.raises(QualityGateFailed, match=r"readable_dates_date_fin_validite on contract_lines: 1 row"):
-        pre_archive_gate(StepContext.build(sqlite_target, policy, "customers", ctx),
-                         now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+        pre_archive_gate(
+            StepContext.build(sqlite_target, policy, "customers", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+        )
 
 
 def test_an_open_line_end_stored_as_empty_text_stops_the_gate_on_sqlite(sqlite_target):
@@ -359,13 +430,23 @@ def test_an_open_line_end_stored_as_empty_text_stops_the_gate_on_sqlite(sqlite_t
 
     create_erp(sqlite_target, line_type=DateTime, with_lines=False)
     with sqlite_target.engine.begin() as conn:
-        conn.execute(text("INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
-                          "(100, 10, '2020-01-01', '2020-01-01'), (101, 10, '', '2020-06-01'), "
-                          "(200, 20, NULL, '2020-06-01')"))
-    data = policy_data(when_missing="defect", latest={"column": "date_fin_validite", "path": CONTRACT_LINES},
-                       ongoing_if_open={"column": "date_cloture", "path": CONTRACT_LINES})
-    with pytest.raises(QualityGateFailed, match=r"readable_dates_date_cloture on contract_lines: 1 row\(s\), "
-                                                r"e\.g\. rowid=101"):
+        conn.execute(
+            text(
+                "INSERT INTO contract_lines (rowid, fk_contrat, date_cloture, date_fin_validite) VALUES "
+                "(100, 10, '2020-01-01', '2020-01-01'), (101, 10, '', '2020-06-01'), "
+                "(200, 20, NULL, '2020-06-01')"
+            )
+        )
+    data = policy_data(
+        when_missing="defect",
+        latest={"column": "date_fin_validite", "path": CONTRACT_LINES},
+        ongoing_if_open={"column": "date_cloture", "path": CONTRACT_LINES},
+    )
+    with pytest.raises(
+        QualityGateFailed,
+        match=r"readable_dates_date_cloture on contract_lines: 1 row\(s\), "
+        r"e\.g\. rowid=101",
+    ):
         _gate(sqlite_target, data)
 
 
@@ -391,8 +472,9 @@ def _gate(target: Any, data: dict[str, Any]) -> Any:
 
     policy = parse_policy(data)
     ctx = RunContext(run_id="gate", dag_id="retention_customers", as_of=AS_OF, policy_version=policy.version)
-    return pre_archive_gate(StepContext.build(target, policy, "customers", ctx),
-                            now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+    return pre_archive_gate(
+        StepContext.build(target, policy, "customers", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+    )
 
 
 def _set_line(target: Any, column: str, day: date, rowid: int = 100) -> None:
@@ -408,7 +490,9 @@ def test_a_closing_date_typed_two_centuries_ahead_stops_the_gate(erp):
     from include.retention.schedule.quality import QualityGateFailed
 
     _set_line(erp, "date_cloture", date(2205, 6, 30))
-    with pytest.raises(QualityGateFailed, match=r"no_future_date_cloture on contract_lines: 1 row\(s\), e\.g\. rowid=100"):
+    with pytest.raises(
+        QualityGateFailed, match=r"no_future_date_cloture on contract_lines: 1 row\(s\), e\.g\. rowid=100"
+    ):
         _gate(erp, policy_data())
     assert active(erp) == [1, 2, 3, 4, 5, 6, 7, 8]
 
@@ -419,8 +503,9 @@ def test_a_planned_end_beyond_the_longest_period_stops_the_gate(erp):
     from include.retention.schedule.quality import QualityGateFailed
 
     _set_line(erp, "date_fin_validite", date(2205, 12, 31))
-    with pytest.raises(QualityGateFailed,
-                       match=r"no_far_future_date_fin_validite on contract_lines: 1 row\(s\), e\.g\. rowid=100"):
+    with pytest.raises(
+        QualityGateFailed, match=r"no_far_future_date_fin_validite on contract_lines: 1 row\(s\), e\.g\. rowid=100"
+    ):
         _gate(erp, policy_data())
 
 
@@ -434,10 +519,13 @@ def test_a_plain_source_reading_a_planned_column_keeps_its_future_check(erp):
     as a plain event still refuses customer 2's 2030 date as a wrong clock."""
     from include.retention.schedule.quality import QualityGateFailed
 
-    data = policy_data(when_missing="defect", first_of=[
-        {"latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"], "path": CONTRACT_LINES}},
-        {"latest": {"column": "date_fin_validite", "path": CONTRACT_LINES}},
-    ])
+    data = policy_data(
+        when_missing="defect",
+        first_of=[
+            {"latest": {"first_non_null": LINE_END, "planned": ["date_fin_validite"], "path": CONTRACT_LINES}},
+            {"latest": {"column": "date_fin_validite", "path": CONTRACT_LINES}},
+        ],
+    )
     with pytest.raises(QualityGateFailed, match=r"no_future_date_fin_validite on contract_lines: 1 row"):
         _gate(erp, data)
 
@@ -473,6 +561,7 @@ Mutate = Callable[[dict[str, Any]], None]
 
 def _set(path: str, value: Any) -> Mutate:
     """Set ``value`` at a dotted path under the table's ``start_event`` (``[i]`` for lists)."""
+
     def mutate(event: dict[str, Any]) -> None:
         node: Any = event
         parts = path.replace("[", ".").replace("]", "").split(".")
@@ -483,41 +572,81 @@ def _set(path: str, value: Any) -> Mutate:
             node[int(last)] = value
         else:
             node[last] = value
+
     return mutate
 
 
-FIRST_OF_EVENT = {"when_missing": "defect", "first_of": [
-    {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
-    {"latest": {"column": "revised_on", "path": NOTE_REVISIONS}},
-]}
+FIRST_OF_EVENT = {
+    "when_missing": "defect",
+    "first_of": [
+        {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
+        {"latest": {"column": "revised_on", "path": NOTE_REVISIONS}},
+    ],
+}
 
 
-@pytest.mark.parametrize("event, mutate, key_path, message", [
-    pytest.param(None, _set("latest.first_non_null", ["date_cloture", "date_resiliation"]),
-                 r"start_event\.latest\.first_non_null\[1\]", "'date_resiliation' not in table", id="unknown_column"),
-    pytest.param(None, _set("latest.first_non_null", ["date_cloture", "date_ouverture"]),
-                 r"start_event\.latest\.first_non_null:", "an expression over columns of different types",
-                 id="date_and_timestamp"),
-    pytest.param(None, _set("latest.first_non_null", ["date_cloture", "description"]),
-                 r"start_event\.latest\.first_non_null\[1\]", "not a date or timestamp", id="column_of_text"),
-    pytest.param(None, _set("ongoing_if_open.first_non_null", ["date_fin_validite", "date_resiliation"]),
-                 r"start_event\.ongoing_if_open\.first_non_null\[1\]", "'date_resiliation' not in table",
-                 id="unknown_column_in_open_rule"),
-    pytest.param(None, _set("ongoing_if_open.first_non_null", ["date_cloture", "date_ouverture"]),
-                 r"start_event\.ongoing_if_open\.first_non_null:", "an expression over columns of different types",
-                 id="different_types_in_open_rule"),
-    pytest.param(FIRST_OF_EVENT, _set("first_of[0].latest.first_non_null", ["date_cloture", "description"]),
-                 r"start_event\.first_of\[0\]\.latest\.first_non_null\[1\]", "not a date or timestamp",
-                 id="column_of_text_inside_first_of"),
-    pytest.param(None, _set("latest.path[0].where", {"column": "elementtype", "equals": "contrat"}),
-                 r"start_event\.latest\.path\[0\]\.where", "'elementtype' not in table",
-                 id="unknown_hop_filter_column"),
-    pytest.param(None, _set("ongoing_if_open.path[1].where", {"column": "statut", "equals": 4}),
-                 r"start_event\.ongoing_if_open\.path\[1\]\.where", "'statut' not in table",
-                 id="unknown_hop_filter_column_in_open_rule"),
-])
-def test_a_clock_expression_that_cannot_be_evaluated_is_refused_before_any_sql(erp, event, mutate, key_path,
-                                                                                 message):
+@pytest.mark.parametrize(
+    "event, mutate, key_path, message",
+    [
+        pytest.param(
+            None,
+            _set("latest.first_non_null", ["date_cloture", "date_resiliation"]),
+            r"start_event\.latest\.first_non_null\[1\]",
+            "'date_resiliation' not in table",
+            id="unknown_column",
+        ),
+        pytest.param(
+            None,
+            _set("latest.first_non_null", ["date_cloture", "date_ouverture"]),
+            r"start_event\.latest\.first_non_null:",
+            "an expression over columns of different types",
+            id="date_and_timestamp",
+        ),
+        pytest.param(
+            None,
+            _set("latest.first_non_null", ["date_cloture", "description"]),
+            r"start_event\.latest\.first_non_null\[1\]",
+            "not a date or timestamp",
+            id="column_of_text",
+        ),
+        pytest.param(
+            None,
+            _set("ongoing_if_open.first_non_null", ["date_fin_validite", "date_resiliation"]),
+            r"start_event\.ongoing_if_open\.first_non_null\[1\]",
+            "'date_resiliation' not in table",
+            id="unknown_column_in_open_rule",
+        ),
+        pytest.param(
+            None,
+            _set("ongoing_if_open.first_non_null", ["date_cloture", "date_ouverture"]),
+            r"start_event\.ongoing_if_open\.first_non_null:",
+            "an expression over columns of different types",
+            id="different_types_in_open_rule",
+        ),
+        pytest.param(
+            FIRST_OF_EVENT,
+            _set("first_of[0].latest.first_non_null", ["date_cloture", "description"]),
+            r"start_event\.first_of\[0\]\.latest\.first_non_null\[1\]",
+            "not a date or timestamp",
+            id="column_of_text_inside_first_of",
+        ),
+        pytest.param(
+            None,
+            _set("latest.path[0].where", {"column": "elementtype", "equals": "contrat"}),
+            r"start_event\.latest\.path\[0\]\.where",
+            "'elementtype' not in table",
+            id="unknown_hop_filter_column",
+        ),
+        pytest.param(
+            None,
+            _set("ongoing_if_open.path[1].where", {"column": "statut", "equals": 4}),
+            r"start_event\.ongoing_if_open\.path\[1\]\.where",
+            "'statut' not in table",
+            id="unknown_hop_filter_column_in_open_rule",
+        ),
+    ],
+)
+def test_a_clock_expression_that_cannot_be_evaluated_is_refused_before_any_sql(erp, event, mutate, key_path, message):
     data = policy_data(**copy.deepcopy(event)) if event else policy_data()
     table_of(data)["start_event"].get("latest", {}).pop("planned", None)  # may name a replaced column
     mutate(table_of(data)["start_event"])
@@ -528,28 +657,49 @@ def test_a_clock_expression_that_cannot_be_evaluated_is_refused_before_any_sql(e
 
 
 def test_an_expression_of_dates_and_a_timestamp_fallback_are_refused_as_fallbacks_of_different_types(erp):
-    data = policy_data(when_missing="defect", first_of=[
-        {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
-        {"latest": {"column": "date_ouverture", "path": CONTRACT_LINES}},
-    ])
+    data = policy_data(
+        when_missing="defect",
+        first_of=[
+            {"latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}},
+            {"latest": {"column": "date_ouverture", "path": CONTRACT_LINES}},
+        ],
+    )
     with pytest.raises(PolicyError, match=r"start_event\.first_of: fallbacks must all be dates or all be timestamps"):
         run(erp, data)
 
 
 @pytest.mark.parametrize("rule", ["latest", "earliest", "ongoing_if_open"])
-@pytest.mark.parametrize("change, key_path, message", [
-    pytest.param({"column": "date_cloture"}, r"start_event\.{rule}:", "give exactly one of column, first_non_null",
-                 id="column_and_expression"),
-    pytest.param({"first_non_null": ["date_cloture"]}, r"start_event\.{rule}\.first_non_null:", "at least 2",
-                 id="one_column"),
-    pytest.param({"first_non_null": ["date_cloture", "date_cloture"]}, r"start_event\.{rule}\.first_non_null:",
-                 "'date_cloture' is given twice", id="repeated_column"),
-    pytest.param({"first_non_null": None}, r"start_event\.{rule}:", "give exactly one of column, first_non_null",
-                 id="neither"),
-])
+@pytest.mark.parametrize(
+    "change, key_path, message",
+    [
+        pytest.param(
+            {"column": "date_cloture"},
+            r"start_event\.{rule}:",
+            "give exactly one of column, first_non_null",
+            id="column_and_expression",
+        ),
+        pytest.param(
+            {"first_non_null": ["date_cloture"]}, r"start_event\.{rule}\.first_non_null:", "at least 2", id="one_column"
+        ),
+        pytest.param(
+            {"first_non_null": ["date_cloture", "date_cloture"]},
+            r"start_event\.{rule}\.first_non_null:",
+            "'date_cloture' is given twice",
+            id="repeated_column",
+        ),
+        pytest.param(
+            {"first_non_null": None},
+            r"start_event\.{rule}:",
+            "give exactly one of column, first_non_null",
+            id="neither",
+        ),
+    ],
+)
 def test_an_expression_is_refused_at_load_naming_its_key_path(rule, change, key_path, message):
-    event: dict[str, Any] = {"when_missing": "defect" if rule != "ongoing_if_open" else "ongoing",
-                             "latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES}}
+    event: dict[str, Any] = {
+        "when_missing": "defect" if rule != "ongoing_if_open" else "ongoing",
+        "latest": {"first_non_null": LINE_END, "path": CONTRACT_LINES},
+    }
     if rule == "earliest":
         event["earliest"] = event.pop("latest")
     if rule == "ongoing_if_open":
@@ -562,6 +712,7 @@ def test_an_expression_is_refused_at_load_naming_its_key_path(rule, change, key_
 
 
 # Where the clock is read ----------------------------------------------------------------------
+
 
 def test_the_schedule_names_the_expression_in_order_of_preference():
     from include.retention.policy.model import StartEvent

@@ -1,6 +1,6 @@
 """The SQL clock agrees with the Python one, on SQLite and on PostgreSQL."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,8 +11,16 @@ from include.retention.dates.periods import Period
 
 PARIS = ZoneInfo("Europe/Paris")
 ZONES = Zones(PARIS, PARIS)
-START_DAYS = [date(2020, 2, 29), date(2021, 1, 31), date(2023, 3, 31), date(2024, 2, 29), date(2024, 12, 31),
-              date(2025, 8, 31), date(2019, 10, 27), date(2026, 11, 26)]
+START_DAYS = [
+    date(2020, 2, 29),
+    date(2021, 1, 31),
+    date(2023, 3, 31),
+    date(2024, 2, 29),
+    date(2024, 12, 31),
+    date(2025, 8, 31),
+    date(2019, 10, 27),
+    date(2026, 11, 26),
+]
 
 
 def _days_table(target):
@@ -49,17 +57,22 @@ def _stamped_table(target, tz_aware: bool):
     return table
 
 
-@pytest.mark.parametrize("moment, due", [
-    pytest.param(datetime(2023, 11, 26, 23, 59, tzinfo=PARIS), True, id="last_minute_of_the_due_day_in_paris"),
-    pytest.param(datetime(2023, 11, 27, 0, 30, tzinfo=PARIS), False, id="00h30_paris_next_day_still_26th_in_utc"),
-    pytest.param(datetime(2023, 11, 26, 23, 30, tzinfo=timezone.utc), False, id="23h30_utc_is_27th_in_paris"),
-])
+@pytest.mark.parametrize(
+    "moment, due",
+    [
+        pytest.param(datetime(2023, 11, 26, 23, 59, tzinfo=PARIS), True, id="last_minute_of_the_due_day_in_paris"),
+        pytest.param(datetime(2023, 11, 27, 0, 30, tzinfo=PARIS), False, id="00h30_paris_next_day_still_26th_in_utc"),
+        pytest.param(datetime(2023, 11, 26, 23, 30, tzinfo=UTC), False, id="23h30_utc_is_27th_in_paris"),
+    ],
+)
 def test_due_dates_are_counted_in_europe_paris_for_timestamps_with_time_zone(target, moment, due):
     table = _stamped_table(target, tz_aware=True)
     stored = moment if target.dialect == "postgresql" else moment.astimezone(PARIS)  # SQLite keeps Paris wall time
     with target.engine.begin() as conn:
         conn.execute(insert(table), [{"id": 1, "at": stored}])
-        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES))).all()
+        selected = conn.execute(
+            select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES))
+        ).all()
         day = conn.execute(select(local_date(table.c.at, target.dialect, ZONES))).scalar_one()
     assert bool(selected) is due
     assert day == moment.astimezone(PARIS).date()
@@ -68,16 +81,26 @@ def test_due_dates_are_counted_in_europe_paris_for_timestamps_with_time_zone(tar
 def test_naive_timestamps_are_read_as_paris_wall_clock_time(target):
     table = _stamped_table(target, tz_aware=False)
     with target.engine.begin() as conn:
-        conn.execute(insert(table), [{"id": 1, "at": datetime(2023, 11, 26, 23, 59)},
-                                     {"id": 2, "at": datetime(2023, 11, 27, 0, 0)}])
-        selected = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES))).scalars().all()
+        conn.execute(
+            insert(table),
+            [{"id": 1, "at": datetime(2023, 11, 26, 23, 59)}, {"id": 2, "at": datetime(2023, 11, 27, 0, 0)}],
+        )
+        selected = (
+            conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), ZONES)))
+            .scalars()
+            .all()
+        )
     assert selected == [1]
 
 
 def test_date_columns_are_due_on_the_anniversary(target):
     table = _days_table(target)
     with target.read() as conn:
-        selected = conn.execute(select(table.c.d).where(is_due(table.c.d, Period(1), date(2021, 2, 28), ZONES))).scalars().all()
+        selected = (
+            conn.execute(select(table.c.d).where(is_due(table.c.d, Period(1), date(2021, 2, 28), ZONES)))
+            .scalars()
+            .all()
+        )
     assert date(2020, 2, 29) in selected
     assert all(d <= date(2020, 2, 29) for d in selected)
 
@@ -88,8 +111,10 @@ def test_naive_timestamps_stored_in_utc_are_counted_in_paris(target):
     table = _stamped_table(target, tz_aware=False)
     zones = Zones(PARIS, ZoneInfo("UTC"))
     with target.engine.begin() as conn:
-        conn.execute(insert(table), [{"id": 1, "at": datetime(2023, 11, 26, 22, 59)},
-                                     {"id": 2, "at": datetime(2023, 11, 26, 23, 30)}])
+        conn.execute(
+            insert(table),
+            [{"id": 1, "at": datetime(2023, 11, 26, 22, 59)}, {"id": 2, "at": datetime(2023, 11, 26, 23, 30)}],
+        )
         due = conn.execute(select(table.c.id).where(is_due(table.c.at, Period(3), date(2026, 11, 26), zones))).all()
         days = conn.execute(select(local_date(table.c.at, target.dialect, zones)).order_by(table.c.id)).scalars().all()
     assert [row.id for row in due] == [1]

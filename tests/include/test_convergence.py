@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -77,6 +78,7 @@ ACTIVE, GONE = "active", None
 
 # --- The schedule, in plain Python ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Schedule:
     """One category: its periods and the archive table of each of its source tables."""
@@ -98,22 +100,23 @@ class Row:
 
     table: str
     key: int
-    category: str | None = None     # None: governed by no category (or a child: follows its parent)
-    start: date | None = None       # None: no start (ongoing or a defect): never due
-    ongoing: bool = False           # kept active by an open related row
-    held: bool = False              # a legal hold protects it
-    children: list["Row"] = field(default_factory=list)
-    dependants: list["Row"] = field(default_factory=list)
+    category: str | None = None  # None: governed by no category (or a child: follows its parent)
+    start: date | None = None  # None: no start (ongoing or a defect): never due
+    ongoing: bool = False  # kept active by an open related row
+    held: bool = False  # a legal hold protects it
+    children: list[Row] = field(default_factory=list)
+    dependants: list[Row] = field(default_factory=list)
 
-    def tree(self) -> list["Row"]:
+    def tree(self) -> list[Row]:
         return [self] + [n for c in self.children for n in c.tree()]
 
 
 Place = tuple[str, str] | None  # ("active", table), ("archive", archive table), or None: destroyed
 
 
-def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: date,
-                    free: list[Row] = (), released: bool = False) -> dict[tuple[str, int], Place]:
+def expected_places(
+    roots: list[Row], schedules: dict[str, Schedule], as_of: date, free: list[Row] = (), released: bool = False
+) -> dict[tuple[str, int], Place]:
     """Where every row must be on ``as_of`` after one run of every category (see the module
     docstring). ``free``: rows outside any governed tree (they stay active). ``released``: the
     dependants leave the active base on their parent's start event (``leaves_active:
@@ -122,8 +125,9 @@ def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: dat
 
     def put(row: Row, place: Place) -> None:
         for node in row.tree():
-            archive_place = None if place is None else (
-                (ACTIVE, "") if place[0] == ACTIVE else ("archive", place[1][node.table]))
+            archive_place = (
+                None if place is None else ((ACTIVE, "") if place[0] == ACTIVE else ("archive", place[1][node.table]))
+            )
             places[(node.table, node.key)] = archive_place
 
     for row in free:
@@ -131,8 +135,7 @@ def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: dat
     for root in roots:
         everything = [root, *root.dependants]
         schedule = schedules.get(root.category or "")
-        due = (schedule is not None and root.start is not None and not root.ongoing
-               and schedule.due(root.start, as_of))
+        due = schedule is not None and root.start is not None and not root.ongoing and schedule.due(root.start, as_of)
         if not due or root.held or any(d.held for d in root.dependants):
             for row in everything:
                 put(row, (ACTIVE, ""))
@@ -155,8 +158,9 @@ def expected_places(roots: list[Row], schedules: dict[str, Schedule], as_of: dat
     return places
 
 
-def _released_dependants(root: Row, schedule: Schedule | None, schedules: dict[str, Schedule],
-                         as_of: date) -> list[tuple[Row, Place]]:
+def _released_dependants(
+    root: Row, schedule: Schedule | None, schedules: dict[str, Schedule], as_of: date
+) -> list[tuple[Row, Place]]:
     """Dependants of a root that stays active, which leave all the same on its start event
     (the end of the relationship) plus their own active period: unless the root is held,
     ongoing or has no start, or they are held themselves. Their horizon is their own (an
@@ -175,8 +179,10 @@ def _released_dependants(root: Row, schedule: Schedule | None, schedules: dict[s
 
 # --- Where the rows are -----------------------------------------------------------------
 
-def actual_places(target, source_schema: str, wanted: dict[tuple[str, int], Place],
-                  archive_tables: dict[str, set[str]]) -> dict[tuple[str, int], Place | list[Place]]:
+
+def actual_places(
+    target, source_schema: str, wanted: dict[tuple[str, int], Place], archive_tables: dict[str, set[str]]
+) -> dict[tuple[str, int], Place | list[Place]]:
     """Where each wanted row is now: its active table, one archive table, nowhere - or a
     list, if it is in more than one place (which must never happen)."""
     found: dict[tuple[str, int], list[Place]] = {k: [] for k in wanted}
@@ -196,8 +202,9 @@ def actual_places(target, source_schema: str, wanted: dict[tuple[str, int], Plac
     return {k: (v[0] if len(v) == 1 else (None if not v else v)) for k, v in found.items()}
 
 
-def assert_places(target, source_schema: str, expected: dict[tuple[str, int], Place],
-                  schedules: dict[str, Schedule]) -> None:
+def assert_places(
+    target, source_schema: str, expected: dict[tuple[str, int], Place], schedules: dict[str, Schedule]
+) -> None:
     archive_tables: dict[str, set[str]] = {}
     for schedule in schedules.values():
         for source, archive in schedule.archive_tables.items():
@@ -240,8 +247,16 @@ def orders_around(dependant: str, parents: list[str], others: list[str]) -> list
 
 def hold_rows(target, policy: RetentionPolicy, table: str, keys: list[int], reference: str) -> None:
     ctx = RunContext("manual__hold", "legal_hold", AS_OF, policy.version)
-    add_hold(target, policy, NewHold(reference=reference, scope="rows", reason="litige en cours",
-                                     created_by="juriste", table=table, keys=keys), KEY, ctx, date.today())
+    add_hold(
+        target,
+        policy,
+        NewHold(
+            reference=reference, scope="rows", reason="litige en cours", created_by="juriste", table=table, keys=keys
+        ),
+        KEY,
+        ctx,
+        date.today(),
+    )
 
 
 def _id(order: tuple[str, ...]) -> str:
@@ -256,36 +271,48 @@ def backend_orders(orders: list[Any], quick: dict[str, int | None], name: Callab
     backend fixture gives (``sqlite-<order>``). ``quick[backend]`` is the index of the order
     ``make test`` runs there (None: none); every other order is the same behaviour tried again,
     slowly, so it is marked ``deep`` (``make test-deep``)."""
-    return [pytest.param(backend, order, id=f"{backend}-{name(order)}",
-                         marks=() if quick[backend] == n else pytest.mark.deep)
-            for backend in BACKENDS for n, order in enumerate(orders)]
+    return [
+        pytest.param(
+            backend, order, id=f"{backend}-{name(order)}", marks=() if quick[backend] == n else pytest.mark.deep
+        )
+        for backend in BACKENDS
+        for n, order in enumerate(orders)
+    ]
 
 
 # --- The ERP schema (tests/include/test_real_schemas.py) ------------------------------------
 
 ERP_SCHEDULES = {
-    "prospection": Schedule(Period(3), Period(5), {"partners": "prospect_partners",
-                                                   "interactions": "prospect_interactions"}),
-    "customer_relationship": Schedule(Period(3), Period(5), {
-        "partners": "customer_partners", "interactions": "customer_interactions", "contracts": "contracts",
-        "contract_lines": "contract_lines"}),
+    "prospection": Schedule(
+        Period(3), Period(5), {"partners": "prospect_partners", "interactions": "prospect_interactions"}
+    ),
+    "customer_relationship": Schedule(
+        Period(3),
+        Period(5),
+        {
+            "partners": "customer_partners",
+            "interactions": "customer_interactions",
+            "contracts": "contracts",
+            "contract_lines": "contract_lines",
+        },
+    ),
     "billing": Schedule(Period(), Period(10), {"invoices": "invoices", "invoice_lines": "invoice_lines"}),
 }
 # The backlog this file adds to the ERP seed: partner_id: (is_prospect, is_customer, created, contract line ends)
 ERP_EXTRA_PARTNERS = {
-    11: (False, True, date(2008, 1, 1), [date(2017, 1, 31)]),   # expired 2025: its only invoice too
-    12: (False, True, date(2008, 1, 1), [date(2016, 1, 1)]),    # expired, but a hold keeps its old invoice
-    13: (False, True, date(2008, 1, 1), [date(2015, 5, 5)]),    # expired, held itself
-    14: (False, True, date(2008, 1, 1), [date(2019, 9, 9)]),    # archived now; one invoice past, one within
+    11: (False, True, date(2008, 1, 1), [date(2017, 1, 31)]),  # expired 2025: its only invoice too
+    12: (False, True, date(2008, 1, 1), [date(2016, 1, 1)]),  # expired, but a hold keeps its old invoice
+    13: (False, True, date(2008, 1, 1), [date(2015, 5, 5)]),  # expired, held itself
+    14: (False, True, date(2008, 1, 1), [date(2019, 9, 9)]),  # archived now; one invoice past, one within
 }
 # invoice_id: (partner_id, invoice date, number of lines)
 ERP_EXTRA_INVOICES = {
-    41: (4, date(2014, 1, 1), 1),     # a prospect archived now, with an invoice past its horizon
-    111: (11, date(2015, 5, 5), 2),   # past its horizon: gone, and its customer with it
-    121: (12, date(2014, 2, 2), 1),   # past its horizon, but held: it and customer 12 stay
-    131: (13, date(2014, 3, 3), 1),   # its customer is held: stays with it
-    141: (14, date(2016, 1, 1), 1),   # past its horizon (2026-01-01): gone
-    142: (14, date(2019, 9, 9), 1),   # retained until 2029-09-09: keeps customer 14 in the archive
+    41: (4, date(2014, 1, 1), 1),  # a prospect archived now, with an invoice past its horizon
+    111: (11, date(2015, 5, 5), 2),  # past its horizon: gone, and its customer with it
+    121: (12, date(2014, 2, 2), 1),  # past its horizon, but held: it and customer 12 stay
+    131: (13, date(2014, 3, 3), 1),  # its customer is held: stays with it
+    141: (14, date(2016, 1, 1), 1),  # past its horizon (2026-01-01): gone
+    142: (14, date(2019, 9, 9), 1),  # retained until 2029-09-09: keeps customer 14 in the archive
 }
 ERP_CATEGORIES = list(ERP_POLICY["categories"])
 
@@ -293,29 +320,46 @@ ERP_CATEGORIES = list(ERP_POLICY["categories"])
 def _erp_seed(target) -> None:
     create_erp(target)
     md = MetaData(schema=None if target.is_sqlite else "erp")
-    tables = {name: Table(name, md, autoload_with=target.engine)
-              for name in ("partners", "contracts", "contract_lines", "invoices", "invoice_lines")}
+    tables = {
+        name: Table(name, md, autoload_with=target.engine)
+        for name in ("partners", "contracts", "contract_lines", "invoices", "invoice_lines")
+    }
     with target.engine.begin() as conn:
         for pid, (prospect, customer, created, ends) in ERP_EXTRA_PARTNERS.items():
-            conn.execute(insert(tables["partners"]).values(
-                partner_id=pid, name=f"Partenaire {pid}", email=f"p{pid}@example.fr", is_prospect=prospect,
-                is_customer=customer, created_at=datetime(created.year, created.month, created.day, 9, tzinfo=PARIS)))
+            conn.execute(
+                insert(tables["partners"]).values(
+                    partner_id=pid,
+                    name=f"Partenaire {pid}",
+                    email=f"p{pid}@example.fr",
+                    is_prospect=prospect,
+                    is_customer=customer,
+                    created_at=datetime(created.year, created.month, created.day, 9, tzinfo=PARIS),
+                )
+            )
             conn.execute(insert(tables["contracts"]).values(contract_id=pid * 10, partner_id=pid))
             for k, end in enumerate(ends):
-                conn.execute(insert(tables["contract_lines"]).values(line_id=pid * 100 + k, contract_id=pid * 10,
-                                                                     end_date=end))
+                conn.execute(
+                    insert(tables["contract_lines"]).values(line_id=pid * 100 + k, contract_id=pid * 10, end_date=end)
+                )
         for invoice_id, (pid, day, lines) in ERP_EXTRA_INVOICES.items():
-            conn.execute(insert(tables["invoices"]).values(invoice_id=invoice_id, partner_id=pid,
-                                                           number=f"F-{invoice_id}", invoice_date=day))
+            conn.execute(
+                insert(tables["invoices"]).values(
+                    invoice_id=invoice_id, partner_id=pid, number=f"F-{invoice_id}", invoice_date=day
+                )
+            )
             for k in range(lines):
-                conn.execute(insert(tables["invoice_lines"]).values(line_id=invoice_id * 10 + k,
-                                                                    invoice_id=invoice_id, amount=100))
+                conn.execute(
+                    insert(tables["invoice_lines"]).values(
+                        line_id=invoice_id * 10 + k, invoice_id=invoice_id, amount=100
+                    )
+                )
 
 
 def _erp_rows() -> tuple[list[Row], list[Row]]:
     """The ERP seed as the schedule sees it: each partner's category, clock and tree."""
-    partners = {pid: (p, c, created, contacts, contracts) for pid, (p, c, created, contacts, contracts) in
-                PARTNERS.items()}
+    partners = {
+        pid: (p, c, created, contacts, contracts) for pid, (p, c, created, contacts, contracts) in PARTNERS.items()
+    }
     for pid, (p, c, created, ends) in ERP_EXTRA_PARTNERS.items():
         partners[pid] = (p, c, created, [], [ends])
     invoices = {**INVOICES, **ERP_EXTRA_INVOICES}
@@ -323,24 +367,60 @@ def _erp_rows() -> tuple[list[Row], list[Row]]:
     roots, free = [], []
     for pid, (prospect, customer, created, contacts, contracts) in partners.items():
         interactions = [Row("interactions", pid * 10 + k) for k in range(len(contacts))]
-        contract_rows = [Row("contracts", pid * 10 + c, children=[Row("contract_lines", pid * 100 + c * 10 + k)
-                                                                   for k in range(len(ends))])
-                         for c, ends in enumerate(contracts)] if pid not in ERP_EXTRA_PARTNERS else \
-            [Row("contracts", pid * 10, children=[Row("contract_lines", pid * 100 + k) for k in range(len(ends))])
-             for ends in contracts]
-        dependants = [Row("invoices", iid, "billing", day, held=iid in held_invoices,
-                          children=[Row("invoice_lines", iid * 10 + k) for k in range(lines)])
-                      for iid, (owner, day, lines) in invoices.items() if owner == pid]
+        contract_rows = (
+            [
+                Row(
+                    "contracts",
+                    pid * 10 + c,
+                    children=[Row("contract_lines", pid * 100 + c * 10 + k) for k in range(len(ends))],
+                )
+                for c, ends in enumerate(contracts)
+            ]
+            if pid not in ERP_EXTRA_PARTNERS
+            else [
+                Row("contracts", pid * 10, children=[Row("contract_lines", pid * 100 + k) for k in range(len(ends))])
+                for ends in contracts
+            ]
+        )
+        dependants = [
+            Row(
+                "invoices",
+                iid,
+                "billing",
+                day,
+                held=iid in held_invoices,
+                children=[Row("invoice_lines", iid * 10 + k) for k in range(lines)],
+            )
+            for iid, (owner, day, lines) in invoices.items()
+            if owner == pid
+        ]
         if customer:
             ends = [e for lines in contracts for e in lines]
             start = max((e for e in ends if e is not None), default=None)
-            roots.append(Row("partners", pid, "customer_relationship", start, ongoing=None in ends,
-                             held=pid in held_partners, children=interactions + contract_rows,
-                             dependants=dependants))
+            roots.append(
+                Row(
+                    "partners",
+                    pid,
+                    "customer_relationship",
+                    start,
+                    ongoing=None in ends,
+                    held=pid in held_partners,
+                    children=interactions + contract_rows,
+                    dependants=dependants,
+                )
+            )
         elif prospect:
             inbound = [day for day, direction in contacts if direction == "inbound"]
-            roots.append(Row("partners", pid, "prospection", max(inbound, default=created),
-                             children=interactions + contract_rows, dependants=dependants))
+            roots.append(
+                Row(
+                    "partners",
+                    pid,
+                    "prospection",
+                    max(inbound, default=created),
+                    children=interactions + contract_rows,
+                    dependants=dependants,
+                )
+            )
         else:
             free += [Row("partners", pid, children=interactions + contract_rows), *dependants]
     return roots, free
@@ -358,8 +438,9 @@ def erp(target):
 ERP_ORDERS = orders_around("billing", ["prospection", "customer_relationship"], [])  # billing first, last, between
 
 
-@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 0, "postgresql": 1}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 0, "postgresql": 1}), indirect=["target_url"]
+)
 def test_erp_one_run_of_every_category_reaches_the_schedule_in_any_order(erp, order):
     target, policy = erp
     run_everything(target, policy, order, AS_OF, "first")
@@ -368,8 +449,9 @@ def test_erp_one_run_of_every_category_reaches_the_schedule_in_any_order(erp, or
     assert_second_run_changes_nothing(target, policy, order)
 
 
-@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS[:2], {"sqlite": 1, "postgresql": 0}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"), backend_orders(ERP_ORDERS[:2], {"sqlite": 1, "postgresql": 0}), indirect=["target_url"]
+)
 def test_erp_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(erp, order):
     """Dependants archived on an earlier night reach their horizon since: one run destroys them
     and releases the parents they kept."""
@@ -391,39 +473,62 @@ def _erp_released_policy() -> RetentionPolicy:
 # partner_id: (contract line end, {invoice_id: invoice date})
 ERP_RELEASED_EXTRA = {
     15: (date(2026, 1, 10), {151: date(2016, 6, 30), 152: date(2020, 1, 1)}),  # 151 past its horizon: gone
-    16: (date(2026, 11, 26), {161: date(2025, 1, 15)}),                         # ended today: released
-    17: (date(2026, 11, 27), {171: date(2025, 1, 15)}),                         # ends tomorrow: stays
-    18: (date(2023, 6, 30), {181: date(2024, 1, 1)}),                           # customer archived now too
+    16: (date(2026, 11, 26), {161: date(2025, 1, 15)}),  # ended today: released
+    17: (date(2026, 11, 27), {171: date(2025, 1, 15)}),  # ends tomorrow: stays
+    18: (date(2023, 6, 30), {181: date(2024, 1, 1)}),  # customer archived now too
 }
 
 
 def _erp_released_extra(target) -> list[Row]:
     """Add ``ERP_RELEASED_EXTRA`` to the seeded ERP; return their rows as the schedule sees them."""
     md = MetaData(schema=None if target.is_sqlite else "erp")
-    tables = {name: Table(name, md, autoload_with=target.engine)
-              for name in ("partners", "contracts", "contract_lines", "invoices", "invoice_lines")}
+    tables = {
+        name: Table(name, md, autoload_with=target.engine)
+        for name in ("partners", "contracts", "contract_lines", "invoices", "invoice_lines")
+    }
     roots = []
     with target.engine.begin() as conn:
         for pid, (end, invoices) in ERP_RELEASED_EXTRA.items():
-            conn.execute(insert(tables["partners"]).values(
-                partner_id=pid, name=f"Partenaire {pid}", email=f"p{pid}@example.fr", is_prospect=False,
-                is_customer=True, created_at=datetime(2010, 1, 1, 9, tzinfo=PARIS)))
+            conn.execute(
+                insert(tables["partners"]).values(
+                    partner_id=pid,
+                    name=f"Partenaire {pid}",
+                    email=f"p{pid}@example.fr",
+                    is_prospect=False,
+                    is_customer=True,
+                    created_at=datetime(2010, 1, 1, 9, tzinfo=PARIS),
+                )
+            )
             conn.execute(insert(tables["contracts"]).values(contract_id=pid * 10, partner_id=pid))
             conn.execute(insert(tables["contract_lines"]).values(line_id=pid * 100, contract_id=pid * 10, end_date=end))
             for invoice_id, day in invoices.items():
-                conn.execute(insert(tables["invoices"]).values(invoice_id=invoice_id, partner_id=pid,
-                                                               number=f"F-{invoice_id}", invoice_date=day))
-                conn.execute(insert(tables["invoice_lines"]).values(line_id=invoice_id * 10, invoice_id=invoice_id,
-                                                                    amount=100))
-            roots.append(Row("partners", pid, "customer_relationship", end,
-                             children=[Row("contracts", pid * 10, children=[Row("contract_lines", pid * 100)])],
-                             dependants=[Row("invoices", iid, "billing", day, children=[Row("invoice_lines", iid * 10)])
-                                         for iid, day in invoices.items()]))
+                conn.execute(
+                    insert(tables["invoices"]).values(
+                        invoice_id=invoice_id, partner_id=pid, number=f"F-{invoice_id}", invoice_date=day
+                    )
+                )
+                conn.execute(
+                    insert(tables["invoice_lines"]).values(line_id=invoice_id * 10, invoice_id=invoice_id, amount=100)
+                )
+            roots.append(
+                Row(
+                    "partners",
+                    pid,
+                    "customer_relationship",
+                    end,
+                    children=[Row("contracts", pid * 10, children=[Row("contract_lines", pid * 100)])],
+                    dependants=[
+                        Row("invoices", iid, "billing", day, children=[Row("invoice_lines", iid * 10)])
+                        for iid, day in invoices.items()
+                    ],
+                )
+            )
     return roots
 
 
-@pytest.mark.parametrize(("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 1, "postgresql": 0}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"), backend_orders(ERP_ORDERS, {"sqlite": 1, "postgresql": 0}), indirect=["target_url"]
+)
 def test_erp_invoices_released_when_the_relationship_ends_reach_the_schedule_in_any_order(erp, order):
     """The same backlog with ``leaves_active: on_parent_event``, and customers still active
     whose relationship has ended: their invoices leave, on their own horizon."""
@@ -440,32 +545,42 @@ def test_erp_invoices_released_when_the_relationship_ends_reach_the_schedule_in_
 
 # --- The Odoo example (examples/odoo) ---------------------------------------------------------
 
+
 def _odoo_schedule(prefix: str) -> Schedule:
-    return Schedule(Period(3), Period(5), {"res_partner": f"{prefix}_partner", "mail_message": f"{prefix}_mail_message",
-                                           "crm_lead": f"{prefix}_crm_lead", "sale_order": f"{prefix}_sale_order"})
+    return Schedule(
+        Period(3),
+        Period(5),
+        {
+            "res_partner": f"{prefix}_partner",
+            "mail_message": f"{prefix}_mail_message",
+            "crm_lead": f"{prefix}_crm_lead",
+            "sale_order": f"{prefix}_sale_order",
+        },
+    )
 
 
 ODOO_SCHEDULES = {
     "prospection": _odoo_schedule("prospect"),
     "customer_relationship": _odoo_schedule("customer"),
     "suppliers": _odoo_schedule("supplier"),
-    "accounting": Schedule(Period(), Period(10), {"account_move": "account_move",
-                                                  "account_move_line": "account_move_line"}),
+    "accounting": Schedule(
+        Period(), Period(10), {"account_move": "account_move", "account_move_line": "account_move_line"}
+    ),
 }
 # The backlog this file adds to the Odoo seed: partner id: (customer_rank, supplier_rank, create_date)
 ODOO_EXTRA_PARTNERS = {
-    10: (0, 1, date(2010, 1, 1)),   # supplier, last bill 2015-03-03: it and its bill are past their horizon
-    11: (1, 0, date(2010, 1, 1)),   # customer, last posted invoice 2014-04-04: all past their horizon
-    12: (1, 0, date(2010, 1, 1)),   # customer past its horizon, but a hold keeps its invoice
-    13: (1, 0, date(2010, 1, 1)),   # customer archived now: one invoice past, one retained
+    10: (0, 1, date(2010, 1, 1)),  # supplier, last bill 2015-03-03: it and its bill are past their horizon
+    11: (1, 0, date(2010, 1, 1)),  # customer, last posted invoice 2014-04-04: all past their horizon
+    12: (1, 0, date(2010, 1, 1)),  # customer past its horizon, but a hold keeps its invoice
+    13: (1, 0, date(2010, 1, 1)),  # customer archived now: one invoice past, one retained
 }
 ODOO_EXTRA_MOVES = {
     1001: (10, "in_invoice", "posted", date(2015, 3, 3), 1),
     1101: (11, "out_invoice", "posted", date(2014, 4, 4), 2),
-    1102: (11, "out_invoice", "draft", date(2013, 1, 1), 1),    # a draft: not the clock, but archived with it
-    1201: (12, "out_invoice", "posted", date(2015, 6, 6), 1),   # held
-    1301: (13, "out_invoice", "posted", date(2016, 2, 2), 1),   # past its horizon (2026-02-02)
-    1302: (13, "out_invoice", "posted", date(2022, 9, 9), 1),   # the customer's clock; kept until 2032
+    1102: (11, "out_invoice", "draft", date(2013, 1, 1), 1),  # a draft: not the clock, but archived with it
+    1201: (12, "out_invoice", "posted", date(2015, 6, 6), 1),  # held
+    1301: (13, "out_invoice", "posted", date(2016, 2, 2), 1),  # past its horizon (2026-02-02)
+    1302: (13, "out_invoice", "posted", date(2022, 9, 9), 1),  # the customer's clock; kept until 2032
 }
 ODOO_CATEGORIES = ["prospection", "customer_relationship", "accounting", "suppliers"]  # the crons' order
 
@@ -473,20 +588,42 @@ ODOO_CATEGORIES = ["prospection", "customer_relationship", "accounting", "suppli
 def _odoo_seed(target) -> None:
     create_odoo(target)
     md = MetaData(schema=None if target.is_sqlite else "public")
-    partner, move, line = (Table(n, md, autoload_with=target.engine)
-                           for n in ("res_partner", "account_move", "account_move_line"))
+    partner, move, line = (
+        Table(n, md, autoload_with=target.engine) for n in ("res_partner", "account_move", "account_move_line")
+    )
     with target.engine.begin() as conn:
         for pid, (customer, supplier, created) in ODOO_EXTRA_PARTNERS.items():
-            conn.execute(insert(partner).values(id=pid, name=f"Partenaire {pid}", email=f"contact{pid}@example.fr",
-                                                customer_rank=customer, supplier_rank=supplier, partner_share=True,
-                                                is_company=False, create_date=datetime.combine(created,
-                                                                                               datetime.min.time())))
+            conn.execute(
+                insert(partner).values(
+                    id=pid,
+                    name=f"Partenaire {pid}",
+                    email=f"contact{pid}@example.fr",
+                    customer_rank=customer,
+                    supplier_rank=supplier,
+                    partner_share=True,
+                    is_company=False,
+                    create_date=datetime.combine(created, datetime.min.time()),
+                )
+            )
         for mid, (pid, kind, state, day, lines) in ODOO_EXTRA_MOVES.items():
-            conn.execute(insert(move).values(id=mid, name=f"INV/{mid}", partner_id=pid, move_type=kind, state=state,
-                                             invoice_date=day, date=day, amount_total=120))
+            conn.execute(
+                insert(move).values(
+                    id=mid,
+                    name=f"INV/{mid}",
+                    partner_id=pid,
+                    move_type=kind,
+                    state=state,
+                    invoice_date=day,
+                    date=day,
+                    amount_total=120,
+                )
+            )
             for k in range(lines):
-                conn.execute(insert(line).values(id=mid * 10 + k, move_id=mid, partner_id=pid, name="Licence",
-                                                 price_subtotal=100))
+                conn.execute(
+                    insert(line).values(
+                        id=mid * 10 + k, move_id=mid, partner_id=pid, name="Licence", price_subtotal=100
+                    )
+                )
 
 
 def _odoo_rows() -> tuple[list[Row], list[Row]]:
@@ -496,35 +633,79 @@ def _odoo_rows() -> tuple[list[Row], list[Row]]:
     held_moves = {1201}
     roots, free = [], []
     for pid, (customer, supplier, share, created) in partners.items():
-        children = ([Row("mail_message", m) for m, (author, _, _) in ODOO_MESSAGES.items() if author == pid]
-                    + [Row("crm_lead", lid) for lid, owner in ODOO_LEADS.items() if owner == pid]
-                    + [Row("sale_order", oid) for oid, (owner, *_) in ODOO_ORDERS.items() if owner == pid])
+        children = (
+            [Row("mail_message", m) for m, (author, _, _) in ODOO_MESSAGES.items() if author == pid]
+            + [Row("crm_lead", lid) for lid, owner in ODOO_LEADS.items() if owner == pid]
+            + [Row("sale_order", oid) for oid, (owner, *_) in ODOO_ORDERS.items() if owner == pid]
+        )
         mine = {mid: m for mid, m in moves.items() if m[0] == pid}
-        dependants = [Row("account_move", mid, "accounting", day, held=mid in held_moves,
-                          children=[Row("account_move_line", mid * 10 + k) for k in range(lines)])
-                      for mid, (_, _, _, day, lines) in mine.items()]
+        dependants = [
+            Row(
+                "account_move",
+                mid,
+                "accounting",
+                day,
+                held=mid in held_moves,
+                children=[Row("account_move_line", mid * 10 + k) for k in range(lines)],
+            )
+            for mid, (_, _, _, day, lines) in mine.items()
+        ]
 
         def last(kinds: tuple[str, ...]) -> date | None:
-            return max((day for _, kind, state, day, _ in mine.values() if kind in kinds and state == "posted"),
-                       default=None)
+            return max(
+                (day for _, kind, state, day, _ in mine.values() if kind in kinds and state == "posted"), default=None
+            )
 
         if customer:
-            running = any(owner == pid and sub in ("3_progress", "4_paused") and end is None
-                          for owner, _, _, sub, end in ODOO_ORDERS.values())
-            roots.append(Row("res_partner", pid, "customer_relationship", last(("out_invoice", "out_refund")),
-                             ongoing=running, children=children, dependants=dependants))
+            running = any(
+                owner == pid and sub in ("3_progress", "4_paused") and end is None
+                for owner, _, _, sub, end in ODOO_ORDERS.values()
+            )
+            roots.append(
+                Row(
+                    "res_partner",
+                    pid,
+                    "customer_relationship",
+                    last(("out_invoice", "out_refund")),
+                    ongoing=running,
+                    children=children,
+                    dependants=dependants,
+                )
+            )
         elif supplier:
-            roots.append(Row("res_partner", pid, "suppliers", last(("in_invoice", "in_refund")), children=children,
-                             dependants=dependants))
+            roots.append(
+                Row(
+                    "res_partner",
+                    pid,
+                    "suppliers",
+                    last(("in_invoice", "in_refund")),
+                    children=children,
+                    dependants=dependants,
+                )
+            )
         elif share:
-            wrote = [when.date() for author, kind, when in ODOO_MESSAGES.values()
-                     if author == pid and kind in ("email", "comment")]
-            roots.append(Row("res_partner", pid, "prospection", max(wrote, default=created), children=children,
-                             dependants=dependants))
+            wrote = [
+                when.date()
+                for author, kind, when in ODOO_MESSAGES.values()
+                if author == pid and kind in ("email", "comment")
+            ]
+            roots.append(
+                Row(
+                    "res_partner",
+                    pid,
+                    "prospection",
+                    max(wrote, default=created),
+                    children=children,
+                    dependants=dependants,
+                )
+            )
         else:
             free += [Row("res_partner", pid, children=children), *dependants]
-    free += [Row("account_move", mid, children=[Row("account_move_line", mid * 10 + k) for k in range(m[4])])
-             for mid, m in moves.items() if m[0] is None]
+    free += [
+        Row("account_move", mid, children=[Row("account_move_line", mid * 10 + k) for k in range(m[4])])
+        for mid, m in moves.items()
+        if m[0] is None
+    ]
     return roots, free
 
 
@@ -537,11 +718,13 @@ def odoo(target):
 
 
 ODOO_ORDERS_TO_TRY = [tuple(ODOO_CATEGORIES)] + orders_around(  # the crons' order; accounting first, last, between
-    "accounting", ["customer_relationship", "suppliers", "prospection"], [])
+    "accounting", ["customer_relationship", "suppliers", "prospection"], []
+)
 
 
-@pytest.mark.parametrize(("target_url", "order"), backend_orders(ODOO_ORDERS_TO_TRY, {"sqlite": 0, "postgresql": 0}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"), backend_orders(ODOO_ORDERS_TO_TRY, {"sqlite": 0, "postgresql": 0}), indirect=["target_url"]
+)
 def test_odoo_one_run_of_every_category_reaches_the_schedule_in_any_order(odoo, order):
     target, policy = odoo
     run_everything(target, policy, order, AS_OF, "first")
@@ -550,9 +733,11 @@ def test_odoo_one_run_of_every_category_reaches_the_schedule_in_any_order(odoo, 
     assert_second_run_changes_nothing(target, policy, order)
 
 
-@pytest.mark.parametrize(("target_url", "order"),
-                         backend_orders(ODOO_ORDERS_TO_TRY[1:3], {"sqlite": None, "postgresql": 0}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"),
+    backend_orders(ODOO_ORDERS_TO_TRY[1:3], {"sqlite": None, "postgresql": 0}),
+    indirect=["target_url"],
+)
 def test_odoo_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(odoo, order):
     target, policy = odoo
     run_everything(target, policy, order, EARLIER, "earlier")
@@ -566,8 +751,11 @@ def test_odoo_after_an_earlier_night_one_run_reaches_the_schedule_in_any_order(o
 
 DEMO_TREES = {  # category: (root table, its clock column, {child table: foreign key})
     "web_forms": ("web_form_submissions", "last_inbound_contact_at", {}),
-    "navigation_tracking": ("tracking_cookies", "first_set_at", {"tracking_events": "cookie_id",
-                                                                 "tracking_consents": "cookie_id"}),
+    "navigation_tracking": (
+        "tracking_cookies",
+        "first_set_at",
+        {"tracking_events": "cookie_id", "tracking_consents": "cookie_id"},
+    ),
     "prospection": ("prospects", "last_inbound_contact_at", {"prospect_interactions": "prospect_id"}),
     "customer_relationship": ("customers", "relationship_ended_at", {"customer_contracts": "customer_id"}),
     "subscription_billing": ("subscriptions", "ended_at", {"invoices": "subscription_id"}),
@@ -620,9 +808,13 @@ def demo(target):
     return target, load_policy()
 
 
-@pytest.mark.parametrize(("target_url", "reverse"), backend_orders(
-    [False, True], {"sqlite": 0, "postgresql": 1}, lambda reverse: "reversed" if reverse else "policy_order"),
-    indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "reverse"),
+    backend_orders(
+        [False, True], {"sqlite": 0, "postgresql": 1}, lambda reverse: "reversed" if reverse else "policy_order"
+    ),
+    indirect=["target_url"],
+)
 def test_demo_one_run_of_every_category_reaches_the_schedule_in_any_order(demo, reverse):
     target, policy = demo
     order = tuple(reversed(policy.categories)) if reverse else tuple(policy.categories)
@@ -635,29 +827,43 @@ def test_demo_one_run_of_every_category_reaches_the_schedule_in_any_order(demo, 
 
 # --- The model itself ---------------------------------------------------------------------------
 
+
 def test_the_model_destroys_a_dependant_past_its_horizon_and_releases_its_parent():
     schedules = {"c": Schedule(Period(3), Period(5), {"p": "ap"}), "b": Schedule(Period(), Period(10), {"i": "ai"})}
     parent = Row("p", 1, "c", date(2010, 1, 1), dependants=[Row("i", 1, "b", date(2009, 1, 1))])
     assert expected_places([parent], schedules, AS_OF) == {("p", 1): None, ("i", 1): None}
     parent.dependants.append(Row("i", 2, "b", date(2020, 1, 1)))
-    assert expected_places([parent], schedules, AS_OF) == {("p", 1): ("archive", "ap"), ("i", 1): None,
-                                                           ("i", 2): ("archive", "ai")}
+    assert expected_places([parent], schedules, AS_OF) == {
+        ("p", 1): ("archive", "ap"),
+        ("i", 1): None,
+        ("i", 2): ("archive", "ai"),
+    }
     parent.dependants[1].held = True
     assert set(expected_places([parent], schedules, AS_OF).values()) == {("active", "")}
 
 
 def test_the_model_releases_dependants_when_their_parents_relationship_ends():
     schedules = {"c": Schedule(Period(3), Period(5), {"p": "ap"}), "b": Schedule(Period(), Period(10), {"i": "ai"})}
-    dependants = [Row("i", 1, "b", date(2016, 1, 1)), Row("i", 2, "b", date(2020, 1, 1)), Row("i", 3, "b", None),
-                  Row("i", 4, "b", date(2020, 1, 1), held=True)]
+    dependants = [
+        Row("i", 1, "b", date(2016, 1, 1)),
+        Row("i", 2, "b", date(2020, 1, 1)),
+        Row("i", 3, "b", None),
+        Row("i", 4, "b", date(2020, 1, 1), held=True),
+    ]
     parent = Row("p", 1, "c", AS_OF, dependants=dependants)  # ended today: still active 3 years
     assert expected_places([parent], schedules, AS_OF, released=True) == {
-        ("p", 1): ("active", ""), ("i", 1): None, ("i", 2): ("archive", "ai"), ("i", 3): ("archive", "ai"),
-        ("i", 4): ("active", "")}
+        ("p", 1): ("active", ""),
+        ("i", 1): None,
+        ("i", 2): ("archive", "ai"),
+        ("i", 3): ("archive", "ai"),
+        ("i", 4): ("active", ""),
+    }
     assert set(expected_places([parent], schedules, AS_OF).values()) == {("active", "")}  # with_parent
-    for still in (Row("p", 1, "c", AS_OF + timedelta(days=1), dependants=dependants),
-                  Row("p", 1, "c", AS_OF, ongoing=True, dependants=dependants),
-                  Row("p", 1, "c", AS_OF, held=True, dependants=dependants)):
+    for still in (
+        Row("p", 1, "c", AS_OF + timedelta(days=1), dependants=dependants),
+        Row("p", 1, "c", AS_OF, ongoing=True, dependants=dependants),
+        Row("p", 1, "c", AS_OF, held=True, dependants=dependants),
+    ):
         assert set(expected_places([still], schedules, AS_OF, released=True).values()) == {("active", "")}
 
 
@@ -668,14 +874,18 @@ def test_the_model_releases_dependants_when_their_parents_relationship_ends():
 DOLIBARR_ORDERS = list(itertools.permutations(("prospection", "customer_relationship", "billing")))
 
 
-@pytest.mark.parametrize(("target_url", "order"), backend_orders(DOLIBARR_ORDERS, {"sqlite": 0, "postgresql": 5}),
-                         indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"), backend_orders(DOLIBARR_ORDERS, {"sqlite": 0, "postgresql": 5}), indirect=["target_url"]
+)
 def test_dolibarr_one_run_of_every_category_reaches_the_schedule_in_any_order(target, order):
     dolibarr_seed(target)
     policy = dolibarr_policy()
     run_everything(target, policy, order, AS_OF, "first")
     states = actual_states(target)
-    wrong = {k: {"expected": expected_state(k), "actual": states[k]} for k in DOLIBARR_EXPECTED
-             if states[k] != expected_state(k)}
+    wrong = {
+        k: {"expected": expected_state(k), "actual": states[k]}
+        for k in DOLIBARR_EXPECTED
+        if states[k] != expected_state(k)
+    }
     assert not wrong, f"{len(wrong)} row(s) not where the schedule says: {wrong}"
     assert_second_run_changes_nothing(target, policy, order)

@@ -65,21 +65,26 @@ def _state(target):
             "members": [r[0] for r in _pairs(target, "members", "member_id", archive=side == "archive")],
             "events": _pairs(target, "member_events", "event_id", "member_id", archive=side == "archive"),
             "files": _pairs(target, "member_event_files", "file_id", "event_id", archive=side == "archive"),
-        } if side == "active" or archived else {"members": [], "events": [], "files": []}
+        }
+        if side == "active" or archived
+        else {"members": [], "events": [], "files": []}
         for side in ("active", "archive")
     }
 
 
 def _exists(target, name):
     from sqlalchemy import inspect
+
     with target.read() as conn:
         return inspect(conn).has_table(name, schema="archive")
 
 
 def _deleted_by_audit(target, table):
     with target.read() as conn:
-        return sum(e["row_count"] for e in events(conn, audit_table("archive", "retention_audit"),
-                                                  action="delete", table_name=table))
+        return sum(
+            e["row_count"]
+            for e in events(conn, audit_table("archive", "retention_audit"), action="delete", table_name=table)
+        )
 
 
 def _assert_whole(target, original):
@@ -108,20 +113,29 @@ def _assert_whole(target, original):
 
 def _original(target):
     state = _state(target)
-    return {"members": set(state["active"]["members"]), "events": {e for e, _ in state["active"]["events"]},
-            "files": {f for f, _ in state["active"]["files"]}}
+    return {
+        "members": set(state["active"]["members"]),
+        "events": {e for e, _ in state["active"]["events"]},
+        "files": {f for f, _ in state["active"]["files"]},
+    }
 
 
 def _kill_in_the_middle(target, url, step, tmp_path, batch=5):
     """Start the run in another process, wait until it is inside a batch of ``step``, SIGKILL it."""
     marker = tmp_path / f"in-{step}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.Popen([sys.executable, str(CRASH_RUN), url, step, str(batch), str(marker)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, str(CRASH_RUN), url, step, str(batch), str(marker)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         if child.poll() is not None:
-            raise AssertionError(f"the run ended before batch {batch} of {step}: {child.stderr.read().decode()[-2000:]}")
+            raise AssertionError(
+                f"the run ended before batch {batch} of {step}: {child.stderr.read().decode()[-2000:]}"
+            )
         assert time.monotonic() < deadline, f"the run never reached batch {batch} of {step}"
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
@@ -130,8 +144,9 @@ def _kill_in_the_middle(target, url, step, tmp_path, batch=5):
 
 
 @pytest.mark.parametrize("step", ["archive", "purge"])
-def test_a_run_killed_in_the_middle_of_a_batch_loses_duplicates_and_orphans_nothing(big_club, target_url,
-                                                                                   tmp_path, step):
+def test_a_run_killed_in_the_middle_of_a_batch_loses_duplicates_and_orphans_nothing(
+    big_club, target_url, tmp_path, step
+):
     original = _original(big_club)
     _kill_in_the_middle(big_club, target_url, step, tmp_path)
     if step == "purge":
@@ -167,8 +182,12 @@ def test_a_step_and_its_zombie_twin_never_run_at_once_on_postgresql(big_club):
         pytest.skip("SQLite's write lock already serialises every batch: no step lock is needed there")
     with category_step(big_club, "members", "run-a", "retention_members"):
         with pytest.raises(CategoryBusy, match="running in another process"):
-            with category_step(connect(big_club.engine.url.render_as_string(hide_password=False)),
-                               "members", "run-a", "retention_members"):
+            with category_step(
+                connect(big_club.engine.url.render_as_string(hide_password=False)),
+                "members",
+                "run-a",
+                "retention_members",
+            ):
                 pass
 
 
@@ -200,10 +219,15 @@ def test_the_applications_writes_wait_no_longer_than_about_one_batch(big_club, t
         done.set()
         writer.join(timeout=60)
     batches = [r.args[2] for r in caplog.records if r.msg.startswith("Archived batch")]
-    figures = {"backend": big_club.dialect, "batches": len(batches), "batch_rows": 100,
-               "longest_batch_s": round(max(batches), 4), "writes": len(waits),
-               "longest_write_wait_s": round(max(waits), 4),
-               "median_write_wait_s": round(sorted(waits)[len(waits) // 2], 4)}
+    figures = {
+        "backend": big_club.dialect,
+        "batches": len(batches),
+        "batch_rows": 100,
+        "longest_batch_s": round(max(batches), 4),
+        "writes": len(waits),
+        "longest_write_wait_s": round(max(waits), 4),
+        "median_write_wait_s": round(sorted(waits)[len(waits) // 2], 4),
+    }
     out = reports_dir() / "concurrency" / f"writer-wait-{big_club.dialect}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))

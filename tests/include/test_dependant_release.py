@@ -32,8 +32,10 @@ from include.retention.records.audit import RunContext
 
 AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("k" * 40, "test")
-CONTRACT_LINES = [{"table": "contracts", "foreign_key": "partner_id"},
-                  {"table": "contract_lines", "foreign_key": "contract_id"}]
+CONTRACT_LINES = [
+    {"table": "contracts", "foreign_key": "partner_id"},
+    {"table": "contract_lines", "foreign_key": "contract_id"},
+]
 
 POLICY = {
     "version": "release-1",
@@ -41,83 +43,128 @@ POLICY = {
     "precedence": ["customer_relationship", "prospection"],
     "categories": {
         "prospection": {
-            "label": {"fr": "Prospects", "en": "Prospects"}, "legal_basis": "Intérêt légitime",
-            "archive_purpose": "Probatoire", "schedule": "0 2 * * *",
+            "label": {"fr": "Prospects", "en": "Prospects"},
+            "legal_basis": "Intérêt légitime",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 2 * * *",
             "counted_from": {"fr": "la date du dernier contact du prospect", "en": "the prospect's last contact"},
-            "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
-            "tables": [{
-                "table": "partners", "archive_table": "prospect_partners", "primary_key": "partner_id",
-                "scope": {"column": "is_prospect", "equals": True},
-                "start_event": {"column": "created_at", "when_missing": "defect"},
-                "archive_columns": ["name"],
-                "subject_identifiers": {"email": ["email"]},
-            }],
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "partners",
+                    "archive_table": "prospect_partners",
+                    "primary_key": "partner_id",
+                    "scope": {"column": "is_prospect", "equals": True},
+                    "start_event": {"column": "created_at", "when_missing": "defect"},
+                    "archive_columns": ["name"],
+                    "subject_identifiers": {"email": ["email"]},
+                }
+            ],
         },
         "customer_relationship": {
-            "label": {"fr": "Clients", "en": "Customers"}, "legal_basis": "Contrat",
-            "archive_purpose": "Probatoire", "schedule": "0 3 * * *",
+            "label": {"fr": "Clients", "en": "Customers"},
+            "legal_basis": "Contrat",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 3 * * *",
             "counted_from": {"fr": "la fin de la relation contractuelle", "en": "the end of the relationship"},
-            "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
-            "tables": [{
-                "table": "partners", "archive_table": "customer_partners", "primary_key": "partner_id",
-                "scope": {"column": "is_customer", "equals": True},
-                "start_event": {
-                    "when_missing": "defect",
-                    "latest": {"column": "end_date", "path": CONTRACT_LINES},
-                    "ongoing_if_open": {"column": "end_date", "path": CONTRACT_LINES},
-                },
-                "archive_columns": ["name"],
-                "subject_identifiers": {"email": ["email"]},
-                "children": [{"table": "contracts", "primary_key": "contract_id", "foreign_key": "partner_id",
-                              "children": [{"table": "contract_lines", "primary_key": "line_id",
-                                            "foreign_key": "contract_id", "archive_columns": ["end_date"]}]}],
-            }],
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "partners",
+                    "archive_table": "customer_partners",
+                    "primary_key": "partner_id",
+                    "scope": {"column": "is_customer", "equals": True},
+                    "start_event": {
+                        "when_missing": "defect",
+                        "latest": {"column": "end_date", "path": CONTRACT_LINES},
+                        "ongoing_if_open": {"column": "end_date", "path": CONTRACT_LINES},
+                    },
+                    "archive_columns": ["name"],
+                    "subject_identifiers": {"email": ["email"]},
+                    "children": [
+                        {
+                            "table": "contracts",
+                            "primary_key": "contract_id",
+                            "foreign_key": "partner_id",
+                            "children": [
+                                {
+                                    "table": "contract_lines",
+                                    "primary_key": "line_id",
+                                    "foreign_key": "contract_id",
+                                    "archive_columns": ["end_date"],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
         },
         "billing": {
-            "label": {"fr": "Facturation", "en": "Billing"}, "legal_basis": "Obligation légale",
-            "archive_purpose": "Obligation comptable (10 ans)", "schedule": "0 4 * * *",
+            "label": {"fr": "Facturation", "en": "Billing"},
+            "legal_basis": "Obligation légale",
+            "archive_purpose": "Obligation comptable (10 ans)",
+            "schedule": "0 4 * * *",
             "counted_from": {"fr": "la date de la facture", "en": "the invoice date"},
-            "active_period": "P0D", "archive_period": "P10Y", "end_action": "delete", "on_erasure": "keep",
-            "tables": [{
-                "table": "invoices", "primary_key": "invoice_id",
-                "start_event": {"column": "invoice_date", "when_missing": "defect"},
-                "archived_with": {"table": "partners", "foreign_key": "partner_id",
-                                  "leaves_active": "on_parent_event"},
-                "archive_columns": ["number", "invoice_date"],
-                "children": [{"table": "invoice_lines", "primary_key": "line_id", "foreign_key": "invoice_id",
-                              "archive_columns": ["amount"]}],
-            }],
+            "active_period": "P0D",
+            "archive_period": "P10Y",
+            "end_action": "delete",
+            "on_erasure": "keep",
+            "tables": [
+                {
+                    "table": "invoices",
+                    "primary_key": "invoice_id",
+                    "start_event": {"column": "invoice_date", "when_missing": "defect"},
+                    "archived_with": {
+                        "table": "partners",
+                        "foreign_key": "partner_id",
+                        "leaves_active": "on_parent_event",
+                    },
+                    "archive_columns": ["number", "invoice_date"],
+                    "children": [
+                        {
+                            "table": "invoice_lines",
+                            "primary_key": "line_id",
+                            "foreign_key": "invoice_id",
+                            "archive_columns": ["amount"],
+                        }
+                    ],
+                }
+            ],
         },
     },
 }
 
 # partner_id: (is_prospect, is_customer, created_at, end dates of the lines of its one contract)
 PARTNERS = {
-    1: (False, True, date(2015, 1, 1), [date(2026, 11, 25)]),              # ended yesterday
+    1: (False, True, date(2015, 1, 1), [date(2026, 11, 25)]),  # ended yesterday
     2: (False, True, date(2015, 1, 1), [date(2020, 1, 1), date(2026, 11, 26)]),  # ends today
-    3: (False, True, date(2015, 1, 1), [date(2026, 11, 27)]),              # ends tomorrow
-    4: (False, True, date(2015, 1, 1), [date(2020, 1, 1), None]),          # an open line: ongoing
-    5: (False, True, date(2015, 1, 1), [date(2026, 1, 10)]),               # ended this year
-    6: (False, True, date(2008, 1, 1), [date(2018, 6, 30)]),               # its own horizon reached 2026-06-30
-    7: (False, True, date(2008, 1, 1), [date(2018, 6, 30)]),               # same, but an invoice is retained
-    8: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),                # ended; its invoice is undated
-    9: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),                # ended (held in some tests)
-    10: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),               # ended (one invoice held in some tests)
-    12: (True, True, date(2019, 1, 1), [None]),                            # prospect and customer: ongoing customer
-    13: (True, False, date(2025, 1, 1), []),                               # a prospect only, since 2025-01-01
-    14: (False, True, date(2015, 1, 1), []),                               # a customer with no line: a defect
+    3: (False, True, date(2015, 1, 1), [date(2026, 11, 27)]),  # ends tomorrow
+    4: (False, True, date(2015, 1, 1), [date(2020, 1, 1), None]),  # an open line: ongoing
+    5: (False, True, date(2015, 1, 1), [date(2026, 1, 10)]),  # ended this year
+    6: (False, True, date(2008, 1, 1), [date(2018, 6, 30)]),  # its own horizon reached 2026-06-30
+    7: (False, True, date(2008, 1, 1), [date(2018, 6, 30)]),  # same, but an invoice is retained
+    8: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),  # ended; its invoice is undated
+    9: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),  # ended (held in some tests)
+    10: (False, True, date(2015, 1, 1), [date(2025, 1, 1)]),  # ended (one invoice held in some tests)
+    12: (True, True, date(2019, 1, 1), [None]),  # prospect and customer: ongoing customer
+    13: (True, False, date(2025, 1, 1), []),  # a prospect only, since 2025-01-01
+    14: (False, True, date(2015, 1, 1), []),  # a customer with no line: a defect
 }
 # invoice_id: (partner_id, invoice date, number of lines)
 INVOICES = {
     11: (1, date(2024, 5, 2), 2),
     21: (2, date(2025, 1, 15), 1),
     31: (3, date(2025, 1, 15), 1),
-    41: (4, date(2015, 1, 1), 1),      # past its 10 years, but its relationship is ongoing
-    51: (5, date(2016, 6, 30), 1),     # horizon 2026-06-30: destroyed the run it leaves
-    52: (5, date(2020, 1, 1), 1),      # kept until 2030-01-01
-    61: (6, date(2016, 1, 15), 1),     # horizon 2026-01-15: destroyed; customer 6 with it
-    71: (7, date(2018, 3, 1), 1),      # kept until 2028-03-01: keeps customer 7 in the archive
-    81: (8, None, 1),                  # no date: moves undated, reported
+    41: (4, date(2015, 1, 1), 1),  # past its 10 years, but its relationship is ongoing
+    51: (5, date(2016, 6, 30), 1),  # horizon 2026-06-30: destroyed the run it leaves
+    52: (5, date(2020, 1, 1), 1),  # kept until 2030-01-01
+    61: (6, date(2016, 1, 15), 1),  # horizon 2026-01-15: destroyed; customer 6 with it
+    71: (7, date(2018, 3, 1), 1),  # kept until 2028-03-01: keeps customer 7 in the archive
+    81: (8, None, 1),  # no date: moves undated, reported
     91: (9, date(2024, 1, 1), 1),
     101: (10, date(2024, 1, 1), 1),
     102: (10, date(2024, 2, 1), 1),
@@ -128,11 +175,38 @@ INVOICES = {
 
 # Where every partner and invoice is after one run of every category on AS_OF, by the schedule.
 ACTIVE, GONE = "active", "gone"
-EXPECTED_PARTNERS = {1: ACTIVE, 2: ACTIVE, 3: ACTIVE, 4: ACTIVE, 5: ACTIVE, 6: GONE, 7: "customer_partners",
-                     8: ACTIVE, 9: ACTIVE, 10: ACTIVE, 12: ACTIVE, 13: ACTIVE, 14: ACTIVE}
-EXPECTED_INVOICES = {11: "invoices", 21: "invoices", 31: ACTIVE, 41: ACTIVE, 51: GONE, 52: "invoices", 61: GONE,
-                     71: "invoices", 81: "invoices", 91: "invoices", 101: "invoices", 102: "invoices",
-                     121: ACTIVE, 131: "invoices", 141: ACTIVE}
+EXPECTED_PARTNERS = {
+    1: ACTIVE,
+    2: ACTIVE,
+    3: ACTIVE,
+    4: ACTIVE,
+    5: ACTIVE,
+    6: GONE,
+    7: "customer_partners",
+    8: ACTIVE,
+    9: ACTIVE,
+    10: ACTIVE,
+    12: ACTIVE,
+    13: ACTIVE,
+    14: ACTIVE,
+}
+EXPECTED_INVOICES = {
+    11: "invoices",
+    21: "invoices",
+    31: ACTIVE,
+    41: ACTIVE,
+    51: GONE,
+    52: "invoices",
+    61: GONE,
+    71: "invoices",
+    81: "invoices",
+    91: "invoices",
+    101: "invoices",
+    102: "invoices",
+    121: ACTIVE,
+    131: "invoices",
+    141: ACTIVE,
+}
 
 
 def release_policy(leaves_active: str | None = "on_parent_event", **billing_changes) -> dict:
@@ -152,36 +226,71 @@ def create_schema(target, parent_schema: str = "rel") -> None:
     parent_prefix, there = prefix, {}
     if parent_schema != "rel":  # PostgreSQL only: SQLite has one schema
         parent_prefix, there = schema_metadata(target, parent_schema)[1], {"schema": parent_schema}
-    partners = Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("name", String(50)),
-                     Column("email", String(100)), Column("is_prospect", Boolean), Column("is_customer", Boolean),
-                     Column("created_at", DateTime(timezone=True)), **there)
+    partners = Table(
+        "partners",
+        md,
+        Column("partner_id", Integer, primary_key=True),
+        Column("name", String(50)),
+        Column("email", String(100)),
+        Column("is_prospect", Boolean),
+        Column("is_customer", Boolean),
+        Column("created_at", DateTime(timezone=True)),
+        **there,
+    )
     # No foreign key: the policy declares the link (prospects share the table and have no contracts).
-    contracts = Table("contracts", md, Column("contract_id", Integer, primary_key=True),
-                      Column("partner_id", Integer), **there)
-    lines = Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
-                  Column("contract_id", Integer, ForeignKey(parent_prefix + "contracts.contract_id")),
-                  Column("end_date", Date), **there)
-    invoices = Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
-                     Column("partner_id", Integer, ForeignKey(parent_prefix + "partners.partner_id"), nullable=False),
-                     Column("number", String(20)), Column("invoice_date", Date))
-    invoice_lines = Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
-                          Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
-                          Column("amount", Integer))
+    contracts = Table(
+        "contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer), **there
+    )
+    lines = Table(
+        "contract_lines",
+        md,
+        Column("line_id", Integer, primary_key=True),
+        Column("contract_id", Integer, ForeignKey(parent_prefix + "contracts.contract_id")),
+        Column("end_date", Date),
+        **there,
+    )
+    invoices = Table(
+        "invoices",
+        md,
+        Column("invoice_id", Integer, primary_key=True),
+        Column("partner_id", Integer, ForeignKey(parent_prefix + "partners.partner_id"), nullable=False),
+        Column("number", String(20)),
+        Column("invoice_date", Date),
+    )
+    invoice_lines = Table(
+        "invoice_lines",
+        md,
+        Column("line_id", Integer, primary_key=True),
+        Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
+        Column("amount", Integer),
+    )
     md.create_all(target.engine)
     with target.engine.begin() as conn:
         for pid, (prospect, customer, created, ends) in PARTNERS.items():
-            conn.execute(insert(partners).values(
-                partner_id=pid, name=f"Partenaire {pid}", email=f"p{pid}@example.fr", is_prospect=prospect,
-                is_customer=customer, created_at=datetime(created.year, created.month, created.day, 9, tzinfo=PARIS)))
+            conn.execute(
+                insert(partners).values(
+                    partner_id=pid,
+                    name=f"Partenaire {pid}",
+                    email=f"p{pid}@example.fr",
+                    is_prospect=prospect,
+                    is_customer=customer,
+                    created_at=datetime(created.year, created.month, created.day, 9, tzinfo=PARIS),
+                )
+            )
             if ends:
                 conn.execute(insert(contracts).values(contract_id=pid * 10, partner_id=pid))
             for k, end in enumerate(ends):
                 conn.execute(insert(lines).values(line_id=pid * 100 + k, contract_id=pid * 10, end_date=end))
         for invoice_id, (pid, day, count) in INVOICES.items():
-            conn.execute(insert(invoices).values(invoice_id=invoice_id, partner_id=pid, number=f"F-{invoice_id}",
-                                                 invoice_date=day))
-            conn.execute(insert(invoice_lines), [{"line_id": invoice_id * 10 + k, "invoice_id": invoice_id,
-                                                  "amount": 100} for k in range(count)])
+            conn.execute(
+                insert(invoices).values(
+                    invoice_id=invoice_id, partner_id=pid, number=f"F-{invoice_id}", invoice_date=day
+                )
+            )
+            conn.execute(
+                insert(invoice_lines),
+                [{"line_id": invoice_id * 10 + k, "invoice_id": invoice_id, "amount": 100} for k in range(count)],
+            )
 
 
 @pytest.fixture
@@ -204,9 +313,16 @@ def _archived(target, table):
 def _hold(target, policy, table, keys, reference):
     from include.retention.records.holds import NewHold, add_hold
 
-    add_hold(target, policy, NewHold(reference=reference, scope="rows", reason="litige en cours",
-                                     created_by="juriste", table=table, keys=keys), KEY,
-             RunContext("manual__hold", "legal_hold", AS_OF, policy.version), date.today())
+    add_hold(
+        target,
+        policy,
+        NewHold(
+            reference=reference, scope="rows", reason="litige en cours", created_by="juriste", table=table, keys=keys
+        ),
+        KEY,
+        RunContext("manual__hold", "legal_hold", AS_OF, policy.version),
+        date.today(),
+    )
 
 
 def _run(target, policy, category, as_of=AS_OF, run_id=None):
@@ -226,11 +342,12 @@ def _place_of(key, active, archived):
 
 # --- Invoices leave when the relationship ends ----------------------------------------------
 
+
 def test_invoice_of_a_customer_whose_relationship_ended_yesterday_moves_to_billings_archive_today(rel):
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")
     assert 11 in _archived(rel, "invoices") and 11 not in _active(rel, "invoices")
-    assert [110, 111] == [k for k in _archived(rel, "invoice_lines") if k in (110, 111)]
+    assert [k for k in _archived(rel, "invoice_lines") if k in (110, 111)] == [110, 111]
     (row,) = [r for r in archive_rows(rel, "invoices") if r["invoice_id"] == 11]
     # Its retention is its own: 10 years from the invoice date.
     assert (row["retention_start"], row["retention_until"]) == (date(2024, 5, 2), date(2034, 5, 2))
@@ -262,13 +379,19 @@ def test_an_invoice_past_its_ten_years_when_the_relationship_ends_is_destroyed_i
     _run(rel, policy, "billing")
     assert 51 not in _active(rel, "invoices") + _archived(rel, "invoices")
     assert 52 in _archived(rel, "invoices") and 5 in _active(rel, "partners")
-    deleted = [e for e in audit_events(rel, policy, run_id=f"billing-{AS_OF}")
-               if e["action"] == "delete" and e["table_name"] == "invoices"]
+    deleted = [
+        e
+        for e in audit_events(rel, policy, run_id=f"billing-{AS_OF}")
+        if e["action"] == "delete" and e["table_name"] == "invoices"
+    ]
     assert [(e["category"], e["row_count"], e["details"]["same_run"]) for e in deleted] == [("billing", 2, 2)]
 
 
-ORDERS = [("billing", "customer_relationship", "prospection"), ("customer_relationship", "prospection", "billing"),
-          ("prospection", "billing", "customer_relationship")]
+ORDERS = [
+    ("billing", "customer_relationship", "prospection"),
+    ("customer_relationship", "prospection", "billing"),
+    ("prospection", "billing", "customer_relationship"),
+]
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=[">".join(o) for o in ORDERS])
@@ -287,8 +410,12 @@ def test_one_run_of_every_category_reaches_the_schedule_in_any_order_and_a_secon
     for key in order:
         _run(rel, policy, key, run_id=f"again-{key}")
     assert checksum(rel) == before
-    moved = [e for key in order for e in audit_events(rel, policy, run_id=f"again-{key}")
-             if e["action"] in ("archive", "delete", "anonymize")]
+    moved = [
+        e
+        for key in order
+        for e in audit_events(rel, policy, run_id=f"again-{key}")
+        if e["action"] in ("archive", "delete", "anonymize")
+    ]
     assert moved == []
 
 
@@ -309,8 +436,11 @@ def test_an_undated_invoice_moves_undated_keeps_its_customer_and_is_reported(rel
     _run(rel, policy, "billing")
     (row,) = [r for r in archive_rows(rel, "invoices") if r["invoice_id"] == 81]
     assert (row["retention_start"], row["retention_until"]) == (None, None)
-    reported = [e for e in audit_events(rel, policy, run_id=f"billing-{AS_OF}", action="validation")
-                if e["details"]["expectation"] == "archive_rows_have_a_start_date"]
+    reported = [
+        e
+        for e in audit_events(rel, policy, run_id=f"billing-{AS_OF}", action="validation")
+        if e["details"]["expectation"] == "archive_rows_have_a_start_date"
+    ]
     assert [(e["table_name"], e["row_count"], e["details"]["success"]) for e in reported] == [("invoices", 1, False)]
     # Customer 8's own time comes (2028-01-01): it goes to the archive, where the undated invoice keeps it.
     later = date(2036, 1, 1)
@@ -320,6 +450,7 @@ def test_an_undated_invoice_moves_undated_keeps_its_customer_and_is_reported(rel
 
 
 # --- Legal holds ----------------------------------------------------------------------------
+
 
 def test_a_held_customer_keeps_its_invoices_active(rel):
     policy = parse_policy(release_policy())
@@ -338,6 +469,7 @@ def test_a_held_invoice_stays_active_and_its_sibling_leaves(rel):
 
 # --- A parent table several categories share ------------------------------------------------
 
+
 def test_the_category_that_governs_the_parent_row_decides_when_its_invoices_leave(rel):
     """Partner 12 is a prospect since 2019 and a customer whose relationship is ongoing: the
     customer category governs it (precedence), so its invoice stays. Partner 13 is only a
@@ -350,6 +482,7 @@ def test_the_category_that_governs_the_parent_row_decides_when_its_invoices_leav
 
 # --- The default is today's behaviour ------------------------------------------------------
 
+
 def test_by_default_an_invoice_waits_for_its_customer(rel):
     policy = parse_policy(release_policy(leaves_active=None))
     assert policy.categories["billing"].tables[0].archived_with.leaves_active == "with_parent"
@@ -360,7 +493,7 @@ def test_by_default_an_invoice_waits_for_its_customer(rel):
 # --- Plan, gates, certificate, DPO report ----------------------------------------------------
 
 RELEASED = {11, 21, 52, 71, 81, 91, 101, 102, 131}  # leave tonight and stay in the archive
-DESTROYED = {51, 61}                                 # leave tonight past their horizon
+DESTROYED = {51, 61}  # leave tonight past their horizon
 
 
 def test_the_plan_counts_the_invoices_the_relationship_releases(rel):
@@ -387,8 +520,11 @@ def test_the_post_run_gate_fails_while_a_released_invoice_is_still_active(rel):
     ctx = RunContext("gate-only", "retention_billing", AS_OF, policy.version, dry_run=False)
     with pytest.raises(QualityGateFailed, match="no_overdue_active_rows"):
         post_run_gate(StepContext.build(rel, policy, "billing", ctx))
-    overdue = [e for e in audit_events(rel, policy, run_id="gate-only", action="validation")
-               if e["details"]["expectation"] == "no_overdue_active_rows"]
+    overdue = [
+        e
+        for e in audit_events(rel, policy, run_id="gate-only", action="validation")
+        if e["details"]["expectation"] == "no_overdue_active_rows"
+    ]
     assert [(e["table_name"], e["row_count"]) for e in overdue] == [("invoices", len(RELEASED | DESTROYED))]
 
 
@@ -461,11 +597,14 @@ def test_the_dag_doc_says_when_an_invoice_leaves():
     policy = parse_policy(release_policy())
     doc = category_doc(policy, policy.categories["billing"])
     assert "leaves the active base when the start event of its `partners` row has passed" in doc
-    assert ("kept active until the start event of its `partners` row, then in the archive until 10 years from "
-            "`invoice_date`, then deleted.") in doc
+    assert (
+        "kept active until the start event of its `partners` row, then in the archive until 10 years from "
+        "`invoice_date`, then deleted."
+    ) in doc
 
 
 # --- Erasure ---------------------------------------------------------------------------------
+
 
 def test_erasing_an_active_customer_whose_invoices_sit_in_billings_archive_keeps_the_customer(rel):
     """Customer 1's invoice is in billing's archive (kept 10 years, on_erasure: keep): deleting
@@ -491,6 +630,7 @@ def test_erasing_an_active_customer_whose_invoices_sit_in_billings_archive_keeps
 
 # --- Refusals ----------------------------------------------------------------------------------
 
+
 def test_on_parent_event_from_a_table_with_no_start_event_is_refused_with_its_key_path():
     data = release_policy()
     data["categories"]["billing"]["tables"][0]["archived_with"]["table"] = "contracts"  # a child: no clock
@@ -512,8 +652,10 @@ def test_was_erased_lists_the_invoices_an_active_customer_has_in_billings_archiv
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")
     answer = was_erased(rel, policy, KEY, "email", "p1@example.fr")
-    found = {(p.category, p.table, p.kind): (p.active, p.archived, p.horizon.until if p.horizon else None)
-             for p in answer.presence}
+    found = {
+        (p.category, p.table, p.kind): (p.active, p.archived, p.horizon.until if p.horizon else None)
+        for p in answer.presence
+    }
     assert found[("billing", "invoices", "retained_dependant")] == (0, 1, date(2034, 5, 2))
     assert found[("billing", "invoice_lines", "retained_dependant")] == (0, 2, date(2034, 5, 2))
     assert found[("customer_relationship", "partners", "personal_data")][:2] == (1, 0)
@@ -543,6 +685,7 @@ def test_the_customer_plan_counts_what_invoices_released_earlier_keep_or_let_go(
 
 # --- A parent in another schema ----------------------------------------------------------------
 
+
 def _partners_in_crm(leaves_active: str = "on_parent_event") -> dict:
     """The release policy with prospects' and customers' tables declared in schema ``crm``."""
     data = release_policy(leaves_active)
@@ -564,11 +707,16 @@ def test_invoices_follow_their_customers_clock_in_the_customers_schema_not_same_
     stays active - it was destroyed when the clock was read in the invoices' schema."""
     create_schema(target, parent_schema="crm")
     with target.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE rel.partners (partner_id integer primary key, name varchar(50), "
-                          "email varchar(100), is_prospect boolean, is_customer boolean, created_at timestamptz)"))
+        conn.execute(
+            text(
+                "CREATE TABLE rel.partners (partner_id integer primary key, name varchar(50), "
+                "email varchar(100), is_prospect boolean, is_customer boolean, created_at timestamptz)"
+            )
+        )
         conn.execute(text("CREATE TABLE rel.contracts (contract_id integer primary key, partner_id integer)"))
-        conn.execute(text("CREATE TABLE rel.contract_lines (line_id integer primary key, contract_id integer, "
-                          "end_date date)"))
+        conn.execute(
+            text("CREATE TABLE rel.contract_lines (line_id integer primary key, contract_id integer, end_date date)")
+        )
     policy = parse_policy(_partners_in_crm())
     _run(target, policy, "billing")
     assert sorted(_active(target, "invoices")) == [31, 41, 121, 141]
@@ -589,8 +737,8 @@ def test_an_invoice_waiting_for_its_customer_in_another_schema_moves_with_it(tar
     assert 71 in _archived(target, "invoices") and 7 in _archived(target, "customer_partners")
 
 
-
 # --- A parent row no category governs --------------------------------------------------------
+
 
 def _add_partner_of_no_category(target) -> None:
     """Partner 15: neither prospect nor customer any more (the application cleared both flags),
@@ -599,13 +747,23 @@ def _add_partner_of_no_category(target) -> None:
     with target.engine.begin() as conn:
         partners = Table("partners", md, autoload_with=conn)
         invoices = Table("invoices", md, autoload_with=conn)
-        conn.execute(insert(partners).values(partner_id=15, name="Partenaire 15", email="p15@example.fr",
-                                             is_prospect=False, is_customer=False,
-                                             created_at=datetime(2005, 1, 1, 9, tzinfo=PARIS)))
-        conn.execute(insert(invoices), [{"invoice_id": 151, "partner_id": 15, "number": "F-151",
-                                         "invoice_date": date(2010, 1, 1)},
-                                        {"invoice_id": 152, "partner_id": 15, "number": "F-152",
-                                         "invoice_date": date(2020, 1, 1)}])
+        conn.execute(
+            insert(partners).values(
+                partner_id=15,
+                name="Partenaire 15",
+                email="p15@example.fr",
+                is_prospect=False,
+                is_customer=False,
+                created_at=datetime(2005, 1, 1, 9, tzinfo=PARIS),
+            )
+        )
+        conn.execute(
+            insert(invoices),
+            [
+                {"invoice_id": 151, "partner_id": 15, "number": "F-151", "invoice_date": date(2010, 1, 1)},
+                {"invoice_id": 152, "partner_id": 15, "number": "F-152", "invoice_date": date(2020, 1, 1)},
+            ],
+        )
 
 
 def test_an_invoice_whose_customer_no_category_governs_follows_its_own_ten_years(rel):
@@ -658,8 +816,6 @@ def test_the_dpo_reports_schedule_says_a_year_after_the_relationship_ends_for_a_
     assert "1 an après la date du dernier contact du prospect ou la fin de la relation contractuelle" in french
 
 
-
-
 def test_was_erased_keeps_a_kept_customer_until_its_latest_retained_invoice(rel):
     """Customer 10 asks for erasure: its row is kept, its invoices need it - 101 and 102 in
     billing's archive (to 2034), 103 issued last week (its own 10 years: 2036-11-20). A parent
@@ -673,10 +829,18 @@ def test_was_erased_keeps_a_kept_customer_until_its_latest_retained_invoice(rel)
     _run(rel, policy, "billing")
     md, _ = schema_metadata(rel, "rel")
     with rel.engine.begin() as conn:
-        conn.execute(insert(Table("invoices", md, autoload_with=conn)).values(
-            invoice_id=103, partner_id=10, number="F-103", invoice_date=date(2026, 11, 20)))
-    erase(rel, policy, Subject.of({"email": "p10@example.fr"}), KEY,
-          RunContext("manual__erase", "subject_request", AS_OF, policy.version))
+        conn.execute(
+            insert(Table("invoices", md, autoload_with=conn)).values(
+                invoice_id=103, partner_id=10, number="F-103", invoice_date=date(2026, 11, 20)
+            )
+        )
+    erase(
+        rel,
+        policy,
+        Subject.of({"email": "p10@example.fr"}),
+        KEY,
+        RunContext("manual__erase", "subject_request", AS_OF, policy.version),
+    )
     assert 10 in _active(rel, "partners")
     answer = was_erased(rel, policy, KEY, "email", "p10@example.fr")
     found = {(p.category, p.table): p.horizon.until for p in answer.presence}

@@ -7,8 +7,9 @@ throwaway PostgreSQL; then every row must be exactly where the hand-written sche
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from dolibarr_world import (
@@ -60,8 +61,13 @@ def dolibarr_run(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
         seed(target)
         policy = dolibarr_policy()
         run_ids = _run_all(target, policy, "first")
-        yield {"backend": request.param, "target": target, "policy": policy, "run_ids": run_ids,
-               "states": actual_states(target)}
+        yield {
+            "backend": request.param,
+            "target": target,
+            "policy": policy,
+            "run_ids": run_ids,
+            "states": actual_states(target),
+        }
     finally:
         target.dispose()
 
@@ -71,10 +77,14 @@ def _row_id(key: tuple[str, Any]) -> str:
     return f"{table}[{','.join(map(str, row)) if isinstance(row, tuple) else row}]"
 
 
-ROWS = [pytest.param(key, id=_row_id(key),
-                     marks=[pytest.mark.xfail(strict=True, reason=ENGINE_DISAGREES[key])]
-                     if key in ENGINE_DISAGREES else [])
-        for key in EXPECTED]
+ROWS = [
+    pytest.param(
+        key,
+        id=_row_id(key),
+        marks=[pytest.mark.xfail(strict=True, reason=ENGINE_DISAGREES[key])] if key in ENGINE_DISAGREES else [],
+    )
+    for key in EXPECTED
+]
 
 
 @pytest.mark.parametrize("row", ROWS)
@@ -95,13 +105,20 @@ def test_archived_dolibarr_rows_keep_the_retention_dates_of_the_schedule(dolibar
 def test_dolibarr_rows_without_a_start_date_are_reported(dolibarr_run):
     target, policy = dolibarr_run["target"], dolibarr_run["policy"]
     with target.read() as conn:
-        logged = [e for run_id in dolibarr_run["run_ids"]
-                  for e in events(conn, audit_table("archive", policy.audit_table), run_id=run_id)]
+        logged = [
+            e
+            for run_id in dolibarr_run["run_ids"]
+            for e in events(conn, audit_table("archive", policy.audit_table), run_id=run_id)
+        ]
     found = {(e["category"], e["table_name"]): e["row_count"] for e in logged if e["action"] == "quality_finding"}
     assert found == DEFECTS
-    undated = {(e["category"], e["table_name"]): e["row_count"] for e in logged
-               if e["action"] == "validation" and e["details"]["expectation"] == "archive_rows_have_a_start_date"
-               and not e["details"]["success"]}
+    undated = {
+        (e["category"], e["table_name"]): e["row_count"]
+        for e in logged
+        if e["action"] == "validation"
+        and e["details"]["expectation"] == "archive_rows_have_a_start_date"
+        and not e["details"]["success"]
+    }
     assert undated == UNDATED_IN_ARCHIVE
 
 
@@ -111,14 +128,24 @@ def test_a_second_dolibarr_run_changes_nothing(dolibarr_run):
     run_ids = _run_all(target, policy, "again")
     assert checksum(target) == before
     with target.read() as conn:
-        logged = [e for run_id in run_ids for e in events(conn, audit_table("archive", policy.audit_table),
-                                                          run_id=run_id)]
+        logged = [
+            e for run_id in run_ids for e in events(conn, audit_table("archive", policy.audit_table), run_id=run_id)
+        ]
     assert {e["action"] for e in logged} <= BOOKKEEPING
     assert [(e["table_name"], e["row_count"]) for e in logged if e["action"] == "plan" and e["row_count"]] == []
 
 
 def test_the_dolibarr_example_names_its_sources():
     readme = (Path(__file__).resolve().parents[2] / "examples" / "dolibarr" / "README.md").read_text()
-    for table in ("llx_societe", "llx_socpeople", "llx_contrat", "llx_contratdet", "llx_facture",
-                  "llx_facturedet", "llx_actioncomm", "llx_categorie_societe", "llx_societe_commerciaux"):
+    for table in (
+        "llx_societe",
+        "llx_socpeople",
+        "llx_contrat",
+        "llx_contratdet",
+        "llx_facture",
+        "llx_facturedet",
+        "llx_actioncomm",
+        "llx_categorie_societe",
+        "llx_societe_commerciaux",
+    ):
         assert f"htdocs/install/mysql/tables/{table}.sql" in readme, table

@@ -24,10 +24,24 @@ NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 
 # 14 members due on AS_OF (3 years active), 6 of them past their whole horizon (3 + 5 years):
 # one run archives the 14 and destroys those 6 - each of the 14 rows once.
-PAST_HORIZON = {10: date(2012, 2, 29), 11: date(2015, 1, 10), 12: date(2016, 3, 5), 13: date(2017, 6, 30),
-                14: date(2018, 1, 15), 15: date(2018, 11, 26)}
-IN_ARCHIVE_PERIOD = {20: date(2018, 11, 27), 21: date(2019, 5, 5), 22: date(2020, 2, 29), 23: date(2021, 7, 14),
-                     24: date(2022, 3, 27), 25: date(2022, 10, 30), 26: date(2023, 6, 1), 27: date(2023, 11, 26)}
+PAST_HORIZON = {
+    10: date(2012, 2, 29),
+    11: date(2015, 1, 10),
+    12: date(2016, 3, 5),
+    13: date(2017, 6, 30),
+    14: date(2018, 1, 15),
+    15: date(2018, 11, 26),
+}
+IN_ARCHIVE_PERIOD = {
+    20: date(2018, 11, 27),
+    21: date(2019, 5, 5),
+    22: date(2020, 2, 29),
+    23: date(2021, 7, 14),
+    24: date(2022, 3, 27),
+    25: date(2022, 10, 30),
+    26: date(2023, 6, 1),
+    27: date(2023, 11, 26),
+}
 FOURTEEN_DUE = {**PAST_HORIZON, **IN_ARCHIVE_PERIOD, 30: date(2023, 11, 27), 31: date(2026, 1, 1), 32: None}
 
 
@@ -107,7 +121,8 @@ def test_a_tampered_log_shows_in_the_report(target):
 
 
 def test_a_log_rewritten_with_recomputed_hashes_shows_in_the_report_as_retention_audit_verify_says(
-        target, tmp_path, monkeypatch):
+    target, tmp_path, monkeypatch
+):
     """The report's verdict is the daily verification's (chain and run certificates): a log
     consistent in itself but no longer matching its certificates is not called intact."""
     from test_audit_chain import AUDIT, _rewrite_whole_chain
@@ -147,16 +162,20 @@ def test_an_unknown_language_is_refused(target):
         dpo_report.render(_report(target), "de")
 
 
-@pytest.mark.parametrize("day, expected", [
-    (date(2026, 11, 26), (date(2026, 10, 1), date(2026, 10, 31))),
-    (date(2027, 1, 1), (date(2026, 12, 1), date(2026, 12, 31))),
-    (date(2028, 3, 31), (date(2028, 2, 1), date(2028, 2, 29))),
-])
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        (date(2026, 11, 26), (date(2026, 10, 1), date(2026, 10, 31))),
+        (date(2027, 1, 1), (date(2026, 12, 1), date(2026, 12, 31))),
+        (date(2028, 3, 31), (date(2028, 2, 1), date(2028, 2, 29))),
+    ],
+)
 def test_the_monthly_report_covers_the_previous_calendar_month(day, expected):
     assert previous_month(day) == expected
 
 
 # -- volumes: each row counted once -------------------------------------------------------
+
 
 def _bars(page: str) -> list[tuple[int, dict[str, int]]]:
     """Each bar of the page's charts: the total printed above it and its segments' numbers."""
@@ -217,14 +236,15 @@ def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
     # Members 1, 3, 4, 5 and 7 are archived; member 4, past 8 years, is anonymised at once.
     assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 4, "anonymized_same_run": 1}
     assert _bars(unescape(dpo_report.render(report))) == [
-        (5, {"archivés et conservés": 4, "archivés puis anonymisés dans le même passage": 1})]
+        (5, {"archivés et conservés": 4, "archivés puis anonymisés dans le même passage": 1})
+    ]
 
 
 def test_the_volume_table_gives_each_table_archived_of_which_destroyed_and_rows_in_all(target):
     create_club(target, FOURTEEN_DUE)
     run_category(target, club_policy())
     page = unescape(dpo_report.render(_report(target, period=NOVEMBER)))
-    table = page[page.index("<h2>2."):page.index("<h2>3.")]
+    table = page[page.index("<h2>2.") : page.index("<h2>3.")]
     assert "dont détruits ou anonymisés dans le même passage" in table
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
     assert cells == ["Adhérents", "members", "novembre 2026", "14", "6", "0", "0", "14"]
@@ -265,14 +285,23 @@ def test_a_run_that_destroys_more_rows_it_archived_than_it_archived_is_refused_n
     ctx = RunContext("run-x", "retention_members", AS_OF, policy.version)
     with target.engine.begin() as conn:
         audit.record(conn, trail, ctx, category="members", action="archive", table_name="members", row_count=1)
-        audit.record(conn, trail, ctx, category="members", action="delete", table_name="members", row_count=3,
-                     details={"same_run": 3})
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category="members",
+            action="delete",
+            table_name="members",
+            row_count=3,
+            details={"same_run": 3},
+        )
     with pytest.raises(RetentionError, match="run run-x.*members.*members.*3 rows it archived.*archived 1"):
         _report(target, period=NOVEMBER)
 
 
-@pytest.mark.parametrize("order", [("customer_relationship", "prospection", "billing"),
-                                   ("billing", "prospection", "customer_relationship")])
+@pytest.mark.parametrize(
+    "order", [("customer_relationship", "prospection", "billing"), ("billing", "prospection", "customer_relationship")]
+)
 def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_once(target, order):
     """On an ERP schema: a partner table shared by two categories, and invoices that the customer
     run archives with their customer (audited under billing) - some already past billing's horizon."""
@@ -294,22 +323,33 @@ def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_
         assert volume.rows == volume.archived + volume.ended_from_archive + volume.deleted_directly
     # Every row that left the active base is archived (or destroyed directly) exactly once.
     assert moved == {name: n - count(target, name, schema="erp") for name, n in active_before.items()}
-    assert moved["invoices"] == 3 and report.volume("billing", "2026-11").ended_same_run \
-        + report.volume("billing", "2026-11").ended_from_archive == 1  # invoice 81, past 10 years
+    assert (
+        moved["invoices"] == 3
+        and report.volume("billing", "2026-11").ended_same_run + report.volume("billing", "2026-11").ended_from_archive
+        == 1
+    )  # invoice 81, past 10 years
     for page in (dpo_report.render(report), dpo_report.render(report, "en")):  # counts and names, no row's content
         assert "example.fr" not in page and "Partenaire" not in page and "F-81" not in page
 
 
 # -- the period, in words ------------------------------------------------------------------
 
-@pytest.mark.parametrize("start, end, french, english", [
-    (date(2026, 12, 1), date(2026, 12, 1), "le 1er décembre 2026", "1 December 2026"),
-    (date(2026, 11, 1), date(2026, 11, 30), "novembre 2026", "November 2026"),
-    (date(2026, 12, 1), date(2026, 12, 15), "du 1er au 15 décembre 2026", "1 to 15 December 2026"),
-    (date(2026, 10, 1), date(2026, 11, 30), "du 1er octobre au 30 novembre 2026", "1 October to 30 November 2026"),
-    (date(2025, 12, 15), date(2026, 1, 14), "du 15 décembre 2025 au 14 janvier 2026",
-     "15 December 2025 to 14 January 2026"),
-])
+
+@pytest.mark.parametrize(
+    "start, end, french, english",
+    [
+        (date(2026, 12, 1), date(2026, 12, 1), "le 1er décembre 2026", "1 December 2026"),
+        (date(2026, 11, 1), date(2026, 11, 30), "novembre 2026", "November 2026"),
+        (date(2026, 12, 1), date(2026, 12, 15), "du 1er au 15 décembre 2026", "1 to 15 December 2026"),
+        (date(2026, 10, 1), date(2026, 11, 30), "du 1er octobre au 30 novembre 2026", "1 October to 30 November 2026"),
+        (
+            date(2025, 12, 15),
+            date(2026, 1, 14),
+            "du 15 décembre 2025 au 14 janvier 2026",
+            "15 December 2025 to 14 January 2026",
+        ),
+    ],
+)
 def test_the_period_reads_as_words(start, end, french, english):
     assert dpo_report.period_words(start, end, "fr") == french
     assert dpo_report.period_words(start, end, "en") == english
@@ -346,15 +386,19 @@ def _archived_partner_ids(target):
 
 # --- Absurd periods: refused before anything is read or written -------------------------------
 
-@pytest.mark.parametrize("period, words", [
-    ((date(1, 1, 1), date(9999, 12, 31)), "starts before 2000-01-01"),
-    ((date(2000, 1, 1), date(2026, 11, 26)), "longer than 10 years"),
-    ((date(2016, 1, 1), date(2026, 1, 1)), "longer than 10 years"),
-    ((date(1, 1, 1), date(1, 1, 31)), "starts before 2000-01-01"),
-    ((date(1999, 12, 31), date(2000, 1, 31)), "starts before 2000-01-01"),
-    ((date(2027, 11, 1), date(2027, 11, 27)), "ends after 2027-11-26, a year after today"),
-    ((date(9999, 1, 1), date(9999, 12, 31)), "ends after 2027-11-26, a year after today"),
-])
+
+@pytest.mark.parametrize(
+    "period, words",
+    [
+        ((date(1, 1, 1), date(9999, 12, 31)), "starts before 2000-01-01"),
+        ((date(2000, 1, 1), date(2026, 11, 26)), "longer than 10 years"),
+        ((date(2016, 1, 1), date(2026, 1, 1)), "longer than 10 years"),
+        ((date(1, 1, 1), date(1, 1, 31)), "starts before 2000-01-01"),
+        ((date(1999, 12, 31), date(2000, 1, 31)), "starts before 2000-01-01"),
+        ((date(2027, 11, 1), date(2027, 11, 27)), "ends after 2027-11-26, a year after today"),
+        ((date(9999, 1, 1), date(9999, 12, 31)), "ends after 2027-11-26, a year after today"),
+    ],
+)
 def test_an_absurd_report_period_is_refused_naming_the_bound(target, period, words):
     create_club(target)
     with pytest.raises(ValueError, match=words) as info:
@@ -386,14 +430,23 @@ def test_the_dag_trigger_form_refuses_a_report_day_outside_2000_to_2099(day):
             params.get_param(name).resolve(day)
 
 
-@pytest.mark.parametrize("status, fr, en", [
-    (dict(events=0, exists=False, mismatches=("anchor #7 names event 7; the log has none",)),
-     "JOURNAL SUPPRIMÉ", "LOG REMOVED"),
-    (dict(events=0, mismatches=("anchor #7 names event 7; the log has none",)), "JOURNAL VIDÉ", "LOG EMPTIED"),
-    (dict(events=5, reports_missing=True), "dossier des certificats", "certificates folder"),
-    (dict(events=5, missing_certificates=("run-2 (retention_members)",)), "CERTIFICATS MANQUANTS",
-     "CERTIFICATES MISSING"),
-])
+@pytest.mark.parametrize(
+    "status, fr, en",
+    [
+        (
+            dict(events=0, exists=False, mismatches=("anchor #7 names event 7; the log has none",)),
+            "JOURNAL SUPPRIMÉ",
+            "LOG REMOVED",
+        ),
+        (dict(events=0, mismatches=("anchor #7 names event 7; the log has none",)), "JOURNAL VIDÉ", "LOG EMPTIED"),
+        (dict(events=5, reports_missing=True), "dossier des certificats", "certificates folder"),
+        (
+            dict(events=5, missing_certificates=("run-2 (retention_members)",)),
+            "CERTIFICATS MANQUANTS",
+            "CERTIFICATES MISSING",
+        ),
+    ],
+)
 def test_the_report_names_each_chain_verdict_as_the_daily_verification_does(status, fr, en):
     """Every failing verdict gets its own words: a missing folder or a deleted certificate is not
     'the certificates name another log' (which the report said for any failure it did not know)."""

@@ -32,11 +32,14 @@ def test_member_contacted_3_years_ago_moves_to_archive_with_its_children(target)
     assert ids(target, "member_events") == [21, 22, 61, 62, 81, 82]
 
 
-@pytest.mark.parametrize("member, stays_active", [
-    pytest.param(1, False, id="exactly_on_the_day"),
-    pytest.param(2, True, id="one_day_short"),
-    pytest.param(3, False, id="one_day_past"),
-])
+@pytest.mark.parametrize(
+    "member, stays_active",
+    [
+        pytest.param(1, False, id="exactly_on_the_day"),
+        pytest.param(2, True, id="one_day_short"),
+        pytest.param(3, False, id="one_day_past"),
+    ],
+)
 def test_active_period_boundaries(target, member, stays_active):
     create_club(target)
     run_category(target, club_policy())
@@ -47,8 +50,20 @@ def test_archived_row_keeps_only_the_archive_columns_and_the_retention_facts(tar
     create_club(target)
     run_category(target, club_policy(), run_id="run-42")
     row = next(r for r in archive_rows(target, "members") if r["member_id"] == 1)
-    assert set(row) == {"member_id", "email", "full_name", "postcode", "spend", "joined_on", "retention_start",
-                        "retention_until", "archived_at", "policy_version", "run_id", "anonymized"}
+    assert set(row) == {
+        "member_id",
+        "email",
+        "full_name",
+        "postcode",
+        "spend",
+        "joined_on",
+        "retention_start",
+        "retention_until",
+        "archived_at",
+        "policy_version",
+        "run_id",
+        "anonymized",
+    }
     assert row["retention_start"] == date(2023, 11, 26)
     assert row["retention_until"] == date(2031, 11, 26)
     assert (row["policy_version"], row["run_id"], row["anonymized"]) == ("club-1", "run-42", False)
@@ -94,8 +109,9 @@ def test_archive_rows_are_destroyed_on_their_retention_until(target):
 def test_second_run_for_the_same_date_changes_nothing(target):
     create_club(target)
     run_category(target, club_policy())
-    before = {t: (ids(target, t), ids(target, t, archive=True))
-              for t in ("members", "member_events", "member_event_files")}
+    before = {
+        t: (ids(target, t), ids(target, t, archive=True)) for t in ("members", "member_events", "member_event_files")
+    }
     again = run_category(target, club_policy(), run_id="run-2")
     after = {t: (ids(target, t), ids(target, t, archive=True)) for t in before}
     assert after == before
@@ -115,8 +131,9 @@ def test_missing_start_date_is_a_reported_defect_never_moved(target):
 
 def test_missing_start_meaning_ongoing_stays_active_without_a_finding(target):
     create_club(target)
-    policy = club_policy(tables=[{**_members_table(), "start_event": {"column": "last_contact_at",
-                                                                       "when_missing": "ongoing"}}])
+    policy = club_policy(
+        tables=[{**_members_table(), "start_event": {"column": "last_contact_at", "when_missing": "ongoing"}}]
+    )
     run_category(target, policy)
     assert 6 in ids(target, "members")
     assert audit_events(target, policy, action="quality_finding") == []
@@ -145,8 +162,13 @@ def test_category_without_archive_deletes_due_rows_directly(target):
 
 def test_anonymisation_generalises_the_archive_and_removes_identifiers(target):
     create_club(target)
-    rules = {"email": "null", "full_name": "null", "postcode": {"prefix": 2}, "spend": {"round": 100},
-             "joined_on": "year"}
+    rules = {
+        "email": "null",
+        "full_name": "null",
+        "postcode": {"prefix": 2},
+        "spend": {"round": 100},
+        "joined_on": "year",
+    }
     table = _members_table()
     table["anonymize"] = rules
     table["children"][0]["anonymize"] = {"happened_at": "month"}
@@ -184,7 +206,7 @@ def test_a_failing_batch_rolls_back_whole_and_earlier_batches_stay_complete(targ
     with pytest.raises(Exception, match="(?i)unique|duplicate"):
         run_category(target, club_policy(), batch_size=2, run_id="run-broken")
     assert ids(target, "members", archive=True) == [1, 3, 5]  # batch 1 (members 1, 3) done; 5 is the stray copy
-    assert ids(target, "members") == [2, 4, 5, 6, 7, 8]       # batch 2 (4, 5) rolled back, batch 3 never ran
+    assert ids(target, "members") == [2, 4, 5, 6, 7, 8]  # batch 2 (4, 5) rolled back, batch 3 never ran
     assert {t: total_rows(target, t) for t in before} == before
     moved = [e for e in audit_events(target, club_policy(), run_id="run-broken") if e["action"] == "archive"]
     assert sum(e["row_count"] for e in moved if e["table_name"] == "members") == 2

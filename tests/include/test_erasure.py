@@ -31,8 +31,9 @@ def _outcomes(result):
 def _left(target, name, column, archive=False):
     table = _table(target, name, archive)
     with target.read() as conn:
-        return conn.execute(select(table.c[column]).where(normalised_sql("email", table.c[column]) ==
-                                                          EMAIL.lower())).all()
+        return conn.execute(
+            select(table.c[column]).where(normalised_sql("email", table.c[column]) == EMAIL.lower())
+        ).all()
 
 
 def test_erasure_deletes_the_person_everywhere_except_where_a_legal_obligation_keeps_it(crm):
@@ -45,8 +46,12 @@ def test_erasure_deletes_the_person_everywhere_except_where_a_legal_obligation_k
     assert outcomes[("tracking_events", False)][0] == outcomes[("tracking_events", False)][1] > 0
     assert outcomes[("prospect_interactions", False)][1] > 0  # children go with their parent
     kept = {(t.table, t.archive): t for t in result.tables if t.kept}
-    assert set(kept) >= {("subscriptions", False), ("subscriptions", True), ("rights_requests", False),
-                         ("rights_requests", True)}
+    assert set(kept) >= {
+        ("subscriptions", False),
+        ("subscriptions", True),
+        ("rights_requests", False),
+        ("rights_requests", True),
+    }
     assert all(t.erased == 0 and t.kept_because.startswith("legal obligation") for t in kept.values())
     assert "Code de commerce L123-22" in kept[("subscriptions", True)].kept_because
     assert len(_left(crm, "subscriptions", "billing_email", archive=True)) == 1
@@ -60,8 +65,10 @@ def test_the_erasure_is_audited_under_keyed_hashes_only(crm):
         requests = audit.events(conn, trail, action="rights_request")
         erasures = audit.events(conn, trail, action="erase")
         everything = " ".join(str(e) for e in audit.events(conn, trail)).lower()
-    assert {e["subject_hash"] for e in requests} == {subject_hash(KEY, "email", EMAIL),
-                                                     subject_hash(KEY, "visitor_id", VISITOR)}
+    assert {e["subject_hash"] for e in requests} == {
+        subject_hash(KEY, "email", EMAIL),
+        subject_hash(KEY, "visitor_id", VISITOR),
+    }
     assert all(e["details"]["erased"] == result.erased for e in requests)
     assert sum(e["row_count"] for e in erasures) == result.erased
     assert "jeanne" not in everything and VISITOR not in everything
@@ -74,30 +81,41 @@ def test_an_unknown_person_gets_a_no_data_held_answer(crm):
     with crm.read() as conn:
         (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
     assert event["details"]["erased"] == 0 and event["details"]["tables"] == 0
-    assert {k: v for k, v in checksum(crm).items() if "retention_audit" not in k} == \
-        {k: v for k, v in before.items() if "retention_audit" not in k}
+    assert {k: v for k, v in checksum(crm).items() if "retention_audit" not in k} == {
+        k: v for k, v in before.items() if "retention_audit" not in k
+    }
 
 
 def test_two_people_sharing_a_phone_number_only_the_right_one_is_erased(crm):
     prospects = _table(crm, "prospects")
     with crm.engine.begin() as conn:
-        jeanne, other = conn.execute(select(prospects.c.prospect_id).order_by(prospects.c.prospect_id).limit(2)) \
-            .scalars().all()
+        jeanne, other = (
+            conn.execute(select(prospects.c.prospect_id).order_by(prospects.c.prospect_id).limit(2)).scalars().all()
+        )
         conn.execute(update(prospects).where(prospects.c.prospect_id == jeanne).values(email=EMAIL, phone=PHONE))
-        conn.execute(update(prospects).where(prospects.c.prospect_id == other)
-                     .values(email="paul.martin@example.fr", phone="+33 6.12.34.56.78"))
+        conn.execute(
+            update(prospects)
+            .where(prospects.c.prospect_id == other)
+            .values(email="paul.martin@example.fr", phone="+33 6.12.34.56.78")
+        )
     _erase(crm, email=EMAIL, phone="0612345678")
     with crm.read() as conn:
-        left = conn.execute(select(prospects.c.prospect_id).where(prospects.c.prospect_id.in_([jeanne, other]))) \
-            .scalars().all()
+        left = (
+            conn.execute(select(prospects.c.prospect_id).where(prospects.c.prospect_id.in_([jeanne, other])))
+            .scalars()
+            .all()
+        )
     assert left == [other]
 
 
-@pytest.mark.parametrize("identifiers, message", [
-    ({"email": "jeanne.martin"}, "not of the form name@domain.tld"),
-    ({"phone": "06-12"}, "6 to 15 digits"),
-    ({}, "no subject identifier given"),
-])
+@pytest.mark.parametrize(
+    "identifiers, message",
+    [
+        ({"email": "jeanne.martin"}, "not of the form name@domain.tld"),
+        ({"phone": "06-12"}, "6 to 15 digits"),
+        ({}, "no subject identifier given"),
+    ],
+)
 def test_a_malformed_identifier_is_refused_before_anything_runs(crm, identifiers, message):
     before = checksum(crm)
     with pytest.raises(RetentionError, match=message):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from crm_helpers import KEY
@@ -33,7 +33,7 @@ from include.retention.schedule.limits import approved_counts
 from include.retention.schedule.plan import plan_category
 
 # Inside the batch's transaction, after its children moved, before its parent rows move.
-MOVING_MEMBERS = re.compile(r'^(WITH \w+ AS\s*\(\s*)?DELETE FROM club\.members\b')
+MOVING_MEMBERS = re.compile(r"^(WITH \w+ AS\s*\(\s*)?DELETE FROM club\.members\b")
 MEMBER = 1  # due for archive on AS_OF (engine_helpers.CONTACTS)
 EMAIL = f"member{MEMBER}@example.fr"
 
@@ -66,14 +66,19 @@ class PausedBatch:
     def _run(self) -> None:
         try:
             policy = club_policy()
-            step = StepContext.build(self.target, policy, "members",
-                                     RunContext("scheduled__race", "retention_members", AS_OF, policy.version))
-            self.archived = archive_category(step, batch_size=100, approved=approved_counts(
-                plan_category(step).to_dict()))
+            step = StepContext.build(
+                self.target,
+                policy,
+                "members",
+                RunContext("scheduled__race", "retention_members", AS_OF, policy.version),
+            )
+            self.archived = archive_category(
+                step, batch_size=100, approved=approved_counts(plan_category(step).to_dict())
+            )
         except BaseException as exc:  # noqa: BLE001 - checked by the test
             self.error = exc
 
-    def start(self) -> "PausedBatch":
+    def start(self) -> PausedBatch:
         self.thread.start()
         assert self.paused.wait(120), f"the batch never reached its parent rows: {self.error!r}"
         return self
@@ -115,8 +120,12 @@ def _wait_until_blocked_or_done(target: Target, work: InThread) -> None:
     deadline = time.monotonic() + 60
     while work.thread.is_alive():
         with target.read() as conn:
-            waiting = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND datname = current_database()")).scalar_one()
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar_one()
         if waiting:
             return
         assert time.monotonic() < deadline, "neither blocked nor finished"
@@ -137,14 +146,21 @@ def _keys(target: Target, name: str, column: str, archive: bool = False) -> list
 def _erase(url: str, **kwargs) -> object:
     other = connect(url)
     try:
-        return erase(other, club_policy(), Subject.of({"email": EMAIL}), KEY,
-                     RunContext("manual__erase-race", "subject_request", AS_OF, "club-1"), **kwargs)
+        return erase(
+            other,
+            club_policy(),
+            Subject.of({"email": EMAIL}),
+            KEY,
+            RunContext("manual__erase-race", "subject_request", AS_OF, "club-1"),
+            **kwargs,
+        )
     finally:
         other.dispose()
 
 
 def test_an_erasure_meeting_a_running_batch_waits_for_it_then_erases_the_rows_where_the_batch_put_them(
-        club, target_url):
+    club, target_url
+):
     batch = PausedBatch(target_url).start()
     erasure = InThread(lambda: _erase(target_url))
     _wait_until_blocked_or_done(club, erasure)
@@ -167,8 +183,11 @@ def test_an_erasure_meeting_a_running_batch_waits_for_it_then_erases_the_rows_wh
 def test_an_erasure_that_waits_too_long_for_a_batch_fails_clearly_and_erases_nothing(club, target_url):
     batch = PausedBatch(target_url).start()
     try:
-        with pytest.raises(RetentionError, match=r"waited 0\.5 s for a running retention batch.*nothing was "
-                                                 r"erased.*again") as failed:
+        with pytest.raises(
+            RetentionError,
+            match=r"waited 0\.5 s for a running retention batch.*nothing was "
+            r"erased.*again",
+        ) as failed:
             _erase(target_url, batch_wait=0.5)
         assert EMAIL not in str(failed.value)
     finally:
@@ -186,8 +205,7 @@ def _drop_foreign_keys(target: Target) -> None:
                 conn.execute(text(f'ALTER TABLE club.{name} DROP CONSTRAINT "{fk["name"]}"'))
 
 
-def test_a_child_inserted_while_its_parents_batch_runs_moves_with_its_parent_and_leaves_no_orphan(
-        club, target_url):
+def test_a_child_inserted_while_its_parents_batch_runs_moves_with_its_parent_and_leaves_no_orphan(club, target_url):
     _drop_foreign_keys(club)
     moved_event = MEMBER * 10 + 1  # moved by the batch before the pause
     batch = PausedBatch(target_url).start()
@@ -210,18 +228,20 @@ def test_a_child_inserted_while_its_parents_batch_runs_moves_with_its_parent_and
     active_events = _keys(club, "member_events", "member_id")
     active_files = _keys(club, "member_event_files", "event_id")
     assert [(e, m) for e, m in active_events if m not in active_members] == [], "an event without its member"
-    assert [(f, e) for f, e in active_files if e not in {e for e, _ in active_events}] == [], \
-        "a file without its event"
+    assert [(f, e) for f, e in active_files if e not in {e for e, _ in active_events}] == [], "a file without its event"
     assert (9001, MEMBER) in _keys(club, "member_events", "member_id", archive=True)
     assert {(90001, 9001), (90002, moved_event)} <= set(_keys(club, "member_event_files", "event_id", archive=True))
     with club.read() as conn:
-        logged = sum(e["row_count"] for e in events(conn, audit_table("archive", "retention_audit"),
-                                                     action="archive", table_name="member_events"))
+        logged = sum(
+            e["row_count"]
+            for e in events(
+                conn, audit_table("archive", "retention_audit"), action="archive", table_name="member_events"
+            )
+        )
     assert logged == len(_keys(club, "member_events", "member_id", archive=True))
 
 
-def test_a_child_the_application_commits_while_an_erasure_runs_is_erased_with_its_parent_and_counted(
-        club, target_url):
+def test_a_child_the_application_commits_while_an_erasure_runs_is_erased_with_its_parent_and_counted(club, target_url):
     """Links declared in the policy only: between the erasure's deletion of the member's events
     and of the member, the application commits a new event of the member (with a file) and a
     new file of an event already erased. None is left behind pointing at nothing, and the
@@ -243,8 +263,13 @@ def test_a_child_the_application_commits_while_an_erasure_runs_is_erased_with_it
 
     policy = club_policy()
     try:
-        result = erase(eraser, policy, Subject.of({"email": EMAIL}), KEY,
-                       RunContext("manual__erase-late", "subject_request", AS_OF, policy.version))
+        result = erase(
+            eraser,
+            policy,
+            Subject.of({"email": EMAIL}),
+            KEY,
+            RunContext("manual__erase-late", "subject_request", AS_OF, policy.version),
+        )
     finally:
         eraser.dispose()
         application.dispose()
@@ -253,8 +278,9 @@ def test_a_child_the_application_commits_while_an_erasure_runs_is_erased_with_it
     active_events = _keys(club, "member_events", "member_id")
     assert MEMBER not in members
     assert [e for e, m in active_events if m == MEMBER] == [], "an event of the erased member is left"
-    assert [f for f, e in _keys(club, "member_event_files", "event_id")
-            if e not in {e for e, _ in active_events}] == [], "a file without its event"
+    assert [
+        f for f, e in _keys(club, "member_event_files", "event_id") if e not in {e for e, _ in active_events}
+    ] == [], "a file without its event"
     by_table = {(t.table, t.archive): (t.found, t.erased) for t in result.tables}
     assert by_table[("member_events", False)] == (3, 3)  # its 2 events and the late one
     assert by_table[("member_event_files", False)] == (4, 4)  # 2 files and the 2 late ones
@@ -282,8 +308,14 @@ def test_a_row_both_held_and_needed_explains_one_kept_row_not_two(target, target
     policy = parse_policy(_erp_with_identifiers())
     run_category(target, policy, category="customer_relationship")  # customer 8 archived with its invoices
     ctx = RunContext("manual__erp", "subject_request", AS_OF, policy.version)
-    add_hold(target, policy, NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste",
-                                     table="partners", keys=[8]), KEY, ctx, AS_OF)
+    add_hold(
+        target,
+        policy,
+        NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste", table="partners", keys=[8]),
+        KEY,
+        ctx,
+        AS_OF,
+    )
     archived = _table(target, "customer_partners", archive=True)
     with target.engine.begin() as conn:  # a second archived row about the same person
         row = dict(conn.execute(select(archived).where(archived.c.partner_id == 8)).one()._mapping)
@@ -298,8 +330,11 @@ def test_a_row_both_held_and_needed_explains_one_kept_row_not_two(target, target
                 app.execute(archived.delete().where(archived.c.partner_id == 9008))
 
     try:
-        with pytest.raises(RetentionError, match=r"erasure of partners \(archive\): 2 row\(s\) found, 0 deleted, "
-                                                 "and no hold or kept row"):
+        with pytest.raises(
+            RetentionError,
+            match=r"erasure of partners \(archive\): 2 row\(s\) found, 0 deleted, "
+            "and no hold or kept row",
+        ):
             erase(eraser, policy, Subject.of({"email": "P8@example.fr"}), KEY, ctx)
     finally:
         eraser.dispose()

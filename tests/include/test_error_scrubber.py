@@ -39,8 +39,14 @@ def pg_url(postgres_server):
 
 
 def test_a_unique_violation_names_the_constraint_and_not_the_values(pg_url):
-    exc = _failure(pg_url, "CREATE TABLE contacts (email text, phone text, UNIQUE (email, phone))",
-                   "INSERT INTO contacts VALUES (:e, :p)", "INSERT INTO contacts VALUES (:e, :p)", e=EMAIL, p=PHONE)
+    exc = _failure(
+        pg_url,
+        "CREATE TABLE contacts (email text, phone text, UNIQUE (email, phone))",
+        "INSERT INTO contacts VALUES (:e, :p)",
+        "INSERT INTO contacts VALUES (:e, :p)",
+        e=EMAIL,
+        p=PHONE,
+    )
     assert EMAIL in str(exc)  # what Airflow logged before
     message = describe(exc, [KEY])
     _assert_no_value(message, EMAIL, PHONE, "33612345678")
@@ -59,8 +65,9 @@ def test_a_value_quoted_in_the_primary_message_is_removed_and_a_relation_name_ke
 
 
 def test_a_message_a_database_function_raises_is_withheld(pg_url):
-    exc = _failure(pg_url, "DO $$ BEGIN RAISE EXCEPTION 'contact % may not be deleted', "
-                           "'jeanne.martin@example.fr'; END $$")
+    exc = _failure(
+        pg_url, "DO $$ BEGIN RAISE EXCEPTION 'contact % may not be deleted', 'jeanne.martin@example.fr'; END $$"
+    )
     message = describe(exc)
     _assert_no_value(message, EMAIL, "jeanne.martin")
     assert "SQLSTATE P0001" in message and "withheld" in message
@@ -80,23 +87,28 @@ def test_sqlite_errors_are_scrubbed_too(tmp_path):
     assert "no such table: missing" in message
 
 
-@pytest.mark.parametrize("text_, values", [
-    ("[parameters: {'lower_1_1': 'jeanne.martin@example.fr'}]", [EMAIL]),
-    ("ERASE ZOÉ.ÉLODIE@EXAMPLE.FR now", ["ZOÉ.ÉLODIE@EXAMPLE.FR"]),
-    ("call 06 12 34 56 78, 06.12.34.56.78, +33 (0)6 12 34 56 78 or 0033612345678", ["12 34", "612345678"]),
-    (f"the key {KEY.upper()} is wrong", [KEY]),
-    ("phone 06/12/34/56/78 or 06_12_34_56_78 failed", ["12/34", "12_34"]),
-    ("on 2026-11-26 06 12 34 56 78 called", ["12 34"]),
-    ("email jeanne\uff20exemple.fr, \uff10\uff16 12 34 56 78", ["jeanne", "12 34"]),
-    ('email "jeanne martin"@exemple.fr', ["jeanne"]),
-])
+@pytest.mark.parametrize(
+    "text_, values",
+    [
+        ("[parameters: {'lower_1_1': 'jeanne.martin@example.fr'}]", [EMAIL]),
+        ("ERASE ZOÉ.ÉLODIE@EXAMPLE.FR now", ["ZOÉ.ÉLODIE@EXAMPLE.FR"]),
+        ("call 06 12 34 56 78, 06.12.34.56.78, +33 (0)6 12 34 56 78 or 0033612345678", ["12 34", "612345678"]),
+        (f"the key {KEY.upper()} is wrong", [KEY]),
+        ("phone 06/12/34/56/78 or 06_12_34_56_78 failed", ["12/34", "12_34"]),
+        ("on 2026-11-26 06 12 34 56 78 called", ["12 34"]),
+        ("email jeanne\uff20exemple.fr, \uff10\uff16 12 34 56 78", ["jeanne", "12 34"]),
+        ('email "jeanne martin"@exemple.fr', ["jeanne"]),
+    ],
+)
 def test_scrub_removes_emails_phones_parameters_and_known_secrets(text_, values):
     _assert_no_value(scrub(text_, [KEY]), *values)
 
 
 def test_scrub_keeps_what_names_the_problem():
-    message = ("category 'prospection' is being enforced by run 'manual__2026-11-26T10:00:00+00:00' since "
-               "2026-11-26 10:00 UTC; 1234 rows in crm.prospects")
+    message = (
+        "category 'prospection' is being enforced by run 'manual__2026-11-26T10:00:00+00:00' since "
+        "2026-11-26 10:00 UTC; 1234 rows in crm.prospects"
+    )
     assert scrub(message, ["ab"]) == message
 
 

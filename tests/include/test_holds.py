@@ -3,7 +3,7 @@ schedule or by an erasure request - and adding, lifting and expiring a hold are 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 from crm_helpers import KEY
@@ -25,8 +25,14 @@ TODAY = AS_OF
 
 
 def _hold(target, policy=None, *, today=TODAY, **fields):
-    values = {"reference": "RG-2026-001", "scope": "rows", "reason": "Litige prud'homal en cours",
-              "created_by": "dpo@example.fr", "table": "members", "keys": [1]}
+    values = {
+        "reference": "RG-2026-001",
+        "scope": "rows",
+        "reason": "Litige prud'homal en cours",
+        "created_by": "dpo@example.fr",
+        "table": "members",
+        "keys": [1],
+    }
     values.update(fields)
     return add_hold(target, policy or club_policy(), NewHold(**values), KEY, HOLD_CTX, today)
 
@@ -144,17 +150,20 @@ def test_a_subject_hold_is_audited_under_the_keyed_hash_only(club):
     assert all("member1" not in str(e) for e in events)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"keys": [1, 999]}, r"1 key\(s\) of .*members name no row, active or archived: 999"),
-    ({"table": "payroll"}, r"table 'payroll' is not in the policy"),
-    ({"scope": "category", "category": "staff", "table": None}, r"category 'staff' is not in the policy"),
-    ({"reference": "RG'; DROP TABLE members; --"}, r"reference .* letters, digits"),
-    ({"keys": []}, r"lists the primary keys"),
-    ({"keys": [[1, 2]]}, r"does not fit the primary key"),
-    ({"expires_on": TODAY}, r"expires_on 2026-11-26 is not after today"),
-    ({"reason": "  "}, r"give the reason"),
-    ({"scope": "everything"}, r"scope 'everything' is unknown"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"keys": [1, 999]}, r"1 key\(s\) of .*members name no row, active or archived: 999"),
+        ({"table": "payroll"}, r"table 'payroll' is not in the policy"),
+        ({"scope": "category", "category": "staff", "table": None}, r"category 'staff' is not in the policy"),
+        ({"reference": "RG'; DROP TABLE members; --"}, r"reference .* letters, digits"),
+        ({"keys": []}, r"lists the primary keys"),
+        ({"keys": [[1, 2]]}, r"does not fit the primary key"),
+        ({"expires_on": TODAY}, r"expires_on 2026-11-26 is not after today"),
+        ({"reason": "  "}, r"give the reason"),
+        ({"scope": "everything"}, r"scope 'everything' is unknown"),
+    ],
+)
 def test_a_bad_hold_is_refused_naming_the_problem_and_nothing_is_recorded(club, fields, message):
     with pytest.raises(RetentionError, match=message):
         _hold(club, **fields)
@@ -162,15 +171,25 @@ def test_a_bad_hold_is_refused_naming_the_problem_and_nothing_is_recorded(club, 
         assert list_holds(conn, "archive", TODAY) == []
 
 
-@pytest.mark.parametrize("reference", [
-    "RG-2026-001\n", "RG-2026\n-001", "RG-2026-001\r", "Jeanne\tMartin", "RG-2026-001\x00", "RG-2026-001\u2028",
-    "RG-2026-001\x1b[2K",
-])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "RG-2026-001\n",
+        "RG-2026\n-001",
+        "RG-2026-001\r",
+        "Jeanne\tMartin",
+        "RG-2026-001\x00",
+        "RG-2026-001\u2028",
+        "RG-2026-001\x1b[2K",
+    ],
+)
 def test_a_hold_reference_with_a_newline_or_control_character_is_refused_naming_the_field_not_the_value(
-        club, reference):
+    club, reference
+):
     """A reference goes to the audit log and the task log: a line break there forges a line."""
-    with pytest.raises(RetentionError, match="legal hold reference: contains a newline or another control "
-                                             "character") as refused:
+    with pytest.raises(
+        RetentionError, match="legal hold reference: contains a newline or another control character"
+    ) as refused:
         _hold(club, reference=reference)
     assert reference.split()[0].strip("\x00\x1b") not in str(refused.value)
     with pytest.raises(RetentionError, match="legal hold reference: contains a newline"):
@@ -211,7 +230,7 @@ def test_the_certificate_and_the_dpo_report_count_the_rows_a_hold_keeps(club):
 def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_in_utc(club, monkeypatch):
     """In force until the day before ``expires_on``; its own timestamps (created, expiry
     recorded) read back as the aware UTC instants they were stamped at, on both backends."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import select
@@ -234,26 +253,28 @@ def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_
     with club.read() as conn:
         row = conn.execute(select(holds)).one()
         if club.is_sqlite:
-            assert conn.execute(text("SELECT created_at FROM archive.retention_legal_holds")).scalar_one() \
+            assert (
+                conn.execute(text("SELECT created_at FROM archive.retention_legal_holds")).scalar_one()
                 == "2026-11-25 23:30:00.000000+00:00"
+            )
     assert (row.created_at, row.expiry_recorded_at, row.lifted_at) == (created, expired_at, None)
-    assert row.created_at.tzinfo == row.expiry_recorded_at.tzinfo == timezone.utc
+    assert row.created_at.tzinfo == row.expiry_recorded_at.tzinfo == UTC
 
 
 def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkeypatch):
     """Created at 23:30 UTC on 30 November, i.e. 00:30 on 1 December in Paris: the DPO report's
     register says 1 December, the company's day, not the UTC one."""
-    from datetime import datetime, timezone
+    from datetime import datetime
     from html import unescape
 
     from include.retention.dates import instants
 
-    monkeypatch.setattr(instants, "utc_now", lambda: datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc))
+    monkeypatch.setattr(instants, "utc_now", lambda: datetime(2026, 11, 30, 23, 30, tzinfo=UTC))
     _hold(club, reference="RG-MIDNIGHT")
     report = dpo.build(club, club_policy(), date(2026, 11, 1), date(2026, 11, 30), TODAY)
     page = unescape(dpo.render(report))
-    row = page[page.index("RG-MIDNIGHT"):]
-    assert "2026-12-01" in row[:row.index("</tr>")] and "2026-11-30" not in row[:row.index("</tr>")]
+    row = page[page.index("RG-MIDNIGHT") :]
+    assert "2026-12-01" in row[: row.index("</tr>")] and "2026-11-30" not in row[: row.index("</tr>")]
 
 
 def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archive(target):
@@ -268,8 +289,14 @@ def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archiv
     policy = parse_policy(erp_policy(), source="erp.yaml")
     run_category(target, policy, category="customer_relationship", run_id="customers-1")
     assert 8 in [r["partner_id"] for r in archive_rows(target, "customer_partners")]
-    held = add_hold(target, policy, NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste",
-                                            table="partners", keys=[8]), KEY, HOLD_CTX, TODAY)
+    held = add_hold(
+        target,
+        policy,
+        NewHold(reference="LIT-P8", scope="rows", reason="litige", created_by="juriste", table="partners", keys=[8]),
+        KEY,
+        HOLD_CTX,
+        TODAY,
+    )
     assert held.items == 1
     with pytest.raises(RetentionError, match="1 key.s. of .*partners name no row, active or archived: 999"):
         _hold(target, policy, reference="LIT-P999", table="partners", keys=[999])

@@ -129,13 +129,15 @@ CONTACTS_POLICY: dict[str, Any] = {
             "active_period": "P3Y",
             "archive_period": "P5Y",
             "end_action": "delete",
-            "tables": [{
-                "table": "contacts",
-                "primary_key": "contact_id",
-                "start_event": {"column": "last_contact_at", "when_missing": "defect"},
-                "archive_columns": ["email", "phone"],
-                "subject_identifiers": {"email": ["email"], "phone": ["phone"]},
-            }],
+            "tables": [
+                {
+                    "table": "contacts",
+                    "primary_key": "contact_id",
+                    "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+                    "archive_columns": ["email", "phone"],
+                    "subject_identifiers": {"email": ["email"], "phone": ["phone"]},
+                }
+            ],
         },
     },
 }
@@ -155,9 +157,14 @@ def _create_contacts(target, rows: list[dict[str, Any]]) -> Table:
             conn.execute(text("CREATE SCHEMA IF NOT EXISTS people"))
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgcrypto"))
         metadata = MetaData(schema="people")
-    table = Table("contacts", metadata, Column("contact_id", Integer, primary_key=True),
-                  Column("email", String(200)), Column("phone", String(60)),
-                  Column("last_contact_at", DateTime(timezone=True)))
+    table = Table(
+        "contacts",
+        metadata,
+        Column("contact_id", Integer, primary_key=True),
+        Column("email", String(200)),
+        Column("phone", String(60)),
+        Column("last_contact_at", DateTime(timezone=True)),
+    )
     metadata.create_all(target.engine)
     with target.engine.begin() as conn:
         conn.execute(insert(table), rows)
@@ -165,9 +172,12 @@ def _create_contacts(target, rows: list[dict[str, Any]]) -> Table:
 
 
 def _row(contact_id: int, kind: str | None, value: str | None) -> dict[str, Any]:
-    return {"contact_id": contact_id, "email": value if kind == "email" else None,
-            "phone": value if kind == "phone" else None,
-            "last_contact_at": datetime(2020, 1, 6, 10, tzinfo=PARIS)}  # due for the archive on AS_OF
+    return {
+        "contact_id": contact_id,
+        "email": value if kind == "email" else None,
+        "phone": value if kind == "phone" else None,
+        "last_contact_at": datetime(2020, 1, 6, 10, tzinfo=PARIS),
+    }  # due for the archive on AS_OF
 
 
 @pytest.fixture
@@ -179,8 +189,12 @@ def contacts(target):
 
 
 def _ids(target, archive=False) -> set[int]:
-    table = Table("contacts", MetaData(), schema="archive" if archive else (None if target.is_sqlite else "people"),
-                  autoload_with=target.engine)
+    table = Table(
+        "contacts",
+        MetaData(),
+        schema="archive" if archive else (None if target.is_sqlite else "people"),
+        autoload_with=target.engine,
+    )
     with target.read() as conn:
         return set(conn.execute(select(table.c.contact_id)).scalars())
 
@@ -206,10 +220,18 @@ def test_sql_gives_every_stored_form_the_canonical_form_of_its_asked_form(target
 def test_sql_and_python_agree_on_stored_values_read_from_a_table(contacts):
     from include.retention.database.identifiers import canonical_form
 
-    table = Table("contacts", MetaData(), schema=None if contacts.is_sqlite else "people", autoload_with=contacts.engine)
+    table = Table(
+        "contacts", MetaData(), schema=None if contacts.is_sqlite else "people", autoload_with=contacts.engine
+    )
     with contacts.read() as conn:
-        rows = conn.execute(select(table.c.email, normalised_sql("email", table.c.email),
-                                   table.c.phone, normalised_sql("phone", table.c.phone))).all()
+        rows = conn.execute(
+            select(
+                table.c.email,
+                normalised_sql("email", table.c.email),
+                table.c.phone,
+                normalised_sql("phone", table.c.phone),
+            )
+        ).all()
     for email, email_sql, phone, phone_sql in rows:
         if email is not None:
             assert email_sql == canonical_form("email", email), email
@@ -231,17 +253,29 @@ def test_an_erasure_asked_in_any_written_form_erases_the_stored_row(contacts):
 def test_a_subject_hold_asked_in_any_written_form_keeps_the_stored_row_out_of_the_nightly_archive(contacts):
     policy = _policy()
     asked = {"email": [a for k, _, a in CORPUS if k == "email"], "phone": [a for k, _, a in CORPUS if k == "phone"]}
-    add_hold(contacts, policy, NewHold(reference="RG-IDENT-1", scope="subject", reason="Contentieux",
-                                       created_by="dpo@example.fr", subject=Subject.of(asked)),
-             KEY, RunContext("manual__hold", "legal_hold", AS_OF, "contacts-1"), AS_OF)
+    add_hold(
+        contacts,
+        policy,
+        NewHold(
+            reference="RG-IDENT-1",
+            scope="subject",
+            reason="Contentieux",
+            created_by="dpo@example.fr",
+            subject=Subject.of(asked),
+        ),
+        KEY,
+        RunContext("manual__hold", "legal_hold", AS_OF, "contacts-1"),
+        AS_OF,
+    )
     run_category(contacts, policy, AS_OF, category="contacts", subject_key=KEY)
     archived = _ids(contacts, archive=True)
     assert archived == {OUTSIDER}, [CORPUS[i] for i in sorted(archived - {OUTSIDER})]
 
 
 def _root(conn, target, policy):
-    (root,) = open_category(conn, policy, policy.categories["contacts"], target.source_schema, "archive",
-                            target.dialect)
+    (root,) = open_category(
+        conn, policy, policy.categories["contacts"], target.source_schema, "archive", target.dialect
+    )
     return root
 
 
@@ -269,9 +303,13 @@ def test_the_keyed_hash_is_the_same_for_the_stored_and_the_asked_form(kind, stor
 
 # --- Phone numbers of every country, against libphonenumber ----------------------------------------
 
+
 def _example_numbers():
-    types = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE,
-             phonenumbers.PhoneNumberType.TOLL_FREE]
+    types = [
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+    ]
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         for kind in types:
             number = phonenumbers.example_number_for_type(region, kind)
@@ -288,8 +326,15 @@ def test_every_countrys_example_numbers_in_every_international_form_give_libphon
         e164 = phonenumbers.format_number(number, fmt.E164)
         written = phonenumbers.format_number(number, fmt.INTERNATIONAL)
         code = str(number.country_code)
-        forms = [e164, written, "00" + e164[1:], written.replace("+", "00", 1), written.replace(" ", "\u00a0"),
-                 written.replace(" ", "."), written.replace(" ", "-")]
+        forms = [
+            e164,
+            written,
+            "00" + e164[1:],
+            written.replace("+", "00", 1),
+            written.replace(" ", "\u00a0"),
+            written.replace(" ", "."),
+            written.replace(" ", "-"),
+        ]
         if code in tables().trunk_zero_codes:
             forms += [written.replace(f"+{code} ", f"+{code} (0)", 1), written.replace(f"+{code} ", f"+{code} 0", 1)]
         if region == "FR":
@@ -328,8 +373,9 @@ def test_a_french_persons_erasure_leaves_a_foreign_prospect_with_the_same_digits
     """A Spanish prospect's 612 345 678 is not a French 06 12 34 56 78: erasing the French
     person (in any French writing) never deletes the Spanish row."""
     french = ["06 12 34 56 78", "+33 6 12 34 56 78", "0033 (0)6 12 34 56 78", "33 6 12 34 56 78"]
-    _create_contacts(target, [_row(1, "phone", "612 345 678")]
-                     + [_row(10 + i, "phone", w) for i, w in enumerate(french)])
+    _create_contacts(
+        target, [_row(1, "phone", "612 345 678")] + [_row(10 + i, "phone", w) for i, w in enumerate(french)]
+    )
     result = erase(target, _policy(), Subject.of({"phone": "06.12.34.56.78"}), KEY, CTX)
     assert result.erased == len(french) and _ids(target) == {1}
 
@@ -373,18 +419,29 @@ def test_an_overseas_number_written_nationally_has_its_territorys_calling_code(t
     with target.read() as conn:
         for region, number in examples:
             e164 = phonenumbers.format_number(number, fmt.E164)
-            for form in (phonenumbers.format_number(number, fmt.NATIONAL), e164,
-                         phonenumbers.format_number(number, fmt.INTERNATIONAL)):
+            for form in (
+                phonenumbers.format_number(number, fmt.NATIONAL),
+                e164,
+                phonenumbers.format_number(number, fmt.INTERNATIONAL),
+            ):
                 in_sql = conn.execute(select(normalised_sql("phone", literal(form, Text)))).scalar_one()
                 if not canonical_form("phone", form) == in_sql == e164:
                     wrong.append((region, form, canonical_form("phone", form), in_sql, e164))
     assert wrong == []
 
 
-@pytest.mark.parametrize(("value", "column_type"), [(612345678.0, Float), (33612345678.0, Float),
-                                                    (612345678, BigInteger), (336123456789012.0, Float),
-                                                    (612345678.5, Float), (Decimal("612345678.00"), Numeric(12, 2)),
-                                                    (Decimal("612345678.50"), Numeric(12, 2))])
+@pytest.mark.parametrize(
+    ("value", "column_type"),
+    [
+        (612345678.0, Float),
+        (33612345678.0, Float),
+        (612345678, BigInteger),
+        (336123456789012.0, Float),
+        (612345678.5, Float),
+        (Decimal("612345678.00"), Numeric(12, 2)),
+        (Decimal("612345678.50"), Numeric(12, 2)),
+    ],
+)
 def test_a_phone_stored_as_a_number_reads_alike_in_python_and_sql(target, value, column_type):
     """A spreadsheet import leaves phones in float columns: 612345678.0 is 612345678, on
     SQLite (Python's form) and PostgreSQL alike, not a 10-digit 6123456780."""
@@ -403,8 +460,13 @@ def test_a_phone_stored_as_a_number_reads_alike_in_python_and_sql(target, value,
 
 # --- Python and SQL agree on any string, not only on the corpus -----------------------------------
 
-_TRICKY = st.sampled_from(list("0123456789+()./- aAzZéÉèßẞİıΣσςΩＡａ０９@\t\n\r\u00a0\u202f\u200b\ufeff\u00ad\u2028\u3000"
-                               "\u0301\u0308xXposte#,;") + ["(0)", "00", "+33", "+44", "0033", "+39"])
+_TRICKY = st.sampled_from(
+    list(
+        "0123456789+()./- aAzZéÉèßẞİıΣσςΩＡａ０９@\t\n\r\u00a0\u202f\u200b\ufeff\u00ad\u2028\u3000"
+        "\u0301\u0308xXposte#,;"
+    )
+    + ["(0)", "00", "+33", "+44", "0033", "+39"]
+)
 _STRINGS = st.lists(_TRICKY, max_size=14).map("".join) | st.text(max_size=12).filter(lambda s: "\x00" not in s)
 
 
@@ -413,11 +475,13 @@ def test_python_and_sql_agree_on_arbitrary_strings(target, kind):
     from include.retention.database.identifiers import canonical_form
 
     with target.read() as conn:
+
         @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(_STRINGS)
         def agree(value):
-            assert conn.execute(select(normalised_sql(kind, literal(value, Text)))).scalar_one() == \
-                canonical_form(kind, value)
+            assert conn.execute(select(normalised_sql(kind, literal(value, Text)))).scalar_one() == canonical_form(
+                kind, value
+            )
 
         agree()
 
@@ -433,13 +497,16 @@ def test_the_scanned_planes_hold_every_invisible_and_every_cased_character():
     assert full.invisible == tables().invisible and full.lower == tables().lower
 
 
-@pytest.mark.parametrize(("kind", "value", "message"), [
-    ("email", "not an address", "name@domain.tld"),
-    ("email", "\u200b\u00a0", "name@domain.tld"),
-    ("phone", "06 11 22 33 44 poste 12", "6 to 15 digits"),
-    ("phone", "12345", "6 to 15 digits"),
-    ("customer_number", "\u200b \t", "is empty"),
-])
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("email", "not an address", "name@domain.tld"),
+        ("email", "\u200b\u00a0", "name@domain.tld"),
+        ("phone", "06 11 22 33 44 poste 12", "6 to 15 digits"),
+        ("phone", "12345", "6 to 15 digits"),
+        ("customer_number", "\u200b \t", "is empty"),
+    ],
+)
 def test_a_malformed_asked_identifier_is_refused_without_repeating_it(kind, value, message):
     with pytest.raises(RetentionError, match=message) as refused:
         normalise(kind, value)
@@ -465,18 +532,38 @@ def _former_entries(target):
     from include.retention.records.holds import ensure_hold_tables
 
     policy = _policy()
-    add_hold(target, policy, NewHold(reference="RG-OLD-1", scope="subject", reason="Contentieux",
-                                     created_by="dpo@example.fr", subject=Subject.of({"phone": HELD[0]})),
-             KEY, RunContext("manual__hold", "legal_hold", AS_OF, "contacts-1"), AS_OF)
+    add_hold(
+        target,
+        policy,
+        NewHold(
+            reference="RG-OLD-1",
+            scope="subject",
+            reason="Contentieux",
+            created_by="dpo@example.fr",
+            subject=Subject.of({"phone": HELD[0]}),
+        ),
+        KEY,
+        RunContext("manual__hold", "legal_hold", AS_OF, "contacts-1"),
+        AS_OF,
+    )
     items = hold_tables("archive").items
     listed = suppression_table("archive")
     with target.engine.begin() as conn:
         ensure_hold_tables(conn, hold_tables("archive"))
         conn.execute(items.update().where(items.c.kind == "subject").values(item=_legacy_hash("phone", HELD[0])))
         listed.create(conn, checkfirst=True)
-        conn.execute(insert(listed), [{"subject_hash": _legacy_hash("phone", value), "kind": "phone",
-                                       "suppressed_on": AS_OF, "request_reference": "DDP-OLD"}
-                                      for value in (OPPOSED[0], GONE)])
+        conn.execute(
+            insert(listed),
+            [
+                {
+                    "subject_hash": _legacy_hash("phone", value),
+                    "kind": "phone",
+                    "suppressed_on": AS_OF,
+                    "request_reference": "DDP-OLD",
+                }
+                for value in (OPPOSED[0], GONE)
+            ],
+        )
 
 
 def _held_and_suppressed(target) -> tuple[set[int], int]:
@@ -486,16 +573,20 @@ def _held_and_suppressed(target) -> tuple[set[int], int]:
     with target.read() as conn:
         root = _root(conn, target, policy)
         holds = holds_in_force(conn, hold_tables("archive"), AS_OF, KEY, target.dialect)
-        held = set(conn.execute(select(root.source.c.contact_id).where(holds.held(root, "source", "contacts")))
-                   .scalars())
+        held = set(
+            conn.execute(select(root.source.c.contact_id).where(holds.held(root, "source", "contacts"))).scalars()
+        )
         suppressed = suppressed_active_rows(conn, suppression_table("archive"), KEY, root, target.dialect).rows
     return held, suppressed
 
 
 @pytest.fixture
 def former(target):
-    _create_contacts(target, [_row(1000 + i, "phone", v) for i, v in enumerate(HELD + OPPOSED)]
-                     + [_row(OUTSIDER, "email", "outsider@example.fr")])
+    _create_contacts(
+        target,
+        [_row(1000 + i, "phone", v) for i, v in enumerate(HELD + OPPOSED)]
+        + [_row(OUTSIDER, "email", "outsider@example.fr")],
+    )
     _former_entries(target)
     return target
 
@@ -530,9 +621,16 @@ def test_was_erased_finds_events_logged_under_the_former_form(former):
     trail = audit.audit_table("archive", _policy().audit_table)
     with former.engine.begin() as conn:
         audit.ensure_audit_table(conn, trail)
-        audit.record(conn, trail, CTX, category="subject_request", action="rights_request", row_count=0,
-                     details={"request_type": "erasure", "outcome": "completed"},
-                     subject_hash=_legacy_hash("phone", GONE))
+        audit.record(
+            conn,
+            trail,
+            CTX,
+            category="subject_request",
+            action="rights_request",
+            row_count=0,
+            details={"request_type": "erasure", "outcome": "completed"},
+            subject_hash=_legacy_hash("phone", GONE),
+        )
     answer = was_erased(former, _policy(), KEY, "phone", GONE)
     assert [e["action"] for e in answer.events] == ["rights_request"] and answer.erased_on is not None
 

@@ -10,14 +10,17 @@ from include.retention.policy.model import DeletionLimit
 from include.retention.schedule.limits import DeletionLimitExceeded, check, over_limit
 
 
-@pytest.mark.parametrize("rows, base, limit, over", [
-    (20, 100, DeletionLimit(rows=100, fraction=0.2), False),   # exactly 20%: allowed
-    (21, 100, DeletionLimit(rows=100, fraction=0.2), True),
-    (101, 10_000, DeletionLimit(rows=100, fraction=0.2), True),  # few percent, but past the row count
-    (5, 0, DeletionLimit(rows=100, fraction=0.2), True),       # from an empty side: all of it
-    (0, 0, DeletionLimit(rows=100, fraction=0.2), False),
-    (10**6, 10**6, DeletionLimit(rows=None, fraction=1.0), False),  # no limit
-])
+@pytest.mark.parametrize(
+    "rows, base, limit, over",
+    [
+        (20, 100, DeletionLimit(rows=100, fraction=0.2), False),  # exactly 20%: allowed
+        (21, 100, DeletionLimit(rows=100, fraction=0.2), True),
+        (101, 10_000, DeletionLimit(rows=100, fraction=0.2), True),  # few percent, but past the row count
+        (5, 0, DeletionLimit(rows=100, fraction=0.2), True),  # from an empty side: all of it
+        (0, 0, DeletionLimit(rows=100, fraction=0.2), False),
+        (10**6, 10**6, DeletionLimit(rows=None, fraction=1.0), False),  # no limit
+    ],
+)
 def test_a_limit_is_passed_by_more_rows_or_a_larger_share(rows, base, limit, over):
     assert over_limit(rows, base, limit) is over
 
@@ -43,11 +46,18 @@ def test_a_category_limit_overrides_the_policy_limit(target):
         run_category(target, club_policy(deletion_limit={"rows": 2, "fraction": None}), approve=False)
 
 
-@pytest.mark.parametrize("a, b, expected", [
-    (DeletionLimit(rows=100_000, fraction=1.0), DeletionLimit(rows=0), DeletionLimit(rows=0, fraction=1.0)),
-    (DeletionLimit(rows=10, fraction=0.5), DeletionLimit(rows=50, fraction=0.1), DeletionLimit(rows=10, fraction=0.1)),
-    (DeletionLimit(), DeletionLimit(fraction=0.2), DeletionLimit(fraction=0.2)),
-])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        (DeletionLimit(rows=100_000, fraction=1.0), DeletionLimit(rows=0), DeletionLimit(rows=0, fraction=1.0)),
+        (
+            DeletionLimit(rows=10, fraction=0.5),
+            DeletionLimit(rows=50, fraction=0.1),
+            DeletionLimit(rows=10, fraction=0.1),
+        ),
+        (DeletionLimit(), DeletionLimit(fraction=0.2), DeletionLimit(fraction=0.2)),
+    ],
+)
 def test_a_dependant_destroyed_in_its_parents_run_is_under_the_stricter_of_both_limits(a, b, expected):
     from include.retention.schedule.limits import stricter
 

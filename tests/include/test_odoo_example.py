@@ -40,23 +40,23 @@ INTERNAL = 100  # the partner of an internal user: never governed
 
 # id: (customer_rank, supplier_rank, partner_share, create_date)
 PARTNERS = {
-    1: (0, 0, True, date(2019, 3, 1)),    # prospect, wrote on 2023-11-26 (exact boundary): archived
-    2: (0, 0, True, date(2019, 3, 1)),    # prospect, wrote on 2023-11-27 (one day short): active
-    3: (0, 0, True, date(2019, 3, 1)),    # prospect, commented on 2023-11-25 (one day past): archived
-    4: (0, 0, True, date(2020, 2, 29)),   # prospect who never wrote; we did: clock = creation (leap day)
-    5: (2, 0, True, date(2015, 1, 1)),    # customer, last posted invoice 2022-06-30: archived
-    6: (1, 0, True, date(2015, 1, 1)),    # customer with a running subscription: active
-    7: (0, 1, True, date(2012, 1, 1)),    # supplier, last bill 2017-01-15: expired, kept for its bill
-    8: (1, 1, True, date(2012, 1, 1)),    # customer and supplier: a customer (precedence)
-    9: (0, 0, True, date(2026, 1, 1)),    # recent prospect: active
+    1: (0, 0, True, date(2019, 3, 1)),  # prospect, wrote on 2023-11-26 (exact boundary): archived
+    2: (0, 0, True, date(2019, 3, 1)),  # prospect, wrote on 2023-11-27 (one day short): active
+    3: (0, 0, True, date(2019, 3, 1)),  # prospect, commented on 2023-11-25 (one day past): archived
+    4: (0, 0, True, date(2020, 2, 29)),  # prospect who never wrote; we did: clock = creation (leap day)
+    5: (2, 0, True, date(2015, 1, 1)),  # customer, last posted invoice 2022-06-30: archived
+    6: (1, 0, True, date(2015, 1, 1)),  # customer with a running subscription: active
+    7: (0, 1, True, date(2012, 1, 1)),  # supplier, last bill 2017-01-15: expired, kept for its bill
+    8: (1, 1, True, date(2012, 1, 1)),  # customer and supplier: a customer (precedence)
+    9: (0, 0, True, date(2026, 1, 1)),  # recent prospect: active
     INTERNAL: (0, 0, False, date(2010, 1, 1)),
 }
 # id: (author_id, message_type, when (Paris wall time))
 MESSAGES = {
-    11: (1, "email", datetime(2023, 11, 26, 23, 30)),   # 22:30 UTC: still the 26th, in Paris and in UTC
-    21: (2, "email", datetime(2023, 11, 27, 0, 30)),    # 23:30 UTC on the 26th: the 27th in Paris
+    11: (1, "email", datetime(2023, 11, 26, 23, 30)),  # 22:30 UTC: still the 26th, in Paris and in UTC
+    21: (2, "email", datetime(2023, 11, 27, 0, 30)),  # 23:30 UTC on the 26th: the 27th in Paris
     31: (3, "comment", datetime(2023, 11, 25, 9, 0)),
-    41: (INTERNAL, "email", datetime(2025, 5, 5, 10, 0)),    # our e-mail to partner 4: not their contact
+    41: (INTERNAL, "email", datetime(2025, 5, 5, 10, 0)),  # our e-mail to partner 4: not their contact
     42: (INTERNAL, "notification", datetime(2025, 6, 1, 10, 0)),
 }
 LEADS = {101: 1, 109: 9}
@@ -68,11 +68,11 @@ ORDERS = {
 # id: (partner_id, move_type, state, date, lines)
 MOVES = {
     51: (5, "out_invoice", "posted", date(2022, 6, 30), 2),
-    52: (5, "out_invoice", "draft", date(2024, 1, 10), 1),    # a draft does not extend the relationship
+    52: (5, "out_invoice", "draft", date(2024, 1, 10), 1),  # a draft does not extend the relationship
     61: (6, "out_invoice", "posted", date(2015, 2, 2), 1),
     71: (7, "in_invoice", "posted", date(2017, 1, 15), 1),
     81: (8, "out_invoice", "posted", date(2019, 5, 5), 1),
-    90: (None, "entry", "posted", date(2010, 1, 1), 1),       # no partner: not personal data, never touched
+    90: (None, "entry", "posted", date(2010, 1, 1), 1),  # no partner: not personal data, never touched
 }
 
 
@@ -92,50 +92,150 @@ def _stamp(wall: datetime | date, sqlite: bool) -> datetime:
 def create_odoo(target) -> None:
     md, prefix = schema_metadata(target, "public")
     fk = lambda ref: ForeignKey(prefix + ref)  # noqa: E731
-    partner = Table("res_partner", md, Column("id", Integer, primary_key=True), Column("name", String(80)),
-                    Column("email", String(120)), Column("phone", String(30)), Column("mobile", String(30)),
-                    Column("vat", String(20)), Column("zip", String(10)), Column("city", String(60)),
-                    Column("is_company", Boolean), Column("partner_share", Boolean),
-                    Column("customer_rank", Integer), Column("supplier_rank", Integer),
-                    Column("comment", Text), Column("create_date", DateTime))
-    message = Table("mail_message", md, Column("id", Integer, primary_key=True), Column("model", String(64)),
-                    Column("res_id", Integer), Column("author_id", Integer, fk("res_partner.id")),
-                    Column("message_type", String(20)), Column("subject", String(200)), Column("body", Text),
-                    Column("date", DateTime))
-    lead = Table("crm_lead", md, Column("id", Integer, primary_key=True),
-                 Column("partner_id", Integer, fk("res_partner.id")), Column("type", String(20)),
-                 Column("email_from", String(120)), Column("description", Text), Column("create_date", DateTime),
-                 Column("date_closed", DateTime))
-    order = Table("sale_order", md, Column("id", Integer, primary_key=True), Column("name", String(20)),
-                  Column("partner_id", Integer, fk("res_partner.id")), Column("date_order", DateTime),
-                  Column("state", String(20)), Column("subscription_state", String(20)), Column("end_date", Date),
-                  Column("amount_total", Numeric(12, 2)))
-    move = Table("account_move", md, Column("id", Integer, primary_key=True), Column("name", String(30)),
-                 Column("partner_id", Integer, fk("res_partner.id")), Column("move_type", String(20)),
-                 Column("state", String(20)), Column("invoice_date", Date), Column("date", Date),
-                 Column("amount_total", Numeric(12, 2)))
-    line = Table("account_move_line", md, Column("id", Integer, primary_key=True),
-                 Column("move_id", Integer, fk("account_move.id")), Column("partner_id", Integer, fk("res_partner.id")),
-                 Column("name", String(80)), Column("price_subtotal", Numeric(12, 2)))
+    partner = Table(
+        "res_partner",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(80)),
+        Column("email", String(120)),
+        Column("phone", String(30)),
+        Column("mobile", String(30)),
+        Column("vat", String(20)),
+        Column("zip", String(10)),
+        Column("city", String(60)),
+        Column("is_company", Boolean),
+        Column("partner_share", Boolean),
+        Column("customer_rank", Integer),
+        Column("supplier_rank", Integer),
+        Column("comment", Text),
+        Column("create_date", DateTime),
+    )
+    message = Table(
+        "mail_message",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("model", String(64)),
+        Column("res_id", Integer),
+        Column("author_id", Integer, fk("res_partner.id")),
+        Column("message_type", String(20)),
+        Column("subject", String(200)),
+        Column("body", Text),
+        Column("date", DateTime),
+    )
+    lead = Table(
+        "crm_lead",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("partner_id", Integer, fk("res_partner.id")),
+        Column("type", String(20)),
+        Column("email_from", String(120)),
+        Column("description", Text),
+        Column("create_date", DateTime),
+        Column("date_closed", DateTime),
+    )
+    order = Table(
+        "sale_order",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20)),
+        Column("partner_id", Integer, fk("res_partner.id")),
+        Column("date_order", DateTime),
+        Column("state", String(20)),
+        Column("subscription_state", String(20)),
+        Column("end_date", Date),
+        Column("amount_total", Numeric(12, 2)),
+    )
+    move = Table(
+        "account_move",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(30)),
+        Column("partner_id", Integer, fk("res_partner.id")),
+        Column("move_type", String(20)),
+        Column("state", String(20)),
+        Column("invoice_date", Date),
+        Column("date", Date),
+        Column("amount_total", Numeric(12, 2)),
+    )
+    line = Table(
+        "account_move_line",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("move_id", Integer, fk("account_move.id")),
+        Column("partner_id", Integer, fk("res_partner.id")),
+        Column("name", String(80)),
+        Column("price_subtotal", Numeric(12, 2)),
+    )
     md.create_all(target.engine)
     sqlite = target.is_sqlite
     rows = {
-        partner: [{"id": pid, "name": f"Partenaire {pid}", "email": f"contact{pid}@example.fr", "phone": "0102030405",
-                   "customer_rank": c, "supplier_rank": s, "partner_share": share, "is_company": False,
-                   "create_date": _stamp(created, sqlite)} for pid, (c, s, share, created) in PARTNERS.items()],
-        message: [{"id": mid, "model": "res.partner", "res_id": author if author != INTERNAL else 4,
-                   "author_id": author, "message_type": kind, "subject": "Re: devis", "date": _stamp(when, sqlite)}
-                  for mid, (author, kind, when) in MESSAGES.items()],
-        lead: [{"id": lid, "partner_id": pid, "type": "lead", "email_from": f"contact{pid}@example.fr",
-                "create_date": _stamp(date(2019, 3, 2), sqlite)} for lid, pid in LEADS.items()],
-        order: [{"id": oid, "name": f"S{oid}", "partner_id": pid, "date_order": _stamp(day, sqlite), "state": state,
-                 "subscription_state": sub, "end_date": end, "amount_total": 100}
-                for oid, (pid, day, state, sub, end) in ORDERS.items()],
-        move: [{"id": mid, "name": f"INV/{mid}", "partner_id": pid, "move_type": kind, "state": state,
-                "invoice_date": day if kind != "entry" else None, "date": day, "amount_total": 120}
-               for mid, (pid, kind, state, day, _) in MOVES.items()],
-        line: [{"id": mid * 10 + k, "move_id": mid, "partner_id": pid, "name": "Licence", "price_subtotal": 100}
-               for mid, (pid, _, _, _, n) in MOVES.items() for k in range(n)],
+        partner: [
+            {
+                "id": pid,
+                "name": f"Partenaire {pid}",
+                "email": f"contact{pid}@example.fr",
+                "phone": "0102030405",
+                "customer_rank": c,
+                "supplier_rank": s,
+                "partner_share": share,
+                "is_company": False,
+                "create_date": _stamp(created, sqlite),
+            }
+            for pid, (c, s, share, created) in PARTNERS.items()
+        ],
+        message: [
+            {
+                "id": mid,
+                "model": "res.partner",
+                "res_id": author if author != INTERNAL else 4,
+                "author_id": author,
+                "message_type": kind,
+                "subject": "Re: devis",
+                "date": _stamp(when, sqlite),
+            }
+            for mid, (author, kind, when) in MESSAGES.items()
+        ],
+        lead: [
+            {
+                "id": lid,
+                "partner_id": pid,
+                "type": "lead",
+                "email_from": f"contact{pid}@example.fr",
+                "create_date": _stamp(date(2019, 3, 2), sqlite),
+            }
+            for lid, pid in LEADS.items()
+        ],
+        order: [
+            {
+                "id": oid,
+                "name": f"S{oid}",
+                "partner_id": pid,
+                "date_order": _stamp(day, sqlite),
+                "state": state,
+                "subscription_state": sub,
+                "end_date": end,
+                "amount_total": 100,
+            }
+            for oid, (pid, day, state, sub, end) in ORDERS.items()
+        ],
+        move: [
+            {
+                "id": mid,
+                "name": f"INV/{mid}",
+                "partner_id": pid,
+                "move_type": kind,
+                "state": state,
+                "invoice_date": day if kind != "entry" else None,
+                "date": day,
+                "amount_total": 120,
+            }
+            for mid, (pid, kind, state, day, _) in MOVES.items()
+        ],
+        line: [
+            {"id": mid * 10 + k, "move_id": mid, "partner_id": pid, "name": "Licence", "price_subtotal": 100}
+            for mid, (pid, _, _, _, n) in MOVES.items()
+            for k in range(n)
+        ],
     }
     with target.engine.begin() as conn:
         for table, data in rows.items():
@@ -209,7 +309,7 @@ def test_odoo_internal_users_and_partnerless_entries_are_never_touched(odoo):
         _run_all(odoo, as_of=date(year, 11, 26), suffix=f"-{year}")
     assert INTERNAL in ids(odoo, "res_partner", schema="public")
     assert 90 in ids(odoo, "account_move", schema="public")
-    assert [41, 42] == [m for m in ids(odoo, "mail_message", schema="public") if m in (41, 42)]
+    assert [m for m in ids(odoo, "mail_message", schema="public") if m in (41, 42)] == [41, 42]
 
 
 def test_odoo_policy_refuses_naive_utc_on_sqlite(tmp_path):
@@ -228,4 +328,3 @@ def test_the_example_file_is_a_valid_policy_and_declares_utc_storage():
     data = yaml.safe_load(POLICY_FILE.read_text())
     assert data["naive_timezone"] == "UTC"
     assert set(parse_policy(data).categories) == set(ORDER)
-

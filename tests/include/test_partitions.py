@@ -35,15 +35,29 @@ MONTHS = [date(2022 + m // 12, 1 + m % 12, 1) for m in range(60)]  # Jan 2022 ..
 DUE_WHOLE = [m for m, nxt in zip(MONTHS, MONTHS[1:]) if datetime(nxt.year, nxt.month, 1, tzinfo=PARIS) <= HORIZON]
 
 POLICY: dict[str, Any] = {
-    "version": "views-1", "source_schema": "web", "archive_schema": "archive",
+    "version": "views-1",
+    "source_schema": "web",
+    "archive_schema": "archive",
     "deletion_limit": {"rows": None, "fraction": 1.0},
-    "categories": {"page_views": {
-        "label": {"fr": "Pages vues", "en": "Page views"}, "legal_basis": "Consentement",
-        "schedule": "0 3 * * *", "active_period": "P13M", "end_action": "delete",
-        "tables": [{"table": "page_views", "primary_key": ["view_id"], "partitioned": True,
+    "categories": {
+        "page_views": {
+            "label": {"fr": "Pages vues", "en": "Page views"},
+            "legal_basis": "Consentement",
+            "schedule": "0 3 * * *",
+            "active_period": "P13M",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "page_views",
+                    "primary_key": ["view_id"],
+                    "partitioned": True,
                     "start_event": {"column": "viewed_at", "when_missing": "defect"},
-                    "archive_columns": ["page"], "subject_identifiers": {"visitor_id": ["visitor_key"]}}],
-    }},
+                    "archive_columns": ["page"],
+                    "subject_identifiers": {"visitor_id": ["visitor_key"]},
+                }
+            ],
+        }
+    },
 }
 
 
@@ -66,16 +80,27 @@ def pg(postgres_server: str):
 def create_views(target: Target, partitioned_by: str = "viewed_at") -> None:
     with target.engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA web"))
-        conn.execute(text(f"CREATE TABLE web.page_views (view_id bigint NOT NULL, viewed_at timestamptz NOT NULL, "
-                          f"created_at timestamptz NOT NULL DEFAULT now(), page text, visitor_key text, "
-                          f"PRIMARY KEY (view_id, {partitioned_by})) PARTITION BY RANGE ({partitioned_by})"))
+        conn.execute(
+            text(
+                f"CREATE TABLE web.page_views (view_id bigint NOT NULL, viewed_at timestamptz NOT NULL, "
+                f"created_at timestamptz NOT NULL DEFAULT now(), page text, visitor_key text, "
+                f"PRIMARY KEY (view_id, {partitioned_by})) PARTITION BY RANGE ({partitioned_by})"
+            )
+        )
         for month, nxt in zip(MONTHS, [*MONTHS[1:], date(2027, 1, 1)]):
-            conn.execute(text(f"CREATE TABLE web.page_views_{month:%Y_%m} PARTITION OF web.page_views "
-                              f"FOR VALUES FROM ('{month} 00:00 Europe/Paris') TO ('{nxt} 00:00 Europe/Paris')"))
+            conn.execute(
+                text(
+                    f"CREATE TABLE web.page_views_{month:%Y_%m} PARTITION OF web.page_views "
+                    f"FOR VALUES FROM ('{month} 00:00 Europe/Paris') TO ('{nxt} 00:00 Europe/Paris')"
+                )
+            )
         conn.execute(text("CREATE TABLE web.page_views_default PARTITION OF web.page_views DEFAULT"))
-        conn.execute(text("INSERT INTO web.page_views (view_id, viewed_at, page, visitor_key) "
-                          "VALUES (:id, :at, :page, :visitor)"),
-                     [{"id": i, "at": at, "page": f"/offer/{i % 7}", "visitor": f"visitor-{i}"} for i, at in VIEWS.items()])
+        conn.execute(
+            text(
+                "INSERT INTO web.page_views (view_id, viewed_at, page, visitor_key) VALUES (:id, :at, :page, :visitor)"
+            ),
+            [{"id": i, "at": at, "page": f"/offer/{i % 7}", "visitor": f"visitor-{i}"} for i, at in VIEWS.items()],
+        )
 
 
 def present(target: Target, table: str = "web.page_views") -> set[int]:
@@ -85,8 +110,14 @@ def present(target: Target, table: str = "web.page_views") -> set[int]:
 
 def partitions(target: Target) -> set[str]:
     with target.read() as conn:
-        return set(conn.execute(text("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                                     "WHERE i.inhparent = 'web.page_views'::regclass")).scalars())
+        return set(
+            conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'web.page_views'::regclass"
+                )
+            ).scalars()
+        )
 
 
 def tables_in_web(target: Target) -> set[str]:
@@ -121,14 +152,32 @@ def test_whole_partitions_move_to_the_archive_with_their_retention_dates(pg):
     kept = {i for i in DUE if _plus_months(VIEWS[i].date(), 25) > AS_OF}
     assert present(pg, "archive.page_views") == kept and len(kept) < len(DUE)
     with pg.read() as conn:
-        rows = conn.execute(text("SELECT view_id, page, retention_start, retention_until, run_id "
-                                 "FROM archive.page_views")).mappings().all()
-        columns = set(conn.execute(text("SELECT column_name FROM information_schema.columns "
-                                        "WHERE table_schema = 'archive' AND table_name = 'page_views'")).scalars())
+        rows = (
+            conn.execute(text("SELECT view_id, page, retention_start, retention_until, run_id FROM archive.page_views"))
+            .mappings()
+            .all()
+        )
+        columns = set(
+            conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'archive' AND table_name = 'page_views'"
+                )
+            ).scalars()
+        )
     # The archive columns travel, and the declared identifier, as on the row path: a hold or an
     # erasure by visitor id must still find the archived views.
-    assert columns == {"view_id", "page", "visitor_key", "retention_start", "retention_until", "archived_at",
-                       "policy_version", "run_id", "anonymized"}
+    assert columns == {
+        "view_id",
+        "page",
+        "visitor_key",
+        "retention_start",
+        "retention_until",
+        "archived_at",
+        "policy_version",
+        "run_id",
+        "anonymized",
+    }
     for row in rows:
         start = VIEWS[row["view_id"]].date()
         assert row["retention_start"] == start
@@ -144,9 +193,22 @@ def test_a_partition_holding_a_row_under_legal_hold_is_not_taken_whole(pg):
     create_views(pg)
     held = next(i for i in sorted(DUE) if VIEWS[i].date() >= date(2023, 5, 1))  # a view of May 2023
     policy = views_policy()
-    add_hold(pg, policy, NewHold(reference="CASE-7", scope="rows", reason="litigation", created_by="legal",
-                                 category="page_views", table="page_views", keys=[held]),
-             None, RunContext("hold", "legal_hold", AS_OF, policy.version), AS_OF)
+    add_hold(
+        pg,
+        policy,
+        NewHold(
+            reference="CASE-7",
+            scope="rows",
+            reason="litigation",
+            created_by="legal",
+            category="page_views",
+            table="page_views",
+            keys=[held],
+        ),
+        None,
+        RunContext("hold", "legal_hold", AS_OF, policy.version),
+        AS_OF,
+    )
     run_category(pg, policy, category="page_views", batch_size=7)
     assert present(pg) == set(VIEWS) - DUE | {held}
     assert "page_views_2023_05" in partitions(pg)  # kept attached, with only the held row left
@@ -189,10 +251,15 @@ def refuse_writes(target: Target, table: str, operation: str, when: str) -> None
     """A trigger that fails the statement half-way, on the row matching ``when``."""
     row = "NEW" if operation == "INSERT" else "OLD"
     with target.engine.begin() as conn:
-        conn.execute(text(f"CREATE FUNCTION web.refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                          f"$$ BEGIN IF {when} THEN RAISE EXCEPTION 'boom'; END IF; RETURN {row}; END $$"))
-        conn.execute(text(f"CREATE TRIGGER refuse BEFORE {operation} ON {table} FOR EACH ROW "
-                          "EXECUTE FUNCTION web.refuse()"))
+        conn.execute(
+            text(
+                f"CREATE FUNCTION web.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN IF {when} THEN RAISE EXCEPTION 'boom'; END IF; RETURN {row}; END $$"
+            )
+        )
+        conn.execute(
+            text(f"CREATE TRIGGER refuse BEFORE {operation} ON {table} FOR EACH ROW EXECUTE FUNCTION web.refuse()")
+        )
 
 
 def test_a_dry_run_names_the_partitions_it_would_drop_and_changes_nothing(pg, caplog):
@@ -206,8 +273,12 @@ def test_a_dry_run_names_the_partitions_it_would_drop_and_changes_nothing(pg, ca
 def test_a_table_the_policy_calls_partitioned_must_be_partitioned_on_its_start_event(pg):
     with pg.engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA web"))
-        conn.execute(text("CREATE TABLE web.page_views (view_id bigint PRIMARY KEY, viewed_at timestamptz, "
-                          "page text, visitor_key text)"))
+        conn.execute(
+            text(
+                "CREATE TABLE web.page_views (view_id bigint PRIMARY KEY, viewed_at timestamptz, "
+                "page text, visitor_key text)"
+            )
+        )
     with pytest.raises(PolicyError, match=r"tables\[0\]\.partitioned: table web\.page_views is not partitioned"):
         run_category(pg, views_policy(), category="page_views")
 
@@ -218,12 +289,22 @@ def test_a_table_partitioned_on_another_column_is_refused(pg):
         run_category(pg, views_policy(), category="page_views")
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"scope": {"column": "page", "equals": "/x"}}, "no scope"),
-    ({"start_event": {"latest": {"column": "at", "path": [{"table": "visits", "foreign_key": "view_id"}]},
-                      "when_missing": "defect"}}, "start_event.column"),
-    ({"children": [{"table": "clicks", "primary_key": "click_id", "foreign_key": "view_id"}]}, "no children"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"scope": {"column": "page", "equals": "/x"}}, "no scope"),
+        (
+            {
+                "start_event": {
+                    "latest": {"column": "at", "path": [{"table": "visits", "foreign_key": "view_id"}]},
+                    "when_missing": "defect",
+                }
+            },
+            "start_event.column",
+        ),
+        ({"children": [{"table": "clicks", "primary_key": "click_id", "foreign_key": "view_id"}]}, "no children"),
+    ],
+)
 def test_a_partitioned_table_whose_horizon_cannot_be_read_from_its_bounds_is_refused(change, reason):
     data = copy.deepcopy(POLICY)
     data["categories"]["page_views"]["tables"][0].update(change)
@@ -234,10 +315,16 @@ def test_a_partitioned_table_whose_horizon_cannot_be_read_from_its_bounds_is_ref
 def test_on_sqlite_a_partitioned_table_goes_by_batches(tmp_path):
     target = connect(f"sqlite:///{tmp_path / 'views.db'}", "archive")
     with target.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE page_views (view_id INTEGER PRIMARY KEY, viewed_at TIMESTAMP, page TEXT, "
-                          "visitor_key TEXT)"))
-        conn.execute(text("INSERT INTO page_views VALUES (:id, :at, '/p', 'v')"),
-                     [{"id": i, "at": at.strftime("%Y-%m-%d %H:%M:%S")} for i, at in VIEWS.items()])
+        conn.execute(
+            text(
+                "CREATE TABLE page_views (view_id INTEGER PRIMARY KEY, viewed_at TIMESTAMP, page TEXT, "
+                "visitor_key TEXT)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO page_views VALUES (:id, :at, '/p', 'v')"),
+            [{"id": i, "at": at.strftime("%Y-%m-%d %H:%M:%S")} for i, at in VIEWS.items()],
+        )
     policy = views_policy()
     run_category(target, policy, category="page_views", batch_size=50)
     with target.read() as conn:

@@ -7,14 +7,17 @@ import pytest
 from include.retention.dates.periods import Period
 
 
-@pytest.mark.parametrize("text, expected", [
-    pytest.param("P3Y", Period(3), id="years"),
-    pytest.param("P13M", Period(0, 13), id="months"),
-    pytest.param("P1Y6M", Period(1, 6), id="years_and_months"),
-    pytest.param("P30D", Period(0, 0, 30), id="days"),
-    pytest.param("P2W", Period(0, 0, 14), id="weeks_as_days"),
-    pytest.param("P0D", Period(), id="zero"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param("P3Y", Period(3), id="years"),
+        pytest.param("P13M", Period(0, 13), id="months"),
+        pytest.param("P1Y6M", Period(1, 6), id="years_and_months"),
+        pytest.param("P30D", Period(0, 0, 30), id="days"),
+        pytest.param("P2W", Period(0, 0, 14), id="weeks_as_days"),
+        pytest.param("P0D", Period(), id="zero"),
+    ],
+)
 def test_iso_8601_calendar_periods_are_parsed(text, expected):
     assert Period.parse(text) == expected
 
@@ -45,11 +48,14 @@ def test_archive_period_is_added_after_the_active_period():
     assert Period(5).add_to(end_active) == date(2028, 2, 28)
 
 
-@pytest.mark.parametrize("start, due", [
-    pytest.param(date(2023, 11, 26), True, id="exactly_on_the_day"),
-    pytest.param(date(2023, 11, 25), True, id="one_day_past"),
-    pytest.param(date(2023, 11, 27), False, id="one_day_short"),
-])
+@pytest.mark.parametrize(
+    "start, due",
+    [
+        pytest.param(date(2023, 11, 26), True, id="exactly_on_the_day"),
+        pytest.param(date(2023, 11, 25), True, id="one_day_past"),
+        pytest.param(date(2023, 11, 27), False, id="one_day_short"),
+    ],
+)
 def test_a_record_is_past_its_period_when_start_plus_period_is_on_or_before_as_of(start, due):
     as_of = date(2026, 11, 26)
     assert (Period(3).add_to(start) <= as_of) is due

@@ -31,9 +31,16 @@ CTX = RunContext("manual__remanence-1", "subject_request", AS_OF, "test")
 def _add_prospect(target) -> None:
     prospects = _table(target, "prospects")  # reflected before the write transaction takes the lock
     with target.engine.begin() as conn:
-        conn.execute(insert(prospects).values(
-            prospect_id=990_001, first_name="Probe", last_name="Remanence", email=ERASED,
-            created_at=datetime(2026, 11, 20, 10, 0), last_inbound_contact_at=datetime(2026, 11, 20, 10, 0)))
+        conn.execute(
+            insert(prospects).values(
+                prospect_id=990_001,
+                first_name="Probe",
+                last_name="Remanence",
+                email=ERASED,
+                created_at=datetime(2026, 11, 20, 10, 0),
+                last_inbound_contact_at=datetime(2026, 11, 20, 10, 0),
+            )
+        )
 
 
 def _erase(target) -> None:
@@ -52,15 +59,19 @@ def test_an_erased_prospect_leaves_no_bytes_in_the_sqlite_files(crm):
     for path in (database, sqlite_archive_path(str(database))):
         assert ERASED.encode() not in path.read_bytes(), path.name
     with crm.read() as conn:  # set by the target, not left to how SQLite was compiled
-        assert [conn.exec_driver_sql(f'PRAGMA "{schema}".secure_delete').scalar_one()
-                for schema in ("main", "archive")] == [1, 1]
+        assert [
+            conn.exec_driver_sql(f'PRAGMA "{schema}".secure_delete').scalar_one() for schema in ("main", "archive")
+        ] == [1, 1]
 
 
 def _heap_bytes(conn, table: str) -> bytes:
     data = Path(conn.execute(text("SHOW data_directory")).scalar_one())
     relation = conn.execute(text("SELECT pg_relation_filepath(CAST(:t AS regclass))"), {"t": table}).scalar_one()
-    return b"".join(p.read_bytes() for p in sorted(data.glob(relation + "*")) if p.name.split(".")[-1].isdigit()
-                    or p.name == Path(relation).name)
+    return b"".join(
+        p.read_bytes()
+        for p in sorted(data.glob(relation + "*"))
+        if p.name.split(".")[-1].isdigit() or p.name == Path(relation).name
+    )
 
 
 @pytest.mark.parametrize("target_url", ["postgresql"], indirect=True)

@@ -33,8 +33,9 @@ def _errors(data: dict) -> str:
 
 def test_shipped_policy_encodes_the_seven_categories_of_the_charter():
     policy = load_policy()
-    assert {k: (str(c.active_period), c.archive_period and str(c.archive_period))
-            for k, c in policy.categories.items()} == SPEC_CATEGORIES
+    assert {
+        k: (str(c.active_period), c.archive_period and str(c.archive_period)) for k, c in policy.categories.items()
+    } == SPEC_CATEGORIES
     assert all(c.end_action == "delete" for c in policy.categories.values())
     assert policy.timezone == "Europe/Paris"
 
@@ -144,8 +145,12 @@ def _anonymizing(shipped: dict) -> dict:
     category = data["categories"]["web_forms"]
     category["end_action"] = "anonymize"
     category["tables"][0]["anonymize"] = {
-        "form_name": "keep", "full_name": "null", "email": "null", "message": "null",
-        "submitted_at": "month", "last_inbound_contact_at": "year",
+        "form_name": "keep",
+        "full_name": "null",
+        "email": "null",
+        "message": "null",
+        "submitted_at": "month",
+        "last_inbound_contact_at": "year",
     }
     return data
 
@@ -181,6 +186,7 @@ def test_periods_are_parsed_into_calendar_periods():
 
 # --- Hostile policy files: alias bombs, duplicate keys, booleans taken for numbers -------------
 
+
 def _shipped_text() -> str:
     return DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
 
@@ -203,8 +209,9 @@ def _alias_bomb(levels: int = 12, width: int = 10) -> str:
 
 
 def test_an_alias_bomb_in_a_scope_is_refused_naming_the_file(tmp_path):
-    text = _shipped_text().replace("      - table: prospects\n",
-                                   f"      - table: prospects\n        scope: {_alias_bomb()}\n", 1)
+    text = _shipped_text().replace(
+        "      - table: prospects\n", f"      - table: prospects\n        scope: {_alias_bomb()}\n", 1
+    )
     message = _load_text(tmp_path, text, "bomb.yaml")
     assert "bomb.yaml" in message
     assert "aliases" in message and "expands to more than" in message
@@ -219,10 +226,16 @@ def test_a_recursive_alias_is_refused_naming_the_file(tmp_path):
 def test_an_alias_that_expands_to_a_small_tree_still_loads(tmp_path):
     """Anchors are plain YAML and cost nothing when they stay small (yaml.safe_dump writes them
     for shared objects): only the expanded size is bounded."""
-    text = _shipped_text().replace("    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
-                                   "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n", 1)
-    text = text.replace("    label:\n      fr: Gestion et suivi de la prospection commerciale\n"
-                        "      en: Commercial prospection\n", "    label: *forms\n", 1)
+    text = _shipped_text().replace(
+        "    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
+        "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n",
+        1,
+    )
+    text = text.replace(
+        "    label:\n      fr: Gestion et suivi de la prospection commerciale\n      en: Commercial prospection\n",
+        "    label: *forms\n",
+        1,
+    )
     path = tmp_path / "anchors.yaml"
     path.write_text(text, encoding="utf-8")
     assert load_policy(path).categories["prospection"].label.en == "Web site forms"
@@ -249,18 +262,22 @@ def test_a_policy_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
 
 
 def test_a_duplicate_active_period_is_refused_naming_the_key_path_and_the_lines(tmp_path):
-    text = _shipped_text().replace("    active_period: P3Y          # from the last contact initiated by the prospect\n",
-                                   "    active_period: P3Y\n    active_period: P1D\n", 1)
+    text = _shipped_text().replace(
+        "    active_period: P3Y          # from the last contact initiated by the prospect\n",
+        "    active_period: P3Y\n    active_period: P1D\n",
+        1,
+    )
     first = text.splitlines().index("    active_period: P3Y") + 1
     message = _load_text(tmp_path, text, "twice.yaml")
     assert "twice.yaml" in message
-    assert (f"categories.prospection.active_period: duplicate key: first at line {first}, "
-            f"again at line {first + 1}") in message
+    assert (
+        f"categories.prospection.active_period: duplicate key: first at line {first}, again at line {first + 1}"
+    ) in message
 
 
 def test_a_duplicate_category_is_refused_naming_the_key_path_and_the_line(tmp_path):
     text = _shipped_text()
-    suppliers = text[text.index("  suppliers:\n"):text.index("\n\n", text.index("  suppliers:\n")) + 1]
+    suppliers = text[text.index("  suppliers:\n") : text.index("\n\n", text.index("  suppliers:\n")) + 1]
     text = text.rstrip("\n") + "\n" + suppliers
     message = _load_text(tmp_path, text, "twice.yaml")
     assert "categories.suppliers: duplicate key: first at line" in message
@@ -273,8 +290,9 @@ def test_a_duplicate_version_is_refused_naming_the_line(tmp_path):
 
 
 def test_a_duplicate_key_inside_a_list_item_is_refused_with_its_index(tmp_path):
-    text = _shipped_text().replace("        primary_key: prospect_id\n",
-                                   "        primary_key: prospect_id\n        primary_key: email\n", 1)
+    text = _shipped_text().replace(
+        "        primary_key: prospect_id\n", "        primary_key: prospect_id\n        primary_key: email\n", 1
+    )
     message = _load_text(tmp_path, text)
     assert "categories.prospection.tables[0].primary_key: duplicate key" in message
 
@@ -286,8 +304,17 @@ def test_every_duplicate_key_is_listed_at_once(tmp_path):
     assert "timezone: duplicate key" in message and "version: duplicate key" in message
 
 
-@pytest.mark.parametrize("key, value", [("fraction", "yes"), ("fraction", "true"), ("rows", "on"),
-                                        ("rows", "false"), ("fraction", '"0.5"'), ("rows", '"100"')])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("fraction", "yes"),
+        ("fraction", "true"),
+        ("rows", "on"),
+        ("rows", "false"),
+        ("fraction", '"0.5"'),
+        ("rows", '"100"'),
+    ],
+)
 def test_a_boolean_or_a_string_is_not_a_deletion_limit(tmp_path, key, value):
     text = _shipped_text().replace("batch_size: 5000\n", f"batch_size: 5000\ndeletion_limit: {{{key}: {value}}}\n", 1)
     message = _load_text(tmp_path, text)
@@ -346,14 +373,17 @@ _WEB_FORMS_ACTIVE = "    active_period: P3Y          # from the last contact ini
 
 
 def _line_of(text: str, fragment: str) -> int:
-    return text[:text.index(fragment)].count("\n") + 1
+    return text[: text.index(fragment)].count("\n") + 1
 
 
-@pytest.mark.parametrize("merge", [
-    "    <<: {active_period: P1D}\n",                                   # supplies the key
-    "    <<: {active_period: P3Y}\n    <<: {active_period: P1D}\n",     # two merges, the last wins
-    "    <<: [{active_period: P1D}, {active_period: P3Y}]\n",           # a list, the first wins
-])
+@pytest.mark.parametrize(
+    "merge",
+    [
+        "    <<: {active_period: P1D}\n",  # supplies the key
+        "    <<: {active_period: P3Y}\n    <<: {active_period: P1D}\n",  # two merges, the last wins
+        "    <<: [{active_period: P1D}, {active_period: P3Y}]\n",  # a list, the first wins
+    ],
+)
 def test_a_merge_key_is_refused_naming_the_file_the_key_path_and_the_line(tmp_path, merge):
     """YAML's merge key lets one value silently win over another (the later of two ``<<``, the
     first of a list): a retention could be shortened without any key being given twice."""
@@ -369,16 +399,23 @@ def test_a_merge_key_overridden_by_an_explicit_key_is_refused_too(tmp_path):
 
 
 def test_a_merge_key_through_an_alias_is_refused(tmp_path):
-    text = _shipped_text().replace("    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
-                                   "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n", 1)
-    text = text.replace("    label:\n      fr: Gestion et suivi de la prospection commerciale\n"
-                        "      en: Commercial prospection\n", "    label:\n      <<: *forms\n", 1)
+    text = _shipped_text().replace(
+        "    label:\n      fr: Formulaires du site web\n      en: Web site forms\n",
+        "    label: &forms\n      fr: Formulaires du site web\n      en: Web site forms\n",
+        1,
+    )
+    text = text.replace(
+        "    label:\n      fr: Gestion et suivi de la prospection commerciale\n      en: Commercial prospection\n",
+        "    label:\n      <<: *forms\n",
+        1,
+    )
     assert "categories.prospection.label.<<: merge keys (<<) are not allowed" in _load_text(tmp_path, text)
 
 
 def _with_limit(rows: str = "100000", fraction: str = "0.2") -> str:
-    return _shipped_text().replace("batch_size: 5000\n",
-                                   f"batch_size: 5000\ndeletion_limit: {{rows: {rows}, fraction: {fraction}}}\n", 1)
+    return _shipped_text().replace(
+        "batch_size: 5000\n", f"batch_size: 5000\ndeletion_limit: {{rows: {rows}, fraction: {fraction}}}\n", 1
+    )
 
 
 @pytest.mark.parametrize("rows", ["1:20", "0x10", "0o10", "1_000", "+0x10", "１０", "١٠"])
@@ -409,11 +446,19 @@ def test_numbers_are_read_as_yaml_1_2_decimal_with_an_optional_exponent(tmp_path
     assert (limit.rows, limit.fraction) == (10, 0.05)  # YAML 1.1: 8 (octal), and a string
 
 
-@pytest.mark.parametrize("key, period", [("active_period: P3Y ", "P99999Y"), ("archive_period: P5Y", "P9000Y"),
-                                         ("active_period: P3Y ", "P101Y"), ("active_period: P3Y ", "P1201M"),
-                                         ("archive_period: P5Y", "P36525D"),
-                                         ("archive_period: P5Y", "P100Y1D"), ("archive_period: P5Y", "P5300W"),
-                                         ("active_period: P3Y ", "P999999999Y")])
+@pytest.mark.parametrize(
+    "key, period",
+    [
+        ("active_period: P3Y ", "P99999Y"),
+        ("archive_period: P5Y", "P9000Y"),
+        ("active_period: P3Y ", "P101Y"),
+        ("active_period: P3Y ", "P1201M"),
+        ("archive_period: P5Y", "P36525D"),
+        ("archive_period: P5Y", "P100Y1D"),
+        ("archive_period: P5Y", "P5300W"),
+        ("active_period: P3Y ", "P999999999Y"),
+    ],
+)
 def test_a_period_over_100_years_is_refused_at_load_saying_why(tmp_path, key, period):
     """P99999Y used to load and fail at every run (``year -97973 is out of range``)."""
     field = key.split(":")[0]

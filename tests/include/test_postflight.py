@@ -16,8 +16,9 @@ from include.retention.schedule.quality import QualityGateFailed
 
 
 def post(target, policy, run_id="run-1", dry_run=False):
-    ctx = RunContext(run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version,
-                     dry_run=dry_run)
+    ctx = RunContext(
+        run_id=run_id, dag_id="retention_members", as_of=AS_OF, policy_version=policy.version, dry_run=dry_run
+    )
     return post_run_gate(StepContext.build(target, policy, "members", ctx))
 
 
@@ -30,18 +31,25 @@ def test_a_clean_run_passes_every_post_run_check(target):
     run_category(target, club_policy())  # member 4 is archived and destroyed in the same run
     results = post(target, club_policy())
     assert results and all(r.success for r in results)
-    assert {r.expectation for r in results} == {"no_overdue_active_rows", "retention_until_matches_policy",
-                                                "no_expired_archive_rows", "archive_counts_reconcile",
-                                                "archive_rows_have_a_start_date",
-                                                "child_rows_without_a_governed_parent"}
+    assert {r.expectation for r in results} == {
+        "no_overdue_active_rows",
+        "retention_until_matches_policy",
+        "no_expired_archive_rows",
+        "archive_counts_reconcile",
+        "archive_rows_have_a_start_date",
+        "child_rows_without_a_governed_parent",
+    }
 
 
 def test_an_over_age_row_left_in_the_active_base_fails(target):
     tables = create_club(target)
     run_category(target, club_policy())
     with target.engine.begin() as conn:
-        conn.execute(insert(tables["members"]).values(member_id=99, email="late@example.fr",
-                                                      last_contact_at=datetime(2020, 5, 5, tzinfo=PARIS)))
+        conn.execute(
+            insert(tables["members"]).values(
+                member_id=99, email="late@example.fr", last_contact_at=datetime(2020, 5, 5, tzinfo=PARIS)
+            )
+        )
     with pytest.raises(QualityGateFailed, match=r"no_overdue_active_rows on members: 1 row"):
         post(target, club_policy())
 
@@ -61,8 +69,11 @@ def test_an_archive_row_past_its_retention_until_fails(target):
     run_category(target, club_policy())
     archive = _archive(target)
     with target.engine.begin() as conn:
-        conn.execute(update(archive).where(archive.c.member_id == 1)
-                     .values(retention_start=date(2010, 1, 1), retention_until=date(2018, 1, 1)))
+        conn.execute(
+            update(archive)
+            .where(archive.c.member_id == 1)
+            .values(retention_start=date(2010, 1, 1), retention_until=date(2018, 1, 1))
+        )
     with pytest.raises(QualityGateFailed, match=r"no_expired_archive_rows on members: 1 row") as info:
         post(target, club_policy())
     assert "retention_until_matches_policy" not in str(info.value)  # the dates agree with the policy
@@ -85,8 +96,9 @@ def test_a_broken_anonymisation_fails(target):
     assert all(r.success for r in post(target, policy))
     archive = _archive(target)
     with target.engine.begin() as conn:
-        conn.execute(update(archive).where(archive.c.member_id == 4).values(email="back@example.fr",
-                                                                          joined_on=date(2015, 5, 4)))
+        conn.execute(
+            update(archive).where(archive.c.member_id == 4).values(email="back@example.fr", joined_on=date(2015, 5, 4))
+        )
     with pytest.raises(QualityGateFailed, match=r"anonymised_columns_follow_rules on members: 1 row"):
         post(target, policy)
 
@@ -101,22 +113,26 @@ def test_a_dry_run_reports_overdue_rows_without_failing(target):
 
 # --- Retained dependants (archived_with): the gate covers what the category touched -----------
 
+
 def _erp_step(target, run_id="customers-1"):
     from test_real_schemas import ERP_POLICY
 
     from include.retention.policy.model import parse_policy
 
     policy = parse_policy(ERP_POLICY)
-    ctx = RunContext(run_id=run_id, dag_id="retention_customer_relationship", as_of=AS_OF,
-                     policy_version=policy.version)
+    ctx = RunContext(
+        run_id=run_id, dag_id="retention_customer_relationship", as_of=AS_OF, policy_version=policy.version
+    )
     return StepContext.build(target, policy, "customer_relationship", ctx)
 
 
 def _validations(target, step):
     from engine_helpers import audit_events
 
-    return {(e["table_name"], e["details"]["expectation"]): e["row_count"]
-            for e in audit_events(target, step.policy, run_id=step.ctx.run_id, action="validation")}
+    return {
+        (e["table_name"], e["details"]["expectation"]): e["row_count"]
+        for e in audit_events(target, step.policy, run_id=step.ctx.run_id, action="validation")
+    }
 
 
 def test_a_customer_run_checks_the_invoices_it_moved_and_keeps(target):
@@ -164,16 +180,19 @@ def test_an_invoice_left_in_the_active_base_after_its_customer_left_fails_the_cu
         raw = target.engine.raw_connection()
         try:  # SQLite enforces foreign keys per connection; outside any transaction
             raw.driver_connection.execute("PRAGMA foreign_keys = OFF")
-            raw.driver_connection.execute("INSERT INTO invoices (invoice_id, partner_id, number, invoice_date) "
-                                          "VALUES (69, 6, 'F-69', '2022-01-01')")
+            raw.driver_connection.execute(
+                "INSERT INTO invoices (invoice_id, partner_id, number, invoice_date) "
+                "VALUES (69, 6, 'F-69', '2022-01-01')"
+            )
             raw.driver_connection.execute("PRAGMA foreign_keys = ON")
         finally:
             raw.close()
     else:
         with target.engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE erp.invoices DROP CONSTRAINT invoices_partner_id_fkey")
-            conn.execute(insert(invoices).values(invoice_id=69, partner_id=6, number="F-69",
-                                                 invoice_date=date(2022, 1, 1)))
+            conn.execute(
+                insert(invoices).values(invoice_id=69, partner_id=6, number="F-69", invoice_date=date(2022, 1, 1))
+            )
     with pytest.raises(QualityGateFailed, match=r"no_overdue_active_rows on invoices: 1 row\(s\)"):
         post_run_gate(step)
 
@@ -188,15 +207,24 @@ def test_a_held_invoice_past_its_horizon_keeps_its_customer_and_passes_the_gate(
     step = _erp_step(target)
     run_category(target, step.policy, category="customer_relationship", run_id="before")
     assert 82 in [r for r in _archive_ids(target, "invoices")]
-    add_hold(target, step.policy, NewHold(reference="LIT-82", scope="rows", reason="litige", created_by="juriste",
-                                          table="invoices", keys=[82]), SubjectKey("k" * 40, "test"), step.ctx,
-             date.today())
+    add_hold(
+        target,
+        step.policy,
+        NewHold(reference="LIT-82", scope="rows", reason="litige", created_by="juriste", table="invoices", keys=[82]),
+        SubjectKey("k" * 40, "test"),
+        step.ctx,
+        date.today(),
+    )
     later = _erp_step(target, run_id="customers-2029")
-    later = StepContext.build(target, later.policy, "customer_relationship",
-                              RunContext("customers-2029", "retention_customer_relationship", date(2029, 6, 1),
-                                         later.policy.version))
-    run_category(target, later.policy, as_of=date(2029, 6, 1), category="customer_relationship",
-                 run_id="customers-2029")
+    later = StepContext.build(
+        target,
+        later.policy,
+        "customer_relationship",
+        RunContext("customers-2029", "retention_customer_relationship", date(2029, 6, 1), later.policy.version),
+    )
+    run_category(
+        target, later.policy, as_of=date(2029, 6, 1), category="customer_relationship", run_id="customers-2029"
+    )
     assert all(r.success for r in post_run_gate(later))
     assert 82 in _archive_ids(target, "invoices") and 8 in _archive_ids(target, "customer_partners")
 
@@ -225,12 +253,27 @@ def test_an_invoice_past_its_horizon_under_a_held_customer_passes_the_gate(targe
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     policy = parse_policy(_erp_with_identifiers())
     run_category(target, policy, category="customer_relationship", run_id="before", subject_key=key)
-    add_hold(target, policy, NewHold(reference="LIT-8", scope="subject", reason="litige", created_by="juriste",
-                                     subject=Subject.of({"email": "p8@example.fr"})), key,
-             RunContext("manual__hold", "legal_hold", AS_OF, policy.version), date.today())
-    step = StepContext.build(target, policy, category,
-                             RunContext(f"{category}-2029", f"retention_{category}", date(2029, 6, 1),
-                                        policy.version), key)
+    add_hold(
+        target,
+        policy,
+        NewHold(
+            reference="LIT-8",
+            scope="subject",
+            reason="litige",
+            created_by="juriste",
+            subject=Subject.of({"email": "p8@example.fr"}),
+        ),
+        key,
+        RunContext("manual__hold", "legal_hold", AS_OF, policy.version),
+        date.today(),
+    )
+    step = StepContext.build(
+        target,
+        policy,
+        category,
+        RunContext(f"{category}-2029", f"retention_{category}", date(2029, 6, 1), policy.version),
+        key,
+    )
     results = post_run_gate(step)  # before any purge: the invoice is still there, and rightly so
     assert all(r.success for r in results), [r for r in results if not r.success]
     assert ("invoices", "no_expired_archive_rows") in {(r.table, r.expectation) for r in results}
@@ -251,8 +294,9 @@ def test_an_undated_invoice_leaves_with_its_customer_keeps_it_and_is_reported_no
     run_category(target, step.policy, category="customer_relationship", run_id=step.ctx.run_id)
     assert all(r.success for r in post_run_gate(step))
     assert 82 in _archive_ids(target, "invoices") and 8 in _archive_ids(target, "customer_partners")
-    billing = StepContext.build(target, step.policy, "billing",
-                                RunContext("billing-1", "retention_billing", AS_OF, step.policy.version))
+    billing = StepContext.build(
+        target, step.policy, "billing", RunContext("billing-1", "retention_billing", AS_OF, step.policy.version)
+    )
     run_category(target, step.policy, category="billing", run_id="billing-1")
     results = {(r.table, r.expectation): r for r in post_run_gate(billing)}
     undated = results[("invoices", "archive_rows_have_a_start_date")]

@@ -30,8 +30,9 @@ from include.retention.schedule.quality import QualityGateFailed, pre_archive_ga
 
 def gate(target, policy, category="members", run_id="gate-1"):
     ctx = RunContext(run_id=run_id, dag_id=f"retention_{category}", as_of=AS_OF, policy_version=policy.version)
-    return pre_archive_gate(StepContext.build(target, policy, category, ctx),
-                            now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+    return pre_archive_gate(
+        StepContext.build(target, policy, category, ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+    )
 
 
 def gated_run(target, policy, category="members"):
@@ -53,8 +54,11 @@ def test_clean_data_passes_every_pre_archive_check(target):
 def test_a_future_start_date_stops_the_run_before_any_row_moves(target):
     tables = create_club(target)
     with target.engine.begin() as conn:
-        conn.execute(update(tables["members"]).where(tables["members"].c.member_id == 8)
-                     .values(last_contact_at=datetime(2030, 1, 1, 10, tzinfo=PARIS)))
+        conn.execute(
+            update(tables["members"])
+            .where(tables["members"].c.member_id == 8)
+            .values(last_contact_at=datetime(2030, 1, 1, 10, tzinfo=PARIS))
+        )
     before = checksum(target)
     with pytest.raises(QualityGateFailed, match=r"no_future_last_contact_at on members: 1 row\(s\)"):
         gated_run(target, club_policy())
@@ -63,29 +67,43 @@ def test_a_future_start_date_stops_the_run_before_any_row_moves(target):
 
 def _legacy_policy() -> dict:
     data = copy.deepcopy(CLUB_POLICY)
-    data["categories"]["members"]["tables"] = [{
-        "table": "newsletter_contacts", "primary_key": "contact_id",
-        "start_event": {"column": "last_contact_at", "when_missing": "defect"},
-        "archive_columns": ["email"],
-    }]
+    data["categories"]["members"]["tables"] = [
+        {
+            "table": "newsletter_contacts",
+            "primary_key": "contact_id",
+            "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+            "archive_columns": ["email"],
+        }
+    ]
     return data
 
 
 def test_a_duplicate_primary_key_stops_the_run_before_any_row_moves(target):
     """A legacy table whose declared key has no constraint in the database."""
     md, _ = schema_metadata(target, "club")
-    contacts = Table("newsletter_contacts", md, Column("contact_id", Integer), Column("email", String(100)),
-                     Column("last_contact_at", DateTime(timezone=True)))
+    contacts = Table(
+        "newsletter_contacts",
+        md,
+        Column("contact_id", Integer),
+        Column("email", String(100)),
+        Column("last_contact_at", DateTime(timezone=True)),
+    )
     md.create_all(target.engine)
     old = datetime(2015, 1, 1, 10, tzinfo=PARIS)
     with target.engine.begin() as conn:
-        conn.execute(insert(contacts), [{"contact_id": 1, "email": "a@example.fr", "last_contact_at": old},
-                                        {"contact_id": 1, "email": "b@example.fr", "last_contact_at": old},
-                                        {"contact_id": 2, "email": "c@example.fr", "last_contact_at": old}])
+        conn.execute(
+            insert(contacts),
+            [
+                {"contact_id": 1, "email": "a@example.fr", "last_contact_at": old},
+                {"contact_id": 1, "email": "b@example.fr", "last_contact_at": old},
+                {"contact_id": 2, "email": "c@example.fr", "last_contact_at": old},
+            ],
+        )
     policy = parse_policy(_legacy_policy())
     before = checksum(target)
-    with pytest.raises(QualityGateFailed,
-                       match=r"expect_column_values_to_be_unique:contact_id on newsletter_contacts: 2 row"):
+    with pytest.raises(
+        QualityGateFailed, match=r"expect_column_values_to_be_unique:contact_id on newsletter_contacts: 2 row"
+    ):
         gated_run(target, policy)
     assert checksum(target) == before
 
@@ -116,7 +134,9 @@ def test_each_validation_is_audited_with_counts_and_check_names_only(target):
     results = gate(target, club_policy())
     logged = audit_events(target, club_policy(), action="validation")
     assert len(logged) == len(results)
-    assert {e["details"]["expectation"] for e in logged} >= {"expect_column_to_exist:email",
-                                                            "expect_column_values_to_be_unique:member_id"}
+    assert {e["details"]["expectation"] for e in logged} >= {
+        "expect_column_to_exist:email",
+        "expect_column_values_to_be_unique:member_id",
+    }
     assert all(set(e["details"]) == {"suite", "expectation", "success", "blocking"} for e in logged)
     assert "example.fr" not in repr(logged)

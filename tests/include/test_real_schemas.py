@@ -22,10 +22,16 @@ from include.retention.records.audit import audit_table
 from include.retention.reports import certificate
 
 INBOUND_ONLY = {"column": "direction", "equals": "inbound"}
-INTERACTIONS_CHILD = {"table": "interactions", "primary_key": "interaction_id", "foreign_key": "partner_id",
-                      "archive_columns": ["occurred_at", "direction"]}
-CONTRACT_LINES = [{"table": "contracts", "foreign_key": "partner_id"},
-                  {"table": "contract_lines", "foreign_key": "contract_id"}]
+INTERACTIONS_CHILD = {
+    "table": "interactions",
+    "primary_key": "interaction_id",
+    "foreign_key": "partner_id",
+    "archive_columns": ["occurred_at", "direction"],
+}
+CONTRACT_LINES = [
+    {"table": "contracts", "foreign_key": "partner_id"},
+    {"table": "contract_lines", "foreign_key": "contract_id"},
+]
 
 ERP_POLICY = {
     "version": "erp-1",
@@ -33,69 +39,112 @@ ERP_POLICY = {
     "precedence": ["customer_relationship", "prospection"],  # a converted prospect is a customer
     "categories": {
         "prospection": {
-            "label": {"fr": "Prospects", "en": "Prospects"}, "legal_basis": "Intérêt légitime",
-            "archive_purpose": "Probatoire", "schedule": "0 2 * * *",
-            "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
-            "tables": [{
-                "table": "partners", "archive_table": "prospect_partners", "primary_key": "partner_id",
-                "scope": {"column": "is_prospect", "equals": True},
-                "start_event": {
-                    "when_missing": "defect",
-                    "first_of": [
-                        {"latest": {"column": "occurred_at", "path": [{"table": "interactions",
-                                                                       "foreign_key": "partner_id"}],
-                                    "where": INBOUND_ONLY}},
-                        {"column": "created_at"},
-                    ],
-                },
-                "archive_columns": ["name", "email"],
-                "children": [{**INTERACTIONS_CHILD, "archive_table": "prospect_interactions"}],
-            }],
+            "label": {"fr": "Prospects", "en": "Prospects"},
+            "legal_basis": "Intérêt légitime",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 2 * * *",
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "partners",
+                    "archive_table": "prospect_partners",
+                    "primary_key": "partner_id",
+                    "scope": {"column": "is_prospect", "equals": True},
+                    "start_event": {
+                        "when_missing": "defect",
+                        "first_of": [
+                            {
+                                "latest": {
+                                    "column": "occurred_at",
+                                    "path": [{"table": "interactions", "foreign_key": "partner_id"}],
+                                    "where": INBOUND_ONLY,
+                                }
+                            },
+                            {"column": "created_at"},
+                        ],
+                    },
+                    "archive_columns": ["name", "email"],
+                    "children": [{**INTERACTIONS_CHILD, "archive_table": "prospect_interactions"}],
+                }
+            ],
         },
         "customer_relationship": {
-            "label": {"fr": "Clients", "en": "Customers"}, "legal_basis": "Contrat",
-            "archive_purpose": "Probatoire", "schedule": "0 3 * * *",
-            "active_period": "P3Y", "archive_period": "P5Y", "end_action": "delete",
-            "tables": [{
-                "table": "partners", "archive_table": "customer_partners", "primary_key": "partner_id",
-                "scope": {"column": "is_customer", "equals": True},
-                "start_event": {
-                    "when_missing": "defect",
-                    "latest": {"column": "end_date", "path": CONTRACT_LINES},
-                    "ongoing_if_open": {"column": "end_date", "path": CONTRACT_LINES},
-                },
-                "archive_columns": ["name", "email"],
-                "children": [
-                    {**INTERACTIONS_CHILD, "archive_table": "customer_interactions"},
-                    # Declared in the policy only: the database has no foreign key here.
-                    {"table": "contracts", "primary_key": "contract_id", "foreign_key": "partner_id",
-                     "children": [{"table": "contract_lines", "primary_key": "line_id", "foreign_key": "contract_id",
-                                   "archive_columns": ["end_date"]}]},
-                ],
-            }],
+            "label": {"fr": "Clients", "en": "Customers"},
+            "legal_basis": "Contrat",
+            "archive_purpose": "Probatoire",
+            "schedule": "0 3 * * *",
+            "active_period": "P3Y",
+            "archive_period": "P5Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "partners",
+                    "archive_table": "customer_partners",
+                    "primary_key": "partner_id",
+                    "scope": {"column": "is_customer", "equals": True},
+                    "start_event": {
+                        "when_missing": "defect",
+                        "latest": {"column": "end_date", "path": CONTRACT_LINES},
+                        "ongoing_if_open": {"column": "end_date", "path": CONTRACT_LINES},
+                    },
+                    "archive_columns": ["name", "email"],
+                    "children": [
+                        {**INTERACTIONS_CHILD, "archive_table": "customer_interactions"},
+                        # Declared in the policy only: the database has no foreign key here.
+                        {
+                            "table": "contracts",
+                            "primary_key": "contract_id",
+                            "foreign_key": "partner_id",
+                            "children": [
+                                {
+                                    "table": "contract_lines",
+                                    "primary_key": "line_id",
+                                    "foreign_key": "contract_id",
+                                    "archive_columns": ["end_date"],
+                                }
+                            ],
+                        },
+                    ],
+                }
+            ],
         },
         "billing": {
-            "label": {"fr": "Facturation", "en": "Billing"}, "legal_basis": "Obligation légale",
-            "archive_purpose": "Obligation comptable (10 ans)", "schedule": "0 4 * * *",
-            "active_period": "P0D", "archive_period": "P10Y", "end_action": "delete",
-            "tables": [{
-                "table": "invoices", "primary_key": "invoice_id",
-                "start_event": {"column": "invoice_date", "when_missing": "defect"},
-                "archived_with": {"table": "partners", "foreign_key": "partner_id"},
-                "archive_columns": ["number", "invoice_date"],
-                "children": [{"table": "invoice_lines", "primary_key": "line_id", "foreign_key": "invoice_id",
-                              "archive_columns": ["amount"]}],
-            }],
+            "label": {"fr": "Facturation", "en": "Billing"},
+            "legal_basis": "Obligation légale",
+            "archive_purpose": "Obligation comptable (10 ans)",
+            "schedule": "0 4 * * *",
+            "active_period": "P0D",
+            "archive_period": "P10Y",
+            "end_action": "delete",
+            "tables": [
+                {
+                    "table": "invoices",
+                    "primary_key": "invoice_id",
+                    "start_event": {"column": "invoice_date", "when_missing": "defect"},
+                    "archived_with": {"table": "partners", "foreign_key": "partner_id"},
+                    "archive_columns": ["number", "invoice_date"],
+                    "children": [
+                        {
+                            "table": "invoice_lines",
+                            "primary_key": "line_id",
+                            "foreign_key": "invoice_id",
+                            "archive_columns": ["amount"],
+                        }
+                    ],
+                }
+            ],
         },
     },
 }
 
 # invoice_id: (partner_id, invoice date, number of lines)
 INVOICES = {
-    61: (6, date(2021, 3, 31), 2),   # customer 6 archived today: invoice kept until 2031-03-31
-    71: (7, date(2024, 5, 2), 1),    # customer 7 still active: its invoice waits with it
-    81: (8, date(2016, 6, 30), 1),   # kept until 2026-06-30: destroyed today, in the customer's run
-    82: (8, date(2019, 3, 31), 2),   # kept until 2029-03-31: keeps customer 8 in the archive until then
+    61: (6, date(2021, 3, 31), 2),  # customer 6 archived today: invoice kept until 2031-03-31
+    71: (7, date(2024, 5, 2), 1),  # customer 7 still active: its invoice waits with it
+    81: (8, date(2016, 6, 30), 1),  # kept until 2026-06-30: destroyed today, in the customer's run
+    82: (8, date(2019, 3, 31), 2),  # kept until 2029-03-31: keeps customer 8 in the archive until then
 }
 
 # partner_id: (is_prospect, is_customer, created_at, [(interaction day, direction)], [[line end dates per contract]])
@@ -121,44 +170,85 @@ def erp_policy(**changes) -> dict:
 
 def create_erp(target) -> None:
     md, prefix = schema_metadata(target, "erp")
-    partners = Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("name", String(50)),
-                     Column("email", String(100)), Column("is_prospect", Boolean), Column("is_customer", Boolean),
-                     Column("created_at", DateTime(timezone=True)))
-    interactions = Table("interactions", md, Column("interaction_id", Integer, primary_key=True),
-                         Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
-                         Column("occurred_at", DateTime(timezone=True)), Column("direction", String(10)))
+    partners = Table(
+        "partners",
+        md,
+        Column("partner_id", Integer, primary_key=True),
+        Column("name", String(50)),
+        Column("email", String(100)),
+        Column("is_prospect", Boolean),
+        Column("is_customer", Boolean),
+        Column("created_at", DateTime(timezone=True)),
+    )
+    interactions = Table(
+        "interactions",
+        md,
+        Column("interaction_id", Integer, primary_key=True),
+        Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
+        Column("occurred_at", DateTime(timezone=True)),
+        Column("direction", String(10)),
+    )
     # Contracts are not governed here: no foreign key, the policy only reads them.
-    contracts = Table("contracts", md, Column("contract_id", Integer, primary_key=True),
-                      Column("partner_id", Integer))
-    lines = Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
-                  Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id")),
-                  Column("end_date", Date))
-    invoices = Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
-                     Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
-                     Column("number", String(20)), Column("invoice_date", Date))
-    invoice_lines = Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
-                          Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
-                          Column("amount", Integer))
+    contracts = Table("contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer))
+    lines = Table(
+        "contract_lines",
+        md,
+        Column("line_id", Integer, primary_key=True),
+        Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id")),
+        Column("end_date", Date),
+    )
+    invoices = Table(
+        "invoices",
+        md,
+        Column("invoice_id", Integer, primary_key=True),
+        Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
+        Column("number", String(20)),
+        Column("invoice_date", Date),
+    )
+    invoice_lines = Table(
+        "invoice_lines",
+        md,
+        Column("line_id", Integer, primary_key=True),
+        Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
+        Column("amount", Integer),
+    )
     md.create_all(target.engine)
-    rows: dict[str, list[dict]] = {t: [] for t in ("partners", "interactions", "contracts", "contract_lines",
-                                                   "invoices", "invoice_lines")}
+    rows: dict[str, list[dict]] = {
+        t: [] for t in ("partners", "interactions", "contracts", "contract_lines", "invoices", "invoice_lines")
+    }
     for invoice_id, (partner_id, day, line_count) in INVOICES.items():
-        rows["invoices"].append({"invoice_id": invoice_id, "partner_id": partner_id, "number": f"F-{invoice_id}",
-                                 "invoice_date": day})
-        rows["invoice_lines"] += [{"line_id": invoice_id * 10 + k, "invoice_id": invoice_id, "amount": 100}
-                                  for k in range(line_count)]
+        rows["invoices"].append(
+            {"invoice_id": invoice_id, "partner_id": partner_id, "number": f"F-{invoice_id}", "invoice_date": day}
+        )
+        rows["invoice_lines"] += [
+            {"line_id": invoice_id * 10 + k, "invoice_id": invoice_id, "amount": 100} for k in range(line_count)
+        ]
     for pid, (prospect, customer, created, contacts, contract_list) in PARTNERS.items():
-        rows["partners"].append({"partner_id": pid, "name": f"Partenaire {pid}", "email": f"p{pid}@example.fr",
-                                 "is_prospect": prospect, "is_customer": customer,
-                                 "created_at": datetime(created.year, created.month, created.day, 9, tzinfo=PARIS)})
+        rows["partners"].append(
+            {
+                "partner_id": pid,
+                "name": f"Partenaire {pid}",
+                "email": f"p{pid}@example.fr",
+                "is_prospect": prospect,
+                "is_customer": customer,
+                "created_at": datetime(created.year, created.month, created.day, 9, tzinfo=PARIS),
+            }
+        )
         for k, (day, direction) in enumerate(contacts):
-            rows["interactions"].append({"interaction_id": pid * 10 + k, "partner_id": pid, "direction": direction,
-                                         "occurred_at": datetime(day.year, day.month, day.day, 15, tzinfo=PARIS)})
+            rows["interactions"].append(
+                {
+                    "interaction_id": pid * 10 + k,
+                    "partner_id": pid,
+                    "direction": direction,
+                    "occurred_at": datetime(day.year, day.month, day.day, 15, tzinfo=PARIS),
+                }
+            )
         for c, line_ends in enumerate(contract_list):
             rows["contracts"].append({"contract_id": pid * 10 + c, "partner_id": pid})
             for k, end in enumerate(line_ends):
-                rows["contract_lines"].append({"line_id": pid * 100 + c * 10 + k, "contract_id": pid * 10 + c,
-                                               "end_date": end})
+                rows["contract_lines"].append(
+                    {"line_id": pid * 100 + c * 10 + k, "contract_id": pid * 10 + c, "end_date": end}
+                )
     with target.engine.begin() as conn:
         for table in (partners, interactions, contracts, lines, invoices, invoice_lines):
             if rows[table.name]:
@@ -172,8 +262,10 @@ def erp(target):
 
 
 def _run_both(target, policy):
-    return [run_category(target, policy, category=key, run_id=f"run-{key}")
-            for key in ("customer_relationship", "prospection")]
+    return [
+        run_category(target, policy, category=key, run_id=f"run-{key}")
+        for key in ("customer_relationship", "prospection")
+    ]
 
 
 def _archived(target, table):
@@ -197,11 +289,14 @@ def test_a_converted_prospect_is_treated_as_a_customer(erp):
     assert _archived(erp, "customer_partners") == [6, 8]
 
 
-@pytest.mark.parametrize("partner, archived", [
-    pytest.param(1, True, id="inbound_contact_exactly_3_years_ago"),
-    pytest.param(2, False, id="one_day_short"),
-    pytest.param(3, True, id="one_day_past"),
-])
+@pytest.mark.parametrize(
+    "partner, archived",
+    [
+        pytest.param(1, True, id="inbound_contact_exactly_3_years_ago"),
+        pytest.param(2, False, id="one_day_short"),
+        pytest.param(3, True, id="one_day_past"),
+    ],
+)
 def test_prospect_clock_is_the_latest_inbound_contact(erp, partner, archived):
     run_category(erp, parse_policy(ERP_POLICY), category="prospection")
     assert (partner in _archived(erp, "prospect_partners")) is archived
@@ -220,7 +315,7 @@ def test_fallback_to_creation_date_when_the_prospect_never_wrote(erp):
     rows = {r["partner_id"]: r for r in archive_rows(erp, "prospect_partners")}
     assert rows[4]["retention_start"] == date(2020, 2, 29)
     assert rows[4]["retention_until"] == date(2028, 2, 28)  # leap day start
-    assert rows[5]["retention_start"] == date(2019, 1, 1)   # only our outbound e-mails: creation date
+    assert rows[5]["retention_start"] == date(2019, 1, 1)  # only our outbound e-mails: creation date
 
 
 def test_customer_clock_is_the_last_line_of_its_last_contract(erp):
@@ -259,8 +354,11 @@ def test_a_partner_in_no_category_is_never_touched(erp):
 
 
 def test_overlapping_scopes_without_precedence_fail_at_load_time_naming_both_categories():
-    with pytest.raises(PolicyError, match=r"categories 'prospection' and 'customer_relationship' may both match a "
-                                          r"row of table partners"):
+    with pytest.raises(
+        PolicyError,
+        match=r"categories 'prospection' and 'customer_relationship' may both match a "
+        r"row of table partners",
+    ):
         parse_policy(erp_policy(precedence=[]))
 
 
@@ -274,24 +372,47 @@ def test_exclusive_scopes_need_no_precedence():
 def test_condition_values_are_bound_parameters_not_sql(erp):
     data = erp_policy()
     data["categories"]["prospection"]["tables"][0]["scope"] = {
-        "any": [{"column": "name", "equals": "x' OR '1'='1"}, {"column": "is_prospect", "equals": True}]}
+        "any": [{"column": "name", "equals": "x' OR '1'='1"}, {"column": "is_prospect", "equals": True}]
+    }
     run_category(erp, parse_policy(data), category="prospection")
     assert _archived(erp, "prospect_partners") == [1, 3, 4, 5]
 
 
-@pytest.mark.parametrize("mutate, key_path, message", [
-    pytest.param(lambda t: t["start_event"]["first_of"][0]["latest"]["path"][0].update(table="contacts"),
-                 r"first_of\[0\]\.latest\.path\[0\]\.table", "does not exist", id="unknown_table_in_derived_clock"),
-    pytest.param(lambda t: t["start_event"]["first_of"][0]["latest"].update(column="direction"),
-                 r"first_of\[0\]\.latest\.column", "not a date or timestamp", id="aggregate_of_text"),
-    pytest.param(lambda t: t["start_event"]["first_of"][1].update(column="birthday"),
-                 r"first_of\[1\]\.column", "not in table", id="unknown_fallback_column"),
-    pytest.param(lambda t: t["start_event"]["first_of"][0]["latest"].update(where={"column": "channel",
-                                                                                    "equals": "x"}),
-                 r"first_of\[0\]\.latest\.where", "'channel' not in table", id="unknown_filter_column"),
-    pytest.param(lambda t: t.update(scope={"column": "is_lead", "equals": True}),
-                 r"tables\[0\]\.scope", "'is_lead' not in table", id="unknown_scope_column"),
-])
+@pytest.mark.parametrize(
+    "mutate, key_path, message",
+    [
+        pytest.param(
+            lambda t: t["start_event"]["first_of"][0]["latest"]["path"][0].update(table="contacts"),
+            r"first_of\[0\]\.latest\.path\[0\]\.table",
+            "does not exist",
+            id="unknown_table_in_derived_clock",
+        ),
+        pytest.param(
+            lambda t: t["start_event"]["first_of"][0]["latest"].update(column="direction"),
+            r"first_of\[0\]\.latest\.column",
+            "not a date or timestamp",
+            id="aggregate_of_text",
+        ),
+        pytest.param(
+            lambda t: t["start_event"]["first_of"][1].update(column="birthday"),
+            r"first_of\[1\]\.column",
+            "not in table",
+            id="unknown_fallback_column",
+        ),
+        pytest.param(
+            lambda t: t["start_event"]["first_of"][0]["latest"].update(where={"column": "channel", "equals": "x"}),
+            r"first_of\[0\]\.latest\.where",
+            "'channel' not in table",
+            id="unknown_filter_column",
+        ),
+        pytest.param(
+            lambda t: t.update(scope={"column": "is_lead", "equals": True}),
+            r"tables\[0\]\.scope",
+            "'is_lead' not in table",
+            id="unknown_scope_column",
+        ),
+    ],
+)
 def test_a_policy_that_cannot_be_evaluated_fails_before_any_sql(erp, mutate, key_path, message):
     data = erp_policy()
     mutate(data["categories"]["prospection"]["tables"][0])
@@ -318,8 +439,7 @@ def test_invoices_move_with_their_customer_but_keep_billings_clock(erp):
     assert invoices[82]["retention_until"] == date(2029, 3, 31)
     assert ids(erp, "invoice_lines", archive=True, schema="erp") == [610, 611, 820, 821]
     assert ids(erp, "invoices", schema="erp") == [71]
-    archived = {(e["category"], e["table_name"]): e["row_count"]
-                for e in audit_events(erp, policy, action="archive")}
+    archived = {(e["category"], e["table_name"]): e["row_count"] for e in audit_events(erp, policy, action="archive")}
     assert archived[("billing", "invoices")] == 3 and archived[("customer_relationship", "partners")] == 2
 
 
@@ -329,8 +449,10 @@ def test_an_invoice_past_its_own_horizon_is_destroyed_in_its_customers_run_under
     policy = parse_policy(ERP_POLICY)
     result = run_category(erp, policy, category="customer_relationship")
     assert 81 not in ids(erp, "invoices", schema="erp") + _archived(erp, "invoices")
-    deleted = {(e["category"], e["table_name"]): (e["row_count"], e["details"]["same_run"])
-               for e in audit_events(erp, policy, action="delete")}
+    deleted = {
+        (e["category"], e["table_name"]): (e["row_count"], e["details"]["same_run"])
+        for e in audit_events(erp, policy, action="delete")
+    }
     assert deleted == {("billing", "invoices"): (1, 1), ("billing", "invoice_lines"): (1, 1)}
     (plan,) = result.plan.tables
     assert plan.dependants_end_of_life == {"invoices": {"rows": 1, "archive_rows": 3, "category": "billing"}}
@@ -386,12 +508,19 @@ def test_no_archived_invoice_ever_points_at_a_destroyed_customer(erp):
     assert archive_rows(erp, "invoices") == [] and _archived(erp, "customer_partners") == []
 
 
-@pytest.mark.parametrize("change, message", [
-    pytest.param({"table": "contracts"}, "must be a table with its own clock in another category",
-                 id="parent_without_clock"),
-    pytest.param({"foreign_key": ["partner_id", "number"]}, "has 2 column(s) but the primary key of partners has 1",
-                 id="key_width"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        pytest.param(
+            {"table": "contracts"}, "must be a table with its own clock in another category", id="parent_without_clock"
+        ),
+        pytest.param(
+            {"foreign_key": ["partner_id", "number"]},
+            "has 2 column(s) but the primary key of partners has 1",
+            id="key_width",
+        ),
+    ],
+)
 def test_archived_with_mistakes_fail_at_load_time(change, message):
     data = erp_policy()
     data["categories"]["billing"]["tables"][0]["archived_with"].update(change)
@@ -433,11 +562,15 @@ def test_a_future_date_among_related_rows_stops_the_gate(erp):
 
     interactions = Tb("interactions", Md(), schema=None if erp.is_sqlite else "erp", autoload_with=erp.engine)
     with erp.engine.begin() as conn:
-        conn.execute(upd(interactions).where(interactions.c.interaction_id == 20)
-                     .values(occurred_at=dt(2027, 6, 1, 10, tzinfo=PARIS)))
+        conn.execute(
+            upd(interactions)
+            .where(interactions.c.interaction_id == 20)
+            .values(occurred_at=dt(2027, 6, 1, 10, tzinfo=PARIS))
+        )
     policy = parse_policy(ERP_POLICY)
-    ctx = RunContext(run_id="gate", dag_id="retention_prospection", as_of=date(2026, 11, 26),
-                     policy_version=policy.version)
+    ctx = RunContext(
+        run_id="gate", dag_id="retention_prospection", as_of=date(2026, 11, 26), policy_version=policy.version
+    )
     with pytest.raises(QualityGateFailed, match=r"no_future_occurred_at on interactions: 1 row"):
         pre_archive_gate(StepContext.build(erp, policy, "prospection", ctx), now=dt(2026, 11, 26, 12, tzinfo=PARIS))
 
@@ -517,8 +650,10 @@ def test_an_invoice_past_its_horizon_is_anonymised_when_billing_anonymises_and_r
     invoices = {r["invoice_id"]: r for r in archive_rows(erp, "invoices")}
     assert (invoices[81]["anonymized"], invoices[81]["partner_id"], invoices[81]["number"]) == (True, None, None)
     assert invoices[81]["invoice_date"] == date(2016, 1, 1)
-    events = [(e["category"], e["table_name"], e["row_count"], e["details"]["same_run"])
-              for e in audit_events(erp, policy, action="anonymize")]
+    events = [
+        (e["category"], e["table_name"], e["row_count"], e["details"]["same_run"])
+        for e in audit_events(erp, policy, action="anonymize")
+    ]
     assert events == [("billing", "invoice_lines", 1, 1), ("billing", "invoices", 1, 1)]
     assert 8 in _archived(erp, "customer_partners")  # invoice 82 is retained until 2029-03-31
     run_category(erp, policy, as_of=date(2029, 3, 31), category="customer_relationship", run_id="run-2")
@@ -532,13 +667,21 @@ def _make_archive_deletes_fail(target, table: str) -> None:
 
     with target.engine.begin() as conn:
         if target.is_sqlite:
-            conn.execute(text(f"CREATE TRIGGER archive.boom BEFORE DELETE ON {table} "
-                              "BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+            conn.execute(
+                text(f"CREATE TRIGGER archive.boom BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            )
         else:
-            conn.execute(text("CREATE FUNCTION archive.boom() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"))
-            conn.execute(text(f"CREATE TRIGGER boom BEFORE DELETE ON archive.{table} FOR EACH ROW "
-                              "EXECUTE FUNCTION archive.boom()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION archive.boom() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'boom'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER boom BEFORE DELETE ON archive.{table} FOR EACH ROW EXECUTE FUNCTION archive.boom()"
+                )
+            )
 
 
 def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_rerun_finishes(erp):
@@ -558,8 +701,12 @@ def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_
     from include.retention.schedule.purge import purge_category
 
     policy = parse_policy(ERP_POLICY)
-    step = StepContext.build(erp, policy, "customer_relationship",
-                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    step = StepContext.build(
+        erp,
+        policy,
+        "customer_relationship",
+        RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version),
+    )
     approved = approved_counts(plan_category(step).to_dict())
     archive_category(step, None, approved)
     _make_archive_deletes_fail(erp, "invoices")
@@ -592,23 +739,49 @@ def _hold_customer_8(target, policy, scope: str) -> None:
     if not target.is_sqlite:  # keyed hashes in SQL (a hold on a person) use pgcrypto there
         with target.engine.begin() as conn:
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto")
-    new = NewHold(reference="LIT-8", scope="subject", reason="litige client", created_by="juriste",
-                  subject=Subject.of({"email": "p8@example.fr"})) if scope == "subject" else \
-        NewHold(reference="LIT-8", scope="category", reason="audit des clients", created_by="juriste",
-                category="customer_relationship")
-    add_hold(target, policy, new, SubjectKey(HOLD_KEY_VALUE, "test"),
-             RunContext("manual__hold", "legal_hold", date(2026, 11, 27), policy.version), date.today())
+    new = (
+        NewHold(
+            reference="LIT-8",
+            scope="subject",
+            reason="litige client",
+            created_by="juriste",
+            subject=Subject.of({"email": "p8@example.fr"}),
+        )
+        if scope == "subject"
+        else NewHold(
+            reference="LIT-8",
+            scope="category",
+            reason="audit des clients",
+            created_by="juriste",
+            category="customer_relationship",
+        )
+    )
+    add_hold(
+        target,
+        policy,
+        new,
+        SubjectKey(HOLD_KEY_VALUE, "test"),
+        RunContext("manual__hold", "legal_hold", date(2026, 11, 27), policy.version),
+        date.today(),
+    )
 
 
 def _hold_variants() -> list:
     """(backend, category that runs, hold scope): ``make test`` runs each scope and each category
     on each backend, in two of the four pairs (swapped between backends); the other pairs are
     marked ``deep`` (``make test-deep``)."""
-    quick = {("sqlite", "customer_relationship", "subject"), ("sqlite", "billing", "category"),
-             ("postgresql", "customer_relationship", "category"), ("postgresql", "billing", "subject")}
-    return [pytest.param(b, c, s, id=f"{b}-{c}-{s}", marks=() if (b, c, s) in quick else pytest.mark.deep)
-            for b in ("sqlite", "postgresql") for c in ("customer_relationship", "billing")
-            for s in ("subject", "category")]
+    quick = {
+        ("sqlite", "customer_relationship", "subject"),
+        ("sqlite", "billing", "category"),
+        ("postgresql", "customer_relationship", "category"),
+        ("postgresql", "billing", "subject"),
+    }
+    return [
+        pytest.param(b, c, s, id=f"{b}-{c}-{s}", marks=() if (b, c, s) in quick else pytest.mark.deep)
+        for b in ("sqlite", "postgresql")
+        for c in ("customer_relationship", "billing")
+        for s in ("subject", "category")
+    ]
 
 
 @pytest.mark.parametrize(("target_url", "category", "scope"), _hold_variants(), indirect=["target_url"])
@@ -625,7 +798,7 @@ def test_a_hold_on_a_customer_keeps_its_invoices_past_their_horizon(erp, categor
     run_category(erp, policy, category="customer_relationship", subject_key=key)
     _hold_customer_8(erp, policy, scope)
     run_whole(erp, policy, category, LATER, f"{category}-later", key)  # its post-run gate passes
-    assert 82 in _archived(erp, "invoices") and [820, 821] == [i for i in _archived(erp, "invoice_lines") if i > 800]
+    assert 82 in _archived(erp, "invoices") and [i for i in _archived(erp, "invoice_lines") if i > 800] == [820, 821]
     assert 8 in _archived(erp, "customer_partners")
     assert [e for e in audit_events(erp, policy, run_id=f"{category}-later") if e["action"] == "delete"] == []
 
@@ -639,20 +812,27 @@ def test_a_held_customers_invoices_are_not_counted_as_destroyed_and_go_once_the_
     policy = parse_policy(_erp_with_identifiers())
     run_category(erp, policy, category="customer_relationship", subject_key=key)
     _hold_customer_8(erp, policy, "subject")
-    customers = run_category(erp, policy, as_of=LATER, category="customer_relationship", run_id="c-2",
-                             subject_key=key)
+    customers = run_category(erp, policy, as_of=LATER, category="customer_relationship", run_id="c-2", subject_key=key)
     (plan,) = customers.plan.tables
     assert (plan.dependants_end_of_life, plan.legal_hold_end_of_life) == ({}, 1)
     billing = run_category(erp, policy, as_of=LATER, category="billing", run_id="b-2", subject_key=key)
     (plan,) = billing.plan.tables
     assert (plan.due_for_end_of_life, plan.legal_hold_end_of_life) == (0, 1)
-    lift_hold(erp, policy, "LIT-8", "juriste", "affaire close",
-              RunContext("manual__lift", "legal_hold", LATER, policy.version), date.today())
+    lift_hold(
+        erp,
+        policy,
+        "LIT-8",
+        "juriste",
+        "affaire close",
+        RunContext("manual__lift", "legal_hold", LATER, policy.version),
+        date.today(),
+    )
     run_category(erp, policy, as_of=LATER, category="customer_relationship", run_id="c-3", subject_key=key)
     assert 82 not in _archived(erp, "invoices") and 8 not in _archived(erp, "customer_partners")
 
 
 # --- An anonymised dependant loses its link: the link cannot be part of a key ----------------
+
 
 def _anonymising_billing(primary_key: list[str]) -> dict:
     data = erp_policy()
@@ -694,13 +874,26 @@ def test_an_existing_archive_whose_link_column_is_not_null_is_refused_before_any
     data = _anonymising_billing(["invoice_id"])
     policy = parse_policy(data)
     erp.ensure_archive_schema()
-    Table("invoices", MetaData(schema="archive"), Column("invoice_id", Integer, primary_key=True),
-          Column("partner_id", Integer, nullable=False), Column("number", String(20)), Column("invoice_date", Date),
-          Column("retention_start", Date), Column("retention_until", Date),
-          Column("archived_at", DateTime(timezone=True)), Column("policy_version", String(64)),
-          Column("run_id", String(250)), Column("anonymized", Boolean, nullable=False)).create(erp.engine)
-    step = StepContext.build(erp, policy, "customer_relationship",
-                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    Table(
+        "invoices",
+        MetaData(schema="archive"),
+        Column("invoice_id", Integer, primary_key=True),
+        Column("partner_id", Integer, nullable=False),
+        Column("number", String(20)),
+        Column("invoice_date", Date),
+        Column("retention_start", Date),
+        Column("retention_until", Date),
+        Column("archived_at", DateTime(timezone=True)),
+        Column("policy_version", String(64)),
+        Column("run_id", String(250)),
+        Column("anonymized", Boolean, nullable=False),
+    ).create(erp.engine)
+    step = StepContext.build(
+        erp,
+        policy,
+        "customer_relationship",
+        RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version),
+    )
     approved = approved_counts(plan_category(step).to_dict())
     archive_category(step, None, approved)
     before = checksum(erp)
@@ -710,6 +903,7 @@ def test_an_existing_archive_whose_link_column_is_not_null_is_refused_before_any
 
 
 # --- The dependant category's own deletion limit holds in its parent's run --------------------
+
 
 def test_billings_own_deletion_limit_holds_when_the_customer_run_destroys_invoices(erp):
     """Billing needs an approval for any removal (rows: 0); the customer category's limit is
@@ -726,14 +920,21 @@ def test_billings_own_deletion_limit_holds_when_the_customer_run_destroys_invoic
     data["categories"]["billing"]["deletion_limit"] = {"rows": 0}
     data["categories"]["customer_relationship"]["deletion_limit"] = {"rows": 100000, "fraction": 1.0}
     policy = parse_policy(data)
-    step = StepContext.build(erp, policy, "customer_relationship",
-                             RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version))
+    step = StepContext.build(
+        erp,
+        policy,
+        "customer_relationship",
+        RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version),
+    )
     plan = plan_category(step)
     over = [(e.table, e.side, e.rows, e.base, e.limit_rows, e.limit_fraction) for e in excesses(plan, policy)]
     assert over == [("invoices", "archive", 1, 3, 0, 1.0)]  # the stricter of both limits
     archive_category(step, None, None)  # customers leaving the active base: within the customer limit
-    with pytest.raises(DeletionLimitExceeded, match=r"1 of 3 rows of invoices \(33.3%\) would leave the archive; "
-                                                    r"the limit is 0 rows and 100%: this needs an approval"):
+    with pytest.raises(
+        DeletionLimitExceeded,
+        match=r"1 of 3 rows of invoices \(33.3%\) would leave the archive; "
+        r"the limit is 0 rows and 100%: this needs an approval",
+    ):
         purge_category(step, None, None)
     assert 81 in _archived(erp, "invoices") and audit_events(erp, policy, run_id="run-1", action="delete") == []
     purge_category(step, None, approved_counts(plan.to_dict()))

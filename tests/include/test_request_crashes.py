@@ -37,8 +37,12 @@ STEPS = ["recording", "before_erasing", "mid_erasure", "closing", "completed"]
 def _kill_at(url: str, step: str, tmp_path: Path) -> None:
     marker = tmp_path / f"at-{step}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.Popen([sys.executable, str(SCRIPT), url, step, str(marker)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, str(SCRIPT), url, step, str(marker)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         if child.poll() is not None:
@@ -128,8 +132,9 @@ def test_two_live_workers_on_the_same_request_carry_it_out_once(crm):
         trail = audit.audit_table("archive", "retention_audit")
         requests = audit.events(conn, trail, action="rights_request")
         erasures = audit.events(conn, trail, action="erase")
-    assert sorted(e["details"]["outcome"] for e in requests if e["subject_hash"] == subject_hash(KEY, "email", EMAIL)) \
-        == ["completed", "in_progress"]
+    assert sorted(
+        e["details"]["outcome"] for e in requests if e["subject_hash"] == subject_hash(KEY, "email", EMAIL)
+    ) == ["completed", "in_progress"]
     assert erasures and len({(e["table_name"], e["details"]["archive"]) for e in erasures}) == len(erasures)
 
 
@@ -137,8 +142,11 @@ def _someone_else(target) -> str:
     """The e-mail of a prospect who is not Jeanne."""
     table = crm_table(target, "prospects")
     with target.read() as conn:
-        return conn.execute(select(table.c.email).where(
-            table.c.email.is_not(None), normalised_sql("email", table.c.email) != EMAIL.lower())).first()[0]
+        return conn.execute(
+            select(table.c.email).where(
+                table.c.email.is_not(None), normalised_sql("email", table.c.email) != EMAIL.lower()
+            )
+        ).first()[0]
 
 
 def _rows_of(target, email: str) -> int:
@@ -158,14 +166,18 @@ def _everyone_left(target) -> list[str]:
 
 @pytest.mark.parametrize("given", ["someone_else", "jeanne_and_someone_else", "jeanne_and_her_phone"])
 def test_a_request_run_again_about_another_person_than_the_one_recorded_is_refused_and_erases_nothing(
-        crm, tmp_path, given):
+    crm, tmp_path, given
+):
     """The reference names Jeanne's request: run again with someone else's identifiers, or with
     more than she gave, it would erase (or export) another person's data under her entry."""
     url = crm.engine.url.render_as_string(hide_password=False)
     _kill_at(url, "before_erasing", tmp_path)  # recorded about Jeanne (her e-mail), nothing handled
     other = _someone_else(crm)
-    identifiers = {"someone_else": {"email": other}, "jeanne_and_someone_else": {"email": [EMAIL, other]},
-                   "jeanne_and_her_phone": {"email": EMAIL, "phone": PHONE}}[given]
+    identifiers = {
+        "someone_else": {"email": other},
+        "jeanne_and_someone_else": {"email": [EMAIL, other]},
+        "jeanne_and_her_phone": {"email": EMAIL, "phone": PHONE},
+    }[given]
     before = (_rows_of(crm, EMAIL), _rows_of(crm, other))
     policy = load_policy()
     ctx = RunContext(f"manual__{REFERENCE}__retry", "subject_request", AS_OF, policy.version)
@@ -175,7 +187,9 @@ def test_a_request_run_again_about_another_person_than_the_one_recorded_is_refus
     assert (_rows_of(crm, EMAIL), _rows_of(crm, other)) == before and before[0] > 0 and before[1] > 0
     register = crm_table(crm, "rights_requests")
     with crm.read() as conn:
-        assert conn.execute(select(register.c.status).where(register.c.reference == REFERENCE)).scalar_one() \
+        assert (
+            conn.execute(select(register.c.status).where(register.c.reference == REFERENCE)).scalar_one()
             == "in_progress"
+        )
     assert _retry(crm).status == "completed"  # the same person: resumed
     assert _rows_of(crm, EMAIL) == 0 and _rows_of(crm, other) == before[1]

@@ -5,7 +5,7 @@ in one transaction."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from crm_helpers import AS_OF, EMAIL, KEY, VISITOR, crm_table, make_supplier_deletes_fail, make_writes_fail
@@ -32,15 +32,31 @@ from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.quality import QualityGateFailed
 
-RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
-def _handle(target, reference="DDP-2026-0900", identity_verified=True, request_type="erasure", changes=None,
-            correct_start_date=False, **identifiers):
+def _handle(
+    target,
+    reference="DDP-2026-0900",
+    identity_verified=True,
+    request_type="erasure",
+    changes=None,
+    correct_start_date=False,
+    **identifiers,
+):
     request = RequestRecord(reference, request_type, RECEIVED.date(), identity_verified, requester_email=EMAIL)
     ctx = RunContext(f"manual__{reference}", "subject_request", AS_OF, "test")
-    return handle(target, load_policy(), KEY, request, Subject.of(identifiers or {"email": EMAIL}), ctx, RECEIVED,
-                  changes, correct_start_date)
+    return handle(
+        target,
+        load_policy(),
+        KEY,
+        request,
+        Subject.of(identifiers or {"email": EMAIL}),
+        ctx,
+        RECEIVED,
+        changes,
+        correct_start_date,
+    )
 
 
 def _register_row(target, reference):
@@ -49,12 +65,15 @@ def _register_row(target, reference):
         return conn.execute(select(register).where(register.c.reference == reference)).one()._mapping
 
 
-@pytest.mark.parametrize("received, extended, due", [
-    (date(2026, 11, 20), False, date(2026, 12, 20)),
-    (date(2026, 1, 31), False, date(2026, 2, 28)),   # calendar month: the last day of February
-    (date(2028, 1, 31), False, date(2028, 2, 29)),
-    (date(2026, 1, 31), True, date(2026, 4, 30)),    # extended: three months from receipt
-])
+@pytest.mark.parametrize(
+    "received, extended, due",
+    [
+        (date(2026, 11, 20), False, date(2026, 12, 20)),
+        (date(2026, 1, 31), False, date(2026, 2, 28)),  # calendar month: the last day of February
+        (date(2028, 1, 31), False, date(2028, 2, 29)),
+        (date(2026, 1, 31), True, date(2026, 4, 30)),  # extended: three months from receipt
+    ],
+)
 def test_a_request_is_due_one_month_after_receipt_three_when_extended(received, extended, due):
     assert due_date(received, extended=extended) == due
 
@@ -80,8 +99,12 @@ def test_a_request_whose_identity_is_not_verified_is_recorded_and_stops(crm):
     with crm.read() as conn:
         (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
     assert event["subject_hash"] == subject_hash(KEY, "email", EMAIL)
-    assert event["details"] == {"request_type": "erasure", "outcome": "pending_identity", "due": "2026-12-20",
-                                "request_id": handled.request_id}  # a number: whom a resume must be about
+    assert event["details"] == {
+        "request_type": "erasure",
+        "outcome": "pending_identity",
+        "due": "2026-12-20",
+        "request_id": handled.request_id,
+    }  # a number: whom a resume must be about
 
 
 def test_the_same_reference_is_never_handled_twice(crm):
@@ -122,8 +145,12 @@ def test_a_register_without_the_projects_columns_is_refused_naming_them(target):
     with target.engine.begin() as conn:
         if not target.is_sqlite:
             conn.execute(text("CREATE SCHEMA crm"))
-        conn.execute(text(f"CREATE TABLE {'' if target.is_sqlite else 'crm.'}rights_requests "
-                          "(request_id INTEGER PRIMARY KEY, reference VARCHAR(30))"))
+        conn.execute(
+            text(
+                f"CREATE TABLE {'' if target.is_sqlite else 'crm.'}rights_requests "
+                "(request_id INTEGER PRIMARY KEY, reference VARCHAR(30))"
+            )
+        )
     with pytest.raises(RetentionError, match="lacks column.*request_type"):
         ensure_register(target, load_policy())
 
@@ -141,8 +168,11 @@ def test_the_dpo_report_lists_open_requests_with_their_deadlines(crm):
 def test_a_withdrawn_consent_deletes_the_visitors_tracking_at_once_and_nothing_else(crm):
     cookies = crm_table(crm, "tracking_cookies")
     with crm.engine.begin() as conn:  # a tracker set yesterday: far from its 13 months
-        conn.execute(cookies.update().where(cookies.c.visitor_key == VISITOR)
-                     .values(first_set_at=datetime(2026, 11, 25, 10, tzinfo=timezone.utc)))
+        conn.execute(
+            cookies.update()
+            .where(cookies.c.visitor_key == VISITOR)
+            .values(first_set_at=datetime(2026, 11, 25, 10, tzinfo=UTC))
+        )
     before = {k: v for k, v in checksum(crm).items() if "tracking" not in k and "rights_requests" not in k}
     handled = _handle(crm, request_type="consent_withdrawal", visitor_id=VISITOR)
     tables = {t["table"]: t for t in handled.outcome["tables"]}
@@ -186,10 +216,17 @@ def test_the_post_run_check_flags_an_active_prospect_who_opposed_prospection(crm
     prospects = crm_table(crm, "prospects")
     with crm.engine.begin() as conn:  # the address comes back by a path that bypassed the import guard
         next_id = conn.execute(select(func.max(prospects.c.prospect_id))).scalar_one() + 1
-        conn.execute(prospects.insert().values(prospect_id=next_id, first_name="J", last_name="M",
-                                               email=" jeanne.martin@example.fr", commercial_consent=False,
-                                               created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                                               last_inbound_contact_at=datetime(2026, 11, 1, tzinfo=timezone.utc)))
+        conn.execute(
+            prospects.insert().values(
+                prospect_id=next_id,
+                first_name="J",
+                last_name="M",
+                email=" jeanne.martin@example.fr",
+                commercial_consent=False,
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                last_inbound_contact_at=datetime(2026, 11, 1, tzinfo=UTC),
+            )
+        )
     policy = load_policy()
     ctx = RunContext("scheduled__post", "retention_prospection", AS_OF, policy.version)
     with pytest.raises(QualityGateFailed, match="no_suppressed_subjects on prospects: 1 row"):
@@ -201,8 +238,9 @@ def test_the_post_run_check_flags_an_active_prospect_who_opposed_prospection(crm
 def _left_rows(target, name, column):
     table = crm_table(target, name)
     with target.read() as conn:
-        return conn.execute(select(table.c[column]).where(normalised_sql("email", table.c[column]) == EMAIL.lower())
-                            ).all()
+        return conn.execute(
+            select(table.c[column]).where(normalised_sql("email", table.c[column]) == EMAIL.lower())
+        ).all()
 
 
 def test_without_pgcrypto_the_suppression_check_says_what_to_install(crm):
@@ -224,8 +262,7 @@ def _zip(path):
         return {name: archive.read(name).decode("utf-8") for name in archive.namelist()}
 
 
-def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_each_category(crm, tmp_path,
-                                                                                           monkeypatch):
+def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_each_category(crm, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_EXPORTS_DIR", str(tmp_path))
     handled = _handle(crm, request_type="access", email=EMAIL, visitor_id=VISITOR)
     path = export_path("DDP-2026-0900", "access")
@@ -237,17 +274,30 @@ def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_ea
     assert facts["prospection"]["legal_basis"].startswith("Intérêt légitime")
     assert (facts["prospection"]["active_period"], facts["prospection"]["archive_period"]) == ("P3Y", "P5Y")
     assert facts["subscription_billing"]["archive_period"] == "P10Y"
-    assert {"web_forms", "prospection", "customer_relationship", "subscription_billing", "suppliers",
-            "rights_requests", "navigation_tracking"} <= set(facts)
+    assert {
+        "web_forms",
+        "prospection",
+        "customer_relationship",
+        "subscription_billing",
+        "suppliers",
+        "rights_requests",
+        "navigation_tracking",
+    } <= set(facts)
     (active,) = document["data"]["prospection"]["prospects"]["active"]
     assert active["email"] == EMAIL and "marketing_notes" in active  # access: everything held
     assert len(document["data"]["prospection"]["prospects"]["archive"]) == 1
     assert "prospection/prospects.active.csv" in files and EMAIL in files["prospection/prospects.active.csv"]
     assert handled.outcome["rows"]["prospection.prospects.active"] == 1
     with crm.read() as conn:
-        done = [e for e in audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
-                if e["details"]["outcome"] == "completed"]
-    assert {e["subject_hash"] for e in done} == {subject_hash(KEY, "email", EMAIL), subject_hash(KEY, "visitor_id", VISITOR)}
+        done = [
+            e
+            for e in audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
+            if e["details"]["outcome"] == "completed"
+        ]
+    assert {e["subject_hash"] for e in done} == {
+        subject_hash(KEY, "email", EMAIL),
+        subject_hash(KEY, "visitor_id", VISITOR),
+    }
     assert all(e["row_count"] == sum(handled.outcome["rows"].values()) for e in done)
 
 
@@ -262,26 +312,33 @@ def test_a_portability_export_holds_only_what_the_person_provided(crm, tmp_path,
 
 
 def test_a_rectification_changes_the_persons_active_rows_after_checking_every_value(crm):
-    handled = _handle(crm, request_type="rectification", changes={"prospects": {"last_name": "Martin-Durand"},
-                                                                  "customers": {"city": "Lyon"}})
+    handled = _handle(
+        crm,
+        request_type="rectification",
+        changes={"prospects": {"last_name": "Martin-Durand"}, "customers": {"city": "Lyon"}},
+    )
     assert {t["table"]: t["rows"] for t in handled.outcome["tables"]} == {"prospects": 1, "customers": 1}
     prospects = crm_table(crm, "prospects")
     with crm.read() as conn:
         names = conn.execute(select(prospects.c.last_name).where(prospects.c.email == EMAIL)).scalars().all()
-        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify",
-                                table_name="prospects")
+        (event,) = audit.events(
+            conn, audit.audit_table("archive", "retention_audit"), action="rectify", table_name="prospects"
+        )
     assert names == ["Martin-Durand"]
     assert event["details"] == {"columns": 1, "start_date_corrected": False}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"prospects": {"prospect_id": 7}}, "prospects.prospect_id: a key column cannot be rectified"),
-    ({"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}}, "starts the retention clock"),
-    ({"prospects": {"shoe_size": 42}}, "prospects.shoe_size: no such column"),
-    ({"prospects": {"commercial_consent": "yes"}}, "commercial_consent: the value is not a valid boolean"),
-    ({"prospects": {"first_name": "x" * 81}}, "first_name: at most 80 characters"),
-    ({"tracking_events": {"page_url": "x"}}, "no active row in table 'tracking_events'"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"prospects": {"prospect_id": 7}}, "prospects.prospect_id: a key column cannot be rectified"),
+        ({"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}}, "starts the retention clock"),
+        ({"prospects": {"shoe_size": 42}}, "prospects.shoe_size: no such column"),
+        ({"prospects": {"commercial_consent": "yes"}}, "commercial_consent: the value is not a valid boolean"),
+        ({"prospects": {"first_name": "x" * 81}}, "first_name: at most 80 characters"),
+        ({"tracking_events": {"page_url": "x"}}, "no active row in table 'tracking_events'"),
+    ],
+)
 def test_a_bad_rectification_is_refused_naming_table_and_column_and_nothing_changes(crm, changes, message):
     before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
     with pytest.raises(RetentionError, match=message):
@@ -290,8 +347,12 @@ def test_a_bad_rectification_is_refused_naming_table_and_column_and_nothing_chan
 
 
 def test_a_start_date_correction_is_applied_when_flagged_and_audited_as_such(crm):
-    _handle(crm, request_type="rectification", correct_start_date=True,
-            changes={"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}})
+    _handle(
+        crm,
+        request_type="rectification",
+        correct_start_date=True,
+        changes={"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}},
+    )
     with crm.read() as conn:
         (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify")
     assert event["details"]["start_date_corrected"] is True
@@ -311,8 +372,11 @@ def test_a_rectification_that_fails_halfway_changes_nothing(crm):
     make_writes_fail(crm, "customers", "UPDATE")
     before = {k: v for k, v in checksum(crm).items() if "rights_requests" not in k}
     with pytest.raises(Exception, match="boom"):
-        _handle(crm, request_type="rectification", changes={"prospects": {"last_name": "Martin-Durand"},
-                                                            "customers": {"city": "Lyon"}})
+        _handle(
+            crm,
+            request_type="rectification",
+            changes={"prospects": {"last_name": "Martin-Durand"}, "customers": {"city": "Lyon"}},
+        )
     assert {k: v for k, v in checksum(crm).items() if "rights_requests" not in k} == before
     assert _register_row(crm, "DDP-2026-0900")["status"] == "in_progress"  # recorded, still open
 
@@ -320,22 +384,32 @@ def test_a_rectification_that_fails_halfway_changes_nothing(crm):
 SECRET = "jeanne.secret"
 
 
-@pytest.mark.parametrize("field, fields, identifiers", [
-    ("reference", {"reference": f"DDP-{SECRET}\x00"}, {}),
-    ("reference", {"reference": "DDP-" + SECRET * 10}, {}),
-    ("requester_email", {"requester_email": f"{SECRET}\x00@example.fr"}, {}),
-    ("requester_email", {"requester_email": SECRET * 30 + "@example.fr"}, {}),
-    ("extension_reason", {"extension_reason": f"complex {SECRET}\x00"}, {}),
-    ("extension_reason", {"extension_reason": SECRET * 300}, {}),
-    ("email", {}, {"email": f"{SECRET}\x00@example.fr"}),
-    ("customer_number", {}, {"customer_number": f"C-{SECRET}\x00"}),
-    ("visitor_id", {}, {"visitor_id": SECRET * 30}),
-])
+@pytest.mark.parametrize(
+    "field, fields, identifiers",
+    [
+        ("reference", {"reference": f"DDP-{SECRET}\x00"}, {}),
+        ("reference", {"reference": "DDP-" + SECRET * 10}, {}),
+        ("requester_email", {"requester_email": f"{SECRET}\x00@example.fr"}, {}),
+        ("requester_email", {"requester_email": SECRET * 30 + "@example.fr"}, {}),
+        ("extension_reason", {"extension_reason": f"complex {SECRET}\x00"}, {}),
+        ("extension_reason", {"extension_reason": SECRET * 300}, {}),
+        ("email", {}, {"email": f"{SECRET}\x00@example.fr"}),
+        ("customer_number", {}, {"customer_number": f"C-{SECRET}\x00"}),
+        ("visitor_id", {}, {"visitor_id": SECRET * 30}),
+    ],
+)
 def test_a_nul_byte_or_an_over_long_value_in_a_request_field_is_refused_naming_the_field_before_any_sql(
-        crm, field, fields, identifiers):
+    crm, field, fields, identifiers
+):
     before = checksum(crm)
-    form = {"reference": "DDP-2026-0901", "request_type": "erasure", "received": RECEIVED.date(),
-            "identity_verified": True, "requester_email": EMAIL, **fields}
+    form = {
+        "reference": "DDP-2026-0901",
+        "request_type": "erasure",
+        "received": RECEIVED.date(),
+        "identity_verified": True,
+        "requester_email": EMAIL,
+        **fields,
+    }
     # An e-mail with a NUL byte inside is not of an e-mail's form: the identifier parser
     # (identifiers.py) refuses it first, naming what it is given as.
     named = {"email": r"^(email: |the e-mail address given is not of the form)"}.get(field, rf"^{field}: ")

@@ -9,7 +9,7 @@ with its audit event."""
 from __future__ import annotations
 
 import subprocess
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -57,8 +57,10 @@ def secured(postgres_server):
         raw.commit()
     finally:
         raw.close()
-    as_role = {role: connect(make_url(url).set(username=role).render_as_string(hide_password=False))
-               for role in (PIPELINE_ROLE, READER_ROLE)}
+    as_role = {
+        role: connect(make_url(url).set(username=role).render_as_string(hide_password=False))
+        for role in (PIPELINE_ROLE, READER_ROLE)
+    }
     yield {**as_role, "administrator": admin}
     for target in (*as_role.values(), admin):
         target.dispose()
@@ -74,13 +76,15 @@ def test_the_pipeline_role_runs_the_whole_pipeline(secured, tmp_path, monkeypatc
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     pipeline, policy = secured[PIPELINE_ROLE], load_policy()
     ctx = RunContext("manual__roles", "legal_hold", AS_OF, policy.version)
-    add_hold(pipeline, policy, NewHold("RG-ROLES-1", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx,
-             AS_OF)
+    add_hold(
+        pipeline, policy, NewHold("RG-ROLES-1", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx, AS_OF
+    )
     for category in policy.categories:
         run_id = f"scheduled__{category}"
         with category_step(pipeline, category, run_id, f"retention_{category}"):
-            step = StepContext.build(pipeline, policy, category, RunContext(run_id, f"retention_{category}", AS_OF,
-                                                                            policy.version), KEY)
+            step = StepContext.build(
+                pipeline, policy, category, RunContext(run_id, f"retention_{category}", AS_OF, policy.version), KEY
+            )
             pre_archive_gate(step)
             result = run_category(pipeline, policy, category=category, run_id=run_id, subject_key=KEY)
             post_run_gate(step)
@@ -94,51 +98,62 @@ def test_the_pipeline_role_runs_the_whole_pipeline(secured, tmp_path, monkeypatc
     request = RequestRecord("DDP-ROLES-1", "erasure", AS_OF, True, requester_email="someone@example.org")
     with pipeline.read() as conn:
         email = conn.execute(text("SELECT email FROM crm.customers LIMIT 1")).scalar_one()
-    handled = handle(pipeline, policy, KEY, request, Subject.of({"email": email}),
-                     RunContext("manual__erasure", "subject_request", AS_OF, policy.version),
-                     datetime(2026, 11, 26, tzinfo=timezone.utc))
+    handled = handle(
+        pipeline,
+        policy,
+        KEY,
+        request,
+        Subject.of({"email": email}),
+        RunContext("manual__erasure", "subject_request", AS_OF, policy.version),
+        datetime(2026, 11, 26, tzinfo=UTC),
+    )
     assert handled.status == "completed"
     report = dpo_report.build(pipeline, policy, date(2026, 11, 1), AS_OF, AS_OF, KEY)
     assert report.chain.intact and report.holds[0].status == "lifted"
 
 
-@pytest.mark.parametrize("statement", [
-    "CREATE TABLE archive.pipeline_notes (id int)",
-    "CREATE VIEW archive.pipeline_view AS SELECT 1 AS one",
-    "CREATE FUNCTION archive.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-    "CREATE FUNCTION public.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-    "ALTER TABLE archive.prospects RENAME TO prospects_kept",
-    "ALTER TABLE archive.prospects ADD COLUMN note text",
-    "DROP TABLE archive.prospects",
-    "TRUNCATE archive.prospects",
-    "DROP TABLE archive.retention_legal_holds",
-    "TRUNCATE archive.retention_legal_holds CASCADE",
-    "TRUNCATE archive.retention_suppression",
-    "UPDATE archive.retention_legal_holds SET lifted_at = now(), lifted_by = 'x', lift_reason = 'x'",
-    "UPDATE archive.retention_legal_holds SET expires_on = current_date",
-    "INSERT INTO archive.retention_legal_holds (reference, scope, reason, created_by, created_at, lifted_at) "
-    "VALUES ('RG-LIFTED', 'category', 'x', 'x', now(), now())",
-    "UPDATE archive.retention_audit SET row_count = 0",
-    "DELETE FROM archive.retention_audit",
-    "TRUNCATE archive.retention_audit",
-    "ALTER TABLE archive.retention_audit DISABLE TRIGGER ALL",
-    "DROP TABLE archive.retention_audit",
-    "DELETE FROM archive.retention_legal_holds",
-    "DELETE FROM archive.retention_suppression",
-    "SELECT count(*) FROM crm.payroll",
-    "CREATE TABLE crm.pipeline_notes (id int)",
-    "CREATE TABLE public.pipeline_notes (id int)",
-    "CREATE SCHEMA pipeline_own",
-    "ALTER TABLE crm.prospects ADD COLUMN score int",
-    "DROP TABLE crm.prospects",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE archive.pipeline_notes (id int)",
+        "CREATE VIEW archive.pipeline_view AS SELECT 1 AS one",
+        "CREATE FUNCTION archive.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE FUNCTION public.pipeline_function() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "ALTER TABLE archive.prospects RENAME TO prospects_kept",
+        "ALTER TABLE archive.prospects ADD COLUMN note text",
+        "DROP TABLE archive.prospects",
+        "TRUNCATE archive.prospects",
+        "DROP TABLE archive.retention_legal_holds",
+        "TRUNCATE archive.retention_legal_holds CASCADE",
+        "TRUNCATE archive.retention_suppression",
+        "UPDATE archive.retention_legal_holds SET lifted_at = now(), lifted_by = 'x', lift_reason = 'x'",
+        "UPDATE archive.retention_legal_holds SET expires_on = current_date",
+        "INSERT INTO archive.retention_legal_holds (reference, scope, reason, created_by, created_at, lifted_at) "
+        "VALUES ('RG-LIFTED', 'category', 'x', 'x', now(), now())",
+        "UPDATE archive.retention_audit SET row_count = 0",
+        "DELETE FROM archive.retention_audit",
+        "TRUNCATE archive.retention_audit",
+        "ALTER TABLE archive.retention_audit DISABLE TRIGGER ALL",
+        "DROP TABLE archive.retention_audit",
+        "DELETE FROM archive.retention_legal_holds",
+        "DELETE FROM archive.retention_suppression",
+        "SELECT count(*) FROM crm.payroll",
+        "CREATE TABLE crm.pipeline_notes (id int)",
+        "CREATE TABLE public.pipeline_notes (id int)",
+        "CREATE SCHEMA pipeline_own",
+        "ALTER TABLE crm.prospects ADD COLUMN score int",
+        "DROP TABLE crm.prospects",
+    ],
+)
 def test_the_pipeline_role_can_do_nothing_else(secured, statement):
     """In particular, it can neither change nor remove audit events, nor create anything in any
     schema, nor drop, empty or rename an archive table, nor lift a hold behind the log's back."""
     pipeline = secured[PIPELINE_ROLE]
     run_category(pipeline, load_policy(), category="prospection")
-    with pytest.raises(ProgrammingError, match="permission denied|must be owner|privileges"), \
-            pipeline.engine.begin() as conn:
+    with (
+        pytest.raises(ProgrammingError, match="permission denied|must be owner|privileges"),
+        pipeline.engine.begin() as conn,
+    ):
         conn.execute(text(statement))
 
 
@@ -149,11 +164,14 @@ def test_the_dpo_reads_the_audit_log_and_the_archive(secured):
         assert conn.execute(text("SELECT count(*) FROM archive.prospects")).scalar_one() > 0
 
 
-@pytest.mark.parametrize("statement", [
-    "SELECT count(*) FROM crm.prospects",
-    "INSERT INTO archive.retention_audit (event_id) VALUES (999999)",
-    "DELETE FROM archive.prospects",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT count(*) FROM crm.prospects",
+        "INSERT INTO archive.retention_audit (event_id) VALUES (999999)",
+        "DELETE FROM archive.prospects",
+    ],
+)
 def test_the_dpo_can_do_nothing_else(secured, statement):
     run_category(secured[PIPELINE_ROLE], load_policy(), category="prospection")
     with pytest.raises(ProgrammingError, match="permission denied"), secured[READER_ROLE].engine.begin() as conn:
@@ -173,8 +191,9 @@ def _as_pipeline(secured, statement: str) -> str | None:
 def _nightly(secured, *categories: str) -> None:
     policy = load_policy()
     for category in categories:
-        run_category(secured[PIPELINE_ROLE], policy, category=category, run_id=f"scheduled__{category}",
-                     subject_key=KEY)
+        run_category(
+            secured[PIPELINE_ROLE], policy, category=category, run_id=f"scheduled__{category}", subject_key=KEY
+        )
 
 
 def test_the_pipeline_role_cannot_make_itself_superuser_through_an_archive_table(secured):
@@ -197,8 +216,9 @@ def test_the_pipeline_role_cannot_make_itself_superuser_through_an_archive_table
     try:
         with admin.engine.begin() as conn:
             conn.execute(text("SELECT count(*) FROM archive.suppliers")).scalar_one()
-            promoted = conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"),
-                                    {"r": PIPELINE_ROLE}).scalar_one()
+            promoted = conn.execute(
+                text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": PIPELINE_ROLE}
+            ).scalar_one()
     finally:
         with admin.engine.begin() as conn:  # the role is cluster-wide: never leave it promoted
             conn.execute(text(f"ALTER ROLE {PIPELINE_ROLE} NOSUPERUSER"))
@@ -212,15 +232,30 @@ def test_the_pipeline_role_owns_nothing_and_may_create_in_no_schema(secured):
     which no other session reads)."""
     _nightly(secured, *load_policy().categories)
     with secured["administrator"].read() as conn:
-        owned = conn.execute(text(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relowner = to_regrole(:r) AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast%' "
-            "UNION ALL SELECT p.proname FROM pg_proc p WHERE p.proowner = to_regrole(:r) "
-            "UNION ALL SELECT n.nspname FROM pg_namespace n WHERE n.nspowner = to_regrole(:r)"),
-            {"r": PIPELINE_ROLE}).scalars().all()
-        creatable = conn.execute(text(
-            "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(:r, oid, 'CREATE') "
-            "AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast%'"), {"r": PIPELINE_ROLE}).scalars().all()
+        owned = (
+            conn.execute(
+                text(
+                    "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relowner = to_regrole(:r) AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast%' "
+                    "UNION ALL SELECT p.proname FROM pg_proc p WHERE p.proowner = to_regrole(:r) "
+                    "UNION ALL SELECT n.nspname FROM pg_namespace n WHERE n.nspowner = to_regrole(:r)"
+                ),
+                {"r": PIPELINE_ROLE},
+            )
+            .scalars()
+            .all()
+        )
+        creatable = (
+            conn.execute(
+                text(
+                    "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(:r, oid, 'CREATE') "
+                    "AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast%'"
+                ),
+                {"r": PIPELINE_ROLE},
+            )
+            .scalars()
+            .all()
+        )
     assert owned == [] and creatable == []
 
 
@@ -229,13 +264,18 @@ def test_archive_tables_are_created_by_the_administrators_function_only_from_its
     archive table; it creates only the policy's archive tables, owned by the administrator."""
     _nightly(secured, "prospection")
     with secured["administrator"].read() as conn:
-        owner, readers = conn.execute(text(
-            "SELECT tableowner, has_table_privilege(:reader, 'archive.prospects', 'SELECT') "
-            "FROM pg_tables WHERE schemaname = 'archive' AND tablename = 'prospects'"),
-            {"reader": READER_ROLE}).one()
-        definer, settings = conn.execute(text(
-            "SELECT prosecdef, proconfig FROM pg_proc WHERE oid = to_regproc('archive.retention_create_archive_table')"
-        )).one()
+        owner, readers = conn.execute(
+            text(
+                "SELECT tableowner, has_table_privilege(:reader, 'archive.prospects', 'SELECT') "
+                "FROM pg_tables WHERE schemaname = 'archive' AND tablename = 'prospects'"
+            ),
+            {"reader": READER_ROLE},
+        ).one()
+        definer, settings = conn.execute(
+            text(
+                "SELECT prosecdef, proconfig FROM pg_proc WHERE oid = to_regproc('archive.retention_create_archive_table')"
+            )
+        ).one()
     assert owner != PIPELINE_ROLE and readers
     assert definer and settings == ["search_path=pg_catalog, pg_temp"]
     for name in ("payroll", "retention_audit", "prospects; DROP TABLE archive.prospects", "../crm.payroll"):
@@ -245,8 +285,9 @@ def test_archive_tables_are_created_by_the_administrators_function_only_from_its
 
 def test_a_missing_archive_table_the_pipeline_may_not_create_fails_naming_it_and_the_command(secured):
     with secured["administrator"].engine.begin() as conn:
-        conn.execute(text(f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) "
-                          f"FROM {PIPELINE_ROLE}"))
+        conn.execute(
+            text(f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) FROM {PIPELINE_ROLE}")
+        )
     with pytest.raises(PolicyError) as refused:
         run_category(secured[PIPELINE_ROLE], load_policy(), category="prospection")
     message = str(refused.value)
@@ -260,20 +301,26 @@ def test_a_hold_is_lifted_only_through_the_function_that_wants_its_audit_event(s
     is refused and the hold stays."""
     pipeline, policy = secured[PIPELINE_ROLE], load_policy()
     ctx = RunContext("manual__roles", "legal_hold", AS_OF, policy.version)
-    add_hold(pipeline, policy, NewHold("RG-ROLES-2", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx,
-             AS_OF)
+    add_hold(
+        pipeline, policy, NewHold("RG-ROLES-2", "category", "Inquiry", "dpo", category="suppliers"), KEY, ctx, AS_OF
+    )
     with pipeline.read() as conn:
         hold_id = conn.execute(text("SELECT hold_id FROM archive.retention_legal_holds")).scalar_one()
-    refusal = _as_pipeline(secured, f"SELECT archive.retention_lift_hold({hold_id}, "
-                                    "(SELECT max(event_id) FROM archive.retention_audit), 'someone', 'no trace')")
+    refusal = _as_pipeline(
+        secured,
+        f"SELECT archive.retention_lift_hold({hold_id}, "
+        "(SELECT max(event_id) FROM archive.retention_audit), 'someone', 'no trace')",
+    )
     assert refusal is not None and "legal_hold" in refusal
     with pipeline.read() as conn:
         assert conn.execute(text("SELECT lifted_at FROM archive.retention_legal_holds")).scalar_one() is None
     lift_hold(pipeline, policy, "RG-ROLES-2", "dpo", "closed", ctx, AS_OF)
     with pipeline.read() as conn:
         assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
-        lifted = [e["details"]["outcome"] for e in events(conn, audit_table("archive", policy.audit_table),
-                                                          action="legal_hold")]
+        lifted = [
+            e["details"]["outcome"]
+            for e in events(conn, audit_table("archive", policy.audit_table), action="legal_hold")
+        ]
     assert lifted == ["added", "lifted"]
 
 
@@ -291,21 +338,30 @@ def test_running_the_script_again_takes_back_archive_tables_the_pipeline_made_an
     tables, and may have planted a view over its own function. Running the script again stops
     on the planted objects, naming them; once they are gone it gives every archive table to the
     administrator, and the pipeline can no longer drop one."""
-    _as_administrator(secured, f"GRANT CREATE ON SCHEMA archive TO {PIPELINE_ROLE}; "
-                               f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) "
-                               f"FROM {PIPELINE_ROLE}")
+    _as_administrator(
+        secured,
+        f"GRANT CREATE ON SCHEMA archive TO {PIPELINE_ROLE}; "
+        f"REVOKE EXECUTE ON FUNCTION archive.retention_create_archive_table(text) "
+        f"FROM {PIPELINE_ROLE}",
+    )
     _nightly(secured, "prospection")  # as the earlier script let it: the pipeline creates archive.prospects
-    for statement in ("CREATE FUNCTION archive.promote() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'",
-                      "CREATE VIEW archive.prospects_summary AS SELECT archive.promote() AS n"):
+    for statement in (
+        "CREATE FUNCTION archive.promote() RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'",
+        "CREATE VIEW archive.prospects_summary AS SELECT archive.promote() AS n",
+    ):
         assert _as_pipeline(secured, statement) is None
-    with pytest.raises(psycopg.Error, match="owned by retention_pipeline, which may own nothing: .*"
-                                         "function archive.promote.*view archive.prospects_summary"):
+    with pytest.raises(
+        psycopg.Error,
+        match="owned by retention_pipeline, which may own nothing: .*"
+        "function archive.promote.*view archive.prospects_summary",
+    ):
         _as_administrator(secured, SCRIPT.read_text())
     _as_administrator(secured, "DROP VIEW archive.prospects_summary; DROP FUNCTION archive.promote()")
     _as_administrator(secured, SCRIPT.read_text())
     with secured["administrator"].read() as conn:
-        owner = conn.execute(text("SELECT tableowner FROM pg_tables WHERE schemaname = 'archive' "
-                                  "AND tablename = 'prospects'")).scalar_one()
+        owner = conn.execute(
+            text("SELECT tableowner FROM pg_tables WHERE schemaname = 'archive' AND tablename = 'prospects'")
+        ).scalar_one()
     assert owner != PIPELINE_ROLE
     assert _as_pipeline(secured, "DROP TABLE archive.prospects") is not None
     assert _as_pipeline(secured, "CREATE TABLE archive.pipeline_notes (id int)") is not None
@@ -318,27 +374,49 @@ def test_an_archive_table_named_like_a_project_table_is_refused_by_the_script(tm
     shipped = Path(load_policy().source).read_text()
     assert "      - table: suppliers\n" in shipped
     policy = tmp_path / "policy.yaml"
-    policy.write_text(shipped.replace("      - table: suppliers\n",
-                                      f"      - table: suppliers\n        archive_table: {name}\n"))
+    policy.write_text(
+        shipped.replace("      - table: suppliers\n", f"      - table: suppliers\n        archive_table: {name}\n")
+    )
     with pytest.raises(ValueError, match=f"archive table '{name}' of suppliers is one of the project's own tables"):
         least_privilege_sql(load_policy(str(policy)))
 
 
 # --- The script as an administrator runs it: psql -f, on a database older than PostgreSQL 15 --
 
-_PROMOTE = (f"BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN "
-            f"EXECUTE 'ALTER ROLE {PIPELINE_ROLE} SUPERUSER'; END IF; RETURN pg_catalog.format(fmt, x); END")
+_PROMOTE = (
+    f"BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN "
+    f"EXECUTE 'ALTER ROLE {PIPELINE_ROLE} SUPERUSER'; END IF; RETURN pg_catalog.format(fmt, x); END"
+)
 # Better matches than pg_catalog.format(text, VARIADIC "any") for the script's own format() calls.
-PLANTED_FORMATS = [f"CREATE FUNCTION public.format(fmt text, x {kind}) RETURNS text LANGUAGE plpgsql AS $${_PROMOTE}$$"
-                   for kind in ("regclass", "name", "regrole", "text")]
+PLANTED_FORMATS = [
+    f"CREATE FUNCTION public.format(fmt text, x {kind}) RETURNS text LANGUAGE plpgsql AS $${_PROMOTE}$$"
+    for kind in ("regclass", "name", "regrole", "text")
+]
 
 
 def _psql_file(url: str) -> subprocess.CompletedProcess:
     """``psql -f`` without ON_ERROR_STOP, psql's default: each statement is sent in turn and a
     failed one does not stop the rest."""
     u = make_url(url)
-    return subprocess.run([str(find_bindir() / "psql"), "-X", "-h", u.host, "-p", str(u.port), "-U", u.username,
-                           "-d", u.database, "-f", str(SCRIPT)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [
+            str(find_bindir() / "psql"),
+            "-X",
+            "-h",
+            u.host,
+            "-p",
+            str(u.port),
+            "-U",
+            u.username,
+            "-d",
+            u.database,
+            "-f",
+            str(SCRIPT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -364,11 +442,17 @@ def legacy(postgres_server):
 def _facts(admin) -> tuple[bool, bool, bool]:
     """(pipeline is superuser, pipeline may create in public, PUBLIC may create in public)."""
     with admin.engine.connect() as conn:
-        return tuple(conn.execute(text(
-            "SELECT rolsuper, has_schema_privilege(rolname, 'public', 'CREATE'), "
-            "       coalesce((SELECT bool_or(a.grantee = 0 AND a.privilege_type = 'CREATE') "
-            "                 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public'), false) "
-            "FROM pg_roles WHERE rolname = :r"), {"r": PIPELINE_ROLE}).one())
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT rolsuper, has_schema_privilege(rolname, 'public', 'CREATE'), "
+                    "       coalesce((SELECT bool_or(a.grantee = 0 AND a.privilege_type = 'CREATE') "
+                    "                 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public'), false) "
+                    "FROM pg_roles WHERE rolname = :r"
+                ),
+                {"r": PIPELINE_ROLE},
+            ).one()
+        )
 
 
 def test_the_script_takes_create_on_public_back_from_public_so_the_pipeline_plants_nothing_there(legacy):
@@ -377,13 +461,19 @@ def test_the_script_takes_create_on_public_back_from_public_so_the_pipeline_plan
         assert _as_pipeline(legacy, statement) is not None, statement
 
 
-@pytest.mark.parametrize("planted", [
-    PLANTED_FORMATS,
-    ["CREATE TYPE public.planted AS (a int)"],
-    ["CREATE FUNCTION public.planted_eq(a text, b text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
-     "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.planted_eq)"],
-    ["CREATE TABLE public.planted (id int)", "CREATE VIEW public.planted_view AS SELECT 1 AS one"],
-], ids=["format-functions", "type", "operator", "table-and-view"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        PLANTED_FORMATS,
+        ["CREATE TYPE public.planted AS (a int)"],
+        [
+            "CREATE FUNCTION public.planted_eq(a text, b text) RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+            "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.planted_eq)",
+        ],
+        ["CREATE TABLE public.planted (id int)", "CREATE VIEW public.planted_view AS SELECT 1 AS one"],
+    ],
+    ids=["format-functions", "type", "operator", "table-and-view"],
+)
 def test_running_the_script_again_over_objects_the_pipeline_planted_runs_none_and_changes_nothing(legacy, planted):
     """The observed attack: on a database secured by the earlier script, public still granted
     CREATE to PUBLIC and the pipeline planted format() overloads that the script's own blocks
@@ -413,15 +503,29 @@ def test_the_script_refuses_to_finish_while_the_pipeline_may_create_in_a_schema(
 
 # --- Lifting a hold: only with this transaction's own audit event --------------------------
 
+
 def _append(conn, *, details: str | None, action: str = "legal_hold", dry_run: bool = False) -> int:
     """Append a well-chained event, as the pipeline can; return its id."""
     trail = audit_table("archive", load_policy().audit_table)
-    last = conn.execute(text("SELECT event_id, event_hash FROM archive.retention_audit "
-                             "ORDER BY event_id DESC LIMIT 1")).first()
-    event = {"event_id": last[0] + 1 if last else 1, "recorded_at": instants.utc_now(), "run_id": "manual__x",
-             "dag_id": "legal_hold", "category": "suppliers", "table_name": None, "action": action, "row_count": 0,
-             "policy_version": "x", "as_of": AS_OF, "dry_run": dry_run, "details": details, "subject_hash": None,
-             "prev_hash": last[1] if last else audit.GENESIS}
+    last = conn.execute(
+        text("SELECT event_id, event_hash FROM archive.retention_audit ORDER BY event_id DESC LIMIT 1")
+    ).first()
+    event = {
+        "event_id": last[0] + 1 if last else 1,
+        "recorded_at": instants.utc_now(),
+        "run_id": "manual__x",
+        "dag_id": "legal_hold",
+        "category": "suppliers",
+        "table_name": None,
+        "action": action,
+        "row_count": 0,
+        "policy_version": "x",
+        "as_of": AS_OF,
+        "dry_run": dry_run,
+        "details": details,
+        "subject_hash": None,
+        "prev_hash": last[1] if last else audit.GENESIS,
+    }
     event["event_hash"] = audit.event_hash(event)
     conn.execute(trail.insert().values(**event))
     return event["event_id"]
@@ -429,11 +533,18 @@ def _append(conn, *, details: str | None, action: str = "legal_hold", dry_run: b
 
 def _new_hold(secured, reference: str) -> int:
     policy = load_policy()
-    add_hold(secured[PIPELINE_ROLE], policy, NewHold(reference, "category", "Inquiry", "dpo", category="suppliers"),
-             KEY, RunContext("manual__roles", "legal_hold", AS_OF, policy.version), AS_OF)
+    add_hold(
+        secured[PIPELINE_ROLE],
+        policy,
+        NewHold(reference, "category", "Inquiry", "dpo", category="suppliers"),
+        KEY,
+        RunContext("manual__roles", "legal_hold", AS_OF, policy.version),
+        AS_OF,
+    )
     with secured[PIPELINE_ROLE].read() as conn:
-        return conn.execute(text("SELECT hold_id FROM archive.retention_legal_holds WHERE reference = :r"),
-                            {"r": reference}).scalar_one()
+        return conn.execute(
+            text("SELECT hold_id FROM archive.retention_legal_holds WHERE reference = :r"), {"r": reference}
+        ).scalar_one()
 
 
 def test_one_unreadable_legal_hold_event_does_not_stop_any_hold_from_being_lifted(secured):
@@ -441,8 +552,15 @@ def test_one_unreadable_legal_hold_event_does_not_stop_any_hold_from_being_lifte
     _new_hold(secured, "RG-ROLES-3")
     with pipeline.engine.begin() as conn:
         _append(conn, details="{not json")
-    lift_hold(pipeline, policy, "RG-ROLES-3", "dpo", "closed",
-              RunContext("manual__roles", "legal_hold", AS_OF, policy.version), AS_OF)
+    lift_hold(
+        pipeline,
+        policy,
+        "RG-ROLES-3",
+        "dpo",
+        "closed",
+        RunContext("manual__roles", "legal_hold", AS_OF, policy.version),
+        AS_OF,
+    )
     with pipeline.read() as conn:
         assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
 
@@ -450,17 +568,29 @@ def test_one_unreadable_legal_hold_event_does_not_stop_any_hold_from_being_lifte
 LIFTED = '{"hold_reference":"RG-ROLES-4","outcome":"lifted"}'
 
 
-@pytest.mark.parametrize("event", [
-    {"details": LIFTED, "earlier": True},
-    {"details": LIFTED, "dry_run": True},
-    {"details": '{"hold_reference":"RG-OTHER","outcome":"lifted"}'},
-    {"details": '{"hold_reference":"RG-ROLES-4","outcome":"added"}'},
-    {"details": LIFTED, "action": "archive"},
-    {"details": "{not json"},
-    {"details": '["RG-ROLES-4", "lifted"]'},
-    {"details": None},
-], ids=["another-transaction", "dry-run", "another-hold", "not-lifted", "not-legal-hold", "not-json", "not-object",
-        "no-details"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"details": LIFTED, "earlier": True},
+        {"details": LIFTED, "dry_run": True},
+        {"details": '{"hold_reference":"RG-OTHER","outcome":"lifted"}'},
+        {"details": '{"hold_reference":"RG-ROLES-4","outcome":"added"}'},
+        {"details": LIFTED, "action": "archive"},
+        {"details": "{not json"},
+        {"details": '["RG-ROLES-4", "lifted"]'},
+        {"details": None},
+    ],
+    ids=[
+        "another-transaction",
+        "dry-run",
+        "another-hold",
+        "not-lifted",
+        "not-legal-hold",
+        "not-json",
+        "not-object",
+        "no-details",
+    ],
+)
 def test_a_hold_is_lifted_only_with_its_own_lifted_event_written_in_the_same_transaction(secured, event):
     hold_id = _new_hold(secured, "RG-ROLES-4")
     event = dict(event)
@@ -469,24 +599,27 @@ def test_a_hold_is_lifted_only_with_its_own_lifted_event_written_in_the_same_tra
     if earlier:
         with pipeline.engine.begin() as conn:
             event_id = _append(conn, **event)
-    with pytest.raises(DBAPIError, match="legal hold RG-ROLES-4: audit event .* is not"), \
-            pipeline.engine.begin() as conn:
+    with (
+        pytest.raises(DBAPIError, match="legal hold RG-ROLES-4: audit event .* is not"),
+        pipeline.engine.begin() as conn,
+    ):
         if not earlier:
             event_id = _append(conn, **event)
-        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"),
-                     {"h": hold_id, "e": event_id})
+        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"), {"h": hold_id, "e": event_id})
     with pipeline.engine.begin() as conn:  # the same event, right, in this transaction: lifted
         event_id = _append(conn, details=LIFTED)
-        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"),
-                     {"h": hold_id, "e": event_id})
+        conn.execute(text("SELECT archive.retention_lift_hold(:h, :e, 'dpo', 'closed')"), {"h": hold_id, "e": event_id})
     with pipeline.read() as conn:
         assert conn.execute(text("SELECT lifted_by FROM archive.retention_legal_holds")).scalar_one() == "dpo"
 
 
 def test_the_pipeline_may_not_choose_a_hold_id(secured):
-    refusal = _as_pipeline(secured, "INSERT INTO archive.retention_legal_holds "
-                                    "(hold_id, reference, scope, reason, created_by, created_at) "
-                                    "VALUES (1000, 'RG-ID', 'category', 'x', 'x', now())")
+    refusal = _as_pipeline(
+        secured,
+        "INSERT INTO archive.retention_legal_holds "
+        "(hold_id, reference, scope, reason, created_by, created_at) "
+        "VALUES (1000, 'RG-ID', 'category', 'x', 'x', now())",
+    )
     assert refusal is not None and "permission denied" in refusal
 
 

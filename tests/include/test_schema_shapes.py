@@ -39,9 +39,16 @@ SCHEMA = "shapes"
 
 
 def _category(tables: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
-    category = {"label": {"fr": "Sociétés", "en": "Companies"}, "legal_basis": "Contrat",
-                "archive_purpose": "Probatoire", "schedule": "0 2 * * *", "active_period": "P3Y",
-                "archive_period": "P5Y", "end_action": "delete", "tables": tables}
+    category = {
+        "label": {"fr": "Sociétés", "en": "Companies"},
+        "legal_basis": "Contrat",
+        "archive_purpose": "Probatoire",
+        "schedule": "0 2 * * *",
+        "active_period": "P3Y",
+        "archive_period": "P5Y",
+        "end_action": "delete",
+        "tables": tables,
+    }
     category.update(changes)
     return category
 
@@ -59,58 +66,77 @@ def _ids(target, table: str, archive: bool = False) -> list[int]:
 
 
 def _problems(target, policy) -> str:
-    with target.engine.connect() as conn:
-        with pytest.raises(PolicyError) as refused:
-            check_against_database(policy, conn, target.dialect)
+    with target.engine.connect() as conn, pytest.raises(PolicyError) as refused:
+        check_against_database(policy, conn, target.dialect)
     return str(refused.value)
 
 
 # --- Self-references -----------------------------------------------------------------------
 
 COMPANIES = {
-    "table": "companies", "primary_key": "company_id",
+    "table": "companies",
+    "primary_key": "company_id",
     "start_event": {"column": "last_contact_at", "when_missing": "defect"},
     "archive_columns": ["name", "email", "parent_id"],
     "subject_identifiers": {"email": ["email"]},
-    "children": [{"table": "activities", "primary_key": "activity_id", "foreign_key": "company_id",
-                  "archive_columns": ["occurred_at"]}],
+    "children": [
+        {
+            "table": "activities",
+            "primary_key": "activity_id",
+            "foreign_key": "company_id",
+            "archive_columns": ["occurred_at"],
+        }
+    ],
 }
 
 # company_id: (parent_id, last contact day). 1 is a group whose subsidiary 2 is still active;
 # 3 and its subsidiary 4 are both due; 5 points at 3 and is not due.
 COMPANY_ROWS = {
-    1: (None, date(2022, 1, 10)),   # due
-    2: (1, date(2026, 3, 1)),       # recent: stays active, points at 1
-    3: (None, date(2021, 5, 5)),    # due
-    4: (3, date(2021, 6, 6)),       # due with its group
-    5: (3, date(2025, 9, 9)),       # recent: stays, points at 3
+    1: (None, date(2022, 1, 10)),  # due
+    2: (1, date(2026, 3, 1)),  # recent: stays active, points at 1
+    3: (None, date(2021, 5, 5)),  # due
+    4: (3, date(2021, 6, 6)),  # due with its group
+    5: (3, date(2025, 9, 9)),  # recent: stays, points at 3
 }
 
 
 def _create_companies(target, ondelete: str | None, rows=COMPANY_ROWS, nullable: bool = True) -> Table:
     md, prefix = schema_metadata(target, SCHEMA)
-    companies = Table("companies", md, Column("company_id", Integer, primary_key=True),
-                      Column("name", String(80)), Column("email", String(120)),
-                      Column("parent_id", Integer, ForeignKey(prefix + "companies.company_id", ondelete=ondelete),
-                             nullable=nullable),
-                      Column("last_contact_at", DateTime(timezone=True)))
-    Table("activities", md, Column("activity_id", Integer, primary_key=True),
-          Column("company_id", Integer, ForeignKey(prefix + "companies.company_id"), nullable=False),
-          Column("occurred_at", DateTime(timezone=True)))
+    companies = Table(
+        "companies",
+        md,
+        Column("company_id", Integer, primary_key=True),
+        Column("name", String(80)),
+        Column("email", String(120)),
+        Column("parent_id", Integer, ForeignKey(prefix + "companies.company_id", ondelete=ondelete), nullable=nullable),
+        Column("last_contact_at", DateTime(timezone=True)),
+    )
+    Table(
+        "activities",
+        md,
+        Column("activity_id", Integer, primary_key=True),
+        Column("company_id", Integer, ForeignKey(prefix + "companies.company_id"), nullable=False),
+        Column("occurred_at", DateTime(timezone=True)),
+    )
     md.create_all(target.engine)
     with target.engine.begin() as conn:
         # Parents first: the database checks the self-reference row by row on SQLite.
         for company_id, (parent_id, day) in sorted(rows.items(), key=lambda r: r[1][0] is not None):
-            conn.execute(insert(companies).values(company_id=company_id, name=f"Société {company_id}",
-                                                  email=f"contact{company_id}@societe.example",
-                                                  parent_id=parent_id, last_contact_at=_at(day)))
+            conn.execute(
+                insert(companies).values(
+                    company_id=company_id,
+                    name=f"Société {company_id}",
+                    email=f"contact{company_id}@societe.example",
+                    parent_id=parent_id,
+                    last_contact_at=_at(day),
+                )
+            )
     return companies
 
 
 def _parents(target) -> dict[int, int | None]:
     """company_id -> parent_id of the active companies."""
-    companies = Table("companies", MetaData(), schema=None if target.is_sqlite else SCHEMA,
-                      autoload_with=target.engine)
+    companies = Table("companies", MetaData(), schema=None if target.is_sqlite else SCHEMA, autoload_with=target.engine)
     with target.read() as conn:
         return dict(conn.execute(select(companies.c.company_id, companies.c.parent_id)).all())
 
@@ -181,20 +207,34 @@ def test_a_company_clock_read_from_its_subsidiaries_activities_in_the_same_table
     """A path that comes back to the governed table (group -> its subsidiaries, rows of the same
     table -> their activities) reads other rows of the table, not the row itself."""
     companies = _create_companies(target, "SET NULL")
-    activities = Table("activities", MetaData(), schema=None if target.is_sqlite else SCHEMA,
-                       autoload_with=target.engine)
+    activities = Table(
+        "activities", MetaData(), schema=None if target.is_sqlite else SCHEMA, autoload_with=target.engine
+    )
     with target.engine.begin() as conn:
-        conn.execute(insert(activities), [
-            {"activity_id": 201, "company_id": 2, "occurred_at": _at(date(2026, 2, 1))},  # keeps group 1
-            {"activity_id": 401, "company_id": 4, "occurred_at": _at(date(2020, 1, 1))},  # old: group 3 due
-            {"activity_id": 101, "company_id": 1, "occurred_at": _at(date(2026, 5, 1))},  # group's own: not read
-        ])
+        conn.execute(
+            insert(activities),
+            [
+                {"activity_id": 201, "company_id": 2, "occurred_at": _at(date(2026, 2, 1))},  # keeps group 1
+                {"activity_id": 401, "company_id": 4, "occurred_at": _at(date(2020, 1, 1))},  # old: group 3 due
+                {"activity_id": 101, "company_id": 1, "occurred_at": _at(date(2026, 5, 1))},  # group's own: not read
+            ],
+        )
     table = copy.deepcopy(COMPANIES)
-    table["start_event"] = {"when_missing": "defect", "first_of": [
-        {"latest": {"column": "occurred_at", "path": [{"table": "companies", "foreign_key": "parent_id"},
-                                                       {"table": "activities", "foreign_key": "company_id"}]}},
-        {"column": "last_contact_at"},
-    ]}
+    table["start_event"] = {
+        "when_missing": "defect",
+        "first_of": [
+            {
+                "latest": {
+                    "column": "occurred_at",
+                    "path": [
+                        {"table": "companies", "foreign_key": "parent_id"},
+                        {"table": "activities", "foreign_key": "company_id"},
+                    ],
+                }
+            },
+            {"column": "last_contact_at"},
+        ],
+    }
     policy = _companies_policy(table)
     run_category(target, policy, category="companies")
     # 1: its subsidiary's activity of 2026-02-01 (its own 2022 contact would have made it due);
@@ -207,9 +247,21 @@ def test_a_company_clock_read_from_its_subsidiaries_activities_in_the_same_table
 
 def _contacts_tree() -> dict[str, Any]:
     table = copy.deepcopy(COMPANIES)
-    table["children"] = [{"table": "contacts", "primary_key": "contact_id", "foreign_key": "company_id",
-                          "children": [{"table": "contacts", "archive_table": "reporting_contacts",
-                                        "primary_key": "contact_id", "foreign_key": "reports_to"}]}]
+    table["children"] = [
+        {
+            "table": "contacts",
+            "primary_key": "contact_id",
+            "foreign_key": "company_id",
+            "children": [
+                {
+                    "table": "contacts",
+                    "archive_table": "reporting_contacts",
+                    "primary_key": "contact_id",
+                    "foreign_key": "reports_to",
+                }
+            ],
+        }
+    ]
     return table
 
 
@@ -224,8 +276,9 @@ def test_a_table_declared_as_its_own_descendant_is_refused_at_load():
 
 def test_a_table_declared_as_a_child_of_itself_is_refused_at_load():
     table = copy.deepcopy(COMPANIES)
-    table["children"] = [{"table": "companies", "archive_table": "subsidiaries", "primary_key": "company_id",
-                          "foreign_key": "parent_id"}]
+    table["children"] = [
+        {"table": "companies", "archive_table": "subsidiaries", "primary_key": "company_id", "foreign_key": "parent_id"}
+    ]
     with pytest.raises(PolicyError) as refused:
         parse_policy(_policy(companies=_category([table])), source="shapes.yaml")
     assert "categories.companies.tables[0].children[0]" in str(refused.value)
@@ -235,12 +288,18 @@ def test_a_table_declared_as_a_child_of_itself_is_refused_at_load():
 def test_a_table_archived_with_itself_is_refused_at_load():
     """Subsidiaries (one scope) archived with their group (another scope of the same table)."""
     groups = {**copy.deepcopy(COMPANIES), "archive_table": "groups", "scope": {"column": "parent_id", "is_null": True}}
-    subsidiaries = {**copy.deepcopy(COMPANIES), "archive_table": "subsidiaries", "children": [],
-                    "scope": {"column": "parent_id", "is_not_null": True},
-                    "archived_with": {"table": "companies", "foreign_key": "parent_id"}}
+    subsidiaries = {
+        **copy.deepcopy(COMPANIES),
+        "archive_table": "subsidiaries",
+        "children": [],
+        "scope": {"column": "parent_id", "is_not_null": True},
+        "archived_with": {"table": "companies", "foreign_key": "parent_id"},
+    }
     groups["children"][0]["archive_table"] = "group_activities"
-    data = _policy(groups=_category([groups]), subsidiaries=_category([subsidiaries], label={"fr": "Filiales",
-                                                                                           "en": "Subsidiaries"}))
+    data = _policy(
+        groups=_category([groups]),
+        subsidiaries=_category([subsidiaries], label={"fr": "Filiales", "en": "Subsidiaries"}),
+    )
     with pytest.raises(PolicyError) as refused:
         parse_policy(data, source="shapes.yaml")
     message = str(refused.value)
@@ -249,64 +308,137 @@ def test_a_table_archived_with_itself_is_refused_at_load():
 
 # --- Many-to-many link tables, and a child with two possible parents ----------------------
 
-ACCOUNTS = {1: date(2022, 1, 1), 2: date(2026, 1, 1)}                           # 1 due, 2 not
-CONTACTS = {10: date(2026, 2, 2), 11: date(2021, 3, 3), 12: date(2022, 4, 4)}   # 11, 12 due
-LINKS = {100: (1, 10), 101: (1, 11), 102: (2, 10), 103: (2, 11)}                # id: (account, contact)
+ACCOUNTS = {1: date(2022, 1, 1), 2: date(2026, 1, 1)}  # 1 due, 2 not
+CONTACTS = {10: date(2026, 2, 2), 11: date(2021, 3, 3), 12: date(2022, 4, 4)}  # 11, 12 due
+LINKS = {100: (1, 10), 101: (1, 11), 102: (2, 10), 103: (2, 11)}  # id: (account, contact)
 # A note may belong to an account, a contact, or both: it goes with whichever leaves first.
 NOTES = {200: (1, 10), 201: (1, None), 202: (None, 11), 203: (2, 11), 204: (2, 10)}
 
 
 def _create_accounts_and_contacts(target) -> None:
     md, prefix = schema_metadata(target, SCHEMA)
-    accounts = Table("accounts", md, Column("account_id", Integer, primary_key=True), Column("name", String(80)),
-                     Column("email", String(120)), Column("last_activity_at", DateTime(timezone=True)))
-    contacts = Table("contacts", md, Column("contact_id", Integer, primary_key=True),
-                     Column("full_name", String(80)), Column("email", String(120)),
-                     Column("last_contact_at", DateTime(timezone=True)))
-    links = Table("accounts_contacts", md, Column("id", Integer, primary_key=True),
-                  Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
-                  Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id"), nullable=False))
-    notes = Table("notes", md, Column("note_id", Integer, primary_key=True),
-                  Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
-                  Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id")),
-                  Column("body", String(200)), Column("author_email", String(120)), Column("created_on", Date))
+    accounts = Table(
+        "accounts",
+        md,
+        Column("account_id", Integer, primary_key=True),
+        Column("name", String(80)),
+        Column("email", String(120)),
+        Column("last_activity_at", DateTime(timezone=True)),
+    )
+    contacts = Table(
+        "contacts",
+        md,
+        Column("contact_id", Integer, primary_key=True),
+        Column("full_name", String(80)),
+        Column("email", String(120)),
+        Column("last_contact_at", DateTime(timezone=True)),
+    )
+    links = Table(
+        "accounts_contacts",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+        Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id"), nullable=False),
+    )
+    notes = Table(
+        "notes",
+        md,
+        Column("note_id", Integer, primary_key=True),
+        Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
+        Column("contact_id", Integer, ForeignKey(prefix + "contacts.contact_id")),
+        Column("body", String(200)),
+        Column("author_email", String(120)),
+        Column("created_on", Date),
+    )
     md.create_all(target.engine)
     with target.engine.begin() as conn:
-        conn.execute(insert(accounts), [{"account_id": a, "name": f"Compte {a}", "email": f"compte{a}@client.example",
-                                         "last_activity_at": _at(d)} for a, d in ACCOUNTS.items()])
-        conn.execute(insert(contacts), [{"contact_id": c, "full_name": f"Contact {c}",
-                                         "email": f"contact{c}@client.example", "last_contact_at": _at(d)}
-                                        for c, d in CONTACTS.items()])
+        conn.execute(
+            insert(accounts),
+            [
+                {
+                    "account_id": a,
+                    "name": f"Compte {a}",
+                    "email": f"compte{a}@client.example",
+                    "last_activity_at": _at(d),
+                }
+                for a, d in ACCOUNTS.items()
+            ],
+        )
+        conn.execute(
+            insert(contacts),
+            [
+                {
+                    "contact_id": c,
+                    "full_name": f"Contact {c}",
+                    "email": f"contact{c}@client.example",
+                    "last_contact_at": _at(d),
+                }
+                for c, d in CONTACTS.items()
+            ],
+        )
         conn.execute(insert(links), [{"id": i, "account_id": a, "contact_id": c} for i, (a, c) in LINKS.items()])
-        conn.execute(insert(notes), [{"note_id": n, "account_id": a, "contact_id": c, "body": f"note {n}",
-                                      "author_email": f"contact{c}@client.example" if c else None,
-                                      "created_on": date(2020, 1, 1)} for n, (a, c) in NOTES.items()])
+        conn.execute(
+            insert(notes),
+            [
+                {
+                    "note_id": n,
+                    "account_id": a,
+                    "contact_id": c,
+                    "body": f"note {n}",
+                    "author_email": f"contact{c}@client.example" if c else None,
+                    "created_on": date(2020, 1, 1),
+                }
+                for n, (a, c) in NOTES.items()
+            ],
+        )
 
 
 def _link_child(parent: str, foreign_key: str) -> dict[str, Any]:
-    return {"table": "accounts_contacts", "archive_table": f"{parent}_links", "primary_key": "id",
-            "foreign_key": foreign_key}
+    return {
+        "table": "accounts_contacts",
+        "archive_table": f"{parent}_links",
+        "primary_key": "id",
+        "foreign_key": foreign_key,
+    }
 
 
 def _note_child(parent: str, foreign_key: str, **changes: Any) -> dict[str, Any]:
-    return {"table": "notes", "archive_table": f"{parent}_notes", "primary_key": "note_id",
-            "foreign_key": foreign_key, **changes}
+    return {
+        "table": "notes",
+        "archive_table": f"{parent}_notes",
+        "primary_key": "note_id",
+        "foreign_key": foreign_key,
+        **changes,
+    }
 
 
 def _links_policy(account_children=None, contact_children=None, contact_start=None) -> Any:
-    accounts = {"table": "accounts", "primary_key": "account_id", "archive_columns": ["name"],
-                "subject_identifiers": {"email": ["email"]},
-                "start_event": {"column": "last_activity_at", "when_missing": "defect"},
-                "children": account_children if account_children is not None else
-                [_link_child("account", "account_id"), _note_child("account", "account_id")]}
-    contacts = {"table": "contacts", "primary_key": "contact_id", "archive_columns": ["full_name"],
-                "subject_identifiers": {"email": ["email"]},
-                "start_event": contact_start or {"column": "last_contact_at", "when_missing": "defect"},
-                "children": contact_children if contact_children is not None else
-                [_link_child("contact", "contact_id"), _note_child("contact", "contact_id")]}
-    return parse_policy(_policy(customers=_category([accounts]),
-                                contacts=_category([contacts], label={"fr": "Contacts", "en": "Contacts"})),
-                        source="shapes.yaml")
+    accounts = {
+        "table": "accounts",
+        "primary_key": "account_id",
+        "archive_columns": ["name"],
+        "subject_identifiers": {"email": ["email"]},
+        "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+        "children": account_children
+        if account_children is not None
+        else [_link_child("account", "account_id"), _note_child("account", "account_id")],
+    }
+    contacts = {
+        "table": "contacts",
+        "primary_key": "contact_id",
+        "archive_columns": ["full_name"],
+        "subject_identifiers": {"email": ["email"]},
+        "start_event": contact_start or {"column": "last_contact_at", "when_missing": "defect"},
+        "children": contact_children
+        if contact_children is not None
+        else [_link_child("contact", "contact_id"), _note_child("contact", "contact_id")],
+    }
+    return parse_policy(
+        _policy(
+            customers=_category([accounts]), contacts=_category([contacts], label={"fr": "Contacts", "en": "Contacts"})
+        ),
+        source="shapes.yaml",
+    )
 
 
 def _run_both(target, policy, order, as_of=AS_OF, run="a") -> None:
@@ -342,10 +474,10 @@ def test_a_link_row_and_a_two_parent_note_go_with_whichever_parent_leaves_first(
     both_left = {"links": [101], "notes": []}
     account_only = {"links": [100], "notes": [200, 201]}
     contact_only = {"links": [103], "notes": [202, 203]}
-    expected = {"account": {k: sorted(account_only[k] + (both_left[k] if first == "account" else []))
-                            for k in both_left},
-                "contact": {k: sorted(contact_only[k] + (both_left[k] if first == "contact" else []))
-                            for k in both_left}}
+    expected = {
+        "account": {k: sorted(account_only[k] + (both_left[k] if first == "account" else [])) for k in both_left},
+        "contact": {k: sorted(contact_only[k] + (both_left[k] if first == "contact" else [])) for k in both_left},
+    }
     for side in (first, second):
         assert state[f"archive.{side}_links"] == expected[side]["links"], side
         assert state[f"archive.{side}_notes"] == expected[side]["notes"], side
@@ -379,7 +511,7 @@ def test_erasing_either_parent_erases_its_own_rows_in_both_bases(target):
     ctx = RunContext("manual__erasure-1", "subject_request", AS_OF, "test")
     erase(target, policy, Subject.of({"email": "contact10@client.example"}), KEY, ctx)  # still active
     erase(target, policy, Subject.of({"email": "contact11@client.example"}), KEY, ctx)  # archived
-    erase(target, policy, Subject.of({"email": "compte2@client.example"}), KEY, ctx)    # still active
+    erase(target, policy, Subject.of({"email": "compte2@client.example"}), KEY, ctx)  # still active
     state = _state(target)
     assert state["contacts"] == [] and state["archive.contacts"] == [12] and state["accounts"] == []
     assert state["accounts_contacts"] == [] and state["notes"] == []
@@ -390,10 +522,15 @@ def test_erasing_either_parent_erases_its_own_rows_in_both_bases(target):
 
 def _notes_with_bodies(**changes: Any) -> Any:
     return _links_policy(
-        account_children=[_link_child("account", "account_id"),
-                          _note_child("account", "account_id", archive_columns=["body"], **changes)],
-        contact_children=[_link_child("contact", "contact_id"),
-                          _note_child("contact", "contact_id", archive_columns=["body"], **changes)])
+        account_children=[
+            _link_child("account", "account_id"),
+            _note_child("account", "account_id", archive_columns=["body"], **changes),
+        ],
+        contact_children=[
+            _link_child("contact", "contact_id"),
+            _note_child("contact", "contact_id", archive_columns=["body"], **changes),
+        ],
+    )
 
 
 def test_a_two_parent_child_that_archives_more_than_its_keys_is_refused_at_load():
@@ -402,8 +539,10 @@ def test_a_two_parent_child_that_archives_more_than_its_keys_is_refused_at_load(
     with pytest.raises(PolicyError) as refused:
         _notes_with_bodies()
     message = str(refused.value)
-    for where in ("categories.customers.tables[0].children[1].archive_columns",
-                  "categories.contacts.tables[0].children[1].archive_columns"):
+    for where in (
+        "categories.customers.tables[0].children[1].archive_columns",
+        "categories.contacts.tables[0].children[1].archive_columns",
+    ):
         assert where in message
     assert "notes" in message and "accounts" in message and "contacts" in message
     assert "body" in message
@@ -423,32 +562,50 @@ def test_a_two_parent_child_with_its_own_identifiers_is_refused_at_load():
 # transfer 400 leaves with due account 1 through from_account, 401 through to_account, and 402
 # (between two active accounts) stays. Account 2's erasure, access request or hold cannot reach
 # 400 in account 1's archive, so a memo about account 2 must not be kept there.
-TRANSFERS = {400: (1, 2), 401: (2, 1), 402: (2, 2)}   # id: (from_account, to_account)
+TRANSFERS = {400: (1, 2), 401: (2, 1), 402: (2, 2)}  # id: (from_account, to_account)
 
 
 def _transfer_child(foreign_key: str, archive_table: str, **changes: Any) -> dict[str, Any]:
-    return {"table": "transfers", "archive_table": archive_table, "primary_key": "transfer_id",
-            "foreign_key": foreign_key, **changes}
+    return {
+        "table": "transfers",
+        "archive_table": archive_table,
+        "primary_key": "transfer_id",
+        "foreign_key": foreign_key,
+        **changes,
+    }
 
 
 def _transfers_policy(**changes: Any) -> Any:
-    return _links_policy(account_children=[
-        _link_child("account", "account_id"), _note_child("account", "account_id"),
-        _transfer_child("from_account", "outgoing_transfers", **changes),
-        _transfer_child("to_account", "incoming_transfers", **changes)])
+    return _links_policy(
+        account_children=[
+            _link_child("account", "account_id"),
+            _note_child("account", "account_id"),
+            _transfer_child("from_account", "outgoing_transfers", **changes),
+            _transfer_child("to_account", "incoming_transfers", **changes),
+        ]
+    )
 
 
 def _create_transfers(target) -> None:
     md, prefix = schema_metadata(target, SCHEMA)
     Table("accounts", md, Column("account_id", Integer, primary_key=True))  # for the foreign keys only
-    transfers = Table("transfers", md, Column("transfer_id", Integer, primary_key=True),
-                      Column("from_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
-                      Column("to_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
-                      Column("memo", String(80)))
+    transfers = Table(
+        "transfers",
+        md,
+        Column("transfer_id", Integer, primary_key=True),
+        Column("from_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+        Column("to_account", Integer, ForeignKey(prefix + "accounts.account_id"), nullable=False),
+        Column("memo", String(80)),
+    )
     transfers.create(target.engine)
     with target.engine.begin() as conn:
-        conn.execute(insert(transfers), [{"transfer_id": t, "from_account": a, "to_account": b,
-                                          "memo": f"transfer {t}"} for t, (a, b) in TRANSFERS.items()])
+        conn.execute(
+            insert(transfers),
+            [
+                {"transfer_id": t, "from_account": a, "to_account": b, "memo": f"transfer {t}"}
+                for t, (a, b) in TRANSFERS.items()
+            ],
+        )
 
 
 def test_a_child_of_one_parent_table_through_two_foreign_keys_that_archives_its_memo_is_refused_at_load():
@@ -457,8 +614,10 @@ def test_a_child_of_one_parent_table_through_two_foreign_keys_that_archives_its_
     with pytest.raises(PolicyError) as refused:
         _transfers_policy(archive_columns=["memo"])
     message = str(refused.value)
-    for where in ("categories.customers.tables[0].children[2].archive_columns",
-                  "categories.customers.tables[0].children[3].archive_columns"):
+    for where in (
+        "categories.customers.tables[0].children[2].archive_columns",
+        "categories.customers.tables[0].children[3].archive_columns",
+    ):
         assert where in message
     assert "from_account" in message and "to_account" in message and "memo" in message
 
@@ -485,19 +644,33 @@ def test_a_transfer_keeping_only_its_keys_goes_with_whichever_account_leaves_fir
 # time (a category's precedence over another's rows, archived_with, holds on a row, the
 # tables a run locks), and SQLite has no schemas at all: one name in two schemas is refused.
 
+
 def _schema_contacts(schema: str, archive_table: str, children: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"table": "contacts", "schema": schema, "archive_table": archive_table, "primary_key": "contact_id",
-            "archive_columns": ["full_name"], "start_event": {"column": "last_contact_at", "when_missing": "defect"},
-            "children": children}
+    return {
+        "table": "contacts",
+        "schema": schema,
+        "archive_table": archive_table,
+        "primary_key": "contact_id",
+        "archive_columns": ["full_name"],
+        "start_event": {"column": "last_contact_at", "when_missing": "defect"},
+        "children": children,
+    }
 
 
 def _two_schemas_policy(note_columns: list[str]) -> dict[str, Any]:
     data = _policy(
-        crm=_category([_schema_contacts("crm", "crm_contacts", [_note_child("crm", "contact_id",
-                                                                            archive_columns=note_columns)])]),
-        web=_category([_schema_contacts("web", "web_contacts", [_note_child("web", "web_contact_id",
-                                                                            archive_columns=note_columns)])],
-                      label={"fr": "Web", "en": "Web"}))
+        crm=_category(
+            [_schema_contacts("crm", "crm_contacts", [_note_child("crm", "contact_id", archive_columns=note_columns)])]
+        ),
+        web=_category(
+            [
+                _schema_contacts(
+                    "web", "web_contacts", [_note_child("web", "web_contact_id", archive_columns=note_columns)]
+                )
+            ],
+            label={"fr": "Web", "en": "Web"},
+        ),
+    )
     data["precedence"] = ["crm", "web"]
     return data
 
@@ -507,8 +680,10 @@ def test_a_child_of_same_named_parents_in_two_schemas_that_archives_its_body_is_
     with pytest.raises(PolicyError) as refused:
         parse_policy(_two_schemas_policy(["body"]), source="shapes.yaml")
     message = str(refused.value)
-    for where in ("categories.crm.tables[0].children[0].archive_columns",
-                  "categories.web.tables[0].children[0].archive_columns"):
+    for where in (
+        "categories.crm.tables[0].children[0].archive_columns",
+        "categories.web.tables[0].children[0].archive_columns",
+    ):
         assert where in message
     assert f"{SCHEMA}.notes" in message and "crm.contacts" in message and "web.contacts" in message
 
@@ -526,27 +701,42 @@ def test_one_table_name_in_two_schemas_is_refused_at_load_naming_both():
 def test_a_table_named_with_the_source_schema_is_the_same_table_as_one_without():
     """``schema: shapes`` (the policy's source_schema) and no schema name one table: a note
     declared under both spellings of accounts is no two-parent child."""
-    accounts = {"table": "accounts", "schema": SCHEMA, "primary_key": "account_id",
-                "start_event": {"column": "last_activity_at", "when_missing": "defect"},
-                "children": [_note_child("account", "account_id", archive_columns=["body"])]}
+    accounts = {
+        "table": "accounts",
+        "schema": SCHEMA,
+        "primary_key": "account_id",
+        "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+        "children": [_note_child("account", "account_id", archive_columns=["body"])],
+    }
     other = copy.deepcopy(accounts)
     other.pop("schema")
     other["archive_table"] = "prospect_accounts"
     other["children"][0]["archive_table"] = "prospect_notes"
     other["scope"] = {"column": "email", "is_null": True}
     accounts["scope"] = {"column": "email", "is_not_null": True}
-    policy = parse_policy(_policy(customers=_category([accounts]),
-                                  prospects=_category([other], label={"fr": "P", "en": "P"})), source="shapes.yaml")
+    policy = parse_policy(
+        _policy(customers=_category([accounts]), prospects=_category([other], label={"fr": "P", "en": "P"})),
+        source="shapes.yaml",
+    )
     assert [c.key for c in policy.categories.values()] == ["customers", "prospects"]
 
 
 def test_a_contact_clock_read_through_the_link_table_from_its_accounts(target):
     """contacts -> accounts_contacts (contact_id) -> accounts (account_id = the link's account_id)."""
     _create_accounts_and_contacts(target)
-    through_links = [{"table": "accounts_contacts", "foreign_key": "contact_id"},
-                     {"table": "accounts", "foreign_key": "account_id", "references": "account_id"}]
-    policy = _links_policy(contact_start={"when_missing": "defect", "first_of": [
-        {"latest": {"column": "last_activity_at", "path": through_links}}, {"column": "last_contact_at"}]})
+    through_links = [
+        {"table": "accounts_contacts", "foreign_key": "contact_id"},
+        {"table": "accounts", "foreign_key": "account_id", "references": "account_id"},
+    ]
+    policy = _links_policy(
+        contact_start={
+            "when_missing": "defect",
+            "first_of": [
+                {"latest": {"column": "last_activity_at", "path": through_links}},
+                {"column": "last_contact_at"},
+            ],
+        }
+    )
     run_category(target, policy, category="contacts")
     # 10 and 11: account 2's activity of 2026-01-01 (11's own contact of 2021 would have made it due);
     # 12: no account, its own contact of 2022.
@@ -555,42 +745,99 @@ def test_a_contact_clock_read_through_the_link_table_from_its_accounts(target):
 
 # --- Polymorphic links -------------------------------------------------------------------
 
+
 def _create_events(target) -> None:
     """Events point at an account or a contact (``parent_type`` + ``parent_id``, no database
     foreign key), and at an account through ``account_id`` (a real one), as Dolibarr's
     ``llx_actioncomm`` does with ``elementtype`` + ``fk_element`` beside ``fk_soc``."""
     md, prefix = schema_metadata(target, SCHEMA)
-    events = Table("events", md, Column("event_id", Integer, primary_key=True),
-                   Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
-                   Column("parent_type", String(20)), Column("parent_id", Integer),
-                   Column("occurred_at", DateTime(timezone=True)))
+    events = Table(
+        "events",
+        md,
+        Column("event_id", Integer, primary_key=True),
+        Column("account_id", Integer, ForeignKey(prefix + "accounts.account_id")),
+        Column("parent_type", String(20)),
+        Column("parent_id", Integer),
+        Column("occurred_at", DateTime(timezone=True)),
+    )
     Table("accounts", md, Column("account_id", Integer, primary_key=True))  # for the foreign key only
     events.create(target.engine)
     with target.engine.begin() as conn:
-        conn.execute(insert(events), [
-            # Contact 1 does not exist, but an id of another type collides with account 1's.
-            {"event_id": 300, "account_id": None, "parent_type": "contact", "parent_id": 1,
-             "occurred_at": _at(date(2026, 6, 1))},
-            {"event_id": 301, "account_id": 1, "parent_type": "account", "parent_id": 1,
-             "occurred_at": _at(date(2021, 1, 1))},
-            {"event_id": 302, "account_id": 2, "parent_type": "account", "parent_id": 2,
-             "occurred_at": _at(date(2026, 2, 2))},
-        ])
+        conn.execute(
+            insert(events),
+            [
+                # Contact 1 does not exist, but an id of another type collides with account 1's.
+                {
+                    "event_id": 300,
+                    "account_id": None,
+                    "parent_type": "contact",
+                    "parent_id": 1,
+                    "occurred_at": _at(date(2026, 6, 1)),
+                },
+                {
+                    "event_id": 301,
+                    "account_id": 1,
+                    "parent_type": "account",
+                    "parent_id": 1,
+                    "occurred_at": _at(date(2021, 1, 1)),
+                },
+                {
+                    "event_id": 302,
+                    "account_id": 2,
+                    "parent_type": "account",
+                    "parent_id": 2,
+                    "occurred_at": _at(date(2026, 2, 2)),
+                },
+            ],
+        )
 
 
 def test_a_polymorphic_link_in_a_clock_is_a_hop_with_a_filter_and_a_child_through_its_real_key(target):
     _create_accounts_and_contacts(target)
     _create_events(target)
-    events_child = {"table": "events", "primary_key": "event_id", "foreign_key": "account_id",
-                    "archive_columns": ["occurred_at"]}
-    account_start = {"when_missing": "defect", "first_of": [
-        {"latest": {"column": "occurred_at", "path": [
-            {"table": "events", "foreign_key": "parent_id", "where": {"column": "parent_type", "equals": "account"}}]}},
-        {"column": "last_activity_at"}]}
-    policy = parse_policy(_policy(customers=_category([{
-        "table": "accounts", "primary_key": "account_id", "start_event": account_start,
-        "children": [_link_child("account", "account_id"), _note_child("account", "account_id"), events_child]}])),
-        source="shapes.yaml")
+    events_child = {
+        "table": "events",
+        "primary_key": "event_id",
+        "foreign_key": "account_id",
+        "archive_columns": ["occurred_at"],
+    }
+    account_start = {
+        "when_missing": "defect",
+        "first_of": [
+            {
+                "latest": {
+                    "column": "occurred_at",
+                    "path": [
+                        {
+                            "table": "events",
+                            "foreign_key": "parent_id",
+                            "where": {"column": "parent_type", "equals": "account"},
+                        }
+                    ],
+                }
+            },
+            {"column": "last_activity_at"},
+        ],
+    }
+    policy = parse_policy(
+        _policy(
+            customers=_category(
+                [
+                    {
+                        "table": "accounts",
+                        "primary_key": "account_id",
+                        "start_event": account_start,
+                        "children": [
+                            _link_child("account", "account_id"),
+                            _note_child("account", "account_id"),
+                            events_child,
+                        ],
+                    }
+                ]
+            )
+        ),
+        source="shapes.yaml",
+    )
     run_category(target, policy, category="customers")
     # Account 1: its own event of 2021 (contact 1's event of 2026 is not its own): due.
     assert _ids(target, "accounts") == [2] and _ids(target, "accounts", archive=True) == [1]
@@ -602,11 +849,25 @@ def test_a_child_has_no_where_a_polymorphic_child_is_refused_at_load():
     """Ids of different tables collide: declared as a child through ``parent_id`` alone, contact
     1's events would move and die with account 1. A child takes no ``where``: declare such a
     table a child through a real single-type foreign key (``account_id``, ``fk_soc``)."""
-    data = _policy(customers=_category([{
-        "table": "accounts", "primary_key": "account_id",
-        "start_event": {"column": "last_activity_at", "when_missing": "defect"},
-        "children": [{"table": "events", "primary_key": "event_id", "foreign_key": "parent_id",
-                      "where": {"column": "parent_type", "equals": "account"}}]}]))
+    data = _policy(
+        customers=_category(
+            [
+                {
+                    "table": "accounts",
+                    "primary_key": "account_id",
+                    "start_event": {"column": "last_activity_at", "when_missing": "defect"},
+                    "children": [
+                        {
+                            "table": "events",
+                            "primary_key": "event_id",
+                            "foreign_key": "parent_id",
+                            "where": {"column": "parent_type", "equals": "account"},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
     with pytest.raises(PolicyError) as refused:
         parse_policy(data, source="shapes.yaml")
     assert "categories.customers.tables[0].children[0].where" in str(refused.value)

@@ -3,7 +3,7 @@ can answer "was person X erased?" - on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 from engine_helpers import AS_OF, club_policy, create_club, run_category
@@ -29,17 +29,28 @@ KEY = SubjectKey("k" * 40, "test")
 
 def test_email_matching_ignores_case_and_surrounding_whitespace():
     assert normalise("email", "  Alice.Martin@Example.FR \t") == "alice.martin@example.fr"
-    assert subject_hash(KEY, "email", " ALICE.martin@example.fr") == subject_hash(KEY, "email", "alice.martin@example.fr")
+    assert subject_hash(KEY, "email", " ALICE.martin@example.fr") == subject_hash(
+        KEY, "email", "alice.martin@example.fr"
+    )
 
 
-@pytest.mark.parametrize("written", ["06 12 34 56 78", "06.12.34.56.78", "+33 6 12 34 56 78", "0033612345678",
-                                     "(06) 12-34-56-78"])
+@pytest.mark.parametrize(
+    "written", ["06 12 34 56 78", "06.12.34.56.78", "+33 6 12 34 56 78", "0033612345678", "(06) 12-34-56-78"]
+)
 def test_a_french_phone_number_has_one_normal_form_however_it_is_written(written):
     assert normalise("phone", written) == "+33612345678"
 
 
-@pytest.mark.parametrize("kind, value", [("email", "not-an-address"), ("email", "a@b"), ("phone", "12"),
-                                         ("phone", "06 12 AB 56 78"), ("customer_number", "   ")])
+@pytest.mark.parametrize(
+    "kind, value",
+    [
+        ("email", "not-an-address"),
+        ("email", "a@b"),
+        ("phone", "12"),
+        ("phone", "06 12 AB 56 78"),
+        ("customer_number", "   "),
+    ],
+)
 def test_a_malformed_identifier_is_refused_without_echoing_it(kind, value):
     with pytest.raises(RetentionError) as error:
         normalise(kind, value)
@@ -72,11 +83,15 @@ def test_a_missing_key_names_where_to_set_it():
     assert key_from_env({KEY_ENV_VAR: "x" * 32}).digest("a") == SubjectKey("x" * 32, "t").digest("a")
 
 
-@pytest.mark.parametrize("written", ["06 12 34 56 78", " +33 6.12.34.56.78 ", "0033612345678", "(06) 12-34-56-78",
-                                     "+44 20 7946 0958", "612345678"])
+@pytest.mark.parametrize(
+    "written",
+    ["06 12 34 56 78", " +33 6.12.34.56.78 ", "0033612345678", "(06) 12-34-56-78", "+44 20 7946 0958", "612345678"],
+)
 def test_sql_normalises_phone_numbers_exactly_as_python_does(target, written):
     with target.read() as conn:
-        assert conn.execute(select(normalised_sql("phone", literal(written)))).scalar_one() == normalise("phone", written)
+        assert conn.execute(select(normalised_sql("phone", literal(written)))).scalar_one() == normalise(
+            "phone", written
+        )
 
 
 def test_sql_normalises_emails_exactly_as_python_does(target):
@@ -91,8 +106,15 @@ def test_the_audit_log_refuses_a_raw_identifier_as_subject(target):
     table = audit.audit_table("archive", "retention_audit")
     ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
     with pytest.raises(TypeError, match="keyed hash"), target.engine.begin() as conn:
-        audit.record(conn, table, ctx, category="members", action="rights_request", row_count=0,
-                     subject_hash="member8@example.fr")
+        audit.record(
+            conn,
+            table,
+            ctx,
+            category="members",
+            action="rights_request",
+            row_count=0,
+            subject_hash="member8@example.fr",
+        )
 
 
 @pytest.fixture
@@ -114,14 +136,20 @@ def test_an_archived_member_is_reported_archived_with_its_children(club_after_a_
     answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "member5@example.fr")
     assert answer.verdict == "archived"
     assert {(p.table, p.active, p.archived) for p in answer.presence} == {
-        ("members", 0, 1), ("member_events", 0, 2), ("member_event_files", 0, 2)}
+        ("members", 0, 1),
+        ("member_events", 0, 2),
+        ("member_event_files", 0, 2),
+    }
 
 
 def test_an_active_member_is_reported_active(club_after_a_run):
     answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "member8@example.fr")
     assert answer.verdict == "active"
     assert {(p.table, p.active, p.archived) for p in answer.presence} == {
-        ("members", 1, 0), ("member_events", 2, 0), ("member_event_files", 2, 0)}
+        ("members", 1, 0),
+        ("member_events", 2, 0),
+        ("member_event_files", 2, 0),
+    }
 
 
 def test_the_answer_lists_the_events_logged_under_the_persons_hash_only(club_after_a_run):
@@ -129,8 +157,15 @@ def test_the_answer_lists_the_events_logged_under_the_persons_hash_only(club_aft
     ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
     with club_after_a_run.engine.begin() as conn:
         for email in ("member4@example.fr", "member8@example.fr"):
-            audit.record(conn, table, ctx, category="members", action="rights_request", row_count=5,
-                         subject_hash=subject_hash(KEY, "email", email))
+            audit.record(
+                conn,
+                table,
+                ctx,
+                category="members",
+                action="rights_request",
+                row_count=5,
+                subject_hash=subject_hash(KEY, "email", email),
+            )
     answer = was_erased(club_after_a_run, club_policy(), KEY, "email", "Member4@example.fr")
     assert [(e["action"], e["row_count"]) for e in answer.events] == [("rights_request", 5)]
     with club_after_a_run.read() as conn:
@@ -158,8 +193,9 @@ def test_an_optional_key_is_none_only_when_none_is_configured(monkeypatch):
 # -- "Was X erased?" per kind of record, on the demo CRM (crm_helpers: Jeanne is in one active and
 # one archived row of every table that holds an e-mail, the register included) ------------------
 
+
 def _erase(target, email, reference="DDP-LOOKUP-1"):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from crm_helpers import AS_OF as CRM_DAY
 
@@ -169,8 +205,9 @@ def _erase(target, email, reference="DDP-LOOKUP-1"):
 
     request = RequestRecord(reference, "erasure", CRM_DAY, True, requester_email=email)
     ctx = RunContext(f"manual__{reference}", "subject_request", CRM_DAY, "test")
-    return handle(target, load_policy(), CRM_KEY, request, Subject.of({"email": email}), ctx,
-                  datetime.now(timezone.utc))
+    return handle(
+        target, load_policy(), CRM_KEY, request, Subject.of({"email": email}), ctx, datetime.now(UTC)
+    )
 
 
 def _ask(target, email):
@@ -181,7 +218,6 @@ def _ask(target, email):
 
 def _register_until(target, reference):
     """The register entry's end of life: closed (company's day) + P0D active + P5Y archive."""
-    from datetime import timezone
 
     from crm_helpers import crm_table
 
@@ -191,7 +227,7 @@ def _register_until(target, reference):
     register = crm_table(target, "rights_requests")
     with target.read() as conn:
         closed = conn.execute(select(register.c.closed_at).where(register.c.reference == reference)).scalar_one()
-    closed = closed if closed.tzinfo else closed.replace(tzinfo=timezone.utc)
+    closed = closed if closed.tzinfo else closed.replace(tzinfo=UTC)
     return Period(years=5).add_to(closed.astimezone(load_policy().zone).date())
 
 
@@ -200,11 +236,19 @@ def _one_table_prospect(target, archive: bool) -> str:
     from crm_helpers import EMAIL, EMAIL_COLUMNS, crm_table
 
     prospects = crm_table(target, "prospects", archive)
-    others = [crm_table(target, name, side) for name in EMAIL_COLUMNS for side in (False, True)
-              if (name, side) != ("prospects", archive)]
+    others = [
+        crm_table(target, name, side)
+        for name in EMAIL_COLUMNS
+        for side in (False, True)
+        if (name, side) != ("prospects", archive)
+    ]
     with target.read() as conn:
-        taken = {str(e).strip().lower() for t in others for e in conn.execute(
-            select(t.c[EMAIL_COLUMNS[t.name]])).scalars() if e}
+        taken = {
+            str(e).strip().lower()
+            for t in others
+            for e in conn.execute(select(t.c[EMAIL_COLUMNS[t.name]])).scalars()
+            if e
+        }
         candidates = sorted(str(e) for e in conn.execute(select(prospects.c.email)).scalars() if e)
     return next(e for e in candidates if e.strip().lower() not in taken and e.strip().lower() != EMAIL.lower())
 
@@ -244,8 +288,9 @@ def test_a_person_only_in_the_archive_reads_kept_there_until_the_end_of_life_of_
     answer = _ask(crm, email)
     archive = crm_table(crm, "prospects", archive=True)
     with crm.read() as conn:
-        until = conn.execute(select(archive.c.retention_until)
-                             .where(normalised_sql("email", archive.c.email) == email.strip().lower())).scalar_one()
+        until = conn.execute(
+            select(archive.c.retention_until).where(normalised_sql("email", archive.c.email) == email.strip().lower())
+        ).scalar_one()
     until = until if isinstance(until, date) else date.fromisoformat(until)
     assert answer.verdict == "archived" and (answer.active_rows, answer.evidence_rows) == (0, 0)
     assert answer.sentence().startswith("Only in the restricted archive")
@@ -261,8 +306,9 @@ def test_an_erased_person_whose_invoices_a_legal_obligation_keeps_reads_erased_e
     assert answer.verdict == "erased_except_kept"
     assert kept == {("subscriptions", "kept_by_obligation"), ("invoices", "kept_by_obligation")}
     sentence = answer.sentence()
-    assert sentence.startswith(f"Erased on {answer.erased_on}, except what a legal obligation keeps: "
-                               "Subscription billing (")
+    assert sentence.startswith(
+        f"Erased on {answer.erased_on}, except what a legal obligation keeps: Subscription billing ("
+    )
     assert "active and archive, kept until" in sentence  # an archived subscription has a date
     assert "the 3 request records are kept as evidence" in sentence  # Jeanne's two, and this one
 
@@ -282,13 +328,16 @@ def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
     assert EMAIL.lower() not in caplog.text.lower() and EMAIL.lower() not in answer.sentence().lower()
 
 
-@pytest.mark.parametrize("until, waiting, said", [
-    (date(2031, 12, 1), 0, "until 2031-12-01"),
-    (None, 2, "until 5 years after the closure of the request"),
-    (date(2031, 12, 1), 1, "until 2031-12-01, and 1 row(s) until 5 years after the closure of the request"),
-    (date(2026, 11, 30), 0, "past their end of life (2026-11-30): the next run destroys them"),
-    (date(2026, 12, 1), 0, "past their end of life (2026-12-01): the next run destroys them"),
-])
+@pytest.mark.parametrize(
+    "until, waiting, said",
+    [
+        (date(2031, 12, 1), 0, "until 2031-12-01"),
+        (None, 2, "until 5 years after the closure of the request"),
+        (date(2031, 12, 1), 1, "until 2031-12-01, and 1 row(s) until 5 years after the closure of the request"),
+        (date(2026, 11, 30), 0, "past their end of life (2026-11-30): the next run destroys them"),
+        (date(2026, 12, 1), 0, "past their end of life (2026-12-01): the next run destroys them"),
+    ],
+)
 def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, said):
     from include.retention.rights.subjects import Horizon
 
@@ -324,18 +373,22 @@ def erp_after_night_1(target):
     from test_real_schemas import create_erp
 
     create_erp(target)
-    run_category(target, _erp_policy(), ERP_NIGHT_1, category="customer_relationship", run_id="night-1",
-                 subject_key=KEY)
+    run_category(
+        target, _erp_policy(), ERP_NIGHT_1, category="customer_relationship", run_id="night-1", subject_key=KEY
+    )
     return target
 
 
 def _by_table(answer):
-    return {(p.category, p.table, p.kind): (p.active, p.archived, p.horizon.until if p.horizon else None)
-            for p in answer.presence}
+    return {
+        (p.category, p.table, p.kind): (p.active, p.archived, p.horizon.until if p.horizon else None)
+        for p in answer.presence
+    }
 
 
 def test_a_customer_kept_in_the_archive_by_its_invoice_reads_kept_for_billing_until_the_invoice_horizon(
-        erp_after_night_1):
+    erp_after_night_1,
+):
     answer = was_erased(erp_after_night_1, _erp_policy(), KEY, "email", "P8@example.fr")
     assert _by_table(answer) == {
         ("customer_relationship", "partners", "kept_by_obligation"): (0, 1, INVOICE_82_UNTIL),
@@ -348,13 +401,16 @@ def test_a_customer_kept_in_the_archive_by_its_invoice_reads_kept_for_billing_un
     assert (answer.verdict, answer.archived_rows) == ("archived", 9)
     sentence = answer.sentence()
     assert "2024-12-31" not in sentence and "past their end of life" not in sentence
-    assert (f"Customers (6 row(s), archive, kept until {INVOICE_82_UNTIL}, needed by records Billing keeps "
-            "for its legal obligation)") in sentence
+    assert (
+        f"Customers (6 row(s), archive, kept until {INVOICE_82_UNTIL}, needed by records Billing keeps "
+        "for its legal obligation)"
+    ) in sentence
     assert f"Billing (3 row(s), archive, records attached to theirs, kept until {INVOICE_82_UNTIL})" in sentence
 
 
 def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoice_and_the_customer_it_keeps(
-        erp_after_night_1):
+    erp_after_night_1,
+):
     from include.retention.database.identity import Subject
     from include.retention.rights.erasure import erase
 
@@ -367,11 +423,13 @@ def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoic
     assert answer.sentence() == (
         f"Erased on {answer.erased_on}, except what a legal obligation keeps: Customers (6 row(s), archive, kept "
         f"until {INVOICE_82_UNTIL}, needed by records Billing keeps for its legal obligation), Billing (3 row(s), "
-        f"archive, records attached to theirs, kept until {INVOICE_82_UNTIL}).")
+        f"archive, records attached to theirs, kept until {INVOICE_82_UNTIL})."
+    )
 
 
 def test_an_active_customers_invoice_is_listed_with_its_own_horizon_and_the_customer_stays_the_persons_data(
-        erp_after_night_1):
+    erp_after_night_1,
+):
     answer = was_erased(erp_after_night_1, _erp_policy(), KEY, "email", "p7@example.fr")
     found = _by_table(answer)
     assert found[("billing", "invoices", "retained_dependant")] == (1, 0, date(2034, 5, 2))  # 2024-05-02 + P10Y
@@ -386,21 +444,30 @@ def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_ne
 
     policy = _erp_policy()
     with erp_after_night_1.engine.begin() as conn:
-        (invoices,) = reflect_category(conn, policy, policy.categories["billing"], erp_after_night_1.source_schema,
-                                       erp_after_night_1.archive_schema)
-        conn.execute(update(invoices.archive).where(invoices.archive.c.invoice_id == 82)
-                     .values(retention_until=date(2026, 11, 30)))
+        (invoices,) = reflect_category(
+            conn,
+            policy,
+            policy.categories["billing"],
+            erp_after_night_1.source_schema,
+            erp_after_night_1.archive_schema,
+        )
+        conn.execute(
+            update(invoices.archive)
+            .where(invoices.archive.c.invoice_id == 82)
+            .values(retention_until=date(2026, 11, 30))
+        )
     answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
     found = _by_table(answer)
     assert found[("customer_relationship", "partners", "personal_data")] == (0, 1, date(2024, 12, 31))
     assert found[("billing", "invoices", "retained_dependant")] == (0, 1, date(2026, 11, 30))
     assert not [p for p in answer.presence if p.kind == "kept_by_obligation"]
-    assert "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (2026-11-30)" \
+    assert (
+        "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (2026-11-30)"
         in answer.sentence()
+    )
 
 
-def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_until_the_hold_is_lifted(
-        erp_after_night_1):
+def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_until_the_hold_is_lifted(erp_after_night_1):
     """A legal hold on the invoice keeps it, and so its customer, past their dates: the answer
     must not say the next run destroys them."""
     from datetime import datetime
@@ -412,14 +479,27 @@ def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_unti
 
     policy = _erp_policy()
     with erp_after_night_1.engine.begin() as conn:
-        (invoices,) = reflect_category(conn, policy, policy.categories["billing"], erp_after_night_1.source_schema,
-                                       erp_after_night_1.archive_schema)
-        conn.execute(update(invoices.archive).where(invoices.archive.c.invoice_id == 82)
-                     .values(retention_until=date(2026, 11, 30)))
+        (invoices,) = reflect_category(
+            conn,
+            policy,
+            policy.categories["billing"],
+            erp_after_night_1.source_schema,
+            erp_after_night_1.archive_schema,
+        )
+        conn.execute(
+            update(invoices.archive)
+            .where(invoices.archive.c.invoice_id == 82)
+            .values(retention_until=date(2026, 11, 30))
+        )
     today = datetime.now(policy.zone).date()
-    add_hold(erp_after_night_1, policy, NewHold("LIT-82", "rows", "dispute on invoice F-82", "legal",
-                                                category="billing", table="invoices", keys=[82]), KEY,
-             RunContext("manual__hold", "legal_hold", today, policy.version), today)
+    add_hold(
+        erp_after_night_1,
+        policy,
+        NewHold("LIT-82", "rows", "dispute on invoice F-82", "legal", category="billing", table="invoices", keys=[82]),
+        KEY,
+        RunContext("manual__hold", "legal_hold", today, policy.version),
+        today,
+    )
     answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
     (partners,) = [p for p in answer.presence if p.table == "partners"]
     assert (partners.kind, partners.kept_for, partners.archived) == ("kept_by_obligation", "billing", 1)

@@ -11,9 +11,9 @@ the pre-archive gate, naming table, column and a sample key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,7 +28,7 @@ from include.retention.schedule.context import StepContext
 from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
 
 PARIS = ZoneInfo("Europe/Paris")
-UTC = timezone.utc
+UTC = UTC
 ZONES = Zones(PARIS, PARIS)
 
 
@@ -76,8 +76,10 @@ class Boundary:
         found = []
         for offset in range(-2, 2):
             day = self.first + timedelta(days=offset)
-            found += [datetime.combine(day, t, PARIS) for t in (time(0), time(0, 0, 1), time(12), time(23, 59),
-                                                               time(23, 59, 59), time(23, 59, 59, 999999))]
+            found += [
+                datetime.combine(day, t, PARIS)
+                for t in (time(0), time(0, 0, 1), time(12), time(23, 59), time(23, 59, 59), time(23, 59, 59, 999999))
+            ]
             found += [datetime.combine(day, t, UTC) for t in (time(0, 30), time(22, 30), time(23, 30))]
         return found
 
@@ -119,8 +121,9 @@ def _text_table(target: Target, values: list[object], declared: str = "DATETIME"
 
 def _due_ids(target: Target, table: Table, boundary: Boundary, zones: Zones = ZONES) -> set[int]:
     with target.read() as conn:
-        return set(conn.execute(select(table.c.id).where(
-            is_due(table.c.at, boundary.period, boundary.as_of, zones))).scalars())
+        return set(
+            conn.execute(select(table.c.id).where(is_due(table.c.at, boundary.period, boundary.as_of, zones))).scalars()
+        )
 
 
 @pytest.mark.parametrize("declared", ["DATETIME", "DATE"])
@@ -130,8 +133,7 @@ def test_text_dates_are_due_exactly_when_their_paris_day_is(sqlite_target, scena
     boundary = BOUNDARIES[scenario]
     moments = boundary.moments()
     table = _text_table(sqlite_target, [FORMATS[fmt](m) for m in moments], declared)
-    expected = {i for i, m in enumerate(moments)
-                if boundary.period.add_to(paris_day(m)) <= boundary.as_of}
+    expected = {i for i, m in enumerate(moments) if boundary.period.add_to(paris_day(m)) <= boundary.as_of}
     assert _due_ids(sqlite_target, table, boundary) == expected
 
 
@@ -144,10 +146,12 @@ def test_retention_dates_of_text_dates_are_their_paris_day_plus_the_periods(sqli
     active, archive = Period(3), Period(5)
     start, until = retention_dates(table.c.at, active, archive, sqlite_target.dialect, ZONES)
     with sqlite_target.read() as conn:
-        rows = conn.execute(select(table.c.id, start, until, local_date(table.c.at, "sqlite", ZONES))
-                            .order_by(table.c.id)).all()
-    expected = [(i, paris_day(m), archive.add_to(active.add_to(paris_day(m))), paris_day(m))
-                for i, m in enumerate(moments)]
+        rows = conn.execute(
+            select(table.c.id, start, until, local_date(table.c.at, "sqlite", ZONES)).order_by(table.c.id)
+        ).all()
+    expected = [
+        (i, paris_day(m), archive.add_to(active.add_to(paris_day(m))), paris_day(m)) for i, m in enumerate(moments)
+    ]
     assert [tuple(r) for r in rows] == expected
 
 
@@ -155,8 +159,16 @@ def test_a_timestamp_at_midnight_on_the_first_day_not_due_is_not_due(sqlite_targ
     """The reported case: '2024-06-16 00:00:00' sorted before the bound SQLAlchemy rendered
     with microseconds, so the row was archived a day early."""
     boundary = BOUNDARIES["summer"]
-    table = _text_table(sqlite_target, ["2024-06-16 00:00:00", "2024-06-16T00:00:00", "2024-06-16",
-                                        "2024-06-15 23:59:59", "2024-06-15T23:59:59.999999"])
+    table = _text_table(
+        sqlite_target,
+        [
+            "2024-06-16 00:00:00",
+            "2024-06-16T00:00:00",
+            "2024-06-16",
+            "2024-06-15 23:59:59",
+            "2024-06-15T23:59:59.999999",
+        ],
+    )
     assert _due_ids(sqlite_target, table, boundary) == {3, 4}
 
 
@@ -176,8 +188,9 @@ def test_naive_text_is_read_in_the_naive_time_zone_when_it_is_not_the_company_on
     """The clock itself converts naive text from ``naive_timezone`` (UTC here, as Odoo stores
     it): 23:30 UTC on 26 November 2023 is already 27 November in Paris."""
     zones = Zones(PARIS, ZoneInfo("UTC"))
-    table = _text_table(sqlite_target, ["2023-11-26 22:59:59", "2023-11-26 23:30:00", "2023-11-26",
-                                        "2023-11-26T23:30:00+02:00"])
+    table = _text_table(
+        sqlite_target, ["2023-11-26 22:59:59", "2023-11-26 23:30:00", "2023-11-26", "2023-11-26T23:30:00+02:00"]
+    )
     boundary = BOUNDARIES["winter"]
     assert _due_ids(sqlite_target, table, boundary, zones) == {0, 2, 3}
     with sqlite_target.read() as conn:
@@ -188,12 +201,12 @@ def test_naive_text_is_read_in_the_naive_time_zone_when_it_is_not_the_company_on
 # member_id -> the moment of its last contact; the club policy keeps 3 years active, 5 archived.
 CLUB_MOMENTS = {
     1: datetime(2023, 11, 26, 23, 59, 59, tzinfo=PARIS),  # last minute of the last due day: due
-    2: datetime(2023, 11, 27, 0, 0, tzinfo=PARIS),        # midnight of the first day not due: stays
-    3: datetime(2023, 11, 26, 0, 0, tzinfo=PARIS),        # midnight of the last due day: due
-    4: datetime(2018, 11, 26, 10, 0, tzinfo=PARIS),       # 3 + 5 years exactly: archived and destroyed
-    5: datetime(2018, 11, 27, 0, 0, tzinfo=PARIS),        # archived, kept until 27 November 2026
-    7: datetime(2020, 2, 29, 23, 30, tzinfo=PARIS),       # leap day: kept until 28 February 2028
-    8: datetime(2023, 11, 26, 23, 30, tzinfo=UTC),        # 27 November in Paris: stays
+    2: datetime(2023, 11, 27, 0, 0, tzinfo=PARIS),  # midnight of the first day not due: stays
+    3: datetime(2023, 11, 26, 0, 0, tzinfo=PARIS),  # midnight of the last due day: due
+    4: datetime(2018, 11, 26, 10, 0, tzinfo=PARIS),  # 3 + 5 years exactly: archived and destroyed
+    5: datetime(2018, 11, 27, 0, 0, tzinfo=PARIS),  # archived, kept until 27 November 2026
+    7: datetime(2020, 2, 29, 23, 30, tzinfo=PARIS),  # leap day: kept until 28 February 2028
+    8: datetime(2023, 11, 26, 23, 30, tzinfo=UTC),  # 27 November in Paris: stays
 }
 
 
@@ -209,12 +222,15 @@ def test_a_run_moves_and_stamps_text_dated_rows_by_their_paris_day(sqlite_target
     create_club(sqlite_target)
     with sqlite_target.engine.begin() as conn:
         for member, moment in CLUB_MOMENTS.items():
-            conn.execute(text("UPDATE members SET last_contact_at = :at WHERE member_id = :id"),
-                         {"at": FORMATS[fmt](moment), "id": member})
+            conn.execute(
+                text("UPDATE members SET last_contact_at = :at WHERE member_id = :id"),
+                {"at": FORMATS[fmt](moment), "id": member},
+            )
     policy = club_policy()
     ctx = RunContext(run_id="gate-text", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
-    gate_results = pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
-                                    now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+    gate_results = pre_archive_gate(
+        StepContext.build(sqlite_target, policy, "members", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+    )
     assert all(r.success for r in gate_results)
     run_category(sqlite_target, policy)
 
@@ -224,26 +240,74 @@ def test_a_run_moves_and_stamps_text_dated_rows_by_their_paris_day(sqlite_target
     until = {m: archive.add_to(active.add_to(days[m])) for m in due}
     kept = {m for m in due if until[m] > AS_OF}
     assert ids(sqlite_target, "members") == sorted(set(range(1, 9)) - due)
-    stamped = {r["member_id"]: (r["retention_start"], r["retention_until"])
-               for r in archive_rows(sqlite_target, "members")}
+    stamped = {
+        r["member_id"]: (r["retention_start"], r["retention_until"]) for r in archive_rows(sqlite_target, "members")
+    }
     assert stamped == {m: (days[m], until[m]) for m in kept}
     assert due == {1, 3, 4, 5, 7} and kept == {1, 3, 5, 7}  # the reference itself, spelled out
 
 
-ACCEPTED = ["2024-06-16", "2024-06-16 10:00:00", "2024-06-16T10:00:00", "2024-06-16 10:00",
-            "2024-06-16T10:00", "2024-06-16 10:00:00.5", "2024-06-16 10:00:00.123456789",
-            "2024-06-16T10:00:00Z", "2024-06-16 10:00:00.123Z", "2024-06-16T10:00+02:00",
-            "2024-06-16 10:00:00-03:30", "2024-06-16 10:00:00.000000+00:00", "2024-02-29 23:59:59",
-            "0001-01-01", "9999-12-31", "9999-12-31 23:59:59", "2024-06-16T23:59:59+14:00"]
+ACCEPTED = [
+    "2024-06-16",
+    "2024-06-16 10:00:00",
+    "2024-06-16T10:00:00",
+    "2024-06-16 10:00",
+    "2024-06-16T10:00",
+    "2024-06-16 10:00:00.5",
+    "2024-06-16 10:00:00.123456789",
+    "2024-06-16T10:00:00Z",
+    "2024-06-16 10:00:00.123Z",
+    "2024-06-16T10:00+02:00",
+    "2024-06-16 10:00:00-03:30",
+    "2024-06-16 10:00:00.000000+00:00",
+    "2024-02-29 23:59:59",
+    "0001-01-01",
+    "9999-12-31",
+    "9999-12-31 23:59:59",
+    "2024-06-16T23:59:59+14:00",
+]
 UNREADABLE: list[object] = [
-    "", " ", "N/A", "null", "31/12/2020", "2024-13-45", "2024-02-30", "2023-02-29", "2024-00-10",
-    "2024-06-00", "0000-01-01", "2024-06-16 24:00:00", "2024-06-16 23:60:00", "2024-06-16 23:59:60", "10:00",
-    "2024-06-16Z", "2024-06-16+02:00", "2024-06-16 10:00:00 +02:00", "2024-06-16 10:00:00+15:00",
-    "2024-06-16 10:00:00+02:60", "2024-06-16 10:00:00+0200", "2024-06-16t10:00:00", "2024-06-16 10:00:00z",
-    "2024-06-16 10:00:00.", "2024-06-16 10:00.5", "2024-06-16 10", "2024-06-16 10:0", "20240616",
-    " 2024-06-16", "2024-06-16 ", "2024-06-16\n", "2024-6-16", "２０２４-06-16", "2024-06-16T10:00:00ZZ",
-    "2024-06-16 10:00:00.12a", "2024-06-16 10:00:00.1+02:00x", "2024-06-16  10:00:00", "2024-06-16_10:00:00",
-    2460000.5, 1718496000, 20240616,
+    "",
+    " ",
+    "N/A",
+    "null",
+    "31/12/2020",
+    "2024-13-45",
+    "2024-02-30",
+    "2023-02-29",
+    "2024-00-10",
+    "2024-06-00",
+    "0000-01-01",
+    "2024-06-16 24:00:00",
+    "2024-06-16 23:60:00",
+    "2024-06-16 23:59:60",
+    "10:00",
+    "2024-06-16Z",
+    "2024-06-16+02:00",
+    "2024-06-16 10:00:00 +02:00",
+    "2024-06-16 10:00:00+15:00",
+    "2024-06-16 10:00:00+02:60",
+    "2024-06-16 10:00:00+0200",
+    "2024-06-16t10:00:00",
+    "2024-06-16 10:00:00z",
+    "2024-06-16 10:00:00.",
+    "2024-06-16 10:00.5",
+    "2024-06-16 10",
+    "2024-06-16 10:0",
+    "20240616",
+    " 2024-06-16",
+    "2024-06-16 ",
+    "2024-06-16\n",
+    "2024-6-16",
+    "２０２４-06-16",
+    "2024-06-16T10:00:00ZZ",
+    "2024-06-16 10:00:00.12a",
+    "2024-06-16 10:00:00.1+02:00x",
+    "2024-06-16  10:00:00",
+    "2024-06-16_10:00:00",
+    2460000.5,
+    1718496000,
+    20240616,
 ]
 
 
@@ -254,8 +318,9 @@ def test_the_gate_accepts_every_format_the_clock_reads(sqlite_target):
         conn.execute(text("DELETE FROM member_events"))
         conn.execute(text("DELETE FROM members"))
         for i, value in enumerate(ACCEPTED):
-            conn.execute(text("INSERT INTO members (member_id, last_contact_at) VALUES (:id, :at)"),
-                         {"id": i, "at": value})
+            conn.execute(
+                text("INSERT INTO members (member_id, last_contact_at) VALUES (:id, :at)"), {"id": i, "at": value}
+            )
     policy = club_policy()
     ctx = RunContext(run_id="gate-ok", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
     step = StepContext.build(sqlite_target, policy, "members", ctx)
@@ -269,14 +334,17 @@ def test_every_unreadable_value_stops_the_gate_naming_table_column_and_a_key(sql
     create_club(sqlite_target)
     with sqlite_target.engine.begin() as conn:
         for i, value in enumerate(UNREADABLE):
-            conn.execute(text("INSERT INTO members (member_id, last_contact_at) VALUES (:id, :at)"),
-                         {"id": 1000 + i, "at": value})
+            conn.execute(
+                text("INSERT INTO members (member_id, last_contact_at) VALUES (:id, :at)"),
+                {"id": 1000 + i, "at": value},
+            )
     policy = club_policy()
     ctx = RunContext(run_id="gate-bad", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
     before = ids(sqlite_target, "members")
     with pytest.raises(QualityGateFailed) as failed:
-        pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
-                         now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+        pre_archive_gate(
+            StepContext.build(sqlite_target, policy, "members", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+        )
     message = str(failed.value)
     assert f"readable_dates_last_contact_at on members: {len(UNREADABLE)} row(s)" in message
     assert "member_id=1000" in message
@@ -311,19 +379,53 @@ def test_the_gate_and_the_clock_agree_on_what_is_readable(sqlite_target):
     for value in UNREADABLE:
         assert not sql_says(value) and parse_stored_text(value) is None, value
 
-    pieces = st.sampled_from(["2024", "-", "06", "16", "02", "29", "30", "13", "00", " ", "T", "t", ":", "10",
-                              "24", "59", "60", ".", "5", "123456", "Z", "z", "+", "-", "02:00", "14:00",
-                              "15:00", "0", "9"])
+    pieces = st.sampled_from(
+        [
+            "2024",
+            "-",
+            "06",
+            "16",
+            "02",
+            "29",
+            "30",
+            "13",
+            "00",
+            " ",
+            "T",
+            "t",
+            ":",
+            "10",
+            "24",
+            "59",
+            "60",
+            ".",
+            "5",
+            "123456",
+            "Z",
+            "z",
+            "+",
+            "-",
+            "02:00",
+            "14:00",
+            "15:00",
+            "0",
+            "9",
+        ]
+    )
     candidates = st.one_of(
         st.lists(pieces, max_size=12).map("".join),
-        st.sampled_from(ACCEPTED).flatmap(lambda v: st.tuples(st.just(v), st.integers(0, len(v)), pieces)
-                                          .map(lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:])),
+        st.sampled_from(ACCEPTED).flatmap(
+            lambda v: st.tuples(st.just(v), st.integers(0, len(v)), pieces).map(
+                lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+            )
+        ),
         st.sampled_from(ACCEPTED).flatmap(lambda v: st.integers(0, len(v)).map(lambda n: v[:n])),
         st.text(alphabet="0123456789-:T .Z+", max_size=32),
     )
 
-    @settings(max_examples=600, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(candidates)
     def agree(value):
         assert sql_says(value) == (parse_stored_text(value) is not None), value
@@ -341,8 +443,9 @@ def test_a_zoned_text_date_in_the_future_is_caught_by_its_instant(sqlite_target)
     policy = club_policy()
     ctx = RunContext(run_id="gate-future", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
     with pytest.raises(QualityGateFailed, match=r"no_future_last_contact_at on members: 1 row\(s\).*member_id=8"):
-        pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
-                         now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+        pre_archive_gate(
+            StepContext.build(sqlite_target, policy, "members", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+        )
 
 
 def test_the_due_test_on_text_lets_sqlite_use_an_index_on_the_start_column(sqlite_target):
@@ -368,20 +471,32 @@ def test_derived_and_negated_text_clocks_read_each_value_by_its_paris_day(sqlite
     with sqlite_target.engine.begin() as conn:
         conn.execute(text("CREATE TABLE people (id INTEGER PRIMARY KEY, seen DATETIME, joined DATETIME)"))
         conn.execute(text("CREATE TABLE visits (id INTEGER PRIMARY KEY, person_id INTEGER, at DATETIME)"))
-        conn.execute(text("INSERT INTO people VALUES (1, NULL, '2023-11-27 00:00:00'), "
-                          "(2, '2023-11-26T23:30:00Z', '2000-01-01'), (3, '2023-11-26 23:59:59', NULL), "
-                          "(4, NULL, NULL)"))
-        conn.execute(text("INSERT INTO visits VALUES (1, 1, '2023-11-26T22:59:59Z'), (2, 1, '2023-11-20'), "
-                          "(3, 2, '2023-11-26T23:00:00+00:00'), (4, 3, '2023-11-26 12:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO people VALUES (1, NULL, '2023-11-27 00:00:00'), "
+                "(2, '2023-11-26T23:30:00Z', '2000-01-01'), (3, '2023-11-26 23:59:59', NULL), "
+                "(4, NULL, NULL)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO visits VALUES (1, 1, '2023-11-26T22:59:59Z'), (2, 1, '2023-11-20'), "
+                "(3, 2, '2023-11-26T23:00:00+00:00'), (4, 3, '2023-11-26 12:00:00')"
+            )
+        )
     people = Table("people", MetaData(), autoload_with=sqlite_target.engine)
     visits = Table("visits", MetaData(), autoload_with=sqlite_target.engine)
     latest = select(func.max(visits.c.at)).where(visits.c.person_id == people.c.id).scalar_subquery()
     coalesced = func.coalesce(people.c.seen, people.c.joined)
     with sqlite_target.read() as conn:
+
         def split(start):
             due = is_due(start, boundary.period, boundary.as_of, ZONES)
-            return (set(conn.execute(select(people.c.id).where(due)).scalars()),
-                    set(conn.execute(select(people.c.id).where(~due)).scalars()))
+            return (
+                set(conn.execute(select(people.c.id).where(due)).scalars()),
+                set(conn.execute(select(people.c.id).where(~due)).scalars()),
+            )
+
         # 2: 23:30 UTC on the 26th is the 27th in Paris; 1: joined at midnight on the 27th.
         assert split(coalesced) == ({3}, {1, 2})
         # 1: 22:59:59 UTC is 23:59:59 in Paris, still the 26th; 2: midnight in Paris, the 27th.
@@ -390,8 +505,12 @@ def test_derived_and_negated_text_clocks_read_each_value_by_its_paris_day(sqlite
 
 # Readable text whose instant lies past 9999-12-31 23:59:59 UTC once its offset is applied:
 # SQLite's datetime() gives NULL for it, and the gate must still call it a future date.
-BEYOND_YEAR_9999 = ["9999-12-31 23:59-12:00", "9999-12-31T12:00:00.5-14:59", "9999-12-31 12:00:59-12:00",
-                    "9999-12-31T23:59:59.999-00:01"]
+BEYOND_YEAR_9999 = [
+    "9999-12-31 23:59-12:00",
+    "9999-12-31T12:00:00.5-14:59",
+    "9999-12-31 12:00:59-12:00",
+    "9999-12-31T23:59:59.999-00:01",
+]
 
 
 @pytest.mark.parametrize("value", BEYOND_YEAR_9999)
@@ -403,8 +522,13 @@ def test_a_readable_date_whose_instant_is_beyond_year_9999_is_flagged_as_in_the_
     table = _text_table(sqlite_target, [value])
     now = datetime(2026, 11, 26, 12, tzinfo=PARIS)
     with sqlite_target.read() as conn:
-        flagged = conn.execute(select(table.c.id).where(
-            sqlite_readable(table.c.at) & sqlite_later_than(table.c.at, now, ZONES))).scalars().all()
+        flagged = (
+            conn.execute(
+                select(table.c.id).where(sqlite_readable(table.c.at) & sqlite_later_than(table.c.at, now, ZONES))
+            )
+            .scalars()
+            .all()
+        )
     assert flagged == [0]
 
 
@@ -415,5 +539,6 @@ def test_the_gate_stops_on_a_date_beyond_year_9999_after_its_offset(sqlite_targe
     policy = club_policy()
     ctx = RunContext(run_id="gate-9999", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
     with pytest.raises(QualityGateFailed, match=r"no_future_last_contact_at on members: 1 row\(s\).*member_id=8"):
-        pre_archive_gate(StepContext.build(sqlite_target, policy, "members", ctx),
-                         now=datetime(2026, 11, 26, 12, tzinfo=PARIS))
+        pre_archive_gate(
+            StepContext.build(sqlite_target, policy, "members", ctx), now=datetime(2026, 11, 26, 12, tzinfo=PARIS)
+        )

@@ -20,8 +20,9 @@ governs, through every step of every category's scheduled run, on SQLite and Pos
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from dolibarr_world import AS_OF, CATEGORIES, SCHEMA, at, dolibarr_policy, seed
@@ -59,21 +60,54 @@ EXPECTED = {
 # Every child table is checked once, under the first category in policy order declaring it:
 # prospection for the third parties' children (customer_relationship declares the same ones),
 # billing for the invoice lines.
-CHECKED = {("prospection", t) for t in ("llx_socpeople", "llx_actioncomm", "llx_contrat", "llx_contratdet",
-                                        "llx_categorie_societe", "llx_societe_commerciaux")} \
-    | {("billing", "llx_facturedet")}
+CHECKED = {
+    ("prospection", t)
+    for t in (
+        "llx_socpeople",
+        "llx_actioncomm",
+        "llx_contrat",
+        "llx_contratdet",
+        "llx_categorie_societe",
+        "llx_societe_commerciaux",
+    )
+} | {("billing", "llx_facturedet")}
 
 
 def _add_ungoverned_rows(target: Any) -> None:
     md = MetaData(schema=None if target.is_sqlite else SCHEMA)
     with target.engine.begin() as conn:
-        contrat, line, reps = (Table(n, md, autoload_with=conn)
-                               for n in ("llx_contrat", "llx_contratdet", "llx_societe_commerciaux"))
-        conn.execute(insert(contrat), [{"rowid": SUPPLIER_CONTRACT, "ref": "CT-SUP", "entity": 1, "fk_soc": SUPPLIER,
-                                        "statut": 1, "date_contrat": at(AS_OF), "datec": at(AS_OF)}])
-        conn.execute(insert(line), [{"rowid": SUPPLIER_LINE, "fk_contrat": SUPPLIER_CONTRACT, "statut": 4,
-                                     "label": "Fournitures", "date_ouverture": datetime(2015, 1, 1),
-                                     "date_fin_validite": datetime(2016, 1, 1), "date_cloture": None, "qty": 1}])
+        contrat, line, reps = (
+            Table(n, md, autoload_with=conn) for n in ("llx_contrat", "llx_contratdet", "llx_societe_commerciaux")
+        )
+        conn.execute(
+            insert(contrat),
+            [
+                {
+                    "rowid": SUPPLIER_CONTRACT,
+                    "ref": "CT-SUP",
+                    "entity": 1,
+                    "fk_soc": SUPPLIER,
+                    "statut": 1,
+                    "date_contrat": at(AS_OF),
+                    "datec": at(AS_OF),
+                }
+            ],
+        )
+        conn.execute(
+            insert(line),
+            [
+                {
+                    "rowid": SUPPLIER_LINE,
+                    "fk_contrat": SUPPLIER_CONTRACT,
+                    "statut": 4,
+                    "label": "Fournitures",
+                    "date_ouverture": datetime(2015, 1, 1),
+                    "date_fin_validite": datetime(2016, 1, 1),
+                    "date_cloture": None,
+                    "qty": 1,
+                }
+            ],
+        )
         conn.execute(insert(reps), [{"rowid": k, "fk_soc": soc, "fk_user": 1} for k, soc in REPS.items()])
 
 
@@ -99,14 +133,18 @@ def world(request, tmp_path_factory) -> Iterator[dict[str, Any]]:
 def _checks(world: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     target, policy = world["target"], world["policy"]
     with target.read() as conn:
-        logged = [e for key in CATEGORIES
-                  for e in events(conn, audit_table("archive", policy.audit_table), run_id=f"{prefix}-{key}")]
+        logged = [
+            e
+            for key in CATEGORIES
+            for e in events(conn, audit_table("archive", policy.audit_table), run_id=f"{prefix}-{key}")
+        ]
     return [e for e in logged if e["action"] == "validation" and e["details"]["expectation"] == CHECK]
 
 
 def test_child_rows_without_a_governed_parent_are_reported_per_table(world):
-    found = {(e["category"], e["table_name"]): e["row_count"] for e in _checks(world, "first")
-             if not e["details"]["success"]}
+    found = {
+        (e["category"], e["table_name"]): e["row_count"] for e in _checks(world, "first") if not e["details"]["success"]
+    }
     assert found == {k: rows for k, (rows, _) in EXPECTED.items()}, world["backend"]
 
 
@@ -127,11 +165,17 @@ def test_the_finding_does_not_block_the_run_and_reaches_the_certificate(world):
 
 def test_the_finding_names_one_key_of_a_row_to_fix(world):
     target, policy = world["target"], world["policy"]
-    ctx = RunContext(run_id="sample-prospection", dag_id="retention_prospection", as_of=AS_OF,
-                     policy_version=policy.version, dry_run=False)
+    ctx = RunContext(
+        run_id="sample-prospection",
+        dag_id="retention_prospection",
+        as_of=AS_OF,
+        policy_version=policy.version,
+        dry_run=False,
+    )
     results = post_run_gate(StepContext.build(target, policy, "prospection", ctx, KEY))
-    samples = {("prospection", r.table): (r.unexpected, r.sample) for r in results
-               if r.expectation == CHECK and not r.success}
+    samples = {
+        ("prospection", r.table): (r.unexpected, r.sample) for r in results if r.expectation == CHECK and not r.success
+    }
     assert samples == EXPECTED
 
 
@@ -141,6 +185,7 @@ def test_a_second_run_changes_nothing_and_reports_the_rows_again(world):
     for key in CATEGORIES:
         run_whole(target, policy, key, AS_OF, f"again-{key}", KEY)
     assert checksum(target) == before
-    found = {(e["category"], e["table_name"]): e["row_count"] for e in _checks(world, "again")
-             if not e["details"]["success"]}
+    found = {
+        (e["category"], e["table_name"]): e["row_count"] for e in _checks(world, "again") if not e["details"]["success"]
+    }
     assert found == {k: rows for k, (rows, _) in EXPECTED.items()}

@@ -19,10 +19,8 @@ _COMMON = {
     "database": None,
     "print_blob": True,
     # The target database is made once per test and emptied by each example.
-    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                              HealthCheck.data_too_large],
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 }
-settings.register_profile("ci", max_examples=4, derandomize=True,
-                          phases=[Phase.explicit, Phase.generate], **_COMMON)
+settings.register_profile("ci", max_examples=4, derandomize=True, phases=[Phase.explicit, Phase.generate], **_COMMON)
 settings.register_profile("deep", max_examples=300, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

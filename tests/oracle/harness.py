@@ -46,8 +46,12 @@ class Targets:
 
 def describe_world(world: World) -> str:
     """What a failure report needs to reproduce it by hand."""
-    lines = [f"knobs: {world.knobs}", f"nights: {world.nights}", f"holds: {world.holds}",
-             f"holds added after the first night: {world.later_holds}"]
+    lines = [
+        f"knobs: {world.knobs}",
+        f"nights: {world.nights}",
+        f"holds: {world.holds}",
+        f"holds added after the first night: {world.later_holds}",
+    ]
     for table, rows in world.rows.items():
         for row in rows:
             lines.append(f"  {table}: {row}")
@@ -76,8 +80,14 @@ def check_world(targets: Targets, world: World, *, check_gate: bool = True) -> N
             differences = describe_differences(expected, got)
             assert not problems and not differences, _report(world, target, as_of, problems + differences)
             if check_gate and result.failed_checks:
-                raise GateFailed(_report(world, target, as_of, [
-                    f"post-run gate failed although every row is where the schedule says: {result.failed_checks}"]))
+                raise GateFailed(
+                    _report(
+                        world,
+                        target,
+                        as_of,
+                        [f"post-run gate failed although every row is where the schedule says: {result.failed_checks}"],
+                    )
+                )
         last_day, last_order = world.nights[-1]
         before = snapshot(target, world.policy)
         run_night(target, world.policy, last_day, last_order, "again", gate=False)
@@ -91,5 +101,9 @@ def check_world(targets: Targets, world: World, *, check_gate: bool = True) -> N
 
 
 def _report(world: World, target: Target, as_of: date, problems: list[Any]) -> str:
-    return (f"engine and oracle disagree on {target.dialect} as of {as_of}:\n  "
-            + "\n  ".join(map(str, problems)) + "\n" + describe_world(world))
+    return (
+        f"engine and oracle disagree on {target.dialect} as of {as_of}:\n  "
+        + "\n  ".join(map(str, problems))
+        + "\n"
+        + describe_world(world)
+    )

@@ -64,9 +64,10 @@ next one; the result does not depend on the order of the categories.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from include.retention.policy.model import (
@@ -86,6 +87,7 @@ ACTIVE, ARCHIVE, DESTROYED, ANONYMISED = "active", "archive", "destroyed", "anon
 
 
 # --- calendar ----------------------------------------------------------------------------
+
 
 def add_period(start: date, years: int = 0, months: int = 0, days: int = 0) -> date:
     """``start`` + a calendar period: whole months first, the day clamped to the end of the
@@ -152,6 +154,7 @@ def moment(value: Any, zone: ZoneInfo) -> tuple[date, Any]:
 
 # --- conditions (three-valued, as SQL) ----------------------------------------------------
 
+
 def evaluate(cond: Any, row: Mapping[str, Any]) -> bool | None:
     """True, False or None (unknown) for a policy condition on a row."""
     data = cond.model_dump(by_alias=True, exclude_none=True) if hasattr(cond, "model_dump") else cond
@@ -193,6 +196,7 @@ def row_value(rule: Any, row: Mapping[str, Any]) -> Any:
 
 # --- state --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Place:
     """Where one row is: active, in an archive table (with its stamped dates), destroyed,
@@ -224,17 +228,23 @@ class Holds:
     def __bool__(self) -> bool:
         return bool(self.categories) or any(self.rows.values())
 
-    def union(self, other: "Holds") -> "Holds":
+    def union(self, other: Holds) -> Holds:
         tables = set(self.rows) | set(other.rows)
-        return Holds(self.categories | other.categories,
-                     {t: self.rows.get(t, frozenset()) | other.rows.get(t, frozenset()) for t in tables})
+        return Holds(
+            self.categories | other.categories,
+            {t: self.rows.get(t, frozenset()) | other.rows.get(t, frozenset()) for t in tables},
+        )
 
-    def existing(self, state: "State") -> "Holds":
+    def existing(self, state: State) -> Holds:
         """Only the rows that still exist (active or archived): a hold on a destroyed row is
         refused, as the legal_hold DAG refuses keys that match nothing."""
-        return Holds(self.categories, {t: frozenset(k for k in keys if state.get(t, {}).get(k) is not None
-                                                    and state[t][k].state != DESTROYED)
-                                       for t, keys in self.rows.items()})
+        return Holds(
+            self.categories,
+            {
+                t: frozenset(k for k in keys if state.get(t, {}).get(k) is not None and state[t][k].state != DESTROYED)
+                for t, keys in self.rows.items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -282,8 +292,9 @@ class Oracle:
                     out += self._children_of(child, child_row)
         return out
 
-    def _related(self, start_table: str, start_row: Mapping[str, Any], path: Sequence[Any],
-                 state: State) -> list[Mapping[str, Any]]:
+    def _related(
+        self, start_table: str, start_row: Mapping[str, Any], path: Sequence[Any], state: State
+    ) -> list[Mapping[str, Any]]:
         """Rows reached from a row by a foreign-key path, in the active base only (the
         application's live data: a related row already archived with its own parent is no
         longer part of anyone's activity)."""
@@ -314,13 +325,15 @@ class Oracle:
                 return day
         return None
 
-    def _source_day(self, source: ClockSource, table: TablePolicy, row: Mapping[str, Any],
-                    state: State) -> date | None:
+    def _source_day(self, source: ClockSource, table: TablePolicy, row: Mapping[str, Any], state: State) -> date | None:
         if source.column:
             return local_day(row[source.column], self.zone)
         aggregate: Aggregate = source.latest or source.earliest  # type: ignore[assignment]
-        values = [value for r in self._related(table.table, row, aggregate.path, state)
-                  if matches(aggregate.where, r) and (value := row_value(aggregate, r)) is not None]
+        values = [
+            value
+            for r in self._related(table.table, row, aggregate.path, state)
+            if matches(aggregate.where, r) and (value := row_value(aggregate, r)) is not None
+        ]
         if not values:
             return None
         pick = max if source.latest else min
@@ -330,15 +343,21 @@ class Oracle:
         rule = event.ongoing_if_open
         if rule is None:
             return False
-        return any(row_value(rule, r) is None and matches(rule.where, r)
-                   for r in self._related(table.table, row, rule.path, state))
+        return any(
+            row_value(rule, r) is None and matches(rule.where, r)
+            for r in self._related(table.table, row, rule.path, state)
+        )
 
     # -- who governs a row -------------------------------------------------------------------
 
     def governing(self, table_name: str, row: Mapping[str, Any]) -> tuple[Category, TablePolicy] | None:
         """The category whose clock this root row follows (scope, then precedence)."""
-        candidates = [(c, t) for c in self.policy.categories.values() for t in c.tables
-                      if t.table == table_name and t.archived_with is None and matches(t.scope, row)]
+        candidates = [
+            (c, t)
+            for c in self.policy.categories.values()
+            for t in c.tables
+            if t.table == table_name and t.archived_with is None and matches(t.scope, row)
+        ]
         if not candidates:
             return None
         ranked = [cand for cand in candidates if cand[0].key in self.policy.precedence]
@@ -356,16 +375,21 @@ class Oracle:
         tree = [(table, row)] + self._children_of(table, row)
         if any(tuple(r[c] for c in t.primary_key) in self.holds.rows.get(t.table, frozenset()) for t, r in tree):
             return True
-        return any(self.held(dep_category, dependant, dep_row)
-                   for dep_category, dependant, dep_row in self._dependants_of(table, row))
+        return any(
+            self.held(dep_category, dependant, dep_row)
+            for dep_category, dependant, dep_row in self._dependants_of(table, row)
+        )
 
     def _dependants_of(self, table: TableBase, row: Mapping[str, Any]) -> list[tuple[Category, TablePolicy, Any]]:
         key = tuple(row[c] for c in table.primary_key)
-        return [(category, dependant, dep_row)
-                for category in self.policy.categories.values() for dependant in category.tables
-                if dependant.archived_with is not None and dependant.archived_with.table == table.table
-                for dep_row in self.rows.get(dependant.table, [])
-                if tuple(dep_row[c] for c in dependant.archived_with.foreign_key) == key]
+        return [
+            (category, dependant, dep_row)
+            for category in self.policy.categories.values()
+            for dependant in category.tables
+            if dependant.archived_with is not None and dependant.archived_with.table == table.table
+            for dep_row in self.rows.get(dependant.table, [])
+            if tuple(dep_row[c] for c in dependant.archived_with.foreign_key) == key
+        ]
 
     # -- one night -------------------------------------------------------------------------------
 
@@ -378,8 +402,7 @@ class Oracle:
         self._end_of_life(new, as_of)
         return new
 
-    def _move(self, new: State, category: Category, table: TableBase, row: Mapping[str, Any],
-              place_for: Any) -> None:
+    def _move(self, new: State, category: Category, table: TableBase, row: Mapping[str, Any], place_for: Any) -> None:
         for node, r in [(table, row)] + self._children_of(table, row):
             new[node.table][self.key(node.table, r)] = place_for(node)
 
@@ -405,8 +428,9 @@ class Oracle:
                         self._move(new, category, table, row, lambda _n: Place(DESTROYED))
                         continue
                     until = plus(start, category.active_period, category.archive_period)
-                    self._move(new, category, table, row,
-                               lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
+                    self._move(
+                        new, category, table, row, lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u)
+                    )
 
     def _parent_of(self, table: TablePolicy, row: Mapping[str, Any]) -> tuple[str, Key]:
         link = table.archived_with
@@ -443,8 +467,9 @@ class Oracle:
                     if not due:
                         continue
                     until = None if start is None else plus(start, category.active_period, category.archive_period)
-                    self._move(new, category, table, row,
-                               lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
+                    self._move(
+                        new, category, table, row, lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u)
+                    )
 
     def _active_parent(self, table: TablePolicy, row: Mapping[str, Any], state: State) -> Mapping[str, Any] | None:
         """The row a dependant points at, if it is in the active base at the start of the night."""
@@ -454,8 +479,9 @@ class Oracle:
             return None
         return next(r for r in self.rows[parent_table] if self.key(parent_table, r) == parent_key)
 
-    def _parent_event_passed(self, table: TablePolicy, parent: Mapping[str, Any], active_period: Any,
-                             state: State, as_of: date) -> bool:
+    def _parent_event_passed(
+        self, table: TablePolicy, parent: Mapping[str, Any], active_period: Any, state: State, as_of: date
+    ) -> bool:
         """The parent's relationship has ended ``active_period`` ago: it has a known start in
         the category that governs it, nothing keeps it ongoing, and it is not held."""
         parent_table = table.archived_with.table  # type: ignore[union-attr]
@@ -491,13 +517,16 @@ class Oracle:
                     # silently, and it keeps that row in the archive until a person dates it.
                     start = self.start_day(table, row, state)
                     until = None if start is None else plus(start, category.active_period, category.archive_period)
-                    self._move(new, category, table, row,
-                               lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u))
+                    self._move(
+                        new, category, table, row, lambda n, s=start, u=until: Place(ARCHIVE, n.archive_name, s, u)
+                    )
 
     def _end_of_life(self, new: State, as_of: date) -> None:
         """Dependants first (their fate decides whether their parent is still kept)."""
-        ordered = sorted(((c, t) for c in self.policy.categories.values() for t in c.tables),
-                         key=lambda ct: ct[1].archived_with is None)
+        ordered = sorted(
+            ((c, t) for c in self.policy.categories.values() for t in c.tables),
+            key=lambda ct: ct[1].archived_with is None,
+        )
         for category, table in ordered:
             for row in self.rows.get(table.table, []):
                 key = self.key(table.table, row)
@@ -529,8 +558,12 @@ class Oracle:
         if parent_row is None or place is None or place.state in (DESTROYED, ANONYMISED):
             return False
         if place.state == ARCHIVE:
-            owners = [(c, t) for c in self.policy.categories.values() for t in c.tables
-                      if t.table == parent_table and t.archive_name == place.archive_table]
+            owners = [
+                (c, t)
+                for c in self.policy.categories.values()
+                for t in c.tables
+                if t.table == parent_table and t.archive_name == place.archive_table
+            ]
         else:
             owners = [g for g in [self.governing(parent_table, parent_row)] if g is not None]
         for category, parent in owners:
@@ -543,8 +576,10 @@ class Oracle:
 
     def _kept_by_dependants(self, table: TableBase, row: Mapping[str, Any], new: State) -> bool:
         """A dependant not destroyed (retained in the archive, or still active) keeps it."""
-        return any(new[dependant.table][self.key(dependant.table, dep_row)].state != DESTROYED
-                   for _, dependant, dep_row in self._dependants_of(table, row))
+        return any(
+            new[dependant.table][self.key(dependant.table, dep_row)].state != DESTROYED
+            for _, dependant, dep_row in self._dependants_of(table, row)
+        )
 
 
 def describe_differences(expected: State, got: State, limit: int = 20) -> list[str]:
@@ -568,5 +603,19 @@ def states_for(runs: Iterable[date], oracle: Oracle) -> list[State]:
     return out
 
 
-__all__ = ["ACTIVE", "ARCHIVE", "ANONYMISED", "DESTROYED", "Holds", "Oracle", "Place", "State", "add_period",
-           "describe_differences", "last_due_start", "local_day", "plus", "states_for"]
+__all__ = [
+    "ACTIVE",
+    "ARCHIVE",
+    "ANONYMISED",
+    "DESTROYED",
+    "Holds",
+    "Oracle",
+    "Place",
+    "State",
+    "add_period",
+    "describe_differences",
+    "last_due_start",
+    "local_day",
+    "plus",
+    "states_for",
+]

@@ -22,12 +22,30 @@ from oracle.model import Holds, add_period, last_due_start
 from oracle.world import CATEGORIES, TEXT_FORMS, PolicyKnobs, Stamp, build_policy
 
 RUN_DAYS = [
-    date(2026, 11, 26), date(2027, 2, 28), date(2027, 3, 1), date(2028, 2, 29), date(2028, 2, 28),
-    date(2026, 3, 29), date(2026, 3, 30), date(2026, 10, 25), date(2026, 10, 26), date(2026, 12, 31),
+    date(2026, 11, 26),
+    date(2027, 2, 28),
+    date(2027, 3, 1),
+    date(2028, 2, 29),
+    date(2028, 2, 28),
+    date(2026, 3, 29),
+    date(2026, 3, 30),
+    date(2026, 10, 25),
+    date(2026, 10, 26),
+    date(2026, 12, 31),
 ]
 LEAP_DAYS = [date(y, 2, 29) for y in (2012, 2016, 2020, 2024)]
-DST_DAYS = [date(2019, 3, 31), date(2019, 10, 27), date(2021, 3, 28), date(2021, 10, 31), date(2023, 3, 26),
-            date(2023, 10, 29), date(2024, 3, 31), date(2024, 10, 27), date(2025, 3, 30), date(2025, 10, 26)]
+DST_DAYS = [
+    date(2019, 3, 31),
+    date(2019, 10, 27),
+    date(2021, 3, 28),
+    date(2021, 10, 31),
+    date(2023, 3, 26),
+    date(2023, 10, 29),
+    date(2024, 3, 31),
+    date(2024, 10, 27),
+    date(2025, 3, 30),
+    date(2025, 10, 26),
+]
 NAIVE_TIMES = [time(0, 0), time(0, 0, 0, 1), time(12, 0), time(23, 59), time(23, 59, 59, 999999)]
 AWARE_TIMES = NAIVE_TIMES + [time(0, 30), time(23, 30), time(2, 30)]
 
@@ -48,6 +66,7 @@ class World:
 
     def keys(self) -> dict[str, list[Any]]:
         from oracle.world import PRIMARY_KEYS
+
         return {t: [r[PRIMARY_KEYS[t]] for r in rows] for t, rows in self.rows.items()}
 
 
@@ -72,12 +91,15 @@ def knobs() -> st.SearchStrategy[PolicyKnobs]:
 
 
 @st.composite
-def contract_line(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]]) -> tuple[date | None, date | None]:
+def contract_line(
+    draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]]
+) -> tuple[date | None, date | None]:
     """``(planned end, closing date)``: a line with only a planned end (expired or not), one
     closed early (before a planned end that may be years away), one closed after its planned
     end, one closed with no planned end, or an open-ended one (neither date)."""
-    kind = draw(st.sampled_from(["planned", "planned", "closed_early", "closed_early", "closed_late",
-                                 "closed_only", "open"]))
+    kind = draw(
+        st.sampled_from(["planned", "planned", "closed_early", "closed_early", "closed_late", "closed_only", "open"])
+    )
     if kind == "open":
         return None, None
     day = draw(day_near(run_days, horizons))
@@ -104,8 +126,9 @@ def day_near(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]]
 
 
 @st.composite
-def stamp(draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]], aware: bool,
-          nullable: bool = True) -> Stamp | None:
+def stamp(
+    draw: Any, run_days: list[date], horizons: list[tuple[Period, ...]], aware: bool, nullable: bool = True
+) -> Stamp | None:
     if nullable and draw(st.integers(0, 5)) == 0:
         return None
     day = draw(day_near(run_days, horizons))
@@ -125,16 +148,33 @@ def legal_holds(draw: Any, rows: dict[str, list[dict[str, Any]]]) -> Holds:
         return frozenset((k,) for k in draw(st.sets(st.sampled_from(keys), max_size=most))) if keys else frozenset()
 
     # A hold on a parent's category (customers, prospects) keeps its invoices where they are too.
-    categories = draw(st.sets(st.sampled_from(["rights_requests", "navigation_tracking", "billing", "billing",
-                                               "customer_relationship", "prospection"]), max_size=1))
-    return Holds(frozenset(categories), {"partners": some("partners", "partner_id", 2),
-                                         "interactions": some("interactions", "interaction_id", 1),
-                                         "invoices": some("invoices", "invoice_id", 1)})
+    categories = draw(
+        st.sets(
+            st.sampled_from(
+                ["rights_requests", "navigation_tracking", "billing", "billing", "customer_relationship", "prospection"]
+            ),
+            max_size=1,
+        )
+    )
+    return Holds(
+        frozenset(categories),
+        {
+            "partners": some("partners", "partner_id", 2),
+            "interactions": some("interactions", "interaction_id", 1),
+            "invoices": some("invoices", "invoice_id", 1),
+        },
+    )
 
 
 @st.composite
-def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: int = 0,
-           dateless_invoices: bool = True, **fixed_knobs: Any) -> World:
+def worlds(
+    draw: Any,
+    gap: bool | None = None,
+    holds: bool = True,
+    nightly_for: int = 0,
+    dateless_invoices: bool = True,
+    **fixed_knobs: Any,
+) -> World:
     """``dateless_invoices``: some invoices have no date (a defect: they leave the active base
     with their customer, undated, and keep it in the archive). ``gap``: a second night 3 years
     after the first (None: either). ``nightly_for``: that many more nights after the first,
@@ -147,8 +187,9 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
     with_gap = (draw(st.booleans()) if gap is None else gap) or nightly_for > 0
     run_days = [first] + ([add_period(first, years=3)] if with_gap and not nightly_for else [])
     for _ in range(nightly_for):
-        run_days.append(add_period(run_days[-1], **draw(st.sampled_from(
-            [{"days": 1}, {"months": 1}, {"years": 1}, {"years": 3}]))))
+        run_days.append(
+            add_period(run_days[-1], **draw(st.sampled_from([{"days": 1}, {"months": 1}, {"years": 1}, {"years": 3}])))
+        )
     nights = [(day, tuple(draw(st.permutations(CATEGORIES)))) for day in run_days]
 
     def horizons(category: str) -> list[tuple[Period, ...]]:
@@ -158,54 +199,105 @@ def worlds(draw: Any, gap: bool | None = None, holds: bool = True, nightly_for: 
     prospect_h, customer_h, billing_h = horizons("prospection"), horizons("customer_relationship"), horizons("billing")
     # A relationship's end also matters where its invoices leave (end + billing's active period).
     line_h = customer_h + [(c["billing"].active_period,)]
-    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
-        "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
-        "requests", "visits", "visit_hits")}
+    rows: dict[str, list[dict[str, Any]]] = {
+        t: []
+        for t in (
+            "partners",
+            "interactions",
+            "interaction_files",
+            "contracts",
+            "contract_lines",
+            "invoices",
+            "invoice_lines",
+            "requests",
+            "visits",
+            "visit_hits",
+        )
+    }
     for pid in range(1, draw(st.integers(0, 10)) + 1):
-        rows["partners"].append({
-            "partner_id": pid, "name": f"Partenaire {pid}", "email": f"p{pid}@example.fr",
-            "is_prospect": draw(st.sampled_from([True, True, False, None])),
-            "customer_rank": draw(st.sampled_from([0, None, 1, 3])),
-            "created_at": draw(stamp(run_days, prospect_h, aware=False))})
+        rows["partners"].append(
+            {
+                "partner_id": pid,
+                "name": f"Partenaire {pid}",
+                "email": f"p{pid}@example.fr",
+                "is_prospect": draw(st.sampled_from([True, True, False, None])),
+                "customer_rank": draw(st.sampled_from([0, None, 1, 3])),
+                "created_at": draw(stamp(run_days, prospect_h, aware=False)),
+            }
+        )
         for n in range(draw(st.integers(0, 2))):
             iid = pid * 10 + n
-            rows["interactions"].append({
-                "interaction_id": iid, "partner_id": pid,
-                "occurred_at": draw(stamp(run_days, prospect_h, aware=False)),
-                "direction": draw(st.sampled_from(["inbound", "inbound", "outbound", None]))})
+            rows["interactions"].append(
+                {
+                    "interaction_id": iid,
+                    "partner_id": pid,
+                    "occurred_at": draw(stamp(run_days, prospect_h, aware=False)),
+                    "direction": draw(st.sampled_from(["inbound", "inbound", "outbound", None])),
+                }
+            )
             for f in range(draw(st.integers(0, 1))):
-                rows["interaction_files"].append({"file_id": iid * 10 + f, "interaction_id": iid,
-                                                  "file_name": f"scan-{iid}-{f}.pdf"})
+                rows["interaction_files"].append(
+                    {"file_id": iid * 10 + f, "interaction_id": iid, "file_name": f"scan-{iid}-{f}.pdf"}
+                )
         for n in range(draw(st.integers(0, 2))):
             cid = pid * 10 + n
-            rows["contracts"].append({"contract_id": cid, "partner_id": pid,
-                                      "status": draw(st.sampled_from(["signed", "signed", "draft", None]))})
+            rows["contracts"].append(
+                {
+                    "contract_id": cid,
+                    "partner_id": pid,
+                    "status": draw(st.sampled_from(["signed", "signed", "draft", None])),
+                }
+            )
             for line in range(draw(st.integers(1, 2))):
                 planned, closed = draw(contract_line(run_days, line_h))
-                rows["contract_lines"].append({"line_id": cid * 10 + line, "contract_id": cid, "end_date": planned,
-                                               "closed_on": closed})
+                rows["contract_lines"].append(
+                    {"line_id": cid * 10 + line, "contract_id": cid, "end_date": planned, "closed_on": closed}
+                )
         for n in range(draw(st.integers(0, 2))):
             inv = pid * 10 + n
-            day = None if dateless_invoices and draw(st.integers(0, 9)) == 0 else draw(day_near(run_days, draw(st.sampled_from(
-                [billing_h, customer_h, prospect_h]))))
-            rows["invoices"].append({"invoice_id": inv, "partner_id": pid, "number": f"F-{inv}",
-                                     "invoice_date": day})
+            day = (
+                None
+                if dateless_invoices and draw(st.integers(0, 9)) == 0
+                else draw(day_near(run_days, draw(st.sampled_from([billing_h, customer_h, prospect_h]))))
+            )
+            rows["invoices"].append({"invoice_id": inv, "partner_id": pid, "number": f"F-{inv}", "invoice_date": day})
             for line in range(draw(st.integers(0, 1))):
                 rows["invoice_lines"].append({"line_id": inv * 10 + line, "invoice_id": inv, "amount": 100})
     # Counter sales: invoices with no customer. Nothing in the active base to wait for: in
     # either mode they follow their own clock.
     for inv in range(1, draw(st.integers(0, 2)) + 1):
-        rows["invoices"].append({"invoice_id": inv, "partner_id": None, "number": f"C-{inv}",
-                                 "invoice_date": draw(day_near(run_days, billing_h))})
+        rows["invoices"].append(
+            {
+                "invoice_id": inv,
+                "partner_id": None,
+                "number": f"C-{inv}",
+                "invoice_date": draw(day_near(run_days, billing_h)),
+            }
+        )
     for rid in range(1, draw(st.integers(0, 5)) + 1):
-        rows["requests"].append({"request_id": rid, "kind": "erasure",
-                                 "closed_at": draw(stamp(run_days, horizons("rights_requests"), aware=True))})
+        rows["requests"].append(
+            {
+                "request_id": rid,
+                "kind": "erasure",
+                "closed_at": draw(stamp(run_days, horizons("rights_requests"), aware=True)),
+            }
+        )
     for vid in range(1, draw(st.integers(0, 5)) + 1):
-        rows["visits"].append({"visit_id": vid, "visitor": f"v{vid}",
-                               "first_set_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True))})
+        rows["visits"].append(
+            {
+                "visit_id": vid,
+                "visitor": f"v{vid}",
+                "first_set_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True)),
+            }
+        )
         for n in range(draw(st.integers(0, 2))):
-            rows["visit_hits"].append({"hit_id": vid * 10 + n, "visit_id": vid, "seen_at": draw(
-                stamp(run_days, horizons("navigation_tracking"), aware=True))})
+            rows["visit_hits"].append(
+                {
+                    "hit_id": vid * 10 + n,
+                    "visit_id": vid,
+                    "seen_at": draw(stamp(run_days, horizons("navigation_tracking"), aware=True)),
+                }
+            )
     chosen_holds = draw(legal_holds(rows)) if holds else Holds()
     later = draw(legal_holds(rows)) if holds and with_gap else Holds()
     return World(k, policy, nights, rows, chosen_holds, later)

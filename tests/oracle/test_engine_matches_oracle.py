@@ -34,7 +34,8 @@ def test_one_night_on_a_15_year_backlog_puts_every_row_where_the_schedule_says(t
 
 @given(world=worlds(gap=None, invoices_leave="on_parent_event", line_end="first_non_null"))
 def test_invoices_leave_the_active_base_when_the_relationship_ends_and_stay_until_their_own_horizon(
-        targets: Targets, world: World) -> None:
+    targets: Targets, world: World
+) -> None:
     """Issue 16: the customer's relationship ends at the latest line end (closing date, else
     planned end); its invoices leave the active base then (``leaves_active: on_parent_event``)
     with their own dates, are destroyed that night when past their own horizon, and keep the
@@ -42,8 +43,7 @@ def test_invoices_leave_the_active_base_when_the_relationship_ends_and_stay_unti
     check_world(targets, world)
 
 
-@pytest.mark.parametrize("target_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.deep)],
-                         indirect=True)
+@pytest.mark.parametrize("target_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.deep)], indirect=True)
 @given(world=worlds(gap=True))
 def test_a_night_after_a_3_year_gap_puts_every_row_where_the_schedule_says(targets: Targets, world: World) -> None:
     check_world(targets, world)

@@ -27,9 +27,21 @@ def targets(target_url: str, tmp_path: Path) -> Targets:
 
 
 def world(nights: list[tuple[date, tuple[str, ...]]], knobs: PolicyKnobs = PolicyKnobs(), **tables: Any) -> World:
-    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in (
-        "partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices", "invoice_lines",
-        "requests", "visits", "visit_hits")}
+    rows: dict[str, list[dict[str, Any]]] = {
+        t: []
+        for t in (
+            "partners",
+            "interactions",
+            "interaction_files",
+            "contracts",
+            "contract_lines",
+            "invoices",
+            "invoice_lines",
+            "requests",
+            "visits",
+            "visit_hits",
+        )
+    }
     rows.update(tables)
     return World(knobs, build_policy(knobs), nights, rows, Holds())
 
@@ -48,8 +60,10 @@ def customer_with_invoices(invoice_days: list[date], contract_end: date) -> dict
         "partners": [{**PARTNER, "partner_id": 1, "is_prospect": False, "customer_rank": 1}],
         "contracts": [{"contract_id": 10, "partner_id": 1}],
         "contract_lines": [{"line_id": 100, "contract_id": 10, "end_date": contract_end}],
-        "invoices": [{"invoice_id": 10 + n, "partner_id": 1, "number": f"F-{n}", "invoice_date": day}
-                     for n, day in enumerate(invoice_days)],
+        "invoices": [
+            {"invoice_id": 10 + n, "partner_id": 1, "number": f"F-{n}", "invoice_date": day}
+            for n, day in enumerate(invoice_days)
+        ],
         "invoice_lines": [{"line_id": 100 + n, "invoice_id": 10 + n, "amount": 100} for n in range(len(invoice_days))],
     }
 
@@ -61,12 +75,16 @@ CUSTOMERS_FIRST = ("customer_relationship", "billing", "prospection", "rights_re
 # One order per backend in ``make test`` (billing first on SQLite, customers first on PostgreSQL),
 # both on both in ``make test-deep``: the convergence tests run the ERP's invoice past its horizon
 # in both orders on PostgreSQL in ``make test`` too (tests/include/test_convergence.py).
-@pytest.mark.parametrize(("target_url", "order"), [
-    pytest.param("sqlite", BILLING_FIRST, id="sqlite-billing_first"),
-    pytest.param("sqlite", CUSTOMERS_FIRST, id="sqlite-customers_first", marks=pytest.mark.deep),
-    pytest.param("postgresql", BILLING_FIRST, id="postgresql-billing_first", marks=pytest.mark.deep),
-    pytest.param("postgresql", CUSTOMERS_FIRST, id="postgresql-customers_first"),
-], indirect=["target_url"])
+@pytest.mark.parametrize(
+    ("target_url", "order"),
+    [
+        pytest.param("sqlite", BILLING_FIRST, id="sqlite-billing_first"),
+        pytest.param("sqlite", CUSTOMERS_FIRST, id="sqlite-customers_first", marks=pytest.mark.deep),
+        pytest.param("postgresql", BILLING_FIRST, id="postgresql-billing_first", marks=pytest.mark.deep),
+        pytest.param("postgresql", CUSTOMERS_FIRST, id="postgresql-customers_first"),
+    ],
+    indirect=["target_url"],
+)
 def test_a_retained_invoice_past_its_own_horizon_is_destroyed_with_its_customer_in_one_night(targets, order):
     """Found by the property test (shrunk by hand): customer 1's contract ended on
     2016-03-01 (P3Y + P5Y: past its whole horizon on 2026-12-31); its invoice of 2016-03-01
@@ -83,8 +101,10 @@ def test_a_retained_invoice_past_its_own_horizon_is_destroyed_with_its_customer_
 def test_a_customer_is_kept_in_the_archive_while_one_of_its_invoices_is_retained(targets):
     """The other invoice of the same customer, of 2020-02-29, is kept until 2030-02-28:
     the customer stays archived until then, and both go the night they are both past."""
-    w = world([(date(2026, 12, 31), CUSTOMERS_FIRST), (date(2030, 2, 28), BILLING_FIRST)],
-              **customer_with_invoices([date(2016, 3, 1), date(2020, 2, 29)], date(2016, 3, 1)))
+    w = world(
+        [(date(2026, 12, 31), CUSTOMERS_FIRST), (date(2030, 2, 28), BILLING_FIRST)],
+        **customer_with_invoices([date(2016, 3, 1), date(2020, 2, 29)], date(2016, 3, 1)),
+    )
     first = Oracle(w.policy, stored_rows(w.rows, False))
     state = first.run(first.initial_state(), date(2026, 12, 31))
     assert state["invoices"][(11,)] == Place(ARCHIVE, "invoices", date(2020, 2, 29), date(2030, 2, 28))
@@ -100,11 +120,17 @@ def test_a_row_stamped_at_midnight_on_the_first_day_not_due_stays_active(targets
     stored in UTC with a 'Z' or with its offset, is not closed on the 26th either (P0D)."""
     forms = ["date", "space", "space_micro", "t", "t_millis"]
     midnight = datetime(2023, 11, 27, 0, 0)
-    w = world([(date(2026, 11, 26), CATEGORIES)],
-              partners=[{**PARTNER, "partner_id": n, "is_prospect": True, "customer_rank": 0,
-                         "created_at": Stamp(midnight, form)} for n, form in enumerate(forms, start=1)],
-              requests=[{"request_id": n, "kind": "erasure", "closed_at": Stamp(datetime(2026, 11, 27), form)}
-                        for n, form in enumerate(["z", "offset", "space"], start=1)])
+    w = world(
+        [(date(2026, 11, 26), CATEGORIES)],
+        partners=[
+            {**PARTNER, "partner_id": n, "is_prospect": True, "customer_rank": 0, "created_at": Stamp(midnight, form)}
+            for n, form in enumerate(forms, start=1)
+        ],
+        requests=[
+            {"request_id": n, "kind": "erasure", "closed_at": Stamp(datetime(2026, 11, 27), form)}
+            for n, form in enumerate(["z", "offset", "space"], start=1)
+        ],
+    )
     expected = expected_after(w, sqlite=True)
     assert all(place == Place(ACTIVE) for place in expected["partners"].values())
     assert all(place == Place(ACTIVE) for place in expected["requests"].values())
@@ -132,11 +158,14 @@ def counter_sales_beside_a_held_prospect() -> dict[str, list[dict[str, Any]]]:
     (no customer: ``partner_id`` NULL). Invoice 1 (2017-03-01) is past its whole horizon on
     2027-04-01 (+ P1M + P10Y); invoice 2 (2026-01-01) is past its active period only."""
     return {
-        "partners": [{**PARTNER, "partner_id": 9, "is_prospect": True, "customer_rank": 0,
-                      "created_at": datetime(2026, 3, 1)}],
-        "invoices": [{"invoice_id": 1, "partner_id": None, "number": "C-1", "invoice_date": date(2017, 3, 1)},
-                     {"invoice_id": 2, "partner_id": None, "number": "C-2", "invoice_date": date(2026, 1, 1)},
-                     {"invoice_id": 90, "partner_id": 9, "number": "F-90", "invoice_date": date(2026, 1, 1)}],
+        "partners": [
+            {**PARTNER, "partner_id": 9, "is_prospect": True, "customer_rank": 0, "created_at": datetime(2026, 3, 1)}
+        ],
+        "invoices": [
+            {"invoice_id": 1, "partner_id": None, "number": "C-1", "invoice_date": date(2017, 3, 1)},
+            {"invoice_id": 2, "partner_id": None, "number": "C-2", "invoice_date": date(2026, 1, 1)},
+            {"invoice_id": 90, "partner_id": 9, "number": "F-90", "invoice_date": date(2026, 1, 1)},
+        ],
     }
 
 

@@ -25,9 +25,10 @@ offset), as applications write them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -64,29 +65,65 @@ from oracle.model import ACTIVE, ANONYMISED, ARCHIVE, DESTROYED, Holds, Place, S
 PARIS = ZoneInfo("Europe/Paris")
 SCHEMA = "orc"
 CATEGORIES = ("prospection", "customer_relationship", "billing", "rights_requests", "navigation_tracking")
-TABLE_ORDER = ("partners", "interactions", "interaction_files", "contracts", "contract_lines", "invoices",
-               "invoice_lines", "requests", "visits", "visit_hits")
-PRIMARY_KEYS = {"partners": "partner_id", "interactions": "interaction_id", "interaction_files": "file_id",
-                "contracts": "contract_id", "contract_lines": "line_id", "invoices": "invoice_id",
-                "invoice_lines": "line_id", "requests": "request_id", "visits": "visit_id",
-                "visit_hits": "hit_id"}
+TABLE_ORDER = (
+    "partners",
+    "interactions",
+    "interaction_files",
+    "contracts",
+    "contract_lines",
+    "invoices",
+    "invoice_lines",
+    "requests",
+    "visits",
+    "visit_hits",
+)
+PRIMARY_KEYS = {
+    "partners": "partner_id",
+    "interactions": "interaction_id",
+    "interaction_files": "file_id",
+    "contracts": "contract_id",
+    "contract_lines": "line_id",
+    "invoices": "invoice_id",
+    "invoice_lines": "line_id",
+    "requests": "request_id",
+    "visits": "visit_id",
+    "visit_hits": "hit_id",
+}
 
 # --- the policy -------------------------------------------------------------------------------
 
-_INTERACTIONS = {"table": "interactions", "primary_key": "interaction_id", "foreign_key": "partner_id",
-                 "archive_columns": ["occurred_at", "direction"],
-                 "children": [{"table": "interaction_files", "primary_key": "file_id",
-                               "foreign_key": "interaction_id", "archive_columns": ["file_name"]}]}
-_CONTRACT_LINES = [{"table": "contracts", "foreign_key": "partner_id"},
-                   {"table": "contract_lines", "foreign_key": "contract_id"}]
+_INTERACTIONS = {
+    "table": "interactions",
+    "primary_key": "interaction_id",
+    "foreign_key": "partner_id",
+    "archive_columns": ["occurred_at", "direction"],
+    "children": [
+        {
+            "table": "interaction_files",
+            "primary_key": "file_id",
+            "foreign_key": "interaction_id",
+            "archive_columns": ["file_name"],
+        }
+    ],
+}
+_CONTRACT_LINES = [
+    {"table": "contracts", "foreign_key": "partner_id"},
+    {"table": "contract_lines", "foreign_key": "contract_id"},
+]
 # A line ends on its closing date when it was closed (early or late), else on its planned end.
 LINE_END = ["closed_on", "end_date"]
 SIGNED = {"column": "status", "equals": "signed"}
 
 
 def _category(label: str, active: str, archive: str | None, end_action: str, tables: list[dict]) -> dict:
-    data = {"label": {"fr": label, "en": label}, "legal_basis": "Test", "schedule": "0 2 * * *",
-            "active_period": active, "end_action": end_action, "tables": tables}
+    data = {
+        "label": {"fr": label, "en": label},
+        "legal_basis": "Test",
+        "schedule": "0 2 * * *",
+        "active_period": active,
+        "end_action": end_action,
+        "tables": tables,
+    }
     if archive:
         data.update(archive_period=archive, archive_purpose="Probatoire")
     return data
@@ -100,22 +137,24 @@ class PolicyKnobs:
     prospect_archive: str = "P5Y"
     customer_active: str = "P3Y"
     customer_archive: str = "P5Y"
-    customer_end: str = "delete"          # or anonymize
+    customer_end: str = "delete"  # or anonymize
     billing_archive: str = "P10Y"
-    requests_end: str = "delete"          # or anonymize
+    requests_end: str = "delete"  # or anonymize
     tracking_active: str = "P13M"
-    tracking_clock: str = "column"        # or earliest: the first hit, else first_set_at
-    customers_first: bool = True          # precedence order
-    line_end: str = "end_date"            # or first_non_null: closed_on, else end_date
-    signed_only: bool = False             # the path's contracts step keeps status = 'signed'
+    tracking_clock: str = "column"  # or earliest: the first hit, else first_set_at
+    customers_first: bool = True  # precedence order
+    line_end: str = "end_date"  # or first_non_null: closed_on, else end_date
+    signed_only: bool = False  # the path's contracts step keeps status = 'signed'
     billing_active: str = "P0D"
-    invoices_leave: str = "with_parent"   # or on_parent_event (archived_with.leaves_active)
+    invoices_leave: str = "with_parent"  # or on_parent_event (archived_with.leaves_active)
 
 
 def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
     interactions = lambda archive_table, anonymize: {  # noqa: E731
-        **copy.deepcopy(_INTERACTIONS), "archive_table": archive_table,
-        **({"anonymize": {"occurred_at": "month", "direction": "keep"}} if anonymize else {})}
+        **copy.deepcopy(_INTERACTIONS),
+        "archive_table": archive_table,
+        **({"anonymize": {"occurred_at": "month", "direction": "keep"}} if anonymize else {}),
+    }
     customer_children = interactions("customer_interactions", knobs.customer_end == "anonymize")
     customer_children["children"][0]["archive_table"] = "customer_interaction_files"
     if knobs.customer_end == "anonymize":
@@ -123,18 +162,24 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
     prospect_children = interactions("prospect_interactions", False)
     prospect_children["children"][0]["archive_table"] = "prospect_interaction_files"
     customer_partner = {
-        "table": "partners", "archive_table": "customer_partners", "primary_key": "partner_id",
-        "scope": {"not": {"any": [{"column": "customer_rank", "equals": 0},
-                                  {"column": "customer_rank", "is_null": True}]}},
+        "table": "partners",
+        "archive_table": "customer_partners",
+        "primary_key": "partner_id",
+        "scope": {
+            "not": {"any": [{"column": "customer_rank", "equals": 0}, {"column": "customer_rank", "is_null": True}]}
+        },
         "start_event": {"when_missing": "defect", "latest": _line_ends(knobs), "ongoing_if_open": _line_ends(knobs)},
         "archive_columns": ["name", "email"],
         "children": [customer_children],
     }
     if knobs.customer_end == "anonymize":
         customer_partner["anonymize"] = {"name": "null", "email": "null"}
-    requests = {"table": "requests", "primary_key": "request_id",
-                "start_event": {"column": "closed_at", "when_missing": "ongoing"},
-                "archive_columns": ["kind", "closed_at"]}
+    requests = {
+        "table": "requests",
+        "primary_key": "request_id",
+        "start_event": {"column": "closed_at", "when_missing": "ongoing"},
+        "archive_columns": ["kind", "closed_at"],
+    }
     if knobs.requests_end == "anonymize":
         requests["anonymize"] = {"kind": "keep", "closed_at": "year"}
     order = ["customer_relationship", "prospection"]
@@ -143,32 +188,82 @@ def policy_data(knobs: PolicyKnobs) -> dict[str, Any]:
         "source_schema": SCHEMA,
         "precedence": order if knobs.customers_first else order[::-1],
         "categories": {
-            "prospection": _category("Prospects", knobs.prospect_active, knobs.prospect_archive, "delete", [{
-                "table": "partners", "archive_table": "prospect_partners", "primary_key": "partner_id",
-                "scope": {"column": "is_prospect", "equals": True},
-                "start_event": {"when_missing": "defect", "first_of": [
-                    {"latest": {"column": "occurred_at",
-                                "path": [{"table": "interactions", "foreign_key": "partner_id"}],
-                                "where": {"column": "direction", "equals": "inbound"}}},
-                    {"column": "created_at"}]},
-                "archive_columns": ["name", "email"],
-                "children": [prospect_children]}]),
-            "customer_relationship": _category("Customers", knobs.customer_active, knobs.customer_archive,
-                                               knobs.customer_end, [customer_partner]),
-            "billing": _category("Billing", knobs.billing_active, knobs.billing_archive, "delete", [{
-                "table": "invoices", "primary_key": "invoice_id",
-                "start_event": {"column": "invoice_date", "when_missing": "defect"},
-                "archived_with": {"table": "partners", "foreign_key": "partner_id",
-                                  **({"leaves_active": knobs.invoices_leave}
-                                     if knobs.invoices_leave != "with_parent" else {})},
-                "archive_columns": ["number", "invoice_date"],
-                "children": [{"table": "invoice_lines", "primary_key": "line_id", "foreign_key": "invoice_id",
-                              "archive_columns": ["amount"]}]}]),
+            "prospection": _category(
+                "Prospects",
+                knobs.prospect_active,
+                knobs.prospect_archive,
+                "delete",
+                [
+                    {
+                        "table": "partners",
+                        "archive_table": "prospect_partners",
+                        "primary_key": "partner_id",
+                        "scope": {"column": "is_prospect", "equals": True},
+                        "start_event": {
+                            "when_missing": "defect",
+                            "first_of": [
+                                {
+                                    "latest": {
+                                        "column": "occurred_at",
+                                        "path": [{"table": "interactions", "foreign_key": "partner_id"}],
+                                        "where": {"column": "direction", "equals": "inbound"},
+                                    }
+                                },
+                                {"column": "created_at"},
+                            ],
+                        },
+                        "archive_columns": ["name", "email"],
+                        "children": [prospect_children],
+                    }
+                ],
+            ),
+            "customer_relationship": _category(
+                "Customers", knobs.customer_active, knobs.customer_archive, knobs.customer_end, [customer_partner]
+            ),
+            "billing": _category(
+                "Billing",
+                knobs.billing_active,
+                knobs.billing_archive,
+                "delete",
+                [
+                    {
+                        "table": "invoices",
+                        "primary_key": "invoice_id",
+                        "start_event": {"column": "invoice_date", "when_missing": "defect"},
+                        "archived_with": {
+                            "table": "partners",
+                            "foreign_key": "partner_id",
+                            **(
+                                {"leaves_active": knobs.invoices_leave} if knobs.invoices_leave != "with_parent" else {}
+                            ),
+                        },
+                        "archive_columns": ["number", "invoice_date"],
+                        "children": [
+                            {
+                                "table": "invoice_lines",
+                                "primary_key": "line_id",
+                                "foreign_key": "invoice_id",
+                                "archive_columns": ["amount"],
+                            }
+                        ],
+                    }
+                ],
+            ),
             "rights_requests": _category("Requests", "P0D", "P5Y", knobs.requests_end, [requests]),
-            "navigation_tracking": _category("Tracking", knobs.tracking_active, None, "delete", [{
-                "table": "visits", "primary_key": "visit_id",
-                "start_event": _tracking_clock(knobs.tracking_clock),
-                "children": [{"table": "visit_hits", "primary_key": "hit_id", "foreign_key": "visit_id"}]}]),
+            "navigation_tracking": _category(
+                "Tracking",
+                knobs.tracking_active,
+                None,
+                "delete",
+                [
+                    {
+                        "table": "visits",
+                        "primary_key": "visit_id",
+                        "start_event": _tracking_clock(knobs.tracking_clock),
+                        "children": [{"table": "visit_hits", "primary_key": "hit_id", "foreign_key": "visit_id"}],
+                    }
+                ],
+            ),
         },
     }
 
@@ -187,9 +282,13 @@ def _line_ends(knobs: PolicyKnobs) -> dict[str, Any]:
 def _tracking_clock(kind: str) -> dict[str, Any]:
     if kind == "column":
         return {"column": "first_set_at", "when_missing": "defect"}
-    return {"when_missing": "defect", "first_of": [
-        {"earliest": {"column": "seen_at", "path": [{"table": "visit_hits", "foreign_key": "visit_id"}]}},
-        {"column": "first_set_at"}]}
+    return {
+        "when_missing": "defect",
+        "first_of": [
+            {"earliest": {"column": "seen_at", "path": [{"table": "visit_hits", "foreign_key": "visit_id"}]}},
+            {"column": "first_set_at"},
+        ],
+    }
 
 
 def build_policy(knobs: PolicyKnobs) -> RetentionPolicy:
@@ -206,7 +305,7 @@ TEXT_FORMS = ("date", "space", "space_micro", "t", "t_millis", "z", "offset")
 class Stamp:
     """A generated moment: a Paris wall-clock time, and how SQLite stores it."""
 
-    local: datetime           # naive, Paris wall-clock
+    local: datetime  # naive, Paris wall-clock
     form: str = "space"
 
     def aware(self) -> datetime:
@@ -219,7 +318,7 @@ class Stamp:
         if self.form in ("z", "offset") and aware_column:
             instant = self.aware()
             if self.form == "z":
-                return instant.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep="T") + "Z"
+                return instant.astimezone(UTC).replace(tzinfo=None).isoformat(sep="T") + "Z"
             return instant.isoformat(sep="T")
         if self.form == "space_micro":
             return local.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -255,35 +354,85 @@ def stored_rows(rows: Mapping[str, Sequence[Mapping[str, Any]]], sqlite: bool) -
 
 # --- the database ----------------------------------------------------------------------------
 
+
 def _tables(md: MetaData, prefix: str) -> list[Table]:
     return [
-        Table("partners", md, Column("partner_id", Integer, primary_key=True), Column("name", String(50)),
-              Column("email", String(100)), Column("is_prospect", Boolean), Column("customer_rank", Integer),
-              Column("created_at", DateTime())),
-        Table("interactions", md, Column("interaction_id", Integer, primary_key=True),
-              Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
-              Column("occurred_at", DateTime()), Column("direction", String(10))),
-        Table("interaction_files", md, Column("file_id", Integer, primary_key=True),
-              Column("interaction_id", Integer, ForeignKey(prefix + "interactions.interaction_id"), nullable=False),
-              Column("file_name", String(50))),
-        Table("contracts", md, Column("contract_id", Integer, primary_key=True), Column("partner_id", Integer),
-              Column("status", String(10))),
-        Table("contract_lines", md, Column("line_id", Integer, primary_key=True),
-              Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id"), nullable=False),
-              Column("end_date", Date), Column("closed_on", Date)),
-        Table("invoices", md, Column("invoice_id", Integer, primary_key=True),
-              Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
-              Column("number", String(20)), Column("invoice_date", Date)),
-        Table("invoice_lines", md, Column("line_id", Integer, primary_key=True),
-              Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
-              Column("amount", Integer)),
-        Table("requests", md, Column("request_id", Integer, primary_key=True), Column("kind", String(20)),
-              Column("closed_at", DateTime(timezone=True))),
-        Table("visits", md, Column("visit_id", Integer, primary_key=True), Column("visitor", String(40)),
-              Column("first_set_at", DateTime(timezone=True))),
-        Table("visit_hits", md, Column("hit_id", Integer, primary_key=True),
-              Column("visit_id", Integer, ForeignKey(prefix + "visits.visit_id"), nullable=False),
-              Column("seen_at", DateTime(timezone=True))),
+        Table(
+            "partners",
+            md,
+            Column("partner_id", Integer, primary_key=True),
+            Column("name", String(50)),
+            Column("email", String(100)),
+            Column("is_prospect", Boolean),
+            Column("customer_rank", Integer),
+            Column("created_at", DateTime()),
+        ),
+        Table(
+            "interactions",
+            md,
+            Column("interaction_id", Integer, primary_key=True),
+            Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id"), nullable=False),
+            Column("occurred_at", DateTime()),
+            Column("direction", String(10)),
+        ),
+        Table(
+            "interaction_files",
+            md,
+            Column("file_id", Integer, primary_key=True),
+            Column("interaction_id", Integer, ForeignKey(prefix + "interactions.interaction_id"), nullable=False),
+            Column("file_name", String(50)),
+        ),
+        Table(
+            "contracts",
+            md,
+            Column("contract_id", Integer, primary_key=True),
+            Column("partner_id", Integer),
+            Column("status", String(10)),
+        ),
+        Table(
+            "contract_lines",
+            md,
+            Column("line_id", Integer, primary_key=True),
+            Column("contract_id", Integer, ForeignKey(prefix + "contracts.contract_id"), nullable=False),
+            Column("end_date", Date),
+            Column("closed_on", Date),
+        ),
+        Table(
+            "invoices",
+            md,
+            Column("invoice_id", Integer, primary_key=True),
+            Column("partner_id", Integer, ForeignKey(prefix + "partners.partner_id")),
+            Column("number", String(20)),
+            Column("invoice_date", Date),
+        ),
+        Table(
+            "invoice_lines",
+            md,
+            Column("line_id", Integer, primary_key=True),
+            Column("invoice_id", Integer, ForeignKey(prefix + "invoices.invoice_id"), nullable=False),
+            Column("amount", Integer),
+        ),
+        Table(
+            "requests",
+            md,
+            Column("request_id", Integer, primary_key=True),
+            Column("kind", String(20)),
+            Column("closed_at", DateTime(timezone=True)),
+        ),
+        Table(
+            "visits",
+            md,
+            Column("visit_id", Integer, primary_key=True),
+            Column("visitor", String(40)),
+            Column("first_set_at", DateTime(timezone=True)),
+        ),
+        Table(
+            "visit_hits",
+            md,
+            Column("hit_id", Integer, primary_key=True),
+            Column("visit_id", Integer, ForeignKey(prefix + "visits.visit_id"), nullable=False),
+            Column("seen_at", DateTime(timezone=True)),
+        ),
     ]
 
 
@@ -324,12 +473,26 @@ def add_holds(target: Target, policy: RetentionPolicy, holds: Holds, as_of: date
     ctx = RunContext(run_id=f"holds-{prefix}", dag_id="legal_hold", as_of=as_of, policy_version=policy.version)
     today = datetime.now(PARIS).date()
     for n, category in enumerate(sorted(holds.categories)):
-        add_hold(target, policy, NewHold(f"{prefix}-CAT-{n}", "category", "Litige", "legal", category=category),
-                 None, ctx, today)
+        add_hold(
+            target,
+            policy,
+            NewHold(f"{prefix}-CAT-{n}", "category", "Litige", "legal", category=category),
+            None,
+            ctx,
+            today,
+        )
     for n, (table, keys) in enumerate(sorted(holds.rows.items())):
         if keys:
-            add_hold(target, policy, NewHold(f"{prefix}-ROWS-{n}", "rows", "Litige", "legal", table=table,
-                                             keys=[k[0] for k in sorted(keys)]), None, ctx, today)
+            add_hold(
+                target,
+                policy,
+                NewHold(
+                    f"{prefix}-ROWS-{n}", "rows", "Litige", "legal", table=table, keys=[k[0] for k in sorted(keys)]
+                ),
+                None,
+                ctx,
+                today,
+            )
 
 
 @dataclass
@@ -339,14 +502,20 @@ class NightResult:
     failed_checks: dict[str, list[str]] = field(default_factory=dict)
 
 
-def run_night(target: Target, policy: RetentionPolicy, as_of: date, order: Iterable[str], night: str,
-              gate: bool = True) -> NightResult:
+def run_night(
+    target: Target, policy: RetentionPolicy, as_of: date, order: Iterable[str], night: str, gate: bool = True
+) -> NightResult:
     """Every category once for ``as_of``, in ``order``, as its scheduled DAG does: plan,
     approval of the plan (a person approves a backlog), archive, purge, post-run gate, summary."""
     result = NightResult()
     for category in order:
-        ctx = RunContext(run_id=f"{night}-{category}", dag_id=f"retention_{category}", as_of=as_of,
-                         policy_version=policy.version, dry_run=False)
+        ctx = RunContext(
+            run_id=f"{night}-{category}",
+            dag_id=f"retention_{category}",
+            as_of=as_of,
+            policy_version=policy.version,
+            dry_run=False,
+        )
         step = StepContext.build(target, policy, category, ctx, None)
         plan = plan_category(step)
         approved = approved_counts(plan.to_dict())
@@ -390,13 +559,13 @@ def engine_state(target: Target, policy: RetentionPolicy, keys: Mapping[str, Ite
             for name in sorted(archives & names):
                 archive = Table(name, MetaData(), schema=target.archive_schema, autoload_with=conn)
                 cols = archive.c
-                for row in conn.execute(select(cols[pk], cols.retention_start, cols.retention_until,
-                                               cols.anonymized)):
+                for row in conn.execute(select(cols[pk], cols.retention_start, cols.retention_until, cols.anonymized)):
                     if row.anonymized:
                         place = Place(ANONYMISED, name)
                     else:
-                        place = Place(ARCHIVE, name, local_day(row.retention_start, PARIS),
-                                      local_day(row.retention_until, PARIS))
+                        place = Place(
+                            ARCHIVE, name, local_day(row.retention_start, PARIS), local_day(row.retention_until, PARIS)
+                        )
                     places.setdefault(row[0], []).append(place)
             state[table] = {}
             for k, found in places.items():
@@ -411,8 +580,13 @@ def moving_events(target: Target, policy: RetentionPolicy, run_prefix: str) -> l
     (a second night for the same date must have none: only its own bookkeeping)."""
     trail = audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:
-        found = events(conn, trail, trail.c.run_id.like(f"{run_prefix}-%"),
-                       trail.c.action.in_(["archive", "delete", "anonymize"]), trail.c.row_count > 0)
+        found = events(
+            conn,
+            trail,
+            trail.c.run_id.like(f"{run_prefix}-%"),
+            trail.c.action.in_(["archive", "delete", "anonymize"]),
+            trail.c.row_count > 0,
+        )
     return [f"{e['run_id']} {e['action']} {e['table_name']}: {e['row_count']}" for e in found]
 
 
@@ -423,7 +597,9 @@ def snapshot(target: Target, policy: RetentionPolicy) -> dict[str, list[tuple]]:
     with target.read() as conn:
         names = set(inspect(conn).get_table_names(schema=target.archive_schema))
         for table, archives in _governed_nodes(policy).items():
-            for schema, name in [(source_schema, table)] + [(target.archive_schema, a) for a in sorted(archives & names)]:
+            for schema, name in [(source_schema, table)] + [
+                (target.archive_schema, a) for a in sorted(archives & names)
+            ]:
                 t = Table(name, MetaData(), schema=schema, autoload_with=conn)
                 out[f"{schema}.{name}"] = sorted(tuple(map(repr, r)) for r in conn.execute(select(t)))
     return out
@@ -434,14 +610,30 @@ def open_target(url: str) -> Target:
     (``synchronous = OFF``): a throwaway file, and the tests' run time is mostly fsync."""
     target = connect(url, "archive")
     if target.is_sqlite:
+
         @event.listens_for(target.engine, "connect")
         def _no_fsync(dbapi_conn, _record):  # noqa: ANN001 - DB-API objects
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA synchronous = OFF")
             cursor.execute(f'PRAGMA "{target.archive_schema}".synchronous = OFF')
             cursor.close()
+
     return target
 
 
-__all__ = ["CATEGORIES", "PolicyKnobs", "Stamp", "TEXT_FORMS", "add_holds", "build_policy", "engine_state",
-           "moving_events", "open_target", "reset", "run_night", "seed", "snapshot", "stored_rows"]
+__all__ = [
+    "CATEGORIES",
+    "PolicyKnobs",
+    "Stamp",
+    "TEXT_FORMS",
+    "add_holds",
+    "build_policy",
+    "engine_state",
+    "moving_events",
+    "open_target",
+    "reset",
+    "run_night",
+    "seed",
+    "snapshot",
+    "stored_rows",
+]

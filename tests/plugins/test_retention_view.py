@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,10 +16,18 @@ from include.retention.database.identity import KEY_ENV_VAR, SubjectKey, subject
 
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
 UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
-ROUTES = [("get", "/retention/"), ("get", "/retention/audit"), ("get", "/retention/certificates"),
-          ("get", f"/retention/certificates/{RUNS['prospection']}"), ("get", "/retention/schedule"), ("get", "/retention/holds"),
-          ("get", "/retention/chain"), ("get", "/retention/api/chain"), ("get", "/retention/lookup"),
-          ("post", "/retention/lookup")]
+ROUTES = [
+    ("get", "/retention/"),
+    ("get", "/retention/audit"),
+    ("get", "/retention/certificates"),
+    ("get", f"/retention/certificates/{RUNS['prospection']}"),
+    ("get", "/retention/schedule"),
+    ("get", "/retention/holds"),
+    ("get", "/retention/chain"),
+    ("get", "/retention/api/chain"),
+    ("get", "/retention/lookup"),
+    ("post", "/retention/lookup"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +76,9 @@ def _token(client, user="dpo") -> dict[str, str]:
 
 @pytest.mark.parametrize("method, path", ROUTES)
 def test_every_route_refuses_an_anonymous_request(ui, method, path):
-    response = getattr(ui, method)(path, **({"data": {"kind": "email", "identifier": "a@b.fr"}}
-                                            if method == "post" else {}))
+    response = getattr(ui, method)(
+        path, **({"data": {"kind": "email", "identifier": "a@b.fr"}} if method == "post" else {})
+    )
     assert response.status_code == 401
 
 
@@ -109,18 +118,21 @@ def test_the_audit_browser_filters_by_run(ui):
 
 
 def test_the_audit_browser_filters_by_date_range(ui):
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     headers = _token(ui)
     inside = ui.get("/retention/audit", params={"date_from": str(today), "date_to": str(today)}, headers=headers)
     before = ui.get("/retention/audit", params={"date_to": str(today - timedelta(days=1))}, headers=headers)
     assert inside.text.count("<tr>") > 10 and "0 event(s) shown" in before.text
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"category": "marketing"}, "unknown category 'marketing'"),
-    ({"action": "drop"}, "unknown action 'drop'"),
-    ({"date_from": "2026-11-26", "date_to": "2026-11-01"}, "is before date_from"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"category": "marketing"}, "unknown category 'marketing'"),
+        ({"action": "drop"}, "unknown action 'drop'"),
+        ({"date_from": "2026-11-26", "date_to": "2026-11-01"}, "is before date_from"),
+    ],
+)
 def test_a_bad_filter_is_refused_naming_the_value(ui, params, message):
     response = ui.get("/retention/audit", params=params, headers=_token(ui))
     assert response.status_code == 400 and message in response.text
@@ -139,27 +151,32 @@ def test_a_run_certificate_is_served_as_html_and_json(ui):
 def test_the_schedule_is_shown_in_english_and_in_french(ui):
     headers = _token(ui)
     assert "Commercial prospection" in ui.get("/retention/schedule", headers=headers).text
-    assert "Gestion et suivi de la prospection commerciale" in ui.get(
-        "/retention/schedule", params={"lang": "fr"}, headers=headers).text
+    assert (
+        "Gestion et suivi de la prospection commerciale"
+        in ui.get("/retention/schedule", params={"lang": "fr"}, headers=headers).text
+    )
 
 
 def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_request(ui):
     email = ui.people["destroyed"]
-    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": f"  {email.upper()} "},
-                   headers=_token(ui)).text
+    page = ui.post(
+        "/retention/lookup", data={"kind": "email", "identifier": f"  {email.upper()} "}, headers=_token(ui)
+    ).text
     assert "No data about this person is held any more" in page
     assert "rights_request" in page and subject_hash(SubjectKey(SECRET, "t"), "email", email) in page
     assert email not in page.lower()  # the answer does not echo the identifier
 
 
 def test_the_lookup_says_an_active_prospect_is_still_active(ui):
-    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]},
-                   headers=_token(ui)).text
+    page = ui.post(
+        "/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]}, headers=_token(ui)
+    ).text
     assert "Still in the active base" in page and "the person&#x27;s data" in page
 
 
 def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is_kept_as_evidence(
-        ui, tmp_path, monkeypatch):
+    ui, tmp_path, monkeypatch
+):
     """The demo's case: the prospect's rows are gone, the register entry about the request stays."""
     from datetime import date
 
@@ -171,8 +188,15 @@ def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is
     email = ui.people["active"]
     target = _copy_of_the_target(tmp_path, monkeypatch)
     request = RequestRecord("DDP-UI-1", "erasure", date(2026, 11, 26), True, requester_email=email)
-    handle(target, load_policy(), SubjectKey(SECRET, "t"), request, Subject.of({"email": email}),
-           RunContext("manual__DDP-UI-1", "subject_request", date(2026, 11, 26), "test"), datetime.now(timezone.utc))
+    handle(
+        target,
+        load_policy(),
+        SubjectKey(SECRET, "t"),
+        request,
+        Subject.of({"email": email}),
+        RunContext("manual__DDP-UI-1", "subject_request", date(2026, 11, 26), "test"),
+        datetime.now(UTC),
+    )
     target.dispose()
     page = ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui)).text
     assert "Still in the active base" not in page and "class='ko'" not in page
@@ -233,8 +257,9 @@ def _copy_of_the_target(tmp_path, monkeypatch):
     source = Path(json.loads(os.environ["AIRFLOW_CONN_RETENTION_TARGET"])["host"])
     for name in ("target.db", "target.archive.db"):
         shutil.copy(source.with_name(name), tmp_path / name)
-    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "sqlite",
-                                                                     "host": str(tmp_path / "target.db")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "target.db")})
+    )
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     return connect(f"sqlite:///{tmp_path / 'target.db'}")
 
@@ -305,16 +330,20 @@ def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
 
 # --- Bad parameters: 400 naming the parameter, never a 500 ---------------------------------------
 
-@pytest.mark.parametrize("params, parameter", [
-    ({"page": "99999999999999999999"}, "page"),
-    ({"page": "-1"}, "page"),
-    ({"page": "two"}, "page"),
-    ({"date_from": "2026-13-01"}, "date_from"),
-    ({"date_to": "yesterday"}, "date_to"),
-    ({"run_id": "r" * 251}, "run_id"),
-    ({"run_id": "scheduled__x\x00"}, "run_id"),
-    ({"category": "c" * 300}, "category"),
-])
+
+@pytest.mark.parametrize(
+    "params, parameter",
+    [
+        ({"page": "99999999999999999999"}, "page"),
+        ({"page": "-1"}, "page"),
+        ({"page": "two"}, "page"),
+        ({"date_from": "2026-13-01"}, "date_from"),
+        ({"date_to": "yesterday"}, "date_to"),
+        ({"run_id": "r" * 251}, "run_id"),
+        ({"run_id": "scheduled__x\x00"}, "run_id"),
+        ({"category": "c" * 300}, "category"),
+    ],
+)
 def test_a_bad_audit_parameter_answers_400_naming_it(ui, params, parameter):
     response = ui.get("/retention/audit", params=params, headers=_token(ui))
     assert response.status_code == 400, response.text
@@ -331,24 +360,30 @@ def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
     assert from_the_end.status_code == 200 and "0 event(s) shown" in from_the_end.text
 
 
-@pytest.mark.parametrize("path, params, parameter", [
-    (f"/retention/certificates/{RUNS['prospection']}", {"format": "xml"}, "format"),
-    ("/retention/certificates/" + "r" * 251, {}, "run_id"),
-    ("/retention/certificates/run%00id", {}, "run_id"),
-    ("/retention/schedule", {"lang": "de"}, "lang"),
-])
+@pytest.mark.parametrize(
+    "path, params, parameter",
+    [
+        (f"/retention/certificates/{RUNS['prospection']}", {"format": "xml"}, "format"),
+        ("/retention/certificates/" + "r" * 251, {}, "run_id"),
+        ("/retention/certificates/run%00id", {}, "run_id"),
+        ("/retention/schedule", {"lang": "de"}, "lang"),
+    ],
+)
 def test_a_bad_page_parameter_answers_400_naming_it(ui, path, params, parameter):
     response = ui.get(path, params=params, headers=_token(ui))
     assert response.status_code == 400, response.text
     assert parameter in response.json()["detail"]
 
 
-@pytest.mark.parametrize("data, parameter", [
-    ({"kind": "email"}, "identifier"),
-    ({"identifier": "a@b.fr"}, "kind"),
-    ({"kind": "passport", "identifier": "a@b.fr"}, "kind"),
-    ({"kind": "email", "identifier": "a" * 400 + "@example.fr"}, "identifier"),
-])
+@pytest.mark.parametrize(
+    "data, parameter",
+    [
+        ({"kind": "email"}, "identifier"),
+        ({"identifier": "a@b.fr"}, "kind"),
+        ({"kind": "passport", "identifier": "a@b.fr"}, "kind"),
+        ({"kind": "email", "identifier": "a" * 400 + "@example.fr"}, "identifier"),
+    ],
+)
 def test_a_bad_lookup_field_answers_400_naming_it_without_echoing_the_identifier(ui, data, parameter):
     response = ui.post("/retention/lookup", data=data, headers=_token(ui))
     assert response.status_code == 400, response.text
@@ -356,14 +391,14 @@ def test_a_bad_lookup_field_answers_400_naming_it_without_echoing_the_identifier
 
 
 def test_a_malformed_identifier_answers_400_with_the_form_again(ui):
-    response = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"},
-                       headers=_token(ui))
+    response = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=_token(ui))
     assert response.status_code == 400
     assert "identifier: the e-mail address given is not of the form name@domain.tld" in response.text
     assert "<form method='post'" in response.text and "not-an-email" not in response.text
 
 
 # --- Cross-origin POSTs: the session cookie alone is not enough -----------------------------------
+
 
 @pytest.fixture
 def session_cookie(ui):
@@ -376,24 +411,30 @@ def session_cookie(ui):
 LOOKUP = {"kind": "email", "identifier": "someone@example.fr"}
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "https://evil.example"},
-    {"Origin": "null"},
-    {"Origin": "http://testserver.evil.example"},
-    {"Referer": "https://evil.example/page"},
-    {},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://testserver.evil.example"},
+        {"Referer": "https://evil.example/page"},
+        {},
+    ],
+)
 def test_a_cross_origin_lookup_with_the_session_cookie_is_refused(ui, session_cookie, headers):
     response = ui.post("/retention/lookup", data=LOOKUP, headers=headers)
     assert response.status_code == 403, response.text
     assert "cross-origin" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://testserver"},
-    {"Referer": "http://testserver/retention/lookup"},
-    {"Origin": "http://TestServer:80"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://testserver"},
+        {"Referer": "http://testserver/retention/lookup"},
+        {"Origin": "http://TestServer:80"},
+    ],
+)
 def test_a_same_origin_lookup_with_the_session_cookie_is_answered(ui, session_cookie, headers):
     response = ui.post("/retention/lookup", data=LOOKUP, headers=headers)
     assert response.status_code == 200 and "Keyed hash of the email" in response.text
@@ -402,13 +443,14 @@ def test_a_same_origin_lookup_with_the_session_cookie_is_answered(ui, session_co
 def test_an_explicit_bearer_token_needs_no_origin_but_a_foreign_origin_is_still_refused(ui):
     headers = _token(ui)
     assert ui.post("/retention/lookup", data=LOOKUP, headers=headers).status_code == 200
-    assert ui.post("/retention/lookup", data=LOOKUP,
-                   headers={**headers, "Origin": "https://evil.example"}).status_code == 403
+    assert (
+        ui.post("/retention/lookup", data=LOOKUP, headers={**headers, "Origin": "https://evil.example"}).status_code
+        == 403
+    )
 
 
 def test_the_configured_base_url_is_this_server_s_origin_behind_a_proxy(ui, session_cookie, monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
     proxied = ui.post("/retention/lookup", data=LOOKUP, headers={"Origin": "https://airflow.example.com"})
     assert proxied.status_code == 200
-    assert ui.post("/retention/lookup", data=LOOKUP,
-                   headers={"Origin": "https://other.example.com"}).status_code == 403
+    assert ui.post("/retention/lookup", data=LOOKUP, headers={"Origin": "https://other.example.com"}).status_code == 403

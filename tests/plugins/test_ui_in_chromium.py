@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from ui_target import RUNS, SECRET, seeded_target
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run does)")
+    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run does)",
+)
 PASSWORDS = {"admin": "admin-chromium-pw", "dpo": "dpo-chromium-pw"}
 
 
@@ -44,20 +45,33 @@ def airflow_standalone(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]
     (home / "passwords.json").write_text(json.dumps(PASSWORDS))
     port = _free_port()
     venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "PATH": f"{venv_bin}:{os.environ['PATH']}",
-           "PYTHONPATH": str(ROOT), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,dpo:viewer",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-           "AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-           "AIRFLOW__TRIGGERER__LOG_SERVER_PORT": str(_free_port()),
-           "AIRFLOW_CONN_RETENTION_TARGET": connection, "RETENTION_SUBJECT_SECRET": SECRET,
-           "RETENTION_REPORTS_DIR": str(home / "reports")}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,dpo:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW__TRIGGERER__LOG_SERVER_PORT": str(_free_port()),
+        "AIRFLOW_CONN_RETENTION_TARGET": connection,
+        "RETENTION_SUBJECT_SECRET": SECRET,
+        "RETENTION_REPORTS_DIR": str(home / "reports"),
+    }
     env.pop("AIRFLOW__API_AUTH__JWT_SECRET", None)
     log = (home / "standalone.log").open("w")
-    process = subprocess.Popen([str(Path(venv_bin) / "airflow"), "standalone"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(Path(venv_bin) / "airflow"), "standalone"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process, home / "standalone.log")
@@ -93,9 +107,17 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(20)

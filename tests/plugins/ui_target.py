@@ -37,23 +37,40 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
     seed_demo(target.engine, None, AS_OF)
     policy = load_policy()
     with target.read() as conn:
-        oldest, newest = (conn.execute(text(
-            f"SELECT email FROM prospects WHERE last_inbound_contact_at IS NOT NULL "
-            f"ORDER BY last_inbound_contact_at {order} LIMIT 1")).scalar_one() for order in ("ASC", "DESC"))
+        oldest, newest = (
+            conn.execute(
+                text(
+                    f"SELECT email FROM prospects WHERE last_inbound_contact_at IS NOT NULL "
+                    f"ORDER BY last_inbound_contact_at {order} LIMIT 1"
+                )
+            ).scalar_one()
+            for order in ("ASC", "DESC")
+        )
     for category, run_id in RUNS.items():  # what the DAG's tasks do, without Airflow
-        step = StepContext.build(target, policy, category,
-                                 RunContext(run_id, f"retention_{category}", AS_OF, policy.version))
+        step = StepContext.build(
+            target, policy, category, RunContext(run_id, f"retention_{category}", AS_OF, policy.version)
+        )
         approved = approved_counts(plan_category(step).to_dict())  # the demo's backlog passes the limit
         summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
         _issue_certificate(step, path.parent / "reports")
     with target.engine.begin() as conn:  # a rights request about the oldest prospect, pseudonymised
-        audit.record(conn, audit.audit_table("archive", policy.audit_table),
-                     RunContext("manual__request", "subject_request", AS_OF, policy.version),
-                     category="prospection", action="rights_request", row_count=1,
-                     subject_hash=subject_hash(SubjectKey(SECRET, "test"), "email", oldest))
-    add_hold(target, policy, NewHold("RG-UI-1", "category", "Enquete CNIL en cours", "dpo@example.fr",
-                                     category="suppliers"), None,
-             RunContext("manual__hold", "legal_hold", AS_OF, policy.version), AS_OF)
+        audit.record(
+            conn,
+            audit.audit_table("archive", policy.audit_table),
+            RunContext("manual__request", "subject_request", AS_OF, policy.version),
+            category="prospection",
+            action="rights_request",
+            row_count=1,
+            subject_hash=subject_hash(SubjectKey(SECRET, "test"), "email", oldest),
+        )
+    add_hold(
+        target,
+        policy,
+        NewHold("RG-UI-1", "category", "Enquete CNIL en cours", "dpo@example.fr", category="suppliers"),
+        None,
+        RunContext("manual__hold", "legal_hold", AS_OF, policy.version),
+        AS_OF,
+    )
     target.dispose()
     return json.dumps({"conn_type": "sqlite", "host": str(path)}), {"destroyed": oldest, "active": newest}
 

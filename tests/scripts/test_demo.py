@@ -56,8 +56,9 @@ def _one_demo(home, run: int) -> str:
         run_ids = []
         for category in policy.categories:
             run_id = f"manual__demo-{run}-{category}"
-            step = StepContext.build(target, policy, category,
-                                     RunContext(run_id, f"retention_{category}", AS_OF, policy.version))
+            step = StepContext.build(
+                target, policy, category, RunContext(run_id, f"retention_{category}", AS_OF, policy.version)
+            )
             approved = approved_counts(plan_category(step).to_dict())  # the demo approves the backlog
             summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
             certificate.issue(step)
@@ -113,7 +114,8 @@ def test_the_demo_writes_its_reports_in_its_own_folder_whatever_the_callers_sett
 
 
 def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_nor_the_daily_verification(
-        demo, airflow_db):
+    demo, airflow_db
+):
     """The demo's line and retention_audit_verify's task give the same verdict: chain_status's."""
     from sqlalchemy import select, text
 

@@ -39,8 +39,9 @@ def anonymization_rules(node: TableBase) -> dict[str, AnonymizeRule]:
     identifier the archive keeps only for rights requests (not an archive column, not a key:
     a key identifies the row, not the person, and is never rewritten)."""
     keys = {*node.primary_key, *getattr(node, "foreign_key", [])}
-    implicit: dict[str, AnonymizeRule] = {c: "null" for c in identifier_columns(node)
-                                          if c not in node.archive_columns and c not in keys}
+    implicit: dict[str, AnonymizeRule] = {
+        c: "null" for c in identifier_columns(node) if c not in node.archive_columns and c not in keys
+    }
     return {**implicit, **node.anonymize}
 
 

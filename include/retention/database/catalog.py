@@ -13,9 +13,10 @@ the facts a DPO needs to prove why the row is there and until when: ``retention_
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -64,15 +65,24 @@ from include.retention.policy.model import (
 )
 
 ARCHIVE_METADATA_COLUMNS = (
-    "retention_start", "retention_until", "archived_at", "policy_version", "run_id", "anonymized",
+    "retention_start",
+    "retention_until",
+    "archived_at",
+    "policy_version",
+    "run_id",
+    "anonymized",
 )
 
 
 def archive_stamp(archive: Table, policy_version: str, run_id: str) -> list[ColumnElement[Any]]:
     """What every row archived now carries after its retention dates: ``archived_at``,
     ``policy_version``, ``run_id``, and ``anonymized`` false."""
-    return [literal(instants.utc_now(), type_=archive.c.archived_at.type), literal(policy_version),
-            literal(run_id), false()]
+    return [
+        literal(instants.utc_now(), type_=archive.c.archived_at.type),
+        literal(policy_version),
+        literal(run_id),
+        false(),
+    ]
 
 
 @dataclass
@@ -83,15 +93,15 @@ class TableNode:
     source: Table
     archive: Table
     foreign_key: list[str] = field(default_factory=list)  # columns pointing at the parent
-    children: list["TableNode"] = field(default_factory=list)
+    children: list[TableNode] = field(default_factory=list)
     # Root tables only: the start expression, the "still open" test and the row scope.
     start: Any = None
     ongoing: ColumnElement[bool] | None = None
     scope: ColumnElement[bool] = field(default_factory=true)
     # Rows of other categories archived with this table's rows (``archived_with``).
-    dependants: list["Dependant"] = field(default_factory=list)
+    dependants: list[Dependant] = field(default_factory=list)
     # A retained dependant that leaves on its parent's start event (``on_parent_event``).
-    release: "Release | None" = None
+    release: Release | None = None
 
     @property
     def name(self) -> str:
@@ -111,9 +121,14 @@ class TableNode:
         one whose parent is not in the active base, or is there but governed by no category
         (no clock will ever release it), follows its own clock."""
         if self.release is not None:
-            return and_(self.scope, self.release.not_open_itself(),
-                        or_(self.release.released(period, as_of, zones),
-                            and_(not_(self.release.governed()), is_due(self.start, period, as_of, zones))))
+            return and_(
+                self.scope,
+                self.release.not_open_itself(),
+                or_(
+                    self.release.released(period, as_of, zones),
+                    and_(not_(self.release.governed()), is_due(self.start, period, as_of, zones)),
+                ),
+            )
         return and_(self.scope, is_due(self.start, period, as_of, zones), self._not_ongoing())
 
     def missing_start(self) -> ColumnElement[bool]:
@@ -123,8 +138,10 @@ class TableNode:
     def expired(self, as_of: date) -> ColumnElement[bool]:
         """Archive rows whose retention has run out and that are not yet anonymised."""
         archive = self.archive
-        return and_(archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
-                    archive.c.anonymized == false())
+        return and_(
+            archive.c.retention_until <= literal(as_of, type_=archive.c.retention_until.type),
+            archive.c.anonymized == false(),
+        )
 
     def ageable(self) -> ColumnElement[bool]:
         """Rows of this category whose clock runs: a start date, and nothing keeping them open."""
@@ -150,10 +167,10 @@ class TableNode:
     def key_columns(self) -> list[str]:
         return list(self.policy.primary_key)
 
-    def walk(self) -> list["TableNode"]:
+    def walk(self) -> list[TableNode]:
         return [self] + [n for child in self.children for n in child.walk()]
 
-    def walk_all(self) -> list["TableNode"]:
+    def walk_all(self) -> list[TableNode]:
         """This tree and the trees of its dependants: every table a batch may write."""
         return self.walk() + [n for dep in self.dependants for n in dep.node.walk()]
 
@@ -175,9 +192,13 @@ class Dependant:
         an anonymised row is no one's data, and needs no one kept). A parent with one is never
         destroyed: the dependant would point at nothing."""
         archive = self.node.archive
-        return exists().where(*(archive.c[fk] == parent.archive.c[pk]
-                                for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)),
-                              archive.c.anonymized == false())
+        return exists().where(
+            *(
+                archive.c[fk] == parent.archive.c[pk]
+                for fk, pk in zip(self.foreign_key, parent.key_columns, strict=True)
+            ),
+            archive.c.anonymized == false(),
+        )
 
 
 @dataclass
@@ -194,8 +215,12 @@ class ParentClock:
     def ended(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
         """The parent row is governed by this category, its start is known, nothing keeps it
         ongoing, and its start + ``period`` (the dependant's active period) has passed."""
-        return and_(self.scope, self.start.is_not(None), is_not_true(self.ongoing) if self.ongoing is not None
-                    else true(), is_due(self.start, period, as_of, zones))
+        return and_(
+            self.scope,
+            self.start.is_not(None),
+            is_not_true(self.ongoing) if self.ongoing is not None else true(),
+            is_due(self.start, period, as_of, zones),
+        )
 
     def open(self) -> ColumnElement[bool]:
         return and_(self.scope, self.ongoing) if self.ongoing is not None else false()
@@ -216,8 +241,11 @@ class Release:
     own_ongoing: ColumnElement[bool] | None  # the dependant's own ``ongoing_if_open``
 
     def released(self, period: Period, as_of: date, zones: Zones) -> ColumnElement[bool]:
-        return exists().select_from(self.row).where(
-            self.link, or_(false(), *(clock.ended(period, as_of, zones) for clock in self.clocks)))
+        return (
+            exists()
+            .select_from(self.row)
+            .where(self.link, or_(false(), *(clock.ended(period, as_of, zones) for clock in self.clocks)))
+        )
 
     def open(self) -> ColumnElement[bool]:
         """Kept active by an open related row: its own, or one keeping its parent ongoing."""
@@ -239,16 +267,18 @@ def key_of(table: Any, columns: Sequence[str]) -> Any:
     return cols[0] if len(cols) == 1 else tuple_(*cols)
 
 
-def linked_rows(node: TableNode, side: str, foreign_key: Sequence[str], parent: TableNode,
-                parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
+def linked_rows(
+    node: TableNode, side: str, foreign_key: Sequence[str], parent: TableNode, parent_rows: ColumnElement[bool]
+) -> ColumnElement[bool]:
     """Rows of ``node`` (active or archive side) whose ``foreign_key`` holds the key of one of
     the ``parent`` rows selected by ``parent_rows``: children, or retained dependants."""
     keys = select(*(getattr(parent, side).c[c] for c in parent.key_columns)).where(parent_rows)
     return key_of(getattr(node, side), foreign_key).in_(keys)
 
 
-def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: str,
-                           categories: list[str] | None = None) -> None:
+def check_against_database(
+    policy: RetentionPolicy, conn: Connection, dialect: str, categories: list[str] | None = None
+) -> None:
     """Raise ``PolicyError`` naming every schema, table or column the database lacks.
 
     ``categories`` limits the check to those categories: a run checks its own, so that
@@ -256,8 +286,14 @@ def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: s
     """
     problems: list[Problem] = []
     if dialect == "sqlite" and not policy.zones.naive_is_wall_clock:
-        problems.append(Problem("naive_timezone", "SQLite cannot convert between time zones in SQL: store "
-                                f"timestamps as {policy.timezone} wall-clock time there", policy.naive_timezone))
+        problems.append(
+            Problem(
+                "naive_timezone",
+                "SQLite cannot convert between time zones in SQL: store "
+                f"timestamps as {policy.timezone} wall-clock time there",
+                policy.naive_timezone,
+            )
+        )
     inspector = inspect(conn)
     schemas = None if dialect == "sqlite" else set(inspector.get_schema_names())
     for key, category in policy.categories.items():
@@ -270,8 +306,9 @@ def check_against_database(policy: RetentionPolicy, conn: Connection, dialect: s
         raise PolicyError(policy.source, problems)
 
 
-def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, path: str,
-                   schemas: set[str] | None, dialect: str) -> list[Problem]:
+def _node_problems(
+    inspector: Any, policy: RetentionPolicy, node: TableBase, path: str, schemas: set[str] | None, dialect: str
+) -> list[Problem]:
     schema = None if dialect == "sqlite" else (node.schema_name or policy.source_schema)
     where = f"{schema}.{node.table}" if schema else node.table
     if schemas is not None and schema not in schemas:
@@ -283,8 +320,9 @@ def _node_problems(inspector: Any, policy: RetentionPolicy, node: TableBase, pat
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
         if node.partitioned and dialect == "postgresql" and node.start_event.column in columns:
-            problems += layout_problems(inspector.bind, schema, node.table, node.start_event.column,
-                                        f"{path}.partitioned")
+            problems += layout_problems(
+                inspector.bind, schema, node.table, node.start_event.column, f"{path}.partitioned"
+            )
     problems += _anonymize_type_problems(node, path, columns, where)
     problems += _undeclared_children(inspector, node, path, schema, where, _moved_with(policy, node))
     for i, child in enumerate(node.children):
@@ -313,8 +351,9 @@ def _named_columns(node: TableBase) -> list[tuple[str, str]]:
     return named
 
 
-def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: str | None,
-                          columns: dict[str, Any], where: str) -> list[Problem]:
+def _start_event_problems(
+    inspector: Any, node: TablePolicy, path: str, schema: str | None, columns: dict[str, Any], where: str
+) -> list[Problem]:
     """Every clock source exists, holds dates, and all fallbacks share one type."""
     event = node.start_event
     problems: list[Problem] = []
@@ -333,8 +372,12 @@ def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: 
             kinds.append((key, _kind(found)))
     if len({kind for _, kind in kinds}) > 1:
         listed = "; ".join(f"{key} is {kind}" for key, kind in kinds)
-        problems.append(Problem(f"{path}.start_event.first_of",
-                                f"fallbacks must all be dates or all be timestamps of one kind: {listed}"))
+        problems.append(
+            Problem(
+                f"{path}.start_event.first_of",
+                f"fallbacks must all be dates or all be timestamps of one kind: {listed}",
+            )
+        )
     rule = event.ongoing_if_open
     if rule is not None:
         key = f"{path}.start_event.ongoing_if_open"
@@ -350,8 +393,15 @@ def _start_event_problems(inspector: Any, node: TablePolicy, path: str, schema: 
     return problems
 
 
-def _related_value_problems(inspector: Any, spec: Any, key: str, schema: str | None, node: TablePolicy,
-                            columns: dict[str, Any], problems: list[Problem]) -> Any:
+def _related_value_problems(
+    inspector: Any,
+    spec: Any,
+    key: str,
+    schema: str | None,
+    node: TablePolicy,
+    columns: dict[str, Any],
+    problems: list[Problem],
+) -> Any:
     """Check a value read over a path (``latest``/``earliest``/``ongoing_if_open``): the path,
     its ``where``, and that every column of it holds dates of one kind. Return that type,
     or None when something is wrong (already recorded in ``problems``)."""
@@ -362,19 +412,27 @@ def _related_value_problems(inspector: Any, spec: Any, key: str, schema: str | N
     problems += _missing_columns([("where", c) for c in columns_of(spec.where)], last_columns, key, last_where)
     if spec.first_non_null is None:
         return _temporal(last_columns, spec.column, f"{key}.column", last_where, problems)
-    found = [(f"{key}.first_non_null[{i}]", _temporal(last_columns, c, f"{key}.first_non_null[{i}]", last_where,
-                                                      problems))
-             for i, c in enumerate(spec.first_non_null)]
+    found = [
+        (f"{key}.first_non_null[{i}]", _temporal(last_columns, c, f"{key}.first_non_null[{i}]", last_where, problems))
+        for i, c in enumerate(spec.first_non_null)
+    ]
     if any(column_type is None for _, column_type in found):
         return None
     # The rule ``first_of`` applies to its fallbacks: COALESCE of a date and a timestamp, or
     # of an aware and a naive timestamp, would silently read one of them in the wrong zone.
     if len({_kind(column_type) for _, column_type in found}) > 1:
-        listed = "; ".join(f"{column} is {_kind(column_type)}"
-                           for column, (_, column_type) in zip(spec.first_non_null, found))
-        problems.append(Problem(f"{key}.first_non_null", "an expression over columns of different types: "
-                                f"first_non_null needs all dates or all timestamps of one kind ({listed} in "
-                                f"{last_where})", spec.first_non_null))
+        listed = "; ".join(
+            f"{column} is {_kind(column_type)}" for column, (_, column_type) in zip(spec.first_non_null, found)
+        )
+        problems.append(
+            Problem(
+                f"{key}.first_non_null",
+                "an expression over columns of different types: "
+                f"first_non_null needs all dates or all timestamps of one kind ({listed} in "
+                f"{last_where})",
+                spec.first_non_null,
+            )
+        )
         return None
     return found[0][1]
 
@@ -382,14 +440,21 @@ def _related_value_problems(inspector: Any, spec: Any, key: str, schema: str | N
 def _temporal(columns: dict[str, Any], column: str, key: str, where: str, problems: list[Problem]) -> Any:
     """The column's type if it holds dates; otherwise record why not and return None."""
     if column not in columns:
-        problems.append(Problem(key, f"column {column!r} not in table {where}; columns are: {', '.join(columns)}",
-                                column))
+        problems.append(
+            Problem(key, f"column {column!r} not in table {where}; columns are: {', '.join(columns)}", column)
+        )
         return None
     column_type = columns[column]["type"]
     if not is_temporal(column_type):
         dated = [n for n, c in columns.items() if is_temporal(c["type"])]
-        problems.append(Problem(key, f"column {column!r} of {where} is {column_type}, not a date or timestamp; "
-                                     f"date columns are: {', '.join(dated) or 'none'}", column))
+        problems.append(
+            Problem(
+                key,
+                f"column {column!r} of {where} is {column_type}, not a date or timestamp; "
+                f"date columns are: {', '.join(dated) or 'none'}",
+                column,
+            )
+        )
         return None
     return column_type
 
@@ -400,8 +465,15 @@ def _kind(column_type: Any) -> str:
     return "a date"
 
 
-def _path_problems(inspector: Any, steps: list[RelationStep], key: str, schema: str | None, node: TablePolicy,
-                   columns: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any], str] | None:
+def _path_problems(
+    inspector: Any,
+    steps: list[RelationStep],
+    key: str,
+    schema: str | None,
+    node: TablePolicy,
+    columns: dict[str, Any],
+    problems: list[Problem],
+) -> tuple[dict[str, Any], str] | None:
     """Check each hop of a relation path; return the last table's columns and name, if it exists."""
     previous_columns, previous_key = columns, list(node.primary_key)
     previous_where = f"{schema}.{node.table}" if schema else node.table
@@ -416,11 +488,17 @@ def _path_problems(inspector: Any, steps: list[RelationStep], key: str, schema: 
         references = list(step.references or previous_key)
         found = len(problems)
         problems += _missing_columns([("foreign_key", c) for c in step.foreign_key], step_columns, step_key, where)
-        problems += _missing_columns([("references", c) for c in references], previous_columns, step_key,
-                                     previous_where)
+        problems += _missing_columns(
+            [("references", c) for c in references], previous_columns, step_key, previous_where
+        )
         if len(references) != len(step.foreign_key):
-            problems.append(Problem(f"{step_key}.foreign_key", f"has {len(step.foreign_key)} column(s) but "
-                                    f"references {len(references)} of {previous_where}", step.foreign_key))
+            problems.append(
+                Problem(
+                    f"{step_key}.foreign_key",
+                    f"has {len(step.foreign_key)} column(s) but references {len(references)} of {previous_where}",
+                    step.foreign_key,
+                )
+            )
         # A hop's own filter (a polymorphic link's type column) is a condition on this table.
         problems += _missing_columns([("where", c) for c in columns_of(step.where)], step_columns, step_key, where)
         if len(problems) > found:
@@ -446,9 +524,13 @@ def _anonymize_type_problems(node: TableBase, path: str, columns: dict[str, Any]
         if isinstance(rule, PrefixRule):
             fits = isinstance(column_type, String)
         if not fits:
-            problems.append(Problem(f"{path}.anonymize.{column}",
-                                    f"rule does not fit column {column!r} of {where}, which is {column_type}",
-                                    rule if isinstance(rule, str) else rule.model_dump()))
+            problems.append(
+                Problem(
+                    f"{path}.anonymize.{column}",
+                    f"rule does not fit column {column!r} of {where}, which is {column_type}",
+                    rule if isinstance(rule, str) else rule.model_dump(),
+                )
+            )
     return problems
 
 
@@ -465,8 +547,9 @@ def _moved_with(policy: RetentionPolicy, node: TableBase) -> set[str]:
     return {t.table for tree in trees for t in tree.walk()}
 
 
-def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str | None,
-                         where: str, declared: set[str]) -> list[Problem]:
+def _undeclared_children(
+    inspector: Any, node: TableBase, path: str, schema: str | None, where: str, declared: set[str]
+) -> list[Problem]:
     """Foreign keys pointing at this table from tables the policy does not declare.
 
     Deleting the parent would then fail on the foreign key, cascade silently, or leave
@@ -478,29 +561,32 @@ def _undeclared_children(inspector: Any, node: TableBase, path: str, schema: str
             continue
         for fk in inspector.get_foreign_keys(other, schema=schema):
             if fk["referred_table"] == node.table and fk.get("referred_schema") in (None, schema):
-                problems.append(Problem(
-                    f"{path}.children",
-                    f"table {other} has a foreign key to {where} ({', '.join(fk['constrained_columns'])}) "
-                    f"but is not declared as a child; declare it so its rows move and die with their parent",
-                    other,
-                ))
+                problems.append(
+                    Problem(
+                        f"{path}.children",
+                        f"table {other} has a foreign key to {where} ({', '.join(fk['constrained_columns'])}) "
+                        f"but is not declared as a child; declare it so its rows move and die with their parent",
+                        other,
+                    )
+                )
     return problems
 
 
 _SELF_REFERENCE_EFFECTS = {
     "NO ACTION": "archiving or erasing a row that another row still points at fails on the foreign key, and "
-                 "the whole run with it, every time it is tried",
+    "the whole run with it, every time it is tried",
     "RESTRICT": "archiving or erasing a row that another row still points at fails on the foreign key, and "
-                "the whole run with it, every time it is tried",
+    "the whole run with it, every time it is tried",
     "CASCADE": "archiving or erasing a row would make the database delete every row pointing at it, rows the "
-               "policy did not choose, without archiving them",
+    "policy did not choose, without archiving them",
     "SET DEFAULT": "archiving or erasing a row would make the database point the rows pointing at it at the "
-                   "column's default, a row the policy knows nothing of",
+    "column's default, a row the policy knows nothing of",
 }
 
 
-def _self_reference_problems(inspector: Any, node: TableBase, path: str, schema: str | None,
-                             where: str) -> list[Problem]:
+def _self_reference_problems(
+    inspector: Any, node: TableBase, path: str, schema: str | None, where: str
+) -> list[Problem]:
     """A foreign key from a governed table to itself (a company's contacts in the same table,
     ``parent_id``) is safe only with ``ON DELETE SET NULL``.
 
@@ -517,50 +603,72 @@ def _self_reference_problems(inspector: Any, node: TableBase, path: str, schema:
         if action == "SET NULL":
             problems += _not_null_set_null(inspector, node, fk["constrained_columns"], path, schema, where)
             continue
-        effect = _SELF_REFERENCE_EFFECTS.get(action, f"the database's ON DELETE {action} would act on rows the "
-                                                     "policy did not choose")
+        effect = _SELF_REFERENCE_EFFECTS.get(
+            action, f"the database's ON DELETE {action} would act on rows the policy did not choose"
+        )
         columns = ", ".join(fk["constrained_columns"])
-        problems.append(Problem(
-            path,
-            f"table {where} has a foreign key to itself ({columns}) with ON DELETE {action}: each row has its "
-            f"own clock, and {effect}; make the constraint ON DELETE SET NULL (what the application does when "
-            f"it deletes the row a {columns} points at)",
-            columns,
-        ))
+        problems.append(
+            Problem(
+                path,
+                f"table {where} has a foreign key to itself ({columns}) with ON DELETE {action}: each row has its "
+                f"own clock, and {effect}; make the constraint ON DELETE SET NULL (what the application does when "
+                f"it deletes the row a {columns} points at)",
+                columns,
+            )
+        )
     return problems
 
 
-def _not_null_set_null(inspector: Any, node: TableBase, constrained: list[str], path: str, schema: str | None,
-                       where: str) -> list[Problem]:
+def _not_null_set_null(
+    inspector: Any, node: TableBase, constrained: list[str], path: str, schema: str | None, where: str
+) -> list[Problem]:
     """ON DELETE SET NULL on a NOT NULL column fails like NO ACTION: every run would stop on it."""
     nullable = {c["name"]: c["nullable"] for c in inspector.get_columns(node.table, schema=schema)}
     strict = [c for c in constrained if not nullable.get(c, True)]
     if not strict:
         return []
-    return [Problem(path, f"table {where} has a foreign key to itself ({', '.join(constrained)}) with ON DELETE "
-                          f"SET NULL, but {', '.join(strict)} is NOT NULL: archiving or erasing a row that another "
-                          "row still points at fails, and the whole run with it; allow NULL in the column",
-                    strict)]
+    return [
+        Problem(
+            path,
+            f"table {where} has a foreign key to itself ({', '.join(constrained)}) with ON DELETE "
+            f"SET NULL, but {', '.join(strict)} is NOT NULL: archiving or erasing a row that another "
+            "row still points at fails, and the whole run with it; allow NULL in the column",
+            strict,
+        )
+    ]
 
 
-def reflect_category(conn: Connection, policy: RetentionPolicy, category: Category,
-                     source_schema_of: Callable[[str | None], str | None],
-                     archive_schema: str) -> list[TableNode]:
+def reflect_category(
+    conn: Connection,
+    policy: RetentionPolicy,
+    category: Category,
+    source_schema_of: Callable[[str | None], str | None],
+    archive_schema: str,
+) -> list[TableNode]:
     """Reflect a category's active tables and define (not create) their archive twins."""
     metadata = MetaData()
-    return [_reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema, category)
-            for table in category.tables]
+    return [
+        _reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema, category)
+        for table in category.tables
+    ]
 
 
-def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: TableBase,
-                  source_schema_of: Callable[[str | None], str | None], archive_schema: str,
-                  category: Category) -> TableNode:
+def _reflect_node(
+    conn: Connection,
+    metadata: MetaData,
+    policy: RetentionPolicy,
+    node: TableBase,
+    source_schema_of: Callable[[str | None], str | None],
+    archive_schema: str,
+    category: Category,
+) -> TableNode:
     schema_name = node.schema_name or policy.source_schema
     source = Table(node.table, metadata, schema=source_schema_of(schema_name), autoload_with=conn)
     foreign_key = list(getattr(node, "foreign_key", []))
     archive = _archive_table(metadata, source, node, archive_schema)
     table_node = TableNode(node, source, archive, foreign_key)
     if isinstance(node, TablePolicy):
+
         def reflect(step: RelationStep) -> Table:
             step_schema = source_schema_of(step.schema_name or schema_name)
             return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
@@ -574,8 +682,11 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
             table_node.release = _release(policy, node, source, parent_reflect, parent_active, own_ongoing)
         table_node.scope = _effective_scope(policy, category, node, source)
         table_node.dependants = [
-            Dependant(_reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
-                      dep_category, list(dep.archived_with.foreign_key))  # type: ignore[union-attr]
+            Dependant(
+                _reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
+                dep_category,
+                list(dep.archived_with.foreign_key),
+            )  # type: ignore[union-attr]
             for dep_category, dep in _dependants_of(policy, node)
         ]
     table_node.children = [
@@ -586,8 +697,12 @@ def _reflect_node(conn: Connection, metadata: MetaData, policy: RetentionPolicy,
 
 
 def _dependants_of(policy: RetentionPolicy, node: TablePolicy) -> list[tuple[Category, TablePolicy]]:
-    return [(category, table) for category in policy.categories.values() for table in category.tables
-            if table.archived_with is not None and table.archived_with.table == node.table]
+    return [
+        (category, table)
+        for category in policy.categories.values()
+        for table in category.tables
+        if table.archived_with is not None and table.archived_with.table == node.table
+    ]
 
 
 def parent_schema(policy: RetentionPolicy, table: str) -> str | None:
@@ -601,8 +716,13 @@ def parent_schema(policy: RetentionPolicy, table: str) -> str | None:
     return policy.source_schema
 
 
-def _parent_reflector(conn: Connection, metadata: MetaData, policy: RetentionPolicy, node: TablePolicy,
-                      source_schema_of: Callable[[str | None], str | None]) -> Callable[[Any], Table]:
+def _parent_reflector(
+    conn: Connection,
+    metadata: MetaData,
+    policy: RetentionPolicy,
+    node: TablePolicy,
+    source_schema_of: Callable[[str | None], str | None],
+) -> Callable[[Any], Table]:
     """Reflect the parent table and the tables of its clocks' paths in the parent's schema
     (a path step's own ``schema`` first)."""
     default = parent_schema(policy, node.archived_with.table) if node.archived_with is not None else None
@@ -623,8 +743,14 @@ def _parent_still_active(node: TablePolicy, source: Table, reflect: Callable[[An
     return exists().where(*(parent.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))
 
 
-def _release(policy: RetentionPolicy, node: TablePolicy, source: Table, reflect: Callable[[Any], Table],
-             parent_active: Any, own_ongoing: Any) -> Release:
+def _release(
+    policy: RetentionPolicy,
+    node: TablePolicy,
+    source: Table,
+    reflect: Callable[[Any], Table],
+    parent_active: Any,
+    own_ongoing: Any,
+) -> Release:
     """The parent clocks a released dependant reads: each category of which the parent table
     is a root, on one alias of it (chains of dependants are refused at load: a parent has no
     ``archived_with`` wait of its own)."""
@@ -638,11 +764,15 @@ def _release(policy: RetentionPolicy, node: TablePolicy, source: Table, reflect:
         for table in category.tables:
             if table.table != link.table:
                 continue
-            clocks.append(ParentClock(
-                category, table,
-                start_expression(table.start_event, row, table.primary_key, reflect, policy.zones),
-                ongoing_expression(table.start_event, row, table.primary_key, reflect),
-                _effective_scope(policy, category, table, row)))
+            clocks.append(
+                ParentClock(
+                    category,
+                    table,
+                    start_expression(table.start_event, row, table.primary_key, reflect, policy.zones),
+                    ongoing_expression(table.start_event, row, table.primary_key, reflect),
+                    _effective_scope(policy, category, table, row),
+                )
+            )
     joined = and_(*(row.c[pk] == source.c[fk] for fk, pk in zip(link.foreign_key, parent_key, strict=True)))
     return Release(row, joined, clocks, parent_active, own_ongoing)
 
@@ -652,8 +782,9 @@ def _any_of(*conditions: Any) -> Any:
     return or_(*present) if present else None
 
 
-def _effective_scope(policy: RetentionPolicy, category: Category, node: TablePolicy,
-                     source: Table) -> ColumnElement[bool]:
+def _effective_scope(
+    policy: RetentionPolicy, category: Category, node: TablePolicy, source: Table
+) -> ColumnElement[bool]:
     """The category's own scope, less the rows a category with precedence claims."""
     winners = category_precedence(policy, category.key)
     excluded = [
@@ -697,10 +828,14 @@ def archive_layout(node: TableBase) -> ArchiveLayout:
     step's copy and the roles script's creation function all read this one layout.
     """
     parent_link = list(getattr(node, "foreign_key", []))
-    dependant_link = list(node.archived_with.foreign_key) if isinstance(node, TablePolicy) and node.archived_with \
-        else []
-    kept = list(dict.fromkeys([*node.primary_key, *parent_link, *dependant_link, *node.archive_columns,
-                               *identifier_columns(node)]))
+    dependant_link = (
+        list(node.archived_with.foreign_key) if isinstance(node, TablePolicy) and node.archived_with else []
+    )
+    kept = list(
+        dict.fromkeys(
+            [*node.primary_key, *parent_link, *dependant_link, *node.archive_columns, *identifier_columns(node)]
+        )
+    )
     return ArchiveLayout(node.archive_name, kept, list(node.primary_key), parent_link, dependant_link)
 
 
@@ -734,8 +869,9 @@ def _archive_table(metadata: MetaData, source: Table, node: TableBase, archive_s
 
 
 CREATE_ARCHIVE_FUNCTION = "retention_create_archive_table"
-ROLES_COMMAND = ("python -m include.retention.database.roles <policy.yaml> | psql <database>, as the database "
-                 "administrator")
+ROLES_COMMAND = (
+    "python -m include.retention.database.roles <policy.yaml> | psql <database>, as the database administrator"
+)
 
 
 def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
@@ -753,12 +889,17 @@ def ensure_archive_tables(conn: Connection, nodes: list[TableNode]) -> None:
         existing = {c["name"] for c in inspector.get_columns(archive.name, schema=archive.schema)}
         missing = [c.name for c in archive.columns if c.name not in existing]
         if missing:
-            raise PolicyError("<archive>", [Problem(
-                f"table {archive.schema}.{archive.name}",
-                f"existing archive table lacks column(s) {', '.join(missing)}; "
-                "add them (ALTER TABLE ... ADD COLUMN) before archiving with this policy"
-                + _why_identifiers(node.policy, missing),
-            )])
+            raise PolicyError(
+                "<archive>",
+                [
+                    Problem(
+                        f"table {archive.schema}.{archive.name}",
+                        f"existing archive table lacks column(s) {', '.join(missing)}; "
+                        "add them (ALTER TABLE ... ADD COLUMN) before archiving with this policy"
+                        + _why_identifiers(node.policy, missing),
+                    )
+                ],
+            )
 
 
 def _why_identifiers(node: TableBase, missing: list[str]) -> str:
@@ -767,10 +908,12 @@ def _why_identifiers(node: TableBase, missing: list[str]) -> str:
     identifiers = [c for c in identifier_columns(node) if c in missing]
     if not identifiers:
         return ""
-    return (f"; {', '.join(identifiers)} is a subject identifier of {node.table} (subject_identifiers): "
-            "archive rows keep it so that legal holds, erasures and \"was X erased?\" find the person's "
-            "archived rows by it (rows archived before the column is added have no value there: "
-            "they can be found only by their other identifiers)")
+    return (
+        f"; {', '.join(identifiers)} is a subject identifier of {node.table} (subject_identifiers): "
+        'archive rows keep it so that legal holds, erasures and "was X erased?" find the person\'s '
+        "archived rows by it (rows archived before the column is added have no value there: "
+        "they can be found only by their other identifiers)"
+    )
 
 
 def _create_archive_table(conn: Connection, archive: Table) -> None:
@@ -786,10 +929,13 @@ def _create_archive_table(conn: Connection, archive: Table) -> None:
         archive.create(conn)
         return
     schema = conn.dialect.identifier_preparer.quote_identifier(archive.schema)
-    callable_, creatable = conn.execute(text(
-        "SELECT coalesce(has_function_privilege(p, 'EXECUTE'), false), has_schema_privilege(:schema, 'CREATE') "
-        "FROM to_regprocedure(:function) AS p"),
-        {"function": f"{schema}.{CREATE_ARCHIVE_FUNCTION}(text)", "schema": archive.schema}).one()
+    callable_, creatable = conn.execute(
+        text(
+            "SELECT coalesce(has_function_privilege(p, 'EXECUTE'), false), has_schema_privilege(:schema, 'CREATE') "
+            "FROM to_regprocedure(:function) AS p"
+        ),
+        {"function": f"{schema}.{CREATE_ARCHIVE_FUNCTION}(text)", "schema": archive.schema},
+    ).one()
     if callable_:
         try:
             with conn.begin_nested():
@@ -802,16 +948,26 @@ def _create_archive_table(conn: Connection, archive: Table) -> None:
         return
     else:
         why = f"role {conn.execute(text('SELECT current_user')).scalar_one()} may not create it"
-    raise PolicyError("<archive>", [Problem(
-        f"table {archive.schema}.{archive.name}",
-        f"archive table {archive.schema}.{archive.name} is missing and cannot be created ({why}); "
-        f"create it with the roles script of this policy: {ROLES_COMMAND}",
-    )])
+    raise PolicyError(
+        "<archive>",
+        [
+            Problem(
+                f"table {archive.schema}.{archive.name}",
+                f"archive table {archive.schema}.{archive.name} is missing and cannot be created ({why}); "
+                f"create it with the roles script of this policy: {ROLES_COMMAND}",
+            )
+        ],
+    )
 
 
-def open_category(conn: Connection, policy: RetentionPolicy, category: Category,
-                  source_schema_of: Callable[[str | None], str | None], archive_schema: str,
-                  dialect: str) -> list[TableNode]:
+def open_category(
+    conn: Connection,
+    policy: RetentionPolicy,
+    category: Category,
+    source_schema_of: Callable[[str | None], str | None],
+    archive_schema: str,
+    dialect: str,
+) -> list[TableNode]:
     """Check a category against the live database, then reflect it.
 
     Identifiers reach SQL only after this check has passed: the check covers the
@@ -827,6 +983,7 @@ def related_categories(policy: RetentionPolicy, key: str) -> list[str]:
     Those sharing one of its tables (their scopes decide precedence), those whose rows
     are archived with its rows (``archived_with``), and those its rows are archived with.
     """
+
     def tables(k: str) -> set[str]:
         return {n.table for t in policy.categories[k].tables for n in t.walk()}
 

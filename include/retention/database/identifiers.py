@@ -97,8 +97,8 @@ class Tables:
     """Everything the form needs, built once per process on first use (not at import: DAG
     parsing imports this module and never needs them)."""
 
-    invisible: str          # every invisible character
-    lower: dict[str, str]   # one character -> its lower case, ASCII first, then in code point order
+    invisible: str  # every invisible character
+    lower: dict[str, str]  # one character -> its lower case, ASCII first, then in code point order
 
     @cached_property
     def trunk_zero_codes(self) -> tuple[str, ...]:
@@ -194,11 +194,15 @@ def _overseas_codes() -> dict[str, str]:
 
     patterns = {}
     for code in FRENCH_PLAN_OVERSEAS_CODES:
-        alternatives = [desc.national_number_pattern
-                        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
-                        for metadata in [PhoneMetadata.metadata_for_region(region)] if metadata is not None
-                        for name in _OVERSEAS_TYPES
-                        for desc in [getattr(metadata, name)] if desc is not None and desc.national_number_pattern]
+        alternatives = [
+            desc.national_number_pattern
+            for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+            for metadata in [PhoneMetadata.metadata_for_region(region)]
+            if metadata is not None
+            for name in _OVERSEAS_TYPES
+            for desc in [getattr(metadata, name)]
+            if desc is not None and desc.national_number_pattern
+        ]
         patterns[str(code)] = re.compile("|".join(f"(?:{a})" for a in alternatives))
     found = {}
     for prefix in map(str, range(100, 1000)):
@@ -229,6 +233,7 @@ def bracket(chars: str) -> str:
 
 # --- Phone numbers -----------------------------------------------------------------------------
 
+
 def _phone_form(text: str) -> str:
     t = tables()
     written = t.phone_written_re.search(text)
@@ -248,6 +253,7 @@ def _phone_form(text: str) -> str:
 
 
 # --- The form, in Python -------------------------------------------------------------------------
+
 
 def _text(value: Any) -> str:
     """The value as text. A number column holding a whole number (a phone imported from a
@@ -295,16 +301,22 @@ def canonical(kind: str, value: Any) -> str:
     if kind == "email" and not (_EMAIL.match(form) and _asked_email_is_whole(value)):
         raise RetentionError("the e-mail address given is not of the form name@domain.tld")
     written = unicodedata.normalize("NFKC", str(value))
-    if kind == "phone" and not (tables().phone_characters_re.fullmatch(written)
-                                and 6 <= sum(c in "0123456789" for c in written) <= 15 and _PHONE.match(form)):
-        raise RetentionError("the phone number given must hold 6 to 15 digits, optionally after a leading + "
-                             "(spaces, dots, dashes, slashes and brackets allowed, nothing else)")
+    if kind == "phone" and not (
+        tables().phone_characters_re.fullmatch(written)
+        and 6 <= sum(c in "0123456789" for c in written) <= 15
+        and _PHONE.match(form)
+    ):
+        raise RetentionError(
+            "the phone number given must hold 6 to 15 digits, optionally after a leading + "
+            "(spaces, dots, dashes, slashes and brackets allowed, nothing else)"
+        )
     if not form:
         raise RetentionError(f"the {kind} given is empty")
     return form
 
 
 # --- The form, in SQL ----------------------------------------------------------------------------
+
 
 class _Canonical(FunctionElement[str]):
     """``canonical_form(kind, column)`` as a SQL expression, compiled per dialect below. One
@@ -351,8 +363,10 @@ def canonical_sql(kind: str, column: Any) -> ColumnElement[str]:
 
 @compiles(_Canonical)
 def _unsupported(element: _Canonical, compiler: Any, **kw: Any) -> str:
-    raise RetentionError(f"no canonical identifier form in SQL for the {compiler.dialect.name} dialect "
-                         "(include/retention/database/identifiers.py supports sqlite and postgresql)")
+    raise RetentionError(
+        f"no canonical identifier form in SQL for the {compiler.dialect.name} dialect "
+        "(include/retention/database/identifiers.py supports sqlite and postgresql)"
+    )
 
 
 @compiles(_Canonical, "sqlite")
@@ -406,17 +420,28 @@ def _pg_phone(column: Any) -> Any:
     digits = func.regexp_replace(written, _bound("[^0-9]"), _bound(""), _bound("g"))
     trunk = _bound(t.trunk_pattern)
     plus = _bound("+")
-    overseas = [(func.substr(digits, 2, 3) == _bound(prefix), _bound(f"+{code}"))
-                for prefix, code in sorted(t.overseas_codes.items())]
-    national = case(*overseas, else_=_bound(f"+{DEFAULT_COUNTRY_CODE}")) if overseas \
-        else _bound(f"+{DEFAULT_COUNTRY_CODE}")
+    overseas = [
+        (func.substr(digits, 2, 3) == _bound(prefix), _bound(f"+{code}"))
+        for prefix, code in sorted(t.overseas_codes.items())
+    ]
+    national = (
+        case(*overseas, else_=_bound(f"+{DEFAULT_COUNTRY_CODE}")) if overseas else _bound(f"+{DEFAULT_COUNTRY_CODE}")
+    )
     return case(
         (func.left(written, 1) == "+", plus + func.regexp_replace(digits, trunk, _bound("\\1"))),
         (func.left(digits, 2) == "00", plus + func.regexp_replace(func.substr(digits, 3), trunk, _bound("\\1"))),
-        (and_(func.length(digits) == literal(10, Integer), func.left(digits, 1) == "0"),
-         national + func.substr(digits, 2)),
-        (and_(func.length(digits) == literal(11, Integer), func.left(digits, 2) == DEFAULT_COUNTRY_CODE,
-              func.substr(digits, 3, 1) != "0"), plus + digits),
+        (
+            and_(func.length(digits) == literal(10, Integer), func.left(digits, 1) == "0"),
+            national + func.substr(digits, 2),
+        ),
+        (
+            and_(
+                func.length(digits) == literal(11, Integer),
+                func.left(digits, 2) == DEFAULT_COUNTRY_CODE,
+                func.substr(digits, 3, 1) != "0",
+            ),
+            plus + digits,
+        ),
         else_=digits,
     )
 
@@ -468,8 +493,10 @@ def legacy_sql(kind: str, column: Any) -> ColumnElement[Any]:
             digits = func.replace(digits, separator, "")
         return case(
             (func.substr(digits, 1, 2) == "00", literal("+") + func.substr(digits, 3)),
-            (and_(func.substr(digits, 1, 1) == "0", func.length(digits) == 10),
-             literal(f"+{DEFAULT_COUNTRY_CODE}") + func.substr(digits, 2)),
+            (
+                and_(func.substr(digits, 1, 1) == "0", func.length(digits) == 10),
+                literal(f"+{DEFAULT_COUNTRY_CODE}") + func.substr(digits, 2),
+            ),
             else_=digits,
         )
     return func.trim(column)

@@ -50,8 +50,10 @@ class SubjectKey:
     def __init__(self, secret: str | bytes, source: str) -> None:
         raw = secret.encode("utf-8") if isinstance(secret, str) else secret
         if len(raw.strip()) < MIN_KEY_LENGTH:
-            raise RetentionError(f"the subject key from {source} is shorter than {MIN_KEY_LENGTH} characters: "
-                                 "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`")
+            raise RetentionError(
+                f"the subject key from {source} is shorter than {MIN_KEY_LENGTH} characters: "
+                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
         self._secret = raw.strip()
 
     def digest(self, message: str) -> str:
@@ -87,8 +89,10 @@ def key_from_env(environ: dict[str, str] | None = None) -> SubjectKey:
     """The key from ``$RETENTION_SUBJECT_SECRET``; a clear error says where to set it if absent."""
     secret = (environ if environ is not None else os.environ).get(KEY_ENV_VAR)
     if not secret:
-        raise RetentionError(f"no subject key: set the Airflow Variable {KEY_VARIABLE!r} (or a secrets backend "
-                             f"entry of that name) or the environment variable {KEY_ENV_VAR}")
+        raise RetentionError(
+            f"no subject key: set the Airflow Variable {KEY_VARIABLE!r} (or a secrets backend "
+            f"entry of that name) or the environment variable {KEY_ENV_VAR}"
+        )
     return SubjectKey(secret, f"${KEY_ENV_VAR}")
 
 
@@ -114,8 +118,12 @@ def normalised_sql(kind: str, column: Any) -> ColumnElement[Any]:
 def _hmac_sql(key: SubjectKey, message: Any, dialect: str) -> ColumnElement[str]:
     if dialect == "sqlite":
         return func.retention_hmac_sha256(key.as_sql_parameter(), message)
-    return func.encode(func.hmac(func.convert_to(message, "UTF8"), func.convert_to(key.as_sql_parameter(), "UTF8"),
-                                 literal("sha256", Text)), "hex")
+    return func.encode(
+        func.hmac(
+            func.convert_to(message, "UTF8"), func.convert_to(key.as_sql_parameter(), "UTF8"), literal("sha256", Text)
+        ),
+        "hex",
+    )
 
 
 def keyed_hash_sql(key: SubjectKey, kind: str, column: Any, dialect: str) -> ColumnElement[str]:
@@ -138,16 +146,25 @@ def keyed_hash_in(key: SubjectKey, kind: str, column: Any, dialect: str, hashes:
     different people would take an HMAC collision). False, never NULL, for a NULL value."""
     # NULL never matches, and says so: a bare ``hash IN (...)`` is NULL there, and under
     # NOT (a hold's "not held") it would keep a row without a phone out of every run.
-    return and_(column.is_not(None), or_(keyed_hash_sql(key, kind, column, dialect).in_(hashes),
-                                         legacy_keyed_hash_sql(key, kind, column, dialect).in_(hashes)))
+    return and_(
+        column.is_not(None),
+        or_(
+            keyed_hash_sql(key, kind, column, dialect).in_(hashes),
+            legacy_keyed_hash_sql(key, kind, column, dialect).in_(hashes),
+        ),
+    )
 
 
 def require_keyed_hash_sql(conn: Connection, why: str) -> None:
     """Refuse clearly when PostgreSQL lacks pgcrypto, which ``keyed_hash_sql`` needs there."""
-    if conn.dialect.name == "postgresql" and not conn.execute(
-            text("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")).scalar_one():
-        raise RetentionError(f"{why} needs PostgreSQL's pgcrypto extension: CREATE EXTENSION pgcrypto "
-                             "(include/sql/least_privilege_roles.sql does it)")
+    if (
+        conn.dialect.name == "postgresql"
+        and not conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")).scalar_one()
+    ):
+        raise RetentionError(
+            f"{why} needs PostgreSQL's pgcrypto extension: CREATE EXTENSION pgcrypto "
+            "(include/sql/least_privilege_roles.sql does it)"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,10 +182,13 @@ class Subject:
     legacy: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
-    def of(cls, given: dict[str, str | list[str]]) -> "Subject":
+    def of(cls, given: dict[str, str | list[str]]) -> Subject:
         """Normalise every identifier given; refuse none, or a malformed one, before anything runs."""
-        asked = [(kind, value) for kind, values in given.items()
-                 for value in ([values] if isinstance(values, str) else values)]
+        asked = [
+            (kind, value)
+            for kind, values in given.items()
+            for value in ([values] if isinstance(values, str) else values)
+        ]
         pairs = [(kind, normalise(kind, value)) for kind, value in asked]
         if not pairs:
             raise RetentionError("no subject identifier given: at least one e-mail, phone or customer number")

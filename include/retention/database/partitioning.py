@@ -33,25 +33,38 @@ class Partition:
 def layout_problems(conn: Connection, schema: str, table: str, column: str, path: str) -> list[Problem]:
     """``partitioned: true`` must describe the live table: range-partitioned on ``column``."""
     where = f"{schema}.{table}"
-    definition = conn.execute(text(
-        "SELECT pg_get_partkeydef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = :schema AND c.relname = :table"), {"schema": schema, "table": table}).scalar()
+    definition = conn.execute(
+        text(
+            "SELECT pg_get_partkeydef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relname = :table"
+        ),
+        {"schema": schema, "table": table},
+    ).scalar()
     if definition is None:
         return [Problem(path, f"table {where} is not partitioned in the database", True)]
     expected = f"RANGE ({column})"
     if definition.replace('"', "") != expected:
-        return [Problem(path, f"table {where} is partitioned by {definition}, not by {expected} (its start-event "
-                              "column): whole partitions cannot be matched to the retention horizon", True)]
+        return [
+            Problem(
+                path,
+                f"table {where} is partitioned by {definition}, not by {expected} (its start-event "
+                "column): whole partitions cannot be matched to the retention horizon",
+                True,
+            )
+        ]
     return []
 
 
 def partitions_of(conn: Connection, source: Table) -> list[Partition]:
     """The table's partitions and their upper bounds, from the catalogue."""
-    rows = conn.execute(text(
-        "SELECT c.oid, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
-        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY c.relname"),
-        {"parent": quoted_name(conn, source.schema, source.name)}).all()
+    rows = conn.execute(
+        text(
+            "SELECT c.oid, n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY c.relname"
+        ),
+        {"parent": quoted_name(conn, source.schema, source.name)},
+    ).all()
     return [Partition(int(oid), schema, name, _upper(bound)) for oid, schema, name, bound in rows]
 
 

@@ -54,8 +54,14 @@ READER_ROLE = "dpo_reader"
 
 def governed_tables(policy: RetentionPolicy) -> list[str]:
     """Every active table the policy moves, destroys or changes, schema-qualified and quoted."""
-    return sorted({_qualified(n.schema_name or policy.source_schema, n.table)
-                   for c in policy.categories.values() for root in c.tables for n in root.walk()})
+    return sorted(
+        {
+            _qualified(n.schema_name or policy.source_schema, n.table)
+            for c in policy.categories.values()
+            for root in c.tables
+            for n in root.walk()
+        }
+    )
 
 
 def read_only_tables(policy: RetentionPolicy) -> list[str]:
@@ -83,19 +89,28 @@ def archive_layouts(policy: RetentionPolicy) -> dict[str, tuple[str, ArchiveLayo
     grant the pipeline UPDATE and DELETE on the existing table (the audit log, the holds)."""
     archive = policy.archive_schema
     holds = hold_tables(archive)
-    reserved = {policy.audit_table, holds.holds.name, holds.items.name, suppression_table(archive).name,
-                locks_table(archive).name}
+    reserved = {
+        policy.audit_table,
+        holds.holds.name,
+        holds.items.name,
+        suppression_table(archive).name,
+        locks_table(archive).name,
+    }
     found: dict[str, tuple[str, ArchiveLayout]] = {}
     for category in policy.categories.values():
         for root in category.tables:
             for node in root.walk():
                 entry = (_qualified(node.schema_name or policy.source_schema, node.table), archive_layout(node))
                 if entry[1].name in reserved:
-                    raise ValueError(f"archive table {entry[1].name!r} of {node.table} is one of the project's own "
-                                     "tables: give the policy's table another archive_name")
+                    raise ValueError(
+                        f"archive table {entry[1].name!r} of {node.table} is one of the project's own "
+                        "tables: give the policy's table another archive_name"
+                    )
                 if found.setdefault(entry[1].name, entry) != entry:
-                    raise ValueError(f"archive table {entry[1].name!r} is defined twice, differently: give one "
-                                     "of the policy's tables another archive_name")
+                    raise ValueError(
+                        f"archive table {entry[1].name!r} is defined twice, differently: give one "
+                        "of the policy's tables another archive_name"
+                    )
     return dict(sorted(found.items()))
 
 
@@ -119,20 +134,28 @@ def create_archive_function_sql(policy: RetentionPolicy) -> list[str]:
     from the active table at the time of the call (the pipeline cannot alter that table).
     """
     archive, dialect = policy.archive_schema, postgresql.dialect()
-    facts = ", ".join(str(CreateColumn(c).compile(dialect=dialect))
-                      for c in Table("facts", MetaData(), *archive_metadata_columns()).columns)
+    facts = ", ".join(
+        str(CreateColumn(c).compile(dialect=dialect))
+        for c in Table("facts", MetaData(), *archive_metadata_columns()).columns
+    )
     rows = []
     for name, (source, layout) in archive_layouts(policy).items():
         table = _qualified(archive, name)
         create = f"CREATE TABLE IF NOT EXISTS {table} (%s, {facts}, PRIMARY KEY ({_names(layout.primary_key)}))"
-        after = [f'CREATE INDEX IF NOT EXISTS "{index}" ON {table} ({_names(columns)})'
-                 for index, columns in layout.indexes()]
-        after += [f"REVOKE ALL ON {table} FROM PUBLIC",
-                  f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PIPELINE_ROLE}",
-                  f"GRANT SELECT ON {table} TO {READER_ROLE}"]
-        rows.append(f"    ({_literal(name)}, {_literal(source)}, {_array(layout.kept)},\n"
-                    f"     {_literal(create)},\n"
-                    f"     {_array(after)})")
+        after = [
+            f'CREATE INDEX IF NOT EXISTS "{index}" ON {table} ({_names(columns)})'
+            for index, columns in layout.indexes()
+        ]
+        after += [
+            f"REVOKE ALL ON {table} FROM PUBLIC",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {PIPELINE_ROLE}",
+            f"GRANT SELECT ON {table} TO {READER_ROLE}",
+        ]
+        rows.append(
+            f"    ({_literal(name)}, {_literal(source)}, {_array(layout.kept)},\n"
+            f"     {_literal(create)},\n"
+            f"     {_array(after)})"
+        )
     function = f'"{archive}".{CREATE_ARCHIVE_FUNCTION}'
     return [
         f"CREATE OR REPLACE FUNCTION {function}(archive_table text) RETURNS void",
@@ -242,7 +265,7 @@ def planted_objects_sql(policy: RetentionPolicy) -> list[str]:
         "                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
         "                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid",
         f"                          AND ((n.nspname = {archive} AND c.relkind IN ('r', 'p', 'S'))",
-        "                               OR n.nspname LIKE 'pg\_temp\_%' OR n.nspname LIKE 'pg\_toast\_temp\_%'))",
+        r"                               OR n.nspname LIKE 'pg\_temp\_%' OR n.nspname LIKE 'pg\_toast\_temp\_%'))",
         "    UNION ALL SELECT pg_catalog.format('rule %I on %s', r.rulename, r.ev_class::pg_catalog.regclass)",
         "      FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class",
         f"     WHERE c.relowner = {pipeline} AND r.rulename <> '_RETURN'",
@@ -298,7 +321,7 @@ def no_create_anywhere_sql() -> list[str]:
         "  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(nspname), ', ' ORDER BY nspname) INTO open_to",
         "    FROM pg_catalog.pg_namespace",
         f"   WHERE pg_catalog.has_schema_privilege('{PIPELINE_ROLE}', oid, 'CREATE')",
-        "     AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%';",
+        r"     AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%';",
         "  IF open_to IS NOT NULL THEN",
         f"    RAISE EXCEPTION '{PIPELINE_ROLE} may create objects in schema %: nothing was changed. Revoke CREATE "
         f"there from PUBLIC or from the role that passes it to {PIPELINE_ROLE}, then run this script again', open_to;",
@@ -335,15 +358,21 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
     """The whole script, idempotent where PostgreSQL allows it."""
     archive = policy.archive_schema
     governed, read_only = governed_tables(policy), read_only_tables(policy)
-    sources = sorted({t.schema_name or policy.source_schema for c in policy.categories.values()
-                      for root in c.tables for t in root.walk()})
+    sources = sorted(
+        {
+            t.schema_name or policy.source_schema
+            for c in policy.categories.values()
+            for root in c.tables
+            for t in root.walk()
+        }
+    )
     trail = audit_table(archive, policy.audit_table)
     holds = hold_tables(archive)
     # hold_id comes from its sequence: chosen by the pipeline, it could take the ids ahead.
     lift_columns = {"hold_id", "lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
     added = ", ".join(c.name for c in holds.holds.columns if c.name not in lift_columns)
     project = [  # the project's own tables, with what the pipeline may do to each
-        (trail, "SELECT, INSERT"),                      # append-only: the triggers refuse the rest too
+        (trail, "SELECT, INSERT"),  # append-only: the triggers refuse the rest too
         # Added, never deleted; lifted only through retention_lift_hold (with its audit event);
         # an expiry is recorded once (the date, not this column, ends the hold).
         (holds.holds, f"SELECT, INSERT ({added}), UPDATE (expiry_recorded_at)"),
@@ -355,8 +384,10 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
 
     def create(table: Table) -> list[str]:
         statements = [str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()]
-        statements += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip()
-                       for index in sorted(table.indexes, key=lambda i: str(i.name))]
+        statements += [
+            str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip()
+            for index in sorted(table.indexes, key=lambda i: str(i.name))
+        ]
         return [f"{statement};" for statement in statements]
 
     lines = [
@@ -373,8 +404,10 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "",
         *planted_objects_sql(policy),
         "",
-        *(f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
-          for role in (PIPELINE_ROLE, READER_ROLE)),
+        *(
+            f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+            for role in (PIPELINE_ROLE, READER_ROLE)
+        ),
         "",
         "-- The pipeline reads and changes the tables the policy governs - those only - and reads the",
         "-- tables it dates rows by. It creates temporary tables (a batch's keys).",

@@ -26,7 +26,8 @@ can never disagree about a row's clock. Nothing is computed row by row in Python
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Table, and_, exists, func, select
 from sqlalchemy.ext.compiler import compiles
@@ -40,8 +41,9 @@ from include.retention.policy.model import Aggregate, ClockSource, OpenRelated, 
 Reflect = Callable[[RelationStep], Table]
 
 
-def start_expression(event: StartEvent, source: Table, key_columns: Sequence[str],
-                     reflect: Reflect, zones: Zones | None = None) -> ColumnElement[Any]:
+def start_expression(
+    event: StartEvent, source: Table, key_columns: Sequence[str], reflect: Reflect, zones: Zones | None = None
+) -> ColumnElement[Any]:
     """The row's start date or timestamp; NULL when it has none.
 
     ``zones``: the policy's zones, for SQLite, where dates are text and ``max``/``min``
@@ -54,15 +56,17 @@ def start_expression(event: StartEvent, source: Table, key_columns: Sequence[str
     return candidates[0] if len(candidates) == 1 else func.coalesce(*candidates)
 
 
-def ongoing_expression(event: StartEvent, source: Table, key_columns: Sequence[str],
-                       reflect: Reflect) -> ColumnElement[bool] | None:
+def ongoing_expression(
+    event: StartEvent, source: Table, key_columns: Sequence[str], reflect: Reflect
+) -> ColumnElement[bool] | None:
     """True while a related row is still open (``ongoing_if_open``); None when not declared."""
     rule = event.ongoing_if_open
     if rule is None:
         return None
     last, joined, correlation = _walk(rule.path, source, key_columns, reflect)
-    return exists(select(1).select_from(joined).where(correlation, _row_value(last, rule).is_(None),
-                                                      to_sql(last, rule.where)))
+    return exists(
+        select(1).select_from(joined).where(correlation, _row_value(last, rule).is_(None), to_sql(last, rule.where))
+    )
 
 
 def clock_inputs(event: StartEvent) -> list[tuple[str | None, str]]:
@@ -113,16 +117,18 @@ def open_inputs(event: StartEvent) -> list[tuple[str, str]]:
     return [] if rule is None else [(rule.path[-1].table, column) for column in rule.columns]
 
 
-def _source_expression(source_spec: ClockSource, source: Table, key_columns: Sequence[str],
-                       reflect: Reflect, zones: Zones | None) -> ColumnElement[Any]:
+def _source_expression(
+    source_spec: ClockSource, source: Table, key_columns: Sequence[str], reflect: Reflect, zones: Zones | None
+) -> ColumnElement[Any]:
     if source_spec.column:
         return source.c[source_spec.column]
     aggregate, pick = (source_spec.latest, func.max) if source_spec.latest else (source_spec.earliest, func.min)
     return _aggregate(aggregate, pick, source, key_columns, reflect, zones)  # type: ignore[arg-type]
 
 
-def _aggregate(aggregate: Aggregate, pick: Any, source: Table, key_columns: Sequence[str],
-               reflect: Reflect, zones: Zones | None) -> ColumnElement[Any]:
+def _aggregate(
+    aggregate: Aggregate, pick: Any, source: Table, key_columns: Sequence[str], reflect: Reflect, zones: Zones | None
+) -> ColumnElement[Any]:
     last, joined, correlation = _walk(aggregate.path, source, key_columns, reflect)
     value = _row_value(last, aggregate)
     if zones is not None:
@@ -138,8 +144,9 @@ def _row_value(last: Any, spec: Aggregate | OpenRelated) -> ColumnElement[Any]:
     return columns[0] if len(columns) == 1 else func.coalesce(*columns)
 
 
-def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str],
-          reflect: Reflect) -> tuple[Any, Any, ColumnElement[bool]]:
+def _walk(
+    path: Sequence[RelationStep], source: Table, key_columns: Sequence[str], reflect: Reflect
+) -> tuple[Any, Any, ColumnElement[bool]]:
     """Join the path's tables; return the last one, the join, and the link to ``source``.
 
     Every step is aliased, so a path may come back to the source table itself. A step's
@@ -153,8 +160,10 @@ def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str
         reflected = reflect(step)
         table = reflected.alias(f"clock_{i}")
         references = list(step.references or previous_key)
-        link = and_(*(table.c[fk] == previous.c[ref] for fk, ref in zip(step.foreign_key, references, strict=True)),
-                    to_sql(table, step.where))
+        link = and_(
+            *(table.c[fk] == previous.c[ref] for fk, ref in zip(step.foreign_key, references, strict=True)),
+            to_sql(table, step.where),
+        )
         if joined is None:
             joined, correlation = table, link
         else:
@@ -165,7 +174,6 @@ def _walk(path: Sequence[RelationStep], source: Table, key_columns: Sequence[str
     return previous, joined, correlation
 
 
-
 class _DayOnSqlite(ColumnElement[Any]):
     """A related row's value as it is, or on SQLite its day in the company's zone (NULL for
     NULL or unreadable text, skipped by the aggregate as NULL always was). The compiler picks
@@ -173,8 +181,7 @@ class _DayOnSqlite(ColumnElement[Any]):
 
     __visit_name__ = "retention_day_on_sqlite"
     inherit_cache = True
-    _traverse_internals = [("value", InternalTraversal.dp_clauseelement),
-                           ("day", InternalTraversal.dp_clauseelement)]
+    _traverse_internals = [("value", InternalTraversal.dp_clauseelement), ("day", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, value: ColumnElement[Any], day: ColumnElement[Any]):
         self.value = value

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -127,8 +127,9 @@ def _sqlite_add_period(day: ColumnElement[date], period: Period) -> ColumnElemen
     return type_coerce(shifted, Date)
 
 
-def retention_dates(start: ColumnElement[Any], active: Period, archive: Period, dialect: str,
-                    zones: Zones) -> tuple[ColumnElement[date], ColumnElement[date]]:
+def retention_dates(
+    start: ColumnElement[Any], active: Period, archive: Period, dialect: str, zones: Zones
+) -> tuple[ColumnElement[date], ColumnElement[date]]:
     """``(retention_start, retention_until)`` for a row: its start day, and
     ``start + active period + archive period`` - the archive period follows the active
     one, so each is added in turn with its own month clamping."""
@@ -139,12 +140,13 @@ def retention_dates(start: ColumnElement[Any], active: Period, archive: Period, 
 # SQLite: dates stored as text ------------------------------------------------------------
 
 SQLITE_LOCAL_DAY = "retention_local_day"
-_UTC = timezone.utc
+_UTC = UTC
 # The whole grammar: a day, optionally a time (seconds and fraction optional), optionally a zone.
 _STORED_TEXT = re.compile(
     r"(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[ T](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?)?"
-    r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?)?")
+    r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 _MAX_OFFSET_HOURS = 14  # as SQLite's own date functions: no zone is further from UTC
 
 
@@ -169,8 +171,9 @@ def _checked(value: Any) -> re.Match[str] | None:
     match = _STORED_TEXT.fullmatch(value) if isinstance(value, str) else None
     if match is None or not _is_calendar_day(match["day"]):
         return None
-    if match["hour"] is not None and (match["hour"] > "23" or match["minute"] > "59"
-                                      or (match["second"] or "00") > "59"):
+    if match["hour"] is not None and (
+        match["hour"] > "23" or match["minute"] > "59" or (match["second"] or "00") > "59"
+    ):
         return None
     zone = match["zone"]
     if zone is not None and zone != "Z" and (zone[1:3] > f"{_MAX_OFFSET_HOURS:02d}" or zone[4:6] > "59"):
@@ -191,8 +194,16 @@ def _is_calendar_day(text: str) -> bool:
 def _moment(match: re.Match[str]) -> datetime:
     """The datetime of checked text with a time: naive, or aware with its offset."""
     day, zone, fraction = match["day"], match["zone"], match["fraction"] or "0"
-    return datetime(int(day[:4]), int(day[5:7]), int(day[8:]), int(match["hour"]), int(match["minute"]),
-                    int(match["second"] or 0), int(fraction[:6].ljust(6, "0")), _offset(zone) if zone else None)
+    return datetime(
+        int(day[:4]),
+        int(day[5:7]),
+        int(day[8:]),
+        int(match["hour"]),
+        int(match["minute"]),
+        int(match["second"] or 0),
+        int(fraction[:6].ljust(6, "0")),
+        _offset(zone) if zone else None,
+    )
 
 
 @lru_cache(maxsize=256)
@@ -268,15 +279,18 @@ def sqlite_readable(value: ColumnElement[Any]) -> ColumnElement[bool]:
     zone_length = _sqlite_zone_length(value)
     middle = func.substr(value, 17, length - 16 - zone_length)  # ':SS' and '.fff', both optional
     day = func.substr(value, 1, 10)
-    day_ok = and_(value.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"), day >= "0001",
-                  func.date(day, "+0 days") == day)
+    day_ok = and_(
+        value.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"), day >= "0001", func.date(day, "+0 days") == day
+    )
     time_ok = and_(
         func.substr(value, 11, 1).in_([" ", "T"]),
-        func.substr(value, 12, 5).op("GLOB")("[0-2][0-9]:[0-5][0-9]"), func.substr(value, 12, 2) < "24",
-        (middle == "") | middle.op("GLOB")(":[0-5][0-9]")
+        func.substr(value, 12, 5).op("GLOB")("[0-2][0-9]:[0-5][0-9]"),
+        func.substr(value, 12, 2) < "24",
+        (middle == "")
+        | middle.op("GLOB")(":[0-5][0-9]")
         | and_(middle.op("GLOB")(":[0-5][0-9].[0-9]*"), func.substr(middle, 5).op("NOT GLOB")("*[^0-9]*")),
-        (zone_length < 6) | and_(func.substr(value, -5, 2) <= f"{_MAX_OFFSET_HOURS:02d}",
-                                 func.substr(value, -2, 2) < "60"),
+        (zone_length < 6)
+        | and_(func.substr(value, -5, 2) <= f"{_MAX_OFFSET_HOURS:02d}", func.substr(value, -2, 2) < "60"),
     )
     readable = and_(func.typeof(value) == "text", day_ok, (length == 10) | time_ok)
     return func.coalesce(readable, False)
@@ -291,14 +305,18 @@ def sqlite_later_than(value: ColumnElement[Any], moment: datetime, zones: Zones)
     Readable text whose instant SQLite cannot compute (``datetime`` is NULL: a day in 9999
     whose offset carries it past 9999-12-31 UTC) counts as in the future: such a row is never
     due, and unflagged it would be kept forever with no one told."""
+
     def stamp(zone: Any) -> str:
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
     return func.coalesce(
-        case((func.length(value) == 10, value > moment.astimezone(zones.company).date().isoformat()),
-             (_sqlite_zone_length(value) > 0, func.datetime(value) > stamp(_UTC)),
-             else_=func.datetime(value) > stamp(zones.naive)),
-        True)
+        case(
+            (func.length(value) == 10, value > moment.astimezone(zones.company).date().isoformat()),
+            (_sqlite_zone_length(value) > 0, func.datetime(value) > stamp(_UTC)),
+            else_=func.datetime(value) > stamp(zones.naive),
+        ),
+        True,
+    )
 
 
 def _sqlite_zone_length(value: ColumnElement[Any]) -> ColumnElement[int]:
@@ -313,8 +331,10 @@ class _ByDialect(ColumnElement[bool]):
 
     __visit_name__ = "retention_by_dialect"
     inherit_cache = True
-    _traverse_internals = [("default", InternalTraversal.dp_clauseelement),
-                           ("sqlite", InternalTraversal.dp_clauseelement)]
+    _traverse_internals = [
+        ("default", InternalTraversal.dp_clauseelement),
+        ("sqlite", InternalTraversal.dp_clauseelement),
+    ]
     type = Boolean()
 
     def __init__(self, default: ColumnElement[bool], sqlite: ColumnElement[bool]):

@@ -21,8 +21,9 @@ programming error (which zone did the caller mean?), not something to guess.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, String, Table, not_, select, type_coerce, update
 from sqlalchemy.engine import Connection, Dialect
@@ -34,7 +35,7 @@ _STORED_WIDTH = 32
 
 def utc_now() -> datetime:
     """Now, as an aware UTC datetime (what every writer of a project instant stamps)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -42,9 +43,11 @@ def as_utc(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"a project timestamp must be a datetime, not {type(value).__name__} ({value!r})")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise TypeError(f"naive datetime {value.isoformat()} refused for a project timestamp: pass an aware "
-                        "datetime (e.g. instants.utc_now()) - a naive one does not say which zone it is in")
-    return value.astimezone(timezone.utc)
+        raise TypeError(
+            f"naive datetime {value.isoformat()} refused for a project timestamp: pass an aware "
+            "datetime (e.g. instants.utc_now()) - a naive one does not say which zone it is in"
+        )
+    return value.astimezone(UTC)
 
 
 def stored_text(value: datetime) -> str:
@@ -72,8 +75,8 @@ def read_instant(value: Any) -> datetime:
     else:
         raise TypeError(f"stored timestamp {value!r} ({type(value).__name__}) is not a date and time")
     if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 class _SqliteInstantText(UserDefinedType):
@@ -126,8 +129,9 @@ def normalise_sqlite_text(conn: Connection, table: Table, columns: Sequence[str]
     changed = 0
     for name in columns:
         raw = type_coerce(table.c[name], String)
-        rows = conn.execute(select(*key, raw.label("raw")).where(
-            raw.is_not(None), not_(raw.like(_STORED_PATTERN)))).all()
+        rows = conn.execute(
+            select(*key, raw.label("raw")).where(raw.is_not(None), not_(raw.like(_STORED_PATTERN)))
+        ).all()
         for row in rows:
             try:
                 instant = read_instant(row.raw)

@@ -17,8 +17,7 @@ from datetime import date, timedelta
 # ASCII digits only: ``\d`` alone also matches other scripts' digits (``P٣Y``), which ``int``
 # then reads. At most 9 digits a part: ``int`` refuses 4,300 and more, with a message that
 # says nothing about periods, and no retention period needs more.
-_ISO_PERIOD = re.compile(r"P(?!\Z)(?:([0-9]{1,9})Y)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?\Z",
-                         re.ASCII)
+_ISO_PERIOD = re.compile(r"P(?!\Z)(?:([0-9]{1,9})Y)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?\Z", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
@@ -30,7 +29,7 @@ class Period:
     days: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "Period":
+    def parse(cls, text: str) -> Period:
         """Parse ``P3Y``, ``P13M``, ``P1Y6M``, ``P30D``, ``P2W`` or ``P0D``.
 
         Time parts (``PT12H``), negative or fractional values, digits other than ASCII
@@ -39,9 +38,7 @@ class Period:
         """
         match = _ISO_PERIOD.match(text.strip()) if isinstance(text, str) else None
         if not match:
-            raise ValueError(
-                f"{text!r} is not an ISO-8601 calendar period such as P3Y, P13M, P1Y6M or P30D"
-            )
+            raise ValueError(f"{text!r} is not an ISO-8601 calendar period such as P3Y, P13M, P1Y6M or P30D")
         years, months, weeks, days = (int(g) if g else 0 for g in match.groups())
         return cls(years=years, months=months, days=days + 7 * weeks)
 
@@ -77,7 +74,7 @@ class Period:
             guess -= timedelta(days=1)
         return guess
 
-    def is_longer_than(self, other: "Period") -> bool:
+    def is_longer_than(self, other: Period) -> bool:
         """Whether this period, counted from 1 January 2001, ends after ``other`` does.
 
         Calendar periods have no single length (P1M is 28 to 31 days), so they are compared
@@ -99,14 +96,12 @@ class Period:
         return "P" + "".join(f"{n}{unit}" for n, unit in parts if n)
 
     def in_words(self, lang: str = "en") -> str:
-        """"3 years", "13 months", "3 ans" - used in DAG docs and reports."""
+        """ "3 years", "13 months", "3 ans" - used in DAG docs and reports."""
         names = {
             "en": {"Y": ("year", "years"), "M": ("month", "months"), "D": ("day", "days")},
             "fr": {"Y": ("an", "ans"), "M": ("mois", "mois"), "D": ("jour", "jours")},
         }[lang]
         parts = [
-            f"{n} {names[unit][n != 1]}"
-            for n, unit in [(self.years, "Y"), (self.months, "M"), (self.days, "D")]
-            if n
+            f"{n} {names[unit][n != 1]}" for n, unit in [(self.years, "Y"), (self.months, "M"), (self.days, "D")] if n
         ]
         return " ".join(parts) if parts else ("0 days" if lang == "en" else "0 jour")

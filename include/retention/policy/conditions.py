@@ -38,7 +38,7 @@ class ColumnTest(_Strict):
     is_not_null: bool | None = None
 
     @model_validator(mode="after")
-    def _exactly_one_test(self) -> "ColumnTest":
+    def _exactly_one_test(self) -> ColumnTest:
         given = [name for name in _TESTS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of equals, in, is_null, is_not_null for column {self.column!r}")
@@ -48,17 +48,17 @@ class ColumnTest(_Strict):
 
 
 class AllOf(_Strict):
-    all: list["Condition"] = Field(min_length=1)
+    all: list[Condition] = Field(min_length=1)
 
 
 class AnyOf(_Strict):
-    any: list["Condition"] = Field(min_length=1)
+    any: list[Condition] = Field(min_length=1)
 
 
 class NoneOf(_Strict):
     """``{not: cond}``: rows for which ``cond`` is not true (NULL counts as not true)."""
 
-    not_: "Condition" = Field(alias="not")
+    not_: Condition = Field(alias="not")
 
 
 def _condition_kind(value: Any) -> str:
@@ -76,8 +76,7 @@ COLUMN_TEST, ALL_OF, ANY_OF, NOT = "<column test>", "<all of>", "<any of>", "<no
 
 
 Condition = Annotated[
-    Union[Annotated[ColumnTest, Tag(COLUMN_TEST)], Annotated[AllOf, Tag(ALL_OF)], Annotated[AnyOf, Tag(ANY_OF)],
-          Annotated[NoneOf, Tag(NOT)]],
+    Annotated[ColumnTest, Tag(COLUMN_TEST)] | Annotated[AllOf, Tag(ALL_OF)] | Annotated[AnyOf, Tag(ANY_OF)] | Annotated[NoneOf, Tag(NOT)],
     Discriminator(_condition_kind),
 ]
 AllOf.model_rebuild()

@@ -72,15 +72,18 @@ def _parse_period(value: Any) -> Any:
 def _within_max_period(period: Period) -> Period:
     """Refuse a period longer than ``MAX_PERIOD`` at load time, not at the first run."""
     if period.is_longer_than(MAX_PERIOD):
-        raise ValueError(f"longer than {MAX_PERIOD} ({MAX_PERIOD.in_words()}), the longest period a policy may "
-                         "state: no legal retention obligation comes near it, and dates beyond it fall "
-                         "outside the calendar the engine computes in")
+        raise ValueError(
+            f"longer than {MAX_PERIOD} ({MAX_PERIOD.in_words()}), the longest period a policy may "
+            "state: no legal retention obligation comes near it, and dates beyond it fall "
+            "outside the calendar the engine computes in"
+        )
     return period
 
 
 ColumnList = Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)]
-PeriodField = Annotated[Period, BeforeValidator(_parse_period), AfterValidator(_within_max_period),
-                        PlainSerializer(str)]
+PeriodField = Annotated[
+    Period, BeforeValidator(_parse_period), AfterValidator(_within_max_period), PlainSerializer(str)
+]
 
 
 class _Strict(BaseModel):
@@ -145,16 +148,25 @@ class _RelatedValue(_Strict):
         read = [info.data["column"]] if info.data.get("column") else list(info.data.get("first_non_null") or [])
         if planned is None or not read:
             return planned
-        errors = [InitErrorDetails(type=PydanticCustomError("planned_column", "{message}", {
-                      "message": f"{name!r} is not one of this source's columns ({', '.join(read)})"}),
-                      loc=(i,), input=name)
-                  for i, name in enumerate(planned) if name not in read]
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "planned_column",
+                    "{message}",
+                    {"message": f"{name!r} is not one of this source's columns ({', '.join(read)})"},
+                ),
+                loc=(i,),
+                input=name,
+            )
+            for i, name in enumerate(planned)
+            if name not in read
+        ]
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return planned
 
     @model_validator(mode="after")
-    def _column_or_expression(self) -> "_RelatedValue":
+    def _column_or_expression(self) -> _RelatedValue:
         if (self.column is None) == (self.first_non_null is None):
             raise ValueError("give exactly one of column, first_non_null")
         return self
@@ -189,7 +201,7 @@ class ClockSource(_Strict):
     earliest: Aggregate | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ClockSource":
+    def _exactly_one(self) -> ClockSource:
         given = [k for k in ("column", "latest", "earliest") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of column, latest, earliest")
@@ -224,7 +236,7 @@ class StartEvent(_Strict):
     ongoing_if_open: OpenRelated | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "StartEvent":
+    def _exactly_one(self) -> StartEvent:
         given = [k for k in ("column", "latest", "earliest", "first_of") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of column, latest, earliest, first_of")
@@ -274,9 +286,9 @@ class TableBase(_Strict):
     # The columns the person gave us (a form's fields): what a portability export holds.
     provided_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
     anonymize: dict[Identifier, AnonymizeRule] = {}
-    children: list["ChildTable"] = []
+    children: list[ChildTable] = []
 
-    def walk(self) -> list["TableBase"]:
+    def walk(self) -> list[TableBase]:
         """This table and all its descendants, parents before children."""
         return [self] + [t for child in self.children for t in child.walk()]
 
@@ -495,8 +507,12 @@ def _decimal_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, pattern: re.
     text = loader.construct_scalar(node)
     if not pattern.fullmatch(text) or len(text) > _MAX_NUMBER_DIGITS:
         raise yaml.constructor.ConstructorError(
-            None, None, f"{text!r} is not a plain decimal {kind} of at most {_MAX_NUMBER_DIGITS} characters "
-            "(this file is read as YAML 1.2: no 0x, 0o, 1:20 or 1_000 forms)", node.start_mark)
+            None,
+            None,
+            f"{text!r} is not a plain decimal {kind} of at most {_MAX_NUMBER_DIGITS} characters "
+            "(this file is read as YAML 1.2: no 0x, 0o, 1:20 or 1_000 forms)",
+            node.start_mark,
+        )
     return text
 
 
@@ -507,15 +523,14 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     value = float(_decimal_scalar(loader, node, _DECIMAL_FLOAT, "number"))
     if math.isinf(value):  # 1e999: no key of a policy reads an infinite number
-        raise yaml.constructor.ConstructorError(None, None, "a number too large to be a policy value",
-                                                node.start_mark)
+        raise yaml.constructor.ConstructorError(None, None, "a number too large to be a policy value", node.start_mark)
     return value
 
 
-_PolicyLoader.add_implicit_resolver(_INT_TAG, re.compile(rf"{_DECIMAL_INT.pattern}\Z", re.ASCII),
-                                    list("-+0123456789"))
-_PolicyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(rf"{_DECIMAL_FLOAT.pattern}\Z", re.ASCII),
-                                    list("-+.0123456789"))
+_PolicyLoader.add_implicit_resolver(_INT_TAG, re.compile(rf"{_DECIMAL_INT.pattern}\Z", re.ASCII), list("-+0123456789"))
+_PolicyLoader.add_implicit_resolver(
+    _FLOAT_TAG, re.compile(rf"{_DECIMAL_FLOAT.pattern}\Z", re.ASCII), list("-+.0123456789")
+)
 _PolicyLoader.add_constructor(_INT_TAG, _construct_int)
 _PolicyLoader.add_constructor(_FLOAT_TAG, _construct_float)
 
@@ -532,13 +547,16 @@ def read_policy_yaml(path: Path) -> Any:
     except OSError as exc:
         raise PolicyError(source, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
     if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(source, [Problem("", f"the file is larger than {MAX_POLICY_BYTES} bytes; a retention "
-                                               "policy is a few kilobytes")])
+        raise PolicyError(
+            source,
+            [Problem("", f"the file is larger than {MAX_POLICY_BYTES} bytes; a retention policy is a few kilobytes")],
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not UTF-8 text (byte {exc.start} cannot be decoded); save the "
-                                               "file as UTF-8")]) from None
+        raise PolicyError(
+            source, [Problem("", f"not UTF-8 text (byte {exc.start} cannot be decoded); save the file as UTF-8")]
+        ) from None
     loader = _PolicyLoader(text)
     try:
         node = loader.get_single_node()
@@ -580,9 +598,11 @@ def _check_expansion(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int
     size = 1 + sum(_check_expansion(child, sizes, open_nodes) for child in children)
     open_nodes.discard(id(node))
     if size > MAX_POLICY_NODES:
-        raise _TooLarge(f"the YAML node at line {node.start_mark.line + 1} expands to more than "
-                        f"{MAX_POLICY_NODES} nodes once its aliases (*name) are expanded; a retention policy "
-                        "is a few hundred - refusing what looks like an alias bomb")
+        raise _TooLarge(
+            f"the YAML node at line {node.start_mark.line + 1} expands to more than "
+            f"{MAX_POLICY_NODES} nodes once its aliases (*name) are expanded; a retention policy "
+            "is a few hundred - refusing what looks like an alias bomb"
+        )
     sizes[id(node)] = size
     return size
 
@@ -607,18 +627,29 @@ def _key_problems(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set
         first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                problems.append(Problem(f"{path}.<<" if path else "<<",
-                                        f"merge keys (<<) are not allowed (line {key_node.start_mark.line + 1}): "
-                                        "YAML lets one merged value silently win over another; write each key "
-                                        "out, or share a whole value with an alias (*name)"))
+                problems.append(
+                    Problem(
+                        f"{path}.<<" if path else "<<",
+                        f"merge keys (<<) are not allowed (line {key_node.start_mark.line + 1}): "
+                        "YAML lets one merged value silently win over another; write each key "
+                        "out, or share a whole value with an alias (*name)",
+                    )
+                )
                 continue
-            key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) \
+            key = (
+                loader.construct_object(key_node, deep=True)
+                if isinstance(key_node, yaml.ScalarNode)
                 else key_node.start_mark.line
+            )
             key_path = f"{path}.{key}" if path else str(key)
             line = key_node.start_mark.line + 1
             if key in first_line:
-                problems.append(Problem(key_path, f"duplicate key: first at line {first_line[key]}, again at "
-                                                  f"line {line}; give each key once"))
+                problems.append(
+                    Problem(
+                        key_path,
+                        f"duplicate key: first at line {first_line[key]}, again at line {line}; give each key once",
+                    )
+                )
             else:
                 first_line[key] = line
             problems += _key_problems(loader, value_node, key_path, seen)
@@ -645,8 +676,16 @@ def parse_policy(data: Any, source: str = "<memory>") -> RetentionPolicy:
     return policy
 
 
-_UNION_BRANCHES = {"literal['null', 'keep', 'year', 'month']", "PrefixRule", "RoundRule", COLUMN_TEST, ALL_OF, ANY_OF, NOT,
-                   "function-after[_exactly_one_test(), ColumnTest]"}
+_UNION_BRANCHES = {
+    "literal['null', 'keep', 'year', 'month']",
+    "PrefixRule",
+    "RoundRule",
+    COLUMN_TEST,
+    ALL_OF,
+    ANY_OF,
+    NOT,
+    "function-after[_exactly_one_test(), ColumnTest]",
+}
 
 
 def _problem_from_pydantic(err: dict[str, Any]) -> Problem:
@@ -672,8 +711,10 @@ def _strict_hint(error_type: str, value: Any) -> str | None:
     if error_type in _NUMBER_ERRORS and isinstance(value, bool):
         return "must be a number; YAML reads yes/no/on/off/true/false as a boolean"
     if error_type in _NUMBER_ERRORS and isinstance(value, str):
-        return ("must be a plain decimal number without quotes, such as 5000 or 0.2 (the file is read as "
-                "YAML 1.2: 0x10, 0o10, 1:20 and 1_000 are strings)")
+        return (
+            "must be a plain decimal number without quotes, such as 5000 or 0.2 (the file is read as "
+            "YAML 1.2: 0x10, 0o10, 1:20 and 1_000 are strings)"
+        )
     if error_type == "bool_type" and not isinstance(value, bool):
         return "must be true or false (a number or a string is not a boolean)"
     return None
@@ -696,21 +737,29 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
         # with (``archived_with``). Counted from a contact, it would empty the active base.
         waits = all(t.start_event.when_missing == "ongoing" or t.archived_with for t in category.tables)
         if category.active_period.is_zero and not waits:
-            problems.append(Problem(f"{base}.active_period", "P0D is only allowed when every table counts from an "
-                                    "end event (when_missing: ongoing, e.g. a contract's end) or waits for the "
-                                    "row it is archived with (archived_with); counted from a contact or a "
-                                    "creation date it would take every row out of the active base the day it "
-                                    "is created", str(category.active_period)))
+            problems.append(
+                Problem(
+                    f"{base}.active_period",
+                    "P0D is only allowed when every table counts from an "
+                    "end event (when_missing: ongoing, e.g. a contract's end) or waits for the "
+                    "row it is archived with (archived_with); counted from a contact or a "
+                    "creation date it would take every row out of the active base the day it "
+                    "is created",
+                    str(category.active_period),
+                )
+            )
         for t_index, table in enumerate(category.tables):
             for path, node in _walk_with_paths(table, f"{base}.tables[{t_index}]"):
                 appearances.setdefault(node.table, []).append((key, path, node))
                 if node.archive_name in archive_names:
-                    problems.append(Problem(
-                        f"{path}.archive_table",
-                        f"archive table {node.archive_name!r} is already used at {archive_names[node.archive_name]}; "
-                        "a table shared by several categories needs a distinct archive_table in each",
-                        node.archive_name,
-                    ))
+                    problems.append(
+                        Problem(
+                            f"{path}.archive_table",
+                            f"archive table {node.archive_name!r} is already used at {archive_names[node.archive_name]}; "
+                            "a table shared by several categories needs a distinct archive_table in each",
+                            node.archive_name,
+                        )
+                    )
                 archive_names.setdefault(node.archive_name, path)
                 problems += _table_problems(node, path, category)
     for table, places in appearances.items():
@@ -722,14 +771,20 @@ def _consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     problems += _two_parent_problems(policy)
     if policy.rights_register and policy.register_category() is None:
         roots = sorted({t.table for c in policy.categories.values() for t in c.tables})
-        problems.append(Problem("rights_register", "must be a table with its own clock in one of the categories "
-                                f"(one of: {', '.join(roots)}), so that the register's retention is enforced",
-                                policy.rights_register))
+        problems.append(
+            Problem(
+                "rights_register",
+                "must be a table with its own clock in one of the categories "
+                f"(one of: {', '.join(roots)}), so that the register's retention is enforced",
+                policy.rights_register,
+            )
+        )
     return problems
 
 
-def _archived_with_problems(policy: RetentionPolicy,
-                            appearances: dict[str, list[tuple[str, str, TableBase]]]) -> list[Problem]:
+def _archived_with_problems(
+    policy: RetentionPolicy, appearances: dict[str, list[tuple[str, str, TableBase]]]
+) -> list[Problem]:
     """``archived_with`` must name a root table of another category that has an archive."""
     problems = []
     for key, category in policy.categories.items():
@@ -740,29 +795,53 @@ def _archived_with_problems(policy: RetentionPolicy,
             path = f"categories.{key}.tables[{t_index}].archived_with"
             parents = [(k, node) for k, _, node in appearances.get(link.table, []) if isinstance(node, TablePolicy)]
             if not parents or all(k == key for k, _ in parents):
-                problems.append(Problem(f"{path}.table", "must be a table with its own clock in another category",
-                                        link.table))
+                problems.append(
+                    Problem(f"{path}.table", "must be a table with its own clock in another category", link.table)
+                )
                 if link.on_parent_event:
-                    problems.append(Problem(f"{path}.leaves_active", f"on_parent_event counts from the start event "
-                                            f"of the {link.table} row, but {link.table} is not a root table "
-                                            "(tables[]) of any other category: it has no start event of its own",
-                                            link.leaves_active))
+                    problems.append(
+                        Problem(
+                            f"{path}.leaves_active",
+                            f"on_parent_event counts from the start event "
+                            f"of the {link.table} row, but {link.table} is not a root table "
+                            "(tables[]) of any other category: it has no start event of its own",
+                            link.leaves_active,
+                        )
+                    )
                 continue
             if not category.has_archive:
-                problems.append(Problem(path, "a dependant is moved to the archive: its category needs an "
-                                              "archive_period"))
+                problems.append(
+                    Problem(path, "a dependant is moved to the archive: its category needs an archive_period")
+                )
             problems += _anonymised_link_problems(key, category, table, path)
             for parent_key, parent in parents:
                 if not policy.categories[parent_key].has_archive:
-                    problems.append(Problem(path, f"category {parent_key!r} deletes {link.table} without archiving "
-                                                  "it; a retained dependant needs its parent archived", link.table))
+                    problems.append(
+                        Problem(
+                            path,
+                            f"category {parent_key!r} deletes {link.table} without archiving "
+                            "it; a retained dependant needs its parent archived",
+                            link.table,
+                        )
+                    )
                 if len(link.foreign_key) != len(parent.primary_key):
-                    problems.append(Problem(f"{path}.foreign_key", f"has {len(link.foreign_key)} column(s) but "
-                                            f"the primary key of {link.table} has {len(parent.primary_key)}",
-                                            link.foreign_key))
+                    problems.append(
+                        Problem(
+                            f"{path}.foreign_key",
+                            f"has {len(link.foreign_key)} column(s) but "
+                            f"the primary key of {link.table} has {len(parent.primary_key)}",
+                            link.foreign_key,
+                        )
+                    )
                 if parent.archived_with is not None:  # type: ignore[union-attr]
-                    problems.append(Problem(path, f"{link.table} is itself archived with another table; "
-                                                  "chains of retained dependants are not supported", link.table))
+                    problems.append(
+                        Problem(
+                            path,
+                            f"{link.table} is itself archived with another table; "
+                            "chains of retained dependants are not supported",
+                            link.table,
+                        )
+                    )
     return problems
 
 
@@ -782,11 +861,15 @@ def _self_reference_problems(policy: RetentionPolicy) -> list[Problem]:
             problems += _descendant_problems(table, base, [table.table])
             link = table.archived_with
             if link is not None and link.table == table.table:
-                problems.append(Problem(
-                    f"{base}.archived_with.table",
-                    f"table {table.table} is archived with itself (through {', '.join(link.foreign_key)}): a "
-                    "self-reference cannot carry rows of one category with rows of another in the same table; "
-                    f"give each row its own clock, and make the database link ON DELETE SET NULL", link.table))
+                problems.append(
+                    Problem(
+                        f"{base}.archived_with.table",
+                        f"table {table.table} is archived with itself (through {', '.join(link.foreign_key)}): a "
+                        "self-reference cannot carry rows of one category with rows of another in the same table; "
+                        f"give each row its own clock, and make the database link ON DELETE SET NULL",
+                        link.table,
+                    )
+                )
     return problems
 
 
@@ -813,11 +896,16 @@ def _schema_name_problems(policy: RetentionPolicy) -> list[Problem]:
                 qualified = _qualified(policy, node)
                 seen, seen_at = first.setdefault(node.table, (qualified, path))
                 if seen != qualified:
-                    problems.append(Problem(
-                        f"{path}.schema", f"table {qualified} has the name of {seen} (at {seen_at}): the engine "
-                        "tells governed tables apart by their name (precedence between categories, archived_with, "
-                        "holds on a row; SQLite has no schemas), so one policy may govern only one table of a "
-                        "name; govern the other in a policy of its own", node.schema_name or policy.source_schema))
+                    problems.append(
+                        Problem(
+                            f"{path}.schema",
+                            f"table {qualified} has the name of {seen} (at {seen_at}): the engine "
+                            "tells governed tables apart by their name (precedence between categories, archived_with, "
+                            "holds on a row; SQLite has no schemas), so one policy may govern only one table of a "
+                            "name; govern the other in a policy of its own",
+                            node.schema_name or policy.source_schema,
+                        )
+                    )
     return problems
 
 
@@ -849,19 +937,32 @@ def _two_parent_problems(policy: RetentionPolicy) -> list[Problem]:
             continue
         for parent, path, child in places:
             others = " and ".join(p for p in parents if p != parent)
-            why = (f"table {table} is a child of {' and of '.join(parents)}: a row pointing at several of them "
-                   f"goes with whichever leaves first, and an erasure, access request or legal hold about "
-                   f"{others} cannot reach it in the archive of {parent}")
+            why = (
+                f"table {table} is a child of {' and of '.join(parents)}: a row pointing at several of them "
+                f"goes with whichever leaves first, and an erasure, access request or legal hold about "
+                f"{others} cannot reach it in the archive of {parent}"
+            )
             for sub_path, node in _walk_with_paths(child, path):
                 keys = set(node.primary_key) | set(getattr(node, "foreign_key", []))
                 kept = [c for c in node.archive_columns if c not in keys]
                 if kept:
-                    problems.append(Problem(f"{sub_path}.archive_columns", f"{why}, so it may keep only its keys "
-                                            f"there: remove {', '.join(kept)} from archive_columns", kept))
+                    problems.append(
+                        Problem(
+                            f"{sub_path}.archive_columns",
+                            f"{why}, so it may keep only its keys there: remove {', '.join(kept)} from archive_columns",
+                            kept,
+                        )
+                    )
                 for kind, columns in node.subject_identifiers.items():
-                    problems.append(Problem(f"{sub_path}.subject_identifiers.{kind}", f"{why}; identifiers "
-                                            "would find one active row twice (once under each parent) and make "
-                                            "every erasure of that person fail: remove them", columns))
+                    problems.append(
+                        Problem(
+                            f"{sub_path}.subject_identifiers.{kind}",
+                            f"{why}; identifiers "
+                            "would find one active row twice (once under each parent) and make "
+                            "every erasure of that person fail: remove them",
+                            columns,
+                        )
+                    )
     return problems
 
 
@@ -872,12 +973,16 @@ def _descendant_problems(node: TableBase, path: str, ancestors: list[str]) -> li
         child_path = f"{path}.children[{i}]"
         if child.table in ancestors:
             chain = " -> ".join([*ancestors, child.table])
-            problems.append(Problem(
-                child_path,
-                f"table {child.table} is declared under itself ({chain}, through "
-                f"{', '.join(child.foreign_key)}): a self-reference is not a child, its rows would be chosen twice. "
-                f"Leave it out of children (each row moves with its own parent row), and make the database link "
-                f"ON DELETE SET NULL", child.table))
+            problems.append(
+                Problem(
+                    child_path,
+                    f"table {child.table} is declared under itself ({chain}, through "
+                    f"{', '.join(child.foreign_key)}): a self-reference is not a child, its rows would be chosen twice. "
+                    f"Leave it out of children (each row moves with its own parent row), and make the database link "
+                    f"ON DELETE SET NULL",
+                    child.table,
+                )
+            )
             continue
         problems += _descendant_problems(child, child_path, [*ancestors, child.table])
     return problems
@@ -892,10 +997,16 @@ def _anonymised_link_problems(key: str, category: Category, table: TablePolicy, 
     in_key = [c for c in table.archived_with.foreign_key if c in table.primary_key]  # type: ignore[union-attr]
     if not in_key:
         return []
-    return [Problem(f"{path}.foreign_key", f"column {in_key[0]!r} is part of the primary key of {table.table} "
-                    f"(and of its children's foreign keys), but category {key!r} anonymises at end of life, "
-                    "which sets the link to NULL: a key column cannot hold NULL. Link through columns outside "
-                    "the primary key, or use end_action: delete", in_key)]
+    return [
+        Problem(
+            f"{path}.foreign_key",
+            f"column {in_key[0]!r} is part of the primary key of {table.table} "
+            f"(and of its children's foreign keys), but category {key!r} anonymises at end of life, "
+            "which sets the link to NULL: a key column cannot hold NULL. Link through columns outside "
+            "the primary key, or use end_action: delete",
+            in_key,
+        )
+    ]
 
 
 def _partitioned_problems(policy: RetentionPolicy) -> list[Problem]:
@@ -910,8 +1021,11 @@ def _partitioned_problems(policy: RetentionPolicy) -> list[Problem]:
                 continue
             path = f"categories.{key}.tables[{t_index}].partitioned"
             reasons = [
-                (table.start_event.column is None, "start_event.column (the partition column): a start derived "
-                                                   "from other rows cannot be read from partition bounds"),
+                (
+                    table.start_event.column is None,
+                    "start_event.column (the partition column): a start derived "
+                    "from other rows cannot be read from partition bounds",
+                ),
                 (table.start_event.ongoing_if_open is not None, "no start_event.ongoing_if_open"),
                 (table.scope is not None, "no scope: every row of the table must belong to the category"),
                 (bool(table.children), "no children (they would have to move first, row by row)"),
@@ -922,8 +1036,9 @@ def _partitioned_problems(policy: RetentionPolicy) -> list[Problem]:
     return problems
 
 
-def _shared_table_problems(policy: RetentionPolicy, table: str,
-                           places: list[tuple[str, str, TableBase]]) -> list[Problem]:
+def _shared_table_problems(
+    policy: RetentionPolicy, table: str, places: list[tuple[str, str, TableBase]]
+) -> list[Problem]:
     """A table may serve several categories as scoped, non-overlapping root tables.
 
     Overlap is allowed when both categories appear in ``precedence``: the earlier wins.
@@ -932,23 +1047,29 @@ def _shared_table_problems(policy: RetentionPolicy, table: str,
     """
     problems = []
     for i, (key_a, path_a, node_a) in enumerate(places):
-        for key_b, path_b, node_b in places[i + 1:]:
+        for key_b, path_b, node_b in places[i + 1 :]:
             roots = isinstance(node_a, TablePolicy), isinstance(node_b, TablePolicy)
             if roots == (False, False):
                 continue
             if roots != (True, True):
-                problems.append(Problem(path_b, f"table {table} is both a child and a table with its own clock "
-                                                f"(see {path_a})", table))
+                problems.append(
+                    Problem(
+                        path_b, f"table {table} is both a child and a table with its own clock (see {path_a})", table
+                    )
+                )
             elif key_a == key_b:
                 problems.append(Problem(path_b, f"table {table} appears twice in category {key_a!r}", table))
             elif not (key_a in policy.precedence and key_b in policy.precedence) and not provably_disjoint(
-                    node_a.scope, node_b.scope):
-                problems.append(Problem(
-                    path_b,
-                    f"categories {key_a!r} and {key_b!r} may both match a row of table {table}; make their "
-                    "scopes exclusive (equals/in/is_null on the same column) or list both in precedence",
-                    table,
-                ))
+                node_a.scope, node_b.scope
+            ):
+                problems.append(
+                    Problem(
+                        path_b,
+                        f"categories {key_a!r} and {key_b!r} may both match a row of table {table}; make their "
+                        "scopes exclusive (equals/in/is_null on the same column) or list both in precedence",
+                        table,
+                    )
+                )
     return problems
 
 
@@ -970,19 +1091,25 @@ def _table_problems(node: TableBase, path: str, category: Category) -> list[Prob
     problems: list[Problem] = []
     for i, child in enumerate(node.children):
         if len(child.foreign_key) != len(node.primary_key):
-            problems.append(Problem(
-                f"{path}.children[{i}].foreign_key",
-                f"has {len(child.foreign_key)} column(s) but the parent's primary key has {len(node.primary_key)}",
-                child.foreign_key,
-            ))
+            problems.append(
+                Problem(
+                    f"{path}.children[{i}].foreign_key",
+                    f"has {len(child.foreign_key)} column(s) but the parent's primary key has {len(node.primary_key)}",
+                    child.foreign_key,
+                )
+            )
     if category.end_action != "anonymize":
         if node.anonymize:
             problems.append(Problem(f"{path}.anonymize", "only allowed when the category's end_action is anonymize"))
         return problems
     if not category.has_archive:
         # Anonymised rows are kept in the archive schema; with no archive there is nowhere to keep them.
-        problems.append(Problem(f"categories.{category.key}.end_action",
-                                "anonymize needs an archive_period: anonymised rows are kept in the archive"))
+        problems.append(
+            Problem(
+                f"categories.{category.key}.end_action",
+                "anonymize needs an archive_period: anonymised rows are kept in the archive",
+            )
+        )
     keys = set(node.primary_key) | set(getattr(node, "foreign_key", []))
     for column in node.archive_columns:
         if column not in node.anonymize and column not in keys:
@@ -995,8 +1122,9 @@ def _table_problems(node: TableBase, path: str, category: Category) -> list[Prob
         elif column in keys:
             problems.append(Problem(f"{path}.anonymize.{column}", "key columns cannot be rewritten", column))
         elif column in identifiers and rule == "keep":
-            problems.append(Problem(f"{path}.anonymize.{column}",
-                                    "a subject identifier cannot be kept in an anonymised row", rule))
+            problems.append(
+                Problem(f"{path}.anonymize.{column}", "a subject identifier cannot be kept in an anonymised row", rule)
+            )
     return problems
 
 

@@ -25,10 +25,11 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from include.retention.errors import RetentionError
 
@@ -60,15 +61,28 @@ def write(audit_log: str, last_event: int, last_hash: str, reports: Path, now: d
     """
     if last_event < 1 or not _HASH.match(last_hash):
         raise ValueError(f"an anchor needs an event id (>= 1) and its SHA-256 hash, not {last_event!r}, {last_hash!r}")
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    content = json.dumps({"kind": "retention audit anchor", "audit_log": audit_log, "last_event": last_event,
-                          "last_hash": last_hash, "events": last_event, "anchored_at": moment.isoformat()},
-                         indent=2) + "\n"
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    content = (
+        json.dumps(
+            {
+                "kind": "retention audit anchor",
+                "audit_log": audit_log,
+                "last_event": last_event,
+                "last_hash": last_hash,
+                "events": last_event,
+                "anchored_at": moment.isoformat(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     log_digest = hashlib.sha256(audit_log.encode("utf-8")).hexdigest()[:12]
     stem = f"{moment:%Y%m%dT%H%M%S%fZ}-event-{last_event}-{log_digest}"
     if not reports.is_dir():  # unmounted, or $RETENTION_REPORTS_DIR wrong: never create a root elsewhere
-        raise RetentionError(f"the reports folder {reports} is missing: no anchor written (mount it, or set "
-                             "$RETENTION_REPORTS_DIR to the folder every worker shares)")
+        raise RetentionError(
+            f"the reports folder {reports} is missing: no anchor written (mount it, or set "
+            "$RETENTION_REPORTS_DIR to the folder every worker shares)"
+        )
     directory = folder(reports)
     directory.mkdir(exist_ok=True)
     for attempt in range(1000):
@@ -91,29 +105,39 @@ def write_verified(verdict: Mapping[str, Any]) -> Path | None:
     A verdict that is not intact is refused: a tampered log is never anchored.
     """
     if verdict.get("intact") is not True:
-        raise RetentionError(f"the audit log {verdict.get('audit_log')} is not intact: it is not anchored "
-                             f"({verdict.get('status')})")
+        raise RetentionError(
+            f"the audit log {verdict.get('audit_log')} is not intact: it is not anchored ({verdict.get('status')})"
+        )
     if not verdict.get("head_event"):
         return None
-    return write(str(verdict["audit_log"]), int(verdict["head_event"]), str(verdict["head_hash"]),
-                 Path(str(verdict["reports"])))
+    return write(
+        str(verdict["audit_log"]), int(verdict["head_event"]), str(verdict["head_hash"]), Path(str(verdict["reports"]))
+    )
 
 
 def read(reports: Path) -> list[Anchor]:
     """Every anchor under ``reports``, oldest first; one that cannot be read is named."""
     found = []
     if folder(reports).exists() and not folder(reports).is_dir():
-        raise RetentionError(f"{folder(reports)} is not a folder: the daily anchors cannot be read; restore the "
-                             "folder from a backup")
+        raise RetentionError(
+            f"{folder(reports)} is not a folder: the daily anchors cannot be read; restore the folder from a backup"
+        )
     for path in sorted(folder(reports).glob(f"*{SUFFIX}")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             anchor = Anchor(data["audit_log"], data["last_event"], data["last_hash"], path.name)
-            if not (isinstance(anchor.audit_log, str) and type(anchor.last_event) is int and anchor.last_event >= 1
-                    and isinstance(anchor.last_hash, str) and _HASH.match(anchor.last_hash)):
+            if not (
+                isinstance(anchor.audit_log, str)
+                and type(anchor.last_event) is int
+                and anchor.last_event >= 1
+                and isinstance(anchor.last_hash, str)
+                and _HASH.match(anchor.last_hash)
+            ):
                 raise ValueError("audit_log, last_event (>= 1) or last_hash (64 hex digits) is wrong")
         except (ValueError, KeyError, TypeError) as exc:
-            raise RetentionError(f"{path} is not an audit anchor that can be read ({exc!r}): restore it from a "
-                                 "backup, or move it out of the reports folder if it is not one") from exc
+            raise RetentionError(
+                f"{path} is not an audit anchor that can be read ({exc!r}): restore it from a "
+                "backup, or move it out of the reports folder if it is not one"
+            ) from exc
         found.append(anchor)
     return found

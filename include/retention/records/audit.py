@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -48,8 +49,20 @@ from include.retention.dates import instants
 from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
 
-ACTIONS = ("plan", "archive", "delete", "anonymize", "quality_finding", "validation", "run_summary",
-           "rights_request", "erase", "rectify", "legal_hold", "approval")
+ACTIONS = (
+    "plan",
+    "archive",
+    "delete",
+    "anonymize",
+    "quality_finding",
+    "validation",
+    "run_summary",
+    "rights_request",
+    "erase",
+    "rectify",
+    "legal_hold",
+    "approval",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,8 @@ class RunContext:
 
 def audit_table(schema: str | None, name: str) -> Table:
     return Table(
-        name, MetaData(),
+        name,
+        MetaData(),
         Column("event_id", Integer, primary_key=True, autoincrement=False),  # assigned by record(): contiguous
         Column("recorded_at", UtcDateTime(), nullable=False),
         Column("run_id", String(250), nullable=False),
@@ -98,9 +112,11 @@ def ensure_audit_table(conn: Connection, table: Table) -> None:
     existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
     missing = [c.name for c in table.columns if c.name not in existing]
     if missing:
-        raise RetentionError(f"audit table {table.schema}.{table.name} lacks column(s) {', '.join(missing)}: it was "
-                             "created by an earlier version without the hash chain; keep it as evidence under "
-                             "another name (ALTER TABLE ... RENAME) and let the next run create a new one")
+        raise RetentionError(
+            f"audit table {table.schema}.{table.name} lacks column(s) {', '.join(missing)}: it was "
+            "created by an earlier version without the hash chain; keep it as evidence under "
+            "another name (ALTER TABLE ... RENAME) and let the next run create a new one"
+        )
 
 
 def append_only_trigger_sql(dialect: str, table: Table) -> list[str]:
@@ -120,15 +136,26 @@ def append_only_trigger_sql(dialect: str, table: Table) -> list[str]:
             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
         ]
     if dialect == "sqlite":
-        return [f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
-                f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END"
-                for operation in ("UPDATE", "DELETE")]
+        return [
+            f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
+            f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END"
+            for operation in ("UPDATE", "DELETE")
+        ]
     return []
 
 
-def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, action: str,
-           row_count: int, table_name: str | None = None,
-           details: Mapping[str, Any] | None = None, subject_hash: str | None = None) -> None:
+def record(
+    conn: Connection,
+    table: Table,
+    ctx: RunContext,
+    *,
+    category: str,
+    action: str,
+    row_count: int,
+    table_name: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    subject_hash: str | None = None,
+) -> None:
     """Append one event to the chain, inside the caller's transaction.
 
     ``subject_hash`` says whom the event is about, as a keyed hash (``subjects.subject_hash``):
@@ -141,8 +168,7 @@ def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, ac
     if conn.dialect.name == "postgresql":
         # Held until the caller's transaction ends: appends never interleave.
         conn.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
-    last = conn.execute(select(table.c.event_id, table.c.event_hash)
-                        .order_by(table.c.event_id.desc()).limit(1)).first()
+    last = conn.execute(select(table.c.event_id, table.c.event_hash).order_by(table.c.event_id.desc()).limit(1)).first()
     event = {
         "event_id": (last.event_id + 1) if last else 1,
         "recorded_at": instants.utc_now(),
@@ -165,8 +191,22 @@ def record(conn: Connection, table: Table, ctx: RunContext, *, category: str, ac
 
 GENESIS = "0" * 64
 _CHAIN_LOCK = 0x52455441  # "RETA": one advisory lock for every appender of the trail
-_HASHED = ("event_id", "recorded_at", "run_id", "dag_id", "category", "table_name", "action", "row_count",
-           "policy_version", "as_of", "dry_run", "details", "subject_hash", "prev_hash")
+_HASHED = (
+    "event_id",
+    "recorded_at",
+    "run_id",
+    "dag_id",
+    "category",
+    "table_name",
+    "action",
+    "row_count",
+    "policy_version",
+    "as_of",
+    "dry_run",
+    "details",
+    "subject_hash",
+    "prev_hash",
+)
 _SUBJECT_HASH = re.compile(r"^[0-9a-f]{64}$")
 _ANCHOR_CHUNK = 1000  # ids per statement: below SQLite's and PostgreSQL's bound on parameters
 
@@ -179,6 +219,7 @@ def event_hash(event: Mapping[str, Any]) -> str:
 def canonical(event: Mapping[str, Any]) -> str:
     """Field order, types and time zone fixed, so the same event always gives the same bytes,
     whichever database it was read back from."""
+
     def normal(name: str, value: Any) -> Any:
         if name == "recorded_at":
             # The same bytes for an aware UTC instant, for its '+00:00' text on SQLite, and for
@@ -189,6 +230,7 @@ def canonical(event: Mapping[str, Any]) -> str:
         if name == "dry_run":
             return bool(value)
         return value
+
     return json.dumps([normal(n, event[n]) for n in _HASHED], separators=(",", ":"), ensure_ascii=True)
 
 
@@ -243,12 +285,15 @@ def check_anchors(conn: Connection, table: Table, anchors: Iterable[tuple[int, s
     wanted = sorted({event_id for event_id, _, _ in anchors})
     stored: dict[int, str] = {}
     for start in range(0, len(wanted), _ANCHOR_CHUNK):  # years of anchors: more ids than one statement may bind
-        chunk = wanted[start:start + _ANCHOR_CHUNK]
+        chunk = wanted[start : start + _ANCHOR_CHUNK]
         query = select(table.c.event_id, table.c.event_hash).where(table.c.event_id.in_(chunk))
         stored.update(conn.execute(query).all())
-    return [f"event {event_id} named in {source} " + ("is missing from the log" if event_id not in stored
-                                                     else "has another hash in the log")
-            for event_id, event_hash, source in anchors if stored.get(event_id) != event_hash]
+    return [
+        f"event {event_id} named in {source} "
+        + ("is missing from the log" if event_id not in stored else "has another hash in the log")
+        for event_id, event_hash, source in anchors
+        if stored.get(event_id) != event_hash
+    ]
 
 
 def _serialise_details(details: Mapping[str, Any]) -> str:
@@ -286,7 +331,9 @@ def events(conn: Connection, table: Table, *conditions: Any, **filters: Any) -> 
     return _decoded(conn, query)
 
 
-def latest_events(conn: Connection, table: Table, *conditions: Any, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+def latest_events(
+    conn: Connection, table: Table, *conditions: Any, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
     """One page of events, newest first (for browsing the log)."""
     query = select(table).where(*conditions).order_by(table.c.event_id.desc()).limit(limit).offset(offset)
     return _decoded(conn, query)

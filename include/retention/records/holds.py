@@ -25,9 +25,10 @@ asks on ``min(as_of, today)``: a run "as of" a future date cannot end a hold ear
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -74,8 +75,9 @@ SCOPES = ("subject", "category", "rows")
 # A hold's reference is also written to the audit trail: a case number, never a name.
 # \Z, not $: "$" also matches before a final newline, which would reach the log.
 REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
-REFERENCE_RULE = ("1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the "
-                  "audit trail)")
+REFERENCE_RULE = (
+    "1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the audit trail)"
+)
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # On PostgreSQL under the least-privilege roles the pipeline may not UPDATE lifted_at: the
 # administrator's function lifts a hold once its audit event is written (roles.py).
@@ -95,7 +97,8 @@ class HoldTables:
 def hold_tables(archive_schema: str | None) -> HoldTables:
     metadata = MetaData()
     holds = Table(
-        HOLDS_TABLE, metadata,
+        HOLDS_TABLE,
+        metadata,
         Column("hold_id", Integer, primary_key=True, autoincrement=True),
         Column("reference", String(64), nullable=False, unique=True),
         Column("scope", String(16), nullable=False),
@@ -112,7 +115,8 @@ def hold_tables(archive_schema: str | None) -> HoldTables:
         schema=archive_schema,
     )
     items = Table(
-        ITEMS_TABLE, metadata,
+        ITEMS_TABLE,
+        metadata,
         Column("hold_id", Integer, ForeignKey(holds.c.hold_id), primary_key=True),
         Column("kind", String(16), primary_key=True),  # "subject" (a keyed hash) or "row" (a key)
         Column("table_name", String(128), primary_key=True),  # "" for subject items
@@ -143,6 +147,7 @@ def hold_day(as_of: date, today: date) -> date:
 
 
 # --- What a hold protects, as SQL ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class HoldsInForce:
@@ -184,8 +189,15 @@ class HoldsInForce:
             if below is None:
                 continue
             child_table = getattr(child, side)
-            parts.append(exists().where(below, *(child_table.c[fk] == table.c[pk] for fk, pk in
-                                                 zip(child.foreign_key, node.key_columns, strict=True))))
+            parts.append(
+                exists().where(
+                    below,
+                    *(
+                        child_table.c[fk] == table.c[pk]
+                        for fk, pk in zip(child.foreign_key, node.key_columns, strict=True)
+                    ),
+                )
+            )
         return or_(*parts) if parts else None
 
     def _own(self, node: TableNode, table: Any) -> list[ColumnElement[bool]]:
@@ -195,18 +207,25 @@ class HoldsInForce:
             parts.append(key_text(table, node.key_columns).in_(held_keys))
         if self.subjects:
             if self.key is None:
-                raise RetentionError("a legal hold protects a person (by keyed hash) but no subject key is "
-                                     "configured: set the Airflow Variable retention_subject_secret")
+                raise RetentionError(
+                    "a legal hold protects a person (by keyed hash) but no subject key is "
+                    "configured: set the Airflow Variable retention_subject_secret"
+                )
             held_hashes = self._items("subject", "")
             for kind, columns in node.policy.subject_identifiers.items():
-                parts += [keyed_hash_in(self.key, kind, _identifier_column(table, c), self.dialect, held_hashes)
-                          for c in columns]
+                parts += [
+                    keyed_hash_in(self.key, kind, _identifier_column(table, c), self.dialect, held_hashes)
+                    for c in columns
+                ]
         return parts
 
     def _items(self, kind: str, table_name: str) -> Any:
         holds, items = self.tables.holds, self.tables.items
-        return (select(items.c.item).join(holds, holds.c.hold_id == items.c.hold_id)
-                .where(in_force_on(holds, self.day), items.c.kind == kind, items.c.table_name == table_name))
+        return (
+            select(items.c.item)
+            .join(holds, holds.c.hold_id == items.c.hold_id)
+            .where(in_force_on(holds, self.day), items.c.kind == kind, items.c.table_name == table_name)
+        )
 
 
 def _identifier_column(table: Any, name: str) -> Any:
@@ -214,29 +233,35 @@ def _identifier_column(table: Any, name: str) -> Any:
     (``catalog.archive_layout``); one missing here would leave that person's rows unprotected
     without a word, so it is an error, never a skip."""
     if name not in table.c:
-        raise RetentionError(f"{table.schema + '.' if table.schema else ''}{table.name} has no column {name}, "
-                             "which the policy declares in subject_identifiers: a legal hold on a person "
-                             "could not reach its rows (an archive table made before identifiers were "
-                             "archived needs the column added, see the README)")
+        raise RetentionError(
+            f"{table.schema + '.' if table.schema else ''}{table.name} has no column {name}, "
+            "which the policy declares in subject_identifiers: a legal hold on a person "
+            "could not reach its rows (an archive table made before identifiers were "
+            "archived needs the column added, see the README)"
+        )
     return table.c[name]
 
 
-def holds_in_force(conn: Connection, tables: HoldTables, day: date, key: SubjectKey | None,
-                   dialect: str) -> HoldsInForce:
+def holds_in_force(
+    conn: Connection, tables: HoldTables, day: date, key: SubjectKey | None, dialect: str
+) -> HoldsInForce:
     """Read which holds are in force on ``day`` (their kinds, not their rows)."""
     if not register_exists(conn, tables):
         return HoldsInForce(tables, day, dialect=dialect)
     holds = tables.holds
-    rows = conn.execute(select(holds.c.scope, holds.c.category, holds.c.table_name)
-                        .where(in_force_on(holds, day))).all()
+    rows = conn.execute(
+        select(holds.c.scope, holds.c.category, holds.c.table_name).where(in_force_on(holds, day))
+    ).all()
     if any(r.scope == "subject" for r in rows):
         require_keyed_hash_sql(conn, "a legal hold on a person (matched by keyed hash)")
     return HoldsInForce(
-        tables, day,
+        tables,
+        day,
         categories=frozenset(r.category for r in rows if r.scope == "category"),
         row_tables=frozenset(r.table_name for r in rows if r.scope == "rows"),
         subjects=any(r.scope == "subject" for r in rows),
-        key=key, dialect=dialect,
+        key=key,
+        dialect=dialect,
     )
 
 
@@ -255,8 +280,9 @@ def key_value(key: Any, arity: int, where: str) -> str:
     """One primary key from the form (a value, or a list for a composite key) as stored text."""
     values = key if isinstance(key, (list, tuple)) else [key]
     if len(values) != arity or any(v is None or isinstance(v, (dict, list, bool)) for v in values):
-        raise RetentionError(f"legal hold: key {key!r} does not fit the primary key of {where}, which has "
-                             f"{arity} column(s)")
+        raise RetentionError(
+            f"legal hold: key {key!r} does not fit the primary key of {where}, which has {arity} column(s)"
+        )
     text = KEY_SEPARATOR.join(str(v) for v in values)
     if KEY_SEPARATOR in "".join(str(v) for v in values) or len(text) > 512:
         raise RetentionError(f"legal hold: key {key!r} of {where} is not a usable primary key value")
@@ -264,6 +290,7 @@ def key_value(key: Any, arity: int, where: str) -> str:
 
 
 # --- The register: add, lift, list, expire ----------------------------------------------
+
 
 @dataclass(frozen=True)
 class NewHold:
@@ -297,15 +324,24 @@ class HoldView:
     lifted_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference, "scope": self.scope, "category": self.category, "table": self.table,
-                "items": self.items, "reason": self.reason, "created_by": self.created_by,
-                "created_at": self.created_at.isoformat() if self.created_at else None,
-                "expires_on": self.expires_on.isoformat() if self.expires_on else None,
-                "status": self.status, "lifted_by": self.lifted_by}
+        return {
+            "reference": self.reference,
+            "scope": self.scope,
+            "category": self.category,
+            "table": self.table,
+            "items": self.items,
+            "reason": self.reason,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "expires_on": self.expires_on.isoformat() if self.expires_on else None,
+            "status": self.status,
+            "lifted_by": self.lifted_by,
+        }
 
 
-def add_hold(target: Target, policy: RetentionPolicy, new: NewHold, key: SubjectKey | None, ctx: RunContext,
-             today: date) -> HoldView:
+def add_hold(
+    target: Target, policy: RetentionPolicy, new: NewHold, key: SubjectKey | None, ctx: RunContext, today: date
+) -> HoldView:
     """Validate the hold against the policy and the live tables, then record and audit it
     in one transaction."""
     _check_new(policy, new, today)
@@ -314,17 +350,38 @@ def add_hold(target: Target, policy: RetentionPolicy, new: NewHold, key: Subject
     with target.engine.begin() as conn:
         ensure_hold_tables(conn, tables)
         if conn.execute(select(tables.holds.c.hold_id).where(tables.holds.c.reference == new.reference)).first():
-            raise RetentionError(f"legal hold {new.reference!r} already exists: choose another reference, or lift "
-                                 "that hold first")
+            raise RetentionError(
+                f"legal hold {new.reference!r} already exists: choose another reference, or lift that hold first"
+            )
         items = _items_of(conn, target, policy, new, key)
-        hold_id = conn.execute(insert(tables.holds).values(
-            reference=new.reference, scope=new.scope, category=new.category, table_name=new.table,
-            reason=new.reason, created_by=new.created_by, created_at=instants.utc_now(),
-            expires_on=new.expires_on)).inserted_primary_key[0]
+        hold_id = conn.execute(
+            insert(tables.holds).values(
+                reference=new.reference,
+                scope=new.scope,
+                category=new.category,
+                table_name=new.table,
+                reason=new.reason,
+                created_by=new.created_by,
+                created_at=instants.utc_now(),
+                expires_on=new.expires_on,
+            )
+        ).inserted_primary_key[0]
         if items:
             conn.execute(insert(tables.items), [{"hold_id": hold_id, **item} for item in items])
-        _audit(conn, target, policy, ctx, new.reference, new.scope, new.category, new.table, len(items),
-               "added", new.expires_on, [i["item"] for i in items if i["kind"] == "subject"])
+        _audit(
+            conn,
+            target,
+            policy,
+            ctx,
+            new.reference,
+            new.scope,
+            new.category,
+            new.table,
+            len(items),
+            "added",
+            new.expires_on,
+            [i["item"] for i in items if i["kind"] == "subject"],
+        )
         return _views(conn, tables, today, tables.holds.c.hold_id == hold_id)[0]
 
 
@@ -334,8 +391,10 @@ def check_reference(reference: str | None) -> None:
     value = reference or ""
     control = CONTROL.search(value)
     if control:
-        raise RetentionError("legal hold reference: contains a newline or another control character (at "
-                             f"position {control.start() + 1}); {REFERENCE_RULE}")
+        raise RetentionError(
+            "legal hold reference: contains a newline or another control character (at "
+            f"position {control.start() + 1}); {REFERENCE_RULE}"
+        )
     if not REFERENCE.match(value):
         raise RetentionError(f"legal hold reference ({len(value)} characters) refused: {REFERENCE_RULE}")
 
@@ -351,18 +410,24 @@ def _check_new(policy: RetentionPolicy, new: NewHold, today: date) -> None:
     if new.expires_on is not None and new.expires_on <= today:
         raise RetentionError(f"legal hold {new.reference}: expires_on {new.expires_on} is not after today ({today})")
     if new.scope == "category" and new.category not in policy.categories:
-        raise RetentionError(f"legal hold {new.reference}: category {new.category!r} is not in the policy; known: "
-                             f"{', '.join(sorted(policy.categories))}")
+        raise RetentionError(
+            f"legal hold {new.reference}: category {new.category!r} is not in the policy; known: "
+            f"{', '.join(sorted(policy.categories))}"
+        )
     if new.scope == "rows":
         if not new.keys:
             raise RetentionError(f"legal hold {new.reference}: a 'rows' hold lists the primary keys it protects")
         if len(new.keys) > MAX_KEYS:
-            raise RetentionError(f"legal hold {new.reference}: {len(new.keys)} keys; at most {MAX_KEYS} per hold "
-                                 "(hold the category instead)")
+            raise RetentionError(
+                f"legal hold {new.reference}: {len(new.keys)} keys; at most {MAX_KEYS} per hold "
+                "(hold the category instead)"
+            )
         _policy_table(policy, new.table, new.reference)
     if new.scope == "subject" and new.subject is None:
-        raise RetentionError(f"legal hold {new.reference}: a 'subject' hold needs the person's e-mail, phone, "
-                             "customer number or visitor id")
+        raise RetentionError(
+            f"legal hold {new.reference}: a 'subject' hold needs the person's e-mail, phone, "
+            "customer number or visitor id"
+        )
 
 
 def _policy_table(policy: RetentionPolicy, table: str | None, reference: str) -> tuple[str, TableBase]:
@@ -376,14 +441,15 @@ def _policy_table(policy: RetentionPolicy, table: str | None, reference: str) ->
     raise RetentionError(f"legal hold {reference}: table {table!r} is not in the policy; known: {', '.join(known)}")
 
 
-def _items_of(conn: Connection, target: Target, policy: RetentionPolicy, new: NewHold,
-              key: SubjectKey | None) -> list[dict[str, str]]:
+def _items_of(
+    conn: Connection, target: Target, policy: RetentionPolicy, new: NewHold, key: SubjectKey | None
+) -> list[dict[str, str]]:
     if new.scope == "subject":
         if key is None:
-            raise RetentionError("a subject hold stores keyed hashes: configure the Airflow Variable "
-                                 "retention_subject_secret first")
-        return [{"kind": "subject", "table_name": "", "item": h}
-                for h in dict.fromkeys(new.subject.hashes(key))]  # type: ignore[union-attr]
+            raise RetentionError(
+                "a subject hold stores keyed hashes: configure the Airflow Variable retention_subject_secret first"
+            )
+        return [{"kind": "subject", "table_name": "", "item": h} for h in dict.fromkeys(new.subject.hashes(key))]  # type: ignore[union-attr]
     if new.scope == "rows":
         values = _existing_keys(conn, target, policy, new)
         return [{"kind": "row", "table_name": new.table, "item": v} for v in values]  # type: ignore[dict-item]
@@ -404,13 +470,15 @@ def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, ne
     for table, node in sides:
         text = key_text(table, node.key_columns)
         for start in range(0, len(wanted), 1000):
-            chunk = wanted[start:start + 1000]
+            chunk = wanted[start : start + 1000]
             found |= set(conn.execute(select(text).where(text.in_(chunk))).scalars())
     missing = [k for k in wanted if k not in found]
     if missing:
         shown = ", ".join(k.replace(KEY_SEPARATOR, "|") for k in missing[:10])
-        raise RetentionError(f"legal hold {new.reference}: {len(missing)} key(s) of {where} name no row, active "
-                             f"or archived: {shown}; nothing was recorded")
+        raise RetentionError(
+            f"legal hold {new.reference}: {len(missing)} key(s) of {where} name no row, active "
+            f"or archived: {shown}; nothing was recorded"
+        )
     return wanted
 
 
@@ -419,14 +487,18 @@ def _nodes_of(conn: Connection, target: Target, policy: RetentionPolicy, table: 
     (partners: prospects and customers) has one active table but one archive per category,
     and a held row may be in any of them."""
     naming = [c for c in policy.categories.values() if any(n.table == table for t in c.tables for n in t.walk())]
-    return [node for category in naming
-            for root in open_category(conn, policy, category, target.source_schema, target.archive_schema,
-                                      target.dialect)
-            for node in root.walk() if node.name == table]
+    return [
+        node
+        for category in naming
+        for root in open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
+        for node in root.walk()
+        if node.name == table
+    ]
 
 
-def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by: str, reason: str,
-              ctx: RunContext, today: date) -> HoldView:
+def lift_hold(
+    target: Target, policy: RetentionPolicy, reference: str, lifted_by: str, reason: str, ctx: RunContext, today: date
+) -> HoldView:
     """Lift a hold in force (who and why are recorded); its rows follow the schedule again."""
     check_reference(reference)
     if not (lifted_by or "").strip() or not (reason or "").strip():
@@ -443,8 +515,20 @@ def lift_hold(target: Target, policy: RetentionPolicy, reference: str, lifted_by
             raise RetentionError(f"legal hold {reference!r} was already lifted on {row.lifted_at:%Y-%m-%d}")
         if row.expires_on is not None and row.expires_on <= today:
             raise RetentionError(f"legal hold {reference!r} already expired on {row.expires_on}")
-        _audit(conn, target, policy, ctx, reference, row.scope, row.category, row.table_name,
-               _item_count(conn, tables, row.hold_id), "lifted", row.expires_on, [])
+        _audit(
+            conn,
+            target,
+            policy,
+            ctx,
+            reference,
+            row.scope,
+            row.category,
+            row.table_name,
+            _item_count(conn, tables, row.hold_id),
+            "lifted",
+            row.expires_on,
+            [],
+        )
         # The event just written: audit.record holds the chain's lock until this transaction ends.
         trail = audit.audit_table(target.archive_schema, policy.audit_table)
         event_id = conn.execute(select(func.max(trail.c.event_id))).scalar_one()
@@ -458,40 +542,62 @@ def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by
     if conn.dialect.name == "postgresql":
         schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
         function = f"{schema}.{LIFT_FUNCTION}"
-        installed = conn.execute(sql_text("SELECT to_regprocedure(:new) IS NOT NULL, "
-                                          "to_regprocedure(:old) IS NOT NULL"),
-                                 {"new": f"{function}(integer, integer, text, text)",
-                                  "old": f"{function}(integer, text, text)"}).one()
+        installed = conn.execute(
+            sql_text("SELECT to_regprocedure(:new) IS NOT NULL, to_regprocedure(:old) IS NOT NULL"),
+            {"new": f"{function}(integer, integer, text, text)", "old": f"{function}(integer, text, text)"},
+        ).one()
         if installed[0]:
-            conn.execute(sql_text(f"SELECT {function}(:hold, :event, :by, :why)"),
-                         {"hold": hold_id, "event": event_id, "by": lifted_by, "why": reason})
+            conn.execute(
+                sql_text(f"SELECT {function}(:hold, :event, :by, :why)"),
+                {"hold": hold_id, "event": event_id, "by": lifted_by, "why": reason},
+            )
             return
         if installed[1]:
-            raise RetentionError(f"{function}(integer, text, text) is the earlier version of the lift function: "
-                                 "have the administrator run the roles script again "
-                                 "(python -m include.retention.database.roles, see the README)")
-    conn.execute(update(holds).where(holds.c.hold_id == hold_id).values(
-        lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason))
+            raise RetentionError(
+                f"{function}(integer, text, text) is the earlier version of the lift function: "
+                "have the administrator run the roles script again "
+                "(python -m include.retention.database.roles, see the README)"
+            )
+    conn.execute(
+        update(holds)
+        .where(holds.c.hold_id == hold_id)
+        .values(lifted_at=instants.utc_now(), lifted_by=lifted_by, lift_reason=reason)
+    )
 
 
-def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,
-                    today: date) -> int:
+def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, today: date) -> int:
     """Audit, once, each hold that has expired by ``today``; return how many."""
     tables = hold_tables(target.archive_schema)
     if not register_exists(conn, tables):
         return 0
     holds = tables.holds
-    expired = conn.execute(select(holds).where(
-        holds.c.lifted_at.is_(None), holds.c.expires_on <= today, holds.c.expiry_recorded_at.is_(None))).all()
+    expired = conn.execute(
+        select(holds).where(
+            holds.c.lifted_at.is_(None), holds.c.expires_on <= today, holds.c.expiry_recorded_at.is_(None)
+        )
+    ).all()
     for row in expired:
-        conn.execute(update(holds).where(holds.c.hold_id == row.hold_id)
-                     .values(expiry_recorded_at=instants.utc_now()))
-        _audit(conn, target, policy, ctx, row.reference, row.scope, row.category, row.table_name,
-               _item_count(conn, tables, row.hold_id), "expired", row.expires_on, [])
+        conn.execute(update(holds).where(holds.c.hold_id == row.hold_id).values(expiry_recorded_at=instants.utc_now()))
+        _audit(
+            conn,
+            target,
+            policy,
+            ctx,
+            row.reference,
+            row.scope,
+            row.category,
+            row.table_name,
+            _item_count(conn, tables, row.hold_id),
+            "expired",
+            row.expires_on,
+            [],
+        )
     return len(expired)
 
 
-def list_holds(conn: Connection, archive_schema: str | None, today: date, *, in_force_only: bool = False) -> list[HoldView]:
+def list_holds(
+    conn: Connection, archive_schema: str | None, today: date, *, in_force_only: bool = False
+) -> list[HoldView]:
     tables = hold_tables(archive_schema)
     if not register_exists(conn, tables):
         return []
@@ -500,12 +606,29 @@ def list_holds(conn: Connection, archive_schema: str | None, today: date, *, in_
 
 def _views(conn: Connection, tables: HoldTables, today: date, where: ColumnElement[bool]) -> list[HoldView]:
     holds, items = tables.holds, tables.items
-    counted = (select(items.c.hold_id, func.count().label("n")).group_by(items.c.hold_id).subquery())
-    rows = conn.execute(select(holds, func.coalesce(counted.c.n, 0).label("items"))
-                        .outerjoin(counted, counted.c.hold_id == holds.c.hold_id)
-                        .where(where).order_by(holds.c.hold_id)).all()
-    return [HoldView(r.reference, r.scope, r.category, r.table_name, r.items, r.reason, r.created_by, r.created_at,
-                     r.expires_on, _status(r, today), r.lifted_by) for r in rows]
+    counted = select(items.c.hold_id, func.count().label("n")).group_by(items.c.hold_id).subquery()
+    rows = conn.execute(
+        select(holds, func.coalesce(counted.c.n, 0).label("items"))
+        .outerjoin(counted, counted.c.hold_id == holds.c.hold_id)
+        .where(where)
+        .order_by(holds.c.hold_id)
+    ).all()
+    return [
+        HoldView(
+            r.reference,
+            r.scope,
+            r.category,
+            r.table_name,
+            r.items,
+            r.reason,
+            r.created_by,
+            r.created_at,
+            r.expires_on,
+            _status(r, today),
+            r.lifted_by,
+        )
+        for r in rows
+    ]
 
 
 def _status(row: Any, today: date) -> str:
@@ -517,13 +640,25 @@ def _status(row: Any, today: date) -> str:
 
 
 def _item_count(conn: Connection, tables: HoldTables, hold_id: int) -> int:
-    return conn.execute(select(func.count()).select_from(tables.items)
-                        .where(tables.items.c.hold_id == hold_id)).scalar_one()
+    return conn.execute(
+        select(func.count()).select_from(tables.items).where(tables.items.c.hold_id == hold_id)
+    ).scalar_one()
 
 
-def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, reference: str, scope: str,
-           category: str | None, table: str | None, items: int, outcome: str, expires_on: date | None,
-           subject_hashes: list[str]) -> None:
+def _audit(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    ctx: RunContext,
+    reference: str,
+    scope: str,
+    category: str | None,
+    table: str | None,
+    items: int,
+    outcome: str,
+    expires_on: date | None,
+    subject_hashes: list[str],
+) -> None:
     """One ``legal_hold`` event (per keyed hash for a subject hold, so a lookup finds it)."""
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
@@ -531,5 +666,14 @@ def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunCo
     if expires_on is not None:
         details["expires_on"] = expires_on
     for subject_hash in subject_hashes or [None]:
-        audit.record(conn, trail, ctx, category=category or HOLD_EVENTS, action="legal_hold", table_name=table,
-                     row_count=items, details=details, subject_hash=subject_hash)
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category=category or HOLD_EVENTS,
+            action="legal_hold",
+            table_name=table,
+            row_count=items,
+            details=details,
+            subject_hash=subject_hash,
+        )

@@ -34,9 +34,9 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Iterator
 
 from sqlalchemy import Column, MetaData, String, Table, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
@@ -67,7 +67,8 @@ class BatchStillRunning(RetentionError):
 
 def locks_table(archive_schema: str | None) -> Table:
     return Table(
-        LOCKS_TABLE, MetaData(),
+        LOCKS_TABLE,
+        MetaData(),
         Column("category", String(64), primary_key=True),
         Column("run_id", String(250), nullable=False),
         Column("dag_id", String(250), nullable=False),
@@ -96,8 +97,10 @@ def category_step(target: Target, category: str, run_id: str, dag_id: str) -> It
     with target.engine.connect() as conn:
         key = lock_key(category)
         if not conn.execute(select(func.pg_try_advisory_lock(key))).scalar_one():
-            raise CategoryBusy(f"a step of category {category!r} is running in another process (a retried task "
-                               "whose previous attempt still runs?); retry when it ends")
+            raise CategoryBusy(
+                f"a step of category {category!r} is running in another process (a retried task "
+                "whose previous attempt still runs?); retry when it ends"
+            )
         conn.commit()
         try:
             yield
@@ -149,19 +152,36 @@ def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
             conn.execute(select(func.pg_advisory_xact_lock(lock_key(category, "lease"))))
         held = conn.execute(select(table).where(table.c.category == category)).first()
         if held is None:
-            conn.execute(insert(table).values(category=category, run_id=run_id, dag_id=dag_id, holder=_holder(),
-                                              acquired_at=now, renewed_at=now))
+            conn.execute(
+                insert(table).values(
+                    category=category, run_id=run_id, dag_id=dag_id, holder=_holder(), acquired_at=now, renewed_at=now
+                )
+            )
             return
         if held.run_id != run_id:
             if now - held.renewed_at < STALE_AFTER:  # two aware UTC instants, on either backend
-                raise CategoryBusy(f"category {category!r} is being enforced by run {held.run_id!r} of {held.dag_id} "
-                                   f"({held.holder}, since {held.acquired_at:%Y-%m-%d %H:%M} UTC); two runs must "
-                                   "not interleave - this one retries later")
-            log.warning("Taking over the lease of category %s from run %s, not renewed since %s (its deployment "
-                        "stopped?)", category, held.run_id, held.renewed_at)
-        conn.execute(update(table).where(table.c.category == category).values(
-            run_id=run_id, dag_id=dag_id, holder=_holder(), renewed_at=now,
-            **({} if held.run_id == run_id else {"acquired_at": now})))
+                raise CategoryBusy(
+                    f"category {category!r} is being enforced by run {held.run_id!r} of {held.dag_id} "
+                    f"({held.holder}, since {held.acquired_at:%Y-%m-%d %H:%M} UTC); two runs must "
+                    "not interleave - this one retries later"
+                )
+            log.warning(
+                "Taking over the lease of category %s from run %s, not renewed since %s (its deployment stopped?)",
+                category,
+                held.run_id,
+                held.renewed_at,
+            )
+        conn.execute(
+            update(table)
+            .where(table.c.category == category)
+            .values(
+                run_id=run_id,
+                dag_id=dag_id,
+                holder=_holder(),
+                renewed_at=now,
+                **({} if held.run_id == run_id else {"acquired_at": now}),
+            )
+        )
 
 
 def release_lease(target: Target, category: str, run_id: str) -> None:

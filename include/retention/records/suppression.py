@@ -14,9 +14,9 @@ Two guards use it:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable, Sequence
 
 from sqlalchemy import Column, Date, MetaData, String, Table, func, insert, inspect, or_, select
 from sqlalchemy.engine import Connection
@@ -34,7 +34,8 @@ CONTACT_KINDS = ("email", "phone")
 
 def suppression_table(archive_schema: str) -> Table:
     return Table(
-        SUPPRESSION_TABLE, MetaData(),
+        SUPPRESSION_TABLE,
+        MetaData(),
         Column("subject_hash", String(64), primary_key=True),
         Column("kind", String(30), nullable=False),
         Column("suppressed_on", Date, nullable=False),
@@ -48,20 +49,26 @@ def ensure_suppression_table(conn: Connection, table: Table) -> None:
         table.create(conn)
 
 
-def suppress(conn: Connection, table: Table, subject: Subject, key: SubjectKey, day: date,
-             reference: str | None) -> int:
+def suppress(
+    conn: Connection, table: Table, subject: Subject, key: SubjectKey, day: date, reference: str | None
+) -> int:
     """Put the subject's contact identifiers on the list under their canonical-form hash
     (idempotent); return how many were not listed before, in either form."""
     ensure_suppression_table(conn, table)
     wanted = {key.digest(f"{kind}:{value}"): kind for kind, value in subject.identifiers if kind in CONTACT_KINDS}
     if not wanted:
-        raise RetentionError("an opposition to prospection needs the person's e-mail or phone number, "
-                             "by which they would be contacted")
+        raise RetentionError(
+            "an opposition to prospection needs the person's e-mail or phone number, by which they would be contacted"
+        )
     legacy = {key.digest(f"{kind}:{value}") for kind, value in subject.legacy if kind in CONTACT_KINDS}
-    known = set(conn.execute(select(table.c.subject_hash).where(table.c.subject_hash.in_(set(wanted) | legacy)))
-                .scalars())
-    new = [{"subject_hash": h, "kind": kind, "suppressed_on": day, "request_reference": reference}
-           for h, kind in wanted.items() if h not in known]
+    known = set(
+        conn.execute(select(table.c.subject_hash).where(table.c.subject_hash.in_(set(wanted) | legacy))).scalars()
+    )
+    new = [
+        {"subject_hash": h, "kind": kind, "suppressed_on": day, "request_reference": reference}
+        for h, kind in wanted.items()
+        if h not in known
+    ]
     if new:
         conn.execute(insert(table), new)
     listed_before = len(known & (legacy - set(wanted)))  # listed in the former form only: not new
@@ -76,14 +83,19 @@ def refuse_suppressed(conn: Connection, table: Table, key: SubjectKey, kind: str
         return
     # Each value under its canonical form and the former one (entries listed before the canonical
     # form); an import value is stored data, so never refused for being malformed, just hashed.
-    hashes = [{key.digest(f"{kind}:{form}") for form in (canonical_form(kind, v), legacy_form(kind, v)) if form}
-              for v in given]
-    listed = set(conn.execute(select(table.c.subject_hash).where(
-        table.c.subject_hash.in_(set().union(*hashes)))).scalars())
+    hashes = [
+        {key.digest(f"{kind}:{form}") for form in (canonical_form(kind, v), legacy_form(kind, v)) if form}
+        for v in given
+    ]
+    listed = set(
+        conn.execute(select(table.c.subject_hash).where(table.c.subject_hash.in_(set().union(*hashes)))).scalars()
+    )
     hits = sum(1 for value_hashes in hashes if value_hashes & listed)
     if hits:
-        raise RetentionError(f"import refused: {hits} {kind} value(s) of this batch belong to people who opposed "
-                             "prospection (suppression list); remove them and import again")
+        raise RetentionError(
+            f"import refused: {hits} {kind} value(s) of this batch belong to people who opposed "
+            "prospection (suppression list); remove them and import again"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,14 +104,24 @@ class SuppressedRows:
     rows: int
 
 
-def suppressed_active_rows(conn: Connection, suppressed: Table, key: SubjectKey, root: TableNode,
-                           dialect: str, also: Sequence[ColumnElement[bool]] = ()) -> SuppressedRows:
+def suppressed_active_rows(
+    conn: Connection,
+    suppressed: Table,
+    key: SubjectKey,
+    root: TableNode,
+    dialect: str,
+    also: Sequence[ColumnElement[bool]] = (),
+) -> SuppressedRows:
     """Active rows of ``root`` whose contact identifier hash is on the list, counted in SQL
     (``also``: further conditions, e.g. not under a legal hold)."""
     if not inspect(conn).has_table(suppressed.name, schema=suppressed.schema):
         return SuppressedRows(root.name, 0)
-    columns = [(kind, root.source.c[c]) for kind in CONTACT_KINDS
-               for c in root.policy.subject_identifiers.get(kind, []) if c in root.source.c]
+    columns = [
+        (kind, root.source.c[c])
+        for kind in CONTACT_KINDS
+        for c in root.policy.subject_identifiers.get(kind, [])
+        if c in root.source.c
+    ]
     if not columns:
         return SuppressedRows(root.name, 0)
     require_keyed_hash_sql(conn, "comparing active rows with the suppression list")

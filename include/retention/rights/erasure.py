@@ -82,8 +82,12 @@ class ErasureResult:
 
     def to_dict(self) -> dict:
         """The outcome per table, for the request register (counts and the reasons for keeping)."""
-        return {"no_data_held": self.no_data_held, "erased": self.erased, "kept": self.kept,
-                "tables": [{**asdict(t), "kept": t.kept} for t in self.tables]}
+        return {
+            "no_data_held": self.no_data_held,
+            "erased": self.erased,
+            "kept": self.kept,
+            "tables": [{**asdict(t), "kept": t.kept} for t in self.tables],
+        }
 
     @property
     def erased(self) -> int:
@@ -98,17 +102,31 @@ class ErasureResult:
         return not self.tables
 
 
-def erase(target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey, ctx: RunContext,
-          request_type: str = "erasure", batch_wait: float = ERASURE_WAIT_SECONDS) -> ErasureResult:
+def erase(
+    target: Target,
+    policy: RetentionPolicy,
+    subject: Subject,
+    key: SubjectKey,
+    ctx: RunContext,
+    request_type: str = "erasure",
+    batch_wait: float = ERASURE_WAIT_SECONDS,
+) -> ErasureResult:
     """Delete the subject's rows everywhere nothing keeps them, in one transaction; audit it."""
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
         return erase_in(conn, target, policy, subject, key, ctx, request_type, batch_wait)
 
 
-def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey,
-             ctx: RunContext, request_type: str = "erasure",
-             batch_wait: float = ERASURE_WAIT_SECONDS) -> ErasureResult:
+def erase_in(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    subject: Subject,
+    key: SubjectKey,
+    ctx: RunContext,
+    request_type: str = "erasure",
+    batch_wait: float = ERASURE_WAIT_SECONDS,
+) -> ErasureResult:
     """``erase`` inside the caller's transaction (the request register closes in the same one).
 
     ``erasure`` covers every category and honours ``on_erasure: keep``; ``consent_withdrawal``
@@ -119,25 +137,50 @@ def erase_in(conn: Connection, target: Target, policy: RetentionPolicy, subject:
     wait_for_batches(conn, batch_wait)  # before anything is read: the rows are where the batches left them
     result = ErasureResult(subject.hashes(key))
     trees = open_trees(conn, target, policy, subject, categories)  # checked and reflected once
-    holds = holds_in_force(conn, hold_tables(target.archive_schema),
-                           hold_day(ctx.as_of, datetime.now(policy.zone).date()), key, target.dialect)
+    holds = holds_in_force(
+        conn,
+        hold_tables(target.archive_schema),
+        hold_day(ctx.as_of, datetime.now(policy.zone).date()),
+        key,
+        target.dialect,
+    )
     present = locate_in(conn, trees, subject)
-    on_hold = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side:
-                                  holds.held(root, side, category))) if holds.any else {}
+    on_hold = (
+        _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side: holds.held(root, side, category)))
+        if holds.any
+        else {}
+    )
     needed_by = _needed_by(_archived_dependants(conn, trees))
-    needed = _counts(locate_in(conn, trees, subject, restrict=needed_by)) \
-        if any(root.dependants for _, root in trees) else {}
+    needed = (
+        _counts(locate_in(conn, trees, subject, restrict=needed_by))
+        if any(root.dependants for _, root in trees)
+        else {}
+    )
     # Rows held *or* needed, counted once: a row both held and needed explains one row, not two.
-    explained = _counts(locate_in(conn, trees, subject, restrict=lambda category, root, side: or_(
-        holds.held(root, side, category), needed_by(category, root, side)))) if on_hold or needed else {}
+    explained = (
+        _counts(
+            locate_in(
+                conn,
+                trees,
+                subject,
+                restrict=lambda category, root, side: or_(
+                    holds.held(root, side, category), needed_by(category, root, side)
+                ),
+            )
+        )
+        if on_hold or needed
+        else {}
+    )
     erasable = locate_in(conn, trees, subject, restrict=_erasable(holds, needed_by))
     erased, deleted_keys = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
     late = _sweep_late_children(conn, erasable, deleted_keys)
     _check_no_late_dependant(conn, deleted_keys)
     result.tables = [_outcome(policy, found, erased, on_hold, needed, explained, late) for found in present]
-    result.tables += [TableErasure(category, name, side == "archive", rows, rows, None)
-                      for (category, name, side), rows in late.items()
-                      if (category, name, side) not in {(f.category, f.node.name, f.side) for f in present}]
+    result.tables += [
+        TableErasure(category, name, side == "archive", rows, rows, None)
+        for (category, name, side), rows in late.items()
+        if (category, name, side) not in {(f.category, f.node.name, f.side) for f in present}
+    ]
     _audit(conn, target, policy, ctx, result, request_type)
     return result
 
@@ -147,15 +190,19 @@ def _categories_for(policy: RetentionPolicy, request_type: str) -> list[str]:
         return list(policy.categories)
     chosen = [key for key, category in policy.categories.items() if request_type in category.deleted_on]
     if not chosen:
-        raise RetentionError(f"{policy.source}: no category lists {request_type!r} in deleted_on, so this request "
-                             "would delete nothing; say which categories it concerns")
+        raise RetentionError(
+            f"{policy.source}: no category lists {request_type!r} in deleted_on, so this request "
+            "would delete nothing; say which categories it concerns"
+        )
     return chosen
 
 
 def _erasable(holds: HoldsInForce, needed: Any):
     """Root rows that may go: not under a legal hold, and not ``needed`` by a kept row of another category."""
+
     def restrict(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
         return and_(not_(holds.held(root, side, category)), not_(needed(category, root, side)))
+
     return restrict
 
 
@@ -169,12 +216,17 @@ def _needed_by(archived: set[int]) -> Any:
     and, for an active row, also from that category's archive - a dependant released by its
     parent's event (``on_parent_event``: an invoice in billing's archive while its customer is
     still active) would otherwise be left pointing at a deleted customer."""
+
     def needed(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
         parts = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
         if side == "source":
-            parts += [_referenced_from_archive(dep.node, dep.foreign_key, root) for dep in root.dependants
-                      if id(dep.node) in archived]
+            parts += [
+                _referenced_from_archive(dep.node, dep.foreign_key, root)
+                for dep in root.dependants
+                if id(dep.node) in archived
+            ]
         return or_(false(), *parts)
+
     return needed
 
 
@@ -185,26 +237,30 @@ def _counts(found: list[Found]) -> dict[tuple[str, str, str], int]:
 def _referenced_from_archive(dependant: TableNode, foreign_key: list[str], parent: TableNode) -> ColumnElement[bool]:
     """Active rows of ``parent`` that an archive row of ``dependant`` points at."""
     table, parent_table = dependant.archive, parent.source
-    return exists().where(*(table.c[fk] == parent_table.c[pk]
-                            for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
+    return exists().where(
+        *(table.c[fk] == parent_table.c[pk] for fk, pk in zip(foreign_key, parent.key_columns, strict=True))
+    )
 
 
 def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: str) -> ColumnElement[bool]:
     table, parent_table = getattr(dependant, side), getattr(parent, side)
-    return exists().where(*(table.c[fk] == parent_table.c[pk]
-                            for fk, pk in zip(foreign_key, parent.key_columns, strict=True)))
+    return exists().where(
+        *(table.c[fk] == parent_table.c[pk] for fk, pk in zip(foreign_key, parent.key_columns, strict=True))
+    )
 
 
 Where = tuple[str, str, str]  # (category, table, side)
 
 
-def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
-            honour_keep: bool) -> tuple[dict[Where, int], dict[Where, tuple[Found, list[tuple]]]]:
+def _delete(
+    conn: Connection, policy: RetentionPolicy, erasable: list[Found], honour_keep: bool
+) -> tuple[dict[Where, int], dict[Where, tuple[Found, list[tuple]]]]:
     """Children before parents, dependants' categories before their parents' categories, so
     that no foreign key is left dangling and a kept dependant still protects its parent.
 
     Returns the rows deleted per table side, and the keys of the deleted rows of tables that
     have children (``_sweep_late_children`` looks for children of those keys again)."""
+
     def order(found: Found) -> tuple[int, int]:
         has_parent_elsewhere = any(t.archived_with for t in policy.categories[found.category].tables)
         return (0 if has_parent_elsewhere else 1, -found.depth)
@@ -217,8 +273,10 @@ def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
         where = (found.category, found.node.name, found.side)
         statement = delete(found.table).where(found.where)
         if found.node.children or found.node.dependants:
-            keys = [tuple(row) for row in conn.execute(statement.returning(
-                *(found.table.c[c] for c in found.node.key_columns)))]
+            keys = [
+                tuple(row)
+                for row in conn.execute(statement.returning(*(found.table.c[c] for c in found.node.key_columns)))
+            ]
             deleted_keys[where] = (found, keys)
             erased[where] = len(keys)
         else:
@@ -226,8 +284,9 @@ def _delete(conn: Connection, policy: RetentionPolicy, erasable: list[Found],
     return erased, deleted_keys
 
 
-def _sweep_late_children(conn: Connection, erasable: list[Found],
-                         deleted_keys: dict[Where, tuple[Found, list[tuple]]]) -> dict[Where, int]:
+def _sweep_late_children(
+    conn: Connection, erasable: list[Found], deleted_keys: dict[Where, tuple[Found, list[tuple]]]
+) -> dict[Where, int]:
     """Children the application committed under the person's rows while the erasure ran.
 
     Through a link the policy declares but the database does not enforce (no foreign key),
@@ -247,9 +306,15 @@ def _sweep_late_children(conn: Connection, erasable: list[Found],
                 if side == "archive" and not archive_exists(conn, child):
                     continue
                 table = getattr(child, side)
-                rows = [tuple(r) for chunk in _chunks(keys) for r in conn.execute(
-                    delete(table).where(_key_in(table, child.foreign_key, chunk))
-                    .returning(*(table.c[c] for c in child.key_columns)))]
+                rows = [
+                    tuple(r)
+                    for chunk in _chunks(keys)
+                    for r in conn.execute(
+                        delete(table)
+                        .where(_key_in(table, child.foreign_key, chunk))
+                        .returning(*(table.c[c] for c in child.key_columns))
+                    )
+                ]
                 if rows:
                     where = (category, child.name, side)
                     swept[where] = swept.get(where, 0) + len(rows)
@@ -273,14 +338,15 @@ def _check_no_late_dependant(conn: Connection, deleted_keys: dict[Where, tuple[F
                     raise RetentionError(
                         f"erasure of {found.node.name} ({side}): a row of {dep.node.name} ({dep.category.key}) that "
                         "depends on a deleted row was written while the erasure ran; nothing was erased: run the "
-                        "request again")
+                        "request again"
+                    )
 
 
 _KEY_CHUNK = 1000  # keys per statement: below SQLite's and PostgreSQL's bound on parameters
 
 
 def _chunks(keys: list[tuple]) -> list[list[tuple]]:
-    return [keys[start:start + _KEY_CHUNK] for start in range(0, len(keys), _KEY_CHUNK)]
+    return [keys[start : start + _KEY_CHUNK] for start in range(0, len(keys), _KEY_CHUNK)]
 
 
 def _key_in(table: Any, columns: list[str], keys: list[tuple]) -> ColumnElement[bool]:
@@ -288,8 +354,15 @@ def _key_in(table: Any, columns: list[str], keys: list[tuple]) -> ColumnElement[
     return key_of(table, columns).in_(keys if len(columns) > 1 else [k[0] for k in keys])
 
 
-def _outcome(policy: RetentionPolicy, found: Found, erased: dict[Where, int], on_hold: dict[Where, int],
-             needed: dict[Where, int], explained_rows: dict[Where, int], late: dict[Where, int]) -> TableErasure:
+def _outcome(
+    policy: RetentionPolicy,
+    found: Found,
+    erased: dict[Where, int],
+    on_hold: dict[Where, int],
+    needed: dict[Where, int],
+    explained_rows: dict[Where, int],
+    late: dict[Where, int],
+) -> TableErasure:
     """The table's counts and the reason for what was kept - only a reason that was counted:
     rows found and neither erased nor explained (held or needed, each row once) roll the
     erasure back. ``late``: children swept after their parents, found and erased."""
@@ -299,8 +372,9 @@ def _outcome(policy: RetentionPolicy, found: Found, erased: dict[Where, int], on
     found = replace(found, rows=rows)
     side = "archive" if found.side == "archive" else "active"
     if removed > found.rows:
-        raise RetentionError(f"erasure of {found.node.name} ({side}): {removed} rows deleted but {found.rows} were "
-                             "found; rolled back")
+        raise RetentionError(
+            f"erasure of {found.node.name} ({side}): {removed} rows deleted but {found.rows} were found; rolled back"
+        )
     reason = None
     if category.on_erasure == "keep" and removed == 0:
         reason = f"legal obligation: {category.legal_basis}"
@@ -308,28 +382,50 @@ def _outcome(policy: RetentionPolicy, found: Found, erased: dict[Where, int], on
         reason = f"legal hold: {on_hold[where]} row(s) kept until the hold is lifted or expires"
     elif removed < found.rows and needed.get(where):
         reason = "needed by kept rows of another category"
-    explained = found.rows if reason and reason.startswith("legal obligation") else \
-        removed + explained_rows.get(where, 0)
+    explained = (
+        found.rows if reason and reason.startswith("legal obligation") else removed + explained_rows.get(where, 0)
+    )
     if explained < found.rows:
         raise RetentionError(
             f"erasure of {found.node.name} ({side}): {found.rows} row(s) found, {removed} deleted, and no hold or "
             "kept row of another category explains the rest (the rows changed while being erased?); nothing was "
-            "erased: run the request again")
+            "erased: run the request again"
+        )
     return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
 
 
-def _audit(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult,
-           request_type: str) -> None:
+def _audit(
+    conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult, request_type: str
+) -> None:
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     first_hash = result.subject_hashes[0]
     for table in result.tables:
-        audit.record(conn, trail, ctx, category=table.category, action="erase", table_name=table.table,
-                     row_count=table.erased, subject_hash=first_hash,
-                     details={"archive": table.archive, "found": table.found, "kept": table.kept})
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category=table.category,
+            action="erase",
+            table_name=table.table,
+            row_count=table.erased,
+            subject_hash=first_hash,
+            details={"archive": table.archive, "found": table.found, "kept": table.kept},
+        )
     for subject_hash in result.subject_hashes:
-        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request",
-                     row_count=result.erased, subject_hash=subject_hash,
-                     details={"request_type": request_type, "outcome": "completed", "erased": result.erased,
-                              "kept": result.kept, "tables": len(result.tables)})
-
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category=REQUEST_EVENTS,
+            action="rights_request",
+            row_count=result.erased,
+            subject_hash=subject_hash,
+            details={
+                "request_type": request_type,
+                "outcome": "completed",
+                "erased": result.erased,
+                "kept": result.kept,
+                "tables": len(result.tables),
+            },
+        )

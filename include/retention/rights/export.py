@@ -51,12 +51,16 @@ def export_path(reference: str, request_type: str) -> Path:
     return exports_dir() / f"{unique_name(reference)}.{request_type}.zip"
 
 
-def export_subject(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, reference: str,
-                   request_type: str) -> tuple[Path, dict[str, int]]:
+def export_subject(
+    conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, reference: str, request_type: str
+) -> tuple[Path, dict[str, int]]:
     """Write the zip for ``reference``; return its path and the rows exported per table side."""
     portability = request_type == "portability"
-    found = [f for f in locate(conn, target, policy, subject)
-             if not portability or (f.side == "source" and f.node.policy.provided_columns)]
+    found = [
+        f
+        for f in locate(conn, target, policy, subject)
+        if not portability or (f.side == "source" and f.node.policy.provided_columns)
+    ]
     data: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
     counts: dict[str, int] = {}
     for f in found:
@@ -76,8 +80,10 @@ def export_subject(conn: Connection, target: Target, policy: RetentionPolicy, su
 def _rows(conn: Connection, found: Found, portability: bool) -> list[dict[str, Any]]:
     table = found.table
     columns = [table.c[c] for c in found.node.policy.provided_columns] if portability else list(table.c)
-    return [{k: _plain(v) for k, v in row._mapping.items()}
-            for row in conn.execute(select(*columns).where(found.where).order_by(*table.primary_key.columns))]
+    return [
+        {k: _plain(v) for k, v in row._mapping.items()}
+        for row in conn.execute(select(*columns).where(found.where).order_by(*table.primary_key.columns))
+    ]
 
 
 def _plain(value: Any) -> Any:

@@ -34,15 +34,26 @@ class Rectified:
     rows: int
 
 
-def rectify_in(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, key: SubjectKey,
-               ctx: RunContext, changes: dict[str, dict[str, Any]], correct_start_date: bool) -> list[Rectified]:
+def rectify_in(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    subject: Subject,
+    key: SubjectKey,
+    ctx: RunContext,
+    changes: dict[str, dict[str, Any]],
+    correct_start_date: bool,
+) -> list[Rectified]:
     """Validate every change, then update the subject's active rows, inside the caller's transaction."""
     if not changes:
         raise RetentionError("a rectification needs changes: {table: {column: new value}}")
     found = {f.node.name: f for f in locate(conn, target, policy, subject) if f.side == "source"}
-    checked = {table: dict(_checked(_found_for(found, table), column, value, correct_start_date)
-                           for column, value in columns.items())
-               for table, columns in changes.items()}  # every change checked before the first is written
+    checked = {
+        table: dict(
+            _checked(_found_for(found, table), column, value, correct_start_date) for column, value in columns.items()
+        )
+        for table, columns in changes.items()
+    }  # every change checked before the first is written
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     done: list[Rectified] = []
@@ -51,16 +62,26 @@ def rectify_in(conn: Connection, target: Target, policy: RetentionPolicy, subjec
         rows = conn.execute(update(f.table).where(f.where).values(values)).rowcount
         done.append(Rectified(table, sorted(values), rows))
         dates = [c for c in values if c in _start_columns(f)]
-        audit.record(conn, trail, ctx, category=f.category, action="rectify", table_name=table, row_count=rows,
-                     subject_hash=subject.hashes(key)[0],
-                     details={"columns": len(values), "start_date_corrected": bool(dates)})
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category=f.category,
+            action="rectify",
+            table_name=table,
+            row_count=rows,
+            subject_hash=subject.hashes(key)[0],
+            details={"columns": len(values), "start_date_corrected": bool(dates)},
+        )
     return done
 
 
 def _found_for(found: dict[str, Found], table: str) -> Found:
     if table not in found:
-        raise RetentionError(f"rectification: the person has no active row in table {table!r} "
-                             f"(tables where they were found: {', '.join(sorted(found)) or 'none'})")
+        raise RetentionError(
+            f"rectification: the person has no active row in table {table!r} "
+            f"(tables where they were found: {', '.join(sorted(found)) or 'none'})"
+        )
     return found[table]
 
 
@@ -80,8 +101,10 @@ def _checked(found: Found, column: str, value: Any, correct_start_date: bool) ->
     if column in keys:
         raise RetentionError(f"{where}: a key column cannot be rectified")
     if column in _start_columns(found) and not correct_start_date:
-        raise RetentionError(f"{where}: this date starts the retention clock; changing it moves the deletion date. "
-                             "Set correct_start_date if the request corrects this date (it is audited)")
+        raise RetentionError(
+            f"{where}: this date starts the retention clock; changing it moves the deletion date. "
+            "Set correct_start_date if the request corrects this date (it is audited)"
+        )
     return column, _coerced(table.c[column], value, where)
 
 

@@ -16,8 +16,9 @@ prospection data was deleted) cannot be rehashed; they keep matching in the form
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import String, Table, and_, exists, func, insert, inspect, literal, select
 from sqlalchemy.engine import Connection
@@ -69,8 +70,7 @@ def _identifier_columns(conn: Connection, target: Target, policy: RetentionPolic
     categories share is read once)."""
     seen: set[tuple[str | None, str, str]] = set()
     for category in policy.categories.values():
-        for root in open_category(conn, policy, category, target.source_schema, target.archive_schema,
-                                  target.dialect):
+        for root in open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect):
             for node in root.walk():
                 sides = [node.source] + ([node.archive] if archive_exists(conn, node) else [])
                 for table in sides:
@@ -83,32 +83,54 @@ def _identifier_columns(conn: Connection, target: Target, policy: RetentionPolic
 
 def _hashes(key: SubjectKey, kind: str, column: Any, dialect: str) -> Any:
     """Each distinct stored value's hash in both forms (NULLs left out)."""
-    return (select(keyed_hash_sql(key, kind, column, dialect).label("new_hash"),
-                   legacy_keyed_hash_sql(key, kind, column, dialect).label("old_hash"))
-            .where(column.is_not(None)).distinct().subquery("stored"))
+    return (
+        select(
+            keyed_hash_sql(key, kind, column, dialect).label("new_hash"),
+            legacy_keyed_hash_sql(key, kind, column, dialect).label("old_hash"),
+        )
+        .where(column.is_not(None))
+        .distinct()
+        .subquery("stored")
+    )
 
 
 def _add_suppression(conn: Connection, suppressed: Table, hashes: Any, kind: str) -> int:
     listed = suppressed.alias("listed")
-    query = (select(hashes.c.new_hash, literal(kind, String), func.min(suppressed.c.suppressed_on),
-                    func.min(suppressed.c.request_reference))
-             .join_from(hashes, suppressed, suppressed.c.subject_hash == hashes.c.old_hash)
-             .where(hashes.c.new_hash != hashes.c.old_hash,
-                    ~exists().where(listed.c.subject_hash == hashes.c.new_hash))
-             .group_by(hashes.c.new_hash))
-    return _inserted(conn, suppressed, insert(suppressed).from_select(
-        ["subject_hash", "kind", "suppressed_on", "request_reference"], query))
+    query = (
+        select(
+            hashes.c.new_hash,
+            literal(kind, String),
+            func.min(suppressed.c.suppressed_on),
+            func.min(suppressed.c.request_reference),
+        )
+        .join_from(hashes, suppressed, suppressed.c.subject_hash == hashes.c.old_hash)
+        .where(hashes.c.new_hash != hashes.c.old_hash, ~exists().where(listed.c.subject_hash == hashes.c.new_hash))
+        .group_by(hashes.c.new_hash)
+    )
+    return _inserted(
+        conn,
+        suppressed,
+        insert(suppressed).from_select(["subject_hash", "kind", "suppressed_on", "request_reference"], query),
+    )
 
 
 def _add_hold_items(conn: Connection, items: Table, hashes: Any) -> int:
     existing = items.alias("existing")
     subject_item = and_(items.c.kind == "subject", items.c.table_name == "")
-    query = (select(items.c.hold_id, literal("subject", String), literal("", String), hashes.c.new_hash)
-             .join_from(hashes, items, and_(items.c.item == hashes.c.old_hash, subject_item))
-             .where(hashes.c.new_hash != hashes.c.old_hash,
-                    ~exists().where(existing.c.hold_id == items.c.hold_id, existing.c.kind == "subject",
-                                    existing.c.table_name == "", existing.c.item == hashes.c.new_hash))
-             .distinct())
+    query = (
+        select(items.c.hold_id, literal("subject", String), literal("", String), hashes.c.new_hash)
+        .join_from(hashes, items, and_(items.c.item == hashes.c.old_hash, subject_item))
+        .where(
+            hashes.c.new_hash != hashes.c.old_hash,
+            ~exists().where(
+                existing.c.hold_id == items.c.hold_id,
+                existing.c.kind == "subject",
+                existing.c.table_name == "",
+                existing.c.item == hashes.c.new_hash,
+            ),
+        )
+        .distinct()
+    )
     return _inserted(conn, items, insert(items).from_select(["hold_id", "kind", "table_name", "item"], query))
 
 

@@ -31,9 +31,10 @@ value longer than its column is refused naming the field, never showing the valu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -99,7 +100,8 @@ def check_identifiers(subject: Subject) -> None:
 def register_table(schema: str | None, name: str) -> Table:
     """The register's layout (the project's own table, in the active schema)."""
     return Table(
-        name, MetaData(),
+        name,
+        MetaData(),
         Column("request_id", Integer, primary_key=True, autoincrement=True),
         Column("reference", String(REFERENCE_LENGTH), nullable=False, unique=True),
         Column("request_type", String(30), nullable=False),
@@ -153,37 +155,59 @@ def record(conn: Connection, register: Table, request: RequestRecord, received_a
     return record_or_resume(conn, register, request, received_at, resume=False)[0]
 
 
-def record_or_resume(conn: Connection, register: Table, request: RequestRecord, received_at: datetime,
-                     resume: bool = True, *, trail: Table | None = None,
-                     subject_hashes: Sequence[str] = ()) -> tuple[int, bool]:
+def record_or_resume(
+    conn: Connection,
+    register: Table,
+    request: RequestRecord,
+    received_at: datetime,
+    resume: bool = True,
+    *,
+    trail: Table | None = None,
+    subject_hashes: Sequence[str] = (),
+) -> tuple[int, bool]:
     """Write the request, or - with ``resume`` - find it again when a dead worker left it
     ``in_progress`` (the same request: type and receipt date; the identity verified; and the
     same person: ``subject_hashes``, the keyed hashes of the identifiers given now, must be
     those its received events in the audit ``trail`` recorded - see ``check_same_subject``):
     ``(request_id, resumed)``. Any other known reference is refused, naming its status."""
-    known = conn.execute(select(register.c.request_id, register.c.status, register.c.request_type,
-                                register.c.received_at)
-                         .where(register.c.reference == request.reference)).first()
+    known = conn.execute(
+        select(register.c.request_id, register.c.status, register.c.request_type, register.c.received_at).where(
+            register.c.reference == request.reference
+        )
+    ).first()
     if known and resume and known.status == "in_progress" and request.identity_verified:
         if known.request_type != request.request_type or known.received_at != received_at:
-            raise RetentionError(f"request {request.reference!r} is in the register as a {known.request_type} "
-                                 f"received {known.received_at:%Y-%m-%d}, still in progress; running it again "
-                                 "must give the same type and receipt date (or use a new reference)")
+            raise RetentionError(
+                f"request {request.reference!r} is in the register as a {known.request_type} "
+                f"received {known.received_at:%Y-%m-%d}, still in progress; running it again "
+                "must give the same type and receipt date (or use a new reference)"
+            )
         check_same_subject(conn, trail, request, known.request_id, subject_hashes)
         return known.request_id, True
     if known:
-        raise RetentionError(f"request {request.reference!r} is already in the register "
-                             f"(id {known.request_id}, status {known.status})")
-    return conn.execute(insert(register).values(
-        reference=request.reference, request_type=request.request_type, requester_email=request.requester_email,
-        received_at=received_at, due_at=request.due, extended=request.extension_reason is not None,
-        extension_reason=request.extension_reason, identity_verified=request.identity_verified,
-        status="in_progress" if request.identity_verified else "pending_identity",
-    ).returning(register.c.request_id)).scalar_one(), False
+        raise RetentionError(
+            f"request {request.reference!r} is already in the register (id {known.request_id}, status {known.status})"
+        )
+    return conn.execute(
+        insert(register)
+        .values(
+            reference=request.reference,
+            request_type=request.request_type,
+            requester_email=request.requester_email,
+            received_at=received_at,
+            due_at=request.due,
+            extended=request.extension_reason is not None,
+            extension_reason=request.extension_reason,
+            identity_verified=request.identity_verified,
+            status="in_progress" if request.identity_verified else "pending_identity",
+        )
+        .returning(register.c.request_id)
+    ).scalar_one(), False
 
 
-def check_same_subject(conn: Connection, trail: Table | None, request: RequestRecord, request_id: int,
-                       subject_hashes: Sequence[str]) -> None:
+def check_same_subject(
+    conn: Connection, trail: Table | None, request: RequestRecord, request_id: int, subject_hashes: Sequence[str]
+) -> None:
     """Refuse to resume a request about anyone but the person it was recorded about.
 
     The reference alone says nothing of whom the request is about: run again with another
@@ -195,14 +219,18 @@ def check_same_subject(conn: Connection, trail: Table | None, request: RequestRe
     recorded = _received_hashes(conn, trail, request_id) if trail is not None else set()
     if recorded and recorded == set(subject_hashes):
         return
-    why = ("no received event in the audit log carries its id (recorded by an earlier version, or not by handle)"
-           if not recorded else
-           f"the {len(set(subject_hashes))} identifier(s) given now are not the {len(recorded)} it was received "
-           "with (compared as keyed hashes: or the key changed since)")
-    raise RetentionError(f"request {request.reference!r} (id {request_id}, in progress) was not resumed, as the "
-                         f"person given now may not be the person it was recorded about: {why}. Run it again with "
-                         "exactly the identifiers it was received with, or close it by hand and record the other "
-                         "request under a new reference")
+    why = (
+        "no received event in the audit log carries its id (recorded by an earlier version, or not by handle)"
+        if not recorded
+        else f"the {len(set(subject_hashes))} identifier(s) given now are not the {len(recorded)} it was received "
+        "with (compared as keyed hashes: or the key changed since)"
+    )
+    raise RetentionError(
+        f"request {request.reference!r} (id {request_id}, in progress) was not resumed, as the "
+        f"person given now may not be the person it was recorded about: {why}. Run it again with "
+        "exactly the identifiers it was received with, or close it by hand and record the other "
+        "request under a new reference"
+    )
 
 
 def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str]:
@@ -211,29 +239,42 @@ def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str
         return set()
     marked = trail.c.details.like(f'%"request_id":{int(request_id)}%')  # narrowed here, checked exactly below
     events = audit.events(conn, trail, marked, category=REQUEST_EVENTS, action="rights_request")
-    return {e["subject_hash"] for e in events
-            if e["details"].get("request_id") == request_id and e["details"].get("outcome") == "in_progress"}
+    return {
+        e["subject_hash"]
+        for e in events
+        if e["details"].get("request_id") == request_id and e["details"].get("outcome") == "in_progress"
+    }
 
 
 def claim(conn: Connection, register: Table, request: RequestRecord, request_id: int) -> None:
     """The handling transaction's first statement: hold the request while it is carried out,
     or refuse it if another worker has completed it meanwhile (see the module's docstring)."""
-    claimed = conn.execute(update(register).where(register.c.request_id == request_id,
-                                                  register.c.status == "in_progress")
-                           .values(status="in_progress")).rowcount
+    claimed = conn.execute(
+        update(register)
+        .where(register.c.request_id == request_id, register.c.status == "in_progress")
+        .values(status="in_progress")
+    ).rowcount
     if claimed != 1:
         status = conn.execute(select(register.c.status).where(register.c.request_id == request_id)).scalar_one()
-        raise RetentionError(f"request {request.reference!r} is already in the register (id {request_id}, "
-                             f"status {status}): another worker carried it out meanwhile")
+        raise RetentionError(
+            f"request {request.reference!r} is already in the register (id {request_id}, "
+            f"status {status}): another worker carried it out meanwhile"
+        )
 
 
 def close(conn: Connection, register: Table, request_id: int, status: str, outcome: dict[str, Any]) -> None:
     """Write the outcome (per table) and close the request."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
-    conn.execute(update(register).where(register.c.request_id == request_id).values(
-        status=status, outcome=json.dumps(outcome, sort_keys=True, default=str),
-        closed_at=instants.utc_now() if status in ("completed", "failed") else None))
+    conn.execute(
+        update(register)
+        .where(register.c.request_id == request_id)
+        .values(
+            status=status,
+            outcome=json.dumps(outcome, sort_keys=True, default=str),
+            closed_at=instants.utc_now() if status in ("completed", "failed") else None,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -246,8 +287,11 @@ class Deadline:
 
 def open_deadlines(conn: Connection, register: Table, today: date, within_days: int = 7) -> list[Deadline]:
     """Open requests that are overdue or due within ``within_days``, most urgent first."""
-    rows = conn.execute(select(register.c.reference, register.c.request_type, register.c.due_at)
-                        .where(register.c.closed_at.is_(None)).order_by(register.c.due_at))
+    rows = conn.execute(
+        select(register.c.reference, register.c.request_type, register.c.due_at)
+        .where(register.c.closed_at.is_(None))
+        .order_by(register.c.due_at)
+    )
     deadlines = [Deadline(r.reference, r.request_type, r.due_at, (r.due_at - today).days) for r in rows]
     return [d for d in deadlines if d.days_left <= within_days]
 
@@ -261,9 +305,17 @@ class Handled:
     outcome: dict[str, Any]
 
 
-def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: RequestRecord, subject: Subject,
-           ctx: RunContext, received_at: datetime, changes: dict[str, dict[str, Any]] | None = None,
-           correct_start_date: bool = False) -> Handled:
+def handle(
+    target: Target,
+    policy: RetentionPolicy,
+    key: SubjectKey,
+    request: RequestRecord,
+    subject: Subject,
+    ctx: RunContext,
+    received_at: datetime,
+    changes: dict[str, dict[str, Any]] | None = None,
+    correct_start_date: bool = False,
+) -> Handled:
     """Record the request, then - once the identity is verified - carry it out.
 
     The record is committed first, so that every request is in the register even if its
@@ -277,8 +329,7 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
     hashes = subject.hashes(key)
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     with target.engine.begin() as conn:
-        request_id, resumed = record_or_resume(conn, register, request, received_at, trail=trail,
-                                               subject_hashes=hashes)
+        request_id, resumed = record_or_resume(conn, register, request, received_at, trail=trail, subject_hashes=hashes)
         status = "in_progress" if request.identity_verified else "pending_identity"
         if not resumed:  # audited as received once, however many times it is run
             _audit_request(conn, target, policy, ctx, request, request_id, hashes, status)
@@ -291,22 +342,23 @@ def handle(target: Target, policy: RetentionPolicy, key: SubjectKey, request: Re
         with target.engine.begin() as conn:
             claim(conn, register, request, request_id)
             close(conn, register, request_id, "completed", outcome)
-            _audit_request(conn, target, policy, ctx, request, request_id, hashes, "completed",
-                           sum(counts.values()))
+            _audit_request(conn, target, policy, ctx, request, request_id, hashes, "completed", sum(counts.values()))
         return Handled(request_id, "completed", outcome)
     with target.engine.begin() as conn:
         claim(conn, register, request, request_id)
         if request.request_type == "rectification":
             done = rectify_in(conn, target, policy, subject, key, ctx, changes or {}, correct_start_date)
             outcome = {"tables": [{"table": d.table, "columns": d.columns, "rows": d.rows} for d in done]}
-            _audit_request(conn, target, policy, ctx, request, request_id, hashes, "completed",
-                           sum(d.rows for d in done))
+            _audit_request(
+                conn, target, policy, ctx, request, request_id, hashes, "completed", sum(d.rows for d in done)
+            )
         else:
             result = erase_in(conn, target, policy, subject, key, ctx, request.request_type)
             outcome = result.to_dict()
             if request.request_type == "opposition":
-                outcome["suppressed"] = suppress(conn, suppression_table(target.archive_schema), subject, key,
-                                                 ctx.as_of, request.reference)
+                outcome["suppressed"] = suppress(
+                    conn, suppression_table(target.archive_schema), subject, key, ctx.as_of, request.reference
+                )
         close(conn, register, request_id, "completed", outcome)
     return Handled(request_id, "completed", outcome)
 
@@ -315,8 +367,10 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
     """The register named by the policy, created with the project's layout if missing; an
     existing one must have every column of that layout."""
     if not policy.rights_register:
-        raise RetentionError(f"{policy.source}: rights_register is not set: name the table that records "
-                             "data-subject requests (a table of the category that governs them)")
+        raise RetentionError(
+            f"{policy.source}: rights_register is not set: name the table that records "
+            "data-subject requests (a table of the category that governs them)"
+        )
     register = register_table(target.source_schema(policy.source_schema), policy.rights_register)
     with target.engine.begin() as conn:
         inspector = inspect(conn)
@@ -326,21 +380,44 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
         present = {c["name"] for c in inspector.get_columns(register.name, schema=register.schema)}
     missing = [c.name for c in register.columns if c.name not in present]
     if missing:
-        raise RetentionError(f"rights register {register.name} lacks column(s) {', '.join(missing)} "
-                             "of the project's layout (include/retention/rights/requests.py: register_table)")
+        raise RetentionError(
+            f"rights register {register.name} lacks column(s) {', '.join(missing)} "
+            "of the project's layout (include/retention/rights/requests.py: register_table)"
+        )
     with target.engine.begin() as conn:  # SQLite: what earlier versions wrote gets its zone
         normalise_sqlite_text(conn, register, INSTANT_COLUMNS)
     return register
 
 
-def _audit_request(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext,
-                   request: RequestRecord, request_id: int, hashes: list[str], status: str, rows: int = 0) -> None:
+def _audit_request(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    ctx: RunContext,
+    request: RequestRecord,
+    request_id: int,
+    hashes: list[str],
+    status: str,
+    rows: int = 0,
+) -> None:
     """One ``rights_request`` event per identifier hash (a lookup by any of them finds it),
     with the register's ``request_id`` (a number, not the reference): what a resumed request
     is checked against (``check_same_subject``). (Erasures write theirs in ``erasure``.)"""
     trail = audit.audit_table(target.archive_schema, policy.audit_table)
     audit.ensure_audit_table(conn, trail)
     for subject_hash in hashes:
-        audit.record(conn, trail, ctx, category=REQUEST_EVENTS, action="rights_request", row_count=rows,
-                     subject_hash=subject_hash, details={"request_type": request.request_type, "outcome": status,
-                                                        "due": request.due, "request_id": request_id})
+        audit.record(
+            conn,
+            trail,
+            ctx,
+            category=REQUEST_EVENTS,
+            action="rights_request",
+            row_count=rows,
+            subject_hash=subject_hash,
+            details={
+                "request_type": request.request_type,
+                "outcome": status,
+                "due": request.due,
+                "request_id": request_id,
+            },
+        )

@@ -6,9 +6,10 @@ How a person is named without being named (canonical identifiers, keyed hashes) 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import and_, case, false, func, not_, or_, select, true
 from sqlalchemy.engine import Connection
@@ -72,9 +73,14 @@ class Found:
         return getattr(self.node, self.side)
 
 
-def locate(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
-           restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
-           categories: Iterable[str] | None = None) -> list[Found]:
+def locate(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    subject: Subject,
+    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
+    categories: Iterable[str] | None = None,
+) -> list[Found]:
     """Every table side of every category with the subject's rows and child rows (counts > 0).
 
     The policy's identifiers are checked against the live database first (``open_category``).
@@ -102,8 +108,9 @@ class Trees(list[tuple[str, TableNode]]):
         self.context = context
 
 
-def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject,
-               categories: Iterable[str] | None = None) -> Trees:
+def open_trees(
+    conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, categories: Iterable[str] | None = None
+) -> Trees:
     """The checked and reflected root tables of the categories that declare one of the
     subject's kinds of identifier: opened once, searched as often as needed (``locate_in``).
     The other categories that declare one of their child tables (and so on) are opened too,
@@ -113,8 +120,9 @@ def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subjec
     for category in (c for c in policy.categories.values() if c.key in wanted):
         declared = {kind for table in category.tables for node in table.walk() for kind in node.subject_identifiers}
         if declared & subject.kinds:
-            opened[category.key] = open_category(conn, policy, category, target.source_schema,
-                                                 target.archive_schema, target.dialect)
+            opened[category.key] = open_category(
+                conn, policy, category, target.source_schema, target.archive_schema, target.dialect
+            )
     searched = set(opened)
     # Until no category is added: a context category's own child tables have owners too.
     added = True
@@ -123,19 +131,25 @@ def open_trees(conn: Connection, target: Target, policy: RetentionPolicy, subjec
         added = False
         for category in policy.categories.values():
             if category.key not in opened and children & {n.table for t in category.tables for n in t.walk()}:
-                opened[category.key] = open_category(conn, policy, category, target.source_schema,
-                                                     target.archive_schema, target.dialect)
+                opened[category.key] = open_category(
+                    conn, policy, category, target.source_schema, target.archive_schema, target.dialect
+                )
                 added = True
     context = [(key, root) for key in policy.categories for root in opened.get(key, [])]
     return Trees([(key, root) for key, root in context if key in searched], context)
 
 
-def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Subject,
-              restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None) -> list[Found]:
+def locate_in(
+    conn: Connection,
+    trees: list[tuple[str, TableNode]],
+    subject: Subject,
+    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
+) -> list[Found]:
     """``locate`` over trees already opened by ``open_trees`` (a plain list is its own context)."""
     domains = _Domains(trees.context if isinstance(trees, Trees) else trees)
-    found = [f for category, root in trees
-             for f in _locate_node(conn, category, root, subject, None, 0, restrict, domains)]
+    found = [
+        f for category, root in trees for f in _locate_node(conn, category, root, subject, None, 0, restrict, domains)
+    ]
     return [f for f in found if f.rows]
 
 
@@ -143,10 +157,16 @@ def locate_in(conn: Connection, trees: list[tuple[str, TableNode]], subject: Sub
 _Sides = dict[str, ColumnElement[bool]]
 
 
-def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subject,
-                 parent: tuple[TableNode, _Sides] | None, depth: int,
-                 restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None,
-                 domains: "_Domains") -> list[Found]:
+def _locate_node(
+    conn: Connection,
+    category: str,
+    node: TableNode,
+    subject: Subject,
+    parent: tuple[TableNode, _Sides] | None,
+    depth: int,
+    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None,
+    domains: _Domains,
+) -> list[Found]:
     """The subject's rows of ``node`` and of its children, per side, in ``category``'s tree.
 
     ``parent``: the parent node and the subject's rows among its rows (per side). A child's
@@ -167,8 +187,11 @@ def _locate_node(conn: Connection, category: str, node: TableNode, subject: Subj
         own = [and_(domain, hit) for hit in _matches(node, table, subject)]
         if own and restrict is not None and parent is not None:
             own = [and_(own[0], restrict(category, node, side))]
-        inherited = [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])] \
-            if parent and side in parent[1] else []
+        inherited = (
+            [linked_rows(node, side, node.foreign_key, parent[0], parent[1][side])]
+            if parent and side in parent[1]
+            else []
+        )
         matches[side] = or_(*own, *inherited) if own or inherited else false()
         if restrict is not None and parent is None:
             matches[side] = and_(matches[side], restrict(category, node, side))
@@ -231,14 +254,19 @@ class _Domains:
         each tree reflects the table on its own Table object, never mixed in one FROM."""
         table = _table_id(node)
         if table in self._busy:  # a table that is its own ancestor through other categories
-            raise RetentionError(f"table {table[1]!r} is declared below itself through several categories: "
-                                 "a request cannot tell which category holds its rows")
+            raise RetentionError(
+                f"table {table[1]!r} is declared below itself through several categories: "
+                "a request cannot tell which category holds its rows"
+            )
         self._busy.add(table)
         try:
             key = key_of(node.source, node.key_columns)
-            held = [key.in_(select(*(other.source.c[c] for c in other.key_columns))
-                            .where(self._held(other)).correlate(None))
-                    for other in self._nodes[table]]
+            held = [
+                key.in_(
+                    select(*(other.source.c[c] for c in other.key_columns)).where(self._held(other)).correlate(None)
+                )
+                for other in self._nodes[table]
+            ]
         finally:
             self._busy.discard(table)
         return not_(or_(*held))
@@ -257,8 +285,10 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
     customer number...), and those holding a shared one (phone) unless another identifier
     of the row names someone else - two people who share a phone are told apart by their
     e-mails. (A request that gives only a phone number cannot tell them apart.)"""
-    columns = {kind: [table.c[c] for c in node.policy.subject_identifiers.get(kind, []) if c in table.c]
-               for kind in subject.kinds}
+    columns = {
+        kind: [table.c[c] for c in node.policy.subject_identifiers.get(kind, []) if c in table.c]
+        for kind in subject.kinds
+    }
     values = {kind: [v for k, v in subject.identifiers if k == kind] for kind in subject.kinds}
 
     def hit(kinds: set[str]) -> list[ColumnElement[bool]]:
@@ -267,18 +297,20 @@ def _matches(node: TableNode, table: Any, subject: Subject) -> list[ColumnElemen
     unique, shared = hit(subject.kinds - SHARED_KINDS), hit(subject.kinds & SHARED_KINDS)
     # Only a unique identifier that can name a person makes the row someone else's: not one
     # of whitespace or invisible characters, nor a placeholder e-mail (N/A, -, inconnu).
-    someone_else = [and_(column.is_not(None), names_someone_sql(kind, column),
-                         normalised_sql(kind, column).not_in(values[kind]))
-                    for kind in subject.kinds - SHARED_KINDS for column in columns[kind]]
+    someone_else = [
+        and_(column.is_not(None), names_someone_sql(kind, column), normalised_sql(kind, column).not_in(values[kind]))
+        for kind in subject.kinds - SHARED_KINDS
+        for column in columns[kind]
+    ]
     if shared:
         unique.append(and_(or_(*shared), not_(or_(*someone_else))) if someone_else else or_(*shared))
     return [or_(*unique)] if unique else []
 
 
 # What a row found about a person is, for the answer to "was X erased?".
-PERSONAL_DATA = "personal_data"            # the person's own data
+PERSONAL_DATA = "personal_data"  # the person's own data
 KEPT_BY_OBLIGATION = "kept_by_obligation"  # their data in a category an erasure keeps (on_erasure: keep)
-REQUEST_EVIDENCE = "request_evidence"      # the rights-request register: evidence a request was handled
+REQUEST_EVIDENCE = "request_evidence"  # the rights-request register: evidence a request was handled
 # Rows of another category attached to the person's rows (``archived_with``: invoices of a
 # customer), kept on their own category's clock, whatever happens to the person's rows.
 RETAINED_DEPENDANT = "retained_dependant"
@@ -387,16 +419,22 @@ class ErasureAnswer:
         elif verdict == "active":
             head = f"Still in the active base: {self.active_rows} row(s) of the person's data"
             if erased:
-                head += (f" (an erasure was carried out on {erased}: kept by a legal hold or for a record a legal "
-                         "obligation keeps, or added since - see the request's outcome in the register)")
+                head += (
+                    f" (an erasure was carried out on {erased}: kept by a legal hold or for a record a legal "
+                    "obligation keeps, or added since - see the request's outcome in the register)"
+                )
         elif verdict == "archived":
-            head = (f"Only in the restricted archive, kept for its legal purpose and then destroyed: "
-                    f"{self._listed(*_DATA_KINDS)}")
+            head = (
+                f"Only in the restricted archive, kept for its legal purpose and then destroyed: "
+                f"{self._listed(*_DATA_KINDS)}"
+            )
         else:
             head = "No data about this person is held any more, active or archived"
             if not self.events:
-                head = ("No data about this person is held, active or archived, and no event is logged about them "
-                        "(never held, or destroyed by the schedule, whose events hold counts, not people)")
+                head = (
+                    "No data about this person is held, active or archived, and no event is logged about them "
+                    "(never held, or destroyed by the schedule, whose events hold counts, not people)"
+                )
         return f"{head}; {self._evidence()}." if self.evidence_rows else f"{head}."
 
     def _listed(self, *kinds: str) -> str:
@@ -405,16 +443,22 @@ class ErasureAnswer:
         parts: dict[tuple[str, str, str | None], list[Presence]] = {}
         for p in self._of(*kinds):
             parts.setdefault((p.category, p.kind, p.kept_for), []).append(p)
-        return ", ".join(self._group(category, kind, kept_for, found)
-                         for (category, kind, kept_for), found in parts.items())
+        return ", ".join(
+            self._group(category, kind, kept_for, found) for (category, kind, kept_for), found in parts.items()
+        )
 
     def _group(self, category: str, kind: str, kept_for: str | None, found: list[Presence]) -> str:
         kept = found[0].horizon.text() if found[0].horizon else "until their end of life"
         what = "records attached to theirs, " if kind == RETAINED_DEPENDANT else ""
-        why = (f", needed by records {self.labels.get(kept_for, kept_for)} keeps for its legal obligation"
-               if kept_for else "")
-        return (f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
-                f"{_where(found)}, {what}kept {kept}{why})")
+        why = (
+            f", needed by records {self.labels.get(kept_for, kept_for)} keeps for its legal obligation"
+            if kept_for
+            else ""
+        )
+        return (
+            f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
+            f"{_where(found)}, {what}kept {kept}{why})"
+        )
 
     def _evidence(self) -> str:
         horizons = [p.horizon for p in self._of(REQUEST_EVIDENCE) if p.horizon]
@@ -462,14 +506,17 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
     return answer
 
 
-def _kept_for_dependants(own: list["_Group"], retained: list["_Group"]) -> list["_Group"]:
+def _kept_for_dependants(own: list[_Group], retained: list[_Group]) -> list[_Group]:
     """The person's rows, then their retained dependants, each parent group dated no earlier
     than the dependants it has: a parent row is never destroyed while a dependant stays in
     the archive (``Dependant.retained``), so a customer whose invoice runs to 2036 is kept
     until 2036, whatever its own clock says. A dependant past its horizon keeps nothing (the
     next run destroys both)."""
-    until = {g.category: g.horizon.until for g in retained
-             if g.horizon.until is not None and (g.horizon.today is None or g.horizon.until > g.horizon.today)}
+    until = {
+        g.category: g.horizon.until
+        for g in retained
+        if g.horizon.until is not None and (g.horizon.today is None or g.horizon.until > g.horizon.today)
+    }
     for group in own:
         dependant_categories = {d.category.key for f in group.found if f.depth == 0 for d in f.node.dependants}
         latest = max((until[c] for c in dependant_categories if c in until), default=None)
@@ -493,8 +540,12 @@ class _Group:
         for one in self.found:
             side = counts.setdefault(one.node.name, {})
             side[one.side] = side.get(one.side, 0) + one.rows
-        return [Presence(self.category, table, c.get("source", 0), c.get("archive", 0), self.kind, self.horizon,
-                         self.kept_for) for table, c in counts.items()]
+        return [
+            Presence(
+                self.category, table, c.get("source", 0), c.get("archive", 0), self.kind, self.horizon, self.kept_for
+            )
+            for table, c in counts.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -506,7 +557,7 @@ class _Keeping:
     holds: Any
 
     @classmethod
-    def read(cls, conn: Connection, target: Target, key: SubjectKey, today: date) -> "_Keeping":
+    def read(cls, conn: Connection, target: Target, key: SubjectKey, today: date) -> _Keeping:
         from include.retention.records.holds import hold_tables, holds_in_force  # holds imports this module
 
         return cls(today, holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect))
@@ -528,15 +579,24 @@ class _Keeping:
 
         best: tuple[date | None, str | None] = (None, None)
         for dep in root.node.dependants:
-            until = conn.execute(select(func.max(dep.node.archive.c.retention_until)).where(
-                dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds))
+            until = conn.execute(
+                select(func.max(dep.node.archive.c.retention_until)).where(
+                    dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds)
+                )
             ).scalar_one()
             until = date.fromisoformat(until) if isinstance(until, str) else until
             if until is not None and (best[0] is None or until > best[0]):
                 best = (until, dep.category.key)
-            elif best[1] is None and conn.execute(select(func.count()).select_from(dep.node.archive).where(
-                    dep.linked("archive", root.node, root.where),
-                    dependants.staying(dep, self.today, self.holds))).scalar_one():
+            elif (
+                best[1] is None
+                and conn.execute(
+                    select(func.count())
+                    .select_from(dep.node.archive)
+                    .where(
+                        dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds)
+                    )
+                ).scalar_one()
+            ):
                 best = (best[0], dep.category.key)  # kept by an undated dependant under a hold
         return best
 
@@ -544,8 +604,15 @@ class _Keeping:
 _HELD_KEEPER = "a legal hold on the records that need them is lifted"
 
 
-def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees: list[tuple[str, TableNode]],
-                subject: Subject, keeping: _Keeping, register: str | None) -> list[_Group]:
+def _own_groups(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    trees: list[tuple[str, TableNode]],
+    subject: Subject,
+    keeping: _Keeping,
+    register: str | None,
+) -> list[_Group]:
     """The person's rows per category: those nothing else keeps, with their category's kind
     and horizon; and archived rows a staying dependant keeps, kept by that dependant's
     category's obligation until the latest end of the dependants that keep them."""
@@ -555,8 +622,11 @@ def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees
     for category in dict.fromkeys(f.category for f in free + kept):
         mine = [f for f in free if f.category == category]
         if mine:
-            groups.append(_Group(category, _kind(policy, category, register),
-                                 _horizon(conn, target, policy, category, mine), mine))
+            groups.append(
+                _Group(
+                    category, _kind(policy, category, register), _horizon(conn, target, policy, category, mine), mine
+                )
+            )
         held = [f for f in kept if f.category == category]
         if held:
             own = _horizon(conn, target, policy, category, held)
@@ -573,8 +643,9 @@ def _own_groups(conn: Connection, target: Target, policy: RetentionPolicy, trees
     return groups
 
 
-def _dependant_groups(conn: Connection, target: Target, policy: RetentionPolicy, roots: list[Found],
-                      today: date) -> list[_Group]:
+def _dependant_groups(
+    conn: Connection, target: Target, policy: RetentionPolicy, roots: list[Found], today: date
+) -> list[_Group]:
     """The retained dependants of the person's root rows, on the same side (an invoice of
     their customer row), with their children; anonymised rows are no one's data and are left
     out, and so are rows already found as the person's own. One group per dependant category,
@@ -590,8 +661,9 @@ def _dependant_groups(conn: Connection, target: Target, policy: RetentionPolicy,
                 # Released by its parent's event (``on_parent_event``): an invoice already in
                 # billing's archive while its customer is still active.
                 parents = select(*(root.node.source.c[c] for c in root.node.key_columns)).where(root.where)
-                archived = and_(key_of(dep.node.archive, dep.foreign_key).in_(parents),
-                                dep.node.archive.c.anonymized == false())
+                archived = and_(
+                    key_of(dep.node.archive, dep.foreign_key).in_(parents), dep.node.archive.c.anonymized == false()
+                )
                 links[(dep.category.key, dep.node.name)].append((dep, "archive", archived))
     groups: dict[str, list[Found]] = {}
     for (category, _), linked in links.items():
@@ -599,13 +671,25 @@ def _dependant_groups(conn: Connection, target: Target, policy: RetentionPolicy,
         for side in dict.fromkeys(s for _, s, _ in linked):
             table = getattr(first.node, side)
             where = or_(*(_same_rows(first.node, side, dep.node, rows) for dep, s, rows in linked if s == side))
-            where = and_(where, *(not_(_same_rows(first.node, side, own.node, own.where)) for own in roots
-                                  if (own.category, own.node.name, own.side) == (category, first.node.name, side)))
+            where = and_(
+                where,
+                *(
+                    not_(_same_rows(first.node, side, own.node, own.where))
+                    for own in roots
+                    if (own.category, own.node.name, own.side) == (category, first.node.name, side)
+                ),
+            )
             groups.setdefault(category, []).extend(_tree_of(conn, category, first.node, side, where, table))
-    return [_Group(category, RETAINED_DEPENDANT,
-                   _horizon(conn, target, policy, category, [f for f in found if f.rows], dependant=True),
-                   [f for f in found if f.rows])
-            for category, found in groups.items() if any(f.rows for f in found)]
+    return [
+        _Group(
+            category,
+            RETAINED_DEPENDANT,
+            _horizon(conn, target, policy, category, [f for f in found if f.rows], dependant=True),
+            [f for f in found if f.rows],
+        )
+        for category, found in groups.items()
+        if any(f.rows for f in found)
+    ]
 
 
 def _same_rows(node: TableNode, side: str, other: TableNode, where: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -617,8 +701,9 @@ def _same_rows(node: TableNode, side: str, other: TableNode, where: ColumnElemen
     return key_of(getattr(node, side), columns).in_(select(*(getattr(other, side).c[c] for c in columns)).where(where))
 
 
-def _tree_of(conn: Connection, category: str, node: TableNode, side: str, where: ColumnElement[bool],
-             table: Any, depth: int = 0) -> list[Found]:
+def _tree_of(
+    conn: Connection, category: str, node: TableNode, side: str, where: ColumnElement[bool], table: Any, depth: int = 0
+) -> list[Found]:
     """``where``'s rows of ``node`` and their children's rows, counted, on one side."""
     rows = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     found = [Found(category, node, side, where, rows, depth)]
@@ -634,8 +719,9 @@ def _kind(policy: RetentionPolicy, category: str, register: str | None) -> str:
     return KEPT_BY_OBLIGATION if policy.categories[category].on_erasure == "keep" else PERSONAL_DATA
 
 
-def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str, found: list["Found"],
-             dependant: bool = False) -> Horizon:
+def _horizon(
+    conn: Connection, target: Target, policy: RetentionPolicy, key: str, found: list[Found], dependant: bool = False
+) -> Horizon:
     """Until when the category keeps the subject's rows, from its root rows (children share
     their root's dates): the same clock the runs use (``clock.retention_dates``), so the date
     said is the day the row is destroyed. An active retained dependant waits for its parent
@@ -649,29 +735,42 @@ def _horizon(conn: Connection, target: Target, policy: RetentionPolicy, key: str
         if root.side == "archive":
             latest = conn.execute(select(func.max(node.archive.c.retention_until)).where(root.where)).scalar_one()
         else:
-            _, end = retention_dates(node.start, category.active_period, category.archive_or_zero, target.dialect,
-                                     policy.zones)
+            _, end = retention_dates(
+                node.start, category.active_period, category.archive_or_zero, target.dialect, policy.zones
+            )
             runs = node.start.is_not(None) if dependant else node.ageable()
             latest, open_rows = conn.execute(
-                select(func.max(case((runs, end))), func.count().filter(not_(runs))).select_from(node.source)
-                .where(root.where)).one()
+                select(func.max(case((runs, end))), func.count().filter(not_(runs)))
+                .select_from(node.source)
+                .where(root.where)
+            ).one()
             waiting += open_rows
         if latest is not None:
             until.append(date.fromisoformat(latest) if isinstance(latest, str) else latest)
-    total = Period(category.active_period.years + category.archive_or_zero.years,
-                   category.active_period.months + category.archive_or_zero.months,
-                   category.active_period.days + category.archive_or_zero.days)
+    total = Period(
+        category.active_period.years + category.archive_or_zero.years,
+        category.active_period.months + category.archive_or_zero.months,
+        category.active_period.days + category.archive_or_zero.days,
+    )
     start = category.counted_from.en if category.counted_from else "its start event"
-    return Horizon(max(until, default=None), waiting,
-                   f"{total.in_words('en')} after {start}" if not total.is_zero else start,
-                   datetime.now(policy.zone).date())
+    return Horizon(
+        max(until, default=None),
+        waiting,
+        f"{total.in_words('en')} after {start}" if not total.is_zero else start,
+        datetime.now(policy.zone).date(),
+    )
 
 
 def _erased_on(events: list[dict[str, Any]], policy: RetentionPolicy) -> date | None:
     """The day (company time zone) of the last completed erasure request logged under the hash."""
-    moments = [e["recorded_at"] for e in events if e["action"] == "rights_request"
-               and e["details"].get("request_type") == "erasure" and e["details"].get("outcome") == "completed"]
+    moments = [
+        e["recorded_at"]
+        for e in events
+        if e["action"] == "rights_request"
+        and e["details"].get("request_type") == "erasure"
+        and e["details"].get("outcome") == "completed"
+    ]
     if not moments:
         return None
-    latest = max(m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments)  # SQLite drops the zone: UTC
+    latest = max(m if m.tzinfo else m.replace(tzinfo=UTC) for m in moments)  # SQLite drops the zone: UTC
     return latest.astimezone(policy.zone).date()

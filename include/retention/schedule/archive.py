@@ -61,8 +61,9 @@ from include.retention.schedule.context import (
 log = logging.getLogger(__name__)
 
 
-def archive_category(step: StepContext, batch_size: int | None = None,
-                     approved: dict[str, int] | None = None) -> dict[str, int]:
+def archive_category(
+    step: StepContext, batch_size: int | None = None, approved: dict[str, int] | None = None
+) -> dict[str, int]:
     """Archive every due row of the category; returns rows archived per table.
 
     ``approved``: the removals a person approved (``limits.approved_counts``); past the
@@ -89,10 +90,17 @@ def archive_category(step: StepContext, batch_size: int | None = None,
             continue
         for partition in whole:
             add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
-        for batch in in_batches(step.target.engine, table=root.source, key_columns=root.key_columns,
-                                where=due, batch_size=size, lock=True, carry=_root_dates(root, step),
-                                workers=step.policy.batch_workers,
-                                work=partial(_move_batch, root=root, step=step)):
+        for batch in in_batches(
+            step.target.engine,
+            table=root.source,
+            key_columns=root.key_columns,
+            where=due,
+            batch_size=size,
+            lock=True,
+            carry=_root_dates(root, step),
+            workers=step.policy.batch_workers,
+            work=partial(_move_batch, root=root, step=step),
+        ):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
         if step.target.dialect == "postgresql" and (root.children or root.dependants):
@@ -130,8 +138,9 @@ def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: 
     return _check_and_audit(conn, root, step, copied, removed)
 
 
-def _check_and_audit(conn: Connection, root: TableNode, step: StepContext, copied: dict[str, dict[str, int]],
-                     removed: dict[str, int]) -> dict[str, int]:
+def _check_and_audit(
+    conn: Connection, root: TableNode, step: StepContext, copied: dict[str, dict[str, int]], removed: dict[str, int]
+) -> dict[str, int]:
     """Every table removed exactly what it copied, or the transaction rolls back; one audit
     event per table with rows moved, under the category whose rule applied."""
     all_copied = {table: n for counts in copied.values() for table, n in counts.items() if n or removed.get(table)}
@@ -142,8 +151,15 @@ def _check_and_audit(conn: Connection, root: TableNode, step: StepContext, copie
     for category_key, counts in copied.items():
         for table_name, count in counts.items():
             if count:
-                audit.record(conn, step.audit_table, step.ctx, category=category_key, action="archive",
-                             table_name=table_name, row_count=count)
+                audit.record(
+                    conn,
+                    step.audit_table,
+                    step.ctx,
+                    category=category_key,
+                    action="archive",
+                    table_name=table_name,
+                    row_count=count,
+                )
     return all_copied
 
 
@@ -152,8 +168,14 @@ def _add(totals: dict[str, int], counts: dict[str, int]) -> None:
         totals[name] = totals.get(name, 0) + n
 
 
-def _move_late_children(conn: Connection, root: TableNode, moved: ColumnElement[bool], step: StepContext,
-                        copied: dict[str, dict[str, int]], removed: dict[str, int]) -> None:
+def _move_late_children(
+    conn: Connection,
+    root: TableNode,
+    moved: ColumnElement[bool],
+    step: StepContext,
+    copied: dict[str, dict[str, int]],
+    removed: dict[str, int],
+) -> None:
     """Move what the application inserted under parents already moved (``moved``: their rows
     in ``root``'s archive): retained dependants with their own clock, children at any depth
     with their parent's dates. A policy-declared link has no foreign key to make the
@@ -168,8 +190,14 @@ def _move_late_children(conn: Connection, root: TableNode, moved: ColumnElement[
     _late_below(conn, root, moved, step, copied.setdefault(step.category.key, {}), removed)
 
 
-def _late_below(conn: Connection, node: TableNode, archived: ColumnElement[bool], step: StepContext,
-                copied: dict[str, int], removed: dict[str, int]) -> None:
+def _late_below(
+    conn: Connection,
+    node: TableNode,
+    archived: ColumnElement[bool],
+    step: StepContext,
+    copied: dict[str, int],
+    removed: dict[str, int],
+) -> None:
     """Active children of ``node``'s archived rows (``archived``), copied with their parent's
     dates and deleted where copied; then the same one level down."""
     parent_keys = select(*(node.archive.c[c] for c in node.key_columns)).where(archived)
@@ -191,8 +219,11 @@ def _sweep_late_children(step: StepContext, root: TableNode) -> dict[str, int]:
         _move_late_children(conn, root, root.archive.c.run_id == step.ctx.run_id, step, copied, removed)
         counts = _check_and_audit(conn, root, step, copied, removed)
     if any(counts.values()):
-        log.warning("Moved %s row(s) the application inserted under rows of %s while they were being archived",
-                    counts, root.name)
+        log.warning(
+            "Moved %s row(s) the application inserted under rows of %s while they were being archived",
+            counts,
+            root.name,
+        )
     return counts
 
 
@@ -200,14 +231,23 @@ def _root_dates(root: TableNode, step: StepContext) -> list[Label[Any]]:
     """A root row's retention dates, computed once as the batch chooses it (``in_batches``
     carries them beside its key): its children take the same dates, and a clock derived
     from related rows is not re-evaluated while they move."""
-    start, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
-                                   step.target.dialect, step.policy.zones)
-    return [type_coerce(start, root.archive.c.retention_start.type).label("retention_start"),
-            type_coerce(until, root.archive.c.retention_until.type).label("retention_until")]
+    start, until = retention_dates(
+        root.start, step.category.active_period, step.category.archive_or_zero, step.target.dialect, step.policy.zones
+    )
+    return [
+        type_coerce(start, root.archive.c.retention_start.type).label("retention_start"),
+        type_coerce(until, root.archive.c.retention_until.type).label("retention_until"),
+    ]
 
 
-def _move_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], chosen: ChosenRows,
-               step: StepContext, path: list[TableNode]) -> dict[str, tuple[int, int]]:
+def _move_tree(
+    conn: Connection,
+    node: TableNode,
+    cond: ColumnElement[bool],
+    chosen: ChosenRows,
+    step: StepContext,
+    path: list[TableNode],
+) -> dict[str, tuple[int, int]]:
     """Children first (their foreign keys point at the parent): ``{table: (copied, removed)}``."""
     counts: dict[str, tuple[int, int]] = {}
     for child in node.children:
@@ -217,8 +257,14 @@ def _move_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], cho
     return counts
 
 
-def _move_rows(conn: Connection, node: TableNode, cond: ColumnElement[bool], chosen: ChosenRows,
-               step: StepContext, path: list[TableNode]) -> tuple[int, int]:
+def _move_rows(
+    conn: Connection,
+    node: TableNode,
+    cond: ColumnElement[bool],
+    chosen: ChosenRows,
+    step: StepContext,
+    path: list[TableNode],
+) -> tuple[int, int]:
     """Copy the rows selected by ``cond`` to the archive and delete them: ``(copied, removed)``.
 
     PostgreSQL does both in one statement (``DELETE ... RETURNING`` feeding the ``INSERT``,
@@ -229,8 +275,10 @@ def _move_rows(conn: Connection, node: TableNode, cond: ColumnElement[bool], cho
         moved = delete(node.source).where(cond).returning(*node.source.c).cte("moved")
         copy = insert(node.archive).from_select(target, _with_dates(moved, node, path, chosen, step))
         copied = copy.returning(literal(1)).cte("copied")
-        counts = select(select(func.count()).select_from(copied).scalar_subquery(),
-                        select(func.count()).select_from(moved).scalar_subquery())
+        counts = select(
+            select(func.count()).select_from(copied).scalar_subquery(),
+            select(func.count()).select_from(moved).scalar_subquery(),
+        )
         n_copied, n_removed = conn.execute(counts).one()
         return n_copied, n_removed
     copy = insert(node.archive).from_select(target, _with_dates(node.source, node, path, chosen, step))
@@ -238,8 +286,9 @@ def _move_rows(conn: Connection, node: TableNode, cond: ColumnElement[bool], cho
     return n_copied, _delete_copied(conn, node, cond)
 
 
-def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: ChosenRows,
-                step: StepContext) -> Select[Any]:
+def _with_dates(
+    rows: Any, node: TableNode, path: list[TableNode], chosen: ChosenRows, step: StepContext
+) -> Select[Any]:
     """``rows``' archive columns with the dates of the batch row they belong to: joined up
     through their (still present) ancestors to the batch's keys."""
     joined, below, below_fk = rows, rows, node.foreign_key
@@ -248,27 +297,39 @@ def _with_dates(rows: Any, node: TableNode, path: list[TableNode], chosen: Chose
         below, below_fk = ancestor.source, ancestor.foreign_key
     up = below_fk if path else node.key_columns
     joined = joined.join(chosen.keys, same_key(below, chosen.keys, up, chosen.key_columns))
-    return select(*(rows.c[name] for name in node.copied_columns), chosen.keys.c.retention_start,
-                  chosen.keys.c.retention_until, *archive_stamp(node.archive, step.ctx.policy_version, step.ctx.run_id)
-                  ).select_from(joined)
+    return select(
+        *(rows.c[name] for name in node.copied_columns),
+        chosen.keys.c.retention_start,
+        chosen.keys.c.retention_until,
+        *archive_stamp(node.archive, step.ctx.policy_version, step.ctx.run_id),
+    ).select_from(joined)
 
 
-def _copy_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
-               category: Category, parent: TableNode | None = None) -> dict[str, int]:
+def _copy_tree(
+    conn: Connection,
+    node: TableNode,
+    cond: ColumnElement[bool],
+    step: StepContext,
+    category: Category,
+    parent: TableNode | None = None,
+) -> dict[str, int]:
     """Copy a retained dependant's rows and their children, with the dependant's own clock."""
     kept = node.copied_columns
     source_columns = [node.source.c[name] for name in kept]
     if parent is None:
-        dates = retention_dates(node.start, category.active_period, category.archive_or_zero,
-                                step.target.dialect, step.policy.zones)
+        dates = retention_dates(
+            node.start, category.active_period, category.archive_or_zero, step.target.dialect, step.policy.zones
+        )
         query = select(*source_columns, *dates).where(cond)
     else:
         # Children inherit their parent's dates: they live and die with it.
         parent_copy = parent.archive
-        joined = node.source.join(parent_copy, same_key(node.source, parent_copy, node.foreign_key,
-                                                         parent.key_columns))
-        query = (select(*source_columns, parent_copy.c.retention_start, parent_copy.c.retention_until)
-                 .select_from(joined).where(cond))
+        joined = node.source.join(parent_copy, same_key(node.source, parent_copy, node.foreign_key, parent.key_columns))
+        query = (
+            select(*source_columns, parent_copy.c.retention_start, parent_copy.c.retention_until)
+            .select_from(joined)
+            .where(cond)
+        )
     query = query.add_columns(*archive_stamp(node.archive, step.ctx.policy_version, step.ctx.run_id))
     # preserve_rowcount: SQLAlchemy only guarantees rowcount for UPDATE/DELETE otherwise.
     statement = insert(node.archive).from_select([*kept, *ARCHIVE_METADATA_COLUMNS], query)
@@ -295,11 +356,13 @@ def _delete_copied(conn: Connection, node: TableNode, cond: ColumnElement[bool])
     return conn.execute(delete(node.source).where(and_(cond, copy_exists))).rowcount
 
 
-def _log_would_archive(step: StepContext, root: TableNode, due: ColumnElement[bool],
-                       whole: list[partitions.Partition]) -> None:
+def _log_would_archive(
+    step: StepContext, root: TableNode, due: ColumnElement[bool], whole: list[partitions.Partition]
+) -> None:
     with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
-    log.info("Would archive %d rows from %s (category %s, as of %s)", count, root.name,
-             step.category.key, step.ctx.as_of)
+    log.info(
+        "Would archive %d rows from %s (category %s, as of %s)", count, root.name, step.category.key, step.ctx.as_of
+    )
     if whole:
         log.info("Would move %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

@@ -20,8 +20,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Column, Engine, MetaData, Table, and_, insert, select, true, tuple_
 from sqlalchemy.engine import Connection
@@ -42,6 +43,7 @@ class ChosenRows:
     batch's keys" and "key in its range": the range lets the database read only that slice
     of the key's index (or of a child's foreign-key index) instead of scanning the table
     once per batch, which on a large table would make the whole walk quadratic."""
+
     keys: Table
     key_columns: tuple[str, ...]
     lower: tuple[Any, ...] | None
@@ -76,9 +78,18 @@ def same_key(left: Any, right: Any, left_columns: Sequence[str], right_columns: 
     return and_(*(left.c[a] == right.c[b] for a, b in zip(left_columns, right_columns, strict=True)))
 
 
-def in_batches(engine: Engine, *, table: Any, key_columns: Sequence[str], where: ColumnElement[bool],
-               batch_size: int, work: Callable[[Connection, ChosenRows], dict[str, int]],
-               lock: bool = False, carry: Sequence[Label[Any]] = (), workers: int = 1) -> Iterator[BatchResult]:
+def in_batches(
+    engine: Engine,
+    *,
+    table: Any,
+    key_columns: Sequence[str],
+    where: ColumnElement[bool],
+    batch_size: int,
+    work: Callable[[Connection, ChosenRows], dict[str, int]],
+    lock: bool = False,
+    carry: Sequence[Label[Any]] = (),
+    workers: int = 1,
+) -> Iterator[BatchResult]:
     """Run ``work(conn, chosen)`` on successive batches, one transaction each.
 
     ``chosen`` holds exactly the (at most ``batch_size``) rows chosen for the batch, in key
@@ -105,6 +116,7 @@ class _Walk:
     """The walk through a table in key order, shared by the workers: each batch chooses its
     rows (and locks them) under ``mutex``, so that batches never overlap, then does its work
     on its own connection while the next batch is chosen."""
+
     engine: Engine
     table: Any
     key_columns: tuple[str, ...]
@@ -132,8 +144,13 @@ class _Walk:
                     self.done = True
                     _drop(conn, keys)
                     return None
-                last = tuple(conn.execute(select(*(keys.c[c] for c in self.key_columns))
-                                          .order_by(*(keys.c[c].desc() for c in self.key_columns)).limit(1)).one())
+                last = tuple(
+                    conn.execute(
+                        select(*(keys.c[c] for c in self.key_columns))
+                        .order_by(*(keys.c[c].desc() for c in self.key_columns))
+                        .limit(1)
+                    ).one()
+                )
                 self.lower, self.number, self.done = last, self.number + 1, count < self.batch_size
                 number = self.number
             counts = self.work(conn, ChosenRows(keys, self.key_columns, lower, last))
@@ -199,15 +216,17 @@ _BATCH_KEYS = "retention_batch_keys"
 SQLITE_WRITER_GAP = 0.1  # seconds between two batches on SQLite
 
 
-def _materialize(conn: Connection, table: Any, key_columns: Sequence[str], carry: Sequence[Label[Any]],
-                 chosen: Select[Any]) -> tuple[Table, int]:
+def _materialize(
+    conn: Connection, table: Any, key_columns: Sequence[str], carry: Sequence[Label[Any]], chosen: Select[Any]
+) -> tuple[Table, int]:
     """Store the chosen keys in a temporary table that lives for the transaction."""
     columns = [Column(c, table.c[c].type, primary_key=True, autoincrement=False) for c in key_columns]
     columns += [Column(value.name, value.type) for value in carry]
     keys = Table(_BATCH_KEYS, MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
     keys.create(conn)
-    inserted = conn.execute(insert(keys).from_select([c.name for c in columns], chosen)
-                            .execution_options(preserve_rowcount=True)).rowcount
+    inserted = conn.execute(
+        insert(keys).from_select([c.name for c in columns], chosen).execution_options(preserve_rowcount=True)
+    ).rowcount
     return keys, inserted
 
 
@@ -222,8 +241,9 @@ def _as_key(values: tuple[Any, ...]) -> Any:
     return values[0] if len(values) == 1 else tuple_(*values)
 
 
-def child_condition(child: TableNode, parent: TableNode, side: str, parent_where: ColumnElement[bool],
-                    chosen: ChosenRows | None = None) -> ColumnElement[bool]:
+def child_condition(
+    child: TableNode, parent: TableNode, side: str, parent_where: ColumnElement[bool], chosen: ChosenRows | None = None
+) -> ColumnElement[bool]:
     """The child rows that belong to the parent rows selected by ``parent_where``; when the
     parents are a batch's own rows (``chosen``), straight from its keys and key range."""
     if chosen is not None:

@@ -33,8 +33,14 @@ class StepContext:
     subject_key: SubjectKey | None = None
 
     @classmethod
-    def build(cls, target: Target, policy: RetentionPolicy, category_key: str, ctx: RunContext,
-              subject_key: SubjectKey | None = None) -> "StepContext":
+    def build(
+        cls,
+        target: Target,
+        policy: RetentionPolicy,
+        category_key: str,
+        ctx: RunContext,
+        subject_key: SubjectKey | None = None,
+    ) -> StepContext:
         return cls(target, policy, policy.category(category_key), ctx, subject_key)
 
     @property
@@ -47,8 +53,9 @@ def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
     target = step.target
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        nodes = open_category(conn, step.policy, step.category, target.source_schema,
-                              target.archive_schema, target.dialect)
+        nodes = open_category(
+            conn, step.policy, step.category, target.source_schema, target.archive_schema, target.dialect
+        )
         audit.ensure_audit_table(conn, step.audit_table)
         if create_archive:
             ensure_archive_tables(conn, nodes)
@@ -65,8 +72,13 @@ def holds_of(step: StepContext) -> HoldsInForce:
     """The legal holds in force for this step (read once per step, before any batch)."""
     today = datetime.now(step.policy.zone).date()
     with step.target.read() as conn:
-        return holds_in_force(conn, hold_tables(step.target.archive_schema), hold_day(step.ctx.as_of, today),
-                              step.subject_key, step.target.dialect)
+        return holds_in_force(
+            conn,
+            hold_tables(step.target.archive_schema),
+            hold_day(step.ctx.as_of, today),
+            step.subject_key,
+            step.target.dialect,
+        )
 
 
 MAX_BATCH_SIZE = 1_000_000
@@ -77,8 +89,10 @@ def batch_size_of(step: StepContext, requested: int | None) -> int:
     1..1,000,000 (0 would loop on nothing, a huge batch is one endless transaction)."""
     size = step.policy.batch_size_for(step.category) if requested is None else requested
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
-        raise RetentionError(f"batch_size {size!r} for category {step.category.key}: give a whole number from 1 "
-                             f"to {MAX_BATCH_SIZE:,} (rows per transaction)")
+        raise RetentionError(
+            f"batch_size {size!r} for category {step.category.key}: give a whole number from 1 "
+            f"to {MAX_BATCH_SIZE:,} (rows per transaction)"
+        )
     return size
 
 
@@ -90,8 +104,11 @@ def check_policy_unchanged(step: StepContext) -> None:
     with step.target.read() as conn:
         if not audit.table_exists(conn, trail):
             return
-        planned = conn.execute(select(trail.c.policy_version).where(
-            trail.c.run_id == step.ctx.run_id, trail.c.action == "plan").limit(1)).scalar()
+        planned = conn.execute(
+            select(trail.c.policy_version).where(trail.c.run_id == step.ctx.run_id, trail.c.action == "plan").limit(1)
+        ).scalar()
     if planned is not None and planned != step.policy.version:
-        raise RetentionError(f"the policy changed during run {step.ctx.run_id}: planned under version {planned!r}, "
-                             f"now {step.policy.version!r}; nothing was changed - start a new run")
+        raise RetentionError(
+            f"the policy changed during run {step.ctx.run_id}: planned under version {planned!r}, "
+            f"now {step.policy.version!r}; nothing was changed - start a new run"
+        )

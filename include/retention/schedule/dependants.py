@@ -84,13 +84,15 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: Hol
             if isinstance(protected, False_):
                 continue
             table = getattr(parent.node, parent_side)
-            parts.append(and_(linked, link.in_(select(*(table.c[c] for c in parent.node.key_columns))
-                                               .where(scope, protected))))
+            parts.append(
+                and_(linked, link.in_(select(*(table.c[c] for c in parent.node.key_columns)).where(scope, protected)))
+            )
     return or_(false(), *parts)
 
 
-def held_through_parent(conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode, side: str,
-                        holds: HoldsInForce) -> ColumnElement[bool]:
+def held_through_parent(
+    conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode, side: str, holds: HoldsInForce
+) -> ColumnElement[bool]:
     """``held_by_parent`` for ``node``, its parents reflected only when a hold is in force
     (no reflection, no SQL added, on the nights without any hold)."""
     if not holds.any:
@@ -98,8 +100,9 @@ def held_through_parent(conn: Connection, policy: RetentionPolicy, target: Targe
     return held_by_parent(parents_of(conn, policy, target, node), node, side, holds)
 
 
-def not_held_dependant(holds: HoldsInForce, node: TableNode, side: str, category: str,
-                       parents: list[Parent]) -> list[ColumnElement[bool]]:
+def not_held_dependant(
+    holds: HoldsInForce, node: TableNode, side: str, category: str, parents: list[Parent]
+) -> list[ColumnElement[bool]]:
     """``[NOT held]`` for rows of a table that may be a retained dependant: held themselves (or
     through a child), or through their parent - nothing at all when no hold is in force."""
     if not holds.any:
@@ -107,8 +110,15 @@ def not_held_dependant(holds: HoldsInForce, node: TableNode, side: str, category
     return [not_(or_(holds.held(node, side, category), held_by_parent(parents, node, side, holds)))]
 
 
-def held_released(conn: Connection, policy: RetentionPolicy, target: Target, root: TableNode, side: str,
-                  category: str, holds: HoldsInForce) -> ColumnElement[bool]:
+def held_released(
+    conn: Connection,
+    policy: RetentionPolicy,
+    target: Target,
+    root: TableNode,
+    side: str,
+    category: str,
+    holds: HoldsInForce,
+) -> ColumnElement[bool]:
     """Rows of ``root`` a legal hold keeps where they are in its own run (``held``) - and, for a
     dependant released by its parent's event (``on_parent_event``), held through its parent
     too: a held customer keeps its invoices where they are, active as archived."""
@@ -118,8 +128,15 @@ def held_released(conn: Connection, policy: RetentionPolicy, target: Target, roo
     return or_(*parts)
 
 
-def not_held_released(conn: Connection, policy: RetentionPolicy, target: Target, root: TableNode, side: str,
-                      category: str, holds: HoldsInForce) -> list[ColumnElement[bool]]:
+def not_held_released(
+    conn: Connection,
+    policy: RetentionPolicy,
+    target: Target,
+    root: TableNode,
+    side: str,
+    category: str,
+    holds: HoldsInForce,
+) -> list[ColumnElement[bool]]:
     """``[NOT held_released]`` - nothing at all when no hold is in force."""
     return [not_(held_released(conn, policy, target, root, side, category, holds))] if holds.any else []
 
@@ -135,8 +152,10 @@ def held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> Colu
     held dependant on the same side."""
     parts = [holds.held(root, side, category)]
     if holds.any:
-        parts += [exists().where(*_link(dep, root, side), holds.held(dep.node, side, dep.category.key))
-                  for dep in root.dependants]
+        parts += [
+            exists().where(*_link(dep, root, side), holds.held(dep.node, side, dep.category.key))
+            for dep in root.dependants
+        ]
     return or_(*parts)
 
 
@@ -145,13 +164,17 @@ def not_held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> 
     return [not_(held(holds, root, side, category))] if holds.any else []
 
 
-def at_end_of_life(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce,
-                   parents: list[Parent]) -> ColumnElement[bool]:
+def at_end_of_life(
+    dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce, parents: list[Parent]
+) -> ColumnElement[bool]:
     """Archive rows of ``dep`` past their own horizon whose parent is in ``root``'s archive:
     the parent's purge destroys them first - unless a hold protects them or their parent
     (``parents``: every parent category's view of their parent table, ``parents_of``)."""
-    return and_(dep.node.expired(as_of), dep.linked("archive", root, true()),
-                *not_held_dependant(holds, dep.node, "archive", dep.category.key, parents))
+    return and_(
+        dep.node.expired(as_of),
+        dep.linked("archive", root, true()),
+        *not_held_dependant(holds, dep.node, "archive", dep.category.key, parents),
+    )
 
 
 def staying(dep: Dependant, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:

@@ -56,8 +56,10 @@ class Excess:
         if self.limit_fraction is not None:
             limits.append(f"{self.limit_fraction:.0%}")
         where = "the active base" if self.side == "active" else "the archive"
-        return (f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
-                f"the limit is {' and '.join(limits)}")
+        return (
+            f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
+            f"the limit is {' and '.join(limits)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +73,10 @@ def over_limit(rows: int, base: int, limit: DeletionLimit) -> bool:
 
 def stricter(a: DeletionLimit, b: DeletionLimit) -> DeletionLimit:
     """The limit passed as soon as either is: the smaller row count, the smaller fraction."""
+
     def smaller(x: Any, y: Any) -> Any:
         return y if x is None else x if y is None else min(x, y)
+
     return DeletionLimit(rows=smaller(a.rows, b.rows), fraction=smaller(a.fraction, b.fraction))
 
 
@@ -96,8 +100,10 @@ def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int, str]]:
             out.append((t.table, "active", t.due_for_end_of_life, t.active_rows, plan.category))
         # Retained dependants the run destroys with (or before) their parents: under the
         # run's limit and their own category's, as the run destroys them.
-        out += [(table, "archive", d["rows"], d["archive_rows"], d.get("category", plan.category))
-                for table, d in t.dependants_end_of_life.items()]
+        out += [
+            (table, "archive", d["rows"], d["archive_rows"], d.get("category", plan.category))
+            for table, d in t.dependants_end_of_life.items()
+        ]
     return out
 
 
@@ -128,8 +134,7 @@ def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
-          approved: dict[str, int] | None) -> None:
+def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit, approved: dict[str, int] | None) -> None:
     """Refuse, before the first batch, removals past the limit that no approval covers."""
     if not over_limit(rows, base, limit):
         return
@@ -138,18 +143,28 @@ def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit,
         raise DeletionLimitExceeded(f"{excess}: this needs an approval (task approve_deletions); nothing was changed")
     allowed = approved.get(f"{table}:{side}", 0)
     if rows > allowed:
-        raise DeletionLimitExceeded(f"{excess}, and only {allowed} were approved (more rows fell due since the "
-                                    "plan, or the plan was for another day); nothing was changed - run again")
+        raise DeletionLimitExceeded(
+            f"{excess}, and only {allowed} were approved (more rows fell due since the "
+            "plan, or the plan was for another day); nothing was changed - run again"
+        )
 
 
-def check_in_database(step: StepContext, name: str, table: Any, side: str, removed: ColumnElement[bool],
-                      held: ColumnElement[bool], approved: dict[str, int] | None,
-                      limit: DeletionLimit | None = None) -> None:
+def check_in_database(
+    step: StepContext,
+    name: str,
+    table: Any,
+    side: str,
+    removed: ColumnElement[bool],
+    held: ColumnElement[bool],
+    approved: dict[str, int] | None,
+    limit: DeletionLimit | None = None,
+) -> None:
     """``check`` on counts taken now, in one query: the rows ``removed`` selects and the rows
     that side of the table holds (``held``); ``limit``: the step's category's by default."""
     with step.target.read() as conn:
-        rows, base = conn.execute(select(func.count().filter(removed), func.count().filter(held))
-                                  .select_from(table)).one()
+        rows, base = conn.execute(
+            select(func.count().filter(removed), func.count().filter(held)).select_from(table)
+        ).one()
     check(name, side, rows, base, limit or step.policy.deletion_limit_for(step.category), approved)
 
 
@@ -160,5 +175,12 @@ def record_approval(step: StepContext, approved: dict[str, int]) -> None:
     with step.target.engine.begin() as conn:
         if audit.events(conn, trail, run_id=step.ctx.run_id, action="approval"):
             return
-        audit.record(conn, trail, step.ctx, category=step.category.key, action="approval",
-                     row_count=sum(approved.values()), details={"outcome": "approved", "approved": approved})
+        audit.record(
+            conn,
+            trail,
+            step.ctx,
+            category=step.category.key,
+            action="approval",
+            row_count=sum(approved.values()),
+            details={"outcome": "approved", "approved": approved},
+        )

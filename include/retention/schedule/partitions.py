@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-def whole_partitions(step: "StepContext", root: "TableNode", holds: "HoldsInForce") -> list[Partition]:
+
+def whole_partitions(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[Partition]:
     """Partitions of a ``partitioned`` table whose every row is due, less those holding a row
     under a legal hold; none on a database without partitions."""
     if not root.policy.partitioned or step.target.dialect != "postgresql":
@@ -53,22 +54,31 @@ def whole_partitions(step: "StepContext", root: "TableNode", holds: "HoldsInForc
         return _whole(conn, root, step, holds)
 
 
-def _whole(conn: Connection, root: "TableNode", step: "StepContext", holds: "HoldsInForce") -> list[Partition]:
+def _whole(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> list[Partition]:
     column = root.source.c[root.policy.start_event.column]
     first = first_not_due(column.type, step.category.active_period, step.ctx.as_of, step.policy.zones)
-    candidates = [p for p in partitions_of(conn, root.source) if p.upper is not None and conn.execute(
-        select(cast(literal(p.upper), column.type) <= literal(first, type_=column.type))).scalar_one()]
+    candidates = [
+        p
+        for p in partitions_of(conn, root.source)
+        if p.upper is not None
+        and conn.execute(select(cast(literal(p.upper), column.type) <= literal(first, type_=column.type))).scalar_one()
+    ]
     if not candidates or not holds.any:
         return candidates
-    held = set(conn.execute(select(literal_column("tableoid", Integer)).select_from(root.source)
-                            .where(holds.held(root, "source", step.category.key)).distinct()).scalars())
+    held = set(
+        conn.execute(
+            select(literal_column("tableoid", Integer))
+            .select_from(root.source)
+            .where(holds.held(root, "source", step.category.key))
+            .distinct()
+        ).scalars()
+    )
     for partition in (p for p in candidates if p.oid in held):
-        log.info("Partition %s holds a row under a legal hold: its other due rows go by batches",
-                 partition.qualified)
+        log.info("Partition %s holds a row under a legal hold: its other due rows go by batches", partition.qualified)
     return [p for p in candidates if p.oid not in held]
 
 
-def archive_partition(step: "StepContext", root: "TableNode", partition: Partition) -> int:
+def archive_partition(step: StepContext, root: TableNode, partition: Partition) -> int:
     """Copy a due partition's rows to the archive, then detach and drop it; one transaction."""
     from include.retention.database.catalog import (  # catalog imports this module
         ARCHIVE_METADATA_COLUMNS,
@@ -80,26 +90,47 @@ def archive_partition(step: "StepContext", root: "TableNode", partition: Partiti
         batch_in_progress(conn)  # a running erasure waits for this move, or this move for it
         rows = _as_table(root.source, partition)
         conn.execute(text(f"LOCK TABLE {quoted_name(conn, partition.schema, partition.name)} IN SHARE MODE"))
-        dates = retention_dates(rows.c[root.policy.start_event.column], step.category.active_period,
-                                step.category.archive_or_zero, step.target.dialect, step.policy.zones)
+        dates = retention_dates(
+            rows.c[root.policy.start_event.column],
+            step.category.active_period,
+            step.category.archive_or_zero,
+            step.target.dialect,
+            step.policy.zones,
+        )
         stamp = archive_stamp(root.archive, step.ctx.policy_version, step.ctx.run_id)
         copy = insert(root.archive).from_select(
             [*root.copied_columns, *ARCHIVE_METADATA_COLUMNS],
-            select(*(rows.c[c] for c in root.copied_columns), *dates, *stamp))
+            select(*(rows.c[c] for c in root.copied_columns), *dates, *stamp),
+        )
         copied = conn.execute(copy.execution_options(preserve_rowcount=True)).rowcount
         present = conn.execute(select(func.count()).select_from(rows)).scalar_one()
         if copied != present:
-            raise BatchIntegrityError(f"archive of partition {partition.qualified}: copied {copied} of {present} "
-                                      "rows; rolled back, the partition stays attached")
+            raise BatchIntegrityError(
+                f"archive of partition {partition.qualified}: copied {copied} of {present} "
+                "rows; rolled back, the partition stays attached"
+            )
         _detach_and_drop(conn, root.source, partition)
-        audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="archive",
-                     table_name=root.name, row_count=copied, details={"partition": partition.qualified})
-    log.info("Archived partition %s whole in %.2fs: %d rows of %s", partition.qualified,
-             time.perf_counter() - started, copied, root.name)
+        audit.record(
+            conn,
+            step.audit_table,
+            step.ctx,
+            category=step.category.key,
+            action="archive",
+            table_name=root.name,
+            row_count=copied,
+            details={"partition": partition.qualified},
+        )
+    log.info(
+        "Archived partition %s whole in %.2fs: %d rows of %s",
+        partition.qualified,
+        time.perf_counter() - started,
+        copied,
+        root.name,
+    )
     return copied
 
 
-def drop_partition(step: "StepContext", root: "TableNode", partition: Partition) -> int:
+def drop_partition(step: StepContext, root: TableNode, partition: Partition) -> int:
     """Destroy a due partition (a category without an archive): count, detach, drop."""
     started = time.perf_counter()
     with step.target.engine.begin() as conn:
@@ -107,25 +138,37 @@ def drop_partition(step: "StepContext", root: "TableNode", partition: Partition)
         conn.execute(text(f"LOCK TABLE {quoted_name(conn, partition.schema, partition.name)} IN ACCESS EXCLUSIVE MODE"))
         count = conn.execute(select(func.count()).select_from(_as_table(root.source, partition))).scalar_one()
         _detach_and_drop(conn, root.source, partition)
-        audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="delete",
-                     table_name=root.name, row_count=count,
-                     details={"partition": partition.qualified, "same_run": 0})
-    log.info("Dropped partition %s whole in %.2fs: %d rows of %s", partition.qualified,
-             time.perf_counter() - started, count, root.name)
+        audit.record(
+            conn,
+            step.audit_table,
+            step.ctx,
+            category=step.category.key,
+            action="delete",
+            table_name=root.name,
+            row_count=count,
+            details={"partition": partition.qualified, "same_run": 0},
+        )
+    log.info(
+        "Dropped partition %s whole in %.2fs: %d rows of %s",
+        partition.qualified,
+        time.perf_counter() - started,
+        count,
+        root.name,
+    )
     return count
 
 
 def _detach_and_drop(conn: Connection, parent: Table, partition: Partition) -> None:
     # Names come from the live catalogue (pg_inherits), quoted by the dialect.
-    conn.execute(text(f"ALTER TABLE {quoted_name(conn, parent.schema, parent.name)} "
-                      f"DETACH PARTITION {quoted_name(conn, partition.schema, partition.name)}"))
+    conn.execute(
+        text(
+            f"ALTER TABLE {quoted_name(conn, parent.schema, parent.name)} "
+            f"DETACH PARTITION {quoted_name(conn, partition.schema, partition.name)}"
+        )
+    )
     conn.execute(text(f"DROP TABLE {quoted_name(conn, partition.schema, partition.name)}"))
 
 
 def _as_table(source: Table, partition: Partition) -> Table:
     """The partition as a table of its own, with the parent's columns."""
-    return Table(partition.name, MetaData(), *(Column(c.name, c.type) for c in source.columns),
-                 schema=partition.schema)
-
-
-
+    return Table(partition.name, MetaData(), *(Column(c.name, c.type) for c in source.columns), schema=partition.schema)

@@ -63,8 +63,10 @@ class TablePlan:
 
     def reasons(self) -> list[str]:
         """Why expired rows are still kept, in words: for the task log and the reports."""
-        return [f"{kept['rows']} {self.table} kept because {kept['dependants']} {table} are retained until "
-                f"{kept['until']}" for table, kept in self.kept_for_dependants.items()]
+        return [
+            f"{kept['rows']} {self.table} kept because {kept['dependants']} {table} are retained until {kept['until']}"
+            for table, kept in self.kept_for_dependants.items()
+        ]
 
     @property
     def defective(self) -> int:
@@ -99,8 +101,14 @@ def plan_category(step: StepContext) -> CategoryPlan:
     holds = holds_of(step)
     with step.target.read() as conn:
         tables = [_plan_table(conn, root, step, holds) for root in nodes]
-    plan = CategoryPlan(step.category.key, step.ctx.as_of, step.policy.version, step.category.has_archive,
-                        step.category.end_action, tables)
+    plan = CategoryPlan(
+        step.category.key,
+        step.ctx.as_of,
+        step.policy.version,
+        step.category.has_archive,
+        step.category.end_action,
+        tables,
+    )
     with step.target.engine.begin() as conn:
         for table in tables:
             _audit_plan(conn, step, table)
@@ -109,8 +117,12 @@ def plan_category(step: StepContext) -> CategoryPlan:
         log.info("%d legal hold(s) expired since the last check: recorded in the audit log", expired)
     for table in tables:
         if table.legal_hold_due or table.legal_hold_end_of_life:
-            log.info("%s: %d rows due for the archive and %d at end of life are kept by a legal hold",
-                     table.table, table.legal_hold_due, table.legal_hold_end_of_life)
+            log.info(
+                "%s: %d rows due for the archive and %d at end of life are kept by a legal hold",
+                table.table,
+                table.legal_hold_due,
+                table.legal_hold_end_of_life,
+            )
     for reason in (r for table in tables for r in table.reasons()):
         log.info("%s (category %s, as of %s)", reason, step.category.key, step.ctx.as_of)
     return plan
@@ -122,13 +134,15 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     overdue = root.due(category.active_period, as_of, step.policy.zones)
     held = dependants.held_released(conn, step.policy, step.target, root, "source", category.key, holds)
     due = and_(overdue, *([not_(held)] if holds.any else []))
-    active_rows, due_rows, held_due, missing, held_open = conn.execute(select(
-        func.count().filter(root.scope),
-        func.count().filter(due),
-        func.count().filter(and_(overdue, held)),
-        func.count().filter(root.missing_start()),
-        func.count().filter(root.held_open()),
-    ).select_from(root.source)).one()
+    active_rows, due_rows, held_due, missing, held_open = conn.execute(
+        select(
+            func.count().filter(root.scope),
+            func.count().filter(due),
+            func.count().filter(and_(overdue, held)),
+            func.count().filter(root.missing_start()),
+            func.count().filter(root.held_open()),
+        ).select_from(root.source)
+    ).one()
     archive_rows = held_end = 0
     sample = {"archive" if category.has_archive else "end_of_life": _sample(conn, root.source, root, due)}
     if category.has_archive:
@@ -145,20 +159,39 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     }
     kept = _kept_for_dependants(conn, root, step, holds) if category.has_archive else {}
     dependant_ends = _dependants_end_of_life(conn, root, step, holds, due) if category.has_archive else {}
-    missing_sample = _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE) \
-        if missing and policy.start_event.when_missing == "defect" else []
-    return TablePlan(root.name, active_rows, due_for_archive, end_of_life, missing,
-                     policy.start_event.when_missing, category.active_period.last_due_start(as_of), children,
-                     held_open, kept, missing_sample, held_due, held_end, archive_rows,
-                     as_of if category.has_archive else None, sample, dependant_ends)
+    missing_sample = (
+        _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE)
+        if missing and policy.start_event.when_missing == "defect"
+        else []
+    )
+    return TablePlan(
+        root.name,
+        active_rows,
+        due_for_archive,
+        end_of_life,
+        missing,
+        policy.start_event.when_missing,
+        category.active_period.last_due_start(as_of),
+        children,
+        held_open,
+        kept,
+        missing_sample,
+        held_due,
+        held_end,
+        archive_rows,
+        as_of if category.has_archive else None,
+        sample,
+        dependant_ends,
+    )
 
 
 MISSING_SAMPLE_SIZE = 20
 SAMPLE_SIZE = 5
 
 
-def _sample(conn: Connection, table: Any, root: TableNode, where: ColumnElement[bool],
-            size: int = SAMPLE_SIZE) -> list[Any]:
+def _sample(
+    conn: Connection, table: Any, root: TableNode, where: ColumnElement[bool], size: int = SAMPLE_SIZE
+) -> list[Any]:
     """The first few keys (in key order) of the rows ``where`` selects: enough to check by hand."""
     keys = [table.c[c] for c in root.key_columns]
     rows = conn.execute(select(*keys).where(where).order_by(*keys).limit(size)).all()
@@ -170,19 +203,22 @@ def _json_key(row: Any) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _archive_end_of_life(conn: Connection, root: TableNode, step: StepContext,
-                         holds: HoldsInForce) -> tuple[int, int, int]:
+def _archive_end_of_life(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce
+) -> tuple[int, int, int]:
     """Archive rows at end of life (not held), rows in the archive not yet anonymised, and
     end-of-life rows held."""
     if not archive_exists(conn, root):
         return 0, 0, 0
     at_end = _expired(root, step, holds)
     held = _held(conn, root, step, holds)
-    return conn.execute(select(
-        func.count().filter(and_(at_end, not_(held))),
-        func.count().filter(root.archive.c.anonymized == false()),  # anonymised rows are no one's data
-        func.count().filter(and_(at_end, held)),
-    ).select_from(root.archive)).one()
+    return conn.execute(
+        select(
+            func.count().filter(and_(at_end, not_(held))),
+            func.count().filter(root.archive.c.anonymized == false()),  # anonymised rows are no one's data
+            func.count().filter(and_(at_end, held)),
+        ).select_from(root.archive)
+    ).one()
 
 
 def _expired(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
@@ -202,13 +238,13 @@ def _held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInFo
     return or_(held, dependants.held_through_parent(conn, step.policy, step.target, root, "archive", holds))
 
 
-def _expired_not_held(conn: Connection, root: TableNode, step: StepContext,
-                      holds: HoldsInForce) -> ColumnElement[bool]:
+def _expired_not_held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
     return and_(_expired(root, step, holds), not_(_held(conn, root, step, holds)))
 
 
-def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext,
-                         holds: HoldsInForce) -> dict[str, dict[str, Any]]:
+def _kept_for_dependants(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce
+) -> dict[str, dict[str, Any]]:
     """Expired archive rows kept because a dependant stays in the archive, per dependant table.
 
     E.g. ``{"invoices": {"rows": 1, "dependants": 3, "until": 2031-03-31}}``: one customer
@@ -225,15 +261,17 @@ def _kept_for_dependants(conn: Connection, root: TableNode, step: StepContext,
         if not rows:
             continue
         count, until = conn.execute(
-            select(func.count(), func.max(dep.node.archive.c.retention_until))
-            .where(dep.linked("archive", root, waiting), dependants.staying(dep, step.ctx.as_of, holds))
+            select(func.count(), func.max(dep.node.archive.c.retention_until)).where(
+                dep.linked("archive", root, waiting), dependants.staying(dep, step.ctx.as_of, holds)
+            )
         ).one()
         kept[dep.node.name] = {"rows": rows, "dependants": count, "until": until}
     return kept
 
 
-def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
-                            due: ColumnElement[bool]) -> dict[str, dict[str, Any]]:
+def _dependants_end_of_life(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, due: ColumnElement[bool]
+) -> dict[str, dict[str, Any]]:
     """Per dependant table, the rows this run destroys: in the archive past their own horizon
     (under a parent in this category's archive, neither held), and those arriving tonight with
     their parents already past it (a held parent is not due: nothing of it arrives). The base:
@@ -242,46 +280,61 @@ def _dependants_end_of_life(conn: Connection, root: TableNode, step: StepContext
     root_archived = archive_exists(conn, root)
     for dep in root.dependants:
         node, category = dep.node, dep.category
-        _, until = retention_dates(node.start, category.active_period, category.archive_or_zero,
-                                   step.target.dialect, step.policy.zones)
+        _, until = retention_dates(
+            node.start, category.active_period, category.archive_or_zero, step.target.dialect, step.policy.zones
+        )
         arriving = dep.linked("source", root, due)
-        arriving_ends = and_(arriving, until <= literal(step.ctx.as_of),
-                             *holds.not_held(node, "source", category.key))
-        now_rows, now_arriving = conn.execute(select(func.count().filter(arriving_ends), func.count().filter(arriving))
-                                              .select_from(node.source)).one()
+        arriving_ends = and_(arriving, until <= literal(step.ctx.as_of), *holds.not_held(node, "source", category.key))
+        now_rows, now_arriving = conn.execute(
+            select(func.count().filter(arriving_ends), func.count().filter(arriving)).select_from(node.source)
+        ).one()
         in_archive = base = 0
         if archive_exists(conn, node):
             parents = dependants.parents_of(conn, step.policy, step.target, node)
             # Under a parent in this category's archive, or arriving there tonight (an invoice
             # released earlier by its customer's event, whose customer now leaves too).
-            ends = and_(node.expired(step.ctx.as_of), key_of(node.archive, dep.foreign_key).in_(
-                select(*(root.source.c[c] for c in root.key_columns)).where(due)),
-                *dependants.not_held_dependant(holds, node, "archive", category.key, parents))
+            ends = and_(
+                node.expired(step.ctx.as_of),
+                key_of(node.archive, dep.foreign_key).in_(
+                    select(*(root.source.c[c] for c in root.key_columns)).where(due)
+                ),
+                *dependants.not_held_dependant(holds, node, "archive", category.key, parents),
+            )
             if root_archived:
                 ends = or_(ends, dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents))
-            in_archive, base = conn.execute(select(func.count().filter(ends),
-                                                   func.count().filter(node.archive.c.anonymized == false()))
-                                            .select_from(node.archive)).one()
+            in_archive, base = conn.execute(
+                select(
+                    func.count().filter(ends), func.count().filter(node.archive.c.anonymized == false())
+                ).select_from(node.archive)
+            ).one()
         if now_rows + in_archive:
             # ``category``: whose rows they are - its deletion limit applies too (``limits.limit_for``).
-            out[node.name] = {"rows": now_rows + in_archive, "archive_rows": base + now_arriving,
-                              "category": category.key}
+            out[node.name] = {
+                "rows": now_rows + in_archive,
+                "archive_rows": base + now_arriving,
+                "category": category.key,
+            }
     return out
 
 
-def _due_and_already_expired(conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool],
-                             holds: HoldsInForce) -> int:
+def _due_and_already_expired(
+    conn: Connection, root: TableNode, step: StepContext, due: ColumnElement[bool], holds: HoldsInForce
+) -> int:
     """Active rows so late that their archive period has also ended: purged the same run,
     unless a dependant stays in the archive (within its own horizon) - one moving with them
     tonight, or one already there (released earlier by its parent's event)."""
-    _, until = retention_dates(root.start, step.category.active_period, step.category.archive_or_zero,
-                               step.target.dialect, step.policy.zones)
+    _, until = retention_dates(
+        root.start, step.category.active_period, step.category.archive_or_zero, step.target.dialect, step.policy.zones
+    )
     keeps = [_keeps_when_moved(root, dep, step) for dep in root.dependants]
-    keeps += [_kept_from_the_archive(root, dep, step, holds) for dep in root.dependants
-              if archive_exists(conn, dep.node)]
-    return conn.execute(select(func.count()).select_from(root.source).where(
-        due, until <= literal(step.ctx.as_of), *(~keep for keep in keeps)
-    )).scalar_one()
+    keeps += [
+        _kept_from_the_archive(root, dep, step, holds) for dep in root.dependants if archive_exists(conn, dep.node)
+    ]
+    return conn.execute(
+        select(func.count())
+        .select_from(root.source)
+        .where(due, until <= literal(step.ctx.as_of), *(~keep for keep in keeps))
+    ).scalar_one()
 
 
 def _keeps_when_moved(root: TableNode, dep: Dependant, step: StepContext) -> ColumnElement[bool]:
@@ -290,21 +343,25 @@ def _keeps_when_moved(root: TableNode, dep: Dependant, step: StepContext) -> Col
     aged, so it stays, with its parent). (A held dependant holds its parent, which is then
     not due at all.)"""
     node, category = dep.node, dep.category
-    _, until = retention_dates(node.start, category.active_period, category.archive_or_zero,
-                               step.target.dialect, step.policy.zones)
-    return exists().where(*(node.source.c[fk] == root.source.c[pk]
-                            for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
-                          or_(until.is_(None), until > literal(step.ctx.as_of)))
+    _, until = retention_dates(
+        node.start, category.active_period, category.archive_or_zero, step.target.dialect, step.policy.zones
+    )
+    return exists().where(
+        *(node.source.c[fk] == root.source.c[pk] for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
+        or_(until.is_(None), until > literal(step.ctx.as_of)),
+    )
 
 
-def _kept_from_the_archive(root: TableNode, dep: Dependant, step: StepContext,
-                           holds: HoldsInForce) -> ColumnElement[bool]:
+def _kept_from_the_archive(
+    root: TableNode, dep: Dependant, step: StepContext, holds: HoldsInForce
+) -> ColumnElement[bool]:
     """Active rows of ``root`` with a dependant already in the archive that stays there (a
     released invoice of a customer still active): the customer, archived tonight, waits."""
     archive = dep.node.archive
-    return exists().where(*(archive.c[fk] == root.source.c[pk]
-                            for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
-                          dependants.staying(dep, step.ctx.as_of, holds))
+    return exists().where(
+        *(archive.c[fk] == root.source.c[pk] for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)),
+        dependants.staying(dep, step.ctx.as_of, holds),
+    )
 
 
 def _descendant_conditions(node: TableNode, cond: ColumnElement[bool]) -> list[tuple[TableNode, ColumnElement[bool]]]:
@@ -329,15 +386,35 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "legal_hold_due": table.legal_hold_due,
         "legal_hold_end_of_life": table.legal_hold_end_of_life,
         # Counts only: the audit log takes no free text (whose category they are is in the policy).
-        "dependants_end_of_life": {name: {k: v for k, v in d.items() if k != "category"}
-                                   for name, d in table.dependants_end_of_life.items()},
+        "dependants_end_of_life": {
+            name: {k: v for k, v in d.items() if k != "category"} for name, d in table.dependants_end_of_life.items()
+        },
     }
     dependant_rows = sum(d["rows"] for d in table.dependants_end_of_life.values())
-    audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="plan",
-                 table_name=table.table, row_count=table.due_for_archive + table.due_for_end_of_life + dependant_rows,
-                 details=details)
+    audit.record(
+        conn,
+        step.audit_table,
+        step.ctx,
+        category=step.category.key,
+        action="plan",
+        table_name=table.table,
+        row_count=table.due_for_archive + table.due_for_end_of_life + dependant_rows,
+        details=details,
+    )
     if table.defective:
-        log.warning("%d rows of %s have no start date: they cannot be aged and need fixing; first keys: %s",
-                    table.defective, table.table, table.missing_start_sample)
-        audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="quality_finding",
-                     table_name=table.table, row_count=table.defective, details={"missing_start_date": table.defective})
+        log.warning(
+            "%d rows of %s have no start date: they cannot be aged and need fixing; first keys: %s",
+            table.defective,
+            table.table,
+            table.missing_start_sample,
+        )
+        audit.record(
+            conn,
+            step.audit_table,
+            step.ctx,
+            category=step.category.key,
+            action="quality_finding",
+            table_name=table.table,
+            row_count=table.defective,
+            details={"missing_start_date": table.defective},
+        )

@@ -99,8 +99,12 @@ def _ungoverned_children(conn: Connection, nodes: list[TableNode], step: StepCon
     """``child_rows_without_a_governed_parent`` for each child table (any depth) whose first
     declaring category, in policy order, is this one: one count query per table, and one key
     of a row to fix (a key, never a value: the task log, not the audit log, shows it)."""
-    mine = [node for root in nodes for node in root.walk()[1:]
-            if _first_declaring(step.policy, node.policy) == step.category.key]
+    mine = [
+        node
+        for root in nodes
+        for node in root.walk()[1:]
+        if _first_declaring(step.policy, node.policy) == step.category.key
+    ]
     if not mine:
         return []
     trees = _Trees(conn, step, nodes)
@@ -111,8 +115,15 @@ def _ungoverned_children(conn: Connection, nodes: list[TableNode], step: StepCon
         seen.add(_table_id(node))
         ungoverned = is_not_true(trees.held_anywhere(node))  # a NULL key matches no parent: counted
         count = conn.execute(select(func.count()).select_from(node.source).where(ungoverned)).scalar_one()
-        results.append(_check(node.name, "child_rows_without_a_governed_parent", count, blocking=False,
-                              sample=_first_key(conn, node, ungoverned) if count else ""))
+        results.append(
+            _check(
+                node.name,
+                "child_rows_without_a_governed_parent",
+                count,
+                blocking=False,
+                sample=_first_key(conn, node, ungoverned) if count else "",
+            )
+        )
     return results
 
 
@@ -121,8 +132,9 @@ def _first_declaring(policy: RetentionPolicy, table: TableBase) -> str | None:
     schema = table.schema_name or policy.source_schema
     for key, category in policy.categories.items():
         for root in category.tables:
-            if any(n.table == table.table and (n.schema_name or policy.source_schema) == schema
-                   for n in root.walk()[1:]):
+            if any(
+                n.table == table.table and (n.schema_name or policy.source_schema) == schema for n in root.walk()[1:]
+            ):
                 return key
     return None
 
@@ -142,10 +154,12 @@ class _Trees:
         self._nodes: dict[tuple[str | None, str], list[TableNode]] = {}
         for key, category in step.policy.categories.items():
             roots = nodes if key == step.category.key else None
-            if roots is None and any(_policy_id(step.policy, n) in children
-                                     for t in category.tables for n in t.walk()[1:]):
-                roots = reflect_category(conn, step.policy, category, step.target.source_schema,
-                                         step.target.archive_schema)
+            if roots is None and any(
+                _policy_id(step.policy, n) in children for t in category.tables for n in t.walk()[1:]
+            ):
+                roots = reflect_category(
+                    conn, step.policy, category, step.target.source_schema, step.target.archive_schema
+                )
             for root in roots or []:
                 self._index(root, None)
 
@@ -166,10 +180,16 @@ class _Trees:
         """Rows of ``node``'s table some tree holds, wherever it declares the table: on the
         same Table object directly, on another category's by key."""
         key = key_of(node.source, node.key_columns)
-        return or_(*(self.held(other) if other.source is node.source else
-                     key.in_(select(*(other.source.c[c] for c in other.key_columns))
-                             .where(self.held(other)).correlate(None))
-                     for other in self._nodes[_table_id(node)]))
+        return or_(
+            *(
+                self.held(other)
+                if other.source is node.source
+                else key.in_(
+                    select(*(other.source.c[c] for c in other.key_columns)).where(self.held(other)).correlate(None)
+                )
+                for other in self._nodes[_table_id(node)]
+            )
+        )
 
 
 def _table_id(node: TableNode) -> tuple[str | None, str]:
@@ -187,34 +207,49 @@ def _first_key(conn: Connection, node: TableNode, where: ColumnElement[bool]) ->
     return ", ".join(f"{c}={v}" for c, v in zip(node.key_columns, row, strict=True))
 
 
-def _overdue_active(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce,
-                    blocking: bool) -> CheckResult:
+def _overdue_active(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, blocking: bool
+) -> CheckResult:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
-    count = conn.execute(select(func.count()).select_from(root.source).where(
-        due, *dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key,
-                                           holds))).scalar_one()
+    count = conn.execute(
+        select(func.count())
+        .select_from(root.source)
+        .where(
+            due, *dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key, holds)
+        )
+    ).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
 
 
-def _dependant_checks(conn: Connection, root: TableNode, dep: Dependant, step: StepContext,
-                      holds: HoldsInForce) -> list[CheckResult]:
+def _dependant_checks(
+    conn: Connection, root: TableNode, dep: Dependant, step: StepContext, holds: HoldsInForce
+) -> list[CheckResult]:
     """The retained dependants this run moved or keeps: none left in the active base past its
     active period while its parent is in the archive, and none in the archive past its own
     horizon under a parent of this category (or moved by this run), unless a hold keeps it or
     its parent."""
     node, owner, as_of = dep.node, dep.category, step.ctx.as_of
     blocking = not step.ctx.dry_run
-    left_behind = conn.execute(select(func.count()).select_from(node.source).where(
-        _under_archived_parent(dep, root),
-        node.due(owner.active_period, as_of, step.policy.zones),
-        *holds.not_held(node, "source", owner.key))).scalar_one()
+    left_behind = conn.execute(
+        select(func.count())
+        .select_from(node.source)
+        .where(
+            _under_archived_parent(dep, root),
+            node.due(owner.active_period, as_of, step.policy.zones),
+            *holds.not_held(node, "source", owner.key),
+        )
+    ).scalar_one()
     results = [_check(node.name, "no_overdue_active_rows", left_behind, blocking)]
     if archive_exists(conn, node):
         mine = or_(dep.linked("archive", root, true()), node.archive.c.run_id == literal(step.ctx.run_id))
         parents = dependants.parents_of(conn, step.policy, step.target, node) if holds.any else []
-        expired = conn.execute(select(func.count()).select_from(node.archive).where(
-            mine, node.expired(as_of), *dependants.not_held_dependant(holds, node, "archive", owner.key, parents))
+        expired = conn.execute(
+            select(func.count())
+            .select_from(node.archive)
+            .where(
+                mine, node.expired(as_of), *dependants.not_held_dependant(holds, node, "archive", owner.key, parents)
+            )
         ).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking))
     return results
@@ -230,10 +265,18 @@ def _suppressed(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     """Active rows of a prospection category whose person opposed prospection: they came back
     by some path other than the guarded import, and must not be contacted."""
     if step.subject_key is None:
-        raise RetentionError(f"category {step.category.key} lists opposition in deleted_on: its post-run check "
-                             f"needs the subject key ({KEY_VARIABLE!r} Variable or ${KEY_ENV_VAR})")
-    found = suppressed_active_rows(conn, suppression_table(step.target.archive_schema), step.subject_key, root,
-                                   step.target.dialect, holds.not_held(root, "source", step.category.key))
+        raise RetentionError(
+            f"category {step.category.key} lists opposition in deleted_on: its post-run check "
+            f"needs the subject key ({KEY_VARIABLE!r} Variable or ${KEY_ENV_VAR})"
+        )
+    found = suppressed_active_rows(
+        conn,
+        suppression_table(step.target.archive_schema),
+        step.subject_key,
+        root,
+        step.target.dialect,
+        holds.not_held(root, "source", step.category.key),
+    )
     return _check(root.name, "no_suppressed_subjects", found.rows)
 
 
@@ -241,43 +284,65 @@ def _archived_trees(conn: Connection, root: TableNode, category: Category) -> li
     """The archive tables this run wrote to: its own tree and its dependants' trees."""
     if not category.has_archive:
         return []
-    trees = [(n, category) for n in root.walk()] + [(n, dep.category) for dep in root.dependants
-                                                     for n in dep.node.walk()]
+    trees = [(n, category) for n in root.walk()] + [
+        (n, dep.category) for dep in root.dependants for n in dep.node.walk()
+    ]
     return [(node, owner) for node, owner in trees if archive_exists(conn, node)]
 
 
-def _archive_checks(conn: Connection, node: TableNode, category: Category, step: StepContext,
-                    holds: HoldsInForce, is_root: bool) -> list[CheckResult]:
+def _archive_checks(
+    conn: Connection, node: TableNode, category: Category, step: StepContext, holds: HoldsInForce, is_root: bool
+) -> list[CheckResult]:
     archive = node.archive
     results = [_reconcile(conn, node, step)]
     if is_root:
-        expected = add_period(add_period(archive.c.retention_start, category.active_period, step.target.dialect),
-                              category.archive_or_zero, step.target.dialect)
+        expected = add_period(
+            add_period(archive.c.retention_start, category.active_period, step.target.dialect),
+            category.archive_or_zero,
+            step.target.dialect,
+        )
         current = and_(archive.c.policy_version == step.policy.version, archive.c.anonymized == false())
         dated = archive.c.retention_start.is_not(None)
-        wrong = conn.execute(select(func.count()).select_from(archive).where(
-            current, dated, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))
+        wrong = conn.execute(
+            select(func.count())
+            .select_from(archive)
+            .where(current, dated, or_(expected != archive.c.retention_until, archive.c.retention_until.is_(None)))
         ).scalar_one()
         results.append(_check(node.name, "retention_until_matches_policy", wrong))
         # A retained dependant without a start date left the active base with its parent:
         # it cannot be aged, so it stays (with its parent) until a person dates it. Reported
         # on every run, not blocking - like a defective active row's quality finding.
-        undated = conn.execute(select(func.count()).select_from(archive).where(
-            archive.c.anonymized == false(), archive.c.retention_start.is_(None))).scalar_one()
+        undated = conn.execute(
+            select(func.count())
+            .select_from(archive)
+            .where(archive.c.anonymized == false(), archive.c.retention_start.is_(None))
+        ).scalar_one()
         results.append(_check(node.name, "archive_rows_have_a_start_date", undated, blocking=False))
         # Kept only by a dependant that stays (within its horizon, or held): one past its own
         # horizon should have gone first, in this same run.
         # A held parent keeps its dependant (billing's own run: its invoices under a held customer).
         parents = dependants.parents_of(conn, step.policy, step.target, node) if holds.any else []
-        expired = conn.execute(select(func.count()).select_from(archive).where(
-            node.expired(step.ctx.as_of), ~dependants.kept_by_any(node, step.ctx.as_of, holds),
-            *dependants.not_held_dependant(holds, node, "archive", step.category.key, parents))).scalar_one()
+        expired = conn.execute(
+            select(func.count())
+            .select_from(archive)
+            .where(
+                node.expired(step.ctx.as_of),
+                ~dependants.kept_by_any(node, step.ctx.as_of, holds),
+                *dependants.not_held_dependant(holds, node, "archive", step.category.key, parents),
+            )
+        ).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))
     if node.policy.anonymize:
-        broken = [_breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)
-                  for column, rule in node.policy.anonymize.items() if rule != "keep"]
-        count = conn.execute(select(func.count()).select_from(archive).where(
-            archive.c.anonymized == true(), or_(*broken) if broken else false())).scalar_one()
+        broken = [
+            _breaks_rule(archive.c[column], rule, step.target.dialect, step.policy.zone.key)
+            for column, rule in node.policy.anonymize.items()
+            if rule != "keep"
+        ]
+        count = conn.execute(
+            select(func.count())
+            .select_from(archive)
+            .where(archive.c.anonymized == true(), or_(*broken) if broken else false())
+        ).scalar_one()
         results.append(_check(node.name, "anonymised_columns_follow_rules", count))
     return results
 
@@ -308,10 +373,12 @@ def _reconcile(conn: Connection, node: TableNode, step: StepContext) -> CheckRes
     """Archived by this run = still in the archive from this run + destroyed/anonymised by it."""
     table = audit.audit_table(step.target.archive_schema, step.policy.audit_table)
     moved = _audited(conn, table, step, node.name, "archive", "row_count")
-    gone = _audited(conn, table, step, node.name, "delete", "same_run") + \
-        _audited(conn, table, step, node.name, "anonymize", "same_run")
-    present = conn.execute(select(func.count()).select_from(node.archive).where(
-        node.archive.c.run_id == literal(step.ctx.run_id))).scalar_one()
+    gone = _audited(conn, table, step, node.name, "delete", "same_run") + _audited(
+        conn, table, step, node.name, "anonymize", "same_run"
+    )
+    present = conn.execute(
+        select(func.count()).select_from(node.archive).where(node.archive.c.run_id == literal(step.ctx.run_id))
+    ).scalar_one()
     return _check(node.name, "archive_counts_reconcile", abs(moved - present - gone))
 
 

@@ -33,8 +33,9 @@ from include.retention.schedule.context import StepContext, batch_size_of, check
 log = logging.getLogger(__name__)
 
 
-def purge_category(step: StepContext, batch_size: int | None = None,
-                   approved: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
+def purge_category(
+    step: StepContext, batch_size: int | None = None, approved: dict[str, int] | None = None
+) -> dict[str, dict[str, int]]:
     """Apply the end action; returns ``{"deleted"|"anonymized": {table: rows}}``.
 
     Retained dependants past their own horizon go first, by their own category's end action
@@ -55,8 +56,9 @@ def purge_category(step: StepContext, batch_size: int | None = None,
         action = _action(walk.step)
         table = getattr(walk.node, walk.side)
         # Without an archive to go to, partitions past their horizon are destroyed whole.
-        whole = partitions.whole_partitions(step, walk.node, holds) \
-            if walk.side == "source" and action == "deleted" else []
+        whole = (
+            partitions.whole_partitions(step, walk.node, holds) if walk.side == "source" and action == "deleted" else []
+        )
         if step.ctx.dry_run:
             _log_would_purge(walk.step, walk.node, table, walk.where, action, whole)
             continue
@@ -66,12 +68,24 @@ def purge_category(step: StepContext, batch_size: int | None = None,
         if walk.side == "archive":
             _refresh_statistics(step, walk.node)
         work = _anonymize_batch if action == "anonymized" else _delete_batch
-        for batch in in_batches(step.target.engine, table=table, key_columns=walk.node.key_columns,
-                                where=walk.where, batch_size=size, workers=step.policy.batch_workers,
-                                work=partial(work, root=walk.node, side=walk.side, step=walk.step)):
+        for batch in in_batches(
+            step.target.engine,
+            table=table,
+            key_columns=walk.node.key_columns,
+            where=walk.where,
+            batch_size=size,
+            workers=step.policy.batch_workers,
+            work=partial(work, root=walk.node, side=walk.side, step=walk.step),
+        ):
             add_counts(done, batch.counts)
-            log.info("%s batch %d of %s in %.2fs: %s", action.capitalize(), batch.number, walk.node.name,
-                     batch.seconds, batch.counts)
+            log.info(
+                "%s batch %d of %s in %.2fs: %s",
+                action.capitalize(),
+                batch.number,
+                walk.node.name,
+                batch.seconds,
+                batch.counts,
+            )
     return totals
 
 
@@ -84,6 +98,7 @@ class _EndWalk:
     """One walk of the purge: the rows of ``node`` (on ``side``) that ``where`` selects, under
     ``step``'s category (its end action, its audit events); ``counted`` selects what the
     deletion limit counts before anything goes."""
+
     node: TableNode
     side: str
     where: ColumnElement[bool]
@@ -100,14 +115,20 @@ def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_End
         return [_EndWalk(root, side, where, where, step)]
     walks = []
     with step.target.read() as conn:
-        present = [(dep, dependants.parents_of(conn, step.policy, step.target, dep.node))
-                   for dep in root.dependants if archive_exists(conn, dep.node)]
+        present = [
+            (dep, dependants.parents_of(conn, step.policy, step.target, dep.node))
+            for dep in root.dependants
+            if archive_exists(conn, dep.node)
+        ]
     for dep, parents in present:
         ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
         walks.append(_EndWalk(dep.node, "archive", ends, ends, replace(step, category=dep.category)))
     # Counted before the dependants go: the parents they release are destroyed in this run too.
-    counted = and_(root.expired(step.ctx.as_of), ~dependants.kept_by_any(root, step.ctx.as_of, holds),
-                   *_not_held(step, root, "archive", holds))
+    counted = and_(
+        root.expired(step.ctx.as_of),
+        ~dependants.kept_by_any(root, step.ctx.as_of, holds),
+        *_not_held(step, root, "archive", holds),
+    )
     walks.append(_EndWalk(root, side, where, counted, step))
     return walks
 
@@ -158,8 +179,16 @@ def _check_limit(step: StepContext, walk: _EndWalk, approved: dict[str, int] | N
     table = getattr(walk.node, walk.side)
     held = walk.node.scope if walk.side == "source" else table.c.anonymized == false()  # as plan counts it
     limit = limits.limit_for(step.policy, step.category, walk.step.category)
-    limits.check_in_database(step, walk.node.name, table, "active" if walk.side == "source" else "archive",
-                             walk.counted, held, approved, limit)
+    limits.check_in_database(
+        step,
+        walk.node.name,
+        table,
+        "active" if walk.side == "source" else "archive",
+        walk.counted,
+        held,
+        approved,
+        limit,
+    )
 
 
 def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
@@ -175,26 +204,45 @@ def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
     strict = [c for c in link.foreign_key if c in columns and not columns[c]["nullable"]]
     if strict:
         where = f"{archive.schema}.{archive.name}" if archive.schema else archive.name
-        raise PolicyError("<archive>", [Problem(
-            f"table {where}", f"{where}.{strict[0]} is NOT NULL, but anonymising a {walk.node.name} row (category "
-            f"{walk.step.category.key}) sets its link to {link.table} to NULL; make the column nullable "
-            f"(ALTER TABLE ... ALTER COLUMN {strict[0]} DROP NOT NULL) - nothing was changed", strict[0])])
+        raise PolicyError(
+            "<archive>",
+            [
+                Problem(
+                    f"table {where}",
+                    f"{where}.{strict[0]} is NOT NULL, but anonymising a {walk.node.name} row (category "
+                    f"{walk.step.category.key}) sets its link to {link.table} to NULL; make the column nullable "
+                    f"(ALTER TABLE ... ALTER COLUMN {strict[0]} DROP NOT NULL) - nothing was changed",
+                    strict[0],
+                )
+            ],
+        )
 
 
-def _delete_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,
-                  step: StepContext) -> dict[str, int]:
+def _delete_batch(
+    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str, step: StepContext
+) -> dict[str, int]:
     same_run: dict[str, int] = {}
-    counts = _delete_tree(conn, root, side, chosen.rows_of(getattr(root, side), root.key_columns), step.ctx.run_id,
-                          same_run, chosen)
+    counts = _delete_tree(
+        conn, root, side, chosen.rows_of(getattr(root, side), root.key_columns), step.ctx.run_id, same_run, chosen
+    )
     _audit(conn, step, "delete", counts, same_run)
     return counts
 
 
-def _delete_tree(conn: Connection, node: TableNode, side: str, cond: ColumnElement[bool], run_id: str,
-                 same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
+def _delete_tree(
+    conn: Connection,
+    node: TableNode,
+    side: str,
+    cond: ColumnElement[bool],
+    run_id: str,
+    same_run: dict[str, int],
+    chosen: ChosenRows | None = None,
+) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_delete_tree(conn, child, side, child_condition(child, node, side, cond, chosen), run_id, same_run))
+        counts.update(
+            _delete_tree(conn, child, side, child_condition(child, node, side, cond, chosen), run_id, same_run)
+        )
     table = getattr(node, side)
     if side == "source":
         counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
@@ -208,15 +256,17 @@ def _delete_archived(conn: Connection, archive: Any, cond: ColumnElement[bool], 
     both from the deleted rows themselves (``DELETE ... RETURNING``), in one statement."""
     if conn.dialect.name == "postgresql":
         gone = delete(archive).where(cond).returning(archive.c.run_id).cte("gone")
-        deleted, same = conn.execute(select(func.count(), func.count().filter(gone.c.run_id == literal(run_id)))
-                                     .select_from(gone)).one()
+        deleted, same = conn.execute(
+            select(func.count(), func.count().filter(gone.c.run_id == literal(run_id))).select_from(gone)
+        ).one()
         return deleted, same
     same = _archived_by(conn, archive, cond, run_id)
     return conn.execute(delete(archive).where(cond)).rowcount, same
 
 
-def _anonymize_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str,
-                     step: StepContext) -> dict[str, int]:
+def _anonymize_batch(
+    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str, step: StepContext
+) -> dict[str, int]:
     rows = chosen.rows_of(root.archive, root.key_columns)
     # Children are archived in the same batch as their parent, so with the same run id:
     # when this run archived none of the batch's parents, it archived none of their children.
@@ -226,11 +276,19 @@ def _anonymize_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, s
     return counts
 
 
-def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool], step: StepContext,
-                    same_run: dict[str, int], chosen: ChosenRows | None = None) -> dict[str, int]:
+def _anonymize_tree(
+    conn: Connection,
+    node: TableNode,
+    cond: ColumnElement[bool],
+    step: StepContext,
+    same_run: dict[str, int],
+    chosen: ChosenRows | None = None,
+) -> dict[str, int]:
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_anonymize_tree(conn, child, child_condition(child, node, "archive", cond, chosen), step, same_run))
+        counts.update(
+            _anonymize_tree(conn, child, child_condition(child, node, "archive", cond, chosen), step, same_run)
+        )
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
     # The policy's rules, and NULL for the identifiers kept only for rights requests.
@@ -250,24 +308,39 @@ def _anonymize_tree(conn: Connection, node: TableNode, cond: ColumnElement[bool]
 
 def _archived_by(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> int:
     """How many of these archive rows the same run archived (for the post-run reconciliation)."""
-    return conn.execute(select(func.count()).select_from(archive).where(
-        cond, archive.c.run_id == literal(run_id))).scalar_one()
+    return conn.execute(
+        select(func.count()).select_from(archive).where(cond, archive.c.run_id == literal(run_id))
+    ).scalar_one()
 
 
-def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, int],
-           same_run: dict[str, int]) -> None:
+def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, int], same_run: dict[str, int]) -> None:
     for table_name, count in counts.items():
         if count:
-            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action=action,
-                         table_name=table_name, row_count=count, details={"same_run": same_run.get(table_name, 0)})
+            audit.record(
+                conn,
+                step.audit_table,
+                step.ctx,
+                category=step.category.key,
+                action=action,
+                table_name=table_name,
+                row_count=count,
+                details={"same_run": same_run.get(table_name, 0)},
+            )
 
 
-def _log_would_purge(step: StepContext, root: TableNode, table: Any, where: ColumnElement[bool], action: str,
-                     whole: list[partitions.Partition]) -> None:
+def _log_would_purge(
+    step: StepContext,
+    root: TableNode,
+    table: Any,
+    where: ColumnElement[bool],
+    action: str,
+    whole: list[partitions.Partition],
+) -> None:
     with step.target.read() as conn:
         count = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     verb = "anonymise" if action == "anonymized" else "delete"
-    log.info("Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key,
-             step.ctx.as_of)
+    log.info(
+        "Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key, step.ctx.as_of
+    )
     if whole:
         log.info("Would drop %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, DateTime, column, literal, select, text
@@ -82,14 +82,16 @@ class QualityGateFailed(RetentionError):
         self.failed = failed
         listed = "; ".join(r.describe() for r in failed[:10])
         more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
-        super().__init__(f"{gate} gate failed, {consequence}: {listed}{more}; see the audit log (action "
-                         "'validation') and the task log")
+        super().__init__(
+            f"{gate} gate failed, {consequence}: {listed}{more}; see the audit log (action "
+            "'validation') and the task log"
+        )
 
 
 def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[CheckResult]:
     """Validate the category's tables; raise ``QualityGateFailed`` if a blocking check fails."""
     nodes = open_step(step, create_archive=False)  # the schema check: raises PolicyError naming key paths
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     results: list[CheckResult] = []
     # One suite per related table, each check once: a clock may read several columns of one
     # table (a ``first_non_null`` expression, fallbacks over the same rows).
@@ -108,8 +110,10 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
                 related_checks.setdefault(related.fullname, (related, {}, {}))[2][column] = None
         for related, futures, readable in related_checks.values():
             keys = [c.name for c in related.primary_key.columns]
-            checks = [_no_future_dates(related, keys, column, step, moment, far=future == FAR)
-                      for column, future in futures.items()]
+            checks = [
+                _no_future_dates(related, keys, column, step, moment, far=future == FAR)
+                for column, future in futures.items()
+            ]
             checks += [_readable_dates(related, keys, column, step) for column in readable]
             if checks:
                 results += gx_run(related, f"pre_archive.{related.name}.clock", checks)
@@ -120,10 +124,21 @@ def conclude_gate(step: StepContext, results: list[CheckResult], gate: str, cons
     """Audit and log every outcome, then raise if a blocking check failed."""
     with step.target.engine.begin() as conn:
         for result in results:
-            audit.record(conn, step.audit_table, step.ctx, category=step.category.key, action="validation",
-                         table_name=result.table, row_count=result.unexpected,
-                         details={"suite": result.suite, "expectation": result.expectation,
-                                  "success": result.success, "blocking": result.blocking})
+            audit.record(
+                conn,
+                step.audit_table,
+                step.ctx,
+                category=step.category.key,
+                action="validation",
+                table_name=result.table,
+                row_count=result.unexpected,
+                details={
+                    "suite": result.suite,
+                    "expectation": result.expectation,
+                    "success": result.success,
+                    "blocking": result.blocking,
+                },
+            )
     for result in results:
         log.info("%s %s: %s", "PASSED" if result.success else "FAILED", result.suite, result.describe())
     failed = [r for r in results if r.blocking and not r.success]
@@ -139,10 +154,15 @@ def results_as_dicts(results: list[CheckResult]) -> list[dict[str, Any]]:
 def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    own_clock = [c for t, c in clock_inputs(node.policy.start_event) if t is None] \
-        if isinstance(node.policy, TablePolicy) else []
-    expectations: list[Any] = [gxe.ExpectColumnToExist(column=c)
-                               for c in dict.fromkeys([*node.key_columns, *own_clock, *node.policy.archive_columns])]
+    own_clock = (
+        [c for t, c in clock_inputs(node.policy.start_event) if t is None]
+        if isinstance(node.policy, TablePolicy)
+        else []
+    )
+    expectations: list[Any] = [
+        gxe.ExpectColumnToExist(column=c)
+        for c in dict.fromkeys([*node.key_columns, *own_clock, *node.policy.archive_columns])
+    ]
     if len(node.key_columns) == 1:
         expectations.append(gxe.ExpectColumnValuesToBeUnique(column=node.key_columns[0]))
     else:
@@ -173,9 +193,9 @@ class _RowCheck:
         import great_expectations.expectations as gxe
 
         keys = ", ".join(quote(c) for c in self.key_columns)
-        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE "
-                                                                  f"{self.condition}",
-                                             description=self.description)
+        return gxe.UnexpectedRowsExpectation(
+            unexpected_rows_query=f"SELECT {keys} FROM {{batch}} WHERE {self.condition}", description=self.description
+        )
 
     def sample(self, engine: Engine) -> str:
         keys = [self.table.c[c] for c in self.key_columns]
@@ -209,8 +229,11 @@ def _related_clock_inputs(root: TableNode) -> list[tuple[Any, str, str | None]]:
         return []
     reflected = root.source.metadata.tables.values()
     event = root.policy.start_event
-    return [(next(t for t in reflected if t.name == table_name), column_name, _future_check(event, planned))
-            for (table_name, column_name), planned in future_checks(event).items() if table_name is not None]
+    return [
+        (next(t for t in reflected if t.name == table_name), column_name, _future_check(event, planned))
+        for (table_name, column_name), planned in future_checks(event).items()
+        if table_name is not None
+    ]
 
 
 def _released_parent_clock_inputs(root: TableNode) -> list[tuple[Any, str, str | None]]:
@@ -237,8 +260,11 @@ def _open_rule_inputs(root: TableNode) -> list[tuple[Any, str]]:
     events = [root.policy.start_event] if isinstance(root.policy, TablePolicy) else []
     events += [clock.policy.start_event for clock in root.release.clocks] if root.release is not None else []
     reflected = list(root.source.metadata.tables.values())
-    return [(next(t for t in reflected if t.name == table_name), column_name)
-            for event in events for table_name, column_name in open_inputs(event)]
+    return [
+        (next(t for t in reflected if t.name == table_name), column_name)
+        for event in events
+        for table_name, column_name in open_inputs(event)
+    ]
 
 
 def _future_check(event: Any, planned: bool) -> str | None:
@@ -250,8 +276,9 @@ def _future_check(event: Any, planned: bool) -> str | None:
     return NOW if event.when_missing == "defect" else None
 
 
-def _no_future_dates(table: Any, key_columns: list[str], column_name: str, step: StepContext,
-                     now: datetime, far: bool = False) -> _RowCheck:
+def _no_future_dates(
+    table: Any, key_columns: list[str], column_name: str, step: StepContext, now: datetime, far: bool = False
+) -> _RowCheck:
     """Rows whose ``column`` lies after now + tolerance (``no_future_<column>``) or, for a
     planned end, after now + ``MAX_PERIOD`` (``no_far_future_<column>``: a planned end beyond
     the longest period a policy may state is a typo, and the row would never fall due), as a
@@ -259,13 +286,11 @@ def _no_future_dates(table: Any, key_columns: list[str], column_name: str, step:
     when it has a zone)."""
     moment = _far_bound(now) if far else now + FUTURE_TOLERANCE
     if step.target.is_sqlite:
-        later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment,
-                                                                         step.policy.zones)
+        later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment, step.policy.zones)
     else:
         column_type = table.c[column_name].type
         later = column(column_name) > literal(_future_bound(column_type, moment, step), type_=column_type)
-    return _RowCheck(table, key_columns, _condition(later, step),
-                     f"no_{'far_' if far else ''}future_{column_name}")
+    return _RowCheck(table, key_columns, _condition(later, step), f"no_{'far_' if far else ''}future_{column_name}")
 
 
 def _far_bound(now: datetime) -> datetime:
@@ -288,7 +313,7 @@ class _GxValidator:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def __enter__(self) -> "_GxValidator":
+    def __enter__(self) -> _GxValidator:
         logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -327,7 +352,7 @@ class _GxValidator:
         results = [_result(suite_name, table.name, r) for r in outcome.results]
         return [self._with_sample(r, row_checks.get(r.expectation)) for r in results]
 
-    def _with_sample(self, result: CheckResult, check: "_RowCheck | None") -> CheckResult:
+    def _with_sample(self, result: CheckResult, check: _RowCheck | None) -> CheckResult:
         if check is None or result.success or not result.unexpected:
             return result
         return replace(result, sample=check.sample(self.engine))
@@ -348,4 +373,3 @@ def _result(suite: str, table: str, result: Any) -> CheckResult:
 def _label(name: str) -> str:
     """Expectation names go to the audit log: keep them to plain identifiers."""
     return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:128]
-
