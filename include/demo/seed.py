@@ -166,7 +166,7 @@ def _web_forms(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int
 def _tracking(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:
     clock = Clock(Period(months=13), Period(), as_of)
     starts = _starts(clock, rng, n)
-    event_id = consent_id = 0
+    event_id = 0
     for i, start in enumerate(starts, 1):
         first_set = _stamp(start, rng, _is_edge(i - 1, starts))
         rows["tracking_cookies"].append(
@@ -191,10 +191,7 @@ def _tracking(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int)
                     "referrer": rng.choice([None, "https://www.google.fr/"]),
                 }
             )
-        consent_id += 1
-        rows["tracking_consents"].append(
-            {"consent_id": consent_id, "cookie_id": i, "decision": "granted", "decided_at": base}
-        )
+        rows["tracking_consents"].append({"consent_id": i, "cookie_id": i, "decision": "granted", "decided_at": base})
 
 
 def _prospects(rows: dict, faker: Faker, rng: random.Random, as_of: date, n: int) -> None:

@@ -258,7 +258,9 @@ def _with(soc: int, state: Any) -> dict[tuple[str, Any], Any]:
     for contract, (owner, _) in CONTRACTS.items():
         if owner == soc:
             out[("llx_contrat", contract)] = place("llx_contrat")
-            out.update({("llx_contratdet", k): place("llx_contratdet") for k, l in LINES.items() if l[0] == contract})
+            out.update(
+                {("llx_contratdet", k): place("llx_contratdet") for k, line in LINES.items() if line[0] == contract}
+            )
     out.update({("llx_categorie_societe", t): place("llx_categorie_societe") for t in TAGS if t[1] == soc})
     out.update({("llx_societe_commerciaux", k): place("llx_societe_commerciaux") for k, s in REPS.items() if s == soc})
     return out
@@ -715,7 +717,7 @@ def actual_states(target: Any, archive_schema: str = "archive") -> dict[tuple[st
                 for key in _keys(conn, Table(name, MetaData(), schema=owner, autoload_with=conn)):
                     if (table, key) in found:
                         found[(table, key)].append(state)
-    return {k: (v[0] if len(v) == 1 else (DELETED if not v else v)) for k, v in found.items()}
+    return {k: (v[0] if len(v) == 1 else (v if v else DELETED)) for k, v in found.items()}
 
 
 def expected_state(key: tuple[str, Any]) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ FIRST_DAY = datetime(2022, 1, 1, 12, tzinfo=PARIS)
 VIEWS = {i: FIRST_DAY + timedelta(days=5 * i) for i in range(1, 355)}  # to 6 Nov 2026
 DUE = {i for i, at in VIEWS.items() if at < HORIZON}
 MONTHS = [date(2022 + m // 12, 1 + m % 12, 1) for m in range(60)]  # Jan 2022 .. Dec 2026
-DUE_WHOLE = [m for m, nxt in zip(MONTHS, MONTHS[1:]) if datetime(nxt.year, nxt.month, 1, tzinfo=PARIS) <= HORIZON]
+DUE_WHOLE = [m for m, nxt in pairwise(MONTHS) if datetime(nxt.year, nxt.month, 1, tzinfo=PARIS) <= HORIZON]
 
 POLICY: dict[str, Any] = {
     "version": "views-1",
@@ -87,7 +88,7 @@ def create_views(target: Target, partitioned_by: str = "viewed_at") -> None:
                 f"PRIMARY KEY (view_id, {partitioned_by})) PARTITION BY RANGE ({partitioned_by})"
             )
         )
-        for month, nxt in zip(MONTHS, [*MONTHS[1:], date(2027, 1, 1)]):
+        for month, nxt in zip(MONTHS, [*MONTHS[1:], date(2027, 1, 1)], strict=True):
             conn.execute(
                 text(
                     f"CREATE TABLE web.page_views_{month:%Y_%m} PARTITION OF web.page_views "
