@@ -338,7 +338,7 @@ def _worker(step: str, url: str) -> dict:
 
 def work(step: str, url: str) -> dict:
     from include.retention.database.target import connect
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
     from include.retention.records.audit import RunContext
     from include.retention.schedule.context import StepContext, open_step
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records.holds import SCOPES
 from include.retention_airflow import tasks as engine
 

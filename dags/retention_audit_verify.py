@@ -30,7 +30,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records import anchors
 from include.retention_airflow import tasks as engine
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 
-from include.retention.policy.model import Category, RetentionPolicy, load_policy
+from include.retention.policy.load import load_policy
+from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
 from include.retention_airflow import tasks as engine
 from include.retention_airflow.approval import DeletionApproval

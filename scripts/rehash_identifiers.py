@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from include.retention.database.identity import key_from_env  # noqa: E402
 from include.retention.database.target import connect  # noqa: E402
 from include.retention.errors import RetentionError  # noqa: E402
-from include.retention.policy.model import load_policy  # noqa: E402
+from include.retention.policy.load import load_policy  # noqa: E402
 from include.retention.rights.rehash import add_canonical_hashes  # noqa: E402
 
 

@@ -25,7 +25,8 @@ from include.retention.database.identity import (
 )
 from include.retention.database.target import Target, connect
 from include.retention.errors import CertificateNotWritten, RetentionError, describe, scrub, scrubbed
-from include.retention.policy.model import RetentionPolicy, load_policy
+from include.retention.policy.load import load_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, audit_table, record
 from include.retention.records.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
 from include.retention.records.locks import category_step, release_lease

@@ -36,7 +36,8 @@ from include.retention.database.identity import IDENTIFIER_KINDS, KEY_VARIABLE, 
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
 from include.retention.files import reports_dir
-from include.retention.policy.model import RetentionPolicy, load_policy
+from include.retention.policy.load import load_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from include.retention.policy.model import DEFAULT_POLICY_PATH
+from include.retention.policy.load import DEFAULT_POLICY_PATH
 
 AS_OF = date(2026, 11, 26)
 SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.retention.policy.model import DEFAULT_POLICY_PATH, load_policy
+from include.retention.policy.load import DEFAULT_POLICY_PATH, load_policy
 
 POLICY = load_policy()
 DAG_IDS = sorted(f"retention_{key}" for key in POLICY.categories)

@@ -16,7 +16,7 @@ from throwaway_postgres import fresh_postgres_database
 from include.demo.seed import seed_demo
 from include.retention.database.identity import SubjectKey
 from include.retention.database.target import connect, sqlite_archive_path
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 
 AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("erasure-test-key-" + "k" * 30, "test")

@@ -51,7 +51,8 @@ from sqlalchemy import (
     text,
 )
 
-from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.policy.load import parse_policy
+from include.retention.policy.model import RetentionPolicy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "dolibarr" / "retention_policy.yaml"
 AS_OF = date(2026, 11, 26)

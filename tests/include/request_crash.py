@@ -31,7 +31,7 @@ from sqlalchemy import event  # noqa: E402
 
 from include.retention.database.identity import Subject  # noqa: E402
 from include.retention.database.target import connect  # noqa: E402
-from include.retention.policy.model import load_policy  # noqa: E402
+from include.retention.policy.load import load_policy  # noqa: E402
 from include.retention.records.audit import RunContext  # noqa: E402
 from include.retention.rights.requests import RequestRecord, handle  # noqa: E402
 

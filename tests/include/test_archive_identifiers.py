@@ -16,7 +16,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, select, update
 from include.retention.database.catalog import archive_layout
 from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError, RetentionError
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import HoldsInForce, NewHold, add_hold, hold_tables
 from include.retention.reports.describe import category_doc

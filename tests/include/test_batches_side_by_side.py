@@ -12,7 +12,7 @@ from sqlalchemy import text
 from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.target import connect
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import audit_table, verify_chain
 
 # 300 members, one contact every ten days back from 2026: about two thirds are due.

@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, text
 
 from include.retention.database.catalog import check_against_database
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 
 
 def _check(target, policy):

@@ -26,7 +26,7 @@ from sqlalchemy import Column, Date, DateTime, Integer, String, Table, insert, t
 
 from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 
 CONTRACT_LINES = [
     {"table": "contracts", "foreign_key": "fk_soc"},

@@ -64,7 +64,8 @@ from test_real_schemas import ERP_POLICY, INVOICES, PARTNERS, create_erp
 
 from include.retention.database.identity import SubjectKey
 from include.retention.dates.periods import Period
-from include.retention.policy.model import RetentionPolicy, load_policy, parse_policy
+from include.retention.policy.load import load_policy, parse_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, audit_table, events
 from include.retention.records.holds import NewHold, add_hold
 

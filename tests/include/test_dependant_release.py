@@ -27,7 +27,7 @@ from table_checksums import checksum
 
 from include.retention.database.identity import SubjectKey
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
 
 AS_OF = date(2026, 11, 26)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from test_real_schemas import create_erp, erp_policy
 
 from include.retention.errors import RetentionError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.reports import dpo_report

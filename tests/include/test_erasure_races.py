@@ -301,7 +301,7 @@ def test_a_row_both_held_and_needed_explains_one_kept_row_not_two(target, target
     from engine_helpers import run_category
     from test_real_schemas import _erp_with_identifiers, create_erp
 
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
     from include.retention.records.holds import NewHold, add_hold
 
     create_erp(target)

@@ -283,7 +283,7 @@ def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archiv
     from engine_helpers import archive_rows
     from test_real_schemas import create_erp, erp_policy
 
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
 
     create_erp(target)
     policy = parse_policy(erp_policy(), source="erp.yaml")

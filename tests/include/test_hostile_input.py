@@ -29,7 +29,7 @@ from table_checksums import checksum
 
 from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError, RetentionError
-from include.retention.policy.model import load_policy, parse_policy
+from include.retention.policy.load import load_policy, parse_policy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.rights.erasure import erase

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from include.retention.database.catalog import open_category
 from include.retention.database.identity import Subject, normalise, normalised_sql, subject_hash
 from include.retention.errors import RetentionError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold, hold_tables
 from include.retention.records.suppression import (

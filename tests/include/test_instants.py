@@ -253,7 +253,7 @@ def test_a_register_written_by_an_earlier_version_on_sqlite_gets_its_offsets_bac
     """The register is also a policy table, read by the retention clock in SQL: its legacy
     UTC text (no offset) would be read there as Paris time. ``ensure_register`` rewrites it."""
     from include.retention.database.target import connect
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.rights.requests import ensure_register
 
     target = connect(f"sqlite:///{tmp_path / 'register.db'}", "archive")
@@ -298,7 +298,7 @@ def test_in_the_dpo_report_a_request_closed_today_is_not_overdue_until_a_nightly
     from crm_helpers import KEY
 
     from include.retention.database.identity import Subject
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.reports import dpo_report
     from include.retention.rights.requests import handle
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
     insert,
 )
 
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
 PARIS, UTC = ZoneInfo("Europe/Paris"), ZoneInfo("UTC")

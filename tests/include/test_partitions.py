@@ -21,7 +21,7 @@ from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.schedule.context import StepContext, open_step

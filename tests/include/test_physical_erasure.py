@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from include.retention.database.identity import Subject
 from include.retention.database.target import sqlite_archive_path
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext
 from include.retention.rights.erasure import erase
 

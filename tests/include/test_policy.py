@@ -7,7 +7,7 @@ import yaml
 
 from include.retention.dates.periods import Period
 from include.retention.errors import PolicyError
-from include.retention.policy.model import DEFAULT_POLICY_PATH, load_policy, parse_policy
+from include.retention.policy.load import DEFAULT_POLICY_PATH, load_policy, parse_policy
 
 SPEC_CATEGORIES = {
     "web_forms": ("P3Y", "P5Y"),
@@ -242,7 +242,7 @@ def test_an_alias_that_expands_to_a_small_tree_still_loads(tmp_path):
 
 
 def test_a_policy_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
-    from include.retention.policy.model import MAX_POLICY_BYTES
+    from include.retention.policy.safe_yaml import MAX_POLICY_BYTES
 
     text = _shipped_text() + "#" * MAX_POLICY_BYTES + "\n"
     message = _load_text(tmp_path, text, "huge.yaml")
@@ -508,6 +508,6 @@ def test_a_number_too_large_to_be_finite_is_refused_with_its_line(tmp_path):
 
 def test_the_policy_reader_leaves_other_yaml_readers_as_they_were():
     """The YAML 1.2 numbers belong to the policy's own loader, not to PyYAML's SafeLoader."""
-    from include.retention.policy.model import read_policy_yaml  # noqa: F401 - its import registers the loader
+    from include.retention.policy.safe_yaml import read_policy_yaml  # noqa: F401 - its import registers the loader
 
     assert yaml.safe_load("[0x10, 1:20, 1_000]") == [16, 80, 1000]

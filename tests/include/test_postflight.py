@@ -117,7 +117,7 @@ def test_a_dry_run_reports_overdue_rows_without_failing(target):
 def _erp_step(target, run_id="customers-1"):
     from test_real_schemas import ERP_POLICY
 
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
 
     policy = parse_policy(ERP_POLICY)
     ctx = RunContext(
@@ -243,7 +243,7 @@ def test_an_invoice_past_its_horizon_under_a_held_customer_passes_the_gate(targe
     from test_real_schemas import _erp_with_identifiers, create_erp
 
     from include.retention.database.identity import Subject, SubjectKey
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
     from include.retention.records.holds import NewHold, add_hold
 
     key = SubjectKey("k" * 40, "test")

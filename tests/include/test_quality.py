@@ -22,7 +22,7 @@ from sqlalchemy import Column, DateTime, Integer, String, Table, insert, update
 from table_checksums import checksum
 
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate

@@ -17,7 +17,7 @@ from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category,
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import audit_table
 from include.retention.reports import certificate
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from include.retention.database.identity import Subject, normalised_sql, subject_hash
 from include.retention.database.target import connect
 from include.retention.errors import RetentionError
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights.requests import handle

@@ -27,7 +27,7 @@ from include.retention.database.roles import PIPELINE_ROLE, READER_ROLE, least_p
 from include.retention.database.target import connect
 from include.retention.dates import instants
 from include.retention.errors import PolicyError
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext, audit_table, events
 from include.retention.records.holds import NewHold, add_hold, lift_hold

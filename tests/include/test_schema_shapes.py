@@ -30,7 +30,7 @@ from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, MetaData, St
 from include.retention.database.catalog import check_against_database
 from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError
-from include.retention.policy.model import parse_policy
+from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
 from include.retention.rights.erasure import erase
 

@@ -32,7 +32,8 @@ from engine_helpers import PARIS, ids, run_category, schema_metadata
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, text
 
 from include.retention.database.identity import Subject
-from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.policy.load import parse_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.rights.erasure import erase

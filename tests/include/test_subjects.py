@@ -200,18 +200,16 @@ def _erase(target, email, reference="DDP-LOOKUP-1"):
     from crm_helpers import AS_OF as CRM_DAY
 
     from include.retention.database.identity import Subject
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.rights.requests import RequestRecord, handle
 
     request = RequestRecord(reference, "erasure", CRM_DAY, True, requester_email=email)
     ctx = RunContext(f"manual__{reference}", "subject_request", CRM_DAY, "test")
-    return handle(
-        target, load_policy(), CRM_KEY, request, Subject.of({"email": email}), ctx, datetime.now(UTC)
-    )
+    return handle(target, load_policy(), CRM_KEY, request, Subject.of({"email": email}), ctx, datetime.now(UTC))
 
 
 def _ask(target, email):
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
 
     return was_erased(target, load_policy(), CRM_KEY, "email", email)
 
@@ -222,7 +220,7 @@ def _register_until(target, reference):
     from crm_helpers import crm_table
 
     from include.retention.dates.periods import Period
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
 
     register = crm_table(target, "rights_requests")
     with target.read() as conn:
@@ -356,7 +354,7 @@ def _erp_policy():
 
     from test_real_schemas import ERP_POLICY
 
-    from include.retention.policy.model import parse_policy
+    from include.retention.policy.load import parse_policy
 
     data = copy.deepcopy(ERP_POLICY)
     for category in data["categories"].values():

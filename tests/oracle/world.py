@@ -49,7 +49,8 @@ from sqlalchemy import (
 )
 
 from include.retention.database.target import Target, connect
-from include.retention.policy.model import RetentionPolicy, parse_policy
+from include.retention.policy.load import parse_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, audit_table, events
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports.summary import summarize_run

@@ -54,7 +54,7 @@ def _certify_runs(url: str) -> None:
     """Each finished run's certificate in the reports folder, as tasks.summary writes it: the
     chain status expects one per run."""
     from include.retention.database.target import connect
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.records import audit
     from include.retention.reports import certificate
 
@@ -181,7 +181,7 @@ def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is
     from datetime import date
 
     from include.retention.database.identity import Subject
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.records.audit import RunContext
     from include.retention.rights.requests import RequestRecord, handle
 
@@ -267,7 +267,7 @@ def _copy_of_the_target(tmp_path, monkeypatch):
 @pytest.fixture
 def certified_copy(ui, tmp_path, monkeypatch):
     """A copy of the UI's target whose runs have their certificates."""
-    from include.retention.policy.model import load_policy
+    from include.retention.policy.load import load_policy
     from include.retention.records import audit
     from include.retention.reports import certificate
 

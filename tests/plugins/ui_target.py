@@ -14,7 +14,7 @@ from include.demo.seed import seed_demo
 from include.retention.database.identity import SubjectKey, subject_hash
 from include.retention.database.target import connect
 from include.retention.files import REPORTS_ENV_VAR
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from include.retention.database.target import connect
-from include.retention.policy.model import load_policy
+from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext, audit_table
 from include.retention.reports import certificate
 from include.retention.reports.summary import format_summary, summarize_run, summary_table

@@ -42,7 +42,8 @@ from include.retention.database.catalog import (
     archive_layout,
     archive_metadata_columns,
 )
-from include.retention.policy.model import RetentionPolicy, load_policy
+from include.retention.policy.load import load_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import append_only_trigger_sql, audit_table
 from include.retention.records.holds import LIFT_FUNCTION, hold_tables
 from include.retention.records.locks import locks_table

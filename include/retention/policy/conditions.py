@@ -14,13 +14,13 @@ against the live table and values always travel as bound parameters.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlalchemy import and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
-Value = Union[bool, int, float, str, date, datetime]
+Value = bool | int | float | str | date | datetime
 _TESTS = ("equals", "in_", "is_null", "is_not_null")
 
 
@@ -68,15 +68,19 @@ def _condition_kind(value: Any) -> str:
             if key in value:
                 return tag
         return COLUMN_TEST
-    return {AllOf: ALL_OF, AnyOf: ANY_OF, NoneOf: NOT}.get(type(value), COLUMN_TEST)
+    tags: dict[type, str] = {AllOf: ALL_OF, AnyOf: ANY_OF, NoneOf: NOT}
+    return tags.get(type(value), COLUMN_TEST)
 
 
-# Tag names appear in pydantic's error locations; policy.py leaves them out of key paths.
+# Tag names appear in pydantic's error locations; load.py leaves them out of key paths.
 COLUMN_TEST, ALL_OF, ANY_OF, NOT = "<column test>", "<all of>", "<any of>", "<not>"
 
 
 Condition = Annotated[
-    Annotated[ColumnTest, Tag(COLUMN_TEST)] | Annotated[AllOf, Tag(ALL_OF)] | Annotated[AnyOf, Tag(ANY_OF)] | Annotated[NoneOf, Tag(NOT)],
+    Annotated[ColumnTest, Tag(COLUMN_TEST)]
+    | Annotated[AllOf, Tag(ALL_OF)]
+    | Annotated[AnyOf, Tag(ANY_OF)]
+    | Annotated[NoneOf, Tag(NOT)],
     Discriminator(_condition_kind),
 ]
 AllOf.model_rebuild()
