@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from include.retention.database.catalog import identifier_columns
 from include.retention.dates.periods import Period
-from include.retention.policy.model import Category, RetentionPolicy, TablePolicy, TableBase
+from include.retention.policy.model import Category, RetentionPolicy, TableBase, TablePolicy
 
 
 def category_doc(policy: RetentionPolicy, category: Category) -> str:
@@ -48,19 +48,32 @@ def category_doc(policy: RetentionPolicy, category: Category) -> str:
 def schedule_sentence(category: Category) -> str:
     """E.g. "kept active 3 years from last_inbound_contact_at, then 5 years in the archive, then deleted"."""
     starts = ", ".join(sorted({t.start_event.describe() for t in category.tables}))
-    active = (f"kept active {category.active_period.in_words()} from `{starts}`"
-              if not category.active_period.is_zero else f"kept active until `{starts}` is set")
+    active = (
+        f"kept active {category.active_period.in_words()} from `{starts}`"
+        if not category.active_period.is_zero
+        else f"kept active until `{starts}` is set"
+    )
     end = "deleted" if category.end_action == "delete" else "anonymised"
-    parents = sorted({t.archived_with.table for t in category.tables
-                      if t.archived_with is not None and t.archived_with.on_parent_event})
+    parents = sorted(
+        {
+            t.archived_with.table
+            for t in category.tables
+            if t.archived_with is not None and t.archived_with.on_parent_event
+        }
+    )
     if parents and category.has_archive:
         # Released by the parent's event, ended by its own clock (``archived_with.leaves_active``).
         event = f"the start event of its {', '.join(f'`{p}`' for p in parents)} row"
-        active = (f"kept active until {event}" if category.active_period.is_zero
-                  else f"kept active {category.active_period.in_words()} from {event}")
-        whole = Period(category.active_period.years + category.archive_or_zero.years,
-                       category.active_period.months + category.archive_or_zero.months,
-                       category.active_period.days + category.archive_or_zero.days)
+        active = (
+            f"kept active until {event}"
+            if category.active_period.is_zero
+            else f"kept active {category.active_period.in_words()} from {event}"
+        )
+        whole = Period(
+            category.active_period.years + category.archive_or_zero.years,
+            category.active_period.months + category.archive_or_zero.months,
+            category.active_period.days + category.archive_or_zero.days,
+        )
         return f"{active}, then in the archive until {whole.in_words()} from `{starts}`, then {end}."
     if category.has_archive:
         return f"{active}, then {category.archive_or_zero.in_words()} in the archive, then {end}."
@@ -87,10 +100,12 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
         if table.start_event.ongoing_if_open is not None:
             kind += f"; ongoing while a `{table.start_event.ongoing_if_open.path[-1].table}` row is open"
         if table.archived_with is not None and table.archived_with.on_parent_event:
-            kind += (f"; leaves the active base when the start event of its `{table.archived_with.table}` row has "
-                     "passed (plus this category's active period; its own clock if that row has left or no "
-                     "category governs it), or with "
-                     "that row; kept in the archive until its own start + both periods")
+            kind += (
+                f"; leaves the active base when the start event of its `{table.archived_with.table}` row has "
+                "passed (plus this category's active period; its own clock if that row has left or no "
+                "category governs it), or with "
+                "that row; kept in the archive until its own start + both periods"
+            )
         elif table.archived_with is not None:
             kind += f"; archived together with its `{table.archived_with.table}` row"
     else:

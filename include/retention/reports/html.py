@@ -7,8 +7,9 @@ every value escaped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:75em}
@@ -24,9 +25,11 @@ form{margin:1em 0} label{margin-right:1em} nav a{margin-right:1.2em}
 
 def page(title: str, body: str, *, lang: str = "en", nav: str = "") -> str:
     """A whole HTML document around ``body`` (already HTML)."""
-    return (f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{nav}"
-            f"<h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="{escape(lang)}"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{nav}"
+        f"<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def cell(value: Any) -> str:
@@ -40,13 +43,14 @@ def cell(value: Any) -> str:
     return f"<td>{escape('' if value is None else str(value))}</td>"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str = "",
-          row_class: Any = None) -> str:
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str = "", row_class: Any = None) -> str:
     """An HTML table; ``row_class(row)`` may give a CSS class per row."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
         f"<tr{(' class=' + repr(row_class(r))) if row_class and row_class(r) else ''}>"
-        f"{''.join(cell(v) for v in r)}</tr>" for r in rows)
+        f"{''.join(cell(v) for v in r)}</tr>"
+        for r in rows
+    )
     title = f"<caption>{escape(caption)}</caption>" if caption else ""
     return f"<table>{title}<tr>{head}</tr>{body}</table>"
 
