@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from include.retention.database.catalog import identifier_columns
 from include.retention.dates.periods import Period
-from include.retention.policy.model import Category, RetentionPolicy, TableBase, TablePolicy
+from include.retention.policy.model import Category, ChildTable, RetentionPolicy, TableBase, TablePolicy
 
 
 def category_doc(policy: RetentionPolicy, category: Category) -> str:
@@ -108,8 +108,8 @@ def _table_lines(table: TableBase, depth: int) -> list[str]:
             )
         elif table.archived_with is not None:
             kind += f"; archived together with its `{table.archived_with.table}` row"
-    else:
-        kind = f" - child via `{', '.join(table.foreign_key)}`"  # type: ignore[attr-defined]
+    elif isinstance(table, ChildTable):
+        kind = f" - child via `{', '.join(table.foreign_key)}`"
     archived = ", ".join(table.archive_columns) or "nothing"
     out = [f"{indent}- `{table.table}`{kind}; archived columns: {archived}{_identifiers_kept(table)}"]
     for child in table.children:
