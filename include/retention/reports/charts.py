@@ -8,7 +8,7 @@ as text (the total above each bar, each segment's count in its tooltip and attri
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 COLOURS = ("#3b6ea5", "#c0392b", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d")
@@ -18,7 +18,7 @@ _CHAR = 6.2  # average width of an 11px character, to wrap the title and space t
 
 def stacked_bars(
     labels: Sequence[tuple[str, str]],
-    series: dict[str, Sequence[int]],
+    series: Mapping[str, Sequence[int]],
     *,
     title: str,
     colours: Sequence[str] = COLOURS,
@@ -86,7 +86,7 @@ def _bar(
     plot_height: int,
     top: int,
     index: int,
-    series: dict[str, Sequence[int]],
+    series: Mapping[str, Sequence[int]],
     colours: Sequence[str],
     label: str,
 ) -> str:
