@@ -31,11 +31,17 @@ class _Strict(BaseModel):
 class ColumnTest(_Strict):
     """One test on one column; exactly one of equals, in, is_null, is_not_null."""
 
-    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    equals: Value | None = None
-    in_: list[Value] | None = Field(default=None, alias="in", min_length=1)
-    is_null: bool | None = None
-    is_not_null: bool | None = None
+    column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        description="The column tested, on the table the condition is about; checked against the live table."
+    )
+    equals: Value | None = Field(
+        default=None, description="Rows whose column equals this value (sent as a bound parameter, never as SQL)."
+    )
+    in_: list[Value] | None = Field(
+        default=None, alias="in", min_length=1, description="Rows whose column holds one of these values."
+    )
+    is_null: bool | None = Field(default=None, description="`true`: rows whose column is empty (NULL).")
+    is_not_null: bool | None = Field(default=None, description="`true`: rows whose column is not empty.")
 
     @model_validator(mode="after")
     def _exactly_one_test(self) -> ColumnTest:
@@ -48,17 +54,23 @@ class ColumnTest(_Strict):
 
 
 class AllOf(_Strict):
-    all: list[Condition] = Field(min_length=1)
+    """``{all: [cond, ...]}``: rows that pass every condition of the list (and)."""
+
+    all: list[Condition] = Field(min_length=1, description="The conditions a row must all pass.")
 
 
 class AnyOf(_Strict):
-    any: list[Condition] = Field(min_length=1)
+    """``{any: [cond, ...]}``: rows that pass at least one condition of the list (or)."""
+
+    any: list[Condition] = Field(min_length=1, description="The conditions a row must pass one of.")
 
 
 class NoneOf(_Strict):
     """``{not: cond}``: rows for which ``cond`` is not true (NULL counts as not true)."""
 
-    not_: Condition = Field(alias="not")
+    not_: Condition = Field(
+        alias="not", description="The condition a row must not pass; a row for which it is NULL passes `not`."
+    )
 
 
 def _condition_kind(value: Any) -> str:

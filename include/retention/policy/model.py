@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from include.retention.dates.clock import Zones
@@ -85,8 +86,10 @@ class _Strict(BaseModel):
 
 
 class Label(_Strict):
-    fr: str = Field(min_length=1)
-    en: str = Field(min_length=1)
+    """A text of the charter in both of its languages: ``{fr: ..., en: ...}``."""
+
+    fr: str = Field(min_length=1, description="The text in French, as the charter words it.")
+    en: str = Field(min_length=1, description="The same text in English.")
 
 
 class RelationStep(_Strict):
@@ -99,11 +102,27 @@ class RelationStep(_Strict):
     is never taken for a related one.
     """
 
-    table: Identifier
-    schema_name: Identifier | None = Field(default=None, alias="schema")
-    foreign_key: ColumnList
-    references: Annotated[list[Identifier], BeforeValidator(_as_list)] | None = None
-    where: Condition | None = None
+    table: Identifier = Field(description="The table this hop reaches.")
+    schema_name: Identifier | None = Field(
+        default=None,
+        alias="schema",
+        description="PostgreSQL schema of `table`. Default: the schema its own `tables[]` entry declares, else "
+        "`source_schema`.",
+    )
+    foreign_key: ColumnList = Field(
+        description="This step's column, or list of columns, holding the previous table's key (`references`)."
+    )
+    references: Annotated[list[Identifier], BeforeValidator(_as_list)] | None = Field(
+        default=None,
+        description="The previous table's column(s) that `foreign_key` holds, in the same order: the far side of a "
+        "many-to-many link table (`{table: accounts, foreign_key: account_id, references: account_id}`). "
+        "Default: the previous table's primary key.",
+    )
+    where: Condition | None = Field(
+        default=None,
+        description="A condition on this step's own table: only its rows that pass are followed (only signed "
+        "contracts; the `elementtype` beside a polymorphic `fk_element`). Default: every row.",
+    )
 
 
 def _distinct_columns(columns: list[str]) -> list[str]:
@@ -123,14 +142,35 @@ class _RelatedValue(_Strict):
     """A value of each row reached by ``path`` and passing ``where``: one ``column``, or
     ``first_non_null`` of several columns of that row (``COALESCE``), never both."""
 
-    column: Identifier | None = None
-    first_non_null: ExpressionColumns | None = None
+    column: Identifier | None = Field(
+        default=None,
+        description="A date or timestamp column of the last table of `path`. Give this or `first_non_null`.",
+    )
+    first_non_null: ExpressionColumns | None = Field(
+        default=None,
+        description="At least two distinct date columns of the last table of `path`, in order of preference: each "
+        "row's value is the first that is not empty (a contract line ends on its closing date when it was closed, "
+        "else on its planned end). All must hold the same kind of date. Give this or `column`.",
+    )
     # The columns that hold a planned end (a contract line's planned end date): they may lie
     # ahead of today, so the gate checks them only against a far bound; every other column
     # holds an event that happened and must not lie in the future.
-    planned: Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)] | None = None
-    path: list[RelationStep] = Field(min_length=1)
-    where: Condition | None = None
+    planned: Annotated[list[Identifier], BeforeValidator(_as_list), Field(min_length=1)] | None = Field(
+        default=None,
+        description="The column(s), among `column` or `first_non_null`, that hold a planned end and may lie ahead of "
+        "today (up to a hundred years; a contract line running until 2028). Every other column is an event that "
+        "happened: a value more than a day ahead stops the run. Default: none.",
+    )
+    path: list[RelationStep] = Field(
+        min_length=1,
+        description="Foreign-key hops from this table to the related rows, to any depth; the value is read on the "
+        "last table.",
+    )
+    where: Condition | None = Field(
+        default=None,
+        description="A condition on the last table of `path`: only its rows that pass count (only contacts that "
+        "came from the person). Default: every related row.",
+    )
 
     @field_validator("planned")
     @classmethod
@@ -188,9 +228,9 @@ class Aggregate(_RelatedValue):
 class ClockSource(_Strict):
     """One candidate start date: a column of the row, or an aggregate over related rows."""
 
-    column: Identifier | None = None
-    latest: Aggregate | None = None
-    earliest: Aggregate | None = None
+    column: Identifier | None = Field(default=None, description="A date or timestamp column of the row itself.")
+    latest: Aggregate | None = Field(default=None, description="The latest value over related rows.")
+    earliest: Aggregate | None = Field(default=None, description="The earliest value over related rows.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClockSource:
@@ -220,12 +260,29 @@ class StartEvent(_Strict):
     defect: the row cannot be aged, stays where it is, and is reported.
     """
 
-    column: Identifier | None = None
-    latest: Aggregate | None = None
-    earliest: Aggregate | None = None
-    first_of: list[ClockSource] | None = Field(default=None, min_length=1)
-    when_missing: Literal["ongoing", "defect"]
-    ongoing_if_open: OpenRelated | None = None
+    column: Identifier | None = Field(
+        default=None, description="A date or timestamp column of the row itself (`last_inbound_contact_at`)."
+    )
+    latest: Aggregate | None = Field(
+        default=None, description="The latest value over related rows (the last inbound contact, the last line end)."
+    )
+    earliest: Aggregate | None = Field(default=None, description="The earliest value over related rows.")
+    first_of: list[ClockSource] | None = Field(
+        default=None,
+        min_length=1,
+        description="Ordered fallbacks, each a `column`, `latest` or `earliest`: the first that is not empty wins. "
+        "All must hold the same kind of date.",
+    )
+    when_missing: Literal["ongoing", "defect"] = Field(
+        description="What an empty start means. `ongoing`: the event has not happened yet (a contract still running, "
+        "a request still open), the row stays active. `defect`: the event always exists, so the row cannot be "
+        "aged; it stays where it is and every run reports it."
+    )
+    ongoing_if_open: OpenRelated | None = Field(
+        default=None,
+        description="Related rows that keep the row active while one of them is open (its value is empty: a "
+        "contract line with no end date). Default: nothing keeps the row open.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StartEvent:
@@ -258,29 +315,65 @@ def _describe_source(source: ClockSource) -> str:
 class PrefixRule(_Strict):
     """Keep the first ``prefix`` characters (a postcode's département: ``75``)."""
 
-    prefix: int = Field(ge=1)
+    prefix: int = Field(ge=1, description="How many leading characters to keep (at least 1).")
 
 
 class RoundRule(_Strict):
     """Round a number down to a multiple of ``round`` (an amount to the nearest 100)."""
 
-    round: float = Field(gt=0)
+    round: float = Field(
+        gt=0, description="The multiple to round towards zero to (above 0): `100` turns 1,234.5 into 1,200."
+    )
 
 
 AnonymizeRule = Literal["null", "keep", "year", "month"] | PrefixRule | RoundRule
 
 
 class TableBase(_Strict):
-    table: Identifier
-    schema_name: Identifier | None = Field(default=None, alias="schema")
-    archive_table: Identifier | None = None
-    primary_key: ColumnList
-    archive_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
-    subject_identifiers: dict[Identifier, ColumnList] = {}
+    """The keys a table (``tables[]``) and a child table (``children[]``) share."""
+
+    table: Identifier = Field(
+        description="Table name. One policy governs one table of a name: the same name in two schemas is refused."
+    )
+    schema_name: Identifier | None = Field(
+        default=None,
+        alias="schema",
+        description="PostgreSQL schema of the table. Default: `source_schema`.",
+    )
+    archive_table: Identifier | None = Field(
+        default=None,
+        description="Name of its archive table, in `archive_schema`. Default: the table's own name. Required, and "
+        "distinct, when one table serves several categories.",
+    )
+    primary_key: ColumnList = Field(description="Column, or list of columns. Batches walk it in order.")
+    archive_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = Field(
+        default=[],
+        description="Columns kept in the archive (minimisation). The primary key, the foreign key and every column "
+        "of `subject_identifiers` are always kept; everything else is dropped when the row is archived. Default: "
+        "keys and identifiers only.",
+    )
+    subject_identifiers: dict[Identifier, ColumnList] = Field(
+        default={},
+        description="`{kind: [columns]}` (`email`, `phone`, `customer_number`, `visitor_id`...): how a person is "
+        'found in this table by rights requests, legal holds and the "was X erased?" lookup. Default: none.',
+    )
     # The columns the person gave us (a form's fields): what a portability export holds.
-    provided_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = []
-    anonymize: dict[Identifier, AnonymizeRule] = {}
-    children: list[ChildTable] = []
+    provided_columns: Annotated[list[Identifier], BeforeValidator(_as_list)] = Field(
+        default=[],
+        description="Columns the person gave us (a form's fields): what a portability export holds. Default: none.",
+    )
+    anonymize: dict[Identifier, AnonymizeRule] = Field(
+        default={},
+        description="`{column: rule}`, only when the category's `end_action` is `anonymize`, and then one rule for "
+        "every archived column that is not a key. Rules (irreversible): `null` (remove), `keep` (a column judged "
+        "non-identifying; refused on a subject identifier), `year` / `month` (a date or timestamp truncated to the "
+        "first day of its year or month, in `timezone`), `{prefix: N}`, `{round: R}`.",
+    )
+    children: list[ChildTable] = Field(
+        default=[],
+        description="Child tables, archived and destroyed together with their parent row, to any depth. A table is "
+        "never its own child, at any depth. Default: none.",
+    )
 
     def walk(self) -> list[TableBase]:
         """This table and all its descendants, parents before children."""
@@ -297,11 +390,14 @@ class ChildTable(TableBase):
 
     ``foreign_key`` lists this table's columns that hold the parent's primary key, in
     the same order. Foreign keys are not discovered from the database on purpose: the
-    policy states the tree, and ``catalog`` checks that no undeclared foreign key points
-    at a table the engine deletes from.
+    policy states the tree (a link may be declared here alone when the database has none),
+    and the live check refuses an undeclared foreign key that points at a table the engine
+    deletes from.
     """
 
-    foreign_key: ColumnList
+    foreign_key: ColumnList = Field(
+        description="This table's column(s) holding the parent's primary key, in the same order."
+    )
 
 
 class ArchivedWith(_Strict):
@@ -320,9 +416,18 @@ class ArchivedWith(_Strict):
     of life stays its own either way (its start + active + archive periods).
     """
 
-    table: Identifier
-    foreign_key: ColumnList
-    leaves_active: Literal["with_parent", "on_parent_event"] = "with_parent"
+    table: Identifier = Field(
+        description="The parent: a root table (`tables[]`) of another category, which has an archive."
+    )
+    foreign_key: ColumnList = Field(
+        description="This table's column(s) holding the parent's primary key, outside this table's own primary key "
+        "when its category anonymises (anonymising sets the link to NULL)."
+    )
+    leaves_active: Literal["with_parent", "on_parent_event"] = Field(
+        default="with_parent",
+        description="When the row leaves the active base. `with_parent`: with its parent row, in the parent's batch. "
+        "`on_parent_event`: once its parent row's start event plus this row's own `active_period` has passed.",
+    )
 
     @property
     def on_parent_event(self) -> bool:
@@ -337,50 +442,109 @@ class TablePolicy(TableBase):
     ``archived_with`` makes it a retained dependant of a table of another category.
     ``partitioned``: the table is range-partitioned on its start-event column (PostgreSQL
     declarative partitioning); whole partitions past their horizon then move or are
-    dropped at once (``partitions.py``), the others go by batches.
+    dropped at once, the others go by batches.
     """
 
-    start_event: StartEvent
-    scope: Condition | None = None
-    archived_with: ArchivedWith | None = None
-    partitioned: bool = False
+    start_event: StartEvent = Field(description="Where the clock starts and what an empty start means.")
+    scope: Condition | None = Field(
+        default=None,
+        description="A condition selecting the rows this category governs, when one table serves several "
+        "categories. Default: every row.",
+    )
+    archived_with: ArchivedWith | None = Field(
+        default=None,
+        description="Makes the table a retained dependant of another category's table: it leaves the active base "
+        "with its parent row (or at its parent's event), and its parent is kept while it is. Default: none.",
+    )
+    partitioned: bool = Field(
+        default=False,
+        description="`true`: the table is range-partitioned on its start-event column (PostgreSQL); whole "
+        "partitions past the horizon move or are dropped at once, the others go by batches.",
+    )
 
 
 class DeletionLimit(_Strict):
     """The most rows one run may remove from the active base, or from the archive, per table,
-    without a person approving it first (``limits.py``): as a number, and as a fraction of
-    what the table holds. A wrong clock or a period shortened by mistake shows up as a run
-    far over its usual volume; it then waits for approval instead of destroying data."""
+    without a person approving it first: as a number, and as a fraction of what that side of
+    the table holds. A wrong clock or a period shortened by mistake shows up as a run far over
+    its usual volume; it then waits for approval instead of destroying data."""
 
-    rows: int | None = Field(default=None, ge=0)
-    fraction: float | None = Field(default=None, gt=0, le=1)
+    rows: int | None = Field(default=None, ge=0, description="A number of rows (0 or more). `null`: no limit by count.")
+    fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="A fraction of what that side of the table holds, above 0 and at most 1. `null`: no limit by "
+        "fraction.",
+    )
 
 
 class Category(_Strict):
-    """One row of the charter's schedule."""
+    """One row of the charter's schedule: what the data is kept for, how long in the active base
+    and then in the archive, and what happens at the end. Each category is one DAG,
+    ``retention_<key>``."""
 
-    key: str = ""
-    label: Label
-    # The charter's words for the start event ("the last contact initiated by the
-    # person"), shown next to the policy's columns in the DPO report.
-    counted_from: Label | None = None
-    legal_basis: str = Field(min_length=1)
-    archive_purpose: str | None = None
-    schedule: str
-    active_period: PeriodField
-    archive_period: PeriodField | None = None
-    end_action: Literal["delete", "anonymize"]
-    # What a data subject's erasure request does to this category's rows: ``delete`` them,
-    # or ``keep`` them because a legal obligation requires it (accounting records, evidence
-    # that a request was handled); the answer to the person then names ``legal_basis``.
-    on_erasure: Literal["delete", "keep"] = "delete"
-    # Requests other than erasure that delete this category's rows at once, whatever their
-    # age: ``consent_withdrawal`` (tracking that exists only by consent), ``opposition``
-    # (prospection; the person is also put on the suppression list).
-    deleted_on: list[Literal["consent_withdrawal", "opposition"]] = []
-    batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
-    deletion_limit: DeletionLimit | None = None  # this category's own limit (else the policy's)
-    tables: list[TablePolicy] = Field(min_length=1)
+    key: SkipJsonSchema[str] = Field(
+        default="",
+        description="Set by the loader to the category's key in `categories`; not written in the file.",
+    )
+    label: Label = Field(description="The charter's label of the category.")
+    counted_from: Label | None = Field(
+        default=None,
+        description='The charter\'s words for the start event ("the last contact initiated by the person"), shown '
+        "in the DPO report next to the policy's columns. Default: none.",
+    )
+    legal_basis: str = Field(
+        min_length=1, description="Legal basis of the processing, named in the answer to an erasure request it keeps."
+    )
+    archive_purpose: str | None = Field(
+        default=None,
+        description="Why the archive is kept (probative, accounting...). Required when there is an archive period.",
+    )
+    schedule: str = Field(
+        description="When the category's DAG runs: a 5-field cron expression (`30 2 * * *`), in `timezone`; fields "
+        "separated by ASCII spaces or tabs."
+    )
+    active_period: PeriodField = Field(
+        description="ISO-8601 period (`P3Y`, `P13M`, `P30D`; at most `P100Y`) counted from the start event, during "
+        'which rows stay in the active base. `P0D` means "as long as the contract or request lasts": allowed only '
+        "when every table counts from an end event (`when_missing: ongoing`) or waits for the row it is "
+        "`archived_with`."
+    )
+    archive_period: PeriodField | None = Field(
+        default=None,
+        description="ISO-8601 period (at most `P100Y`) that follows the active period, during which rows are kept "
+        "in the archive schema. Absent or `P0D`: no archive, rows go straight to end of life.",
+    )
+    end_action: Literal["delete", "anonymize"] = Field(
+        description="What end of life does: `delete` the rows, or `anonymize` them in the archive (needs an archive "
+        "period, and a rule in `anonymize` for every archived column)."
+    )
+    on_erasure: Literal["delete", "keep"] = Field(
+        default="delete",
+        description="What a data subject's erasure request does to this category's rows: `delete` them, or `keep` "
+        "them because a legal obligation requires it (accounting records, evidence that a request was handled); the "
+        "answer to the person then names `legal_basis`.",
+    )
+    deleted_on: list[Literal["consent_withdrawal", "opposition"]] = Field(
+        default=[],
+        description="Requests other than erasure that delete this category's rows at once, whatever their age: "
+        "`consent_withdrawal` (tracking that exists only by consent), `opposition` (prospection; the person is also "
+        "put on the suppression list). Default: none.",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Parent rows per transaction for this category (1 to 1,000,000). Default: the top-level "
+        "`batch_size`.",
+    )
+    deletion_limit: DeletionLimit | None = Field(
+        default=None, description="This category's own deletion limit. Default: the top-level `deletion_limit`."
+    )
+    tables: list[TablePolicy] = Field(
+        min_length=1, description="The tables whose rows carry this category's clock (at least one)."
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -399,29 +563,86 @@ class Category(_Strict):
 
 
 class RetentionPolicy(_Strict):
-    """The whole schedule. ``version`` is stamped on every archived row and audit event."""
+    """The whole schedule: where the governed tables and the archive are, how runs behave, and
+    one category per row of the charter's schedule. ``version`` is stamped on every archived row
+    and audit event."""
 
-    version: str = Field(min_length=1)
-    timezone: str = "Europe/Paris"
-    naive_timezone: str | None = None
-    source_schema: Identifier = "public"
-    archive_schema: Identifier = "archive"
-    audit_table: Identifier = "retention_audit"
-    batch_size: int = Field(default=5_000, ge=1, le=1_000_000)
+    version: str = Field(
+        min_length=1,
+        description="A string you bump on every change; stamped on each archived row and audit event.",
+    )
+    timezone: str = Field(
+        default="Europe/Paris", description="IANA time zone in which days are counted, and the schedules run."
+    )
+    naive_timezone: str | None = Field(
+        default=None,
+        description="IANA zone that naive timestamps are stored in (`UTC` for Odoo, Django...). PostgreSQL only: "
+        "SQLite cannot convert zones, so it is refused there. Default: `timezone`.",
+    )
+    source_schema: Identifier = Field(
+        default="public",
+        description="PostgreSQL schema of the active tables (SQLite: ignored, tables are in the main database).",
+    )
+    archive_schema: Identifier = Field(
+        default="archive",
+        description="PostgreSQL schema of the archive; on SQLite, the name of the attached archive database.",
+    )
+    audit_table: Identifier = Field(
+        default="retention_audit", description="Name of the audit table, in the archive schema."
+    )
+    batch_size: int = Field(
+        default=5_000,
+        ge=1,
+        le=1_000_000,
+        description="Parent rows per transaction (1 to 1,000,000; their children move with them), unless a category "
+        "or the run's Param says otherwise.",
+    )
     # Batches run side by side on PostgreSQL (each its own transaction on its own
     # connection): a single statement uses one core, the server has more.
-    batch_workers: int = Field(default=2, ge=1, le=8)
+    batch_workers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Batches run side by side on PostgreSQL, each its own transaction on its own connection (1 to "
+        "8; SQLite always runs one at a time).",
+    )
     # Above this, a run pauses for a person's approval (``limits.py``); the default stops a
     # run that would empty a fifth of a table, or move 100,000 rows, at once.
-    deletion_limit: DeletionLimit = DeletionLimit(rows=100_000, fraction=0.2)
-    # How long a run waits for that approval before it fails, changing nothing.
-    approval_timeout_hours: int = Field(default=24, ge=1, le=24 * 14)
-    precedence: list[Identifier] = []
+    deletion_limit: DeletionLimit = Field(
+        default=DeletionLimit(rows=100_000, fraction=0.2),
+        description="The most rows one run may remove from the active base, or from the archive, per table, "
+        "without a person's approval.",
+    )
+    approval_timeout_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 14,
+        description="Hours a run past its deletion limit waits for approval before it fails, changing nothing (1 to "
+        "336).",
+    )
+    precedence: list[Identifier] = Field(
+        default=[],
+        description="Ordered category keys: where the scopes of two categories on one table overlap, the earlier "
+        "wins. Default: none (scopes must then be provably exclusive).",
+    )
     # The project's register of data-subject requests (``store.register_table``): a root
     # table of one of the categories, which then governs its retention.
-    rights_register: Identifier | None = None
-    categories: dict[Identifier, Category] = Field(min_length=1)
-    source: str = Field(default="<memory>", exclude=True)
+    rights_register: Identifier | None = Field(
+        default=None,
+        description="The table that records data-subject requests: a root table of the category that governs "
+        "them, created with the project's layout if missing. Required for the `subject_request` DAG. Default: none.",
+    )
+    categories: dict[Identifier, Category] = Field(
+        min_length=1,
+        description="Category key (an identifier; its DAG is `retention_<key>`) to category: one row of the "
+        "charter's schedule each (at least one).",
+    )
+    source: SkipJsonSchema[str] = Field(
+        default="<memory>",
+        exclude=True,
+        description="Set by the loader to the file the policy was read from, for error messages; not written in "
+        "the file.",
+    )
 
     @field_validator("timezone", "naive_timezone")
     @classmethod
