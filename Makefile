@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test test-deep bench airflow install clean
+.PHONY: demo test test-deep bench docs airflow install clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ test-deep: install
 # for more); writes docs/benchmarks.md. Not part of `make test`.
 bench: install
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+# docs/reference/policy.md, written from the policy model's field descriptions; a test fails
+# when the committed page is not what this writes.
+docs: install
+	$(PY) -m include.retention.policy.reference
 
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
 # standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
