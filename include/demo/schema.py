@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-from include.retention.rights.requests import register_table
+from include.retention.database.store import register_table
 
 
 def build_metadata(schema: str | None) -> MetaData:

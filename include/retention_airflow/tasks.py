@@ -23,11 +23,12 @@ from include.retention.database.identity import (
     key_from,
     normalise,
 )
+from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.errors import CertificateNotWritten, RetentionError, describe, scrub, scrubbed
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.audit import RunContext, audit_table, record
+from include.retention.records.audit import RunContext, record
 from include.retention.records.holds import NewHold, add_hold, lift_hold, list_holds, record_expiries
 from include.retention.records.locks import category_step, release_lease
 from include.retention.reports import certificate

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Table
 
+from include.retention.database import store
 from include.retention.database.identity import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, normalise
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
@@ -176,7 +177,7 @@ def _audit_log() -> tuple[RetentionPolicy, Target, Table]:
     """The policy, the target and its audit table: what every page reads."""
     policy = _policy()
     target = _target(policy)
-    return policy, target, audit.audit_table(target.archive_schema, policy.audit_table)
+    return policy, target, store.audit_table(target.archive_schema, policy.audit_table)
 
 
 def _subject_key() -> SubjectKey:
@@ -271,7 +272,7 @@ def audit_browser(
     with target.read() as conn:
         found = (
             audit.latest_events(conn, trail, *conditions, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
-            if audit.table_exists(conn, trail)
+            if store.table_exists(conn, trail)
             else []
         )
     rows = [
@@ -343,7 +344,7 @@ def _filters_form(
 def certificates(request: Request) -> HTMLResponse:
     _, target, trail = _audit_log()
     with target.read() as conn:
-        runs = certificate.latest_runs(conn, trail) if audit.table_exists(conn, trail) else []
+        runs = certificate.latest_runs(conn, trail) if store.table_exists(conn, trail) else []
     return _page(request, "Run certificates", _runs_table(request, runs))
 
 

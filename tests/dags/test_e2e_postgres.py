@@ -18,8 +18,9 @@ from sqlalchemy import MetaData, Table, select, text, update
 from table_checksums import checksum
 
 from include.demo.seed import PARIS
+from include.retention.database.store import audit_table
 from include.retention.dates.periods import Period
-from include.retention.records.audit import GENESIS, audit_table, event_hash, events, verify_chain
+from include.retention.records.audit import GENESIS, event_hash, events, verify_chain
 from include.retention.reports import certificate
 from include.retention.rights.export import export_path
 
@@ -53,9 +54,7 @@ def _expected_phases(target) -> dict[str, set[int]]:
 
 def _run(dagbag, **conf):
     dag = dagbag.dags["retention_prospection"]
-    return dag.test(
-        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf}
-    )
+    return dag.test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf})
 
 
 def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):

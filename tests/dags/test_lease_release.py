@@ -16,8 +16,8 @@ import pytest
 from dag_helpers import AS_OF
 from sqlalchemy import select
 
-from include.retention.records.audit import audit_table, events
-from include.retention.records.locks import locks_table
+from include.retention.database.store import audit_table, locks_table
+from include.retention.records.audit import events
 
 DAG_ID = "retention_prospection"
 

@@ -12,7 +12,8 @@ import pytest
 from dag_helpers import AS_OF
 from sqlalchemy import MetaData, Table, select
 
-from include.retention.records.audit import audit_table, events, table_exists
+from include.retention.database.store import audit_table, table_exists
+from include.retention.records.audit import events
 
 ROLES_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 HOLD = {

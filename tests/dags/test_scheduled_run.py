@@ -39,8 +39,9 @@ from table_checksums import checksum
 from throwaway_postgres import _free_port, fresh_postgres_database
 
 from include.demo.seed import PARIS, at_paris, seed_demo
+from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
-from include.retention.records.audit import audit_table, events
+from include.retention.records.audit import events
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "retention_prospection"

@@ -29,10 +29,11 @@ from sqlalchemy import (
 )
 
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import audit_table
 from include.retention.database.target import Target
 from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.reports.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext

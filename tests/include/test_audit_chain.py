@@ -11,7 +11,8 @@ from engine_helpers import club_policy, create_club, run_category
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DatabaseError
 
-from include.retention.records.audit import GENESIS, audit_table, check_anchors, event_hash, verify_chain
+from include.retention.database.store import audit_table
+from include.retention.records.audit import GENESIS, check_anchors, event_hash, verify_chain
 from include.retention.reports import certificate
 
 
@@ -240,7 +241,7 @@ def _legacy_events(target) -> list[dict]:
 
     from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
 
-    from include.retention.records.audit import ensure_audit_table
+    from include.retention.database.store import ensure_audit_table
 
     legacy = Table(
         "retention_audit",
@@ -634,7 +635,7 @@ def test_a_log_of_erasures_only_is_pinned_by_its_daily_anchors(target, tmp_path,
     daily = _daily_verification(monkeypatch, target)
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        from include.retention.records.audit import ensure_audit_table
+        from include.retention.database.store import ensure_audit_table
 
         ensure_audit_table(conn, _table())
     _log_erasure(target)
@@ -688,7 +689,7 @@ def test_a_log_whose_only_anchors_name_another_log_is_not_verified(target, tmp_p
     """A log of erasures only (no run, so no certificate to expect): its daily anchor alone pins it."""
     import json
 
-    from include.retention.records.audit import ensure_audit_table
+    from include.retention.database.store import ensure_audit_table
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     target.ensure_archive_schema()
@@ -804,8 +805,8 @@ def test_an_audit_anchors_folder_replaced_by_a_file_is_named(logged, tmp_path, m
 def test_an_empty_or_missing_log_beside_only_another_logs_anchors_is_not_verified(tmp_path, monkeypatch, create):
     """The connection pointed at another database: every certificate and anchor names the old
     log; the new one, with no event, must not read as verified."""
+    from include.retention.database.store import ensure_audit_table
     from include.retention.database.target import connect
-    from include.retention.records.audit import ensure_audit_table
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     real, other = (connect(f"sqlite:///{tmp_path / name}") for name in ("real.db", "other.db"))

@@ -10,6 +10,7 @@ import pytest
 from engine_helpers import AS_OF, PARIS, club_policy, create_club, run_category
 from sqlalchemy import update
 
+from include.retention.database import store
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
@@ -117,7 +118,7 @@ def test_a_dry_run_certificate_counts_nothing_as_done(target):
     create_club(target)
     run_category(target, club_policy(), dry_run=True, run_id="dry")
     with target.read() as conn:
-        cert = certificate.build(conn, audit.audit_table("archive", "retention_audit"), club_policy(), "dry")
+        cert = certificate.build(conn, store.audit_table("archive", "retention_audit"), club_policy(), "dry")
     assert cert.dry_run and all(t.archived == t.deleted == t.anonymized == 0 for t in cert.tables)
     assert "dry run" in certificate.render(cert)
 
@@ -133,7 +134,7 @@ def test_a_dry_run_with_due_rows_is_complete_and_says_what_an_executing_run_woul
     results = post_run_gate(step)
     assert any(not r.success and not r.blocking for r in results)  # the overdue members are reported
     with target.read() as conn:
-        cert = certificate.build(conn, audit.audit_table("archive", "retention_audit"), policy, "dry")
+        cert = certificate.build(conn, store.audit_table("archive", "retention_audit"), policy, "dry")
     assert cert.completed and cert.dry_run
     page = certificate.render(cert)
     assert "INCOMPLETE" not in page and "dry run completed, nothing was changed" in page
@@ -151,7 +152,7 @@ def test_an_unknown_run_has_no_certificate(target):
     create_club(target)
     run_category(target, club_policy())
     with target.read() as conn, pytest.raises(certificate.NoSuchRun, match="no-such-run"):
-        certificate.build(conn, audit.audit_table("archive", "retention_audit"), club_policy(), "no-such-run")
+        certificate.build(conn, store.audit_table("archive", "retention_audit"), club_policy(), "no-such-run")
 
 
 def test_the_latest_runs_are_listed_newest_first(target):
@@ -159,7 +160,7 @@ def test_the_latest_runs_are_listed_newest_first(target):
     for run_id in ("first", "second"):
         run_category(target, club_policy(), run_id=run_id)
     with target.read() as conn:
-        runs = certificate.latest_runs(conn, audit.audit_table("archive", "retention_audit"))
+        runs = certificate.latest_runs(conn, store.audit_table("archive", "retention_audit"))
     assert [r["run_id"] for r in runs] == ["second", "first"]
 
 
@@ -177,7 +178,7 @@ def test_run_ids_that_read_alike_get_certificates_of_their_own_and_both_anchor_t
     assert [json.loads(p.read_text())["run_id"] for p in written] == list(run_ids)
     assert [p.name.startswith("manual__2026-11-26T10_00_00_00_00~") for p in written] == [True, True]
     with target.read() as conn:
-        status = certificate.chain_status(conn, audit.audit_table("archive", "retention_audit"))
+        status = certificate.chain_status(conn, store.audit_table("archive", "retention_audit"))
     assert status.intact and status.certificates == 2
 
 
@@ -227,7 +228,7 @@ def test_dag_ids_that_read_alike_get_folders_of_their_own(tmp_path, monkeypatch)
     assert folders[0].name.startswith("r_tention~")
 
 
-AUDIT = audit.audit_table("archive", "retention_audit")
+AUDIT = store.audit_table("archive", "retention_audit")
 
 
 def _written(tmp_path):

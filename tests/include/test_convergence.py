@@ -63,10 +63,11 @@ from test_odoo_example import PARTNERS as ODOO_PARTNERS
 from test_real_schemas import ERP_POLICY, INVOICES, PARTNERS, create_erp
 
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import audit_table
 from include.retention.dates.periods import Period
 from include.retention.policy.load import load_policy, parse_policy
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -24,9 +24,10 @@ import pytest
 from engine_helpers import AS_OF, club_policy, create_club, run_category
 from sqlalchemy import MetaData, Table, func, select, update
 
+from include.retention.database.store import audit_table
 from include.retention.database.target import connect
 from include.retention.files import reports_dir
-from include.retention.records.audit import RunContext, audit_table, events, verify_chain
+from include.retention.records.audit import RunContext, events, verify_chain
 from include.retention.records.locks import CategoryBusy, category_step, release_lease, take_lease
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext

@@ -546,7 +546,7 @@ def test_the_pre_archive_gate_checks_the_parent_clock_the_release_reads(rel):
 
 
 def test_the_certificate_counts_released_and_destroyed_invoices(rel):
-    from include.retention.records.audit import audit_table
+    from include.retention.database.store import audit_table
     from include.retention.reports import certificate
 
     policy = parse_policy(release_policy())

@@ -29,8 +29,9 @@ from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import audit_table
 from include.retention.database.target import connect
-from include.retention.records.audit import audit_table, events
+from include.retention.records.audit import events
 
 KEY = SubjectKey("k" * 40, "test")
 BOOKKEEPING = {"plan", "validation", "quality_finding", "run_summary"}

@@ -12,6 +12,7 @@ from engine_helpers import AS_OF, _members_table_policy, club_policy, count, cre
 from sqlalchemy import text
 from test_real_schemas import create_erp, erp_policy
 
+from include.retention.database import store
 from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
 from include.retention.records import audit
@@ -281,7 +282,7 @@ def test_a_run_that_destroys_more_rows_it_archived_than_it_archived_is_refused_n
     create_club(target)
     policy = club_policy()
     run_category(target, policy, as_of=date(2026, 10, 15), run_id="october")  # creates the log where it lives
-    trail = audit.audit_table("archive", policy.audit_table)
+    trail = store.audit_table("archive", policy.audit_table)
     ctx = RunContext("run-x", "retention_members", AS_OF, policy.version)
     with target.engine.begin() as conn:
         audit.record(conn, trail, ctx, category="members", action="archive", table_name="members", row_count=1)

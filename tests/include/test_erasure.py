@@ -10,6 +10,7 @@ from crm_helpers import crm_table as _table
 from sqlalchemy import select, update
 from table_checksums import checksum
 
+from include.retention.database import store
 from include.retention.database.identity import Subject, normalised_sql, subject_hash
 from include.retention.errors import RetentionError
 from include.retention.policy.load import load_policy
@@ -59,7 +60,7 @@ def test_erasure_deletes_the_person_everywhere_except_where_a_legal_obligation_k
 
 def test_the_erasure_is_audited_under_keyed_hashes_only(crm):
     result = _erase(crm, email=EMAIL, visitor_id=VISITOR)
-    trail = audit.audit_table("archive", "retention_audit")
+    trail = store.audit_table("archive", "retention_audit")
     with crm.read() as conn:
         assert audit.verify_chain(conn, trail).intact
         requests = audit.events(conn, trail, action="rights_request")
@@ -79,7 +80,7 @@ def test_an_unknown_person_gets_a_no_data_held_answer(crm):
     result = _erase(crm, email="nobody@nowhere.example")
     assert result.no_data_held and result.erased == 0
     with crm.read() as conn:
-        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
+        (event,) = audit.events(conn, store.audit_table("archive", "retention_audit"), action="rights_request")
     assert event["details"]["erased"] == 0 and event["details"]["tables"] == 0
     assert {k: v for k, v in checksum(crm).items() if "retention_audit" not in k} == {
         k: v for k, v in before.items() if "retention_audit" not in k

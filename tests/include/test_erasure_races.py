@@ -23,9 +23,10 @@ from engine_helpers import AS_OF, club_policy, create_club
 from sqlalchemy import MetaData, Table, event, insert, inspect, select, text
 
 from include.retention.database.identity import Subject
+from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.rights.erasure import erase
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext

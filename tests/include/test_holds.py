@@ -11,8 +11,9 @@ from engine_helpers import AS_OF, audit_events, club_policy, create_club, ids, r
 from sqlalchemy import text
 
 from include.retention.database.identity import Subject
+from include.retention.database.store import audit_table, table_exists
 from include.retention.errors import RetentionError
-from include.retention.records.audit import RunContext, audit_table, events, table_exists, verify_chain
+from include.retention.records.audit import RunContext, events, verify_chain
 from include.retention.records.holds import NewHold, add_hold, check_reference, lift_hold, list_holds
 from include.retention.reports import certificate
 from include.retention.reports import dpo_report as dpo
@@ -235,8 +236,8 @@ def test_a_hold_expiring_today_protects_nothing_today_and_its_instants_are_kept_
 
     from sqlalchemy import select
 
+    from include.retention.database.store import hold_tables
     from include.retention.dates import instants
-    from include.retention.records.holds import hold_tables
 
     created = datetime(2026, 11, 26, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 25 November, 23:30 UTC
     monkeypatch.setattr(instants, "utc_now", lambda: created)

@@ -37,18 +37,15 @@ from sqlalchemy import (
     text,
 )
 
+from include.retention.database import store
 from include.retention.database.catalog import open_category
 from include.retention.database.identity import Subject, normalise, normalised_sql, subject_hash
+from include.retention.database.store import hold_tables, suppression_table
 from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import NewHold, add_hold, hold_tables
-from include.retention.records.suppression import (
-    refuse_suppressed,
-    suppress,
-    suppressed_active_rows,
-    suppression_table,
-)
+from include.retention.records.holds import NewHold, add_hold
+from include.retention.records.suppression import refuse_suppressed, suppress, suppressed_active_rows
 from include.retention.rights.erasure import erase
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -529,7 +526,7 @@ def _legacy_hash(kind, value):
 
 def _former_entries(target):
     """A subject hold and suppression entries as the former form wrote them."""
-    from include.retention.records.holds import ensure_hold_tables
+    from include.retention.database.store import ensure_hold_tables
 
     policy = _policy()
     add_hold(
@@ -618,9 +615,9 @@ def test_was_erased_finds_events_logged_under_the_former_form(former):
     from include.retention.records import audit
     from include.retention.rights.subjects import was_erased
 
-    trail = audit.audit_table("archive", _policy().audit_table)
+    trail = store.audit_table("archive", _policy().audit_table)
     with former.engine.begin() as conn:
-        audit.ensure_audit_table(conn, trail)
+        store.ensure_audit_table(conn, trail)
         audit.record(
             conn,
             trail,

@@ -15,11 +15,13 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
 from include.demo.seed import seed_demo
+from include.retention.database import store
+from include.retention.database.store import register_table
 from include.retention.dates import instants
 from include.retention.dates.instants import UtcDateTime
 from include.retention.records import audit, locks
 from include.retention.records.audit import RunContext
-from include.retention.rights.requests import RequestRecord, close, open_deadlines, record, register_table
+from include.retention.rights.requests import RequestRecord, close, open_deadlines, record
 
 PARIS = ZoneInfo("Europe/Paris")
 # 1 December 2026, 00:30 in Paris: still 30 November in UTC.
@@ -180,10 +182,10 @@ def test_stored_text_on_sqlite_has_one_width_so_text_order_is_time_order():
 
 def test_audit_recorded_at_round_trips_as_aware_utc_and_the_chain_verifies(target, frozen):
     target.ensure_archive_schema()
-    trail = audit.audit_table(target.archive_schema, "retention_audit")
+    trail = store.audit_table(target.archive_schema, "retention_audit")
     frozen(datetime(2026, 12, 1, 0, 30, tzinfo=PARIS))
     with target.engine.begin() as conn:
-        audit.ensure_audit_table(conn, trail)
+        store.ensure_audit_table(conn, trail)
         audit.record(conn, trail, CTX, category="rights", action="rights_request", row_count=0)
     if target.is_sqlite:
         assert _raw(target, "SELECT recorded_at FROM archive.retention_audit") == "2026-11-30 23:30:00.000000+00:00"
@@ -202,7 +204,7 @@ def test_a_lease_not_renewed_for_just_under_24_hours_is_busy_and_just_over_is_ta
         locks.take_lease(target, "prospection", "run-b", "retention_prospection")
     frozen(taken + locks.STALE_AFTER + timedelta(minutes=1))
     locks.take_lease(target, "prospection", "run-b", "retention_prospection")
-    table = locks.locks_table(target.archive_schema)
+    table = store.locks_table(target.archive_schema)
     with target.read() as conn:
         lease = conn.execute(select(table)).one()
     assert (lease.run_id, lease.acquired_at, lease.renewed_at) == (

@@ -16,9 +16,9 @@ import pytest
 from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category, schema_metadata
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
+from include.retention.database.store import audit_table
 from include.retention.errors import PolicyError
 from include.retention.policy.load import parse_policy
-from include.retention.records.audit import audit_table
 from include.retention.reports import certificate
 
 INBOUND_ONLY = {"column": "direction", "equals": "inbound"}

@@ -19,6 +19,7 @@ import pytest
 from crm_helpers import AS_OF, EMAIL, EMAIL_COLUMNS, KEY, PHONE, crm_table
 from sqlalchemy import select
 
+from include.retention.database import store
 from include.retention.database.identity import Subject, normalised_sql, subject_hash
 from include.retention.database.target import connect
 from include.retention.errors import RetentionError
@@ -84,7 +85,7 @@ def test_an_erasure_request_killed_at_any_step_is_finished_once_by_running_it_ag
     register = crm_table(crm, "rights_requests")
     with crm.read() as conn:
         (row,) = conn.execute(select(register).where(register.c.reference == REFERENCE)).all()
-        trail = audit.audit_table("archive", "retention_audit")
+        trail = store.audit_table("archive", "retention_audit")
         assert audit.verify_chain(conn, trail).intact
         requests = audit.events(conn, trail, action="rights_request")
         erasures = audit.events(conn, trail, action="erase")
@@ -129,7 +130,7 @@ def test_two_live_workers_on_the_same_request_carry_it_out_once(crm):
     first_target.dispose()
     second_target.dispose()
     with crm.read() as conn:
-        trail = audit.audit_table("archive", "retention_audit")
+        trail = store.audit_table("archive", "retention_audit")
         requests = audit.events(conn, trail, action="rights_request")
         erasures = audit.events(conn, trail, action="erase")
     assert sorted(

@@ -13,13 +13,15 @@ from sqlalchemy import func, inspect, select, text
 from table_checksums import checksum
 
 from include.demo.seed import seed_demo
+from include.retention.database import store
 from include.retention.database.identity import Subject, normalised_sql, subject_hash
+from include.retention.database.store import suppression_table
 from include.retention.database.target import connect
 from include.retention.errors import RetentionError
 from include.retention.policy.load import load_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.suppression import suppress, suppression_table
+from include.retention.records.suppression import suppress
 from include.retention.rights.export import export_path
 from include.retention.rights.requests import (
     RequestRecord,
@@ -97,7 +99,7 @@ def test_a_request_whose_identity_is_not_verified_is_recorded_and_stops(crm):
     assert _register_row(crm, "DDP-2026-0900")["status"] == "pending_identity"
     assert {k: v for k, v in checksum(crm).items() if "rights_requests" not in k} == before  # nothing erased
     with crm.read() as conn:
-        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
+        (event,) = audit.events(conn, store.audit_table("archive", "retention_audit"), action="rights_request")
     assert event["subject_hash"] == subject_hash(KEY, "email", EMAIL)
     assert event["details"] == {
         "request_type": "erasure",
@@ -291,7 +293,7 @@ def test_an_access_request_exports_every_row_with_the_purposes_and_periods_of_ea
     with crm.read() as conn:
         done = [
             e
-            for e in audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rights_request")
+            for e in audit.events(conn, store.audit_table("archive", "retention_audit"), action="rights_request")
             if e["details"]["outcome"] == "completed"
         ]
     assert {e["subject_hash"] for e in done} == {
@@ -322,7 +324,7 @@ def test_a_rectification_changes_the_persons_active_rows_after_checking_every_va
     with crm.read() as conn:
         names = conn.execute(select(prospects.c.last_name).where(prospects.c.email == EMAIL)).scalars().all()
         (event,) = audit.events(
-            conn, audit.audit_table("archive", "retention_audit"), action="rectify", table_name="prospects"
+            conn, store.audit_table("archive", "retention_audit"), action="rectify", table_name="prospects"
         )
     assert names == ["Martin-Durand"]
     assert event["details"] == {"columns": 1, "start_date_corrected": False}
@@ -354,7 +356,7 @@ def test_a_start_date_correction_is_applied_when_flagged_and_audited_as_such(crm
         changes={"prospects": {"last_inbound_contact_at": "2026-01-01T10:00:00+01:00"}},
     )
     with crm.read() as conn:
-        (event,) = audit.events(conn, audit.audit_table("archive", "retention_audit"), action="rectify")
+        (event,) = audit.events(conn, store.audit_table("archive", "retention_audit"), action="rectify")
     assert event["details"]["start_date_corrected"] is True
 
 

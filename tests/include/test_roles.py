@@ -24,12 +24,13 @@ from throwaway_postgres import find_bindir, fresh_postgres_database
 from include.demo.seed import seed_demo
 from include.retention.database.identity import Subject
 from include.retention.database.roles import PIPELINE_ROLE, READER_ROLE, least_privilege_sql
+from include.retention.database.store import audit_table
 from include.retention.database.target import connect
 from include.retention.dates import instants
 from include.retention.errors import PolicyError
 from include.retention.policy.load import load_policy
 from include.retention.records import audit
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold, lift_hold
 from include.retention.records.locks import category_step, release_lease
 from include.retention.reports import certificate, dpo_report

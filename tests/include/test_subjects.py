@@ -9,6 +9,7 @@ import pytest
 from engine_helpers import AS_OF, club_policy, create_club, run_category
 from sqlalchemy import literal, select
 
+from include.retention.database import store
 from include.retention.database.identity import (
     KEY_ENV_VAR,
     KEY_VARIABLE,
@@ -103,7 +104,7 @@ def test_sql_normalises_emails_exactly_as_python_does(target):
 def test_the_audit_log_refuses_a_raw_identifier_as_subject(target):
     create_club(target)
     run_category(target, club_policy())
-    table = audit.audit_table("archive", "retention_audit")
+    table = store.audit_table("archive", "retention_audit")
     ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
     with pytest.raises(TypeError, match="keyed hash"), target.engine.begin() as conn:
         audit.record(
@@ -153,7 +154,7 @@ def test_an_active_member_is_reported_active(club_after_a_run):
 
 
 def test_the_answer_lists_the_events_logged_under_the_persons_hash_only(club_after_a_run):
-    table = audit.audit_table("archive", "retention_audit")
+    table = store.audit_table("archive", "retention_audit")
     ctx = RunContext("manual", "subject_request", AS_OF, "club-1")
     with club_after_a_run.engine.begin() as conn:
         for email in ("member4@example.fr", "member8@example.fr"):

@@ -32,8 +32,9 @@ from table_checksums import checksum
 from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import audit_table
 from include.retention.database.target import connect
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.reports import certificate
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate

@@ -48,10 +48,11 @@ from sqlalchemy import (
     text,
 )
 
+from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.audit import RunContext, audit_table, events
+from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports.summary import summarize_run
 from include.retention.schedule.archive import archive_category

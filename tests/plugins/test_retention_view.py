@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 from ui_target import RUNS, SECRET, seeded_target
 
+from include.retention.database import store
 from include.retention.database.identity import KEY_ENV_VAR, SubjectKey, subject_hash
 
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
@@ -55,11 +56,10 @@ def _certify_runs(url: str) -> None:
     chain status expects one per run."""
     from include.retention.database.target import connect
     from include.retention.policy.load import load_policy
-    from include.retention.records import audit
     from include.retention.reports import certificate
 
     policy, target = load_policy(), connect(url)
-    table = audit.audit_table("archive", policy.audit_table)
+    table = store.audit_table("archive", policy.audit_table)
     try:
         with target.read() as conn:
             for run in certificate.latest_runs(conn, table):
@@ -268,11 +268,10 @@ def _copy_of_the_target(tmp_path, monkeypatch):
 def certified_copy(ui, tmp_path, monkeypatch):
     """A copy of the UI's target whose runs have their certificates."""
     from include.retention.policy.load import load_policy
-    from include.retention.records import audit
     from include.retention.reports import certificate
 
     target = _copy_of_the_target(tmp_path, monkeypatch)
-    trail = audit.audit_table("archive", load_policy().audit_table)
+    trail = store.audit_table("archive", load_policy().audit_table)
     with target.read() as conn:
         for run_id in RUNS.values():
             certificate.write(certificate.build(conn, trail, load_policy(), run_id))

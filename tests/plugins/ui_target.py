@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from include.demo.seed import seed_demo
+from include.retention.database import store
 from include.retention.database.identity import SubjectKey, subject_hash
 from include.retention.database.target import connect
 from include.retention.files import REPORTS_ENV_VAR
@@ -56,7 +57,7 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
     with target.engine.begin() as conn:  # a rights request about the oldest prospect, pseudonymised
         audit.record(
             conn,
-            audit.audit_table("archive", policy.audit_table),
+            store.audit_table("archive", policy.audit_table),
             RunContext("manual__request", "subject_request", AS_OF, policy.version),
             category="prospection",
             action="rights_request",

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from include.retention.database.store import audit_table
 from include.retention.database.target import connect
 from include.retention.policy.load import load_policy
-from include.retention.records.audit import RunContext, audit_table
+from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
 from include.retention.reports.summary import format_summary, summarize_run, summary_table
 from include.retention.schedule.archive import archive_category

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.partitioning import layout_problems
 from include.retention.database.start_events import ongoing_expression, start_expression
 from include.retention.dates import instants
@@ -285,7 +286,7 @@ def check_against_database(
     one category broken by a schema change does not stop the others from being enforced.
     """
     problems: list[Problem] = []
-    if dialect == "sqlite" and not policy.zones.naive_is_wall_clock:
+    if not capabilities_of(dialect).time_zones and not policy.zones.naive_is_wall_clock:
         problems.append(
             Problem(
                 "naive_timezone",
@@ -295,7 +296,7 @@ def check_against_database(
             )
         )
     inspector = inspect(conn)
-    schemas = None if dialect == "sqlite" else set(inspector.get_schema_names())
+    schemas = set(inspector.get_schema_names()) if capabilities_of(dialect).separate_schemas else None
     for key, category in policy.categories.items():
         if categories is not None and key not in categories:
             continue
@@ -309,7 +310,7 @@ def check_against_database(
 def _node_problems(
     inspector: Any, policy: RetentionPolicy, node: TableBase, path: str, schemas: set[str] | None, dialect: str
 ) -> list[Problem]:
-    schema = None if dialect == "sqlite" else (node.schema_name or policy.source_schema)
+    schema = (node.schema_name or policy.source_schema) if capabilities_of(dialect).separate_schemas else None
     where = f"{schema}.{node.table}" if schema else node.table
     if schemas is not None and schema not in schemas:
         return [Problem(f"{path}.schema", f"schema {schema!r} does not exist in the database", schema)]
@@ -319,7 +320,7 @@ def _node_problems(
     problems = _missing_columns(_named_columns(node), columns, path, where)
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
-        if node.partitioned and dialect == "postgresql" and node.start_event.column in columns:
+        if node.partitioned and capabilities_of(dialect).partitions and node.start_event.column in columns:
             problems += layout_problems(
                 inspector.bind, schema, node.table, node.start_event.column, f"{path}.partitioned"
             )
@@ -925,7 +926,7 @@ def _create_archive_table(conn: Connection, archive: Table) -> None:
     creates the policy's archive tables instead, owned by the administrator. A role that may
     create in the schema (an administrator's own connection, SQLite) creates the table itself.
     """
-    if conn.dialect.name != "postgresql":
+    if not capabilities_of(conn.dialect.name).definer_functions:
         archive.create(conn)
         return
     schema = conn.dialect.identifier_preparer.quote_identifier(archive.schema)

@@ -42,12 +42,9 @@ from include.retention.database.catalog import (
     archive_layout,
     archive_metadata_columns,
 )
+from include.retention.database.store import LIFT_FUNCTION, append_only_trigger_sql, hold_tables, project_tables
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.audit import append_only_trigger_sql, audit_table
-from include.retention.records.holds import LIFT_FUNCTION, hold_tables
-from include.retention.records.locks import locks_table
-from include.retention.records.suppression import suppression_table
 
 PIPELINE_ROLE = "retention_pipeline"
 READER_ROLE = "dpo_reader"
@@ -89,14 +86,7 @@ def archive_layouts(policy: RetentionPolicy) -> dict[str, tuple[str, ArchiveLayo
     An archive table named like one of the project's tables is refused: the function would
     grant the pipeline UPDATE and DELETE on the existing table (the audit log, the holds)."""
     archive = policy.archive_schema
-    holds = hold_tables(archive)
-    reserved = {
-        policy.audit_table,
-        holds.holds.name,
-        holds.items.name,
-        suppression_table(archive).name,
-        locks_table(archive).name,
-    }
+    reserved = {table.name for table in project_tables(archive, policy.audit_table).all()}
     found: dict[str, tuple[str, ArchiveLayout]] = {}
     for category in policy.categories.values():
         for root in category.tables:
@@ -367,8 +357,8 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
             for t in root.walk()
         }
     )
-    trail = audit_table(archive, policy.audit_table)
-    holds = hold_tables(archive)
+    own = project_tables(archive, policy.audit_table)
+    trail, holds = own.audit, own.holds
     # hold_id comes from its sequence: chosen by the pipeline, it could take the ids ahead.
     lift_columns = {"hold_id", "lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
     added = ", ".join(c.name for c in holds.holds.columns if c.name not in lift_columns)
@@ -378,8 +368,8 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         # an expiry is recorded once (the date, not this column, ends the hold).
         (holds.holds, f"SELECT, INSERT ({added}), UPDATE (expiry_recorded_at)"),
         (holds.items, "SELECT, INSERT"),
-        (suppression_table(archive), "SELECT, INSERT"),  # an opposition is for good
-        (locks_table(archive), "SELECT, INSERT, UPDATE, DELETE"),
+        (own.suppression, "SELECT, INSERT"),  # an opposition is for good
+        (own.locks, "SELECT, INSERT, UPDATE, DELETE"),
     ]
     dialect = postgresql.dialect()
 

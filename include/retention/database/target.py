@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from include.retention.database.capabilities import Capabilities, capabilities_of
 from include.retention.database.identifiers import sqlite_canonical
 from include.retention.dates.clock import register_sqlite_functions
 
@@ -38,12 +39,12 @@ class Target:
         return self.engine.dialect.name
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self.dialect)
 
     def source_schema(self, schema: str | None) -> str | None:
         """The schema to use for an active table (SQLite: always the main database)."""
-        return None if self.is_sqlite else schema
+        return schema if self.capabilities.separate_schemas else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -55,7 +56,7 @@ class Target:
     def ensure_archive_schema(self) -> None:
         """Create the archive schema if it is missing. Looked up first: even CREATE SCHEMA IF
         NOT EXISTS needs CREATE on the database, which a least-privilege role lacks."""
-        if self.is_sqlite:
+        if not self.capabilities.separate_schemas:
             return
         with self.engine.begin() as conn:
             if self.archive_schema not in inspect(conn).get_schema_names():

@@ -31,23 +31,14 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Date,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
     func,
-    inspect,
     select,
 )
 from sqlalchemy.engine import Connection
 
+from include.retention.database.capabilities import capabilities_of
 from include.retention.dates import instants
-from include.retention.dates.instants import UtcDateTime
-from include.retention.errors import RetentionError
 
 ACTIONS = (
     "plan",
@@ -76,74 +67,6 @@ class RunContext:
     dry_run: bool = False
 
 
-def audit_table(schema: str | None, name: str) -> Table:
-    return Table(
-        name,
-        MetaData(),
-        Column("event_id", Integer, primary_key=True, autoincrement=False),  # assigned by record(): contiguous
-        Column("recorded_at", UtcDateTime(), nullable=False),
-        Column("run_id", String(250), nullable=False),
-        Column("dag_id", String(250), nullable=False),
-        Column("category", String(64), nullable=False),
-        Column("table_name", String(128)),
-        Column("action", String(32), nullable=False),
-        Column("row_count", Integer, nullable=False),
-        Column("policy_version", String(64), nullable=False),
-        Column("as_of", Date, nullable=False),
-        Column("dry_run", Boolean, nullable=False),
-        Column("details", Text),
-        # HMAC-SHA256 of the person's normalised identifier (see subjects.py), never the identifier.
-        Column("subject_hash", String(64), index=True),
-        Column("prev_hash", String(64), nullable=False),
-        Column("event_hash", String(64), nullable=False),
-        schema=schema,
-    )
-
-
-def ensure_audit_table(conn: Connection, table: Table) -> None:
-    """Create the audit table with its append-only triggers; refuse an older layout."""
-    inspector = inspect(conn)
-    if not inspector.has_table(table.name, schema=table.schema):
-        table.create(conn)
-        for statement in append_only_trigger_sql(conn.dialect.name, table):
-            # No parameters: psycopg still reads % as a placeholder marker, hence %%.
-            conn.exec_driver_sql(statement.replace("%", "%%") if conn.dialect.name == "postgresql" else statement)
-        return
-    existing = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
-    missing = [c.name for c in table.columns if c.name not in existing]
-    if missing:
-        raise RetentionError(
-            f"audit table {table.schema}.{table.name} lacks column(s) {', '.join(missing)}: it was "
-            "created by an earlier version without the hash chain; keep it as evidence under "
-            "another name (ALTER TABLE ... RENAME) and let the next run create a new one"
-        )
-
-
-def append_only_trigger_sql(dialect: str, table: Table) -> list[str]:
-    """Triggers by which the database itself refuses to change or remove an event.
-
-    Names come from the policy and are validated identifiers.
-    """
-    name, schema = table.name, table.schema
-    if dialect == "postgresql":
-        function = f'"{schema}"."{name}_append_only"'
-        return [
-            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"RAISE EXCEPTION 'the audit log {schema}.{name} is append-only: % refused', TG_OP; END $$",
-            f'CREATE OR REPLACE TRIGGER "{name}_append_only" BEFORE UPDATE OR DELETE ON "{schema}"."{name}" '
-            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
-            f'CREATE OR REPLACE TRIGGER "{name}_no_truncate" BEFORE TRUNCATE ON "{schema}"."{name}" '
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
-        ]
-    if dialect == "sqlite":
-        return [
-            f'CREATE TRIGGER "{schema}"."{name}_no_{operation.lower()}" BEFORE {operation} ON "{name}" '
-            f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {operation} refused'); END"
-            for operation in ("UPDATE", "DELETE")
-        ]
-    return []
-
-
 def record(
     conn: Connection,
     table: Table,
@@ -165,7 +88,7 @@ def record(
         raise ValueError(f"unknown audit action {action!r}; known: {', '.join(ACTIONS)}")
     if subject_hash is not None and not _SUBJECT_HASH.match(subject_hash):
         raise TypeError("audit subject_hash: only a keyed hash (64 hex digits) may be logged, never an identifier")
-    if conn.dialect.name == "postgresql":
+    if capabilities_of(conn.dialect.name).advisory_locks:
         # Held until the caller's transaction ends: appends never interleave.
         conn.execute(select(func.pg_advisory_xact_lock(_CHAIN_LOCK)))
     last = conn.execute(select(table.c.event_id, table.c.event_hash).order_by(table.c.event_id.desc()).limit(1)).first()
@@ -317,10 +240,6 @@ def _only_counts(value: Any, path: str) -> Any:
     if isinstance(value, str) and path.rsplit(".", 1)[-1] in _LABEL_KEYS and _LABEL.fullmatch(value):
         return value
     raise TypeError(f"audit {path}: only counts, flags and dates may be logged, not {type(value).__name__}")
-
-
-def table_exists(conn: Connection, table: Table) -> bool:
-    return inspect(conn).has_table(table.name, schema=table.schema)
 
 
 def events(conn: Connection, table: Table, *conditions: Any, **filters: Any) -> list[dict[str, Any]]:

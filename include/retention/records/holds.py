@@ -31,21 +31,14 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    Date,
-    ForeignKey,
-    Integer,
-    MetaData,
     String,
     Table,
-    Text,
     and_,
     cast,
     exists,
     false,
     func,
     insert,
-    inspect,
     literal,
     not_,
     or_,
@@ -59,18 +52,17 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.catalog import TableNode, archive_exists, open_category
 from include.retention.database.identity import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
 from include.retention.database.target import Target
 from include.retention.dates import instants
-from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy, TableBase
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 
-HOLDS_TABLE = "retention_legal_holds"
-ITEMS_TABLE = "retention_legal_hold_items"
 SCOPES = ("subject", "category", "rows")
 # A hold's reference is also written to the audit trail: a case number, never a name.
 # \Z, not $: "$" also matches before a final newline, which would reach the log.
@@ -79,62 +71,14 @@ REFERENCE_RULE = (
     "1-64 letters, digits, '_', '.', ':' or '-' (a case number, never a name: it is written to the audit trail)"
 )
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# On PostgreSQL under the least-privilege roles the pipeline may not UPDATE lifted_at: the
-# administrator's function lifts a hold once its audit event is written (roles.py).
-LIFT_FUNCTION = "retention_lift_hold"
 # Composite keys are stored as their parts joined by the ASCII unit separator.
 KEY_SEPARATOR = "\x1f"
 HOLD_EVENTS = "legal_hold"  # the audit ``category`` of hold events: a hold may span categories
 MAX_KEYS = 100_000
 
 
-@dataclass(frozen=True)
-class HoldTables:
-    holds: Table
-    items: Table
-
-
-def hold_tables(archive_schema: str | None) -> HoldTables:
-    metadata = MetaData()
-    holds = Table(
-        HOLDS_TABLE,
-        metadata,
-        Column("hold_id", Integer, primary_key=True, autoincrement=True),
-        Column("reference", String(64), nullable=False, unique=True),
-        Column("scope", String(16), nullable=False),
-        Column("category", String(64)),
-        Column("table_name", String(128)),
-        Column("reason", Text, nullable=False),
-        Column("created_by", String(128), nullable=False),
-        Column("created_at", UtcDateTime(), nullable=False),
-        Column("expires_on", Date),
-        Column("lifted_at", UtcDateTime()),
-        Column("lifted_by", String(128)),
-        Column("lift_reason", Text),
-        Column("expiry_recorded_at", UtcDateTime()),
-        schema=archive_schema,
-    )
-    items = Table(
-        ITEMS_TABLE,
-        metadata,
-        Column("hold_id", Integer, ForeignKey(holds.c.hold_id), primary_key=True),
-        Column("kind", String(16), primary_key=True),  # "subject" (a keyed hash) or "row" (a key)
-        Column("table_name", String(128), primary_key=True),  # "" for subject items
-        Column("item", String(512), primary_key=True),
-        schema=archive_schema,
-    )
-    return HoldTables(holds, items)
-
-
-def ensure_hold_tables(conn: Connection, tables: HoldTables) -> None:
-    inspector = inspect(conn)
-    for table in (tables.holds, tables.items):
-        if not inspector.has_table(table.name, schema=table.schema):
-            table.create(conn)
-
-
-def register_exists(conn: Connection, tables: HoldTables) -> bool:
-    return inspect(conn).has_table(tables.holds.name, schema=tables.holds.schema)
+def register_exists(conn: Connection, tables: store.HoldTables) -> bool:
+    return store.table_exists(conn, tables.holds)
 
 
 def in_force_on(holds: Table, day: date) -> ColumnElement[bool]:
@@ -156,7 +100,7 @@ class HoldsInForce:
     Knows which kinds of hold exist so that, with none in force, no SQL is added at all.
     """
 
-    tables: HoldTables
+    tables: store.HoldTables
     day: date
     categories: frozenset[str] = frozenset()
     row_tables: frozenset[str] = frozenset()
@@ -243,7 +187,7 @@ def _identifier_column(table: Any, name: str) -> Any:
 
 
 def holds_in_force(
-    conn: Connection, tables: HoldTables, day: date, key: SubjectKey | None, dialect: str
+    conn: Connection, tables: store.HoldTables, day: date, key: SubjectKey | None, dialect: str
 ) -> HoldsInForce:
     """Read which holds are in force on ``day`` (their kinds, not their rows)."""
     if not register_exists(conn, tables):
@@ -345,10 +289,10 @@ def add_hold(
     """Validate the hold against the policy and the live tables, then record and audit it
     in one transaction."""
     _check_new(policy, new, today)
-    tables = hold_tables(target.archive_schema)
+    tables = store.hold_tables(target.archive_schema)
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        ensure_hold_tables(conn, tables)
+        store.ensure_hold_tables(conn, tables)
         if conn.execute(select(tables.holds.c.hold_id).where(tables.holds.c.reference == new.reference)).first():
             raise RetentionError(
                 f"legal hold {new.reference!r} already exists: choose another reference, or lift that hold first"
@@ -503,10 +447,10 @@ def lift_hold(
     check_reference(reference)
     if not (lifted_by or "").strip() or not (reason or "").strip():
         raise RetentionError(f"lifting legal hold {reference!r} needs who lifts it and why")
-    tables = hold_tables(target.archive_schema)
+    tables = store.hold_tables(target.archive_schema)
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        ensure_hold_tables(conn, tables)
+        store.ensure_hold_tables(conn, tables)
         holds = tables.holds
         row = conn.execute(select(holds).where(holds.c.reference == reference)).first()
         if row is None:
@@ -530,7 +474,7 @@ def lift_hold(
             [],
         )
         # The event just written: audit.record holds the chain's lock until this transaction ends.
-        trail = audit.audit_table(target.archive_schema, policy.audit_table)
+        trail = store.audit_table(target.archive_schema, policy.audit_table)
         event_id = conn.execute(select(func.max(trail.c.event_id))).scalar_one()
         _lift(conn, holds, row.hold_id, event_id, lifted_by, reason)
         return _views(conn, tables, today, holds.c.hold_id == row.hold_id)[0]
@@ -539,9 +483,9 @@ def lift_hold(
 def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by: str, reason: str) -> None:
     """Mark the hold lifted, after its audit event ``event_id``: through the administrator's
     function where the roles script installed it (it checks that event), else directly."""
-    if conn.dialect.name == "postgresql":
+    if capabilities_of(conn.dialect.name).definer_functions:
         schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
-        function = f"{schema}.{LIFT_FUNCTION}"
+        function = f"{schema}.{store.LIFT_FUNCTION}"
         installed = conn.execute(
             sql_text("SELECT to_regprocedure(:new) IS NOT NULL, to_regprocedure(:old) IS NOT NULL"),
             {"new": f"{function}(integer, integer, text, text)", "old": f"{function}(integer, text, text)"},
@@ -567,7 +511,7 @@ def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by
 
 def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, today: date) -> int:
     """Audit, once, each hold that has expired by ``today``; return how many."""
-    tables = hold_tables(target.archive_schema)
+    tables = store.hold_tables(target.archive_schema)
     if not register_exists(conn, tables):
         return 0
     holds = tables.holds
@@ -598,13 +542,13 @@ def record_expiries(conn: Connection, target: Target, policy: RetentionPolicy, c
 def list_holds(
     conn: Connection, archive_schema: str | None, today: date, *, in_force_only: bool = False
 ) -> list[HoldView]:
-    tables = hold_tables(archive_schema)
+    tables = store.hold_tables(archive_schema)
     if not register_exists(conn, tables):
         return []
     return _views(conn, tables, today, in_force_on(tables.holds, today) if in_force_only else true())
 
 
-def _views(conn: Connection, tables: HoldTables, today: date, where: ColumnElement[bool]) -> list[HoldView]:
+def _views(conn: Connection, tables: store.HoldTables, today: date, where: ColumnElement[bool]) -> list[HoldView]:
     holds, items = tables.holds, tables.items
     counted = select(items.c.hold_id, func.count().label("n")).group_by(items.c.hold_id).subquery()
     rows = conn.execute(
@@ -639,7 +583,7 @@ def _status(row: Any, today: date) -> str:
     return "in_force"
 
 
-def _item_count(conn: Connection, tables: HoldTables, hold_id: int) -> int:
+def _item_count(conn: Connection, tables: store.HoldTables, hold_id: int) -> int:
     return conn.execute(
         select(func.count()).select_from(tables.items).where(tables.items.c.hold_id == hold_id)
     ).scalar_one()
@@ -660,8 +604,8 @@ def _audit(
     subject_hashes: list[str],
 ) -> None:
     """One ``legal_hold`` event (per keyed hash for a subject hold, so a lookup finds it)."""
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
-    audit.ensure_audit_table(conn, trail)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
+    store.ensure_audit_table(conn, trail)
     details: dict[str, Any] = {"hold_reference": reference, "hold_scope": scope, "outcome": outcome, "items": items}
     if expires_on is not None:
         details["expires_on"] = expires_on

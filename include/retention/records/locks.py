@@ -38,17 +38,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import Column, MetaData, String, Table, delete, func, insert, inspect, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from include.retention.database import store
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.target import Target
 from include.retention.dates import instants
-from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
 
 log = logging.getLogger(__name__)
-LOCKS_TABLE = "retention_run_locks"
 STALE_AFTER = timedelta(hours=24)
 
 
@@ -65,20 +65,6 @@ class BatchStillRunning(RetentionError):
     """An erasure waited its bounded time for a running batch; nothing was done."""
 
 
-def locks_table(archive_schema: str | None) -> Table:
-    return Table(
-        LOCKS_TABLE,
-        MetaData(),
-        Column("category", String(64), primary_key=True),
-        Column("run_id", String(250), nullable=False),
-        Column("dag_id", String(250), nullable=False),
-        Column("holder", String(250), nullable=False),  # host:pid of the step that last renewed it
-        Column("acquired_at", UtcDateTime(), nullable=False),
-        Column("renewed_at", UtcDateTime(), nullable=False),
-        schema=archive_schema,
-    )
-
-
 def lock_key(category: str, purpose: str = "step") -> int:
     """A stable 63-bit advisory lock key for a category (the same in every deployment); the
     step lock and the lease's short transaction lock use different keys, so that renewing
@@ -91,7 +77,7 @@ def category_step(target: Target, category: str, run_id: str, dag_id: str) -> It
     """Hold the category for one step of run ``run_id``: renew the run's lease, then keep the
     step lock until the step ends. Raise ``CategoryBusy`` naming the holder otherwise."""
     take_lease(target, category, run_id, dag_id)
-    if target.dialect != "postgresql":
+    if not target.capabilities.advisory_locks:
         yield
         return
     with target.engine.connect() as conn:
@@ -118,7 +104,7 @@ def batch_key() -> int:
 def batch_in_progress(conn: Connection) -> None:
     """Called first in each batch's transaction: a running erasure makes the batch wait for it,
     and an erasure that comes later waits for the batch (``wait_for_batches``)."""
-    if conn.dialect.name == "postgresql":
+    if capabilities_of(conn.dialect.name).advisory_locks:
         conn.execute(select(func.pg_advisory_xact_lock_shared(batch_key())))
 
 
@@ -126,7 +112,7 @@ def wait_for_batches(conn: Connection, seconds: float = ERASURE_WAIT_SECONDS) ->
     """Wait, at most ``seconds``, until no batch is in flight, and keep batches out until the
     caller's transaction ends. Raise ``BatchStillRunning`` past the wait (the caller's
     transaction is then aborted: nothing it did stays)."""
-    if conn.dialect.name != "postgresql":
+    if not capabilities_of(conn.dialect.name).advisory_locks:
         return
     previous = conn.execute(select(func.current_setting("lock_timeout"))).scalar_one()
     conn.execute(select(func.set_config("lock_timeout", f"{max(1, round(seconds * 1000))}ms", True)))
@@ -143,12 +129,12 @@ def wait_for_batches(conn: Connection, seconds: float = ERASURE_WAIT_SECONDS) ->
 
 
 def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
-    table = locks_table(target.archive_schema)
+    table = store.locks_table(target.archive_schema)
     target.ensure_archive_schema()
     now = instants.utc_now()
     with target.engine.begin() as conn:
-        _ensure(conn, table)
-        if conn.dialect.name == "postgresql":
+        store.ensure_table(conn, table)
+        if target.capabilities.advisory_locks:
             conn.execute(select(func.pg_advisory_xact_lock(lock_key(category, "lease"))))
         held = conn.execute(select(table).where(table.c.category == category)).first()
         if held is None:
@@ -186,15 +172,10 @@ def take_lease(target: Target, category: str, run_id: str, dag_id: str) -> None:
 
 def release_lease(target: Target, category: str, run_id: str) -> None:
     """Give the lease back at the end of the run (only if this run holds it)."""
-    table = locks_table(target.archive_schema)
+    table = store.locks_table(target.archive_schema)
     with target.engine.begin() as conn:
-        if inspect(conn).has_table(table.name, schema=table.schema):
+        if store.table_exists(conn, table):
             conn.execute(delete(table).where(table.c.category == category, table.c.run_id == run_id))
-
-
-def _ensure(conn: Connection, table: Table) -> None:
-    if not inspect(conn).has_table(table.name, schema=table.schema):
-        table.create(conn)
 
 
 def _holder() -> str:

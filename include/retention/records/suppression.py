@@ -18,35 +18,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Column, Date, MetaData, String, Table, func, insert, inspect, or_, select
+from sqlalchemy import Table, func, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.catalog import TableNode
 from include.retention.database.identifiers import canonical_form, legacy_form
 from include.retention.database.identity import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
 from include.retention.errors import RetentionError
 
-SUPPRESSION_TABLE = "retention_suppression"
 # Identifiers by which a prospect is contacted: those are suppressed.
 CONTACT_KINDS = ("email", "phone")
-
-
-def suppression_table(archive_schema: str) -> Table:
-    return Table(
-        SUPPRESSION_TABLE,
-        MetaData(),
-        Column("subject_hash", String(64), primary_key=True),
-        Column("kind", String(30), nullable=False),
-        Column("suppressed_on", Date, nullable=False),
-        Column("request_reference", String(64)),
-        schema=archive_schema,
-    )
-
-
-def ensure_suppression_table(conn: Connection, table: Table) -> None:
-    if not inspect(conn).has_table(table.name, schema=table.schema):
-        table.create(conn)
 
 
 def suppress(
@@ -54,7 +37,7 @@ def suppress(
 ) -> int:
     """Put the subject's contact identifiers on the list under their canonical-form hash
     (idempotent); return how many were not listed before, in either form."""
-    ensure_suppression_table(conn, table)
+    store.ensure_table(conn, table)
     wanted = {key.digest(f"{kind}:{value}"): kind for kind, value in subject.identifiers if kind in CONTACT_KINDS}
     if not wanted:
         raise RetentionError(
@@ -79,7 +62,7 @@ def refuse_suppressed(conn: Connection, table: Table, key: SubjectKey, kind: str
     """Refuse an import batch holding any suppressed ``kind`` value, naming how many (not which:
     the list must not turn into a way to read addresses back)."""
     given = [v for v in values if v]
-    if not given or not inspect(conn).has_table(table.name, schema=table.schema):
+    if not given or not store.table_exists(conn, table):
         return
     # Each value under its canonical form and the former one (entries listed before the canonical
     # form); an import value is stored data, so never refused for being malformed, just hashed.
@@ -114,7 +97,7 @@ def suppressed_active_rows(
 ) -> SuppressedRows:
     """Active rows of ``root`` whose contact identifier hash is on the list, counted in SQL
     (``also``: further conditions, e.g. not under a legal hold)."""
-    if not inspect(conn).has_table(suppressed.name, schema=suppressed.schema):
+    if not store.table_exists(conn, suppressed):
         return SuppressedRows(root.name, 0)
     columns = [
         (kind, root.source.c[c])

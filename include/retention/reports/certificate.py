@@ -26,19 +26,20 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
+from include.retention.database import store
+from include.retention.errors import RetentionError
+from include.retention.files import reports_dir, unique_name
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records import anchors as anchor_files
 from include.retention.records import audit
 from include.retention.reports import html
-from include.retention.errors import RetentionError
-from include.retention.policy.model import RetentionPolicy
-from include.retention.files import reports_dir, unique_name
 from include.retention.schedule.context import StepContext
 
 _DESTRUCTIVE = ("archive", "delete", "anonymize")
@@ -108,17 +109,25 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
     return Certificate(
         category=first["category"],
         category_label=category.label.en if category else first["category"],
-        dag_id=first["dag_id"], run_id=run_id, as_of=first["as_of"], policy_version=first["policy_version"],
+        dag_id=first["dag_id"],
+        run_id=run_id,
+        as_of=first["as_of"],
+        policy_version=first["policy_version"],
         dry_run=first["dry_run"],
         # Checks that do not block (a dry run's overdue rows: nothing was meant to move) are
         # listed, but do not make the run incomplete.
-        completed=any(e["action"] == "run_summary" for e in logged) and all(c.success or not c.blocking for c in checks)
+        completed=any(e["action"] == "run_summary" for e in logged)
+        and all(c.success or not c.blocking for c in checks)
         and _summary_says_complete(logged),
         approved_past_limit=next((e["row_count"] for e in logged if e["action"] == "approval"), None),
-        first_event=first["event_id"], last_event=last["event_id"],
-        first_hash=first["event_hash"], last_hash=last["event_hash"],
-        issued_at=datetime.now(timezone.utc), audit_log=log_identity(conn, table),
-        tables=_tables(logged), checks=checks,
+        first_event=first["event_id"],
+        last_event=last["event_id"],
+        first_hash=first["event_hash"],
+        last_hash=last["event_hash"],
+        issued_at=datetime.now(UTC),
+        audit_log=log_identity(conn, table),
+        tables=_tables(logged),
+        checks=checks,
     )
 
 
@@ -129,8 +138,14 @@ def _summary_says_complete(logged: list[dict[str, Any]]) -> bool:
 
 def _check(event: dict[str, Any]) -> CheckOutcome:
     details = event["details"]
-    return CheckOutcome(details.get("suite", ""), event["table_name"], details.get("expectation", ""),
-                        bool(details.get("success")), bool(details.get("blocking", True)), event["row_count"])
+    return CheckOutcome(
+        details.get("suite", ""),
+        event["table_name"],
+        details.get("expectation", ""),
+        bool(details.get("success")),
+        bool(details.get("blocking", True)),
+        event["row_count"],
+    )
 
 
 def _tables(logged: list[dict[str, Any]]) -> list[TableOutcome]:
@@ -160,11 +175,19 @@ def _tables(logged: list[dict[str, Any]]) -> list[TableOutcome]:
 def latest_runs(conn: Connection, table: Table, limit: int = 200) -> list[dict[str, Any]]:
     """The most recent runs that reached their summary: the certificates one can issue."""
     rows = conn.execute(
-        select(table.c.run_id, table.c.dag_id, table.c.category, table.c.as_of, table.c.dry_run,
-               func.max(table.c.event_id).label("last_event"))
+        select(
+            table.c.run_id,
+            table.c.dag_id,
+            table.c.category,
+            table.c.as_of,
+            table.c.dry_run,
+            func.max(table.c.event_id).label("last_event"),
+        )
         .where(table.c.action == "run_summary")
         .group_by(table.c.run_id, table.c.dag_id, table.c.category, table.c.as_of, table.c.dry_run)
-        .order_by(func.max(table.c.event_id).desc()).limit(limit))
+        .order_by(func.max(table.c.event_id).desc())
+        .limit(limit)
+    )
     return [dict(r._mapping) for r in rows]
 
 
@@ -208,8 +231,10 @@ def write(certificate: Certificate) -> tuple[Path, Path]:
     if json_path.exists():
         existing = json.loads(json_path.read_text(encoding="utf-8")).get("audit_log", "")
         if existing and normal_identity(existing) != normal_identity(certificate.audit_log):
-            raise RetentionError(f"{json_path} is the certificate of another audit log ({existing}), not of "
-                                 f"{certificate.audit_log}: give each target its own $RETENTION_REPORTS_DIR")
+            raise RetentionError(
+                f"{json_path} is the certificate of another audit log ({existing}), not of "
+                f"{certificate.audit_log}: give each target its own $RETENTION_REPORTS_DIR"
+            )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     content = json.dumps(certificate.to_dict(), indent=2, ensure_ascii=False) + "\n"
     stem = json_path.name.removesuffix(".certificate.json")
@@ -272,8 +297,9 @@ def status_text(c: Certificate) -> str:
     if not reported:
         return "completed, every check passed"
     if c.dry_run:
-        return (f"dry run completed, nothing was changed; {reported} check(s) report the rows an executing "
-                f"run would act on")
+        return (
+            f"dry run completed, nothing was changed; {reported} check(s) report the rows an executing run would act on"
+        )
     return f"completed; {reported} non-blocking check(s) reported rows (listed below)"
 
 
@@ -281,32 +307,50 @@ def render(c: Certificate) -> str:
     """The certificate as a self-contained HTML page."""
     failed = [k for k in c.checks if not k.success]
     status = f"<span class='{'ok' if c.completed else 'ko'}'>{html.text(status_text(c))}</span>"
-    facts = html.table(("", ""), [
-        ("Category", f"{c.category_label} ({c.category})"), ("Run", c.run_id), ("DAG", c.dag_id),
-        ("Audit log", c.audit_log or "not named (certificate written before the log was named)"),
-        ("As of", c.as_of.isoformat()), ("Policy version", c.policy_version),
-        ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"), ("Status", html.Raw(status)),
-        ("Deletion limit", "within the limit" if c.approved_past_limit is None else
-         f"passed: {c.approved_past_limit} removals approved by a person (task approve_deletions)"),
-        ("Audit events", f"{c.first_event} to {c.last_event}"),
-        ("First event hash", html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
-        ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
-        ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
-    ])
-    tables = html.table(("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined"),
-                        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined)
-                         for t in c.tables])
-    checks = html.table(("suite", "table", "check", "result", "blocking", "rows failing"),
-                        [(k.suite, k.table, k.check, "passed" if k.success else "FAILED", k.blocking,
-                          k.unexpected_rows) for k in c.checks],
-                        row_class=lambda r: "ko" if r[3] == "FAILED" else "")
-    body = (f"{facts}<h2>What was done, per table</h2>{tables}"
-            "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
-            "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
-            "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
-            f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
-            "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
-            "(<code>retention_audit_verify</code>). Counts only: no personal data.</p>")
+    facts = html.table(
+        ("", ""),
+        [
+            ("Category", f"{c.category_label} ({c.category})"),
+            ("Run", c.run_id),
+            ("DAG", c.dag_id),
+            ("Audit log", c.audit_log or "not named (certificate written before the log was named)"),
+            ("As of", c.as_of.isoformat()),
+            ("Policy version", c.policy_version),
+            ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"),
+            ("Status", html.Raw(status)),
+            (
+                "Deletion limit",
+                "within the limit"
+                if c.approved_past_limit is None
+                else f"passed: {c.approved_past_limit} removals approved by a person (task approve_deletions)",
+            ),
+            ("Audit events", f"{c.first_event} to {c.last_event}"),
+            ("First event hash", html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
+            ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
+            ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ],
+    )
+    tables = html.table(
+        ("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined"),
+        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined) for t in c.tables],
+    )
+    checks = html.table(
+        ("suite", "table", "check", "result", "blocking", "rows failing"),
+        [
+            (k.suite, k.table, k.check, "passed" if k.success else "FAILED", k.blocking, k.unexpected_rows)
+            for k in c.checks
+        ],
+        row_class=lambda r: "ko" if r[3] == "FAILED" else "",
+    )
+    body = (
+        f"{facts}<h2>What was done, per table</h2>{tables}"
+        "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
+        "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
+        "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
+        f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
+        "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
+        "(<code>retention_audit_verify</code>). Counts only: no personal data.</p>"
+    )
     return html.page(f"Deletion certificate - {c.category_label} - {c.as_of.isoformat()}", body)
 
 
@@ -351,7 +395,7 @@ def normal_identity(identity: str) -> str:
     if not where:
         return identity
     if where.startswith("sqlite:///"):
-        return f"sqlite:///{os.path.realpath(where[len('sqlite:///'):])} {name}"
+        return f"sqlite:///{os.path.realpath(where[len('sqlite:///') :])} {name}"
     server = _SERVER_IDENTITY.fullmatch(where)
     if server is None:
         return identity
@@ -406,8 +450,10 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
             data = json.loads(path.read_text(encoding="utf-8"))
             _check_hashes(data)
         except (ValueError, KeyError, TypeError) as exc:
-            raise RetentionError(f"{path} is not a run certificate that can be read ({exc!r}): restore it from a "
-                                 "backup, or move it out of the reports folder if it is not one") from exc
+            raise RetentionError(
+                f"{path} is not a run certificate that can be read ({exc!r}): restore it from a "
+                "backup, or move it out of the reports folder if it is not one"
+            ) from exc
         named = data.get("audit_log")
         if wanted is not None and named and normal_identity(str(named)) != wanted:
             others += 1
@@ -415,7 +461,10 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
             continue
         compared += 1
         runs.add((str(data.get("dag_id", "")), str(data.get("run_id", ""))))
-        found += [(data["first_event"], data["first_hash"], path.name), (data["last_event"], data["last_hash"], path.name)]
+        found += [
+            (data["first_event"], data["first_hash"], path.name),
+            (data["last_event"], data["last_hash"], path.name),
+        ]
     return Anchors(found, compared, others, first_other, daily, frozenset(runs))
 
 
@@ -492,46 +541,75 @@ class ChainStatus:
     def sentence(self) -> str:
         """One line for people: what every screen and the daily verification say."""
         if not self.chain_holds:
-            return (f"BROKEN: the hash chain does not hold at event {self.broken_at}: {self.reason} "
-                    f"({self.events} events read)")
+            return (
+                f"BROKEN: the hash chain does not hold at event {self.broken_at}: {self.reason} "
+                f"({self.events} events read)"
+            )
         if self.mismatches and not self.events:
             return f"{'EMPTIED' if self.exists else 'REMOVED'}: {self.mismatches[0]}"
         if self.mismatches:
-            return (f"REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
-                    f"{self.mismatches[0]} ({len(self.mismatches)} mismatch(es); its hash chain is consistent, "
-                    "so it was re-hashed or shortened)")
+            return (
+                f"REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
+                f"{self.mismatches[0]} ({len(self.mismatches)} mismatch(es); its hash chain is consistent, "
+                "so it was re-hashed or shortened)"
+            )
         if self.unverified and self.reports_missing:
-            return (f"NOT VERIFIED against its anchors: the reports folder {self.reports} is missing (not mounted, "
-                    f"or $RETENTION_REPORTS_DIR is wrong); its hash chain holds ({self.events} events), but a "
-                    "re-hashed log would pass unseen")
+            return (
+                f"NOT VERIFIED against its anchors: the reports folder {self.reports} is missing (not mounted, "
+                f"or $RETENTION_REPORTS_DIR is wrong); its hash chain holds ({self.events} events), but a "
+                "re-hashed log would pass unseen"
+            )
         if self.unverified:
-            return (f"NOT VERIFIED against its anchors: {self.other_logs} certificate(s) or anchor(s) in "
-                    f"{self.reports} name another log ({self.other_log}), none this one ({self.audit_log}); its "
-                    f"hash chain holds ({self.events} events), but a re-hashed log would pass unseen: if it is "
-                    "this log under another name, reach the database by one name everywhere")
+            return (
+                f"NOT VERIFIED against its anchors: {self.other_logs} certificate(s) or anchor(s) in "
+                f"{self.reports} name another log ({self.other_log}), none this one ({self.audit_log}); its "
+                f"hash chain holds ({self.events} events), but a re-hashed log would pass unseen: if it is "
+                "this log under another name, reach the database by one name everywhere"
+            )
         if self.missing_certificates:
-            return (f"CERTIFICATES MISSING: run {', run '.join(self.missing_certificates[:5])}"
-                    f"{f' and {len(self.missing_certificates) - 5} more' if len(self.missing_certificates) > 5 else ''}"
-                    f" finished (the log holds its summary) but no certificate of this log in {self.reports} "
-                    "names it, and the log records no failure to write it: restore the certificate(s) from a "
-                    "backup, or check that $RETENTION_REPORTS_DIR is the folder the runs wrote to")
-        said = (f"intact: {self.events} events, hash chain verified, hashes of {self.certificates} run "
-                f"certificate(s) and {self.daily_anchors} daily anchor(s) matched")
+            return (
+                f"CERTIFICATES MISSING: run {', run '.join(self.missing_certificates[:5])}"
+                f"{f' and {len(self.missing_certificates) - 5} more' if len(self.missing_certificates) > 5 else ''}"
+                f" finished (the log holds its summary) but no certificate of this log in {self.reports} "
+                "names it, and the log records no failure to write it: restore the certificate(s) from a "
+                "backup, or check that $RETENTION_REPORTS_DIR is the folder the runs wrote to"
+            )
+        said = (
+            f"intact: {self.events} events, hash chain verified, hashes of {self.certificates} run "
+            f"certificate(s) and {self.daily_anchors} daily anchor(s) matched"
+        )
         if self.anchored_to < self.events:
-            said += (f"; {self.events - self.anchored_to} event(s) after #{self.anchored_to} not anchored yet "
-                     "(the next run certificate or daily verification anchors them)")
+            said += (
+                f"; {self.events - self.anchored_to} event(s) after #{self.anchored_to} not anchored yet "
+                "(the next run certificate or daily verification anchors them)"
+            )
         if self.other_logs:
-            said += f"; {self.other_logs} certificate(s) or anchor(s) of another log left aside (first: {self.other_log})"
+            said += (
+                f"; {self.other_logs} certificate(s) or anchor(s) of another log left aside (first: {self.other_log})"
+            )
         return said
 
     def to_dict(self) -> dict[str, Any]:
-        return {"audit_log": self.audit_log, "events": self.events, "intact": self.intact,
-                "broken_at": self.broken_at, "reason": self.reason, "certificates": self.certificates,
-                "daily_anchors": self.daily_anchors, "anchored_to": self.anchored_to,
-                "head_event": self.head_event, "head_hash": self.head_hash,
-                "mismatches": list(self.mismatches), "other_logs": self.other_logs, "other_log": self.other_log,
-                "unverified": self.unverified, "reports": self.reports, "reports_missing": self.reports_missing,
-                "missing_certificates": list(self.missing_certificates), "status": self.sentence()}
+        return {
+            "audit_log": self.audit_log,
+            "events": self.events,
+            "intact": self.intact,
+            "broken_at": self.broken_at,
+            "reason": self.reason,
+            "certificates": self.certificates,
+            "daily_anchors": self.daily_anchors,
+            "anchored_to": self.anchored_to,
+            "head_event": self.head_event,
+            "head_hash": self.head_hash,
+            "mismatches": list(self.mismatches),
+            "other_logs": self.other_logs,
+            "other_log": self.other_log,
+            "unverified": self.unverified,
+            "reports": self.reports,
+            "reports_missing": self.reports_missing,
+            "missing_certificates": list(self.missing_certificates),
+            "status": self.sentence(),
+        }
 
 
 def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
@@ -550,21 +628,39 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
     identity = log_identity(conn, table)
     folder = directory or reports_dir()
     kept = anchors(folder, identity)
-    counts = dict(certificates=kept.certificates, other_logs=kept.other_logs, other_log=kept.other_log,
-                  reports=str(folder), daily_anchors=kept.daily, anchored_to=kept.anchored_to,
-                  reports_missing=not folder.is_dir())
-    exists = audit.table_exists(conn, table)
+    counts = dict(
+        certificates=kept.certificates,
+        other_logs=kept.other_logs,
+        other_log=kept.other_log,
+        reports=str(folder),
+        daily_anchors=kept.daily,
+        anchored_to=kept.anchored_to,
+        reports_missing=not folder.is_dir(),
+    )
+    exists = store.table_exists(conn, table)
     chain = audit.verify_chain(conn, table) if exists else audit.ChainReport(0)
     if not chain.events:
         # No log yet is intact; no log, or an empty one, while anchors name it was removed or emptied.
-        gone = (f"the audit log is {'empty' if exists else 'missing'}, though {kept.certificates} run "
-                f"certificate(s) and {kept.daily} daily anchor(s) name it (first: {kept.hashes[0][2]})",) \
-            if kept.hashes else ()
+        gone = (
+            (
+                f"the audit log is {'empty' if exists else 'missing'}, though {kept.certificates} run "
+                f"certificate(s) and {kept.daily} daily anchor(s) name it (first: {kept.hashes[0][2]})",
+            )
+            if kept.hashes
+            else ()
+        )
         return ChainStatus(identity, 0, mismatches=gone, exists=exists, **counts)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
-    return ChainStatus(identity, chain.events, chain.broken_at, chain.reason, mismatches=tuple(mismatches),
-                       head_hash=chain.head_hash, missing_certificates=_uncertified_runs(conn, table, kept.runs),
-                       **counts)
+    return ChainStatus(
+        identity,
+        chain.events,
+        chain.broken_at,
+        chain.reason,
+        mismatches=tuple(mismatches),
+        head_hash=chain.head_hash,
+        missing_certificates=_uncertified_runs(conn, table, kept.runs),
+        **counts,
+    )
 
 
 def _uncertified_runs(conn: Connection, table: Table, certified: frozenset[tuple[str, str]]) -> tuple[str, ...]:
@@ -575,12 +671,19 @@ def _uncertified_runs(conn: Connection, table: Table, certified: frozenset[tuple
     finished = conn.execute(
         select(table.c.dag_id, table.c.run_id, func.max(table.c.event_id).label("last"))
         .where(table.c.action == "run_summary", table.c.dry_run.is_(False))
-        .group_by(table.c.dag_id, table.c.run_id).order_by(func.max(table.c.event_id)))
+        .group_by(table.c.dag_id, table.c.run_id)
+        .order_by(func.max(table.c.event_id))
+    )
     missing = [(r.dag_id, r.run_id) for r in finished if (r.dag_id, r.run_id) not in certified]
     if not missing:
         return ()
-    recorded = {(e["dag_id"], e["run_id"]) for e in audit.events(
-        conn, table, table.c.action == "validation", table.c.details.like('%deletion_certificate_written%'))
+    recorded = {
+        (e["dag_id"], e["run_id"])
+        for e in audit.events(
+            conn, table, table.c.action == "validation", table.c.details.like("%deletion_certificate_written%")
+        )
         if e["details"].get("suite") == "certificate"
-        and e["details"].get("expectation") == "deletion_certificate_written" and not e["details"].get("success")}
+        and e["details"].get("expectation") == "deletion_certificate_written"
+        and not e["details"].get("success")
+    }
     return tuple(f"{run} ({dag})" for dag, run in missing if (dag, run) not in recorded)

@@ -20,40 +20,42 @@ It renders in French (default) or English, as one self-contained HTML file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
 
-from include.retention.records import audit
-
-from include.retention.reports import certificate
-
-from include.retention.reports import charts
-
-from include.retention.schedule import dependants
-
-from include.retention.reports import html
-from include.retention.reports.certificate import ChainStatus
+from include.retention.database import store
 from include.retention.database.catalog import TableNode, archive_exists, open_category
-from include.retention.dates.clock import is_due, local_date
-from include.retention.errors import RetentionError
-from include.retention.records.holds import HoldsInForce, HoldView, hold_tables, holds_in_force, list_holds
-from include.retention.dates.periods import Period
-from include.retention.policy.model import Category, RetentionPolicy
-from include.retention.files import reports_dir, safe_name
-from include.retention.rights.requests import Deadline, open_deadlines, register_table
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import hold_tables, register_table
 from include.retention.database.target import Target
+from include.retention.dates.clock import is_due, local_date
+from include.retention.dates.periods import Period
+from include.retention.errors import RetentionError
+from include.retention.files import reports_dir, safe_name
+from include.retention.policy.model import Category, RetentionPolicy
+from include.retention.records import audit
+from include.retention.records.holds import HoldsInForce, HoldView, holds_in_force, list_holds
+from include.retention.reports import certificate, charts, html
+from include.retention.reports.certificate import ChainStatus
+from include.retention.rights.requests import Deadline, open_deadlines
+from include.retention.schedule import dependants
 
 LANGUAGES = ("fr", "en")
 _VOLUME_ACTIONS = ("archive", "delete", "anonymize")
 _VERB = {"delete": "deleted", "anonymize": "anonymized"}
 
 # What happened to a record in one run, one of these and only one: the report's segments.
-SEGMENTS = ("archived_kept", "deleted_same_run", "anonymized_same_run", "deleted_from_archive",
-            "anonymized_from_archive", "deleted_directly")
+SEGMENTS = (
+    "archived_kept",
+    "deleted_same_run",
+    "anonymized_same_run",
+    "deleted_from_archive",
+    "anonymized_from_archive",
+    "deleted_directly",
+)
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,13 @@ class Volume:
 
     category: str
     table: str
-    month: str                      # YYYY-MM: the month of the runs' date (as_of)
-    archived_kept: int = 0          # archived, and still in the archive after the run
-    deleted_same_run: int = 0       # archived, then destroyed by the same run
-    anonymized_same_run: int = 0    # archived, then anonymised by the same run
-    deleted_from_archive: int = 0   # destroyed from the archive, archived by an earlier run
+    month: str  # YYYY-MM: the month of the runs' date (as_of)
+    archived_kept: int = 0  # archived, and still in the archive after the run
+    deleted_same_run: int = 0  # archived, then destroyed by the same run
+    anonymized_same_run: int = 0  # archived, then anonymised by the same run
+    deleted_from_archive: int = 0  # destroyed from the archive, archived by an earlier run
     anonymized_from_archive: int = 0  # anonymised in the archive, archived by an earlier run
-    deleted_directly: int = 0       # destroyed in the active base: a category without archive
+    deleted_directly: int = 0  # destroyed in the active base: a category without archive
 
     @property
     def archived(self) -> int:
@@ -96,9 +98,13 @@ class Volume:
         """Records handled, each once: the segments do not overlap."""
         return sum(getattr(self, name) for name in SEGMENTS)
 
-    def plus(self, other: "Volume") -> "Volume":
-        return Volume(self.category, self.table, self.month,
-                      **{name: getattr(self, name) + getattr(other, name) for name in SEGMENTS})
+    def plus(self, other: Volume) -> Volume:
+        return Volume(
+            self.category,
+            self.table,
+            self.month,
+            **{name: getattr(self, name) + getattr(other, name) for name in SEGMENTS},
+        )
 
 
 @dataclass(frozen=True)
@@ -108,12 +114,12 @@ class Compliance:
     category: str
     table: str
     oldest_start: date | None
-    limit_date: date | None     # oldest_start + active period: the day it had to leave the active base
-    overdue: int                # active rows past their active period now
-    missing_start: int          # rows that cannot be aged (defects, or ongoing by design)
-    held_open: int              # rows past their date kept active by an open related row
-    expired_in_archive: int     # archive rows past retention_until, not yet destroyed
-    legal_hold: int = 0         # rows past their date (active or archive) that a legal hold keeps
+    limit_date: date | None  # oldest_start + active period: the day it had to leave the active base
+    overdue: int  # active rows past their active period now
+    missing_start: int  # rows that cannot be aged (defects, or ongoing by design)
+    held_open: int  # rows past their date kept active by an open related row
+    expired_in_archive: int  # archive rows past retention_until, not yet destroyed
+    legal_hold: int = 0  # rows past their date (active or archive) that a legal hold keeps
 
     @property
     def compliant(self) -> bool:
@@ -126,14 +132,14 @@ class DpoReport:
     period_start: date
     period_end: date
     today: date
-    months: list[str]                                   # YYYY-MM, every month the period touches
-    volumes: list[Volume]                               # per category, root table and month (non-empty only)
+    months: list[str]  # YYYY-MM, every month the period touches
+    volumes: list[Volume]  # per category, root table and month (non-empty only)
     compliance: list[Compliance]
-    findings: dict[str, dict[str, int]]                 # category -> finding -> count (in the period)
+    findings: dict[str, dict[str, int]]  # category -> finding -> count (in the period)
     chain: ChainStatus
     open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
     holds: list[HoldView] = field(default_factory=list)  # the legal-hold register, every hold and its status
-    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def volume(self, category: str, month: str, table: str | None = None) -> Volume:
         """The category's records handled in ``month``: one root table, or all of them."""
@@ -144,27 +150,52 @@ class DpoReport:
         return total
 
 
-def build(target: Target, policy: RetentionPolicy, period_start: date, period_end: date, today: date,
-          key: SubjectKey | None = None) -> DpoReport:
+def build(
+    target: Target,
+    policy: RetentionPolicy,
+    period_start: date,
+    period_end: date,
+    today: date,
+    key: SubjectKey | None = None,
+) -> DpoReport:
     """Gather the report's facts: the log for the period, the database for today.
 
     ``key`` (the subject key) is needed only when a legal hold protects a person."""
     check_period(period_start, period_end, today)
     months = _months(period_start, period_end)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:
         holds = holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect)
-        compliance = [c for category in policy.categories.values()
-                      for c in _compliance(conn, target, policy, category, today, holds)]
-        logged = audit.table_exists(conn, trail)
-        period_events = audit.events(conn, trail, trail.c.as_of >= period_start, trail.c.as_of <= period_end,
-                                     trail.c.dry_run.is_(False)) if logged else []
+        compliance = [
+            c
+            for category in policy.categories.values()
+            for c in _compliance(conn, target, policy, category, today, holds)
+        ]
+        logged = store.table_exists(conn, trail)
+        period_events = (
+            audit.events(
+                conn, trail, trail.c.as_of >= period_start, trail.c.as_of <= period_end, trail.c.dry_run.is_(False)
+            )
+            if logged
+            else []
+        )
         # The same verdict as retention_audit_verify and the Retention view (chain and certificates).
         chain = certificate.chain_status(conn, trail)
         requests = _open_requests(conn, target, policy, today)
         registered = list_holds(conn, target.archive_schema, today)
-    return DpoReport(policy, period_start, period_end, today, months, _volumes(policy, period_events),
-                     compliance, _findings(period_events), chain, requests, registered)
+    return DpoReport(
+        policy,
+        period_start,
+        period_end,
+        today,
+        months,
+        _volumes(policy, period_events),
+        compliance,
+        _findings(period_events),
+        chain,
+        requests,
+        registered,
+    )
 
 
 # The bounds of a report's period. Ten years: the charter's longest retention (accounting
@@ -188,13 +219,16 @@ def check_period(start: date, end: date, today: date) -> None:
     if end < start:
         raise ReportPeriodError(f"the report period ends ({end}) before it starts ({start})")
     if start < EARLIEST_PERIOD_START:
-        raise ReportPeriodError(f"{period} starts before {EARLIEST_PERIOD_START}: no run of the log is dated "
-                                "earlier; check the year")
+        raise ReportPeriodError(
+            f"{period} starts before {EARLIEST_PERIOD_START}: no run of the log is dated earlier; check the year"
+        )
     if end > latest_end:
         raise ReportPeriodError(f"{period} ends after {latest_end}, a year after today ({today}); check the year")
     if end >= _plus(MAX_PERIOD, start):
-        raise ReportPeriodError(f"{period} is longer than 10 years ({MAX_PERIOD}), the longest retention of the "
-                                "charter; ask for several reports")
+        raise ReportPeriodError(
+            f"{period} is longer than 10 years ({MAX_PERIOD}), the longest retention of the "
+            "charter; ask for several reports"
+        )
 
 
 def _plus(period: Period, day: date) -> date:
@@ -232,8 +266,11 @@ def _volumes(policy: RetentionPolicy, events: list[dict]) -> list[Volume]:
     by_run: dict[tuple[str, str, str, str], dict[str, int]] = {}
     for event in events:
         category = policy.categories.get(event["category"])
-        if (event["action"] not in _VOLUME_ACTIONS or category is None
-                or event["table_name"] not in {t.table for t in category.tables}):
+        if (
+            event["action"] not in _VOLUME_ACTIONS
+            or category is None
+            or event["table_name"] not in {t.table for t in category.tables}
+        ):
             continue
         key = (event["run_id"], category.key, event["table_name"], _month_of(event["as_of"]))
         _count_event(by_run.setdefault(key, dict.fromkeys(("archived", *SEGMENTS), 0)), event, category)
@@ -244,7 +281,8 @@ def _volumes(policy: RetentionPolicy, events: list[dict]) -> list[Volume]:
             raise RetentionError(
                 f"audit log: run {run_id} (category {category_key}, table {table}) destroyed or anonymised "
                 f"{ended} rows it archived, but archived {counts['archived']}: the log is inconsistent, "
-                "the report would count rows that were never archived")
+                "the report would count rows that were never archived"
+            )
         counts["archived_kept"] = counts["archived"] - ended
         volume = Volume(category_key, table, month, **{name: counts[name] for name in SEGMENTS})
         key = (category_key, table, month)
@@ -261,8 +299,10 @@ def _count_event(counts: dict[str, int], event: dict, category: Category) -> Non
     verb = _VERB[event["action"]]
     same_run = int(event["details"].get("same_run", 0))  # events before same_run existed: none
     if not 0 <= same_run <= rows:
-        raise RetentionError(f"audit log: event {event['event_id']} ({event['action']} of {event['table_name']}) "
-                             f"says {same_run} of its {rows} rows were archived by the same run")
+        raise RetentionError(
+            f"audit log: event {event['event_id']} ({event['action']} of {event['table_name']}) "
+            f"says {same_run} of its {rows} rows were archived by the same run"
+        )
     counts[f"{verb}_same_run"] += same_run
     # The rest was archived by an earlier run - or, without an archive, never archived at all.
     # Anonymised rows are always in the archive (a policy cannot anonymise without one).
@@ -279,23 +319,35 @@ def _findings(events: list[dict]) -> dict[str, dict[str, int]]:
     """Per category: defects reported and checks that failed during the period."""
     found: dict[str, dict[str, int]] = {}
     for event in events:
-        kind = ("missing_start_date" if event["action"] == "quality_finding"
-                else "failed_check" if event["action"] == "validation" and not event["details"].get("success")
-                else None)
+        kind = (
+            "missing_start_date"
+            if event["action"] == "quality_finding"
+            else "failed_check"
+            if event["action"] == "validation" and not event["details"].get("success")
+            else None
+        )
         if kind:
             counts = found.setdefault(event["category"], {})
             counts[kind] = counts.get(kind, 0) + (event["row_count"] if kind == "missing_start_date" else 1)
     return found
 
 
-def _compliance(conn: Connection, target: Target, policy: RetentionPolicy, category: Category,
-                today: date, holds: HoldsInForce) -> list[Compliance]:
+def _compliance(
+    conn: Connection, target: Target, policy: RetentionPolicy, category: Category, today: date, holds: HoldsInForce
+) -> list[Compliance]:
     nodes = open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
     return [_table_compliance(conn, target, policy, category, root, today, holds) for root in nodes]
 
 
-def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy, category: Category,
-                      root: TableNode, today: date, holds: HoldsInForce) -> Compliance:
+def _table_compliance(
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    category: Category,
+    root: TableNode,
+    today: date,
+    holds: HoldsInForce,
+) -> Compliance:
     """Rows a legal hold keeps past their date are counted apart: the hold outranks the schedule."""
     day = local_date(root.start, target.dialect, policy.zones)
     # Past its period and started before today, both in the company's zone: a row whose
@@ -310,28 +362,43 @@ def _table_compliance(conn: Connection, target: Target, policy: RetentionPolicy,
     on_hold = holds.held(root, "source", category.key)
     if root.release is not None and holds.any:  # a held customer keeps its released invoices active
         on_hold = or_(on_hold, dependants.held_through_parent(conn, policy, target, root, "source", holds))
-    oldest, overdue, missing, held, legal = conn.execute(select(
-        func.min(day).filter(root.ageable()),
-        func.count().filter(and_(due, not_(on_hold))),
-        func.count().filter(root.missing_start()),
-        func.count().filter(root.held_open()),
-        func.count().filter(and_(due, on_hold)),
-    ).select_from(root.source)).one()
+    oldest, overdue, missing, held, legal = conn.execute(
+        select(
+            func.min(day).filter(root.ageable()),
+            func.count().filter(and_(due, not_(on_hold))),
+            func.count().filter(root.missing_start()),
+            func.count().filter(root.held_open()),
+            func.count().filter(and_(due, on_hold)),
+        ).select_from(root.source)
+    ).one()
     oldest = date.fromisoformat(oldest) if isinstance(oldest, str) else oldest
     expired = 0
     if category.has_archive and archive_exists(conn, root):
         # As the purge decides: a hold on the row, on a dependant of it, or on the parent it
         # depends on protects it; a retained dependant that stays keeps its parent lawfully.
-        archived_hold = or_(dependants.held(holds, root, "archive", category.key),
-                            dependants.held_through_parent(conn, policy, target, root, "archive", holds))
+        archived_hold = or_(
+            dependants.held(holds, root, "archive", category.key),
+            dependants.held_through_parent(conn, policy, target, root, "archive", holds),
+        )
         past = and_(root.expired(today), not_(dependants.kept_by_any(root, today, holds)))
-        expired, legal_archived = conn.execute(select(
-            func.count().filter(and_(past, not_(archived_hold))),
-            func.count().filter(and_(past, archived_hold)),
-        ).select_from(root.archive)).one()
+        expired, legal_archived = conn.execute(
+            select(
+                func.count().filter(and_(past, not_(archived_hold))),
+                func.count().filter(and_(past, archived_hold)),
+            ).select_from(root.archive)
+        ).one()
         legal += legal_archived
-    return Compliance(category.key, root.name, oldest, category.active_period.add_to(oldest) if oldest else None,
-                      overdue, missing, held, expired, legal)
+    return Compliance(
+        category.key,
+        root.name,
+        oldest,
+        category.active_period.add_to(oldest) if oldest else None,
+        overdue,
+        missing,
+        held,
+        expired,
+        legal,
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -340,41 +407,63 @@ TEXT = {
     "fr": {
         "title": "Rapport de conservation des données personnelles",
         "intro": "Période couverte : {period} (passages datés de cette période, d'après le journal d'audit) · "
-                 "politique version {version} · état compté le {today} dans la base, pas dans le journal.",
+        "politique version {version} · état compté le {today} dans la base, pas dans le journal.",
         "schedule": "1. Durées de conservation (telles que configurées)",
-        "schedule_cols": ("Catégorie", "Finalité (charte)", "Base active : durée, à compter de",
-                          "Archive intermédiaire", "Finalité de l'archive / base légale", "Sort final"),
+        "schedule_cols": (
+            "Catégorie",
+            "Finalité (charte)",
+            "Base active : durée, à compter de",
+            "Archive intermédiaire",
+            "Finalité de l'archive / base légale",
+            "Sort final",
+        ),
         "volumes": "2. Enregistrements traités par mois",
         "volumes_text": "Enregistrements des tables principales de chaque catégorie (leurs lignes liées les "
-                        "suivent), traités par les passages exécutés (pas les simulations). Un passage compte "
-                        "chaque enregistrement une seule fois : archivé et conservé, ou archivé puis détruit "
-                        "(ou anonymisé) par ce même passage, ou détruit depuis l'archive où un passage antérieur "
-                        "l'avait mis, ou détruit directement dans la base active pour une catégorie sans archive. "
-                        "Un enregistrement archivé par un passage puis détruit par un passage ultérieur compte "
-                        "pour chacun des deux.",
+        "suivent), traités par les passages exécutés (pas les simulations). Un passage compte "
+        "chaque enregistrement une seule fois : archivé et conservé, ou archivé puis détruit "
+        "(ou anonymisé) par ce même passage, ou détruit depuis l'archive où un passage antérieur "
+        "l'avait mis, ou détruit directement dans la base active pour une catégorie sans archive. "
+        "Un enregistrement archivé par un passage puis détruit par un passage ultérieur compte "
+        "pour chacun des deux.",
         "chart_title": "{label} : enregistrements traités par les passages {during}, chacun compté une fois",
-        "volume_cols": ("Catégorie", "Table", "Mois", "Archivés",
-                        "dont détruits ou anonymisés dans le même passage",
-                        "Détruits ou anonymisés depuis l'archive (archivés auparavant)",
-                        "Détruits directement dans la base active (sans archive)",
-                        "Enregistrements traités (chacun une fois)"),
-        "segments": {"archived_kept": "archivés et conservés",
-                     "deleted_same_run": "archivés puis détruits dans le même passage",
-                     "anonymized_same_run": "archivés puis anonymisés dans le même passage",
-                     "deleted_from_archive": "détruits depuis l'archive (archivés lors d'un passage antérieur)",
-                     "anonymized_from_archive": "anonymisés dans l'archive (archivés lors d'un passage antérieur)",
-                     "deleted_directly": "détruits directement dans la base active"},
+        "volume_cols": (
+            "Catégorie",
+            "Table",
+            "Mois",
+            "Archivés",
+            "dont détruits ou anonymisés dans le même passage",
+            "Détruits ou anonymisés depuis l'archive (archivés auparavant)",
+            "Détruits directement dans la base active (sans archive)",
+            "Enregistrements traités (chacun une fois)",
+        ),
+        "segments": {
+            "archived_kept": "archivés et conservés",
+            "deleted_same_run": "archivés puis détruits dans le même passage",
+            "anonymized_same_run": "archivés puis anonymisés dans le même passage",
+            "deleted_from_archive": "détruits depuis l'archive (archivés lors d'un passage antérieur)",
+            "anonymized_from_archive": "anonymisés dans l'archive (archivés lors d'un passage antérieur)",
+            "deleted_directly": "détruits directement dans la base active",
+        },
         "no_volume": "Aucun enregistrement traité sur la période.",
         "compliance": "3. Conformité aujourd'hui",
-        "compliance_cols": ("Catégorie", "Table", "Plus ancien enregistrement actif", "Devait quitter la base "
-                            "active le", "En retard", "Sans date de départ", "Maintenus (lien ouvert)",
-                            "Archive échue non détruite", "Gel juridique", "Statut"),
-        "ok": "conforme", "ko": "NON CONFORME",
+        "compliance_cols": (
+            "Catégorie",
+            "Table",
+            "Plus ancien enregistrement actif",
+            "Devait quitter la base active le",
+            "En retard",
+            "Sans date de départ",
+            "Maintenus (lien ouvert)",
+            "Archive échue non détruite",
+            "Gel juridique",
+            "Statut",
+        ),
+        "ok": "conforme",
+        "ko": "NON CONFORME",
         "holds": "4. Gels juridiques et demandes de droits",
         "holds_text": "Un enregistrement sous gel juridique n'est ni archivé, ni détruit, ni anonymisé, par le "
-                      "calendrier comme par une demande d'effacement, jusqu'à la levée ou l'échéance du gel.",
-        "holds_cols": ("Référence", "Portée", "Catégorie / table", "Éléments", "Créé le",
-                       "Échéance", "Statut"),
+        "calendrier comme par une demande d'effacement, jusqu'à la levée ou l'échéance du gel.",
+        "holds_cols": ("Référence", "Portée", "Catégorie / table", "Éléments", "Créé le", "Échéance", "Statut"),
         "no_holds": "Aucun gel juridique enregistré.",
         "hold_status": {"in_force": "en vigueur", "lifted": "levé", "expired": "échu"},
         "requests_cols": ("Référence", "Type", "Échéance", "Jours restants"),
@@ -387,57 +476,85 @@ TEXT = {
         "chain_ok": "Chaîne de hachage intacte : {n} événements vérifiés, empreintes de {c} certificat(s) de passage concordantes.",
         "chain_ko": "CHAÎNE ROMPUE à l'événement {at} : {reason} ({n} événements lus).",
         "chain_rewritten": "JOURNAL RÉÉCRIT : il ne correspond plus aux certificats de passage ({m} écart(s), "
-                           "le premier : {first}) ; sa chaîne est cohérente, il a donc été recalculé.",
+        "le premier : {first}) ; sa chaîne est cohérente, il a donc été recalculé.",
         "chain_unverified": "NON VÉRIFIÉ par les certificats de passage : sa chaîne tient ({n} événements), mais "
-                            "les {o} certificat(s) de {dir} nomment un autre journal ({other}), aucun celui-ci.",
+        "les {o} certificat(s) de {dir} nomment un autre journal ({other}), aucun celui-ci.",
         "chain_emptied": "JOURNAL VIDÉ : {first}",
         "chain_removed": "JOURNAL SUPPRIMÉ : {first}",
         "chain_no_reports": "NON VÉRIFIÉ : le dossier des certificats {dir} est absent (non monté, ou "
-                            "$RETENTION_REPORTS_DIR erroné) ; sa chaîne tient ({n} événements), mais un journal "
-                            "recalculé passerait inaperçu.",
+        "$RETENTION_REPORTS_DIR erroné) ; sa chaîne tient ({n} événements), mais un journal "
+        "recalculé passerait inaperçu.",
         "chain_missing_certificates": "CERTIFICATS MANQUANTS : {m} passage(s) terminé(s) sans certificat de ce "
-                                      "journal dans {dir} ni échec d'écriture consigné (le premier : {first}).",
-        "none": "néant", "no_archive": "aucune", "delete": "destruction", "anonymize": "anonymisation",
-        "until_end": "jusqu'à", "from": "à compter de", "or": "ou", "after": "après",
+        "journal dans {dir} ni échec d'écriture consigné (le premier : {first}).",
+        "none": "néant",
+        "no_archive": "aucune",
+        "delete": "destruction",
+        "anonymize": "anonymisation",
+        "until_end": "jusqu'à",
+        "from": "à compter de",
+        "or": "ou",
+        "after": "après",
         "footer": "Généré le {at}. Ce rapport ne contient que des nombres, des dates et les noms de la politique.",
     },
     "en": {
         "title": "Personal data retention report",
         "intro": "Period covered: {period} (runs dated in this period, from the audit log) · "
-                 "policy version {version} · state counted on {today} in the database, not taken from the log.",
+        "policy version {version} · state counted on {today} in the database, not taken from the log.",
         "schedule": "1. Retention schedule (as configured)",
-        "schedule_cols": ("Category", "Purpose (charter)", "Active base: period, counted from",
-                          "Intermediate archive", "Purpose of the archive / legal basis", "End of life"),
+        "schedule_cols": (
+            "Category",
+            "Purpose (charter)",
+            "Active base: period, counted from",
+            "Intermediate archive",
+            "Purpose of the archive / legal basis",
+            "End of life",
+        ),
         "volumes": "2. Records handled per month",
         "volumes_text": "Records of each category's main tables (their linked rows follow them), handled by "
-                        "executed runs (not dry runs). A run counts each record once: archived and kept, or "
-                        "archived then destroyed (or anonymised) by that same run, or destroyed from the archive "
-                        "where an earlier run had put it, or destroyed directly in the active base for a "
-                        "category without an archive. A record archived by one run and destroyed by a later "
-                        "run counts for each of the two.",
+        "executed runs (not dry runs). A run counts each record once: archived and kept, or "
+        "archived then destroyed (or anonymised) by that same run, or destroyed from the archive "
+        "where an earlier run had put it, or destroyed directly in the active base for a "
+        "category without an archive. A record archived by one run and destroyed by a later "
+        "run counts for each of the two.",
         "chart_title": "{label}: records handled by the runs {during}, each counted once",
-        "volume_cols": ("Category", "Table", "Month", "Archived",
-                        "of which destroyed or anonymised in the same run",
-                        "Destroyed or anonymised from the archive (archived before)",
-                        "Destroyed directly in the active base (no archive)",
-                        "Records handled (each once)"),
-        "segments": {"archived_kept": "archived and kept",
-                     "deleted_same_run": "archived then destroyed in the same run",
-                     "anonymized_same_run": "archived then anonymised in the same run",
-                     "deleted_from_archive": "destroyed from the archive (archived by an earlier run)",
-                     "anonymized_from_archive": "anonymised in the archive (archived by an earlier run)",
-                     "deleted_directly": "destroyed directly in the active base"},
+        "volume_cols": (
+            "Category",
+            "Table",
+            "Month",
+            "Archived",
+            "of which destroyed or anonymised in the same run",
+            "Destroyed or anonymised from the archive (archived before)",
+            "Destroyed directly in the active base (no archive)",
+            "Records handled (each once)",
+        ),
+        "segments": {
+            "archived_kept": "archived and kept",
+            "deleted_same_run": "archived then destroyed in the same run",
+            "anonymized_same_run": "archived then anonymised in the same run",
+            "deleted_from_archive": "destroyed from the archive (archived by an earlier run)",
+            "anonymized_from_archive": "anonymised in the archive (archived by an earlier run)",
+            "deleted_directly": "destroyed directly in the active base",
+        },
         "no_volume": "No record handled in the period.",
         "compliance": "3. Compliance today",
-        "compliance_cols": ("Category", "Table", "Oldest active record", "Had to leave the active base on",
-                            "Overdue", "No start date", "Held (open link)", "Expired in archive", "Legal hold",
-                            "Status"),
-        "ok": "compliant", "ko": "NOT COMPLIANT",
+        "compliance_cols": (
+            "Category",
+            "Table",
+            "Oldest active record",
+            "Had to leave the active base on",
+            "Overdue",
+            "No start date",
+            "Held (open link)",
+            "Expired in archive",
+            "Legal hold",
+            "Status",
+        ),
+        "ok": "compliant",
+        "ko": "NOT COMPLIANT",
         "holds": "4. Legal holds and rights requests",
         "holds_text": "A record under a legal hold is neither archived, destroyed nor anonymised - by the "
-                      "schedule or by an erasure request - until the hold is lifted or expires.",
-        "holds_cols": ("Reference", "Scope", "Category / table", "Items", "Created",
-                       "Expires", "Status"),
+        "schedule or by an erasure request - until the hold is lifted or expires.",
+        "holds_cols": ("Reference", "Scope", "Category / table", "Items", "Created", "Expires", "Status"),
         "no_holds": "No legal hold recorded.",
         "hold_status": {"in_force": "in force", "lifted": "lifted", "expired": "expired"},
         "requests_cols": ("Reference", "Type", "Due", "Days left"),
@@ -450,18 +567,24 @@ TEXT = {
         "chain_ok": "Hash chain intact: {n} events verified, hashes of {c} run certificate(s) matched.",
         "chain_ko": "CHAIN BROKEN at event {at}: {reason} ({n} events read).",
         "chain_rewritten": "LOG REWRITTEN: it no longer matches the run certificates ({m} mismatch(es), "
-                           "the first: {first}); its chain is consistent, so it was re-hashed.",
+        "the first: {first}); its chain is consistent, so it was re-hashed.",
         "chain_unverified": "NOT VERIFIED against the run certificates: its chain holds ({n} events), but the "
-                            "{o} certificate(s) in {dir} name another log ({other}), none this one.",
+        "{o} certificate(s) in {dir} name another log ({other}), none this one.",
         "chain_emptied": "LOG EMPTIED: {first}",
         "chain_removed": "LOG REMOVED: {first}",
         "chain_no_reports": "NOT VERIFIED: the certificates folder {dir} is missing (not mounted, or "
-                            "$RETENTION_REPORTS_DIR is wrong); its chain holds ({n} events), but a re-hashed log "
-                            "would pass unseen.",
+        "$RETENTION_REPORTS_DIR is wrong); its chain holds ({n} events), but a re-hashed log "
+        "would pass unseen.",
         "chain_missing_certificates": "CERTIFICATES MISSING: {m} finished run(s) with no certificate of this log "
-                                      "in {dir} and no recorded failure to write it (the first: {first}).",
-        "none": "none", "no_archive": "none", "delete": "deletion", "anonymize": "anonymisation",
-        "until_end": "until", "from": "from", "or": "or", "after": "after",
+        "in {dir} and no recorded failure to write it (the first: {first}).",
+        "none": "none",
+        "no_archive": "none",
+        "delete": "deletion",
+        "anonymize": "anonymisation",
+        "until_end": "until",
+        "from": "from",
+        "or": "or",
+        "after": "after",
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
     },
 }
@@ -472,18 +595,27 @@ def render(report: DpoReport, lang: str = "fr") -> str:
     if lang not in LANGUAGES:
         raise ValueError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
     t, policy = TEXT[lang], report.policy
-    intro = t["intro"].format(period=period_words(report.period_start, report.period_end, lang),
-                              version=policy.version, today=day_words(report.today, lang))
-    body = [f"<p>{html.text(intro)}</p>",
-            f"<h2>{t['schedule']}</h2>", schedule_table(policy, lang),
-            f"<h2>{t['volumes']}</h2>", _volumes_section(report, lang),
-            f"<h2>{t['compliance']}</h2>", _compliance_table(report, lang),
-            f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_holds_table(report, lang)}"
-            f"{_requests_table(report, lang)}",
-            f"<h2>{t['findings']}</h2>", _findings_table(report, lang),
-            f"<h2>{t['chain']}</h2>", _chain_paragraph(report.chain, lang),
-            f"<p><small>{html.text(t['footer'].format(at=report.generated_at.strftime('%Y-%m-%d %H:%M UTC')))}"
-            "</small></p>"]
+    intro = t["intro"].format(
+        period=period_words(report.period_start, report.period_end, lang),
+        version=policy.version,
+        today=day_words(report.today, lang),
+    )
+    body = [
+        f"<p>{html.text(intro)}</p>",
+        f"<h2>{t['schedule']}</h2>",
+        schedule_table(policy, lang),
+        f"<h2>{t['volumes']}</h2>",
+        _volumes_section(report, lang),
+        f"<h2>{t['compliance']}</h2>",
+        _compliance_table(report, lang),
+        f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_holds_table(report, lang)}"
+        f"{_requests_table(report, lang)}",
+        f"<h2>{t['findings']}</h2>",
+        _findings_table(report, lang),
+        f"<h2>{t['chain']}</h2>",
+        _chain_paragraph(report.chain, lang),
+        f"<p><small>{html.text(t['footer'].format(at=report.generated_at.strftime('%Y-%m-%d %H:%M UTC')))}</small></p>",
+    ]
     return html.page(t["title"], "\n".join(body), lang=lang)
 
 
@@ -509,11 +641,19 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
             # Released by the parent's event, it still ends on its own clock: its own start +
             # the active period + the archive period ("10 years from the invoice date").
             archive = f"{_whole_horizon(category).in_words(lang)} {t['from']} {counted}"
-        basis = f"{category.archive_purpose} / {category.legal_basis}" if category.archive_purpose \
-            else category.legal_basis
-        rows.append((html.Raw(f"<code>{html.text(category.key)}</code>"), _label(category, lang),
-                     html.Raw(f"{html.text(active)}<br><small><code>{html.text(starts)}</code></small>"),
-                     archive, basis, t[category.end_action]))
+        basis = (
+            f"{category.archive_purpose} / {category.legal_basis}" if category.archive_purpose else category.legal_basis
+        )
+        rows.append(
+            (
+                html.Raw(f"<code>{html.text(category.key)}</code>"),
+                _label(category, lang),
+                html.Raw(f"{html.text(active)}<br><small><code>{html.text(starts)}</code></small>"),
+                archive,
+                basis,
+                t[category.end_action],
+            )
+        )
     return html.table(t["schedule_cols"], rows)
 
 
@@ -521,16 +661,18 @@ def _parent_event_words(policy: RetentionPolicy, category: Category, lang: str) 
     """For a category whose rows leave the active base on their parent's start event
     (``archived_with.leaves_active: on_parent_event``): that event in the parent categories'
     words ("the end of the relationship"), in policy order; None otherwise."""
-    parents = {t.archived_with.table for t in category.tables
-               if t.archived_with is not None and t.archived_with.on_parent_event}
+    parents = {
+        t.archived_with.table
+        for t in category.tables
+        if t.archived_with is not None and t.archived_with.on_parent_event
+    }
     if not parents:
         return None
     words = []
     for other in policy.categories.values():
         for table in other.tables:
             if table.table in parents:
-                words.append(getattr(other.counted_from, lang) if other.counted_from
-                             else table.start_event.describe())
+                words.append(getattr(other.counted_from, lang) if other.counted_from else table.start_event.describe())
     return f" {TEXT[lang]['or']} ".join(dict.fromkeys(words))
 
 
@@ -556,26 +698,51 @@ def _volumes_section(report: DpoReport, lang: str) -> str:
             continue
         series = {t["segments"][name]: [getattr(v, name) for v in by_month] for name in shown}
         colours = [charts.COLOURS[SEGMENTS.index(name)] for name in shown]  # one colour per segment, everywhere
-        parts.append(charts.stacked_bars([_bar_label(first, last, lang) for first, last in spans], series,
-                                         title=t["chart_title"].format(label=label, during=during),
-                                         colours=colours))
+        parts.append(
+            charts.stacked_bars(
+                [_bar_label(first, last, lang) for first, last in spans],
+                series,
+                title=t["chart_title"].format(label=label, during=during),
+                colours=colours,
+            )
+        )
         for table in category.tables:
             for month, (first, last) in zip(report.months, spans, strict=True):
                 v = report.volume(key, month, table.table)
                 if v.rows:
-                    rows.append((label, table.table, _span_words(first, last, lang), v.archived, v.ended_same_run,
-                                 v.ended_from_archive, v.deleted_directly, v.rows))
+                    rows.append(
+                        (
+                            label,
+                            table.table,
+                            _span_words(first, last, lang),
+                            v.archived,
+                            v.ended_same_run,
+                            v.ended_from_archive,
+                            v.deleted_directly,
+                            v.rows,
+                        )
+                    )
     return "".join(parts) + (html.table(t["volume_cols"], rows) if rows else "")
 
 
 def _compliance_table(report: DpoReport, lang: str) -> str:
     t = TEXT[lang]
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
-    rows = [(labels[c.category], c.table, c.oldest_start.isoformat() if c.oldest_start else t["none"],
-             c.limit_date.isoformat() if c.limit_date else "", c.overdue, c.missing_start, c.held_open,
-             c.expired_in_archive, c.legal_hold, html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant
-                                            else f"<span class='ko'>{t['ko']}</span>"))
-            for c in report.compliance]
+    rows = [
+        (
+            labels[c.category],
+            c.table,
+            c.oldest_start.isoformat() if c.oldest_start else t["none"],
+            c.limit_date.isoformat() if c.limit_date else "",
+            c.overdue,
+            c.missing_start,
+            c.held_open,
+            c.expired_in_archive,
+            c.legal_hold,
+            html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant else f"<span class='ko'>{t['ko']}</span>"),
+        )
+        for c in report.compliance
+    ]
     return html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[7] == 0 else "ko")
 
 
@@ -585,10 +752,18 @@ def _holds_table(report: DpoReport, lang: str) -> str:
     t = TEXT[lang]
     if not report.holds:
         return f"<p>{html.text(t['no_holds'])}</p>"
-    rows = [(h.reference, h.scope, h.category or h.table or "", h.items,
-             h.created_at.astimezone(report.policy.zone).strftime("%Y-%m-%d") if h.created_at else "",
-             h.expires_on.isoformat() if h.expires_on else t["none"], t["hold_status"][h.status])
-            for h in report.holds]
+    rows = [
+        (
+            h.reference,
+            h.scope,
+            h.category or h.table or "",
+            h.items,
+            h.created_at.astimezone(report.policy.zone).strftime("%Y-%m-%d") if h.created_at else "",
+            h.expires_on.isoformat() if h.expires_on else t["none"],
+            t["hold_status"][h.status],
+        )
+        for h in report.holds
+    ]
     return html.table(t["holds_cols"], rows)
 
 
@@ -596,9 +771,15 @@ def _requests_table(report: DpoReport, lang: str) -> str:
     t = TEXT[lang]
     if not report.open_requests:
         return f"<p>{html.text(t['no_requests'])}</p>"
-    rows = [(d.reference, d.request_type, d.due.isoformat(),
-             html.Raw(f"<span class='ko'>{t['overdue']} ({d.days_left})</span>") if d.days_left < 0 else d.days_left)
-            for d in report.open_requests]
+    rows = [
+        (
+            d.reference,
+            d.request_type,
+            d.due.isoformat(),
+            html.Raw(f"<span class='ko'>{t['overdue']} ({d.days_left})</span>") if d.days_left < 0 else d.days_left,
+        )
+        for d in report.open_requests
+    ]
     return html.table(t["requests_cols"], rows)
 
 
@@ -607,8 +788,10 @@ def _findings_table(report: DpoReport, lang: str) -> str:
     if not report.findings:
         return f"<p>{html.text(t['no_findings'])}</p>"
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
-    rows = [(labels.get(key, key), f.get("missing_start_date", 0), f.get("failed_check", 0))
-            for key, f in report.findings.items()]
+    rows = [
+        (labels.get(key, key), f.get("missing_start_date", 0), f.get("failed_check", 0))
+        for key, f in report.findings.items()
+    ]
     return html.table(t["findings_cols"], rows)
 
 
@@ -625,11 +808,13 @@ def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
     elif chain.unverified and chain.reports_missing:
         text = t["chain_no_reports"].format(n=chain.events, dir=chain.reports)
     elif chain.unverified:  # the certificates and anchors all name another log
-        text = t["chain_unverified"].format(n=chain.events, o=chain.other_logs, dir=chain.reports,
-                                            other=chain.other_log)
+        text = t["chain_unverified"].format(
+            n=chain.events, o=chain.other_logs, dir=chain.reports, other=chain.other_log
+        )
     else:  # the same order of verdicts as ChainStatus.sentence
-        text = t["chain_missing_certificates"].format(m=len(chain.missing_certificates), dir=chain.reports,
-                                                      first=chain.missing_certificates[0])
+        text = t["chain_missing_certificates"].format(
+            m=len(chain.missing_certificates), dir=chain.reports, first=chain.missing_certificates[0]
+        )
     return f"<p class='ko'>{html.text(text)}</p>"
 
 
@@ -645,10 +830,34 @@ def write(report: DpoReport, lang: str = "fr") -> Path:
 # -- the period in words -----------------------------------------------------------------------
 
 _MONTHS = {
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-           "novembre", "décembre"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
 }
 _SHORT_MONTHS = {
     "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
@@ -666,8 +875,11 @@ def day_words(day: date, lang: str) -> str:
 
 
 def _whole_month(start: date, end: date) -> bool:
-    return start.day == 1 and (start.year, start.month) == (end.year, end.month) and \
-        date.fromordinal(end.toordinal() + 1).month != end.month
+    return (
+        start.day == 1
+        and (start.year, start.month) == (end.year, end.month)
+        and date.fromordinal(end.toordinal() + 1).month != end.month
+    )
 
 
 def _span_words(start: date, end: date, lang: str) -> str:

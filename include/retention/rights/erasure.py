@@ -44,14 +44,16 @@ from sqlalchemy import and_, delete, exists, false, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.catalog import TableNode, archive_exists, key_of
 from include.retention.database.identity import Subject, SubjectKey
+from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import HoldsInForce, hold_day, hold_tables, holds_in_force
+from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
 from include.retention.records.locks import ERASURE_WAIT_SECONDS, wait_for_batches
 from include.retention.rights.subjects import Found, locate_in, open_trees
 
@@ -397,8 +399,8 @@ def _outcome(
 def _audit(
     conn: Connection, target: Target, policy: RetentionPolicy, ctx: RunContext, result: ErasureResult, request_type: str
 ) -> None:
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
-    audit.ensure_audit_table(conn, trail)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
+    store.ensure_audit_table(conn, trail)
     first_hash = result.subject_hashes[0]
     for table in result.tables:
         audit.record(

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String, update
 from sqlalchemy.engine import Connection
 
+from include.retention.database import store
 from include.retention.database.identity import Subject, SubjectKey
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
@@ -54,8 +55,8 @@ def rectify_in(
         )
         for table, columns in changes.items()
     }  # every change checked before the first is written
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
-    audit.ensure_audit_table(conn, trail)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
+    store.ensure_audit_table(conn, trail)
     done: list[Rectified] = []
     for table, values in checked.items():
         f = found[table]

@@ -30,10 +30,9 @@ from include.retention.database.identity import (
     legacy_keyed_hash_sql,
     require_keyed_hash_sql,
 )
+from include.retention.database.store import hold_tables, suppression_table
 from include.retention.database.target import Target
 from include.retention.policy.model import RetentionPolicy
-from include.retention.records.holds import hold_tables
-from include.retention.records.suppression import suppression_table
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ what was done, per table.
 
 Every request is recorded, whatever happens next: a request whose identity check is still
 pending is recorded and stops there; a verified one is handled and its outcome written.
-The register is a table of the project (``register_table``) named by the policy key
+The register is a table of the project (``store.register_table``) named by the policy key
 ``rights_register``; the category whose table it is governs its retention (kept while the
 request is open, then archived as evidence). It holds what the answer needs (reference,
 type, dates, outcome per table, the requester's e-mail to reply to) - the audit trail only
@@ -37,31 +37,25 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Date,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
     insert,
-    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
 
+from include.retention.database import store
 from include.retention.database.identity import Subject, SubjectKey
+from include.retention.database.store import suppression_table
 from include.retention.database.target import Target
 from include.retention.dates import instants
-from include.retention.dates.instants import UtcDateTime, normalise_sqlite_text
+from include.retention.dates.instants import normalise_sqlite_text
 from include.retention.dates.periods import Period
 from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.suppression import suppress, suppression_table
+from include.retention.records.suppression import suppress
 from include.retention.rights.erasure import REQUEST_EVENTS, erase_in
 from include.retention.rights.export import export_subject
 from include.retention.rights.rectify import rectify_in
@@ -71,7 +65,6 @@ STATUSES = ("pending_identity", "in_progress", "completed", "failed")
 RESPONSE_PERIOD = Period(months=1)
 EXTENDED_PERIOD = Period(months=3)  # the month, plus two more (art. 12(3))
 INSTANT_COLUMNS = ("received_at", "closed_at")  # instants.UtcDateTime: stored with their zone
-REFERENCE_LENGTH = 64
 EXTENSION_REASON_LENGTH = 2000
 IDENTIFIER_LENGTH = 200  # as the trigger form allows (dags/subject_request.py)
 
@@ -97,27 +90,6 @@ def check_identifiers(subject: Subject) -> None:
         check_text(kind, value, IDENTIFIER_LENGTH)
 
 
-def register_table(schema: str | None, name: str) -> Table:
-    """The register's layout (the project's own table, in the active schema)."""
-    return Table(
-        name,
-        MetaData(),
-        Column("request_id", Integer, primary_key=True, autoincrement=True),
-        Column("reference", String(REFERENCE_LENGTH), nullable=False, unique=True),
-        Column("request_type", String(30), nullable=False),
-        Column("requester_email", String(200)),
-        Column("received_at", UtcDateTime(), nullable=False),
-        Column("due_at", Date, nullable=False),
-        Column("extended", Boolean, nullable=False, default=False),
-        Column("extension_reason", Text),
-        Column("identity_verified", Boolean, nullable=False),
-        Column("status", String(20), nullable=False),
-        Column("closed_at", UtcDateTime()),
-        Column("outcome", Text),
-        schema=schema,
-    )
-
-
 @dataclass(frozen=True)
 class RequestRecord:
     """A request as received: what the form says."""
@@ -133,7 +105,7 @@ class RequestRecord:
         check_text("request_type", self.request_type, 30)
         if self.request_type not in REQUEST_TYPES:
             raise RetentionError(f"request type {self.request_type!r}: use one of {', '.join(REQUEST_TYPES)}")
-        check_text("reference", self.reference, REFERENCE_LENGTH)
+        check_text("reference", self.reference, store.REQUEST_REFERENCE_LENGTH)
         if not self.reference.strip():
             raise RetentionError("the request reference is empty")
         check_text("requester_email", self.requester_email, 200)
@@ -235,7 +207,7 @@ def check_same_subject(
 
 def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str]:
     """The keyed hashes of the request's ``received`` events (one per identifier given)."""
-    if not audit.table_exists(conn, trail):
+    if not store.table_exists(conn, trail):
         return set()
     marked = trail.c.details.like(f'%"request_id":{int(request_id)}%')  # narrowed here, checked exactly below
     events = audit.events(conn, trail, marked, category=REQUEST_EVENTS, action="rights_request")
@@ -327,7 +299,7 @@ def handle(
     register = ensure_register(target, policy)
     target.ensure_archive_schema()  # where the audit log lives, even before any scheduled run
     hashes = subject.hashes(key)
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
     with target.engine.begin() as conn:
         request_id, resumed = record_or_resume(conn, register, request, received_at, trail=trail, subject_hashes=hashes)
         status = "in_progress" if request.identity_verified else "pending_identity"
@@ -371,18 +343,15 @@ def ensure_register(target: Target, policy: RetentionPolicy) -> Table:
             f"{policy.source}: rights_register is not set: name the table that records "
             "data-subject requests (a table of the category that governs them)"
         )
-    register = register_table(target.source_schema(policy.source_schema), policy.rights_register)
+    register = store.register_table(target.source_schema(policy.source_schema), policy.rights_register)
     with target.engine.begin() as conn:
-        inspector = inspect(conn)
-        if not inspector.has_table(register.name, schema=register.schema):
-            register.create(conn)
+        if store.ensure_table(conn, register):
             return register
-        present = {c["name"] for c in inspector.get_columns(register.name, schema=register.schema)}
-    missing = [c.name for c in register.columns if c.name not in present]
+        missing = store.missing_columns(conn, register)
     if missing:
         raise RetentionError(
             f"rights register {register.name} lacks column(s) {', '.join(missing)} "
-            "of the project's layout (include/retention/rights/requests.py: register_table)"
+            "of the project's layout (include/retention/database/store.py: register_table)"
         )
     with target.engine.begin() as conn:  # SQLite: what earlier versions wrote gets its zone
         normalise_sqlite_text(conn, register, INSTANT_COLUMNS)
@@ -403,8 +372,8 @@ def _audit_request(
     """One ``rights_request`` event per identifier hash (a lookup by any of them finds it),
     with the register's ``request_id`` (a number, not the reference): what a resumed request
     is checked against (``check_same_subject``). (Erasures write theirs in ``erasure``.)"""
-    trail = audit.audit_table(target.archive_schema, policy.audit_table)
-    audit.ensure_audit_table(conn, trail)
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
+    store.ensure_audit_table(conn, trail)
     for subject_hash in hashes:
         audit.record(
             conn,

@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, false, func, not_, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, open_category
 
 # IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
@@ -499,8 +500,8 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
         roots = [f for group in groups for f in group.found if f.depth == 0]
         groups = _kept_for_dependants(groups, _dependant_groups(conn, target, policy, roots, today))
         answer.presence = [p for group in groups for p in group.presence()]
-        table = audit.audit_table(target.archive_schema, policy.audit_table)
-        if audit.table_exists(conn, table):  # events written before the canonical form too
+        table = store.audit_table(target.archive_schema, policy.audit_table)
+        if store.table_exists(conn, table):  # events written before the canonical form too
             answer.events = audit.events(conn, table, table.c.subject_hash.in_(subject.lookup_hashes(key)))
     answer.erased_on = _erased_on(answer.events, policy)
     return answer
@@ -558,7 +559,8 @@ class _Keeping:
 
     @classmethod
     def read(cls, conn: Connection, target: Target, key: SubjectKey, today: date) -> _Keeping:
-        from include.retention.records.holds import hold_tables, holds_in_force  # holds imports this module
+        from include.retention.database.store import hold_tables
+        from include.retention.records.holds import holds_in_force  # holds imports this module
 
         return cls(today, holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect))
 

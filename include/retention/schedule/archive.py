@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
@@ -103,7 +104,7 @@ def archive_category(
         ):
             add_counts(totals, batch.counts)
             log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
-        if step.target.dialect == "postgresql" and (root.children or root.dependants):
+        if step.target.capabilities.concurrent_writers and (root.children or root.dependants):
             add_counts(totals, _sweep_late_children(step, root))
     return totals
 
@@ -133,7 +134,7 @@ def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: 
     moved = _move_tree(conn, root, rows, chosen, step, [])
     copied.setdefault(step.category.key, {}).update({name: n for name, (n, _) in moved.items()})
     removed.update({name: n for name, (_, n) in moved.items()})
-    if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE kept every other writer out
+    if capabilities_of(conn.dialect.name).concurrent_writers:  # SQLite: BEGIN IMMEDIATE kept every other writer out
         _move_late_children(conn, root, chosen.rows_of(root.archive, root.key_columns), step, copied, removed)
     return _check_and_audit(conn, root, step, copied, removed)
 
@@ -271,7 +272,7 @@ def _move_rows(
     as a DBA would write it), and returns both counts. Elsewhere the rows are copied, then
     deleted only where their copy exists."""
     target = [*node.copied_columns, *ARCHIVE_METADATA_COLUMNS]
-    if conn.dialect.name == "postgresql":
+    if capabilities_of(conn.dialect.name).returning:
         moved = delete(node.source).where(cond).returning(*node.source.c).cte("moved")
         copy = insert(node.archive).from_select(target, _with_dates(moved, node, path, chosen, step))
         copied = copy.returning(literal(1)).cte("copied")

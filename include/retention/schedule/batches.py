@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.catalog import TableNode, key_of, linked_rows
 from include.retention.records.locks import batch_in_progress
 
@@ -99,12 +100,12 @@ def in_batches(
     has one writer: always one there).
     """
     walk = _Walk(engine, table, tuple(key_columns), where, batch_size, work, lock, tuple(carry))
-    if workers > 1 and engine.dialect.name == "postgresql":
+    if workers > 1 and capabilities_of(engine.dialect.name).concurrent_writers:
         yield from _side_by_side(walk, workers)
         return
     while (batch := walk.next_batch()) is not None:
         yield batch
-        if engine.dialect.name == "sqlite" and not walk.done:
+        if not capabilities_of(engine.dialect.name).concurrent_writers and not walk.done:
             # SQLite has one write lock and no queue: a waiting writer polls for it (every
             # 100 ms at most). This gap lets the application's writes in between two batches,
             # so they wait for one batch at most, not for the whole run.
@@ -166,7 +167,7 @@ class _Walk:
         after = true() if lower is None else key > _as_key(lower)
         ordered = [self.table.c[c] for c in self.key_columns]
         chosen = select(*ordered, *self.carry).where(self.where, after).order_by(*ordered).limit(self.batch_size)
-        if self.lock and conn.dialect.name == "postgresql":
+        if self.lock and capabilities_of(conn.dialect.name).row_locks:
             chosen = chosen.with_for_update(of=self.table)
         return chosen
 
@@ -233,7 +234,7 @@ def _materialize(
 def _drop(conn: Connection, keys: Table) -> None:
     # PostgreSQL drops it at commit (ON COMMIT DROP); SQLite keeps temporary tables for
     # the whole connection, and pooled connections are reused.
-    if conn.dialect.name != "postgresql":
+    if not capabilities_of(conn.dialect.name).temporary_tables_drop_on_commit:
         keys.drop(conn)
 
 

@@ -12,14 +12,15 @@ from datetime import datetime
 
 from sqlalchemy import Table, select
 
+from include.retention.database import store
 from include.retention.database.catalog import TableNode, ensure_archive_tables, open_category
 from include.retention.database.identity import SubjectKey
+from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, RetentionPolicy
-from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import HoldsInForce, hold_day, hold_tables, holds_in_force
+from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class StepContext:
 
     @property
     def audit_table(self) -> Table:
-        return audit.audit_table(self.target.archive_schema, self.policy.audit_table)
+        return store.audit_table(self.target.archive_schema, self.policy.audit_table)
 
 
 def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
@@ -56,7 +57,7 @@ def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
         nodes = open_category(
             conn, step.policy, step.category, target.source_schema, target.archive_schema, target.dialect
         )
-        audit.ensure_audit_table(conn, step.audit_table)
+        store.ensure_audit_table(conn, step.audit_table)
         if create_archive:
             ensure_archive_tables(conn, nodes)
     return nodes
@@ -102,7 +103,7 @@ def check_policy_unchanged(step: StepContext) -> None:
     under the previous rules. The next run plans under the new version."""
     trail = step.audit_table
     with step.target.read() as conn:
-        if not audit.table_exists(conn, trail):
+        if not store.table_exists(conn, trail):
             return
         planned = conn.execute(
             select(trail.c.policy_version).where(trail.c.run_id == step.ctx.run_id, trail.c.action == "plan").limit(1)

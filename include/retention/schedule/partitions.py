@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 def whole_partitions(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[Partition]:
     """Partitions of a ``partitioned`` table whose every row is due, less those holding a row
     under a legal hold; none on a database without partitions."""
-    if not root.policy.partitioned or step.target.dialect != "postgresql":
+    if not root.policy.partitioned or not step.target.capabilities.partitions:
         return []
     with step.target.read() as conn:
         return _whole(conn, root, step, holds)

@@ -47,6 +47,7 @@ from sqlalchemy import DateTime, Integer, and_, cast, false, func, literal, or_,
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.catalog import (
     Dependant,
     TableNode,
@@ -56,13 +57,14 @@ from include.retention.database.catalog import (
     reflect_category,
 )
 from include.retention.database.identity import KEY_ENV_VAR, KEY_VARIABLE
+from include.retention.database.store import suppression_table
 from include.retention.dates.clock import add_period
 from include.retention.errors import RetentionError
 from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category, PrefixRule, RetentionPolicy, RoundRule, TableBase
 from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce
-from include.retention.records.suppression import suppressed_active_rows, suppression_table
+from include.retention.records.suppression import suppressed_active_rows
 from include.retention.schedule import dependants
 from include.retention.schedule.context import StepContext, holds_of, open_step
 from include.retention.schedule.quality import CheckResult, conclude_gate
@@ -371,7 +373,7 @@ def _breaks_rule(column: Any, rule: Any, dialect: str, zone: str) -> ColumnEleme
 
 def _reconcile(conn: Connection, node: TableNode, step: StepContext) -> CheckResult:
     """Archived by this run = still in the archive from this run + destroyed/anonymised by it."""
-    table = audit.audit_table(step.target.archive_schema, step.policy.audit_table)
+    table = store.audit_table(step.target.archive_schema, step.policy.audit_table)
     moved = _audited(conn, table, step, node.name, "archive", "row_count")
     gone = _audited(conn, table, step, node.name, "delete", "same_run") + _audited(
         conn, table, step, node.name, "anonymize", "same_run"

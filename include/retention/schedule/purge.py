@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.anonymize import ANONYMISED_METADATA, anonymization_rules, rule_expression
+from include.retention.database.capabilities import capabilities_of
 from include.retention.database.catalog import TableNode, archive_exists
 from include.retention.errors import PolicyError, Problem
 from include.retention.records import audit
@@ -148,7 +149,7 @@ def _refresh_statistics(step: StepContext, root: TableNode) -> None:
     just added what may be millions of rows; with the statistics of the smaller table it
     was, the planner chooses each batch by scanning and sorting the whole table - once per
     batch, which makes the purge quadratic."""
-    if step.target.dialect != "postgresql":
+    if not step.target.capabilities.planner_statistics:
         return
     with step.target.engine.begin() as conn:  # the root only: children are reached by their parent's key
         conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(root.archive)}"))
@@ -254,7 +255,7 @@ def _delete_tree(
 def _delete_archived(conn: Connection, archive: Any, cond: ColumnElement[bool], run_id: str) -> tuple[int, int]:
     """Delete archive rows: ``(deleted, of which this same run archived)``. PostgreSQL counts
     both from the deleted rows themselves (``DELETE ... RETURNING``), in one statement."""
-    if conn.dialect.name == "postgresql":
+    if capabilities_of(conn.dialect.name).returning:
         gone = delete(archive).where(cond).returning(archive.c.run_id).cte("gone")
         deleted, same = conn.execute(
             select(func.count(), func.count().filter(gone.c.run_id == literal(run_id))).select_from(gone)

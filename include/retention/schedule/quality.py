@@ -104,9 +104,9 @@ def pre_archive_gate(step: StepContext, now: datetime | None = None) -> list[Che
                 futures, readable = related_checks.setdefault(related.fullname, (related, {}, {}))[1:]
                 if future == NOW or (future == FAR and column not in futures):
                     futures[column] = future  # an event that happened wins over a planned end
-                if step.target.is_sqlite:
+                if not step.target.capabilities.typed_dates:
                     readable[column] = None
-            for related, column in _open_rule_inputs(root) if step.target.is_sqlite else []:
+            for related, column in _open_rule_inputs(root) if not step.target.capabilities.typed_dates else []:
                 related_checks.setdefault(related.fullname, (related, {}, {}))[2][column] = None
         for related, futures, readable in related_checks.values():
             keys = [c.name for c in related.primary_key.columns]
@@ -173,7 +173,7 @@ def _table_expectations(node: TableNode, step: StepContext, now: datetime) -> li
     if isinstance(node.policy, TablePolicy) and node.policy.start_event.when_missing == "defect":
         for column in own_clock:
             expectations.append(_no_future_dates(node.source, node.key_columns, column, step, now))
-    if step.target.is_sqlite:
+    if not step.target.capabilities.typed_dates:
         expectations += [_readable_dates(node.source, node.key_columns, column, step) for column in own_clock]
     return expectations
 
@@ -285,7 +285,7 @@ def _no_future_dates(
     single query on the table. On SQLite the text is read as the clock reads it (an instant
     when it has a zone)."""
     moment = _far_bound(now) if far else now + FUTURE_TOLERANCE
-    if step.target.is_sqlite:
+    if not step.target.capabilities.typed_dates:
         later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment, step.policy.zones)
     else:
         column_type = table.c[column_name].type
