@@ -40,7 +40,13 @@ class Target:
 
     @property
     def capabilities(self) -> Capabilities:
+        """What this database can do: read this, not the dialect's name, to choose a path."""
         return capabilities_of(self.dialect)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """For SQL spelled differently on SQLite (test fixtures, text dates)."""
+        return self.dialect == "sqlite"
 
     def source_schema(self, schema: str | None) -> str | None:
         """The schema to use for an active table (SQLite: always the main database)."""
