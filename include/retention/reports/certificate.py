@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -628,7 +628,10 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
     identity = log_identity(conn, table)
     folder = directory or reports_dir()
     kept = anchors(folder, identity)
-    counts = dict(
+    # What the copies outside the database say; the chain itself is filled in below.
+    copies = ChainStatus(
+        identity,
+        0,
         certificates=kept.certificates,
         other_logs=kept.other_logs,
         other_log=kept.other_log,
@@ -649,17 +652,16 @@ def chain_status(conn: Connection, table: Table, directory: Path | None = None) 
             if kept.hashes
             else ()
         )
-        return ChainStatus(identity, 0, mismatches=gone, exists=exists, **counts)
+        return replace(copies, mismatches=gone, exists=exists)
     mismatches = audit.check_anchors(conn, table, kept.hashes)
-    return ChainStatus(
-        identity,
-        chain.events,
-        chain.broken_at,
-        chain.reason,
+    return replace(
+        copies,
+        events=chain.events,
+        broken_at=chain.broken_at,
+        reason=chain.reason,
         mismatches=tuple(mismatches),
         head_hash=chain.head_hash,
         missing_certificates=_uncertified_runs(conn, table, kept.runs),
-        **counts,
     )
 
 
