@@ -108,7 +108,7 @@ def club_policy(**category_changes: Any) -> RetentionPolicy:
 def schema_metadata(target: Target, schema: str) -> tuple[MetaData, str]:
     """MetaData for a test schema (created on PostgreSQL; SQLite's main database otherwise),
     and the prefix its foreign keys need."""
-    if target.is_sqlite:
+    if not target.capabilities.separate_schemas:
         return MetaData(), ""
     with target.engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -224,7 +224,7 @@ def run_category(
 
 def ids(target: Target, table: str, *, archive: bool = False, schema: str = "club") -> list[int]:
     """Primary keys present in an active table or its archive twin."""
-    owner = "archive" if archive else (None if target.is_sqlite else schema)
+    owner = "archive" if archive else (schema if target.capabilities.separate_schemas else None)
     md = MetaData()
     t = Table(table, md, schema=owner, autoload_with=target.engine)
     pk = list(t.primary_key.columns)[0]
