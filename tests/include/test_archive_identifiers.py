@@ -13,7 +13,7 @@ from crm_helpers import KEY, crm_table
 from engine_helpers import CLUB_POLICY, archive_rows, club_policy, create_club, run_category
 from sqlalchemy import Column, Integer, MetaData, Table, select, update
 
-from include.retention.database.catalog import archive_layout
+from include.retention.database.catalog import Side, archive_layout
 from include.retention.database.identity import Subject
 from include.retention.database.store import hold_tables
 from include.retention.errors import PolicyError, RetentionError
@@ -157,7 +157,7 @@ def test_a_hold_meeting_a_table_without_a_declared_identifier_column_fails_inste
     root.archive = Table("members", MetaData(), Column("member_id", Integer, primary_key=True), schema="archive")
     holds = HoldsInForce(hold_tables("archive"), date(2026, 11, 26), subjects=True, key=KEY, dialect=target.dialect)
     with pytest.raises(RetentionError, match=r"archive\.members has no column email.*subject_identifiers"):
-        holds.held(root, "archive", "members")
+        holds.held(root, Side.ARCHIVE, "members")
 
 
 def test_the_schedule_in_words_lists_the_identifiers_kept_for_rights_requests():

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 from include.retention.database import store
-from include.retention.database.catalog import open_category
+from include.retention.database.catalog import Side, open_category
 from include.retention.database.identity import Subject, normalise, normalised_sql, subject_hash
 from include.retention.database.store import hold_tables, suppression_table
 from include.retention.errors import RetentionError
@@ -571,7 +571,7 @@ def _held_and_suppressed(target) -> tuple[set[int], int]:
         root = _root(conn, target, policy)
         holds = holds_in_force(conn, hold_tables("archive"), AS_OF, KEY, target.dialect)
         held = set(
-            conn.execute(select(root.source.c.contact_id).where(holds.held(root, "source", "contacts"))).scalars()
+            conn.execute(select(root.source.c.contact_id).where(holds.held(root, Side.ACTIVE, "contacts"))).scalars()
         )
         suppressed = suppressed_active_rows(conn, suppression_table("archive"), KEY, root, target.dialect).rows
     return held, suppressed

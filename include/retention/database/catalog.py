@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -86,6 +87,14 @@ def archive_stamp(archive: Table, policy_version: str, run_id: str) -> list[Colu
     ]
 
 
+class Side(StrEnum):
+    """Which of a table's two homes a step reads or changes: the active table (``source``) or
+    its archive twin. The values are the words the audit log, approval keys and exports use."""
+
+    ACTIVE = "active"
+    ARCHIVE = "archive"
+
+
 @dataclass
 class TableNode:
     """One table of a category's tree, with everything needed to build its SQL."""
@@ -107,6 +116,10 @@ class TableNode:
     @property
     def name(self) -> str:
         return self.policy.table
+
+    def table(self, side: Side) -> Table:
+        """The active table or its archive twin."""
+        return {Side.ACTIVE: self.source, Side.ARCHIVE: self.archive}[side]
 
     @property
     def copied_columns(self) -> list[str]:
@@ -184,7 +197,7 @@ class Dependant:
     category: Category
     foreign_key: list[str]
 
-    def linked(self, side: str, parent: TableNode, parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
+    def linked(self, side: Side, parent: TableNode, parent_rows: ColumnElement[bool]) -> ColumnElement[bool]:
         """The dependant rows of the parent rows selected by ``parent_rows`` (on one side)."""
         return linked_rows(self.node, side, self.foreign_key, parent, parent_rows)
 
@@ -269,12 +282,12 @@ def key_of(table: Any, columns: Sequence[str]) -> Any:
 
 
 def linked_rows(
-    node: TableNode, side: str, foreign_key: Sequence[str], parent: TableNode, parent_rows: ColumnElement[bool]
+    node: TableNode, side: Side, foreign_key: Sequence[str], parent: TableNode, parent_rows: ColumnElement[bool]
 ) -> ColumnElement[bool]:
     """Rows of ``node`` (active or archive side) whose ``foreign_key`` holds the key of one of
     the ``parent`` rows selected by ``parent_rows``: children, or retained dependants."""
-    keys = select(*(getattr(parent, side).c[c] for c in parent.key_columns)).where(parent_rows)
-    return key_of(getattr(node, side), foreign_key).in_(keys)
+    keys = select(*(parent.table(side).c[c] for c in parent.key_columns)).where(parent_rows)
+    return key_of(node.table(side), foreign_key).in_(keys)
 
 
 def check_against_database(

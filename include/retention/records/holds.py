@@ -54,7 +54,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import TableNode, archive_exists, open_category
+from include.retention.database.catalog import Side, TableNode, archive_exists, open_category
 from include.retention.database.identity import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
 from include.retention.database.target import Target
 from include.retention.dates import instants
@@ -112,27 +112,27 @@ class HoldsInForce:
     def any(self) -> bool:
         return bool(self.categories or self.row_tables or self.subjects)
 
-    def held(self, node: TableNode, side: str, category: str) -> ColumnElement[bool]:
-        """Rows of ``node`` (``source`` or ``archive``) that a hold protects: held themselves,
+    def held(self, node: TableNode, side: Side, category: str) -> ColumnElement[bool]:
+        """Rows of ``node`` (active or archive side) that a hold protects: held themselves,
         or with a held row among their children."""
         if category in self.categories:
             return true()
         tree = self._tree(node, side)
         return false() if tree is None else tree
 
-    def not_held(self, node: TableNode, side: str, category: str) -> list[ColumnElement[bool]]:
+    def not_held(self, node: TableNode, side: Side, category: str) -> list[ColumnElement[bool]]:
         """``[NOT held]`` to add to a step's condition - nothing at all when no hold is in force."""
         return [not_(self.held(node, side, category))] if self.any else []
 
-    def _tree(self, node: TableNode, side: str) -> ColumnElement[bool] | None:
+    def _tree(self, node: TableNode, side: Side) -> ColumnElement[bool] | None:
         """None when no hold can reach this table or its children: no SQL added."""
-        table = getattr(node, side)
+        table = node.table(side)
         parts = self._own(node, table)
         for child in node.children:
             below = self._tree(child, side)
             if below is None:
                 continue
-            child_table = getattr(child, side)
+            child_table = child.table(side)
             parts.append(
                 exists().where(
                     below,

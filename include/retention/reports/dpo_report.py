@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
-from include.retention.database.catalog import TableNode, archive_exists, open_category
+from include.retention.database.catalog import Side, TableNode, archive_exists, open_category
 from include.retention.database.identity import SubjectKey
 from include.retention.database.store import hold_tables, register_table
 from include.retention.database.target import Target
@@ -359,9 +359,9 @@ def _table_compliance(
         # reached before today, whatever its own start (it may have none).
         started_before_today = root.due(category.active_period, today - timedelta(days=1), policy.zones)
     due = and_(root.due(category.active_period, today, policy.zones), started_before_today)
-    on_hold = holds.held(root, "source", category.key)
+    on_hold = holds.held(root, Side.ACTIVE, category.key)
     if root.release is not None and holds.any:  # a held customer keeps its released invoices active
-        on_hold = or_(on_hold, dependants.held_through_parent(conn, policy, target, root, "source", holds))
+        on_hold = or_(on_hold, dependants.held_through_parent(conn, policy, target, root, Side.ACTIVE, holds))
     oldest, overdue, missing, held, legal = conn.execute(
         select(
             func.min(day).filter(root.ageable()),
@@ -377,8 +377,8 @@ def _table_compliance(
         # As the purge decides: a hold on the row, on a dependant of it, or on the parent it
         # depends on protects it; a retained dependant that stays keeps its parent lawfully.
         archived_hold = or_(
-            dependants.held(holds, root, "archive", category.key),
-            dependants.held_through_parent(conn, policy, target, root, "archive", holds),
+            dependants.held(holds, root, Side.ARCHIVE, category.key),
+            dependants.held_through_parent(conn, policy, target, root, Side.ARCHIVE, holds),
         )
         past = and_(root.expired(today), not_(dependants.kept_by_any(root, today, holds)))
         expired, legal_archived = conn.execute(

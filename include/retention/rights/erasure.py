@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import TableNode, archive_exists, key_of
+from include.retention.database.catalog import Side, TableNode, archive_exists, key_of
 from include.retention.database.identity import Subject, SubjectKey
 from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
@@ -179,7 +179,7 @@ def erase_in(
     _check_no_late_dependant(conn, deleted_keys)
     result.tables = [_outcome(policy, found, erased, on_hold, needed, explained, late) for found in present]
     result.tables += [
-        TableErasure(category, name, side == "archive", rows, rows, None)
+        TableErasure(category, name, side == Side.ARCHIVE, rows, rows, None)
         for (category, name, side), rows in late.items()
         if (category, name, side) not in {(f.category, f.node.name, f.side) for f in present}
     ]
@@ -202,7 +202,7 @@ def _categories_for(policy: RetentionPolicy, request_type: str) -> list[str]:
 def _erasable(holds: HoldsInForce, needed: Any):
     """Root rows that may go: not under a legal hold, and not ``needed`` by a kept row of another category."""
 
-    def restrict(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+    def restrict(category: str, root: TableNode, side: Side) -> ColumnElement[bool]:
         return and_(not_(holds.held(root, side, category)), not_(needed(category, root, side)))
 
     return restrict
@@ -219,9 +219,9 @@ def _needed_by(archived: set[int]) -> Any:
     parent's event (``on_parent_event``: an invoice in billing's archive while its customer is
     still active) would otherwise be left pointing at a deleted customer."""
 
-    def needed(category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+    def needed(category: str, root: TableNode, side: Side) -> ColumnElement[bool]:
         parts = [_referenced_by(dep.node, dep.foreign_key, root, side) for dep in root.dependants]
-        if side == "source":
+        if side == Side.ACTIVE:
             parts += [
                 _referenced_from_archive(dep.node, dep.foreign_key, root)
                 for dep in root.dependants
@@ -244,8 +244,8 @@ def _referenced_from_archive(dependant: TableNode, foreign_key: list[str], paren
     )
 
 
-def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: str) -> ColumnElement[bool]:
-    table, parent_table = getattr(dependant, side), getattr(parent, side)
+def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNode, side: Side) -> ColumnElement[bool]:
+    table, parent_table = dependant.table(side), parent.table(side)
     return exists().where(
         *(table.c[fk] == parent_table.c[pk] for fk, pk in zip(foreign_key, parent.key_columns, strict=True))
     )
@@ -305,9 +305,9 @@ def _sweep_late_children(
         again = []
         for category, node, side, keys in parents:
             for child in node.children:
-                if side == "archive" and not archive_exists(conn, child):
+                if side == Side.ARCHIVE and not archive_exists(conn, child):
                     continue
-                table = getattr(child, side)
+                table = child.table(side)
                 rows = [
                     tuple(r)
                     for chunk in _chunks(keys)
@@ -331,14 +331,13 @@ def _check_no_late_dependant(conn: Connection, deleted_keys: dict[Where, tuple[F
     needed were spared before, this one came too late - roll back rather than orphan it."""
     for found, keys in deleted_keys.values():
         for dep in found.node.dependants:
-            if found.side == "archive" and not archive_exists(conn, dep.node):
+            if found.side == Side.ARCHIVE and not archive_exists(conn, dep.node):
                 continue
-            table = getattr(dep.node, found.side)
+            table = dep.node.table(found.side)
             for chunk in _chunks(keys):
                 if conn.execute(select(exists().where(_key_in(table, dep.foreign_key, chunk)))).scalar():
-                    side = "archive" if found.side == "archive" else "active"
                     raise RetentionError(
-                        f"erasure of {found.node.name} ({side}): a row of {dep.node.name} ({dep.category.key}) that "
+                        f"erasure of {found.node.name} ({found.side}): a row of {dep.node.name} ({dep.category.key}) that "
                         "depends on a deleted row was written while the erasure ran; nothing was erased: run the "
                         "request again"
                     )
@@ -372,10 +371,9 @@ def _outcome(
     where = (found.category, found.node.name, found.side)
     removed, rows = erased.get(where, 0) + late.get(where, 0), found.rows + late.get(where, 0)
     found = replace(found, rows=rows)
-    side = "archive" if found.side == "archive" else "active"
     if removed > found.rows:
         raise RetentionError(
-            f"erasure of {found.node.name} ({side}): {removed} rows deleted but {found.rows} were found; rolled back"
+            f"erasure of {found.node.name} ({found.side}): {removed} rows deleted but {found.rows} were found; rolled back"
         )
     reason = None
     if category.on_erasure == "keep" and removed == 0:
@@ -389,11 +387,11 @@ def _outcome(
     )
     if explained < found.rows:
         raise RetentionError(
-            f"erasure of {found.node.name} ({side}): {found.rows} row(s) found, {removed} deleted, and no hold or "
+            f"erasure of {found.node.name} ({found.side}): {found.rows} row(s) found, {removed} deleted, and no hold or "
             "kept row of another category explains the rest (the rows changed while being erased?); nothing was "
             "erased: run the request again"
         )
-    return TableErasure(found.category, found.node.name, found.side == "archive", found.rows, removed, reason)
+    return TableErasure(found.category, found.node.name, found.side == Side.ARCHIVE, found.rows, removed, reason)
 
 
 def _audit(

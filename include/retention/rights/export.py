@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from include.retention.database.catalog import Side
 from include.retention.database.identity import Subject
 from include.retention.database.target import Target
 from include.retention.files import unique_name
@@ -59,13 +60,13 @@ def export_subject(
     found = [
         f
         for f in locate(conn, target, policy, subject)
-        if not portability or (f.side == "source" and f.node.policy.provided_columns)
+        if not portability or (f.side == Side.ACTIVE and f.node.policy.provided_columns)
     ]
     data: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
     counts: dict[str, int] = {}
     for f in found:
         rows = _rows(conn, f, portability)
-        side = "active" if f.side == "source" else "archive"
+        side = f.side.value
         data.setdefault(f.category, {}).setdefault(f.node.name, {})[side] = rows
         counts[f"{f.category}.{f.node.name}.{side}"] = len(rows)
     document = {

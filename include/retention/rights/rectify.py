@@ -19,6 +19,7 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String, update
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
+from include.retention.database.catalog import Side
 from include.retention.database.identity import Subject, SubjectKey
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
@@ -48,7 +49,7 @@ def rectify_in(
     """Validate every change, then update the subject's active rows, inside the caller's transaction."""
     if not changes:
         raise RetentionError("a rectification needs changes: {table: {column: new value}}")
-    found = {f.node.name: f for f in locate(conn, target, policy, subject) if f.side == "source"}
+    found = {f.node.name: f for f in locate(conn, target, policy, subject) if f.side == Side.ACTIVE}
     checked = {
         table: dict(
             _checked(_found_for(found, table), column, value, correct_start_date) for column, value in columns.items()

@@ -16,7 +16,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import Dependant, TableNode, archive_exists, key_of, linked_rows, open_category
+from include.retention.database.catalog import (
+    Dependant,
+    Side,
+    TableNode,
+    archive_exists,
+    key_of,
+    linked_rows,
+    open_category,
+)
 
 # IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
 from include.retention.database.identifiers import (  # noqa: F401
@@ -64,14 +72,14 @@ class Found:
 
     category: str
     node: TableNode
-    side: str
+    side: Side
     where: ColumnElement[bool]
     rows: int
     depth: int
 
     @property
     def table(self) -> Any:
-        return getattr(self.node, self.side)
+        return self.node.table(self.side)
 
 
 def locate(
@@ -178,13 +186,13 @@ def _locate_node(
     Found by its own identifiers, a child row also answers to ``restrict`` itself (a legal
     hold on that row, or on the person): its parent's restriction only reaches the rows
     linked to it."""
-    sides = ("source", "archive") if archive_exists(conn, node) else ("source",)
+    sides = (Side.ACTIVE, Side.ARCHIVE) if archive_exists(conn, node) else (Side.ACTIVE,)
     matches: _Sides = {}
     found: list[Found] = []
     for side in sides:
-        table = getattr(node, side)
+        table = node.table(side)
         # Archive: every row - each category archives a shared table into its own archive table.
-        domain = domains.of(node) if side == "source" else true()
+        domain = domains.of(node) if side == Side.ACTIVE else true()
         own = [and_(domain, hit) for hit in _matches(node, table, subject)]
         if own and restrict is not None and parent is not None:
             own = [and_(own[0], restrict(category, node, side))]
@@ -248,7 +256,7 @@ class _Domains:
         parent = self._parent.get(id(node))
         if parent is None:
             return node.scope
-        return linked_rows(node, "source", node.foreign_key, parent, self.of(parent))
+        return linked_rows(node, Side.ACTIVE, node.foreign_key, parent, self.of(parent))
 
     def _held_by_none(self, node: TableNode) -> ColumnElement[bool]:
         """Rows of ``node``'s table no category's tree holds (``_held``), matched by key:
@@ -543,7 +551,13 @@ class _Group:
             side[one.side] = side.get(one.side, 0) + one.rows
         return [
             Presence(
-                self.category, table, c.get("source", 0), c.get("archive", 0), self.kind, self.horizon, self.kept_for
+                self.category,
+                table,
+                c.get(Side.ACTIVE, 0),
+                c.get(Side.ARCHIVE, 0),
+                self.kind,
+                self.horizon,
+                self.kept_for,
             )
             for table, c in counts.items()
         ]
@@ -564,16 +578,16 @@ class _Keeping:
 
         return cls(today, holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect))
 
-    def kept(self, category: str, root: TableNode, side: str) -> ColumnElement[bool]:
+    def kept(self, category: str, root: TableNode, side: Side) -> ColumnElement[bool]:
         """Root rows (archive side) a staying dependant keeps; none on the active side."""
         from include.retention.schedule import dependants
 
-        if side != "archive" or not root.dependants:
+        if side != Side.ARCHIVE or not root.dependants:
             return false()
         return dependants.kept_by_any(root, self.today, self.holds)
 
-    def free(self, category: str, root: TableNode, side: str) -> ColumnElement[bool]:
-        return not_(self.kept(category, root, side)) if side == "archive" and root.dependants else true()
+    def free(self, category: str, root: TableNode, side: Side) -> ColumnElement[bool]:
+        return not_(self.kept(category, root, side)) if side == Side.ARCHIVE and root.dependants else true()
 
     def latest_keeper(self, conn: Connection, root: Found) -> tuple[date | None, str | None]:
         """The latest until among the staying dependants of ``root``'s rows, and their category."""
@@ -583,7 +597,7 @@ class _Keeping:
         for dep in root.node.dependants:
             until = conn.execute(
                 select(func.max(dep.node.archive.c.retention_until)).where(
-                    dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds)
+                    dep.linked(Side.ARCHIVE, root.node, root.where), dependants.staying(dep, self.today, self.holds)
                 )
             ).scalar_one()
             until = date.fromisoformat(until) if isinstance(until, str) else until
@@ -595,7 +609,7 @@ class _Keeping:
                     select(func.count())
                     .select_from(dep.node.archive)
                     .where(
-                        dep.linked("archive", root.node, root.where), dependants.staying(dep, self.today, self.holds)
+                        dep.linked(Side.ARCHIVE, root.node, root.where), dependants.staying(dep, self.today, self.holds)
                     )
                 ).scalar_one()
             ):
@@ -656,22 +670,22 @@ def _dependant_groups(
     for root in roots:
         for dep in root.node.dependants:
             rows = dep.linked(root.side, root.node, root.where)
-            if root.side == "archive":
+            if root.side == Side.ARCHIVE:
                 rows = and_(rows, dep.node.archive.c.anonymized == false())
             links.setdefault((dep.category.key, dep.node.name), []).append((dep, root.side, rows))
-            if root.side == "source" and archive_exists(conn, dep.node):
+            if root.side == Side.ACTIVE and archive_exists(conn, dep.node):
                 # Released by its parent's event (``on_parent_event``): an invoice already in
                 # billing's archive while its customer is still active.
                 parents = select(*(root.node.source.c[c] for c in root.node.key_columns)).where(root.where)
                 archived = and_(
                     key_of(dep.node.archive, dep.foreign_key).in_(parents), dep.node.archive.c.anonymized == false()
                 )
-                links[(dep.category.key, dep.node.name)].append((dep, "archive", archived))
+                links[(dep.category.key, dep.node.name)].append((dep, Side.ARCHIVE, archived))
     groups: dict[str, list[Found]] = {}
     for (category, _), linked in links.items():
         first = linked[0][0]
         for side in dict.fromkeys(s for _, s, _ in linked):
-            table = getattr(first.node, side)
+            table = first.node.table(side)
             where = or_(*(_same_rows(first.node, side, dep.node, rows) for dep, s, rows in linked if s == side))
             where = and_(
                 where,
@@ -694,24 +708,24 @@ def _dependant_groups(
     ]
 
 
-def _same_rows(node: TableNode, side: str, other: TableNode, where: ColumnElement[bool]) -> ColumnElement[bool]:
+def _same_rows(node: TableNode, side: Side, other: TableNode, where: ColumnElement[bool]) -> ColumnElement[bool]:
     """Rows of ``node`` that ``where`` selects in ``other``, the same table reflected for
     another tree (its own Table object): matched by key, never mixed in one FROM."""
     if other is node:
         return where
     columns = node.key_columns
-    return key_of(getattr(node, side), columns).in_(select(*(getattr(other, side).c[c] for c in columns)).where(where))
+    return key_of(node.table(side), columns).in_(select(*(other.table(side).c[c] for c in columns)).where(where))
 
 
 def _tree_of(
-    conn: Connection, category: str, node: TableNode, side: str, where: ColumnElement[bool], table: Any, depth: int = 0
+    conn: Connection, category: str, node: TableNode, side: Side, where: ColumnElement[bool], table: Any, depth: int = 0
 ) -> list[Found]:
     """``where``'s rows of ``node`` and their children's rows, counted, on one side."""
     rows = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     found = [Found(category, node, side, where, rows, depth)]
     for child in node.children:
         child_where = linked_rows(child, side, child.foreign_key, node, where)
-        found += _tree_of(conn, category, child, side, child_where, getattr(child, side), depth + 1)
+        found += _tree_of(conn, category, child, side, child_where, child.table(side), depth + 1)
     return found
 
 
@@ -734,7 +748,7 @@ def _horizon(
     waiting = 0
     for root in (f for f in found if f.depth == 0):
         node = root.node
-        if root.side == "archive":
+        if root.side == Side.ARCHIVE:
             latest = conn.execute(select(func.max(node.archive.c.retention_until)).where(root.where)).scalar_one()
         else:
             _, end = retention_dates(

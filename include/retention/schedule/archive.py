@@ -41,7 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, TableNode, archive_stamp, key_of
+from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, Side, TableNode, archive_stamp, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
 from include.retention.policy.model import Category
@@ -82,7 +82,7 @@ def archive_category(
     due_by_root = [(root, due_for_archive(root, step, holds)) for root in nodes]
     if not step.ctx.dry_run:
         for root, due in due_by_root:  # every table is checked before anything is created or moved
-            limits.check_in_database(step, root.name, root.source, "active", due, root.scope, approved)
+            limits.check_in_database(step, root.name, root.source, Side.ACTIVE, due, root.scope, approved)
         create_archive_tables(step, nodes)
     for root, due in due_by_root:
         whole = partitions.whole_partitions(step, root, holds)
@@ -116,7 +116,7 @@ def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> 
     if not holds.any:
         return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     with step.target.read() as conn:  # a released dependant is also held through its parent
-        kept = dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key, holds)
+        kept = dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds)
     return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones), *kept)
 
 
@@ -128,7 +128,7 @@ def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: 
     for dep in root.dependants:
         # A dependant keeps its own category's clock, counted from its own start: copied
         # first, while every row its clock may derive from is still in place.
-        linked = dep.linked("source", root, rows)
+        linked = dep.linked(Side.ACTIVE, root, rows)
         copied.setdefault(dep.category.key, {}).update(_copy_tree(conn, dep.node, linked, step, dep.category))
         removed.update(_delete_copied_tree(conn, dep.node, linked))
     moved = _move_tree(conn, root, rows, chosen, step, [])
@@ -252,7 +252,7 @@ def _move_tree(
     """Children first (their foreign keys point at the parent): ``{table: (copied, removed)}``."""
     counts: dict[str, tuple[int, int]] = {}
     for child in node.children:
-        child_cond = child_condition(child, node, "source", cond, None if path else chosen)
+        child_cond = child_condition(child, node, Side.ACTIVE, cond, None if path else chosen)
         counts.update(_move_tree(conn, child, child_cond, chosen, step, [*path, node]))
     counts[node.name] = _move_rows(conn, node, cond, chosen, step, path)
     return counts
@@ -337,7 +337,7 @@ def _copy_tree(
     result = conn.execute(statement.execution_options(preserve_rowcount=True))
     counts = {node.name: result.rowcount}
     for child in node.children:
-        counts.update(_copy_tree(conn, child, child_condition(child, node, "source", cond), step, category, node))
+        counts.update(_copy_tree(conn, child, child_condition(child, node, Side.ACTIVE, cond), step, category, node))
     return counts
 
 
@@ -345,7 +345,7 @@ def _delete_copied_tree(conn: Connection, node: TableNode, cond: ColumnElement[b
     """Delete children first, then the parents; only rows whose archive copy exists."""
     counts: dict[str, int] = {}
     for child in node.children:
-        counts.update(_delete_copied_tree(conn, child, child_condition(child, node, "source", cond)))
+        counts.update(_delete_copied_tree(conn, child, child_condition(child, node, Side.ACTIVE, cond)))
     counts[node.name] = _delete_copied(conn, node, cond)
     return counts
 

@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import TableNode, key_of, linked_rows
+from include.retention.database.catalog import Side, TableNode, key_of, linked_rows
 from include.retention.records.locks import batch_in_progress
 
 
@@ -243,10 +243,10 @@ def _as_key(values: tuple[Any, ...]) -> Any:
 
 
 def child_condition(
-    child: TableNode, parent: TableNode, side: str, parent_where: ColumnElement[bool], chosen: ChosenRows | None = None
+    child: TableNode, parent: TableNode, side: Side, parent_where: ColumnElement[bool], chosen: ChosenRows | None = None
 ) -> ColumnElement[bool]:
     """The child rows that belong to the parent rows selected by ``parent_where``; when the
     parents are a batch's own rows (``chosen``), straight from its keys and key range."""
     if chosen is not None:
-        return chosen.rows_of(getattr(child, side), child.foreign_key)
+        return chosen.rows_of(child.table(side), child.foreign_key)
     return linked_rows(child, side, child.foreign_key, parent, parent_where)

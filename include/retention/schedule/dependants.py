@@ -32,7 +32,7 @@ from sqlalchemy import and_, exists, false, not_, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, False_
 
-from include.retention.database.catalog import Dependant, TableNode, archive_exists, key_of, reflect_category
+from include.retention.database.catalog import Dependant, Side, TableNode, archive_exists, key_of, reflect_category
 from include.retention.database.target import Target
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.records.holds import HoldsInForce
@@ -66,24 +66,24 @@ def parents_of(conn: Connection, policy: RetentionPolicy, target: Target, node: 
     return out
 
 
-def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: HoldsInForce) -> ColumnElement[bool]:
+def held_by_parent(parents: list[Parent], node: TableNode, side: Side, holds: HoldsInForce) -> ColumnElement[bool]:
     """Rows of the dependant ``node`` (on ``side``) whose parent row a legal hold protects, in
     any parent category: in its archive, or in the active base within that category's scope
     (a parent held there keeps whatever of its dependants is already archived)."""
     if not holds.any:
         return false()
-    link = key_of(getattr(node, side), parents[0].foreign_key) if parents else None
+    link = key_of(node.table(side), parents[0].foreign_key) if parents else None
     # A row with no parent (a counter sale: NULL link) is held by no parent: ``NULL IN (...)``
     # is NULL, and ``NOT held`` would then drop it from every step - never moved, never destroyed.
-    linked = and_(*(getattr(node, side).c[c].is_not(None) for c in parents[0].foreign_key)) if parents else None
+    linked = and_(*(node.table(side).c[c].is_not(None) for c in parents[0].foreign_key)) if parents else None
     parts = []
     for parent in parents:
-        sides = [("source", parent.node.scope)] + ([("archive", true())] if parent.archived else [])
+        sides = [(Side.ACTIVE, parent.node.scope)] + ([(Side.ARCHIVE, true())] if parent.archived else [])
         for parent_side, scope in sides:
             protected = holds.held(parent.node, parent_side, parent.category.key)
             if isinstance(protected, False_):
                 continue
-            table = getattr(parent.node, parent_side)
+            table = parent.node.table(parent_side)
             parts.append(
                 and_(linked, link.in_(select(*(table.c[c] for c in parent.node.key_columns)).where(scope, protected)))
             )
@@ -91,7 +91,7 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: str, holds: Hol
 
 
 def held_through_parent(
-    conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode, side: str, holds: HoldsInForce
+    conn: Connection, policy: RetentionPolicy, target: Target, node: TableNode, side: Side, holds: HoldsInForce
 ) -> ColumnElement[bool]:
     """``held_by_parent`` for ``node``, its parents reflected only when a hold is in force
     (no reflection, no SQL added, on the nights without any hold)."""
@@ -101,7 +101,7 @@ def held_through_parent(
 
 
 def not_held_dependant(
-    holds: HoldsInForce, node: TableNode, side: str, category: str, parents: list[Parent]
+    holds: HoldsInForce, node: TableNode, side: Side, category: str, parents: list[Parent]
 ) -> list[ColumnElement[bool]]:
     """``[NOT held]`` for rows of a table that may be a retained dependant: held themselves (or
     through a child), or through their parent - nothing at all when no hold is in force."""
@@ -115,7 +115,7 @@ def held_released(
     policy: RetentionPolicy,
     target: Target,
     root: TableNode,
-    side: str,
+    side: Side,
     category: str,
     holds: HoldsInForce,
 ) -> ColumnElement[bool]:
@@ -133,7 +133,7 @@ def not_held_released(
     policy: RetentionPolicy,
     target: Target,
     root: TableNode,
-    side: str,
+    side: Side,
     category: str,
     holds: HoldsInForce,
 ) -> list[ColumnElement[bool]]:
@@ -141,13 +141,13 @@ def not_held_released(
     return [not_(held_released(conn, policy, target, root, side, category, holds))] if holds.any else []
 
 
-def _link(dep: Dependant, root: TableNode, side: str) -> list[ColumnElement[bool]]:
+def _link(dep: Dependant, root: TableNode, side: Side) -> list[ColumnElement[bool]]:
     """A dependant row of ``side`` points at the parent row of the same side."""
-    table, parent = getattr(dep.node, side), getattr(root, side)
+    table, parent = dep.node.table(side), root.table(side)
     return [table.c[fk] == parent.c[pk] for fk, pk in zip(dep.foreign_key, root.key_columns, strict=True)]
 
 
-def held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> ColumnElement[bool]:
+def held(holds: HoldsInForce, root: TableNode, side: Side, category: str) -> ColumnElement[bool]:
     """Rows of ``root`` a legal hold protects: held themselves (or through a child), or with a
     held dependant on the same side."""
     parts = [holds.held(root, side, category)]
@@ -159,7 +159,7 @@ def held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> Colu
     return or_(*parts)
 
 
-def not_held(holds: HoldsInForce, root: TableNode, side: str, category: str) -> list[ColumnElement[bool]]:
+def not_held(holds: HoldsInForce, root: TableNode, side: Side, category: str) -> list[ColumnElement[bool]]:
     """``[NOT held]`` (dependants included) - nothing at all when no hold is in force."""
     return [not_(held(holds, root, side, category))] if holds.any else []
 
@@ -172,8 +172,8 @@ def at_end_of_life(
     (``parents``: every parent category's view of their parent table, ``parents_of``)."""
     return and_(
         dep.node.expired(as_of),
-        dep.linked("archive", root, true()),
-        *not_held_dependant(holds, dep.node, "archive", dep.category.key, parents),
+        dep.linked(Side.ARCHIVE, root, true()),
+        *not_held_dependant(holds, dep.node, Side.ARCHIVE, dep.category.key, parents),
     )
 
 
@@ -184,13 +184,13 @@ def staying(dep: Dependant, as_of: date, holds: HoldsInForce) -> ColumnElement[b
     archive = dep.node.archive
     # Not NULL: in SQL an undated row would be neither expired nor staying.
     expired = and_(archive.c.retention_until.is_not(None), dep.node.expired(as_of))
-    ends = and_(expired, *holds.not_held(dep.node, "archive", dep.category.key)) if holds.any else expired
+    ends = and_(expired, *holds.not_held(dep.node, Side.ARCHIVE, dep.category.key)) if holds.any else expired
     return and_(archive.c.anonymized == false(), not_(ends))
 
 
 def kept(dep: Dependant, root: TableNode, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:
     """Archive rows of ``root`` that a dependant staying in the archive keeps there."""
-    return exists().where(*_link(dep, root, "archive"), staying(dep, as_of, holds))
+    return exists().where(*_link(dep, root, Side.ARCHIVE), staying(dep, as_of, holds))
 
 
 def kept_by_any(root: TableNode, as_of: date, holds: HoldsInForce) -> ColumnElement[bool]:

@@ -24,13 +24,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database.catalog import Side
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records import audit
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.plan import CategoryPlan
-
-SIDES = ("active", "archive")
 
 
 class DeletionLimitExceeded(RetentionError):
@@ -42,7 +41,7 @@ class Excess:
     """One table side whose removals pass the limit."""
 
     table: str
-    side: str  # active: leaving the active base; archive: leaving the archive
+    side: Side  # active: leaving the active base; archive: leaving the archive
     rows: int
     base: int  # rows that side holds (the archive: plus those arriving in the same run)
     limit_rows: int | None
@@ -55,14 +54,14 @@ class Excess:
             limits.append(f"{self.limit_rows} rows")
         if self.limit_fraction is not None:
             limits.append(f"{self.limit_fraction:.0%}")
-        where = "the active base" if self.side == "active" else "the archive"
+        where = "the active base" if self.side == Side.ACTIVE else "the archive"
         return (
             f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
             f"the limit is {' and '.join(limits)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "side": self.side.value}
 
 
 def over_limit(rows: int, base: int, limit: DeletionLimit) -> bool:
@@ -88,20 +87,22 @@ def limit_for(policy: RetentionPolicy, run: Category, owner: Category) -> Deleti
     return limit if owner.key == run.key else stricter(limit, policy.deletion_limit_for(owner))
 
 
-def removals(plan: CategoryPlan) -> list[tuple[str, str, int, int, str]]:
+def removals(plan: CategoryPlan) -> list[tuple[str, Side, int, int, str]]:
     """(table, side, rows removed, rows that side holds, owning category) for every root table
     of the plan, and for the retained dependants its run destroys."""
     out = []
     for t in plan.tables:
         if plan.has_archive:
-            out.append((t.table, "active", t.due_for_archive, t.active_rows, plan.category))
-            out.append((t.table, "archive", t.due_for_end_of_life, t.archive_rows + t.due_for_archive, plan.category))
+            out.append((t.table, Side.ACTIVE, t.due_for_archive, t.active_rows, plan.category))
+            out.append(
+                (t.table, Side.ARCHIVE, t.due_for_end_of_life, t.archive_rows + t.due_for_archive, plan.category)
+            )
         else:
-            out.append((t.table, "active", t.due_for_end_of_life, t.active_rows, plan.category))
+            out.append((t.table, Side.ACTIVE, t.due_for_end_of_life, t.active_rows, plan.category))
         # Retained dependants the run destroys with (or before) their parents: under the
         # run's limit and their own category's, as the run destroys them.
         out += [
-            (table, "archive", d["rows"], d["archive_rows"], d.get("category", plan.category))
+            (table, Side.ARCHIVE, d["rows"], d["archive_rows"], d.get("category", plan.category))
             for table, d in t.dependants_end_of_life.items()
         ]
     return out
@@ -134,7 +135,7 @@ def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def check(table: str, side: str, rows: int, base: int, limit: DeletionLimit, approved: dict[str, int] | None) -> None:
+def check(table: str, side: Side, rows: int, base: int, limit: DeletionLimit, approved: dict[str, int] | None) -> None:
     """Refuse, before the first batch, removals past the limit that no approval covers."""
     if not over_limit(rows, base, limit):
         return
@@ -153,7 +154,7 @@ def check_in_database(
     step: StepContext,
     name: str,
     table: Any,
-    side: str,
+    side: Side,
     removed: ColumnElement[bool],
     held: ColumnElement[bool],
     approved: dict[str, int] | None,

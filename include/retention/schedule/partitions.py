@@ -26,21 +26,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, Integer, MetaData, Table, cast, func, insert, literal, literal_column, select, text
 from sqlalchemy.engine import Connection
 
+from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, Side, TableNode, archive_stamp
 from include.retention.database.partitioning import Partition, partitions_of, quoted_name
 from include.retention.dates.clock import first_not_due, retention_dates
 from include.retention.errors import BatchIntegrityError
 from include.retention.records import audit
+from include.retention.records.holds import HoldsInForce
 from include.retention.records.locks import batch_in_progress
-
-if TYPE_CHECKING:
-    from include.retention.database.catalog import TableNode
-    from include.retention.records.holds import HoldsInForce
-    from include.retention.schedule.context import StepContext
+from include.retention.schedule.context import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +66,7 @@ def _whole(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInF
         conn.execute(
             select(literal_column("tableoid", Integer))
             .select_from(root.source)
-            .where(holds.held(root, "source", step.category.key))
+            .where(holds.held(root, Side.ACTIVE, step.category.key))
             .distinct()
         ).scalars()
     )
@@ -80,11 +77,6 @@ def _whole(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInF
 
 def archive_partition(step: StepContext, root: TableNode, partition: Partition) -> int:
     """Copy a due partition's rows to the archive, then detach and drop it; one transaction."""
-    from include.retention.database.catalog import (  # catalog imports this module
-        ARCHIVE_METADATA_COLUMNS,
-        archive_stamp,
-    )
-
     started = time.perf_counter()
     with step.target.engine.begin() as conn:
         batch_in_progress(conn)  # a running erasure waits for this move, or this move for it

@@ -18,7 +18,7 @@ from sqlalchemy import and_, exists, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from include.retention.database.catalog import Dependant, TableNode, archive_exists, key_of
+from include.retention.database.catalog import Dependant, Side, TableNode, archive_exists, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.policy.model import TablePolicy
 from include.retention.records import audit
@@ -132,7 +132,7 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
     policy: TablePolicy = root.policy  # type: ignore[assignment]
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
-    held = dependants.held_released(conn, step.policy, step.target, root, "source", category.key, holds)
+    held = dependants.held_released(conn, step.policy, step.target, root, Side.ACTIVE, category.key, holds)
     due = and_(overdue, *([not_(held)] if holds.any else []))
     active_rows, due_rows, held_due, missing, held_open = conn.execute(
         select(
@@ -232,10 +232,10 @@ def _expired(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnE
 def _held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
     """Archive rows of ``root`` a legal hold protects: held themselves (or through a child), or
     - a retained dependant - through their parent (a held customer keeps its invoices)."""
-    held = holds.held(root, "archive", step.category.key)
+    held = holds.held(root, Side.ARCHIVE, step.category.key)
     if not holds.any:
         return held
-    return or_(held, dependants.held_through_parent(conn, step.policy, step.target, root, "archive", holds))
+    return or_(held, dependants.held_through_parent(conn, step.policy, step.target, root, Side.ARCHIVE, holds))
 
 
 def _expired_not_held(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
@@ -262,7 +262,7 @@ def _kept_for_dependants(
             continue
         count, until = conn.execute(
             select(func.count(), func.max(dep.node.archive.c.retention_until)).where(
-                dep.linked("archive", root, waiting), dependants.staying(dep, step.ctx.as_of, holds)
+                dep.linked(Side.ARCHIVE, root, waiting), dependants.staying(dep, step.ctx.as_of, holds)
             )
         ).one()
         kept[dep.node.name] = {"rows": rows, "dependants": count, "until": until}
@@ -283,8 +283,10 @@ def _dependants_end_of_life(
         _, until = retention_dates(
             node.start, category.active_period, category.archive_or_zero, step.target.dialect, step.policy.zones
         )
-        arriving = dep.linked("source", root, due)
-        arriving_ends = and_(arriving, until <= literal(step.ctx.as_of), *holds.not_held(node, "source", category.key))
+        arriving = dep.linked(Side.ACTIVE, root, due)
+        arriving_ends = and_(
+            arriving, until <= literal(step.ctx.as_of), *holds.not_held(node, Side.ACTIVE, category.key)
+        )
         now_rows, now_arriving = conn.execute(
             select(func.count().filter(arriving_ends), func.count().filter(arriving)).select_from(node.source)
         ).one()
@@ -298,7 +300,7 @@ def _dependants_end_of_life(
                 key_of(node.archive, dep.foreign_key).in_(
                     select(*(root.source.c[c] for c in root.key_columns)).where(due)
                 ),
-                *dependants.not_held_dependant(holds, node, "archive", category.key, parents),
+                *dependants.not_held_dependant(holds, node, Side.ARCHIVE, category.key, parents),
             )
             if root_archived:
                 ends = or_(ends, dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents))
@@ -367,7 +369,7 @@ def _kept_from_the_archive(
 def _descendant_conditions(node: TableNode, cond: ColumnElement[bool]) -> list[tuple[TableNode, ColumnElement[bool]]]:
     out = []
     for child in node.children:
-        child_cond = child_condition(child, node, "source", cond)
+        child_cond = child_condition(child, node, Side.ACTIVE, cond)
         out.append((child, child_cond))
         out += _descendant_conditions(child, child_cond)
     return out

@@ -50,6 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from include.retention.database import store
 from include.retention.database.catalog import (
     Dependant,
+    Side,
     TableNode,
     archive_exists,
     key_of,
@@ -176,7 +177,7 @@ class _Trees:
         parent = self._parent[id(node)]
         if parent is None:
             return node.scope
-        return linked_rows(node, "source", node.foreign_key, parent, self.held(parent))
+        return linked_rows(node, Side.ACTIVE, node.foreign_key, parent, self.held(parent))
 
     def held_anywhere(self, node: TableNode) -> ColumnElement[bool]:
         """Rows of ``node``'s table some tree holds, wherever it declares the table: on the
@@ -218,7 +219,8 @@ def _overdue_active(
         select(func.count())
         .select_from(root.source)
         .where(
-            due, *dependants.not_held_released(conn, step.policy, step.target, root, "source", step.category.key, holds)
+            due,
+            *dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds),
         )
     ).scalar_one()
     return _check(root.name, "no_overdue_active_rows", count, blocking)
@@ -239,18 +241,18 @@ def _dependant_checks(
         .where(
             _under_archived_parent(dep, root),
             node.due(owner.active_period, as_of, step.policy.zones),
-            *holds.not_held(node, "source", owner.key),
+            *holds.not_held(node, Side.ACTIVE, owner.key),
         )
     ).scalar_one()
     results = [_check(node.name, "no_overdue_active_rows", left_behind, blocking)]
     if archive_exists(conn, node):
-        mine = or_(dep.linked("archive", root, true()), node.archive.c.run_id == literal(step.ctx.run_id))
+        mine = or_(dep.linked(Side.ARCHIVE, root, true()), node.archive.c.run_id == literal(step.ctx.run_id))
         parents = dependants.parents_of(conn, step.policy, step.target, node) if holds.any else []
         expired = conn.execute(
             select(func.count())
             .select_from(node.archive)
             .where(
-                mine, node.expired(as_of), *dependants.not_held_dependant(holds, node, "archive", owner.key, parents)
+                mine, node.expired(as_of), *dependants.not_held_dependant(holds, node, Side.ARCHIVE, owner.key, parents)
             )
         ).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking))
@@ -277,7 +279,7 @@ def _suppressed(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         step.subject_key,
         root,
         step.target.dialect,
-        holds.not_held(root, "source", step.category.key),
+        holds.not_held(root, Side.ACTIVE, step.category.key),
     )
     return _check(root.name, "no_suppressed_subjects", found.rows)
 
@@ -330,7 +332,7 @@ def _archive_checks(
             .where(
                 node.expired(step.ctx.as_of),
                 ~dependants.kept_by_any(node, step.ctx.as_of, holds),
-                *dependants.not_held_dependant(holds, node, "archive", step.category.key, parents),
+                *dependants.not_held_dependant(holds, node, Side.ARCHIVE, step.category.key, parents),
             )
         ).scalar_one()
         results.append(_check(node.name, "no_expired_archive_rows", expired, blocking=not step.ctx.dry_run))

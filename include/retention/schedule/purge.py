@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.anonymize import ANONYMISED_METADATA, anonymization_rules, rule_expression
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import TableNode, archive_exists
+from include.retention.database.catalog import Side, TableNode, archive_exists
 from include.retention.errors import PolicyError, Problem
 from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce
@@ -55,10 +55,12 @@ def purge_category(
     totals: dict[str, dict[str, int]] = {_action(step): {}}
     for walk in walks:
         action = _action(walk.step)
-        table = getattr(walk.node, walk.side)
+        table = walk.node.table(walk.side)
         # Without an archive to go to, partitions past their horizon are destroyed whole.
         whole = (
-            partitions.whole_partitions(step, walk.node, holds) if walk.side == "source" and action == "deleted" else []
+            partitions.whole_partitions(step, walk.node, holds)
+            if walk.side == Side.ACTIVE and action == "deleted"
+            else []
         )
         if step.ctx.dry_run:
             _log_would_purge(walk.step, walk.node, table, walk.where, action, whole)
@@ -66,7 +68,7 @@ def purge_category(
         done = totals.setdefault(action, {})
         for partition in whole:
             add_counts(done, {walk.node.name: partitions.drop_partition(step, walk.node, partition)})
-        if walk.side == "archive":
+        if walk.side == Side.ARCHIVE:
             _refresh_statistics(step, walk.node)
         work = _anonymize_batch if action == "anonymized" else _delete_batch
         for batch in in_batches(
@@ -101,7 +103,7 @@ class _EndWalk:
     deletion limit counts before anything goes."""
 
     node: TableNode
-    side: str
+    side: Side
     where: ColumnElement[bool]
     counted: ColumnElement[bool]
     step: StepContext
@@ -112,7 +114,7 @@ def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_End
     side, where = end_of_life(step, root, holds)
     if where is None:
         return []
-    if side == "source":
+    if side == Side.ACTIVE:
         return [_EndWalk(root, side, where, where, step)]
     walks = []
     with step.target.read() as conn:
@@ -123,18 +125,18 @@ def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_End
         ]
     for dep, parents in present:
         ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
-        walks.append(_EndWalk(dep.node, "archive", ends, ends, replace(step, category=dep.category)))
+        walks.append(_EndWalk(dep.node, Side.ARCHIVE, ends, ends, replace(step, category=dep.category)))
     # Counted before the dependants go: the parents they release are destroyed in this run too.
     counted = and_(
         root.expired(step.ctx.as_of),
         ~dependants.kept_by_any(root, step.ctx.as_of, holds),
-        *_not_held(step, root, "archive", holds),
+        *_not_held(step, root, Side.ARCHIVE, holds),
     )
     walks.append(_EndWalk(root, side, where, counted, step))
     return walks
 
 
-def _not_held(step: StepContext, root: TableNode, side: str, holds: HoldsInForce) -> list[ColumnElement[bool]]:
+def _not_held(step: StepContext, root: TableNode, side: Side, holds: HoldsInForce) -> list[ColumnElement[bool]]:
     """``[NOT held]`` for the category's own rows; a retained dependant (billing's invoices) is
     also held through its parent (a held customer keeps its invoices)."""
     if not holds.any:
@@ -155,7 +157,7 @@ def _refresh_statistics(step: StepContext, root: TableNode) -> None:
         conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(root.archive)}"))
 
 
-def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tuple[str, ColumnElement[bool] | None]:
+def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tuple[Side, ColumnElement[bool] | None]:
     """Which side holds the rows at end of life, and the condition that selects them.
 
     An archive row whose retained dependants are still in the archive (a customer whose
@@ -163,12 +165,15 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
     under a legal hold waits for the hold to end.
     """
     if not step.category.has_archive:
-        side, where = "source", root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+        side, where = Side.ACTIVE, root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     else:
         with step.target.read() as conn:
             if not archive_exists(conn, root):
-                return "archive", None
-        side, where = "archive", and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants))
+                return Side.ARCHIVE, None
+        side, where = (
+            Side.ARCHIVE,
+            and_(root.expired(step.ctx.as_of), *(~dep.retained(root) for dep in root.dependants)),
+        )
     return side, and_(where, *_not_held(step, root, side, holds))
 
 
@@ -177,14 +182,14 @@ def _check_limit(step: StepContext, walk: _EndWalk, approved: dict[str, int] | N
     for a retained dependant destroyed in its parent's run (an invoice in the customer run)
     the stricter of both categories' limits - billing's limit must hold whichever run
     destroys its rows."""
-    table = getattr(walk.node, walk.side)
-    held = walk.node.scope if walk.side == "source" else table.c.anonymized == false()  # as plan counts it
+    table = walk.node.table(walk.side)
+    held = walk.node.scope if walk.side == Side.ACTIVE else table.c.anonymized == false()  # as plan counts it
     limit = limits.limit_for(step.policy, step.category, walk.step.category)
     limits.check_in_database(
         step,
         walk.node.name,
         table,
-        "active" if walk.side == "source" else "archive",
+        walk.side,
         walk.counted,
         held,
         approved,
@@ -197,7 +202,7 @@ def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
     before the first row, an archive table whose link column cannot hold NULL (one created by
     hand or by another tool), naming the table and the column - not a failed batch every night."""
     link = getattr(walk.node.policy, "archived_with", None)
-    if link is None or walk.side != "archive" or _action(walk.step) != "anonymized":
+    if link is None or walk.side != Side.ARCHIVE or _action(walk.step) != "anonymized":
         return
     archive = walk.node.archive
     with step.target.read() as conn:
@@ -220,11 +225,11 @@ def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
 
 
 def _delete_batch(
-    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str, step: StepContext
+    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: Side, step: StepContext
 ) -> dict[str, int]:
     same_run: dict[str, int] = {}
     counts = _delete_tree(
-        conn, root, side, chosen.rows_of(getattr(root, side), root.key_columns), step.ctx.run_id, same_run, chosen
+        conn, root, side, chosen.rows_of(root.table(side), root.key_columns), step.ctx.run_id, same_run, chosen
     )
     _audit(conn, step, "delete", counts, same_run)
     return counts
@@ -233,7 +238,7 @@ def _delete_batch(
 def _delete_tree(
     conn: Connection,
     node: TableNode,
-    side: str,
+    side: Side,
     cond: ColumnElement[bool],
     run_id: str,
     same_run: dict[str, int],
@@ -244,8 +249,8 @@ def _delete_tree(
         counts.update(
             _delete_tree(conn, child, side, child_condition(child, node, side, cond, chosen), run_id, same_run)
         )
-    table = getattr(node, side)
-    if side == "source":
+    table = node.table(side)
+    if side == Side.ACTIVE:
         counts[node.name] = conn.execute(delete(table).where(cond)).rowcount
     else:
         counts[node.name], same_run[node.name] = _delete_archived(conn, table, cond, run_id)
@@ -266,7 +271,7 @@ def _delete_archived(conn: Connection, archive: Any, cond: ColumnElement[bool], 
 
 
 def _anonymize_batch(
-    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: str, step: StepContext
+    conn: Connection, chosen: ChosenRows, *, root: TableNode, side: Side, step: StepContext
 ) -> dict[str, int]:
     rows = chosen.rows_of(root.archive, root.key_columns)
     # Children are archived in the same batch as their parent, so with the same run id:
@@ -288,7 +293,7 @@ def _anonymize_tree(
     counts: dict[str, int] = {}
     for child in node.children:
         counts.update(
-            _anonymize_tree(conn, child, child_condition(child, node, "archive", cond, chosen), step, same_run)
+            _anonymize_tree(conn, child, child_condition(child, node, Side.ARCHIVE, cond, chosen), step, same_run)
         )
     archive = node.archive
     values: dict[str, Any] = dict(ANONYMISED_METADATA)
