@@ -27,7 +27,7 @@ from airflow.sdk import DAG, Param, task
 
 from include.retention.policy.load import load_policy
 from include.retention.records.holds import SCOPES
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import rights_tasks
 
 POLICY = load_policy()
 TABLES = sorted({n.table for c in POLICY.categories.values() for t in c.tables for n in t.walk()})
@@ -100,6 +100,6 @@ with DAG(
     @task
     def change_holds() -> dict:
         """Add or lift the hold (audited), record expiries, and list the register."""
-        return engine.legal_hold()
+        return rights_tasks.legal_hold()
 
     change_holds()

@@ -32,7 +32,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from include.retention.policy.load import load_policy
 from include.retention.records import anchors
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import evidence_tasks
 
 POLICY = load_policy()
 
@@ -53,7 +53,7 @@ with DAG(
     def verify_chain() -> dict:
         """The chain status - hash chain, certificates and anchors; fail on the first that does
         not hold - then anchor the head of the log it verified (never that of a failed one)."""
-        verdict = engine.verify_audit_chain()
+        verdict = evidence_tasks.verify_audit_chain()
         anchored = anchors.write_verified(verdict)
         return {**verdict, "anchor": str(anchored) if anchored else None}
 

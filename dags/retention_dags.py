@@ -12,7 +12,7 @@ execute). Left empty, only the DAG's own schedule executes - a *scheduled* run (
 nightly cron) or an *asset-triggered* one. Every run someone starts is a dry run unless it
 says `dry_run: false`: a manual trigger (UI, CLI, REST), a backfill, a run triggered by
 another DAG, an asset materialisation; an unknown run type is a dry run too (see
-`resolve_dry_run` in `include/retention_airflow/tasks.py`).
+`resolve_dry_run` in `include/retention_airflow/context.py`).
 
 A run whose plan passes the category's deletion limit waits in `approve_deletions`
 for a person (Required Actions); a rejection, or no answer in time, fails it unchanged.
@@ -28,7 +28,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
 
 POLICY = load_policy()
@@ -86,12 +86,12 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         @task
         def preflight_checks() -> list:
             """Data-quality gate (Great Expectations): a failing blocking check stops the run before any row moves."""
-            return engine.preflight_checks(category.key)
+            return schedule_tasks.preflight_checks(category.key)
 
         @task
         def plan() -> dict:
             """Count rows due for the archive and for end of life; changes nothing."""
-            return engine.plan(category.key)
+            return schedule_tasks.plan(category.key)
 
         approve_deletions = DeletionApproval(
             task_id="approve_deletions", category=category.key, timeout_hours=policy.approval_timeout_hours, retries=0
@@ -100,22 +100,22 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         @task
         def archive() -> dict:
             """Move due rows and their children to the archive, one transaction per batch."""
-            return engine.archive(category.key)
+            return schedule_tasks.archive(category.key)
 
         @task
         def purge() -> dict:
             """Delete or anonymise rows whose retention has ended."""
-            return engine.purge(category.key)
+            return schedule_tasks.purge(category.key)
 
         @task
         def postflight_checks() -> list:
             """Prove the schedule holds now: nothing overdue, retention dates right, counts reconciled."""
-            return engine.postflight_checks(category.key)
+            return schedule_tasks.postflight_checks(category.key)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def summary(archived: dict | None, purged: dict | None, verified: list | None) -> dict:
             """Record what the run did - even a failed one - and issue its deletion certificate under reports/."""
-            return engine.summary(category.key, archived, purged, verified)
+            return schedule_tasks.summary(category.key, archived, purged, verified)
 
         checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()
         verified = postflight_checks()

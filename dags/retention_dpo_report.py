@@ -26,7 +26,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
 from include.retention.policy.load import load_policy
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import evidence_tasks
 
 POLICY = load_policy()
 PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
@@ -67,6 +67,6 @@ with DAG(
     @task
     def write_report() -> dict:
         """Gather the period's volumes and today's compliance; write the HTML report."""
-        return engine.dpo_report()
+        return evidence_tasks.dpo_report()
 
     write_report()

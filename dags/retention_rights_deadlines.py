@@ -18,7 +18,7 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from include.retention.policy.load import load_policy
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import rights_tasks
 
 POLICY = load_policy()
 
@@ -38,6 +38,6 @@ with DAG(
     @task
     def check_deadlines() -> list:
         """Overdue requests fail the run; those due within 7 days are listed in the log."""
-        return engine.rights_deadlines()
+        return rights_tasks.rights_deadlines()
 
     check_deadlines()

@@ -37,7 +37,7 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 
 from include.retention.rights.requests import REQUEST_TYPES
-from include.retention_airflow import tasks as engine
+from include.retention_airflow import rights_tasks
 
 IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
 
@@ -90,6 +90,6 @@ with DAG(
     @task
     def handle_request() -> dict:
         """Record the request, then carry it out once the identity is verified."""
-        return engine.subject_request()
+        return rights_tasks.subject_request()
 
     handle_request()

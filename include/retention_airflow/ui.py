@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Table
 
 from include.retention.database import store
-from include.retention.database.identity import IDENTIFIER_KINDS, KEY_VARIABLE, SubjectKey, key_from, normalise
+from include.retention.database.identity import IDENTIFIER_KINDS, normalise
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
 from include.retention.files import reports_dir
@@ -44,7 +44,7 @@ from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
 from include.retention.reports import certificate, dpo_report, html
 from include.retention.rights.subjects import Presence, was_erased
-from include.retention_airflow.tasks import TARGET_CONN_ID, connection_url
+from include.retention_airflow.hooks import TARGET_CONN_ID, subject_key, target_url
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
@@ -164,13 +164,11 @@ def _connect(url: str, archive_schema: str) -> Target:
 
 def _target(policy: RetentionPolicy) -> Target:
     """The ``retention_target`` connection, read by the API server (secrets backends, env, DB)."""
-    from airflow.models.connection import Connection
-
     try:
-        conn = Connection.get_connection_from_secrets(TARGET_CONN_ID)
+        url = target_url()
     except Exception as exc:  # Airflow raises its own NotFound type, version-dependent
         raise HTTPException(503, f"the Airflow connection {TARGET_CONN_ID!r} is not defined") from exc
-    return _connect(connection_url(conn), policy.archive_schema)
+    return _connect(url, policy.archive_schema)
 
 
 def _audit_log() -> tuple[RetentionPolicy, Target, Table]:
@@ -178,13 +176,6 @@ def _audit_log() -> tuple[RetentionPolicy, Target, Table]:
     policy = _policy()
     target = _target(policy)
     return policy, target, store.audit_table(target.archive_schema, policy.audit_table)
-
-
-def _subject_key() -> SubjectKey:
-    """Airflow Variable (or secrets backend) first, then the environment; never logged."""
-    from airflow.models.variable import Variable
-
-    return key_from(Variable.get(KEY_VARIABLE, default_var=None))
 
 
 def _page(request: Request, title: str, body: str) -> HTMLResponse:
@@ -468,7 +459,7 @@ def lookup(
         return page
     policy = _policy()
     try:
-        key = _subject_key()
+        key = subject_key()
     except RetentionError as exc:
         raise HTTPException(503, str(exc)) from exc
     try:

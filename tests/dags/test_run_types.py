@@ -17,7 +17,7 @@ from airflow.sdk.api.datamodels._generated import DagRun as SdkDagRun
 from airflow.sdk.api.datamodels._generated import DagRunType as SdkDagRunType
 from airflow.utils.types import DagRunType
 
-from include.retention_airflow.tasks import DRY_RUN_DEFAULTS, resolve_dry_run
+from include.retention_airflow.context import DRY_RUN_DEFAULTS, resolve_dry_run
 
 EXECUTES = {DagRunType.SCHEDULED, DagRunType.ASSET_TRIGGERED}
 BOTH_ENUMS = [*DagRunType, *SdkDagRunType]
@@ -79,7 +79,7 @@ def test_an_explicit_dry_run_param_wins_over_the_run_type(run_type):
 
 @pytest.mark.parametrize("run_type", ["DagRunType.SCHEDULED", "Scheduled", "nightly", None, 3])
 def test_an_unknown_run_type_is_a_dry_run_and_is_logged(run_type, caplog):
-    with caplog.at_level(logging.WARNING, logger="include.retention_airflow.tasks"):
+    with caplog.at_level(logging.WARNING, logger="include.retention_airflow.context"):
         assert resolve_dry_run(_context(run_type)) is True
     assert f"Unknown run type {run_type!r}" in caplog.text
 

@@ -518,14 +518,14 @@ def _daily_verification(monkeypatch, target):
     from contextlib import contextmanager
     from pathlib import Path
 
-    from include.retention_airflow import tasks
+    from include.retention_airflow import evidence_tasks
 
     @contextmanager
     def this_target(policy):
         yield target
 
-    monkeypatch.setattr(tasks, "load_policy", club_policy)
-    monkeypatch.setattr(tasks, "_target", this_target)
+    monkeypatch.setattr(evidence_tasks, "load_policy", club_policy)
+    monkeypatch.setattr(evidence_tasks, "open_target", this_target)
     dag_file = Path(__file__).resolve().parents[2] / "dags" / "retention_audit_verify.py"
     spec = importlib.util.spec_from_file_location("retention_audit_verify_under_test", dag_file)
     module = importlib.util.module_from_spec(spec)

@@ -225,13 +225,13 @@ def test_the_plugin_adds_the_view_to_the_airflow_menu_and_to_each_dag_run(ui):
 
 
 def test_the_subject_key_comes_from_the_airflow_variable_before_the_environment(monkeypatch):
-    from include.retention_airflow import ui
+    from include.retention_airflow.hooks import subject_key  # the key the view (and every task) uses
 
     monkeypatch.setenv(KEY_ENV_VAR, "e" * 40)
-    assert ui._subject_key().digest("x") == SubjectKey("e" * 40, "t").digest("x")
+    assert subject_key().digest("x") == SubjectKey("e" * 40, "t").digest("x")
     # AIRFLOW_VAR_* is Airflow's environment secrets backend: what a Variable or Vault entry gives.
     monkeypatch.setenv("AIRFLOW_VAR_RETENTION_SUBJECT_SECRET", "v" * 40)
-    assert ui._subject_key().digest("x") == SubjectKey("v" * 40, "t").digest("x")
+    assert subject_key().digest("x") == SubjectKey("v" * 40, "t").digest("x")
 
 
 def test_a_lookup_logs_neither_the_identifier_nor_the_key(ui, caplog):

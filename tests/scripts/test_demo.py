@@ -77,7 +77,7 @@ def test_a_second_demo_prints_the_same_table_and_the_daily_verification_passes_a
     shutil.copytree(home.reports, kept)  # what the reseed used to leave behind
     second = _one_demo(home, 2)
     assert second == first
-    from include.retention_airflow.tasks import verify_audit_chain
+    from include.retention_airflow.evidence_tasks import verify_audit_chain
 
     verified = verify_audit_chain()  # what retention_audit_verify runs, on the demo's connection
     assert verified["intact"] and verified["certificates"] == len(load_policy().categories)
@@ -121,7 +121,7 @@ def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_no
     from sqlalchemy import select, text
 
     from include.retention.records.audit import GENESIS, event_hash, verify_chain
-    from include.retention_airflow.tasks import verify_audit_chain
+    from include.retention_airflow.evidence_tasks import verify_audit_chain
 
     module, home = demo
     _one_demo(home, 1)
