@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy import and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
@@ -272,8 +273,8 @@ def _volumes(policy: RetentionPolicy, events: list[dict]) -> list[Volume]:
             or event["table_name"] not in {t.table for t in category.tables}
         ):
             continue
-        key = (event["run_id"], category.key, event["table_name"], _month_of(event["as_of"]))
-        _count_event(by_run.setdefault(key, dict.fromkeys(("archived", *SEGMENTS), 0)), event, category)
+        run_key = (event["run_id"], category.key, event["table_name"], _month_of(event["as_of"]))
+        _count_event(by_run.setdefault(run_key, dict.fromkeys(("archived", *SEGMENTS), 0)), event, category)
     totals: dict[tuple[str, str, str], Volume] = {}
     for (run_id, category_key, table, month), counts in by_run.items():
         ended = counts["deleted_same_run"] + counts["anonymized_same_run"]
@@ -403,7 +404,59 @@ def _table_compliance(
 
 # -- rendering ------------------------------------------------------------------------------
 
-TEXT = {
+# The report's words in one language: headings, sentences (``{name}`` filled by ``format``),
+# column headers, and names per segment, per hold status and per end action. The functional
+# form because two keys, ``from`` and ``or``, are Python keywords.
+ReportTexts = TypedDict(
+    "ReportTexts",
+    {
+        "title": str,
+        "intro": str,
+        "schedule": str,
+        "schedule_cols": tuple[str, ...],
+        "volumes": str,
+        "volumes_text": str,
+        "chart_title": str,
+        "volume_cols": tuple[str, ...],
+        "segments": dict[str, str],
+        "no_volume": str,
+        "compliance": str,
+        "compliance_cols": tuple[str, ...],
+        "ok": str,
+        "ko": str,
+        "holds": str,
+        "holds_text": str,
+        "holds_cols": tuple[str, ...],
+        "no_holds": str,
+        "hold_status": dict[str, str],
+        "requests_cols": tuple[str, ...],
+        "no_requests": str,
+        "overdue": str,
+        "findings": str,
+        "findings_cols": tuple[str, ...],
+        "no_findings": str,
+        "chain": str,
+        "chain_ok": str,
+        "chain_ko": str,
+        "chain_rewritten": str,
+        "chain_unverified": str,
+        "chain_emptied": str,
+        "chain_removed": str,
+        "chain_no_reports": str,
+        "chain_missing_certificates": str,
+        "none": str,
+        "no_archive": str,
+        "delete": str,
+        "anonymize": str,
+        "until_end": str,
+        "from": str,
+        "or": str,
+        "after": str,
+        "footer": str,
+    },
+)
+
+TEXT: dict[str, ReportTexts] = {
     "fr": {
         "title": "Rapport de conservation des données personnelles",
         "intro": "Période couverte : {period} (passages datés de cette période, d'après le journal d'audit) · "
