@@ -28,6 +28,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
+from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
 
@@ -76,8 +77,8 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             "batch_size": Param(
                 policy.batch_size_for(category),
                 type="integer",
-                minimum=1,
-                maximum=1_000_000,
+                minimum=MIN_BATCH_SIZE,
+                maximum=MAX_BATCH_SIZE,
                 description="Rows per transaction when moving or destroying data.",
             ),
         },

@@ -11,7 +11,8 @@ import os
 import re
 from pathlib import Path
 
-REPORTS_ENV_VAR = "RETENTION_REPORTS_DIR"
+from include.retention.settings import REPORTS_ENV_VAR
+
 DEFAULT_REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
 
 

@@ -242,7 +242,7 @@ def test_an_alias_that_expands_to_a_small_tree_still_loads(tmp_path):
 
 
 def test_a_policy_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
-    from include.retention.policy.safe_yaml import MAX_POLICY_BYTES
+    from include.retention.settings import MAX_POLICY_BYTES
 
     text = _shipped_text() + "#" * MAX_POLICY_BYTES + "\n"
     message = _load_text(tmp_path, text, "huge.yaml")

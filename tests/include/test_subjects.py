@@ -11,7 +11,6 @@ from sqlalchemy import literal, select
 
 from include.retention.database import store
 from include.retention.database.identity import (
-    KEY_ENV_VAR,
     KEY_VARIABLE,
     SubjectKey,
     key_from_env,
@@ -24,6 +23,7 @@ from include.retention.errors import RetentionError
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights.subjects import was_erased
+from include.retention.settings import KEY_ENV_VAR
 
 KEY = SubjectKey("k" * 40, "test")
 
@@ -181,7 +181,8 @@ def test_a_kind_of_identifier_no_table_declares_finds_nothing(club_after_a_run):
 
 
 def test_an_optional_key_is_none_only_when_none_is_configured(monkeypatch):
-    from include.retention.database.identity import KEY_ENV_VAR, configured_key
+    from include.retention.database.identity import configured_key
+    from include.retention.settings import KEY_ENV_VAR
 
     monkeypatch.delenv(KEY_ENV_VAR, raising=False)
     assert configured_key(None) is None

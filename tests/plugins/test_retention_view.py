@@ -13,7 +13,8 @@ import pytest
 from ui_target import RUNS, SECRET, seeded_target
 
 from include.retention.database import store
-from include.retention.database.identity import KEY_ENV_VAR, SubjectKey, subject_hash
+from include.retention.database.identity import SubjectKey, subject_hash
+from include.retention.settings import KEY_ENV_VAR
 
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
 UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())

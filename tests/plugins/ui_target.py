@@ -14,7 +14,6 @@ from include.demo.seed import seed_demo
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey, subject_hash
 from include.retention.database.target import connect
-from include.retention.files import REPORTS_ENV_VAR
 from include.retention.policy.load import load_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
@@ -26,6 +25,7 @@ from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
 from include.retention.schedule.plan import plan_category
 from include.retention.schedule.purge import purge_category
+from include.retention.settings import REPORTS_ENV_VAR
 
 AS_OF = date(2026, 11, 26)
 SECRET = "ui-test-subject-secret-" + "x" * 20

@@ -35,8 +35,8 @@ from include.retention.database.identifiers import (  # noqa: F401
     names_someone_sql,
 )
 from include.retention.errors import RetentionError
+from include.retention.settings import KEY_ENV_VAR
 
-KEY_ENV_VAR = "RETENTION_SUBJECT_SECRET"
 # "secret" in the name: Airflow masks the value in task logs and the UI by itself.
 KEY_VARIABLE = "retention_subject_secret"
 MIN_KEY_LENGTH = 32

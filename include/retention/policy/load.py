@@ -21,9 +21,9 @@ from include.retention.policy.conditions import ALL_OF, ANY_OF, COLUMN_TEST, NOT
 from include.retention.policy.model import RetentionPolicy
 from include.retention.policy.safe_yaml import read_policy_yaml
 from include.retention.policy.validate import consistency_problems
+from include.retention.settings import POLICY_ENV_VAR
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "policy" / "retention_policy.yaml"
-POLICY_ENV_VAR = "RETENTION_POLICY"
 
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> RetentionPolicy:

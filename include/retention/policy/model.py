@@ -35,6 +35,7 @@ from include.retention.dates.clock import Zones
 from include.retention.dates.periods import Period
 from include.retention.errors import PolicyError, Problem
 from include.retention.policy.conditions import Condition
+from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
@@ -534,8 +535,8 @@ class Category(_Strict):
     )
     batch_size: int | None = Field(
         default=None,
-        ge=1,
-        le=1_000_000,
+        ge=MIN_BATCH_SIZE,
+        le=MAX_BATCH_SIZE,
         description="Parent rows per transaction for this category (1 to 1,000,000). Default: the top-level "
         "`batch_size`.",
     )
@@ -592,8 +593,8 @@ class RetentionPolicy(_Strict):
     )
     batch_size: int = Field(
         default=5_000,
-        ge=1,
-        le=1_000_000,
+        ge=MIN_BATCH_SIZE,
+        le=MAX_BATCH_SIZE,
         description="Parent rows per transaction (1 to 1,000,000; their children move with them), unless a category "
         "or the run's Param says otherwise.",
     )

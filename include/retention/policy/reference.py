@@ -19,7 +19,7 @@ from typing import Any
 from include.retention.policy import conditions
 from include.retention.policy.load import DEFAULT_POLICY_PATH, load_policy
 from include.retention.policy.model import IDENTIFIER_PATTERN, MAX_PERIOD, RetentionPolicy
-from include.retention.policy.safe_yaml import MAX_POLICY_BYTES, MAX_POLICY_NODES
+from include.retention.settings import MAX_POLICY_BYTES, MAX_POLICY_NODES
 
 REFERENCE_PATH = Path(__file__).resolve().parents[3] / "docs" / "reference" / "policy.md"
 

@@ -16,13 +16,7 @@ from typing import Any
 import yaml
 
 from include.retention.errors import PolicyError, Problem
-
-# A policy is a few kilobytes (the shipped one: 8 KB, about 500 YAML nodes). The bounds are
-# generous for any real schedule and stop a hostile or broken file long before it costs
-# seconds or memory: a "billion laughs" of a few hundred bytes expands to 10**12 nodes.
-MAX_POLICY_BYTES = 1_000_000
-MAX_POLICY_NODES = 50_000
-
+from include.retention.settings import MAX_POLICY_BYTES, MAX_POLICY_NODES
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"

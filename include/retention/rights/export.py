@@ -36,8 +36,8 @@ from include.retention.database.target import Target
 from include.retention.files import unique_name
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.rights.subjects import Found, locate
+from include.retention.settings import EXPORTS_ENV_VAR
 
-EXPORTS_ENV_VAR = "RETENTION_EXPORTS_DIR"
 DEFAULT_EXPORTS_DIR = Path(__file__).resolve().parents[3] / "exports"
 
 

@@ -21,6 +21,7 @@ from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
+from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,11 @@ def holds_of(step: StepContext) -> HoldsInForce:
         )
 
 
-MAX_BATCH_SIZE = 1_000_000
-
-
 def batch_size_of(step: StepContext, requested: int | None) -> int:
     """The batch size a step uses: the one asked for, else the policy's; refused outside
     1..1,000,000 (0 would loop on nothing, a huge batch is one endless transaction)."""
     size = step.policy.batch_size_for(step.category) if requested is None else requested
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_BATCH_SIZE <= size <= MAX_BATCH_SIZE:
         raise RetentionError(
             f"batch_size {size!r} for category {step.category.key}: give a whole number from 1 "
             f"to {MAX_BATCH_SIZE:,} (rows per transaction)"

@@ -57,7 +57,7 @@ from include.retention.database.catalog import (
     linked_rows,
     reflect_category,
 )
-from include.retention.database.identity import KEY_ENV_VAR, KEY_VARIABLE
+from include.retention.database.identity import KEY_VARIABLE
 from include.retention.database.store import suppression_table
 from include.retention.dates.clock import add_period
 from include.retention.errors import RetentionError
@@ -69,6 +69,7 @@ from include.retention.records.suppression import suppressed_active_rows
 from include.retention.schedule import dependants
 from include.retention.schedule.context import StepContext, holds_of, open_step
 from include.retention.schedule.quality import CheckResult, conclude_gate
+from include.retention.settings import KEY_ENV_VAR
 
 log = logging.getLogger(__name__)
 SUITE = "post_run"
