@@ -22,12 +22,11 @@ The hold's creator is the user who triggered the run, or `requested_by` when giv
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, Param, task
 
 from include.retention.policy.load import load_policy
 from include.retention.records.holds import SCOPES
-from include.retention_airflow import rights_tasks
+from include.retention_airflow import dag_defaults, rights_tasks
 
 POLICY = load_policy()
 TABLES = sorted({n.table for c in POLICY.categories.values() for t in c.tables for n in t.walk()})
@@ -36,14 +35,8 @@ IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
 with DAG(
     dag_id="legal_hold",
     description="Add, list or lift a legal hold (data kept whatever the schedule says)",
-    doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=False,  # only ever triggered by hand
-    tags=["retention", "gdpr", "legal-hold"],
-    default_args={"owner": "data-protection", "retries": 0},
+    **dag_defaults.LEGAL_HOLD.arguments(doc_md=__doc__, timezone=POLICY.timezone),
     params={
         "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
         # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.

@@ -27,26 +27,19 @@ certificate are anchored nowhere.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from include.retention.policy.load import load_policy
 from include.retention.records import anchors
-from include.retention_airflow import evidence_tasks
+from include.retention_airflow import dag_defaults, evidence_tasks
 
 POLICY = load_policy()
 
 with DAG(
     dag_id="retention_audit_verify",
     description="Verify the retention audit log and anchor its head outside the database",
-    doc_md=__doc__,
     schedule=CronTriggerTimetable("0 5 * * *", timezone=POLICY.timezone),
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=True,
-    tags=["retention", "gdpr", "audit"],
-    default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
+    **dag_defaults.AUDIT_VERIFY.arguments(doc_md=__doc__, timezone=POLICY.timezone),
 ) as dag:
 
     @task

@@ -22,14 +22,13 @@ Parsing reads the policy file only; the database is touched when a task runs.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
 
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
-from include.retention_airflow import schedule_tasks
+from include.retention_airflow import dag_defaults, schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
 
 POLICY = load_policy()
@@ -50,14 +49,10 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
     with DAG(
         dag_id=f"retention_{category.key}",
         description=f"{category.label.en}: retention schedule",
-        doc_md=category_doc(policy, category) + RUN_TYPE_RULE,
         schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
-        start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone),
-        catchup=False,
-        max_active_runs=1,
-        is_paused_upon_creation=True,
-        tags=["retention", "gdpr", category.key],
-        default_args={"owner": "data-protection", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
+        **dag_defaults.schedule_dag(category.key).arguments(
+            doc_md=category_doc(policy, category) + RUN_TYPE_RULE, timezone=policy.timezone
+        ),
         params={
             "dry_run": Param(
                 None,

@@ -22,11 +22,10 @@ or ending more than a year after today.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
 from include.retention.policy.load import load_policy
-from include.retention_airflow import evidence_tasks
+from include.retention_airflow import dag_defaults, evidence_tasks
 
 POLICY = load_policy()
 PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
@@ -34,14 +33,8 @@ PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 with DAG(
     dag_id="retention_dpo_report",
     description="Monthly retention report for the DPO (FR/EN, self-contained HTML)",
-    doc_md=__doc__,
     schedule=CronTriggerTimetable("0 6 1 * *", timezone=POLICY.timezone),
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=True,
-    tags=["retention", "gdpr", "dpo"],
-    default_args={"owner": "data-protection", "retries": 1, "retry_delay": pendulum.duration(minutes=10)},
+    **dag_defaults.DPO_REPORT.arguments(doc_md=__doc__, timezone=POLICY.timezone),
     params={
         # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
         # (over 10 years, ending more than a year after today), naming the bound.

@@ -14,25 +14,18 @@ its zone, see include/retention/dates/instants.py).
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from include.retention.policy.load import load_policy
-from include.retention_airflow import rights_tasks
+from include.retention_airflow import dag_defaults, rights_tasks
 
 POLICY = load_policy()
 
 with DAG(
     dag_id="retention_rights_deadlines",
     description="Fail on overdue data-subject requests; list those due within 7 days",
-    doc_md=__doc__,
     schedule=CronTriggerTimetable("0 7 * * *", timezone=POLICY.timezone),
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=True,
-    tags=["retention", "gdpr", "rights"],
-    default_args={"owner": "data-protection", "retries": 1, "retry_delay": pendulum.duration(minutes=10)},
+    **dag_defaults.RIGHTS_DEADLINES.arguments(doc_md=__doc__, timezone=POLICY.timezone),
 ) as dag:
 
     @task

@@ -33,25 +33,18 @@ identifier.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import DAG, Param, task
 
 from include.retention.rights.requests import REQUEST_TYPES
-from include.retention_airflow import rights_tasks
+from include.retention_airflow import dag_defaults, rights_tasks
 
 IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
 
 with DAG(
     dag_id="subject_request",
     description="Record and carry out a data-subject request (GDPR art. 15-21)",
-    doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Paris"),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=False,  # only ever triggered by hand
-    tags=["retention", "gdpr", "rights"],
-    default_args={"owner": "data-protection", "retries": 0},
+    **dag_defaults.SUBJECT_REQUEST.arguments(doc_md=__doc__, timezone="Europe/Paris"),
     params={
         "request_type": Param("erasure", enum=list(REQUEST_TYPES), description="What the person asks for."),
         "reference": Param(

@@ -32,6 +32,34 @@ def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_
     assert len(DAG_IDS) == 7
 
 
+# DAGs that change the target: a retry must be possible (a lost connection mid-run is retried,
+# safely: batches, the lease and the request register make a step safe to run again).
+DESTRUCTIVE = [*DAG_IDS, "subject_request", "legal_hold"]
+# Tasks that must never be retried: a person's answer (a rejection is final).
+NEVER_RETRIED = {"approve_deletions"}
+
+
+@pytest.mark.parametrize("dag_id", DESTRUCTIVE)
+def test_every_task_of_a_destructive_dag_is_retried_after_a_delay(dagbag, dag_id):
+    from datetime import timedelta
+
+    for task in dagbag.dags[dag_id].tasks:
+        if task.task_id in NEVER_RETRIED:
+            assert task.retries == 0, task.task_id
+            continue
+        assert task.retries >= 1, f"{dag_id}.{task.task_id} is never retried"
+        assert task.retry_delay >= timedelta(minutes=1), f"{dag_id}.{task.task_id} retries at once"
+
+
+def test_every_dag_declares_one_run_at_a_time_its_tags_owner_and_documentation(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.max_active_runs == 1, dag_id
+        assert {"retention", "gdpr"} <= set(dag.tags), dag_id
+        assert {task.owner for task in dag.tasks} == {"data-protection"}, dag_id
+        assert dag.doc_md and dag.doc_md.strip().startswith("#"), f"{dag_id} has no documentation"
+        assert dag.catchup is False, dag_id
+
+
 def test_the_audit_verification_runs_daily_paused_and_read_only(dagbag):
     dag = dagbag.dags["retention_audit_verify"]
     assert dag.timetable.expression == "0 5 * * *" and dag.is_paused_upon_creation is True

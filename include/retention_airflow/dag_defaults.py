@@ -1,0 +1,67 @@
+"""What every DAG of the project declares, in one place: owner, tags, retries, one run at a time.
+
+Retries: every DAG retries a failed task twice, ten minutes apart. A retry only ever follows
+an error that may mend (a lost connection, a lock timeout): the engine's own refusals - a
+wrong policy, a failed gate, a bad form, an overdue request - fail the task at once
+(``errors.failing_fast``), and a person's answer (``approve_deletions``) is never retried
+(the DAG sets ``retries=0`` on that task). A retry is safe where data changes:
+
+- ``retention_<category>``: archive and purge work in batches, one transaction each, under
+  the category's lease; a retried step starts again from what is still due.
+- ``subject_request`` (was 0): the request is carried out in one transaction and the register
+  records it once; a retry after a lost connection carries out what was not committed, and one
+  after it completed is refused (a reference is handled once). A request whose identity check
+  is pending is recorded and succeeds: there is nothing to retry.
+- ``legal_hold`` (was 0): adding or lifting a hold is one transaction; a retry after it
+  committed is refused naming the reference, so a hold is never added or lifted twice.
+- ``retention_rights_deadlines`` and ``retention_dpo_report`` (were 1): they only read (and
+  write a report file); two retries, like the audit verification, so that a database restart
+  at dawn does not cost the day's deadline check or the month's report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pendulum
+
+OWNER = "data-protection"
+RETRIES = 2
+RETRY_DELAY = pendulum.duration(minutes=10)
+TAGS = ("retention", "gdpr")
+START_DATE = (2026, 1, 1)  # before any run: with catchup off, only its time zone matters
+
+
+@dataclass(frozen=True, kw_only=True)
+class DagDefaults:
+    """The arguments a DAG of the project takes from here; what differs is said per DAG."""
+
+    tag: str  # after "retention" and "gdpr": what the DAG is about
+    on_demand: bool = False  # triggered by hand only: unpaused at creation (nothing runs by itself)
+
+    def arguments(self, *, doc_md: str | None, timezone: str) -> dict[str, Any]:
+        """``DAG(...)`` keyword arguments; a DAG without documentation is refused."""
+        if not doc_md or not doc_md.strip():
+            raise ValueError(f"a DAG tagged {self.tag!r} needs its doc_md: what it does and when")
+        return {
+            "doc_md": doc_md,
+            "start_date": pendulum.datetime(*START_DATE, tz=timezone),
+            "catchup": False,
+            "max_active_runs": 1,
+            "is_paused_upon_creation": not self.on_demand,
+            "tags": [*TAGS, self.tag],
+            "default_args": {"owner": OWNER, "retries": RETRIES, "retry_delay": RETRY_DELAY},
+        }
+
+
+AUDIT_VERIFY = DagDefaults(tag="audit")
+DPO_REPORT = DagDefaults(tag="dpo")
+RIGHTS_DEADLINES = DagDefaults(tag="rights")
+SUBJECT_REQUEST = DagDefaults(tag="rights", on_demand=True)
+LEGAL_HOLD = DagDefaults(tag="legal-hold", on_demand=True)
+
+
+def schedule_dag(category_key: str) -> DagDefaults:
+    """A ``retention_<category>`` DAG: paused at creation, so nothing destructive runs on deploy."""
+    return DagDefaults(tag=category_key)
