@@ -4,10 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 export PYTHONPATH := $(CURDIR)
-export AIRFLOW_HOME ?= $(CURDIR)/.airflow
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
-export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Airflow's environment (home, DAG and plugin folders, UI users...) is written once, in
+# scripts/airflow_env.py: the demo and the tests apply it, `make airflow` runs through it.
 
 .PHONY: demo test test-deep bench docs airflow install clean
 
@@ -42,14 +40,14 @@ docs: install
 
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
 # standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
+# Below: the demo's target (as scripts/demo.py's DemoHome gives it) and a laptop's parallelism.
 airflow: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	AIRFLOW_CONN_RETENTION_TARGET='{"conn_type": "sqlite", "host": "$(CURDIR)/.demo/target.db"}' \
 	RETENTION_REPORTS_DIR="$(CURDIR)/.demo/reports" \
 	AIRFLOW__CORE__PARALLELISM=4 \
-	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,dpo:viewer \
 	AIRFLOW_VAR_RETENTION_SUBJECT_SECRET="$$(cat .demo/subject_secret)" \
-	$(VENV)/bin/airflow standalone
+	$(PY) scripts/airflow_env.py $(VENV)/bin/airflow standalone
 
 # The demo's home (target, its certificates and reports) and Airflow's; never reports/, where
 # certificates of a real target may be kept.

@@ -50,6 +50,7 @@ from include.retention.reports.dpo_report import period_words  # noqa: E402
 from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
 from include.retention.rights.subjects import was_erased  # noqa: E402
 from include.retention.settings import KEY_ENV_VAR, REPORTS_ENV_VAR
+from scripts.airflow_env import apply_demo_settings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,9 @@ HOME = DemoHome(ROOT / ".demo")
 
 
 def configure_environment(home: DemoHome) -> None:
-    """The Airflow environment of the demo (``make demo`` sets the same before Python starts)."""
-    os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    # The demo's approver: a user of Airflow's simple auth manager (its password is generated).
-    os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,dpo:viewer")
+    """The Airflow environment of the demo (``scripts/airflow_env.py``, shared with ``make
+    airflow`` and the tests), set before anything imports Airflow, and the demo's target."""
+    apply_demo_settings()
     os.environ.update(home.environment())  # never the caller's reports folder: the demo empties its own
 
 

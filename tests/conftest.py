@@ -18,14 +18,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="retention-test-airflow-")
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
-os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+from scripts.airflow_env import airflow_settings  # imports no Airflow: set before it is read
+
+os.environ.update(airflow_settings(Path(tempfile.mkdtemp(prefix="retention-test-airflow-"))))
 os.environ.pop("RETENTION_POLICY", None)
-# Two UI users with known passwords: an admin, and the DPO as a read-only viewer.
-os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin,dpo:viewer"
+# Known passwords for the two UI users (an admin, and the DPO as a read-only viewer).
 UI_PASSWORDS = {"admin": "admin-test-password", "dpo": "dpo-test-password"}
 _passwords_file = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json"
 _passwords_file.write_text(json.dumps(UI_PASSWORDS))
