@@ -201,7 +201,7 @@ def actual_places(
                 for key in conn.execute(select(pk)).scalars():
                     if (table, key) in found:
                         found[(table, key)].append((side, "" if side == ACTIVE else name))
-    return {k: (v[0] if len(v) == 1 else (None if not v else v)) for k, v in found.items()}
+    return {k: (v[0] if len(v) == 1 else (v if v else None)) for k, v in found.items()}
 
 
 def assert_places(
@@ -628,6 +628,11 @@ def _odoo_seed(target) -> None:
                 )
 
 
+def _last_posted(moves: dict[int, tuple], kinds: tuple[str, ...]) -> date | None:
+    """The date of a partner's last posted move of these kinds: the start of its customer or supplier clock."""
+    return max((day for _, kind, state, day, _ in moves.values() if kind in kinds and state == "posted"), default=None)
+
+
 def _odoo_rows() -> tuple[list[Row], list[Row]]:
     partners = {pid: (c, s, share, created) for pid, (c, s, share, created) in ODOO_PARTNERS.items()}
     partners.update({pid: (c, s, True, created) for pid, (c, s, created) in ODOO_EXTRA_PARTNERS.items()})
@@ -653,11 +658,6 @@ def _odoo_rows() -> tuple[list[Row], list[Row]]:
             for mid, (_, _, _, day, lines) in mine.items()
         ]
 
-        def last(kinds: tuple[str, ...]) -> date | None:
-            return max(
-                (day for _, kind, state, day, _ in mine.values() if kind in kinds and state == "posted"), default=None
-            )
-
         if customer:
             running = any(
                 owner == pid and sub in ("3_progress", "4_paused") and end is None
@@ -668,7 +668,7 @@ def _odoo_rows() -> tuple[list[Row], list[Row]]:
                     "res_partner",
                     pid,
                     "customer_relationship",
-                    last(("out_invoice", "out_refund")),
+                    _last_posted(mine, ("out_invoice", "out_refund")),
                     ongoing=running,
                     children=children,
                     dependants=dependants,
@@ -680,7 +680,7 @@ def _odoo_rows() -> tuple[list[Row], list[Row]]:
                     "res_partner",
                     pid,
                     "suppliers",
-                    last(("in_invoice", "in_refund")),
+                    _last_posted(mine, ("in_invoice", "in_refund")),
                     children=children,
                     dependants=dependants,
                 )

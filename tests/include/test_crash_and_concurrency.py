@@ -168,9 +168,11 @@ def _ctx(run_id):
 
 def test_a_second_run_of_a_category_waits_until_the_first_has_finished(big_club):
     take_lease(big_club, "members", "run-a", "retention_members")
-    with pytest.raises(CategoryBusy, match="being enforced by run 'run-a'"):
-        with category_step(big_club, "members", "run-b", "retention_members"):
-            pass
+    with (
+        pytest.raises(CategoryBusy, match="being enforced by run 'run-a'"),
+        category_step(big_club, "members", "run-b", "retention_members"),
+    ):
+        pass
     with category_step(big_club, "members", "run-a", "retention_members"):  # the holder's next step goes on
         pass
     release_lease(big_club, "members", "run-a")
@@ -181,15 +183,17 @@ def test_a_second_run_of_a_category_waits_until_the_first_has_finished(big_club)
 def test_a_step_and_its_zombie_twin_never_run_at_once_on_postgresql(big_club):
     if big_club.is_sqlite:
         pytest.skip("SQLite's write lock already serialises every batch: no step lock is needed there")
-    with category_step(big_club, "members", "run-a", "retention_members"):
-        with pytest.raises(CategoryBusy, match="running in another process"):
-            with category_step(
-                connect(big_club.engine.url.render_as_string(hide_password=False)),
-                "members",
-                "run-a",
-                "retention_members",
-            ):
-                pass
+    with (
+        category_step(big_club, "members", "run-a", "retention_members"),
+        pytest.raises(CategoryBusy, match="running in another process"),
+        category_step(
+            connect(big_club.engine.url.render_as_string(hide_password=False)),
+            "members",
+            "run-a",
+            "retention_members",
+        ),
+    ):
+        pass
 
 
 def test_the_applications_writes_wait_no_longer_than_about_one_batch(big_club, target_url, caplog):

@@ -38,8 +38,8 @@ from sqlalchemy import (
 )
 
 from include.retention.database import store
-from include.retention.database.catalog import Side, open_category
 from include.retention.database.identity import Subject, normalise, normalised_sql, subject_hash
+from include.retention.database.reflect import Side, open_category
 from include.retention.database.store import hold_tables, suppression_table
 from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
@@ -239,7 +239,7 @@ def test_sql_and_python_agree_on_stored_values_read_from_a_table(contacts):
 def test_an_erasure_asked_in_any_written_form_erases_the_stored_row(contacts):
     policy = _policy()
     missed = []
-    for i, (kind, stored, asked) in enumerate(CORPUS):
+    for kind, stored, asked in CORPUS:
         result = erase(contacts, policy, Subject.of({kind: asked}), KEY, CTX)
         if result.erased != 1:
             missed.append((kind, stored, asked, result.erased))
