@@ -13,8 +13,9 @@ from crm_helpers import KEY, crm_table
 from engine_helpers import CLUB_POLICY, archive_rows, club_policy, create_club, run_category
 from sqlalchemy import Column, Integer, MetaData, Table, select, update
 
-from include.retention.database.catalog import Side, archive_layout
+from include.retention.database.archive_tables import archive_layout
 from include.retention.database.identity import Subject
+from include.retention.database.reflect import Side
 from include.retention.database.store import hold_tables
 from include.retention.errors import PolicyError, RetentionError
 from include.retention.policy.load import load_policy

@@ -6,7 +6,7 @@ import pytest
 from engine_helpers import CLUB_POLICY, club_policy, create_club, run_category
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, text
 
-from include.retention.database.catalog import check_against_database
+from include.retention.database.check import check_against_database
 from include.retention.errors import PolicyError
 from include.retention.policy.load import parse_policy
 

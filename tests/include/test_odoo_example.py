@@ -313,7 +313,7 @@ def test_odoo_internal_users_and_partnerless_entries_are_never_touched(odoo):
 
 
 def test_odoo_policy_refuses_naive_utc_on_sqlite(tmp_path):
-    from include.retention.database.catalog import check_against_database
+    from include.retention.database.check import check_against_database
     from include.retention.database.target import connect
     from include.retention.errors import PolicyError
 

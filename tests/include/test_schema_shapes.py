@@ -27,7 +27,7 @@ from crm_helpers import KEY
 from engine_helpers import PARIS, archive_rows, ids, run_category, schema_metadata
 from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table, insert, select
 
-from include.retention.database.catalog import check_against_database
+from include.retention.database.check import check_against_database
 from include.retention.database.identity import Subject
 from include.retention.errors import PolicyError
 from include.retention.policy.load import parse_policy

@@ -440,7 +440,7 @@ def test_an_active_customers_invoice_is_listed_with_its_own_horizon_and_the_cust
 def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_next_run(erp_after_night_1):
     from sqlalchemy import update
 
-    from include.retention.database.catalog import reflect_category
+    from include.retention.database.reflect import reflect_category
 
     policy = _erp_policy()
     with erp_after_night_1.engine.begin() as conn:
@@ -474,7 +474,7 @@ def test_a_customer_kept_only_by_a_held_invoice_past_its_horizon_reads_kept_unti
 
     from sqlalchemy import update
 
-    from include.retention.database.catalog import reflect_category
+    from include.retention.database.reflect import reflect_category
     from include.retention.records.holds import NewHold, add_hold
 
     policy = _erp_policy()

@@ -85,7 +85,7 @@ def test_a_wrong_link_and_a_stale_path_are_caught(tmp_path: Path) -> None:
     doc = tmp_path / "page.md"
     doc.write_text(
         "# The top: `here`\n\n[ok](page.md#the-top-here), [web](https://example.org), [gone](missing.md), "
-        "[no heading](#elsewhere), `include/retention/catalog.py` and `include/retention/database/catalog.py`.\n",
+        "[no heading](#elsewhere), `include/retention/catalog.py` and `include/retention/database/reflect.py`.\n",
         encoding="utf-8",
     )
     assert broken_links(doc) == ["missing.md", "#elsewhere"]

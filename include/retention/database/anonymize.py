@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import DateTime, Integer, cast, func, literal, null, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 
-from include.retention.database.catalog import identifier_columns
+from include.retention.database.archive_tables import identifier_columns
 from include.retention.policy.model import AnonymizeRule, PrefixRule, RoundRule, TableBase
 
 _SQLITE_TRUNCATE = {"year": "start of year", "month": "start of month"}

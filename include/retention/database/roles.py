@@ -36,7 +36,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
-from include.retention.database.catalog import (
+from include.retention.database.archive_tables import (
     CREATE_ARCHIVE_FUNCTION,
     ArchiveLayout,
     archive_layout,

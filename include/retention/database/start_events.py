@@ -139,7 +139,7 @@ def _aggregate(
 
 def _row_value(last: Any, spec: Aggregate | OpenRelated) -> ColumnElement[Any]:
     """The related row's value: its column, or the first non-NULL of its columns. COALESCE
-    takes the first column's type, which the catalog check made the type of every column."""
+    takes the first column's type, which the database check (``check``) made the type of every column."""
     columns = [last.c[c] for c in spec.columns]
     return columns[0] if len(columns) == 1 else func.coalesce(*columns)
 

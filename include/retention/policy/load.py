@@ -3,7 +3,7 @@
 ``load_policy`` reads ``path``, else the file named by ``$RETENTION_POLICY``, else the shipped
 ``include/policy/retention_policy.yaml``; ``parse_policy`` validates data already read. Both
 raise ``PolicyError`` listing every problem as ``key.path[0].key: message (got value)``, in the
-words of the YAML file rather than of pydantic. ``catalog.check_against_database`` then checks
+words of the YAML file rather than of pydantic. ``check.check_against_database`` then checks
 that the schemas, tables and columns it names exist.
 """
 

@@ -187,7 +187,7 @@ def _self_reference_problems(policy: RetentionPolicy) -> list[Problem]:
     table) is no tree edge: its rows would be chosen twice, as rows of their own and as
     children of another row of the same table, copied into two archive tables and deleted
     from under each other. Each row keeps its own place in the tree instead, and the
-    database link must be ``ON DELETE SET NULL`` (``catalog`` checks it against the database).
+    database link must be ``ON DELETE SET NULL`` (``database.check`` checks it against the database).
     """
     problems = []
     for key, category in policy.categories.items():

@@ -54,8 +54,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import Side, TableNode, archive_exists, open_category
 from include.retention.database.identity import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
+from include.retention.database.reflect import Side, TableNode, archive_exists, open_category
 from include.retention.database.target import Target
 from include.retention.dates import instants
 from include.retention.errors import RetentionError
@@ -174,7 +174,7 @@ class HoldsInForce:
 
 def _identifier_column(table: Any, name: str) -> Any:
     """A declared identifier column of ``table``. The archive layout keeps every one
-    (``catalog.archive_layout``); one missing here would leave that person's rows unprotected
+    (``archive_tables.archive_layout``); one missing here would leave that person's rows unprotected
     without a word, so it is an error, never a skip."""
     if name not in table.c:
         raise RetentionError(

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import TableNode
 from include.retention.database.identifiers import canonical_form, legacy_form
 from include.retention.database.identity import Subject, SubjectKey, keyed_hash_in, require_keyed_hash_sql
+from include.retention.database.reflect import TableNode
 from include.retention.errors import RetentionError
 
 # Identifiers by which a prospect is contacted: those are suppressed.

@@ -7,7 +7,7 @@ keeps them, what happens at the end, and which tables are involved.
 
 from __future__ import annotations
 
-from include.retention.database.catalog import identifier_columns
+from include.retention.database.archive_tables import identifier_columns
 from include.retention.dates.periods import Period
 from include.retention.policy.model import Category, ChildTable, RetentionPolicy, TableBase, TablePolicy
 

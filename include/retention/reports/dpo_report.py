@@ -28,8 +28,8 @@ from sqlalchemy import and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
-from include.retention.database.catalog import Side, TableNode, archive_exists, open_category
 from include.retention.database.identity import SubjectKey
+from include.retention.database.reflect import Side, TableNode, archive_exists, open_category
 from include.retention.database.store import hold_tables, register_table
 from include.retention.database.target import Target
 from include.retention.dates.clock import is_due, local_date

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from include.retention.database.catalog import TableNode
+from include.retention.database.reflect import TableNode
 from include.retention.records import audit
 from include.retention.schedule.context import StepContext, open_step
 

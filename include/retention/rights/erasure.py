@@ -45,8 +45,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import Side, TableNode, archive_exists, key_of
 from include.retention.database.identity import Subject, SubjectKey
+from include.retention.database.reflect import Side, TableNode, archive_exists, key_of
 from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError

@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from include.retention.database.catalog import Side
 from include.retention.database.identity import Subject
+from include.retention.database.reflect import Side
 from include.retention.database.target import Target
 from include.retention.files import unique_name
 from include.retention.policy.model import Category, RetentionPolicy

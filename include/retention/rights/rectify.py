@@ -19,8 +19,8 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String, update
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
-from include.retention.database.catalog import Side
 from include.retention.database.identity import Subject, SubjectKey
+from include.retention.database.reflect import Side
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy, TablePolicy

@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import String, Table, and_, exists, func, insert, inspect, literal, select
 from sqlalchemy.engine import Connection
 
-from include.retention.database.catalog import archive_exists, open_category
 from include.retention.database.identity import (
     SubjectKey,
     keyed_hash_sql,
     legacy_keyed_hash_sql,
     require_keyed_hash_sql,
 )
+from include.retention.database.reflect import archive_exists, open_category
 from include.retention.database.store import hold_tables, suppression_table
 from include.retention.database.target import Target
 from include.retention.policy.model import RetentionPolicy

@@ -16,15 +16,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import (
-    Dependant,
-    Side,
-    TableNode,
-    archive_exists,
-    key_of,
-    linked_rows,
-    open_category,
-)
 
 # IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
 from include.retention.database.identifiers import (  # noqa: F401
@@ -53,6 +44,15 @@ from include.retention.database.identity import (  # noqa: F401
     normalised_sql,
     require_keyed_hash_sql,
     subject_hash,
+)
+from include.retention.database.reflect import (
+    Dependant,
+    Side,
+    TableNode,
+    archive_exists,
+    key_of,
+    linked_rows,
+    open_category,
 )
 from include.retention.database.target import Target
 from include.retention.dates.clock import retention_dates

@@ -40,8 +40,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
+from include.retention.database.archive_tables import ARCHIVE_METADATA_COLUMNS, archive_stamp
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, Side, TableNode, archive_stamp, key_of
+from include.retention.database.reflect import Side, TableNode, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
 from include.retention.policy.model import Category

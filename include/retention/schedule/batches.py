@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from sqlalchemy.sql.selectable import Select
 
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import Side, TableNode, key_of, linked_rows
+from include.retention.database.reflect import Side, TableNode, key_of, linked_rows
 from include.retention.records.locks import batch_in_progress
 
 

@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import Table, select
 
 from include.retention.database import store
-from include.retention.database.catalog import TableNode, ensure_archive_tables, open_category
 from include.retention.database.identity import SubjectKey
+from include.retention.database.reflect import TableNode, ensure_archive_tables, open_category
 from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError

@@ -32,7 +32,7 @@ from sqlalchemy import and_, exists, false, not_, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, False_
 
-from include.retention.database.catalog import Dependant, Side, TableNode, archive_exists, key_of, reflect_category
+from include.retention.database.reflect import Dependant, Side, TableNode, archive_exists, key_of, reflect_category
 from include.retention.database.target import Target
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.records.holds import HoldsInForce

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from include.retention.database.catalog import Side
+from include.retention.database.reflect import Side
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records import audit

@@ -30,8 +30,9 @@ import time
 from sqlalchemy import Column, Integer, MetaData, Table, cast, func, insert, literal, literal_column, select, text
 from sqlalchemy.engine import Connection
 
-from include.retention.database.catalog import ARCHIVE_METADATA_COLUMNS, Side, TableNode, archive_stamp
+from include.retention.database.archive_tables import ARCHIVE_METADATA_COLUMNS, archive_stamp
 from include.retention.database.partitioning import Partition, partitions_of, quoted_name
+from include.retention.database.reflect import Side, TableNode
 from include.retention.dates.clock import first_not_due, retention_dates
 from include.retention.errors import BatchIntegrityError
 from include.retention.records import audit

@@ -18,7 +18,7 @@ from sqlalchemy import and_, exists, false, func, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from include.retention.database.catalog import Dependant, Side, TableNode, archive_exists, key_of
+from include.retention.database.reflect import Dependant, Side, TableNode, archive_exists, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.policy.model import TablePolicy
 from include.retention.records import audit

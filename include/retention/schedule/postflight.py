@@ -48,7 +48,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-from include.retention.database.catalog import (
+from include.retention.database.identity import KEY_VARIABLE
+from include.retention.database.reflect import (
     Dependant,
     Side,
     TableNode,
@@ -57,7 +58,6 @@ from include.retention.database.catalog import (
     linked_rows,
     reflect_category,
 )
-from include.retention.database.identity import KEY_VARIABLE
 from include.retention.database.store import suppression_table
 from include.retention.dates.clock import add_period
 from include.retention.errors import RetentionError

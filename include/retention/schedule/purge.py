@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.anonymize import ANONYMISED_METADATA, anonymization_rules, rule_expression
 from include.retention.database.capabilities import capabilities_of
-from include.retention.database.catalog import Side, TableNode, archive_exists
+from include.retention.database.reflect import Side, TableNode, archive_exists
 from include.retention.errors import PolicyError, Problem
 from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce

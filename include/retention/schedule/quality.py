@@ -5,7 +5,7 @@ The pre-archive gate runs first in every DAG run. It checks, per table of the ca
 (children and retained dependants included):
 
 * the live schema matches the policy - every table and column it names exists, and every
-  clock input holds dates or timestamps (``catalog.check_against_database``, which names
+  clock input holds dates or timestamps (``check.check_against_database``, which names
   the key path of each mistake);
 * the key columns and the archive columns exist (``expect_column_to_exist``);
 * the primary key is unique (``expect_column_values_to_be_unique`` /
@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import Date, DateTime, column, literal, select, text
 from sqlalchemy.engine import Engine
 
-from include.retention.database.catalog import TableNode
+from include.retention.database.reflect import TableNode
 from include.retention.database.start_events import clock_inputs, future_checks, open_inputs
 from include.retention.dates.clock import sqlite_later_than, sqlite_readable
 from include.retention.errors import RetentionError
