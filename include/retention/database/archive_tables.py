@@ -189,6 +189,7 @@ def _create_archive_table(conn: Connection, archive: Table) -> None:
     if not capabilities_of(conn.dialect.name).definer_functions:
         archive.create(conn)
         return
+    assert archive.schema is not None  # an archive table always lives in the archive schema
     schema = conn.dialect.identifier_preparer.quote_identifier(archive.schema)
     callable_, creatable = conn.execute(
         text(

@@ -8,6 +8,7 @@ named by its key path in the policy, so a schema change is told in the policy's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -78,10 +79,10 @@ def _node_problems(
     problems = _missing_columns(_named_columns(node), columns, path, where)
     if isinstance(node, TablePolicy):
         problems += _start_event_problems(inspector, node, path, schema, columns, where)
-        if node.partitioned and capabilities_of(dialect).partitions and node.start_event.column in columns:
-            problems += layout_problems(
-                inspector.bind, schema, node.table, node.start_event.column, f"{path}.partitioned"
-            )
+        column = node.start_event.column
+        partitions = capabilities_of(dialect).partitions  # which implies schemas: schema is set
+        if node.partitioned and partitions and schema is not None and column is not None and column in columns:
+            problems += layout_problems(inspector.bind, schema, node.table, column, f"{path}.partitioned")
     problems += _anonymize_type_problems(node, path, columns, where)
     problems += _undeclared_children(inspector, node, path, schema, where, _moved_with(policy, node))
     for i, child in enumerate(node.children):
@@ -89,7 +90,9 @@ def _node_problems(
     return problems
 
 
-def _missing_columns(named: list[tuple[str, str]], columns: dict[str, Any], path: str, where: str) -> list[Problem]:
+def _missing_columns(
+    named: Sequence[tuple[str, str | None]], columns: dict[str, Any], path: str, where: str
+) -> list[Problem]:
     return [
         Problem(f"{path}.{key}", f"column {column!r} not in table {where}; columns are: {', '.join(columns)}", column)
         for key, column in named
@@ -148,7 +151,7 @@ def _start_event_problems(
             if reached is not None:
                 last_columns, last_where = reached
                 named = [("column", rule.column)] + [("where", c) for c in columns_of(rule.where)]
-                problems += _missing_columns(named, last_columns, key, last_where)  # type: ignore[list-item]
+                problems += _missing_columns(named, last_columns, key, last_where)
     return problems
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     MetaData,
@@ -297,8 +297,9 @@ def _reflect_node(
                 _reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
                 dep_category,
                 list(dep.archived_with.foreign_key),
-            )  # type: ignore[union-attr]
+            )
             for dep_category, dep in dependants_of(policy, node)
+            if dep.archived_with is not None  # always: dependants_of finds them by it
         ]
     table_node.children = [
         _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema, category)
@@ -359,7 +360,7 @@ def _release(
     link = node.archived_with
     assert link is not None
     parent = reflect(RelationStep(table=link.table, foreign_key=link.foreign_key))
-    row = parent.alias("released_parent")
+    row = cast(Table, parent.alias("released_parent"))  # an alias reads like its table (.c)
     parent_key = [c.name for c in parent.primary_key.columns]
     clocks = []
     for category in policy.categories.values():

@@ -298,7 +298,7 @@ def add_hold(
                 f"legal hold {new.reference!r} already exists: choose another reference, or lift that hold first"
             )
         items = _items_of(conn, target, policy, new, key)
-        hold_id = conn.execute(
+        inserted = conn.execute(
             insert(tables.holds).values(
                 reference=new.reference,
                 scope=new.scope,
@@ -309,7 +309,9 @@ def add_hold(
                 created_at=instants.utc_now(),
                 expires_on=new.expires_on,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row has its key
+        hold_id = inserted[0]
         if items:
             conn.execute(insert(tables.items), [{"hold_id": hold_id, **item} for item in items])
         _audit(
@@ -484,6 +486,7 @@ def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by
     """Mark the hold lifted, after its audit event ``event_id``: through the administrator's
     function where the roles script installed it (it checks that event), else directly."""
     if capabilities_of(conn.dialect.name).definer_functions:
+        assert holds.schema is not None  # the register always lives in the archive schema
         schema = conn.dialect.identifier_preparer.quote_identifier(holds.schema)
         function = f"{schema}.{store.LIFT_FUNCTION}"
         installed = conn.execute(
@@ -609,7 +612,8 @@ def _audit(
     details: dict[str, Any] = {"hold_reference": reference, "hold_scope": scope, "outcome": outcome, "items": items}
     if expires_on is not None:
         details["expires_on"] = expires_on
-    for subject_hash in subject_hashes or [None]:
+    hashes: list[str | None] = [*subject_hashes] or [None]
+    for subject_hash in hashes:
         audit.record(
             conn,
             trail,
