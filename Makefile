@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)
 # Airflow's environment (home, DAG and plugin folders, UI users...) is written once, in
 # scripts/airflow_env.py: the demo and the tests apply it, `make airflow` runs through it.
 
-.PHONY: demo test test-deep bench docs airflow install clean
+.PHONY: demo test lint test-deep bench docs airflow install clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ demo: install
 
 test: install
 	$(PY) -m pytest -m "not deep" --durations=25
+
+# Lint, format check and type check (settings in pyproject.toml): any finding fails.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The oracle's property tests with hundreds of random examples each (HYPOTHESIS_PROFILE=deep),
 # and the slow variants marked `deep`; not part of `make test` (hours, not minutes).
