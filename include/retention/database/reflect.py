@@ -81,6 +81,13 @@ class TableNode:
         return {Side.ACTIVE: self.source, Side.ARCHIVE: self.archive}[side]
 
     @property
+    def root_policy(self) -> TablePolicy:
+        """A root table's policy (its start event, scope, partitioning); a child table has none."""
+        if not isinstance(self.policy, TablePolicy):
+            raise TypeError(f"{self.name} is a child table: it has no start event of its own")
+        return self.policy
+
+    @property
     def copied_columns(self) -> list[str]:
         """The source columns an archive row keeps (its archive columns and keys), in the
         archive table's order; ``ARCHIVE_METADATA_COLUMNS`` follow them."""

@@ -51,14 +51,7 @@ from include.retention.records.holds import HoldsInForce
 from include.retention.records.locks import batch_in_progress
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches, same_key
-from include.retention.schedule.context import (
-    StepContext,
-    batch_size_of,
-    check_policy_unchanged,
-    create_archive_tables,
-    holds_of,
-    open_step,
-)
+from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
 
 log = logging.getLogger(__name__)
 
@@ -69,44 +62,62 @@ def archive_category(
     """Archive every due row of the category; returns rows archived per table.
 
     ``approved``: the removals a person approved (``limits.approved_counts``); past the
-    category's deletion limit without it, nothing moves (``limits.check``)."""
-    category = step.category
+    category's deletion limit without it, nothing moves (``limits.check_walk``)."""
     totals: dict[str, int] = {}
-    if not category.has_archive:
-        log.info("%s has no archive period: rows go straight to end of life in purge", category.key)
+    if not step.category.has_archive:
+        log.info("%s has no archive period: rows go straight to end of life in purge", step.category.key)
         return totals
-    size = batch_size_of(step, batch_size)
-    if not step.ctx.dry_run:
-        check_policy_unchanged(step)
-    nodes = open_step(step, create_archive=False)
-    holds = holds_of(step)
-    due_by_root = [(root, due_for_archive(root, step, holds)) for root in nodes]
-    if not step.ctx.dry_run:
-        for root, due in due_by_root:  # every table is checked before anything is created or moved
-            limits.check_in_database(step, root.name, root.source, Side.ACTIVE, due, root.scope, approved)
-        create_archive_tables(step, nodes)
-    for root, due in due_by_root:
-        whole = partitions.whole_partitions(step, root, holds)
-        if step.ctx.dry_run:
-            _log_would_archive(step, root, due, whole)
-            continue
-        for partition in whole:
-            add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
-        for batch in in_batches(
-            step.target.engine,
-            table=root.source,
-            key_columns=root.key_columns,
+    begun = begin(step, batch_size, _walks, partial(limits.check_walk, approved=approved), create_archive=True)
+    if begun is None:  # a dry run: logged what it would do
+        return totals
+    opened, walks = begun
+    for walk in walks:
+        add_counts(totals, _archive_root(opened, walk))
+    return totals
+
+
+def _walks(opened: OpenStep) -> list[Walk]:
+    """One walk per root table: its due rows, less those a hold keeps."""
+    step = opened.step
+    limit = step.policy.deletion_limit_for(step.category)
+    return [
+        Walk(
+            node=root,
+            side=Side.ACTIVE,
             where=due,
-            batch_size=size,
-            lock=True,
-            carry=_root_dates(root, step),
-            workers=step.policy.batch_workers,
-            work=partial(_move_batch, root=root, step=step),
-        ):
-            add_counts(totals, batch.counts)
-            log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
-        if step.target.capabilities.concurrent_writers and (root.children or root.dependants):
-            add_counts(totals, _sweep_late_children(step, root))
+            counted=due,
+            base=root.scope,
+            limit=limit,
+            step=step,
+            verb="archive",
+            whole=tuple(partitions.whole_partitions(step, root, opened.holds)),
+        )
+        for root, due in ((root, due_for_archive(root, step, opened.holds)) for root in opened.nodes)
+    ]
+
+
+def _archive_root(opened: OpenStep, walk: Walk) -> dict[str, int]:
+    """Move a root's whole partitions, then its due rows in batches, then (PostgreSQL) the
+    children the application inserted under them meanwhile."""
+    step, root = opened.step, walk.node
+    totals: dict[str, int] = {}
+    for partition in walk.whole:
+        add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
+    for batch in in_batches(
+        step.target.engine,
+        table=root.source,
+        key_columns=root.key_columns,
+        where=walk.where,
+        batch_size=opened.batch_size,
+        lock=True,
+        carry=_root_dates(root, step),
+        workers=step.policy.batch_workers,
+        work=partial(_move_batch, root=root, step=step),
+    ):
+        add_counts(totals, batch.counts)
+        log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
+    if step.target.capabilities.concurrent_writers and (root.children or root.dependants):
+        add_counts(totals, _sweep_late_children(step, root))
     return totals
 
 
@@ -356,15 +367,3 @@ def _delete_copied(conn: Connection, node: TableNode, cond: ColumnElement[bool])
     copy = node.archive.alias("archived_copy")
     copy_exists = exists().where(same_key(copy, node.source, node.key_columns, node.key_columns))
     return conn.execute(delete(node.source).where(and_(cond, copy_exists))).rowcount
-
-
-def _log_would_archive(
-    step: StepContext, root: TableNode, due: ColumnElement[bool], whole: list[partitions.Partition]
-) -> None:
-    with step.target.read() as conn:
-        count = conn.execute(select(func.count()).select_from(root.source).where(due)).scalar_one()
-    log.info(
-        "Would archive %d rows from %s (category %s, as of %s)", count, root.name, step.category.key, step.ctx.as_of
-    )
-    if whole:
-        log.info("Would move %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

@@ -3,29 +3,44 @@
 ``open_step`` is the one place where a step touches the database before doing its work:
 it checks the policy against the live schema, reflects the category's tables and makes
 sure the audit table (and, for a real run, the archive tables) exist.
+
+The two steps that change data, archive and purge, share one skeleton (``begin``): the
+batch size, the policy version against the run's plan, the step opened once (``OpenStep``:
+tables reflected, holds read), their work as a list of ``Walk``s, then the dry-run gate -
+the one place a dry run stops, after logging what each walk would do - and, for a run
+that executes, every walk's checks (the deletion limit...) before the first row moves.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey
-from include.retention.database.reflect import TableNode, ensure_archive_tables, open_category
+from include.retention.database.partitioning import Partition
+from include.retention.database.reflect import Side, TableNode, ensure_archive_tables, open_category
 from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
-from include.retention.policy.model import Category, RetentionPolicy
+from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class StepContext:
+    """One step of one category's run: where (target), under which rules (policy, category
+    - the object, resolved once from the key a task receives), for which run (``ctx``)."""
+
     target: Target
     policy: RetentionPolicy
     category: Category
@@ -110,4 +125,91 @@ def check_policy_unchanged(step: StepContext) -> None:
         raise RetentionError(
             f"the policy changed during run {step.ctx.run_id}: planned under version {planned!r}, "
             f"now {step.policy.version!r}; nothing was changed - start a new run"
+        )
+
+
+@dataclass(frozen=True)
+class OpenStep:
+    """A step that changes data, opened once: its tables reflected, the legal holds in force
+    and its batch size read, before anything is checked or moved."""
+
+    step: StepContext
+    nodes: list[TableNode]
+    holds: HoldsInForce
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One walk of a step that changes data: the rows of ``node`` on ``side`` that ``where``
+    selects, under ``step``'s category (its rule and its audit events: a retained dependant's
+    own). ``counted`` and ``base``: the rows the deletion limit counts, and the rows that side
+    holds (its base); ``whole``: partitions moved or dropped whole before the batches;
+    ``verb``: what the dry run says it would do."""
+
+    node: TableNode
+    side: Side
+    where: ColumnElement[bool]
+    counted: ColumnElement[bool]
+    base: ColumnElement[bool]
+    limit: DeletionLimit
+    step: StepContext
+    verb: str
+    whole: tuple[Partition, ...] = ()
+    whole_verb: str = "move"
+
+    @property
+    def table(self) -> Table:
+        return self.node.table(self.side)
+
+
+def begin(
+    step: StepContext,
+    batch_size: int | None,
+    walks_of: Callable[[OpenStep], list[Walk]],
+    check: Callable[[Walk], None],
+    *,
+    create_archive: bool,
+) -> tuple[OpenStep, list[Walk]] | None:
+    """The beginning archive and purge share. Returns the opened step and its walks to carry
+    out, or None for a dry run - the one gate, after it logged what each walk would do.
+
+    In order: the batch size (refused out of bounds), the policy version against the run's
+    plan (an executing run only), the step opened once, the walks, then - executing - every
+    walk's ``check`` before anything is created or moved, and the archive tables created."""
+    size = batch_size_of(step, batch_size)
+    if not step.ctx.dry_run:
+        check_policy_unchanged(step)
+    opened = OpenStep(step, open_step(step, create_archive=False), holds_of(step), size)
+    walks = walks_of(opened)
+    if step.ctx.dry_run:
+        for walk in walks:
+            _log_would(walk)
+        return None
+    for walk in walks:  # every table is checked before anything is created or moved
+        check(walk)
+    if create_archive:
+        create_archive_tables(step, opened.nodes)
+    return opened, walks
+
+
+def _log_would(walk: Walk) -> None:
+    """What a dry run says of one walk: the rows it would act on now, and whole partitions."""
+    step = walk.step
+    with step.target.read() as conn:
+        count = conn.execute(select(func.count()).select_from(walk.table).where(walk.where)).scalar_one()
+    log.info(
+        "Would %s %d rows of %s (category %s, as of %s)",
+        walk.verb,
+        count,
+        walk.node.name,
+        step.category.key,
+        step.ctx.as_of,
+    )
+    if walk.whole:
+        log.info(
+            "Would %s %d partition(s) whole: %s",
+            walk.whole_verb,
+            len(walk.whole),
+            ", ".join(p.qualified for p in walk.whole),
         )

@@ -70,12 +70,12 @@ def held_by_parent(parents: list[Parent], node: TableNode, side: Side, holds: Ho
     """Rows of the dependant ``node`` (on ``side``) whose parent row a legal hold protects, in
     any parent category: in its archive, or in the active base within that category's scope
     (a parent held there keeps whatever of its dependants is already archived)."""
-    if not holds.any:
+    if not holds.any or not parents:
         return false()
-    link = key_of(node.table(side), parents[0].foreign_key) if parents else None
+    link = key_of(node.table(side), parents[0].foreign_key)
     # A row with no parent (a counter sale: NULL link) is held by no parent: ``NULL IN (...)``
     # is NULL, and ``NOT held`` would then drop it from every step - never moved, never destroyed.
-    linked = and_(*(node.table(side).c[c].is_not(None) for c in parents[0].foreign_key)) if parents else None
+    linked = and_(*(node.table(side).c[c].is_not(None) for c in parents[0].foreign_key))
     parts = []
     for parent in parents:
         sides = [(Side.ACTIVE, parent.node.scope)] + ([(Side.ARCHIVE, true())] if parent.archived else [])

@@ -22,13 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.reflect import Side
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records import audit
-from include.retention.schedule.context import StepContext
+from include.retention.schedule.context import StepContext, Walk
 from include.retention.schedule.plan import CategoryPlan
 
 
@@ -150,23 +149,14 @@ def check(table: str, side: Side, rows: int, base: int, limit: DeletionLimit, ap
         )
 
 
-def check_in_database(
-    step: StepContext,
-    name: str,
-    table: Any,
-    side: Side,
-    removed: ColumnElement[bool],
-    held: ColumnElement[bool],
-    approved: dict[str, int] | None,
-    limit: DeletionLimit | None = None,
-) -> None:
-    """``check`` on counts taken now, in one query: the rows ``removed`` selects and the rows
-    that side of the table holds (``held``); ``limit``: the step's category's by default."""
-    with step.target.read() as conn:
+def check_walk(walk: Walk, approved: dict[str, int] | None) -> None:
+    """``check`` for one walk of a step, on counts taken now in one query: the rows it would
+    remove (``walk.counted``) and the rows that side of the table holds (``walk.base``)."""
+    with walk.step.target.read() as conn:
         rows, base = conn.execute(
-            select(func.count().filter(removed), func.count().filter(held)).select_from(table)
+            select(func.count().filter(walk.counted), func.count().filter(walk.base)).select_from(walk.table)
         ).one()
-    check(name, side, rows, base, limit or step.policy.deletion_limit_for(step.category), approved)
+    check(walk.node.name, walk.side, rows, base, walk.limit, approved)
 
 
 def record_approval(step: StepContext, approved: dict[str, int]) -> None:

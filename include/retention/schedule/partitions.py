@@ -34,7 +34,7 @@ from include.retention.database.archive_tables import ARCHIVE_METADATA_COLUMNS, 
 from include.retention.database.partitioning import Partition, partitions_of, quoted_name
 from include.retention.database.reflect import Side, TableNode
 from include.retention.dates.clock import first_not_due, retention_dates
-from include.retention.errors import BatchIntegrityError
+from include.retention.errors import BatchIntegrityError, RetentionError
 from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce
 from include.retention.records.locks import batch_in_progress
@@ -46,14 +46,23 @@ log = logging.getLogger(__name__)
 def whole_partitions(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[Partition]:
     """Partitions of a ``partitioned`` table whose every row is due, less those holding a row
     under a legal hold; none on a database without partitions."""
-    if not root.policy.partitioned or not step.target.capabilities.partitions:
+    if not root.root_policy.partitioned or not step.target.capabilities.partitions:
         return []
     with step.target.read() as conn:
         return _whole(conn, root, step, holds)
 
 
+def _start_column(root: TableNode) -> str:
+    """The column a partitioned table is partitioned on: its start event's (the policy refuses
+    a partitioned table whose start event is not one column)."""
+    column = root.root_policy.start_event.column
+    if column is None:
+        raise RetentionError(f"{root.name} is partitioned but its start event is not one column")
+    return column
+
+
 def _whole(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> list[Partition]:
-    column = root.source.c[root.policy.start_event.column]
+    column = root.source.c[_start_column(root)]
     first = first_not_due(column.type, step.category.active_period, step.ctx.as_of, step.policy.zones)
     candidates = [
         p
@@ -84,7 +93,7 @@ def archive_partition(step: StepContext, root: TableNode, partition: Partition) 
         rows = _as_table(root.source, partition)
         conn.execute(text(f"LOCK TABLE {quoted_name(conn, partition.schema, partition.name)} IN SHARE MODE"))
         dates = retention_dates(
-            rows.c[root.policy.start_event.column],
+            rows.c[_start_column(root)],
             step.category.active_period,
             step.category.archive_or_zero,
             step.target.dialect,

@@ -20,7 +20,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.reflect import Dependant, Side, TableNode, archive_exists, key_of
 from include.retention.dates.clock import retention_dates
-from include.retention.policy.model import TablePolicy
 from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce, record_expiries
 from include.retention.schedule import dependants
@@ -129,7 +128,7 @@ def plan_category(step: StepContext) -> CategoryPlan:
 
 
 def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> TablePlan:
-    policy: TablePolicy = root.policy  # type: ignore[assignment]
+    policy = root.root_policy
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
     held = dependants.held_released(conn, step.policy, step.target, root, Side.ACTIVE, category.key, holds)

@@ -13,7 +13,7 @@ Each batch is one transaction with its audit events; a failing batch rolls back 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from include.retention.records import audit
 from include.retention.records.holds import HoldsInForce
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches
-from include.retention.schedule.context import StepContext, batch_size_of, check_policy_unchanged, holds_of, open_step
+from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
 
 log = logging.getLogger(__name__)
 
@@ -42,80 +42,63 @@ def purge_category(
     Retained dependants past their own horizon go first, by their own category's end action
     (``dependants``): the parents they kept are then released in the same walk.
     ``approved``: as for ``archive_category``, the removals a person approved past the limit."""
-    size = batch_size_of(step, batch_size)
-    if not step.ctx.dry_run:
-        check_policy_unchanged(step)
-    nodes = open_step(step, create_archive=False)
-    holds = holds_of(step)
-    walks = [walk for root in nodes for walk in _walks(step, root, holds)]
-    if not step.ctx.dry_run:
-        for walk in walks:  # every table is checked before the first row goes
-            _check_link_nullable(step, walk)
-            _check_limit(step, walk, approved)
     totals: dict[str, dict[str, int]] = {_action(step): {}}
+    begun = begin(step, batch_size, _all_walks, partial(_check, approved=approved), create_archive=False)
+    if begun is None:  # a dry run: logged what it would do
+        return totals
+    opened, walks = begun
     for walk in walks:
-        action = _action(walk.step)
-        table = walk.node.table(walk.side)
-        # Without an archive to go to, partitions past their horizon are destroyed whole.
-        whole = (
-            partitions.whole_partitions(step, walk.node, holds)
-            if walk.side == Side.ACTIVE and action == "deleted"
-            else []
-        )
-        if step.ctx.dry_run:
-            _log_would_purge(walk.step, walk.node, table, walk.where, action, whole)
-            continue
-        done = totals.setdefault(action, {})
-        for partition in whole:
-            add_counts(done, {walk.node.name: partitions.drop_partition(step, walk.node, partition)})
-        if walk.side == Side.ARCHIVE:
-            _refresh_statistics(step, walk.node)
-        work = _anonymize_batch if action == "anonymized" else _delete_batch
-        for batch in in_batches(
-            step.target.engine,
-            table=table,
-            key_columns=walk.node.key_columns,
-            where=walk.where,
-            batch_size=size,
-            workers=step.policy.batch_workers,
-            work=partial(work, root=walk.node, side=walk.side, step=walk.step),
-        ):
-            add_counts(done, batch.counts)
-            log.info(
-                "%s batch %d of %s in %.2fs: %s",
-                action.capitalize(),
-                batch.number,
-                walk.node.name,
-                batch.seconds,
-                batch.counts,
-            )
+        add_counts(totals.setdefault(_action(walk.step), {}), _end_walk(opened, walk))
     return totals
+
+
+def _end_walk(opened: OpenStep, walk: Walk) -> dict[str, int]:
+    """Drop a walk's whole partitions, then destroy or anonymise its rows in batches."""
+    action, step = _action(walk.step), opened.step
+    done: dict[str, int] = {}
+    for partition in walk.whole:
+        add_counts(done, {walk.node.name: partitions.drop_partition(step, walk.node, partition)})
+    if walk.side == Side.ARCHIVE:
+        _refresh_statistics(step, walk.node)
+    work = _anonymize_batch if action == "anonymized" else _delete_batch
+    for batch in in_batches(
+        step.target.engine,
+        table=walk.table,
+        key_columns=walk.node.key_columns,
+        where=walk.where,
+        batch_size=opened.batch_size,
+        workers=step.policy.batch_workers,
+        work=partial(work, root=walk.node, side=walk.side, step=walk.step),
+    ):
+        add_counts(done, batch.counts)
+        log.info(
+            "%s batch %d of %s in %.2fs: %s",
+            action.capitalize(),
+            batch.number,
+            walk.node.name,
+            batch.seconds,
+            batch.counts,
+        )
+    return done
 
 
 def _action(step: StepContext) -> str:
     return "anonymized" if step.category.end_action == "anonymize" else "deleted"
 
 
-@dataclass(frozen=True)
-class _EndWalk:
-    """One walk of the purge: the rows of ``node`` (on ``side``) that ``where`` selects, under
-    ``step``'s category (its end action, its audit events); ``counted`` selects what the
-    deletion limit counts before anything goes."""
-
-    node: TableNode
-    side: Side
-    where: ColumnElement[bool]
-    counted: ColumnElement[bool]
-    step: StepContext
+def _all_walks(opened: OpenStep) -> list[Walk]:
+    return [walk for root in opened.nodes for walk in _walks(opened.step, root, opened.holds)]
 
 
-def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_EndWalk]:
+def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[Walk]:
     """The root's dependants past their own horizon first, then the root's rows at end of life."""
     side, where = end_of_life(step, root, holds)
     if where is None:
         return []
     if side == Side.ACTIVE:
-        return [_EndWalk(root, side, where, where, step)]
+        # Without an archive to go to, partitions past their horizon are destroyed whole.
+        whole = partitions.whole_partitions(step, root, holds) if _action(step) == "deleted" else []
+        return [_walk(step, step, root, side, where, where, whole)]
     walks = []
     with step.target.read() as conn:
         present = [
@@ -125,15 +108,51 @@ def _walks(step: StepContext, root: TableNode, holds: HoldsInForce) -> list[_End
         ]
     for dep, parents in present:
         ends = dependants.at_end_of_life(dep, root, step.ctx.as_of, holds, parents)
-        walks.append(_EndWalk(dep.node, Side.ARCHIVE, ends, ends, replace(step, category=dep.category)))
+        walks.append(_walk(step, replace(step, category=dep.category), dep.node, Side.ARCHIVE, ends, ends))
     # Counted before the dependants go: the parents they release are destroyed in this run too.
     counted = and_(
         root.expired(step.ctx.as_of),
         ~dependants.kept_by_any(root, step.ctx.as_of, holds),
         *_not_held(step, root, Side.ARCHIVE, holds),
     )
-    walks.append(_EndWalk(root, side, where, counted, step))
+    walks.append(_walk(step, step, root, side, where, counted))
     return walks
+
+
+def _walk(
+    run: StepContext,
+    owner: StepContext,
+    node: TableNode,
+    side: Side,
+    where: ColumnElement[bool],
+    counted: ColumnElement[bool],
+    whole: list[partitions.Partition] | None = None,
+) -> Walk:
+    """One walk of the purge, under ``owner``'s category (its end action, its audit events).
+    Its deletion limit, per table side, is the one the plan applied: the run's category's, and
+    for a retained dependant destroyed in its parent's run (an invoice in the customer run) the
+    stricter of both categories' limits - billing's limit must hold whichever run destroys its
+    rows. The base counts rows as the plan does: in scope, or not yet anonymised."""
+    table = node.table(side)
+    return Walk(
+        node=node,
+        side=side,
+        where=where,
+        counted=counted,
+        base=node.scope if side == Side.ACTIVE else table.c.anonymized == false(),
+        limit=limits.limit_for(run.policy, run.category, owner.category),
+        step=owner,
+        verb="anonymise" if _action(owner) == "anonymized" else "delete",
+        whole=tuple(whole or ()),
+        whole_verb="drop",
+    )
+
+
+def _check(walk: Walk, approved: dict[str, int] | None) -> None:
+    """Before the first row goes: an anonymised dependant's link can hold NULL, and the
+    deletion limit holds."""
+    _check_link_nullable(walk)
+    limits.check_walk(walk, approved)
 
 
 def _not_held(step: StepContext, root: TableNode, side: Side, holds: HoldsInForce) -> list[ColumnElement[bool]]:
@@ -177,27 +196,7 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
     return side, and_(where, *_not_held(step, root, side, holds))
 
 
-def _check_limit(step: StepContext, walk: _EndWalk, approved: dict[str, int] | None) -> None:
-    """The run's deletion limit, per table side, as the plan applied it: its category's, and
-    for a retained dependant destroyed in its parent's run (an invoice in the customer run)
-    the stricter of both categories' limits - billing's limit must hold whichever run
-    destroys its rows."""
-    table = walk.node.table(walk.side)
-    held = walk.node.scope if walk.side == Side.ACTIVE else table.c.anonymized == false()  # as plan counts it
-    limit = limits.limit_for(step.policy, step.category, walk.step.category)
-    limits.check_in_database(
-        step,
-        walk.node.name,
-        table,
-        walk.side,
-        walk.counted,
-        held,
-        approved,
-        limit,
-    )
-
-
-def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
+def _check_link_nullable(walk: Walk) -> None:
     """Anonymising a retained dependant sets its link to its parent to NULL (below): refuse,
     before the first row, an archive table whose link column cannot hold NULL (one created by
     hand or by another tool), naming the table and the column - not a failed batch every night."""
@@ -205,7 +204,7 @@ def _check_link_nullable(step: StepContext, walk: _EndWalk) -> None:
     if link is None or walk.side != Side.ARCHIVE or _action(walk.step) != "anonymized":
         return
     archive = walk.node.archive
-    with step.target.read() as conn:
+    with walk.step.target.read() as conn:
         columns = {c["name"]: c for c in inspect(conn).get_columns(archive.name, schema=archive.schema)}
     strict = [c for c in link.foreign_key if c in columns and not columns[c]["nullable"]]
     if strict:
@@ -332,21 +331,3 @@ def _audit(conn: Connection, step: StepContext, action: str, counts: dict[str, i
                 row_count=count,
                 details={"same_run": same_run.get(table_name, 0)},
             )
-
-
-def _log_would_purge(
-    step: StepContext,
-    root: TableNode,
-    table: Any,
-    where: ColumnElement[bool],
-    action: str,
-    whole: list[partitions.Partition],
-) -> None:
-    with step.target.read() as conn:
-        count = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-    verb = "anonymise" if action == "anonymized" else "delete"
-    log.info(
-        "Would %s %d rows of %s (category %s, as of %s)", verb, count, root.name, step.category.key, step.ctx.as_of
-    )
-    if whole:
-        log.info("Would drop %d partition(s) whole: %s", len(whole), ", ".join(p.qualified for p in whole))

@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, column, literal, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from include.retention.database.reflect import TableNode
 from include.retention.database.start_events import clock_inputs, future_checks, open_inputs
@@ -217,7 +218,7 @@ def _readable_dates(table: Any, key_columns: list[str], column_name: str, step: 
     '2023-...' and never fall due, '2024-02-30' would fall due at random. Every clock value
     must be text the clock reads as a date (``clock.sqlite_readable`` is its grammar in
     SQL); anything else stops the run."""
-    value = column(column_name)
+    value: ColumnClause[Any] = column(column_name)
     unreadable = value.is_not(None) & ~sqlite_readable(value)
     return _RowCheck(table, key_columns, _condition(unreadable, step), f"readable_dates_{column_name}")
 
@@ -285,6 +286,7 @@ def _no_future_dates(
     single query on the table. On SQLite the text is read as the clock reads it (an instant
     when it has a zone)."""
     moment = _far_bound(now) if far else now + FUTURE_TOLERANCE
+    later: ColumnElement[bool]
     if not step.target.capabilities.typed_dates:
         later = sqlite_readable(column(column_name)) & sqlite_later_than(column(column_name), moment, step.policy.zones)
     else:
@@ -322,6 +324,7 @@ class _GxValidator:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         url = self.engine.url.render_as_string(hide_password=False)
+        self.source: Any
         if self.engine.dialect.name == "sqlite":
             self.source = self.context.data_sources.add_sqlite("target", connection_string=url)
         elif self.engine.dialect.name == "postgresql":
