@@ -22,6 +22,8 @@ The hold's creator is the user who triggered the run, or `requested_by` when giv
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import DAG, Param, task
 
 from include.retention.policy.load import load_policy
@@ -30,7 +32,8 @@ from include.retention_airflow import dag_defaults, rights_tasks
 
 POLICY = load_policy()
 TABLES = sorted({n.table for c in POLICY.categories.values() for t in c.tables for n in t.walk()})
-IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
+# The JSON Schema keywords of an optional identifier field, as Param takes them.
+IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
 
 with DAG(
     dag_id="legal_hold",

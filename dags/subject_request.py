@@ -33,12 +33,15 @@ identifier.
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import DAG, Param, task
 
 from include.retention.rights.requests import REQUEST_TYPES
 from include.retention_airflow import dag_defaults, rights_tasks
 
-IDENTIFIER = {"type": ["null", "string"], "maxLength": 200}
+# The JSON Schema keywords of an optional identifier field, as Param takes them.
+IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
 
 with DAG(
     dag_id="subject_request",
