@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,7 +294,7 @@ def measure_partitions(server: str, n: int) -> list[dict]:
     partitions = "\n".join(
         f"CREATE TABLE web.page_views_{start:%Y_%m} PARTITION OF web.page_views "
         f"FOR VALUES FROM ('{start} 00:00 Europe/Paris') TO ('{end} 00:00 Europe/Paris');"
-        for start, end in zip(months, months[1:])
+        for start, end in pairwise(months)
     )
     _sql(template, PARTITION_SEED.replace(":partitions", partitions).replace(":n", str(n)))
     print(f"partitions, N={n:,}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
