@@ -45,12 +45,13 @@ import time
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 AS_OF = date(2026, 11, 26)
-POLICY = {
+POLICY: dict[str, Any] = {
     "version": "bench-1",
     "source_schema": "crm",
     "archive_schema": "archive",
@@ -165,7 +166,7 @@ INSERT INTO web.page_views SELECT i, TIMESTAMPTZ '2022-01-01 00:00+01' + (i * (I
 FROM generate_series(1::bigint, :n) AS i;
 ANALYZE;
 """
-PAGE_VIEWS = {
+PAGE_VIEWS: dict[str, Any] = {
     "version": "bench-1",
     "source_schema": "web",
     "archive_schema": "archive",
@@ -517,8 +518,9 @@ def ratio(results: list[dict], r: dict) -> float | None:
     if r["step"] == "pandas_archive":
         engine = by.get((r["n"], "engine_archive"))
         return rate(engine) / rate(r) if engine and rate(r) else None
-    refs = [by.get((r["n"], name)) for name in PAIRS.get(r["step"], [])]
-    if not refs or None in refs:
+    names = PAIRS.get(r["step"], [])
+    refs = [by[(r["n"], name)] for name in names if (r["n"], name) in by]
+    if not refs or len(refs) < len(names):
         return None
     ref_rate = sum(x["rows"] for x in refs) / sum(x["seconds"] for x in refs)
     return rate(r) / ref_rate if ref_rate else None
