@@ -75,12 +75,11 @@ def clock_inputs(event: StartEvent) -> list[tuple[str | None, str]]:
     ``first_non_null`` expression, since each may be the one a row's value comes from."""
     inputs: list[tuple[str | None, str]] = []
     for source in event.sources:
-        if source.column:
+        aggregate = source.latest or source.earliest
+        if aggregate is not None:
+            inputs += [(aggregate.path[-1].table, column) for column in aggregate.columns]
+        elif source.column:
             inputs.append((None, source.column))
-        else:
-            aggregate = source.latest or source.earliest
-            table = aggregate.path[-1].table  # type: ignore[union-attr]
-            inputs += [(table, column) for column in aggregate.columns]  # type: ignore[union-attr]
     return inputs
 
 
@@ -95,13 +94,13 @@ def future_checks(event: StartEvent) -> dict[tuple[str | None, str], bool]:
     checks: dict[tuple[str | None, str], bool] = {}
     for source in event.sources:
         aggregate = source.latest or source.earliest
-        if aggregate is None:
-            checks[(None, source.column)] = False  # type: ignore[index]
-            continue
-        planned = set(aggregate.planned or [])
-        for column in aggregate.columns:
-            key = (aggregate.path[-1].table, column)
-            checks[key] = checks.get(key, True) and column in planned
+        if aggregate is not None:
+            planned = set(aggregate.planned or [])
+            for column in aggregate.columns:
+                key = (aggregate.path[-1].table, column)
+                checks[key] = checks.get(key, True) and column in planned
+        elif source.column:
+            checks[(None, source.column)] = False
     rule = event.ongoing_if_open
     if rule is not None:
         for column in rule.planned or []:
@@ -122,8 +121,10 @@ def _source_expression(
 ) -> ColumnElement[Any]:
     if source_spec.column:
         return source.c[source_spec.column]
-    aggregate, pick = (source_spec.latest, func.max) if source_spec.latest else (source_spec.earliest, func.min)
-    return _aggregate(aggregate, pick, source, key_columns, reflect, zones)  # type: ignore[arg-type]
+    if source_spec.latest is not None:
+        return _aggregate(source_spec.latest, func.max, source, key_columns, reflect, zones)
+    assert source_spec.earliest is not None  # a ClockSource holds exactly one of the three
+    return _aggregate(source_spec.earliest, func.min, source, key_columns, reflect, zones)
 
 
 def _aggregate(
