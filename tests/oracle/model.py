@@ -71,7 +71,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from include.retention.policy.model import (
-    Aggregate,
     Category,
     ClockSource,
     RetentionPolicy,
@@ -283,7 +282,7 @@ class Oracle:
 
     def _children_of(self, node: TableBase, row: Mapping[str, Any]) -> list[tuple[TableBase, Mapping[str, Any]]]:
         """Every descendant row of ``row`` (any depth), with its table."""
-        out = []
+        out: list[tuple[TableBase, Mapping[str, Any]]] = []
         parent_key = tuple(row[c] for c in node.primary_key)
         for child in node.children:
             for child_row in self.rows.get(child.table, []):
@@ -328,7 +327,8 @@ class Oracle:
     def _source_day(self, source: ClockSource, table: TablePolicy, row: Mapping[str, Any], state: State) -> date | None:
         if source.column:
             return local_day(row[source.column], self.zone)
-        aggregate: Aggregate = source.latest or source.earliest  # type: ignore[assignment]
+        aggregate = source.latest or source.earliest
+        assert aggregate is not None, "a clock source is a column, latest or earliest"
         values = [
             value
             for r in self._related(table.table, row, aggregate.path, state)
@@ -434,7 +434,8 @@ class Oracle:
 
     def _parent_of(self, table: TablePolicy, row: Mapping[str, Any]) -> tuple[str, Key]:
         link = table.archived_with
-        return link.table, tuple(row[c] for c in link.foreign_key)  # type: ignore[union-attr]
+        assert link is not None, f"{table.table} has no archived_with parent"
+        return link.table, tuple(row[c] for c in link.foreign_key)
 
     def _release_dependants(self, state: State, new: State, as_of: date) -> None:
         """Dependants that leave the active base without their parent, with their own dates:
@@ -484,7 +485,8 @@ class Oracle:
     ) -> bool:
         """The parent's relationship has ended ``active_period`` ago: it has a known start in
         the category that governs it, nothing keeps it ongoing, and it is not held."""
-        parent_table = table.archived_with.table  # type: ignore[union-attr]
+        assert table.archived_with is not None, f"{table.table} has no archived_with parent"
+        parent_table = table.archived_with.table
         governing = self.governing(parent_table, parent)
         if governing is None or self._parent_held(table, state, parent):
             return False
@@ -552,7 +554,8 @@ class Oracle:
         a hold on another of its dependants: that one keeps the parent, not its siblings)."""
         if parent_row is None:
             return False
-        parent_table = table.archived_with.table  # type: ignore[union-attr]
+        assert table.archived_with is not None, f"{table.table} has no archived_with parent"
+        parent_table = table.archived_with.table
         parent_key = self.key(parent_table, parent_row)
         place = new.get(parent_table, {}).get(parent_key)
         if parent_row is None or place is None or place.state in (DESTROYED, ANONYMISED):
