@@ -10,9 +10,9 @@ seeded database as a template, and measures on a fresh copy each time:
   statement per table (interactions, then prospects): the hand-written limit;
 - ``engine_archive``: ``archive_category`` through the public API, default batch size;
 - ``pandas_archive``: ``read_sql`` then ``to_sql`` then ``DELETE ... IN``, at most 1M parents;
-- ``engine_dag``: a whole ``retention_prospection`` DAG run through Airflow (``dag.test``):
-  pre-archive gate, plan, archive, purge, post-run checks, summary; compared with the
-  reference archive and delete together;
+- ``engine_dag``: a whole ``retention_prospection`` DAG run through Airflow (``dag.test``),
+  every step of ``schedule.run.RUN_ORDER`` (gates, plan, approval, archive, purge, summary);
+  compared with the reference archive and delete together;
 - on the archived copy: ``reference_delete`` / ``engine_purge`` (one DELETE per table), and
   ``reference_anonymize`` / ``engine_anonymize`` (one UPDATE per table; the same category
   with ``end_action: anonymize``);

@@ -22,11 +22,12 @@ Parsing reads the policy file only; the database is touched when a task runs.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain, task
 
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
+from include.retention.schedule.run import RUN_ORDER
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import dag_defaults, schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
@@ -113,10 +114,12 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             """Record what the run did - even a failed one - and issue its deletion certificate under reports/."""
             return schedule_tasks.summary(category.key, archived, purged, verified)
 
-        checked, planned, archived, purged = preflight_checks(), plan(), archive(), purge()
-        verified = postflight_checks()
-        checked >> planned >> approve_deletions >> archived >> purged >> verified
-        summary(archived, purged, verified)  # type: ignore[arg-type]  # XComArgs: Airflow passes their values at run time
+        archived, purged, verified = archive(), purge(), postflight_checks()
+        steps = [preflight_checks(), plan(), approve_deletions, archived, purged, verified]
+        steps.append(summary(archived, purged, verified))  # type: ignore[arg-type]  # XComArgs: Airflow passes their values at run time
+        by_task_id = {getattr(s, "operator", s).task_id: s for s in steps}
+        # The order of a run is the engine's (RUN_ORDER, whose values are these task ids).
+        chain(*(by_task_id[stage.value] for stage in RUN_ORDER))
     return dag
 
 

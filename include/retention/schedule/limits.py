@@ -18,7 +18,7 @@ holds even if the DAG were wired wrongly, or if more rows fell due after the app
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,39 +28,11 @@ from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records import audit
 from include.retention.schedule.context import StepContext, Walk
-from include.retention.schedule.plan import CategoryPlan
+from include.retention.schedule.plan import CategoryPlan, Excess
 
 
 class DeletionLimitExceeded(RetentionError):
     """A step would remove more rows than its limit allows, and no approval covers them."""
-
-
-@dataclass(frozen=True)
-class Excess:
-    """One table side whose removals pass the limit."""
-
-    table: str
-    side: Side  # active: leaving the active base; archive: leaving the archive
-    rows: int
-    base: int  # rows that side holds (the archive: plus those arriving in the same run)
-    limit_rows: int | None
-    limit_fraction: float | None
-
-    def __str__(self) -> str:
-        share = f"{self.rows / self.base:.1%}" if self.base else "all"
-        limits = []
-        if self.limit_rows is not None:
-            limits.append(f"{self.limit_rows} rows")
-        if self.limit_fraction is not None:
-            limits.append(f"{self.limit_fraction:.0%}")
-        where = "the active base" if self.side == Side.ACTIVE else "the archive"
-        return (
-            f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
-            f"the limit is {' and '.join(limits)}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "side": self.side.value}
 
 
 def over_limit(rows: int, base: int, limit: DeletionLimit) -> bool:
@@ -120,17 +92,28 @@ def excesses(plan: CategoryPlan, policy: RetentionPolicy) -> list[Excess]:
     return out
 
 
-def approved_counts(plan: dict[str, Any]) -> dict[str, int]:
-    """What an approval of ``plan`` (its XCom form) allows: its planned removals, per table side."""
+def flag_excesses(plan: CategoryPlan, policy: RetentionPolicy) -> CategoryPlan:
+    """The plan with the deletion limits it passes (``excesses``): what ``approve_deletions`` asks about."""
+    return replace(plan, over_limit=tuple(excesses(plan, policy)))
+
+
+def approval_key(table: str, side: Side) -> str:
+    """How the audit log's ``approval`` event and the engine's check name one table side."""
+    return f"{table}:{Side(side).value}"
+
+
+def approved_counts(plan: CategoryPlan) -> dict[str, int]:
+    """What an approval of ``plan`` allows: its planned removals, per table side."""
     out: dict[str, int] = {}
-    for t in plan["tables"]:
-        if plan["has_archive"]:
-            out[f"{t['table']}:active"] = t["due_for_archive"]
-            out[f"{t['table']}:archive"] = t["due_for_end_of_life"]
+    for t in plan.tables:
+        if plan.has_archive:
+            out[approval_key(t.table, Side.ACTIVE)] = t.due_for_archive
+            out[approval_key(t.table, Side.ARCHIVE)] = t.due_for_end_of_life
         else:
-            out[f"{t['table']}:active"] = t["due_for_end_of_life"]
-        for table, d in t.get("dependants_end_of_life", {}).items():
-            out[f"{table}:archive"] = out.get(f"{table}:archive", 0) + d["rows"]
+            out[approval_key(t.table, Side.ACTIVE)] = t.due_for_end_of_life
+        for table, d in t.dependants_end_of_life.items():
+            key = approval_key(table, Side.ARCHIVE)
+            out[key] = out.get(key, 0) + d["rows"]
     return out
 
 
@@ -141,7 +124,7 @@ def check(table: str, side: Side, rows: int, base: int, limit: DeletionLimit, ap
     excess = Excess(table, side, rows, base, limit.rows, limit.fraction)
     if approved is None:
         raise DeletionLimitExceeded(f"{excess}: this needs an approval (task approve_deletions); nothing was changed")
-    allowed = approved.get(f"{table}:{side}", 0)
+    allowed = approved.get(approval_key(table, side), 0)
     if rows > allowed:
         raise DeletionLimitExceeded(
             f"{excess}, and only {allowed} were approved (more rows fell due since the "
