@@ -20,7 +20,8 @@ from include.retention.database.store import hold_tables
 from include.retention.errors import PolicyError, RetentionError
 from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import HoldsInForce, NewHold, add_hold
+from include.retention.records.held_rows import HoldsInForce
+from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports.describe import category_doc
 from include.retention.rights.erasure import erase
 from include.retention.rights.subjects import was_erased

@@ -564,7 +564,7 @@ def _former_entries(target):
 
 
 def _held_and_suppressed(target) -> tuple[set[int], int]:
-    from include.retention.records.holds import holds_in_force
+    from include.retention.records.held_rows import holds_in_force
 
     policy = _policy()
     with target.read() as conn:

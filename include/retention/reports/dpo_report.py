@@ -38,7 +38,8 @@ from include.retention.errors import RetentionError
 from include.retention.files import reports_dir, safe_name
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.records import audit
-from include.retention.records.holds import HoldsInForce, HoldView, holds_in_force, list_holds
+from include.retention.records.held_rows import HoldsInForce, holds_in_force
+from include.retention.records.holds import HoldView, list_holds
 from include.retention.reports import certificate, charts, html
 from include.retention.reports.certificate import ChainStatus
 from include.retention.rights.requests import Deadline, open_deadlines

@@ -53,7 +53,7 @@ from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
+from include.retention.records.held_rows import HoldsInForce, hold_day, holds_in_force
 from include.retention.records.locks import ERASURE_WAIT_SECONDS, wait_for_batches
 from include.retention.rights.subjects import Found, locate_in, open_trees
 

@@ -574,7 +574,7 @@ class _Keeping:
     @classmethod
     def read(cls, conn: Connection, target: Target, key: SubjectKey, today: date) -> _Keeping:
         from include.retention.database.store import hold_tables
-        from include.retention.records.holds import holds_in_force  # holds imports this module
+        from include.retention.records.held_rows import holds_in_force  # holds imports this module
 
         return cls(today, holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect))
 

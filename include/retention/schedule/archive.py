@@ -47,7 +47,7 @@ from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
 from include.retention.policy.model import Category
 from include.retention.records import audit
-from include.retention.records.holds import HoldsInForce
+from include.retention.records.held_rows import HoldsInForce
 from include.retention.records.locks import batch_in_progress
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches, same_key

@@ -30,7 +30,7 @@ from include.retention.database.target import Target
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, DeletionLimit, RetentionPolicy
 from include.retention.records.audit import RunContext
-from include.retention.records.holds import HoldsInForce, hold_day, holds_in_force
+from include.retention.records.held_rows import HoldsInForce, hold_day, holds_in_force
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement, False_
 from include.retention.database.reflect import Dependant, Side, TableNode, archive_exists, key_of, reflect_category
 from include.retention.database.target import Target
 from include.retention.policy.model import Category, RetentionPolicy
-from include.retention.records.holds import HoldsInForce
+from include.retention.records.held_rows import HoldsInForce
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from include.retention.database.reflect import Side, TableNode
 from include.retention.dates.clock import first_not_due, retention_dates
 from include.retention.errors import BatchIntegrityError, RetentionError
 from include.retention.records import audit
-from include.retention.records.holds import HoldsInForce
+from include.retention.records.held_rows import HoldsInForce
 from include.retention.records.locks import batch_in_progress
 from include.retention.schedule.context import StepContext
 

@@ -64,7 +64,7 @@ from include.retention.errors import RetentionError
 from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category, PrefixRule, RetentionPolicy, RoundRule, TableBase
 from include.retention.records import audit
-from include.retention.records.holds import HoldsInForce
+from include.retention.records.held_rows import HoldsInForce
 from include.retention.records.suppression import suppressed_active_rows
 from include.retention.schedule import dependants
 from include.retention.schedule.context import StepContext, holds_of, open_step

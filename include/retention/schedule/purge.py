@@ -26,7 +26,7 @@ from include.retention.database.capabilities import capabilities_of
 from include.retention.database.reflect import Side, TableNode, archive_exists
 from include.retention.errors import PolicyError, Problem
 from include.retention.records import audit
-from include.retention.records.holds import HoldsInForce
+from include.retention.records.held_rows import HoldsInForce
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
