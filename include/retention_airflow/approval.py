@@ -23,6 +23,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from include.retention.schedule.plan import CategoryPlan
+
 PLAN_TASK = "plan"
 
 
@@ -40,14 +42,15 @@ class DeletionApproval(ApprovalOperator):
         self.category = category
 
     def execute(self, context: Any) -> Any:
-        plan = context["ti"].xcom_pull(task_ids=PLAN_TASK)
-        if not plan or plan.get("dry_run") or not plan.get("over_limit"):
-            reason = "dry run" if plan and plan.get("dry_run") else "within the deletion limit"
+        planned = context["ti"].xcom_pull(task_ids=PLAN_TASK)
+        plan = CategoryPlan.from_xcom(planned) if planned else None
+        if plan is None or plan.dry_run or not plan.over_limit:
+            reason = "dry run" if plan and plan.dry_run else "within the deletion limit"
             self.log.info("No approval needed (%s)", reason)
             return {"needed": False}
         self.body = approval_body(plan)
-        for line in plan["over_limit"]:
-            self.log.warning("Over the deletion limit: %s", line["text"])
+        for excess in plan.over_limit:
+            self.log.warning("Over the deletion limit: %s", excess)
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -56,25 +59,25 @@ class DeletionApproval(ApprovalOperator):
         return {"needed": True, "approved": True, "approved_by": user.get("name") if isinstance(user, dict) else None}
 
 
-def approval_body(plan: dict[str, Any]) -> str:
+def approval_body(plan: CategoryPlan) -> str:
     """What the approver reads: which limits pass, the counts and horizons, a few keys."""
     lines = [
-        f"Category **{plan['category']}**, as of {plan['as_of']}, policy {plan['policy_version']}.",
+        f"Category **{plan.category}**, as of {plan.as_of}, policy {plan.policy_version}.",
         "",
         "Over the limit:",
     ]
-    lines += [f"- {line['text']}" for line in plan["over_limit"]]
+    lines += [f"- {excess}" for excess in plan.over_limit]
     lines += ["", "Planned, per table:"]
-    for t in plan["tables"]:
+    for t in plan.tables:
         lines.append(
-            f"- {t['table']}: {t['due_for_archive']} to the archive (started on or before "
-            f"{t['last_due_start']}), {t['due_for_end_of_life']} at end of life, "
-            f"{t['legal_hold_due'] + t['legal_hold_end_of_life']} kept by a legal hold; "
-            f"sample keys {t['sample_keys']}"
+            f"- {t.table}: {t.due_for_archive} to the archive (started on or before "
+            f"{t.last_due_start}), {t.due_for_end_of_life} at end of life, "
+            f"{t.legal_hold_due + t.legal_hold_end_of_life} kept by a legal hold; "
+            f"sample keys {t.sample_keys}"
         )
         # Rows of another category this run destroys (an invoice past its horizon, with its
         # customer): that category's limit applies too, so they may be why the run asks.
-        for table, d in t.get("dependants_end_of_life", {}).items():
+        for table, d in t.dependants_end_of_life.items():
             lines.append(
                 f"  - and {d['rows']} {table} of category {d.get('category', '?')} past their own "
                 "horizon, destroyed with them (that category's deletion limit applies too)"

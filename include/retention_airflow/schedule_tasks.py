@@ -22,14 +22,14 @@ from include.retention.policy.load import load_policy
 from include.retention.records.audit import record
 from include.retention.records.locks import category_step, release_lease
 from include.retention.reports import certificate
-from include.retention.reports.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
-from include.retention.schedule.limits import approved_counts, excesses, record_approval
-from include.retention.schedule.plan import plan_category
+from include.retention.schedule.limits import approved_counts, flag_excesses, record_approval
+from include.retention.schedule.plan import CategoryPlan, plan_category
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.purge import purge_category
 from include.retention.schedule.quality import pre_archive_gate, results_as_dicts
+from include.retention.schedule.summary import summarize_run
 from include.retention_airflow.context import schedule_run_context
 from include.retention_airflow.errors import failing_fast, scrubbing
 from include.retention_airflow.hooks import open_target, optional_subject_key, subject_key
@@ -64,16 +64,12 @@ def plan(category: str) -> dict[str, Any]:
     """The plan (counts, horizon dates, sample keys) in the task log and XCom, with the
     deletion limits it passes: ``approve_deletions`` asks a person about those."""
     with _opened(category) as step:
-        planned = plan_category(step)
-        over = excesses(planned, step.policy)  # retained dependants: the stricter of both categories' limits
-    result = {
-        **planned.to_dict(),
-        "dry_run": step.ctx.dry_run,
-        "over_limit": [{**e.to_dict(), "text": str(e)} for e in over],
-    }
+        # Retained dependants: the stricter of both categories' limits.
+        planned = flag_excesses(plan_category(step), step.policy)
+    result = planned.to_xcom()
     mode = "DRY RUN - nothing will change" if step.ctx.dry_run else "executing"
     log.info("Plan for %s as of %s (%s):\n%s", category, step.ctx.as_of, mode, json.dumps(result["tables"], indent=2))
-    for e in over:
+    for e in planned.over_limit:
         log.warning("Over the deletion limit: %s%s", e, "" if step.ctx.dry_run else " - the run waits for approval")
     return result
 
@@ -85,7 +81,7 @@ def _approved() -> dict[str, int] | None:
     if not approval or not approval.get("approved"):
         return None
     log.info("Removals approved by %s, up to the planned counts", approval.get("approved_by") or "a user")
-    return approved_counts(ti.xcom_pull(task_ids="plan"))
+    return approved_counts(CategoryPlan.from_xcom(ti.xcom_pull(task_ids="plan")))
 
 
 @scrubbing

@@ -7,7 +7,6 @@ Using a schema that is not the demo's proves that a policy file alone drives the
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,12 +33,9 @@ from include.retention.database.target import Target
 from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, events
-from include.retention.reports.summary import summarize_run
-from include.retention.schedule.archive import archive_category
-from include.retention.schedule.context import StepContext
-from include.retention.schedule.limits import approved_counts
-from include.retention.schedule.plan import CategoryPlan, plan_category
-from include.retention.schedule.purge import purge_category
+from include.retention.schedule.plan import CategoryPlan
+from include.retention.schedule.run import RunResult
+from include.retention.schedule.run import run_category as run_steps
 
 PARIS = ZoneInfo("Europe/Paris")
 AS_OF = date(2026, 11, 26)
@@ -187,14 +183,6 @@ def create_club(target: Target, contacts: dict[int, date | None] = CONTACTS) -> 
     return {"members": members, "member_events": member_events, "member_event_files": files}
 
 
-@dataclass
-class RunResult:
-    plan: CategoryPlan
-    archived: dict[str, int]
-    purged: dict[str, dict[str, int]]
-    summary: dict[str, Any]
-
-
 def run_category(
     target: Target,
     policy: RetentionPolicy,
@@ -207,19 +195,28 @@ def run_category(
     subject_key: SubjectKey | None = None,
     approve: bool = True,
 ) -> RunResult:
-    """Plan, archive, purge and summarise, as the DAG does.
+    """Plan, approval, archive, purge and summary, in the run's order (``RUN_ORDER``), without
+    the two data-quality gates.
 
     ``approve``: a person approves the plan, as ``approve_deletions`` asks when it passes the
     deletion limit (most fixtures move a large share of a small table); False: no approval."""
     ctx = RunContext(
         run_id=run_id, dag_id=f"retention_{category}", as_of=as_of, policy_version=policy.version, dry_run=dry_run
     )
-    step = StepContext.build(target, policy, category, ctx, subject_key)
-    plan = plan_category(step)
-    approved = approved_counts(plan.to_dict()) if approve else None
-    archived = archive_category(step, batch_size, approved)
-    purged = purge_category(step, batch_size, approved)
-    return RunResult(plan, archived, purged, summarize_run(step, archived, purged))
+    return run_steps(
+        target,
+        policy,
+        category,
+        ctx,
+        subject_key=subject_key,
+        batch_size=batch_size,
+        approve=_approves if approve else None,
+        gates=False,
+    )
+
+
+def _approves(plan: CategoryPlan) -> bool:
+    return True
 
 
 def ids(target: Target, table: str, *, archive: bool = False, schema: str = "club") -> list[int]:
@@ -275,20 +272,10 @@ def run_whole(
     run_id: str,
     subject_key: SubjectKey | None = None,
 ) -> dict[str, Any]:
-    """One whole DAG run of ``category``, through the steps its tasks call, in their order:
-    pre-archive gate, plan, approval of the plan (a person approves), archive, purge,
-    post-run gate, summary. A failing gate raises, as it fails the task."""
-    from include.retention.schedule.postflight import post_run_gate
-    from include.retention.schedule.quality import pre_archive_gate
-
+    """One whole DAG run of ``category``, in the run's order (``RUN_ORDER``): pre-archive gate,
+    plan, approval of the plan (a person approves), archive, purge, post-run gate, summary. A
+    failing gate raises, as it fails the task."""
     ctx = RunContext(
         run_id=run_id, dag_id=f"retention_{category}", as_of=as_of, policy_version=policy.version, dry_run=False
     )
-    step = StepContext.build(target, policy, category, ctx, subject_key)
-    pre_archive_gate(step)  # against the real clock, as the task does: a future date is future today
-    plan = plan_category(step)
-    approved = approved_counts(plan.to_dict())
-    archived = archive_category(step, None, approved)
-    purged = purge_category(step, None, approved)
-    post_run_gate(step)
-    return summarize_run(step, archived, purged)
+    return run_steps(target, policy, category, ctx, subject_key=subject_key, approve=_approves).summary

@@ -201,7 +201,7 @@ def test_the_applications_writes_wait_no_longer_than_about_one_batch(big_club, t
     wait for at most the batch that holds their row (or the database), never for the run."""
     policy = club_policy()
     step = StepContext.build(big_club, policy, "members", _ctx("busy-run"))
-    approved = approved_counts(plan_category(step).to_dict())
+    approved = approved_counts(plan_category(step))
     application = connect(target_url)
     members = _table(application, "members")
     waits: list[float] = []

@@ -74,7 +74,7 @@ class PausedBatch:
                 RunContext("scheduled__race", "retention_members", AS_OF, policy.version),
             )
             self.archived = archive_category(
-                step, batch_size=100, approved=approved_counts(plan_category(step).to_dict())
+                step, batch_size=100, approved=approved_counts(plan_category(step))
             )
         except BaseException as exc:  # noqa: BLE001 - checked by the test
             self.error = exc

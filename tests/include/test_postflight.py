@@ -159,7 +159,7 @@ def test_an_invoice_past_its_horizon_left_in_the_archive_fails_the_customer_gate
 
     create_erp(target)
     step = _erp_step(target)
-    archive_category(step, None, approved_counts(plan_category(step).to_dict()))  # and no purge
+    archive_category(step, None, approved_counts(plan_category(step)))  # and no purge
     with pytest.raises(QualityGateFailed, match=r"no_expired_archive_rows on invoices: 1 row\(s\)") as info:
         post_run_gate(step)
     message = str(info.value)

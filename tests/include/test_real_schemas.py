@@ -627,7 +627,7 @@ def test_the_deletion_limit_counts_the_invoices_a_customer_run_destroys(erp):
     plan = plan_category(step)
     over = {(e.table, e.side): (e.rows, e.base) for e in excesses(plan, policy)}
     assert over[("invoices", "archive")] == (1, 3)  # 3 invoices arrive tonight, 1 of them past its horizon
-    approved = approved_counts(plan.to_dict())
+    approved = approved_counts(plan)
     assert approved["invoices:archive"] == 1
     archive_category(step, None, approved)
     del approved["invoices:archive"]
@@ -707,7 +707,7 @@ def test_a_failure_while_destroying_invoices_leaves_the_archive_as_it_was_and_a_
         "customer_relationship",
         RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version),
     )
-    approved = approved_counts(plan_category(step).to_dict())
+    approved = approved_counts(plan_category(step))
     archive_category(step, None, approved)
     _make_archive_deletes_fail(erp, "invoices")
     before = checksum(erp)
@@ -894,7 +894,7 @@ def test_an_existing_archive_whose_link_column_is_not_null_is_refused_before_any
         "customer_relationship",
         RunContext("run-1", "retention_customer_relationship", date(2026, 11, 26), policy.version),
     )
-    approved = approved_counts(plan_category(step).to_dict())
+    approved = approved_counts(plan_category(step))
     archive_category(step, None, approved)
     before = checksum(erp)
     with pytest.raises(PolicyError, match=r"archive\.invoices\.partner_id is NOT NULL"):
@@ -937,5 +937,5 @@ def test_billings_own_deletion_limit_holds_when_the_customer_run_destroys_invoic
     ):
         purge_category(step, None, None)
     assert 81 in _archived(erp, "invoices") and audit_events(erp, policy, run_id="run-1", action="delete") == []
-    purge_category(step, None, approved_counts(plan.to_dict()))
+    purge_category(step, None, approved_counts(plan))
     assert 81 not in _archived(erp, "invoices")

@@ -54,7 +54,7 @@ from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold
-from include.retention.reports.summary import summarize_run
+from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
@@ -520,7 +520,7 @@ def run_night(
         )
         step = StepContext.build(target, policy, category, ctx, None)
         plan = plan_category(step)
-        approved = approved_counts(plan.to_dict())
+        approved = approved_counts(plan)
         archived = archive_category(step, None, approved)
         purged = purge_category(step, None, approved)
         try:

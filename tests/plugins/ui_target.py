@@ -19,7 +19,7 @@ from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports import certificate
-from include.retention.reports.summary import summarize_run
+from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
@@ -51,7 +51,7 @@ def seeded_target(path: Path) -> tuple[str, dict[str, str]]:
         step = StepContext.build(
             target, policy, category, RunContext(run_id, f"retention_{category}", AS_OF, policy.version)
         )
-        approved = approved_counts(plan_category(step).to_dict())  # the demo's backlog passes the limit
+        approved = approved_counts(plan_category(step))  # the demo's backlog passes the limit
         summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
         _issue_certificate(step, path.parent / "reports")
     with target.engine.begin() as conn:  # a rights request about the oldest prospect, pseudonymised

@@ -19,7 +19,8 @@ from include.retention.database.target import connect
 from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
-from include.retention.reports.summary import format_summary, summarize_run, summary_table
+from include.retention.reports.summary import format_summary, summary_table
+from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
@@ -60,7 +61,7 @@ def _one_demo(home, run: int) -> str:
             step = StepContext.build(
                 target, policy, category, RunContext(run_id, f"retention_{category}", AS_OF, policy.version)
             )
-            approved = approved_counts(plan_category(step).to_dict())  # the demo approves the backlog
+            approved = approved_counts(plan_category(step))  # the demo approves the backlog
             summarize_run(step, archive_category(step, approved=approved), purge_category(step, approved=approved))
             certificate.issue(step)
             run_ids.append(run_id)

@@ -10,6 +10,7 @@ counts only, never the rows themselves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from include.retention.schedule.context import StepContext, holds_of, open_step
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TablePlan:
     table: str
     active_rows: int
@@ -72,27 +73,116 @@ class TablePlan:
     def defective(self) -> int:
         return self.missing_start if self.missing_start_means == "defect" else 0
 
+    def to_xcom(self) -> dict[str, Any]:
+        """JSON-friendly: dates as ISO strings."""
+        data = asdict(self)
+        data["last_due_start"] = self.last_due_start.isoformat()
+        if self.end_of_life_horizon:
+            data["end_of_life_horizon"] = self.end_of_life_horizon.isoformat()
+        for kept in data["kept_for_dependants"].values():
+            kept["until"] = kept["until"].isoformat() if kept["until"] else None
+        return data
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> TablePlan:
+        """The inverse of ``to_xcom``: dates read back from their ISO strings."""
+        horizon = data.get("end_of_life_horizon")
+        kept = {
+            table: {**k, "until": date.fromisoformat(k["until"]) if k["until"] else None}
+            for table, k in data.get("kept_for_dependants", {}).items()
+        }
+        return cls(
+            **{
+                **data,
+                "last_due_start": date.fromisoformat(data["last_due_start"]),
+                "end_of_life_horizon": date.fromisoformat(horizon) if horizon else None,
+                "kept_for_dependants": kept,
+            }
+        )
+
 
 @dataclass(frozen=True)
+class Excess:
+    """One table side whose removals pass the limit."""
+
+    table: str
+    side: Side  # active: leaving the active base; archive: leaving the archive
+    rows: int
+    base: int  # rows that side holds (the archive: plus those arriving in the same run)
+    limit_rows: int | None
+    limit_fraction: float | None
+
+    def __str__(self) -> str:
+        share = f"{self.rows / self.base:.1%}" if self.base else "all"
+        limits = []
+        if self.limit_rows is not None:
+            limits.append(f"{self.limit_rows} rows")
+        if self.limit_fraction is not None:
+            limits.append(f"{self.limit_fraction:.0%}")
+        where = "the active base" if self.side == Side.ACTIVE else "the archive"
+        return (
+            f"{self.rows} of {self.base} rows of {self.table} ({share}) would leave {where}; "
+            f"the limit is {' and '.join(limits)}"
+        )
+
+    def to_xcom(self) -> dict[str, Any]:
+        """As the plan task's XCom has always carried it: its fields, and the sentence."""
+        return {**asdict(self), "side": self.side.value, "text": str(self)}
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> Excess:
+        return cls(
+            table=data["table"],
+            side=Side(data["side"]),
+            rows=data["rows"],
+            base=data["base"],
+            limit_rows=data["limit_rows"],
+            limit_fraction=data["limit_fraction"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class CategoryPlan:
+    """What a run of one category would do, table by table; ``over_limit``: the deletion
+    limits it passes (``limits.flag_excesses``), which ``approve_deletions`` asks a person about."""
+
     category: str
     as_of: date
     policy_version: str
     has_archive: bool
     end_action: str
     tables: list[TablePlan]
+    dry_run: bool = False
+    over_limit: tuple[Excess, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly (dates as ISO strings), for XCom and the task log."""
-        data = asdict(self)
-        data["as_of"] = self.as_of.isoformat()
-        for table in data["tables"]:
-            table["last_due_start"] = table["last_due_start"].isoformat()
-            if table["end_of_life_horizon"]:
-                table["end_of_life_horizon"] = table["end_of_life_horizon"].isoformat()
-            for kept in table["kept_for_dependants"].values():
-                kept["until"] = kept["until"].isoformat() if kept["until"] else None
-        return data
+    def to_xcom(self) -> dict[str, Any]:
+        """The plan task's XCom, JSON-friendly (dates as ISO strings), with the keys the
+        approval, the archive and purge tasks and the task log have always read."""
+        return {
+            "category": self.category,
+            "as_of": self.as_of.isoformat(),
+            "policy_version": self.policy_version,
+            "has_archive": self.has_archive,
+            "end_action": self.end_action,
+            "tables": [table.to_xcom() for table in self.tables],
+            "dry_run": self.dry_run,
+            "over_limit": [excess.to_xcom() for excess in self.over_limit],
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> CategoryPlan:
+        """The plan a later task reads back from the plan task's XCom (task results cross
+        processes as JSON)."""
+        return cls(
+            category=data["category"],
+            as_of=date.fromisoformat(data["as_of"]),
+            policy_version=data["policy_version"],
+            has_archive=data["has_archive"],
+            end_action=data["end_action"],
+            tables=[TablePlan.from_xcom(table) for table in data["tables"]],
+            dry_run=bool(data.get("dry_run", False)),
+            over_limit=tuple(Excess.from_xcom(e) for e in data.get("over_limit", [])),
+        )
 
 
 def plan_category(step: StepContext) -> CategoryPlan:
@@ -102,12 +192,13 @@ def plan_category(step: StepContext) -> CategoryPlan:
     with step.target.read() as conn:
         tables = [_plan_table(conn, root, step, holds) for root in nodes]
     plan = CategoryPlan(
-        step.category.key,
-        step.ctx.as_of,
-        step.policy.version,
-        step.category.has_archive,
-        step.category.end_action,
-        tables,
+        category=step.category.key,
+        as_of=step.ctx.as_of,
+        policy_version=step.policy.version,
+        has_archive=step.category.has_archive,
+        end_action=step.category.end_action,
+        tables=tables,
+        dry_run=step.ctx.dry_run,
     )
     with step.target.engine.begin() as conn:
         for table in tables:
@@ -165,23 +256,23 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         else []
     )
     return TablePlan(
-        root.name,
-        active_rows,
-        due_for_archive,
-        end_of_life,
-        missing,
-        policy.start_event.when_missing,
-        category.active_period.last_due_start(as_of),
-        children,
-        held_open,
-        kept,
-        missing_sample,
-        held_due,
-        held_end,
-        archive_rows,
-        as_of if category.has_archive else None,
-        sample,
-        dependant_ends,
+        table=root.name,
+        active_rows=active_rows,
+        due_for_archive=due_for_archive,
+        due_for_end_of_life=end_of_life,
+        missing_start=missing,
+        missing_start_means=policy.start_event.when_missing,
+        last_due_start=category.active_period.last_due_start(as_of),
+        children=children,
+        held_open=held_open,
+        kept_for_dependants=kept,
+        missing_start_sample=missing_sample,
+        legal_hold_due=held_due,
+        legal_hold_end_of_life=held_end,
+        archive_rows=archive_rows,
+        end_of_life_horizon=as_of if category.has_archive else None,
+        sample_keys=sample,
+        dependants_end_of_life=dependant_ends,
     )
 
 
