@@ -55,7 +55,7 @@ from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.records.held_rows import HoldsInForce, hold_day, holds_in_force
 from include.retention.records.locks import ERASURE_WAIT_SECONDS, wait_for_batches
-from include.retention.rights.subjects import Found, locate_in, open_trees
+from include.retention.rights.subjects import Found, Restriction, locate_in, open_trees
 
 # The audit ``category`` of request-level events: a request spans the policy's categories.
 REQUEST_EVENTS = "subject_request"
@@ -213,7 +213,7 @@ def _archived_dependants(conn: Connection, trees: list[tuple[str, TableNode]]) -
     return {id(dep.node) for _, root in trees for dep in root.dependants if archive_exists(conn, dep.node)}
 
 
-def _needed_by(archived: set[int]) -> Any:
+def _needed_by(archived: set[int]) -> Restriction:
     """Root rows a row of another category depends on (``archived_with``): on the same side;
     and, for an active row, also from that category's archive - a dependant released by its
     parent's event (``on_parent_event``: an invoice in billing's archive while its customer is

@@ -82,12 +82,17 @@ class Found:
         return self.node.table(self.side)
 
 
+# A condition ``locate`` adds to the subject's rows of one side of a category's table (a legal
+# hold on them, a dependant that needs them): called with the category key, the node and the side.
+Restriction = Callable[[str, TableNode, Side], ColumnElement[bool]]
+
+
 def locate(
     conn: Connection,
     target: Target,
     policy: RetentionPolicy,
     subject: Subject,
-    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
+    restrict: Restriction | None = None,
     categories: Iterable[str] | None = None,
 ) -> list[Found]:
     """Every table side of every category with the subject's rows and child rows (counts > 0).
@@ -152,7 +157,7 @@ def locate_in(
     conn: Connection,
     trees: list[tuple[str, TableNode]],
     subject: Subject,
-    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None = None,
+    restrict: Restriction | None = None,
 ) -> list[Found]:
     """``locate`` over trees already opened by ``open_trees`` (a plain list is its own context)."""
     domains = _Domains(trees.context if isinstance(trees, Trees) else trees)
@@ -163,7 +168,7 @@ def locate_in(
 
 
 # Per side: the subject's rows of a table in one category's tree.
-_Sides = dict[str, ColumnElement[bool]]
+_Sides = dict[Side, ColumnElement[bool]]
 
 
 def _locate_node(
@@ -173,7 +178,7 @@ def _locate_node(
     subject: Subject,
     parent: tuple[TableNode, _Sides] | None,
     depth: int,
-    restrict: Callable[[str, TableNode, str], ColumnElement[bool]] | None,
+    restrict: Restriction | None,
     domains: _Domains,
 ) -> list[Found]:
     """The subject's rows of ``node`` and of its children, per side, in ``category``'s tree.
@@ -666,7 +671,7 @@ def _dependant_groups(
     their customer row), with their children; anonymised rows are no one's data and are left
     out, and so are rows already found as the person's own. One group per dependant category,
     dated by that category's clock."""
-    links: dict[tuple[str, str], list[tuple[Dependant, str, ColumnElement[bool]]]] = {}
+    links: dict[tuple[str, str], list[tuple[Dependant, Side, ColumnElement[bool]]]] = {}
     for root in roots:
         for dep in root.node.dependants:
             rows = dep.linked(root.side, root.node, root.where)
