@@ -22,7 +22,7 @@ Parsing reads the policy file only; the database is touched when a task runs.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, XComArg, chain, task
 
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
@@ -115,9 +115,16 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
             return schedule_tasks.summary(category.key, archived, purged, verified)
 
         archived, purged, verified = archive(), purge(), postflight_checks()
-        steps = [preflight_checks(), plan(), approve_deletions, archived, purged, verified]
+        steps: list[XComArg | DeletionApproval] = [
+            preflight_checks(),
+            plan(),
+            approve_deletions,
+            archived,
+            purged,
+            verified,
+        ]
         steps.append(summary(archived, purged, verified))  # type: ignore[arg-type]  # XComArgs: Airflow passes their values at run time
-        by_task_id = {getattr(s, "operator", s).task_id: s for s in steps}
+        by_task_id = {s.roots[0].task_id: s for s in steps}  # a TaskFlow call's (and an operator's) root is its task
         # The order of a run is the engine's (RUN_ORDER, whose values are these task ids).
         chain(*(by_task_id[stage.value] for stage in RUN_ORDER))
     return dag
