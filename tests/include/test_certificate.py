@@ -14,10 +14,10 @@ from include.retention.database import store
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
-from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.quality import QualityGateFailed, pre_archive_gate
+from include.retention.schedule.summary import summarize_run
 
 RUN = "scheduled__2026-11-26T01:00:00+00:00"
 

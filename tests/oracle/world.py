@@ -54,7 +54,6 @@ from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold
-from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
@@ -62,6 +61,7 @@ from include.retention.schedule.plan import plan_category
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.purge import purge_category
 from include.retention.schedule.quality import QualityGateFailed
+from include.retention.schedule.summary import summarize_run
 from oracle.model import ACTIVE, ANONYMISED, ARCHIVE, DESTROYED, Holds, Place, State, local_day
 
 PARIS = ZoneInfo("Europe/Paris")

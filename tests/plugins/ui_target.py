@@ -19,12 +19,12 @@ from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports import certificate
-from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
 from include.retention.schedule.plan import plan_category
 from include.retention.schedule.purge import purge_category
+from include.retention.schedule.summary import summarize_run
 from include.retention.settings import REPORTS_ENV_VAR
 
 AS_OF = date(2026, 11, 26)

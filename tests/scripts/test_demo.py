@@ -20,12 +20,12 @@ from include.retention.policy.load import load_policy
 from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
 from include.retention.reports.summary import format_summary, summary_table
-from include.retention.schedule.summary import summarize_run
 from include.retention.schedule.archive import archive_category
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.limits import approved_counts
 from include.retention.schedule.plan import plan_category
 from include.retention.schedule.purge import purge_category
+from include.retention.schedule.summary import summarize_run
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 26)
