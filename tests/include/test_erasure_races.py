@@ -73,9 +73,7 @@ class PausedBatch:
                 "members",
                 RunContext("scheduled__race", "retention_members", AS_OF, policy.version),
             )
-            self.archived = archive_category(
-                step, batch_size=100, approved=approved_counts(plan_category(step))
-            )
+            self.archived = archive_category(step, batch_size=100, approved=approved_counts(plan_category(step)))
         except BaseException as exc:  # noqa: BLE001 - checked by the test
             self.error = exc
 
