@@ -20,7 +20,8 @@ $(VENV)/.installed: requirements.txt
 demo: install
 	$(PY) scripts/demo.py
 
-test: install
+# Lint, format and type checks first: a finding fails the test run before any test starts.
+test: install lint
 	$(PY) -m pytest -m "not deep" --durations=25
 
 # Lint, format check and type check (settings in pyproject.toml): any finding fails.
