@@ -229,20 +229,22 @@ def _items_of(
             raise RetentionError(
                 "a subject hold stores keyed hashes: configure the Airflow Variable retention_subject_secret first"
             )
-        return [{"kind": "subject", "table_name": "", "item": h} for h in dict.fromkeys(new.subject.hashes(key))]  # type: ignore[union-attr]
+        assert new.subject is not None  # _check_new refused a subject hold without one
+        return [{"kind": "subject", "table_name": "", "item": h} for h in dict.fromkeys(new.subject.hashes(key))]
     if new.scope == "rows":
-        values = _existing_keys(conn, target, policy, new)
-        return [{"kind": "row", "table_name": new.table, "item": v} for v in values]  # type: ignore[dict-item]
+        table, values = _existing_keys(conn, target, policy, new)
+        return [{"kind": "row", "table_name": table, "item": v} for v in values]
     return []
 
 
-def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, new: NewHold) -> list[str]:
-    """The hold's keys as stored text, after checking each names a row, active or archived.
+def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, new: NewHold) -> tuple[str, list[str]]:
+    """The hold's table (as the policy names it) and its keys as stored text, after checking
+    each names a row, active or archived.
 
     A key that names no row is refused: a typo would otherwise protect nothing, silently.
     """
     _, entry = _policy_table(policy, new.table, new.reference)
-    nodes = _nodes_of(conn, target, policy, new.table)  # type: ignore[arg-type]
+    nodes = _nodes_of(conn, target, policy, entry.table)
     where = f"{nodes[0].source.fullname}"
     wanted = list(dict.fromkeys(key_value(k, len(entry.primary_key), where) for k in new.keys))
     found: set[str] = set()
@@ -259,7 +261,7 @@ def _existing_keys(conn: Connection, target: Target, policy: RetentionPolicy, ne
             f"legal hold {new.reference}: {len(missing)} key(s) of {where} name no row, active "
             f"or archived: {shown}; nothing was recorded"
         )
-    return wanted
+    return entry.table, wanted
 
 
 def _nodes_of(conn: Connection, target: Target, policy: RetentionPolicy, table: str) -> list[TableNode]:
