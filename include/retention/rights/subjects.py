@@ -16,34 +16,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
-
-# IDENTIFIER_KINDS and DEFAULT_COUNTRY_CODE: re-exported, other modules import them from here.
-from include.retention.database.identifiers import (  # noqa: F401
-    DEFAULT_COUNTRY_CODE,
-    IDENTIFIER_KINDS,
-    canonical,
-    canonical_sql,
-    legacy_form,
-    legacy_sql,
+from include.retention.database.identifiers import (
     names_someone_sql,
 )
-from include.retention.database.identity import (  # noqa: F401
-    KEY_ENV_VAR,
-    KEY_VARIABLE,
-    MIN_KEY_LENGTH,
+from include.retention.database.identity import (
     Subject,
     SubjectKey,
-    _hmac_sql,
-    configured_key,
-    key_from,
-    key_from_env,
-    keyed_hash_in,
-    keyed_hash_sql,
-    legacy_keyed_hash_sql,
-    normalise,
     normalised_sql,
-    require_keyed_hash_sql,
-    subject_hash,
 )
 from include.retention.database.reflect import (
     Dependant,
