@@ -1,7 +1,7 @@
-"""What an erasure leaves on disk: the README's "What an erasure removes physically".
+"""What an erasure leaves on disk: docs/explanation/security.md, "What an erasure removes physically".
 
 An erasure is a committed DELETE; the bytes of the rows can outlive it in the database
-files. These tests pin down the two claims the README makes: SQLite targets overwrite
+files. These tests pin down the two claims that page makes: SQLite targets overwrite
 deleted content (``PRAGMA secure_delete``), and on PostgreSQL ``VACUUM FULL`` of a touched
 table rewrites it into a file without the erased values.
 """

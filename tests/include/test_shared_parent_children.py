@@ -497,7 +497,7 @@ def test_erasing_a_dolibarr_contact_no_third_party_category_holds_erases_it_once
 
 def test_a_dolibarr_third_party_in_no_categorys_scope_is_not_found(target):
     """Roots are what a category governs: a supplier-only third party (client 0) is in no
-    category's scope, so a request does not find it (README: Data-subject requests)."""
+    category's scope, so a request does not find it (docs/how-to/rights-requests.md)."""
     seed(target)
 
     result = erase(

@@ -1,7 +1,7 @@
 """An independent oracle: where each row must be on date D, in plain Python.
 
-Written from the charter (``/work/shared/spec/retention-schedule.md``) and the README's
-"Date rules" and "Policy format" sections, not from the engine's SQL, so that the property
+Written from the charter (``/work/shared/spec/retention-schedule.md``) and the docs'
+date rules and policy concepts (docs/explanation/), not from the engine's SQL, so that the property
 tests compare two readings of the same rules. It reads the parsed policy (the project's
 ``RetentionPolicy``: just the YAML as objects) and the rows as Python values, and keeps its
 own calendar arithmetic (``add_period``), checked against the spec's examples.
@@ -548,7 +548,7 @@ class Oracle:
 
     def _parent_held(self, table: TablePolicy, new: State, parent_row: Mapping[str, Any] | None) -> bool:
         """A hold on the row a dependant is archived with protects the dependant too: it is
-        about the same person (README, "A held parent holds its dependants"). The parent is
+        about the same person (docs/explanation/policy-concepts.md, "A held parent holds its dependants"). The parent is
         governed by the category whose archive holds it, or, while active, by its scope.
         Held means a hold on the parent's category, on the parent or on a row of its tree (not
         a hold on another of its dependants: that one keeps the parent, not its siblings)."""

@@ -23,7 +23,7 @@ empty the table). Two SECURITY DEFINER functions, owned by the administrator wit
 
 ``include/sql/least_privilege_roles.sql`` is this module's output for the shipped policy; a
 test keeps the two identical. Run it again after each policy change that adds an archive
-table (or a column to one: that one is migrated by hand, see the README).
+table (or a column to one: that one is migrated by hand, see docs/explanation/policy-concepts.md).
 
     python -m include.retention.database.roles [policy.yaml] > roles.sql
 """

@@ -111,7 +111,7 @@ def _sqlite_engine(url: str, archive_schema: str) -> Engine:
         # Hand transaction control to SQLAlchemy (pysqlite's implicit BEGIN only covers
         # DML, which would leave the batch's boundary query outside the transaction).
         dbapi_conn.isolation_level = None
-        # Keyed hashes in SQL (subjects.keyed_hash_sql), as pgcrypto's hmac() does on PostgreSQL.
+        # Keyed hashes in SQL (identity.keyed_hash_sql), as pgcrypto's hmac() does on PostgreSQL.
         dbapi_conn.create_function("retention_hmac_sha256", 2, _hmac_sha256, deterministic=True)
         # The canonical identifier form (identifiers.canonical_sql): the very Python function that
         # reduces asked values, so SQLite's side is exactly Python's by construction.

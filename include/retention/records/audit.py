@@ -81,7 +81,7 @@ def record(
 ) -> None:
     """Append one event to the chain, inside the caller's transaction.
 
-    ``subject_hash`` says whom the event is about, as a keyed hash (``subjects.subject_hash``):
+    ``subject_hash`` says whom the event is about, as a keyed hash (``identity.subject_hash``):
     anything but 64 hex digits is refused, so an identifier itself cannot be stored by mistake.
     """
     if action not in ACTIONS:

@@ -139,7 +139,7 @@ def _identifier_column(table: Any, name: str) -> Any:
             f"{table.schema + '.' if table.schema else ''}{table.name} has no column {name}, "
             "which the policy declares in subject_identifiers: a legal hold on a person "
             "could not reach its rows (an archive table made before identifiers were "
-            "archived needs the column added, see the README)"
+            "archived needs the column added, see docs/explanation/policy-concepts.md)"
         )
     return table.c[name]
 

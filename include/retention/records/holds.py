@@ -3,7 +3,7 @@
 A hold protects, until it is lifted or expires:
 
 * ``subject`` - every row about a person, found by the keyed hash of an identifier
-  (``subjects.subject_hash``): the register stores hashes, never the e-mail itself;
+  (``identity.subject_hash``): the register stores hashes, never the e-mail itself;
 * ``category`` - every row of a category;
 * ``rows`` - listed primary keys of one table of the policy (a root or a child table).
 
@@ -339,7 +339,7 @@ def _lift(conn: Connection, holds: Table, hold_id: int, event_id: int, lifted_by
             raise RetentionError(
                 f"{function}(integer, text, text) is the earlier version of the lift function: "
                 "have the administrator run the roles script again "
-                "(python -m include.retention.database.roles, see the README)"
+                "(python -m include.retention.database.roles, see docs/how-to/own-postgresql.md)"
             )
     conn.execute(
         update(holds)

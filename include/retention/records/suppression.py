@@ -3,7 +3,7 @@
 An opposition must be honoured durably (CNIL): the person's prospection data is deleted,
 but the company must still recognise them if their address comes back (a purchased list,
 a trade-show scan). It keeps the minimum for that: the keyed hash of each identifier
-(``subjects.subject_hash``), in ``<archive_schema>.retention_suppression`` - no address.
+(``identity.subject_hash``), in ``<archive_schema>.retention_suppression`` - no address.
 
 Two guards use it:
 - ``refuse_suppressed``: the import and seeding path refuses a batch that would re-add a

@@ -3,7 +3,7 @@
 Suppression entries and subject-hold items store keyed hashes of identifiers. Those written
 before ``identifiers.canonical_form`` hash the former form (``identifiers.legacy_form``),
 and a keyed hash cannot be turned into another without the identifier. The matchers accept
-both forms (``subjects.keyed_hash_in``), so nothing that matched stops matching; but a row
+both forms (``identity.keyed_hash_in``), so nothing that matched stops matching; but a row
 written differently from the original request (``+33 (0)6...`` for a hold asked as
 ``06...``) only matches the new form. This migration adds, for every entry or item whose
 person still has a row holding the identifier (active or archive), the new-form hash of
