@@ -40,9 +40,15 @@ def connection_url(conn: Any) -> str:
     raise ValueError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}; use postgres or sqlite")
 
 
+def target_connection() -> Connection:
+    """The ``retention_target`` connection (Airflow's not-found error when it is not defined)."""
+    return Connection.get(TARGET_CONN_ID)
+
+
 def target_url() -> str:
-    """The ``retention_target`` connection's URL (Airflow's not-found error when it is not defined)."""
-    return connection_url(Connection.get(TARGET_CONN_ID))
+    """The ``retention_target`` connection's URL; a connection of another type is a ValueError
+    that names it, apart from the connection not being defined at all."""
+    return connection_url(target_connection())
 
 
 @contextmanager

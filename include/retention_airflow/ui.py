@@ -44,7 +44,7 @@ from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
 from include.retention.reports import certificate, dpo_report, html
 from include.retention.rights.subjects import Presence, was_erased
-from include.retention_airflow.hooks import TARGET_CONN_ID, subject_key, target_url
+from include.retention_airflow.hooks import TARGET_CONN_ID, connection_url, subject_key, target_connection
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
@@ -165,10 +165,10 @@ def _connect(url: str, archive_schema: str) -> Target:
 def _target(policy: RetentionPolicy) -> Target:
     """The ``retention_target`` connection, read by the API server (secrets backends, env, DB)."""
     try:
-        url = target_url()
+        conn = target_connection()
     except Exception as exc:  # Airflow raises its own NotFound type, version-dependent
         raise HTTPException(503, f"the Airflow connection {TARGET_CONN_ID!r} is not defined") from exc
-    return _connect(url, policy.archive_schema)
+    return _connect(connection_url(conn), policy.archive_schema)  # a wrong type says so (ValueError)
 
 
 def _audit_log() -> tuple[RetentionPolicy, Target, Table]:

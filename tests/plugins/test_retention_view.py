@@ -105,6 +105,21 @@ def test_the_overview_shows_the_last_event_and_the_latest_runs_and_the_chain_pag
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
 
 
+def test_a_target_connection_of_the_wrong_type_is_named_as_such_not_as_missing(ui, monkeypatch):
+    """A connection that exists but cannot serve (a mysql one) must say what is wrong with it:
+    "is not defined" would send the operator to create a connection that is already there."""
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "mysql", "host": "crm.example"}))
+    with pytest.raises(ValueError, match="has type 'mysql'; use postgres or sqlite"):
+        ui.get("/retention/", headers=_token(ui))
+
+
+def test_a_missing_target_connection_is_a_503_that_names_it(ui, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_RETENTION_TARGET")
+    response = ui.get("/retention/", headers=_token(ui))
+    assert response.status_code == 503
+    assert "the Airflow connection 'retention_target' is not defined" in response.text
+
+
 def test_the_audit_browser_filters_by_category_and_action(ui):
     page = ui.get("/retention/audit", params={"category": "web_forms", "action": "archive"}, headers=_token(ui)).text
     rows = [line for line in page.split("<tr>") if "<td" in line]
