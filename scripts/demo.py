@@ -46,7 +46,7 @@ from include.retention.files import reports_dir
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy  # noqa: E402
 from include.retention.reports import certificate  # noqa: E402
-from include.retention.reports.dpo_report import period_words  # noqa: E402
+from include.retention.reports.dpo_texts import period_words  # noqa: E402
 from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
 from include.retention.rights.subjects import was_erased  # noqa: E402
 from include.retention.settings import KEY_ENV_VAR, REPORTS_ENV_VAR

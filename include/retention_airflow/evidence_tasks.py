@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.database.store import audit_table
 from include.retention.policy.load import load_policy
-from include.retention.reports import certificate
+from include.retention.reports import certificate, dpo_render
 from include.retention.reports import dpo_report as dpo
 from include.retention_airflow.context import run_day
 from include.retention_airflow.errors import failing_fast, scrubbing
@@ -67,7 +67,7 @@ def dpo_report() -> dict[str, Any]:
         end = date.fromisoformat(params["period_end"]) if params.get("period_end") else default_end
         with open_target(policy) as target:
             report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date(), optional_subject_key())
-        path = dpo.write(report, params.get("language") or "fr")
+        path = dpo_render.write(report, params.get("language") or "fr")
     failing = [f"{c.category}.{c.table}" for c in report.compliance if not c.compliant]
     if failing:
         log.warning("Not compliant today: %s", ", ".join(failing))

@@ -42,7 +42,7 @@ from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
-from include.retention.reports import certificate, dpo_report, html
+from include.retention.reports import certificate, dpo_render, dpo_texts, html
 from include.retention.rights.subjects import Presence, was_erased
 from include.retention_airflow.hooks import TARGET_CONN_ID, connection_url, subject_key, target_connection
 
@@ -358,13 +358,13 @@ def run_certificate(
 
 @app.get("/schedule", response_class=HTMLResponse)
 def schedule(request: Request, lang: str = Query("en", max_length=10)) -> HTMLResponse:
-    if lang not in dpo_report.LANGUAGES:
-        raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of {', '.join(dpo_report.LANGUAGES)}")
+    if lang not in dpo_texts.LANGUAGES:
+        raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of {', '.join(dpo_texts.LANGUAGES)}")
     policy = _policy()
     other = "fr" if lang == "en" else "en"
     body = (
         f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
-        f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_report.schedule_table(policy, lang)
+        f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_render.schedule_table(policy, lang)
     )
     return _page(request, "Retention schedule", body)
 

@@ -497,7 +497,7 @@ def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_po
 def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_verified(lang, said):
     from html import unescape
 
-    from include.retention.reports import dpo_report
+    from include.retention.reports import dpo_render
 
     status = certificate.ChainStatus(
         "sqlite:////data/t.db archive.retention_audit",
@@ -506,7 +506,7 @@ def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_v
         other_log="sqlite:////mnt/t.db archive.retention_audit",
         reports="/reports",
     )
-    paragraph = unescape(dpo_report._chain_paragraph(status, lang))
+    paragraph = unescape(dpo_render._chain_paragraph(status, lang))
     assert "class='ko'" in paragraph and said in paragraph
     assert "2" in paragraph and "sqlite:////mnt/t.db archive.retention_audit" in paragraph
 

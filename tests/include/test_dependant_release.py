@@ -559,7 +559,7 @@ def test_the_certificate_counts_released_and_destroyed_invoices(rel):
 
 
 def test_the_dpo_reports_schedule_says_until_the_relationship_ends_then_ten_years_from_the_invoice_date():
-    from include.retention.reports.dpo_report import schedule_table
+    from include.retention.reports.dpo_render import schedule_table
 
     policy = parse_policy(release_policy())
     english = unescape(schedule_table(policy, "en"))
@@ -806,7 +806,7 @@ def test_the_dpo_report_dates_and_counts_undated_released_invoices_still_active(
 
 
 def test_the_dpo_reports_schedule_says_a_year_after_the_relationship_ends_for_a_non_zero_active_period():
-    from include.retention.reports.dpo_report import schedule_table
+    from include.retention.reports.dpo_render import schedule_table
 
     policy = parse_policy(release_policy(active_period="P1Y"))
     english = unescape(schedule_table(policy, "en"))

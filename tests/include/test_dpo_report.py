@@ -17,7 +17,7 @@ from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.reports import dpo_report
+from include.retention.reports import dpo_render, dpo_report, dpo_texts
 from include.retention.reports.dpo_report import previous_month
 
 OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
@@ -98,7 +98,7 @@ def test_the_report_is_in_french_by_default_and_in_english_on_request(target):
     create_club(target)
     run_category(target, club_policy())
     report = _report(target)
-    french, english = dpo_report.render(report), dpo_report.render(report, "en")
+    french, english = dpo_render.render(report), dpo_render.render(report, "en")
     assert '<html lang="fr">' in french and "Durées de conservation" in french and "Adhérents" in french
     assert "3 ans" in french and "5 ans" in french and "conforme" in french
     assert '<html lang="en">' in english and "Retention schedule" in english and "3 years" in english
@@ -118,7 +118,7 @@ def test_a_tampered_log_shows_in_the_report(target):
         conn.execute(text('UPDATE "archive"."retention_audit" SET row_count = 0 WHERE event_id = 3'))
     report = _report(target)
     assert report.chain.broken_at == 3
-    assert "CHAÎNE ROMPUE à l'événement 3" in unescape(dpo_report.render(report))
+    assert "CHAÎNE ROMPUE à l'événement 3" in unescape(dpo_render.render(report))
 
 
 def test_a_log_rewritten_with_recomputed_hashes_shows_in_the_report_as_retention_audit_verify_says(
@@ -139,14 +139,14 @@ def test_a_log_rewritten_with_recomputed_hashes_shows_in_the_report_as_retention
     _rewrite_whole_chain(target, 3, row_count=12345)
     report = _report(target)
     assert report.chain.chain_holds and not report.chain.intact
-    assert "JOURNAL RÉÉCRIT" in unescape(dpo_report.render(report))
-    assert "LOG REWRITTEN" in unescape(dpo_report.render(report, "en"))
+    assert "JOURNAL RÉÉCRIT" in unescape(dpo_render.render(report))
+    assert "LOG REWRITTEN" in unescape(dpo_render.render(report, "en"))
 
 
 def test_the_report_is_written_under_reports_dpo(target, tmp_path, monkeypatch):
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path))
     create_club(target)
-    path = dpo_report.write(_report(target), "en")
+    path = dpo_render.write(_report(target), "en")
     assert path == tmp_path / "dpo" / "retention-dpo-report_2026-10-01_2026-11-30.en.html"
     assert "Compliance today" in path.read_text()
 
@@ -160,7 +160,7 @@ def test_a_period_that_ends_before_it_starts_is_refused(target):
 def test_an_unknown_language_is_refused(target):
     create_club(target)
     with pytest.raises(ValueError, match="language 'de'"):
-        dpo_report.render(_report(target), "de")
+        dpo_render.render(_report(target), "de")
 
 
 @pytest.mark.parametrize(
@@ -200,7 +200,7 @@ def test_a_run_that_archives_14_rows_and_destroys_6_of_them_counts_14_rows_of_wh
     november = report.volume("members", "2026-11")
     assert (november.archived, november.deleted_same_run, november.archived_kept) == (14, 6, 8)
     assert (november.deleted_from_archive, november.deleted_directly, november.rows) == (0, 0, 14)
-    page = unescape(dpo_report.render(report))
+    page = unescape(dpo_render.render(report))
     assert _bars(page) == [(14, {"archivés et conservés": 8, "archivés puis détruits dans le même passage": 6})]
     assert "20" not in re.findall(r'<text class="total"[^>]*>(\d+)</text>', page)
 
@@ -214,7 +214,7 @@ def test_rows_archived_by_an_earlier_run_and_destroyed_now_count_as_destroyed_fr
     # exactly 8 years and is destroyed from the archive, while 1 and 3 are archived and kept.
     assert _segments(report.volume("members", "2026-10")) == {"archived_kept": 3}
     assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 2, "deleted_from_archive": 1}
-    assert [total for total, _ in _bars(unescape(dpo_report.render(report, "en")))] == [3, 3]
+    assert [total for total, _ in _bars(unescape(dpo_render.render(report, "en")))] == [3, 3]
     only_november = _report(target, period=NOVEMBER)
     assert _segments(only_november.volume("members", "2026-11")) == {"archived_kept": 2, "deleted_from_archive": 1}
 
@@ -226,7 +226,7 @@ def test_a_category_without_an_archive_counts_rows_destroyed_directly_in_the_act
     report = _report(target, policy, period=NOVEMBER)
     # Members 1, 3, 4, 5 and 7 are past 3 years: destroyed where they are, never archived.
     assert _segments(report.volume("members", "2026-11")) == {"deleted_directly": 5}
-    assert _bars(unescape(dpo_report.render(report))) == [(5, {"détruits directement dans la base active": 5})]
+    assert _bars(unescape(dpo_render.render(report))) == [(5, {"détruits directement dans la base active": 5})]
 
 
 def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
@@ -236,7 +236,7 @@ def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
     report = _report(target, policy, period=NOVEMBER)
     # Members 1, 3, 4, 5 and 7 are archived; member 4, past 8 years, is anonymised at once.
     assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 4, "anonymized_same_run": 1}
-    assert _bars(unescape(dpo_report.render(report))) == [
+    assert _bars(unescape(dpo_render.render(report))) == [
         (5, {"archivés et conservés": 4, "archivés puis anonymisés dans le même passage": 1})
     ]
 
@@ -244,7 +244,7 @@ def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
 def test_the_volume_table_gives_each_table_archived_of_which_destroyed_and_rows_in_all(target):
     create_club(target, FOURTEEN_DUE)
     run_category(target, club_policy())
-    page = unescape(dpo_report.render(_report(target, period=NOVEMBER)))
+    page = unescape(dpo_render.render(_report(target, period=NOVEMBER)))
     table = page[page.index("<h2>2.") : page.index("<h2>3.")]
     assert "dont détruits ou anonymisés dans le même passage" in table
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
@@ -256,8 +256,8 @@ def test_every_chart_adds_up_to_the_rows_it_counts_never_more(target):
     run_category(target, club_policy(), as_of=date(2026, 10, 15), run_id="october")
     run_category(target, club_policy(), run_id="november")
     report = _report(target)
-    for lang in dpo_report.LANGUAGES:
-        bars = _bars(unescape(dpo_report.render(report, lang)))
+    for lang in dpo_texts.LANGUAGES:
+        bars = _bars(unescape(dpo_render.render(report, lang)))
         assert [total for total, _ in bars] == [report.volume("members", m).rows for m in report.months]
         for total, segments in bars:
             assert sum(segments.values()) == total
@@ -271,7 +271,7 @@ def test_the_chart_says_what_it_counts_over_which_period_with_a_legend(target):
     create_club(target, FOURTEEN_DUE)
     run_category(target, club_policy())
     report = _report(target, period=NOVEMBER)
-    french, english = unescape(dpo_report.render(report)), unescape(dpo_report.render(report, "en"))
+    french, english = unescape(dpo_render.render(report)), unescape(dpo_render.render(report, "en"))
     assert "Adhérents : enregistrements traités par les passages de novembre 2026, chacun compté une fois" in french
     assert "Members: records handled by the runs of November 2026, each counted once" in english
     assert 'class="legend"' in french and "archivés puis détruits dans le même passage" in french
@@ -329,7 +329,7 @@ def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_
         and report.volume("billing", "2026-11").ended_same_run + report.volume("billing", "2026-11").ended_from_archive
         == 1
     )  # invoice 81, past 10 years
-    for page in (dpo_report.render(report), dpo_report.render(report, "en")):  # counts and names, no row's content
+    for page in (dpo_render.render(report), dpo_render.render(report, "en")):  # counts and names, no row's content
         assert "example.fr" not in page and "Partenaire" not in page and "F-81" not in page
 
 
@@ -352,14 +352,14 @@ def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_
     ],
 )
 def test_the_period_reads_as_words(start, end, french, english):
-    assert dpo_report.period_words(start, end, "fr") == french
-    assert dpo_report.period_words(start, end, "en") == english
+    assert dpo_texts.period_words(start, end, "fr") == french
+    assert dpo_texts.period_words(start, end, "en") == english
 
 
 def test_a_one_day_report_says_it_covers_one_day(target):
     create_club(target)
     run_category(target, club_policy())
-    page = unescape(dpo_report.render(_report(target, period=(AS_OF, AS_OF))))
+    page = unescape(dpo_render.render(_report(target, period=(AS_OF, AS_OF))))
     assert "Période couverte : le 26 novembre 2026" in page and "les passages du 26 novembre 2026" in page
     assert "état compté le 26 novembre 2026" in page
     assert "2026-11-26 au 2026-11-26" not in page and "du 26 novembre 2026 au" not in page
@@ -411,7 +411,7 @@ def test_a_report_over_ten_whole_years_up_to_a_year_after_today_is_accepted(targ
     create_club(target)
     report = _report(target, period=(date(2017, 11, 27), date(2027, 11, 26)), today=AS_OF)
     assert len(report.months) == 121 and report.months[0] == "2017-11" and report.months[-1] == "2027-11"
-    assert "2017" in dpo_report.render(report, "en")
+    assert "2017" in dpo_render.render(report, "en")
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31"])
@@ -452,7 +452,7 @@ def test_the_report_names_each_chain_verdict_as_the_daily_verification_does(stat
     """Every failing verdict gets its own words: a missing folder or a deleted certificate is not
     'the certificates name another log' (which the report said for any failure it did not know)."""
     from include.retention.reports.certificate import ChainStatus
-    from include.retention.reports.dpo_report import _chain_paragraph
+    from include.retention.reports.dpo_render import _chain_paragraph
 
     chain = ChainStatus(audit_log="sqlite:///x.db#archive.retention_audit", reports="/srv/reports", **status)
     assert not chain.intact

@@ -15,8 +15,7 @@ from include.retention.database.store import audit_table, table_exists
 from include.retention.errors import RetentionError
 from include.retention.records.audit import RunContext, events, verify_chain
 from include.retention.records.holds import NewHold, add_hold, check_reference, lift_hold, list_holds
-from include.retention.reports import certificate
-from include.retention.reports import dpo_report as dpo
+from include.retention.reports import certificate, dpo_render, dpo_report
 from include.retention.rights.erasure import erase
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate
@@ -220,10 +219,10 @@ def test_the_certificate_and_the_dpo_report_count_the_rows_a_hold_keeps(club):
     with club.read() as conn:
         issued = certificate.build(conn, audit_table("archive", policy.audit_table), policy, "run-1")
     assert next(t for t in issued.tables if t.table == "members").legal_hold == 1
-    report = dpo.build(club, policy, date(2026, 11, 1), date(2026, 11, 30), TODAY)
+    report = dpo_report.build(club, policy, date(2026, 11, 1), date(2026, 11, 30), TODAY)
     members = report.compliance[0]
     assert (members.legal_hold, members.overdue, members.compliant) == (1, 0, True)
-    page = dpo.render(report, "en")
+    page = dpo_render.render(report, "en")
     assert "RG-2026-001" in page and "in force" in page
     assert "Litige" not in page and "dpo@example.fr" not in page  # reason and requester stay in the register
 
@@ -272,8 +271,8 @@ def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkey
 
     monkeypatch.setattr(instants, "utc_now", lambda: datetime(2026, 11, 30, 23, 30, tzinfo=UTC))
     _hold(club, reference="RG-MIDNIGHT")
-    report = dpo.build(club, club_policy(), date(2026, 11, 1), date(2026, 11, 30), TODAY)
-    page = unescape(dpo.render(report))
+    report = dpo_report.build(club, club_policy(), date(2026, 11, 1), date(2026, 11, 30), TODAY)
+    page = unescape(dpo_render.render(report))
     row = page[page.index("RG-MIDNIGHT") :]
     assert "2026-12-01" in row[: row.index("</tr>")] and "2026-11-30" not in row[: row.index("</tr>")]
 

@@ -158,12 +158,12 @@ def test_a_register_without_the_projects_columns_is_refused_naming_them(target):
 
 
 def test_the_dpo_report_lists_open_requests_with_their_deadlines(crm):
-    from include.retention.reports import dpo_report
+    from include.retention.reports import dpo_render, dpo_report
 
     _handle(crm, reference="DDP-PENDING", identity_verified=False)
     report = dpo_report.build(crm, load_policy(), date(2026, 12, 1), date(2026, 12, 31), date(2026, 12, 21))
     assert ("DDP-PENDING", date(2026, 12, 20), -1) in [(d.reference, d.due, d.days_left) for d in report.open_requests]
-    page = dpo_report.render(report, "en")
+    page = dpo_render.render(report, "en")
     assert "DDP-PENDING" in page and "OVERDUE (-1)" in page
 
 
