@@ -48,7 +48,7 @@ from include.retention.policy.model import RetentionPolicy  # noqa: E402
 from include.retention.reports import certificate  # noqa: E402
 from include.retention.reports.dpo_texts import period_words  # noqa: E402
 from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
-from include.retention.rights.subjects import was_erased  # noqa: E402
+from include.retention.rights.erased import was_erased  # noqa: E402
 from include.retention.settings import KEY_ENV_VAR, REPORTS_ENV_VAR
 from scripts.airflow_env import apply_demo_settings  # noqa: E402
 
@@ -201,7 +201,7 @@ def pick_people(policy) -> list[str]:
 
 
 def answer_erasure_questions(policy, people: list[str]) -> None:
-    """ "Was person X erased?" for the two prospects, as the DPO asks it (subjects.was_erased):
+    """ "Was person X erased?" for the two prospects, as the DPO asks it (erased.was_erased):
     the same sentence the Retention view gives, per kind of record."""
     target = connect(HOME.url, policy.archive_schema)
     print("\n==> 'Was person X erased?' (answered by hashing X's e-mail with the subject key):")

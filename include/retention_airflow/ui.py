@@ -43,7 +43,7 @@ from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
 from include.retention.reports import certificate, dpo_render, dpo_texts, html
-from include.retention.rights.subjects import Presence, was_erased
+from include.retention.rights.erased import Presence, was_erased
 from include.retention_airflow.hooks import TARGET_CONN_ID, connection_url, subject_key, target_connection
 
 log = logging.getLogger(__name__)

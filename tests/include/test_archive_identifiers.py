@@ -23,8 +23,8 @@ from include.retention.records.audit import RunContext
 from include.retention.records.held_rows import HoldsInForce
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports.describe import category_doc
+from include.retention.rights.erased import was_erased
 from include.retention.rights.erasure import erase
-from include.retention.rights.subjects import was_erased
 from include.retention.schedule.context import StepContext, open_step
 
 # A phone written the way a CRM user types it; the request gives it another way.

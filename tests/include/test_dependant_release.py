@@ -647,7 +647,7 @@ def test_an_unknown_leaves_active_value_is_refused_with_its_key_path():
 def test_was_erased_lists_the_invoices_an_active_customer_has_in_billings_archive(rel):
     """The answer to "was X erased?" names every record kept about the person: an active
     customer's invoices already in billing's archive, with their own horizon."""
-    from include.retention.rights.subjects import was_erased
+    from include.retention.rights.erased import was_erased
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")
@@ -822,8 +822,8 @@ def test_was_erased_keeps_a_kept_customer_until_its_latest_retained_invoice(rel)
     row is never destroyed while a dependant stays, so the answer keeps the customer until
     2036-11-20, not its own 2033-01-01 (relationship ended 2025-01-01 + 3 + 5 years)."""
     from include.retention.database.identity import Subject
+    from include.retention.rights.erased import was_erased
     from include.retention.rights.erasure import erase
-    from include.retention.rights.subjects import was_erased
 
     policy = parse_policy(release_policy())
     _run(rel, policy, "billing")

@@ -613,7 +613,7 @@ def test_the_migration_adds_the_new_form_so_every_written_form_matches_and_runs_
 
 def test_was_erased_finds_events_logged_under_the_former_form(former):
     from include.retention.records import audit
-    from include.retention.rights.subjects import was_erased
+    from include.retention.rights.erased import was_erased
 
     trail = store.audit_table("archive", _policy().audit_table)
     with former.engine.begin() as conn:

@@ -36,9 +36,9 @@ from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
+from include.retention.rights.erased import was_erased
 from include.retention.rights.erasure import erase
 from include.retention.rights.export import export_subject
-from include.retention.rights.subjects import was_erased
 from include.retention.settings import EXPORTS_ENV_VAR
 
 AS_OF = date(2026, 11, 26)

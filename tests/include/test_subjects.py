@@ -22,7 +22,7 @@ from include.retention.dates.periods import Period
 from include.retention.errors import RetentionError
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.rights.subjects import was_erased
+from include.retention.rights.erased import was_erased
 from include.retention.settings import KEY_ENV_VAR
 
 KEY = SubjectKey("k" * 40, "test")
@@ -339,7 +339,7 @@ def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
     ],
 )
 def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, said):
-    from include.retention.rights.subjects import Horizon
+    from include.retention.rights.erased import Horizon
 
     assert Horizon(until, waiting, "5 years after the closure of the request", date(2026, 12, 1)).text() == said
 

@@ -337,7 +337,7 @@ def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_co
 
 def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
     """A kind the page cannot name (a customer's retained invoices) would fail the whole lookup."""
-    from include.retention.rights.subjects import RECORD_KINDS
+    from include.retention.rights.erased import RECORD_KINDS
     from include.retention_airflow.ui import RECORD_KINDS_SHOWN
 
     assert set(RECORD_KINDS_SHOWN) == set(RECORD_KINDS)

@@ -6,7 +6,7 @@ of the identifier's canonical form (``identifiers.py``) instead: the same person
 gives the same hash (``  Alice@Example.COM `` and ``alice@example.com``, ``+33 (0)6 12 34 56 78``
 and ``06.12.34.56.78`` are one person each), nobody without the
 key can test a guess against the log, and the DPO, who has the key, can answer "was
-person X erased?" by hashing X's identifier (``rights.subjects.was_erased``).
+person X erased?" by hashing X's identifier (``rights.erased.was_erased``).
 
 Keyed hashing is pseudonymisation, not anonymisation: the hashes stay personal data
 and the key is a secret. It is read from an Airflow Variable or a secrets backend by the
