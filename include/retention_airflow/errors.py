@@ -15,7 +15,8 @@ from typing import Any, TypeVar, cast
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from include.retention.database.identity import IDENTIFIER_KINDS, normalise
+from include.retention.database.identifiers import IDENTIFIER_KINDS
+from include.retention.database.identity import normalise
 from include.retention.errors import RetentionError, scrub, scrubbed
 from include.retention.settings import KEY_ENV_VAR
 from include.retention_airflow.forms import PERSONAL_PARAMS

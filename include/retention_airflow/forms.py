@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from include.retention.database.identity import IDENTIFIER_KINDS, Subject
+from include.retention.database.identifiers import IDENTIFIER_KINDS
+from include.retention.database.identity import Subject
 from include.retention.errors import RetentionError
 from include.retention.records.holds import NewHold
 from include.retention.rights.requests import RequestRecord

@@ -33,7 +33,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Table
 
 from include.retention.database import store
-from include.retention.database.identity import IDENTIFIER_KINDS, normalise
+from include.retention.database.identifiers import IDENTIFIER_KINDS
+from include.retention.database.identity import normalise
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
 from include.retention.files import reports_dir

@@ -25,15 +25,7 @@ from sqlalchemy import String, Text, and_, bindparam, func, literal, or_, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from include.retention.database.identifiers import (  # noqa: F401
-    DEFAULT_COUNTRY_CODE,
-    IDENTIFIER_KINDS,
-    canonical,
-    canonical_sql,
-    legacy_form,
-    legacy_sql,
-    names_someone_sql,
-)
+from include.retention.database.identifiers import canonical, canonical_sql, legacy_form, legacy_sql
 from include.retention.errors import RetentionError
 from include.retention.settings import KEY_ENV_VAR
 

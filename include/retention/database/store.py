@@ -67,7 +67,7 @@ def audit_table(schema: str | None, name: str) -> Table:
         Column("as_of", Date, nullable=False),
         Column("dry_run", Boolean, nullable=False),
         Column("details", Text),
-        # HMAC-SHA256 of the person's normalised identifier (see subjects.py), never the identifier.
+        # HMAC-SHA256 of the person's normalised identifier (see identity.py), never the identifier.
         Column("subject_hash", String(64), index=True),
         Column("prev_hash", String(64), nullable=False),
         Column("event_hash", String(64), nullable=False),
