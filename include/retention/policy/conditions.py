@@ -24,11 +24,14 @@ Value = bool | int | float | str | date | datetime
 _TESTS = ("equals", "in_", "is_null", "is_not_null")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Every block of the policy: unknown keys are errors (a typo must not silently disable a
+    rule), and a loaded policy is frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ColumnTest(_Strict):
+class ColumnTest(StrictModel):
     """One test on one column; exactly one of equals, in, is_null, is_not_null."""
 
     column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
@@ -53,19 +56,19 @@ class ColumnTest(_Strict):
         return self
 
 
-class AllOf(_Strict):
+class AllOf(StrictModel):
     """``{all: [cond, ...]}``: rows that pass every condition of the list (and)."""
 
     all: list[Condition] = Field(min_length=1, description="The conditions a row must all pass.")
 
 
-class AnyOf(_Strict):
+class AnyOf(StrictModel):
     """``{any: [cond, ...]}``: rows that pass at least one condition of the list (or)."""
 
     any: list[Condition] = Field(min_length=1, description="The conditions a row must pass one of.")
 
 
-class NoneOf(_Strict):
+class NoneOf(StrictModel):
     """``{not: cond}``: rows for which ``cond`` is not true (NULL counts as not true)."""
 
     not_: Condition = Field(

@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
@@ -34,7 +32,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from include.retention.dates.clock import Zones
 from include.retention.dates.periods import Period
 from include.retention.errors import PolicyError, Problem
-from include.retention.policy.conditions import Condition
+from include.retention.policy.conditions import Condition, StrictModel
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -80,20 +78,14 @@ PeriodField = Annotated[
 ]
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo must not silently disable a rule."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Label(_Strict):
+class Label(StrictModel):
     """A text of the charter in both of its languages: ``{fr: ..., en: ...}``."""
 
     fr: str = Field(min_length=1, description="The text in French, as the charter words it.")
     en: str = Field(min_length=1, description="The same text in English.")
 
 
-class RelationStep(_Strict):
+class RelationStep(StrictModel):
     """One hop from a table to related rows of another table.
 
     ``foreign_key`` names this step's columns that hold the previous table's key
@@ -139,7 +131,7 @@ def _distinct_columns(columns: list[str]) -> list[str]:
 ExpressionColumns = Annotated[list[Identifier], Field(min_length=2), AfterValidator(_distinct_columns)]
 
 
-class _RelatedValue(_Strict):
+class _RelatedValue(StrictModel):
     """A value of each row reached by ``path`` and passing ``where``: one ``column``, or
     ``first_non_null`` of several columns of that row (``COALESCE``), never both."""
 
@@ -226,7 +218,7 @@ class Aggregate(_RelatedValue):
     """The latest or earliest value over rows reached by ``path``, filtered by ``where``."""
 
 
-class ClockSource(_Strict):
+class ClockSource(StrictModel):
     """One candidate start date: a column of the row, or an aggregate over related rows."""
 
     column: Identifier | None = Field(default=None, description="A date or timestamp column of the row itself.")
@@ -246,7 +238,7 @@ class OpenRelated(_RelatedValue):
     keep the row ongoing."""
 
 
-class StartEvent(_Strict):
+class StartEvent(StrictModel):
     """Where a row's retention clock starts, and what a missing value means.
 
     The start is one ``column`` of the row, the ``latest`` / ``earliest`` value over
@@ -313,13 +305,13 @@ def _describe_source(source: ClockSource) -> str:
     return str(source.column)
 
 
-class PrefixRule(_Strict):
+class PrefixRule(StrictModel):
     """Keep the first ``prefix`` characters (a postcode's département: ``75``)."""
 
     prefix: int = Field(ge=1, description="How many leading characters to keep (at least 1).")
 
 
-class RoundRule(_Strict):
+class RoundRule(StrictModel):
     """Round a number down to a multiple of ``round`` (an amount to the nearest 100)."""
 
     round: float = Field(
@@ -330,7 +322,7 @@ class RoundRule(_Strict):
 AnonymizeRule = Literal["null", "keep", "year", "month"] | PrefixRule | RoundRule
 
 
-class TableBase(_Strict):
+class TableBase(StrictModel):
     """The keys a table (``tables[]``) and a child table (``children[]``) share."""
 
     table: Identifier = Field(
@@ -401,7 +393,7 @@ class ChildTable(TableBase):
     )
 
 
-class ArchivedWith(_Strict):
+class ArchivedWith(StrictModel):
     """The parent row whose archiving carries this row to the archive.
 
     A customer's invoices belong to billing, with billing's clock, but they cannot stay
@@ -464,7 +456,7 @@ class TablePolicy(TableBase):
     )
 
 
-class DeletionLimit(_Strict):
+class DeletionLimit(StrictModel):
     """The most rows one run may remove from the active base, or from the archive, per table,
     without a person approving it first: as a number, and as a fraction of what that side of
     the table holds. A wrong clock or a period shortened by mistake shows up as a run far over
@@ -480,7 +472,7 @@ class DeletionLimit(_Strict):
     )
 
 
-class Category(_Strict):
+class Category(StrictModel):
     """One row of the charter's schedule: what the data is kept for, how long in the active base
     and then in the archive, and what happens at the end. Each category is one DAG,
     ``retention_<key>``."""
@@ -563,7 +555,7 @@ class Category(_Strict):
         return self.archive_period or Period()
 
 
-class RetentionPolicy(_Strict):
+class RetentionPolicy(StrictModel):
     """The whole schedule: where the governed tables and the archive are, how runs behave, and
     one category per row of the charter's schedule. ``version`` is stamped on every archived row
     and audit event."""
