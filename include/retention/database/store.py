@@ -7,6 +7,8 @@ that a batch and what it records commit or roll back together:
 * the legal-hold register (``retention_legal_holds`` and its ``retention_legal_hold_items``);
 * the suppression list (``retention_suppression``): people who opposed prospection;
 * the run leases (``retention_run_locks``): one run of a category at a time;
+* the re-consent register (``retention_reconsent``): every notice asking a person whether
+  they still want commercial messages, its signed token's id, delivery and answer;
 * the data-subject request register (named by the policy's ``rights_register``, in the
   active schema: a category of the policy governs its retention).
 
@@ -30,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     inspect,
 )
 from sqlalchemy.engine import Connection
@@ -41,6 +44,7 @@ HOLDS_TABLE = "retention_legal_holds"
 ITEMS_TABLE = "retention_legal_hold_items"
 LOCKS_TABLE = "retention_run_locks"
 SUPPRESSION_TABLE = "retention_suppression"
+RECONSENT_TABLE = "retention_reconsent"
 # On PostgreSQL under the least-privilege roles the pipeline may not UPDATE lifted_at: the
 # administrator's function lifts a hold once its audit event is written (roles.py).
 LIFT_FUNCTION = "retention_lift_hold"
@@ -191,6 +195,44 @@ def suppression_table(archive_schema: str) -> Table:
     )
 
 
+# What a notice's register row says of it. ``pending``: recorded, never handed to the mail
+# server; ``sending``: handed over, not yet marked (a crash there resends it, same Message-ID);
+# ``sent``: accepted by the server; ``failed``: refused for good (a 5xx or a reported bounce);
+# ``no_address`` / ``suppressed``: not asked (no usable address; on the suppression list).
+RECONSENT_STATUSES = ("pending", "sending", "sent", "failed", "no_address", "suppressed")
+RECONSENT_ANSWERS = ("yes", "no")
+
+
+def reconsent_table(archive_schema: str | None) -> Table:
+    """The re-consent register: one row per person asked, per period end. Never the address:
+    its keyed hash (``subject_hash``); never the token: its random id (the signature is
+    recomputed from the key). One ask per row and period end (the unique key), so a second
+    campaign the same day records nothing new."""
+    return Table(
+        RECONSENT_TABLE,
+        MetaData(),
+        Column("ask_id", Integer, primary_key=True, autoincrement=True),
+        Column("category", String(64), nullable=False),
+        Column("table_name", String(128), nullable=False),
+        Column("row_key", String(512), nullable=False),
+        Column("period_end", Date, nullable=False),
+        Column("subject_hash", String(64)),
+        Column("token_id", String(32), nullable=False, unique=True),
+        Column("expires_on", Date, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("failure", String(200)),
+        Column("recorded_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime()),
+        Column("answer", String(10)),
+        Column("answered_at", UtcDateTime()),
+        Column("answered_on", Date),
+        Column("run_id", String(250)),
+        Column("policy_version", String(64)),
+        UniqueConstraint("category", "table_name", "row_key", "period_end", name="retention_reconsent_one_ask"),
+        schema=archive_schema,
+    )
+
+
 def register_table(schema: str | None, name: str) -> Table:
     """The request register's layout (the project's own table, in the active schema)."""
     return Table(
@@ -224,9 +266,10 @@ class ProjectTables:
     holds: HoldTables
     suppression: Table
     locks: Table
+    reconsent: Table
 
     def all(self) -> tuple[Table, ...]:
-        return (self.audit, self.holds.holds, self.holds.items, self.suppression, self.locks)
+        return (self.audit, self.holds.holds, self.holds.items, self.suppression, self.locks, self.reconsent)
 
 
 def project_tables(archive_schema: str, audit_name: str) -> ProjectTables:
@@ -235,6 +278,7 @@ def project_tables(archive_schema: str, audit_name: str) -> ProjectTables:
         holds=hold_tables(archive_schema),
         suppression=suppression_table(archive_schema),
         locks=locks_table(archive_schema),
+        reconsent=reconsent_table(archive_schema),
     )
 
 

@@ -472,6 +472,83 @@ class DeletionLimit(StrictModel):
     )
 
 
+RECONSENT_PLACEHOLDERS = ("label", "period_end", "yes_url", "no_url", "expires_on")
+
+
+class Reconsent(StrictModel):
+    """The charter's promise before a prospect's data leaves the active base: the person is asked,
+    ``notice_days`` before the end of the active period, whether they still want commercial
+    messages. A yes restarts the clock, a no is an opposition, no answer lets the schedule go on.
+    The archive step waits for the ask at most ``notice_days`` past the end of the active period."""
+
+    table: Identifier | None = Field(
+        default=None,
+        description="The root table whose rows are asked (one of the category's `tables`). Default: the category's "
+        "only table; required when it has several.",
+    )
+    address_column: Identifier = Field(
+        description="The column holding the e-mail address the notice is written to: one of the table's "
+        "`subject_identifiers.email` columns, so that its keyed hash is the one the suppression list and requests use."
+    )
+    notice_days: int = Field(
+        ge=1,
+        le=365,
+        description="How many days before the end of the active period the person is asked (1 to 365). The archive "
+        "waits for the ask at most this many days past the end of the active period.",
+    )
+    answer_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="How long an answer is awaited after the notice is sent, in days: the signed links expire then. "
+        "At most `notice_days` (a later answer would arrive after the row may have left). Default: `notice_days`.",
+    )
+    language: Literal["fr", "en"] = Field(
+        default="fr", description="The language of the built-in notice: `fr` (default) or `en`."
+    )
+    subject: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The notice's subject, replacing the built-in one. Placeholders: `{label}`, `{period_end}`, "
+        "`{expires_on}`.",
+    )
+    body: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20000,
+        description="The notice's plain-text body, replacing the built-in one; must contain `{yes_url}` and "
+        "`{no_url}`. Placeholders: `{label}`, `{period_end}`, `{expires_on}`, `{yes_url}`, `{no_url}`.",
+    )
+    sender: str = Field(
+        min_length=3,
+        max_length=200,
+        description='Who the notice comes from: an address, or `Name <address>` ("Service RGPD <rgpd@example.fr>").',
+    )
+    answer_url: str = Field(
+        min_length=8,
+        max_length=500,
+        description="The company's web page the yes/no links point to (`https://...`); it receives `?token=...` and "
+        "posts the token to Airflow's REST API (`reconsent_answer`). No endpoint is opened on Airflow itself.",
+    )
+    connection: Identifier = Field(
+        default="smtp_default",
+        description="The Airflow SMTP connection the notices are sent through. Default: `smtp_default`.",
+    )
+    batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Notices recorded and sent per batch (1 to 5,000); each batch's asks are committed before any "
+        "of them is sent. Default: 100.",
+    )
+
+    @property
+    def awaited_days(self) -> int:
+        """How long the links stay valid: ``answer_days``, by default ``notice_days``."""
+        return self.answer_days if self.answer_days is not None else self.notice_days
+
+
 class Category(StrictModel):
     """One row of the charter's schedule: what the data is kept for, how long in the active base
     and then in the archive, and what happens at the end. Each category is one DAG,
@@ -537,6 +614,10 @@ class Category(StrictModel):
     )
     tables: list[TablePolicy] = Field(
         min_length=1, description="The tables whose rows carry this category's clock (at least one)."
+    )
+    reconsent: Reconsent | None = Field(
+        default=None,
+        description="Ask the person before the active period ends (see `Reconsent`). Default: nobody is asked.",
     )
 
     @field_validator("schedule")
