@@ -635,6 +635,14 @@ class Category(StrictModel):
     def archive_or_zero(self) -> Period:
         return self.archive_period or Period()
 
+    @property
+    def asked_table(self) -> str | None:
+        """The root table whose rows are asked before their active period ends (``reconsent``);
+        None when nobody is asked."""
+        if self.reconsent is None:
+            return None
+        return self.reconsent.table or self.tables[0].table
+
 
 class RetentionPolicy(StrictModel):
     """The whole schedule: where the governed tables and the archive are, how runs behave, and
