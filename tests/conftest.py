@@ -32,6 +32,7 @@ os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
 from throwaway_postgres import fresh_postgres_database, throwaway_postgres  # noqa: E402
 
 from include.retention.database.target import Target, connect  # noqa: E402
+from scripts.mail_sink import MailSink  # noqa: E402
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -64,3 +65,10 @@ def airflow_db() -> None:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
     )
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives, stopped after the test."""
+    with MailSink() as sink:
+        yield sink

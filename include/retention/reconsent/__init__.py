@@ -1,0 +1,1 @@
+"""Asking a person, before their active period ends, whether they still want to hear from us: signed answer tokens, the notice, the mailer and the daily campaign (an outbox over the register ``retention_reconsent``)."""
