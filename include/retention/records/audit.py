@@ -53,6 +53,8 @@ ACTIONS = (
     "rectify",
     "legal_hold",
     "approval",
+    "reconsent_campaign",
+    "reconsent_answer",
 )
 
 
@@ -224,7 +226,19 @@ def _serialise_details(details: Mapping[str, Any]) -> str:
 
 
 # The only text an event may carry: names of checks, never values from a row.
-_LABEL_KEYS = {"suite", "expectation", "request_type", "outcome", "hold_reference", "hold_scope", "partition"}
+_LABEL_KEYS = {
+    "suite",
+    "expectation",
+    "request_type",
+    "outcome",
+    "hold_reference",
+    "hold_scope",
+    "partition",
+    # re-consent answers: the answer given or why a token was refused, and the ask's category
+    "answer",
+    "refused",
+    "category",
+}
 _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # fullmatch: "$" would let a final newline in
 
 
