@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     MetaData,
+    String,
     Table,
     and_,
     exists,
@@ -44,6 +45,9 @@ from include.retention.policy.model import (
     TablePolicy,
     category_precedence,
 )
+
+# Composite keys are stored as their parts joined by the ASCII unit separator (``key_text``).
+KEY_SEPARATOR = "\x1f"
 
 
 class Side(StrEnum):
@@ -245,6 +249,19 @@ def key_of(table: Any, columns: Sequence[str]) -> Any:
     """A table's key as one comparable expression (a row value for composite keys)."""
     cols = [table.c[name] for name in columns]
     return cols[0] if len(cols) == 1 else tuple_(*cols)
+
+
+def key_text(table: Any, columns: Sequence[str]) -> ColumnElement[str]:
+    """A row's key as the text the project's registers store (a legal hold's rows, a
+    re-consent ask): the value as text, a composite key's parts joined by ``KEY_SEPARATOR``.
+    Here, below both registers' users, so the clock (``start_events``) can read it too."""
+    parts = [table.c[c].cast(String) for c in columns]
+    if len(parts) == 1:
+        return parts[0]
+    joined: Any = parts[0]
+    for part in parts[1:]:
+        joined = joined + literal(KEY_SEPARATOR) + part
+    return joined
 
 
 def linked_rows(

@@ -8,19 +8,15 @@ The register itself (adding, lifting, expiring holds) is ``holds.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import (
-    String,
     Table,
     and_,
-    cast,
     exists,
     false,
-    literal,
     not_,
     or_,
     select,
@@ -31,11 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey, keyed_hash_in, require_keyed_hash_sql
-from include.retention.database.reflect import Side, TableNode
+from include.retention.database.reflect import KEY_SEPARATOR, Side, TableNode, key_text
 from include.retention.errors import RetentionError
-
-# Composite keys are stored as their parts joined by the ASCII unit separator.
-KEY_SEPARATOR = "\x1f"
 
 
 def register_exists(conn: Connection, tables: store.HoldTables) -> bool:
@@ -165,17 +158,6 @@ def holds_in_force(
         key=key,
         dialect=dialect,
     )
-
-
-def key_text(table: Any, columns: Sequence[str]) -> ColumnElement[str]:
-    """A row's key as the text the register stores (``key_value`` in SQL)."""
-    parts = [cast(table.c[c], String) for c in columns]
-    if len(parts) == 1:
-        return parts[0]
-    joined: Any = parts[0]
-    for part in parts[1:]:
-        joined = joined + literal(KEY_SEPARATOR) + part
-    return joined
 
 
 def key_value(key: Any, arity: int, where: str) -> str:

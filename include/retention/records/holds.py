@@ -46,14 +46,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from include.retention.database import store
 from include.retention.database.capabilities import capabilities_of
 from include.retention.database.identity import Subject, SubjectKey
-from include.retention.database.reflect import TableNode, archive_exists, open_category
+from include.retention.database.reflect import KEY_SEPARATOR, TableNode, archive_exists, key_text, open_category
 from include.retention.database.target import Target
 from include.retention.dates import instants
 from include.retention.errors import RetentionError
 from include.retention.policy.model import RetentionPolicy, TableBase
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.records.held_rows import KEY_SEPARATOR, in_force_on, key_text, key_value, register_exists
+from include.retention.records.held_rows import in_force_on, key_value, register_exists
 
 SCOPES = ("subject", "category", "rows")
 # A hold's reference is also written to the audit trail: a case number, never a name.
