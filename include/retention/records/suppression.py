@@ -58,6 +58,23 @@ def suppress(
     return max(len(new) - listed_before, 0)
 
 
+def suppress_hash(
+    conn: Connection, table: Table, subject_hash: str, kind: str, day: date, reference: str | None
+) -> int:
+    """Put one canonical-form keyed hash (``identity.subject_hash``) on the list as it is
+    (idempotent): for a person known by that hash alone - a re-consent ask answered "no" whose
+    row, and so whose address, is gone. 1 when it was not listed before."""
+    if kind not in CONTACT_KINDS:
+        raise ValueError(f"only contact identifiers ({', '.join(CONTACT_KINDS)}) are suppressed, not {kind!r}")
+    store.ensure_table(conn, table)
+    if conn.execute(select(table.c.subject_hash).where(table.c.subject_hash == subject_hash)).first():
+        return 0
+    conn.execute(
+        insert(table).values(subject_hash=subject_hash, kind=kind, suppressed_on=day, request_reference=reference)
+    )
+    return 1
+
+
 def refuse_suppressed(conn: Connection, table: Table, key: SubjectKey, kind: str, values: Iterable[str | None]) -> None:
     """Refuse an import batch holding any suppressed ``kind`` value, naming how many (not which:
     the list must not turn into a way to read addresses back)."""
