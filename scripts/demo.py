@@ -42,11 +42,11 @@ from include.demo.seed import seed_demo  # noqa: E402
 from include.retention.database.identity import KEY_VARIABLE, key_from_env
 from include.retention.database.store import audit_table  # noqa: E402
 from include.retention.database.target import connect, sqlite_archive_path  # noqa: E402
+from include.retention.dates.words import period_words  # noqa: E402
 from include.retention.files import reports_dir
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy  # noqa: E402
 from include.retention.reports import certificate  # noqa: E402
-from include.retention.reports.dpo_texts import period_words  # noqa: E402
 from include.retention.reports.summary import format_summary, summary_table  # noqa: E402
 from include.retention.rights.erased import was_erased  # noqa: E402
 from include.retention.settings import KEY_ENV_VAR, REPORTS_ENV_VAR

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from test_real_schemas import create_erp, erp_policy
 
 from include.retention.database import store
+from include.retention.dates import words
 from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
 from include.retention.records import audit
@@ -352,8 +353,8 @@ def test_after_a_first_day_of_runs_the_report_accounts_for_every_row_that_moved_
     ],
 )
 def test_the_period_reads_as_words(start, end, french, english):
-    assert dpo_texts.period_words(start, end, "fr") == french
-    assert dpo_texts.period_words(start, end, "en") == english
+    assert words.period_words(start, end, "fr") == french
+    assert words.period_words(start, end, "en") == english
 
 
 def test_a_one_day_report_says_it_covers_one_day(target):

@@ -1,7 +1,8 @@
 """The DPO report as one self-contained HTML page, and writing it under ``reports/dpo/``.
 
 The facts come from dpo_report.py, the words from dpo_texts.py; here they are laid out in the
-charter's order: schedule, volumes, compliance today, holds and requests, findings, the chain.
+charter's order: schedule, volumes, compliance today, holds and requests, re-consent campaigns,
+findings, the chain.
 """
 
 from __future__ import annotations
@@ -10,20 +11,13 @@ from datetime import date
 from pathlib import Path
 
 from include.retention.dates.periods import Period
+from include.retention.dates.words import bar_label, day_words, during_words, period_words, span_words
 from include.retention.files import reports_dir, safe_name
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports import charts, html
 from include.retention.reports.certificate import ChainStatus
-from include.retention.reports.dpo_report import SEGMENTS, DpoReport
-from include.retention.reports.dpo_texts import (
-    LANGUAGES,
-    TEXT,
-    bar_label,
-    day_words,
-    during_words,
-    period_words,
-    span_words,
-)
+from include.retention.reports.dpo_report import SEGMENTS, Campaigns, DpoReport
+from include.retention.reports.dpo_texts import LANGUAGES, TEXT
 
 
 def render(report: DpoReport, lang: str = "fr") -> str:
@@ -46,6 +40,9 @@ def render(report: DpoReport, lang: str = "fr") -> str:
         _compliance_table(report, lang),
         f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_holds_table(report, lang)}"
         f"{_requests_table(report, lang)}",
+        f"<h2>{t['campaigns']}</h2>",
+        f"<p>{html.text(t['campaigns_text'].format(today=day_words(report.today, lang)))}</p>",
+        campaigns_section(policy, report.campaigns, lang),
         f"<h2>{t['findings']}</h2>",
         _findings_table(report, lang),
         f"<h2>{t['chain']}</h2>",
@@ -217,6 +214,46 @@ def _requests_table(report: DpoReport, lang: str) -> str:
         for d in report.open_requests
     ]
     return html.table(t["requests_cols"], rows)
+
+
+def campaigns_section(policy: RetentionPolicy, campaigns: Campaigns, lang: str) -> str:
+    """One row per category with ``reconsent``: its asks and their outcome (counts only), and
+    the refused tokens no such category can be told for; or why there is nothing to count."""
+    t = TEXT[lang]
+    if not any(category.reconsent for category in policy.categories.values()):
+        return f"<p>{html.text(t['no_reconsent'])}</p>"
+    if not campaigns.started:
+        return f"<p>{html.text(t['no_campaign'])}</p>"
+    rows = [
+        (
+            _label(policy.categories[c.category], lang),
+            c.recorded,
+            c.unsent,
+            c.sent,
+            c.failed,
+            c.no_address,
+            c.suppressed,
+            c.yes,
+            c.no,
+            c.awaiting,
+            c.no_answer,
+            c.clock_restarts,
+            _reasons(c.refused, lang) or 0,
+        )
+        for c in campaigns.categories
+    ]
+    unattributed = (
+        f"<p>{html.text(t['unattributed'].format(reasons=_reasons(campaigns.unattributed, lang)))}</p>"
+        if campaigns.unattributed
+        else ""
+    )
+    return html.table(t["campaigns_cols"], rows) + unattributed
+
+
+def _reasons(refused: dict[str, int], lang: str) -> str:
+    """Refused tokens by reason, in words: ``falsifié 2, expiré 1``."""
+    names = TEXT[lang]["refusal_reasons"]
+    return ", ".join(f"{names.get(reason, reason)} {count}" for reason, count in sorted(refused.items()))
 
 
 def _findings_table(report: DpoReport, lang: str) -> str:

@@ -1,5 +1,5 @@
 """The DPO report's words, in French (default) and English: headings, sentences, column
-headers, and the dates and periods said as a reader says them (``du 1er au 15 décembre 2026``).
+headers. The dates and periods in words (``du 1er au 15 décembre 2026``) are in ``dates.words``.
 
 Kept apart from the facts (dpo_report.py) and the HTML (dpo_render.py) so that a language is
 added or a sentence reworded in one place.
@@ -7,7 +7,6 @@ added or a sentence reworded in one place.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TypedDict
 
 # The languages the report is written in; the first is the default.
@@ -41,6 +40,13 @@ ReportTexts = TypedDict(
         "requests_cols": tuple[str, ...],
         "no_requests": str,
         "overdue": str,
+        "campaigns": str,
+        "campaigns_text": str,
+        "campaigns_cols": tuple[str, ...],
+        "no_reconsent": str,
+        "no_campaign": str,
+        "refusal_reasons": dict[str, str],
+        "unattributed": str,
         "findings": str,
         "findings_cols": tuple[str, ...],
         "no_findings": str,
@@ -131,10 +137,43 @@ TEXT: dict[str, ReportTexts] = {
         "requests_cols": ("Référence", "Type", "Échéance", "Jours restants"),
         "no_requests": "Aucune demande de droits ouverte.",
         "overdue": "EN RETARD",
-        "findings": "5. Constats de qualité des données sur la période",
+        "campaigns": "5. Campagnes de re-consentement",
+        "campaigns_text": "La charte s'engage à recontacter chaque personne avant la fin de sa période active pour "
+        "lui demander si elle souhaite continuer à recevoir des sollicitations commerciales. Demandes enregistrées "
+        "sur la période, et leur état le {today} : remises au serveur de messagerie, en échec (refus définitif ou "
+        "retour), ou jamais envoyées (pas d'adresse utilisable, ou personne sur la liste d'opposition). Un oui "
+        "redémarre le délai de conservation ; un non vaut opposition (suppression et effacement) ; sans réponse "
+        "à l'échéance des liens, le calendrier suit son cours : archivage, puis destruction.",
+        "campaigns_cols": (
+            "Catégorie",
+            "Demandes enregistrées",
+            "En attente d'envoi",
+            "Remises",
+            "En échec",
+            "Non demandées : sans adresse",
+            "Non demandées : opposition",
+            "Oui",
+            "Non",
+            "En attente de réponse",
+            "Sans réponse (liens échus)",
+            "Délais redémarrés",
+            "Jetons refusés",
+        ),
+        "no_reconsent": "Aucune catégorie de la politique ne prévoit de re-consentement.",
+        "no_campaign": "Aucune campagne n'a encore eu lieu : le registre des demandes de re-consentement n'existe "
+        "pas encore.",
+        "refusal_reasons": {
+            "forged": "falsifié",
+            "expired": "expiré",
+            "replayed": "déjà utilisé",
+            "unknown": "inconnu",
+        },
+        "unattributed": "Jetons refusés ne nommant aucune catégorie qui demande un re-consentement (un jeton "
+        "falsifié n'en nomme aucune de fiable) : {reasons}.",
+        "findings": "6. Constats de qualité des données sur la période",
         "findings_cols": ("Catégorie", "Enregistrements sans date de départ signalés", "Contrôles en échec"),
         "no_findings": "Aucun constat sur la période.",
-        "chain": "6. Intégrité du journal d'audit",
+        "chain": "7. Intégrité du journal d'audit",
         "chain_ok": "Chaîne de hachage intacte : {n} événements vérifiés, empreintes de {c} certificat(s) de passage concordantes.",
         "chain_ko": "CHAÎNE ROMPUE à l'événement {at} : {reason} ({n} événements lus).",
         "chain_rewritten": "JOURNAL RÉÉCRIT : il ne correspond plus aux certificats de passage ({m} écart(s), "
@@ -222,10 +261,37 @@ TEXT: dict[str, ReportTexts] = {
         "requests_cols": ("Reference", "Type", "Due", "Days left"),
         "no_requests": "No open rights request.",
         "overdue": "OVERDUE",
-        "findings": "5. Data-quality findings in the period",
+        "campaigns": "5. Re-consent campaigns",
+        "campaigns_text": "The charter commits to contacting each person again before their active period ends, to "
+        "ask whether they wish to keep receiving commercial solicitations. Asks recorded in the period, and where "
+        "they stand on {today}: delivered to the mail server, failed (refused for good, or bounced), or never "
+        "sent (no usable address, or the person is on the suppression list). A yes restarts the retention "
+        "period; a no is an opposition (suppression and erasure); with no answer when the links expire, the "
+        "schedule goes on: archive, then destruction.",
+        "campaigns_cols": (
+            "Category",
+            "Asks recorded",
+            "Waiting to be sent",
+            "Delivered",
+            "Failed",
+            "Not asked: no address",
+            "Not asked: suppressed",
+            "Yes",
+            "No",
+            "Awaiting an answer",
+            "No answer (links expired)",
+            "Clock restarts",
+            "Refused tokens",
+        ),
+        "no_reconsent": "No category of the policy asks for re-consent.",
+        "no_campaign": "No campaign has run yet: the re-consent register does not exist yet.",
+        "refusal_reasons": {"forged": "forged", "expired": "expired", "replayed": "replayed", "unknown": "unknown"},
+        "unattributed": "Refused tokens naming no category that asks for re-consent (a forged token names none "
+        "that can be believed): {reasons}.",
+        "findings": "6. Data-quality findings in the period",
         "findings_cols": ("Category", "Records without a start date reported", "Failed checks"),
         "no_findings": "No finding in the period.",
-        "chain": "6. Audit log integrity",
+        "chain": "7. Audit log integrity",
         "chain_ok": "Hash chain intact: {n} events verified, hashes of {c} run certificate(s) matched.",
         "chain_ko": "CHAIN BROKEN at event {at}: {reason} ({n} events read).",
         "chain_rewritten": "LOG REWRITTEN: it no longer matches the run certificates ({m} mismatch(es), "
@@ -250,109 +316,3 @@ TEXT: dict[str, ReportTexts] = {
         "footer": "Generated {at}. This report holds only counts, dates and names from the policy.",
     },
 }
-
-
-# -- the period in words -----------------------------------------------------------------------
-
-_MONTHS = {
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
-_SHORT_MONTHS = {
-    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-}
-
-
-def _day_number(day: date, lang: str) -> str:
-    return "1er" if lang == "fr" and day.day == 1 else str(day.day)
-
-
-def day_words(day: date, lang: str) -> str:
-    """``1er décembre 2026`` / ``1 December 2026``."""
-    return f"{_day_number(day, lang)} {_MONTHS[lang][day.month - 1]} {day.year}"
-
-
-def _whole_month(start: date, end: date) -> bool:
-    return (
-        start.day == 1
-        and (start.year, start.month) == (end.year, end.month)
-        and date.fromordinal(end.toordinal() + 1).month != end.month
-    )
-
-
-def span_words(start: date, end: date, lang: str) -> str:
-    """A span as a label: ``1er décembre 2026``, ``novembre 2026``, ``1er-15 décembre 2026``..."""
-    if start == end:
-        return day_words(start, lang)
-    if _whole_month(start, end):
-        return f"{_MONTHS[lang][start.month - 1]} {start.year}"
-    if (start.year, start.month) == (end.year, end.month):
-        return f"{_day_number(start, lang)}-{day_words(end, lang)}"
-    return f"{day_words(start, lang)} - {day_words(end, lang)}"
-
-
-def period_words(start: date, end: date, lang: str) -> str:
-    """The reported period as a reader says it: one day, one calendar month, or from ... to ...
-
-    ``le 1er décembre 2026``, ``novembre 2026``, ``du 1er au 15 décembre 2026``,
-    ``du 1er octobre au 30 novembre 2026`` (``1 December 2026``, ``November 2026``,
-    ``1 to 15 December 2026``, ``1 October to 30 November 2026`` in English)."""
-    if start == end:
-        return f"le {day_words(start, lang)}" if lang == "fr" else day_words(start, lang)
-    if _whole_month(start, end):
-        return span_words(start, end, lang)
-    if start.year != end.year:
-        first = day_words(start, lang)
-    elif start.month != end.month:
-        first = f"{_day_number(start, lang)} {_MONTHS[lang][start.month - 1]}"
-    else:
-        first = _day_number(start, lang)
-    return f"du {first} au {day_words(end, lang)}" if lang == "fr" else f"{first} to {day_words(end, lang)}"
-
-
-def during_words(start: date, end: date, lang: str) -> str:
-    """The period after "the runs ...": ``de novembre 2026``, ``du 1er décembre 2026``, ``from 1 to 15 ...``."""
-    words = period_words(start, end, lang)
-    if lang == "en":
-        return f"of {words}" if start == end or _whole_month(start, end) else f"from {words}"
-    if start == end:
-        return f"du {day_words(start, lang)}"
-    if _whole_month(start, end):
-        return f"d'{words}" if words[0] in "aeiou" else f"de {words}"
-    return words
-
-
-def bar_label(first: date, last: date, lang: str) -> tuple[str, str]:
-    """Two short lines under a bar: ``nov.`` / ``2026``, or ``1er-15 déc.`` / ``2026`` for part of a month."""
-    month = _SHORT_MONTHS[lang][first.month - 1]
-    if _whole_month(first, last):
-        return month, str(first.year)
-    days = _day_number(first, lang) if first == last else f"{_day_number(first, lang)}-{last.day}"
-    return f"{days} {month}", str(first.year)
