@@ -11,6 +11,9 @@ Four questions a regulator asks, answered from two sources:
 - *Does it hold today?* Counted now in the database, not taken from the log: per table,
   the oldest active record's age against the allowed age, rows overdue, rows that cannot
   be aged (missing start date), rows held open, expired rows left in the archive.
+- *Did you keep your promise to ask?* Per category with ``reconsent``, the asks recorded in
+  the re-consent register during the period and where each stands on the report's day
+  (delivered, failed, not asked, yes, no, no answer), and the answer tokens refused.
 - *Can the record be trusted?* The audit log's hash chain, verified while building.
 
 The report holds counts, dates and names from the policy - never a row's content.
@@ -21,15 +24,16 @@ dpo_render.py lays it out as one self-contained HTML file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, inspect, not_, or_, select
+from sqlalchemy import Table, and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey
 from include.retention.database.reflect import Side, TableNode, archive_exists, open_category
-from include.retention.database.store import hold_tables, register_table
+from include.retention.database.store import hold_tables, reconsent_table, register_table
 from include.retention.database.target import Target
 from include.retention.dates.clock import is_due, local_date
 from include.retention.dates.periods import Period
@@ -125,6 +129,54 @@ class Compliance:
         return self.overdue == 0 and self.expired_in_archive == 0
 
 
+@dataclass(frozen=True)
+class Campaign:
+    """One category's re-consent asks recorded in a period (the register's ``recorded_at``, a
+    company-local day), where each stands on the report's day, and the answer tokens refused.
+
+    Every ask is in one delivery status: ``unsent`` (recorded, not handed to the mail server
+    yet: the next campaign run sends it), ``sent``, ``failed`` (refused for good, or bounced),
+    ``no_address`` or ``suppressed`` (recorded, never asked). A sent ask is answered ``yes`` or
+    ``no``, ``awaiting`` an answer, or has ``no_answer`` (its links expired): the schedule goes
+    on. Counts only: never a hash, an address or a token."""
+
+    category: str
+    recorded: int = 0
+    unsent: int = 0
+    sent: int = 0
+    failed: int = 0
+    no_address: int = 0
+    suppressed: int = 0
+    yes: int = 0
+    no: int = 0
+    awaiting: int = 0
+    no_answer: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # refused answer tokens, per reason
+
+    @property
+    def not_asked(self) -> int:
+        """Recorded but never mailed: no usable address, or on the suppression list."""
+        return self.no_address + self.suppressed
+
+    @property
+    def clock_restarts(self) -> int:
+        """Each yes restarts the row's clock (the consent is its new start)."""
+        return self.yes
+
+
+@dataclass(frozen=True)
+class Campaigns:
+    """The re-consent campaigns of the policy's categories with ``reconsent``, in policy order.
+
+    ``started``: the register exists (a campaign ran at least once); ``unattributed``:
+    refused tokens that name no category of the policy (a forged token names none that can
+    be believed), per reason."""
+
+    started: bool
+    categories: list[Campaign] = field(default_factory=list)
+    unattributed: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class DpoReport:
     policy: RetentionPolicy
@@ -138,6 +190,7 @@ class DpoReport:
     chain: ChainStatus
     open_requests: list[Deadline] = field(default_factory=list)  # the rights-request register, open ones
     holds: list[HoldView] = field(default_factory=list)  # the legal-hold register, every hold and its status
+    campaigns: Campaigns = field(default_factory=lambda: Campaigns(started=False))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def volume(self, category: str, month: str, table: str | None = None) -> Volume:
@@ -182,6 +235,7 @@ def build(
         chain = certificate.chain_status(conn, trail)
         requests = _open_requests(conn, target, policy, today)
         registered = list_holds(conn, target.archive_schema, today)
+        asked = campaigns(conn, target.archive_schema, policy, today, period_events, (period_start, period_end))
     return DpoReport(
         policy,
         period_start,
@@ -194,6 +248,7 @@ def build(
         chain,
         requests,
         registered,
+        asked,
     )
 
 
@@ -329,6 +384,79 @@ def _findings(events: list[dict]) -> dict[str, dict[str, int]]:
             counts = found.setdefault(event["category"], {})
             counts[kind] = counts.get(kind, 0) + (event["row_count"] if kind == "missing_start_date" else 1)
     return found
+
+
+def campaigns(
+    conn: Connection,
+    archive_schema: str | None,
+    policy: RetentionPolicy,
+    today: date,
+    events: list[dict[str, Any]],
+    period: tuple[date, date] | None = None,
+) -> Campaigns:
+    """The re-consent campaigns: asks recorded in ``period`` (company-local days; None: every
+    ask so far) counted per category in the register, one statement, and the tokens refused
+    among ``events`` (the audit events the caller read: the report's period, or every
+    ``reconsent_answer`` event). No register table yet means no campaign yet."""
+    register = reconsent_table(archive_schema)
+    if not store.table_exists(conn, register):
+        return Campaigns(started=False)
+    counted = _register_counts(conn, register, policy, today, period)
+    refused, unattributed = _refusals(policy, events)
+    return Campaigns(
+        started=True,
+        categories=[
+            Campaign(key, **counted.get(key, {}), refused=refused.get(key, {}))
+            for key, category in policy.categories.items()
+            if category.reconsent is not None
+        ],
+        unattributed=unattributed,
+    )
+
+
+def _register_counts(
+    conn: Connection, register: Table, policy: RetentionPolicy, today: date, period: tuple[date, date] | None
+) -> dict[str, dict[str, int]]:
+    """Per category: the register's asks by delivery status and answer, as ``Campaign``'s fields."""
+    c = register.c
+    sent_unanswered = and_(c.status == "sent", c.answer.is_(None))
+    counts = {
+        "recorded": func.count(),
+        "unsent": func.count().filter(c.status.in_(("pending", "sending"))),
+        "sent": func.count().filter(c.status == "sent"),
+        "failed": func.count().filter(c.status == "failed"),
+        "no_address": func.count().filter(c.status == "no_address"),
+        "suppressed": func.count().filter(c.status == "suppressed"),
+        "yes": func.count().filter(c.answer == "yes"),
+        "no": func.count().filter(c.answer == "no"),
+        # A token is accepted up to expires_on included: the day after, the answer is "none".
+        "awaiting": func.count().filter(and_(sent_unanswered, c.expires_on >= today)),
+        "no_answer": func.count().filter(and_(sent_unanswered, c.expires_on < today)),
+    }
+    query = select(c.category, *(count.label(name) for name, count in counts.items())).group_by(c.category)
+    if period is not None:
+        first, last = (datetime.combine(day, time(), policy.zone) for day in (period[0], period[1] + timedelta(days=1)))
+        query = query.where(c.recorded_at >= first, c.recorded_at < last)
+    return {row.category: {name: row._mapping[name] for name in counts} for row in conn.execute(query)}
+
+
+def _refusals(
+    policy: RetentionPolicy, events: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Refused answer tokens (``reconsent_answer`` events with a ``refused`` reason), per
+    category with ``reconsent`` and reason; and per reason, those that name no such category."""
+    asking = {key for key, category in policy.categories.items() if category.reconsent is not None}
+    per_category: dict[str, dict[str, int]] = {}
+    unattributed: dict[str, int] = {}
+    for event in events:
+        details = event["details"] or {}
+        if event["action"] != "reconsent_answer" or not details.get("refused"):
+            continue
+        category = details.get("category") or event["category"]
+        counts = per_category.setdefault(category, {}) if category in asking else unattributed
+        reason = str(details["refused"])
+        counts[reason] = counts.get(reason, 0) + 1
+    return per_category, unattributed
 
 
 def _compliance(
