@@ -17,6 +17,11 @@ wrong policy, a failed gate, a bad form, an overdue request - fail the task at o
 - ``retention_rights_deadlines`` and ``retention_dpo_report`` (were 1): they only read (and
   write a report file); two retries, like the audit verification, so that a database restart
   at dawn does not cost the day's deadline check or the month's report.
+- ``retention_reconsent``: the campaign is an outbox (every ask is recorded before its notice
+  is sent); a retry after a lost SMTP or database connection sends what is still pending, with
+  the same token and Message-ID, and records nothing twice.
+- ``reconsent_answer``: an answered ask is never answered again (a replay is refused and
+  audited); a retry after a crash between an opposition and its register row completes it once.
 """
 
 from __future__ import annotations
@@ -60,6 +65,10 @@ DPO_REPORT = DagDefaults(tag="dpo")
 RIGHTS_DEADLINES = DagDefaults(tag="rights")
 SUBJECT_REQUEST = DagDefaults(tag="rights", on_demand=True)
 LEGAL_HOLD = DagDefaults(tag="legal-hold", on_demand=True)
+RECONSENT = DagDefaults(tag="reconsent")  # mails people: paused at creation, like the schedule
+# Triggered by the website or the mailing tool through the REST API: a paused DAG would queue
+# their answers unseen, so it is active at creation (it runs only when someone posts an answer).
+RECONSENT_ANSWER = DagDefaults(tag="reconsent", on_demand=True)
 
 
 def schedule_dag(category_key: str) -> DagDefaults:

@@ -15,9 +15,10 @@ from include.retention.errors import RetentionError
 from include.retention.records.holds import NewHold
 from include.retention.rights.requests import RequestRecord
 
-# Trigger-form fields whose values are personal data (or free text that may hold some): an
-# error text that quotes one of them is scrubbed of it (``errors.scrubbing``).
-PERSONAL_PARAMS = (*IDENTIFIER_KINDS, "reason", "lift_reason", "extension_reason", "changes")
+# Trigger-form fields whose values are personal data (or free text that may hold some), or
+# credentials (the re-consent answer tokens of ``reconsent_answer``): an error text that quotes
+# one of them is scrubbed of it (``errors.scrubbing``).
+PERSONAL_PARAMS = (*IDENTIFIER_KINDS, "reason", "lift_reason", "extension_reason", "changes", "tokens", "bounces")
 
 
 def subject_of(params: dict[str, Any]) -> Subject:
