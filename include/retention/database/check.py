@@ -2,8 +2,9 @@
 
 Every identifier the policy names is checked here against the real database
 (``check_against_database``): schemas, tables, columns, the types a clock reads, the
-anonymisation rules' column types, the foreign keys no category declares. A problem is
-named by its key path in the policy, so a schema change is told in the policy's words.
+anonymisation rules' column types, the foreign keys no category declares, the text column a
+re-consent notice is written to. A problem is named by its key path in the policy, so a
+schema change is told in the policy's words.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType
 
 from include.retention.database.capabilities import capabilities_of
 from include.retention.database.partitioning import layout_problems
@@ -62,6 +64,7 @@ def check_against_database(
         for t_index, table in enumerate(category.tables):
             path = f"categories.{key}.tables[{t_index}]"
             problems += _node_problems(inspector, policy, table, path, schemas, dialect)
+        problems += _reconsent_address_problems(inspector, policy, category, schemas, dialect)
     if problems:
         raise PolicyError(policy.source, problems)
 
@@ -88,6 +91,47 @@ def _node_problems(
     for i, child in enumerate(node.children):
         problems += _node_problems(inspector, policy, child, f"{path}.children[{i}]", schemas, dialect)
     return problems
+
+
+def _reconsent_address_problems(
+    inspector: Any, policy: RetentionPolicy, category: Category, schemas: set[str] | None, dialect: str
+) -> list[Problem]:
+    """The column a re-consent notice is written to exists and holds text.
+
+    A missing schema or table is already told at its own key. A number or a date there would be
+    cast to text and written to as an address; a typeless SQLite column could hold anything."""
+    block, name = category.reconsent, category.asked_table
+    root = next((t for t in category.tables if t.table == name), None)
+    if block is None or root is None:
+        return []
+    schema = (root.schema_name or policy.source_schema) if capabilities_of(dialect).separate_schemas else None
+    if (schemas is not None and schema not in schemas) or not inspector.has_table(root.table, schema=schema):
+        return []
+    where = f"{schema}.{root.table}" if schema else root.table
+    path = f"categories.{category.key}.reconsent.address_column"
+    column = block.address_column
+    columns = {c["name"]: c["type"] for c in inspector.get_columns(root.table, schema=schema)}
+    if column not in columns:
+        return [
+            Problem(
+                path,
+                f"column {column!r} not in table {where}, so re-consent notices have no address to go to; "
+                f"columns are: {', '.join(columns)}",
+                column,
+            )
+        ]
+    if isinstance(columns[column], String):
+        return []
+    texts = [n for n, t in columns.items() if isinstance(t, String)]
+    declared = "of no declared type" if isinstance(columns[column], NullType) else f"is {columns[column]}"
+    return [
+        Problem(
+            path,
+            f"column {column!r} of {where} {declared}, not text: it cannot hold an e-mail address; "
+            f"text columns are: {', '.join(texts) or 'none'}",
+            column,
+        )
+    ]
 
 
 def _missing_columns(

@@ -493,8 +493,9 @@ class Reconsent(StrictModel):
     notice_days: int = Field(
         ge=1,
         le=365,
-        description="How many days before the end of the active period the person is asked (1 to 365). The archive "
-        "waits for the ask at most this many days past the end of the active period.",
+        description="How many days before the end of the active period the person is asked (1 to 365, and shorter "
+        "than the active period). The archive waits for the ask at most this many days past the end of the active "
+        "period.",
     )
     answer_days: int | None = Field(
         default=None,
@@ -510,8 +511,8 @@ class Reconsent(StrictModel):
         default=None,
         min_length=1,
         max_length=200,
-        description="The notice's subject, replacing the built-in one. Placeholders: `{label}`, `{period_end}`, "
-        "`{expires_on}`.",
+        description="The notice's subject, replacing the built-in one; one line. Placeholders: `{label}`, "
+        "`{period_end}`, `{expires_on}` (not the links: they carry the token).",
     )
     body: str | None = Field(
         default=None,
@@ -523,12 +524,14 @@ class Reconsent(StrictModel):
     sender: str = Field(
         min_length=3,
         max_length=200,
-        description='Who the notice comes from: an address, or `Name <address>` ("Service RGPD <rgpd@example.fr>").',
+        description='Who the notice comes from: one address with a domain, or `Name <address>` ("Service RGPD '
+        '<rgpd@example.fr>"), on one line.',
     )
     answer_url: str = Field(
         min_length=8,
         max_length=500,
-        description="The company's web page the yes/no links point to (`https://...`); it receives `?token=...` and "
+        description="The company's web page the yes/no links point to: an absolute `https://` address without a "
+        "query, fragment or credentials (`http://` only for `localhost` and `127.0.0.1`). It receives `?token=...` and "
         "posts the token to Airflow's REST API (`reconsent_answer`). No endpoint is opened on Airflow itself.",
     )
     connection: Identifier = Field(

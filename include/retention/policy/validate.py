@@ -3,8 +3,8 @@
 Pydantic checks each block; these checks read the whole schedule: a table shared by two
 categories, a dependant and the parent it is archived with, one table declared under two
 parents or under itself, one table name in two schemas, a partitioned table whose bounds
-cannot tell its horizon. Each problem names the key path to fix, so that every mistake of a
-file is reported at once.
+cannot tell its horizon, a ``reconsent`` block against its category (``reconsent_rules``).
+Each problem names the key path to fix, so that every mistake of a file is reported at once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from include.retention.errors import Problem
 from include.retention.policy.conditions import provably_disjoint
 from include.retention.policy.model import ArchivedWith, Category, ChildTable, RetentionPolicy, TableBase, TablePolicy
+from include.retention.policy.reconsent_rules import reconsent_problems
 
 # Every place a table is declared: (category key, key path, the declaration), by table name.
 Appearances = dict[str, list[tuple[str, str, TableBase]]]
@@ -24,6 +25,7 @@ def consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     archive_names: dict[str, str] = {}
     for key, category in policy.categories.items():
         problems += _category_problems(key, category)
+        problems += reconsent_problems(key, category)
         problems += _declaration_problems(key, category, appearances, archive_names)
     for table_name, places in appearances.items():
         problems += _shared_table_problems(policy, table_name, places)
