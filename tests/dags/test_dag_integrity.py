@@ -27,6 +27,8 @@ def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_
             "retention_rights_deadlines",
             "subject_request",
             "legal_hold",
+            "retention_reconsent",
+            "reconsent_answer",
         ]
     )
     assert len(DAG_IDS) == 7
@@ -34,7 +36,7 @@ def test_one_dag_per_category_of_the_charter_the_audit_verification_and_the_dpo_
 
 # DAGs that change the target: a retry must be possible (a lost connection mid-run is retried,
 # safely: batches, the lease and the request register make a step safe to run again).
-DESTRUCTIVE = [*DAG_IDS, "subject_request", "legal_hold"]
+DESTRUCTIVE = [*DAG_IDS, "subject_request", "legal_hold", "retention_reconsent", "reconsent_answer"]
 # Tasks that must never be retried: a person's answer (a rejection is final).
 NEVER_RETRIED = {"approve_deletions"}
 
@@ -72,6 +74,34 @@ def test_the_dpo_report_runs_monthly_paused_and_read_only(dagbag):
     assert dag.timetable.expression == "0 6 1 * *" and dag.is_paused_upon_creation is True
     assert [t.task_id for t in dag.tasks] == ["write_report"]
     assert dag.params["language"] == "fr"
+
+
+def test_the_reconsent_campaign_runs_daily_at_nine_paris_paused_one_task_per_asking_category(dagbag):
+    """Mail arrives in business hours; nothing is sent on deploy; a manual run is a dry run."""
+    from airflow.sdk import CronTriggerTimetable
+
+    dag = dagbag.dags["retention_reconsent"]
+    assert isinstance(dag.timetable, CronTriggerTimetable) and dag.timetable.expression == "0 9 * * *"
+    assert str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)) == "Europe/Paris"
+    assert dag.is_paused_upon_creation is True
+    asking = sorted(k for k, c in POLICY.categories.items() if c.reconsent is not None)
+    assert asking == ["prospection", "web_forms"]
+    assert sorted(t.task_id for t in dag.tasks) == [f"ask_{k}" for k in asking]
+    assert all(not t.upstream_task_ids for t in dag.tasks)  # each category on its own
+    assert set(dag.params.keys()) == {"dry_run"} and dag.params["dry_run"] is None
+    assert {"retention", "gdpr", "reconsent"} <= set(dag.tags)
+    assert "#### Dry run or not" in (dag.doc_md or "")
+
+
+def test_the_answer_dag_is_triggered_only_active_at_creation_and_takes_tokens_bounces_and_a_csv(dagbag):
+    """The website triggers it through the REST API: a paused DAG would queue the answers unseen."""
+    dag = dagbag.dags["reconsent_answer"]
+    assert dag.schedule is None
+    assert dag.is_paused_upon_creation is False
+    assert [t.task_id for t in dag.tasks] == ["record_answers"]
+    assert set(dag.params.keys()) == {"tokens", "bounces", "csv_uri"}
+    assert (dag.params["tokens"], dag.params["bounces"], dag.params["csv_uri"]) == ([], [], None)
+    assert "POST /api/v2/dags/reconsent_answer/dagRuns" in (dag.doc_md or "")
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -136,7 +166,9 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("RETENTION_POLICY", str(broken))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     errors = list(bag.import_errors.values())
-    assert len(errors) == 5  # the schedule DAGs, audit verification, DPO report, deadlines check, legal holds
+    assert (
+        len(errors) == 6
+    )  # the schedule DAGs, audit verification, DPO report, deadlines check, legal holds, re-consent
     assert all("categories.suppliers.active_period" in e and "broken.yaml" in e for e in errors)
 
 
