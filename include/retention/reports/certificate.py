@@ -5,9 +5,10 @@ at any time and checked against the log: it names the first and last event of th
 and their hashes, and ``verify_chain`` proves those events were not altered since. It
 says, per table, how many rows were archived, deleted, anonymised, held back (kept
 active by an open related row or retained for an archived dependant), kept by a legal
-hold, and quarantined
-(no start date: cannot be aged, waiting for a person to fix it), and which checks ran
-with their results. Like the log, it holds counts and names, no personal data.
+hold, quarantined (no start date: cannot be aged, waiting for a person to fix it), and
+waiting for re-consent (past their active period, kept until the person is asked, as the
+charter promises: at most the category's ``notice_days``), and which checks ran with their
+results. Like the log, it holds counts and names, no personal data.
 
 ``write`` renders it as JSON (for machines) and HTML (for people) under
 ``reports/<dag_id>/<run id, readable>~<hash of the run id>.certificate.{json,html}`` (``paths``).
@@ -54,6 +55,7 @@ class TableOutcome:
     held: int = 0
     legal_hold: int = 0
     quarantined: int = 0
+    waiting_for_reconsent: int = 0  # past their active period, waiting for the re-consent ask
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,23 @@ class Certificate:
     audit_log: str = ""
     tables: list[TableOutcome] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
+    # When rows waited for re-consent: how many days past its period end the promise may keep a row.
+    reconsent_notice_days: int | None = None
+
+    @property
+    def waiting_for_reconsent(self) -> int:
+        return sum(t.waiting_for_reconsent for t in self.tables)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly. The re-consent keys appear only when rows waited: the certificate of a
+        run that kept nobody waiting reads, and compares (``write``), as it always did."""
         data = asdict(self)
         data["as_of"] = self.as_of.isoformat()
         data["issued_at"] = self.issued_at.isoformat()
+        if not self.waiting_for_reconsent:
+            del data["reconsent_notice_days"]
+            for table in data["tables"]:
+                del table["waiting_for_reconsent"]
         return data
 
 
@@ -106,6 +120,8 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
     first, last = logged[0], logged[-1]
     category = policy.categories.get(first["category"])
     checks = [_check(e) for e in logged if e["action"] == "validation"]
+    tables = _tables(logged)
+    waited = any(t.waiting_for_reconsent for t in tables)
     return Certificate(
         category=first["category"],
         category_label=category.label.en if category else first["category"],
@@ -126,8 +142,9 @@ def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) 
         last_hash=last["event_hash"],
         issued_at=datetime.now(UTC),
         audit_log=log_identity(conn, table),
-        tables=_tables(logged),
+        tables=tables,
         checks=checks,
+        reconsent_notice_days=category.reconsent.notice_days if waited and category and category.reconsent else None,
     )
 
 
@@ -164,6 +181,7 @@ def _tables(logged: list[dict[str, Any]]) -> list[TableOutcome]:
             outcome(name).held += details.get("held_open", 0) + sum(k["rows"] for k in kept.values())
             outcome(name).legal_hold += details.get("legal_hold_due", 0) + details.get("legal_hold_end_of_life", 0)
             outcome(name).quarantined += details.get("missing_start", 0)
+            outcome(name).waiting_for_reconsent += details.get("waiting_for_reconsent", 0)
             for child in details.get("children", {}):
                 outcome(child)
         elif event["action"] in _DESTRUCTIVE and not event["dry_run"]:
@@ -330,9 +348,15 @@ def render(c: Certificate) -> str:
             ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ],
     )
+    waited = c.waiting_for_reconsent > 0
     tables = html.table(
-        ("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined"),
-        [(t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined) for t in c.tables],
+        ("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined")
+        + (("waiting for re-consent",) if waited else ()),
+        [
+            (t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined)
+            + ((t.waiting_for_reconsent,) if waited else ())
+            for t in c.tables
+        ],
     )
     checks = html.table(
         ("suite", "table", "check", "result", "blocking", "rows failing"),
@@ -347,11 +371,28 @@ def render(c: Certificate) -> str:
         "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
         "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
         "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
+        f"{_waiting_paragraph(c) if waited else ''}"
         f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
         "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
         "(<code>retention_audit_verify</code>). Counts only: no personal data.</p>"
     )
     return html.page(f"Deletion certificate - {c.category_label} - {c.as_of.isoformat()}", body)
+
+
+def _waiting_paragraph(c: Certificate) -> str:
+    """What the waiting count means, in the charter's two languages: the promise to ask
+    before the data leaves, and how long it may delay the archive at most."""
+    days = c.reconsent_notice_days
+    bound_en = f"at most {days} days (notice_days)" if days else "at most the notice window (notice_days)"
+    bound_fr = f"d'au plus {days} jours (notice_days)" if days else "d'au plus la fenêtre de préavis (notice_days)"
+    return (
+        f"<p><b>{c.waiting_for_reconsent} waiting for re-consent</b>: rows past their active period that "
+        "stay active until the person has been asked whether they still want commercial messages, as the "
+        f"charter promises. The promise delays the archive by {bound_en} past the end of the active period.</p>"
+        f"<p lang='fr'><b>{c.waiting_for_reconsent} en attente de re-consentement</b> : enregistrements dont la "
+        "période active est échue, maintenus tant que la personne n'a pas été recontactée, comme la charte s'y "
+        f"engage. Cet engagement retarde l'archivage {bound_fr} après la fin de la période active.</p>"
+    )
 
 
 def issue(step: StepContext) -> tuple[Path, Path]:

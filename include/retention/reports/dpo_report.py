@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import Table, and_, func, inspect, not_, or_, select
 from sqlalchemy.engine import Connection
@@ -39,6 +39,7 @@ from include.retention.dates.clock import is_due, local_date
 from include.retention.dates.periods import Period
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, RetentionPolicy
+from include.retention.reconsent.tokens import RefusalReason
 from include.retention.records import audit
 from include.retention.records.held_rows import HoldsInForce, holds_in_force
 from include.retention.records.holds import HoldView, list_holds
@@ -48,6 +49,9 @@ from include.retention.rights.requests import Deadline, open_deadlines
 from include.retention.schedule import dependants
 
 _VOLUME_ACTIONS = ("archive", "delete", "anonymize")
+# Why an answer token was refused. A reported bounce that changed nothing (its ask answered,
+# already failed, never sent) is refused too, but its token was good: not counted.
+TOKEN_REFUSALS: tuple[str, ...] = get_args(RefusalReason)
 _VERB = {"delete": "deleted", "anonymize": "anonymized"}
 
 # What happened to a record in one run, one of these and only one: the report's segments.
@@ -443,14 +447,15 @@ def _register_counts(
 def _refusals(
     policy: RetentionPolicy, events: list[dict[str, Any]]
 ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Refused answer tokens (``reconsent_answer`` events with a ``refused`` reason), per
-    category with ``reconsent`` and reason; and per reason, those that name no such category."""
+    """Refused answer tokens (``reconsent_answer`` events refused for a token's reason:
+    ``TOKEN_REFUSALS``), per category with ``reconsent`` and reason; and per reason, those that
+    name no such category (a token that names no known ask is logged under ``reconsent``)."""
     asking = {key for key, category in policy.categories.items() if category.reconsent is not None}
     per_category: dict[str, dict[str, int]] = {}
     unattributed: dict[str, int] = {}
     for event in events:
         details = event["details"] or {}
-        if event["action"] != "reconsent_answer" or not details.get("refused"):
+        if event["action"] != "reconsent_answer" or details.get("refused") not in TOKEN_REFUSALS:
             continue
         category = details.get("category") or event["category"]
         counts = per_category.setdefault(category, {}) if category in asking else unattributed

@@ -27,6 +27,7 @@ class CategorySummary:
     still_active: int
     missing_start: int
     dry_run: bool
+    waiting_for_reconsent: int = 0  # past their active period, waiting for the re-consent ask
 
 
 def summary_table(conn: Connection, audit_table: Any, run_ids: list[str] | None = None) -> list[CategorySummary]:
@@ -48,6 +49,7 @@ def summary_table(conn: Connection, audit_table: Any, run_ids: list[str] | None 
             row["details"]["still_active"],
             row["details"]["missing_start"],
             row["dry_run"],
+            row["details"].get("waiting_for_reconsent", 0),  # summaries written before re-consent: none
         )
         for row in audit.events(conn, audit_table, audit_table.c.event_id.in_(latest))
     ]
@@ -55,7 +57,16 @@ def summary_table(conn: Connection, audit_table: Any, run_ids: list[str] | None 
 
 def format_summary(summaries: list[CategorySummary]) -> str:
     """A plain-text table, one row per category."""
-    header = ("category", "archived", "deleted", "anonymised", "child rows", "still active", "missing start")
+    header = (
+        "category",
+        "archived",
+        "deleted",
+        "anonymised",
+        "child rows",
+        "still active",
+        "missing start",
+        "waiting for re-consent",
+    )
     body = [
         (
             s.category + (" (dry run)" if s.dry_run else ""),
@@ -65,6 +76,7 @@ def format_summary(summaries: list[CategorySummary]) -> str:
             s.child_rows,
             s.still_active,
             s.missing_start,
+            s.waiting_for_reconsent,
         )
         for s in summaries
     ]

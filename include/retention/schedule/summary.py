@@ -2,7 +2,9 @@
 
 ``summarize_run`` counts what is still active and what cannot be aged, now, in the database
 (not from memory), and writes one ``run_summary`` audit event per category and run. Reading
-those events back (the DPO's table of the last runs) is ``reports.summary``.
+those events back (the DPO's table of the last runs) is ``reports.summary``. The rows waiting
+for re-consent are the plan's count, read from this run's ``plan`` events: the same number the
+run's certificate shows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def summarize_run(
     anonymized = purged.get("anonymized", {})
     with step.target.read() as conn:
         still_active, missing = _active_counts(conn, nodes)
+        waiting = _waiting_in_plan(conn, step)
     acted_on = {
         "archived": _sum(archived, roots),
         "deleted": _sum(deleted, roots),
@@ -42,6 +45,7 @@ def summarize_run(
         + _sum(anonymized, roots, children=True),
         "still_active": still_active,
         "missing_start": missing,
+        "waiting_for_reconsent": waiting,
         "tables": {"archived": archived, "deleted": deleted, "anonymized": anonymized},
         "incomplete": incomplete,
     }
@@ -67,6 +71,18 @@ def _active_counts(conn: Connection, nodes: list[TableNode]) -> tuple[int, int]:
         still_active += total
         missing += nulls
     return still_active, missing
+
+
+def _waiting_in_plan(conn: Connection, step: StepContext) -> int:
+    """Rows waiting for the re-consent ask, as this run's plan counted them: the latest
+    ``plan`` event per table (a retried plan task writes its count again)."""
+    latest = {
+        event["table_name"]: event["details"].get("waiting_for_reconsent", 0)
+        for event in audit.events(
+            conn, step.audit_table, run_id=step.ctx.run_id, category=step.category.key, action="plan"
+        )
+    }
+    return sum(latest.values())
 
 
 def _sum(counts: dict[str, int], roots: set[str], children: bool = False) -> int:
