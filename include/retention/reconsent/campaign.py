@@ -165,13 +165,17 @@ def run_campaign(
 
 @contextmanager
 def _held(target: Target, lock_name: str, ctx: RunContext, dry_run: bool) -> Iterator[None]:
-    """The category's campaign lock (a dry run takes none: it changes nothing)."""
+    """The category's campaign lock (a dry run takes none: it changes nothing), given back
+    when the campaign ends, even by an error. A killed campaign's lease is taken again by
+    its retry (the same run id), or by another run once stale (``locks.STALE_AFTER``)."""
     if dry_run:
         yield
         return
-    with category_step(target, lock_name, ctx.run_id, ctx.dag_id):
-        yield
-    release_lease(target, lock_name, ctx.run_id)
+    try:
+        with category_step(target, lock_name, ctx.run_id, ctx.dag_id):
+            yield
+    finally:
+        release_lease(target, lock_name, ctx.run_id)
 
 
 def _open(
