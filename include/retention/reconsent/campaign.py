@@ -237,7 +237,7 @@ def _resend_left_over(c: _Campaign) -> None:
             if not rows:
                 return
             last = rows[-1].ask_id
-            asks = _settle_unmailable(conn, c, rows, resend=True)
+            asks = _settle_unmailable(conn, c, rows)
         for ask in asks:
             if _deliver(c, ask):
                 c.result.resent += 1
@@ -268,7 +268,7 @@ def _left_over_query(c: _Campaign, after: int) -> Any:
     )
 
 
-def _settle_unmailable(conn: Connection, c: _Campaign, rows: Sequence[Any], *, resend: bool) -> list[_Ask]:
+def _settle_unmailable(conn: Connection, c: _Campaign, rows: Sequence[Any]) -> list[_Ask]:
     """Mark the left-over asks that can no longer be mailed (address gone or unusable, person
     suppressed); return the others to send. A dry run marks nothing."""
     asks: list[_Ask] = []
@@ -282,7 +282,7 @@ def _settle_unmailable(conn: Connection, c: _Campaign, rows: Sequence[Any], *, r
             conn.execute(update(c.register).where(c.register.c.ask_id == row.ask_id).values(status=status))
     if c.dry_run:
         c.result.sent += len(asks)
-        c.result.resent += len(asks) if resend else 0
+        c.result.resent += len(asks)
         return []
     return asks
 
