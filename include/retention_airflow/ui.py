@@ -1,9 +1,10 @@
 """The Retention view in the Airflow UI: the DPO's window on the audit trail.
 
 A FastAPI app that the plugin in ``plugins/retention_view.py`` mounts under ``/retention``
-in Airflow's API server. Pages: an audit browser (filter by category, action, date range,
-run), the run certificates, the schedule, the legal holds, the chain status and the "was X
-erased?" lookup.
+in Airflow's API server. Pages: an overview (the chain status, the latest runs and the
+re-consent campaigns), an audit browser (filter by category, action, date range, run), the
+run certificates, the schedule, the legal holds, the chain status and the "was X erased?"
+lookup.
 
 Every route requires an authenticated Airflow user: the dependency is set on the app
 itself, so a route added later cannot forget it. Anonymous requests get 401; Airflow's
@@ -43,7 +44,7 @@ from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
-from include.retention.reports import certificate, dpo_render, dpo_texts, html
+from include.retention.reports import certificate, dpo_render, dpo_report, dpo_texts, html
 from include.retention.rights.erased import Presence, was_erased
 from include.retention_airflow.hooks import TARGET_CONN_ID, connection_url, subject_key, target_connection
 
@@ -207,13 +208,18 @@ def _page(request: Request, title: str, body: str) -> HTMLResponse:
 @app.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
     """The audit log's chain status (the verdict of the daily verification, computed now),
-    its last event and the latest runs."""
+    its last event, the latest runs and the re-consent campaigns."""
     policy, target, trail = _audit_log()
+    today = datetime.now(policy.zone).date()
     with target.read() as conn:
         status = certificate.chain_status(conn, trail)
         exists = status.events > 0
         last = audit.latest_events(conn, trail, limit=1) if exists else []
         runs = certificate.latest_runs(conn, trail, limit=10) if exists else []
+        refusals = (
+            audit.events(conn, trail, trail.c.details.like('%"refused"%'), action="reconsent_answer") if exists else []
+        )
+        campaigns = dpo_report.campaigns(conn, target.archive_schema, policy, today, refusals)
     root = request.scope.get("root_path", "")
     latest = (
         (
@@ -228,6 +234,11 @@ def overview(request: Request) -> HTMLResponse:
         f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
         f"<h2>Audit log</h2>{_status_line(status)}{latest}"
         f"<h2>Latest runs</h2>{_runs_table(request, runs)}"
+        f"<h2>Re-consent campaigns</h2><p>Every ask recorded so far, and where it stands on {today} (the "
+        "DPO report counts those of its period). Delivered: handed to the mail server; not asked: no usable "
+        "address, or on the suppression list; a yes restarts the clock, a no is an opposition, no answer "
+        "once the links expired lets the schedule go on.</p>"
+        f"{dpo_render.campaigns_section(policy, campaigns, 'en')}"
     )
     return _page(request, "Retention", body)
 
