@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from engine_helpers import CLUB_POLICY, create_club, ids
@@ -32,10 +34,13 @@ from include.retention.reconsent.answers import (
     read_answers_csv,
     report_bounce,
 )
-from include.retention.reconsent.tokens import new_token_id, sign
+from include.retention.reconsent.campaign import run_campaign
+from include.retention.reconsent.mailer import SmtpMailer
+from include.retention.reconsent.tokens import new_token_id, read, sign
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights import requests
+from scripts.mail_sink import MailSink, Received
 
 KEY = SubjectKey("reconsent-answers-test-key-" + "k" * 30, "test")
 ANSWERED = date(2026, 11, 1)  # the day the answers arrive, before the notices' last day
@@ -163,6 +168,34 @@ def whole_audit_text(target: Target, policy: RetentionPolicy) -> str:
 
 
 # --- Yes ----------------------------------------------------------------------------------------
+
+
+def test_the_links_a_campaign_mails_are_answered_through_the_register_it_wrote(
+    target: Target, club: RetentionPolicy, mail_sink: MailSink
+) -> None:
+    """End to end: the campaign mails members 1 to 3 (their three years end within 30 days of
+    1 November) through a real SMTP server; the yes and no links read from the messages answer."""
+    ctx = RunContext("campaign-1", "retention_reconsent", ANSWERED, club.version)
+    with SmtpMailer(mail_sink.host, mail_sink.port) as mailer:
+        assert run_campaign(target, club, "members", KEY, ctx, mailer).sent == 3
+    links = {received.recipients[0]: _links(received) for received in mail_sink.messages}
+
+    said_yes = answer_token(target, club, KEY, ctx_on(ANSWERED), links["member1@example.fr"]["yes"], ANSWERED)
+    said_no = answer_token(target, club, KEY, ctx_on(ANSWERED), links["member2@example.fr"]["no"], ANSWERED)
+
+    assert (said_yes.answer, said_no.answer) == ("yes", "no")
+    asks = {row["row_key"]: row for row in _all_asks(target)}
+    assert {key: row["answer"] for key, row in asks.items()} == {"1": "yes", "2": "no", "3": None}
+    assert asks["1"]["answered_on"] == ANSWERED
+    assert 2 not in ids(target, "members") and 1 in ids(target, "members")
+    assert subject_hash(KEY, "email", "member2@example.fr") in suppressed_hashes(target)
+
+
+def _links(received: Received) -> dict[str, str]:
+    """The tokens of a message's yes and no links (its plain-text part), by the answer they stand for."""
+    text = received.message.get_body(("plain",)).get_content()
+    found = [parse_qs(urlsplit(url).query)["token"][0] for url in re.findall(r"https://\S+", text)]
+    return {read(KEY, token).answer: token for token in found}
 
 
 # --- No -----------------------------------------------------------------------------------------
