@@ -65,9 +65,10 @@ DO $$ BEGIN EXECUTE pg_catalog.format('GRANT TEMPORARY ON DATABASE %I TO retenti
 CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA public;  -- where the engine's calls find it
 
 -- The archive schema, the project's tables (audit log, legal holds, suppression list, run
--- leases) and the archive tables belong to the administrator, not to the pipeline: an owner
--- could grant itself back what is revoked here, drop or empty the table, or swap it for a
--- view over a function of its own that runs with the rights of whoever reads it next.
+-- leases, re-consent register) and the archive tables belong to the administrator, not to
+-- the pipeline: an owner could grant itself back what is revoked here, drop or empty the
+-- table, or swap it for a view over a function of its own that runs with the rights of
+-- whoever reads it next.
 -- The pipeline may create in no schema.
 CREATE SCHEMA IF NOT EXISTS "archive";
 CREATE TABLE IF NOT EXISTS archive.retention_audit (
@@ -130,6 +131,28 @@ CREATE TABLE IF NOT EXISTS archive.retention_run_locks (
 	renewed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	PRIMARY KEY (category)
 );
+CREATE TABLE IF NOT EXISTS archive.retention_reconsent (
+	ask_id SERIAL NOT NULL, 
+	category VARCHAR(64) NOT NULL, 
+	table_name VARCHAR(128) NOT NULL, 
+	row_key VARCHAR(512) NOT NULL, 
+	period_end DATE NOT NULL, 
+	subject_hash VARCHAR(64), 
+	token_id VARCHAR(32) NOT NULL, 
+	expires_on DATE NOT NULL, 
+	status VARCHAR(20) NOT NULL, 
+	failure VARCHAR(200), 
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	sent_at TIMESTAMP WITH TIME ZONE, 
+	answer VARCHAR(10), 
+	answered_at TIMESTAMP WITH TIME ZONE, 
+	answered_on DATE, 
+	run_id VARCHAR(250), 
+	policy_version VARCHAR(64), 
+	PRIMARY KEY (ask_id), 
+	CONSTRAINT retention_reconsent_one_ask UNIQUE (category, table_name, row_key, period_end), 
+	UNIQUE (token_id)
+);
 CREATE OR REPLACE FUNCTION "archive"."retention_audit_append_only"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log archive.retention_audit is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE TRIGGER "retention_audit_append_only" BEFORE UPDATE OR DELETE ON "archive"."retention_audit" FOR EACH ROW EXECUTE FUNCTION "archive"."retention_audit_append_only"();
 CREATE OR REPLACE TRIGGER "retention_audit_no_truncate" BEFORE TRUNCATE ON "archive"."retention_audit" FOR EACH STATEMENT EXECUTE FUNCTION "archive"."retention_audit_append_only"();
@@ -140,12 +163,15 @@ REVOKE ALL ON "archive"."retention_legal_holds" FROM PUBLIC, retention_pipeline;
 REVOKE ALL ON "archive"."retention_legal_hold_items" FROM PUBLIC, retention_pipeline;
 REVOKE ALL ON "archive"."retention_suppression" FROM PUBLIC, retention_pipeline;
 REVOKE ALL ON "archive"."retention_run_locks" FROM PUBLIC, retention_pipeline;
+REVOKE ALL ON "archive"."retention_reconsent" FROM PUBLIC, retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_audit" TO retention_pipeline;
 GRANT SELECT, INSERT (reference, scope, category, table_name, reason, created_by, created_at, expires_on), UPDATE (expiry_recorded_at) ON "archive"."retention_legal_holds" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_legal_hold_items" TO retention_pipeline;
 GRANT SELECT, INSERT ON "archive"."retention_suppression" TO retention_pipeline;
 GRANT SELECT, INSERT, UPDATE, DELETE ON "archive"."retention_run_locks" TO retention_pipeline;
+GRANT SELECT, INSERT (category, table_name, row_key, period_end, subject_hash, token_id, expires_on, status, failure, recorded_at, sent_at, run_id, policy_version), UPDATE (status, failure, sent_at, answer, answered_at, answered_on) ON "archive"."retention_reconsent" TO retention_pipeline;
 GRANT USAGE, SELECT ON SEQUENCE "archive"."retention_legal_holds_hold_id_seq" TO retention_pipeline;
+GRANT USAGE, SELECT ON SEQUENCE "archive"."retention_reconsent_ask_id_seq" TO retention_pipeline;
 
 -- Archive tables made by an earlier version of this script belonged to the pipeline.
 DO $$ DECLARE t regclass; archive_table text; BEGIN

@@ -107,6 +107,32 @@ def test_a_partitioned_table_cannot_be_asked(shipped):
     assert "a row waiting for its answer cannot stay behind" in message
 
 
+def test_a_table_archived_with_another_categorys_row_cannot_be_asked(shipped):
+    shipped["categories"]["customer_notes"] = {
+        "label": {"fr": "Notes clients", "en": "Customer notes"},
+        "legal_basis": "Intérêt légitime",
+        "archive_purpose": "Probatoire",
+        "schedule": "0 4 * * *",
+        "active_period": "P3Y",
+        "archive_period": "P5Y",
+        "end_action": "delete",
+        "tables": [
+            {
+                "table": "customer_notes",
+                "primary_key": "note_id",
+                "start_event": {"column": "written_at", "when_missing": "defect"},
+                "archive_columns": ["written_at"],
+                "subject_identifiers": {"email": ["email"]},
+                "archived_with": {"table": "customers", "foreign_key": "customer_id"},
+            }
+        ],
+        "reconsent": dict(_block(shipped)),
+    }
+    message = _errors(shipped)
+    assert "categories.customer_notes.reconsent.table: table customer_notes is archived_with customers" in message
+    assert "there is no end to announce" in message
+
+
 # --- The windows ---------------------------------------------------------------------------------
 
 

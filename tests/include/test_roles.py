@@ -8,15 +8,17 @@ with its audit event."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 from crm_helpers import AS_OF, KEY
 from engine_helpers import run_category
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from throwaway_postgres import find_bindir, fresh_postgres_database
@@ -24,11 +26,15 @@ from throwaway_postgres import find_bindir, fresh_postgres_database
 from include.demo.seed import seed_demo
 from include.retention.database.identity import Subject
 from include.retention.database.roles import PIPELINE_ROLE, READER_ROLE, least_privilege_sql
-from include.retention.database.store import audit_table
+from include.retention.database.store import audit_table, reconsent_table, suppression_table
 from include.retention.database.target import connect
 from include.retention.dates import instants
 from include.retention.errors import PolicyError
 from include.retention.policy.load import load_policy
+from include.retention.reconsent import tokens
+from include.retention.reconsent.answers import answer_token
+from include.retention.reconsent.campaign import run_campaign
+from include.retention.reconsent.mailer import SmtpMailer
 from include.retention.records import audit
 from include.retention.records.audit import RunContext, events
 from include.retention.records.holds import NewHold, add_hold, lift_hold
@@ -40,6 +46,9 @@ from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.quality import pre_archive_gate
 
 SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
+# One re-consent ask, as the campaign records it (ask_id from the sequence, no answer).
+_ASK_COLUMNS = "category, table_name, row_key, period_end, token_id, expires_on, status, recorded_at"
+_ASK_VALUES = "'prospection', 'prospects', '1', current_date, md5('forged'), current_date + 30, 'sent', now()"
 
 
 @pytest.fixture
@@ -144,6 +153,18 @@ def test_the_pipeline_role_runs_the_whole_pipeline(secured, tmp_path, monkeypatc
         "CREATE SCHEMA pipeline_own",
         "ALTER TABLE crm.prospects ADD COLUMN score int",
         "DROP TABLE crm.prospects",
+        # The re-consent register: an ask is never removed, and whose ask it is, its row, token
+        # and expiry never change; nor is an ask recorded already answered (a forged yes).
+        "DELETE FROM archive.retention_reconsent",
+        "TRUNCATE archive.retention_reconsent",
+        "DROP TABLE archive.retention_reconsent",
+        "UPDATE archive.retention_reconsent SET expires_on = expires_on + 365",
+        "UPDATE archive.retention_reconsent SET subject_hash = NULL",
+        "UPDATE archive.retention_reconsent SET row_key = '1', period_end = current_date",
+        "UPDATE archive.retention_reconsent SET token_id = md5('x')",
+        f"INSERT INTO archive.retention_reconsent ({_ASK_COLUMNS}, answer, answered_on) "
+        f"VALUES ({_ASK_VALUES}, 'yes', current_date)",
+        f"INSERT INTO archive.retention_reconsent (ask_id, {_ASK_COLUMNS}) VALUES (999999, {_ASK_VALUES})",
     ],
 )
 def test_the_pipeline_role_can_do_nothing_else(secured, statement):
@@ -171,6 +192,9 @@ def test_the_dpo_reads_the_audit_log_and_the_archive(secured):
         "SELECT count(*) FROM crm.prospects",
         "INSERT INTO archive.retention_audit (event_id) VALUES (999999)",
         "DELETE FROM archive.prospects",
+        "DELETE FROM archive.retention_reconsent",
+        "UPDATE archive.retention_reconsent SET answer = 'yes'",
+        f"INSERT INTO archive.retention_reconsent ({_ASK_COLUMNS}) VALUES ({_ASK_VALUES})",
     ],
 )
 def test_the_dpo_can_do_nothing_else(secured, statement):
@@ -639,3 +663,37 @@ def test_the_servers_log_never_shows_the_values_the_pipeline_binds(secured):
     logged = server_log.read_text(errors="replace")
     assert "SELECT count(*) FROM crm.prospects WHERE email" in logged  # the statement was logged
     assert marker not in logged
+
+
+def _answer_tokens(received) -> dict[str, str]:
+    """The yes and no tokens of a received notice, from its plain-text links."""
+    text = received.message.get_body(("plain",)).get_content()
+    found = {}
+    for url in re.findall(r"https://\S+", text):
+        token = parse_qs(urlsplit(url).query)["token"][0]
+        found[tokens.read(KEY, token).answer] = token
+    return found
+
+
+def test_the_pipeline_role_asks_for_re_consent_and_records_the_answers(secured, mail_sink):
+    """The campaign records its asks and marks them sent, a yes and a no are recorded (the no as
+    an opposition: erasure and suppression) - all with the pipeline's grants on the register."""
+    pipeline, policy = secured[PIPELINE_ROLE], load_policy()
+    ctx = RunContext("scheduled__reconsent", "retention_reconsent", AS_OF, policy.version)
+    with SmtpMailer("127.0.0.1", mail_sink.port) as mailer:
+        result = run_campaign(pipeline, policy, "prospection", KEY, ctx, mailer)
+    assert result.sent >= 2 and len(mail_sink.messages) == result.sent
+    register = reconsent_table("archive")
+    with pipeline.read() as conn:
+        asks = conn.execute(select(register.c.status, func.count()).group_by(register.c.status)).all()
+    assert dict(asks)["sent"] == result.sent
+    first, second = (_answer_tokens(received) for received in mail_sink.messages[:2])
+    answer_ctx = RunContext("manual__answer", "reconsent_answer", AS_OF, policy.version)
+    assert answer_token(pipeline, policy, KEY, answer_ctx, first["yes"], AS_OF).answer == "yes"
+    assert answer_token(pipeline, policy, KEY, answer_ctx, second["no"], AS_OF).answer == "no"
+    replayed = answer_token(pipeline, policy, KEY, answer_ctx, first["no"], AS_OF)
+    assert (replayed.answer, replayed.refused) == (None, "replayed")
+    with pipeline.read() as conn:
+        answered = dict(conn.execute(select(register.c.answer, func.count()).group_by(register.c.answer)).all())
+        suppressed = conn.execute(select(func.count()).select_from(suppression_table("archive"))).scalar_one()
+    assert (answered["yes"], answered["no"], suppressed) == (1, 1, 1)

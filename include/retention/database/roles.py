@@ -10,10 +10,10 @@
 * ``dpo_reader`` - the DPO: reads the audit log and the archive, and nothing else.
 
 The script creates the archive schema and the project's tables (audit log, legal holds,
-suppression list, run leases) itself, owned by the administrator who runs it, so that the
-pipeline is not their owner (an owner could grant itself back what was revoked, drop or
-empty the table). Two SECURITY DEFINER functions, owned by the administrator with a fixed
-``search_path``, do for the pipeline the two things it may not do itself:
+suppression list, run leases, re-consent register) itself, owned by the administrator who
+runs it, so that the pipeline is not their owner (an owner could grant itself back what was
+revoked, drop or empty the table). Two SECURITY DEFINER functions, owned by the administrator
+with a fixed ``search_path``, do for the pipeline the two things it may not do itself:
 
 * ``retention_create_archive_table(name)`` creates one of the policy's archive tables - only
   those listed in it when the administrator ran the script - with the column types of its
@@ -48,6 +48,10 @@ from include.retention.policy.model import RetentionPolicy
 
 PIPELINE_ROLE = "retention_pipeline"
 READER_ROLE = "dpo_reader"
+# The re-consent register: an ask is recorded unanswered, with its id from the sequence (chosen
+# by the pipeline, it could take the ids ahead); then only its delivery and its answer change.
+_ASK_UPDATED = ("status", "failure", "sent_at", "answer", "answered_at", "answered_on")
+_ASK_NOT_INSERTED = frozenset({"ask_id", "answer", "answered_at", "answered_on"})
 
 
 def governed_tables(policy: RetentionPolicy) -> list[str]:
@@ -362,6 +366,7 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
     # hold_id comes from its sequence: chosen by the pipeline, it could take the ids ahead.
     lift_columns = {"hold_id", "lifted_at", "lifted_by", "lift_reason", "expiry_recorded_at"}
     added = ", ".join(c.name for c in holds.holds.columns if c.name not in lift_columns)
+    asked = ", ".join(c.name for c in own.reconsent.columns if c.name not in _ASK_NOT_INSERTED)
     project = [  # the project's own tables, with what the pipeline may do to each
         (trail, "SELECT, INSERT"),  # append-only: the triggers refuse the rest too
         # Added, never deleted; lifted only through retention_lift_hold (with its audit event);
@@ -370,6 +375,9 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         (holds.items, "SELECT, INSERT"),
         (own.suppression, "SELECT, INSERT"),  # an opposition is for good
         (own.locks, "SELECT, INSERT, UPDATE, DELETE"),
+        # Never deleted: an ask proves the person was asked, and the archive step waits for it.
+        # Whose ask it is, its row, period end, token and expiry never change.
+        (own.reconsent, f"SELECT, INSERT ({asked}), UPDATE ({', '.join(_ASK_UPDATED)})"),
     ]
     dialect = postgresql.dialect()
 
@@ -421,9 +429,10 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         "CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA public;  -- where the engine's calls find it",
         "",
         "-- The archive schema, the project's tables (audit log, legal holds, suppression list, run",
-        "-- leases) and the archive tables belong to the administrator, not to the pipeline: an owner",
-        "-- could grant itself back what is revoked here, drop or empty the table, or swap it for a",
-        "-- view over a function of its own that runs with the rights of whoever reads it next.",
+        "-- leases, re-consent register) and the archive tables belong to the administrator, not to",
+        "-- the pipeline: an owner could grant itself back what is revoked here, drop or empty the",
+        "-- table, or swap it for a view over a function of its own that runs with the rights of",
+        "-- whoever reads it next.",
         "-- The pipeline may create in no schema.",
         f'CREATE SCHEMA IF NOT EXISTS "{archive}";',
         *(statement for table, _ in project for statement in create(table)),
@@ -433,6 +442,7 @@ def least_privilege_sql(policy: RetentionPolicy) -> str:
         *(f'REVOKE ALL ON "{archive}"."{table.name}" FROM PUBLIC, {PIPELINE_ROLE};' for table, _ in project),
         *(f'GRANT {rights} ON "{archive}"."{table.name}" TO {PIPELINE_ROLE};' for table, rights in project),
         f'GRANT USAGE, SELECT ON SEQUENCE "{archive}"."{holds.holds.name}_hold_id_seq" TO {PIPELINE_ROLE};',
+        f'GRANT USAGE, SELECT ON SEQUENCE "{archive}"."{own.reconsent.name}_ask_id_seq" TO {PIPELINE_ROLE};',
         "",
         "-- Archive tables made by an earlier version of this script belonged to the pipeline.",
         *existing_archive_sql(policy),
