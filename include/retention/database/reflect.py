@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     exists,
     false,
+    func,
     inspect,
     literal,
     not_,
@@ -31,9 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.archive_tables import ARCHIVE_METADATA_COLUMNS, archive_table_of, ensure_archive_table
 from include.retention.database.check import check_against_database, dependants_of
-from include.retention.database.start_events import ongoing_expression, start_expression
+from include.retention.database.start_events import ongoing_expression, restarted_by_consent, start_expression
 from include.retention.dates.clock import Zones, is_due
 from include.retention.dates.periods import Period
 from include.retention.policy.conditions import is_not_true, to_sql
@@ -280,10 +282,16 @@ def reflect_category(
     source_schema_of: Callable[[str | None], str | None],
     archive_schema: str,
 ) -> list[TableNode]:
-    """Reflect a category's active tables and define (not create) their archive twins."""
+    """Reflect a category's active tables and define (not create) their archive twins.
+
+    The re-consent register is read by the clocks of asked tables only when it exists: before
+    the first campaign nobody has said yes, and a reader (a report, "was X erased?") creates
+    nothing."""
     metadata = MetaData()
+    register = store.reconsent_table(archive_schema)
+    answers = register if store.table_exists(conn, register) else None
     return [
-        _reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema, category)
+        _reflect_node(conn, metadata, policy, table, source_schema_of, archive_schema, category, answers)
         for table in category.tables
     ]
 
@@ -296,6 +304,7 @@ def _reflect_node(
     source_schema_of: Callable[[str | None], str | None],
     archive_schema: str,
     category: Category,
+    answers: Table | None,
 ) -> TableNode:
     schema_name = node.schema_name or policy.source_schema
     source = Table(node.table, metadata, schema=source_schema_of(schema_name), autoload_with=conn)
@@ -308,17 +317,17 @@ def _reflect_node(
             step_schema = source_schema_of(step.schema_name or schema_name)
             return Table(step.table, metadata, schema=step_schema, autoload_with=conn)
 
-        table_node.start = start_expression(node.start_event, source, node.primary_key, reflect, policy.zones)
+        table_node.start = _clock(policy, category, node, source, reflect, answers)
         own_ongoing = ongoing_expression(node.start_event, source, node.primary_key, reflect)
         parent_reflect = _parent_reflector(conn, metadata, policy, node, source_schema_of)
         parent_active = _parent_still_active(node, source, parent_reflect)
         table_node.ongoing = _any_of(own_ongoing, parent_active)
         if node.archived_with is not None and node.archived_with.on_parent_event:
-            table_node.release = _release(policy, node, source, parent_reflect, parent_active, own_ongoing)
+            table_node.release = _release(policy, node, source, parent_reflect, parent_active, own_ongoing, answers)
         table_node.scope = _effective_scope(policy, category, node, source)
         table_node.dependants = [
             Dependant(
-                _reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category),
+                _reflect_node(conn, metadata, policy, dep, source_schema_of, archive_schema, dep_category, answers),
                 dep_category,
                 list(dep.archived_with.foreign_key),
             )
@@ -326,10 +335,39 @@ def _reflect_node(
             if dep.archived_with is not None  # always: dependants_of finds them by it
         ]
     table_node.children = [
-        _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema, category)
+        _reflect_node(conn, metadata, policy, child, source_schema_of, archive_schema, category, answers)
         for child in node.children
     ]
     return table_node
+
+
+def _clock(
+    policy: RetentionPolicy,
+    category: Category,
+    table: TablePolicy,
+    row: Any,
+    reflect: Callable[[RelationStep], Table],
+    answers: Table | None,
+) -> ColumnElement[Any]:
+    """A root table's start expression on ``row`` (the table, or an alias of it); for the
+    table a category asks for re-consent, restarted by the person's last yes in the register
+    (``answers``; None when it does not exist yet)."""
+    start = start_expression(table.start_event, row, table.primary_key, reflect, policy.zones)
+    if answers is None or category.asked_table != table.table:
+        return start
+    yes = answers.alias("consent")  # its own name: the clock may be read inside a query on the register
+    latest_yes = (
+        select(func.max(yes.c.answered_on))
+        .where(
+            yes.c.category == category.key,
+            yes.c.table_name == table.table,
+            yes.c.row_key == key_text(row, table.primary_key),
+            yes.c.answer == "yes",
+        )
+        .correlate(row)  # to the row at whatever depth the clock is used
+        .scalar_subquery()
+    )
+    return restarted_by_consent(start, latest_yes, policy.zones)
 
 
 def parent_schema(policy: RetentionPolicy, table: str) -> str | None:
@@ -377,6 +415,7 @@ def _release(
     reflect: Callable[[Any], Table],
     parent_active: Any,
     own_ongoing: Any,
+    answers: Table | None,
 ) -> Release:
     """The parent clocks a released dependant reads: each category of which the parent table
     is a root, on one alias of it (chains of dependants are refused at load: a parent has no
@@ -395,7 +434,7 @@ def _release(
                 ParentClock(
                     category,
                     table,
-                    start_expression(table.start_event, row, table.primary_key, reflect, policy.zones),
+                    _clock(policy, category, table, row, reflect, answers),
                     ongoing_expression(table.start_event, row, table.primary_key, reflect),
                     _effective_scope(policy, category, table, row),
                 )

@@ -12,6 +12,8 @@ Real schemas rarely hold a ready-made start date. The start can be:
   Aggregating the expression row by row is not the same as combining aggregates: one line
   closed early and another with only a planned end;
 * the first non-empty of an ordered list of those (``COALESCE``);
+* for the rows a category asks for re-consent, the later of that start and the day the
+  person last answered yes (``restarted_by_consent``): a yes restarts the clock;
 
 and the row is *ongoing* - it stays active whatever its start - while a related row is
 still open (its value, a column or an expression, is empty): an ``EXISTS`` subquery.
@@ -27,9 +29,10 @@ can never disagree about a row's clock. Nothing is computed row by row in Python
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, select
+from sqlalchemy import Date, Table, and_, case, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -54,6 +57,27 @@ def start_expression(
     day only. Other databases compare typed values and aggregate them as they are."""
     candidates = [_source_expression(s, source, key_columns, reflect, zones) for s in event.sources]
     return candidates[0] if len(candidates) == 1 else func.coalesce(*candidates)
+
+
+def restarted_by_consent(
+    start: ColumnElement[Any], latest_yes: ColumnElement[date], zones: Zones
+) -> ColumnElement[date]:
+    """The clock of a row whose person was asked and said yes (a re-consent answer): the
+    later of its start, as a day in the company's zone, and ``latest_yes``, the day of the
+    last yes (NULL when none). A yes is a new consent, so the active period runs again from
+    it; an older yes never pulls a later start back. NULL only when both are NULL.
+
+    PostgreSQL's GREATEST ignores NULLs. SQLite's two-argument ``max`` does not, so there it
+    is a CASE on the two ``YYYY-MM-DD`` texts (the clock's reading of a start: ``local_date``),
+    which compare as days."""
+    on_postgresql = func.greatest(local_date(start, "postgresql", zones), latest_yes, type_=Date)
+    day = local_date(start, "sqlite", zones)
+    later = case(
+        (latest_yes.is_(None), day),
+        (or_(day.is_(None), latest_yes > day), latest_yes),
+        else_=day,
+    )
+    return _OnSqlite(on_postgresql, type_coerce(later, Date))
 
 
 def ongoing_expression(
@@ -133,9 +157,12 @@ def _aggregate(
     last, joined, correlation = _walk(aggregate.path, source, key_columns, reflect)
     value = _row_value(last, aggregate)
     if zones is not None:
-        value = _DayOnSqlite(value, local_date(value, "sqlite", zones))
+        value = _OnSqlite(value, local_date(value, "sqlite", zones))
     query = select(pick(value)).select_from(joined).where(correlation, to_sql(last, aggregate.where))
-    return query.scalar_subquery()
+    # Correlated to the row by name, at whatever depth the clock is used (inside an EXISTS on
+    # another table too: the re-consent register's period end); automatic correlation would
+    # only look one query up.
+    return query.correlate(source).scalar_subquery()
 
 
 def _row_value(last: Any, spec: Aggregate | OpenRelated) -> ColumnElement[Any]:
@@ -175,18 +202,22 @@ def _walk(
     return previous, joined, correlation
 
 
-class _DayOnSqlite(ColumnElement[Any]):
-    """A related row's value as it is, or on SQLite its day in the company's zone (NULL for
-    NULL or unreadable text, skipped by the aggregate as NULL always was). The compiler picks
-    by the connection's dialect, so the expression is built once for every backend."""
+class _OnSqlite(ColumnElement[Any]):
+    """An expression as it is, or on SQLite another one (a related row's value, or there its
+    day in the company's zone, NULL for NULL or unreadable text, skipped by the aggregate as
+    NULL always was; the later of two days, GREATEST or a CASE on text days). The compiler
+    picks by the connection's dialect, so the expression is built once for every backend."""
 
-    __visit_name__ = "retention_day_on_sqlite"
+    __visit_name__ = "retention_on_sqlite"
     inherit_cache = True
-    _traverse_internals = [("value", InternalTraversal.dp_clauseelement), ("day", InternalTraversal.dp_clauseelement)]
+    _traverse_internals = [
+        ("value", InternalTraversal.dp_clauseelement),
+        ("sqlite", InternalTraversal.dp_clauseelement),
+    ]
 
-    def __init__(self, value: ColumnElement[Any], day: ColumnElement[Any]):
+    def __init__(self, value: ColumnElement[Any], sqlite: ColumnElement[Any]):
         self.value = value
-        self.day = day
+        self.sqlite = sqlite
         self.type = value.type
 
     @property
@@ -194,11 +225,11 @@ class _DayOnSqlite(ColumnElement[Any]):
         return self.value._from_objects
 
 
-@compiles(_DayOnSqlite)
-def _compile_value(element: _DayOnSqlite, compiler: Any, **kw: Any) -> str:
+@compiles(_OnSqlite)
+def _compile_value(element: _OnSqlite, compiler: Any, **kw: Any) -> str:
     return compiler.process(element.value, **kw)
 
 
-@compiles(_DayOnSqlite, "sqlite")
-def _compile_day(element: _DayOnSqlite, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.day, **kw)
+@compiles(_OnSqlite, "sqlite")
+def _compile_sqlite(element: _OnSqlite, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.sqlite, **kw)

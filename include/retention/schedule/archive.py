@@ -1,5 +1,8 @@
 """Move rows whose active period has ended into the restricted archive.
 
+A row its category asks for re-consent waits for the ask, at most the notice window past
+the end of its active period (``waiting``), and a yes restarts its clock (``start_events``).
+
 Per batch, in one transaction:
 
 1. choose the batch's parent rows once, with their retention dates
@@ -45,6 +48,7 @@ from include.retention.database.capabilities import capabilities_of
 from include.retention.database.reflect import Side, TableNode, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
+from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category
 from include.retention.records import audit
 from include.retention.records.held_rows import HoldsInForce
@@ -52,6 +56,7 @@ from include.retention.records.locks import batch_in_progress
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches, same_key
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
+from include.retention.schedule.waiting import asks_from, waiting_in_step
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,9 @@ def archive_category(
 
 
 def _walks(opened: OpenStep) -> list[Walk]:
-    """One walk per root table: its due rows, less those a hold keeps."""
+    """One walk per root table: its due rows, less those a hold keeps or that wait for the
+    re-consent ask. A table whose rows are asked never moves a partition whole: its bounds
+    know neither who waits nor whose clock a yes restarted."""
     step = opened.step
     limit = step.policy.deletion_limit_for(step.category)
     return [
@@ -90,7 +97,9 @@ def _walks(opened: OpenStep) -> list[Walk]:
             limit=limit,
             step=step,
             verb="archive",
-            whole=tuple(partitions.whole_partitions(step, root, opened.holds)),
+            whole=()
+            if asks_from(step.category, root)
+            else tuple(partitions.whole_partitions(step, root, opened.holds)),
         )
         for root, due in ((root, due_for_archive(root, step, opened.holds)) for root in opened.nodes)
     ]
@@ -122,14 +131,15 @@ def _archive_root(opened: OpenStep, walk: Walk) -> dict[str, int]:
 
 
 def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> ColumnElement[bool]:
-    """Rows whose active period has ended, less those a legal hold keeps where they are -
+    """Rows whose active period has ended, less those waiting for the re-consent ask
+    (``waiting``: at most the notice window) and those a legal hold keeps where they are -
     held themselves, with a held retained dependant, which must not move either, or (a
     dependant released by its parent's event) with a held parent."""
-    if not holds.any:
-        return root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     with step.target.read() as conn:  # a released dependant is also held through its parent
+        waiting = waiting_in_step(conn, step, root)
         kept = dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds)
-    return and_(root.due(step.category.active_period, step.ctx.as_of, step.policy.zones), *kept)
+    return and_(due, *([] if waiting is None else [is_not_true(waiting)]), *kept)
 
 
 def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: StepContext) -> dict[str, int]:

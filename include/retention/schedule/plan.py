@@ -21,12 +21,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database.reflect import Dependant, Side, TableNode, archive_exists, key_of
 from include.retention.dates.clock import retention_dates
+from include.retention.policy.conditions import is_not_true
 from include.retention.records import audit
 from include.retention.records.held_rows import HoldsInForce
 from include.retention.records.holds import record_expiries
 from include.retention.schedule import dependants
 from include.retention.schedule.batches import child_condition
 from include.retention.schedule.context import StepContext, holds_of, open_step
+from include.retention.schedule.waiting import waiting_in_step
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class TablePlan:
     last_due_start: date
     children: dict[str, int] = field(default_factory=dict)
     held_open: int = 0  # kept active by an open related row, or a parent still active
+    # Rows past their active period that wait for the re-consent ask (``waiting``): not in
+    # the due counts, they stay active at most the notice window.
+    waiting_for_reconsent: int = 0
     kept_for_dependants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A few keys of the rows with a defective (missing) start, for the engineer who fixes
     # them: in the XCom and the task log only, never in the audit log.
@@ -190,7 +195,7 @@ def plan_category(step: StepContext) -> CategoryPlan:
     nodes = open_step(step, create_archive=False)
     holds = holds_of(step)
     with step.target.read() as conn:
-        tables = [_plan_table(conn, root, step, holds) for root in nodes]
+        tables = [_plan_table(conn, root, step, holds, waiting_in_step(conn, step, root)) for root in nodes]
     plan = CategoryPlan(
         category=step.category.key,
         as_of=step.ctx.as_of,
@@ -214,24 +219,37 @@ def plan_category(step: StepContext) -> CategoryPlan:
                 table.legal_hold_due,
                 table.legal_hold_end_of_life,
             )
+    for table in tables:
+        if table.waiting_for_reconsent:
+            log.info(
+                "%s: %d rows past their active period are waiting for re-consent (kept at most the notice window)",
+                table.table,
+                table.waiting_for_reconsent,
+            )
     for reason in (r for table in tables for r in table.reasons()):
         log.info("%s (category %s, as of %s)", reason, step.category.key, step.ctx.as_of)
     return plan
 
 
-def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce) -> TablePlan:
+def _plan_table(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, waiting: ColumnElement[bool] | None
+) -> TablePlan:
+    """``waiting``: the rows that wait for the re-consent ask (``waiting.waiting_in_step``),
+    None when nobody is asked from this table; they are counted apart, never as due."""
     policy = root.root_policy
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
     held = dependants.held_released(conn, step.policy, step.target, root, Side.ACTIVE, category.key, holds)
-    due = and_(overdue, *([not_(held)] if holds.any else []))
-    active_rows, due_rows, held_due, missing, held_open = conn.execute(
+    not_held = and_(overdue, *([not_(held)] if holds.any else []))
+    due = not_held if waiting is None else and_(not_held, is_not_true(waiting))
+    active_rows, due_rows, held_due, missing, held_open, waiting_rows = conn.execute(
         select(
             func.count().filter(root.scope),
             func.count().filter(due),
             func.count().filter(and_(overdue, held)),
             func.count().filter(root.missing_start()),
             func.count().filter(root.held_open()),
+            func.count().filter(and_(not_held, waiting)) if waiting is not None else literal(0),
         ).select_from(root.source)
     ).one()
     archive_rows = held_end = 0
@@ -265,6 +283,7 @@ def _plan_table(conn: Connection, root: TableNode, step: StepContext, holds: Hol
         last_due_start=category.active_period.last_due_start(as_of),
         children=children,
         held_open=held_open,
+        waiting_for_reconsent=waiting_rows,
         kept_for_dependants=kept,
         missing_start_sample=missing_sample,
         legal_hold_due=held_due,
@@ -473,6 +492,7 @@ def _audit_plan(conn: Connection, step: StepContext, table: TablePlan) -> None:
         "due_for_end_of_life": table.due_for_end_of_life,
         "missing_start": table.missing_start,
         "held_open": table.held_open,
+        "waiting_for_reconsent": table.waiting_for_reconsent,
         "kept_for_dependants": table.kept_for_dependants,
         "last_due_start": table.last_due_start,
         "children": table.children,

@@ -3,7 +3,8 @@
 Per table of the category, with the same clock expressions as ``plan``:
 
 * ``no_overdue_active_rows`` - no active row is older than its category allows (rows
-  kept by an open related row, or with a missing start, are not due and so not counted);
+  kept by an open related row, waiting for the re-consent ask, or with a missing start, are
+  not due and so not counted);
 * ``retention_until_matches_policy`` - every archive row stamped with the current policy
   version has ``retention_until = retention_start + active period + archive period``
   (rows archived under an earlier version are not re-checked: only the current policy
@@ -69,6 +70,7 @@ from include.retention.records.suppression import suppressed_active_rows
 from include.retention.schedule import dependants
 from include.retention.schedule.context import StepContext, holds_of, open_step
 from include.retention.schedule.quality import CheckResult, conclude_gate
+from include.retention.schedule.waiting import waiting_in_step
 from include.retention.settings import KEY_ENV_VAR
 
 log = logging.getLogger(__name__)
@@ -215,12 +217,16 @@ def _overdue_active(
     conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, blocking: bool
 ) -> CheckResult:
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+    # Rows waiting for the re-consent ask are not overdue: the promise keeps them, at most the
+    # notice window (``waiting``).
+    waiting = waiting_in_step(conn, step, root)
     # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
     count = conn.execute(
         select(func.count())
         .select_from(root.source)
         .where(
             due,
+            *([] if waiting is None else [is_not_true(waiting)]),
             *dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds),
         )
     ).scalar_one()

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Table, and_, exists, func, literal, not_, or_
+from sqlalchemy import Table, and_, func, literal, not_, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from include.retention.database import store
 from include.retention.database.reflect import TableNode, key_text
 from include.retention.dates.clock import Zones, add_period, is_due, local_date
 from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, Reconsent
+from include.retention.schedule.context import StepContext
 
 # Register statuses that let a due row go: the person could not be, or will not be, asked.
 RELEASING_STATUSES = ("failed", "no_address", "suppressed")
@@ -57,36 +60,58 @@ def in_notice_window(root: TableNode, category: Category, as_of: date, zones: Zo
     )
 
 
+def waiting_in_step(conn: Connection, step: StepContext, root: TableNode) -> ColumnElement[bool] | None:
+    """``waiting_for_reconsent`` for a step's root: the register is read if it exists. A
+    step creates nothing for it (a plan or a dry run changes nothing): before the first
+    campaign there is no ask, and every due row in the window with an address waits."""
+    if not asks_from(step.category, root):
+        return None
+    register = store.reconsent_table(step.target.archive_schema)
+    present = store.table_exists(conn, register)
+    return waiting_for_reconsent(
+        root, step.category, register if present else None, step.ctx.as_of, step.policy.zones, step.target.dialect
+    )
+
+
+def asks_from(category: Category, root: TableNode) -> bool:
+    """Whether the category asks the rows of this root table for re-consent."""
+    return category.reconsent is not None and root.name == category.asked_table
+
+
 def waiting_for_reconsent(
-    root: TableNode, category: Category, register: Table, as_of: date, zones: Zones, dialect: str
+    root: TableNode, category: Category, register: Table | None, as_of: date, zones: Zones, dialect: str
 ) -> ColumnElement[bool] | None:
     """Rows of ``root`` whose period has ended (D <= ``as_of``) but that wait for the ask
     (see the module doc); None when nobody is asked from this table, so no SQL is added.
 
-    ``register``: the re-consent register (``store.reconsent_table``); it must exist (the
-    steps create it when first needed, ``store.ensure_table``). The caller adds its own scope,
-    "nothing open" and hold conditions; NULL for a row without a start (wrap in
+    ``register``: the re-consent register (``store.reconsent_table``), or None when it does
+    not exist yet (no ask recorded: nothing settles the promise). The caller adds its own
+    scope, "nothing open" and hold conditions; NULL for a row without a start (wrap in
     ``is_not_true`` to negate)."""
-    if category.reconsent is None or root.name != category.asked_table:
+    if not asks_from(category, root):
         return None
-    notice = timedelta(days=category.reconsent.notice_days)
-    settled = exists().where(
+    notice = timedelta(days=_block(category).notice_days)
+    period = category.active_period
+    waiting = and_(
+        is_due(root.start, period, as_of, zones),
+        not_(is_due(root.start, period, as_of - notice, zones)),
+        usable_address(root, category),
+    )
+    if register is None:
+        return waiting
+    # The period ends of this row's asks that settle the promise. D is compared outside the
+    # subquery: the row's start may itself be a subquery on the row (a related table, the
+    # last yes), which correlates only with the query whose FROM holds the row.
+    settled_ends = select(register.c.period_end).where(
         register.c.category == category.key,
         register.c.table_name == root.name,
         register.c.row_key == key_text(root.source, root.key_columns),
-        register.c.period_end == period_end(root, category, dialect, zones),
         or_(
             register.c.status.in_(RELEASING_STATUSES),
             and_(register.c.status == "sent", register.c.sent_at < _start_of_day_after(as_of - notice, zones)),
         ),
     )
-    period = category.active_period
-    return and_(
-        is_due(root.start, period, as_of, zones),
-        not_(is_due(root.start, period, as_of - notice, zones)),
-        usable_address(root, category),
-        not_(settled),
-    )
+    return and_(waiting, period_end(root, category, dialect, zones).not_in(settled_ends))
 
 
 def _start_of_day_after(day: date, zones: Zones) -> ColumnElement[datetime]:
