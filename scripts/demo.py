@@ -12,7 +12,11 @@
 4. prints one row per category, read back from the audit log, the log's chain status (as
    ``retention_audit_verify`` computes it) and each run's certificate;
 5. erases the most recent prospect through the subject_request DAG, answers "was person X
-   erased?" for two prospects, and writes the DPO report.
+   erased?" for two prospects;
+6. runs the re-consent campaign (``retention_reconsent``) against an SMTP server it starts
+   itself (``scripts/mail_sink.py``, the ``smtp_default`` connection pointed at it), shows one
+   message, answers yes for one prospect and no for another through ``reconsent_answer``,
+   runs ``retention_prospection`` again and shows the effect; then writes the DPO report.
 
 Run it with ``make demo``, which sets the Airflow environment before Python starts.
 """
@@ -23,24 +27,29 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from html import unescape
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
 from include.demo.seed import seed_demo  # noqa: E402
-from include.retention.database.identity import KEY_VARIABLE, key_from_env
-from include.retention.database.store import audit_table  # noqa: E402
+from include.retention.database.identity import KEY_VARIABLE, key_from_env, subject_hash  # noqa: E402
+from include.retention.database.store import audit_table, reconsent_table, suppression_table  # noqa: E402
 from include.retention.database.target import connect, sqlite_archive_path  # noqa: E402
 from include.retention.dates.words import period_words  # noqa: E402
 from include.retention.files import reports_dir
@@ -51,6 +60,7 @@ from include.retention.reports.summary import format_summary, summary_table  # n
 from include.retention.rights.erased import was_erased  # noqa: E402
 from include.retention.settings import KEY_ENV_VAR, REPORTS_ENV_VAR
 from scripts.airflow_env import apply_demo_settings  # noqa: E402
+from scripts.mail_sink import MailSink  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ def main() -> int:
             f"{table['found']} found, {table['erased']} erased{kept}"
         )
     answer_erasure_questions(policy, people)
+    run_ids.append(run_reconsent(policy))
     print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
     for dag_id, run_id in run_ids:
         _, html_path = certificate.paths(dag_id, run_id)
@@ -210,6 +221,147 @@ def answer_erasure_questions(policy, people: list[str]) -> None:
         masked = email[0] + "***@" + email.split("@", 1)[1]
         print(f"    {masked} (hash {answer.subject_hash[:16]}...): {answer.sentence()}")
     target.dispose()
+
+
+def run_reconsent(policy: RetentionPolicy) -> tuple[str, str]:
+    """The charter's last promise, through Airflow: the campaign sends its notices to an SMTP
+    server the demo starts (``scripts/mail_sink.py``), a yes and a no come back through
+    ``reconsent_answer`` (as the company's website posts them), and the next prospection run
+    honours both. Returns that run."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's session log names addresses
+    with MailSink() as sink:
+        return _reconsent_through(policy, sink)
+
+
+def _reconsent_through(policy: RetentionPolicy, sink: MailSink) -> tuple[str, str]:
+    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": sink.host,
+            "port": sink.port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0},
+        }
+    )
+    print(
+        f"\n==> Re-consent campaign (retention_reconsent) through Airflow's SMTP provider, to {sink.host}:{sink.port}:"
+    )
+    _run_dag("retention_reconsent.py", "retention_reconsent", {"dry_run": False})
+    target = connect(HOME.url, policy.archive_schema)
+    register = reconsent_table(target.archive_schema)
+    with target.read() as conn:
+        counts = conn.execute(
+            select(register.c.category, register.c.status, func.count()).group_by(
+                register.c.category, register.c.status
+            )
+        ).all()
+    target.dispose()
+    statuses = ", ".join(f"{category} {n} {status}" for category, status, n in sorted(counts))
+    print(f"    {len(sink.messages)} notices sent (the register: {statuses})")
+    yes_to, no_to = _asked_prospects(policy, sink)
+    shown = sink.to(yes_to)[0].message
+    print(f"\n    One of them (demo data is fake), to {_masked(yes_to)}:")
+    print(f"    Subject: {shown['Subject']}")
+    print(textwrap.indent(_readable(_html_of(shown)), "    | "))
+    tokens = [_link_token(sink, yes_to, "yes"), _link_token(sink, no_to, "no")]
+    print(f"\n==> {_masked(yes_to)} follows the yes link, {_masked(no_to)} the no link; the website posts both")
+    print("    tokens to Airflow's REST API (here: dag.test) by triggering reconsent_answer ...", flush=True)
+    _run_dag("retention_reconsent.py", "reconsent_answer", {"tokens": tokens})
+    print("==> Running retention_prospection again ...", flush=True)
+    bag_dag = _dag("retention_dags.py", "retention_prospection")
+    rerun = _run_approving(bag_dag)
+    if rerun.state != "success":
+        raise SystemExit(f"retention_prospection ended {rerun.state}; the task logs are in {HOME.run_log}")
+    _show_answers_effect(policy, yes_to, no_to)
+    return bag_dag.dag_id, rerun.run_id
+
+
+def _asked_prospects(policy: RetentionPolicy, sink: MailSink) -> tuple[str, str]:
+    """Two prospects who received a notice, the one whose active period ended first first."""
+    target = connect(HOME.url, policy.archive_schema)
+    with target.read() as conn:
+        prospects = conn.execute(
+            text("SELECT email FROM prospects WHERE email IS NOT NULL ORDER BY last_inbound_contact_at, prospect_id")
+        ).scalars()
+        asked = [email for email in prospects if sink.to(email)]
+    target.dispose()
+    if len(asked) < 2:
+        raise SystemExit(f"the campaign asked {len(asked)} prospect(s): the demo needs two (include/demo/seed.py)")
+    return asked[0], asked[1]
+
+
+def _link_token(sink: MailSink, address: str, answer: str) -> str:
+    """The token of the yes or no link of the notice sent to ``address``."""
+    for link in re.findall(r'href="([^"]+)"', _html_of(sink.to(address)[0].message)):
+        token = parse_qs(urlparse(unescape(link)).query)["token"][0]
+        if token.split(".")[1] == answer[0]:
+            return token
+    raise SystemExit(f"no {answer} link in the notice")
+
+
+def _html_of(message: EmailMessage) -> str:
+    """The HTML body of a notice (what Airflow's SMTP provider sends)."""
+    body = message.get_body(("html",))
+    if body is None:
+        raise SystemExit("a notice without an HTML body")
+    return body.get_content()
+
+
+def _readable(html: str) -> str:
+    """The notice's HTML as text for the terminal: paragraphs, line breaks, the tokens shortened."""
+    body = re.sub(r"</p>\s*", "\n\n", re.sub(r"<br\s*/?>", "\n", html))
+    body = re.sub(r"(token=[0-9a-f]{8})[0-9a-f]*(\.[yn]\.\d{8}\.)[0-9a-f]+", r"\1…\2…", body)
+    return unescape(re.sub(r"<[^>]+>", "", body)).strip()
+
+
+def _show_answers_effect(policy: RetentionPolicy, yes_to: str, no_to: str) -> None:
+    """What the answers did, read back from the target: the row, the register, the suppression list."""
+    key = key_from_env()
+    target = connect(HOME.url, policy.archive_schema)
+    register = reconsent_table(target.archive_schema)
+    suppression = suppression_table(target.archive_schema)
+    active = policy.category("prospection").active_period
+    with target.read() as conn:
+        kept = conn.execute(text("SELECT count(*) FROM prospects WHERE email = :e"), {"e": yes_to}).scalar_one()
+        left = conn.execute(text("SELECT count(*) FROM prospects WHERE email = :e"), {"e": no_to}).scalar_one()
+        answered_on = conn.execute(
+            select(register.c.answered_on).where(
+                register.c.subject_hash == subject_hash(key, "email", yes_to), register.c.answer == "yes"
+            )
+        ).scalar_one()
+        listed = conn.execute(
+            select(func.count()).where(suppression.c.subject_hash == subject_hash(key, "email", no_to))
+        ).scalar_one()
+    target.dispose()
+    print("\n==> The effect, after the prospection run:")
+    print(
+        f"    yes: {_masked(yes_to)} {'is still active' if kept else 'IS GONE'}; its clock restarted on "
+        f"{answered_on} (active until {active.add_to(answered_on)}, then archived, then destroyed)"
+    )
+    print(
+        f"    no:  {_masked(no_to)} {'deleted' if not left else 'IS STILL THERE'} (an opposition, as subject_request "
+        f"does it) and {'suppressed' if listed else 'NOT SUPPRESSED'}: its keyed hash is on the suppression list"
+    )
+
+
+def _masked(email: str) -> str:
+    return email[0] + "***@" + email.split("@", 1)[1]
+
+
+def _dag(file: str, dag_id: str):
+    """The DAG ``dag_id`` of ``dags/<file>``."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with _output_to(HOME.run_log):
+        return DagBag(dag_folder=str(ROOT / "dags" / file)).get_dag(dag_id)
+
+
+def _run_dag(file: str, dag_id: str, conf: dict) -> None:
+    """``dag.test`` one run of ``dag_id`` with ``conf``; stop the demo if it fails."""
+    dag = _dag(file, dag_id)
+    with _output_to(HOME.run_log):
+        dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
+    if dag_run.state != "success":
+        raise SystemExit(f"{dag_id} ended {dag_run.state}; the task logs are in {HOME.run_log}")
 
 
 def run_erasure_request(email: str, as_of: date) -> dict:
