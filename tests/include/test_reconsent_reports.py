@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from html import unescape
 from typing import Any
 
-from engine_helpers import AS_OF, club_policy, create_club, schema_metadata
+from engine_helpers import AS_OF, club_policy, create_club, run_category, schema_metadata
 from sqlalchemy import insert
 
 from include.retention.database import store
@@ -33,7 +33,7 @@ RECONSENT = {
 
 
 def reconsent_policy() -> RetentionPolicy:
-    return club_policy(reconsent=RECONSENT)
+    return club_policy(reconsent=RECONSENT, deleted_on=["opposition"])
 
 
 def _archive_schema(target) -> None:
@@ -250,3 +250,18 @@ def test_a_run_that_kept_nobody_waiting_has_the_certificate_it_always_had(target
     data = issued.to_dict()
     assert "reconsent_notice_days" not in data and "waiting_for_reconsent" not in data["tables"][0]
     assert "re-consent" not in certificate.render(issued)
+
+
+def test_a_run_counts_the_due_rows_that_wait_for_the_ask_on_its_certificate_and_summary(target):
+    """Members 1 and 3 reached the end of their 3 years within the last 30 days and have an
+    address: before any campaign, the run keeps them waiting for the ask, and says so."""
+    policy = reconsent_policy()
+    create_club(target)
+    run_category(target, policy, run_id="run-waits")
+    trail = store.audit_table(target.archive_schema, policy.audit_table)
+    with target.read() as conn:
+        issued = certificate.build(conn, trail, policy, "run-waits")
+        (summary,) = summary_table(conn, trail, ["run-waits"])
+    members = next(t for t in issued.tables if t.table == "members")
+    assert members.waiting_for_reconsent == summary.waiting_for_reconsent == 2
+    assert "2 waiting for re-consent" in certificate.render(issued)
