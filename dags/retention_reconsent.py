@@ -53,7 +53,8 @@ key), its last day and the register:
 - **yes**: recorded, audited under the person's keyed hash; the category's clock restarts from
   the day of the answer;
 - **no**: an opposition, exactly as `subject_request` carries one out (reference
-  `RECONSENT-<ask id>`): the person's prospection data erased and the address suppressed;
+  `RECONSENT-<ask id>`): the person's rows in the categories an opposition erases deleted,
+  and the address suppressed;
 - a **bounce** (a notice the mailing tool could not deliver): the person could not be asked;
 - a **forged, expired or replayed** token, or one naming no ask, is refused and audited; the
   others in the same run are recorded all the same.
