@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine_helpers import CLUB_POLICY, create_club, ids
+from engine_helpers import CLUB_POLICY, archive_rows, create_club, ids, run_category
 from sqlalchemy import MetaData, Table, delete, insert, select, text
 
 from include.retention.database import store
@@ -168,6 +168,31 @@ def whole_audit_text(target: Target, policy: RetentionPolicy) -> str:
 
 
 # --- Yes ----------------------------------------------------------------------------------------
+
+
+def test_a_yes_restarts_the_clock_from_the_day_of_the_answer(target: Target, club: RetentionPolicy) -> None:
+    asked = ask(target, 1, date(2026, 11, 26), sent_on=date(2026, 10, 27))  # ends 2026-11-26, the run day
+    ask(target, 3, date(2026, 11, 25), sent_on=date(2026, 10, 26))  # no answer: the schedule goes on
+
+    outcome = answer_token(target, club, KEY, ctx_on(ANSWERED), yes(asked), ANSWERED)
+
+    assert (outcome.answer, outcome.refused, outcome.category) == ("yes", None, "members")
+    row = register_row(target, asked)
+    assert (row["answer"], row["answered_on"], row["status"]) == ("yes", ANSWERED, "sent")
+    [event] = answer_events(target, club)
+    assert event["subject_hash"] == subject_hash(KEY, "email", "member1@example.fr")
+    assert event["details"] == {"answer": "yes", "category": "members"}
+    assert (event["category"], event["table_name"], event["row_count"]) == ("members", "members", 1)
+
+    run_category(target, club, date(2026, 11, 26), run_id="run-after-yes")
+    assert 1 in ids(target, "members") and 1 not in ids(target, "members", archive=True)
+    assert 3 in ids(target, "members", archive=True)  # asked, no answer: archived on its day
+    run_category(target, club, date(2029, 10, 31), run_id="run-2029-10-31")
+    assert 1 in ids(target, "members")  # three years from the yes are not over yet
+    # The new period ended 2029-11-01; nobody asked for it, so the row waited the 30 days' window.
+    run_category(target, club, date(2029, 12, 1), run_id="run-2029-12-01")
+    [archived] = [r for r in archive_rows(target, "members") if r["member_id"] == 1]
+    assert (archived["retention_start"], archived["retention_until"]) == (ANSWERED, date(2034, 11, 1))
 
 
 def test_the_links_a_campaign_mails_are_answered_through_the_register_it_wrote(
