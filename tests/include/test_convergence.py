@@ -17,6 +17,9 @@ Where a row must be is computed here, in plain Python, from the seed and the sch
   archive periods) is reached, else kept in its category's archive; the parent is
   destroyed if its own horizon is reached and no dependant is kept, else archived;
 * a category without an archive period destroys what is due;
+* a due row of the table a category asks for re-consent (``reconsent``), with an address,
+  stays active with its tree until ``notice_days`` past the end of its active period: no
+  campaign runs here, so nobody is asked and nothing settles the promise sooner;
 * with ``leaves_active: on_parent_event`` (``released``), a dependant of a root that stays
   active leaves all the same once the root's start event plus the dependant's active period
   has passed (unless the root is held, ongoing or undated, or the dependant is held), to its
@@ -53,7 +56,7 @@ from dolibarr_world import EXPECTED as DOLIBARR_EXPECTED
 from dolibarr_world import actual_states, dolibarr_policy, expected_state
 from dolibarr_world import seed as dolibarr_seed
 from engine_helpers import run_whole
-from sqlalchemy import MetaData, Table, insert, inspect, select
+from sqlalchemy import MetaData, Table, insert, inspect, null, select
 from table_checksums import checksum
 from test_odoo_example import LEADS as ODOO_LEADS
 from test_odoo_example import MESSAGES as ODOO_MESSAGES
@@ -88,9 +91,19 @@ class Schedule:
     active: Period
     archive: Period | None
     archive_tables: dict[str, str]
+    # The re-consent promise (a ``reconsent`` block): the table whose rows are asked, and its
+    # notice_days. No campaign runs in these tests, so nobody is asked.
+    asked: tuple[str, int] | None = None
 
     def due(self, start: date, as_of: date) -> bool:
         return self.active.add_to(start) <= as_of
+
+    def waits(self, row: Row, as_of: date) -> bool:
+        """A due row of the asked table with an address waits for the ask, until notice_days
+        past the end of its active period (nobody is asked here: nothing settles it sooner)."""
+        if self.asked is None or row.table != self.asked[0] or not row.addressed or row.start is None:
+            return False
+        return as_of < self.active.add_to(row.start) + timedelta(days=self.asked[1])
 
     def horizon_reached(self, start: date, as_of: date) -> bool:
         return self.archive is None or self.archive.add_to(self.active.add_to(start)) <= as_of
@@ -106,6 +119,7 @@ class Row:
     start: date | None = None  # None: no start (ongoing or a defect): never due
     ongoing: bool = False  # kept active by an open related row
     held: bool = False  # a legal hold protects it
+    addressed: bool = True  # has an address to ask for re-consent (not NULL, not blank)
     children: list[Row] = field(default_factory=list)
     dependants: list[Row] = field(default_factory=list)
 
@@ -137,7 +151,13 @@ def expected_places(
     for root in roots:
         everything = [root, *root.dependants]
         schedule = schedules.get(root.category or "")
-        due = schedule is not None and root.start is not None and not root.ongoing and schedule.due(root.start, as_of)
+        due = (
+            schedule is not None
+            and root.start is not None
+            and not root.ongoing
+            and schedule.due(root.start, as_of)
+            and not schedule.waits(root, as_of)
+        )
         if not due or root.held or any(d.held for d in root.dependants):
             for row in everything:
                 put(row, (ACTIVE, ""))
@@ -786,8 +806,21 @@ def _demo_rows(target, policy: RetentionPolicy) -> list[Row]:
                 (child_pk,) = reflected.primary_key.columns
                 for child_key, parent in conn.execute(select(child_pk, reflected.c[fk])):
                     child_rows.setdefault(parent, []).append(Row(child, child_key))
-            for row_key, start in conn.execute(select(pk, root.c[column])):
-                roots.append(Row(table, row_key, key, _paris_day(start), children=child_rows.get(row_key, [])))
+            reconsent = policy.categories[key].reconsent
+            address = root.c[reconsent.address_column] if reconsent else null()
+            for row_key, start, email in conn.execute(select(pk, root.c[column], address)):
+                # What SQL's trim sees as blank: spaces only.
+                addressed = email is not None and email.strip(" ") != ""
+                roots.append(
+                    Row(
+                        table,
+                        row_key,
+                        key,
+                        _paris_day(start),
+                        children=child_rows.get(row_key, []),
+                        addressed=addressed,
+                    )
+                )
     return roots
 
 
@@ -795,7 +828,10 @@ def _demo_schedules(policy: RetentionPolicy) -> dict[str, Schedule]:
     out = {}
     for key, category in policy.categories.items():
         tables = {n.table: n.archive_name for t in category.tables for n in t.walk()}
-        out[key] = Schedule(category.active_period, category.archive_period if category.has_archive else None, tables)
+        asked = (category.asked_table, category.reconsent.notice_days) if category.reconsent else None
+        out[key] = Schedule(
+            category.active_period, category.archive_period if category.has_archive else None, tables, asked
+        )
     return out
 
 
@@ -828,6 +864,19 @@ def test_demo_one_run_of_every_category_reaches_the_schedule_in_any_order(demo, 
 
 
 # --- The model itself ---------------------------------------------------------------------------
+
+
+def test_the_model_keeps_a_row_waiting_for_reconsent_at_most_the_notice_window():
+    schedules = {"c": Schedule(Period(3), Period(5), {"p": "ap"}, asked=("p", 30))}
+    ended = date(2023, 11, 26)  # its active period ends on AS_OF
+
+    def place(start: date, addressed: bool = True) -> Place:
+        return expected_places([Row("p", 1, "c", start, addressed=addressed)], schedules, AS_OF)[("p", 1)]
+
+    assert place(ended) == (ACTIVE, "")
+    assert place(ended - timedelta(days=29)) == (ACTIVE, "")
+    assert place(ended - timedelta(days=30)) == ("archive", "ap")
+    assert place(ended, addressed=False) == ("archive", "ap")
 
 
 def test_the_model_destroys_a_dependant_past_its_horizon_and_releases_its_parent():
