@@ -68,6 +68,12 @@ def test_the_shipped_policy_passes_the_live_check_on_the_demo_database(target):
 # --- Which rows are asked, at which address ------------------------------------------------------
 
 
+def test_a_category_that_asks_must_be_deleted_on_opposition_since_a_no_is_an_opposition(shipped):
+    shipped["categories"]["web_forms"]["deleted_on"] = []
+    errors = _errors(shipped)
+    assert "categories.web_forms.reconsent" in errors and "deleted_on" in errors
+
+
 def test_the_asked_table_must_be_a_root_table_of_its_category(shipped):
     _block(shipped)["table"] = "prospect_interactions"
     message = _errors(shipped)
@@ -308,6 +314,7 @@ def _club_asking(address_column: str, identifiers: list[str]):
     data = copy.deepcopy(CLUB_POLICY)
     members = data["categories"]["members"]
     members["tables"][0]["subject_identifiers"] = {"email": identifiers}
+    members["deleted_on"] = ["opposition"]
     members["reconsent"] = {
         "address_column": address_column,
         "notice_days": 30,

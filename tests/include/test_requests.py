@@ -189,7 +189,8 @@ def test_an_opposition_deletes_the_prospection_data_and_suppresses_the_address_f
     handled = _handle(crm, request_type="opposition", email=EMAIL, phone="06 12 34 56 78")
     tables = {(t["table"], t["archive"]): t for t in handled.outcome["tables"]}
     assert tables[("prospects", False)]["erased"] == 1 and tables[("prospects", True)]["erased"] == 1
-    assert {t for t, _ in tables} <= {"prospects", "prospect_interactions"}  # customers, billing: untouched
+    # Prospection and web-form leads (both deleted on opposition); customers, billing: untouched
+    assert {t for t, _ in tables} <= {"prospects", "prospect_interactions", "web_form_submissions"}
     assert handled.outcome["suppressed"] == 2  # the e-mail and the phone
     assert len(_left_rows(crm, "customers", "email")) == 1
     with crm.read() as conn:

@@ -44,12 +44,27 @@ def reconsent_problems(key: str, category: Category) -> list[Problem]:
         return []
     base = f"categories.{key}.reconsent"
     return (
-        _asked_table_problems(base, category, block)
+        _opposition_problems(base, category)
+        + _asked_table_problems(base, category, block)
         + _window_problems(base, category, block)
         + _template_problems(base, block)
         + _sender_problems(base, block)
         + _answer_url_problems(base, block)
     )
+
+
+def _opposition_problems(base: str, category: Category) -> list[Problem]:
+    """A "no" to the notice is an opposition to prospection: it must delete the category's rows,
+    or the person who said no would keep the very data they were asked about."""
+    if "opposition" in category.deleted_on:
+        return []
+    return [
+        Problem(
+            base,
+            "a 'no' to the re-consent notice is an opposition: add `opposition` to the category's `deleted_on`, "
+            "so that the answer deletes the rows it was asked about",
+        )
+    ]
 
 
 def _asked_table_problems(base: str, category: Category, block: Reconsent) -> list[Problem]:
