@@ -94,15 +94,16 @@ class Cluster:
             time.sleep(2)
         pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{self.diagnostics()}")
 
-    def finished_run(self, dag_id: str, run_type: str) -> dict[str, Any]:
-        """Wait for the (single) run of ``run_type`` of ``dag_id`` to end, and return it."""
+    def finished_run(self, dag_id: str, run_type: str, run_id: str | None = None) -> dict[str, Any]:
+        """Wait for the run of ``run_type`` of ``dag_id`` to end, and return it: the single one
+        of that type, or the one named ``run_id``."""
 
         def ended() -> dict[str, Any] | None:
-            runs = [r for r in self.runs(dag_id) if r["run_type"] == run_type]
+            runs = [r for r in self.runs(dag_id) if r["run_type"] == run_type and run_id in (None, r["run_id"])]
             assert len(runs) <= 1, f"more than one {run_type} run of {dag_id}: {runs}"
             return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
 
-        return self.wait_for(f"the {run_type} run of {dag_id} to end", ended, RUN_TIMEOUT)
+        return self.wait_for(f"the {run_type} run {run_id or ''} of {dag_id} to end", ended, RUN_TIMEOUT)
 
     def wait_until_parsed(self, dag_id: str) -> None:
         """Wait for the dag-processor to serialise ``dag_id`` (a scheduled DAG: with its next run)."""

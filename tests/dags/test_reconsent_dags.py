@@ -116,9 +116,10 @@ def answered(scene: Scene, campaign_run: dict[str, Any]) -> dict[str, Any]:
     emails = _emails(scene.target, "prospects")
     yes_to, no_to = emails[ON_BOUNDARY], emails[DAY_AFTER_BOUNDARY]
     chosen = {"yes": _token(scene.sink, yes_to, "yes"), "no": _token(scene.sink, no_to, "no")}
-    scene.cluster.airflow("dags", "trigger", ANSWER, "--conf", json.dumps({"tokens": list(chosen.values())}))
-    run = scene.cluster.finished_run(ANSWER, "manual")
-    return {**run, "yes_to": yes_to, "no_to": no_to}
+    conf = json.dumps({"tokens": list(chosen.values())})
+    scene.cluster.airflow("dags", "trigger", ANSWER, "--run-id", "website-answers", "--conf", conf)
+    run = scene.cluster.finished_run(ANSWER, "manual", "website-answers")
+    return {**run, "yes_to": yes_to, "no_to": no_to, "tokens": chosen}
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +276,93 @@ def test_the_next_scheduled_prospection_run_honours_both_answers(scene, answered
     )
     assert plan["details"]["waiting_for_reconsent"] == len(waiting)
     assert not any(e["dry_run"] for e in _events(target, prospection_run["run_id"]))
+
+
+def test_a_csv_the_mailing_tool_drops_is_read_through_object_storage(scene, answered, prospection_run, tmp_path):
+    """A replayed yes and a bounce for a web form's notice, in a CSV at a ``file://`` address:
+    the replay is refused and audited, the bounce recorded - the person could not be asked."""
+    web_forms = _emails(scene.target, "web_form_submissions")
+    bounced_to = next(email for email in web_forms.values() if scene.sink.to(email))
+    bounce = _token(scene.sink, bounced_to, "no")
+    dropped = tmp_path / "answers.csv"
+    dropped.write_text(f"token,event\r\n{answered['tokens']['yes']},answer\r\n{bounce},bounce\r\n", encoding="utf-8")
+    conf = json.dumps({"csv_uri": dropped.as_uri()})
+    scene.cluster.airflow("dags", "trigger", ANSWER, "--run-id", "mailing-tool-csv", "--conf", conf)
+    run = scene.cluster.finished_run(ANSWER, "manual", "mailing-tool-csv")
+
+    assert run["state"] == "success", scene.cluster.diagnostics()
+    logged = [e for e in _events(scene.target, run["run_id"]) if e["action"] == "reconsent_answer"]
+    outcomes = sorted((e["details"].get("refused") or "bounce", e["category"]) for e in logged)
+    assert outcomes == [("bounce", "web_forms"), ("replayed", "prospection")], logged
+    assert [e["details"].get("bounce") for e in logged if e["category"] == "web_forms"] == [True]
+    bounced_hash = subject_hash(key_from(SUBJECT_SECRET), "email", bounced_to)
+    ask = next(r for r in _register(scene.target) if r["subject_hash"] == bounced_hash)
+    assert (ask["status"], ask["failure"], ask["answer"]) == ("failed", "bounce", None)
+    for token in (*answered["tokens"].values(), bounce):
+        assert token not in _tail_of_task_logs(scene.cluster), "a token is a credential: never logged"
+
+
+def _tail_of_task_logs(cluster: Cluster) -> str:
+    return "".join(p.read_text(errors="replace") for p in (cluster.home / "logs").rglob("*.log"))
+
+
+def test_hook_mailer_sends_through_the_smtp_provider_and_lets_a_refusal_through(mail_sink, monkeypatch):
+    """The SMTP provider as the campaign uses it, on a real server: the sender's accented name
+    kept apart from its address, the Message-ID set, one session per batch of notices; a 550
+    propagates as smtplib raised it, for the campaign to record the ask as failed."""
+    import smtplib
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from include.retention.reconsent.mailer import classify
+    from include.retention.reconsent.notice import Notice
+    from include.retention_airflow import reconsent_tasks
+    from include.retention_airflow.reconsent_tasks import HookMailer
+
+    sessions: list[SmtpHook] = []
+
+    class CountedSmtpHook(SmtpHook):
+        def get_conn(self) -> SmtpHook:
+            sessions.append(self)
+            return super().get_conn()
+
+    monkeypatch.setattr(reconsent_tasks, "SmtpHook", CountedSmtpHook)
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mail_sink.host,
+                "port": mail_sink.port,
+                "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0},
+            }
+        ),
+    )
+    notice = Notice(
+        to="jeanne@example.org",
+        sender="Service données personnelles <rgpd@example.fr>",
+        subject="Souhaitez-vous continuer à recevoir nos sollicitations commerciales ?",
+        text="Bonjour",
+        html="<p>Bonjour, à bientôt</p>",
+        message_id="<reconsent-0123456789abcdef0123456789abcdef@example.fr>",
+        language="fr",
+    )
+    with HookMailer("smtp_default", batch_size=2) as mailer:
+        for _ in range(3):
+            mailer.send(notice)
+        mail_sink.refuse("jeanne@example.org")
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            mailer.send(notice)
+    assert classify(refused.value, notice.to).permanent
+    assert len(sessions) == 2, "four notices in batches of two"
+
+    received = mail_sink.messages
+    assert len(received) == 3
+    first = received[0]
+    assert (first.sender, first.recipients) == ("rgpd@example.fr", ("jeanne@example.org",))
+    (sender,) = first.message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Service données personnelles", "rgpd@example.fr")
+    assert first.message["Subject"] == notice.subject
+    assert first.message["Message-ID"] == notice.message_id
+    assert first.message.get_body(("html",)).get_content().strip() == notice.html
