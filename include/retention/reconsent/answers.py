@@ -15,11 +15,15 @@ checked here against its signature (``tokens.read``) and the register (``retenti
   made sure to be on the suppression list (one transaction, with its audit event). The hash is
   the canonical keyed hash of the address the notice went to (``identity.subject_hash``), the
   form the list stores - so a row whose address changed since, or that is gone (erased, or its
-  address blanked), still leaves the person suppressed; with no address left there is nothing
-  to erase by, and the answer says so (``erased`` 0 in the opposition's own record, none here).
+  address blanked), still leaves the person suppressed. The address is read from the active
+  row, else from its archive twin (which keeps every identifier); with none left there is
+  nothing to erase by: no request is recorded, the hash alone is suppressed (``suppressed: 1``
+  in the event) and a warning says so.
   A crash between the opposition and the mark: the same token again finds the request under its
   reference - completed: straight to the mark; in progress: resumed with its receipt instant -
   and completes the answer once, even after the token's last day (it was accepted in time).
+  Two runs answering the same "no" at the same moment: the requests register lets one carry
+  the opposition out and refuses the other (an error: the task fails, its retry marks it).
 * **Refused** (audited, returned - never raised, so one bad token does not stop a batch):
   ``forged`` (bad signature or malformed), ``unknown`` (well signed, no such ask), ``expired``
   (after the token's last day), ``replayed`` (the ask already has an answer: a yes then a no
@@ -30,7 +34,8 @@ checked here against its signature (``tokens.read``) and the register (``retenti
 
 Every token gives one ``reconsent_answer`` event: category the ask's (``reconsent`` when no ask
 is known), ``subject_hash`` the ask's, details ``{answer | refused, category}`` (``bounce: true``
-for a bounce). A token is a credential: it is never logged, audited or put in an error.
+for a bounce; for a no, ``suppressed``: 1 when the ask's hash was not yet on the list). A token
+is a credential: it is never logged, audited or put in an error.
 """
 
 from __future__ import annotations
