@@ -268,6 +268,21 @@ def test_a_no_whose_row_is_gone_still_suppresses_the_asked_address(target: Targe
     assert event["details"] == {"answer": "no", "category": "members", "suppressed": 1}
 
 
+def test_a_no_whose_row_was_archived_meanwhile_erases_it_from_the_archive(
+    target: Target, club: RetentionPolicy
+) -> None:
+    asked = ask(target, 5, date(2021, 11, 27))
+    run_category(target, club, date(2026, 11, 26), run_id="archived-meanwhile")
+    assert 5 in ids(target, "members", archive=True) and 5 not in ids(target, "members")
+
+    outcome = answer_token(target, club, KEY, ctx_on(ANSWERED), no(asked), ANSWERED)
+
+    assert outcome.answer == "no"
+    assert 5 not in ids(target, "members", archive=True)  # the address was read from the archive twin
+    assert [r["status"] for r in rights_requests(target, club)] == ["completed"]
+    assert subject_hash(KEY, "email", "member5@example.fr") in suppressed_hashes(target)
+
+
 def create_tables(target: Target) -> dict[str, Table]:
     schema = None if target.is_sqlite else "club"
     return {
