@@ -18,6 +18,7 @@ from engine_helpers import PARIS, archive_rows, club_policy, create_club, ids, r
 from sqlalchemy import MetaData, Table, exists, select, update
 
 from include.retention.database import store
+from include.retention.database.identity import SubjectKey
 from include.retention.database.reflect import key_text, reflect_category
 from include.retention.database.target import Target
 from include.retention.dates.clock import local_date
@@ -42,8 +43,9 @@ THREE_YEARS = Period.parse("P3Y")  # the club's active period
 _tokens = counter(1)
 
 
-def reconsent_policy() -> RetentionPolicy:
-    return club_policy(reconsent=RECONSENT)
+def reconsent_policy(**changes: Any) -> RetentionPolicy:
+    """The club's members, asked before their active period ends (a 'no' is an opposition)."""
+    return club_policy(reconsent=RECONSENT, deleted_on=["opposition"], **changes)
 
 
 def asked(
@@ -119,7 +121,8 @@ def test_the_post_run_gate_does_not_count_a_waiting_row_as_overdue(target: Targe
     run_category(target, policy, AS_OF)
     assert (active(target), archived(target)) == ([1], [2])
     ctx = RunContext(run_id="run-1", dag_id="retention_members", as_of=AS_OF, policy_version=policy.version)
-    checks = post_run_gate(StepContext.build(target, policy, "members", ctx))  # a failing check raises
+    key = SubjectKey("k" * 40, "test")  # the opposition check compares keyed hashes
+    checks = post_run_gate(StepContext.build(target, policy, "members", ctx, key))  # a failing check raises
     assert [c.unexpected for c in checks if c.expectation == "no_overdue_active_rows"] == [0]
 
 
@@ -170,6 +173,16 @@ def test_a_prospect_never_waits_longer_than_the_notice_window(target: Target) ->
     assert result.plan.tables[0].waiting_for_reconsent == 1
     run_category(target, reconsent_policy(), AS_OF + timedelta(days=1), run_id="run-2")
     assert (active(target), archived(target)) == ([], [1, 2])
+
+
+def test_without_an_archive_period_a_waiting_row_is_not_destroyed(target: Target) -> None:
+    create_club(target, {1: ENDS_TODAY, 2: ENDS_TODAY - NOTICE})
+    policy = reconsent_policy(archive_period=None)
+    result = run_category(target, policy, AS_OF)
+    assert active(target) == [1]
+    plan = result.plan.tables[0]
+    assert (plan.waiting_for_reconsent, plan.due_for_end_of_life) == (1, 1)
+    assert result.purged["deleted"]["members"] == 1
 
 
 def test_an_ask_for_an_earlier_period_does_not_release_the_row(target: Target) -> None:
@@ -298,6 +311,6 @@ def _day(value: Any) -> date:
 @pytest.mark.parametrize("notice_days", [1, 365])
 def test_the_window_follows_notice_days(target: Target, notice_days: int) -> None:
     create_club(target, {1: ENDS_TODAY - timedelta(days=notice_days - 1), 2: ENDS_TODAY - timedelta(days=notice_days)})
-    policy = club_policy(reconsent={**RECONSENT, "notice_days": notice_days})
+    policy = club_policy(reconsent={**RECONSENT, "notice_days": notice_days}, deleted_on=["opposition"])
     run_category(target, policy, AS_OF)
     assert (active(target), archived(target)) == ([1], [2])

@@ -48,7 +48,6 @@ from include.retention.database.capabilities import capabilities_of
 from include.retention.database.reflect import Side, TableNode, key_of
 from include.retention.dates.clock import retention_dates
 from include.retention.errors import BatchIntegrityError
-from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category
 from include.retention.records import audit
 from include.retention.records.held_rows import HoldsInForce
@@ -56,7 +55,7 @@ from include.retention.records.locks import batch_in_progress
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches, same_key
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
-from include.retention.schedule.waiting import asks_from, waiting_in_step
+from include.retention.schedule.waiting import not_waiting_in_step
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +82,8 @@ def archive_category(
 
 def _walks(opened: OpenStep) -> list[Walk]:
     """One walk per root table: its due rows, less those a hold keeps or that wait for the
-    re-consent ask. A table whose rows are asked never moves a partition whole: its bounds
-    know neither who waits nor whose clock a yes restarted."""
+    re-consent ask (a table whose rows are asked is never partitioned: the policy refuses it,
+    as its partitions' bounds know neither who waits nor whose clock a yes restarted)."""
     step = opened.step
     limit = step.policy.deletion_limit_for(step.category)
     return [
@@ -97,9 +96,7 @@ def _walks(opened: OpenStep) -> list[Walk]:
             limit=limit,
             step=step,
             verb="archive",
-            whole=()
-            if asks_from(step.category, root)
-            else tuple(partitions.whole_partitions(step, root, opened.holds)),
+            whole=tuple(partitions.whole_partitions(step, root, opened.holds)),
         )
         for root, due in ((root, due_for_archive(root, step, opened.holds)) for root in opened.nodes)
     ]
@@ -137,9 +134,9 @@ def due_for_archive(root: TableNode, step: StepContext, holds: HoldsInForce) -> 
     dependant released by its parent's event) with a held parent."""
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     with step.target.read() as conn:  # a released dependant is also held through its parent
-        waiting = waiting_in_step(conn, step, root)
+        not_waiting = not_waiting_in_step(conn, step, root)
         kept = dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds)
-    return and_(due, *([] if waiting is None else [is_not_true(waiting)]), *kept)
+    return and_(due, *not_waiting, *kept)
 
 
 def _move_batch(conn: Connection, chosen: ChosenRows, *, root: TableNode, step: StepContext) -> dict[str, int]:

@@ -70,7 +70,7 @@ from include.retention.records.suppression import suppressed_active_rows
 from include.retention.schedule import dependants
 from include.retention.schedule.context import StepContext, holds_of, open_step
 from include.retention.schedule.quality import CheckResult, conclude_gate
-from include.retention.schedule.waiting import waiting_in_step
+from include.retention.schedule.waiting import not_waiting_in_step
 from include.retention.settings import KEY_ENV_VAR
 
 log = logging.getLogger(__name__)
@@ -219,14 +219,14 @@ def _overdue_active(
     due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
     # Rows waiting for the re-consent ask are not overdue: the promise keeps them, at most the
     # notice window (``waiting``).
-    waiting = waiting_in_step(conn, step, root)
+    not_waiting = not_waiting_in_step(conn, step, root)
     # Rows a legal hold keeps are not overdue: the hold outranks the schedule.
     count = conn.execute(
         select(func.count())
         .select_from(root.source)
         .where(
             due,
-            *([] if waiting is None else [is_not_true(waiting)]),
+            *not_waiting,
             *dependants.not_held_released(conn, step.policy, step.target, root, Side.ACTIVE, step.category.key, holds),
         )
     ).scalar_one()

@@ -30,6 +30,7 @@ from include.retention.records.held_rows import HoldsInForce
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
+from include.retention.schedule.waiting import not_waiting_in_step
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,13 @@ def end_of_life(step: StepContext, root: TableNode, holds: HoldsInForce) -> tupl
 
     An archive row whose retained dependants are still in the archive (a customer whose
     invoices must be kept) waits for them: destroying it would leave them dangling. A row
-    under a legal hold waits for the hold to end.
+    under a legal hold waits for the hold to end. Without an archive, an active row waits for
+    the re-consent ask as the archive step would keep it (``waiting``).
     """
     if not step.category.has_archive:
-        side, where = Side.ACTIVE, root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+        due = root.due(step.category.active_period, step.ctx.as_of, step.policy.zones)
+        with step.target.read() as conn:
+            side, where = Side.ACTIVE, and_(due, *not_waiting_in_step(conn, step, root))
     else:
         with step.target.read() as conn:
             if not archive_exists(conn, root):

@@ -31,6 +31,7 @@ from include.retention.database.reflect import TableNode, key_text
 from include.retention.dates.clock import Zones, add_period, is_due, local_date
 from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
+from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category, Reconsent
 from include.retention.schedule.context import StepContext
 
@@ -71,6 +72,13 @@ def waiting_in_step(conn: Connection, step: StepContext, root: TableNode) -> Col
     return waiting_for_reconsent(
         root, step.category, register if present else None, step.ctx.as_of, step.policy.zones, step.target.dialect
     )
+
+
+def not_waiting_in_step(conn: Connection, step: StepContext, root: TableNode) -> list[ColumnElement[bool]]:
+    """``[NOT waiting]`` to add to a step's "due" condition (archive, purge without an archive,
+    the post-run gate) - nothing at all when nobody is asked from this table."""
+    waiting = waiting_in_step(conn, step, root)
+    return [] if waiting is None else [is_not_true(waiting)]
 
 
 def asks_from(category: Category, root: TableNode) -> bool:
