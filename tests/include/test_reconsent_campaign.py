@@ -214,6 +214,19 @@ def test_a_temporary_refusal_is_retried_on_the_next_run_with_the_same_token(targ
     assert _by_row(target)["1"]["status"] == "sent"
 
 
+def test_a_notice_left_sending_by_a_crash_and_already_answered_is_not_sent_again(target, mail_sink):
+    create_prospects(target, window_rows(1))
+    campaign(target, mail_sink.port)
+    register = store.reconsent_table(target.archive_schema)
+    with target.engine.begin() as conn:  # killed after the hand-over; the person answered meanwhile
+        conn.execute(register.update().values(status="sending", answer="yes", answered_on=AS_OF))
+
+    again = campaign(target, mail_sink.port, run_id="campaign-2", as_of=AS_OF + timedelta(days=1))
+
+    assert (again.recorded, again.sent, again.resent) == (0, 0, 0)
+    assert len(mail_sink.messages) == 1
+
+
 def test_a_dry_run_counts_and_records_sends_and_audits_nothing(target, mail_sink):
     create_prospects(target, {**window_rows(4), 5: (None, AS_OF)})
     policy = prospect_policy()

@@ -259,6 +259,7 @@ def _left_over_query(c: _Campaign, after: int) -> Any:
             reg.c.category == c.category.key,
             reg.c.table_name == root.name,
             reg.c.status.in_(("pending", "sending")),
+            reg.c.answer.is_(None),  # left in `sending` by a crash, then answered: it arrived
             reg.c.expires_on >= c.ctx.as_of,
             reg.c.ask_id > after,
             *c.holds.not_held(root, Side.ACTIVE, c.category.key),
