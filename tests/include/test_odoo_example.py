@@ -9,6 +9,7 @@ and the policy's ``naive_timezone`` is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +30,9 @@ from sqlalchemy import (
     Text,
     insert,
 )
+from throwaway_postgres import fresh_postgres_database
 
+from include.retention.database.target import Target, connect
 from include.retention.policy.load import parse_policy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
@@ -254,46 +257,59 @@ def _run_all(target, as_of=AS_OF, suffix=""):
         run_category(target, policy, as_of=as_of, category=key, run_id=f"{key}{suffix}")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def odoo_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """An Odoo database per backend after one run of every category on ``AS_OF``, shared by
+    the tests that only read it: each would otherwise run the whole policy again."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('odoo') / 'odoo.db'}"
+    else:
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    target = connect(url, "archive")
+    try:
+        create_odoo(target)
+        _run_all(target)
+        yield target
+    finally:
+        target.dispose()
+
+
 def _archived(target, table):
     return ids(target, table, archive=True, schema="public")
 
 
-def test_odoo_policy_sorts_every_partner_into_its_phase(odoo):
-    _run_all(odoo)
-    assert ids(odoo, "res_partner", schema="public") == [2, 6, 9, INTERNAL]
-    assert _archived(odoo, "prospect_partner") == [1, 3, 4]
-    assert _archived(odoo, "customer_partner") == [5, 8]
-    assert _archived(odoo, "supplier_partner") == [7]  # expired in 2025, kept for its bill until 2027-01-15
+def test_odoo_policy_sorts_every_partner_into_its_phase(odoo_run):
+    assert ids(odoo_run, "res_partner", schema="public") == [2, 6, 9, INTERNAL]
+    assert _archived(odoo_run, "prospect_partner") == [1, 3, 4]
+    assert _archived(odoo_run, "customer_partner") == [5, 8]
+    assert _archived(odoo_run, "supplier_partner") == [7]  # expired in 2025, kept for its bill until 2027-01-15
 
 
-def test_odoo_prospect_clock_counts_only_messages_the_prospect_wrote(odoo):
-    _run_all(odoo)
-    prospects = {r["id"]: r for r in archive_rows(odoo, "prospect_partner")}
+def test_odoo_prospect_clock_counts_only_messages_the_prospect_wrote(odoo_run):
+    prospects = {r["id"]: r for r in archive_rows(odoo_run, "prospect_partner")}
     assert prospects[1]["retention_start"] == date(2023, 11, 26)
     assert prospects[3]["retention_start"] == date(2023, 11, 25)
     assert prospects[4]["retention_start"] == date(2020, 2, 29)  # our e-mail of 2025 does not count
     assert prospects[4]["retention_until"] == date(2028, 2, 28)
-    assert _archived(odoo, "prospect_mail_message") == [11, 31]
-    assert _archived(odoo, "prospect_crm_lead") == [101]
+    assert _archived(odoo_run, "prospect_mail_message") == [11, 31]
+    assert _archived(odoo_run, "prospect_crm_lead") == [101]
 
 
-def test_odoo_customer_clock_is_the_last_posted_invoice_and_a_running_subscription_keeps_it_active(odoo):
-    _run_all(odoo)
-    customers = {r["id"]: r for r in archive_rows(odoo, "customer_partner")}
+def test_odoo_customer_clock_is_the_last_posted_invoice_and_a_running_subscription_keeps_it_active(odoo_run):
+    customers = {r["id"]: r for r in archive_rows(odoo_run, "customer_partner")}
     assert customers[5]["retention_start"] == date(2022, 6, 30)  # the 2024 draft does not count
     assert customers[8]["retention_start"] == date(2019, 5, 5)
-    assert 6 in ids(odoo, "res_partner", schema="public")
-    assert _archived(odoo, "customer_sale_order") == [501]
+    assert 6 in ids(odoo_run, "res_partner", schema="public")
+    assert _archived(odoo_run, "customer_sale_order") == [501]
 
 
-def test_odoo_accounting_documents_move_with_their_partner_on_their_own_clock(odoo):
-    _run_all(odoo)
-    moves = {r["id"]: r for r in archive_rows(odoo, "account_move")}
+def test_odoo_accounting_documents_move_with_their_partner_on_their_own_clock(odoo_run):
+    moves = {r["id"]: r for r in archive_rows(odoo_run, "account_move")}
     assert sorted(moves) == [51, 52, 71, 81]
     assert moves[51]["retention_until"] == date(2032, 6, 30)
     assert moves[71]["retention_until"] == date(2027, 1, 15)
-    assert ids(odoo, "account_move", schema="public") == [61, 90]
-    assert _archived(odoo, "account_move_line") == [510, 511, 520, 710, 810]
+    assert ids(odoo_run, "account_move", schema="public") == [61, 90]
+    assert _archived(odoo_run, "account_move_line") == [510, 511, 520, 710, 810]
 
 
 def test_odoo_supplier_leaves_the_archive_with_its_last_bill(odoo):
