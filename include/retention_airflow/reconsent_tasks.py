@@ -40,8 +40,8 @@ class HookMailer:
     sends nothing (a dry run, a day nobody is due).
 
     What the hook can send: an HTML body (``send_email_smtp`` builds the MIME message itself and
-    takes no plain-text part), with the notice's Message-ID as a header, so that a notice sent
-    again after a crash is the same message to the person's mail client. The sender's display
+    takes no plain-text part), with the notice's Message-ID and language as headers: a notice
+    sent again after a crash is the same message to the person's mail client. The sender's display
     name is encoded here (RFC 2047): the hook would otherwise encode the whole ``Name <address>``
     as one word and hide the address. The recipient goes as a list of one (a string would be
     split on ``,`` and ``;``).
@@ -80,7 +80,7 @@ class HookMailer:
                 subject=notice.subject,
                 html_content=notice.html,
                 mime_subtype="alternative",
-                custom_headers={"Message-ID": notice.message_id},
+                custom_headers={"Message-ID": notice.message_id, "Content-Language": notice.language},
             )
         finally:
             self._handed += 1

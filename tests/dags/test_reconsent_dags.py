@@ -364,5 +364,5 @@ def test_hook_mailer_sends_through_the_smtp_provider_and_lets_a_refusal_through(
     (sender,) = first.message["From"].addresses
     assert (sender.display_name, sender.addr_spec) == ("Service données personnelles", "rgpd@example.fr")
     assert first.message["Subject"] == notice.subject
-    assert first.message["Message-ID"] == notice.message_id
+    assert (first.message["Message-ID"], first.message["Content-Language"]) == (notice.message_id, "fr")
     assert first.message.get_body(("html",)).get_content().strip() == notice.html
