@@ -4,16 +4,46 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import yaml
 
+from include.demo.seed import PARIS
+from include.retention.database import store
+from include.retention.database.target import Target
 from include.retention.policy.load import DEFAULT_POLICY_PATH
 
 AS_OF = date(2026, 11, 26)
 SUBJECT_SECRET = "e2e-subject-secret-" + "s" * 30
 PER_PHASE = 6
+# The shipped policy's reconsent.notice_days for prospection: a due prospect with an address
+# waits for the ask until this many days past the end of its active period.
+NOTICE = timedelta(days=30)
+
+
+def record_prospect_asked(target: Target, prospect_id: int, period_end: date) -> None:
+    """The campaign's record of the re-consent notice sent to a prospect ``NOTICE`` before its
+    active period ends on ``period_end``: the promise is kept, the row may leave that day."""
+    register = store.reconsent_table("archive")
+    sent = datetime.combine(period_end - NOTICE, time(10), tzinfo=PARIS)
+    target.ensure_archive_schema()
+    with target.engine.begin() as conn:
+        store.ensure_table(conn, register)
+        conn.execute(
+            register.insert().values(
+                category="prospection",
+                table_name="prospects",
+                row_key=str(prospect_id),
+                period_end=period_end,
+                subject_hash="0" * 64,
+                token_id=f"{prospect_id:032x}",
+                expires_on=period_end - timedelta(days=1),
+                status="sent",
+                recorded_at=sent,
+                sent_at=sent,
+            )
+        )
 
 
 def policy_without_deletion_limit(folder: Path) -> Path:

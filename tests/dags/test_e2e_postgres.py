@@ -3,6 +3,11 @@
 The expected rows are worked out independently of the engine: each prospect's last
 inbound contact is turned into a Paris calendar day in Python and aged with
 ``Period.add_to``; the edge-case prospects are also checked by their literal ids.
+
+The shipped policy asks prospects for re-consent 30 days before their active period ends,
+and a due prospect with an address waits for the ask until 30 days past that end. The
+prospect on the boundary was asked 30 days ago (its ask is written in the register here), so
+it leaves today; other prospects whose period ended within the window wait.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from dag_helpers import AS_OF
+from dag_helpers import AS_OF, NOTICE, record_prospect_asked
 from sqlalchemy import MetaData, Table, select, text, update
 from table_checksums import checksum
 
@@ -36,15 +41,20 @@ def _rows(target, schema, table, *columns):
 
 
 def _expected_phases(target) -> dict[str, set[int]]:
-    """Age each prospect in Python: the oracle the SQL engine is checked against."""
-    phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
-    for prospect_id, contact in _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at"):
+    """Age each prospect in Python: the oracle the SQL engine is checked against. ``waiting``
+    (also active): due, with an address, not asked, less than 30 days past the period's end."""
+    phases: dict[str, set[int]] = {"active": set(), "waiting": set(), "archive": set(), "destroyed": set()}
+    rows = _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at", "email")
+    for prospect_id, contact, email in rows:
         if contact is None:
             phases["active"].add(prospect_id)
             continue
         end_active = Period(3).add_to(contact.astimezone(PARIS).date())
         if end_active > AS_OF:
             phases["active"].add(prospect_id)
+        elif end_active + NOTICE > AS_OF and (email or "").strip(" ") and prospect_id != ON_BOUNDARY:
+            phases["active"].add(prospect_id)
+            phases["waiting"].add(prospect_id)
         elif Period(5).add_to(end_active) > AS_OF:
             phases["archive"].add(prospect_id)
         else:
@@ -59,9 +69,10 @@ def _run(dagbag, **conf):
 
 def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):
     target = seeded_postgres
+    record_prospect_asked(target, ON_BOUNDARY, AS_OF)
     expected = _expected_phases(target)
     owners = {iid: pid for iid, pid in _rows(target, "crm", "prospect_interactions", "interaction_id", "prospect_id")}
-    assert all(expected.values()), "the seed must put prospects in every phase"
+    assert all(expected[phase] for phase in ("active", "archive", "destroyed")), "the seed must fill every phase"
 
     dag_run = _run(dagbag)
 
@@ -82,6 +93,7 @@ def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, s
 
 def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag, seeded_postgres):
     target = seeded_postgres
+    record_prospect_asked(target, ON_BOUNDARY, AS_OF)
     expected = _expected_phases(target)
     first = _run(dagbag)
     second = _run(dagbag)
@@ -92,6 +104,7 @@ def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag,
     assert summaries[0]["details"]["archived"] == len(expected["archive"]) + len(expected["destroyed"])
     assert summaries[0]["details"]["deleted"] == len(expected["destroyed"])
     assert summaries[0]["details"]["missing_start"] == len(MISSING)
+    assert summaries[0]["details"]["waiting_for_reconsent"] == len(expected["waiting"])
     assert (summaries[1]["details"]["archived"], summaries[1]["details"]["deleted"]) == (0, 0)
     assert {pid for (pid,) in _rows(target, "crm", "prospects", "prospect_id")} == expected["active"]
     json_path, html_path = certificate.paths("retention_prospection", first.run_id)
