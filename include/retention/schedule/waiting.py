@@ -3,7 +3,7 @@
 The charter promises that a prospect is asked, before the data is destroyed, whether they
 still want commercial messages (a category's ``reconsent`` block). So a row of the category's
 asked table (``Category.asked_table``) whose active period ended on its period end D does not
-move to the archive while the promise is still open:
+leave the active base (to the archive, or to its end without one) while the promise is open:
 
 * today is before D + ``notice_days``: the promise delays a row at most by the notice
   window, never longer;
@@ -14,8 +14,10 @@ move to the archive while the promise is still open:
   it was promised.
 
 D is the start's company-local day plus the active period (``clock.add_period``: the calendar
-rules of ``Period.add_to``), as the campaign records it in the register's ``period_end``. Every
-piece is SQL on the row, for the archive step and the plan to add to their own conditions.
+rules of ``Period.add_to``), as the campaign records it in the register's ``period_end``; the
+start is the clock a yes restarted (``start_events.restarted_by_consent``), so after a yes D is
+a new period end and that period's promise is a new one. Every piece is SQL on the row, for the
+archive and purge steps, the plan and the post-run gate to add to their own conditions.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def usable_address(root: TableNode, category: Category) -> ColumnElement[bool]:
 
 def in_notice_window(root: TableNode, category: Category, as_of: date, zones: Zones) -> ColumnElement[bool]:
     """``D - notice_days <= as_of < D + notice_days``, as two ``is_due`` comparisons of the
-    start (index-friendly): due ``notice_days`` from now, and not yet due ``notice_days`` ago.
-    NULL for a row without a start (never true)."""
+    start (on a start column, index-friendly): due ``notice_days`` from now, and not yet due
+    ``notice_days`` ago. NULL for a row without a start (never true)."""
     notice = timedelta(days=_block(category).notice_days)
     period = category.active_period
     return and_(
