@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_helpers import PER_PHASE, SUBJECT_SECRET, policy_with_schedule, policy_without_deletion_limit
+from dag_helpers import (
+    NOTICE,
+    PER_PHASE,
+    SUBJECT_SECRET,
+    policy_with_schedule,
+    policy_without_deletion_limit,
+    record_prospect_asked,
+)
 from sqlalchemy import Engine, MetaData, Table, create_engine, insert, select, text
 from table_checksums import checksum
 from throwaway_postgres import _free_port, fresh_postgres_database
@@ -187,6 +194,8 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     with target.engine.begin() as conn:
         conn.exec_driver_sql("CREATE EXTENSION pgcrypto")  # as include/sql/least_privilege_roles.sql does
     seed_demo(target.engine, "crm", tick.date(), per_phase=PER_PHASE)
+    # Asked for re-consent 30 days before its period ends today: the promise kept, it may leave.
+    record_prospect_asked(target, ON_BOUNDARY, tick.date())
     metadata_url = fresh_postgres_database(postgres_server)
     api_port = _free_port()
     env = {
@@ -286,14 +295,18 @@ def _plus_years(day: date, years: int) -> date:
 def _expected(target: Target, as_of: date) -> dict[str, Any]:
     """Where each prospect (and its interactions) must be after a run for ``as_of``, from the
     spec alone: the last inbound contact's Paris calendar day, plus the active period, then the
-    archive period from where the active one ends; past a period when that day <= ``as_of``."""
+    archive period from where the active one ends; past a period when that day <= ``as_of``.
+    A prospect past its active period but with an address, not asked (all but ON_BOUNDARY), and
+    less than the notice window past its end waits for the re-consent ask: it stays active."""
     phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
-    for prospect_id, contact in _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at"):
+    rows = _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at", "email")
+    for prospect_id, contact, email in rows:
         if contact is None:
             phases["active"].add(prospect_id)
             continue
         end_active = _plus_years(contact.astimezone(PARIS).date(), ACTIVE_YEARS)
-        if end_active > as_of:
+        waits = end_active + NOTICE > as_of and (email or "").strip(" ") and prospect_id != ON_BOUNDARY
+        if end_active > as_of or waits:
             phases["active"].add(prospect_id)
         elif _plus_years(end_active, ARCHIVE_YEARS) > as_of:
             phases["archive"].add(prospect_id)
