@@ -283,6 +283,33 @@ def test_a_no_whose_row_was_archived_meanwhile_erases_it_from_the_archive(
     assert subject_hash(KEY, "email", "member5@example.fr") in suppressed_hashes(target)
 
 
+def test_a_no_after_the_rows_address_changed_erases_nobody_and_suppresses_the_address_asked(
+    target: Target, club: RetentionPolicy
+) -> None:
+    """The notice went to member2's address; the row now holds member4's (corrected since). The
+    token proves only that its holder read member2's mail: member4 is neither erased nor suppressed."""
+    asked = ask(target, 2, date(2026, 11, 27))
+    members = create_tables(target)["members"]
+    with target.engine.begin() as conn:
+        conn.execute(members.update().where(members.c.member_id == 2).values(email="member4@example.fr"))
+
+    outcome = answer_token(target, club, KEY, ctx_on(ANSWERED), no(asked), ANSWERED)
+
+    assert outcome.answer == "no"
+    assert ids(target, "members") == [1, 2, 3, 4, 5, 6, 7, 8]  # nobody erased
+    assert rights_requests(target, club) == []
+    assert suppressed_hashes(target) == {subject_hash(KEY, "email", "member2@example.fr")}
+    assert register_row(target, asked)["answer"] == "no"
+    [event] = answer_events(target, club)
+    assert event["details"] == {
+        "answer": "no",
+        "category": "members",
+        "suppressed": 1,
+        "address_changed": True,
+    }
+    assert "member4" not in whole_audit_text(target, club)
+
+
 def create_tables(target: Target) -> dict[str, Table]:
     schema = None if target.is_sqlite else "club"
     return {

@@ -10,7 +10,7 @@ checked here against its signature (``tokens.read``) and the register (``retenti
   archive, purge and reports all count from the yes.
 * **no**: an opposition, exactly as the ``subject_request`` DAG records one
   (``rights.requests.handle``, reference ``RECONSENT-{ask_id}``, the address read from the asked
-  row): the person's rows in the categories that list ``opposition`` in ``deleted_on`` are erased
+  row, when its keyed hash is the ask's - the address the notice went to): the person's rows in the categories that list ``opposition`` in ``deleted_on`` are erased
   and their address suppressed. Then the ask is marked ``answer=no`` and the ask's keyed hash is
   made sure to be on the suppression list (one transaction, with its audit event). The hash is
   the canonical keyed hash of the address the notice went to (``identity.subject_hash``), the
@@ -18,7 +18,9 @@ checked here against its signature (``tokens.read``) and the register (``retenti
   address blanked), still leaves the person suppressed. The address is read from the active
   row, else from its archive twin (which keeps every identifier); with none left there is
   nothing to erase by: no request is recorded, the hash alone is suppressed (``suppressed: 1``
-  in the event) and a warning says so.
+  in the event) and a warning says so. A row whose address changed since the notice is
+  treated the same way (``address_changed: true`` in the event too): the
+  token proves its holder reads the old address's mail, not that the new one's owner said no.
   A crash between the opposition and the mark: the same token again finds the request under its
   reference - completed: straight to the mark; in progress: resumed with its receipt instant -
   and completes the answer once, even after the token's last day (it was accepted in time).
@@ -41,6 +43,7 @@ is a credential: it is never logged, audited or put in an error.
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,7 +56,7 @@ from sqlalchemy.engine import Connection
 
 from include.retention.database import store
 from include.retention.database.identifiers import canonical
-from include.retention.database.identity import Subject, SubjectKey
+from include.retention.database.identity import Subject, SubjectKey, subject_hash
 from include.retention.database.reflect import Side, TableNode, archive_exists, key_text, open_category
 from include.retention.database.target import Target
 from include.retention.dates import instants
@@ -289,9 +292,11 @@ def _record_no(
     begun = _opposition_of(target, policy, reference)
     if begun is None:
         _check_in_time(signed, ask, today)
+    not_opposed: str | None = None
     if begun is None or begun.status != "completed":
         received_at = begun.received_at if begun else datetime.combine(today, time.min, policy.zone)
-        _oppose(target, policy, key, ctx, ask, reference, received_at)
+        not_opposed = _oppose(target, policy, key, ctx, ask, reference, received_at)
+    details = {"answer": "no", **({"address_changed": True} if not_opposed == "address_changed" else {})}
     with target.engine.begin() as conn:
         _mark(conn, register, ask, "no", today)
         suppressed = (
@@ -301,7 +306,7 @@ def _record_no(
             if ask.subject_hash
             else 0
         )
-        _audit(conn, target, policy, ctx, ask, {"answer": "no", "suppressed": suppressed}, row_count=1)
+        _audit(conn, target, policy, ctx, ask, {**details, "suppressed": suppressed}, row_count=1)
     return Outcome(answer="no", category=ask.category)
 
 
@@ -321,15 +326,21 @@ def _oppose(
     ask: _Ask,
     reference: str,
     received_at: datetime,
-) -> None:
+) -> str | None:
     """The opposition request, as ``subject_request`` records and carries one out - when the
-    asked row still holds a usable address (else only the ask's hash is suppressed)."""
+    asked row still holds the address the notice went to. Otherwise only the ask's hash is
+    suppressed, and the reason is returned: ``no_address`` (the row or its address is gone), or
+    ``address_changed`` (the row holds another address now: the token proves its holder reads
+    the mail of the address asked, not of the new one, whose owner must not be erased)."""
     address = _asked_address(target, policy, ask)
-    if address is None:
+    not_opposed = _not_opposed(key, ask, address)
+    if not_opposed is not None:
         log.warning(
-            "re-consent 'no' (category %s): the asked row or its address is gone; suppressed by hash", ask.category
+            "re-consent 'no' (category %s): not an opposition (%s); the address asked is suppressed by its hash",
+            ask.category,
+            not_opposed,
         )
-        return
+        return not_opposed
     request = RequestRecord(
         reference=reference,
         request_type="opposition",
@@ -337,6 +348,16 @@ def _oppose(
         identity_verified=True,  # whoever holds the token received the notice at that address
     )
     handle(target, policy, key, request, Subject.of({"email": address}), ctx, received_at)
+    return None
+
+
+def _not_opposed(key: SubjectKey, ask: _Ask, address: str | None) -> str | None:
+    """Why a "no" cannot be carried out as an opposition by ``address`` (None: it can)."""
+    if address is None:
+        return "no_address"
+    if ask.subject_hash is None or not hmac.compare_digest(subject_hash(key, "email", address), ask.subject_hash):
+        return "address_changed"
+    return None
 
 
 def _asked_address(target: Target, policy: RetentionPolicy, ask: _Ask) -> str | None:
