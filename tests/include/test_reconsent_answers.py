@@ -490,6 +490,23 @@ def test_a_batch_records_every_good_answer_and_refuses_the_forged_one(target: Ta
     assert register_row(target, asks[7])["status"] == "failed"
 
 
+def test_an_answer_that_fails_unexpectedly_loses_none_of_the_others_and_fails_the_batch_at_the_end(
+    target: Target, club: RetentionPolicy
+) -> None:
+    """The rights register exists without the project's layout: the "no" cannot be recorded as
+    an opposition. The yes before and after it are recorded all the same, then the batch raises."""
+    asks = {member: ask(target, member, date(2026, 11, 26)) for member in (1, 2, 3)}
+    with target.engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {'' if target.is_sqlite else 'club.'}rights_requests (reference text)"))
+
+    with pytest.raises(RetentionError, match=r"1 of the 3 answers and bounces failed.*2 others are recorded"):
+        answer_all(target, club, KEY, ctx_on(ANSWERED), [yes(asks[1]), no(asks[2]), yes(asks[3])], [], ANSWERED)
+
+    assert [register_row(target, asks[m])["answer"] for m in (1, 2, 3)] == ["yes", None, "yes"]
+    assert [e["details"]["answer"] for e in answer_events(target, club)] == ["yes", "yes"]
+    assert ids(target, "members") == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def test_a_batch_over_the_bound_is_refused_before_anything(target: Target, club: RetentionPolicy) -> None:
     with pytest.raises(RetentionError, match="at most 10,000"):
         answer_all(target, club, KEY, ctx_on(ANSWERED), ["x"] * 10_001, [], ANSWERED)

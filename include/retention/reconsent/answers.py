@@ -469,17 +469,42 @@ def answer_all(
     today: date,
 ) -> AnswersResult:
     """Every answer, then every bounce (a bounce after an answer is then ignored), each on its
-    own: a refused token is counted and audited, and the others are recorded all the same."""
+    own: a refused token is counted and audited, and the others are recorded all the same.
+
+    An answer that fails unexpectedly (a database error, a rights register of the wrong layout)
+    does not lose the rest of the batch either: it is logged without its token, the others are
+    recorded, and the batch raises at the end - the task fails, so someone looks. Running the
+    same batch again is safe: an answer recorded is then refused as ``replayed``, and a "no"
+    cut short completes once."""
     given = len(tokens) + len(bounces)
     if given > MAX_ANSWERS:
         raise RetentionError(f"{given:,} answers and bounces in one batch: at most {MAX_ANSWERS:,}; split them")
     result = AnswersResult()
-    for token in tokens:
-        result.add(answer_token(target, policy, key, ctx, token, today))
-    for token in bounces:
-        result.add(report_bounce(target, policy, key, ctx, token, today))
+    failed = 0
+    steps = [(answer_token, token) for token in tokens] + [(report_bounce, token) for token in bounces]
+    for step, token in steps:
+        try:
+            result.add(step(target, policy, key, ctx, token, today))
+        except Exception as exc:  # one answer's failure must not lose the others of the batch
+            failed += 1
+            log.error("re-consent %s failed: %s", "answer" if step is answer_token else "bounce", _safe_words(exc))
     log.info("re-consent answers: %s", result.to_dict())
+    if failed:
+        raise RetentionError(
+            f"re-consent: {failed} of the {given} answers and bounces failed (their errors are logged above); "
+            f"the {given - failed} others are recorded. Fix the cause and post the same batch again: "
+            "what was recorded is then refused as replayed"
+        )
     return result
+
+
+def _safe_words(exc: Exception) -> str:
+    """What a log may say of an unexpected failure: the engine's own messages never hold a
+    token or an address; another library's might quote a statement's parameters (a token id,
+    an address), so only its class is named."""
+    return (
+        str(exc) if isinstance(exc, RetentionError) else f"{type(exc).__name__} (details withheld: they may quote data)"
+    )
 
 
 def read_answers_csv(text: str) -> AnswerFile:
