@@ -4,35 +4,27 @@ Every other DAG test calls ``dag.test`` with an explicit ``dry_run``; none of th
 through the scheduler, so a nightly run that silently planned and changed nothing went
 unnoticed (issue 14). Here Airflow runs as deployed, in separate processes - ``airflow
 scheduler``, ``airflow dag-processor`` and the Execution API (``airflow api-server --apps
-execution``, which the LocalExecutor's task processes talk to) - on a PostgreSQL metadata
-database of their own, against a PostgreSQL target seeded with due rows.
+execution``, which the LocalExecutor's task processes talk to; ``airflow_cluster.py``) - on a
+PostgreSQL metadata database of their own, against a PostgreSQL target seeded with due rows.
 
 The prospection category runs, in this copy of the shipped policy, once a day at the minute
 one hour before the test starts (Paris time). With ``catchup=False`` Airflow schedules the most
 recent tick as soon as the DAG is unpaused, so exactly one scheduled run starts at once, with
 a logical date known in advance (its Paris day is the run's ``as_of``), and the next one is a
 day away. The seed is built for that day, so its boundary rows are due exactly on it.
-
-The session's own (SQLite) metadata database and ``os.environ`` are left alone: every
-setting reaches the subprocesses through their environment.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_cluster import Cluster, last_tick_an_hour_ago, running_airflow
 from dag_helpers import (
     NOTICE,
     PER_PHASE,
@@ -41,150 +33,48 @@ from dag_helpers import (
     policy_without_deletion_limit,
     record_prospect_asked,
 )
-from sqlalchemy import Engine, MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import MetaData, Table, insert, select
 from table_checksums import checksum
-from throwaway_postgres import _free_port, fresh_postgres_database
+from throwaway_postgres import fresh_postgres_database
 
 from include.demo.seed import PARIS, at_paris, seed_demo
 from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.records.audit import events
 
-ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "retention_prospection"
-CLI_TIMEOUT = 300  # seconds: an ``airflow`` command (``db migrate`` is the longest)
-STARTUP_TIMEOUT = 180  # seconds: the dag-processor has parsed the DAGs
-RUN_TIMEOUT = 240  # seconds: a run of seven tasks, each in a fresh task process, on a busy machine
 # Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, 2 leap days, then these two.
 ON_BOUNDARY, DAY_AFTER_BOUNDARY = 3 * PER_PHASE + 5, 3 * PER_PHASE + 6
 ACTIVE_YEARS, ARCHIVE_YEARS = 3, 5  # prospection (the spec): 3 years active, then 5 in the archive
 
 
 @dataclass
-class Cluster:
-    """The running Airflow and what the tests need to look at it."""
+class Nightly:
+    """The running Airflow (``airflow_cluster.Cluster``), the seeded target, the prospection
+    DAG's tick and where its tasks write their certificates."""
 
-    env: dict[str, str]
-    home: Path
-    metadata: Engine
+    running: Cluster
     target: Target
     tick: datetime  # the scheduled run's logical date
-    logs: dict[str, Path]
     reports: Path
-    procs: list[subprocess.Popen] = field(default_factory=list)
 
     def airflow(self, *args: str) -> str:
-        """Run an ``airflow`` CLI command against this cluster; fail with its output."""
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "airflow", *args],
-                env=self.env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=CLI_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(
-                f"airflow {' '.join(args)} took more than {CLI_TIMEOUT}s:\n{exc.stdout}\n{exc.stderr}"
-                f"{self.diagnostics()}"
-            )
-        if done.returncode:
-            pytest.fail(
-                f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-                f"{self.diagnostics()}"
-            )
-        return done.stdout
-
-    def runs(self) -> list[dict[str, Any]]:
-        with self.metadata.connect() as conn:
-            return [
-                dict(r._mapping)
-                for r in conn.execute(
-                    text(
-                        "SELECT run_id, run_type, state, logical_date, run_after FROM dag_run "
-                        "WHERE dag_id = :dag ORDER BY id"
-                    ),
-                    {"dag": DAG_ID},
-                )
-            ]
-
-    def wait_for(self, what: str, found: Callable[[], Any], timeout: float) -> Any:
-        """Poll ``found`` until it returns something truthy; fail with the logs after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for proc in self.procs:
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"{proc.args[3]} exited with {proc.returncode} while waiting for {what}{self.diagnostics()}"
-                    )
-            value = found()
-            if value:
-                return value
-            time.sleep(2)
-        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; runs: {self.runs()}{self.diagnostics()}")
+        return self.running.airflow(*args)
 
     def finished_run(self, run_type: str) -> dict[str, Any]:
-        """Wait for the (single) run of ``run_type`` to end, and return it."""
-
-        def ended() -> dict[str, Any] | None:
-            runs = [r for r in self.runs() if r["run_type"] == run_type]
-            assert len(runs) <= 1, f"more than one {run_type} run: {runs}"
-            return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
-
-        return self.wait_for(f"the {run_type} run of {DAG_ID} to end", ended, RUN_TIMEOUT)
+        return self.running.finished_run(DAG_ID, run_type)
 
     def diagnostics(self) -> str:
-        """The tail of each process log and of the latest task logs, for a failure message."""
-        parts = [f"\n--- {name} ({path}) ---\n{_tail(path)}" for name, path in self.logs.items()]
-        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[-3:]
-        parts += [f"\n--- task log {p.relative_to(self.home)} ---\n{_tail(p)}" for p in task_logs]
-        return "".join(parts)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(unreadable: {exc})"
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """Stop every component and the processes each started (its process group, task processes
-    included): TERM to all, a bounded wait for the groups to empty, then KILL to what is left."""
-
-    def alive(proc: subprocess.Popen) -> bool:
-        proc.poll()  # reap the leader, so that only live members keep its group
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + 20
-        while any(alive(p) for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not any(alive(p) for p in procs):
-            return
-
-
-def _last_tick_an_hour_ago() -> datetime:
-    """A Paris wall-clock minute one hour ago: a daily cron at that minute has just fired."""
-    return (datetime.now(UTC) - timedelta(hours=1)).astimezone(PARIS).replace(second=0, microsecond=0)
+        return self.running.diagnostics()
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Airflow as deployed (scheduler, dag-processor, Execution API; LocalExecutor; PostgreSQL
-    metadata) with the prospection DAG's tick an hour ago, on a freshly seeded target."""
+def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nightly]:
+    """Airflow as deployed (``airflow_cluster.running_airflow``) with the prospection DAG's tick
+    an hour ago, on a freshly seeded target."""
     work = tmp_path_factory.mktemp("scheduled-run")
-    home, reports = work / "airflow", work / "reports"
-    home.mkdir()
-    tick = _last_tick_an_hour_ago()
+    reports = work / "reports"
+    tick = last_tick_an_hour_ago()
     policy = policy_with_schedule(
         work, policy_without_deletion_limit(work), "prospection", f"{tick.minute} {tick.hour} * * *"
     )
@@ -196,72 +86,22 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     seed_demo(target.engine, "crm", tick.date(), per_phase=PER_PHASE)
     # Asked for re-consent 30 days before its period ends today: the promise kept, it may leave.
     record_prospect_asked(target, ON_BOUNDARY, tick.date())
-    metadata_url = fresh_postgres_database(postgres_server)
-    api_port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    settings = {
         "RETENTION_POLICY": str(policy),
         "RETENTION_REPORTS_DIR": str(reports),
         "AIRFLOW_CONN_RETENTION_TARGET": target_url.replace("postgresql+psycopg://", "postgresql://"),
         "AIRFLOW_VAR_RETENTION_SUBJECT_SECRET": SUBJECT_SECRET,
     }
-    logs = {name: work / f"{name}.log" for name in ("scheduler", "dag-processor", "api-server")}
-    metadata = create_engine(metadata_url)
-    cl = Cluster(env=env, home=home, metadata=metadata, target=target, tick=tick, logs=logs, reports=reports)
     try:
-        cl.airflow("db", "migrate")
-        commands = {
-            "scheduler": ["scheduler"],
-            "dag-processor": ["dag-processor"],
-            "api-server": [
-                "api-server",
-                "--apps",
-                "execution",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-                "--workers",
-                "1",
-            ],
-        }
-        for name, args in commands.items():
-            with logs[name].open("w") as out:
-                cl.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "airflow", *args],
-                        env=env,
-                        cwd=ROOT,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-
-        def parsed() -> bool:
-            with metadata.connect() as conn:
-                row = conn.execute(
-                    text("SELECT is_paused, next_dagrun FROM dag WHERE dag_id = :d"), {"d": DAG_ID}
-                ).first()
-            return row is not None and row.next_dagrun is not None
-
-        cl.wait_for(f"the dag-processor to serialise {DAG_ID}", parsed, STARTUP_TIMEOUT)
-        yield cl
+        with running_airflow(postgres_server, work, settings) as running:
+            running.wait_until_parsed(DAG_ID)
+            yield Nightly(running=running, target=target, tick=tick, reports=reports)
     finally:
-        _stop(cl.procs)
-        metadata.dispose()
         target.dispose()
 
 
 @pytest.fixture(scope="module")
-def scheduled_run(cluster: Cluster) -> dict[str, Any]:
+def scheduled_run(cluster: Nightly) -> dict[str, Any]:
     """Unpause the DAG, as a user does after deploying, and wait for the run the scheduler starts.
 
     The expected rows are worked out first, from the seed, before anything can move."""
@@ -273,7 +113,7 @@ def scheduled_run(cluster: Cluster) -> dict[str, Any]:
 
 
 @pytest.fixture
-def reports_env(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def reports_env(cluster: Nightly, monkeypatch: pytest.MonkeyPatch) -> None:
     """``certificate.paths`` in this process looks where the cluster's tasks wrote."""
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(cluster.reports))
 
@@ -317,7 +157,7 @@ def _expected(target: Target, as_of: date) -> dict[str, Any]:
     return {**phases, "children": children}
 
 
-def _certificate(cluster: Cluster, run_id: str) -> dict[str, Any]:
+def _certificate(cluster: Nightly, run_id: str) -> dict[str, Any]:
     from include.retention.reports import certificate
 
     json_path, _ = certificate.paths(DAG_ID, run_id)
