@@ -9,7 +9,12 @@ aiosmtpd's ``Controller`` (a server in its own thread) on a free port:
         sink.messages  # [Received(sender, recipients, message: EmailMessage), ...]
 
 It can be told to refuse recipients at RCPT, permanently (``refuse``: 550) or temporarily
-(``defer``: 451), the two answers a real relay gives that the campaign must tell apart.
+(``defer``: 451), the two answers a real relay gives that the campaign must tell apart; to
+refuse one recipient's message at DATA (``refuse_content``: 554, a content rejection); or to
+refuse every recipient (``deny_relay``: 554 relay denied, a server-wide fault).
+
+aiosmtpd logs every envelope (recipients included) on its ``mail.log`` logger at INFO: the
+sink sets it to WARNING, so that no address reaches a test's or the demo's log.
 
 Run it on its own (``python scripts/mail_sink.py --port 2525``) to point Airflow's
 ``smtp_default`` connection at it and watch what a campaign sends.
@@ -18,6 +23,7 @@ Run it on its own (``python scripts/mail_sink.py --port 2525``) to point Airflow
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import threading
 import time
@@ -32,6 +38,10 @@ from aiosmtpd.controller import Controller
 
 PERMANENT_REFUSAL = "550 5.1.1 Mailbox unavailable"
 TEMPORARY_REFUSAL = "451 4.3.0 Mailbox temporarily unavailable, try again later"
+CONTENT_REFUSAL = "554 5.7.1 Message rejected by recipient policy"
+RELAY_DENIED = "554 5.7.1 Relay access denied"
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,16 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         refusal = self._sink.refusal_for(address)
+        if refusal is None and self._sink.relay_denied:
+            refusal = RELAY_DENIED
         if refusal is not None:
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if any(self._sink.content_refused(a) for a in envelope.rcpt_tos):
+            return CONTENT_REFUSAL
         message = BytesParser(policy=policy.default).parsebytes(envelope.content)
         assert isinstance(message, EmailMessage)
         self._sink.keep(Received(envelope.mail_from, tuple(envelope.rcpt_tos), message))
@@ -81,6 +95,8 @@ class MailSink:
         self._lock = threading.Lock()
         self._received: list[Received] = []
         self._refusals: dict[str, str] = {}
+        self._content_refusals: set[str] = set()
+        self.relay_denied = False
         self._controller = Controller(_Handler(self), hostname=host, port=self.port)
 
     # --- what the server answers -------------------------------------------------------------
@@ -92,11 +108,26 @@ class MailSink:
         """Refuse these recipients for now (451 at RCPT): the sender should try again later."""
         self._set_refusal(addresses, TEMPORARY_REFUSAL)
 
+    def refuse_content(self, *addresses: str) -> None:
+        """Accept these recipients at RCPT but refuse their message at DATA (554), as a relay
+        does when its content filter rejects a message for one recipient."""
+        with self._lock:
+            self._content_refusals.update(a.lower() for a in addresses)
+
+    def deny_relay(self, denied: bool = True) -> None:
+        """Refuse every recipient (554 relay denied at RCPT): a misconfigured relay, not the people."""
+        self.relay_denied = denied
+
     def accept(self, *addresses: str) -> None:
-        """Accept these recipients again (undo ``refuse`` or ``defer``)."""
+        """Accept these recipients again (undo ``refuse``, ``defer`` or ``refuse_content``)."""
         with self._lock:
             for address in addresses:
                 self._refusals.pop(address.lower(), None)
+                self._content_refusals.discard(address.lower())
+
+    def content_refused(self, address: str) -> bool:
+        with self._lock:
+            return address.lower() in self._content_refusals
 
     def refusal_for(self, address: str) -> str | None:
         with self._lock:
