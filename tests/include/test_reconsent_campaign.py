@@ -14,22 +14,24 @@ import smtplib
 import subprocess
 import sys
 import time
+import traceback
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine_helpers import audit_events
+from engine_helpers import audit_events, run_category
 from reconsent_crash_run import (
     AS_OF,
     KEY,
     PROSPECT_POLICY,
     campaign,
+    contact_for,
     create_prospects,
     prospect_policy,
     window_rows,
 )
-from sqlalchemy import select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, text
 
 from include.retention.database import store
 from include.retention.database.identity import Subject
@@ -400,7 +402,148 @@ def test_an_smtp_refusal_is_classified_by_its_code_and_quotes_no_address():
         ("a@example.org, b@example.org", False),
         ("jeanne@example.org\r\nBcc: x@example.org", False),
         ("jeanne@localhost", False),
+        ("typo@example.c", False),
+        ('"a"@example.fr', False),
+        ("a@[1.2.3.4]", False),
+        ("a@-x.fr", False),
     ],
 )
 def test_only_one_bare_address_is_usable(address, usable):
     assert usable_address(address) is usable
+
+
+# --- Faults of one person never block the others; a server-wide fault is not theirs ----------------
+
+
+def test_an_address_that_cannot_be_hashed_is_recorded_no_address_and_the_others_are_asked(target, mail_sink):
+    odd = ["typo@example.c", '"a"@example.fr', "a@[1.2.3.4]", "a@-x.fr"]
+    create_prospects(target, {**{i: (a, AS_OF) for i, a in enumerate(odd, 1)}, 5: ("ok@example.org", AS_OF)})
+
+    first = campaign(target, mail_sink.port)
+    again = campaign(target, mail_sink.port, run_id="campaign-2", as_of=AS_OF + timedelta(days=1))
+
+    assert [r.recipients[0] for r in mail_sink.messages] == ["ok@example.org"]
+    asks = _by_row(target)
+    assert [asks[k]["status"] for k in "1234"] == ["no_address"] * 4
+    assert (first.no_address, first.sent, again.recorded, again.sent) == (4, 1, 0, 0)
+
+
+def test_a_message_refused_at_data_fails_that_ask_alone_and_never_blocks_a_later_run(target, mail_sink):
+    create_prospects(target, window_rows(4))
+    mail_sink.refuse_content("prospect1@example.org")
+
+    first = campaign(target, mail_sink.port)
+    second = campaign(target, mail_sink.port, run_id="campaign-2", as_of=AS_OF + timedelta(days=1))
+
+    assert (first.sent, first.failed, second.sent, second.failed) == (3, 1, 0, 0)
+    refused = _by_row(target)["1"]
+    assert refused["status"] == "failed" and refused["failure"].startswith("554 ")
+    assert sorted(r.recipients[0] for r in mail_sink.messages) == [f"prospect{i}@example.org" for i in (2, 3, 4)]
+
+
+def test_a_relay_refusing_everyone_is_a_server_fault_the_asks_stay_pending_and_nobody_is_released(target, mail_sink):
+    create_prospects(target, {i: (f"prospect{i}@example.org", AS_OF - timedelta(days=i)) for i in range(1, 7)})
+    mail_sink.deny_relay()
+
+    with pytest.raises(Exception, match=r"554 5\.7\.1") as raised:
+        campaign(target, mail_sink.port)
+
+    assert not isinstance(raised.value, RetentionError)  # fails the task, which Airflow retries
+    assert "example.org" not in str(raised.value) and "prospect1" not in str(raised.value)
+    asks = _register(target)
+    assert {a["status"] for a in asks} == {"pending"} and all(a["failure"].startswith("554 ") for a in asks)
+    night = run_category(target, prospect_policy(), AS_OF, category="prospection")
+    assert night.summary["archived"] == 0 and night.summary["waiting_for_reconsent"] == 6
+
+    mail_sink.deny_relay(False)  # the relay is mended: the retry asks everyone
+    retry = campaign(target, mail_sink.port, run_id="campaign-2")
+    assert (retry.sent, retry.resent, retry.failed) == (6, 3, 0)
+
+
+def test_every_ask_of_a_small_run_refused_with_one_code_is_a_server_fault_too(target, mail_sink):
+    create_prospects(target, window_rows(2))
+    mail_sink.deny_relay()
+
+    with pytest.raises(Exception, match="554"):
+        campaign(target, mail_sink.port)
+
+    assert [a["status"] for a in _register(target)] == ["pending", "pending"]
+
+
+def test_a_row_whose_key_is_null_is_not_asked_and_the_others_are(target, mail_sink):
+    schema = None if target.is_sqlite else "shop"
+    create_prospects(target, {})
+    with target.engine.begin() as conn:  # the policy's key column, but NULL here: a table without a primary key
+        conn.execute(text(f"DROP TABLE {'shop.' if schema else ''}prospects"))
+    prospects = Table(
+        "prospects",
+        MetaData(schema=schema),
+        Column("prospect_id", Integer, nullable=True),
+        Column("email", String(200)),
+        Column("last_inbound_contact_at", DateTime(timezone=True)),
+    )
+    prospects.create(target.engine)
+    with target.engine.begin() as conn:
+        conn.execute(
+            insert(prospects),
+            [
+                {"prospect_id": None, "email": "nullkey@example.org", "last_inbound_contact_at": contact_for(AS_OF)},
+                {"prospect_id": 2, "email": "p2@example.org", "last_inbound_contact_at": contact_for(AS_OF)},
+            ],
+        )
+
+    result = campaign(target, mail_sink.port)
+
+    assert [r.recipients[0] for r in mail_sink.messages] == ["p2@example.org"]
+    assert [a["row_key"] for a in _register(target)] == ["2"] and result.recorded == 1
+
+
+def test_a_database_error_in_the_campaign_shows_no_register_value(target, mail_sink):
+    create_prospects(target, window_rows(1))
+    register = store.reconsent_table(target.archive_schema)
+
+    class WritesABrokenRow:  # PostgreSQL quotes a refused row's values ("Failing row contains (...)")
+        def send(self, notice):
+            with target.engine.begin() as conn:
+                ask = conn.execute(select(register)).one()._mapping
+                conn.execute(insert(register).values({**ask, "ask_id": ask["ask_id"] + 1, "row_key": None}))
+
+    with pytest.raises(Exception) as raised:
+        campaign(target, mail_sink.port, mailer=WritesABrokenRow())
+
+    (ask,) = _register(target)
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "IntegrityError" in shown
+    assert ask["token_id"] not in shown and ask["subject_hash"] not in shown
+
+
+def test_a_left_over_ask_is_not_sent_to_a_changed_address(target, mail_sink):
+    prospects = create_prospects(target, window_rows(1))
+    mail_sink.defer("prospect1@example.org")
+    campaign(target, mail_sink.port)
+    with target.engine.begin() as conn:
+        conn.execute(prospects.update().values(email="new@example.org"))
+
+    later = campaign(target, mail_sink.port, run_id="campaign-2", as_of=AS_OF + timedelta(days=1))
+
+    assert mail_sink.messages == [] and (later.sent, later.no_address) == (0, 1)
+    (ask,) = _register(target)
+    assert (ask["status"], ask["failure"]) == ("no_address", "address changed")
+
+
+def test_an_ask_deferred_until_its_links_expired_is_settled_failed(target, mail_sink):
+    create_prospects(target, window_rows(1))
+    mail_sink.defer("prospect1@example.org")
+    campaign(target, mail_sink.port)
+    (ask,) = _register(target)
+
+    on_expiry = campaign(target, mail_sink.port, run_id="campaign-2", as_of=ask["expires_on"])
+    after = campaign(target, mail_sink.port, run_id="campaign-3", as_of=ask["expires_on"] + timedelta(days=1))
+
+    assert (on_expiry.deferred, on_expiry.failed, after.failed) == (1, 0, 1)
+    (settled,) = _register(target)
+    assert (settled["status"], settled["failure"]) == ("failed", "deferred until expiry")
+
+
+def test_the_sink_does_not_log_recipients():
+    assert logging.getLogger("mail.log").getEffectiveLevel() >= logging.WARNING

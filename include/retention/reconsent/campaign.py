@@ -7,7 +7,10 @@ D + notice_days`` (``schedule.waiting.in_notice_window``), that have no register
 yet, and that no legal hold protects (a held row is not even recorded). Each such row gets
 one register row (``retention_reconsent``): ``suppressed`` when its address's keyed hash is on
 the suppression list (never mailed), ``no_address`` when the address is NULL, blank or not
-one address (never mailed), else ``pending`` - then it is sent.
+one address the register can key (``notice.usable_address``: the very test of the keyed hash,
+so one odd address never fails the recording of the others; never mailed), else ``pending`` -
+then it is sent. A row with a NULL key part is not selected: no register row can name it, so
+nobody can be asked or answer for it (the archive gate does not keep it waiting either).
 
 Guarantee: AT LEAST ONCE, never silently lost, duplicates identical. Rows are taken in
 primary-key order, ``batch_size`` at a time. One transaction records a batch's asks
@@ -16,7 +19,13 @@ marks it ``sending``, the notice is handed to the SMTP server, and one transacti
 ``sent``. A run (the same one retried, or the next day's) first sends every ask of the
 category still ``pending`` or ``sending`` whose links have not expired, with the SAME token
 and the same Message-ID (``<reconsent-{token_id}@{sender domain}>``), rechecking the
-suppression list, the holds and the address. So:
+suppression list, the holds and the address. An ask whose row's address has changed since it
+was recorded (its keyed hash is no longer the ask's ``subject_hash``) is not sent to the new
+address: the register's one ask per row and period end belongs to the old one, so it is
+settled ``no_address`` with the failure "address changed" and the row is not kept waiting
+for it (the new address is asked at the row's next period end, after a yes restarted the
+clock or never). A ``pending`` ask whose links expired before it could be sent (deferred day
+after day) is settled ``failed``, "deferred until expiry": the person could not be asked. So:
 
 * killed between recording and sending: the notice is sent once, by the next run;
 * killed between sending and marking: the next run sends the identical message again (same
@@ -26,11 +35,24 @@ suppression list, the holds and the address. So:
 * a notice is never sent for a row that has no register row, nor recorded twice for one
   period end (the register's unique key).
 
-The server's answer decides the rest (``mailer.classify``): a permanent refusal (5xx) is
-``failed`` with the code and words, never the address (the person could not be asked, the
-archive goes on); a temporary one (4xx) leaves the ask ``pending``, counted ``deferred``,
-for the next run; a refused sender or a lost connection raises (the task fails, Airflow
-retries it; the asks stay to be sent).
+The server's answer decides the rest (``mailer.classify``): a permanent refusal (5xx at RCPT,
+or at DATA: one message, one recipient) is ``failed`` with the code and words, never the
+address (the person could not be asked, the archive goes on); a temporary one (4xx) leaves
+the ask ``pending``, counted ``deferred``, for the next run; a refused sender or a lost
+connection raises (the task fails, Airflow retries it; the asks stay to be sent). One ask's
+refusal never stops the others.
+
+Circuit breaker: a relay that refuses everyone (``554 5.7.1 Relay access denied``) is a fault
+of the server, not of the people. When ``BREAKER_STREAK`` recipients in a row - or every
+recipient of a run that tried fewer, at least two - are refused for good with the same code
+and none was accepted in between, those asks go back to ``pending`` (their failure text
+kept), the campaign stops and raises ``MailServerFault`` naming the code and the server's
+words, never an address; the task fails and Airflow retries it. Pending asks do not release
+their rows, so the archive gate keeps them waiting meanwhile - never beyond ``notice_days``
+past their period end.
+
+A database error during the campaign is raised as ``CampaignDatabaseError``: its class and
+SQLSTATE only, as the database's own text may quote a register row (hash, token id).
 
 Two campaigns of one category never run at once (``records.locks.category_step`` under the
 name ``reconsent:<category>``). A dry run counts what it would do and records, sends and
@@ -47,8 +69,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Table, and_, exists, false, insert, not_, select, tuple_, type_coerce, update
+from sqlalchemy import Date, Table, and_, exists, false, func, insert, not_, select, tuple_, type_coerce, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey, keyed_hash_in, require_keyed_hash_sql, subject_hash
@@ -59,7 +82,7 @@ from include.retention.dates.clock import Zones
 from include.retention.errors import RetentionError, scrubbed
 from include.retention.policy.model import Category, Reconsent, RetentionPolicy
 from include.retention.reconsent.mailer import Mailer, classify
-from include.retention.reconsent.notice import compose, usable_address
+from include.retention.reconsent.notice import ADDRESS_KIND, compose, usable_address
 from include.retention.reconsent.tokens import new_token_id
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
@@ -70,8 +93,22 @@ from include.retention.schedule.waiting import in_notice_window, period_end
 
 log = logging.getLogger(__name__)
 
-# The suppression list keys an address under this identifier kind (``identity.subject_hash``).
-ADDRESS_KIND = "email"
+# Recipients refused for good in a row, with one code and none accepted between, that make a
+# server fault (see the module doc's circuit breaker).
+BREAKER_STREAK = 3
+# What settles an ask that cannot be sent as recorded (stored in the register's ``failure``).
+ADDRESS_CHANGED = "address changed"
+DEFERRED_UNTIL_EXPIRY = "deferred until expiry"
+
+
+class MailServerFault(Exception):
+    """The SMTP server refused several recipients in a row with one code: its fault, not
+    theirs. Not a ``RetentionError``: the task fails and is retried, the asks stay pending."""
+
+
+class CampaignDatabaseError(Exception):
+    """A database error during the campaign, told by its class and SQLSTATE only (the
+    database's text may quote a register row). Retried, as a lost connection would be."""
 
 
 @dataclass
@@ -131,6 +168,8 @@ class _Campaign:
     register_present: bool  # False only in a dry run before the first campaign
     suppression_present: bool
     address_column: Any = field(init=False)
+    attempted: int = 0  # notices handed to the server in this run
+    streak: list[tuple[_Ask, int, str]] = field(default_factory=list)  # refused in a row: ask, code, words
 
     def __post_init__(self) -> None:
         self.address_column = self.root.source.c[self.block.address_column]
@@ -153,14 +192,30 @@ def run_campaign(
         raise RetentionError(f"category {category_key} asks nobody for re-consent: it has no reconsent block")
     dry_run = dry_run or ctx.dry_run
     lock_name = f"reconsent:{category_key}"
-    with _held(target, lock_name, ctx, dry_run):
-        campaign = _open(target, policy, category, key, ctx, mailer, dry_run)
-        _resend_left_over(campaign)
-        _ask_new(campaign)
-        if not dry_run:
-            _audit(campaign, policy)
+    try:
+        with _held(target, lock_name, ctx, dry_run):
+            campaign = _open(target, policy, category, key, ctx, mailer, dry_run)
+            _settle_expired(campaign)
+            _resend_left_over(campaign)
+            _ask_new(campaign)
+            _check_whole_run(campaign)
+            if not dry_run:
+                _audit(campaign, policy)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc, category_key) from None
     log.info("Re-consent campaign of %s as of %s: %s", category_key, ctx.as_of, campaign.result.counts())
     return campaign.result
+
+
+def _database_error(exc: SQLAlchemyError, category_key: str) -> CampaignDatabaseError:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    diag = getattr(orig, "diag", None)
+    sqlstate = getattr(diag, "sqlstate", None) or getattr(orig, "sqlstate", None)
+    return CampaignDatabaseError(
+        f"the re-consent campaign of {category_key} met a database error: {type(exc).__name__} "
+        f"({type(orig).__name__}{f', SQLSTATE {sqlstate}' if sqlstate else ''}); its text is withheld, "
+        "as it may quote a register row"
+    )
 
 
 @contextmanager
@@ -224,6 +279,27 @@ def _open(
 # --- asks left by an earlier run -------------------------------------------------------------
 
 
+def _settle_expired(c: _Campaign) -> None:
+    """A ``pending`` ask whose links expired before any run could send it (deferred until
+    then) is settled ``failed``: the person could not be asked. A dry run only counts."""
+    if not c.register_present:
+        return
+    reg = c.register
+    expired = and_(
+        reg.c.category == c.category.key,
+        reg.c.table_name == c.root.name,
+        reg.c.status == "pending",
+        reg.c.answer.is_(None),
+        reg.c.expires_on < c.ctx.as_of,
+    )
+    with c.target.engine.begin() as conn:
+        if c.dry_run:
+            c.result.failed += conn.execute(select(func.count()).select_from(reg).where(expired)).scalar_one()
+            return
+        settled = conn.execute(update(reg).where(expired).values(status="failed", failure=DEFERRED_UNTIL_EXPIRY))
+        c.result.failed += settled.rowcount
+
+
 def _resend_left_over(c: _Campaign) -> None:
     """Send again, batch by batch, every ask of the category still ``pending`` or ``sending``
     whose links still work, with its own token; a person since suppressed, or whose address
@@ -249,6 +325,7 @@ def _left_over_query(c: _Campaign, after: int) -> Any:
         select(
             reg.c.ask_id,
             reg.c.token_id,
+            reg.c.subject_hash,
             reg.c.period_end,
             reg.c.expires_on,
             c.address_column.label("address"),
@@ -270,17 +347,21 @@ def _left_over_query(c: _Campaign, after: int) -> Any:
 
 
 def _settle_unmailable(conn: Connection, c: _Campaign, rows: Sequence[Any]) -> list[_Ask]:
-    """Mark the left-over asks that can no longer be mailed (address gone or unusable, person
-    suppressed); return the others to send. A dry run marks nothing."""
+    """Mark the left-over asks that can no longer be mailed (address gone, unusable or changed
+    since the ask was recorded, person suppressed); return the others to send. A dry run
+    marks nothing."""
     asks: list[_Ask] = []
     for row in rows:
-        status = _status(row.address, row.listed)
+        status, failure = _status(row.address, row.listed), None
+        if status == "pending" and subject_hash(c.key, ADDRESS_KIND, row.address) != row.subject_hash:
+            status, failure = "no_address", ADDRESS_CHANGED
         if status == "pending":
             asks.append(_Ask(row.ask_id, row.token_id, row.address.strip(), row.period_end, row.expires_on))
             continue
         setattr(c.result, status, getattr(c.result, status) + 1)
         if not c.dry_run:
-            conn.execute(update(c.register).where(c.register.c.ask_id == row.ask_id).values(status=status))
+            values = {"status": status} if failure is None else {"status": status, "failure": failure}
+            conn.execute(update(c.register).where(c.register.c.ask_id == row.ask_id).values(**values))
     if c.dry_run:
         c.result.sent += len(asks)
         c.result.resent += len(asks)
@@ -311,6 +392,7 @@ def _new_asks_query(c: _Campaign, after: tuple[Any, ...] | None) -> Any:
     keys = [root.source.c[k] for k in root.key_columns]
     day = type_coerce(period_end(root, c.category, c.target.dialect, c.zones), Date)
     conditions = [
+        *(k.is_not(None) for k in keys),  # no register row can name it: nobody asks or answers
         root.ageable(),
         in_notice_window(root, c.category, c.ctx.as_of, c.zones),
         *c.holds.not_held(root, Side.ACTIVE, c.category.key),
@@ -424,6 +506,7 @@ def _deliver(c: _Campaign, ask: _Ask) -> bool:
         expires_on=ask.expires_on,
     )
     _set(c, ask, status="sending")
+    c.attempted += 1
     try:
         c.mailer.send(notice)
     except (smtplib.SMTPException, OSError) as exc:
@@ -434,13 +517,49 @@ def _deliver(c: _Campaign, ask: _Ask) -> bool:
         if refusal.permanent:
             _set(c, ask, status="failed", failure=str(refusal))
             c.result.failed += 1
+            _count_refusal(c, ask, refusal.code, refusal.words)
         else:
             _set(c, ask, status="pending", failure=str(refusal))
             c.result.deferred += 1
+            c.streak.clear()
         return False
     _set(c, ask, status="sent", sent_at=instants.utc_now(), failure=None)
     c.result.sent += 1
+    c.streak.clear()
     return True
+
+
+def _count_refusal(c: _Campaign, ask: _Ask, code: int, words: str) -> None:
+    """The circuit breaker's count: refusals in a row with one code (another code starts a
+    new count); at ``BREAKER_STREAK`` it trips."""
+    if c.streak and c.streak[-1][1] != code:
+        c.streak.clear()
+    c.streak.append((ask, code, words))
+    if len(c.streak) >= BREAKER_STREAK:
+        _trip(c)
+
+
+def _check_whole_run(c: _Campaign) -> None:
+    """A run that tried fewer than ``BREAKER_STREAK`` notices, at least two, all refused with
+    one code: the same server fault."""
+    if 2 <= len(c.streak) == c.attempted:
+        _trip(c)
+
+
+def _trip(c: _Campaign) -> None:
+    """Put the refused asks of the streak back to ``pending`` (their failure text kept) and
+    stop the campaign with ``MailServerFault``."""
+    ids = [ask.ask_id for ask, _, _ in c.streak]
+    with c.target.engine.begin() as conn:
+        conn.execute(update(c.register).where(c.register.c.ask_id.in_(ids)).values(status="pending"))
+    c.result.failed -= len(ids)
+    c.result.deferred += len(ids)
+    _, code, words = c.streak[-1]
+    raise MailServerFault(
+        f'the SMTP server refused {len(ids)} recipients in a row for good with "{code} {words}" and accepted '
+        f"none: a fault of the server, not of the people; their asks of {c.category.key} are kept pending for "
+        "the retry"
+    )
 
 
 def _set(c: _Campaign, ask: _Ask, **values: Any) -> None:

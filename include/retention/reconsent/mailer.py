@@ -6,6 +6,9 @@ of the policy (``retention_airflow.reconsent_tasks``), the tests and the demo th
 
 * the server refused the recipient for good (5xx at RCPT): the person could not be asked
   (``failed``, which lets the archive go on);
+* it refused the message for good at DATA (5xx, e.g. ``554 5.7.1`` from a content filter):
+  a notice goes to one recipient only, so that refusal is about this person's message -
+  ``failed`` too (a refusal of everyone is the campaign's circuit breaker's business);
 * it refused the recipient for now (4xx at RCPT, or at DATA): try again on the next run;
 * anything else (the sender refused, the connection lost, a server that will not speak): the
   exception goes up, the task fails and Airflow retries it; the ask stays to be sent.
@@ -53,7 +56,7 @@ def classify(exc: BaseException, address: str = "") -> Refusal:
     if isinstance(exc, smtplib.SMTPRecipientsRefused) and len(exc.recipients) == 1:
         code, reply = next(iter(exc.recipients.values()))
         return _refusal(code, reply, address)
-    if isinstance(exc, smtplib.SMTPDataError) and 400 <= exc.smtp_code < 500:
+    if isinstance(exc, smtplib.SMTPDataError) and 400 <= exc.smtp_code < 600:
         return _refusal(exc.smtp_code, exc.smtp_error, address)
     raise exc
 

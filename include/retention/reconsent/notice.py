@@ -23,10 +23,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from urllib.parse import urlencode
 
-from include.retention.database.identity import SubjectKey
+from include.retention.database.identity import SubjectKey, normalise
 from include.retention.dates.words import day_words
+from include.retention.errors import RetentionError
 from include.retention.policy.model import Category, Reconsent
 from include.retention.reconsent.tokens import sign
+
+# The identifier kind an address is keyed under (``identity.subject_hash``, the suppression list).
+ADDRESS_KIND = "email"
 
 _SUBJECTS = {
     "fr": "Souhaitez-vous continuer à recevoir nos sollicitations commerciales ?",
@@ -96,11 +100,18 @@ class Notice:
 
 
 def usable_address(address: str | None) -> bool:
-    """Whether a notice can be written to this text: one bare address (``local@domain``) that the
-    e-mail library accepts as a header, with no name, no comment, no line break."""
+    """Whether a notice can be written to this text AND the register can key it: one bare
+    address (``local@domain.tld``) that the keyed hash's canonical form accepts
+    (``identity.normalise``, which ``subject_hash`` applies: the one test of the campaign, so an
+    address it calls usable always hashes) and that the e-mail library accepts as a header, with
+    no name, no comment, no line break."""
     if address is None or not address.strip():
         return False
     bare = address.strip()
+    try:
+        normalise(ADDRESS_KIND, bare)
+    except RetentionError:
+        return False
     if parseaddr(bare)[1] != bare or bare.count("@") != 1 or any(c.isspace() for c in bare):
         return False
     try:
