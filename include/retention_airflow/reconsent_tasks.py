@@ -21,12 +21,13 @@ from typing import Any
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.sdk import ObjectStoragePath, get_current_context
 
+from include.retention.dates.instants import utc_now
 from include.retention.errors import RetentionError
 from include.retention.policy.load import load_policy
 from include.retention.reconsent.answers import AnswersResult, answer_all, read_answers_csv
 from include.retention.reconsent.campaign import run_campaign
 from include.retention.reconsent.notice import Notice
-from include.retention_airflow.context import resolve_dry_run, run_context, run_day
+from include.retention_airflow.context import resolve_dry_run, run_context
 from include.retention_airflow.errors import failing_fast, scrubbing
 from include.retention_airflow.hooks import open_target, subject_key
 
@@ -122,7 +123,11 @@ def campaign(category: str) -> dict[str, Any]:
 def answers() -> dict[str, Any]:
     """Record the answers the form gives: ``tokens`` (yes/no links followed), ``bounces``
     (notices the mailing tool could not deliver) and the CSV at ``csv_uri``. Each token is
-    checked and recorded on its own; a refused one is counted and audited, not raised."""
+    checked and recorded on its own; a refused one is counted and audited, not raised.
+
+    An answer is taken on the company's real day (the wall clock in its zone), never on the
+    run's logical date: whoever triggers this DAG through the REST API chooses that one, and a
+    back-dated run would accept an expired token and back-date the clock's restart."""
     context = get_current_context()
     params = context["params"]
     with failing_fast():
@@ -131,10 +136,9 @@ def answers() -> dict[str, Any]:
         if params.get("csv_uri"):
             dropped = read_answers_csv(ObjectStoragePath(params["csv_uri"]).read_text(encoding="utf-8"))
             tokens, bounces = tokens + dropped.tokens, bounces + dropped.bounces
-        ctx = run_context(context, policy)
+        today = utc_now().astimezone(policy.zone).date()
+        ctx = run_context(context, policy, as_of=today)
         with open_target(policy) as target:
-            result: AnswersResult = answer_all(
-                target, policy, subject_key(), ctx, tokens, bounces, run_day(context, policy)
-            )
+            result: AnswersResult = answer_all(target, policy, subject_key(), ctx, tokens, bounces, today)
     log.info("Re-consent answers as of %s: %s", ctx.as_of, result.to_dict())
     return result.to_dict()

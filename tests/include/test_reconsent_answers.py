@@ -12,7 +12,9 @@ import copy
 import json
 import logging
 import re
-from datetime import UTC, date, datetime
+from contextlib import nullcontext
+from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,6 +42,7 @@ from include.retention.reconsent.tokens import new_token_id, read, sign
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights import requests
+from include.retention_airflow import reconsent_tasks
 from scripts.mail_sink import MailSink, Received
 
 KEY = SubjectKey("reconsent-answers-test-key-" + "k" * 30, "test")
@@ -561,3 +564,40 @@ def test_tokens_in_the_register_are_never_stored_whole(target: Target, club: Ret
     signature = yes(asked).rsplit(".", 1)[1]
     assert signature not in json.dumps(_all_asks(target), default=str)
     assert signature not in whole_audit_text(target, club)
+
+
+# --- The Airflow task -----------------------------------------------------------------------------
+
+
+def test_the_answer_task_reads_the_real_day_not_the_logical_date_a_caller_chose(
+    target: Target, club: RetentionPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever triggers ``reconsent_answer`` through the REST API chooses its logical date. A
+    back-dated one neither makes an expired token valid nor back-dates the clock's restart: an
+    answer is taken on the company's real day, whatever the run says."""
+    real_today = datetime.now(club.zone).date()
+    expired = ask(target, 1, real_today + timedelta(days=20), expires_on=real_today - timedelta(days=1))
+    on_time = ask(target, 3, real_today + timedelta(days=20), expires_on=real_today + timedelta(days=5))
+    back_dated = datetime.combine(real_today - timedelta(days=30), time(12), UTC)
+    context = {
+        "params": {
+            "tokens": [
+                yes(expired, real_today - timedelta(days=1)),
+                yes(on_time, real_today + timedelta(days=5)),
+            ]
+        },
+        "logical_date": back_dated,
+        "run_id": "manual__back-dated",
+        "dag": SimpleNamespace(dag_id="reconsent_answer"),
+        "dag_run": SimpleNamespace(run_after=back_dated),
+    }
+    monkeypatch.setattr(reconsent_tasks, "get_current_context", lambda: context)
+    monkeypatch.setattr(reconsent_tasks, "load_policy", lambda: club)
+    monkeypatch.setattr(reconsent_tasks, "subject_key", lambda: KEY)
+    monkeypatch.setattr(reconsent_tasks, "open_target", lambda policy: nullcontext(target))
+
+    result = reconsent_tasks.answers()
+
+    assert (result["yes"], result["refused"]) == (1, {"expired": 1})
+    assert register_row(target, on_time)["answered_on"] == real_today
+    assert register_row(target, expired)["answer"] is None

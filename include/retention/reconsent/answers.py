@@ -164,7 +164,11 @@ class _Opposition:
 def answer_token(
     target: Target, policy: RetentionPolicy, key: SubjectKey, ctx: RunContext, token: str, today: date
 ) -> Outcome:
-    """Record the answer a token stands for (``today``: the company day it arrived), or refuse it."""
+    """Record the answer a token stands for, or refuse it.
+
+    ``today`` is the real day the answer arrived, in the company's zone (the wall clock) - never
+    a run's logical date, which whoever triggers a run may choose: the token's last day is
+    checked against it, and a yes restarts the clock from it."""
     register = store.reconsent_table(target.archive_schema)
     target.ensure_archive_schema()
     ask: _Ask | None = None
@@ -188,7 +192,7 @@ def report_bounce(
 
     Either token of the notice names it; its last day does not matter (a bounce may be reported
     late). A bounce after an answer, or about an ask already failed or never sent, is ignored
-    and audited with that reason."""
+    and audited with that reason. ``today``: the real day, as for ``answer_token``."""
     register = store.reconsent_table(target.archive_schema)
     target.ensure_archive_schema()
     try:
@@ -470,6 +474,7 @@ def answer_all(
 ) -> AnswersResult:
     """Every answer, then every bounce (a bounce after an answer is then ignored), each on its
     own: a refused token is counted and audited, and the others are recorded all the same.
+    ``today``: the real day the batch arrived (see ``answer_token``).
 
     An answer that fails unexpectedly (a database error, a rights register of the wrong layout)
     does not lose the rest of the batch either: it is logged without its token, the others are
