@@ -159,6 +159,8 @@ def _volumes_section(report: DpoReport, lang: str) -> str:
 
 
 def _compliance_table(report: DpoReport, lang: str) -> str:
+    """One row per root table; when rows wait for the re-consent ask, a sentence saying why
+    they are not overdue and how long the promise may keep them."""
     t = TEXT[lang]
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
     rows = [
@@ -170,13 +172,35 @@ def _compliance_table(report: DpoReport, lang: str) -> str:
             c.overdue,
             c.missing_start,
             c.held_open,
+            c.waiting_for_reconsent,
             c.expired_in_archive,
             c.legal_hold,
             html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant else f"<span class='ko'>{t['ko']}</span>"),
         )
         for c in report.compliance
     ]
-    return html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[7] == 0 else "ko")
+    # Not compliant: rows overdue (cell 4) or expired in the archive (cell 8), as ``Compliance.compliant``.
+    table = html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[8] == 0 else "ko")
+    return table + _waiting_paragraph(report, lang)
+
+
+def _waiting_paragraph(report: DpoReport, lang: str) -> str:
+    """Why the rows waiting for re-consent are not overdue: each waiting category's notice
+    window (``30 jours``, or ``30 jours (Prospection), 60 jours (Adhérents)``); none waits: nothing."""
+    waiting = dict.fromkeys(c.category for c in report.compliance if c.waiting_for_reconsent)
+    notices = {
+        key: Period(days=reconsent.notice_days).in_words(lang)
+        for key in waiting
+        if (reconsent := report.policy.categories[key].reconsent) is not None
+    }
+    if not notices:
+        return ""
+    if len(set(notices.values())) == 1:
+        windows = next(iter(notices.values()))
+    else:
+        labels = report.policy.categories
+        windows = ", ".join(f"{days} ({_label(labels[key], lang)})" for key, days in notices.items())
+    return f"<p>{html.text(TEXT[lang]['compliance_waiting'].format(windows=windows))}</p>"
 
 
 def _holds_table(report: DpoReport, lang: str) -> str:

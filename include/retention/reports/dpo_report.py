@@ -10,7 +10,9 @@ Four questions a regulator asks, answered from two sources:
   (archived by an earlier run), destroyed directly in the active base (no archive).
 - *Does it hold today?* Counted now in the database, not taken from the log: per table,
   the oldest active record's age against the allowed age, rows overdue, rows that cannot
-  be aged (missing start date), rows held open, expired rows left in the archive.
+  be aged (missing start date), rows held open, expired rows left in the archive, and the
+  rows past their period that the re-consent promise keeps until the person is asked (at most
+  the category's notice window: counted apart, not overdue, as the nightly run sees them).
 - *Did you keep your promise to ask?* Per category with ``reconsent``, the asks recorded in
   the re-consent register during the period and where each stands on the report's day
   (delivered, failed, not asked, yes, no, no answer), and the answer tokens refused.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import Table, and_, func, inspect, not_, or_, select
+from sqlalchemy import Table, and_, func, inspect, literal, not_, or_, select
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
@@ -38,6 +40,7 @@ from include.retention.database.target import Target
 from include.retention.dates.clock import is_due, local_date
 from include.retention.dates.periods import Period
 from include.retention.errors import RetentionError
+from include.retention.policy.conditions import is_not_true
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reconsent.tokens import RefusalReason
 from include.retention.records import audit
@@ -47,6 +50,7 @@ from include.retention.reports import certificate
 from include.retention.reports.certificate import ChainStatus
 from include.retention.rights.requests import Deadline, open_deadlines
 from include.retention.schedule import dependants
+from include.retention.schedule.waiting import waiting_for_reconsent
 
 _VOLUME_ACTIONS = ("archive", "delete", "anonymize")
 # Why an answer token was refused. A reported bounce that changed nothing (its ask answered,
@@ -127,6 +131,9 @@ class Compliance:
     held_open: int  # rows past their date kept active by an open related row
     expired_in_archive: int  # archive rows past retention_until, not yet destroyed
     legal_hold: int = 0  # rows past their date (active or archive) that a legal hold keeps
+    # Rows past their active period that the re-consent promise keeps until the person is asked:
+    # at most notice_days past their period end (``schedule.waiting``), so not overdue.
+    waiting_for_reconsent: int = 0
 
     @property
     def compliant(self) -> bool:
@@ -222,10 +229,13 @@ def build(
     trail = store.audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:
         holds = holds_in_force(conn, hold_tables(target.archive_schema), today, key, target.dialect)
+        # No register yet: no ask settled any promise, every due row in the window with an address waits.
+        register = reconsent_table(target.archive_schema)
+        asks = register if store.table_exists(conn, register) else None
         compliance = [
             c
             for category in policy.categories.values()
-            for c in _compliance(conn, target, policy, category, today, holds)
+            for c in _compliance(conn, target, policy, category, today, holds, asks)
         ]
         logged = store.table_exists(conn, trail)
         period_events = (
@@ -465,10 +475,17 @@ def _refusals(
 
 
 def _compliance(
-    conn: Connection, target: Target, policy: RetentionPolicy, category: Category, today: date, holds: HoldsInForce
+    conn: Connection,
+    target: Target,
+    policy: RetentionPolicy,
+    category: Category,
+    today: date,
+    holds: HoldsInForce,
+    asks: Table | None,
 ) -> list[Compliance]:
+    """``asks``: the re-consent register, None when no campaign created it yet."""
     nodes = open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
-    return [_table_compliance(conn, target, policy, category, root, today, holds) for root in nodes]
+    return [_table_compliance(conn, target, policy, category, root, today, holds, asks) for root in nodes]
 
 
 def _table_compliance(
@@ -479,8 +496,11 @@ def _table_compliance(
     root: TableNode,
     today: date,
     holds: HoldsInForce,
+    asks: Table | None,
 ) -> Compliance:
-    """Rows a legal hold keeps past their date are counted apart: the hold outranks the schedule."""
+    """Rows a legal hold keeps past their date are counted apart: the hold outranks the schedule.
+    So are the rows waiting for the re-consent ask, as tonight's run decides (``schedule.waiting``
+    as of today): the promise keeps them at most the notice window, then they are overdue."""
     day = local_date(root.start, target.dialect, policy.zones)
     # Past its period and started before today, both in the company's zone: a row whose
     # clock started today (a request closed this morning, zero active period) is due today
@@ -494,13 +514,16 @@ def _table_compliance(
     on_hold = holds.held(root, Side.ACTIVE, category.key)
     if root.release is not None and holds.any:  # a held customer keeps its released invoices active
         on_hold = or_(on_hold, dependants.held_through_parent(conn, policy, target, root, Side.ACTIVE, holds))
-    oldest, overdue, missing, held, legal = conn.execute(
+    due_unheld = and_(due, not_(on_hold))
+    waiting = waiting_for_reconsent(root, category, asks, today, policy.zones, target.dialect)
+    oldest, overdue, missing, held, legal, kept_for_ask = conn.execute(
         select(
             func.min(day).filter(root.ageable()),
-            func.count().filter(and_(due, not_(on_hold))),
+            func.count().filter(due_unheld if waiting is None else and_(due_unheld, is_not_true(waiting))),
             func.count().filter(root.missing_start()),
             func.count().filter(root.held_open()),
             func.count().filter(and_(due, on_hold)),
+            literal(0) if waiting is None else func.count().filter(and_(due_unheld, waiting)),
         ).select_from(root.source)
     ).one()
     oldest = date.fromisoformat(oldest) if isinstance(oldest, str) else oldest
@@ -530,6 +553,7 @@ def _table_compliance(
         held,
         expired,
         legal,
+        kept_for_ask,
     )
 
 

@@ -30,6 +30,7 @@ ReportTexts = TypedDict(
         "no_volume": str,
         "compliance": str,
         "compliance_cols": tuple[str, ...],
+        "compliance_waiting": str,
         "ok": str,
         "ko": str,
         "holds": str,
@@ -122,10 +123,15 @@ TEXT: dict[str, ReportTexts] = {
             "En retard",
             "Sans date de départ",
             "Maintenus (lien ouvert)",
+            "En attente de re-consentement",
             "Archive échue non détruite",
             "Gel juridique",
             "Statut",
         ),
+        "compliance_waiting": "En attente de re-consentement : enregistrements dont la période active est terminée "
+        "et que la charte garde le temps de demander à la personne si elle souhaite continuer à recevoir des "
+        "sollicitations commerciales, au plus {windows} après la fin de leur période ; ils ne sont pas en retard. "
+        "Passé ce délai, un enregistrement encore présent est compté en retard.",
         "ok": "conforme",
         "ko": "NON CONFORME",
         "holds": "4. Gels juridiques et demandes de droits",
@@ -246,10 +252,15 @@ TEXT: dict[str, ReportTexts] = {
             "Overdue",
             "No start date",
             "Held (open link)",
+            "Waiting for re-consent",
             "Expired in archive",
             "Legal hold",
             "Status",
         ),
+        "compliance_waiting": "Waiting for re-consent: records whose active period has ended and that the charter "
+        "keeps while the person is asked whether they wish to keep receiving commercial solicitations, at most "
+        "{windows} after their period ends; they are not overdue. A record still there after that is counted "
+        "overdue.",
         "ok": "compliant",
         "ko": "NOT COMPLIANT",
         "holds": "4. Legal holds and rights requests",
