@@ -470,10 +470,11 @@ def test_every_ask_of_a_small_run_refused_with_one_code_is_a_server_fault_too(ta
     assert [a["status"] for a in _register(target)] == ["pending", "pending"]
 
 
-def test_a_row_whose_key_is_null_is_not_asked_and_the_others_are(target, mail_sink):
+def _prospects_without_a_key(target, period_end: date) -> None:
+    """``prospects`` without a primary key, its policy key column NULL on one row (``nullkey``)."""
     schema = None if target.is_sqlite else "shop"
     create_prospects(target, {})
-    with target.engine.begin() as conn:  # the policy's key column, but NULL here: a table without a primary key
+    with target.engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {'shop.' if schema else ''}prospects"))
     prospects = Table(
         "prospects",
@@ -483,19 +484,32 @@ def test_a_row_whose_key_is_null_is_not_asked_and_the_others_are(target, mail_si
         Column("last_inbound_contact_at", DateTime(timezone=True)),
     )
     prospects.create(target.engine)
+    contact = contact_for(period_end)
     with target.engine.begin() as conn:
         conn.execute(
             insert(prospects),
             [
-                {"prospect_id": None, "email": "nullkey@example.org", "last_inbound_contact_at": contact_for(AS_OF)},
-                {"prospect_id": 2, "email": "p2@example.org", "last_inbound_contact_at": contact_for(AS_OF)},
+                {"prospect_id": None, "email": "nullkey@example.org", "last_inbound_contact_at": contact},
+                {"prospect_id": 2, "email": "p2@example.org", "last_inbound_contact_at": contact},
             ],
         )
+
+
+def test_a_row_whose_key_is_null_is_not_asked_and_the_others_are(target, mail_sink):
+    _prospects_without_a_key(target, AS_OF)
 
     result = campaign(target, mail_sink.port)
 
     assert [r.recipients[0] for r in mail_sink.messages] == ["p2@example.org"]
     assert [a["row_key"] for a in _register(target)] == ["2"] and result.recorded == 1
+
+
+def test_a_due_row_whose_key_is_null_does_not_wait_for_an_ask_nobody_can_make(target):
+    _prospects_without_a_key(target, AS_OF - timedelta(days=1))
+
+    night = run_category(target, prospect_policy(), AS_OF, category="prospection", dry_run=True)
+
+    assert night.summary["waiting_for_reconsent"] == 1  # prospect 2 alone
 
 
 def test_a_database_error_in_the_campaign_shows_no_register_value(target, mail_sink):

@@ -8,6 +8,8 @@ leave the active base (to the archive, or to its end without one) while the prom
 * today is before D + ``notice_days``: the promise delays a row at most by the notice
   window, never longer;
 * its address is usable (not NULL, not blank): a row nobody can write to is not kept waiting;
+* its key is whole (no NULL part): the register names a row by its key, so nobody can ask or
+  answer for a row without one (the campaign leaves it out) - it is not kept waiting either;
 * no ask for this row and this period end settles the promise: asking failed for good
   (``failed``), there was no usable address (``no_address``), the person is suppressed
   (``suppressed``), or the notice was sent at least ``notice_days`` before today - the window
@@ -106,6 +108,7 @@ def waiting_for_reconsent(
         is_due(root.start, period, as_of, zones),
         not_(is_due(root.start, period, as_of - notice, zones)),
         usable_address(root, category),
+        *(root.source.c[k].is_not(None) for k in root.key_columns),
     )
     if register is None:
         return waiting
