@@ -41,7 +41,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    event,
     insert,
     inspect,
     select,
@@ -608,19 +607,9 @@ def snapshot(target: Target, policy: RetentionPolicy) -> dict[str, list[tuple]]:
 
 
 def open_target(url: str) -> Target:
-    """The engine's own connection to the target. On SQLite, commits skip the disk flush
-    (``synchronous = OFF``): a throwaway file, and the tests' run time is mostly fsync."""
-    target = connect(url, "archive")
-    if target.is_sqlite:
-
-        @event.listens_for(target.engine, "connect")
-        def _no_fsync(dbapi_conn, _record):  # noqa: ANN001 - DB-API objects
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA synchronous = OFF")
-            cursor.execute(f'PRAGMA "{target.archive_schema}".synchronous = OFF')
-            cursor.close()
-
-    return target
+    """The engine's own connection to the target (on SQLite, commits skip the disk flush like
+    every SQLite file of the test session: tests/conftest.py)."""
+    return connect(url, "archive")
 
 
 __all__ = [
