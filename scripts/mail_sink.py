@@ -89,7 +89,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MailSink:
     """An SMTP server that keeps every message; a context manager (started on enter, stopped on exit)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, smtputf8: bool = True) -> None:
+        """``smtputf8=False``: a server that does not take non-ASCII addresses, as many relays."""
         self.host = host
         self.port = port if port is not None else free_port(host)
         self._lock = threading.Lock()
@@ -97,7 +98,7 @@ class MailSink:
         self._refusals: dict[str, str] = {}
         self._content_refusals: set[str] = set()
         self.relay_denied = False
-        self._controller = Controller(_Handler(self), hostname=host, port=self.port)
+        self._controller = Controller(_Handler(self), hostname=host, port=self.port, enable_SMTPUTF8=smtputf8)
 
     # --- what the server answers -------------------------------------------------------------
     def refuse(self, *addresses: str) -> None:

@@ -45,6 +45,7 @@ from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.records.locks import CategoryBusy, category_step
 from include.retention.records.suppression import suppress
+from scripts.mail_sink import MailSink
 
 CRASH_RUN = Path(__file__).with_name("reconsent_crash_run.py")
 
@@ -557,6 +558,19 @@ def test_an_ask_deferred_until_its_links_expired_is_settled_failed(target, mail_
     assert (on_expiry.deferred, on_expiry.failed, after.failed) == (1, 0, 1)
     (settled,) = _register(target)
     assert (settled["status"], settled["failure"]) == ("failed", "deferred until expiry")
+
+
+def test_an_address_the_server_cannot_take_fails_that_ask_alone(target):
+    create_prospects(target, {1: ("jerome@exemplé.fr", AS_OF), 2: ("ok@example.org", AS_OF)})
+
+    with MailSink(smtputf8=False) as ascii_only:
+        first = campaign(target, ascii_only.port)
+        again = campaign(target, ascii_only.port, run_id="campaign-2", as_of=AS_OF + timedelta(days=1))
+        received = [r.recipients[0] for r in ascii_only.messages]
+
+    assert received == ["ok@example.org"] and (first.sent, first.failed, again.sent) == (1, 1, 0)
+    refused = _by_row(target)["1"]
+    assert refused["status"] == "failed" and refused["failure"].startswith("553 ")
 
 
 def test_the_sink_does_not_log_recipients():

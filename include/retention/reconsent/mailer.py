@@ -9,6 +9,8 @@ of the policy (``retention_airflow.reconsent_tasks``), the tests and the demo th
 * it refused the message for good at DATA (5xx, e.g. ``554 5.7.1`` from a content filter):
   a notice goes to one recipient only, so that refusal is about this person's message -
   ``failed`` too (a refusal of everyone is the campaign's circuit breaker's business);
+* it cannot take this recipient's address at all (a non-ASCII address, the server without
+  SMTPUTF8: smtplib refuses before RCPT): ``failed`` as a ``553 5.6.7`` refusal;
 * it refused the recipient for now (4xx at RCPT, or at DATA): try again on the next run;
 * anything else (the sender refused, the connection lost, a server that will not speak): the
   exception goes up, the task fails and Airflow retries it; the ask stays to be sent.
@@ -26,6 +28,7 @@ from include.retention.errors import scrub
 from include.retention.reconsent.notice import Notice
 
 SMTP_TIMEOUT_SECONDS = 30
+NO_SMTPUTF8 = "5.6.7 non-ASCII address, and the server does not take them (no SMTPUTF8)"
 
 
 class Mailer(Protocol):
@@ -56,6 +59,8 @@ def classify(exc: BaseException, address: str = "") -> Refusal:
     if isinstance(exc, smtplib.SMTPRecipientsRefused) and len(exc.recipients) == 1:
         code, reply = next(iter(exc.recipients.values()))
         return _refusal(code, reply, address)
+    if isinstance(exc, smtplib.SMTPNotSupportedError) and not address.isascii():
+        return Refusal(553, NO_SMTPUTF8)
     if isinstance(exc, smtplib.SMTPDataError) and 400 <= exc.smtp_code < 600:
         return _refusal(exc.smtp_code, exc.smtp_error, address)
     raise exc
