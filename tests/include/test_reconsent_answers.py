@@ -286,6 +286,24 @@ def test_a_no_whose_row_was_archived_meanwhile_erases_it_from_the_archive(
     assert subject_hash(KEY, "email", "member5@example.fr") in suppressed_hashes(target)
 
 
+def test_a_yes_whose_row_left_the_active_base_is_refused_as_closed_and_restarts_nothing(
+    target: Target, club: RetentionPolicy
+) -> None:
+    """The notice bounced (or nobody answered in the window) and the row was archived: a yes
+    that comes later would count a clock restart that never happened. Refused, audited."""
+    asked = ask(target, 5, date(2021, 11, 27))
+    run_category(target, club, date(2026, 11, 26), run_id="archived-meanwhile")
+    assert 5 in ids(target, "members", archive=True) and 5 not in ids(target, "members")
+
+    outcome = answer_token(target, club, KEY, ctx_on(ANSWERED), yes(asked), ANSWERED)
+
+    assert (outcome.answer, outcome.refused, outcome.category) == (None, "closed", "members")
+    assert register_row(target, asked)["answer"] is None
+    [event] = answer_events(target, club)
+    assert event["details"] == {"refused": "closed", "category": "members"}
+    assert event["subject_hash"] == subject_hash(KEY, "email", "member5@example.fr")
+
+
 def test_a_no_after_the_rows_address_changed_erases_nobody_and_suppresses_the_address_asked(
     target: Target, club: RetentionPolicy
 ) -> None:

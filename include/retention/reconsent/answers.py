@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Select, Table, select, update
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
@@ -179,6 +179,7 @@ def answer_token(
             raise TokenRefused("replayed")
         if signed.answer == "yes":
             _check_in_time(signed, ask, today)
+            _check_still_active(target, policy, ask)
             return _record_yes(target, policy, ctx, register, ask, today)
         return _record_no(target, policy, key, ctx, register, signed, ask, today)
     except TokenRefused as refused:
@@ -337,14 +338,10 @@ def _oppose(
     ``address_changed`` (the row holds another address now: the token proves its holder reads
     the mail of the address asked, not of the new one, whose owner must not be erased)."""
     address = _asked_address(target, policy, ask)
-    not_opposed = _not_opposed(key, ask, address)
-    if not_opposed is not None:
-        log.warning(
-            "re-consent 'no' (category %s): not an opposition (%s); the address asked is suppressed by its hash",
-            ask.category,
-            not_opposed,
-        )
-        return not_opposed
+    if address is None:
+        return _not_opposed(ask, "no_address")
+    if not _notice_went_to(key, ask, address):
+        return _not_opposed(ask, "address_changed")
     request = RequestRecord(
         reference=reference,
         request_type="opposition",
@@ -355,30 +352,64 @@ def _oppose(
     return None
 
 
-def _not_opposed(key: SubjectKey, ask: _Ask, address: str | None) -> str | None:
-    """Why a "no" cannot be carried out as an opposition by ``address`` (None: it can)."""
-    if address is None:
-        return "no_address"
-    if ask.subject_hash is None or not hmac.compare_digest(subject_hash(key, "email", address), ask.subject_hash):
-        return "address_changed"
-    return None
+def _notice_went_to(key: SubjectKey, ask: _Ask, address: str) -> bool:
+    """Whether ``address`` is the one the notice went to (its keyed hash is the ask's)."""
+    return ask.subject_hash is not None and hmac.compare_digest(subject_hash(key, "email", address), ask.subject_hash)
+
+
+def _not_opposed(ask: _Ask, reason: str) -> str:
+    """Say (without the address) why a "no" is not carried out as an opposition; return the reason."""
+    log.warning(
+        "re-consent 'no' (category %s): not an opposition (%s); the address asked is suppressed by its hash",
+        ask.category,
+        reason,
+    )
+    return reason
+
+
+def _check_still_active(target: Target, policy: RetentionPolicy, ask: _Ask) -> None:
+    """A yes restarts the clock of a row still in the active base; once the row left it
+    (archived after a bounce or an unanswered window, or erased) there is no clock left to
+    restart, and counting one would be a restart that never happened: ``closed``."""
+    with target.read() as conn:
+        asked = _asked_root(conn, target, policy, ask)
+        present = asked is not None and _found(conn, asked[0].table(Side.ACTIVE), asked[0], ask.row_key)
+    if not present:
+        raise TokenRefused("closed")
 
 
 def _asked_address(target: Target, policy: RetentionPolicy, ask: _Ask) -> str | None:
     """The address the asked row holds now: in the active table, else in its archive twin (which
     keeps every identifier). None when the policy no longer asks that table, or the row is gone,
     or its address is blank or malformed."""
-    category = policy.categories.get(ask.category)
-    if category is None or category.reconsent is None or category.asked_table != ask.table_name:
-        return None
     with target.read() as conn:
-        nodes = open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
-        root = next(node for node in nodes if node.name == ask.table_name)
+        asked = _asked_root(conn, target, policy, ask)
+        if asked is None:
+            return None
+        root, column = asked
         for table in _homes(conn, root):
-            value = _address_in(conn, table, root, category.reconsent.address_column, ask.row_key)
+            value = _address_in(conn, table, root, column, ask.row_key)
             if value is not None:
                 return value
     return None
+
+
+def _asked_root(conn: Connection, target: Target, policy: RetentionPolicy, ask: _Ask) -> tuple[TableNode, str] | None:
+    """The asked table's node and its address column, or None when the policy no longer asks that table."""
+    category = policy.categories.get(ask.category)
+    if category is None or category.reconsent is None or category.asked_table != ask.table_name:
+        return None
+    nodes = open_category(conn, policy, category, target.source_schema, target.archive_schema, target.dialect)
+    return next(node for node in nodes if node.name == ask.table_name), category.reconsent.address_column
+
+
+def _found(conn: Connection, table: Table, root: TableNode, row_key: str) -> bool:
+    return conn.execute(_row_of(table, root, row_key)).first() is not None
+
+
+def _row_of(table: Table, root: TableNode, row_key: str) -> Select[Any]:
+    """The asked row, found by its key in the register's text form."""
+    return select(key_text(table, root.key_columns)).where(key_text(table, root.key_columns) == row_key).limit(1)
 
 
 def _homes(conn: Connection, root: TableNode) -> Iterator[Table]:
@@ -391,7 +422,7 @@ def _homes(conn: Connection, root: TableNode) -> Iterator[Table]:
 def _address_in(conn: Connection, table: Table, root: TableNode, column: str, row_key: str) -> str | None:
     if column not in table.c:
         return None
-    value = conn.execute(select(table.c[column]).where(key_text(table, root.key_columns) == row_key).limit(1)).scalar()
+    value = conn.execute(_row_of(table, root, row_key).with_only_columns(table.c[column])).scalar()
     try:
         return value if isinstance(value, str) and canonical("email", value) else None
     except RetentionError:  # malformed since it was asked: nothing to find the person's rows by

@@ -23,7 +23,7 @@ from include.retention.database.identity import SubjectKey
 from include.retention.errors import RetentionError
 
 Answer = Literal["yes", "no"]
-RefusalReason = Literal["forged", "expired", "replayed", "unknown"]
+RefusalReason = Literal["forged", "expired", "replayed", "unknown", "closed"]
 
 _SIGNING_CONTEXT = "reconsent-token:"
 _ANSWER_LETTERS: dict[Answer, str] = {"yes": "y", "no": "n"}
@@ -33,7 +33,8 @@ _TOKEN = re.compile(r"(?P<token_id>[0-9a-f]{32})\.(?P<letter>[yn])\.(?P<expires>
 
 class TokenRefused(RetentionError):
     """A token that is not honoured, and why: forged (bad signature or malformed), expired,
-    replayed (its ask is already answered) or unknown (well signed, no such ask)."""
+    replayed (its ask is already answered), unknown (well signed, no such ask) or closed (a yes
+    whose row has left the active base: no clock left to restart)."""
 
     def __init__(self, reason: RefusalReason) -> None:
         self.reason: RefusalReason = reason

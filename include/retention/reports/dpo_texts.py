@@ -173,6 +173,7 @@ TEXT: dict[str, ReportTexts] = {
             "expired": "expiré",
             "replayed": "déjà utilisé",
             "unknown": "inconnu",
+            "closed": "clos (la ligne a quitté la base active)",
         },
         "unattributed": "Jetons refusés ne nommant aucune catégorie qui demande un re-consentement (un jeton "
         "falsifié n'en nomme aucune de fiable) : {reasons}.",
@@ -296,7 +297,13 @@ TEXT: dict[str, ReportTexts] = {
         ),
         "no_reconsent": "No category of the policy asks for re-consent.",
         "no_campaign": "No campaign has run yet: the re-consent register does not exist yet.",
-        "refusal_reasons": {"forged": "forged", "expired": "expired", "replayed": "replayed", "unknown": "unknown"},
+        "refusal_reasons": {
+            "forged": "forged",
+            "expired": "expired",
+            "replayed": "replayed",
+            "unknown": "unknown",
+            "closed": "closed (the row had left the active base)",
+        },
         "unattributed": "Refused tokens naming no category that asks for re-consent (a forged token names none "
         "that can be believed): {reasons}.",
         "findings": "6. Data-quality findings in the period",
