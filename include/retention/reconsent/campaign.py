@@ -39,8 +39,8 @@ The server's answer decides the rest (``mailer.classify``): a permanent refusal 
 or at DATA: one message, one recipient) is ``failed`` with the code and words, never the
 address (the person could not be asked, the archive goes on); a temporary one (4xx) leaves
 the ask ``pending``, counted ``deferred``, for the next run; a refused sender or a lost
-connection raises (the task fails, Airflow retries it; the asks stay to be sent). One ask's
-refusal never stops the others.
+connection raises ``MailServerFault`` (the task fails, Airflow retries it; the asks stay to
+be sent). One ask's refusal never stops the others.
 
 Circuit breaker: a relay that refuses everyone (``554 5.7.1 Relay access denied``) is a fault
 of the server, not of the people. When ``BREAKER_STREAK`` recipients in a row - or every
@@ -79,7 +79,7 @@ from include.retention.database.reflect import Side, TableNode, key_text, open_c
 from include.retention.database.target import Target
 from include.retention.dates import instants
 from include.retention.dates.clock import Zones
-from include.retention.errors import RetentionError, scrubbed
+from include.retention.errors import RetentionError, describe
 from include.retention.policy.model import Category, Reconsent, RetentionPolicy
 from include.retention.reconsent.mailer import Mailer, classify
 from include.retention.reconsent.notice import ADDRESS_KIND, compose, usable_address
@@ -102,8 +102,10 @@ DEFERRED_UNTIL_EXPIRY = "deferred until expiry"
 
 
 class MailServerFault(Exception):
-    """The SMTP server refused several recipients in a row with one code: its fault, not
-    theirs. Not a ``RetentionError``: the task fails and is retried, the asks stay pending."""
+    """The SMTP server failed the campaign: the connection was lost, the sender refused, or it
+    refused several recipients in a row with one code (its fault, not theirs). Not a
+    ``RetentionError`` (which fails a task for good): the task fails and Airflow retries it;
+    the asks stay to be sent. Its text is scrubbed of the address at hand."""
 
 
 class CampaignDatabaseError(Exception):
@@ -513,7 +515,7 @@ def _deliver(c: _Campaign, ask: _Ask) -> bool:
         try:
             refusal = classify(exc, ask.address)
         except (smtplib.SMTPException, OSError):
-            raise scrubbed(exc, [ask.address]) from None
+            raise MailServerFault(f"{type(exc).__name__}: {describe(exc, [ask.address])}") from None
         if refusal.permanent:
             _set(c, ask, status="failed", failure=str(refusal))
             c.result.failed += 1
