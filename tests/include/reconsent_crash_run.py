@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE)]
 
+from engine_helpers import create_rights_register, with_rights_register  # noqa: E402
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, text  # noqa: E402
 
 from include.retention.database.identity import SubjectKey  # noqa: E402
@@ -46,6 +47,7 @@ PROSPECT_POLICY: dict[str, Any] = {
     "version": "prospects-1",
     "source_schema": "shop",
     "archive_schema": "archive",
+    "rights_register": "rights_requests",  # where a 'no' is recorded, as an opposition
     "categories": {
         "prospection": {
             "label": {"fr": "Prospection commerciale", "en": "Commercial prospecting"},
@@ -78,7 +80,7 @@ PROSPECT_POLICY: dict[str, Any] = {
 
 
 def prospect_policy() -> RetentionPolicy:
-    return parse_policy(PROSPECT_POLICY, source="prospects.yaml")
+    return parse_policy(with_rights_register(PROSPECT_POLICY), source="prospects.yaml")
 
 
 def contact_for(period_end: date) -> datetime:
@@ -102,6 +104,7 @@ def create_prospects(target: Target, rows: dict[int, tuple[str | None, date]]) -
         Column("last_inbound_contact_at", DateTime(timezone=True)),
     )
     prospects.create(target.engine)
+    create_rights_register(target, "shop")  # where prospect_policy's "no" is recorded
     with target.engine.begin() as conn:
         conn.execute(
             insert(prospects),

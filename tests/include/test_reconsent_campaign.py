@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine_helpers import audit_events, run_category
+from engine_helpers import audit_events, run_category, with_rights_register
 from reconsent_crash_run import (
     AS_OF,
     KEY,
@@ -337,7 +337,7 @@ def test_killed_between_sending_and_marking_the_same_message_may_arrive_twice_un
 def _category(**reconsent):
     data = {**PROSPECT_POLICY, "categories": {"prospection": dict(PROSPECT_POLICY["categories"]["prospection"])}}
     data["categories"]["prospection"]["reconsent"] = {**data["categories"]["prospection"]["reconsent"], **reconsent}
-    return parse_policy(data, source="prospects.yaml").category("prospection")
+    return parse_policy(with_rights_register(data), source="prospects.yaml").category("prospection")
 
 
 def _compose(category, to="jeanne@example.org"):
@@ -572,6 +572,25 @@ def test_an_address_the_server_cannot_take_fails_that_ask_alone(target):
     assert received == ["ok@example.org"] and (first.sent, first.failed, again.sent) == (1, 1, 0)
     refused = _by_row(target)["1"]
     assert refused["status"] == "failed" and refused["failure"].startswith("553 ")
+
+
+def test_a_non_ascii_address_through_plain_sendmail_fails_that_ask_alone(target):
+    create_prospects(target, {1: ("jerome@exemplé.fr", AS_OF), 2: ("ok@example.org", AS_OF)})
+
+    class Sendmail:  # smtplib.sendmail, as the Airflow SMTP provider sends: it encodes RCPT as ASCII
+        def __init__(self, port):
+            self.port = port
+
+        def send(self, notice):
+            with smtplib.SMTP("127.0.0.1", self.port) as client:
+                client.sendmail("rgpd@example.fr", [notice.to], f"Message-ID: {notice.message_id}\r\n\r\nx".encode())
+
+    with MailSink(smtputf8=False) as ascii_only:
+        result = campaign(target, ascii_only.port, mailer=Sendmail(ascii_only.port))
+        received = [r.recipients[0] for r in ascii_only.messages]
+
+    assert received == ["ok@example.org"] and (result.sent, result.failed) == (1, 1)
+    assert _by_row(target)["1"]["failure"].startswith("553 ")
 
 
 def test_the_sink_does_not_log_recipients():

@@ -511,10 +511,10 @@ def _deliver(c: _Campaign, ask: _Ask) -> bool:
     c.attempted += 1
     try:
         c.mailer.send(notice)
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, UnicodeEncodeError) as exc:  # what a mailer raises about a send
         try:
             refusal = classify(exc, ask.address)
-        except (smtplib.SMTPException, OSError):
+        except (smtplib.SMTPException, OSError, UnicodeEncodeError):
             raise MailServerFault(f"{type(exc).__name__}: {describe(exc, [ask.address])}") from None
         if refusal.permanent:
             _set(c, ask, status="failed", failure=str(refusal))

@@ -10,7 +10,8 @@ of the policy (``retention_airflow.reconsent_tasks``), the tests and the demo th
   a notice goes to one recipient only, so that refusal is about this person's message -
   ``failed`` too (a refusal of everyone is the campaign's circuit breaker's business);
 * it cannot take this recipient's address at all (a non-ASCII address, the server without
-  SMTPUTF8: smtplib refuses before RCPT): ``failed`` as a ``553 5.6.7`` refusal;
+  SMTPUTF8: ``send_message`` refuses before RCPT, ``sendmail`` cannot encode the RCPT line):
+  ``failed`` as a ``553 5.6.7`` refusal;
 * it refused the recipient for now (4xx at RCPT, or at DATA): try again on the next run;
 * anything else (the sender refused, the connection lost, a server that will not speak): the
   exception goes up, the task fails and Airflow retries it; the ask stays to be sent.
@@ -59,7 +60,7 @@ def classify(exc: BaseException, address: str = "") -> Refusal:
     if isinstance(exc, smtplib.SMTPRecipientsRefused) and len(exc.recipients) == 1:
         code, reply = next(iter(exc.recipients.values()))
         return _refusal(code, reply, address)
-    if isinstance(exc, smtplib.SMTPNotSupportedError) and not address.isascii():
+    if isinstance(exc, (smtplib.SMTPNotSupportedError, UnicodeEncodeError)) and not address.isascii():
         return Refusal(553, NO_SMTPUTF8)
     if isinstance(exc, smtplib.SMTPDataError) and 400 <= exc.smtp_code < 600:
         return _refusal(exc.smtp_code, exc.smtp_error, address)
