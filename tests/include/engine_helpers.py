@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from include.retention.database.identity import SubjectKey
-from include.retention.database.store import audit_table
+from include.retention.database.store import audit_table, ensure_table, register_table
 from include.retention.database.target import Target
 from include.retention.policy.load import parse_policy
 from include.retention.policy.model import RetentionPolicy
@@ -95,9 +95,51 @@ CONTACTS: dict[int, date | None] = {
 }
 
 
+# The category that keeps the register of data-subject requests (``rights_requests``): a policy
+# that asks for re-consent must name a register, since a "no" is recorded there as an opposition.
+REQUESTS_CATEGORY: dict[str, Any] = {
+    "label": {"fr": "Demandes de droits", "en": "Rights requests"},
+    "legal_basis": "Obligation légale",
+    "archive_purpose": "Preuve",
+    "schedule": "0 3 * * *",
+    "active_period": "P0D",
+    "archive_period": "P5Y",
+    "end_action": "delete",
+    "on_erasure": "keep",
+    "tables": [
+        {
+            "table": "rights_requests",
+            "primary_key": "request_id",
+            "start_event": {"column": "closed_at", "when_missing": "ongoing"},
+            "archive_columns": ["reference", "request_type", "received_at", "closed_at", "outcome"],
+            "subject_identifiers": {"email": ["requester_email"]},
+        }
+    ],
+}
+
+
+def with_rights_register(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of policy ``data`` with the register ``rights_requests`` and the category keeping it."""
+    changed = copy.deepcopy(data)
+    changed["rights_register"] = "rights_requests"
+    changed["categories"]["requests"] = copy.deepcopy(REQUESTS_CATEGORY)
+    return changed
+
+
+def create_rights_register(target: Target, schema: str) -> None:
+    """The empty register ``with_rights_register`` names, in ``schema`` (which exists), as the
+    first request would create it: the live check wants every table of the policy to exist."""
+    with target.engine.begin() as conn:
+        ensure_table(conn, register_table(target.source_schema(schema), "rights_requests"))
+
+
 def club_policy(**category_changes: Any) -> RetentionPolicy:
+    """The club's policy with the members' category changed; one that asks for re-consent gets
+    the rights register every such policy needs."""
     data = copy.deepcopy(CLUB_POLICY)
     data["categories"]["members"].update(category_changes)
+    if "reconsent" in category_changes:
+        data = with_rights_register(data)
     return parse_policy(data, source="club.yaml")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine_helpers import CLUB_POLICY, archive_rows, create_club, ids, run_category
+from engine_helpers import CLUB_POLICY, archive_rows, create_club, ids, run_category, with_rights_register
 from sqlalchemy import MetaData, Table, delete, insert, select, text
 
 from include.retention.database import store
@@ -53,7 +53,6 @@ EXPIRES = date(2026, 11, 25)  # the last day the tokens are accepted
 def reconsent_policy() -> RetentionPolicy:
     """The club's members asked 30 days before their 3 years end; a no is an opposition."""
     data: dict[str, Any] = copy.deepcopy(CLUB_POLICY)
-    data["rights_register"] = "rights_requests"
     data["categories"]["members"].update(
         deleted_on=["opposition"],
         reconsent={
@@ -63,26 +62,7 @@ def reconsent_policy() -> RetentionPolicy:
             "answer_url": "https://club.example.fr/consentement",
         },
     )
-    data["categories"]["requests"] = {
-        "label": {"fr": "Demandes de droits", "en": "Rights requests"},
-        "legal_basis": "Obligation légale",
-        "archive_purpose": "Preuve",
-        "schedule": "0 3 * * *",
-        "active_period": "P0D",
-        "archive_period": "P5Y",
-        "end_action": "delete",
-        "on_erasure": "keep",
-        "tables": [
-            {
-                "table": "rights_requests",
-                "primary_key": "request_id",
-                "start_event": {"column": "closed_at", "when_missing": "ongoing"},
-                "archive_columns": ["reference", "request_type", "received_at", "closed_at", "outcome"],
-                "subject_identifiers": {"email": ["requester_email"]},
-            }
-        ],
-    }
-    return parse_policy(data, source="club-reconsent.yaml")
+    return parse_policy(with_rights_register(data), source="club-reconsent.yaml")
 
 
 @pytest.fixture

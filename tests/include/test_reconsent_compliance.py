@@ -26,7 +26,8 @@ NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 
 
 def _compliance(target: Target) -> dpo_report.Compliance:
-    (prospects,) = dpo_report.build(target, prospect_policy(), *NOVEMBER, AS_OF).compliance
+    report = dpo_report.build(target, prospect_policy(), *NOVEMBER, AS_OF)
+    (prospects,) = [table for table in report.compliance if table.category == "prospection"]  # not the register's
     return prospects
 
 
@@ -37,9 +38,10 @@ def _plan_waiting(target: Target) -> int:
 
 
 def _compliance_row(page: str, heading: str) -> list[str]:
-    """The cells of the one row of the compliance table (the section under ``heading``)."""
+    """The cells of the prospects' row of the compliance table (the section under ``heading``;
+    the other row is the rights register's)."""
     section = page.split(heading, 1)[1].split("<h2>", 1)[0]
-    (row,) = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S) if "<td" in r]
+    (row,) = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S) if "<td" in r and "prospects" in r]
     return [unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
 
 

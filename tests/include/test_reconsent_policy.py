@@ -11,7 +11,7 @@ import copy
 import pytest
 import yaml
 from crm_helpers import AS_OF
-from engine_helpers import CLUB_POLICY, create_club
+from engine_helpers import CLUB_POLICY, create_club, create_rights_register, with_rights_register
 
 from include.demo.seed import seed_demo
 from include.retention.database.check import check_against_database
@@ -72,6 +72,13 @@ def test_a_category_that_asks_must_be_deleted_on_opposition_since_a_no_is_an_opp
     shipped["categories"]["web_forms"]["deleted_on"] = []
     errors = _errors(shipped)
     assert "categories.web_forms.reconsent" in errors and "deleted_on" in errors
+
+
+def test_a_policy_that_asks_must_name_a_rights_register_since_a_no_is_recorded_there(shipped):
+    del shipped["rights_register"]
+    errors = _errors(shipped)
+    assert "categories.web_forms.reconsent" in errors and "categories.prospection.reconsent" in errors
+    assert "rights_register" in errors
 
 
 def test_the_asked_table_must_be_a_root_table_of_its_category(shipped):
@@ -321,10 +328,11 @@ def _club_asking(address_column: str, identifiers: list[str]):
         "sender": "club@example.fr",
         "answer_url": "https://club.example.fr/avis",
     }
-    return parse_policy(data, source="club.yaml")
+    return parse_policy(with_rights_register(data), source="club.yaml")
 
 
 def _check(target, policy) -> None:
+    create_rights_register(target, "club")
     with target.read() as conn:
         check_against_database(policy, conn, target.dialect)
 

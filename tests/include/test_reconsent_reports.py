@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from html import unescape
 from typing import Any
 
-from engine_helpers import AS_OF, club_policy, create_club, run_category, schema_metadata
+from engine_helpers import AS_OF, club_policy, create_club, create_rights_register, run_category, schema_metadata
 from sqlalchemy import insert
 
 from include.retention.database import store
@@ -120,6 +120,7 @@ def _campaign_rows(page: str, heading: str) -> list[list[str]]:
 def test_the_report_counts_each_campaign_from_the_register_and_the_audit(target):
     policy = reconsent_policy()
     create_club(target)
+    create_rights_register(target, "club")
     _record_asks(target, IN_NOVEMBER + IN_OCTOBER)
     _refusals(
         target,
@@ -162,6 +163,7 @@ def test_the_report_counts_each_campaign_from_the_register_and_the_audit(target)
 def test_the_campaign_section_reads_in_french_and_english_and_holds_no_hash_or_address(target):
     policy = reconsent_policy()
     create_club(target)
+    create_rights_register(target, "club")
     _record_asks(target, IN_NOVEMBER)
     _refusals(target, policy, [("reconsent", {"refused": "forged"}), ("members", {"refused": "expired"})], AS_OF)
     report = dpo_report.build(target, policy, *NOVEMBER, AS_OF)
@@ -182,6 +184,7 @@ def test_the_campaign_section_reads_in_french_and_english_and_holds_no_hash_or_a
 
 def test_no_register_yet_means_no_campaign_yet_and_a_policy_without_reconsent_says_so(target):
     create_club(target)
+    create_rights_register(target, "club")
     report = dpo_report.build(target, reconsent_policy(), *NOVEMBER, AS_OF)
     assert not report.campaigns.started and report.campaigns.categories == []
     assert "Aucune campagne n'a encore eu lieu" in unescape(dpo_render.render(report))
@@ -194,6 +197,7 @@ def test_no_register_yet_means_no_campaign_yet_and_a_policy_without_reconsent_sa
 
 def test_a_register_with_no_ask_in_the_period_shows_zeros(target):
     create_club(target)
+    create_rights_register(target, "club")
     _record_asks(target, IN_OCTOBER)
     (members,) = dpo_report.build(target, reconsent_policy(), *NOVEMBER, AS_OF).campaigns.categories
     assert members == dpo_report.Campaign("members")
@@ -215,6 +219,7 @@ def _plan_events(target, policy: RetentionPolicy, ctx: RunContext, waiting: dict
 def test_the_certificate_shows_the_rows_waiting_for_reconsent_and_how_long_the_promise_delays(target):
     policy = reconsent_policy()
     create_club(target)
+    create_rights_register(target, "club")
     ctx = RunContext("scheduled__members", "retention_members", AS_OF, policy.version)
     _plan_events(target, policy, ctx, {"members": 3})
     summarize_run(StepContext.build(target, policy, "members", ctx), {}, {})
@@ -241,6 +246,7 @@ def test_a_run_that_kept_nobody_waiting_has_the_certificate_it_always_had(target
     written before), no column, no sentence."""
     policy = reconsent_policy()
     create_club(target)
+    create_rights_register(target, "club")
     ctx = RunContext("scheduled__members", "retention_members", AS_OF, policy.version)
     _plan_events(target, policy, ctx, {"members": 0})
     with target.read() as conn:
@@ -257,6 +263,7 @@ def test_a_run_counts_the_due_rows_that_wait_for_the_ask_on_its_certificate_and_
     address: before any campaign, the run keeps them waiting for the ask, and says so."""
     policy = reconsent_policy()
     create_club(target)
+    create_rights_register(target, "club")
     run_category(target, policy, run_id="run-waits")
     trail = store.audit_table(target.archive_schema, policy.audit_table)
     with target.read() as conn:

@@ -37,14 +37,16 @@ _SHOWN_PLACEHOLDER = 40  # characters of an unknown placeholder named in a probl
 _SHORTEST_MONTH, _SHORTEST_YEAR = 28, 365
 
 
-def reconsent_problems(key: str, category: Category) -> list[Problem]:
-    """Everything wrong with the category's ``reconsent`` block, each at its key path."""
+def reconsent_problems(key: str, category: Category, rights_register: str | None) -> list[Problem]:
+    """Everything wrong with the category's ``reconsent`` block, each at its key path
+    (``rights_register``: the policy's register of requests, where a "no" is recorded)."""
     block = category.reconsent
     if block is None:
         return []
     base = f"categories.{key}.reconsent"
     return (
         _opposition_problems(base, category)
+        + _register_problems(base, rights_register)
         + _asked_table_problems(base, category, block)
         + _window_problems(base, category, block)
         + _template_problems(base, block)
@@ -63,6 +65,20 @@ def _opposition_problems(base: str, category: Category) -> list[Problem]:
             base,
             "a 'no' to the re-consent notice is an opposition: add `opposition` to the category's `deleted_on`, "
             "so that the answer deletes the rows it was asked about",
+        )
+    ]
+
+
+def _register_problems(base: str, rights_register: str | None) -> list[Problem]:
+    """A "no" is recorded as an opposition request in the rights register, as ``subject_request``
+    records one: without a register, every "no" would fail when it arrives, not when the policy loads."""
+    if rights_register:
+        return []
+    return [
+        Problem(
+            base,
+            "a 'no' to the re-consent notice is recorded as an opposition request: set the policy's "
+            "`rights_register` (the table of data-subject requests)",
         )
     ]
 

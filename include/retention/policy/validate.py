@@ -25,7 +25,7 @@ def consistency_problems(policy: RetentionPolicy) -> list[Problem]:
     archive_names: dict[str, str] = {}
     for key, category in policy.categories.items():
         problems += _category_problems(key, category)
-        problems += reconsent_problems(key, category)
+        problems += reconsent_problems(key, category, policy.rights_register)
         problems += _declaration_problems(key, category, appearances, archive_names)
     for table_name, places in appearances.items():
         problems += _shared_table_problems(policy, table_name, places)
