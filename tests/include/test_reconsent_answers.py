@@ -19,11 +19,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine_helpers import CLUB_POLICY, archive_rows, create_club, ids, run_category, with_rights_register
+from engine_helpers import (
+    CLUB_POLICY,
+    archive_rows,
+    create_club,
+    create_rights_register,
+    ids,
+    run_category,
+    with_rights_register,
+)
 from sqlalchemy import MetaData, Table, delete, insert, select, text
 
 from include.retention.database import store
-from include.retention.database.identity import SubjectKey, subject_hash
+from include.retention.database.identity import Subject, SubjectKey, subject_hash
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
 from include.retention.policy.load import parse_policy
@@ -42,6 +50,7 @@ from include.retention.reconsent.tokens import new_token_id, read, sign
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights import requests
+from include.retention.rights.erasure import erase
 from include.retention_airflow import reconsent_tasks
 from scripts.mail_sink import MailSink, Received
 
@@ -71,6 +80,7 @@ def club(target: Target) -> RetentionPolicy:
         with target.engine.begin() as conn:
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS pgcrypto"))
     create_club(target)
+    create_rights_register(target, "club")
     target.ensure_archive_schema()
     return reconsent_policy()
 
@@ -282,6 +292,29 @@ def test_a_yes_whose_row_left_the_active_base_is_refused_as_closed_and_restarts_
     [event] = answer_events(target, club)
     assert event["details"] == {"refused": "closed", "category": "members"}
     assert event["subject_hash"] == subject_hash(KEY, "email", "member5@example.fr")
+
+
+def test_a_yes_does_not_outlive_the_erasure_of_its_row_nor_pass_to_a_new_row_given_its_key(
+    target: Target, club: RetentionPolicy
+) -> None:
+    """Member 1 said yes, then had their data erased; a newcomer whose last contact is four
+    years old is given the freed key. The yes was the erased person's: the newcomer's clock
+    is their own, and their row is archived once the notice window is over."""
+    asked = ask(target, 1, date(2026, 11, 26), sent_on=date(2026, 10, 27))
+    assert answer_token(target, club, KEY, ctx_on(ANSWERED), yes(asked), ANSWERED).answer == "yes"
+    erase(target, club, Subject.of({"email": "member1@example.fr"}), KEY, ctx_on(ANSWERED, "erasure-1"))
+    assert 1 not in ids(target, "members")
+    members = create_tables(target)["members"]
+    with target.engine.begin() as conn:
+        conn.execute(
+            insert(members).values(
+                member_id=1, email="newcomer@example.fr", last_contact_at=datetime(2022, 10, 1, 10, tzinfo=UTC)
+            )
+        )
+
+    run_category(target, club, date(2026, 12, 27), run_id="after-the-window")
+
+    assert 1 in ids(target, "members", archive=True) and 1 not in ids(target, "members")
 
 
 def test_a_no_after_the_rows_address_changed_erases_nobody_and_suppresses_the_address_asked(
@@ -497,8 +530,10 @@ def test_an_answer_that_fails_unexpectedly_loses_none_of_the_others_and_fails_th
     """The rights register exists without the project's layout: the "no" cannot be recorded as
     an opposition. The yes before and after it are recorded all the same, then the batch raises."""
     asks = {member: ask(target, member, date(2026, 11, 26)) for member in (1, 2, 3)}
+    register = f"{'' if target.is_sqlite else 'club.'}rights_requests"
     with target.engine.begin() as conn:
-        conn.execute(text(f"CREATE TABLE {'' if target.is_sqlite else 'club.'}rights_requests (reference text)"))
+        conn.execute(text(f"DROP TABLE {register}"))
+        conn.execute(text(f"CREATE TABLE {register} (reference text)"))
 
     with pytest.raises(RetentionError, match=r"1 of the 3 answers and bounces failed.*2 others are recorded"):
         answer_all(target, club, KEY, ctx_on(ANSWERED), [yes(asks[1]), no(asks[2]), yes(asks[3])], [], ANSWERED)

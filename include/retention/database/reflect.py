@@ -363,6 +363,7 @@ def _clock(
             yes.c.table_name == table.table,
             yes.c.row_key == key_text(row, table.primary_key),
             yes.c.answer == "yes",
+            or_(yes.c.failure.is_(None), yes.c.failure != store.ASK_ERASED),  # not a yes of an erased row
         )
         .correlate(row)  # to the row at whatever depth the clock is used
         .scalar_subquery()

@@ -200,6 +200,10 @@ def suppression_table(archive_schema: str) -> Table:
 # ``sent``: accepted by the server; ``failed``: refused for good (a 5xx or a reported bounce);
 # ``no_address`` / ``suppressed``: not asked (no usable address; on the suppression list).
 RECONSENT_STATUSES = ("pending", "sending", "sent", "failed", "no_address", "suppressed")
+# The ``failure`` of an ask whose row was erased (an erasure or opposition request): a yes is the
+# person's, not the row key's, so the clock no longer reads it - a new row given the same key
+# starts from its own event. The delivery status is left as it was (the DPO report's counts).
+ASK_ERASED = "erased"
 RECONSENT_ANSWERS = ("yes", "no")
 
 

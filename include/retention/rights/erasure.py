@@ -40,13 +40,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, not_, or_, select
+from sqlalchemy import and_, delete, exists, false, not_, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
 from include.retention.database.identity import Subject, SubjectKey
-from include.retention.database.reflect import Side, TableNode, archive_exists, key_of
+from include.retention.database.reflect import Side, TableNode, archive_exists, key_of, key_text
 from include.retention.database.store import hold_tables
 from include.retention.database.target import Target
 from include.retention.errors import RetentionError
@@ -174,6 +174,7 @@ def erase_in(
         else {}
     )
     erasable = locate_in(conn, trees, subject, restrict=_erasable(holds, needed_by))
+    _close_asks(conn, target, policy, erasable, honour_keep=request_type == "erasure")
     erased, deleted_keys = _delete(conn, policy, erasable, honour_keep=request_type == "erasure")
     late = _sweep_late_children(conn, erasable, deleted_keys)
     _check_no_late_dependant(conn, deleted_keys)
@@ -252,6 +253,35 @@ def _referenced_by(dependant: TableNode, foreign_key: list[str], parent: TableNo
 
 
 Where = tuple[str, str, str]  # (category, table, side)
+
+
+def _close_asks(
+    conn: Connection, target: Target, policy: RetentionPolicy, erasable: list[Found], honour_keep: bool
+) -> None:
+    """Close the re-consent asks of the asked rows about to be deleted (``failure`` ``erased``):
+    a yes is the person's, not the row key's, and a new row given the same key must not
+    inherit the restarted clock (``reflect`` reads only the yes of asks not closed). One
+    set-based UPDATE per table side, before the rows go."""
+    register = store.reconsent_table(target.archive_schema)
+    asked = [
+        found
+        for found in erasable
+        if policy.categories[found.category].asked_table == found.node.name
+        and not (honour_keep and policy.categories[found.category].on_erasure == "keep")
+    ]
+    if not asked or not store.table_exists(conn, register):
+        return
+    for found in asked:
+        rows = select(key_text(found.table, found.node.key_columns)).where(found.where)
+        conn.execute(
+            update(register)
+            .where(
+                register.c.category == found.category,
+                register.c.table_name == found.node.name,
+                register.c.row_key.in_(rows),
+            )
+            .values(failure=store.ASK_ERASED)
+        )
 
 
 def _delete(
