@@ -36,6 +36,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from include.retention.dates.instants import UtcDateTime
 from include.retention.errors import RetentionError
@@ -291,10 +292,24 @@ def table_exists(conn: Connection, table: Table) -> bool:
 
 
 def ensure_table(conn: Connection, table: Table) -> bool:
-    """Create ``table`` if it is missing (in the caller's transaction); True when it was."""
+    """Create ``table`` if it is missing (in the caller's transaction); True when it was.
+
+    Two tasks may create it at the same moment (the re-consent campaign runs one task per
+    category side by side). On PostgreSQL the slower CREATE waits for the other's commit, then
+    fails on the catalog's unique index: it is tried in a savepoint, and a table that exists
+    once the other committed is the one wanted. (SQLite's write lock serialises the two.)"""
     if table_exists(conn, table):
         return False
-    table.create(conn)
+    if conn.dialect.name == "sqlite":
+        table.create(conn)
+        return True
+    try:
+        with conn.begin_nested():
+            table.create(conn)
+    except (IntegrityError, ProgrammingError):
+        if not table_exists(conn, table):
+            raise
+        return False
     return True
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from include.retention.database.capabilities import Capabilities, capabilities_of
 from include.retention.database.identifiers import sqlite_canonical
@@ -64,9 +65,15 @@ class Target:
         NOT EXISTS needs CREATE on the database, which a least-privilege role lacks."""
         if not self.capabilities.separate_schemas:
             return
-        with self.engine.begin() as conn:
-            if self.archive_schema not in inspect(conn).get_schema_names():
-                conn.execute(text(f'CREATE SCHEMA "{self.archive_schema}"'))
+        try:
+            with self.engine.begin() as conn:
+                if self.archive_schema not in inspect(conn).get_schema_names():
+                    conn.execute(text(f'CREATE SCHEMA "{self.archive_schema}"'))
+        except (IntegrityError, ProgrammingError):
+            # Another task created it at the same moment (its commit came first): it is there.
+            with self.engine.connect() as conn:
+                if self.archive_schema not in inspect(conn).get_schema_names():
+                    raise
 
     def dispose(self) -> None:
         self.engine.dispose()
