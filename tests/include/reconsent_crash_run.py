@@ -15,11 +15,13 @@ The test module imports the policy, the table and the key from here too.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +34,7 @@ from include.retention.database.identity import SubjectKey  # noqa: E402
 from include.retention.database.target import Target, connect  # noqa: E402
 from include.retention.policy.load import parse_policy  # noqa: E402
 from include.retention.policy.model import RetentionPolicy  # noqa: E402
+from include.retention.reconsent import tokens  # noqa: E402
 from include.retention.reconsent.campaign import CampaignResult, run_campaign  # noqa: E402
 from include.retention.reconsent.mailer import SmtpMailer  # noqa: E402
 from include.retention.reconsent.notice import Notice  # noqa: E402
@@ -150,6 +153,14 @@ class _StopAt:
     def _stop(self) -> None:
         self.marker.write_text(self.point)
         time.sleep(600)
+
+
+def notice_tokens(received: Any, key: SubjectKey = KEY) -> dict[str, str]:
+    """The yes and no tokens of a received notice (``mail_sink`` message), read from the links
+    of its plain-text part, by the answer each stands for."""
+    text = received.message.get_body(("plain",)).get_content()
+    found = [parse_qs(urlsplit(url).query)["token"][0] for url in re.findall(r"https://\S+", text)]
+    return {tokens.read(key, token).answer: token for token in found}
 
 
 def main(url: str, port: int, point: str, n: int, marker: str) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from contextlib import nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from engine_helpers import (
@@ -28,6 +26,7 @@ from engine_helpers import (
     run_category,
     with_rights_register,
 )
+from reconsent_crash_run import notice_tokens
 from sqlalchemy import MetaData, Table, delete, insert, select, text
 
 from include.retention.database import store
@@ -46,13 +45,13 @@ from include.retention.reconsent.answers import (
 )
 from include.retention.reconsent.campaign import run_campaign
 from include.retention.reconsent.mailer import SmtpMailer
-from include.retention.reconsent.tokens import new_token_id, read, sign
+from include.retention.reconsent.tokens import new_token_id, sign
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.rights import requests
 from include.retention.rights.erasure import erase
 from include.retention_airflow import reconsent_tasks
-from scripts.mail_sink import MailSink, Received
+from scripts.mail_sink import MailSink
 
 KEY = SubjectKey("reconsent-answers-test-key-" + "k" * 30, "test")
 ANSWERED = date(2026, 11, 1)  # the day the answers arrive, before the notices' last day
@@ -196,7 +195,7 @@ def test_the_links_a_campaign_mails_are_answered_through_the_register_it_wrote(
     ctx = RunContext("campaign-1", "retention_reconsent", ANSWERED, club.version)
     with SmtpMailer(mail_sink.host, mail_sink.port) as mailer:
         assert run_campaign(target, club, "members", KEY, ctx, mailer).sent == 3
-    links = {received.recipients[0]: _links(received) for received in mail_sink.messages}
+    links = {received.recipients[0]: notice_tokens(received, KEY) for received in mail_sink.messages}
 
     said_yes = answer_token(target, club, KEY, ctx_on(ANSWERED), links["member1@example.fr"]["yes"], ANSWERED)
     said_no = answer_token(target, club, KEY, ctx_on(ANSWERED), links["member2@example.fr"]["no"], ANSWERED)
@@ -207,13 +206,6 @@ def test_the_links_a_campaign_mails_are_answered_through_the_register_it_wrote(
     assert asks["1"]["answered_on"] == ANSWERED
     assert 2 not in ids(target, "members") and 1 in ids(target, "members")
     assert subject_hash(KEY, "email", "member2@example.fr") in suppressed_hashes(target)
-
-
-def _links(received: Received) -> dict[str, str]:
-    """The tokens of a message's yes and no links (its plain-text part), by the answer they stand for."""
-    text = received.message.get_body(("plain",)).get_content()
-    found = [parse_qs(urlsplit(url).query)["token"][0] for url in re.findall(r"https://\S+", text)]
-    return {read(KEY, token).answer: token for token in found}
 
 
 # --- No -----------------------------------------------------------------------------------------

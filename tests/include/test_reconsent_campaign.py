@@ -17,7 +17,6 @@ import time
 import traceback
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from engine_helpers import audit_events, run_category, with_rights_register
@@ -28,6 +27,7 @@ from reconsent_crash_run import (
     campaign,
     contact_for,
     create_prospects,
+    notice_tokens,
     prospect_policy,
     window_rows,
 )
@@ -60,16 +60,6 @@ def _by_row(target) -> dict[str, dict]:
     return {r["row_key"]: r for r in _register(target)}
 
 
-def _links(received) -> dict[str, str]:
-    """The tokens of a received message's yes and no links, read from its plain-text part."""
-    text = received.message.get_body(("plain",)).get_content()
-    found = {}
-    for url in re.findall(r"https://\S+", text):
-        token = parse_qs(urlsplit(url).query)["token"][0]
-        found[tokens.read(KEY, token).answer] = token
-    return found
-
-
 def test_notices_arrive_in_french_to_each_person_with_signed_links_that_verify(target, mail_sink):
     create_prospects(target, window_rows(4))
 
@@ -89,7 +79,7 @@ def test_notices_arrive_in_french_to_each_person_with_signed_links_that_verify(t
         assert message["Message-ID"] == f"<reconsent-{ask['token_id']}@example.fr>"
         assert "« Prospection commerciale »" in text and "archivées" in text and "détruites" in text
         assert f"jusqu'au {ask['expires_on'].day} décembre 2026 inclus" in text
-        links = _links(received)
+        links = notice_tokens(received)
         assert set(links) == {"yes", "no"}
         for answer, token in links.items():
             read = tokens.read(KEY, token)
@@ -323,7 +313,7 @@ def test_killed_between_sending_and_marking_the_same_message_may_arrive_twice_un
 
     first, again = mail_sink.to("prospect2@example.org")
     assert first.message["Message-ID"] == again.message["Message-ID"]
-    assert _links(first) == _links(again)
+    assert notice_tokens(first) == notice_tokens(again)
     assert first.message.get_body(("plain",)).get_content() == again.message.get_body(("plain",)).get_content()
     assert [len(mail_sink.to(f"prospect{i}@example.org")) for i in (1, 3, 4)] == [1, 1, 1]
     asks = [a for a in _register(target) if a["row_key"] == "2"]

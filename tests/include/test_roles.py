@@ -8,16 +8,15 @@ with its audit event."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 from crm_helpers import AS_OF, KEY
 from engine_helpers import run_category
+from reconsent_crash_run import notice_tokens
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
@@ -31,7 +30,6 @@ from include.retention.database.target import connect
 from include.retention.dates import instants
 from include.retention.errors import PolicyError
 from include.retention.policy.load import load_policy
-from include.retention.reconsent import tokens
 from include.retention.reconsent.answers import answer_token
 from include.retention.reconsent.campaign import run_campaign
 from include.retention.reconsent.mailer import SmtpMailer
@@ -665,16 +663,6 @@ def test_the_servers_log_never_shows_the_values_the_pipeline_binds(secured):
     assert marker not in logged
 
 
-def _answer_tokens(received) -> dict[str, str]:
-    """The yes and no tokens of a received notice, from its plain-text links."""
-    text = received.message.get_body(("plain",)).get_content()
-    found = {}
-    for url in re.findall(r"https://\S+", text):
-        token = parse_qs(urlsplit(url).query)["token"][0]
-        found[tokens.read(KEY, token).answer] = token
-    return found
-
-
 def test_the_pipeline_role_asks_for_re_consent_and_records_the_answers(secured, mail_sink):
     """The campaign records its asks and marks them sent, a yes and a no are recorded (the no as
     an opposition: erasure and suppression) - all with the pipeline's grants on the register."""
@@ -687,7 +675,7 @@ def test_the_pipeline_role_asks_for_re_consent_and_records_the_answers(secured, 
     with pipeline.read() as conn:
         asks = conn.execute(select(register.c.status, func.count()).group_by(register.c.status)).all()
     assert dict(asks)["sent"] == result.sent
-    first, second = (_answer_tokens(received) for received in mail_sink.messages[:2])
+    first, second = (notice_tokens(received, KEY) for received in mail_sink.messages[:2])
     answer_ctx = RunContext("manual__answer", "reconsent_answer", AS_OF, policy.version)
     assert answer_token(pipeline, policy, KEY, answer_ctx, first["yes"], AS_OF).answer == "yes"
     assert answer_token(pipeline, policy, KEY, answer_ctx, second["no"], AS_OF).answer == "no"
