@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from include.retention.settings import REPORTS_ENV_VAR
@@ -40,6 +43,34 @@ def unique_name(text: str) -> str:
     return f"{readable}~{digest}"
 
 
+# The folder of the target being served, under the reports root: one deployment may serve several
+# databases (include/retention_airflow/targets.py), and each one's certificates and anchors are
+# compared with its own audit log only. A ContextVar, so that the UI's concurrent requests for
+# two targets never see each other's folder; None: the root itself (a single target).
+_SITE_FOLDER: ContextVar[str | None] = ContextVar("retention_site_folder", default=None)
+
+
+@contextmanager
+def site_folder(name: str | None) -> Iterator[None]:
+    """Within the block, evidence files go to (and are read from) the folder ``name`` under
+    the reports root; None keeps the root (the default target)."""
+    if name is not None and safe_name(name) != name:
+        raise ValueError(f"a site folder is one plain file name, got {name!r}")
+    token = _SITE_FOLDER.set(name)
+    try:
+        yield
+    finally:
+        _SITE_FOLDER.reset(token)
+
+
+def current_site_folder() -> str | None:
+    """The served target's folder name (None: the root, for the default target)."""
+    return _SITE_FOLDER.get()
+
+
 def reports_dir() -> Path:
-    """Where run reports go: ``$RETENTION_REPORTS_DIR``, else ``reports/`` (not committed)."""
-    return Path(os.environ.get(REPORTS_ENV_VAR) or DEFAULT_REPORTS_DIR)
+    """Where run reports go: ``$RETENTION_REPORTS_DIR``, else ``reports/`` (not committed);
+    the served target's folder under it when there is one (``site_folder``)."""
+    root = Path(os.environ.get(REPORTS_ENV_VAR) or DEFAULT_REPORTS_DIR)
+    folder = _SITE_FOLDER.get()
+    return root if folder is None else root / folder

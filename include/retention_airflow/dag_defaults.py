@@ -31,6 +31,8 @@ from typing import Any
 
 import pendulum
 
+from include.retention_airflow.targets import DEFAULT_SITE, Site
+
 OWNER = "data-protection"
 RETRIES = 2
 RETRY_DELAY = pendulum.duration(minutes=10)
@@ -44,9 +46,13 @@ class DagDefaults:
 
     tag: str  # after "retention" and "gdpr": what the DAG is about
     on_demand: bool = False  # triggered by hand only: unpaused at creation (nothing runs by itself)
+    # Tasks of one run at the same time. The schedule's DAGs are one chain (1); the campaign
+    # runs one task per asking category.
+    max_active_tasks: int = 1
 
-    def arguments(self, *, doc_md: str | None, timezone: str) -> dict[str, Any]:
-        """``DAG(...)`` keyword arguments; a DAG without documentation is refused."""
+    def arguments(self, *, doc_md: str | None, timezone: str, site: Site = DEFAULT_SITE) -> dict[str, Any]:
+        """``DAG(...)`` keyword arguments for the DAG on target ``site``; a DAG without
+        documentation is refused."""
         if not doc_md or not doc_md.strip():
             raise ValueError(f"a DAG tagged {self.tag!r} needs its doc_md: what it does and when")
         return {
@@ -54,8 +60,9 @@ class DagDefaults:
             "start_date": pendulum.datetime(*START_DATE, tz=timezone),
             "catchup": False,
             "max_active_runs": 1,
+            "max_active_tasks": self.max_active_tasks,
             "is_paused_upon_creation": not self.on_demand,
-            "tags": [*TAGS, self.tag],
+            "tags": [*TAGS, self.tag, *site.tags],
             "default_args": {"owner": OWNER, "retries": RETRIES, "retry_delay": RETRY_DELAY},
         }
 
@@ -65,7 +72,7 @@ DPO_REPORT = DagDefaults(tag="dpo")
 RIGHTS_DEADLINES = DagDefaults(tag="rights")
 SUBJECT_REQUEST = DagDefaults(tag="rights", on_demand=True)
 LEGAL_HOLD = DagDefaults(tag="legal-hold", on_demand=True)
-RECONSENT = DagDefaults(tag="reconsent")  # mails people: paused at creation, like the schedule
+RECONSENT = DagDefaults(tag="reconsent", max_active_tasks=2)  # mails people: paused at creation, like the schedule
 # Triggered by the website or the mailing tool through the REST API: a paused DAG would queue
 # their answers unseen, so it is active at creation (it runs only when someone posts an answer).
 RECONSENT_ANSWER = DagDefaults(tag="reconsent", on_demand=True)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from include.retention.database.identity import Subject
 from include.retention.database.reflect import Side
 from include.retention.database.target import Target
-from include.retention.files import unique_name
+from include.retention.files import current_site_folder, unique_name
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.rights.subjects import Found, locate
 from include.retention.settings import EXPORTS_ENV_VAR
@@ -42,7 +42,10 @@ DEFAULT_EXPORTS_DIR = Path(__file__).resolve().parents[3] / "exports"
 
 
 def exports_dir() -> Path:
-    return Path(os.environ.get(EXPORTS_ENV_VAR) or DEFAULT_EXPORTS_DIR)
+    """``$RETENTION_EXPORTS_DIR`` (else ``exports/``), and the served target's folder under it."""
+    root = Path(os.environ.get(EXPORTS_ENV_VAR) or DEFAULT_EXPORTS_DIR)
+    folder = current_site_folder()
+    return root if folder is None else root / folder
 
 
 def export_path(reference: str, request_type: str) -> Path:
