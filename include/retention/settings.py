@@ -19,6 +19,21 @@ EXPORTS_ENV_VAR = "RETENTION_EXPORTS_DIR"
 # identifiers in the audit log, the hold register and the suppression list all depend on it.
 KEY_ENV_VAR = "RETENTION_SUBJECT_SECRET"
 
+# --- Environment variables of the Airflow deployment (include/retention_airflow) ----------
+
+# The target databases one deployment serves, ``name=policy_file,...`` (targets.py); unset: one.
+TARGETS_ENV_VAR = "RETENTION_TARGETS"
+# Seconds between a failed task and its retry (dag_defaults.py); unset: ten minutes.
+RETRY_DELAY_ENV_VAR = "RETENTION_RETRY_DELAY_SECONDS"
+# Alerts (alerts.py): who is mailed through Airflow's SMTP notifier, over which connection...
+ALERT_EMAILS_ENV_VAR = "RETENTION_ALERT_EMAILS"
+ALERT_SMTP_CONN_ENV_VAR = "RETENTION_ALERT_SMTP_CONN"
+# ...and a Slack channel through the Slack provider's notifier, when its connection is named.
+ALERT_SLACK_CONN_ENV_VAR = "RETENTION_ALERT_SLACK_CONN"
+ALERT_SLACK_CHANNEL_ENV_VAR = "RETENTION_ALERT_SLACK_CHANNEL"
+# Hours a run may wait (for an approval) before someone is told.
+APPROVAL_ALERT_HOURS_ENV_VAR = "RETENTION_APPROVAL_ALERT_HOURS"
+
 # --- Bounds --------------------------------------------------------------------------------
 
 # Rows per transaction: the policy (top level and per category), the run's Param in the DAG

@@ -26,16 +26,31 @@ wrong policy, a failed gate, a bad form, an overdue request - fail the task at o
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import pendulum
 
+from include.retention.settings import RETRY_DELAY_ENV_VAR
 from include.retention_airflow.targets import DEFAULT_SITE, Site
 
 OWNER = "data-protection"
 RETRIES = 2
 RETRY_DELAY = pendulum.duration(minutes=10)
+
+
+def retry_delay() -> pendulum.Duration:
+    """Ten minutes, or ``$RETENTION_RETRY_DELAY_SECONDS`` (a deployment whose database restarts
+    faster, or a test that kills a worker and waits for the retry)."""
+    chosen = os.environ.get(RETRY_DELAY_ENV_VAR, "").strip()
+    if not chosen:
+        return RETRY_DELAY
+    if not chosen.isdigit() or int(chosen) < 1:
+        raise ValueError(f"{RETRY_DELAY_ENV_VAR} must be a whole number of seconds (1 or more), got {chosen!r}")
+    return pendulum.duration(seconds=int(chosen))
+
+
 TAGS = ("retention", "gdpr")
 START_DATE = (2026, 1, 1)  # before any run: with catchup off, only its time zone matters
 
@@ -63,7 +78,7 @@ class DagDefaults:
             "max_active_tasks": self.max_active_tasks,
             "is_paused_upon_creation": not self.on_demand,
             "tags": [*TAGS, self.tag, *site.tags],
-            "default_args": {"owner": OWNER, "retries": RETRIES, "retry_delay": RETRY_DELAY},
+            "default_args": {"owner": OWNER, "retries": RETRIES, "retry_delay": retry_delay()},
         }
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy
+from include.retention.settings import TARGETS_ENV_VAR
 
-TARGETS_ENV_VAR = "RETENTION_TARGETS"
 DEFAULT_CONN_ID = "retention_target"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,19}")
