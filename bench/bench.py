@@ -238,7 +238,7 @@ def main() -> None:
 
 
 def run_all(rows: list[int], partition_rows: int) -> list[dict]:
-    from throwaway_postgres import throwaway_postgres
+    from scripts.throwaway_postgres import throwaway_postgres
 
     results = []
     with throwaway_postgres() as server:
@@ -250,7 +250,7 @@ def run_all(rows: list[int], partition_rows: int) -> list[dict]:
 
 
 def _copy(server: str, template: str) -> str:
-    from throwaway_postgres import fresh_postgres_database
+    from scripts.throwaway_postgres import fresh_postgres_database
 
     return fresh_postgres_database(server, template=template.rsplit("/", 1)[1])
 
@@ -261,7 +261,7 @@ def _run(out: list[dict], n: int, step: str, url: str) -> None:
 
 
 def measure(server: str, n: int) -> list[dict]:
-    from throwaway_postgres import fresh_postgres_database
+    from scripts.throwaway_postgres import fresh_postgres_database
 
     template = fresh_postgres_database(server)
     started = time.perf_counter()
@@ -287,7 +287,7 @@ def measure(server: str, n: int) -> list[dict]:
 
 
 def measure_partitions(server: str, n: int) -> list[dict]:
-    from throwaway_postgres import fresh_postgres_database
+    from scripts.throwaway_postgres import fresh_postgres_database
 
     template = fresh_postgres_database(server)
     started = time.perf_counter()

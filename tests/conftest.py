@@ -32,10 +32,9 @@ _passwords_file.write_text(json.dumps(UI_PASSWORDS))
 os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(_passwords_file)
 os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(64)
 
-from throwaway_postgres import fresh_postgres_database, throwaway_postgres  # noqa: E402
-
 from include.retention.database.target import Target, connect  # noqa: E402
 from scripts.mail_sink import MailSink  # noqa: E402
+from scripts.throwaway_postgres import fresh_postgres_database, throwaway_postgres  # noqa: E402
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from throwaway_postgres import _free_port, fresh_postgres_database
 
 from include.demo.seed import PARIS
+from scripts.throwaway_postgres import free_port, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 300  # seconds: an ``airflow`` command (``db migrate`` is the longest)
@@ -168,7 +168,7 @@ def running_airflow(postgres_server: str, work: Path, settings: dict[str, str]) 
     home = work / "airflow"
     home.mkdir()
     metadata_url = fresh_postgres_database(postgres_server)
-    api_port = _free_port()
+    api_port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

@@ -21,10 +21,10 @@ def seeded_postgres(postgres_server, airflow_db, monkeypatch, tmp_path):
     """The demo CRM seeded on a fresh PostgreSQL database, as the ``retention_target`` connection,
     with the shipped schedule minus its deletion limit (see ``policy_without_deletion_limit``)."""
     from dag_helpers import AS_OF, PER_PHASE, SUBJECT_SECRET, policy_without_deletion_limit
-    from throwaway_postgres import fresh_postgres_database
 
     from include.demo.seed import seed_demo
     from include.retention.database.target import connect
+    from scripts.throwaway_postgres import fresh_postgres_database
 
     monkeypatch.setenv("RETENTION_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("RETENTION_POLICY", str(policy_without_deletion_limit(tmp_path)))

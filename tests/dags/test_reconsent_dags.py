@@ -32,7 +32,6 @@ import pytest
 from airflow_cluster import Cluster, last_tick_an_hour_ago, running_airflow
 from dag_helpers import PER_PHASE, SUBJECT_SECRET, policy_with_schedule, policy_without_deletion_limit
 from sqlalchemy import MetaData, Table, select
-from throwaway_postgres import fresh_postgres_database
 
 from include.demo.seed import PARIS, seed_demo
 from include.retention.database.identity import key_from, subject_hash
@@ -42,6 +41,7 @@ from include.retention.policy.load import load_policy
 from include.retention.reconsent import tokens
 from include.retention.records.audit import events
 from scripts.mail_sink import MailSink, Received
+from scripts.throwaway_postgres import fresh_postgres_database
 
 CAMPAIGN, ANSWER, PROSPECTION = "retention_reconsent", "reconsent_answer", "retention_prospection"
 CAMPAIGN_HOUR = 9  # retention_reconsent's cron: 0 9 * * * in Paris

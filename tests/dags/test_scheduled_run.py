@@ -35,12 +35,12 @@ from dag_helpers import (
 )
 from sqlalchemy import MetaData, Table, insert, select
 from table_checksums import checksum
-from throwaway_postgres import fresh_postgres_database
 
 from include.demo.seed import PARIS, at_paris, seed_demo
 from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.records.audit import events
+from scripts.throwaway_postgres import fresh_postgres_database
 
 DAG_ID = "retention_prospection"
 # Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, 2 leap days, then these two.

@@ -11,12 +11,12 @@ import pytest
 from engine_helpers import run_category
 from sqlalchemy import MetaData, Table, select, text, update
 from sqlalchemy.engine import make_url
-from throwaway_postgres import fresh_postgres_database
 
 from include.demo.seed import seed_demo
 from include.retention.database.identity import SubjectKey
 from include.retention.database.target import connect, sqlite_archive_path
 from include.retention.policy.load import load_policy
+from scripts.throwaway_postgres import fresh_postgres_database
 
 AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("erasure-test-key-" + "k" * 30, "test")

@@ -9,12 +9,12 @@ from datetime import date, timedelta
 import pytest
 from engine_helpers import CLUB_POLICY, audit_events, create_club, ids, run_category
 from sqlalchemy import text
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.store import audit_table
 from include.retention.database.target import connect
 from include.retention.policy.load import parse_policy
 from include.retention.records.audit import verify_chain
+from scripts.throwaway_postgres import fresh_postgres_database
 
 # 300 members, one contact every ten days back from 2026: about two thirds are due.
 CONTACTS = {m: date(2026, 11, 1) - timedelta(days=10 * m) for m in range(1, 301)}

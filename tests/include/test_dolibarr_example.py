@@ -26,12 +26,12 @@ from dolibarr_world import (
 )
 from engine_helpers import archive_rows, run_whole
 from table_checksums import checksum
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.identity import SubjectKey
 from include.retention.database.store import audit_table
 from include.retention.database.target import connect
 from include.retention.records.audit import events
+from scripts.throwaway_postgres import fresh_postgres_database
 
 KEY = SubjectKey("k" * 40, "test")
 BOOKKEEPING = {"plan", "validation", "quality_finding", "run_summary"}

@@ -33,7 +33,7 @@ def _assert_no_value(message: str, *values: str) -> None:
 
 @pytest.fixture
 def pg_url(postgres_server):
-    from throwaway_postgres import fresh_postgres_database
+    from scripts.throwaway_postgres import fresh_postgres_database
 
     return fresh_postgres_database(postgres_server)
 

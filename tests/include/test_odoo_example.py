@@ -30,10 +30,10 @@ from sqlalchemy import (
     Text,
     insert,
 )
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.target import Target, connect
 from include.retention.policy.load import parse_policy
+from scripts.throwaway_postgres import fresh_postgres_database
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "examples" / "odoo" / "retention_policy.yaml"
 PARIS, UTC = ZoneInfo("Europe/Paris"), ZoneInfo("UTC")

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from engine_helpers import AS_OF, PARIS, audit_events, run_category
 from sqlalchemy import text
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
@@ -27,6 +26,7 @@ from include.retention.records.holds import NewHold, add_hold
 from include.retention.schedule.context import StepContext, open_step
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.quality import pre_archive_gate
+from scripts.throwaway_postgres import fresh_postgres_database
 
 HORIZON = datetime(2025, 10, 27, tzinfo=PARIS)  # first start not due: 26 Nov 2026 - 13 months + 1 day
 FIRST_DAY = datetime(2022, 1, 1, 12, tzinfo=PARIS)

@@ -11,10 +11,10 @@ import threading
 
 import pytest
 from sqlalchemy import inspect
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database import store
 from include.retention.database.target import connect
+from scripts.throwaway_postgres import fresh_postgres_database
 
 
 @pytest.fixture

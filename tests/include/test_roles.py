@@ -20,7 +20,6 @@ from reconsent_crash_run import notice_tokens
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
-from throwaway_postgres import find_bindir, fresh_postgres_database
 
 from include.demo.seed import seed_demo
 from include.retention.database.identity import Subject
@@ -42,6 +41,7 @@ from include.retention.rights.requests import RequestRecord, handle
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate
 from include.retention.schedule.quality import pre_archive_gate
+from scripts.throwaway_postgres import find_bindir, fresh_postgres_database
 
 SCRIPT = Path(__file__).resolve().parents[2] / "include" / "sql" / "least_privilege_roles.sql"
 # One re-consent ask, as the campaign records it (ask_id from the sequence, no answer).

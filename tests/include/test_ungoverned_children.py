@@ -29,7 +29,6 @@ from dolibarr_world import AS_OF, CATEGORIES, SCHEMA, at, dolibarr_policy, seed
 from engine_helpers import run_whole
 from sqlalchemy import MetaData, Table, insert
 from table_checksums import checksum
-from throwaway_postgres import fresh_postgres_database
 
 from include.retention.database.identity import SubjectKey
 from include.retention.database.store import audit_table
@@ -38,6 +37,7 @@ from include.retention.records.audit import RunContext, events
 from include.retention.reports import certificate
 from include.retention.schedule.context import StepContext
 from include.retention.schedule.postflight import post_run_gate
+from scripts.throwaway_postgres import fresh_postgres_database
 
 KEY = SubjectKey("k" * 40, "test")
 CHECK = "child_rows_without_a_governed_parent"

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for the test suite (never a mock).
+"""A throwaway PostgreSQL server for the test suite, the bench and `make cluster` (never a mock).
 
 PostgreSQL refuses to run as root, so under root the server runs as the ``postgres``
 system user (``runuser``). It listens on 127.0.0.1 on a free port with ``fsync`` off,
@@ -39,7 +39,7 @@ def find_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -57,7 +57,7 @@ def throwaway_postgres() -> Iterator[str]:
     datadir = workdir / "data"
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres")
-    port = _free_port()
+    port = free_port()
     run = lambda cmd: subprocess.run(_as_server_user(cmd), check=True, capture_output=True, text=True)  # noqa: E731
     try:
         run([str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "--no-sync", "-D", str(datadir)])
