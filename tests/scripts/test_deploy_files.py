@@ -1,0 +1,300 @@
+"""The deployment files hold together where no Docker engine or Kubernetes cluster is at hand.
+
+docker-compose.yaml, the Dockerfile, .env.example and deploy/helm/values.yaml are read by tools
+this project's build machines do not have; each mistake they can hold is found here instead:
+a service missing from Airflow's distributed shape, a secret written in the file, a variable
+the compose file reads that .env.example does not document, an image of another Airflow than
+requirements.txt's, a RETENTION_* name the code does not read, a Helm combination the chart
+refuses at install. The helpers the image and the compose stack run (scripts/image_constraints.py,
+scripts/seed_target.py) and the Helm values checker (scripts/check_helm_values.py) are run too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from include.retention import settings
+from scripts.check_helm_values import errors, merged
+from scripts.check_helm_values import main as check_helm_values
+from scripts.image_constraints import constraints_without_pins
+from scripts.seed_target import seed_once
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
+
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; $$ is a literal $.
+VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?][^}]*)?\}")
+# A name that says its value is a secret (not a file holding one), and a URL's user:password@ part.
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET|JWT|TOKEN|_KEY$|_AUTH$)(?!.*_FILE$)")
+URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
+# The project's own settings: what settings.py names, the only RETENTION_* the code reads.
+PROJECT_VARIABLES = {value for name, value in vars(settings).items() if name.endswith("_ENV_VAR")}
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def strings(node: Any) -> list[str]:
+    """Every string in a YAML document, keys included."""
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in (*strings(key), *strings(value))]
+    if isinstance(node, list):
+        return [s for item in node for s in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def variables_read(text: str) -> set[str]:
+    return {match.group(1) for match in VARIABLE.finditer(text) if match.group(1)}
+
+
+def documented_variables() -> set[str]:
+    return {
+        m.group(1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if (m := re.match(r"([A-Z_][A-Z0-9_]*)=", line))
+    }
+
+
+def environments(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(service, variable, value) of every service's environment."""
+    found = []
+    for service, spec in document["services"].items():
+        environment = spec.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) for item in environment)
+        found += [(service, name, str(value)) for name, value in environment.items()]
+    return found
+
+
+def literal_secrets(document: dict[str, Any]) -> list[str]:
+    """Places where a compose file writes a secret rather than reading it from .env."""
+    found = []
+    for service, name, value in environments(document):
+        if SECRET_NAME.search(name) and not VARIABLE.search(value):
+            found.append(f"{service}: {name}")
+    for text in strings(document):
+        for password in URL_PASSWORD.findall(text):
+            if not VARIABLE.fullmatch(password):
+                found.append(f"a URL's password: {text}")
+    return found
+
+
+# --- docker-compose.yaml ---------------------------------------------------------------------
+
+
+def test_compose_has_airflow_distributed_shape() -> None:
+    services = compose()["services"]
+    for name in ("postgres", "redis", "target", "target-seed", *AIRFLOW_SERVICES):
+        assert name in services, f"docker-compose.yaml has no service {name}"
+    common = compose()["x-airflow-common"]["environment"]
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert services["airflow-worker"]["deploy"]["replicas"] == "${AIRFLOW_WORKER_REPLICAS:-2}"
+    assert services["airflow-worker"]["command"] == "celery worker"
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_every_airflow_component_shares_the_evidence_volume() -> None:
+    services = compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        mounts = [str(mount).split(":")[:2] for mount in services[name]["volumes"]]
+        assert ["retention-data", "/opt/airflow/retention-data"] in mounts, name
+        environment = services[name]["environment"]
+        assert environment["RETENTION_REPORTS_DIR"].endswith(":-/opt/airflow/retention-data/reports}")
+
+
+def test_init_creates_the_pools_after_migrating() -> None:
+    script = "\n".join(compose()["services"]["airflow-init"]["command"])
+    migrate = script.index("airflow db migrate")
+    pools = script.index("python -m include.retention_airflow.targets > /tmp/retention-pools.json")
+    assert migrate < pools < script.index("airflow pools import /tmp/retention-pools.json")
+
+
+def test_compose_writes_no_secret() -> None:
+    assert literal_secrets(compose()) == []
+
+
+def test_the_secret_check_finds_a_written_secret() -> None:
+    written = {
+        "services": {
+            "worker": {
+                "environment": {
+                    "AIRFLOW__CORE__FERNET_KEY": "abc",
+                    "AIRFLOW_CONN_X": "postgresql://u:hunter2@db/x",
+                    "AIRFLOW_CONN_Y": "postgresql://u:${Y_PASSWORD}@db/y",
+                }
+            }
+        }
+    }
+    assert literal_secrets(written) == [
+        "worker: AIRFLOW__CORE__FERNET_KEY",
+        "a URL's password: postgresql://u:hunter2@db/x",
+    ]
+
+
+def test_every_variable_compose_reads_is_documented() -> None:
+    read = variables_read(COMPOSE.read_text(encoding="utf-8"))
+    assert read - documented_variables() == set(), "add them to .env.example, with how to generate a secret"
+    assert documented_variables() - read == set(), ".env.example documents variables docker-compose.yaml never reads"
+
+
+def test_every_secret_is_required_and_left_blank_in_the_example() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    example = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if re.match(r"[A-Z_]+=", line)
+    )
+    for name in variables_read(text):
+        if SECRET_NAME.search(name):
+            assert f"${{{name}:?" in text, f"{name} has a default in docker-compose.yaml"
+            assert example[name] == "", f".env.example gives {name} a value: every deployment must make its own"
+
+
+def test_compose_reads_only_settings_the_project_defines() -> None:
+    read = {name for _, name, _ in environments(compose()) if name.startswith("RETENTION_")}
+    assert read - PROJECT_VARIABLES == set()
+    assert {"RETENTION_TARGETS", "RETENTION_REPORTS_DIR", "RETENTION_ALERT_EMAILS"} <= read
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_extends_requirements_airflow() -> None:
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert pinned and base
+    assert base.group(1) == pinned.group(1), "the image's Airflow is not requirements.txt's"
+    assert base.group(2) == "3.11"
+
+
+def test_dockerfile_installs_requirements_as_airflow_and_copies_the_project() -> None:
+    text = DOCKERFILE.read_text()
+    assert text.index("USER airflow") < text.index("pip install")
+    assert '"apache-airflow==${AIRFLOW_VERSION}" ' in text
+    assert "-r /tmp/retention-build/requirements.txt --constraint /tmp/retention-build/constraints.txt" in text
+    for folder in ("dags", "include", "plugins", "scripts"):
+        assert re.search(rf"^COPY .*\b{folder}/ \$\{{PROJECT_DIR\}}/{folder}/$", text, re.MULTILINE), folder
+    assert "ENV PYTHONPATH=${PROJECT_DIR}" in text
+
+
+def test_image_constraints_leave_out_what_requirements_pin() -> None:
+    constraints = "# Airflow 3.3.2\nSQLAlchemy==1.4.54\ngreat_expectations==1.0.0\nredis==5.2.1\nzipp==3.21.0\n"
+    requirements = (
+        "# Engine\nsqlalchemy==2.1.9\ngreat-expectations==1.24.1  # gates\npsycopg[binary]==3.3.9\n-r other.txt\n"
+    )
+    assert constraints_without_pins(constraints, requirements) == "# Airflow 3.3.2\nredis==5.2.1\nzipp==3.21.0\n"
+
+
+# --- The demo target's seed ----------------------------------------------------------------------
+
+
+def test_seed_fills_an_empty_target_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    seeded = seed_once(url)
+    assert seeded is not None and seeded["prospects"] > 0
+    assert seed_once(url) is None
+
+
+# --- Helm values ---------------------------------------------------------------------------------
+
+
+def helm_values() -> dict[str, Any]:
+    return yaml.safe_load(HELM_VALUES.read_text(encoding="utf-8"))
+
+
+def test_helm_values_run_the_project_image_on_celery() -> None:
+    values = helm_values()
+    assert values["executor"] == "CeleryExecutor"
+    assert values["airflowVersion"] == re.search(r"apache/airflow:(\S+)-python", DOCKERFILE.read_text()).group(1)
+    assert values["defaultAirflowRepository"] != "apache/airflow", "the project image, not Airflow's"
+    assert isinstance(values["workers"]["celery"]["replicas"], int)
+    assert values["config"]["core"]["dags_folder"] == "/opt/airflow/project/dags"
+
+
+def test_helm_values_take_connections_and_variables_from_secrets() -> None:
+    values = helm_values()
+    from_secrets = {entry["envName"] for entry in values["secret"]}
+    assert {"AIRFLOW_CONN_RETENTION_TARGET", "AIRFLOW_VAR_RETENTION_SUBJECT_SECRET"} <= from_secrets
+    assert (
+        literal_secrets({"services": {"helm": {"environment": {e["name"]: e["value"] for e in values["env"]}}}}) == []
+    )
+    assert values["createUserJob"]["enabled"] is False, "the chart's user job writes the admin's password in values"
+    # The chart refuses its own Redis with a password secret unless the broker URL is a secret too.
+    assert values["redis"]["passwordSecretName"] and values["data"]["brokerUrlSecretName"]
+
+
+def test_helm_values_set_only_settings_the_project_defines() -> None:
+    names = {entry["name"] for entry in helm_values()["env"]}
+    assert {name for name in names if name.startswith("RETENTION_")} <= PROJECT_VARIABLES
+
+
+def test_helm_values_mount_the_evidence_volume_and_create_the_pools() -> None:
+    values = helm_values()
+    (mount,) = values["volumeMounts"]
+    (volume,) = values["volumes"]
+    assert mount["name"] == volume["name"] and mount["mountPath"] == "/opt/airflow/retention-data"
+    env = {entry["name"]: entry["value"] for entry in values["env"]}
+    assert env["RETENTION_REPORTS_DIR"].startswith(mount["mountPath"])
+    job = " ".join(values["migrateDatabaseJob"]["args"])
+    assert job.index("airflow db migrate") < job.index("airflow pools import /tmp/retention-pools.json")
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "executor": {"type": "string", "pattern": "Executor$"},
+        "workers": {"type": "object", "properties": {"replicas": {"type": "integer"}}, "additionalProperties": False},
+    },
+}
+
+
+def test_helm_checker_merges_like_helm() -> None:
+    defaults = {"workers": {"replicas": 1, "resources": {}}, "redis": {"enabled": True}, "tags": ["a"]}
+    mine = {"workers": {"replicas": 3}, "redis": None, "tags": ["b"]}
+    assert merged(defaults, mine) == {"workers": {"replicas": 3, "resources": {}}, "tags": ["b"]}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"executor": "CeleryExecutor", "workers": {"replicas": 2}}, []),
+        (
+            {"executor": "Celery", "workers": {"replica": 2}},
+            [
+                "executor: 'Celery' does not match 'Executor$'",
+                "workers: Additional properties are not allowed ('replica' was unexpected)",
+            ],
+        ),
+    ],
+)
+def test_helm_checker_reports_each_error(values: dict[str, Any], expected: list[str]) -> None:
+    assert list(errors(values, SCHEMA)) == expected
+
+
+def test_helm_checker_exit_status(tmp_path: Path) -> None:
+    schema = tmp_path / "values.schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("executor: CeleryExecutor\n")
+    bad.write_text("workers:\n  replicas: two\n")
+    assert check_helm_values([str(good), str(schema)]) == 0
+    assert check_helm_values([str(bad), str(schema)]) == 1
