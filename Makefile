@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)
 # Airflow's environment (home, DAG and plugin folders, UI users...) is written once, in
 # scripts/airflow_env.py: the demo and the tests apply it, `make airflow` runs through it.
 
-.PHONY: demo test lint test-deep bench docs airflow install clean
+.PHONY: demo test lint test-deep test-cluster cluster bench docs airflow install clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,17 @@ demo: install
 
 # Lint, format and type checks first: a finding fails the test run before any test starts.
 test: install lint
-	$(PY) -m pytest -m "not deep" --durations=25
+	$(PY) -m pytest -m "not deep and not cluster" --durations=25
+
+# Airflow's production topology as processes (scripts/cluster.py: PostgreSQL x2, Redis, api-server,
+# scheduler, dag-processor, triggerer, two Celery workers), driven over REST; a worker is killed
+# mid-archive. Prints the wall time and each component's peak memory. `.ci/run` runs it after `make test`.
+test-cluster: install
+	$(PY) -m pytest -m cluster tests/cluster --durations=5
+
+# The same topology in the foreground, on the demo CRM: prints the UI's URL and users; Ctrl-C stops it.
+cluster: install
+	$(PY) scripts/cluster.py $(CLUSTER_ARGS)
 
 # Lint, format check and type check (settings in pyproject.toml): any finding fails.
 lint: install
