@@ -51,7 +51,7 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         dag_id=f"retention_{category.key}",
         description=f"{category.label.en}: retention schedule",
         schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
-        **dag_defaults.schedule_dag(category.key).arguments(
+        **dag_defaults.schedule_dag(category.key, policy.approval_timeout_hours).arguments(
             doc_md=category_doc(policy, category) + RUN_TYPE_RULE, timezone=policy.timezone
         ),
         params={

@@ -14,6 +14,9 @@ The engine checks the limit again before its first batch (``limits.check``), so 
 without this task, or one whose counts grew since the plan, is refused there too. Rows of a
 retained dependant that a parent's run destroys (invoices in the customer run) are under the
 stricter of both categories' limits: billing's approval is asked, and given, in that run.
+
+When alerts are configured (``alerts.py``), the moment it starts waiting is told through
+Airflow's notifiers (``notifiers=``): which limits the plan passes, and where to answer.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from include.retention.schedule.plan import CategoryPlan
+from include.retention_airflow import alerts
 
 PLAN_TASK = "plan"
 
@@ -32,7 +36,9 @@ class DeletionApproval(ApprovalOperator):
     """Ask a person to approve the run's removals, only when they pass the deletion limit."""
 
     def __init__(self, *, category: str, timeout_hours: int, **kwargs: Any) -> None:
+        told = alerts.channels()
         super().__init__(
+            notifiers=[alerts.ApprovalWaitingNotice(told)] if told.configured else [],
             subject=f"Approve the removals of retention_{category}: past the deletion limit",
             body="(filled in from the plan when the task runs)",
             fail_on_reject=True,

@@ -22,6 +22,12 @@ wrong policy, a failed gate, a bad form, an overdue request - fail the task at o
   the same token and Message-ID, and records nothing twice.
 - ``reconsent_answer``: an answered ask is never answered again (a replay is refused and
   audited); a retry after a crash between an opposition and its register row completes it once.
+
+Alerts (``alerts.py``), when ``$RETENTION_ALERT_*`` configure a channel: every task tells it
+when it fails for good (``on_failure_callback``; a retry is not told), and a schedule DAG's run
+still not finished ``$RETENTION_APPROVAL_ALERT_HOURS`` after it was queued is told by a deadline
+alert (it most likely waits for an approval). The documentation of every DAG says which
+channels are on, or that alerts are off.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import pendulum
 
 from include.retention.settings import RETRY_DELAY_ENV_VAR
+from include.retention_airflow import alerts
 from include.retention_airflow.targets import DEFAULT_SITE, Site
 
 OWNER = "data-protection"
@@ -64,22 +71,33 @@ class DagDefaults:
     # Tasks of one run at the same time. The schedule's DAGs are one chain (1); the campaign
     # runs one task per asking category.
     max_active_tasks: int = 1
+    # A schedule DAG: its runs may wait this long for an approval (the policy's
+    # approval_timeout_hours), and someone is told before (alerts.approval_alert_hours).
+    approval_timeout_hours: int | None = None
 
     def arguments(self, *, doc_md: str | None, timezone: str, site: Site = DEFAULT_SITE) -> dict[str, Any]:
         """``DAG(...)`` keyword arguments for the DAG on target ``site``; a DAG without
-        documentation is refused."""
+        documentation is refused, and so is a malformed alert variable (``AlertsConfigError``)."""
         if not doc_md or not doc_md.strip():
             raise ValueError(f"a DAG tagged {self.tag!r} needs its doc_md: what it does and when")
-        return {
-            "doc_md": doc_md,
+        told = alerts.channels()
+        default_args: dict[str, Any] = {"owner": OWNER, "retries": RETRIES, "retry_delay": retry_delay()}
+        arguments: dict[str, Any] = {
+            "doc_md": f"{doc_md.rstrip()}\n\n#### Alerts\n\n{told.describe()}\n",
             "start_date": pendulum.datetime(*START_DATE, tz=timezone),
             "catchup": False,
             "max_active_runs": 1,
             "max_active_tasks": self.max_active_tasks,
             "is_paused_upon_creation": not self.on_demand,
             "tags": [*TAGS, self.tag, *site.tags],
-            "default_args": {"owner": OWNER, "retries": RETRIES, "retry_delay": retry_delay()},
+            "default_args": default_args,
         }
+        alert_hours = alerts.approval_alert_hours(self.approval_timeout_hours) if self.approval_timeout_hours else None
+        if told.configured:
+            default_args["on_failure_callback"] = alerts.TaskFailureAlert(told)
+            if alert_hours is not None:
+                arguments["deadline"] = alerts.run_deadline(alert_hours)
+        return arguments
 
 
 AUDIT_VERIFY = DagDefaults(tag="audit")
@@ -93,6 +111,7 @@ RECONSENT = DagDefaults(tag="reconsent", max_active_tasks=2)  # mails people: pa
 RECONSENT_ANSWER = DagDefaults(tag="reconsent", on_demand=True)
 
 
-def schedule_dag(category_key: str) -> DagDefaults:
-    """A ``retention_<category>`` DAG: paused at creation, so nothing destructive runs on deploy."""
-    return DagDefaults(tag=category_key)
+def schedule_dag(category_key: str, approval_timeout_hours: int) -> DagDefaults:
+    """A ``retention_<category>`` DAG: paused at creation, so nothing destructive runs on deploy;
+    a run still not finished well before its approval times out is told (``alerts``)."""
+    return DagDefaults(tag=category_key, approval_timeout_hours=approval_timeout_hours)
