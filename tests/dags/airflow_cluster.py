@@ -161,10 +161,13 @@ def last_tick_an_hour_ago() -> datetime:
 
 
 @contextlib.contextmanager
-def running_airflow(postgres_server: str, work: Path, settings: dict[str, str]) -> Iterator[Cluster]:
+def running_airflow(
+    postgres_server: str, work: Path, settings: dict[str, str], *, triggerer: bool = False
+) -> Iterator[Cluster]:
     """Airflow (scheduler, dag-processor, Execution API; LocalExecutor; a fresh PostgreSQL
     metadata database) with ``settings`` in its environment, its DAGs paused at creation;
-    every process stopped when the block ends."""
+    every process stopped when the block ends. ``triggerer``: and a triggerer (deadline
+    alerts' callbacks run there)."""
     home = work / "airflow"
     home.mkdir()
     metadata_url = fresh_postgres_database(postgres_server)
@@ -180,7 +183,8 @@ def running_airflow(postgres_server: str, work: Path, settings: dict[str, str]) 
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         **settings,
     }
-    logs = {name: work / f"{name}.log" for name in ("scheduler", "dag-processor", "api-server")}
+    components = ("scheduler", "dag-processor", "api-server", *(("triggerer",) if triggerer else ()))
+    logs = {name: work / f"{name}.log" for name in components}
     metadata = create_engine(metadata_url)
     cluster = Cluster(env=env, home=home, metadata=metadata, logs=logs)
     try:
@@ -190,8 +194,10 @@ def running_airflow(postgres_server: str, work: Path, settings: dict[str, str]) 
             "dag-processor": ["dag-processor"],
             "api-server": ["api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(api_port)]
             + ["--workers", "1"],
+            "triggerer": ["triggerer"],
         }
-        for name, args in commands.items():
+        for name in components:
+            args = commands[name]
             with logs[name].open("w") as out:
                 cluster.procs.append(
                     subprocess.Popen(
