@@ -189,6 +189,20 @@ def running_airflow(
     cluster = Cluster(env=env, home=home, metadata=metadata, logs=logs)
     try:
         cluster.airflow("db", "migrate")
+        # The targets' pools, as a deployment creates them: a task in a missing pool never runs.
+        pools = work / "pools.json"
+        pools.write_text(
+            subprocess.run(
+                [sys.executable, "-m", "include.retention_airflow.targets"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=CLI_TIMEOUT,
+            ).stdout
+        )
+        cluster.airflow("pools", "import", str(pools))
         commands = {
             "scheduler": ["scheduler"],
             "dag-processor": ["dag-processor"],
