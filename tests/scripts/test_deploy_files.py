@@ -20,6 +20,9 @@ import pytest
 import yaml
 
 from include.retention import settings
+from include.retention.policy.load import load_policy
+from include.retention_airflow.alerts import approval_alert_hours, channels
+from include.retention_airflow.targets import sites
 from scripts.check_helm_values import errors, merged
 from scripts.check_helm_values import main as check_helm_values
 from scripts.image_constraints import constraints_without_pins
@@ -71,6 +74,41 @@ def documented_variables() -> set[str]:
         for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
         if (m := re.match(r"([A-Z_][A-Z0-9_]*)=", line))
     }
+
+
+def example_values() -> dict[str, str]:
+    """.env.example's values, quotes removed."""
+    found = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"([A-Z_][A-Z0-9_]*)=(.*)$", line):
+            found[m.group(1)] = m.group(2).strip("'")
+    return found
+
+
+def interpolated(text: str, values: dict[str, str]) -> str:
+    """``text`` as docker compose reads it with ``values`` as its .env (``:-`` and ``:?``
+    take an empty value as unset)."""
+
+    def value(match: re.Match[str]) -> str:
+        whole, name = match.group(0), match.group(1)
+        if name is None:
+            return "$"
+        given = values.get(name, "")
+        if given or ":" not in whole:
+            return given
+        if ":?" in whole:
+            raise KeyError(f"{name} is required")
+        return whole.split(":-", 1)[1][:-1]
+
+    return VARIABLE.sub(value, text)
+
+
+def the_code_accepts(environ: dict[str, str]) -> None:
+    """Read the project's Airflow settings from ``environ`` as every DAG's parse does: a value
+    the code refuses would fail every DAG of the deployment."""
+    sites(environ)
+    channels(environ)
+    approval_alert_hours(load_policy(environ.get("RETENTION_POLICY") or None).approval_timeout_hours, environ)
 
 
 def environments(document: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -175,6 +213,17 @@ def test_compose_reads_only_settings_the_project_defines() -> None:
     assert {"RETENTION_TARGETS", "RETENTION_REPORTS_DIR", "RETENTION_ALERT_EMAILS"} <= read
 
 
+def test_compose_settings_as_env_example_gives_them_are_accepted() -> None:
+    values = {**example_values(), **{name: "x" * 32 for name in documented_variables() if SECRET_NAME.search(name)}}
+    common = compose()["x-airflow-common"]["environment"]
+    environ = {name: interpolated(str(value), values) for name, value in common.items()}
+    the_code_accepts(environ)
+    assert environ["RETENTION_ALERT_SMTP_CONN"] == "smtp_default"
+    assert interpolated(compose()["services"]["airflow-worker"]["deploy"]["replicas"], values) == "2"
+    with pytest.raises(KeyError, match="AIRFLOW_FERNET_KEY is required"):
+        interpolated(common["AIRFLOW__CORE__FERNET_KEY"], example_values())
+
+
 # --- Dockerfile ------------------------------------------------------------------------------
 
 
@@ -245,6 +294,17 @@ def test_helm_values_take_connections_and_variables_from_secrets() -> None:
 def test_helm_values_set_only_settings_the_project_defines() -> None:
     names = {entry["name"] for entry in helm_values()["env"]}
     assert {name for name in names if name.startswith("RETENTION_")} <= PROJECT_VARIABLES
+
+
+def test_helm_values_settings_are_accepted() -> None:
+    environ = {entry["name"]: entry["value"] for entry in helm_values()["env"]}
+    the_code_accepts(environ)
+    assert channels(environ).emails
+
+
+def test_a_setting_the_code_refuses_is_found() -> None:
+    with pytest.raises(ValueError, match="RETENTION_APPROVAL_ALERT_HOURS"):
+        the_code_accepts({"RETENTION_APPROVAL_ALERT_HOURS": "24"})  # the policy's approval timeout: too late
 
 
 def test_helm_values_mount_the_evidence_volume_and_create_the_pools() -> None:
