@@ -26,76 +26,87 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from include.retention.policy.load import load_policy
 from include.retention.records.holds import SCOPES
 from include.retention_airflow import dag_defaults, rights_tasks
+from include.retention_airflow.targets import Site, sites
 
-POLICY = load_policy()
-TABLES = sorted({n.table for c in POLICY.categories.values() for t in c.tables for n in t.walk()})
 # The JSON Schema keywords of an optional identifier field, as Param takes them.
 IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
 
-with DAG(
-    dag_id="legal_hold",
-    description="Add, list or lift a legal hold (data kept whatever the schedule says)",
-    schedule=None,
-    **dag_defaults.LEGAL_HOLD.arguments(doc_md=__doc__, timezone=POLICY.timezone),
-    params={
-        "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
-        # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.
-        "reference": Param(
-            None,
-            type=["null", "string"],
-            maxLength=64,
-            pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
-            description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
-            "it is written to the audit log.",
-        ),
-        "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),
-        "category": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *POLICY.categories],
-            description="Scope 'category': the category held.",
-        ),
-        "table": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *TABLES],
-            description="Scope 'rows': the table whose rows are held.",
-        ),
-        "keys": Param(
-            None,
-            type=["null", "array"],
-            maxItems=100_000,
-            description="Scope 'rows': the primary keys held, e.g. [1042, 1043].",
-        ),
-        "email": Param(None, **IDENTIFIER, description="Scope 'subject': the person's e-mail address."),
-        "phone": Param(None, **IDENTIFIER, description="Scope 'subject': the person's phone number."),
-        "customer_number": Param(None, **IDENTIFIER, description="Scope 'subject': the customer number."),
-        "visitor_id": Param(None, **IDENTIFIER, description="Scope 'subject': the web visitor's tracking id."),
-        "reason": Param(
-            None,
-            type=["null", "string"],
-            maxLength=2000,
-            description="Why (the proceedings, the inquiry): kept in the register, not in the log.",
-        ),
-        "expires_on": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted.",
-        ),
-        "lift_reason": Param(None, type=["null", "string"], maxLength=2000, description="Lift only: why."),
-        "requested_by": Param(
-            None, type=["null", "string"], maxLength=128, description="Who asks, when not the user triggering the run."
-        ),
-    },
-) as dag:
 
-    @task
-    def change_holds() -> dict:
-        """Add or lift the hold (audited), record expiries, and list the register."""
-        return rights_tasks.legal_hold()
+def build_dag(site: Site) -> DAG:
+    """``legal_hold`` of one target: the register of holds in its database, its categories and tables."""
+    policy = site.policy()
+    tables = sorted({n.table for c in policy.categories.values() for t in c.tables for n in t.walk()})
+    with DAG(
+        dag_id=site.dag_id("legal_hold"),
+        description="Add, list or lift a legal hold (data kept whatever the schedule says)",
+        schedule=None,
+        **dag_defaults.LEGAL_HOLD.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        params={
+            "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
+            # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.
+            "reference": Param(
+                None,
+                type=["null", "string"],
+                maxLength=64,
+                pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
+                description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
+                "it is written to the audit log.",
+            ),
+            "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),
+            "category": Param(
+                None,
+                type=["null", "string"],
+                enum=[None, *policy.categories],
+                description="Scope 'category': the category held.",
+            ),
+            "table": Param(
+                None,
+                type=["null", "string"],
+                enum=[None, *tables],
+                description="Scope 'rows': the table whose rows are held.",
+            ),
+            "keys": Param(
+                None,
+                type=["null", "array"],
+                maxItems=100_000,
+                description="Scope 'rows': the primary keys held, e.g. [1042, 1043].",
+            ),
+            "email": Param(None, **IDENTIFIER, description="Scope 'subject': the person's e-mail address."),
+            "phone": Param(None, **IDENTIFIER, description="Scope 'subject': the person's phone number."),
+            "customer_number": Param(None, **IDENTIFIER, description="Scope 'subject': the customer number."),
+            "visitor_id": Param(None, **IDENTIFIER, description="Scope 'subject': the web visitor's tracking id."),
+            "reason": Param(
+                None,
+                type=["null", "string"],
+                maxLength=2000,
+                description="Why (the proceedings, the inquiry): kept in the register, not in the log.",
+            ),
+            "expires_on": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted.",
+            ),
+            "lift_reason": Param(None, type=["null", "string"], maxLength=2000, description="Lift only: why."),
+            "requested_by": Param(
+                None,
+                type=["null", "string"],
+                maxLength=128,
+                description="Who asks, when not the user triggering the run.",
+            ),
+        },
+    ) as dag:
+        # Adding or lifting a hold changes the target's data in one transaction: a slot of its pool.
+        @task(pool=site.pool)
+        def change_holds() -> dict:
+            """Add or lift the hold (audited), record expiries, and list the register."""
+            return rights_tasks.legal_hold(site)
 
-    change_holds()
+        change_holds()
+    return dag
+
+
+for _site in sites():
+    globals()[_site.dag_id("legal_hold")] = build_dag(_site)

@@ -29,25 +29,29 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from include.retention.policy.load import load_policy
-from include.retention.records import anchors
 from include.retention_airflow import dag_defaults, evidence_tasks
+from include.retention_airflow.targets import Site, sites
 
-POLICY = load_policy()
 
-with DAG(
-    dag_id="retention_audit_verify",
-    description="Verify the retention audit log and anchor its head outside the database",
-    schedule=CronTriggerTimetable("0 5 * * *", timezone=POLICY.timezone),
-    **dag_defaults.AUDIT_VERIFY.arguments(doc_md=__doc__, timezone=POLICY.timezone),
-) as dag:
+def build_dag(site: Site) -> DAG:
+    """``retention_audit_verify`` of one target: its audit log, its certificates and anchors."""
+    policy = site.policy()
+    with DAG(
+        dag_id=site.dag_id("retention_audit_verify"),
+        description="Verify the retention audit log and anchor its head outside the database",
+        schedule=CronTriggerTimetable("0 5 * * *", timezone=policy.timezone),
+        **dag_defaults.AUDIT_VERIFY.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+    ) as dag:
 
-    @task
-    def verify_chain() -> dict:
-        """The chain status - hash chain, certificates and anchors; fail on the first that does
-        not hold - then anchor the head of the log it verified (never that of a failed one)."""
-        verdict = evidence_tasks.verify_audit_chain()
-        anchored = anchors.write_verified(verdict)
-        return {**verdict, "anchor": str(anchored) if anchored else None}
+        @task
+        def verify_chain() -> dict:
+            """The chain status - hash chain, certificates and anchors; fail on the first that does
+            not hold - then anchor the head of the log it verified (never that of a failed one)."""
+            return evidence_tasks.verify_and_anchor(site)
 
-    verify_chain()
+        verify_chain()
+    return dag
+
+
+for _site in sites():
+    globals()[_site.dag_id("retention_audit_verify")] = build_dag(_site)

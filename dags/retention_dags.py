@@ -17,22 +17,26 @@ another DAG, an asset materialisation; an unknown run type is a dry run too (see
 A run whose plan passes the category's deletion limit waits in `approve_deletions`
 for a person (Required Actions); a rejection, or no answer in time, fails it unchanged.
 
-Parsing reads the policy file only; the database is touched when a task runs.
+A deployment that serves several databases (`$RETENTION_TARGETS`, see
+`include/retention_airflow/targets.py`) has these DAGs once per target, from its own policy,
+named `retention_<category>_<target>`. `archive` and `purge` take the policy's
+`batch_workers` slots of the target's pool (named like its connection): the batch
+transactions open on one database stay within what its pool allows.
+
+Parsing reads the policy files only; the database is touched when a task runs.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, XComArg, chain, task
 
-from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
 from include.retention.schedule.run import RUN_ORDER
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import dag_defaults, schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
-
-POLICY = load_policy()
+from include.retention_airflow.targets import Site, sites
 
 RUN_TYPE_RULE = """
 
@@ -45,14 +49,14 @@ is a **dry run** - it plans and changes nothing. To change data by hand, trigger
 """
 
 
-def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
-    """The DAG that enforces one category of the schedule."""
+def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
+    """The DAG that enforces one category of ``site``'s schedule (``policy``) on its database."""
     with DAG(
-        dag_id=f"retention_{category.key}",
+        dag_id=site.dag_id(f"retention_{category.key}"),
         description=f"{category.label.en}: retention schedule",
         schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
         **dag_defaults.schedule_dag(category.key, policy.approval_timeout_hours).arguments(
-            doc_md=category_doc(policy, category) + RUN_TYPE_RULE, timezone=policy.timezone
+            doc_md=category_doc(policy, category) + RUN_TYPE_RULE, timezone=policy.timezone, site=site
         ),
         params={
             "dry_run": Param(
@@ -83,36 +87,37 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
         @task
         def preflight_checks() -> list:
             """Data-quality gate (Great Expectations): a failing blocking check stops the run before any row moves."""
-            return schedule_tasks.preflight_checks(category.key)
+            return schedule_tasks.preflight_checks(site, category.key)
 
         @task
         def plan() -> dict:
             """Count rows due for the archive and for end of life; changes nothing."""
-            return schedule_tasks.plan(category.key)
+            return schedule_tasks.plan(site, category.key)
 
         approve_deletions = DeletionApproval(
             task_id="approve_deletions", category=category.key, timeout_hours=policy.approval_timeout_hours, retries=0
         )
 
-        @task
+        # The target's pool bounds the batch transactions open on its database at once.
+        @task(pool=site.pool, pool_slots=policy.batch_workers)
         def archive() -> dict:
             """Move due rows and their children to the archive, one transaction per batch."""
-            return schedule_tasks.archive(category.key)
+            return schedule_tasks.archive(site, category.key)
 
-        @task
+        @task(pool=site.pool, pool_slots=policy.batch_workers)
         def purge() -> dict:
             """Delete or anonymise rows whose retention has ended."""
-            return schedule_tasks.purge(category.key)
+            return schedule_tasks.purge(site, category.key)
 
         @task
         def postflight_checks() -> list:
             """Prove the schedule holds now: nothing overdue, retention dates right, counts reconciled."""
-            return schedule_tasks.postflight_checks(category.key)
+            return schedule_tasks.postflight_checks(site, category.key)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def summary(archived: dict | None, purged: dict | None, verified: list | None) -> dict:
             """Record what the run did - even a failed one - and issue its deletion certificate under reports/."""
-            return schedule_tasks.summary(category.key, archived, purged, verified)
+            return schedule_tasks.summary(site, category.key, archived, purged, verified)
 
         archived, purged, verified = archive(), purge(), postflight_checks()
         steps: list[XComArg | DeletionApproval] = [
@@ -130,5 +135,7 @@ def build_dag(policy: RetentionPolicy, category: Category) -> DAG:
     return dag
 
 
-for _category in POLICY.categories.values():
-    globals()[f"retention_{_category.key}"] = build_dag(POLICY, _category)
+for _site in sites():
+    _policy = _site.policy()
+    for _category in _policy.categories.values():
+        globals()[_site.dag_id(f"retention_{_category.key}")] = build_dag(_site, _policy, _category)

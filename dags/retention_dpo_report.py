@@ -24,42 +24,50 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
-from include.retention.policy.load import load_policy
 from include.retention_airflow import dag_defaults, evidence_tasks
+from include.retention_airflow.targets import Site, sites
 
-POLICY = load_policy()
 PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 
-with DAG(
-    dag_id="retention_dpo_report",
-    description="Monthly retention report for the DPO (FR/EN, self-contained HTML)",
-    schedule=CronTriggerTimetable("0 6 1 * *", timezone=POLICY.timezone),
-    **dag_defaults.DPO_REPORT.arguments(doc_md=__doc__, timezone=POLICY.timezone),
-    params={
-        # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
-        # (over 10 years, ending more than a year after today), naming the bound.
-        "period_start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            pattern=PERIOD_DAY,
-            description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
-            "the run. A period covers at most 10 years.",
-        ),
-        "period_end": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            pattern=PERIOD_DAY,
-            description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the month before the run.",
-        ),
-        "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
-    },
-) as dag:
 
-    @task
-    def write_report() -> dict:
-        """Gather the period's volumes and today's compliance; write the HTML report."""
-        return evidence_tasks.dpo_report()
+def build_dag(site: Site) -> DAG:
+    """``retention_dpo_report`` of one target: its policy, its database, its reports folder."""
+    policy = site.policy()
+    with DAG(
+        dag_id=site.dag_id("retention_dpo_report"),
+        description="Monthly retention report for the DPO (FR/EN, self-contained HTML)",
+        schedule=CronTriggerTimetable("0 6 1 * *", timezone=policy.timezone),
+        **dag_defaults.DPO_REPORT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        params={
+            # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
+            # (over 10 years, ending more than a year after today), naming the bound.
+            "period_start": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                pattern=PERIOD_DAY,
+                description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
+                "the run. A period covers at most 10 years.",
+            ),
+            "period_end": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                pattern=PERIOD_DAY,
+                description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the month before the run.",
+            ),
+            "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
+        },
+    ) as dag:
 
-    write_report()
+        @task
+        def write_report() -> dict:
+            """Gather the period's volumes and today's compliance; write the HTML report."""
+            return evidence_tasks.dpo_report(site)
+
+        write_report()
+    return dag
+
+
+for _site in sites():
+    globals()[_site.dag_id("retention_dpo_report")] = build_dag(_site)

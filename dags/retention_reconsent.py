@@ -34,12 +34,11 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
-from include.retention.policy.load import load_policy
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reconsent.answers import MAX_ANSWERS
 from include.retention_airflow import dag_defaults, reconsent_tasks
+from include.retention_airflow.targets import Site, sites
 
-POLICY = load_policy()
 SCHEDULE = "0 9 * * *"  # every day at 09:00 in the company's time zone: mail read in business hours
 
 ANSWER_DOC = """
@@ -69,13 +68,13 @@ See docs/how-to/reconsent.md for an example request.
 """
 
 
-def build_campaign_dag(policy: RetentionPolicy) -> DAG:
-    """``retention_reconsent``: one task per category that asks (``ask_<category>``), daily."""
+def build_campaign_dag(site: Site, policy: RetentionPolicy) -> DAG:
+    """``retention_reconsent`` of one target: one task per category that asks (``ask_<category>``), daily."""
     with DAG(
-        dag_id="retention_reconsent",
+        dag_id=site.dag_id("retention_reconsent"),
         description="Ask people before their active period ends whether they still want commercial messages",
         schedule=CronTriggerTimetable(SCHEDULE, timezone=policy.timezone),
-        **dag_defaults.RECONSENT.arguments(doc_md=__doc__, timezone=policy.timezone),
+        **dag_defaults.RECONSENT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
         params={
             "dry_run": Param(
                 None,
@@ -88,12 +87,13 @@ def build_campaign_dag(policy: RetentionPolicy) -> DAG:
     ) as dag:
         for category in policy.categories.values():
             if category.reconsent is not None:
-                ask_task(category)
+                ask_task(site, category)
     return dag
 
 
-def ask_task(category: Category) -> None:
-    """The task ``ask_<category>`` of the campaign DAG being built."""
+def ask_task(site: Site, category: Category) -> None:
+    """The task ``ask_<category>`` of the campaign DAG being built. It records asks in the
+    register and mails people; it moves and erases nothing: the default pool, not the target's."""
 
     @task(
         task_id=f"ask_{category.key}",
@@ -101,18 +101,22 @@ def ask_task(category: Category) -> None:
         "record each ask, then send its notice.",
     )
     def ask() -> dict:
-        return reconsent_tasks.campaign(category.key)
+        return reconsent_tasks.campaign(site, category.key)
 
     ask()
 
 
-def build_answer_dag(policy: RetentionPolicy) -> DAG:
-    """``reconsent_answer``: triggered with the answers, never scheduled."""
+def build_answer_dag(site: Site, policy: RetentionPolicy) -> DAG:
+    """``reconsent_answer`` of one target: triggered with the answers, never scheduled."""
     with DAG(
-        dag_id="reconsent_answer",
+        dag_id=site.dag_id("reconsent_answer"),
         description="Record the answers to re-consent notices (yes, no, bounce) posted by the website",
         schedule=None,
-        **dag_defaults.RECONSENT_ANSWER.arguments(doc_md=ANSWER_DOC, timezone=policy.timezone),
+        **dag_defaults.RECONSENT_ANSWER.arguments(
+            doc_md=ANSWER_DOC.replace("/dags/reconsent_answer/", f"/dags/{site.dag_id('reconsent_answer')}/"),
+            timezone=policy.timezone,
+            site=site,
+        ),
         params={
             "tokens": Param(
                 [],
@@ -137,17 +141,19 @@ def build_answer_dag(policy: RetentionPolicy) -> DAG:
             ),
         },
     ) as dag:
-
-        @task
+        # A "no" erases the person's rows (an opposition): a slot of the target's pool.
+        @task(pool=site.pool)
         def record_answers() -> dict:
             """Check each token (signature, last day, register) and record the answer, bounce or refusal."""
-            return reconsent_tasks.answers()
+            return reconsent_tasks.answers(site)
 
         record_answers()
     return dag
 
 
-# Created only when the policy asks anybody (a category with a reconsent block).
-if any(category.reconsent is not None for category in POLICY.categories.values()):
-    retention_reconsent = build_campaign_dag(POLICY)
-    reconsent_answer = build_answer_dag(POLICY)
+# Created only for a target whose policy asks anybody (a category with a reconsent block).
+for _site in sites():
+    _policy = _site.policy()
+    if any(category.reconsent is not None for category in _policy.categories.values()):
+        globals()[_site.dag_id("retention_reconsent")] = build_campaign_dag(_site, _policy)
+        globals()[_site.dag_id("reconsent_answer")] = build_answer_dag(_site, _policy)

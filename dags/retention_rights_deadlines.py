@@ -16,21 +16,28 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from include.retention.policy.load import load_policy
 from include.retention_airflow import dag_defaults, rights_tasks
+from include.retention_airflow.targets import Site, sites
 
-POLICY = load_policy()
 
-with DAG(
-    dag_id="retention_rights_deadlines",
-    description="Fail on overdue data-subject requests; list those due within 7 days",
-    schedule=CronTriggerTimetable("0 7 * * *", timezone=POLICY.timezone),
-    **dag_defaults.RIGHTS_DEADLINES.arguments(doc_md=__doc__, timezone=POLICY.timezone),
-) as dag:
+def build_dag(site: Site) -> DAG:
+    """``retention_rights_deadlines`` of one target: the register in its database."""
+    policy = site.policy()
+    with DAG(
+        dag_id=site.dag_id("retention_rights_deadlines"),
+        description="Fail on overdue data-subject requests; list those due within 7 days",
+        schedule=CronTriggerTimetable("0 7 * * *", timezone=policy.timezone),
+        **dag_defaults.RIGHTS_DEADLINES.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+    ) as dag:
 
-    @task
-    def check_deadlines() -> list:
-        """Overdue requests fail the run; those due within 7 days are listed in the log."""
-        return rights_tasks.rights_deadlines()
+        @task
+        def check_deadlines() -> list:
+            """Overdue requests fail the run; those due within 7 days are listed in the log."""
+            return rights_tasks.rights_deadlines(site)
 
-    check_deadlines()
+        check_deadlines()
+    return dag
+
+
+for _site in sites():
+    globals()[_site.dag_id("retention_rights_deadlines")] = build_dag(_site)

@@ -39,53 +39,64 @@ from airflow.sdk import DAG, Param, task
 
 from include.retention.rights.requests import REQUEST_TYPES
 from include.retention_airflow import dag_defaults, rights_tasks
+from include.retention_airflow.targets import Site, sites
 
 # The JSON Schema keywords of an optional identifier field, as Param takes them.
 IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
 
-with DAG(
-    dag_id="subject_request",
-    description="Record and carry out a data-subject request (GDPR art. 15-21)",
-    schedule=None,
-    **dag_defaults.SUBJECT_REQUEST.arguments(doc_md=__doc__, timezone="Europe/Paris"),
-    params={
-        "request_type": Param("erasure", enum=list(REQUEST_TYPES), description="What the person asks for."),
-        "reference": Param(
-            "",
-            type="string",
-            minLength=1,
-            maxLength=64,
-            pattern=r"^[A-Za-z0-9_.:/-]+$",
-            description="The request's reference (unique), e.g. DDP-2026-0042.",
-        ),
-        "received": Param("", type="string", format="date", description="Date the request was received (YYYY-MM-DD)."),
-        "identity": Param(
-            "pending",
-            enum=["verified", "pending"],
-            description="Identity check: a pending request is recorded and stops.",
-        ),
-        "email": Param(None, **IDENTIFIER, description="The person's e-mail address, if given."),
-        "phone": Param(None, **IDENTIFIER, description="The person's phone number, if given."),
-        "customer_number": Param(None, **IDENTIFIER, description="The person's customer number, if given."),
-        "visitor_id": Param(None, **IDENTIFIER, description="The web visitor's tracking id, if given."),
-        "extension_reason": Param(
-            None,
-            type=["null", "string"],
-            maxLength=500,
-            description="Why the deadline is extended by two months (complex request).",
-        ),
-        "changes": Param(
-            None, type=["null", "object"], description='Rectification only: {"table": {"column": "new value"}}.'
-        ),
-        "correct_start_date": Param(
-            False, type="boolean", description="Rectification only: the request corrects a retention start date."
-        ),
-    },
-) as dag:
 
-    @task
-    def handle_request() -> dict:
-        """Record the request, then carry it out once the identity is verified."""
-        return rights_tasks.subject_request()
+def build_dag(site: Site) -> DAG:
+    """``subject_request`` of one target: its register, its data, its folder of exports."""
+    with DAG(
+        dag_id=site.dag_id("subject_request"),
+        description="Record and carry out a data-subject request (GDPR art. 15-21)",
+        schedule=None,
+        **dag_defaults.SUBJECT_REQUEST.arguments(doc_md=__doc__, timezone="Europe/Paris", site=site),
+        params={
+            "request_type": Param("erasure", enum=list(REQUEST_TYPES), description="What the person asks for."),
+            "reference": Param(
+                "",
+                type="string",
+                minLength=1,
+                maxLength=64,
+                pattern=r"^[A-Za-z0-9_.:/-]+$",
+                description="The request's reference (unique), e.g. DDP-2026-0042.",
+            ),
+            "received": Param(
+                "", type="string", format="date", description="Date the request was received (YYYY-MM-DD)."
+            ),
+            "identity": Param(
+                "pending",
+                enum=["verified", "pending"],
+                description="Identity check: a pending request is recorded and stops.",
+            ),
+            "email": Param(None, **IDENTIFIER, description="The person's e-mail address, if given."),
+            "phone": Param(None, **IDENTIFIER, description="The person's phone number, if given."),
+            "customer_number": Param(None, **IDENTIFIER, description="The person's customer number, if given."),
+            "visitor_id": Param(None, **IDENTIFIER, description="The web visitor's tracking id, if given."),
+            "extension_reason": Param(
+                None,
+                type=["null", "string"],
+                maxLength=500,
+                description="Why the deadline is extended by two months (complex request).",
+            ),
+            "changes": Param(
+                None, type=["null", "object"], description='Rectification only: {"table": {"column": "new value"}}.'
+            ),
+            "correct_start_date": Param(
+                False, type="boolean", description="Rectification only: the request corrects a retention start date."
+            ),
+        },
+    ) as dag:
+        # It changes the target's data in one transaction: a slot of the target's pool.
+        @task(pool=site.pool)
+        def handle_request() -> dict:
+            """Record the request, then carry it out once the identity is verified."""
+            return rights_tasks.subject_request(site)
 
-    handle_request()
+        handle_request()
+    return dag
+
+
+for _site in sites():
+    globals()[_site.dag_id("subject_request")] = build_dag(_site)

@@ -1,6 +1,7 @@
 """The tasks that read the evidence: the audit log's daily verification and the DPO report.
 
-Both only read the target; they fail naming what does not hold.
+Both only read their target (the ``targets.Site`` their DAG serves), and write in its folder
+of evidence; they fail naming what does not hold.
 """
 
 from __future__ import annotations
@@ -13,24 +14,36 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.database.store import audit_table
-from include.retention.policy.load import load_policy
+from include.retention.records import anchors
 from include.retention.reports import certificate, dpo_render
 from include.retention.reports import dpo_report as dpo
 from include.retention_airflow.context import run_day
 from include.retention_airflow.errors import failing_fast, scrubbing
-from include.retention_airflow.hooks import open_target, optional_subject_key
+from include.retention_airflow.hooks import in_site_folder, open_target, optional_subject_key
+from include.retention_airflow.targets import Site
 
 log = logging.getLogger(__name__)
 
 
 @scrubbing
-def verify_audit_chain() -> dict[str, Any]:
+@in_site_folder
+def verify_and_anchor(site: Site) -> dict[str, Any]:
+    """The chain status (``verify_audit_chain``), then the daily anchor of the log it verified
+    (never that of a failed one), in the target's folder of evidence."""
+    verdict = verify_audit_chain(site)
+    anchored = anchors.write_verified(verdict)
+    return {**verdict, "anchor": str(anchored) if anchored else None}
+
+
+@scrubbing
+@in_site_folder
+def verify_audit_chain(site: Site) -> dict[str, Any]:
     """The audit log's chain status (``certificate.chain_status``: the hash chain recomputed,
     then compared with the hashes this log's run certificates hold outside the database) -
     the same verdict the Retention view and the demo show; fail naming the first thing that
     does not hold."""
-    policy = load_policy()
-    with open_target(policy) as target, target.read() as conn:
+    policy = site.policy()
+    with open_target(policy, site.conn_id) as target, target.read() as conn:
         table = audit_table(target.archive_schema, policy.audit_table)
         status = certificate.chain_status(conn, table)
     if not status.chain_holds:
@@ -55,17 +68,18 @@ def verify_audit_chain() -> dict[str, Any]:
 
 
 @scrubbing
-def dpo_report() -> dict[str, Any]:
+@in_site_folder
+def dpo_report(site: Site) -> dict[str, Any]:
     """Write the DPO report for ``params.period_start``..``period_end`` (default: the month
     before the run) in ``params.language``; compliance is counted at the time of the run."""
     context = get_current_context()
     params = context["params"]
     with failing_fast(ValueError):
-        policy = load_policy()
+        policy = site.policy()
         default_start, default_end = dpo.previous_month(run_day(context, policy))
         start = date.fromisoformat(params["period_start"]) if params.get("period_start") else default_start
         end = date.fromisoformat(params["period_end"]) if params.get("period_end") else default_end
-        with open_target(policy) as target:
+        with open_target(policy, site.conn_id) as target:
             report = dpo.build(target, policy, start, end, datetime.now(policy.zone).date(), optional_subject_key())
         path = dpo_render.write(report, params.get("language") or "fr")
     failing = [f"{c.category}.{c.table}" for c in report.compliance if not c.compliant]

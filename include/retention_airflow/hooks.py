@@ -1,25 +1,33 @@
-"""What the Airflow deployment holds for the engine: the target database and the subject key.
+"""What the Airflow deployment holds for the engine: the target databases and the subject key.
 
 One implementation for the tasks and the Retention view. Both read through the task SDK
 (``airflow.sdk``): in a task it asks the Execution API; in the API server (which declares
 itself a server process) it reads the secrets backends, the environment and the metadata
 database - the same places, so a connection or a key set once serves both.
+
+A deployment may serve several target databases (``targets.py``): each has its connection,
+passed here by id, and its folder of evidence (``in_site_folder``). The subject key is one for
+the deployment: the Variable ``retention_subject_secret`` keys the hashes of every target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from airflow.sdk import Connection, Variable
 from sqlalchemy.engine import URL
 
 from include.retention.database.identity import KEY_VARIABLE, SubjectKey, configured_key, key_from
 from include.retention.database.target import Target, connect
+from include.retention.files import site_folder
 from include.retention.policy.model import RetentionPolicy
+from include.retention_airflow.targets import Site
 
-TARGET_CONN_ID = "retention_target"
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
 
 def connection_url(conn: Any) -> str:
@@ -40,25 +48,37 @@ def connection_url(conn: Any) -> str:
     raise ValueError(f"connection {conn.conn_id!r} has type {conn.conn_type!r}; use postgres or sqlite")
 
 
-def target_connection() -> Connection:
-    """The ``retention_target`` connection (Airflow's not-found error when it is not defined)."""
-    return Connection.get(TARGET_CONN_ID)
-
-
-def target_url() -> str:
-    """The ``retention_target`` connection's URL; a connection of another type is a ValueError
-    that names it, apart from the connection not being defined at all."""
-    return connection_url(target_connection())
+def target_connection(conn_id: str) -> Connection:
+    """A target's connection (``Site.conn_id``; Airflow's not-found error when it is not defined)."""
+    return Connection.get(conn_id)
 
 
 @contextmanager
-def open_target(policy: RetentionPolicy) -> Iterator[Target]:
-    """The ``retention_target`` connection as the engine's target, closed when the block ends."""
-    target = connect(target_url(), policy.archive_schema)
+def open_target(policy: RetentionPolicy, conn_id: str) -> Iterator[Target]:
+    """The connection ``conn_id`` as the engine's target, closed when the block ends; a
+    connection of another type is a ValueError that names it, apart from the connection not
+    being defined at all."""
+    target = connect(connection_url(target_connection(conn_id)), policy.archive_schema)
     try:
         yield target
     finally:
         target.dispose()
+
+
+def in_site_folder(
+    task_function: Callable[Concatenate[Site, Params], Result],
+) -> Callable[Concatenate[Site, Params], Result]:
+    """The task helper, given its target first, runs inside that target's folder of evidence
+    (``files.site_folder``): the certificates, reports, anchors and exports of a named target
+    go under ``<root>/<name>/``, beside no other target's - each is compared with its own
+    audit log only. The default target keeps the root."""
+
+    @functools.wraps(task_function)
+    def run(site: Site, /, *args: Params.args, **kwargs: Params.kwargs) -> Result:
+        with site_folder(site.reports_folder):
+            return task_function(site, *args, **kwargs)
+
+    return run
 
 
 def key_variable() -> str | None:

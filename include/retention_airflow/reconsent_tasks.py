@@ -7,6 +7,9 @@ come from the company's website or mailing tool, which triggers ``reconsent_answ
 REST API with the tokens, or drops a CSV where Airflow's object storage reads it
 (``ObjectStoragePath``: ``file://``, ``s3://``... a question of configuration, not of code).
 
+Each task serves the target its DAG closes over (``targets.Site``): that target's policy, its
+connection and its folder of evidence; the register and the audit log are in its database.
+
 A token is a credential and an address is personal data: the task log shows counts only, and a
 failed task's error is scrubbed of the form's tokens (``forms.PERSONAL_PARAMS``, ``errors.py``).
 """
@@ -23,13 +26,13 @@ from airflow.sdk import ObjectStoragePath, get_current_context
 
 from include.retention.dates.instants import utc_now
 from include.retention.errors import RetentionError
-from include.retention.policy.load import load_policy
 from include.retention.reconsent.answers import AnswersResult, answer_all, read_answers_csv
 from include.retention.reconsent.campaign import run_campaign
 from include.retention.reconsent.notice import Notice
 from include.retention_airflow.context import resolve_dry_run, run_context
 from include.retention_airflow.errors import failing_fast, scrubbing
-from include.retention_airflow.hooks import open_target, subject_key
+from include.retention_airflow.hooks import in_site_folder, open_target, subject_key
+from include.retention_airflow.targets import Site
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +104,19 @@ def encoded_sender(sender: str) -> str:
 
 
 @scrubbing
-def campaign(category: str) -> dict[str, Any]:
+@in_site_folder
+def campaign(site: Site, category: str) -> dict[str, Any]:
     """Ask the category's people whose active period ends within the notice window: record each
     ask, then send its notice. A run started by hand is a dry run unless it says
     ``dry_run: false`` (``resolve_dry_run``); the daily scheduled run sends."""
     context = get_current_context()
     with failing_fast():
-        policy = load_policy()
+        policy = site.policy()
         ctx = run_context(context, policy, dry_run=resolve_dry_run(context))
         block = policy.category(category).reconsent
         if block is None:
             raise RetentionError(f"category {category!r} has no reconsent block (any more): nobody is asked")
-        with open_target(policy) as target, HookMailer(block.connection, block.batch_size) as mailer:
+        with open_target(policy, site.conn_id) as target, HookMailer(block.connection, block.batch_size) as mailer:
             result = run_campaign(target, policy, category, subject_key(), ctx, mailer, dry_run=ctx.dry_run)
     mode = "DRY RUN - nothing recorded or sent" if ctx.dry_run else f"through connection {block.connection!r}"
     log.info("Re-consent campaign for %s as of %s (%s): %s", category, ctx.as_of, mode, result.to_dict())
@@ -120,7 +124,8 @@ def campaign(category: str) -> dict[str, Any]:
 
 
 @scrubbing
-def answers() -> dict[str, Any]:
+@in_site_folder
+def answers(site: Site) -> dict[str, Any]:
     """Record the answers the form gives: ``tokens`` (yes/no links followed), ``bounces``
     (notices the mailing tool could not deliver) and the CSV at ``csv_uri``. Each token is
     checked and recorded on its own; a refused one is counted and audited, not raised.
@@ -131,14 +136,14 @@ def answers() -> dict[str, Any]:
     context = get_current_context()
     params = context["params"]
     with failing_fast():
-        policy = load_policy()
+        policy = site.policy()
         tokens, bounces = list(params.get("tokens") or []), list(params.get("bounces") or [])
         if params.get("csv_uri"):
             dropped = read_answers_csv(ObjectStoragePath(params["csv_uri"]).read_text(encoding="utf-8"))
             tokens, bounces = tokens + dropped.tokens, bounces + dropped.bounces
         today = utc_now().astimezone(policy.zone).date()
         ctx = run_context(context, policy, as_of=today)
-        with open_target(policy) as target:
+        with open_target(policy, site.conn_id) as target:
             result: AnswersResult = answer_all(target, policy, subject_key(), ctx, tokens, bounces, today)
     log.info("Re-consent answers as of %s: %s", ctx.as_of, result.to_dict())
     return result.to_dict()

@@ -1,6 +1,7 @@
 """The tasks of the rights DAGs: a data-subject request, the requests' deadlines, legal holds.
 
-Each reads its trigger form (``forms.py``), acts on the run's day, and logs references,
+Each reads its trigger form (``forms.py``), acts on the run's day on its target (the
+``targets.Site`` its DAG serves: policy, connection, folder of exports), and logs references,
 scopes and counts - never an identifier or a reason.
 """
 
@@ -13,30 +14,31 @@ from typing import Any
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
-from include.retention.policy.load import load_policy
 from include.retention.records.holds import add_hold, lift_hold, list_holds, record_expiries
 from include.retention.rights.requests import ensure_register, handle, open_deadlines
 from include.retention_airflow.context import run_context, run_day
 from include.retention_airflow.errors import failing_fast, scrubbing
 from include.retention_airflow.forms import new_hold, request_record, subject_of
-from include.retention_airflow.hooks import open_target, optional_subject_key, subject_key
+from include.retention_airflow.hooks import in_site_folder, open_target, optional_subject_key, subject_key
+from include.retention_airflow.targets import Site
 
 log = logging.getLogger(__name__)
 
 
 @scrubbing
-def subject_request() -> dict[str, Any]:
+@in_site_folder
+def subject_request(site: Site) -> dict[str, Any]:
     """Record a data-subject request from the trigger form, then carry it out if the identity is
     verified. Identifiers are validated before anything is written; none is logged."""
     context = get_current_context()
     params = context["params"]
     with failing_fast():
-        policy = load_policy()
+        policy = site.policy()
         subject = subject_of(params)
         request = request_record(params)
         ctx = run_context(context, policy)
         received_at = datetime.combine(request.received, datetime.min.time(), policy.zone)
-        with open_target(policy) as target:
+        with open_target(policy, site.conn_id) as target:
             handled = handle(
                 target,
                 policy,
@@ -66,11 +68,12 @@ def subject_request() -> dict[str, Any]:
 
 
 @scrubbing
-def rights_deadlines() -> list[dict[str, Any]]:
+@in_site_folder
+def rights_deadlines(site: Site) -> list[dict[str, Any]]:
     """Fail if a request is overdue; list those due within 7 days (references and dates only)."""
-    policy = load_policy()
+    policy = site.policy()
     today = run_day(get_current_context(), policy)
-    with failing_fast(), open_target(policy) as target:
+    with failing_fast(), open_target(policy, site.conn_id) as target:
         register = ensure_register(target, policy)
         with target.read() as conn:
             deadlines = open_deadlines(conn, register, today)
@@ -92,7 +95,8 @@ def rights_deadlines() -> list[dict[str, Any]]:
 
 
 @scrubbing
-def legal_hold() -> dict[str, Any]:
+@in_site_folder
+def legal_hold(site: Site) -> dict[str, Any]:
     """Add, list or lift a legal hold from the trigger form; every change is audited.
 
     The hold's creator is the user who triggered the run (or ``params.requested_by``). The
@@ -102,11 +106,11 @@ def legal_hold() -> dict[str, Any]:
     params = context["params"]
     action = params["action"]
     with failing_fast():
-        policy = load_policy()
+        policy = site.policy()
         ctx = run_context(context, policy)
         today = ctx.as_of
         who = params.get("requested_by") or getattr(context["dag_run"], "triggering_user_name", None)
-        with open_target(policy) as target:
+        with open_target(policy, site.conn_id) as target:
             if action == "add":
                 changed = add_hold(target, policy, new_hold(params, who), optional_subject_key(), ctx, today)
             elif action == "lift":

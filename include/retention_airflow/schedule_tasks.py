@@ -1,8 +1,10 @@
 """The tasks of a ``retention_<category>`` DAG: gate, plan, archive, purge, gate, summary.
 
-Each task gets its category's KEY, not the category object: Airflow runs every task in a
-process of its own, so a task argument must be plain data. The task opens the step (policy,
-target, run context, lease) itself, then calls the engine.
+Each task gets its target (``targets.Site``, which the DAG closes over) and its category's
+KEY, not the category object: Airflow runs every task in a process of its own, which parses
+the DAG file again, so what a task is given must be plain data. The task opens the step (the
+target's policy and connection, run context, lease) itself, in the target's folder of
+evidence, then calls the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.errors import CertificateNotWritten, describe
-from include.retention.policy.load import load_policy
 from include.retention.records.audit import record
 from include.retention.records.locks import category_step, release_lease
 from include.retention.reports import certificate
@@ -32,19 +33,20 @@ from include.retention.schedule.quality import pre_archive_gate, results_as_dict
 from include.retention.schedule.summary import summarize_run
 from include.retention_airflow.context import schedule_run_context
 from include.retention_airflow.errors import failing_fast, scrubbing
-from include.retention_airflow.hooks import open_target, optional_subject_key, subject_key
+from include.retention_airflow.hooks import in_site_folder, open_target, optional_subject_key, subject_key
+from include.retention_airflow.targets import Site
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
-def _opened(category: str) -> Iterator[StepContext]:
-    """The engine's view of the running task; the target is closed when the task ends."""
+def _opened(site: Site, category: str) -> Iterator[StepContext]:
+    """The engine's view of the running task on ``site``; the target is closed when the task ends."""
     with failing_fast():
-        policy = load_policy()
+        policy = site.policy()
         ctx = schedule_run_context(get_current_context(), policy)
         key = subject_key() if "opposition" in policy.category(category).deleted_on else optional_subject_key()
-        with open_target(policy) as target, category_step(target, category, ctx.run_id, ctx.dag_id):
+        with open_target(policy, site.conn_id) as target, category_step(target, category, ctx.run_id, ctx.dag_id):
             yield StepContext.build(target, policy, category, ctx, key)
 
 
@@ -54,16 +56,18 @@ def _batch_size() -> int | None:
 
 
 @scrubbing
-def preflight_checks(category: str) -> list[dict[str, Any]]:
-    with _opened(category) as step:
+@in_site_folder
+def preflight_checks(site: Site, category: str) -> list[dict[str, Any]]:
+    with _opened(site, category) as step:
         return results_as_dicts(pre_archive_gate(step))
 
 
 @scrubbing
-def plan(category: str) -> dict[str, Any]:
+@in_site_folder
+def plan(site: Site, category: str) -> dict[str, Any]:
     """The plan (counts, horizon dates, sample keys) in the task log and XCom, with the
     deletion limits it passes: ``approve_deletions`` asks a person about those."""
-    with _opened(category) as step:
+    with _opened(site, category) as step:
         # Retained dependants: the stricter of both categories' limits.
         planned = flag_excesses(plan_category(step), step.policy)
     result = planned.to_xcom()
@@ -85,8 +89,9 @@ def _approved() -> dict[str, int] | None:
 
 
 @scrubbing
-def archive(category: str) -> dict[str, int]:
-    with _opened(category) as step:
+@in_site_folder
+def archive(site: Site, category: str) -> dict[str, int]:
+    with _opened(site, category) as step:
         approved = _approved()
         if approved is not None and not step.ctx.dry_run:
             record_approval(step, approved)  # in the audit log and on the certificate
@@ -94,19 +99,23 @@ def archive(category: str) -> dict[str, int]:
 
 
 @scrubbing
-def purge(category: str) -> dict[str, dict[str, int]]:
-    with _opened(category) as step:
+@in_site_folder
+def purge(site: Site, category: str) -> dict[str, dict[str, int]]:
+    with _opened(site, category) as step:
         return purge_category(step, _batch_size(), _approved())
 
 
 @scrubbing
-def postflight_checks(category: str) -> list[dict[str, Any]]:
-    with _opened(category) as step:
+@in_site_folder
+def postflight_checks(site: Site, category: str) -> list[dict[str, Any]]:
+    with _opened(site, category) as step:
         return results_as_dicts(post_run_gate(step))
 
 
 @scrubbing
+@in_site_folder
 def summary(
+    site: Site,
     category: str,
     archived: dict[str, int] | None,
     purged: dict[str, dict[str, int]] | None,
@@ -119,7 +128,7 @@ def summary(
         for name, value in (("archive", archived), ("purge", purged), ("postflight_checks", verified))
         if value is None
     ]
-    with _opened(category) as step:
+    with _opened(site, category) as step:
         try:
             result = summarize_run(step, archived or {}, purged or {}, incomplete=bool(missing))
             json_path, html_path = _issue_certificate(step)

@@ -46,7 +46,8 @@ from include.retention.records.audit import ACTIONS
 from include.retention.records.holds import list_holds
 from include.retention.reports import certificate, dpo_render, dpo_report, dpo_texts, html
 from include.retention.rights.erased import Presence, was_erased
-from include.retention_airflow.hooks import TARGET_CONN_ID, connection_url, subject_key, target_connection
+from include.retention_airflow.hooks import connection_url, subject_key, target_connection
+from include.retention_airflow.targets import DEFAULT_SITE
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
@@ -165,11 +166,12 @@ def _connect(url: str, archive_schema: str) -> Target:
 
 
 def _target(policy: RetentionPolicy) -> Target:
-    """The ``retention_target`` connection, read by the API server (secrets backends, env, DB)."""
+    """The default target's connection (``retention_target``; the view does not serve the named
+    targets of ``$RETENTION_TARGETS``), read by the API server (secrets backends, env, DB)."""
     try:
-        conn = target_connection()
+        conn = target_connection(DEFAULT_SITE.conn_id)
     except Exception as exc:  # Airflow raises its own NotFound type, version-dependent
-        raise HTTPException(503, f"the Airflow connection {TARGET_CONN_ID!r} is not defined") from exc
+        raise HTTPException(503, f"the Airflow connection {DEFAULT_SITE.conn_id!r} is not defined") from exc
     return _connect(connection_url(conn), policy.archive_schema)  # a wrong type says so (ValueError)
 
 

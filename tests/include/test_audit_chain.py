@@ -519,18 +519,19 @@ def _daily_verification(monkeypatch, target):
     from pathlib import Path
 
     from include.retention_airflow import evidence_tasks
+    from include.retention_airflow.targets import Site
 
     @contextmanager
-    def this_target(policy):
+    def this_target(policy, conn_id):
         yield target
 
-    monkeypatch.setattr(evidence_tasks, "load_policy", club_policy)
+    monkeypatch.setattr(Site, "policy", lambda site: club_policy())
     monkeypatch.setattr(evidence_tasks, "open_target", this_target)
     dag_file = Path(__file__).resolve().parents[2] / "dags" / "retention_audit_verify.py"
     spec = importlib.util.spec_from_file_location("retention_audit_verify_under_test", dag_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.dag.get_task("verify_chain").python_callable
+    return module.retention_audit_verify.get_task("verify_chain").python_callable
 
 
 def test_the_daily_verification_fails_on_a_log_whose_certificates_all_name_another_log(logged, tmp_path, monkeypatch):

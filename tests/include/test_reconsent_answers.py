@@ -51,6 +51,7 @@ from include.retention.records.audit import RunContext
 from include.retention.rights import requests
 from include.retention.rights.erasure import erase
 from include.retention_airflow import reconsent_tasks
+from include.retention_airflow.targets import DEFAULT_SITE, Site
 from scripts.mail_sink import MailSink
 
 KEY = SubjectKey("reconsent-answers-test-key-" + "k" * 30, "test")
@@ -617,11 +618,11 @@ def test_the_answer_task_reads_the_real_day_not_the_logical_date_a_caller_chose(
         "dag_run": SimpleNamespace(run_after=back_dated),
     }
     monkeypatch.setattr(reconsent_tasks, "get_current_context", lambda: context)
-    monkeypatch.setattr(reconsent_tasks, "load_policy", lambda: club)
+    monkeypatch.setattr(Site, "policy", lambda site: club)
     monkeypatch.setattr(reconsent_tasks, "subject_key", lambda: KEY)
-    monkeypatch.setattr(reconsent_tasks, "open_target", lambda policy: nullcontext(target))
+    monkeypatch.setattr(reconsent_tasks, "open_target", lambda policy, conn_id: nullcontext(target))
 
-    result = reconsent_tasks.answers()
+    result = reconsent_tasks.answers(DEFAULT_SITE)
 
     assert (result["yes"], result["refused"]) == (1, {"expired": 1})
     assert register_row(target, on_time)["answered_on"] == real_today

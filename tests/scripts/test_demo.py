@@ -79,8 +79,9 @@ def test_a_second_demo_prints_the_same_table_and_the_daily_verification_passes_a
     second = _one_demo(home, 2)
     assert second == first
     from include.retention_airflow.evidence_tasks import verify_audit_chain
+    from include.retention_airflow.targets import DEFAULT_SITE
 
-    verified = verify_audit_chain()  # what retention_audit_verify runs, on the demo's connection
+    verified = verify_audit_chain(DEFAULT_SITE)  # what retention_audit_verify runs, on the demo's connection
     assert verified["intact"] and verified["certificates"] == len(load_policy().categories)
     assert module.chain_line(home, load_policy()).startswith("Audit log intact:")
     assert not list(home.reports.glob("*/*demo-1*")), "the first demo's certificates outlived its target"
@@ -123,6 +124,7 @@ def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_no
 
     from include.retention.records.audit import GENESIS, event_hash, verify_chain
     from include.retention_airflow.evidence_tasks import verify_audit_chain
+    from include.retention_airflow.targets import DEFAULT_SITE
 
     module, home = demo
     _one_demo(home, 1)
@@ -146,4 +148,4 @@ def test_after_a_demo_a_log_rewritten_consistently_is_not_intact_for_the_demo_no
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="does not match the run certificates"):
-        verify_audit_chain()
+        verify_audit_chain(DEFAULT_SITE)
