@@ -52,7 +52,6 @@ from include.retention.database.identity import KEY_VARIABLE, key_from_env, subj
 from include.retention.database.store import audit_table, reconsent_table, suppression_table  # noqa: E402
 from include.retention.database.target import connect, sqlite_archive_path  # noqa: E402
 from include.retention.dates.words import period_words  # noqa: E402
-from include.retention.files import reports_dir
 from include.retention.policy.load import load_policy
 from include.retention.policy.model import RetentionPolicy  # noqa: E402
 from include.retention.reports import certificate  # noqa: E402
@@ -182,7 +181,7 @@ def main() -> int:
     print("\n==> Deletion certificate of each run (counts per table, checks, audit hashes), JSON and HTML:")
     for dag_id, run_id in run_ids:
         _, html_path = certificate.paths(dag_id, run_id)
-        print(f"    {html_path.relative_to(ROOT)}  (+ .json)")
+        print(f"    {os.path.relpath(str(html_path), ROOT)}  (+ .json)")  # the demo's own folder: a local path
     period = period_words(as_of.replace(day=1), as_of, "en")
     print(f"\n==> DPO report for {period} (French; English with the DAG's language param):")
     print(f"    {run_dpo_report(as_of).relative_to(ROOT)}")
@@ -398,7 +397,7 @@ def run_dpo_report(as_of: date) -> Path:
         dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
     if dag_run.state != "success":
         raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {HOME.run_log}")
-    return reports_dir() / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
+    return HOME.reports / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
 
 
 def run_all_dags(categories: dict) -> list[tuple[str, str]]:

@@ -8,6 +8,8 @@ database - the same places, so a connection or a key set once serves both.
 A deployment may serve several target databases (``targets.py``): each has its connection,
 passed here by id, and its folder of evidence (``in_site_folder``). The subject key is one for
 the deployment: the Variable ``retention_subject_secret`` keys the hashes of every target.
+Importing this module lets the evidence folders be URLs of object storage (``storage``): every
+task module and the Retention view import it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from include.retention.database.identity import KEY_VARIABLE, SubjectKey, config
 from include.retention.database.target import Target, connect
 from include.retention.files import site_folder
 from include.retention.policy.model import RetentionPolicy
+from include.retention_airflow import storage  # noqa: F401 - evidence folders may be object-storage URLs
 from include.retention_airflow.targets import Site
 
 Params = ParamSpec("Params")

@@ -13,13 +13,13 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.errors import CertificateNotWritten, describe
+from include.retention.files import Location
 from include.retention.records.audit import record
 from include.retention.records.locks import category_step, release_lease
 from include.retention.reports import certificate
@@ -144,7 +144,7 @@ def summary(
     return {**result, "certificate": str(json_path)}
 
 
-def _issue_certificate(step: StepContext) -> tuple[Path, Path]:
+def _issue_certificate(step: StepContext) -> tuple[Location, Location]:
     """Write the run's certificate; if it cannot be written, say so in the audit log (a failed
     blocking check of the run's evidence) and fail the task naming why."""
     try:

@@ -10,7 +10,8 @@ certificate: the daily verification (``retention_audit_verify``) pins them down 
 once it has verified the log, the last event it read (id and hash) to an anchor file.
 
 Anchors are kept with the certificates, under ``<reports>/audit_anchors/``: the reports
-folder every worker shares (``$RETENTION_REPORTS_DIR``). Each names its log (database and
+folder every worker shares (``$RETENTION_REPORTS_DIR``: a folder, or a place in object
+storage, ``files.Location``). Each names its log (database and
 table, never credentials), so that several targets may share the folder. They hold
 counts, ids and hashes: no personal data.
 
@@ -23,15 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from include.retention.errors import RetentionError
+from include.retention.files import Location, location, write_new
+from include.retention.settings import REPORTS_ENV_VAR
 
 FOLDER = "audit_anchors"
 SUFFIX = ".anchor.json"
@@ -48,16 +49,17 @@ class Anchor:
     file: str
 
 
-def folder(reports: Path) -> Path:
+def folder(reports: Location) -> Location:
     return reports / FOLDER
 
 
-def write(audit_log: str, last_event: int, last_hash: str, reports: Path, now: datetime | None = None) -> Path:
+def write(audit_log: str, last_event: int, last_hash: str, reports: Location, now: datetime | None = None) -> Location:
     """Write a new anchor of ``audit_log``: its event ``last_event`` has hash ``last_hash``.
 
     Never replaces a file: the name holds the instant, the event and a digest of the log's
     name (two logs anchored in the same microsecond get two files), and a name already taken
-    gets a counter - an anchor is evidence, like a certificate.
+    gets a counter - an anchor is evidence, like a certificate (``files.write_new``: on a
+    local disk, flushed, so that it outlives a crash of the worker right after).
     """
     if last_event < 1 or not _HASH.match(last_hash):
         raise ValueError(f"an anchor needs an event id (>= 1) and its SHA-256 hash, not {last_event!r}, {last_hash!r}")
@@ -87,20 +89,15 @@ def write(audit_log: str, last_event: int, last_hash: str, reports: Path, now: d
     directory.mkdir(exist_ok=True)
     for attempt in range(1000):
         path = directory / f"{stem}{f'-{attempt}' if attempt else ''}{SUFFIX}"
-        try:
-            with open(path, "x", encoding="utf-8") as file:
-                file.write(content)
-                file.flush()
-                os.fsync(file.fileno())  # the anchor outlives a crash of the worker right after
+        if write_new(path, content.encode("utf-8")):
             return path
-        except FileExistsError:
-            continue
     raise RetentionError(f"{directory}: 1000 anchors named {stem}: clean the folder of copies")
 
 
-def write_verified(verdict: Mapping[str, Any]) -> Path | None:
+def write_verified(verdict: Mapping[str, Any]) -> Location | None:
     """Anchor the head of a log the daily verification found intact (``ChainStatus.to_dict()``),
-    in the reports folder it read; None for a log without events (nothing to anchor).
+    in the reports folder it read (a path or a URL, ``files.location``); None for a log
+    without events (nothing to anchor).
 
     A verdict that is not intact is refused: a tampered log is never anchored.
     """
@@ -110,19 +107,18 @@ def write_verified(verdict: Mapping[str, Any]) -> Path | None:
         )
     if not verdict.get("head_event"):
         return None
-    return write(
-        str(verdict["audit_log"]), int(verdict["head_event"]), str(verdict["head_hash"]), Path(str(verdict["reports"]))
-    )
+    reports = location(str(verdict["reports"]), REPORTS_ENV_VAR)
+    return write(str(verdict["audit_log"]), int(verdict["head_event"]), str(verdict["head_hash"]), reports)
 
 
-def read(reports: Path) -> list[Anchor]:
+def read(reports: Location) -> list[Anchor]:
     """Every anchor under ``reports``, oldest first; one that cannot be read is named."""
     found = []
     if folder(reports).exists() and not folder(reports).is_dir():
         raise RetentionError(
             f"{folder(reports)} is not a folder: the daily anchors cannot be read; restore the folder from a backup"
         )
-    for path in sorted(folder(reports).glob(f"*{SUFFIX}")):
+    for path in sorted(folder(reports).glob(f"*{SUFFIX}"), key=lambda found: found.name):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             anchor = Anchor(data["audit_log"], data["last_event"], data["last_hash"], path.name)

@@ -11,7 +11,8 @@ charter promises: at most the category's ``notice_days``), and which checks ran 
 results. Like the log, it holds counts and names, no personal data.
 
 ``write`` renders it as JSON (for machines) and HTML (for people) under
-``reports/<dag_id>/<run id, readable>~<hash of the run id>.certificate.{json,html}`` (``paths``).
+``reports/<dag_id>/<run id, readable>~<hash of the run id>.certificate.{json,html}`` (``paths``):
+the reports folder (``files.reports_dir``) is a local folder or a place in object storage.
 
 A certificate names the audit log it was taken from (``audit_log``: database and table,
 never credentials), so that its hashes are only ever compared with that log: several
@@ -28,7 +29,6 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from include.retention.database import store
 from include.retention.errors import RetentionError
-from include.retention.files import reports_dir, unique_name
+from include.retention.files import Location, reports_dir, unique_name, write_new, write_whole
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import anchors as anchor_files
 from include.retention.records import audit
@@ -209,7 +209,7 @@ def latest_runs(conn: Connection, table: Table, limit: int = 200) -> list[dict[s
     return [dict(r._mapping) for r in rows]
 
 
-def paths(dag_id: str, run_id: str) -> tuple[Path, Path]:
+def paths(dag_id: str, run_id: str) -> tuple[Location, Location]:
     """Where the certificate of ``run_id`` goes: ``<reports>/<dag_id>/<name>.certificate.{json,html}``.
 
     ``<name>`` is ``report.unique_name(run_id)``: a readable prefix and a hash of the exact run
@@ -232,15 +232,15 @@ def _folder_name(dag_id: str) -> str:
     return dag_id if _PLAIN_NAME.match(dag_id) else unique_name(dag_id)
 
 
-def write(certificate: Certificate) -> tuple[Path, Path]:
+def write(certificate: Certificate) -> tuple[Location, Location]:
     """Write the certificate as JSON and as HTML, once; return both paths.
 
     A certificate is evidence: a file is never replaced. Issued again with the same content
     (``issued_at`` aside), the file already there is kept; with other content (an old run's
     summary cleared and run again rebuilds it from the log as it is now), it goes to a new
     name, ``<name>-<n>.certificate.{json,html}``, beside the earlier one, whose hashes
-    ``anchors`` still compares. Each file is written to a temporary name, flushed to disk and
-    linked to its own name, which fails rather than replace a file.
+    ``anchors`` still compares. Each file is written once (``files.write_new``: on a local
+    disk, flushed and linked to its name, which fails rather than replace a file).
 
     A certificate of another audit log at the same path (two targets sharing a reports
     folder, with the same DAG and run id) is refused, not overwritten: it is that log's evidence.
@@ -263,47 +263,22 @@ def write(certificate: Certificate) -> tuple[Path, Path]:
             if _same_certificate(json_at, content):
                 return json_at, html_at
             continue
-        if not _write_new(json_at, content):
+        if not write_new(json_at, content.encode("utf-8")):
             continue  # taken meanwhile
-        if not _write_new(html_at, render(certificate)):  # an HTML left without its JSON: this JSON's rendering
-            _write_new(html_at, render(certificate), replace=True)
+        page = render(certificate).encode("utf-8")
+        if not write_new(html_at, page):  # an HTML left without its JSON: this JSON's rendering
+            write_whole(html_at, page)
         return json_at, html_at
     raise RetentionError(f"{json_path.parent}: 1000 certificates named {stem}: clean the folder of copies")
 
 
-def _same_certificate(path: Path, content: str) -> bool:
+def _same_certificate(path: Location, content: str) -> bool:
     """Whether ``path`` holds this certificate, but for the instant it was issued."""
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return False
     return {**existing, "issued_at": None} == {**json.loads(content), "issued_at": None}
-
-
-def _write_new(path: Path, content: str, replace: bool = False) -> bool:
-    """Write ``content`` to a temporary file, fsync it, then link it to ``path`` (False if
-    ``path`` exists: never replaced, unless ``replace``); fsync the folder."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        if replace:
-            os.replace(temporary, path)
-        else:
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                return False
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-        return True
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def status_text(c: Certificate) -> str:
@@ -395,7 +370,7 @@ def _waiting_paragraph(c: Certificate) -> str:
     )
 
 
-def issue(step: StepContext) -> tuple[Path, Path]:
+def issue(step: StepContext) -> tuple[Location, Location]:
     """Build the running step's certificate from the log and write it; return (json, html)."""
     with step.target.read() as conn:
         certificate = build(conn, step.audit_table, step.policy, step.ctx.run_id)
@@ -464,7 +439,7 @@ class Anchors:
         return max((event_id for event_id, _, _ in self.hashes), default=0)
 
 
-def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anchors:
+def anchors(directory: Location | None = None, audit_log: str | None = None) -> Anchors:
     """The audit hashes named by the certificates and the daily anchors under ``directory``
     (default: the reports folder) that belong to ``audit_log`` (None: all of them), for
     ``audit.check_anchors``.
@@ -486,7 +461,7 @@ def anchors(directory: Path | None = None, audit_log: str | None = None) -> Anch
         daily += 1
         found.append((anchor.last_event, anchor.last_hash, anchor.file))
     runs: set[tuple[str, str]] = set()
-    for path in sorted(folder.glob("*/*.certificate.json")):
+    for path in sorted(folder.glob("*/*.certificate.json"), key=lambda found: (found.parent.name, found.name)):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             _check_hashes(data)
@@ -653,7 +628,7 @@ class ChainStatus:
         }
 
 
-def chain_status(conn: Connection, table: Table, directory: Path | None = None) -> ChainStatus:
+def chain_status(conn: Connection, table: Table, directory: Location | None = None) -> ChainStatus:
     """The status of the audit log ``table``: its hash chain recomputed, then compared with
     the run certificates and daily anchors of this log under ``directory`` (default: the
     reports folder).

@@ -8,11 +8,10 @@ findings, the chain.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 from include.retention.dates.periods import Period
 from include.retention.dates.words import bar_label, day_words, during_words, period_words, span_words
-from include.retention.files import reports_dir, safe_name
+from include.retention.files import Location, reports_dir, safe_name, write_whole
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports import charts, html
 from include.retention.reports.certificate import ChainStatus
@@ -315,12 +314,13 @@ def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
     return f"<p class='ko'>{html.text(text)}</p>"
 
 
-def write(report: DpoReport, lang: str = "fr") -> Path:
-    """Render and write under ``reports/dpo/``; return the file's path."""
+def write(report: DpoReport, lang: str = "fr") -> Location:
+    """Render and write under ``reports/dpo/`` (``files.write_whole``: a report made again for
+    the same period replaces the earlier one in one step); return the file's location."""
     name = f"retention-dpo-report_{report.period_start}_{report.period_end}.{lang}.html"
     path = reports_dir() / "dpo" / safe_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(report, lang), encoding="utf-8")
+    write_whole(path, render(report, lang).encode("utf-8"))
     return path
 
 

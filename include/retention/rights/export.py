@@ -9,9 +9,10 @@ Portability covers only the data the person provided: the columns each table lis
 ``provided_columns``, of its active rows (tables without that key are not part of a
 portability export).
 
-The export is personal data: it is written with owner-only permissions to
-``$RETENTION_EXPORTS_DIR`` (default ``exports/``, not committed), for the DPO to send, under a
-name of its own per request (``export_path``).
+The export is personal data: it is written to ``$RETENTION_EXPORTS_DIR`` (default
+``exports/``, not committed; a folder, or a URL of object storage that every worker sees), for
+the DPO to send, under a name of its own per request (``export_path``). On a local disk it is
+readable by its owner only; in object storage, by whom the bucket's policy lets read it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import zipfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,7 +32,7 @@ from sqlalchemy.engine import Connection
 from include.retention.database.identity import Subject
 from include.retention.database.reflect import Side
 from include.retention.database.target import Target
-from include.retention.files import current_site_folder, unique_name
+from include.retention.files import Location, served_folder, unique_name, write_whole
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.rights.subjects import Found, locate
 from include.retention.settings import EXPORTS_ENV_VAR
@@ -41,14 +40,13 @@ from include.retention.settings import EXPORTS_ENV_VAR
 DEFAULT_EXPORTS_DIR = Path(__file__).resolve().parents[3] / "exports"
 
 
-def exports_dir() -> Path:
-    """``$RETENTION_EXPORTS_DIR`` (else ``exports/``), and the served target's folder under it."""
-    root = Path(os.environ.get(EXPORTS_ENV_VAR) or DEFAULT_EXPORTS_DIR)
-    folder = current_site_folder()
-    return root if folder is None else root / folder
+def exports_dir() -> Location:
+    """``$RETENTION_EXPORTS_DIR`` (a folder or a URL; else ``exports/``), and the served
+    target's folder under it."""
+    return served_folder(EXPORTS_ENV_VAR, DEFAULT_EXPORTS_DIR)
 
 
-def export_path(reference: str, request_type: str) -> Path:
+def export_path(reference: str, request_type: str) -> Location:
     """Where the export of request ``reference`` goes: a name of its own per reference
     (``report.unique_name``: readable prefix and a hash of the exact reference), so that two
     requests never share a file - one person's register entry never points to another's data."""
@@ -57,7 +55,7 @@ def export_path(reference: str, request_type: str) -> Path:
 
 def export_subject(
     conn: Connection, target: Target, policy: RetentionPolicy, subject: Subject, reference: str, request_type: str
-) -> tuple[Path, dict[str, int]]:
+) -> tuple[Location, dict[str, int]]:
     """Write the zip for ``reference``; return its path and the rows exported per table side."""
     portability = request_type == "portability"
     found = [
@@ -112,23 +110,21 @@ def _category_facts(category: Category) -> dict[str, Any]:
     }
 
 
-def _write_zip(reference: str, request_type: str, document: dict[str, Any]) -> Path:
-    """Write the zip beside its final name, then move it there in one step: a reader never sees
-    half an export, and only this request's own earlier export (a retry) can be replaced."""
+def _write_zip(reference: str, request_type: str, document: dict[str, Any]) -> Location:
+    """Write the zip in one step (``files.write_whole``, owner-only on a local disk): a reader
+    never sees half an export, and only this request's own earlier export (a retry) can be
+    replaced. The zip is made in memory - one person's data - so that object storage, which
+    cannot seek in an object being written, takes it as one whole object."""
     path = export_path(reference, request_type)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".partial")  # owner-only (0600)
-    try:
-        with os.fdopen(descriptor, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("subject.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
-            for category, tables in document["data"].items():
-                for table, sides in tables.items():
-                    for side, rows in sides.items():
-                        archive.writestr(f"{category}/{table}.{side}.csv", _csv(rows))
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("subject.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
+        for category, tables in document["data"].items():
+            for table, sides in tables.items():
+                for side, rows in sides.items():
+                    archive.writestr(f"{category}/{table}.{side}.csv", _csv(rows))
+    write_whole(path, buffer.getvalue(), private=True)
     return path
 
 

@@ -1,0 +1,25 @@
+"""Evidence in object storage: ``$RETENTION_REPORTS_DIR`` and ``$RETENTION_EXPORTS_DIR`` may be
+URLs that Airflow's ``ObjectStoragePath`` opens - ``s3://<conn_id>@bucket/prefix``,
+``gs://...`` - so that the workers that write certificates, anchors, reports and exports and
+the UI that reads them, on other hosts, see one place. Which store is configuration, not code.
+
+The engine cannot import Airflow: importing this module registers the opener with it
+(``files.register_opener``). ``hooks`` imports it, and every task module and the Retention
+view import ``hooks``. A ``file://`` URL or a plain path never comes here: the engine keeps a
+local disk's owner-only, flushed, one-step writes.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import ObjectStoragePath
+
+from include.retention.files import Location, register_opener
+
+
+def open_location(url: str) -> Location:
+    """The folder at ``url``, through the Airflow connection the URL names
+    (``s3://<conn_id>@bucket/prefix``; without one, the store's default credentials)."""
+    return ObjectStoragePath(url)
+
+
+register_opener(open_location)
