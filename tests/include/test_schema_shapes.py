@@ -460,7 +460,22 @@ def test_a_link_table_declared_under_one_side_only_is_refused_naming_the_other_s
     assert "accounts_contacts" in message and "contact_id" in message
 
 
-@pytest.mark.parametrize("order", [("customers", "contacts"), ("contacts", "customers")])
+# Each order on one backend in ``make test`` (customers first on SQLite, contacts first on
+# PostgreSQL: each backend sees a link row leave with one parent, each order runs on one); the
+# two other (backend, order) pairs, the same rule checked again, are marked ``deep``.
+LINK_ORDERS = [
+    pytest.param(
+        backend,
+        order,
+        id=f"{backend}-{order[0]}_first",
+        marks=() if (backend, order[0]) in {("sqlite", "customers"), ("postgresql", "contacts")} else pytest.mark.deep,
+    )
+    for backend in ("sqlite", "postgresql")
+    for order in (("customers", "contacts"), ("contacts", "customers"))
+]
+
+
+@pytest.mark.parametrize(("target_url", "order"), LINK_ORDERS, indirect=["target_url"])
 def test_a_link_row_and_a_two_parent_note_go_with_whichever_parent_leaves_first(target, order):
     _create_accounts_and_contacts(target)
     policy = _links_policy()
@@ -486,7 +501,7 @@ def test_a_link_row_and_a_two_parent_note_go_with_whichever_parent_leaves_first(
     assert _state(target) == before  # a second run changes nothing
 
 
-@pytest.mark.parametrize("order", [("customers", "contacts"), ("contacts", "customers")])
+@pytest.mark.parametrize(("target_url", "order"), LINK_ORDERS, indirect=["target_url"])
 def test_each_parent_destroys_at_its_end_of_life_only_the_rows_that_left_with_it(target, order):
     _create_accounts_and_contacts(target)
     policy = _links_policy()
