@@ -16,11 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dag_helpers import AS_OF, SUBJECT_SECRET
+from airflow_cluster import RUN_TIMEOUT, last_tick_an_hour_ago, running_airflow
+from dag_helpers import AS_OF, PER_PHASE, SUBJECT_SECRET, policy_with_schedule
 from sqlalchemy import MetaData, Table, select, text, update
 
-from include.demo.seed import PARIS
+from include.demo.seed import PARIS, seed_demo
+from include.retention.database.target import connect
+from include.retention.policy.load import DEFAULT_POLICY_PATH
 from include.retention_airflow import alerts
+from scripts.mail_sink import MailSink
+from scripts.throwaway_postgres import fresh_postgres_database
 
 DAGS = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 ALERTS_CONN = "retention_alerts"
@@ -275,3 +280,63 @@ def test_an_overdue_rights_request_is_told_with_its_reference_only(seeded_postgr
     body = message.get_body(("html",)).get_content()
     assert "1 rights request(s) overdue: DDP-LATE" in body and "GDPR art. 12(3)" in body
     _assert_no_personal_data(message, [*_people(seeded_postgres), "late.person@example.fr"])
+
+
+# --- The approval: a notice when it starts waiting, a deadline alert from the triggerer ---------
+
+
+def _waiting_for(sink, subject: str, cluster) -> object:
+    def arrived():
+        return next((r.message for r in sink.messages if r.message["Subject"] == subject), None)
+
+    return cluster.wait_for(f"the mail {subject!r}", arrived, RUN_TIMEOUT)
+
+
+def test_approval_alerts_through_a_triggerer(postgres_server, tmp_path):
+    """Airflow as deployed, with a triggerer: the nightly prospection run (its cron an hour ago,
+    under the shipped deletion limit, which this small seed passes) waits for its approval. The
+    notice is mailed when it starts waiting; 0.01 hour (36 s) after the run was queued, the
+    scheduler finds its deadline missed and the triggerer mails the alert."""
+    tick = last_tick_an_hour_ago()
+    policy = policy_with_schedule(tmp_path, DEFAULT_POLICY_PATH, "prospection", f"{tick.minute} {tick.hour} * * *")
+    target_url = fresh_postgres_database(postgres_server)
+    target = connect(target_url)
+    with target.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION pgcrypto")
+    seed_demo(target.engine, "crm", tick.date(), per_phase=PER_PHASE)
+    people = _people(target)
+    try:
+        with MailSink() as sink:
+            settings = {
+                "RETENTION_POLICY": str(policy),
+                "RETENTION_REPORTS_DIR": str(tmp_path / "reports"),
+                "AIRFLOW_CONN_RETENTION_TARGET": target_url.replace("postgresql+psycopg://", "postgresql://"),
+                "AIRFLOW_VAR_RETENTION_SUBJECT_SECRET": SUBJECT_SECRET,
+                "RETENTION_ALERT_EMAILS": ",".join(TEAM),
+                "RETENTION_ALERT_SMTP_CONN": ALERTS_CONN,
+                f"AIRFLOW_CONN_{ALERTS_CONN.upper()}": _smtp_connection(sink),
+                "RETENTION_APPROVAL_ALERT_HOURS": "0.01",
+                "AIRFLOW__API__BASE_URL": "http://airflow.example.test:8080",
+                # A task lost to a busy machine (an Execution API timeout) is retried at once.
+                "RETENTION_RETRY_DELAY_SECONDS": "5",
+            }
+            with running_airflow(postgres_server, tmp_path, settings, triggerer=True) as cluster:
+                cluster.wait_until_parsed("retention_prospection")
+                cluster.airflow("dags", "unpause", "retention_prospection")
+                notice = _waiting_for(sink, "[retention] Approval needed: retention_prospection", cluster)
+                late = _waiting_for(sink, "[retention] Run not finished: retention_prospection", cluster)
+                (run,) = cluster.runs("retention_prospection")
+                assert run["run_type"] == "scheduled" and run["state"] == "running", run
+    finally:
+        target.dispose()
+
+    body = notice.get_body(("html",)).get_content()
+    assert run["run_id"] in body and "approve_deletions" in body and "Answer within" in body
+    assert "rows of prospects" in body and "would leave the active base" in body
+    assert "http://airflow.example.test:8080/dags/retention_prospection/runs/" in body
+    body = late.get_body(("html",)).get_content()
+    assert run["run_id"] in body and "0.01 hour(s) after it was queued" in body and "Required Actions" in body
+    assert f"http://airflow.example.test:8080/dags/retention_prospection/runs/{run['run_id']}" in body
+    assert len(sink.messages) == 2, [m.message["Subject"] for m in sink.messages]
+    for message in (notice, late):
+        _assert_no_personal_data(message, people)
