@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -362,6 +362,25 @@ def running_cluster(
             cluster.stop()
 
 
+def import_pools(airflow: Callable[..., str], env: Mapping[str, str], folder: Path) -> None:
+    """Create the targets' pools, as every deployment must after ``airflow db migrate`` (a task
+    in a missing pool is never scheduled): ``python -m include.retention_airflow.targets`` with
+    the deployment's environment (its ``RETENTION_TARGETS``), then ``airflow pools import``."""
+    pools = folder / "pools.json"
+    pools.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "include.retention_airflow.targets"],
+            env=dict(env),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=CLI_TIMEOUT,
+        ).stdout
+    )
+    airflow("pools", "import", str(pools))
+
+
 def _start(cluster: Cluster, redis_port: int) -> None:
     """Redis, the metadata database migrated and the pools imported, then every component."""
     redis_dir = cluster.work / "redis"
@@ -373,18 +392,7 @@ def _start(cluster: Cluster, redis_port: int) -> None:
         + ["--save", "", "--appendonly", "no"],
     )
     cluster.airflow("db", "migrate")
-    pools = cluster.work / "pools.json"
-    pools.write_text(
-        subprocess.run(
-            [sys.executable, "-m", "include.retention_airflow.targets"],
-            env=cluster.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    cluster.airflow("pools", "import", str(pools))
+    import_pools(cluster.airflow, cluster.env, cluster.work)
     port = cluster.api_url.rsplit(":", 1)[1]
     cluster.start_airflow("api-server", "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1")
     for name in ("scheduler", "dag-processor", "triggerer"):

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from include.demo.seed import PARIS
+from scripts.cluster import import_pools
 from scripts.throwaway_postgres import free_port, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,20 +190,7 @@ def running_airflow(
     cluster = Cluster(env=env, home=home, metadata=metadata, logs=logs)
     try:
         cluster.airflow("db", "migrate")
-        # The targets' pools, as a deployment creates them: a task in a missing pool never runs.
-        pools = work / "pools.json"
-        pools.write_text(
-            subprocess.run(
-                [sys.executable, "-m", "include.retention_airflow.targets"],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=CLI_TIMEOUT,
-            ).stdout
-        )
-        cluster.airflow("pools", "import", str(pools))
+        import_pools(cluster.airflow, env, work)  # as a deployment must: a task in a missing pool never runs
         commands = {
             "scheduler": ["scheduler"],
             "dag-processor": ["dag-processor"],
