@@ -171,8 +171,8 @@ def write_new(where: Location, content: bytes) -> bool:
     name - a link fails rather than replace a file, and a reader never sees half of one - and the
     folder is flushed (the file outlives a crash of the worker right after). In object storage,
     where an object is written whole or not at all, it is written if the name is free when
-    checked: two writers of one name in the same instant could both write (names hold a run id
-    or the instant, so none do)."""
+    checked: two writers of one name in the same instant could both write (a name holds a run id
+    or the instant: only one task run twice at once could)."""
     if not isinstance(where, Path):
         if where.exists():
             return False
