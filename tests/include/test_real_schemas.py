@@ -10,6 +10,7 @@ last line of its last contract; ``invoices`` (with ``invoice_lines``) point at p
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 
 import pytest
@@ -17,9 +18,11 @@ from engine_helpers import PARIS, archive_rows, audit_events, ids, run_category,
 from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, String, Table, insert
 
 from include.retention.database.store import audit_table
+from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
 from include.retention.policy.load import parse_policy
 from include.retention.reports import certificate
+from scripts.throwaway_postgres import fresh_postgres_database
 
 INBOUND_ONLY = {"column": "direction", "equals": "inbound"}
 INTERACTIONS_CHILD = {
@@ -261,6 +264,48 @@ def erp(target):
     return target
 
 
+def _shared_erp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, run: Callable) -> Iterator:
+    """A seeded ERP database on the module fixture's backend, after ``run(target)``; yields
+    ``(target, what run returned)``. For the tests that only read what one run left: each
+    would otherwise seed the ERP and run the same categories again."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('erp') / 'erp.db'}"
+    else:
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    target = connect(url, "archive")
+    try:
+        create_erp(target)
+        yield target, run(target)
+    finally:
+        target.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def erp_after_prospection(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The ERP after one prospection run on ``AS_OF`` (run id ``run-1``)."""
+    for target, _ in _shared_erp(
+        request, tmp_path_factory, lambda t: run_category(t, parse_policy(ERP_POLICY), category="prospection")
+    ):
+        yield target
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def erp_after_customers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """The ERP after one customer_relationship run on ``AS_OF`` (run id ``run-1``), and its result."""
+    yield from _shared_erp(
+        request,
+        tmp_path_factory,
+        lambda t: run_category(t, parse_policy(ERP_POLICY), category="customer_relationship"),
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def erp_after_both(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The ERP after customer_relationship then prospection ran on ``AS_OF`` (``_run_both``)."""
+    for target, _ in _shared_erp(request, tmp_path_factory, lambda t: _run_both(t, parse_policy(ERP_POLICY))):
+        yield target
+
+
 def _run_both(target, policy):
     return [
         run_category(target, policy, category=key, run_id=f"run-{key}")
@@ -272,11 +317,10 @@ def _archived(target, table):
     return ids(target, table, archive=True, schema="erp")
 
 
-def test_prospects_and_customers_of_one_partner_table_follow_their_own_rules(erp):
-    _run_both(erp, parse_policy(ERP_POLICY))
-    assert ids(erp, "partners", schema="erp") == [2, 7, 9, 10]
-    assert _archived(erp, "prospect_partners") == [1, 3, 4, 5]
-    assert _archived(erp, "customer_partners") == [6, 8]  # 8 has expired, but its invoices are retained
+def test_prospects_and_customers_of_one_partner_table_follow_their_own_rules(erp_after_both):
+    assert ids(erp_after_both, "partners", schema="erp") == [2, 7, 9, 10]
+    assert _archived(erp_after_both, "prospect_partners") == [1, 3, 4, 5]
+    assert _archived(erp_after_both, "customer_partners") == [6, 8]  # 8 has expired, but its invoices are retained
 
 
 def test_a_converted_prospect_is_treated_as_a_customer(erp):
@@ -297,29 +341,26 @@ def test_a_converted_prospect_is_treated_as_a_customer(erp):
         pytest.param(3, True, id="one_day_past"),
     ],
 )
-def test_prospect_clock_is_the_latest_inbound_contact(erp, partner, archived):
-    run_category(erp, parse_policy(ERP_POLICY), category="prospection")
-    assert (partner in _archived(erp, "prospect_partners")) is archived
+def test_prospect_clock_is_the_latest_inbound_contact(erp_after_prospection, partner, archived):
+    assert (partner in _archived(erp_after_prospection, "prospect_partners")) is archived
 
 
-def test_an_email_we_sent_does_not_restart_a_prospects_clock(erp):
+def test_an_email_we_sent_does_not_restart_a_prospects_clock(erp_after_prospection):
     """Partner 1 got our e-mail in June 2025; its clock still starts at its own contact of 26 Nov 2023."""
-    run_category(erp, parse_policy(ERP_POLICY), category="prospection")
-    row = next(r for r in archive_rows(erp, "prospect_partners") if r["partner_id"] == 1)
+    row = next(r for r in archive_rows(erp_after_prospection, "prospect_partners") if r["partner_id"] == 1)
     assert row["retention_start"] == date(2023, 11, 26)
     assert row["retention_until"] == date(2031, 11, 26)
 
 
-def test_fallback_to_creation_date_when_the_prospect_never_wrote(erp):
-    run_category(erp, parse_policy(ERP_POLICY), category="prospection")
-    rows = {r["partner_id"]: r for r in archive_rows(erp, "prospect_partners")}
+def test_fallback_to_creation_date_when_the_prospect_never_wrote(erp_after_prospection):
+    rows = {r["partner_id"]: r for r in archive_rows(erp_after_prospection, "prospect_partners")}
     assert rows[4]["retention_start"] == date(2020, 2, 29)
     assert rows[4]["retention_until"] == date(2028, 2, 28)  # leap day start
     assert rows[5]["retention_start"] == date(2019, 1, 1)  # only our outbound e-mails: creation date
 
 
-def test_customer_clock_is_the_last_line_of_its_last_contract(erp):
-    result = run_category(erp, parse_policy(ERP_POLICY), category="customer_relationship")
+def test_customer_clock_is_the_last_line_of_its_last_contract(erp_after_customers):
+    erp, result = erp_after_customers
     rows = {r["partner_id"]: r for r in archive_rows(erp, "customer_partners")}
     assert rows[6]["retention_start"] == date(2022, 6, 30)
     assert rows[8]["retention_start"] == date(2016, 12, 31)  # latest of 2015-03-31, 2016-12-31, 2014-01-01
@@ -328,8 +369,8 @@ def test_customer_clock_is_the_last_line_of_its_last_contract(erp):
     assert result.purged == {"deleted": {"invoices": 1, "invoice_lines": 1}}
 
 
-def test_an_open_contract_line_keeps_the_customer_active(erp):
-    result = run_category(erp, parse_policy(ERP_POLICY), category="customer_relationship")
+def test_an_open_contract_line_keeps_the_customer_active(erp_after_customers):
+    erp, result = erp_after_customers
     assert 7 in ids(erp, "partners", schema="erp")
     (plan,) = result.plan.tables
     assert plan.held_open == 1
@@ -340,11 +381,10 @@ def test_an_open_contract_line_keeps_the_customer_active(erp):
     assert [(f["category"], f["row_count"]) for f in findings] == [("customer_relationship", 1)]
 
 
-def test_children_follow_the_category_of_their_parent(erp):
-    _run_both(erp, parse_policy(ERP_POLICY))
-    assert _archived(erp, "prospect_interactions") == [10, 11, 30, 50]
-    assert _archived(erp, "customer_interactions") == [60]
-    assert ids(erp, "interactions", schema="erp") == [20, 90]
+def test_children_follow_the_category_of_their_parent(erp_after_both):
+    assert _archived(erp_after_both, "prospect_interactions") == [10, 11, 30, 50]
+    assert _archived(erp_after_both, "customer_interactions") == [60]
+    assert ids(erp_after_both, "interactions", schema="erp") == [20, 90]
 
 
 def test_a_partner_in_no_category_is_never_touched(erp):
