@@ -17,6 +17,7 @@ partners. Every expected place below comes from the schedule, worked out by hand
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import date, datetime
 from html import unescape
 
@@ -26,9 +27,11 @@ from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Integer, Str
 from table_checksums import checksum
 
 from include.retention.database.identity import SubjectKey
+from include.retention.database.target import Target, connect
 from include.retention.errors import PolicyError
 from include.retention.policy.load import parse_policy
 from include.retention.records.audit import RunContext
+from scripts.throwaway_postgres import fresh_postgres_database
 
 AS_OF = date(2026, 11, 26)
 KEY = SubjectKey("k" * 40, "test")
@@ -299,6 +302,24 @@ def rel(target):
     return target
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def rel_after_billing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The schema after one billing run on ``AS_OF`` with ``release_policy()`` (run id
+    ``billing-<AS_OF>``), per backend, shared by the tests that only read what that run left:
+    each would otherwise seed the schema and run billing again."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('rel') / 'rel.db'}"
+    else:
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    target = connect(url, "archive")
+    try:
+        create_schema(target)
+        _run(target, parse_policy(release_policy()), "billing")
+        yield target
+    finally:
+        target.dispose()
+
+
 def _active(target, table):
     return ids(target, table, schema="rel")
 
@@ -343,9 +364,8 @@ def _place_of(key, active, archived):
 # --- Invoices leave when the relationship ends ----------------------------------------------
 
 
-def test_invoice_of_a_customer_whose_relationship_ended_yesterday_moves_to_billings_archive_today(rel):
-    policy = parse_policy(release_policy())
-    _run(rel, policy, "billing")
+def test_invoice_of_a_customer_whose_relationship_ended_yesterday_moves_to_billings_archive_today(rel_after_billing):
+    rel = rel_after_billing
     assert 11 in _archived(rel, "invoices") and 11 not in _active(rel, "invoices")
     assert [k for k in _archived(rel, "invoice_lines") if k in (110, 111)] == [110, 111]
     (row,) = [r for r in archive_rows(rel, "invoices") if r["invoice_id"] == 11]
@@ -364,19 +384,17 @@ def test_relationship_ending_today_releases_its_invoices_and_one_ending_tomorrow
     assert 31 in _archived(rel, "invoices")
 
 
-def test_an_invoice_stays_active_while_the_relationship_is_ongoing_or_its_end_unknown(rel):
+def test_an_invoice_stays_active_while_the_relationship_is_ongoing_or_its_end_unknown(rel_after_billing):
     """An open contract line keeps customer 4 ongoing: its invoice stays, even past its 10
     years (the relationship has not ended). Customer 14 has no line at all: its end is a
     defect, reported by the customer run; its invoice waits with it."""
-    policy = parse_policy(release_policy())
-    _run(rel, policy, "billing")
+    rel = rel_after_billing
     assert {41, 141} <= set(_active(rel, "invoices"))
     assert not {41, 141} & set(_archived(rel, "invoices"))
 
 
-def test_an_invoice_past_its_ten_years_when_the_relationship_ends_is_destroyed_in_that_run(rel):
-    policy = parse_policy(release_policy())
-    _run(rel, policy, "billing")
+def test_an_invoice_past_its_ten_years_when_the_relationship_ends_is_destroyed_in_that_run(rel_after_billing):
+    rel, policy = rel_after_billing, parse_policy(release_policy())
     assert 51 not in _active(rel, "invoices") + _archived(rel, "invoices")
     assert 52 in _archived(rel, "invoices") and 5 in _active(rel, "partners")
     deleted = [
@@ -487,12 +505,11 @@ def test_a_held_invoice_stays_active_and_its_sibling_leaves(rel):
 # --- A parent table several categories share ------------------------------------------------
 
 
-def test_the_category_that_governs_the_parent_row_decides_when_its_invoices_leave(rel):
+def test_the_category_that_governs_the_parent_row_decides_when_its_invoices_leave(rel_after_billing):
     """Partner 12 is a prospect since 2019 and a customer whose relationship is ongoing: the
     customer category governs it (precedence), so its invoice stays. Partner 13 is only a
     prospect, whose clock started 2025-01-01: its invoice leaves, the prospect stays."""
-    policy = parse_policy(release_policy())
-    _run(rel, policy, "billing")
+    rel = rel_after_billing
     assert 121 in _active(rel, "invoices")
     assert 131 in _archived(rel, "invoices") and 13 in _active(rel, "partners")
 
