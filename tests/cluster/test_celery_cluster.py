@@ -153,7 +153,8 @@ def _moved(logged: list[dict[str, Any]], table: str, *actions: str) -> int:
     return sum(e["row_count"] for e in logged if e["table_name"] == table and e["action"] in actions)
 
 
-def test_the_seven_categories_run_over_rest_on_both_workers_and_move_what_they_planned(deployment):
+def test_the_seven_categories_run_over_rest_on_both_workers_and_move_what_they_planned(deployment, cluster_report):
+    started = time.monotonic()
     policy = load_policy()
     runs = {f"retention_{key}": "" for key in policy.categories}
     assert len(runs) == 7
@@ -161,6 +162,9 @@ def test_the_seven_categories_run_over_rest_on_both_workers_and_move_what_they_p
         runs[dag_id] = deployment.operator.trigger(dag_id, dry_run=False)
 
     states = deployment.wait_for_runs(runs)
+    cluster_report.append(
+        f"seven category runs: {time.monotonic() - started:.0f} s ({len(deployment.approved)} approved over REST)"
+    )
 
     assert set(states.values()) == {"success"}, f"{states}{deployment.cluster.diagnostics()}"
     assert deployment.approved, "the shipped deletion limit stops at least one run of the seed for approval"
@@ -242,7 +246,7 @@ def _running_archive(deployment: Deployment, run_id: str) -> str | None:
     return host if host and _archived_count(deployment.target) >= 3 * KILL_BATCH_SIZE else None
 
 
-def test_a_worker_killed_in_the_middle_of_an_archive_loses_and_duplicates_nothing(deployment):
+def test_a_worker_killed_in_the_middle_of_an_archive_loses_and_duplicates_nothing(deployment, cluster_report):
     before = _add_due_prospects(deployment.target)
     assert len(before) == len(KILLED_PROSPECTS)
     run_id = deployment.operator.trigger("retention_prospection", dry_run=False, batch_size=KILL_BATCH_SIZE)
@@ -254,10 +258,14 @@ def test_a_worker_killed_in_the_middle_of_an_archive_loses_and_duplicates_nothin
         deployment.approved += deployment.operator.approve_waiting()
         time.sleep(0.3)
     deployment.cluster.kill(victim)
-    committed_when_killed = _archived_count(deployment.target)
+    killed_at, committed_when_killed = time.monotonic(), _archived_count(deployment.target)
     assert committed_when_killed < len(KILLED_PROSPECTS), "the archive ended before the kill: more rows needed"
 
     state = deployment.wait_for_runs({"retention_prospection": run_id})["retention_prospection"]
+    cluster_report.append(
+        f"kill: {victim} killed with {committed_when_killed}/{len(KILLED_PROSPECTS)} rows archived; "
+        f"the run ended {time.monotonic() - killed_at:.0f} s later"
+    )
 
     assert state == "success", deployment.cluster.diagnostics()
     tries = [ti for ti in deployment.task_instances("retention_prospection", run_id) if ti["task_id"] == "archive"]
