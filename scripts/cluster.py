@@ -78,18 +78,20 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def _resident_kib(pid: int) -> int:
-    """The process's resident memory now (VmRSS, KiB); 0 once it is gone."""
+def _memory_kib(pid: int) -> int:
+    """The process's proportional share of memory now (Pss, KiB: a page shared by N processes -
+    a forked worker child and its parent - counts 1/N in each); 0 once it is gone."""
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     return 0
 
 
 class PeakMemory(threading.Thread):
-    """Samples, every ``interval`` seconds, the resident memory of each component's process tree
-    (tasks included, for a worker) and keeps the peak: what each machine of a deployment needs."""
+    """Samples, every ``interval`` seconds, the memory of each component's process tree (tasks
+    included, for a worker; shared pages counted once) and keeps the peak: what each machine of a
+    deployment needs."""
 
     def __init__(self, roots: Mapping[str, int], interval: float = 1.0) -> None:
         super().__init__(daemon=True, name="peak-memory")
@@ -102,7 +104,7 @@ class PeakMemory(threading.Thread):
         while not self._stopped.wait(self.interval):
             for name, root in self.roots.items():
                 tree = process_tree(root)
-                self.peak_kib[name] = max(self.peak_kib[name], sum(_resident_kib(p) for p in tree))
+                self.peak_kib[name] = max(self.peak_kib[name], sum(_memory_kib(p) for p in tree))
                 self.processes[name] = max(self.processes[name], len(tree))
 
     def stop(self) -> None:
@@ -110,8 +112,8 @@ class PeakMemory(threading.Thread):
         self.join(timeout=5)
 
     def table(self) -> str:
-        """A Markdown table: each component's peak resident memory and most processes at once."""
-        lines = ["| component | peak RSS (MiB) | processes (max) |", "|---|---:|---:|"]
+        """A Markdown table: each component's peak memory (Pss) and most processes at once."""
+        lines = ["| component | peak memory, Pss (MiB) | processes (max) |", "|---|---:|---:|"]
         lines += [f"| {name} | {self.peak_kib[name] / 1024:.0f} | {self.processes[name]} |" for name in self.roots]
         lines.append(f"| **total** | {sum(self.peak_kib.values()) / 1024:.0f} | |")
         return "\n".join(lines)
