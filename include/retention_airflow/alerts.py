@@ -35,15 +35,17 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+from airflow.sdk import Context
 from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.configuration import conf
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.errors import scrub
@@ -96,7 +98,8 @@ class Channels:
     smtp_conn_id: str = DEFAULT_SMTP_CONN
     slack_conn_id: str | None = None
     slack_channel: str | None = None
-    slack_notifier: type[BaseNotifier] | None = field(default=None, compare=False)
+    # The Slack provider's SlackNotifier (its keyword arguments are not BaseNotifier's).
+    slack_notifier: Callable[..., BaseNotifier] | None = field(default=None, compare=False)
 
     @property
     def configured(self) -> bool:
@@ -171,7 +174,7 @@ def _emails(spec: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(entries))
 
 
-def _slack_notifier() -> type[BaseNotifier]:
+def _slack_notifier() -> Callable[..., BaseNotifier]:
     """The Slack provider's notifier, imported only when a deployment asks for Slack."""
     try:
         module = importlib.import_module(SLACK_MODULE)
@@ -370,7 +373,9 @@ def run_not_finished(dag_run: Mapping[str, Any], hours: float) -> Alert:
 
 
 def _run_facts(dag_id: str, run_id: str) -> tuple[tuple[str, str], ...]:
-    return (("DAG", dag_id), ("Run", run_id))
+    """DAG and run ids; the run id scrubbed like a message: whoever triggers a run through the
+    REST API chooses it (the website posting re-consent answers), so it may hold an address."""
+    return (("DAG", dag_id), ("Run", scrub(run_id, known_secrets())))
 
 
 def _message(exception: BaseException | str | None) -> str:
@@ -389,7 +394,7 @@ def send(alert: Alert, to: Channels, context: Mapping[str, Any]) -> int:
     delivered = 0
     for name, notifier in to.notifiers(alert):
         try:
-            notifier.notify(context)
+            notifier.notify(cast(Context, context))
         except Exception as exc:  # noqa: BLE001 - an alert never fails the task it reports on
             _not_sent(alert, name, exc)
         else:
@@ -402,7 +407,7 @@ async def send_async(alert: Alert, to: Channels, context: Mapping[str, Any]) -> 
     delivered = 0
     for name, notifier in to.notifiers(alert):
         try:
-            await notifier.async_notify(context)
+            await notifier.async_notify(cast(Context, context))
         except Exception as exc:  # noqa: BLE001 - the other channels are still tried
             _not_sent(alert, name, exc)
         else:

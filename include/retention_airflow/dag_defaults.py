@@ -33,6 +33,7 @@ channels are on, or that alerts are off.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from include.retention_airflow.targets import DEFAULT_SITE, Site
 OWNER = "data-protection"
 RETRIES = 2
 RETRY_DELAY = pendulum.duration(minutes=10)
+MAX_RETRY_DELAY_SECONDS = 86_400
 
 
 def retry_delay() -> pendulum.Duration:
@@ -53,8 +55,11 @@ def retry_delay() -> pendulum.Duration:
     chosen = os.environ.get(RETRY_DELAY_ENV_VAR, "").strip()
     if not chosen:
         return RETRY_DELAY
-    if not chosen.isdigit() or int(chosen) < 1:
-        raise ValueError(f"{RETRY_DELAY_ENV_VAR} must be a whole number of seconds (1 or more), got {chosen!r}")
+    # ASCII digits only, at most a day: str.isdigit() takes '²' and '１０', int() overflows timedelta.
+    if not re.fullmatch(r"[0-9]{1,5}", chosen) or not 1 <= int(chosen) <= MAX_RETRY_DELAY_SECONDS:
+        raise ValueError(
+            f"{RETRY_DELAY_ENV_VAR} must be a whole number of seconds from 1 to {MAX_RETRY_DELAY_SECONDS}, got {chosen!r}"
+        )
     return pendulum.duration(seconds=int(chosen))
 
 
