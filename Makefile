@@ -58,10 +58,12 @@ docs: install
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
 # standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
 # Below: the demo's target (as scripts/demo.py's DemoHome gives it) and a laptop's parallelism.
-# First the targets' pools (a task in a missing pool is never scheduled), on a migrated database.
+# First the targets' missing pools (a task in a missing pool is never scheduled), on a migrated
+# database; an existing pool is left as it is (`airflow pools import` would overwrite its size).
 airflow: install
 	$(PY) scripts/airflow_env.py $(VENV)/bin/airflow db migrate > /dev/null
-	$(PY) -m include.retention_airflow.targets > .demo/pools.json
+	$(PY) scripts/airflow_env.py $(VENV)/bin/airflow pools list -o json > .demo/pools_existing.json
+	$(PY) -m include.retention_airflow.targets --except-existing .demo/pools_existing.json > .demo/pools.json
 	$(PY) scripts/airflow_env.py $(VENV)/bin/airflow pools import .demo/pools.json
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 	AIRFLOW_CONN_RETENTION_TARGET='{"conn_type": "sqlite", "host": "$(CURDIR)/.demo/target.db"}' \

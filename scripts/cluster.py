@@ -365,13 +365,17 @@ def running_cluster(
 
 
 def import_pools(airflow: Callable[..., str], env: Mapping[str, str], folder: Path) -> None:
-    """Create the targets' pools, as every deployment must after ``airflow db migrate`` (a task
-    in a missing pool is never scheduled): ``python -m include.retention_airflow.targets`` with
-    the deployment's environment (its ``RETENTION_TARGETS``), then ``airflow pools import``."""
+    """Create the targets' pools that do not exist yet, as every deployment must after ``airflow db
+    migrate`` (a task in a missing pool is never scheduled), leaving the existing ones as an operator
+    sized them (``airflow pools import`` overwrites a pool): ``python -m
+    include.retention_airflow.targets --except-existing`` with the deployment's environment (its
+    ``RETENTION_TARGETS``) and ``airflow pools list -o json``, then ``airflow pools import``."""
+    existing = folder / "pools_existing.json"
+    existing.write_text(airflow("pools", "list", "-o", "json"))
     pools = folder / "pools.json"
     pools.write_text(
         subprocess.run(
-            [sys.executable, "-m", "include.retention_airflow.targets"],
+            [sys.executable, "-m", "include.retention_airflow.targets", "--except-existing", str(existing)],
             env=dict(env),
             cwd=ROOT,
             capture_output=True,

@@ -127,7 +127,41 @@ def pools(environ: dict[str, str] | None = None) -> dict[str, dict[str, object]]
     }
 
 
-if __name__ == "__main__":
-    # ``python -m include.retention_airflow.targets > pools.json && airflow pools import pools.json``
-    json.dump(pools(), sys.stdout, indent=2)
+def existing_pool_names(listing: str, source: str) -> set[str]:
+    """The pool names in ``airflow pools list -o json`` output (a list of ``{"pool": name, ...}``).
+    ``source`` names where it came from, for the message when it is not that."""
+    try:
+        rows = json.loads(listing)
+        return {row["pool"] for row in rows}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TargetsError(f"{source} is not the output of 'airflow pools list -o json' ({exc})") from exc
+
+
+def missing_pools(existing: set[str], environ: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
+    """The targets' pools that do not exist yet. A deployment imports only these at each start:
+    ``airflow pools import`` overwrites a pool, so importing them all would undo every size an
+    operator has set since (``airflow pools set``)."""
+    return {name: pool for name, pool in pools(environ).items() if name not in existing}
+
+
+def main(argv: list[str]) -> int:
+    """``targets``: every target's pool; ``targets --except-existing FILE``: only those missing
+    from FILE, the output of ``airflow pools list -o json``. Printed as ``airflow pools import`` reads."""
+    if not argv:
+        wanted = pools()
+    elif len(argv) == 2 and argv[0] == "--except-existing":
+        wanted = missing_pools(existing_pool_names(Path(argv[1]).read_text(), argv[1]))
+    else:
+        sys.stderr.write("usage: python -m include.retention_airflow.targets [--except-existing POOLS_LIST_JSON]\n")
+        return 2
+    json.dump(wanted, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    # At each start of a deployment, after ``airflow db migrate``:
+    #   airflow pools list -o json > existing.json
+    #   python -m include.retention_airflow.targets --except-existing existing.json > pools.json
+    #   airflow pools import pools.json
+    sys.exit(main(sys.argv[1:]))
