@@ -54,6 +54,9 @@ class DeletionApproval(ApprovalOperator):
             reason = "dry run" if plan and plan.dry_run else "within the deletion limit"
             self.log.info("No approval needed (%s)", reason)
             return {"needed": False}
+        # The DAG id, not the category: with several targets (retention_prospection_paris,
+        # retention_prospection_lyon) the approver must see which database the removals are on.
+        self.subject = f"Approve the removals of {self.dag_id}: past the deletion limit"
         self.body = approval_body(plan)
         for excess in plan.over_limit:
             self.log.warning("Over the deletion limit: %s", excess)
