@@ -14,6 +14,14 @@ from include.retention.policy.conditions import provably_disjoint
 from include.retention.policy.model import ArchivedWith, Category, ChildTable, RetentionPolicy, TableBase, TablePolicy
 from include.retention.policy.reconsent_rules import reconsent_problems
 
+# Category keys a policy may not use. A category's DAG is ``retention_<key>`` (``_<target>`` when
+# several targets are served): these keys would give the id of one of the project's other DAGs
+# (``retention_audit_verify``, ``retention_dpo_report``, ``retention_rights_deadlines``,
+# ``retention_reconsent``, in dags/), and one DAG would silently replace the other. Listed here,
+# in the engine, so that a policy is refused when it is loaded, with or without Airflow; a test of
+# the DAG folder checks that this list names every such DAG.
+RESERVED_CATEGORY_KEYS = frozenset({"audit_verify", "dpo_report", "rights_deadlines", "reconsent"})
+
 # Every place a table is declared: (category key, key path, the declaration), by table name.
 Appearances = dict[str, list[tuple[str, str, TableBase]]]
 
@@ -47,9 +55,17 @@ def _precedence_problems(policy: RetentionPolicy) -> list[Problem]:
 
 
 def _category_problems(key: str, category: Category) -> list[Problem]:
-    """An archive without a purpose, and a zero active period counted from an event that happened."""
+    """A reserved key, an archive without a purpose, and a zero active period counted from an event that happened."""
     base = f"categories.{key}"
     problems = []
+    if key in RESERVED_CATEGORY_KEYS:
+        problems.append(
+            Problem(
+                base,
+                f"the category key {key!r} is reserved: its DAG retention_{key} would take the id of another "
+                f"DAG of the project (reserved: {', '.join(sorted(RESERVED_CATEGORY_KEYS))})",
+            )
+        )
     if category.has_archive and not category.archive_purpose:
         problems.append(Problem(f"{base}.archive_purpose", "required when there is an archive period"))
     # P0D: "as long as the relationship lasts" - counted from its end (a contract's end,
