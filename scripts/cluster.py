@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -76,6 +77,16 @@ def process_tree(root: int) -> list[int]:
         tree.append(pid)
         todo += children.get(pid, [])
     return tree
+
+
+Identity = tuple[int, int]  # (pid, start time): once a process is gone, the kernel may give its pid to another
+
+
+def _identity(pid: int) -> Identity | None:
+    """``pid`` with its start time (clock ticks after boot, /proc/<pid>/stat's 22nd field); None once gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return pid, int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return None
 
 
 def _memory_kib(pid: int) -> int:
@@ -132,6 +143,12 @@ class Cluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     servers: dict[str, int] = field(default_factory=dict)  # PostgreSQL servers: name -> postmaster pid
     killed: set[str] = field(default_factory=set)  # components killed on purpose (``kill``)
+    stop_grace: float = STOP_GRACE
+    # Every process of a component ever seen (``remember``): a task process in a session of its own
+    # whose parent died is no one's descendant any more, and ``stop`` must still reach it.
+    seen: set[Identity] = field(default_factory=set)
+    _seen_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _watching: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def log(self, name: str) -> Path:
         return self.work / "logs" / f"{name}.log"
@@ -176,6 +193,23 @@ class Cluster:
         """Each component's root process: the PostgreSQL servers, Redis and Airflow's."""
         return {**self.servers, **{name: proc.pid for name, proc in self.procs.items()}}
 
+    def remember(self) -> set[Identity]:
+        """Add every process now descended from a component to ``seen``; a copy of it."""
+        found = {i for proc in self.procs.values() for p in process_tree(proc.pid) if (i := _identity(p))}
+        with self._seen_lock:
+            self.seen |= found
+            return set(self.seen)
+
+    def watch(self, interval: float = 1.0) -> None:
+        """``remember`` every ``interval`` seconds until ``stop``, in a daemon thread: the task
+        processes that come and go between two of the caller's looks are seen too."""
+
+        def loop() -> None:
+            while not self._watching.wait(interval):
+                self.remember()
+
+        threading.Thread(target=loop, daemon=True, name="cluster-watch").start()
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None and name not in self.killed:
@@ -195,19 +229,21 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every component and the processes each started: SIGTERM to each tree, a
-        bounded wait, then SIGKILL to what is left."""
+        bounded wait, then SIGKILL to what is left of every process ever seen - the trees of
+        now and of before (``seen``): an orphan that ignored SIGTERM is no one's descendant."""
+        self._watching.set()
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            trees = {pid for proc in self.procs.values() for pid in process_tree(proc.pid)}
+            seen = self.remember()  # before the signal: a parent that exits on it orphans its children
             for proc in self.procs.values():
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, sig)
-            for pid in trees:
+            for pid, _ in filter(partial(_alive, procs=self.procs), seen):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            deadline = time.monotonic() + STOP_GRACE
-            while time.monotonic() < deadline and any(_alive(pid, self.procs) for pid in trees):
+            deadline = time.monotonic() + self.stop_grace
+            while time.monotonic() < deadline and any(_alive(i, self.procs) for i in seen):
                 time.sleep(0.2)
-            if not any(_alive(pid, self.procs) for pid in trees):
+            if not any(_alive(i, self.procs) for i in seen):
                 return
 
     def diagnostics(self, lines: int = 30) -> str:
@@ -259,12 +295,12 @@ class Cluster:
         return set(dag_ids) <= found
 
 
-def _alive(pid: int, procs: Mapping[str, subprocess.Popen]) -> bool:
+def _alive(identity: Identity, procs: Mapping[str, subprocess.Popen]) -> bool:
+    """The process still runs: its pid is not free, nor another process's now, nor a zombie."""
     for proc in procs.values():
         proc.poll()  # reap the leaders, so that only live processes answer
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    pid = identity[0]
+    if _identity(pid) != identity:
         return False
     with contextlib.suppress(OSError):  # a zombie no one reaps yet is gone for our purpose
         if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
@@ -358,6 +394,7 @@ def running_cluster(
             },
         )
         try:
+            cluster.watch()
             _start(cluster, ports["redis"])
             yield cluster
         finally:
