@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from include.retention import settings
-from include.retention.policy.load import load_policy
+from include.retention.policy.load import DEFAULT_POLICY_PATH, load_policy, parse_policy, read_policy_yaml
 from include.retention_airflow.alerts import approval_alert_hours, channels
 from include.retention_airflow.targets import sites
 from scripts.check_helm_values import errors, merged
@@ -33,6 +35,8 @@ COMPOSE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
+
+MOST_BATCH_WORKERS = 8  # the policy's batch_workers: 1 to 8 (policy/model.py)
 
 AIRFLOW_SERVICES = (
     "airflow-init",
@@ -159,11 +163,79 @@ def test_every_airflow_component_shares_the_evidence_volume() -> None:
         assert environment["RETENTION_REPORTS_DIR"].endswith(":-/opt/airflow/retention-data/reports}")
 
 
-def test_init_creates_the_pools_after_migrating() -> None:
-    script = "\n".join(compose()["services"]["airflow-init"]["command"])
-    migrate = script.index("airflow db migrate")
-    pools = script.index("python -m include.retention_airflow.targets > /tmp/retention-pools.json")
-    assert migrate < pools < script.index("airflow pools import /tmp/retention-pools.json")
+def init_pools_script() -> str:
+    """airflow-init's commands up to the pools imported (what follows writes the UI passwords)."""
+    script = compose()["services"]["airflow-init"]["command"][2]
+    return script[: script.index("umask 077")]
+
+
+def helm_migrate_script() -> str:
+    return str(helm_values()["migrateDatabaseJob"]["args"][2])
+
+
+@pytest.mark.parametrize("script", [init_pools_script, helm_migrate_script], ids=["compose", "helm"])
+def test_a_start_creates_the_missing_pools_after_migrating(script) -> None:
+    text = script()
+    migrate = text.index("airflow db migrate")
+    listed = text.index("airflow pools list -o json > /tmp/retention-pools-existing.json")
+    missing = text.index(
+        "python -m include.retention_airflow.targets --except-existing /tmp/retention-pools-existing.json"
+    )
+    assert migrate < listed < missing < text.index("airflow pools import /tmp/retention-pools.json")
+
+
+FAKE_AIRFLOW = """#!/bin/sh
+echo "$*" >> "$AIRFLOW_CALLS"
+case "$1 $2" in
+  "pools list") cat "$EXISTING_POOLS" ;;
+  "pools import") cp "$3" "$IMPORTED_POOLS" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("script", [init_pools_script, helm_migrate_script], ids=["compose", "helm"])
+def test_a_start_keeps_the_size_an_operator_gave_a_pool(script, tmp_path) -> None:
+    """``airflow pools import`` overwrites a pool: the start of compose's airflow-init and of the
+    Helm migration job import only the pools missing from ``airflow pools list`` - an upgrade
+    that adds a target creates its pool, and an operator's ``airflow pools set`` survives every
+    restart. Run with an ``airflow`` that records its calls and lists the pools it is given."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "airflow").write_text(FAKE_AIRFLOW)
+    (bin_dir / "airflow").chmod(0o755)
+    existing = [
+        {"pool": "default_pool", "slots": 128, "description": "Default pool", "include_deferred": False},
+        {"pool": "retention_target_paris", "slots": 16, "description": "resized", "include_deferred": False},
+    ]
+    (tmp_path / "existing.json").write_text(json.dumps(existing))
+    environment = {
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+        "AIRFLOW_CALLS": str(tmp_path / "calls"),
+        "EXISTING_POOLS": str(tmp_path / "existing.json"),
+        "IMPORTED_POOLS": str(tmp_path / "imported.json"),
+        "RETENTION_TARGETS": "paris=policy/retention_policy.yaml,lyon=policy/retention_policy.yaml",
+    }
+    done = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{script().replace('/tmp/', f'{tmp_path}/')}"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["db migrate", "pools list -o json", f"pools import {tmp_path}/retention-pools.json"]
+    imported = json.loads((tmp_path / "imported.json").read_text())
+    assert list(imported) == ["retention_target_lyon"]  # Paris's pool keeps its 16 slots
+    # At least the largest batch_workers any policy may set: archive and purge take that many slots.
+    assert imported["retention_target_lyon"]["slots"] >= MOST_BATCH_WORKERS == 8
+
+
+def test_a_policys_batch_workers_are_at_most_eight() -> None:
+    """What a pool's size is compared with above (docs/how-to/deploy.md says it too)."""
+    with pytest.raises(ValueError, match="batch_workers"):
+        parse_policy({**read_policy_yaml(DEFAULT_POLICY_PATH), "batch_workers": MOST_BATCH_WORKERS + 1})
 
 
 def test_compose_writes_no_secret() -> None:
