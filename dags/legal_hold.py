@@ -28,7 +28,8 @@ from airflow.sdk import DAG, Param, task
 
 from include.retention.records.holds import SCOPES
 from include.retention_airflow import dag_defaults, rights_tasks
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 # The JSON Schema keywords of an optional identifier field, as Param takes them.
 IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
@@ -108,5 +109,5 @@ def build_dag(site: Site) -> DAG:
     return dag
 
 
-for _site in sites():
-    globals()[_site.dag_id("legal_hold")] = build_dag(_site)
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(lambda site: [build_dag(site)]))

@@ -30,7 +30,8 @@ from __future__ import annotations
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from include.retention_airflow import dag_defaults, evidence_tasks
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 
 def build_dag(site: Site) -> DAG:
@@ -53,5 +54,5 @@ def build_dag(site: Site) -> DAG:
     return dag
 
 
-for _site in sites():
-    globals()[_site.dag_id("retention_audit_verify")] = build_dag(_site)
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(lambda site: [build_dag(site)]))

@@ -36,7 +36,8 @@ from include.retention.schedule.run import RUN_ORDER
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import dag_defaults, schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 RUN_TYPE_RULE = """
 
@@ -135,7 +136,11 @@ def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
     return dag
 
 
-for _site in sites():
-    _policy = _site.policy()
-    for _category in _policy.categories.values():
-        globals()[_site.dag_id(f"retention_{_category.key}")] = build_dag(_site, _policy, _category)
+def build_dags(site: Site) -> list[DAG]:
+    """The DAG of each category of ``site``'s policy."""
+    policy = site.policy()
+    return [build_dag(site, policy, category) for category in policy.categories.values()]
+
+
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(build_dags))

@@ -25,7 +25,8 @@ from __future__ import annotations
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
 from include.retention_airflow import dag_defaults, evidence_tasks
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 
@@ -69,5 +70,5 @@ def build_dag(site: Site) -> DAG:
     return dag
 
 
-for _site in sites():
-    globals()[_site.dag_id("retention_dpo_report")] = build_dag(_site)
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(lambda site: [build_dag(site)]))

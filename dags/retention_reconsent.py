@@ -37,7 +37,8 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reconsent.answers import MAX_ANSWERS
 from include.retention_airflow import dag_defaults, reconsent_tasks
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 SCHEDULE = "0 9 * * *"  # every day at 09:00 in the company's time zone: mail read in business hours
 
@@ -151,9 +152,14 @@ def build_answer_dag(site: Site, policy: RetentionPolicy) -> DAG:
     return dag
 
 
-# Created only for a target whose policy asks anybody (a category with a reconsent block).
-for _site in sites():
-    _policy = _site.policy()
-    if any(category.reconsent is not None for category in _policy.categories.values()):
-        globals()[_site.dag_id("retention_reconsent")] = build_campaign_dag(_site, _policy)
-        globals()[_site.dag_id("reconsent_answer")] = build_answer_dag(_site, _policy)
+def build_dags(site: Site) -> list[DAG]:
+    """The campaign and answer DAGs of ``site``: only when its policy asks anybody (a category
+    with a reconsent block)."""
+    policy = site.policy()
+    if not any(category.reconsent is not None for category in policy.categories.values()):
+        return []
+    return [build_campaign_dag(site, policy), build_answer_dag(site, policy)]
+
+
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(build_dags))

@@ -39,7 +39,8 @@ from airflow.sdk import DAG, Param, task
 
 from include.retention.rights.requests import REQUEST_TYPES
 from include.retention_airflow import dag_defaults, rights_tasks
-from include.retention_airflow.targets import Site, sites
+from include.retention_airflow.site_dags import for_each_site
+from include.retention_airflow.targets import Site
 
 # The JSON Schema keywords of an optional identifier field, as Param takes them.
 IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
@@ -98,5 +99,5 @@ def build_dag(site: Site) -> DAG:
     return dag
 
 
-for _site in sites():
-    globals()[_site.dag_id("subject_request")] = build_dag(_site)
+# Each target on its own: one target's unusable configuration leaves the others' DAGs (site_dags).
+globals().update(for_each_site(lambda site: [build_dag(site)]))
