@@ -17,7 +17,9 @@ aiosmtpd logs every envelope (recipients included) on its ``mail.log`` logger at
 sink sets it to WARNING, so that no address reaches a test's or the demo's log.
 
 Run it on its own (``python scripts/mail_sink.py --port 2525``) to point Airflow's
-``smtp_default`` connection at it and watch what a campaign sends.
+``smtp_default`` connection at it and watch what a campaign or an alert sends: it prints each
+message's number of recipients and its subject (``shown``), never an address - its output is a
+container's log, kept and read like any other.
 """
 
 from __future__ import annotations
@@ -175,6 +177,13 @@ class MailSink:
         self.stop()
 
 
+def shown(number: int, received: Received) -> str:
+    """The line printed for the ``number``-th message: how many recipients and the subject, no
+    address (the envelope's recipients are people's addresses)."""
+    count = len(received.recipients)
+    return f"-- message {number}, {count} recipient{'s' if count != 1 else ''}: {received.message['Subject']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run an SMTP sink that prints what it receives.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -182,14 +191,14 @@ def main() -> None:
     args = parser.parse_args()
     with MailSink(args.host, args.port) as sink:
         print(f"SMTP sink listening on {sink.host}:{sink.port} (Ctrl-C to stop)", flush=True)
-        shown = 0
+        printed = 0
         try:
             while True:
                 time.sleep(0.5)
                 received = sink.messages
-                for one in received[shown:]:
-                    print(f"-- to {', '.join(one.recipients)}: {one.message['Subject']}", flush=True)
-                shown = len(received)
+                for number, one in enumerate(received[printed:], start=printed + 1):
+                    print(shown(number, one), flush=True)
+                printed = len(received)
         except KeyboardInterrupt:
             pass
 
