@@ -17,8 +17,14 @@ from pathlib import Path
 
 import pytest
 from airflow_cluster import RUN_TIMEOUT, last_tick_an_hour_ago, running_airflow
-from dag_helpers import AS_OF, PER_PHASE, SUBJECT_SECRET, policy_with_schedule
-from sqlalchemy import MetaData, Table, select, text, update
+from dag_helpers import (
+    AS_OF,
+    PER_PHASE,
+    SUBJECT_SECRET,
+    fail_erasures_on_an_application_trigger,
+    policy_with_schedule,
+)
+from sqlalchemy import MetaData, Table, select, update
 
 from include.demo.seed import PARIS, seed_demo
 from include.retention.database.target import connect
@@ -187,29 +193,6 @@ def test_without_alerts_no_dag_has_a_callback_or_a_deadline(dagbag):
 # --- Alerts delivered (dag.test runs the task callbacks in the task runner) ------------------
 
 
-def _fail_the_erasure_on_an_application_trigger(target, prospect_id: int) -> None:
-    """The application logs each deleted contact in a table whose unique (e-mail, phone) already
-    holds the prospect: the erasure fails and PostgreSQL quotes both values in its error."""
-    with target.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE crm.deleted_contacts (email text, phone text, UNIQUE (email, phone))"))
-        conn.execute(
-            text("INSERT INTO crm.deleted_contacts SELECT email, phone FROM crm.prospects WHERE prospect_id = :p"),
-            {"p": prospect_id},
-        )
-        conn.execute(
-            text(
-                "CREATE FUNCTION crm.log_deletion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "INSERT INTO crm.deleted_contacts VALUES (OLD.email, OLD.phone); RETURN OLD; END $$"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER log_deletion AFTER DELETE ON crm.prospects "
-                "FOR EACH ROW EXECUTE FUNCTION crm.log_deletion()"
-            )
-        )
-
-
 def test_a_task_that_fails_for_good_sends_one_mail_after_its_retries_without_personal_data(
     seeded_postgres, mail_sink, monkeypatch
 ):
@@ -222,7 +205,7 @@ def test_a_task_that_fails_for_good_sends_one_mail_after_its_retries_without_per
         prospect_id, email = conn.execute(
             select(prospects.c.prospect_id, prospects.c.email).where(prospects.c.email.is_not(None)).limit(1)
         ).one()
-    _fail_the_erasure_on_an_application_trigger(seeded_postgres, prospect_id)
+    fail_erasures_on_an_application_trigger(seeded_postgres, prospect_id)
     conf = {"request_type": "erasure", "reference": "DDP-ALERT-1", "received": "2026-11-20", "identity": "verified"}
     run = dag.test(logical_date=datetime.now(UTC), run_conf={**conf, "email": email})
     assert run.state == "failed"

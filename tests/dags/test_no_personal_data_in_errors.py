@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from dag_helpers import AS_OF, SUBJECT_SECRET
+from dag_helpers import AS_OF, SUBJECT_SECRET, fail_erasures_on_an_application_trigger
 from sqlalchemy import MetaData, Table, create_engine, select, text
 
 from include.retention.database.identity import normalise
@@ -52,30 +52,6 @@ def _people(target, count: int) -> list[tuple[int, str, str]]:
                 .limit(count)
             )
         ]
-
-
-def _application_logs_deletions(target, prospect_id: int) -> None:
-    """The application keeps its own log of deleted contacts (a trigger the policy does not
-    know), with a unique (e-mail, phone) that already holds the prospect: removing the prospect
-    fails, and PostgreSQL quotes both values (``DETAIL:  Key (email, phone)=(...)``)."""
-    with target.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE crm.deleted_contacts (email text, phone text, UNIQUE (email, phone))"))
-        conn.execute(
-            text("INSERT INTO crm.deleted_contacts SELECT email, phone FROM crm.prospects WHERE prospect_id = :p"),
-            {"p": prospect_id},
-        )
-        conn.execute(
-            text(
-                "CREATE FUNCTION crm.log_deletion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "INSERT INTO crm.deleted_contacts VALUES (OLD.email, OLD.phone); RETURN OLD; END $$"
-            )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER log_deletion AFTER DELETE ON crm.prospects "
-                "FOR EACH ROW EXECUTE FUNCTION crm.log_deletion()"
-            )
-        )
 
 
 class _RowLocked:
@@ -140,7 +116,7 @@ def test_an_erasure_whose_statement_fails_logs_no_personal_data(bag, seeded_post
         with _RowLocked(target, prospect_id):
             run = _run(bag, "subject_request", conf)
     else:
-        _application_logs_deletions(target, prospect_id)
+        fail_erasures_on_an_application_trigger(target, prospect_id)
         run = _run(bag, "subject_request", conf)
     output = "".join(capfd.readouterr())
 
@@ -170,7 +146,7 @@ def test_a_nightly_run_under_a_hold_on_a_person_whose_statement_fails_logs_no_pe
         with _RowLocked(target, failing[0]):
             run = _run(bag, "retention_prospection", conf)
     else:
-        _application_logs_deletions(target, failing[0])
+        fail_erasures_on_an_application_trigger(target, failing[0])
         run = _run(bag, "retention_prospection", conf)
     output = "".join(capfd.readouterr())
 

@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 from airflow_cluster import Cluster, last_tick_an_hour_ago, running_airflow
 from dag_helpers import (
-    NOTICE,
+    ON_BOUNDARY,
     PER_PHASE,
     SUBJECT_SECRET,
     policy_with_schedule,
     policy_without_deletion_limit,
+    prospect_phases,
     record_prospect_asked,
 )
 from sqlalchemy import MetaData, Table, insert, select
@@ -43,9 +44,8 @@ from include.retention.records.audit import events
 from scripts.throwaway_postgres import fresh_postgres_database
 
 DAG_ID = "retention_prospection"
-# Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, 2 leap days, then these two.
-ON_BOUNDARY, DAY_AFTER_BOUNDARY = 3 * PER_PHASE + 5, 3 * PER_PHASE + 6
-ACTIVE_YEARS, ARCHIVE_YEARS = 3, 5  # prospection (the spec): 3 years active, then 5 in the archive
+DAY_AFTER_BOUNDARY = ON_BOUNDARY + 1  # the seed's next prospect, heard from a day after ON_BOUNDARY
+ARCHIVE_YEARS = 5  # prospection, in the shipped policy: 5 years in the archive after the active ones
 
 
 @dataclass
@@ -124,34 +124,11 @@ def _rows(target: Target, schema: str, table: str, *columns: str) -> list[tuple]
         return [tuple(r) for r in conn.execute(select(*(t.c[c] for c in columns)).order_by(t.c[columns[0]]))]
 
 
-def _plus_years(day: date, years: int) -> date:
-    """Calendar years, as the spec says: 29 February lands on 28 February in a common year."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
-
-
 def _expected(target: Target, as_of: date) -> dict[str, Any]:
-    """Where each prospect (and its interactions) must be after a run for ``as_of``, from the
-    spec alone: the last inbound contact's Paris calendar day, plus the active period, then the
-    archive period from where the active one ends; past a period when that day <= ``as_of``.
-    A prospect past its active period but with an address, not asked (all but ON_BOUNDARY), and
-    less than the notice window past its end waits for the re-consent ask: it stays active."""
-    phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
-    rows = _rows(target, "crm", "prospects", "prospect_id", "last_inbound_contact_at", "email")
-    for prospect_id, contact, email in rows:
-        if contact is None:
-            phases["active"].add(prospect_id)
-            continue
-        end_active = _plus_years(contact.astimezone(PARIS).date(), ACTIVE_YEARS)
-        waits = end_active + NOTICE > as_of and (email or "").strip(" ") and prospect_id != ON_BOUNDARY
-        if end_active > as_of or waits:
-            phases["active"].add(prospect_id)
-        elif _plus_years(end_active, ARCHIVE_YEARS) > as_of:
-            phases["archive"].add(prospect_id)
-        else:
-            phases["destroyed"].add(prospect_id)
+    """Where each prospect (``dag_helpers.prospect_phases``, under the shipped policy's archive
+    period) and its interactions must be after a run for ``as_of``: an interaction goes with its
+    prospect."""
+    phases = prospect_phases(target, as_of, ARCHIVE_YEARS)
     owners = dict(_rows(target, "crm", "prospect_interactions", "interaction_id", "prospect_id"))
     children = {phase: {i for i, p in owners.items() if p in ids} for phase, ids in phases.items()}
     return {**phases, "children": children}

@@ -25,16 +25,17 @@ import pytest
 import yaml
 from airflow_cluster import Cluster, last_tick_an_hour_ago, running_airflow
 from dag_helpers import (
-    NOTICE,
+    ON_BOUNDARY,
     PER_PHASE,
     SUBJECT_SECRET,
     policy_with_schedule,
     policy_without_deletion_limit,
+    prospect_phases,
     record_prospect_asked,
 )
 from sqlalchemy import MetaData, Table, select, text
 
-from include.demo.seed import PARIS, seed_demo
+from include.demo.seed import seed_demo
 from include.retention.database.store import audit_table
 from include.retention.database.target import Target, connect
 from include.retention.policy.load import load_policy
@@ -43,9 +44,6 @@ from include.retention.reports import certificate
 from scripts.throwaway_postgres import fresh_postgres_database
 
 CATEGORY = "prospection"
-# Seed order (include/demo/seed.py): 3 phases x PER_PHASE, 2 missing dates, 2 leap days, then this one.
-ON_BOUNDARY = 3 * PER_PHASE + 5
-ACTIVE_YEARS = 3
 ARCHIVE_YEARS = {"paris": 5, "lyon": 2}  # the shipped policy's, and Lyon's own
 LYON_VERSION = "lyon-2026-12-01.1"
 PROJECT_DAGS = ("retention_audit_verify", "retention_dpo_report", "retention_rights_deadlines", "subject_request")
@@ -134,7 +132,7 @@ def nightly(deployment: Deployment) -> dict[str, dict[str, Any]]:
     """Both targets' prospection DAGs unpaused; each one's scheduled run, once both have ended,
     with where its rows must be by its own policy (worked out before anything moves)."""
     expected = {
-        name: _expected(site.target, deployment.tick.date(), ARCHIVE_YEARS[name])
+        name: prospect_phases(site.target, deployment.tick.date(), ARCHIVE_YEARS[name])
         for name, site in deployment.served.items()
     }
     for site in deployment.served.values():
@@ -150,38 +148,6 @@ def _rows(target: Target, schema: str, table: str) -> set[int]:
     key = t.c["prospect_id" if table == "prospects" else "interaction_id"]
     with target.read() as conn:
         return set(conn.execute(select(key)).scalars())
-
-
-def _plus_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February, in a common year
-        return day.replace(year=day.year + years, day=28)
-
-
-def _expected(target: Target, as_of: date, archive_years: int) -> dict[str, set[int]]:
-    """Where each prospect must be after a run for ``as_of`` under a policy that keeps prospects
-    3 years active then ``archive_years`` in the archive (the rule ``test_scheduled_run.py``
-    spells out: a due prospect with an address, not asked, waits for the ask within the notice)."""
-    phases: dict[str, set[int]] = {"active": set(), "archive": set(), "destroyed": set()}
-    prospects = Table("prospects", MetaData(), schema="crm", autoload_with=target.engine)
-    with target.read() as conn:
-        rows = conn.execute(
-            select(prospects.c.prospect_id, prospects.c.last_inbound_contact_at, prospects.c.email)
-        ).all()
-    for prospect_id, contact, email in rows:
-        if contact is None:
-            phases["active"].add(prospect_id)
-            continue
-        end_active = _plus_years(contact.astimezone(PARIS).date(), ACTIVE_YEARS)
-        waits = end_active + NOTICE > as_of and (email or "").strip(" ") and prospect_id != ON_BOUNDARY
-        if end_active > as_of or waits:
-            phases["active"].add(prospect_id)
-        elif _plus_years(end_active, archive_years) > as_of:
-            phases["archive"].add(prospect_id)
-        else:
-            phases["destroyed"].add(prospect_id)
-    return phases
 
 
 def _logged(site: Served) -> list[dict[str, Any]]:
