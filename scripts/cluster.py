@@ -444,7 +444,12 @@ def _start(cluster: Cluster, redis_port: int) -> None:
         cluster.start_airflow(
             name,
             *("celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", str(WORKER_CONCURRENCY)),
-            env={WORKER_NAME_ENV_VAR: name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())},
+            env={
+                WORKER_NAME_ENV_VAR: name,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                # libpq's default application_name: pg_stat_activity shows which worker holds a connection.
+                "PGAPPNAME": name,
+            },
         )
     cluster.wait_ready(_schedule_dag_ids(cluster.env))
 
