@@ -9,11 +9,31 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def dagbag():
+def parsed_dagbag():
+    """The DAG folder, parsed once per session (use ``dagbag``)."""
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+@pytest.fixture
+def dagbag(parsed_dagbag):
+    """The session's DagBag, every Param value of its DAGs and tasks put back after the test.
+
+    ``dag.test(run_conf=...)`` runs the tasks in this process, and Airflow's ``process_params``
+    writes the run's conf into the DAG's own Param objects (``ParamsDict.update`` sets their
+    value): without this, a test that ran ``retention_prospection`` with ``dry_run: false`` left
+    that default to every later test of the session."""
+    params = [
+        (params_dict.get_param(name), params_dict.get_param(name).value)
+        for dag in parsed_dagbag.dags.values()
+        for params_dict in (dag.params, *(task.params for task in dag.tasks))
+        for name in params_dict
+    ]
+    yield parsed_dagbag
+    for param, value in params:
+        param.value = value
 
 
 @pytest.fixture
