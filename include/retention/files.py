@@ -122,10 +122,15 @@ def register_opener(opener: Opener) -> None:
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 
+# URLs of the local disk: ``file://`` and fsspec's ``local://`` name the same folder, and both
+# are opened here as a ``pathlib.Path``, never through object storage, which would lose the
+# owner-only exports and the writes that never replace a file.
+LOCAL_SCHEMES = frozenset({"file", "local"})
+
 
 def location(text: str, variable: str) -> Location:
-    """``text`` - the value of ``variable`` - as a folder: a plain path or a ``file://`` URL is a
-    local ``pathlib.Path`` (a local disk keeps its owner-only, flushed, one-step writes), any
+    """``text`` - the value of ``variable`` - as a folder: a plain path or a ``file://`` (or
+    ``local://``) URL is a local ``pathlib.Path`` (a local disk keeps its owner-only, flushed, one-step writes), any
     other URL is opened by the registered opener (``register_opener``).
 
     Without an opener (the engine alone, outside Airflow), a URL is refused naming ``variable``;
@@ -134,10 +139,12 @@ def location(text: str, variable: str) -> Location:
     if url is None:
         return Path(text)
     scheme = url["scheme"].lower()
-    if scheme == "file":
+    if scheme in LOCAL_SCHEMES:
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise RetentionError(f"${variable} is a file:// URL without an absolute path: write file:///<folder>")
+            raise RetentionError(
+                f"${variable} is a {scheme}:// URL without an absolute path: write {scheme}:///<folder>"
+            )
         return Path(unquote(parts.path))
     if _opener is None:
         raise RetentionError(
@@ -161,6 +168,27 @@ def reports_dir() -> Location:
     """Where run reports go: ``$RETENTION_REPORTS_DIR`` (a folder or a URL), else ``reports/``
     (not committed); the served target's folder under it when there is one (``site_folder``)."""
     return served_folder(REPORTS_ENV_VAR, DEFAULT_REPORTS_DIR)
+
+
+def folder_missing(folder: Location) -> bool:
+    """Whether the reports folder ``folder`` is missing (unmounted, or the variable wrong): then
+    a log with events is not verified (fail closed) and no anchor is written to a root made
+    elsewhere.
+
+    The served target's own folder (``site_folder``) is not missing while its root is there: it
+    appears with the target's first certificate or export, and until then the target has no
+    evidence yet, not lost evidence. On a local disk it is created (its root must exist); in
+    object storage, where a prefix exists only through what it holds, it is taken as empty."""
+    if folder.is_dir():
+        return False
+    if _SITE_FOLDER.get() is None or str(folder) != str(reports_dir()):
+        return True
+    if not isinstance(folder, Path):
+        return False
+    if not folder.parent.is_dir():
+        return True
+    folder.mkdir(exist_ok=True)
+    return False
 
 
 def write_new(where: Location, content: bytes) -> bool:

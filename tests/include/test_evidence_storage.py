@@ -2,10 +2,13 @@
 URLs that Airflow's ``ObjectStoragePath`` opens (``include/retention_airflow/storage.py``), so
 that workers and the UI on other hosts share one place.
 
-Certificates, daily anchors, the DPO report and exports written to a ``file://`` URL, through
-``ObjectStoragePath`` on a local disk (``local://``) and in fsspec's in-memory store
-(``memory://``, standing for a bucket) are the files a plain path gets, and read back as the
-same verdict. The engine alone, without the Airflow layer, refuses a URL naming the variable.
+Certificates, daily anchors, the DPO report and exports written to a ``file://`` or
+``local://`` URL (the local folder itself, never object storage) and through ``ObjectStoragePath``
+in fsspec's in-memory store (``memory://``, standing for a bucket: the tests register their own
+opener for it, since the Airflow layer refuses evidence kept in one process's memory) are the
+files a plain path gets, and read back as the same verdict. The engine alone, without the
+Airflow layer, refuses a URL naming the variable. A named target's folder that no evidence has
+made yet is empty, not missing, while its root is there.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -25,23 +29,25 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io import attach
-from crm_helpers import EMAIL
+from crm_helpers import EMAIL, KEY
 from engine_helpers import AS_OF, club_policy, create_club, run_category
 from fsspec.implementations.memory import MemoryFileSystem
 
-import include.retention_airflow.storage  # noqa: F401 - registers ObjectStoragePath, as the Airflow layer does
 from include.retention import files
 from include.retention.database.identity import Subject
 from include.retention.database.store import audit_table
 from include.retention.errors import RetentionError
 from include.retention.policy.load import load_policy
 from include.retention.records import anchors
+from include.retention.records.audit import RunContext
+from include.retention.records.holds import NewHold, add_hold
 from include.retention.reports import certificate, dpo_render, dpo_report
 from include.retention.rights.export import export_subject
+from include.retention_airflow import storage  # registers ObjectStoragePath, as the Airflow layer does
 
 AUDIT = audit_table("archive", "retention_audit")
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = ["file_url", "local_object_storage", "memory"]
+KINDS = ["file_url", "local_url", "memory"]
 
 
 @pytest.fixture
@@ -53,13 +59,19 @@ def target_url(tmp_path: Path) -> str:
 @pytest.fixture
 def memory_bucket() -> Iterator[str]:
     """A bucket of its own in fsspec's in-memory store, attached to Airflow's object storage as a
-    provider would attach ``s3``; emptied afterwards."""
+    provider would attach ``s3``, and opened by ``ObjectStoragePath`` itself (the Airflow layer's
+    opener refuses ``memory://``: evidence there would die with the process); afterwards the
+    Airflow layer's opener is back and the bucket emptied."""
     store = MemoryFileSystem()
     attach("memory", fs=store)
     bucket = f"evidence-{uuid.uuid4().hex[:12]}"
-    yield f"memory://{bucket}"
-    if store.exists(f"/{bucket}"):
-        store.rm(f"/{bucket}", recursive=True)
+    files.register_opener(lambda url: ObjectStoragePath(url))
+    try:
+        yield f"memory://{bucket}"
+    finally:
+        files.register_opener(storage.open_location)
+        if store.exists(f"/{bucket}"):
+            store.rm(f"/{bucket}", recursive=True)
 
 
 def _root(kind: str, tmp_path: Path, memory_bucket: str, name: str) -> str:
@@ -67,7 +79,7 @@ def _root(kind: str, tmp_path: Path, memory_bucket: str, name: str) -> str:
     folder = tmp_path / kind / name
     if kind == "file_url":
         return folder.as_uri()
-    if kind == "local_object_storage":  # ObjectStoragePath on the local disk (fsspec's local file system)
+    if kind == "local_url":  # fsspec's name of the local disk: the folder itself, as file://
         folder.mkdir(parents=True)
         return f"local://{folder}"
     return f"{memory_bucket}/{name}"
@@ -122,7 +134,7 @@ def test_certificates_anchors_and_reports_in_object_storage_are_the_files_of_a_p
     plain = _tree(_evidence(target, tmp_path / "plain", monkeypatch))
     folder = _evidence(target, _root(kind, tmp_path, memory_bucket, "reports"), monkeypatch)
     stored = _tree(folder)
-    assert isinstance(folder, Path) == (kind == "file_url")  # file:// keeps a local disk's writes
+    assert isinstance(folder, Path) == (kind != "memory")  # file:// and local:// keep a local disk's writes
     assert {n.split("/")[0] for n in stored} == {"retention_members", "audit_anchors", "dpo"}
     anchor_names = {n for n in stored if n.startswith("audit_anchors/")}
     assert len(anchor_names) == 1 and len({n for n in plain if n.startswith("audit_anchors/")}) == 1
@@ -205,7 +217,7 @@ def test_an_export_in_object_storage_is_the_zip_of_a_plain_path(kind, crm, tmp_p
         if name != "subject.json":  # it says when it was generated
             assert zipped[name] == expected[name]
     assert json.loads(zipped["subject.json"])["data"] == json.loads(expected["subject.json"])["data"]
-    if kind == "file_url":  # a local disk, named by URL: still readable by its owner only
+    if kind != "memory":  # a local disk, named by URL: still readable by its owner only
         assert isinstance(stored, Path) and oct(stored.stat().st_mode & 0o777) == "0o600"
     assert sorted(_tree(stored.parent)) == [plain.name]  # no partial object left beside it
 
@@ -246,9 +258,7 @@ def test_the_engine_alone_refuses_a_url_naming_the_variable(variable, call):
     assert said.rstrip().endswith("no airflow")
 
 
-def test_the_opener_is_airflows_object_storage_path(memory_bucket):
-    opened = files.location(f"{memory_bucket}/reports", "RETENTION_REPORTS_DIR")
-    assert isinstance(opened, ObjectStoragePath) and str(opened) == f"{memory_bucket}/reports"
+def test_the_opener_is_airflows_object_storage_path():
     s3 = files.location("s3://evidence_conn@bucket/reports", "RETENTION_REPORTS_DIR")
     assert isinstance(s3, ObjectStoragePath) and s3.conn_id == "evidence_conn"
     assert str(s3) == "s3://evidence_conn@bucket/reports"  # what a verdict carries to the anchoring task
@@ -276,3 +286,95 @@ def test_an_anchor_written_by_the_daily_verification_lands_in_the_bucket_it_read
     first = anchors.write("sqlite:////t.db archive.retention_audit", 8, "c" * 64, reports, at)
     second = anchors.write("sqlite:////t.db archive.retention_audit", 8, "c" * 64, reports, at)
     assert first != second and second.name.endswith("-1.anchor.json")  # a name taken gets a counter
+
+
+@pytest.mark.parametrize("scheme", ["memory", "MEMORY", "simplecache"])
+def test_the_airflow_layer_refuses_evidence_kept_in_one_processs_memory(scheme):
+    """Certificates and anchors in ``memory://`` would be lost with the worker that wrote them,
+    and neither the UI nor the other workers would see them: refused, naming the scheme, never
+    the bucket."""
+    with pytest.raises(RetentionError, match=r"evidence cannot be kept in \w+://") as refused:
+        files.location(f"{scheme}://secret-bucket/reports", "RETENTION_REPORTS_DIR")
+    assert "secret-bucket" not in str(refused.value)
+
+
+def test_a_local_url_is_the_local_folder_itself(tmp_path):
+    """``local://`` is fsspec's name of the local disk: opened as a ``pathlib.Path`` like
+    ``file://``, never through object storage (which would export 0644 files and check a name
+    before writing it, letting two writers of one certificate both write)."""
+    assert files.location(f"local://{tmp_path}", "RETENTION_EXPORTS_DIR") == tmp_path
+    assert files.location("LOCAL:///srv/evidence%20store", "RETENTION_REPORTS_DIR") == Path("/srv/evidence store")
+    with pytest.raises(RetentionError, match=r"\$RETENTION_REPORTS_DIR is a local:// URL without an absolute path"):
+        files.location("local://reports", "RETENTION_REPORTS_DIR")
+
+
+def _race(where: files.Location, contents: tuple[bytes, bytes]) -> list[bool]:
+    """``write_new`` of ``where`` by two threads released at the same instant: what each returned."""
+    start = threading.Barrier(len(contents))
+    outcomes: list[bool] = []
+
+    def write(content: bytes) -> None:
+        start.wait()
+        outcomes.append(files.write_new(where, content))
+
+    writers = [threading.Thread(target=write, args=(content,)) for content in contents]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    return outcomes
+
+
+def test_two_writers_of_one_new_file_under_a_local_url_never_both_write(tmp_path):
+    """``write_new`` on a ``local://`` folder links a flushed file to its name: of two writers of
+    one name at the same instant, exactly one writes, every time."""
+    folder = files.location(f"local://{tmp_path}", "RETENTION_REPORTS_DIR")
+    for attempt in range(100):
+        where = folder / f"certificate-{attempt}.json"
+        assert sorted(_race(where, (b"first", b"second"))) == [False, True]
+        assert where.read_bytes() in (b"first", b"second")
+
+
+def _one_hold_event(target) -> None:
+    """A new target's first audit event: a legal hold on member 1 (no run, so no certificate)."""
+    create_club(target)
+    hold = NewHold("RG-2026-001", "rows", "Litige en cours", "dpo@example.fr", table="members", keys=[1])
+    add_hold(target, club_policy(), hold, KEY, RunContext("manual__hold-1", "legal_hold", AS_OF, "club-1"), AS_OF)
+
+
+@pytest.mark.parametrize("kind", ["folder", "memory"])
+def test_a_new_named_target_with_one_hold_event_verifies_intact_and_gets_its_anchor(
+    kind, target, tmp_path, memory_bucket, monkeypatch
+):
+    """``<root>/paris/`` appears with Paris's first certificate or export: before that, its daily
+    verification finds the folder empty (on a local disk, created; in object storage, where a
+    prefix exists through what it holds, taken as empty) - intact, and anchored - not missing."""
+    _one_hold_event(target)
+    root = tmp_path / "reports"
+    if kind == "folder":
+        root.mkdir()
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(root) if kind == "folder" else f"{memory_bucket}/reports")
+    with files.site_folder("paris"):
+        with target.read() as conn:
+            status = certificate.chain_status(conn, AUDIT)
+        assert status.intact and not status.reports_missing and status.events == 1, status.sentence()
+        anchored = anchors.write_verified(status.to_dict())
+        assert anchored is not None and str(anchored.parent) == f"{files.reports_dir()}/audit_anchors"
+        with target.read() as conn:
+            again = certificate.chain_status(conn, AUDIT)
+    assert again.intact and again.daily_anchors == 1
+    if kind == "folder":
+        assert sorted(p.name for p in root.iterdir()) == ["paris"]
+
+
+def test_a_named_target_whose_reports_root_is_missing_still_fails_closed(target, tmp_path, monkeypatch):
+    _one_hold_event(target)
+    root = tmp_path / "unmounted"
+    monkeypatch.setenv("RETENTION_REPORTS_DIR", str(root))
+    with files.site_folder("paris"):
+        with target.read() as conn:
+            status = certificate.chain_status(conn, AUDIT)
+        assert status.reports_missing and not status.intact and "NOT VERIFIED" in status.sentence()
+        with pytest.raises(RetentionError, match="is missing: no anchor written"):
+            anchors.write("sqlite:////t.db archive.retention_audit", 1, "a" * 64, files.reports_dir())
+    assert not root.exists()

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.retention.errors import RetentionError
-from include.retention.files import Location, location, write_new
+from include.retention.files import Location, folder_missing, location, write_new
 from include.retention.settings import REPORTS_ENV_VAR
 
 FOLDER = "audit_anchors"
@@ -80,7 +80,7 @@ def write(audit_log: str, last_event: int, last_hash: str, reports: Location, no
     )
     log_digest = hashlib.sha256(audit_log.encode("utf-8")).hexdigest()[:12]
     stem = f"{moment:%Y%m%dT%H%M%S%fZ}-event-{last_event}-{log_digest}"
-    if not reports.is_dir():  # unmounted, or $RETENTION_REPORTS_DIR wrong: never create a root elsewhere
+    if folder_missing(reports):  # unmounted, or $RETENTION_REPORTS_DIR wrong: never create a root elsewhere
         raise RetentionError(
             f"the reports folder {reports} is missing: no anchor written (mount it, or set "
             "$RETENTION_REPORTS_DIR to the folder every worker shares)"

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from include.retention.database import store
 from include.retention.errors import RetentionError
-from include.retention.files import Location, reports_dir, unique_name, write_new, write_whole
+from include.retention.files import Location, folder_missing, reports_dir, unique_name, write_new, write_whole
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import anchors as anchor_files
 from include.retention.records import audit
@@ -654,7 +654,7 @@ def chain_status(conn: Connection, table: Table, directory: Location | None = No
         reports=str(folder),
         daily_anchors=kept.daily,
         anchored_to=kept.anchored_to,
-        reports_missing=not folder.is_dir(),
+        reports_missing=folder_missing(folder),
     )
     exists = store.table_exists(conn, table)
     chain = audit.verify_chain(conn, table) if exists else audit.ChainReport(0)
