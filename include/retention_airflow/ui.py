@@ -6,6 +6,12 @@ re-consent campaigns), an audit browser (filter by category, action, date range,
 run certificates, the schedule, the legal holds, the chain status and the "was X erased?"
 lookup.
 
+Which target: the default one (connection ``retention_target``) when ``$RETENTION_TARGETS`` is
+unset. A deployment that serves several targets names one on every page and API call with
+``?target=<name>``: its policy, its connection and its folder of evidence under the reports
+root; the pages' links keep it. Without it, the overview lists the targets to choose from and
+every other route answers 400 naming them; a name not served answers 404.
+
 Every route requires an authenticated Airflow user: the dependency is set on the app
 itself, so a route added later cannot forget it. Anonymous requests get 401; Airflow's
 read-only users (the DPO) see everything, and nothing here changes data. The lookup is a
@@ -38,8 +44,7 @@ from include.retention.database.identifiers import IDENTIFIER_KINDS
 from include.retention.database.identity import normalise
 from include.retention.database.target import Target, connect
 from include.retention.errors import RetentionError
-from include.retention.files import reports_dir
-from include.retention.policy.load import load_policy
+from include.retention.files import reports_dir, site_folder
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
@@ -47,7 +52,7 @@ from include.retention.records.holds import list_holds
 from include.retention.reports import certificate, dpo_render, dpo_report, dpo_texts, html
 from include.retention.rights.erased import Presence, was_erased
 from include.retention_airflow.hooks import connection_url, subject_key, target_connection
-from include.retention_airflow.targets import DEFAULT_SITE
+from include.retention_airflow.targets import Site, TargetsError, sites
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
@@ -156,8 +161,41 @@ def _valid_run_id(run_id: str | None, parameter: str = "run_id") -> None:
 # -- resources -------------------------------------------------------------------------------
 
 
-def _policy() -> RetentionPolicy:
-    return load_policy()
+def _served() -> list[Site]:
+    """The targets this deployment serves; a mistake in ``$RETENTION_TARGETS`` is a 503 naming it."""
+    try:
+        return sites()
+    except TargetsError as exc:
+        raise HTTPException(503, str(exc)) from exc
+
+
+def _site(target: str | None = Query(None, max_length=40)) -> Site:
+    """The target a request is about: ``?target=<name>`` among those served, or the default one
+    when the deployment serves only it. 400 naming the served targets when one must be chosen,
+    404 naming a target that is not served."""
+    served = _served()
+    names = [site.name for site in served if site.name is not None]
+    if target is None:
+        if not names:
+            return served[0]
+        raise HTTPException(
+            400, f"bad parameter target: this deployment serves several targets, name one: {', '.join(names)}"
+        )
+    for site in served:
+        if site.name is not None and site.name == target:
+            return site
+    raise HTTPException(
+        404,
+        f"target {target!r} is not served here; " + (f"served: {', '.join(names)}" if names else "leave target out"),
+    )
+
+
+# The ``site`` parameter of every route but the overview (which also lists the targets).
+SERVED_SITE = Depends(_site)
+
+
+def _policy(site: Site) -> RetentionPolicy:
+    return site.policy()
 
 
 @lru_cache(maxsize=4)
@@ -165,24 +203,28 @@ def _connect(url: str, archive_schema: str) -> Target:
     return connect(url, archive_schema)
 
 
-def _target(policy: RetentionPolicy) -> Target:
-    """The default target's connection (``retention_target``; the view does not serve the named
-    targets of ``$RETENTION_TARGETS``), read by the API server (secrets backends, env, DB)."""
+def _target(site: Site, policy: RetentionPolicy) -> Target:
+    """The target's connection (``site.conn_id``), read by the API server (secrets backends, env, DB)."""
     try:
-        conn = target_connection(DEFAULT_SITE.conn_id)
+        conn = target_connection(site.conn_id)
     except Exception as exc:  # Airflow raises its own NotFound type, version-dependent
-        raise HTTPException(503, f"the Airflow connection {DEFAULT_SITE.conn_id!r} is not defined") from exc
+        raise HTTPException(503, f"the Airflow connection {site.conn_id!r} is not defined") from exc
     return _connect(connection_url(conn), policy.archive_schema)  # a wrong type says so (ValueError)
 
 
-def _audit_log() -> tuple[RetentionPolicy, Target, Table]:
+def _audit_log(site: Site) -> tuple[RetentionPolicy, Target, Table]:
     """The policy, the target and its audit table: what every page reads."""
-    policy = _policy()
-    target = _target(policy)
+    policy = _policy(site)
+    target = _target(site, policy)
     return policy, target, store.audit_table(target.archive_schema, policy.audit_table)
 
 
-def _page(request: Request, title: str, body: str) -> HTMLResponse:
+def _keep(site: Site) -> str:
+    """The query string that keeps the served target in a link (empty for the default target)."""
+    return "" if site.name is None else f"?target={quote(site.name)}"
+
+
+def _page(request: Request, title: str, body: str, site: Site) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     links = [
         ("", "Overview"),
@@ -196,24 +238,30 @@ def _page(request: Request, title: str, body: str) -> HTMLResponse:
     nav = (
         "<nav>"
         + "".join(
-            f"<a href='{html.text(root + path + '/' if not path else root + path)}'>{label}</a>"
+            f"<a href='{html.text((root + path + '/' if not path else root + path) + _keep(site))}'>{label}</a>"
             for path, label in links
         )
         + "</nav>"
     )
-    return HTMLResponse(html.page(title, body, nav=nav))
+    shown = title if site.name is None else f"{title} - {site.name}"
+    return HTMLResponse(html.page(shown, body, nav=nav))
 
 
 # -- pages -----------------------------------------------------------------------------------
 
 
 @app.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
+def overview(request: Request, target: str | None = Query(None, max_length=40)) -> HTMLResponse:
     """The audit log's chain status (the verdict of the daily verification, computed now),
-    its last event, the latest runs and the re-consent campaigns."""
-    policy, target, trail = _audit_log()
+    its last event, the latest runs and the re-consent campaigns. With several targets served
+    and none named: the list of targets to choose from."""
+    served = _served()
+    if target is None and served[0].name is not None:
+        return _picker(request, served)
+    site = _site(target)
+    policy, db, trail = _audit_log(site)
     today = datetime.now(policy.zone).date()
-    with target.read() as conn:
+    with db.read() as conn, site_folder(site.reports_folder):
         status = certificate.chain_status(conn, trail)
         exists = status.events > 0
         last = audit.latest_events(conn, trail, limit=1) if exists else []
@@ -221,13 +269,13 @@ def overview(request: Request) -> HTMLResponse:
         refusals = (
             audit.events(conn, trail, trail.c.details.like('%"refused"%'), action="reconsent_answer") if exists else []
         )
-        campaigns = dpo_report.campaigns(conn, target.archive_schema, policy, today, refusals)
+        campaigns = dpo_report.campaigns(conn, db.archive_schema, policy, today, refusals)
     root = request.scope.get("root_path", "")
     latest = (
         (
             f"<p>Last audit event <b>#{last[0]['event_id']}</b>, recorded "
             f"{last[0]['recorded_at']:%Y-%m-%d %H:%M} UTC, hash <code>{last[0]['event_hash']}</code>. "
-            f"<a href='{html.text(root)}/chain'>Chain status in detail</a>.</p>"
+            f"<a href='{html.text(root + '/chain' + _keep(site))}'>Chain status in detail</a>.</p>"
         )
         if last
         else "<p>The audit log is empty: no run has been recorded yet.</p>"
@@ -235,14 +283,24 @@ def overview(request: Request) -> HTMLResponse:
     body = (
         f"<p>Policy version <b>{html.text(policy.version)}</b>, {len(policy.categories)} categories.</p>"
         f"<h2>Audit log</h2>{_status_line(status)}{latest}"
-        f"<h2>Latest runs</h2>{_runs_table(request, runs)}"
+        f"<h2>Latest runs</h2>{_runs_table(request, runs, site)}"
         f"<h2>Re-consent campaigns</h2><p>Every ask recorded so far, and where it stands on {today} (the "
         "DPO report counts those of its period). Delivered: handed to the mail server; not asked: no usable "
         "address, or on the suppression list; a yes restarts the clock, a no is an opposition, no answer "
         "once the links expired lets the schedule go on.</p>"
         f"{dpo_render.campaigns_section(policy, campaigns, 'en')}"
     )
-    return _page(request, "Retention", body)
+    return _page(request, "Retention", body, site)
+
+
+def _picker(request: Request, served: list[Site]) -> HTMLResponse:
+    """The overview of a deployment that serves several targets, before one is chosen."""
+    root = request.scope.get("root_path", "")
+    items = "".join(
+        f"<li><a href='{html.text(root + '/' + _keep(site))}'>{html.text(site.name or '')}</a></li>" for site in served
+    )
+    body = f"<p>This deployment serves several target databases. Choose one:</p><ul>{items}</ul>"
+    return HTMLResponse(html.page("Retention", body))
 
 
 @app.get("/audit", response_class=HTMLResponse)
@@ -254,17 +312,18 @@ def audit_browser(
     date_from: date | None = None,
     date_to: date | None = None,
     page: int = Query(0, ge=0, le=MAX_PAGE),
+    site: Site = SERVED_SITE,
 ) -> HTMLResponse:
     """Events, newest first, filtered; ``date_from``/``date_to`` are days the events were recorded (UTC)."""
     _valid_run_id(run_id)
-    policy = _policy()
+    policy = _policy(site)
     if category and category not in policy.categories:
         raise HTTPException(400, f"unknown category {category!r}; known: {', '.join(policy.categories)}")
     if action and action not in ACTIONS:
         raise HTTPException(400, f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
     if date_from and date_to and date_to < date_from:
         raise HTTPException(400, f"date_to ({date_to}) is before date_from ({date_from})")
-    _, target, trail = _audit_log()
+    _, target, trail = _audit_log(site)
     conditions = [
         trail.c[name] == value
         for name, value in (("category", category), ("action", action), ("run_id", run_id))
@@ -298,7 +357,7 @@ def audit_browser(
         for e in found
     ]
     body = (
-        _filters_form(policy, category, action, run_id, date_from, date_to)
+        _filters_form(site, policy, category, action, run_id, date_from, date_to)
         + html.table(
             (
                 "#",
@@ -318,10 +377,11 @@ def audit_browser(
         )
         + f"<p>{len(rows)} event(s) shown (page {page}, {PAGE_SIZE} per page).</p>"
     )
-    return _page(request, "Audit log", body)
+    return _page(request, "Audit log", body, site)
 
 
 def _filters_form(
+    site: Site,
     policy: RetentionPolicy,
     category: str | None,
     action: str | None,
@@ -336,7 +396,8 @@ def _filters_form(
 
     return (
         "<form method='get'>"
-        f"<label>Category <select name='category'>{options(policy.categories, category)}</select></label>"
+        + ("" if site.name is None else f"<input type='hidden' name='target' value='{html.text(site.name)}'>")
+        + f"<label>Category <select name='category'>{options(policy.categories, category)}</select></label>"
         f"<label>Action <select name='action'>{options(ACTIONS, action)}</select></label>"
         f"<label>Run <input name='run_id' value='{html.text(run_id or '')}' size='40'></label>"
         f"<label>From <input type='date' name='date_from' value='{date_from or ''}'></label>"
@@ -346,22 +407,25 @@ def _filters_form(
 
 
 @app.get("/certificates", response_class=HTMLResponse)
-def certificates(request: Request) -> HTMLResponse:
-    _, target, trail = _audit_log()
+def certificates(request: Request, site: Site = SERVED_SITE) -> HTMLResponse:
+    _, target, trail = _audit_log(site)
     with target.read() as conn:
         runs = certificate.latest_runs(conn, trail) if store.table_exists(conn, trail) else []
-    return _page(request, "Run certificates", _runs_table(request, runs))
+    return _page(request, "Run certificates", _runs_table(request, runs, site), site)
 
 
 @app.get("/certificates/{run_id}", response_model=None)
 def run_certificate(
-    request: Request, run_id: str = Path(max_length=MAX_RUN_ID), format: Literal["html", "json"] = "html"
+    request: Request,
+    run_id: str = Path(max_length=MAX_RUN_ID),
+    format: Literal["html", "json"] = "html",
+    site: Site = SERVED_SITE,
 ) -> HTMLResponse | JSONResponse:
     """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines)."""
     _valid_run_id(run_id)
-    policy, target, trail = _audit_log()
+    policy, target, trail = _audit_log(site)
     try:
-        with target.read() as conn:
+        with target.read() as conn, site_folder(site.reports_folder):
             issued = certificate.build(conn, trail, policy, run_id)
     except certificate.NoSuchRun as exc:
         raise HTTPException(404, str(exc)) from exc
@@ -371,23 +435,25 @@ def run_certificate(
 
 
 @app.get("/schedule", response_class=HTMLResponse)
-def schedule(request: Request, lang: str = Query("en", max_length=10)) -> HTMLResponse:
+def schedule(request: Request, lang: str = Query("en", max_length=10), site: Site = SERVED_SITE) -> HTMLResponse:
     if lang not in dpo_texts.LANGUAGES:
         raise HTTPException(400, f"bad parameter lang: language {lang!r}: use one of {', '.join(dpo_texts.LANGUAGES)}")
-    policy = _policy()
+    policy = _policy(site)
     other = "fr" if lang == "en" else "en"
+    keep = "" if site.name is None else f"&target={quote(site.name)}"
     body = (
         f"<p>Policy version <b>{html.text(policy.version)}</b> ({html.text(policy.source)}). "
-        f"<a href='?lang={other}'>{other.upper()}</a></p>" + dpo_render.schedule_table(policy, lang)
+        f"<a href='{html.text(f'?lang={other}{keep}')}'>{other.upper()}</a></p>"
+        + dpo_render.schedule_table(policy, lang)
     )
-    return _page(request, "Retention schedule", body)
+    return _page(request, "Retention schedule", body, site)
 
 
 @app.get("/holds", response_class=HTMLResponse)
-def legal_holds(request: Request) -> HTMLResponse:
+def legal_holds(request: Request, site: Site = SERVED_SITE) -> HTMLResponse:
     """The legal-hold register: every hold, in force or not, with its reason (for the DPO; the
     audit log and the reports carry only references). Holds are changed by the legal_hold DAG."""
-    policy, target, _ = _audit_log()
+    policy, target, _ = _audit_log(site)
     today = datetime.now(policy.zone).date()
     with target.read() as conn:
         holds = list_holds(conn, target.archive_schema, today)
@@ -430,35 +496,40 @@ def legal_holds(request: Request) -> HTMLResponse:
         f"<p>{sum(h.status == 'in_force' for h in holds)} hold(s) in force on {today}. Held rows are never "
         "archived, deleted or anonymised. Add, list or lift holds with the <code>legal_hold</code> DAG.</p>" + table
     )
-    return _page(request, "Legal holds", body)
+    return _page(request, "Legal holds", body, site)
 
 
 @app.get("/chain", response_class=HTMLResponse)
-def chain_status(request: Request) -> HTMLResponse:
-    return _page(request, "Audit chain status", _chain_html(_verify()))
+def chain_status(request: Request, site: Site = SERVED_SITE) -> HTMLResponse:
+    with site_folder(site.reports_folder):  # the folder the page names is the target's
+        return _page(request, "Audit chain status", _chain_html(_verify(site)), site)
 
 
 @app.get("/api/chain")
-def chain_status_json() -> dict[str, Any]:
+def chain_status_json(site: Site = SERVED_SITE) -> dict[str, Any]:
     """For monitoring: ``intact`` is the daily verification's verdict (chain and certificates)."""
-    return _verify().to_dict()
+    return _verify(site).to_dict()
 
 
-def _verify() -> certificate.ChainStatus:
-    """``certificate.chain_status``: the one verdict, shared with retention_audit_verify and the demo."""
-    _, target, trail = _audit_log()
-    with target.read() as conn:
+def _verify(site: Site) -> certificate.ChainStatus:
+    """``certificate.chain_status``: the one verdict, shared with retention_audit_verify and the
+    demo, against the target's own certificates and anchors."""
+    _, target, trail = _audit_log(site)
+    with target.read() as conn, site_folder(site.reports_folder):
         return certificate.chain_status(conn, trail)
 
 
 @app.get("/lookup", response_class=HTMLResponse)
-def lookup_form(request: Request) -> HTMLResponse:
-    return _page(request, "Was X erased?", _lookup_form())
+def lookup_form(request: Request, site: Site = SERVED_SITE) -> HTMLResponse:
+    return _page(request, "Was X erased?", _lookup_form(), site)
 
 
 @app.post("/lookup", response_class=HTMLResponse)
 def lookup(
-    request: Request, kind: str = Form(..., max_length=50), identifier: str = Form(..., max_length=MAX_IDENTIFIER)
+    request: Request,
+    kind: str = Form(..., max_length=50),
+    identifier: str = Form(..., max_length=MAX_IDENTIFIER),
+    site: Site = SERVED_SITE,
 ) -> HTMLResponse:
     """Hash the identifier with the subject key; count the person's rows now; list events about them."""
     if kind not in IDENTIFIER_KINDS:
@@ -468,18 +539,18 @@ def lookup(
     try:
         normalise(kind, identifier)
     except RetentionError as exc:  # the message names the kind, never the value
-        page = _page(request, "Was X erased?", f"<p class='ko'>identifier: {html.text(exc)}</p>{_lookup_form()}")
+        page = _page(request, "Was X erased?", f"<p class='ko'>identifier: {html.text(exc)}</p>{_lookup_form()}", site)
         page.status_code = 400
         return page
-    policy = _policy()
+    policy = _policy(site)
     try:
         key = subject_key()
     except RetentionError as exc:
         raise HTTPException(503, str(exc)) from exc
     try:
-        answer = was_erased(_target(policy), policy, key, kind, identifier)
+        answer = was_erased(_target(site, policy), policy, key, kind, identifier)
     except RetentionError as exc:
-        return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}")
+        return _page(request, "Was X erased?", f"<p class='ko'>{html.text(exc)}</p>{_lookup_form()}", site)
     css = {"erased": "ok", "none_held": "ok", "erased_except_kept": "warn", "archived": "warn", "active": "ko"}[
         answer.verdict
     ]
@@ -516,7 +587,7 @@ def lookup(
         "then destroyed with its category.</small></p>"
         f"<h2>Events logged about this person</h2>{events}{_lookup_form()}"
     )
-    return _page(request, "Was X erased?", body)
+    return _page(request, "Was X erased?", body, site)
 
 
 RECORD_KINDS_SHOWN = {
@@ -571,12 +642,16 @@ def _chain_html(status: certificate.ChainStatus) -> str:
     )
 
 
-def _runs_table(request: Request, runs: list[dict[str, Any]]) -> str:
+def _runs_table(request: Request, runs: list[dict[str, Any]], site: Site) -> str:
     root = request.scope.get("root_path", "")
+    keep = "" if site.name is None else f"&target={quote(site.name)}"
 
     def link(run_id: str) -> html.Raw:
-        href = html.text(f"{root}/certificates/{quote(run_id, safe='')}")
-        return html.Raw(f"<a href='{href}'>{html.text(run_id)}</a> (<a href='{href}?format=json'>json</a>)")
+        href = f"{root}/certificates/{quote(run_id, safe='')}"
+        return html.Raw(
+            f"<a href='{html.text(href + _keep(site))}'>{html.text(run_id)}</a> "
+            f"(<a href='{html.text(href + '?format=json' + keep)}'>json</a>)"
+        )
 
     rows = [(r["as_of"].isoformat(), r["category"], r["dag_id"], r["dry_run"], link(r["run_id"])) for r in runs]
     return html.table(("as of", "category", "DAG", "dry run", "certificate"), rows)
