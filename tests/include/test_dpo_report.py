@@ -425,7 +425,7 @@ def test_the_dag_trigger_form_refuses_a_report_day_outside_2000_to_2099(day):
     spec = importlib.util.spec_from_file_location("dpo_report_dag_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    params = module.dag.params
+    params = module.retention_dpo_report.params  # the default target's DAG, bound under its id
     for name in ("period_start", "period_end"):
         assert params.get_param(name).resolve("2026-11-01") == "2026-11-01"
         with pytest.raises(Exception, match="does not match"):
