@@ -156,12 +156,14 @@ def _logged(site: Served) -> list[dict[str, Any]]:
 
 
 def test_every_dag_exists_once_per_target_with_its_suffix_and_no_unsuffixed_one(deployment):
-    with deployment.running.metadata.connect() as conn:
-        dag_ids = set(conn.execute(text("SELECT dag_id FROM dag")).scalars())
     expected = set()
     for name, site in deployment.served.items():
         bases = [f"retention_{key}" for key in load_policy(site.policy_path).categories] + list(PROJECT_DAGS)
         expected |= {f"{base}_{name}" for base in bases}
+    for dag_id in sorted(expected):  # the deployment waited for the prospection DAGs only: every file parsed
+        deployment.running.wait_until_parsed(dag_id)
+    with deployment.running.metadata.connect() as conn:
+        dag_ids = set(conn.execute(text("SELECT dag_id FROM dag")).scalars())
     assert dag_ids == expected
 
 
