@@ -157,7 +157,10 @@ def test_a_malformed_variable_fails_every_dag_parse_naming_it(monkeypatch):
     monkeypatch.setenv("RETENTION_ALERT_EMAILS", "dpo@example.fr;ops@example.fr")
     bag = DagBag(dag_folder=str(DAGS))
     errors = list(bag.import_errors.values())
-    assert errors and len(errors) == len(list(DAGS.glob("*.py")))
+    # Every file that builds a DAG here: retention_config_error.py builds one only for a named
+    # target whose configuration is unusable, and with the one default target there is none.
+    building = [f for f in DAGS.glob("*.py") if f.name != "retention_config_error.py"]
+    assert errors and len(errors) == len(building)
     assert all("RETENTION_ALERT_EMAILS: entry 1 is not an e-mail address" in e for e in errors)
     assert not any("example.fr" in e for e in errors)
 
