@@ -146,7 +146,10 @@ def test_the_overview_shows_no_hash_no_address_and_no_failure_text(ui):
     page = ui.get("/retention/", headers=_token(ui)).text
     for ask in ASKS:
         assert ask["subject_hash"] not in page and ask["token_id"] not in page
-    assert "@example.fr" not in page.split(HEADING, 1)[1] and "550" not in page
+    # The failure text, not the digits "550": the chain head's SHA-256 on the same page holds
+    # them now and then (a run of CI 14 failed on ...f75503b...).
+    assert "@example.fr" not in page.split(HEADING, 1)[1] and "no such mailbox" not in page
+    assert not re.search(r"(?<![0-9a-f])550(?![0-9a-f])", page)
 
 
 def test_before_any_campaign_the_overview_says_none_has_run(ui, monkeypatch):
