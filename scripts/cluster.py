@@ -194,8 +194,9 @@ class Cluster:
         return {**self.servers, **{name: proc.pid for name, proc in self.procs.items()}}
 
     def remember(self) -> set[Identity]:
-        """Add every process now descended from a component to ``seen``; a copy of it."""
-        found = {i for proc in self.procs.values() for p in process_tree(proc.pid) if (i := _identity(p))}
+        """Add every process now descended from a component to ``seen``; a copy of it. (A copy of
+        ``procs`` is walked: the watch thread runs while components are still being started.)"""
+        found = {i for proc in list(self.procs.values()) for p in process_tree(proc.pid) if (i := _identity(p))}
         with self._seen_lock:
             self.seen |= found
             return set(self.seen)
