@@ -75,11 +75,6 @@ def site_folder(name: str | None) -> Iterator[None]:
         _SITE_FOLDER.reset(token)
 
 
-def current_site_folder() -> str | None:
-    """The served target's folder name (None: the root, for the default target)."""
-    return _SITE_FOLDER.get()
-
-
 class Location(Protocol):
     """A file or folder of evidence: the operations of ``pathlib.Path`` that Airflow's
     ``ObjectStoragePath`` has too, and the only ones the engine uses on evidence files."""
