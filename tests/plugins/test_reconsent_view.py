@@ -5,7 +5,6 @@ audit log, counts only; and says when no campaign has run yet."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from datetime import UTC, date, datetime
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert
-from ui_target import SECRET, seeded_target
+from ui_target import SECRET, bearer, seeded_target
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey, subject_hash
@@ -23,7 +22,6 @@ from include.retention.records import audit
 from include.retention.records.audit import RunContext
 from include.retention.settings import KEY_ENV_VAR
 
-UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
 KEY = SubjectKey(SECRET, "test")
 HEADING = "<h2>Re-consent campaigns</h2>"
 
@@ -113,12 +111,6 @@ def ui(tmp_path_factory, airflow_db):
         purge_cached_app()
 
 
-def _token(client) -> dict[str, str]:
-    response = client.post("/auth/token", json={"username": "dpo", "password": UI_PASSWORDS["dpo"]})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def _rows(page: str) -> list[list[str]]:
     section = page.split(HEADING, 1)[1].split("<h2>", 1)[0]
     return [
@@ -129,7 +121,7 @@ def _rows(page: str) -> list[list[str]]:
 
 
 def test_the_overview_counts_each_campaign_per_category(ui):
-    page = ui.get("/retention/", headers=_token(ui)).text
+    page = ui.get("/retention/", headers=bearer(ui)).text
     assert HEADING in page and "Every ask recorded so far, and where it stands on" in page
     # recorded, waiting to be sent, delivered, failed, no address, suppressed, yes, no, awaiting,
     # no answer, clock restarts, refused tokens - in the policy's order.
@@ -143,7 +135,7 @@ def test_the_overview_counts_each_campaign_per_category(ui):
 
 
 def test_the_overview_shows_no_hash_no_address_and_no_failure_text(ui):
-    page = ui.get("/retention/", headers=_token(ui)).text
+    page = ui.get("/retention/", headers=bearer(ui)).text
     for ask in ASKS:
         assert ask["subject_hash"] not in page and ask["token_id"] not in page
     # The failure text, not the digits "550": the chain head's SHA-256 on the same page holds
@@ -154,5 +146,5 @@ def test_the_overview_shows_no_hash_no_address_and_no_failure_text(ui):
 
 def test_before_any_campaign_the_overview_says_none_has_run(ui, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", ui.before)
-    page = ui.get("/retention/", headers=_token(ui)).text
+    page = ui.get("/retention/", headers=bearer(ui)).text
     assert "No campaign has run yet: the re-consent register does not exist yet." in page

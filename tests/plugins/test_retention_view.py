@@ -10,14 +10,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from ui_target import RUNS, SECRET, seeded_target
+from ui_target import RUNS, SECRET, bearer, seeded_target
 
 from include.retention.database import store
 from include.retention.database.identity import SubjectKey, subject_hash
 from include.retention.settings import KEY_ENV_VAR
 
 # Written by the root conftest before Airflow starts: known passwords for admin and dpo.
-UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
 ROUTES = [
     ("get", "/retention/"),
     ("get", "/retention/audit"),
@@ -69,12 +68,6 @@ def _certify_runs(url: str) -> None:
         target.dispose()
 
 
-def _token(client, user="dpo") -> dict[str, str]:
-    response = client.post("/auth/token", json={"username": user, "password": UI_PASSWORDS[user]})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 @pytest.mark.parametrize("method, path", ROUTES)
 def test_every_route_refuses_an_anonymous_request(ui, method, path):
     response = getattr(ui, method)(
@@ -85,11 +78,11 @@ def test_every_route_refuses_an_anonymous_request(ui, method, path):
 
 @pytest.mark.parametrize("method, path", [r for r in ROUTES if r[0] == "get"])
 def test_the_read_only_dpo_sees_every_page(ui, method, path):
-    assert ui.get(path, headers=_token(ui)).status_code == 200
+    assert ui.get(path, headers=bearer(ui)).status_code == 200
 
 
 def test_the_airflow_ui_session_cookie_is_accepted_as_in_the_embedded_view(ui):
-    token = _token(ui)["Authorization"].removeprefix("Bearer ")
+    token = bearer(ui)["Authorization"].removeprefix("Bearer ")
     ui.cookies.set("_token", token)
     try:
         assert ui.get("/retention/").status_code == 200
@@ -98,10 +91,10 @@ def test_the_airflow_ui_session_cookie_is_accepted_as_in_the_embedded_view(ui):
 
 
 def test_the_overview_shows_the_last_event_and_the_latest_runs_and_the_chain_page_verifies(ui):
-    page = ui.get("/retention/", headers=_token(ui)).text
-    chain = ui.get("/retention/api/chain", headers=_token(ui)).json()
+    page = ui.get("/retention/", headers=bearer(ui)).text
+    chain = ui.get("/retention/api/chain", headers=bearer(ui)).json()
     assert f"Last audit event <b>#{chain['events']}</b>" in page
-    assert "Audit log intact" in page and "Audit log intact" in ui.get("/retention/chain", headers=_token(ui)).text
+    assert "Audit log intact" in page and "Audit log intact" in ui.get("/retention/chain", headers=bearer(ui)).text
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
 
 
@@ -110,32 +103,32 @@ def test_a_target_connection_of_the_wrong_type_is_named_as_such_not_as_missing(u
     "is not defined" would send the operator to create a connection that is already there."""
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_TARGET", json.dumps({"conn_type": "mysql", "host": "crm.example"}))
     with pytest.raises(ValueError, match="has type 'mysql'; use postgres or sqlite"):
-        ui.get("/retention/", headers=_token(ui))
+        ui.get("/retention/", headers=bearer(ui))
 
 
 def test_a_missing_target_connection_is_a_503_that_names_it(ui, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_RETENTION_TARGET")
-    response = ui.get("/retention/", headers=_token(ui))
+    response = ui.get("/retention/", headers=bearer(ui))
     assert response.status_code == 503
     assert "the Airflow connection 'retention_target' is not defined" in response.text
 
 
 def test_the_audit_browser_filters_by_category_and_action(ui):
-    page = ui.get("/retention/audit", params={"category": "web_forms", "action": "archive"}, headers=_token(ui)).text
+    page = ui.get("/retention/audit", params={"category": "web_forms", "action": "archive"}, headers=bearer(ui)).text
     rows = [line for line in page.split("<tr>") if "<td" in line]
     assert rows and all("web_forms" in r and ">archive<" in r for r in rows)
     assert "prospection" not in "".join(rows)
 
 
 def test_the_audit_browser_filters_by_run(ui):
-    page = ui.get("/retention/audit", params={"run_id": RUNS["web_forms"]}, headers=_token(ui)).text
+    page = ui.get("/retention/audit", params={"run_id": RUNS["web_forms"]}, headers=bearer(ui)).text
     rows = [line for line in page.split("<tr>") if "<td" in line]
     assert rows and all(RUNS["web_forms"] in r for r in rows)
 
 
 def test_the_audit_browser_filters_by_date_range(ui):
     today = datetime.now(UTC).date()
-    headers = _token(ui)
+    headers = bearer(ui)
     inside = ui.get("/retention/audit", params={"date_from": str(today), "date_to": str(today)}, headers=headers)
     before = ui.get("/retention/audit", params={"date_to": str(today - timedelta(days=1))}, headers=headers)
     assert inside.text.count("<tr>") > 10 and "0 event(s) shown" in before.text
@@ -150,12 +143,12 @@ def test_the_audit_browser_filters_by_date_range(ui):
     ],
 )
 def test_a_bad_filter_is_refused_naming_the_value(ui, params, message):
-    response = ui.get("/retention/audit", params=params, headers=_token(ui))
+    response = ui.get("/retention/audit", params=params, headers=bearer(ui))
     assert response.status_code == 400 and message in response.text
 
 
 def test_a_run_certificate_is_served_as_html_and_json(ui):
-    headers = _token(ui)
+    headers = bearer(ui)
     path = f"/retention/certificates/{quote(RUNS['prospection'], safe='')}"
     page = ui.get(path, headers=headers).text
     data = ui.get(path, params={"format": "json"}, headers=headers).json()
@@ -165,7 +158,7 @@ def test_a_run_certificate_is_served_as_html_and_json(ui):
 
 
 def test_the_schedule_is_shown_in_english_and_in_french(ui):
-    headers = _token(ui)
+    headers = bearer(ui)
     assert "Commercial prospection" in ui.get("/retention/schedule", headers=headers).text
     assert (
         "Gestion et suivi de la prospection commerciale"
@@ -176,7 +169,7 @@ def test_the_schedule_is_shown_in_english_and_in_french(ui):
 def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_request(ui):
     email = ui.people["destroyed"]
     page = ui.post(
-        "/retention/lookup", data={"kind": "email", "identifier": f"  {email.upper()} "}, headers=_token(ui)
+        "/retention/lookup", data={"kind": "email", "identifier": f"  {email.upper()} "}, headers=bearer(ui)
     ).text
     assert "No data about this person is held any more" in page
     assert "rights_request" in page and subject_hash(SubjectKey(SECRET, "t"), "email", email) in page
@@ -185,7 +178,7 @@ def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_re
 
 def test_the_lookup_says_an_active_prospect_is_still_active(ui):
     page = ui.post(
-        "/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]}, headers=_token(ui)
+        "/retention/lookup", data={"kind": "email", "identifier": ui.people["active"]}, headers=bearer(ui)
     ).text
     assert "Still in the active base" in page and "the person&#x27;s data" in page
 
@@ -214,30 +207,30 @@ def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is
         datetime.now(UTC),
     )
     target.dispose()
-    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui)).text
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=bearer(ui)).text
     assert "Still in the active base" not in page and "class='ko'" not in page
     assert "Erased on " in page and "; the request record is kept as evidence until " in page
     assert "evidence of a request (register)" in page and email not in page.lower()
 
 
 def test_the_lookup_explains_a_malformed_identifier(ui):
-    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=_token(ui)).text
+    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=bearer(ui)).text
     assert "not of the form name@domain.tld" in page
 
 
 def test_the_chain_status_is_served_for_machines(ui):
-    data = ui.get("/retention/api/chain", headers=_token(ui)).json()
+    data = ui.get("/retention/api/chain", headers=bearer(ui)).json()
     assert data["intact"] is True and data["events"] > 10
 
 
 def test_the_plugin_adds_the_view_to_the_airflow_menu_and_to_each_dag_run(ui):
-    plugins = ui.get("/api/v2/plugins", headers=_token(ui)).json()["plugins"]
+    plugins = ui.get("/api/v2/plugins", headers=bearer(ui)).json()["plugins"]
     (mine,) = [p for p in plugins if p["name"] == "retention_view"]
     views = {v["name"]: v for v in mine["external_views"]}
     assert views["Retention"]["href"] == "/retention/" and views["Retention"]["category"] == "browse"
     assert views["Retention certificate"]["destination"] == "dag_run"
     assert mine["fastapi_apps"][0]["url_prefix"] == "/retention"
-    assert ui.get("/api/v2/plugins/importErrors", headers=_token(ui)).json()["total_entries"] == 0
+    assert ui.get("/api/v2/plugins/importErrors", headers=bearer(ui)).json()["total_entries"] == 0
 
 
 def test_the_subject_key_comes_from_the_airflow_variable_before_the_environment(monkeypatch):
@@ -253,13 +246,13 @@ def test_the_subject_key_comes_from_the_airflow_variable_before_the_environment(
 def test_a_lookup_logs_neither_the_identifier_nor_the_key(ui, caplog):
     email = ui.people["active"]
     with caplog.at_level("DEBUG"):
-        ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=_token(ui))
+        ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=bearer(ui))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert email not in logged and SECRET not in logged
 
 
 def test_the_legal_holds_page_lists_the_register_with_its_reasons(ui):
-    page = ui.get("/retention/holds", headers=_token(ui)).text
+    page = ui.get("/retention/holds", headers=bearer(ui)).text
     assert "RG-UI-1" in page and "Enquete CNIL en cours" in page and "in force" in page
     assert "1 hold(s) in force" in page
 
@@ -314,7 +307,7 @@ def _rewrite_consistently(target, trail, event_id: int) -> None:
 
 
 def test_a_log_that_agrees_with_its_certificates_is_intact_on_every_page(ui, certified_copy):
-    headers = _token(ui)
+    headers = bearer(ui)
     assert ui.get("/retention/api/chain", headers=headers).json()["certificates"] == len(RUNS)
     for path in ("/retention/", "/retention/chain"):
         assert "Audit log intact" in ui.get(path, headers=headers).text
@@ -327,7 +320,7 @@ def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_co
     _rewrite_consistently(target, trail, 3)
     with target.read() as conn:
         assert verify_chain(conn, trail).intact  # the chain alone is fooled
-    headers = _token(ui)
+    headers = bearer(ui)
     data = ui.get("/retention/api/chain", headers=headers).json()
     assert data["intact"] is False and data["mismatches"] and data["status"].startswith("REWRITTEN")
     for path in ("/retention/", "/retention/chain"):
@@ -360,13 +353,13 @@ def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
     ],
 )
 def test_a_bad_audit_parameter_answers_400_naming_it(ui, params, parameter):
-    response = ui.get("/retention/audit", params=params, headers=_token(ui))
+    response = ui.get("/retention/audit", params=params, headers=bearer(ui))
     assert response.status_code == 400, response.text
     assert parameter in response.json()["detail"]
 
 
 def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
-    headers = _token(ui)
+    headers = bearer(ui)
     everything = ui.get("/retention/audit", headers=headers)
     until_the_end = ui.get("/retention/audit", params={"date_to": "9999-12-31"}, headers=headers)
     assert until_the_end.status_code == 200
@@ -385,7 +378,7 @@ def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
     ],
 )
 def test_a_bad_page_parameter_answers_400_naming_it(ui, path, params, parameter):
-    response = ui.get(path, params=params, headers=_token(ui))
+    response = ui.get(path, params=params, headers=bearer(ui))
     assert response.status_code == 400, response.text
     assert parameter in response.json()["detail"]
 
@@ -400,13 +393,13 @@ def test_a_bad_page_parameter_answers_400_naming_it(ui, path, params, parameter)
     ],
 )
 def test_a_bad_lookup_field_answers_400_naming_it_without_echoing_the_identifier(ui, data, parameter):
-    response = ui.post("/retention/lookup", data=data, headers=_token(ui))
+    response = ui.post("/retention/lookup", data=data, headers=bearer(ui))
     assert response.status_code == 400, response.text
     assert parameter in response.text and "a" * 400 not in response.text
 
 
 def test_a_malformed_identifier_answers_400_with_the_form_again(ui):
-    response = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=_token(ui))
+    response = ui.post("/retention/lookup", data={"kind": "email", "identifier": "not-an-email"}, headers=bearer(ui))
     assert response.status_code == 400
     assert "identifier: the e-mail address given is not of the form name@domain.tld" in response.text
     assert "<form method='post'" in response.text and "not-an-email" not in response.text
@@ -418,7 +411,7 @@ def test_a_malformed_identifier_answers_400_with_the_form_again(ui):
 @pytest.fixture
 def session_cookie(ui):
     """The browser's case: the Airflow UI's session cookie, no Authorization header."""
-    ui.cookies.set("_token", _token(ui)["Authorization"].removeprefix("Bearer "))
+    ui.cookies.set("_token", bearer(ui)["Authorization"].removeprefix("Bearer "))
     yield
     ui.cookies.clear()
 
@@ -456,7 +449,7 @@ def test_a_same_origin_lookup_with_the_session_cookie_is_answered(ui, session_co
 
 
 def test_an_explicit_bearer_token_needs_no_origin_but_a_foreign_origin_is_still_refused(ui):
-    headers = _token(ui)
+    headers = bearer(ui)
     assert ui.post("/retention/lookup", data=LOOKUP, headers=headers).status_code == 200
     assert (
         ui.post("/retention/lookup", data=LOOKUP, headers={**headers, "Origin": "https://evil.example"}).status_code

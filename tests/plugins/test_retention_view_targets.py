@@ -4,19 +4,15 @@ view says which targets there are; a name not served is a 404."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 
 import pytest
-from ui_target import SECRET, seeded_target
+from ui_target import SECRET, bearer, seeded_target
 
 from include.retention.database import store
 from include.retention.files import site_folder
 from include.retention.settings import KEY_ENV_VAR
 
-UI_PASSWORDS = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
 SHIPPED = "include/policy/retention_policy.yaml"
 
 
@@ -61,15 +57,9 @@ def two(tmp_path_factory, airflow_db):
         purge_cached_app()
         with TestClient(create_app("core")) as client:
             client.certified = certified
-            client.headers.update(_token(client))
+            client.headers.update(bearer(client))
             yield client
         purge_cached_app()
-
-
-def _token(client) -> dict[str, str]:
-    response = client.post("/auth/token", json={"username": "dpo", "password": UI_PASSWORDS["dpo"]})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def test_each_target_is_checked_against_its_own_database_and_folder(two):

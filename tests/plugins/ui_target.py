@@ -88,3 +88,12 @@ def _issue_certificate(step: StepContext, reports: Path) -> None:
             del os.environ[REPORTS_ENV_VAR]
         else:
             os.environ[REPORTS_ENV_VAR] = before
+
+
+def bearer(client, user: str = "dpo") -> dict[str, str]:
+    """The Authorization header of ``user`` (the simple auth manager's generated password),
+    from the API server's token endpoint."""
+    passwords = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
+    response = client.post("/auth/token", json={"username": user, "password": passwords[user]})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
