@@ -659,6 +659,12 @@ class RetentionPolicy(StrictModel):
     timezone: str = Field(
         default="Europe/Paris", description="IANA time zone in which days are counted, and the schedules run."
     )
+    language: Literal["fr", "en"] = Field(
+        default="fr",
+        description="The language of what a person reads: run certificates, the DPO report, the Retention view, "
+        "the trigger forms and the e-mails (`fr`, default, or `en`; a page or report may still be asked in the "
+        "other). Dates are written as a reader of that language writes them, times in `timezone`.",
+    )
     naive_timezone: str | None = Field(
         default=None,
         description="IANA zone that naive timestamps are stored in (`UTC` for Odoo, Django...). PostgreSQL only: "
