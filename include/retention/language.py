@@ -6,8 +6,8 @@ and compiled in memory when first used: no build step, no binary file to keep in
 every Airflow component (scheduler, workers, API server) reads the same text files.
 
 One catalog per domain, and every source file belongs to exactly one domain by where it lives
-(``DOMAINS``): the engine's documents (certificates, the DPO report, notices, dates in words),
-the Retention view, and the Airflow glue (trigger forms, alerts). ``make messages`` extracts
+(``DOMAINS``): the Retention view, the DPO report, the engine's other documents (certificates,
+notices, dates in words), and the Airflow glue (trigger forms, alerts). ``make messages`` extracts
 the texts of each domain and adds the new ones to its catalog; a test fails while a text the
 code uses has no French translation, or a placeholder differs between the two.
 
@@ -36,12 +36,24 @@ SOURCE_LANGUAGE: Language = "en"
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 PROJECT_ROOT = Path(__file__).parents[2]
-Domain = Literal["engine", "ui", "airflow"]
+Domain = Literal["ui", "report", "engine", "airflow"]
 # Domain -> the source paths (relative to the project root) whose texts its catalog holds.
 # A file belongs to the first domain that names it or a folder above it.
 DOMAINS: dict[Domain, tuple[str, ...]] = {
-    "ui": ("include/retention_airflow/ui.py", "include/retention_airflow/ui_pages", "plugins"),
+    # The Retention view in the Airflow UI (a module or a package) and its plugin.
+    "ui": ("include/retention_airflow/ui.py", "include/retention_airflow/ui", "plugins"),
+    # The DPO report: its words, its HTML, its charts.
+    "report": (
+        "include/retention/reports/dpo_texts.py",
+        "include/retention/reports/dpo_render.py",
+        "include/retention/reports/dpo_report.py",
+        "include/retention/reports/charts.py",
+        "include/retention/reports/summary.py",
+        "include/retention/reports/describe.py",
+    ),
+    # The engine's other documents: run certificates, the chain status, notices, dates in words.
     "engine": ("include/retention",),
+    # The Airflow glue: trigger forms, approvals, alerts, DAG documentation.
     "airflow": ("include/retention_airflow", "dags"),
 }
 # Gettext keywords the extraction knows: ``_`` and ``gettext`` translate now; ``N_`` marks a

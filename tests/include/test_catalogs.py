@@ -19,6 +19,8 @@ def test_a_file_of_the_retention_view_belongs_to_the_ui_catalog_not_the_airflow_
     assert domain_of("include/retention_airflow/ui.py") == "ui"
     assert domain_of("include/retention_airflow/forms.py") == "airflow"
     assert domain_of("include/retention/reports/certificate.py") == "engine"
+    assert domain_of("include/retention/reports/dpo_render.py") == "report"
+    assert domain_of("include/retention_airflow/ui/pages.py") == "ui"
     assert domain_of("dags/subject_request.py") == "airflow"
 
 
