@@ -1,57 +1,54 @@
-"""Dates and periods in words, as a reader says them, in French and English: ``1er décembre 2026``,
-``du 1er au 15 décembre 2026``, ``November 2026``.
+"""Dates, periods and instants in words, as a reader says them, in French and English:
+``1er décembre 2026``, ``du 1er au 15 décembre 2026``, ``November 2026``,
+``1er décembre 2026 à 00:12 (heure de Paris)``.
 
-Kept with the dates (not with a report) because more than one text says a date: the DPO report
-and the re-consent notice (``reconsent.notice``) both read them from here.
+Kept with the dates (not with a report) because every document says dates: the DPO report,
+the run certificates, the re-consent notice and the Retention view all read them from here.
+Month and zone names come from CLDR through Babel; the few words around them (``à``,
+``heure de``) from the ``engine`` catalog. What stays in code is grammar a catalog cannot
+hold: French says ``1er`` for the first of a month, ``le`` before a single day, and elides
+``de`` before a vowel.
+
+An instant is always shown in the policy's zone, with the zone named, never in UTC: a DPO in
+Paris reads the run that ended at 23:12 UTC on 30 November as one of 1 December.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
-_MONTHS = {
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
-_SHORT_MONTHS = {
-    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-}
+from babel.dates import format_datetime, get_month_names, get_timezone_location
+
+from include.retention.language import N_, Language, checked, translator
+
+# A table cell's date and time, as a CLDR pattern each language translates (a French reader
+# writes 01/12/2026; an English one reads "1 Dec 2026" without wondering which is the month).
+_SHORT_MOMENT = N_("d MMM y HH:mm")
+_FRENCH_ELISION = re.compile(r"\bde (?=[aeiouyàâéèêëîïôûAEIOUYÀÂÉÈÊËÎÏÔÛ])")
+
+
+def _language(lang: str) -> Language:
+    return checked(lang, "date in words")
+
+
+def _month(day: date, lang: str, width: str = "wide") -> str:
+    return get_month_names(width, locale=_language(lang))[day.month]
 
 
 def _day_number(day: date, lang: str) -> str:
     return "1er" if lang == "fr" and day.day == 1 else str(day.day)
 
 
+def _elided(text: str, lang: str) -> str:
+    """French ``de`` before a vowel becomes ``d'`` (``d'avril``, ``heure d'Amsterdam``)."""
+    return _FRENCH_ELISION.sub("d'", text) if lang == "fr" else text
+
+
 def day_words(day: date, lang: str) -> str:
     """``1er décembre 2026`` / ``1 December 2026``."""
-    return f"{_day_number(day, lang)} {_MONTHS[lang][day.month - 1]} {day.year}"
+    return f"{_day_number(day, lang)} {_month(day, lang)} {day.year}"
 
 
 def _whole_month(start: date, end: date) -> bool:
@@ -67,7 +64,7 @@ def span_words(start: date, end: date, lang: str) -> str:
     if start == end:
         return day_words(start, lang)
     if _whole_month(start, end):
-        return f"{_MONTHS[lang][start.month - 1]} {start.year}"
+        return f"{_month(start, lang)} {start.year}"
     if (start.year, start.month) == (end.year, end.month):
         return f"{_day_number(start, lang)}-{day_words(end, lang)}"
     return f"{day_words(start, lang)} - {day_words(end, lang)}"
@@ -86,7 +83,7 @@ def period_words(start: date, end: date, lang: str) -> str:
     if start.year != end.year:
         first = day_words(start, lang)
     elif start.month != end.month:
-        first = f"{_day_number(start, lang)} {_MONTHS[lang][start.month - 1]}"
+        first = f"{_day_number(start, lang)} {_month(start, lang)}"
     else:
         first = _day_number(start, lang)
     return f"du {first} au {day_words(end, lang)}" if lang == "fr" else f"{first} to {day_words(end, lang)}"
@@ -100,14 +97,48 @@ def during_words(start: date, end: date, lang: str) -> str:
     if start == end:
         return f"du {day_words(start, lang)}"
     if _whole_month(start, end):
-        return f"d'{words}" if words[0] in "aeiou" else f"de {words}"
+        return _elided(f"de {words}", lang)
     return words
 
 
 def bar_label(first: date, last: date, lang: str) -> tuple[str, str]:
     """Two short lines under a bar: ``nov.`` / ``2026``, or ``1er-15 déc.`` / ``2026`` for part of a month."""
-    month = _SHORT_MONTHS[lang][first.month - 1]
+    month = _month(first, lang, "abbreviated")
     if _whole_month(first, last):
         return month, str(first.year)
     days = _day_number(first, lang) if first == last else f"{_day_number(first, lang)}-{last.day}"
     return f"{days} {month}", str(first.year)
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> datetime:
+    """``instant`` on the clocks of ``zone``; a naive datetime is refused (which zone would it be in?)."""
+    if instant.tzinfo is None or instant.tzinfo.utcoffset(instant) is None:
+        raise ValueError(
+            f"naive datetime {instant.isoformat()} refused: an instant shown to a reader must be aware "
+            "(the project records every timestamp with its zone)"
+        )
+    return instant.astimezone(zone)
+
+
+def zone_words(zone: ZoneInfo, lang: str) -> str:
+    """The zone as a reader names it, by its city: ``heure de Paris`` / ``Paris time``."""
+    _ = translator(lang, "engine")
+    city = get_timezone_location(zone, locale=_language(lang), return_city=True)
+    return _elided(_("{city} time").format(city=city), lang)
+
+
+def moment_words(instant: datetime, lang: str, zone: ZoneInfo) -> str:
+    """``1er décembre 2026 à 00:12 (heure de Paris)`` / ``1 December 2026 at 00:12 (Paris time)``:
+    the instant on the policy's clocks, with the zone said."""
+    local = _local(instant, zone)
+    _ = translator(lang, "engine")
+    return _("{day} at {time} ({zone})").format(
+        day=day_words(local.date(), lang), time=local.strftime("%H:%M"), zone=zone_words(zone, lang)
+    )
+
+
+def short_moment_words(instant: datetime, lang: str, zone: ZoneInfo) -> str:
+    """A table cell: ``01/12/2026 00:12`` / ``1 Dec 2026 00:12``, in ``zone`` (the column's
+    heading names it, with ``zone_words``)."""
+    _ = translator(lang, "engine")
+    return format_datetime(_local(instant, zone), _(_SHORT_MOMENT), locale=_language(lang))
