@@ -112,11 +112,15 @@ class NoSuchRun(LookupError):
     """The audit log holds no event for this run."""
 
 
-def build(conn: Connection, table: Table, policy: RetentionPolicy, run_id: str) -> Certificate:
-    """The certificate of ``run_id``, from its events in the audit log."""
-    logged = audit.events(conn, table, run_id=run_id)
+def build(
+    conn: Connection, table: Table, policy: RetentionPolicy, run_id: str, dag_id: str | None = None
+) -> Certificate:
+    """The certificate of ``run_id``, from its events in the audit log; of ``dag_id``'s run when
+    given (run ids are unique per DAG only: the Retention view's run tab knows both)."""
+    logged = audit.events(conn, table, run_id=run_id, **({} if dag_id is None else {"dag_id": dag_id}))
     if not logged:
-        raise NoSuchRun(f"the audit log holds no event for run {run_id!r}")
+        of_dag = "" if dag_id is None else f" of DAG {dag_id!r}"
+        raise NoSuchRun(f"the audit log holds no event for run {run_id!r}{of_dag}")
     first, last = logged[0], logged[-1]
     category = policy.categories.get(first["category"])
     checks = [_check(e) for e in logged if e["action"] == "validation"]
