@@ -465,7 +465,7 @@ Airflow (CeleryExecutor) is up; Ctrl-C stops everything.
   broker          : {cluster.env["AIRFLOW__CELERY__BROKER_URL"]}
   logs            : {cluster.work / "logs"}   reports: {cluster.env[REPORTS_ENV_VAR]}
   components      : {", ".join(cluster.procs)}
-The DAGs are paused: unpause one in the UI, or trigger it with {{"dry_run": false}} to change data.
+The DAGs are paused: unpause one in the UI, or trigger it with mode "Exécuter" ({{"mode": "execute"}}) to change data.
 """,
         flush=True,
     )

@@ -244,7 +244,7 @@ def _reconsent_through(policy: RetentionPolicy, sink: MailSink) -> tuple[str, st
     print(
         f"\n==> Re-consent campaign (retention_reconsent) through Airflow's SMTP provider, to {sink.host}:{sink.port}:"
     )
-    _run_dag("retention_reconsent.py", "retention_reconsent", {"dry_run": False})
+    _run_dag("retention_reconsent.py", "retention_reconsent", {"mode": "execute"})
     target = connect(HOME.url, policy.archive_schema)
     register = reconsent_table(target.archive_schema)
     with target.read() as conn:
@@ -435,7 +435,7 @@ def _run_approving(dag):
     approver.start()
     try:
         with _output_to(HOME.run_log):
-            dag_run = dag.test(logical_date=datetime.now(UTC), run_conf={"dry_run": False})
+            dag_run = dag.test(logical_date=datetime.now(UTC), run_conf={"mode": "execute"})
     finally:
         done.set()
         approver.join()

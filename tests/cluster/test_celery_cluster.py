@@ -2,7 +2,7 @@
 for metadata and the target, Redis, the api-server, scheduler, dag-processor, triggerer and two
 Celery workers. An operator drives it over the REST API only, as in production:
 
-- the seven ``retention_<category>`` DAGs are triggered with ``dry_run: false``; the runs past
+- the seven ``retention_<category>`` DAGs are triggered with ``mode: execute``; the runs past
   the deletion limit are approved over REST; each run moves exactly what its plan counted, the
   audit chain holds, and the tasks ran on both workers;
 - then a worker dies (SIGKILL of its whole process tree) in the middle of an archive of many
@@ -159,7 +159,7 @@ def test_the_seven_categories_run_over_rest_on_both_workers_and_move_what_they_p
     runs = {f"retention_{key}": "" for key in policy.categories}
     assert len(runs) == 7
     for dag_id in runs:
-        runs[dag_id] = deployment.operator.trigger(dag_id, dry_run=False)
+        runs[dag_id] = deployment.operator.trigger(dag_id, mode="execute")
 
     states = deployment.wait_for_runs(runs)
     cluster_report.append(
@@ -249,7 +249,7 @@ def _running_archive(deployment: Deployment, run_id: str) -> str | None:
 def test_a_worker_killed_in_the_middle_of_an_archive_loses_and_duplicates_nothing(deployment, cluster_report):
     before = _add_due_prospects(deployment.target)
     assert len(before) == len(KILLED_PROSPECTS)
-    run_id = deployment.operator.trigger("retention_prospection", dry_run=False, batch_size=KILL_BATCH_SIZE)
+    run_id = deployment.operator.trigger("retention_prospection", mode="execute", batch_size=KILL_BATCH_SIZE)
 
     deadline = time.monotonic() + RUN_TIMEOUT
     while (victim := _running_archive(deployment, run_id)) is None:
