@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from include.retention.database import store
@@ -65,14 +66,19 @@ class StepContext:
         return store.audit_table(self.target.archive_schema, self.policy.audit_table)
 
 
+def reflect_step(conn: Connection, step: StepContext) -> list[TableNode]:
+    """Validate the category against the live schema and reflect its tables - reads only, so
+    that a forecast (``tonight``) can open a category without creating anything."""
+    target = step.target
+    return open_category(conn, step.policy, step.category, target.source_schema, target.archive_schema, target.dialect)
+
+
 def open_step(step: StepContext, *, create_archive: bool) -> list[TableNode]:
     """Validate, reflect, and create what the step will write to."""
     target = step.target
     target.ensure_archive_schema()
     with target.engine.begin() as conn:
-        nodes = open_category(
-            conn, step.policy, step.category, target.source_schema, target.archive_schema, target.dialect
-        )
+        nodes = reflect_step(conn, step)
         store.ensure_audit_table(conn, step.audit_table)
         if create_archive:
             ensure_archive_tables(conn, nodes)

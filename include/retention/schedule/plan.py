@@ -4,7 +4,8 @@ The plan is what a dry run shows and what the DAG logs before anything moves: ro
 for the archive, rows at end of life, rows that cannot be aged because their start date
 is missing, and the child rows that will move with their parents. It writes a ``plan``
 audit event per table and, for defective missing dates, a ``quality_finding`` event -
-counts only, never the rows themselves.
+counts only, never the rows themselves. The counting alone (``count_category``) writes
+nothing: the forecast of tonight's run (``tonight``) reads it on a read-only connection.
 """
 
 from __future__ import annotations
@@ -195,23 +196,14 @@ def plan_category(step: StepContext) -> CategoryPlan:
     nodes = open_step(step, create_archive=False)
     holds = holds_of(step)
     with step.target.read() as conn:
-        tables = [_plan_table(conn, root, step, holds, waiting_in_step(conn, step, root)) for root in nodes]
-    plan = CategoryPlan(
-        category=step.category.key,
-        as_of=step.ctx.as_of,
-        policy_version=step.policy.version,
-        has_archive=step.category.has_archive,
-        end_action=step.category.end_action,
-        tables=tables,
-        dry_run=step.ctx.dry_run,
-    )
+        plan = count_category(conn, step, nodes, holds)
     with step.target.engine.begin() as conn:
-        for table in tables:
+        for table in plan.tables:
             _audit_plan(conn, step, table)
         expired = record_expiries(conn, step.target, step.policy, step.ctx, datetime.now(step.policy.zone).date())
     if expired:
         log.info("%d legal hold(s) expired since the last check: recorded in the audit log", expired)
-    for table in tables:
+    for table in plan.tables:
         if table.legal_hold_due or table.legal_hold_end_of_life:
             log.info(
                 "%s: %d rows due for the archive and %d at end of life are kept by a legal hold",
@@ -219,16 +211,30 @@ def plan_category(step: StepContext) -> CategoryPlan:
                 table.legal_hold_due,
                 table.legal_hold_end_of_life,
             )
-    for table in tables:
+    for table in plan.tables:
         if table.waiting_for_reconsent:
             log.info(
                 "%s: %d rows past their active period are waiting for re-consent (kept at most the notice window)",
                 table.table,
                 table.waiting_for_reconsent,
             )
-    for reason in (r for table in tables for r in table.reasons()):
+    for reason in (r for table in plan.tables for r in table.reasons()):
         log.info("%s (category %s, as of %s)", reason, step.category.key, step.ctx.as_of)
     return plan
+
+
+def count_category(conn: Connection, step: StepContext, nodes: list[TableNode], holds: HoldsInForce) -> CategoryPlan:
+    """The plan's counts, read on ``conn`` and written nowhere: ``plan_category`` audits them,
+    the forecast of tonight's run (``tonight``) shows them - the same SQL for both."""
+    return CategoryPlan(
+        category=step.category.key,
+        as_of=step.ctx.as_of,
+        policy_version=step.policy.version,
+        has_archive=step.category.has_archive,
+        end_action=step.category.end_action,
+        tables=[_plan_table(conn, root, step, holds, waiting_in_step(conn, step, root)) for root in nodes],
+        dry_run=step.ctx.dry_run,
+    )
 
 
 def _plan_table(
