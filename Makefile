@@ -62,6 +62,7 @@ docs: install
 
 # The Airflow UI on the demo home, with the seven DAGs and the demo target (run `make demo` first).
 # standalone starts its components as `airflow ...` subprocesses: the venv goes first on PATH.
+# Ctrl-C stops standalone and every process it started (scripts/process_group.py, through airflow_env.py).
 # Below: the demo's target (as scripts/demo.py's DemoHome gives it) and a laptop's parallelism.
 # First the targets' missing pools (a task in a missing pool is never scheduled), on a migrated
 # database; an existing pool is left as it is (`airflow pools import` would overwrite its size).

@@ -6,6 +6,9 @@ before that - by ``scripts/demo.py`` and ``tests/conftest.py`` at their start, a
 
     python scripts/airflow_env.py airflow standalone
 
+The command runs in a process group of its own, and Ctrl-C stops it whole, every process it
+started included (``scripts/process_group.py``).
+
 A deployment sets its own (the DAG and plugin folders of its image, its auth manager).
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+from scripts import process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 # The demo's Airflow home (SQLite metadata), shared by `make demo` and `make airflow`.
@@ -42,11 +47,12 @@ def apply_demo_settings() -> None:
 
 
 def main(command: list[str]) -> None:
-    """Run ``command`` (``airflow standalone``...) in the demo's Airflow environment."""
+    """Run ``command`` (``airflow standalone``...) in the demo's Airflow environment; Ctrl-C
+    stops it and every process it started (``process_group.run``)."""
     if not command:
         sys.exit(f"usage: {sys.argv[0]} COMMAND [ARG...]  (e.g. airflow standalone)")
     apply_demo_settings()
-    os.execvp(command[0], command)
+    sys.exit(process_group.run(command))
 
 
 if __name__ == "__main__":
