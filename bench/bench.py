@@ -2,6 +2,7 @@
 
     python bench/bench.py [--rows 1000000 --rows 5000000] [--partition-rows 10000000] [--batch-size N]
                           [--out docs/benchmarks.md]
+    python bench/bench.py --tonight [--rows 1000000]
 
 For each N it seeds N prospects with three interactions each (generated in SQL), keeps the
 seeded database as a template, and measures on a fresh copy each time:
@@ -17,7 +18,12 @@ seeded database as a template, and measures on a fresh copy each time:
   ``reference_anonymize`` / ``engine_anonymize`` (one UPDATE per table; the same category
   with ``end_action: anonymize``);
 - ``sqlite_archive`` / ``sqlite_purge``: the engine on SQLite, at most 1M parents, to say
-  how much slower the embedded default is than PostgreSQL.
+  how much slower the embedded default is than PostgreSQL;
+- ``tonight`` / ``tonight_archived``: the Retention view's forecast of tonight's run
+  (``schedule.tonight.forecast``, one per category), before any run and on the archived copy,
+  with its seconds per category and the dry-run plan's time; its counts are checked against
+  the plan's (they must be equal). ``--tonight`` measures only these and prints them (without
+  writing ``--out``: the page keeps the figures of the last whole run).
 
 ``--partition-rows`` adds a page-views table range-partitioned by month (no children) and
 compares, on the same table, whole partitions (``partitioned: true``) with the row path,
@@ -220,9 +226,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--render", type=Path, help="only rewrite --out from the figures of an earlier run (JSON)")
     parser.add_argument("--batch-size", type=int, help="the prospects policy's batch_size (default: the policy's)")
+    parser.add_argument(
+        "--tonight", action="store_true", help="only the Retention view's forecast; prints, writes nothing"
+    )
     args = parser.parse_args()
     if args.batch_size:
         os.environ["BENCH_BATCH_SIZE"] = str(args.batch_size)
+    if args.tonight:
+        print(tonight_table(run_tonight(args.rows or [1_000_000])))
+        return
     if args.render:
         results = json.loads(args.render.read_text(encoding="utf-8"))
     else:
@@ -249,6 +261,33 @@ def run_all(rows: list[int], partition_rows: int) -> list[dict]:
     return results
 
 
+def run_tonight(rows: list[int]) -> list[dict]:
+    """The forecast alone: before any run, and once the reference has archived what was due."""
+    from scripts.throwaway_postgres import throwaway_postgres
+
+    results: list[dict] = []
+    with throwaway_postgres() as server:
+        for n in rows:
+            template = _seed(server, n)
+            _run(results, n, "tonight", _copy(server, template))
+            archived = _copy(server, template)
+            _sql(archived, REFERENCE_ARCHIVE, horizon=HORIZON)
+            _run(results, n, "tonight_archived", archived)
+    return results
+
+
+def _seed(server: str, n: int) -> str:
+    """A database holding the N prospects and their interactions, and the engine's empty archive tables."""
+    from scripts.throwaway_postgres import fresh_postgres_database
+
+    template = fresh_postgres_database(server)
+    started = time.perf_counter()
+    _sql(template, SEED.replace(":n", str(n)))
+    _worker("create_archive", template)
+    print(f"N={n:,}: seeded {4 * n:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    return template
+
+
 def _copy(server: str, template: str) -> str:
     from scripts.throwaway_postgres import fresh_postgres_database
 
@@ -258,23 +297,22 @@ def _copy(server: str, template: str) -> str:
 def _run(out: list[dict], n: int, step: str, url: str) -> None:
     out.append({"n": n, **_worker(step, url)})
     print(f"  {step}: {out[-1]['rows']:,} rows in {out[-1]['seconds']:.1f} s", flush=True)
+    for category, seconds in out[-1].get("categories", {}).items():
+        print(
+            f"    {category}: {seconds:.2f} s (the dry-run plan: {out[-1]['plan_seconds'][category]:.2f} s)", flush=True
+        )
 
 
 def measure(server: str, n: int) -> list[dict]:
-    from scripts.throwaway_postgres import fresh_postgres_database
-
-    template = fresh_postgres_database(server)
-    started = time.perf_counter()
-    _sql(template, SEED.replace(":n", str(n)))
-    _worker("create_archive", template)  # the engine's archive tables, empty, in the template
-    print(f"N={n:,}: seeded {4 * n:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    template = _seed(server, n)
     out: list[dict] = []
-    for step in ("reference_archive", "engine_archive", "pandas_archive", "engine_dag"):
+    for step in ("tonight", "reference_archive", "engine_archive", "pandas_archive", "engine_dag"):
         if step == "pandas_archive" and n > 1_000_000:
             continue
         _run(out, n, step, _copy(server, template))
     archived = _copy(server, template)
     _worker("engine_archive", archived)  # then end of life for what is past its whole retention
+    _run(out, n, "tonight_archived", _copy(server, archived))
     for step in ("reference_delete", "engine_purge", "reference_anonymize", "engine_anonymize"):
         _run(out, n, step, _copy(server, archived))
     if n <= 1_000_000:
@@ -348,6 +386,8 @@ def work(step: str, url: str) -> dict:
         return _dag(url)
     policy = parse_policy(policy_data(step), "bench")
     target = connect(url, "archive")
+    if step.startswith("tonight"):
+        return _tonight(step, target, policy)
     category = next(iter(policy.categories))
     step_ctx = StepContext.build(
         target, policy, category, RunContext(f"bench-{step}", f"retention_{category}", AS_OF, policy.version)
@@ -378,6 +418,43 @@ def work(step: str, url: str) -> dict:
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "batch_p50": statistics.median(durations) if durations else None,
         "batch_p95": _p95(durations) if durations else None,
+    }
+
+
+def _tonight(step: str, target, policy) -> dict:
+    """Every category's forecast, as the Retention view asks for them (one after the other),
+    then each category's dry-run plan, whose counts must be the forecast's. ``rows``: the
+    rows the forecasts counted as due (for the archive or at end of life)."""
+    from include.retention.records.audit import RunContext
+    from include.retention.schedule.context import StepContext
+    from include.retention.schedule.limits import flag_excesses
+    from include.retention.schedule.plan import plan_category
+    from include.retention.schedule.tonight import CategoryForecast, forecast
+
+    started = time.perf_counter()
+    forecasts = [forecast(target, policy, key, AS_OF) for key in policy.categories]
+    seconds = time.perf_counter() - started
+    plan_seconds = {}
+    for tonight in forecasts:
+        if tonight.problem:
+            raise SystemExit(f"{tonight.category}: {tonight.problem}")
+        ctx = RunContext(f"bench-{step}", f"retention_{tonight.category}", AS_OF, policy.version, dry_run=True)
+        began = time.perf_counter()
+        plan = flag_excesses(plan_category(StepContext.build(target, policy, tonight.category, ctx)), policy)
+        plan_seconds[tonight.category] = time.perf_counter() - began
+        planned = CategoryForecast.of(plan, list(plan.over_limit), tonight.seconds)
+        if planned != tonight:
+            raise SystemExit(f"{tonight.category}: the forecast differs from the plan:\n{tonight}\n{planned}")
+    target.dispose()
+    return {
+        "step": step,
+        "rows": sum(f.due_for_archive + f.due_for_end_of_life for f in forecasts),
+        "seconds": seconds,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "batch_p50": None,
+        "batch_p95": None,
+        "categories": {f.category: f.seconds for f in forecasts},
+        "plan_seconds": plan_seconds,
     }
 
 
@@ -427,7 +504,7 @@ def _dag(url: str) -> dict:
 
     dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dags.py")).get_dag("retention_prospection")
     started = time.perf_counter()
-    dag_run = dag.test(run_conf={"dry_run": False, "as_of": AS_OF.isoformat()})
+    dag_run = dag.test(run_conf={"mode": "execute", "as_of": AS_OF.isoformat()})
     seconds = time.perf_counter() - started
     if dag_run.state != "success":
         raise SystemExit(f"retention_prospection ended {dag_run.state}")
@@ -535,16 +612,41 @@ def _vs(results: list[dict], r: dict) -> str:
     return f"{value:.2f}x {' + '.join(PAIRS[r['step']])}"
 
 
+TONIGHT_STEPS = {"tonight": "before any run", "tonight_archived": "archive filled (the run's archive done)"}
+
+
+def moving(results: list[dict]) -> list[dict]:
+    """The steps that move or destroy rows (the forecast counts them: ``tonight_table``)."""
+    return [r for r in results if r["step"] not in TONIGHT_STEPS]
+
+
 def table(results: list[dict]) -> str:
     lines = [
         "| N | step | rows | seconds | rows/s | vs | peak RSS (MB) | batch p50 / p95 (s) |",
         "|---:|---|---:|---:|---:|---|---:|---|",
     ]
-    for r in results:
+    for r in moving(results):
         batch = f"{r['batch_p50']:.3f} / {r['batch_p95']:.3f}" if r["batch_p50"] is not None else ""
         lines.append(
             f"| {r['n']:,} | {r['step']} | {r['rows']:,} | {r['seconds']:.1f} | {rate(r):,.0f} | "
             f"{_vs(results, r)} | {r['rss_mb']:.0f} | {batch} |"
+        )
+    return "\n".join(lines)
+
+
+def tonight_table(results: list[dict]) -> str:
+    """The Retention view's forecast: seconds per category and in all, against the dry-run plans."""
+    lines = [
+        "| N | database | rows due | seconds per category | total (s) | dry-run plans (s) | peak RSS (MB) |",
+        "|---:|---|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        if r["step"] not in TONIGHT_STEPS:
+            continue
+        each = ", ".join(f"{key} {seconds:.2f}" for key, seconds in r["categories"].items())
+        lines.append(
+            f"| {r['n']:,} | {TONIGHT_STEPS[r['step']]} | {r['rows']:,} | {each} | {r['seconds']:.2f} | "
+            f"{sum(r['plan_seconds'].values()):.2f} | {r['rss_mb']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -582,6 +684,7 @@ def chart(results: list[dict]) -> str:
     """A horizontal bar chart of rows/s per step and N, as a standalone SVG file."""
     from html import escape
 
+    results = moving(results)
     bar, gap, left, width = 16, 4, 260, 420
     top = max((rate(r) for r in results), default=1) or 1
     height = 40 + len(results) * (bar + gap)
@@ -628,6 +731,13 @@ def document(results: list[dict], chart_name: str) -> str:
             "## Targets (issue 8)",
             "",
             targets(results),
+            "",
+            "## Tonight (the Retention view's forecast)",
+            "",
+            "One `schedule.tonight.forecast` per category, as the page asks for them (the benchmark's",
+            "policy has one category), read-only; its counts equal the dry-run plan's (checked).",
+            "",
+            tonight_table(results),
             "",
             "Where a target is not met, and why: `docs/performance.md`. The figures above are in",
             "`benchmarks.json`; `python bench/bench.py --render docs/benchmarks.json` rewrites this page",
