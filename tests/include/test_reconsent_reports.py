@@ -233,10 +233,11 @@ def test_the_certificate_shows_the_rows_waiting_for_reconsent_and_how_long_the_p
     assert issued.waiting_for_reconsent == 3 and issued.reconsent_notice_days == 30
     data = issued.to_dict()
     assert data["tables"][0]["waiting_for_reconsent"] == 3 and data["reconsent_notice_days"] == 30
-    page = unescape(certificate.render(issued))
-    assert "<th>waiting for re-consent</th>" in page
-    assert "3 waiting for re-consent" in page and "at most 30 days (notice_days)" in page
-    assert "3 en attente de re-consentement" in page and "d'au plus 30 jours" in page
+    french, english = (unescape(certificate.render(issued, lang)) for lang in ("fr", "en"))
+    assert "<th>en attente de re-consentement</th>" in french
+    assert "3 en attente de re-consentement" in french and "d'au plus 30 jours" in french
+    assert "<th>waiting for re-consent</th>" in english
+    assert "3 waiting for re-consent" in english and "at most 30 days (notice_days)" in english
     # The run summary says the same count, and the table the demo prints shows it.
     assert summary.waiting_for_reconsent == 3
     assert "waiting for re-consent" in format_summary([summary]).splitlines()[0]
@@ -273,4 +274,4 @@ def test_a_run_counts_the_due_rows_that_wait_for_the_ask_on_its_certificate_and_
         (summary,) = summary_table(conn, trail, ["run-waits"])
     members = next(t for t in issued.tables if t.table == "members")
     assert members.waiting_for_reconsent == summary.waiting_for_reconsent == 2
-    assert "2 waiting for re-consent" in certificate.render(issued)
+    assert "2 waiting for re-consent" in certificate.render(issued, "en")

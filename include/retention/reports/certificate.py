@@ -27,16 +27,29 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from include.retention.database import store
+from include.retention.dates.words import day_words, moment_words
 from include.retention.errors import RetentionError
 from include.retention.files import Location, folder_missing, reports_dir, unique_name, write_new, write_whole
+from include.retention.language import (
+    DEFAULT_LANGUAGE,
+    N_,
+    SOURCE_LANGUAGE,
+    Language,
+    Translate,
+    checked,
+    translations,
+    translator,
+)
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records import anchors as anchor_files
 from include.retention.records import audit
@@ -90,6 +103,12 @@ class Certificate:
     checks: list[CheckOutcome] = field(default_factory=list)
     # When rows waited for re-consent: how many days past its period end the promise may keep a row.
     reconsent_notice_days: int | None = None
+    # How a person is shown it, from the policy when it was built (``PRESENTATION``): the
+    # language its files are written in, the zone its instants are read in, the category's
+    # name in each language.
+    language: Language = DEFAULT_LANGUAGE
+    timezone: str = "Europe/Paris"
+    category_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def waiting_for_reconsent(self) -> int:
@@ -98,7 +117,7 @@ class Certificate:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly. The re-consent keys appear only when rows waited: the certificate of a
         run that kept nobody waiting reads, and compares (``write``), as it always did."""
-        data = asdict(self)
+        data = {key: value for key, value in asdict(self).items() if key not in PRESENTATION}
         data["as_of"] = self.as_of.isoformat()
         data["issued_at"] = self.issued_at.isoformat()
         if not self.waiting_for_reconsent:
@@ -106,6 +125,11 @@ class Certificate:
             for table in data["tables"]:
                 del table["waiting_for_reconsent"]
         return data
+
+
+# Not evidence of what the run did, so not in the JSON: a certificate issued again compares
+# (``write``) with the one written before these existed.
+PRESENTATION = ("language", "timezone", "category_labels")
 
 
 class NoSuchRun(LookupError):
@@ -149,6 +173,9 @@ def build(
         tables=tables,
         checks=checks,
         reconsent_notice_days=category.reconsent.notice_days if waited and category and category.reconsent else None,
+        language=policy.language,
+        timezone=policy.timezone,
+        category_labels=category.label.model_dump() if category else {},
     )
 
 
@@ -269,7 +296,7 @@ def write(certificate: Certificate) -> tuple[Location, Location]:
             continue
         if not write_new(json_at, content.encode("utf-8")):
             continue  # taken meanwhile
-        page = render(certificate).encode("utf-8")
+        page = render(certificate, certificate.language).encode("utf-8")
         if not write_new(html_at, page):  # an HTML left without its JSON: this JSON's rendering
             write_whole(html_at, page)
         return json_at, html_at
@@ -285,92 +312,151 @@ def _same_certificate(path: Location, content: str) -> bool:
     return {**existing, "issued_at": None} == {**json.loads(content), "issued_at": None}
 
 
-def status_text(c: Certificate) -> str:
+def _ngettext(lang: str) -> Callable[[str, str, int], str]:
+    """The engine catalog's ``ngettext`` for ``lang``: the singular or plural text by the
+    language's rule (called by that name so that ``make messages`` extracts both texts)."""
+    return translations(checked(lang), "engine").ngettext
+
+
+def status_text(c: Certificate, lang: str = DEFAULT_LANGUAGE) -> str:
     """What the run amounts to, in one line: a dry run that reports rows an executing run
     would move is complete, and says so, rather than looking like a failed run."""
+    _, ngettext = translator(lang, "engine"), _ngettext(lang)
     if not c.completed:
-        return "INCOMPLETE: the run did not finish or a check failed"
+        return _("INCOMPLETE: the run did not finish or a check failed")
     reported = sum(1 for k in c.checks if not k.success)
     if not reported:
-        return "completed, every check passed"
+        return _("completed, every check passed")
     if c.dry_run:
-        return (
-            f"dry run completed, nothing was changed; {reported} check(s) report the rows an executing run would act on"
+        return ngettext(
+            "dry run completed, nothing was changed; {count} check reports the rows an executing run would act on",
+            "dry run completed, nothing was changed; {count} checks report the rows an executing run would act on",
+            reported,
+        ).format(count=reported)
+    return ngettext(
+        "completed; {count} non-blocking check reported rows (listed below)",
+        "completed; {count} non-blocking checks reported rows (listed below)",
+        reported,
+    ).format(count=reported)
+
+
+def render(c: Certificate, lang: str | None = None) -> str:
+    """The certificate as a self-contained HTML page, in ``lang`` (default: the policy's
+    language, French unless it says otherwise); its instants on the policy's clocks."""
+    lang = lang or c.language
+    _ = translator(lang, "engine")
+    label = c.category_labels.get(lang, c.category_label)
+    waited = c.waiting_for_reconsent > 0
+    passed = len(c.checks) - sum(1 for k in c.checks if not k.success)
+    done = _("What was done, per table")
+    checks = _("Checks ({passed} of {total} passed)").format(passed=passed, total=len(c.checks))
+    body = (
+        f"{_facts_table(c, label, lang)}<h2>{html.text(done)}</h2>"
+        f"{_tables_table(c, waited, _)}<p>{html.text(_(_COUNTS_EXPLAINED))}</p>"
+        f"{_waiting_paragraph(c, lang) if waited else ''}"
+        f"<h2>{html.text(checks)}</h2>{_checks_table(c, _)}<p>{_derived_paragraph(_)}</p>"
+    )
+    title = _("Deletion certificate - {category} - {day}").format(category=label, day=day_words(c.as_of, lang))
+    return html.page(title, body, lang=lang)
+
+
+_COUNTS_EXPLAINED = N_(
+    "Held: rows past their date kept because an open related row or a retained dependant needs them. "
+    "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
+    "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them."
+)
+
+
+def _facts_table(c: Certificate, label: str, lang: str) -> str:
+    """The run, what it was allowed to do, where its evidence is."""
+    _ = translator(lang, "engine")
+    status = f"<span class='{'ok' if c.completed else 'ko'}'>{html.text(status_text(c, lang))}</span>"
+    if c.approved_past_limit is None:
+        limit = _("within the limit")
+    else:
+        limit = _("passed: {count} removals approved by a person (task approve_deletions)").format(
+            count=c.approved_past_limit
         )
-    return f"completed; {reported} non-blocking check(s) reported rows (listed below)"
-
-
-def render(c: Certificate) -> str:
-    """The certificate as a self-contained HTML page."""
-    failed = [k for k in c.checks if not k.success]
-    status = f"<span class='{'ok' if c.completed else 'ko'}'>{html.text(status_text(c))}</span>"
-    facts = html.table(
+    return html.table(
         ("", ""),
         [
-            ("Category", f"{c.category_label} ({c.category})"),
-            ("Run", c.run_id),
+            (_("Category"), f"{label} ({c.category})"),
+            (_("Run"), c.run_id),
             ("DAG", c.dag_id),
-            ("Audit log", c.audit_log or "not named (certificate written before the log was named)"),
-            ("As of", c.as_of.isoformat()),
-            ("Policy version", c.policy_version),
-            ("Mode", "dry run: nothing was changed" if c.dry_run else "executed"),
-            ("Status", html.Raw(status)),
-            (
-                "Deletion limit",
-                "within the limit"
-                if c.approved_past_limit is None
-                else f"passed: {c.approved_past_limit} removals approved by a person (task approve_deletions)",
-            ),
-            ("Audit events", f"{c.first_event} to {c.last_event}"),
-            ("First event hash", html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
-            ("Last event hash", html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
-            ("Issued at", c.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+            (_("Audit log"), c.audit_log or _("not named (certificate written before the log was named)")),
+            (_("As of"), day_words(c.as_of, lang)),
+            (_("Policy version"), c.policy_version),
+            (_("Mode"), _("dry run: nothing was changed") if c.dry_run else _("executed")),
+            (_("Status"), html.Raw(status)),
+            (_("Deletion limit"), limit),
+            (_("Audit events"), _("{first} to {last}").format(first=c.first_event, last=c.last_event)),
+            (_("First event hash"), html.Raw(f"<code>{html.text(c.first_hash)}</code>")),
+            (_("Last event hash"), html.Raw(f"<code>{html.text(c.last_hash)}</code>")),
+            (_("Issued at"), moment_words(c.issued_at, lang, ZoneInfo(c.timezone))),
         ],
     )
-    waited = c.waiting_for_reconsent > 0
-    tables = html.table(
-        ("table", "archived", "deleted", "anonymised", "held", "legal hold", "quarantined")
-        + (("waiting for re-consent",) if waited else ()),
+
+
+def _tables_table(c: Certificate, waited: bool, _: Translate) -> str:
+    headers = (_("table"), _("archived"), _("deleted"), _("anonymised"), _("held"), _("legal hold"), _("quarantined"))
+    return html.table(
+        headers + ((_("waiting for re-consent"),) if waited else ()),
         [
             (t.table, t.archived, t.deleted, t.anonymized, t.held, t.legal_hold, t.quarantined)
             + ((t.waiting_for_reconsent,) if waited else ())
             for t in c.tables
         ],
     )
-    checks = html.table(
-        ("suite", "table", "check", "result", "blocking", "rows failing"),
+
+
+def _checks_table(c: Certificate, _: Translate) -> str:
+    failed = _("FAILED")
+    return html.table(
+        (_("suite"), _("table"), _("check"), _("result"), _("blocking"), _("rows failing")),
         [
-            (k.suite, k.table, k.check, "passed" if k.success else "FAILED", k.blocking, k.unexpected_rows)
+            (
+                k.suite,
+                k.table,
+                k.check,
+                _("passed") if k.success else failed,
+                _("yes") if k.blocking else _("no"),
+                k.unexpected_rows,
+            )
             for k in c.checks
         ],
-        row_class=lambda r: "ko" if r[3] == "FAILED" else "",
+        row_class=lambda r: "ko" if r[3] == failed else "",
     )
-    body = (
-        f"{facts}<h2>What was done, per table</h2>{tables}"
-        "<p>Held: rows past their date kept because an open related row or a retained dependant needs them. "
-        "Legal hold: rows past their date that a legal hold (litigation, inquiry) keeps where they are. "
-        "Quarantined: rows with no start date, which cannot be aged and wait for a person to fix them.</p>"
-        f"{_waiting_paragraph(c) if waited else ''}"
-        f"<h2>Checks ({len(c.checks) - len(failed)} of {len(c.checks)} passed)</h2>{checks}"
-        "<p>Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
-        "(<code>retention_audit_verify</code>). Counts only: no personal data.</p>"
-    )
-    return html.page(f"Deletion certificate - {c.category_label} - {c.as_of.isoformat()}", body)
 
 
-def _waiting_paragraph(c: Certificate) -> str:
-    """What the waiting count means, in the charter's two languages: the promise to ask
-    before the data leaves, and how long it may delay the archive at most."""
+def _derived_paragraph(_: Translate) -> str:
+    """Where the certificate comes from and how to check it (the DAG's name stays as it is)."""
+    return html.text(
+        _(
+            "Derived from the audit log alone. The hashes above can be checked against the log's hash chain "
+            "({dag}). Counts only: no personal data."
+        )
+    ).format(dag="<code>retention_audit_verify</code>")
+
+
+def _waiting_paragraph(c: Certificate, lang: str) -> str:
+    """What the waiting count means: the promise to ask before the data leaves, and how long
+    it may delay the archive at most."""
+    _, ngettext = translator(lang, "engine"), _ngettext(lang)
     days = c.reconsent_notice_days
-    bound_en = f"at most {days} days (notice_days)" if days else "at most the notice window (notice_days)"
-    bound_fr = f"d'au plus {days} jours (notice_days)" if days else "d'au plus la fenêtre de préavis (notice_days)"
+    if days:
+        bound = ngettext("at most {days} day (notice_days)", "at most {days} days (notice_days)", days)
+    else:
+        bound = _("at most the notice window (notice_days)")
+    said = _(
+        "{count} waiting for re-consent: rows past their active period that stay active until the person has "
+        "been asked whether they still want commercial messages, as the charter promises. The promise delays "
+        "the archive by {bound} past the end of the active period."
+    )
+    # The count and its name in bold: the sentence is escaped first, then the bold part put in.
+    waiting, colon, rest = said.partition(":")
     return (
-        f"<p><b>{c.waiting_for_reconsent} waiting for re-consent</b>: rows past their active period that "
-        "stay active until the person has been asked whether they still want commercial messages, as the "
-        f"charter promises. The promise delays the archive by {bound_en} past the end of the active period.</p>"
-        f"<p lang='fr'><b>{c.waiting_for_reconsent} en attente de re-consentement</b> : enregistrements dont la "
-        "période active est échue, maintenus tant que la personne n'a pas été recontactée, comme la charte s'y "
-        f"engage. Cet engagement retarde l'archivage {bound_fr} après la fin de la période active.</p>"
+        f"<p><b>{html.text(waiting.format(count=c.waiting_for_reconsent))}</b>"
+        f"{html.text(colon + rest.format(bound=bound.format(days=days)))}</p>"
     )
 
 
@@ -558,54 +644,70 @@ class ChainStatus:
     def intact(self) -> bool:
         return self.chain_holds and not self.mismatches and not self.unverified and not self.missing_certificates
 
-    def sentence(self) -> str:
-        """One line for people: what every screen and the daily verification say."""
+    def sentence(self, lang: str = SOURCE_LANGUAGE) -> str:
+        """One line for people: what every screen and the daily verification say. In English
+        unless asked (the log line, the failure's message and the JSON ``status`` are read by
+        engineers and machines); a page passes its reader's language. The details quoted from
+        the verification (a broken event's reason, a mismatch) stay as the log check words them."""
+        _ = translator(lang, "engine")
         if not self.chain_holds:
-            return (
-                f"BROKEN: the hash chain does not hold at event {self.broken_at}: {self.reason} "
-                f"({self.events} events read)"
+            return _("BROKEN: the hash chain does not hold at event {event}: {reason} ({events} events read)").format(
+                event=self.broken_at, reason=self.reason, events=self.events
             )
         if self.mismatches and not self.events:
-            return f"{'EMPTIED' if self.exists else 'REMOVED'}: {self.mismatches[0]}"
+            verdict = _("EMPTIED") if self.exists else _("REMOVED")
+            return _("{verdict}: {mismatch}").format(verdict=verdict, mismatch=self.mismatches[0])
         if self.mismatches:
-            return (
-                f"REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
-                f"{self.mismatches[0]} ({len(self.mismatches)} mismatch(es); its hash chain is consistent, "
-                "so it was re-hashed or shortened)"
-            )
+            return _(
+                "REWRITTEN: the log does not match the hashes its run certificates and daily anchors copied: "
+                "{mismatch} ({count} mismatch(es); its hash chain is consistent, so it was re-hashed or shortened)"
+            ).format(mismatch=self.mismatches[0], count=len(self.mismatches))
         if self.unverified and self.reports_missing:
-            return (
-                f"NOT VERIFIED against its anchors: the reports folder {self.reports} is missing (not mounted, "
-                f"or $RETENTION_REPORTS_DIR is wrong); its hash chain holds ({self.events} events), but a "
+            return _(
+                "NOT VERIFIED against its anchors: the reports folder {reports} is missing (not mounted, "
+                "or $RETENTION_REPORTS_DIR is wrong); its hash chain holds ({events} events), but a "
                 "re-hashed log would pass unseen"
-            )
+            ).format(reports=self.reports, events=self.events)
         if self.unverified:
-            return (
-                f"NOT VERIFIED against its anchors: {self.other_logs} certificate(s) or anchor(s) in "
-                f"{self.reports} name another log ({self.other_log}), none this one ({self.audit_log}); its "
-                f"hash chain holds ({self.events} events), but a re-hashed log would pass unseen: if it is "
-                "this log under another name, reach the database by one name everywhere"
+            return _(
+                "NOT VERIFIED against its anchors: {count} certificate(s) or anchor(s) in {reports} name another "
+                "log ({other}), none this one ({log}); its hash chain holds ({events} events), but a re-hashed "
+                "log would pass unseen: if it is this log under another name, reach the database by one name "
+                "everywhere"
+            ).format(
+                count=self.other_logs,
+                reports=self.reports,
+                other=self.other_log,
+                log=self.audit_log,
+                events=self.events,
             )
         if self.missing_certificates:
-            return (
-                f"CERTIFICATES MISSING: run {', run '.join(self.missing_certificates[:5])}"
-                f"{f' and {len(self.missing_certificates) - 5} more' if len(self.missing_certificates) > 5 else ''}"
-                f" finished (the log holds its summary) but no certificate of this log in {self.reports} "
-                "names it, and the log records no failure to write it: restore the certificate(s) from a "
-                "backup, or check that $RETENTION_REPORTS_DIR is the folder the runs wrote to"
-            )
-        said = (
-            f"intact: {self.events} events, hash chain verified, hashes of {self.certificates} run "
-            f"certificate(s) and {self.daily_anchors} daily anchor(s) matched"
-        )
+            return self._missing_sentence(_)
+        return self._intact_sentence(_)
+
+    def _missing_sentence(self, _: Translate) -> str:
+        runs = _(", run ").join(self.missing_certificates[:5])
+        if len(self.missing_certificates) > 5:
+            runs += _(" and {count} more").format(count=len(self.missing_certificates) - 5)
+        return _(
+            "CERTIFICATES MISSING: run {runs} finished (the log holds its summary) but no certificate of this log "
+            "in {reports} names it, and the log records no failure to write it: restore the certificate(s) from a "
+            "backup, or check that $RETENTION_REPORTS_DIR is the folder the runs wrote to"
+        ).format(runs=runs, reports=self.reports)
+
+    def _intact_sentence(self, _: Translate) -> str:
+        said = _(
+            "intact: {events} events, hash chain verified, hashes of {certificates} run certificate(s) and "
+            "{anchors} daily anchor(s) matched"
+        ).format(events=self.events, certificates=self.certificates, anchors=self.daily_anchors)
         if self.anchored_to < self.events:
-            said += (
-                f"; {self.events - self.anchored_to} event(s) after #{self.anchored_to} not anchored yet "
-                "(the next run certificate or daily verification anchors them)"
-            )
+            said += _(
+                "; {count} event(s) after #{last} not anchored yet (the next run certificate or daily "
+                "verification anchors them)"
+            ).format(count=self.events - self.anchored_to, last=self.anchored_to)
         if self.other_logs:
-            said += (
-                f"; {self.other_logs} certificate(s) or anchor(s) of another log left aside (first: {self.other_log})"
+            said += _("; {count} certificate(s) or anchor(s) of another log left aside (first: {other})").format(
+                count=self.other_logs, other=self.other_log
             )
         return said
 
