@@ -26,50 +26,36 @@ from urllib.parse import urlencode
 from include.retention.database.identity import SubjectKey, normalise
 from include.retention.dates.words import day_words
 from include.retention.errors import RetentionError
+from include.retention.language import N_, translator
 from include.retention.policy.model import Category, Reconsent
 from include.retention.reconsent.tokens import sign
 
 # The identifier kind an address is keyed under (``identity.subject_hash``, the suppression list).
 ADDRESS_KIND = "email"
 
-_SUBJECTS = {
-    "fr": "Souhaitez-vous continuer à recevoir nos sollicitations commerciales ?",
-    "en": "Do you wish to keep receiving our commercial messages?",
-}
-_BODIES = {
-    "fr": (
-        "Bonjour,\n\n"
-        "Nous conservons des données vous concernant, dans le cadre suivant : « {label} ». Conformément à notre "
-        "politique de conservation, elles doivent quitter notre base active à partir du {period_end}. Auparavant, "
-        "nous souhaitons savoir si vous voulez continuer à recevoir nos sollicitations commerciales.\n\n"
-        "Oui, je souhaite continuer à les recevoir :\n{yes_url}\n\n"
-        "Non, je ne le souhaite plus ; mes données seront effacées et je ne serai plus sollicité(e) :\n{no_url}\n\n"
-        "Ces liens sont valables jusqu'au {expires_on} inclus. {without_answer}\n\n"
-        "Bien cordialement,{signature}"
-    ),
-    "en": (
-        "Hello,\n\n"
-        "We hold data about you, under: “{label}”. Under our retention policy, it is due to leave our active "
-        "database from {period_end}. Before then, we would like to know whether you wish to keep receiving our commercial "
-        "messages.\n\n"
-        "Yes, I wish to keep receiving them:\n{yes_url}\n\n"
-        "No, I no longer wish to; my data will be erased and I will not be contacted again:\n{no_url}\n\n"
-        "These links work until {expires_on} inclusive. {without_answer}\n\n"
-        "Kind regards,{signature}"
-    ),
-}
+# The built-in texts, written in English and translated by the engine catalog (French: the
+# charter's own words). The subject and body are ``str.format`` templates.
+_SUBJECT = N_("Do you wish to keep receiving our commercial messages?")
+_BODY = N_(
+    "Hello,\n\n"
+    "We hold data about you, under: “{label}”. Under our retention policy, it is due to leave our active "
+    "database from {period_end}. Before then, we would like to know whether you wish to keep receiving our commercial "
+    "messages.\n\n"
+    "Yes, I wish to keep receiving them:\n{yes_url}\n\n"
+    "No, I no longer wish to; my data will be erased and I will not be contacted again:\n{no_url}\n\n"
+    "These links work until {expires_on} inclusive. {without_answer}\n\n"
+    "Kind regards,{signature}"
+)
 # What happens without an answer: the category's own end of life, said before the links expire.
 _WITHOUT_ANSWER = {
-    ("fr", "archive", "delete"): "Sans réponse de votre part, ces données seront archivées et conservées uniquement "
-    "à titre de preuve pendant la durée légale, puis détruites.",
-    ("fr", "archive", "anonymize"): "Sans réponse de votre part, ces données seront archivées et conservées "
-    "uniquement à titre de preuve pendant la durée légale, puis anonymisées.",
-    ("fr", "no archive", "delete"): "Sans réponse de votre part, ces données seront détruites.",
-    ("en", "archive", "delete"): "Without an answer, this data will be archived, kept only as evidence for the legal "
-    "period, and then destroyed.",
-    ("en", "archive", "anonymize"): "Without an answer, this data will be archived, kept only as evidence for the "
-    "legal period, and then anonymised.",
-    ("en", "no archive", "delete"): "Without an answer, this data will be destroyed.",
+    ("archive", "delete"): N_(
+        "Without an answer, this data will be archived, kept only as evidence for the legal period, and then destroyed."
+    ),
+    ("archive", "anonymize"): N_(
+        "Without an answer, this data will be archived, kept only as evidence for the legal period, and then "
+        "anonymised."
+    ),
+    ("no archive", "delete"): N_("Without an answer, this data will be destroyed."),
 }
 
 
@@ -148,7 +134,7 @@ def compose(
         "no_url": answer_link(block, sign(key, token_id, "no", expires_on)),
     }
     body = block.body or _built_in_body(category, block, language)
-    subject = (block.subject or _SUBJECTS[language]).format_map(values)
+    subject = (block.subject or translator(language, "engine")(_SUBJECT)).format_map(values)
     return Notice(
         to=to.strip(),
         sender=block.sender,
@@ -163,13 +149,14 @@ def compose(
 def _built_in_body(category: Category, block: Reconsent, language: str) -> str:
     """The built-in template with the category's own end of life and the sender's name filled
     in (escaped braces: they are text, not placeholders)."""
+    _ = translator(language, "engine")
     kept = "archive" if category.has_archive else "no archive"
     name = parseaddr(block.sender)[0]
     fixed = {
-        "{without_answer}": _WITHOUT_ANSWER[(language, kept, category.end_action)],
+        "{without_answer}": _(_WITHOUT_ANSWER[(kept, category.end_action)]),
         "{signature}": f"\n{name}" if name else "",
     }
-    body = _BODIES[language]
+    body = _(_BODY)
     for placeholder, words in fixed.items():
         body = body.replace(placeholder, words.replace("{", "{{").replace("}", "}}"))
     return body
