@@ -8,6 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from ui_target import RUNS, SECRET, bearer, seeded_target
@@ -93,8 +94,10 @@ def test_the_airflow_ui_session_cookie_is_accepted_as_in_the_embedded_view(ui):
 def test_the_overview_shows_the_last_event_and_the_latest_runs_and_the_chain_page_verifies(ui):
     page = ui.get("/retention/", headers=bearer(ui)).text
     chain = ui.get("/retention/api/chain", headers=bearer(ui)).json()
-    assert f"Last audit event <b>#{chain['events']}</b>" in page
-    assert "Audit log intact" in page and "Audit log intact" in ui.get("/retention/chain", headers=bearer(ui)).text
+    assert f"Dernier événement d&#x27;audit <b>#{chain['events']}</b>" in page  # French by default (issue 20)
+    english = {"lang": "en"}
+    assert "Audit log intact" in ui.get("/retention/", params=english, headers=bearer(ui)).text
+    assert "Audit log intact" in ui.get("/retention/chain", params=english, headers=bearer(ui)).text
     assert RUNS["prospection"] in page and RUNS["web_forms"] in page
 
 
@@ -127,11 +130,11 @@ def test_the_audit_browser_filters_by_run(ui):
 
 
 def test_the_audit_browser_filters_by_date_range(ui):
-    today = datetime.now(UTC).date()
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()  # the days are the policy's (issue 20: never UTC)
     headers = bearer(ui)
     inside = ui.get("/retention/audit", params={"date_from": str(today), "date_to": str(today)}, headers=headers)
     before = ui.get("/retention/audit", params={"date_to": str(today - timedelta(days=1))}, headers=headers)
-    assert inside.text.count("<tr>") > 10 and "0 event(s) shown" in before.text
+    assert inside.text.count("<tr>") > 10 and "Aucun événement ne correspond à ces filtres." in before.text
 
 
 @pytest.mark.parametrize(
@@ -152,18 +155,16 @@ def test_a_run_certificate_is_served_as_html_and_json(ui):
     path = f"/retention/certificates/{quote(RUNS['prospection'], safe='')}"
     page = ui.get(path, headers=headers).text
     data = ui.get(path, params={"format": "json"}, headers=headers).json()
-    assert "Deletion certificate" in page and data["category"] == "prospection"
+    assert "Certificat de suppression" in page and data["category"] == "prospection"  # French by default
+    assert "Deletion certificate" in ui.get(path, params={"lang": "en"}, headers=headers).text
     assert data["last_hash"] in page and {t["table"] for t in data["tables"]} >= {"prospects", "prospect_interactions"}
     assert ui.get("/retention/certificates/nope", headers=headers).status_code == 404
 
 
-def test_the_schedule_is_shown_in_english_and_in_french(ui):
+def test_the_schedule_is_shown_in_french_by_default_and_in_english_on_request(ui):
     headers = bearer(ui)
-    assert "Commercial prospection" in ui.get("/retention/schedule", headers=headers).text
-    assert (
-        "Gestion et suivi de la prospection commerciale"
-        in ui.get("/retention/schedule", params={"lang": "fr"}, headers=headers).text
-    )
+    assert "Gestion et suivi de la prospection commerciale" in ui.get("/retention/schedule", headers=headers).text
+    assert "Commercial prospection" in ui.get("/retention/schedule", params={"lang": "en"}, headers=headers).text
 
 
 def test_the_lookup_says_a_destroyed_prospect_is_no_longer_held_and_shows_the_request(ui):
@@ -207,7 +208,7 @@ def test_the_lookup_says_an_erased_prospect_was_erased_and_the_request_record_is
         datetime.now(UTC),
     )
     target.dispose()
-    page = ui.post("/retention/lookup", data={"kind": "email", "identifier": email}, headers=bearer(ui)).text
+    page = ui.post("/retention/lookup?lang=en", data={"kind": "email", "identifier": email}, headers=bearer(ui)).text
     assert "Still in the active base" not in page and "class='ko'" not in page
     assert "Erased on " in page and "; the request record is kept as evidence until " in page
     assert "evidence of a request (register)" in page and email not in page.lower()
@@ -228,7 +229,10 @@ def test_the_plugin_adds_the_view_to_the_airflow_menu_and_to_each_dag_run(ui):
     (mine,) = [p for p in plugins if p["name"] == "retention_view"]
     views = {v["name"]: v for v in mine["external_views"]}
     assert views["Retention"]["href"] == "/retention/" and views["Retention"]["category"] == "browse"
-    assert views["Retention certificate"]["destination"] == "dag_run"
+    # Airflow 3.3 shows a plugin tab only with a url_route; the UI fills {DAG_ID} and {RUN_ID}.
+    tab = views["Certificat"]
+    assert tab["destination"] == "dag_run" and tab["url_route"] == "retention-certificate"
+    assert tab["href"] == "/retention/run?dag_id={DAG_ID}&run_id={RUN_ID}"
     assert mine["fastapi_apps"][0]["url_prefix"] == "/retention"
     assert ui.get("/api/v2/plugins/importErrors", headers=bearer(ui)).json()["total_entries"] == 0
 
@@ -253,8 +257,8 @@ def test_a_lookup_logs_neither_the_identifier_nor_the_key(ui, caplog):
 
 def test_the_legal_holds_page_lists_the_register_with_its_reasons(ui):
     page = ui.get("/retention/holds", headers=bearer(ui)).text
-    assert "RG-UI-1" in page and "Enquete CNIL en cours" in page and "in force" in page
-    assert "1 hold(s) in force" in page
+    assert "RG-UI-1" in page and "Enquete CNIL en cours" in page and "en vigueur" in page  # French by default
+    assert "1 gel(s) en vigueur" in page
 
 
 def _copy_of_the_target(tmp_path, monkeypatch):
@@ -310,7 +314,7 @@ def test_a_log_that_agrees_with_its_certificates_is_intact_on_every_page(ui, cer
     headers = bearer(ui)
     assert ui.get("/retention/api/chain", headers=headers).json()["certificates"] == len(RUNS)
     for path in ("/retention/", "/retention/chain"):
-        assert "Audit log intact" in ui.get(path, headers=headers).text
+        assert "Audit log intact" in ui.get(path, params={"lang": "en"}, headers=headers).text
 
 
 def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_copy):
@@ -324,14 +328,14 @@ def test_a_log_rewritten_consistently_is_not_intact_on_any_page(ui, certified_co
     data = ui.get("/retention/api/chain", headers=headers).json()
     assert data["intact"] is False and data["mismatches"] and data["status"].startswith("REWRITTEN")
     for path in ("/retention/", "/retention/chain"):
-        page = ui.get(path, headers=headers).text
+        page = ui.get(path, params={"lang": "en"}, headers=headers).text
         assert "Audit log REWRITTEN" in page and "intact" not in page
 
 
 def test_the_lookup_names_every_kind_of_record_the_answer_can_hold():
     """A kind the page cannot name (a customer's retained invoices) would fail the whole lookup."""
     from include.retention.rights.erased import RECORD_KINDS
-    from include.retention_airflow.ui import RECORD_KINDS_SHOWN
+    from include.retention_airflow.ui.lookup import RECORD_KINDS_SHOWN
 
     assert set(RECORD_KINDS_SHOWN) == set(RECORD_KINDS)
 
@@ -365,7 +369,7 @@ def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
     assert until_the_end.status_code == 200
     assert until_the_end.text.count("<tr>") == everything.text.count("<tr>") > 10
     from_the_end = ui.get("/retention/audit", params={"date_from": "9999-12-31"}, headers=headers)
-    assert from_the_end.status_code == 200 and "0 event(s) shown" in from_the_end.text
+    assert from_the_end.status_code == 200 and "Aucun événement ne correspond à ces filtres." in from_the_end.text
 
 
 @pytest.mark.parametrize(
@@ -445,7 +449,7 @@ def test_a_cross_origin_lookup_with_the_session_cookie_is_refused(ui, session_co
 )
 def test_a_same_origin_lookup_with_the_session_cookie_is_answered(ui, session_cookie, headers):
     response = ui.post("/retention/lookup", data=LOOKUP, headers=headers)
-    assert response.status_code == 200 and "Keyed hash of the email" in response.text
+    assert response.status_code == 200 and "Empreinte à clé de l&#x27;identifiant (email)" in response.text
 
 
 def test_an_explicit_bearer_token_needs_no_origin_but_a_foreign_origin_is_still_refused(ui):

@@ -1,0 +1,151 @@
+"""Run certificates: the list of finished runs, one run's certificate, and the tab on each DAG run.
+
+A certificate is rebuilt from the audit log (``reports.certificate.build``), in the reader's
+language. The tab Airflow shows on every DAG run (``/run?dag_id=...&run_id=...``) looks the run
+up by its DAG and run ids together - run ids are unique per DAG only - in the database of the
+target whose DAG it is; a run of another DAG, or a run that has logged nothing yet, gets a page
+saying so in the reader's language, not a 404.
+
+Stable hooks: ``section#latest-runs`` (the runs table), ``section#run-certificate-missing``
+(the tab's page when there is no certificate to show).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from include.retention.database import store
+from include.retention.dates.words import day_words
+from include.retention.files import site_folder
+from include.retention.language import translator
+from include.retention.policy.model import RetentionPolicy
+from include.retention.reports import certificate, html
+from include.retention_airflow.targets import Site
+from include.retention_airflow.ui.guards import MAX_RUN_ID, valid_run_id
+from include.retention_airflow.ui.layout import document, page, section
+from include.retention_airflow.ui.reader import LANG_PARAMETER, READER, Reader, language, reader_from
+from include.retention_airflow.ui.served import audit_log, served
+
+router = APIRouter()
+MAX_DAG_ID = 250  # Airflow's limit on a DAG id
+
+
+def mode_words(dry_run: bool, lang: str) -> str:
+    """How a run went, in words: a preview changes nothing, an executed run does what it says."""
+    _ = translator(lang, "ui")
+    return _("preview (nothing changed)") if dry_run else _("executed")
+
+
+def runs_table(reader: Reader, runs: list[dict[str, Any]]) -> str:
+    """The runs that reached their summary, newest first, each with its certificate."""
+    _ = translator(reader.lang, "ui")
+    if not runs:
+        return section("latest-runs", "<p>" + html.text(_("No run has finished yet.")) + "</p>")
+
+    def link(run: dict[str, Any]) -> html.Raw:
+        path = f"/certificates/{quote(run['run_id'], safe='')}"
+        return html.Raw(
+            f"<a href='{html.text(reader.href(path, dag_id=run['dag_id']))}'>{html.text(run['run_id'])}</a> "
+            f"(<a href='{html.text(reader.href(path, dag_id=run['dag_id'], format='json'))}'>json</a>)"
+        )
+
+    def mode(dry_run: bool) -> html.Raw:
+        return html.Raw(
+            f"<span class='{'warn' if dry_run else 'ok'}'>{html.text(mode_words(dry_run, reader.lang))}</span>"
+        )
+
+    rows = [
+        (reader.category(r["category"]), r["dag_id"], mode(r["dry_run"]), day_words(r["as_of"], reader.lang), link(r))
+        for r in runs
+    ]
+    headers = (_("category"), _("DAG"), _("mode"), _("day of the run"), _("certificate"))
+    return section("latest-runs", html.table(headers, rows))
+
+
+@router.get("/certificates", response_class=HTMLResponse)
+def certificates(reader: Reader = READER) -> HTMLResponse:
+    """Every run that reached its summary, newest first."""
+    _ = translator(reader.lang, "ui")
+    target, trail = audit_log(reader.site, reader.policy)
+    with target.read() as conn:
+        runs = certificate.latest_runs(conn, trail) if store.table_exists(conn, trail) else []
+    return page(reader, _("Run certificates"), runs_table(reader, runs), "certificates")
+
+
+@router.get("/certificates/{run_id:path}", response_model=None)
+def run_certificate(
+    run_id: str = Path(max_length=MAX_RUN_ID),
+    dag_id: str | None = Query(None, max_length=MAX_DAG_ID),
+    format: Literal["html", "json"] = "html",
+    reader: Reader = READER,
+) -> HTMLResponse | JSONResponse:
+    """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines);
+    ``?dag_id=`` picks the DAG's run when two DAGs' runs share the id."""
+    valid_run_id(run_id)
+    target, trail = audit_log(reader.site, reader.policy)
+    try:
+        with target.read() as conn, site_folder(reader.site.reports_folder):
+            issued = certificate.build(conn, trail, reader.policy, run_id, dag_id)
+    except certificate.NoSuchRun as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if format == "json":
+        return JSONResponse(issued.to_dict())
+    return HTMLResponse(certificate.render(issued, reader.lang))
+
+
+def _schedule_dag(dag_id: str) -> tuple[Site, RetentionPolicy] | None:
+    """The target whose ``retention_<category>`` DAG ``dag_id`` is, with its policy; None for any other DAG."""
+    for site in served():
+        policy = site.policy()
+        if any(site.dag_id(f"retention_{key}") == dag_id for key in policy.categories):
+            return site, policy
+    return None
+
+
+@router.get("/run", response_class=HTMLResponse)
+def run_tab(
+    request: Request,
+    dag_id: str = Query(max_length=MAX_DAG_ID),
+    run_id: str = Query(max_length=MAX_RUN_ID),
+    lang: str | None = LANG_PARAMETER,
+) -> HTMLResponse:
+    """The "Certificate" tab Airflow shows on every DAG run (``{DAG_ID}``, ``{RUN_ID}`` filled in
+    by the UI): the run's certificate when it is a run of the schedule that has logged events,
+    else a page that says why there is none."""
+    valid_run_id(run_id)
+    found = _schedule_dag(dag_id)
+    if found is None:
+        shown = language(lang, served()[0].policy().language)
+        _ = translator(shown, "ui")
+        message = _(
+            "The DAG {dag} does not apply the retention schedule: its runs have no deletion certificate. "
+            "Certificates are issued for the runs of the retention_<category> DAGs."
+        ).format(dag=dag_id)
+        return _no_certificate(shown, _("No certificate for this run"), message)
+    site = found[0]
+    reader = reader_from(request, site, lang)
+    target, trail = audit_log(site, reader.policy)
+    try:
+        with target.read() as conn, site_folder(site.reports_folder):
+            if not store.table_exists(conn, trail):
+                raise certificate.NoSuchRun(run_id)
+            issued = certificate.build(conn, trail, reader.policy, run_id, dag_id)
+    except certificate.NoSuchRun:
+        _ = translator(reader.lang, "ui")
+        message = _(
+            "The run {run} of {dag} has recorded nothing in the audit log yet: its certificate appears here "
+            "once its tasks have started (the plan is its first event)."
+        ).format(run=run_id, dag=dag_id)
+        return _no_certificate(reader.lang, _("No certificate yet"), message)
+    return HTMLResponse(certificate.render(issued, reader.lang))
+
+
+def _no_certificate(lang: str, title: str, message: str) -> HTMLResponse:
+    """The tab's page when there is no certificate to show: a page, not an error, since the
+    tab is on every run of every DAG."""
+    body = section("run-certificate-missing", f"<p>{html.text(message)}</p>")
+    return HTMLResponse(document(lang, title, body, page="run"))
