@@ -19,6 +19,7 @@ from include.retention.database.identity import (
     subject_hash,
 )
 from include.retention.dates.periods import Period
+from include.retention.dates.words import day_words
 from include.retention.errors import RetentionError
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
@@ -263,7 +264,10 @@ def test_an_erased_person_reads_erased_on_the_day_and_the_request_record_kept_as
     until = _register_until(crm, "DDP-LOOKUP-1")
     assert answer.verdict == "erased" and (answer.active_rows, answer.archived_rows, answer.evidence_rows) == (0, 0, 1)
     assert until == Period(years=5).add_to(answer.erased_on)  # closed and erased the same day
-    assert answer.sentence() == f"Erased on {answer.erased_on}; the request record is kept as evidence until {until}."
+    assert answer.sentence() == (
+        f"Erased on {day_words(answer.erased_on, 'en')}; the request record is kept as evidence until "
+        f"{day_words(until, 'en')}."
+    )
     (evidence,) = answer.presence
     assert (evidence.table, evidence.kind, evidence.active) == ("rights_requests", "request_evidence", 1)
 
@@ -294,7 +298,9 @@ def test_a_person_only_in_the_archive_reads_kept_there_until_the_end_of_life_of_
     until = until if isinstance(until, date) else date.fromisoformat(until)
     assert answer.verdict == "archived" and (answer.active_rows, answer.evidence_rows) == (0, 0)
     assert answer.sentence().startswith("Only in the restricted archive")
-    assert f"Commercial prospection ({answer.archived_rows} row(s), archive, kept until {until})" in answer.sentence()
+    assert f"Commercial prospection ({answer.archived_rows} row(s), archive, kept until {day_words(until, 'en')})" in (
+        answer.sentence()
+    )
 
 
 def test_an_erased_person_whose_invoices_a_legal_obligation_keeps_reads_erased_except_those_with_until_when(crm):
@@ -307,7 +313,7 @@ def test_an_erased_person_whose_invoices_a_legal_obligation_keeps_reads_erased_e
     assert kept == {("subscriptions", "kept_by_obligation"), ("invoices", "kept_by_obligation")}
     sentence = answer.sentence()
     assert sentence.startswith(
-        f"Erased on {answer.erased_on}, except what a legal obligation keeps: Subscription billing ("
+        f"Erased on {day_words(answer.erased_on, 'en')}, except what a legal obligation keeps: Subscription billing ("
     )
     assert "active and archive, kept until" in sentence  # an archived subscription has a date
     assert "the 3 request records are kept as evidence" in sentence  # Jeanne's two, and this one
@@ -331,17 +337,19 @@ def test_a_lookup_logs_nothing_about_the_person(crm, caplog):
 @pytest.mark.parametrize(
     "until, waiting, said",
     [
-        (date(2031, 12, 1), 0, "until 2031-12-01"),
+        (date(2031, 12, 1), 0, "until 1 December 2031"),
         (None, 2, "until 5 years after the closure of the request"),
-        (date(2031, 12, 1), 1, "until 2031-12-01, and 1 row(s) until 5 years after the closure of the request"),
-        (date(2026, 11, 30), 0, "past their end of life (2026-11-30): the next run destroys them"),
-        (date(2026, 12, 1), 0, "past their end of life (2026-12-01): the next run destroys them"),
+        (date(2031, 12, 1), 1, "until 1 December 2031, and 1 row(s) until 5 years after the closure of the request"),
+        (date(2026, 11, 30), 0, "past their end of life (30 November 2026): the next run destroys them"),
+        (date(2026, 12, 1), 0, "past their end of life (1 December 2026): the next run destroys them"),
     ],
 )
 def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, said):
+    from include.retention.policy.model import Label
     from include.retention.rights.erased import Horizon
 
-    assert Horizon(until, waiting, "5 years after the closure of the request", date(2026, 12, 1)).text() == said
+    after = Label(fr="5 ans après la clôture de la demande", en="5 years after the closure of the request")
+    assert Horizon(until, waiting, after, date(2026, 12, 1)).text() == said
 
 
 # -- "Was X erased?" on the ERP schema (test_real_schemas): invoices of Billing are archived with
@@ -349,6 +357,7 @@ def test_until_when_rows_are_kept_is_said_from_their_horizon(until, waiting, sai
 
 ERP_NIGHT_1 = date(2026, 11, 26)
 INVOICE_82_UNTIL = date(2029, 3, 31)  # invoiced 2019-03-31, P0D + P10Y: keeps customer 8 until then
+UNTIL_82 = day_words(INVOICE_82_UNTIL, "en")  # as the answer says it
 
 
 def _erp_policy():
@@ -400,12 +409,12 @@ def test_a_customer_kept_in_the_archive_by_its_invoice_reads_kept_for_billing_un
     assert {p.kept_for for p in answer.presence if p.category == "customer_relationship"} == {"billing"}
     assert (answer.verdict, answer.archived_rows) == ("archived", 9)
     sentence = answer.sentence()
-    assert "2024-12-31" not in sentence and "past their end of life" not in sentence
+    assert "31 December 2024" not in sentence and "past their end of life" not in sentence
     assert (
-        f"Customers (6 row(s), archive, kept until {INVOICE_82_UNTIL}, needed by records Billing keeps "
+        f"Customers (6 row(s), archive, kept until {UNTIL_82}, needed by records Billing keeps "
         "for its legal obligation)"
     ) in sentence
-    assert f"Billing (3 row(s), archive, records attached to theirs, kept until {INVOICE_82_UNTIL})" in sentence
+    assert f"Billing (3 row(s), archive, records attached to theirs, kept until {UNTIL_82})" in sentence
 
 
 def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoice_and_the_customer_it_keeps(
@@ -421,9 +430,9 @@ def test_an_erased_customer_whose_invoice_is_kept_reads_erased_except_the_invoic
     answer = was_erased(erp_after_night_1, policy, KEY, "email", "p8@example.fr")
     assert answer.verdict == "erased_except_kept"
     assert answer.sentence() == (
-        f"Erased on {answer.erased_on}, except what a legal obligation keeps: Customers (6 row(s), archive, kept "
-        f"until {INVOICE_82_UNTIL}, needed by records Billing keeps for its legal obligation), Billing (3 row(s), "
-        f"archive, records attached to theirs, kept until {INVOICE_82_UNTIL})."
+        f"Erased on {day_words(answer.erased_on, 'en')}, except what a legal obligation keeps: Customers (6 row(s), archive, kept "
+        f"until {UNTIL_82}, needed by records Billing keeps for its legal obligation), Billing (3 row(s), "
+        f"archive, records attached to theirs, kept until {UNTIL_82})."
     )
 
 
@@ -462,7 +471,7 @@ def test_an_invoice_past_its_horizon_keeps_nothing_and_reads_destroyed_by_the_ne
     assert found[("billing", "invoices", "retained_dependant")] == (0, 1, date(2026, 11, 30))
     assert not [p for p in answer.presence if p.kind == "kept_by_obligation"]
     assert (
-        "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (2026-11-30)"
+        "Billing (3 row(s), archive, records attached to theirs, kept past their end of life (30 November 2026)"
         in answer.sentence()
     )
 

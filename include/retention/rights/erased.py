@@ -31,7 +31,9 @@ from include.retention.database.reflect import (
 from include.retention.database.target import Target
 from include.retention.dates.clock import retention_dates
 from include.retention.dates.periods import Period
-from include.retention.policy.model import RetentionPolicy
+from include.retention.dates.words import day_words
+from include.retention.language import LANGUAGES, N_, SOURCE_LANGUAGE, Translate, translator
+from include.retention.policy.model import Category, Label, RetentionPolicy
 from include.retention.records import audit
 from include.retention.records.held_rows import holds_in_force
 from include.retention.rights.subjects import Found, locate_in, open_trees
@@ -60,19 +62,25 @@ class Horizon:
 
     until: date | None
     waiting: int
-    after: str
+    after: Label  # what the rows with no date wait for, said after "until": "5 years after ..."
     today: date | None = None  # the company's day when asked: an ``until`` not after it is overdue
 
-    def text(self) -> str:
+    def text(self, lang: str = SOURCE_LANGUAGE) -> str:
+        _ = translator(lang, "engine")
+        after = getattr(self.after, lang)
         if self.waiting and self.until is None:
-            return f"until {self.after}"
+            return _("until {after}").format(after=after)
         if self.until is None:
-            return "until their end of life"
+            return _("until their end of life")
         if self.today and self.until <= self.today:
-            dated = f"past their end of life ({self.until.isoformat()}): the next run destroys them"
+            dated = _("past their end of life ({day}): the next run destroys them").format(
+                day=day_words(self.until, lang)
+            )
         else:
-            dated = f"until {self.until.isoformat()}"
-        return f"{dated}, and {self.waiting} row(s) until {self.after}" if self.waiting else dated
+            dated = _("until {day}").format(day=day_words(self.until, lang))
+        if not self.waiting:
+            return dated
+        return _("{dated}, and {count} row(s) until {after}").format(dated=dated, count=self.waiting, after=after)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ class ErasureAnswer:
     presence: list[Presence] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     erased_on: date | None = None  # the last completed erasure request, in the company's time zone
-    labels: dict[str, str] = field(default_factory=dict)  # category key -> its English label
+    labels: dict[str, Label] = field(default_factory=dict)  # category key -> its name in each language
 
     def _of(self, *kinds: str) -> list[Presence]:
         return [p for p in self.presence if p.kind in kinds]
@@ -139,70 +147,95 @@ class ErasureAnswer:
             return "active"
         return "archived" if self.archived_rows else "none_held"
 
-    def sentence(self) -> str:
-        """The answer in one paragraph (English), as the Retention view and the demo give it."""
-        verdict, erased = self.verdict, self.erased_on.isoformat() if self.erased_on else None
+    def sentence(self, lang: str = SOURCE_LANGUAGE) -> str:
+        """The answer in one paragraph, as the Retention view (in its reader's language) and the
+        demo's console (English, for the engineer) give it."""
+        _ = translator(lang, "engine")
+        verdict = self.verdict
+        erased = day_words(self.erased_on, lang) if self.erased_on else None
         if verdict == "erased":
-            head = f"Erased on {erased}"
+            head = _("Erased on {day}").format(day=erased)
         elif verdict == "erased_except_kept":
-            head = f"Erased on {erased}, except what a legal obligation keeps: {self._listed(*_KEPT_KINDS)}"
-        elif verdict == "active":
-            head = f"Still in the active base: {self.active_rows} row(s) of the person's data"
-            if erased:
-                head += (
-                    f" (an erasure was carried out on {erased}: kept by a legal hold or for a record a legal "
-                    "obligation keeps, or added since - see the request's outcome in the register)"
-                )
-        elif verdict == "archived":
-            head = (
-                f"Only in the restricted archive, kept for its legal purpose and then destroyed: "
-                f"{self._listed(*_DATA_KINDS)}"
+            head = _("Erased on {day}, except what a legal obligation keeps: {listed}").format(
+                day=erased, listed=self._listed(lang, *_KEPT_KINDS)
             )
+        elif verdict == "active":
+            head = _("Still in the active base: {count} row(s) of the person's data").format(count=self.active_rows)
+            if erased:
+                head += _(
+                    " (an erasure was carried out on {day}: kept by a legal hold or for a record a legal "
+                    "obligation keeps, or added since - see the request's outcome in the register)"
+                ).format(day=erased)
+        elif verdict == "archived":
+            head = _("Only in the restricted archive, kept for its legal purpose and then destroyed: {listed}").format(
+                listed=self._listed(lang, *_DATA_KINDS)
+            )
+        elif self.events:
+            head = _("No data about this person is held any more, active or archived")
         else:
-            head = "No data about this person is held any more, active or archived"
-            if not self.events:
-                head = (
-                    "No data about this person is held, active or archived, and no event is logged about them "
-                    "(never held, or destroyed by the schedule, whose events hold counts, not people)"
-                )
-        return f"{head}; {self._evidence()}." if self.evidence_rows else f"{head}."
+            head = _(
+                "No data about this person is held, active or archived, and no event is logged about them "
+                "(never held, or destroyed by the schedule, whose events hold counts, not people)"
+            )
+        if not self.evidence_rows:
+            return _("{head}.").format(head=head)
+        return _("{head}; {evidence}.").format(head=head, evidence=self._evidence(_, lang))
 
-    def _listed(self, *kinds: str) -> str:
+    def _label(self, category: str, lang: str) -> str:
+        label = self.labels.get(category)
+        return getattr(label, lang) if label else category
+
+    def _listed(self, lang: str, *kinds: str) -> str:
         """Per category and kind of record: rows, where, until when, and why when another
         category's obligation keeps them."""
         parts: dict[tuple[str, str, str | None], list[Presence]] = {}
         for p in self._of(*kinds):
             parts.setdefault((p.category, p.kind, p.kept_for), []).append(p)
         return ", ".join(
-            self._group(category, kind, kept_for, found) for (category, kind, kept_for), found in parts.items()
+            self._group(lang, category, kind, kept_for, found) for (category, kind, kept_for), found in parts.items()
         )
 
-    def _group(self, category: str, kind: str, kept_for: str | None, found: list[Presence]) -> str:
-        kept = found[0].horizon.text() if found[0].horizon else "until their end of life"
-        what = "records attached to theirs, " if kind == RETAINED_DEPENDANT else ""
+    def _group(self, lang: str, category: str, kind: str, kept_for: str | None, found: list[Presence]) -> str:
+        _ = translator(lang, "engine")
+        kept = found[0].horizon.text(lang) if found[0].horizon else _("until their end of life")
         why = (
-            f", needed by records {self.labels.get(kept_for, kept_for)} keeps for its legal obligation"
+            _(", needed by records {category} keeps for its legal obligation").format(
+                category=self._label(kept_for, lang)
+            )
             if kept_for
             else ""
         )
-        return (
-            f"{self.labels.get(category, category)} ({sum(p.active + p.archived for p in found)} row(s), "
-            f"{_where(found)}, {what}kept {kept}{why})"
+        if kind == RETAINED_DEPENDANT:
+            said = _("{category} ({count} row(s), {where}, records attached to theirs, kept {kept}{why})")
+        else:
+            said = _("{category} ({count} row(s), {where}, kept {kept}{why})")
+        count = sum(p.active + p.archived for p in found)
+        return said.format(
+            category=self._label(category, lang), count=count, where=_where(found, _), kept=kept, why=why
         )
 
-    def _evidence(self) -> str:
+    def _evidence(self, _: Translate, lang: str) -> str:
         horizons = [p.horizon for p in self._of(REQUEST_EVIDENCE) if p.horizon]
         until = max((h.until for h in horizons if h.until), default=None)
         waiting = next((h for h in horizons if h.waiting), None)
-        record = "the request record is" if self.evidence_rows == 1 else f"the {self.evidence_rows} request records are"
         if waiting:
-            return f"{record} kept as evidence {Horizon(until, waiting.waiting, waiting.after).text()}"
-        return f"{record} kept as evidence until {until.isoformat()}" if until else f"{record} kept as evidence"
+            kept = " " + Horizon(until, waiting.waiting, waiting.after).text(lang)
+        else:
+            kept = " " + _("until {day}").format(day=day_words(until, lang)) if until else ""
+        if self.evidence_rows == 1:
+            return _("the request record is kept as evidence{kept}").format(kept=kept)
+        return _("the {count} request records are kept as evidence{kept}").format(count=self.evidence_rows, kept=kept)
 
 
-def _where(found: list[Presence]) -> str:
+def _where(found: list[Presence], _: Translate) -> str:
     active, archived = sum(p.active for p in found), sum(p.archived for p in found)
-    return "active" if not archived else "archive" if not active else "active and archive"
+    return _("active") if not archived else _("archive") if not active else _("active and archive")
+
+
+def _in_each_language(text: str) -> Label:
+    """A text marked with ``N_``, as each language says it: the answer is worded later, in
+    the language its reader asks for."""
+    return Label(**{lang: translator(lang, "engine")(text) for lang in LANGUAGES})
 
 
 def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: str, value: str) -> ErasureAnswer:
@@ -219,7 +252,7 @@ def was_erased(target: Target, policy: RetentionPolicy, key: SubjectKey, kind: s
     and logs nothing about X.
     """
     subject = Subject.of({kind: value})
-    answer = ErasureAnswer(subject.hashes(key)[0], labels={k: c.label.en for k, c in policy.categories.items()})
+    answer = ErasureAnswer(subject.hashes(key)[0], labels={k: c.label for k, c in policy.categories.items()})
     register = policy.register_category()
     today = datetime.now(policy.zone).date()
     with target.read() as conn:
@@ -331,7 +364,7 @@ class _Keeping:
         return best
 
 
-_HELD_KEEPER = "a legal hold on the records that need them is lifted"
+_HELD_KEEPER = N_("a legal hold on the records that need them is lifted")
 
 
 def _own_groups(
@@ -366,7 +399,8 @@ def _own_groups(
             if latest is None or latest <= keeping.today:
                 # Kept only by dependants a legal hold keeps past their dates (or with none): no
                 # date can be said, and the next run does not destroy them.
-                horizon = Horizon(None, sum(f.rows for f in held if f.depth == 0), _HELD_KEEPER, own.today)
+                waiting = sum(f.rows for f in held if f.depth == 0)
+                horizon = Horizon(None, waiting, _in_each_language(_HELD_KEEPER), own.today)
             else:
                 horizon = Horizon(max(latest, own.until or latest), 0, own.after, own.today)
             groups.append(_Group(category, KEPT_BY_OBLIGATION, horizon, held, kept_for))
@@ -482,13 +516,20 @@ def _horizon(
         category.active_period.months + category.archive_or_zero.months,
         category.active_period.days + category.archive_or_zero.days,
     )
-    start = category.counted_from.en if category.counted_from else "its start event"
-    return Horizon(
-        max(until, default=None),
-        waiting,
-        f"{total.in_words('en')} after {start}" if not total.is_zero else start,
-        datetime.now(policy.zone).date(),
-    )
+    return Horizon(max(until, default=None), waiting, _kept_after(category, total), datetime.now(policy.zone).date())
+
+
+def _kept_after(category: Category, total: Period) -> Label:
+    """What rows with no date yet wait for, in each language: ``5 years after the closure of
+    the request`` (the category's whole period after its start event)."""
+    said = {}
+    for lang in LANGUAGES:
+        _ = translator(lang, "engine")
+        start = getattr(category.counted_from, lang) if category.counted_from else _("its start event")
+        said[lang] = (
+            start if total.is_zero else _("{period} after {start}").format(period=total.in_words(lang), start=start)
+        )
+    return Label(**said)
 
 
 def _erased_on(events: list[dict[str, Any]], policy: RetentionPolicy) -> date | None:
