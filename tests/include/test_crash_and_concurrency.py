@@ -218,7 +218,7 @@ def test_the_applications_writes_wait_no_longer_than_about_one_batch(big_club, t
             time.sleep(0.005)  # an application writes often, not back to back
 
     writer = threading.Thread(target=write_continuously, daemon=True)
-    with caplog.at_level(logging.INFO, logger="include.retention.schedule.archive"):
+    with caplog.at_level(logging.DEBUG, logger="include.retention.schedule.archive"):  # a line per batch
         writer.start()
         archive_category(step, batch_size=100, approved=approved)
         done.set()

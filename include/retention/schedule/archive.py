@@ -55,6 +55,7 @@ from include.retention.records.locks import batch_in_progress
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches, same_key
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
+from include.retention.schedule.progress import Progress
 from include.retention.schedule.waiting import not_waiting_in_step
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,11 @@ def _archive_root(opened: OpenStep, walk: Walk) -> dict[str, int]:
     children the application inserted under them meanwhile."""
     step, root = opened.step, walk.node
     totals: dict[str, int] = {}
+    progress = Progress(log, "Archive", root.name, walk.due)
     for partition in walk.whole:
-        add_counts(totals, {root.name: partitions.archive_partition(step, root, partition)})
+        moved = partitions.archive_partition(step, root, partition)
+        add_counts(totals, {root.name: moved})
+        progress.advance(moved)
     for batch in in_batches(
         step.target.engine,
         table=root.source,
@@ -121,9 +125,11 @@ def _archive_root(opened: OpenStep, walk: Walk) -> dict[str, int]:
         work=partial(_move_batch, root=root, step=step),
     ):
         add_counts(totals, batch.counts)
-        log.info("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
+        log.debug("Archived batch %d of %s in %.2fs: %s", batch.number, root.name, batch.seconds, batch.counts)
+        progress.advance(batch.counts.get(root.name, 0))
     if step.target.capabilities.concurrent_writers and (root.children or root.dependants):
         add_counts(totals, _sweep_late_children(step, root))
+    progress.finish(totals)
     return totals
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Table, func, select
@@ -151,7 +151,8 @@ class Walk:
     selects, under ``step``'s category (its rule and its audit events: a retained dependant's
     own). ``counted`` and ``base``: the rows the deletion limit counts, and the rows that side
     holds (its base); ``whole``: partitions moved or dropped whole before the batches;
-    ``verb``: what the dry run says it would do."""
+    ``verb``: what the dry run says it would do; ``due``: the rows ``counted`` held when the
+    walk was checked, just before its first batch (``begin``) - its progress log's total."""
 
     node: TableNode
     side: Side
@@ -163,6 +164,7 @@ class Walk:
     verb: str
     whole: tuple[Partition, ...] = ()
     whole_verb: str = "move"
+    due: int = 0
 
     @property
     def table(self) -> Table:
@@ -173,7 +175,7 @@ def begin(
     step: StepContext,
     batch_size: int | None,
     walks_of: Callable[[OpenStep], list[Walk]],
-    check: Callable[[Walk], None],
+    check: Callable[[Walk], int],
     *,
     create_archive: bool,
 ) -> tuple[OpenStep, list[Walk]] | None:
@@ -182,7 +184,8 @@ def begin(
 
     In order: the batch size (refused out of bounds), the policy version against the run's
     plan (an executing run only), the step opened once, the walks, then - executing - every
-    walk's ``check`` before anything is created or moved, and the archive tables created."""
+    walk's ``check`` before anything is created or moved (it returns the rows the walk will
+    act on, counted in the database: the walk's ``due``), and the archive tables created."""
     size = batch_size_of(step, batch_size)
     if not step.ctx.dry_run:
         check_policy_unchanged(step)
@@ -192,8 +195,7 @@ def begin(
         for walk in walks:
             _log_would(walk)
         return None
-    for walk in walks:  # every table is checked before anything is created or moved
-        check(walk)
+    walks = [replace(walk, due=check(walk)) for walk in walks]  # all checked before anything moves
     if create_archive:
         create_archive_tables(step, opened.nodes)
     return opened, walks

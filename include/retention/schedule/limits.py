@@ -132,14 +132,16 @@ def check(table: str, side: Side, rows: int, base: int, limit: DeletionLimit, ap
         )
 
 
-def check_walk(walk: Walk, approved: dict[str, int] | None) -> None:
+def check_walk(walk: Walk, approved: dict[str, int] | None) -> int:
     """``check`` for one walk of a step, on counts taken now in one query: the rows it would
-    remove (``walk.counted``) and the rows that side of the table holds (``walk.base``)."""
+    remove (``walk.counted``, returned: the walk's progress log counts towards them) and the
+    rows that side of the table holds (``walk.base``)."""
     with walk.step.target.read() as conn:
         rows, base = conn.execute(
             select(func.count().filter(walk.counted), func.count().filter(walk.base)).select_from(walk.table)
         ).one()
     check(walk.node.name, walk.side, rows, base, walk.limit, approved)
+    return int(rows)
 
 
 def record_approval(step: StepContext, approved: dict[str, int]) -> None:

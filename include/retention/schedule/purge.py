@@ -30,6 +30,7 @@ from include.retention.records.held_rows import HoldsInForce
 from include.retention.schedule import dependants, limits, partitions
 from include.retention.schedule.batches import ChosenRows, add_counts, child_condition, in_batches
 from include.retention.schedule.context import OpenStep, StepContext, Walk, begin
+from include.retention.schedule.progress import Progress
 from include.retention.schedule.waiting import not_waiting_in_step
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,11 @@ def _end_walk(opened: OpenStep, walk: Walk) -> dict[str, int]:
     """Drop a walk's whole partitions, then destroy or anonymise its rows in batches."""
     action, step = _action(walk.step), opened.step
     done: dict[str, int] = {}
+    progress = Progress(log, "Anonymisation" if action == "anonymized" else "Deletion", walk.node.name, walk.due)
     for partition in walk.whole:
-        add_counts(done, {walk.node.name: partitions.drop_partition(step, walk.node, partition)})
+        dropped = partitions.drop_partition(step, walk.node, partition)
+        add_counts(done, {walk.node.name: dropped})
+        progress.advance(dropped)
     if walk.side == Side.ARCHIVE:
         _refresh_statistics(step, walk.node)
     work = _anonymize_batch if action == "anonymized" else _delete_batch
@@ -72,7 +76,7 @@ def _end_walk(opened: OpenStep, walk: Walk) -> dict[str, int]:
         work=partial(work, root=walk.node, side=walk.side, step=walk.step),
     ):
         add_counts(done, batch.counts)
-        log.info(
+        log.debug(
             "%s batch %d of %s in %.2fs: %s",
             action.capitalize(),
             batch.number,
@@ -80,6 +84,8 @@ def _end_walk(opened: OpenStep, walk: Walk) -> dict[str, int]:
             batch.seconds,
             batch.counts,
         )
+        progress.advance(batch.counts.get(walk.node.name, 0))
+    progress.finish(done)
     return done
 
 
@@ -149,11 +155,11 @@ def _walk(
     )
 
 
-def _check(walk: Walk, approved: dict[str, int] | None) -> None:
+def _check(walk: Walk, approved: dict[str, int] | None) -> int:
     """Before the first row goes: an anonymised dependant's link can hold NULL, and the
-    deletion limit holds."""
+    deletion limit holds. Returns the rows the walk will destroy or anonymise."""
     _check_link_nullable(walk)
-    limits.check_walk(walk, approved)
+    return limits.check_walk(walk, approved)
 
 
 def _not_held(step: StepContext, root: TableNode, side: Side, holds: HoldsInForce) -> list[ColumnElement[bool]]:
