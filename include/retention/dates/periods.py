@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from include.retention.language import checked, translations
+
 # ASCII digits only: ``\d`` alone also matches other scripts' digits (``P٣Y``), which ``int``
 # then reads. At most 9 digits a part: ``int`` refuses 4,300 and more, with a message that
 # says nothing about periods, and no retention period needs more.
@@ -96,12 +98,12 @@ class Period:
         return "P" + "".join(f"{n}{unit}" for n, unit in parts if n)
 
     def in_words(self, lang: str = "en") -> str:
-        """ "3 years", "13 months", "3 ans" - used in DAG docs and reports."""
-        names = {
-            "en": {"Y": ("year", "years"), "M": ("month", "months"), "D": ("day", "days")},
-            "fr": {"Y": ("an", "ans"), "M": ("mois", "mois"), "D": ("jour", "jours")},
-        }[lang]
+        """ "3 years", "1 year 6 months", "3 ans" (the engine catalog's words, plural by the
+        language's rule) - used in DAG docs and reports."""
+        ngettext = translations(checked(lang, "period in words"), "engine").ngettext
         parts = [
-            f"{n} {names[unit][n != 1]}" for n, unit in [(self.years, "Y"), (self.months, "M"), (self.days, "D")] if n
+            ngettext("{count} year", "{count} years", self.years).format(count=self.years) if self.years else "",
+            ngettext("{count} month", "{count} months", self.months).format(count=self.months) if self.months else "",
+            ngettext("{count} day", "{count} days", self.days).format(count=self.days) if self.days else "",
         ]
-        return " ".join(parts) if parts else ("0 days" if lang == "en" else "0 jour")
+        return " ".join(part for part in parts if part) or ngettext("{count} day", "{count} days", 0).format(count=0)
