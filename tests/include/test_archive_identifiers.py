@@ -163,7 +163,7 @@ def test_a_hold_meeting_a_table_without_a_declared_identifier_column_fails_inste
 
 
 def test_the_schedule_in_words_lists_the_identifiers_kept_for_rights_requests():
-    doc = category_doc(load_policy(), load_policy().categories["prospection"])
+    doc = category_doc(load_policy(), load_policy().categories["prospection"], "en")
     line = next(line for line in doc.splitlines() if line.startswith("- `prospects`"))
     assert "archived columns: first_name, last_name, email, company" in line
     assert "kept to find the person on a rights request or legal hold: phone" in line

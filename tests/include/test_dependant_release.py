@@ -629,7 +629,7 @@ def test_the_dag_doc_says_when_an_invoice_leaves():
     from include.retention.reports.describe import category_doc
 
     policy = parse_policy(release_policy())
-    doc = category_doc(policy, policy.categories["billing"])
+    doc = category_doc(policy, policy.categories["billing"], "en")
     assert "leaves the active base when the start event of its `partners` row has passed" in doc
     assert (
         "kept active until the start event of its `partners` row, then in the archive until 10 years from "

@@ -15,10 +15,11 @@ from test_real_schemas import create_erp, erp_policy
 from include.retention.database import store
 from include.retention.dates import words
 from include.retention.errors import RetentionError
+from include.retention.language import LANGUAGES
 from include.retention.policy.load import parse_policy
 from include.retention.records import audit
 from include.retention.records.audit import RunContext
-from include.retention.reports import dpo_render, dpo_report, dpo_texts
+from include.retention.reports import dpo_render, dpo_report
 from include.retention.reports.dpo_report import previous_month
 
 OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
@@ -257,7 +258,7 @@ def test_every_chart_adds_up_to_the_rows_it_counts_never_more(target):
     run_category(target, club_policy(), as_of=date(2026, 10, 15), run_id="october")
     run_category(target, club_policy(), run_id="november")
     report = _report(target)
-    for lang in dpo_texts.LANGUAGES:
+    for lang in LANGUAGES:
         bars = _bars(unescape(dpo_render.render(report, lang)))
         assert [total for total, _ in bars] == [report.volume("members", m).rows for m in report.months]
         for total, segments in bars:

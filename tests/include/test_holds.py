@@ -274,7 +274,7 @@ def test_a_hold_created_at_00_30_in_paris_is_shown_created_that_day(club, monkey
     report = dpo_report.build(club, club_policy(), date(2026, 11, 1), date(2026, 11, 30), TODAY)
     page = unescape(dpo_render.render(report))
     row = page[page.index("RG-MIDNIGHT") :]
-    assert "2026-12-01" in row[: row.index("</tr>")] and "2026-11-30" not in row[: row.index("</tr>")]
+    assert "1er décembre 2026" in row[: row.index("</tr>")] and "30 novembre 2026" not in row[: row.index("</tr>")]
 
 
 def test_a_row_hold_on_a_shared_table_finds_a_row_in_the_second_categorys_archive(target):

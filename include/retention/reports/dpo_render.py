@@ -1,8 +1,13 @@
 """The DPO report as one self-contained HTML page, and writing it under ``reports/dpo/``.
 
-The facts come from dpo_report.py, the words from dpo_texts.py; here they are laid out in the
-charter's order: schedule, volumes, compliance today, holds and requests, re-consent campaigns,
-findings, the chain.
+The facts come from dpo_report.py; here they are laid out in the charter's order: schedule,
+volumes, compliance today, holds and requests, re-consent campaigns, findings, the chain.
+
+In French by default, English on request: the texts are written in English and translated by
+the ``report`` catalog (``language``), the engine's codes by their words in dpo_texts.py, the
+dates and the moment the report was made by ``dates.words`` - a reader's dates, never ISO, and
+the time on the policy's clocks with its zone named. The file's name keeps ISO dates: programs
+read it.
 """
 
 from __future__ import annotations
@@ -10,45 +15,88 @@ from __future__ import annotations
 from datetime import date
 
 from include.retention.dates.periods import Period
-from include.retention.dates.words import bar_label, day_words, during_words, period_words, span_words
+from include.retention.dates.words import (
+    bar_label,
+    day_words,
+    during_words,
+    moment_words,
+    period_words,
+    span_words,
+)
 from include.retention.files import Location, reports_dir, safe_name, write_whole
+from include.retention.language import LANGUAGES, Translate, translator
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports import charts, html
 from include.retention.reports.certificate import ChainStatus
 from include.retention.reports.dpo_report import SEGMENTS, Campaigns, DpoReport
-from include.retention.reports.dpo_texts import LANGUAGES, TEXT
+from include.retention.reports.dpo_texts import (
+    END_ACTION_WORDS,
+    HOLD_SCOPE_WORDS,
+    HOLD_STATUS_WORDS,
+    REFUSAL_WORDS,
+    REQUEST_TYPE_WORDS,
+    SEGMENT_WORDS,
+    value_words,
+)
 
 
 def render(report: DpoReport, lang: str = "fr") -> str:
     """The report as one self-contained HTML page, in ``lang`` (``fr`` or ``en``)."""
     if lang not in LANGUAGES:
-        raise ValueError(f"language {lang!r}: use one of {', '.join(LANGUAGES)}")
-    t, policy = TEXT[lang], report.policy
-    intro = t["intro"].format(
+        raise ValueError(f"DPO report: language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    _ = translator(lang, "report")
+    policy = report.policy
+    intro = _(
+        "Period covered: {period} (runs dated in this period, from the audit log) · policy version "
+        "{version} · state counted on {today} in the database, not taken from the log."
+    ).format(
         period=period_words(report.period_start, report.period_end, lang),
         version=policy.version,
         today=day_words(report.today, lang),
     )
+    campaigns_text = _(
+        "The charter commits to contacting each person again before their active period ends, to ask "
+        "whether they wish to keep receiving commercial solicitations. Asks recorded in the period, and "
+        "where they stand on {today}: delivered to the mail server, failed (refused for good, or bounced), "
+        "or never sent (no usable address, or the person is on the suppression list). A yes restarts the "
+        "retention period; a no is an opposition (suppression and erasure); with no answer when the links "
+        "expire, the schedule goes on: archive, then destruction."
+    ).format(today=day_words(report.today, lang))
+    holds_text = _(
+        "A record under a legal hold is neither archived, destroyed nor anonymised - by the schedule or by "
+        "an erasure request - until the hold is lifted or expires."
+    )
+    footer = _("Generated on {moment}. This report holds only counts, dates and names from the policy.").format(
+        moment=moment_words(report.generated_at, lang, policy.zone)
+    )
     body = [
-        f"<p>{html.text(intro)}</p>",
-        f"<h2>{t['schedule']}</h2>",
+        _paragraph(intro),
+        _heading(_("1. Retention schedule (as configured)")),
         schedule_table(policy, lang),
-        f"<h2>{t['volumes']}</h2>",
+        _heading(_("2. Records handled per month")),
         _volumes_section(report, lang),
-        f"<h2>{t['compliance']}</h2>",
+        _heading(_("3. Compliance today")),
         _compliance_table(report, lang),
-        f"<h2>{t['holds']}</h2><p>{html.text(t['holds_text'])}</p>{_holds_table(report, lang)}"
-        f"{_requests_table(report, lang)}",
-        f"<h2>{t['campaigns']}</h2>",
-        f"<p>{html.text(t['campaigns_text'].format(today=day_words(report.today, lang)))}</p>",
+        _heading(_("4. Legal holds and rights requests")) + _paragraph(holds_text),
+        _holds_table(report, lang) + _requests_table(report, lang),
+        _heading(_("5. Re-consent campaigns")),
+        _paragraph(campaigns_text),
         campaigns_section(policy, report.campaigns, lang),
-        f"<h2>{t['findings']}</h2>",
+        _heading(_("6. Data-quality findings in the period")),
         _findings_table(report, lang),
-        f"<h2>{t['chain']}</h2>",
+        _heading(_("7. Audit log integrity")),
         _chain_paragraph(report.chain, lang),
-        f"<p><small>{html.text(t['footer'].format(at=report.generated_at.strftime('%Y-%m-%d %H:%M UTC')))}</small></p>",
+        f"<p><small>{html.text(footer)}</small></p>",
     ]
-    return html.page(t["title"], "\n".join(body), lang=lang)
+    return html.page(_("Personal data retention report"), "\n".join(body), lang=lang)
+
+
+def _heading(text: str) -> str:
+    return f"<h2>{html.text(text)}</h2>"
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{html.text(text)}</p>"
 
 
 def _label(category: Category, lang: str) -> str:
@@ -56,23 +104,27 @@ def _label(category: Category, lang: str) -> str:
 
 
 def schedule_table(policy: RetentionPolicy, lang: str) -> str:
-    t = TEXT[lang]
+    """The schedule laid out like the charter's table, in ``lang``: the report's first section,
+    and the Retention view's schedule page. The policy's own columns stay as named (code)."""
+    _ = translator(lang, "report")
     rows = []
     for category in policy.categories.values():
         starts = ", ".join(sorted({table.start_event.describe() for table in category.tables}))
         counted = getattr(category.counted_from, lang) if category.counted_from else starts
         parent_event = _parent_event_words(policy, category, lang)
         if category.active_period.is_zero:
-            active = f"{t['until_end']} {parent_event or counted}"
+            active = _("until {event}").format(event=parent_event or counted)
         elif parent_event:  # "1 year after the end of the relationship"
-            active = f"{category.active_period.in_words(lang)} {t['after']} {parent_event}"
+            active = _("{period} after {event}").format(
+                period=category.active_period.in_words(lang), event=parent_event
+            )
         else:
             active = f"{category.active_period.in_words(lang)}, {counted}"
-        archive = category.archive_or_zero.in_words(lang) if category.has_archive else t["no_archive"]
+        archive = category.archive_or_zero.in_words(lang) if category.has_archive else _("no archive")
         if parent_event and category.has_archive:
             # Released by the parent's event, it still ends on its own clock: its own start +
             # the active period + the archive period ("10 years from the invoice date").
-            archive = f"{_whole_horizon(category).in_words(lang)} {t['from']} {counted}"
+            archive = _("{period} from {event}").format(period=_whole_horizon(category).in_words(lang), event=counted)
         basis = (
             f"{category.archive_purpose} / {category.legal_basis}" if category.archive_purpose else category.legal_basis
         )
@@ -83,10 +135,18 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
                 html.Raw(f"{html.text(active)}<br><small><code>{html.text(starts)}</code></small>"),
                 archive,
                 basis,
-                t[category.end_action],
+                value_words(END_ACTION_WORDS, category.end_action, _),
             )
         )
-    return html.table(t["schedule_cols"], rows)
+    headers = (
+        _("Category"),
+        _("Purpose (charter)"),
+        _("Active base: period, counted from"),
+        _("Intermediate archive"),
+        _("Purpose of the archive / legal basis"),
+        _("End of life"),
+    )
+    return html.table(headers, rows)
 
 
 def _parent_event_words(policy: RetentionPolicy, category: Category, lang: str) -> str | None:
@@ -105,7 +165,9 @@ def _parent_event_words(policy: RetentionPolicy, category: Category, lang: str) 
         for table in other.tables:
             if table.table in parents:
                 words.append(getattr(other.counted_from, lang) if other.counted_from else table.start_event.describe())
-    return f" {TEXT[lang]['or']} ".join(dict.fromkeys(words))
+    _ = translator(lang, "report")
+    either = _("or")
+    return f" {either} ".join(dict.fromkeys(words))
 
 
 def _whole_horizon(category: Category) -> Period:
@@ -116,25 +178,34 @@ def _whole_horizon(category: Category) -> Period:
 def _volumes_section(report: DpoReport, lang: str) -> str:
     """Per category, a chart of disjoint segments (a bar per month, its total the records
     handled); then one table row per category, root table and month."""
-    t = TEXT[lang]
+    _ = translator(lang, "report")
     spans = [_month_span(month, report.period_start, report.period_end) for month in report.months]
     during = during_words(report.period_start, report.period_end, lang)
-    parts, rows = [f"<p>{html.text(t['volumes_text'])}</p>"], []
+    explained = _(
+        "Records of each category's main tables (their linked rows follow them), handled by executed runs "
+        "(not dry runs). A run counts each record once: archived and kept, or archived then destroyed (or "
+        "anonymised) by that same run, or destroyed from the archive where an earlier run had put it, or "
+        "destroyed directly in the active base for a category without an archive. A record archived by one "
+        "run and destroyed by a later run counts for each of the two."
+    )
+    parts, rows = [f"<p>{html.text(explained)}</p>"], []
     for key, category in report.policy.categories.items():
         label = _label(category, lang)
         parts.append(f"<h3>{html.text(label)}</h3>")
         by_month = [report.volume(key, month) for month in report.months]
         shown = [name for name in SEGMENTS if any(getattr(v, name) for v in by_month)]
         if not shown:
-            parts.append(f"<p>{html.text(t['no_volume'])}</p>")
+            parts.append(_paragraph(_("No record handled in the period.")))
             continue
-        series = {t["segments"][name]: [getattr(v, name) for v in by_month] for name in shown}
+        series = {value_words(SEGMENT_WORDS, name, _): [getattr(v, name) for v in by_month] for name in shown}
         colours = [charts.COLOURS[SEGMENTS.index(name)] for name in shown]  # one colour per segment, everywhere
         parts.append(
             charts.stacked_bars(
                 [bar_label(first, last, lang) for first, last in spans],
                 series,
-                title=t["chart_title"].format(label=label, during=during),
+                title=_("{label}: records handled by the runs {during}, each counted once").format(
+                    label=label, during=during
+                ),
                 colours=colours,
             )
         )
@@ -154,32 +225,58 @@ def _volumes_section(report: DpoReport, lang: str) -> str:
                             v.rows,
                         )
                     )
-    return "".join(parts) + (html.table(t["volume_cols"], rows) if rows else "")
+    headers = (
+        _("Category"),
+        _("Table"),
+        _("Month"),
+        _("Archived"),
+        _("of which destroyed or anonymised in the same run"),
+        _("Destroyed or anonymised from the archive (archived before)"),
+        _("Destroyed directly in the active base (no archive)"),
+        _("Records handled (each once)"),
+    )
+    return "".join(parts) + (html.table(headers, rows) if rows else "")
 
 
 def _compliance_table(report: DpoReport, lang: str) -> str:
     """One row per root table; when rows wait for the re-consent ask, a sentence saying why
     they are not overdue and how long the promise may keep them."""
-    t = TEXT[lang]
+    _ = translator(lang, "report")
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
+    compliant, not_compliant = html.text(_("compliant")), html.text(_("NOT COMPLIANT"))
     rows = [
         (
             labels[c.category],
             c.table,
-            c.oldest_start.isoformat() if c.oldest_start else t["none"],
-            c.limit_date.isoformat() if c.limit_date else "",
+            day_words(c.oldest_start, lang) if c.oldest_start else _("none"),
+            day_words(c.limit_date, lang) if c.limit_date else "",
             c.overdue,
             c.missing_start,
             c.held_open,
             c.waiting_for_reconsent,
             c.expired_in_archive,
             c.legal_hold,
-            html.Raw(f"<span class='ok'>{t['ok']}</span>" if c.compliant else f"<span class='ko'>{t['ko']}</span>"),
+            html.Raw(
+                f"<span class='ok'>{compliant}</span>" if c.compliant else f"<span class='ko'>{not_compliant}</span>"
+            ),
         )
         for c in report.compliance
     ]
+    headers = (
+        _("Category"),
+        _("Table"),
+        _("Oldest active record"),
+        _("Had to leave the active base on"),
+        _("Overdue"),
+        _("No start date"),
+        _("Held (open link)"),
+        _("Waiting for re-consent"),
+        _("Expired in archive"),
+        _("Legal hold"),
+        _("Status"),
+    )
     # Not compliant: rows overdue (cell 4) or expired in the archive (cell 8), as ``Compliance.compliant``.
-    table = html.table(t["compliance_cols"], rows, row_class=lambda r: "" if r[4] == r[8] == 0 else "ko")
+    table = html.table(headers, rows, row_class=lambda r: "" if r[4] == r[8] == 0 else "ko")
     return table + _waiting_paragraph(report, lang)
 
 
@@ -199,54 +296,71 @@ def _waiting_paragraph(report: DpoReport, lang: str) -> str:
     else:
         labels = report.policy.categories
         windows = ", ".join(f"{days} ({_label(labels[key], lang)})" for key, days in notices.items())
-    return f"<p>{html.text(TEXT[lang]['compliance_waiting'].format(windows=windows))}</p>"
+    _ = translator(lang, "report")
+    why = _(
+        "Waiting for re-consent: records whose active period has ended and that the charter keeps while the "
+        "person is asked whether they wish to keep receiving commercial solicitations, at most {windows} after "
+        "their period ends; they are not overdue. A record still there after that is counted overdue."
+    )
+    return f"<p>{html.text(why.format(windows=windows))}</p>"
 
 
 def _holds_table(report: DpoReport, lang: str) -> str:
     """The register of legal holds. Reasons and requesters stay in the register: free text and
     people's names are not for a report that holds only counts, dates and policy names."""
-    t = TEXT[lang]
+    _ = translator(lang, "report")
     if not report.holds:
-        return f"<p>{html.text(t['no_holds'])}</p>"
+        return _paragraph(_("No legal hold recorded."))
     rows = [
         (
             h.reference,
-            h.scope,
+            value_words(HOLD_SCOPE_WORDS, h.scope, _),
             h.category or h.table or "",
             h.items,
-            h.created_at.astimezone(report.policy.zone).strftime("%Y-%m-%d") if h.created_at else "",
-            h.expires_on.isoformat() if h.expires_on else t["none"],
-            t["hold_status"][h.status],
+            day_words(h.created_at.astimezone(report.policy.zone).date(), lang) if h.created_at else "",
+            day_words(h.expires_on, lang) if h.expires_on else _("none"),
+            value_words(HOLD_STATUS_WORDS, h.status, _),
         )
         for h in report.holds
     ]
-    return html.table(t["holds_cols"], rows)
+    headers = (
+        _("Reference"),
+        _("Scope"),
+        _("Category / table"),
+        _("Items"),
+        _("Created on"),
+        _("Expires on"),
+        _("Status"),
+    )
+    return html.table(headers, rows)
 
 
 def _requests_table(report: DpoReport, lang: str) -> str:
-    t = TEXT[lang]
+    """The open rights requests, the most urgent first: their type in words, their due day."""
+    _ = translator(lang, "report")
     if not report.open_requests:
-        return f"<p>{html.text(t['no_requests'])}</p>"
+        return _paragraph(_("No open rights request."))
+    overdue = html.text(_("OVERDUE"))
     rows = [
         (
             d.reference,
-            d.request_type,
-            d.due.isoformat(),
-            html.Raw(f"<span class='ko'>{t['overdue']} ({d.days_left})</span>") if d.days_left < 0 else d.days_left,
+            value_words(REQUEST_TYPE_WORDS, d.request_type, _),
+            day_words(d.due, lang),
+            html.Raw(f"<span class='ko'>{overdue} ({d.days_left})</span>") if d.days_left < 0 else d.days_left,
         )
         for d in report.open_requests
     ]
-    return html.table(t["requests_cols"], rows)
+    return html.table((_("Reference"), _("Type"), _("Due"), _("Days left")), rows)
 
 
 def campaigns_section(policy: RetentionPolicy, campaigns: Campaigns, lang: str) -> str:
     """One row per category with ``reconsent``: its asks and their outcome (counts only), and
     the refused tokens no such category can be told for; or why there is nothing to count."""
-    t = TEXT[lang]
+    _ = translator(lang, "report")
     if not any(category.reconsent for category in policy.categories.values()):
-        return f"<p>{html.text(t['no_reconsent'])}</p>"
+        return _paragraph(_("No category of the policy asks for re-consent."))
     if not campaigns.started:
-        return f"<p>{html.text(t['no_campaign'])}</p>"
+        return _paragraph(_("No campaign has run yet: the re-consent register does not exist yet."))
     rows = [
         (
             _label(policy.categories[c.category], lang),
@@ -265,53 +379,83 @@ def campaigns_section(policy: RetentionPolicy, campaigns: Campaigns, lang: str) 
         )
         for c in campaigns.categories
     ]
-    unattributed = (
-        f"<p>{html.text(t['unattributed'].format(reasons=_reasons(campaigns.unattributed, lang)))}</p>"
-        if campaigns.unattributed
-        else ""
+    unattributed = _(
+        "Refused tokens naming no category that asks for re-consent (a forged token names none that can be "
+        "believed): {reasons}."
+    ).format(reasons=_reasons(campaigns.unattributed, lang))
+    headers = (
+        _("Category"),
+        _("Asks recorded"),
+        _("Waiting to be sent"),
+        _("Delivered"),
+        _("Failed"),
+        _("Not asked: no address"),
+        _("Not asked: suppressed"),
+        _("Yes"),
+        _("No"),
+        _("Awaiting an answer"),
+        _("No answer (links expired)"),
+        _("Clock restarts"),
+        _("Refused tokens"),
     )
-    return html.table(t["campaigns_cols"], rows) + unattributed
+    return html.table(headers, rows) + (f"<p>{html.text(unattributed)}</p>" if campaigns.unattributed else "")
 
 
 def _reasons(refused: dict[str, int], lang: str) -> str:
     """Refused tokens by reason, in words: ``falsifié 2, expiré 1``."""
-    names = TEXT[lang]["refusal_reasons"]
-    return ", ".join(f"{names.get(reason, reason)} {count}" for reason, count in sorted(refused.items()))
+    _ = translator(lang, "report")
+    return ", ".join(f"{value_words(REFUSAL_WORDS, reason, _)} {count}" for reason, count in sorted(refused.items()))
 
 
 def _findings_table(report: DpoReport, lang: str) -> str:
-    t = TEXT[lang]
+    _ = translator(lang, "report")
     if not report.findings:
-        return f"<p>{html.text(t['no_findings'])}</p>"
+        return _paragraph(_("No finding in the period."))
     labels = {key: _label(c, lang) for key, c in report.policy.categories.items()}
     rows = [
         (labels.get(key, key), f.get("missing_start_date", 0), f.get("failed_check", 0))
         for key, f in report.findings.items()
     ]
-    return html.table(t["findings_cols"], rows)
+    headers = (_("Category"), _("Records without a start date reported"), _("Failed checks"))
+    return html.table(headers, rows)
 
 
 def _chain_paragraph(chain: ChainStatus, lang: str) -> str:
-    t = TEXT[lang]
+    """The audit log's verdict, in the same order of verdicts as ``ChainStatus.sentence``."""
+    return f"<p class='{'ok' if chain.intact else 'ko'}'>{html.text(_chain_verdict(chain, translator(lang, 'report')))}</p>"
+
+
+def _chain_verdict(chain: ChainStatus, _: Translate) -> str:
     if chain.intact:
-        return f"<p class='ok'>{html.text(t['chain_ok'].format(n=chain.events, c=chain.certificates))}</p>"
+        return _("Hash chain intact: {n} events verified, hashes of {c} run certificate(s) matched.").format(
+            n=chain.events, c=chain.certificates
+        )
     if not chain.chain_holds:
-        text = t["chain_ko"].format(at=chain.broken_at, reason=chain.reason, n=chain.events)
-    elif chain.mismatches and not chain.events:
-        text = t["chain_emptied" if chain.exists else "chain_removed"].format(first=chain.mismatches[0])
-    elif chain.mismatches:
-        text = t["chain_rewritten"].format(m=len(chain.mismatches), first=chain.mismatches[0])
-    elif chain.unverified and chain.reports_missing:
-        text = t["chain_no_reports"].format(n=chain.events, dir=chain.reports)
-    elif chain.unverified:  # the certificates and anchors all name another log
-        text = t["chain_unverified"].format(
-            n=chain.events, o=chain.other_logs, dir=chain.reports, other=chain.other_log
+        return _("CHAIN BROKEN at event {at}: {reason} ({n} events read).").format(
+            at=chain.broken_at, reason=chain.reason, n=chain.events
         )
-    else:  # the same order of verdicts as ChainStatus.sentence
-        text = t["chain_missing_certificates"].format(
-            m=len(chain.missing_certificates), dir=chain.reports, first=chain.missing_certificates[0]
-        )
-    return f"<p class='ko'>{html.text(text)}</p>"
+    if chain.mismatches and not chain.events:
+        gone = _("LOG EMPTIED: {first}") if chain.exists else _("LOG REMOVED: {first}")
+        return gone.format(first=chain.mismatches[0])
+    if chain.mismatches:
+        return _(
+            "LOG REWRITTEN: it no longer matches the run certificates ({m} mismatch(es), the first: {first}); "
+            "its chain is consistent, so it was re-hashed."
+        ).format(m=len(chain.mismatches), first=chain.mismatches[0])
+    if chain.unverified and chain.reports_missing:
+        return _(
+            "NOT VERIFIED: the certificates folder {dir} is missing (not mounted, or $RETENTION_REPORTS_DIR is "
+            "wrong); its chain holds ({n} events), but a re-hashed log would pass unseen."
+        ).format(n=chain.events, dir=chain.reports)
+    if chain.unverified:  # the certificates and anchors all name another log
+        return _(
+            "NOT VERIFIED against the run certificates: its chain holds ({n} events), but the {o} "
+            "certificate(s) in {dir} name another log ({other}), none this one."
+        ).format(n=chain.events, o=chain.other_logs, dir=chain.reports, other=chain.other_log)
+    return _(
+        "CERTIFICATES MISSING: {m} finished run(s) with no certificate of this log in {dir} and no recorded "
+        "failure to write it (the first: {first})."
+    ).format(m=len(chain.missing_certificates), dir=chain.reports, first=chain.missing_certificates[0])
 
 
 def write(report: DpoReport, lang: str = "fr") -> Location:
