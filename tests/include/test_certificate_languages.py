@@ -53,6 +53,7 @@ def _text(page: str) -> str:
     return " ".join(unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S)).split())
 
 
+CERTIFICATE, DATE_WORDS = "include/retention/reports/certificate.py", "include/retention/dates/words.py"
 WINTER = datetime(2026, 11, 30, 23, 12, tzinfo=UTC)  # 1 December in Paris (UTC+1)
 SUMMER = datetime(2026, 7, 1, 22, 30, tzinfo=UTC)  # 2 July in Paris (UTC+2)
 
@@ -92,15 +93,17 @@ def test_the_values_a_reader_sees_are_translated():
 
 
 def _english_texts() -> list[str]:
-    """Every English text of the engine catalog that French says otherwise, cut at its
-    placeholders: the pieces that would show if a text were left untranslated."""
+    """Every English text of the certificate (and the dates it says) that French says
+    otherwise, cut at its placeholders: the pieces that would show if a text were left
+    untranslated."""
     with catalog_path("engine", "fr").open("rb") as po:
         catalog = read_po(po)
     pieces = []
     for message in catalog:
         ids = message.id if isinstance(message.id, tuple) else (message.id,)
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        if not message.id or set(ids) & set(strings):
+        used_by = {path for path, _ in message.locations}
+        if not message.id or set(ids) & set(strings) or not used_by & {CERTIFICATE, DATE_WORDS}:
             continue
         for text in ids:
             pieces += [p.strip(" :;,.()") for p in re.split(r"\{[a-z_]+\}", text)]
@@ -150,3 +153,17 @@ def test_the_certificate_a_run_writes_is_in_the_policys_language(
     assert says in page and not_says not in page
     assert f'<html lang="{language}">' in html_path.read_text(encoding="utf-8")
     assert "language" not in json.loads(json_path.read_text(encoding="utf-8"))
+
+
+def test_the_chain_status_says_its_verdict_in_the_readers_language_and_in_english_for_the_logs():
+    from include.retention.reports.certificate import ChainStatus
+
+    status = ChainStatus("sqlite:///srv/club.db archive.retention_audit", 58, certificates=3, anchored_to=58)
+    assert status.sentence("fr") == (
+        "intact : 58 événements, chaîne de hachage vérifiée, empreintes de 3 certificat(s) d'exécution et de "
+        "0 ancre(s) quotidienne(s) concordantes"
+    )
+    assert status.sentence().startswith("intact: 58 events, hash chain verified")
+    assert status.to_dict()["status"] == status.sentence()  # machines read the English one
+    broken = ChainStatus("sqlite:///srv/club.db archive.retention_audit", 58, broken_at=7, reason="hash differs")
+    assert broken.sentence("fr").startswith("ROMPU : la chaîne de hachage ne tient plus à l'événement 7")
