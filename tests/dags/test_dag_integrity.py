@@ -151,9 +151,13 @@ def test_params_are_dry_run_as_of_and_batch_size(dagbag, dag_id):
 
 def test_doc_md_states_the_schedule_in_words(dagbag):
     doc = dagbag.dags["retention_prospection"].doc_md
-    assert "kept active 3 years from `last_inbound_contact_at`, then 5 years in the archive, then deleted" in doc
+    # In the policy's language (the shipped policy is French).
+    assert (
+        "conservé en base active 3 ans à compter de `last_inbound_contact_at`, puis 5 ans en archive, puis détruit"
+        in doc
+    )
     tracking = dagbag.dags["retention_navigation_tracking"].doc_md
-    assert "13 months" in tracking and "no archive" in tracking
+    assert "13 mois" in tracking and "sans archive" in tracking
 
 
 def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeypatch):
@@ -191,4 +195,4 @@ def test_dags_follow_the_policy_named_by_retention_policy(monkeypatch):
         "retention_suppliers",
         "subject_request",
     ]
-    assert "archived together with its `res_partner` row" in bag.dags["retention_accounting"].doc_md
+    assert "archivée avec sa ligne `res_partner`" in bag.dags["retention_accounting"].doc_md
