@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +25,12 @@ from include.retention.schedule.plan import CategoryPlan, plan_category
 from include.retention.schedule.tonight import CategoryForecast, forecast
 from scripts.throwaway_postgres import fresh_postgres_database
 
+RECONSENT = {
+    "address_column": "email",
+    "notice_days": 30,
+    "sender": "Service données personnelles <rgpd@example.fr>",
+    "answer_url": "https://www.example.fr/consentement",
+}
 LATER = date(2026, 11, 27)  # member 2 falls due; member 5, archived on AS_OF, reaches its end of life
 CLUB_TABLES = ("members", "member_events", "member_event_files")
 
@@ -76,7 +82,7 @@ def test_tonight_on_a_fresh_database_counts_what_is_due_and_creates_nothing(targ
     assert (tonight.due_for_archive, tonight.due_for_end_of_life, tonight.missing_start) == (5, 1, 1)
     assert tonight.end_action == "delete" and tonight.over_limit == ("members",)  # 5 of 8 rows: past the limit
     (members,) = tonight.tables
-    assert members.children == {"member_events": 10, "member_event_files": 10}
+    assert (members.table, members.active_rows, members.due_for_archive, members.missing_start) == ("members", 8, 5, 1)
     assert tonight.seconds > 0
 
 
@@ -100,6 +106,20 @@ def test_tonight_counts_what_a_dry_run_plans_the_same_day_and_writes_nothing(tar
     assert replace(tonight, seconds=0.0) == planned
     assert tonight.held == 2 and tonight.due_for_archive == 0 and tonight.due_for_end_of_life == 0
     assert tonight.to_dict()["as_of"] == "2026-11-27"
+
+
+def test_tonight_counts_the_rows_waiting_for_the_reconsent_ask_as_the_plan_does(target):
+    """Members whose active period ended within the notice window wait for the ask: neither due
+    nor archived tonight, counted apart - as the dry run's plan counts them."""
+    ended = date(2023, 11, 26)  # three years before AS_OF: the active period ends today
+    create_club(target, {1: ended, 2: ended - timedelta(days=10), 3: date(2026, 1, 1), 4: date(2018, 11, 26)})
+    policy = club_policy(reconsent=RECONSENT, deleted_on=["opposition"])
+
+    tonight = forecast(target, policy, "members", AS_OF, subject_key=KEY)
+
+    planned = _as_planned(run_category(target, policy, dry_run=True, subject_key=KEY).plan)
+    assert replace(tonight, seconds=0.0) == planned
+    assert (tonight.waiting_for_reconsent, tonight.due_for_archive, tonight.due_for_end_of_life) == (2, 1, 1)
 
 
 def test_tonight_runs_in_a_read_only_transaction_on_postgresql(postgres_server):

@@ -223,25 +223,38 @@ def plan_category(step: StepContext) -> CategoryPlan:
     return plan
 
 
-def count_category(conn: Connection, step: StepContext, nodes: list[TableNode], holds: HoldsInForce) -> CategoryPlan:
+def count_category(
+    conn: Connection, step: StepContext, nodes: list[TableNode], holds: HoldsInForce, *, detail: bool = True
+) -> CategoryPlan:
     """The plan's counts, read on ``conn`` and written nowhere: ``plan_category`` audits them,
-    the forecast of tonight's run (``tonight``) shows them - the same SQL for both."""
+    the forecast of tonight's run (``tonight``) shows them - the same SQL for both.
+
+    ``detail=False`` leaves out what only the task log, the XCom and the audit event read - the
+    child rows moving with the due rows, sample keys, the rows kept for their dependants -
+    none of which the counts depend on: counting the children joins every child row, most of a
+    forecast's time on a large table."""
     return CategoryPlan(
         category=step.category.key,
         as_of=step.ctx.as_of,
         policy_version=step.policy.version,
         has_archive=step.category.has_archive,
         end_action=step.category.end_action,
-        tables=[_plan_table(conn, root, step, holds, waiting_in_step(conn, step, root)) for root in nodes],
+        tables=[_plan_table(conn, root, step, holds, waiting_in_step(conn, step, root), detail) for root in nodes],
         dry_run=step.ctx.dry_run,
     )
 
 
 def _plan_table(
-    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, waiting: ColumnElement[bool] | None
+    conn: Connection,
+    root: TableNode,
+    step: StepContext,
+    holds: HoldsInForce,
+    waiting: ColumnElement[bool] | None,
+    detail: bool,
 ) -> TablePlan:
     """``waiting``: the rows that wait for the re-consent ask (``waiting.waiting_in_step``),
-    None when nobody is asked from this table; they are counted apart, never as due."""
+    None when nobody is asked from this table; they are counted apart, never as due.
+    ``detail``: with ``_detail`` (see ``count_category``)."""
     policy = root.root_policy
     category, as_of = step.category, step.ctx.as_of
     overdue = root.due(category.active_period, as_of, step.policy.zones)
@@ -259,26 +272,13 @@ def _plan_table(
         ).select_from(root.source)
     ).one()
     archive_rows = held_end = 0
-    sample = {"archive" if category.has_archive else "end_of_life": _sample(conn, root.source, root, due)}
     if category.has_archive:
         due_for_archive = due_rows
         eol, archive_rows, held_end = _archive_end_of_life(conn, root, step, holds)
         end_of_life = eol + _due_and_already_expired(conn, root, step, due, holds)
-        if archive_exists(conn, root):
-            sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(conn, root, step, holds))
     else:
         due_for_archive, end_of_life = 0, due_rows
-    children = {
-        node.name: conn.execute(select(func.count()).select_from(node.source).where(cond)).scalar_one()
-        for node, cond in _descendant_conditions(root, due)
-    }
-    kept = _kept_for_dependants(conn, root, step, holds) if category.has_archive else {}
     dependant_ends = _dependants_end_of_life(conn, root, step, holds, due) if category.has_archive else {}
-    missing_sample = (
-        _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE)
-        if missing and policy.start_event.when_missing == "defect"
-        else []
-    )
     return TablePlan(
         table=root.name,
         active_rows=active_rows,
@@ -287,18 +287,39 @@ def _plan_table(
         missing_start=missing,
         missing_start_means=policy.start_event.when_missing,
         last_due_start=category.active_period.last_due_start(as_of),
-        children=children,
         held_open=held_open,
         waiting_for_reconsent=waiting_rows,
-        kept_for_dependants=kept,
-        missing_start_sample=missing_sample,
         legal_hold_due=held_due,
         legal_hold_end_of_life=held_end,
         archive_rows=archive_rows,
         end_of_life_horizon=as_of if category.has_archive else None,
-        sample_keys=sample,
         dependants_end_of_life=dependant_ends,
+        **(_detail(conn, root, step, holds, due, missing) if detail else {}),
     )
+
+
+def _detail(
+    conn: Connection, root: TableNode, step: StepContext, holds: HoldsInForce, due: ColumnElement[bool], missing: int
+) -> dict[str, Any]:
+    """A table plan's fields for the task log, the XCom and the audit event, beyond the counts:
+    the child rows moving with the due rows, a few keys of the rows that would move or go (and
+    of the defects), the expired rows kept for their dependants."""
+    has_archive = step.category.has_archive
+    sample = {"archive" if has_archive else "end_of_life": _sample(conn, root.source, root, due)}
+    if has_archive and archive_exists(conn, root):
+        sample["end_of_life"] = _sample(conn, root.archive, root, _expired_not_held(conn, root, step, holds))
+    defect = missing and root.root_policy.start_event.when_missing == "defect"
+    return {
+        "children": {
+            node.name: conn.execute(select(func.count()).select_from(node.source).where(cond)).scalar_one()
+            for node, cond in _descendant_conditions(root, due)
+        },
+        "sample_keys": sample,
+        "missing_start_sample": _sample(conn, root.source, root, root.missing_start(), MISSING_SAMPLE_SIZE)
+        if defect
+        else [],
+        "kept_for_dependants": _kept_for_dependants(conn, root, step, holds) if has_archive else {},
+    }
 
 
 MISSING_SAMPLE_SIZE = 20

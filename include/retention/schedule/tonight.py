@@ -3,9 +3,10 @@
 The Retention view shows, before the run, per category: the rows due for the archive and at
 end of life, those a legal hold keeps, those waiting for re-consent, the defects (rows that
 cannot be aged) and the tables whose removals pass the deletion limit (the run will wait for
-approval). The counts are the plan's (``plan.count_category``, the same SQL a dry run runs),
-read on a read-only connection: no audit event, no archive table, no write lock - the page is
-viewed at any time, also while a run is under way.
+approval). The counts are the plan's (``plan.count_category``: the same SQL a dry run runs,
+without what only the task log reads - child rows, sample keys), read on a read-only
+connection: no audit event, no archive table, no write lock - the page is viewed at any
+time, also while a run is under way.
 
 A category the database does not match (a table or a column missing) is a forecast with a
 ``problem`` naming what is wrong - never the rows - so that one broken category does not hide
@@ -43,7 +44,6 @@ class TableForecast:
     held_open: int  # kept active by an open related row, or a parent still active
     waiting_for_reconsent: int
     missing_start: int  # defects: no start date, so the rows cannot be aged
-    children: dict[str, int] = field(default_factory=dict)  # child rows moving with the due rows
     dependants_end_of_life: dict[str, int] = field(default_factory=dict)  # retained dependants destroyed
 
     @classmethod
@@ -57,7 +57,6 @@ class TableForecast:
             held_open=table.held_open,
             waiting_for_reconsent=table.waiting_for_reconsent,
             missing_start=table.defective,
-            children=dict(table.children),
             dependants_end_of_life={name: d["rows"] for name, d in table.dependants_end_of_life.items()},
         )
 
@@ -71,7 +70,6 @@ class TableForecast:
             "held_open": self.held_open,
             "waiting_for_reconsent": self.waiting_for_reconsent,
             "missing_start": self.missing_start,
-            "children": dict(self.children),
             "dependants_end_of_life": dict(self.dependants_end_of_life),
         }
 
@@ -189,4 +187,4 @@ def _count(step: StepContext) -> CategoryPlan:
         if step.target.dialect == "postgresql":
             # For this transaction only: the pooled connection keeps the server's default after it.
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        return count_category(conn, step, reflect_step(conn, step), holds)
+        return count_category(conn, step, reflect_step(conn, step), holds, detail=False)
