@@ -112,7 +112,7 @@ def lookup(
         "rights-request register entry, kept to prove the request was handled, then destroyed with its category."
     )
     body = (
-        f"<p id='lookup-verdict' class='{VERDICT_CLASS[answer.verdict]}'><b>{html.text(answer.sentence())}</b></p>"
+        f"<p id='lookup-verdict' class='{VERDICT_CLASS[answer.verdict]}'><b>{html.text(answer.sentence(reader.lang))}</b></p>"
         f"<p>"
         + html.text(_("Keyed hash of the {kind}:").format(kind=kind))
         + f" <code>{answer.subject_hash}</code></p>"
@@ -133,7 +133,7 @@ def lookup(
 def _kept(reader: Reader, presence: Presence) -> str:
     """Until when, and for which category's obligation when another category keeps the rows."""
     _ = translator(reader.lang, "ui")
-    until = presence.horizon.text() if presence.horizon else ""
+    until = presence.horizon.text(reader.lang) if presence.horizon else ""
     if presence.kept_for:
         return _("{until} (needed by kept records of {category})").format(until=until, category=presence.kept_for)
     return until
