@@ -202,3 +202,15 @@ def test_every_code_the_engine_stores_has_words_in_the_report(words, codes):
     assert set(words) == set(codes)
     french = [dpo_texts.value_words(words, code, translator("fr", "report")) for code in codes]
     assert all(french)
+
+
+def test_the_schedule_says_a_clock_of_several_sources_in_the_readers_words_around_the_policys_columns():
+    from test_real_schemas import erp_policy
+
+    from include.retention.policy.load import parse_policy
+
+    policy = parse_policy(erp_policy(), source="erp.yaml")
+    french, english = _text(dpo_render.schedule_table(policy, "fr")), _text(dpo_render.schedule_table(policy, "en"))
+    assert "3 ans, le plus récent des interactions.occurred_at sinon created_at" in french
+    assert "3 years, latest interactions.occurred_at else created_at" in english
+    assert not re.search(r"\b(latest|else)\b", french)

@@ -25,7 +25,7 @@ from include.retention.dates.words import (
 )
 from include.retention.files import Location, reports_dir, safe_name, write_whole
 from include.retention.language import LANGUAGES, Translate, translator
-from include.retention.policy.model import Category, RetentionPolicy
+from include.retention.policy.model import Category, RetentionPolicy, StartEvent
 from include.retention.reports import charts, html
 from include.retention.reports.certificate import ChainStatus
 from include.retention.reports.dpo_report import SEGMENTS, Campaigns, DpoReport
@@ -109,7 +109,7 @@ def schedule_table(policy: RetentionPolicy, lang: str) -> str:
     _ = translator(lang, "report")
     rows = []
     for category in policy.categories.values():
-        starts = ", ".join(sorted({table.start_event.describe() for table in category.tables}))
+        starts = ", ".join(sorted({_clock_words(table.start_event, _) for table in category.tables}))
         counted = getattr(category.counted_from, lang) if category.counted_from else starts
         parent_event = _parent_event_words(policy, category, lang)
         if category.active_period.is_zero:
@@ -160,14 +160,31 @@ def _parent_event_words(policy: RetentionPolicy, category: Category, lang: str) 
     }
     if not parents:
         return None
+    _ = translator(lang, "report")
     words = []
     for other in policy.categories.values():
         for table in other.tables:
             if table.table in parents:
-                words.append(getattr(other.counted_from, lang) if other.counted_from else table.start_event.describe())
-    _ = translator(lang, "report")
+                words.append(
+                    getattr(other.counted_from, lang) if other.counted_from else _clock_words(table.start_event, _)
+                )
     either = _("or")
     return f" {either} ".join(dict.fromkeys(words))
+
+
+def _clock_words(start: StartEvent, _: Translate) -> str:
+    """A table's start event as the policy names it - its columns as written, the words between
+    them in the reader's language: ``latest interactions.occurred_at else created_at``."""
+    sources = []
+    for source in start.sources:
+        if source.latest is not None:
+            sources.append(_("latest {value}").format(value=source.latest.describe_value()))
+        elif source.earliest is not None:
+            sources.append(_("earliest {value}").format(value=source.earliest.describe_value()))
+        else:
+            sources.append(str(source.column))
+    otherwise = _("else")
+    return f" {otherwise} ".join(sources)
 
 
 def _whole_horizon(category: Category) -> Period:
