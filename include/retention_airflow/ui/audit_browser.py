@@ -12,7 +12,7 @@ event), ``dl.details``, ``nav#audit-pager`` (``a[rel=prev]``,
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -140,17 +140,23 @@ def _events_table(reader: Reader, found: list[dict[str, Any]]) -> str:
 
 
 def details_html(details: dict[str, Any]) -> str:
-    """An event's details as ``key: value`` lines that wrap: a nested value is shown as compact JSON."""
+    """An event's details as ``key: value`` lines that wrap; a nested value gives one line per
+    leaf, its key the path to it (``tables.archived.prospects: 12``)."""
     if not details:
         return ""
-    lines = "".join(f"<dt>{html.text(key)}:</dt><dd>{html.text(_value(value))}</dd>" for key, value in details.items())
+    lines = "".join(f"<dt>{html.text(key)}:</dt><dd>{html.text(value)}</dd>" for key, value in _leaves(details))
     return f"<dl class='details'>{lines}</dl>"
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
-    return "" if value is None else str(value)
+def _leaves(value: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            yield from _leaves(item, f"{path}.")
+        elif isinstance(item, (dict, list)):
+            yield path, ", ".join(map(str, item)) if item else "-"
+        else:
+            yield path, "" if item is None else str(item)
 
 
 def _pager(reader: Reader, filters: dict[str, Any], number: int, total: int, shown: int) -> str:

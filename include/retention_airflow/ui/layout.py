@@ -39,10 +39,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .ok{color:#15803d} .ko{color:#b91c1c;font-weight:600} .warn{color:#b45309}
 .badge{display:inline-block;padding:0 8px;border-radius:9999px;font-size:12px;font-weight:600;white-space:nowrap}
 .badge.ok{background:#dcfce7} .badge.ko{background:#fee2e2} .badge.warn{background:#fef3c7} .badge.off{background:#e4e4e7}
-tr.ko td{background:#fef2f2}
-dl.details{margin:0;display:grid;grid-template-columns:max-content minmax(14em,1fr);column-gap:8px;min-width:20em}
-dl.details dt{color:#52525b} dl.details dd{margin:0;overflow-wrap:anywhere;white-space:pre-wrap}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
+tr.bad td{background:#fef2f2}
+dl.details{margin:0;display:grid;grid-template-columns:max-content minmax(10em,24em);column-gap:8px}
+dl.details dt{color:#52525b} dl.details dd{margin:0;overflow-wrap:break-word;white-space:pre-wrap}
+section#audit-events{overflow-x:auto} td{overflow-wrap:break-word}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:break-word}
 form{margin:12px 0;display:flex;flex-wrap:wrap;gap:8px 16px;align-items:flex-end}
 form.filters{padding:12px;background:#f4f4f5;border-radius:6px}
 label{display:flex;flex-direction:column;font-size:12px;color:#52525b;gap:2px}

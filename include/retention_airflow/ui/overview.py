@@ -161,7 +161,7 @@ def _compliance_table(reader: Reader, compliance: list[Compliance]) -> str:
         verdict = badge(_("compliant"), "ok") if ok else badge(_("not compliant"), "ko")
         rows.append(
             f"<tr data-category='{html.text(key)}' data-compliant='{'yes' if ok else 'no'}'"
-            f"{'' if ok else chr(32) + 'class=ko'}>"
+            f"{'' if ok else ' class=bad'}>"
             f"<td>{html.text(reader.category(key))}</td><td>{verdict}</td>"
             f"<td>{html.text(_reasons(reader, tables))}</td>"
             + html.cell(sum(c.missing_start for c in tables))

@@ -97,7 +97,7 @@ def _table(reader: Reader, forecasts: list[tuple[NextRun, CategoryForecast]]) ->
 def _row(reader: Reader, run: NextRun, f: CategoryForecast) -> str:
     _ = translator(reader.lang, "ui")
     start = (
-        f"<tr data-category='{html.text(f.category)}'{' data-problem=yes class=ko' if f.problem else ''}>"
+        f"<tr data-category='{html.text(f.category)}'{' data-problem=yes class=bad' if f.problem else ''}>"
         f"<td>{html.text(reader.category(f.category))}<br><small><code>{html.text(run.dag_id)}</code></small></td>"
         f"<td>{_when(reader, run)}</td><td>{html.text(day_words(f.as_of, reader.lang))}</td>"
     )
