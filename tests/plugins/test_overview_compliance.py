@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import text
 from view_client import copy_of_the_target, view_client
 
 from include.retention.database import store
@@ -119,3 +120,15 @@ def test_the_last_event_is_dated_on_paris_clocks_never_in_utc(view, tmp_path, mo
     short = instant.astimezone(policy.zone).strftime("%d/%m/%Y %H:%M")
     audit_page = view.get("/retention/audit", params={"run_id": "manual__fixed"}).text
     assert f"<td>{short}</td>" in audit_page and "enregistré (heure de Paris)" in audit_page
+
+
+def test_a_database_that_does_not_match_the_policy_leaves_the_rest_of_the_overview(view, tmp_path, monkeypatch):
+    target = copy_of_the_target(tmp_path, monkeypatch)
+    with target.engine.begin() as conn:
+        conn.execute(text("DROP TABLE web_form_submissions"))
+    target.dispose()
+    response = view.get("/retention/")
+    assert response.status_code == 200
+    section = response.text.split("<section id='compliance'>", 1)[1].split("</section>", 1)[0]
+    assert "La conformité n&#x27;a pas pu être comptée :" in section and "web_form_submissions" in section
+    assert "id='chain-status'" in response.text and "id='latest-runs'" in response.text

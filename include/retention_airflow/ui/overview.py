@@ -17,8 +17,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import SQLAlchemyError
 
+from include.retention.database.target import Target
 from include.retention.dates.words import day_words
+from include.retention.errors import RetentionError, describe
 from include.retention.files import site_folder
 from include.retention.language import translator
 from include.retention.records import audit
@@ -49,9 +52,9 @@ def overview(
     db, trail = audit_log(reader.site, policy)
     today = datetime.now(policy.zone).date()
     with site_folder(reader.site.reports_folder):
-        report = dpo_report.build(db, policy, today, today, today, optional_subject_key())
+        compliance, chain = _compliance_and_chain(reader, db, today)
         with db.read() as conn:
-            exists = report.chain.events > 0
+            exists = chain.events > 0
             last = audit.latest_events(conn, trail, limit=1) if exists else []
             runs = certificate.latest_runs(conn, trail, limit=10) if exists else []
             refusals = (
@@ -68,9 +71,9 @@ def overview(
             )
         )
         + "</p>"
-        "<h2>" + html.text(_("Compliance today")) + f"</h2>{_compliance_table(reader, report.compliance)}"
+        "<h2>" + html.text(_("Compliance today")) + f"</h2>{_compliance_table(reader, compliance)}"
         f"{_report_link(reader)}"
-        f"<h2>" + html.text(_("Audit log")) + f"</h2>{chain_line(reader, report.chain)}{_last_event(reader, last)}"
+        f"<h2>" + html.text(_("Audit log")) + f"</h2>{chain_line(reader, chain)}{_last_event(reader, last)}"
         f"<h2>" + html.text(_("Latest runs")) + f"</h2>{runs_table(reader, runs)}"
         f"<h2>"
         + html.text(_("Re-consent campaigns"))
@@ -91,6 +94,21 @@ def overview(
         )
     )
     return page(reader, _("Retention"), body, "overview")
+
+
+def _compliance_and_chain(
+    reader: Reader, db: Target, today: date
+) -> tuple[list[Compliance] | str, certificate.ChainStatus]:
+    """The DPO report's compliance for today and the chain's verdict; when the database does not
+    match the policy (a table or a column missing), the problem instead of the compliance - the
+    rest of the overview still shows."""
+    try:
+        report = dpo_report.build(db, reader.policy, today, today, today, optional_subject_key())
+    except (RetentionError, SQLAlchemyError) as exc:
+        _, trail = audit_log(reader.site, reader.policy)
+        with db.read() as conn:
+            return describe(exc), certificate.chain_status(conn, trail)
+    return report.compliance, report.chain
 
 
 def chain_line(reader: Reader, status: certificate.ChainStatus) -> str:
@@ -141,10 +159,14 @@ def _day(reader: Reader, day: date | None) -> str:
     return "" if day is None else day_words(day, reader.lang)
 
 
-def _compliance_table(reader: Reader, compliance: list[Compliance]) -> str:
+def _compliance_table(reader: Reader, compliance: list[Compliance] | str) -> str:
     """One row per category: conforme or not, why, and what it keeps apart lawfully (rows that
-    cannot be aged, held by a legal hold, waiting for the re-consent ask)."""
+    cannot be aged, held by a legal hold, waiting for the re-consent ask); or why it could not
+    be counted."""
     _ = translator(reader.lang, "ui")
+    if isinstance(compliance, str):
+        problem = _("Compliance could not be counted: {problem}").format(problem=compliance)
+        return section("compliance", f"<p class='ko'>{html.text(problem)}</p>")
     headers = (
         _("category"),
         _("status"),
