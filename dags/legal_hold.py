@@ -26,10 +26,18 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from include.retention.language import N_, translator
 from include.retention.records.holds import SCOPES
 from include.retention_airflow import dag_defaults, rights_tasks
 from include.retention_airflow.site_dags import for_each_site
 from include.retention_airflow.targets import Site
+
+# How the form names each scope (translated where shown).
+SCOPE_LABELS: dict[str, str] = {
+    "subject": N_("A person (by identifier)"),
+    "category": N_("A whole category"),
+    "rows": N_("Rows of a table (by key)"),
+}
 
 # The JSON Schema keywords of an optional identifier field, as Param takes them.
 IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
@@ -38,64 +46,98 @@ IDENTIFIER: dict[str, Any] = {"type": ["null", "string"], "maxLength": 200}
 def build_dag(site: Site) -> DAG:
     """``legal_hold`` of one target: the register of holds in its database, its categories and tables."""
     policy = site.policy()
+    _ = translator(policy.language, "airflow")
     tables = sorted({n.table for c in policy.categories.values() for t in c.tables for n in t.walk()})
     with DAG(
         dag_id=site.dag_id("legal_hold"),
         description="Add, list or lift a legal hold (data kept whatever the schedule says)",
         schedule=None,
-        **dag_defaults.LEGAL_HOLD.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        **dag_defaults.LEGAL_HOLD.arguments(doc_md=__doc__, timezone=policy.timezone, site=site, lang=policy.language),
         params={
-            "action": Param("list", enum=["add", "list", "lift"], description="What to do."),
+            "action": Param(
+                "list",
+                enum=["add", "list", "lift"],
+                values_display={"add": _("Add a hold"), "list": _("List the holds"), "lift": _("Lift a hold")},
+                title=_("Action"),
+                description=_("What to do. List changes nothing."),
+            ),
             # "(?!\n)": in Python (which checks the form), "$" alone also matches before a final newline.
             "reference": Param(
                 None,
                 type=["null", "string"],
                 maxLength=64,
                 pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)",
-                description="The hold's reference, e.g. a case number (RG-2026-0042). Never a name: "
-                "it is written to the audit log.",
+                title=_("Reference"),
+                description=_(
+                    "The hold's reference, e.g. a case number (RG-2026-0042). Never a name: it is written to the audit log."
+                ),
             ),
-            "scope": Param("subject", enum=list(SCOPES), description="What the hold protects (add only)."),
+            "scope": Param(
+                "subject",
+                enum=list(SCOPES),
+                values_display={scope: _(label) for scope, label in SCOPE_LABELS.items()},
+                title=_("Scope"),
+                description=_("What the hold protects (add only)."),
+            ),
             "category": Param(
                 None,
                 type=["null", "string"],
                 enum=[None, *policy.categories],
-                description="Scope 'category': the category held.",
+                title=_("Category"),
+                description=_("Scope 'category': the category held."),
             ),
             "table": Param(
                 None,
                 type=["null", "string"],
                 enum=[None, *tables],
-                description="Scope 'rows': the table whose rows are held.",
+                title=_("Table"),
+                description=_("Scope 'rows': the table whose rows are held."),
             ),
             "keys": Param(
                 None,
                 type=["null", "array"],
                 maxItems=100_000,
-                description="Scope 'rows': the primary keys held, e.g. [1042, 1043].",
+                title=_("Keys"),
+                description=_("Scope 'rows': the primary keys held, e.g. [1042, 1043]."),
             ),
-            "email": Param(None, **IDENTIFIER, description="Scope 'subject': the person's e-mail address."),
-            "phone": Param(None, **IDENTIFIER, description="Scope 'subject': the person's phone number."),
-            "customer_number": Param(None, **IDENTIFIER, description="Scope 'subject': the customer number."),
-            "visitor_id": Param(None, **IDENTIFIER, description="Scope 'subject': the web visitor's tracking id."),
+            "email": Param(
+                None, **IDENTIFIER, title=_("E-mail"), description=_("Scope 'subject': the person's e-mail address.")
+            ),
+            "phone": Param(
+                None, **IDENTIFIER, title=_("Phone"), description=_("Scope 'subject': the person's phone number.")
+            ),
+            "customer_number": Param(
+                None, **IDENTIFIER, title=_("Customer number"), description=_("Scope 'subject': the customer number.")
+            ),
+            "visitor_id": Param(
+                None,
+                **IDENTIFIER,
+                title=_("Visitor id"),
+                description=_("Scope 'subject': the web visitor's tracking id."),
+            ),
             "reason": Param(
                 None,
                 type=["null", "string"],
                 maxLength=2000,
-                description="Why (the proceedings, the inquiry): kept in the register, not in the log.",
+                title=_("Reason"),
+                description=_("Why (the proceedings, the inquiry): kept in the register, not in the log."),
             ),
             "expires_on": Param(
                 None,
                 type=["null", "string"],
                 format="date",
-                description="When the hold ends by itself (YYYY-MM-DD); empty: until lifted.",
+                title=_("Expires on"),
+                description=_("When the hold ends by itself (YYYY-MM-DD); empty: until lifted."),
             ),
-            "lift_reason": Param(None, type=["null", "string"], maxLength=2000, description="Lift only: why."),
+            "lift_reason": Param(
+                None, type=["null", "string"], maxLength=2000, title=_("Why lift"), description=_("Lift only: why.")
+            ),
             "requested_by": Param(
                 None,
                 type=["null", "string"],
                 maxLength=128,
-                description="Who asks, when not the user triggering the run.",
+                title=_("Requested by"),
+                description=_("Who asks, when not the user triggering the run."),
             ),
         },
     ) as dag:

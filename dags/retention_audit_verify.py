@@ -41,7 +41,9 @@ def build_dag(site: Site) -> DAG:
         dag_id=site.dag_id("retention_audit_verify"),
         description="Verify the retention audit log and anchor its head outside the database",
         schedule=CronTriggerTimetable("0 5 * * *", timezone=policy.timezone),
-        **dag_defaults.AUDIT_VERIFY.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        **dag_defaults.AUDIT_VERIFY.arguments(
+            doc_md=__doc__, timezone=policy.timezone, site=site, lang=policy.language
+        ),
     ) as dag:
 
         @task

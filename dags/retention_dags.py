@@ -7,12 +7,13 @@ wires its tasks to the engine in `include/retention`: `preflight_checks` → `pl
 `approve_deletions` → `archive` → `purge` → `postflight_checks` → `summary`. The DAGs are
 paused at creation: nothing destructive runs on deploy.
 
-Whether a run changes data: its `dry_run` param when set (`true`: plan only; `false`:
-execute). Left empty, only the DAG's own schedule executes - a *scheduled* run (the
-nightly cron) or an *asset-triggered* one. Every run someone starts is a dry run unless it
-says `dry_run: false`: a manual trigger (UI, CLI, REST), a backfill, a run triggered by
-another DAG, an asset materialisation; an unknown run type is a dry run too (see
-`resolve_dry_run` in `include/retention_airflow/context.py`).
+Whether a run changes data: the `mode` its trigger sends (`preview`: plan only, nothing
+changes; `execute`: archive and destroy what is due). The trigger form sends its `mode`,
+`preview` unless the person picks `execute`. A run whose conf has no `mode` follows its run
+type: only the DAG's own schedule executes - a *scheduled* run (the nightly cron, conf `{}`)
+or an *asset-triggered* one; a manual trigger through the CLI or REST without `mode`, a
+backfill, a run triggered by another DAG, an asset materialisation or an unknown run type is
+a preview (see `resolve_dry_run` in `include/retention_airflow/context.py`).
 
 A run whose plan passes the category's deletion limit waits in `approve_deletions`
 for a person (Required Actions); a rejection, or no answer in time, fails it unchanged.
@@ -30,24 +31,31 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, XComArg, chain, task
 
+from include.retention.language import translator
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reports.describe import category_doc
 from include.retention.schedule.run import RUN_ORDER
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import dag_defaults, schedule_tasks
 from include.retention_airflow.approval import DeletionApproval
+from include.retention_airflow.context import mode_param
 from include.retention_airflow.site_dags import for_each_site
 from include.retention_airflow.targets import Site
 
-RUN_TYPE_RULE = """
 
-#### Dry run or not
-
-Left empty, `dry_run` follows the run type: the **scheduled** run (and an asset-triggered
-one) **executes**; a run triggered by hand, a backfill, or a run triggered by another DAG
-is a **dry run** - it plans and changes nothing. To change data by hand, trigger with
-`dry_run: false`.
-"""
+def run_type_rule(lang: str) -> str:
+    """The DAG page's paragraph on previews, in the policy's language."""
+    _ = translator(lang, "airflow")
+    return "\n\n#### {title}\n\n{rule}\n".format(
+        title=_("Preview or execute"),
+        rule=_(
+            "The trigger form's **Mode** says it: **Preview** (the default) plans and changes nothing; "
+            "**Execute** archives and destroys what is due. The **scheduled** run (and an asset-triggered "
+            "one) executes. A run started through the CLI or the REST API without `mode`, a backfill, or a "
+            "run triggered by another DAG is a preview; to change data that way, send `mode: execute`. In the "
+            "grid, a preview shows its `approve_deletions` task *skipped*: nobody is asked, nothing changes."
+        ),
+    )
 
 
 def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
@@ -57,32 +65,12 @@ def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
         description=f"{category.label.en}: retention schedule",
         schedule=CronTriggerTimetable(category.schedule, timezone=policy.timezone),
         **dag_defaults.schedule_dag(category.key, policy.approval_timeout_hours).arguments(
-            doc_md=category_doc(policy, category) + RUN_TYPE_RULE, timezone=policy.timezone, site=site
+            doc_md=category_doc(policy, category) + run_type_rule(policy.language),
+            timezone=policy.timezone,
+            site=site,
+            lang=policy.language,
         ),
-        params={
-            "dry_run": Param(
-                None,
-                type=["null", "boolean"],
-                description="true: plan only - count what is due, change nothing. false: execute - "
-                "archive and destroy what is due. Empty: the nightly scheduled run "
-                "(and an asset-triggered one) executes; a run you trigger here, a "
-                "backfill or a run triggered by another DAG is a dry run. To change "
-                "data by hand, set false.",
-            ),
-            "as_of": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date.",
-            ),
-            "batch_size": Param(
-                policy.batch_size_for(category),
-                type="integer",
-                minimum=MIN_BATCH_SIZE,
-                maximum=MAX_BATCH_SIZE,
-                description="Rows per transaction when moving or destroying data.",
-            ),
-        },
+        params=schedule_params(policy, category),
     ) as dag:
 
         @task
@@ -96,11 +84,16 @@ def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
             return schedule_tasks.plan(site, category.key)
 
         approve_deletions = DeletionApproval(
-            task_id="approve_deletions", category=category.key, timeout_hours=policy.approval_timeout_hours, retries=0
+            task_id="approve_deletions",
+            category=category.key,
+            timeout_hours=policy.approval_timeout_hours,
+            lang=policy.language,
+            retries=0,
         )
 
-        # The target's pool bounds the batch transactions open on its database at once.
-        @task(pool=site.pool, pool_slots=policy.batch_workers)
+        # The target's pool bounds the batch transactions open on its database at once. After an
+        # approval that succeeded or was skipped (a preview: nobody is asked); never after a rejection.
+        @task(pool=site.pool, pool_slots=policy.batch_workers, trigger_rule=TriggerRule.NONE_FAILED)
         def archive() -> dict:
             """Move due rows and their children to the archive, one transaction per batch."""
             return schedule_tasks.archive(site, category.key)
@@ -134,6 +127,35 @@ def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
         # The order of a run is the engine's (RUN_ORDER, whose values are these task ids).
         chain(*(by_task_id[stage.value] for stage in RUN_ORDER))
     return dag
+
+
+def schedule_params(policy: RetentionPolicy, category: Category) -> dict[str, Param]:
+    """The trigger form of a ``retention_<category>`` DAG, in the policy's language."""
+    _ = translator(policy.language, "airflow")
+    return {
+        "mode": mode_param(
+            policy.language,
+            _(
+                "Preview: count what is due and change nothing. Execute: archive and destroy what is due. "
+                "The nightly scheduled run executes by itself, whatever this form says."
+            ),
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title=_("As of"),
+            description=_("Enforce the schedule as of this date (YYYY-MM-DD) instead of the run's date."),
+        ),
+        "batch_size": Param(
+            policy.batch_size_for(category),
+            type="integer",
+            minimum=MIN_BATCH_SIZE,
+            maximum=MAX_BATCH_SIZE,
+            title=_("Rows per transaction"),
+            description=_("Rows per transaction when moving or destroying data."),
+        ),
+    }
 
 
 def build_dags(site: Site) -> list[DAG]:

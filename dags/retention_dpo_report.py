@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
+from include.retention.language import LANGUAGES, translator
 from include.retention_airflow import dag_defaults, evidence_tasks
 from include.retention_airflow.site_dags import for_each_site
 from include.retention_airflow.targets import Site
@@ -34,11 +35,12 @@ PERIOD_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 def build_dag(site: Site) -> DAG:
     """``retention_dpo_report`` of one target: its policy, its database, its reports folder."""
     policy = site.policy()
+    _ = translator(policy.language, "airflow")
     with DAG(
         dag_id=site.dag_id("retention_dpo_report"),
         description="Monthly retention report for the DPO (FR/EN, self-contained HTML)",
         schedule=CronTriggerTimetable("0 6 1 * *", timezone=policy.timezone),
-        **dag_defaults.DPO_REPORT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        **dag_defaults.DPO_REPORT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site, lang=policy.language),
         params={
             # The form refuses a year outside 2000-2099; the task refuses the rest of an absurd period
             # (over 10 years, ending more than a year after today), naming the bound.
@@ -47,17 +49,29 @@ def build_dag(site: Site) -> DAG:
                 type=["null", "string"],
                 format="date",
                 pattern=PERIOD_DAY,
-                description="First day reported (YYYY-MM-DD, from 2000); empty: the month before "
-                "the run. A period covers at most 10 years.",
+                title=_("First day"),
+                description=_(
+                    "First day reported (YYYY-MM-DD, from 2000); empty: the month before the run. "
+                    "A period covers at most 10 years."
+                ),
             ),
             "period_end": Param(
                 None,
                 type=["null", "string"],
                 format="date",
                 pattern=PERIOD_DAY,
-                description="Last day reported (YYYY-MM-DD, at most a year after today); empty: the month before the run.",
+                title=_("Last day"),
+                description=_(
+                    "Last day reported (YYYY-MM-DD, at most a year after today); empty: the month before the run."
+                ),
             ),
-            "language": Param("fr", enum=["fr", "en"], description="Language of the report: fr (default) or en."),
+            "language": Param(
+                policy.language,
+                enum=list(LANGUAGES),
+                values_display={"fr": "Français", "en": "English"},
+                title=_("Language"),
+                description=_("Language of the report; by default the policy's."),
+            ),
         },
     ) as dag:
 

@@ -20,12 +20,12 @@ counts once. A permanent refusal (5xx) is recorded as *could not be asked*; a te
 The archive step of the category waits for the ask, at most `notice_days` past the end of the
 active period. Answers come back through the `reconsent_answer` DAG.
 
-#### Dry run or not
+#### Preview or send
 
-Left empty, `dry_run` follows the run type: the **scheduled** daily run **sends**; a run
-triggered by hand, a backfill, or a run triggered by another DAG is a **dry run** - it counts
-who would be asked, and records and sends nothing. To send by hand, trigger with
-`dry_run: false`.
+The trigger form's `mode`: `preview` (the default) counts who would be asked, and records and
+sends nothing; `execute` records the asks and sends the notices. The **scheduled** daily run
+**sends**. A run started through the CLI or the REST API without `mode`, a backfill, or a run
+triggered by another DAG is a preview; to send that way, pass `mode: execute`.
 
 See docs/how-to/reconsent.md: connecting your SMTP server, and how your website posts answers.
 """
@@ -34,9 +34,11 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
+from include.retention.language import translator
 from include.retention.policy.model import Category, RetentionPolicy
 from include.retention.reconsent.answers import MAX_ANSWERS
 from include.retention_airflow import dag_defaults, reconsent_tasks
+from include.retention_airflow.context import mode_param
 from include.retention_airflow.site_dags import for_each_site
 from include.retention_airflow.targets import Site
 
@@ -71,18 +73,19 @@ See docs/how-to/reconsent.md for an example request.
 
 def build_campaign_dag(site: Site, policy: RetentionPolicy) -> DAG:
     """``retention_reconsent`` of one target: one task per category that asks (``ask_<category>``), daily."""
+    _ = translator(policy.language, "airflow")
     with DAG(
         dag_id=site.dag_id("retention_reconsent"),
         description="Ask people before their active period ends whether they still want commercial messages",
         schedule=CronTriggerTimetable(SCHEDULE, timezone=policy.timezone),
-        **dag_defaults.RECONSENT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        **dag_defaults.RECONSENT.arguments(doc_md=__doc__, timezone=policy.timezone, site=site, lang=policy.language),
         params={
-            "dry_run": Param(
-                None,
-                type=["null", "boolean"],
-                description="true: count who would be asked, record and send nothing. false: record the asks and "
-                "send the notices. Empty: the daily scheduled run sends; a run you trigger here is a dry run. To "
-                "send by hand, set false.",
+            "mode": mode_param(
+                policy.language,
+                _(
+                    "Preview: count who would be asked, record and send nothing. Execute: record the asks and "
+                    "send the notices. The daily scheduled run sends by itself, whatever this form says."
+                ),
             ),
         },
     ) as dag:
@@ -109,6 +112,7 @@ def ask_task(site: Site, category: Category) -> None:
 
 def build_answer_dag(site: Site, policy: RetentionPolicy) -> DAG:
     """``reconsent_answer`` of one target: triggered with the answers, never scheduled."""
+    _ = translator(policy.language, "airflow")
     with DAG(
         dag_id=site.dag_id("reconsent_answer"),
         description="Record the answers to re-consent notices (yes, no, bounce) posted by the website",
@@ -117,6 +121,7 @@ def build_answer_dag(site: Site, policy: RetentionPolicy) -> DAG:
             doc_md=ANSWER_DOC.replace("/dags/reconsent_answer/", f"/dags/{site.dag_id('reconsent_answer')}/"),
             timezone=policy.timezone,
             site=site,
+            lang=policy.language,
         ),
         params={
             "tokens": Param(
@@ -124,21 +129,26 @@ def build_answer_dag(site: Site, policy: RetentionPolicy) -> DAG:
                 type="array",
                 items={"type": "string", "maxLength": 200},
                 maxItems=MAX_ANSWERS,
-                description="The tokens of the answer links people followed (yes or no is in the token).",
+                title=_("Answer tokens"),
+                description=_("The tokens of the answer links people followed (yes or no is in the token)."),
             ),
             "bounces": Param(
                 [],
                 type="array",
                 items={"type": "string", "maxLength": 200},
                 maxItems=MAX_ANSWERS,
-                description="A token of each notice the mailing tool reports as bounced.",
+                title=_("Bounced notices"),
+                description=_("A token of each notice the mailing tool reports as bounced."),
             ),
             "csv_uri": Param(
                 None,
                 type=["null", "string"],
                 maxLength=1000,
-                description="A CSV of answers to import (columns token, and optionally event: answer or bounce), "
-                "e.g. file:///data/answers.csv or s3://aws_default@bucket/answers.csv.",
+                title=_("CSV of answers"),
+                description=_(
+                    "A CSV of answers to import (columns token, and optionally event: answer or bounce), "
+                    "e.g. file:///data/answers.csv or s3://aws_default@bucket/answers.csv."
+                ),
             ),
         },
     ) as dag:

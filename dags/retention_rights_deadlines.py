@@ -28,7 +28,9 @@ def build_dag(site: Site) -> DAG:
         dag_id=site.dag_id("retention_rights_deadlines"),
         description="Fail on overdue data-subject requests; list those due within 7 days",
         schedule=CronTriggerTimetable("0 7 * * *", timezone=policy.timezone),
-        **dag_defaults.RIGHTS_DEADLINES.arguments(doc_md=__doc__, timezone=policy.timezone, site=site),
+        **dag_defaults.RIGHTS_DEADLINES.arguments(
+            doc_md=__doc__, timezone=policy.timezone, site=site, lang=policy.language
+        ),
     ) as dag:
 
         @task

@@ -24,6 +24,10 @@ and the message is scrubbed of addresses and phone numbers once more before it l
 
 A channel that fails is logged (its error scrubbed) and the others are still tried; an alert
 never fails the task it reports on, nor the approval it announces.
+
+A person reads the messages: they are in the policy's language (``policy.language``, French by
+default; the texts are written in English here and translated by the ``airflow`` catalog). The
+exception's message inside stays as the engine wrote it (English, for the engineer).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.errors import scrub
+from include.retention.language import DEFAULT_LANGUAGE, N_, translator
 from include.retention.schedule.plan import CategoryPlan
 from include.retention.settings import (
     ALERT_EMAILS_ENV_VAR,
@@ -76,6 +81,15 @@ _SCHEDULE_DAG = re.compile(r"retention_\w+")
 _AUDIT_DAG = re.compile(rf"retention_audit_verify{_SITE_SUFFIX}")
 _RIGHTS_DAG = re.compile(rf"retention_rights_deadlines{_SITE_SUFFIX}")
 GATE_TASKS = {"preflight_checks", "postflight_checks"}
+# The names of an alert's facts (translated where the alert is written).
+DAG_FACT, RUN_FACT, TASK_FACT, TRY_FACT = N_("DAG"), N_("Run"), N_("Task"), N_("Try")
+EXCEPTION_FACT, MESSAGE_FACT, ANSWER_WITHIN_FACT, STATE_FACT = (
+    N_("Exception"),
+    N_("Message"),
+    N_("Answer within"),
+    N_("State"),
+)
+NONE_GIVEN = N_("(none given)")
 APPROVAL_TASK = "approve_deletions"
 
 
@@ -119,20 +133,32 @@ class Channels:
             built.append((f"Slack over {self.slack_conn_id}", slack))
         return built
 
-    def describe(self) -> str:
+    def describe(self, lang: str = DEFAULT_LANGUAGE) -> str:
         """The channels in words for the DAG documentation (counts and connection ids, no address)."""
+        _ = translator(lang, "airflow")
         if not self.configured:
-            return (
-                f"Alerts are **off**: set `{ALERT_EMAILS_ENV_VAR}` (mail through the `{DEFAULT_SMTP_CONN}` "
-                f"connection, or `{ALERT_SMTP_CONN_ENV_VAR}`) or `{ALERT_SLACK_CONN_ENV_VAR}` and "
-                f"`{ALERT_SLACK_CHANNEL_ENV_VAR}` to be told of failures and waiting approvals."
+            return _(
+                "Alerts are **off**: set `{emails}` (mail through the `{smtp}` connection, or `{smtp_var}`) or "
+                "`{slack}` and `{channel}` to be told of failures and waiting approvals."
+            ).format(
+                emails=ALERT_EMAILS_ENV_VAR,
+                smtp=DEFAULT_SMTP_CONN,
+                smtp_var=ALERT_SMTP_CONN_ENV_VAR,
+                slack=ALERT_SLACK_CONN_ENV_VAR,
+                channel=ALERT_SLACK_CHANNEL_ENV_VAR,
             )
         parts = []
         if self.emails:
-            parts.append(f"mailed to {len(self.emails)} recipient(s) over the connection `{self.smtp_conn_id}`")
+            parts.append(
+                _("mailed to {count} recipient(s) over the connection `{conn}`").format(
+                    count=len(self.emails), conn=self.smtp_conn_id
+                )
+            )
         if self.slack_conn_id is not None:
-            parts.append(f"posted to Slack over the connection `{self.slack_conn_id}`")
-        return "Alerts (a task that fails after its retries, a waiting approval) are " + " and ".join(parts) + "."
+            parts.append(_("posted to Slack over the connection `{conn}`").format(conn=self.slack_conn_id))
+        return _("Alerts (a task that fails after its retries, a waiting approval) are {channels}.").format(
+            channels=_(" and ").join(parts)
+        )
 
 
 def channels(environ: Mapping[str, str] | None = None) -> Channels:
@@ -191,54 +217,74 @@ def _slack_notifier() -> Callable[..., BaseNotifier]:
 
 
 class Kind(enum.Enum):
-    """What an alert is about: its subject and what the reader should do."""
+    """What an alert is about: its subject and what the reader should do (English, marked for
+    the catalog: translated when the alert is written, in its language)."""
 
     TASK_FAILED = (
-        "Task failed",
-        "The task failed after its retries.",
-        "Read the task's log; once the cause is fixed, clear the task to run it again (every step is safe to repeat).",
+        N_("Task failed"),
+        N_("The task failed after its retries."),
+        N_(
+            "Read the task's log; once the cause is fixed, clear the task to run it again (every step is safe to "
+            "repeat)."
+        ),
     )
     QUALITY_GATE = (
-        "Data-quality gate failed",
-        "A data-quality gate of the schedule did not pass.",
-        "Read the task's log for the failing check. Before the run (preflight_checks): nothing was "
-        "archived or destroyed; fix the data or the policy, then clear the task. After the run "
-        "(postflight_checks): the run's changes are committed but the schedule does not hold as "
-        "checked; find out why before the next run.",
+        N_("Data-quality gate failed"),
+        N_("A data-quality gate of the schedule did not pass."),
+        N_(
+            "Read the task's log for the failing check. Before the run (preflight_checks): nothing was "
+            "archived or destroyed; fix the data or the policy, then clear the task. After the run "
+            "(postflight_checks): the run's changes are committed but the schedule does not hold as "
+            "checked; find out why before the next run."
+        ),
     )
     AUDIT_FAILED = (
-        "Audit verification failed",
-        "The audit log's hash chain, a certificate or an anchor does not hold: nothing was anchored today.",
-        "Treat it as possible tampering: tell the DPO, read the task's log for the first event, "
-        "certificate or anchor that does not hold, and run no destructive DAG on this target until "
-        "it is explained.",
+        N_("Audit verification failed"),
+        N_("The audit log's hash chain, a certificate or an anchor does not hold: nothing was anchored today."),
+        N_(
+            "Treat it as possible tampering: tell the DPO, read the task's log for the first event, "
+            "certificate or anchor that does not hold, and run no destructive DAG on this target until "
+            "it is explained."
+        ),
     )
     RIGHTS_OVERDUE = (
-        "Rights request overdue",
-        "A data-subject request is past its legal deadline (GDPR art. 12(3)); its reference is in the error below.",
-        "Carry out each listed request now (subject_request DAG) or record its extension; the check "
-        "fails every morning until none is overdue.",
+        N_("Rights request overdue"),
+        N_("A data-subject request is past its legal deadline (GDPR art. 12(3)); its reference is in the error below."),
+        N_(
+            "Carry out each listed request now (subject_request DAG) or record its extension; the check "
+            "fails every morning until none is overdue."
+        ),
     )
     NOT_APPROVED = (
-        "Removals not approved",
-        "The run's plan passed the deletion limit and its approval was rejected or not given in "
-        "time: the run changed nothing.",
-        "If the volumes were expected, trigger the DAG with dry_run false and approve it; if not, "
-        "find out why (a wrong clock, a shortened period) before the next scheduled run.",
+        N_("Removals not approved"),
+        N_(
+            "The run's plan passed the deletion limit and its approval was rejected or not given in "
+            "time: the run changed nothing."
+        ),
+        N_(
+            "If the volumes were expected, trigger the DAG with the mode Execute and approve it; if not, "
+            "find out why (a wrong clock, a shortened period) before the next scheduled run."
+        ),
     )
     APPROVAL_WAITING = (
-        "Approval needed",
-        "A run's plan passes the category's deletion limit: it waits for a person before anything "
-        "is archived or destroyed.",
-        "Open the task (Required Actions) and approve if these volumes are expected, reject "
-        "otherwise. Without an answer in time the run fails and changes nothing.",
+        N_("Approval needed"),
+        N_(
+            "A run's plan passes the category's deletion limit: it waits for a person before anything "
+            "is archived or destroyed."
+        ),
+        N_(
+            "Open the task (Required Actions) and approve if these volumes are expected, reject "
+            "otherwise. Without an answer in time the run fails and changes nothing."
+        ),
     )
     RUN_NOT_FINISHED = (
-        "Run not finished",
-        "A run of the schedule has not finished long after it was queued.",
-        "It most likely waits for an approval: open the run, then Required Actions, and approve or "
-        "reject approve_deletions before its timeout (after which the run fails unchanged). If "
-        "nothing waits there, a task is stuck: look at the run's tasks and the workers.",
+        N_("Run not finished"),
+        N_("A run of the schedule has not finished long after it was queued."),
+        N_(
+            "It most likely waits for an approval: open the run, then Required Actions, and approve or "
+            "reject approve_deletions before its timeout (after which the run fails unchanged). If "
+            "nothing waits there, a task is stuck: look at the run's tasks and the workers."
+        ),
     )
 
     def __init__(self, title: str, happened: str, to_do: str) -> None:
@@ -275,38 +321,48 @@ class Alert:
     facts: tuple[tuple[str, str], ...]
     details: tuple[str, ...] = ()  # extra lines (counts over the limit)
     link: str | None = None
-    happened: str | None = None  # instead of the kind's sentence
+    happened: str | None = None  # instead of the kind's sentence (already in ``lang``)
+    lang: str = DEFAULT_LANGUAGE  # the language of what the reader reads (the policy's)
 
     @property
     def subject(self) -> str:
-        return f"{SUBJECT_PREFIX} {self.kind.title}: {self.about}"
+        _ = translator(self.lang, "airflow")
+        return f"{SUBJECT_PREFIX} {_(self.kind.title)}: {self.about}"
+
+    def _facts(self) -> list[tuple[str, str]]:
+        """The facts with their names translated (the names are ``N_`` constants)."""
+        _ = translator(self.lang, "airflow")
+        return [(_(name), value) for name, value in self.facts]
 
     def text(self) -> str:
         """Plain text (Slack)."""
+        _ = translator(self.lang, "airflow")
         lines = [
             self.subject,
             "",
-            self.happened or self.kind.happened,
+            self.happened or _(self.kind.happened),
             *self.details,
             "",
-            "What to do: " + self.kind.to_do,
+            _("What to do: {to_do}").format(to_do=_(self.kind.to_do)),
             "",
         ]
-        lines += [f"{name}: {value}" for name, value in self.facts]
+        lines += [f"{name}: {value}" for name, value in self._facts()]
         if self.link:
-            lines.append(f"Link: {self.link}")
+            lines.append(_("Link: {link}").format(link=self.link))
         return "\n".join(lines)
 
     def html(self) -> str:
         """The mail's HTML body: every value escaped."""
+        _ = translator(self.lang, "airflow")
         e = html.escape
-        parts = [f"<p>{e(self.happened or self.kind.happened)}</p>"]
+        parts = [f"<p>{e(self.happened or _(self.kind.happened))}</p>"]
         if self.details:
             parts.append("<ul>" + "".join(f"<li>{e(d)}</li>" for d in self.details) + "</ul>")
-        parts.append(f"<p><b>What to do:</b> {e(self.kind.to_do)}</p>")
+        what_to_do = _("What to do:")
+        parts.append(f"<p><b>{e(what_to_do)}</b> {e(_(self.kind.to_do))}</p>")
         parts.append(
             "<table>"
-            + "".join(f"<tr><th align='left'>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in self.facts)
+            + "".join(f"<tr><th align='left'>{e(n)}</th><td>{e(v)}</td></tr>" for n, v in self._facts())
             + "</table>"
         )
         if self.link:
@@ -320,16 +376,17 @@ def ui_base_url() -> str | None:
     return base.rstrip("/") if base else None
 
 
-def task_failure(context: Mapping[str, Any]) -> Alert:
-    """The alert for a task's final failure."""
+def task_failure(context: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -> Alert:
+    """The alert for a task's final failure, in ``lang``."""
+    _ = translator(lang, "airflow")
     ti = context["ti"]
     exception = context.get("exception")
     facts = (
         *_run_facts(ti.dag_id, ti.run_id),
-        ("Task", ti.task_id),
-        ("Try", str(ti.try_number)),
-        ("Exception", type(exception).__name__ if exception is not None else "(none given)"),
-        ("Message", _message(exception)),
+        (TASK_FACT, ti.task_id),
+        (TRY_FACT, str(ti.try_number)),
+        (EXCEPTION_FACT, type(exception).__name__ if exception is not None else _(NONE_GIVEN)),
+        (MESSAGE_FACT, _message(exception) if exception is not None else _(NONE_GIVEN)),
     )
     kind = classify(ti.dag_id, ti.task_id, refused=isinstance(exception, AirflowFailException))
     about = (
@@ -337,51 +394,55 @@ def task_failure(context: Mapping[str, Any]) -> Alert:
         if kind in (Kind.AUDIT_FAILED, Kind.RIGHTS_OVERDUE, Kind.NOT_APPROVED)
         else f"{ti.dag_id}.{ti.task_id}"
     )
-    return Alert(kind=kind, about=about, facts=facts, link=ti.log_url if ui_base_url() else None)
+    return Alert(kind=kind, about=about, facts=facts, link=ti.log_url if ui_base_url() else None, lang=lang)
 
 
-def approval_waiting(context: Mapping[str, Any]) -> Alert:
+def approval_waiting(context: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -> Alert:
     """The notice that a run waits for an approval: which limits its plan passes (counts only)."""
+    _ = translator(lang, "airflow")
     ti = context["ti"]
     task = context["task"]
     planned = ti.xcom_pull(task_ids="plan")
     excesses = tuple(str(e) for e in CategoryPlan.from_xcom(planned).over_limit) if planned else ()
     timeout = getattr(task, "response_timeout", None)
-    facts = (*_run_facts(ti.dag_id, ti.run_id), ("Task", ti.task_id))
+    facts = (*_run_facts(ti.dag_id, ti.run_id), (TASK_FACT, ti.task_id))
     if timeout:
-        facts += (("Answer within", f"{timeout.total_seconds() / 3600:g} hour(s)"),)
+        facts += ((ANSWER_WITHIN_FACT, _("{hours} hour(s)").format(hours=f"{timeout.total_seconds() / 3600:g}")),)
     return Alert(
         kind=Kind.APPROVAL_WAITING,
         about=ti.dag_id,
         facts=facts,
         details=excesses,
         link=ti.log_url if ui_base_url() else None,
+        lang=lang,
     )
 
 
-def run_not_finished(dag_run: Mapping[str, Any], hours: float) -> Alert:
+def run_not_finished(dag_run: Mapping[str, Any], hours: float, lang: str = DEFAULT_LANGUAGE) -> Alert:
     """The alert for a schedule run still not finished ``hours`` after it was queued."""
+    _ = translator(lang, "airflow")
     dag_id, run_id = str(dag_run.get("dag_id")), str(dag_run.get("dag_run_id"))
     base = ui_base_url()
     return Alert(
         kind=Kind.RUN_NOT_FINISHED,
         about=dag_id,
-        happened=f"The run has not finished {hours:g} hour(s) after it was queued (at {dag_run.get('queued_at')}).",
-        facts=(*_run_facts(dag_id, run_id), ("State", str(dag_run.get("state")))),
+        happened=_("The run has not finished {hours} hour(s) after it was queued (at {queued_at}).").format(
+            hours=f"{hours:g}", queued_at=dag_run.get("queued_at")
+        ),
+        facts=(*_run_facts(dag_id, run_id), (STATE_FACT, str(dag_run.get("state")))),
         link=f"{base}/dags/{dag_id}/runs/{run_id}" if base else None,
+        lang=lang,
     )
 
 
 def _run_facts(dag_id: str, run_id: str) -> tuple[tuple[str, str], ...]:
     """DAG and run ids; the run id scrubbed like a message: whoever triggers a run through the
     REST API chooses it (the website posting re-consent answers), so it may hold an address."""
-    return (("DAG", dag_id), ("Run", scrub(run_id, known_secrets())))
+    return ((DAG_FACT, dag_id), (RUN_FACT, scrub(run_id, known_secrets())))
 
 
-def _message(exception: BaseException | str | None) -> str:
+def _message(exception: BaseException | str) -> str:
     """The exception's message, scrubbed once more (addresses, phones, the form's values), cut short."""
-    if exception is None:
-        return "(none given)"
     text = scrub(str(exception), known_secrets())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " [...]"
 
@@ -426,9 +487,10 @@ class _AlertNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(self, to: Channels) -> None:
+    def __init__(self, to: Channels, lang: str = DEFAULT_LANGUAGE) -> None:
         super().__init__()
         self.to = to
+        self.lang = lang  # the policy's: the language of the message
 
     def compose(self, context: Mapping[str, Any]) -> Alert | None:
         raise NotImplementedError
@@ -452,14 +514,14 @@ class TaskFailureAlert(_AlertNotifier):
     def compose(self, context: Mapping[str, Any]) -> Alert | None:
         if _follows_a_failure(context):
             return None
-        return task_failure(context)
+        return task_failure(context, self.lang)
 
 
 class ApprovalWaitingNotice(_AlertNotifier):
     """``notifiers=`` of the approval: runs when ``approve_deletions`` starts waiting."""
 
     def compose(self, context: Mapping[str, Any]) -> Alert | None:
-        return approval_waiting(context)
+        return approval_waiting(context, self.lang)
 
 
 def _follows_a_failure(context: Mapping[str, Any]) -> bool:
@@ -469,11 +531,11 @@ def _follows_a_failure(context: Mapping[str, Any]) -> bool:
     return any(ti.xcom_pull(task_ids=upstream) is None for upstream in sorted(task.upstream_task_ids))
 
 
-async def notify_run_not_finished(context: dict[str, Any], hours: float) -> None:
+async def notify_run_not_finished(context: dict[str, Any], hours: float, lang: str = DEFAULT_LANGUAGE) -> None:
     """The deadline alert's callback, run by the triggerer: ``context`` is what the scheduler
     gives (``dag_run``: the run as the REST API shows it; ``deadline``). The channels are read
     from the triggerer's own environment, so no address is stored with the deadline."""
-    alert = run_not_finished(context.get("dag_run") or {}, hours)
+    alert = run_not_finished(context.get("dag_run") or {}, hours, lang)
     to = channels()
     if not await send_async(alert, to, context):
         raise AlertNotSent(f"{alert.subject}: no channel delivered it (see the triggerer's log)")
@@ -505,11 +567,11 @@ def approval_alert_hours(timeout_hours: int, environ: Mapping[str, str] | None =
     return hours
 
 
-def run_deadline(hours: float) -> DeadlineAlert:
+def run_deadline(hours: float, lang: str = DEFAULT_LANGUAGE) -> DeadlineAlert:
     """Airflow's deadline alert on a schedule DAG: told when a run is not finished ``hours``
-    after it was queued (the triggerer runs the callback)."""
+    after it was queued (the triggerer runs the callback), in ``lang``."""
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(hours=hours),
-        callback=AsyncCallback(notify_run_not_finished, kwargs={"hours": hours}),
+        callback=AsyncCallback(notify_run_not_finished, kwargs={"hours": hours, "lang": lang}),
     )

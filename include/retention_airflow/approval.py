@@ -2,8 +2,11 @@
 
 ``DeletionApproval`` is Airflow's human-in-the-loop ``ApprovalOperator`` (Required Actions in
 the UI) that asks only when it must: it reads the ``plan`` task's XCom and, when nothing
-passes the limit (or the run is a dry run), succeeds at once without asking anyone. When it
-asks, the run waits in ``awaiting_input``:
+passes the limit, succeeds at once without asking anyone. In a preview (a dry run) it ends
+*skipped*: nothing will change, so nobody is asked - and a preview is recognisable in the
+DAG's grid without opening its conf (``archive`` runs after it all the same: its trigger rule
+is ``none_failed``, and it logs what it would move). When it asks, the run waits in
+``awaiting_input``:
 
 - **Approve**: ``archive`` and ``purge`` run, allowed to remove up to the planned counts;
 - **Reject**: the task fails (``fail_on_reject``), so neither runs and nothing changes;
@@ -17,47 +20,85 @@ stricter of both categories' limits: billing's approval is asked, and given, in 
 
 When alerts are configured (``alerts.py``), the moment it starts waiting is told through
 Airflow's notifiers (``notifiers=``): which limits the plan passes, and where to answer.
+
+Its subject and body are in the policy's language (the ``airflow`` catalog): the approver reads them.
+
+Who may answer is configuration: ``$RETENTION_APPROVERS`` (comma-separated user ids of the auth
+manager - the user names of the simple auth manager) becomes the question's ``assigned_users``;
+Airflow then refuses (403) an answer from anyone else, an admin included. Unset, anyone whose
+role may edit the DAG's HITL details answers (see docs/how-to/dpo-role.md).
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.execution_time.hitl import HITLUser
 
+from include.retention.language import translator
 from include.retention.schedule.plan import CategoryPlan
 from include.retention_airflow import alerts
 
 PLAN_TASK = "plan"
+APPROVERS_ENV_VAR = "RETENTION_APPROVERS"
+_USER_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,256}")
+
+
+class ApproversConfigError(ValueError):
+    """``$RETENTION_APPROVERS`` cannot be used: the message names the entry by position, never its value."""
+
+
+def approvers(environ: Mapping[str, str] | None = None) -> list[HITLUser] | None:
+    """The users ``$RETENTION_APPROVERS`` names (ids of the auth manager), or None: anyone allowed."""
+    spec = (os.environ if environ is None else environ).get(APPROVERS_ENV_VAR, "").strip()
+    if not spec:
+        return None
+    entries = [entry.strip() for entry in spec.split(",")]
+    for position, entry in enumerate(entries, start=1):
+        if not _USER_ID.fullmatch(entry):
+            raise ApproversConfigError(
+                f"{APPROVERS_ENV_VAR}: entry {position} is not a user id (letters, digits, _ . @ + -)"
+            )
+    return [HITLUser(id=entry, name=entry) for entry in dict.fromkeys(entries)]
 
 
 class DeletionApproval(ApprovalOperator):
     """Ask a person to approve the run's removals, only when they pass the deletion limit."""
 
-    def __init__(self, *, category: str, timeout_hours: int, **kwargs: Any) -> None:
+    def __init__(self, *, category: str, timeout_hours: int, lang: str, **kwargs: Any) -> None:
         told = alerts.channels()
+        _ = translator(lang, "airflow")
         super().__init__(
-            notifiers=[alerts.ApprovalWaitingNotice(told)] if told.configured else [],
-            subject=f"Approve the removals of retention_{category}: past the deletion limit",
-            body="(filled in from the plan when the task runs)",
+            notifiers=[alerts.ApprovalWaitingNotice(told, lang)] if told.configured else [],
+            subject=approval_subject(f"retention_{category}", lang),
+            body=_("(filled in from the plan when the task runs)"),
             fail_on_reject=True,
             response_timeout=timedelta(hours=timeout_hours),
+            assigned_users=approvers(),
             **kwargs,
         )
         self.category = category
+        self.lang = lang
 
     def execute(self, context: Any) -> Any:
         planned = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         plan = CategoryPlan.from_xcom(planned) if planned else None
-        if plan is None or plan.dry_run or not plan.over_limit:
-            reason = "dry run" if plan and plan.dry_run else "within the deletion limit"
-            self.log.info("No approval needed (%s)", reason)
+        if plan is not None and plan.dry_run:
+            # Skipped, not succeeded: the run's column in the grid shows which runs were previews.
+            raise AirflowSkipException("Preview: nothing will be archived or destroyed, so nobody is asked")
+        if plan is None or not plan.over_limit:
+            self.log.info("No approval needed (within the deletion limit)")
             return {"needed": False}
         # The DAG id, not the category: with several targets (retention_prospection_paris,
         # retention_prospection_lyon) the approver must see which database the removals are on.
-        self.subject = f"Approve the removals of {self.dag_id}: past the deletion limit"
-        self.body = approval_body(plan)
+        self.subject = approval_subject(self.dag_id, self.lang)
+        self.body = approval_body(plan, self.lang)
         for excess in plan.over_limit:
             self.log.warning("Over the deletion limit: %s", excess)
         return super().execute(context)
@@ -68,32 +109,54 @@ class DeletionApproval(ApprovalOperator):
         return {"needed": True, "approved": True, "approved_by": user.get("name") if isinstance(user, dict) else None}
 
 
-def approval_body(plan: CategoryPlan) -> str:
+def approval_subject(dag_id: str, lang: str) -> str:
+    """The question in Required Actions: which DAG (so which database) asks."""
+    _ = translator(lang, "airflow")
+    return _("Approve the removals of {dag_id}: past the deletion limit").format(dag_id=dag_id)
+
+
+def approval_body(plan: CategoryPlan, lang: str) -> str:
     """What the approver reads: which limits pass, the counts and horizons, a few keys."""
+    _ = translator(lang, "airflow")
     lines = [
-        f"Category **{plan.category}**, as of {plan.as_of}, policy {plan.policy_version}.",
+        _("Category **{category}**, as of {as_of}, policy {version}.").format(
+            category=plan.category, as_of=plan.as_of, version=plan.policy_version
+        ),
         "",
-        "Over the limit:",
+        _("Over the limit:"),
     ]
     lines += [f"- {excess}" for excess in plan.over_limit]
-    lines += ["", "Planned, per table:"]
+    lines += ["", _("Planned, per table:")]
     for t in plan.tables:
         lines.append(
-            f"- {t.table}: {t.due_for_archive} to the archive (started on or before "
-            f"{t.last_due_start}), {t.due_for_end_of_life} at end of life, "
-            f"{t.legal_hold_due + t.legal_hold_end_of_life} kept by a legal hold; "
-            f"sample keys {t.sample_keys}"
+            "- "
+            + _(
+                "{table}: {archive} to the archive (started on or before {last_due_start}), {end_of_life} at end "
+                "of life, {held} kept by a legal hold; sample keys {keys}"
+            ).format(
+                table=t.table,
+                archive=t.due_for_archive,
+                last_due_start=t.last_due_start,
+                end_of_life=t.due_for_end_of_life,
+                held=t.legal_hold_due + t.legal_hold_end_of_life,
+                keys=t.sample_keys,
+            )
         )
         # Rows of another category this run destroys (an invoice past its horizon, with its
         # customer): that category's limit applies too, so they may be why the run asks.
         for table, d in t.dependants_end_of_life.items():
             lines.append(
-                f"  - and {d['rows']} {table} of category {d.get('category', '?')} past their own "
-                "horizon, destroyed with them (that category's deletion limit applies too)"
+                "  - "
+                + _(
+                    "and {rows} {table} of category {category} past their own horizon, destroyed with them "
+                    "(that category's deletion limit applies too)"
+                ).format(rows=d["rows"], table=table, category=d.get("category", "?"))
             )
     lines += [
         "",
-        "Approve only if these volumes are expected (a first run on a backlog, a deliberate "
-        "policy change). A wrong clock or a shortened period looks exactly like this.",
+        _(
+            "Approve only if these volumes are expected (a first run on a backlog, a deliberate "
+            "policy change). A wrong clock or a shortened period looks exactly like this."
+        ),
     ]
     return "\n".join(lines)

@@ -1,9 +1,9 @@
-"""The engine's ``RunContext`` from the Airflow context: which run, as of which day, dry or not.
+"""The engine's ``RunContext`` from the Airflow context: which run, as of which day, preview or not.
 
 Built in one place for every DAG. The day is the run's date in the company's time zone; a
-run of the schedule may set it (``params.as_of``) and may be a dry run, by its ``dry_run``
-param or by its run type (``resolve_dry_run``). A request or a legal hold always acts on the
-run's day and is never a dry run.
+run of the schedule may set it (``params.as_of``) and may be a preview (a dry run), by the
+``mode`` its trigger chose or by its run type (``resolve_dry_run``). A request or a legal hold
+always acts on the run's day and is never a preview.
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ import logging
 from datetime import date
 from typing import Any
 
-from airflow.sdk import Context
+from airflow.sdk import Context, Param
 
+from include.retention.errors import RetentionError
+from include.retention.language import translator
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext
 
 log = logging.getLogger(__name__)
 
-# Whether a run that leaves ``params.dry_run`` empty is a dry run, per Airflow run type
+PREVIEW, EXECUTE = "preview", "execute"
+MODES = (PREVIEW, EXECUTE)  # the ``mode`` param of the schedule and re-consent DAGs
+
+# Whether a run whose conf names no ``mode`` is a dry run (a preview), per Airflow run type
 # (the ``DagRunType`` values of Airflow 3.3; see ``resolve_dry_run``). Only the DAG's own
-# schedule executes unattended: whoever starts a run must say ``dry_run: false`` to change data.
+# schedule executes unattended: whoever starts a run must say ``mode: execute`` to change data.
 DRY_RUN_DEFAULTS: dict[str, bool] = {
     "scheduled": False,
     "asset_triggered": False,
@@ -30,6 +35,20 @@ DRY_RUN_DEFAULTS: dict[str, bool] = {
     "operator_triggered": True,
     "asset_materialization": True,
 }
+
+
+def mode_param(lang: str, description: str) -> Param:
+    """The form's choice between a preview and a run that changes data: an enum whose labels say
+    what each does, ``preview`` by default, so a run started from the form changes nothing
+    unless the person picks ``execute`` (the form sends it in the conf: ``resolve_dry_run``)."""
+    _ = translator(lang, "airflow")
+    return Param(
+        PREVIEW,
+        enum=list(MODES),
+        values_display={PREVIEW: _("Preview (nothing changes)"), EXECUTE: _("Execute")},
+        title=_("Mode"),
+        description=description,
+    )
 
 
 def run_context(
@@ -47,7 +66,7 @@ def run_context(
 
 
 def schedule_run_context(context: Context, policy: RetentionPolicy) -> RunContext:
-    """A run of a ``retention_<category>`` DAG: its ``as_of`` and ``dry_run`` params resolved."""
+    """A run of a ``retention_<category>`` DAG: its ``as_of`` param and its mode resolved."""
     return run_context(context, policy, as_of=resolve_as_of(context, policy), dry_run=resolve_dry_run(context))
 
 
@@ -78,28 +97,45 @@ def run_type_value(run_type: Any) -> str | None:
 
 
 def resolve_dry_run(context: Context) -> bool:
-    """``params.dry_run`` when it is set; otherwise the default of the run's type.
+    """Whether the run is a preview: the ``mode`` its trigger put in ``dag_run.conf``, else the
+    default of its run type.
+
+    The conf, not ``params``: ``params.mode`` always holds a value (the form's default,
+    ``preview``), also in a scheduled run that nobody chose anything for. The conf holds what
+    was sent: the trigger form sends every param (so a run started from the form with its
+    defaults previews), REST, CLI and ``TriggerDagRunOperator`` send what they set, and the
+    scheduler sends nothing (``{}``). A conf with the old ``dry_run`` key, or a ``mode`` that is
+    not ``preview``/``execute``, fails the run at once: never guess whether to change data.
 
     =====================  ==========  ============================================================
-    run type               default     why
+    run type, no ``mode``  default     why
     =====================  ==========  ============================================================
     scheduled              executes    the nightly run of the schedule: nobody is there to say so
     asset_triggered        executes    the DAG's own (data-driven) schedule, unattended like a cron
-    manual                 dry run     started by a person: changing data takes ``dry_run: false``
-    backfill               dry run     started by a person, over past dates; never needed to catch
+    manual                 preview     started by a person: changing data takes ``mode: execute``
+    backfill               preview     started by a person, over past dates; never needed to catch
                                        up (the next run, as of its own day, does everything due),
                                        so a backfill that changes data must say so explicitly
-    operator_triggered     dry run     started by another DAG: its author passes ``dry_run: false``
-    asset_materialization  dry run     a person clicked "materialize"
-    anything else          dry run     unknown: fail safe, and say so in the task log
+    operator_triggered     preview     started by another DAG: its author passes ``mode: execute``
+    asset_materialization  preview     a person clicked "materialize"
+    anything else          preview     unknown: fail safe, and say so in the task log
     =====================  ==========  ============================================================
     """
-    chosen = context["params"].get("dry_run")
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if "dry_run" in conf:
+        raise RetentionError(
+            "the run's conf has 'dry_run', which became 'mode': preview (nothing changes) or execute; "
+            "trigger again with mode"
+        )
+    chosen = conf.get("mode")
     if chosen is not None:
-        return bool(chosen)
-    run_type = getattr(context.get("dag_run"), "run_type", None)
+        if chosen not in MODES:
+            raise RetentionError(f"mode {chosen!r} is not one of {', '.join(MODES)}")
+        return chosen == PREVIEW
+    run_type = getattr(dag_run, "run_type", None)
     default = DRY_RUN_DEFAULTS.get(run_type_value(run_type) or "")
     if default is None:
-        log.warning("Unknown run type %r: a dry run (set dry_run: false to execute)", run_type)
+        log.warning("Unknown run type %r: a preview (set mode: execute to change data)", run_type)
         return True
     return default

@@ -11,7 +11,7 @@ wrong policy, a failed gate, a bad form, an overdue request - fail the task at o
 - ``subject_request`` (was 0): the request is carried out in one transaction and the register
   records it once; a retry after a lost connection carries out what was not committed, and one
   after it completed is refused (a reference is handled once). A request whose identity check
-  is pending is recorded and succeeds: there is nothing to retry.
+  is pending is recorded and its task ends skipped, saying it waits: there is nothing to retry.
 - ``legal_hold`` (was 0): adding or lifting a hold is one transaction; a retry after it
   committed is refused naming the reference, so a hold is never added or lifted twice.
 - ``retention_rights_deadlines`` and ``retention_dpo_report`` (were 1): they only read (and
@@ -39,6 +39,7 @@ from typing import Any
 
 import pendulum
 
+from include.retention.language import DEFAULT_LANGUAGE, translator
 from include.retention.settings import RETRY_DELAY_ENV_VAR
 from include.retention_airflow import alerts
 from include.retention_airflow.targets import DEFAULT_SITE, Site
@@ -80,15 +81,20 @@ class DagDefaults:
     # approval_timeout_hours), and someone is told before (alerts.approval_alert_hours).
     approval_timeout_hours: int | None = None
 
-    def arguments(self, *, doc_md: str | None, timezone: str, site: Site = DEFAULT_SITE) -> dict[str, Any]:
+    def arguments(
+        self, *, doc_md: str | None, timezone: str, site: Site = DEFAULT_SITE, lang: str = DEFAULT_LANGUAGE
+    ) -> dict[str, Any]:
         """``DAG(...)`` keyword arguments for the DAG on target ``site``; a DAG without
-        documentation is refused, and so is a malformed alert variable (``AlertsConfigError``)."""
+        documentation is refused, and so is a malformed alert variable (``AlertsConfigError``).
+        ``lang``: the policy's language, that of the alerts a person reads."""
         if not doc_md or not doc_md.strip():
             raise ValueError(f"a DAG tagged {self.tag!r} needs its doc_md: what it does and when")
         told = alerts.channels()
+        _ = translator(lang, "airflow")
+        heading = _("Alerts")
         default_args: dict[str, Any] = {"owner": OWNER, "retries": RETRIES, "retry_delay": retry_delay()}
         arguments: dict[str, Any] = {
-            "doc_md": f"{doc_md.rstrip()}\n\n#### Alerts\n\n{told.describe()}\n",
+            "doc_md": f"{doc_md.rstrip()}\n\n#### {heading}\n\n{told.describe(lang)}\n",
             "start_date": pendulum.datetime(*START_DATE, tz=timezone),
             "catchup": False,
             "max_active_runs": 1,
@@ -99,9 +105,9 @@ class DagDefaults:
         }
         alert_hours = alerts.approval_alert_hours(self.approval_timeout_hours) if self.approval_timeout_hours else None
         if told.configured:
-            default_args["on_failure_callback"] = alerts.TaskFailureAlert(told)
+            default_args["on_failure_callback"] = alerts.TaskFailureAlert(told, lang)
             if alert_hours is not None:
-                arguments["deadline"] = alerts.run_deadline(alert_hours)
+                arguments["deadline"] = alerts.run_deadline(alert_hours, lang)
         return arguments
 
 

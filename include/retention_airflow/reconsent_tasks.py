@@ -107,8 +107,8 @@ def encoded_sender(sender: str) -> str:
 @in_site_folder
 def campaign(site: Site, category: str) -> dict[str, Any]:
     """Ask the category's people whose active period ends within the notice window: record each
-    ask, then send its notice. A run started by hand is a dry run unless it says
-    ``dry_run: false`` (``resolve_dry_run``); the daily scheduled run sends."""
+    ask, then send its notice. A run started by hand is a preview unless it says
+    ``mode: execute`` (``resolve_dry_run``); the daily scheduled run sends."""
     context = get_current_context()
     with failing_fast():
         policy = site.policy()
@@ -118,7 +118,7 @@ def campaign(site: Site, category: str) -> dict[str, Any]:
             raise RetentionError(f"category {category!r} has no reconsent block (any more): nobody is asked")
         with open_target(policy, site.conn_id) as target, HookMailer(block.connection, block.batch_size) as mailer:
             result = run_campaign(target, policy, category, subject_key(), ctx, mailer, dry_run=ctx.dry_run)
-    mode = "DRY RUN - nothing recorded or sent" if ctx.dry_run else f"through connection {block.connection!r}"
+    mode = "PREVIEW - nothing recorded or sent" if ctx.dry_run else f"through connection {block.connection!r}"
     log.info("Re-consent campaign for %s as of %s (%s): %s", category, ctx.as_of, mode, result.to_dict())
     return result.to_dict()
 

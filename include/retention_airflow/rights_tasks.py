@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.retention.records.holds import add_hold, lift_hold, list_holds, record_expiries
 from include.retention.rights.requests import ensure_register, handle, open_deadlines
@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 @in_site_folder
 def subject_request(site: Site) -> dict[str, Any]:
     """Record a data-subject request from the trigger form, then carry it out if the identity is
-    verified. Identifiers are validated before anything is written; none is logged."""
+    verified. Identifiers are validated before anything is written; none is logged.
+
+    A pending identity ends the task *skipped*, with a message saying the request waits for the
+    verification: a run that did not carry the request out must not look like one that did."""
     context = get_current_context()
     params = context["params"]
     with failing_fast():
@@ -56,6 +59,12 @@ def subject_request(site: Site) -> dict[str, Any]:
         log.info("  %s", {k: v for k, v in table.items() if k != "columns"})
     if "export" in outcome:
         log.info("  export written: %s (%d rows)", outcome["export"], sum(outcome["rows"].values()))
+    if handled.status == "pending_identity":
+        raise AirflowSkipException(
+            f"request {request.reference} recorded, waiting for the identity verification (due {request.due}): "
+            "nothing is carried out until then; trigger it again with the same reference, type and receipt "
+            "date and identity 'verified'"
+        )
     return {
         "request_id": handled.request_id,
         "reference": request.reference,

@@ -23,7 +23,7 @@ def dagbag(parsed_dagbag):
 
     ``dag.test(run_conf=...)`` runs the tasks in this process, and Airflow's ``process_params``
     writes the run's conf into the DAG's own Param objects (``ParamsDict.update`` sets their
-    value): without this, a test that ran ``retention_prospection`` with ``dry_run: false`` left
+    value): without this, a test that ran ``retention_prospection`` with ``mode: execute`` left
     that default to every later test of the session."""
     params = [
         (params_dict.get_param(name), params_dict.get_param(name).value)

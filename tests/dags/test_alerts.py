@@ -104,13 +104,15 @@ def _only_mail(sink):
 def test_nothing_configured_means_no_notifier_and_the_docs_say_alerts_are_off():
     assert alerts.channels({}) == alerts.Channels()
     assert not alerts.channels({}).configured
-    assert "Alerts are **off**" in alerts.channels({}).describe()
+    assert "Alerts are **off**" in alerts.channels({}).describe("en")
+    assert "Les alertes sont **désactivées**" in alerts.channels({}).describe("fr")  # the policy's default
 
 
 def test_the_addresses_and_connection_are_read_and_a_wrong_entry_is_named_by_position_only():
     told = alerts.channels({"RETENTION_ALERT_EMAILS": " dpo@example.fr,ops@example.fr ,dpo@example.fr"})
     assert told.emails == TEAM and told.smtp_conn_id == "smtp_default" and told.configured
-    assert "2 recipient(s)" in told.describe() and "dpo@" not in told.describe()
+    assert "2 recipient(s)" in told.describe("en") and "dpo@" not in told.describe("en")
+    assert "2 destinataire(s)" in told.describe() and "dpo@" not in told.describe()
     with pytest.raises(alerts.AlertsConfigError, match="RETENTION_ALERT_EMAILS: entry 2 is not") as refused:
         alerts.channels({"RETENTION_ALERT_EMAILS": "dpo@example.fr, jeanne.martin at example.fr"})
     assert "jeanne" not in str(refused.value)
@@ -170,7 +172,8 @@ def test_configured_alerts_are_wired_into_every_dag(monkeypatch, mail_sink):
     monkeypatch.setenv("RETENTION_APPROVAL_ALERT_HOURS", "2.5")
     dags = _bag(*(f.name for f in DAGS.glob("*.py")))
     for dag_id, dag in dags.items():
-        assert "2 recipient(s) over the connection `retention_alerts`" in dag.doc_md, dag_id
+        # the shipped policy's language: French
+        assert "2 destinataire(s) par la connexion `retention_alerts`" in dag.doc_md, dag_id
         for task in dag.tasks:
             assert [type(c) for c in task.on_failure_callback] == [alerts.TaskFailureAlert], (dag_id, task.task_id)
             assert not task.on_retry_callback
@@ -180,7 +183,8 @@ def test_configured_alerts_are_wired_into_every_dag(monkeypatch, mail_sink):
         (deadline,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
         assert deadline.interval == timedelta(hours=2.5)
         assert deadline.callback.path == "include.retention_airflow.alerts.notify_run_not_finished"
-        assert deadline.callback.kwargs == {"hours": 2.5}  # no address stored with the deadline
+        # no address stored with the deadline; the alert in the policy's language
+        assert deadline.callback.kwargs == {"hours": 2.5, "lang": "fr"}
         (notice,) = dag.get_task("approve_deletions").notifiers
         assert isinstance(notice, alerts.ApprovalWaitingNotice)
     assert all(not dag.deadline for dag in dags.values() if dag not in schedule)
@@ -188,7 +192,7 @@ def test_configured_alerts_are_wired_into_every_dag(monkeypatch, mail_sink):
 
 def test_without_alerts_no_dag_has_a_callback_or_a_deadline(dagbag):
     for dag_id, dag in dagbag.dags.items():
-        assert "Alerts are **off**" in dag.doc_md, dag_id
+        assert "Les alertes sont **désactivées**" in dag.doc_md, dag_id
         assert not dag.deadline, dag_id
         assert all(not t.on_failure_callback for t in dag.tasks), dag_id
 
@@ -216,11 +220,11 @@ def test_a_task_that_fails_for_good_sends_one_mail_after_its_retries_without_per
     assert failed.try_number == 3, "retried twice before failing for good"
 
     message = _only_mail(mail_sink)  # not one per try: a retry is not told
-    assert message["Subject"] == f"[retention] Task failed: subject_request.{failed.task_id}"
+    assert message["Subject"] == f"[retention] Tâche en échec: subject_request.{failed.task_id}"
     body = message.get_body(("html",)).get_content()
-    for fact in ("subject_request", run.run_id, failed.task_id, "ScrubbedError", "UniqueViolation", "What to do"):
+    for fact in ("subject_request", run.run_id, failed.task_id, "ScrubbedError", "UniqueViolation", "Que faire"):
         assert fact in body, fact
-    assert "<th align='left'>Try</th><td>3</td>" in body
+    assert "<th align='left'>Tentative</th><td>3</td>" in body
     _assert_no_personal_data(message, [*people, SUBJECT_SECRET])
 
 
@@ -234,15 +238,18 @@ def test_a_failed_quality_gate_has_its_own_subject_and_one_mail(seeded_postgres,
             .where(prospects.c.prospect_id == 1)
             .values(last_inbound_contact_at=datetime(2031, 1, 1, tzinfo=PARIS))
         )
-    run = dag.test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False})
+    run = dag.test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "mode": "execute"})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["preflight_checks"] == "failed" and states["summary"] == "failed"
 
     message = _only_mail(mail_sink)  # the summary's failure only repeats it: not told again
-    assert message["Subject"] == "[retention] Data-quality gate failed: retention_prospection.preflight_checks"
+    assert (
+        message["Subject"]
+        == "[retention] Contrôle de qualité des données en échec: retention_prospection.preflight_checks"
+    )
     body = message.get_body(("html",)).get_content()
     assert "AirflowFailException" in body and "no_future_last_inbound_contact_at" in body
-    assert "nothing was archived or destroyed" in body
+    assert "rien n&#x27;a été archivé ni détruit" in body
     _assert_no_personal_data(message, _people(seeded_postgres))
 
 
@@ -262,9 +269,9 @@ def test_an_overdue_rights_request_is_told_with_its_reference_only(seeded_postgr
     assert run.state == "failed"
 
     message = _only_mail(mail_sink)
-    assert message["Subject"] == "[retention] Rights request overdue: retention_rights_deadlines"
+    assert message["Subject"] == "[retention] Demande de droits en retard: retention_rights_deadlines"
     body = message.get_body(("html",)).get_content()
-    assert "1 rights request(s) overdue: DDP-LATE" in body and "GDPR art. 12(3)" in body
+    assert "1 rights request(s) overdue: DDP-LATE" in body and "RGPD art. 12(3)" in body
     _assert_no_personal_data(message, [*_people(seeded_postgres), "late.person@example.fr"])
 
 
@@ -309,19 +316,19 @@ def test_approval_alerts_through_a_triggerer(postgres_server, tmp_path):
             with running_airflow(postgres_server, tmp_path, settings, triggerer=True) as cluster:
                 cluster.wait_until_parsed("retention_prospection")
                 cluster.airflow("dags", "unpause", "retention_prospection")
-                notice = _waiting_for(sink, "[retention] Approval needed: retention_prospection", cluster)
-                late = _waiting_for(sink, "[retention] Run not finished: retention_prospection", cluster)
+                notice = _waiting_for(sink, "[retention] Approbation requise: retention_prospection", cluster)
+                late = _waiting_for(sink, "[retention] Exécution non terminée: retention_prospection", cluster)
                 (run,) = cluster.runs("retention_prospection")
                 assert run["run_type"] == "scheduled" and run["state"] == "running", run
     finally:
         target.dispose()
 
     body = notice.get_body(("html",)).get_content()
-    assert run["run_id"] in body and "approve_deletions" in body and "Answer within" in body
+    assert run["run_id"] in body and "approve_deletions" in body and "Répondre sous" in body
     assert "rows of prospects" in body and "would leave the active base" in body
     assert "http://airflow.example.test:8080/dags/retention_prospection/runs/" in body
     body = late.get_body(("html",)).get_content()
-    assert run["run_id"] in body and "0.01 hour(s) after it was queued" in body and "Required Actions" in body
+    assert run["run_id"] in body and "0.01 heure(s) après sa mise en file" in body and "Required Actions" in body
     assert f"http://airflow.example.test:8080/dags/retention_prospection/runs/{run['run_id']}" in body
     assert len(sink.messages) == 2, [m.message["Subject"] for m in sink.messages]
     for message in (notice, late):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dag_helpers import AS_OF, admin_headers
 from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy.exc import NoResultFound
 from table_checksums import checksum
 
 from include.retention.reports import certificate
@@ -65,14 +66,18 @@ def test_a_run_triggered_by_hand_is_a_dry_run_that_shows_its_plan(dagbag, shippe
     assert dag_run.state == "success"
     assert checksum(seeded_postgres) == before
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    assert states["approve_deletions"] == "success"  # past the limit, but a dry run changes nothing: no question
+    # past the limit, but a preview changes nothing: nobody is asked, and the skipped approval marks
+    # the run as a preview in the grid; archive and purge still run, to log what they would move
+    assert states["approve_deletions"] == "skipped"
+    assert states["archive"] == states["purge"] == states["summary"] == "success"
     plan = _xcom(dag_run, "plan")
     prospects = next(t for t in plan["tables"] if t["table"] == "prospects")
     assert plan["dry_run"] is True and prospects["due_for_archive"] > 0
     assert prospects["last_due_start"] == "2023-11-26" and prospects["end_of_life_horizon"] == "2026-11-26"
     assert 0 < len(prospects["sample_keys"]["archive"]) <= 5
     assert {(e["table"], e["side"]) for e in plan["over_limit"]} == {("prospects", "active"), ("prospects", "archive")}
-    assert _xcom(dag_run, "approve_deletions") == {"needed": False}
+    with pytest.raises(NoResultFound):  # a skipped task returns nothing
+        _xcom(dag_run, "approve_deletions")
 
 
 def _awaiting(deadline: float) -> str | None:
@@ -108,7 +113,7 @@ def _run_answered(dagbag, target, respond):
     helper = threading.Thread(target=answer, daemon=True)
     helper.start()
     dag_run = dagbag.dags[DAG_ID].test(
-        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False}
+        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "mode": "execute"}
     )
     helper.join(timeout=10)
     assert seen == {"unchanged_while_waiting": True, "answered": True}

@@ -30,7 +30,7 @@ def test_the_approval_asked_for_a_named_targets_run_names_its_dag_and_so_its_dat
     # The parent's execute parks the task for a person; here it only records what would be asked.
     monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.update(subject=self.subject))
     with DAG("retention_prospection_lyon", start_date=pendulum.datetime(2026, 1, 1), schedule=None):
-        approval = DeletionApproval(task_id="approve_deletions", category="prospection", timeout_hours=24)
+        approval = DeletionApproval(task_id="approve_deletions", category="prospection", timeout_hours=24, lang="fr")
     plan = CategoryPlan(
         category="prospection",
         as_of=date(2026, 12, 1),
@@ -43,4 +43,12 @@ def test_the_approval_asked_for_a_named_targets_run_names_its_dag_and_so_its_dat
         ),
     )
     approval.execute({"ti": _Ti(plan)})
-    assert asked["subject"] == "Approve the removals of retention_prospection_lyon: past the deletion limit"
+    assert (
+        asked["subject"] == "Approuver les suppressions de retention_prospection_lyon : limite de suppression dépassée"
+    )
+
+
+def test_the_approver_reads_the_question_in_english_when_the_policy_says_en():
+    with DAG("retention_prospection", start_date=pendulum.datetime(2026, 1, 1), schedule=None):
+        approval = DeletionApproval(task_id="approve_deletions", category="prospection", timeout_hours=24, lang="en")
+    assert approval.subject == "Approve the removals of retention_prospection: past the deletion limit"

@@ -88,9 +88,9 @@ def test_the_reconsent_campaign_runs_daily_at_nine_paris_paused_one_task_per_ask
     assert asking == ["prospection", "web_forms"]
     assert sorted(t.task_id for t in dag.tasks) == [f"ask_{k}" for k in asking]
     assert all(not t.upstream_task_ids for t in dag.tasks)  # each category on its own
-    assert set(dag.params.keys()) == {"dry_run"} and dag.params["dry_run"] is None
+    assert set(dag.params.keys()) == {"mode"} and dag.params["mode"] == "preview"
     assert {"retention", "gdpr", "reconsent"} <= set(dag.tags)
-    assert "#### Dry run or not" in (dag.doc_md or "")
+    assert "#### Preview or send" in (dag.doc_md or "")
 
 
 def test_the_answer_dag_is_triggered_only_active_at_creation_and_takes_tokens_bounces_and_a_csv(dagbag):
@@ -139,13 +139,16 @@ def test_tasks_are_preflight_plan_approval_archive_purge_postflight_summary_in_t
     assert dag.get_task("purge").downstream_task_ids == {"postflight_checks", "summary"}
     assert dag.get_task("postflight_checks").downstream_task_ids == {"summary"}
     assert dag.get_task("summary").trigger_rule == "all_done"  # a failed run is still summarised
+    # after an approval that succeeded or was skipped (a preview), never after a rejection
+    assert dag.get_task("archive").trigger_rule == "none_failed"
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_params_are_dry_run_as_of_and_batch_size(dagbag, dag_id):
+def test_params_are_mode_as_of_and_batch_size(dagbag, dag_id):
     params = dagbag.dags[dag_id].params
-    assert set(params.keys()) == {"dry_run", "as_of", "batch_size"}
-    assert params["dry_run"] is None  # by hand: a dry run; scheduled: executes (resolve_dry_run)
+    assert set(params.keys()) == {"mode", "as_of", "batch_size"}
+    # the form previews by default; a scheduled run (conf {}) executes whatever it says (resolve_dry_run)
+    assert params["mode"] == "preview"
     assert params["batch_size"] == POLICY.batch_size
 
 
@@ -170,9 +173,9 @@ def test_a_broken_policy_is_an_import_error_that_names_the_key(tmp_path, monkeyp
     monkeypatch.setenv("RETENTION_POLICY", str(broken))
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     errors = list(bag.import_errors.values())
-    assert (
-        len(errors) == 6
-    )  # the schedule DAGs, audit verification, DPO report, deadlines check, legal holds, re-consent
+    # the schedule DAGs, audit verification, DPO report, deadlines check, legal holds, re-consent, and
+    # subject_request (its form is in the policy's language since issue 20)
+    assert len(errors) == 7
     assert all("categories.suppliers.active_period" in e and "broken.yaml" in e for e in errors)
 
 

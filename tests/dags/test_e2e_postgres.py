@@ -64,7 +64,7 @@ def _expected_phases(target) -> dict[str, set[int]]:
 
 def _run(dagbag, **conf):
     dag = dagbag.dags["retention_prospection"]
-    return dag.test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False, **conf})
+    return dag.test(logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "mode": "execute", **conf})
 
 
 def test_prospection_dag_moves_exactly_the_due_prospects_on_postgresql(dagbag, seeded_postgres):
@@ -119,10 +119,10 @@ def test_prospection_dag_audits_the_run_and_a_second_run_changes_nothing(dagbag,
     assert html_path.exists()
 
 
-def test_dry_run_through_airflow_changes_nothing(dagbag, seeded_postgres):
+def test_a_preview_through_airflow_changes_nothing(dagbag, seeded_postgres):
     target = seeded_postgres
     before = _rows(target, "crm", "prospects", "prospect_id")
-    dag_run = _run(dagbag, dry_run=True)
+    dag_run = _run(dagbag, mode="preview")
     assert dag_run.state == "success"
     assert _rows(target, "crm", "prospects", "prospect_id") == before
     with target.read() as conn:
@@ -165,7 +165,7 @@ def test_a_failing_preflight_check_stops_the_dag_before_any_row_moves(dagbag, se
     [
         pytest.param({"batch_size": 0}, "less than the minimum", id="batch_size_zero"),
         pytest.param({"as_of": "26/11/2026"}, "is not a 'date'", id="as_of_not_iso"),
-        pytest.param({"dry_run": "yes"}, "is not of type 'null', 'boolean'", id="dry_run_not_boolean"),
+        pytest.param({"mode": "yes"}, "'yes' is not one of", id="mode_not_preview_or_execute"),
     ],
 )
 def test_a_bad_param_is_refused_before_the_run(dagbag, airflow_db, conf, message):
@@ -269,10 +269,10 @@ def test_a_malformed_identifier_fails_the_request_before_anything_is_recorded(da
 def test_an_overdue_request_fails_the_daily_deadline_check(dagbag, seeded_postgres):
     deadlines = dagbag.dags["retention_rights_deadlines"]
     assert deadlines.test(logical_date=datetime(2026, 11, 26, 6, tzinfo=UTC)).state == "success"
-    assert (
-        _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending", email="late@example.fr").state
-        == "success"
-    )  # recorded, waiting for the identity check
+    pending = _request(dagbag, reference="DDP-LATE", received="2026-09-01", identity="pending", email="late@example.fr")
+    # recorded, waiting for the identity check: the task ends skipped, which the run shows
+    assert pending.state == "success"
+    assert {ti.task_id: ti.state for ti in pending.get_task_instances()} == {"handle_request": "skipped"}
     assert deadlines.test(logical_date=datetime(2026, 11, 27, 6, tzinfo=UTC)).state == "failed"
 
 

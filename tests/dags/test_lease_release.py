@@ -36,7 +36,7 @@ def bag():
 
 def _run(bag):
     return bag.dags[DAG_ID].test(
-        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "dry_run": False}
+        logical_date=datetime.now(UTC), run_conf={"as_of": AS_OF.isoformat(), "mode": "execute"}
     )
 
 

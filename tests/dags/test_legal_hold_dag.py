@@ -84,7 +84,7 @@ def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until
     held = _due_prospect(target)
     assert _run(bag, "legal_hold", {**HOLD, "keys": [held]}).state == "success"
 
-    run = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
+    run = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "mode": "execute"})
     assert run.state == "success"
     assert held in _prospects(target, "crm") and held not in _prospects(target, "archive")
     certificate = json.loads(next(tmp for tmp in _certificates(run.run_id)).read_text())
@@ -103,7 +103,7 @@ def test_a_hold_from_the_form_keeps_a_due_prospect_through_the_nightly_run_until
         ).state
         == "success"
     )
-    again = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "dry_run": False})
+    again = _run(bag, "retention_prospection", {"as_of": AS_OF.isoformat(), "mode": "execute"})
     assert again.state == "success" and held not in _prospects(target, "crm")
     with target.read() as conn:
         logged = events(conn, audit_table("archive", "retention_audit"), action="legal_hold")

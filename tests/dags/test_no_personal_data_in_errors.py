@@ -141,7 +141,7 @@ def test_a_nightly_run_under_a_hold_on_a_person_whose_statement_fails_logs_no_pe
     }
     assert _run(bag, "legal_hold", hold).state == "success"
     capfd.readouterr()
-    conf = {"as_of": AS_OF.isoformat(), "dry_run": False}
+    conf = {"as_of": AS_OF.isoformat(), "mode": "execute"}
     if how == "lock timeout":
         with _RowLocked(target, failing[0]):
             run = _run(bag, "retention_prospection", conf)

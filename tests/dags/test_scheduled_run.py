@@ -1,6 +1,6 @@
 """The path production takes: a real scheduler starts the nightly run, and it executes.
 
-Every other DAG test calls ``dag.test`` with an explicit ``dry_run``; none of them goes
+Every other DAG test calls ``dag.test`` with an explicit ``mode``; none of them goes
 through the scheduler, so a nightly run that silently planned and changed nothing went
 unnoticed (issue 14). Here Airflow runs as deployed, in separate processes - ``airflow
 scheduler``, ``airflow dag-processor`` and the Execution API (``airflow api-server --apps
@@ -34,7 +34,7 @@ from dag_helpers import (
     prospect_phases,
     record_prospect_asked,
 )
-from sqlalchemy import MetaData, Table, insert, select
+from sqlalchemy import MetaData, Table, insert, select, text
 from table_checksums import checksum
 
 from include.demo.seed import PARIS, at_paris, seed_demo
@@ -229,3 +229,38 @@ def test_a_manual_trigger_with_default_params_is_a_dry_run_that_changes_nothing(
     issued = _certificate(cluster, run["run_id"])
     prospects_issued = next(t for t in issued["tables"] if t["table"] == "prospects")
     assert issued["dry_run"] is True and (prospects_issued["archived"], prospects_issued["deleted"]) == (0, 0)
+
+
+def _task_states(cluster: Nightly, run_id: str) -> dict[str, str]:
+    with cluster.running.metadata.connect() as conn:
+        rows = conn.execute(
+            text("SELECT task_id, state FROM task_instance WHERE dag_id = :dag AND run_id = :run"),
+            {"dag": DAG_ID, "run": run_id},
+        )
+        return {task_id: state for task_id, state in rows}
+
+
+def test_a_run_started_from_the_trigger_form_with_its_defaults_previews_and_the_grid_says_so(
+    cluster, scheduled_run, reports_env, dagbag
+):
+    """Airflow 3.3's trigger form posts every param's value as the conf (its params store
+    serialises the whole form): ``mode: preview`` unless the person picks Execute. Sent as the
+    form sends it, after the nightly run: the prospects that are due again stay where they are,
+    and the run's skipped approval marks it as a preview in the DAG's grid."""
+    form = dagbag.dags[DAG_ID].params.dump()
+    assert form["mode"] == "preview"
+    target = cluster.target
+    before = checksum(target)
+
+    cluster.airflow("dags", "trigger", DAG_ID, "--run-id", "manual__from_the_form", "--conf", json.dumps(form))
+    run = cluster.running.finished_run(DAG_ID, "manual", "manual__from_the_form")
+
+    assert run["state"] == "success", f"{run}{cluster.diagnostics()}"
+    assert checksum(target) == before
+    with target.read() as conn:
+        logged = events(conn, audit_table("archive", "retention_audit"), run_id=run["run_id"])
+    assert logged and all(e["dry_run"] for e in logged)
+    assert _destructive_events(target, run["run_id"]) == {}
+    states = _task_states(cluster, run["run_id"])
+    assert states["approve_deletions"] == "skipped" and states["archive"] == states["summary"] == "success"
+    assert _task_states(cluster, scheduled_run["run_id"])["approve_deletions"] == "success"
