@@ -58,7 +58,8 @@ DOMAINS: dict[Domain, tuple[str, ...]] = {
 }
 # Gettext keywords the extraction knows: ``_`` and ``gettext`` translate now; ``N_`` marks a
 # text kept in a constant and translated where it is shown (``_(CONSTANT)``); ``ngettext``
-# chooses the plural.
+# (``translations(lang, domain).ngettext(singular, plural, n)``) chooses the plural by the
+# language's own rule (French: 0 and 1 are singular).
 KEYWORDS = ("_", "gettext", "N_", "ngettext")
 
 
@@ -96,12 +97,6 @@ def translations(lang: Language, domain: Domain) -> gettext.NullTranslations:
 def translator(lang: str, domain: Domain) -> Translate:
     """The ``_`` of one language and domain: ``_ = translator(lang, "engine")``."""
     return translations(checked(lang), domain).gettext
-
-
-def plural(lang: str, domain: Domain, singular: str, plural_text: str, count: int) -> str:
-    """The singular or plural text for ``count``, by the language's own rule (French: 0 and 1
-    are singular)."""
-    return translations(checked(lang), domain).ngettext(singular, plural_text, count)
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention the extraction looks for
