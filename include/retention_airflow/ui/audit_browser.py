@@ -6,8 +6,8 @@ previous and next pages that keep the filters. An event's details read as ``key:
 lines that wrap, so a long value never squeezes the column.
 
 Stable hooks: ``form#audit-filters``, ``section#audit-events`` (its table, one ``tbody tr`` per
-event), ``dl.details``, ``nav#audit-pager`` (``a[rel=prev]``,
-``a[rel=next]``, ``span#audit-count``).
+event), ``dl.details``, ``nav#audit-pager`` above the events (``a[rel=prev]``,
+``a[rel=next]``, ``span#audit-count``), and the same pager without ids below them.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def audit_browser(
     }
     body = (
         _filters_form(reader, filters)
-        + _pager(reader, filters, page_number, total, len(found))
+        + _pager(reader, filters, page_number, total, len(found), top=True)
         + section("audit-events", _events_table(reader, found))
-        + _pager(reader, filters, page_number, total, len(found))
+        + _pager(reader, filters, page_number, total, len(found), top=False)
     )
     return page(reader, _("Audit log"), body, "audit")
 
@@ -159,8 +159,9 @@ def _leaves(value: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]
             yield path, "" if item is None else str(item)
 
 
-def _pager(reader: Reader, filters: dict[str, Any], number: int, total: int, shown: int) -> str:
-    """Where this page is in the log: events first-last of total, page n of m, previous and next."""
+def _pager(reader: Reader, filters: dict[str, Any], number: int, total: int, shown: int, *, top: bool) -> str:
+    """Where this page is in the log: events first-last of total, page n of m, previous and next.
+    Shown above and below the events; only the one above carries the ids."""
     _ = translator(reader.lang, "ui")
     pages = max(1, -(-total // PAGE_SIZE))
     if shown:
@@ -187,7 +188,8 @@ def _pager(reader: Reader, filters: dict[str, Any], number: int, total: int, sho
         if number < pages
         else ""
     )
-    return f"<nav class='pager' id='audit-pager'>{previous}<span id='audit-count'>{html.text(count)}</span>{following}</nav>"
+    ids = (" id='audit-pager'", " id='audit-count'") if top else ("", "")
+    return f"<nav class='pager'{ids[0]}>{previous}<span class='audit-count'{ids[1]}>{html.text(count)}</span>{following}</nav>"
 
 
 def _filters_form(reader: Reader, chosen: dict[str, Any]) -> str:
