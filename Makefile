@@ -11,10 +11,15 @@ export PYTHONPATH := $(CURDIR)
 
 install: $(VENV)/.installed
 
+# pip's own progress on a terminal; elsewhere (CI, a pipe) a line per step with the time it took.
 $(VENV)/.installed: requirements.txt
+	@echo "==> install: a virtualenv in $(VENV), then pip, then requirements.txt (about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@started=$$(date +%s); if [ -t 1 ]; then shown=--progress-bar=on; else shown=--quiet; fi; \
+	$(VENV)/bin/pip install $$shown --upgrade pip && \
+	echo "==> install: pip upgraded ($$(( $$(date +%s) - started )) s); requirements.txt next ..." && \
+	$(VENV)/bin/pip install $$shown -r requirements.txt && \
+	echo "==> install: requirements installed ($$(( $$(date +%s) - started )) s in all)"
 	touch $@
 
 demo: install
