@@ -75,7 +75,9 @@ def read(domain: Domain, lang: str) -> Catalog:
 def update(domain: Domain, lang: str) -> Catalog:
     """The catalog with the template's texts: translations kept, new texts empty, unused ones dropped."""
     catalog = read(domain, lang)
-    catalog.update(template(domain), no_fuzzy_matching=True, update_header_comment=False)
+    wanted = template(domain)
+    wanted.creation_date = catalog.creation_date  # a rerun that changes no text changes no file
+    catalog.update(wanted, no_fuzzy_matching=True, update_header_comment=False)
     catalog.obsolete.clear()
     return catalog
 
@@ -84,7 +86,7 @@ def write(domain: Domain, lang: str, catalog: Catalog) -> Path:
     path = catalog_path(domain, lang)  # type: ignore[arg-type]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as po:
-        write_po(po, catalog, width=100, sort_output=True, omit_header=False)
+        write_po(po, catalog, width=100, sort_output=True, omit_header=False, include_lineno=False)
     return path
 
 

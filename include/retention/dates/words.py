@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, get_month_names, get_timezone_location
@@ -33,7 +34,7 @@ def _language(lang: str) -> Language:
     return checked(lang, "date in words")
 
 
-def _month(day: date, lang: str, width: str = "wide") -> str:
+def _month(day: date, lang: str, width: Literal["abbreviated", "narrow", "wide"] = "wide") -> str:
     return get_month_names(width, locale=_language(lang))[day.month]
 
 
