@@ -429,8 +429,10 @@ def test_the_dpo_reaches_the_retention_view_through_browse_and_walks_every_page_
     for number, expected in enumerate(PAGES):
         if number:
             dpo.find_element(By.CSS_SELECTOR, f"nav#retention-tabs a[data-page='{expected.key}']").click()
-        main = _wait_for_page(dpo, expected.key)
-        _screenshot(dpo, screenshots, expected.shot)
+        try:
+            main = _wait_for_page(dpo, expected.key)
+        finally:  # the page as it is, even one that is not the page expected
+            _screenshot(dpo, screenshots, expected.shot)
         tabs = {
             a.get_attribute("data-page"): a.text
             for a in dpo.find_elements(By.CSS_SELECTOR, "nav#retention-tabs a[data-page]")
