@@ -8,7 +8,8 @@
 3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today - each is a
    first run on a years-long backlog, so it passes the deletion limit and waits for
    approval: the demo approves it through Airflow's REST API, as a person would in
-   Required Actions, and prints what it approved;
+   Required Actions, and prints what it approved; after each run (of every DAG the demo
+   runs), its tasks with their state and time, and the rows archive and purge moved;
 4. prints one row per category, read back from the audit log, the log's chain status (as
    ``retention_audit_verify`` computes it) and each run's certificate;
 5. erases the most recent prospect through the subject_request DAG, answers "was person X
@@ -268,6 +269,7 @@ def _reconsent_through(policy: RetentionPolicy, sink: MailSink) -> tuple[str, st
     print("==> Running retention_prospection again ...", flush=True)
     bag_dag = _dag("retention_dags.py", "retention_prospection")
     rerun = _run_approving(bag_dag)
+    print_tasks(rerun)
     if rerun.state != "success":
         raise SystemExit(f"retention_prospection ended {rerun.state}; the task logs are in {HOME.run_log}")
     _show_answers_effect(policy, yes_to, no_to)
@@ -359,6 +361,7 @@ def _run_dag(file: str, dag_id: str, conf: dict) -> None:
     dag = _dag(file, dag_id)
     with _output_to(HOME.run_log):
         dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
+    print_tasks(dag_run)
     if dag_run.state != "success":
         raise SystemExit(f"{dag_id} ended {dag_run.state}; the task logs are in {HOME.run_log}")
 
@@ -377,6 +380,7 @@ def run_erasure_request(email: str, as_of: date) -> dict:
     with _output_to(HOME.run_log):
         dag = DagBag(dag_folder=str(ROOT / "dags" / "subject_request.py")).get_dag("subject_request")
         dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
+    print_tasks(dag_run)
     if dag_run.state != "success":
         raise SystemExit(f"subject_request ended {dag_run.state}; the task logs are in {HOME.run_log}")
     target = connect(HOME.url)  # the outcome, as the DPO reads it in the register
@@ -395,6 +399,7 @@ def run_dpo_report(as_of: date) -> Path:
         dag = DagBag(dag_folder=str(ROOT / "dags" / "retention_dpo_report.py")).get_dag("retention_dpo_report")
         conf = {"period_start": as_of.replace(day=1).isoformat(), "period_end": as_of.isoformat(), "language": "fr"}
         dag_run = dag.test(logical_date=datetime.now(UTC), run_conf=conf)
+    print_tasks(dag_run)
     if dag_run.state != "success":
         raise SystemExit(f"retention_dpo_report ended {dag_run.state}; the task logs are in {HOME.run_log}")
     return HOME.reports / "dpo" / f"retention-dpo-report_{conf['period_start']}_{conf['period_end']}.fr.html"
@@ -415,12 +420,47 @@ def run_all_dags(categories: dict) -> list[tuple[str, str]]:
         dag = bag.get_dag(f"retention_{key}")
         print(f"==> Running {dag.dag_id} through Airflow ...", flush=True)
         dag_run = _run_approving(dag)
-        print(f"    {dag_run.state}")
+        print_tasks(dag_run)
         if dag_run.state != "success":
             raise SystemExit(f"{dag.dag_id} ended {dag_run.state}; the task logs are in {HOME.run_log}")
         run_ids.append((dag.dag_id, dag_run.run_id))
     print(f"==> Task logs of these runs: {HOME.run_log}")
     return run_ids
+
+
+def print_tasks(dag_run) -> None:
+    """The run's tasks in the order they ran, each with its state and time, archive and purge
+    with the rows they moved (their return value), then the run's state and time."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        instances = session.scalars(
+            select(TI).where(TI.dag_id == dag_run.dag_id, TI.run_id == dag_run.run_id).order_by(TI.end_date)
+        ).all()
+        for ti in instances:
+            moved = ""
+            if ti.task_id in ("archive", "purge") and ti.state == "success":
+                xcom = session.scalars(
+                    XComModel.get_many(
+                        run_id=ti.run_id, key="return_value", task_ids=ti.task_id, dag_ids=ti.dag_id, limit=1
+                    )
+                ).first()
+                value = XComModel.deserialize_value(xcom) if xcom is not None else {}
+                moved = "  " + rows_words({"archived": value} if ti.task_id == "archive" else value)
+            print(f"    {ti.task_id:<20} {ti.state:<8} {ti.duration or 0:5.1f} s{moved}")
+    took = (dag_run.end_date - dag_run.start_date).total_seconds() if dag_run.end_date else 0
+    print(f"    {dag_run.dag_id} {dag_run.state} in {took:.0f} s", flush=True)
+
+
+def rows_words(moved: dict[str, dict[str, int]]) -> str:
+    """``archived: prospects 120, interactions 300; deleted: no row``."""
+    parts = []
+    for action, tables in moved.items():
+        counts = ", ".join(f"{table} {n}" for table, n in tables.items() if n) or "no row"
+        parts.append(f"{action}: {counts}")
+    return "; ".join(parts)
 
 
 def _run_approving(dag):
