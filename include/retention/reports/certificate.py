@@ -461,9 +461,12 @@ def _waiting_paragraph(c: Certificate, lang: str) -> str:
 
 
 def issue(step: StepContext) -> tuple[Location, Location]:
-    """Build the running step's certificate from the log and write it; return (json, html)."""
+    """Build the running step's certificate from the log and write it; return (json, html).
+
+    By run id AND DAG: two categories on the same cron share a ``scheduled__...`` run id, and
+    each run's certificate holds its own DAG's events only."""
     with step.target.read() as conn:
-        certificate = build(conn, step.audit_table, step.policy, step.ctx.run_id)
+        certificate = build(conn, step.audit_table, step.policy, step.ctx.run_id, step.ctx.dag_id)
     return write(certificate)
 
 
