@@ -5,12 +5,18 @@ writes (``retention-dpo-report_<start>_<end>.<lang>.html``) and found in that fo
 listing: no other file, no path, so nothing else of the reports folder (certificates aside,
 which have their own route) nor of the server can be read through it.
 
+A link in that folder is never followed, nor a ``dpo/`` folder that is itself a link: whoever
+may write a link there could otherwise have the view serve any file the webserver may read.
+Object storage has no links: its reports are read as they are.
+
 Stable hooks: ``section#dpo-reports`` (the list), ``a.dpo-report`` (each report's link).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path as LocalPath
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import HTMLResponse, Response
@@ -39,9 +45,9 @@ def report_names(reader: Reader) -> list[str]:
     """The target's DPO reports, the latest period first (the name starts with the period)."""
     with site_folder(reader.site.reports_folder):
         folder = _folder()
-        if not folder.is_dir():
+        if _is_link(folder) or not folder.is_dir():
             return []
-        names = [path.name for path in folder.glob("retention-dpo-report_*.html")]
+        names = [path.name for path in folder.glob("retention-dpo-report_*.html") if not _is_link(path)]
     return sorted((name for name in names if REPORT_NAME.fullmatch(name)), reverse=True)
 
 
@@ -84,5 +90,33 @@ def report_file(name: str = Path(max_length=100), reader: Reader = READER) -> Re
     if not REPORT_NAME.fullmatch(name) or name not in report_names(reader):
         raise HTTPException(404, f"no DPO report named {name[:100]!r} in this target's reports folder")
     with site_folder(reader.site.reports_folder):
-        content = (_folder() / name).read_bytes()
+        content = _read(_folder(), name)
     return Response(content, media_type="text/html; charset=utf-8", headers=REPORT_HEADERS)
+
+
+def _is_link(where: Location) -> bool:
+    """Whether ``where`` is a symbolic link on the local disk (object storage has none)."""
+    return isinstance(where, LocalPath) and where.is_symlink()
+
+
+def _read(folder: Location, name: str) -> bytes:
+    """The report ``name`` of ``folder``; on a local disk, only a plain file of that very folder."""
+    if not isinstance(folder, LocalPath):
+        return (folder / name).read_bytes()
+    not_served = HTTPException(
+        404, f"no DPO report {name!r} to serve: a link, or not a plain file of the reports folder"
+    )
+    if _is_link(folder) or _is_link(folder / name) or (folder / name).resolve().parent != folder.resolve():
+        raise not_served
+    # Opened without following a link, the folder then the file in it: a link put there after
+    # the checks above is refused too (ELOOP), not followed.
+    try:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd)
+        finally:
+            os.close(folder_fd)
+    except OSError as exc:
+        raise not_served from exc
+    with os.fdopen(file_fd, "rb") as report:
+        return report.read()
