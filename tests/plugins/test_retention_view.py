@@ -22,7 +22,7 @@ ROUTES = [
     ("get", "/retention/"),
     ("get", "/retention/audit"),
     ("get", "/retention/certificates"),
-    ("get", f"/retention/certificates/{RUNS['prospection']}"),
+    ("get", f"/retention/certificates/retention_prospection/{RUNS['prospection']}"),
     ("get", "/retention/schedule"),
     ("get", "/retention/holds"),
     ("get", "/retention/chain"),
@@ -152,13 +152,13 @@ def test_a_bad_filter_is_refused_naming_the_value(ui, params, message):
 
 def test_a_run_certificate_is_served_as_html_and_json(ui):
     headers = bearer(ui)
-    path = f"/retention/certificates/{quote(RUNS['prospection'], safe='')}"
+    path = f"/retention/certificates/retention_prospection/{quote(RUNS['prospection'], safe='')}"
     page = ui.get(path, headers=headers).text
     data = ui.get(path, params={"format": "json"}, headers=headers).json()
     assert "Certificat de suppression" in page and data["category"] == "prospection"  # French by default
     assert "Deletion certificate" in ui.get(path, params={"lang": "en"}, headers=headers).text
     assert data["last_hash"] in page and {t["table"] for t in data["tables"]} >= {"prospects", "prospect_interactions"}
-    assert ui.get("/retention/certificates/nope", headers=headers).status_code == 404
+    assert ui.get("/retention/certificates/retention_prospection/nope", headers=headers).status_code == 404
 
 
 def test_the_schedule_is_shown_in_french_by_default_and_in_english_on_request(ui):
@@ -375,9 +375,10 @@ def test_the_last_day_of_the_calendar_as_date_to_shows_every_event(ui):
 @pytest.mark.parametrize(
     "path, params, parameter",
     [
-        (f"/retention/certificates/{RUNS['prospection']}", {"format": "xml"}, "format"),
-        ("/retention/certificates/" + "r" * 251, {}, "run_id"),
-        ("/retention/certificates/run%00id", {}, "run_id"),
+        (f"/retention/certificates/retention_prospection/{RUNS['prospection']}", {"format": "xml"}, "format"),
+        ("/retention/certificates/retention_prospection/" + "r" * 251, {}, "run_id"),
+        ("/retention/certificates/" + "d" * 251 + "/run", {}, "dag_id"),
+        ("/retention/certificates/retention_prospection/run%00id", {}, "run_id"),
         ("/retention/schedule", {"lang": "de"}, "lang"),
     ],
 )

@@ -59,12 +59,8 @@ def test_the_tab_shows_the_run_s_certificate_in_french_and_in_english_on_request
 
 def test_a_run_id_two_dags_share_gives_each_dag_its_own_certificate(view):
     """Without the DAG id the certificate mixed both DAGs' events (the first event's category won)."""
-    prospection = view.get(
-        f"/retention/certificates/{SHARED}", params={"dag_id": "retention_prospection", "format": "json"}
-    ).json()
-    web_forms = view.get(
-        f"/retention/certificates/{SHARED}", params={"dag_id": "retention_web_forms", "format": "json"}
-    ).json()
+    prospection = view.get(f"/retention/certificates/retention_prospection/{SHARED}", params={"format": "json"}).json()
+    web_forms = view.get(f"/retention/certificates/retention_web_forms/{SHARED}", params={"format": "json"}).json()
     assert prospection["category"] == "prospection" and prospection["dag_id"] == "retention_prospection"
     assert "web_form_submissions" not in {t["table"] for t in prospection["tables"]}
     assert web_forms["category"] == "web_forms" and web_forms["dry_run"] is True

@@ -4,10 +4,12 @@ A certificate is rebuilt from the audit log (``reports.certificate.build``), in 
 language. The tab Airflow shows on every DAG run (``/run?dag_id=...&run_id=...``) looks the run
 up by its DAG and run ids together - run ids are unique per DAG only - in the database of the
 target whose DAG it is; a run of another DAG, or a run that has logged nothing yet, gets a page
-saying so in the reader's language, not a 404.
+saying so in the reader's language, not a 404. A certificate's own address names both ids too,
+``/certificates/<dag_id>/<run_id>``, and is a 404 for a DAG that is not one of the target's
+``retention_<category>`` DAGs (a hold or a rights request deletes nothing by the schedule).
 
 Stable hooks: ``section#latest-runs`` (the runs table), ``section#run-certificate-missing``
-(the tab's page when there is no certificate to show).
+(the page when there is no certificate to show).
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ def runs_table(reader: Reader, runs: list[dict[str, Any]]) -> str:
         return section("latest-runs", "<p>" + html.text(_("No run has finished yet.")) + "</p>")
 
     def link(run: dict[str, Any]) -> html.Raw:
-        path = f"/certificates/{quote(run['run_id'], safe='')}"
+        path = certificate_path(run["dag_id"], run["run_id"])
         return html.Raw(
-            f"<a href='{html.text(reader.href(path, dag_id=run['dag_id']))}'>{html.text(run['run_id'])}</a> "
-            f"(<a href='{html.text(reader.href(path, dag_id=run['dag_id'], format='json'))}'>json</a>)"
+            f"<a href='{html.text(reader.href(path))}'>{html.text(run['run_id'])}</a> "
+            f"(<a href='{html.text(reader.href(path, format='json'))}'>json</a>)"
         )
 
     def mode(dry_run: bool) -> html.Raw:
@@ -76,16 +78,27 @@ def certificates(reader: Reader = READER) -> HTMLResponse:
     return page(reader, _("Run certificates"), runs_table(reader, runs), "certificates")
 
 
-@router.get("/certificates/{run_id:path}", response_model=None)
+def certificate_path(dag_id: str, run_id: str) -> str:
+    """The view's path of the certificate of ``dag_id``'s run ``run_id`` (for ``Reader.href``)."""
+    return f"/certificates/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+
+
+@router.get("/certificates/{dag_id}/{run_id:path}", response_model=None)
 def run_certificate(
+    dag_id: str = Path(max_length=MAX_DAG_ID),
     run_id: str = Path(max_length=MAX_RUN_ID),
-    dag_id: str | None = Query(None, max_length=MAX_DAG_ID),
     format: Literal["html", "json"] = "html",
     reader: Reader = READER,
 ) -> HTMLResponse | JSONResponse:
-    """One run's deletion certificate, rebuilt from the log (``?format=json`` for machines);
-    ``?dag_id=`` picks the DAG's run when two DAGs' runs share the id."""
+    """The deletion certificate of ``dag_id``'s run ``run_id``, rebuilt from the log
+    (``?format=json`` for machines). Both ids, since run ids are unique per DAG only; a DAG
+    that is not one of this target's ``retention_<category>`` DAGs deletes nothing by the
+    schedule and gets no certificate (404), whatever its runs logged."""
     valid_run_id(run_id)
+    if not is_schedule_dag(reader.site, reader.policy, dag_id):
+        if format == "json":
+            raise HTTPException(404, f"{dag_id!r} is not a retention_<category> DAG of this target")
+        return _not_a_schedule_dag(reader.lang, dag_id, status_code=404)
     target, trail = audit_log(reader.site, reader.policy)
     try:
         with target.read() as conn, site_folder(reader.site.reports_folder):
@@ -97,11 +110,17 @@ def run_certificate(
     return HTMLResponse(certificate.render(issued, reader.lang))
 
 
+def is_schedule_dag(site: Site, policy: RetentionPolicy, dag_id: str) -> bool:
+    """Whether ``dag_id`` is one of ``site``'s ``retention_<category>`` DAGs: the runs a
+    certificate is issued for."""
+    return any(site.dag_id(f"retention_{key}") == dag_id for key in policy.categories)
+
+
 def _schedule_dag(dag_id: str) -> tuple[Site, RetentionPolicy] | None:
     """The target whose ``retention_<category>`` DAG ``dag_id`` is, with its policy; None for any other DAG."""
     for site in served():
         policy = site.policy()
-        if any(site.dag_id(f"retention_{key}") == dag_id for key in policy.categories):
+        if is_schedule_dag(site, policy, dag_id):
             return site, policy
     return None
 
@@ -119,13 +138,7 @@ def run_tab(
     valid_run_id(run_id)
     found = _schedule_dag(dag_id)
     if found is None:
-        shown = language(lang, served()[0].policy().language)
-        _ = translator(shown, "ui")
-        message = _(
-            "The DAG {dag} does not apply the retention schedule: its runs have no deletion certificate. "
-            "Certificates are issued for the runs of the retention_<category> DAGs."
-        ).format(dag=dag_id)
-        return _no_certificate(shown, _("No certificate for this run"), message)
+        return _not_a_schedule_dag(language(lang, served()[0].policy().language), dag_id)
     site = found[0]
     reader = reader_from(request, site, lang)
     target, trail = audit_log(site, reader.policy)
@@ -144,8 +157,18 @@ def run_tab(
     return HTMLResponse(certificate.render(issued, reader.lang))
 
 
-def _no_certificate(lang: str, title: str, message: str) -> HTMLResponse:
-    """The tab's page when there is no certificate to show: a page, not an error, since the
-    tab is on every run of every DAG."""
+def _not_a_schedule_dag(lang: str, dag_id: str, status_code: int = 200) -> HTMLResponse:
+    """Why a run of ``dag_id`` has no certificate: its DAG does not apply the schedule."""
+    _ = translator(lang, "ui")
+    message = _(
+        "The DAG {dag} does not apply the retention schedule: its runs have no deletion certificate. "
+        "Certificates are issued for the runs of the retention_<category> DAGs."
+    ).format(dag=dag_id)
+    return _no_certificate(lang, _("No certificate for this run"), message, status_code)
+
+
+def _no_certificate(lang: str, title: str, message: str, status_code: int = 200) -> HTMLResponse:
+    """The page when there is no certificate to show: on the tab a page, not an error, since the
+    tab is on every run of every DAG; a 404 at a certificate's own address."""
     body = section("run-certificate-missing", f"<p>{html.text(message)}</p>")
-    return HTMLResponse(document(lang, title, body, page="run"))
+    return HTMLResponse(document(lang, title, body, page="run"), status_code=status_code)
