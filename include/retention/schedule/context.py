@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
@@ -92,16 +92,17 @@ def create_archive_tables(step: StepContext, nodes: list[TableNode]) -> None:
 
 
 def holds_of(step: StepContext) -> HoldsInForce:
-    """The legal holds in force for this step (read once per step, before any batch)."""
+    """The legal holds in force for this step (read once per step, before any batch): as of
+    the run's day, never later than today - a run dated ahead ends no hold early."""
     today = datetime.now(step.policy.zone).date()
     with step.target.read() as conn:
-        return holds_in_force(
-            conn,
-            hold_tables(step.target.archive_schema),
-            hold_day(step.ctx.as_of, today),
-            step.subject_key,
-            step.target.dialect,
-        )
+        return holds_on(conn, step, hold_day(step.ctx.as_of, today))
+
+
+def holds_on(conn: Connection, step: StepContext, day: date) -> HoldsInForce:
+    """The legal holds in force on ``day``, read on ``conn`` (a forecast reads them in its own
+    read-only transaction, as of the day of the run it stands for)."""
+    return holds_in_force(conn, hold_tables(step.target.archive_schema), day, step.subject_key, step.target.dialect)
 
 
 def batch_size_of(step: StepContext, requested: int | None) -> int:

@@ -6,7 +6,10 @@ cannot be aged) and the tables whose removals pass the deletion limit (the run w
 approval). The counts are the plan's (``plan.count_category``: the same SQL a dry run runs,
 without what only the task log reads - child rows, sample keys), read on a read-only
 connection: no audit event, no archive table, no write lock - the page is viewed at any
-time, also while a run is under way.
+time, also while a run is under way. The legal holds are read as of the run's day (a hold
+that ends before the run keeps nothing then); on PostgreSQL the forecast's transaction is
+READ ONLY and its waits are bounded (``LOCK_WAIT``, ``COUNT_LIMIT``): a table a run holds
+makes that category's ``problem``, never a page waiting behind the run.
 
 A category the database does not match (a table or a column missing) is a forecast with a
 ``problem`` naming what is wrong - never the rows - so that one broken category does not hide
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from include.retention.database.identity import SubjectKey
@@ -27,7 +32,7 @@ from include.retention.database.target import Target
 from include.retention.errors import RetentionError, describe
 from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext
-from include.retention.schedule.context import StepContext, holds_of, reflect_step
+from include.retention.schedule.context import StepContext, holds_on, reflect_step
 from include.retention.schedule.limits import excesses
 from include.retention.schedule.plan import CategoryPlan, Excess, TablePlan, count_category
 
@@ -155,6 +160,7 @@ def forecast(
     ``subject_key``: the HMAC key, needed only when a legal hold protects a person (matched by
     keyed hash); without it such a category's forecast says so in ``problem``."""
     started = time.perf_counter()
+    step: StepContext | None = None
     try:
         step = StepContext.build(target, policy, category, _forecast_run(policy, category, as_of), subject_key)
         plan = _count(step)
@@ -164,7 +170,7 @@ def forecast(
             as_of=as_of,
             end_action=policy.categories[category].end_action if category in policy.categories else "",
             seconds=time.perf_counter() - started,
-            problem=describe(exc),
+            problem=_problem(exc, step),
         )
     return CategoryForecast.of(plan, excesses(plan, policy), time.perf_counter() - started)
 
@@ -181,10 +187,58 @@ def _forecast_run(policy: RetentionPolicy, category: str, as_of: date) -> RunCon
 
 
 def _count(step: StepContext) -> CategoryPlan:
-    """The plan's counts on one read-only connection (READ ONLY transaction on PostgreSQL)."""
-    holds = holds_of(step)
+    """The plan's counts on one read-only connection (READ ONLY transaction on PostgreSQL,
+    bounded waits: ``_bounded``), the legal holds read in it as of the run's day."""
     with step.target.read() as conn:
         if step.target.dialect == "postgresql":
-            # For this transaction only: the pooled connection keeps the server's default after it.
+            # For this transaction only: the pooled connection keeps the server's defaults after it.
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            _bounded(conn)
+        # As of the run's day, not today: a hold that expires before tonight's run no longer
+        # keeps its rows when the run comes (a real run reads them as of its day, too).
+        holds = holds_on(conn, step, step.ctx.as_of)
         return count_category(conn, step, reflect_step(conn, step), holds, detail=False)
+
+
+# How long the forecast waits. A run's partition DETACH or DROP takes an ACCESS EXCLUSIVE lock:
+# the page gives up on that category after LOCK_WAIT rather than wait behind the run, and never
+# counts a category for longer than COUNT_LIMIT (its ACCESS SHARE locks would delay the run).
+LOCK_WAIT = "3s"
+COUNT_LIMIT = "60s"
+_LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+
+
+def _bounded(conn: Connection) -> None:
+    """Bound the forecast's waits, for its transaction only (SET LOCAL)."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{COUNT_LIMIT}'")
+
+
+def _problem(exc: RetentionError | SQLAlchemyError, step: StepContext | None) -> str:
+    """What the page says of a category it could not count: a wait cut short in plain words
+    (naming the table a run holds, when the server says which), else the scrubbed error."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate == _LOCK_NOT_AVAILABLE:
+        busy = _locked_tables(step) if step is not None else []
+        return "table busy: a run holds it" + (f" ({', '.join(busy)})" if busy else "")
+    if sqlstate == _QUERY_CANCELED:
+        return f"counting stopped after {COUNT_LIMIT} (statement_timeout): tables too large or busy"
+    return describe(exc)
+
+
+def _locked_tables(step: StepContext) -> list[str]:
+    """The category's schemas' tables another session holds in ACCESS EXCLUSIVE mode (names
+    only; a failure to look is no reason to hide the problem itself)."""
+    schemas = [step.target.source_schema(step.policy.source_schema), step.target.archive_schema]
+    query = text(
+        "SELECT DISTINCT n.nspname || '.' || c.relname FROM pg_locks l"
+        " JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE l.mode = 'AccessExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()"
+        " AND n.nspname = ANY(:schemas) ORDER BY 1"
+    )
+    try:
+        with step.target.read() as conn:
+            return list(conn.execute(query, {"schemas": schemas}).scalars())
+    except SQLAlchemyError:
+        return []
