@@ -58,11 +58,10 @@ class Progress:
         gave up (a parent's children move or go with it)."""
         seconds = self.clock() - self.started
         self.log.info(
-            "%s of %s done: %s of %s rows in %s (%s); rows per table: %s",
+            "%s of %s done: %s in %s (%s); rows per table: %s",
             self.action,
             self.table,
-            f"{self.done:,}",
-            f"{self.due:,}",
+            done_words(self.done, self.due, share=False),
             duration_words(seconds),
             rate_words(self.done, seconds),
             per_table or "none",
@@ -71,15 +70,37 @@ class Progress:
 
 def progress_line(action: str, table: str, done: int, due: int, seconds: float) -> str:
     """``Archive of prospects: 12,000 of 50,000 rows (24%), 1,200 rows/s, about 32 s left``."""
-    share = 100 if due <= done else done * 100 // due
     return (
-        f"{action} of {table}: {done:,} of {due:,} rows ({share}%), {rate_words(done, seconds)}, "
+        f"{action} of {table}: {done_words(done, due, share=True)}, {rate_words(done, seconds)}, "
         f"{time_left_words(done, due, seconds)}"
     )
 
 
+def done_words(done: int, due: int, *, share: bool) -> str:
+    """``12,000 of 50,000 rows (24%)``; past the rows due (more fell due while the walk ran):
+    ``12 rows (10 were due when it started)`` - never more than all of them."""
+    if done > due:
+        return f"{done:,} rows ({due:,} were due when it started)"
+    counted = f"{done:,} of {due:,} rows"
+    if not share:
+        return counted
+    return f"{counted} ({100 if due == done else done * 100 // due}%)"
+
+
 def rate_words(done: int, seconds: float) -> str:
-    return f"{done / seconds:,.0f} rows/s" if seconds > 0 else "rate not measured yet"
+    """``1,200 rows/s``; below a row a second, per minute (``18 rows/min``, ``< 1 row/min``):
+    a slow walk is never said to stand still."""
+    if seconds <= 0:
+        return "rate not measured yet"
+    per_second = done / seconds
+    if done == 0 or per_second >= 1:
+        return f"{per_second:,.0f} {_rows(per_second)}/s"
+    per_minute = per_second * 60
+    return f"{per_minute:,.0f} {_rows(per_minute)}/min" if per_minute >= 1 else "< 1 row/min"
+
+
+def _rows(rate: float) -> str:
+    return "row" if round(rate) == 1 else "rows"
 
 
 def time_left_words(done: int, due: int, seconds: float) -> str:
