@@ -37,7 +37,7 @@ from include.retention.reports.describe import category_doc
 from include.retention.schedule.run import RUN_ORDER
 from include.retention.settings import MAX_BATCH_SIZE, MIN_BATCH_SIZE
 from include.retention_airflow import dag_defaults, schedule_tasks
-from include.retention_airflow.approval import DeletionApproval
+from include.retention_airflow.approval import DeletionApproval, category_labels
 from include.retention_airflow.context import mode_param
 from include.retention_airflow.site_dags import for_each_site
 from include.retention_airflow.targets import Site
@@ -88,6 +88,7 @@ def build_dag(site: Site, policy: RetentionPolicy, category: Category) -> DAG:
             category=category.key,
             timeout_hours=policy.approval_timeout_hours,
             lang=policy.language,
+            labels=category_labels(policy, policy.language),
             retries=0,
         )
 

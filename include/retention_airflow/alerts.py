@@ -41,8 +41,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import Context
@@ -51,10 +52,13 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException
+from babel.numbers import format_decimal, format_percent
 
+from include.retention.database.reflect import Side
+from include.retention.dates.words import moment_words
 from include.retention.errors import scrub
-from include.retention.language import DEFAULT_LANGUAGE, N_, translator
-from include.retention.schedule.plan import CategoryPlan
+from include.retention.language import DEFAULT_LANGUAGE, N_, checked, translations, translator
+from include.retention.schedule.plan import CategoryPlan, Excess
 from include.retention.settings import (
     ALERT_EMAILS_ENV_VAR,
     ALERT_SLACK_CHANNEL_ENV_VAR,
@@ -90,6 +94,13 @@ EXCEPTION_FACT, MESSAGE_FACT, ANSWER_WITHIN_FACT, STATE_FACT = (
     N_("State"),
 )
 NONE_GIVEN = N_("(none given)")
+# A run's state as Airflow gives it (DagRunState's values), in words: a run, so feminine in French.
+RUN_STATES = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "success": N_("succeeded"),
+    "failed": N_("failed"),
+}
 APPROVAL_TASK = "approve_deletions"
 
 
@@ -403,11 +414,12 @@ def approval_waiting(context: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -
     ti = context["ti"]
     task = context["task"]
     planned = ti.xcom_pull(task_ids="plan")
-    excesses = tuple(str(e) for e in CategoryPlan.from_xcom(planned).over_limit) if planned else ()
+    excesses = tuple(excess_words(e, lang) for e in CategoryPlan.from_xcom(planned).over_limit) if planned else ()
     timeout = getattr(task, "response_timeout", None)
     facts = (*_run_facts(ti.dag_id, ti.run_id), (TASK_FACT, ti.task_id))
     if timeout:
-        facts += ((ANSWER_WITHIN_FACT, _("{hours} hour(s)").format(hours=f"{timeout.total_seconds() / 3600:g}")),)
+        hours = number_words(timeout.total_seconds() / 3600, lang)
+        facts += ((ANSWER_WITHIN_FACT, _("{hours} hour(s)").format(hours=hours)),)
     return Alert(
         kind=Kind.APPROVAL_WAITING,
         about=ti.dag_id,
@@ -418,20 +430,84 @@ def approval_waiting(context: Mapping[str, Any], lang: str = DEFAULT_LANGUAGE) -
     )
 
 
-def run_not_finished(dag_run: Mapping[str, Any], hours: float, lang: str = DEFAULT_LANGUAGE) -> Alert:
-    """The alert for a schedule run still not finished ``hours`` after it was queued."""
+def run_not_finished(dag_run: Mapping[str, Any], hours: float, lang: str, timezone: str) -> Alert:
+    """The alert for a schedule run still not finished ``hours`` after it was queued; the
+    moment it was queued on the policy's clocks (``timezone``), its state in words."""
     _ = translator(lang, "airflow")
     dag_id, run_id = str(dag_run.get("dag_id")), str(dag_run.get("dag_run_id"))
     base = ui_base_url()
+    queued_at, late = _instant(dag_run.get("queued_at")), number_words(hours, lang)
+    happened = (
+        _("The run has not finished {hours} hour(s) after it was queued on {queued_at}.").format(
+            hours=late, queued_at=moment_words(queued_at, lang, ZoneInfo(timezone))
+        )
+        if queued_at is not None
+        else _("The run has not finished {hours} hour(s) after it was queued.").format(hours=late)
+    )
+    state = str(dag_run.get("state"))
     return Alert(
         kind=Kind.RUN_NOT_FINISHED,
         about=dag_id,
-        happened=_("The run has not finished {hours} hour(s) after it was queued (at {queued_at}).").format(
-            hours=f"{hours:g}", queued_at=dag_run.get("queued_at")
-        ),
-        facts=(*_run_facts(dag_id, run_id), (STATE_FACT, str(dag_run.get("state")))),
+        happened=happened,
+        facts=(*_run_facts(dag_id, run_id), (STATE_FACT, _(RUN_STATES[state]) if state in RUN_STATES else state)),
         link=f"{base}/dags/{dag_id}/runs/{run_id}" if base else None,
         lang=lang,
+    )
+
+
+def _instant(value: object) -> datetime | None:
+    """The run's ``queued_at`` as an aware datetime: the REST API's ISO text (``...Z``), or a
+    datetime; None when absent or not a time (the alert then says no moment)."""
+    if isinstance(value, datetime):
+        instant = value
+    elif isinstance(value, str):
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return instant if instant.tzinfo is not None and instant.utcoffset() is not None else None
+
+
+def number_words(value: float, lang: str) -> str:
+    """A number as a reader of ``lang`` writes it: ``0,5`` / ``0.5``, ``1 000`` / ``1,000``."""
+    return format_decimal(value, locale=checked(lang, "number"))
+
+
+def excess_words(excess: Excess, lang: str) -> str:
+    """One table side past the deletion limit, as a sentence in ``lang`` built from its fields
+    (the engine's ``str(excess)`` is English, for the task log)."""
+    _ = translator(lang, "airflow")
+    ngettext = translations(checked(lang, "excess"), "airflow").ngettext
+    # To a tenth of a percent, as the reader's language writes it: 30 %, 12,3 % / 30%, 12.3%.
+    share = (
+        format_percent(round(excess.rows / excess.base, 3), locale=lang, decimal_quantization=False)
+        if excess.base
+        else _("all of them")
+    )
+    limits = []
+    if excess.limit_rows is not None:
+        limits.append(
+            ngettext("{count} row", "{count} rows", excess.limit_rows).format(
+                count=number_words(excess.limit_rows, lang)
+            )
+        )
+    if excess.limit_fraction is not None:
+        limits.append(format_percent(excess.limit_fraction, locale=lang))
+    fields = {
+        "rows": number_words(excess.rows, lang),
+        "base": number_words(excess.base, lang),
+        "table": excess.table,
+        "share": share,
+        "limit": _(" and ").join(limits),
+    }
+    if excess.side == Side.ARCHIVE:
+        return _("{rows} of {base} rows of {table} ({share}) would leave the archive; the limit is {limit}").format(
+            **fields
+        )
+    return _("{rows} of {base} rows of {table} ({share}) would leave the active base; the limit is {limit}").format(
+        **fields
     )
 
 
@@ -531,11 +607,11 @@ def _follows_a_failure(context: Mapping[str, Any]) -> bool:
     return any(ti.xcom_pull(task_ids=upstream) is None for upstream in sorted(task.upstream_task_ids))
 
 
-async def notify_run_not_finished(context: dict[str, Any], hours: float, lang: str = DEFAULT_LANGUAGE) -> None:
+async def notify_run_not_finished(context: dict[str, Any], hours: float, lang: str, timezone: str) -> None:
     """The deadline alert's callback, run by the triggerer: ``context`` is what the scheduler
     gives (``dag_run``: the run as the REST API shows it; ``deadline``). The channels are read
     from the triggerer's own environment, so no address is stored with the deadline."""
-    alert = run_not_finished(context.get("dag_run") or {}, hours, lang)
+    alert = run_not_finished(context.get("dag_run") or {}, hours, lang, timezone)
     to = channels()
     if not await send_async(alert, to, context):
         raise AlertNotSent(f"{alert.subject}: no channel delivered it (see the triggerer's log)")
@@ -567,11 +643,12 @@ def approval_alert_hours(timeout_hours: int, environ: Mapping[str, str] | None =
     return hours
 
 
-def run_deadline(hours: float, lang: str = DEFAULT_LANGUAGE) -> DeadlineAlert:
+def run_deadline(hours: float, lang: str, timezone: str) -> DeadlineAlert:
     """Airflow's deadline alert on a schedule DAG: told when a run is not finished ``hours``
-    after it was queued (the triggerer runs the callback), in ``lang``."""
+    after it was queued (the triggerer runs the callback), in ``lang``, the moment it was
+    queued on the clocks of ``timezone`` (the policy's)."""
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(hours=hours),
-        callback=AsyncCallback(notify_run_not_finished, kwargs={"hours": hours, "lang": lang}),
+        callback=AsyncCallback(notify_run_not_finished, kwargs={"hours": hours, "lang": lang, "timezone": timezone}),
     )

@@ -41,8 +41,10 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.hitl import HITLUser
 
+from include.retention.dates.words import day_words
 from include.retention.language import translator
-from include.retention.schedule.plan import CategoryPlan
+from include.retention.policy.model import RetentionPolicy
+from include.retention.schedule.plan import CategoryPlan, TablePlan
 from include.retention_airflow import alerts
 
 PLAN_TASK = "plan"
@@ -71,7 +73,9 @@ def approvers(environ: Mapping[str, str] | None = None) -> list[HITLUser] | None
 class DeletionApproval(ApprovalOperator):
     """Ask a person to approve the run's removals, only when they pass the deletion limit."""
 
-    def __init__(self, *, category: str, timeout_hours: int, lang: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, category: str, timeout_hours: int, lang: str, labels: Mapping[str, str], **kwargs: Any
+    ) -> None:
         told = alerts.channels()
         _ = translator(lang, "airflow")
         super().__init__(
@@ -85,6 +89,7 @@ class DeletionApproval(ApprovalOperator):
         )
         self.category = category
         self.lang = lang
+        self.labels = dict(labels)  # every category's label in ``lang``: the body names them so
 
     def execute(self, context: Any) -> Any:
         planned = context["ti"].xcom_pull(task_ids=PLAN_TASK)
@@ -98,7 +103,7 @@ class DeletionApproval(ApprovalOperator):
         # The DAG id, not the category: with several targets (retention_prospection_paris,
         # retention_prospection_lyon) the approver must see which database the removals are on.
         self.subject = approval_subject(self.dag_id, self.lang)
-        self.body = approval_body(plan, self.lang)
+        self.body = approval_body(plan, self.lang, self.labels)
         for excess in plan.over_limit:
             self.log.warning("Over the deletion limit: %s", excess)
         return super().execute(context)
@@ -115,42 +120,42 @@ def approval_subject(dag_id: str, lang: str) -> str:
     return _("Approve the removals of {dag_id}: past the deletion limit").format(dag_id=dag_id)
 
 
-def approval_body(plan: CategoryPlan, lang: str) -> str:
-    """What the approver reads: which limits pass, the counts and horizons, a few keys."""
+def category_labels(policy: RetentionPolicy, lang: str) -> dict[str, str]:
+    """Every category's label in ``lang`` (the charter's words), by key: what the approver reads."""
+    return {key: getattr(category.label, lang) for key, category in policy.categories.items()}
+
+
+def approval_body(plan: CategoryPlan, lang: str, labels: Mapping[str, str]) -> str:
+    """What the approver reads: which limits pass, the counts and horizons, a few keys - in
+    words of ``lang`` (categories by their label, dates as a reader says them)."""
     _ = translator(lang, "airflow")
     lines = [
         _("Category **{category}**, as of {as_of}, policy {version}.").format(
-            category=plan.category, as_of=plan.as_of, version=plan.policy_version
+            category=labels.get(plan.category, plan.category),
+            as_of=day_words(plan.as_of, lang),
+            version=plan.policy_version,
         ),
         "",
         _("Over the limit:"),
     ]
-    lines += [f"- {excess}" for excess in plan.over_limit]
+    lines += [f"- {alerts.excess_words(excess, lang)}" for excess in plan.over_limit]
     lines += ["", _("Planned, per table:")]
     for t in plan.tables:
-        lines.append(
-            "- "
-            + _(
-                "{table}: {archive} to the archive (started on or before {last_due_start}), {end_of_life} at end "
-                "of life, {held} kept by a legal hold; sample keys {keys}"
-            ).format(
-                table=t.table,
-                archive=t.due_for_archive,
-                last_due_start=t.last_due_start,
-                end_of_life=t.due_for_end_of_life,
-                held=t.legal_hold_due + t.legal_hold_end_of_life,
-                keys=t.sample_keys,
-            )
-        )
+        lines.append("- " + _table_line(t, lang))
         # Rows of another category this run destroys (an invoice past its horizon, with its
         # customer): that category's limit applies too, so they may be why the run asks.
         for table, d in t.dependants_end_of_life.items():
+            category = d.get("category")
             lines.append(
                 "  - "
                 + _(
                     "and {rows} {table} of category {category} past their own horizon, destroyed with them "
                     "(that category's deletion limit applies too)"
-                ).format(rows=d["rows"], table=table, category=d.get("category", "?"))
+                ).format(
+                    rows=alerts.number_words(d["rows"], lang),
+                    table=table,
+                    category=labels.get(category, category) if category else "?",
+                )
             )
     lines += [
         "",
@@ -160,3 +165,38 @@ def approval_body(plan: CategoryPlan, lang: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _table_line(t: TablePlan, lang: str) -> str:
+    """One table's planned counts, its horizon and a few keys to check by hand."""
+    _ = translator(lang, "airflow")
+    number = alerts.number_words
+    return _(
+        "{table}: {archive} to the archive (started on or before {last_due_start}), {end_of_life} at end "
+        "of life, {held} kept by a legal hold; sample keys {keys}"
+    ).format(
+        table=t.table,
+        archive=number(t.due_for_archive, lang),
+        last_due_start=day_words(t.last_due_start, lang),
+        end_of_life=number(t.due_for_end_of_life, lang),
+        held=number(t.legal_hold_due + t.legal_hold_end_of_life, lang),
+        keys=sample_keys_words(t.sample_keys, lang),
+    )
+
+
+def sample_keys_words(sample: Mapping[str, list[Any]], lang: str) -> str:
+    """The sample's keys as plain text: ``to archive: 1, 2; at end of life: 7``. They are
+    primary-key values (plan.py samples the policy's ``primary_key`` columns), never a
+    person's data; a composite key reads ``(1, A)``."""
+    _ = translator(lang, "airflow")
+    where = {"archive": _("to archive"), "end_of_life": _("at end of life")}
+    parts = [
+        _("{where}: {keys}").format(where=where.get(side, side), keys=", ".join(_key_words(k) for k in keys))
+        for side, keys in sample.items()
+        if keys
+    ]
+    return "; ".join(parts) if parts else _("none")
+
+
+def _key_words(key: Any) -> str:
+    return "(" + ", ".join(str(part) for part in key) + ")" if isinstance(key, list) else str(key)

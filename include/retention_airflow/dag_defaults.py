@@ -107,7 +107,7 @@ class DagDefaults:
         if told.configured:
             default_args["on_failure_callback"] = alerts.TaskFailureAlert(told, lang)
             if alert_hours is not None:
-                arguments["deadline"] = alerts.run_deadline(alert_hours, lang)
+                arguments["deadline"] = alerts.run_deadline(alert_hours, lang, timezone)
         return arguments
 
 

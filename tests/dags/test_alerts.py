@@ -183,8 +183,8 @@ def test_configured_alerts_are_wired_into_every_dag(monkeypatch, mail_sink):
         (deadline,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
         assert deadline.interval == timedelta(hours=2.5)
         assert deadline.callback.path == "include.retention_airflow.alerts.notify_run_not_finished"
-        # no address stored with the deadline; the alert in the policy's language
-        assert deadline.callback.kwargs == {"hours": 2.5, "lang": "fr"}
+        # no address stored with the deadline; the alert in the policy's language and zone
+        assert deadline.callback.kwargs == {"hours": 2.5, "lang": "fr", "timezone": "Europe/Paris"}
         (notice,) = dag.get_task("approve_deletions").notifiers
         assert isinstance(notice, alerts.ApprovalWaitingNotice)
     assert all(not dag.deadline for dag in dags.values() if dag not in schedule)
@@ -325,10 +325,15 @@ def test_approval_alerts_through_a_triggerer(postgres_server, tmp_path):
 
     body = notice.get_body(("html",)).get_content()
     assert run["run_id"] in body and "approve_deletions" in body and "Répondre sous" in body
-    assert "rows of prospects" in body and "would leave the active base" in body
+    assert " de prospects (" in body and "quitteraient la base active" in body  # the excess in French
     assert "http://airflow.example.test:8080/dags/retention_prospection/runs/" in body
     body = late.get_body(("html",)).get_content()
-    assert run["run_id"] in body and "0.01 heure(s) après sa mise en file" in body and "Required Actions" in body
+    assert (
+        run["run_id"] in body
+        and "0,01 heure(s) après sa mise en file, le " in body
+        and "(heure de Paris)" in body
+        and "Required Actions" in body
+    )
     assert f"http://airflow.example.test:8080/dags/retention_prospection/runs/{run['run_id']}" in body
     assert len(sink.messages) == 2, [m.message["Subject"] for m in sink.messages]
     for message in (notice, late):

@@ -30,7 +30,9 @@ def test_the_approval_asked_for_a_named_targets_run_names_its_dag_and_so_its_dat
     # The parent's execute parks the task for a person; here it only records what would be asked.
     monkeypatch.setattr(ApprovalOperator, "execute", lambda self, context: asked.update(subject=self.subject))
     with DAG("retention_prospection_lyon", start_date=pendulum.datetime(2026, 1, 1), schedule=None):
-        approval = DeletionApproval(task_id="approve_deletions", category="prospection", timeout_hours=24, lang="fr")
+        approval = DeletionApproval(
+            task_id="approve_deletions", category="prospection", timeout_hours=24, lang="fr", labels={}
+        )
     plan = CategoryPlan(
         category="prospection",
         as_of=date(2026, 12, 1),
@@ -50,5 +52,7 @@ def test_the_approval_asked_for_a_named_targets_run_names_its_dag_and_so_its_dat
 
 def test_the_approver_reads_the_question_in_english_when_the_policy_says_en():
     with DAG("retention_prospection", start_date=pendulum.datetime(2026, 1, 1), schedule=None):
-        approval = DeletionApproval(task_id="approve_deletions", category="prospection", timeout_hours=24, lang="en")
+        approval = DeletionApproval(
+            task_id="approve_deletions", category="prospection", timeout_hours=24, lang="en", labels={}
+        )
     assert approval.subject == "Approve the removals of retention_prospection: past the deletion limit"
