@@ -40,9 +40,18 @@ def utc(text: str) -> datetime:
         # 29 March 2026: at 01:00 UTC the clocks go from 02:00 to 03:00.
         ("2026-03-29T00:59", "29 mars 2026 à 01:59 (heure de Paris)", "29 March 2026 at 01:59 (Paris time)"),
         ("2026-03-29T01:00", "29 mars 2026 à 03:00 (heure de Paris)", "29 March 2026 at 03:00 (Paris time)"),
-        # 25 October 2026: at 01:00 UTC the clocks go back from 03:00 to 02:00.
-        ("2026-10-25T00:59", "25 octobre 2026 à 02:59 (heure de Paris)", "25 October 2026 at 02:59 (Paris time)"),
-        ("2026-10-25T01:00", "25 octobre 2026 à 02:00 (heure de Paris)", "25 October 2026 at 02:00 (Paris time)"),
+        # 25 October 2026: at 01:00 UTC the clocks go back from 03:00 to 02:00 - the hour they
+        # repeat names its offset (test_date_words_repeated_hour.py).
+        (
+            "2026-10-25T00:59",
+            "25 octobre 2026 à 02:59 UTC+2 (heure de Paris)",
+            "25 October 2026 at 02:59 UTC+2 (Paris time)",
+        ),
+        (
+            "2026-10-25T01:00",
+            "25 octobre 2026 à 02:00 UTC+1 (heure de Paris)",
+            "25 October 2026 at 02:00 UTC+1 (Paris time)",
+        ),
     ],
 )
 def test_an_instant_reads_on_the_clocks_of_paris_with_the_zone_named(instant, french, english):

@@ -10,7 +10,9 @@ hold: French says ``1er`` for the first of a month, ``le`` before a single day, 
 ``de`` before a vowel.
 
 An instant is always shown in the policy's zone, with the zone named, never in UTC: a DPO in
-Paris reads the run that ended at 23:12 UTC on 30 November as one of 1 December.
+Paris reads the run that ended at 23:12 UTC on 30 November as one of 1 December. In the hour
+the clocks repeat when they go back, the time also names its offset (``02:30 UTC+2``, then
+``02:30 UTC+1``): two instants are never written alike.
 """
 
 from __future__ import annotations
@@ -121,6 +123,18 @@ def _local(instant: datetime, zone: ZoneInfo) -> datetime:
     return instant.astimezone(zone)
 
 
+def _repeated_hour_offset(local: datetime) -> str:
+    """`` UTC+2`` / `` UTC+1`` when the clocks show ``local``'s time twice (the hour the clocks
+    go back in autumn: 02:30 in Paris comes at 00:30 and at 01:30 UTC on 25 October 2026),
+    else nothing: only there does the time alone not say which instant it is."""
+    offset = local.utcoffset()
+    if offset is None or local.replace(fold=1 - local.fold).utcoffset() == offset:
+        return ""
+    minutes = int(offset.total_seconds()) // 60
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    return f" UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
 def zone_words(zone: ZoneInfo, lang: str) -> str:
     """The zone as a reader names it, by its city: ``heure de Paris`` / ``Paris time``."""
     _ = translator(lang, "engine")
@@ -134,12 +148,16 @@ def moment_words(instant: datetime, lang: str, zone: ZoneInfo) -> str:
     local = _local(instant, zone)
     _ = translator(lang, "engine")
     return _("{day} at {time} ({zone})").format(
-        day=day_words(local.date(), lang), time=local.strftime("%H:%M"), zone=zone_words(zone, lang)
+        day=day_words(local.date(), lang),
+        time=local.strftime("%H:%M") + _repeated_hour_offset(local),
+        zone=zone_words(zone, lang),
     )
 
 
 def short_moment_words(instant: datetime, lang: str, zone: ZoneInfo) -> str:
     """A table cell: ``01/12/2026 00:12`` / ``1 Dec 2026 00:12``, in ``zone`` (the column's
-    heading names it, with ``zone_words``)."""
+    heading names it, with ``zone_words``); in the hour the clocks repeat, with its offset
+    (``25/10/2026 02:30 UTC+1``)."""
     _ = translator(lang, "engine")
-    return format_datetime(_local(instant, zone), _(_SHORT_MOMENT), locale=_language(lang))
+    local = _local(instant, zone)
+    return format_datetime(local, _(_SHORT_MOMENT), locale=_language(lang)) + _repeated_hour_offset(local)
