@@ -195,7 +195,7 @@ def sample_keys_words(sample: Mapping[str, list[Any]], lang: str) -> str:
         for side, keys in sample.items()
         if keys
     ]
-    return "; ".join(parts) if parts else _("none")
+    return _("; ").join(parts) if parts else _("none")  # French sets the semicolon apart: " ; "
 
 
 def _key_words(key: Any) -> str:

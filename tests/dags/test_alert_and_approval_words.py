@@ -110,7 +110,7 @@ def test_the_approval_body_names_the_category_by_its_label_with_dates_in_words_i
     assert "Catégorie **Gestion de la relation client**, au 2 décembre 2026, politique 2026-11." in body
     assert "- 12 lignes sur 40 de customers (30\xa0%) quitteraient la base active ; la limite est de 10\xa0%" in body
     assert "(commencées le 2 décembre 2023 ou avant)" in body
-    assert "clés d'exemple à archiver : 1, 2; en fin de vie : (7, A)" in body
+    assert "clés d'exemple à archiver : 1, 2 ; en fin de vie : (7, A)" in body
     assert "de la catégorie Facturation au-delà" in body
     for machine in ("customer_relationship", "2026-12-02", "2023-12-02", "{'", "[1", "would leave", " rows of "):
         assert machine not in body, machine
