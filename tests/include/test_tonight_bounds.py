@@ -4,16 +4,19 @@ PostgreSQL (issue 20, review R1)."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from datetime import datetime, timedelta
 
 import pytest
 from crm_helpers import KEY
-from engine_helpers import AS_OF, club_policy, create_club, run_category
-from sqlalchemy import text
+from engine_helpers import AS_OF, CLUB_POLICY, club_policy, create_club, run_category, schema_metadata
+from sqlalchemy import Column, DateTime, Integer, Table, text
 
 from include.retention.database.target import connect
+from include.retention.policy.load import parse_policy
+from include.retention.policy.model import RetentionPolicy
 from include.retention.records.audit import RunContext
 from include.retention.records.holds import NewHold, add_hold
 from include.retention.schedule import tonight
@@ -80,7 +83,7 @@ def test_a_table_a_run_holds_makes_a_problem_within_the_lock_wait_not_a_page_wai
     """A run detaching or dropping a partition holds ACCESS EXCLUSIVE on the table: the
     forecast gives up after its lock wait and says which table is busy."""
     target, url = pg_target
-    policy = club_policy()
+    policy = _with_visitors(target)
     run = connect(url, "archive")
     holder = run.engine.connect()
     lock = holder.begin()
@@ -88,7 +91,9 @@ def test_a_table_a_run_holds_makes_a_problem_within_the_lock_wait_not_a_page_wai
     found = {}
     try:
         started = time.monotonic()
-        worker = threading.Thread(target=lambda: found.setdefault("f", forecast(target, policy, "members", AS_OF)))
+        worker = threading.Thread(
+            target=lambda: found.update({key: forecast(target, policy, key, AS_OF) for key in ("members", "visitors")})
+        )
         worker.start()
         worker.join(20)
         waited = time.monotonic() - started
@@ -100,10 +105,33 @@ def test_a_table_a_run_holds_makes_a_problem_within_the_lock_wait_not_a_page_wai
         run.dispose()
 
     assert waited < 15
-    busy = found["f"]
+    busy, visitors = found["members"], found["visitors"]
     assert busy.problem == "table busy: a run holds it (club.members)"
     assert (busy.due_for_archive, busy.tables) == (0, ())
+    assert visitors.problem is None and visitors.due_for_archive == 1  # the other category still counted
     assert forecast(target, policy, "members", AS_OF).problem is None  # the lock gone, counted again
+
+
+def _with_visitors(target) -> RetentionPolicy:
+    """The club's policy and a second category, ``visitors``, of a table of its own (one due)."""
+    md, _ = schema_metadata(target, "club")
+    table = Table("visitors", md, Column("visitor_id", Integer, primary_key=True), Column("last_seen_at", DateTime))
+    md.create_all(target.engine, tables=[table])
+    with target.engine.begin() as conn:
+        conn.execute(table.insert(), [{"visitor_id": 1, "last_seen_at": datetime(2020, 1, 1)}])
+    data = copy.deepcopy(CLUB_POLICY)
+    visitors = copy.deepcopy(data["categories"]["members"])
+    visitors["label"] = {"fr": "Visiteurs", "en": "Visitors"}
+    visitors["tables"] = [
+        {
+            "table": "visitors",
+            "primary_key": "visitor_id",
+            "start_event": {"column": "last_seen_at", "when_missing": "defect"},
+            "archive_columns": ["last_seen_at"],
+        }
+    ]
+    data["categories"]["visitors"] = visitors
+    return parse_policy(data, source="club.yaml")
 
 
 def test_the_forecast_leaves_the_connection_with_the_servers_defaults(pg_target):
