@@ -119,7 +119,8 @@ def test_a_missing_target_connection_is_a_503_that_names_it(ui, monkeypatch):
 def test_the_audit_browser_filters_by_category_and_action(ui):
     page = ui.get("/retention/audit", params={"category": "web_forms", "action": "archive"}, headers=bearer(ui)).text
     rows = [line for line in page.split("<tr>") if "<td" in line]
-    assert rows and all("web_forms" in r and ">archive<" in r for r in rows)
+    # the category's label and the action's words, in French (issue 20), for the codes filtered on
+    assert rows and all("Formulaires du site web" in r and ">archivage<" in r for r in rows)
     assert "prospection" not in "".join(rows)
 
 

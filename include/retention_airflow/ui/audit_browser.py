@@ -3,7 +3,9 @@
 Filters: category, action, run, and the days the events were recorded (in the policy's zone,
 like every time on the page). Pages are numbered from 1, with the total count and links to the
 previous and next pages that keep the filters. An event's details read as ``key: value``
-lines that wrap, so a long value never squeezes the column.
+lines that wrap, so a long value never squeezes the column. Actions, categories and yes/no
+read in the reader's language; the filters' values stay the codes the log holds, so that a
+link to a filtered page reads the same in either language.
 
 Stable hooks: ``form#audit-filters``, ``section#audit-events`` (its table, one ``tbody tr`` per
 event), ``dl.details``, ``nav#audit-pager`` above the events (``a[rel=prev]``,
@@ -22,7 +24,7 @@ from sqlalchemy import func, select
 
 from include.retention.database import store
 from include.retention.dates.words import day_words
-from include.retention.language import translator
+from include.retention.language import N_, translator
 from include.retention.records import audit
 from include.retention.records.audit import ACTIONS
 from include.retention.reports import html
@@ -37,6 +39,23 @@ PAGE_SIZE = 200
 # Far beyond any audit log (two billion events), and small enough that the offset stays a
 # 64-bit integer for every database: ?page=99999999999999999999 is a 400, not an overflow.
 MAX_PAGE = 10_000_000
+# What each action of the log (``audit.ACTIONS``) is called on the page; translated where shown.
+ACTION_WORDS: dict[str, str] = {
+    "plan": N_("plan"),
+    "archive": N_("archive"),
+    "delete": N_("deletion"),
+    "anonymize": N_("anonymization"),
+    "quality_finding": N_("quality finding"),
+    "validation": N_("post-run check"),
+    "run_summary": N_("run summary"),
+    "rights_request": N_("rights request"),
+    "erase": N_("erasure"),
+    "rectify": N_("rectification"),
+    "legal_hold": N_("legal hold"),
+    "approval": N_("approval"),
+    "reconsent_campaign": N_("re-consent campaign"),
+    "reconsent_answer": N_("re-consent answer"),
+}
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -97,6 +116,12 @@ def _midnight(day: date, reader: Reader) -> datetime:
     return datetime.combine(day, time(), reader.policy.zone).astimezone(UTC)
 
 
+def action_words(action: str, lang: str) -> str:
+    """An action of the log in the reader's words (the code itself for one this view does not know)."""
+    _ = translator(lang, "ui")
+    return _(ACTION_WORDS[action]) if action in ACTION_WORDS else action
+
+
 def _events_table(reader: Reader, found: list[dict[str, Any]]) -> str:
     _ = translator(reader.lang, "ui")
     headers = (
@@ -121,8 +146,8 @@ def _events_table(reader: Reader, found: list[dict[str, Any]]) -> str:
             for value in (
                 e["event_id"],
                 reader.short_moment(e["recorded_at"]),
-                e["category"],
-                e["action"],
+                reader.category(e["category"]) if e["category"] else None,
+                action_words(e["action"], reader.lang),
                 e["table_name"],
                 e["row_count"],
                 mode_words(e["dry_run"], reader.lang),
@@ -130,7 +155,7 @@ def _events_table(reader: Reader, found: list[dict[str, Any]]) -> str:
                 e["policy_version"],
                 day_words(e["as_of"], reader.lang),
                 (e["subject_hash"] or "")[:12],
-                html.Raw(details_html(e["details"])),
+                html.Raw(details_html(e["details"], reader.lang)),
             )
         )
         + "</tr>"
@@ -139,22 +164,26 @@ def _events_table(reader: Reader, found: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def details_html(details: dict[str, Any]) -> str:
+def details_html(details: dict[str, Any], lang: str) -> str:
     """An event's details as ``key: value`` lines that wrap; a nested value gives one line per
-    leaf, its key the path to it (``tables.archived.prospects: 12``)."""
+    leaf, its key the path to it (``tables.archived.prospects: 12``); true and false in words."""
     if not details:
         return ""
-    lines = "".join(f"<dt>{html.text(key)}:</dt><dd>{html.text(value)}</dd>" for key, value in _leaves(details))
+    _ = translator(lang, "ui")
+    words = {True: _("yes"), False: _("no")}
+    lines = "".join(f"<dt>{html.text(key)}:</dt><dd>{html.text(value)}</dd>" for key, value in _leaves(details, words))
     return f"<dl class='details'>{lines}</dl>"
 
 
-def _leaves(value: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+def _leaves(value: dict[str, Any], words: dict[bool, str], prefix: str = "") -> Iterator[tuple[str, str]]:
     for key, item in value.items():
         path = f"{prefix}{key}"
         if isinstance(item, dict) and item:
-            yield from _leaves(item, f"{path}.")
+            yield from _leaves(item, words, f"{path}.")
         elif isinstance(item, (dict, list)):
             yield path, ", ".join(map(str, item)) if item else "-"
+        elif isinstance(item, bool):
+            yield path, words[item]
         else:
             yield path, "" if item is None else str(item)
 
@@ -207,6 +236,7 @@ def _filters_form(reader: Reader, chosen: dict[str, Any]) -> str:
         )
 
     site, policy = reader.site, reader.policy
+    actions = options(ACTIONS, chosen["action"], lambda action: action_words(action, reader.lang))
     return (
         "<form method='get' class='filters' id='audit-filters'>"
         + ("" if site.name is None else f"<input type='hidden' name='target' value='{html.text(site.name)}'>")
@@ -215,9 +245,7 @@ def _filters_form(reader: Reader, chosen: dict[str, Any]) -> str:
         + html.text(_("Category"))
         + f" <select name='category'>"
         f"{options(policy.categories, chosen['category'], reader.category)}</select></label>"
-        f"<label>"
-        + html.text(_("Action"))
-        + f" <select name='action'>{options(ACTIONS, chosen['action'])}</select></label>"
+        f"<label>" + html.text(_("Action")) + f" <select name='action'>{actions}</select></label>"
         f"<label>"
         + html.text(_("Run"))
         + f" <input name='run_id' value='{html.text(chosen['run_id'] or '')}' size='40'></label>"
