@@ -607,10 +607,15 @@ def _follows_a_failure(context: Mapping[str, Any]) -> bool:
     return any(ti.xcom_pull(task_ids=upstream) is None for upstream in sorted(task.upstream_task_ids))
 
 
-async def notify_run_not_finished(context: dict[str, Any], hours: float, lang: str, timezone: str) -> None:
+async def notify_run_not_finished(
+    context: dict[str, Any], hours: float, lang: str = DEFAULT_LANGUAGE, timezone: str = "Europe/Paris"
+) -> None:
     """The deadline alert's callback, run by the triggerer: ``context`` is what the scheduler
     gives (``dag_run``: the run as the REST API shows it; ``deadline``). The channels are read
-    from the triggerer's own environment, so no address is stored with the deadline."""
+    from the triggerer's own environment, so no address is stored with the deadline.
+
+    ``lang`` and ``timezone`` have defaults (the policy's own) because a deadline stored by an
+    earlier release carries ``hours`` only: its alert must still be sent after an upgrade."""
     alert = run_not_finished(context.get("dag_run") or {}, hours, lang, timezone)
     to = channels()
     if not await send_async(alert, to, context):

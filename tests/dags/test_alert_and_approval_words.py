@@ -149,3 +149,15 @@ def test_the_approval_waiting_notice_quotes_each_excess_in_french():
         alerts.excess_words(ARCHIVE_EXCESS, "fr"),
     )
     assert "would leave" not in alert.text() and "quitteraient la base active" in alert.html()
+
+
+def test_a_deadline_stored_by_an_earlier_release_with_hours_only_still_has_its_callback_called():
+    """The triggerer calls the callback with the kwargs stored with the deadline: before the
+    language and the zone were added, ``hours`` alone. The policy's defaults fill them in."""
+    import inspect
+
+    bound = inspect.signature(alerts.notify_run_not_finished).bind({"dag_run": LATE_RUN}, hours=1.5)
+    bound.apply_defaults()
+    assert (bound.arguments["lang"], bound.arguments["timezone"]) == ("fr", "Europe/Paris")
+    alert = alerts.run_not_finished(LATE_RUN, 1.5, bound.arguments["lang"], bound.arguments["timezone"])
+    assert "1er décembre 2026 à 00:30 (heure de Paris)" in alert.text()
