@@ -5,7 +5,8 @@
    ``.demo/target.archive.db``) and empties its reports folder (``.demo/reports``: run
    certificates, DPO report) - every run starts from the same fresh data, and the
    certificates compared with the target's audit log are that log's own;
-3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today - each is a
+3. runs every ``retention_<category>`` DAG in-process (``dag.test``) for today, each task's
+   log written where the UI reads it (``task_logs_for_the_ui``) - each is a
    first run on a years-long backlog, so it passes the deletion limit and waits for
    approval: the demo approves it through Airflow's REST API, as a person would in
    Required Actions, and prints what it approved; after each run (of every DAG the demo
@@ -34,14 +35,18 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from html import unescape
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
+
+import pluggy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -128,6 +133,29 @@ def configure_environment(home: DemoHome) -> None:
     os.environ.update(home.environment())  # never the caller's reports folder: the demo empties its own
 
 
+@contextlib.contextmanager
+def task_logs_for_the_ui() -> Iterator[None]:
+    """While inside, each task ``dag.test`` runs in this process writes its log to the file the
+    UI reads (``TaskLogFiles``): a listener, a structlog processor before Airflow's renderer, a
+    handler on the root logger - each taken away on the way out."""
+    import structlog
+    from airflow.sdk.listener import get_listener_manager
+
+    task_logs = TaskLogFiles()
+    listeners = get_listener_manager()
+    processors = structlog.get_config()["processors"]
+    listeners.add_listener(task_logs)
+    structlog.configure(processors=[*processors[:-1], task_logs, processors[-1]])
+    logging.getLogger().addHandler(task_logs)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(task_logs)
+        structlog.configure(processors=processors)
+        listeners.pm.unregister(task_logs)
+        task_logs.end_task()
+
+
 def chain_line(home: DemoHome, policy: RetentionPolicy) -> str:
     """The audit log's chain status, as retention_audit_verify and the Retention view give it."""
     target = connect(home.url, policy.archive_schema)
@@ -143,6 +171,12 @@ def chain_line(home: DemoHome, policy: RetentionPolicy) -> str:
 
 def main() -> int:
     configure_environment(HOME)
+    with task_logs_for_the_ui():
+        return run_demo()
+
+
+def run_demo() -> int:
+    """The demo's steps (the module's docstring), once its environment is set."""
     policy = load_policy()
     as_of = datetime.now(ZoneInfo(policy.timezone)).date()
     print(f"==> Airflow metadata in {os.environ['AIRFLOW_HOME']} (SQLite)")
@@ -424,7 +458,7 @@ def run_all_dags(categories: dict) -> list[tuple[str, str]]:
         if dag_run.state != "success":
             raise SystemExit(f"{dag.dag_id} ended {dag_run.state}; the task logs are in {HOME.run_log}")
         run_ids.append((dag.dag_id, dag_run.run_id))
-    print(f"==> Task logs of these runs: {HOME.run_log}")
+    print(f"==> Task logs of these runs: each task's Logs in the UI (make airflow); all of them in {HOME.run_log}")
     return run_ids
 
 
@@ -467,8 +501,6 @@ def _run_approving(dag):
     """``dag.test`` an executing run; when it waits for approval, a helper thread approves it
     over the REST API (what a person does in Required Actions); then say what was approved.
     (``dag.test`` needs the main thread: it installs signal handlers.)"""
-    import threading
-
     said: list[str] = []
     done = threading.Event()
     approver = threading.Thread(target=_approve_when_asked, args=(dag.dag_id, done, said), daemon=True)
@@ -515,6 +547,79 @@ def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
             "a person approves in Required Actions"
         )
         return
+
+
+hookimpl = pluggy.HookimplMarker("airflow")  # Airflow's listener hooks (airflow.listeners.hookimpl)
+
+
+class TaskLogFiles(logging.Handler):
+    """Each task ``dag.test`` runs, its log in the file the UI reads - an Airflow listener that
+    opens ``[logging] base_log_folder`` / ``log_filename_template`` (what a worker writes, and
+    the api-server reads) when the task runs and closes it when it ends; in between, what the
+    task logs goes there as JSON lines (Airflow's task log format): its structlog events (a
+    processor) and its standard logging records (a handler). ``dag.test`` runs the task in the
+    demo's process, where it logged only to the demo's run log: ``make airflow`` said "Log file
+    not found" for every task of the demo's runs. Lines from other threads (the demo's approver)
+    stay out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._file: TextIO | None = None
+        self._thread: int | None = None
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state, task_instance) -> None:
+        from airflow.sdk.log import init_log_file
+        from airflow.utils.helpers import log_filename_template_renderer
+
+        self.end_task()  # a deferred task (the approval) runs again: its file again
+        self._file = init_log_file(log_filename_template_renderer()(ti=task_instance)).open("a", encoding="utf-8")
+        self._thread = threading.get_ident()
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance) -> None:
+        self.end_task()
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state, task_instance, error) -> None:
+        self.end_task()
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state, task_instance) -> None:
+        self.end_task()
+
+    def end_task(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+
+    def __call__(self, logger, method_name: str, event_dict: dict) -> dict:
+        """A structlog processor: the event, as Airflow is about to render it, into the task's file."""
+        self._write(event_dict)
+        return event_dict
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """A standard logging record (this project's tasks log through ``logging``), masked as
+        Airflow masks it, into the task's file."""
+        from airflow.sdk.log import mask_logs
+
+        event = record.getMessage()
+        if record.exc_info:
+            event += "\n" + logging.Formatter().formatException(record.exc_info)
+        when = datetime.fromtimestamp(record.created, UTC).isoformat()
+        self._write(
+            mask_logs(
+                None,
+                record.levelname.lower(),
+                {"timestamp": when, "level": record.levelname.lower(), "event": event, "logger": record.name},
+            )
+        )
+
+    def _write(self, line: dict) -> None:
+        if self._file is None or threading.get_ident() != self._thread:
+            return
+        self._file.write(json.dumps(line, default=str) + "\n")
+        self._file.flush()
 
 
 @contextlib.contextmanager
