@@ -36,13 +36,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from html import unescape
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
@@ -593,7 +593,7 @@ class TaskLogFiles(logging.Handler):
             self._file.close()
         self._file = None
 
-    def __call__(self, logger, method_name: str, event_dict: dict) -> dict:
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """A structlog processor: the event, as Airflow is about to render it, into the task's file."""
         self._write(event_dict)
         return event_dict
@@ -615,7 +615,7 @@ class TaskLogFiles(logging.Handler):
             )
         )
 
-    def _write(self, line: dict) -> None:
+    def _write(self, line: Mapping[str, Any]) -> None:
         if self._file is None or threading.get_ident() != self._thread:
             return
         self._file.write(json.dumps(line, default=str) + "\n")
