@@ -5,18 +5,13 @@ filtered page is the same in French and in English."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from html import unescape
 
 import pytest
-from view_client import view_client
+from view_client import log_event, view_client
 
-from include.retention.database import store
-from include.retention.database.target import connect
 from include.retention.language import translator
-from include.retention.policy.load import load_policy
-from include.retention.records import audit
-from include.retention.records.audit import ACTIONS, RunContext
+from include.retention.records.audit import ACTIONS
 from include.retention_airflow.ui.audit_browser import ACTION_WORDS
 
 RUN = "manual__words"
@@ -26,20 +21,16 @@ RUN = "manual__words"
 def view(tmp_path_factory, airflow_db):
     """The view over the UI target, with one event whose details hold booleans."""
     with view_client(tmp_path_factory.mktemp("audit-words")) as client:
-        policy = load_policy()
-        target = connect(f"sqlite:///{client.home / 'target.db'}")
-        with target.engine.begin() as conn:
-            audit.record(
-                conn,
-                store.audit_table("archive", policy.audit_table),
-                RunContext(RUN, "retention_prospection", date(2026, 11, 26), policy.version, dry_run=True),
-                category="prospection",
-                action="validation",
-                row_count=0,
-                table_name="prospects",
-                details={"passed": False, "checks": {"orphans": True}},
-            )
-        target.dispose()
+        log_event(
+            client.home,
+            RUN,
+            "retention_prospection",
+            "prospection",
+            action="validation",
+            row_count=0,
+            table_name="prospects",
+            details={"passed": False, "checks": {"orphans": True}},
+        )
         yield client
 
 

@@ -4,18 +4,11 @@ a run of another DAG or a run that has logged nothing yet."""
 
 from __future__ import annotations
 
-from datetime import date
 from urllib.parse import quote
 
 import pytest
 from ui_target import RUNS
-from view_client import view_client
-
-from include.retention.database import store
-from include.retention.database.target import connect
-from include.retention.policy.load import load_policy
-from include.retention.records import audit
-from include.retention.records.audit import RunContext
+from view_client import log_event, view_client
 
 SHARED = RUNS["prospection"]  # a run id the web_forms DAG uses too, below
 
@@ -24,19 +17,15 @@ SHARED = RUNS["prospection"]  # a run id the web_forms DAG uses too, below
 def view(tmp_path_factory, airflow_db):
     """The view over the UI target, where a run of retention_web_forms shares the prospection run's id."""
     with view_client(tmp_path_factory.mktemp("run-tab")) as client:
-        policy = load_policy()
-        target = connect(f"sqlite:///{client.home / 'target.db'}")
-        with target.engine.begin() as conn:
-            audit.record(
-                conn,
-                store.audit_table("archive", policy.audit_table),
-                RunContext(SHARED, "retention_web_forms", date(2026, 11, 26), policy.version, dry_run=True),
-                category="web_forms",
-                action="plan",
-                row_count=0,
-                table_name="web_form_submissions",
-            )
-        target.dispose()
+        log_event(
+            client.home,
+            SHARED,
+            "retention_web_forms",
+            "web_forms",
+            action="plan",
+            row_count=0,
+            table_name="web_form_submissions",
+        )
         yield client
 
 

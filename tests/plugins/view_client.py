@@ -8,7 +8,9 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ui_target import SECRET, bearer, seeded_target
@@ -17,6 +19,8 @@ from include.retention.database import store
 from include.retention.database.target import Target, connect
 from include.retention.files import site_folder
 from include.retention.policy.load import load_policy
+from include.retention.records import audit
+from include.retention.records.audit import RunContext
 from include.retention.reports import certificate
 from include.retention.settings import KEY_ENV_VAR
 
@@ -65,3 +69,21 @@ def copy_of_the_target(destination: Path, patch: pytest.MonkeyPatch) -> Target:
     copy = json.dumps({"conn_type": "sqlite", "host": str(destination / "target.db")})
     patch.setenv("AIRFLOW_CONN_RETENTION_TARGET", copy)
     return connect(f"sqlite:///{destination / 'target.db'}")
+
+
+def log_event(home: Path, run_id: str, dag_id: str, category: str, **event: Any) -> None:
+    """One more audit event in the view's target in ``home``, as run ``run_id`` of ``dag_id``
+    on 26 November 2026 (a preview): ``event`` holds the action, table, row count, details."""
+    policy = load_policy()
+    target = connect(f"sqlite:///{home / 'target.db'}")
+    try:
+        with target.engine.begin() as conn:
+            audit.record(
+                conn,
+                store.audit_table("archive", policy.audit_table),
+                RunContext(run_id, dag_id, date(2026, 11, 26), policy.version, dry_run=True),
+                category=category,
+                **event,
+            )
+    finally:
+        target.dispose()
