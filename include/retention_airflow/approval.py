@@ -26,7 +26,9 @@ Its subject and body are in the policy's language (the ``airflow`` catalog): the
 Who may answer is configuration: ``$RETENTION_APPROVERS`` (comma-separated user ids of the auth
 manager - the user names of the simple auth manager) becomes the question's ``assigned_users``;
 Airflow then refuses (403) an answer from anyone else, an admin included. Unset, anyone whose
-role may edit the DAG's HITL details answers (see docs/how-to/dpo-role.md).
+role may edit the DAG's HITL details answers (see docs/how-to/dpo-role.md). A value that is not
+a list of user ids is a configuration error of every target (``site_dags.config_error``): their
+retention DAGs are not built rather than built with the restriction dropped.
 """
 
 from __future__ import annotations

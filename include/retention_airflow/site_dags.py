@@ -2,8 +2,9 @@
 
 A DAG file builds its DAGs once per target (``for_each_site(build)``). When a deployment serves
 several targets (``$RETENTION_TARGETS``), a target whose configuration cannot be used - its
-policy file unreadable or invalid, or ``$RETENTION_APPROVAL_ALERT_HOURS`` at or past its
-policy's ``approval_timeout_hours`` - gets none of its DAGs, and the other targets keep theirs.
+policy file unreadable or invalid, ``$RETENTION_APPROVAL_ALERT_HOURS`` at or past its
+policy's ``approval_timeout_hours``, or ``$RETENTION_APPROVERS`` naming something that is not a
+user id - gets none of its DAGs, and the other targets keep theirs.
 In their place it gets ``retention_config_error_<name>`` (``dags/retention_config_error.py``):
 active at creation, daily, one task that fails with the error - the file or variable to fix -
 so the failure alert fires and the DAG list shows it failing.
@@ -22,7 +23,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.retention.errors import RetentionError, describe
-from include.retention_airflow import alerts, dag_defaults
+from include.retention_airflow import alerts, approval, dag_defaults
 from include.retention_airflow.targets import Site, sites
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,13 @@ come back (paused, as at creation, if they never existed).
 
 def config_error(site: Site) -> str | None:
     """What makes ``site``'s configuration unusable for its DAGs (scrubbed, naming the file or
-    the variable), or None: its policy loads and validates, and the approval alert comes before
-    its approval timeout."""
+    the variable), or None: its policy loads and validates, the approval alert comes before
+    its approval timeout, and the approvers are user ids. A bad approver list is an error, never
+    ignored: its approval steps would otherwise be answerable by anyone."""
     try:
         policy = site.policy()
         alerts.approval_alert_hours(policy.approval_timeout_hours)
+        approval.approvers()
     except (RetentionError, ValueError, OSError) as exc:
         return f"target {site.name!r} (policy {site.policy_path}): {describe(exc)}"
     return None
