@@ -516,6 +516,13 @@ def _run_approving(dag):
     return dag_run
 
 
+def limits_passed(body: str) -> list[str]:
+    """The limits an approval request says were passed: its body's second paragraph, a heading
+    then one "- " line each, in the policy's language (``approval.approval_body``)."""
+    paragraphs = body.split("\n\n")
+    return [line[2:] for line in paragraphs[1].splitlines()[1:]] if len(paragraphs) > 1 else []
+
+
 def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
     from airflow.api_fastapi.app import create_app
     from airflow.models.taskinstance import TaskInstance as TI
@@ -540,10 +547,7 @@ def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
             path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve_deletions/-1/hitlDetails"
             body = client.get(path, headers=headers).json().get("body") or ""
             answer = client.patch(path, json={"chosen_options": ["Approve"]}, headers=headers)
-        # The body's second paragraph lists the limits passed, one "- " line each, in the
-        # policy's language (approval.approval_body).
-        paragraphs = body.split("\n\n")
-        over = [line[2:] for line in paragraphs[1].splitlines()[1:]] if len(paragraphs) > 1 else []
+        over = limits_passed(body)
         said.append(f"past the deletion limit: {'; '.join(over[:2])}{' ...' if len(over) > 2 else ''}")
         said.append(
             f"approved by the demo's admin over the REST API (HTTP {answer.status_code}); in production "
