@@ -33,6 +33,8 @@ ALERT_SLACK_CONN_ENV_VAR = "RETENTION_ALERT_SLACK_CONN"
 ALERT_SLACK_CHANNEL_ENV_VAR = "RETENTION_ALERT_SLACK_CHANNEL"
 # Hours a run may wait (for an approval) before someone is told.
 APPROVAL_ALERT_HOURS_ENV_VAR = "RETENTION_APPROVAL_ALERT_HOURS"
+# The users who may answer a run's approval (approval.py); unset: anyone whose role may.
+APPROVERS_ENV_VAR = "RETENTION_APPROVERS"
 
 # --- Bounds --------------------------------------------------------------------------------
 

@@ -47,10 +47,10 @@ from include.retention.dates.words import day_words
 from include.retention.language import translator
 from include.retention.policy.model import RetentionPolicy
 from include.retention.schedule.plan import CategoryPlan, TablePlan
+from include.retention.settings import APPROVERS_ENV_VAR
 from include.retention_airflow import alerts
 
 PLAN_TASK = "plan"
-APPROVERS_ENV_VAR = "RETENTION_APPROVERS"
 _USER_ID = re.compile(r"[A-Za-z0-9_.@+-]{1,256}")
 
 

@@ -24,6 +24,7 @@ import yaml
 from include.retention import settings
 from include.retention.policy.load import DEFAULT_POLICY_PATH, load_policy, parse_policy, read_policy_yaml
 from include.retention_airflow.alerts import approval_alert_hours, channels
+from include.retention_airflow.approval import approvers
 from include.retention_airflow.targets import sites
 from scripts.check_helm_values import errors, merged
 from scripts.check_helm_values import main as check_helm_values
@@ -53,6 +54,8 @@ SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET|JWT|TOKEN|_KEY$|_AUTH$)(?!.*_
 URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
 # The project's own settings: what settings.py names, the only RETENTION_* the code reads.
 PROJECT_VARIABLES = {value for name, value in vars(settings).items() if name.endswith("_ENV_VAR")}
+# A variable's name defined anywhere else than settings.py (``NAME_ENV_VAR = "RETENTION_..."``).
+ENV_VAR_CONSTANT = re.compile(r"^\w+_ENV_VAR\s*=", re.MULTILINE)
 
 
 def compose() -> dict[str, Any]:
@@ -112,6 +115,7 @@ def the_code_accepts(environ: dict[str, str]) -> None:
     the code refuses would fail every DAG of the deployment."""
     sites(environ)
     channels(environ)
+    approvers(environ)
     approval_alert_hours(load_policy(environ.get("RETENTION_POLICY") or None).approval_timeout_hours, environ)
 
 
@@ -285,6 +289,26 @@ def test_compose_reads_only_settings_the_project_defines() -> None:
     assert {"RETENTION_TARGETS", "RETENTION_REPORTS_DIR", "RETENTION_ALERT_EMAILS"} <= read
 
 
+def test_every_variable_the_code_reads_is_named_in_settings() -> None:
+    # Otherwise the checks below, which start from settings.py, miss it (RETENTION_APPROVERS did).
+    elsewhere = [
+        str(path.relative_to(ROOT))
+        for folder in ("include", "dags", "plugins")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name != "settings.py" and ENV_VAR_CONSTANT.search(path.read_text(encoding="utf-8"))
+    ]
+    assert elsewhere == []
+
+
+def test_every_setting_reaches_every_airflow_container() -> None:
+    common = compose()["x-airflow-common"]["environment"]
+    # The subject key reaches them as the Airflow Variable AIRFLOW_VAR_RETENTION_SUBJECT_SECRET.
+    assert "AIRFLOW_VAR_" + settings.KEY_ENV_VAR in common
+    missing = PROJECT_VARIABLES - {settings.KEY_ENV_VAR} - set(common)
+    assert missing == set(), f"set in .env, never seen by Airflow: {sorted(missing)}"
+    assert PROJECT_VARIABLES - {settings.KEY_ENV_VAR} <= documented_variables()
+
+
 def test_compose_settings_as_env_example_gives_them_are_accepted() -> None:
     values = {**example_values(), **{name: "x" * 32 for name in documented_variables() if SECRET_NAME.search(name)}}
     common = compose()["x-airflow-common"]["environment"]
@@ -377,6 +401,8 @@ def test_helm_values_settings_are_accepted() -> None:
 def test_a_setting_the_code_refuses_is_found() -> None:
     with pytest.raises(ValueError, match="RETENTION_APPROVAL_ALERT_HOURS"):
         the_code_accepts({"RETENTION_APPROVAL_ALERT_HOURS": "24"})  # the policy's approval timeout: too late
+    with pytest.raises(ValueError, match="RETENTION_APPROVERS: entry 1"):
+        the_code_accepts({"RETENTION_APPROVERS": "dpo;bob"})
 
 
 def test_helm_values_mount_the_evidence_volume_and_create_the_pools() -> None:
