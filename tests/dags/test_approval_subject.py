@@ -46,7 +46,8 @@ def test_the_approval_asked_for_a_named_targets_run_names_its_dag_and_so_its_dat
     )
     approval.execute({"ti": _Ti(plan)})
     assert (
-        asked["subject"] == "Approuver les suppressions de retention_prospection_lyon : limite de suppression dépassée"
+        asked["subject"]
+        == "Approuver les retraits (archivage ou destruction) de retention_prospection_lyon : limite de suppression dépassée"
     )
 
 

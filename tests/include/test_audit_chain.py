@@ -492,7 +492,7 @@ def test_a_postgresql_log_named_with_another_host_case_or_without_its_default_po
 
 @pytest.mark.parametrize(
     "lang, said",
-    [("en", "NOT VERIFIED against the run certificates"), ("fr", "NON VÉRIFIÉ par les certificats de passage")],
+    [("en", "NOT VERIFIED against the run certificates"), ("fr", "NON VÉRIFIÉ par les certificats d'exécution")],
 )
 def test_the_dpo_report_says_a_log_whose_certificates_name_another_log_was_not_verified(lang, said):
     from html import unescape

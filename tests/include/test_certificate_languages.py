@@ -87,7 +87,7 @@ def test_the_values_a_reader_sees_are_translated():
     assert "Limite de suppression dans la limite" in french
     dry = _text(certificate.render(_certificate(WINTER, dry_run=True, approved_past_limit=120)))
     assert "Mode aperçu : rien n'a été modifié" in dry and "aperçu terminé, rien n'a été modifié ; 1 contrôle" in dry
-    assert "dépassée : 120 suppressions approuvées par une personne" in dry
+    assert "dépassée : 120 retraits (archivage ou destruction) approuvés par une personne" in dry
     failed = _text(certificate.render(_certificate(WINTER, completed=False), "en"))
     assert "INCOMPLETE: the run did not finish or a check failed" in failed
 

@@ -203,7 +203,7 @@ def test_a_run_that_archives_14_rows_and_destroys_6_of_them_counts_14_rows_of_wh
     assert (november.archived, november.deleted_same_run, november.archived_kept) == (14, 6, 8)
     assert (november.deleted_from_archive, november.deleted_directly, november.rows) == (0, 0, 14)
     page = unescape(dpo_render.render(report))
-    assert _bars(page) == [(14, {"archivés et conservés": 8, "archivés puis détruits dans le même passage": 6})]
+    assert _bars(page) == [(14, {"archivés et conservés": 8, "archivés puis supprimés dans la même exécution": 6})]
     assert "20" not in re.findall(r'<text class="total"[^>]*>(\d+)</text>', page)
 
 
@@ -228,7 +228,7 @@ def test_a_category_without_an_archive_counts_rows_destroyed_directly_in_the_act
     report = _report(target, policy, period=NOVEMBER)
     # Members 1, 3, 4, 5 and 7 are past 3 years: destroyed where they are, never archived.
     assert _segments(report.volume("members", "2026-11")) == {"deleted_directly": 5}
-    assert _bars(unescape(dpo_render.render(report))) == [(5, {"détruits directement dans la base active": 5})]
+    assert _bars(unescape(dpo_render.render(report))) == [(5, {"supprimés directement dans la base active": 5})]
 
 
 def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
@@ -239,7 +239,7 @@ def test_rows_archived_and_anonymised_in_the_same_run_are_counted_once(target):
     # Members 1, 3, 4, 5 and 7 are archived; member 4, past 8 years, is anonymised at once.
     assert _segments(report.volume("members", "2026-11")) == {"archived_kept": 4, "anonymized_same_run": 1}
     assert _bars(unescape(dpo_render.render(report))) == [
-        (5, {"archivés et conservés": 4, "archivés puis anonymisés dans le même passage": 1})
+        (5, {"archivés et conservés": 4, "archivés puis anonymisés dans la même exécution": 1})
     ]
 
 
@@ -248,7 +248,7 @@ def test_the_volume_table_gives_each_table_archived_of_which_destroyed_and_rows_
     run_category(target, club_policy())
     page = unescape(dpo_render.render(_report(target, period=NOVEMBER)))
     table = page[page.index("<h2>2.") : page.index("<h2>3.")]
-    assert "dont détruits ou anonymisés dans le même passage" in table
+    assert "dont supprimés ou anonymisés dans la même exécution" in table
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
     assert cells == ["Adhérents", "members", "novembre 2026", "14", "6", "0", "0", "14"]
 
@@ -274,9 +274,9 @@ def test_the_chart_says_what_it_counts_over_which_period_with_a_legend(target):
     run_category(target, club_policy())
     report = _report(target, period=NOVEMBER)
     french, english = unescape(dpo_render.render(report)), unescape(dpo_render.render(report, "en"))
-    assert "Adhérents : enregistrements traités par les passages de novembre 2026, chacun compté une fois" in french
+    assert "Adhérents : enregistrements traités par les exécutions de novembre 2026, chacun compté une fois" in french
     assert "Members: records handled by the runs of November 2026, each counted once" in english
-    assert 'class="legend"' in french and "archivés puis détruits dans le même passage" in french
+    assert 'class="legend"' in french and "archivés puis supprimés dans la même exécution" in french
     assert "archived then destroyed in the same run" in english
 
 
@@ -362,7 +362,7 @@ def test_a_one_day_report_says_it_covers_one_day(target):
     create_club(target)
     run_category(target, club_policy())
     page = unescape(dpo_render.render(_report(target, period=(AS_OF, AS_OF))))
-    assert "Période couverte : le 26 novembre 2026" in page and "les passages du 26 novembre 2026" in page
+    assert "Période couverte : le 26 novembre 2026" in page and "les exécutions du 26 novembre 2026" in page
     assert "état compté le 26 novembre 2026" in page
     assert "2026-11-26 au 2026-11-26" not in page and "du 26 novembre 2026 au" not in page
 

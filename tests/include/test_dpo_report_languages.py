@@ -141,9 +141,9 @@ def test_the_compliance_and_schedule_tables_read_in_each_language():
     assert _cells(french, "<h2>3.")[11:15] == ["Adhérents", "members", "27 novembre 2023", "27 novembre 2026"]
     assert "conforme" in _cells(french, "<h2>3.")[21] and "compliant" in _cells(english, "<h2>3.")[21]
     assert _cells(english, "<h2>3.")[11:15] == ["Members", "members", "27 November 2023", "27 November 2026"]
-    assert _cells(french, "<h2>1.")[5] == "Sort final" and _cells(french, "<h2>1.")[11] == "destruction"
+    assert _cells(french, "<h2>1.")[5] == "Sort final" and _cells(french, "<h2>1.")[11] == "suppression"
     assert _cells(english, "<h2>1.")[5] == "End of life" and _cells(english, "<h2>1.")[11] == "deletion"
-    assert "archivés puis détruits dans le même passage" in french and "expiré 1" in _text(french)
+    assert "archivés puis supprimés dans la même exécution" in french and "expiré 1" in _text(french)
     assert "archived then destroyed in the same run" in english and "expired 1" in _text(english)
 
 
@@ -181,7 +181,7 @@ def test_no_iso_date_is_left_in_the_french_report():
 def test_the_schedule_page_of_the_retention_view_reads_wholly_in_french_or_english():
     policy = club_policy(archive_period=None, archive_purpose=None)
     french, english = _text(dpo_render.schedule_table(policy, "fr")), _text(dpo_render.schedule_table(policy, "en"))
-    assert "Base active : durée, à compter de" in french and "aucune" in french and "destruction" in french
+    assert "Base active : durée, à compter de" in french and "aucune" in french and "suppression" in french
     assert "Active base: period, counted from" in english and "no archive" in english and "deletion" in english
     for word in ("Category", "none", "no archive", "deletion", "until", "from"):
         assert not re.search(rf"\b{word}\b", french), word

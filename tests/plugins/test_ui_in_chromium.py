@@ -512,7 +512,7 @@ def test_a_run_of_a_retention_dag_has_a_certificate_tab_in_french(airflow_standa
     assert tab.text == "Certificat"
     tab.click()
     _enter_view(dpo)
-    text = _wait_for_text(dpo, "Certificat de suppression")
+    text = _wait_for_text(dpo, "Aperçu (rien n'a été modifié)")
     _screenshot(dpo, screenshots, "14-onglet-certificat-d-une-execution")
     assert unquote(run_page.rsplit("/runs/", 1)[1]) in text, "the tab shows another run's certificate"
     assert "aperçu" in text, "the preview run's certificate does not say it was a preview"

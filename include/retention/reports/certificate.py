@@ -356,8 +356,17 @@ def render(c: Certificate, lang: str | None = None) -> str:
         f"{_waiting_paragraph(c, lang) if waited else ''}"
         f"<h2>{html.text(checks)}</h2>{_checks_table(c, _)}<p>{_derived_paragraph(_)}</p>"
     )
-    title = _("Deletion certificate - {category} - {day}").format(category=label, day=day_words(c.as_of, lang))
-    return html.page(title, body, lang=lang)
+    return html.page(_title(c, label, lang), body, lang=lang)
+
+
+def _title(c: Certificate, label: str, lang: str) -> str:
+    """A preview changed nothing, so its page must not call itself a deletion certificate."""
+    _ = translator(lang, "engine")
+    if c.dry_run:
+        title = _("Preview (nothing changed) - {category} - {day}")
+    else:
+        title = _("Deletion certificate - {category} - {day}")
+    return title.format(category=label, day=day_words(c.as_of, lang))
 
 
 _COUNTS_EXPLAINED = N_(

@@ -46,7 +46,7 @@ ACTION_WORDS: dict[str, str] = {
     "delete": N_("deletion"),
     "anonymize": N_("anonymization"),
     "quality_finding": N_("quality finding"),
-    "validation": N_("post-run check"),
+    "validation": N_("data-quality check"),
     "run_summary": N_("run summary"),
     "rights_request": N_("rights request"),
     "erase": N_("erasure"),
