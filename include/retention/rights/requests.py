@@ -24,6 +24,12 @@ again must be exactly those it was received with, compared as the keyed hashes o
 received events (which carry the register's ``request_id``); another person, or more or
 fewer identifiers, is refused naming the reference - never an identifier.
 
+A request recorded ``pending_identity`` is carried out the same way, once its identity is
+checked: run again with the same reference, type, receipt date and person and the identity
+verified, it is promoted to ``in_progress`` (audited as received again, with
+``identity_verified: true``) and handled as a verified request; its deadline still runs from its receipt.
+Run again still unverified, it stays pending, recorded once.
+
 Every text field is checked before any SQL: a NUL byte (PostgreSQL cannot store one) or a
 value longer than its column is refused naming the field, never showing the value.
 """
@@ -136,26 +142,32 @@ def record_or_resume(
     *,
     trail: Table | None = None,
     subject_hashes: Sequence[str] = (),
-) -> tuple[int, bool]:
-    """Write the request, or - with ``resume`` - find it again when a dead worker left it
-    ``in_progress`` (the same request: type and receipt date; the identity verified; and the
-    same person: ``subject_hashes``, the keyed hashes of the identifiers given now, must be
-    those its received events in the audit ``trail`` recorded - see ``check_same_subject``):
-    ``(request_id, resumed)``. Any other known reference is refused, naming its status."""
+) -> tuple[int, str]:
+    """Write the request, or - with ``resume`` - find it again: ``(request_id, how)``, ``how``
+    being ``recorded`` (new), ``resumed`` (a dead worker left it ``in_progress``, or it is
+    still ``pending_identity`` and still unverified) or ``verified`` (it was
+    ``pending_identity`` and its identity is now verified: promoted to ``in_progress``).
+    Found again only as the same request: type and receipt date, and the same person
+    (``subject_hashes``, the keyed hashes of the identifiers given now, must be those its
+    received events in the audit ``trail`` recorded - see ``check_same_subject``). Any other
+    known reference is refused, naming its status."""
     known = conn.execute(
         select(register.c.request_id, register.c.status, register.c.request_type, register.c.received_at).where(
             register.c.reference == request.reference
         )
     ).first()
-    if known and resume and known.status == "in_progress" and request.identity_verified:
+    if known and resume and _resumable(known.status, request.identity_verified):
         if known.request_type != request.request_type or known.received_at != received_at:
             raise RetentionError(
                 f"request {request.reference!r} is in the register as a {known.request_type} "
-                f"received {known.received_at:%Y-%m-%d}, still in progress; running it again "
+                f"received {known.received_at:%Y-%m-%d}, status {known.status}; running it again "
                 "must give the same type and receipt date (or use a new reference)"
             )
-        check_same_subject(conn, trail, request, known.request_id, subject_hashes)
-        return known.request_id, True
+        check_same_subject(conn, trail, request, known.request_id, subject_hashes, known.status)
+        if known.status == "pending_identity" and request.identity_verified:
+            verify_identity(conn, register, request, known.request_id)
+            return known.request_id, "verified"
+        return known.request_id, "resumed"
     if known:
         raise RetentionError(
             f"request {request.reference!r} is already in the register (id {known.request_id}, status {known.status})"
@@ -174,21 +186,49 @@ def record_or_resume(
             status="in_progress" if request.identity_verified else "pending_identity",
         )
         .returning(register.c.request_id)
-    ).scalar_one(), False
+    ).scalar_one(), "recorded"
+
+
+def _resumable(status: str, identity_verified: bool) -> bool:
+    """Whether a known request may be found again by a new trigger: an ``in_progress`` one
+    when verified (a dead worker's), a ``pending_identity`` one either way (verified: it is
+    carried out; still unverified: it stays pending). Never a closed one."""
+    return status == "pending_identity" or (status == "in_progress" and identity_verified)
+
+
+def verify_identity(conn: Connection, register: Table, request: RequestRecord, request_id: int) -> None:
+    """Promote a ``pending_identity`` request whose identity is now verified to ``in_progress``
+    (its due date stays the one counted from receipt); refuse it if another trigger has
+    promoted it meanwhile (on PostgreSQL the update waits for that one's commit)."""
+    promoted = conn.execute(
+        update(register)
+        .where(register.c.request_id == request_id, register.c.status == "pending_identity")
+        .values(status="in_progress", identity_verified=True)
+    ).rowcount
+    if promoted != 1:
+        raise RetentionError(
+            f"request {request.reference!r} (id {request_id}) is no longer waiting for its identity "
+            "check: another run verified it meanwhile"
+        )
 
 
 def check_same_subject(
-    conn: Connection, trail: Table | None, request: RequestRecord, request_id: int, subject_hashes: Sequence[str]
+    conn: Connection,
+    trail: Table | None,
+    request: RequestRecord,
+    request_id: int,
+    subject_hashes: Sequence[str],
+    status: str = "in_progress",
 ) -> None:
-    """Refuse to resume a request about anyone but the person it was recorded about.
+    """Refuse to take up again a request about anyone but the person it was recorded about.
 
     The reference alone says nothing of whom the request is about: run again with another
     person's identifiers, it would erase (or export) their data under the first person's
     entry. The identifiers given now must be exactly those given when it was recorded -
     compared as keyed hashes, those of its received events (``request_id`` in their
-    details), never as identifiers; fewer or more are refused too. The error names the
-    reference and never an identifier."""
-    recorded = _received_hashes(conn, trail, request_id) if trail is not None else set()
+    details, their outcome the request's ``status``), never as identifiers; fewer or more
+    are refused too. The error names the reference and never an identifier."""
+    recorded = _received_hashes(conn, trail, request_id, status) if trail is not None else set()
     if recorded and recorded == set(subject_hashes):
         return
     why = (
@@ -198,15 +238,16 @@ def check_same_subject(
         "with (compared as keyed hashes: or the key changed since)"
     )
     raise RetentionError(
-        f"request {request.reference!r} (id {request_id}, in progress) was not resumed, as the "
+        f"request {request.reference!r} (id {request_id}, status {status}) was not taken up again, as the "
         f"person given now may not be the person it was recorded about: {why}. Run it again with "
         "exactly the identifiers it was received with, or close it by hand and record the other "
         "request under a new reference"
     )
 
 
-def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str]:
-    """The keyed hashes of the request's ``received`` events (one per identifier given)."""
+def _received_hashes(conn: Connection, trail: Table, request_id: int, status: str) -> set[str]:
+    """The keyed hashes of the request's ``received`` events (one per identifier given) for
+    its ``status``: those written when it was recorded, or when its identity was verified."""
     if not store.table_exists(conn, trail):
         return set()
     marked = trail.c.details.like(f'%"request_id":{int(request_id)}%')  # narrowed here, checked exactly below
@@ -214,7 +255,7 @@ def _received_hashes(conn: Connection, trail: Table, request_id: int) -> set[str
     return {
         e["subject_hash"]
         for e in events
-        if e["details"].get("request_id") == request_id and e["details"].get("outcome") == "in_progress"
+        if e["details"].get("request_id") == request_id and e["details"].get("outcome") == status
     }
 
 
@@ -293,7 +334,9 @@ def handle(
     The record is committed first, so that every request is in the register even if its
     handling fails; the handling and the closing of the request are one transaction, so a
     request is either fully carried out and marked ``completed``, or not at all. A request a
-    dead worker left ``in_progress`` is resumed by running it again (``record_or_resume``).
+    dead worker left ``in_progress`` is resumed by running it again, and one left
+    ``pending_identity`` is carried out once run again with the identity verified
+    (``record_or_resume``).
     """
     check_identifiers(subject)
     register = ensure_register(target, policy)
@@ -301,10 +344,11 @@ def handle(
     hashes = subject.hashes(key)
     trail = store.audit_table(target.archive_schema, policy.audit_table)
     with target.engine.begin() as conn:
-        request_id, resumed = record_or_resume(conn, register, request, received_at, trail=trail, subject_hashes=hashes)
+        request_id, how = record_or_resume(conn, register, request, received_at, trail=trail, subject_hashes=hashes)
         status = "in_progress" if request.identity_verified else "pending_identity"
-        if not resumed:  # audited as received once, however many times it is run
-            _audit_request(conn, target, policy, ctx, request, request_id, hashes, status)
+        if how != "resumed":  # audited as received once per status, however many times it is run
+            verified = {"identity_verified": True} if how == "verified" else {}
+            _audit_request(conn, target, policy, ctx, request, request_id, hashes, status, details=verified)
     if not request.identity_verified:
         return Handled(request_id, status, {})
     if request.request_type in ("access", "portability"):
@@ -368,10 +412,13 @@ def _audit_request(
     hashes: list[str],
     status: str,
     rows: int = 0,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """One ``rights_request`` event per identifier hash (a lookup by any of them finds it),
     with the register's ``request_id`` (a number, not the reference): what a resumed request
-    is checked against (``check_same_subject``). (Erasures write theirs in ``erasure``.)"""
+    is checked against (``check_same_subject``); ``details`` adds to them
+    (``identity_verified: true`` when a pending request's identity is checked). (Erasures write theirs in
+    ``erasure``.)"""
     trail = store.audit_table(target.archive_schema, policy.audit_table)
     store.ensure_audit_table(conn, trail)
     for subject_hash in hashes:
@@ -388,5 +435,6 @@ def _audit_request(
                 "outcome": status,
                 "due": request.due,
                 "request_id": request_id,
+                **(details or {}),
             },
         )
