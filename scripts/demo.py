@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
 import pluggy
+import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -557,6 +558,11 @@ def _approve_when_asked(dag_id: str, done, said: list[str]) -> None:
 
 
 hookimpl = pluggy.HookimplMarker("airflow")  # Airflow's listener hooks (airflow.listeners.hookimpl)
+# A failed task's exception as a worker's JSON log holds it (Airflow's dict_tracebacks, no locals):
+# the frames and the message, which the supervisor files as ``error_detail`` and the UI shows.
+_EXCEPTION_AS_DICT = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(use_rich=False, show_locals=False)
+)
 
 
 class TaskLogFiles(logging.Handler):
@@ -601,8 +607,17 @@ class TaskLogFiles(logging.Handler):
         self._file = None
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """A structlog processor: the event, as Airflow is about to render it, into the task's file."""
-        self._write(event_dict)
+        """A structlog processor: the event, as Airflow is about to render it, into the task's file.
+        Its exception is not text yet (the console renderer after this one formats it): written as
+        a worker writes it, ``error_detail``, masked like the rest - else the UI showed "Task
+        failed with exception" with neither message nor traceback."""
+        from airflow.sdk.log import mask_logs
+
+        line = dict(event_dict)  # the renderer after this one still gets the event as it was
+        if line.get("exc_info"):
+            line = dict(_EXCEPTION_AS_DICT(logger, method_name, line))
+            line["error_detail"] = line.pop("exception", None)
+        self._write(mask_logs(logger, method_name, line))
         return event_dict
 
     def emit(self, record: logging.LogRecord) -> None:
