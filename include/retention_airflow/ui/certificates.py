@@ -102,9 +102,13 @@ def run_certificate(
     target, trail = audit_log(reader.site, reader.policy)
     try:
         with target.read() as conn, site_folder(reader.site.reports_folder):
+            if not store.table_exists(conn, trail):
+                raise certificate.NoSuchRun(run_id)
             issued = certificate.build(conn, trail, reader.policy, run_id, dag_id)
     except certificate.NoSuchRun as exc:
-        raise HTTPException(404, str(exc)) from exc
+        if format == "json":
+            raise HTTPException(404, str(exc)) from exc
+        return _no_such_run(reader.lang, dag_id, run_id)
     if format == "json":
         return JSONResponse(issued.to_dict())
     return HTMLResponse(certificate.render(issued, reader.lang))
@@ -165,6 +169,16 @@ def _not_a_schedule_dag(lang: str, dag_id: str, status_code: int = 200) -> HTMLR
         "Certificates are issued for the runs of the retention_<category> DAGs."
     ).format(dag=dag_id)
     return _no_certificate(lang, _("No certificate for this run"), message, status_code)
+
+
+def _no_such_run(lang: str, dag_id: str, run_id: str) -> HTMLResponse:
+    """A certificate's address naming a run the log does not know: a 404 a person can read."""
+    _ = translator(lang, "ui")
+    message = _(
+        "The audit log holds no event for the run {run} of {dag}: there is no certificate at this address. "
+        "The list of run certificates links every recorded run."
+    ).format(run=run_id, dag=dag_id)
+    return _no_certificate(lang, _("No certificate for this run"), message, status_code=404)
 
 
 def _no_certificate(lang: str, title: str, message: str, status_code: int = 200) -> HTMLResponse:

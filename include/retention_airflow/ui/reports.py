@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path as LocalPath
 
 from fastapi import APIRouter, HTTPException, Path
@@ -109,14 +110,17 @@ def _read(folder: Location, name: str) -> bytes:
     if _is_link(folder) or _is_link(folder / name) or (folder / name).resolve().parent != folder.resolve():
         raise not_served
     # Opened without following a link, the folder then the file in it: a link put there after
-    # the checks above is refused too (ELOOP), not followed.
+    # the checks above is refused too (ELOOP), not followed. Opened without blocking, then
+    # checked to be a regular file: a FIFO named like a report would otherwise hang the worker.
     try:
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd)
+            file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
         finally:
             os.close(folder_fd)
     except OSError as exc:
         raise not_served from exc
     with os.fdopen(file_fd, "rb") as report:
+        if not stat.S_ISREG(os.fstat(report.fileno()).st_mode):
+            raise not_served
         return report.read()
