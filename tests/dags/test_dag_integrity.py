@@ -156,7 +156,7 @@ def test_doc_md_states_the_schedule_in_words(dagbag):
     doc = dagbag.dags["retention_prospection"].doc_md
     # In the policy's language (the shipped policy is French).
     assert (
-        "conservé en base active 3 ans à compter de `last_inbound_contact_at`, puis 5 ans en archive, puis détruit"
+        "conservé en base active 3 ans à compter de `last_inbound_contact_at`, puis 5 ans en archive, puis supprimé"
         in doc
     )
     tracking = dagbag.dags["retention_navigation_tracking"].doc_md
