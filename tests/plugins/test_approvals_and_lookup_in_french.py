@@ -14,7 +14,19 @@ def view(tmp_path_factory, airflow_db):
         yield client
 
 
-def test_with_no_run_waiting_the_approvals_page_says_so_and_links_to_required_actions(view):
+@pytest.fixture
+def no_run_waiting():
+    """Nothing awaiting an answer in Airflow's metadata: the session's database is shared, and
+    runs of other tests (DAG runs past their deletion limit) may have left approvals unanswered."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(HITLDetail).where(HITLDetail.responded_at.is_(None)))
+
+
+def test_with_no_run_waiting_the_approvals_page_says_so_and_links_to_required_actions(view, no_run_waiting):
     page = view.get("/retention/approvals").text
     assert "Aucune exécution n&#x27;attend d&#x27;approbation." in page
     assert "<a class='required-action' target='_top' href='/required_actions'>" in page
