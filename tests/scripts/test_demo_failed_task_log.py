@@ -10,25 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from include.retention.database.target import connect
-from tests.scripts.test_demo_task_logs import ROOT, SECRET, _bearer, _demo_module
-
-
-def _log_lines(dag_id: str, run_id: str, task_id: str) -> list[dict]:
-    """The task's log lines as the UI gets them (the api-server's log endpoint, first try)."""
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-    from fastapi.testclient import TestClient
-
-    purge_cached_app()
-    try:
-        with TestClient(create_app("core")) as client:
-            response = client.get(
-                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
-                headers={**_bearer(client), "Accept": "application/json"},
-            )
-    finally:
-        purge_cached_app()
-    assert response.status_code == 200, response.text
-    return response.json()["content"]
+from tests.scripts.test_demo_task_logs import ROOT, SECRET, _demo_module, log_lines
 
 
 def test_a_failed_demo_task_s_log_shows_its_error_and_traceback_without_the_address(airflow_db, tmp_path, monkeypatch):
@@ -54,7 +36,7 @@ def test_a_failed_demo_task_s_log_shows_its_error_and_traceback_without_the_addr
 
     assert dag_run.state == "failed"
     (failed,) = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
-    lines = _log_lines(dag.dag_id, dag_run.run_id, failed)
+    lines = log_lines(dag.dag_id, dag_run.run_id, failed)
     details = [line["error_detail"] for line in lines if line.get("error_detail")]
     assert details, [line.get("event") for line in lines]
     assert any("not of the form" in error["exc_value"] and error["frames"] for error in details[-1]), details

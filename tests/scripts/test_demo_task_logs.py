@@ -31,7 +31,7 @@ def _bearer(client) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def _logged_events(dag_id: str, run_id: str, task_id: str) -> list[str]:
+def log_lines(dag_id: str, run_id: str, task_id: str) -> list[dict]:
     """The task's log lines as the UI gets them: the api-server's log endpoint, first try."""
     from airflow.api_fastapi.app import create_app, purge_cached_app
     from fastapi.testclient import TestClient
@@ -46,7 +46,12 @@ def _logged_events(dag_id: str, run_id: str, task_id: str) -> list[str]:
     finally:
         purge_cached_app()
     assert response.status_code == 200, response.text
-    return [line["event"] for line in response.json()["content"]]
+    return response.json()["content"]
+
+
+def _logged_events(dag_id: str, run_id: str, task_id: str) -> list[str]:
+    """The events of the task's log lines as the UI gets them."""
+    return [line["event"] for line in log_lines(dag_id, run_id, task_id)]
 
 
 def test_a_demo_run_s_task_logs_are_what_the_ui_shows_for_its_tasks(airflow_db, tmp_path, monkeypatch):
